@@ -1,0 +1,3 @@
+// Package layout registers the reference kernels of shape and data-movement
+// ops: Reshape, Transpose, Concat, Split, Slice, Gather, Pad, Expand, Tile, ...
+package layout
