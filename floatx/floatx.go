@@ -17,7 +17,7 @@ type format struct {
 	bias         int
 	maxMag       uint32 // magnitude code of the largest finite value
 	infMag       int64  // magnitude code of +Inf, or -1 when the format has none
-	nanMag       uint32 // magnitude code written for NaN (ignored when uz)
+	nanMag       int64  // magnitude code written for NaN, -1 when the format has no NaN (ignored when uz)
 	uz           bool   // "unsigned zero": no -0; the code with only the sign bit set is the one NaN
 	ieeeNaN      bool   // every exponent-all-ones code with a non-zero mantissa is NaN (IEEE style)
 }
@@ -33,7 +33,7 @@ func (f *format) isNaN(code uint32) bool {
 	if f.ieeeNaN {
 		return mag>>uint(f.mbits) == 1<<uint(f.ebits)-1 && mag&(1<<uint(f.mbits)-1) != 0
 	}
-	return mag == f.nanMag
+	return f.nanMag >= 0 && int64(mag) == f.nanMag
 }
 
 // decode returns the exact value of a code.
@@ -63,7 +63,11 @@ func (f *format) decode(code uint32) float64 {
 
 // encode rounds v to nearest even. Values that round beyond the largest
 // finite value (and infinities) become the largest finite value when sat is
-// set, else +-Inf where the format has it, else NaN.
+// set, else +-Inf where the format has it, else NaN. This is ONNX Cast's
+// table since opset 24 (and what its reference and ONNX Runtime compute for
+// earlier opsets too): with saturate, +-Inf becomes +-FLT_MAX in all four
+// float8 formats, the FNUZ ones included. NaN input needs a format with NaN
+// (callers handle the others).
 func (f *format) encode(v float64, sat bool) uint32 {
 	sign := uint32(0)
 	if math.Signbit(v) {
@@ -73,7 +77,7 @@ func (f *format) encode(v float64, sat bool) uint32 {
 		if f.uz {
 			return 1 << f.signShift()
 		}
-		return sign | f.nanMag
+		return sign | uint32(f.nanMag)
 	}
 	a := math.Abs(v)
 	overflow := func() uint32 {
@@ -84,16 +88,13 @@ func (f *format) encode(v float64, sat bool) uint32 {
 			return sign | uint32(f.infMag)
 		case f.uz:
 			return 1 << f.signShift()
+		case f.nanMag < 0: // no Inf, no NaN: nothing to do but saturate
+			return sign | f.maxMag
 		default:
-			return sign | f.nanMag
+			return sign | uint32(f.nanMag)
 		}
 	}
 	if math.IsInf(a, 0) {
-		if f.uz && sat {
-			// ONNX: with saturation, +-Inf becomes NaN in the FNUZ formats
-			// (they have no infinity to saturate from); finite overflow saturates.
-			return 1 << f.signShift()
-		}
 		return overflow()
 	}
 	emin := 1 - f.bias
@@ -128,9 +129,10 @@ var (
 	bfloat   = format{ebits: 8, mbits: 7, bias: 127, maxMag: 0x7f7f, infMag: 0x7f80, nanMag: 0x7fc0, ieeeNaN: true}
 	e4m3fn   = format{ebits: 4, mbits: 3, bias: 7, maxMag: 0x7e, infMag: -1, nanMag: 0x7f}
 	e4m3fnuz = format{ebits: 4, mbits: 3, bias: 8, maxMag: 0x7f, infMag: -1, uz: true}
-	e5m2     = format{ebits: 5, mbits: 2, bias: 15, maxMag: 0x7b, infMag: 0x7c, nanMag: 0x7f, ieeeNaN: true}
+	// E5M2 writes NaN as 0x7e/0xfe, the top byte of half's quiet NaN, as ONNX's reference (ml_dtypes) does.
+	e5m2     = format{ebits: 5, mbits: 2, bias: 15, maxMag: 0x7b, infMag: 0x7c, nanMag: 0x7e, ieeeNaN: true}
 	e5m2fnuz = format{ebits: 5, mbits: 2, bias: 16, maxMag: 0x7f, infMag: -1, uz: true}
-	e2m1     = format{ebits: 2, mbits: 1, bias: 1, maxMag: 0x7, infMag: -1, nanMag: 0x7}
+	e2m1     = format{ebits: 2, mbits: 1, bias: 1, maxMag: 0x7, infMag: -1, nanMag: -1}
 )
 
 // F8Format names one of ONNX's float8 formats.
@@ -231,10 +233,18 @@ func F64ToBF16(v float64) uint16 {
 // F4E2M1ToF32 decodes a 4-bit E2M1 code (low nibble).
 func F4E2M1ToF32(code uint8) float32 { return float32(e2m1.decode(uint32(code & 0xf))) }
 
-// F32ToF4E2M1 encodes to E2M1; the format has no Inf/NaN, so out-of-range
-// values saturate to +-6 and NaN becomes the positive maximum code.
-func F32ToF4E2M1(v float32, sat bool) uint8 {
-	return uint8(e2m1.encode(float64(v), true))
+// F32ToF4E2M1 encodes to E2M1 (round to nearest even). The format has no Inf
+// or NaN: out-of-range values and infinities always saturate to +-6 (sat is
+// ignored; ONNX's Cast has no non-saturating float4), and NaN becomes 0x8,
+// the code ONNX's reference (ml_dtypes) writes, which reads back as -0.
+func F32ToF4E2M1(v float32, sat bool) uint8 { return F64ToF4E2M1(float64(v)) }
+
+// F64ToF4E2M1 is F32ToF4E2M1 for a float64, rounded once.
+func F64ToF4E2M1(v float64) uint8 {
+	if math.IsNaN(v) {
+		return 0x8
+	}
+	return uint8(e2m1.encode(v, true))
 }
 
 // E8M0ToF32 decodes an E8M0 scale: 2^(code-127); 0xFF is NaN.
@@ -245,34 +255,73 @@ func E8M0ToF32(code uint8) float32 {
 	return float32(math.Ldexp(1, int(code)-127))
 }
 
+// E8M0Round is ONNX Cast's round_mode for float8e8m0.
+type E8M0Round int
+
+const (
+	E8M0Up      E8M0Round = iota // the smallest power of two >= |v| (ONNX's default)
+	E8M0Down                     // the largest power of two <= |v|
+	E8M0Nearest                  // the nearer power of two, ties (|v| = 1.5*2^k) up
+)
+
+// ParseE8M0Round reads ONNX's round_mode attribute ("up", "down", "nearest").
+func ParseE8M0Round(s string) (E8M0Round, bool) {
+	switch s {
+	case "up":
+		return E8M0Up, true
+	case "down":
+		return E8M0Down, true
+	case "nearest":
+		return E8M0Nearest, true
+	}
+	return 0, false
+}
+
 // F32ToE8M0 encodes |v| as a power of two, rounding up (ONNX Cast's default
-// round_mode "up"); the sign is dropped. Out of range saturates to 0xFE with
-// sat, else becomes NaN (0xFF).
-func F32ToE8M0(v float32, sat bool) uint8 {
-	b := math.Float32bits(v)
-	e := (b >> 23) & 0xff
-	m := b & 0x7fffff
-	if e == 0xff {
-		if m != 0 || !sat {
-			return 0xff
+// round_mode); see F64ToE8M0.
+func F32ToE8M0(v float32, sat bool) uint8 { return F64ToE8M0(float64(v), E8M0Up, sat) }
+
+// F64ToE8M0 encodes |v| (the sign is dropped: ONNX leaves negative input
+// unspecified) as 2^k, code k+127, rounding the exponent by mode as if its
+// range were unbounded. Results beyond 2^127 (and +-Inf) become 0xFE (2^127)
+// with sat, else NaN (0xFF); results below 2^-127 (and 0) become 0x00
+// (2^-127) with sat, else NaN; NaN stays NaN. This is ONNX Cast's E8M0 table
+// (saturate+up, non-saturate+nearest) extended to the other combinations.
+// ONNX's Python reference differs at two edges: it turns Inf into NaN even
+// with saturate, and rounds float32 subnormals up to 2^-126.
+func F64ToE8M0(v float64, mode E8M0Round, sat bool) uint8 {
+	if math.IsNaN(v) {
+		return 0xff
+	}
+	a := math.Abs(v)
+	var k int // the rounded exponent; k < -127 underflows, k > 127 overflows
+	switch {
+	case a == 0:
+		k = math.MinInt32
+	case math.IsInf(a, 0):
+		k = math.MaxInt32
+	default:
+		frac, exp := math.Frexp(a) // a = frac * 2^exp, frac in [0.5, 1)
+		k = exp - 1
+		switch {
+		case frac == 0.5: // an exact power of two
+		case mode == E8M0Up:
+			k++
+		case mode == E8M0Nearest && frac >= 0.75:
+			k++
 		}
-		return 0xfe
 	}
-	if e == 0 {
-		// float32 subnormals: round up to 2^-127 (code 0) or to 2^-126 (code 1)
-		if m > 0x400000 {
-			return 1
-		}
-		return 0
-	}
-	if m != 0 {
-		e++
-	}
-	if e > 0xfe {
+	switch {
+	case k > 127:
 		if sat {
 			return 0xfe
 		}
 		return 0xff
+	case k < -127:
+		if sat {
+			return 0
+		}
+		return 0xff
 	}
-	return uint8(e)
+	return uint8(k + 127)
 }
