@@ -167,6 +167,10 @@ func maxUnpool(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Indices are flat positions in the default output (the input of the
+	// MaxPool that made them); an explicit output_shape keeps each value at
+	// the same coordinates in a possibly larger tensor.
+	def := out
 	if s := opt(in, 2); s != nil {
 		out = s.Int64s()
 		if len(out) != x.Rank() {
@@ -177,12 +181,21 @@ func maxUnpool(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 		return nil, err
 	}
 	y := ir.NewTensor(x.DType, out)
-	n := y.Len()
+	n, outStr := prod(def), ops.Strides(out)
 	for i, j := range idx.I64() {
 		if j < 0 || j >= n {
-			return nil, c.Errorf("index %d out of range for output %v", j, out)
+			return nil, c.Errorf("index %d out of range for the pooled input %v", j, def)
 		}
-		y.SetFloat64At(j, x.Float64At(int64(i)))
+		flat := int64(0)
+		for ax := len(def) - 1; ax >= 0; ax-- {
+			p := j % def[ax]
+			j /= def[ax]
+			if p >= out[ax] {
+				return nil, c.Errorf("index %d falls outside output_shape %v", idx.I64()[i], out)
+			}
+			flat += p * outStr[ax]
+		}
+		y.SetFloat64At(flat, x.Float64At(int64(i)))
 	}
 	return []*ir.Tensor{y}, nil
 }
