@@ -1,0 +1,222 @@
+package layout
+
+import (
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/ops"
+)
+
+func init() {
+	ops.Register(&ops.Op{Type: "Pad", MinOpset: 2, Run: pad, Infer: padInfer})
+}
+
+func padMode(e attrGetter, opset int64) (string, error) {
+	m := e.String("mode", "constant")
+	switch m {
+	case "constant", "reflect", "edge":
+		return m, nil
+	case "wrap":
+		if opset >= 19 {
+			return m, nil
+		}
+	}
+	return "", e.Errorf("mode %q is not supported at opset %d", m, opset)
+}
+
+// fullPads expands pads given for some axes to begin/end pads for all r axes.
+func fullPads(errf func(string, ...any) error, pads, axes []int64, r int) (begin, end []int64, err error) {
+	if axes == nil {
+		for i := 0; i < r; i++ {
+			axes = append(axes, int64(i))
+		}
+	}
+	if len(pads) != 2*len(axes) {
+		return nil, nil, errf("pads %v needs %d entries for %d axes", pads, 2*len(axes), len(axes))
+	}
+	ax, err := normAxes(errf, axes, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	begin, end = make([]int64, r), make([]int64, r)
+	for i, k := range ax {
+		begin[k], end[k] = pads[i], pads[len(ax)+i]
+	}
+	return begin, end, nil
+}
+
+// padSource maps an output coordinate (shifted into input space) to the
+// input coordinate it copies, or -1 for the constant.
+func padSource(mode string, i, d int64) int64 {
+	if i >= 0 && i < d {
+		return i
+	}
+	switch mode {
+	case "edge":
+		return max(0, min(i, d-1))
+	case "wrap":
+		return ((i % d) + d) % d
+	case "reflect":
+		if d == 1 {
+			return 0
+		}
+		p := 2 * (d - 1)
+		i = ((i % p) + p) % p
+		if i >= d {
+			i = p - i
+		}
+		return i
+	}
+	return -1
+}
+
+func pad(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
+	x, err := input(c, in, 0, "data")
+	if err != nil {
+		return nil, err
+	}
+	mode, err := padMode(c, c.Opset)
+	if err != nil {
+		return nil, err
+	}
+	value := ir.NewTensor(x.DType, nil) // zero (empty string) by default
+	var pads, axes []int64
+	if c.Opset < 11 {
+		pads = c.Ints("pads", nil)
+		if pads == nil {
+			return nil, c.Errorf("attribute pads is required")
+		}
+		if x.DType == ir.String {
+			return nil, c.Errorf("string data needs opset 11 or later")
+		}
+		value.SetFloat64At(0, float64(c.Float("value", 0)))
+	} else {
+		pt, err := input(c, in, 1, "pads")
+		if err != nil {
+			return nil, err
+		}
+		if pads, err = intsOf(c, pt, "pads"); err != nil {
+			return nil, err
+		}
+		if v := opt(in, 2); v != nil && mode == "constant" {
+			if v.DType != x.DType || v.Len() != 1 {
+				return nil, c.Errorf("constant_value must be a %s scalar, got %s%v", x.DType, v.DType, v.Dims)
+			}
+			value = v
+		}
+		if a := opt(in, 3); a != nil {
+			if axes, err = intsOf(c, a, "axes"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	begin, end, err := fullPads(c.Errorf, pads, axes, x.Rank())
+	if err != nil {
+		return nil, err
+	}
+	r := x.Rank()
+	dims := make([]int64, r)
+	src := make([][]int64, r) // per axis: output coordinate -> input coordinate or -1
+	for k, d := range x.Dims {
+		dims[k] = d + begin[k] + end[k]
+		if dims[k] < 0 {
+			return nil, c.Errorf("pads %v remove more than axis %d (size %d) holds", pads, k, d)
+		}
+		if d == 0 && dims[k] > 0 && mode != "constant" {
+			return nil, c.Errorf("cannot %s-pad axis %d of size 0", mode, k)
+		}
+	}
+	out, err := newOut(c, x.DType, dims)
+	if err != nil {
+		return nil, err
+	}
+	for k, d := range x.Dims {
+		src[k] = make([]int64, dims[k])
+		for i := range src[k] {
+			src[k][i] = padSource(mode, int64(i)-begin[k], d)
+		}
+	}
+	zero := rawZero(value, 0) // the output starts zeroed: no need to write zeros
+	xs := ops.Strides(x.Dims)
+	n := out.Len()
+	if r == 0 {
+		copyElem(out, 0, x, 0)
+		return []*ir.Tensor{out}, nil
+	}
+	inner := dims[r-1]
+	coord := make([]int64, r)
+	for o := int64(0); o < n; o += inner {
+		base, inside := int64(0), true
+		for k := 0; k < r-1; k++ {
+			s := src[k][coord[k]]
+			if s < 0 {
+				inside = false
+				break
+			}
+			base += s * xs[k]
+		}
+		for j := int64(0); j < inner; j++ {
+			s := src[r-1][j]
+			switch {
+			case inside && s >= 0:
+				copyElem(out, o+j, x, base+s*xs[r-1])
+			case !zero:
+				copyElem(out, o+j, value, 0)
+			}
+		}
+		if r > 1 {
+			nextCoord(coord[:r-1], dims[:r-1])
+		}
+	}
+	return []*ir.Tensor{out}, nil
+}
+
+func padInfer(c *ops.InferCtx) error {
+	t, err := c.Input(0)
+	if err != nil {
+		return err
+	}
+	if _, err := padMode(c, c.Opset); err != nil {
+		return err
+	}
+	c.Out[0] = &ir.Type{DType: t.DType}
+	if !t.HasShape {
+		return nil
+	}
+	r := len(t.Shape)
+	var pads, axes []int64
+	known := true
+	if c.Opset < 11 {
+		pads = c.Ints("pads", nil)
+	} else {
+		pads, known = c.InputInts(1)
+		if hasInput(c.Node, 3) {
+			var ok bool
+			axes, ok = c.InputInts(3)
+			known = known && ok
+		}
+	}
+	if !known || pads == nil {
+		c.Out[0] = ir.TensorType(t.DType, unknownShape(r))
+		return nil
+	}
+	begin, end, err := fullPads(c.Errorf, pads, axes, r)
+	if err != nil {
+		return err
+	}
+	s := make(ir.Shape, r)
+	for k, d := range t.Shape {
+		switch {
+		case begin[k] == 0 && end[k] == 0:
+			s[k] = d
+		case d.Known():
+			if v := d.Value + begin[k] + end[k]; v >= 0 {
+				s[k] = ir.D(v)
+			} else {
+				return c.Errorf("pads %v remove more than axis %d (size %d) holds", pads, k, d.Value)
+			}
+		default:
+			s[k] = ir.Unknown()
+		}
+	}
+	c.Out[0] = ir.TensorType(t.DType, s)
+	return nil
+}
