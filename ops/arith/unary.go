@@ -102,7 +102,7 @@ var unaries = map[string]*unaryOp{
 		}
 		return 0
 	})},
-	"Swish": {since: 24, fns: attr1("alpha", 1, func(x, a float64) float64 { return x * sigmoid(a*x) })},
+	"Swish":       {since: 24, fns: attr1("alpha", 1, func(x, a float64) float64 { return x * sigmoid(a*x) })},
 	"HardSigmoid": {fns: attr2("alpha", 0.2, "beta", 0.5, hardSigmoid)},
 	"Selu": {fns: attr2("alpha", 1.67326319217681884765625, "gamma", 1.05070102214813232421875,
 		func(x, a, g float64) float64 {
