@@ -1,0 +1,45 @@
+package gemm
+
+import "unsafe"
+
+// kernel adds the product of an MR×kc packed A strip and a kc×NR packed B
+// strip to the MR×NR tile at c (row stride ldc). The accumulators live in
+// registers; the loop walks raw pointers because the strip lengths were
+// checked once on entry (no bounds checks in the loop).
+func kernel(kc int, ap, bp []float32, c []float32, ldc int) {
+	_ = ap[kc*MR-1]
+	_ = bp[kc*NR-1]
+	_ = c[(MR-1)*ldc+NR-1]
+	var c00, c01, c02, c03, c04, c10, c11, c12, c13, c14 float32
+	pa := unsafe.Pointer(unsafe.SliceData(ap))
+	pb := unsafe.Pointer(unsafe.SliceData(bp))
+	for p := 0; p < kc; p++ {
+		b := (*[NR]float32)(pb)
+		a := (*[MR]float32)(pa)
+		a0, a1 := a[0], a[1]
+		c00 += a0 * b[0]
+		c01 += a0 * b[1]
+		c02 += a0 * b[2]
+		c03 += a0 * b[3]
+		c04 += a0 * b[4]
+		c10 += a1 * b[0]
+		c11 += a1 * b[1]
+		c12 += a1 * b[2]
+		c13 += a1 * b[3]
+		c14 += a1 * b[4]
+		pa = unsafe.Add(pa, MR*4)
+		pb = unsafe.Add(pb, NR*4)
+	}
+	r0 := (*[NR]float32)(c[:NR])
+	r1 := (*[NR]float32)(c[ldc : ldc+NR])
+	r0[0] += c00
+	r0[1] += c01
+	r0[2] += c02
+	r0[3] += c03
+	r0[4] += c04
+	r1[0] += c10
+	r1[1] += c11
+	r1[2] += c12
+	r1[3] += c13
+	r1[4] += c14
+}
