@@ -70,15 +70,21 @@ func (s *Session) Inputs() []*ir.ValueInfo { return s.inputs }
 
 // Run executes the graph and returns the graph outputs by name.
 func (s *Session) Run(inputs map[string]*ir.Tensor) (map[string]*ir.Tensor, error) {
+	return s.RunObserved(inputs, s.Observe)
+}
+
+// RunObserved is Run with an observer for this call only (nil for none), so
+// that concurrent runs can each collect what they see.
+func (s *Session) RunObserved(inputs map[string]*ir.Tensor, observe func(name string, t *ir.Tensor)) (map[string]*ir.Tensor, error) {
 	vals := make(map[string]*ir.Tensor, len(s.inits)+len(inputs))
 	for k, v := range s.inits {
 		vals[k] = v
 	}
-	if err := s.bindInputs(inputs, vals); err != nil {
+	if err := s.bindInputs(inputs, vals, observe); err != nil {
 		return nil, err
 	}
 	for i, n := range s.order {
-		if err := s.runNode(i, n, vals); err != nil {
+		if err := s.runNode(i, n, vals, observe); err != nil {
 			return nil, err
 		}
 		// Drop values no later node reads, so memory follows liveness.
@@ -101,7 +107,7 @@ func (s *Session) Run(inputs map[string]*ir.Tensor) (map[string]*ir.Tensor, erro
 	return out, nil
 }
 
-func (s *Session) bindInputs(inputs map[string]*ir.Tensor, vals map[string]*ir.Tensor) error {
+func (s *Session) bindInputs(inputs map[string]*ir.Tensor, vals map[string]*ir.Tensor, observe func(string, *ir.Tensor)) error {
 	known := map[string]bool{}
 	var errs []error
 	for _, in := range s.inputs {
@@ -116,8 +122,8 @@ func (s *Session) bindInputs(inputs map[string]*ir.Tensor, vals map[string]*ir.T
 			continue
 		}
 		vals[in.Name] = t
-		if s.Observe != nil {
-			s.Observe(in.Name, t)
+		if observe != nil {
+			observe(in.Name, t)
 		}
 	}
 	for name, t := range inputs {
@@ -165,7 +171,7 @@ func CheckInput(vi *ir.ValueInfo, t *ir.Tensor) error {
 	return nil
 }
 
-func (s *Session) runNode(i int, n *ir.Node, vals map[string]*ir.Tensor) (err error) {
+func (s *Session) runNode(i int, n *ir.Node, vals map[string]*ir.Tensor, observe func(string, *ir.Tensor)) (err error) {
 	in := make([]*ir.Tensor, len(n.Inputs))
 	for k, name := range n.Inputs {
 		if name == "" {
@@ -200,8 +206,8 @@ func (s *Session) runNode(i int, n *ir.Node, vals map[string]*ir.Tensor) (err er
 			t = &c
 		}
 		vals[name] = t
-		if s.Observe != nil {
-			s.Observe(name, t)
+		if observe != nil {
+			observe(name, t)
 		}
 	}
 	return nil

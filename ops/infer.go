@@ -77,8 +77,8 @@ func Infer(m *ir.Model, opt InferOptions) (*Inference, error) {
 func (r *Inference) setConst(name string, t *ir.Tensor) {
 	r.Consts[name] = t
 	r.Types[name] = t.Type()
-	if (t.DType == ir.Int64 || t.DType == ir.Int32) && t.Rank() <= 1 && t.Len() <= 64 {
-		r.Values[name] = ir.ShapeOf(t.Int64s())
+	if v := ValueOf(t); v != nil {
+		r.Values[name] = v
 	}
 }
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The project's test command (README: "Run the tests"). Installs the ONNX
+# Runtime oracle from the npm registry when node is present, then vets and
+# tests everything, also with -tags noasm, and under the race detector where
+# that is affordable on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOFLAGS="${GOFLAGS:-}"
+
+go version
+go mod download
+
+# ONNX Runtime (CPU) as the oracle for differential tests. ../shared is
+# read-only in CI, so it is installed in a git-ignored copy.
+if [ -z "${KILN_ORT_DIR:-}" ] && command -v node >/dev/null && [ -d ../shared/tools/ort ]; then
+  if [ ! -d .tmp/ort/node_modules/onnxruntime-node ]; then
+    rm -rf .tmp/ort && mkdir -p .tmp && cp -r ../shared/tools/ort .tmp/ort && chmod -R u+w .tmp/ort
+    (cd .tmp/ort && npm ci --no-audit --no-fund --loglevel=error) || echo "warning: npm ci failed; ONNX Runtime tests will skip"
+  fi
+  [ -d .tmp/ort/node_modules/onnxruntime-node ] && export KILN_ORT_DIR="$PWD/.tmp/ort"
+fi
+echo "KILN_ORT_DIR=${KILN_ORT_DIR:-<not installed>}"
+
+go vet ./...
+go test -count=1 ./...
+go test -count=1 -tags noasm ./...
+# The race detector multiplies run time; these packages run concurrent code
+# (sessions, trainer workers, calibration collectors) and stay affordable.
+go test -count=1 -race $(go list ./... | grep -E '/(ir|ops|onnx|quant|train|tensorio)(/|$)' | grep -v '/conformance')
