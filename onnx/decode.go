@@ -8,6 +8,7 @@
 package onnx
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/kilnml/kiln/ir"
@@ -149,6 +150,9 @@ func (d *decoder) model(b []byte) (*ir.Model, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if m.Graph == nil {
+		return nil, errors.New("model has no graph (not an ONNX model?)")
 	}
 	return m, nil
 }

@@ -29,6 +29,10 @@ const (
 
 const dataLocationExternal = 1
 
+// maxElements keeps element counts far from int64 overflow in byte-size
+// arithmetic (complex128 is 16 bytes an element).
+const maxElements = 1 << 56
+
 // typedSource is one of TensorProto's typed repeated data fields.
 type typedSource struct {
 	name  string
@@ -130,12 +134,16 @@ func (d *decoder) tensorBody(b []byte) (*ir.Tensor, error) {
 		return nil, err
 	}
 	t.DType = ir.DType(dtype)
+	t.Dims = nonNilSlice(t.Dims) // scalars have empty, non-nil dims, as ir.NewTensor makes them
 	if !t.DType.Valid() {
 		return nil, fmt.Errorf("unsupported data_type %d", dtype)
 	}
 	n, err := ir.NumElements(t.Dims)
 	if err != nil {
 		return nil, err
+	}
+	if n > maxElements {
+		return nil, fmt.Errorf("dims %v: %d elements is too many", t.Dims, n)
 	}
 	if location == dataLocationExternal {
 		t.Data, err = d.externalData(t.DType, n, external)
