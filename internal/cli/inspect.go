@@ -108,6 +108,9 @@ type ModelReport struct {
 	// sees them; InferenceErrors what stopped it, if anything.
 	InferredOutputs []Value  `json:"inferred_outputs,omitempty"`
 	InferenceErrors []string `json:"inference_errors,omitempty"`
+	// InferenceFollowOn counts inference errors left out of
+	// InferenceErrors because unsupported ops explain them.
+	InferenceFollowOn int `json:"inference_follow_on_errors,omitempty"`
 	// Problems are structural errors the verifier found.
 	Problems    []string      `json:"problems,omitempty"`
 	Unsupported []Unsupported `json:"unsupported_ops"`
@@ -164,6 +167,9 @@ func InspectModel(m *ir.Model) (*ModelReport, error) {
 		}
 		if err != nil {
 			r.InferenceErrors = errorLines(err)
+			if len(r.Unsupported) > 0 {
+				r.InferenceErrors, r.InferenceFollowOn = dropFollowOn(r.InferenceErrors)
+			}
 		}
 	}
 	return r, nil
@@ -178,6 +184,21 @@ func inferTypes(m *ir.Model) (types map[string]*ir.Type, err error) {
 		}
 	}()
 	return ops.InferTypes(m)
+}
+
+// dropFollowOn removes the inference errors that unsupported ops cause (the
+// op itself, and nodes downstream whose input types are therefore unknown):
+// the report lists those ops separately.
+func dropFollowOn(lines []string) (kept []string, dropped int) {
+	for _, l := range lines {
+		if strings.Contains(l, " is not supported") || strings.Contains(l, " is supported only for opsets") ||
+			strings.HasSuffix(l, " is unknown") {
+			dropped++
+			continue
+		}
+		kept = append(kept, l)
+	}
+	return kept, dropped
 }
 
 func errorLines(err error) []string {

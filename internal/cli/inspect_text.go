@@ -78,8 +78,12 @@ func (r *ModelReport) WriteText(w io.Writer) error {
 		values("Inferred output types", r.InferredOutputs)
 	}
 	if len(r.InferenceErrors) > 0 {
-		p("\nShape inference stopped (%d problem(s)):\n", len(r.InferenceErrors))
+		p("\nShape inference found %d problem(s):\n", len(r.InferenceErrors))
 		limitLines(ew, r.InferenceErrors, 10)
+	}
+	if r.InferenceFollowOn > 0 {
+		p("\nShape inference is incomplete: it stops at the unsupported ops below (%d follow-on problem(s) not shown).\n",
+			r.InferenceFollowOn)
 	}
 	if len(r.Problems) > 0 {
 		p("\nThe graph is invalid (%d problem(s)):\n", len(r.Problems))
@@ -102,11 +106,30 @@ func (r *ModelReport) WriteText(w io.Writer) error {
 	} else {
 		p("\nUnsupported ops (%d):\n", len(r.Unsupported))
 		for _, u := range r.Unsupported {
-			p("  %s (domain %s, opset %d) %s; %d node(s): %s\n", u.Op, u.Domain, u.Opset, u.Reason,
-				len(u.Nodes), strings.Join(u.Nodes, ", "))
+			p("  %s (domain %s, opset %d) %s; %d node(s):\n", u.Op, u.Domain, u.Opset, u.Reason, len(u.Nodes))
+			wrap(ew, u.Nodes, "    ", 100)
 		}
 	}
 	return ew.err
+}
+
+// wrap prints words joined by ", " in lines of about width characters.
+func wrap(ew *errWriter, words []string, indent string, width int) {
+	line := indent
+	for i, w := range words {
+		if i < len(words)-1 {
+			w += ","
+		}
+		if len(line) > len(indent) && len(line)+1+len(w) > width {
+			ew.printf("%s\n", line)
+			line = indent
+		}
+		if len(line) > len(indent) {
+			line += " "
+		}
+		line += w
+	}
+	ew.printf("%s\n", line)
 }
 
 func limitLines(ew *errWriter, lines []string, n int) {
