@@ -119,7 +119,10 @@ func init() {
 		if op.kinds == 0 {
 			op.kinds = kFloat
 		}
-		ops.Register(&ops.Op{Type: name, MinOpset: max(op.since, 6), Run: op.run, Infer: op.infer})
+		if op.since == 0 {
+			op.since = 6 // versions 1 to 5 had the consumed_inputs attribute
+		}
+		ops.Register(&ops.Op{Type: name, MinOpset: op.since, Run: op.run, Infer: op.infer})
 	}
 }
 
