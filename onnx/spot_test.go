@@ -197,7 +197,9 @@ func TestNoAliasing(t *testing.T) {
 	eq(t, x.Name, "r")
 }
 
-func TestAllAttributeKinds(t *testing.T) {
+// richModel uses every field kiln keeps: all attribute kinds, nested
+// graphs, every type kind, metadata and raw-kept messages.
+func richModel() *ir.Model {
 	sub := &ir.Graph{Name: "body", Nodes: []*ir.Node{{OpType: "Identity", Inputs: []string{"a"}, Outputs: []string{"b"}}},
 		Inputs:  []*ir.ValueInfo{{Name: "a", Type: ir.TensorType(ir.Float32, ir.Shape{ir.Sym("n")})}},
 		Outputs: []*ir.ValueInfo{{Name: "b", Type: &ir.Type{Kind: ir.KindTensor, DType: ir.Float32}}}}
@@ -238,6 +240,11 @@ func TestAllAttributeKinds(t *testing.T) {
 			SparseInitializers: [][]byte{{0x12, 0x00}},
 			QuantAnnotations:   [][]byte{{0x0a, 0x01, 'x'}},
 		}}
+	return m
+}
+
+func TestAllAttributeKinds(t *testing.T) {
+	m := richModel()
 	enc, err := Encode(m)
 	if err != nil {
 		t.Fatal(err)
