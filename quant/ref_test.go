@@ -8,6 +8,7 @@ package quant
 import (
 	"math"
 	"sort"
+	"sync"
 
 	"github.com/kilnml/kiln/ir"
 )
@@ -132,7 +133,8 @@ func (r refFloat) encode(v float64, sat bool) int64 {
 		return overflow()
 	}
 	top := r.maxMag() + 1 // virtual next grid point: rounding to it overflows
-	k := sort.Search(int(top+1), func(i int) bool { return r.magValue(int64(i)) >= a })
+	grid := r.grid()
+	k := sort.SearchFloat64s(grid, a)
 	var mag int64
 	switch {
 	case k == 0:
@@ -141,7 +143,7 @@ func (r refFloat) encode(v float64, sat bool) int64 {
 		mag = top
 	default:
 		lo, hi := int64(k-1), int64(k)
-		dlo, dhi := a-r.magValue(lo), r.magValue(hi)-a
+		dlo, dhi := a-grid[lo], grid[hi]-a
 		switch {
 		case dlo < dhi:
 			mag = lo
@@ -160,6 +162,21 @@ func (r refFloat) encode(v float64, sat bool) int64 {
 		return 0
 	}
 	return sign | mag
+}
+
+var grids sync.Map // ir.DType → []float64
+
+// grid lists magValue for magnitude codes 0..maxMag+1 (increasing).
+func (r refFloat) grid() []float64 {
+	if g, ok := grids.Load(r.dt); ok {
+		return g.([]float64)
+	}
+	g := make([]float64, r.maxMag()+2)
+	for i := range g {
+		g[i] = r.magValue(int64(i))
+	}
+	grids.Store(r.dt, g)
+	return g
 }
 
 // refRoundHalfEven rounds by comparing with the floor.
