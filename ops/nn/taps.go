@@ -9,12 +9,14 @@ package nn
 // output and reads the input; ConvTranspose iterates over the input and
 // scatters into the output).
 
-// tap is one kernel offset: its flat index in the kernel, the length of
-// its innermost run, and (iterStart, otherStart) flat offsets of each run.
+// tap is one kernel offset: its flat index in the kernel and its runs,
+// each a triple (iterated-tensor offset, other-tensor offset, length).
+// Along a run the iterated offset advances by 1 and the other by the
+// innermost stride. Rows that continue each other in both tensors (full
+// rows at stride 1, as in 1x1 convolutions) are merged into one run.
 type tap struct {
 	k    int64
-	n    int64
-	rows []int64 // pairs: iterated-tensor offset, other-tensor offset
+	runs []int64
 }
 
 // buildTaps lists the taps of a kernel. iter and other are the spatial
@@ -46,7 +48,9 @@ func buildTaps(iter, other, kernel, stride, dil, padB []int64) []tap {
 		if empty {
 			continue
 		}
-		t := tap{k: kFlat, n: hi[r-1] - lo[r-1]}
+		t := tap{k: kFlat}
+		n := hi[r-1] - lo[r-1]
+		s := stride[r-1]
 		// walk the outer axes (all but the innermost) with an odometer
 		p := append([]int64(nil), lo...)
 		for {
@@ -55,7 +59,11 @@ func buildTaps(iter, other, kernel, stride, dil, padB []int64) []tap {
 				a += p[i] * iterStr[i]
 				b += (p[i]*stride[i] + kpos[i]*dil[i] - padB[i]) * otherStr[i]
 			}
-			t.rows = append(t.rows, a, b)
+			if m := len(t.runs); m > 0 && t.runs[m-3]+t.runs[m-1] == a && t.runs[m-2]+t.runs[m-1]*s == b {
+				t.runs[m-1] += n // continues the previous run
+			} else {
+				t.runs = append(t.runs, a, b, n)
+			}
 			i := r - 2
 			for ; i >= 0; i-- {
 				p[i]++
@@ -89,18 +97,14 @@ func gatherTaps(y, x, w []float64, taps []tap, s int64) {
 	for ti := range taps {
 		t := &taps[ti]
 		wv := w[t.k]
-		n := t.n
-		for r := 0; r < len(t.rows); r += 2 {
-			yr := y[t.rows[r] : t.rows[r]+n]
-			xi := t.rows[r+1]
+		for r := 0; r < len(t.runs); r += 3 {
+			a, b, n := t.runs[r], t.runs[r+1], t.runs[r+2]
 			if s == 1 {
-				xr := x[xi : xi+n]
-				for j, v := range xr {
-					yr[j] += wv * v
-				}
+				axpy(y[a:a+n], x[b:b+n], wv)
 				continue
 			}
-			xr := x[xi : xi+(n-1)*s+1]
+			yr := y[a : a+n]
+			xr := x[b : b+(n-1)*s+1]
 			for j := range yr {
 				yr[j] += wv * xr[int64(j)*s]
 			}
@@ -114,14 +118,33 @@ func scatterTaps(y, x, w []float64, taps []tap, s int64) {
 	for ti := range taps {
 		t := &taps[ti]
 		wv := w[t.k]
-		n := t.n
-		for r := 0; r < len(t.rows); r += 2 {
-			xr := x[t.rows[r] : t.rows[r]+n]
-			yi := t.rows[r+1]
-			yr := y[yi : yi+(n-1)*s+1]
+		for r := 0; r < len(t.runs); r += 3 {
+			a, b, n := t.runs[r], t.runs[r+1], t.runs[r+2]
+			xr := x[a : a+n]
+			if s == 1 {
+				axpy(y[b:b+n], xr, wv)
+				continue
+			}
+			yr := y[b : b+(n-1)*s+1]
 			for j, v := range xr {
 				yr[int64(j)*s] += wv * v
 			}
 		}
+	}
+}
+
+// axpy is y += a·x over len(x) elements, unrolled by four.
+func axpy(y, x []float64, a float64) {
+	y = y[:len(x)]
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		xs, ys := x[i:i+4:i+4], y[i:i+4:i+4]
+		ys[0] += a * xs[0]
+		ys[1] += a * xs[1]
+		ys[2] += a * xs[2]
+		ys[3] += a * xs[3]
+	}
+	for ; i < len(x); i++ {
+		y[i] += a * x[i]
 	}
 }
