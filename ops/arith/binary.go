@@ -222,7 +222,13 @@ func (op *binaryOp) infer(c *ops.InferCtx) error {
 	if t := c.In[0]; t != nil && t.DType != ir.Undefined && kindOf(t.DType)&op.kinds == 0 {
 		return c.Errorf("does not accept %s inputs", t.DType)
 	}
-	return ops.BroadcastInfer(op.out, 0, 1)(c)
+	if err := ops.BroadcastInfer(op.out, 0, 1)(c); err != nil {
+		return err
+	}
+	if f, err := op.fns(ops.NewCtx(c.Node, c.Opset)); err == nil {
+		inferValues(c, c.Node.OpType, exactInt(f, op.divides), 0, 1)
+	}
+	return nil
 }
 
 // pow raises a base of any numeric dtype to an exponent of any numeric dtype;

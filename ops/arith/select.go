@@ -179,5 +179,9 @@ func inferWhere(c *ops.InferCtx) error {
 	if err := c.CheckSameDType(1, 2); err != nil {
 		return err
 	}
-	return ops.BroadcastInfer(ir.Undefined, 1, 0, 2)(c)
+	if err := ops.BroadcastInfer(ir.Undefined, 1, 0, 2)(c); err != nil {
+		return err
+	}
+	whereValue(c)
+	return nil
 }

@@ -85,5 +85,11 @@ func inferVariadic(c *ops.InferCtx) error {
 	if err := c.CheckSameDType(idx...); err != nil {
 		return err
 	}
-	return ops.BroadcastInfer(ir.Undefined, idx...)(c)
+	if err := ops.BroadcastInfer(ir.Undefined, idx...)(c); err != nil {
+		return err
+	}
+	if op := variadics[c.Node.OpType]; op != nil && !op.mean {
+		inferValues(c, c.Node.OpType, exactInt(op.f, false), idx...)
+	}
+	return nil
 }
