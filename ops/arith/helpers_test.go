@@ -106,11 +106,15 @@ func strs(dims []int64, v ...string) *ir.Tensor {
 
 func dims(d ...int64) []int64 { return d }
 
-func aInt(name string, v int64) *ir.Attribute { return &ir.Attribute{Name: name, Type: ir.AttrInt, I: v} }
+func aInt(name string, v int64) *ir.Attribute {
+	return &ir.Attribute{Name: name, Type: ir.AttrInt, I: v}
+}
 func aFloat(name string, v float32) *ir.Attribute {
 	return &ir.Attribute{Name: name, Type: ir.AttrFloat, F: v}
 }
-func aStr(name, v string) *ir.Attribute { return &ir.Attribute{Name: name, Type: ir.AttrString, S: []byte(v)} }
+func aStr(name, v string) *ir.Attribute {
+	return &ir.Attribute{Name: name, Type: ir.AttrString, S: []byte(v)}
+}
 func aInts(name string, v ...int64) *ir.Attribute {
 	return &ir.Attribute{Name: name, Type: ir.AttrInts, Ints: v}
 }
@@ -170,6 +174,6 @@ func checkU64(t *testing.T, got *ir.Tensor, d []int64, want ...uint64) {
 }
 
 var (
-	inf = math.Inf(1)
+	inf  = math.Inf(1)
 	qnan = math.NaN()
 )
