@@ -193,3 +193,44 @@ func TestIntRandomAgainstReference(t *testing.T) {
 		}
 	}
 }
+
+// TestFloat4Codes checks all 16 float4e2m1 codes (0, 0.5, 1, 1.5, 2, 3, 4, 6
+// and their negatives; no Inf or NaN): they come back, except -0, which
+// quantizes to +0 as in ONNX's reference (it adds the zero point), and
+// overflow saturates.
+func TestFloat4Codes(t *testing.T) {
+	vals := []float32{0, 0.5, 1, 1.5, 2, 3, 4, 6}
+	p := floatParams(ir.Float4E2M1, 0.5, false)
+	q := ir.NewTensor(ir.Float4E2M1, []int64{16})
+	f, _ := formatOf(ir.Float4E2M1)
+	for c := int64(0); c < 16; c++ {
+		f.storeCode(q, c, c)
+	}
+	x, err := Dequantize(q, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Quantize(x, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c := int64(0); c < 16; c++ {
+		want := vals[c&7] * 0.5
+		if c >= 8 {
+			want = -want
+		}
+		wantCode := c
+		if c == 8 {
+			wantCode = 0
+		}
+		if got := x.F32()[c]; got != want {
+			t.Errorf("code %#x dequantizes to %v, want %v", c, got, want)
+		}
+		if got := f.loadCode(back, c); got != wantCode {
+			t.Errorf("code %#x → %v → %#x, want %#x", c, x.F32()[c], got, wantCode)
+		}
+	}
+	// 1.25 and 1.75 are ties (→ 1 and 2, the even codes), 7 saturates, 5 is a tie → 4.
+	codes := codesOf(t, []float32{0.625, 0.875, 3.5, -2.5, 100}, p)
+	wantCodes(t, "float4 rounding", codes, []int64{0x2, 0x4, 0x7, 0xe, 0x7})
+}

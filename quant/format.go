@@ -19,6 +19,9 @@ type format struct {
 	max    float64 // float types: largest finite value
 	enc    func(v float32, sat bool) uint32
 	dec    func(code uint32) float32
+	// addZP: ONNX's reference adds the (float, zero) zero point to x/S before
+	// encoding float4e2m1 (not float8), which turns -0 into +0.
+	addZP bool
 }
 
 func f8format(dt ir.DType) format {
@@ -36,7 +39,7 @@ var formats = func() map[ir.DType]format {
 		ir.BFloat16: {float: true, max: float64(math.Float32frombits(0x7f7f0000)),
 			enc: func(v float32, _ bool) uint32 { return uint32(floatx.F32ToBF16(v)) },
 			dec: func(c uint32) float32 { return floatx.BF16ToF32(uint16(c)) }},
-		ir.Float4E2M1: {float: true, max: 6,
+		ir.Float4E2M1: {float: true, max: 6, addZP: true,
 			enc: func(v float32, sat bool) uint32 { return uint32(floatx.F32ToF4E2M1(v, sat)) },
 			dec: func(c uint32) float32 { return floatx.F4E2M1ToF32(uint8(c)) }},
 	}
@@ -77,6 +80,9 @@ func supportedNames() string {
 func (f *format) quantizeOne(x, s float32, z int32, lo, hi int64, sat bool) (code int64, clipped bool) {
 	v := float32(x / s)
 	if f.float {
+		if f.addZP {
+			v += 0
+		}
 		return int64(f.enc(v, sat)), math.Abs(float64(v)) > f.max
 	}
 	if v != v {
