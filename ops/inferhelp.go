@@ -25,6 +25,7 @@ func SameAsInput(i int) InferFunc {
 // not Undefined (comparisons give bool).
 func BroadcastInfer(outDType ir.DType, idx ...int) InferFunc {
 	return func(c *InferCtx) error {
+		idx := idx // the closure is shared by every node of the op: don't keep one node's inputs
 		if len(idx) == 0 {
 			for i := range c.In {
 				idx = append(idx, i)
