@@ -10,11 +10,15 @@ import (
 	"github.com/kilnml/kiln/ops"
 )
 
-func aInt(name string, v int64) *ir.Attribute { return &ir.Attribute{Name: name, Type: ir.AttrInt, I: v} }
+func aInt(name string, v int64) *ir.Attribute {
+	return &ir.Attribute{Name: name, Type: ir.AttrInt, I: v}
+}
 func aInts(name string, v ...int64) *ir.Attribute {
 	return &ir.Attribute{Name: name, Type: ir.AttrInts, Ints: v}
 }
-func aStr(name, v string) *ir.Attribute { return &ir.Attribute{Name: name, Type: ir.AttrString, S: []byte(v)} }
+func aStr(name, v string) *ir.Attribute {
+	return &ir.Attribute{Name: name, Type: ir.AttrString, S: []byte(v)}
+}
 
 // run calls op's kernel at opset with the inputs (nil = absent).
 func run(opset int64, op string, attrs []*ir.Attribute, in ...*ir.Tensor) ([]*ir.Tensor, error) {
