@@ -96,3 +96,25 @@ func TestSymbolicArithmetic(t *testing.T) {
 		t.Errorf("Max fold: %v", v)
 	}
 }
+
+// ops.BroadcastInfer with no indices must look at each node's own inputs
+// (it once kept the first node's input list for every later node).
+func TestBroadcastInferPerNode(t *testing.T) {
+	f := ops.BroadcastInfer(ir.Undefined)
+	for _, n := range []int{2, 3} {
+		node := &ir.Node{Name: "n", OpType: "X", Outputs: []string{"y"}}
+		var types []*ir.Type
+		for i := 0; i < n; i++ {
+			node.Inputs = append(node.Inputs, "x")
+			types = append(types, ir.TensorType(ir.Float32, ir.Shape{ir.D(int64(1 + i*(i-1)))}))
+		}
+		c := ops.NewInferCtx(node, 13, types, nil, nil)
+		if err := f(c); err != nil {
+			t.Fatal(err)
+		}
+		want := map[int]string{2: "float32[1]", 3: "float32[3]"}[n]
+		if c.Out[0].String() != want {
+			t.Fatalf("%d inputs: %v, want %s", n, c.Out[0], want)
+		}
+	}
+}
