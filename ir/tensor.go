@@ -170,6 +170,10 @@ func (t *Tensor) Float64At(i int64) float64 {
 	case Uint64:
 		return float64(t.U64()[i])
 	}
+	if !t.DType.IsInteger() && t.DType != Bool {
+		// Int64At would call back here: a plain panic is recoverable, endless recursion is not.
+		panic(fmt.Sprintf("ir: tensor %q is %s, not a number", t.Name, t.DType))
+	}
 	return float64(t.Int64At(i))
 }
 
