@@ -228,3 +228,18 @@ func TestSortOps(t *testing.T) {
 	expectInts(t, outs[2], dims(4), 1, 0, 2, 0)
 	expectInts(t, outs[3], dims(3), 2, 1, 1)
 }
+
+func TestHostileValues(t *testing.T) {
+	x := iota(1, 4, 2, 2)
+	mustFail(t, "at most", "DepthToSpace", 13, 1, []*ir.Tensor{x}, aInt("blocksize", 1<<32))
+	mustFail(t, "at most", "SpaceToDepth", 13, 1, []*ir.Tensor{x}, aInt("blocksize", 1<<40))
+	mustFail(t, "out of range", "Pad", 13, 1, []*ir.Tensor{x, vec(0, 0, 0, math.MaxInt64, 0, 0, 0, 0)})
+	mustFail(t, "out of range", "Pad", 13, 1, []*ir.Tensor{x, vec(0, 0, 0, math.MinInt64, 0, 0, 0, 0)})
+	mustFail(t, "more than the limit", "Pad", 13, 1, []*ir.Tensor{x, vec(0, 0, 1<<16, 1<<16, 0, 0, 1<<16, 1<<16)})
+	mustFail(t, "more than the limit", "OneHot", 11, 1, []*ir.Tensor{vec(1, 2, 3, 4), ir.ScalarInt64(1 << 40), f32(dims(2), 0, 1)})
+	mustFail(t, "overflows", "Reshape", 13, 1, []*ir.Tensor{x, vec(1<<40, 1<<40, 0, -1)})
+	mustFail(t, "outside", "TopK", 11, 2, []*ir.Tensor{x, vec(math.MaxInt64)})
+	mustFail(t, "outside", "Dropout", 13, 2, []*ir.Tensor{x, ir.ScalarFloat32(float32(math.NaN()))})
+	mustFail(t, "larger than the axis", "Split", 13, 2, []*ir.Tensor{iota(4), vec(math.MaxInt64, math.MinInt64+4)})
+	mustFail(t, "larger than the axis", "Split", 13, 3, []*ir.Tensor{ir.NewTensor(ir.Float32, dims(0)), vec(math.MaxInt64, math.MaxInt64, 2)})
+}

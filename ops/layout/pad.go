@@ -116,6 +116,9 @@ func pad(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	dims := make([]int64, r)
 	src := make([][]int64, r) // per axis: output coordinate -> input coordinate or -1
 	for k, d := range x.Dims {
+		if max(begin[k], end[k]) > maxElements || min(begin[k], end[k]) < -maxElements {
+			return nil, c.Errorf("pads %v are out of range", pads)
+		}
 		dims[k] = d + begin[k] + end[k]
 		if dims[k] < 0 {
 			return nil, c.Errorf("pads %v remove more than axis %d (size %d) holds", pads, k, d)
@@ -207,6 +210,8 @@ func padInfer(c *ops.InferCtx) error {
 		switch {
 		case begin[k] == 0 && end[k] == 0:
 			s[k] = d
+		case max(begin[k], end[k]) > maxElements || min(begin[k], end[k]) < -maxElements:
+			return c.Errorf("pads %v are out of range", pads)
 		case d.Known():
 			if v := d.Value + begin[k] + end[k]; v >= 0 {
 				s[k] = ir.D(v)

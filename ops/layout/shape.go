@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"math"
 	"math/rand"
 
 	"github.com/kilnml/kiln/ir"
@@ -55,10 +56,8 @@ func dropoutArgs(c *ops.Ctx, in []*ir.Tensor) (float64, bool, error) {
 		}
 		training = t.Int64At(0) != 0
 	}
-	if ratio < 0 || ratio >= 1 {
-		if training || ratio < 0 || ratio > 1 {
-			return 0, false, c.Errorf("ratio %g is outside [0, 1)", ratio)
-		}
+	if ratio < 0 || ratio > 1 || (training && ratio == 1) || math.IsNaN(ratio) {
+		return 0, false, c.Errorf("ratio %g is outside [0, 1)", ratio)
 	}
 	return ratio, training, nil
 }

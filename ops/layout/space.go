@@ -12,8 +12,8 @@ func init() {
 
 func blocksize(e attrGetter) (int64, error) {
 	b := e.Int("blocksize", 0)
-	if b < 1 {
-		return 0, e.Errorf("blocksize %d must be positive", b)
+	if b < 1 || b > 1<<16 {
+		return 0, e.Errorf("blocksize %d must be positive and at most 65536", b)
 	}
 	return b, nil
 }

@@ -38,6 +38,9 @@ func splitSizes(e attrGetter, opset int64, n int, explicit []int64, dim int64) (
 			if s < 0 {
 				return nil, e.Errorf("split %v has a negative size", explicit)
 			}
+			if s > dim {
+				return nil, e.Errorf("split %v has a part larger than the axis (size %d)", explicit, dim)
+			}
 			sum += s
 		}
 		if sum != dim {
