@@ -7,8 +7,9 @@ import (
 )
 
 // each quantizes every element of x (row-major, dims) under p and calls visit
-// with the element's index, code, whether it was clipped, and its group.
-func each(p *Params, dims []int64, x []float32, visit func(i, code int64, clipped bool, g int)) error {
+// with the element's index, code, whether it was clipped, and its scale and
+// zero point.
+func each(p *Params, dims []int64, x []float32, visit func(i, code int64, clipped bool, s float32, z int32)) error {
 	l, err := p.layoutFor(dims)
 	if err != nil {
 		return err
@@ -20,10 +21,14 @@ func each(p *Params, dims []int64, x []float32, visit func(i, code int64, clippe
 	lo, hi, _ := IntRange(p.DType, p.Narrow)
 	l.walk(func(start, count int64, g0, gstep int) {
 		g := g0
+		s, z := p.Scale[g], p.Zero(g)
 		for i := start; i < start+count; i++ {
-			code, clipped := f.quantizeOne(x[i], p.Scale[g], p.Zero(g), lo, hi, p.Saturate)
-			visit(i, code, clipped, g)
-			g += gstep
+			if gstep != 0 {
+				s, z = p.Scale[g], p.Zero(g)
+				g += gstep
+			}
+			code, clipped := f.quantizeOne(x[i], s, z, lo, hi, p.Saturate)
+			visit(i, code, clipped, s, z)
 		}
 	})
 	return nil
@@ -66,7 +71,7 @@ func QuantizeSlice(x []float32, dims []int64, p *Params) (*ir.Tensor, error) {
 	}
 	q := ir.NewTensor(p.DType, dims)
 	f, _ := formatOf(p.DType)
-	err := each(p, dims, x, func(i, code int64, _ bool, _ int) { f.storeCode(q, i, code) })
+	err := each(p, dims, x, func(i, code int64, _ bool, _ float32, _ int32) { f.storeCode(q, i, code) })
 	if err != nil {
 		return nil, err
 	}
@@ -94,9 +99,13 @@ func Dequantize(q *ir.Tensor, p *Params) (*ir.Tensor, error) {
 	f, _ := formatOf(p.DType)
 	l.walk(func(start, count int64, g0, gstep int) {
 		g := g0
+		s, z := p.Scale[g], p.Zero(g)
 		for i := start; i < start+count; i++ {
-			y[i] = f.dequantizeOne(f.loadCode(q, i), p.Scale[g], p.Zero(g))
-			g += gstep
+			if gstep != 0 {
+				s, z = p.Scale[g], p.Zero(g)
+				g += gstep
+			}
+			y[i] = f.dequantizeOne(f.loadCode(q, i), s, z)
 		}
 	})
 	return out, nil
@@ -110,8 +119,8 @@ func FakeQuantize(dst, x []float32, dims []int64, p *Params) error {
 		return fmt.Errorf("quant: fake-quantize into %d values from %d", len(dst), len(x))
 	}
 	f, _ := formatOf(p.DType)
-	return each(p, dims, x, func(i, code int64, _ bool, g int) {
-		dst[i] = f.dequantizeOne(code, p.Scale[g], p.Zero(g))
+	return each(p, dims, x, func(i, code int64, _ bool, s float32, z int32) {
+		dst[i] = f.dequantizeOne(code, s, z)
 	})
 }
 

@@ -1,6 +1,7 @@
 package quant
 
 import (
+	"encoding/binary"
 	"math"
 	"sort"
 	"strings"
@@ -14,6 +15,7 @@ import (
 // and their largest finite value. Codes are int64: the integer value for
 // integer types, the bit pattern for float types.
 type format struct {
+	bits   int // storage bits per element
 	float  bool
 	lo, hi int64   // integer types: full range
 	max    float64 // float types: largest finite value
@@ -55,6 +57,7 @@ var formats = func() map[ir.DType]format {
 
 func formatOf(dt ir.DType) (*format, bool) {
 	f, ok := formats[dt]
+	f.bits = dt.Bits()
 	return &f, ok
 }
 
@@ -108,33 +111,44 @@ func (f *format) dequantizeOne(code int64, s float32, z int32) float32 {
 	return float32(float64(code-int64(z)) * float64(s))
 }
 
-// storeCode writes a code into element i of a tensor of the format's type.
+// storeCode writes the low bits of a code (two's complement for signed
+// integers, the bit pattern for floats) into element i of packed
+// little-endian data; sub-byte types are packed low bits first.
 func (f *format) storeCode(t *ir.Tensor, i, code int64) {
-	if !f.float {
-		t.SetInt64At(i, code) // packs int4/uint4/int2/uint2, low bits first
-		return
-	}
-	switch t.DType.Bits() {
-	case 16:
-		t.U16()[i] = uint16(code)
+	d := t.Data
+	switch f.bits {
 	case 8:
-		t.Data[i] = uint8(code)
-	case 4:
-		sh := uint(i%2) * 4
-		t.Data[i/2] = t.Data[i/2]&^(0xf<<sh) | uint8(code&0xf)<<sh
+		d[i] = uint8(code)
+	case 16:
+		binary.LittleEndian.PutUint16(d[2*i:], uint16(code))
+	case 32:
+		binary.LittleEndian.PutUint32(d[4*i:], uint32(code))
+	default: // 4 or 2
+		per := 8 / int64(f.bits)
+		sh := uint(i%per) * uint(f.bits)
+		m := uint8(1)<<f.bits - 1
+		d[i/per] = d[i/per]&^(m<<sh) | (uint8(code)&m)<<sh
 	}
 }
 
-// loadCode reads element i of a quantized tensor as a code.
+// loadCode reads element i of a quantized tensor as a code (sign-extended for
+// signed integer types).
 func (f *format) loadCode(t *ir.Tensor, i int64) int64 {
-	if !f.float {
-		return t.Int64At(i)
-	}
-	switch t.DType.Bits() {
-	case 16:
-		return int64(t.U16()[i])
+	d := t.Data
+	var u uint64
+	switch f.bits {
 	case 8:
-		return int64(t.Data[i])
+		u = uint64(d[i])
+	case 16:
+		u = uint64(binary.LittleEndian.Uint16(d[2*i:]))
+	case 32:
+		u = uint64(binary.LittleEndian.Uint32(d[4*i:]))
+	default:
+		per := 8 / int64(f.bits)
+		u = uint64(d[i/per]>>(uint(i%per)*uint(f.bits))) & (1<<f.bits - 1)
 	}
-	return int64(t.Data[i/2]>>(uint(i%2)*4)) & 0xf
+	if !f.float && f.lo < 0 && u >= 1<<(f.bits-1) {
+		return int64(u) - 1<<f.bits
+	}
+	return int64(u)
 }

@@ -31,14 +31,14 @@ func Measure(x []float32, dims []int64, p *Params) (Report, error) {
 	var signal, rounding, clipping float64
 	var saturated, flushed int64
 	f, _ := formatOf(p.DType)
-	err := each(p, dims, x, func(i, code int64, clipped bool, g int) {
+	err := each(p, dims, x, func(i, code int64, clipped bool, s float32, z int32) {
 		v := x[i]
 		if v != v {
 			r.NaNs++
 			return
 		}
 		r.N++
-		y := f.dequantizeOne(code, p.Scale[g], p.Zero(g))
+		y := f.dequantizeOne(code, s, z)
 		e := float64(v) - float64(y)
 		if y != y { // float8 without saturation: overflow became NaN
 			e = math.Inf(1)
