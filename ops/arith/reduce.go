@@ -173,7 +173,12 @@ func init() {
 	}
 }
 
-// reduceAxes reads the axes (attribute or input by opset), keepdims and
+func (op *reduceOp) accepts(dt ir.DType) bool {
+	k := kindOf(dt)
+	return k&kNumeric != 0 || (k == kBool && op.bools)
+}
+
+// axes reads the axes (attribute or input by opset), keepdims and
 // noop_with_empty_axes. noop reports that the input passes through.
 func (op *reduceOp) axes(c interface {
 	Ints(string, []int64) []int64
@@ -219,19 +224,19 @@ func (op *reduceOp) run(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 		return nil, err
 	}
 	x := in[0]
+	if len(in) > 1 && in[1] != nil && in[1].DType != ir.Int64 {
+		return nil, c.Errorf("axes must be int64, got %s", in[1].DType)
+	}
+	if !op.accepts(x.DType) {
+		return nil, c.Errorf("does not accept %s input", x.DType)
+	}
+	k := kindOf(x.DType)
 	axes, _, keep, noop := op.axes(c, c.Opset, func() ([]int64, bool) {
 		if len(in) < 2 || in[1] == nil {
 			return nil, true
 		}
-		return in[1].Int64s(), true
+		return in[1].I64(), true
 	})
-	if len(in) > 1 && in[1] != nil && in[1].DType != ir.Int64 {
-		return nil, c.Errorf("axes must be int64, got %s", in[1].DType)
-	}
-	k := kindOf(x.DType)
-	if k&kNumeric == 0 && !(k == kBool && op.bools) {
-		return nil, c.Errorf("does not accept %s input", x.DType)
-	}
 	if noop {
 		return []*ir.Tensor{x}, nil
 	}
@@ -272,11 +277,17 @@ func (op *reduceOp) infer(c *ops.InferCtx) error {
 	if len(c.In) > 1 && c.In[1] != nil && c.In[1].DType != ir.Int64 && c.In[1].DType != ir.Undefined {
 		return c.Errorf("axes must be int64, got %s", c.In[1].DType)
 	}
+	if t.DType != ir.Undefined && !op.accepts(t.DType) {
+		return c.Errorf("does not accept %s input", t.DType)
+	}
 	axes, known, keep, noop := op.axes(c, c.Opset, func() ([]int64, bool) {
 		if len(c.In) < 2 || c.In[1] == nil {
 			return nil, true
 		}
-		return c.ConstInts(1)
+		if len(c.Const) > 1 && c.Const[1] != nil && c.Const[1].DType != ir.Int64 {
+			return nil, false
+		}
+		return c.InputInts(1)
 	})
 	if noop {
 		c.Out[0] = t.Clone()

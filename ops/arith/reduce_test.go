@@ -110,6 +110,8 @@ func TestReduceBadInputs(t *testing.T) {
 	wantErr(t, "ReduceSum", 13, nil, "out of range", x, i64(dims(1), 2))
 	wantErr(t, "ReduceMean", 13, attrs(aInts("axes", -3)), "out of range", x)
 	wantErr(t, "ReduceSum", 13, nil, "axes must be int64", x, ints(ir.Int32, dims(1), 1))
+	wantErr(t, "ReduceSum", 13, nil, "axes must be int64", x, strs(dims(1), "1"))
+	wantErr(t, "ReduceL2", 18, nil, "axes must be int64", x, f32(dims(1), 1))
 	wantErr(t, "ReduceMax", 18, nil, "does not accept string", strs(dims(1), "a"))
 	wantErr(t, "ReduceSum", 13, attrs(aInts("keepdims", 1)), "keepdims", x)
 }
