@@ -94,11 +94,11 @@ func runModel(w io.Writer, path string, f runFlags) error {
 	fmt.Fprintf(tw, "Outputs:\n")
 	for i, o := range m.Graph.Outputs {
 		t := outs[o.Name]
-		dest := ""
 		if f.outputs != "" {
-			dest = "-> " + cli.OutputFile(f.outputs, i)
+			fmt.Fprintf(tw, "  %s\t%s\t-> %s\n", o.Name, t.Type(), cli.OutputFile(f.outputs, i))
+		} else {
+			fmt.Fprintf(tw, "  %s\t%s\n", o.Name, t.Type())
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", o.Name, t.Type(), dest)
 	}
 	tw.Flush()
 	if f.outputs != "" {
