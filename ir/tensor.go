@@ -227,11 +227,11 @@ func (t *Tensor) SetFloat64At(i int64, v float64) {
 	case BFloat16:
 		t.U16()[i] = floatx.F32ToBF16(float32(v))
 	case Float8E4M3FN, Float8E4M3FNUZ, Float8E5M2, Float8E5M2FNUZ:
-		t.U8()[i] = floatx.F32ToF8(float32(v), F8Format(t.DType), true)
+		t.U8()[i] = floatx.F64ToF8(v, F8Format(t.DType), true)
 	case Float8E8M0:
 		t.U8()[i] = floatx.F32ToE8M0(float32(v), true)
 	case Float4E2M1:
-		t.setSubByte(i, floatx.F32ToF4E2M1(float32(v), true))
+		t.setSubByte(i, floatx.F64ToF4E2M1(v))
 	case Bool:
 		if v != 0 {
 			t.Data[i] = 1
