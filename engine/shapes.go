@@ -26,10 +26,22 @@ func (c *Context) prepare() error {
 			c.profile, c.arena = found, nil
 		}
 	}
-	pr := &p.Profiles[c.profile]
 	if c.arena == nil {
-		c.arena = ir.AlignedBytes(pr.ArenaSize)
+		c.arena = ir.AlignedBytes(p.Profiles[c.profile].ArenaSize)
 	}
+	if err := c.shapePass(nil); err != nil {
+		return err
+	}
+	c.shapeOK = true
+	return nil
+}
+
+// shapePass computes every value's dims for the bound inputs, runs shape
+// steps, and points activation views into the arena. record, when set, is
+// told the byte size of every arena value (the memory planner uses it).
+func (c *Context) shapePass(record func(idx int, size int64)) error {
+	p := c.e.plan
+	pr := &p.Profiles[c.profile]
 	for i, b := range p.Inputs {
 		v := p.Values[b.Value]
 		c.dims[b.Value] = c.inputs[i].Dims
@@ -70,6 +82,9 @@ func (c *Context) prepare() error {
 			}
 			size := v.DType.ByteSize(n)
 			t := &ir.Tensor{Name: v.Name, DType: v.DType, Dims: dims[k]}
+			if record != nil && !s.ShapeStep {
+				record(idx, size)
+			}
 			if s.ShapeStep {
 				t.Data = ir.AlignedBytes(size)
 			} else {
@@ -90,10 +105,12 @@ func (c *Context) prepare() error {
 			}
 		}
 	}
+	if record != nil {
+		return nil
+	}
 	for _, sl := range arenaSlots {
 		c.views[sl.idx].Data = c.arena[sl.off : sl.off+sl.size]
 	}
-	c.shapeOK = true
 	return nil
 }
 

@@ -177,3 +177,34 @@ func (k *Kernel) Run(_ *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	return nil
 }
+
+// Backend offers the reference kernel for every op kiln knows, at the
+// lowest priority: it is the fallback, never the first choice.
+type Backend struct{}
+
+func (Backend) Name() string  { return "ref" }
+func (Backend) Priority() int { return -100 }
+
+func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
+	if _, err := ops.Lookup(l.Node.Domain, l.Node.OpType, l.Opset); err != nil {
+		return nil
+	}
+	if l.Precision != engine.FP32 {
+		return nil // the reference runs the float graph only
+	}
+	return []engine.Tactic{tactic{}}
+}
+
+type tactic struct{}
+
+func (tactic) Name() string { return "ref" }
+
+func (tactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
+	_, params, err := New(l.Node, l.Opset)
+	if err != nil {
+		return nil, err
+	}
+	return &engine.Lowered{Kernel: KernelID, Params: params}, nil
+}
+
+func init() { engine.RegisterBackend(Backend{}) }
