@@ -79,7 +79,7 @@ func estimateModel(m *ir.Model) int {
 		}
 	}
 	walk(m.Graph, 0)
-	return n + 4096
+	return n + n/32 + 64<<10 // names, types and value infos are not counted above
 }
 
 func appendGraph(b []byte, g *ir.Graph, depth int) ([]byte, error) {

@@ -227,3 +227,21 @@ func TestTruncatedSharedFiles(t *testing.T) {
 	_, err := Decode(data[:len(data)/2], "")
 	wantErr(t, "half mnist", err, "field")
 }
+
+func TestGroupsRejectedForKnownFields(t *testing.T) {
+	group := func(num protowire.Number) []byte {
+		b := protowire.AppendTag(nil, num, protowire.StartGroupType)
+		b = append(b, fVarint(1, 1)...)
+		return protowire.AppendTag(b, num, protowire.EndGroupType)
+	}
+	// An unknown field as a group is skipped.
+	if _, err := Decode(cat(group(99), modelProto()), ""); err != nil {
+		t.Errorf("unknown group: %v", err)
+	}
+	_, err := Decode(cat(modelProto(fBytes(graphInitializer, tensorProto("g", 1, []int64{1}, group(tensorFloatData))))), "")
+	wantErr(t, "float_data group", err, `tensor "g"`, "float_data", "wire type group")
+	_, err = Decode(modelProto(fBytes(graphNode, group(nodeName))), "")
+	wantErr(t, "name group", err, "node #0", "field name (3)", "wire type group")
+	_, err = Decode(cat(protowire.AppendTag(nil, 5, protowire.StartGroupType), modelProto()), "")
+	wantErr(t, "unterminated group", err, "field 5")
+}

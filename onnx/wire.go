@@ -31,8 +31,8 @@ func wireName(t protowire.Type) string {
 	return fmt.Sprintf("wiretype(%d)", t)
 }
 
-// eachField walks the fields of one message in order. Groups (unused by
-// ONNX) are skipped. fn's error stops the walk.
+// eachField walks the fields of one message in order; fn's error stops the
+// walk. Unknown fields are simply not handled by fn.
 func eachField(b []byte, fn func(f field) error) error {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
@@ -53,12 +53,9 @@ func eachField(b []byte, fn func(f field) error) error {
 		case protowire.BytesType:
 			f.b, n = protowire.ConsumeBytes(b)
 		case protowire.StartGroupType:
+			// ONNX has no groups: fn skips it as an unknown field, or
+			// rejects it through want() where the field number is known.
 			n = protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
-			}
-			b = b[n:]
-			continue // ONNX has no groups: skip it like an unknown field
 		default:
 			return fmt.Errorf("field %d: unexpected wire type %s", num, wireName(typ))
 		}
