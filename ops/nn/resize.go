@@ -167,18 +167,15 @@ func planResize(a attrGetter, ra *resizeAttrs, xd []int64, scales []float64, siz
 			return nil, a.Errorf("sizes has %d values, want %d", len(sizes), len(axes))
 		}
 		for i, ax := range axes {
-			if sizes[i] < 0 {
-				return nil, a.Errorf("sizes %v must not be negative", sizes)
-			}
-			p.out[ax] = sizes[i]
-			if xd[ax] > 0 {
+			p.out[ax] = sizes[i] // -1: known only symbolically (inference)
+			if xd[ax] > 0 && sizes[i] >= 0 {
 				p.scale[ax] = float64(sizes[i]) / float64(xd[ax])
 			}
 		}
 		if ra.policy != "stretch" {
 			best := 0.0
 			for k, ax := range axes {
-				if xd[ax] < 0 {
+				if xd[ax] < 0 || sizes[k] < 0 {
 					for _, ax := range axes {
 						p.out[ax] = -1
 					}
@@ -226,6 +223,11 @@ func resizeValues(c *ops.Ctx, in []*ir.Tensor) (scales []float64, sizes []int64,
 				return nil, nil, nil, c.Errorf("sizes is %s, want int64", t.DType)
 			}
 			sizes = t.Int64s()
+			for _, v := range sizes {
+				if v < 0 {
+					return nil, nil, nil, c.Errorf("sizes %v must not be negative", sizes)
+				}
+			}
 		}
 	}
 	if idx.roi >= 0 {
