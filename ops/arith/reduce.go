@@ -315,6 +315,7 @@ func (op *reduceOp) infer(c *ops.InferCtx) error {
 		return c.Errorf("%v", err)
 	}
 	c.Out[0] = ir.TensorType(t.DType, reducedShape(t.Shape, mask, keep))
+	foldValues(c, op.run)
 	return nil
 }
 

@@ -84,7 +84,11 @@ func inferClip(c *ops.InferCtx) error {
 	if err := c.CheckSameDType(0, 1, 2); err != nil {
 		return err
 	}
-	return ops.SameAsInput(0)(c)
+	if err := ops.SameAsInput(0)(c); err != nil {
+		return err
+	}
+	foldValues(c, clip)
+	return nil
 }
 
 // prelu is x < 0 ? slope*x : x with slope broadcast to x's shape (only in

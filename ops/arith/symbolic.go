@@ -202,3 +202,41 @@ func whereValue(c *ops.InferCtx) {
 	}
 	c.OutValue[0] = out
 }
+
+// foldValues evaluates a kernel at inference time on inputs whose values
+// are all known numbers without being build-time constants (a Shape output
+// of a tensor with known dims, say), and sets OutValue[0] from the result.
+// ReduceProd(Slice(Shape(x))) giving Flatten's size is the usual case.
+func foldValues(c *ops.InferCtx, run ops.Kernel) {
+	if !valueOut(c) {
+		return
+	}
+	in := make([]*ir.Tensor, len(c.In))
+	for i, t := range c.In {
+		switch {
+		case i < len(c.Const) && c.Const[i] != nil:
+			in[i] = c.Const[i]
+		case t == nil:
+			if i < len(c.Node.Inputs) && c.Node.Inputs[i] != "" {
+				return // present but unknown
+			}
+		default:
+			v, ok := c.InputInts(i)
+			if !ok || !(t.DType.IsInteger() || t.DType == ir.Bool) || !t.HasShape || len(t.Shape) > 1 {
+				return
+			}
+			d := []int64{}
+			if len(t.Shape) == 1 {
+				d = []int64{int64(len(v))}
+			} else if len(v) != 1 {
+				return
+			}
+			in[i] = ir.FromInt64s(t.DType, d, v)
+		}
+	}
+	outs, err := run(ops.NewCtx(c.Node, c.Opset), in)
+	if err != nil || len(outs) == 0 || outs[0] == nil {
+		return
+	}
+	c.OutValue[0] = ops.ValueOf(outs[0])
+}

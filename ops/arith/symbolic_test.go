@@ -118,3 +118,24 @@ func TestBroadcastInferPerNode(t *testing.T) {
 		}
 	}
 }
+
+// Ops on known (but not constant) values are evaluated at inference time.
+func TestFoldKnownValues(t *testing.T) {
+	v := inferValue(t, "ReduceProd", 18, []*ir.Type{vec(ir.Int64, 3)}, nil, []ir.Shape{{ir.D(3), ir.D(224), ir.D(224)}})
+	if v.String() != "[150528]" {
+		t.Errorf("ReduceProd value %v, want [150528]", v)
+	}
+	v = inferValue(t, "Neg", 13, []*ir.Type{ir.TensorType(ir.Int64, ir.Shape{})}, nil, []ir.Shape{{ir.D(5)}})
+	if v.String() != "[-5]" {
+		t.Errorf("Neg value %v, want [-5]", v)
+	}
+	// With constant bounds.
+	v = inferValue(t, "Clip", 13, []*ir.Type{vec(ir.Int64, 2), ir.TensorType(ir.Int64, ir.Shape{})}, []*ir.Tensor{nil, i64(nil, 4)}, []ir.Shape{{ir.D(3), ir.D(9)}})
+	if v.String() != "[4,9]" {
+		t.Errorf("Clip value %v, want [4,9]", v)
+	}
+	// A symbol stops folding; nothing is invented.
+	if v = inferValue(t, "ReduceProd", 18, []*ir.Type{vec(ir.Int64, 2)}, nil, []ir.Shape{{ir.Sym("b"), ir.D(3)}}); v != nil {
+		t.Errorf("ReduceProd of a symbol: %v", v)
+	}
+}

@@ -262,5 +262,6 @@ func (op *unaryOp) infer(c *ops.InferCtx) error {
 		out.DType = op.out
 	}
 	c.Out[0] = out
+	foldValues(c, op.run)
 	return nil
 }
