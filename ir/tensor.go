@@ -296,6 +296,10 @@ func (t *Tensor) SetInt64At(i int64, v int64) {
 	case Uint4, Int4, Uint2, Int2:
 		t.setSubByte(i, uint8(v))
 	default:
+		if !t.DType.IsFloat() {
+			// SetFloat64At would call back here: a plain panic is recoverable, endless recursion is not.
+			panic(fmt.Sprintf("ir: tensor %q is %s, not a number", t.Name, t.DType))
+		}
 		t.SetFloat64At(i, float64(v))
 	}
 }
