@@ -19,11 +19,26 @@ const maxDeflateRatio = 1032
 // tensor is named after its entry without the ".npy" suffix, as numpy.load
 // names them.
 func ReadNPZ(path string) ([]*ir.Tensor, error) {
-	zr, err := zip.OpenReader(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	defer zr.Close()
+	return DecodeNPZ(f, st.Size(), path)
+}
+
+// DecodeNPZ reads an .npz archive of size bytes from r; name is used in
+// error messages.
+func DecodeNPZ(r io.ReaderAt, size int64, name string) ([]*ir.Tensor, error) {
+	path := name
+	zr, err := zip.NewReader(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	var out []*ir.Tensor
 	seen := map[string]bool{}
 	for _, f := range zr.File {

@@ -96,3 +96,29 @@ func FuzzParseHeader(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeNPZ(f *testing.F) {
+	for _, p := range []string{"all_stored.npz", "all_deflated.npz"} {
+		b, _ := os.ReadFile(filepath.Join("testdata", p))
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ts, err := DecodeNPZ(bytes.NewReader(b), int64(len(b)), "fuzz.npz")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.npz: ") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		total := int64(0)
+		for _, x := range ts {
+			if err := x.Check(); err != nil {
+				t.Fatal(err)
+			}
+			total += int64(len(x.Data))
+		}
+		if total > int64(len(b))*maxDeflateRatio+1024*int64(len(ts)) {
+			t.Fatalf("decoded %d bytes from a %d-byte archive", total, len(b))
+		}
+	})
+}

@@ -154,3 +154,27 @@ func TestRunBadNPY(t *testing.T) {
 		t.Fatalf("exit %d, stderr %s", code, errs)
 	}
 }
+
+// A symbolic batch dimension accepts any size, and the outputs follow it.
+func TestRunSymbolicBatch(t *testing.T) {
+	needShared(t)
+	model := filepath.Join(shared, "models", "bench", "simplecnn.fp32.onnx")
+	x := ir.NewTensor(ir.Float32, []int64{3, 1, 28, 28})
+	for i := range x.F32() {
+		x.F32()[i] = float32(i%17) / 17
+	}
+	dir := t.TempDir()
+	if err := tensorio.WriteNPY(filepath.Join(dir, "input.npy"), x); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := kiln(t, "run", model, "--inputs", dir)
+	if code != 0 || !strings.Contains(out, "output  float32[3,10]") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	// The fixed dimensions still must match.
+	y := ir.NewTensor(ir.Float32, []int64{3, 2, 28, 28})
+	tensorio.WriteNPY(filepath.Join(dir, "input.npy"), y)
+	if code, _, errs := kiln(t, "run", model, "--inputs", dir); code != 1 || !strings.Contains(errs, "dimension 1 differs") {
+		t.Fatalf("exit %d, %s", code, errs)
+	}
+}

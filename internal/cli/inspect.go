@@ -125,7 +125,7 @@ func InspectModel(m *ir.Model) (*ModelReport, error) {
 	}
 	r := &ModelReport{Kind: "onnx", Path: m.Path, Producer: m.ProducerName, ProducerVersion: m.ProducerVersion,
 		IRVersion: m.IRVersion, ModelVersion: m.ModelVersion, Domain: m.Domain, Graph: g.Name,
-		Nodes: len(g.Nodes), Unsupported: []Unsupported{}}
+		Nodes: len(g.Nodes), Opsets: []Opset{}, Inputs: []Value{}, Outputs: []Value{}, Unsupported: []Unsupported{}}
 	for _, o := range m.Opsets {
 		d := o.Domain
 		if d == "" {
