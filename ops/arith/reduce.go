@@ -297,17 +297,26 @@ func (op *reduceOp) infer(c *ops.InferCtx) error {
 	if !t.HasShape {
 		return nil
 	}
-	if !known { // axes computed at run time: only the rank survives, and only with keepdims
-		if keep {
-			s := make(ir.Shape, len(t.Shape))
-			for i, d := range t.Shape {
-				s[i] = ir.Unknown()
-				if d.Known() && d.Value == 1 {
-					s[i] = d
-				}
+	if !known { // axes computed at run time: the dims are unknown, the rank may not be
+		rank := len(t.Shape)
+		if !keep {
+			// k axes, k > 0 known from the axes' shape, drop k dims.
+			a := c.In[1]
+			if !a.HasShape || len(a.Shape) != 1 || !a.Shape[0].Known() || a.Shape[0].Value == 0 {
+				return nil
 			}
-			c.Out[0] = ir.TensorType(t.DType, s)
+			if rank -= int(a.Shape[0].Value); rank < 0 {
+				return c.Errorf("%d axes for an input of rank %d", a.Shape[0].Value, len(t.Shape))
+			}
 		}
+		s := make(ir.Shape, rank)
+		for i := range s {
+			s[i] = ir.Unknown()
+			if d := t.Shape[i]; keep && d.Known() && d.Value == 1 {
+				s[i] = d
+			}
+		}
+		c.Out[0] = ir.TensorType(t.DType, s)
 		return nil
 	}
 	mask, err := normAxes(axes, len(t.Shape))

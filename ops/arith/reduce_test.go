@@ -150,8 +150,15 @@ func TestReduceInferSymbolic(t *testing.T) {
 	if err := op.Infer(c); err != nil {
 		t.Fatal(err)
 	}
+	if want := "float32[?,?,?]"; c.Out[0].String() != want {
+		t.Errorf("unknown axes, keepdims 0: %v, want %s (one axis)", c.Out[0], want)
+	}
+	c = ops.NewInferCtx(n, 18, []*ir.Type{in, ir.TensorType(ir.Int64, ir.Shape{ir.Sym("k")})}, nil, nil)
+	if err := op.Infer(c); err != nil {
+		t.Fatal(err)
+	}
 	if c.Out[0].HasShape || c.Out[0].DType != ir.Float32 {
-		t.Errorf("unknown axes, keepdims 0: %v, want float32 of unknown rank", c.Out[0])
+		t.Errorf("unknown number of axes, keepdims 0: %v, want float32 of unknown rank", c.Out[0])
 	}
 }
 
