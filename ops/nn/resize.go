@@ -308,13 +308,16 @@ func inferResize(c *ops.InferCtx) error {
 	}
 	out := make(ir.Shape, len(xd))
 	for i, o := range p.out {
+		k := sizeAxis(ra, i)
 		switch {
-		case symSizes != nil && ra.policy == "stretch" && sizeAxis(ra, i, len(xd)) >= 0:
-			out[i] = symSizes[sizeAxis(ra, i, len(xd))]
-		case o >= 0 && !(xd[i] < 0 && sizes == nil):
+		case k < 0:
+			out[i] = x.Shape[i] // not resized
+		case symSizes != nil && ra.policy == "stretch":
+			out[i] = symSizes[k]
+		case o >= 0:
 			out[i] = ir.D(o)
-		case p.scale[i] == 1 && sizes == nil:
-			out[i] = x.Shape[i] // unchanged axis keeps its symbol
+		case sizes == nil && p.scale[i] == 1:
+			out[i] = x.Shape[i] // scale 1 keeps the symbol
 		default:
 			out[i] = ir.Unknown()
 		}
@@ -323,8 +326,8 @@ func inferResize(c *ops.InferCtx) error {
 	return nil
 }
 
-// sizeAxis returns the position in sizes of axis i, or -1.
-func sizeAxis(ra *resizeAttrs, i, rank int) int {
+// sizeAxis returns the position in scales/sizes of axis i, or -1.
+func sizeAxis(ra *resizeAttrs, i int) int {
 	if ra.axes == nil {
 		return i
 	}
