@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/kilnml/kiln/ir"
 )
@@ -25,6 +26,8 @@ type Context struct {
 	outBuf  []*ir.Tensor
 	exec    *Exec
 	shapeOK bool // dims and views match the bound inputs' shapes
+
+	profiler Profiler // per-step timing; nil when off (see profile.go)
 }
 
 // SetThreads sets the worker goroutines kernels may use (>= 1).
@@ -109,8 +112,15 @@ func (c *Context) Execute() error {
 			continue // computed by the shape pass
 		}
 		c.inBuf, c.outBuf = c.stepTensors(s, c.inBuf[:0], c.outBuf[:0])
+		var t0 time.Time
+		if c.profiler != nil {
+			t0 = time.Now()
+		}
 		if err := c.e.kernels[si].Run(c.exec, c.inBuf, c.outBuf); err != nil {
 			return fmt.Errorf("layer %q: %w", s.Name, err)
+		}
+		if c.profiler != nil {
+			c.profiler.StepDone(si, time.Since(t0))
 		}
 	}
 	return nil
