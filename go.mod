@@ -12,5 +12,5 @@ require (
 	github.com/spf13/pflag v1.0.9
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/term v0.48.0
-	google.golang.org/protobuf v1.36.12 // indirect
+	google.golang.org/protobuf v1.36.12
 )
