@@ -115,12 +115,22 @@ func Dequantize(q *ir.Tensor, p *Params) (*ir.Tensor, error) {
 // the float32 values a quantized tensor stands for, as QAT and the
 // quantize–dequantize evaluation of calibrated models use them.
 func FakeQuantize(dst, x []float32, dims []int64, p *Params) error {
-	if len(dst) != len(x) {
-		return fmt.Errorf("quant: fake-quantize into %d values from %d", len(dst), len(x))
+	return FakeQuantizeClipped(dst, nil, x, dims, p)
+}
+
+// FakeQuantizeClipped is FakeQuantize that also records, when clipped is not
+// nil, which elements lay beyond the representable range (NaN included): the
+// mask a straight-through estimator zeroes gradients with in QAT.
+func FakeQuantizeClipped(dst []float32, clipped []bool, x []float32, dims []int64, p *Params) error {
+	if len(dst) != len(x) || (clipped != nil && len(clipped) != len(x)) {
+		return fmt.Errorf("quant: fake-quantize into %d values (mask %d) from %d", len(dst), len(clipped), len(x))
 	}
 	f, _ := formatOf(p.DType)
-	return each(p, dims, x, func(i, code int64, _ bool, s float32, z int32) {
+	return each(p, dims, x, func(i, code int64, c bool, s float32, z int32) {
 		dst[i] = f.dequantizeOne(code, s, z)
+		if clipped != nil {
+			clipped[i] = c
+		}
 	})
 }
 

@@ -277,10 +277,33 @@ func TestQuantizeTensorErrors(t *testing.T) {
 			_, err := Dequantize(q, p)
 			return err
 		}(), "needs 4 bytes"},
-		{"fake lengths", FakeQuantize(make([]float32, 2), make([]float32, 3), []int64{3}, p), "into 2 values from 3"},
+		{"fake lengths", FakeQuantize(make([]float32, 2), make([]float32, 3), []int64{3}, p), "into 2 values (mask 0) from 3"},
+		{"mask length", FakeQuantizeClipped(make([]float32, 3), make([]bool, 2), make([]float32, 3), []int64{3}, p), "(mask 2)"},
 	} {
 		if tc.err == nil || !strings.Contains(tc.err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one containing %q", tc.name, tc.err, tc.want)
+		}
+	}
+}
+
+func TestFakeQuantizeClippedMask(t *testing.T) {
+	x := []float32{0.5, 1.2, -1.01, -0.99, float32(math.NaN()), 1.0039}
+	for _, tc := range []struct {
+		p    *Params
+		want []bool
+	}{
+		{mustParams(t)(FromAmax(ir.Int8, 1, true)), []bool{false, true, true, false, true, false}}, // 1.0039·127 = 127.49 rounds in range
+		{mustParams(t)(FromAmax(ir.Float8E4M3FN, 1, false)), []bool{false, true, true, false, true, true}},
+	} {
+		dst := make([]float32, len(x))
+		mask := make([]bool, len(x))
+		if err := FakeQuantizeClipped(dst, mask, x, []int64{6}, tc.p); err != nil {
+			t.Fatal(err)
+		}
+		for i := range x {
+			if mask[i] != tc.want[i] {
+				t.Errorf("%s: %v clipped=%v, want %v", tc.p, x[i], mask[i], tc.want[i])
+			}
 		}
 	}
 }

@@ -26,8 +26,9 @@
 // code for such values; kiln's reference follows ONNX because Q/DQ models are
 // specified by it. Dequantization computes (q − Z)·S exactly and rounds once
 // to float32 (as ONNX's reference, whose integer path goes through float64).
-// A NaN input quantizes to the zero point for integer targets (ONNX leaves
-// it undefined) and to NaN for float formats that have one.
+// A NaN input quantizes to the lowest code for integer targets (ONNX leaves
+// it undefined; ONNX Runtime and ONNX's reference on x86 give the lowest code)
+// and to NaN for float formats that have one.
 //
 // # Ranges and conventions
 //

@@ -79,17 +79,17 @@ func supportedNames() string {
 // fusing it with later operations), as ONNX's reference and ONNX Runtime do.
 // clipped reports that the value lay beyond the representable range (an
 // integer outside [lo, hi] after rounding; a float beyond ±max). NaN maps to
-// the zero point (integers) or NaN (float types that have it).
+// the lowest code (integers) or NaN (float types that have it).
 func (f *format) quantizeOne(x, s float32, z int32, lo, hi int64, sat bool) (code int64, clipped bool) {
 	v := float32(x / s)
 	if f.float {
 		if f.addZP {
 			v += 0
 		}
-		return int64(f.enc(v, sat)), math.Abs(float64(v)) > f.max
+		return int64(f.enc(v, sat)), !(math.Abs(float64(v)) <= f.max)
 	}
 	if v != v {
-		return int64(z), false
+		return lo, true // as ONNX Runtime and ONNX's reference (on x86) compute it
 	}
 	r := math.RoundToEven(float64(v)) + float64(z)
 	switch {

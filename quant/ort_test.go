@@ -43,6 +43,7 @@ func TestAgainstONNXRuntime(t *testing.T) {
 	}
 	amax, _ := Amax(x, dims, 1, 0)
 	mn, mx, _ := MinMax(x, dims, 2, 64)
+	x[7], x[11], x[15] = float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))
 	cases := map[string]*Params{
 		"int8":           {DType: ir.Int8, Scale: []float32{0.037}, Axis: PerTensor},
 		"uint8":          {DType: ir.Uint8, Scale: []float32{0.037}, ZeroPoint: []int32{131}, Axis: PerTensor},
@@ -69,6 +70,8 @@ func TestAgainstONNXRuntime(t *testing.T) {
 	t.Logf("%d values round differently under x/S and x·(1/S)", sensitive)
 	work := t.TempDir()
 	for name, p := range cases {
+		p = p.Clone()
+		p.Narrow = false // ONNX has no narrow range: a Q/DQ pair clamps to the full range
 		t.Run(name, func(t *testing.T) {
 			model := qdqModel(t, p, dims)
 			cdir := filepath.Join(work, name)

@@ -99,7 +99,10 @@ func FromQDQ(q QDQ) (*Params, error) {
 // QDQTensors returns the scale (float32) and zero point (of p.DType) tensors
 // and the axis and block_size attributes that express p in an ONNX Q/DQ pair
 // for a tensor of the given dims. A zero point is always written, so that it
-// fixes the quantized type (zeros for float types, as ONNX requires).
+// fixes the quantized type (zeros for float types, as ONNX requires). ONNX
+// has no narrow range: a Q/DQ pair clamps to the full range, so with Narrow
+// the exported model can reach the lowest code for values below
+// (qmin+1−Z−0.5)·S, which p's own Quantize would have clamped.
 func (p *Params) QDQTensors(dims []int64) (scale, zeroPoint *ir.Tensor, axis, blockSize int64, err error) {
 	sd, err := p.ScaleDims(dims)
 	if err != nil {

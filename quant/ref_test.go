@@ -198,7 +198,7 @@ func refRoundHalfEven(v float64) float64 {
 func refQuantizeInt(x, s float32, z int32, lo, hi int64) int64 {
 	q := float32(x / s)
 	if q != q {
-		return int64(z)
+		return lo
 	}
 	r := refRoundHalfEven(float64(q)) + float64(z)
 	return int64(math.Min(math.Max(r, float64(lo)), float64(hi)))
