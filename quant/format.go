@@ -26,15 +26,15 @@ type format struct {
 	addZP bool
 }
 
-func f8format(dt ir.DType) format {
+func f8format(dt ir.DType) *format {
 	ff := ir.F8Format(dt)
-	return format{float: true, max: ff.Max(),
+	return &format{float: true, max: ff.Max(),
 		enc: func(v float32, sat bool) uint32 { return uint32(floatx.F32ToF8(v, ff, sat)) },
 		dec: func(c uint32) float32 { return floatx.F8ToF32(uint8(c), ff) }}
 }
 
-var formats = func() map[ir.DType]format {
-	m := map[ir.DType]format{
+var formats = func() map[ir.DType]*format {
+	m := map[ir.DType]*format{
 		ir.Float16: {float: true, max: 65504,
 			enc: func(v float32, _ bool) uint32 { return uint32(floatx.F32ToF16(v)) },
 			dec: func(c uint32) float32 { return floatx.F16ToF32(uint16(c)) }},
@@ -50,15 +50,21 @@ var formats = func() map[ir.DType]format {
 	}
 	for _, dt := range []ir.DType{ir.Int8, ir.Uint8, ir.Int16, ir.Uint16, ir.Int32, ir.Int4, ir.Uint4, ir.Int2, ir.Uint2} {
 		lo, hi := dt.IntRange()
-		m[dt] = format{lo: lo, hi: hi}
+		m[dt] = &format{lo: lo, hi: hi}
+	}
+	for dt, f := range m {
+		f.bits = dt.Bits()
 	}
 	return m
 }()
 
+// formatOf returns the shared (read-only) description of dt, or a zero
+// format and false when dt is not a quantization type.
 func formatOf(dt ir.DType) (*format, bool) {
-	f, ok := formats[dt]
-	f.bits = dt.Bits()
-	return &f, ok
+	if f, ok := formats[dt]; ok {
+		return f, true
+	}
+	return &format{}, false
 }
 
 // Supported reports whether dt can be a quantization target.
@@ -102,8 +108,9 @@ func (f *format) quantizeOne(x, s float32, z int32, lo, hi int64, sat bool) (cod
 }
 
 // dequantizeOne maps a code back: (q − z)·s for integers, decode(q)·s for
-// floats, computed exactly and rounded once to float32 (as ONNX's reference,
-// whose integer path promotes to float64).
+// floats, computed exactly and rounded once to float32, as ONNX's reference
+// and ONNX Runtime do for every type up to 16 bits. (For int32 codes beyond
+// 2^24 ONNX's reference first rounds q to float32; kiln does not.)
 func (f *format) dequantizeOne(code int64, s float32, z int32) float32 {
 	if f.float {
 		return float32(float64(f.dec(uint32(code))) * float64(s))
