@@ -181,6 +181,19 @@ func TestQDQTensorsRoundTrip(t *testing.T) {
 			}
 		}
 	}
+	// ONNX's negative axes count from the end; a [1] scale is per-tensor.
+	neg, err := FromQDQ(QDQ{Scale: ir.FromFloat32s([]int64{4}, []float32{1, 2, 3, 4}), Axis: -1, Rank: 3, Saturate: true})
+	if err != nil || neg.Axis != 2 || neg.DType != ir.Uint8 {
+		t.Errorf("axis -1 of rank 3: %v %v", neg, err)
+	}
+	one, err := FromQDQ(QDQ{Scale: ir.FromFloat32s([]int64{1}, []float32{0.5}), Axis: 1, Rank: 3})
+	if err != nil || one.Axis != PerTensor {
+		t.Errorf("[1] scale: %v %v", one, err)
+	}
+	half, err := FromQDQ(QDQ{Scale: ir.FromFloat64s(ir.Float16, nil, []float64{0.125}), ZeroPoint: ir.FromInt64s(ir.Int4, nil, []int64{-3})})
+	if err != nil || half.Scale[0] != 0.125 || half.Zero(0) != -3 || half.DType != ir.Int4 {
+		t.Errorf("float16 scale, int4 zero point: %v %v", half, err)
+	}
 	bad := []QDQ{
 		{},
 		{Scale: ir.FromInt64s(ir.Int32, nil, []int64{1})},
