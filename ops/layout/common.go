@@ -248,3 +248,6 @@ func rawZero(t *ir.Tensor, i int64) bool {
 	}
 	return true
 }
+
+// numeric reports types SetFloat64At can write (floats, integers, bool).
+func numeric(dt ir.DType) bool { return dt.IsFloat() || dt.IsInteger() || dt == ir.Bool }

@@ -167,7 +167,7 @@ func constantOfShapeInfer(c *ops.InferCtx) error {
 
 func eyeLikeType(e attrGetter, in ir.DType) (ir.DType, error) {
 	dt := ir.DType(e.Int("dtype", int64(in)))
-	if !dt.Valid() || dt == ir.String {
+	if !numeric(dt) {
 		return 0, e.Errorf("dtype %d is not supported", int32(dt))
 	}
 	return dt, nil
@@ -308,7 +308,7 @@ func rangeInfer(c *ops.InferCtx) error {
 	}
 	var v [3]float64
 	for i := range v {
-		if i >= len(c.Const) || c.Const[i] == nil || c.Const[i].Len() != 1 {
+		if i >= len(c.Const) || c.Const[i] == nil || c.Const[i].Len() != 1 || !c.Const[i].DType.IsFloat() {
 			return nil
 		}
 		v[i] = c.Const[i].Float64At(0)

@@ -89,8 +89,10 @@ func oneHotInfer(c *ops.InferCtx) error {
 		return err
 	}
 	depth := ir.Unknown()
-	if i := 1; i < len(c.Const) && c.Const[i] != nil && c.Const[i].Len() == 1 {
-		depth = ir.D(c.Const[i].Int64At(0))
+	if d := c.Const[1:]; len(d) > 0 && d[0] != nil && d[0].Len() == 1 && (d[0].DType.IsFloat() || d[0].DType.IsInteger()) {
+		if v := d[0].Int64At(0); v >= 1 {
+			depth = ir.D(v)
+		}
 	} else if v, ok := c.InputValue(1); ok && len(v) == 1 {
 		depth = v[0]
 	}

@@ -74,6 +74,9 @@ func dropout(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	maskType := ir.Bool
 	if c.Opset < 10 {
 		maskType = x.DType
+		if !numeric(x.DType) {
+			return nil, c.Errorf("input is %s, want a numeric type", x.DType)
+		}
 	}
 	var mask *ir.Tensor
 	if wantOut(c.Node, 1) {

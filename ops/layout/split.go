@@ -148,19 +148,24 @@ func splitInfer(c *ops.InferCtx) error {
 			return err
 		}
 	case explicit != nil:
+		for _, x := range explicit {
+			if x < 0 {
+				return c.Errorf("split %v has a negative size", explicit)
+			}
+		}
 		sizes = explicit
 	}
 	iv, haveValue := c.InputValue(0)
-	off := 0
+	off := int64(0)
 	for k := range c.Out {
 		s := append(ir.Shape{}, t.Shape...)
 		s[axis] = ir.Unknown()
 		if sizes != nil {
 			s[axis] = ir.D(sizes[k])
-			if haveValue && len(s) == 1 && off+int(sizes[k]) <= len(iv) {
-				c.OutValue[k] = append(ir.Shape{}, iv[off:off+int(sizes[k])]...)
+			if haveValue && len(s) == 1 && off >= 0 && sizes[k] <= int64(len(iv))-off {
+				c.OutValue[k] = append(ir.Shape{}, iv[off:off+sizes[k]]...)
 			}
-			off += int(sizes[k])
+			off += sizes[k]
 		} else if n == 1 {
 			s[axis] = d
 		}
