@@ -159,31 +159,42 @@ func TestHostileSizes(t *testing.T) {
 }
 
 // TestHostileCounts feeds many tiny repeated fields and checks that memory
-// stays within a small multiple of the input.
+// stays within a small multiple of the input: the size of the ir struct each
+// 2-byte message becomes (an Attribute is ~320 bytes), and a few bytes per
+// input byte for tensor data.
 func TestHostileCounts(t *testing.T) {
 	const count = 200000
-	cases := map[string][]byte{
-		"node inputs":  modelProto(fBytes(graphNode, []byte(strings.Repeat("\x0a\x00", count)))),
-		"empty nodes":  modelProto([]byte(strings.Repeat("\x0a\x00", count))),
-		"unpacked int": modelProto(fBytes(graphNode, fBytes(nodeAttribute, []byte(strings.Repeat("\x40\x01", count))))),
-		"dims":         cat(packedVarints(tensorDims, make([]int64, count)...), fVarint(tensorDataType, 1)),
-		"opsets":       cat([]byte(strings.Repeat("\x42\x00", count)), modelProto()),
-		"unknown":      cat([]byte(strings.Repeat("\x98\x06\x01", count)), modelProto()),
+	cases := []struct {
+		name   string
+		data   []byte
+		tensor bool
+		ratio  int
+	}{
+		{"node inputs", modelProto(fBytes(graphNode, []byte(strings.Repeat("\x0a\x00", count)))), false, 64},
+		{"empty nodes", modelProto([]byte(strings.Repeat("\x0a\x00", count))), false, 100},
+		{"empty attributes", modelProto(fBytes(graphNode, []byte(strings.Repeat("\x2a\x00", count)))), false, 200},
+		{"unpacked attribute ints", modelProto(fBytes(graphNode, fBytes(nodeAttribute, []byte(strings.Repeat("\x40\x01", count))))), false, 32},
+		{"opsets", cat([]byte(strings.Repeat("\x42\x00", count)), modelProto()), false, 100},
+		{"unknown fields", cat([]byte(strings.Repeat("\x98\x06\x01", count)), modelProto()), false, 2},
+		{"dims", cat(packedVarints(tensorDims, make([]int64, count)...), fVarint(tensorDataType, 1)), true, 16},
+		{"unpacked int64_data", cat(fVarint(tensorDataType, 7), packedVarints(tensorDims, count), []byte(strings.Repeat("\x38\x01", count))), true, 8},
+		{"unpacked float_data", cat(fVarint(tensorDataType, 1), packedVarints(tensorDims, count), []byte(strings.Repeat("\x25\x00\x00\x80\x3f", count))), true, 2},
+		{"empty strings", cat(fVarint(tensorDataType, 8), packedVarints(tensorDims, count), []byte(strings.Repeat("\x32\x00", count))), true, 16},
 	}
-	for name, data := range cases {
+	for _, c := range cases {
 		var err error
 		n := allocated(func() {
-			if name == "dims" {
-				_, err = DecodeTensor(data)
+			if c.tensor {
+				_, err = DecodeTensor(c.data)
 			} else {
-				_, err = Decode(data, "")
+				_, err = Decode(c.data, "")
 			}
 		})
 		if err != nil {
-			t.Errorf("%s: %v", name, err)
+			t.Errorf("%s: %v", c.name, err)
 		}
-		if n > uint64(100*len(data)) {
-			t.Errorf("%s: allocated %d bytes for %d input bytes", name, n, len(data))
+		if n > uint64(c.ratio*len(c.data)) {
+			t.Errorf("%s: allocated %d bytes for %d input bytes (%.0fx, want <= %dx)", c.name, n, len(c.data), float64(n)/float64(len(c.data)), c.ratio)
 		}
 	}
 }

@@ -50,6 +50,12 @@ var (
 	typedSrcs = []typedSource{srcFloat, srcInt32, srcInt64, srcDouble, srcUint64}
 )
 
+// typedByNum indexes typedSrcs by field number.
+var typedByNum = map[protowire.Number]typedSource{
+	tensorFloatData: srcFloat, tensorInt32Data: srcInt32, tensorInt64Data: srcInt64,
+	tensorDoubleData: srcDouble, tensorUint64Data: srcUint64,
+}
+
 // sourceFor returns the typed field ONNX uses to store dt, and the number of
 // values per element (2 for complex types).
 func sourceFor(dt ir.DType) (typedSource, int64) {
@@ -86,12 +92,15 @@ func (d *decoder) tensor(b []byte) (*ir.Tensor, error) {
 	return t, nil
 }
 
+// tensorBody decodes in two passes: the first reads the metadata and counts
+// the values each data field holds (nothing sized by a claim is allocated),
+// the second copies the one data field in use straight into the tensor.
 func (d *decoder) tensorBody(b []byte) (*ir.Tensor, error) {
 	t := &ir.Tensor{}
 	var (
 		raw      []byte
-		typed    = map[protowire.Number][]field{}
-		strs     [][]byte
+		counts   [tensorUint64Data + 1]int64 // values held by each typed field
+		nStrings int64
 		external []ir.StringPair
 		location int32
 		dtype    int32
@@ -106,11 +115,13 @@ func (d *decoder) tensorBody(b []byte) (*ir.Tensor, error) {
 		case tensorSegment:
 			return errors.New("segmented tensors unsupported")
 		case tensorFloatData, tensorInt32Data, tensorInt64Data, tensorDoubleData, tensorUint64Data:
-			typed[f.num] = append(typed[f.num], f)
+			s := typedByNum[f.num]
+			var c int64
+			c, err = f.countPacked(s.name, s.width, s.wire)
+			counts[f.num] += c
 		case tensorStringData:
-			if err = f.want("string_data", protowire.BytesType); err == nil {
-				strs = append(strs, f.b)
-			}
+			err = f.want("string_data", protowire.BytesType)
+			nStrings++
 		case tensorName:
 			t.Name, err = f.str("name")
 		case tensorRawData:
@@ -153,17 +164,8 @@ func (d *decoder) tensorBody(b []byte) (*ir.Tensor, error) {
 		return nil, fmt.Errorf("unknown data_location %d", location)
 	}
 
-	// Count what each data field holds before allocating anything.
 	var sources []string
-	counts := map[protowire.Number]int64{}
 	for _, s := range typedSrcs {
-		for _, f := range typed[s.num] {
-			c, err := f.countPacked(s.name, s.width, s.wire)
-			if err != nil {
-				return nil, err
-			}
-			counts[s.num] += c
-		}
 		if counts[s.num] > 0 {
 			sources = append(sources, s.name)
 		}
@@ -171,7 +173,7 @@ func (d *decoder) tensorBody(b []byte) (*ir.Tensor, error) {
 	if len(raw) > 0 {
 		sources = append(sources, "raw_data")
 	}
-	if len(strs) > 0 {
+	if nStrings > 0 {
 		sources = append(sources, "string_data")
 	}
 	if len(sources) > 1 {
@@ -182,14 +184,17 @@ func (d *decoder) tensorBody(b []byte) (*ir.Tensor, error) {
 		if len(sources) == 1 && sources[0] != "string_data" {
 			return nil, fmt.Errorf("string tensor has %s", sources[0])
 		}
-		if int64(len(strs)) != n {
-			return nil, fmt.Errorf("%d strings for dims %v (%d elements)", len(strs), t.Dims, n)
+		if nStrings != n {
+			return nil, fmt.Errorf("%d strings for dims %v (%d elements)", nStrings, t.Dims, n)
 		}
 		if n > 0 {
-			t.Strings = make([][]byte, n)
-			for i, s := range strs {
-				t.Strings[i] = append([]byte(nil), s...)
-			}
+			t.Strings = make([][]byte, 0, n)
+			_ = eachField(b, func(f field) error { // cannot fail: the first pass succeeded
+				if f.num == tensorStringData {
+					t.Strings = append(t.Strings, append([]byte(nil), f.b...))
+				}
+				return nil
+			})
 		}
 		return t, nil
 	}
@@ -229,17 +234,20 @@ func (d *decoder) tensorBody(b []byte) (*ir.Tensor, error) {
 		t.Data = ir.AlignedBytes(size)
 		isBool := t.DType == ir.Bool
 		i := int64(0)
-		for _, f := range typed[src.num] {
-			err := f.eachPacked(src.name, src.width, src.wire, func(v uint64) {
+		err := eachField(b, func(f field) error {
+			if f.num != src.num {
+				return nil
+			}
+			return f.eachPacked(src.name, src.width, src.wire, func(v uint64) {
 				if isBool && v != 0 {
 					v = 1
 				}
 				putBits(t.Data, bits, i, v)
 				i++
 			})
-			if err != nil {
-				return nil, err
-			}
+		})
+		if err != nil {
+			return nil, err
 		}
 		clearPadding(t, n)
 	}
