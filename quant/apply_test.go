@@ -307,3 +307,19 @@ func TestFakeQuantizeClippedMask(t *testing.T) {
 		}
 	}
 }
+
+func TestEmptyTensors(t *testing.T) {
+	pc := &Params{DType: ir.Int4, Scale: []float32{1, 2, 3}, Axis: 1}
+	for _, dims := range [][]int64{{0, 3}, {2, 3, 0}} {
+		q := mustQuantize(t, nil, dims, pc)
+		if q.Len() != 0 || len(q.Data) != 0 {
+			t.Errorf("dims %v: %v", dims, q)
+		}
+		if _, err := Dequantize(q, pc); err != nil {
+			t.Error(err)
+		}
+		if r, err := Measure(nil, dims, pc); err != nil || r.N != 0 {
+			t.Errorf("dims %v: %v %v", dims, r, err)
+		}
+	}
+}

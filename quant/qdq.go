@@ -20,9 +20,10 @@ type QDQ struct {
 }
 
 // FromQDQ maps an ONNX Q/DQ node's scale, zero point and attributes to
-// Params. As ONNX Runtime does, a scale with a single element (scalar or
-// [1]) without a block size is per-tensor; a 1-D scale is per-axis; a scale
-// of x's rank with BlockSize > 0 is blocked. Float-type zero points must be 0.
+// Params. A scale with a single element is per-tensor (as in ONNX's
+// reference; ONNX Runtime accepts a scalar or [1]); otherwise a 1-D scale is
+// per-axis and a scale of x's rank with BlockSize > 0 is blocked. Float-type
+// zero points must be 0.
 func FromQDQ(q QDQ) (*Params, error) {
 	if q.Scale == nil {
 		return nil, fmt.Errorf("quant: Q/DQ node without a scale")
@@ -74,8 +75,8 @@ func FromQDQ(q QDQ) (*Params, error) {
 		}
 	}
 	switch {
-	case q.BlockSize == 0 && q.Scale.Len() == 1 && q.Scale.Rank() <= 1:
-		p.Axis = PerTensor
+	case q.Scale.Len() == 1: // as ONNX's reference: a single scale is per-tensor, whatever its shape
+		p.Axis, p.BlockSize = PerTensor, 0
 	case q.BlockSize == 0 && q.Scale.Rank() != 1:
 		return nil, fmt.Errorf("quant: scale %q has dims %v: per-axis scales are 1-D (or set block_size)", q.Scale.Name, q.Scale.Dims)
 	case q.BlockSize > 0 && q.Scale.Rank() != q.Rank:
