@@ -31,15 +31,15 @@ const (
 	modelMetadataProps   = 14
 	modelFunctions       = 25
 
-	graphNode             = 1
-	graphName             = 2
-	graphInitializer      = 5
-	graphDocString        = 10
-	graphInput            = 11
-	graphOutput           = 12
-	graphValueInfo        = 13
-	graphQuantAnnotation  = 14
-	graphSparseInitialzer = 15
+	graphNode              = 1
+	graphName              = 2
+	graphInitializer       = 5
+	graphDocString         = 10
+	graphInput             = 11
+	graphOutput            = 12
+	graphValueInfo         = 13
+	graphQuantAnnotation   = 14
+	graphSparseInitializer = 15
 
 	nodeInput     = 1
 	nodeOutput    = 2
@@ -121,7 +121,9 @@ func (d *decoder) model(b []byte) (*ir.Model, error) {
 		case modelMetadataProps:
 			var p ir.StringPair
 			if err = f.want("metadata_props", protowire.BytesType); err == nil {
-				p, err = decodeStringPair(f.b)
+				if p, err = decodeStringPair(f.b); err != nil {
+					err = fmt.Errorf("metadata_props: %w", err)
+				}
 				m.Metadata = append(m.Metadata, p)
 			}
 		case modelFunctions:
@@ -244,7 +246,7 @@ func (d *decoder) graphBody(b []byte, depth int) (*ir.Graph, error) {
 			if a, err = f.bytesCopy("quantization_annotation"); err == nil {
 				g.QuantAnnotations = append(g.QuantAnnotations, nonNil(a))
 			}
-		case graphSparseInitialzer:
+		case graphSparseInitializer:
 			var s []byte
 			if s, err = f.bytesCopy("sparse_initializer"); err == nil {
 				g.SparseInitializers = append(g.SparseInitializers, nonNil(s))

@@ -121,7 +121,7 @@ func appendGraph(b []byte, g *ir.Graph, depth int) ([]byte, error) {
 		b = appendBytesField(b, graphQuantAnnotation, a)
 	}
 	for _, s := range g.SparseInitializers {
-		b = appendBytesField(b, graphSparseInitialzer, s)
+		b = appendBytesField(b, graphSparseInitializer, s)
 	}
 	return b, nil
 }

@@ -133,7 +133,9 @@ func (d *decoder) tensorBody(b []byte) (*ir.Tensor, error) {
 		case tensorExternalData:
 			var p ir.StringPair
 			if err = f.want("external_data", protowire.BytesType); err == nil {
-				p, err = decodeStringPair(f.b)
+				if p, err = decodeStringPair(f.b); err != nil {
+					err = fmt.Errorf("external_data: %w", err)
+				}
 			}
 			external = append(external, p)
 		case tensorDataLocation:
