@@ -179,7 +179,9 @@ func (op *reduceOp) accepts(dt ir.DType) bool {
 }
 
 // axes reads the axes (attribute or input by opset), keepdims and
-// noop_with_empty_axes. noop reports that the input passes through.
+// noop_with_empty_axes. noop reports a reduction over no axes at all: each
+// element is reduced alone (ReduceL1 gives |x|, ReduceSumSquare x², as ONNX's
+// reference and ONNX Runtime do), which is not always the identity.
 func (op *reduceOp) axes(c interface {
 	Ints(string, []int64) []int64
 	Int(string, int64) int64
@@ -197,9 +199,12 @@ func (op *reduceOp) axes(c interface {
 }
 
 // normAxes turns axes into a per-axis mask, or errors on duplicates and
-// axes out of range. No axes means all axes.
-func normAxes(axes []int64, rank int) ([]bool, error) {
+// axes out of range. No axes means all axes, unless noop.
+func normAxes(axes []int64, rank int, noop bool) ([]bool, error) {
 	mask := make([]bool, rank)
+	if noop {
+		return mask, nil
+	}
 	if len(axes) == 0 {
 		for i := range mask {
 			mask[i] = true
@@ -237,10 +242,7 @@ func (op *reduceOp) run(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 		}
 		return in[1].I64(), true
 	})
-	if noop {
-		return []*ir.Tensor{x}, nil
-	}
-	mask, err := normAxes(axes, x.Rank())
+	mask, err := normAxes(axes, x.Rank(), noop)
 	if err != nil {
 		return nil, c.Errorf("%v", err)
 	}
@@ -291,6 +293,7 @@ func (op *reduceOp) infer(c *ops.InferCtx) error {
 	})
 	if noop {
 		c.Out[0] = t.Clone()
+		foldValues(c, op.run)
 		return nil
 	}
 	c.Out[0] = &ir.Type{DType: t.DType}
@@ -319,7 +322,7 @@ func (op *reduceOp) infer(c *ops.InferCtx) error {
 		c.Out[0] = ir.TensorType(t.DType, s)
 		return nil
 	}
-	mask, err := normAxes(axes, len(t.Shape))
+	mask, err := normAxes(axes, len(t.Shape), false)
 	if err != nil {
 		return c.Errorf("%v", err)
 	}

@@ -20,6 +20,15 @@ func TestReduceAxesAndKeepdims(t *testing.T) {
 	checkFloats(t, mustCall(t, "ReduceSum", 13, attrs(aInt("keepdims", 0)), x, i64(dims(0))), ir.Float32, nil, 21)
 	checkFloats(t, mustCall(t, "ReduceSum", 13, attrs(aInt("noop_with_empty_axes", 1)), x, i64(dims(0))), ir.Float32, dims(2, 3), 1, 2, 3, 4, 5, 6)
 	checkFloats(t, mustCall(t, "ReduceSum", 13, attrs(aInt("noop_with_empty_axes", 1)), x), ir.Float32, dims(2, 3), 1, 2, 3, 4, 5, 6)
+	// A reduction over no axes reduces each element alone (as ONNX Runtime does).
+	z := f32(dims(2, 2), -1, 2, -3, 0.5)
+	noop := attrs(aInt("noop_with_empty_axes", 1))
+	checkFloats(t, mustCall(t, "ReduceL1", 18, noop, z), ir.Float32, dims(2, 2), 1, 2, 3, 0.5)
+	checkFloats(t, mustCall(t, "ReduceL2", 18, noop, z, i64(dims(0))), ir.Float32, dims(2, 2), 1, 2, 3, 0.5)
+	checkFloats(t, mustCall(t, "ReduceSumSquare", 18, noop, z), ir.Float32, dims(2, 2), 1, 4, 9, 0.25)
+	checkFloats(t, mustCall(t, "ReduceLogSum", 18, noop, z), ir.Float32, dims(2, 2), qnan, math.Ln2, qnan, -math.Ln2)
+	checkFloats(t, mustCall(t, "ReduceLogSumExp", 18, noop, z), ir.Float32, dims(2, 2), -1, 2, -3, 0.5)
+	checkFloats(t, mustCall(t, "ReduceMean", 18, noop, z), ir.Float32, dims(2, 2), -1, 2, -3, 0.5)
 	// The other reductions switch at opset 18.
 	checkFloats(t, mustCall(t, "ReduceMean", 13, attrs(aInts("axes", 0, 1)), x), ir.Float32, dims(1, 1), 3.5)
 	checkFloats(t, mustCall(t, "ReduceMean", 18, nil, x, i64(dims(2), 1, 0)), ir.Float32, dims(1, 1), 3.5)
