@@ -83,19 +83,35 @@ func Dequantize(q *ir.Tensor, p *Params) (*ir.Tensor, error) {
 	if q == nil {
 		return nil, fmt.Errorf("quant: nil tensor")
 	}
-	if q.DType != p.DType {
-		return nil, fmt.Errorf("quant: tensor %q is %s, parameters are for %s", q.Name, q.DType, p.DType)
-	}
-	if err := q.Check(); err != nil {
-		return nil, fmt.Errorf("quant: %w", err)
-	}
-	l, err := p.layoutFor(q.Dims)
-	if err != nil {
-		return nil, fmt.Errorf("tensor %q: %w", q.Name, err)
+	if _, err := ir.NumElements(q.Dims); err != nil {
+		return nil, fmt.Errorf("quant: tensor %q: %w", q.Name, err)
 	}
 	out := ir.NewTensor(ir.Float32, q.Dims)
 	out.Name = q.Name
-	y := out.F32()
+	if err := DequantizeInto(out.F32(), q, p); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DequantizeInto writes the dequantized values of q into dst (len q.Len()).
+func DequantizeInto(dst []float32, q *ir.Tensor, p *Params) error {
+	if q == nil {
+		return fmt.Errorf("quant: nil tensor")
+	}
+	if q.DType != p.DType {
+		return fmt.Errorf("quant: tensor %q is %s, parameters are for %s", q.Name, q.DType, p.DType)
+	}
+	if err := q.Check(); err != nil {
+		return fmt.Errorf("quant: %w", err)
+	}
+	l, err := p.layoutFor(q.Dims)
+	if err != nil {
+		return fmt.Errorf("tensor %q: %w", q.Name, err)
+	}
+	if int64(len(dst)) != l.n {
+		return fmt.Errorf("quant: dequantize %s%v into %d values", q.DType, q.Dims, len(dst))
+	}
 	f, _ := formatOf(p.DType)
 	l.walk(func(start, count int64, g0, gstep int) {
 		g := g0
@@ -105,10 +121,10 @@ func Dequantize(q *ir.Tensor, p *Params) (*ir.Tensor, error) {
 				s, z = p.Scale[g], p.Zero(g)
 				g += gstep
 			}
-			y[i] = f.dequantizeOne(f.loadCode(q, i), s, z)
+			dst[i] = f.dequantizeOne(f.loadCode(q, i), s, z)
 		}
 	})
-	return out, nil
+	return nil
 }
 
 // FakeQuantize writes dequantize(quantize(x)) into dst (which may be x itself):

@@ -277,6 +277,7 @@ func TestQuantizeTensorErrors(t *testing.T) {
 			_, err := Dequantize(q, p)
 			return err
 		}(), "needs 4 bytes"},
+		{"dequantize into", DequantizeInto(make([]float32, 3), ir.NewTensor(ir.Int8, []int64{2}), p), "into 3 values"},
 		{"fake lengths", FakeQuantize(make([]float32, 2), make([]float32, 3), []int64{3}, p), "into 2 values (mask 0) from 3"},
 		{"mask length", FakeQuantizeClipped(make([]float32, 3), make([]bool, 2), make([]float32, 3), []int64{3}, p), "(mask 2)"},
 	} {
