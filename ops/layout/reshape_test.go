@@ -110,6 +110,28 @@ func TestInferSymbolicReshapeChain(t *testing.T) {
 	}
 }
 
+// A shape whose other entries are computed at run time still keeps batch.
+func TestInferPartialValue(t *testing.T) {
+	m := graphOf(17,
+		[]*ir.ValueInfo{
+			{Name: "x", Type: ir.TensorType(ir.Float32, ir.Shape{ir.Sym("batch"), ir.D(4), ir.D(6)})},
+			{Name: "k", Type: ir.TensorType(ir.Int64, ir.Shape{ir.D(2)})},
+		},
+		[]*ir.Tensor{named(vec(0), "zero")},
+		nd("Shape", []string{"x"}, []string{"s"}),
+		nd("Gather", []string{"s", "zero"}, []string{"b"}),
+		nd("Concat", []string{"b", "k"}, []string{"shape"}, aInt("axis", 0)),
+		nd("Reshape", []string{"x", "shape"}, []string{"y"}),
+	)
+	inf, err := ops.Infer(m, ops.InferOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inf.Types["y"].String(); got != "float32[batch,?,?]" {
+		t.Fatalf("Reshape inferred %s, want float32[batch,?,?]", got)
+	}
+}
+
 // Reshape(x, Shape(y)) and friends: values flow through Slice, Squeeze,
 // Identity and Concat; Expand and ConstantOfShape use them.
 func TestInferSymbolicValues(t *testing.T) {

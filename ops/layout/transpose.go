@@ -219,16 +219,26 @@ func concatInfer(c *ops.InferCtx) error {
 	}
 	c.Out[0] = ir.TensorType(t0.DType, out)
 	// Shape values: concatenating 1-D values concatenates their elements.
-	if len(out) == 1 {
+	// An input whose value is unknown but whose length is known contributes
+	// unknown elements, so Reshape(x, Concat([batch], f(x))) keeps batch.
+	if len(out) == 1 && out[0].Known() && out[0].Value <= ops.MaxValueLen {
 		v := ir.Shape{}
+		someKnown := false
 		for i := range c.In {
 			iv, ok := c.InputValue(i)
-			if !ok {
+			switch {
+			case ok:
+				someKnown = true
+			case c.In[i].Shape[0].Known():
+				iv = unknownShape(int(c.In[i].Shape[0].Value))
+			default:
 				return nil
 			}
 			v = append(v, iv...)
 		}
-		c.OutValue[0] = v
+		if someKnown && int64(len(v)) == out[0].Value {
+			c.OutValue[0] = v
+		}
 	}
 	return nil
 }
