@@ -34,29 +34,34 @@ func attnShape(c attrGetter, q, k, v, pk []int64) (*attnDims, error) {
 		return nil, err
 	}
 	a := &attnDims{b: q[0]}
+	if differ(k[0], q[0]) || differ(v[0], q[0]) {
+		return nil, c.Errorf("Q %v, K %v and V %v disagree on the batch size", q, k, v)
+	}
+	if differ(k[1], v[1]) || (len(q) == 4 && differ(k[2], v[2])) {
+		return nil, c.Errorf("K %v and V %v disagree on heads or sequence length", k, v)
+	}
 	if len(q) == 3 {
 		if qh <= 0 || kvh <= 0 {
 			return nil, c.Errorf("3-D inputs need q_num_heads and kv_num_heads")
 		}
 		a.threeD = true
 		a.hq, a.hkv, a.sq, a.skv = qh, kvh, q[1], k[1]
-		if q[2]%qh != 0 || k[2]%kvh != 0 || v[2]%kvh != 0 {
-			return nil, c.Errorf("hidden sizes %d, %d, %d are not divisible by the head counts %d, %d", q[2], k[2], v[2], qh, kvh)
+		if q[2]%qh != 0 || k[2]%kvh != 0 || v[2]%kvh != 0 { // -1 (unknown) is not divisible either
+			if q[2] >= 0 && k[2] >= 0 && v[2] >= 0 {
+				return nil, c.Errorf("hidden sizes %d, %d, %d are not divisible by the head counts %d, %d", q[2], k[2], v[2], qh, kvh)
+			}
 		}
-		a.d, a.dv = q[2]/qh, v[2]/kvh
-		if k[2]/kvh != a.d {
+		a.d, a.dv = unknownDiv(q[2], qh), unknownDiv(v[2], kvh)
+		if differ(unknownDiv(k[2], kvh), a.d) {
 			return nil, c.Errorf("Q head size %d differs from K head size %d", a.d, k[2]/kvh)
 		}
 	} else {
 		a.hq, a.hkv, a.sq, a.skv, a.d, a.dv = q[1], k[1], q[2], k[2], q[3], v[3]
-		if k[3] != a.d {
+		if differ(k[3], a.d) {
 			return nil, c.Errorf("Q head size %d differs from K head size %d", a.d, k[3])
 		}
-		if v[1] != a.hkv || v[2] != a.skv {
-			return nil, c.Errorf("K %v and V %v disagree on heads or sequence length", k, v)
-		}
 	}
-	if a.hkv > 0 && a.hq%a.hkv != 0 {
+	if a.hkv > 0 && a.hq >= 0 && a.hq%a.hkv != 0 {
 		return nil, c.Errorf("%d query heads are not a multiple of %d key/value heads", a.hq, a.hkv)
 	}
 	if pk != nil {
@@ -348,6 +353,17 @@ func softmaxRow(v []float64) {
 	for i := range v {
 		v[i] /= s
 	}
+}
+
+// differ reports two known dims that are not equal (-1 is unknown).
+func differ(a, b int64) bool { return a >= 0 && b >= 0 && a != b }
+
+// unknownDiv is a/b, or -1 when a is unknown.
+func unknownDiv(a, b int64) int64 {
+	if a < 0 {
+		return -1
+	}
+	return a / b
 }
 
 func equalDims(a, b []int64) bool {
