@@ -170,3 +170,53 @@ func checkInfer(t *testing.T, m *ir.Model, set string) {
 	sort.Strings(syms)
 	t.Logf("symbolic outputs keep %v", syms)
 }
+
+// PyTorch exports with a dynamic batch (shared/models/bench) are full of
+// Shape→Gather→Concat→Reshape chains: inference must keep "batch" to the
+// outputs and leave no dimension of a layout op's output unknown.
+func TestInferKeepsBatchOnExportedModels(t *testing.T) {
+	root := filepath.Join("..", "..", "..", "shared", "models", "bench")
+	if d := os.Getenv("KILN_SHARED"); d != "" {
+		root = filepath.Join(d, "models", "bench")
+	}
+	files, _ := filepath.Glob(filepath.Join(root, "*.onnx"))
+	if len(files) == 0 {
+		t.Skipf("no models under %s", root)
+	}
+	for _, f := range files {
+		m, err := onnx.Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inf, err := ops.Infer(m, ops.InferOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", filepath.Base(f), err)
+		}
+		for _, o := range m.Graph.Outputs {
+			if ty := inf.Types[o.Name]; ty == nil || !ty.HasShape || len(ty.Shape) == 0 || ty.Shape[0] != ir.Sym("batch") {
+				t.Errorf("%s: output %q inferred %s, want a leading batch", filepath.Base(f), o.Name, ty)
+			}
+		}
+		for _, n := range m.Graph.Nodes {
+			if !layoutOps[n.OpType] {
+				continue
+			}
+			for _, o := range n.Outputs {
+				ty := inf.Types[o]
+				if o == "" {
+					continue
+				}
+				if ty == nil || !ty.HasShape {
+					t.Errorf("%s: %s: output %q has no inferred shape", filepath.Base(f), n, o)
+					continue
+				}
+				for _, d := range ty.Shape {
+					if !d.Known() && d.Param == "" {
+						t.Errorf("%s: %s: output %q inferred %s", filepath.Base(f), n, o, ty)
+						break
+					}
+				}
+			}
+		}
+	}
+}
