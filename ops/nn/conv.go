@@ -110,6 +110,9 @@ func conv(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	}
 	Cg, Mg := C/group, M/group
 	inSz, outSz, kSz := prod(g.in), prod(g.out), prod(g.kernel)
+	if err := checkWork(c, N, M, Cg, outSz, kSz); err != nil {
+		return nil, err
+	}
 	xs, ws, bs := floats(x), floats(w), floats(b)
 	y := make([]float64, N*M*outSz)
 	taps := buildTaps(g.out, g.in, g.kernel, g.stride, g.dil, g.padB)

@@ -185,6 +185,9 @@ func convTranspose(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 		return nil, err
 	}
 	inSz, outSz, kSz := prod(g.in), prod(g.out), prod(g.kernel)
+	if err := checkWork(c, N, M, Cg, inSz, kSz); err != nil {
+		return nil, err
+	}
 	xs, ws, bs := floats(x), floats(w), floats(b)
 	y := make([]float64, N*M*outSz)
 	taps := buildTaps(g.in, g.out, g.kernel, g.stride, g.dil, g.padB)

@@ -251,7 +251,7 @@ func einsum(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	total := int64(1)
 	for _, l := range order {
 		total *= size[l]
-		if total > 1<<36 {
+		if total > 1<<34 {
 			return nil, c.Errorf("equation %q: %v is too much work for the reference kernel", eq, size)
 		}
 	}

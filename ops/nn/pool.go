@@ -128,7 +128,11 @@ func poolSetup(c *ops.Ctx, in []*ir.Tensor, allowInt8 bool) (*ir.Tensor, *geom, 
 	if err := checkSize(c, append([]int64{x.Dims[0], x.Dims[1]}, g.out...)); err != nil {
 		return nil, nil, nil, err
 	}
-	if prod(g.out)*prod(g.kernel) > 1<<28 {
+	w := 1.0 // window entries to precompute, in float64 so that nothing overflows
+	for _, d := range append(append([]int64{}, g.out...), g.kernel...) {
+		w *= float64(d)
+	}
+	if w > 1<<28 {
 		return nil, nil, nil, c.Errorf("window of %v over output %v is too large", g.kernel, g.out)
 	}
 	return x, g, g.windows(), nil

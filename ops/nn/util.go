@@ -119,14 +119,30 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
+// maxElements bounds the outputs a reference kernel allocates (as in the
+// other op families), so that a bad file gets an error, not an OOM kill.
+const maxElements = 1 << 31
+
 // checkSize rejects outputs too large to allocate.
 func checkSize(c *ops.Ctx, dims []int64) error {
 	n, err := ir.NumElements(dims)
 	if err != nil {
 		return c.Errorf("output %v", err)
 	}
-	if n > 1<<34 {
+	if n > maxElements {
 		return c.Errorf("output dims %v: %d elements is too large", dims, n)
+	}
+	return nil
+}
+
+// checkWork rejects nodes whose multiply-adds would run for hours.
+func checkWork(c *ops.Ctx, macs ...int64) error {
+	w := 1.0
+	for _, m := range macs {
+		w *= float64(m)
+	}
+	if w > 1<<40 {
+		return c.Errorf("%.3g multiply-adds is too much work for the reference kernel", w)
 	}
 	return nil
 }
