@@ -4,6 +4,7 @@ package all
 import (
 	_ "github.com/kilnml/kiln/ops/arith"
 	_ "github.com/kilnml/kiln/ops/kiln"
+	_ "github.com/kilnml/kiln/ops/kilnq"
 	_ "github.com/kilnml/kiln/ops/layout"
 	_ "github.com/kilnml/kiln/ops/nn"
 	_ "github.com/kilnml/kiln/ops/qops"

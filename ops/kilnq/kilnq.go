@@ -1,0 +1,283 @@
+// Package kilnq registers the reference kernels of kiln's quantized layers
+// (domain "kiln"): kiln.QConv, kiln.QGemm and kiln.QMatMul. Their semantics
+// are the contract every INT8/FP8 kernel of every backend meets (see
+// docs/ENGINE.md, "Formats and precision assignment"):
+//
+//	acc  = Σ x·w over the quantized codes (exact integers for int8; sums of
+//	       decoded float8 values for E4M3, accumulated in float64 here)
+//	y    = act(float32(acc)·m[c] + B[c] + Z), m[c] = float32(x_scale·w_scales[c]),
+//	       each operation rounded to float32 in that order
+//	out  = saturate(round_half_even(y / y_scale)) when y_scale > 0, else y.
+//
+// For int8 the result is bit-exact whatever the summation order, because
+// the integer sum is exact and float32(acc) rounds it once.
+package kilnq
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/kilnml/kiln/floatx"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/ops"
+	"github.com/kilnml/kiln/ops/kiln"
+)
+
+// inner op, its opset, and how many leading inputs it takes.
+var inner = map[string]struct {
+	op    string
+	opset int64
+	nIn   int
+}{
+	"QConv":   {"Conv", 11, 2},
+	"QGemm":   {"Gemm", 13, 2},
+	"QMatMul": {"MatMul", 13, 2},
+}
+
+func init() {
+	for name := range inner {
+		ops.Register(&ops.Op{Type: name, Domain: kiln.Domain, MinOpset: 1, MaxOpset: 1, Run: run, Infer: infer})
+	}
+}
+
+// Layer holds a quantized node's decoded attributes.
+type Layer struct {
+	XScale  float32
+	WScales []float32
+	YScale  float32
+	Act     kiln.Activation
+	OutType ir.DType // Float32 when YScale == 0, else the activation code type
+}
+
+// LayerOf reads and validates the quantization attributes of a node.
+func LayerOf(n *ir.Node, xType ir.DType) (*Layer, error) {
+	l := &Layer{}
+	var err error
+	if l.XScale, err = n.AttrFloat("x_scale", 0); err != nil {
+		return nil, err
+	}
+	ws, err := n.AttrFloats("w_scales", nil)
+	if err != nil {
+		return nil, err
+	}
+	l.WScales = ws
+	if l.YScale, err = n.AttrFloat("y_scale", 0); err != nil {
+		return nil, err
+	}
+	if l.Act, err = kiln.ActivationOf(n); err != nil {
+		return nil, err
+	}
+	if !(l.XScale > 0) || math.IsInf(float64(l.XScale), 0) {
+		return nil, fmt.Errorf("%s: x_scale %v must be positive and finite", n, l.XScale)
+	}
+	if len(ws) == 0 {
+		return nil, fmt.Errorf("%s: w_scales is missing", n)
+	}
+	for i, s := range ws {
+		if !(s > 0) || math.IsInf(float64(s), 0) {
+			return nil, fmt.Errorf("%s: w_scales[%d] = %v must be positive and finite", n, i, s)
+		}
+	}
+	if l.YScale < 0 || math.IsInf(float64(l.YScale), 0) || math.IsNaN(float64(l.YScale)) {
+		return nil, fmt.Errorf("%s: y_scale %v must be >= 0 and finite", n, l.YScale)
+	}
+	l.OutType = ir.Float32
+	if l.YScale > 0 {
+		l.OutType = xType
+	}
+	return l, nil
+}
+
+// Epilogue maps one accumulator of output channel c to the output value
+// (before output quantization), exactly as every backend must.
+func (l *Layer) Epilogue(acc float32, c int, bias, resid float32) float32 {
+	m := float32(l.XScale * l.WScales[min(c, len(l.WScales)-1)])
+	y := float32(acc * m)
+	y = float32(y + bias)
+	y = float32(y + resid)
+	return float32(l.Act.Apply(float64(y)))
+}
+
+// QuantizeOut maps y to an output code (int8 saturating, or E4M3 saturating).
+func (l *Layer) QuantizeOut(y float32) int64 {
+	v := float32(y / l.YScale)
+	if l.OutType == ir.Float8E4M3FN {
+		return int64(floatx.F32ToF8(v, floatx.E4M3FN, true))
+	}
+	r := math.RoundToEven(float64(v))
+	switch {
+	case math.IsNaN(r):
+		return -128
+	case r < -128:
+		return -128
+	case r > 127:
+		return 127
+	}
+	return int64(r)
+}
+
+func codesToFloat(t *ir.Tensor) (*ir.Tensor, error) {
+	switch t.DType {
+	case ir.Int8, ir.Float8E4M3FN:
+	default:
+		return nil, fmt.Errorf("quantized input %q is %s, want int8 or float8e4m3fn", t.Name, t.DType)
+	}
+	f := ir.NewTensor(ir.Float32, t.Dims)
+	out := f.F32()
+	for i := range out {
+		out[i] = float32(t.Float64At(int64(i)))
+	}
+	return f, nil
+}
+
+func innerNode(n *ir.Node) (*ir.Node, int64, int) {
+	spec := inner[n.OpType]
+	in := *n
+	in.OpType, in.Domain = spec.op, ""
+	in.Inputs = n.Inputs[:min(len(n.Inputs), spec.nIn)]
+	var attrs []*ir.Attribute
+	for _, a := range n.Attrs {
+		switch a.Name {
+		case "activation", "act_alpha", "act_beta", "kiln_members", "kiln_member_ops", "x_scale", "w_scales", "y_scale":
+		default:
+			attrs = append(attrs, a)
+		}
+	}
+	in.Attrs = attrs
+	return &in, spec.opset, spec.nIn
+}
+
+// channelAxis is the axis of the output whose index selects w_scales[c] and B[c].
+func channelAxis(op string, rank int) int {
+	if op == "QConv" {
+		return 1
+	}
+	return rank - 1
+}
+
+func run(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
+	if len(in) < 2 || in[0] == nil || in[1] == nil {
+		return nil, c.Errorf("needs the quantized activation and weight inputs")
+	}
+	if in[0].DType != in[1].DType {
+		return nil, c.Errorf("activation is %s but weights are %s", in[0].DType, in[1].DType)
+	}
+	l, err := LayerOf(c.Node, in[0].DType)
+	if err != nil {
+		return nil, err
+	}
+	x, err := codesToFloat(in[0])
+	if err != nil {
+		return nil, c.Errorf("%v", err)
+	}
+	w, err := codesToFloat(in[1])
+	if err != nil {
+		return nil, c.Errorf("%v", err)
+	}
+	n, opset, _ := innerNode(c.Node)
+	op, err := ops.Lookup("", n.OpType, opset)
+	if err != nil {
+		return nil, err
+	}
+	ic := ops.NewCtx(n, opset)
+	outs, err := op.Run(ic, []*ir.Tensor{x, w})
+	if err == nil {
+		err = ic.Err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	acc := outs[0] // float32(exact sum) for int8: the float reference accumulates in float64
+	ax := channelAxis(c.Node.OpType, acc.Rank())
+	nc := acc.Dims[ax]
+	if len(l.WScales) != 1 && int64(len(l.WScales)) != nc {
+		return nil, c.Errorf("w_scales has %d entries for %d output channels", len(l.WScales), nc)
+	}
+	var bias, resid *ir.Tensor
+	if len(in) > 2 && in[2] != nil {
+		bias = in[2]
+		if bias.DType != ir.Float32 || bias.Len() != nc {
+			return nil, c.Errorf("bias is %s%v, want float32[%d]", bias.DType, bias.Dims, nc)
+		}
+	}
+	if len(in) > 3 && in[3] != nil {
+		resid = in[3]
+		if resid.DType != ir.Float32 || !sameDims(resid.Dims, acc.Dims) {
+			return nil, c.Errorf("residual is %s%v, want float32%v", resid.DType, resid.Dims, acc.Dims)
+		}
+	}
+	out := ir.NewTensor(l.OutType, acc.Dims)
+	inner := int64(1)
+	for _, d := range acc.Dims[ax+1:] {
+		inner *= d
+	}
+	av := acc.F32()
+	for i := range av {
+		ch := int((int64(i) / inner) % nc)
+		var b, z float32
+		if bias != nil {
+			b = bias.F32()[ch]
+		}
+		if resid != nil {
+			z = resid.F32()[i]
+		}
+		y := l.Epilogue(av[i], ch, b, z)
+		if l.YScale == 0 {
+			out.F32()[i] = y
+		} else {
+			out.SetInt64At(int64(i), l.QuantizeOut(y))
+		}
+	}
+	return []*ir.Tensor{out}, nil
+}
+
+func infer(c *ops.InferCtx) error {
+	x, err := c.Input(0)
+	if err != nil {
+		return err
+	}
+	l, err := LayerOf(c.Node, x.DType)
+	if err != nil {
+		return err
+	}
+	n, opset, nIn := innerNode(c.Node)
+	op, err := ops.Lookup("", n.OpType, opset)
+	if err != nil {
+		return err
+	}
+	k := min(len(c.In), nIn)
+	ic := ops.NewInferCtx(n, opset, floatTypes(c.In[:k]), make([]*ir.Tensor, k), make([]ir.Shape, k))
+	if err := op.Infer(ic); err != nil {
+		return err
+	}
+	if err := ic.Err(); err != nil {
+		return err
+	}
+	t := ic.Out[0].Clone()
+	t.DType = l.OutType
+	c.Out[0] = t
+	return nil
+}
+
+func floatTypes(ts []*ir.Type) []*ir.Type {
+	out := make([]*ir.Type, len(ts))
+	for i, t := range ts {
+		if t != nil {
+			out[i] = t.Clone()
+			out[i].DType = ir.Float32
+		}
+	}
+	return out
+}
+
+func sameDims(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
