@@ -144,7 +144,19 @@ func pad(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 		copyElem(out, 0, x, 0)
 		return []*ir.Tensor{out}, nil
 	}
+	// The last axis is a few runs: consecutive input elements (copied with
+	// copyRun) and border elements (copied or filled one by one).
 	inner := dims[r-1]
+	type run struct{ at, src, n int64 }
+	var runs []run
+	for j := int64(0); j < inner; j++ {
+		s := src[r-1][j]
+		if k := len(runs) - 1; k >= 0 && s >= 0 && runs[k].src >= 0 && runs[k].src+runs[k].n == s {
+			runs[k].n++
+			continue
+		}
+		runs = append(runs, run{j, s, 1})
+	}
 	coord := make([]int64, r)
 	for o := int64(0); o < n; o += inner {
 		base, inside := int64(0), true
@@ -156,13 +168,14 @@ func pad(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 			}
 			base += s * xs[k]
 		}
-		for j := int64(0); j < inner; j++ {
-			s := src[r-1][j]
+		for _, ru := range runs {
 			switch {
-			case inside && s >= 0:
-				copyElem(out, o+j, x, base+s*xs[r-1])
+			case inside && ru.src >= 0:
+				copyRun(out, o+ru.at, x, base+ru.src*xs[r-1], ru.n)
 			case !zero:
-				copyElem(out, o+j, value, 0)
+				for j := int64(0); j < ru.n; j++ {
+					copyElem(out, o+ru.at+j, value, 0)
+				}
 			}
 		}
 		if r > 1 {
