@@ -3,11 +3,15 @@
 // are the contract every INT8/FP8 kernel of every backend meets (see
 // docs/ENGINE.md, "Formats and precision assignment"):
 //
-//	acc  = Σ x·w over the quantized codes (exact integers for int8; sums of
+//	acc  = Σ (x−x_zero)·w over the codes (exact integers for int8/uint8; sums of
 //	       decoded float8 values for E4M3, accumulated in float64 here)
 //	y    = act(float32(acc)·m[c] + B[c] + Z), m[c] = float32(x_scale·w_scales[c]),
 //	       each operation rounded to float32 in that order
-//	out  = saturate(round_half_even(y / y_scale)) when y_scale > 0, else y.
+//	out  = saturate(round_half_even(y / y_scale) + y_zero) when y_scale > 0, else y.
+//
+// Activations are int8 (zero point 0), uint8 with zero points x_zero and
+// y_zero (ONNX Runtime's asymmetric form) or float8e4m3fn; weights are int8
+// or float8e4m3fn with per-output-channel scales w_scales.
 //
 // For int8 the result is bit-exact whatever the summation order, because
 // the integer sum is exact and float32(acc) rounds it once.
@@ -43,8 +47,10 @@ func init() {
 // Layer holds a quantized node's decoded attributes.
 type Layer struct {
 	XScale  float32
+	XZero   int32 // uint8 activations (ONNX Runtime's asymmetric form) carry a zero point
 	WScales []float32
 	YScale  float32
+	YZero   int32
 	Act     kiln.Activation
 	OutType ir.DType // Float32 when YScale == 0, else the activation code type
 }
@@ -64,6 +70,21 @@ func LayerOf(n *ir.Node, xType ir.DType) (*Layer, error) {
 	if l.YScale, err = n.AttrFloat("y_scale", 0); err != nil {
 		return nil, err
 	}
+	xz, err := n.AttrInt("x_zero", 0)
+	if err != nil {
+		return nil, err
+	}
+	yz, err := n.AttrInt("y_zero", 0)
+	if err != nil {
+		return nil, err
+	}
+	if (xz != 0 || yz != 0) && xType != ir.Uint8 {
+		return nil, fmt.Errorf("%s: zero points need uint8 activations, not %s", n, xType)
+	}
+	if xz < 0 || xz > 255 || yz < 0 || yz > 255 {
+		return nil, fmt.Errorf("%s: zero points %d/%d outside 0..255", n, xz, yz)
+	}
+	l.XZero, l.YZero = int32(xz), int32(yz)
 	if l.Act, err = kiln.ActivationOf(n); err != nil {
 		return nil, err
 	}
@@ -98,34 +119,40 @@ func (l *Layer) Epilogue(acc float32, c int, bias, resid float32) float32 {
 	return float32(l.Act.Apply(float64(y)))
 }
 
-// QuantizeOut maps y to an output code (int8 saturating, or E4M3 saturating).
+// QuantizeOut maps y to an output code: int8 or uint8 (with y_zero)
+// saturating, or E4M3 saturating.
 func (l *Layer) QuantizeOut(y float32) int64 {
 	v := float32(y / l.YScale)
 	if l.OutType == ir.Float8E4M3FN {
 		return int64(floatx.F32ToF8(v, floatx.E4M3FN, true))
 	}
-	r := math.RoundToEven(float64(v))
+	lo, hi := float64(-128), float64(127)
+	if l.OutType == ir.Uint8 {
+		lo, hi = 0, 255
+	}
+	r := math.RoundToEven(float64(v)) + float64(l.YZero)
 	switch {
 	case math.IsNaN(r):
-		return -128
-	case r < -128:
-		return -128
-	case r > 127:
-		return 127
+		return int64(lo)
+	case r < lo:
+		return int64(lo)
+	case r > hi:
+		return int64(hi)
 	}
 	return int64(r)
 }
 
-func codesToFloat(t *ir.Tensor) (*ir.Tensor, error) {
+// codesToFloat returns code − zero as float32 (exact for 8-bit codes).
+func codesToFloat(t *ir.Tensor, zero int32) (*ir.Tensor, error) {
 	switch t.DType {
-	case ir.Int8, ir.Float8E4M3FN:
+	case ir.Int8, ir.Uint8, ir.Float8E4M3FN:
 	default:
-		return nil, fmt.Errorf("quantized input %q is %s, want int8 or float8e4m3fn", t.Name, t.DType)
+		return nil, fmt.Errorf("quantized input %q is %s, want int8, uint8 or float8e4m3fn", t.Name, t.DType)
 	}
 	f := ir.NewTensor(ir.Float32, t.Dims)
 	out := f.F32()
 	for i := range out {
-		out[i] = float32(t.Float64At(int64(i)))
+		out[i] = float32(t.Float64At(int64(i)) - float64(zero))
 	}
 	return f, nil
 }
@@ -159,18 +186,18 @@ func run(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	if len(in) < 2 || in[0] == nil || in[1] == nil {
 		return nil, c.Errorf("needs the quantized activation and weight inputs")
 	}
-	if in[0].DType != in[1].DType {
+	if in[0].DType != in[1].DType && !(in[0].DType == ir.Uint8 && in[1].DType == ir.Int8) {
 		return nil, c.Errorf("activation is %s but weights are %s", in[0].DType, in[1].DType)
 	}
 	l, err := LayerOf(c.Node, in[0].DType)
 	if err != nil {
 		return nil, err
 	}
-	x, err := codesToFloat(in[0])
+	x, err := codesToFloat(in[0], l.XZero)
 	if err != nil {
 		return nil, c.Errorf("%v", err)
 	}
-	w, err := codesToFloat(in[1])
+	w, err := codesToFloat(in[1], 0)
 	if err != nil {
 		return nil, c.Errorf("%v", err)
 	}
