@@ -31,9 +31,15 @@ func clip(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 		if k != kFloat {
 			return nil, c.Errorf("does not accept %s input before opset 11", x.DType)
 		}
+		if len(in) > 1 {
+			return nil, c.Errorf("takes min and max as attributes before opset 11, not as inputs")
+		}
 		lo := float64(c.Float("min", -math.MaxFloat32))
 		hi := float64(c.Float("max", math.MaxFloat32))
 		return []*ir.Tensor{clipTo(x, &lo, &hi)}, nil
+	}
+	if c.Has("min") || c.Has("max") {
+		return nil, c.Errorf("takes min and max as inputs from opset 11, not as attributes")
 	}
 	for i := 1; i < len(in); i++ {
 		if in[i] == nil {

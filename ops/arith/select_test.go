@@ -80,6 +80,8 @@ func TestClip(t *testing.T) {
 	wantErr(t, "Clip", 13, nil, "must be a scalar", x, f32(dims(2), 0, 1))
 	wantErr(t, "Clip", 13, nil, "input 1 is float64", x, f64(nil, 0))
 	wantErr(t, "Clip", 6, nil, "before opset 11", i64(nil, 1))
+	wantErr(t, "Clip", 6, nil, "as attributes before opset 11", x, f32(nil, 0))
+	wantErr(t, "Clip", 11, attrs(aFloat("min", 0)), "as inputs from opset 11", x)
 	wantErr(t, "Clip", 13, nil, "does not accept bool", bools(nil, true))
 }
 
