@@ -243,3 +243,18 @@ func TestHostileValues(t *testing.T) {
 	mustFail(t, "larger than the axis", "Split", 13, 2, []*ir.Tensor{iota(4), vec(math.MaxInt64, math.MinInt64+4)})
 	mustFail(t, "larger than the axis", "Split", 13, 3, []*ir.Tensor{ir.NewTensor(ir.Float32, dims(0)), vec(math.MaxInt64, math.MaxInt64, 2)})
 }
+
+func TestCenterCropPad(t *testing.T) {
+	x := iota(5, 4)
+	// Crop rows 5->3 (start 1), pad cols 4->7 (1 before, 2 after).
+	out := must(t, "CenterCropPad", 18, 1, []*ir.Tensor{x, vec(3, 7)})[0]
+	expectF32(t, out, dims(3, 7),
+		0, 4, 5, 6, 7, 0, 0,
+		0, 8, 9, 10, 11, 0, 0,
+		0, 12, 13, 14, 15, 0, 0)
+	// Crop 4->1 starts at (4-1)/2 = 1; axes attribute.
+	out = must(t, "CenterCropPad", 18, 1, []*ir.Tensor{x, vec(1)}, aInts("axes", -1))[0]
+	expectF32(t, out, dims(5, 1), 1, 5, 9, 13, 17)
+	mustFail(t, "2 axes", "CenterCropPad", 18, 1, []*ir.Tensor{x, vec(1)})
+	mustFail(t, "invalid size", "CenterCropPad", 18, 1, []*ir.Tensor{x, vec(1, -1)})
+}

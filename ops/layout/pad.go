@@ -112,7 +112,17 @@ func pad(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	out, err := padCore(c, x, begin, end, mode, value)
+	if err != nil {
+		return nil, err
+	}
+	return []*ir.Tensor{out}, nil
+}
+
+// padCore pads (or, with negative pads, crops) x by begin/end per axis.
+func padCore(c *ops.Ctx, x *ir.Tensor, begin, end []int64, mode string, value *ir.Tensor) (*ir.Tensor, error) {
 	r := x.Rank()
+	pads := append(append([]int64{}, begin...), end...)
 	dims := make([]int64, r)
 	src := make([][]int64, r) // per axis: output coordinate -> input coordinate or -1
 	for k, d := range x.Dims {
@@ -142,7 +152,7 @@ func pad(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	n := out.Len()
 	if r == 0 {
 		copyElem(out, 0, x, 0)
-		return []*ir.Tensor{out}, nil
+		return out, nil
 	}
 	// The last axis is a few runs: consecutive input elements (copied with
 	// copyRun) and border elements (copied or filled one by one).
@@ -182,7 +192,7 @@ func pad(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 			nextCoord(coord[:r-1], dims[:r-1])
 		}
 	}
-	return []*ir.Tensor{out}, nil
+	return out, nil
 }
 
 func padInfer(c *ops.InferCtx) error {
@@ -234,6 +244,103 @@ func padInfer(c *ops.InferCtx) error {
 		default:
 			s[k] = ir.Unknown()
 		}
+	}
+	c.Out[0] = ir.TensorType(t.DType, s)
+	return nil
+}
+
+func init() {
+	ops.Register(&ops.Op{Type: "CenterCropPad", MinOpset: 18, Run: centerCropPad, Infer: centerCropPadInfer})
+}
+
+// cropPads turns a target size per axis into centered begin/end pads
+// (negative where the input is cropped), as ONNX's reference computes them.
+func cropPads(errf func(string, ...any) error, in []int64, shape, axes []int64) (begin, end []int64, err error) {
+	r := len(in)
+	if axes == nil {
+		for i := 0; i < r; i++ {
+			axes = append(axes, int64(i))
+		}
+	}
+	if len(shape) != len(axes) {
+		return nil, nil, errf("shape %v has %d entries for %d axes", shape, len(shape), len(axes))
+	}
+	ax, err := normAxes(errf, axes, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	begin, end = make([]int64, r), make([]int64, r)
+	for i, k := range ax {
+		t, d := shape[i], in[k]
+		if t < 0 || t > maxElements {
+			return nil, nil, errf("shape %v has an invalid size %d", shape, t)
+		}
+		if d > t { // crop: start at (d-t)/2
+			begin[k] = -((d - t) / 2)
+		} else { // pad: (t-d)/2 before
+			begin[k] = (t - d) / 2
+		}
+		end[k] = t - d - begin[k]
+	}
+	return begin, end, nil
+}
+
+func centerCropPad(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
+	x, err := input(c, in, 0, "input_data")
+	if err != nil {
+		return nil, err
+	}
+	st, err := input(c, in, 1, "shape")
+	if err != nil {
+		return nil, err
+	}
+	shape, err := intsOf(c, st, "shape")
+	if err != nil {
+		return nil, err
+	}
+	begin, end, err := cropPads(c.Errorf, x.Dims, shape, c.Ints("axes", nil))
+	if err != nil {
+		return nil, err
+	}
+	out, err := padCore(c, x, begin, end, "constant", ir.NewTensor(x.DType, nil))
+	if err != nil {
+		return nil, err
+	}
+	return []*ir.Tensor{out}, nil
+}
+
+func centerCropPadInfer(c *ops.InferCtx) error {
+	t, err := c.Input(0)
+	if err != nil {
+		return err
+	}
+	c.Out[0] = &ir.Type{DType: t.DType}
+	if !t.HasShape {
+		return nil
+	}
+	r := len(t.Shape)
+	s := append(ir.Shape{}, t.Shape...)
+	axes := c.Ints("axes", nil)
+	ax := make([]int, r)
+	for i := range ax {
+		ax[i] = i
+	}
+	if axes != nil {
+		if ax, err = normAxes(c.Errorf, axes, r); err != nil {
+			return err
+		}
+	}
+	v, ok := c.InputValue(1)
+	for i, k := range ax {
+		switch {
+		case ok && i < len(v):
+			s[k] = v[i]
+		default:
+			s[k] = ir.Unknown()
+		}
+	}
+	if ok && len(v) != len(ax) {
+		return c.Errorf("shape %v has %d entries for %d axes", v, len(v), len(ax))
 	}
 	c.Out[0] = ir.TensorType(t.DType, s)
 	return nil

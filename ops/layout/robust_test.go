@@ -20,7 +20,7 @@ var opInputs = map[string]int{
 	"ConstantOfShape": 1, "EyeLike": 1, "Range": 3, "Transpose": 1, "Concat": 3, "Split": 2, "Slice": 5,
 	"Gather": 2, "GatherElements": 2, "GatherND": 2, "ScatterElements": 3, "ScatterND": 3, "Pad": 4,
 	"Expand": 2, "Tile": 2, "OneHot": 3, "NonZero": 1, "Compress": 2, "Trilu": 2, "ReverseSequence": 2,
-	"DepthToSpace": 1, "SpaceToDepth": 1, "TopK": 2, "Unique": 1, "CumSum": 2,
+	"DepthToSpace": 1, "SpaceToDepth": 1, "CenterCropPad": 2, "TopK": 2, "Unique": 1, "CumSum": 2,
 }
 
 var intAttrs = []string{"axis", "allowzero", "batch_dims", "num_outputs", "k", "upper", "blocksize", "batch_axis",
