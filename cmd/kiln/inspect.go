@@ -26,13 +26,20 @@ func inspectONNX(path string) (cli.Report, bool, error) {
 func init() {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "inspect MODEL.onnx",
-		Short: "Describe a model: inputs, outputs, ops, parameters, unsupported ops",
+		Use:   "inspect MODEL.onnx|PLAN",
+		Short: "Describe a model or an engine plan",
 		Long: `Describe a model: producer, IR version and opsets, inputs and outputs with
 dtypes and (symbolic) shapes, a histogram of its ops, its parameter count and
 size, the output types shape inference finds, and every op kiln cannot run
-with the nodes that use it.`,
-		Args: cli.ExactArgs(1, "one model file"),
+with the nodes that use it.
+
+For an engine plan (kiln build --save-engine): who built it from what and
+how (kiln version, source hash, build config, backend, CPU features), its
+bindings with (symbolic) shapes, its optimization profiles with the
+activation arena against the naive sum, and every layer with its fused
+members, precision, kernel, tactic and input/output values. A corrupt,
+truncated or foreign file is rejected with the reason.`,
+		Args: cli.ExactArgs(1, "one model or plan file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return inspectFile(cmd.OutOrStdout(), args[0], asJSON)
 		},

@@ -6,7 +6,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/internal/cli"
+	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/onnx"
 	"github.com/kilnml/kiln/ops"
 	_ "github.com/kilnml/kiln/ops/all" // register the reference kernels
@@ -22,9 +24,11 @@ type runFlags struct {
 func init() {
 	var f runFlags
 	cmd := &cobra.Command{
-		Use:   "run MODEL.onnx --inputs DIR [--outputs DIR] [--compare DIR]",
-		Short: "Run a model once with kiln's reference executor",
-		Long: `Run a model once with kiln's reference executor.
+		Use:   "run MODEL.onnx|PLAN --inputs DIR [--outputs DIR] [--compare DIR]",
+		Short: "Run a model once (reference executor) or an engine plan",
+		Long: `Run a model once with kiln's reference executor, or an engine plan (from
+kiln build --save-engine) through an execution context; inputs are bound by
+the engine's bindings, which behave as the graph inputs below.
 
 Inputs come from a directory holding, for each graph input (initializers
 excluded) in graph order, either <name>.npy (with '/' and ':' in the name
@@ -39,7 +43,7 @@ types; kiln exits with status 1 if any output differs.`,
 		Example: `  kiln run ../shared/models/mnist-8-zoo/model.onnx \
       --inputs ../shared/models/mnist-8-zoo/test_data_set_0 \
       --compare ../shared/models/mnist-8-zoo/test_data_set_0`,
-		Args: cli.ExactArgs(1, "one model file"),
+		Args: cli.ExactArgs(1, "one model or plan file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runModel(cmd.OutOrStdout(), args[0], f)
 		},
@@ -57,43 +61,104 @@ func runModel(w io.Writer, path string, f runFlags) error {
 	if f.atol < 0 || f.rtol < 0 {
 		return cli.Usagef("--atol and --rtol must not be negative")
 	}
+	plan, err := isPlanFile(path)
+	if err != nil {
+		return err
+	}
+	var r ranModel
+	if plan {
+		r, err = runPlanOnce(path, f)
+	} else {
+		r, err = runONNXOnce(path, f)
+	}
+	if err != nil {
+		return err
+	}
+	return r.report(w, path, f)
+}
+
+// ranModel is one run of a model or plan, for reporting.
+type ranModel struct {
+	graph     *ir.Graph // inputs and outputs (a plan's bindings)
+	ins       []cli.InputFile
+	outs      map[string]*ir.Tensor
+	loadTime  time.Duration
+	runTime   time.Duration
+	executor  string
+	loadNotes []string
+}
+
+func runONNXOnce(path string, f runFlags) (ranModel, error) {
+	r := ranModel{executor: "reference executor"}
 	start := time.Now()
 	m, err := onnx.Load(path)
 	if err != nil {
-		return err
+		return r, err
 	}
 	sess, err := ops.NewSession(m)
 	if err != nil {
-		return err
+		return r, err
 	}
-	loadTime := time.Since(start)
-	if f.inputs == "" && len(m.Graph.RealInputs()) > 0 {
-		return cli.Usagef("the model has %d input(s): give them with --inputs DIR", len(m.Graph.RealInputs()))
-	}
-	var ins []cli.InputFile
-	if f.inputs != "" {
-		if ins, err = cli.LoadInputs(m.Graph, f.inputs); err != nil {
-			return err
-		}
+	r.loadTime, r.graph = time.Since(start), m.Graph
+	if r.ins, err = loadRunInputs(m.Graph, f); err != nil {
+		return r, err
 	}
 	start = time.Now()
-	outs, err := sess.Run(cli.Feeds(ins))
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	if r.outs, err = sess.Run(cli.Feeds(r.ins)); err != nil {
+		return r, fmt.Errorf("%s: %w", path, err)
 	}
-	runTime := time.Since(start)
+	r.runTime = time.Since(start)
+	return r, nil
+}
 
-	fmt.Fprintf(w, "Model:   %s (loaded in %v)\n", path, round(loadTime))
+// runPlanOnce loads an engine plan, binds the inputs by the engine's
+// bindings and executes once through a context.
+func runPlanOnce(path string, f runFlags) (ranModel, error) {
+	r := ranModel{executor: "engine"}
+	start := time.Now()
+	e, err := engine.Load(path)
+	if err != nil {
+		return r, err
+	}
+	r.loadTime, r.graph, r.loadNotes = time.Since(start), cli.PlanGraph(e.Plan()), e.Warnings
+	if r.ins, err = loadRunInputs(r.graph, f); err != nil {
+		return r, err
+	}
+	ctx := e.NewContext()
+	start = time.Now()
+	if r.outs, err = ctx.Run(cli.Feeds(r.ins)); err != nil {
+		return r, fmt.Errorf("%s: %w", path, err)
+	}
+	r.runTime = time.Since(start)
+	return r, nil
+}
+
+func loadRunInputs(g *ir.Graph, f runFlags) ([]cli.InputFile, error) {
+	if f.inputs == "" {
+		if n := len(g.RealInputs()); n > 0 {
+			return nil, cli.Usagef("the model has %d input(s): give them with --inputs DIR", n)
+		}
+		return nil, nil
+	}
+	return cli.LoadInputs(g, f.inputs)
+}
+
+func (r ranModel) report(w io.Writer, path string, f runFlags) error {
+	fmt.Fprintf(w, "Model:   %s (loaded in %v)\n", path, round(r.loadTime))
+	for _, n := range r.loadNotes {
+		fmt.Fprintf(w, "warning: %s\n", n)
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Inputs:\n")
-	for _, in := range ins {
+	for _, in := range r.ins {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", in.Input.Name, in.Tensor.Type(), in.Path)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "Run:     %v (reference executor)\n", round(runTime))
+	fmt.Fprintf(w, "Run:     %v (%s)\n", round(r.runTime), r.executor)
 	fmt.Fprintf(tw, "Outputs:\n")
-	for i, o := range m.Graph.Outputs {
-		t := outs[o.Name]
+	g := r.graph
+	for i, o := range g.Outputs {
+		t := r.outs[o.Name]
 		if f.outputs != "" {
 			fmt.Fprintf(tw, "  %s\t%s\t-> %s\n", o.Name, t.Type(), cli.OutputFile(f.outputs, i))
 		} else {
@@ -102,31 +167,31 @@ func runModel(w io.Writer, path string, f runFlags) error {
 	}
 	tw.Flush()
 	if f.outputs != "" {
-		if err := cli.WriteOutputs(m.Graph, outs, f.outputs); err != nil {
+		if err := cli.WriteOutputs(g, r.outs, f.outputs); err != nil {
 			return err
 		}
 	}
 	if f.compare == "" {
 		return nil
 	}
-	want, err := cli.ReadExpected(m.Graph, f.compare)
+	want, err := cli.ReadExpected(g, f.compare)
 	if err != nil {
 		return err
 	}
 	tol := compare.Tolerance{ATol: f.atol, RTol: f.rtol}
 	fmt.Fprintf(w, "Compare with %s (atol %g, rtol %g):\n", f.compare, tol.ATol, tol.RTol)
 	failed := 0
-	for i, o := range m.Graph.Outputs {
-		r := compare.Tensors(o.Name, outs[o.Name], want[i], tol)
-		fmt.Fprintf(w, "  %s\n", r)
-		if !r.Pass() {
+	for i, o := range g.Outputs {
+		res := compare.Tensors(o.Name, r.outs[o.Name], want[i], tol)
+		fmt.Fprintf(w, "  %s\n", res)
+		if !res.Pass() {
 			failed++
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d output(s) differ from %s", failed, len(m.Graph.Outputs), f.compare)
+		return fmt.Errorf("%d of %d output(s) differ from %s", failed, len(g.Outputs), f.compare)
 	}
-	fmt.Fprintf(w, "PASS: all %d output(s) match\n", len(m.Graph.Outputs))
+	fmt.Fprintf(w, "PASS: all %d output(s) match\n", len(g.Outputs))
 	return nil
 }
 

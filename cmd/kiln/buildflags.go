@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/kilnml/kiln/builder"
+	"github.com/kilnml/kiln/internal/cli"
+	"github.com/spf13/pflag"
+)
+
+// buildFlags are the builder options shared by kiln build and kiln bench
+// (which builds an engine on the fly from an .onnx file), as trtexec shares
+// them between building and timing.
+type buildFlags struct {
+	fp16, bf16, int8, fp8, best bool
+
+	calibCache, calibData, calibrator string
+	calibBatches, calibBatchSize      int
+	mnistDir                          string
+
+	layerPrecisions, constraints    string
+	minShapes, optShapes, maxShapes string
+	shapes                          string
+	timingCache                     string
+	deterministic, verbose          bool
+}
+
+func (f *buildFlags) register(fl *pflag.FlagSet) {
+	fl.BoolVar(&f.fp16, "fp16", false, "allow FP16 layers")
+	fl.BoolVar(&f.bf16, "bf16", false, "allow BF16 layers")
+	fl.BoolVar(&f.int8, "int8", false, "allow INT8 layers (ranges from --calib-cache, --calib-data or the model's Q/DQ nodes)")
+	fl.BoolVar(&f.fp8, "fp8", false, "allow FP8 (E4M3) layers")
+	fl.BoolVar(&f.best, "best", false, "allow every precision; the fastest wins per layer")
+	fl.StringVar(&f.calibCache, "calib-cache", "", "INT8 calibration cache (TensorRT format) to read, or to write with --calib-data")
+	fl.StringVar(&f.calibData, "calib-data", "", "calibrate on this data first (mnist, mnist-raw, a folder, a raw file)")
+	fl.StringVar(&f.calibrator, "calibrator", "entropy2", "calibrator for --calib-data: entropy2, minmax, percentile, mse or legacy")
+	fl.IntVar(&f.calibBatches, "calib-batches", 100, "batches to calibrate on with --calib-data")
+	fl.IntVar(&f.calibBatchSize, "calib-batch-size", 64, "samples per calibration batch")
+	fl.StringVar(&f.mnistDir, "mnist-dir", "", "folder of the MNIST idx files for --calib-data mnist")
+	fl.StringVar(&f.layerPrecisions, "layer-precisions", "", "per-layer precisions, e.g. 'conv1:fp32,fc2:int8' ('*' for every layer)")
+	fl.StringVar(&f.constraints, "precision-constraints", "none", "how --layer-precisions are honoured: none, prefer or obey")
+	fl.StringVar(&f.minShapes, "min-shapes", "", "smallest input shapes of the profile, e.g. input:1x1x28x28")
+	fl.StringVar(&f.optShapes, "opt-shapes", "", "input shapes to optimize (time tactics) for")
+	fl.StringVar(&f.maxShapes, "max-shapes", "", "largest input shapes of the profile")
+	fl.StringVar(&f.shapes, "shapes", "", "input shapes for min, opt and max at once (e.g. input:8x1x28x28)")
+	fl.StringVar(&f.timingCache, "timing-cache", "", "timing cache file to read and update")
+	fl.BoolVar(&f.deterministic, "deterministic", false, "no tactic timing: pick the first valid tactic")
+	fl.BoolVar(&f.verbose, "verbose", false, "print the builder's log (fusions, tactics) while building")
+}
+
+// quantized reports whether any precision flag needs ranges.
+func (f *buildFlags) quantized() bool { return f.int8 || f.fp8 || f.best }
+
+// config turns the flags into a builder configuration; log receives the
+// builder's messages with --verbose.
+func (f *buildFlags) config(log io.Writer, threads int) (builder.Config, error) {
+	cfg := builder.Config{
+		FP16: f.fp16, BF16: f.bf16, INT8: f.int8, FP8: f.fp8, Best: f.best,
+		TimingCache: f.timingCache, Deterministic: f.deterministic, Threads: threads,
+	}
+	var err error
+	if cfg.LayerPrecisions, err = builder.ParseLayerPrecisions(f.layerPrecisions); err != nil {
+		return cfg, cli.Usagef("--layer-precisions: %v", err)
+	}
+	if cfg.Constraints, err = builder.ParseConstraint(f.constraints); err != nil {
+		return cfg, cli.Usagef("--precision-constraints: %v", err)
+	}
+	prof, err := f.profile()
+	if err != nil {
+		return cfg, err
+	}
+	if prof != nil {
+		cfg.Profiles = []builder.Profile{prof}
+	}
+	if f.calibCache == "" && f.calibData != "" {
+		return cfg, cli.Usagef("--calib-data needs --calib-cache FILE to write the ranges to")
+	}
+	if f.verbose && log != nil {
+		var mu sync.Mutex // the builder may log from several goroutines
+		cfg.Log = func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(log, "[V] %s\n", strings.TrimRight(fmt.Sprintf(format, args...), "\n"))
+		}
+	}
+	return cfg, nil
+}
+
+// profile reads --shapes or --min/--opt/--max-shapes; nil when none given.
+func (f *buildFlags) profile() (builder.Profile, error) {
+	parse := func(flag, s string) (map[string][]int64, error) {
+		m, err := builder.ParseShapes(s)
+		if err != nil {
+			return nil, cli.Usagef("--%s: %v", flag, err)
+		}
+		return m, nil
+	}
+	if f.shapes != "" {
+		if f.minShapes != "" || f.optShapes != "" || f.maxShapes != "" {
+			return nil, cli.Usagef("--shapes sets min, opt and max at once: do not combine it with --min/--opt/--max-shapes")
+		}
+		s, err := parse("shapes", f.shapes)
+		if err != nil {
+			return nil, err
+		}
+		return builder.ProfileFromShapes(s, s, s)
+	}
+	if f.minShapes == "" && f.optShapes == "" && f.maxShapes == "" {
+		return nil, nil
+	}
+	mn, err := parse("min-shapes", f.minShapes)
+	if err != nil {
+		return nil, err
+	}
+	opt, err := parse("opt-shapes", f.optShapes)
+	if err != nil {
+		return nil, err
+	}
+	mx, err := parse("max-shapes", f.maxShapes)
+	if err != nil {
+		return nil, err
+	}
+	p, err := builder.ProfileFromShapes(mn, opt, mx)
+	if err != nil {
+		return nil, cli.Usagef("%v", err)
+	}
+	return p, nil
+}
