@@ -219,6 +219,9 @@ func (op *binaryOp) infer(c *ops.InferCtx) error {
 	if err := c.CheckSameDType(0, 1); err != nil {
 		return err
 	}
+	if len(c.In) != 2 {
+		return c.Errorf("takes 2 inputs, got %d", len(c.In))
+	}
 	if t := c.In[0]; t != nil && t.DType != ir.Undefined && kindOf(t.DType)&op.kinds == 0 {
 		return c.Errorf("does not accept %s inputs", t.DType)
 	}

@@ -183,6 +183,9 @@ func copyElem(dst *ir.Tensor, di int64, src *ir.Tensor, si int64) {
 }
 
 func inferWhere(c *ops.InferCtx) error {
+	if len(c.In) != 3 {
+		return c.Errorf("takes 3 inputs, got %d", len(c.In))
+	}
 	if t := c.In[0]; t != nil && t.DType != ir.Bool && t.DType != ir.Undefined {
 		return c.Errorf("condition must be bool, got %s", t.DType)
 	}
