@@ -33,8 +33,10 @@ func newQLayout(c *ops.Ctx, x, scale, zp *ir.Tensor) (*qlayout, error) {
 		return nil, c.Errorf("block_size %d is negative", block)
 	}
 	l := &qlayout{}
-	if block == 0 && scale.Len() == 1 {
-		return l, nil // per tensor (a scalar, or [1] as ONNX's own tests use)
+	if scale.Len() == 1 {
+		// per tensor: a scalar, or any one-element shape ([1] in ONNX's own
+		// tests); ONNX's reference treats it so even with block_size set
+		return l, nil
 	}
 	if c.Opset < 13 {
 		return nil, c.Errorf("scale has shape %v; opset %d allows only a per-tensor scalar", scale.Dims, c.Opset)

@@ -43,6 +43,8 @@ func TestQuantizePerAxisAndBlocked(t *testing.T) {
 	y = mustRun(t, 21, "QuantizeLinear", []*ir.Attribute{aInt("axis", 0), aInt("block_size", 3)},
 		f32([]int64{4, 1}, 1, 2, 3, 4), f32([]int64{2, 1}, 1, 2))
 	checkInts(t, "blocked axis 0", y, ir.Uint8, []int64{4, 1}, 1, 2, 3, 2)
+	y = mustRun(t, 21, "QuantizeLinear", blk, f32([]int64{1, 4}, 1, 2, 3, 4), f32([]int64{1, 1}, 2))
+	checkInts(t, "blocked, one-element scale", y, ir.Uint8, []int64{1, 4}, 0, 1, 2, 2)
 	y = mustRun(t, 21, "QuantizeLinear", blk, x, f32([]int64{2, 2}, 1, 2, 4, 8), ints(ir.Int8, []int64{2, 2}, 0, -1, 1, -2))
 	checkInts(t, "blocked zero point", y, ir.Int8, []int64{2, 4}, 1, 2, 1, 1, 2, 3, -1, -1)
 }
