@@ -171,9 +171,9 @@ func (op *binaryOp) run(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	dims, err := ops.BroadcastDims(a.Dims, b.Dims)
+	dims, err := broadcast(c, a.Dims, b.Dims)
 	if err != nil {
-		return nil, c.Errorf("%v", err)
+		return nil, err
 	}
 	dt := a.DType
 	if op.out != ir.Undefined {
@@ -247,9 +247,9 @@ func pow(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	if kx&kNumeric == 0 || ky&kNumeric == 0 {
 		return nil, c.Errorf("does not accept %s to the power of %s", x.DType, y.DType)
 	}
-	dims, err := ops.BroadcastDims(x.Dims, y.Dims)
+	dims, err := broadcast(c, x.Dims, y.Dims)
 	if err != nil {
-		return nil, c.Errorf("%v", err)
+		return nil, err
 	}
 	var out *ir.Tensor
 	switch {

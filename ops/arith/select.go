@@ -152,9 +152,9 @@ func where(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	if x.DType != y.DType {
 		return nil, c.Errorf("inputs X and Y have different dtypes %s and %s", x.DType, y.DType)
 	}
-	dims, err := ops.BroadcastDims(cond.Dims, x.Dims, y.Dims)
+	dims, err := broadcast(c, cond.Dims, x.Dims, y.Dims)
 	if err != nil {
-		return nil, c.Errorf("%v", err)
+		return nil, err
 	}
 	out := ir.NewTensor(x.DType, dims)
 	walk(dims, [][]int64{cond.Dims, x.Dims, y.Dims}, func(o int64, idx []int64) {

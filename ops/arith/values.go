@@ -5,6 +5,7 @@ import (
 
 	"github.com/kilnml/kiln/floatx"
 	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/ops"
 )
 
 // Every kernel here computes in one of three Go types and converts once at
@@ -170,6 +171,23 @@ func truncUint(x float64) uint64 {
 		return math.MaxUint64
 	}
 	return uint64(x)
+}
+
+// maxElements bounds what a broadcast may allocate (as in ops/nn and
+// ops/qops), so that hostile shapes get an error instead of exhausting memory.
+const maxElements = 1 << 31
+
+// broadcast is ops.BroadcastDims with the error naming the node and a bound
+// on the result's size.
+func broadcast(c *ops.Ctx, shapes ...[]int64) ([]int64, error) {
+	dims, err := ops.BroadcastDims(shapes...)
+	if err != nil {
+		return nil, c.Errorf("%v", err)
+	}
+	if n, err := ir.NumElements(dims); err != nil || n > maxElements {
+		return nil, c.Errorf("broadcast output %v is too large", dims)
+	}
+	return dims, nil
 }
 
 // walk visits every element of a tensor of dims out in row-major order and

@@ -59,9 +59,9 @@ func (op *variadicOp) run(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 func foldInputs[T num](c *ops.Ctx, in []*ir.Tensor, f func(a, b T) T, mean bool) (*ir.Tensor, error) {
 	acc, dims := load[T](in[0]), in[0].Dims
 	for _, t := range in[1:] {
-		nd, err := ops.BroadcastDims(dims, t.Dims)
+		nd, err := broadcast(c, dims, t.Dims)
 		if err != nil {
-			return nil, c.Errorf("%v", err)
+			return nil, err
 		}
 		acc, dims = zip(acc, load[T](t), dims, t.Dims, nd, f), nd
 	}
