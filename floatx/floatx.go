@@ -3,7 +3,9 @@
 // of ONNX (E4M3FN, E4M3FNUZ, E5M2, E5M2FNUZ), float8 E8M0 and float4 E2M1.
 //
 // All conversions to a narrow format round to nearest, ties to even, on the
-// exact value (float64 input is rounded once, never through float32). The
+// exact value (float64 input is rounded once, never through float32), except
+// E8M0, which rounds to a power of two by ONNX's round_mode. Special values
+// and overflow follow ONNX's Cast tables and conformance data. The
 // small formats are described by one table (format) and encoded and decoded
 // by one generic routine each, so a new format is a new table row.
 package floatx
