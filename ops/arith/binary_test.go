@@ -127,7 +127,7 @@ func TestBinaryBadInputs(t *testing.T) {
 	wantErr(t, "Add", 14, nil, "different dtypes", f32(nil, 1), f64(nil, 1))
 	wantErr(t, "Add", 14, nil, "cannot be broadcast", f32(dims(2), 1, 2), f32(dims(3), 1, 2, 3))
 	// Broadcasting small tensors to a huge output is refused, not attempted.
-	huge := &ir.Tensor{DType: ir.Float32, Dims: dims(1 << 20, 1), Data: make([]byte, 4<<20)}
+	huge := &ir.Tensor{DType: ir.Float32, Dims: dims(1<<20, 1), Data: make([]byte, 4<<20)}
 	wantErr(t, "Mul", 14, nil, "too large", huge, &ir.Tensor{DType: ir.Float32, Dims: dims(1 << 20), Data: make([]byte, 4<<20)})
 	wantErr(t, "Mul", 14, nil, "takes 2 inputs", f32(nil, 1))
 	wantErr(t, "Sub", 14, nil, "input 1 is required", f32(nil, 1), nil)
