@@ -251,23 +251,32 @@ func pow(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out *ir.Tensor
+	var (
+		out     *ir.Tensor
+		zeroNeg bool
+	)
 	switch {
 	case kx == kFloat || ky == kFloat:
 		out = apply2(math.Pow, x, y, dims, x.DType)
 	case kx == kSigned:
-		out = powInt(load[int64](x), y, dims, x)
+		out, zeroNeg = powInt(load[int64](x), y, dims, x)
 	default:
-		out = powInt(load[uint64](x), y, dims, x)
+		out, zeroNeg = powInt(load[uint64](x), y, dims, x)
+	}
+	if zeroNeg {
+		return nil, c.Errorf("integer 0 to a negative power")
 	}
 	return []*ir.Tensor{out}, nil
 }
 
-func powInt[T int64 | uint64](base []T, y *ir.Tensor, dims []int64, x *ir.Tensor) *ir.Tensor {
+// powInt raises integers to integer powers; zeroNeg reports 0 to a
+// negative power (a division by zero).
+func powInt[T int64 | uint64](base []T, y *ir.Tensor, dims []int64, x *ir.Tensor) (out *ir.Tensor, zeroNeg bool) {
 	var r []T
 	if kindOf(y.DType) == kSigned {
 		r = zip(base, load[int64](y), x.Dims, y.Dims, dims, func(b T, e int64) T {
 			if e < 0 {
+				zeroNeg = zeroNeg || b == 0
 				return ipowNeg(b, e)
 			}
 			return ipow(b, uint64(e))
@@ -275,7 +284,7 @@ func powInt[T int64 | uint64](base []T, y *ir.Tensor, dims []int64, x *ir.Tensor
 	} else {
 		r = zip(base, load[uint64](y), x.Dims, y.Dims, dims, ipow[T])
 	}
-	return store(x.DType, dims, r)
+	return store(x.DType, dims, r), zeroNeg
 }
 
 // ipow is exact square-and-multiply (wrapping on overflow, as integer
@@ -291,18 +300,12 @@ func ipow[T int64 | uint64](b T, e uint64) T {
 	return r
 }
 
-// ipowNeg is b^e for e < 0 truncated toward zero: 1/b^|e| is 0 unless |b| is 1;
-// 0 to a negative power is +Inf, which saturates.
+// ipowNeg is b^e for e < 0 truncated toward zero: 1/b^|e| is 0 unless |b|
+// is 1 (the caller rejects b == 0).
 func ipowNeg[T int64 | uint64](b T, e int64) T {
 	switch {
 	case b == 1:
 		return 1
-	case b == 0:
-		var m T
-		if m--; m < 0 { // signed: the largest int64
-			return T(math.MaxInt64)
-		}
-		return m
 	case b < 0 && T(0)-b == 1: // b == -1
 		if e%2 == 0 {
 			return 1

@@ -84,6 +84,7 @@ func TestPow(t *testing.T) {
 	// Broadcast exponent.
 	checkFloats(t, mustCall(t, "Pow", 15, nil, f64(dims(2, 2), 1, 2, 3, 4), f64(dims(2), 2, 3)), ir.Float64, dims(2, 2), 1, 8, 9, 64)
 	wantErr(t, "Pow", 15, nil, "power", bools(dims(1), true), f32(dims(1), 2))
+	wantErr(t, "Pow", 15, nil, "0 to a negative power", ints(ir.Int32, dims(2), 2, 0), ints(ir.Int32, dims(1), -1))
 }
 
 func TestBitShift(t *testing.T) {
