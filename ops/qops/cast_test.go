@@ -117,6 +117,10 @@ func TestCastStrings(t *testing.T) {
 	if g := string(y.Strings[0]) + " " + string(y.Strings[1]); g != "0.1 1000.0" {
 		t.Errorf("float16->string: %q, want the shortest half forms \"0.1 1000.0\"", g)
 	}
+	y = mustRun(t, 13, "Cast", []*ir.Attribute{to(ir.String)}, s)
+	if g := string(y.Strings[1]); g != "hello" {
+		t.Errorf("string->string: %q", g)
+	}
 	b := ints(ir.Bool, []int64{2}, 1, 0)
 	y = mustRun(t, 13, "Cast", []*ir.Attribute{to(ir.String)}, b)
 	if g := string(y.Strings[0]) + string(y.Strings[1]); g != "TrueFalse" {

@@ -184,6 +184,8 @@ func (cv *converter) parse(t *ir.Tensor, i int64, s string) error {
 // ".0" when integral), scientific otherwise ("1e-07", "1.5e+20").
 func formatElem(t *ir.Tensor, i int64) string {
 	switch {
+	case t.DType == ir.String:
+		return string(t.Strings[i])
 	case t.DType == ir.Bool:
 		if t.Data[i] != 0 {
 			return "True"
