@@ -69,6 +69,9 @@ func Build(m *ir.Model, source []byte, cfg Config) (*engine.Plan, *Report, error
 	if err := b.optimize(); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", where, err)
 	}
+	if err := b.quantize(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", where, err)
+	}
 	inf, err := ops.Infer(b.m, ops.InferOptions{FoldLimit: 1 << 24})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: shape inference: %w", where, err)
@@ -192,7 +195,7 @@ func (b *build) valueFor(name string) (int, error) {
 
 func (b *build) lowerNode(n *ir.Node) error {
 	opset := b.m.Opset(n.Domain)
-	l := &engine.Layer{Node: n, Opset: opset, Precision: engine.FP32}
+	l := &engine.Layer{Node: n, Opset: opset, Precision: b.precisionOf(n)}
 	for _, in := range n.Inputs {
 		l.In = append(l.In, b.inf.Types[in])
 		l.Const = append(l.Const, b.inf.Consts[in])
@@ -420,4 +423,20 @@ func (b *build) meta(source []byte) {
 	m.Config["precisions"] = strings.Join(append([]string{"fp32"}, flags...), ",")
 	m.Config["constraints"] = [...]string{"none", "prefer", "obey"}[b.cfg.Constraints]
 	m.Notes = append(m.Notes, b.rep.Warnings...)
+}
+
+// precisionOf is the arithmetic a node of the final graph runs in.
+func (b *build) precisionOf(n *ir.Node) engine.Precision {
+	if n.Domain == "kiln" && len(n.OpType) > 1 && n.OpType[0] == 'Q' {
+		if b.isFP8(n) {
+			return engine.FP8
+		}
+		return engine.INT8
+	}
+	for _, in := range n.Inputs {
+		if t := b.inf.Types[in]; t != nil && (t.DType == ir.Float16) {
+			return engine.FP16
+		}
+	}
+	return engine.FP32
 }

@@ -58,6 +58,11 @@ type Config struct {
 	// dims become 1, with a warning, as trtexec does).
 	Profiles []Profile
 
+	// Where INT8/FP8 ranges come from (implicit quantization), unless the
+	// model has Q/DQ nodes. DynamicRanges (tensor → amax) take precedence.
+	Calibration   *Calibration
+	DynamicRanges map[string]float64
+
 	WorkspaceLimit int64  // bytes a tactic may use as scratch; 0 = unlimited
 	TimingCache    string // file to read and update; "" = none
 	Deterministic  bool   // no timing: pick the first valid tactic

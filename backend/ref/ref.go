@@ -189,9 +189,8 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 	if _, err := ops.Lookup(l.Node.Domain, l.Node.OpType, l.Opset); err != nil {
 		return nil
 	}
-	if l.Precision != engine.FP32 {
-		return nil // the reference runs the float graph only
-	}
+	// Any precision: the node itself says what it computes (kiln.Q* layers
+	// carry their scales), and the reference runs it as written.
 	return []engine.Tactic{tactic{}}
 }
 

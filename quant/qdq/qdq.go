@@ -48,6 +48,9 @@ type Options struct {
 	// DequantizeLinear (ONNX Runtime's form) instead of float initializers
 	// followed by Q and DQ (TensorRT's preferred form). ORT implies it.
 	QuantizedWeights bool
+	// NoResidualAdds leaves Adds in float even in the TensorRT flavour (kiln's
+	// builder fuses residual adds into the conv epilogue instead).
+	NoResidualAdds bool
 }
 
 // Insert returns a copy of m with Q/DQ pairs on the inputs of every
@@ -141,7 +144,9 @@ func weightAxis(n *ir.Node, rank int) (input, axis int, ok bool) {
 }
 
 func (w *writer) rewrite(n *ir.Node) ([]*ir.Node, error) {
-	if w.opt.Skip[n.Name] || n.Domain != "" {
+	// kiln's fused Conv/Gemm/MatMul (domain "kiln") quantize like the ONNX
+	// ops: the activation and the weight; bias and residual stay float.
+	if w.opt.Skip[n.Name] || (n.Domain != "" && !(n.Domain == "kiln" && (n.OpType == "Conv" || n.OpType == "Gemm" || n.OpType == "MatMul"))) {
 		return nil, nil
 	}
 	var pre []*ir.Node
@@ -171,7 +176,7 @@ func (w *writer) rewrite(n *ir.Node) ([]*ir.Node, error) {
 			}
 		}
 	case "Add":
-		if w.opt.Flavor != TensorRT {
+		if w.opt.Flavor != TensorRT || w.opt.NoResidualAdds {
 			return nil, nil
 		}
 		// Residual adds: both inputs are activations with ranges.
