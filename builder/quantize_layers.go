@@ -343,4 +343,3 @@ func (c *qdqConv) dce() {
 	g.Inputs = ins
 	c.index()
 }
-
