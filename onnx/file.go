@@ -49,6 +49,34 @@ func ReadTensorFile(path string) (*ir.Tensor, error) {
 	return t, nil
 }
 
+// ReadSequenceFile reads a serialized SequenceProto of tensors (ONNX test
+// data for sequence-typed values).
+func ReadSequenceFile(path string) ([]*ir.Tensor, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	seq, err := DecodeSequence(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return seq, nil
+}
+
+// ReadOptionalFile reads a serialized OptionalProto (ONNX test data for
+// optional-typed values).
+func ReadOptionalFile(path string) (*Optional, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	o, err := DecodeOptional(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return o, nil
+}
+
 // WriteTensorFile writes t as a serialized TensorProto, atomically.
 func WriteTensorFile(path string, t *ir.Tensor) error {
 	data, err := EncodeTensor(t)
@@ -88,6 +116,11 @@ func writeAtomic(path string, data []byte) (err error) {
 	}
 	if err = os.Rename(tmp, path); err != nil {
 		return err
+	}
+	// Make the rename itself durable where the platform allows it.
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync()
+		d.Close()
 	}
 	return nil
 }

@@ -65,6 +65,9 @@ func (d *decoder) sequence(b []byte) ([]*ir.Tensor, error) {
 			}
 		case containerSparse, containerSequence, containerMap, containerOptional:
 			other = int32(f.num) - containerTensor + elemTensor
+		case containerName:
+		default:
+			return unknownContainerField(f)
 		}
 		return err
 	})
@@ -125,6 +128,9 @@ func (d *decoder) optional(b []byte) (*Optional, error) {
 			}
 		case containerSparse, containerMap, containerOptional:
 			other = int32(f.num) - containerTensor + elemTensor
+		case containerName:
+		default:
+			return unknownContainerField(f)
 		}
 		return err
 	})
@@ -143,4 +149,11 @@ func (d *decoder) optional(b []byte) (*Optional, error) {
 		return nil, fmt.Errorf("optionals of %s values are unsupported", elemKindName(elem))
 	}
 	return o, nil
+}
+
+// unknownContainerField rejects fields SequenceProto and OptionalProto do not
+// have: these small messages are easily confused with a TensorProto file,
+// which would otherwise decode as an empty container.
+func unknownContainerField(f field) error {
+	return fmt.Errorf("unknown field %d (a TensorProto file?)", f.num)
 }

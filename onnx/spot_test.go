@@ -404,6 +404,14 @@ func TestSequenceAndOptional(t *testing.T) {
 		}
 		return b
 	}
+	if _, err := ReadSequenceFile(filepath.Join(sharedDir, "onnx-node", "test_identity_sequence/test_data_set_0/input_0.pb")); err != nil {
+		t.Error(err)
+	}
+	if o, err := ReadOptionalFile(filepath.Join(sharedDir, "onnx-node", "test_identity_opt/test_data_set_0/output_0.pb")); err != nil || o.Empty() {
+		t.Errorf("%+v %v", o, err)
+	}
+	_, err := ReadSequenceFile(filepath.Join(sharedDir, "onnx-node", "test_abs/test_data_set_0/input_0.pb"))
+	wantErr(t, "tensor file as sequence", err, "test_abs")
 	seq, err := DecodeSequence(read("test_split_to_sequence_2/test_data_set_0/output_0.pb"))
 	if err != nil {
 		t.Fatal(err)

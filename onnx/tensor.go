@@ -113,7 +113,7 @@ func (d *decoder) tensorBody(b []byte) (*ir.Tensor, error) {
 		case tensorDataType:
 			dtype, err = f.int32v("data_type")
 		case tensorSegment:
-			return errors.New("segmented tensors unsupported")
+			return errors.New("segmented tensors unsupported (or a SequenceProto/OptionalProto file read as a tensor?)")
 		case tensorFloatData, tensorInt32Data, tensorInt64Data, tensorDoubleData, tensorUint64Data:
 			s := typedByNum[f.num]
 			var c int64
