@@ -191,6 +191,7 @@ func calibrateModel(w, errw io.Writer, path string, f calibrateFlags) error {
 	if f.asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		return enc.Encode(rep)
 	}
 	return rep.writeText(w)

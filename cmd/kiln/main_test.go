@@ -85,7 +85,7 @@ func TestMissingModel(t *testing.T) {
 
 // Every verb from DESIGN.md that exists must be reachable from the root.
 func TestVerbsRegistered(t *testing.T) {
-	for _, verb := range []string{"run", "inspect", "calibrate", "build"} {
+	for _, verb := range []string{"run", "inspect", "calibrate", "build", "bench"} {
 		if c, _, err := rootCmd.Find([]string{verb}); err != nil || c.Name() != verb {
 			t.Errorf("verb %q is not registered", verb)
 		}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kilnml/kiln/tools/benchstat"
+)
+
+// quick are bench flags that keep tests short: no warm-up, no minimum
+// duration, a few runs.
+var quick = []string{"--warmup", "0", "--duration", "0"}
+
+func benchJSON(t *testing.T, args ...string) benchResult {
+	t.Helper()
+	code, out, errs := kiln(t, append(append([]string{"bench"}, args...), "--json")...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	var r benchResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	return r
+}
+
+// The summary is consistent with the exported per-run times under
+// trtexec's rules, and throughput is batch × runs / wall time.
+func TestBenchONNXSummary(t *testing.T) {
+	model := simpleCNN(t)
+	times := filepath.Join(t.TempDir(), "times.json")
+	args := append([]string{model, "--batch", "2", "--iterations", "5", "--threads", "1", "--export-times", times}, quick...)
+	r := benchJSON(t, args...)
+	if r.Plan || r.Runs != 5 || r.Batch != 2 || r.Threads != 1 || len(r.Inputs) != 1 || r.Inputs[0] != "input float32[2,1,28,28]" {
+		t.Fatalf("result %+v", r)
+	}
+	if want := 2 * 5 / r.WallSeconds; math.Abs(r.ThroughputQPS-want) > 1e-9*want {
+		t.Errorf("qps %g, want batch×runs/wall = %g", r.ThroughputQPS, want)
+	}
+	data, err := os.ReadFile(times)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs []runTime
+	if err := json.Unmarshal(data, &runs); err != nil || len(runs) != 5 {
+		t.Fatalf("times: %v, %d runs", err, len(runs))
+	}
+	var lat []float64
+	for i, x := range runs {
+		lat = append(lat, x.LatencyMs)
+		if math.Abs(x.EndMs-x.StartMs-x.LatencyMs) > 1e-9 || (i > 0 && x.StartMs < runs[i-1].EndMs) {
+			t.Errorf("run %d: %+v", i, x)
+		}
+	}
+	want := benchstat.Summarize(lat, []float64{90, 95, 99})
+	const eps = 1e-9
+	l := r.Latency
+	if l.N != 5 || math.Abs(l.Median-want.Median) > eps || math.Abs(l.Min-want.Min) > eps || math.Abs(l.Max-want.Max) > eps ||
+		math.Abs(l.Mean-want.Mean) > eps || math.Abs(l.CoV-want.CoV) > eps || len(l.Percentiles) != 3 {
+		t.Fatalf("latency %+v, from the exported times %+v", l, want)
+	}
+	for i, pv := range l.Percentiles {
+		if pv.P != want.Percentiles[i].P || math.Abs(pv.Value-want.Percentiles[i].Value) > eps {
+			t.Errorf("percentile %+v, want %+v", pv, want.Percentiles[i])
+		}
+	}
+	if l.Unstable != (l.CoV > 0.025) {
+		t.Errorf("unstable flag %v with CoV %g", l.Unstable, l.CoV)
+	}
+}
+
+func TestBenchPlanText(t *testing.T) {
+	model, _ := mnist(t)
+	plan, _ := buildPlan(t, model)
+	code, out, errs := kiln(t, append([]string{"bench", plan, "--iterations", "3", "--percentile", "50,99"}, quick...)...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{"(plan; precisions fp32)", "Input3 float32[1,1,28,28] (random, seed 1)", "=== Performance summary ===",
+		"Throughput:", "qps (batch 1 × 3 runs", "median = ", "percentile(50%) = ", "percentile(99%) = ", "Coefficient of variation:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "percentile(90%)") {
+		t.Errorf("--percentile 50,99 still printed p90:\n%s", out)
+	}
+}
+
+func TestBenchProfile(t *testing.T) {
+	model, set := mnist(t)
+	plan, _ := buildPlan(t, model)
+	prof := filepath.Join(t.TempDir(), "profile.json")
+	code, out, errs := kiln(t, append([]string{"bench", plan, "--iterations", "4", "--inputs", set(0), "--dump-profile", "--export-profile", prof}, quick...)...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{"=== Profile (4 runs) ===", "Time (ms)", "Avg. (ms)", "Median (ms)", "Time (%)", "Convolution28", "Plus214",
+		"Total (11 layers, 4 runs)", "(" + set(0) + ")"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	data, err := os.ReadFile(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []map[string]any
+	if err := json.Unmarshal(data, &recs); err != nil || len(recs) != 12 {
+		t.Fatalf("profile: %v, %d records", err, len(recs))
+	}
+	if recs[0]["count"] != 4.0 {
+		t.Errorf("first record %v", recs[0])
+	}
+	sum := 0.0
+	for _, r := range recs[1:] {
+		sum += r["percent"].(float64)
+		if tot, avg := r["time_ms"].(float64), r["average_ms"].(float64); math.Abs(tot/4-avg) > 1e-9 {
+			t.Errorf("%v: average is not time/runs", r)
+		}
+	}
+	if math.Abs(sum-100) > 1e-6 {
+		t.Errorf("percentages add up to %g", sum)
+	}
+}
+
+func TestBenchFlagErrors(t *testing.T) {
+	model, _ := mnist(t)
+	plan, _ := buildPlan(t, model)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{model, "--iterations", "0"}, "--iterations"},
+		{[]string{model, "--percentile", "90,101"}, "--percentile"},
+		{[]string{model, "--warmup", "-1"}, "--warmup"},
+		{[]string{model, "--batch", "4"}, "fixed batch of 1"},
+		{[]string{model, "--batch", "2", "--shapes", "Input3:2x1x28x28"}, "--batch"},
+		{[]string{plan, "--int8"}, "is a plan"},
+		{[]string{plan, "--shapes", "nosuch:1x2"}, "no input \"nosuch\""},
+		{[]string{plan, "--batch", "3"}, "fixed batch"},
+	} {
+		code, out, errs := kiln(t, append(append([]string{"bench"}, quick...), c.args...)...)
+		if code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, want 2 and %q\n%s%s", c.args, code, c.want, out, errs)
+		}
+	}
+}
+
+// Shapes outside the engine's profile fail with the engine's message.
+func TestBenchShapesOutsideProfile(t *testing.T) {
+	model := simpleCNN(t)
+	plan, _ := buildPlan(t, model, "--shapes", "input:2x1x28x28")
+	code, _, errs := kiln(t, append([]string{"bench", plan, "--batch", "3"}, quick...)...)
+	if code != 1 || strings.Count(errs, "kiln: ") != 1 {
+		t.Fatalf("exit %d, %s", code, errs)
+	}
+	r := benchJSON(t, append([]string{plan, "--iterations", "2"}, quick...)...)
+	if r.Batch != 2 || !r.Plan {
+		t.Fatalf("opt shape not used: %+v", r)
+	}
+}
+
+func TestBenchCompareORT(t *testing.T) {
+	model, _ := mnist(t)
+	if os.Getenv("KILN_ORT_DIR") == "" {
+		t.Setenv("KILN_ORT_DIR", "")
+		r := benchJSON(t, append([]string{model, "--iterations", "2", "--compare-ort"}, quick...)...)
+		if r.ORT != nil || !strings.Contains(strings.Join(r.Warnings, "\n"), "KILN_ORT_DIR is not set") {
+			t.Fatalf("without ONNX Runtime: %+v", r)
+		}
+		t.Skip("skipping the ONNX Runtime comparison: KILN_ORT_DIR is not set")
+	}
+	r := benchJSON(t, append([]string{model, "--iterations", "3", "--threads", "1", "--compare-ort"}, quick...)...)
+	if r.ORT == nil || r.ORT.MedianMs <= 0 || r.ORT.Threads != 1 || math.Abs(r.ORT.Ratio-r.Latency.Median/r.ORT.MedianMs) > 1e-12 {
+		t.Fatalf("ORT result %+v", r.ORT)
+	}
+	// A plan is compared through its source model.
+	plan, _ := buildPlan(t, model)
+	r = benchJSON(t, append([]string{plan, "--iterations", "2", "--compare-ort"}, quick...)...)
+	if r.ORT == nil {
+		t.Fatalf("plan: no ORT result, warnings %v", r.Warnings)
+	}
+}
+
+func TestLayerLabel(t *testing.T) {
+	if got := layerLabel(layerTime{Name: "conv1 + relu1", Members: []string{"conv1", "relu1"}}); got != "conv1 + relu1 [conv1, relu1]" {
+		t.Errorf("fused: %q", got)
+	}
+	if got := layerLabel(layerTime{Name: "conv1", Members: []string{"conv1"}}); got != "conv1" {
+		t.Errorf("single: %q", got)
+	}
+}
