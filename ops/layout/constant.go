@@ -288,6 +288,15 @@ func rangeInfer(c *ops.InferCtx) error {
 		for i := range v {
 			x, ok := c.InputInts(i)
 			if !ok || len(x) != 1 {
+				// Range(0, n, 1) has n elements, also when n is a symbol.
+				start, ok0 := c.InputInts(0)
+				step, ok2 := c.InputInts(2)
+				lim, ok1 := c.InputValue(1)
+				if ok0 && ok1 && ok2 && len(start) == 1 && start[0] == 0 && len(step) == 1 && step[0] == 1 && len(lim) == 1 {
+					if _, isNum := ops.DimValue(lim[0]); !isNum && lim[0].Param != "" {
+						c.Out[0].Shape[0] = lim[0]
+					}
+				}
 				return nil
 			}
 			v[i] = x[0]

@@ -122,6 +122,8 @@ func TestSelectOps(t *testing.T) {
 	expectF32(t, out, dims(2, 10, 2), want...)
 	out = must(t, "OneHot", 11, 1, []*ir.Tensor{vec(0, 5), ir.ScalarInt64(3), vals})[0]
 	expectF32(t, out, dims(2, 3), 3, 2, 2, 2, 2, 2)
+	out = must(t, "OneHot", 9, 1, []*ir.Tensor{vec(-1, 1), ir.ScalarInt64(2), vals})[0]
+	expectF32(t, out, dims(2, 2), 2, 2, 2, 3) // opset 9: a negative index is out of range
 	mustFail(t, "must be positive", "OneHot", 11, 1, []*ir.Tensor{vec(0), ir.ScalarInt64(0), vals})
 
 	nz := must(t, "NonZero", 13, 1, []*ir.Tensor{f32(dims(2, 2), 1, 0, float32(math.Copysign(0, -1)), 3)})[0]

@@ -235,3 +235,21 @@ func TestInferPartial(t *testing.T) {
 		}
 	}
 }
+
+// Range(0, Gather(Shape(x), 1), 1) has "seq" elements (attention masks).
+func TestInferRangeSymbolic(t *testing.T) {
+	m := graphOf(17,
+		[]*ir.ValueInfo{{Name: "x", Type: ir.TensorType(ir.Float32, ir.Shape{ir.Sym("batch"), ir.Sym("seq")})}},
+		[]*ir.Tensor{named(ir.ScalarInt64(1), "one"), named(ir.ScalarInt64(0), "zero")},
+		nd("Shape", []string{"x"}, []string{"s"}),
+		nd("Gather", []string{"s", "one"}, []string{"n"}),
+		nd("Range", []string{"zero", "n", "one"}, []string{"r"}),
+	)
+	inf, err := ops.Infer(m, ops.InferOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inf.Types["r"].String(); got != "int64[seq]" {
+		t.Fatalf("Range inferred %s, want int64[seq]", got)
+	}
+}

@@ -62,7 +62,7 @@ func oneHot(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	inner := prod(idx.Dims[axis:])
 	for i := int64(0); i < idx.Len(); i++ {
 		v := idx.Int64At(i)
-		if v < 0 {
+		if v < 0 && c.Opset >= 11 { // negative indices count from the end since opset 11
 			v += depth
 		}
 		if v < 0 || v >= depth {
