@@ -176,7 +176,7 @@ func TestHostileCounts(t *testing.T) {
 		{"unpacked attribute ints", modelProto(fBytes(graphNode, fBytes(nodeAttribute, []byte(strings.Repeat("\x40\x01", count))))), false, 32},
 		{"opsets", cat([]byte(strings.Repeat("\x42\x00", count)), modelProto()), false, 100},
 		{"unknown fields", cat([]byte(strings.Repeat("\x98\x06\x01", count)), modelProto()), false, 2},
-		{"dims", cat(packedVarints(tensorDims, make([]int64, count)...), fVarint(tensorDataType, 1)), true, 16},
+		{"dims", cat(packedVarints(tensorDims, make([]int64, count)...), fVarint(tensorDataType, 1)), true, 32},
 		{"unpacked int64_data", cat(fVarint(tensorDataType, 7), packedVarints(tensorDims, count), []byte(strings.Repeat("\x38\x01", count))), true, 8},
 		{"unpacked float_data", cat(fVarint(tensorDataType, 1), packedVarints(tensorDims, count), []byte(strings.Repeat("\x25\x00\x00\x80\x3f", count))), true, 2},
 		{"empty strings", cat(fVarint(tensorDataType, 8), packedVarints(tensorDims, count), []byte(strings.Repeat("\x32\x00", count))), true, 16},
