@@ -188,7 +188,9 @@ func randF32(r *rand.Rand, d ...int64) *ir.Tensor {
 func ints(name string, v ...int64) *ir.Attribute {
 	return &ir.Attribute{Name: name, Type: ir.AttrInts, Ints: v}
 }
-func intA(name string, v int64) *ir.Attribute { return &ir.Attribute{Name: name, Type: ir.AttrInt, I: v} }
+func intA(name string, v int64) *ir.Attribute {
+	return &ir.Attribute{Name: name, Type: ir.AttrInt, I: v}
+}
 func strA(name, v string) *ir.Attribute {
 	return &ir.Attribute{Name: name, Type: ir.AttrString, S: []byte(v)}
 }
