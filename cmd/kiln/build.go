@@ -59,7 +59,7 @@ tactic, then the activation memory (arena after reuse vs the naive sum).`,
 type built struct {
 	Plan    *engine.Plan
 	Report  *builder.Report
-	Notes   []string // calibration notes
+	Notes   []string // notes of the command line
 	Elapsed time.Duration
 }
 
@@ -73,13 +73,14 @@ func buildEngine(src *sourceModel, f *buildFlags, threads int, logw, progressOut
 	if err != nil {
 		return nil, err
 	}
-	c, err := f.calibrateForBuild(src, progressOut)
+	done, err := f.calibrationConfig(&cfg, src, progressOut)
 	if err != nil {
 		return nil, err
 	}
-	notes := applyCalibration(&cfg, c, f.calibCache)
-	if c != nil && !f.quantized() {
-		notes = append(notes, "calibration ranges are only used with --int8, --fp8 or --best")
+	defer done()
+	var notes []string
+	if (cfg.Calibration != nil || cfg.DynamicRanges != nil) && !f.quantized() && !anyQuantizedLayer(cfg) {
+		notes = append(notes, "calibration ranges are only used with --int8, --fp8 or --best (or int8/fp8 --layer-precisions)")
 	}
 	start := time.Now()
 	plan, rep, err := builder.Build(src.Model, src.Bytes, cfg)
@@ -135,7 +136,7 @@ func writeBuildReport(w io.Writer, src *sourceModel, b *built) error {
 			members = "-"
 		}
 		prec := l.Precision
-		if l.ShapeStep {
+		if l.ShapeStep || (len(b.Plan.Steps) == len(layers) && b.Plan.Steps[i].ShapeStep) {
 			prec += " (shape)"
 		}
 		rows = append(rows, []string{fmt.Sprint(i), l.Name, members, prec, l.Kernel, l.Tactic, strings.Join(l.Outputs, ", ")})
@@ -194,4 +195,13 @@ func dimsText(d []int64) string {
 		s[i] = fmt.Sprint(x)
 	}
 	return strings.Join(s, "x")
+}
+
+func anyQuantizedLayer(cfg builder.Config) bool {
+	for _, p := range cfg.LayerPrecisions {
+		if p == engine.INT8 || p == engine.FP8 {
+			return true
+		}
+	}
+	return false
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/kilnml/kiln/builder"
 	"github.com/kilnml/kiln/internal/cli"
 	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/onnx"
 	"github.com/kilnml/kiln/tensorio"
 )
 
@@ -164,7 +165,7 @@ func TestBuildFlagErrors(t *testing.T) {
 		{[]string{"--min-shapes", "Input3:2x1x28x28", "--max-shapes", "Input3:1x1x28x28"}, "min <= opt <= max"},
 		{[]string{"--layer-precisions", "conv:fp12"}, "--layer-precisions"},
 		{[]string{"--precision-constraints", "always"}, "--precision-constraints"},
-		{[]string{"--int8", "--calib-data", "mnist-raw"}, "--calib-cache"},
+		{[]string{"--int8", "--calib-data", "mnist-raw", "--calibrator", "magic"}, "--calibrator"},
 		{[]string{"--int8", "--calib-cache", filepath.Join(dir, "none.cache")}, "does not exist"},
 		{[]string{"--threads", "-1"}, "--threads"},
 	} {
@@ -180,20 +181,31 @@ func TestBuildFlagErrors(t *testing.T) {
 	}
 }
 
-// --int8 with --calib-data calibrates first and writes the cache; the
-// cache is then reused, and refused for another model.
+// --int8 with --calib-data calibrates (in the builder) and writes the
+// cache; the INT8 engine still classifies the zoo's test sets as the FP32
+// model does; the cache is then reused, and refused for another model.
 func TestBuildCalibration(t *testing.T) {
-	model, _ := mnist(t)
+	model, set := mnist(t)
 	cnn := simpleCNN(t)
 	needMNIST(t)
-	cache := filepath.Join(t.TempDir(), "zoo.cache")
-	code, out, errs := kiln(t, "build", model, "--int8", "--calib-data", "mnist-raw", "--calib-batches", "2",
-		"--calib-batch-size", "1", "--calib-cache", cache, "--calibrator", "minmax")
-	if code != 0 || !fileExists(cache) || !strings.Contains(errs, "calibrate: 2/2") {
+	dir := t.TempDir()
+	cache, plan := filepath.Join(dir, "zoo.cache"), filepath.Join(dir, "zoo.int8.plan")
+	code, out, errs := kiln(t, "build", model, "--int8", "--calib-data", "mnist-raw", "--calib-batches", "20",
+		"--calib-batch-size", "1", "--calib-cache", cache, "--calibrator", "minmax", "--save-engine", plan)
+	if code != 0 || !fileExists(cache) || !strings.Contains(errs, "calibrate: 20/20") {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
-	if !strings.Contains(out, "fp32,int8") {
-		t.Errorf("precisions not reported:\n%s", out)
+	if !strings.Contains(out, "fp32,int8") || !strings.Contains(out, " int8 ") {
+		t.Errorf("no int8 layer in the report:\n%s", out)
+	}
+	for i := 0; i < 3; i++ {
+		got := filepath.Join(dir, fmt.Sprint("out", i))
+		if code, out, errs := kiln(t, "run", plan, "--inputs", set(i), "--outputs", got); code != 0 {
+			t.Fatalf("run INT8 plan: exit %d\n%s%s", code, out, errs)
+		}
+		if a, b := argmax(t, filepath.Join(got, "output_0.pb")), argmax(t, filepath.Join(set(i), "output_0.pb")); a != b {
+			t.Errorf("test set %d: INT8 engine says %d, the reference %d", i, a, b)
+		}
 	}
 	// The cache alone: read with the algorithm its header names.
 	if code, out, errs := kiln(t, "build", model, "--int8", "--calib-cache", cache); code != 0 || strings.Contains(errs, "calibrate:") {
@@ -203,6 +215,34 @@ func TestBuildCalibration(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, "stale") || !strings.Contains(errs, "--force") {
 		t.Fatalf("another model's cache: exit %d, %s", code, errs)
 	}
+	// Dynamic ranges from kiln calibrate serve as well.
+	ranges := filepath.Join(dir, "zoo.ranges")
+	if code, out, errs := kiln(t, "calibrate", model, "--data", "mnist-raw", "--batches", "2", "--batch-size", "1",
+		"--cache", filepath.Join(dir, "other.cache"), "--dynamic-range", ranges); code != 0 {
+		t.Fatalf("calibrate: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := kiln(t, "build", model, "--int8", "--dynamic-range", ranges); code != 0 || !strings.Contains(out, " int8 ") {
+		t.Fatalf("--dynamic-range: exit %d\n%s%s", code, out, errs)
+	}
+	// INT8 without any source of ranges is the builder's clear error.
+	if code, _, errs := kiln(t, "build", model, "--int8"); code != 1 || !strings.Contains(errs, "--calib-data") {
+		t.Fatalf("--int8 alone: exit %d, %s", code, errs)
+	}
+}
+
+func argmax(t *testing.T, file string) int {
+	t.Helper()
+	x, err := onnx.ReadTensorFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	best := 0
+	for i, v := range x.F32() {
+		if v > x.F32()[best] {
+			best = i
+		}
+	}
+	return best
 }
 
 // --verbose streams what the builder logs, as it logs it.

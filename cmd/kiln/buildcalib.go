@@ -1,72 +1,88 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"io"
 	"os"
 
 	"github.com/kilnml/kiln/builder"
+	"github.com/kilnml/kiln/datasrc"
 	"github.com/kilnml/kiln/internal/cli"
+	"github.com/kilnml/kiln/internal/progress"
 	"github.com/kilnml/kiln/quant/calib"
 )
 
-// calibrateForBuild gets the ranges of --calib-cache / --calib-data (nil
-// when neither is given). A cache alone is read with the algorithm its
-// header names and the parameters its sidecar records, so that only a
-// change of model makes it stale.
-func (f *buildFlags) calibrateForBuild(src *sourceModel, progressOut io.Writer) (*calibration, error) {
-	if f.calibCache == "" && f.calibData == "" {
-		return nil, nil
+// calibrationConfig sets cfg.Calibration and cfg.DynamicRanges from the flags.
+// The builder calibrates (on its optimized graph, where the tensors it
+// quantizes live) or reads the cache; the returned function ends the
+// progress bar once the build is over.
+//
+// A cache given alone is read with the algorithm its header names and the
+// parameters its sidecar records, so that only a change of model makes it
+// stale.
+func (f *buildFlags) calibrationConfig(cfg *builder.Config, src *sourceModel, progressOut io.Writer) (done func(), err error) {
+	done = func() {}
+	if f.dynRange != "" {
+		data, err := os.ReadFile(f.dynRange)
+		if err != nil {
+			return done, err
+		}
+		d, err := calib.ParseDynamicRanges(data, f.dynRange)
+		if err != nil {
+			return done, err
+		}
+		cfg.DynamicRanges = d.Amax
 	}
-	opt := calibOptions{
-		data: f.calibData, calibrator: f.calibrator, cache: f.calibCache, trtVersion: "10.9.0",
-		mnistDir: f.mnistDir, batches: f.calibBatches, batchSize: f.calibBatchSize, percentile: 99.99,
+	if f.calibCache == "" && f.calibData == "" {
+		return done, nil
+	}
+	if f.calibBatches < 0 || f.calibBatchSize < 1 {
+		return done, cli.Usagef("--calib-batches must be >= 0 and --calib-batch-size >= 1")
+	}
+	algo, err := calib.ParseAlgorithm(f.calibrator)
+	if err != nil {
+		return done, cli.Usagef("--calibrator: %v", err)
+	}
+	cal := &builder.Calibration{
+		Algorithm: algo, Cache: f.calibCache, Force: f.force, TRTVersion: calib.DefaultTRTVersion, ModelHash: src.SHA,
+		Collect: calib.CollectOptions{MaxBatches: f.calibBatches},
 	}
 	if f.calibData == "" {
 		if !fileExists(f.calibCache) {
-			return nil, cli.Usagef("--calib-cache %s does not exist: give --calib-data SRC to calibrate", f.calibCache)
+			return done, cli.Usagef("--calib-cache %s does not exist: give --calib-data SRC to calibrate", f.calibCache)
+		}
+		if f.force {
+			return done, cli.Usagef("--force recalibrates: it needs --calib-data SRC")
 		}
 		c, err := calib.ReadCacheFile(f.calibCache)
 		if err != nil {
-			return nil, err
+			return done, err
 		}
-		algo, err := calib.ParseAlgorithm(c.Algorithm)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f.calibCache, err)
+		if cal.Algorithm, err = calib.ParseAlgorithm(c.Algorithm); err != nil {
+			return done, err
 		}
-		opt.calibrator = string(algo)
 		side, err := calib.ReadSidecar(calib.SidecarPath(f.calibCache))
 		if err != nil {
-			return nil, err
+			return done, err
 		}
-		if side != nil && side.Params.Percentile != 0 {
-			opt.percentile = side.Params.Percentile
+		if side != nil && side.Algorithm == cal.Algorithm {
+			cal.Params = side.Params
 		}
+	} else {
+		ds, err := datasrc.Open(f.calibData, src.Model.Graph.RealInputs(), datasrc.Options{
+			BatchSize: f.calibBatchSize, MaxBatches: f.calibBatches, MNISTDir: f.mnistDir,
+		})
+		if err != nil {
+			return done, err
+		}
+		cal.Source = ds
+		total := int64(f.calibBatches)
+		if total == 0 {
+			total = -1
+		}
+		bar := progress.New(total, "calibrate", progress.Options{Out: progressOut, Unit: "batches"})
+		cal.Collect.Progress = func(k int) { bar.Set(int64(k)) }
+		done = bar.Finish
 	}
-	return runCalibration(src, opt, progressOut)
-}
-
-// applyCalibration hands the ranges to the builder configuration and
-// returns what the report should say about them.
-//
-// The builder does not take calibration ranges yet (builder.Config has no
-// field for them); until it does, the ranges are computed and checked (a
-// stale cache still stops the build) but the INT8/FP8 layers get their
-// scales from Q/DQ nodes only, and the build says so.
-func applyCalibration(cfg *builder.Config, c *calibration, cachePath string) (notes []string) {
-	if c == nil {
-		return nil
-	}
-	_ = cfg
-	notes = append(notes, c.Warnings...)
-	sha := ""
-	if data, err := os.ReadFile(cachePath); err == nil {
-		sum := sha256.Sum256(data)
-		sha = hex.EncodeToString(sum[:])
-	}
-	notes = append(notes, fmt.Sprintf("calibration ranges for %d tensors (%s, cache sha256 %.12s…) are not used: this builder takes no calibration input yet",
-		len(c.Ranges), c.Algorithm, sha))
-	return notes
+	cfg.Calibration = cal
+	return done, nil
 }

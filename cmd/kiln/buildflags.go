@@ -19,7 +19,8 @@ type buildFlags struct {
 
 	calibCache, calibData, calibrator string
 	calibBatches, calibBatchSize      int
-	mnistDir                          string
+	mnistDir, dynRange                string
+	force                             bool
 
 	layerPrecisions, constraints    string
 	minShapes, optShapes, maxShapes string
@@ -40,6 +41,8 @@ func (f *buildFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&f.calibBatches, "calib-batches", 100, "batches to calibrate on with --calib-data")
 	fl.IntVar(&f.calibBatchSize, "calib-batch-size", 64, "samples per calibration batch")
 	fl.StringVar(&f.mnistDir, "mnist-dir", "", "folder of the MNIST idx files for --calib-data mnist")
+	fl.BoolVar(&f.force, "force", false, "recalibrate with --calib-data even when --calib-cache exists and matches")
+	fl.StringVar(&f.dynRange, "dynamic-range", "", "per-tensor ranges as TensorRT's name:amax text file (instead of calibration)")
 	fl.StringVar(&f.layerPrecisions, "layer-precisions", "", "per-layer precisions, e.g. 'conv1:fp32,fc2:int8' ('*' for every layer)")
 	fl.StringVar(&f.constraints, "precision-constraints", "none", "how --layer-precisions are honoured: none, prefer or obey")
 	fl.StringVar(&f.minShapes, "min-shapes", "", "smallest input shapes of the profile, e.g. input:1x1x28x28")
@@ -74,9 +77,6 @@ func (f *buildFlags) config(log io.Writer, threads int) (builder.Config, error) 
 	}
 	if prof != nil {
 		cfg.Profiles = []builder.Profile{prof}
-	}
-	if f.calibCache == "" && f.calibData != "" {
-		return cfg, cli.Usagef("--calib-data needs --calib-cache FILE to write the ranges to")
 	}
 	if f.verbose && log != nil {
 		var mu sync.Mutex // the builder may log from several goroutines
