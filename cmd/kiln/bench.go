@@ -125,6 +125,9 @@ func (f *benchFlags) check() ([]float64, error) {
 	if f.batch < 0 || f.threads < 0 {
 		return nil, cli.Usagef("--batch and --threads must not be negative")
 	}
+	if f.batch > 0 && f.inputs != "" {
+		return nil, cli.Usagef("--batch and --inputs conflict: the inputs' own shapes are used")
+	}
 	if f.batch > 0 && (f.shapes != "" || f.minShapes != "" || f.optShapes != "" || f.maxShapes != "") {
 		return nil, cli.Usagef("--batch sets the batch dimension; with --shapes (or --min/--opt/--max-shapes) give it there instead")
 	}
@@ -235,10 +238,22 @@ func benchEngine(path string, f *benchFlags, threads int, res *benchResult, errw
 	if err != nil {
 		return nil, nil, err
 	}
-	if f.batch > 0 {
+	switch {
+	case f.batch > 0:
 		if f.shapes, err = batchShapes(src.Model, f.batch); err != nil {
 			return nil, nil, err
 		}
+	case f.inputs != "" && f.shapes == "" && f.minShapes == "" && f.optShapes == "" && f.maxShapes == "":
+		// Build for the shapes of the given inputs.
+		files, err := cli.LoadInputs(src.Model.Graph, f.inputs)
+		if err != nil {
+			return nil, nil, err
+		}
+		var parts []string
+		for _, in := range files {
+			parts = append(parts, in.Input.Name+":"+dimsText(in.Tensor.Dims))
+		}
+		f.shapes = strings.Join(parts, ",")
 	}
 	b, err := buildEngine(src, &f.buildFlags, threads, errw, errw)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/tensorio"
 	"github.com/kilnml/kiln/tools/benchstat"
 )
 
@@ -143,6 +145,7 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{plan, "--int8"}, "is a plan"},
 		{[]string{plan, "--shapes", "nosuch:1x2"}, "no input \"nosuch\""},
 		{[]string{plan, "--batch", "3"}, "fixed batch"},
+		{[]string{plan, "--batch", "1", "--inputs", "somewhere"}, "--inputs"},
 	} {
 		code, out, errs := kiln(t, append(append([]string{"bench"}, quick...), c.args...)...)
 		if code != 2 || !strings.Contains(errs, c.want) {
@@ -162,6 +165,20 @@ func TestBenchShapesOutsideProfile(t *testing.T) {
 	r := benchJSON(t, append([]string{plan, "--iterations", "2"}, quick...)...)
 	if r.Batch != 2 || !r.Plan {
 		t.Fatalf("opt shape not used: %+v", r)
+	}
+}
+
+// An .onnx model benched on given inputs is built for their shapes.
+func TestBenchONNXInputs(t *testing.T) {
+	model := simpleCNN(t)
+	in := t.TempDir()
+	x := ir.NewTensor(ir.Float32, []int64{3, 1, 28, 28})
+	if err := tensorio.WriteNPY(filepath.Join(in, "input.npy"), x); err != nil {
+		t.Fatal(err)
+	}
+	r := benchJSON(t, append([]string{model, "--inputs", in, "--iterations", "2"}, quick...)...)
+	if r.Batch != 3 || r.InputSource != in || r.Runs != 2 {
+		t.Fatalf("result %+v", r)
 	}
 }
 
