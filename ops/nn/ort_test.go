@@ -42,6 +42,16 @@ func TestAgainstORT(t *testing.T) {
 		b.add(normCase(r))
 	}
 	b.run(t, dir)
+
+	// Resize-10 and Upsample-9 predate coordinate_transformation_mode
+	old := ortBatch{opset: 10}
+	for _, sc := range [][]float64{{1, 1, 0.6, 0.75}, {1, 1, 2, 3}, {1, 1, 0.5, 1.5}} {
+		for _, mode := range []string{"nearest", "linear"} {
+			old.add(ortNode{node: &ir.Node{OpType: "Resize", Attrs: []*ir.Attribute{strA("mode", mode)}},
+				inputs: []*ir.Tensor{randF32(r, 1, 2, 5, 4), ir.FromFloat64s(ir.Float32, []int64{4}, sc)}, nOut: 1})
+		}
+	}
+	old.run(t, dir)
 }
 
 type ortNode struct {
@@ -51,7 +61,10 @@ type ortNode struct {
 	outDT  []ir.DType
 }
 
-type ortBatch struct{ nodes []ortNode }
+type ortBatch struct {
+	nodes []ortNode
+	opset int64 // 0: 21
+}
 
 func (b *ortBatch) add(n ortNode) { b.nodes = append(b.nodes, n) }
 
@@ -87,7 +100,11 @@ func (b *ortBatch) run(t *testing.T, ortDir string) {
 		}
 		g.Nodes = append(g.Nodes, c.node)
 	}
-	m := &ir.Model{IRVersion: 10, Opsets: []ir.OpsetImport{{Version: 21}}, Graph: g}
+	opset := b.opset
+	if opset == 0 {
+		opset = 21
+	}
+	m := &ir.Model{IRVersion: 10, Opsets: []ir.OpsetImport{{Version: opset}}, Graph: g}
 	tmp := t.TempDir()
 	if err := onnx.Save(filepath.Join(tmp, "model.onnx"), m); err != nil {
 		t.Fatal(err)

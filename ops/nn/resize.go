@@ -29,8 +29,11 @@ func readResizeAttrs(a attrGetter, opType string, opset int64, rank int) (*resiz
 	r := &resizeAttrs{mode: a.String("mode", "nearest")}
 	legacy := opType == "Upsample" || opset < 11
 	if legacy {
-		// Upsample and Resize-10: output = input at floor(x / scale)
-		r.ctm, r.nearest, r.policy = "asymmetric", "floor", "stretch"
+		// Upsample and Resize-10 predate the attributes: asymmetric
+		// coordinates; nearest takes floor(x / scale) when upsampling and,
+		// as ONNX Runtime does for these versions, the ceiling when
+		// downsampling (Upsample allows no downsampling).
+		r.ctm, r.nearest, r.policy = "asymmetric", "legacy", "stretch"
 		if r.mode == "bilinear" || r.mode == "trilinear" {
 			r.mode = "linear"
 		}
@@ -81,6 +84,10 @@ func readResizeAttrs(a attrGetter, opType string, opset int64, rank int) (*resiz
 	}
 	switch r.nearest {
 	case "round_prefer_floor", "round_prefer_ceil", "floor", "ceil":
+	case "legacy":
+		if !legacy {
+			return nil, a.Errorf("nearest_mode %q is not supported", r.nearest)
+		}
 	default:
 		return nil, a.Errorf("nearest_mode %q is not supported", r.nearest)
 	}
@@ -457,6 +464,8 @@ func resizeTaps(c *ops.Ctx, ra *resizeAttrs, in, out int64, scale, roiS, roiE fl
 				up = ratio >= 0.5
 			case ra.nearest == "ceil":
 				up = true
+			case ra.nearest == "legacy":
+				up = scale < 1
 			}
 			if up {
 				add(b+1, 1)

@@ -20,6 +20,11 @@ func TestResize(t *testing.T) {
 	near(t, "resize 11 empty roi and scales", mustCall(t, "Resize", 11, nil, x, f32(dims(0)), f32(dims(0)),
 		i64(dims(4), 1, 1, 4, 4)), dims(1, 1, 4, 4), rep, 0)
 
+	// Resize-10 downsampling takes the ceiling (x_original 0, 1.67, 3.33)
+	near(t, "resize 10 down", mustCall(t, "Resize", 10, nil, f64(dims(5), 0, 1, 2, 3, 4), f32(dims(1), 0.6)),
+		dims(3), []float64{0, 2, 4}, 0)
+	wantErr(t, "Resize", 13, attrs(aStr("nearest_mode", "legacy")), "nearest_mode", x, nil, scales)
+
 	v := f64(dims(2), 0, 10)
 	lin := aStr("mode", "linear")
 	near(t, "linear align_corners", mustCall(t, "Resize", 13, attrs(lin, aStr("coordinate_transformation_mode", "align_corners")),
