@@ -133,6 +133,7 @@ func (b *build) lower() error {
 			// that it has a buffer of its own.
 			copyName := o.Name + ".copy"
 			n := &ir.Node{Name: copyName, OpType: "Identity", Inputs: []string{o.Name}, Outputs: []string{copyName}}
+			b.inf.Types[copyName] = b.inf.Types[o.Name]
 			if err := b.lowerNode(n); err != nil {
 				return err
 			}

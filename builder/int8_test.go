@@ -53,7 +53,7 @@ func TestINT8AndFP8MNISTZoo(t *testing.T) {
 			nq++
 		}
 	}
-	if nq < 2 {
+	if nq < 3 {
 		t.Fatalf("only %d int8 layers; report: %+v", nq, rep.Warnings)
 	}
 	fp32, _, err := Build(m, nil, Config{})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/ops"
 )
 
 // weightAxis is the output-channel axis of a layer's weight (input 1).
@@ -105,7 +106,7 @@ func (c *qdqConv) quantLayer(n *ir.Node, a *qdqParams) (*ir.Node, string) {
 			return nil, "its weight is not a constant"
 		}
 		sb, zb, ok := b.perTensor()
-		if !ok || zb != 0 || b.dtype != wantW {
+		if !ok || zb != 0 || b.dtype != wantW || a.dtype == ir.Uint8 {
 			return nil, "its second activation is not per-tensor symmetric " + wantW.String()
 		}
 		wName, wScales = b.node.Inputs[0], []float32{sb}
@@ -159,7 +160,7 @@ func (c *qdqConv) quantLayer(n *ir.Node, a *qdqParams) (*ir.Node, string) {
 
 // gemmBias turns Gemm's C into a 1-D float bias multiplied by beta.
 func (c *qdqConv) gemmBias(n *ir.Node) (*ir.Tensor, string) {
-	cv := c.cst[n.Inputs[2]]
+	cv := c.constValue(n.Inputs[2])
 	if cv == nil || cv.DType != ir.Float32 {
 		return nil, "its bias is not a float32 constant"
 	}
@@ -342,4 +343,36 @@ func (c *qdqConv) dce() {
 	}
 	g.Inputs = ins
 	c.index()
+}
+
+// constValue returns a constant, also one computed by a DequantizeLinear of
+// constants (ONNX Runtime stores biases as int32 codes behind one).
+func (c *qdqConv) constValue(name string) *ir.Tensor {
+	if t := c.cst[name]; t != nil {
+		return t
+	}
+	p := c.prod[name]
+	if p == nil || p.OpType != "DequantizeLinear" || p.Domain != "" {
+		return nil
+	}
+	in := make([]*ir.Tensor, len(p.Inputs))
+	for i, x := range p.Inputs {
+		if x == "" {
+			continue
+		}
+		if in[i] = c.cst[x]; in[i] == nil {
+			return nil
+		}
+	}
+	op, err := ops.Lookup("", p.OpType, c.m.Opset(""))
+	if err != nil {
+		return nil
+	}
+	kc := ops.NewCtx(p, c.m.Opset(""))
+	outs, err := op.Run(kc, in)
+	if err != nil || kc.Err() != nil || len(outs) == 0 {
+		return nil
+	}
+	c.cst[name] = outs[0]
+	return outs[0]
 }

@@ -9,8 +9,9 @@
 //	       each operation rounded to float32 in that order
 //	out  = saturate(round_half_even(y / y_scale) + y_zero) when y_scale > 0, else y.
 //
-// Activations are int8 (zero point 0), uint8 with zero points x_zero and
-// y_zero (ONNX Runtime's asymmetric form) or float8e4m3fn; weights are int8
+// Activations are int8 or uint8 with zero points x_zero and y_zero (0 for
+// TensorRT's symmetric form; ONNX Runtime's quantizer writes asymmetric
+// ones) or float8e4m3fn; weights are int8
 // or float8e4m3fn with per-output-channel scales w_scales.
 //
 // For int8 the result is bit-exact whatever the summation order, because
@@ -78,11 +79,15 @@ func LayerOf(n *ir.Node, xType ir.DType) (*Layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if (xz != 0 || yz != 0) && xType != ir.Uint8 {
-		return nil, fmt.Errorf("%s: zero points need uint8 activations, not %s", n, xType)
+	lo, hi := int64(-128), int64(127)
+	if xType == ir.Uint8 {
+		lo, hi = 0, 255
 	}
-	if xz < 0 || xz > 255 || yz < 0 || yz > 255 {
-		return nil, fmt.Errorf("%s: zero points %d/%d outside 0..255", n, xz, yz)
+	if (xz != 0 || yz != 0) && xType != ir.Uint8 && xType != ir.Int8 {
+		return nil, fmt.Errorf("%s: zero points need int8 or uint8 activations, not %s", n, xType)
+	}
+	if xz < lo || xz > hi || yz < lo || yz > hi {
+		return nil, fmt.Errorf("%s: zero points %d/%d outside %s's range", n, xz, yz, xType)
 	}
 	l.XZero, l.YZero = int32(xz), int32(yz)
 	if l.Act, err = kiln.ActivationOf(n); err != nil {
