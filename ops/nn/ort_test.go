@@ -52,6 +52,110 @@ func TestAgainstORT(t *testing.T) {
 		}
 	}
 	old.run(t, dir)
+
+	// the transformer-era ops, at opset 23
+	tr := ortBatch{opset: 23}
+	for i := 0; i < 12; i++ {
+		tr.add(matmulCase(r))
+		tr.add(einsumCase(r))
+		tr.add(groupNormCase(r))
+		tr.add(attentionCase(r))
+		tr.add(rotaryCase(r))
+	}
+	tr.run(t, dir)
+}
+
+func matmulCase(r *rand.Rand) ortNode {
+	m, k, n := ri(r, 1, 5), ri(r, 1, 6), ri(r, 1, 5)
+	if r.IntN(2) == 0 {
+		ta, tb := ri(r, 0, 1), ri(r, 0, 1)
+		a, b := []int64{m, k}, []int64{k, n}
+		if ta == 1 {
+			a = []int64{k, m}
+		}
+		if tb == 1 {
+			b = []int64{n, k}
+		}
+		c := [][]int64{{n}, {m, 1}, {1, n}, {m, n}, {}}[r.IntN(5)]
+		return ortNode{node: &ir.Node{OpType: "Gemm", Attrs: []*ir.Attribute{intA("transA", ta), intA("transB", tb),
+			floatA("alpha", 0.5), floatA("beta", -1.5)}}, inputs: []*ir.Tensor{randF32(r, a...), randF32(r, b...), randF32(r, c...)}, nOut: 1}
+	}
+	shapes := [][2][]int64{{{k}, {2, k, n}}, {{2, 1, m, k}, {3, k, n}}, {{m, k}, {k}}, {{1, 3, m, k}, {2, 1, k, n}}}
+	sh := shapes[r.IntN(len(shapes))]
+	return ortNode{node: &ir.Node{OpType: "MatMul"}, inputs: []*ir.Tensor{randF32(r, sh[0]...), randF32(r, sh[1]...)}, nOut: 1}
+}
+
+func einsumCase(r *rand.Rand) ortNode {
+	cases := []struct {
+		eq   string
+		dims [][]int64
+	}{
+		{"bij,bjk->bik", [][]int64{{2, 3, 4}, {2, 4, 5}}},
+		{"ij->ji", [][]int64{{3, 4}}},
+		{"ii->i", [][]int64{{4, 4}}},
+		{"bii->b", [][]int64{{2, 3, 3}}},
+		{"ij,ij->i", [][]int64{{3, 5}, {3, 5}}},
+		{"i,j->ij", [][]int64{{3}, {4}}},
+		{"...ij,...jk->...ik", [][]int64{{2, 3, 4}, {2, 4, 2}}},
+		{"bhqd,bhkd->bhqk", [][]int64{{1, 2, 3, 4}, {1, 2, 5, 4}}},
+		{"abc->cab", [][]int64{{2, 3, 4}}},
+		{"ij,jk,kl->il", [][]int64{{2, 3}, {3, 4}, {4, 2}}},
+	}
+	c := cases[r.IntN(len(cases))]
+	var in []*ir.Tensor
+	for _, d := range c.dims {
+		in = append(in, randF32(r, d...))
+	}
+	return ortNode{node: &ir.Node{OpType: "Einsum", Attrs: []*ir.Attribute{strA("equation", c.eq)}}, inputs: in, nOut: 1}
+}
+
+func groupNormCase(r *rand.Rand) ortNode {
+	g := ri(r, 1, 3)
+	c := g * ri(r, 1, 3)
+	x := []int64{ri(r, 1, 2), c, ri(r, 1, 4), ri(r, 1, 4)}
+	if r.IntN(2) == 0 {
+		return ortNode{node: &ir.Node{OpType: "RMSNormalization", Attrs: []*ir.Attribute{intA("axis", ri(r, 1, 3))}},
+			inputs: []*ir.Tensor{randF32(r, x...), randF32(r, x[3])}, nOut: 1}
+	}
+	return ortNode{node: &ir.Node{OpType: "GroupNormalization", Attrs: []*ir.Attribute{intA("num_groups", g)}},
+		inputs: []*ir.Tensor{randF32(r, x...), randF32(r, c), randF32(r, c)}, nOut: 1}
+}
+
+func attentionCase(r *rand.Rand) ortNode {
+	b, hkv, sq, skv, d, dv := ri(r, 1, 2), ri(r, 1, 2), ri(r, 1, 4), ri(r, 1, 5), ri(r, 2, 4), ri(r, 2, 4)
+	hq := hkv * ri(r, 1, 2)
+	n := &ir.Node{OpType: "Attention", Attrs: []*ir.Attribute{intA("is_causal", ri(r, 0, 1))}}
+	if r.IntN(3) == 0 {
+		n.Attrs = append(n.Attrs, floatA("softcap", 2))
+	}
+	in := []*ir.Tensor{randF32(r, b, hq, sq, d), randF32(r, b, hkv, skv, d), randF32(r, b, hkv, skv, dv)}
+	nOut := 1
+	if r.IntN(2) == 0 {
+		in = append(in, randF32(r, sq, skv))
+	}
+	if r.IntN(2) == 0 {
+		for len(in) < 4 {
+			in = append(in, nil)
+		}
+		p := ri(r, 1, 3)
+		in = append(in, randF32(r, b, hkv, p, d), randF32(r, b, hkv, p, dv))
+		if len(in) > 3 && in[3] != nil {
+			in[3] = randF32(r, sq, skv+p)
+		}
+		nOut = 3
+	}
+	return ortNode{node: n, inputs: in, nOut: nOut}
+}
+
+func rotaryCase(r *rand.Rand) ortNode {
+	b, h, s, d := ri(r, 1, 2), ri(r, 1, 2), ri(r, 1, 4), 2*ri(r, 1, 3)
+	n := &ir.Node{OpType: "RotaryEmbedding", Attrs: []*ir.Attribute{intA("interleaved", ri(r, 0, 1))}}
+	ids := make([]int64, b*s)
+	for i := range ids {
+		ids[i] = ri(r, 0, 7)
+	}
+	return ortNode{node: n, inputs: []*ir.Tensor{randF32(r, b, h, s, d), randF32(r, 8, d/2), randF32(r, 8, d/2),
+		ir.FromInt64s(ir.Int64, []int64{b, s}, ids)}, nOut: 1}
 }
 
 type ortNode struct {
