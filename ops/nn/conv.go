@@ -117,20 +117,42 @@ func conv(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	y := make([]float64, N*M*outSz)
 	taps := buildTaps(g.out, g.in, g.kernel, g.stride, g.dil, g.padB)
 	s := g.stride[g.rank()-1]
-	// Output planes are independent: spread (n, oc) over cores.
-	parallelFor(N*M, func(p int64) {
-		n, oc := p/M, p%M
-		yp := y[p*outSz : (p+1)*outSz]
-		if bs != nil {
-			for i := range yp {
-				yp[i] = bs[oc]
+	// Output planes are independent: spread (image, block of up to four
+	// output channels of one group) over cores. A block reads each input
+	// row once for all its channels.
+	type block struct{ oc, n int64 }
+	var blocks []block
+	for gi := int64(0); gi < group; gi++ {
+		for m := int64(0); m < Mg; m += 4 {
+			blocks = append(blocks, block{gi*Mg + m, min(4, Mg-m)})
+		}
+	}
+	nb := int64(len(blocks))
+	parallelFor(N*nb, func(p int64) {
+		n, bk := p/nb, blocks[p%nb]
+		var yp, wp [4][]float64
+		for j := int64(0); j < bk.n; j++ {
+			oc := bk.oc + j
+			yp[j] = y[(n*M+oc)*outSz:][:outSz]
+			if bs != nil {
+				for i := range yp[j] {
+					yp[j][i] = bs[oc]
+				}
 			}
 		}
-		gi := oc / Mg
+		gi := bk.oc / Mg
 		for ic := int64(0); ic < Cg; ic++ {
 			xp := xs[(n*C+gi*Cg+ic)*inSz:][:inSz]
-			wp := ws[(oc*Cg+ic)*kSz:][:kSz]
-			gatherTaps(yp, xp, wp, taps, s)
+			for j := int64(0); j < bk.n; j++ {
+				wp[j] = ws[((bk.oc+j)*Cg+ic)*kSz:][:kSz]
+			}
+			if bk.n == 4 {
+				gatherTaps4(&yp, xp, &wp, taps, s)
+				continue
+			}
+			for j := int64(0); j < bk.n; j++ {
+				gatherTaps(yp[j], xp, wp[j], taps, s)
+			}
 		}
 	})
 	return []*ir.Tensor{fromFloats(x.DType, outDims, y)}, nil

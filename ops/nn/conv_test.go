@@ -107,6 +107,7 @@ func TestConvAgainstIm2col(t *testing.T) {
 	}{
 		{"1d", dims(2, 3, 11), dims(4, 3, 3), 1, dims(2), dims(2), dims(1, 2), "", true},
 		{"2d grouped", dims(1, 4, 7, 6), dims(6, 2, 3, 2), 2, dims(2, 1), dims(1, 2), dims(1, 0, 2, 1), "", true},
+		{"grouped, blocks of four and one", dims(2, 4, 6, 5), dims(10, 2, 3, 3), 2, dims(2, 2), dims(1, 1), dims(1, 0, 1, 1), "", true},
 		{"depthwise", dims(2, 3, 5, 5), dims(3, 1, 3, 3), 3, dims(1, 1), dims(1, 1), dims(1, 1, 1, 1), "", false},
 		{"depthwise multiplier", dims(1, 2, 6, 5), dims(4, 1, 3, 3), 2, dims(2, 2), dims(1, 1), dims(1, 1, 1, 1), "", true},
 		{"3d", dims(1, 2, 4, 5, 3), dims(2, 2, 2, 3, 2), 1, dims(1, 2, 1), dims(1, 1, 2), dims(1, 0, 1, 0, 1, 1), "", true},

@@ -112,6 +112,38 @@ func gatherTaps(y, x, w []float64, taps []tap, s int64) {
 	}
 }
 
+// gatherTaps4 is gatherTaps for four output planes sharing the input
+// plane x, with weights w[0..3].
+func gatherTaps4(y *[4][]float64, x []float64, w *[4][]float64, taps []tap, s int64) {
+	for ti := range taps {
+		t := &taps[ti]
+		w0, w1, w2, w3 := w[0][t.k], w[1][t.k], w[2][t.k], w[3][t.k]
+		for r := 0; r < len(t.runs); r += 3 {
+			a, b, n := t.runs[r], t.runs[r+1], t.runs[r+2]
+			y0, y1, y2, y3 := y[0][a:a+n], y[1][a:a+n], y[2][a:a+n], y[3][a:a+n]
+			if s == 1 {
+				xr := x[b : b+n]
+				y0, y1, y2, y3 = y0[:len(xr)], y1[:len(xr)], y2[:len(xr)], y3[:len(xr)]
+				for j, v := range xr {
+					y0[j] += w0 * v
+					y1[j] += w1 * v
+					y2[j] += w2 * v
+					y3[j] += w3 * v
+				}
+				continue
+			}
+			xr := x[b : b+(n-1)*s+1]
+			for j := range y0 {
+				v := xr[int64(j)*s]
+				y0[j] += w0 * v
+				y1[j] += w1 * v
+				y2[j] += w2 * v
+				y3[j] += w3 * v
+			}
+		}
+	}
+}
+
 // scatterTaps adds w[t.k] * x[iter] into y[other] for every tap
 // (ConvTranspose: x is an input plane, y an output plane).
 func scatterTaps(y, x, w []float64, taps []tap, s int64) {
