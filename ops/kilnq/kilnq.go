@@ -254,9 +254,12 @@ func run(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 			z = resid.F32()[i]
 		}
 		y := l.Epilogue(av[i], ch, b, z)
-		if l.YScale == 0 {
+		switch {
+		case l.YScale == 0:
 			out.F32()[i] = y
-		} else {
+		case l.OutType == ir.Float8E4M3FN:
+			out.U8()[i] = uint8(l.QuantizeOut(y)) // the code itself, not its value
+		default:
 			out.SetInt64At(int64(i), l.QuantizeOut(y))
 		}
 	}

@@ -145,3 +145,29 @@ func TestBadQuantizedLayers(t *testing.T) {
 		t.Error("float activation accepted")
 	}
 }
+
+// With y_scale set, an E4M3 layer writes codes (the bytes), not the codes'
+// numeric values re-encoded.
+func TestFP8OutputCodes(t *testing.T) {
+	aq := ir.NewTensor(ir.Float8E4M3FN, []int64{1, 2})
+	bq := ir.NewTensor(ir.Float8E4M3FN, []int64{2, 1})
+	aq.SetFloat64At(0, 3)
+	aq.SetFloat64At(1, -1.5)
+	bq.SetFloat64At(0, 2)
+	bq.SetFloat64At(1, 4)
+	n := &ir.Node{Name: "mm", OpType: "QMatMul", Domain: kiln.Domain, Inputs: []string{"a", "b"}, Outputs: []string{"y"}, Attrs: []*ir.Attribute{
+		{Name: "x_scale", Type: ir.AttrFloat, F: 0.5}, {Name: "w_scales", Type: ir.AttrFloats, Floats: []float32{0.25}},
+		{Name: "y_scale", Type: ir.AttrFloat, F: 0.125}}}
+	op, _ := ops.Lookup(kiln.Domain, "QMatMul", 1)
+	out, err := op.Run(ops.NewCtx(n, 1), []*ir.Tensor{aq, bq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// acc = 3·2 − 1.5·4 = 0 → y = 0; use a second case with a non-zero result.
+	aq.SetFloat64At(1, 1.5)
+	out, _ = op.Run(ops.NewCtx(n, 1), []*ir.Tensor{aq, bq})
+	// acc = 12, y = 12·0.5·0.25 = 1.5, code for 1.5/0.125 = 12.
+	if out[0].DType != ir.Float8E4M3FN || out[0].Float64At(0) != 12 {
+		t.Fatalf("got %s %v, want E4M3 12", out[0].DType, out[0].Float64s())
+	}
+}
