@@ -70,6 +70,11 @@ func convTParams(a attrGetter, xd, wd []int64) (*geom, int64, error) {
 	if outShape != nil && len(outShape) != r {
 		return nil, 0, a.Errorf("output_shape %v: want %d values", outShape, r)
 	}
+	for _, o := range outShape {
+		if o < 0 {
+			return nil, 0, a.Errorf("output_shape %v must not be negative", outShape)
+		}
+	}
 	switch autoPad {
 	case "NOTSET", "", "SAME_UPPER", "SAME_LOWER", "VALID":
 	default:
@@ -79,7 +84,7 @@ func convTParams(a attrGetter, xd, wd []int64) (*geom, int64, error) {
 		padB: make([]int64, r), padE: make([]int64, r), out: make([]int64, r)}
 	for i := 0; i < r; i++ {
 		k, s, d, n := kernel[i], stride[i], dil[i], xd[2+i]
-		if s <= 0 || d <= 0 || (k == 0) || k < -1 {
+		if s <= 0 || d <= 0 || k == 0 || k < -1 {
 			return nil, 0, a.Errorf("spatial axis %d: kernel %d, stride %d, dilation %d must all be positive", i, k, s, d)
 		}
 		if outPad[i] < 0 {

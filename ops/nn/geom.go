@@ -114,16 +114,3 @@ func newGeom(a attrGetter, in, kernel []int64, ceilMode, useDil bool) (*geom, er
 	}
 	return g, nil
 }
-
-// ranges returns, for kernel offset k on axis i, the output positions
-// [lo, hi) whose input position o*stride - padB + k*dil is inside the input.
-func (g *geom) ranges(i int, k int64) (lo, hi int64) {
-	off := k*g.dil[i] - g.padB[i] // input = o*s + off
-	s, n := g.stride[i], g.in[i]
-	lo = max(0, ceilDiv(-off, s))
-	hi = min(g.out[i], floorDiv(n-1-off, s)+1)
-	if hi < lo {
-		hi = lo
-	}
-	return lo, hi
-}
