@@ -92,8 +92,8 @@ func TestInspectPlan(t *testing.T) {
 	}
 	for _, want := range []string{"Plan:", "kiln 0.", "simplecnn.fp32.onnx", "precisions=fp32", "Backend:     cpu",
 		"input  float32[batch,1,28,28]", "output  float32[batch,10]", "min 2x1x28x28, opt 2x1x28x28, max 2x1x28x28",
-		"activation arena", "naive sum", "/conv1/Conv", "kernel ref.op", "conv1.weight float32[32,1,3,3]",
-		"out:       /conv1/Conv_output_0 float32[batch,32,26,26]", "shape step"} {
+		"activation arena", "naive sum", "/conv1/Conv", "precision: fp32, kernel ", "conv1.weight float32[32,1,3,3]",
+		"in:        input float32[batch,1,28,28]", "out:       output float32[batch,10]"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect lacks %q:\n%s", want, out)
 		}
@@ -108,7 +108,7 @@ func TestInspectPlan(t *testing.T) {
 	}
 	data, _ := os.ReadFile(model)
 	sum := sha256.Sum256(data)
-	if r.Kind != "plan" || r.Meta.SourceSHA != hex.EncodeToString(sum[:]) || len(r.Steps) < 10 || len(r.Profiles) != 1 ||
+	if r.Kind != "plan" || r.Meta.SourceSHA != hex.EncodeToString(sum[:]) || len(r.Steps) < 5 || len(r.Profiles) != 1 ||
 		r.Profiles[0].ArenaBytes <= 0 || r.Profiles[0].ArenaBytes > r.Profiles[0].NaiveBytes || r.LoadError != "" {
 		t.Fatalf("report %+v", r)
 	}
