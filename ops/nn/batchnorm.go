@@ -34,7 +34,9 @@ func inferBatchNorm(c *ops.InferCtx) error {
 		if src == nil {
 			src = x
 		}
-		if x.HasShape && len(x.Shape) >= 2 {
+		if src != x && src.HasShape {
+			c.Out[k] = ir.TensorType(src.DType, append(ir.Shape{}, src.Shape...))
+		} else if x.HasShape && len(x.Shape) >= 2 {
 			c.Out[k] = ir.TensorType(src.DType, ir.Shape{x.Shape[1]})
 		} else {
 			c.Out[k] = &ir.Type{DType: src.DType}

@@ -142,6 +142,11 @@ func TestNormalizations(t *testing.T) {
 	near(t, "running mean", outs[1], dims(1), []float64{2}, 0)
 	near(t, "running var", outs[2], dims(1), []float64{3}, 0)
 	wantErr(t, "BatchNormalization", 15, nil, "want 2 values", x, f32(dims(3), 1, 1, 1), b, mean, vr)
+	// opset 7 with spatial=0: one set of statistics per channel and position
+	ones, zeros := f32(dims(2, 2), 1, 1, 1, 1), f32(dims(2, 2), 0, 0, 0, 0)
+	near(t, "batchnorm spatial=0", mustCall(t, "BatchNormalization", 7, attrs(aInt("spatial", 0), aFloat("epsilon", 0)),
+		f32(dims(2, 2, 2), 1, 2, 3, 4, 5, 6, 7, 8), ones, zeros, f32(dims(2, 2), 0, 1, 2, 3), ones),
+		dims(2, 2, 2), []float64{1, 1, 1, 1, 5, 5, 5, 5}, 0)
 
 	// LayerNormalization over the last two axes, against the formula
 	xs := []float64{1, 2, 3, 4, 5, 6, -1, 0, 2, 2, 8, 1}
