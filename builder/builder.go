@@ -72,6 +72,9 @@ func Build(m *ir.Model, source []byte, cfg Config) (*engine.Plan, *Report, error
 	if err := b.quantize(); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", where, err)
 	}
+	if err := b.toFP16(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", where, err)
+	}
 	inf, err := ops.Infer(b.m, ops.InferOptions{FoldLimit: 1 << 24})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: shape inference: %w", where, err)
@@ -435,8 +438,10 @@ func (b *build) precisionOf(n *ir.Node) engine.Precision {
 		return engine.INT8
 	}
 	for _, in := range n.Inputs {
-		if t := b.inf.Types[in]; t != nil && (t.DType == ir.Float16) {
+		if t := b.inf.Types[in]; t != nil && t.DType == ir.Float16 {
 			return engine.FP16
+		} else if t != nil && t.DType == ir.BFloat16 {
+			return engine.BF16
 		}
 	}
 	return engine.FP32

@@ -94,10 +94,17 @@ func TestINT8AndFP8MNISTZoo(t *testing.T) {
 		}
 		return 100 * float64(right) / float64(n)
 	}
-	a32, a8, af8 := acc(fp32), acc(plan), acc(fp8)
-	t.Logf("accuracy on 300 test images: fp32 %.2f%%, int8 %.2f%%, fp8 %.2f%%", a32, a8, af8)
-	if math.Abs(a32-a8) > 1.5 || math.Abs(a32-af8) > 1.5 {
-		t.Errorf("fp32 %.2f%%, int8 %.2f%%, fp8 %.2f%%", a32, a8, af8)
+	fp16, _, err := Build(m, nil, Config{FP16: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if countPrecision(fp16, "fp16") < 3 {
+		t.Errorf("fp16 engine has %d fp16 layers", countPrecision(fp16, "fp16"))
+	}
+	a32, a8, af8, a16 := acc(fp32), acc(plan), acc(fp8), acc(fp16)
+	t.Logf("accuracy on 300 test images: fp32 %.2f%%, int8 %.2f%%, fp8 %.2f%%, fp16 %.2f%%", a32, a8, af8, a16)
+	if math.Abs(a32-a8) > 1.5 || math.Abs(a32-af8) > 1.5 || math.Abs(a32-a16) > 0.34 {
+		t.Errorf("fp32 %.2f%%, int8 %.2f%%, fp8 %.2f%%, fp16 %.2f%%", a32, a8, af8, a16)
 	}
 	if !strings.Contains(strings.Join(logs, "\n"), "Quantizing") {
 		t.Errorf("no quantization logged: %v", logs)
