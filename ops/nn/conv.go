@@ -95,6 +95,9 @@ func conv(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	if w.DType != x.DType {
+		return nil, c.Errorf("X is %s but W is %s", x.DType, w.DType)
+	}
 	g, group, err := convParams(c, x.Dims, w.Dims)
 	if err != nil {
 		return nil, err

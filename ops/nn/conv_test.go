@@ -267,6 +267,7 @@ func TestConvBadInputs(t *testing.T) {
 	wantErr(t, "Conv", 22, nil, "smaller than", f32(dims(1, 3, 2, 2), make([]float64, 12)...), w)
 	wantErr(t, "Conv", 22, nil, "B has dims", x, w, f32(dims(3), 0, 0, 0))
 	wantErr(t, "Conv", 22, nil, "floating-point", i64(dims(1, 3, 5, 5), make([]int64, 75)...), w)
+	wantErr(t, "Conv", 22, nil, "W is float64", x, f64(dims(2, 3, 3, 3), make([]float64, 54)...))
 	wantErr(t, "Conv", 22, attrs(aInts("strides", 1, 1), &ir.Attribute{Name: "group", Type: ir.AttrFloat, F: 1}), "group", x, w)
 	wantErr(t, "ConvTranspose", 22, nil, "channels", x, f32(dims(2, 3, 3, 3), make([]float64, 54)...))
 	wantErr(t, "ConvTranspose", 22, attrs(aInts("output_padding", 1)), "output_padding", x, f32(dims(3, 1, 3, 3), make([]float64, 27)...))

@@ -174,6 +174,9 @@ func convTranspose(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	if w.DType != x.DType {
+		return nil, c.Errorf("X is %s but W is %s", x.DType, w.DType)
+	}
 	g, group, err := convTParams(c, x.Dims, w.Dims)
 	if err != nil {
 		return nil, err

@@ -84,6 +84,12 @@ func gemm(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 		return nil, c.Errorf("needs inputs A and B")
 	}
 	A, B, C := in[0], in[1], opt(in, 2)
+	if A.DType != B.DType || (C != nil && C.DType != A.DType) {
+		return nil, c.Errorf("A, B and C must share one element type (A is %s, B is %s)", A.DType, B.DType)
+	}
+	if !A.DType.IsFloat() && !A.DType.IsInteger() {
+		return nil, c.Errorf("unsupported element type %s", A.DType)
+	}
 	if C == nil && c.Opset < 11 {
 		return nil, c.Errorf("input C is required before opset 11")
 	}
