@@ -92,6 +92,9 @@ func TestMatMul(t *testing.T) {
 		{dims(2, 1, 2, 3), dims(3, 3, 2)},
 		{dims(1, 3, 1), dims(5, 1, 4)},
 		{dims(2, 0, 3), dims(3, 2)},
+		{dims(9, 7), dims(7, 6)},          // blocks of four rows and a remainder
+		{dims(2, 1, 8, 5), dims(3, 5, 3)}, // batched, four-row blocks only
+		{dims(4, 6), dims(2, 3, 6, 1)},    // broadcast A, one column
 		{dims(2, 3, 0), dims(0, 2)},
 	} {
 		a, b := randT(r, sh[0]...), randT(r, sh[1]...)

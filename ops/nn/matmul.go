@@ -138,14 +138,34 @@ func matmul(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	}
 	as, bs := floats(A), floats(B)
 	y := make([]float64, p.batch*m*n)
-	parallelFor(p.batch*m, func(r int64) {
-		bi, i := r/m, r%m
-		row := y[r*n : (r+1)*n]
-		for q := int64(0); q < k; q++ {
-			av := as[p.aOff[bi]+i*k+q]
-			brow := bs[p.bOff[bi]+q*n:][:n]
-			for j, bv := range brow {
-				row[j] += av * bv
+	// Work items are blocks of up to four rows of one batch: each row of B
+	// is read once for the block.
+	blocks := (m + 3) / 4
+	parallelFor(p.batch*blocks, func(r int64) {
+		bi, i0 := r/blocks, (r%blocks)*4
+		rows := min(4, m-i0)
+		out := y[(bi*m+i0)*n:][:rows*n]
+		a := as[p.aOff[bi]+i0*k:][:rows*k]
+		bm := bs[p.bOff[bi]:][:k*n]
+		if rows == 4 {
+			y0, y1, y2, y3 := out[:n], out[n:2*n], out[2*n:3*n], out[3*n:4*n]
+			for q := int64(0); q < k; q++ {
+				a0, a1, a2, a3 := a[q], a[k+q], a[2*k+q], a[3*k+q]
+				brow := bm[q*n:][:n]
+				y0, y1, y2, y3 = y0[:len(brow)], y1[:len(brow)], y2[:len(brow)], y3[:len(brow)]
+				for j, bv := range brow {
+					y0[j] += a0 * bv
+					y1[j] += a1 * bv
+					y2[j] += a2 * bv
+					y3[j] += a3 * bv
+				}
+			}
+			return
+		}
+		for i := int64(0); i < rows; i++ {
+			row := out[i*n:][:n]
+			for q := int64(0); q < k; q++ {
+				axpy(row, bm[q*n:][:n], a[i*k+q])
 			}
 		}
 	})
