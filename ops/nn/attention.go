@@ -282,6 +282,9 @@ func attention(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 						bias = math.Inf(-1)
 					}
 					row[j] = s + bias
+					// qk_matmul_output as ONNX's reference and conformance
+					// data have it: modes 0 and 1 the scaled (softcapped)
+					// product, 2 with the mask added, 3 the softmax.
 					switch mode {
 					case 0, 1:
 						qkRow[j] = s
