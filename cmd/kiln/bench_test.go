@@ -217,10 +217,16 @@ func TestBenchCompareORT(t *testing.T) {
 }
 
 func TestLayerLabel(t *testing.T) {
-	if got := layerLabel(layerTime{Name: "conv1 + relu1", Members: []string{"conv1", "relu1"}}); got != "conv1 + relu1 [conv1, relu1]" {
-		t.Errorf("fused: %q", got)
-	}
-	if got := layerLabel(layerTime{Name: "conv1", Members: []string{"conv1"}}); got != "conv1" {
-		t.Errorf("single: %q", got)
+	for _, c := range []struct {
+		l    layerTime
+		want string
+	}{
+		{layerTime{Name: "conv1 + relu1", Members: []string{"conv1", "relu1"}, Ops: []string{"Conv", "Relu"}}, "conv1 + relu1 [Conv+Relu]"},
+		{layerTime{Name: "block1", Members: []string{"conv1", "relu1"}}, "block1 [conv1 + relu1]"},
+		{layerTime{Name: "conv1", Members: []string{"conv1"}, Ops: []string{"Conv"}}, "conv1"},
+	} {
+		if got := layerLabel(c.l); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.l, got, c.want)
+		}
 	}
 }

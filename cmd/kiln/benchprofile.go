@@ -16,6 +16,7 @@ import (
 type layerTime struct {
 	Name      string   `json:"name"`
 	Members   []string `json:"members"`
+	Ops       []string `json:"ops"`
 	Precision string   `json:"precision"`
 	Kernel    string   `json:"kernel"`
 	TotalMs   float64  `json:"time_ms"`
@@ -59,7 +60,7 @@ func profileLayers(ctx *engine.Context, p *engine.Plan, runs int) ([]layerTime, 
 			sum += x
 		}
 		total += sum
-		out = append(out, layerTime{Name: s.Name, Members: nonNilStrings(s.Members), Precision: s.Precision, Kernel: s.Kernel,
+		out = append(out, layerTime{Name: s.Name, Members: nonNilStrings(s.Members), Ops: nonNilStrings(s.OpTypes), Precision: s.Precision, Kernel: s.Kernel,
 			TotalMs: sum, AverageMs: sum / float64(runs), MedianMs: benchstat.Median(samples)})
 	}
 	for i := range out {
@@ -77,10 +78,14 @@ func nonNilStrings(s []string) []string {
 	return s
 }
 
-// layerLabel is the layer name, with its fused members when they say more.
+// layerLabel is the layer name with its fused members: their op types
+// when the name already lists them ("a + b [Conv+Relu]"), else the members.
 func layerLabel(l layerTime) string {
+	if len(l.Members) > 1 && strings.Join(l.Members, " + ") == l.Name && len(l.Ops) == len(l.Members) {
+		return fmt.Sprintf("%s [%s]", l.Name, strings.Join(l.Ops, "+"))
+	}
 	if len(l.Members) > 1 || (len(l.Members) == 1 && l.Members[0] != l.Name) {
-		return fmt.Sprintf("%s [%s]", l.Name, strings.Join(l.Members, ", "))
+		return fmt.Sprintf("%s [%s]", l.Name, strings.Join(l.Members, " + "))
 	}
 	return l.Name
 }

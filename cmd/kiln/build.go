@@ -129,11 +129,15 @@ func writeBuildReport(w io.Writer, src *sourceModel, b *built) error {
 	}
 	layers := b.Report.Layers
 	p("\nLayers (%d):\n", len(layers))
-	rows := [][]string{{"#", "layer", "members", "precision", "kernel", "tactic", "outputs"}}
+	rows := [][]string{{"#", "layer", "fused", "precision", "kernel", "tactic", "outputs"}}
 	for i, l := range layers {
-		members := strings.Join(l.Members, " + ")
-		if len(l.Members) <= 1 {
-			members = "-"
+		// Fused layers are named after their members; their op types say more.
+		members := "-"
+		if len(l.Members) > 1 {
+			members = strings.Join(l.Members, " + ")
+			if len(b.Plan.Steps) == len(layers) && len(b.Plan.Steps[i].OpTypes) == len(l.Members) {
+				members = strings.Join(b.Plan.Steps[i].OpTypes, "+")
+			}
 		}
 		prec := l.Precision
 		if l.ShapeStep || (len(b.Plan.Steps) == len(layers) && b.Plan.Steps[i].ShapeStep) {
