@@ -3,6 +3,7 @@ package nn
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/ops"
@@ -174,18 +175,14 @@ func parallelFor(n int64, f func(i int64)) {
 		}
 		return
 	}
-	var next int64
-	var mu sync.Mutex
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := int64(0); w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
+				i := next.Add(1) - 1
 				if i >= n {
 					return
 				}
