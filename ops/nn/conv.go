@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -177,10 +178,17 @@ func parallelFor(n int64, f func(i int64)) {
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	var failed atomic.Value // a worker's panic, re-raised in the caller where the executor recovers it
 	for w := int64(0); w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					failed.CompareAndSwap(nil, fmt.Sprint(r))
+					next.Store(n) // stop the others early
+				}
+			}()
 			for {
 				i := next.Add(1) - 1
 				if i >= n {
@@ -191,4 +199,7 @@ func parallelFor(n int64, f func(i int64)) {
 		}()
 	}
 	wg.Wait()
+	if r := failed.Load(); r != nil {
+		panic(r)
+	}
 }

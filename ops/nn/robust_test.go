@@ -245,3 +245,27 @@ func TestNoPanicNearValid(t *testing.T) {
 		}()
 	}
 }
+
+// TestParallelForPanics checks that a panic in a worker reaches the caller's
+// goroutine, where the executor turns it into an error.
+func TestParallelForPanics(t *testing.T) {
+	var got any
+	func() {
+		defer func() { got = recover() }()
+		parallelFor(100, func(i int64) {
+			if i == 37 {
+				panic("boom")
+			}
+		})
+	}()
+	if got == nil || fmt.Sprint(got) != "boom" {
+		t.Fatalf("recovered %v, want boom", got)
+	}
+	seen := make([]bool, 1000)
+	parallelFor(1000, func(i int64) { seen[i] = true })
+	for i, s := range seen {
+		if !s {
+			t.Fatalf("index %d not visited", i)
+		}
+	}
+}
