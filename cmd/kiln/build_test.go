@@ -153,6 +153,15 @@ func TestDamagedPlan(t *testing.T) {
 	}
 }
 
+func TestNewVerbsNeedAModel(t *testing.T) {
+	for _, verb := range []string{"build", "bench", "calibrate"} {
+		code, _, errs := kiln(t, verb)
+		if code != 2 || !strings.Contains(errs, "--help") {
+			t.Errorf("%s without a model: exit %d, %s", verb, code, errs)
+		}
+	}
+}
+
 func TestBuildFlagErrors(t *testing.T) {
 	model, _ := mnist(t)
 	dir := t.TempDir()
@@ -223,6 +232,10 @@ func TestBuildCalibration(t *testing.T) {
 	}
 	if code, out, errs := kiln(t, "build", model, "--int8", "--dynamic-range", ranges); code != 0 || !strings.Contains(out, " int8 ") {
 		t.Fatalf("--dynamic-range: exit %d\n%s%s", code, out, errs)
+	}
+	// So does kiln calibrate's cache, made on the unoptimized graph.
+	if code, out, errs := kiln(t, "build", model, "--int8", "--calib-cache", filepath.Join(dir, "other.cache")); code != 0 || !strings.Contains(out, " int8 ") {
+		t.Fatalf("kiln calibrate's cache: exit %d\n%s%s", code, out, errs)
 	}
 	// INT8 without any source of ranges is the builder's clear error.
 	if code, _, errs := kiln(t, "build", model, "--int8"); code != 1 || !strings.Contains(errs, "--calib-data") {
