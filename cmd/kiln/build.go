@@ -77,7 +77,6 @@ func buildEngine(src *sourceModel, f *buildFlags, threads int, logw, progressOut
 	if err != nil {
 		return nil, err
 	}
-	defer done()
 	var notes []string
 	if (cfg.Calibration != nil || cfg.DynamicRanges != nil) && !f.quantized() && !anyQuantizedLayer(cfg) {
 		notes = append(notes, "calibration ranges are only used with --int8, --fp8 or --best (or int8/fp8 --layer-precisions)")
@@ -87,6 +86,7 @@ func buildEngine(src *sourceModel, f *buildFlags, threads int, logw, progressOut
 	if err != nil {
 		return nil, err
 	}
+	done()
 	plan.Meta.SourceName = src.Path
 	return &built{Plan: plan, Report: rep, Notes: notes, Elapsed: time.Since(start)}, nil
 }

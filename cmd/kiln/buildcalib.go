@@ -14,7 +14,7 @@ import (
 // calibrationConfig sets cfg.Calibration and cfg.DynamicRanges from the flags.
 // The builder calibrates (on its optimized graph, where the tensors it
 // quantizes live) or reads the cache; the returned function ends the
-// progress bar once the build is over.
+// progress bar once the build has succeeded.
 //
 // A cache given alone is read with the algorithm its header names and the
 // parameters its sidecar records, so that only a change of model makes it

@@ -121,6 +121,7 @@ func runCalibration(src *sourceModel, opt calibOptions, progressOut io.Writer) (
 		CachePath: opt.cache, Force: opt.force, TRTVersion: trt,
 		Collect: calib.CollectOptions{MaxBatches: opt.batches},
 	}
+	finish := func() {} // the bar's final line, printed only on success
 	// Open the data only when it will be read: a valid cache needs none.
 	if opt.cache == "" || opt.force || !fileExists(opt.cache) {
 		if opt.data == "" {
@@ -143,7 +144,7 @@ func runCalibration(src *sourceModel, opt calibOptions, progressOut io.Writer) (
 		}
 		bar := progress.New(total, "calibrate", progress.Options{Out: progressOut, Unit: "batches"})
 		req.Collect.Progress = func(k int) { bar.Set(int64(k)) }
-		defer bar.Finish()
+		finish = bar.Finish
 	}
 	start := time.Now()
 	res, err := calib.Calibrate(req)
@@ -153,6 +154,7 @@ func runCalibration(src *sourceModel, opt calibOptions, progressOut io.Writer) (
 		}
 		return nil, err
 	}
+	finish()
 	out.Result, out.Elapsed = res, time.Since(start)
 	return out, nil
 }
