@@ -126,7 +126,7 @@ func ComputeRange(ts *TensorStats, algo Algorithm, p Params) (Range, error) {
 	}
 	// A threshold past the largest value only wastes levels.
 	r.Amax = math.Min(r.Amax, ts.AbsMax())
-	r.Saturation, r.SQNR = histQuality(h, r.Amax)
+	r.Saturation, r.SQNR = histQuality(h, r.Amax, ts.AbsMax())
 	return r, nil
 }
 
@@ -217,14 +217,15 @@ func mseAmax(h *Histogram) float64 {
 
 // histQuality estimates, for threshold t, the share of values above t and
 // the SQNR of 8-bit symmetric quantization, treating every value as its bin
-// centre.
-func histQuality(h *Histogram, t float64) (saturation, sqnr float64) {
+// centre (never beyond the observed maximum absMax: the last bin may reach
+// past it, and a threshold at the maximum clips nothing).
+func histQuality(h *Histogram, t, absMax float64) (saturation, sqnr float64) {
 	var total, above, sig, noise float64
 	for b, c := range h.Counts {
 		if c == 0 {
 			continue
 		}
-		x := (float64(b) + 0.5) * h.Width
+		x := math.Min((float64(b)+0.5)*h.Width, absMax)
 		total += c
 		if x > t {
 			above += c

@@ -203,3 +203,14 @@ func TestParseAlgorithm(t *testing.T) {
 		t.Error("magic accepted")
 	}
 }
+
+// A threshold at the observed maximum clips nothing, even when the last bin
+// reaches past it.
+func TestMinMaxHasNoSaturation(t *testing.T) {
+	s := statsOf(append(uniform(10000, 0, 1, 8), 2.5))
+	s.ObserveValues([]float32{3.1})
+	r := mustRange(t, s, MinMax, Params{})
+	if r.Saturation != 0 {
+		t.Errorf("saturation %g at amax = max", r.Saturation)
+	}
+}
