@@ -1,0 +1,85 @@
+// Package cudabackend runs engine layers on an NVIDIA GPU: convolutions and
+// matrix products through cuBLASLt (FP32, FP16, BF16, INT8 IMMA with int32
+// accumulation, FP8 E4M3) with kiln's own epilogue kernel (scales, bias,
+// residual, activation, requantization), and elementwise, pooling, softmax,
+// layer norm, quantize, dequantize and cast kernels in CUDA C compiled by
+// NVRTC (gpu/cuda).
+//
+// The backend offers tactics only when enabled (Enable, or KILN_DEVICE=cuda
+// in the environment) and a GPU is usable, so CPU builds are unchanged.
+// Each step copies its inputs to the device, computes and copies its
+// outputs back (engine tensors live in host memory); weights are uploaded
+// once when the engine is loaded. ReadTiming splits the time into H2D,
+// compute and D2H, as trtexec does.
+package cudabackend
+
+import (
+	"os"
+	"sync/atomic"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ops/kiln"
+)
+
+// Priority is above the CPU backends, so an enabled GPU wins every layer it
+// implements.
+const Priority = 50
+
+var enabled atomic.Bool
+
+// Enable makes the builder prefer CUDA tactics; it fails (wrapping
+// cuda.ErrNoDevice) when no GPU is usable.
+func Enable() error {
+	if err := Available(); err != nil {
+		return err
+	}
+	enabled.Store(true)
+	return nil
+}
+
+// Disable returns the builder to CPU backends.
+func Disable() { enabled.Store(false) }
+
+// Enabled reports whether CUDA tactics are offered.
+func Enabled() bool { return enabled.Load() }
+
+// Backend is the CUDA backend.
+type Backend struct{}
+
+func (Backend) Name() string  { return "cuda" }
+func (Backend) Priority() int { return Priority }
+
+// Tactics offers the GEMM tactic for convolutions and matrix products, and
+// the op kernel for the rest, when enabled and the GPU is usable.
+func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
+	if !Enabled() || Available() != nil {
+		return nil
+	}
+	n := l.Node
+	switch {
+	case n.Domain == "" && (n.OpType == "Conv" || n.OpType == "Gemm" || n.OpType == "MatMul"),
+		n.Domain == kiln.Domain && (n.OpType == "Conv" || n.OpType == "Gemm" || n.OpType == "MatMul" ||
+			n.OpType == "QConv" || n.OpType == "QGemm" || n.OpType == "QMatMul"):
+		return []engine.Tactic{tactic{"cublaslt.im2col", lowerGemm}}
+	case n.Domain == "":
+		return []engine.Tactic{tactic{"kernel", lowerOp}}
+	}
+	return nil
+}
+
+type tactic struct {
+	name  string
+	lower func(*engine.Layer) (*engine.Lowered, error)
+}
+
+func (t tactic) Name() string                                   { return t.name }
+func (t tactic) Lower(l *engine.Layer) (*engine.Lowered, error) { return t.lower(l) }
+
+func init() {
+	engine.RegisterKernel(KernelGemm, decodeGemm)
+	engine.RegisterKernel(KernelOp, decodeOp)
+	engine.RegisterBackend(Backend{})
+	if os.Getenv("KILN_DEVICE") == "cuda" {
+		Enable() // best effort: without a GPU the CPU backends build as usual
+	}
+}

@@ -1,0 +1,429 @@
+package cudabackend
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/gpu/cuda"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/ops/kiln"
+	"github.com/kilnml/kiln/ops/kilnq"
+)
+
+// KernelGemm is the plan id of every convolution and matrix product on the
+// GPU: im2col (or a padded copy) into a [Mp×Kp] matrix, one cuBLASLt GEMM
+// against the packed weights [Np×Kp], and kiln's epilogue kernel (scales,
+// bias, residual, activation, requantization, NCHW layout).
+const KernelGemm = "cuda.gemm"
+
+// pad is the multiple every GEMM dimension is padded to: FP8 and IMMA
+// kernels need 16-element alignment, and the zero padding adds nothing.
+const pad = 16
+
+func roundUp(n, m int64) int64 { return (n + m - 1) / m * m }
+
+type gemmParams struct {
+	Shape shapeSpec `json:"shape"`
+	Conv  bool      `json:"conv"`
+	// convolution geometry (2D, one group)
+	KH, KW, SH, SW, PH, PW, DH, DW int
+	N, K, Np, Kp                   int64 // output channels, reduction, padded
+	In                             cuda.DataType
+	Out                            ir.DType
+	HasBias, HasScale, HasZ        bool
+	Act                            int
+	ActA, ActB, YScale             float32
+	YZero                          int
+}
+
+var actCodes = map[string]int{"": 0, "Relu": 1, "Clip": 2, "LeakyRelu": 3, "Sigmoid": 4, "Tanh": 5, "Gelu": 6, "GeluTanh": 7, "HardSwish": 8, "HardSigmoid": 9}
+
+// computeType maps an activation dtype to the GEMM input type.
+func computeType(d ir.DType) (cuda.DataType, bool) {
+	switch d {
+	case ir.Float32:
+		return cuda.R32F, true
+	case ir.Float16:
+		return cuda.R16F, true
+	case ir.BFloat16:
+		return cuda.R16BF, true
+	case ir.Int8:
+		return cuda.R8I, true
+	case ir.Float8E4M3FN:
+		return cuda.R8FE4M3, true
+	}
+	return 0, false
+}
+
+func irType(t cuda.DataType) ir.DType {
+	switch t {
+	case cuda.R16F:
+		return ir.Float16
+	case cuda.R16BF:
+		return ir.BFloat16
+	case cuda.R8I:
+		return ir.Int8
+	case cuda.R8FE4M3:
+		return ir.Float8E4M3FN
+	}
+	return ir.Float32
+}
+
+// lowerGemm turns Conv/Gemm/MatMul and their kiln fused and quantized forms
+// into a cuda.gemm step, or says why it cannot.
+func lowerGemm(l *engine.Layer) (*engine.Lowered, error) {
+	n := l.Node
+	op := n.OpType
+	quant := op == "QConv" || op == "QGemm" || op == "QMatMul"
+	fused := n.Domain == kiln.Domain
+	if len(l.In) < 2 || l.In[0] == nil || l.Const[1] == nil {
+		return nil, fmt.Errorf("needs a runtime input and constant weights")
+	}
+	if l.Const[0] != nil {
+		return nil, fmt.Errorf("constant activations are folded, not run")
+	}
+	in, ok := computeType(l.In[0].DType)
+	if !ok || (!quant && (in == cuda.R8I || in == cuda.R8FE4M3)) {
+		return nil, fmt.Errorf("input type %s", l.In[0].DType)
+	}
+	if l.Out[0] == nil {
+		return nil, fmt.Errorf("output type unknown")
+	}
+	p := gemmParams{In: in, Out: l.Out[0].DType}
+	if _, ok := computeType(p.Out); !ok {
+		return nil, fmt.Errorf("output type %s", p.Out)
+	}
+	w := l.Const[1]
+	var wNK *ir.Tensor // logical [N, K] weights in their own dtype
+	var err error
+	switch op {
+	case "Conv", "QConv":
+		if w.Rank() != 4 || (l.In[0].HasShape && len(l.In[0].Shape) != 4) {
+			return nil, fmt.Errorf("only 2D convolutions")
+		}
+		if g, _ := n.AttrInt("group", 1); g != 1 {
+			return nil, fmt.Errorf("grouped convolution (group %d)", g)
+		}
+		if ap, _ := n.AttrString("auto_pad", "NOTSET"); ap != "NOTSET" && ap != "VALID" && ap != "" {
+			return nil, fmt.Errorf("auto_pad %s", ap)
+		}
+		st, _ := n.AttrInts("strides", []int64{1, 1})
+		pd, _ := n.AttrInts("pads", []int64{0, 0, 0, 0})
+		dl, _ := n.AttrInts("dilations", []int64{1, 1})
+		if len(st) != 2 || len(pd) != 4 || len(dl) != 2 {
+			return nil, fmt.Errorf("strides/pads/dilations of the wrong length")
+		}
+		// only the begin pads place the window; the end pads shape the
+		// output, which the reference inference computes
+		p.Conv = true
+		p.KH, p.KW, p.SH, p.SW, p.PH, p.PW, p.DH, p.DW = int(w.Dims[2]), int(w.Dims[3]), int(st[0]), int(st[1]), int(pd[0]), int(pd[1]), int(dl[0]), int(dl[1])
+		p.N, p.K = w.Dims[0], w.Dims[1]*w.Dims[2]*w.Dims[3]
+		wNK = &ir.Tensor{DType: w.DType, Dims: []int64{p.N, p.K}, Data: w.Data}
+	case "Gemm", "QGemm":
+		ta, _ := n.AttrInt("transA", 0)
+		tb, _ := n.AttrInt("transB", 0)
+		alpha, _ := n.AttrFloat("alpha", 1)
+		beta, _ := n.AttrFloat("beta", 1)
+		if ta != 0 || alpha != 1 || beta != 1 || w.Rank() != 2 {
+			return nil, fmt.Errorf("Gemm with transA, alpha or beta other than 0, 1, 1")
+		}
+		if tb != 0 {
+			wNK = w
+		} else {
+			wNK = transpose2(w)
+		}
+		p.N, p.K = wNK.Dims[0], wNK.Dims[1]
+	case "MatMul", "QMatMul":
+		if w.Rank() != 2 || (l.In[0].HasShape && len(l.In[0].Shape) < 2) {
+			return nil, fmt.Errorf("MatMul needs constant 2D weights")
+		}
+		wNK = transpose2(w)
+		p.N, p.K = wNK.Dims[0], wNK.Dims[1]
+	default:
+		return nil, fmt.Errorf("not a GEMM op")
+	}
+	p.Np, p.Kp = roundUp(p.N, pad), roundUp(p.K, pad)
+
+	// weights in the GEMM's input type, zero padded to [Np, Kp]
+	wt := irType(in)
+	if quant && w.DType != wt {
+		return nil, fmt.Errorf("weights %s with activations %s", w.DType, wt)
+	}
+	if !quant && !w.DType.IsFloat() {
+		return nil, fmt.Errorf("weights %s", w.DType)
+	}
+	packed := ir.NewTensor(wt, []int64{p.Np, p.Kp})
+	esz := wt.ByteSize(1)
+	for r := int64(0); r < p.N; r++ {
+		if wt == w.DType {
+			copy(packed.Data[r*p.Kp*esz:(r*p.Kp+p.K)*esz], wNK.Data[r*p.K*esz:(r+1)*p.K*esz])
+			continue
+		}
+		for c := int64(0); c < p.K; c++ {
+			packed.SetFloat64At(r*p.Kp+c, wNK.Float64At(r*p.K+c))
+		}
+	}
+	weights := []*ir.Tensor{packed}
+
+	// bias: Conv B, Gemm C, kiln.MatMul Bias: float32 [N]
+	if len(n.Inputs) > 2 && n.Inputs[2] != "" {
+		b := l.Const[2]
+		if b == nil {
+			return nil, fmt.Errorf("runtime bias")
+		}
+		nb, _ := ir.NumElements(b.Dims)
+		if nb != p.N && nb != 1 {
+			return nil, fmt.Errorf("bias of shape %v", b.Dims)
+		}
+		bias := ir.NewTensor(ir.Float32, []int64{p.N})
+		for c := int64(0); c < p.N; c++ {
+			bias.F32()[c] = float32(b.Float64At(min(c, nb-1)))
+		}
+		weights = append(weights, bias)
+		p.HasBias = true
+	}
+	runIn := []int{0}
+	if len(n.Inputs) > 3 && n.Inputs[3] != "" {
+		if !fused {
+			return nil, fmt.Errorf("unexpected fourth input")
+		}
+		if l.In[3] == nil || l.In[3].DType != ir.Float32 || l.Const[3] != nil {
+			return nil, fmt.Errorf("residual must be a float32 runtime tensor")
+		}
+		p.HasZ = true
+		runIn = append(runIn, 3)
+	}
+	if fused {
+		a, err := kiln.ActivationOf(n)
+		if err != nil {
+			return nil, err
+		}
+		code, ok := actCodes[a.Kind]
+		if !ok {
+			return nil, fmt.Errorf("activation %s", a.Kind)
+		}
+		p.Act, p.ActA, p.ActB = code, a.Alpha, a.Beta
+	}
+	if quant {
+		q, err := kilnq.LayerOf(n, l.In[0].DType)
+		if err != nil {
+			return nil, err
+		}
+		if q.XZero != 0 || q.YZero != 0 {
+			return nil, fmt.Errorf("zero points (asymmetric uint8)")
+		}
+		if q.OutType != p.Out {
+			return nil, fmt.Errorf("output %s but y_scale says %s", p.Out, q.OutType)
+		}
+		if len(q.WScales) != 1 && int64(len(q.WScales)) != p.N {
+			return nil, fmt.Errorf("%d w_scales for %d channels", len(q.WScales), p.N)
+		}
+		ms := ir.NewTensor(ir.Float32, []int64{p.N})
+		for c := range ms.F32() {
+			ms.F32()[c] = q.XScale * q.WScales[min(c, len(q.WScales)-1)]
+		}
+		weights = append(weights, ms)
+		p.HasScale, p.YScale = true, q.YScale
+	} else if p.Out == ir.Int8 || p.Out == ir.Float8E4M3FN {
+		return nil, fmt.Errorf("quantized output from a float layer")
+	}
+	if p.Shape, err = newShapeSpec(l, runIn); err != nil {
+		return nil, err
+	}
+	params, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	return &engine.Lowered{Kernel: KernelGemm, Params: params, Weights: weights, Inputs: runIn}, nil
+}
+
+// transpose2 returns the transpose of a 2D tensor of any byte-sized dtype.
+func transpose2(t *ir.Tensor) *ir.Tensor {
+	r, c := t.Dims[0], t.Dims[1]
+	o := ir.NewTensor(t.DType, []int64{c, r})
+	esz := t.DType.ByteSize(1)
+	for i := int64(0); i < r; i++ {
+		for j := int64(0); j < c; j++ {
+			copy(o.Data[(j*r+i)*esz:(j*r+i+1)*esz], t.Data[(i*c+j)*esz:(i*c+j+1)*esz])
+		}
+	}
+	return o
+}
+
+type gemmKernel struct {
+	*shaper
+	p              gemmParams
+	w              devWeights
+	W, bias, scale cuda.DevPtr
+	mu             sync.Mutex
+	plans          map[int64]*cuda.Gemm // by padded M
+}
+
+func decodeGemm(params []byte, weights []*ir.Tensor) (engine.Kernel, error) {
+	k := &gemmKernel{plans: map[int64]*cuda.Gemm{}}
+	if err := json.Unmarshal(params, &k.p); err != nil {
+		return nil, err
+	}
+	var err error
+	if k.shaper, err = k.p.Shape.decode(); err != nil {
+		return nil, err
+	}
+	want := 1
+	if k.p.HasBias {
+		want++
+	}
+	if k.p.HasScale {
+		want++
+	}
+	if len(weights) != want {
+		return nil, fmt.Errorf("%d weights, want %d", len(weights), want)
+	}
+	if int64(len(weights[0].Data)) != k.p.Np*k.p.Kp*k.p.In.Size() {
+		return nil, fmt.Errorf("packed weights of %d bytes, want %d", len(weights[0].Data), k.p.Np*k.p.Kp*k.p.In.Size())
+	}
+	if k.W, err = k.w.upload(weights[0].Data); err != nil {
+		return nil, err
+	}
+	i := 1
+	if k.p.HasBias {
+		if k.bias, err = k.w.upload(weights[i].Data); err != nil {
+			return nil, err
+		}
+		i++
+	}
+	if k.p.HasScale {
+		if k.scale, err = k.w.upload(weights[i].Data); err != nil {
+			return nil, err
+		}
+	}
+	return k, nil
+}
+
+func (k *gemmKernel) plan(g *device, mp int64) (*cuda.Gemm, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if gp := k.plans[mp]; gp != nil {
+		return gp, nil
+	}
+	out := cuda.R32F
+	if k.p.In == cuda.R8I {
+		out = cuda.R32I
+	}
+	gp, err := g.blas.Plan(cuda.GemmDesc{M: mp, N: k.p.Np, K: k.p.Kp, In: k.p.In, Out: out}, workspaceBytes)
+	if err != nil {
+		return nil, err
+	}
+	k.plans[mp] = gp
+	return gp, nil
+}
+
+var im2colByWidth = map[int64]string{4: "im2col_b4", 2: "im2col_b2", 1: "im2col_b1"}
+
+func (k *gemmKernel) epilogueName() string {
+	acc := "f32"
+	if k.p.In == cuda.R8I {
+		acc = "i32"
+	}
+	switch k.p.Out {
+	case ir.Float16, ir.BFloat16:
+		return "epi_" + acc + "_16"
+	case ir.Int8:
+		return "epi_" + acc + "_i8"
+	case ir.Float8E4M3FN:
+		return "epi_" + acc + "_e4m3"
+	}
+	return "epi_" + acc + "_f32"
+}
+
+func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
+	X, Y := in[0], out[0]
+	var M, HW int64
+	var nb, c, h, w, oh, ow int
+	if k.p.Conv {
+		if X.Rank() != 4 || Y.Rank() != 4 {
+			return fmt.Errorf("convolution input %v", X.Dims)
+		}
+		nb, c, h, w = int(X.Dims[0]), int(X.Dims[1]), int(X.Dims[2]), int(X.Dims[3])
+		oh, ow = int(Y.Dims[2]), int(Y.Dims[3])
+		M, HW = int64(nb)*int64(oh)*int64(ow), int64(oh)*int64(ow)
+		if int64(c*k.p.KH*k.p.KW) != k.p.K {
+			return fmt.Errorf("input has %d channels, the weights want %d", c, k.p.K/int64(k.p.KH*k.p.KW))
+		}
+	} else {
+		M, HW = 1, 1
+		for _, d := range X.Dims[:X.Rank()-1] {
+			M *= d
+		}
+		if X.Dims[X.Rank()-1] != k.p.K {
+			return fmt.Errorf("input %v, the weights want %d columns", X.Dims, k.p.K)
+		}
+		nb, c, h, w, oh, ow = int(M), int(k.p.K), 1, 1, 1, 1
+	}
+	Mp := roundUp(M, pad)
+	esz := k.p.In.Size()
+	return step(x, func(g *device, st *execState, mark func(int) error) error {
+		gp, err := k.plan(g, Mp)
+		if err != nil {
+			return err
+		}
+		need := alignUp(int64(len(X.Data))) + alignUp(int64(len(Y.Data))) + alignUp(Mp*k.p.Kp*esz) + alignUp(Mp*k.p.Np*4)
+		if k.p.HasZ {
+			need += alignUp(int64(len(in[1].Data)))
+		}
+		if err := st.reserve(g, need); err != nil {
+			return err
+		}
+		dX, dY := st.take(int64(len(X.Data))), st.take(int64(len(Y.Data)))
+		cols, acc := st.take(Mp*k.p.Kp*esz), st.take(Mp*k.p.Np*4)
+		var dZ cuda.DevPtr
+		if err := st.s.HtoD(dX, X.Data); err != nil {
+			return err
+		}
+		if k.p.HasZ {
+			dZ = st.take(int64(len(in[1].Data)))
+			if err := st.s.HtoD(dZ, in[1].Data); err != nil {
+				return err
+			}
+		}
+		if err := mark(1); err != nil {
+			return err
+		}
+		kh, kw, sh, sw, ph, pw, dh, dw := k.p.KH, k.p.KW, k.p.SH, k.p.SW, k.p.PH, k.p.PW, k.p.DH, k.p.DW
+		if !k.p.Conv {
+			kh, kw, sh, sw, ph, pw, dh, dw = 1, 1, 1, 1, 0, 0, 1, 1
+		}
+		if err := launch1(g, st, im2colByWidth[esz], Mp*k.p.Kp, cuda.NewArgs(dX, cols, nb, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, int(k.p.Kp), Mp)); err != nil {
+			return err
+		}
+		if err := gp.Run(st.blas, st.s, cols, k.W, acc, st.ws, workspaceBytes); err != nil {
+			return err
+		}
+		zp := k.p.YZero
+		if k.p.Out == ir.BFloat16 {
+			zp = 1 // the 16-bit epilogue reads zp as "bfloat16"
+		}
+		ys := k.p.YScale
+		if ys == 0 {
+			ys = 1
+		}
+		args := cuda.NewArgs(acc, int(k.p.Np), dY, M, int(k.p.N), int(HW), k.scale, k.bias, dZ, k.p.Act, k.p.ActA, k.p.ActB, ys, zp)
+		f, err := g.fn(k.epilogueName())
+		if err != nil {
+			return err
+		}
+		grid := grid1(g, M*k.p.N)
+		if HW > 1 {
+			tiles := (M + 31) / 32 * ((k.p.N + 31) / 32)
+			grid = [3]uint32{uint32(min(tiles, int64(g.d.SMs)*16)), 1, 1}
+		}
+		if err := f.Launch(st.s, grid, block256, 0, args); err != nil {
+			return err
+		}
+		if err := mark(2); err != nil {
+			return err
+		}
+		return st.s.DtoH(Y.Data, dY)
+	})
+}

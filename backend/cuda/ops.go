@@ -1,0 +1,258 @@
+package cudabackend
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/gpu/cuda"
+	"github.com/kilnml/kiln/ir"
+)
+
+// KernelOp is the plan id of kiln's non-GEMM CUDA steps (activations,
+// broadcast arithmetic, pooling, softmax, layer norm, quantize, dequantize,
+// cast); params say which.
+const KernelOp = "cuda.op"
+
+type opParams struct {
+	Shape shapeSpec `json:"shape"`
+	Kind  string    `json:"kind"` // act, binary, maxpool, avgpool, gavgpool, softmax, layernorm, quant, dequant, cast
+	In    ir.DType  `json:"in"`
+	Out   ir.DType  `json:"out"`
+	// act
+	Act        int     `json:"act,omitempty"`
+	ActA, ActB float32 `json:",omitempty"`
+	// binary: op code and which operand (0/1) is a constant, -1 for none
+	BinOp    int `json:"bin_op,omitempty"`
+	ConstArg int `json:"const_arg,omitempty"`
+	// pooling
+	KH, KW, SH, SW, PH, PW, DH, DW int
+	CountPad                       bool `json:",omitempty"`
+	// layernorm
+	Eps float32 `json:",omitempty"`
+	// quant/dequant: per-axis channel = (i / Inner) % len(scales); Axis is
+	// the normalized axis (-1 per tensor)
+	Axis                 int  `json:"axis"`
+	HasZero, HasG, HasB2 bool `json:",omitempty"`
+}
+
+type opKernel struct {
+	*shaper
+	p      opParams
+	w      devWeights
+	consts []cuda.DevPtr // uploaded weights in order
+	host   []*ir.Tensor
+}
+
+func decodeOp(params []byte, weights []*ir.Tensor) (engine.Kernel, error) {
+	k := &opKernel{}
+	if err := json.Unmarshal(params, &k.p); err != nil {
+		return nil, err
+	}
+	var err error
+	if k.shaper, err = k.p.Shape.decode(); err != nil {
+		return nil, err
+	}
+	for _, w := range weights {
+		p, err := k.w.upload(w.Data)
+		if err != nil {
+			return nil, err
+		}
+		k.consts = append(k.consts, p)
+	}
+	k.host = weights
+	return k, nil
+}
+
+func (k *opKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
+	return step(x, func(g *device, st *execState, mark func(int) error) error {
+		var need int64
+		for _, t := range in {
+			need += alignUp(int64(len(t.Data)))
+		}
+		for _, t := range out {
+			need += alignUp(int64(len(t.Data)))
+		}
+		if err := st.reserve(g, need); err != nil {
+			return err
+		}
+		din := make([]cuda.DevPtr, len(in))
+		for i, t := range in {
+			din[i] = st.take(int64(len(t.Data)))
+			if err := st.s.HtoD(din[i], t.Data); err != nil {
+				return err
+			}
+		}
+		dout := make([]cuda.DevPtr, len(out))
+		for i, t := range out {
+			dout[i] = st.take(int64(len(t.Data)))
+		}
+		if err := mark(1); err != nil {
+			return err
+		}
+		if err := k.launch(g, st, in, out, din, dout); err != nil {
+			return err
+		}
+		if err := mark(2); err != nil {
+			return err
+		}
+		for i, t := range out {
+			if err := st.s.DtoH(t.Data, dout[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, dout []cuda.DevPtr) error {
+	p := &k.p
+	X, Y := in[0], out[0]
+	n, _ := ir.NumElements(Y.Dims)
+	switch p.Kind {
+	case "act":
+		switch X.DType {
+		case ir.Float32:
+			return launch1(g, st, "act_f32", n, cuda.NewArgs(din[0], dout[0], n, p.Act, p.ActA, p.ActB))
+		case ir.Float16, ir.BFloat16:
+			bf := 0
+			if X.DType == ir.BFloat16 {
+				bf = 1
+			}
+			return launch1(g, st, "act_f16", n, cuda.NewArgs(din[0], dout[0], n, p.Act, p.ActA, p.ActB, bf))
+		case ir.Int8:
+			return launch1(g, st, "relu_i8", n, cuda.NewArgs(din[0], dout[0], n))
+		}
+	case "binary":
+		a, b := cuda.DevPtr(0), cuda.DevPtr(0)
+		var ad, bd []int64
+		switch p.ConstArg {
+		case 0:
+			a, ad, b, bd = k.consts[0], k.host[0].Dims, din[0], X.Dims
+		case 1:
+			a, ad, b, bd = din[0], X.Dims, k.consts[0], k.host[0].Dims
+		default:
+			a, ad, b, bd = din[0], X.Dims, din[1], in[1].Dims
+		}
+		dims, sa, sb, err := broadcast6(Y.Dims, ad, bd)
+		if err != nil {
+			return err
+		}
+		args := cuda.NewArgs(a, b, dout[0], n, p.BinOp)
+		for _, d := range dims {
+			args.Add(int(d))
+		}
+		for _, s := range sa {
+			args.Add(s)
+		}
+		for _, s := range sb {
+			args.Add(s)
+		}
+		return launch1(g, st, "binary_f32", n, args)
+	case "maxpool", "avgpool":
+		nb, c, h, w := int(X.Dims[0]), int(X.Dims[1]), int(X.Dims[2]), int(X.Dims[3])
+		oh, ow := int(Y.Dims[2]), int(Y.Dims[3])
+		if p.Kind == "avgpool" {
+			cp := 0
+			if p.CountPad {
+				cp = 1
+			}
+			return launch1(g, st, "avgpool_f32", n, cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, p.PH, p.PW, cp))
+		}
+		name := "maxpool_f32"
+		if X.DType == ir.Int8 {
+			name = "maxpool_i8"
+		}
+		return launch1(g, st, name, n, cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, p.PH, p.PW, p.DH, p.DW))
+	case "gavgpool":
+		nc := X.Dims[0] * X.Dims[1]
+		hw := int(X.Dims[2] * X.Dims[3])
+		return launchRows(g, st, "gavgpool_f32", nc, cuda.NewArgs(din[0], dout[0], nc, hw))
+	case "softmax", "layernorm":
+		cols := X.Dims[X.Rank()-1]
+		rows := n / max(cols, 1)
+		if p.Kind == "softmax" {
+			return launchRows(g, st, "softmax_f32", rows, cuda.NewArgs(din[0], dout[0], rows, int(cols)))
+		}
+		var gm, bt cuda.DevPtr
+		i := 0
+		if p.HasG {
+			gm, i = k.consts[i], i+1
+		}
+		if p.HasB2 {
+			bt = k.consts[i]
+		}
+		return launchRows(g, st, "layernorm_f32", rows, cuda.NewArgs(din[0], gm, bt, dout[0], rows, int(cols), p.Eps))
+	case "quant", "dequant":
+		ns := int(k.host[0].Len())
+		inner := int64(1)
+		if p.Axis >= 0 {
+			for _, d := range X.Dims[p.Axis+1:] {
+				inner *= d
+			}
+		}
+		var zp cuda.DevPtr
+		if p.HasZero {
+			zp = k.consts[1]
+		}
+		switch {
+		case p.Kind == "quant" && p.Out == ir.Int8:
+			return launch1(g, st, "quant_f32_i8", n, cuda.NewArgs(din[0], dout[0], n, k.consts[0], ns, inner, zp))
+		case p.Kind == "quant":
+			return launch1(g, st, "quant_f32_e4m3", n, cuda.NewArgs(din[0], dout[0], n, k.consts[0], ns, inner))
+		case p.In == ir.Int8:
+			return launch1(g, st, "dequant_i8_f32", n, cuda.NewArgs(din[0], dout[0], n, k.consts[0], ns, inner, zp))
+		default:
+			return launch1(g, st, "dequant_e4m3_f32", n, cuda.NewArgs(din[0], dout[0], n, k.consts[0], ns, inner))
+		}
+	case "cast":
+		if p.In == ir.Float32 {
+			return launch1(g, st, "cast_f32_16", n, cuda.NewArgs(din[0], dout[0], n, b2i(p.Out == ir.BFloat16)))
+		}
+		return launch1(g, st, "cast_16_f32", n, cuda.NewArgs(din[0], dout[0], n, b2i(p.In == ir.BFloat16)))
+	}
+	return fmt.Errorf("cuda.op %s on %s is not supported", p.Kind, X.DType)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// broadcast6 right-aligns a and b against out (rank <= 6) and returns the
+// six output dims (outer first, padded with 1) and each operand's element
+// strides (0 where it broadcasts).
+func broadcast6(out, a, b []int64) ([6]int64, [6]int64, [6]int64, error) {
+	var d, sa, sb [6]int64
+	if len(out) > 6 || len(a) > len(out) || len(b) > len(out) {
+		return d, sa, sb, fmt.Errorf("broadcast of %v and %v to %v needs rank <= 6", a, b, out)
+	}
+	for i := range d {
+		d[i] = 1
+	}
+	off := 6 - len(out)
+	copy(d[off:], out)
+	strides := func(x []int64, s *[6]int64) error {
+		st := int64(1)
+		for i := len(x) - 1; i >= 0; i-- {
+			j := off + len(out) - len(x) + i
+			switch x[i] {
+			case d[j]:
+				if x[i] != 1 {
+					s[j] = st
+				}
+			case 1:
+			default:
+				return fmt.Errorf("cannot broadcast %v to %v", x, out)
+			}
+			st *= x[i]
+		}
+		return nil
+	}
+	if err := strides(a, &sa); err != nil {
+		return d, sa, sb, err
+	}
+	return d, sa, sb, strides(b, &sb)
+}

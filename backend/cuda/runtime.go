@@ -1,0 +1,261 @@
+package cudabackend
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/gpu/cuda"
+	"github.com/kilnml/kiln/gpu/cuda/kernels"
+)
+
+// workspaceBytes is the cuBLASLt workspace of each execution context.
+const workspaceBytes = 32 << 20
+
+// device is the process's GPU (ordinal 0) with kiln's compiled module.
+type device struct {
+	d      *cuda.Device
+	mod    *cuda.Module
+	load   *cuda.Stream // weight uploads at decode
+	blas   *cuda.BLAS   // for planning GEMMs
+	funcMu sync.Mutex
+}
+
+var (
+	devOnce sync.Once
+	dev     *device
+	devErr  error
+)
+
+// getDevice opens the GPU and compiles kiln's kernels once.
+func getDevice() (*device, error) {
+	devOnce.Do(func() {
+		d, err := cuda.Open(0)
+		if err != nil {
+			devErr = err
+			return
+		}
+		unbind, err := d.Bind()
+		if err != nil {
+			devErr = err
+			return
+		}
+		defer unbind()
+		g := &device{d: d}
+		if g.mod, err = d.Module(kernels.Name, kernels.Source); err != nil {
+			devErr = err
+			return
+		}
+		if g.load, err = d.NewStream(); err != nil {
+			devErr = err
+			return
+		}
+		if g.blas, err = cuda.NewBLAS(); err != nil {
+			devErr = err
+			return
+		}
+		dev = g
+	})
+	return dev, devErr
+}
+
+// Available reports whether the CUDA backend can run here; the error says
+// why not (it wraps cuda.ErrNoDevice).
+func Available() error {
+	_, err := getDevice()
+	return err
+}
+
+// fn returns a kernel of kiln.cu.
+func (g *device) fn(name string) (*cuda.Function, error) { return g.mod.Func(name) }
+
+// Timing is where a CUDA step's time goes, as trtexec reports it: host to
+// device copies, GPU compute, device to host copies (GPU time from events).
+type Timing struct {
+	H2D, Compute, D2H time.Duration
+	Steps             int64
+}
+
+func (t Timing) String() string {
+	return fmt.Sprintf("H2D %v, GPU compute %v, D2H %v over %d CUDA steps", t.H2D, t.Compute, t.D2H, t.Steps)
+}
+
+var totals struct{ h2d, compute, d2h, steps atomic.Int64 }
+
+// ReadTiming returns the time accumulated by every CUDA step of the
+// process since the last ResetTiming.
+func ReadTiming() Timing {
+	return Timing{
+		H2D:     time.Duration(totals.h2d.Load()),
+		Compute: time.Duration(totals.compute.Load()),
+		D2H:     time.Duration(totals.d2h.Load()),
+		Steps:   totals.steps.Load(),
+	}
+}
+
+// ResetTiming zeroes the accumulated timing.
+func ResetTiming() {
+	totals.h2d.Store(0)
+	totals.compute.Store(0)
+	totals.d2h.Store(0)
+	totals.steps.Store(0)
+}
+
+// execState is one execution context's GPU state: its stream, cuBLASLt
+// handle, workspace and a growing device arena that each step carves up.
+type execState struct {
+	s      *cuda.Stream
+	blas   *cuda.BLAS
+	ws     cuda.DevPtr
+	arena  cuda.DevPtr
+	size   int64
+	used   int64
+	ev     [4]*cuda.Event
+	timing bool
+}
+
+// states maps an engine.Exec (one per engine.Context) to its GPU state, so
+// the engine needs no change for per-context streams.
+var states sync.Map
+
+func stateFor(g *device, x *engine.Exec) (*execState, error) {
+	if v, ok := states.Load(x); ok {
+		return v.(*execState), nil
+	}
+	st := &execState{timing: true}
+	var err error
+	if st.s, err = g.d.NewStream(); err != nil {
+		return nil, err
+	}
+	if st.blas, err = cuda.NewBLAS(); err != nil {
+		return nil, err
+	}
+	if st.ws, err = g.d.Alloc(workspaceBytes); err != nil {
+		return nil, err
+	}
+	for i := range st.ev {
+		if st.ev[i], err = cuda.NewEvent(); err != nil {
+			return nil, err
+		}
+	}
+	states.Store(x, st)
+	return st, nil
+}
+
+const align = 256
+
+func alignUp(n int64) int64 { return (n + align - 1) / align * align }
+
+// reserve makes the arena hold n bytes (the sum of a step's alignUp'd
+// buffers) and resets the bump allocator.
+func (st *execState) reserve(g *device, n int64) error {
+	st.used = 0
+	if n <= st.size {
+		return nil
+	}
+	if st.arena != 0 {
+		if err := st.s.Sync(); err != nil {
+			return err
+		}
+		if err := cuda.Free(st.arena); err != nil {
+			return err
+		}
+		st.arena, st.size = 0, 0
+	}
+	n = n + n/4 // room to grow with the shapes
+	p, err := g.d.Alloc(n)
+	if err != nil {
+		return err
+	}
+	st.arena, st.size = p, n
+	return nil
+}
+
+// take returns the next n bytes of the arena.
+func (st *execState) take(n int64) cuda.DevPtr {
+	p := st.arena + cuda.DevPtr(st.used)
+	st.used += alignUp(n)
+	if st.used > st.size {
+		panic("cudabackend: arena overrun (reserve too small)") // a sizing bug in this package
+	}
+	return p
+}
+
+// step runs one CUDA step: bind the device, get the context's state, let
+// body enqueue copies and kernels (marking the H2D/compute/D2H boundaries
+// with mark), wait for the stream and account the time.
+func step(x *engine.Exec, body func(g *device, st *execState, mark func(i int) error) error) error {
+	g, err := getDevice()
+	if err != nil {
+		return err
+	}
+	unbind, err := g.d.Bind()
+	if err != nil {
+		return err
+	}
+	defer unbind()
+	st, err := stateFor(g, x)
+	if err != nil {
+		return err
+	}
+	mark := func(i int) error { return st.ev[i].Record(st.s) }
+	if err := mark(0); err != nil {
+		return err
+	}
+	if err := body(g, st, mark); err != nil {
+		st.s.Sync()
+		return err
+	}
+	if err := mark(3); err != nil {
+		return err
+	}
+	if err := st.s.Sync(); err != nil {
+		return err
+	}
+	var ms [3]float32
+	for i := range ms {
+		if ms[i], err = st.ev[i+1].Elapsed(st.ev[i]); err != nil {
+			return err
+		}
+	}
+	totals.h2d.Add(int64(float64(ms[0]) * 1e6))
+	totals.compute.Add(int64(float64(ms[1]) * 1e6))
+	totals.d2h.Add(int64(float64(ms[2]) * 1e6))
+	totals.steps.Add(1)
+	return nil
+}
+
+// grid1 is a grid for a grid-stride loop over n elements.
+func grid1(g *device, n int64) [3]uint32 {
+	b := (n + 255) / 256
+	if lim := int64(g.d.SMs) * 32; b > lim {
+		b = lim
+	}
+	return [3]uint32{uint32(b), 1, 1}
+}
+
+var block256 = [3]uint32{256, 1, 1}
+
+// launch1 runs a grid-stride kernel over n elements.
+func launch1(g *device, st *execState, name string, n int64, a *cuda.Args) error {
+	f, err := g.fn(name)
+	if err != nil {
+		return err
+	}
+	return f.Launch(st.s, grid1(g, n), block256, 0, a)
+}
+
+// rows launches a one-block-per-row kernel.
+func launchRows(g *device, st *execState, name string, rows int64, a *cuda.Args) error {
+	f, err := g.fn(name)
+	if err != nil {
+		return err
+	}
+	b := rows
+	if lim := int64(g.d.SMs) * 16; b > lim {
+		b = lim
+	}
+	return f.Launch(st.s, [3]uint32{uint32(b), 1, 1}, block256, 0, a)
+}

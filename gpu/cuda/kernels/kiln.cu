@@ -1,0 +1,300 @@
+// kiln's CUDA kernels, compiled at run time by NVRTC (no CUDA headers: the
+// few conversions we need are inline PTX). Every entry point is extern "C"
+// and grid-strided: launch any grid, every element is visited once.
+typedef unsigned short u16;
+typedef unsigned char u8;
+typedef long long i64;
+
+#define GRID_LOOP(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)gridDim.x * blockDim.x)
+
+__device__ __forceinline__ float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+__device__ __forceinline__ u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+__device__ __forceinline__ float bf2f(u16 h) { return __uint_as_float(((unsigned)h) << 16); }
+__device__ __forceinline__ u16 f2bf(float f) { u16 h; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+// E4M3FN: saturating, round to nearest even (ONNX's saturate=1).
+__device__ __forceinline__ u8 f2e4m3(float f) {
+    u16 r; asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(0.0f), "f"(f)); return (u8)(r & 0xff);
+}
+__device__ __forceinline__ float e4m32f(u8 q) {
+    unsigned r; u16 in = q; asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"(in)); return h2f((u16)(r & 0xffff));
+}
+__device__ __forceinline__ signed char f2i8(float v, int zp, int lo, int hi) {
+    float r = rintf(v);
+    if (r != r) return (signed char)zp;
+    float q = r + (float)zp;
+    q = fminf(fmaxf(q, (float)lo), (float)hi);
+    return (signed char)(int)q;
+}
+
+// Activations of kiln's fused ops (ops/kiln/activation.go), in double like
+// the reference, rounded to float by the caller.
+enum { A_NONE, A_RELU, A_CLIP, A_LEAKY, A_SIGMOID, A_TANH, A_GELU, A_GELUTANH, A_HARDSWISH, A_HARDSIGMOID };
+__device__ __forceinline__ float act(float xf, int k, float af, float bf) {
+    double x = xf, a = af, b = bf;
+    switch (k) {
+    case A_RELU: return (float)(x > 0 ? x : (x == x ? 0.0 : x));
+    case A_CLIP: return (float)fmin(fmax(x, a), b);
+    case A_LEAKY: return (float)(x < 0 ? x * a : x);
+    case A_SIGMOID: return (float)(1.0 / (1.0 + exp(-x)));
+    case A_TANH: return (float)tanh(x);
+    case A_GELU: return (float)(0.5 * x * (1.0 + erf(x / 1.4142135623730951)));
+    case A_GELUTANH: return (float)(0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))));
+    case A_HARDSWISH: return (float)(x * fmax(0.0, fmin(1.0, x / 6.0 + 0.5)));
+    case A_HARDSIGMOID: return (float)fmax(0.0, fmin(1.0, a * x + b));
+    }
+    return xf;
+}
+
+// ---- im2col: NCHW x → cols[Mp][Kp], m = (n, oh, ow), k = (c, kh, kw); zero
+// padding outside the image and in the padded rows/columns. One byte-size
+// variant per element width (zero bits are zero in every format).
+#define IM2COL(NAME, T)                                                                              \
+extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ cols, int N, int C, int H,  \
+    int W, int KH, int KW, int OH, int OW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp,   \
+    i64 Mp) {                                                                                        \
+    i64 M = (i64)N * OH * OW; int K = C * KH * KW;                                                   \
+    GRID_LOOP(i, Mp * Kp) {                                                                          \
+        i64 m = i / Kp; int k = (int)(i - m * Kp);                                                   \
+        T v = 0;                                                                                     \
+        if (m < M && k < K) {                                                                        \
+            int ow = (int)(m % OW); i64 t = m / OW; int oh = (int)(t % OH); int n = (int)(t / OH);   \
+            int kw = k % KW; int t2 = k / KW; int kh = t2 % KH; int c = t2 / KH;                     \
+            int ih = oh * sh - ph + kh * dh, iw = ow * sw - pw + kw * dw;                            \
+            if (ih >= 0 && ih < H && iw >= 0 && iw < W) v = x[(((i64)n * C + c) * H + ih) * W + iw]; \
+        }                                                                                            \
+        cols[i] = v;                                                                                 \
+    }                                                                                                \
+}
+IM2COL(im2col_b4, unsigned)
+IM2COL(im2col_b2, u16)
+IM2COL(im2col_b1, u8)
+
+// ---- GEMM epilogue: acc[M][ld] (float or int32) → y in NCHW (HW = spatial
+// size; 1 for Gemm/MatMul, whose output is row-major [M][Cout]):
+//   y = act(float(acc)·mscale[c] + bias[c] + resid) then, with yscale > 0,
+//   quantized. mscale, bias and resid may be null.
+__device__ __forceinline__ void store(float* y, i64 o, float v, float, int) { y[o] = v; }
+__device__ __forceinline__ void store(u16* y, i64 o, float v, float, int fmt) { y[o] = fmt == 1 ? f2bf(v) : f2h(v); }
+__device__ __forceinline__ void store(signed char* y, i64 o, float v, float ys, int zp) { y[o] = f2i8(v / ys, zp, -128, 127); }
+__device__ __forceinline__ void store(u8* y, i64 o, float v, float ys, int) { y[o] = f2e4m3(v / ys); }
+
+template <typename ACC, typename OUT>
+__device__ __forceinline__ void epi_one(const ACC* acc, i64 ai, OUT* y, i64 o, int c, const float* ms,
+    const float* bias, const float* resid, int ak, float aa, float ab, float ys, int zp) {
+    float v = (float)acc[ai];
+    if (ms) v = v * ms[c];
+    if (bias) v = v + bias[c];
+    if (resid) v = v + resid[o];
+    v = act(v, ak, aa, ab);
+    store(y, o, v, ys, zp);
+}
+
+#define EPI(NAME, ACC, OUT)                                                                          \
+extern "C" __global__ void NAME(const ACC* __restrict__ acc, int ld, OUT* __restrict__ y, i64 M,    \
+    int Cout, int HW, const float* ms, const float* bias, const float* resid, int ak, float aa,      \
+    float ab, float ys, int zp) {                                                                    \
+    if (HW == 1) {                                                                                   \
+        GRID_LOOP(i, M * Cout) {                                                                     \
+            i64 m = i / Cout; int c = (int)(i - m * Cout);                                           \
+            epi_one(acc, m * ld + c, y, i, c, ms, bias, resid, ak, aa, ab, ys, zp);                  \
+        }                                                                                            \
+        return;                                                                                      \
+    }                                                                                                \
+    /* tile 32 m × 32 c through shared memory: coalesced reads along c, writes along hw */           \
+    __shared__ float tile[32][33];                                                                   \
+    i64 mt = (M + 31) / 32; int ct = (Cout + 31) / 32;                                               \
+    for (i64 t = blockIdx.x; t < mt * ct; t += gridDim.x) {                                          \
+        i64 m0 = (t / ct) * 32; int c0 = (int)(t % ct) * 32;                                         \
+        int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;                                            \
+        for (int r = ty; r < 32; r += blockDim.x >> 5) {                                             \
+            i64 m = m0 + r; int c = c0 + tx;                                                         \
+            tile[r][tx] = (m < M && c < Cout) ? (float)acc[m * ld + c] : 0.f;                        \
+        }                                                                                            \
+        __syncthreads();                                                                             \
+        for (int r = ty; r < 32; r += blockDim.x >> 5) {                                             \
+            int c = c0 + r; i64 m = m0 + tx;                                                         \
+            if (m < M && c < Cout) {                                                                 \
+                i64 n = m / HW; int hw = (int)(m - n * HW);                                          \
+                i64 o = (n * Cout + c) * HW + hw;                                                    \
+                float v = tile[tx][r];                                                               \
+                if (ms) v = v * ms[c];                                                               \
+                if (bias) v = v + bias[c];                                                           \
+                if (resid) v = v + resid[o];                                                         \
+                v = act(v, ak, aa, ab);                                                              \
+                store(y, o, v, ys, zp);                                                              \
+            }                                                                                        \
+        }                                                                                            \
+        __syncthreads();                                                                             \
+    }                                                                                                \
+}
+EPI(epi_f32_f32, float, float)
+EPI(epi_f32_16, float, u16)
+EPI(epi_f32_i8, float, signed char)
+EPI(epi_f32_e4m3, float, u8)
+EPI(epi_i32_f32, int, float)
+EPI(epi_i32_16, int, u16)
+EPI(epi_i32_i8, int, signed char)
+EPI(epi_i32_e4m3, int, u8)
+
+// ---- elementwise
+extern "C" __global__ void act_f32(const float* x, float* y, i64 n, int ak, float aa, float ab) {
+    GRID_LOOP(i, n) y[i] = act(x[i], ak, aa, ab);
+}
+extern "C" __global__ void act_f16(const u16* x, u16* y, i64 n, int ak, float aa, float ab, int bf) {
+    GRID_LOOP(i, n) { float v = bf ? bf2f(x[i]) : h2f(x[i]); v = act(v, ak, aa, ab); y[i] = bf ? f2bf(v) : f2h(v); }
+}
+extern "C" __global__ void relu_i8(const signed char* x, signed char* y, i64 n) {
+    GRID_LOOP(i, n) { signed char v = x[i]; y[i] = v > 0 ? v : 0; }
+}
+
+// Binary ops with numpy broadcasting over up to 6 dims (outer first); sa/sb
+// are element strides of a and b per output dim (0 where broadcast).
+enum { B_ADD, B_SUB, B_MUL, B_DIV, B_MAX, B_MIN };
+extern "C" __global__ void binary_f32(const float* a, const float* b, float* y, i64 n, int op,
+    int d0, int d1, int d2, int d3, int d4, int d5,
+    i64 a0, i64 a1, i64 a2, i64 a3, i64 a4, i64 a5, i64 b0, i64 b1, i64 b2, i64 b3, i64 b4, i64 b5) {
+    int d[6] = {d0, d1, d2, d3, d4, d5};
+    i64 sa[6] = {a0, a1, a2, a3, a4, a5}, sb[6] = {b0, b1, b2, b3, b4, b5};
+    GRID_LOOP(i, n) {
+        i64 r = i, ia = 0, ib = 0;
+#pragma unroll
+        for (int k = 5; k >= 0; k--) { i64 q = r % d[k]; r /= d[k]; ia += q * sa[k]; ib += q * sb[k]; }
+        float x = a[ia], z = b[ib], v;
+        switch (op) {
+        case B_ADD: v = x + z; break;
+        case B_SUB: v = x - z; break;
+        case B_MUL: v = x * z; break;
+        case B_DIV: v = x / z; break;
+        case B_MAX: v = fmaxf(x, z); break;
+        default: v = fminf(x, z); break;
+        }
+        y[i] = v;
+    }
+}
+
+// ---- pooling (NCHW). Max ignores padding; average divides by the window
+// inside the image unless countPad.
+#define MAXPOOL(NAME, T, LOWEST)                                                                     \
+extern "C" __global__ void NAME(const T* x, T* y, int N, int C, int H, int W, int OH, int OW,       \
+    int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw) {                               \
+    GRID_LOOP(i, (i64)N * C * OH * OW) {                                                             \
+        int ow = (int)(i % OW); i64 t = i / OW; int oh = (int)(t % OH); i64 nc = t / OH;             \
+        const T* p = x + nc * H * W; T m = LOWEST;                                                   \
+        for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh * dh; if (ih < 0 || ih >= H) continue; \
+            for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw * dw; if (iw < 0 || iw >= W) continue; \
+                T v = p[ih * W + iw]; if (v > m || v != v) m = v; } }                                \
+        y[i] = m;                                                                                    \
+    }                                                                                                \
+}
+MAXPOOL(maxpool_f32, float, -__int_as_float(0x7f800000))
+MAXPOOL(maxpool_i8, signed char, -128)
+
+extern "C" __global__ void avgpool_f32(const float* x, float* y, int N, int C, int H, int W, int OH,
+    int OW, int KH, int KW, int sh, int sw, int ph, int pw, int countPad) {
+    GRID_LOOP(i, (i64)N * C * OH * OW) {
+        int ow = (int)(i % OW); i64 t = i / OW; int oh = (int)(t % OH); i64 nc = t / OH;
+        const float* p = x + nc * H * W; float s = 0; int cnt = 0;
+        for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh; if (ih < 0 || ih >= H) continue;
+            for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw; if (iw < 0 || iw >= W) continue;
+                s += p[ih * W + iw]; cnt++; } }
+        y[i] = s / (float)(countPad ? KH * KW : cnt);
+    }
+}
+
+// One block per (n,c) row: mean over HW.
+extern "C" __global__ void gavgpool_f32(const float* x, float* y, i64 NC, int HW) {
+    __shared__ float red[32];
+    for (i64 r = blockIdx.x; r < NC; r += gridDim.x) {
+        float s = 0;
+        for (int j = threadIdx.x; j < HW; j += blockDim.x) s += x[r * HW + j];
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+        if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = s;
+        __syncthreads();
+        if (threadIdx.x < 32) {
+            s = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0;
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+            if (threadIdx.x == 0) y[r] = s / (float)HW;
+        }
+        __syncthreads();
+    }
+}
+
+// ---- row reductions over the last axis: one block per row.
+__device__ float block_sum(float v, float* red) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0;
+    if (threadIdx.x < 32) for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+    if (threadIdx.x == 0) red[0] = v;
+    __syncthreads();
+    v = red[0];
+    __syncthreads();
+    return v;
+}
+__device__ float block_max(float v, float* red) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : -__int_as_float(0x7f800000);
+    if (threadIdx.x < 32) for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
+    if (threadIdx.x == 0) red[0] = v;
+    __syncthreads();
+    v = red[0];
+    __syncthreads();
+    return v;
+}
+extern "C" __global__ void softmax_f32(const float* x, float* y, i64 rows, int cols) {
+    __shared__ float red[32];
+    for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float* p = x + r * cols; float* q = y + r * cols;
+        float m = -__int_as_float(0x7f800000);
+        for (int j = threadIdx.x; j < cols; j += blockDim.x) m = fmaxf(m, p[j]);
+        m = block_max(m, red);
+        float s = 0;
+        for (int j = threadIdx.x; j < cols; j += blockDim.x) s += expf(p[j] - m);
+        s = block_sum(s, red);
+        for (int j = threadIdx.x; j < cols; j += blockDim.x) q[j] = expf(p[j] - m) / s;
+    }
+}
+extern "C" __global__ void layernorm_f32(const float* x, const float* g, const float* b, float* y,
+    i64 rows, int cols, float eps) {
+    __shared__ float red[32];
+    for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float* p = x + r * cols; float* q = y + r * cols;
+        float s = 0;
+        for (int j = threadIdx.x; j < cols; j += blockDim.x) s += p[j];
+        float mean = block_sum(s, red) / cols;
+        float v = 0;
+        for (int j = threadIdx.x; j < cols; j += blockDim.x) { float d = p[j] - mean; v += d * d; }
+        float inv = rsqrtf(block_sum(v, red) / cols + eps);
+        for (int j = threadIdx.x; j < cols; j += blockDim.x) {
+            float o = (p[j] - mean) * inv * (g ? g[j] : 1.f);
+            q[j] = b ? o + b[j] : o;
+        }
+    }
+}
+
+// ---- quantize / dequantize (ONNX QuantizeLinear/DequantizeLinear, per
+// tensor or per axis: channel = (i / inner) % nscale).
+extern "C" __global__ void quant_f32_i8(const float* x, signed char* y, i64 n, const float* s, int nscale,
+    i64 inner, const signed char* zp) {
+    GRID_LOOP(i, n) { int c = (int)((i / inner) % nscale); y[i] = f2i8(x[i] / s[c], zp ? zp[c] : 0, -128, 127); }
+}
+extern "C" __global__ void quant_f32_e4m3(const float* x, u8* y, i64 n, const float* s, int nscale, i64 inner) {
+    GRID_LOOP(i, n) { int c = (int)((i / inner) % nscale); y[i] = f2e4m3(x[i] / s[c]); }
+}
+extern "C" __global__ void dequant_i8_f32(const signed char* x, float* y, i64 n, const float* s, int nscale,
+    i64 inner, const signed char* zp) {
+    GRID_LOOP(i, n) { int c = (int)((i / inner) % nscale); y[i] = (float)((int)x[i] - (zp ? (int)zp[c] : 0)) * s[c]; }
+}
+extern "C" __global__ void dequant_e4m3_f32(const u8* x, float* y, i64 n, const float* s, int nscale, i64 inner) {
+    GRID_LOOP(i, n) { int c = (int)((i / inner) % nscale); y[i] = e4m32f(x[i]) * s[c]; }
+}
+// Casts between float32 and the 16-bit floats (bf != 0: bfloat16).
+extern "C" __global__ void cast_f32_16(const float* x, u16* y, i64 n, int bf) {
+    GRID_LOOP(i, n) y[i] = bf ? f2bf(x[i]) : f2h(x[i]);
+}
+extern "C" __global__ void cast_16_f32(const u16* x, float* y, i64 n, int bf) {
+    GRID_LOOP(i, n) y[i] = bf ? bf2f(x[i]) : h2f(x[i]);
+}
