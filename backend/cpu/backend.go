@@ -1,0 +1,141 @@
+// Package cpu is kiln's fast CPU backend (priority 10, above the reference
+// fallback): FP32 convolutions (im2col+GEMM with weights packed at build
+// time, direct 1×1, direct depthwise), Gemm/MatMul with prepacked weights
+// or two activations, their fused epilogues (bias, residual, activation);
+// INT8 and FP8 kiln.QConv/QGemm/QMatMul bit-exact with ops/kilnq; reformats
+// (QuantizeLinear, DequantizeLinear, Cast fp32↔fp16) bit-exact with
+// ops/qops; MaxPool and Relu on int8 codes. Kernels are pure Go over
+// kernels/f32, kernels/i8 and kernels/pack, threaded by kernels/parallel.
+// Import it for its side effect of registering the backend and kernels.
+package cpu
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/parallel"
+)
+
+// Backend offers the fast tactics.
+type Backend struct{}
+
+func (Backend) Name() string  { return "cpu" }
+func (Backend) Priority() int { return 10 }
+
+// Tactics lists the ways this backend can run a layer, best guess first
+// (the builder times them when several compete). A tactic may still
+// decline in Lower (e.g. a non-constant weight), falling back to ref.
+func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
+	n := l.Node
+	switch {
+	case n.Domain == "" && n.OpType == "Conv", n.Domain == "kiln" && n.OpType == "Conv":
+		if l.Precision != engine.FP32 {
+			return nil
+		}
+		return convTactics(l, "f32")
+	case n.Domain == "kiln" && n.OpType == "QConv":
+		return convTactics(l, quantPrec(l))
+	case n.Domain == "" && (n.OpType == "Gemm" || n.OpType == "MatMul"),
+		n.Domain == "kiln" && (n.OpType == "Gemm" || n.OpType == "MatMul"):
+		if l.Precision != engine.FP32 {
+			return nil
+		}
+		if n.OpType == "MatMul" && !isConst(l, 1) {
+			return []engine.Tactic{matmulTactic{}}
+		}
+		return []engine.Tactic{gemmTactic{prec: "f32"}}
+	case n.Domain == "kiln" && (n.OpType == "QGemm" || n.OpType == "QMatMul"):
+		return []engine.Tactic{gemmTactic{prec: quantPrec(l)}}
+	case n.Domain == "" && (n.OpType == "QuantizeLinear" || n.OpType == "DequantizeLinear" || n.OpType == "Cast"):
+		return []engine.Tactic{reformatTactic{}}
+	case n.Domain == "" && n.OpType == "MaxPool":
+		return []engine.Tactic{maxPoolTactic{}}
+	case n.Domain == "" && n.OpType == "Relu":
+		return []engine.Tactic{reluTactic{}}
+	}
+	return nil
+}
+
+func init() { engine.RegisterBackend(Backend{}) }
+
+// quantPrec is "i8" or "f8" from the layer's activation type.
+func quantPrec(l *engine.Layer) string {
+	if len(l.In) > 0 && l.In[0] != nil && l.In[0].DType == ir.Float8E4M3FN {
+		return "f8"
+	}
+	return "i8"
+}
+
+func isConst(l *engine.Layer, i int) bool { return i < len(l.Const) && l.Const[i] != nil }
+
+func hasInput(n *ir.Node, i int) bool { return i < len(n.Inputs) && n.Inputs[i] != "" }
+
+func inDType(l *engine.Layer, i int) ir.DType {
+	if i < len(l.In) && l.In[i] != nil {
+		return l.In[i].DType
+	}
+	return ir.Undefined
+}
+
+// register makes a kernel id loadable: params are JSON of P, the decoder
+// builds the kernel from them and the packed weights.
+func register[P any](id string, build func(p *P, w []*ir.Tensor) (engine.Kernel, error)) {
+	engine.RegisterKernel(id, func(data []byte, w []*ir.Tensor) (engine.Kernel, error) {
+		p := new(P)
+		if err := json.Unmarshal(data, p); err != nil {
+			return nil, fmt.Errorf("%s: bad parameters: %w", id, err)
+		}
+		return build(p, w)
+	})
+}
+
+func lowered(id string, p any, w []*ir.Tensor, inputs []int) (*engine.Lowered, error) {
+	data, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	// Decode once now so that a plan never holds a kernel its loader rejects.
+	dec, err := engine.LookupKernel(id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec(data, w); err != nil {
+		return nil, err
+	}
+	return &engine.Lowered{Kernel: id, Params: data, Weights: w, Inputs: inputs}, nil
+}
+
+// slots is per-worker scratch carved from the context's scratch memory
+// (64-byte aligned slots of equal size).
+type slots struct {
+	buf  []byte
+	slot int
+}
+
+func newSlots(x *engine.Exec, workers, bytes int) slots {
+	slot := (bytes + 63) &^ 63
+	return slots{buf: x.Scratch(slot * workers), slot: slot}
+}
+
+// slotAs views worker w's slot as n elements of T.
+func slotAs[T any](s slots, w, n int) []T {
+	return bytesAs[T](s.buf[w*s.slot:(w+1)*s.slot], n)
+}
+
+// runPool recycles per-run task state so Run allocates nothing.
+type runPool[T any] struct{ p sync.Pool }
+
+func (r *runPool[T]) get() *T {
+	if v := r.p.Get(); v != nil {
+		return v.(*T)
+	}
+	return new(T)
+}
+
+func (r *runPool[T]) put(v *T) { r.p.Put(v) }
+
+// run spreads a task's items over the pool.
+func run(x *engine.Exec, n int, t parallel.Task) { parallel.Run(x.Threads, n, t) }

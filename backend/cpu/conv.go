@@ -1,0 +1,395 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/f32"
+	"github.com/kilnml/kiln/kernels/i8"
+	"github.com/kilnml/kiln/kernels/pack"
+	"github.com/kilnml/kiln/ops/kiln"
+	"github.com/kilnml/kiln/ops/kilnq"
+)
+
+// Conv variants (tactics).
+const (
+	convIm2col    = "im2col" // im2col packed straight from NCHW + packed GEMM (1×1 stride-1 convs pack a plain copy)
+	convDepthwise = "depthwise"
+)
+
+// convParams is the plan encoding of a conv step.
+type convParams struct {
+	Variant string          `json:"variant"`
+	Prec    string          `json:"prec"` // f32, i8 or f8
+	Win     window          `json:"win"`
+	M       int             `json:"m"`
+	Cg      int             `json:"cg"`
+	Group   int             `json:"group"`
+	Bias    bool            `json:"bias,omitempty"`
+	Resid   bool            `json:"resid,omitempty"`
+	Act     actParam `json:"act"`
+	Quant   *quantParam    `json:"quant,omitempty"`
+	XType   ir.DType        `json:"xtype"`
+	Tile    [2]int          `json:"tile"` // MR, NR the weights were packed for
+}
+
+type convTactic struct{ variant, prec string }
+
+func (t convTactic) Name() string { return "conv." + t.variant + "." + t.prec }
+
+func convTactics(l *engine.Layer, prec string) []engine.Tactic {
+	if !isConst(l, 1) || len(l.Const[1].Dims) != 4 {
+		return nil
+	}
+	wd := l.Const[1].Dims
+	group, _ := l.Node.AttrInt("group", 1)
+	var ts []engine.Tactic
+	if prec == "f32" && wd[1] == 1 && group > 1 && wd[0]%group == 0 {
+		ts = append(ts, convTactic{convDepthwise, prec})
+	}
+	return append(ts, convTactic{convIm2col, prec})
+}
+
+func (t convTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
+	n := l.Node
+	w := l.Const[1]
+	group, err := n.AttrInt("group", 1)
+	if err != nil {
+		return nil, err
+	}
+	win, err := readWindow(n, w.Dims[2:], true)
+	if err != nil {
+		return nil, err
+	}
+	if ks, _ := n.AttrInts("kernel_shape", nil); len(ks) == 2 && (int(ks[0]) != win.Kernel[0] || int(ks[1]) != win.Kernel[1]) {
+		return nil, fmt.Errorf("%s: kernel_shape %v does not match W %v", n, ks, w.Dims)
+	}
+	M, Cg := int(w.Dims[0]), int(w.Dims[1])
+	if group < 1 || M%int(group) != 0 {
+		return nil, fmt.Errorf("%s: %d output channels are not divisible by group %d", n, M, group)
+	}
+	p := convParams{Variant: t.variant, Prec: t.prec, Win: win, M: M, Cg: Cg, Group: int(group), XType: inDType(l, 0)}
+	var weights []*ir.Tensor
+	K := Cg * win.Kernel[0] * win.Kernel[1]
+	Mg := M / p.Group
+	switch t.prec {
+	case "f32":
+		if w.DType != ir.Float32 || p.XType != ir.Float32 {
+			return nil, fmt.Errorf("%s: fp32 conv over %s×%s", n, p.XType, w.DType)
+		}
+		p.Tile = [2]int{f32.MR, f32.NR}
+		if t.variant == convDepthwise {
+			weights = append(weights, w.Clone())
+		} else {
+			weights = append(weights, ir.FromFloat32s([]int64{int64(p.Group * pack.ASize(Mg, K, f32.MR))}, packGroups(w.F32(), p.Group, Mg, K, f32.MR)))
+		}
+		if n.Domain == "kiln" {
+			a, err := kiln.ActivationOf(n)
+			if err != nil {
+				return nil, err
+			}
+			p.Act = actParam(a)
+		}
+	case "i8", "f8":
+		ql, err := kilnq.LayerOf(n, p.XType)
+		if err != nil {
+			return nil, err
+		}
+		p.Quant = &quantParam{*ql}
+		if len(p.Quant.WScales) != 1 && len(p.Quant.WScales) != M {
+			return nil, fmt.Errorf("%s: w_scales has %d entries for %d output channels", n, len(p.Quant.WScales), M)
+		}
+		p.Act = actParam(p.Quant.Act)
+		if t.prec == "i8" {
+			if w.DType != ir.Int8 || (p.XType != ir.Int8 && p.XType != ir.Uint8) {
+				return nil, fmt.Errorf("%s: int8 conv over %s×%s", n, p.XType, w.DType)
+			}
+			if K > i8.MaxK {
+				return nil, fmt.Errorf("%s: depth %d could overflow int32 accumulators", n, K)
+			}
+			p.Tile = [2]int{i8.MR, i8.NR}
+			wq := ir.NewTensor(ir.Int8, []int64{int64(p.Group * pack.ASize(Mg, K, i8.MR))})
+			packGroupsTo(wq.I8(), w.I8(), p.Group, Mg, K, i8.MR)
+			weights = append(weights, wq)
+		} else {
+			if w.DType != ir.Float8E4M3FN || p.XType != ir.Float8E4M3FN {
+				return nil, fmt.Errorf("%s: fp8 conv over %s×%s", n, p.XType, w.DType)
+			}
+			p.Tile = [2]int{f32.MR, f32.NR}
+			dec := decodeE4M3(w)
+			weights = append(weights, ir.FromFloat32s([]int64{int64(p.Group * pack.ASize(Mg, K, f32.MR))}, packGroups(dec, p.Group, Mg, K, f32.MR)))
+		}
+	}
+	if hasInput(n, 2) {
+		if !isConst(l, 2) || l.Const[2].DType != ir.Float32 || l.Const[2].Len() != int64(M) {
+			return nil, fmt.Errorf("%s: the bias must be a constant float32[%d]", n, M)
+		}
+		p.Bias = true
+		weights = append(weights, l.Const[2].Clone())
+	}
+	inputs := []int{0}
+	if hasInput(n, 3) {
+		if inDType(l, 3) != ir.Float32 {
+			return nil, fmt.Errorf("%s: the residual must be float32", n)
+		}
+		p.Resid = true
+		inputs = append(inputs, 3)
+	}
+	if len(n.Inputs) > 4 {
+		return nil, fmt.Errorf("%s: too many inputs", n)
+	}
+	return lowered("cpu.conv", &p, weights, inputs)
+}
+
+func decodeE4M3(t *ir.Tensor) []float32 {
+	tab := i8.E4M3Table()
+	out := make([]float32, len(t.Data))
+	for i, c := range t.Data {
+		out[i] = tab[c]
+	}
+	return out
+}
+
+func packGroups(w []float32, groups, mg, k, mr int) []float32 {
+	dst := make([]float32, groups*pack.ASize(mg, k, mr))
+	packGroupsTo(dst, w, groups, mg, k, mr)
+	return dst
+}
+
+func packGroupsTo[T int8 | float32](dst, w []T, groups, mg, k, mr int) {
+	sz := pack.ASize(mg, k, mr)
+	for g := 0; g < groups; g++ {
+		pack.A(dst[g*sz:(g+1)*sz], w[g*mg*k:(g+1)*mg*k], (*[256]T)(nil), mg, k, k, 1, mr)
+	}
+}
+
+type convKernel struct {
+	p     convParams
+	w32   []float32
+	w8    []int8
+	bias  []float32
+	lut16 *[256]int16
+	lut32 *[256]float32
+	runs  runPool[convRun]
+}
+
+func init() { register("cpu.conv", newConvKernel) }
+
+func newConvKernel(p *convParams, w []*ir.Tensor) (engine.Kernel, error) {
+	k := &convKernel{p: *p}
+	if p.M <= 0 || p.Cg <= 0 || p.Group <= 0 || p.M%p.Group != 0 {
+		return nil, fmt.Errorf("cpu.conv: bad channel counts")
+	}
+	K := p.Cg * p.Win.Kernel[0] * p.Win.Kernel[1]
+	Mg := p.M / p.Group
+	need := 1
+	if p.Bias {
+		need = 2
+	}
+	if len(w) != need {
+		return nil, fmt.Errorf("cpu.conv: %d weights, want %d", len(w), need)
+	}
+	switch p.Prec {
+	case "f32", "f8":
+		if w[0].DType != ir.Float32 {
+			return nil, fmt.Errorf("cpu.conv: packed weights are %s", w[0].DType)
+		}
+		k.w32 = w[0].F32()
+		want := p.Group * pack.ASize(Mg, K, f32.MR)
+		if p.Variant == convDepthwise {
+			want = p.M * K
+		} else if p.Tile != [2]int{f32.MR, f32.NR} {
+			return nil, fmt.Errorf("cpu.conv: weights packed for tile %v, this build uses %dx%d", p.Tile, f32.MR, f32.NR)
+		}
+		if len(k.w32) != want {
+			return nil, fmt.Errorf("cpu.conv: %d packed weights, want %d", len(k.w32), want)
+		}
+		if p.Prec == "f8" {
+			k.lut32 = i8.E4M3Table()
+		}
+	case "i8":
+		if w[0].DType != ir.Int8 || p.Tile != [2]int{i8.MR, i8.NR} {
+			return nil, fmt.Errorf("cpu.conv: int8 weights packed as %s for tile %v", w[0].DType, p.Tile)
+		}
+		k.w8 = w[0].I8()
+		if len(k.w8) != p.Group*pack.ASize(Mg, K, i8.MR) {
+			return nil, fmt.Errorf("cpu.conv: %d packed weights, want %d", len(k.w8), p.Group*pack.ASize(Mg, K, i8.MR))
+		}
+		if p.Quant == nil {
+			return nil, fmt.Errorf("cpu.conv: int8 conv without quantization parameters")
+		}
+		k.lut16 = i8.CodeTable(p.XType == ir.Uint8, p.Quant.XZero)
+	default:
+		return nil, fmt.Errorf("cpu.conv: unknown precision %q", p.Prec)
+	}
+	if p.Prec != "f32" && p.Quant == nil {
+		return nil, fmt.Errorf("cpu.conv: quantized conv without quantization parameters")
+	}
+	if p.Bias {
+		if w[1].DType != ir.Float32 || len(w[1].F32()) != p.M {
+			return nil, fmt.Errorf("cpu.conv: bias is %s%v, want float32[%d]", w[1].DType, w[1].Dims, p.M)
+		}
+		k.bias = w[1].F32()
+	}
+	return k, nil
+}
+
+func (k *convKernel) geometry(xd []int64) (pack.Conv2D, error) {
+	g, err := k.p.Win.geometry(xd, k.p.M, k.p.Group)
+	if err != nil {
+		return g, err
+	}
+	if g.C != k.p.Cg*k.p.Group {
+		return g, fmt.Errorf("input has %d channels, the weights want %d", g.C, k.p.Cg*k.p.Group)
+	}
+	return g, nil
+}
+
+func (k *convKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
+	g, err := k.geometry(in[0].Dims)
+	if err != nil {
+		return nil, err
+	}
+	out := []int64{in[0].Dims[0], int64(k.p.M), int64(g.OH), int64(g.OW)}
+	if k.p.Resid && (in[1] == nil || !sameDims(in[1].Dims, out)) {
+		return nil, fmt.Errorf("residual %v does not match the output %v", in[1].Dims, out)
+	}
+	return [][]int64{out}, nil
+}
+
+// convRun is one Run's shared state; items are (image, group, column
+// chunk) for GEMM variants and (image, channel) planes for depthwise.
+type convRun struct {
+	k      *convKernel
+	g      pack.Conv2D
+	k_     int // GEMM depth
+	x32    []float32
+	x8     []byte
+	z, y32 []float32
+	y8     []byte
+	sl     slots
+	chunk  int
+	nch    int
+}
+
+func (k *convKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
+	g, err := k.geometry(in[0].Dims)
+	if err != nil {
+		return err
+	}
+	N := int(in[0].Dims[0])
+	r := k.runs.get()
+	defer k.runs.put(r)
+	*r = convRun{k: k, g: g, k_: g.K()}
+	if k.p.Prec == "f32" {
+		r.x32 = in[0].F32()
+	} else {
+		r.x8 = in[0].Data
+	}
+	if k.p.Resid {
+		r.z = in[1].F32()
+	}
+	if out[0].DType == ir.Float32 {
+		r.y32 = out[0].F32()
+	} else {
+		r.y8 = out[0].Data
+	}
+	ohw := g.OH * g.OW
+	if N == 0 || ohw == 0 || k.p.M == 0 {
+		return nil
+	}
+	if k.p.Variant == convDepthwise {
+		items := N * k.p.M
+		workers := min(x.Threads, items)
+		r.sl = newSlots(x, workers, 4*g.OW)
+		run(x, items, r)
+		return nil
+	}
+	nr, esize := f32.NR, 4
+	if k.p.Prec == "i8" {
+		nr, esize = i8.NR, 2
+	}
+	// Column chunks whose packed B stays in L2 (~128 KiB), split finer
+	// when there are too few items to keep every thread busy.
+	chunk := max(nr, (128<<10)/(esize*max(r.k_, 1))/nr*nr)
+	if per := N * k.p.Group; per*((ohw+chunk-1)/chunk) < 2*x.Threads {
+		want := (2*x.Threads + per - 1) / per
+		chunk = max(nr, min(chunk, ((ohw+want-1)/want+nr-1)/nr*nr))
+	}
+	chunk = min(chunk, (ohw+nr-1)/nr*nr)
+	r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
+	items := N * k.p.Group * r.nch
+	workers := min(x.Threads, items)
+	r.sl = newSlots(x, workers, esize*pack.BSize(r.k_, chunk, nr))
+	run(x, items, r)
+	return nil
+}
+
+func (r *convRun) epilogue(n int) f32.Epilogue {
+	k, g := r.k, &r.g
+	ohw := g.OH * g.OW
+	lo, hi := n*k.p.M*ohw, (n+1)*k.p.M*ohw
+	e := f32.Epilogue{RS: ohw, CS: 1, Act: k.p.Act.get(), Q: k.p.Quant.layer(), QChannelRow: true}
+	if r.y32 != nil {
+		e.Out = r.y32[lo:hi]
+	} else {
+		e.QOut = r.y8[lo:hi]
+	}
+	if r.z != nil {
+		e.Resid = r.z[lo:hi]
+	}
+	if k.bias != nil {
+		e.Bias, e.BiasMode = k.bias, f32.BiasRow
+	}
+	return e
+}
+
+func (r *convRun) Do(w, item int) {
+	k, g := r.k, &r.g
+	hw := g.C * g.H * g.W
+	if k.p.Variant == convDepthwise {
+		n, oc := item/k.p.M, item%k.p.M
+		e := r.epilogue(n)
+		ic := oc / (k.p.M / k.p.Group)
+		kk := g.KH * g.KW
+		f32.DepthwisePlane(r.x32[n*hw+ic*g.H*g.W:n*hw+(ic+1)*g.H*g.W], k.w32[oc*kk:(oc+1)*kk], g, oc, slotAs[float32](r.sl, w, g.OW), &e)
+		return
+	}
+	ch := item % r.nch
+	grp := (item / r.nch) % k.p.Group
+	n := item / (r.nch * k.p.Group)
+	ohw := g.OH * g.OW
+	j0 := ch * r.chunk
+	cols := min(r.chunk, ohw-j0)
+	Mg := k.p.M / k.p.Group
+	e := r.epilogue(n)
+	switch k.p.Prec {
+	case "f32", "f8":
+		bp := slotAs[float32](r.sl, w, pack.BSize(r.k_, cols, f32.NR))
+		if k.p.Prec == "f32" {
+			pack.Im2col(bp, r.x32[n*hw:(n+1)*hw], (*[256]float32)(nil), g, grp, j0, cols, f32.NR)
+		} else {
+			pack.Im2col(bp, r.x8[n*hw:(n+1)*hw], k.lut32, g, grp, j0, cols, f32.NR)
+		}
+		sz := pack.ASize(Mg, r.k_, f32.MR)
+		f32.Gemm(r.k_, k.w32[grp*sz:(grp+1)*sz], Mg, bp, cols, grp*Mg, j0, &e)
+	case "i8":
+		bp := slotAs[int16](r.sl, w, pack.BSize(r.k_, cols, i8.NR))
+		pack.Im2col(bp, r.x8[n*hw:(n+1)*hw], k.lut16, g, grp, j0, cols, i8.NR)
+		sz := pack.ASize(Mg, r.k_, i8.MR)
+		i8.Gemm(r.k_, k.w8[grp*sz:(grp+1)*sz], Mg, bp, cols, grp*Mg, j0, &e)
+	}
+}
+
+func sameDims(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

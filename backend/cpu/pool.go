@@ -1,0 +1,181 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/pack"
+)
+
+// MaxPool (2-D, one output) over int8, uint8 or float32, and Relu over
+// int8 or float32: the quantization-friendly ops that stay on codes
+// between quantized layers. Max is taken over the window's positions
+// inside the input in row-major order, the first one winning ties and NaN
+// kept only when first, as ops/nn's reference does.
+type poolParams struct {
+	Win   window   `json:"win"`
+	DType ir.DType `json:"dtype"`
+}
+
+type maxPoolTactic struct{}
+
+func (maxPoolTactic) Name() string { return "maxpool" }
+
+func (maxPoolTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
+	n := l.Node
+	p := poolParams{DType: inDType(l, 0)}
+	switch p.DType {
+	case ir.Int8, ir.Uint8, ir.Float32:
+	default:
+		return nil, fmt.Errorf("%s: %s MaxPool has no fast kernel", n, p.DType)
+	}
+	if len(n.Outputs) > 1 && n.Outputs[1] != "" {
+		return nil, fmt.Errorf("%s: MaxPool indices have no fast kernel", n)
+	}
+	if so, _ := n.AttrInt("storage_order", 0); so != 0 {
+		return nil, fmt.Errorf("%s: storage_order has no fast kernel", n)
+	}
+	ks, err := n.AttrInts("kernel_shape", nil)
+	if err != nil {
+		return nil, err
+	}
+	if p.Win, err = readWindow(n, ks, l.Opset >= 10); err != nil {
+		return nil, err
+	}
+	return lowered("cpu.maxpool", &p, nil, []int{0})
+}
+
+type maxPoolKernel struct {
+	p    poolParams
+	runs runPool[poolRun]
+}
+
+func init() {
+	register("cpu.maxpool", func(p *poolParams, _ []*ir.Tensor) (engine.Kernel, error) {
+		return &maxPoolKernel{p: *p}, nil
+	})
+}
+
+func (k *maxPoolKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
+	if in[0].DType != k.p.DType || len(in[0].Dims) != 4 {
+		return nil, fmt.Errorf("input %s%v, want %s of rank 4", in[0].DType, in[0].Dims, k.p.DType)
+	}
+	g, err := k.p.Win.geometry(in[0].Dims, int(in[0].Dims[1]), int(in[0].Dims[1]))
+	if err != nil {
+		return nil, err
+	}
+	return [][]int64{{in[0].Dims[0], in[0].Dims[1], int64(g.OH), int64(g.OW)}}, nil
+}
+
+type poolRun struct {
+	k       *maxPoolKernel
+	g       pack.Conv2D
+	in, out *ir.Tensor
+}
+
+func (k *maxPoolKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
+	g, err := k.p.Win.geometry(in[0].Dims, int(in[0].Dims[1]), int(in[0].Dims[1]))
+	if err != nil {
+		return err
+	}
+	r := k.runs.get()
+	*r = poolRun{k: k, g: g, in: in[0], out: out[0]}
+	run(x, int(in[0].Dims[0])*g.C, r)
+	k.runs.put(r)
+	return nil
+}
+
+func (r *poolRun) Do(_, plane int) {
+	g := &r.g
+	hw, ohw := g.H*g.W, g.OH*g.OW
+	switch r.k.p.DType {
+	case ir.Int8:
+		maxPlane(r.out.I8()[plane*ohw:(plane+1)*ohw], r.in.I8()[plane*hw:(plane+1)*hw], g, -128)
+	case ir.Uint8:
+		maxPlane(r.out.Data[plane*ohw:(plane+1)*ohw], r.in.Data[plane*hw:(plane+1)*hw], g, 0)
+	case ir.Float32:
+		maxPlane(r.out.F32()[plane*ohw:(plane+1)*ohw], r.in.F32()[plane*hw:(plane+1)*hw], g, float32(negInf))
+	}
+}
+
+var negInf = math.Inf(-1)
+
+// maxPlane pools one plane; empty is the value of a window with no input
+// position (the reference's -Inf converted to the type).
+func maxPlane[T int8 | uint8 | float32](y, x []T, g *pack.Conv2D, empty T) {
+	for oh := 0; oh < g.OH; oh++ {
+		for ow := 0; ow < g.OW; ow++ {
+			best, found := empty, false
+			for kh := 0; kh < g.KH; kh++ {
+				ih := oh*g.SH - g.PT + kh*g.DH
+				if uint(ih) >= uint(g.H) {
+					continue
+				}
+				row := x[ih*g.W : ih*g.W+g.W]
+				for kw := 0; kw < g.KW; kw++ {
+					iw := ow*g.SW - g.PL + kw*g.DW
+					if uint(iw) >= uint(g.W) {
+						continue
+					}
+					if v := row[iw]; v > best || !found {
+						best, found = v, true
+					}
+				}
+			}
+			y[oh*g.OW+ow] = best
+		}
+	}
+}
+
+type reluTactic struct{}
+
+func (reluTactic) Name() string { return "relu" }
+
+func (reluTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
+	dt := inDType(l, 0)
+	if dt != ir.Int8 && dt != ir.Float32 {
+		return nil, fmt.Errorf("%s: %s Relu has no fast kernel", l.Node, dt)
+	}
+	return lowered("cpu.relu", &poolParams{DType: dt}, nil, []int{0})
+}
+
+type reluKernel struct{ dt ir.DType }
+
+func init() {
+	register("cpu.relu", func(p *poolParams, _ []*ir.Tensor) (engine.Kernel, error) {
+		if p.DType != ir.Int8 && p.DType != ir.Float32 {
+			return nil, fmt.Errorf("cpu.relu: %s", p.DType)
+		}
+		return &reluKernel{dt: p.DType}, nil
+	})
+}
+
+func (k *reluKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
+	if in[0].DType != k.dt {
+		return nil, fmt.Errorf("input is %s, want %s", in[0].DType, k.dt)
+	}
+	return [][]int64{in[0].Dims}, nil
+}
+
+// Run is a single pass: memory-bound, so one thread already saturates it
+// for the sizes between layers.
+func (k *reluKernel) Run(_ *engine.Exec, in, out []*ir.Tensor) error {
+	if k.dt == ir.Int8 {
+		y := out[0].I8()
+		for i, v := range in[0].I8() {
+			y[i] = max(v, 0)
+		}
+		return nil
+	}
+	y := out[0].F32()
+	for i, v := range in[0].F32() {
+		if v > 0 || v != v {
+			y[i] = v
+		} else {
+			y[i] = 0
+		}
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package f32
+
+import (
+	"github.com/kilnml/kiln/ops/kiln"
+	"github.com/kilnml/kiln/ops/kilnq"
+)
+
+// Bias broadcast of an epilogue.
+const (
+	BiasNone   = iota
+	BiasRow    // Bias[row]: conv channels
+	BiasCol    // Bias[col]: Gemm/MatMul last axis
+	BiasFull   // Bias indexed like Out: Gemm's C as a matrix
+	BiasScalar // Bias[0]
+)
+
+// Epilogue turns accumulators into outputs: y = act(Alpha·acc + Beta·bias +
+// resid) in float32 for float layers; for quantized layers (Q set) exactly
+// kilnq.Layer.Epilogue and, with a y_scale, its QuantizeOut into QOut.
+type Epilogue struct {
+	Out    []float32 // float output: row r, column c at r*RS+c*CS; nil when QOut is used
+	QOut   []byte    // 8-bit codes of quantized layers with y_scale > 0
+	RS, CS int       // output strides (CS 1, or RS 1 for transposed products)
+
+	Bias     []float32
+	BiasMode int
+	Resid    []float32 // same indexing as Out; nil for none
+
+	Alpha, Beta float32 // Gemm's; Scaled says whether they differ from 1
+	Scaled      bool
+	Act         kiln.Activation
+
+	Q           *kilnq.Layer // quantized layer semantics, nil for float layers
+	QChannelRow bool         // the channel selecting w_scales is the row (conv), else the column
+}
+
+func (e *Epilogue) bias(r, c int) float32 {
+	switch e.BiasMode {
+	case BiasFull:
+		return e.Bias[r*e.RS+c*e.CS]
+	case BiasRow:
+		return e.Bias[r]
+	case BiasCol:
+		return e.Bias[c]
+	case BiasScalar:
+		return e.Bias[0]
+	}
+	return 0
+}
+
+// Act32 applies an activation to a float32 value as kiln.Activation.Apply
+// does, rounding to float32 (exact for Relu).
+func Act32(a *kiln.Activation, y float32) float32 {
+	switch a.Kind {
+	case "":
+		return y
+	case "Relu":
+		if y > 0 || y != y {
+			return y
+		}
+		return 0
+	}
+	return float32(a.Apply(float64(y)))
+}
+
+// Store writes an mr×nr block of accumulators (row stride ldacc) whose top
+// left is output row r0, column c0.
+func (e *Epilogue) Store(acc []float32, ldacc, r0, c0, mr, nr int) {
+	if e.Q != nil {
+		e.storeQ(acc, ldacc, r0, c0, mr, nr)
+		return
+	}
+	for i := 0; i < mr; i++ {
+		r := r0 + i
+		a := acc[i*ldacc : i*ldacc+nr]
+		for j, y := range a {
+			c := c0 + j
+			idx := r*e.RS + c*e.CS
+			if e.Scaled {
+				y = e.Alpha * y
+				if e.BiasMode != BiasNone {
+					y += e.Beta * e.bias(r, c)
+				}
+			} else if e.BiasMode != BiasNone {
+				y += e.bias(r, c)
+			}
+			if e.Resid != nil {
+				y += e.Resid[idx]
+			}
+			e.Out[idx] = Act32(&e.Act, y)
+		}
+	}
+}
+
+func (e *Epilogue) storeQ(acc []float32, ldacc, r0, c0, mr, nr int) {
+	q := e.Q
+	for i := 0; i < mr; i++ {
+		r := r0 + i
+		for j := 0; j < nr; j++ {
+			c := c0 + j
+			ch := c
+			if e.QChannelRow {
+				ch = r
+			}
+			var b, z float32
+			if e.BiasMode != BiasNone {
+				b = e.bias(r, c)
+			}
+			idx := r*e.RS + c*e.CS
+			if e.Resid != nil {
+				z = e.Resid[idx]
+			}
+			y := q.Epilogue(acc[i*ldacc+j], ch, b, z)
+			if q.YScale == 0 {
+				e.Out[idx] = y
+			} else {
+				e.QOut[idx] = byte(q.QuantizeOut(y))
+			}
+		}
+	}
+}

@@ -1,0 +1,82 @@
+package parallel
+
+import (
+	"sync/atomic"
+	"testing"
+)
+
+type countTask struct {
+	hits    []atomic.Int32
+	workers int
+	bad     atomic.Bool
+}
+
+func (c *countTask) Do(w, i int) {
+	if w < 0 || w >= c.workers {
+		c.bad.Store(true)
+	}
+	c.hits[i].Add(1)
+}
+
+func TestRunCoversEveryItemOnce(t *testing.T) {
+	for _, threads := range []int{0, 1, 2, 3, 8} {
+		for _, n := range []int{0, 1, 2, 7, 100} {
+			ct := &countTask{hits: make([]atomic.Int32, n), workers: Workers(threads, n)}
+			Run(threads, n, ct)
+			for i := range ct.hits {
+				if h := ct.hits[i].Load(); h != 1 {
+					t.Fatalf("threads %d n %d: item %d ran %d times", threads, n, i, h)
+				}
+			}
+			if ct.bad.Load() {
+				t.Fatalf("threads %d n %d: worker id out of range", threads, n)
+			}
+		}
+	}
+}
+
+// Concurrent callers share the pool without deadlock.
+func TestRunConcurrentCallers(t *testing.T) {
+	done := make(chan bool)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for r := 0; r < 50; r++ {
+				ct := &countTask{hits: make([]atomic.Int32, 33), workers: 4}
+				Run(4, 33, ct)
+				for i := range ct.hits {
+					if ct.hits[i].Load() != 1 {
+						done <- false
+						return
+					}
+				}
+			}
+			done <- true
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if !<-done {
+			t.Fatal("an item was lost or repeated")
+		}
+	}
+}
+
+type nopTask struct{}
+
+func (nopTask) Do(int, int) {}
+
+func TestRunDoesNotAllocate(t *testing.T) {
+	var task Task = &nopTask{}
+	Run(2, 16, task)
+	if a := testing.AllocsPerRun(100, func() { Run(2, 16, task) }); a != 0 {
+		t.Errorf("Run allocates %v times per call", a)
+	}
+}
+
+func TestSplit(t *testing.T) {
+	if s := Split(100, 4, 8); s != 32 {
+		t.Errorf("Split(100,4,8) = %d", s)
+	}
+	if s := Split(3, 4, 8); s != 8 {
+		t.Errorf("Split(3,4,8) = %d", s)
+	}
+}
