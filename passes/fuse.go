@@ -97,7 +97,7 @@ func (r *rewriter) fuseBias(n *ir.Node) bool {
 	c := r.constant(cname)
 	shape, ok2 := r.shapeOf(x)
 	xt := r.typeOf(x)
-	if !ok || !ok2 || c == nil || c.DType != xt.DType || c.Rank() > len(shape) || c.Check() != nil {
+	if !ok || !ok2 || c == nil || xt == nil || c.DType != xt.DType || c.Rank() > len(shape) || c.Check() != nil {
 		return false
 	}
 	switch anchorKind(n) {
@@ -194,6 +194,9 @@ func (r *rewriter) gemmBias(n, add *ir.Node, c *ir.Tensor, shape ir.Shape) bool 
 		if dims, err = ops.BroadcastDims(old.Dims, c.Dims); err != nil {
 			return false
 		}
+	}
+	if len(dims) > 2 {
+		return false
 	}
 	off := 2 - len(dims)
 	for i, d := range dims {

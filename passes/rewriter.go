@@ -151,7 +151,10 @@ func (r *rewriter) constant(name string) *ir.Tensor {
 	if t := r.inits[name]; t != nil {
 		return t
 	}
-	if r.inf != nil {
+	// Only Constant nodes count besides initializers: a value inference
+	// folds through other nodes (DequantizeLinear of int8 weights, which
+	// constant folding keeps for the builder) is not a plain weight.
+	if p := r.prod[name]; r.inf != nil && isOp(p, "Constant") {
 		return r.inf.Consts[name]
 	}
 	return nil
