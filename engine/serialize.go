@@ -104,7 +104,10 @@ func (p *Plan) Serialize() ([]byte, error) {
 	out := b.Bytes()
 	binary.LittleEndian.PutUint64(out[lenAt:], uint64(b.Len()-start))
 	sum := sha256.Sum256(b.Bytes())
-	writeSection(&b, "CSUM", sum[:])
+	// The checksum ends the file (no padding), so any truncation shows.
+	b.WriteString("CSUM")
+	binary.Write(&b, binary.LittleEndian, uint64(len(sum)))
+	b.Write(sum[:])
 	return b.Bytes(), nil
 }
 
@@ -203,6 +206,9 @@ func DeserializePlan(data []byte) (*Plan, error) {
 			sum := sha256.Sum256(data[:pos])
 			if len(payload) != len(sum) || !bytes.Equal(payload, sum[:]) {
 				return fail("checksum mismatch: the file is corrupt")
+			}
+			if body+int(n) != len(data) {
+				return fail("%d bytes after the checksum: the file is corrupt", len(data)-body-int(n))
 			}
 			sawSum = true
 			break

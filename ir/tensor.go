@@ -104,13 +104,11 @@ func (t *Tensor) Check() error {
 	return nil
 }
 
-func view[T any](t *Tensor, want ...DType) []T {
-	ok := false
-	for _, w := range want {
-		ok = ok || t.DType == w
-	}
-	if !ok {
-		panic(fmt.Sprintf("ir: tensor %q is %s, not %v", t.Name, t.DType, want))
+// view reinterprets Data as []T. allowed is a bit set of dtypes (1<<dtype);
+// a bit set instead of a variadic list keeps the hot path allocation-free.
+func view[T any](t *Tensor, allowed uint64) []T {
+	if t.DType < 0 || t.DType >= 64 || allowed&(1<<uint(t.DType)) == 0 {
+		panic(viewError(t, allowed))
 	}
 	var z T
 	if len(t.Data) == 0 {
@@ -119,19 +117,42 @@ func view[T any](t *Tensor, want ...DType) []T {
 	return unsafe.Slice((*T)(unsafe.Pointer(&t.Data[0])), len(t.Data)/int(unsafe.Sizeof(z)))
 }
 
-// Typed views sharing memory with Data. They panic if the dtype differs.
-func (t *Tensor) F32() []float32 { return view[float32](t, Float32) }
-func (t *Tensor) F64() []float64 { return view[float64](t, Float64) }
-func (t *Tensor) I8() []int8     { return view[int8](t, Int8) }
-func (t *Tensor) U8() []uint8 {
-	return view[uint8](t, Uint8, Bool, Float8E4M3FN, Float8E4M3FNUZ, Float8E5M2, Float8E5M2FNUZ, Float8E8M0)
+func viewError(t *Tensor, allowed uint64) string {
+	var names []string
+	for d := DType(0); d < 64; d++ {
+		if allowed&(1<<uint(d)) != 0 {
+			names = append(names, d.String())
+		}
+	}
+	return fmt.Sprintf("ir: tensor %q is %s, not %v", t.Name, t.DType, names)
 }
-func (t *Tensor) I16() []int16  { return view[int16](t, Int16) }
-func (t *Tensor) U16() []uint16 { return view[uint16](t, Uint16, Float16, BFloat16) }
-func (t *Tensor) I32() []int32  { return view[int32](t, Int32) }
-func (t *Tensor) U32() []uint32 { return view[uint32](t, Uint32) }
-func (t *Tensor) I64() []int64  { return view[int64](t, Int64) }
-func (t *Tensor) U64() []uint64 { return view[uint64](t, Uint64) }
+
+func bits(ds ...DType) uint64 {
+	var m uint64
+	for _, d := range ds {
+		m |= 1 << uint(d)
+	}
+	return m
+}
+
+var (
+	u8Types  = bits(Uint8, Bool, Float8E4M3FN, Float8E4M3FNUZ, Float8E5M2, Float8E5M2FNUZ, Float8E8M0)
+	u16Types = bits(Uint16, Float16, BFloat16)
+)
+
+// Typed views sharing memory with Data. They panic if the dtype differs.
+func (t *Tensor) F32() []float32 { return view[float32](t, 1<<Float32) }
+func (t *Tensor) F64() []float64 { return view[float64](t, 1<<Float64) }
+func (t *Tensor) I8() []int8     { return view[int8](t, 1<<Int8) }
+func (t *Tensor) U8() []uint8 {
+	return view[uint8](t, u8Types)
+}
+func (t *Tensor) I16() []int16  { return view[int16](t, 1<<Int16) }
+func (t *Tensor) U16() []uint16 { return view[uint16](t, u16Types) }
+func (t *Tensor) I32() []int32  { return view[int32](t, 1<<Int32) }
+func (t *Tensor) U32() []uint32 { return view[uint32](t, 1<<Uint32) }
+func (t *Tensor) I64() []int64  { return view[int64](t, 1<<Int64) }
+func (t *Tensor) U64() []uint64 { return view[uint64](t, 1<<Uint64) }
 
 // subByte reads element i of a packed int4/uint4/int2/uint2/float4 tensor as raw bits.
 func (t *Tensor) subByte(i int64) uint8 {
