@@ -51,9 +51,11 @@ func TestRemoveShapeNoOps(t *testing.T) {
 	g.node("Unsqueeze", "us", []string{"f", "ax"}, []string{"u"}) // [n,1,6,1]
 	g.init("ax2", ir.FromInt64s(ir.Int64, []int64{2}, []int64{3, -3}))
 	g.node("Squeeze", "sq", []string{"u", "ax2"}, []string{"s"})
-	g.node("Relu", "relu", []string{"s"}, []string{"y"})
+	g.init("eshape", ir.FromInt64s(ir.Int64, []int64{2}, []int64{1, 6}))
+	g.node("Expand", "ex", []string{"s", "eshape"}, []string{"e"})
+	g.node("Relu", "relu", []string{"e"}, []string{"y"})
 	c, log, n := optimized(t, g.m, passes.RemoveNoOps, randomInputs(g.m, 2, 1))
-	if n != 3 || opTypes(c) != "Unsqueeze Relu" {
+	if n != 4 || opTypes(c) != "Unsqueeze Relu" {
 		t.Errorf("removed %d, left %s (%q)", n, opTypes(c), log)
 	}
 	c2, _, _ := optimized(t, g.m, nil, randomInputs(g.m, 5, 1))
