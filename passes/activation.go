@@ -155,8 +155,9 @@ func (r *rewriter) onePlus(v, op string) (*ir.Node, *ir.Node, bool) {
 // expandedActivation finds an activation written out in elementary ops
 // whose input is x and which reads x nowhere else: Gelu as
 // 0.5·x·(1+Erf(x/√2)) or 0.5·x·(1+Tanh(√(2/π)·(x+0.044715·x³))), HardSwish
-// as x·HardSigmoid(x) (α=1/6, β=0.5). It returns the nodes to absorb.
-func (r *rewriter) expandedActivation(x string) (kiln.Activation, []*ir.Node, bool) {
+// as x·HardSigmoid(x) (α=1/6, β=0.5). It returns the node computing the
+// result and every node to absorb.
+func (r *rewriter) expandedActivation(x string) (kiln.Activation, *ir.Node, []*ir.Node, bool) {
 	// The root is a Mul or Div at most 5 steps below x.
 	seen := map[*ir.Node]bool{}
 	frontier := []string{x}
@@ -170,7 +171,7 @@ func (r *rewriter) expandedActivation(x string) (kiln.Activation, []*ir.Node, bo
 				seen[c] = true
 				if isOp(c, "Mul") || isOp(c, "Div") {
 					if a, nodes, ok := r.matchActivation(x, c.Outputs[0]); ok {
-						return a, nodes, true
+						return a, c, nodes, true
 					}
 				}
 				next = append(next, c.Outputs...)
@@ -178,7 +179,7 @@ func (r *rewriter) expandedActivation(x string) (kiln.Activation, []*ir.Node, bo
 		}
 		frontier = next
 	}
-	return kiln.Activation{}, nil, false
+	return kiln.Activation{}, nil, nil, false
 }
 
 // matchActivation checks whether root computes an activation of x and

@@ -52,11 +52,10 @@ func (r *rewriter) consumer(n *ir.Node) *ir.Node {
 	return r.cons[x][0]
 }
 
-// merge makes anchor absorb the given nodes (in graph order), writing the
-// last one's output in its place.
-func (r *rewriter) merge(anchor *ir.Node, absorbed ...*ir.Node) {
+// merge makes anchor absorb the given nodes (members in graph order); it
+// takes the place of last, one of them, and writes its output.
+func (r *rewriter) merge(anchor, last *ir.Node, absorbed ...*ir.Node) {
 	slices.SortFunc(absorbed, func(a, b *ir.Node) int { return r.pos[a] - r.pos[b] })
-	last := absorbed[len(absorbed)-1]
 	old := label(anchor)
 	var names []string
 	for _, a := range absorbed {
@@ -65,7 +64,7 @@ func (r *rewriter) merge(anchor *ir.Node, absorbed ...*ir.Node) {
 	r.absorb(anchor, absorbed...)
 	anchor.Outputs[0] = last.Outputs[0]
 	r.moveTo(anchor, last)
-	r.removeNodes(absorbed[:len(absorbed)-1]...)
+	r.removeNodes(slices.DeleteFunc(absorbed, func(n *ir.Node) bool { return n == last })...)
 	r.fusion("Fusing %s with %s", old, strings.Join(names, " + "))
 }
 
@@ -159,7 +158,7 @@ func (r *rewriter) convBias(n, add *ir.Node, c *ir.Tensor, shape ir.Shape) bool 
 	if ch < 0 || !ok || !r.addBias(n, 2, v, c.DType) {
 		return false
 	}
-	r.merge(n, add)
+	r.merge(n, add, add)
 	return true
 }
 
@@ -171,7 +170,7 @@ func (r *rewriter) matmulBias(n, add *ir.Node, c *ir.Tensor, shape ir.Shape) boo
 	if !ok || !r.addBias(n, 2, v, c.DType) {
 		return false
 	}
-	r.merge(n, add)
+	r.merge(n, add, add)
 	return true
 }
 
@@ -219,7 +218,7 @@ func (r *rewriter) gemmBias(n, add *ir.Node, c *ir.Tensor, shape ir.Shape) bool 
 	}
 	setInput(n, 2, r.addInitializer(label(n)+"_bias", t))
 	setAttr(n, &ir.Attribute{Name: "beta", Type: ir.AttrFloat, F: 1})
-	r.merge(n, add)
+	r.merge(n, add, add)
 	return true
 }
 
@@ -251,7 +250,7 @@ func (r *rewriter) fuseResidual(n *ir.Node) bool {
 		}
 	}
 	setInput(n, 3, z)
-	r.merge(n, add)
+	r.merge(n, add, add)
 	return true
 }
 
@@ -268,15 +267,15 @@ func (r *rewriter) fuseActivation(n *ir.Node) bool {
 	if c := r.consumer(n); c != nil {
 		if a, ok := r.activationNode(c); ok {
 			r.setActivation(n, a)
-			r.merge(n, c)
+			r.merge(n, c, c)
 			return true
 		}
 	}
-	a, nodes, ok := r.expandedActivation(x)
+	a, root, nodes, ok := r.expandedActivation(x)
 	if !ok {
 		return false
 	}
 	r.setActivation(n, a)
-	r.merge(n, nodes...)
+	r.merge(n, root, nodes...)
 	return true
 }
