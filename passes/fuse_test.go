@@ -253,3 +253,16 @@ func TestFuseGemmBias(t *testing.T) {
 		}
 	}
 }
+
+// Clip bounds computed at run time cannot be an epilogue constant.
+func TestFuseClipNeedsConstantBounds(t *testing.T) {
+	g := newGraph(17).input("x", ir.Float32, 2, 5).input("hi", ir.Float32).output("y")
+	g.randInit("Wm", 1, -1, 1, 5, 4)
+	g.node("MatMul", "mm", []string{"x", "Wm"}, []string{"m"})
+	g.node("Clip", "clip", []string{"m", "", "hi"}, []string{"y"})
+	in := randomInputs(g.m, 1, 1)
+	in["hi"] = ir.ScalarFloat32(0.5)
+	if _, _, n := optimized(t, g.m, passes.FuseLayers, in); n != 0 {
+		t.Errorf("%d fusions", n)
+	}
+}

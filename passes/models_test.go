@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -131,7 +132,11 @@ func TestSharedModels(t *testing.T) {
 			}
 			t.Logf("%d nodes -> %d, %d fusions: %v", len(m.Graph.Nodes), len(c.Graph.Nodes), len(fusions), counts)
 			if !mc.qdq {
-				compareAll(t, "FP32 engine", engineOutputs(t, m, in), want)
+				got, rep := engineOutputs(t, m, in)
+				compareAll(t, "FP32 engine", got, want)
+				if !slices.Equal(rep.Fusions, fusions) {
+					t.Errorf("build report fusions %q, Optimize's %q", rep.Fusions, fusions)
+				}
 			}
 		})
 	}
@@ -150,9 +155,9 @@ func fusedCounts(m *ir.Model) map[string]int {
 
 // engineOutputs builds the FP32 engine (the builder runs Optimize) and
 // runs it.
-func engineOutputs(t *testing.T, m *ir.Model, in map[string]*ir.Tensor) map[string]*ir.Tensor {
+func engineOutputs(t *testing.T, m *ir.Model, in map[string]*ir.Tensor) (map[string]*ir.Tensor, *builder.Report) {
 	t.Helper()
-	plan, _, err := builder.Build(m, nil, builder.Config{Deterministic: true})
+	plan, rep, err := builder.Build(m, nil, builder.Config{Deterministic: true})
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
@@ -164,7 +169,7 @@ func engineOutputs(t *testing.T, m *ir.Model, in map[string]*ir.Tensor) map[stri
 	if err != nil {
 		t.Fatalf("engine: %v", err)
 	}
-	return got
+	return got, rep
 }
 
 func compareAll(t *testing.T, what string, got, want map[string]*ir.Tensor) {
