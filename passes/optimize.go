@@ -29,6 +29,8 @@ func Pipeline() []Pass {
 		{"remove-noops", RemoveNoOps},
 		{"shape-chains", SimplifyShapeChains},
 		{"fold-batchnorm", FoldBatchNorm},
+		{"fuse-layernorm", FuseLayerNorm},
+		{"fuse-attention", FuseAttention},
 		{"fuse-layers", FuseLayers},
 		{"dead-code", EliminateDeadCode},
 	}
