@@ -51,6 +51,10 @@ type Options struct {
 	// NoResidualAdds leaves Adds in float even in the TensorRT flavour (kiln's
 	// builder fuses residual adds into the conv epilogue instead).
 	NoResidualAdds bool
+	// WeightScales gives int8 weight scales by initializer name (one per
+	// output channel, or one with PerTensorWeights), as quantization-aware
+	// training learned or froze them, instead of max|w|/qmax.
+	WeightScales map[string][]float32
 }
 
 // Insert returns a copy of m with Q/DQ pairs on the inputs of every
@@ -255,7 +259,15 @@ func (w *writer) weight(n *ir.Node, name string, t *ir.Tensor) ([]*ir.Node, erro
 			return nil, fmt.Errorf("weight bits %d outside 2..8", bits)
 		}
 		p, err = quant.Symmetric(ir.Int8, amax, axis, 0, true)
-		if err == nil && bits < 8 {
+		if given, ok := w.opt.WeightScales[name]; ok && err == nil {
+			if len(given) != len(p.Scale) {
+				return nil, fmt.Errorf("weight %q: %d scales given, %d needed", name, len(given), len(p.Scale))
+			}
+			p.Scale = append([]float32(nil), given...)
+			if err := p.Validate(); err != nil {
+				return nil, fmt.Errorf("weight %q: %w", name, err)
+			}
+		} else if err == nil && bits < 8 {
 			// Fewer bits in an int8 container: amax maps to the largest
 			// b-bit code 2^(b-1)-1, so every code fits b bits.
 			p.Scale = scaleFor(amax, float32(int(1)<<(bits-1)-1))
