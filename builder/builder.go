@@ -266,6 +266,11 @@ func (b *build) chooseTactic(l *engine.Layer) (string, *engine.Lowered, error) {
 	if len(cands) == 0 {
 		return "", nil, fmt.Errorf("%s: no backend implements it in %s", l.Node, l.Precision)
 	}
+	if len(cands) > 1 && !b.cfg.Deterministic {
+		if name, low, ok, err := b.timeTactics(l, cands, names); ok || err != nil {
+			return name, low, err
+		}
+	}
 	var errs []error
 	for i, t := range cands {
 		low, err := t.Lower(l)

@@ -20,18 +20,18 @@ const (
 
 // convParams is the plan encoding of a conv step.
 type convParams struct {
-	Variant string          `json:"variant"`
-	Prec    string          `json:"prec"` // f32, i8 or f8
-	Win     window          `json:"win"`
-	M       int             `json:"m"`
-	Cg      int             `json:"cg"`
-	Group   int             `json:"group"`
-	Bias    bool            `json:"bias,omitempty"`
-	Resid   bool            `json:"resid,omitempty"`
-	Act     actParam `json:"act"`
-	Quant   *quantParam    `json:"quant,omitempty"`
-	XType   ir.DType        `json:"xtype"`
-	Tile    [2]int          `json:"tile"` // MR, NR the weights were packed for
+	Variant string      `json:"variant"`
+	Prec    string      `json:"prec"` // f32, i8 or f8
+	Win     window      `json:"win"`
+	M       int         `json:"m"`
+	Cg      int         `json:"cg"`
+	Group   int         `json:"group"`
+	Bias    bool        `json:"bias,omitempty"`
+	Resid   bool        `json:"resid,omitempty"`
+	Act     actParam    `json:"act"`
+	Quant   *quantParam `json:"quant,omitempty"`
+	XType   ir.DType    `json:"xtype"`
+	Tile    [2]int      `json:"tile"` // MR, NR the weights were packed for
 }
 
 type convTactic struct{ variant, prec string }

@@ -12,9 +12,9 @@ import (
 
 type convCase struct {
 	n, c, h, w, m, kh, kw int64
-	stride, pad, dil     int64
-	group                int64
-	autoPad              string
+	stride, pad, dil      int64
+	group                 int64
+	autoPad               string
 }
 
 var convCases = []convCase{

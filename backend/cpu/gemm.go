@@ -17,20 +17,20 @@ import (
 // rows) are the GEMM's A side and the activations' rows its columns, so
 // every dense layer shares conv's packed-A driver and epilogue.
 type gemmParams struct {
-	Prec    string          `json:"prec"`
-	N       int             `json:"n"` // output features
-	K       int             `json:"k"` // depth
-	TransA  bool            `json:"trans_a,omitempty"`
-	Alpha   float32         `json:"alpha"` // Gemm's; 1 for MatMul
-	Beta    float32         `json:"beta"`
-	Bias    int             `json:"bias"` // f32.Bias* mode of the packed bias (Row: per feature)
-	BiasDim []int64         `json:"bias_dims,omitempty"`
-	Resid   bool            `json:"resid,omitempty"`
-	Act     actParam `json:"act"`
-	Quant   *quantParam    `json:"quant,omitempty"`
-	XType   ir.DType        `json:"xtype"`
-	MatMul  bool            `json:"matmul,omitempty"` // numpy batching of A's leading axes
-	Tile    [2]int          `json:"tile"`
+	Prec    string      `json:"prec"`
+	N       int         `json:"n"` // output features
+	K       int         `json:"k"` // depth
+	TransA  bool        `json:"trans_a,omitempty"`
+	Alpha   float32     `json:"alpha"` // Gemm's; 1 for MatMul
+	Beta    float32     `json:"beta"`
+	Bias    int         `json:"bias"` // f32.Bias* mode of the packed bias (Row: per feature)
+	BiasDim []int64     `json:"bias_dims,omitempty"`
+	Resid   bool        `json:"resid,omitempty"`
+	Act     actParam    `json:"act"`
+	Quant   *quantParam `json:"quant,omitempty"`
+	XType   ir.DType    `json:"xtype"`
+	MatMul  bool        `json:"matmul,omitempty"` // numpy batching of A's leading axes
+	Tile    [2]int      `json:"tile"`
 }
 
 type gemmTactic struct{ prec string }

@@ -18,7 +18,9 @@ const guard = 64 // bytes of 0xA5 around every buffer a kernel writes
 func aInts(name string, v ...int64) *ir.Attribute {
 	return &ir.Attribute{Name: name, Type: ir.AttrInts, Ints: v}
 }
-func aInt(name string, v int64) *ir.Attribute { return &ir.Attribute{Name: name, Type: ir.AttrInt, I: v} }
+func aInt(name string, v int64) *ir.Attribute {
+	return &ir.Attribute{Name: name, Type: ir.AttrInt, I: v}
+}
 func aFloat(name string, v float32) *ir.Attribute {
 	return &ir.Attribute{Name: name, Type: ir.AttrFloat, F: v}
 }

@@ -14,8 +14,8 @@ import (
 // broadcast leading axes; per batch item and row chunk a worker packs B
 // (features as rows) and its rows of A, then runs the float32 GEMM.
 type matmulParams struct {
-	Bias  bool            `json:"bias,omitempty"`
-	Resid bool            `json:"resid,omitempty"`
+	Bias  bool     `json:"bias,omitempty"`
+	Resid bool     `json:"resid,omitempty"`
 	Act   actParam `json:"act"`
 }
 

@@ -171,11 +171,10 @@ func (k *reluKernel) Run(_ *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	y := out[0].F32()
 	for i, v := range in[0].F32() {
-		if v > 0 || v != v {
-			y[i] = v
-		} else {
-			y[i] = 0
+		if v < 0 { // -0 and NaN pass through, as in ops/arith
+			v = 0
 		}
+		y[i] = v
 	}
 	return nil
 }

@@ -22,10 +22,23 @@ const (
 // Tile is one MR×NR block of accumulators, row-major.
 type Tile = [MR * NR]float32
 
+// Variant selects the micro-kernel implementation; CPU feature detection
+// sets it once at init when assembly variants exist (VariantGeneric is
+// the portable Go twin every variant is tested against).
+var Variant = VariantGeneric
+
+const VariantGeneric = 0
+
 // micro computes acc = Σ_p a[p*MR+i]·b[p*NR+j] over p < k in increasing p
-// (a fixed order: results do not depend on threading). Assembly variants
-// replace it at init when the CPU allows.
-var micro = microGeneric
+// (a fixed order: results do not depend on threading). It dispatches with a
+// switch rather than a function variable so that acc stays on the caller's
+// stack (assembly twins are declared //go:noescape).
+func micro(k int, ap, bp []float32, acc *Tile) {
+	switch Variant {
+	default:
+		microGeneric(k, ap, bp, acc)
+	}
+}
 
 func microGeneric(k int, ap, bp []float32, acc *Tile) {
 	if k == 0 {

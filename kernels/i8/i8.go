@@ -27,7 +27,19 @@ type Tile = [MR * NR]int32
 // |a·b| ≤ 127·255 per term.
 const MaxK = (1<<31 - 1) / (127 * 255)
 
-var micro = microGeneric
+// Variant selects the micro-kernel implementation (see kernels/f32).
+var Variant = VariantGeneric
+
+const VariantGeneric = 0
+
+// micro computes the exact int32 sums of one tile; a switch, not a
+// function variable, keeps acc on the caller's stack.
+func micro(k int, ap []int8, bp []int16, acc *Tile) {
+	switch Variant {
+	default:
+		microGeneric(k, ap, bp, acc)
+	}
+}
 
 func microGeneric(k int, ap []int8, bp []int16, acc *Tile) {
 	if k == 0 {

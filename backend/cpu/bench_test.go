@@ -1,0 +1,119 @@
+package cpu
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
+)
+
+// benchKernel lowers a layer with its first cpu tactic and times Run.
+func benchKernel(b *testing.B, l *engine.Layer, in []*ir.Tensor, flops float64, threads int) {
+	tac := Backend{}.Tactics(l)[0]
+	low, err := tac.Lower(l)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dec, _ := engine.LookupKernel(low.Kernel)
+	k, err := dec(low.Params, low.Weights)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var kin []*ir.Tensor
+	for _, i := range low.Inputs {
+		kin = append(kin, in[i])
+	}
+	shapes, err := k.Shapes(kin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := []*ir.Tensor{ir.NewTensor(l.Out[0].DType, shapes[0])}
+	var scratch []byte
+	x := &engine.Exec{Threads: threads, Scratch: func(n int) []byte {
+		if cap(scratch) < n {
+			scratch = ir.AlignedBytes(int64(n))
+		}
+		return scratch[:n]
+	}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := k.Run(x, kin, out); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+type benchConv struct {
+	name                   string
+	n, c, h, w, m, k, s, p int64
+}
+
+// simplecnn@256 (conv 1→32, 32→64, 3×3) and ResNet-50 conv shapes.
+var benchConvs = []benchConv{
+	{"simplecnn256-conv1", 256, 1, 28, 28, 32, 3, 1, 0},
+	{"simplecnn256-conv2", 256, 32, 13, 13, 64, 3, 1, 0},
+	{"resnet50-conv1-7x7s2", 1, 3, 224, 224, 64, 7, 2, 3},
+	{"resnet50-3x3-64", 1, 64, 56, 56, 64, 3, 1, 1},
+	{"resnet50-1x1-256to64", 1, 256, 56, 56, 64, 1, 1, 0},
+	{"resnet50-3x3-512", 1, 512, 7, 7, 512, 3, 1, 1},
+}
+
+func convLayer(bc benchConv, prec string) (*engine.Layer, []*ir.Tensor, float64) {
+	r := rand.New(rand.NewPCG(1, 1))
+	cc := convCase{bc.n, bc.c, bc.h, bc.w, bc.m, bc.k, bc.k, bc.s, bc.p, 1, 1, ""}
+	oh := (bc.h+2*bc.p-bc.k)/bc.s + 1
+	ow := (bc.w+2*bc.p-bc.k)/bc.s + 1
+	flops := 2 * float64(bc.n*bc.m*oh*ow*bc.c*bc.k*bc.k)
+	outDims := []int64{bc.n, bc.m, oh, ow}
+	if prec == "f32" {
+		in := []*ir.Tensor{randF32(r, bc.n, bc.c, bc.h, bc.w), randF32(r, bc.m, bc.c, bc.k, bc.k), randF32(r, bc.m)}
+		n := convNode("kiln", "Conv", cc, 3, aStr("activation", "Relu"))
+		return layer(n, in, []bool{false, true, true}, ir.NewTensor(ir.Float32, outDims), engine.FP32), in, flops
+	}
+	in := []*ir.Tensor{randCodes(r, ir.Int8, bc.n, bc.c, bc.h, bc.w), randCodes(r, ir.Int8, bc.m, bc.c, bc.k, bc.k), randF32(r, bc.m)}
+	n := convNode("kiln", "QConv", cc, 3, quantAttrs(r, bc.m, 0.1, 0, 0, "Relu")...)
+	return layer(n, in, []bool{false, true, true}, ir.NewTensor(ir.Int8, outDims), engine.INT8), in, flops
+}
+
+func BenchmarkConv(b *testing.B) {
+	for _, prec := range []string{"f32", "i8"} {
+		for _, bc := range benchConvs {
+			for _, th := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s/%s/threads=%d", prec, bc.name, th), func(b *testing.B) {
+					l, in, flops := convLayer(bc, prec)
+					benchKernel(b, l, in, flops, th)
+				})
+			}
+		}
+	}
+}
+
+// Dense layers: simplecnn@256's fc1 (1600→128), ResNet-50's fc (2048→1000).
+func BenchmarkGemm(b *testing.B) {
+	for _, prec := range []string{"f32", "i8"} {
+		for _, c := range []struct {
+			name    string
+			m, k, n int64
+		}{{"simplecnn256-fc1", 256, 1600, 128}, {"resnet50-fc", 1, 2048, 1000}} {
+			for _, th := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s/%s/threads=%d", prec, c.name, th), func(b *testing.B) {
+					r := rand.New(rand.NewPCG(2, 2))
+					flops := 2 * float64(c.m*c.k*c.n)
+					if prec == "f32" {
+						in := []*ir.Tensor{randF32(r, c.m, c.k), randF32(r, c.k, c.n), randF32(r, c.n)}
+						n := node("kiln", "Gemm", 3, aStr("activation", "Relu"))
+						benchKernel(b, layer(n, in, []bool{false, true, true}, ir.NewTensor(ir.Float32, []int64{c.m, c.n}), engine.FP32), in, flops, th)
+						return
+					}
+					in := []*ir.Tensor{randCodes(r, ir.Int8, c.m, c.k), randCodes(r, ir.Int8, c.k, c.n), randF32(r, c.n)}
+					n := node("kiln", "QGemm", 3, quantAttrs(r, c.n, 0.1, 0, 0, "Relu")...)
+					benchKernel(b, layer(n, in, []bool{false, true, true}, ir.NewTensor(ir.Int8, []int64{c.m, c.n}), engine.INT8), in, flops, th)
+				})
+			}
+		}
+	}
+}
