@@ -155,7 +155,8 @@ func (r *rewriter) onePlus(v, op string) (*ir.Node, *ir.Node, bool) {
 // expandedActivation finds an activation written out in elementary ops
 // whose input is x and which reads x nowhere else: Gelu as
 // 0.5·x·(1+Erf(x/√2)) or 0.5·x·(1+Tanh(√(2/π)·(x+0.044715·x³))), HardSwish
-// as x·HardSigmoid(x) (α=1/6, β=0.5). It returns the node computing the
+// as x·HardSigmoid(x) (α=1/6, β=0.5) or x·Clip(x+3, 0, 6)/6, HardSigmoid as
+// Clip(x+3, 0, 6)/6. It returns the node computing the
 // result and every node to absorb.
 func (r *rewriter) expandedActivation(x string) (kiln.Activation, *ir.Node, []*ir.Node, bool) {
 	// The root is a Mul or Div at most 5 steps below x.
@@ -186,6 +187,14 @@ func (r *rewriter) expandedActivation(x string) (kiln.Activation, *ir.Node, []*i
 // every reader of x is inside the pattern.
 func (r *rewriter) matchActivation(x, root string) (kiln.Activation, []*ir.Node, bool) {
 	p := r.asProduct(root)
+	if len(p.leaves) == 1 && near(p.coef, 1.0/6) {
+		// HardSigmoid as Relu6(x+3)/6.
+		nodes, ok := r.relu6Plus3(x, p.leaves[0])
+		if !ok || !r.onlyReaders(x, append(nodes, p.nodes...)) {
+			return kiln.Activation{}, nil, false
+		}
+		return kiln.Activation{Kind: "HardSigmoid", Alpha: 1.0 / 6, Beta: 0.5}, append(nodes, p.nodes...), true
+	}
 	if len(p.leaves) != 2 {
 		return kiln.Activation{}, nil, false
 	}
@@ -216,6 +225,14 @@ func (r *rewriter) matchActivation(x, root string) (kiln.Activation, []*ir.Node,
 		}
 		act = kiln.Activation{Kind: "GeluTanh"}
 		nodes = append(append(nodes, add, tanh), inner...)
+	case p.is(1.0/6, x, other):
+		// HardSwish as x·Relu6(x+3)/6 (MobileNetV3's export).
+		more, ok := r.relu6Plus3(x, other)
+		if !ok {
+			return act, nil, false
+		}
+		act = kiln.Activation{Kind: "HardSwish"}
+		nodes = append(nodes, more...)
 	case p.is(1, x, other):
 		hs := r.prod[other]
 		if !isOp(hs, "HardSigmoid") || !r.internal(other) || hs.Inputs[0] != x {
@@ -230,16 +247,44 @@ func (r *rewriter) matchActivation(x, root string) (kiln.Activation, []*ir.Node,
 	default:
 		return act, nil, false
 	}
+	if !r.onlyReaders(x, nodes) {
+		return act, nil, false
+	}
+	return act, nodes, true
+}
+
+// onlyReaders reports whether every reader of x is one of nodes.
+func (r *rewriter) onlyReaders(x string, nodes []*ir.Node) bool {
 	in := map[*ir.Node]bool{}
 	for _, n := range nodes {
 		in[n] = true
 	}
 	for _, c := range r.cons[x] {
 		if !in[c] {
-			return act, nil, false
+			return false
 		}
 	}
-	return act, nodes, true
+	return true
+}
+
+// relu6Plus3 matches v = Clip(x + 3, 0, 6), returning the Clip and the Add.
+func (r *rewriter) relu6Plus3(x, v string) ([]*ir.Node, bool) {
+	clip := r.prod[v]
+	if !isOp(clip, "Clip") || !r.internal(v) {
+		return nil, false
+	}
+	if a, ok := r.activationNode(clip); !ok || a.Alpha != 0 || a.Beta != 6 {
+		return nil, false
+	}
+	add := r.prod[clip.Inputs[0]]
+	if !isOp(add, "Add") || !r.internal(clip.Inputs[0]) {
+		return nil, false
+	}
+	three, ok := otherInput(add, x)
+	if c, isConst := r.scalar(three); !ok || !isConst || c != 3 {
+		return nil, false
+	}
+	return []*ir.Node{clip, add}, true
 }
 
 // geluTanhInner matches u = √(2/π)·(x + 0.044715·x³), with x³ as Pow(x, 3)

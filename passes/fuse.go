@@ -29,7 +29,9 @@ func FuseLayers(m *ir.Model, opt Options) (int, error) {
 		if anchorKind(n) == "" || len(n.Outputs) != 1 || !r.floatOutput(n) {
 			continue
 		}
-		for r.fuseBias(n) || r.fuseResidual(n) || r.fuseActivation(n) {
+		// An expanded activation is tried first: Relu6(x+3)/6 starts with
+		// an Add that would otherwise pass for a bias.
+		for r.fuseExpandedActivation(n) || r.fuseBias(n) || r.fuseResidual(n) || r.fuseActivation(n) {
 			fused++
 			r.reindex()
 		}
@@ -254,14 +256,10 @@ func (r *rewriter) fuseResidual(n *ir.Node) bool {
 	return true
 }
 
-// fuseActivation absorbs a single activation node or an expanded
-// activation subgraph (Gelu, HardSwish) reading the anchor's output.
+// fuseActivation absorbs a single activation node reading the anchor's
+// output.
 func (r *rewriter) fuseActivation(n *ir.Node) bool {
 	if act, _ := epilogue(n); act != "" {
-		return false
-	}
-	x := n.Outputs[0]
-	if r.outs[x] || r.pinned[x] || len(r.cons[x]) == 0 {
 		return false
 	}
 	if c := r.consumer(n); c != nil {
@@ -270,6 +268,16 @@ func (r *rewriter) fuseActivation(n *ir.Node) bool {
 			r.merge(n, c, c)
 			return true
 		}
+	}
+	return false
+}
+
+// fuseExpandedActivation absorbs an activation written out in elementary
+// ops (Gelu, HardSwish, HardSigmoid) reading the anchor's output.
+func (r *rewriter) fuseExpandedActivation(n *ir.Node) bool {
+	x := n.Outputs[0]
+	if act, _ := epilogue(n); act != "" || r.outs[x] || r.pinned[x] || len(r.cons[x]) == 0 {
+		return false
 	}
 	a, root, nodes, ok := r.expandedActivation(x)
 	if !ok {

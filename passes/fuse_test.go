@@ -154,12 +154,28 @@ func TestFuseExpandedGelu(t *testing.T) {
 		g.node("Mul", "mul", []string{x, "hs"}, []string{"out"})
 		return "out"
 	}
+	relu6 := func(g *graph, x string) {
+		g.node("Add", "plus3", []string{x, scalarInit(g, "three", 3)}, []string{"x3"})
+		g.node("Clip", "relu6", []string{"x3", scalarInit(g, "zero", 0), scalarInit(g, "six", 6)}, []string{"r6"})
+	}
+	hardSwishV3 := func(g *graph, x string) string { // x·Relu6(x+3)/6
+		relu6(g, x)
+		g.node("Mul", "mul", []string{x, "r6"}, []string{"p"})
+		g.node("Div", "div6", []string{"p", scalarInit(g, "six_", 6)}, []string{"out"})
+		return "out"
+	}
+	hardSigmoidV3 := func(g *graph, x string) string { // Relu6(x+3)·(1/6)
+		relu6(g, x)
+		g.node("Mul", "sixth", []string{"r6", scalarInit(g, "s", 1.0/6)}, []string{"out"})
+		return "out"
+	}
 	for _, tc := range []struct {
 		name  string
 		build func(*graph, string) string
 		kind  string
 		nodes int
 	}{
+		{"hardswish-v3", hardSwishV3, "HardSwish", 4}, {"hardsigmoid-v3", hardSigmoidV3, "HardSigmoid", 3},
 		{"erf-bert", erfBert, "Gelu", 5}, {"erf-half-first", erfHalfFirst, "Gelu", 5},
 		{"tanh-pow", tanhForm(true), "GeluTanh", 8}, {"tanh-cube", tanhForm(false), "GeluTanh", 9},
 		{"hardswish", hardSwish, "HardSwish", 2},
