@@ -1,0 +1,164 @@
+package builder
+
+import (
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/onnx"
+	"github.com/kilnml/kiln/quant/calib"
+)
+
+// bert4Inputs returns n inputs [1,128,256] of N(0,1) token embeddings; with
+// outliers, hidden channels 7, 100 and 201 are scaled by 20, 35 and 50 (the
+// activation outliers of real transformers that break per-tensor INT8).
+func bert4Inputs(seed uint64, n int, outliers bool) []map[string]*ir.Tensor {
+	rng := rand.New(rand.NewPCG(seed, 10))
+	var out []map[string]*ir.Tensor
+	for range n {
+		t := ir.NewTensor(ir.Float32, []int64{1, 128, 256})
+		x := t.F32()
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+			if outliers {
+				switch i % 256 {
+				case 7:
+					x[i] *= 20
+				case 100:
+					x[i] *= 35
+				case 201:
+					x[i] *= 50
+				}
+			}
+		}
+		out = append(out, map[string]*ir.Tensor{"input": t})
+	}
+	return out
+}
+
+func loadBert4(t testing.TB) *ir.Model {
+	m, err := onnx.Load(filepath.Join(sharedDir(t), "models", "bench", "bert4.fp32.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// engineOutputs runs a plan on every input and returns the outputs.
+func engineOutputs(t testing.TB, p *engine.Plan, inputs []map[string]*ir.Tensor) []*ir.Tensor {
+	e, err := engine.NewEngine(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := e.NewContext()
+	var outs []*ir.Tensor
+	for _, in := range inputs {
+		o, err := ctx.Run(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, o["output"].Clone())
+	}
+	return outs
+}
+
+// TestBert4Precisions: bert4 builds with LayerNorm and Attention fused and
+// runs in FP16, INT8 and FP8 (MinMax calibration) within the cosine
+// bounds of the FP32 engine, on random inputs and on inputs with outlier
+// channels; LayerNorm and Attention stay FP32 in every engine.
+func TestBert4Precisions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("bert4 on reference kernels")
+	}
+	m := loadBert4(t)
+	fp32, rep, err := Build(m, nil, Config{Deterministic: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fused := map[string]int{}
+	for _, f := range rep.Fusions {
+		for _, op := range []string{"kiln.LayerNorm", "kiln.Attention"} {
+			if strings.HasSuffix(f, "into "+op) {
+				fused[op]++
+			}
+		}
+	}
+	if fused["kiln.LayerNorm"] != 9 || fused["kiln.Attention"] != 4 {
+		t.Errorf("fusions: %v", fused)
+	}
+	bounds := map[string]float64{"fp16": 0.999, "int8": 0.99, "fp8": 0.99}
+	// One random and one outlier input, evaluated separately; calibration
+	// sees one of each (other seeds).
+	eval := append(bert4Inputs(1, 1, false), bert4Inputs(1, 1, true)...)
+	want := engineOutputs(t, fp32, eval)
+	for _, prec := range []string{"fp16", "int8", "fp8"} {
+		cfg := Config{Deterministic: true}
+		switch prec {
+		case "fp16":
+			cfg.FP16 = true
+		case "int8":
+			cfg.INT8 = true
+		case "fp8":
+			cfg.FP8 = true
+		}
+		if prec != "fp16" {
+			batches := append(bert4Inputs(2, 1, false), bert4Inputs(3, 1, true)...)
+			cfg.Calibration = &Calibration{Source: &calib.SliceStream{Batches: batches}, Algorithm: DefaultCalibrator(m)}
+		}
+		p, _, err := Build(m, nil, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := countPrecision(p, prec); n < 24 {
+			t.Errorf("%s: only %d %s layers", prec, n, prec)
+		}
+		for _, s := range p.Steps {
+			if k := stepKind(s); (k == "LayerNorm" || k == "Attention") && s.Precision != "fp32" {
+				t.Errorf("%s: %s %s runs in %s", prec, k, s.Name, s.Precision)
+			}
+		}
+		got := engineOutputs(t, p, eval)
+		for i, what := range []string{"random", "outliers"} {
+			c := cosine(got[i], want[i])
+			t.Logf("%s %s: cosine %.6f", prec, what, c)
+			if c < bounds[prec] {
+				t.Errorf("%s %s: cosine %.6f < %.3f", prec, what, c, bounds[prec])
+			}
+		}
+	}
+}
+
+// stepKind names a transformer step by its members: Attention (a Softmax
+// with MatMuls), LayerNorm, or its first op type.
+func stepKind(s engine.Step) string {
+	for _, o := range s.OpTypes {
+		switch o {
+		case "Softmax":
+			if len(s.OpTypes) > 1 {
+				return "Attention"
+			}
+		case "LayerNormalization", "ReduceMean":
+			return "LayerNorm"
+		}
+	}
+	if len(s.OpTypes) > 0 {
+		return s.OpTypes[0]
+	}
+	return ""
+}
+
+func TestDefaultCalibrator(t *testing.T) {
+	if got := DefaultCalibrator(loadBert4(t)); got != calib.MinMax {
+		t.Errorf("bert4: %s", got)
+	}
+	m, err := onnx.Load(filepath.Join(sharedDir(t), "models", "bench", "simplecnn.fp32.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := DefaultCalibrator(m); got != calib.Entropy2 {
+		t.Errorf("simplecnn: %s", got)
+	}
+}
