@@ -29,6 +29,9 @@ func (Backend) Priority() int { return 10 }
 // (the builder times them when several compete). A tactic may still
 // decline in Lower (e.g. a non-constant weight), falling back to ref.
 func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
+	if disabled {
+		return nil
+	}
 	n := l.Node
 	switch {
 	case n.Domain == "" && n.OpType == "Conv", n.Domain == "kiln" && n.OpType == "Conv":
@@ -60,6 +63,9 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 }
 
 func init() { engine.RegisterBackend(Backend{}) }
+
+// disabled turns the backend off (tests build reference engines with it).
+var disabled bool
 
 // quantPrec is "i8" or "f8" from the layer's activation type.
 func quantPrec(l *engine.Layer) string {

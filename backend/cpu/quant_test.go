@@ -39,6 +39,8 @@ var qcases = []qcase{
 	{"i8-i8out", ir.Int8, ir.Int8, 0.3, 0, 0, "", true, false},
 	{"i8-f32out-relu-resid", ir.Int8, ir.Int8, 0, 0, 0, "Relu", true, true},
 	{"i8-i8out-resid-clip", ir.Int8, ir.Int8, 0.2, 0, 0, "Clip", false, true},
+	{"i8zp-i8out", ir.Int8, ir.Int8, 0.3, -128, 23, "Relu", true, false},
+	{"i8zp-f32out", ir.Int8, ir.Int8, 0, 37, 0, "", true, true},
 	{"u8zp-u8out", ir.Uint8, ir.Int8, 0.25, 131, 7, "Relu", true, false},
 	{"u8zp-f32out", ir.Uint8, ir.Int8, 0, 90, 0, "Sigmoid", true, true},
 	{"f8-f8out", ir.Float8E4M3FN, ir.Float8E4M3FN, 0.1, 0, 0, "Relu", true, false},

@@ -24,8 +24,9 @@ const (
 type Tile = [MR * NR]int32
 
 // MaxK is the deepest product whose int32 sum cannot overflow:
-// |a·b| ≤ 127·255 per term.
-const MaxK = (1<<31 - 1) / (127 * 255)
+// |a·b| ≤ 128·255 per term (weights -128..127, codes minus zero points
+// -255..255).
+const MaxK = (1<<31 - 1) / (128 * 255)
 
 // Variant selects the micro-kernel implementation (see kernels/f32).
 var Variant = VariantGeneric
@@ -112,14 +113,14 @@ func PackWeights(w []int8, m, k int, trans bool) []int8 {
 }
 
 // CodeTable maps activation codes to the values the micro-kernel
-// multiplies: int8 codes as themselves, uint8 codes minus the zero point.
+// multiplies: the code (int8 or uint8) minus the zero point, in -255..255.
 func CodeTable(unsigned bool, zero int32) *[256]int16 {
 	var t [256]int16
 	for i := range t {
 		if unsigned {
 			t[i] = int16(int32(i) - zero)
 		} else {
-			t[i] = int16(int8(uint8(i)))
+			t[i] = int16(int32(int8(uint8(i))) - zero)
 		}
 	}
 	return &t
