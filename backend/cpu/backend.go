@@ -16,6 +16,8 @@ import (
 
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/i8"
+	"github.com/kilnml/kiln/kernels/pack"
 	"github.com/kilnml/kiln/kernels/parallel"
 )
 
@@ -58,6 +60,9 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 		return []engine.Tactic{maxPoolTactic{}}
 	case n.Domain == "" && n.OpType == "Relu":
 		return []engine.Tactic{reluTactic{}}
+	case n.Domain == "" && (n.OpType == "Reshape" || n.OpType == "Flatten" || n.OpType == "Squeeze" ||
+		n.OpType == "Unsqueeze" || n.OpType == "Identity"):
+		return []engine.Tactic{copyTactic{}}
 	}
 	return nil
 }
@@ -129,6 +134,18 @@ func newSlots(x *engine.Exec, workers, bytes int) slots {
 // slotAs views worker w's slot as n elements of T.
 func slotAs[T any](s slots, w, n int) []T {
 	return bytesAs[T](s.buf[w*s.slot:(w+1)*s.slot], n)
+}
+
+// i8SlotBytes is the per-worker scratch of an int8 GEMM over cols
+// columns of depth k: the lane pairs (8-byte aligned, first) and packed B.
+func i8SlotBytes(k, cols int) int {
+	return 8*i8.PairsSize(k) + 2*pack.BSize(k, cols, i8.NR)
+}
+
+func i8Slot(s slots, w, k, cols int) ([]int16, []int64) {
+	buf := s.buf[w*s.slot : (w+1)*s.slot]
+	np := 8 * i8.PairsSize(k)
+	return bytesAs[int16](buf[np:], pack.BSize(k, cols, i8.NR)), bytesAs[int64](buf, i8.PairsSize(k))
 }
 
 // runPool recycles per-run task state so Run allocates nothing.

@@ -321,7 +321,11 @@ func (k *convKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
 	items := N * k.p.Group * r.nch
 	workers := min(x.Threads, items)
-	r.sl = newSlots(x, workers, esize*pack.BSize(r.k_, chunk, nr))
+	slot := esize * pack.BSize(r.k_, chunk, nr)
+	if k.p.Prec == "i8" {
+		slot = i8SlotBytes(r.k_, chunk)
+	}
+	r.sl = newSlots(x, workers, slot)
 	run(x, items, r)
 	return nil
 }
@@ -375,10 +379,10 @@ func (r *convRun) Do(w, item int) {
 		sz := pack.ASize(Mg, r.k_, f32.MR)
 		f32.Gemm(r.k_, k.w32[grp*sz:(grp+1)*sz], Mg, bp, cols, grp*Mg, j0, &e)
 	case "i8":
-		bp := slotAs[int16](r.sl, w, pack.BSize(r.k_, cols, i8.NR))
+		bp, pairs := i8Slot(r.sl, w, r.k_, cols)
 		pack.Im2col(bp, r.x8[n*hw:(n+1)*hw], k.lut16, g, grp, j0, cols, i8.NR)
 		sz := pack.ASize(Mg, r.k_, i8.MR)
-		i8.Gemm(r.k_, k.w8[grp*sz:(grp+1)*sz], Mg, bp, cols, grp*Mg, j0, &e)
+		i8.Gemm(r.k_, k.w8[grp*sz:(grp+1)*sz], Mg, bp, cols, grp*Mg, j0, &e, pairs)
 	}
 }
 

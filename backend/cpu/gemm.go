@@ -326,7 +326,11 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		r.nfb = (p.N + r.fblock - 1) / r.fblock
 	}
 	items := r.nch * r.nfb
-	r.sl = newSlots(x, min(x.Threads, items), esize*pack.BSize(p.K, chunk, nr))
+	slot := esize * pack.BSize(p.K, chunk, nr)
+	if p.Prec == "i8" {
+		slot = i8SlotBytes(p.K, chunk)
+	}
+	r.sl = newSlots(x, min(x.Threads, items), slot)
 	run(x, items, r)
 	return nil
 }
@@ -353,8 +357,8 @@ func (r *gemmRun) Do(w, item int) {
 		}
 		f32.Gemm(p.K, k.w32[f0*p.K:(f0+nf+f32.MR-1)/f32.MR*f32.MR*p.K], nf, bp, cols, f0, j0, &r.e)
 	case "i8":
-		bp := slotAs[int16](r.sl, w, pack.BSize(p.K, cols, i8.NR))
+		bp, pairs := i8Slot(r.sl, w, p.K, cols)
 		pack.B(bp, r.x8[off:], k.lut16, p.K, cols, rs, cs, i8.NR)
-		i8.Gemm(p.K, k.w8[f0*p.K:(f0+nf+i8.MR-1)/i8.MR*i8.MR*p.K], nf, bp, cols, f0, j0, &r.e)
+		i8.Gemm(p.K, k.w8[f0*p.K:(f0+nf+i8.MR-1)/i8.MR*i8.MR*p.K], nf, bp, cols, f0, j0, &r.e, pairs)
 	}
 }

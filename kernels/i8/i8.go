@@ -23,6 +23,9 @@ const (
 // Tile is one MR×NR block of int32 accumulators, row-major.
 type Tile = [MR * NR]int32
 
+// PairsSize is the scratch Gemm needs for depth k.
+func PairsSize(k int) int { return max(k, 1) * NR / 2 }
+
 // MaxK is the deepest product whose int32 sum cannot overflow:
 // |a·b| ≤ 128·255 per term (weights -128..127, codes minus zero points
 // -255..255).
@@ -35,61 +38,77 @@ const VariantGeneric = 0
 
 // micro computes the exact int32 sums of one tile; a switch, not a
 // function variable, keeps acc on the caller's stack.
-func micro(k int, ap []int8, bp []int16, acc *Tile) {
+func micro(k int, ap []int8, bp []int64, acc *Tile) {
 	switch Variant {
 	default:
 		microGeneric(k, ap, bp, acc)
 	}
 }
 
-func microGeneric(k int, ap []int8, bp []int16, acc *Tile) {
+// microGeneric is the portable micro-kernel. Scalar Go has no SIMD, so it
+// multiplies two 32-bit lanes at once in 64-bit integers (SWAR): B comes as
+// pairs v = b0 + b1·2³² (Pairs), and a·v accumulates a·b0 + a·b1·2³²
+// exactly. Each lane's sum fits int32 (depth ≤ MaxK), so the low lane is
+// int32(acc) and the high one (acc − low)/2³², both exact.
+func microGeneric(k int, ap []int8, bp []int64, acc *Tile) {
 	if k == 0 {
 		*acc = Tile{}
 		return
 	}
 	_ = ap[k*MR-1]
-	_ = bp[k*NR-1]
-	var c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33 int32
+	_ = bp[k*NR/2-1]
+	var c00, c01, c10, c11, c20, c21, c30, c31 int64
 	pa := unsafe.Pointer(unsafe.SliceData(ap))
 	pb := unsafe.Pointer(unsafe.SliceData(bp))
 	for p := 0; p < k; p++ {
 		a := (*[MR]int8)(pa)
-		b := (*[NR]int16)(pb)
-		b0, b1, b2, b3 := int32(b[0]), int32(b[1]), int32(b[2]), int32(b[3])
-		a0 := int32(a[0])
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		a1 := int32(a[1])
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
-		a2 := int32(a[2])
-		c20 += a2 * b0
-		c21 += a2 * b1
-		c22 += a2 * b2
-		c23 += a2 * b3
-		a3 := int32(a[3])
-		c30 += a3 * b0
-		c31 += a3 * b1
-		c32 += a3 * b2
-		c33 += a3 * b3
+		b := (*[NR / 2]int64)(pb)
+		v0, v1 := b[0], b[1]
+		a0 := int64(a[0])
+		c00 += a0 * v0
+		c01 += a0 * v1
+		a1 := int64(a[1])
+		c10 += a1 * v0
+		c11 += a1 * v1
+		a2 := int64(a[2])
+		c20 += a2 * v0
+		c21 += a2 * v1
+		a3 := int64(a[3])
+		c30 += a3 * v0
+		c31 += a3 * v1
 		pa = unsafe.Add(pa, MR)
-		pb = unsafe.Add(pb, NR*2)
+		pb = unsafe.Add(pb, NR/2*8)
 	}
-	*acc = Tile{c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33}
+	for i, v := range [MR * NR / 2]int64{c00, c01, c10, c11, c20, c21, c30, c31} {
+		lo := int64(int32(uint32(v)))
+		acc[2*i] = int32(lo)
+		acc[2*i+1] = int32((v - lo) >> 32)
+	}
+}
+
+// Pairs converts one packed B strip (k×NR int16) into the micro-kernel's
+// lane pairs (k×NR/2 int64).
+func Pairs(dst []int64, strip []int16, k int) {
+	_ = strip[k*NR-1]
+	_ = dst[k*NR/2-1]
+	for p := 0; p < k; p++ {
+		s := strip[p*NR : p*NR+NR]
+		d := dst[p*NR/2 : p*NR/2+NR/2]
+		d[0] = int64(s[0]) + int64(s[1])<<32
+		d[1] = int64(s[2]) + int64(s[3])<<32
+	}
 }
 
 // Gemm multiplies packed int8 A (m rows, depth k) by packed int16 B (n
 // columns); every tile's exact sums go to the epilogue as float32(acc),
-// which rounds each once, as the reference does.
-func Gemm(k int, ap []int8, m int, bp []int16, n int, r0, c0 int, e *f32.Epilogue) {
+// which rounds each once, as the reference does. pairs is scratch of
+// PairsSize(k) elements.
+func Gemm(k int, ap []int8, m int, bp []int16, n int, r0, c0 int, e *f32.Epilogue, pairs []int64) {
 	var acc Tile
 	var fa [MR * NR]float32
+	bs := pairs[:k*NR/2]
 	for t := 0; t < n; t += NR {
-		bs := bp[t*k : t*k+NR*k]
+		Pairs(bs, bp[t*k:t*k+NR*k], k)
 		nr := min(NR, n-t)
 		for s := 0; s < m; s += MR {
 			micro(k, ap[s*k:s*k+MR*k], bs, &acc)
