@@ -255,14 +255,14 @@ func transpose2(t *ir.Tensor) *ir.Tensor {
 type gemmKernel struct {
 	*shaper
 	p              gemmParams
-	w              devWeights
+	w              *devWeights
 	W, bias, scale cuda.DevPtr
 	mu             sync.Mutex
 	plans          map[int64]*cuda.Gemm // by padded M
 }
 
 func decodeGemm(params []byte, weights []*ir.Tensor) (engine.Kernel, error) {
-	k := &gemmKernel{plans: map[int64]*cuda.Gemm{}}
+	k := &gemmKernel{plans: map[int64]*cuda.Gemm{}, w: &devWeights{}}
 	if err := json.Unmarshal(params, &k.p); err != nil {
 		return nil, err
 	}

@@ -39,13 +39,13 @@ type opParams struct {
 type opKernel struct {
 	*shaper
 	p      opParams
-	w      devWeights
+	w      *devWeights
 	consts []cuda.DevPtr // uploaded weights in order
 	host   []*ir.Tensor
 }
 
 func decodeOp(params []byte, weights []*ir.Tensor) (engine.Kernel, error) {
-	k := &opKernel{}
+	k := &opKernel{w: &devWeights{}}
 	if err := json.Unmarshal(params, &k.p); err != nil {
 		return nil, err
 	}

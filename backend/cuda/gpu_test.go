@@ -1,0 +1,201 @@
+package cudabackend
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/floatx"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/ops"
+	"github.com/kilnml/kiln/ops/kiln"
+)
+
+// needGPU enables the backend or skips with the loader's reason.
+func needGPU(t *testing.T) {
+	t.Helper()
+	if err := Enable(); err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(Disable)
+}
+
+func newExec() *engine.Exec {
+	return &engine.Exec{Threads: 1, Scratch: func(n int) []byte { return make([]byte, n) }}
+}
+
+// randTensor fills a tensor with random values of its type (codes for
+// int8/fp8, values in [-2, 2) for floats).
+func randTensor(r *rand.Rand, dt ir.DType, dims []int64) *ir.Tensor {
+	t := ir.NewTensor(dt, dims)
+	for i := int64(0); i < t.Len(); i++ {
+		switch dt {
+		case ir.Int8:
+			t.Data[i] = byte(int8(r.IntN(256) - 128))
+		case ir.Float8E4M3FN:
+			t.Data[i] = floatx.F32ToF8(r.Float32()*4-2, floatx.E4M3FN, true)
+		default:
+			t.SetFloat64At(i, r.Float64()*4-2)
+		}
+	}
+	return t
+}
+
+type kcase struct {
+	name   string
+	node   *ir.Node
+	opset  int64
+	in     []*ir.Tensor
+	cst    []bool
+	bound  float64 // normalized MSE; 0 means bit-exact
+	notRan bool    // expected to be refused by the backend
+}
+
+// runCase runs a layer through the reference op and through the CUDA
+// kernel and compares every output.
+func runCase(t *testing.T, c kcase) {
+	n := c.node
+	n.Name = c.name
+	n.Inputs, n.Outputs = nil, []string{"y"}
+	for i, x := range c.in {
+		if x == nil {
+			n.Inputs = append(n.Inputs, "")
+		} else {
+			n.Inputs = append(n.Inputs, string(rune('a'+i)))
+		}
+	}
+	op, err := ops.Lookup(n.Domain, n.OpType, c.opset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := ops.NewCtx(n, c.opset)
+	want, err := op.Run(rc, c.in)
+	if err == nil {
+		err = rc.Err()
+	}
+	if err != nil {
+		t.Fatalf("reference: %v", err)
+	}
+	l := layerOf(n, c.opset, c.in, c.cst, []ir.DType{want[0].DType}, [][]int64{want[0].Dims})
+	tacs := (Backend{}).Tactics(l)
+	if len(tacs) == 0 {
+		t.Fatal("no CUDA tactic")
+	}
+	low, err := tacs[0].Lower(l)
+	if err != nil {
+		t.Fatalf("lower: %v", err)
+	}
+	dec, err := engine.LookupKernel(low.Kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := dec(low.Params, low.Weights)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	var rin []*ir.Tensor
+	for _, i := range low.Inputs {
+		rin = append(rin, c.in[i])
+	}
+	shapeIn := make([]*ir.Tensor, len(rin))
+	for i, x := range rin {
+		shapeIn[i] = &ir.Tensor{DType: x.DType, Dims: x.Dims}
+	}
+	dims, err := k.Shapes(shapeIn)
+	if err != nil {
+		t.Fatalf("shapes: %v", err)
+	}
+	got := ir.NewTensor(want[0].DType, dims[0])
+	for i := range got.Data {
+		got.Data[i] = 0xA5 // poison: every element must be written
+	}
+	if err := k.Run(newExec(), rin, []*ir.Tensor{got}); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if got.Len() != want[0].Len() {
+		t.Fatalf("dims %v, want %v", got.Dims, want[0].Dims)
+	}
+	var num, den float64
+	diff := 0
+	for i := int64(0); i < got.Len(); i++ {
+		g, w := got.Float64At(i), want[0].Float64At(i)
+		if math.IsNaN(g) != math.IsNaN(w) {
+			t.Fatalf("element %d: %v, want %v", i, g, w)
+		}
+		if g != w {
+			diff++
+		}
+		num += (g - w) * (g - w)
+		den += w * w
+	}
+	nmse := num / max(den, 1e-30)
+	t.Logf("%s: %d elements, %d differ, normalized MSE %.3g", c.name, got.Len(), diff, nmse)
+	if c.bound == 0 && diff > 0 {
+		t.Errorf("%d of %d elements differ from the reference (bit-exact expected)", diff, got.Len())
+	}
+	if nmse > c.bound && c.bound > 0 {
+		t.Errorf("normalized MSE %.3g > %g", nmse, c.bound)
+	}
+}
+
+func TestKernelsMatchReference(t *testing.T) {
+	needGPU(t)
+	r := rand.New(rand.NewPCG(1, 2))
+	f32 := func(d ...int64) *ir.Tensor { return randTensor(r, ir.Float32, d) }
+	conv := func(dom, op string, attrs ...*ir.Attribute) *ir.Node {
+		return &ir.Node{OpType: op, Domain: dom, Attrs: attrs}
+	}
+	q := func(dt ir.DType, d ...int64) *ir.Tensor { return randTensor(r, dt, d) }
+	wsc := make([]float32, 24)
+	for i := range wsc {
+		wsc[i] = 0.002 + 0.001*float32(i)
+	}
+	qattrs := func(ys float32, act string) []*ir.Attribute {
+		a := []*ir.Attribute{floatA("x_scale", 0.05), floats("w_scales", wsc...), floatA("y_scale", ys), ints("pads", 1, 1, 1, 1)}
+		if act != "" {
+			a = append(a, str("activation", act))
+		}
+		return a
+	}
+	cases := []kcase{
+		{name: "conv f32 3x3 pad1", node: conv("", "Conv", ints("pads", 1, 1, 1, 1)), opset: 17, in: []*ir.Tensor{f32(3, 5, 13, 11), f32(24, 5, 3, 3), f32(24)}, cst: []bool{false, true, true}, bound: 1e-10},
+		{name: "conv f32 stride2 dil2 asym", node: conv("", "Conv", ints("pads", 0, 1, 2, 0), ints("strides", 2, 2), ints("dilations", 2, 1)), opset: 17, in: []*ir.Tensor{f32(2, 3, 17, 15), f32(7, 3, 3, 2)}, cst: []bool{false, true}, bound: 1e-10},
+		{name: "kiln.Conv relu+residual", node: conv(kiln.Domain, "Conv", ints("pads", 1, 1, 1, 1), str("activation", "Relu")), opset: 1, in: []*ir.Tensor{f32(2, 8, 9, 9), f32(8, 8, 3, 3), f32(8), f32(2, 8, 9, 9)}, cst: []bool{false, true, true, false}, bound: 1e-10},
+		{name: "kiln.Conv gelu", node: conv(kiln.Domain, "Conv", str("activation", "Gelu")), opset: 1, in: []*ir.Tensor{f32(1, 4, 6, 6), f32(6, 4, 1, 1), f32(6)}, cst: []bool{false, true, true}, bound: 1e-10},
+		{name: "conv f16", node: conv("", "Conv", ints("pads", 1, 1, 1, 1)), opset: 17, in: []*ir.Tensor{q(ir.Float16, 2, 8, 10, 10), q(ir.Float16, 16, 8, 3, 3), q(ir.Float16, 16)}, cst: []bool{false, true, true}, bound: 1e-5},
+		{name: "gemm f32 transB", node: conv("", "Gemm", intA("transB", 1)), opset: 13, in: []*ir.Tensor{f32(37, 50), f32(20, 50), f32(20)}, cst: []bool{false, true, true}, bound: 1e-10},
+		{name: "gemm f32 C row", node: conv("", "Gemm"), opset: 13, in: []*ir.Tensor{f32(33, 64), f32(64, 10), f32(1, 10)}, cst: []bool{false, true, true}, bound: 1e-10},
+		{name: "matmul f32 3D", node: conv("", "MatMul"), opset: 13, in: []*ir.Tensor{f32(2, 7, 48), f32(48, 40)}, cst: []bool{false, true}, bound: 1e-10},
+		{name: "matmul bf16", node: conv("", "MatMul"), opset: 13, in: []*ir.Tensor{q(ir.BFloat16, 64, 96), q(ir.BFloat16, 96, 32)}, cst: []bool{false, true}, bound: 1e-4},
+		{name: "QConv int8 → int8 relu", node: conv(kiln.Domain, "QConv", qattrs(0.02, "Relu")...), opset: 1, in: []*ir.Tensor{q(ir.Int8, 2, 5, 9, 9), q(ir.Int8, 24, 5, 3, 3), f32(24)}, cst: []bool{false, true, true}},
+		{name: "QConv int8 → f32 residual", node: conv(kiln.Domain, "QConv", qattrs(0, "")...), opset: 1, in: []*ir.Tensor{q(ir.Int8, 2, 5, 9, 9), q(ir.Int8, 24, 5, 3, 3), f32(24), f32(2, 24, 9, 9)}, cst: []bool{false, true, true, false}},
+		{name: "QConv fp8 → fp8", node: conv(kiln.Domain, "QConv", qattrs(0.02, "")...), opset: 1, in: []*ir.Tensor{q(ir.Float8E4M3FN, 2, 5, 9, 9), q(ir.Float8E4M3FN, 24, 5, 3, 3), f32(24)}, cst: []bool{false, true, true}, bound: 2e-3},
+		{name: "QConv fp8 → f32", node: conv(kiln.Domain, "QConv", qattrs(0, "")...), opset: 1, in: []*ir.Tensor{q(ir.Float8E4M3FN, 2, 5, 9, 9), q(ir.Float8E4M3FN, 24, 5, 3, 3), f32(24)}, cst: []bool{false, true, true}, bound: 1e-6},
+		{name: "QGemm int8 transB", node: conv(kiln.Domain, "QGemm", floatA("x_scale", 0.1), floats("w_scales", 0.01), floatA("y_scale", 0.5), intA("transB", 1)), opset: 1, in: []*ir.Tensor{q(ir.Int8, 30, 100), q(ir.Int8, 12, 100), f32(12)}, cst: []bool{false, true, true}},
+		{name: "QMatMul int8 → f32", node: conv(kiln.Domain, "QMatMul", floatA("x_scale", 0.1), floats("w_scales", 0.01)), opset: 1, in: []*ir.Tensor{q(ir.Int8, 3, 10, 64), q(ir.Int8, 64, 24)}, cst: []bool{false, true}},
+		{name: "relu f32", node: conv("", "Relu"), opset: 14, in: []*ir.Tensor{f32(1000)}, cst: []bool{false}},
+		{name: "relu int8", node: conv("", "Relu"), opset: 14, in: []*ir.Tensor{q(ir.Int8, 999)}, cst: []bool{false}},
+		{name: "sigmoid f16", node: conv("", "Sigmoid"), opset: 13, in: []*ir.Tensor{q(ir.Float16, 500)}, cst: []bool{false}, bound: 1e-6},
+		{name: "clip", node: conv("", "Clip"), opset: 13, in: []*ir.Tensor{f32(300), ir.ScalarFloat32(-0.5), ir.ScalarFloat32(1)}, cst: []bool{false, true, true}},
+		{name: "add bias broadcast", node: conv("", "Add"), opset: 14, in: []*ir.Tensor{f32(2, 8, 5, 5), f32(8, 1, 1)}, cst: []bool{false, true}},
+		{name: "mul both runtime", node: conv("", "Mul"), opset: 14, in: []*ir.Tensor{f32(4, 1, 6), f32(3, 1)}, cst: []bool{false, false}},
+		{name: "sub const first", node: conv("", "Sub"), opset: 14, in: []*ir.Tensor{f32(6), f32(2, 6)}, cst: []bool{true, false}},
+		{name: "maxpool f32", node: conv("", "MaxPool", ints("kernel_shape", 3, 3), ints("strides", 2, 2), ints("pads", 1, 1, 1, 1)), opset: 12, in: []*ir.Tensor{f32(2, 3, 11, 12)}, cst: []bool{false}},
+		{name: "maxpool int8 ceil", node: conv("", "MaxPool", ints("kernel_shape", 2, 2), ints("strides", 2, 2), intA("ceil_mode", 1)), opset: 12, in: []*ir.Tensor{q(ir.Int8, 2, 3, 11, 11)}, cst: []bool{false}},
+		{name: "avgpool", node: conv("", "AveragePool", ints("kernel_shape", 3, 3), ints("pads", 1, 1, 1, 1)), opset: 19, in: []*ir.Tensor{f32(2, 3, 7, 7)}, cst: []bool{false}, bound: 1e-12},
+		{name: "global avgpool", node: conv("", "GlobalAveragePool"), opset: 1, in: []*ir.Tensor{f32(3, 70, 7, 7)}, cst: []bool{false}, bound: 1e-12},
+		{name: "softmax", node: conv("", "Softmax"), opset: 13, in: []*ir.Tensor{f32(37, 1000)}, cst: []bool{false}, bound: 1e-12},
+		{name: "layernorm", node: conv("", "LayerNormalization"), opset: 17, in: []*ir.Tensor{f32(20, 256), f32(256), f32(256)}, cst: []bool{false, true, true}, bound: 1e-10},
+		{name: "quantize int8 per tensor", node: conv("", "QuantizeLinear"), opset: 19, in: []*ir.Tensor{f32(2, 3, 40), ir.ScalarFloat32(0.013), ir.NewTensor(ir.Int8, nil)}, cst: []bool{false, true, true}, bound: 1e-6},
+		{name: "quantize fp8", node: conv("", "QuantizeLinear"), opset: 19, in: []*ir.Tensor{f32(500), ir.ScalarFloat32(0.01), ir.NewTensor(ir.Float8E4M3FN, nil)}, cst: []bool{false, true, true}, bound: 1e-6},
+		{name: "dequantize int8 per axis", node: conv("", "DequantizeLinear", intA("axis", 1)), opset: 19, in: []*ir.Tensor{q(ir.Int8, 2, 3, 40), ir.FromFloat32s([]int64{3}, []float32{0.1, 0.2, 0.3}), ir.NewTensor(ir.Int8, []int64{3})}, cst: []bool{false, true, true}},
+		{name: "dequantize fp8", node: conv("", "DequantizeLinear"), opset: 19, in: []*ir.Tensor{q(ir.Float8E4M3FN, 300), ir.ScalarFloat32(0.5)}, cst: []bool{false, true}},
+		{name: "cast f32→bf16", node: conv("", "Cast", intA("to", int64(ir.BFloat16))), opset: 19, in: []*ir.Tensor{f32(777)}, cst: []bool{false}},
+		{name: "cast f16→f32", node: conv("", "Cast", intA("to", int64(ir.Float32))), opset: 19, in: []*ir.Tensor{q(ir.Float16, 777)}, cst: []bool{false}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { runCase(t, c) })
+	}
+	t.Logf("timing: %v", ReadTiming())
+}

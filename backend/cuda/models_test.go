@@ -1,0 +1,199 @@
+package cudabackend
+
+import (
+	"errors"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kilnml/kiln/builder"
+	"github.com/kilnml/kiln/datasrc"
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/onnx"
+	"github.com/kilnml/kiln/quant/calib"
+)
+
+// sharedDir is ../shared (or $KILN_SHARED, which the device machine sets
+// to the copy it carries).
+func sharedDir(t testing.TB) string {
+	if d := os.Getenv("KILN_SHARED"); d != "" {
+		return d
+	}
+	d, _ := filepath.Abs(filepath.Join("..", "..", "..", "shared"))
+	if _, err := os.Stat(filepath.Join(d, "models")); err != nil {
+		t.Skipf("shared data not found at %s (set KILN_SHARED)", d)
+	}
+	return d
+}
+
+// buildOn builds m with the CUDA backend on or off.
+func buildOn(t *testing.T, gpu bool, m *ir.Model, cfg builder.Config) *engine.Engine {
+	t.Helper()
+	if gpu {
+		Enable()
+	} else {
+		Disable()
+	}
+	defer Disable()
+	p, _, err := builder.Build(m, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.NewEngine(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// cudaSteps counts the plan's steps that run on the GPU.
+func cudaSteps(e *engine.Engine) (n, total int) {
+	for _, s := range e.Plan().Steps {
+		if s.ShapeStep {
+			continue
+		}
+		total++
+		if strings.HasPrefix(s.Kernel, "cuda.") {
+			n++
+		}
+	}
+	return
+}
+
+func nmse(a, b *ir.Tensor) float64 {
+	var num, den float64
+	for i := int64(0); i < a.Len(); i++ {
+		d := a.Float64At(i) - b.Float64At(i)
+		num += d * d
+		den += b.Float64At(i) * b.Float64At(i)
+	}
+	return num / max(den, 1e-30)
+}
+
+func argmax(t *ir.Tensor, row int) int {
+	n := int(t.Dims[len(t.Dims)-1])
+	best := 0
+	for k := 0; k < n; k++ {
+		if t.Float64At(int64(row*n+k)) > t.Float64At(int64(row*n+best)) {
+			best = k
+		}
+	}
+	return best
+}
+
+// The zoo's MNIST model in FP32, FP16, INT8 and FP8: the GPU engine agrees
+// with the CPU engine of the same precision, and keeps the accuracy.
+func TestMNISTZooOnGPU(t *testing.T) {
+	needGPU(t)
+	m, err := onnx.Load(filepath.Join(sharedDir(t), "models", "mnist-8-zoo", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := datasrc.Options{MaxBatches: 64, MNISTDir: os.Getenv("KILN_MNIST_DIR")}
+	calibSrc := func() *datasrc.Source {
+		src, err := datasrc.Open("mnist-raw:train", m.Graph.RealInputs(), opt)
+		if err != nil {
+			t.Skipf("MNIST not available: %v", err)
+		}
+		return src
+	}
+	const images = 1000
+	var acc32 float64
+	for _, c := range []struct {
+		name  string
+		cfg   func() builder.Config
+		bound float64 // NMSE of GPU logits against CPU logits
+	}{
+		{"fp32", func() builder.Config { return builder.Config{} }, 1e-9},
+		{"fp16", func() builder.Config { return builder.Config{FP16: true} }, 1e-5},
+		{"int8", func() builder.Config {
+			return builder.Config{INT8: true, Calibration: &builder.Calibration{Source: calibSrc(), Algorithm: calib.Entropy2}}
+		}, 1e-4},
+		{"fp8", func() builder.Config {
+			return builder.Config{FP8: true, Calibration: &builder.Calibration{Source: calibSrc(), Algorithm: calib.MinMax}}
+		}, 1e-3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			gpu, cpu := buildOn(t, true, m, c.cfg()), buildOn(t, false, m, c.cfg())
+			n, total := cudaSteps(gpu)
+			if n == 0 {
+				t.Fatalf("no step runs on the GPU")
+			}
+			test, err := datasrc.Open("mnist-raw:test", m.Graph.RealInputs(), datasrc.Options{MaxBatches: images, MNISTDir: opt.MNISTDir})
+			if err != nil {
+				t.Skip(err)
+			}
+			gctx, cctx := gpu.NewContext(), cpu.NewContext()
+			right, seen := 0, 0
+			worst := 0.0
+			for {
+				b, err := test.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				gout, err := gctx.Run(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cout, err := cctx.Run(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for name, g := range gout {
+					worst = max(worst, nmse(g, cout[name]))
+					if argmax(g, 0) == test.Labels()[0] {
+						right++
+					}
+				}
+				seen++
+			}
+			acc := 100 * float64(right) / float64(seen)
+			if c.name == "fp32" {
+				acc32 = acc
+			}
+			t.Logf("%s: %d/%d steps on the GPU; accuracy %.2f%% on %d images; worst logit NMSE vs CPU %.3g", c.name, n, total, acc, seen, worst)
+			if worst > c.bound {
+				t.Errorf("GPU logits differ from the CPU engine's: NMSE %.3g > %g", worst, c.bound)
+			}
+			if acc32 > 0 && math.Abs(acc-acc32) > 1.5 {
+				t.Errorf("accuracy %.2f%% vs fp32 %.2f%%", acc, acc32)
+			}
+		})
+	}
+	t.Logf("timing: %v", ReadTiming())
+}
+
+// SimpleCNN (PyTorch export, dynamic batch) at batch 64 matches the CPU.
+func TestSimpleCNNOnGPU(t *testing.T) {
+	needGPU(t)
+	m, err := onnx.Load(filepath.Join(sharedDir(t), "models", "bench", "simplecnn.fp32.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := []int64{64, 1, 28, 28}
+	cfg := builder.Config{Profiles: []builder.Profile{{"input": {Min: shape, Opt: shape, Max: shape}}}}
+	gpu, cpu := buildOn(t, true, m, cfg), buildOn(t, false, m, cfg)
+	n, total := cudaSteps(gpu)
+	x := randTensor(rand.New(rand.NewPCG(3, 4)), ir.Float32, shape)
+	g, err := gpu.NewContext().Run(map[string]*ir.Tensor{"input": x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cpu.NewContext().Run(map[string]*ir.Tensor{"input": x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := nmse(g["output"], c["output"])
+	t.Logf("simplecnn batch 64: %d/%d steps on the GPU, NMSE vs CPU %.3g", n, total, e)
+	if n == 0 || e > 1e-9 {
+		t.Errorf("steps on GPU %d, NMSE %.3g", n, e)
+	}
+}

@@ -1,0 +1,264 @@
+// Command gpu_bench measures kiln's CUDA backend on the machine's GPU:
+// cuBLASLt GEMMs at 8192³ (bf16, int8 IMMA, fp8 E4M3) and SimpleCNN
+// engines (FP32, FP16, INT8) at batch 256 and 4096, with trtexec's split of
+// H2D, GPU compute and D2H time. It prints one JSON object per line for
+// tools/gpu_bench.py, which runs PyTorch in the same call and prints the
+// table.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	cudabackend "github.com/kilnml/kiln/backend/cuda"
+	"github.com/kilnml/kiln/builder"
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/floatx"
+	"github.com/kilnml/kiln/gpu/cuda"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/onnx"
+)
+
+type result struct {
+	Bench  string  `json:"bench"`
+	Prec   string  `json:"prec"`
+	Batch  int     `json:"batch,omitempty"`
+	MS     float64 `json:"ms"`               // median end-to-end per run
+	TFLOPS float64 `json:"tflops,omitempty"` // GEMMs
+	H2D    float64 `json:"h2d_ms,omitempty"`
+	GPU    float64 `json:"gpu_ms,omitempty"`
+	D2H    float64 `json:"d2h_ms,omitempty"`
+	Steps  string  `json:"steps,omitempty"`
+	Err    string  `json:"error,omitempty"`
+}
+
+func emit(r result) {
+	b, _ := json.Marshal(r)
+	fmt.Println(string(b))
+}
+
+func main() {
+	models := flag.String("models", "", "folder holding bench/simplecnn.{fp32,int8.qdq}.onnx")
+	size := flag.Int("gemm", 8192, "GEMM size (M=N=K)")
+	iters := flag.Int("iters", 30, "timed iterations")
+	flag.Parse()
+	if err := cudabackend.Enable(); err != nil {
+		emit(result{Bench: "setup", Err: err.Error()})
+		os.Exit(1)
+	}
+	for _, p := range []struct {
+		name    string
+		in, out cuda.DataType
+	}{{"bf16", cuda.R16BF, cuda.R16BF}, {"int8", cuda.R8I, cuda.R32I}, {"fp8", cuda.R8FE4M3, cuda.R16BF}} {
+		r, err := gemm(int64(*size), p.in, p.out, *iters)
+		r.Bench, r.Prec = fmt.Sprintf("gemm%d", *size), p.name
+		if err != nil {
+			r.Err = err.Error()
+		}
+		emit(r)
+	}
+	if *models == "" {
+		return
+	}
+	for _, c := range []struct {
+		file, prec string
+		cfg        builder.Config
+	}{
+		{"simplecnn.fp32.onnx", "fp32", builder.Config{}},
+		{"simplecnn.fp32.onnx", "fp16", builder.Config{FP16: true}},
+		{"simplecnn.int8.qdq.onnx", "int8", builder.Config{INT8: true}},
+	} {
+		for _, batch := range []int{256, 4096} {
+			r, err := model(filepath.Join(*models, "bench", c.file), c.cfg, batch, *iters)
+			r.Bench, r.Prec, r.Batch = "simplecnn", c.prec, batch
+			if err != nil {
+				r.Err = err.Error()
+			}
+			emit(r)
+		}
+	}
+}
+
+// gemm times Y = X·Wᵀ with n×n×n on random data.
+func gemm(n int64, in, out cuda.DataType, iters int) (result, error) {
+	var r result
+	d, err := cuda.Open(0)
+	if err != nil {
+		return r, err
+	}
+	unbind, err := d.Bind()
+	if err != nil {
+		return r, err
+	}
+	defer unbind()
+	s, err := d.NewStream()
+	if err != nil {
+		return r, err
+	}
+	defer s.Destroy()
+	blas, err := cuda.NewBLAS()
+	if err != nil {
+		return r, err
+	}
+	g, err := blas.Plan(cuda.GemmDesc{M: n, N: n, K: n, In: in, Out: out}, 32<<20)
+	if err != nil {
+		return r, err
+	}
+	defer g.Destroy()
+	host := randomBytes(in, n*n)
+	var bufs []cuda.DevPtr
+	defer func() {
+		for _, p := range bufs {
+			cuda.Free(p)
+		}
+	}()
+	up := func(b []byte) (cuda.DevPtr, error) {
+		p, err := d.Upload(s, b)
+		bufs = append(bufs, p)
+		return p, err
+	}
+	x, err := up(host)
+	if err != nil {
+		return r, err
+	}
+	w, err := up(randomBytes(in, n*n))
+	if err != nil {
+		return r, err
+	}
+	y, err := d.Alloc(n * n * out.Size())
+	if err != nil {
+		return r, err
+	}
+	bufs = append(bufs, y)
+	ws, err := d.Alloc(32 << 20)
+	if err != nil {
+		return r, err
+	}
+	bufs = append(bufs, ws)
+	e0, _ := cuda.NewEvent()
+	e1, _ := cuda.NewEvent()
+	var times []float64
+	for i := 0; i < iters+3; i++ {
+		e0.Record(s)
+		if err := g.Run(blas, s, x, w, y, ws, 32<<20); err != nil {
+			return r, err
+		}
+		e1.Record(s)
+		if err := e1.Sync(); err != nil {
+			return r, err
+		}
+		ms, err := e1.Elapsed(e0)
+		if err != nil {
+			return r, err
+		}
+		if i >= 3 {
+			times = append(times, float64(ms))
+		}
+	}
+	r.MS = median(times)
+	r.TFLOPS = 2 * float64(n) * float64(n) * float64(n) / (r.MS * 1e-3) / 1e12
+	return r, nil
+}
+
+func randomBytes(t cuda.DataType, n int64) []byte {
+	b := make([]byte, n*t.Size())
+	rng := rand.New(rand.NewPCG(uint64(n), uint64(t)))
+	switch t {
+	case cuda.R16BF:
+		for i := int64(0); i < n; i++ {
+			h := floatx.F32ToBF16(rng.Float32()*2 - 1)
+			b[2*i], b[2*i+1] = byte(h), byte(h>>8)
+		}
+	case cuda.R8FE4M3:
+		for i := range b {
+			b[i] = floatx.F32ToF8(rng.Float32()*2-1, floatx.E4M3FN, true)
+		}
+	default:
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+	}
+	return b
+}
+
+// model builds a SimpleCNN engine on the GPU at a fixed batch and times
+// Execute (end to end from host memory), splitting H2D/compute/D2H.
+func model(path string, cfg builder.Config, batch, iters int) (result, error) {
+	var r result
+	m, err := onnx.Load(path)
+	if err != nil {
+		return r, err
+	}
+	shape := []int64{int64(batch), 1, 28, 28}
+	cfg.Profiles = []builder.Profile{{"input": {Min: shape, Opt: shape, Max: shape}}}
+	p, _, err := builder.Build(m, nil, cfg)
+	if err != nil {
+		return r, err
+	}
+	e, err := engine.NewEngine(p)
+	if err != nil {
+		return r, err
+	}
+	on, total := 0, 0
+	for _, s := range p.Steps {
+		if !s.ShapeStep {
+			total++
+			if len(s.Kernel) > 5 && s.Kernel[:5] == "cuda." {
+				on++
+			}
+		}
+	}
+	r.Steps = fmt.Sprintf("%d/%d on GPU", on, total)
+	ctx := e.NewContext()
+	x := ir.NewTensor(ir.Float32, shape)
+	rng := rand.New(rand.NewPCG(1, 1))
+	for i := range x.F32() {
+		x.F32()[i] = rng.Float32()
+	}
+	if err := ctx.SetInput("input", x); err != nil {
+		return r, err
+	}
+	for i := 0; i < 3; i++ {
+		if err := ctx.Execute(); err != nil {
+			return r, err
+		}
+	}
+	cudabackend.ResetTiming()
+	var times []float64
+	for i := 0; i < iters; i++ {
+		t0 := time.Now()
+		if err := ctx.Execute(); err != nil {
+			return r, err
+		}
+		times = append(times, float64(time.Since(t0).Microseconds())/1e3)
+	}
+	tm := cudabackend.ReadTiming()
+	r.MS = median(times)
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 / float64(iters) }
+	r.H2D, r.GPU, r.D2H = per(tm.H2D), per(tm.Compute), per(tm.D2H)
+	out, _ := ctx.Output("output")
+	if out != nil {
+		for _, v := range out.F32() {
+			if math.IsNaN(float64(v)) {
+				return r, fmt.Errorf("NaN in the output")
+			}
+		}
+	}
+	return r, nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}

@@ -1,0 +1,17 @@
+#!/bin/bash
+# Runs kiln's GPU tests and benchmarks on the device machine, from the
+# folder that tools/gpu_prepare.sh fills (carried as .tmp/gpu). Logs go to
+# $OUT (or /tmp/gpu-out).
+set -o pipefail
+D=${1:-.tmp/gpu}
+OUT=${OUT:-/tmp/gpu-out}
+mkdir -p "$OUT"
+cd "$D" || exit 1
+export KILN_SHARED=$PWD/shared KILN_MNIST_DIR=$PWD/mnist KILN_CUDA_CACHE=$PWD/cache
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,utilization.gpu --format=csv
+echo "== gpu/cuda tests"
+./gpu_cuda.test -test.v -test.timeout 120s 2>&1 | tee "$OUT/gpu_cuda.log" | grep -E "^(---|FAIL|ok|PASS)|: |panic" | head -60
+echo "== backend/cuda tests"
+./backend_cuda.test -test.v -test.timeout 300s 2>&1 | tee "$OUT/backend_cuda.log" | grep -E "^(\s*---|FAIL|ok|PASS)|: |panic" | head -120
+echo "== bench"
+PYTHONUNBUFFERED=1 timeout 240 python3 ../../tools/gpu_bench.py --kiln ./gpu_bench --models shared/models --out "$OUT/bench.md" 2>&1 | tail -40
