@@ -216,3 +216,5 @@ func medianDur(d []time.Duration) time.Duration {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
 }
+
+func (m Metric) String() string { return string(m) }
