@@ -1,0 +1,472 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/f32"
+	"github.com/kilnml/kiln/kernels/pack"
+	"github.com/kilnml/kiln/ops/kiln"
+)
+
+// Transformer kernels: kiln.LayerNorm and kiln.Attention in FP32 (they stay
+// FP32 inside FP16/INT8/FP8 engines). They come from a second backend
+// value of the same name and priority, so that this file needs no change
+// to the main tactic switch.
+type transformerBackend struct{}
+
+func (transformerBackend) Name() string  { return "cpu" }
+func (transformerBackend) Priority() int { return 10 }
+
+func (transformerBackend) Tactics(l *engine.Layer) []engine.Tactic {
+	n := l.Node
+	if disabled || n.Domain != kiln.Domain || l.Precision != engine.FP32 {
+		return nil
+	}
+	switch n.OpType {
+	case "LayerNorm":
+		return []engine.Tactic{layerNormTactic{}}
+	case "Attention":
+		return []engine.Tactic{attentionTactic{}}
+	}
+	return nil
+}
+
+func init() { engine.RegisterBackend(transformerBackend{}) }
+
+func allFloat32(l *engine.Layer) error {
+	for i, t := range l.In {
+		if hasInput(l.Node, i) && (t == nil || t.DType != ir.Float32) {
+			return fmt.Errorf("%s: input %d is not float32", l.Node, i)
+		}
+	}
+	return nil
+}
+
+// ---- LayerNorm ----
+
+type layerNormParams struct {
+	Axis    int64   `json:"axis"`
+	Epsilon float32 `json:"epsilon"`
+	Bias    bool    `json:"bias,omitempty"`
+}
+
+type layerNormTactic struct{}
+
+func (layerNormTactic) Name() string { return "layernorm.f32" }
+
+func (layerNormTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
+	n := l.Node
+	if err := allFloat32(l); err != nil {
+		return nil, err
+	}
+	var p layerNormParams
+	var err error
+	if p.Axis, err = n.AttrInt("axis", -1); err != nil {
+		return nil, err
+	}
+	if p.Epsilon, err = n.AttrFloat("epsilon", 1e-5); err != nil {
+		return nil, err
+	}
+	if !isConst(l, 1) {
+		return nil, fmt.Errorf("%s: the scale must be a constant", n)
+	}
+	w := []*ir.Tensor{l.Const[1].Clone()}
+	if hasInput(n, 2) {
+		if !isConst(l, 2) {
+			return nil, fmt.Errorf("%s: the bias must be a constant", n)
+		}
+		p.Bias = true
+		w = append(w, l.Const[2].Clone())
+	}
+	return lowered("cpu.layernorm", &p, w, []int{0})
+}
+
+type layerNormKernel struct {
+	p           layerNormParams
+	gamma, beta []float32
+	runs        runPool[layerNormRun]
+}
+
+func init() {
+	register("cpu.layernorm", func(p *layerNormParams, w []*ir.Tensor) (engine.Kernel, error) {
+		if len(w) < 1 || (p.Bias && len(w) < 2) {
+			return nil, fmt.Errorf("cpu.layernorm: missing weights")
+		}
+		k := &layerNormKernel{p: *p, gamma: w[0].F32()}
+		if p.Bias {
+			k.beta = w[1].F32()
+			if len(k.beta) != len(k.gamma) {
+				return nil, fmt.Errorf("cpu.layernorm: scale and bias sizes differ")
+			}
+		}
+		return k, nil
+	})
+}
+
+func (k *layerNormKernel) size(dims []int64) (rows, size int, err error) {
+	ax := int(k.p.Axis)
+	if ax < 0 {
+		ax += len(dims)
+	}
+	if ax < 0 || ax >= len(dims) {
+		return 0, 0, fmt.Errorf("axis %d out of range for %v", k.p.Axis, dims)
+	}
+	rows, size = 1, 1
+	for i, d := range dims {
+		if i < ax {
+			rows *= int(d)
+		} else {
+			size *= int(d)
+		}
+	}
+	if size != len(k.gamma) {
+		return 0, 0, fmt.Errorf("X %v normalizes %d elements, the scale has %d", dims, size, len(k.gamma))
+	}
+	return rows, size, nil
+}
+
+func (k *layerNormKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
+	if _, _, err := k.size(in[0].Dims); err != nil {
+		return nil, err
+	}
+	return [][]int64{in[0].Dims}, nil
+}
+
+type layerNormRun struct {
+	k          *layerNormKernel
+	x, y       []float32
+	size, rows int
+	per        int
+}
+
+func (k *layerNormKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
+	rows, size, err := k.size(in[0].Dims)
+	if err != nil {
+		return err
+	}
+	r := k.runs.get()
+	defer k.runs.put(r)
+	*r = layerNormRun{k: k, x: in[0].F32(), y: out[0].F32(), size: size, rows: rows, per: max(1, rows/(4*max(1, x.Threads)))}
+	run(x, (rows+r.per-1)/r.per, r)
+	return nil
+}
+
+// Do normalizes a block of rows: mean and variance accumulate in float64
+// (two passes, as the reference), the affine map in float32.
+func (r *layerNormRun) Do(_, item int) {
+	k := r.k
+	for row := item * r.per; row < min(r.rows, (item+1)*r.per); row++ {
+		xs := r.x[row*r.size : (row+1)*r.size]
+		ys := r.y[row*r.size : (row+1)*r.size]
+		var sum float64
+		for _, v := range xs {
+			sum += float64(v)
+		}
+		mean := sum / float64(r.size)
+		var ss float64
+		for _, v := range xs {
+			d := float64(v) - mean
+			ss += d * d
+		}
+		inv := float32(1 / math.Sqrt(ss/float64(r.size)+float64(k.p.Epsilon)))
+		m := float32(mean)
+		if k.beta != nil {
+			for i, v := range xs {
+				ys[i] = (v-m)*inv*k.gamma[i] + k.beta[i]
+			}
+		} else {
+			for i, v := range xs {
+				ys[i] = (v - m) * inv * k.gamma[i]
+			}
+		}
+	}
+}
+
+// ---- Attention ----
+
+type attentionParams struct {
+	Scale       float32 `json:"scale"`
+	KTransposed bool    `json:"k_transposed,omitempty"`
+	NaNToZero   bool    `json:"nan_to_zero,omitempty"`
+	Mask        bool    `json:"mask,omitempty"`
+}
+
+type attentionTactic struct{}
+
+func (attentionTactic) Name() string { return "attention.f32" }
+
+func (attentionTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
+	n := l.Node
+	if err := allFloat32(l); err != nil {
+		return nil, err
+	}
+	for i := 0; i < 3; i++ {
+		if l.In[i] == nil || !l.In[i].HasShape || len(l.In[i].Shape) < 2 || len(l.In[i].Shape) > maxRank {
+			return nil, fmt.Errorf("%s: Q, K and V need known ranks 2..%d", n, maxRank)
+		}
+	}
+	var p attentionParams
+	kt, err := n.AttrInt("k_transposed", 0)
+	if err != nil {
+		return nil, err
+	}
+	nz, err := n.AttrInt("nan_to_zero", 0)
+	if err != nil {
+		return nil, err
+	}
+	p.KTransposed, p.NaNToZero = kt != 0, nz != 0
+	d := l.In[0].Shape[len(l.In[0].Shape)-1]
+	p.Scale, err = n.AttrFloat("scale", 0)
+	if err != nil {
+		return nil, err
+	}
+	if n.Attr("scale") == nil {
+		if !d.Known() {
+			return nil, fmt.Errorf("%s: no scale and an unknown head size", n)
+		}
+		p.Scale = float32(1 / math.Sqrt(float64(d.Value)))
+	}
+	inputs := []int{0, 1, 2}
+	if hasInput(n, 3) {
+		p.Mask = true
+		inputs = append(inputs, 3)
+	}
+	return lowered("cpu.attention", &p, nil, inputs)
+}
+
+type attentionKernel struct {
+	p    attentionParams
+	runs runPool[attentionRun]
+}
+
+func init() {
+	register("cpu.attention", func(p *attentionParams, _ []*ir.Tensor) (engine.Kernel, error) {
+		return &attentionKernel{p: *p}, nil
+	})
+}
+
+// attnShape: batch dims broadcast over Q, K, V and the mask; per input the
+// stride of each batch axis in matrices-worth of elements (0: broadcast).
+type attnShape struct {
+	rank             int
+	out              [maxRank]int64
+	st               [4][maxRank]int // element strides of Q, K, V, mask per batch axis
+	batch            int
+	sq, sk, d, dv    int
+	maskRow, maskCol int // mask strides over query and key
+}
+
+func (k *attentionKernel) shape(in []*ir.Tensor) (attnShape, error) {
+	var s attnShape
+	q, kk, v := in[0].Dims, in[1].Dims, in[2].Dims
+	s.sq, s.d = int(q[len(q)-2]), int(q[len(q)-1])
+	kd, ks := int(kk[len(kk)-1]), int(kk[len(kk)-2])
+	if k.p.KTransposed {
+		kd, ks = ks, kd
+	}
+	s.sk, s.dv = ks, int(v[len(v)-1])
+	if kd != s.d || int(v[len(v)-2]) != s.sk {
+		return s, fmt.Errorf("attention of Q %v, K %v, V %v: sizes disagree", q, kk, v)
+	}
+	dims := [][]int64{q[:len(q)-2], kk[:len(kk)-2], v[:len(v)-2]}
+	mats := []int{s.sq * s.d, s.sk * s.d, s.sk * s.dv}
+	if k.p.Mask {
+		if len(in) < 4 || in[3] == nil {
+			return s, fmt.Errorf("the mask is missing")
+		}
+		m := in[3].Dims
+		var rows, cols int64 = 1, 1
+		if len(m) >= 1 {
+			cols = m[len(m)-1]
+		}
+		if len(m) >= 2 {
+			rows = m[len(m)-2]
+		}
+		if (rows != 1 && rows != int64(s.sq)) || (cols != 1 && cols != int64(s.sk)) {
+			return s, fmt.Errorf("the mask %v does not broadcast onto [%d, %d] scores", m, s.sq, s.sk)
+		}
+		if rows != 1 {
+			s.maskRow = int(cols)
+		}
+		if cols != 1 {
+			s.maskCol = 1
+		}
+		dims = append(dims, m[:max(0, len(m)-2)])
+		mats = append(mats, int(rows*cols))
+	}
+	for _, d := range dims {
+		s.rank = max(s.rank, len(d))
+	}
+	if s.rank > maxRank {
+		return s, fmt.Errorf("too many batch axes")
+	}
+	s.batch = 1
+	stride := append([]int(nil), mats...)
+	for i := s.rank - 1; i >= 0; i-- {
+		var o int64 = 1
+		for _, d := range dims {
+			if j := i - (s.rank - len(d)); j >= 0 && d[j] != 1 {
+				if o != 1 && o != d[j] {
+					return s, fmt.Errorf("batch dims of Q %v, K %v, V %v do not broadcast", q, kk, v)
+				}
+				o = d[j]
+			}
+		}
+		s.out[i] = o
+		for t, d := range dims {
+			dd := int64(1)
+			if j := i - (s.rank - len(d)); j >= 0 {
+				dd = d[j]
+			}
+			if dd != 1 {
+				s.st[t][i] = stride[t]
+			}
+			stride[t] *= int(dd)
+		}
+		s.batch *= int(o)
+	}
+	return s, nil
+}
+
+func (k *attentionKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
+	s, err := k.shape(in)
+	if err != nil {
+		return nil, err
+	}
+	return [][]int64{append(append([]int64{}, s.out[:s.rank]...), int64(s.sq), int64(s.dv))}, nil
+}
+
+type attentionRun struct {
+	k            *attentionKernel
+	s            attnShape
+	q, kk, v, m  []float32
+	y            []float32
+	sl           slots
+	chunk, nch   int
+	apQ, bpK, sc int // scratch sizes (elements)
+	apP, bpV     int
+}
+
+func (k *attentionKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
+	s, err := k.shape(in)
+	if err != nil {
+		return err
+	}
+	r := k.runs.get()
+	defer k.runs.put(r)
+	*r = attentionRun{k: k, s: s, q: in[0].F32(), kk: in[1].F32(), v: in[2].F32(), y: out[0].F32()}
+	if k.p.Mask {
+		r.m = in[3].F32()
+	}
+	if s.batch == 0 || s.sq == 0 || s.dv == 0 {
+		return nil
+	}
+	r.chunk = min(s.sq, 32)
+	if s.batch*((s.sq+r.chunk-1)/r.chunk) < 2*x.Threads {
+		r.chunk = max(1, (s.sq+1)/2)
+	}
+	r.nch = (s.sq + r.chunk - 1) / r.chunk
+	r.apQ = pack.ASize(r.chunk, s.d, f32.MR)
+	r.bpK = pack.BSize(s.d, s.sk, f32.NR)
+	r.sc = r.chunk * s.sk
+	r.apP = pack.ASize(r.chunk, s.sk, f32.MR)
+	r.bpV = pack.BSize(s.sk, s.dv, f32.NR)
+	items := s.batch * r.nch
+	r.sl = newSlots(x, min(x.Threads, items), 4*(r.apQ+r.bpK+r.sc+r.apP+r.bpV))
+	run(x, items, r)
+	return nil
+}
+
+// Do computes query rows of one batch item: S = Q·K (packed GEMM), scale,
+// mask and softmax row by row in float32 (exp in float64), Y = P·V.
+func (r *attentionRun) Do(w, item int) {
+	s := &r.s
+	bi, ch := item/r.nch, item%r.nch
+	var off [4]int
+	rem := bi
+	for i := s.rank - 1; i >= 0; i-- {
+		d := int(s.out[i])
+		idx := rem % d
+		rem /= d
+		for t := range off {
+			off[t] += idx * s.st[t][i]
+		}
+	}
+	i0 := ch * r.chunk
+	rows := min(r.chunk, s.sq-i0)
+	buf := slotAs[float32](r.sl, w, r.apQ+r.bpK+r.sc+r.apP+r.bpV)
+	apQ, buf := buf[:r.apQ], buf[r.apQ:]
+	bpK, buf := buf[:r.bpK], buf[r.bpK:]
+	sc, buf := buf[:r.sc], buf[r.sc:]
+	apP, bpV := buf[:r.apP], buf[r.apP:r.apP+r.bpV]
+	lut := (*[256]float32)(nil)
+	pack.A(apQ, r.q[off[0]+i0*s.d:], lut, rows, s.d, s.d, 1, f32.MR)
+	if r.k.p.KTransposed { // K is [D, Sk]
+		pack.B(bpK, r.kk[off[1]:], lut, s.d, s.sk, s.sk, 1, f32.NR)
+	} else { // K is [Sk, D]
+		pack.B(bpK, r.kk[off[1]:], lut, s.d, s.sk, 1, s.d, f32.NR)
+	}
+	e := f32.Epilogue{Out: sc, RS: s.sk, CS: 1}
+	f32.Gemm(s.d, apQ, rows, bpK, s.sk, 0, 0, &e)
+	scale := r.k.p.Scale
+	for i := 0; i < rows; i++ {
+		row := sc[i*s.sk : (i+1)*s.sk]
+		mx := float32(math.Inf(-1))
+		for j := range row {
+			v := row[j] * scale
+			if r.m != nil {
+				v += r.m[off[3]+(i0+i)*s.maskRow+j*s.maskCol]
+			}
+			row[j] = v
+			if v > mx {
+				mx = v
+			}
+		}
+		var sum float32
+		for j, v := range row {
+			ev := expf(v - mx)
+			row[j] = ev
+			sum += ev
+		}
+		inv := 1 / sum
+		for j := range row {
+			p := row[j] * inv
+			if p != p && r.k.p.NaNToZero {
+				p = 0
+			}
+			row[j] = p
+		}
+	}
+	pack.A(apP, sc, lut, rows, s.sk, s.sk, 1, f32.MR)
+	pack.B(bpV, r.v[off[2]:], lut, s.sk, s.dv, s.dv, 1, f32.NR)
+	yo := bi*s.sq*s.dv + i0*s.dv
+	ey := f32.Epilogue{Out: r.y[yo : yo+rows*s.dv], RS: s.dv, CS: 1}
+	f32.Gemm(s.sk, apP, rows, bpV, s.dv, 0, 0, &ey)
+}
+
+// expf is e^x in float32 for x <= 0 (softmax after subtracting the row
+// maximum): x = n·ln2 + t with |t| <= ln2/2, a degree-6 polynomial for e^t
+// (relative error below 2e-7), and 2^n built in the exponent bits. NaN
+// stays NaN (a fully masked row: -Inf - -Inf).
+func expf(x float32) float32 {
+	if x != x {
+		return x
+	}
+	if x < -87 {
+		return 0
+	}
+	n := float32(math.Floor(float64(x*1.44269504088896341 + 0.5)))
+	t := x - n*0.693145751953125
+	t -= n * 1.428606765330187045e-06
+	p := float32(1.0 / 720)
+	p = p*t + 1.0/120
+	p = p*t + 1.0/24
+	p = p*t + 1.0/6
+	p = p*t + 0.5
+	p = p*t + 1
+	p = p*t + 1
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+}

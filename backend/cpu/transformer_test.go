@@ -1,0 +1,107 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
+)
+
+// everyTransformerTactic is everyTactic for the transformer backend value.
+func everyTransformerTactic(t *testing.T, l *engine.Layer, in []*ir.Tensor, want *ir.Tensor, rel float64) {
+	t.Helper()
+	ts := transformerBackend{}.Tactics(l)
+	if len(ts) == 0 {
+		t.Fatalf("%s: no cpu tactic", l.Node)
+	}
+	for _, tac := range ts {
+		first := execKernel(t, tac, l, in, 1)
+		closeF32(t, tac.Name(), first, want, rel)
+		for th := 2; th <= 4; th++ {
+			sameBits(t, fmt.Sprintf("%s threads %d vs 1", tac.Name(), th), execKernel(t, tac, l, in, th), first)
+		}
+	}
+}
+
+func TestLayerNormKernel(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, bias := range []bool{true, false} {
+		x := randF32(r, 3, 7, 40)
+		for i := range x.F32() { // an offset mean, as after residual adds
+			x.F32()[i] += 5
+		}
+		in := []*ir.Tensor{x, randF32(r, 40)}
+		nIn := 2
+		if bias {
+			in, nIn = append(in, randF32(r, 40)), 3
+		}
+		n := node("kiln", "LayerNorm", nIn, aInt("axis", -1), aFloat("epsilon", 1e-5))
+		want := reference(t, n, in)
+		l := layer(n, in, []bool{false, true, true}, want, engine.FP32)
+		everyTransformerTactic(t, l, in, want, 2e-6)
+	}
+}
+
+func TestAttentionKernel(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 1))
+	for _, c := range []struct {
+		kt, mask, nanGuard bool
+		maskDims           []int64
+	}{
+		{kt: true, mask: true, nanGuard: true, maskDims: []int64{2, 1, 1, 13}},
+		{kt: false},
+		{kt: false, mask: true, maskDims: []int64{11, 13}},
+	} {
+		q := randF32(r, 2, 3, 11, 16)
+		k := randF32(r, 2, 3, 13, 16)
+		if c.kt {
+			k = randF32(r, 2, 3, 16, 13)
+		}
+		v := randF32(r, 2, 1, 13, 8) // broadcast over heads
+		in := []*ir.Tensor{q, k, v}
+		attrs := []*ir.Attribute{aFloat("scale", 0.3)}
+		if c.kt {
+			attrs = append(attrs, aInt("k_transposed", 1))
+		}
+		if c.nanGuard {
+			attrs = append(attrs, aInt("nan_to_zero", 1))
+		}
+		if c.mask {
+			m := ir.NewTensor(ir.Float32, c.maskDims)
+			for i := range m.F32() {
+				if i%5 == 3 {
+					m.F32()[i] = float32(math.Inf(-1))
+				} else {
+					m.F32()[i] = float32(r.NormFloat64())
+				}
+			}
+			if c.nanGuard { // batch 1 sees no key: its rows become zeros
+				for i := 13; i < 26; i++ {
+					m.F32()[i] = float32(math.Inf(-1))
+				}
+			}
+			in = append(in, m)
+		}
+		n := node("kiln", "Attention", len(in), attrs...)
+		want := reference(t, n, in)
+		l := layer(n, in, nil, want, engine.FP32)
+		everyTransformerTactic(t, l, in, want, 1e-5)
+	}
+}
+
+func TestExpf(t *testing.T) {
+	worst := 0.0
+	for x := -87.0; x <= 0; x += 0.001 {
+		got, want := float64(expf(float32(x))), math.Exp(float64(float32(x)))
+		worst = math.Max(worst, math.Abs(got-want)/want)
+	}
+	if worst > 3e-7 {
+		t.Errorf("expf: relative error %.3g", worst)
+	}
+	if expf(float32(math.Inf(-1))) != 0 || !math.IsNaN(float64(expf(float32(math.NaN())))) {
+		t.Error("expf(-Inf) or expf(NaN)")
+	}
+}
