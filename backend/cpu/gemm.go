@@ -347,6 +347,24 @@ func (r *gemmRun) Do(w, item int) {
 	if p.TransA {
 		rs, cs, off = r.m, 1, j0
 	}
+	if cols < f32.NR/2 && p.Prec != "f8" { // one or two activation rows: matrix-vector products
+		for j := 0; j < cols; j++ {
+			xo, xs := (j0+j)*p.K, 1
+			if p.TransA {
+				xo, xs = j0+j, r.m
+			}
+			if p.Prec == "f32" {
+				f32.Gemv(p.K, k.w32[f0*p.K:(f0+nf+f32.MR-1)/f32.MR*f32.MR*p.K], nf, r.x32[xo:], xs, f0, j0+j, &r.e)
+				continue
+			}
+			xv, _ := i8Slot(r.sl, w, p.K, cols)
+			for kk := range p.K {
+				xv[kk] = k.lut16[r.x8[xo+kk*xs]]
+			}
+			i8.Gemv(p.K, k.w8[f0*p.K:(f0+nf+i8.MR-1)/i8.MR*i8.MR*p.K], nf, xv, f0, j0+j, &r.e)
+		}
+		return
+	}
 	switch p.Prec {
 	case "f32", "f8":
 		bp := slotAs[float32](r.sl, w, pack.BSize(p.K, cols, f32.NR))

@@ -24,6 +24,7 @@ func TestGemmF32(t *testing.T) {
 		{6, 9, 12, false, true, 1, 1, []int64{6, 1}},
 		{7, 33, 14, true, true, 0.5, 2, []int64{7, 14}},
 		{2, 64, 130, false, true, 1, 1, []int64{}},
+		{1, 40, 13, true, false, 1, 1, []int64{13}},    // one row, transposed: matrix-vector path
 		{300, 40, 10, false, false, 1, 1, []int64{10}}, // several activation chunks
 	}
 	for i, c := range cases {

@@ -107,18 +107,20 @@ func TestQGemmQMatMul(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
 	for _, qc := range qcases {
 		for _, tb := range []int64{0, 1} {
-			t.Run(fmt.Sprint(qc.name, "/gemm-transB", tb), func(t *testing.T) {
-				M, K, N := int64(11), int64(37), int64(9)
-				wd := []int64{K, N}
-				if tb == 1 {
-					wd = []int64{N, K}
-				}
-				n := node("kiln", "QGemm", 0, append(quantAttrs(r, N, qc.yScale, qc.xz, qc.yz, qc.act), aInt("transB", tb))...)
-				in, consts := quantInputs(r, qc, []int64{M, K}, wd, N, func([]*ir.Tensor) []int64 { return []int64{M, N} })
-				n = nodeWith(n, in)
-				want := reference(t, n, in)
-				everyTactic(t, layer(n, in, consts, want, precOf(qc)), in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
-			})
+			for _, M := range []int64{11, 1, 2} { // 1 and 2 rows: matrix-vector path
+				t.Run(fmt.Sprint(qc.name, "/gemm-transB", tb, "-M", M), func(t *testing.T) {
+					K, N := int64(37), int64(9)
+					wd := []int64{K, N}
+					if tb == 1 {
+						wd = []int64{N, K}
+					}
+					n := node("kiln", "QGemm", 0, append(quantAttrs(r, N, qc.yScale, qc.xz, qc.yz, qc.act), aInt("transB", tb))...)
+					in, consts := quantInputs(r, qc, []int64{M, K}, wd, N, func([]*ir.Tensor) []int64 { return []int64{M, N} })
+					n = nodeWith(n, in)
+					want := reference(t, n, in)
+					everyTactic(t, layer(n, in, consts, want, precOf(qc)), in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+				})
+			}
 		}
 		t.Run(qc.name+"/matmul", func(t *testing.T) {
 			K, N := int64(20), int64(6)

@@ -1,6 +1,9 @@
 package f32
 
 import (
+	"math"
+
+	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/ops/kiln"
 	"github.com/kilnml/kiln/ops/kilnq"
 )
@@ -70,6 +73,10 @@ func (e *Epilogue) Store(acc []float32, ldacc, r0, c0, mr, nr int) {
 		e.storeQ(acc, ldacc, r0, c0, mr, nr)
 		return
 	}
+	if !e.Scaled && e.CS == 1 && (e.BiasMode == BiasNone || e.BiasMode == BiasRow) && (e.Act.Kind == "" || e.Act.Kind == "Relu") {
+		e.storeRows(acc, ldacc, r0, c0, mr, nr)
+		return
+	}
 	for i := 0; i < mr; i++ {
 		r := r0 + i
 		a := acc[i*ldacc : i*ldacc+nr]
@@ -92,8 +99,45 @@ func (e *Epilogue) Store(acc []float32, ldacc, r0, c0, mr, nr int) {
 	}
 }
 
+// storeRows is Store's common case (conv layout, per-row bias, Relu or
+// nothing) with the per-element decisions hoisted out of the loop; it
+// computes exactly what the general path does.
+func (e *Epilogue) storeRows(acc []float32, ldacc, r0, c0, mr, nr int) {
+	relu := e.Act.Kind == "Relu"
+	for i := 0; i < mr; i++ {
+		r := r0 + i
+		var b float32
+		if e.BiasMode == BiasRow {
+			b = e.Bias[r]
+		}
+		a := acc[i*ldacc : i*ldacc+nr]
+		out := e.Out[r*e.RS+c0 : r*e.RS+c0+nr]
+		var res []float32
+		if e.Resid != nil {
+			res = e.Resid[r*e.RS+c0 : r*e.RS+c0+nr]
+		}
+		for j, y := range a {
+			if e.BiasMode != BiasNone {
+				y += b
+			}
+			if res != nil {
+				y += res[j]
+			}
+			if relu && !(y > 0 || y != y) {
+				y = 0
+			}
+			out[j] = y
+		}
+	}
+}
+
 func (e *Epilogue) storeQ(acc []float32, ldacc, r0, c0, mr, nr int) {
 	q := e.Q
+	fast := (q.Act.Kind == "" || q.Act.Kind == "Relu") && q.YScale > 0 && q.OutType != ir.Float8E4M3FN
+	lo, hi := float64(-128), float64(127)
+	if q.OutType == ir.Uint8 {
+		lo, hi = 0, 255
+	}
 	for i := 0; i < mr; i++ {
 		r := r0 + i
 		for j := 0; j < nr; j++ {
@@ -109,6 +153,29 @@ func (e *Epilogue) storeQ(acc []float32, ldacc, r0, c0, mr, nr int) {
 			idx := r*e.RS + c*e.CS
 			if e.Resid != nil {
 				z = e.Resid[idx]
+			}
+			if fast {
+				// kilnq.Layer.Epilogue and QuantizeOut, inlined for int8/uint8
+				// outputs with Relu or no activation (same operations, same order).
+				m := q.XScale * q.WScales[min(ch, len(q.WScales)-1)]
+				y := acc[i*ldacc+j] * m
+				y += b
+				y += z
+				if q.Act.Kind == "Relu" && !(y > 0 || y != y) {
+					y = 0
+				}
+				v := math.RoundToEven(float64(y/q.YScale)) + float64(q.YZero)
+				switch {
+				case v != v, v < lo:
+					v = lo
+				case v > hi:
+					v = hi
+				}
+				e.QOut[idx] = byte(int8(int32(v)))
+				if q.OutType == ir.Uint8 {
+					e.QOut[idx] = byte(int32(v))
+				}
+				continue
 			}
 			y := q.Epilogue(acc[i*ldacc+j], ch, b, z)
 			if q.YScale == 0 {

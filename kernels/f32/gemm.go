@@ -28,3 +28,25 @@ func PackWeights(w []float32, m, k int, trans bool) []float32 {
 	}
 	return dst
 }
+
+// Gemv multiplies packed A (m rows, depth k) by one column x (x[p*xs]) and
+// stores it as output column c0: the batch-1 dense layer, where a packed
+// B strip would be mostly zero padding. Each sum runs over p in order, as
+// in Gemm.
+func Gemv(k int, ap []float32, m int, x []float32, xs int, r0, c0 int, e *Epilogue) {
+	var acc [MR]float32
+	for s := 0; s < m; s += MR {
+		gemvStrip(k, ap[s*k:s*k+MR*k], x, xs, &acc)
+		e.Store(acc[:], 1, r0+s, c0, min(MR, m-s), 1)
+	}
+}
+
+func gemvStrip(k int, a, x []float32, xs int, acc *[MR]float32) {
+	var c0, c1 float32
+	for p := 0; p < k; p++ {
+		v := x[p*xs]
+		c0 += a[p*MR] * v
+		c1 += a[p*MR+1] * v
+	}
+	*acc = [MR]float32{c0, c1}
+}

@@ -154,3 +154,24 @@ func E4M3Table() *[256]float32 {
 	}
 	return &t
 }
+
+// Gemv multiplies packed int8 A (m rows, depth k) by one decoded column x
+// and stores it as output column c0 (batch-1 dense layers).
+func Gemv(k int, ap []int8, m int, x []int16, r0, c0 int, e *f32.Epilogue) {
+	var fa [MR]float32
+	x = x[:k]
+	for s := 0; s < m; s += MR {
+		a := ap[s*k : s*k+MR*k]
+		var c0_, c1, c2, c3 int32
+		for p, v := range x {
+			w := a[p*MR : p*MR+MR : p*MR+MR]
+			xv := int32(v)
+			c0_ += int32(w[0]) * xv
+			c1 += int32(w[1]) * xv
+			c2 += int32(w[2]) * xv
+			c3 += int32(w[3]) * xv
+		}
+		fa = [MR]float32{float32(c0_), float32(c1), float32(c2), float32(c3)}
+		e.Store(fa[:], 1, r0+s, c0, min(MR, m-s), 1)
+	}
+}
