@@ -33,9 +33,15 @@ type gemmParams struct {
 	In                             cuda.DataType
 	Out                            ir.DType
 	HasBias, HasScale, HasZ        bool
-	Act                            int
-	ActA, ActB, YScale             float32
-	YZero                          int
+	// uint8 activations (ONNX Runtime's asymmetric form): XZero shifts
+	// them to int8; ColSum (a weight) corrects the accumulator
+	Uint8              bool
+	XZero              int
+	ZeroFix            bool   // a colsum weight follows the scales
+	AutoPad            string // SAME_UPPER / SAME_LOWER: pads computed from the input
+	Act                int
+	ActA, ActB, YScale float32
+	YZero              int
 }
 
 var actCodes = map[string]int{"": 0, "Relu": 1, "Clip": 2, "LeakyRelu": 3, "Sigmoid": 4, "Tanh": 5, "Gelu": 6, "GeluTanh": 7, "HardSwish": 8, "HardSigmoid": 9}
@@ -49,7 +55,7 @@ func computeType(d ir.DType) (cuda.DataType, bool) {
 		return cuda.R16F, true
 	case ir.BFloat16:
 		return cuda.R16BF, true
-	case ir.Int8:
+	case ir.Int8, ir.Uint8:
 		return cuda.R8I, true
 	case ir.Float8E4M3FN:
 		return cuda.R8FE4M3, true
@@ -106,7 +112,12 @@ func lowerGemm(l *engine.Layer) (*engine.Lowered, error) {
 		if g, _ := n.AttrInt("group", 1); g != 1 {
 			return nil, fmt.Errorf("grouped convolution (group %d)", g)
 		}
-		if ap, _ := n.AttrString("auto_pad", "NOTSET"); ap != "NOTSET" && ap != "VALID" && ap != "" {
+		ap, _ := n.AttrString("auto_pad", "NOTSET")
+		switch ap {
+		case "NOTSET", "VALID", "":
+		case "SAME_UPPER", "SAME_LOWER":
+			p.AutoPad = ap
+		default:
 			return nil, fmt.Errorf("auto_pad %s", ap)
 		}
 		st, _ := n.AttrInts("strides", []int64{1, 1})
@@ -166,6 +177,10 @@ func lowerGemm(l *engine.Layer) (*engine.Lowered, error) {
 		}
 	}
 	weights := []*ir.Tensor{packed}
+	p.Uint8 = l.In[0].DType == ir.Uint8
+	if p.Uint8 && !quant {
+		return nil, fmt.Errorf("uint8 input to a float layer")
+	}
 
 	// bias: Conv B, Gemm C, kiln.MatMul Bias: float32 [N]
 	if len(n.Inputs) > 2 && n.Inputs[2] != "" {
@@ -211,9 +226,8 @@ func lowerGemm(l *engine.Layer) (*engine.Lowered, error) {
 		if err != nil {
 			return nil, err
 		}
-		if q.XZero != 0 || q.YZero != 0 {
-			return nil, fmt.Errorf("zero points (asymmetric uint8)")
-		}
+		p.XZero, p.YZero = int(q.XZero), int(q.YZero)
+		p.ZeroFix = p.Uint8 || p.XZero != 0
 		if q.OutType != p.Out {
 			return nil, fmt.Errorf("output %s but y_scale says %s", p.Out, q.OutType)
 		}
@@ -226,7 +240,19 @@ func lowerGemm(l *engine.Layer) (*engine.Lowered, error) {
 		}
 		weights = append(weights, ms)
 		p.HasScale, p.YScale = true, q.YScale
-	} else if p.Out == ir.Int8 || p.Out == ir.Float8E4M3FN {
+		if p.ZeroFix {
+			// Σ_k w[c,k] for the zero-point correction zc·Σw
+			cs := ir.NewTensor(ir.Int32, []int64{p.Np})
+			for c := int64(0); c < p.N; c++ {
+				var sum int32
+				for k := int64(0); k < p.Kp; k++ {
+					sum += int32(int8(packed.Data[c*p.Kp+k]))
+				}
+				cs.I32()[c] = sum
+			}
+			weights = append(weights, cs)
+		}
+	} else if p.Out == ir.Int8 || p.Out == ir.Uint8 || p.Out == ir.Float8E4M3FN {
 		return nil, fmt.Errorf("quantized output from a float layer")
 	}
 	if p.Shape, err = newShapeSpec(l, runIn); err != nil {
@@ -257,8 +283,12 @@ type gemmKernel struct {
 	p              gemmParams
 	w              *devWeights
 	W, bias, scale cuda.DevPtr
+	colsum         cuda.DevPtr
 	mu             sync.Mutex
 	plans          map[int64]*cuda.Gemm // by padded M
+	host           []*ir.Tensor
+	upMu           sync.Mutex
+	uploaded       bool
 }
 
 func decodeGemm(params []byte, weights []*ir.Tensor) (engine.Kernel, error) {
@@ -277,28 +307,51 @@ func decodeGemm(params []byte, weights []*ir.Tensor) (engine.Kernel, error) {
 	if k.p.HasScale {
 		want++
 	}
+	if k.p.ZeroFix {
+		want++
+	}
 	if len(weights) != want {
 		return nil, fmt.Errorf("%d weights, want %d", len(weights), want)
 	}
 	if int64(len(weights[0].Data)) != k.p.Np*k.p.Kp*k.p.In.Size() {
 		return nil, fmt.Errorf("packed weights of %d bytes, want %d", len(weights[0].Data), k.p.Np*k.p.Kp*k.p.In.Size())
 	}
-	if k.W, err = k.w.upload(weights[0].Data); err != nil {
-		return nil, err
+	k.host = weights
+	return k, nil
+}
+
+// upload copies the weights to the device on first use, so that plans load
+// (and the builder plans memory) on machines without a GPU.
+func (k *gemmKernel) upload() error {
+	k.upMu.Lock()
+	defer k.upMu.Unlock()
+	if k.uploaded {
+		return nil
+	}
+	var err error
+	if k.W, err = k.w.upload(k.host[0].Data); err != nil {
+		return err
 	}
 	i := 1
 	if k.p.HasBias {
-		if k.bias, err = k.w.upload(weights[i].Data); err != nil {
-			return nil, err
+		if k.bias, err = k.w.upload(k.host[i].Data); err != nil {
+			return err
 		}
 		i++
 	}
 	if k.p.HasScale {
-		if k.scale, err = k.w.upload(weights[i].Data); err != nil {
-			return nil, err
+		if k.scale, err = k.w.upload(k.host[i].Data); err != nil {
+			return err
+		}
+		i++
+	}
+	if k.p.ZeroFix {
+		if k.colsum, err = k.w.upload(k.host[i].Data); err != nil {
+			return err
 		}
 	}
-	return k, nil
+	k.uploaded = true
+	return nil
 }
 
 func (k *gemmKernel) plan(g *device, mp int64) (*cuda.Gemm, error) {
@@ -331,6 +384,8 @@ func (k *gemmKernel) epilogueName() string {
 		return "epi_" + acc + "_16"
 	case ir.Int8:
 		return "epi_" + acc + "_i8"
+	case ir.Uint8:
+		return "epi_" + acc + "_u8"
 	case ir.Float8E4M3FN:
 		return "epi_" + acc + "_e4m3"
 	}
@@ -363,6 +418,9 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	Mp := roundUp(M, pad)
 	esz := k.p.In.Size()
+	if err := k.upload(); err != nil {
+		return err
+	}
 	return step(x, func(g *device, st *execState, mark func(int) error) error {
 		gp, err := k.plan(g, Mp)
 		if err != nil {
@@ -394,7 +452,16 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		if !k.p.Conv {
 			kh, kw, sh, sw, ph, pw, dh, dw = 1, 1, 1, 1, 0, 0, 1, 1
 		}
-		if err := launch1(g, st, im2colByWidth[esz], Mp*k.p.Kp, cuda.NewArgs(dX, cols, nb, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, int(k.p.Kp), Mp)); err != nil {
+		if k.p.AutoPad != "" {
+			ph, pw = samePad(h, oh, kh, sh, dh, k.p.AutoPad), samePad(w, ow, kw, sw, dw, k.p.AutoPad)
+		}
+		args := cuda.NewArgs(dX, cols, nb, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, int(k.p.Kp), Mp)
+		name := im2colByWidth[esz]
+		if k.p.ZeroFix {
+			name = "im2col_zp"
+			args.Add(k.p.XZero).Add(b2i(k.p.Uint8))
+		}
+		if err := launch1(g, st, name, Mp*k.p.Kp, args); err != nil {
 			return err
 		}
 		if err := gp.Run(st.blas, st.s, cols, k.W, acc, st.ws, workspaceBytes); err != nil {
@@ -408,7 +475,7 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		if ys == 0 {
 			ys = 1
 		}
-		args := cuda.NewArgs(acc, int(k.p.Np), dY, M, int(k.p.N), int(HW), k.scale, k.bias, dZ, k.p.Act, k.p.ActA, k.p.ActB, ys, zp)
+		args = cuda.NewArgs(acc, int(k.p.Np), dY, M, int(k.p.N), int(HW), k.scale, k.bias, dZ, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.colsum, 128*b2i(k.p.Uint8)-k.p.XZero)
 		f, err := g.fn(k.epilogueName())
 		if err != nil {
 			return err
@@ -426,4 +493,13 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		}
 		return st.s.DtoH(Y.Data, dY)
 	})
+}
+
+// samePad is the begin pad of auto_pad SAME_UPPER/SAME_LOWER for one axis.
+func samePad(in, out, k, s, d int, mode string) int {
+	total := max((out-1)*s+(k-1)*d+1-in, 0)
+	if mode == "SAME_LOWER" {
+		return (total + 1) / 2
+	}
+	return total / 2
 }

@@ -31,8 +31,8 @@ func randTensor(r *rand.Rand, dt ir.DType, dims []int64) *ir.Tensor {
 	t := ir.NewTensor(dt, dims)
 	for i := int64(0); i < t.Len(); i++ {
 		switch dt {
-		case ir.Int8:
-			t.Data[i] = byte(int8(r.IntN(256) - 128))
+		case ir.Int8, ir.Uint8:
+			t.Data[i] = byte(r.IntN(256))
 		case ir.Float8E4M3FN:
 			t.Data[i] = floatx.F32ToF8(r.Float32()*4-2, floatx.E4M3FN, true)
 		default:
@@ -172,6 +172,14 @@ func TestKernelsMatchReference(t *testing.T) {
 		{name: "QConv int8 → f32 residual", node: conv(kiln.Domain, "QConv", qattrs(0, "")...), opset: 1, in: []*ir.Tensor{q(ir.Int8, 2, 5, 9, 9), q(ir.Int8, 24, 5, 3, 3), f32(24), f32(2, 24, 9, 9)}, cst: []bool{false, true, true, false}},
 		{name: "QConv fp8 → fp8", node: conv(kiln.Domain, "QConv", qattrs(0.02, "")...), opset: 1, in: []*ir.Tensor{q(ir.Float8E4M3FN, 2, 5, 9, 9), q(ir.Float8E4M3FN, 24, 5, 3, 3), f32(24)}, cst: []bool{false, true, true}, bound: 2e-3},
 		{name: "QConv fp8 → f32", node: conv(kiln.Domain, "QConv", qattrs(0, "")...), opset: 1, in: []*ir.Tensor{q(ir.Float8E4M3FN, 2, 5, 9, 9), q(ir.Float8E4M3FN, 24, 5, 3, 3), f32(24)}, cst: []bool{false, true, true}, bound: 1e-6},
+		{name: "QConv int8 zero points → int8", node: conv(kiln.Domain, "QConv", append(qattrs(0.02, ""), intA("x_zero", -7), intA("y_zero", 5))...), opset: 1, in: []*ir.Tensor{q(ir.Int8, 2, 5, 9, 9), q(ir.Int8, 24, 5, 3, 3), f32(24)}, cst: []bool{false, true, true}},
+		{name: "QConv uint8 zero points → uint8 relu", node: conv(kiln.Domain, "QConv", append(qattrs(0.02, "Relu"), intA("x_zero", 131), intA("y_zero", 3))...), opset: 1, in: []*ir.Tensor{q(ir.Uint8, 2, 5, 9, 9), q(ir.Int8, 24, 5, 3, 3), f32(24)}, cst: []bool{false, true, true}},
+		{name: "conv SAME_UPPER stride2", node: conv("", "Conv", str("auto_pad", "SAME_UPPER"), ints("strides", 2, 2)), opset: 17, in: []*ir.Tensor{f32(2, 3, 10, 9), f32(4, 3, 5, 5)}, cst: []bool{false, true}, bound: 1e-10},
+		{name: "maxpool SAME_UPPER", node: conv("", "MaxPool", ints("kernel_shape", 3, 3), ints("strides", 3, 3), str("auto_pad", "SAME_UPPER")), opset: 12, in: []*ir.Tensor{f32(1, 4, 14, 14)}, cst: []bool{false}},
+		{name: "maxpool f16", node: conv("", "MaxPool", ints("kernel_shape", 2, 2), ints("strides", 2, 2)), opset: 12, in: []*ir.Tensor{q(ir.Float16, 2, 3, 10, 10)}, cst: []bool{false}},
+		{name: "maxpool uint8", node: conv("", "MaxPool", ints("kernel_shape", 2, 2), ints("strides", 2, 2)), opset: 12, in: []*ir.Tensor{q(ir.Uint8, 2, 3, 10, 10)}, cst: []bool{false}},
+		{name: "quantize uint8 zero point", node: conv("", "QuantizeLinear"), opset: 19, in: []*ir.Tensor{f32(400), ir.ScalarFloat32(0.02), ir.FromInt64s(ir.Uint8, nil, []int64{128})}, cst: []bool{false, true, true}, bound: 1e-6},
+		{name: "dequantize uint8 zero point", node: conv("", "DequantizeLinear"), opset: 19, in: []*ir.Tensor{q(ir.Uint8, 400), ir.ScalarFloat32(0.02), ir.FromInt64s(ir.Uint8, nil, []int64{100})}, cst: []bool{false, true, true}},
 		{name: "QGemm int8 transB", node: conv(kiln.Domain, "QGemm", floatA("x_scale", 0.1), floats("w_scales", 0.01), floatA("y_scale", 0.5), intA("transB", 1)), opset: 1, in: []*ir.Tensor{q(ir.Int8, 30, 100), q(ir.Int8, 12, 100), f32(12)}, cst: []bool{false, true, true}},
 		{name: "QMatMul int8 → f32", node: conv(kiln.Domain, "QMatMul", floatA("x_scale", 0.1), floats("w_scales", 0.01)), opset: 1, in: []*ir.Tensor{q(ir.Int8, 3, 10, 64), q(ir.Int8, 64, 24)}, cst: []bool{false, true}},
 		{name: "relu f32", node: conv("", "Relu"), opset: 14, in: []*ir.Tensor{f32(1000)}, cst: []bool{false}},

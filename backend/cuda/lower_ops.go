@@ -86,13 +86,17 @@ func lowerOp(l *engine.Layer) (*engine.Lowered, error) {
 		if l.In[0].HasShape && len(l.In[0].Shape) != 4 {
 			return nil, fmt.Errorf("only 2D pooling")
 		}
-		if n.OpType == "MaxPool" && in != ir.Float32 && in != ir.Int8 {
+		if n.OpType == "MaxPool" && in != ir.Float32 && in != ir.Int8 && in != ir.Uint8 && !isFloat16ish(in) {
 			return nil, fmt.Errorf("MaxPool on %s", in)
 		}
 		if n.OpType == "AveragePool" && in != ir.Float32 {
 			return nil, fmt.Errorf("AveragePool on %s", in)
 		}
-		if ap, _ := n.AttrString("auto_pad", "NOTSET"); ap != "NOTSET" && ap != "VALID" && ap != "" {
+		switch ap, _ := n.AttrString("auto_pad", "NOTSET"); ap {
+		case "NOTSET", "VALID", "":
+		case "SAME_UPPER", "SAME_LOWER":
+			p.AutoPad = ap
+		default:
 			return nil, fmt.Errorf("auto_pad %s", ap)
 		}
 		if so, _ := n.AttrInt("storage_order", 0); so != 0 {
@@ -182,7 +186,7 @@ func lowerOp(l *engine.Layer) (*engine.Lowered, error) {
 		} else if in != ir.Float32 {
 			return nil, fmt.Errorf("QuantizeLinear from %s", in)
 		}
-		if q != ir.Int8 && q != ir.Float8E4M3FN {
+		if q != ir.Int8 && q != ir.Uint8 && q != ir.Float8E4M3FN {
 			return nil, fmt.Errorf("%s with %s", n.OpType, q)
 		}
 		if sat, _ := n.AttrInt("saturate", 1); sat != 1 {
@@ -210,11 +214,11 @@ func lowerOp(l *engine.Layer) (*engine.Lowered, error) {
 				return nil, fmt.Errorf("runtime or mis-shaped zero point")
 			}
 			for i := int64(0); i < z.Len(); i++ {
-				if z.Float64At(i) != 0 && q != ir.Int8 {
+				if z.Float64At(i) != 0 && q == ir.Float8E4M3FN {
 					return nil, fmt.Errorf("float8 zero point")
 				}
 			}
-			if q == ir.Int8 {
+			if q != ir.Float8E4M3FN {
 				weights = append(weights, z)
 				p.HasZero = true
 			}

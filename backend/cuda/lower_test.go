@@ -14,14 +14,18 @@ import (
 func ints(name string, v ...int64) *ir.Attribute {
 	return &ir.Attribute{Name: name, Type: ir.AttrInts, Ints: v}
 }
-func intA(name string, v int64) *ir.Attribute { return &ir.Attribute{Name: name, Type: ir.AttrInt, I: v} }
+func intA(name string, v int64) *ir.Attribute {
+	return &ir.Attribute{Name: name, Type: ir.AttrInt, I: v}
+}
 func floatA(name string, v float32) *ir.Attribute {
 	return &ir.Attribute{Name: name, Type: ir.AttrFloat, F: v}
 }
 func floats(name string, v ...float32) *ir.Attribute {
 	return &ir.Attribute{Name: name, Type: ir.AttrFloats, Floats: v}
 }
-func str(name, v string) *ir.Attribute { return &ir.Attribute{Name: name, Type: ir.AttrString, S: []byte(v)} }
+func str(name, v string) *ir.Attribute {
+	return &ir.Attribute{Name: name, Type: ir.AttrString, S: []byte(v)}
+}
 
 // layerOf makes a builder layer: consts[i] non-nil marks a constant input.
 func layerOf(n *ir.Node, opset int64, in []*ir.Tensor, consts []bool, out []ir.DType, outDims [][]int64) *engine.Layer {
@@ -75,8 +79,15 @@ func TestWithoutGPUNothingIsOffered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := decodeGemm(low.Params, low.Weights); !errors.Is(err, cuda.ErrNoDevice) {
-		t.Fatalf("decoding weights without a GPU: %v", err)
+	// plans decode without a GPU (so the builder plans memory and kiln
+	// inspects them anywhere); running says why not
+	k, err := decodeGemm(low.Params, low.Weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := ir.NewTensor(ir.Float32, []int64{1, 4, 3, 3})
+	if err := k.Run(newExec(), []*ir.Tensor{xc}, []*ir.Tensor{y}); !errors.Is(err, cuda.ErrNoDevice) {
+		t.Fatalf("running without a GPU: %v", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package cudabackend
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/gpu/cuda"
@@ -27,7 +28,8 @@ type opParams struct {
 	ConstArg int `json:"const_arg,omitempty"`
 	// pooling
 	KH, KW, SH, SW, PH, PW, DH, DW int
-	CountPad                       bool `json:",omitempty"`
+	CountPad                       bool   `json:",omitempty"`
+	AutoPad                        string `json:",omitempty"`
 	// layernorm
 	Eps float32 `json:",omitempty"`
 	// quant/dequant: per-axis channel = (i / Inner) % len(scales); Axis is
@@ -42,6 +44,7 @@ type opKernel struct {
 	w      *devWeights
 	consts []cuda.DevPtr // uploaded weights in order
 	host   []*ir.Tensor
+	upMu   sync.Mutex
 }
 
 func decodeOp(params []byte, weights []*ir.Tensor) (engine.Kernel, error) {
@@ -53,18 +56,31 @@ func decodeOp(params []byte, weights []*ir.Tensor) (engine.Kernel, error) {
 	if k.shaper, err = k.p.Shape.decode(); err != nil {
 		return nil, err
 	}
-	for _, w := range weights {
-		p, err := k.w.upload(w.Data)
-		if err != nil {
-			return nil, err
-		}
-		k.consts = append(k.consts, p)
-	}
 	k.host = weights
 	return k, nil
 }
 
+// upload copies the constants to the device on first use.
+func (k *opKernel) upload() error {
+	k.upMu.Lock()
+	defer k.upMu.Unlock()
+	if len(k.consts) == len(k.host) {
+		return nil
+	}
+	for _, w := range k.host {
+		p, err := k.w.upload(w.Data)
+		if err != nil {
+			return err
+		}
+		k.consts = append(k.consts, p)
+	}
+	return nil
+}
+
 func (k *opKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
+	if err := k.upload(); err != nil {
+		return err
+	}
 	return step(x, func(g *device, st *execState, mark func(int) error) error {
 		var need int64
 		for _, t := range in {
@@ -152,18 +168,23 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 	case "maxpool", "avgpool":
 		nb, c, h, w := int(X.Dims[0]), int(X.Dims[1]), int(X.Dims[2]), int(X.Dims[3])
 		oh, ow := int(Y.Dims[2]), int(Y.Dims[3])
+		ph, pw := p.PH, p.PW
+		if p.AutoPad != "" {
+			ph, pw = samePad(h, oh, p.KH, p.SH, p.DH, p.AutoPad), samePad(w, ow, p.KW, p.SW, p.DW, p.AutoPad)
+		}
 		if p.Kind == "avgpool" {
 			cp := 0
 			if p.CountPad {
 				cp = 1
 			}
-			return launch1(g, st, "avgpool_f32", n, cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, p.PH, p.PW, cp))
+			return launch1(g, st, "avgpool_f32", n, cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, ph, pw, cp))
 		}
-		name := "maxpool_f32"
-		if X.DType == ir.Int8 {
-			name = "maxpool_i8"
+		args := cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, ph, pw, p.DH, p.DW)
+		name := map[ir.DType]string{ir.Float32: "maxpool_f32", ir.Int8: "maxpool_i8", ir.Uint8: "maxpool_u8", ir.Float16: "maxpool_f16", ir.BFloat16: "maxpool_f16"}[X.DType]
+		if isFloat16ish(X.DType) {
+			args.Add(b2i(X.DType == ir.BFloat16))
 		}
-		return launch1(g, st, name, n, cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, p.PH, p.PW, p.DH, p.DW))
+		return launch1(g, st, name, n, args)
 	case "gavgpool":
 		nc := X.Dims[0] * X.Dims[1]
 		hw := int(X.Dims[2] * X.Dims[3])
@@ -198,6 +219,10 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 		switch {
 		case p.Kind == "quant" && p.Out == ir.Int8:
 			return launch1(g, st, "quant_f32_i8", n, cuda.NewArgs(din[0], dout[0], n, k.consts[0], ns, inner, zp))
+		case p.Kind == "quant" && p.Out == ir.Uint8:
+			return launch1(g, st, "quant_f32_u8", n, cuda.NewArgs(din[0], dout[0], n, k.consts[0], ns, inner, zp))
+		case p.In == ir.Uint8:
+			return launch1(g, st, "dequant_u8_f32", n, cuda.NewArgs(din[0], dout[0], n, k.consts[0], ns, inner, zp))
 		case p.Kind == "quant":
 			return launch1(g, st, "quant_f32_e4m3", n, cuda.NewArgs(din[0], dout[0], n, k.consts[0], ns, inner))
 		case p.In == ir.Int8:

@@ -20,7 +20,7 @@ __device__ __forceinline__ float e4m32f(u8 q) {
 }
 __device__ __forceinline__ signed char f2i8(float v, int zp, int lo, int hi) {
     float r = rintf(v);
-    if (r != r) return (signed char)zp;
+    if (r != r) return (signed char)lo; // as the reference: NaN saturates low
     float q = r + (float)zp;
     q = fminf(fmaxf(q, (float)lo), (float)hi);
     return (signed char)(int)q;
@@ -65,6 +65,26 @@ extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ cols, i
         cols[i] = v;                                                                                 \
     }                                                                                                \
 }
+// 8-bit activations with a zero point xz (ONNX Runtime's asymmetric form):
+// padding holds xz, which contributes nothing once the epilogue adds
+// zc·Σw with zc = −xz; uint8 codes (flip) also become int8 codes x − 128
+// for the IMMA GEMM, and zc = 128 − xz.
+extern "C" __global__ void im2col_zp(const u8* __restrict__ x, u8* __restrict__ cols, int N, int C, int H,
+    int W, int KH, int KW, int OH, int OW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp,
+    i64 Mp, int xz, int flip) {
+    i64 M = (i64)N * OH * OW; int K = C * KH * KW;
+    GRID_LOOP(i, Mp * Kp) {
+        i64 m = i / Kp; int k = (int)(i - m * Kp);
+        u8 v = (u8)xz;
+        if (m < M && k < K) {
+            int ow = (int)(m % OW); i64 t = m / OW; int oh = (int)(t % OH); int n = (int)(t / OH);
+            int kw = k % KW; int t2 = k / KW; int kh = t2 % KH; int c = t2 / KH;
+            int ih = oh * sh - ph + kh * dh, iw = ow * sw - pw + kw * dw;
+            if (ih >= 0 && ih < H && iw >= 0 && iw < W) v = x[(((i64)n * C + c) * H + ih) * W + iw];
+        }
+        cols[i] = flip ? v ^ 0x80 : v;
+    }
+}
 IM2COL(im2col_b4, unsigned)
 IM2COL(im2col_b2, u16)
 IM2COL(im2col_b1, u8)
@@ -77,11 +97,17 @@ __device__ __forceinline__ void store(float* y, i64 o, float v, float, int) { y[
 __device__ __forceinline__ void store(u16* y, i64 o, float v, float, int fmt) { y[o] = fmt == 1 ? f2bf(v) : f2h(v); }
 __device__ __forceinline__ void store(signed char* y, i64 o, float v, float ys, int zp) { y[o] = f2i8(v / ys, zp, -128, 127); }
 __device__ __forceinline__ void store(u8* y, i64 o, float v, float ys, int) { y[o] = f2e4m3(v / ys); }
+struct u8q { u8 v; }; // uint8 codes with a zero point (as opposed to E4M3 bytes)
+__device__ __forceinline__ void store(u8q* y, i64 o, float v, float ys, int zp) { y[o].v = (u8)f2i8(v / ys, zp, 0, 255); }
+// accumulator to float; int accumulators of uint8 activations get the
+// zero-point correction zc·colsum[c] first (exact in int32)
+__device__ __forceinline__ float accf(float a, const int*, int, int) { return a; }
+__device__ __forceinline__ float accf(int a, const int* cs, int zc, int c) { return (float)(cs ? a + zc * cs[c] : a); }
 
 template <typename ACC, typename OUT>
 __device__ __forceinline__ void epi_one(const ACC* acc, i64 ai, OUT* y, i64 o, int c, const float* ms,
-    const float* bias, const float* resid, int ak, float aa, float ab, float ys, int zp) {
-    float v = (float)acc[ai];
+    const float* bias, const float* resid, int ak, float aa, float ab, float ys, int zp, const int* cs, int zc) {
+    float v = accf(acc[ai], cs, zc, c);
     if (ms) v = v * ms[c];
     if (bias) v = v + bias[c];
     if (resid) v = v + resid[o];
@@ -92,11 +118,11 @@ __device__ __forceinline__ void epi_one(const ACC* acc, i64 ai, OUT* y, i64 o, i
 #define EPI(NAME, ACC, OUT)                                                                          \
 extern "C" __global__ void NAME(const ACC* __restrict__ acc, int ld, OUT* __restrict__ y, i64 M,    \
     int Cout, int HW, const float* ms, const float* bias, const float* resid, int ak, float aa,      \
-    float ab, float ys, int zp) {                                                                    \
+    float ab, float ys, int zp, const int* cs, int zc) {                                             \
     if (HW == 1) {                                                                                   \
         GRID_LOOP(i, M * Cout) {                                                                     \
             i64 m = i / Cout; int c = (int)(i - m * Cout);                                           \
-            epi_one(acc, m * ld + c, y, i, c, ms, bias, resid, ak, aa, ab, ys, zp);                  \
+            epi_one(acc, m * ld + c, y, i, c, ms, bias, resid, ak, aa, ab, ys, zp, cs, zc);          \
         }                                                                                            \
         return;                                                                                      \
     }                                                                                                \
@@ -108,7 +134,7 @@ extern "C" __global__ void NAME(const ACC* __restrict__ acc, int ld, OUT* __rest
         int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;                                            \
         for (int r = ty; r < 32; r += blockDim.x >> 5) {                                             \
             i64 m = m0 + r; int c = c0 + tx;                                                         \
-            tile[r][tx] = (m < M && c < Cout) ? (float)acc[m * ld + c] : 0.f;                        \
+            tile[r][tx] = (m < M && c < Cout) ? accf(acc[m * ld + c], cs, zc, c) : 0.f;              \
         }                                                                                            \
         __syncthreads();                                                                             \
         for (int r = ty; r < 32; r += blockDim.x >> 5) {                                             \
@@ -135,6 +161,7 @@ EPI(epi_i32_f32, int, float)
 EPI(epi_i32_16, int, u16)
 EPI(epi_i32_i8, int, signed char)
 EPI(epi_i32_e4m3, int, u8)
+EPI(epi_i32_u8, int, u8q)
 
 // ---- elementwise
 extern "C" __global__ void act_f32(const float* x, float* y, i64 n, int ak, float aa, float ab) {
@@ -188,6 +215,18 @@ extern "C" __global__ void NAME(const T* x, T* y, int N, int C, int H, int W, in
 }
 MAXPOOL(maxpool_f32, float, -__int_as_float(0x7f800000))
 MAXPOOL(maxpool_i8, signed char, -128)
+MAXPOOL(maxpool_u8, u8, 0)
+extern "C" __global__ void maxpool_f16(const u16* x, u16* y, int N, int C, int H, int W, int OH, int OW,
+    int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int bf) {
+    GRID_LOOP(i, (i64)N * C * OH * OW) {
+        int ow = (int)(i % OW); i64 t = i / OW; int oh = (int)(t % OH); i64 nc = t / OH;
+        const u16* p = x + nc * H * W; float m = -__int_as_float(0x7f800000); u16 mb = bf ? 0xff80 : 0xfc00;
+        for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh * dh; if (ih < 0 || ih >= H) continue;
+            for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw * dw; if (iw < 0 || iw >= W) continue;
+                u16 b = p[ih * W + iw]; float v = bf ? bf2f(b) : h2f(b); if (v > m || v != v) { m = v; mb = b; } } }
+        y[i] = mb;
+    }
+}
 
 extern "C" __global__ void avgpool_f32(const float* x, float* y, int N, int C, int H, int W, int OH,
     int OW, int KH, int KW, int sh, int sw, int ph, int pw, int countPad) {
@@ -280,6 +319,14 @@ extern "C" __global__ void layernorm_f32(const float* x, const float* g, const f
 extern "C" __global__ void quant_f32_i8(const float* x, signed char* y, i64 n, const float* s, int nscale,
     i64 inner, const signed char* zp) {
     GRID_LOOP(i, n) { int c = (int)((i / inner) % nscale); y[i] = f2i8(x[i] / s[c], zp ? zp[c] : 0, -128, 127); }
+}
+extern "C" __global__ void quant_f32_u8(const float* x, u8* y, i64 n, const float* s, int nscale,
+    i64 inner, const u8* zp) {
+    GRID_LOOP(i, n) { int c = (int)((i / inner) % nscale); y[i] = (u8)f2i8(x[i] / s[c], zp ? zp[c] : 0, 0, 255); }
+}
+extern "C" __global__ void dequant_u8_f32(const u8* x, float* y, i64 n, const float* s, int nscale,
+    i64 inner, const u8* zp) {
+    GRID_LOOP(i, n) { int c = (int)((i / inner) % nscale); y[i] = (float)((int)x[i] - (zp ? (int)zp[c] : 0)) * s[c]; }
 }
 extern "C" __global__ void quant_f32_e4m3(const float* x, u8* y, i64 n, const float* s, int nscale, i64 inner) {
     GRID_LOOP(i, n) { int c = (int)((i / inner) % nscale); y[i] = f2e4m3(x[i] / s[c]); }
