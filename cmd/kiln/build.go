@@ -77,7 +77,10 @@ func buildEngine(src *sourceModel, f *buildFlags, threads int, logw, progressOut
 	if err != nil {
 		return nil, err
 	}
-	var notes []string
+	notes, err := f.applyFP16Safety(&cfg, src)
+	if err != nil {
+		return nil, err
+	}
 	if (cfg.Calibration != nil || cfg.DynamicRanges != nil) && !f.quantized() && !anyQuantizedLayer(cfg) {
 		notes = append(notes, "calibration ranges are only used with --int8, --fp8 or --best (or int8/fp8 --layer-precisions)")
 	}

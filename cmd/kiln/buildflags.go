@@ -27,6 +27,7 @@ type buildFlags struct {
 	shapes                          string
 	timingCache                     string
 	deterministic, verbose          bool
+	fp16Safety                      bool
 }
 
 func (f *buildFlags) register(fl *pflag.FlagSet) {
@@ -52,6 +53,7 @@ func (f *buildFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.timingCache, "timing-cache", "", "timing cache file to read and update")
 	fl.BoolVar(&f.deterministic, "deterministic", false, "no tactic timing: pick the first valid tactic")
 	fl.BoolVar(&f.verbose, "verbose", false, "print the builder's log (fusions, tactics) while building")
+	fl.BoolVar(&f.fp16Safety, "fp16-safety", true, "with --fp16/--best and --calib-data: keep layers whose calibrated ranges overflow (or mostly underflow) FP16 in FP32")
 }
 
 // quantized reports whether any precision flag needs ranges.

@@ -16,7 +16,7 @@ import (
 
 // suffixes the builder and quant/qdq append to the tensors they rewrite
 // (quantized copies, fp16 copies, uniquifying counters).
-var suffixRE = regexp.MustCompile(`(__kq\d+|_quantized|_dequantized|_fp16|_fp32|_bf16|_\d+)$`)
+var suffixRE = regexp.MustCompile(`(__kq\d+|_quantized|_dequantized|_fp16|_fp32|_bf16|_float16|_float32|_bfloat16|_\d+)$`)
 
 // OriginalName maps an engine value name back to the tensor of the source
 // graph it stands for: the name itself when known, else the name with the
