@@ -43,6 +43,7 @@ func NewEngine(p *Plan) (*Engine, error) {
 		}
 		e.kernels = append(e.kernels, k)
 	}
+	linkDevices(p, e.kernels) // device.go: accelerator steps pass tensors in device memory
 	for i, b := range p.Inputs {
 		e.inByName[b.Name] = i
 	}

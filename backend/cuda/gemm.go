@@ -280,6 +280,7 @@ func transpose2(t *ir.Tensor) *ir.Tensor {
 
 type gemmKernel struct {
 	*shaper
+	link
 	p              gemmParams
 	w              *devWeights
 	W, bias, scale cuda.DevPtr
@@ -421,32 +422,35 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	if err := k.upload(); err != nil {
 		return err
 	}
-	return step(x, func(g *device, st *execState, mark func(int) error) error {
+	return step(x, func(g *device, st *execState, mark func(int) error) (bool, error) {
 		gp, err := k.plan(g, Mp)
 		if err != nil {
-			return err
+			return false, err
 		}
-		need := alignUp(int64(len(X.Data))) + alignUp(int64(len(Y.Data))) + alignUp(Mp*k.p.Kp*esz) + alignUp(Mp*k.p.Np*4)
+		need := alignUp(int64(len(X.Data))) + alignUp(Mp*k.p.Kp*esz) + alignUp(Mp*k.p.Np*4)
 		if k.p.HasZ {
 			need += alignUp(int64(len(in[1].Data)))
 		}
 		if err := st.reserve(g, need); err != nil {
-			return err
+			return false, err
 		}
-		dX, dY := st.take(int64(len(X.Data))), st.take(int64(len(Y.Data)))
 		cols, acc := st.take(Mp*k.p.Kp*esz), st.take(Mp*k.p.Np*4)
-		var dZ cuda.DevPtr
-		if err := st.s.HtoD(dX, X.Data); err != nil {
-			return err
+		dX, err := st.input(g, X, k.onDevice(0))
+		if err != nil {
+			return false, err
 		}
+		var dZ cuda.DevPtr
 		if k.p.HasZ {
-			dZ = st.take(int64(len(in[1].Data)))
-			if err := st.s.HtoD(dZ, in[1].Data); err != nil {
-				return err
+			if dZ, err = st.input(g, in[1], k.onDevice(1)); err != nil {
+				return false, err
 			}
 		}
+		dY, err := st.residentFor(g, Y)
+		if err != nil {
+			return false, err
+		}
 		if err := mark(1); err != nil {
-			return err
+			return false, err
 		}
 		kh, kw, sh, sw, ph, pw, dh, dw := k.p.KH, k.p.KW, k.p.SH, k.p.SW, k.p.PH, k.p.PW, k.p.DH, k.p.DW
 		if !k.p.Conv {
@@ -462,10 +466,10 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 			args.Add(k.p.XZero).Add(b2i(k.p.Uint8))
 		}
 		if err := launch1(g, st, name, Mp*k.p.Kp, args); err != nil {
-			return err
+			return false, err
 		}
 		if err := gp.Run(st.blas, st.s, cols, k.W, acc, st.ws, workspaceBytes); err != nil {
-			return err
+			return false, err
 		}
 		zp := k.p.YZero
 		if k.p.Out == ir.BFloat16 {
@@ -478,7 +482,7 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		args = cuda.NewArgs(acc, int(k.p.Np), dY, M, int(k.p.N), int(HW), k.scale, k.bias, dZ, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.colsum, 128*b2i(k.p.Uint8)-k.p.XZero)
 		f, err := g.fn(k.epilogueName())
 		if err != nil {
-			return err
+			return false, err
 		}
 		grid := grid1(g, M*k.p.N)
 		if HW > 1 {
@@ -486,12 +490,12 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 			grid = [3]uint32{uint32(min(tiles, int64(g.d.SMs)*16)), 1, 1}
 		}
 		if err := f.Launch(st.s, grid, block256, 0, args); err != nil {
-			return err
+			return false, err
 		}
 		if err := mark(2); err != nil {
-			return err
+			return false, err
 		}
-		return st.s.DtoH(Y.Data, dY)
+		return k.finish(st, out, []cuda.DevPtr{dY})
 	})
 }
 

@@ -223,6 +223,19 @@ func lowerOp(l *engine.Layer) (*engine.Lowered, error) {
 				p.HasZero = true
 			}
 		}
+	case "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity":
+		// a device-to-device copy: consecutive CUDA steps stay on the GPU;
+		// the shape (input 1 of Reshape, Squeeze, Unsqueeze) is read by the
+		// shape pass on the host
+		if in == ir.String || in.IsSubByte() {
+			return nil, fmt.Errorf("%s of %s", n.OpType, in)
+		}
+		p.Kind = "copy"
+		for i := 1; i < len(n.Inputs); i++ {
+			if n.Inputs[i] != "" && l.Const[i] == nil {
+				runIn = append(runIn, i)
+			}
+		}
 	case "Cast":
 		ok := (in == ir.Float32 && isFloat16ish(p.Out)) || (isFloat16ish(in) && p.Out == ir.Float32)
 		if !ok {

@@ -12,7 +12,8 @@ import (
 
 // KernelOp is the plan id of kiln's non-GEMM CUDA steps (activations,
 // broadcast arithmetic, pooling, softmax, layer norm, quantize, dequantize,
-// cast); params say which.
+// cast, and copies for Reshape-like ops, which keep tensors on the device);
+// params say which.
 const KernelOp = "cuda.op"
 
 type opParams struct {
@@ -40,6 +41,7 @@ type opParams struct {
 
 type opKernel struct {
 	*shaper
+	link
 	p      opParams
 	w      *devWeights
 	consts []cuda.DevPtr // uploaded weights in order
@@ -81,43 +83,42 @@ func (k *opKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	if err := k.upload(); err != nil {
 		return err
 	}
-	return step(x, func(g *device, st *execState, mark func(int) error) error {
+	nin := len(in)
+	if k.p.Kind == "copy" {
+		nin = 1 // Reshape's shape input is read by the shape pass only
+	}
+	return step(x, func(g *device, st *execState, mark func(int) error) (bool, error) {
 		var need int64
-		for _, t := range in {
-			need += alignUp(int64(len(t.Data)))
-		}
-		for _, t := range out {
+		for _, t := range in[:nin] {
 			need += alignUp(int64(len(t.Data)))
 		}
 		if err := st.reserve(g, need); err != nil {
-			return err
+			return false, err
 		}
 		din := make([]cuda.DevPtr, len(in))
-		for i, t := range in {
-			din[i] = st.take(int64(len(t.Data)))
-			if err := st.s.HtoD(din[i], t.Data); err != nil {
-				return err
+		for i, t := range in[:nin] {
+			var err error
+			if din[i], err = st.input(g, t, k.onDevice(i)); err != nil {
+				return false, err
 			}
 		}
 		dout := make([]cuda.DevPtr, len(out))
 		for i, t := range out {
-			dout[i] = st.take(int64(len(t.Data)))
-		}
-		if err := mark(1); err != nil {
-			return err
-		}
-		if err := k.launch(g, st, in, out, din, dout); err != nil {
-			return err
-		}
-		if err := mark(2); err != nil {
-			return err
-		}
-		for i, t := range out {
-			if err := st.s.DtoH(t.Data, dout[i]); err != nil {
-				return err
+			var err error
+			if dout[i], err = st.residentFor(g, t); err != nil {
+				return false, err
 			}
 		}
-		return nil
+		if err := mark(1); err != nil {
+			return false, err
+		}
+		if err := k.launch(g, st, in, out, din, dout); err != nil {
+			return false, err
+		}
+		if err := mark(2); err != nil {
+			return false, err
+		}
+		return k.finish(st, out, dout)
 	})
 }
 
@@ -126,6 +127,8 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 	X, Y := in[0], out[0]
 	n, _ := ir.NumElements(Y.Dims)
 	switch p.Kind {
+	case "copy":
+		return st.s.DtoD(dout[0], din[0], int64(len(Y.Data)))
 	case "act":
 		switch X.DType {
 		case ir.Float32:

@@ -5,10 +5,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/gpu/cuda"
 	"github.com/kilnml/kiln/gpu/cuda/kernels"
+	"github.com/kilnml/kiln/ir"
 )
 
 // workspaceBytes is the cuBLASLt workspace of each execution context.
@@ -104,16 +106,25 @@ func ResetTiming() {
 }
 
 // execState is one execution context's GPU state: its stream, cuBLASLt
-// handle, workspace and a growing device arena that each step carves up.
+// handle, workspace, a growing scratch arena that each step carves up, and
+// the device copies of tensors that CUDA steps pass to each other (keyed by
+// the host address of the tensor's arena view, which the engine's memory
+// plan gives to one live value at a time).
 type execState struct {
-	s      *cuda.Stream
-	blas   *cuda.BLAS
-	ws     cuda.DevPtr
-	arena  cuda.DevPtr
-	size   int64
-	used   int64
-	ev     [4]*cuda.Event
-	timing bool
+	s        *cuda.Stream
+	blas     *cuda.BLAS
+	ws       cuda.DevPtr
+	arena    cuda.DevPtr
+	size     int64
+	used     int64
+	resident map[uintptr]devBuf
+	events   []*cuda.Event // free timing events
+	pending  [][4]*cuda.Event
+}
+
+type devBuf struct {
+	p cuda.DevPtr
+	n int64
 }
 
 // states maps an engine.Exec (one per engine.Context) to its GPU state, so
@@ -124,7 +135,7 @@ func stateFor(g *device, x *engine.Exec) (*execState, error) {
 	if v, ok := states.Load(x); ok {
 		return v.(*execState), nil
 	}
-	st := &execState{timing: true}
+	st := &execState{resident: map[uintptr]devBuf{}}
 	var err error
 	if st.s, err = g.d.NewStream(); err != nil {
 		return nil, err
@@ -134,11 +145,6 @@ func stateFor(g *device, x *engine.Exec) (*execState, error) {
 	}
 	if st.ws, err = g.d.Alloc(workspaceBytes); err != nil {
 		return nil, err
-	}
-	for i := range st.ev {
-		if st.ev[i], err = cuda.NewEvent(); err != nil {
-			return nil, err
-		}
 	}
 	states.Store(x, st)
 	return st, nil
@@ -156,7 +162,7 @@ func (st *execState) reserve(g *device, n int64) error {
 		return nil
 	}
 	if st.arena != 0 {
-		if err := st.s.Sync(); err != nil {
+		if err := st.s.Sync(); err != nil { // earlier steps may still use it
 			return err
 		}
 		if err := cuda.Free(st.arena); err != nil {
@@ -183,10 +189,100 @@ func (st *execState) take(n int64) cuda.DevPtr {
 	return p
 }
 
+func hostKey(b []byte) uintptr {
+	if len(b) == 0 {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(&b[0]))
+}
+
+// residentFor returns the device copy of a host tensor's storage,
+// allocating (or growing) it.
+func (st *execState) residentFor(g *device, t *ir.Tensor) (cuda.DevPtr, error) {
+	n := int64(len(t.Data))
+	k := hostKey(t.Data)
+	if b, ok := st.resident[k]; ok && b.n >= n {
+		return b.p, nil
+	} else if ok {
+		if err := st.s.Sync(); err != nil {
+			return 0, err
+		}
+		cuda.Free(b.p)
+		delete(st.resident, k)
+	}
+	p, err := g.d.Alloc(n)
+	if err != nil {
+		return 0, err
+	}
+	st.resident[k] = devBuf{p, n}
+	return p, nil
+}
+
+// input returns the device address of a step input: the producer's device
+// copy when it ran on the GPU, else a copy made now into the arena.
+func (st *execState) input(g *device, t *ir.Tensor, onDevice bool) (cuda.DevPtr, error) {
+	if len(t.Data) == 0 {
+		return 0, nil
+	}
+	if onDevice {
+		if b, ok := st.resident[hostKey(t.Data)]; ok && b.n >= int64(len(t.Data)) {
+			return b.p, nil
+		}
+		return 0, fmt.Errorf("input's device copy is missing (producer did not run on this context)")
+	}
+	p := st.take(int64(len(t.Data)))
+	return p, st.s.HtoD(p, t.Data)
+}
+
+// link is the DeviceKernel part every CUDA kernel shares: where inputs come
+// from and which outputs the host reads (see engine.DeviceKernel).
+type link struct {
+	inOnDevice, outToHost []bool
+}
+
+func (l *link) Device() string { return "cuda" }
+
+func (l *link) Link(in, out []bool) { l.inOnDevice, l.outToHost = in, out }
+
+func (l *link) onDevice(i int) bool { return i < len(l.inOnDevice) && l.inOnDevice[i] }
+
+// toHost says whether output k must be copied back (unlinked kernels copy
+// everything).
+func (l *link) toHost(k int) bool {
+	return l.outToHost == nil || k >= len(l.outToHost) || l.outToHost[k]
+}
+
+// finish copies the host-read outputs back; it reports whether it did (then
+// the step must wait for the stream).
+func (l *link) finish(st *execState, out []*ir.Tensor, dout []cuda.DevPtr) (bool, error) {
+	synced := false
+	for k, t := range out {
+		if t == nil || !l.toHost(k) {
+			continue
+		}
+		if err := st.s.DtoH(t.Data, dout[k]); err != nil {
+			return false, err
+		}
+		synced = true
+	}
+	return synced, nil
+}
+
+func (st *execState) event() (*cuda.Event, error) {
+	if n := len(st.events); n > 0 {
+		e := st.events[n-1]
+		st.events = st.events[:n-1]
+		return e, nil
+	}
+	return cuda.NewEvent()
+}
+
 // step runs one CUDA step: bind the device, get the context's state, let
-// body enqueue copies and kernels (marking the H2D/compute/D2H boundaries
-// with mark), wait for the stream and account the time.
-func step(x *engine.Exec, body func(g *device, st *execState, mark func(i int) error) error) error {
+// body enqueue copies and kernels (marking the H2D/compute boundaries with
+// mark(1) and mark(2)). body reports whether it copied anything back to
+// host memory: only then does the step wait for the stream, and the time of
+// every step since the last wait is accounted.
+func step(x *engine.Exec, body func(g *device, st *execState, mark func(i int) error) (bool, error)) error {
 	g, err := getDevice()
 	if err != nil {
 		return err
@@ -200,30 +296,51 @@ func step(x *engine.Exec, body func(g *device, st *execState, mark func(i int) e
 	if err != nil {
 		return err
 	}
-	mark := func(i int) error { return st.ev[i].Record(st.s) }
+	var ev [4]*cuda.Event
+	for i := range ev {
+		if ev[i], err = st.event(); err != nil {
+			return err
+		}
+	}
+	mark := func(i int) error { return ev[i].Record(st.s) }
 	if err := mark(0); err != nil {
 		return err
 	}
-	if err := body(g, st, mark); err != nil {
+	toHost, err := body(g, st, mark)
+	if err != nil {
 		st.s.Sync()
 		return err
 	}
 	if err := mark(3); err != nil {
 		return err
 	}
+	st.pending = append(st.pending, ev)
+	if !toHost {
+		return nil // the next step queues behind this one
+	}
 	if err := st.s.Sync(); err != nil {
 		return err
 	}
-	var ms [3]float32
-	for i := range ms {
-		if ms[i], err = st.ev[i+1].Elapsed(st.ev[i]); err != nil {
-			return err
+	return st.account()
+}
+
+// account adds the times of the finished steps to the totals.
+func (st *execState) account() error {
+	for _, ev := range st.pending {
+		var ms [3]float32
+		for i := range ms {
+			var err error
+			if ms[i], err = ev[i+1].Elapsed(ev[i]); err != nil {
+				return err
+			}
 		}
+		totals.h2d.Add(int64(float64(ms[0]) * 1e6))
+		totals.compute.Add(int64(float64(ms[1]) * 1e6))
+		totals.d2h.Add(int64(float64(ms[2]) * 1e6))
+		totals.steps.Add(1)
+		st.events = append(st.events, ev[:]...)
 	}
-	totals.h2d.Add(int64(float64(ms[0]) * 1e6))
-	totals.compute.Add(int64(float64(ms[1]) * 1e6))
-	totals.d2h.Add(int64(float64(ms[2]) * 1e6))
-	totals.steps.Add(1)
+	st.pending = st.pending[:0]
 	return nil
 }
 

@@ -26,6 +26,7 @@ type packedInput struct {
 	Index int      `json:"index"`
 	DType ir.DType `json:"dtype"`
 	Dims  []int64  `json:"dims"`
+	Data  []byte   `json:"data,omitempty"` // small integer constants (shapes, axes) that inference reads
 }
 
 // newShapeSpec describes layer l whose runtime inputs are runIn.
@@ -46,7 +47,12 @@ func newShapeSpec(l *engine.Layer, runIn []int) (shapeSpec, error) {
 		if l.Const[i] == nil {
 			return shapeSpec{}, fmt.Errorf("input %d (%s) is neither read at run time nor constant", i, name)
 		}
-		s.Packed = append(s.Packed, packedInput{Index: i, DType: l.Const[i].DType, Dims: l.Const[i].Dims})
+		c := l.Const[i]
+		pi := packedInput{Index: i, DType: c.DType, Dims: c.Dims}
+		if c.DType.IsInteger() && c.Len() <= 64 {
+			pi.Data = c.Data
+		}
+		s.Packed = append(s.Packed, pi)
 	}
 	return s, nil
 }
@@ -72,7 +78,7 @@ func (s shapeSpec) decode() (*shaper, error) {
 		if p.Index < 0 || p.Index >= s.NumIn {
 			return nil, fmt.Errorf("packed input %d out of range", p.Index)
 		}
-		sh.wts[p.Index] = &ir.Tensor{DType: p.DType, Dims: p.Dims}
+		sh.wts[p.Index] = &ir.Tensor{DType: p.DType, Dims: p.Dims, Data: p.Data}
 	}
 	for _, i := range s.RunIn {
 		if i < 0 || i >= s.NumIn {

@@ -177,8 +177,13 @@ func randomBytes(t cuda.DataType, n int64) []byte {
 			b[2*i], b[2*i+1] = byte(h), byte(h>>8)
 		}
 	case cuda.R8FE4M3:
+		// E4M3 codes of magnitude below 1 (exponent field < 7), random sign
+		var tab [256]byte
+		for i := range tab {
+			tab[i] = floatx.F32ToF8(float32(i)/128-1, floatx.E4M3FN, true)
+		}
 		for i := range b {
-			b[i] = floatx.F32ToF8(rng.Float32()*2-1, floatx.E4M3FN, true)
+			b[i] = tab[byte(rng.Uint32())]
 		}
 	default:
 		for i := range b {
