@@ -73,18 +73,23 @@ def torch_results(n, iters):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--kiln", required=True)
+    ap.add_argument("--kiln", default="", help="the Go bench binary to run")
+    ap.add_argument("--kiln-json", default="", help="or its output, already collected")
     ap.add_argument("--models", default="")
     ap.add_argument("--gemm", type=int, default=8192)
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--out", default="")
     args = ap.parse_args()
-    cmd = [args.kiln, f"-gemm={args.gemm}", f"-iters={args.iters}"]
-    if args.models:
-        cmd.append(f"-models={args.models}")
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    sys.stderr.write(p.stderr[-4000:])
-    kiln = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    if args.kiln_json:
+        kout = open(args.kiln_json).read()
+    else:
+        cmd = [args.kiln, f"-gemm={args.gemm}", f"-iters={args.iters}"]
+        if args.models:
+            cmd.append(f"-models={args.models}")
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        sys.stderr.write(p.stderr[-4000:])
+        kout = p.stdout
+    kiln = [json.loads(l) for l in kout.splitlines() if l.startswith("{")]
     pt = torch_results(args.gemm, args.iters)
     key = lambda r: (r["bench"], r["prec"], r.get("batch", 0))
     ptk = {key(r): r for r in pt}
@@ -116,7 +121,7 @@ def main():
     if args.out:
         with open(args.out, "w") as f:
             f.write(table + "\n")
-            f.write("\nraw kiln:\n" + p.stdout + "\nraw torch:\n" + json.dumps(pt, indent=1) + "\n")
+            f.write("\nraw kiln:\n" + kout + "\nraw torch:\n" + json.dumps(pt, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.g
 echo "== gpu/cuda tests"
 ./gpu_cuda.test -test.v -test.timeout 120s 2>&1 | tee "$OUT/gpu_cuda.log" | grep -E "^(---|FAIL|ok|PASS)|: |panic" | head -60
 echo "== backend/cuda tests"
-./backend_cuda.test -test.v -test.timeout 300s 2>&1 | tee "$OUT/backend_cuda.log" | grep -E "^(\s*---|FAIL|ok|PASS)|: |panic" | head -120
-echo "== bench"
-PYTHONUNBUFFERED=1 timeout 240 python3 ../../tools/gpu_bench.py --kiln ./gpu_bench --models shared/models --out "$OUT/bench.md" 2>&1 | tail -40
+./backend_cuda.test -test.v -test.timeout 300s 2>&1 | tee "$OUT/backend_cuda.log" | grep -E "FAIL|^ok|^PASS|panic|models_test|placement|timing|differ, normalized MSE [0-9.e-]+$" | grep -v " 0 differ" | head -60
+echo "== bench (kiln)"
+timeout ${KILN_BENCH_TIMEOUT:-200} ./gpu_bench -models shared/models 2>&1 | tee "$OUT/kiln.jsonl"
+echo "== bench (PyTorch) and table"
+PYTHONUNBUFFERED=1 timeout 150 python3 ../../tools/gpu_bench.py --kiln-json "$OUT/kiln.jsonl" --out "$OUT/bench.md" 2>&1 | tail -40
