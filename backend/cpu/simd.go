@@ -1,0 +1,71 @@
+package cpu
+
+import (
+	"math"
+	"slices"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/kernels/avx"
+	"github.com/kilnml/kiln/kernels/f32"
+	"github.com/kilnml/kiln/ops/kiln"
+)
+
+// simdBackend offers the SIMD tactics of kernels/avx next to the portable
+// ones (same name, one priority lower so that deterministic builds keep
+// the portable kernels); the builder times both and keeps the faster, so
+// these tactics only ever add speed. They are offered only where the CPU
+// has the features; a plan built with them loads anywhere (the kernels
+// fall back to their generic twins, same packed layout, with a
+// PortabilityWarning).
+type simdBackend struct{}
+
+func (simdBackend) Name() string  { return "cpu" }
+func (simdBackend) Priority() int { return 9 }
+
+func init() { engine.RegisterBackend(simdBackend{}) }
+
+// simdAVX512 says whether kernels/avx runs its AVX-512 micro-kernel here.
+func simdAVX512() bool { return slices.Contains(avx.Variants(), avx.VariantAVX512) }
+
+func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
+	if disabled || !simdAVX512() {
+		return nil
+	}
+	n := l.Node
+	switch {
+	case n.Domain == "" && n.OpType == "Conv", n.Domain == "kiln" && n.OpType == "Conv":
+		if l.Precision != engine.FP32 || !isConst(l, 1) || len(l.Const[1].Dims) != 4 {
+			return nil
+		}
+		ts := []engine.Tactic{simdConvTactic{variant: simdIm2col}}
+		if d := l.Const[1].Dims; d[2] == 1 && d[3] == 1 {
+			ts = append(ts, simdConvTactic{variant: simdDirect})
+		}
+		return ts
+	}
+	return nil
+}
+
+// simdEpi maps a fused activation to the micro-kernel's clamp, or to a Go
+// function applied to the stored tile (after the bias and residual adds,
+// exactly as kernels/f32's epilogue).
+func simdEpi(a kiln.Activation) avx.Epi {
+	switch a.Kind {
+	case "":
+		return avx.Epi{}
+	case "Relu":
+		return avx.Epi{Clamp: true, Lo: 0, Hi: float32(math.Inf(1))}
+	case "Clip":
+		return avx.Epi{Clamp: true, Lo: a.Alpha, Hi: a.Beta}
+	}
+	return avx.Epi{Act: func(y float32) float32 { return f32.Act32(&a, y) }}
+}
+
+// simdWarning is the PortabilityWarning of a SIMD kernel loaded on a CPU
+// without AVX-512.
+func simdWarning(id string) string {
+	if simdAVX512() {
+		return ""
+	}
+	return id + ": built for AVX-512, this CPU lacks it: running the portable twin of the micro-kernel (slower, same results up to FMA rounding)"
+}

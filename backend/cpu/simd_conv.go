@@ -1,0 +1,262 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/avx"
+	"github.com/kilnml/kiln/kernels/pack"
+	"github.com/kilnml/kiln/ops/kiln"
+)
+
+// FP32 convolution on kernels/avx: weights packed at build time in 8-row
+// strips, B either im2col'd in 32-column strips (any conv) or read in
+// place from the NCHW input (1×1 stride-1 unpadded convs: "direct").
+const (
+	simdIm2col = "im2col"
+	simdDirect = "direct"
+)
+
+const simdConvID = "cpu.conv.avx512"
+
+type simdConvParams struct {
+	Variant string   `json:"variant"`
+	Win     window   `json:"win"`
+	M       int      `json:"m"`
+	Cg      int      `json:"cg"`
+	Group   int      `json:"group"`
+	Bias    bool     `json:"bias,omitempty"`
+	Resid   bool     `json:"resid,omitempty"`
+	Act     actParam `json:"act"`
+	Tile    [2]int   `json:"tile"`
+}
+
+type simdConvTactic struct{ variant string }
+
+func (t simdConvTactic) Name() string { return "conv.avx512." + t.variant + ".f32" }
+
+func (t simdConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
+	n := l.Node
+	w := l.Const[1]
+	if w.DType != ir.Float32 || inDType(l, 0) != ir.Float32 {
+		return nil, fmt.Errorf("%s: fp32 conv over %s×%s", n, inDType(l, 0), w.DType)
+	}
+	group, err := n.AttrInt("group", 1)
+	if err != nil {
+		return nil, err
+	}
+	win, err := readWindow(n, w.Dims[2:], true)
+	if err != nil {
+		return nil, err
+	}
+	if ks, _ := n.AttrInts("kernel_shape", nil); len(ks) == 2 && (int(ks[0]) != win.Kernel[0] || int(ks[1]) != win.Kernel[1]) {
+		return nil, fmt.Errorf("%s: kernel_shape %v does not match W %v", n, ks, w.Dims)
+	}
+	p := simdConvParams{Variant: t.variant, Win: win, M: int(w.Dims[0]), Cg: int(w.Dims[1]), Group: int(group),
+		Tile: [2]int{avx.MR, avx.NR}}
+	if p.Group < 1 || p.M%p.Group != 0 {
+		return nil, fmt.Errorf("%s: %d output channels are not divisible by group %d", n, p.M, group)
+	}
+	if t.variant == simdDirect && (win.Kernel != [2]int{1, 1} || win.Strides != [2]int{1, 1} || win.Pads != [4]int{} ||
+		(win.AutoPad != "NOTSET" && win.AutoPad != "")) {
+		return nil, fmt.Errorf("%s: direct needs a 1×1 stride-1 unpadded conv", n)
+	}
+	if n.Domain == "kiln" {
+		a, err := kiln.ActivationOf(n)
+		if err != nil {
+			return nil, err
+		}
+		p.Act = actParam(a)
+	}
+	K := p.Cg * win.Kernel[0] * win.Kernel[1]
+	Mg := p.M / p.Group
+	sz := avx.ASize(Mg, K)
+	packed := make([]float32, p.Group*sz)
+	src := w.F32()
+	for g := 0; g < p.Group; g++ {
+		avx.PackA(packed[g*sz:(g+1)*sz], src[g*Mg*K:(g+1)*Mg*K], Mg, K, K, 1)
+	}
+	weights := []*ir.Tensor{ir.FromFloat32s([]int64{int64(len(packed))}, packed)}
+	if hasInput(n, 2) {
+		if !isConst(l, 2) || l.Const[2].DType != ir.Float32 || l.Const[2].Len() != int64(p.M) {
+			return nil, fmt.Errorf("%s: the bias must be a constant float32[%d]", n, p.M)
+		}
+		p.Bias = true
+		weights = append(weights, l.Const[2].Clone())
+	}
+	inputs := []int{0}
+	if hasInput(n, 3) {
+		if inDType(l, 3) != ir.Float32 {
+			return nil, fmt.Errorf("%s: the residual must be float32", n)
+		}
+		p.Resid = true
+		inputs = append(inputs, 3)
+	}
+	if len(n.Inputs) > 4 {
+		return nil, fmt.Errorf("%s: too many inputs", n)
+	}
+	return lowered(simdConvID, &p, weights, inputs)
+}
+
+type simdConvKernel struct {
+	p    simdConvParams
+	w    []float32
+	bias []float32
+	epi  avx.Epi // activation part; bias and residual are set per run
+	runs runPool[simdConvRun]
+}
+
+func init() { register(simdConvID, newSimdConvKernel) }
+
+func newSimdConvKernel(p *simdConvParams, w []*ir.Tensor) (engine.Kernel, error) {
+	if p.M <= 0 || p.Cg <= 0 || p.Group <= 0 || p.M%p.Group != 0 {
+		return nil, fmt.Errorf("%s: bad channel counts", simdConvID)
+	}
+	if p.Tile != [2]int{avx.MR, avx.NR} {
+		return nil, fmt.Errorf("%s: weights packed for tile %v, this build uses %dx%d", simdConvID, p.Tile, avx.MR, avx.NR)
+	}
+	if p.Variant != simdIm2col && p.Variant != simdDirect {
+		return nil, fmt.Errorf("%s: unknown variant %q", simdConvID, p.Variant)
+	}
+	need := 1
+	if p.Bias {
+		need = 2
+	}
+	if len(w) != need || w[0].DType != ir.Float32 {
+		return nil, fmt.Errorf("%s: %d weights, want %d float32", simdConvID, len(w), need)
+	}
+	K := p.Cg * p.Win.Kernel[0] * p.Win.Kernel[1]
+	k := &simdConvKernel{p: *p, w: w[0].F32(), epi: simdEpi(p.Act.get())}
+	if want := p.Group * avx.ASize(p.M/p.Group, K); len(k.w) != want {
+		return nil, fmt.Errorf("%s: %d packed weights, want %d", simdConvID, len(k.w), want)
+	}
+	if p.Bias {
+		if w[1].DType != ir.Float32 || len(w[1].F32()) != p.M {
+			return nil, fmt.Errorf("%s: bias is %s%v, want float32[%d]", simdConvID, w[1].DType, w[1].Dims, p.M)
+		}
+		k.bias = w[1].F32()
+	}
+	return k, nil
+}
+
+func (k *simdConvKernel) PortabilityWarning() string { return simdWarning(simdConvID) }
+
+func (k *simdConvKernel) geometry(xd []int64) (pack.Conv2D, error) {
+	g, err := k.p.Win.geometry(xd, k.p.M, k.p.Group)
+	if err != nil {
+		return g, err
+	}
+	if g.C != k.p.Cg*k.p.Group {
+		return g, fmt.Errorf("input has %d channels, the weights want %d", g.C, k.p.Cg*k.p.Group)
+	}
+	if k.p.Variant == simdDirect && !g.Pointwise() {
+		return g, fmt.Errorf("direct 1×1 conv over a geometry that needs im2col")
+	}
+	return g, nil
+}
+
+func (k *simdConvKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
+	g, err := k.geometry(in[0].Dims)
+	if err != nil {
+		return nil, err
+	}
+	out := []int64{in[0].Dims[0], int64(k.p.M), int64(g.OH), int64(g.OW)}
+	if k.p.Resid && (in[1] == nil || !sameDims(in[1].Dims, out)) {
+		return nil, fmt.Errorf("residual %v does not match the output %v", in[1].Dims, out)
+	}
+	return [][]int64{out}, nil
+}
+
+// simdConvRun is one Run's shared state. Items are (image, group, column
+// chunk, row block): each computes a disjoint block of the output with the
+// same arithmetic whichever worker runs it.
+type simdConvRun struct {
+	k                 *simdConvKernel
+	g                 pack.Conv2D
+	K                 int
+	x, z, y           []float32
+	sl                slots
+	chunk, nch        int
+	rows, nrb, groups int
+}
+
+func (k *simdConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
+	g, err := k.geometry(in[0].Dims)
+	if err != nil {
+		return err
+	}
+	N := int(in[0].Dims[0])
+	ohw := g.OH * g.OW
+	if N == 0 || ohw == 0 {
+		return nil
+	}
+	r := k.runs.get()
+	defer k.runs.put(r)
+	*r = simdConvRun{k: k, g: g, K: g.K(), x: in[0].F32(), y: out[0].F32(), groups: k.p.Group}
+	if k.p.Resid {
+		r.z = in[1].F32()
+	}
+	Mg := k.p.M / k.p.Group
+	// Column chunks whose packed B (K×chunk) stays in L2.
+	chunk := max(avx.NR, (192<<10)/(4*max(r.K, 1))/avx.NR*avx.NR)
+	per := N * k.p.Group
+	if per*((ohw+chunk-1)/chunk) < 2*x.Threads { // too few items: finer chunks
+		want := (2*x.Threads + per - 1) / per
+		chunk = max(avx.NR, min(chunk, ((ohw+want-1)/want+avx.NR-1)/avx.NR*avx.NR))
+	}
+	chunk = min(chunk, (ohw+avx.NR-1)/avx.NR*avx.NR)
+	r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
+	// Row blocks (multiples of MR) when columns alone cannot feed the threads.
+	r.rows = (Mg + avx.MR - 1) / avx.MR * avx.MR
+	for per*r.nch*((Mg+r.rows-1)/r.rows) < 2*x.Threads && r.rows >= 4*avx.MR {
+		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
+	}
+	r.nrb = (Mg + r.rows - 1) / r.rows
+	items := per * r.nch * r.nrb
+	workers := min(x.Threads, items)
+	slot := 64
+	if k.p.Variant == simdIm2col {
+		slot = 4 * avx.BSize(r.K, chunk)
+	}
+	r.sl = newSlots(x, workers, slot)
+	run(x, items, r)
+	return nil
+}
+
+func (r *simdConvRun) Do(w, item int) {
+	k, g := r.k, &r.g
+	rb := item % r.nrb
+	item /= r.nrb
+	ch := item % r.nch
+	item /= r.nch
+	grp := item % r.groups
+	n := item / r.groups
+	ohw := g.OH * g.OW
+	Mg := k.p.M / k.p.Group
+	j0 := ch * r.chunk
+	cols := min(r.chunk, ohw-j0)
+	i0 := rb * r.rows
+	rows := min(r.rows, Mg-i0)
+	xi := r.x[n*g.C*g.H*g.W : (n+1)*g.C*g.H*g.W]
+	var b []float32
+	ldb := 0
+	if k.p.Variant == simdDirect {
+		cg := g.C / g.Group
+		b, ldb = xi[grp*cg*ohw+j0:], ohw
+	} else {
+		b = slotAs[float32](r.sl, w, avx.BSize(r.K, cols))
+		avx.Im2col(b, xi, g, grp, j0, cols)
+	}
+	e := k.epi
+	base := (n*k.p.M + grp*Mg) * ohw // output block of (image, group)
+	if k.bias != nil {
+		e.Bias, e.BiasOn = k.bias[grp*Mg:], avx.FlagBiasRow
+	}
+	if r.z != nil {
+		e.Resid = r.z[base:]
+	}
+	sz := avx.ASize(Mg, r.K)
+	ap := k.w[grp*sz+i0*r.K : (grp+1)*sz]
+	avx.Gemm(r.K, ap, rows, b, ldb, cols, r.y[base+i0*ohw+j0:], ohw, &e, i0, j0)
+}

@@ -1,0 +1,98 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/avx"
+)
+
+// everySimdTactic runs each SIMD tactic with every micro-kernel variant
+// this CPU has, at 1..4 threads: the first result is checked by cmp, later
+// thread counts must equal it bit for bit.
+func everySimdTactic(t *testing.T, l *engine.Layer, in []*ir.Tensor, cmp func(name string, got *ir.Tensor)) {
+	t.Helper()
+	ts := simdBackend{}.Tactics(l)
+	if len(ts) == 0 {
+		t.Skipf("%s: no SIMD tactic on this CPU", l.Node)
+	}
+	saved := avx.Variant
+	defer func() { avx.Variant = saved }()
+	for _, v := range avx.Variants() {
+		avx.Variant = v
+		for _, tac := range ts {
+			if _, err := tac.Lower(l); err != nil {
+				continue // e.g. direct on a padded 1×1 conv
+			}
+			name := fmt.Sprintf("%s variant %d", tac.Name(), v)
+			first := execKernel(t, tac, l, in, 1)
+			cmp(name, first)
+			for th := 2; th <= 4; th++ {
+				sameBits(t, fmt.Sprintf("%s threads %d vs 1", name, th), execKernel(t, tac, l, in, th), first)
+			}
+		}
+	}
+}
+
+func TestSimdConvF32(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	cases := append(convCases,
+		convCase{1, 64, 7, 7, 72, 3, 3, 1, 1, 1, 1, ""},  // ResNet-like tail: 49 columns, row blocks
+		convCase{2, 40, 9, 9, 24, 1, 1, 1, 0, 1, 1, ""},  // pointwise, 81 columns
+		convCase{1, 3, 33, 35, 17, 3, 3, 2, 1, 1, 1, ""}, // stride 2, odd
+		convCase{1, 8, 12, 12, 16, 5, 5, 1, 2, 1, 1, ""}, // 5×5
+		convCase{1, 1, 28, 28, 32, 3, 3, 1, 0, 1, 1, ""}) // simplecnn conv1
+	for i, cc := range cases {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			x := randF32(r, cc.n, cc.c, cc.h, cc.w)
+			w := randF32(r, cc.m, cc.c/cc.group, cc.kh, cc.kw)
+			b := randF32(r, cc.m)
+			n := convNode("", "Conv", cc, 3)
+			in := []*ir.Tensor{x, w, b}
+			want := reference(t, n, in)
+			l := layer(n, in, []bool{false, true, true}, want, engine.FP32)
+			everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { closeF32(t, name, got, want, 1e-5) })
+		})
+	}
+}
+
+func TestSimdFusedConvF32(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, c := range []convCase{convCases[1], convCases[5], convCases[8]} {
+		for _, act := range []string{"", "Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSwish"} {
+			x := randF32(r, c.n, c.c, c.h, c.w)
+			w := randF32(r, c.m, c.c/c.group, c.kh, c.kw)
+			b := randF32(r, c.m)
+			y0 := reference(t, convNode("", "Conv", c, 3), []*ir.Tensor{x, w, b})
+			z := randF32(r, y0.Dims...)
+			attrs := []*ir.Attribute{aStr("activation", act)}
+			if act == "Clip" {
+				attrs = append(attrs, aFloat("act_alpha", -0.5), aFloat("act_beta", 0.7))
+			}
+			n := convNode("kiln", "Conv", c, 4, attrs...)
+			in := []*ir.Tensor{x, w, b, z}
+			want := reference(t, n, in)
+			l := layer(n, in, []bool{false, true, true, false}, want, engine.FP32)
+			everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { closeF32(t, act+" "+name, got, want, 1e-5) })
+		}
+	}
+}
+
+func TestSimdConvF32NaNInf(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, cc := range []convCase{convCases[1], convCases[4], convCases[12]} {
+		x := randF32(r, cc.n, cc.c, cc.h, cc.w)
+		x.F32()[3] = float32(math.NaN())
+		x.F32()[len(x.F32())-2] = float32(math.Inf(1))
+		w := randF32(r, cc.m, cc.c/cc.group, cc.kh, cc.kw)
+		n := convNode("", "Conv", cc, 2)
+		in := []*ir.Tensor{x, w}
+		want := reference(t, n, in)
+		l := layer(n, in, []bool{false, true}, want, engine.FP32)
+		everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { closeF32(t, name, got, want, 1e-5) })
+	}
+}

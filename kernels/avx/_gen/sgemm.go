@@ -1,0 +1,134 @@
+// Command _gen writes kernels/avx's assembly (run by go generate in ../).
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// Flags of the fused epilogue (mirrored in ../sgemm.go).
+const (
+	flagBiasRow = 1
+	flagBiasCol = 2
+	flagResid   = 4
+	flagClamp   = 8
+)
+
+const mr, nr = 8, 32
+
+func main() {
+	ConstraintExpr("!noasm,amd64")
+	sgemmAVX512()
+	Generate()
+}
+
+// sgemmAVX512 is the 8×32 FP32 micro-kernel: 16 zmm accumulators, two zmm
+// of B and one broadcast per row and k step; then the epilogue on the tile
+// (bias, residual, clamp) and masked stores of mr rows, nr columns.
+func sgemmAVX512() {
+	TEXT("sgemm8x32AVX512", NOSPLIT, "func(k int, a, b *float32, ldb int, c *float32, ldc int, mr, nr int, bias, resid *float32, lo, hi float32, flags int)")
+	Pragma("noescape")
+	Doc("sgemm8x32AVX512 is the AVX-512 twin of sgemmGeneric.")
+	k := Load(Param("k"), reg.RCX)
+	a := Load(Param("a"), reg.RSI)
+	b := Load(Param("b"), reg.RDI)
+	ldb := Load(Param("ldb"), reg.R8)
+	SHLQ(U8(2), ldb)
+	nrr := Load(Param("nr"), reg.RAX)
+
+	// Column masks: K1 the first 16 columns, K2 the next 16.
+	ones := reg.R9
+	MOVQ(I32(-1), ones)
+	BZHIQ(nrr, ones, ones)
+	KMOVW(ones.As32(), reg.K1)
+	SHRQ(U8(16), ones)
+	KMOVW(ones.As32(), reg.K2)
+
+	acc := make([]reg.VecPhysical, 2*mr)
+	for i := range acc {
+		acc[i] = zmm(i)
+		VXORPS(acc[i], acc[i], acc[i])
+	}
+	b0, b1 := zmm(16), zmm(17)
+	TESTQ(k, k)
+	JEQ(LabelRef("epilogue"))
+	Label("loop")
+	VMOVUPS_Z(Mem{Base: b}, reg.K1, b0)
+	VMOVUPS_Z(Mem{Base: b, Disp: 64}, reg.K2, b1)
+	for i := 0; i < mr; i++ {
+		t := zmm(18 + i)
+		VBROADCASTSS(Mem{Base: a, Disp: 4 * i}, t)
+		VFMADD231PS(b0, t, acc[2*i])
+		VFMADD231PS(b1, t, acc[2*i+1])
+	}
+	ADDQ(U8(4*mr), a)
+	ADDQ(ldb, b)
+	DECQ(k)
+	JNE(LabelRef("loop"))
+
+	Label("epilogue")
+	c := Load(Param("c"), reg.RDX)
+	ldc := Load(Param("ldc"), reg.R10)
+	SHLQ(U8(2), ldc)
+	rows := Load(Param("mr"), reg.R11)
+	bias := Load(Param("bias"), reg.R12)
+	resid := Load(Param("resid"), reg.R13)
+	flags := Load(Param("flags"), reg.R14)
+	lo, hi := zmm(26), zmm(27)
+	VBROADCASTSS(NewParamAddr("lo", 80), lo)
+	VBROADCASTSS(NewParamAddr("hi", 84), hi)
+	bc0, bc1 := zmm(28), zmm(29)
+	TESTQ(U32(flagBiasCol), flags)
+	JEQ(LabelRef("nobiascol"))
+	VMOVUPS_Z(Mem{Base: bias}, reg.K1, bc0)
+	VMOVUPS_Z(Mem{Base: bias, Disp: 64}, reg.K2, bc1)
+	Label("nobiascol")
+	for i := 0; i < mr; i++ {
+		t0, t1 := acc[2*i], acc[2*i+1]
+		l := func(s string) string { return fmt.Sprintf("%s%d", s, i) }
+		CMPQ(rows, U8(i))
+		JLE(LabelRef("done"))
+		TESTQ(U32(flagBiasRow), flags)
+		JEQ(LabelRef(l("nobiasrow")))
+		VBROADCASTSS(Mem{Base: bias, Disp: 4 * i}, zmm(30))
+		VADDPS(zmm(30), t0, t0)
+		VADDPS(zmm(30), t1, t1)
+		Label(l("nobiasrow"))
+		TESTQ(U32(flagBiasCol), flags)
+		JEQ(LabelRef(l("nobiascol")))
+		VADDPS(bc0, t0, t0)
+		VADDPS(bc1, t1, t1)
+		Label(l("nobiascol"))
+		TESTQ(U32(flagResid), flags)
+		JEQ(LabelRef(l("noresid")))
+		VMOVUPS_Z(Mem{Base: resid}, reg.K1, zmm(30))
+		VMOVUPS_Z(Mem{Base: resid, Disp: 64}, reg.K2, zmm(31))
+		VADDPS(zmm(30), t0, t0)
+		VADDPS(zmm(31), t1, t1)
+		ADDQ(ldc, resid)
+		Label(l("noresid"))
+		TESTQ(U32(flagClamp), flags)
+		JEQ(LabelRef(l("noclamp")))
+		// Operand order keeps NaN: VMAXPS returns its last (Intel) source on NaN.
+		VMAXPS(t0, lo, t0)
+		VMAXPS(t1, lo, t1)
+		VMINPS(t0, hi, t0)
+		VMINPS(t1, hi, t1)
+		Label(l("noclamp"))
+		VMOVUPS(t0, reg.K1, Mem{Base: c})
+		VMOVUPS(t1, reg.K2, Mem{Base: c, Disp: 64})
+		ADDQ(ldc, c)
+	}
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+func zmm(i int) reg.VecPhysical {
+	return []reg.VecPhysical{reg.Z0, reg.Z1, reg.Z2, reg.Z3, reg.Z4, reg.Z5, reg.Z6, reg.Z7, reg.Z8, reg.Z9,
+		reg.Z10, reg.Z11, reg.Z12, reg.Z13, reg.Z14, reg.Z15, reg.Z16, reg.Z17, reg.Z18, reg.Z19, reg.Z20,
+		reg.Z21, reg.Z22, reg.Z23, reg.Z24, reg.Z25, reg.Z26, reg.Z27, reg.Z28, reg.Z29, reg.Z30, reg.Z31}[i]
+}

@@ -1,0 +1,186 @@
+package avx
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/kilnml/kiln/kernels/pack"
+)
+
+const guard = 37 // guard band around outputs: must stay untouched
+
+func forEachVariant(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	saved := Variant
+	defer func() { Variant = saved }()
+	for _, v := range Variants() {
+		Variant = v
+		t.Run([]string{"generic", "avx512"}[v], f)
+	}
+}
+
+func randF(r *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(r.NormFloat64())
+	}
+	return s
+}
+
+// refTile is the float64 reference of Micro.
+func refTile(k int, a, b []float32, ldb, mr, nr int, tl *Tile, resid []float32, ldc int) []float64 {
+	out := make([]float64, mr*nr)
+	for i := 0; i < mr; i++ {
+		for j := 0; j < nr; j++ {
+			var s float64
+			for p := 0; p < k; p++ {
+				s += float64(a[p*MR+i]) * float64(b[p*ldb+j])
+			}
+			y := float64(float32(s))
+			if tl.Flags&FlagBiasRow != 0 {
+				y += float64(tl.Bias[i])
+			}
+			if tl.Flags&FlagBiasCol != 0 {
+				y += float64(tl.Bias[j])
+			}
+			if tl.Flags&FlagResid != 0 {
+				y += float64(resid[i*ldc+j])
+			}
+			if tl.Flags&FlagClamp != 0 && !math.IsNaN(y) {
+				y = math.Min(math.Max(y, float64(tl.Lo)), float64(tl.Hi))
+			}
+			out[i*nr+j] = y
+		}
+	}
+	return out
+}
+
+func close32(got float32, want float64, k int) bool {
+	if math.IsNaN(want) {
+		return got != got
+	}
+	if math.IsInf(want, 0) {
+		return float64(got) == want
+	}
+	return math.Abs(float64(got)-want) <= 1e-5*float64(k+4)*(1+math.Abs(want))
+}
+
+func TestMicro(t *testing.T) {
+	forEachVariant(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(1, 2))
+		for _, k := range []int{0, 1, 2, 7, 64, 129} {
+			for _, mr := range []int{1, 3, 7, 8} {
+				for _, nr := range []int{1, 15, 16, 17, 31, 32} {
+					for _, flags := range []int{0, FlagBiasRow | FlagResid | FlagClamp, FlagBiasCol | FlagClamp, FlagBiasCol | FlagResid} {
+						for _, ldb := range []int{NR, 45} {
+							if ldb < nr {
+								continue
+							}
+							a := randF(r, k*MR)
+							b := randF(r, max(k*ldb, 1))
+							if k > 3 {
+								a[3] = float32(math.NaN())
+								b[2*ldb+1] = float32(math.Inf(1))
+							}
+							ldc := nr + 5
+							c := make([]float32, guard+mr*ldc+guard)
+							for i := range c {
+								c[i] = 12345
+							}
+							tl := &Tile{Bias: randF(r, 32), Lo: 0, Hi: 1.5, Flags: flags}
+							resid := randF(r, mr*ldc)
+							tl.Resid = resid
+							Micro(k, a, b, ldb, c[guard:], ldc, mr, nr, tl)
+							want := refTile(k, a, b, ldb, mr, nr, tl, resid, ldc)
+							for i := range c {
+								ii, j := (i-guard)/ldc, (i-guard)%ldc
+								if i < guard || ii >= mr || j >= nr {
+									if c[i] != 12345 {
+										t.Fatalf("k%d %dx%d flags %d: wrote outside the tile at %d", k, mr, nr, flags, i-guard)
+									}
+									continue
+								}
+								if !close32(c[i], want[ii*nr+j], k) {
+									t.Fatalf("k%d %dx%d flags %d ldb %d: [%d][%d] = %v, want %v", k, mr, nr, flags, ldb, ii, j, c[i], want[ii*nr+j])
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+func TestIm2colMatchesPack(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	geoms := []pack.Conv2D{
+		{C: 3, H: 9, W: 11, M: 4, KH: 3, KW: 3, SH: 1, SW: 1, DH: 1, DW: 1, PT: 1, PL: 1, Group: 1},
+		{C: 4, H: 10, W: 7, M: 4, KH: 3, KW: 2, SH: 2, SW: 3, DH: 1, DW: 2, PT: 0, PL: 2, Group: 2},
+		{C: 2, H: 5, W: 40, M: 2, KH: 1, KW: 5, SH: 1, SW: 1, DH: 1, DW: 1, PT: 0, PL: 2, Group: 1},
+		{C: 1, H: 3, W: 3, M: 1, KH: 7, KW: 7, SH: 1, SW: 1, DH: 1, DW: 1, PT: 3, PL: 3, Group: 1},
+		{C: 5, H: 8, W: 7, M: 6, KH: 3, KW: 2, SH: 1, SW: 1, DH: 2, DW: 2, PT: 2, PL: 2, Group: 1}, // runs of one column in the padding
+	}
+	for gi, g := range geoms {
+		g.OH = (g.H+2*g.PT-(g.KH-1)*g.DH-1)/g.SH + 1
+		g.OW = (g.W+2*g.PL-(g.KW-1)*g.DW-1)/g.SW + 1
+		x := randF(r, g.C*g.H*g.W)
+		ohw := g.OH * g.OW
+		for grp := 0; grp < g.Group; grp++ {
+			for _, j0 := range []int{0, 3} {
+				n := ohw - j0
+				k := g.K()
+				want := make([]float32, BSize(k, n))
+				got := make([]float32, BSize(k, n))
+				pack.Im2col(want, x, (*[256]float32)(nil), &g, grp, j0, n, NR)
+				Im2col(got, x, &g, grp, j0, n)
+				for i := range want {
+					if (i/k/NR)*NR+i%NR >= n {
+						continue // columns past n are not written
+					}
+					if got[i] != want[i] {
+						t.Fatalf("geometry %d group %d j0 %d: element %d = %v, want %v", gi, grp, j0, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestGemm(t *testing.T) {
+	forEachVariant(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(5, 6))
+		for _, sz := range [][3]int{{1, 1, 1}, {7, 5, 33}, {8, 32, 32}, {9, 31, 65}, {17, 100, 50}} {
+			m, k, n := sz[0], sz[1], sz[2]
+			a := randF(r, m*k)
+			b := randF(r, k*n)
+			ap := make([]float32, ASize(m, k))
+			PackA(ap, a, m, k, k, 1)
+			bp := make([]float32, BSize(k, n))
+			pack.B(bp, b, (*[256]float32)(nil), k, n, n, 1, NR)
+			bias := randF(r, m)
+			for _, direct := range []bool{false, true} {
+				c := make([]float32, m*n)
+				e := &Epi{Bias: bias, BiasOn: FlagBiasRow, Act: func(y float32) float32 { return y * 2 }}
+				if direct {
+					Gemm(k, ap, m, b, n, n, c, n, e, 0, 0)
+				} else {
+					Gemm(k, ap, m, bp, 0, n, c, n, e, 0, 0)
+				}
+				for i := 0; i < m; i++ {
+					for j := 0; j < n; j++ {
+						var s float64
+						for p := 0; p < k; p++ {
+							s += float64(a[i*k+p]) * float64(b[p*n+j])
+						}
+						want := 2 * (s + float64(bias[i]))
+						if !close32(c[i*n+j], want, k) {
+							t.Fatalf("%v direct %v: [%d][%d] = %v, want %v", sz, direct, i, j, c[i*n+j], want)
+						}
+					}
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,23 @@
+//go:build !noasm && amd64
+
+package avx
+
+import "golang.org/x/sys/cpu"
+
+func init() {
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasBMI2 {
+		available = append(available, VariantAVX512)
+		Variant = VariantAVX512
+	}
+}
+
+// micro dispatches with a switch (not a function variable) so that callers'
+// operands stay on their stacks (the assembly is //go:noescape).
+func micro(k int, a, b *float32, ldb int, c *float32, ldc, mr, nr int, bias, resid *float32, lo, hi float32, flags int) {
+	switch Variant {
+	case VariantAVX512:
+		sgemm8x32AVX512(k, a, b, ldb, c, ldc, mr, nr, bias, resid, lo, hi, flags)
+	default:
+		sgemmGeneric(k, a, b, ldb, c, ldc, mr, nr, bias, resid, lo, hi, flags)
+	}
+}

@@ -1,0 +1,7 @@
+//go:build noasm || !amd64
+
+package avx
+
+func micro(k int, a, b *float32, ldb int, c *float32, ldc, mr, nr int, bias, resid *float32, lo, hi float32, flags int) {
+	sgemmGeneric(k, a, b, ldb, c, ldc, mr, nr, bias, resid, lo, hi, flags)
+}
