@@ -60,6 +60,12 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 		return []engine.Tactic{maxPoolTactic{}}
 	case n.Domain == "" && n.OpType == "Relu":
 		return []engine.Tactic{reluTactic{}}
+	case n.Domain == "" && (n.OpType == "Add" || n.OpType == "Sub" || n.OpType == "Mul" || n.OpType == "Div" ||
+		n.OpType == "Softmax" || n.OpType == "GlobalAveragePool"):
+		if l.Precision != engine.FP32 {
+			return nil
+		}
+		return []engine.Tactic{ewTactic{}}
 	case n.Domain == "" && (n.OpType == "Reshape" || n.OpType == "Flatten" || n.OpType == "Squeeze" ||
 		n.OpType == "Unsqueeze" || n.OpType == "Identity"):
 		return []engine.Tactic{copyTactic{}}

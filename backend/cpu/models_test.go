@@ -68,6 +68,9 @@ func testModels(t *testing.T, models ...string) {
 	dir := sharedModels(t)
 	for _, rel := range models {
 		t.Run(rel, func(t *testing.T) {
+			if raceOn && strings.Contains(rel, "mobilenet") {
+				t.Skip("too slow under the race detector")
+			}
 			path := filepath.Join(dir, rel)
 			m, err := onnx.Load(path)
 			if err != nil {

@@ -24,6 +24,9 @@ func tactics(p *engine.Plan) map[string]string {
 // the cache takes the cached choices without timing: an edited cache entry
 // is obeyed.
 func TestTimingCache(t *testing.T) {
+	if raceOn {
+		t.Skip("too slow under the race detector")
+	}
 	path := filepath.Join(sharedModels(t), "bench/mobilenetv2.fp32.onnx")
 	m, err := onnx.Load(path)
 	if err != nil {

@@ -51,8 +51,11 @@ func microGeneric(k int, ap, bp []float32, acc *Tile) {
 	pa := unsafe.Pointer(unsafe.SliceData(ap))
 	pb := unsafe.Pointer(unsafe.SliceData(bp))
 	for p := 0; p < k; p++ {
-		a := (*[MR]float32)(pa)
-		b := (*[NR]float32)(pb)
+		// Pointers are formed from the base for each p (never one past the
+		// end, which -race's checkptr rejects); the slice lengths were
+		// checked above.
+		a := (*[MR]float32)(unsafe.Add(pa, p*MR*4))
+		b := (*[NR]float32)(unsafe.Add(pb, p*NR*4))
 		a0, a1 := a[0], a[1]
 		b0 := b[0]
 		c00 += a0 * b0
@@ -72,8 +75,6 @@ func microGeneric(k int, ap, bp []float32, acc *Tile) {
 		b5 := b[5]
 		c05 += a0 * b5
 		c15 += a1 * b5
-		pa = unsafe.Add(pa, MR*4)
-		pb = unsafe.Add(pb, NR*4)
 	}
 	*acc = Tile{c00, c01, c02, c03, c04, c05, c10, c11, c12, c13, c14, c15}
 }

@@ -61,8 +61,8 @@ func microGeneric(k int, ap []int8, bp []int64, acc *Tile) {
 	pa := unsafe.Pointer(unsafe.SliceData(ap))
 	pb := unsafe.Pointer(unsafe.SliceData(bp))
 	for p := 0; p < k; p++ {
-		a := (*[MR]int8)(pa)
-		b := (*[NR / 2]int64)(pb)
+		a := (*[MR]int8)(unsafe.Add(pa, p*MR)) // from the base: never one past the end (checkptr)
+		b := (*[NR / 2]int64)(unsafe.Add(pb, p*NR/2*8))
 		v0, v1 := b[0], b[1]
 		a0 := int64(a[0])
 		c00 += a0 * v0
@@ -76,8 +76,6 @@ func microGeneric(k int, ap []int8, bp []int64, acc *Tile) {
 		a3 := int64(a[3])
 		c30 += a3 * v0
 		c31 += a3 * v1
-		pa = unsafe.Add(pa, MR)
-		pb = unsafe.Add(pb, NR/2*8)
 	}
 	for i, v := range [MR * NR / 2]int64{c00, c01, c10, c11, c20, c21, c30, c31} {
 		lo := int64(int32(uint32(v)))
