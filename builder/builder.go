@@ -45,6 +45,7 @@ type build struct {
 	plan   *engine.Plan
 	valIdx map[string]int
 	wIdx   map[string]int // weight name -> index in plan.Weights
+	timing *timingCache   // tactic choices of this build (tactics.go)
 }
 
 // Build optimizes the model and lowers it to a plan. source is the model

@@ -34,7 +34,7 @@ import (
 
 const (
 	timingRuns    = 5
-	timingBudget  = 2 * time.Second // per layer: slow layers get fewer runs
+	timingBudget  = 500 * time.Millisecond // per tactic: slow layers get fewer runs
 	timingVersion = 1
 )
 
@@ -249,20 +249,26 @@ func (b *build) timeTactics(l *engine.Layer, cands []engine.Tactic, names []stri
 	if !ok {
 		return "", nil, false, nil
 	}
-	var cache *timingCache
-	if b.cfg.TimingCache != "" {
-		timingCacheMu.Lock()
-		defer timingCacheMu.Unlock()
-		var err error
-		if cache, err = loadTimingCache(b.cfg.TimingCache); err != nil {
-			return "", nil, false, err
+	if b.timing == nil {
+		// Loaded once per build; without a file it still remembers
+		// choices so that layers with equal signatures are timed once.
+		b.timing = &timingCache{Version: timingVersion, Entries: map[string]timingEntry{}}
+		if b.cfg.TimingCache != "" {
+			timingCacheMu.Lock()
+			c, err := loadTimingCache(b.cfg.TimingCache)
+			timingCacheMu.Unlock()
+			if err != nil {
+				return "", nil, false, err
+			}
+			b.timing = c
 		}
-		if e, hit := cache.Entries[key]; hit {
-			if i := slices.Index(names, e.Tactic); i >= 0 {
-				if low, err := cands[i].Lower(l); err == nil {
-					b.cfg.logf("%s: tactic %s (timing cache)", layerName(l.Node), names[i])
-					return names[i], low, true, nil
-				}
+	}
+	cache := b.timing
+	if e, hit := cache.Entries[key]; hit {
+		if i := slices.Index(names, e.Tactic); i >= 0 {
+			if low, err := cands[i].Lower(l); err == nil {
+				b.cfg.logf("%s: tactic %s (timing cache)", layerName(l.Node), names[i])
+				return names[i], low, true, nil
 			}
 		}
 	}
@@ -297,10 +303,13 @@ func (b *build) timeTactics(l *engine.Layer, cands []engine.Tactic, names []stri
 		b.cfg.logf("%s: no timed tactic lowers: %v", layerName(l.Node), errors.Join(errs...))
 		return "", nil, false, nil
 	}
-	if cache != nil {
-		cache.Entries[key] = timingEntry{Tactic: names[best], Layer: layerName(l.Node), Micros: micros}
+	cache.Entries[key] = timingEntry{Tactic: names[best], Layer: layerName(l.Node), Micros: micros}
+	if cache.path != "" {
 		cache.dirty = true
-		if err := cache.save(); err != nil {
+		timingCacheMu.Lock()
+		err := cache.save()
+		timingCacheMu.Unlock()
+		if err != nil {
 			return "", nil, true, err
 		}
 	}
@@ -367,10 +376,10 @@ func (b *build) timeLowered(l *engine.Layer, low *engine.Lowered, sym map[string
 		return 0, err
 	}
 	warm := time.Since(start)
-	runs := timingRuns
-	if warm*time.Duration(runs) > timingBudget {
-		runs = max(1, int(timingBudget/max(warm, 1)))
+	if warm >= timingBudget/2 { // slow enough that the warm-up is the measurement
+		return warm, nil
 	}
+	runs := min(timingRuns, max(1, int(timingBudget/max(warm, 1))-1))
 	times := make([]time.Duration, runs)
 	for i := range times {
 		t0 := time.Now()
