@@ -7,6 +7,17 @@
 // ops/qops; MaxPool and Relu on int8 codes. Kernels are pure Go over
 // kernels/f32, kernels/i8 and kernels/pack, threaded by kernels/parallel.
 // Import it for its side effect of registering the backend and kernels.
+//
+// Exactness: INT8 layers are bit-exact with ops/kilnq (integer sums are
+// exact; the epilogue performs the reference's float32 operations in its
+// order). FP8 (E4M3) layers decode codes through a table and accumulate in
+// float32 in the GEMM's order where the reference sums in float64: fp32
+// outputs agree within rel 1e-5, E4M3 outputs within one code (adjacent
+// codes where the float32 and float64 sums straddle a rounding boundary).
+// FP32 layers accumulate in float32 and match the reference within rel
+// 1e-5; reformats, pooling, elementwise ops and Softmax are bit-exact.
+// Results are identical for every thread count: each output element is
+// computed by one worker with a fixed summation order.
 package cpu
 
 import (

@@ -45,7 +45,7 @@ func convTactics(l *engine.Layer, prec string) []engine.Tactic {
 	wd := l.Const[1].Dims
 	group, _ := l.Node.AttrInt("group", 1)
 	var ts []engine.Tactic
-	if prec == "f32" && wd[1] == 1 && group > 1 && wd[0]%group == 0 {
+	if (prec == "f32" || prec == "i8") && wd[1] == 1 && group > 1 && wd[0]%group == 0 {
 		ts = append(ts, convTactic{convDepthwise, prec})
 	}
 	return append(ts, convTactic{convIm2col, prec})
@@ -109,9 +109,13 @@ func (t convTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 				return nil, fmt.Errorf("%s: depth %d could overflow int32 accumulators", n, K)
 			}
 			p.Tile = [2]int{i8.MR, i8.NR}
-			wq := ir.NewTensor(ir.Int8, []int64{int64(p.Group * pack.ASize(Mg, K, i8.MR))})
-			packGroupsTo(wq.I8(), w.I8(), p.Group, Mg, K, i8.MR)
-			weights = append(weights, wq)
+			if t.variant == convDepthwise {
+				weights = append(weights, w.Clone())
+			} else {
+				wq := ir.NewTensor(ir.Int8, []int64{int64(p.Group * pack.ASize(Mg, K, i8.MR))})
+				packGroupsTo(wq.I8(), w.I8(), p.Group, Mg, K, i8.MR)
+				weights = append(weights, wq)
+			}
 		} else {
 			if w.DType != ir.Float8E4M3FN || p.XType != ir.Float8E4M3FN {
 				return nil, fmt.Errorf("%s: fp8 conv over %s×%s", n, p.XType, w.DType)
@@ -213,8 +217,12 @@ func newConvKernel(p *convParams, w []*ir.Tensor) (engine.Kernel, error) {
 			return nil, fmt.Errorf("cpu.conv: int8 weights packed as %s for tile %v", w[0].DType, p.Tile)
 		}
 		k.w8 = w[0].I8()
-		if len(k.w8) != p.Group*pack.ASize(Mg, K, i8.MR) {
-			return nil, fmt.Errorf("cpu.conv: %d packed weights, want %d", len(k.w8), p.Group*pack.ASize(Mg, K, i8.MR))
+		want := p.Group * pack.ASize(Mg, K, i8.MR)
+		if p.Variant == convDepthwise {
+			want = p.M * K
+		}
+		if len(k.w8) != want {
+			return nil, fmt.Errorf("cpu.conv: %d packed weights, want %d", len(k.w8), want)
 		}
 		if p.Quant == nil {
 			return nil, fmt.Errorf("cpu.conv: int8 conv without quantization parameters")
@@ -302,7 +310,7 @@ func (k *convKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	if k.p.Variant == convDepthwise {
 		items := N * k.p.M
 		workers := min(x.Threads, items)
-		r.sl = newSlots(x, workers, 4*g.OW)
+		r.sl = newSlots(x, workers, 8*g.OW) // float32 row (+ int32 sums for int8)
 		run(x, items, r)
 		return nil
 	}
@@ -357,7 +365,14 @@ func (r *convRun) Do(w, item int) {
 		e := r.epilogue(n)
 		ic := oc / (k.p.M / k.p.Group)
 		kk := g.KH * g.KW
-		f32.DepthwisePlane(r.x32[n*hw+ic*g.H*g.W:n*hw+(ic+1)*g.H*g.W], k.w32[oc*kk:(oc+1)*kk], g, oc, slotAs[float32](r.sl, w, g.OW), &e)
+		plane := g.H * g.W
+		if k.p.Prec == "i8" {
+			buf := slotAs[float32](r.sl, w, 2*g.OW)
+			i8.DepthwisePlane(r.x8[n*hw+ic*plane:n*hw+(ic+1)*plane], k.lut16, k.w8[oc*kk:(oc+1)*kk], g, oc,
+				bytesAs[int32](unsafeBytes(buf[g.OW:]), g.OW), buf[:g.OW], &e)
+			return
+		}
+		f32.DepthwisePlane(r.x32[n*hw+ic*plane:n*hw+(ic+1)*plane], k.w32[oc*kk:(oc+1)*kk], g, oc, slotAs[float32](r.sl, w, g.OW), &e)
 		return
 	}
 	ch := item % r.nch

@@ -88,7 +88,7 @@ func quantInputs(r *rand.Rand, qc qcase, xd, wd []int64, m int64, outDims func([
 func TestQConv(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	for _, qc := range qcases {
-		for ci, cc := range []convCase{convCases[1], convCases[3], convCases[5], convCases[8], convCases[12]} {
+		for ci, cc := range []convCase{convCases[1], convCases[3], convCases[5], convCases[6], convCases[7], convCases[8], convCases[12]} {
 			t.Run(fmt.Sprint(qc.name, "/", ci), func(t *testing.T) {
 				attrs := quantAttrs(r, cc.m, qc.yScale, qc.xz, qc.yz, qc.act)
 				n := convNode("kiln", "QConv", cc, 0, attrs...)
