@@ -42,6 +42,12 @@ func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
 			ts = append(ts, simdConvTactic{variant: simdDirect})
 		}
 		return ts
+	case n.Domain == "" && (n.OpType == "Gemm" || n.OpType == "MatMul"),
+		n.Domain == "kiln" && (n.OpType == "Gemm" || n.OpType == "MatMul"):
+		if l.Precision != engine.FP32 || !isConst(l, 1) {
+			return nil
+		}
+		return []engine.Tactic{simdGemmTactic{}}
 	}
 	return nil
 }

@@ -96,3 +96,59 @@ func TestSimdConvF32NaNInf(t *testing.T) {
 		everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { closeF32(t, name, got, want, 1e-5) })
 	}
 }
+
+func TestSimdGemmF32(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	for i, c := range []struct {
+		m, k, n int64
+		tb      bool
+		cdims   []int64
+		act     string
+		resid   bool
+	}{
+		{1, 1, 1, false, nil, "", false},
+		{5, 7, 3, false, []int64{3}, "", false},
+		{13, 17, 33, true, []int64{1, 33}, "Relu", true},
+		{8, 32, 32, false, nil, "Clip", false},
+		{300, 40, 70, false, []int64{70}, "Gelu", true}, // several row and column blocks
+		{2, 1600, 128, false, []int64{128}, "Relu", false},
+	} {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			bd := []int64{c.k, c.n}
+			tb := int64(0)
+			if c.tb {
+				bd, tb = []int64{c.n, c.k}, 1
+			}
+			in := []*ir.Tensor{randF32(r, c.m, c.k), randF32(r, bd...)}
+			if c.cdims != nil {
+				in = append(in, randF32(r, c.cdims...))
+			}
+			attrs := []*ir.Attribute{aInt("transB", tb)}
+			dom := ""
+			if c.act != "" || c.resid {
+				dom = "kiln"
+				attrs = append(attrs, aStr("activation", c.act))
+				if c.act == "Clip" {
+					attrs = append(attrs, aFloat("act_alpha", -0.5), aFloat("act_beta", 0.7))
+				}
+				if c.resid {
+					if c.cdims == nil {
+						t.Fatal("a residual needs a C input in this test")
+					}
+					in = append(in, randF32(r, c.m, c.n))
+				}
+			}
+			n := node(dom, "Gemm", len(in), attrs...)
+			want := reference(t, n, in)
+			consts := []bool{false, true, true, false}
+			l := layer(n, in, consts[:len(in)], want, engine.FP32)
+			everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { closeF32(t, name, got, want, 1e-5) })
+		})
+	}
+	// MatMul batching A's leading axes.
+	a, w := randF32(r, 2, 3, 5, 24), randF32(r, 24, 37)
+	n := node("", "MatMul", 2)
+	in := []*ir.Tensor{a, w}
+	want := reference(t, n, in)
+	everySimdTactic(t, layer(n, in, []bool{false, true}, want, engine.FP32), in, func(name string, got *ir.Tensor) { closeF32(t, name, got, want, 1e-5) })
+}

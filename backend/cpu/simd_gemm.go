@@ -1,0 +1,232 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/avx"
+	"github.com/kilnml/kiln/kernels/pack"
+	"github.com/kilnml/kiln/ops/kiln"
+)
+
+// FP32 Gemm/MatMul with constant weights on kernels/avx, as Y = X·W: the
+// activations are the GEMM's A side (packed per run in 8-row strips), the
+// weights its B side (packed once at build time in 32-column strips), so
+// the output's rows are stored contiguously by the micro-kernel and the
+// bias is per column. Only the common forms: alpha = beta = 1, no transA,
+// bias absent or one value per output feature.
+const simdGemmID = "cpu.gemm.avx512"
+
+type simdGemmParams struct {
+	N      int      `json:"n"`
+	K      int      `json:"k"`
+	MatMul bool     `json:"matmul,omitempty"`
+	Bias   bool     `json:"bias,omitempty"`
+	Resid  bool     `json:"resid,omitempty"`
+	Act    actParam `json:"act"`
+	Tile   [2]int   `json:"tile"`
+}
+
+type simdGemmTactic struct{}
+
+func (simdGemmTactic) Name() string { return "gemm.avx512.f32" }
+
+func (simdGemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
+	n := l.Node
+	if !isConst(l, 1) || len(l.Const[1].Dims) != 2 {
+		return nil, fmt.Errorf("%s: the weights must be a constant matrix", n)
+	}
+	w := l.Const[1]
+	if w.DType != ir.Float32 || inDType(l, 0) != ir.Float32 {
+		return nil, fmt.Errorf("%s: fp32 gemm over %s×%s", n, inDType(l, 0), w.DType)
+	}
+	p := simdGemmParams{MatMul: n.OpType == "MatMul", Tile: [2]int{avx.MR, avx.NR}}
+	transB := false
+	if !p.MatMul {
+		ta, err := n.AttrInt("transA", 0)
+		if err != nil {
+			return nil, err
+		}
+		tb, err := n.AttrInt("transB", 0)
+		if err != nil {
+			return nil, err
+		}
+		alpha, err := n.AttrFloat("alpha", 1)
+		if err != nil {
+			return nil, err
+		}
+		beta, err := n.AttrFloat("beta", 1)
+		if err != nil {
+			return nil, err
+		}
+		if ta != 0 || alpha != 1 || (beta != 1 && hasInput(n, 2)) {
+			return nil, fmt.Errorf("%s: transA, alpha or beta: left to the portable kernel", n)
+		}
+		transB = tb != 0
+	}
+	if l.In[0] == nil || !l.In[0].HasShape || len(l.In[0].Shape) < 2 || (!p.MatMul && len(l.In[0].Shape) != 2) {
+		return nil, fmt.Errorf("%s: A must be a matrix (or a batch of them for MatMul)", n)
+	}
+	p.K, p.N = int(w.Dims[0]), int(w.Dims[1])
+	rs, cs := p.N, 1 // W[k][j]
+	if transB {
+		p.K, p.N = p.N, p.K
+		rs, cs = 1, p.K
+	}
+	if n.Domain == "kiln" {
+		a, err := kiln.ActivationOf(n)
+		if err != nil {
+			return nil, err
+		}
+		p.Act = actParam(a)
+	}
+	packed := make([]float32, avx.BSize(p.K, p.N))
+	pack.B(packed, w.F32(), (*[256]float32)(nil), p.K, p.N, rs, cs, avx.NR)
+	weights := []*ir.Tensor{ir.FromFloat32s([]int64{int64(len(packed))}, packed)}
+	if hasInput(n, 2) {
+		c := l.Const[2]
+		if !isConst(l, 2) || c.DType != ir.Float32 || c.Len() != int64(p.N) || !(len(c.Dims) == 1 || (len(c.Dims) == 2 && c.Dims[0] == 1)) {
+			return nil, fmt.Errorf("%s: only a constant bias per output feature here", n)
+		}
+		p.Bias = true
+		weights = append(weights, c.Clone())
+	}
+	inputs := []int{0}
+	if hasInput(n, 3) {
+		if inDType(l, 3) != ir.Float32 {
+			return nil, fmt.Errorf("%s: the residual must be float32", n)
+		}
+		p.Resid = true
+		inputs = append(inputs, 3)
+	}
+	if len(n.Inputs) > 4 {
+		return nil, fmt.Errorf("%s: too many inputs", n)
+	}
+	return lowered(simdGemmID, &p, weights, inputs)
+}
+
+type simdGemmKernel struct {
+	p    simdGemmParams
+	w    []float32
+	bias []float32
+	epi  avx.Epi
+	runs runPool[simdGemmRun]
+}
+
+func init() { register(simdGemmID, newSimdGemmKernel) }
+
+func newSimdGemmKernel(p *simdGemmParams, w []*ir.Tensor) (engine.Kernel, error) {
+	need := 1
+	if p.Bias {
+		need = 2
+	}
+	if len(w) != need || p.N <= 0 || p.K < 0 || p.Tile != [2]int{avx.MR, avx.NR} {
+		return nil, fmt.Errorf("%s: bad parameters or weights", simdGemmID)
+	}
+	if w[0].DType != ir.Float32 || len(w[0].F32()) != avx.BSize(p.K, p.N) {
+		return nil, fmt.Errorf("%s: packed weights do not match %dx%d", simdGemmID, p.K, p.N)
+	}
+	k := &simdGemmKernel{p: *p, w: w[0].F32(), epi: simdEpi(p.Act.get())}
+	if p.Bias {
+		if w[1].DType != ir.Float32 || len(w[1].F32()) != p.N {
+			return nil, fmt.Errorf("%s: bias is %s%v, want float32[%d]", simdGemmID, w[1].DType, w[1].Dims, p.N)
+		}
+		k.bias = w[1].F32()
+		k.epi.Bias, k.epi.BiasOn = k.bias, avx.FlagBiasCol
+	}
+	return k, nil
+}
+
+func (k *simdGemmKernel) PortabilityWarning() string { return simdWarning(simdGemmID) }
+
+func (k *simdGemmKernel) rows(xd []int64) (int, error) {
+	if len(xd) < 2 || (!k.p.MatMul && len(xd) != 2) || int(xd[len(xd)-1]) != k.p.K {
+		return 0, fmt.Errorf("A has dims %v, depth %d wanted", xd, k.p.K)
+	}
+	m := 1
+	for _, d := range xd[:len(xd)-1] {
+		m *= int(d)
+	}
+	return m, nil
+}
+
+func (k *simdGemmKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
+	if _, err := k.rows(in[0].Dims); err != nil {
+		return nil, err
+	}
+	xd := in[0].Dims
+	out := append(append([]int64{}, xd[:len(xd)-1]...), int64(k.p.N))
+	if k.p.Resid && (in[1] == nil || !sameDims(in[1].Dims, out)) {
+		return nil, fmt.Errorf("residual %v does not match the output %v", in[1].Dims, out)
+	}
+	return [][]int64{out}, nil
+}
+
+// simdGemmRun runs in two phases: packing A (items: 8-row strips), then
+// the products (items: row block × column chunk of the output).
+type simdGemmRun struct {
+	k         *simdGemmKernel
+	m         int
+	x, y, z   []float32
+	ap        []float32
+	packing   bool
+	rows, ncb int // rows per block (multiple of MR), column blocks
+	cols, nrb int // columns per block (multiple of NR), row blocks
+}
+
+func (k *simdGemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
+	m, err := k.rows(in[0].Dims)
+	if err != nil {
+		return err
+	}
+	if m == 0 {
+		return nil
+	}
+	r := k.runs.get()
+	defer k.runs.put(r)
+	p := &k.p
+	*r = simdGemmRun{k: k, m: m, x: in[0].F32(), y: out[0].F32()}
+	if p.Resid {
+		r.z = in[1].F32()
+	}
+	r.ap = bytesAs[float32](x.Scratch(4*avx.ASize(m, p.K)), avx.ASize(m, p.K))
+	strips := (m + avx.MR - 1) / avx.MR
+	r.packing = true
+	run(x, strips, r)
+	r.packing = false
+	// Column blocks whose packed B stays in L2; row blocks of 4 strips,
+	// halved while there are too few items for the threads.
+	r.cols = max(avx.NR, (512<<10)/(4*max(p.K, 1))/avx.NR*avx.NR)
+	r.cols = min(r.cols, (p.N+avx.NR-1)/avx.NR*avx.NR)
+	r.ncb = (p.N + r.cols - 1) / r.cols
+	r.rows = 4 * avx.MR
+	for r.ncb*((m+r.rows-1)/r.rows) < 2*x.Threads && r.rows > avx.MR {
+		r.rows /= 2
+	}
+	for r.ncb*((m+r.rows-1)/r.rows) < 2*x.Threads && r.cols > avx.NR {
+		r.cols = (r.cols/2 + avx.NR - 1) / avx.NR * avx.NR
+		r.ncb = (p.N + r.cols - 1) / r.cols
+	}
+	r.nrb = (m + r.rows - 1) / r.rows
+	run(x, r.nrb*r.ncb, r)
+	return nil
+}
+
+func (r *simdGemmRun) Do(w, item int) {
+	k, p := r.k, &r.k.p
+	if r.packing {
+		i0 := item * avx.MR
+		rows := min(avx.MR, r.m-i0)
+		avx.PackA(r.ap[i0*p.K:(i0+avx.MR)*p.K], r.x[i0*p.K:(i0+rows)*p.K], rows, p.K, p.K, 1)
+		return
+	}
+	rb, cb := item/r.ncb, item%r.ncb
+	i0, j0 := rb*r.rows, cb*r.cols
+	rows, cols := min(r.rows, r.m-i0), min(r.cols, p.N-j0)
+	e := k.epi
+	if r.z != nil {
+		e.Resid = r.z
+	}
+	avx.Gemm(p.K, r.ap[i0*p.K:], rows, k.w[j0*p.K:], 0, cols, r.y[i0*p.N+j0:], p.N, &e, i0, j0)
+}
