@@ -105,7 +105,11 @@ func Build(m *ir.Model, s Setting, keep map[string]bool, base builder.Config) (*
 		if dt == ir.Undefined {
 			dt = ir.Int8
 		}
-		q, err := qdq.Insert(m, qdq.Options{Flavor: qdq.TensorRT, DType: dt, Ranges: rng, Skip: keep,
+		folded, err := foldWeights(m)
+		if err != nil {
+			return nil, nil, err
+		}
+		q, err := qdq.Insert(folded, qdq.Options{Flavor: qdq.TensorRT, DType: dt, Ranges: rng, Skip: keep,
 			PerTensorWeights: s.PerTensorWeights, WeightBits: s.WeightBits, QuantizedWeights: true, NoResidualAdds: true})
 		if err != nil {
 			return nil, nil, err
@@ -176,4 +180,58 @@ func constantTensors(g *ir.Graph) map[string]bool {
 		}
 	}
 	return k
+}
+
+// foldWeights returns m with the weight input of every Conv/Gemm/MatMul
+// that is computed from constants only (a Reshape of an initializer, as in
+// the zoo's MNIST CNN) replaced by an initializer holding its value, so
+// that quant/qdq sees a weight to quantize, as the builder's implicit path
+// does after its folding pass.
+func foldWeights(m *ir.Model) (*ir.Model, error) {
+	inits := m.Graph.InitializerMap()
+	konst := constantTensors(m.Graph)
+	need := false
+	for _, n := range m.Graph.Nodes {
+		if isWeightLayer(n) && len(n.Inputs) > 1 && konst[n.Inputs[1]] && inits[n.Inputs[1]] == nil {
+			need = true
+		}
+	}
+	if !need {
+		return m, nil
+	}
+	inf, err := ops.Infer(m, ops.InferOptions{FoldLimit: 1 << 24})
+	if err != nil {
+		return nil, err
+	}
+	out := m.Clone()
+	used := map[string]bool{}
+	for _, t := range out.Graph.Initializers {
+		used[t.Name] = true
+	}
+	for _, n := range out.Graph.Nodes {
+		for _, o := range n.Outputs {
+			used[o] = true
+		}
+		if !isWeightLayer(n) || len(n.Inputs) < 2 || inits[n.Inputs[1]] != nil {
+			continue
+		}
+		c := inf.Consts[n.Inputs[1]]
+		if c == nil {
+			continue
+		}
+		name := n.Inputs[1] + "_folded"
+		for i := 1; used[name]; i++ {
+			name = fmt.Sprintf("%s_folded%d", n.Inputs[1], i)
+		}
+		used[name] = true
+		w := c.Clone()
+		w.Name = name
+		out.Graph.Initializers = append(out.Graph.Initializers, w)
+		n.Inputs[1] = name
+	}
+	return out, nil
+}
+
+func isWeightLayer(n *ir.Node) bool {
+	return n.Domain == "" && (n.OpType == "Conv" || n.OpType == "Gemm" || n.OpType == "MatMul")
 }

@@ -171,3 +171,22 @@ func TestZooSearchAndReport(t *testing.T) {
 		}
 	}
 }
+
+// Harder settings go through Q/DQ: the zoo's MatMul weight is a Reshape of
+// an initializer, which must be folded so that the MatMul is quantized too.
+func TestExplicitSettingQuantizesEveryLayer(t *testing.T) {
+	m, ranges, _ := zoo(t)
+	plan, _, err := Build(m, Setting{Ranges: ranges, WeightBits: 4, PerTensorWeights: true}, nil, builder.Config{Deterministic: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range plan.Steps {
+		if s.Precision == "int8" {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d int8 layers, want 3 (both convolutions and the MatMul)", n)
+	}
+}
