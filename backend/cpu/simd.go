@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"encoding/json"
 	"math"
 	"slices"
 
@@ -48,6 +49,8 @@ func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
 			return nil
 		}
 		return []engine.Tactic{simdGemmTactic{}}
+	case n.Domain == "" && n.OpType == "MaxPool":
+		return []engine.Tactic{simdPoolTactic{}}
 	}
 	return nil
 }
@@ -75,3 +78,5 @@ func simdWarning(id string) string {
 	}
 	return id + ": built for AVX-512, this CPU lacks it: running the portable twin of the micro-kernel (slower, same results up to FMA rounding)"
 }
+
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

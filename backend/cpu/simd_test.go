@@ -152,3 +152,18 @@ func TestSimdGemmF32(t *testing.T) {
 	want := reference(t, n, in)
 	everySimdTactic(t, layer(n, in, []bool{false, true}, want, engine.FP32), in, func(name string, got *ir.Tensor) { closeF32(t, name, got, want, 1e-5) })
 }
+
+func TestSimdMaxPool2x2(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 20))
+	for _, d := range [][]int64{{1, 1, 2, 2}, {2, 3, 7, 9}, {3, 5, 26, 26}} {
+		x := randF32(r, d...)
+		x.F32()[0] = float32(math.NaN()) // NaN first in its window: kept
+		x.F32()[3] = float32(math.NaN())
+		x.F32()[len(x.F32())-1] = float32(math.Inf(1))
+		n := node("", "MaxPool", 1, aInts("kernel_shape", 2, 2), aInts("strides", 2, 2))
+		in := []*ir.Tensor{x}
+		want := reference(t, n, in)
+		l := layer(n, in, []bool{false}, want, engine.FP32)
+		everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { sameBits(t, name, got, want) })
+	}
+}

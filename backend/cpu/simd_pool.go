@@ -1,0 +1,93 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/pack"
+)
+
+// FP32 MaxPool 2×2 stride 2 without padding (CNN downsampling): two input
+// rows per output row, no per-tap bounds checks. Same semantics as
+// cpu.maxpool (row-major taps, first wins ties, NaN kept only when first).
+const simdPoolID = "cpu.maxpool.2x2"
+
+type simdPoolTactic struct{}
+
+func (simdPoolTactic) Name() string { return "maxpool.2x2.f32" }
+
+func (simdPoolTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
+	low, err := maxPoolTactic{}.Lower(l)
+	if err != nil {
+		return nil, err
+	}
+	var p poolParams
+	if err := jsonUnmarshal(low.Params, &p); err != nil {
+		return nil, err
+	}
+	if !pool2x2(&p) {
+		return nil, fmt.Errorf("%s: not a 2×2 stride-2 unpadded float32 pool", l.Node)
+	}
+	return lowered(simdPoolID, &p, nil, []int{0})
+}
+
+func pool2x2(p *poolParams) bool {
+	w := &p.Win
+	return p.DType == ir.Float32 && w.Kernel == [2]int{2, 2} && w.Strides == [2]int{2, 2} && w.Dils == [2]int{1, 1} &&
+		w.Pads == [4]int{} && (w.AutoPad == "NOTSET" || w.AutoPad == "" || w.AutoPad == "VALID") && !w.Ceil
+}
+
+type simdPoolKernel struct{ maxPoolKernel }
+
+func init() {
+	register(simdPoolID, func(p *poolParams, _ []*ir.Tensor) (engine.Kernel, error) {
+		if !pool2x2(p) {
+			return nil, fmt.Errorf("%s: parameters of another pool", simdPoolID)
+		}
+		return &simdPoolKernel{maxPoolKernel{p: *p}}, nil
+	})
+}
+
+type simdPoolRun struct {
+	g       pack.Conv2D
+	x, y    []float32
+	rowsPer int
+	nrows   int
+}
+
+func (k *simdPoolKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
+	g, err := k.p.Win.geometry(in[0].Dims, int(in[0].Dims[1]), int(in[0].Dims[1]))
+	if err != nil {
+		return err
+	}
+	planes := int(in[0].Dims[0]) * g.C
+	r := &simdPoolRun{g: g, x: in[0].F32(), y: out[0].F32(), nrows: planes * g.OH}
+	r.rowsPer = max(1, (16<<10)/max(g.OW, 1))
+	run(x, (r.nrows+r.rowsPer-1)/r.rowsPer, r)
+	return nil
+}
+
+func (r *simdPoolRun) Do(_, item int) {
+	g := &r.g
+	hw := g.H * g.W
+	for row := item * r.rowsPer; row < min(r.nrows, (item+1)*r.rowsPer); row++ {
+		plane, oh := row/g.OH, row%g.OH
+		x0 := r.x[plane*hw+2*oh*g.W : plane*hw+2*oh*g.W+g.W]
+		x1 := r.x[plane*hw+(2*oh+1)*g.W : plane*hw+(2*oh+1)*g.W+g.W]
+		y := r.y[row*g.OW : row*g.OW+g.OW]
+		for ow := range y {
+			b := x0[2*ow]
+			if v := x0[2*ow+1]; v > b {
+				b = v
+			}
+			if v := x1[2*ow]; v > b {
+				b = v
+			}
+			if v := x1[2*ow+1]; v > b {
+				b = v
+			}
+			y[ow] = b
+		}
+	}
+}
