@@ -12,7 +12,7 @@ import (
 )
 
 // Transformer kernels: kiln.LayerNorm and kiln.Attention in FP32 (they stay
-// FP32 inside FP16/INT8/FP8 engines). They come from a second backend
+// FP32 inside FP16/INT8/FP8 engines) and kiln.DynQMatMul (dynq.go). They come from a second backend
 // value of the same name and priority, so that this file needs no change
 // to the main tactic switch.
 type transformerBackend struct{}
@@ -22,7 +22,13 @@ func (transformerBackend) Priority() int { return 10 }
 
 func (transformerBackend) Tactics(l *engine.Layer) []engine.Tactic {
 	n := l.Node
-	if disabled || n.Domain != kiln.Domain || l.Precision != engine.FP32 {
+	if disabled || n.Domain != kiln.Domain {
+		return nil
+	}
+	if n.OpType == "DynQMatMul" && (l.Precision == engine.FP32 || l.Precision == engine.INT8) {
+		return []engine.Tactic{dynqTactic{}}
+	}
+	if l.Precision != engine.FP32 {
 		return nil
 	}
 	switch n.OpType {
