@@ -91,7 +91,7 @@ def main():
         kout = p.stdout
     kiln = [json.loads(l) for l in kout.splitlines() if l.startswith("{")]
     pt = torch_results(args.gemm, args.iters)
-    key = lambda r: (r["bench"], r["prec"], r.get("batch", 0))
+    key = lambda r: (r["bench"], r["prec"].split()[0] if r["prec"].startswith(("fp32", "fp16")) else r["prec"], r.get("batch", 0))
     ptk = {key(r): r for r in pt}
     lines = [f"GPU: {torch.cuda.get_device_name()}, PyTorch {torch.__version__}, CUDA {torch.version.cuda}",
              "",

@@ -22,6 +22,9 @@ const KernelGemm = "cuda.gemm"
 // kernels need 16-element alignment, and the zero padding adds nothing.
 const pad = 16
 
+// directMaxK is the longest reduction the direct convolution takes.
+const directMaxK = 32
+
 func roundUp(n, m int64) int64 { return (n + m - 1) / m * m }
 
 type gemmParams struct {
@@ -39,6 +42,7 @@ type gemmParams struct {
 	XZero              int
 	ZeroFix            bool   // a colsum weight follows the scales
 	AutoPad            string // SAME_UPPER / SAME_LOWER: pads computed from the input
+	Direct             bool   // small-K convolution: kiln's direct kernel, no GEMM
 	Act                int
 	ActA, ActB, YScale float32
 	YZero              int
@@ -156,6 +160,9 @@ func lowerGemm(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, fmt.Errorf("not a GEMM op")
 	}
 	p.Np, p.Kp = roundUp(p.N, pad), roundUp(p.K, pad)
+	// A first layer's reduction (e.g. 1×3×3) is too short for a GEMM to pay
+	// for im2col and the accumulator round trip.
+	p.Direct = p.Conv && p.K <= directMaxK
 
 	// weights in the GEMM's input type, zero padded to [Np, Kp]
 	wt := irType(in)
@@ -422,6 +429,9 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	if err := k.upload(); err != nil {
 		return err
 	}
+	if k.p.Direct {
+		return k.runDirect(x, in, out, nb, c, h, w, oh, ow)
+	}
 	return step(x, func(g *device, st *execState, mark func(int) error) (bool, error) {
 		gp, err := k.plan(g, Mp)
 		if err != nil {
@@ -506,4 +516,74 @@ func samePad(in, out, k, s, d int, mode string) int {
 		return (total + 1) / 2
 	}
 	return total / 2
+}
+
+// inputFormat is the fmt code of the direct kernel for the layer's input.
+func (k *gemmKernel) inputFormat() int {
+	switch {
+	case k.p.Uint8:
+		return 4
+	case k.p.In == cuda.R16F:
+		return 1
+	case k.p.In == cuda.R16BF:
+		return 2
+	case k.p.In == cuda.R8I:
+		return 3
+	case k.p.In == cuda.R8FE4M3:
+		return 5
+	}
+	return 0
+}
+
+func (k *gemmKernel) runDirect(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, oh, ow int) error {
+	X, Y := in[0], out[0]
+	return step(x, func(g *device, st *execState, mark func(int) error) (bool, error) {
+		need := alignUp(int64(len(X.Data)))
+		if k.p.HasZ {
+			need += alignUp(int64(len(in[1].Data)))
+		}
+		if err := st.reserve(g, need); err != nil {
+			return false, err
+		}
+		dX, err := st.input(g, X, k.onDevice(0))
+		if err != nil {
+			return false, err
+		}
+		var dZ cuda.DevPtr
+		if k.p.HasZ {
+			if dZ, err = st.input(g, in[1], k.onDevice(1)); err != nil {
+				return false, err
+			}
+		}
+		dY, err := st.residentFor(g, Y)
+		if err != nil {
+			return false, err
+		}
+		if err := mark(1); err != nil {
+			return false, err
+		}
+		ph, pw := k.p.PH, k.p.PW
+		if k.p.AutoPad != "" {
+			ph, pw = samePad(h, oh, k.p.KH, k.p.SH, k.p.DH, k.p.AutoPad), samePad(w, ow, k.p.KW, k.p.SW, k.p.DW, k.p.AutoPad)
+		}
+		zp := k.p.YZero
+		if k.p.Out == ir.BFloat16 {
+			zp = 1
+		}
+		ys := k.p.YScale
+		if ys == 0 {
+			ys = 1
+		}
+		name := map[ir.DType]string{ir.Float32: "dconv_f32", ir.Float16: "dconv_16", ir.BFloat16: "dconv_16",
+			ir.Int8: "dconv_i8", ir.Uint8: "dconv_u8", ir.Float8E4M3FN: "dconv_e4m3"}[k.p.Out]
+		args := cuda.NewArgs(dX, k.W, dY, nb, c, h, w, oh, ow, k.p.KH, k.p.KW, k.p.SH, k.p.SW, ph, pw, k.p.DH, k.p.DW,
+			int(k.p.Kp), int(k.p.N), k.scale, k.bias, dZ, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.p.XZero, k.inputFormat())
+		if err := launch1(g, st, name, Y.Len(), args); err != nil {
+			return false, err
+		}
+		if err := mark(2); err != nil {
+			return false, err
+		}
+		return k.finish(st, out, []cuda.DevPtr{dY})
+	})
 }

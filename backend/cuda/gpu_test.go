@@ -180,6 +180,12 @@ func TestKernelsMatchReference(t *testing.T) {
 		{name: "maxpool uint8", node: conv("", "MaxPool", ints("kernel_shape", 2, 2), ints("strides", 2, 2)), opset: 12, in: []*ir.Tensor{q(ir.Uint8, 2, 3, 10, 10)}, cst: []bool{false}},
 		{name: "quantize uint8 zero point", node: conv("", "QuantizeLinear"), opset: 19, in: []*ir.Tensor{f32(400), ir.ScalarFloat32(0.02), ir.FromInt64s(ir.Uint8, nil, []int64{128})}, cst: []bool{false, true, true}, bound: 1e-6},
 		{name: "dequantize uint8 zero point", node: conv("", "DequantizeLinear"), opset: 19, in: []*ir.Tensor{q(ir.Uint8, 400), ir.ScalarFloat32(0.02), ir.FromInt64s(ir.Uint8, nil, []int64{100})}, cst: []bool{false, true, true}},
+		// K ≤ 32: the direct convolution kernel
+		{name: "direct QConv int8 zp → int8", node: conv(kiln.Domain, "QConv", append(qattrs(0.02, "Relu"), intA("x_zero", 9))...), opset: 1, in: []*ir.Tensor{q(ir.Int8, 3, 2, 12, 12), q(ir.Int8, 24, 2, 3, 3), f32(24)}, cst: []bool{false, true, true}},
+		{name: "direct QConv uint8 → uint8", node: conv(kiln.Domain, "QConv", append(qattrs(0.02, ""), intA("x_zero", 120), intA("y_zero", 7))...), opset: 1, in: []*ir.Tensor{q(ir.Uint8, 3, 2, 12, 12), q(ir.Int8, 24, 2, 3, 3)}, cst: []bool{false, true}},
+		{name: "direct QConv fp8 → f32 residual", node: conv(kiln.Domain, "QConv", qattrs(0, "")...), opset: 1, in: []*ir.Tensor{q(ir.Float8E4M3FN, 3, 2, 12, 12), q(ir.Float8E4M3FN, 24, 2, 3, 3), f32(24), f32(3, 24, 12, 12)}, cst: []bool{false, true, true, false}, bound: 1e-10},
+		{name: "direct conv f16", node: conv("", "Conv", ints("pads", 1, 1, 1, 1)), opset: 17, in: []*ir.Tensor{q(ir.Float16, 2, 3, 10, 10), q(ir.Float16, 16, 3, 3, 3), q(ir.Float16, 16)}, cst: []bool{false, true, true}, bound: 1e-5},
+		{name: "direct conv f32 1 channel relu", node: conv(kiln.Domain, "Conv", str("activation", "Relu")), opset: 1, in: []*ir.Tensor{f32(5, 1, 28, 28), f32(32, 1, 3, 3), f32(32)}, cst: []bool{false, true, true}, bound: 1e-10},
 		{name: "QGemm int8 transB", node: conv(kiln.Domain, "QGemm", floatA("x_scale", 0.1), floats("w_scales", 0.01), floatA("y_scale", 0.5), intA("transB", 1)), opset: 1, in: []*ir.Tensor{q(ir.Int8, 30, 100), q(ir.Int8, 12, 100), f32(12)}, cst: []bool{false, true, true}},
 		{name: "QMatMul int8 → f32", node: conv(kiln.Domain, "QMatMul", floatA("x_scale", 0.1), floats("w_scales", 0.01)), opset: 1, in: []*ir.Tensor{q(ir.Int8, 3, 10, 64), q(ir.Int8, 64, 24)}, cst: []bool{false, true}},
 		{name: "relu f32", node: conv("", "Relu"), opset: 14, in: []*ir.Tensor{f32(1000)}, cst: []bool{false}},

@@ -116,7 +116,7 @@ func TestMNISTZooOnGPU(t *testing.T) {
 		}, 1e-4},
 		{"fp8", func() builder.Config {
 			return builder.Config{FP8: true, Calibration: &builder.Calibration{Source: calibSrc(), Algorithm: calib.MinMax}}
-		}, 1e-3},
+		}, 5e-3}, // an E4M3 code flipped by summation order moves a logit by up to 1/16
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			gpu, cpu := buildOn(t, true, m, c.cfg()), buildOn(t, false, m, c.cfg())

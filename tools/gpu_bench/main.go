@@ -19,11 +19,13 @@ import (
 
 	cudabackend "github.com/kilnml/kiln/backend/cuda"
 	"github.com/kilnml/kiln/builder"
+	"github.com/kilnml/kiln/datasrc"
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/floatx"
 	"github.com/kilnml/kiln/gpu/cuda"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/onnx"
+	"github.com/kilnml/kiln/quant/calib"
 )
 
 type result struct {
@@ -46,6 +48,7 @@ func emit(r result) {
 
 func main() {
 	models := flag.String("models", "", "folder holding bench/simplecnn.{fp32,int8.qdq}.onnx")
+	mnistDir := flag.String("mnist", "", "MNIST idx files for INT8/FP8 calibration (default: the GoMNIST module)")
 	size := flag.Int("gemm", 8192, "GEMM size (M=N=K)")
 	iters := flag.Int("iters", 30, "timed iterations")
 	flag.Parse()
@@ -67,16 +70,29 @@ func main() {
 	if *models == "" {
 		return
 	}
+	calibrated := func(fp8 bool) builder.Config {
+		cfg := builder.Config{INT8: !fp8, FP8: fp8, Calibration: &builder.Calibration{Algorithm: calib.MinMax}}
+		m, err := onnx.Load(filepath.Join(*models, "bench", "simplecnn.fp32.onnx"))
+		if err == nil {
+			cfg.Calibration.Source, err = datasrc.Open("mnist:train", m.Graph.RealInputs(), datasrc.Options{MaxBatches: 16, MNISTDir: *mnistDir})
+		}
+		if err != nil {
+			cfg.Calibration = nil // the build reports the missing ranges
+		}
+		return cfg
+	}
 	for _, c := range []struct {
 		file, prec string
-		cfg        builder.Config
+		cfg        func() builder.Config
 	}{
-		{"simplecnn.fp32.onnx", "fp32", builder.Config{}},
-		{"simplecnn.fp32.onnx", "fp16", builder.Config{FP16: true}},
-		{"simplecnn.int8.qdq.onnx", "int8", builder.Config{INT8: true}},
+		{"simplecnn.fp32.onnx", "fp32", func() builder.Config { return builder.Config{} }},
+		{"simplecnn.fp32.onnx", "fp16", func() builder.Config { return builder.Config{FP16: true} }},
+		{"simplecnn.int8.qdq.onnx", "int8 (ORT Q/DQ, uint8 acts)", func() builder.Config { return builder.Config{INT8: true} }},
+		{"simplecnn.fp32.onnx", "int8 (calibrated)", func() builder.Config { return calibrated(false) }},
+		{"simplecnn.fp32.onnx", "fp8 (calibrated)", func() builder.Config { return calibrated(true) }},
 	} {
 		for _, batch := range []int{256, 4096} {
-			r, err := model(filepath.Join(*models, "bench", c.file), c.cfg, batch, *iters)
+			r, err := model(filepath.Join(*models, "bench", c.file), c.cfg(), batch, *iters)
 			r.Bench, r.Prec, r.Batch = "simplecnn", c.prec, batch
 			if err != nil {
 				r.Err = err.Error()
