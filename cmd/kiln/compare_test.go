@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kilnml/kiln/internal/ortrun"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/onnx"
 )
@@ -148,5 +149,16 @@ func TestBuildFP16Safety(t *testing.T) {
 	code, out, _ = kiln(t, "build", path, "--fp16", "--calib-data", calDir, "--fp16-safety=false")
 	if code != 0 || strings.Contains(out, "FP16 safety") || !strings.Contains(out, "fp16") {
 		t.Fatalf("--fp16-safety=false: %d\n%s", code, out)
+	}
+}
+
+func TestCompareWithONNXRuntime(t *testing.T) {
+	model := zooModel(t)
+	if _, why := ortrun.Dir(); why != "" {
+		t.Skipf("skipping: %s", why)
+	}
+	code, out, errs := kiln(t, "compare", model, model, "--ort", "--data", "mnist-raw:test", "--batches", "3", "--atol", "1e-3", "--rtol", "1e-4")
+	if code != 0 || !strings.Contains(out, "(ONNX Runtime)") || !strings.Contains(out, "PASS") {
+		t.Fatalf("code %d\n%s\n%s", code, out, errs)
 	}
 }
