@@ -47,9 +47,10 @@ type timingCache struct {
 }
 
 type timingEntry struct {
-	Tactic string `json:"tactic"`
-	Layer  string `json:"layer"`            // for people reading the file
-	Micros []int  `json:"micros,omitempty"` // median µs per candidate, in candidate order
+	Tactic     string   `json:"tactic"`
+	Layer      string   `json:"layer"`                // for people reading the file
+	Candidates []string `json:"candidates,omitempty"` // the tactics timed
+	Micros     []int    `json:"micros,omitempty"`     // their median µs (-1: failed)
 }
 
 var timingCacheMu sync.Mutex // builds in one process share cache files
@@ -303,7 +304,7 @@ func (b *build) timeTactics(l *engine.Layer, cands []engine.Tactic, names []stri
 		b.cfg.logf("%s: no timed tactic lowers: %v", layerName(l.Node), errors.Join(errs...))
 		return "", nil, false, nil
 	}
-	cache.Entries[key] = timingEntry{Tactic: names[best], Layer: layerName(l.Node), Micros: micros}
+	cache.Entries[key] = timingEntry{Tactic: names[best], Layer: layerName(l.Node), Candidates: names, Micros: micros}
 	if cache.path != "" {
 		cache.dirty = true
 		timingCacheMu.Lock()

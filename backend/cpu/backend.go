@@ -77,6 +77,8 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 			return nil
 		}
 		return []engine.Tactic{ewTactic{}}
+	case n.Domain == "" && n.OpType == "Transpose":
+		return []engine.Tactic{transposeTactic{}}
 	case n.Domain == "" && (n.OpType == "Reshape" || n.OpType == "Flatten" || n.OpType == "Squeeze" ||
 		n.OpType == "Unsqueeze" || n.OpType == "Identity"):
 		return []engine.Tactic{copyTactic{}}
