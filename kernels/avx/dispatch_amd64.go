@@ -8,6 +8,19 @@ func init() {
 	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasBMI2 {
 		available = append(available, VariantAVX512)
 		Variant = VariantAVX512
+		if cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512BW {
+			qavailable = append(qavailable, QVariantVNNI)
+			QVariant = QVariantVNNI
+		}
+	}
+}
+
+func qmicro(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
+	switch QVariant {
+	case QVariantVNNI:
+		qgemm8x32VNNI(k4, a, b, out, ldo, mr, nr, q)
+	default:
+		qgemmGeneric(k4, a, b, out, ldo, mr, nr, q)
 	}
 }
 

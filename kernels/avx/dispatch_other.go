@@ -5,3 +5,7 @@ package avx
 func micro(k int, a, b *float32, ldb int, c *float32, ldc, mr, nr int, bias, resid *float32, lo, hi float32, flags int) {
 	sgemmGeneric(k, a, b, ldb, c, ldc, mr, nr, bias, resid, lo, hi, flags)
 }
+
+func qmicro(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
+	qgemmGeneric(k4, a, b, out, ldo, mr, nr, q)
+}

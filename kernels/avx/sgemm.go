@@ -41,6 +41,20 @@ func Variants() []int { return available }
 
 var available = []int{VariantGeneric}
 
+// INT8 micro-kernel variants, selected like Variant.
+const (
+	QVariantGeneric = iota
+	QVariantVNNI
+)
+
+// QVariant is the INT8 micro-kernel in use (tests force each of QVariants()).
+var QVariant = QVariantGeneric
+
+// QVariants lists the INT8 micro-kernels this CPU and build can run.
+func QVariants() []int { return qavailable }
+
+var qavailable = []int{QVariantGeneric}
+
 // Tile is the float epilogue of one micro-kernel call: y = acc, then bias,
 // residual and clamp as Flags says, in that order (kernels/f32's Epilogue
 // order: act(acc + bias + resid)).

@@ -369,3 +369,787 @@ noclamp7:
 done:
 	VZEROUPPER
 	RET
+
+// func qgemm8x32VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·qgemm8x32VNNI(SB), NOSPLIT, $0-64
+	MOVQ   k4+0(FP), CX
+	MOVQ   a+8(FP), SI
+	MOVQ   b+16(FP), DI
+	MOVQ   nr+48(FP), AX
+	MOVQ   $-1, R9
+	BZHIQ  AX, R9, R9
+	KMOVW  R9, K1
+	SHRQ   $0x10, R9
+	KMOVW  R9, K2
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	TESTQ  CX, CX
+	JEQ    qepilogue
+
+qloop:
+	VMOVDQU32.Z  (DI), K1, Z16
+	VMOVDQU32.Z  64(DI), K2, Z17
+	VPBROADCASTD (SI), Z18
+	VPDPBUSD     Z18, Z16, Z0
+	VPDPBUSD     Z18, Z17, Z1
+	VPBROADCASTD 4(SI), Z19
+	VPDPBUSD     Z19, Z16, Z2
+	VPDPBUSD     Z19, Z17, Z3
+	VPBROADCASTD 8(SI), Z20
+	VPDPBUSD     Z20, Z16, Z4
+	VPDPBUSD     Z20, Z17, Z5
+	VPBROADCASTD 12(SI), Z21
+	VPDPBUSD     Z21, Z16, Z6
+	VPDPBUSD     Z21, Z17, Z7
+	VPBROADCASTD 16(SI), Z22
+	VPDPBUSD     Z22, Z16, Z8
+	VPDPBUSD     Z22, Z17, Z9
+	VPBROADCASTD 20(SI), Z23
+	VPDPBUSD     Z23, Z16, Z10
+	VPDPBUSD     Z23, Z17, Z11
+	VPBROADCASTD 24(SI), Z24
+	VPDPBUSD     Z24, Z16, Z12
+	VPDPBUSD     Z24, Z17, Z13
+	VPBROADCASTD 28(SI), Z25
+	VPDPBUSD     Z25, Z16, Z14
+	VPDPBUSD     Z25, Z17, Z15
+	ADDQ         $0x20, SI
+	ADDQ         $0x00000080, DI
+	DECQ         CX
+	JNE          qloop
+
+qepilogue:
+	MOVQ  q+56(FP), BX
+	MOVQ  out+24(FP), DX
+	MOVQ  ldo+32(FP), R10
+	MOVQ  R10, R15
+	SHLQ  $0x02, R15
+	MOVQ  mr+40(FP), R11
+	MOVQ  (BX), R12
+	MOVQ  8(BX), R8
+	MOVQ  16(BX), R14
+	MOVQ  24(BX), R13
+	MOVQ  64(BX), R9
+	MOVQ  56(BX), AX
+	TESTQ $0x00000010, AX
+	JNE   qbytes
+	MOVQ  R15, R10
+
+qbytes:
+	VBROADCASTSS 32(BX), Z22
+	VBROADCASTSS 36(BX), Z23
+	VBROADCASTSS 44(BX), Z24
+	VBROADCASTSS 48(BX), Z25
+	VBROADCASTSS 40(BX), Z26
+	VPBROADCASTD 52(BX), Z27
+	TESTQ        $0x00000008, AX
+	JEQ          qrowmode
+	VMOVDQU32.Z  (R12), K1, Z16
+	VMOVDQU32.Z  64(R12), K2, Z17
+	VMOVUPS.Z    (R8), K1, Z18
+	VMOVUPS.Z    64(R8), K2, Z19
+	TESTQ        $0x00000001, AX
+	JEQ          qrowmode
+	VMOVUPS.Z    (R14), K1, Z20
+	VMOVUPS.Z    64(R14), K2, Z21
+
+qrowmode:
+	CMPQ         R11, $0x00
+	JLE          qdone
+	TESTQ        $0x00000008, AX
+	JNE          qcol0
+	VPBROADCASTD (R12), Z28
+	VPSUBD       Z28, Z0, Z0
+	VPSUBD       Z28, Z1, Z1
+	VCVTDQ2PS    Z0, Z0
+	VCVTDQ2PS    Z1, Z1
+	VBROADCASTSS (R8), Z28
+	VMULPS       Z28, Z0, Z0
+	VMULPS       Z28, Z1, Z1
+	TESTQ        $0x00000001, AX
+	JEQ          qadded0
+	VBROADCASTSS (R14), Z28
+	VADDPS       Z28, Z0, Z0
+	VADDPS       Z28, Z1, Z1
+	JMP          qadded0
+
+qcol0:
+	VPSUBD       Z16, Z0, Z0
+	VPSUBD       Z17, Z1, Z1
+	TESTQ        $0x00000040, AX
+	JEQ          qnorcorr0
+	VPBROADCASTD (R9), Z28
+	VPSUBD       Z28, Z0, Z0
+	VPSUBD       Z28, Z1, Z1
+
+qnorcorr0:
+	VCVTDQ2PS Z0, Z0
+	VCVTDQ2PS Z1, Z1
+	VMULPS    Z18, Z0, Z0
+	VMULPS    Z19, Z1, Z1
+	TESTQ     $0x00000001, AX
+	JEQ       qadded0
+	VADDPS    Z20, Z0, Z0
+	VADDPS    Z21, Z1, Z1
+
+qadded0:
+	TESTQ     $0x00000002, AX
+	JEQ       qnoresid0
+	VMOVUPS.Z (R13), K1, Z28
+	VMOVUPS.Z 64(R13), K2, Z29
+	VADDPS    Z28, Z0, Z0
+	VADDPS    Z29, Z1, Z1
+	ADDQ      R15, R13
+
+qnoresid0:
+	TESTQ  $0x00000004, AX
+	JEQ    qnoclamp0
+	VMAXPS Z0, Z22, Z0
+	VMAXPS Z1, Z22, Z1
+	VMINPS Z0, Z23, Z0
+	VMINPS Z1, Z23, Z1
+
+qnoclamp0:
+	TESTQ   $0x00000010, AX
+	JNE     qquant0
+	VMOVUPS Z0, K1, (DX)
+	VMOVUPS Z1, K2, 64(DX)
+	JMP     qnext0
+
+qquant0:
+	VDIVPS    Z26, Z0, Z0
+	VDIVPS    Z26, Z1, Z1
+	VMAXPS    Z24, Z0, Z0
+	VMAXPS    Z24, Z1, Z1
+	VMINPS    Z25, Z0, Z0
+	VMINPS    Z25, Z1, Z1
+	VCVTPS2DQ Z0, Z0
+	VCVTPS2DQ Z1, Z1
+	VPADDD    Z27, Z0, Z0
+	VPADDD    Z27, Z1, Z1
+	TESTQ     $0x00000020, AX
+	JNE       qu80
+	VPMOVSDB  Z0, K1, (DX)
+	VPMOVSDB  Z1, K2, 16(DX)
+	JMP       qnext0
+
+qu80:
+	VPMOVUSDB Z0, K1, (DX)
+	VPMOVUSDB Z1, K2, 16(DX)
+
+qnext0:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x01
+	JLE          qdone
+	TESTQ        $0x00000008, AX
+	JNE          qcol1
+	VPBROADCASTD 4(R12), Z28
+	VPSUBD       Z28, Z2, Z2
+	VPSUBD       Z28, Z3, Z3
+	VCVTDQ2PS    Z2, Z2
+	VCVTDQ2PS    Z3, Z3
+	VBROADCASTSS 4(R8), Z28
+	VMULPS       Z28, Z2, Z2
+	VMULPS       Z28, Z3, Z3
+	TESTQ        $0x00000001, AX
+	JEQ          qadded1
+	VBROADCASTSS 4(R14), Z28
+	VADDPS       Z28, Z2, Z2
+	VADDPS       Z28, Z3, Z3
+	JMP          qadded1
+
+qcol1:
+	VPSUBD       Z16, Z2, Z2
+	VPSUBD       Z17, Z3, Z3
+	TESTQ        $0x00000040, AX
+	JEQ          qnorcorr1
+	VPBROADCASTD 4(R9), Z28
+	VPSUBD       Z28, Z2, Z2
+	VPSUBD       Z28, Z3, Z3
+
+qnorcorr1:
+	VCVTDQ2PS Z2, Z2
+	VCVTDQ2PS Z3, Z3
+	VMULPS    Z18, Z2, Z2
+	VMULPS    Z19, Z3, Z3
+	TESTQ     $0x00000001, AX
+	JEQ       qadded1
+	VADDPS    Z20, Z2, Z2
+	VADDPS    Z21, Z3, Z3
+
+qadded1:
+	TESTQ     $0x00000002, AX
+	JEQ       qnoresid1
+	VMOVUPS.Z (R13), K1, Z28
+	VMOVUPS.Z 64(R13), K2, Z29
+	VADDPS    Z28, Z2, Z2
+	VADDPS    Z29, Z3, Z3
+	ADDQ      R15, R13
+
+qnoresid1:
+	TESTQ  $0x00000004, AX
+	JEQ    qnoclamp1
+	VMAXPS Z2, Z22, Z2
+	VMAXPS Z3, Z22, Z3
+	VMINPS Z2, Z23, Z2
+	VMINPS Z3, Z23, Z3
+
+qnoclamp1:
+	TESTQ   $0x00000010, AX
+	JNE     qquant1
+	VMOVUPS Z2, K1, (DX)
+	VMOVUPS Z3, K2, 64(DX)
+	JMP     qnext1
+
+qquant1:
+	VDIVPS    Z26, Z2, Z2
+	VDIVPS    Z26, Z3, Z3
+	VMAXPS    Z24, Z2, Z2
+	VMAXPS    Z24, Z3, Z3
+	VMINPS    Z25, Z2, Z2
+	VMINPS    Z25, Z3, Z3
+	VCVTPS2DQ Z2, Z2
+	VCVTPS2DQ Z3, Z3
+	VPADDD    Z27, Z2, Z2
+	VPADDD    Z27, Z3, Z3
+	TESTQ     $0x00000020, AX
+	JNE       qu81
+	VPMOVSDB  Z2, K1, (DX)
+	VPMOVSDB  Z3, K2, 16(DX)
+	JMP       qnext1
+
+qu81:
+	VPMOVUSDB Z2, K1, (DX)
+	VPMOVUSDB Z3, K2, 16(DX)
+
+qnext1:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x02
+	JLE          qdone
+	TESTQ        $0x00000008, AX
+	JNE          qcol2
+	VPBROADCASTD 8(R12), Z28
+	VPSUBD       Z28, Z4, Z4
+	VPSUBD       Z28, Z5, Z5
+	VCVTDQ2PS    Z4, Z4
+	VCVTDQ2PS    Z5, Z5
+	VBROADCASTSS 8(R8), Z28
+	VMULPS       Z28, Z4, Z4
+	VMULPS       Z28, Z5, Z5
+	TESTQ        $0x00000001, AX
+	JEQ          qadded2
+	VBROADCASTSS 8(R14), Z28
+	VADDPS       Z28, Z4, Z4
+	VADDPS       Z28, Z5, Z5
+	JMP          qadded2
+
+qcol2:
+	VPSUBD       Z16, Z4, Z4
+	VPSUBD       Z17, Z5, Z5
+	TESTQ        $0x00000040, AX
+	JEQ          qnorcorr2
+	VPBROADCASTD 8(R9), Z28
+	VPSUBD       Z28, Z4, Z4
+	VPSUBD       Z28, Z5, Z5
+
+qnorcorr2:
+	VCVTDQ2PS Z4, Z4
+	VCVTDQ2PS Z5, Z5
+	VMULPS    Z18, Z4, Z4
+	VMULPS    Z19, Z5, Z5
+	TESTQ     $0x00000001, AX
+	JEQ       qadded2
+	VADDPS    Z20, Z4, Z4
+	VADDPS    Z21, Z5, Z5
+
+qadded2:
+	TESTQ     $0x00000002, AX
+	JEQ       qnoresid2
+	VMOVUPS.Z (R13), K1, Z28
+	VMOVUPS.Z 64(R13), K2, Z29
+	VADDPS    Z28, Z4, Z4
+	VADDPS    Z29, Z5, Z5
+	ADDQ      R15, R13
+
+qnoresid2:
+	TESTQ  $0x00000004, AX
+	JEQ    qnoclamp2
+	VMAXPS Z4, Z22, Z4
+	VMAXPS Z5, Z22, Z5
+	VMINPS Z4, Z23, Z4
+	VMINPS Z5, Z23, Z5
+
+qnoclamp2:
+	TESTQ   $0x00000010, AX
+	JNE     qquant2
+	VMOVUPS Z4, K1, (DX)
+	VMOVUPS Z5, K2, 64(DX)
+	JMP     qnext2
+
+qquant2:
+	VDIVPS    Z26, Z4, Z4
+	VDIVPS    Z26, Z5, Z5
+	VMAXPS    Z24, Z4, Z4
+	VMAXPS    Z24, Z5, Z5
+	VMINPS    Z25, Z4, Z4
+	VMINPS    Z25, Z5, Z5
+	VCVTPS2DQ Z4, Z4
+	VCVTPS2DQ Z5, Z5
+	VPADDD    Z27, Z4, Z4
+	VPADDD    Z27, Z5, Z5
+	TESTQ     $0x00000020, AX
+	JNE       qu82
+	VPMOVSDB  Z4, K1, (DX)
+	VPMOVSDB  Z5, K2, 16(DX)
+	JMP       qnext2
+
+qu82:
+	VPMOVUSDB Z4, K1, (DX)
+	VPMOVUSDB Z5, K2, 16(DX)
+
+qnext2:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x03
+	JLE          qdone
+	TESTQ        $0x00000008, AX
+	JNE          qcol3
+	VPBROADCASTD 12(R12), Z28
+	VPSUBD       Z28, Z6, Z6
+	VPSUBD       Z28, Z7, Z7
+	VCVTDQ2PS    Z6, Z6
+	VCVTDQ2PS    Z7, Z7
+	VBROADCASTSS 12(R8), Z28
+	VMULPS       Z28, Z6, Z6
+	VMULPS       Z28, Z7, Z7
+	TESTQ        $0x00000001, AX
+	JEQ          qadded3
+	VBROADCASTSS 12(R14), Z28
+	VADDPS       Z28, Z6, Z6
+	VADDPS       Z28, Z7, Z7
+	JMP          qadded3
+
+qcol3:
+	VPSUBD       Z16, Z6, Z6
+	VPSUBD       Z17, Z7, Z7
+	TESTQ        $0x00000040, AX
+	JEQ          qnorcorr3
+	VPBROADCASTD 12(R9), Z28
+	VPSUBD       Z28, Z6, Z6
+	VPSUBD       Z28, Z7, Z7
+
+qnorcorr3:
+	VCVTDQ2PS Z6, Z6
+	VCVTDQ2PS Z7, Z7
+	VMULPS    Z18, Z6, Z6
+	VMULPS    Z19, Z7, Z7
+	TESTQ     $0x00000001, AX
+	JEQ       qadded3
+	VADDPS    Z20, Z6, Z6
+	VADDPS    Z21, Z7, Z7
+
+qadded3:
+	TESTQ     $0x00000002, AX
+	JEQ       qnoresid3
+	VMOVUPS.Z (R13), K1, Z28
+	VMOVUPS.Z 64(R13), K2, Z29
+	VADDPS    Z28, Z6, Z6
+	VADDPS    Z29, Z7, Z7
+	ADDQ      R15, R13
+
+qnoresid3:
+	TESTQ  $0x00000004, AX
+	JEQ    qnoclamp3
+	VMAXPS Z6, Z22, Z6
+	VMAXPS Z7, Z22, Z7
+	VMINPS Z6, Z23, Z6
+	VMINPS Z7, Z23, Z7
+
+qnoclamp3:
+	TESTQ   $0x00000010, AX
+	JNE     qquant3
+	VMOVUPS Z6, K1, (DX)
+	VMOVUPS Z7, K2, 64(DX)
+	JMP     qnext3
+
+qquant3:
+	VDIVPS    Z26, Z6, Z6
+	VDIVPS    Z26, Z7, Z7
+	VMAXPS    Z24, Z6, Z6
+	VMAXPS    Z24, Z7, Z7
+	VMINPS    Z25, Z6, Z6
+	VMINPS    Z25, Z7, Z7
+	VCVTPS2DQ Z6, Z6
+	VCVTPS2DQ Z7, Z7
+	VPADDD    Z27, Z6, Z6
+	VPADDD    Z27, Z7, Z7
+	TESTQ     $0x00000020, AX
+	JNE       qu83
+	VPMOVSDB  Z6, K1, (DX)
+	VPMOVSDB  Z7, K2, 16(DX)
+	JMP       qnext3
+
+qu83:
+	VPMOVUSDB Z6, K1, (DX)
+	VPMOVUSDB Z7, K2, 16(DX)
+
+qnext3:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x04
+	JLE          qdone
+	TESTQ        $0x00000008, AX
+	JNE          qcol4
+	VPBROADCASTD 16(R12), Z28
+	VPSUBD       Z28, Z8, Z8
+	VPSUBD       Z28, Z9, Z9
+	VCVTDQ2PS    Z8, Z8
+	VCVTDQ2PS    Z9, Z9
+	VBROADCASTSS 16(R8), Z28
+	VMULPS       Z28, Z8, Z8
+	VMULPS       Z28, Z9, Z9
+	TESTQ        $0x00000001, AX
+	JEQ          qadded4
+	VBROADCASTSS 16(R14), Z28
+	VADDPS       Z28, Z8, Z8
+	VADDPS       Z28, Z9, Z9
+	JMP          qadded4
+
+qcol4:
+	VPSUBD       Z16, Z8, Z8
+	VPSUBD       Z17, Z9, Z9
+	TESTQ        $0x00000040, AX
+	JEQ          qnorcorr4
+	VPBROADCASTD 16(R9), Z28
+	VPSUBD       Z28, Z8, Z8
+	VPSUBD       Z28, Z9, Z9
+
+qnorcorr4:
+	VCVTDQ2PS Z8, Z8
+	VCVTDQ2PS Z9, Z9
+	VMULPS    Z18, Z8, Z8
+	VMULPS    Z19, Z9, Z9
+	TESTQ     $0x00000001, AX
+	JEQ       qadded4
+	VADDPS    Z20, Z8, Z8
+	VADDPS    Z21, Z9, Z9
+
+qadded4:
+	TESTQ     $0x00000002, AX
+	JEQ       qnoresid4
+	VMOVUPS.Z (R13), K1, Z28
+	VMOVUPS.Z 64(R13), K2, Z29
+	VADDPS    Z28, Z8, Z8
+	VADDPS    Z29, Z9, Z9
+	ADDQ      R15, R13
+
+qnoresid4:
+	TESTQ  $0x00000004, AX
+	JEQ    qnoclamp4
+	VMAXPS Z8, Z22, Z8
+	VMAXPS Z9, Z22, Z9
+	VMINPS Z8, Z23, Z8
+	VMINPS Z9, Z23, Z9
+
+qnoclamp4:
+	TESTQ   $0x00000010, AX
+	JNE     qquant4
+	VMOVUPS Z8, K1, (DX)
+	VMOVUPS Z9, K2, 64(DX)
+	JMP     qnext4
+
+qquant4:
+	VDIVPS    Z26, Z8, Z8
+	VDIVPS    Z26, Z9, Z9
+	VMAXPS    Z24, Z8, Z8
+	VMAXPS    Z24, Z9, Z9
+	VMINPS    Z25, Z8, Z8
+	VMINPS    Z25, Z9, Z9
+	VCVTPS2DQ Z8, Z8
+	VCVTPS2DQ Z9, Z9
+	VPADDD    Z27, Z8, Z8
+	VPADDD    Z27, Z9, Z9
+	TESTQ     $0x00000020, AX
+	JNE       qu84
+	VPMOVSDB  Z8, K1, (DX)
+	VPMOVSDB  Z9, K2, 16(DX)
+	JMP       qnext4
+
+qu84:
+	VPMOVUSDB Z8, K1, (DX)
+	VPMOVUSDB Z9, K2, 16(DX)
+
+qnext4:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x05
+	JLE          qdone
+	TESTQ        $0x00000008, AX
+	JNE          qcol5
+	VPBROADCASTD 20(R12), Z28
+	VPSUBD       Z28, Z10, Z10
+	VPSUBD       Z28, Z11, Z11
+	VCVTDQ2PS    Z10, Z10
+	VCVTDQ2PS    Z11, Z11
+	VBROADCASTSS 20(R8), Z28
+	VMULPS       Z28, Z10, Z10
+	VMULPS       Z28, Z11, Z11
+	TESTQ        $0x00000001, AX
+	JEQ          qadded5
+	VBROADCASTSS 20(R14), Z28
+	VADDPS       Z28, Z10, Z10
+	VADDPS       Z28, Z11, Z11
+	JMP          qadded5
+
+qcol5:
+	VPSUBD       Z16, Z10, Z10
+	VPSUBD       Z17, Z11, Z11
+	TESTQ        $0x00000040, AX
+	JEQ          qnorcorr5
+	VPBROADCASTD 20(R9), Z28
+	VPSUBD       Z28, Z10, Z10
+	VPSUBD       Z28, Z11, Z11
+
+qnorcorr5:
+	VCVTDQ2PS Z10, Z10
+	VCVTDQ2PS Z11, Z11
+	VMULPS    Z18, Z10, Z10
+	VMULPS    Z19, Z11, Z11
+	TESTQ     $0x00000001, AX
+	JEQ       qadded5
+	VADDPS    Z20, Z10, Z10
+	VADDPS    Z21, Z11, Z11
+
+qadded5:
+	TESTQ     $0x00000002, AX
+	JEQ       qnoresid5
+	VMOVUPS.Z (R13), K1, Z28
+	VMOVUPS.Z 64(R13), K2, Z29
+	VADDPS    Z28, Z10, Z10
+	VADDPS    Z29, Z11, Z11
+	ADDQ      R15, R13
+
+qnoresid5:
+	TESTQ  $0x00000004, AX
+	JEQ    qnoclamp5
+	VMAXPS Z10, Z22, Z10
+	VMAXPS Z11, Z22, Z11
+	VMINPS Z10, Z23, Z10
+	VMINPS Z11, Z23, Z11
+
+qnoclamp5:
+	TESTQ   $0x00000010, AX
+	JNE     qquant5
+	VMOVUPS Z10, K1, (DX)
+	VMOVUPS Z11, K2, 64(DX)
+	JMP     qnext5
+
+qquant5:
+	VDIVPS    Z26, Z10, Z10
+	VDIVPS    Z26, Z11, Z11
+	VMAXPS    Z24, Z10, Z10
+	VMAXPS    Z24, Z11, Z11
+	VMINPS    Z25, Z10, Z10
+	VMINPS    Z25, Z11, Z11
+	VCVTPS2DQ Z10, Z10
+	VCVTPS2DQ Z11, Z11
+	VPADDD    Z27, Z10, Z10
+	VPADDD    Z27, Z11, Z11
+	TESTQ     $0x00000020, AX
+	JNE       qu85
+	VPMOVSDB  Z10, K1, (DX)
+	VPMOVSDB  Z11, K2, 16(DX)
+	JMP       qnext5
+
+qu85:
+	VPMOVUSDB Z10, K1, (DX)
+	VPMOVUSDB Z11, K2, 16(DX)
+
+qnext5:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x06
+	JLE          qdone
+	TESTQ        $0x00000008, AX
+	JNE          qcol6
+	VPBROADCASTD 24(R12), Z28
+	VPSUBD       Z28, Z12, Z12
+	VPSUBD       Z28, Z13, Z13
+	VCVTDQ2PS    Z12, Z12
+	VCVTDQ2PS    Z13, Z13
+	VBROADCASTSS 24(R8), Z28
+	VMULPS       Z28, Z12, Z12
+	VMULPS       Z28, Z13, Z13
+	TESTQ        $0x00000001, AX
+	JEQ          qadded6
+	VBROADCASTSS 24(R14), Z28
+	VADDPS       Z28, Z12, Z12
+	VADDPS       Z28, Z13, Z13
+	JMP          qadded6
+
+qcol6:
+	VPSUBD       Z16, Z12, Z12
+	VPSUBD       Z17, Z13, Z13
+	TESTQ        $0x00000040, AX
+	JEQ          qnorcorr6
+	VPBROADCASTD 24(R9), Z28
+	VPSUBD       Z28, Z12, Z12
+	VPSUBD       Z28, Z13, Z13
+
+qnorcorr6:
+	VCVTDQ2PS Z12, Z12
+	VCVTDQ2PS Z13, Z13
+	VMULPS    Z18, Z12, Z12
+	VMULPS    Z19, Z13, Z13
+	TESTQ     $0x00000001, AX
+	JEQ       qadded6
+	VADDPS    Z20, Z12, Z12
+	VADDPS    Z21, Z13, Z13
+
+qadded6:
+	TESTQ     $0x00000002, AX
+	JEQ       qnoresid6
+	VMOVUPS.Z (R13), K1, Z28
+	VMOVUPS.Z 64(R13), K2, Z29
+	VADDPS    Z28, Z12, Z12
+	VADDPS    Z29, Z13, Z13
+	ADDQ      R15, R13
+
+qnoresid6:
+	TESTQ  $0x00000004, AX
+	JEQ    qnoclamp6
+	VMAXPS Z12, Z22, Z12
+	VMAXPS Z13, Z22, Z13
+	VMINPS Z12, Z23, Z12
+	VMINPS Z13, Z23, Z13
+
+qnoclamp6:
+	TESTQ   $0x00000010, AX
+	JNE     qquant6
+	VMOVUPS Z12, K1, (DX)
+	VMOVUPS Z13, K2, 64(DX)
+	JMP     qnext6
+
+qquant6:
+	VDIVPS    Z26, Z12, Z12
+	VDIVPS    Z26, Z13, Z13
+	VMAXPS    Z24, Z12, Z12
+	VMAXPS    Z24, Z13, Z13
+	VMINPS    Z25, Z12, Z12
+	VMINPS    Z25, Z13, Z13
+	VCVTPS2DQ Z12, Z12
+	VCVTPS2DQ Z13, Z13
+	VPADDD    Z27, Z12, Z12
+	VPADDD    Z27, Z13, Z13
+	TESTQ     $0x00000020, AX
+	JNE       qu86
+	VPMOVSDB  Z12, K1, (DX)
+	VPMOVSDB  Z13, K2, 16(DX)
+	JMP       qnext6
+
+qu86:
+	VPMOVUSDB Z12, K1, (DX)
+	VPMOVUSDB Z13, K2, 16(DX)
+
+qnext6:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x07
+	JLE          qdone
+	TESTQ        $0x00000008, AX
+	JNE          qcol7
+	VPBROADCASTD 28(R12), Z28
+	VPSUBD       Z28, Z14, Z14
+	VPSUBD       Z28, Z15, Z15
+	VCVTDQ2PS    Z14, Z14
+	VCVTDQ2PS    Z15, Z15
+	VBROADCASTSS 28(R8), Z28
+	VMULPS       Z28, Z14, Z14
+	VMULPS       Z28, Z15, Z15
+	TESTQ        $0x00000001, AX
+	JEQ          qadded7
+	VBROADCASTSS 28(R14), Z28
+	VADDPS       Z28, Z14, Z14
+	VADDPS       Z28, Z15, Z15
+	JMP          qadded7
+
+qcol7:
+	VPSUBD       Z16, Z14, Z14
+	VPSUBD       Z17, Z15, Z15
+	TESTQ        $0x00000040, AX
+	JEQ          qnorcorr7
+	VPBROADCASTD 28(R9), Z28
+	VPSUBD       Z28, Z14, Z14
+	VPSUBD       Z28, Z15, Z15
+
+qnorcorr7:
+	VCVTDQ2PS Z14, Z14
+	VCVTDQ2PS Z15, Z15
+	VMULPS    Z18, Z14, Z14
+	VMULPS    Z19, Z15, Z15
+	TESTQ     $0x00000001, AX
+	JEQ       qadded7
+	VADDPS    Z20, Z14, Z14
+	VADDPS    Z21, Z15, Z15
+
+qadded7:
+	TESTQ     $0x00000002, AX
+	JEQ       qnoresid7
+	VMOVUPS.Z (R13), K1, Z28
+	VMOVUPS.Z 64(R13), K2, Z29
+	VADDPS    Z28, Z14, Z14
+	VADDPS    Z29, Z15, Z15
+	ADDQ      R15, R13
+
+qnoresid7:
+	TESTQ  $0x00000004, AX
+	JEQ    qnoclamp7
+	VMAXPS Z14, Z22, Z14
+	VMAXPS Z15, Z22, Z15
+	VMINPS Z14, Z23, Z14
+	VMINPS Z15, Z23, Z15
+
+qnoclamp7:
+	TESTQ   $0x00000010, AX
+	JNE     qquant7
+	VMOVUPS Z14, K1, (DX)
+	VMOVUPS Z15, K2, 64(DX)
+	JMP     qnext7
+
+qquant7:
+	VDIVPS    Z26, Z14, Z14
+	VDIVPS    Z26, Z15, Z15
+	VMAXPS    Z24, Z14, Z14
+	VMAXPS    Z24, Z15, Z15
+	VMINPS    Z25, Z14, Z14
+	VMINPS    Z25, Z15, Z15
+	VCVTPS2DQ Z14, Z14
+	VCVTPS2DQ Z15, Z15
+	VPADDD    Z27, Z14, Z14
+	VPADDD    Z27, Z15, Z15
+	TESTQ     $0x00000020, AX
+	JNE       qu87
+	VPMOVSDB  Z14, K1, (DX)
+	VPMOVSDB  Z15, K2, 16(DX)
+	JMP       qnext7
+
+qu87:
+	VPMOVUSDB Z14, K1, (DX)
+	VPMOVUSDB Z15, K2, 16(DX)
+
+qnext7:
+	ADDQ R10, DX
+
+qdone:
+	VZEROUPPER
+	RET

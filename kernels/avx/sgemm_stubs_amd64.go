@@ -8,3 +8,8 @@ package avx
 //
 //go:noescape
 func sgemm8x32AVX512(k int, a *float32, b *float32, ldb int, c *float32, ldc int, mr int, nr int, bias *float32, resid *float32, lo float32, hi float32, flags int)
+
+// qgemm8x32VNNI is the AVX-512 VNNI twin of qgemmGeneric.
+//
+//go:noescape
+func qgemm8x32VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)

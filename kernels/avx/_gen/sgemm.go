@@ -22,6 +22,7 @@ const mr, nr = 8, 32
 func main() {
 	ConstraintExpr("!noasm,amd64")
 	sgemmAVX512()
+	qgemmVNNI()
 	Generate()
 }
 

@@ -1,0 +1,227 @@
+package avx
+
+import (
+	"unsafe"
+
+	"github.com/kilnml/kiln/kernels/pack"
+)
+
+// QLayer is a quantized layer's epilogue prepared for the micro-kernel:
+// per-channel constants (indexed by row, or by column with Col) and the
+// output format. Act, when set, is an activation the clamp cannot express:
+// it runs in Go on the float tile (after the bias and residual adds), and
+// Quantize then makes the output code (kilnq.Layer.QuantizeOut).
+type QLayer struct {
+	Corr     []int32   // off·Σw per channel
+	Mult     []float32 // float32(x_scale·w_scale) per channel
+	Bias     []float32 // per channel, nil for none
+	Col      bool
+	Clamp    bool
+	Lo, Hi   float32
+	Quant    bool // codes out (y_scale > 0)
+	Unsigned bool
+	YScale   float32
+	YZero    int32
+	Act      func(float32) float32
+	Quantize func(float32) byte
+	RCorr    []int32 // with Col: per row (activation row sums ×128), indexed from r0
+}
+
+// QOut is the output of a quantized GEMM block: float32 (F) or codes (Q),
+// row stride Ld elements, with the residual (float32) indexed alike.
+type QOut struct {
+	F     []float32
+	Q     []byte
+	Resid []float32
+	Ld    int
+}
+
+// QGemm computes rows [0,m), columns [0,n) of a quantized product: packed
+// int8 weights or activations ap (MR-row strips, depth k) times packed u8
+// bp (NR-column strips); channel constants are indexed from r0 (rows) or c0
+// (columns), the output and residual from their top left (r0, c0).
+func QGemm(k int, ap []int8, m int, bp []uint8, n int, o *QOut, l *QLayer, r0, c0 int) {
+	k4 := K4(k)
+	var q QEpi
+	base := QClamp * b2i(l.Clamp)
+	if l.Bias != nil {
+		base |= QBias
+	}
+	if l.Col {
+		base |= QCol
+		if l.RCorr != nil {
+			base |= QRCorr
+		}
+	}
+	if l.Quant {
+		base |= QQuant
+		q.YScale, q.YZero = l.YScale, l.YZero
+		lo, hi := float32(-128), float32(127)
+		if l.Unsigned {
+			base |= QUnsigned
+			lo, hi = 0, 255
+		}
+		q.QLo, q.QHi = lo-float32(l.YZero), hi-float32(l.YZero)
+	}
+	q.Lo, q.Hi = l.Lo, l.Hi
+	var tile [MR * NR]float32
+	for s := 0; s < m; s += MR {
+		mr := min(MR, m-s)
+		as := ap[s*4*k4 : (s+MR)*4*k4]
+		for t := 0; t < n; t += NR {
+			nr := min(NR, n-t)
+			ch := r0 + s
+			if l.Col {
+				ch = c0 + t
+			}
+			q.Corr, q.Mult = &l.Corr[ch], &l.Mult[ch]
+			if base&QRCorr != 0 {
+				_ = l.RCorr[r0+s+mr-1]
+				q.RCorr = &l.RCorr[r0+s]
+			}
+			if l.Bias != nil {
+				q.Bias = &l.Bias[ch]
+			}
+			off := (r0+s)*o.Ld + c0 + t
+			bs := bp[t*4*k4 : (t+NR)*4*k4]
+			if l.Act != nil {
+				q.Flags = base &^ (QClamp | QQuant | QResid)
+				QMicro(k4, as, bs, unsafe.Pointer(&tile[0]), NR, mr, nr, &q)
+				for i := 0; i < mr; i++ {
+					for j := 0; j < nr; j++ {
+						y := tile[i*NR+j]
+						at := off + i*o.Ld + j
+						if o.Resid != nil {
+							y += o.Resid[at]
+						}
+						y = l.Act(y)
+						if l.Quant {
+							o.Q[at] = l.Quantize(y)
+						} else {
+							o.F[at] = y
+						}
+					}
+				}
+				continue
+			}
+			q.Flags = base
+			q.Resid = nil
+			if o.Resid != nil {
+				q.Flags |= QResid
+				_ = o.Resid[off+(mr-1)*o.Ld+nr-1]
+				q.Resid = &o.Resid[off]
+			}
+			var p unsafe.Pointer
+			if l.Quant {
+				_ = o.Q[off+(mr-1)*o.Ld+nr-1]
+				p = unsafe.Pointer(&o.Q[off])
+			} else {
+				_ = o.F[off+(mr-1)*o.Ld+nr-1]
+				p = unsafe.Pointer(&o.F[off])
+			}
+			QMicro(k4, as, bs, p, o.Ld, mr, nr, &q)
+		}
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// QIm2col packs columns [j0, j0+n) of group grp's im2col matrix of one
+// image of 8-bit codes x (C×H×W) in NR-column strips of 4-deep steps as u8:
+// u = code^flip (flip 0x80 turns int8 codes into x+128), pad (the zero
+// point's u) in the padding and past the depth. Columns past n in the last
+// strip are left unwritten (the micro-kernel masks them).
+func QIm2col(dst []uint8, x []byte, g *pack.Conv2D, grp, j0, n int, flip, pad byte) {
+	k := g.K()
+	k4 := K4(k)
+	cg := g.C / g.Group
+	hw := g.H * g.W
+	var segs [NR]segment
+	for t := 0; t < n; t += NR {
+		strip := dst[t*4*k4 : (t+NR)*4*k4]
+		cols := min(NR, n-t)
+		ns := 0
+		for j := 0; j < cols; {
+			jj := j0 + t + j
+			oh, ow := jj/g.OW, jj%g.OW
+			run := min(cols-j, g.OW-ow)
+			segs[ns] = segment{oh, ow, run, j}
+			ns++
+			j += run
+		}
+		p := 0
+		for c := 0; c < cg; c++ {
+			plane := x[(grp*cg+c)*hw : (grp*cg+c+1)*hw]
+			for kh := 0; kh < g.KH; kh++ {
+				for kw := 0; kw < g.KW; kw++ {
+					d := strip[(p/4)*4*NR+p%4:]
+					for _, sg := range segs[:ns] {
+						ih := sg.oh*g.SH - g.PT + kh*g.DH
+						if uint(ih) >= uint(g.H) {
+							for o := sg.at; o < sg.at+sg.n; o++ {
+								d[4*o] = pad
+							}
+							continue
+						}
+						row := plane[ih*g.W : ih*g.W+g.W]
+						iw0 := sg.ow*g.SW - g.PL + kw*g.DW
+						lo, hi := validRange(iw0, g.SW, g.W, sg.n)
+						for o := 0; o < lo; o++ {
+							d[4*(sg.at+o)] = pad
+						}
+						if hi > lo {
+							src := row[iw0+lo*g.SW : iw0+(hi-1)*g.SW+1]
+							out := d[4*(sg.at+lo) : 4*(sg.at+hi-1)+1]
+							for o := 0; o < hi-lo; o++ {
+								out[4*o] = src[o*g.SW] ^ flip
+							}
+						}
+						for o := max(hi, lo); o < sg.n; o++ {
+							d[4*(sg.at+o)] = pad
+						}
+					}
+					p++
+				}
+			}
+		}
+		for ; p < 4*k4; p++ { // depth padding
+			d := strip[(p/4)*4*NR+p%4:]
+			for o := 0; o < cols; o++ {
+				d[4*o] = pad
+			}
+		}
+	}
+}
+
+// PackQRows packs m rows of 8-bit activation codes (row stride k) as the
+// A side, s8 = code^flip (flip 0x80 turns uint8 codes into x−128), in
+// MR-row strips of 4-deep steps (zero past the edges), and stores
+// 128·Σ s8 of each row in rcorr: with weights fed as u8 = w+128, that is
+// the per-row part of the correction.
+func PackQRows(dst []int8, x []byte, m, k int, flip byte, rcorr []int32) {
+	k4 := K4(k)
+	for s := 0; s < m; s += MR {
+		strip := dst[s*4*k4 : (s+MR)*4*k4]
+		if m-s < MR {
+			clear(strip)
+		}
+		for i := 0; i < MR && s+i < m; i++ {
+			row := x[(s+i)*k : (s+i+1)*k]
+			var sum int32
+			for p, c := range row {
+				v := int8(c ^ flip)
+				strip[(p/4)*4*MR+i*4+p%4] = v
+				sum += int32(v)
+			}
+			for p := k; p < 4*k4; p++ {
+				strip[(p/4)*4*MR+i*4+p%4] = 0
+			}
+			rcorr[s+i] = 128 * sum
+		}
+	}
+}

@@ -1,0 +1,174 @@
+package avx
+
+import (
+	"math"
+	"unsafe"
+)
+
+// INT8 GEMM: u8 activations × s8 weights → exact int32 with AVX-512 VNNI
+// (VPDPBUSD), 8×32 tile, then ops/kilnq's epilogue in registers. kiln's
+// activations are int8 codes (or uint8 with a zero point); the kernel
+// takes u = code^0x80 (= x+128) for int8 and u = code for uint8, so
+// Σ u·w = Σ (x−xz)·w + off·Σw with off = 128+xz (int8) or xz (uint8): the
+// per-channel correction off·Σw is subtracted before conversion, which
+// leaves exactly kilnq's int32 accumulator. Padding taps hold u = off
+// (x = xz, contributing 0); depth is padded to a multiple of 4 with zero
+// weights.
+
+// Flags of QEpi (mirrored in _gen/qgemm.go).
+const (
+	QBias     = 1
+	QResid    = 2
+	QClamp    = 4
+	QCol      = 8  // Corr, Mult and Bias per column (else per row)
+	QQuant    = 16 // output codes (else float32)
+	QUnsigned = 32 // uint8 codes (else int8)
+	QRCorr    = 64 // with QCol: also subtract RCorr[row]
+)
+
+// QEpi is the quantized epilogue of one micro-kernel call (field offsets
+// are hard-coded in the assembly: keep the layout):
+//
+//	acc' = acc − Corr[r] (− RCorr[i] with QCol|QRCorr)   (int32, r the row or column per QCol)
+//	y = float32(acc')·Mult[r]; y += Bias[r]; y += Resid[i][j]; y = min(max(y, Lo), Hi)
+//	float output: y; codes: clamp(roundHalfEven(clamp(y/YScale, QLo, QHi)) + YZero), NaN → QLo+YZero
+type QEpi struct {
+	Corr     *int32
+	Mult     *float32
+	Bias     *float32
+	Resid    *float32 // row stride ldo elements
+	Lo, Hi   float32
+	YScale   float32
+	QLo, QHi float32 // saturation bounds minus the zero point
+	YZero    int32
+	Flags    int
+	RCorr    *int32 // per row, with QCol|QRCorr (activation row sums)
+}
+
+var _ [72 - unsafe.Sizeof(QEpi{})]byte // the assembly's layout
+
+// K4 is the number of 4-deep steps of depth k.
+func K4(k int) int { return (k + 3) / 4 }
+
+// QASize is the byte length of packed int8 weights (m rows, depth k).
+func QASize(m, k int) int { return (m + MR - 1) / MR * MR * 4 * K4(k) }
+
+// QBSize is the byte length of packed u8 activations (n columns, depth k).
+func QBSize(k, n int) int { return (n + NR - 1) / NR * NR * 4 * K4(k) }
+
+// PackQA packs m×k int8 weights (row-major, row stride k) in MR-row
+// strips of 4-deep steps: dst[s][p][i][q] = w[s*MR+i][4p+q], 0 past the
+// edges; it returns Σ_p w[i][p] per row.
+func PackQA(dst []int8, w []int8, m, k int) []int32 {
+	k4 := K4(k)
+	sums := make([]int32, m)
+	for s := 0; s < m; s += MR {
+		strip := dst[s*4*k4 : (s+MR)*4*k4]
+		clear(strip)
+		for i := 0; i < MR && s+i < m; i++ {
+			row := w[(s+i)*k : (s+i+1)*k]
+			for p, v := range row {
+				strip[(p/4)*4*MR+i*4+p%4] = v
+				sums[s+i] += int32(v)
+			}
+		}
+	}
+	return sums
+}
+
+// PackQB packs a k×n matrix of u8 values (b[p*rs+j*cs]) in NR-column
+// strips of 4-deep steps, depth padded with pad.
+func PackQB(dst []uint8, b []uint8, k, n, rs, cs int, pad uint8) {
+	k4 := K4(k)
+	for t := 0; t < n; t += NR {
+		strip := dst[t*4*k4 : (t+NR)*4*k4]
+		for j := 0; j < NR; j++ {
+			for p := 0; p < 4*k4; p++ {
+				v := pad
+				if t+j < n && p < k {
+					v = b[p*rs+(t+j)*cs]
+				}
+				strip[(p/4)*4*NR+j*4+p%4] = v
+			}
+		}
+	}
+}
+
+// QMicro computes one tile of the INT8 GEMM with its epilogue: a is a
+// packed weight strip (k4 steps), b a packed activation strip, out the
+// tile's top left (float32 or codes per q.Flags, row stride ldo elements).
+func QMicro(k4 int, a []int8, b []uint8, out unsafe.Pointer, ldo, mr, nr int, q *QEpi) {
+	if k4 < 0 || mr < 1 || mr > MR || nr < 1 || nr > NR || len(a) < k4*4*MR || len(b) < k4*4*NR {
+		panic("avx.QMicro: bad tile")
+	}
+	var pa *int8
+	var pb *uint8
+	if k4 > 0 {
+		pa, pb = unsafe.SliceData(a), unsafe.SliceData(b)
+	}
+	qmicro(k4, pa, pb, (*byte)(out), ldo, mr, nr, (*int64)(unsafe.Pointer(q)))
+}
+
+// qgemmGeneric is the portable INT8 micro-kernel, the reference loop:
+//
+//	acc[i][j] = Σ_{p<k4, q<4} int32(b[p*4*NR+j*4+q])·int32(a[p*4*MR+i*4+q])   (exact int32)
+//	then QEpi's epilogue on acc[i][j] for i < mr, j < nr.
+func qgemmGeneric(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, qp *int64) {
+	q := (*QEpi)(unsafe.Pointer(qp))
+	var acc [MR * NR]int32
+	if k4 > 0 {
+		as := unsafe.Slice(a, k4*4*MR)
+		bs := unsafe.Slice(b, k4*4*NR)
+		for p := 0; p < k4; p++ {
+			for i := 0; i < mr; i++ {
+				w := as[p*4*MR+i*4 : p*4*MR+i*4+4]
+				for j := 0; j < nr; j++ {
+					u := bs[p*4*NR+j*4 : p*4*NR+j*4+4]
+					acc[i*NR+j] += int32(u[0])*int32(w[0]) + int32(u[1])*int32(w[1]) + int32(u[2])*int32(w[2]) + int32(u[3])*int32(w[3])
+				}
+			}
+		}
+	}
+	n := max(mr, nr)
+	corr, mult := unsafe.Slice(q.Corr, n), unsafe.Slice(q.Mult, n)
+	var bias, resid []float32
+	if q.Flags&QBias != 0 {
+		bias = unsafe.Slice(q.Bias, n)
+	}
+	if q.Flags&QResid != 0 {
+		resid = unsafe.Slice(q.Resid, (mr-1)*ldo+nr)
+	}
+	for i := 0; i < mr; i++ {
+		for j := 0; j < nr; j++ {
+			r := i
+			if q.Flags&QCol != 0 {
+				r = j
+			}
+			a := acc[i*NR+j] - corr[r]
+			if q.Flags&(QCol|QRCorr) == QCol|QRCorr {
+				a -= unsafe.Slice(q.RCorr, mr)[i]
+			}
+			y := float32(a) * mult[r]
+			if bias != nil {
+				y += bias[r]
+			}
+			if resid != nil {
+				y += resid[i*ldo+j]
+			}
+			if q.Flags&QClamp != 0 {
+				y = float32(math.Min(math.Max(float64(y), float64(q.Lo)), float64(q.Hi)))
+			}
+			if q.Flags&QQuant == 0 {
+				*(*float32)(unsafe.Add(unsafe.Pointer(out), 4*(i*ldo+j))) = y
+				continue
+			}
+			v := y / q.YScale
+			if !(v >= q.QLo) { // NaN too
+				v = q.QLo
+			}
+			v = min(v, q.QHi)
+			c := int32(math.RoundToEven(float64(v))) + q.YZero
+			*(*byte)(unsafe.Add(unsafe.Pointer(out), i*ldo+j)) = byte(c)
+		}
+	}
+}

@@ -1,0 +1,240 @@
+package avx
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/f32"
+	"github.com/kilnml/kiln/ops/kiln"
+	"github.com/kilnml/kiln/ops/kilnq"
+)
+
+func forEachQVariant(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	saved := QVariant
+	defer func() { QVariant = saved }()
+	for _, v := range QVariants() {
+		QVariant = v
+		t.Run([]string{"generic", "vnni"}[v], f)
+	}
+}
+
+// qcase is one quantized product checked against kilnq.Layer: m output
+// channels (weights rows), n positions, depth k.
+type qcase struct {
+	m, n, k  int
+	unsigned bool // uint8 activations with a zero point (else int8)
+	out      ir.DType
+	act      string
+	bias     bool
+	resid    bool
+}
+
+func (c qcase) run(t *testing.T, r *rand.Rand, gemm bool) {
+	w := make([]int8, c.m*c.k)
+	for i := range w {
+		w[i] = int8(r.IntN(256) - 128)
+	}
+	x := make([]byte, c.k*c.n) // x[p][j] (conv) / x[j][p] (gemm)
+	for i := range x {
+		x[i] = byte(r.IntN(256))
+	}
+	l := &kilnq.Layer{XScale: 0.02, WScales: make([]float32, c.m), YScale: 0, Act: kiln.Activation{Kind: c.act}, OutType: ir.Float32}
+	if c.act == "Clip" {
+		l.Act.Alpha, l.Act.Beta = -3, 4
+	}
+	var xz int32
+	if c.unsigned {
+		xz = 117
+		l.XZero = xz
+	}
+	for i := range l.WScales {
+		l.WScales[i] = 0.001 + 0.01*r.Float32()
+	}
+	if c.out != ir.Float32 {
+		l.YScale, l.OutType = 0.05, c.out
+		if c.out == ir.Uint8 {
+			l.YZero = 100
+		}
+	}
+	bias := make([]float32, c.m)
+	for i := range bias {
+		bias[i] = float32(r.NormFloat64())
+	}
+	code := func(j, p int) int32 { // x − xz at position j, depth p
+		v := x[p*c.n+j]
+		if gemm {
+			v = x[j*c.k+p]
+		}
+		if c.unsigned {
+			return int32(v) - xz
+		}
+		return int32(int8(v))
+	}
+	// Output: conv Y[ch][j] (ld n); gemm Y[j][ch] (ld m).
+	ld := c.n
+	if gemm {
+		ld = c.m
+	}
+	size := c.m * c.n
+	resid := make([]float32, size)
+	for i := range resid {
+		resid[i] = float32(r.NormFloat64())
+	}
+	resid[0] = float32(math.NaN())
+	want := make([]float32, size)
+	wantQ := make([]byte, size)
+	for ch := 0; ch < c.m; ch++ {
+		for j := 0; j < c.n; j++ {
+			var acc int32
+			for p := 0; p < c.k; p++ {
+				acc += code(j, p) * int32(w[ch*c.k+p])
+			}
+			at := ch*ld + j
+			if gemm {
+				at = j*ld + ch
+			}
+			var b, z float32
+			if c.bias {
+				b = bias[ch]
+			}
+			if c.resid {
+				z = resid[at]
+			}
+			y := l.Epilogue(float32(acc), ch, b, z)
+			want[at] = y
+			if l.YScale != 0 {
+				wantQ[at] = byte(l.QuantizeOut(y))
+			}
+		}
+	}
+	// Prepare the layer.
+	ql := &QLayer{Mult: make([]float32, c.m), Col: gemm}
+	for i := range ql.Mult {
+		ql.Mult[i] = l.XScale * l.WScales[i]
+	}
+	if c.bias {
+		ql.Bias = bias
+	}
+	switch c.act {
+	case "":
+	case "Relu":
+		ql.Clamp, ql.Lo, ql.Hi = true, 0, float32(math.Inf(1))
+	case "Clip":
+		ql.Clamp, ql.Lo, ql.Hi = true, l.Act.Alpha, l.Act.Beta
+	default:
+		a := l.Act
+		ql.Act = func(y float32) float32 { return f32.Act32(&a, y) }
+		ql.Quantize = func(y float32) byte { return byte(l.QuantizeOut(y)) }
+	}
+	if l.YScale != 0 {
+		ql.Quant, ql.Unsigned, ql.YScale, ql.YZero = true, c.out == ir.Uint8, l.YScale, l.YZero
+	}
+	o := &QOut{Ld: ld}
+	const g = 41
+	var fbuf []float32
+	var qbuf []byte
+	if ql.Quant {
+		qbuf = make([]byte, g+size+g)
+		for i := range qbuf {
+			qbuf[i] = 0xA5
+		}
+		o.Q = qbuf[g : g+size]
+	} else {
+		fbuf = make([]float32, g+size+g)
+		for i := range fbuf {
+			fbuf[i] = 777
+		}
+		o.F = fbuf[g : g+size]
+	}
+	if c.resid {
+		o.Resid = resid
+	}
+	var flip byte
+	if !c.unsigned {
+		flip = 0x80
+	}
+	if !gemm {
+		ap := make([]int8, QASize(c.m, c.k))
+		sums := PackQA(ap, w, c.m, c.k)
+		off := 128 + xz
+		if c.unsigned {
+			off = xz
+		}
+		ql.Corr = make([]int32, c.m)
+		for i, s := range sums {
+			ql.Corr[i] = off * s
+		}
+		u := make([]byte, len(x))
+		for i, v := range x {
+			u[i] = v ^ flip
+		}
+		bp := make([]uint8, QBSize(c.k, c.n))
+		PackQB(bp, u, c.k, c.n, c.n, 1, byte(off))
+		QGemm(c.k, ap, c.m, bp, c.n, o, ql, 0, 0)
+	} else {
+		// A: activations s8 = code^flip' (flip' 0x80 for uint8), B: weights u8 = w+128.
+		fl := byte(0)
+		delta := int32(0)
+		if c.unsigned {
+			fl, delta = 0x80, 128
+		}
+		ap := make([]int8, QASize(c.n, c.k))
+		ql.RCorr = make([]int32, c.n)
+		PackQRows(ap, x, c.n, c.k, fl, ql.RCorr)
+		wu := make([]byte, len(w)) // wᵀ as k×m u8
+		for ch := 0; ch < c.m; ch++ {
+			for p := 0; p < c.k; p++ {
+				wu[p*c.m+ch] = byte(w[ch*c.k+p]) ^ 0x80
+			}
+		}
+		bp := make([]uint8, QBSize(c.k, c.m))
+		PackQB(bp, wu, c.k, c.m, c.m, 1, 128)
+		ql.Corr = make([]int32, c.m)
+		for ch := 0; ch < c.m; ch++ {
+			var s int32
+			for p := 0; p < c.k; p++ {
+				s += int32(w[ch*c.k+p])
+			}
+			ql.Corr[ch] = (xz - delta) * s
+		}
+		QGemm(c.k, ap, c.n, bp, c.m, o, ql, 0, 0)
+	}
+	for i := 0; i < g; i++ {
+		if ql.Quant && (qbuf[i] != 0xA5 || qbuf[g+size+i] != 0xA5) || !ql.Quant && (fbuf[i] != 777 || fbuf[g+size+i] != 777) {
+			t.Fatalf("%+v: guard band written", c)
+		}
+	}
+	for i := 0; i < size; i++ {
+		if ql.Quant {
+			if o.Q[i] != wantQ[i] {
+				t.Fatalf("%+v gemm %v: code %d = %d, want %d", c, gemm, i, o.Q[i], wantQ[i])
+			}
+		} else if math.Float32bits(o.F[i]) != math.Float32bits(want[i]) && !(o.F[i] == 0 && want[i] == 0) {
+			t.Fatalf("%+v gemm %v: element %d = %v, want %v", c, gemm, i, o.F[i], want[i])
+		}
+	}
+}
+
+func TestQGemmBitExact(t *testing.T) {
+	forEachQVariant(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(21, 22))
+		for _, c := range []qcase{
+			{1, 1, 1, false, ir.Float32, "", false, false},
+			{8, 32, 4, false, ir.Int8, "Relu", true, false},
+			{9, 33, 7, true, ir.Uint8, "Relu", true, true},
+			{17, 70, 77, false, ir.Int8, "Clip", true, true},
+			{5, 31, 300, true, ir.Float32, "", true, true},
+			{13, 45, 64, false, ir.Float32, "Sigmoid", true, true},
+			{13, 45, 64, true, ir.Uint8, "HardSwish", false, true},
+			{3, 17, 2000, false, ir.Int8, "", true, false},
+		} {
+			for _, gemm := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%dx%dx%d_%v", c.m, c.n, c.k, gemm), func(t *testing.T) { c.run(t, r, gemm) })
+			}
+		}
+	})
+}
