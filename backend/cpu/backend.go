@@ -67,7 +67,7 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 		return []engine.Tactic{gemmTactic{prec: quantPrec(l)}}
 	case n.Domain == "" && (n.OpType == "QuantizeLinear" || n.OpType == "DequantizeLinear" || n.OpType == "Cast"):
 		return []engine.Tactic{reformatTactic{}}
-	case n.Domain == "" && n.OpType == "MaxPool":
+	case n.Domain == "" && (n.OpType == "MaxPool" || n.OpType == "AveragePool"):
 		return []engine.Tactic{maxPoolTactic{}}
 	case n.Domain == "" && n.OpType == "Relu":
 		return []engine.Tactic{reluTactic{}}

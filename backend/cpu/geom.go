@@ -112,6 +112,21 @@ func (w *window) resolve(axis, in int) (padB, out int, err error) {
 	return pb, span/s + 1, nil
 }
 
+// padEnd is the end pad of one axis for input size in (auto_pad aware).
+func (w *window) padEnd(axis, in int) int {
+	k, s, d := w.Kernel[axis], w.Strides[axis], w.Dils[axis]
+	switch w.AutoPad {
+	case "SAME_UPPER", "SAME_LOWER":
+		o := (in + s - 1) / s
+		need := max(0, (o-1)*s+(k-1)*d+1-in)
+		pb, _, _ := w.resolve(axis, in)
+		return need - pb
+	case "VALID":
+		return 0
+	}
+	return w.Pads[axis+2]
+}
+
 // geometry resolves a conv (or pool, with m = c, group = c) for NCHW input dims.
 func (w *window) geometry(xd []int64, m, group int) (pack.Conv2D, error) {
 	g := pack.Conv2D{KH: w.Kernel[0], KW: w.Kernel[1], SH: w.Strides[0], SW: w.Strides[1],

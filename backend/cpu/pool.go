@@ -15,21 +15,30 @@ import (
 // inside the input in row-major order, the first one winning ties and NaN
 // kept only when first, as ops/nn's reference does.
 type poolParams struct {
-	Win   window   `json:"win"`
-	DType ir.DType `json:"dtype"`
+	Win        window   `json:"win"`
+	DType      ir.DType `json:"dtype"`
+	Average    bool     `json:"average,omitempty"`     // AveragePool (float32)
+	IncludePad bool     `json:"include_pad,omitempty"` // count_include_pad
 }
 
 type maxPoolTactic struct{}
 
-func (maxPoolTactic) Name() string { return "maxpool" }
+func (maxPoolTactic) Name() string { return "pool" }
 
 func (maxPoolTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	n := l.Node
-	p := poolParams{DType: inDType(l, 0)}
-	switch p.DType {
-	case ir.Int8, ir.Uint8, ir.Float32:
+	p := poolParams{DType: inDType(l, 0), Average: n.OpType == "AveragePool"}
+	switch {
+	case p.DType == ir.Float32, !p.Average && (p.DType == ir.Int8 || p.DType == ir.Uint8):
 	default:
-		return nil, fmt.Errorf("%s: %s MaxPool has no fast kernel", n, p.DType)
+		return nil, fmt.Errorf("%s: %s %s has no fast kernel", n, p.DType, n.OpType)
+	}
+	if p.Average {
+		ip, err := n.AttrInt("count_include_pad", 0)
+		if err != nil {
+			return nil, err
+		}
+		p.IncludePad = ip != 0
 	}
 	if len(n.Outputs) > 1 && n.Outputs[1] != "" {
 		return nil, fmt.Errorf("%s: MaxPool indices have no fast kernel", n)
@@ -41,7 +50,11 @@ func (maxPoolTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.Win, err = readWindow(n, ks, l.Opset >= 10); err != nil {
+	useDil := l.Opset >= 10
+	if p.Average {
+		useDil = l.Opset >= 19
+	}
+	if p.Win, err = readWindow(n, ks, useDil); err != nil {
 		return nil, err
 	}
 	return lowered("cpu.maxpool", &p, nil, []int{0})
@@ -96,7 +109,46 @@ func (r *poolRun) Do(_, plane int) {
 	case ir.Uint8:
 		maxPlane(r.out.Data[plane*ohw:(plane+1)*ohw], r.in.Data[plane*hw:(plane+1)*hw], g, 0)
 	case ir.Float32:
+		if r.k.p.Average {
+			p := &r.k.p
+			avgPlane(r.out.F32()[plane*ohw:(plane+1)*ohw], r.in.F32()[plane*hw:(plane+1)*hw], g,
+				p.IncludePad, p.Win.padEnd(0, g.H), p.Win.padEnd(1, g.W))
+			return
+		}
 		maxPlane(r.out.F32()[plane*ohw:(plane+1)*ohw], r.in.F32()[plane*hw:(plane+1)*hw], g, float32(negInf))
+	}
+}
+
+// avgPlane is AveragePool as ops/nn computes it: the float64 sum of the
+// window's positions inside the input in row-major order, divided by their
+// count, or with count_include_pad by the positions inside the padded
+// input (pb, pr: end pads).
+func avgPlane(y, x []float32, g *pack.Conv2D, includePad bool, pb, pr int) {
+	for oh := 0; oh < g.OH; oh++ {
+		for ow := 0; ow < g.OW; ow++ {
+			var s float64
+			n, padded := 0, 0
+			for kh := 0; kh < g.KH; kh++ {
+				ih := oh*g.SH - g.PT + kh*g.DH
+				rowIn := uint(ih) < uint(g.H)
+				rowPad := ih >= -g.PT && ih < g.H+pb
+				for kw := 0; kw < g.KW; kw++ {
+					iw := ow*g.SW - g.PL + kw*g.DW
+					if rowPad && iw >= -g.PL && iw < g.W+pr {
+						padded++
+					}
+					if rowIn && uint(iw) < uint(g.W) {
+						s += float64(x[ih*g.W+iw])
+						n++
+					}
+				}
+			}
+			d := float64(n)
+			if includePad {
+				d = float64(padded)
+			}
+			y[oh*g.OW+ow] = float32(s / d)
+		}
 	}
 }
 

@@ -124,3 +124,22 @@ func TestMaxPoolAndRelu(t *testing.T) {
 		everyTactic(t, layer(n, in, nil, want, engine.FP32), in, func(name string, got *ir.Tensor) { sameBits(t, name, got, want) })
 	}
 }
+
+func TestAveragePool(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	for i, attrs := range [][]*ir.Attribute{
+		{aInts("kernel_shape", 2, 2), aInts("strides", 2, 2)},
+		{aInts("kernel_shape", 3, 3), aInts("strides", 2, 2), aInts("pads", 1, 1, 1, 1)},
+		{aInts("kernel_shape", 3, 3), aInts("strides", 2, 2), aInts("pads", 1, 0, 2, 1), aInt("count_include_pad", 1)},
+		{aInts("kernel_shape", 3, 2), aInts("strides", 2, 2), aInt("ceil_mode", 1), aInts("pads", 1, 1, 1, 1), aInt("count_include_pad", 1)},
+		{aInts("kernel_shape", 3, 3), aStr("auto_pad", "SAME_LOWER"), aInt("count_include_pad", 1)},
+		{aInts("kernel_shape", 2, 3), aInts("dilations", 2, 1), aInts("pads", 1, 1, 1, 1)},
+	} {
+		x := randF32(r, 2, 3, 9, 11)
+		x.F32()[7] = float32(math.Inf(-1))
+		n := node("", "AveragePool", 1, attrs...)
+		in := []*ir.Tensor{x}
+		want := reference(t, n, in)
+		everyTactic(t, layer(n, in, nil, want, engine.FP32), in, func(name string, got *ir.Tensor) { sameBits(t, fmt.Sprint(i, name), got, want) })
+	}
+}
