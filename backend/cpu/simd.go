@@ -49,6 +49,11 @@ func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
 			return nil
 		}
 		return []engine.Tactic{simdGemmTactic{}}
+	case n.Domain == "kiln" && n.OpType == "QConv":
+		if len(avx.QVariants()) < 2 || !isConst(l, 1) || len(l.Const[1].Dims) != 4 || quantPrec(l) != "i8" {
+			return nil
+		}
+		return []engine.Tactic{simdQConvTactic{}}
 	case n.Domain == "" && n.OpType == "MaxPool":
 		return []engine.Tactic{simdPoolTactic{}}
 	}

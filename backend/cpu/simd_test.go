@@ -20,10 +20,12 @@ func everySimdTactic(t *testing.T, l *engine.Layer, in []*ir.Tensor, cmp func(na
 	if len(ts) == 0 {
 		t.Skipf("%s: no SIMD tactic on this CPU", l.Node)
 	}
-	saved := avx.Variant
-	defer func() { avx.Variant = saved }()
-	for _, v := range avx.Variants() {
-		avx.Variant = v
+	saved, qsaved := avx.Variant, avx.QVariant
+	defer func() { avx.Variant, avx.QVariant = saved, qsaved }()
+	vs, qvs := avx.Variants(), avx.QVariants()
+	for i := range max(len(vs), len(qvs)) {
+		v := i
+		avx.Variant, avx.QVariant = vs[min(i, len(vs)-1)], qvs[min(i, len(qvs)-1)]
 		for _, tac := range ts {
 			if _, err := tac.Lower(l); err != nil {
 				continue // e.g. direct on a padded 1×1 conv
@@ -165,5 +167,27 @@ func TestSimdMaxPool2x2(t *testing.T) {
 		want := reference(t, n, in)
 		l := layer(n, in, []bool{false}, want, engine.FP32)
 		everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { sameBits(t, name, got, want) })
+	}
+}
+
+func TestSimdQConv(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	for _, qc := range qcases {
+		if qc.xt == ir.Float8E4M3FN {
+			continue
+		}
+		for ci, cc := range []convCase{convCases[1], convCases[3], convCases[5], convCases[6], convCases[8], convCases[12],
+			{1, 64, 7, 7, 72, 3, 3, 1, 1, 1, 1, ""}, {1, 3, 17, 19, 8, 3, 3, 2, 1, 1, 1, ""}} {
+			t.Run(fmt.Sprint(qc.name, "/", ci), func(t *testing.T) {
+				attrs := quantAttrs(r, cc.m, qc.yScale, qc.xz, qc.yz, qc.act)
+				n := convNode("kiln", "QConv", cc, 0, attrs...)
+				in, consts := quantInputs(r, qc, []int64{cc.n, cc.c, cc.h, cc.w}, []int64{cc.m, cc.c / cc.group, cc.kh, cc.kw}, cc.m,
+					func(in []*ir.Tensor) []int64 { return reference(t, nodeWith(n, in[:2]), in[:2]).Dims })
+				n = nodeWith(n, in)
+				want := reference(t, n, in)
+				l := layer(n, in, consts, want, precOf(qc))
+				everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+			})
+		}
 	}
 }

@@ -1,0 +1,318 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/avx"
+	"github.com/kilnml/kiln/kernels/f32"
+	"github.com/kilnml/kiln/kernels/pack"
+	"github.com/kilnml/kiln/ops/kilnq"
+)
+
+// INT8 convolution (kiln.QConv over int8 or uint8 codes, int8 weights) on
+// kernels/avx's VNNI micro-kernel: weights packed at build time in 8-row
+// strips of 4-deep quads with their row sums (the zero-point correction),
+// activations im2col'd per run as u8 quads; kilnq's epilogue, bit-exact,
+// runs in the micro-kernel's registers.
+const simdQConvID = "cpu.conv.vnni"
+
+type simdQConvParams struct {
+	Win   window      `json:"win"`
+	M     int         `json:"m"`
+	Cg    int         `json:"cg"`
+	Group int         `json:"group"`
+	Bias  bool        `json:"bias,omitempty"`
+	Resid bool        `json:"resid,omitempty"`
+	Quant *quantParam `json:"quant"`
+	XType ir.DType    `json:"xtype"`
+	Tile  [2]int      `json:"tile"`
+}
+
+type simdQConvTactic struct{}
+
+func (simdQConvTactic) Name() string { return "conv.vnni.i8" }
+
+func (simdQConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
+	n := l.Node
+	w := l.Const[1]
+	xt := inDType(l, 0)
+	if w.DType != ir.Int8 || (xt != ir.Int8 && xt != ir.Uint8) {
+		return nil, fmt.Errorf("%s: int8 conv over %s×%s", n, xt, w.DType)
+	}
+	group, err := n.AttrInt("group", 1)
+	if err != nil {
+		return nil, err
+	}
+	win, err := readWindow(n, w.Dims[2:], true)
+	if err != nil {
+		return nil, err
+	}
+	if ks, _ := n.AttrInts("kernel_shape", nil); len(ks) == 2 && (int(ks[0]) != win.Kernel[0] || int(ks[1]) != win.Kernel[1]) {
+		return nil, fmt.Errorf("%s: kernel_shape %v does not match W %v", n, ks, w.Dims)
+	}
+	ql, err := kilnq.LayerOf(n, xt)
+	if err != nil {
+		return nil, err
+	}
+	p := simdQConvParams{Win: win, M: int(w.Dims[0]), Cg: int(w.Dims[1]), Group: int(group), Quant: &quantParam{*ql},
+		XType: xt, Tile: [2]int{avx.MR, avx.NR}}
+	if p.Group < 1 || p.M%p.Group != 0 {
+		return nil, fmt.Errorf("%s: %d output channels are not divisible by group %d", n, p.M, group)
+	}
+	if err := simdQLayerOK(ql, p.M); err != nil {
+		return nil, fmt.Errorf("%s: %v", n, err)
+	}
+	K := p.Cg * win.Kernel[0] * win.Kernel[1]
+	if K > avxMaxK {
+		return nil, fmt.Errorf("%s: depth %d could overflow int32 accumulators", n, K)
+	}
+	Mg := p.M / p.Group
+	sz := avx.QASize(Mg, K)
+	packed := ir.NewTensor(ir.Int8, []int64{int64(p.Group * sz)})
+	sums := ir.NewTensor(ir.Int32, []int64{int64(p.M)})
+	src, dst, ss := w.I8(), packed.I8(), sums.I32()
+	for g := 0; g < p.Group; g++ {
+		copy(ss[g*Mg:], avx.PackQA(dst[g*sz:(g+1)*sz], src[g*Mg*K:(g+1)*Mg*K], Mg, K))
+	}
+	weights := []*ir.Tensor{packed, sums}
+	if hasInput(n, 2) {
+		if !isConst(l, 2) || l.Const[2].DType != ir.Float32 || l.Const[2].Len() != int64(p.M) {
+			return nil, fmt.Errorf("%s: the bias must be a constant float32[%d]", n, p.M)
+		}
+		p.Bias = true
+		weights = append(weights, l.Const[2].Clone())
+	}
+	inputs := []int{0}
+	if hasInput(n, 3) {
+		if inDType(l, 3) != ir.Float32 {
+			return nil, fmt.Errorf("%s: the residual must be float32", n)
+		}
+		p.Resid = true
+		inputs = append(inputs, 3)
+	}
+	if len(n.Inputs) > 4 {
+		return nil, fmt.Errorf("%s: too many inputs", n)
+	}
+	return lowered(simdQConvID, &p, weights, inputs)
+}
+
+// avxMaxK bounds the depth: |(x−xz)·w| ≤ 255·128 per term keeps the exact
+// int32 sum (the micro-kernel's own sums may wrap: the corrected result is
+// exact modulo 2³² and fits).
+const avxMaxK = (1<<31 - 1) / (128 * 255)
+
+// simdQLayerOK checks what the VNNI epilogue supports: int8/uint8 or
+// float32 outputs, one or per-channel weight scales.
+func simdQLayerOK(l *kilnq.Layer, channels int) error {
+	if len(l.WScales) != 1 && len(l.WScales) != channels {
+		return fmt.Errorf("w_scales has %d entries for %d channels", len(l.WScales), channels)
+	}
+	if l.YScale != 0 && l.OutType != ir.Int8 && l.OutType != ir.Uint8 {
+		return fmt.Errorf("%s outputs: left to the portable kernel", l.OutType)
+	}
+	return nil
+}
+
+// simdQLayer prepares kilnq's epilogue for the micro-kernel: corrections
+// off·Σw (off: the u8 value of the zero point), multipliers, activation.
+func simdQLayer(l *kilnq.Layer, channels int, sums []int32, off int32, bias []float32) *avx.QLayer {
+	q := &avx.QLayer{Corr: make([]int32, channels), Mult: make([]float32, channels), Bias: bias}
+	for c := range channels {
+		q.Corr[c] = off * sums[c]
+		q.Mult[c] = l.XScale * l.WScales[min(c, len(l.WScales)-1)]
+	}
+	switch l.Act.Kind {
+	case "":
+	case "Relu":
+		q.Clamp, q.Lo, q.Hi = true, 0, float32(math.Inf(1))
+	case "Clip":
+		q.Clamp, q.Lo, q.Hi = true, l.Act.Alpha, l.Act.Beta
+	default:
+		a := l.Act
+		q.Act = func(y float32) float32 { return f32.Act32(&a, y) }
+		q.Quantize = func(y float32) byte { return byte(l.QuantizeOut(y)) }
+	}
+	if l.YScale != 0 {
+		q.Quant, q.Unsigned, q.YScale, q.YZero = true, l.OutType == ir.Uint8, l.YScale, l.YZero
+	}
+	return q
+}
+
+type simdQConvKernel struct {
+	p    simdQConvParams
+	w    []int8
+	q    *avx.QLayer
+	flip byte // int8 codes → u8 (x+128)
+	pad  byte // u8 value of the zero point
+	runs runPool[simdQConvRun]
+}
+
+func init() { register(simdQConvID, newSimdQConvKernel) }
+
+func newSimdQConvKernel(p *simdQConvParams, w []*ir.Tensor) (engine.Kernel, error) {
+	if p.M <= 0 || p.Cg <= 0 || p.Group <= 0 || p.M%p.Group != 0 || p.Quant == nil {
+		return nil, fmt.Errorf("%s: bad parameters", simdQConvID)
+	}
+	if p.Tile != [2]int{avx.MR, avx.NR} {
+		return nil, fmt.Errorf("%s: weights packed for tile %v, this build uses %dx%d", simdQConvID, p.Tile, avx.MR, avx.NR)
+	}
+	need := 2
+	if p.Bias {
+		need = 3
+	}
+	K := p.Cg * p.Win.Kernel[0] * p.Win.Kernel[1]
+	if len(w) != need || w[0].DType != ir.Int8 || len(w[0].I8()) != p.Group*avx.QASize(p.M/p.Group, K) ||
+		w[1].DType != ir.Int32 || len(w[1].I32()) != p.M {
+		return nil, fmt.Errorf("%s: packed weights do not match", simdQConvID)
+	}
+	l := &p.Quant.Layer
+	if err := simdQLayerOK(l, p.M); err != nil {
+		return nil, fmt.Errorf("%s: %v", simdQConvID, err)
+	}
+	var bias []float32
+	if p.Bias {
+		if w[2].DType != ir.Float32 || len(w[2].F32()) != p.M {
+			return nil, fmt.Errorf("%s: bias is %s%v, want float32[%d]", simdQConvID, w[2].DType, w[2].Dims, p.M)
+		}
+		bias = w[2].F32()
+	}
+	k := &simdQConvKernel{p: *p, w: w[0].I8()}
+	off := 128 + l.XZero
+	k.flip = 0x80
+	if p.XType == ir.Uint8 {
+		off, k.flip = l.XZero, 0
+	}
+	if off < 0 || off > 255 {
+		return nil, fmt.Errorf("%s: zero point %d out of range", simdQConvID, l.XZero)
+	}
+	k.pad = byte(off)
+	k.q = simdQLayer(l, p.M, w[1].I32(), off, bias)
+	return k, nil
+}
+
+func (k *simdQConvKernel) PortabilityWarning() string {
+	if len(avx.QVariants()) > 1 {
+		return ""
+	}
+	return simdQConvID + ": built for AVX-512 VNNI, this CPU lacks it: running the portable twin of the micro-kernel (slower, same results)"
+}
+
+func (k *simdQConvKernel) geometry(xd []int64) (pack.Conv2D, error) {
+	g, err := k.p.Win.geometry(xd, k.p.M, k.p.Group)
+	if err != nil {
+		return g, err
+	}
+	if g.C != k.p.Cg*k.p.Group {
+		return g, fmt.Errorf("input has %d channels, the weights want %d", g.C, k.p.Cg*k.p.Group)
+	}
+	return g, nil
+}
+
+func (k *simdQConvKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
+	if in[0].DType != k.p.XType {
+		return nil, fmt.Errorf("input is %s, want %s", in[0].DType, k.p.XType)
+	}
+	g, err := k.geometry(in[0].Dims)
+	if err != nil {
+		return nil, err
+	}
+	out := []int64{in[0].Dims[0], int64(k.p.M), int64(g.OH), int64(g.OW)}
+	if k.p.Resid && (in[1] == nil || !sameDims(in[1].Dims, out)) {
+		return nil, fmt.Errorf("residual %v does not match the output %v", in[1].Dims, out)
+	}
+	return [][]int64{out}, nil
+}
+
+type simdQConvRun struct {
+	k                 *simdQConvKernel
+	g                 pack.Conv2D
+	K                 int
+	x                 []byte
+	z, yf             []float32
+	yq                []byte
+	sl                slots
+	chunk, nch        int
+	rows, nrb, groups int
+}
+
+func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
+	g, err := k.geometry(in[0].Dims)
+	if err != nil {
+		return err
+	}
+	N := int(in[0].Dims[0])
+	ohw := g.OH * g.OW
+	if N == 0 || ohw == 0 {
+		return nil
+	}
+	r := k.runs.get()
+	defer k.runs.put(r)
+	*r = simdQConvRun{k: k, g: g, K: g.K(), x: in[0].Data, groups: k.p.Group}
+	if out[0].DType == ir.Float32 {
+		r.yf = out[0].F32()
+	} else {
+		r.yq = out[0].Data
+	}
+	if k.p.Resid {
+		r.z = in[1].F32()
+	}
+	Mg := k.p.M / k.p.Group
+	k4 := avx.K4(r.K)
+	chunk := max(avx.NR, (192<<10)/(4*max(k4, 1))/avx.NR*avx.NR)
+	per := N * k.p.Group
+	if per*((ohw+chunk-1)/chunk) < 2*x.Threads {
+		want := (2*x.Threads + per - 1) / per
+		chunk = max(avx.NR, min(chunk, ((ohw+want-1)/want+avx.NR-1)/avx.NR*avx.NR))
+	}
+	chunk = min(chunk, (ohw+avx.NR-1)/avx.NR*avx.NR)
+	r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
+	r.rows = (Mg + avx.MR - 1) / avx.MR * avx.MR
+	for per*r.nch*((Mg+r.rows-1)/r.rows) < 2*x.Threads && r.rows >= 4*avx.MR {
+		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
+	}
+	r.nrb = (Mg + r.rows - 1) / r.rows
+	items := per * r.nch * r.nrb
+	r.sl = newSlots(x, min(x.Threads, items), avx.QBSize(r.K, chunk))
+	run(x, items, r)
+	return nil
+}
+
+func (r *simdQConvRun) Do(w, item int) {
+	k, g := r.k, &r.g
+	rb := item % r.nrb
+	item /= r.nrb
+	ch := item % r.nch
+	item /= r.nch
+	grp := item % r.groups
+	n := item / r.groups
+	ohw := g.OH * g.OW
+	Mg := k.p.M / k.p.Group
+	j0 := ch * r.chunk
+	cols := min(r.chunk, ohw-j0)
+	i0 := rb * r.rows
+	rows := min(r.rows, Mg-i0)
+	chw := g.C * g.H * g.W
+	b := slotAs[uint8](r.sl, w, avx.QBSize(r.K, cols))
+	avx.QIm2col(b, r.x[n*chw:(n+1)*chw], g, grp, j0, cols, k.flip, k.pad)
+	base := (n*k.p.M + grp*Mg) * ohw
+	o := avx.QOut{Ld: ohw}
+	if r.yf != nil {
+		o.F = r.yf[base:]
+	} else {
+		o.Q = r.yq[base:]
+	}
+	if r.z != nil {
+		o.Resid = r.z[base:]
+	}
+	ql := *k.q // per-group channel constants
+	ql.Corr, ql.Mult = ql.Corr[grp*Mg:], ql.Mult[grp*Mg:]
+	if ql.Bias != nil {
+		ql.Bias = ql.Bias[grp*Mg:]
+	}
+	sz := avx.QASize(Mg, r.K)
+	ap := k.w[grp*sz+i0*4*avx.K4(r.K) : (grp+1)*sz]
+	avx.QGemm(r.K, ap, rows, b, cols, &o, &ql, i0, j0)
+}
