@@ -54,6 +54,11 @@ func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
 			return nil
 		}
 		return []engine.Tactic{simdQConvTactic{}}
+	case n.Domain == "kiln" && (n.OpType == "QGemm" || n.OpType == "QMatMul"):
+		if len(avx.QVariants()) < 2 || !isConst(l, 1) || quantPrec(l) != "i8" {
+			return nil
+		}
+		return []engine.Tactic{simdQGemmTactic{}}
 	case n.Domain == "" && n.OpType == "MaxPool":
 		return []engine.Tactic{simdPoolTactic{}}
 	}

@@ -191,3 +191,36 @@ func TestSimdQConv(t *testing.T) {
 		}
 	}
 }
+
+func TestSimdQGemmQMatMul(t *testing.T) {
+	r := rand.New(rand.NewPCG(25, 26))
+	for _, qc := range qcases {
+		if qc.xt == ir.Float8E4M3FN {
+			continue
+		}
+		for _, tb := range []int64{0, 1} {
+			for _, sz := range [][3]int64{{11, 37, 9}, {1, 64, 40}, {70, 130, 33}} {
+				M, K, N := sz[0], sz[1], sz[2]
+				t.Run(fmt.Sprint(qc.name, "/gemm-transB", tb, sz), func(t *testing.T) {
+					wd := []int64{K, N}
+					if tb == 1 {
+						wd = []int64{N, K}
+					}
+					n := node("kiln", "QGemm", 0, append(quantAttrs(r, N, qc.yScale, qc.xz, qc.yz, qc.act), aInt("transB", tb))...)
+					in, consts := quantInputs(r, qc, []int64{M, K}, wd, N, func([]*ir.Tensor) []int64 { return []int64{M, N} })
+					n = nodeWith(n, in)
+					want := reference(t, n, in)
+					everySimdTactic(t, layer(n, in, consts, want, precOf(qc)), in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+				})
+			}
+		}
+		t.Run(qc.name+"/matmul", func(t *testing.T) {
+			K, N := int64(20), int64(6)
+			n := node("kiln", "QMatMul", 0, quantAttrs(r, N, qc.yScale, qc.xz, qc.yz, qc.act)...)
+			in, consts := quantInputs(r, qc, []int64{2, 3, K}, []int64{K, N}, N, func([]*ir.Tensor) []int64 { return []int64{2, 3, N} })
+			n = nodeWith(n, in)
+			want := reference(t, n, in)
+			everySimdTactic(t, layer(n, in, consts, want, precOf(qc)), in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+		})
+	}
+}
