@@ -12,6 +12,10 @@ type segment struct{ oh, ow, n, at int }
 // taps are contiguous copies. Columns past n in the last strip are left
 // unwritten: the micro-kernel never reads them.
 func Im2col(dst, x []float32, g *pack.Conv2D, grp, j0, n int) {
+	if g.OW < NR && g.KH*g.KW <= maxTaps {
+		im2colTable(dst, x, g, grp, j0, n)
+		return
+	}
 	k := g.K()
 	cg := g.C / g.Group
 	hw := g.H * g.W
@@ -78,4 +82,94 @@ func validRange(off, s, w, n int) (lo, hi int) {
 	}
 	lo = min(lo, n)
 	return lo, max(hi, lo)
+}
+
+// maxTaps bounds the kernels whose per-strip tap tables fit on the stack.
+const maxTaps = 49
+
+// tapTable fills, for strip columns [0,cols) starting at output position
+// j, the input offset within a plane of every tap (kh,kw), or -1 in the
+// padding: narrow outputs make runs too short for copies, so a table per
+// strip serves every channel.
+func tapTable(tab *[maxTaps][NR]int32, g *pack.Conv2D, j, cols int) {
+	for c := 0; c < cols; c++ {
+		oh, ow := (j+c)/g.OW, (j+c)%g.OW
+		ih0, iw0 := oh*g.SH-g.PT, ow*g.SW-g.PL
+		t := 0
+		for kh := 0; kh < g.KH; kh++ {
+			ih := ih0 + kh*g.DH
+			for kw := 0; kw < g.KW; kw++ {
+				iw := iw0 + kw*g.DW
+				if uint(ih) < uint(g.H) && uint(iw) < uint(g.W) {
+					tab[t][c] = int32(ih*g.W + iw)
+				} else {
+					tab[t][c] = -1
+				}
+				t++
+			}
+		}
+	}
+}
+
+func im2colTable(dst, x []float32, g *pack.Conv2D, grp, j0, n int) {
+	k := g.K()
+	cg := g.C / g.Group
+	hw := g.H * g.W
+	taps := g.KH * g.KW
+	var tab [maxTaps][NR]int32
+	for t := 0; t < n; t += NR {
+		strip := dst[t*k : t*k+NR*k]
+		cols := min(NR, n-t)
+		tapTable(&tab, g, j0+t, cols)
+		p := 0
+		for c := 0; c < cg; c++ {
+			plane := x[(grp*cg+c)*hw : (grp*cg+c+1)*hw]
+			for tp := 0; tp < taps; tp++ {
+				d := strip[p*NR : p*NR+cols]
+				for j, idx := range tab[tp][:cols] {
+					if idx >= 0 {
+						d[j] = plane[idx]
+					} else {
+						d[j] = 0
+					}
+				}
+				p++
+			}
+		}
+	}
+}
+
+func qim2colTable(dst []uint8, x []byte, g *pack.Conv2D, grp, j0, n int, flip, pad byte) {
+	k := g.K()
+	k4 := K4(k)
+	cg := g.C / g.Group
+	hw := g.H * g.W
+	taps := g.KH * g.KW
+	var tab [maxTaps][NR]int32
+	for t := 0; t < n; t += NR {
+		strip := dst[t*4*k4 : (t+NR)*4*k4]
+		cols := min(NR, n-t)
+		tapTable(&tab, g, j0+t, cols)
+		p := 0
+		for c := 0; c < cg; c++ {
+			plane := x[(grp*cg+c)*hw : (grp*cg+c+1)*hw]
+			for tp := 0; tp < taps; tp++ {
+				d := strip[(p/4)*4*NR+p%4 : (p/4)*4*NR+p%4+4*(cols-1)+1]
+				for j, idx := range tab[tp][:cols] {
+					if idx >= 0 {
+						d[4*j] = plane[idx] ^ flip
+					} else {
+						d[4*j] = pad
+					}
+				}
+				p++
+			}
+		}
+		for ; p < 4*k4; p++ {
+			d := strip[(p/4)*4*NR+p%4:]
+			for o := 0; o < cols; o++ {
+				d[4*o] = pad
+			}
+		}
+	}
 }

@@ -137,6 +137,10 @@ func b2i(b bool) int {
 // point's u) in the padding and past the depth. Columns past n in the last
 // strip are left unwritten (the micro-kernel masks them).
 func QIm2col(dst []uint8, x []byte, g *pack.Conv2D, grp, j0, n int, flip, pad byte) {
+	if g.OW < NR && g.KH*g.KW <= maxTaps {
+		qim2colTable(dst, x, g, grp, j0, n, flip, pad)
+		return
+	}
 	k := g.K()
 	k4 := K4(k)
 	cg := g.C / g.Group
