@@ -204,3 +204,46 @@ func TestINT8EngineBitExact(t *testing.T) {
 }
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+
+// Contexts of one engine run concurrently (kernels keep per-run state in
+// pooled objects and context scratch) and agree bit for bit.
+func TestConcurrentContexts(t *testing.T) {
+	path := filepath.Join(sharedModels(t), "bench/simplecnn.fp32.onnx")
+	m, err := onnx.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := modelInputs(t, m, path, 3)
+	plan := buildPlan(t, m, in, builder.Config{Deterministic: true}, true)
+	want := runPlan(t, plan, in, 1)
+	e, err := engine.NewEngine(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			c := e.NewContext()
+			c.SetThreads(1 + g%2)
+			for i := 0; i < 5; i++ {
+				got, err := c.Run(in)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for name, w := range want {
+					if !bytesEqual(got[name].Data, w.Data) {
+						errs <- fmt.Errorf("context %d run %d: %s differs", g, i, name)
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
