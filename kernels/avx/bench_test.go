@@ -3,38 +3,104 @@ package avx
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/kilnml/kiln/kernels/pack"
 )
 
-// BenchmarkMicro reports the micro-kernel's FP32 rate on a tile whose
-// operands sit in L1 (the machine's peak: ~205 GFLOP/s per Zen 5 core).
+// rate runs f (ops operations per call) b.N times in batches and reports
+// the mean rate and the best batch's rate: on a shared machine the best
+// batch is the one that had the core to itself, the kernel's own speed.
+func rate(b *testing.B, ops float64, unit string, f func()) {
+	const batch = 32
+	best := time.Duration(1 << 62)
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		t := time.Now()
+		for j := 0; j < batch && i+j < b.N; j++ {
+			f()
+		}
+		if d := time.Since(t); i+batch <= b.N && d < best {
+			best = d
+		}
+	}
+	b.ReportMetric(ops*float64(b.N)/b.Elapsed().Seconds()/1e9, unit)
+	if best < time.Duration(1<<62) {
+		b.ReportMetric(ops*batch/best.Seconds()/1e9, "best-"+unit)
+	}
+}
+
+// BenchmarkMicro: the FP32 micro-kernel on L1-resident operands, per core
+// (peak on this Zen 5: ~205 GFLOP/s).
 func BenchmarkMicro(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
 	const k = 256
 	a, bb := randF(r, k*MR), randF(r, k*NR)
 	c := make([]float32, MR*NR)
 	t := &Tile{}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		Micro(k, a, bb, NR, c, NR, MR, NR, t)
-	}
-	b.ReportMetric(float64(2*k*MR*NR)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	rate(b, 2*k*MR*NR, "GFLOP/s", func() { Micro(k, a, bb, NR, c, NR, MR, NR, t) })
 }
 
-// BenchmarkGemm: one thread, C[256×3136] = A[256×576]·B (a ResNet 3×3 conv).
+// BenchmarkGemm: one thread, C[256×3136] = A[256×576]·B (a ResNet 3×3 conv
+// stage), B in L2-sized packed chunks.
 func BenchmarkGemm(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
 	m, k, n := 256, 576, 3136
 	ap := make([]float32, ASize(m, k))
 	PackA(ap, randF(r, m*k), m, k, k, 1)
-	chunk := 128
+	chunk := 96
 	bp := randF(r, BSize(k, chunk))
 	c := make([]float32, m*n)
 	e := &Epi{}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	rate(b, float64(2*m*n*k), "GFLOP/s", func() {
 		for j := 0; j < n; j += chunk {
 			Gemm(k, ap, m, bp, 0, min(chunk, n-j), c[j:], n, e, 0, j)
 		}
+	})
+}
+
+// BenchmarkQMicro: the INT8 micro-kernel (VPDPBUSD) with its requantizing
+// epilogue on L1-resident operands, per core (peak: ~833 GOP/s).
+func BenchmarkQMicro(b *testing.B) {
+	const k = 512
+	a := make([]int8, QASize(MR, k))
+	bb := make([]uint8, QBSize(k, NR))
+	for i := range a {
+		a[i] = int8(i * 7)
 	}
-	b.ReportMetric(float64(2*m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	for i := range bb {
+		bb[i] = uint8(i * 13)
+	}
+	out := make([]byte, MR*NR)
+	corr := make([]int32, MR)
+	mult := make([]float32, MR)
+	q := &QEpi{Corr: &corr[0], Mult: &mult[0], YScale: 1, QLo: -128, QHi: 127, Flags: QQuant}
+	rate(b, 2*k*MR*NR, "GOP/s", func() { QMicro(K4(k), a, bb, unsafe.Pointer(&out[0]), NR, MR, NR, q) })
+}
+
+// BenchmarkQGemm: one thread, int8 codes out, 256×3136×576 (as BenchmarkGemm).
+func BenchmarkQGemm(b *testing.B) {
+	m, k, n := 256, 576, 3136
+	ap := make([]int8, QASize(m, k))
+	chunk := 256
+	bp := make([]uint8, QBSize(k, chunk))
+	out := make([]byte, m*n)
+	l := &QLayer{Corr: make([]int32, m), Mult: make([]float32, m), Quant: true, YScale: 1}
+	o := &QOut{Q: out, Ld: n}
+	rate(b, float64(2*m*n*k), "GOP/s", func() {
+		for j := 0; j < n; j += chunk {
+			QGemm(k, ap, m, bp, min(chunk, n-j), o, l, 0, j)
+		}
+	})
+}
+
+// BenchmarkIm2col: a 3×3 pad-1 conv over 64×56×56 (one image), bytes of
+// packed B per second.
+func BenchmarkIm2col(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	g := &pack.Conv2D{C: 64, H: 56, W: 56, M: 64, OH: 56, OW: 56, KH: 3, KW: 3, SH: 1, SW: 1, DH: 1, DW: 1, PT: 1, PL: 1, Group: 1}
+	x := randF(r, 64*56*56)
+	dst := make([]float32, BSize(g.K(), 56*56))
+	rate(b, float64(4*g.K()*56*56), "GB/s", func() { Im2col(dst, x, g, 0, 0, 56*56) })
 }

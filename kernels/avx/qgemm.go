@@ -129,7 +129,10 @@ func qgemmGeneric(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, qp *int
 			}
 		}
 	}
-	n := max(mr, nr)
+	n := mr // channel constants per row, or per column with QCol
+	if q.Flags&QCol != 0 {
+		n = nr
+	}
 	corr, mult := unsafe.Slice(q.Corr, n), unsafe.Slice(q.Mult, n)
 	var bias, resid []float32
 	if q.Flags&QBias != 0 {
