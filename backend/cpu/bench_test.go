@@ -123,4 +123,3 @@ func BenchmarkGemm(b *testing.B) {
 		}
 	}
 }
-
