@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -161,4 +162,66 @@ func TestDefaultCalibrator(t *testing.T) {
 	if got := DefaultCalibrator(m); got != calib.Entropy2 {
 		t.Errorf("simplecnn: %s", got)
 	}
+}
+
+// TestBert4AttentionMatMulsINT8 measures the two ways of handling
+// attention's activation×activation MatMuls in an INT8 engine: fused into
+// kiln.Attention (FP32, the default) or left unfused (the scores exposed as
+// extra graph outputs so that the fusion cannot apply) and quantized as
+// kiln.QMatMul with two int8 activations (P in [0,1] at scale 1/127).
+func TestBert4AttentionMatMulsINT8(t *testing.T) {
+	if testing.Short() {
+		t.Skip("bert4 on reference kernels")
+	}
+	m := loadBert4(t)
+	unfused := m.Clone()
+	for _, n := range unfused.Graph.Nodes {
+		if n.OpType == "Softmax" {
+			unfused.Graph.Outputs = append(unfused.Graph.Outputs, &ir.ValueInfo{Name: n.Outputs[0]})
+		}
+	}
+	fp32, _, err := Build(m, nil, Config{Deterministic: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval := bert4Inputs(1, 1, true)
+	want := engineOutputs(t, fp32, eval)
+	for _, c := range []struct {
+		name string
+		m    *ir.Model
+	}{{"fused FP32 attention", m}, {"unfused, QMatMul attention", unfused}} {
+		batches := bert4Inputs(3, 1, true)
+		p, _, err := Build(c.m, nil, Config{Deterministic: true, INT8: true,
+			Calibration: &Calibration{Source: &calib.SliceStream{Batches: batches}, Algorithm: calib.MinMax}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		qmm := 0
+		for _, s := range p.Steps {
+			if s.Precision == "int8" && len(s.OpTypes) == 1 && s.OpTypes[0] == "MatMul" && !strings.Contains(s.Name, "dense") &&
+				!strings.Contains(s.Name, "query") && !strings.Contains(s.Name, "key") && !strings.Contains(s.Name, "value") {
+				qmm++
+			}
+		}
+		got := engineOutputs(t, p, eval)
+		t.Logf("%s: %d activation×activation int8 MatMuls; outlier input: 1 - cosine %.3g, relative L2 error %.3g", c.name, qmm, 1-cosine(got[0], want[0]), relL2(got[0], want[0]))
+		if c.m == unfused && qmm != 8 {
+			t.Errorf("%s: %d quantized attention MatMuls, want 8", c.name, qmm)
+		}
+		for i := range got {
+			if cs := cosine(got[i], want[i]); cs < 0.99 {
+				t.Errorf("%s: cosine %.5f", c.name, cs)
+			}
+		}
+	}
+}
+
+func relL2(got, want *ir.Tensor) float64 {
+	var d, w float64
+	for i := range want.Len() {
+		e := got.Float64At(i) - want.Float64At(i)
+		d += e * e
+		w += want.Float64At(i) * want.Float64At(i)
+	}
+	return math.Sqrt(d / w)
 }
