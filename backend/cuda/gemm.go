@@ -3,6 +3,8 @@ package cudabackend
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 
 	"github.com/kilnml/kiln/engine"
@@ -22,8 +24,18 @@ const KernelGemm = "cuda.gemm"
 // kernels need 16-element alignment, and the zero padding adds nothing.
 const pad = 16
 
-// directMaxK is the longest reduction the direct convolution takes.
-const directMaxK = 32
+// directMaxK is the longest reduction the direct convolution takes; 0
+// (the default until the kernel has run on a GPU: it was written after this
+// session's last device call) keeps every convolution on im2col + cuBLASLt.
+// KILN_CUDA_DIRECT_K=32 turns it on.
+var directMaxK = envInt("KILN_CUDA_DIRECT_K", 0)
+
+func envInt(name string, def int64) int64 {
+	if v, err := strconv.ParseInt(os.Getenv(name), 10, 64); err == nil {
+		return v
+	}
+	return def
+}
 
 func roundUp(n, m int64) int64 { return (n + m - 1) / m * m }
 
