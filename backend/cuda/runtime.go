@@ -2,10 +2,12 @@ package cudabackend
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
+	"weak"
 
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/gpu/cuda"
@@ -127,12 +129,14 @@ type devBuf struct {
 	n int64
 }
 
-// states maps an engine.Exec (one per engine.Context) to its GPU state, so
-// the engine needs no change for per-context streams.
+// states maps an engine.Exec (one per engine.Context, held weakly) to its
+// GPU state, so the engine needs no change for per-context streams; the
+// state's device memory is released when the context is collected.
 var states sync.Map
 
 func stateFor(g *device, x *engine.Exec) (*execState, error) {
-	if v, ok := states.Load(x); ok {
+	key := weak.Make(x)
+	if v, ok := states.Load(key); ok {
 		return v.(*execState), nil
 	}
 	st := &execState{resident: map[uintptr]devBuf{}}
@@ -146,8 +150,29 @@ func stateFor(g *device, x *engine.Exec) (*execState, error) {
 	if st.ws, err = g.d.Alloc(workspaceBytes); err != nil {
 		return nil, err
 	}
-	states.Store(x, st)
+	states.Store(key, st)
+	runtime.AddCleanup(x, func(k weak.Pointer[engine.Exec]) {
+		if v, ok := states.LoadAndDelete(k); ok {
+			v.(*execState).release(g)
+		}
+	}, key)
 	return st, nil
+}
+
+// release frees a collected context's device memory and stream.
+func (st *execState) release(g *device) {
+	unbind, err := g.d.Bind()
+	if err != nil {
+		return
+	}
+	defer unbind()
+	st.s.Sync()
+	for _, b := range st.resident {
+		cuda.Free(b.p)
+	}
+	cuda.Free(st.arena)
+	cuda.Free(st.ws)
+	st.s.Destroy()
 }
 
 const align = 256
