@@ -11,6 +11,7 @@ import (
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/onnx"
 	"github.com/kilnml/kiln/quant/calib"
+	"github.com/kilnml/kiln/quant/smooth"
 )
 
 // bert4Inputs returns n inputs [1,128,256] of N(0,1) token embeddings; with
@@ -224,4 +225,44 @@ func relL2(got, want *ir.Tensor) float64 {
 		w += want.Float64At(i) * want.Float64At(i)
 	}
 	return math.Sqrt(d / w)
+}
+
+// TestBert4SmoothQuant: SmoothQuant (α 0.5, quant/smooth) before INT8
+// calibration on bert4 with outlier channels; the error is logged and must
+// not grow.
+func TestBert4SmoothQuant(t *testing.T) {
+	if testing.Short() {
+		t.Skip("bert4 on reference kernels")
+	}
+	m := loadBert4(t)
+	fp32, _, err := Build(m, nil, Config{Deterministic: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval := bert4Inputs(1, 1, true)
+	want := engineOutputs(t, fp32, eval)[0]
+	errs := map[bool]float64{}
+	for _, sq := range []bool{false, true} {
+		mm := m.Clone()
+		if sq {
+			sites, err := smooth.Smooth(mm, &calib.SliceStream{Batches: bert4Inputs(3, 1, true)}, smooth.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sites) < 8 {
+				t.Errorf("%d smoothed activations", len(sites))
+			}
+		}
+		p, _, err := Build(mm, nil, Config{Deterministic: true, INT8: true,
+			Calibration: &Calibration{Source: &calib.SliceStream{Batches: bert4Inputs(3, 1, true)}, Algorithm: calib.MinMax}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := engineOutputs(t, p, eval)[0]
+		errs[sq] = relL2(got, want)
+		t.Logf("SmoothQuant %v: 1 - cosine %.3g, relative L2 error %.4g", sq, 1-cosine(got, want), errs[sq])
+	}
+	if errs[true] > errs[false] {
+		t.Errorf("SmoothQuant raised the INT8 error: %.4g -> %.4g", errs[false], errs[true])
+	}
 }
