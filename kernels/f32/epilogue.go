@@ -1,8 +1,6 @@
 package f32
 
 import (
-	"math"
-
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/ops/kiln"
 	"github.com/kilnml/kiln/ops/kilnq"
@@ -133,10 +131,10 @@ func (e *Epilogue) storeRows(acc []float32, ldacc, r0, c0, mr, nr int) {
 
 func (e *Epilogue) storeQ(acc []float32, ldacc, r0, c0, mr, nr int) {
 	q := e.Q
-	fast := (q.Act.Kind == "" || q.Act.Kind == "Relu") && q.YScale > 0 && q.OutType != ir.Float8E4M3FN
-	lo, hi := float64(-128), float64(127)
-	if q.OutType == ir.Uint8 {
-		lo, hi = 0, 255
+	if (q.Act.Kind == "" || q.Act.Kind == "Relu") && q.YScale > 0 && q.OutType != ir.Float8E4M3FN &&
+		e.QChannelRow && (e.BiasMode == BiasNone || e.BiasMode == BiasRow) {
+		e.storeQRows(acc, ldacc, r0, c0, mr, nr)
+		return
 	}
 	for i := 0; i < mr; i++ {
 		r := r0 + i
@@ -154,35 +152,59 @@ func (e *Epilogue) storeQ(acc []float32, ldacc, r0, c0, mr, nr int) {
 			if e.Resid != nil {
 				z = e.Resid[idx]
 			}
-			if fast {
-				// kilnq.Layer.Epilogue and QuantizeOut, inlined for int8/uint8
-				// outputs with Relu or no activation (same operations, same order).
-				m := q.XScale * q.WScales[min(ch, len(q.WScales)-1)]
-				y := acc[i*ldacc+j] * m
-				y += b
-				y += z
-				if q.Act.Kind == "Relu" && !(y > 0 || y != y) {
-					y = 0
-				}
-				v := math.RoundToEven(float64(y/q.YScale)) + float64(q.YZero)
-				switch {
-				case v != v, v < lo:
-					v = lo
-				case v > hi:
-					v = hi
-				}
-				e.QOut[idx] = byte(int8(int32(v)))
-				if q.OutType == ir.Uint8 {
-					e.QOut[idx] = byte(int32(v))
-				}
-				continue
-			}
 			y := q.Epilogue(acc[i*ldacc+j], ch, b, z)
 			if q.YScale == 0 {
 				e.Out[idx] = y
 			} else {
 				e.QOut[idx] = byte(q.QuantizeOut(y))
 			}
+		}
+	}
+}
+
+// roundMagic rounds a float64 of magnitude below 2⁵¹ to an integer, half
+// to even (the FPU's rounding of the addition); larger values come out
+// within 2 of themselves, which the int8/uint8 clamp makes irrelevant.
+const roundMagic = 0x1.8p52
+
+// storeQRows is kilnq.Layer.Epilogue followed by QuantizeOut for int8/uint8
+// outputs with Relu or no activation, the channel being the row: the same
+// float32 operations in the same order, with the per-row scale and bias
+// hoisted out of the loop.
+func (e *Epilogue) storeQRows(acc []float32, ldacc, r0, c0, mr, nr int) {
+	q := e.Q
+	relu := q.Act.Kind == "Relu"
+	lo, hi := float64(-128), float64(127)
+	if q.OutType == ir.Uint8 {
+		lo, hi = 0, 255
+	}
+	yz := float64(q.YZero)
+	for i := 0; i < mr; i++ {
+		r := r0 + i
+		m := q.XScale * q.WScales[min(r, len(q.WScales)-1)]
+		var b float32
+		if e.BiasMode == BiasRow {
+			b = e.Bias[r]
+		}
+		for j, a := range acc[i*ldacc : i*ldacc+nr] {
+			idx := r*e.RS + (c0+j)*e.CS
+			y := a * m
+			y += b
+			if e.Resid != nil {
+				y += e.Resid[idx]
+			}
+			if relu && !(y > 0 || y != y) {
+				y = 0
+			}
+			v := float64(y / q.YScale)
+			v = (v + roundMagic) - roundMagic + yz
+			switch {
+			case v != v, v < lo:
+				v = lo
+			case v > hi:
+				v = hi
+			}
+			e.QOut[idx] = byte(int32(v)) // two's complement for int8
 		}
 	}
 }
