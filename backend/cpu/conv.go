@@ -271,7 +271,7 @@ func (k *convKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 type convRun struct {
 	k      *convKernel
 	g      pack.Conv2D
-	k_     int // GEMM depth
+	depth  int // GEMM depth
 	x32    []float32
 	x8     []byte
 	z, y32 []float32
@@ -289,7 +289,7 @@ func (k *convKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	N := int(in[0].Dims[0])
 	r := k.runs.get()
 	defer k.runs.put(r)
-	*r = convRun{k: k, g: g, k_: g.K()}
+	*r = convRun{k: k, g: g, depth: g.K()}
 	if k.p.Prec == "f32" {
 		r.x32 = in[0].F32()
 	} else {
@@ -320,7 +320,7 @@ func (k *convKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	// Column chunks whose packed B stays in L2 (~128 KiB), split finer
 	// when there are too few items to keep every thread busy.
-	chunk := max(nr, (128<<10)/(esize*max(r.k_, 1))/nr*nr)
+	chunk := max(nr, (128<<10)/(esize*max(r.depth, 1))/nr*nr)
 	if per := N * k.p.Group; per*((ohw+chunk-1)/chunk) < 2*x.Threads {
 		want := (2*x.Threads + per - 1) / per
 		chunk = max(nr, min(chunk, ((ohw+want-1)/want+nr-1)/nr*nr))
@@ -329,9 +329,9 @@ func (k *convKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
 	items := N * k.p.Group * r.nch
 	workers := min(x.Threads, items)
-	slot := esize * pack.BSize(r.k_, chunk, nr)
+	slot := esize * pack.BSize(r.depth, chunk, nr)
 	if k.p.Prec == "i8" {
-		slot = i8SlotBytes(r.k_, chunk)
+		slot = i8SlotBytes(r.depth, chunk)
 	}
 	r.sl = newSlots(x, workers, slot)
 	run(x, items, r)
@@ -385,19 +385,19 @@ func (r *convRun) Do(w, item int) {
 	e := r.epilogue(n)
 	switch k.p.Prec {
 	case "f32", "f8":
-		bp := slotAs[float32](r.sl, w, pack.BSize(r.k_, cols, f32.NR))
+		bp := slotAs[float32](r.sl, w, pack.BSize(r.depth, cols, f32.NR))
 		if k.p.Prec == "f32" {
 			pack.Im2col(bp, r.x32[n*hw:(n+1)*hw], (*[256]float32)(nil), g, grp, j0, cols, f32.NR)
 		} else {
 			pack.Im2col(bp, r.x8[n*hw:(n+1)*hw], k.lut32, g, grp, j0, cols, f32.NR)
 		}
-		sz := pack.ASize(Mg, r.k_, f32.MR)
-		f32.Gemm(r.k_, k.w32[grp*sz:(grp+1)*sz], Mg, bp, cols, grp*Mg, j0, &e)
+		sz := pack.ASize(Mg, r.depth, f32.MR)
+		f32.Gemm(r.depth, k.w32[grp*sz:(grp+1)*sz], Mg, bp, cols, grp*Mg, j0, &e)
 	case "i8":
-		bp, pairs := i8Slot(r.sl, w, r.k_, cols)
+		bp, pairs := i8Slot(r.sl, w, r.depth, cols)
 		pack.Im2col(bp, r.x8[n*hw:(n+1)*hw], k.lut16, g, grp, j0, cols, i8.NR)
-		sz := pack.ASize(Mg, r.k_, i8.MR)
-		i8.Gemm(r.k_, k.w8[grp*sz:(grp+1)*sz], Mg, bp, cols, grp*Mg, j0, &e, pairs)
+		sz := pack.ASize(Mg, r.depth, i8.MR)
+		i8.Gemm(r.depth, k.w8[grp*sz:(grp+1)*sz], Mg, bp, cols, grp*Mg, j0, &e, pairs)
 	}
 }
 
