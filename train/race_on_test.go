@@ -6,3 +6,6 @@ package train
 // detector (10× slower); the parallel code is covered there by the
 // determinism and gradient tests.
 const raceEnabled = true
+
+// RaceEnabled lets the external tests (package train_test) shrink their work.
+var RaceEnabled = raceEnabled
