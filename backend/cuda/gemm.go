@@ -54,6 +54,7 @@ type gemmParams struct {
 	XZero              int
 	ZeroFix            bool   // a colsum weight follows the scales
 	AutoPad            string // SAME_UPPER / SAME_LOWER: pads computed from the input
+	Groups             int    // convolution groups (> 1 only on the direct kernel)
 	Direct             bool   // small-K convolution: kiln's direct kernel, no GEMM
 	Act                int
 	ActA, ActB, YScale float32
@@ -125,9 +126,11 @@ func lowerGemm(l *engine.Layer) (*engine.Lowered, error) {
 		if w.Rank() != 4 || (l.In[0].HasShape && len(l.In[0].Shape) != 4) {
 			return nil, fmt.Errorf("only 2D convolutions")
 		}
-		if g, _ := n.AttrInt("group", 1); g != 1 {
-			return nil, fmt.Errorf("grouped convolution (group %d)", g)
+		g, _ := n.AttrInt("group", 1)
+		if g < 1 || w.Dims[0]%g != 0 || (l.In[0].HasShape && l.In[0].Shape[1].Known() && l.In[0].Shape[1].Value%g != 0) {
+			return nil, fmt.Errorf("group %d does not divide the channels", g)
 		}
+		p.Groups = int(g)
 		ap, _ := n.AttrString("auto_pad", "NOTSET")
 		switch ap {
 		case "NOTSET", "VALID", "":
@@ -175,6 +178,9 @@ func lowerGemm(l *engine.Layer) (*engine.Lowered, error) {
 	// A first layer's reduction (e.g. 1×3×3) is too short for a GEMM to pay
 	// for im2col and the accumulator round trip.
 	p.Direct = p.Conv && p.K <= directMaxK
+	if p.Groups > 1 && !p.Direct {
+		return nil, fmt.Errorf("grouped convolution (group %d) needs the direct kernel (K %d; KILN_CUDA_DIRECT_K=%d)", p.Groups, p.K, directMaxK)
+	}
 
 	// weights in the GEMM's input type, zero padded to [Np, Kp]
 	wt := irType(in)
@@ -423,8 +429,8 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		nb, c, h, w = int(X.Dims[0]), int(X.Dims[1]), int(X.Dims[2]), int(X.Dims[3])
 		oh, ow = int(Y.Dims[2]), int(Y.Dims[3])
 		M, HW = int64(nb)*int64(oh)*int64(ow), int64(oh)*int64(ow)
-		if int64(c*k.p.KH*k.p.KW) != k.p.K {
-			return fmt.Errorf("input has %d channels, the weights want %d", c, k.p.K/int64(k.p.KH*k.p.KW))
+		if int64(c*k.p.KH*k.p.KW) != k.p.K*int64(max(k.p.Groups, 1)) {
+			return fmt.Errorf("input has %d channels, the weights want %d", c, k.p.K*int64(max(k.p.Groups, 1))/int64(k.p.KH*k.p.KW))
 		}
 	} else {
 		M, HW = 1, 1
@@ -589,7 +595,7 @@ func (k *gemmKernel) runDirect(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w
 		name := map[ir.DType]string{ir.Float32: "dconv_f32", ir.Float16: "dconv_16", ir.BFloat16: "dconv_16",
 			ir.Int8: "dconv_i8", ir.Uint8: "dconv_u8", ir.Float8E4M3FN: "dconv_e4m3"}[k.p.Out]
 		args := cuda.NewArgs(dX, k.W, dY, nb, c, h, w, oh, ow, k.p.KH, k.p.KW, k.p.SH, k.p.SW, ph, pw, k.p.DH, k.p.DW,
-			int(k.p.Kp), int(k.p.N), k.scale, k.bias, dZ, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.p.XZero, k.inputFormat())
+			int(k.p.Kp), int(k.p.N), k.scale, k.bias, dZ, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.p.XZero, k.inputFormat(), max(k.p.Groups, 1))
 		if err := launch1(g, st, name, Y.Len(), args); err != nil {
 			return false, err
 		}

@@ -163,8 +163,8 @@ EPI(epi_i32_i8, int, signed char)
 EPI(epi_i32_e4m3, int, u8)
 EPI(epi_i32_u8, int, u8q)
 
-// ---- direct convolution for small reductions (K = C·KH·KW ≤ 32, e.g. a
-// network's first layer): one thread per output element in NCHW order, the
+// ---- direct convolution for small reductions (K = C/groups·KH·KW ≤ 32,
+// e.g. a network's first layer, depthwise layers): one thread per output element in NCHW order, the
 // epilogue fused, no im2col or accumulator buffers. Weights are the GEMM
 // packing [Np][Kp] in the input's format. fmt: 0 f32, 1 f16, 2 bf16,
 // 3 int8, 4 uint8, 5 e4m3; integer formats accumulate exactly in int32 with
@@ -184,15 +184,16 @@ __device__ __forceinline__ int ldi(const void* p, i64 i, int fmt) {
 extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restrict__ w,             \
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KH, int KW, int sh, int sw, \
     int ph, int pw, int dh, int dw, int Kp, int Cout, const float* ms, const float* bias,           \
-    const float* resid, int ak, float aa, float ab, float ys, int zp, int xz, int fmt) {            \
+    const float* resid, int ak, float aa, float ab, float ys, int zp, int xz, int fmt, int groups) { \
+    int Cg = C / groups, Og = Cout / groups; /* channels per group */                                \
     GRID_LOOP(o, (i64)N * Cout * OH * OW) {                                                          \
         int ow = (int)(o % OW); i64 t = o / OW; int oh = (int)(t % OH); t /= OH;                     \
-        int co = (int)(t % Cout); int n = (int)(t / Cout);                                           \
+        int co = (int)(t % Cout); int n = (int)(t / Cout); int c0 = (co / Og) * Cg;                  \
         float facc = 0; int iacc = 0; int k = 0;                                                     \
-        for (int c = 0; c < C; c++) for (int kh = 0; kh < KH; kh++) for (int kw = 0; kw < KW; kw++, k++) { \
+        for (int c = 0; c < Cg; c++) for (int kh = 0; kh < KH; kh++) for (int kw = 0; kw < KW; kw++, k++) { \
             int ih = oh * sh - ph + kh * dh, iw = ow * sw - pw + kw * dw;                            \
             if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;                                    \
-            i64 xi = (((i64)n * C + c) * H + ih) * W + iw, wi = (i64)co * Kp + k;                    \
+            i64 xi = (((i64)n * C + c0 + c) * H + ih) * W + iw, wi = (i64)co * Kp + k;               \
             if (fmt == 3 || fmt == 4) iacc += (ldi(x, xi, fmt) - xz) * (int)((const signed char*)w)[wi]; \
             else facc += ldf(x, xi, fmt) * ldf(w, wi, fmt == 0 ? 0 : fmt);                           \
         }                                                                                            \
