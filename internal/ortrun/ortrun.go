@@ -47,6 +47,14 @@ type Timing struct {
 // outputs in graph-output order. threads 0 lets ONNX Runtime choose; bench
 // > 0 also times that many runs.
 func Run(model string, inputs []*ir.Tensor, threads, bench int) ([]*ir.Tensor, *Timing, error) {
+	return RunOpt(model, inputs, threads, bench, "")
+}
+
+// RunOpt is Run with ONNX Runtime's graph optimization level: "all" (""),
+// "basic" or "disabled". ONNX Runtime's CPU QDQ fusions (level 2) turn
+// float8 Q/DQ around Conv into QLinearConv, which has no float8 kernel:
+// "basic" runs such models as plain Q, DQ and float ops.
+func RunOpt(model string, inputs []*ir.Tensor, threads, bench int, opt string) ([]*ir.Tensor, *Timing, error) {
 	dir, why := Dir()
 	if dir == "" {
 		return nil, nil, errors.New(why)
@@ -73,6 +81,9 @@ func Run(model string, inputs []*ir.Tensor, threads, bench int) ([]*ir.Tensor, *
 	}
 	if bench > 0 {
 		args = append(args, "--bench", strconv.Itoa(bench))
+	}
+	if opt != "" {
+		args = append(args, "--opt", opt)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
