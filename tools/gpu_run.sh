@@ -14,6 +14,8 @@ echo "== gpu/cuda tests"
 echo "== backend/cuda tests"
 ./backend_cuda.test -test.v -test.timeout 300s 2>&1 | tee "$OUT/backend_cuda.log" | grep -E "FAIL|^ok|^PASS|panic|models_test|placement|timing|differ, normalized MSE [0-9.e-]+$" | grep -v " 0 differ" | head -60
 echo "== bench (kiln)"
-timeout ${KILN_BENCH_TIMEOUT:-200} ./gpu_bench -models shared/models -mnist "$KILN_MNIST_DIR" 2>&1 | tee "$OUT/kiln.jsonl"
+# KILN_BENCH_EXTRA=1 adds mobilenetv2 and ResNet-50 light (copy them with KILN_PREPARE_EXTRA=1)
+EXTRA=${KILN_BENCH_EXTRA:+-extra}
+timeout ${KILN_BENCH_TIMEOUT:-200} ./gpu_bench -models shared/models -mnist "$KILN_MNIST_DIR" $EXTRA 2>&1 | tee "$OUT/kiln.jsonl"
 echo "== bench (PyTorch) and table"
-PYTHONUNBUFFERED=1 timeout 150 python3 ../../tools/gpu_bench.py --kiln-json "$OUT/kiln.jsonl" --out "$OUT/bench.md" 2>&1 | tail -40
+PYTHONUNBUFFERED=1 timeout 150 python3 ../../tools/gpu_bench.py --kiln-json "$OUT/kiln.jsonl" --out "$OUT/bench.md" ${KILN_BENCH_EXTRA:+--extra} 2>&1 | tail -40

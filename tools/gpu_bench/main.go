@@ -49,6 +49,7 @@ func emit(r result) {
 func main() {
 	models := flag.String("models", "", "folder holding bench/simplecnn.{fp32,int8.qdq}.onnx")
 	mnistDir := flag.String("mnist", "", "MNIST idx files for INT8/FP8 calibration (default: the GoMNIST module)")
+	extra := flag.Bool("extra", false, "also mobilenetv2 (batch 64) and ResNet-50 light (batch 1), FP32 and FP16; set KILN_CUDA_DIRECT_K=32 to run depthwise layers on the GPU")
 	size := flag.Int("gemm", 8192, "GEMM size (M=N=K)")
 	iters := flag.Int("iters", 30, "timed iterations")
 	flag.Parse()
@@ -92,8 +93,27 @@ func main() {
 		{"simplecnn.fp32.onnx", "fp8 (calibrated)", func() builder.Config { return calibrated(true) }},
 	} {
 		for _, batch := range []int{256, 4096} {
-			r, err := model(filepath.Join(*models, "bench", c.file), c.cfg(), batch, *iters)
+			r, err := model(filepath.Join(*models, "bench", c.file), "input", []int64{int64(batch), 1, 28, 28}, c.cfg(), *iters)
 			r.Bench, r.Prec, r.Batch = "simplecnn", c.prec, batch
+			if err != nil {
+				r.Err = err.Error()
+			}
+			emit(r)
+		}
+	}
+	if !*extra {
+		return
+	}
+	for _, c := range []struct {
+		bench, file, input string
+		shape              []int64
+	}{
+		{"mobilenetv2", "bench/mobilenetv2.fp32.onnx", "input", []int64{64, 3, 224, 224}},
+		{"resnet50-light", "onnx-light-cnns/resnet50/model.onnx", "gpu_0/data_0", []int64{1, 3, 224, 224}},
+	} {
+		for _, prec := range []string{"fp32", "fp16"} {
+			r, err := model(filepath.Join(*models, c.file), c.input, c.shape, builder.Config{FP16: prec == "fp16"}, *iters)
+			r.Bench, r.Prec, r.Batch = c.bench, prec, int(c.shape[0])
 			if err != nil {
 				r.Err = err.Error()
 			}
@@ -209,16 +229,15 @@ func randomBytes(t cuda.DataType, n int64) []byte {
 	return b
 }
 
-// model builds a SimpleCNN engine on the GPU at a fixed batch and times
+// model builds an engine on the GPU at a fixed input shape and times
 // Execute (end to end from host memory), splitting H2D/compute/D2H.
-func model(path string, cfg builder.Config, batch, iters int) (result, error) {
+func model(path, input string, shape []int64, cfg builder.Config, iters int) (result, error) {
 	var r result
 	m, err := onnx.Load(path)
 	if err != nil {
 		return r, err
 	}
-	shape := []int64{int64(batch), 1, 28, 28}
-	cfg.Profiles = []builder.Profile{{"input": {Min: shape, Opt: shape, Max: shape}}}
+	cfg.Profiles = []builder.Profile{{input: {Min: shape, Opt: shape, Max: shape}}}
 	p, _, err := builder.Build(m, nil, cfg)
 	if err != nil {
 		return r, err
@@ -243,7 +262,7 @@ func model(path string, cfg builder.Config, batch, iters int) (result, error) {
 	for i := range x.F32() {
 		x.F32()[i] = rng.Float32()
 	}
-	if err := ctx.SetInput("input", x); err != nil {
+	if err := ctx.SetInput(input, x); err != nil {
 		return r, err
 	}
 	for i := 0; i < 3; i++ {
@@ -264,8 +283,7 @@ func model(path string, cfg builder.Config, batch, iters int) (result, error) {
 	r.MS = median(times)
 	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 / float64(iters) }
 	r.H2D, r.GPU, r.D2H = per(tm.H2D), per(tm.Compute), per(tm.D2H)
-	out, _ := ctx.Output("output")
-	if out != nil {
+	if out, _ := ctx.Output(e.Outputs()[0].Name); out != nil && out.DType == ir.Float32 {
 		for _, v := range out.F32() {
 			if math.IsNaN(float64(v)) {
 				return r, fmt.Errorf("NaN in the output")
