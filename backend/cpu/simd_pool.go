@@ -8,14 +8,14 @@ import (
 	"github.com/kilnml/kiln/kernels/pack"
 )
 
-// FP32 MaxPool 2×2 stride 2 without padding (CNN downsampling): two input
+// MaxPool 2×2 stride 2 (float32, int8 or uint8 codes) without padding (CNN downsampling): two input
 // rows per output row, no per-tap bounds checks. Same semantics as
 // cpu.maxpool (row-major taps, first wins ties, NaN kept only when first).
 const simdPoolID = "cpu.maxpool.2x2"
 
 type simdPoolTactic struct{}
 
-func (simdPoolTactic) Name() string { return "maxpool.2x2.f32" }
+func (simdPoolTactic) Name() string { return "maxpool.2x2" }
 
 func (simdPoolTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	low, err := maxPoolTactic{}.Lower(l)
@@ -27,14 +27,14 @@ func (simdPoolTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, err
 	}
 	if !pool2x2(&p) {
-		return nil, fmt.Errorf("%s: not a 2×2 stride-2 unpadded float32 pool", l.Node)
+		return nil, fmt.Errorf("%s: not a 2×2 stride-2 unpadded pool", l.Node)
 	}
 	return lowered(simdPoolID, &p, nil, []int{0})
 }
 
 func pool2x2(p *poolParams) bool {
 	w := &p.Win
-	return p.DType == ir.Float32 && w.Kernel == [2]int{2, 2} && w.Strides == [2]int{2, 2} && w.Dils == [2]int{1, 1} &&
+	return (p.DType == ir.Float32 || p.DType == ir.Int8 || p.DType == ir.Uint8) && w.Kernel == [2]int{2, 2} && w.Strides == [2]int{2, 2} && w.Dils == [2]int{1, 1} &&
 		w.Pads == [4]int{} && (w.AutoPad == "NOTSET" || w.AutoPad == "" || w.AutoPad == "VALID") && !w.Ceil
 }
 
@@ -51,7 +51,8 @@ func init() {
 
 type simdPoolRun struct {
 	g       pack.Conv2D
-	x, y    []float32
+	dt      ir.DType
+	in, out *ir.Tensor
 	rowsPer int
 	nrows   int
 }
@@ -62,20 +63,32 @@ func (k *simdPoolKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		return err
 	}
 	planes := int(in[0].Dims[0]) * g.C
-	r := &simdPoolRun{g: g, x: in[0].F32(), y: out[0].F32(), nrows: planes * g.OH}
+	r := &simdPoolRun{g: g, dt: k.p.DType, in: in[0], out: out[0], nrows: planes * g.OH}
 	r.rowsPer = max(1, (16<<10)/max(g.OW, 1))
 	run(x, (r.nrows+r.rowsPer-1)/r.rowsPer, r)
 	return nil
 }
 
 func (r *simdPoolRun) Do(_, item int) {
-	g := &r.g
+	lo, hi := item*r.rowsPer, min(r.nrows, (item+1)*r.rowsPer)
+	switch r.dt {
+	case ir.Float32:
+		pool2x2Rows(r.out.F32(), r.in.F32(), &r.g, lo, hi)
+	case ir.Int8:
+		pool2x2Rows(r.out.I8(), r.in.I8(), &r.g, lo, hi)
+	default:
+		pool2x2Rows(r.out.Data, r.in.Data, &r.g, lo, hi)
+	}
+}
+
+// pool2x2Rows pools output rows [lo,hi) (plane-major) of a 2×2/2 pool.
+func pool2x2Rows[T int8 | uint8 | float32](out, in []T, g *pack.Conv2D, lo, hi int) {
 	hw := g.H * g.W
-	for row := item * r.rowsPer; row < min(r.nrows, (item+1)*r.rowsPer); row++ {
+	for row := lo; row < hi; row++ {
 		plane, oh := row/g.OH, row%g.OH
-		x0 := r.x[plane*hw+2*oh*g.W : plane*hw+2*oh*g.W+g.W]
-		x1 := r.x[plane*hw+(2*oh+1)*g.W : plane*hw+(2*oh+1)*g.W+g.W]
-		y := r.y[row*g.OW : row*g.OW+g.OW]
+		x0 := in[plane*hw+2*oh*g.W : plane*hw+2*oh*g.W+g.W]
+		x1 := in[plane*hw+(2*oh+1)*g.W : plane*hw+(2*oh+1)*g.W+g.W]
+		y := out[row*g.OW : row*g.OW+g.OW]
 		for ow := range y {
 			b := x0[2*ow]
 			if v := x0[2*ow+1]; v > b {

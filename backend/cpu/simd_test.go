@@ -224,3 +224,15 @@ func TestSimdQGemmQMatMul(t *testing.T) {
 		})
 	}
 }
+
+func TestSimdMaxPool2x2Codes(t *testing.T) {
+	r := rand.New(rand.NewPCG(27, 28))
+	for _, dt := range []ir.DType{ir.Int8, ir.Uint8} {
+		x := randCodes(r, dt, 2, 3, 9, 8)
+		n := node("", "MaxPool", 1, aInts("kernel_shape", 2, 2), aInts("strides", 2, 2))
+		in := []*ir.Tensor{x}
+		want := reference(t, n, in)
+		l := layer(n, in, []bool{false}, want, engine.INT8)
+		everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { sameBits(t, name, got, want) })
+	}
+}
