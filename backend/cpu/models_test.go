@@ -53,17 +53,27 @@ func modelInputs(t testing.TB, m *ir.Model, path string, batch int64) map[string
 // Whole FP32 models build with the cpu kernels for every conv and dense
 // layer and match the reference executor within rel 1e-5.
 func TestModelsFP32(t *testing.T) {
-	testModels(t, "bench/simplecnn.fp32.onnx", "bench/mobilenetv2.fp32.onnx", "mnist-8-zoo/model.onnx",
-		"onnx-light-cnns/squeezenet/model.onnx", "onnx-light-cnns/shufflenet/model.onnx")
+	testModels(t, "bench/simplecnn.fp32.onnx", "mnist-8-zoo/model.onnx", "onnx-light-cnns/shufflenet/model.onnx")
 }
 
-// ResNet-50 and Inception v1 take seconds each (most in the float64
-// reference).
-func TestLargeModelsFP32(t *testing.T) {
+func TestMobileNetV2FP32(t *testing.T) { testModels(t, "bench/mobilenetv2.fp32.onnx") }
+
+func TestSqueezeNetFP32(t *testing.T) { testModels(t, "onnx-light-cnns/squeezenet/model.onnx") }
+
+// ResNet-50 and Inception v1 take several seconds each on 2 cores (most
+// in the float64 reference).
+func TestResNet50FP32(t *testing.T) {
 	if testing.Short() {
-		t.Skip("large models are skipped in -short mode")
+		t.Skip("large model: skipped in -short mode")
 	}
-	testModels(t, "onnx-light-cnns/resnet50/model.onnx", "onnx-light-cnns/inception_v1/model.onnx")
+	testModels(t, "onnx-light-cnns/resnet50/model.onnx")
+}
+
+func TestInceptionV1FP32(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large model: skipped in -short mode")
+	}
+	testModels(t, "onnx-light-cnns/inception_v1/model.onnx")
 }
 
 func testModels(t *testing.T, models ...string) {
