@@ -31,6 +31,9 @@ type MNISTConfig struct {
 	Limit int
 	// Terminal forces the progress style (nil: detect from the writer).
 	Terminal *bool
+	// FP8, when set, trains every conv/linear layer in FP8 with delayed
+	// scaling (fp8.go: E4M3 forward, E5M2 gradients).
+	FP8 *FP8Recipe
 }
 
 // EpochResult summarizes one epoch.
@@ -70,6 +73,9 @@ func TrainMNIST(cfg MNISTConfig, w io.Writer) (*MNISTResult, error) {
 		if _, err := LoadCheckpoint(cfg.Resume, model); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.FP8 != nil {
+		PrepareFP8(model, *cfg.FP8)
 	}
 	opt, err := NewOptimizer(cfg.Optimizer, model.Params(), cfg.LR)
 	if err != nil {

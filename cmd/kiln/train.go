@@ -75,5 +75,6 @@ ONNX model (opset 13, input "input" [batch,1,28,28], output "output"
 	fl.StringVar(&cfg.Resume, "resume", "", "safetensors checkpoint to start from")
 	fl.IntVar(&cfg.Workers, "threads", 0, "worker goroutines (0: GOMAXPROCS)")
 	fl.IntVar(&cfg.Limit, "limit", 0, "use only the first N training and test images (for quick checks)")
+	addFP8TrainingFlag(fl, &cfg.FP8)
 	return cmd
 }
