@@ -162,6 +162,11 @@ func (e *Eval) Measure(p *engine.Plan, runs int) (*Timing, error) {
 	if err != nil {
 		return nil, err
 	}
+	return e.measureEngine(eng, runs, true)
+}
+
+func (e *Eval) measureEngine(eng *engine.Engine, runs int, layers bool) (*Timing, error) {
+	p := eng.Plan()
 	ctx := eng.NewContext()
 	ctx.SetThreads(1)
 	prof := &stepTimer{n: len(p.Steps)}
@@ -176,7 +181,9 @@ func (e *Eval) Measure(p *engine.Plan, runs int) (*Timing, error) {
 		}
 	}
 	total := make([]time.Duration, 0, runs)
-	ctx.SetProfiler(prof)
+	if layers {
+		ctx.SetProfiler(prof)
+	}
 	for i := 0; i < runs; i++ {
 		prof.start()
 		t0 := time.Now()

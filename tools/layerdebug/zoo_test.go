@@ -107,8 +107,8 @@ func TestZooBlameTwoBitWeights(t *testing.T) {
 // report's charts decode as PNGs of the documented size.
 func TestZooSearchAndReport(t *testing.T) {
 	m, ranges, st := zoo(t)
-	ev := zooEval(t, m, 300, Accuracy)
-	s := &Searcher{Model: m, Setting: Setting{Ranges: ranges, WeightBits: 2}, Eval: ev, Runs: 20, Base: builder.Config{Deterministic: true}}
+	ev := zooEval(t, m, 150, Accuracy)
+	s := &Searcher{Model: m, Setting: Setting{Ranges: ranges, WeightBits: 2}, Eval: ev, Runs: 5, Base: builder.Config{Deterministic: true}}
 	res, err := s.Search(Budget{Metric: Accuracy, MaxDrop: 1})
 	if err != nil {
 		t.Fatal(err)
