@@ -1,7 +1,8 @@
 // Package cpu is kiln's fast CPU backend (priority 10, above the reference
 // fallback): FP32 convolutions (im2col+GEMM with weights packed at build
 // time, direct 1×1, direct depthwise), Gemm/MatMul with prepacked weights
-// or two activations, their fused epilogues (bias, residual, activation);
+// or two activations, their fused epilogues (bias, residual, activation),
+// the same convolutions and dense layers over float16 storage;
 // INT8 and FP8 kiln.QConv/QGemm/QMatMul bit-exact with ops/kilnq; reformats
 // (QuantizeLinear, DequantizeLinear, Cast fp32↔fp16) bit-exact with
 // ops/qops; MaxPool and Relu on int8 codes. Kernels are pure Go over
@@ -15,7 +16,11 @@
 // outputs agree within rel 1e-5, E4M3 outputs within one code (adjacent
 // codes where the float32 and float64 sums straddle a rounding boundary).
 // FP32 layers accumulate in float32 and match the reference within rel
-// 1e-5; reformats, pooling, elementwise ops and Softmax are bit-exact.
+// 1e-5; FP16 convolutions and dense layers (float16 storage) widen their
+// inputs to float32, compute as FP32 and round once at the store, where
+// the reference rounds its float64 result (twice for fused ops): within
+// two float16 ulps. Reformats, pooling, elementwise ops and Softmax are
+// bit-exact.
 // Results are identical for every thread count: each output element is
 // computed by one worker with a fixed summation order.
 package cpu
@@ -26,6 +31,7 @@ import (
 	"sync"
 
 	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/floatx"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/kernels/i8"
 	"github.com/kilnml/kiln/kernels/pack"
@@ -48,14 +54,20 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 	n := l.Node
 	switch {
 	case n.Domain == "" && n.OpType == "Conv", n.Domain == "kiln" && n.OpType == "Conv":
-		if l.Precision != engine.FP32 {
-			return nil
+		switch {
+		case l.Precision == engine.FP32:
+			return convTactics(l, "f32")
+		case l.Precision == engine.FP16 && inDType(l, 0) == ir.Float16:
+			return convTactics(l, "f16")
 		}
-		return convTactics(l, "f32")
+		return nil
 	case n.Domain == "kiln" && n.OpType == "QConv":
 		return convTactics(l, quantPrec(l))
 	case n.Domain == "" && (n.OpType == "Gemm" || n.OpType == "MatMul"),
 		n.Domain == "kiln" && (n.OpType == "Gemm" || n.OpType == "MatMul"):
+		if l.Precision == engine.FP16 && inDType(l, 0) == ir.Float16 && isConst(l, 1) {
+			return []engine.Tactic{gemmTactic{prec: "f16"}}
+		}
 		if l.Precision != engine.FP32 {
 			return nil
 		}
@@ -165,6 +177,32 @@ func i8Slot(s slots, w, k, cols int) ([]int16, []int64) {
 	buf := s.buf[w*s.slot : (w+1)*s.slot]
 	np := 8 * i8.PairsSize(k)
 	return bytesAs[int16](buf[np:], pack.BSize(k, cols, i8.NR)), bytesAs[int64](buf, i8.PairsSize(k))
+}
+
+// newSlotsPrefix carves, from one Scratch call, a prefix of prefixBytes
+// (shared: converted inputs) followed by per-worker slots.
+func newSlotsPrefix(x *engine.Exec, prefixBytes, workers, bytes int) ([]byte, slots) {
+	slot := (bytes + 63) &^ 63
+	pre := (prefixBytes + 63) &^ 63
+	buf := x.Scratch(pre + slot*workers)
+	return buf[:prefixBytes], slots{buf: buf[pre:], slot: slot}
+}
+
+// halfToFloat widens float16 values.
+func halfToFloat(dst []float32, src []uint16) {
+	for i, h := range src {
+		dst[i] = floatx.F16ToF32(h)
+	}
+}
+
+// floats returns a float32 or float16 tensor's values as float32.
+func floats(t *ir.Tensor) []float32 {
+	if t.DType == ir.Float16 {
+		out := make([]float32, len(t.U16()))
+		halfToFloat(out, t.U16())
+		return out
+	}
+	return append([]float32(nil), t.F32()...)
 }
 
 // runPool recycles per-run task state so Run allocates nothing.

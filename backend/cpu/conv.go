@@ -45,7 +45,7 @@ func convTactics(l *engine.Layer, prec string) []engine.Tactic {
 	wd := l.Const[1].Dims
 	group, _ := l.Node.AttrInt("group", 1)
 	var ts []engine.Tactic
-	if (prec == "f32" || prec == "i8") && wd[1] == 1 && group > 1 && wd[0]%group == 0 {
+	if (prec == "f32" || prec == "f16" || prec == "i8") && wd[1] == 1 && group > 1 && wd[0]%group == 0 {
 		ts = append(ts, convTactic{convDepthwise, prec})
 	}
 	return append(ts, convTactic{convIm2col, prec})
@@ -74,15 +74,20 @@ func (t convTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	K := Cg * win.Kernel[0] * win.Kernel[1]
 	Mg := M / p.Group
 	switch t.prec {
-	case "f32":
-		if w.DType != ir.Float32 || p.XType != ir.Float32 {
-			return nil, fmt.Errorf("%s: fp32 conv over %s×%s", n, p.XType, w.DType)
+	case "f32", "f16":
+		wantT := ir.Float32
+		if t.prec == "f16" {
+			wantT = ir.Float16
 		}
+		if w.DType != wantT || p.XType != wantT {
+			return nil, fmt.Errorf("%s: %s conv over %s×%s", n, t.prec, p.XType, w.DType)
+		}
+		wf := floats(w)
 		p.Tile = [2]int{f32.MR, f32.NR}
 		if t.variant == convDepthwise {
-			weights = append(weights, w.Clone())
+			weights = append(weights, ir.FromFloat32s(w.Dims, wf))
 		} else {
-			weights = append(weights, ir.FromFloat32s([]int64{int64(p.Group * pack.ASize(Mg, K, f32.MR))}, packGroups(w.F32(), p.Group, Mg, K, f32.MR)))
+			weights = append(weights, ir.FromFloat32s([]int64{int64(p.Group * pack.ASize(Mg, K, f32.MR))}, packGroups(wf, p.Group, Mg, K, f32.MR)))
 		}
 		if n.Domain == "kiln" {
 			a, err := kiln.ActivationOf(n)
@@ -125,17 +130,21 @@ func (t convTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 			weights = append(weights, ir.FromFloat32s([]int64{int64(p.Group * pack.ASize(Mg, K, f32.MR))}, packGroups(dec, p.Group, Mg, K, f32.MR)))
 		}
 	}
+	floatT := ir.Float32
+	if t.prec == "f16" {
+		floatT = ir.Float16
+	}
 	if hasInput(n, 2) {
-		if !isConst(l, 2) || l.Const[2].DType != ir.Float32 || l.Const[2].Len() != int64(M) {
-			return nil, fmt.Errorf("%s: the bias must be a constant float32[%d]", n, M)
+		if !isConst(l, 2) || l.Const[2].DType != floatT || l.Const[2].Len() != int64(M) {
+			return nil, fmt.Errorf("%s: the bias must be a constant %s[%d]", n, floatT, M)
 		}
 		p.Bias = true
-		weights = append(weights, l.Const[2].Clone())
+		weights = append(weights, ir.FromFloat32s([]int64{int64(M)}, floats(l.Const[2])))
 	}
 	inputs := []int{0}
 	if hasInput(n, 3) {
-		if inDType(l, 3) != ir.Float32 {
-			return nil, fmt.Errorf("%s: the residual must be float32", n)
+		if inDType(l, 3) != floatT {
+			return nil, fmt.Errorf("%s: the residual must be %s", n, floatT)
 		}
 		p.Resid = true
 		inputs = append(inputs, 3)
@@ -195,7 +204,7 @@ func newConvKernel(p *convParams, w []*ir.Tensor) (engine.Kernel, error) {
 		return nil, fmt.Errorf("cpu.conv: %d weights, want %d", len(w), need)
 	}
 	switch p.Prec {
-	case "f32", "f8":
+	case "f32", "f8", "f16":
 		if w[0].DType != ir.Float32 {
 			return nil, fmt.Errorf("cpu.conv: packed weights are %s", w[0].DType)
 		}
@@ -231,7 +240,7 @@ func newConvKernel(p *convParams, w []*ir.Tensor) (engine.Kernel, error) {
 	default:
 		return nil, fmt.Errorf("cpu.conv: unknown precision %q", p.Prec)
 	}
-	if p.Prec != "f32" && p.Quant == nil {
+	if (p.Prec == "i8" || p.Prec == "f8") && p.Quant == nil {
 		return nil, fmt.Errorf("cpu.conv: quantized conv without quantization parameters")
 	}
 	if p.Bias {
@@ -276,6 +285,7 @@ type convRun struct {
 	x8     []byte
 	z, y32 []float32
 	y8     []byte
+	y16    []uint16
 	sl     slots
 	chunk  int
 	nch    int
@@ -290,50 +300,70 @@ func (k *convKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	r := k.runs.get()
 	defer k.runs.put(r)
 	*r = convRun{k: k, g: g, depth: g.K()}
-	if k.p.Prec == "f32" {
+	switch {
+	case k.p.Prec == "f32":
 		r.x32 = in[0].F32()
-	} else {
+	case k.p.Prec != "f16":
 		r.x8 = in[0].Data
 	}
-	if k.p.Resid {
+	if k.p.Resid && k.p.Prec != "f16" {
 		r.z = in[1].F32()
 	}
-	if out[0].DType == ir.Float32 {
+	switch out[0].DType {
+	case ir.Float32:
 		r.y32 = out[0].F32()
-	} else {
+	case ir.Float16:
+		r.y16 = out[0].U16()
+	default:
 		r.y8 = out[0].Data
 	}
 	ohw := g.OH * g.OW
 	if N == 0 || ohw == 0 || k.p.M == 0 {
 		return nil
 	}
+	var items, slot int
 	if k.p.Variant == convDepthwise {
-		items := N * k.p.M
-		workers := min(x.Threads, items)
-		r.sl = newSlots(x, workers, 8*g.OW) // float32 row (+ int32 sums for int8)
+		items, slot = N*k.p.M, 8*g.OW // float32 row (+ int32 sums for int8)
+	} else {
+		nr, esize := f32.NR, 4
+		if k.p.Prec == "i8" {
+			nr, esize = i8.NR, 2
+		}
+		// Column chunks whose packed B stays in L2 (~128 KiB), split finer
+		// when there are too few items to keep every thread busy.
+		chunk := max(nr, (128<<10)/(esize*max(r.depth, 1))/nr*nr)
+		if per := N * k.p.Group; per*((ohw+chunk-1)/chunk) < 2*x.Threads {
+			want := (2*x.Threads + per - 1) / per
+			chunk = max(nr, min(chunk, ((ohw+want-1)/want+nr-1)/nr*nr))
+		}
+		chunk = min(chunk, (ohw+nr-1)/nr*nr)
+		r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
+		items = N * k.p.Group * r.nch
+		slot = esize * pack.BSize(r.depth, chunk, nr)
+		if k.p.Prec == "i8" {
+			slot = i8SlotBytes(r.depth, chunk)
+		}
+	}
+	workers := min(x.Threads, items)
+	if k.p.Prec != "f16" {
+		r.sl = newSlots(x, workers, slot)
 		run(x, items, r)
 		return nil
 	}
-	nr, esize := f32.NR, 4
-	if k.p.Prec == "i8" {
-		nr, esize = i8.NR, 2
+	// FP16: float32 copies of the input and residual, float32 math, one
+	// rounding to float16 at the store.
+	nx, nz := len(in[0].Data)/2, 0
+	if k.p.Resid {
+		nz = len(in[1].Data) / 2
 	}
-	// Column chunks whose packed B stays in L2 (~128 KiB), split finer
-	// when there are too few items to keep every thread busy.
-	chunk := max(nr, (128<<10)/(esize*max(r.depth, 1))/nr*nr)
-	if per := N * k.p.Group; per*((ohw+chunk-1)/chunk) < 2*x.Threads {
-		want := (2*x.Threads + per - 1) / per
-		chunk = max(nr, min(chunk, ((ohw+want-1)/want+nr-1)/nr*nr))
+	var prefix []byte
+	prefix, r.sl = newSlotsPrefix(x, 4*(nx+nz), workers, slot)
+	r.x32 = bytesAs[float32](prefix, nx)
+	halfToFloat(r.x32, in[0].U16())
+	if k.p.Resid {
+		r.z = bytesAs[float32](prefix[4*nx:], nz)
+		halfToFloat(r.z, in[1].U16())
 	}
-	chunk = min(chunk, (ohw+nr-1)/nr*nr)
-	r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
-	items := N * k.p.Group * r.nch
-	workers := min(x.Threads, items)
-	slot := esize * pack.BSize(r.depth, chunk, nr)
-	if k.p.Prec == "i8" {
-		slot = i8SlotBytes(r.depth, chunk)
-	}
-	r.sl = newSlots(x, workers, slot)
 	run(x, items, r)
 	return nil
 }
@@ -343,9 +373,12 @@ func (r *convRun) epilogue(n int) f32.Epilogue {
 	ohw := g.OH * g.OW
 	lo, hi := n*k.p.M*ohw, (n+1)*k.p.M*ohw
 	e := f32.Epilogue{RS: ohw, CS: 1, Act: k.p.Act.get(), Q: k.p.Quant.layer(), QChannelRow: true}
-	if r.y32 != nil {
+	switch {
+	case r.y32 != nil:
 		e.Out = r.y32[lo:hi]
-	} else {
+	case r.y16 != nil:
+		e.Out16 = r.y16[lo:hi]
+	default:
 		e.QOut = r.y8[lo:hi]
 	}
 	if r.z != nil {
@@ -384,9 +417,9 @@ func (r *convRun) Do(w, item int) {
 	Mg := k.p.M / k.p.Group
 	e := r.epilogue(n)
 	switch k.p.Prec {
-	case "f32", "f8":
+	case "f32", "f8", "f16":
 		bp := slotAs[float32](r.sl, w, pack.BSize(r.depth, cols, f32.NR))
-		if k.p.Prec == "f32" {
+		if k.p.Prec != "f8" {
 			pack.Im2col(bp, r.x32[n*hw:(n+1)*hw], (*[256]float32)(nil), g, grp, j0, cols, f32.NR)
 		} else {
 			pack.Im2col(bp, r.x8[n*hw:(n+1)*hw], k.lut32, g, grp, j0, cols, f32.NR)

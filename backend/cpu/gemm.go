@@ -62,7 +62,7 @@ func (t gemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		if p.Beta, err = n.AttrFloat("beta", 1); err != nil {
 			return nil, err
 		}
-		if t.prec != "f32" && (p.Alpha != 1 || p.Beta != 1) {
+		if (t.prec == "i8" || t.prec == "f8") && (p.Alpha != 1 || p.Beta != 1) {
 			return nil, fmt.Errorf("%s: quantized Gemm with alpha/beta", n)
 		}
 	}
@@ -80,12 +80,15 @@ func (t gemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	}
 	var weights []*ir.Tensor
 	switch t.prec {
-	case "f32":
-		if w.DType != ir.Float32 || p.XType != ir.Float32 {
-			return nil, fmt.Errorf("%s: fp32 gemm over %s×%s", n, p.XType, w.DType)
+	case "f32", "f16":
+		wantT := ir.Float32
+		if t.prec == "f16" {
+			wantT = ir.Float16
+		}
+		if w.DType != wantT || p.XType != wantT {
+			return nil, fmt.Errorf("%s: %s gemm over %s×%s", n, t.prec, p.XType, w.DType)
 		}
 		if n.Domain == "kiln" {
-			var err error
 			a, err := kiln.ActivationOf(n)
 			if err != nil {
 				return nil, err
@@ -94,7 +97,7 @@ func (t gemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		}
 		p.Tile = [2]int{f32.MR, f32.NR}
 		dst := make([]float32, pack.ASize(p.N, p.K, f32.MR))
-		pack.A(dst, w.F32(), (*[256]float32)(nil), p.N, p.K, rs, cs, f32.MR)
+		pack.A(dst, floats(w), (*[256]float32)(nil), p.N, p.K, rs, cs, f32.MR)
 		weights = append(weights, ir.FromFloat32s([]int64{int64(len(dst))}, dst))
 	case "i8", "f8":
 		var err error
@@ -128,10 +131,14 @@ func (t gemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 			weights = append(weights, ir.FromFloat32s([]int64{int64(len(dst))}, dst))
 		}
 	}
+	floatT := ir.Float32
+	if t.prec == "f16" {
+		floatT = ir.Float16
+	}
 	if hasInput(n, 2) {
 		c := l.Const[2]
-		if !isConst(l, 2) || c.DType != ir.Float32 {
-			return nil, fmt.Errorf("%s: the bias must be a constant float32", n)
+		if !isConst(l, 2) || c.DType != floatT {
+			return nil, fmt.Errorf("%s: the bias must be a constant %s", n, floatT)
 		}
 		switch {
 		case c.Len() == 1 && !(p.Quant != nil && p.N != 1):
@@ -146,12 +153,12 @@ func (t gemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 			return nil, fmt.Errorf("%s: bias %v does not broadcast per output feature", n, c.Dims)
 		}
 		p.BiasDim = c.Dims
-		weights = append(weights, c.Clone())
+		weights = append(weights, ir.FromFloat32s(c.Dims, floats(c)))
 	}
 	inputs := []int{0}
 	if hasInput(n, 3) {
-		if inDType(l, 3) != ir.Float32 {
-			return nil, fmt.Errorf("%s: the residual must be float32", n)
+		if inDType(l, 3) != floatT {
+			return nil, fmt.Errorf("%s: the residual must be %s", n, floatT)
 		}
 		p.Resid = true
 		inputs = append(inputs, 3)
@@ -184,7 +191,7 @@ func newGemmKernel(p *gemmParams, w []*ir.Tensor) (engine.Kernel, error) {
 		return nil, fmt.Errorf("cpu.gemm: bad parameters or weights")
 	}
 	switch p.Prec {
-	case "f32", "f8":
+	case "f32", "f8", "f16":
 		if w[0].DType != ir.Float32 || len(w[0].F32()) != pack.ASize(p.N, p.K, f32.MR) || p.Tile != [2]int{f32.MR, f32.NR} {
 			return nil, fmt.Errorf("cpu.gemm: packed weights do not match %dx%d for tile %v", p.N, p.K, p.Tile)
 		}
@@ -200,7 +207,7 @@ func newGemmKernel(p *gemmParams, w []*ir.Tensor) (engine.Kernel, error) {
 	default:
 		return nil, fmt.Errorf("cpu.gemm: unknown precision %q", p.Prec)
 	}
-	if p.Prec != "f32" {
+	if p.Prec == "i8" || p.Prec == "f8" {
 		if p.Quant == nil {
 			return nil, fmt.Errorf("cpu.gemm: quantized gemm without quantization parameters")
 		}
@@ -293,20 +300,24 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	defer k.runs.put(r)
 	p := &k.p
 	*r = gemmRun{k: k, m: m}
-	if p.Prec == "f32" {
+	switch p.Prec {
+	case "f32":
 		r.x32 = in[0].F32()
-	} else {
+	case "i8", "f8":
 		r.x8 = in[0].Data
 	}
 	// Y[m][n] is tile (row n, column m).
 	r.e = f32.Epilogue{RS: 1, CS: p.N, Act: p.Act.get(), Q: p.Quant.layer(), QChannelRow: true, Bias: k.bias, BiasMode: p.Bias,
 		Alpha: p.Alpha, Beta: p.Beta, Scaled: p.Alpha != 1 || p.Beta != 1}
-	if out[0].DType == ir.Float32 {
+	switch out[0].DType {
+	case ir.Float32:
 		r.e.Out = out[0].F32()
-	} else {
+	case ir.Float16:
+		r.e.Out16 = out[0].U16()
+	default:
 		r.e.QOut = out[0].Data
 	}
-	if p.Resid {
+	if p.Resid && p.Prec != "f16" {
 		r.e.Resid = in[1].F32()
 	}
 	if m == 0 {
@@ -330,7 +341,26 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	if p.Prec == "i8" {
 		slot = i8SlotBytes(p.K, chunk)
 	}
-	r.sl = newSlots(x, min(x.Threads, items), slot)
+	workers := min(x.Threads, items)
+	if p.Prec != "f16" {
+		r.sl = newSlots(x, workers, slot)
+		run(x, items, r)
+		return nil
+	}
+	// FP16: float32 copies of the activations and residual, float32
+	// math, one rounding to float16 at the store.
+	nx, nz := len(in[0].Data)/2, 0
+	if p.Resid {
+		nz = len(in[1].Data) / 2
+	}
+	var prefix []byte
+	prefix, r.sl = newSlotsPrefix(x, 4*(nx+nz), workers, slot)
+	r.x32 = bytesAs[float32](prefix, nx)
+	halfToFloat(r.x32, in[0].U16())
+	if p.Resid {
+		r.e.Resid = bytesAs[float32](prefix[4*nx:], nz)
+		halfToFloat(r.e.Resid, in[1].U16())
+	}
 	run(x, items, r)
 	return nil
 }
@@ -353,7 +383,7 @@ func (r *gemmRun) Do(w, item int) {
 			if p.TransA {
 				xo, xs = j0+j, r.m
 			}
-			if p.Prec == "f32" {
+			if p.Prec != "i8" {
 				f32.Gemv(p.K, k.w32[f0*p.K:(f0+nf+f32.MR-1)/f32.MR*f32.MR*p.K], nf, r.x32[xo:], xs, f0, j0+j, &r.e)
 				continue
 			}
@@ -366,9 +396,9 @@ func (r *gemmRun) Do(w, item int) {
 		return
 	}
 	switch p.Prec {
-	case "f32", "f8":
+	case "f32", "f8", "f16":
 		bp := slotAs[float32](r.sl, w, pack.BSize(p.K, cols, f32.NR))
-		if p.Prec == "f32" {
+		if p.Prec != "f8" {
 			pack.B(bp, r.x32[off:], (*[256]float32)(nil), p.K, cols, rs, cs, f32.NR)
 		} else {
 			pack.B(bp, r.x8[off:], k.lut32, p.K, cols, rs, cs, f32.NR)

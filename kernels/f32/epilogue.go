@@ -1,6 +1,7 @@
 package f32
 
 import (
+	"github.com/kilnml/kiln/floatx"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/ops/kiln"
 	"github.com/kilnml/kiln/ops/kilnq"
@@ -21,6 +22,7 @@ const (
 type Epilogue struct {
 	Out    []float32 // float output: row r, column c at r*RS+c*CS; nil when QOut is used
 	QOut   []byte    // 8-bit codes of quantized layers with y_scale > 0
+	Out16  []uint16  // float16 output (FP16 layers: float32 math, one rounding at the store)
 	RS, CS int       // output strides (CS 1, or RS 1 for transposed products)
 
 	Bias     []float32
@@ -71,7 +73,7 @@ func (e *Epilogue) Store(acc []float32, ldacc, r0, c0, mr, nr int) {
 		e.storeQ(acc, ldacc, r0, c0, mr, nr)
 		return
 	}
-	if !e.Scaled && e.CS == 1 && (e.BiasMode == BiasNone || e.BiasMode == BiasRow) && (e.Act.Kind == "" || e.Act.Kind == "Relu") {
+	if e.Out != nil && !e.Scaled && e.CS == 1 && (e.BiasMode == BiasNone || e.BiasMode == BiasRow) && (e.Act.Kind == "" || e.Act.Kind == "Relu") {
 		e.storeRows(acc, ldacc, r0, c0, mr, nr)
 		return
 	}
@@ -91,6 +93,10 @@ func (e *Epilogue) Store(acc []float32, ldacc, r0, c0, mr, nr int) {
 			}
 			if e.Resid != nil {
 				y += e.Resid[idx]
+			}
+			if e.Out16 != nil {
+				e.Out16[idx] = floatx.F32ToF16(Act32(&e.Act, y))
+				continue
 			}
 			e.Out[idx] = Act32(&e.Act, y)
 		}
