@@ -206,7 +206,11 @@ func (s *sliceSource) Next(x []float32, labels []int) int {
 // simulated (ops.Run), and kiln's builder turns it into an INT8 engine with
 // the same outputs; QAT steps move the weights (and, with LSQ, the scales).
 func TestQATExportMatchesTrainer(t *testing.T) {
-	for _, cfg := range []QConfig{{}, {WeightBits: 4, LearnScales: true}, {PerTensorWeights: true}} {
+	configs := []QConfig{{WeightBits: 4, LearnScales: true}, {}, {PerTensorWeights: true}}
+	if raceEnabled {
+		configs = configs[:1] // the race detector makes the builder slow
+	}
+	for _, cfg := range configs {
 		model, x := preparedCNN(t, cfg)
 		opt := NewAdam(model.Params(), 1e-3)
 		tr := NewTrainer(model, opt, 8, 2, 1, 28, 28)
