@@ -1,6 +1,7 @@
 // Package cpu is kiln's fast CPU backend (priority 10, above the reference
 // fallback): FP32 convolutions (im2col+GEMM with weights packed at build
-// time, direct 1×1, direct depthwise), Gemm/MatMul with prepacked weights
+// time, 1×1 stride-1 convs packing the input itself without im2col, direct
+// depthwise), Gemm/MatMul with prepacked weights
 // or two activations, their fused epilogues (bias, residual, activation),
 // the same convolutions and dense layers over float16 storage;
 // INT8 and FP8 kiln.QConv/QGemm/QMatMul bit-exact with ops/kilnq; reformats
