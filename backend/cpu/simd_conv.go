@@ -198,8 +198,8 @@ func (k *simdConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		r.z = in[1].F32()
 	}
 	Mg := k.p.M / k.p.Group
-	// Column chunks whose packed B (K×chunk) stays in L2.
-	chunk := max(avx.NR, (192<<10)/(4*max(r.K, 1))/avx.NR*avx.NR)
+	// Column chunks whose packed B block (KC×chunk) stays in L2.
+	chunk := max(avx.NR, (128<<10)/(4*max(min(r.K, avx.KC), 1))/avx.NR*avx.NR)
 	per := N * k.p.Group
 	if per*((ohw+chunk-1)/chunk) < 2*x.Threads { // too few items: finer chunks
 		want := (2*x.Threads + per - 1) / per

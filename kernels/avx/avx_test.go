@@ -151,7 +151,7 @@ func TestIm2colMatchesPack(t *testing.T) {
 func TestGemm(t *testing.T) {
 	forEachVariant(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(5, 6))
-		for _, sz := range [][3]int{{1, 1, 1}, {7, 5, 33}, {8, 32, 32}, {9, 31, 65}, {17, 100, 50}} {
+		for _, sz := range [][3]int{{1, 1, 1}, {7, 5, 33}, {8, 32, 32}, {9, 31, 65}, {17, 100, 50}, {9, 600, 45}} {
 			m, k, n := sz[0], sz[1], sz[2]
 			a := randF(r, m*k)
 			b := randF(r, k*n)

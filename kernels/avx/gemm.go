@@ -36,46 +36,63 @@ func BSize(k, n int) int { return pack.BSize(k, n, NR) }
 // place in the whole output). Row strips are the outer loop so that one A
 // strip serves every column strip from L1/L2, and B stays in L2.
 func Gemm(k int, ap []float32, m int, b []float32, ldb, n int, c []float32, ldc int, e *Epi, r0, c0 int) {
-	var t Tile
-	t.Flags = e.BiasOn
+	epi := e.BiasOn
 	if e.Resid != nil {
-		t.Flags |= FlagResid
+		epi |= FlagResid
 	}
+	var t Tile
 	if e.Clamp {
-		t.Flags |= FlagClamp
+		epi |= FlagClamp
 		t.Lo, t.Hi = e.Lo, e.Hi
 	}
-	for s := 0; s < m; s += MR {
-		mr := min(MR, m-s)
-		as := ap[s*k : s*k+MR*k]
-		for j := 0; j < n; j += NR {
-			nr := min(NR, n-j)
-			var bs []float32
-			bld := ldb
-			if ldb == 0 {
-				bs, bld = b[j*k:j*k+NR*k], NR
-			} else {
-				bs = b[j:]
-			}
-			switch e.BiasOn {
-			case FlagBiasRow:
-				t.Bias = e.Bias[r0+s:]
-			case FlagBiasCol:
-				t.Bias = e.Bias[c0+j:]
-			}
-			off := s*ldc + j
-			if e.Resid != nil {
-				t.Resid = e.Resid[(r0+s)*ldc+c0+j:]
-			}
-			Micro(k, as, bs, bld, c[off:], ldc, mr, nr, &t)
-			if e.Act != nil {
-				for i := 0; i < mr; i++ {
-					row := c[off+i*ldc : off+i*ldc+nr]
-					for x, y := range row {
-						row[x] = e.Act(y)
+	// K blocks of KC: an A strip block (MR×KC) stays in L1 and the B block
+	// of a column chunk in L2; later blocks accumulate onto the stored
+	// partial sums, the epilogue runs with the last.
+	for kb := 0; kb == 0 || kb < k; kb += KC {
+		kc := min(KC, k-kb)
+		last := kb+KC >= k
+		t.Flags = 0
+		if kb > 0 {
+			t.Flags = FlagAccum
+		}
+		if last {
+			t.Flags |= epi
+		}
+		for s := 0; s < m; s += MR {
+			mr := min(MR, m-s)
+			as := ap[s*k+kb*MR : s*k+(kb+kc)*MR]
+			for j := 0; j < n; j += NR {
+				nr := min(NR, n-j)
+				var bs []float32
+				bld := ldb
+				if ldb == 0 {
+					bs, bld = b[j*k+kb*NR:j*k+(kb+kc)*NR], NR
+				} else {
+					bs = b[kb*ldb+j:]
+				}
+				switch e.BiasOn {
+				case FlagBiasRow:
+					t.Bias = e.Bias[r0+s:]
+				case FlagBiasCol:
+					t.Bias = e.Bias[c0+j:]
+				}
+				off := s*ldc + j
+				if e.Resid != nil {
+					t.Resid = e.Resid[(r0+s)*ldc+c0+j:]
+				}
+				Micro(kc, as, bs, bld, c[off:], ldc, mr, nr, &t)
+				if last && e.Act != nil {
+					for i := 0; i < mr; i++ {
+						row := c[off+i*ldc : off+i*ldc+nr]
+						for x, y := range row {
+							row[x] = e.Act(y)
+						}
 					}
 				}
 			}
 		}
 	}
 }
+
+// KC is the depth of one K block of Gemm.
+const KC = 256

@@ -24,6 +24,7 @@ const (
 	FlagBiasCol = 2 // y += bias[col]
 	FlagResid   = 4 // y += resid[row][col] (same indexing as the output)
 	FlagClamp   = 8 // y = min(max(y, lo), hi), NaN kept
+	FlagAccum   = 16 // acc starts from c's tile (a later K block) instead of 0
 )
 
 // Micro-kernel variants.
@@ -66,7 +67,8 @@ type Tile struct {
 }
 
 // Micro computes one tile: for i < mr, j < nr, c[i*ldc+j] = epi(Σ_p
-// a[p*MR+i]·b[p*ldb+j]) over p < k in increasing p. a is a packed A strip
+// a[p*MR+i]·b[p*ldb+j]) over p < k in increasing p, the sum starting from
+// c[i*ldc+j] itself with FlagAccum (K blocking). a is a packed A strip
 // (MR values per k step); b is either a packed B strip (ldb = NR) or rows of
 // a row-major matrix (ldb its row stride). Only the nr valid columns of b
 // are read.
@@ -98,13 +100,19 @@ func Micro(k int, a, b []float32, ldb int, c []float32, ldc, mr, nr int, t *Tile
 // sgemmGeneric is the portable micro-kernel, the reference loop:
 //
 //	for i < mr, j < nr:
-//		y := Σ_{p<k} a[p*MR+i]·b[p*ldb+j]       (increasing p)
+//		y := (c[i*ldc+j] with FlagAccum, else 0) + Σ_{p<k} a[p*MR+i]·b[p*ldb+j]   (increasing p)
 //		if flags&FlagBiasRow { y += bias[i] }; if flags&FlagBiasCol { y += bias[j] }
 //		if flags&FlagResid { y += resid[i*ldc+j] }
 //		if flags&FlagClamp { y = min(max(y, lo), hi) }  (NaN stays NaN)
 //		c[i*ldc+j] = y
 func sgemmGeneric(k int, a, b *float32, ldb int, c *float32, ldc, mr, nr int, bias, resid *float32, lo, hi float32, flags int) {
 	var acc [MR * NR]float32
+	cs := unsafe.Slice(c, (mr-1)*ldc+nr)
+	if flags&FlagAccum != 0 {
+		for i := 0; i < mr; i++ {
+			copy(acc[i*NR:i*NR+nr], cs[i*ldc:i*ldc+nr])
+		}
+	}
 	if k > 0 {
 		as := unsafe.Slice(a, k*MR)
 		bs := unsafe.Slice(b, (k-1)*ldb+nr)
@@ -120,7 +128,6 @@ func sgemmGeneric(k int, a, b *float32, ldb int, c *float32, ldc, mr, nr int, bi
 			}
 		}
 	}
-	cs := unsafe.Slice(c, (mr-1)*ldc+nr)
 	var bs, rs []float32
 	if flags&FlagBiasRow != 0 {
 		bs = unsafe.Slice(bias, mr)

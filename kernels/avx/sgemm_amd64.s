@@ -7,35 +7,84 @@
 // func sgemm8x32AVX512(k int, a *float32, b *float32, ldb int, c *float32, ldc int, mr int, nr int, bias *float32, resid *float32, lo float32, hi float32, flags int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
 TEXT ·sgemm8x32AVX512(SB), NOSPLIT, $0-96
-	MOVQ   k+0(FP), CX
-	MOVQ   a+8(FP), SI
-	MOVQ   b+16(FP), DI
-	MOVQ   ldb+24(FP), R8
-	SHLQ   $0x02, R8
-	MOVQ   nr+56(FP), AX
-	MOVQ   $-1, R9
-	BZHIQ  AX, R9, R9
-	KMOVW  R9, K1
-	SHRQ   $0x10, R9
-	KMOVW  R9, K2
-	VXORPS Z0, Z0, Z0
-	VXORPS Z1, Z1, Z1
-	VXORPS Z2, Z2, Z2
-	VXORPS Z3, Z3, Z3
-	VXORPS Z4, Z4, Z4
-	VXORPS Z5, Z5, Z5
-	VXORPS Z6, Z6, Z6
-	VXORPS Z7, Z7, Z7
-	VXORPS Z8, Z8, Z8
-	VXORPS Z9, Z9, Z9
-	VXORPS Z10, Z10, Z10
-	VXORPS Z11, Z11, Z11
-	VXORPS Z12, Z12, Z12
-	VXORPS Z13, Z13, Z13
-	VXORPS Z14, Z14, Z14
-	VXORPS Z15, Z15, Z15
-	TESTQ  CX, CX
-	JEQ    epilogue
+	MOVQ      k+0(FP), CX
+	MOVQ      a+8(FP), SI
+	MOVQ      b+16(FP), DI
+	MOVQ      ldb+24(FP), R8
+	SHLQ      $0x02, R8
+	MOVQ      nr+56(FP), AX
+	MOVQ      $-1, R9
+	BZHIQ     AX, R9, R9
+	KMOVW     R9, K1
+	SHRQ      $0x10, R9
+	KMOVW     R9, K2
+	VXORPS    Z0, Z0, Z0
+	VXORPS    Z1, Z1, Z1
+	VXORPS    Z2, Z2, Z2
+	VXORPS    Z3, Z3, Z3
+	VXORPS    Z4, Z4, Z4
+	VXORPS    Z5, Z5, Z5
+	VXORPS    Z6, Z6, Z6
+	VXORPS    Z7, Z7, Z7
+	VXORPS    Z8, Z8, Z8
+	VXORPS    Z9, Z9, Z9
+	VXORPS    Z10, Z10, Z10
+	VXORPS    Z11, Z11, Z11
+	VXORPS    Z12, Z12, Z12
+	VXORPS    Z13, Z13, Z13
+	VXORPS    Z14, Z14, Z14
+	VXORPS    Z15, Z15, Z15
+	MOVQ      flags+88(FP), R14
+	TESTQ     $0x00000010, R14
+	JEQ       zeroed
+	MOVQ      c+32(FP), DX
+	MOVQ      ldc+40(FP), R10
+	SHLQ      $0x02, R10
+	MOVQ      mr+48(FP), R11
+	CMPQ      R11, $0x00
+	JLE       zeroed
+	VMOVUPS.Z (DX), K1, Z0
+	VMOVUPS.Z 64(DX), K2, Z1
+	ADDQ      R10, DX
+	CMPQ      R11, $0x01
+	JLE       zeroed
+	VMOVUPS.Z (DX), K1, Z2
+	VMOVUPS.Z 64(DX), K2, Z3
+	ADDQ      R10, DX
+	CMPQ      R11, $0x02
+	JLE       zeroed
+	VMOVUPS.Z (DX), K1, Z4
+	VMOVUPS.Z 64(DX), K2, Z5
+	ADDQ      R10, DX
+	CMPQ      R11, $0x03
+	JLE       zeroed
+	VMOVUPS.Z (DX), K1, Z6
+	VMOVUPS.Z 64(DX), K2, Z7
+	ADDQ      R10, DX
+	CMPQ      R11, $0x04
+	JLE       zeroed
+	VMOVUPS.Z (DX), K1, Z8
+	VMOVUPS.Z 64(DX), K2, Z9
+	ADDQ      R10, DX
+	CMPQ      R11, $0x05
+	JLE       zeroed
+	VMOVUPS.Z (DX), K1, Z10
+	VMOVUPS.Z 64(DX), K2, Z11
+	ADDQ      R10, DX
+	CMPQ      R11, $0x06
+	JLE       zeroed
+	VMOVUPS.Z (DX), K1, Z12
+	VMOVUPS.Z 64(DX), K2, Z13
+	ADDQ      R10, DX
+	CMPQ      R11, $0x07
+	JLE       zeroed
+	VMOVUPS.Z (DX), K1, Z14
+	VMOVUPS.Z 64(DX), K2, Z15
+	ADDQ      R10, DX
+
+zeroed:
+	TESTQ CX, CX
+	JEQ   epilogue
 
 loop:
 	VMOVUPS.Z    (DI), K1, Z16

@@ -15,6 +15,7 @@ const (
 	flagBiasCol = 2
 	flagResid   = 4
 	flagClamp   = 8
+	flagAccum   = 16 // start from the tile in c (K blocking) instead of zero
 )
 
 const mr, nr = 8, 32
@@ -52,6 +53,24 @@ func sgemmAVX512() {
 	for i := range acc {
 		acc[i] = zmm(i)
 		VXORPS(acc[i], acc[i], acc[i])
+	}
+	// K blocking: continue from the partial sums stored in c.
+	{
+		f := Load(Param("flags"), reg.R14)
+		TESTQ(U32(flagAccum), f)
+		JEQ(LabelRef("zeroed"))
+		cp := Load(Param("c"), reg.RDX)
+		ld := Load(Param("ldc"), reg.R10)
+		SHLQ(U8(2), ld)
+		rows := Load(Param("mr"), reg.R11)
+		for i := 0; i < mr; i++ {
+			CMPQ(rows, U8(i))
+			JLE(LabelRef("zeroed"))
+			VMOVUPS_Z(Mem{Base: cp}, reg.K1, acc[2*i])
+			VMOVUPS_Z(Mem{Base: cp, Disp: 64}, reg.K2, acc[2*i+1])
+			ADDQ(ld, cp)
+		}
+		Label("zeroed")
 	}
 	b0, b1 := zmm(16), zmm(17)
 	TESTQ(k, k)
