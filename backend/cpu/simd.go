@@ -45,7 +45,13 @@ func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
 		return ts
 	case n.Domain == "" && (n.OpType == "Gemm" || n.OpType == "MatMul"),
 		n.Domain == "kiln" && (n.OpType == "Gemm" || n.OpType == "MatMul"):
-		if l.Precision != engine.FP32 || !isConst(l, 1) {
+		if l.Precision != engine.FP32 {
+			return nil
+		}
+		if !isConst(l, 1) {
+			if n.Domain == "" && n.OpType == "MatMul" {
+				return []engine.Tactic{simdMatMulTactic{}}
+			}
 			return nil
 		}
 		return []engine.Tactic{simdGemmTactic{}}

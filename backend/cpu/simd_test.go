@@ -236,3 +236,21 @@ func TestSimdMaxPool2x2Codes(t *testing.T) {
 		everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { sameBits(t, name, got, want) })
 	}
 }
+
+func TestSimdMatMulTwoActivations(t *testing.T) {
+	r := rand.New(rand.NewPCG(29, 30))
+	for i, c := range []struct{ a, b []int64 }{
+		{[]int64{5, 7}, []int64{7, 3}},
+		{[]int64{2, 3, 13, 8}, []int64{2, 3, 8, 9}},
+		{[]int64{2, 1, 6, 4}, []int64{3, 4, 5}}, // broadcast
+		{[]int64{1, 40, 16}, []int64{4, 16, 40}},
+		{[]int64{4, 128, 64}, []int64{4, 64, 128}}, // attention-like
+		{[]int64{3, 70, 300}, []int64{300, 33}},     // K blocks, shared B
+	} {
+		in := []*ir.Tensor{randF32(r, c.a...), randF32(r, c.b...)}
+		n := node("", "MatMul", 2)
+		want := reference(t, n, in)
+		l := layer(n, in, []bool{false, false}, want, engine.FP32)
+		everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { closeF32(t, fmt.Sprint(i, name), got, want, 1e-5) })
+	}
+}
