@@ -92,7 +92,10 @@ func simdWarning(id string) string {
 	if simdAVX512() {
 		return ""
 	}
-	return id + ": built for AVX-512, this CPU lacks it: running the portable twin of the micro-kernel (slower, same results up to FMA rounding)"
+	if slices.Contains(avx.Variants(), avx.VariantAVX2) {
+		return id + ": built for AVX-512, this CPU lacks it: running the AVX2 variant of the micro-kernel (slower, same results up to rounding)"
+	}
+	return id + ": built for AVX-512, this CPU lacks it: running the portable twin of the micro-kernel (slower, same results up to rounding)"
 }
 
 func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -16,7 +16,7 @@ func forEachVariant(t *testing.T, f func(t *testing.T)) {
 	defer func() { Variant = saved }()
 	for _, v := range Variants() {
 		Variant = v
-		t.Run([]string{"generic", "avx512"}[v], f)
+		t.Run([]string{"generic", "avx512", "avx2"}[v], f)
 	}
 }
 

@@ -39,7 +39,14 @@ func BenchmarkMicro(b *testing.B) {
 	a, bb := randF(r, k*MR), randF(r, k*NR)
 	c := make([]float32, MR*NR)
 	t := &Tile{}
-	rate(b, 2*k*MR*NR, "GFLOP/s", func() { Micro(k, a, bb, NR, c, NR, MR, NR, t) })
+	saved := Variant
+	defer func() { Variant = saved }()
+	for _, v := range Variants() {
+		Variant = v
+		b.Run([]string{"generic", "avx512", "avx2"}[v], func(b *testing.B) {
+			rate(b, 2*k*MR*NR, "GFLOP/s", func() { Micro(k, a, bb, NR, c, NR, MR, NR, t) })
+		})
+	}
 }
 
 // BenchmarkGemm: one thread, C[256×3136] = A[256×576]·B (a ResNet 3×3 conv

@@ -2,9 +2,17 @@
 
 package avx
 
-import "golang.org/x/sys/cpu"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
 
 func init() {
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		available = append(available, VariantAVX2)
+		Variant = VariantAVX2
+	}
 	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasBMI2 {
 		available = append(available, VariantAVX512)
 		Variant = VariantAVX512
@@ -30,6 +38,24 @@ func micro(k int, a, b *float32, ldb int, c *float32, ldc, mr, nr int, bias, res
 	switch Variant {
 	case VariantAVX512:
 		sgemm8x32AVX512(k, a, b, ldb, c, ldc, mr, nr, bias, resid, lo, hi, flags)
+	case VariantAVX2:
+		if nr < NR && ldb != NR { // the kernel reads all 32 columns: not past a row-major matrix
+			sgemmGeneric(k, a, b, ldb, c, ldc, mr, nr, bias, resid, lo, hi, flags)
+			return
+		}
+		var acc [MR * NR]float32
+		if k > 0 {
+			sgemm8x32AVX2(k, a, b, ldb, &acc[0])
+		}
+		cs := unsafe.Slice(c, (mr-1)*ldc+nr)
+		if flags&FlagAccum != 0 { // the stored partial sum first, as the other variants
+			for i := 0; i < mr; i++ {
+				for j := 0; j < nr; j++ {
+					acc[i*NR+j] = cs[i*ldc+j] + acc[i*NR+j]
+				}
+			}
+		}
+		tileEpilogue(&acc, cs, ldc, mr, nr, bias, resid, lo, hi, flags)
 	default:
 		sgemmGeneric(k, a, b, ldb, c, ldc, mr, nr, bias, resid, lo, hi, flags)
 	}

@@ -20,10 +20,10 @@ const (
 
 // Epilogue flags of the micro-kernel (mirrored in _gen/sgemm.go).
 const (
-	FlagBiasRow = 1 // y += bias[row]
-	FlagBiasCol = 2 // y += bias[col]
-	FlagResid   = 4 // y += resid[row][col] (same indexing as the output)
-	FlagClamp   = 8 // y = min(max(y, lo), hi), NaN kept
+	FlagBiasRow = 1  // y += bias[row]
+	FlagBiasCol = 2  // y += bias[col]
+	FlagResid   = 4  // y += resid[row][col] (same indexing as the output)
+	FlagClamp   = 8  // y = min(max(y, lo), hi), NaN kept
 	FlagAccum   = 16 // acc starts from c's tile (a later K block) instead of 0
 )
 
@@ -31,6 +31,7 @@ const (
 const (
 	VariantGeneric = iota
 	VariantAVX512
+	VariantAVX2 // AVX2+FMA: same tile and layout, epilogue in Go
 )
 
 // Variant is the micro-kernel in use: the best the CPU supports, set once
@@ -128,6 +129,12 @@ func sgemmGeneric(k int, a, b *float32, ldb int, c *float32, ldc, mr, nr int, bi
 			}
 		}
 	}
+	tileEpilogue(&acc, cs, ldc, mr, nr, bias, resid, lo, hi, flags)
+}
+
+// tileEpilogue applies the flags' epilogue to an accumulated tile and
+// stores its mr×nr block.
+func tileEpilogue(acc *[MR * NR]float32, cs []float32, ldc, mr, nr int, bias, resid *float32, lo, hi float32, flags int) {
 	var bs, rs []float32
 	if flags&FlagBiasRow != 0 {
 		bs = unsafe.Slice(bias, mr)

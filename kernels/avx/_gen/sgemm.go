@@ -24,6 +24,7 @@ func main() {
 	ConstraintExpr("!noasm,amd64")
 	sgemmAVX512()
 	qgemmVNNI()
+	sgemmAVX2()
 	Generate()
 }
 
