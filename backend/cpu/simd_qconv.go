@@ -13,10 +13,11 @@ import (
 )
 
 // INT8 convolution (kiln.QConv over int8 or uint8 codes, int8 weights) on
-// kernels/avx's VNNI micro-kernel: weights packed at build time in 8-row
-// strips of 4-deep quads with their row sums (the zero-point correction),
-// activations im2col'd per run as u8 quads; kilnq's epilogue, bit-exact,
-// runs in the micro-kernel's registers.
+// kernels/avx's VNNI micro-kernel: depth ordered (kh, kw, c) with channels
+// padded to a multiple of 4, weights packed at build time in 8-row strips
+// of 4-deep quads with their row sums (the zero-point correction); per run
+// each image is transposed to channels-last u8 and im2col'd by 32-bit
+// words; kilnq's epilogue, bit-exact, runs in the micro-kernel's registers.
 const simdQConvID = "cpu.conv.vnni"
 
 type simdQConvParams struct {
@@ -29,7 +30,10 @@ type simdQConvParams struct {
 	Quant *quantParam `json:"quant"`
 	XType ir.DType    `json:"xtype"`
 	Tile  [2]int      `json:"tile"`
+	Order string      `json:"order"` // depth order of the packed weights: "khwc"
 }
+
+const simdQOrder = "khwc"
 
 type simdQConvTactic struct{}
 
@@ -58,7 +62,7 @@ func (simdQConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, err
 	}
 	p := simdQConvParams{Win: win, M: int(w.Dims[0]), Cg: int(w.Dims[1]), Group: int(group), Quant: &quantParam{*ql},
-		XType: xt, Tile: [2]int{avx.MR, avx.NR}}
+		XType: xt, Tile: [2]int{avx.MR, avx.NR}, Order: simdQOrder}
 	if p.Group < 1 || p.M%p.Group != 0 {
 		return nil, fmt.Errorf("%s: %d output channels are not divisible by group %d", n, p.M, group)
 	}
@@ -70,12 +74,15 @@ func (simdQConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, fmt.Errorf("%s: depth %d could overflow int32 accumulators", n, K)
 	}
 	Mg := p.M / p.Group
-	sz := avx.QASize(Mg, K)
+	taps := win.Kernel[0] * win.Kernel[1]
+	Kt := taps * avx.Cg4(p.Cg)
+	sz := avx.QASize(Mg, Kt)
 	packed := ir.NewTensor(ir.Int8, []int64{int64(p.Group * sz)})
 	sums := ir.NewTensor(ir.Int32, []int64{int64(p.M)})
 	src, dst, ss := w.I8(), packed.I8(), sums.I32()
 	for g := 0; g < p.Group; g++ {
-		copy(ss[g*Mg:], avx.PackQA(dst[g*sz:(g+1)*sz], src[g*Mg*K:(g+1)*Mg*K], Mg, K))
+		wg := avx.ReorderQWeights(src[g*Mg*K:(g+1)*Mg*K], Mg, p.Cg, taps)
+		copy(ss[g*Mg:], avx.PackQA(dst[g*sz:(g+1)*sz], wg, Mg, Kt))
 	}
 	weights := []*ir.Tensor{packed, sums}
 	if hasInput(n, 2) {
@@ -156,14 +163,14 @@ func newSimdQConvKernel(p *simdQConvParams, w []*ir.Tensor) (engine.Kernel, erro
 	if p.M <= 0 || p.Cg <= 0 || p.Group <= 0 || p.M%p.Group != 0 || p.Quant == nil {
 		return nil, fmt.Errorf("%s: bad parameters", simdQConvID)
 	}
-	if p.Tile != [2]int{avx.MR, avx.NR} {
+	if p.Tile != [2]int{avx.MR, avx.NR} || p.Order != simdQOrder {
 		return nil, fmt.Errorf("%s: weights packed for tile %v, this build uses %dx%d", simdQConvID, p.Tile, avx.MR, avx.NR)
 	}
 	need := 2
 	if p.Bias {
 		need = 3
 	}
-	K := p.Cg * p.Win.Kernel[0] * p.Win.Kernel[1]
+	K := avx.Cg4(p.Cg) * p.Win.Kernel[0] * p.Win.Kernel[1]
 	if len(w) != need || w[0].DType != ir.Int8 || len(w[0].I8()) != p.Group*avx.QASize(p.M/p.Group, K) ||
 		w[1].DType != ir.Int32 || len(w[1].I32()) != p.M {
 		return nil, fmt.Errorf("%s: packed weights do not match", simdQConvID)
@@ -229,8 +236,11 @@ func (k *simdQConvKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 type simdQConvRun struct {
 	k                 *simdQConvKernel
 	g                 pack.Conv2D
-	K                 int
+	K                 int // taps × Cg4
 	x                 []byte
+	xc                []byte // channels-last images: [n][group][position][Cg4]
+	plane             int    // bytes of one channels-last group image
+	transposing       bool
 	z, yf             []float32
 	yq                []byte
 	sl                slots
@@ -250,7 +260,7 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	r := k.runs.get()
 	defer k.runs.put(r)
-	*r = simdQConvRun{k: k, g: g, K: g.K(), x: in[0].Data, groups: k.p.Group}
+	*r = simdQConvRun{k: k, g: g, K: avx.QKTaps(&g), x: in[0].Data, groups: k.p.Group}
 	if out[0].DType == ir.Float32 {
 		r.yf = out[0].F32()
 	} else {
@@ -275,13 +285,27 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	r.nrb = (Mg + r.rows - 1) / r.rows
 	items := per * r.nch * r.nrb
-	r.sl = newSlots(x, min(x.Threads, items), avx.QBSize(r.K, chunk))
+	workers := min(x.Threads, items)
+	slot := (avx.QBSize(r.K, chunk) + 63) &^ 63
+	r.plane = g.H * g.W * avx.Cg4(k.p.Cg)
+	buf := x.Scratch(workers*slot + per*r.plane)
+	r.sl = slots{buf: buf[:workers*slot], slot: slot}
+	r.xc = buf[workers*slot:]
+	r.transposing = true
+	run(x, per, r)
+	r.transposing = false
 	run(x, items, r)
 	return nil
 }
 
 func (r *simdQConvRun) Do(w, item int) {
 	k, g := r.k, &r.g
+	if r.transposing { // item: (image, group)
+		n, grp := item/r.groups, item%r.groups
+		chw := g.C * g.H * g.W
+		avx.ToNHWC(r.xc[item*r.plane:(item+1)*r.plane], r.x[n*chw:(n+1)*chw], g, grp, k.flip, k.pad)
+		return
+	}
 	rb := item % r.nrb
 	item /= r.nrb
 	ch := item % r.nch
@@ -294,9 +318,9 @@ func (r *simdQConvRun) Do(w, item int) {
 	cols := min(r.chunk, ohw-j0)
 	i0 := rb * r.rows
 	rows := min(r.rows, Mg-i0)
-	chw := g.C * g.H * g.W
 	b := slotAs[uint8](r.sl, w, avx.QBSize(r.K, cols))
-	avx.QIm2col(b, r.x[n*chw:(n+1)*chw], g, grp, j0, cols, k.flip, k.pad)
+	img := n*r.groups + grp
+	avx.QIm2colNHWC(b, r.xc[img*r.plane:(img+1)*r.plane], g, j0, cols, k.pad)
 	base := (n*k.p.M + grp*Mg) * ohw
 	o := avx.QOut{Ld: ohw}
 	if r.yf != nil {

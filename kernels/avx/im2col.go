@@ -1,10 +1,6 @@
 package avx
 
-import (
-	"unsafe"
-
-	"github.com/kilnml/kiln/kernels/pack"
-)
+import "github.com/kilnml/kiln/kernels/pack"
 
 // segment is a run of output positions of one output row inside a strip.
 type segment struct{ oh, ow, n, at int }
@@ -138,57 +134,6 @@ func im2colTable(dst, x []float32, g *pack.Conv2D, grp, j0, n int) {
 					}
 				}
 				p++
-			}
-		}
-	}
-}
-
-func qim2colTable(dst []uint8, x []byte, g *pack.Conv2D, grp, j0, n int, flip, pad byte) {
-	k := g.K()
-	k4 := K4(k)
-	cg := g.C / g.Group
-	hw := g.H * g.W
-	taps := g.KH * g.KW
-	var tab [maxTaps][NR]int32
-	var none [NR]int32
-	for i := range none {
-		none[i] = -1
-	}
-	xs := x[grp*cg*hw : (grp+1)*cg*hw]
-	fill := uint32(pad) * 0x01010101
-	for t := 0; t < n; t += NR {
-		strip := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[t*4*k4])), NR*k4)
-		cols := min(NR, n-t)
-		tapTable(&tab, g, j0+t, cols)
-		for p4 := 0; p4 < k4; p4++ {
-			// the four depths of this quad: plane offset and tap table
-			var base [4]int
-			var tq [4]*[NR]int32
-			for q := 0; q < 4; q++ {
-				kk := 4*p4 + q
-				if kk >= k {
-					tq[q] = &none
-					continue
-				}
-				base[q], tq[q] = (kk/taps)*hw, &tab[kk%taps]
-			}
-			d := strip[p4*NR : p4*NR+cols]
-			t0, t1, t2, t3 := tq[0][:cols], tq[1][:cols], tq[2][:cols], tq[3][:cols]
-			for j := range d {
-				v := fill
-				if i := t0[j]; i >= 0 {
-					v = v&^0xff | uint32(xs[base[0]+int(i)]^flip)
-				}
-				if i := t1[j]; i >= 0 {
-					v = v&^0xff00 | uint32(xs[base[1]+int(i)]^flip)<<8
-				}
-				if i := t2[j]; i >= 0 {
-					v = v&^0xff0000 | uint32(xs[base[2]+int(i)]^flip)<<16
-				}
-				if i := t3[j]; i >= 0 {
-					v = v&^0xff000000 | uint32(xs[base[3]+int(i)]^flip)<<24
-				}
-				d[j] = v
 			}
 		}
 	}

@@ -1,0 +1,95 @@
+package avx
+
+import (
+	"unsafe"
+
+	"github.com/kilnml/kiln/kernels/pack"
+)
+
+// Channel-last INT8 im2col. The VNNI micro-kernel consumes depth in quads
+// (4 consecutive k per column), so depth is ordered (kh, kw, c) with the
+// group's channels padded to Cg4, a multiple of 4: a quad is then 4
+// channels of one input position, one 32-bit word of the image transposed
+// to channels-last (NHWC). Packing a strip becomes word copies instead of
+// byte gathers.
+
+// Cg4 is the per-tap depth of a group with cg channels.
+func Cg4(cg int) int { return (cg + 3) &^ 3 }
+
+// QKTaps is the depth of the (kh, kw, c) order: taps × Cg4.
+func QKTaps(g *pack.Conv2D) int { return g.KH * g.KW * Cg4(g.C/g.Group) }
+
+// ReorderQWeights turns m×(cg·taps) int8 weights (ONNX order c, kh, kw)
+// into m×(taps·Cg4) in (kh, kw, c) order, zero in the padded channels.
+func ReorderQWeights(w []int8, m, cg, taps int) []int8 {
+	c4 := Cg4(cg)
+	out := make([]int8, m*taps*c4)
+	for i := 0; i < m; i++ {
+		for c := 0; c < cg; c++ {
+			for t := 0; t < taps; t++ {
+				out[i*taps*c4+t*c4+c] = w[i*cg*taps+c*taps+t]
+			}
+		}
+	}
+	return out
+}
+
+// ToNHWC transposes group grp of one image of 8-bit codes x (C×H×W) to
+// positions × Cg4 bytes, u = code^flip, padded channels = pad.
+func ToNHWC(dst []byte, x []byte, g *pack.Conv2D, grp int, flip, pad byte) {
+	cg := g.C / g.Group
+	c4 := Cg4(cg)
+	hw := g.H * g.W
+	dst = dst[:hw*c4]
+	for c := 0; c < cg; c++ {
+		src := x[(grp*cg+c)*hw : (grp*cg+c+1)*hw]
+		d := dst[c:]
+		for p, v := range src {
+			d[p*c4] = v ^ flip
+		}
+	}
+	for c := cg; c < c4; c++ {
+		for p := 0; p < hw; p++ {
+			dst[p*c4+c] = pad
+		}
+	}
+}
+
+// QIm2colNHWC packs columns [j0, j0+n) of the (kh, kw, c)-ordered im2col
+// matrix of one channels-last group image (from ToNHWC) in NR-column
+// strips of quads. Padding taps hold pad in every byte.
+func QIm2colNHWC(dst []uint8, xc []byte, g *pack.Conv2D, j0, n int, pad byte) {
+	c4 := Cg4(g.C / g.Group)
+	q := c4 / 4 // quads per tap
+	k4 := g.KH * g.KW * q
+	fill := uint32(pad) * 0x01010101
+	src := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(xc))), len(xc)/4)
+	for t := 0; t < n; t += NR {
+		strip := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[t*4*k4])), NR*k4)
+		cols := min(NR, n-t)
+		for j := 0; j < cols; j++ {
+			jj := j0 + t + j
+			oh, ow := jj/g.OW, jj%g.OW
+			ih0, iw0 := oh*g.SH-g.PT, ow*g.SW-g.PL
+			p := 0
+			for kh := 0; kh < g.KH; kh++ {
+				ih := ih0 + kh*g.DH
+				for kw := 0; kw < g.KW; kw++ {
+					iw := iw0 + kw*g.DW
+					d := strip[p*NR+j:]
+					if uint(ih) < uint(g.H) && uint(iw) < uint(g.W) {
+						s := src[(ih*g.W+iw)*q : (ih*g.W+iw)*q+q]
+						for i, v := range s {
+							d[i*NR] = v
+						}
+					} else {
+						for i := 0; i < q; i++ {
+							d[i*NR] = fill
+						}
+					}
+					p += q
+				}
+			}
+		}
+	}
+}
