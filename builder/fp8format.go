@@ -71,11 +71,13 @@ func (h *OctaveHist) Observe(vals []float32) {
 
 // OctavesFromHistogram converts calibration's linear |x| histogram: each
 // bin's count goes to the octave of its centre, except bin 0 (from 0 to one
-// bin width, where exact zeros also land), spread log-uniformly over the 8
-// octaves below the width (the linear histogram cannot resolve it, and
-// ReLU's exact zeros land there too). Tensors spanning more than about 19
-// octaves are therefore seen narrower than they are: collect an OctaveHist
-// with Observe where that matters (gradients).
+// bin width w), whose values are taken as uniform on [0, w), as they are
+// for any density that is smooth at 0: half in [w/2, w), a quarter in
+// [w/4, w/2), and so on. (ReLU's exact zeros land in bin 0 too; spreading
+// them is harmless since zero is exact in every format.) A tensor whose
+// bulk lies below w, e.g. one spanning more than about 20 octaves, is seen
+// narrower than it is: collect an OctaveHist with Observe where that
+// matters (gradients).
 func OctavesFromHistogram(s *calib.TensorStats) *OctaveHist {
 	h := &OctaveHist{Counts: map[int]float64{}, Amax: s.AbsMax()}
 	hist := s.Hist
@@ -89,9 +91,15 @@ func OctavesFromHistogram(s *calib.TensorStats) *OctaveHist {
 		}
 		h.Total += c
 		if i == 0 {
-			_, e := math.Frexp(hist.Width)
-			for k := range 8 {
-				h.Counts[e-k] += c / 8
+			_, e := math.Frexp(hist.Width) // w in [2^(e-1), 2^e)
+			left := c
+			for k := 0; k < 40; k++ {
+				part := c / math.Ldexp(1, k+1)
+				if k == 39 {
+					part = left
+				}
+				h.Counts[e-k] += part
+				left -= part
 			}
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kilnml/kiln/ops"
 	"github.com/kilnml/kiln/quant/calib"
 )
 
@@ -112,5 +113,36 @@ func TestChooseFP8FormatsFromCalibrationStats(t *testing.T) {
 			t.Logf("%s: %s", g.Tensor, g.Reason)
 		}
 		t.Fatalf("choices %d", len(got))
+	}
+}
+
+// bert4's activations (calibration statistics of one outlier input): the
+// choice and reason per tensor, as the build report would print them. All
+// span less than E4M3's range (the ×50 outlier channels included: the
+// input's 1% quantile is 13 octaves below its amax), so all get E4M3.
+func TestFP8FormatsBert4(t *testing.T) {
+	if testing.Short() {
+		t.Skip("bert4 calibration run")
+	}
+	m := loadBert4(t)
+	sess, err := ops.NewSession(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, err := calib.Collect(sess, &calib.SliceStream{Batches: bert4Inputs(3, 1, true)}, calib.CollectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	choices := ChooseFP8Formats(stats, nil, FP8FormatOptions{AllowE5M2: true})
+	count := map[string]int{}
+	for _, c := range choices {
+		count[c.Format.Name]++
+		if c.Format != E4M3 || c.Tensor == "input" || strings.Contains(c.Tensor, "layer.0/attention/self/query/MatMul") {
+			t.Logf("%s: %s", c.Tensor, c.Reason)
+		}
+	}
+	t.Logf("%d tensors: %v", len(choices), count)
+	if len(choices) < 50 || count["E4M3"] != len(choices) {
+		t.Errorf("choices %v", count)
 	}
 }
