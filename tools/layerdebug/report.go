@@ -220,7 +220,7 @@ func histogramChart(ts *calib.TensorStats) (*plot.Plot, error) {
 	if err != nil {
 		return nil, err
 	}
-	line.FillColor = color.RGBA{0x1f, 0x77, 0xb4, 0x80}
+	line.FillColor = color.NRGBA{0x1f, 0x77, 0xb4, 0x60}
 	line.Color = color.RGBA{0x1f, 0x77, 0xb4, 0xff}
 	p.Add(line)
 	for k, algo := range calib.Algorithms {
@@ -239,6 +239,8 @@ func histogramChart(ts *calib.TensorStats) (*plot.Plot, error) {
 		p.Legend.Add(fmt.Sprintf("%s %.4g", algo, r.Amax), l)
 	}
 	p.Legend.Top = true
+	p.Y.Max = top * 1e3 // room for the legend above the threshold lines
+	p.X.Max *= 1.03      // the minmax line sits on the last edge
 	return p, nil
 }
 
@@ -347,15 +349,29 @@ func sensitivityChart(s *SearchResult) *plot.Plot {
 		p.Add(b)
 		p.Legend.Add("only this layer quantized", b)
 	}
-	lo := math.Inf(1)
+	lo, hi := math.Min(s.AllQ.Score, s.FP32.Score), math.Max(s.AllQ.Score, s.FP32.Score)
 	for i := range kept {
 		lo = math.Min(lo, math.Min(kept[i], quant[i]))
+		hi = math.Max(hi, math.Max(kept[i], quant[i]))
 	}
-	if !math.IsInf(lo, 1) {
-		p.Y.Min = lo - 0.05*math.Abs(lo)
+	span := math.Max(hi-lo, 1e-9)
+	p.Y.Min, p.Y.Max = lo-0.1*span, hi+0.35*span // room for the legend above the bars
+	n := float64(len(s.Layers))
+	for k, ref := range []struct {
+		name string
+		v    float64
+	}{{"all fp32", s.FP32.Score}, {"all quantized", s.AllQ.Score}} {
+		l, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: ref.v}, {X: n - 0.5, Y: ref.v}})
+		if err != nil {
+			continue
+		}
+		l.Color = palette[2+k]
+		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		p.Add(l)
+		p.Legend.Add(ref.name, l)
 	}
 	p.NominalX(names...)
-	p.Legend.Top = false
+	p.Legend.Top = true
 	return p
 }
 
