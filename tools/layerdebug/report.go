@@ -240,7 +240,7 @@ func histogramChart(ts *calib.TensorStats) (*plot.Plot, error) {
 	}
 	p.Legend.Top = true
 	p.Y.Max = top * 1e3 // room for the legend above the threshold lines
-	p.X.Max *= 1.03      // the minmax line sits on the last edge
+	p.X.Max *= 1.03     // the minmax line sits on the last edge
 	return p, nil
 }
 
