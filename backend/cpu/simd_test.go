@@ -245,7 +245,7 @@ func TestSimdMatMulTwoActivations(t *testing.T) {
 		{[]int64{2, 1, 6, 4}, []int64{3, 4, 5}}, // broadcast
 		{[]int64{1, 40, 16}, []int64{4, 16, 40}},
 		{[]int64{4, 128, 64}, []int64{4, 64, 128}}, // attention-like
-		{[]int64{3, 70, 300}, []int64{300, 33}},     // K blocks, shared B
+		{[]int64{3, 70, 300}, []int64{300, 33}},    // K blocks, shared B
 	} {
 		in := []*ir.Tensor{randF32(r, c.a...), randF32(r, c.b...)}
 		n := node("", "MatMul", 2)
