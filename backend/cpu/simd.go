@@ -99,3 +99,13 @@ func simdWarning(id string) string {
 }
 
 func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// simdThreads is the worker count for a layer of macs multiply-adds: a
+// small layer runs on the calling goroutine alone, because waking workers
+// costs more than the split saves.
+func simdThreads(threads, macs int) int {
+	if macs < 1<<18 {
+		return 1
+	}
+	return threads
+}

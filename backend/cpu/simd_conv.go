@@ -7,6 +7,7 @@ import (
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/kernels/avx"
 	"github.com/kilnml/kiln/kernels/pack"
+	"github.com/kilnml/kiln/kernels/parallel"
 	"github.com/kilnml/kiln/ops/kiln"
 )
 
@@ -198,29 +199,30 @@ func (k *simdConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		r.z = in[1].F32()
 	}
 	Mg := k.p.M / k.p.Group
+	th := simdThreads(x.Threads, N*k.p.M*ohw*g.K()/k.p.Group)
 	// Column chunks whose packed B block (KC×chunk) stays in L2.
 	chunk := max(avx.NR, (128<<10)/(4*max(min(r.K, avx.KC), 1))/avx.NR*avx.NR)
 	per := N * k.p.Group
-	if per*((ohw+chunk-1)/chunk) < 2*x.Threads { // too few items: finer chunks
-		want := (2*x.Threads + per - 1) / per
+	if per*((ohw+chunk-1)/chunk) < 2*th { // too few items: finer chunks
+		want := (2*th + per - 1) / per
 		chunk = max(avx.NR, min(chunk, ((ohw+want-1)/want+avx.NR-1)/avx.NR*avx.NR))
 	}
 	chunk = min(chunk, (ohw+avx.NR-1)/avx.NR*avx.NR)
 	r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
 	// Row blocks (multiples of MR) when columns alone cannot feed the threads.
 	r.rows = (Mg + avx.MR - 1) / avx.MR * avx.MR
-	for per*r.nch*((Mg+r.rows-1)/r.rows) < 2*x.Threads && r.rows >= 4*avx.MR {
+	for per*r.nch*((Mg+r.rows-1)/r.rows) < 2*th && r.rows >= 4*avx.MR {
 		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
 	}
 	r.nrb = (Mg + r.rows - 1) / r.rows
 	items := per * r.nch * r.nrb
-	workers := min(x.Threads, items)
+	workers := min(th, items)
 	slot := 64
 	if k.p.Variant == simdIm2col {
 		slot = 4 * avx.BSize(r.K, chunk)
 	}
 	r.sl = newSlots(x, workers, slot)
-	run(x, items, r)
+	parallel.Run(th, items, r)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/kernels/avx"
 	"github.com/kilnml/kiln/kernels/pack"
+	"github.com/kilnml/kiln/kernels/parallel"
 	"github.com/kilnml/kiln/ops/kiln"
 )
 
@@ -187,13 +188,14 @@ func (k *simdGemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	defer k.runs.put(r)
 	p := &k.p
 	*r = simdGemmRun{k: k, m: m, x: in[0].F32(), y: out[0].F32()}
+	th := simdThreads(x.Threads, m*p.N*p.K)
 	if p.Resid {
 		r.z = in[1].F32()
 	}
 	r.ap = bytesAs[float32](x.Scratch(4*avx.ASize(m, p.K)), avx.ASize(m, p.K))
 	strips := (m + avx.MR - 1) / avx.MR
 	r.packing = true
-	run(x, strips, r)
+	parallel.Run(th, strips, r)
 	r.packing = false
 	// Column blocks whose packed B stays in L2; row blocks of 4 strips,
 	// halved while there are too few items for the threads.
@@ -201,15 +203,15 @@ func (k *simdGemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	r.cols = min(r.cols, (p.N+avx.NR-1)/avx.NR*avx.NR)
 	r.ncb = (p.N + r.cols - 1) / r.cols
 	r.rows = 4 * avx.MR
-	for r.ncb*((m+r.rows-1)/r.rows) < 2*x.Threads && r.rows > avx.MR {
+	for r.ncb*((m+r.rows-1)/r.rows) < 2*th && r.rows > avx.MR {
 		r.rows /= 2
 	}
-	for r.ncb*((m+r.rows-1)/r.rows) < 2*x.Threads && r.cols > avx.NR {
+	for r.ncb*((m+r.rows-1)/r.rows) < 2*th && r.cols > avx.NR {
 		r.cols = (r.cols/2 + avx.NR - 1) / avx.NR * avx.NR
 		r.ncb = (p.N + r.cols - 1) / r.cols
 	}
 	r.nrb = (m + r.rows - 1) / r.rows
-	run(x, r.nrb*r.ncb, r)
+	parallel.Run(th, r.nrb*r.ncb, r)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/kernels/avx"
+	"github.com/kilnml/kiln/kernels/parallel"
 	"github.com/kilnml/kiln/ops"
 )
 
@@ -91,19 +92,20 @@ func (k *simdMatMulKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	defer k.runs.put(r)
 	*r = simdMatMulRun{a: in[0].F32(), b: in[1].F32(), y: out[0].F32(), ad: in[0].Dims, bd: in[1].Dims, batch: batch,
 		m: m, k: kk, n: n, nbatch: nb}
+	th := simdThreads(x.Threads, nb*m*kk*n)
 	if kk == 0 {
 		clear(r.y)
 		return nil
 	}
 	r.rows = (m + avx.MR - 1) / avx.MR * avx.MR
-	for nb*((m+r.rows-1)/r.rows) < 2*x.Threads && r.rows > avx.MR {
+	for nb*((m+r.rows-1)/r.rows) < 2*th && r.rows > avx.MR {
 		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
 	}
 	r.rows = min(r.rows, 64)
 	r.nrb = (m + r.rows - 1) / r.rows
 	items := nb * r.nrb
-	r.sl = newSlots(x, min(x.Threads, items), 4*(avx.ASize(r.rows, kk)+avx.BSize(kk, n)))
-	run(x, items, r)
+	r.sl = newSlots(x, min(th, items), 4*(avx.ASize(r.rows, kk)+avx.BSize(kk, n)))
+	parallel.Run(th, items, r)
 	return nil
 }
 

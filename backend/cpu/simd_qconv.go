@@ -9,6 +9,7 @@ import (
 	"github.com/kilnml/kiln/kernels/avx"
 	"github.com/kilnml/kiln/kernels/f32"
 	"github.com/kilnml/kiln/kernels/pack"
+	"github.com/kilnml/kiln/kernels/parallel"
 	"github.com/kilnml/kiln/ops/kilnq"
 )
 
@@ -271,30 +272,31 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	Mg := k.p.M / k.p.Group
 	k4 := avx.K4(r.K)
+	th := simdThreads(x.Threads, N*k.p.M*ohw*r.K/k.p.Group)
 	chunk := max(avx.NR, (192<<10)/(4*max(k4, 1))/avx.NR*avx.NR)
 	per := N * k.p.Group
-	if per*((ohw+chunk-1)/chunk) < 2*x.Threads {
-		want := (2*x.Threads + per - 1) / per
+	if per*((ohw+chunk-1)/chunk) < 2*th {
+		want := (2*th + per - 1) / per
 		chunk = max(avx.NR, min(chunk, ((ohw+want-1)/want+avx.NR-1)/avx.NR*avx.NR))
 	}
 	chunk = min(chunk, (ohw+avx.NR-1)/avx.NR*avx.NR)
 	r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
 	r.rows = (Mg + avx.MR - 1) / avx.MR * avx.MR
-	for per*r.nch*((Mg+r.rows-1)/r.rows) < 2*x.Threads && r.rows >= 4*avx.MR {
+	for per*r.nch*((Mg+r.rows-1)/r.rows) < 2*th && r.rows >= 4*avx.MR {
 		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
 	}
 	r.nrb = (Mg + r.rows - 1) / r.rows
 	items := per * r.nch * r.nrb
-	workers := min(x.Threads, items)
+	workers := min(th, items)
 	slot := (avx.QBSize(r.K, chunk) + 63) &^ 63
 	r.plane = g.H * g.W * avx.Cg4(k.p.Cg)
 	buf := x.Scratch(workers*slot + per*r.plane)
 	r.sl = slots{buf: buf[:workers*slot], slot: slot}
 	r.xc = buf[workers*slot:]
 	r.transposing = true
-	run(x, per, r)
+	parallel.Run(th, per, r)
 	r.transposing = false
-	run(x, items, r)
+	parallel.Run(th, items, r)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/kernels/avx"
+	"github.com/kilnml/kiln/kernels/parallel"
 	"github.com/kilnml/kiln/ops/kilnq"
 )
 
@@ -214,6 +215,7 @@ func (k *simdQGemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	defer k.runs.put(r)
 	p := &k.p
 	*r = simdQGemmRun{k: k, m: m, x: in[0].Data, o: avx.QOut{Ld: p.N}}
+	th := simdThreads(x.Threads, m*p.N*p.K)
 	if out[0].DType == ir.Float32 {
 		r.o.F = out[0].F32()
 	} else {
@@ -228,22 +230,22 @@ func (k *simdQGemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	r.ap = bytesAs[int8](buf, asz)
 	r.rcorr = bytesAs[int32](buf[asz:], nrc)
 	r.packing = true
-	run(x, (m+avx.MR-1)/avx.MR, r)
+	parallel.Run(th, (m+avx.MR-1)/avx.MR, r)
 	r.packing = false
 	k4 := avx.K4(p.K)
 	r.cols = max(avx.NR, (512<<10)/(4*max(k4, 1))/avx.NR*avx.NR)
 	r.cols = min(r.cols, (p.N+avx.NR-1)/avx.NR*avx.NR)
 	r.ncb = (p.N + r.cols - 1) / r.cols
 	r.rows = 4 * avx.MR
-	for r.ncb*((m+r.rows-1)/r.rows) < 2*x.Threads && r.rows > avx.MR {
+	for r.ncb*((m+r.rows-1)/r.rows) < 2*th && r.rows > avx.MR {
 		r.rows /= 2
 	}
-	for r.ncb*((m+r.rows-1)/r.rows) < 2*x.Threads && r.cols > avx.NR {
+	for r.ncb*((m+r.rows-1)/r.rows) < 2*th && r.cols > avx.NR {
 		r.cols = (r.cols/2 + avx.NR - 1) / avx.NR * avx.NR
 		r.ncb = (p.N + r.cols - 1) / r.cols
 	}
 	r.nrb = (m + r.rows - 1) / r.rows
-	run(x, r.nrb*r.ncb, r)
+	parallel.Run(th, r.nrb*r.ncb, r)
 	return nil
 }
 

@@ -48,9 +48,11 @@ func Gemm(k int, ap []float32, m int, b []float32, ldb, n int, c []float32, ldc 
 	// K blocks of KC: an A strip block (MR×KC) stays in L1 and the B block
 	// of a column chunk in L2; later blocks accumulate onto the stored
 	// partial sums, the epilogue runs with the last.
-	for kb := 0; kb == 0 || kb < k; kb += KC {
-		kc := min(KC, k-kb)
-		last := kb+KC >= k
+	nb := max(1, (k+KC-1)/KC)
+	step := (k + nb - 1) / nb // equal blocks: 288 is 144+144, not 256+32
+	for kb := 0; kb == 0 || kb < k; kb += step {
+		kc := min(step, k-kb)
+		last := kb+step >= k
 		t.Flags = 0
 		if kb > 0 {
 			t.Flags = FlagAccum
