@@ -32,6 +32,7 @@ func Pipeline() []Pass {
 		{"fuse-layernorm", FuseLayerNorm},
 		{"fuse-attention", FuseAttention},
 		{"fuse-layers", FuseLayers},
+		{"fuse-gelu", FuseGelu},
 		{"dead-code", EliminateDeadCode},
 	}
 }

@@ -220,3 +220,37 @@ func TestBert4TransformerFusions(t *testing.T) {
 	}
 	sameOutputs(t, m, c, randomInputs(m, 1, 3), 1e-4)
 }
+
+// GELU after an op that has no epilogue (an Add of two inputs) becomes one
+// kiln.Gelu, in both expansions; after Optimize, a MatMul's GELU still goes
+// into its epilogue.
+func TestFuseGelu(t *testing.T) {
+	for _, approx := range []string{"none", "tanh"} {
+		g := newGraph(13).input("a", ir.Float32, "n", 16).input("b", ir.Float32, "n", 16)
+		g.node("Add", "add", []string{"a", "b"}, []string{"x"})
+		if approx == "none" {
+			g.node("Div", "div", []string{"x", scalarInit(g, "sqrt2", math.Sqrt2)}, []string{"d"})
+			g.node("Erf", "erf", []string{"d"}, []string{"e"})
+			g.node("Add", "add1", []string{"e", scalarInit(g, "one", 1)}, []string{"e1"})
+			g.node("Mul", "mul", []string{"x", "e1"}, []string{"m"})
+			g.node("Mul", "half", []string{"m", scalarInit(g, "h", 0.5)}, []string{"y"})
+		} else {
+			g.node("Pow", "cube", []string{"x", scalarInit(g, "three", 3)}, []string{"x3"})
+			g.node("Mul", "c", []string{"x3", scalarInit(g, "k", 0.044715)}, []string{"x3k"})
+			g.node("Add", "inner", []string{"x", "x3k"}, []string{"u"})
+			g.node("Mul", "s", []string{"u", scalarInit(g, "sq", math.Sqrt(2/math.Pi))}, []string{"us"})
+			g.node("Tanh", "tanh", []string{"us"}, []string{"th"})
+			g.node("Add", "add1", []string{"th", scalarInit(g, "one", 1)}, []string{"t1"})
+			g.node("Mul", "half", []string{"x", scalarInit(g, "h", 0.5)}, []string{"xh"})
+			g.node("Mul", "mul", []string{"xh", "t1"}, []string{"y"})
+		}
+		g.output("y")
+		m, _, n := optimized(t, g.m, passes.FuseGelu, randomInputs(g.m, 3, 4))
+		if n != 1 || opTypes(m) != "Add kiln.Gelu" {
+			t.Fatalf("%s: %d fusions, ops %s", approx, n, opTypes(m))
+		}
+		if a, _ := m.Graph.Nodes[1].AttrString("approximate", ""); a != approx {
+			t.Errorf("approximate %q, want %q", a, approx)
+		}
+	}
+}

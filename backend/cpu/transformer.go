@@ -12,7 +12,8 @@ import (
 )
 
 // Transformer kernels: kiln.LayerNorm and kiln.Attention in FP32 (they stay
-// FP32 inside FP16/INT8/FP8 engines) and kiln.DynQMatMul (dynq.go). They come from a second backend
+// FP32 inside FP16/INT8/FP8 engines), kiln.Gelu, and kiln.DynQMatMul
+// (dynq.go). They come from a second backend
 // value of the same name and priority, so that this file needs no change
 // to the main tactic switch.
 type transformerBackend struct{}
@@ -36,8 +37,67 @@ func (transformerBackend) Tactics(l *engine.Layer) []engine.Tactic {
 		return []engine.Tactic{layerNormTactic{}}
 	case "Attention":
 		return []engine.Tactic{attentionTactic{}}
+	case "Gelu":
+		return []engine.Tactic{geluTactic{}}
 	}
 	return nil
+}
+
+// ---- Gelu ----
+
+type geluParams struct {
+	Act actParam `json:"act"`
+}
+
+type geluTactic struct{}
+
+func (geluTactic) Name() string { return "gelu.f32" }
+
+func (geluTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
+	if err := allFloat32(l); err != nil {
+		return nil, err
+	}
+	a, err := kiln.GeluActivation(l.Node)
+	if err != nil {
+		return nil, err
+	}
+	return lowered("cpu.gelu", &geluParams{Act: actParam(a)}, nil, []int{0})
+}
+
+type geluKernel struct {
+	act  kiln.Activation
+	runs runPool[geluRun]
+}
+
+func init() {
+	register("cpu.gelu", func(p *geluParams, _ []*ir.Tensor) (engine.Kernel, error) {
+		return &geluKernel{act: kiln.Activation(p.Act)}, nil
+	})
+}
+
+func (k *geluKernel) Shapes(in []*ir.Tensor) ([][]int64, error) { return [][]int64{in[0].Dims}, nil }
+
+type geluRun struct {
+	k    *geluKernel
+	x, y []float32
+	per  int
+}
+
+func (k *geluKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
+	r := k.runs.get()
+	defer k.runs.put(r)
+	n := len(in[0].F32())
+	*r = geluRun{k: k, x: in[0].F32(), y: out[0].F32(), per: max(1024, n/(4*max(1, x.Threads)))}
+	run(x, (n+r.per-1)/r.per, r)
+	return nil
+}
+
+// Do applies the activation as every epilogue does (f32.Act32).
+func (r *geluRun) Do(_, item int) {
+	lo, hi := item*r.per, min(len(r.x), (item+1)*r.per)
+	for i := lo; i < hi; i++ {
+		r.y[i] = f32.Act32(&r.k.act, r.x[i])
+	}
 }
 
 func init() { engine.RegisterBackend(transformerBackend{}) }

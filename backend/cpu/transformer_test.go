@@ -105,3 +105,14 @@ func TestExpf(t *testing.T) {
 		t.Error("expf(-Inf) or expf(NaN)")
 	}
 }
+
+func TestGeluKernel(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 1))
+	for _, approx := range []string{"none", "tanh"} {
+		x := randF32(r, 3, 1000)
+		n := node("kiln", "Gelu", 1, aStr("approximate", approx))
+		want := reference(t, n, []*ir.Tensor{x})
+		l := layer(n, []*ir.Tensor{x}, nil, want, engine.FP32)
+		everyTransformerTactic(t, l, []*ir.Tensor{x}, want, 1e-6)
+	}
+}

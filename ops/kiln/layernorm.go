@@ -90,3 +90,7 @@ func layerNorm(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	}
 	return []*ir.Tensor{out}, nil
 }
+
+func errorf(n *ir.Node, format string, args ...any) error {
+	return fmt.Errorf("%s: %s", n, fmt.Sprintf(format, args...))
+}
