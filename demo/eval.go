@@ -61,6 +61,7 @@ func correct(logits *ir.Tensor, labels []byte) (int, error) {
 type measurement struct {
 	correct, images int
 	times           []float64 // ms per timed (full) batch
+	perBatch        []int     // correct answers per batch
 }
 
 func (m measurement) accuracy() float64 {
@@ -105,6 +106,7 @@ func (r *run) measure(desc string, batches []testBatch, bs int, f runner) (measu
 		}
 		m.correct += k
 		m.images += len(b.labels)
+		m.perBatch = append(m.perBatch, k)
 		bar.Set(int64(i + 1))
 		bar.Detail(fmt.Sprintf("accuracy %.2f%%", m.accuracy()))
 	}
@@ -174,6 +176,7 @@ var modes = []struct{ key, name string }{
 func (r *run) table(src *sourceModel, set *mnist.Set, engines map[string]*engine.Engine, bs int, ortDir string) (*Table, error) {
 	all := makeBatches(set, bs, set.Len())
 	t := &Table{BatchSize: bs}
+	var baselineM, fp32M *measurement
 	for _, md := range modes {
 		row := Row{Mode: md.name, Key: md.key}
 		desc := fmt.Sprintf("%s @%d", md.key, bs)
@@ -191,6 +194,7 @@ func (r *run) table(src *sourceModel, set *mnist.Set, engines map[string]*engine
 			if err != nil {
 				return nil, err
 			}
+			baselineM = &m
 			row.fill(m)
 			if row.Images < set.Len() {
 				row.Note = fmt.Sprintf("reference executor on the first %d test images only (it is slow)", row.Images)
@@ -215,9 +219,20 @@ func (r *run) table(src *sourceModel, set *mnist.Set, engines map[string]*engine
 			if err != nil {
 				return nil, err
 			}
+			if md.key == "fp32" {
+				fp32M = &m
+			}
 			row.fill(m)
 		}
 		t.Rows = append(t.Rows, row)
+	}
+	if baselineM != nil && fp32M != nil && len(baselineM.perBatch) < len(all) {
+		nb := len(baselineM.perBatch)
+		ok, n := 0, 0
+		for i := 0; i < nb; i++ {
+			ok, n = ok+fp32M.perBatch[i], n+len(all[i].labels)
+		}
+		t.Rows[0].Note += fmt.Sprintf("; the FP32 engine scores %.2f%% on the same images", 100*float64(ok)/float64(n))
 	}
 	base := t.Rows[0].AvgMs
 	for i := range t.Rows {
