@@ -77,7 +77,11 @@ type Searcher struct {
 
 	layers []string
 	cache  map[string]*Point
-	order  map[string]int
+
+	// fake replaces building, scoring and timing in tests of the search
+	// itself: it returns a configuration's score and latency and the time
+	// of each layer in it.
+	fake func(keep map[string]bool) (Point, map[string]time.Duration)
 }
 
 func (s *Searcher) logf(format string, args ...any) {
@@ -102,6 +106,12 @@ func (s *Searcher) evaluate(keep map[string]bool, budget Budget) (*Point, *engin
 	id := strings.Join(k, "\x00")
 	if p, ok := s.cache[id]; ok {
 		return p, nil, nil
+	}
+	if s.fake != nil {
+		p, _ := s.fake(keep)
+		p.Keep, p.Meets = k, budget.Meets(p.Score, s.Eval.RefScore)
+		s.cache[id] = &p
+		return &p, nil, nil
 	}
 	plan, _, err := Build(s.Model, s.Setting, keep, s.Base)
 	if err != nil {
@@ -139,7 +149,9 @@ func (s *Searcher) Search(budget Budget) (*SearchResult, error) {
 		s.Runs = 200
 	}
 	s.cache = map[string]*Point{}
-	s.layers = QuantizableLayers(s.Model, s.Setting.Ranges)
+	if s.fake == nil {
+		s.layers = QuantizableLayers(s.Model, s.Setting.Ranges)
+	}
 	if len(s.layers) == 0 {
 		return nil, fmt.Errorf("no layer can be quantized (no Conv/Gemm/MatMul with a constant weight and a calibrated input)")
 	}
@@ -157,11 +169,7 @@ func (s *Searcher) Search(budget Budget) (*SearchResult, error) {
 		return nil, err
 	}
 	res.FP32, res.AllQ = *fp, *q
-	fpT, err := s.Eval.Measure(fpPlan, s.Runs)
-	if err != nil {
-		return nil, err
-	}
-	qT, err := s.Eval.Measure(qPlan, s.Runs)
+	fpTime, qTime, err := s.layerTimes(fpPlan, qPlan, all)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +187,7 @@ func (s *Searcher) Search(budget Budget) (*SearchResult, error) {
 			return nil, err
 		}
 		res.Layers = append(res.Layers, Sensitivity{Layer: l, OnlyKept: pk.Score, OnlyQuantized: pq.Score,
-			FP32Time: layerTime(fpPlan, fpT, l), QTime: layerTime(qPlan, qT, l)})
+			FP32Time: fpTime[l], QTime: qTime[l]})
 	}
 	if len(s.layers) <= 5 {
 		if err := s.exhaustive(budget); err != nil {
@@ -188,8 +196,10 @@ func (s *Searcher) Search(budget Budget) (*SearchResult, error) {
 	} else if err := s.greedy(res, budget); err != nil {
 		return nil, err
 	}
-	if err := s.remeasure(); err != nil {
-		return nil, err
+	if s.fake == nil {
+		if err := s.remeasure(); err != nil {
+			return nil, err
+		}
 	}
 	for _, p := range s.cache {
 		res.Points = append(res.Points, *p)
@@ -379,4 +389,27 @@ func (s *Searcher) remeasure() error {
 		}
 	}
 	return nil
+}
+
+// layerTimes returns each quantizable layer's time in the all-FP32 and the
+// all-quantized engines (profiler medians).
+func (s *Searcher) layerTimes(fpPlan, qPlan *engine.Plan, all map[string]bool) (fp, q map[string]time.Duration, err error) {
+	if s.fake != nil {
+		_, fp = s.fake(all)
+		_, q = s.fake(map[string]bool{})
+		return fp, q, nil
+	}
+	fpT, err := s.Eval.Measure(fpPlan, s.Runs)
+	if err != nil {
+		return nil, nil, err
+	}
+	qT, err := s.Eval.Measure(qPlan, s.Runs)
+	if err != nil {
+		return nil, nil, err
+	}
+	fp, q = map[string]time.Duration{}, map[string]time.Duration{}
+	for _, l := range s.layers {
+		fp[l], q[l] = layerTime(fpPlan, fpT, l), layerTime(qPlan, qT, l)
+	}
+	return fp, q, nil
 }
