@@ -80,6 +80,10 @@ DIR writes PNG charts and an index.html.
 	rootCmd.AddCommand(cmd)
 }
 
+// maxCompareValues bounds the values kept per output and side (medians and
+// quantiles need them all): 2^25 float64s, 256 MiB.
+const maxCompareValues = 1 << 25
+
 // runner is one side of a comparison.
 type runner struct {
 	name  string
@@ -218,6 +222,9 @@ func compareRunners(w io.Writer, pathA, pathB string, f compareFlags) error {
 			}
 			if len(ta.Dims) == 2 && ta.Dims[1] > 1 {
 				classes[o.Name] = int(ta.Dims[1])
+			}
+			if len(va[o.Name])+int(ta.Len()) > maxCompareValues {
+				return fmt.Errorf("output %q: more than %d values over %d batches; the statistics keep every value: compare fewer batches (--batches)", o.Name, maxCompareValues, res.Batches)
 			}
 			va[o.Name] = append(va[o.Name], ta.Float64s()...)
 			vb[o.Name] = append(vb[o.Name], tb.Float64s()...)
