@@ -62,6 +62,11 @@ type Config struct {
 	// model has Q/DQ nodes. DynamicRanges (tensor → amax) take precedence.
 	Calibration   *Calibration
 	DynamicRanges map[string]float64
+	// Harder weight settings for experiments (kiln debug precision): fewer
+	// bits than 8 (codes still stored as int8) and one scale per tensor
+	// instead of one per output channel.
+	WeightBits       int
+	PerTensorWeights bool
 
 	WorkspaceLimit int64  // bytes a tactic may use as scratch; 0 = unlimited
 	TimingCache    string // file to read and update; "" = none

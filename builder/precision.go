@@ -68,7 +68,8 @@ func (b *build) quantize() error {
 				}
 			}
 		}
-		m, err := qdq.Insert(b.m, qdq.Options{Flavor: qdq.TensorRT, DType: dt, Ranges: ranges, Skip: skip, QuantizedWeights: true, NoResidualAdds: true})
+		m, err := qdq.Insert(b.m, qdq.Options{Flavor: qdq.TensorRT, DType: dt, Ranges: ranges, Skip: skip, QuantizedWeights: true, NoResidualAdds: true,
+			WeightBits: b.cfg.WeightBits, PerTensorWeights: b.cfg.PerTensorWeights})
 		if err != nil {
 			return err
 		}
