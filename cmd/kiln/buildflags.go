@@ -28,6 +28,8 @@ type buildFlags struct {
 	timingCache                     string
 	deterministic, verbose          bool
 	fp16Safety                      bool
+	weightBits                      int
+	perTensorWeights                bool
 }
 
 func (f *buildFlags) register(fl *pflag.FlagSet) {
@@ -53,6 +55,8 @@ func (f *buildFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.timingCache, "timing-cache", "", "timing cache file to read and update")
 	fl.BoolVar(&f.deterministic, "deterministic", false, "no tactic timing: pick the first valid tactic")
 	fl.BoolVar(&f.verbose, "verbose", false, "print the builder's log (fusions, tactics) while building")
+	fl.IntVar(&f.weightBits, "weight-bits", 8, "INT8 weights quantized to this many bits (2..8; fewer is an experiment in accuracy loss)")
+	fl.BoolVar(&f.perTensorWeights, "per-tensor-weights", false, "one INT8 weight scale per tensor instead of per output channel (an experiment in accuracy loss)")
 	fl.BoolVar(&f.fp16Safety, "fp16-safety", true, "with --fp16/--best and --calib-data: keep layers whose calibrated ranges overflow (or mostly underflow) FP16 in FP32")
 }
 
@@ -65,6 +69,10 @@ func (f *buildFlags) config(log io.Writer, threads int) (builder.Config, error) 
 	cfg := builder.Config{
 		FP16: f.fp16, BF16: f.bf16, INT8: f.int8, FP8: f.fp8, Best: f.best,
 		TimingCache: f.timingCache, Deterministic: f.deterministic, Threads: threads,
+		WeightBits: f.weightBits, PerTensorWeights: f.perTensorWeights,
+	}
+	if f.weightBits < 2 || f.weightBits > 8 {
+		return cfg, cli.Usagef("--weight-bits %d: want 2 to 8", f.weightBits)
 	}
 	var err error
 	if cfg.LayerPrecisions, err = builder.ParseLayerPrecisions(f.layerPrecisions); err != nil {
