@@ -50,7 +50,11 @@ func Convert(model *Sequential, opt ConvertOptions) (*ir.Model, error) {
 		}
 		s := float64(max(q.ActScale.Data[0], minScale))
 		ranges[q.InputName] = qdq.Range{Amax: s * 127, Min: -s * 128, Max: s * 127}
-		scales[q.Name()+".weight"] = append([]float32(nil), q.WeightScale.Data...)
+		ws := make([]float32, len(q.WeightScale.Data))
+		for k, v := range q.WeightScale.Data {
+			ws[k] = max(v, minScale) // as FakeQuantize uses it (a learned scale may have been pushed below 0)
+		}
+		scales[q.Name()+".weight"] = ws
 	}
 	m, err := ExportONNX(model, opt.InputShape, opt.Classes)
 	if err != nil {
