@@ -39,6 +39,9 @@ func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
 			return nil
 		}
 		ts := []engine.Tactic{simdConvTactic{variant: simdIm2col}}
+		if d := l.Const[1].Dims; d[1] == 1 {
+			ts = append(ts, simdDWTactic{})
+		}
 		if d := l.Const[1].Dims; d[2] == 1 && d[3] == 1 {
 			ts = append(ts, simdConvTactic{variant: simdDirect})
 		}

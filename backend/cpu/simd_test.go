@@ -254,3 +254,38 @@ func TestSimdMatMulTwoActivations(t *testing.T) {
 		everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { closeF32(t, fmt.Sprint(i, name), got, want, 1e-5) })
 	}
 }
+
+func TestSimdDepthwiseF32(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	for i, cc := range []convCase{
+		{1, 6, 7, 7, 6, 3, 3, 1, 1, 1, 6, ""},
+		{2, 5, 37, 41, 5, 3, 3, 2, 1, 1, 5, ""}, // stride 2, several 16-wide blocks
+		{1, 4, 20, 35, 4, 5, 5, 1, 2, 1, 4, ""}, // 5×5
+		{1, 3, 19, 23, 3, 3, 3, 1, 2, 2, 3, ""}, // dilation 2
+		{1, 3, 9, 33, 3, 3, 3, 2, 0, 1, 3, ""},  // stride 2, no padding
+		{1, 8, 16, 16, 8, 3, 3, 1, 0, 1, 8, "SAME_UPPER"},
+	} {
+		for _, act := range []string{"", "Clip", "Sigmoid"} {
+			t.Run(fmt.Sprint(i, act), func(t *testing.T) {
+				x := randF32(r, cc.n, cc.c, cc.h, cc.w)
+				x.F32()[5] = float32(math.NaN())
+				w := randF32(r, cc.m, 1, cc.kh, cc.kw)
+				b := randF32(r, cc.m)
+				y0 := reference(t, convNode("", "Conv", cc, 3), []*ir.Tensor{x, w, b})
+				z := randF32(r, y0.Dims...)
+				attrs := []*ir.Attribute{aStr("activation", act)}
+				if act == "Clip" {
+					attrs = append(attrs, aFloat("act_alpha", 0), aFloat("act_beta", 6))
+				}
+				n := convNode("kiln", "Conv", cc, 4, attrs...)
+				in := []*ir.Tensor{x, w, b, z}
+				want := reference(t, n, in)
+				l := layer(n, in, []bool{false, true, true, false}, want, engine.FP32)
+				if _, err := (simdDWTactic{}).Lower(l); err != nil {
+					t.Fatalf("the depthwise tactic declines: %v", err)
+				}
+				everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { closeF32(t, name, got, want, 1e-5) })
+			})
+		}
+	}
+}

@@ -60,3 +60,12 @@ func micro(k int, a, b *float32, ldb int, c *float32, ldc, mr, nr int, bias, res
 		sgemmGeneric(k, a, b, ldb, c, ldc, mr, nr, bias, resid, lo, hi, flags)
 	}
 }
+
+func dwRow(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo, hi float32, flags int) {
+	switch Variant {
+	case VariantAVX512:
+		dwRowAVX512(x, ldx, w, kh, kw, dh, dw, s2, idx, out, n, bias, resid, lo, hi, flags)
+	default:
+		dwRowGeneric(x, ldx, w, kh, kw, dh, dw, s2, idx, out, n, bias, resid, lo, hi, flags)
+	}
+}

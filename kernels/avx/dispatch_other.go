@@ -9,3 +9,7 @@ func micro(k int, a, b *float32, ldb int, c *float32, ldc, mr, nr int, bias, res
 func qmicro(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
 	qgemmGeneric(k4, a, b, out, ldo, mr, nr, q)
 }
+
+func dwRow(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo, hi float32, flags int) {
+	dwRowGeneric(x, ldx, w, kh, kw, dh, dw, s2, idx, out, n, bias, resid, lo, hi, flags)
+}

@@ -1395,3 +1395,76 @@ done3:
 	VMOVUPS Y7, 992(DX)
 	VZEROUPPER
 	RET
+
+// func dwRowAVX512(x *float32, ldx int, w *float32, kh int, kw int, dh int, dw int, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo float32, hi float32, flags int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2
+TEXT ·dwRowAVX512(SB), NOSPLIT, $0-120
+	MOVQ      x+0(FP), SI
+	MOVQ      ldx+8(FP), R8
+	SHLQ      $0x02, R8
+	MOVQ      w+16(FP), DI
+	MOVQ      kh+24(FP), R9
+	MOVQ      dh+40(FP), R10
+	IMULQ     R8, R10
+	MOVQ      dw+48(FP), R11
+	SHLQ      $0x02, R11
+	MOVQ      s2+56(FP), R12
+	MOVQ      idx+64(FP), R13
+	VMOVDQU32 (R13), Z31
+	VXORPS    Z0, Z0, Z0
+
+dwrows:
+	MOVQ kw+32(FP), CX
+	MOVQ SI, AX
+
+dwcols:
+	VBROADCASTSS (DI), Z3
+	TESTQ        R12, R12
+	JNE          dwstride2
+	VMOVUPS      (AX), Z1
+	JMP          dwfma
+
+dwstride2:
+	VMOVUPS   (AX), Z1
+	VMOVUPS   64(AX), Z2
+	VPERMT2PS Z2, Z31, Z1
+
+dwfma:
+	VFMADD231PS  Z1, Z3, Z0
+	ADDQ         $0x04, DI
+	ADDQ         R11, AX
+	DECQ         CX
+	JNE          dwcols
+	ADDQ         R10, SI
+	DECQ         R9
+	JNE          dwrows
+	MOVQ         n+80(FP), AX
+	MOVQ         $-1, BX
+	BZHIQ        AX, BX, BX
+	KMOVW        BX, K1
+	MOVQ         flags+112(FP), R14
+	TESTQ        $0x00000001, R14
+	JEQ          dwnobias
+	VBROADCASTSS bias+88(FP), Z4
+	VADDPS       Z4, Z0, Z0
+
+dwnobias:
+	TESTQ     $0x00000004, R14
+	JEQ       dwnoresid
+	MOVQ      resid+96(FP), DX
+	VMOVUPS.Z (DX), K1, Z4
+	VADDPS    Z4, Z0, Z0
+
+dwnoresid:
+	TESTQ        $0x00000008, R14
+	JEQ          dwnoclamp
+	VBROADCASTSS lo+104(FP), Z5
+	VBROADCASTSS hi+108(FP), Z6
+	VMAXPS       Z0, Z5, Z0
+	VMINPS       Z0, Z6, Z0
+
+dwnoclamp:
+	MOVQ    out+72(FP), DX
+	VMOVUPS Z0, K1, (DX)
+	VZEROUPPER
+	RET

@@ -18,3 +18,8 @@ func qgemm8x32VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int
 //
 //go:noescape
 func sgemm8x32AVX2(k int, a *float32, b *float32, ldb int, tile *float32)
+
+// dwRowAVX512 is the AVX-512 twin of dwRowGeneric.
+//
+//go:noescape
+func dwRowAVX512(x *float32, ldx int, w *float32, kh int, kw int, dh int, dw int, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo float32, hi float32, flags int)

@@ -25,6 +25,7 @@ func main() {
 	sgemmAVX512()
 	qgemmVNNI()
 	sgemmAVX2()
+	dwRowAVX512()
 	Generate()
 }
 

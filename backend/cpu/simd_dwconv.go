@@ -1,0 +1,178 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/avx"
+	"github.com/kilnml/kiln/kernels/pack"
+	"github.com/kilnml/kiln/kernels/parallel"
+	"github.com/kilnml/kiln/ops/kiln"
+)
+
+// FP32 depthwise convolution (group = input channels = output channels)
+// with kernels/avx's direct row kernel: each plane is copied into a zero
+// border, then 16 outputs of a row per zmm, one FMA per tap.
+const simdDWID = "cpu.conv.dw.avx512"
+
+type simdDWParams struct {
+	Win   window   `json:"win"`
+	M     int      `json:"m"`
+	Bias  bool     `json:"bias,omitempty"`
+	Resid bool     `json:"resid,omitempty"`
+	Act   actParam `json:"act"`
+}
+
+type simdDWTactic struct{}
+
+func (simdDWTactic) Name() string { return "conv.avx512.depthwise.f32" }
+
+func (simdDWTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
+	n := l.Node
+	w := l.Const[1]
+	group, err := n.AttrInt("group", 1)
+	if err != nil {
+		return nil, err
+	}
+	if w.DType != ir.Float32 || inDType(l, 0) != ir.Float32 || w.Dims[1] != 1 || group != w.Dims[0] || group < 2 {
+		return nil, fmt.Errorf("%s: not an fp32 depthwise conv with multiplier 1", n)
+	}
+	win, err := readWindow(n, w.Dims[2:], true)
+	if err != nil {
+		return nil, err
+	}
+	if win.Strides[1] > 2 {
+		return nil, fmt.Errorf("%s: horizontal stride %d: left to the portable kernel", n, win.Strides[1])
+	}
+	p := simdDWParams{Win: win, M: int(w.Dims[0])}
+	if n.Domain == "kiln" {
+		a, err := kiln.ActivationOf(n)
+		if err != nil {
+			return nil, err
+		}
+		p.Act = actParam(a)
+	}
+	weights := []*ir.Tensor{w.Clone()}
+	if hasInput(n, 2) {
+		if !isConst(l, 2) || l.Const[2].DType != ir.Float32 || l.Const[2].Len() != int64(p.M) {
+			return nil, fmt.Errorf("%s: the bias must be a constant float32[%d]", n, p.M)
+		}
+		p.Bias = true
+		weights = append(weights, l.Const[2].Clone())
+	}
+	inputs := []int{0}
+	if hasInput(n, 3) {
+		if inDType(l, 3) != ir.Float32 {
+			return nil, fmt.Errorf("%s: the residual must be float32", n)
+		}
+		p.Resid = true
+		inputs = append(inputs, 3)
+	}
+	if len(n.Inputs) > 4 {
+		return nil, fmt.Errorf("%s: too many inputs", n)
+	}
+	return lowered(simdDWID, &p, weights, inputs)
+}
+
+type simdDWKernel struct {
+	p    simdDWParams
+	w    []float32
+	bias []float32
+	epi  avx.Epi
+	runs runPool[simdDWRun]
+}
+
+func init() { register(simdDWID, newSimdDWKernel) }
+
+func newSimdDWKernel(p *simdDWParams, w []*ir.Tensor) (engine.Kernel, error) {
+	need := 1
+	if p.Bias {
+		need = 2
+	}
+	taps := p.Win.Kernel[0] * p.Win.Kernel[1]
+	if p.M <= 0 || len(w) != need || w[0].DType != ir.Float32 || len(w[0].F32()) != p.M*taps || p.Win.Strides[1] > 2 {
+		return nil, fmt.Errorf("%s: bad parameters or weights", simdDWID)
+	}
+	k := &simdDWKernel{p: *p, w: w[0].F32(), epi: simdEpi(p.Act.get())}
+	if p.Bias {
+		if w[1].DType != ir.Float32 || len(w[1].F32()) != p.M {
+			return nil, fmt.Errorf("%s: bias is %s%v, want float32[%d]", simdDWID, w[1].DType, w[1].Dims, p.M)
+		}
+		k.bias = w[1].F32()
+		k.epi.BiasOn = avx.FlagBiasRow
+	}
+	return k, nil
+}
+
+func (k *simdDWKernel) PortabilityWarning() string { return simdWarning(simdDWID) }
+
+func (k *simdDWKernel) geometry(xd []int64) (pack.Conv2D, error) {
+	g, err := k.p.Win.geometry(xd, k.p.M, k.p.M)
+	if err != nil {
+		return g, err
+	}
+	if g.C != k.p.M {
+		return g, fmt.Errorf("input has %d channels, the weights want %d", g.C, k.p.M)
+	}
+	return g, nil
+}
+
+func (k *simdDWKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
+	g, err := k.geometry(in[0].Dims)
+	if err != nil {
+		return nil, err
+	}
+	out := []int64{in[0].Dims[0], int64(k.p.M), int64(g.OH), int64(g.OW)}
+	if k.p.Resid && (in[1] == nil || !sameDims(in[1].Dims, out)) {
+		return nil, fmt.Errorf("residual %v does not match the output %v", in[1].Dims, out)
+	}
+	return [][]int64{out}, nil
+}
+
+type simdDWRun struct {
+	k       *simdDWKernel
+	g       pack.Conv2D
+	x, y, z []float32
+	sl      slots
+	padLen  int
+}
+
+func (k *simdDWKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
+	g, err := k.geometry(in[0].Dims)
+	if err != nil {
+		return err
+	}
+	N := int(in[0].Dims[0])
+	if N == 0 || g.OH*g.OW == 0 {
+		return nil
+	}
+	r := k.runs.get()
+	defer k.runs.put(r)
+	*r = simdDWRun{k: k, g: g, x: in[0].F32(), y: out[0].F32()}
+	if k.p.Resid {
+		r.z = in[1].F32()
+	}
+	_, r.padLen = avx.DWPadded(&g)
+	items := N * k.p.M
+	th := simdThreads(x.Threads, items*g.OH*g.OW*g.KH*g.KW)
+	r.sl = newSlots(x, min(th, items), 4*r.padLen)
+	parallel.Run(th, items, r)
+	return nil
+}
+
+func (r *simdDWRun) Do(w, item int) {
+	k, g := r.k, &r.g
+	c := item % k.p.M
+	hw, ohw, taps := g.H*g.W, g.OH*g.OW, g.KH*g.KW
+	var b float32
+	if k.bias != nil {
+		b = k.bias[c]
+	}
+	var z []float32
+	if r.z != nil {
+		z = r.z[item*ohw : (item+1)*ohw]
+	}
+	avx.Depthwise(r.y[item*ohw:(item+1)*ohw], r.x[item*hw:(item+1)*hw], k.w[c*taps:(c+1)*taps],
+		slotAs[float32](r.sl, w, r.padLen), g, b, &k.epi, z)
+}
