@@ -16,12 +16,14 @@ func kernel(kc int, ap, bp []float32, c []float32, ldc int) {
 	_ = bp[kc*NR-1]
 	_ = c[(MR-1)*ldc+NR-1]
 	var c00, c01, c02, c03, c04, c10, c11, c12, c13, c14 float32
-	pa := unsafe.Pointer(unsafe.SliceData(ap))
-	pb := unsafe.Pointer(unsafe.SliceData(bp))
+	// Pointers are formed from the base at each step, never advanced past
+	// the end of the strips (checkptr, under -race, rejects that).
+	baseA := unsafe.Pointer(unsafe.SliceData(ap))
+	baseB := unsafe.Pointer(unsafe.SliceData(bp))
 	p := 0
 	for ; p+4 <= kc; p += 4 {
-		b := (*[4 * NR]float32)(pb)
-		a := (*[4 * MR]float32)(pa)
+		b := (*[4 * NR]float32)(unsafe.Add(baseB, p*NR*4))
+		a := (*[4 * MR]float32)(unsafe.Add(baseA, p*MR*4))
 		a0, a1 := a[0], a[1]
 		c00 += a0 * b[0]
 		c01 += a0 * b[1]
@@ -66,12 +68,10 @@ func kernel(kc int, ap, bp []float32, c []float32, ldc int) {
 		c12 += a1 * b[17]
 		c13 += a1 * b[18]
 		c14 += a1 * b[19]
-		pa = unsafe.Add(pa, 4*MR*4)
-		pb = unsafe.Add(pb, 4*NR*4)
 	}
 	for ; p < kc; p++ {
-		b := (*[NR]float32)(pb)
-		a := (*[MR]float32)(pa)
+		b := (*[NR]float32)(unsafe.Add(baseB, p*NR*4))
+		a := (*[MR]float32)(unsafe.Add(baseA, p*MR*4))
 		a0, a1 := a[0], a[1]
 		c00 += a0 * b[0]
 		c01 += a0 * b[1]
@@ -83,8 +83,6 @@ func kernel(kc int, ap, bp []float32, c []float32, ldc int) {
 		c12 += a1 * b[2]
 		c13 += a1 * b[3]
 		c14 += a1 * b[4]
-		pa = unsafe.Add(pa, MR*4)
-		pb = unsafe.Add(pb, NR*4)
 	}
 	r0 := (*[NR]float32)(c[:NR])
 	r1 := (*[NR]float32)(c[ldc : ldc+NR])
