@@ -62,7 +62,11 @@ func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
 		if len(avx.QVariants()) < 2 || !isConst(l, 1) || len(l.Const[1].Dims) != 4 || quantPrec(l) != "i8" {
 			return nil
 		}
-		return []engine.Tactic{simdQConvTactic{}}
+		ts := []engine.Tactic{simdQConvTactic{}}
+		if d := l.Const[1].Dims; d[1] == 1 && simdAVX512() {
+			ts = append(ts, simdQDWTactic{})
+		}
+		return ts
 	case n.Domain == "kiln" && (n.OpType == "QGemm" || n.OpType == "QMatMul"):
 		if len(avx.QVariants()) < 2 || !isConst(l, 1) || quantPrec(l) != "i8" {
 			return nil

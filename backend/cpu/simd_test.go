@@ -289,3 +289,32 @@ func TestSimdDepthwiseF32(t *testing.T) {
 		}
 	}
 }
+
+func TestSimdQDepthwise(t *testing.T) {
+	r := rand.New(rand.NewPCG(33, 34))
+	for _, qc := range qcases {
+		if qc.xt == ir.Float8E4M3FN {
+			continue
+		}
+		for ci, cc := range []convCase{
+			{1, 6, 7, 7, 6, 3, 3, 1, 1, 1, 6, ""},
+			{2, 5, 37, 41, 5, 3, 3, 2, 1, 1, 5, ""},
+			{1, 4, 20, 35, 4, 5, 5, 1, 2, 1, 4, ""},
+			{1, 3, 19, 23, 3, 3, 3, 1, 2, 2, 3, ""},
+		} {
+			t.Run(fmt.Sprint(qc.name, "/", ci), func(t *testing.T) {
+				attrs := quantAttrs(r, cc.m, qc.yScale, qc.xz, qc.yz, qc.act)
+				n := convNode("kiln", "QConv", cc, 0, attrs...)
+				in, consts := quantInputs(r, qc, []int64{cc.n, cc.c, cc.h, cc.w}, []int64{cc.m, 1, cc.kh, cc.kw}, cc.m,
+					func(in []*ir.Tensor) []int64 { return reference(t, nodeWith(n, in[:2]), in[:2]).Dims })
+				n = nodeWith(n, in)
+				want := reference(t, n, in)
+				l := layer(n, in, consts, want, precOf(qc))
+				if _, err := (simdQDWTactic{}).Lower(l); err != nil {
+					t.Fatalf("the int8 depthwise tactic declines: %v", err)
+				}
+				everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+			})
+		}
+	}
+}

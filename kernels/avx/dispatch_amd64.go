@@ -61,11 +61,11 @@ func micro(k int, a, b *float32, ldb int, c *float32, ldc, mr, nr int, bias, res
 	}
 }
 
-func dwRow(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo, hi float32, flags int) {
+func dwRow(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo, hi float32, flags int, scale, ys, qlo, qhi float32, yz int32) {
 	switch Variant {
 	case VariantAVX512:
-		dwRowAVX512(x, ldx, w, kh, kw, dh, dw, s2, idx, out, n, bias, resid, lo, hi, flags)
+		dwRowAVX512(x, ldx, w, kh, kw, dh, dw, s2, idx, out, n, bias, resid, lo, hi, flags, scale, ys, qlo, qhi, yz)
 	default:
-		dwRowGeneric(x, ldx, w, kh, kw, dh, dw, s2, idx, out, n, bias, resid, lo, hi, flags)
+		dwRowGeneric(x, ldx, w, kh, kw, dh, dw, s2, idx, out, n, bias, resid, lo, hi, flags, scale, ys, qlo, qhi, yz)
 	}
 }

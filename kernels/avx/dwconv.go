@@ -1,6 +1,7 @@
 package avx
 
 import (
+	"math"
 	"unsafe"
 
 	"github.com/kilnml/kiln/kernels/pack"
@@ -24,11 +25,52 @@ func DWPadded(g *pack.Conv2D) (ldx, size int) {
 // DWSupported says whether the direct kernel handles the geometry.
 func DWSupported(g *pack.Conv2D) bool { return g.SW == 1 || g.SW == 2 }
 
+// Extra flags of the depthwise row kernel (mirrored in _gen/dwconv.go).
+const (
+	dwScale    = 32  // acc ·= scale first (INT8: x_scale·w_scale)
+	dwQuant    = 64  // store int8 codes
+	dwUnsigned = 128 // uint8 codes
+)
+
+// DWQuant is the quantized epilogue of an INT8 depthwise plane (kilnq):
+// y = float32(acc)·Scale + bias + resid, clamp; codes when Quant.
+type DWQuant struct {
+	Scale    float32
+	Quant    bool
+	Unsigned bool
+	YScale   float32
+	YZero    int32
+	Quantize func(float32) byte // with a Go activation (Epi.Act)
+}
+
 // Depthwise computes one output plane (OH×OW) of a depthwise convolution
 // from input plane x (H×W) and taps w (KH×KW): y = act(Σ taps (kh, kw order)
 // + bias + resid) with the clamp of e (e.Act, if set, after). pad is
 // scratch of DWPadded's size.
 func Depthwise(out, x, w, pad []float32, g *pack.Conv2D, bias float32, e *Epi, resid []float32) {
+	padPlane(pad, x, (*[256]float32)(nil), g)
+	dwPlane(unsafe.Pointer(&out[:g.OH*g.OW][0]), 4, w, pad, g, bias, e, resid, nil)
+}
+
+// DepthwiseQ is Depthwise over 8-bit codes: lut maps a code to x−x_zero
+// (exact in float32), w holds the int8 weights as floats. Every product
+// and partial sum is an integer below 2²⁴, so the float32 accumulator is
+// exactly kilnq's int32 one; the epilogue then follows kilnq bit for bit.
+// out is OH×OW codes (q.Quant) or float32.
+func DepthwiseQ(outQ []byte, outF []float32, x []byte, lut *[256]float32, w, pad []float32, g *pack.Conv2D, bias float32, e *Epi, resid []float32, q *DWQuant) {
+	padPlane(pad, x, lut, g)
+	if q.Quant {
+		dwPlane(unsafe.Pointer(&outQ[:g.OH*g.OW][0]), 1, w, pad, g, bias, e, resid, q)
+	} else {
+		dwPlane(unsafe.Pointer(&outF[:g.OH*g.OW][0]), 4, w, pad, g, bias, e, resid, q)
+	}
+}
+
+// DWMaxTaps bounds the kernel size DepthwiseQ is exact for (25 taps ×
+// 255·128 < 2²⁴).
+const DWMaxTaps = 25
+
+func padPlane[T uint8 | float32](pad []float32, x []T, lut *[256]float32, g *pack.Conv2D) {
 	ldx, size := DWPadded(g)
 	pad = pad[:size]
 	clear(pad)
@@ -37,12 +79,26 @@ func Depthwise(out, x, w, pad []float32, g *pack.Conv2D, bias float32, e *Epi, r
 		if r*ldx >= size {
 			break
 		}
-		// columns c = iw + PL inside [0, ldx-32)
 		lo, hi := max(0, -g.PL), min(g.W, ldx-32-g.PL)
-		if hi > lo && r >= 0 {
-			copy(pad[r*ldx+lo+g.PL:r*ldx+hi+g.PL], x[ih*g.W+lo:ih*g.W+hi])
+		if hi <= lo {
+			continue
+		}
+		d := pad[r*ldx+lo+g.PL : r*ldx+hi+g.PL]
+		src := x[ih*g.W+lo : ih*g.W+hi]
+		if lut == nil {
+			for i, v := range src {
+				d[i] = float32(v)
+			}
+		} else {
+			for i, v := range src {
+				d[i] = lut[uint8(v)]
+			}
 		}
 	}
+}
+
+func dwPlane(out unsafe.Pointer, esize int, w, pad []float32, g *pack.Conv2D, bias float32, e *Epi, resid []float32, q *DWQuant) {
+	ldx, _ := DWPadded(g)
 	flags := 0
 	if e.BiasOn != 0 {
 		flags |= FlagBiasRow
@@ -53,22 +109,50 @@ func Depthwise(out, x, w, pad []float32, g *pack.Conv2D, bias float32, e *Epi, r
 	if e.Clamp {
 		flags |= FlagClamp
 	}
+	var scale, ys, qlo, qhi float32
+	var yz int32
+	if q != nil {
+		flags |= dwScale
+		scale = q.Scale
+		if q.Quant && e.Act == nil {
+			flags |= dwQuant
+			ys, yz = q.YScale, q.YZero
+			lo, hi := float32(-128), float32(127)
+			if q.Unsigned {
+				flags |= dwUnsigned
+				lo, hi = 0, 255
+			}
+			qlo, qhi = lo-float32(yz), hi-float32(yz)
+		}
+	}
 	s2 := g.SW - 1
 	_ = w[g.KH*g.KW-1]
+	var tmp [16]float32
 	for oh := 0; oh < g.OH; oh++ {
 		row := pad[oh*g.SH*ldx:]
 		for ow := 0; ow < g.OW; ow += 16 {
 			n := min(16, g.OW-ow)
-			o := out[oh*g.OW+ow : oh*g.OW+ow+n]
+			at := oh*g.OW + ow
 			var rp *float32
 			if resid != nil {
-				rp = &resid[oh*g.OW+ow : oh*g.OW+ow+n][0]
+				rp = &resid[at : at+n][0]
 			}
 			_ = row[ow*g.SW+(g.KH-1)*g.DH*ldx+(g.KW-1)*g.DW+32*g.SW-1]
-			dwRow(&row[ow*g.SW], ldx, &w[0], g.KH, g.KW, g.DH, g.DW, s2, &evenLanes[0], &o[0], n, bias, rp, e.Lo, e.Hi, flags)
+			o := (*float32)(unsafe.Add(out, at*esize))
+			if esize == 1 && flags&dwQuant == 0 { // Go activation, then codes
+				o = &tmp[0]
+			}
+			dwRow(&row[ow*g.SW], ldx, &w[0], g.KH, g.KW, g.DH, g.DW, s2, &evenLanes[0], o, n, bias, rp, e.Lo, e.Hi, flags, scale, ys, qlo, qhi, yz)
 			if e.Act != nil {
-				for i, y := range o {
-					o[i] = e.Act(y)
+				ys := unsafe.Slice(o, n)
+				for i, y := range ys {
+					ys[i] = e.Act(y)
+				}
+				if esize == 1 {
+					codes := unsafe.Slice((*byte)(unsafe.Add(out, at)), n)
+					for i, y := range ys {
+						codes[i] = q.Quantize(y)
+					}
 				}
 			}
 		}
@@ -78,12 +162,12 @@ func Depthwise(out, x, w, pad []float32, g *pack.Conv2D, bias float32, e *Epi, r
 // dwRowGeneric is the portable twin of the row kernel, the reference loop:
 //
 //	for o < n: acc := Σ_{i<kh, j<kw} w[i*kw+j]·x[i*dh*ldx + j*dw + o*(s2+1)]   ((i, j) order)
-//		then + bias (FlagBiasRow), + resid[o] (FlagResid), clamp (FlagClamp); out[o] = acc
-func dwRowGeneric(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, _ *int32, out *float32, n int, bias float32, resid *float32, lo, hi float32, flags int) {
+//		then ·scale (dwScale), + bias (FlagBiasRow), + resid[o] (FlagResid), clamp (FlagClamp);
+//		out[o] = acc, or with dwQuant the code roundHalfEven(clamp(acc/ys, qlo, qhi)) + yz (NaN → qlo)
+func dwRowGeneric(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, _ *int32, out *float32, n int, bias float32, resid *float32, lo, hi float32, flags int, scale, ys, qlo, qhi float32, yz int32) {
 	s := s2 + 1
 	xs := unsafe.Slice(x, (kh-1)*dh*ldx+(kw-1)*dw+(n-1)*s+1)
 	ws := unsafe.Slice(w, kh*kw)
-	os := unsafe.Slice(out, n)
 	var rs []float32
 	if flags&FlagResid != 0 {
 		rs = unsafe.Slice(resid, n)
@@ -94,6 +178,9 @@ func dwRowGeneric(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, _ *in
 			for j := 0; j < kw; j++ {
 				acc += ws[i*kw+j] * xs[i*dh*ldx+j*dw+o*s]
 			}
+		}
+		if flags&dwScale != 0 {
+			acc *= scale
 		}
 		if flags&FlagBiasRow != 0 {
 			acc += bias
@@ -109,6 +196,15 @@ func dwRowGeneric(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, _ *in
 				acc = hi
 			}
 		}
-		os[o] = acc
+		if flags&dwQuant != 0 {
+			v := acc / ys
+			if !(v >= qlo) {
+				v = qlo
+			}
+			v = min(v, qhi)
+			*(*byte)(unsafe.Add(unsafe.Pointer(out), o)) = byte(int32(math.RoundToEven(float64(v))) + yz)
+			continue
+		}
+		*(*float32)(unsafe.Add(unsafe.Pointer(out), 4*o)) = acc
 	}
 }

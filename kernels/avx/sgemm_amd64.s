@@ -1396,9 +1396,9 @@ done3:
 	VZEROUPPER
 	RET
 
-// func dwRowAVX512(x *float32, ldx int, w *float32, kh int, kw int, dh int, dw int, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo float32, hi float32, flags int)
+// func dwRowAVX512(x *float32, ldx int, w *float32, kh int, kw int, dh int, dw int, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo float32, hi float32, flags int, scale float32, ys float32, qlo float32, qhi float32, yz int32)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·dwRowAVX512(SB), NOSPLIT, $0-120
+TEXT ·dwRowAVX512(SB), NOSPLIT, $0-140
 	MOVQ      x+0(FP), SI
 	MOVQ      ldx+8(FP), R8
 	SHLQ      $0x02, R8
@@ -1443,6 +1443,12 @@ dwfma:
 	BZHIQ        AX, BX, BX
 	KMOVW        BX, K1
 	MOVQ         flags+112(FP), R14
+	TESTQ        $0x00000020, R14
+	JEQ          dwnoscale
+	VBROADCASTSS scale+120(FP), Z4
+	VMULPS       Z4, Z0, Z0
+
+dwnoscale:
 	TESTQ        $0x00000001, R14
 	JEQ          dwnobias
 	VBROADCASTSS bias+88(FP), Z4
@@ -1465,6 +1471,30 @@ dwnoresid:
 
 dwnoclamp:
 	MOVQ    out+72(FP), DX
+	TESTQ   $0x00000040, R14
+	JNE     dwquant
 	VMOVUPS Z0, K1, (DX)
+	JMP     dwdone
+
+dwquant:
+	VBROADCASTSS ys+124(FP), Z5
+	VBROADCASTSS qlo+128(FP), Z6
+	VBROADCASTSS qhi+132(FP), Z7
+	MOVL         yz+136(FP), R15
+	VPBROADCASTD R15, Z8
+	VDIVPS       Z5, Z0, Z0
+	VMAXPS       Z6, Z0, Z0
+	VMINPS       Z7, Z0, Z0
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       Z8, Z0, Z0
+	TESTQ        $0x00000080, R14
+	JNE          dwu8
+	VPMOVSDB     Z0, K1, (DX)
+	JMP          dwdone
+
+dwu8:
+	VPMOVUSDB Z0, K1, (DX)
+
+dwdone:
 	VZEROUPPER
 	RET

@@ -22,4 +22,4 @@ func sgemm8x32AVX2(k int, a *float32, b *float32, ldb int, tile *float32)
 // dwRowAVX512 is the AVX-512 twin of dwRowGeneric.
 //
 //go:noescape
-func dwRowAVX512(x *float32, ldx int, w *float32, kh int, kw int, dh int, dw int, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo float32, hi float32, flags int)
+func dwRowAVX512(x *float32, ldx int, w *float32, kh int, kw int, dh int, dw int, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo float32, hi float32, flags int, scale float32, ys float32, qlo float32, qhi float32, yz int32)

@@ -12,8 +12,15 @@ import (
 // loads 32 floats and keeps the even ones with VPERMT2PS), then the
 // sgemm epilogue flags (bias as a scalar, residual, clamp) and a masked
 // store of n outputs.
+// Extra flags of the depthwise row kernel (../dwconv.go).
+const (
+	dwScale    = 32  // acc ·= scale first (INT8: x_scale·w_scale)
+	dwQuant    = 64  // store int8 codes
+	dwUnsigned = 128 // uint8 codes
+)
+
 func dwRowAVX512() {
-	TEXT("dwRowAVX512", NOSPLIT, "func(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo, hi float32, flags int)")
+	TEXT("dwRowAVX512", NOSPLIT, "func(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo, hi float32, flags int, scale, ys, qlo, qhi float32, yz int32)")
 	Pragma("noescape")
 	Doc("dwRowAVX512 is the AVX-512 twin of dwRowGeneric.")
 	x := Load(Param("x"), reg.RSI)
@@ -58,6 +65,11 @@ func dwRowAVX512() {
 	BZHIQ(n, reg.RBX, reg.RBX)
 	KMOVW(reg.EBX, reg.K1)
 	flags := Load(Param("flags"), reg.R14)
+	TESTQ(U32(dwScale), flags)
+	JEQ(LabelRef("dwnoscale"))
+	VBROADCASTSS(NewParamAddr("scale", 120), reg.Z4)
+	VMULPS(reg.Z4, acc, acc)
+	Label("dwnoscale")
 	TESTQ(U32(flagBiasRow), flags)
 	JEQ(LabelRef("dwnobias"))
 	VBROADCASTSS(NewParamAddr("bias", 88), reg.Z4)
@@ -77,7 +89,30 @@ func dwRowAVX512() {
 	VMINPS(acc, reg.Z6, acc)
 	Label("dwnoclamp")
 	out := Load(Param("out"), reg.RDX)
+	TESTQ(U32(dwQuant), flags)
+	JNE(LabelRef("dwquant"))
 	VMOVUPS(acc, reg.K1, Mem{Base: out})
+	JMP(LabelRef("dwdone"))
+	// codes: y/ys saturated (NaN to the low bound), rounded half to even,
+	// plus the zero point, narrowed (kilnq.Layer.QuantizeOut).
+	Label("dwquant")
+	VBROADCASTSS(NewParamAddr("ys", 124), reg.Z5)
+	VBROADCASTSS(NewParamAddr("qlo", 128), reg.Z6)
+	VBROADCASTSS(NewParamAddr("qhi", 132), reg.Z7)
+	MOVL(NewParamAddr("yz", 136), reg.R15L)
+	VPBROADCASTD(reg.R15L, reg.Z8)
+	VDIVPS(reg.Z5, acc, acc)
+	VMAXPS(reg.Z6, acc, acc)
+	VMINPS(reg.Z7, acc, acc)
+	VCVTPS2DQ(acc, acc)
+	VPADDD(reg.Z8, acc, acc)
+	TESTQ(U32(dwUnsigned), flags)
+	JNE(LabelRef("dwu8"))
+	VPMOVSDB(acc, reg.K1, Mem{Base: out})
+	JMP(LabelRef("dwdone"))
+	Label("dwu8")
+	VPMOVUSDB(acc, reg.K1, Mem{Base: out})
+	Label("dwdone")
 	VZEROUPPER()
 	RET()
 }
