@@ -16,7 +16,7 @@ import (
 	"github.com/kilnml/kiln/quant/qdq"
 )
 
-func randData(n int, seed uint64, scale float64) []float32 {
+func qatRandData(n int, seed uint64, scale float64) []float32 {
 	r := rand.New(rand.NewPCG(seed, 7))
 	x := make([]float32, n)
 	for i := range x {
@@ -29,7 +29,7 @@ func randData(n int, seed uint64, scale float64) []float32 {
 // QuantizeLinear/DequantizeLinear), per tensor and per channel, and its
 // straight-through mask is quant's clip mask.
 func TestFakeQuantizeMatchesQuant(t *testing.T) {
-	x := randData(4*3*5, 1, 3)
+	x := qatRandData(4*3*5, 1, 3)
 	x[7] = 1.5 * 0.05 // a tie: round half to even
 	c := NewCtx(2)
 	for _, tc := range []struct {
@@ -61,7 +61,7 @@ func TestFakeQuantizeMatchesQuant(t *testing.T) {
 			t.Fatalf("%v: the test data clips nothing", tc.spec)
 		}
 		// STE: d(sum y)/dx is 1 inside the range, 0 where clipped.
-		loss := sumAll(c, y)
+		loss := qatSum(c, y)
 		if err := c.Backward(loss); err != nil {
 			t.Fatal(err)
 		}
@@ -74,8 +74,8 @@ func TestFakeQuantizeMatchesQuant(t *testing.T) {
 	}
 }
 
-// sumAll is a scalar loss Σ y (gradient 1 everywhere).
-func sumAll(c *Ctx, y *Tensor) *Tensor {
+// qatSum is a scalar loss Σ y (gradient 1 everywhere).
+func qatSum(c *Ctx, y *Tensor) *Tensor {
 	out := c.newResult([]int{}, func(out *Tensor) {
 		g := c.gradOf(y)
 		for i := range g {
@@ -92,7 +92,7 @@ func sumAll(c *Ctx, y *Tensor) *Tensor {
 
 // LSQ's scale gradient, against the formula evaluated in float64.
 func TestLearnedStepSizeGradient(t *testing.T) {
-	x := randData(2*6, 2, 2)
+	x := qatRandData(2*6, 2, 2)
 	for _, spec := range []FakeQuantSpec{{QMin: -8, QMax: 7, Axis: -1}, {QMin: -7, QMax: 7, Axis: 0}} {
 		c := NewCtx(3)
 		xt := FromData(x, 2, 6)
@@ -101,7 +101,7 @@ func TestLearnedStepSizeGradient(t *testing.T) {
 			s.Data[i] = 0.2 + 0.1*float32(i)
 		}
 		y := c.FakeQuantize(xt, s, spec)
-		if err := c.Backward(sumAll(c, y)); err != nil {
+		if err := c.Backward(qatSum(c, y)); err != nil {
 			t.Fatal(err)
 		}
 		inner := len(x) / len(s.Data)
@@ -146,7 +146,7 @@ func TestFoldBatchNorm(t *testing.T) {
 	if len(fused.Layers) != 1 {
 		t.Fatalf("fused model has %d layers", len(fused.Layers))
 	}
-	x := randData(3*2*7*7, 4, 1)
+	x := qatRandData(3*2*7*7, 4, 1)
 	a := Logits(NewCtx(1), model, x, 3, 2, 7, 7)
 	b := Logits(NewCtx(1), fused, x, 3, 2, 7, 7)
 	for i := range a {
@@ -173,8 +173,8 @@ func preparedCNN(t *testing.T, cfg QConfig) (*Sequential, []float32) {
 	if model, err = Prepare(model, cfg); err != nil {
 		t.Fatal(err)
 	}
-	x := randData(16*784, 6, 1)
-	src := &sliceSource{x: x, n: 16, batch: 8, per: 784}
+	x := qatRandData(16*784, 6, 1)
+	src := &qatSource{x: x, n: 16, batch: 8, per: 784}
 	if err := Calibrate(model, src, 0, 8, 2, 1, 28, 28); err != nil {
 		t.Fatal(err)
 	}
@@ -184,15 +184,15 @@ func preparedCNN(t *testing.T, cfg QConfig) (*Sequential, []float32) {
 	return model, x
 }
 
-type sliceSource struct {
+type qatSource struct {
 	x             []float32
 	n, batch, per int
 	pos           int
 }
 
-func (s *sliceSource) Reset(int)       { s.pos = 0 }
-func (s *sliceSource) NumBatches() int { return (s.n + s.batch - 1) / s.batch }
-func (s *sliceSource) Next(x []float32, labels []int) int {
+func (s *qatSource) Reset(int)       { s.pos = 0 }
+func (s *qatSource) NumBatches() int { return (s.n + s.batch - 1) / s.batch }
+func (s *qatSource) Next(x []float32, labels []int) int {
 	k := min(s.batch, s.n-s.pos)
 	copy(x, s.x[s.pos*s.per:(s.pos+k)*s.per])
 	for i := 0; i < k; i++ {
@@ -242,14 +242,14 @@ func TestQATExportMatchesTrainer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkClose(t, "ops.Run", got["output"].F32(), want, 1e-4)
+			qatClose(t, "ops.Run", got["output"].F32(), want, 1e-4)
 			plan, _, err := builder.Build(m, nil, builder.Config{Deterministic: true,
 				Profiles: []builder.Profile{{"input": {Min: []int64{1, 1, 28, 28}, Opt: []int64{4, 1, 28, 28}, Max: []int64{8, 1, 28, 28}}}}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if int8Steps(plan) < 4 {
-				t.Errorf("%+v: only %d int8 steps", cfg, int8Steps(plan))
+			if qatInt8Steps(plan) < 4 {
+				t.Errorf("%+v: only %d int8 steps", cfg, qatInt8Steps(plan))
 			}
 			e, err := engine.NewEngine(plan)
 			if err != nil {
@@ -259,7 +259,7 @@ func TestQATExportMatchesTrainer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkClose(t, "engine", out["output"].F32(), want, 1e-3)
+			qatClose(t, "engine", out["output"].F32(), want, 1e-3)
 			if d, why := ortrun.Dir(); d == "" {
 				t.Logf("ONNX Runtime part skipped: %s", why)
 			} else {
@@ -271,14 +271,14 @@ func TestQATExportMatchesTrainer(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				checkClose(t, "ONNX Runtime", o[0].F32(), want, 1e-3)
+				qatClose(t, "ONNX Runtime", o[0].F32(), want, 1e-3)
 				t.Logf("%+v flavor %d: ONNX Runtime matches the trainer", cfg, flavor)
 			}
 		}
 	}
 }
 
-func int8Steps(p *engine.Plan) int {
+func qatInt8Steps(p *engine.Plan) int {
 	k := 0
 	for _, s := range p.Steps {
 		if s.Precision == "int8" {
@@ -288,8 +288,8 @@ func int8Steps(p *engine.Plan) int {
 	return k
 }
 
-// checkClose compares logits relative to their overall magnitude.
-func checkClose(t *testing.T, what string, got, want []float32, tol float64) {
+// qatClose compares logits relative to their overall magnitude.
+func qatClose(t *testing.T, what string, got, want []float32, tol float64) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))

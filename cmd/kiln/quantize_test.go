@@ -32,8 +32,8 @@ func TestQuantizeUsageErrors(t *testing.T) {
 	}
 }
 
-// mnistTest returns the first n test images and labels.
-func mnistTest(t *testing.T, m *ir.Model, n int) (*ir.Tensor, []int) {
+// quantMNISTTest returns the first n test images and labels.
+func quantMNISTTest(t *testing.T, m *ir.Model, n int) (*ir.Tensor, []int) {
 	t.Helper()
 	src, err := datasrc.Open("mnist:test", m.Graph.RealInputs(), datasrc.Options{BatchSize: n, MaxBatches: 1})
 	if err != nil {
@@ -46,7 +46,7 @@ func mnistTest(t *testing.T, m *ir.Model, n int) (*ir.Tensor, []int) {
 	return b["input"], append([]int(nil), src.Labels()...)
 }
 
-func accuracyOf(logits *ir.Tensor, labels []int) float64 {
+func quantAccuracy(logits *ir.Tensor, labels []int) float64 {
 	ok := 0
 	c := int(logits.Dims[1])
 	v := logits.F32()
@@ -64,13 +64,13 @@ func accuracyOf(logits *ir.Tensor, labels []int) float64 {
 	return 100 * float64(ok) / float64(len(labels))
 }
 
-// agreement is the share of examples whose top-1 class is the same.
-func agreement(a, b *ir.Tensor) float64 {
+// quantAgreement is the share of examples whose top-1 class is the same.
+func quantAgreement(a, b *ir.Tensor) float64 {
 	c := int(a.Dims[1])
 	n := int(a.Dims[0])
 	same := 0
 	for i := 0; i < n; i++ {
-		ta, tb := argmaxRow(a.F32()[i*c:(i+1)*c]), argmaxRow(b.F32()[i*c:(i+1)*c])
+		ta, tb := quantArgmax(a.F32()[i*c:(i+1)*c]), quantArgmax(b.F32()[i*c:(i+1)*c])
 		if ta == tb {
 			same++
 		}
@@ -78,7 +78,7 @@ func agreement(a, b *ir.Tensor) float64 {
 	return float64(same) / float64(n)
 }
 
-func argmaxRow(v []float32) int {
+func quantArgmax(v []float32) int {
 	best := 0
 	for j := range v {
 		if v[j] > v[best] {
@@ -88,10 +88,10 @@ func argmaxRow(v []float32) int {
 	return best
 }
 
-// engineOutput builds path into an engine (explicit quantization for Q/DQ
+// quantEngineOutput builds path into an engine (explicit quantization for Q/DQ
 // models), checks it has at least four steps of the given precision (the
 // four conv/gemm layers), and runs it on x.
-func engineOutput(t *testing.T, path string, x *ir.Tensor, precision string) *ir.Tensor {
+func quantEngineOutput(t *testing.T, path string, x *ir.Tensor, precision string) *ir.Tensor {
 	t.Helper()
 	m, err := onnx.Load(path)
 	if err != nil {
@@ -124,9 +124,9 @@ func engineOutput(t *testing.T, path string, x *ir.Tensor, precision string) *ir
 	return out["output"]
 }
 
-// ortOutput runs path in ONNX Runtime; float8 models run without ONNX
+// quantORTOutput runs path in ONNX Runtime; float8 models run without ONNX
 // Runtime's QDQ fusions (its QLinearConv has no float8 kernel).
-func ortOutput(t *testing.T, path string, x *ir.Tensor, fp8 bool) *ir.Tensor {
+func quantORTOutput(t *testing.T, path string, x *ir.Tensor, fp8 bool) *ir.Tensor {
 	t.Helper()
 	opt := ""
 	if fp8 {
@@ -143,7 +143,7 @@ func ortOutput(t *testing.T, path string, x *ir.Tensor, fp8 bool) *ir.Tensor {
 // TensorRT and ONNX Runtime flavours, FP8, dynamic) and fine-tune it (QAT);
 // kiln builds every Q/DQ model into a quantized engine, and ONNX Runtime
 // (when installed) classifies like kiln's engine. (A barely trained model
-// has many near ties, so this checks top-1 agreement; the 0.1-point
+// has many near ties, so this checks top-1 quantAgreement; the 0.1-point
 // accuracy check on the full test set is TestQDQFullMNIST.)
 func TestQuantizeAndQATMNIST(t *testing.T) {
 	needMNIST(t)
@@ -180,19 +180,19 @@ func TestQuantizeAndQATMNIST(t *testing.T) {
 	models[qat] = "int8"
 
 	m, _ := onnx.Load(fp32)
-	x, labels := mnistTest(t, m, 200)
+	x, labels := quantMNISTTest(t, m, 200)
 	ortDir, why := ortrun.Dir()
 	if ortDir == "" {
 		t.Logf("ONNX Runtime parts skipped: %s", why)
 	}
 	for p, prec := range models {
-		got := engineOutput(t, p, x, prec)
+		got := quantEngineOutput(t, p, x, prec)
 		if ortDir == "" {
 			continue
 		}
-		o := ortOutput(t, p, x, prec == "fp8")
-		a := agreement(got, o)
-		t.Logf("%s: kiln %.1f%%, ONNX Runtime %.1f%%, top-1 agreement %.1f%%", filepath.Base(p), accuracyOf(got, labels), accuracyOf(o, labels), 100*a)
+		o := quantORTOutput(t, p, x, prec == "fp8")
+		a := quantAgreement(got, o)
+		t.Logf("%s: kiln %.1f%%, ONNX Runtime %.1f%%, top-1 quantAgreement %.1f%%", filepath.Base(p), quantAccuracy(got, labels), quantAccuracy(o, labels), 100*a)
 		if a < 0.98 {
 			t.Errorf("%s: kiln and ONNX Runtime agree on only %.1f%% of the top-1 classes", p, 100*a)
 		}
@@ -213,11 +213,11 @@ func TestQuantizeAndQATMNIST(t *testing.T) {
 		t.Fatal(err)
 	}
 	fref, _ := ops.Run(m, map[string]*ir.Tensor{"input": x})
-	if a := agreement(ref["output"], fref["output"]); a < 0.97 {
-		t.Errorf("dynamic vs FP32: top-1 agreement %.1f%%", 100*a)
+	if a := quantAgreement(ref["output"], fref["output"]); a < 0.97 {
+		t.Errorf("dynamic vs FP32: top-1 quantAgreement %.1f%%", 100*a)
 	}
 	if ortDir != "" {
-		if a := agreement(ref["output"], ortOutput(t, dyn, x, false)); a < 0.98 {
+		if a := quantAgreement(ref["output"], quantORTOutput(t, dyn, x, false)); a < 0.98 {
 			t.Errorf("dynamic: kiln and ONNX Runtime agree on %.1f%%", 100*a)
 		}
 	}
@@ -241,12 +241,12 @@ func TestQDQFullMNIST(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		x, labels := mnistTest(t, m, 10000)
+		x, labels := quantMNISTTest(t, m, 10000)
 		prec := "int8"
 		if m.Opset("") >= 19 {
 			prec = "fp8"
 		}
-		k, o := accuracyOf(engineOutput(t, p, x, prec), labels), accuracyOf(ortOutput(t, p, x, prec == "fp8"), labels)
+		k, o := quantAccuracy(quantEngineOutput(t, p, x, prec), labels), quantAccuracy(quantORTOutput(t, p, x, prec == "fp8"), labels)
 		t.Logf("%s: kiln %.2f%%, ONNX Runtime %.2f%%", p, k, o)
 		if math.Abs(k-o) > 0.1+1e-9 {
 			t.Errorf("%s: kiln %.2f%% vs ONNX Runtime %.2f%%: more than 0.1 points apart", p, k, o)
