@@ -143,7 +143,7 @@ func quantORTOutput(t *testing.T, path string, x *ir.Tensor, fp8 bool) *ir.Tenso
 // TensorRT and ONNX Runtime flavours, FP8, dynamic) and fine-tune it (QAT);
 // kiln builds every Q/DQ model into a quantized engine, and ONNX Runtime
 // (when installed) classifies like kiln's engine. (A barely trained model
-// has many near ties, so this checks top-1 quantAgreement; the 0.1-point
+// has many near ties, so this checks top-1 agreement; the 0.1-point
 // accuracy check on the full test set is TestQDQFullMNIST.)
 func TestQuantizeAndQATMNIST(t *testing.T) {
 	needMNIST(t)
@@ -214,7 +214,7 @@ func TestQuantizeAndQATMNIST(t *testing.T) {
 	}
 	fref, _ := ops.Run(m, map[string]*ir.Tensor{"input": x})
 	if a := quantAgreement(ref["output"], fref["output"]); a < 0.97 {
-		t.Errorf("dynamic vs FP32: top-1 quantAgreement %.1f%%", 100*a)
+		t.Errorf("dynamic vs FP32: top-1 agreement %.1f%%", 100*a)
 	}
 	if ortDir != "" {
 		if a := quantAgreement(ref["output"], quantORTOutput(t, dyn, x, false)); a < 0.98 {
