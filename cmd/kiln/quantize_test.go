@@ -192,7 +192,7 @@ func TestQuantizeAndQATMNIST(t *testing.T) {
 		}
 		o := quantORTOutput(t, p, x, prec == "fp8")
 		a := quantAgreement(got, o)
-		t.Logf("%s: kiln %.1f%%, ONNX Runtime %.1f%%, top-1 quantAgreement %.1f%%", filepath.Base(p), quantAccuracy(got, labels), quantAccuracy(o, labels), 100*a)
+		t.Logf("%s: kiln %.1f%%, ONNX Runtime %.1f%%, top-1 agreement %.1f%%", filepath.Base(p), quantAccuracy(got, labels), quantAccuracy(o, labels), 100*a)
 		if a < 0.98 {
 			t.Errorf("%s: kiln and ONNX Runtime agree on only %.1f%% of the top-1 classes", p, 100*a)
 		}
