@@ -22,8 +22,13 @@ fi
 echo "KILN_ORT_DIR=${KILN_ORT_DIR:-<not installed>}"
 
 go vet ./...
+go vet -tags noasm ./...
 go test -count=1 ./...
-go test -count=1 -tags noasm ./...
+# The portable twins of every assembly kernel, and everything that calls them,
+# once more with the assembly switched off.
+go test -count=1 -tags noasm ./kernels/... ./backend/cpu/...
 # The race detector multiplies run time; these packages run concurrent code
-# (sessions, trainer workers, calibration collectors) and stay affordable.
-go test -count=1 -race $(go list ./... | grep -E '/(ir|ops|onnx|quant|train|tensorio)(/|$)' | grep -v '/conformance')
+# (sessions, worker pools, trainer workers, calibration collectors, engine
+# contexts) and stay affordable (backend/cpu in -short mode).
+go test -count=1 -race ./ir ./ops ./onnx ./quant ./quant/calib ./tensorio ./engine ./kernels/parallel ./kernels/gemm ./train
+go test -count=1 -race -short ./backend/cpu
