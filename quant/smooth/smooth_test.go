@@ -3,9 +3,12 @@ package smooth_test
 import (
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 
+	"github.com/kilnml/kiln/internal/ortrun"
 	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/onnx"
 	"github.com/kilnml/kiln/ops"
 	_ "github.com/kilnml/kiln/ops/all"
 	"github.com/kilnml/kiln/quant/calib"
@@ -171,5 +174,56 @@ func TestSmoothQuantAlpha(t *testing.T) {
 	g := m.Graph.Initializer("gamma")
 	if math.Abs(g.Float64At(3)-40.0/64) > 1e-5 {
 		t.Errorf("γ_3 = %g, want 40/64", g.Float64At(3))
+	}
+}
+
+// The smoothed, Q/DQ-annotated model is an ordinary ONNX file: ONNX
+// Runtime runs its export (ORT flavour: uint8 activations, int8 weights)
+// and agrees with kiln's reference executor.
+func TestSmoothQuantQDQExportInORT(t *testing.T) {
+	if dir, why := ortrun.Dir(); dir == "" {
+		t.Skip(why)
+	}
+	m := lnModel(true)
+	if _, err := smooth.Smooth(m, &calib.SliceStream{Batches: batches(5, 4)}, smooth.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := ops.NewSession(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, err := calib.Collect(sess, &calib.SliceStream{Batches: batches(5, 4)}, calib.CollectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := calib.ComputeRanges(stats, calib.MinMax, calib.Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranges := map[string]qdq.Range{}
+	for _, r := range rs {
+		ranges[r.Name] = qdq.Range{Amax: r.Amax, Min: r.Min, Max: r.Max}
+	}
+	q, err := qdq.Insert(m, qdq.Options{Flavor: qdq.ORT, Ranges: ranges})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "smoothed.qdq.onnx")
+	if err := onnx.Save(path, q); err != nil {
+		t.Fatal(err)
+	}
+	in := batches(13, 1)[0]
+	want, err := ops.Run(q, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := ortrun.Run(path, []*ir.Tensor{in["x"]}, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"y1", "y2"} {
+		if c := cosine(got[i], want[name]); c < 0.9999 {
+			t.Errorf("%s: ORT vs kiln cosine %.6f", name, c)
+		}
 	}
 }
