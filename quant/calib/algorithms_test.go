@@ -187,7 +187,7 @@ func TestEntropyMatchesDefinition(t *testing.T) {
 				best, bestKL = i, kl
 			}
 		}
-		if got, want := entropyAmax(h, true), h.Edge(best); math.Abs(got-want) > 1e-12 {
+		if got, want := entropyAmax(h, true, -1), h.Edge(best); math.Abs(got-want) > 1e-12 {
 			t.Errorf("trial %d: amax %g, definition gives %g (bin %d)", trial, got, want, best)
 		}
 	}
@@ -212,5 +212,36 @@ func TestMinMaxHasNoSaturation(t *testing.T) {
 	r := mustRange(t, s, MinMax, Params{})
 	if r.Saturation != 0 {
 		t.Errorf("saturation %g at amax = max", r.Saturation)
+	}
+}
+
+// A dominant non-zero value (normalized MNIST's background) must not pull
+// the entropy threshold down onto itself: with the published search the
+// threshold lands on the spike and clips every other value; kiln's bound on
+// clipping keeps it near the top, as TensorRT's own MNIST cache does.
+func TestEntropySpikeDoesNotClipTheRest(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	v := make([]float32, 0, 200000)
+	for i := 0; i < 200000; i++ {
+		switch u := r.Float64(); {
+		case u < 0.8:
+			v = append(v, -0.4242) // background
+		case u < 0.9:
+			v = append(v, 2.8215) // full-ink pixels
+		default:
+			v = append(v, float32(-0.4242+3.2457*r.Float64())) // anti-aliased edges
+		}
+	}
+	s := statsOf(v)
+	published, err := ComputeRange(s, Entropy2, Params{EntropyMaxClip: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guarded := mustRange(t, s, Entropy2, Params{})
+	if published.Amax > 1 {
+		t.Logf("published search did not fail on this data (amax %g)", published.Amax)
+	}
+	if guarded.Amax < 2.7 || guarded.Saturation > 1e-3 {
+		t.Errorf("guarded entropy amax %g, saturation %g", guarded.Amax, guarded.Saturation)
 	}
 }

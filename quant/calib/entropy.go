@@ -22,8 +22,10 @@ const quantLevels = 128
 // Ties go to the larger candidate (the last minimum), as NVIDIA's
 // pytorch-quantization does. When zeroBin is set, bin 0 is replaced by bin
 // 1's count first (also pytorch-quantization's choice) so that the spike of
-// exact zeros after a ReLU does not dominate.
-func entropyAmax(h *Histogram, zeroBin bool) float64 {
+// exact zeros after a ReLU does not dominate. Candidates that would clip
+// more than maxClip of all values are skipped (maxClip < 0: none are; see
+// Params.EntropyMaxClip for why).
+func entropyAmax(h *Histogram, zeroBin bool, maxClip float64) float64 {
 	h = capped(h)
 	bins := append([]float64(nil), h.Counts...)
 	bins[0] += h.Zeros
@@ -56,6 +58,9 @@ func entropyAmax(h *Histogram, zeroBin bool) float64 {
 		pTotal := suffix[0] // Σ P = Σ bins
 		qTotal := suffix[0] - suffix[i]
 		if pTotal == 0 || qTotal == 0 {
+			continue
+		}
+		if maxClip >= 0 && suffix[i] > maxClip*pTotal {
 			continue
 		}
 		kl := 0.0
