@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	_ "github.com/kilnml/kiln/backend/cpu" // fast CPU kernels
 	_ "github.com/kilnml/kiln/backend/ref" // the fallback backend is always there
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/ir"
@@ -437,6 +438,9 @@ func (b *build) meta(source []byte) {
 
 // precisionOf is the arithmetic a node of the final graph runs in.
 func (b *build) precisionOf(n *ir.Node) engine.Precision {
+	if n.Domain == "kiln" && n.OpType == "DynQMatMul" {
+		return engine.INT8
+	}
 	if n.Domain == "kiln" && len(n.OpType) > 1 && n.OpType[0] == 'Q' {
 		if b.isFP8(n) {
 			return engine.FP8

@@ -67,6 +67,9 @@ type Config struct {
 	// instead of one per output channel.
 	WeightBits       int
 	PerTensorWeights bool
+	// DynamicINT8 quantizes MatMuls with constant weights per token at run
+	// time (kiln.DynQMatMul: no calibration; suits transformers).
+	DynamicINT8 bool
 
 	WorkspaceLimit int64  // bytes a tactic may use as scratch; 0 = unlimited
 	TimingCache    string // file to read and update; "" = none

@@ -10,6 +10,7 @@ import (
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/ops"
 	"github.com/kilnml/kiln/quant/calib"
+	"github.com/kilnml/kiln/quant/dynq"
 	"github.com/kilnml/kiln/quant/qdq"
 )
 
@@ -30,6 +31,21 @@ type Calibration struct {
 // otherwise, with --int8/--fp8, ranges from calibration (or given dynamic
 // ranges) are written as Q/DQ pairs and converted the same way.
 func (b *build) quantize() error {
+	if b.cfg.DynamicINT8 {
+		skip := map[string]bool{}
+		for name, p := range b.cfg.LayerPrecisions {
+			if p != engine.INT8 {
+				skip[name] = true
+			}
+		}
+		names, err := dynq.Rewrite(b.m, dynq.Options{Skip: skip, Log: b.cfg.Log})
+		if err != nil {
+			return err
+		}
+		if len(names) > 0 {
+			b.ensureKilnOpset()
+		}
+	}
 	explicit := false
 	for _, n := range b.m.Graph.Nodes {
 		if n.Domain == "" && (n.OpType == "QuantizeLinear" || n.OpType == "DequantizeLinear") {
@@ -45,7 +61,7 @@ func (b *build) quantize() error {
 	case explicit:
 		b.rep.Warnings = append(b.rep.Warnings, "the model has QuantizeLinear/DequantizeLinear nodes: explicit quantization (their scales are used; calibration is skipped)")
 	case want:
-		ranges, err := b.ranges()
+		ranges, stats, err := b.ranges()
 		if err != nil {
 			return err
 		}
@@ -58,6 +74,9 @@ func (b *build) quantize() error {
 			if p != engine.INT8 && p != engine.FP8 {
 				skip[name] = true
 			}
+		}
+		if dt == ir.Float8E4M3FN && stats != nil {
+			b.chooseFP8Formats(stats, ranges, skip)
 		}
 		// Layers named by their members: a request for "conv1" covers "conv1 + relu1".
 		for _, n := range b.m.Graph.Nodes {
@@ -84,31 +103,32 @@ func (b *build) quantize() error {
 	return b.checkConstraints()
 }
 
-// ranges returns activation ranges: explicit dynamic ranges, or calibration.
-func (b *build) ranges() (map[string]qdq.Range, error) {
+// ranges returns activation ranges: explicit dynamic ranges, or calibration
+// (with its statistics when it ran rather than came from a cache).
+func (b *build) ranges() (map[string]qdq.Range, *calib.Stats, error) {
 	out := map[string]qdq.Range{}
 	if len(b.cfg.DynamicRanges) > 0 {
 		for name, a := range b.cfg.DynamicRanges {
 			out[name] = qdq.Range{Amax: a, Min: -a, Max: a}
 		}
-		return out, nil
+		return out, nil, nil
 	}
 	cal := b.cfg.Calibration
 	if cal == nil || (cal.Source == nil && cal.Cache == "") {
-		return nil, errors.New("INT8/FP8 needs calibration data (--calib-data), a calibration cache (--calib-cache), dynamic ranges, or a model with Q/DQ nodes")
+		return nil, nil, errors.New("INT8/FP8 needs calibration data (--calib-data), a calibration cache (--calib-cache), dynamic ranges, or a model with Q/DQ nodes")
 	}
 	sess, err := ops.NewSession(b.m)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	algo := cal.Algorithm
 	if algo == "" {
-		algo = calib.Entropy2
+		algo = DefaultCalibrator(b.m)
 	}
 	res, err := calib.Calibrate(calib.Request{Session: sess, ModelHash: cal.ModelHash, Source: cal.Source, Algorithm: algo,
 		Params: cal.Params, CachePath: cal.Cache, Force: cal.Force, TRTVersion: cal.TRTVersion, Collect: cal.Collect})
 	if err != nil {
-		return nil, fmt.Errorf("calibration: %w", err)
+		return nil, nil, fmt.Errorf("calibration: %w", err)
 	}
 	b.rep.Warnings = append(b.rep.Warnings, res.Warnings...)
 	if res.FromCache {
@@ -119,7 +139,34 @@ func (b *build) ranges() (map[string]qdq.Range, error) {
 	for _, r := range res.Ranges {
 		out[r.Name] = qdq.Range{Amax: r.Amax, Min: r.Min, Max: r.Max}
 	}
-	return out, nil
+	return out, res.Stats, nil
+}
+
+// chooseFP8Formats decides, per activation, between E4M3 and FP16 from its
+// calibration statistics (builder/fp8format.go) and keeps the layers that
+// read an FP16-choice tensor out of FP8, saying why in the report.
+func (b *build) chooseFP8Formats(stats *calib.Stats, ranges map[string]qdq.Range, skip map[string]bool) {
+	amax := map[string]float64{}
+	for n, r := range ranges {
+		amax[n] = r.Amax
+	}
+	choices := ChooseFP8Formats(stats, amax, FP8FormatOptions{})
+	readers := b.m.Graph.Consumers()
+	counts := map[string]int{}
+	for _, c := range choices {
+		counts[c.Format.Name]++
+		b.cfg.logf("FP8 format of %s: %s (%s)", c.Tensor, c.Format.Name, c.Reason)
+		if c.Format.DType == ir.Float8E4M3FN {
+			continue
+		}
+		for _, n := range readers[c.Tensor] {
+			if isQuantizable(n) && len(n.Inputs) > 0 && n.Inputs[0] == c.Tensor {
+				skip[n.Name] = true
+			}
+		}
+		b.rep.Warnings = append(b.rep.Warnings, fmt.Sprintf("tensor %q stays out of FP8 (%s would suit it; kiln's FP8 kernels take E4M3): %s", c.Tensor, c.Format.Name, c.Reason))
+	}
+	b.cfg.logf("FP8 formats: %v", counts)
 }
 
 func (b *build) ensureKilnOpset() {

@@ -38,9 +38,12 @@ func (f *buildFlags) calibrationConfig(cfg *builder.Config, src *sourceModel, pr
 	if f.calibBatches < 0 || f.calibBatchSize < 1 {
 		return done, cli.Usagef("--calib-batches must be >= 0 and --calib-batch-size >= 1")
 	}
-	algo, err := calib.ParseAlgorithm(f.calibrator)
-	if err != nil {
-		return done, cli.Usagef("--calibrator: %v", err)
+	var algo calib.Algorithm // "": the builder picks (MinMax for transformers, Entropy2 otherwise)
+	if f.calibrator != "" {
+		var err error
+		if algo, err = calib.ParseAlgorithm(f.calibrator); err != nil {
+			return done, cli.Usagef("--calibrator: %v", err)
+		}
 	}
 	cal := &builder.Calibration{
 		Algorithm: algo, Cache: f.calibCache, Force: f.force, TRTVersion: calib.DefaultTRTVersion, ModelHash: src.SHA,

@@ -30,6 +30,7 @@ type buildFlags struct {
 	fp16Safety                      bool
 	weightBits                      int
 	perTensorWeights                bool
+	dynamicINT8                     bool
 }
 
 func (f *buildFlags) register(fl *pflag.FlagSet) {
@@ -40,7 +41,7 @@ func (f *buildFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.best, "best", false, "allow every precision; the fastest wins per layer")
 	fl.StringVar(&f.calibCache, "calib-cache", "", "INT8 calibration cache (TensorRT format) to read, or to write with --calib-data")
 	fl.StringVar(&f.calibData, "calib-data", "", "calibrate on this data first (mnist, mnist-raw, a folder, a raw file)")
-	fl.StringVar(&f.calibrator, "calibrator", "entropy2", "calibrator for --calib-data: entropy2, minmax, percentile, mse or legacy")
+	fl.StringVar(&f.calibrator, "calibrator", "", "calibrator for --calib-data: entropy2, minmax, percentile, mse or legacy (default: minmax for transformers, as TensorRT advises for NLP, else entropy2)")
 	fl.IntVar(&f.calibBatches, "calib-batches", 100, "batches to calibrate on with --calib-data")
 	fl.IntVar(&f.calibBatchSize, "calib-batch-size", 64, "samples per calibration batch")
 	fl.StringVar(&f.mnistDir, "mnist-dir", "", "folder of the MNIST idx files for --calib-data mnist")
@@ -55,6 +56,7 @@ func (f *buildFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.timingCache, "timing-cache", "", "timing cache file to read and update")
 	fl.BoolVar(&f.deterministic, "deterministic", false, "no tactic timing: pick the first valid tactic")
 	fl.BoolVar(&f.verbose, "verbose", false, "print the builder's log (fusions, tactics) while building")
+	fl.BoolVar(&f.dynamicINT8, "int8-dynamic", false, "quantize MatMuls with constant weights per token at run time (no calibration; for transformers)")
 	fl.IntVar(&f.weightBits, "weight-bits", 8, "INT8 weights quantized to this many bits (2..8; fewer is an experiment in accuracy loss)")
 	fl.BoolVar(&f.perTensorWeights, "per-tensor-weights", false, "one INT8 weight scale per tensor instead of per output channel (an experiment in accuracy loss)")
 	fl.BoolVar(&f.fp16Safety, "fp16-safety", true, "with --fp16/--best and --calib-data: keep layers whose calibrated ranges overflow (or mostly underflow) FP16 in FP32")
@@ -69,7 +71,7 @@ func (f *buildFlags) config(log io.Writer, threads int) (builder.Config, error) 
 	cfg := builder.Config{
 		FP16: f.fp16, BF16: f.bf16, INT8: f.int8, FP8: f.fp8, Best: f.best,
 		TimingCache: f.timingCache, Deterministic: f.deterministic, Threads: threads,
-		WeightBits: f.weightBits, PerTensorWeights: f.perTensorWeights,
+		WeightBits: f.weightBits, PerTensorWeights: f.perTensorWeights, DynamicINT8: f.dynamicINT8,
 	}
 	if f.weightBits < 2 || f.weightBits > 8 {
 		return cfg, cli.Usagef("--weight-bits %d: want 2 to 8", f.weightBits)

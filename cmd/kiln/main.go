@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime/debug"
 
+	_ "github.com/kilnml/kiln/backend/cpu" // fast CPU kernels for every engine kiln builds
 	"github.com/kilnml/kiln/internal/cli"
 	"github.com/spf13/cobra"
 )
