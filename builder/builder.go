@@ -9,8 +9,10 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/kilnml/kiln/backend/cpu" // fast CPU kernels
-	_ "github.com/kilnml/kiln/backend/ref" // the fallback backend is always there
+	// The fallback backend is always there; fast backends register when
+	// imported (the kiln command links backend/cpu; a Go program building
+	// engines imports it too, as database/sql programs import their driver).
+	_ "github.com/kilnml/kiln/backend/ref"
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/ops"
