@@ -33,8 +33,16 @@ func main() {
 	batches := flag.Int("calib-batches", 100, "calibration batches")
 	batch := flag.Int("batch-size", 64, "batch size")
 	limit := flag.Int("test-batches", 0, "limit test batches (0: all)")
+	withEngines := flag.Bool("engines", false, "also build FP32/FP16/INT8/FP8 engines and measure their accuracy")
 	flag.Parse()
-	if err := run(*model, *calData, *testData, *batches, *batch, *limit); err != nil {
+	err := run(*model, *calData, *testData, *batches, *batch, *limit)
+	if err == nil && *withEngines {
+		var m *ir.Model
+		if m, err = onnx.Load(*model); err == nil {
+			err = engines(m, *calData, *testData, *batches, *batch, *limit)
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "ptqeval:", err)
 		os.Exit(1)
 	}
