@@ -31,10 +31,23 @@ type simdQConvParams struct {
 	Quant *quantParam `json:"quant"`
 	XType ir.DType    `json:"xtype"`
 	Tile  [2]int      `json:"tile"`
-	Order string      `json:"order"` // depth order of the packed weights: "khwc"
+	Order string      `json:"order"` // depth order of the packed weights: "khwc" (channels-last quads) or "chw"
 }
 
-const simdQOrder = "khwc"
+// Depth orders: channels-last quads, or ONNX's (c, kh, kw) with a byte
+// im2col for convs with fewer than 4 channels per group (no padding).
+const (
+	simdQOrder    = "khwc"
+	simdQOrderCHW = "chw"
+)
+
+// simdQDepth is the packed depth of a conv in the given order.
+func simdQDepth(order string, cg, taps int) int {
+	if order == simdQOrderCHW {
+		return cg * taps
+	}
+	return taps * avx.Cg4(cg)
+}
 
 type simdQConvTactic struct{}
 
@@ -64,6 +77,9 @@ func (simdQConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	}
 	p := simdQConvParams{Win: win, M: int(w.Dims[0]), Cg: int(w.Dims[1]), Group: int(group), Quant: &quantParam{*ql},
 		XType: xt, Tile: [2]int{avx.MR, avx.NR}, Order: simdQOrder}
+	if p.Cg < 4 {
+		p.Order = simdQOrderCHW
+	}
 	if p.Group < 1 || p.M%p.Group != 0 {
 		return nil, fmt.Errorf("%s: %d output channels are not divisible by group %d", n, p.M, group)
 	}
@@ -76,13 +92,16 @@ func (simdQConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	}
 	Mg := p.M / p.Group
 	taps := win.Kernel[0] * win.Kernel[1]
-	Kt := taps * avx.Cg4(p.Cg)
+	Kt := simdQDepth(p.Order, p.Cg, taps)
 	sz := avx.QASize(Mg, Kt)
 	packed := ir.NewTensor(ir.Int8, []int64{int64(p.Group * sz)})
 	sums := ir.NewTensor(ir.Int32, []int64{int64(p.M)})
 	src, dst, ss := w.I8(), packed.I8(), sums.I32()
 	for g := 0; g < p.Group; g++ {
-		wg := avx.ReorderQWeights(src[g*Mg*K:(g+1)*Mg*K], Mg, p.Cg, taps)
+		wg := src[g*Mg*K : (g+1)*Mg*K]
+		if p.Order == simdQOrder {
+			wg = avx.ReorderQWeights(wg, Mg, p.Cg, taps)
+		}
 		copy(ss[g*Mg:], avx.PackQA(dst[g*sz:(g+1)*sz], wg, Mg, Kt))
 	}
 	weights := []*ir.Tensor{packed, sums}
@@ -164,14 +183,14 @@ func newSimdQConvKernel(p *simdQConvParams, w []*ir.Tensor) (engine.Kernel, erro
 	if p.M <= 0 || p.Cg <= 0 || p.Group <= 0 || p.M%p.Group != 0 || p.Quant == nil {
 		return nil, fmt.Errorf("%s: bad parameters", simdQConvID)
 	}
-	if p.Tile != [2]int{avx.MR, avx.NR} || p.Order != simdQOrder {
+	if p.Tile != [2]int{avx.MR, avx.NR} || (p.Order != simdQOrder && p.Order != simdQOrderCHW) {
 		return nil, fmt.Errorf("%s: weights packed for tile %v, this build uses %dx%d", simdQConvID, p.Tile, avx.MR, avx.NR)
 	}
 	need := 2
 	if p.Bias {
 		need = 3
 	}
-	K := avx.Cg4(p.Cg) * p.Win.Kernel[0] * p.Win.Kernel[1]
+	K := simdQDepth(p.Order, p.Cg, p.Win.Kernel[0]*p.Win.Kernel[1])
 	if len(w) != need || w[0].DType != ir.Int8 || len(w[0].I8()) != p.Group*avx.QASize(p.M/p.Group, K) ||
 		w[1].DType != ir.Int32 || len(w[1].I32()) != p.M {
 		return nil, fmt.Errorf("%s: packed weights do not match", simdQConvID)
@@ -261,7 +280,7 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	r := k.runs.get()
 	defer k.runs.put(r)
-	*r = simdQConvRun{k: k, g: g, K: avx.QKTaps(&g), x: in[0].Data, groups: k.p.Group}
+	*r = simdQConvRun{k: k, g: g, K: simdQDepth(k.p.Order, k.p.Cg, g.KH*g.KW), x: in[0].Data, groups: k.p.Group}
 	if out[0].DType == ir.Float32 {
 		r.yf = out[0].F32()
 	} else {
@@ -289,13 +308,17 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	items := per * r.nch * r.nrb
 	workers := min(th, items)
 	slot := (avx.QBSize(r.K, chunk) + 63) &^ 63
-	r.plane = g.H * g.W * avx.Cg4(k.p.Cg)
+	if k.p.Order == simdQOrder {
+		r.plane = g.H * g.W * avx.Cg4(k.p.Cg)
+	}
 	buf := x.Scratch(workers*slot + per*r.plane)
 	r.sl = slots{buf: buf[:workers*slot], slot: slot}
-	r.xc = buf[workers*slot:]
-	r.transposing = true
-	parallel.Run(th, per, r)
-	r.transposing = false
+	if k.p.Order == simdQOrder {
+		r.xc = buf[workers*slot:]
+		r.transposing = true
+		parallel.Run(th, per, r)
+		r.transposing = false
+	}
 	parallel.Run(th, items, r)
 	return nil
 }
@@ -321,8 +344,13 @@ func (r *simdQConvRun) Do(w, item int) {
 	i0 := rb * r.rows
 	rows := min(r.rows, Mg-i0)
 	b := slotAs[uint8](r.sl, w, avx.QBSize(r.K, cols))
-	img := n*r.groups + grp
-	avx.QIm2colNHWC(b, r.xc[img*r.plane:(img+1)*r.plane], g, j0, cols, k.pad)
+	if k.p.Order == simdQOrder {
+		img := n*r.groups + grp
+		avx.QIm2colNHWC(b, r.xc[img*r.plane:(img+1)*r.plane], g, j0, cols, k.pad)
+	} else {
+		chw := g.C * g.H * g.W
+		avx.QIm2col(b, r.x[n*chw:(n+1)*chw], g, grp, j0, cols, k.flip, k.pad)
+	}
 	base := (n*k.p.M + grp*Mg) * ohw
 	o := avx.QOut{Ld: ohw}
 	if r.yf != nil {

@@ -177,7 +177,7 @@ func TestSimdQConv(t *testing.T) {
 			continue
 		}
 		for ci, cc := range []convCase{convCases[1], convCases[3], convCases[5], convCases[6], convCases[8], convCases[12],
-			{1, 64, 7, 7, 72, 3, 3, 1, 1, 1, 1, ""}, {1, 3, 17, 19, 8, 3, 3, 2, 1, 1, 1, ""}, {1, 4, 6, 70, 8, 3, 3, 1, 1, 1, 1, ""}} {
+			{1, 64, 7, 7, 72, 3, 3, 1, 1, 1, 1, ""}, {1, 3, 17, 19, 8, 3, 3, 2, 1, 1, 1, ""}, {1, 4, 6, 70, 8, 3, 3, 1, 1, 1, 1, ""}, {1, 2, 5, 40, 8, 3, 3, 1, 1, 1, 1, ""}} {
 			t.Run(fmt.Sprint(qc.name, "/", ci), func(t *testing.T) {
 				attrs := quantAttrs(r, cc.m, qc.yScale, qc.xz, qc.yz, qc.act)
 				n := convNode("kiln", "QConv", cc, 0, attrs...)
