@@ -71,7 +71,9 @@ type Config struct {
 	// time (kiln.DynQMatMul: no calibration; suits transformers).
 	DynamicINT8 bool
 
-	WorkspaceLimit int64  // bytes a tactic may use as scratch; 0 = unlimited
+	// WorkspaceLimit bounds the scratch a tactic may ask for at the opt shape
+	// (checked when competing tactics are timed; 0 = unlimited).
+	WorkspaceLimit int64
 	TimingCache    string // file to read and update; "" = none
 	Deterministic  bool   // no timing: pick the first valid tactic
 	Threads        int    // for timing; 0 = GOMAXPROCS

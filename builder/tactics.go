@@ -285,6 +285,11 @@ func (b *build) timeTactics(l *engine.Layer, cands []engine.Tactic, names []stri
 			continue
 		}
 		d, err := b.timeLowered(l, low, sym)
+		if errors.Is(err, errWorkspace) {
+			b.cfg.logf("%s: tactic %s skipped: %v", layerName(l.Node), names[i], err)
+			micros[i] = -1
+			continue
+		}
 		if err != nil {
 			b.cfg.logf("%s: tactic %s cannot be timed: %v", layerName(l.Node), names[i], err)
 			micros[i] = -1
@@ -319,7 +324,11 @@ func (b *build) timeTactics(l *engine.Layer, cands []engine.Tactic, names []stri
 
 // timeLowered decodes a lowered step and returns the median of its run
 // times on random inputs at the opt shape.
+// errWorkspace marks a tactic that needs more scratch than Config.WorkspaceLimit.
+var errWorkspace = errors.New("over the workspace limit")
+
 func (b *build) timeLowered(l *engine.Layer, low *engine.Lowered, sym map[string]int64) (time.Duration, error) {
+	peak := 0 // largest scratch request seen while timing
 	dec, err := engine.LookupKernel(low.Kernel)
 	if err != nil {
 		return 0, err
@@ -367,6 +376,7 @@ func (b *build) timeLowered(l *engine.Layer, low *engine.Lowered, sym map[string
 	}
 	var scratch []byte
 	x := &engine.Exec{Threads: threads, Scratch: func(n int) []byte {
+		peak = max(peak, n)
 		if cap(scratch) < n {
 			scratch = ir.AlignedBytes(int64(n))
 		}
@@ -377,6 +387,9 @@ func (b *build) timeLowered(l *engine.Layer, low *engine.Lowered, sym map[string
 		return 0, err
 	}
 	warm := time.Since(start)
+	if lim := b.cfg.WorkspaceLimit; lim > 0 && int64(peak) > lim {
+		return 0, fmt.Errorf("%w: needs %d bytes of workspace at the opt shape, the limit is %d", errWorkspace, peak, lim)
+	}
 	if warm >= timingBudget/2 { // slow enough that the warm-up is the measurement
 		return warm, nil
 	}

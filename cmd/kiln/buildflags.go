@@ -31,6 +31,7 @@ type buildFlags struct {
 	weightBits                      int
 	perTensorWeights                bool
 	dynamicINT8                     bool
+	workspaceMiB                    int64
 }
 
 func (f *buildFlags) register(fl *pflag.FlagSet) {
@@ -56,6 +57,7 @@ func (f *buildFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.timingCache, "timing-cache", "", "timing cache file to read and update")
 	fl.BoolVar(&f.deterministic, "deterministic", false, "no tactic timing: pick the first valid tactic")
 	fl.BoolVar(&f.verbose, "verbose", false, "print the builder's log (fusions, tactics) while building")
+	fl.Int64Var(&f.workspaceMiB, "workspace", 0, "scratch memory a tactic may use, MiB (0: unlimited), as trtexec's --memPoolSize=workspace")
 	fl.BoolVar(&f.dynamicINT8, "int8-dynamic", false, "quantize MatMuls with constant weights per token at run time (no calibration; for transformers)")
 	fl.IntVar(&f.weightBits, "weight-bits", 8, "INT8 weights quantized to this many bits (2..8; fewer is an experiment in accuracy loss)")
 	fl.BoolVar(&f.perTensorWeights, "per-tensor-weights", false, "one INT8 weight scale per tensor instead of per output channel (an experiment in accuracy loss)")
@@ -72,6 +74,7 @@ func (f *buildFlags) config(log io.Writer, threads int) (builder.Config, error) 
 		FP16: f.fp16, BF16: f.bf16, INT8: f.int8, FP8: f.fp8, Best: f.best,
 		TimingCache: f.timingCache, Deterministic: f.deterministic, Threads: threads,
 		WeightBits: f.weightBits, PerTensorWeights: f.perTensorWeights, DynamicINT8: f.dynamicINT8,
+		WorkspaceLimit: f.workspaceMiB << 20,
 	}
 	if f.weightBits < 2 || f.weightBits > 8 {
 		return cfg, cli.Usagef("--weight-bits %d: want 2 to 8", f.weightBits)
