@@ -271,7 +271,10 @@ func TestQATExportMatchesTrainer(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				qatClose(t, "ONNX Runtime", o[0].F32(), want, 1e-3)
+				// ONNX Runtime fuses Q/DQ into its own int8 kernels, whose
+				// fixed-point requantization can move an intermediate code by
+				// one step: a few thousandths of the logit range.
+				qatClose(t, "ONNX Runtime", o[0].F32(), want, 5e-3)
 				t.Logf("%+v flavor %d: ONNX Runtime matches the trainer", cfg, flavor)
 			}
 		}
