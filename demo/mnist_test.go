@@ -91,9 +91,10 @@ func TestDemoMNISTTinyKeep(t *testing.T) {
 		t.Errorf("FP32 accuracy %.2f%%: the tiny training should reach well above chance", fp32)
 	}
 	// The engines classify the same images as the reference executor: FP32
-	// and FP16 agree closely; INT8/FP8 after 2 calibration batches within a
-	// wide band (entropy calibration of the normalized input clips hard).
-	for key, band := range map[string]float64{"baseline": 0.5, "fp16": 1, "int8": 30, "fp8": 30} {
+	// and FP16 agree closely, INT8/FP8 after only 2 calibration batches of
+	// 32 within a few points (the entropy calibrator once clipped the
+	// normalized input at its background value: 22 points lost here).
+	for key, band := range map[string]float64{"baseline": 0.5, "fp16": 1, "int8": 4, "fp8": 4} {
 		if d := math.Abs(rows[key].Accuracy - fp32); d > band {
 			t.Errorf("%s accuracy %.2f%% is %.2f points from FP32's %.2f%% (band %.1f)", key, rows[key].Accuracy, d, fp32, band)
 		}
