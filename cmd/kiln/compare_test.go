@@ -102,7 +102,9 @@ func TestDebugPrecisionThreeBitWeights(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("code %d\n%s\n%s", code, out, errs)
 	}
-	for _, want := range []string{"Sensitivity per layer", "Pareto table (8 configurations", "* chosen", "int8 with 3-bit weights, per-tensor weight scales"} {
+	// Which budget-meeting set is fastest depends on measured latencies, so
+	// the test checks the accuracy-driven part: every such set keeps Times212.
+	for _, want := range []string{"Sensitivity per layer", "Pareto table (8 configurations", "Chosen:", "int8 with 3-bit weights, per-tensor weight scales"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
