@@ -56,5 +56,5 @@ type FuncStream struct {
 	Fn   func() (map[string]*ir.Tensor, error)
 }
 
-func (f FuncStream) BatchSize() int                        { return f.Size }
+func (f FuncStream) BatchSize() int                       { return f.Size }
 func (f FuncStream) Next() (map[string]*ir.Tensor, error) { return f.Fn() }
