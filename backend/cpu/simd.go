@@ -2,10 +2,12 @@ package cpu
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 
 	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/kernels/avx"
 	"github.com/kilnml/kiln/kernels/f32"
 	"github.com/kilnml/kiln/ops/kiln"
@@ -115,4 +117,33 @@ func simdThreads(threads, macs int) int {
 		return 1
 	}
 	return threads
+}
+
+// epilogueInputs finishes the lowering of a SIMD layer whose epilogue takes
+// an optional constant per-channel bias (input 2, 1-D or [1, channels]) and
+// an optional float32 residual (input 3): it appends the bias to the
+// weights and returns the step's run-time inputs (the activation, then the
+// residual).
+func epilogueInputs(l *engine.Layer, weights []*ir.Tensor, channels int) (_ []*ir.Tensor, inputs []int, bias, resid bool, err error) {
+	n := l.Node
+	if len(n.Inputs) > 4 {
+		return nil, nil, false, false, fmt.Errorf("%s: too many inputs", n)
+	}
+	if hasInput(n, 2) {
+		c := l.Const[2]
+		if !isConst(l, 2) || c.DType != ir.Float32 || c.Len() != int64(channels) || !(len(c.Dims) == 1 || (len(c.Dims) == 2 && c.Dims[0] == 1)) {
+			return nil, nil, false, false, fmt.Errorf("%s: the bias must be a constant float32[%d]", n, channels)
+		}
+		bias = true
+		weights = append(weights, c.Clone())
+	}
+	inputs = []int{0}
+	if hasInput(n, 3) {
+		if inDType(l, 3) != ir.Float32 {
+			return nil, nil, false, false, fmt.Errorf("%s: the residual must be float32", n)
+		}
+		resid = true
+		inputs = append(inputs, 3)
+	}
+	return weights, inputs, bias, resid, nil
 }

@@ -79,24 +79,11 @@ func (t simdConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		avx.PackA(packed[g*sz:(g+1)*sz], src[g*Mg*K:(g+1)*Mg*K], Mg, K, K, 1)
 	}
 	weights := []*ir.Tensor{ir.FromFloat32s([]int64{int64(len(packed))}, packed)}
-	if hasInput(n, 2) {
-		if !isConst(l, 2) || l.Const[2].DType != ir.Float32 || l.Const[2].Len() != int64(p.M) {
-			return nil, fmt.Errorf("%s: the bias must be a constant float32[%d]", n, p.M)
-		}
-		p.Bias = true
-		weights = append(weights, l.Const[2].Clone())
+	weights, inputs, bias, resid, err := epilogueInputs(l, weights, p.M)
+	if err != nil {
+		return nil, err
 	}
-	inputs := []int{0}
-	if hasInput(n, 3) {
-		if inDType(l, 3) != ir.Float32 {
-			return nil, fmt.Errorf("%s: the residual must be float32", n)
-		}
-		p.Resid = true
-		inputs = append(inputs, 3)
-	}
-	if len(n.Inputs) > 4 {
-		return nil, fmt.Errorf("%s: too many inputs", n)
-	}
+	p.Bias, p.Resid = bias, resid
 	return lowered(simdConvID, &p, weights, inputs)
 }
 

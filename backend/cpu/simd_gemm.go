@@ -85,25 +85,11 @@ func (simdGemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	packed := make([]float32, avx.BSize(p.K, p.N))
 	pack.B(packed, w.F32(), (*[256]float32)(nil), p.K, p.N, rs, cs, avx.NR)
 	weights := []*ir.Tensor{ir.FromFloat32s([]int64{int64(len(packed))}, packed)}
-	if hasInput(n, 2) {
-		c := l.Const[2]
-		if !isConst(l, 2) || c.DType != ir.Float32 || c.Len() != int64(p.N) || !(len(c.Dims) == 1 || (len(c.Dims) == 2 && c.Dims[0] == 1)) {
-			return nil, fmt.Errorf("%s: only a constant bias per output feature here", n)
-		}
-		p.Bias = true
-		weights = append(weights, c.Clone())
+	weights, inputs, bias, resid, err := epilogueInputs(l, weights, p.N)
+	if err != nil {
+		return nil, err
 	}
-	inputs := []int{0}
-	if hasInput(n, 3) {
-		if inDType(l, 3) != ir.Float32 {
-			return nil, fmt.Errorf("%s: the residual must be float32", n)
-		}
-		p.Resid = true
-		inputs = append(inputs, 3)
-	}
-	if len(n.Inputs) > 4 {
-		return nil, fmt.Errorf("%s: too many inputs", n)
-	}
+	p.Bias, p.Resid = bias, resid
 	return lowered(simdGemmID, &p, weights, inputs)
 }
 

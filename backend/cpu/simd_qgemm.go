@@ -96,25 +96,11 @@ func (simdQGemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	packed := ir.NewTensor(ir.Uint8, []int64{int64(avx.QBSize(p.K, p.N))})
 	avx.PackQB(packed.Data, wu, p.K, p.N, rs, cs, 128)
 	weights := []*ir.Tensor{packed, sums}
-	if hasInput(n, 2) {
-		c := l.Const[2]
-		if !isConst(l, 2) || c.DType != ir.Float32 || c.Len() != int64(p.N) || !(len(c.Dims) == 1 || (len(c.Dims) == 2 && c.Dims[0] == 1)) {
-			return nil, fmt.Errorf("%s: only a constant bias per output feature here", n)
-		}
-		p.Bias = true
-		weights = append(weights, c.Clone())
+	weights, inputs, bias, resid, err := epilogueInputs(l, weights, p.N)
+	if err != nil {
+		return nil, err
 	}
-	inputs := []int{0}
-	if hasInput(n, 3) {
-		if inDType(l, 3) != ir.Float32 {
-			return nil, fmt.Errorf("%s: the residual must be float32", n)
-		}
-		p.Resid = true
-		inputs = append(inputs, 3)
-	}
-	if len(n.Inputs) > 4 {
-		return nil, fmt.Errorf("%s: too many inputs", n)
-	}
+	p.Bias, p.Resid = bias, resid
 	return lowered(simdQGemmID, &p, weights, inputs)
 }
 
