@@ -103,7 +103,15 @@ func (r *Inference) inferNode(m *ir.Model, n *ir.Node, opt InferOptions) error {
 			size += cst[i].Len()
 		}
 	}
-	if allConst && size <= opt.FoldLimit && foldable(n) {
+	c := NewInferCtx(n, opset, in, cst, val)
+	err = op.Infer(c)
+	if aerr := c.Err(); aerr != nil {
+		err = aerr
+	}
+	// Fold only when the inputs are small and the outputs will be too: a
+	// ConstantOfShape or Expand of a tiny constant can ask for gigabytes,
+	// which belong to run time (where kernels cap sizes), not to the build.
+	if allConst && size <= opt.FoldLimit && foldable(n) && (err != nil || outputsWithin(c.Out, opt.FoldLimit)) {
 		outs, err := runKernel(op.Run, NewCtx(n, opset), cst)
 		if err != nil {
 			return err
@@ -114,11 +122,6 @@ func (r *Inference) inferNode(m *ir.Model, n *ir.Node, opt InferOptions) error {
 			}
 		}
 		return nil
-	}
-	c := NewInferCtx(n, opset, in, cst, val)
-	err = op.Infer(c)
-	if aerr := c.Err(); aerr != nil {
-		err = aerr
 	}
 	if err != nil {
 		return err
@@ -135,6 +138,31 @@ func (r *Inference) inferNode(m *ir.Model, n *ir.Node, opt InferOptions) error {
 		}
 	}
 	return nil
+}
+
+// outputsWithin reports whether no inferred output is known to hold more
+// than limit elements (outputs of unknown shape are left to the kernel).
+func outputsWithin(outs []*ir.Type, limit int64) bool {
+	for _, t := range outs {
+		if t == nil || !t.HasShape {
+			continue
+		}
+		dims, ok := t.Shape.Concrete()
+		if !ok {
+			continue
+		}
+		n := int64(1)
+		for _, d := range dims {
+			if d < 0 || (d > 0 && n > limit/d) {
+				return false
+			}
+			n *= d
+		}
+		if n > limit {
+			return false
+		}
+	}
+	return true
 }
 
 // foldable excludes ops whose output must not be precomputed.
