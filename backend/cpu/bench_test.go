@@ -11,7 +11,11 @@ import (
 
 // benchKernel lowers a layer with its first cpu tactic and times Run.
 func benchKernel(b *testing.B, l *engine.Layer, in []*ir.Tensor, flops float64, threads int) {
-	tac := Backend{}.Tactics(l)[0]
+	benchTactic(b, Backend{}.Tactics(l)[0], l, in, flops, threads)
+}
+
+// benchTactic lowers a layer with tac and times Run.
+func benchTactic(b *testing.B, tac engine.Tactic, l *engine.Layer, in []*ir.Tensor, flops float64, threads int) {
 	low, err := tac.Lower(l)
 	if err != nil {
 		b.Fatal(err)
@@ -85,11 +89,22 @@ func convLayer(bc benchConv, prec string) (*engine.Layer, []*ir.Tensor, float64)
 	return layer(n, in, []bool{false, true, true}, ir.NewTensor(ir.Int8, outDims), engine.INT8), in, flops
 }
 
+// BenchmarkConv times the first portable tactic (f32, i8) and the first
+// SIMD tactic (f32simd: cpu.conv.avx512's im2col variant) of each shape.
 func BenchmarkConv(b *testing.B) {
-	for _, prec := range []string{"f32", "i8"} {
+	for _, prec := range []string{"f32", "f32simd", "i8"} {
 		for _, bc := range benchConvs {
 			for _, th := range []int{1, 2} {
 				b.Run(fmt.Sprintf("%s/%s/threads=%d", prec, bc.name, th), func(b *testing.B) {
+					if prec == "f32simd" {
+						l, in, flops := convLayer(bc, "f32")
+						ts := simdBackend{}.Tactics(l)
+						if len(ts) == 0 {
+							b.Skip("no SIMD tactic on this CPU/build")
+						}
+						benchTactic(b, ts[0], l, in, flops, th)
+						return
+					}
 					l, in, flops := convLayer(bc, prec)
 					benchKernel(b, l, in, flops, th)
 				})

@@ -23,3 +23,12 @@ func sgemm8x32AVX2(k int, a *float32, b *float32, ldb int, tile *float32)
 //
 //go:noescape
 func dwRowAVX512(x *float32, ldx int, w *float32, kh int, kw int, dh int, dw int, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo float32, hi float32, flags int, scale float32, ys float32, qlo float32, qhi float32, yz int32)
+
+// fmaPeakAVX512 runs n×24 independent VFMADD231PS zmm (n×768 flops).
+func fmaPeakAVX512(n int)
+
+// vnniPeakAVX512 runs n×24 independent VPDPBUSD zmm (n×3072 int8 ops).
+func vnniPeakAVX512(n int)
+
+// triadAVX512 computes a[i] = b[i] + s·c[i] for i < n (n a multiple of 64), STREAM's triad.
+func triadAVX512(a *float32, b *float32, c *float32, s float32, n int)

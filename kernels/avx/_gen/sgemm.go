@@ -26,6 +26,7 @@ func main() {
 	qgemmVNNI()
 	sgemmAVX2()
 	dwRowAVX512()
+	ceilings()
 	Generate()
 }
 
