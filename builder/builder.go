@@ -16,6 +16,7 @@ import (
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/ops"
+	"github.com/kilnml/kiln/quant/smooth"
 	"github.com/kilnml/kiln/version"
 )
 
@@ -26,6 +27,12 @@ type Report struct {
 	Warnings []string
 	// Activation memory of profile 0 at its maximum shapes.
 	ArenaBytes, NaiveBytes int64
+	// SmoothQuant: the activations smoothed and α (Config.SmoothQuant).
+	Smoothed         []smooth.Site
+	SmoothQuantAlpha float64
+	// FP8Formats: the per-tensor format choice of an FP8 build (E4M3, E5M2
+	// or FP16 for each calibrated activation), with the reason.
+	FP8Formats []FP8Choice
 }
 
 // LayerReport is one line of the build report (and of `kiln inspect PLAN`).
@@ -435,6 +442,9 @@ func (b *build) meta(source []byte) {
 	sort.Strings(flags)
 	m.Config["precisions"] = strings.Join(append([]string{"fp32"}, flags...), ",")
 	m.Config["constraints"] = [...]string{"none", "prefer", "obey"}[b.cfg.Constraints]
+	if b.rep.SmoothQuantAlpha > 0 {
+		m.Config["smoothquant_alpha"] = fmt.Sprint(b.rep.SmoothQuantAlpha)
+	}
 	m.Notes = append(m.Notes, b.rep.Warnings...)
 }
 

@@ -70,6 +70,15 @@ type Config struct {
 	// DynamicINT8 quantizes MatMuls with constant weights per token at run
 	// time (kiln.DynQMatMul: no calibration; suits transformers).
 	DynamicINT8 bool
+	// SmoothQuant migrates activation outliers into the weights before
+	// INT8/FP8 quantization (quant/smooth, builder/smoothquant.go): for every
+	// MatMul/Gemm with a constant weight, s_j = max|X_j|^α / max|W_j|^(1−α)
+	// per input channel from a first pass over Calibration.Source (which must
+	// be a calib.Rewinder); X is divided by s (in the producing LayerNorm's
+	// γ/β, or an inserted Mul) and W's rows multiplied by it, leaving the FP32
+	// function unchanged. SmoothQuantAlpha is α in (0, 1]; 0 means 0.5.
+	SmoothQuant      bool
+	SmoothQuantAlpha float64
 
 	// WorkspaceLimit bounds the scratch a tactic may ask for at the opt shape
 	// (checked when competing tactics are timed; 0 = unlimited).

@@ -31,6 +31,29 @@ type Calibration struct {
 // otherwise, with --int8/--fp8, ranges from calibration (or given dynamic
 // ranges) are written as Q/DQ pairs and converted the same way.
 func (b *build) quantize() error {
+	explicit := false
+	for _, n := range b.m.Graph.Nodes {
+		if n.Domain == "" && (n.OpType == "QuantizeLinear" || n.OpType == "DequantizeLinear") {
+			explicit = true
+			break
+		}
+	}
+	want := b.cfg.INT8 || b.cfg.FP8 || b.cfg.Best
+	for _, p := range b.cfg.LayerPrecisions {
+		want = want || p == engine.INT8 || p == engine.FP8
+	}
+	if b.cfg.SmoothQuant {
+		switch {
+		case explicit:
+			b.rep.Warnings = append(b.rep.Warnings, "SmoothQuant skipped: the model is already quantized (Q/DQ nodes); smooth it before quantizing (kiln quantize --smoothquant)")
+		case !want && !b.cfg.DynamicINT8:
+			b.rep.Warnings = append(b.rep.Warnings, "SmoothQuant applies to INT8/FP8 builds (--int8, --fp8, --best or --int8-dynamic): skipped")
+		default:
+			if err := b.smoothQuant(); err != nil {
+				return err
+			}
+		}
+	}
 	if b.cfg.DynamicINT8 {
 		skip := map[string]bool{}
 		for name, p := range b.cfg.LayerPrecisions {
@@ -45,17 +68,6 @@ func (b *build) quantize() error {
 		if len(names) > 0 {
 			b.ensureKilnOpset()
 		}
-	}
-	explicit := false
-	for _, n := range b.m.Graph.Nodes {
-		if n.Domain == "" && (n.OpType == "QuantizeLinear" || n.OpType == "DequantizeLinear") {
-			explicit = true
-			break
-		}
-	}
-	want := b.cfg.INT8 || b.cfg.FP8 || b.cfg.Best
-	for _, p := range b.cfg.LayerPrecisions {
-		want = want || p == engine.INT8 || p == engine.FP8
 	}
 	switch {
 	case explicit:

@@ -39,6 +39,9 @@ type Source struct {
 	Describe string // what the source reads, for messages
 	sample   []int64
 	dtype    ir.DType
+	spec     string // what Open was given, for Rewind
+	opt      Options
+	release  func() // closes what the current pass holds open (raw files)
 }
 
 // Open parses a spec:
@@ -73,30 +76,43 @@ func Open(spec string, inputs []*ir.ValueInfo, opt Options) (*Source, error) {
 		}
 		s.sample = append(s.sample, d.Value)
 	}
-	var err error
-	switch {
-	case spec == "mnist" || strings.HasPrefix(spec, "mnist:") || strings.HasPrefix(spec, "mnist-raw"):
-		err = s.openMNIST(spec, opt)
-	default:
-		st, serr := os.Stat(spec)
-		if serr != nil {
-			return nil, fmt.Errorf("data source: %w", serr)
-		}
-		if st.IsDir() {
-			err = s.openDir(spec)
-		} else {
-			switch strings.ToLower(filepath.Ext(spec)) {
-			case ".npy", ".npz", ".pb":
-				err = s.openFiles([]string{spec})
-			default:
-				err = s.openRaw(spec, opt)
-			}
-		}
-	}
-	if err != nil {
+	s.spec, s.opt = spec, opt
+	if err := s.open(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+func (s *Source) open() error {
+	spec, opt := s.spec, s.opt
+	switch {
+	case spec == "mnist" || strings.HasPrefix(spec, "mnist:") || strings.HasPrefix(spec, "mnist-raw"):
+		return s.openMNIST(spec, opt)
+	}
+	st, err := os.Stat(spec)
+	if err != nil {
+		return fmt.Errorf("data source: %w", err)
+	}
+	if st.IsDir() {
+		return s.openDir(spec)
+	}
+	switch strings.ToLower(filepath.Ext(spec)) {
+	case ".npy", ".npz", ".pb":
+		return s.openFiles([]string{spec})
+	}
+	return s.openRaw(spec, opt)
+}
+
+// Rewind starts the data over from its first batch (calib.Rewinder): the
+// builder reads calibration data twice with SmoothQuant (per-channel
+// statistics, then ranges of the smoothed graph).
+func (s *Source) Rewind() error {
+	if s.release != nil {
+		s.release()
+		s.release = nil
+	}
+	s.served, s.labels = 0, nil
+	return s.open()
 }
 
 // BatchSize is the number of samples per batch.
@@ -322,6 +338,12 @@ func (s *Source) openRaw(path string, opt Options) error {
 	}
 	s.Describe = fmt.Sprintf("%s (%d raw samples)", path, st.Size()/nb)
 	done := false
+	s.release = func() {
+		if !done {
+			f.Close()
+			done = true
+		}
+	}
 	s.next = func() (*ir.Tensor, int, error) {
 		if done {
 			return nil, 0, io.EOF

@@ -141,3 +141,34 @@ func TestMNIST(t *testing.T) {
 		t.Errorf("raw max %v", mx)
 	}
 }
+
+// Rewind serves the same batches again, mid-way or after the end, for
+// folders and raw files (SmoothQuant reads calibration data twice).
+func TestRewind(t *testing.T) {
+	dir := t.TempDir()
+	if err := tensorio.WriteNPY(filepath.Join(dir, "a.npy"), ir.FromFloat32s([]int64{5, 2, 3}, seq(30, 0))); err != nil {
+		t.Fatal(err)
+	}
+	raw := filepath.Join(t.TempDir(), "data.bin")
+	os.WriteFile(raw, ir.FromFloat32s([]int64{5, 2, 3}, seq(30, 0)).Data, 0o644)
+	for _, spec := range []string{dir, raw} {
+		s, err := Open(spec, input(ir.Sym("N")), Options{BatchSize: 2, MaxBatches: 2, Shape: map[bool]string{true: "2x3"}[spec == raw]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Next(); err != nil { // part-way
+			t.Fatal(err)
+		}
+		if err := s.Rewind(); err != nil {
+			t.Fatal(err)
+		}
+		first := drain(t, s)
+		if err := s.Rewind(); err != nil {
+			t.Fatal(err)
+		}
+		second := drain(t, s)
+		if len(first) != 2 || len(second) != 2 || first[0].F32()[0] != 0 || second[1].F32()[11] != 23 {
+			t.Errorf("%s: batches %v then %v", spec, first, second)
+		}
+	}
+}

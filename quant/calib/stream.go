@@ -24,6 +24,14 @@ type Calibrator interface {
 	WriteCache([]byte) error
 }
 
+// Rewinder is a Stream that can start over from its first batch. Passes
+// that read the calibration data twice (SmoothQuant's per-channel
+// statistics, then calibration of the smoothed graph) need one.
+type Rewinder interface {
+	Stream
+	Rewind() error
+}
+
 // SliceStream serves batches held in memory (tests, small data sets).
 type SliceStream struct {
 	Batches []map[string]*ir.Tensor
@@ -48,6 +56,12 @@ func (s *SliceStream) Next() (map[string]*ir.Tensor, error) {
 	}
 	s.pos++
 	return s.Batches[s.pos-1], nil
+}
+
+// Rewind serves the batches again from the first.
+func (s *SliceStream) Rewind() error {
+	s.pos = 0
+	return nil
 }
 
 // FuncStream adapts a function; it returns io.EOF when done.

@@ -43,7 +43,8 @@ type Site struct {
 	Layers     []string
 	Folded     string // the LayerNorm whose γ/β took 1/s, or "" when a Mul was inserted
 	MaxBefore  float64
-	MaxAfter   float64 // max|X/s|
+	MaxAfter   float64   // max|X/s|
+	Scales     []float64 // s_j per input channel (the activation is divided by them)
 }
 
 // Candidates returns the activations SmoothQuant can smooth: inputs 0 of
@@ -222,7 +223,7 @@ func Apply(m *ir.Model, act map[string][]float64, opt Options) ([]Site, error) {
 			continue
 		}
 		s := make([]float64, k)
-		site := Site{Activation: x}
+		site := Site{Activation: x, Scales: s}
 		for j := range s {
 			s[j] = 1
 			if xmax[j] > 0 && wmax[j] > 0 {
