@@ -113,39 +113,61 @@ func TestMicro(t *testing.T) {
 	})
 }
 
+// TestIm2colMatchesPack checks every im2col path (stride-1 runs, tap
+// tables, row-run copies) and micro-kernel variant against pack.Im2col,
+// bit for bit (NaN and Inf inputs included).
 func TestIm2colMatchesPack(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
 	geoms := []pack.Conv2D{
 		{C: 3, H: 9, W: 11, M: 4, KH: 3, KW: 3, SH: 1, SW: 1, DH: 1, DW: 1, PT: 1, PL: 1, Group: 1},
 		{C: 4, H: 10, W: 7, M: 4, KH: 3, KW: 2, SH: 2, SW: 3, DH: 1, DW: 2, PT: 0, PL: 2, Group: 2},
 		{C: 2, H: 5, W: 40, M: 2, KH: 1, KW: 5, SH: 1, SW: 1, DH: 1, DW: 1, PT: 0, PL: 2, Group: 1},
 		{C: 1, H: 3, W: 3, M: 1, KH: 7, KW: 7, SH: 1, SW: 1, DH: 1, DW: 1, PT: 3, PL: 3, Group: 1},
-		{C: 5, H: 8, W: 7, M: 6, KH: 3, KW: 2, SH: 1, SW: 1, DH: 2, DW: 2, PT: 2, PL: 2, Group: 1}, // runs of one column in the padding
+		{C: 5, H: 8, W: 7, M: 6, KH: 3, KW: 2, SH: 1, SW: 1, DH: 2, DW: 2, PT: 2, PL: 2, Group: 1},  // runs of one column in the padding
+		{C: 3, H: 6, W: 70, M: 2, KH: 3, KW: 3, SH: 1, SW: 1, DH: 1, DW: 1, PT: 1, PL: 1, Group: 1}, // rows wider than a strip
+		{C: 2, H: 9, W: 33, M: 2, KH: 3, KW: 3, SH: 2, SW: 1, DH: 1, DW: 1, PT: 1, PL: 0, Group: 1}, // row stride 2, col stride 1
+		{C: 2, H: 9, W: 75, M: 2, KH: 3, KW: 3, SH: 2, SW: 2, DH: 1, DW: 1, PT: 1, PL: 1, Group: 1}, // stride 2, OW ≥ NR: row-run copies
+		{C: 4, H: 28, W: 28, M: 2, KH: 1, KW: 1, SH: 1, SW: 1, DH: 1, DW: 1, Group: 1},              // 1×1
+		{C: 1, H: 2, W: 1, M: 1, KH: 1, KW: 1, SH: 1, SW: 1, DH: 1, DW: 1, Group: 1},                // one column per row
 	}
-	for gi, g := range geoms {
-		g.OH = (g.H+2*g.PT-(g.KH-1)*g.DH-1)/g.SH + 1
-		g.OW = (g.W+2*g.PL-(g.KW-1)*g.DW-1)/g.SW + 1
-		x := randF(r, g.C*g.H*g.W)
-		ohw := g.OH * g.OW
-		for grp := 0; grp < g.Group; grp++ {
-			for _, j0 := range []int{0, 3} {
-				n := ohw - j0
-				k := g.K()
-				want := make([]float32, BSize(k, n))
-				got := make([]float32, BSize(k, n))
-				pack.Im2col(want, x, (*[256]float32)(nil), &g, grp, j0, n, NR)
-				Im2col(got, x, &g, grp, j0, n)
-				for i := range want {
-					if (i/k/NR)*NR+i%NR >= n {
-						continue // columns past n are not written
+	forEachVariant(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(3, 4))
+		for gi, g := range geoms {
+			g.OH = (g.H+2*g.PT-(g.KH-1)*g.DH-1)/g.SH + 1
+			g.OW = (g.W+2*g.PL-(g.KW-1)*g.DW-1)/g.SW + 1
+			x := randF(r, g.C*g.H*g.W)
+			x[0], x[len(x)/2], x[len(x)-1] = float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))
+			ohw := g.OH * g.OW
+			for grp := 0; grp < g.Group; grp++ {
+				for _, j0 := range []int{0, 3, ohw - 1} {
+					if j0 >= ohw {
+						continue
 					}
-					if got[i] != want[i] {
-						t.Fatalf("geometry %d group %d j0 %d: element %d = %v, want %v", gi, grp, j0, i, got[i], want[i])
+					n := ohw - j0
+					k := g.K()
+					want := make([]float32, BSize(k, n))
+					got := make([]float32, BSize(k, n)+guard)
+					for i := range got {
+						got[i] = 42
+					}
+					pack.Im2col(want, x, (*[256]float32)(nil), &g, grp, j0, n, NR)
+					Im2col(got[:len(want)], x, &g, grp, j0, n)
+					for i := range want {
+						if (i/k/NR)*NR+i%NR >= n {
+							continue // columns past n are not read
+						}
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("geometry %d group %d j0 %d: element %d = %v, want %v", gi, grp, j0, i, got[i], want[i])
+						}
+					}
+					for i := len(want); i < len(got); i++ {
+						if got[i] != 42 {
+							t.Fatalf("geometry %d: guard band written at %d", gi, i-len(want))
+						}
 					}
 				}
 			}
 		}
-	}
+	})
 }
 
 func TestGemm(t *testing.T) {

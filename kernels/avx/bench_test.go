@@ -1,6 +1,7 @@
 package avx
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -110,4 +111,27 @@ func BenchmarkIm2col(b *testing.B) {
 	x := randF(r, 64*56*56)
 	dst := make([]float32, BSize(g.K(), 56*56))
 	rate(b, float64(4*g.K()*56*56), "GB/s", func() { Im2col(dst, x, g, 0, 0, 56*56) })
+}
+
+// BenchmarkIm2colTable: the same conv through the per-strip tap tables
+// (VGATHERDPS) instead of row-run copies.
+func BenchmarkIm2colTable(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, g := range []*pack.Conv2D{
+		{C: 64, H: 56, W: 56, M: 64, OH: 56, OW: 56, KH: 3, KW: 3, SH: 1, SW: 1, DH: 1, DW: 1, PT: 1, PL: 1, Group: 1},
+		{C: 32, H: 13, W: 13, M: 64, OH: 11, OW: 11, KH: 3, KW: 3, SH: 1, SW: 1, DH: 1, DW: 1, Group: 1},
+	} {
+		b.Run(fmt.Sprintf("%dx%dx%d", g.C, g.H, g.W), func(b *testing.B) {
+			x := randF(r, g.C*g.H*g.W)
+			n := g.OH * g.OW
+			dst := make([]float32, BSize(g.K(), n))
+			rate(b, float64(4*g.K()*n), "GB/s", func() { im2colTable(dst, x, g, 0, 0, n) })
+		})
+		b.Run(fmt.Sprintf("runs/%dx%dx%d", g.C, g.H, g.W), func(b *testing.B) {
+			x := randF(r, g.C*g.H*g.W)
+			n := g.OH * g.OW
+			dst := make([]float32, BSize(g.K(), n))
+			rate(b, float64(4*g.K()*n), "GB/s", func() { im2colRuns(dst, x, g, 0, 0, n) })
+		})
+	}
 }

@@ -69,3 +69,21 @@ func dwRow(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, idx *int32, 
 		dwRowGeneric(x, ldx, w, kh, kw, dh, dw, s2, idx, out, n, bias, resid, lo, hi, flags, scale, ys, qlo, qhi, yz)
 	}
 }
+
+func im2colGather(dst, plane *float32, hw, cg int, tab *int32, taps int) {
+	switch Variant {
+	case VariantAVX512:
+		im2colGatherAVX512(dst, plane, hw, cg, tab, taps)
+	default:
+		im2colGatherGeneric(dst, plane, hw, cg, tab, taps)
+	}
+}
+
+func im2colSegs(dst, plane *float32, hw, cg int, segs *int32, taps int) {
+	switch Variant {
+	case VariantAVX512:
+		im2colSegsAVX512(dst, plane, hw, cg, segs, taps)
+	default:
+		im2colSegsGeneric(dst, plane, hw, cg, segs, taps)
+	}
+}

@@ -13,3 +13,11 @@ func qmicro(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
 func dwRow(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo, hi float32, flags int, scale, ys, qlo, qhi float32, yz int32) {
 	dwRowGeneric(x, ldx, w, kh, kw, dh, dw, s2, idx, out, n, bias, resid, lo, hi, flags, scale, ys, qlo, qhi, yz)
 }
+
+func im2colGather(dst, plane *float32, hw, cg int, tab *int32, taps int) {
+	im2colGatherGeneric(dst, plane, hw, cg, tab, taps)
+}
+
+func im2colSegs(dst, plane *float32, hw, cg int, segs *int32, taps int) {
+	im2colSegsGeneric(dst, plane, hw, cg, segs, taps)
+}

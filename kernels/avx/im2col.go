@@ -1,6 +1,11 @@
 package avx
 
-import "github.com/kilnml/kiln/kernels/pack"
+import (
+	"math/bits"
+	"unsafe"
+
+	"github.com/kilnml/kiln/kernels/pack"
+)
 
 // segment is a run of output positions of one output row inside a strip.
 type segment struct{ oh, ow, n, at int }
@@ -12,6 +17,10 @@ type segment struct{ oh, ow, n, at int }
 // taps are contiguous copies. Columns past n in the last strip are left
 // unwritten: the micro-kernel never reads them.
 func Im2col(dst, x []float32, g *pack.Conv2D, grp, j0, n int) {
+	if g.SW == 1 && g.KH*g.KW <= maxTaps {
+		im2colRuns(dst, x, g, grp, j0, n)
+		return
+	}
 	if g.OW < NR && g.KH*g.KW <= maxTaps {
 		im2colTable(dst, x, g, grp, j0, n)
 		return
@@ -89,8 +98,8 @@ const maxTaps = 49
 
 // tapTable fills, for strip columns [0,cols) starting at output position
 // j, the input offset within a plane of every tap (kh,kw), or -1 in the
-// padding: narrow outputs make runs too short for copies, so a table per
-// strip serves every channel.
+// padding and in columns [cols,NR): narrow outputs make runs too short for
+// copies, so a table per strip serves every channel.
 func tapTable(tab *[maxTaps][NR]int32, g *pack.Conv2D, j, cols int) {
 	for c := 0; c < cols; c++ {
 		oh, ow := (j+c)/g.OW, (j+c)%g.OW
@@ -109,6 +118,11 @@ func tapTable(tab *[maxTaps][NR]int32, g *pack.Conv2D, j, cols int) {
 			}
 		}
 	}
+	for t := 0; t < g.KH*g.KW; t++ {
+		for c := cols; c < NR; c++ {
+			tab[t][c] = -1
+		}
+	}
 }
 
 func im2colTable(dst, x []float32, g *pack.Conv2D, grp, j0, n int) {
@@ -119,21 +133,130 @@ func im2colTable(dst, x []float32, g *pack.Conv2D, grp, j0, n int) {
 	var tab [maxTaps][NR]int32
 	for t := 0; t < n; t += NR {
 		strip := dst[t*k : t*k+NR*k]
-		cols := min(NR, n-t)
-		tapTable(&tab, g, j0+t, cols)
-		p := 0
-		for c := 0; c < cg; c++ {
-			plane := x[(grp*cg+c)*hw : (grp*cg+c+1)*hw]
-			for tp := 0; tp < taps; tp++ {
-				d := strip[p*NR : p*NR+cols]
-				for j, idx := range tab[tp][:cols] {
-					if idx >= 0 {
-						d[j] = plane[idx]
-					} else {
-						d[j] = 0
-					}
+		tapTable(&tab, g, j0+t, min(NR, n-t))
+		planes := x[grp*cg*hw : (grp+1)*cg*hw]
+		im2colGather(&strip[0], &planes[0], hw, cg, &tab[0][0], taps)
+	}
+}
+
+// im2colGatherGeneric is the portable twin of the strip gather, the
+// reference loop (tab holds taps rows of NR plane offsets, -1 for a zero):
+//
+//	for c < cg, t < taps, j < NR:
+//		dst[(c*taps+t)*NR+j] = plane[c*hw+tab[t*NR+j]] if tab[t*NR+j] >= 0, else 0
+func im2colGatherGeneric(dst, plane *float32, hw, cg int, tab *int32, taps int) {
+	if cg == 0 || taps == 0 {
+		return
+	}
+	d := unsafe.Slice(dst, cg*taps*NR)
+	x := unsafe.Slice(plane, cg*hw)
+	tb := unsafe.Slice(tab, taps*NR)
+	for c := 0; c < cg; c++ {
+		pl := x[c*hw : c*hw+hw]
+		for t := 0; t < taps; t++ {
+			out := d[(c*taps+t)*NR : (c*taps+t+1)*NR]
+			for j, idx := range tb[t*NR : t*NR+NR] {
+				if idx >= 0 {
+					out[j] = pl[idx]
+				} else {
+					out[j] = 0
 				}
-				p++
+			}
+		}
+	}
+}
+
+// runStream is the largest run stream of a strip: per tap a count and up
+// to NR runs (one per output row the strip touches) of 3 int32 each.
+const runStream = maxTaps * (1 + 3*NR)
+
+// runTable writes the run stream of strip columns [0,cols) starting at
+// output position j of a stride-1 conv: per tap (kh,kw) the number of runs,
+// then per run the plane offset of its first input, its first strip column
+// and the mask of its length (bit i for each of its columns). Columns in
+// the padding belong to no run (they stay zero). It returns the stream's
+// length.
+func runTable(st *[runStream]int32, g *pack.Conv2D, j, cols int) int {
+	var segs [NR]segment
+	ns := 0
+	for c := 0; c < cols; {
+		oh, ow := (j+c)/g.OW, (j+c)%g.OW
+		run := min(cols-c, g.OW-ow)
+		segs[ns] = segment{oh, ow, run, c}
+		ns++
+		c += run
+	}
+	p := 0
+	for kh := 0; kh < g.KH; kh++ {
+		for kw := 0; kw < g.KW; kw++ {
+			cnt := p
+			p++
+			for _, sg := range segs[:ns] {
+				ih := sg.oh*g.SH - g.PT + kh*g.DH
+				if uint(ih) >= uint(g.H) {
+					continue
+				}
+				iw0 := sg.ow - g.PL + kw*g.DW
+				lo, hi := validRange(iw0, 1, g.W, sg.n)
+				if lo >= hi {
+					continue
+				}
+				st[p] = int32(ih*g.W + iw0 + lo)
+				st[p+1] = int32(sg.at + lo)
+				st[p+2] = int32(uint32(1)<<(hi-lo) - 1)
+				if hi-lo == 32 {
+					st[p+2] = -1
+				}
+				p += 3
+			}
+			st[cnt] = int32((p - cnt - 1) / 3)
+		}
+	}
+	return p
+}
+
+// im2colRuns is Im2col for stride-1 convs: each strip's runs are found
+// once (runTable) and copied for every channel by im2colSegs.
+func im2colRuns(dst, x []float32, g *pack.Conv2D, grp, j0, n int) {
+	k := g.K()
+	cg := g.C / g.Group
+	hw := g.H * g.W
+	planes := x[grp*cg*hw : (grp+1)*cg*hw]
+	var st [runStream]int32
+	for t := 0; t < n; t += NR {
+		strip := dst[t*k : t*k+NR*k]
+		runTable(&st, g, j0+t, min(NR, n-t))
+		im2colSegs(&strip[0], &planes[0], hw, cg, &st[0], g.KH*g.KW)
+	}
+}
+
+// im2colSegsGeneric is the portable twin of the strip copy, the reference
+// loop (segs: per tap a count n, then n runs (off, at, mask), the mask's
+// set bits a prefix of length len):
+//
+//	for c < cg, t < taps:
+//		row := dst[(c*taps+t)*NR:][:NR]; row[:] = 0
+//		for each run (off, at, len) of tap t: row[at+i] = plane[c*hw+off+i] for i < len
+func im2colSegsGeneric(dst, plane *float32, hw, cg int, segs *int32, taps int) {
+	if cg == 0 || taps == 0 {
+		return
+	}
+	d := unsafe.Slice(dst, cg*taps*NR)
+	x := unsafe.Slice(plane, cg*hw)
+	st := unsafe.Slice(segs, runStream)
+	for c := 0; c < cg; c++ {
+		pl := x[c*hw : c*hw+hw]
+		p := 0
+		for t := 0; t < taps; t++ {
+			row := d[(c*taps+t)*NR : (c*taps+t+1)*NR]
+			clear(row)
+			n := int(st[p])
+			p++
+			for ; n > 0; n-- {
+				off, at := int(st[p]), int(st[p+1])
+				ln := bits.OnesCount32(uint32(st[p+2]))
+				copy(row[at:at+ln], pl[off:off+ln])
+				p += 3
 			}
 		}
 	}

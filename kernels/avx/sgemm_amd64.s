@@ -1499,6 +1499,103 @@ dwdone:
 	VZEROUPPER
 	RET
 
+// func im2colGatherAVX512(dst *float32, plane *float32, hw int, cg int, tab *int32, taps int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·im2colGatherAVX512(SB), NOSPLIT, $0-48
+	MOVQ  dst+0(FP), DI
+	MOVQ  plane+8(FP), SI
+	MOVQ  hw+16(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  cg+24(FP), CX
+	MOVQ  tab+32(FP), DX
+	MOVQ  taps+40(FP), R9
+	TESTQ CX, CX
+	JEQ   gather_done
+	TESTQ R9, R9
+	JEQ   gather_done
+
+gather_channel:
+	MOVQ DX, R11
+	MOVQ R9, R10
+
+gather_tap:
+	VMOVDQU32  (R11), Z0
+	VMOVDQU32  64(R11), Z1
+	VPMOVD2M   Z0, K1
+	KNOTW      K1, K1
+	VPMOVD2M   Z1, K2
+	KNOTW      K2, K2
+	VXORPS     Z2, Z2, Z2
+	VXORPS     Z3, Z3, Z3
+	VGATHERDPS (SI)(Z0*4), K1, Z2
+	VGATHERDPS (SI)(Z1*4), K2, Z3
+	VMOVUPS    Z2, (DI)
+	VMOVUPS    Z3, 64(DI)
+	ADDQ       $0x80, R11
+	ADDQ       $0x80, DI
+	DECQ       R10
+	JNE        gather_tap
+	ADDQ       R8, SI
+	DECQ       CX
+	JNE        gather_channel
+
+gather_done:
+	VZEROUPPER
+	RET
+
+// func im2colSegsAVX512(dst *float32, plane *float32, hw int, cg int, segs *int32, taps int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·im2colSegsAVX512(SB), NOSPLIT, $0-48
+	MOVQ   dst+0(FP), DI
+	MOVQ   plane+8(FP), SI
+	MOVQ   hw+16(FP), R8
+	SHLQ   $0x02, R8
+	MOVQ   cg+24(FP), CX
+	MOVQ   segs+32(FP), DX
+	MOVQ   taps+40(FP), R9
+	VXORPS Z31, Z31, Z31
+	TESTQ  CX, CX
+	JEQ    segs_done
+	TESTQ  R9, R9
+	JEQ    segs_done
+
+segs_channel:
+	MOVQ DX, R10
+	MOVQ R9, R11
+
+segs_tap:
+	VMOVUPS Z31, (DI)
+	VMOVUPS Z31, 64(DI)
+	MOVLQSX (R10), R12
+	ADDQ    $0x04, R10
+	TESTQ   R12, R12
+	JEQ     segs_next
+
+segs_run:
+	MOVLQSX   (R10), R13
+	MOVLQSX   4(R10), R14
+	KMOVW     8(R10), K1
+	KMOVW     10(R10), K2
+	VMOVUPS.Z (SI)(R13*4), K1, Z0
+	VMOVUPS.Z 64(SI)(R13*4), K2, Z1
+	VMOVUPS   Z0, K1, (DI)(R14*4)
+	VMOVUPS   Z1, K2, 64(DI)(R14*4)
+	ADDQ      $0x0c, R10
+	DECQ      R12
+	JNE       segs_run
+
+segs_next:
+	ADDQ $0x80, DI
+	DECQ R11
+	JNE  segs_tap
+	ADDQ R8, SI
+	DECQ CX
+	JNE  segs_channel
+
+segs_done:
+	VZEROUPPER
+	RET
+
 // func fmaPeakAVX512(n int)
 // Requires: AVX, AVX512F
 TEXT ·fmaPeakAVX512(SB), NOSPLIT, $0-8

@@ -24,6 +24,16 @@ func sgemm8x32AVX2(k int, a *float32, b *float32, ldb int, tile *float32)
 //go:noescape
 func dwRowAVX512(x *float32, ldx int, w *float32, kh int, kw int, dh int, dw int, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo float32, hi float32, flags int, scale float32, ys float32, qlo float32, qhi float32, yz int32)
 
+// im2colGatherAVX512 is the AVX-512 twin of im2colGatherGeneric.
+//
+//go:noescape
+func im2colGatherAVX512(dst *float32, plane *float32, hw int, cg int, tab *int32, taps int)
+
+// im2colSegsAVX512 is the AVX-512 twin of im2colSegsGeneric.
+//
+//go:noescape
+func im2colSegsAVX512(dst *float32, plane *float32, hw int, cg int, segs *int32, taps int)
+
 // fmaPeakAVX512 runs n×24 independent VFMADD231PS zmm (n×768 flops).
 func fmaPeakAVX512(n int)
 

@@ -26,6 +26,8 @@ func main() {
 	qgemmVNNI()
 	sgemmAVX2()
 	dwRowAVX512()
+	im2colGatherAVX512()
+	im2colSegsAVX512()
 	ceilings()
 	Generate()
 }
