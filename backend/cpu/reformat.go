@@ -7,6 +7,7 @@ import (
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/floatx"
 	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/avx"
 )
 
 // Reformats between precisions, bit-exact with ops/qops: per-tensor
@@ -228,6 +229,10 @@ func quantize(dst []byte, src []float32, p *reformatParams) {
 		lo, hi = 0, 255
 	}
 	z := float64(p.Zero)
+	if (p.To == ir.Int8 || p.To == ir.Uint8) && z >= lo && z <= hi {
+		avx.QuantizeF32(dst, src, p.Scale, p.Zero, p.To == ir.Uint8) // the same loop, vectorized where the CPU can
+		return
+	}
 	for i, v := range src {
 		q := math.RoundToEven(float64(v/p.Scale)) + z
 		switch {

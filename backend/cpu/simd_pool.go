@@ -5,6 +5,7 @@ import (
 
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/avx"
 	"github.com/kilnml/kiln/kernels/pack"
 )
 
@@ -65,24 +66,30 @@ func (k *simdPoolKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	planes := int(in[0].Dims[0]) * g.C
 	r := &simdPoolRun{g: g, dt: k.p.DType, in: in[0], out: out[0], nrows: planes * g.OH}
 	r.rowsPer = max(1, (16<<10)/max(g.OW, 1))
+	if r.dt != ir.Float32 { // codes: items are whole planes (kernels/avx pools planes)
+		r.nrows = planes
+		r.rowsPer = max(1, (64<<10)/max(g.H*g.W, 1))
+	}
 	run(x, (r.nrows+r.rowsPer-1)/r.rowsPer, r)
 	return nil
 }
 
 func (r *simdPoolRun) Do(_, item int) {
 	lo, hi := item*r.rowsPer, min(r.nrows, (item+1)*r.rowsPer)
-	switch r.dt {
-	case ir.Float32:
+	if r.dt == ir.Float32 {
 		pool2x2Rows(r.out.F32(), r.in.F32(), &r.g, lo, hi)
-	case ir.Int8:
-		pool2x2Rows(r.out.I8(), r.in.I8(), &r.g, lo, hi)
-	default:
-		pool2x2Rows(r.out.Data, r.in.Data, &r.g, lo, hi)
+		return
 	}
+	// Codes: the maximum of integers has no ties or NaN to order, so the
+	// vectorized pool equals the row-major scan of cpu.maxpool.
+	g := &r.g
+	in, out := r.in.Data[lo*g.H*g.W:hi*g.H*g.W], r.out.Data[lo*g.OH*g.OW:hi*g.OH*g.OW]
+	avx.MaxPool2x2(out, in, g.W, g.H, hi-lo, r.dt == ir.Uint8)
 }
 
-// pool2x2Rows pools output rows [lo,hi) (plane-major) of a 2×2/2 pool.
-func pool2x2Rows[T int8 | uint8 | float32](out, in []T, g *pack.Conv2D, lo, hi int) {
+// pool2x2Rows pools output rows [lo,hi) (plane-major) of a 2×2/2 pool of
+// float32.
+func pool2x2Rows(out, in []float32, g *pack.Conv2D, lo, hi int) {
 	hw := g.H * g.W
 	for row := lo; row < hi; row++ {
 		plane, oh := row/g.OH, row%g.OH

@@ -173,7 +173,7 @@ func TestSimdMaxPool2x2(t *testing.T) {
 func TestSimdQConv(t *testing.T) {
 	r := rand.New(rand.NewPCG(23, 24))
 	for _, qc := range qcases {
-		if qc.xt == ir.Float8E4M3FN {
+		if isFP8(qc.xt) { // the SIMD tactics are int8 only
 			continue
 		}
 		for ci, cc := range []convCase{convCases[1], convCases[3], convCases[5], convCases[6], convCases[8], convCases[12],
@@ -195,7 +195,7 @@ func TestSimdQConv(t *testing.T) {
 func TestSimdQGemmQMatMul(t *testing.T) {
 	r := rand.New(rand.NewPCG(25, 26))
 	for _, qc := range qcases {
-		if qc.xt == ir.Float8E4M3FN {
+		if isFP8(qc.xt) { // the SIMD tactics are int8 only
 			continue
 		}
 		for _, tb := range []int64{0, 1} {
@@ -227,8 +227,14 @@ func TestSimdQGemmQMatMul(t *testing.T) {
 
 func TestSimdMaxPool2x2Codes(t *testing.T) {
 	r := rand.New(rand.NewPCG(27, 28))
-	for _, dt := range []ir.DType{ir.Int8, ir.Uint8} {
-		x := randCodes(r, dt, 2, 3, 9, 8)
+	// odd sizes (last row/column dropped), rows over 32 outputs (the
+	// vector step), planes split over several work items
+	for _, c := range []struct {
+		dt   ir.DType
+		dims []int64
+	}{{ir.Int8, []int64{2, 3, 9, 8}}, {ir.Uint8, []int64{2, 3, 9, 8}}, {ir.Int8, []int64{3, 5, 7, 70}}, {ir.Uint8, []int64{1, 40, 41, 41}}} {
+		dt := c.dt
+		x := randCodes(r, dt, c.dims...)
 		n := node("", "MaxPool", 1, aInts("kernel_shape", 2, 2), aInts("strides", 2, 2))
 		in := []*ir.Tensor{x}
 		want := reference(t, n, in)
@@ -293,7 +299,7 @@ func TestSimdDepthwiseF32(t *testing.T) {
 func TestSimdQDepthwise(t *testing.T) {
 	r := rand.New(rand.NewPCG(33, 34))
 	for _, qc := range qcases {
-		if qc.xt == ir.Float8E4M3FN {
+		if isFP8(qc.xt) { // the SIMD tactics are int8 only
 			continue
 		}
 		for ci, cc := range []convCase{

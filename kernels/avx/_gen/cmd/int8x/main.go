@@ -1,0 +1,137 @@
+// Command int8x generates kernels/avx/qextra_amd64.s: INT8 helper kernels
+// around the VNNI GEMM (2×2 max pooling of 8-bit codes, QuantizeLinear of
+// float32 to 8-bit codes). It is separate from _gen's main command (the
+// FP32 and GEMM kernels, sgemm_amd64.s) so that each generated file has
+// one generator; both share _gen's go.mod:
+//
+//	cd kernels/avx/_gen && go run ./cmd/int8x -pkg avx -out ../qextra_amd64.s -stubs ../qextra_stubs_amd64.go
+package main
+
+import (
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+func main() {
+	ConstraintExpr("!noasm,amd64")
+	maxPool2x2("maxPool2x2S8BW", VPMAXSB)
+	maxPool2x2("maxPool2x2U8BW", VPMAXUB)
+	quantizeF32("quantizeF32S8AVX512", VPMOVSDB)
+	quantizeF32("quantizeF32U8AVX512", VPMOVUSDB)
+	Generate()
+}
+
+// maxPool2x2 pools planes of 8-bit codes (rows of w bytes, planes hw bytes
+// apart) 2×2 with stride 2 in floor mode; the output is contiguous (planes
+// of oh rows of ow codes). Per 32 outputs: the maximum of the two input
+// rows' 64 bytes, then of each 16-bit word's two bytes (the odd byte
+// shifted down by 8), narrowed to the low bytes by VPMOVWB. Tails are
+// masked; masked-off lanes are neither loaded (no fault past the end) nor
+// stored.
+func maxPool2x2(name string, vmax func(ops ...Op)) {
+	TEXT(name, NOSPLIT, "func(x *byte, w, hw int, y *byte, ow, oh, planes int)")
+	Pragma("noescape")
+	Doc(name + " is the AVX-512BW twin of maxPool2x2Generic.")
+	x := Load(Param("x"), reg.RSI)
+	w := Load(Param("w"), reg.R8)
+	hw := Load(Param("hw"), reg.R9)
+	y := Load(Param("y"), reg.RDI)
+	ow := Load(Param("ow"), reg.R10)
+	oh := Load(Param("oh"), reg.R11)
+	planes := Load(Param("planes"), reg.R12)
+	rowp, rows, c, n, t, ones := reg.R13, reg.R14, reg.R15, reg.RAX, reg.RBX, reg.RCX
+	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
+	TESTQ(planes, planes)
+	JLE(l("done"))
+	TESTQ(oh, oh)
+	JLE(l("done"))
+	TESTQ(ow, ow)
+	JLE(l("done"))
+	MOVQ(I32(-1), ones)
+	Label("plane_" + name)
+	MOVQ(x, rowp)
+	MOVQ(oh, rows)
+	Label("row_" + name)
+	XORQ(c, c)
+	Label("col_" + name)
+	MOVQ(ow, n)
+	SUBQ(c, n)
+	CMPQ(n, U8(32))
+	JLE(l("masks"))
+	MOVQ(U32(32), n)
+	Label("masks_" + name)
+	BZHIQ(n, ones, t)
+	KMOVQ(t, reg.K2)
+	SHLQ(U8(1), n)
+	BZHIQ(n, ones, t)
+	KMOVQ(t, reg.K1)
+	LEAQ(Mem{Base: rowp, Index: c, Scale: 2}, t)
+	VMOVDQU8_Z(Mem{Base: t}, reg.K1, reg.Z0)
+	VMOVDQU8_Z(Mem{Base: t, Index: w, Scale: 1}, reg.K1, reg.Z1)
+	vmax(reg.Z1, reg.Z0, reg.Z0)
+	VPSRLW(U8(8), reg.Z0, reg.Z1)
+	vmax(reg.Z1, reg.Z0, reg.Z0)
+	VPMOVWB(reg.Z0, reg.K2, Mem{Base: y, Index: c, Scale: 1})
+	ADDQ(U8(32), c)
+	CMPQ(c, ow)
+	JLT(l("col"))
+	ADDQ(ow, y)
+	LEAQ(Mem{Base: rowp, Index: w, Scale: 2}, rowp)
+	DECQ(rows)
+	JNE(l("row"))
+	ADDQ(hw, x)
+	DECQ(planes)
+	JNE(l("plane"))
+	Label("done_" + name)
+	VZEROUPPER()
+	RET()
+}
+
+// quantizeF32 is QuantizeLinear of float32 to 8-bit codes, 16 per step:
+// v = x/scale (float32 division), clamped to [qlo, qhi] (the code range
+// minus the zero point: integers, so clamping before rounding changes
+// nothing), rounded half to even (VCVTPS2DQ under Go's default MXCSR),
+// NaN lanes zeroed through the ordered-compare mask, plus the zero point,
+// narrowed (the values already fit).
+func quantizeF32(name string, narrow func(ops ...Op)) {
+	TEXT(name, NOSPLIT, "func(dst *byte, src *float32, n int, scale, qlo, qhi float32, zero int32)")
+	Pragma("noescape")
+	Doc(name + " is the AVX-512 twin of quantizeF32Generic.")
+	dst := Load(Param("dst"), reg.RDI)
+	src := Load(Param("src"), reg.RSI)
+	n := Load(Param("n"), reg.RCX)
+	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
+	VBROADCASTSS(NewParamAddr("scale", 24), reg.Z4)
+	VBROADCASTSS(NewParamAddr("qlo", 28), reg.Z5)
+	VBROADCASTSS(NewParamAddr("qhi", 32), reg.Z6)
+	MOVL(NewParamAddr("zero", 36), reg.EDX)
+	VPBROADCASTD(reg.EDX, reg.Z7)
+	ones, t := reg.RAX, reg.RBX
+	MOVQ(I32(-1), ones)
+	TESTQ(n, n)
+	JLE(l("done"))
+	Label("loop_" + name)
+	MOVQ(U32(16), t)
+	CMPQ(n, U8(16))
+	JGE(l("full"))
+	MOVQ(n, t)
+	Label("full_" + name)
+	BZHIQ(t, ones, t)
+	KMOVW(t.As32(), reg.K1)
+	VMOVUPS_Z(Mem{Base: src}, reg.K1, reg.Z0)
+	VDIVPS(reg.Z4, reg.Z0, reg.Z0)
+	VCMPPS(U8(7), reg.Z0, reg.Z0, reg.K2) // ordered: not NaN
+	VMAXPS(reg.Z5, reg.Z0, reg.Z0)
+	VMINPS(reg.Z6, reg.Z0, reg.Z0)
+	VCVTPS2DQ_Z(reg.Z0, reg.K2, reg.Z0)
+	VPADDD(reg.Z7, reg.Z0, reg.Z0)
+	narrow(reg.Z0, reg.K1, Mem{Base: dst})
+	ADDQ(U8(64), src)
+	ADDQ(U8(16), dst)
+	SUBQ(U8(16), n)
+	JG(l("loop"))
+	Label("done_" + name)
+	VZEROUPPER()
+	RET()
+}

@@ -1,0 +1,25 @@
+//go:build !noasm && amd64
+
+package avx
+
+func maxPool2x2(x *byte, w, hw int, y *byte, ow, oh, planes int, unsigned bool) {
+	switch {
+	case QVariant != QVariantVNNI:
+		maxPool2x2Generic(x, w, hw, y, ow, oh, planes, unsigned)
+	case unsigned:
+		maxPool2x2U8BW(x, w, hw, y, ow, oh, planes)
+	default:
+		maxPool2x2S8BW(x, w, hw, y, ow, oh, planes)
+	}
+}
+
+func quantizeF32(dst *byte, src *float32, n int, scale, qlo, qhi float32, zero int32, unsigned bool) {
+	switch {
+	case QVariant != QVariantVNNI:
+		quantizeF32Generic(dst, src, n, scale, qlo, qhi, zero)
+	case unsigned:
+		quantizeF32U8AVX512(dst, src, n, scale, qlo, qhi, zero)
+	default:
+		quantizeF32S8AVX512(dst, src, n, scale, qlo, qhi, zero)
+	}
+}

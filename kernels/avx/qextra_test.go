@@ -1,0 +1,189 @@
+package avx
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// refPool2x2 is ONNX MaxPool 2×2/2 (floor) over one plane of codes, with
+// explicit comparisons (first of equal values wins, irrelevant for
+// integers).
+func refPool2x2(x []byte, w, h int, unsigned bool) []byte {
+	val := func(b byte) int {
+		if unsigned {
+			return int(b)
+		}
+		return int(int8(b))
+	}
+	var y []byte
+	for r := 0; r+1 < h; r += 2 {
+		for c := 0; c+1 < w; c += 2 {
+			best := x[r*w+c]
+			for _, i := range []int{r*w + c + 1, (r+1)*w + c, (r+1)*w + c + 1} {
+				if val(x[i]) > val(best) {
+					best = x[i]
+				}
+			}
+			y = append(y, best)
+		}
+	}
+	return y
+}
+
+func TestMaxPool2x2(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	// widths below, at and above the 32-output step (64 input bytes), odd
+	// sizes (the last row/column is dropped), one-row and one-plane cases
+	sizes := [][3]int{{2, 2, 1}, {3, 3, 2}, {1, 4, 1}, {4, 1, 1}, {26, 26, 5}, {11, 11, 3}, {63, 5, 2}, {64, 4, 3}, {65, 7, 2}, {66, 2, 1}, {130, 3, 2}, {200, 9, 1}}
+	forEachQVariant(t, func(t *testing.T) {
+		for _, sz := range sizes {
+			for _, unsigned := range []bool{false, true} {
+				w, h, planes := sz[0], sz[1], sz[2]
+				x := make([]byte, w*h*planes)
+				for i := range x {
+					x[i] = byte(r.IntN(256))
+				}
+				if len(x) > 3 { // extremes
+					x[0], x[1], x[2] = 0x80, 0x7f, 0xff
+				}
+				ow, oh := w/2, h/2
+				const guard = 64
+				y := make([]byte, ow*oh*planes+guard)
+				for i := range y {
+					y[i] = 0x5a
+				}
+				MaxPool2x2(y[:ow*oh*planes], x, w, h, planes, unsigned)
+				var want []byte
+				for p := 0; p < planes; p++ {
+					want = append(want, refPool2x2(x[p*w*h:(p+1)*w*h], w, h, unsigned)...)
+				}
+				for i, v := range want {
+					if y[i] != v {
+						t.Fatalf("%dx%dx%d unsigned=%v: y[%d] = %d, want %d", w, h, planes, unsigned, i, y[i], v)
+					}
+				}
+				for i := len(want); i < len(y); i++ {
+					if y[i] != 0x5a {
+						t.Fatalf("%dx%dx%d: wrote past the output at %d", w, h, planes, i)
+					}
+				}
+			}
+		}
+	})
+}
+
+// refQuantize is ONNX QuantizeLinear in float64 after the float32
+// division (as backend/cpu's portable reformat kernel).
+func refQuantize(x, scale float32, zero int32, unsigned bool) byte {
+	lo, hi := -128.0, 127.0
+	if unsigned {
+		lo, hi = 0, 255
+	}
+	q := math.RoundToEven(float64(x/scale)) + float64(zero)
+	switch {
+	case math.IsNaN(q):
+		q = float64(zero)
+	case q < lo:
+		q = lo
+	case q > hi:
+		q = hi
+	}
+	if unsigned {
+		return byte(q)
+	}
+	return byte(int8(q))
+}
+
+func TestQuantizeF32(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	inf := float32(math.Inf(1))
+	nan := float32(math.NaN())
+	type qp struct {
+		scale    float32
+		zero     int32
+		unsigned bool
+	}
+	params := []qp{{0.0039215689, 0, false}, {0.1, 0, false}, {1, 0, false}, {0.05, -7, false}, {0.02, 128, true}, {1, 0, true}, {0.3, 255, true}, {0.3, 0, true}, {3e-8, 5, false}}
+	forEachQVariant(t, func(t *testing.T) {
+		for _, p := range params {
+			var src []float32
+			// every rounding tie of the code range and beyond (guard bands), both signs
+			for k := -300; k <= 300; k++ {
+				src = append(src, (float32(k)+0.5)*p.scale, float32(k)*p.scale, (float32(k)+0.49999997)*p.scale, nextUp(float32(k)+0.5)*p.scale)
+			}
+			src = append(src, 0, float32(math.Copysign(0, -1)), inf, -inf, nan, -nan, math.MaxFloat32, -math.MaxFloat32,
+				math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32, 1e-40, 2.5, -2.5, 126.5*p.scale, 127.5*p.scale, -128.5*p.scale, 255.5*p.scale)
+			for range 500 {
+				src = append(src, float32(r.NormFloat64())*100*p.scale)
+			}
+			for _, n := range []int{0, 1, 15, 16, 17, 31, 33, len(src)} {
+				n = min(n, len(src))
+				for _, off := range []int{0, 3} { // unaligned starts
+					if off+n > len(src) {
+						continue
+					}
+					s := src[off : off+n]
+					dst := make([]byte, n+32)
+					for i := range dst {
+						dst[i] = 0xa5
+					}
+					QuantizeF32(dst[:n], s, p.scale, p.zero, p.unsigned)
+					for i, x := range s {
+						if want := refQuantize(x, p.scale, p.zero, p.unsigned); dst[i] != want {
+							t.Fatalf("%+v: quantize(%g) = %d, want %d", p, x, dst[i], want)
+						}
+					}
+					for i := n; i < len(dst); i++ {
+						if dst[i] != 0xa5 {
+							t.Fatalf("%+v n=%d: wrote past the end at %d", p, n, i)
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+func nextUp(x float32) float32 { return math.Nextafter32(x, float32(math.Inf(1))) }
+
+func BenchmarkMaxPool2x2(b *testing.B) {
+	// simplecnn@256's first pool: 256×32 planes of 26×26 int8 codes
+	w, h, planes := 26, 26, 256*32
+	x := make([]byte, w*h*planes)
+	for i := range x {
+		x[i] = byte(i * 2654435761 >> 13)
+	}
+	y := make([]byte, (w/2)*(h/2)*planes)
+	for _, v := range QVariants() {
+		b.Run(fmt.Sprint([]string{"generic", "vnni"}[v]), func(b *testing.B) {
+			saved := QVariant
+			defer func() { QVariant = saved }()
+			QVariant = v
+			b.SetBytes(int64(len(x)))
+			for b.Loop() {
+				MaxPool2x2(y, x, w, h, planes, false)
+			}
+		})
+	}
+}
+
+func BenchmarkQuantizeF32(b *testing.B) {
+	src := make([]float32, 256*28*28) // simplecnn@256's input
+	for i := range src {
+		src[i] = float32(i%1000)/500 - 1
+	}
+	dst := make([]byte, len(src))
+	for _, v := range QVariants() {
+		b.Run(fmt.Sprint([]string{"generic", "vnni"}[v]), func(b *testing.B) {
+			saved := QVariant
+			defer func() { QVariant = saved }()
+			QVariant = v
+			b.SetBytes(int64(4 * len(src)))
+			for b.Loop() {
+				QuantizeF32(dst, src, 0.0078, 0, false)
+			}
+		})
+	}
+}
