@@ -12,7 +12,7 @@
 //
 // Exactness: INT8 layers are bit-exact with ops/kilnq (integer sums are
 // exact; the epilogue performs the reference's float32 operations in its
-// order). FP8 (E4M3) layers decode codes through a table and accumulate in
+// order). FP8 (E4M3, or E5M2 activations) layers decode codes through a table and accumulate in
 // float32 in the GEMM's order where the reference sums in float64: fp32
 // outputs agree within rel 1e-5, E4M3 outputs within one code (adjacent
 // codes where the float32 and float64 sums straddle a rounding boundary).
@@ -37,6 +37,7 @@ import (
 	"github.com/kilnml/kiln/kernels/i8"
 	"github.com/kilnml/kiln/kernels/pack"
 	"github.com/kilnml/kiln/kernels/parallel"
+	"github.com/kilnml/kiln/ops/kilnq"
 )
 
 // Backend offers the fast tactics.
@@ -104,9 +105,10 @@ func init() { engine.RegisterBackend(Backend{}) }
 // disabled turns the backend off (tests build reference engines with it).
 var disabled bool
 
-// quantPrec is "i8" or "f8" from the layer's activation type.
+// quantPrec is "i8" or "f8" (E4M3 or E5M2 codes) from the layer's
+// activation type.
 func quantPrec(l *engine.Layer) string {
-	if len(l.In) > 0 && l.In[0] != nil && l.In[0].DType == ir.Float8E4M3FN {
+	if _, ok := kilnq.FP8Format(inDType(l, 0)); ok {
 		return "f8"
 	}
 	return "i8"

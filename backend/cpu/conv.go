@@ -122,11 +122,11 @@ func (t convTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 				weights = append(weights, wq)
 			}
 		} else {
-			if w.DType != ir.Float8E4M3FN || p.XType != ir.Float8E4M3FN {
+			if !isFP8(w.DType) || !isFP8(p.XType) {
 				return nil, fmt.Errorf("%s: fp8 conv over %s×%s", n, p.XType, w.DType)
 			}
 			p.Tile = [2]int{f32.MR, f32.NR}
-			dec := decodeE4M3(w)
+			dec := decodeFP8(w)
 			weights = append(weights, ir.FromFloat32s([]int64{int64(p.Group * pack.ASize(Mg, K, f32.MR))}, packGroups(dec, p.Group, Mg, K, f32.MR)))
 		}
 	}
@@ -153,15 +153,6 @@ func (t convTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, fmt.Errorf("%s: too many inputs", n)
 	}
 	return lowered("cpu.conv", &p, weights, inputs)
-}
-
-func decodeE4M3(t *ir.Tensor) []float32 {
-	tab := i8.E4M3Table()
-	out := make([]float32, len(t.Data))
-	for i, c := range t.Data {
-		out[i] = tab[c]
-	}
-	return out
 }
 
 func packGroups(w []float32, groups, mg, k, mr int) []float32 {
@@ -219,7 +210,9 @@ func newConvKernel(p *convParams, w []*ir.Tensor) (engine.Kernel, error) {
 			return nil, fmt.Errorf("cpu.conv: %d packed weights, want %d", len(k.w32), want)
 		}
 		if p.Prec == "f8" {
-			k.lut32 = i8.E4M3Table()
+			if k.lut32 = fp8Table(p.XType); k.lut32 == nil {
+				return nil, fmt.Errorf("cpu.conv: fp8 activations of type %s", p.XType)
+			}
 		}
 	case "i8":
 		if w[0].DType != ir.Int8 || p.Tile != [2]int{i8.MR, i8.NR} {

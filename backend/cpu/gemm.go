@@ -122,12 +122,12 @@ func (t gemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 			pack.A(wq.I8(), w.I8(), (*[256]int8)(nil), p.N, p.K, rs, cs, i8.MR)
 			weights = append(weights, wq)
 		} else {
-			if w.DType != ir.Float8E4M3FN || p.XType != ir.Float8E4M3FN {
+			if !isFP8(w.DType) || !isFP8(p.XType) {
 				return nil, fmt.Errorf("%s: fp8 gemm over %s×%s", n, p.XType, w.DType)
 			}
 			p.Tile = [2]int{f32.MR, f32.NR}
 			dst := make([]float32, pack.ASize(p.N, p.K, f32.MR))
-			pack.A(dst, decodeE4M3(w), (*[256]float32)(nil), p.N, p.K, rs, cs, f32.MR)
+			pack.A(dst, decodeFP8(w), (*[256]float32)(nil), p.N, p.K, rs, cs, f32.MR)
 			weights = append(weights, ir.FromFloat32s([]int64{int64(len(dst))}, dst))
 		}
 	}
@@ -197,7 +197,9 @@ func newGemmKernel(p *gemmParams, w []*ir.Tensor) (engine.Kernel, error) {
 		}
 		k.w32 = w[0].F32()
 		if p.Prec == "f8" {
-			k.lut32 = i8.E4M3Table()
+			if k.lut32 = fp8Table(p.XType); k.lut32 == nil {
+				return nil, fmt.Errorf("cpu.gemm: fp8 activations of type %s", p.XType)
+			}
 		}
 	case "i8":
 		if w[0].DType != ir.Int8 || len(w[0].I8()) != pack.ASize(p.N, p.K, i8.MR) || p.Tile != [2]int{i8.MR, i8.NR} {

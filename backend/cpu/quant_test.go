@@ -8,6 +8,7 @@ import (
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/floatx"
 	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/ops/kilnq"
 )
 
 // quantAttrs returns kilnq attributes for m output channels.
@@ -45,14 +46,18 @@ var qcases = []qcase{
 	{"u8zp-f32out", ir.Uint8, ir.Int8, 0, 90, 0, "Sigmoid", true, true},
 	{"f8-f8out", ir.Float8E4M3FN, ir.Float8E4M3FN, 0.1, 0, 0, "Relu", true, false},
 	{"f8-f32out", ir.Float8E4M3FN, ir.Float8E4M3FN, 0, 0, 0, "", true, true},
+	// E5M2 activations (a tensor whose range E4M3 cannot hold) with E4M3 weights.
+	{"e5m2-e5m2out", ir.Float8E5M2, ir.Float8E4M3FN, 0.1, 0, 0, "Relu", true, false},
+	{"e5m2-f32out", ir.Float8E5M2, ir.Float8E4M3FN, 0, 0, 0, "", true, true},
 }
 
 // checkQuant: int8/uint8 layers bit-exact; FP8 (float32 accumulation in a
 // different order than the reference's float64) within rel 1e-5 for fp32
-// outputs and one code for E4M3 outputs.
+// outputs and one code for E4M3/E5M2 outputs.
 func checkQuant(t *testing.T, qc qcase, name string, got, want *ir.Tensor) {
 	t.Helper()
-	if qc.xt != ir.Float8E4M3FN {
+	f, f8 := kilnq.FP8Format(qc.xt)
+	if !f8 {
 		sameBits(t, name, got, want)
 		return
 	}
@@ -62,12 +67,12 @@ func checkQuant(t *testing.T, qc qcase, name string, got, want *ir.Tensor) {
 	}
 	for i := range want.Data {
 		a, b := int(got.Data[i]), int(want.Data[i])
-		va, vb := floatx.F8ToF32(uint8(a), floatx.E4M3FN), floatx.F8ToF32(uint8(b), floatx.E4M3FN)
-		tiny := float32(1.0 / 512) // the smallest subnormal
+		va, vb := floatx.F8ToF32(uint8(a), f), floatx.F8ToF32(uint8(b), f)
+		tiny := map[floatx.F8Format]float32{floatx.E4M3FN: 0x1p-9, floatx.E5M2: 0x1p-16}[f] // the smallest subnormal
 		adjacent := (a^b)&0x80 == 0 && (a-b == 1 || b-a == 1)
 		if a != b && !adjacent && !(max(va, -va) <= tiny && max(vb, -vb) <= tiny) {
 			t.Fatalf("%s: code %d: %#x, want %#x (%v vs %v)", name, i, a, b,
-				floatx.F8ToF32(uint8(a), floatx.E4M3FN), floatx.F8ToF32(uint8(b), floatx.E4M3FN))
+				floatx.F8ToF32(uint8(a), f), floatx.F8ToF32(uint8(b), f))
 		}
 	}
 }
@@ -134,7 +139,7 @@ func TestQGemmQMatMul(t *testing.T) {
 }
 
 func precOf(qc qcase) engine.Precision {
-	if qc.xt == ir.Float8E4M3FN {
+	if _, f8 := kilnq.FP8Format(qc.xt); f8 {
 		return engine.FP8
 	}
 	return engine.INT8

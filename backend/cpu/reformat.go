@@ -8,6 +8,7 @@ import (
 	"github.com/kilnml/kiln/floatx"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/kernels/avx"
+	"github.com/kilnml/kiln/ops/kilnq"
 )
 
 // Reformats between precisions, bit-exact with ops/qops: per-tensor
@@ -77,13 +78,13 @@ func (reformatTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 			return nil, fmt.Errorf("%s: zero point is %s, codes are %s", n, zp.DType, code)
 		}
 		z := zp.Float64At(0)
-		if code == ir.Float8E4M3FN && z != 0 {
+		if isFP8(code) && z != 0 {
 			return nil, fmt.Errorf("%s: float8 zero points must be 0", n)
 		}
 		p.Zero = int32(z)
 	}
 	switch code {
-	case ir.Int8, ir.Uint8, ir.Float8E4M3FN:
+	case ir.Int8, ir.Uint8, ir.Float8E4M3FN, ir.Float8E5M2:
 	default:
 		return nil, fmt.Errorf("%s: %s codes have no fast kernel", n, code)
 	}
@@ -121,7 +122,7 @@ func newReformatKernel(p *reformatParams, _ []*ir.Tensor) (engine.Kernel, error)
 	switch p.Op {
 	case "f32tof16", "f16tof32":
 	case "quantize":
-		if !(p.To == ir.Int8 || p.To == ir.Uint8 || p.To == ir.Float8E4M3FN) || p.From != ir.Float32 {
+		if !(p.To == ir.Int8 || p.To == ir.Uint8 || isFP8(p.To)) || p.From != ir.Float32 {
 			return nil, fmt.Errorf("cpu.reformat: cannot quantize %s to %s", p.From, p.To)
 		}
 	case "dequantize":
@@ -134,8 +135,9 @@ func newReformatKernel(p *reformatParams, _ []*ir.Tensor) (engine.Kernel, error)
 				d = float32(int32(int8(uint8(i))) - p.Zero)
 			case ir.Uint8:
 				d = float32(int32(i) - p.Zero)
-			case ir.Float8E4M3FN:
-				d = floatx.F8ToF32(uint8(i), floatx.E4M3FN)
+			case ir.Float8E4M3FN, ir.Float8E5M2:
+				f, _ := kilnq.FP8Format(p.From)
+				d = floatx.F8ToF32(uint8(i), f)
 			default:
 				return nil, fmt.Errorf("cpu.reformat: cannot dequantize %s", p.From)
 			}
@@ -218,9 +220,9 @@ func (r *reformatRun) Do(_, item int) {
 // then round half to even and add the zero point, saturating (NaN gives
 // the zero point); float8 codes round q saturating or not.
 func quantize(dst []byte, src []float32, p *reformatParams) {
-	if p.To == ir.Float8E4M3FN {
+	if f, ok := kilnq.FP8Format(p.To); ok {
 		for i, v := range src {
-			dst[i] = floatx.F64ToF8(float64(v/p.Scale), floatx.E4M3FN, p.Sat)
+			dst[i] = floatx.F64ToF8(float64(v/p.Scale), f, p.Sat)
 		}
 		return
 	}

@@ -35,7 +35,8 @@ func TestQuantizeLinear(t *testing.T) {
 		dt   ir.DType
 		zero float64
 		sat  int64
-	}{{ir.Int8, 0, 1}, {ir.Int8, -3, 1}, {ir.Uint8, 128, 1}, {ir.Uint8, 0, 1}, {ir.Float8E4M3FN, 0, 1}, {ir.Float8E4M3FN, 0, 0}} {
+	}{{ir.Int8, 0, 1}, {ir.Int8, -3, 1}, {ir.Uint8, 128, 1}, {ir.Uint8, 0, 1}, {ir.Float8E4M3FN, 0, 1}, {ir.Float8E4M3FN, 0, 0},
+		{ir.Float8E5M2, 0, 1}, {ir.Float8E5M2, 0, 0}} {
 		t.Run(fmt.Sprint(c.dt, c.zero, c.sat), func(t *testing.T) {
 			scale := ir.FromFloat32s(nil, []float32{0.37})
 			zp := ir.FromFloat64s(c.dt, nil, []float64{c.zero})
@@ -52,10 +53,10 @@ func TestDequantizeLinear(t *testing.T) {
 	for _, c := range []struct {
 		dt   ir.DType
 		zero float64
-	}{{ir.Int8, 0}, {ir.Int8, 5}, {ir.Uint8, 131}, {ir.Float8E4M3FN, 0}} {
+	}{{ir.Int8, 0}, {ir.Int8, 5}, {ir.Uint8, 131}, {ir.Float8E4M3FN, 0}, {ir.Float8E5M2, 0}} {
 		x := ir.NewTensor(c.dt, []int64{3, 300})
 		for i := range x.Data {
-			x.Data[i] = byte(i) // every code, NaN codes of E4M3 included
+			x.Data[i] = byte(i) // every code, NaN (and E5M2's Inf) codes included
 		}
 		_ = r
 		scale := ir.FromFloat32s(nil, []float32{0.0123})

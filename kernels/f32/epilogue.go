@@ -137,7 +137,7 @@ func (e *Epilogue) storeRows(acc []float32, ldacc, r0, c0, mr, nr int) {
 
 func (e *Epilogue) storeQ(acc []float32, ldacc, r0, c0, mr, nr int) {
 	q := e.Q
-	if (q.Act.Kind == "" || q.Act.Kind == "Relu") && q.YScale > 0 && q.OutType != ir.Float8E4M3FN &&
+	if (q.Act.Kind == "" || q.Act.Kind == "Relu") && q.YScale > 0 && (q.OutType == ir.Int8 || q.OutType == ir.Uint8) &&
 		e.QChannelRow && (e.BiasMode == BiasNone || e.BiasMode == BiasRow) {
 		e.storeQRows(acc, ldacc, r0, c0, mr, nr)
 		return

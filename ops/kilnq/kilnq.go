@@ -6,13 +6,17 @@
 //	acc  = Σ (x−x_zero)·w over the codes (exact integers for int8/uint8; sums of
 //	       decoded float8 values for E4M3, accumulated in float64 here)
 //	y    = act(float32(acc)·m[c] + B[c] + Z), m[c] = float32(x_scale·w_scales[c]),
-//	       each operation rounded to float32 in that order
+//	       each operation rounded to float32 in that order; act is
+//	       kiln.Activation.Apply32 (GELU as kiln.Gelu32, all float32 steps, so
+//	       that SIMD kernels can match it bit for bit)
 //	out  = saturate(round_half_even(y / y_scale) + y_zero) when y_scale > 0, else y.
 //
 // Activations are int8 or uint8 with zero points x_zero and y_zero (0 for
 // TensorRT's symmetric form; ONNX Runtime's quantizer writes asymmetric
-// ones) or float8e4m3fn; weights are int8
-// or float8e4m3fn with per-output-channel scales w_scales.
+// ones) or float8 (E4M3FN, or E5M2 for tensors whose range E4M3 cannot
+// hold: builder.ChooseFP8Formats); weights are int8 or float8 (E4M3FN in
+// kiln's engines, also with E5M2 activations) with per-output-channel
+// scales w_scales. A layer that writes codes writes its activation's type.
 //
 // For int8 the result is bit-exact whatever the summation order, because
 // the integer sum is exact and float32(acc) rounds it once.
@@ -121,15 +125,16 @@ func (l *Layer) Epilogue(acc float32, c int, bias, resid float32) float32 {
 	y := float32(acc * m)
 	y = float32(y + bias)
 	y = float32(y + resid)
-	return float32(l.Act.Apply(float64(y)))
+	return l.Act.Apply32(y)
 }
 
 // QuantizeOut maps y to an output code: int8 or uint8 (with y_zero)
-// saturating, or E4M3 saturating.
+// saturating, or E4M3/E5M2 saturating (round to nearest even, as ONNX's
+// QuantizeLinear with saturate=1).
 func (l *Layer) QuantizeOut(y float32) int64 {
 	v := float32(y / l.YScale)
-	if l.OutType == ir.Float8E4M3FN {
-		return int64(floatx.F32ToF8(v, floatx.E4M3FN, true))
+	if f, ok := FP8Format(l.OutType); ok {
+		return int64(floatx.F32ToF8(v, f, true))
 	}
 	lo, hi := float64(-128), float64(127)
 	if l.OutType == ir.Uint8 {
@@ -147,12 +152,24 @@ func (l *Layer) QuantizeOut(y float32) int64 {
 	return int64(r)
 }
 
+// FP8Format is the floatx codec of a float8 code type kiln's quantized
+// layers take (E4M3FN, E5M2).
+func FP8Format(dt ir.DType) (floatx.F8Format, bool) {
+	switch dt {
+	case ir.Float8E4M3FN:
+		return floatx.E4M3FN, true
+	case ir.Float8E5M2:
+		return floatx.E5M2, true
+	}
+	return 0, false
+}
+
 // codesToFloat returns code − zero as float32 (exact for 8-bit codes).
 func codesToFloat(t *ir.Tensor, zero int32) (*ir.Tensor, error) {
 	switch t.DType {
-	case ir.Int8, ir.Uint8, ir.Float8E4M3FN:
+	case ir.Int8, ir.Uint8, ir.Float8E4M3FN, ir.Float8E5M2:
 	default:
-		return nil, fmt.Errorf("quantized input %q is %s, want int8, uint8 or float8e4m3fn", t.Name, t.DType)
+		return nil, fmt.Errorf("quantized input %q is %s, want int8, uint8, float8e4m3fn or float8e5m2", t.Name, t.DType)
 	}
 	f := ir.NewTensor(ir.Float32, t.Dims)
 	out := f.F32()
@@ -191,7 +208,9 @@ func run(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	if len(in) < 2 || in[0] == nil || in[1] == nil {
 		return nil, c.Errorf("needs the quantized activation and weight inputs")
 	}
-	if in[0].DType != in[1].DType && !(in[0].DType == ir.Uint8 && in[1].DType == ir.Int8) {
+	_, xf8 := FP8Format(in[0].DType)
+	_, wf8 := FP8Format(in[1].DType)
+	if in[0].DType != in[1].DType && !(in[0].DType == ir.Uint8 && in[1].DType == ir.Int8) && !(xf8 && wf8) {
 		return nil, c.Errorf("activation is %s but weights are %s", in[0].DType, in[1].DType)
 	}
 	l, err := LayerOf(c.Node, in[0].DType)
@@ -257,7 +276,7 @@ func run(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 		switch {
 		case l.YScale == 0:
 			out.F32()[i] = y
-		case l.OutType == ir.Float8E4M3FN:
+		case l.OutType == ir.Float8E4M3FN || l.OutType == ir.Float8E5M2:
 			out.U8()[i] = uint8(l.QuantizeOut(y)) // the code itself, not its value
 		default:
 			out.SetInt64At(int64(i), l.QuantizeOut(y))
