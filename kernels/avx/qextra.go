@@ -23,13 +23,13 @@ func MaxPool2x2(y, x []byte, w, h, planes int, unsigned bool) {
 	}
 	_, _ = x[planes*w*h-1], y[planes*ow*oh-1]
 	px, py := unsafe.SliceData(x), unsafe.SliceData(y)
-	maxPool2x2(px, w, w*h, py, ow, oh, planes, unsigned)
+	qmaxPool2x2(px, w, w*h, py, ow, oh, planes, unsigned)
 }
 
-// maxPool2x2Generic is the reference loop of MaxPool2x2:
+// qmaxPool2x2Generic is the reference loop of MaxPool2x2:
 //
 //	y[p][r][c] = max(x[p][2r][2c], x[p][2r][2c+1], x[p][2r+1][2c], x[p][2r+1][2c+1])
-func maxPool2x2Generic(x *byte, w, hw int, y *byte, ow, oh, planes int, unsigned bool) {
+func qmaxPool2x2Generic(x *byte, w, hw int, y *byte, ow, oh, planes int, unsigned bool) {
 	xs := unsafe.Slice(x, (planes-1)*hw+(2*oh)*w)
 	ys := unsafe.Slice(y, planes*oh*ow)
 	if unsigned {

@@ -2,10 +2,10 @@
 
 package avx
 
-func maxPool2x2(x *byte, w, hw int, y *byte, ow, oh, planes int, unsigned bool) {
+func qmaxPool2x2(x *byte, w, hw int, y *byte, ow, oh, planes int, unsigned bool) {
 	switch {
 	case QVariant != QVariantVNNI:
-		maxPool2x2Generic(x, w, hw, y, ow, oh, planes, unsigned)
+		qmaxPool2x2Generic(x, w, hw, y, ow, oh, planes, unsigned)
 	case unsigned:
 		maxPool2x2U8BW(x, w, hw, y, ow, oh, planes)
 	default:

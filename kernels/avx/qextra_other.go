@@ -2,8 +2,8 @@
 
 package avx
 
-func maxPool2x2(x *byte, w, hw int, y *byte, ow, oh, planes int, unsigned bool) {
-	maxPool2x2Generic(x, w, hw, y, ow, oh, planes, unsigned)
+func qmaxPool2x2(x *byte, w, hw int, y *byte, ow, oh, planes int, unsigned bool) {
+	qmaxPool2x2Generic(x, w, hw, y, ow, oh, planes, unsigned)
 }
 
 func quantizeF32(dst *byte, src *float32, n int, scale, qlo, qhi float32, zero int32, unsigned bool) {

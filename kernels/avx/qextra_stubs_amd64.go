@@ -4,12 +4,12 @@
 
 package avx
 
-// maxPool2x2S8BW is the AVX-512BW twin of maxPool2x2Generic.
+// maxPool2x2S8BW is the AVX-512BW twin of qmaxPool2x2Generic.
 //
 //go:noescape
 func maxPool2x2S8BW(x *byte, w int, hw int, y *byte, ow int, oh int, planes int)
 
-// maxPool2x2U8BW is the AVX-512BW twin of maxPool2x2Generic.
+// maxPool2x2U8BW is the AVX-512BW twin of qmaxPool2x2Generic.
 //
 //go:noescape
 func maxPool2x2U8BW(x *byte, w int, hw int, y *byte, ow int, oh int, planes int)

@@ -15,24 +15,24 @@ import (
 
 func main() {
 	ConstraintExpr("!noasm,amd64")
-	maxPool2x2("maxPool2x2S8BW", VPMAXSB)
-	maxPool2x2("maxPool2x2U8BW", VPMAXUB)
+	qmaxPool2x2("maxPool2x2S8BW", VPMAXSB)
+	qmaxPool2x2("maxPool2x2U8BW", VPMAXUB)
 	quantizeF32("quantizeF32S8AVX512", VPMOVSDB)
 	quantizeF32("quantizeF32U8AVX512", VPMOVUSDB)
 	Generate()
 }
 
-// maxPool2x2 pools planes of 8-bit codes (rows of w bytes, planes hw bytes
+// qmaxPool2x2 pools planes of 8-bit codes (rows of w bytes, planes hw bytes
 // apart) 2×2 with stride 2 in floor mode; the output is contiguous (planes
 // of oh rows of ow codes). Per 32 outputs: the maximum of the two input
 // rows' 64 bytes, then of each 16-bit word's two bytes (the odd byte
 // shifted down by 8), narrowed to the low bytes by VPMOVWB. Tails are
 // masked; masked-off lanes are neither loaded (no fault past the end) nor
 // stored.
-func maxPool2x2(name string, vmax func(ops ...Op)) {
+func qmaxPool2x2(name string, vmax func(ops ...Op)) {
 	TEXT(name, NOSPLIT, "func(x *byte, w, hw int, y *byte, ow, oh, planes int)")
 	Pragma("noescape")
-	Doc(name + " is the AVX-512BW twin of maxPool2x2Generic.")
+	Doc(name + " is the AVX-512BW twin of qmaxPool2x2Generic.")
 	x := Load(Param("x"), reg.RSI)
 	w := Load(Param("w"), reg.R8)
 	hw := Load(Param("hw"), reg.R9)
