@@ -77,7 +77,7 @@ func (k *simdPoolKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 func (r *simdPoolRun) Do(_, item int) {
 	lo, hi := item*r.rowsPer, min(r.nrows, (item+1)*r.rowsPer)
 	if r.dt == ir.Float32 {
-		pool2x2Rows(r.out.F32(), r.in.F32(), &r.g, lo, hi)
+		pool2x2RowsF32(r.out.F32(), r.in.F32(), &r.g, lo, hi)
 		return
 	}
 	// Codes: the maximum of integers has no ties or NaN to order, so the

@@ -87,3 +87,12 @@ func im2colSegs(dst, plane *float32, hw, cg int, segs *int32, taps int) {
 		im2colSegsGeneric(dst, plane, hw, cg, segs, taps)
 	}
 }
+
+func maxPoolRowF32(out, x0, x1 *float32, n int, lanes *int32) {
+	switch Variant {
+	case VariantAVX512:
+		maxPoolRowF32AVX512(out, x0, x1, n, lanes)
+	default:
+		maxPoolRowF32Generic(out, x0, x1, n, lanes)
+	}
+}

@@ -21,3 +21,7 @@ func im2colGather(dst, plane *float32, hw, cg int, tab *int32, taps int) {
 func im2colSegs(dst, plane *float32, hw, cg int, segs *int32, taps int) {
 	im2colSegsGeneric(dst, plane, hw, cg, segs, taps)
 }
+
+func maxPoolRowF32(out, x0, x1 *float32, n int, lanes *int32) {
+	maxPoolRowF32Generic(out, x0, x1, n, lanes)
+}

@@ -1596,6 +1596,59 @@ segs_done:
 	VZEROUPPER
 	RET
 
+// func maxPoolRowF32AVX512(out *float32, x0 *float32, x1 *float32, n int, lanes *int32)
+// Requires: AVX, AVX512F, BMI2, CMOV
+TEXT ·maxPoolRowF32AVX512(SB), NOSPLIT, $0-40
+	MOVQ      out+0(FP), DI
+	MOVQ      x0+8(FP), SI
+	MOVQ      x1+16(FP), DX
+	MOVQ      n+24(FP), CX
+	MOVQ      lanes+32(FP), R8
+	VMOVDQU32 (R8), Z30
+	VMOVDQU32 64(R8), Z29
+	MOVQ      $0x00000010, R12
+	TESTQ     CX, CX
+	JLE       pool_done
+
+pool_loop:
+	MOVQ      CX, R9
+	CMPQ      CX, R12
+	CMOVQGT   R12, R9
+	LEAQ      (R9)(R9*1), R10
+	MOVQ      $-1, R11
+	BZHIQ     R10, R11, R11
+	KMOVW     R11, K1
+	SHRQ      $0x10, R11
+	KMOVW     R11, K2
+	MOVQ      $-1, R11
+	BZHIQ     R9, R11, R11
+	KMOVW     R11, K3
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS.Z 64(SI), K2, Z1
+	VMOVUPS.Z (DX), K1, Z2
+	VMOVUPS.Z 64(DX), K2, Z3
+	VMOVAPS   Z0, Z4
+	VPERMT2PS Z1, Z30, Z4
+	VMOVAPS   Z0, Z5
+	VPERMT2PS Z1, Z29, Z5
+	VMOVAPS   Z2, Z6
+	VPERMT2PS Z3, Z30, Z6
+	VMOVAPS   Z2, Z7
+	VPERMT2PS Z3, Z29, Z7
+	VMAXPS    Z4, Z5, Z4
+	VMAXPS    Z4, Z6, Z4
+	VMAXPS    Z4, Z7, Z4
+	VMOVUPS   Z4, K3, (DI)
+	ADDQ      $0x80, SI
+	ADDQ      $0x80, DX
+	ADDQ      $0x40, DI
+	SUBQ      R9, CX
+	JG        pool_loop
+
+pool_done:
+	VZEROUPPER
+	RET
+
 // func fmaPeakAVX512(n int)
 // Requires: AVX, AVX512F
 TEXT ·fmaPeakAVX512(SB), NOSPLIT, $0-8

@@ -34,6 +34,11 @@ func im2colGatherAVX512(dst *float32, plane *float32, hw int, cg int, tab *int32
 //go:noescape
 func im2colSegsAVX512(dst *float32, plane *float32, hw int, cg int, segs *int32, taps int)
 
+// maxPoolRowF32AVX512 is the AVX-512 twin of maxPoolRowF32Generic.
+//
+//go:noescape
+func maxPoolRowF32AVX512(out *float32, x0 *float32, x1 *float32, n int, lanes *int32)
+
 // fmaPeakAVX512 runs n×24 independent VFMADD231PS zmm (n×768 flops).
 func fmaPeakAVX512(n int)
 

@@ -28,6 +28,7 @@ func main() {
 	dwRowAVX512()
 	im2colGatherAVX512()
 	im2colSegsAVX512()
+	maxPoolRowF32AVX512()
 	ceilings()
 	Generate()
 }

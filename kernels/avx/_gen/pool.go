@@ -1,0 +1,67 @@
+package main
+
+import (
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// maxPoolRowF32AVX512 pools n outputs of a 2×2 stride-2 max pool from two
+// input rows, 16 outputs per step: 32 floats of each row (masked to 2n),
+// split into even and odd columns with VPERMT2PS, and the four taps
+// combined in row-major order as b = v > b ? v : b (VMAXPS with b as the
+// Intel second source: ties and NaN keep b, as the portable pool).
+func maxPoolRowF32AVX512() {
+	TEXT("maxPoolRowF32AVX512", NOSPLIT, "func(out, x0, x1 *float32, n int, lanes *int32)")
+	Pragma("noescape")
+	Doc("maxPoolRowF32AVX512 is the AVX-512 twin of maxPoolRowF32Generic.")
+	out := Load(Param("out"), reg.RDI)
+	x0 := Load(Param("x0"), reg.RSI)
+	x1 := Load(Param("x1"), reg.RDX)
+	n := Load(Param("n"), reg.RCX)
+	lanes := Load(Param("lanes"), reg.R8)
+	even, odd := reg.Z30, reg.Z29
+	VMOVDQU32(Mem{Base: lanes}, even)
+	VMOVDQU32(Mem{Base: lanes, Disp: 64}, odd)
+	m, two, mask, sixteen := reg.R9, reg.R10, reg.R11, reg.R12
+	MOVQ(U32(16), sixteen)
+	TESTQ(n, n)
+	JLE(LabelRef("pool_done"))
+	Label("pool_loop")
+	MOVQ(n, m)
+	CMPQ(n, sixteen)
+	CMOVQGT(sixteen, m)
+	LEAQ(Mem{Base: m, Index: m, Scale: 1}, two)
+	MOVQ(I32(-1), mask)
+	BZHIQ(two, mask, mask)
+	KMOVW(mask.As32(), reg.K1)
+	SHRQ(U8(16), mask)
+	KMOVW(mask.As32(), reg.K2)
+	MOVQ(I32(-1), mask)
+	BZHIQ(m, mask, mask)
+	KMOVW(mask.As32(), reg.K3)
+	VMOVUPS_Z(Mem{Base: x0}, reg.K1, reg.Z0)
+	VMOVUPS_Z(Mem{Base: x0, Disp: 64}, reg.K2, reg.Z1)
+	VMOVUPS_Z(Mem{Base: x1}, reg.K1, reg.Z2)
+	VMOVUPS_Z(Mem{Base: x1, Disp: 64}, reg.K2, reg.Z3)
+	VMOVAPS(reg.Z0, reg.Z4)
+	VPERMT2PS(reg.Z1, even, reg.Z4)
+	VMOVAPS(reg.Z0, reg.Z5)
+	VPERMT2PS(reg.Z1, odd, reg.Z5)
+	VMOVAPS(reg.Z2, reg.Z6)
+	VPERMT2PS(reg.Z3, even, reg.Z6)
+	VMOVAPS(reg.Z2, reg.Z7)
+	VPERMT2PS(reg.Z3, odd, reg.Z7)
+	VMAXPS(reg.Z4, reg.Z5, reg.Z4) // Z4 = Z5 > Z4 ? Z5 : Z4
+	VMAXPS(reg.Z4, reg.Z6, reg.Z4)
+	VMAXPS(reg.Z4, reg.Z7, reg.Z4)
+	VMOVUPS(reg.Z4, reg.K3, Mem{Base: out})
+	ADDQ(U8(128), x0)
+	ADDQ(U8(128), x1)
+	ADDQ(U8(64), out)
+	SUBQ(m, n)
+	JG(LabelRef("pool_loop"))
+	Label("pool_done")
+	VZEROUPPER()
+	RET()
+}
