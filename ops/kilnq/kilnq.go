@@ -6,7 +6,9 @@
 //	acc  = Σ (x−x_zero)·w over the codes (exact integers for int8/uint8; sums of
 //	       decoded float8 values for E4M3, accumulated in float64 here)
 //	y    = act(float32(acc)·m[c] + B[c] + Z), m[c] = float32(x_scale·w_scales[c]),
-//	       each operation rounded to float32 in that order
+//	       each operation rounded to float32 in that order; act is
+//	       kiln.Activation.Apply32 (GELU as kiln.Gelu32, all float32 steps, so
+//	       that SIMD kernels can match it bit for bit)
 //	out  = saturate(round_half_even(y / y_scale) + y_zero) when y_scale > 0, else y.
 //
 // Activations are int8 or uint8 with zero points x_zero and y_zero (0 for
@@ -123,7 +125,7 @@ func (l *Layer) Epilogue(acc float32, c int, bias, resid float32) float32 {
 	y := float32(acc * m)
 	y = float32(y + bias)
 	y = float32(y + resid)
-	return float32(l.Act.Apply(float64(y)))
+	return l.Act.Apply32(y)
 }
 
 // QuantizeOut maps y to an output code: int8 or uint8 (with y_zero)

@@ -1,0 +1,104 @@
+package f32
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestExp32(t *testing.T) {
+	worst, at := 0.0, float32(0)
+	check := func(x float32) {
+		want := math.Exp(float64(x))
+		got := float64(Exp32(x))
+		if want < math.SmallestNonzeroFloat32*(1<<23) || want > math.MaxFloat32 { // subnormal (2^-149 steps, rounded twice) or overflow: absolute
+			if math.Abs(got-want) > 2*math.SmallestNonzeroFloat32 && !(math.IsInf(got, 1) && want > math.MaxFloat32) {
+				t.Fatalf("Exp32(%g) = %g, want %g", x, got, want)
+			}
+			return
+		}
+		if r := math.Abs(got-want) / want; !(r <= worst) {
+			worst, at = r, x
+		}
+	}
+	for b := uint32(0); b <= math.Float32bits(110); b += 53 {
+		x := math.Float32frombits(b)
+		check(x)
+		check(-x)
+	}
+	for _, x := range []float32{88.72283, 88.7, -87.3, -87.35, -100, -103.9, -103.98, 0, 1e-30} {
+		check(x)
+	}
+	t.Logf("max relative error %.3g at %g", worst, at)
+	if worst > Exp32RelErr {
+		t.Fatalf("Exp32 relative error %.3g at %g exceeds %g", worst, at, Exp32RelErr)
+	}
+	if v := Exp32(float32(math.NaN())); v == v {
+		t.Errorf("Exp32(NaN) = %g", v)
+	}
+	if Exp32(float32(math.Inf(-1))) != 0 || !math.IsInf(float64(Exp32(float32(math.Inf(1)))), 1) || !math.IsInf(float64(Exp32(89)), 1) {
+		t.Errorf("Exp32 specials: %g %g %g", Exp32(float32(math.Inf(-1))), Exp32(float32(math.Inf(1))), Exp32(89))
+	}
+}
+
+// softmax64 is the reference: float64 softmax of float32 scores.
+func softmax64(row []float32) []float64 {
+	mx := math.Inf(-1)
+	for _, v := range row {
+		mx = math.Max(mx, float64(v))
+	}
+	out := make([]float64, len(row))
+	s := 0.0
+	for i, v := range row {
+		out[i] = math.Exp(float64(v) - mx)
+		s += out[i]
+	}
+	for i := range out {
+		out[i] /= s
+	}
+	return out
+}
+
+func TestSoftmaxRow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 3, 4, 5, 31, 128, 129, 1000, 4096} {
+		for _, spread := range []float64{0.1, 3, 30} {
+			for _, masked := range []bool{false, true} {
+				row := make([]float32, n)
+				for i := range row {
+					row[i] = float32(rng.NormFloat64() * spread)
+					if masked && i%3 == 1 {
+						row[i] = float32(math.Inf(-1))
+					}
+				}
+				want := softmax64(row)
+				SoftmaxRow(row)
+				for i, w := range want {
+					if d := math.Abs(float64(row[i]) - w); !(d <= SoftmaxRowErr(n)) {
+						t.Fatalf("n=%d spread=%g masked=%v: p[%d] = %g, want %g (error %.3g > %.3g)", n, spread, masked, i, row[i], w, d, SoftmaxRowErr(n))
+					}
+				}
+			}
+		}
+	}
+	// A fully masked row and a row with NaN give NaN everywhere, as the reference.
+	for _, row := range [][]float32{{float32(math.Inf(-1)), float32(math.Inf(-1))}, {1, float32(math.NaN()), 2}} {
+		SoftmaxRow(row)
+		for i, v := range row {
+			if v == v {
+				t.Errorf("p[%d] = %g, want NaN", i, v)
+			}
+		}
+	}
+}
+
+func TestGeluRow(t *testing.T) {
+	row := []float32{-3, -0.5, 0, 0.5, 3, float32(math.Inf(1))}
+	want := []float64{-0.0040496, -0.1542687, 0, 0.3457312, 2.9959503, math.Inf(1)}
+	GeluRow(row)
+	for i, w := range want {
+		if math.Abs(float64(row[i])-w) > 1e-6 && !(math.IsInf(w, 1) && math.IsInf(float64(row[i]), 1)) {
+			t.Errorf("GeluRow[%d] = %g, want %g", i, row[i], w)
+		}
+	}
+}
