@@ -31,22 +31,39 @@ type simdQConvParams struct {
 	Quant *quantParam `json:"quant"`
 	XType ir.DType    `json:"xtype"`
 	Tile  [2]int      `json:"tile"`
-	Order string      `json:"order"` // depth order of the packed weights: "khwc" (channels-last quads) or "chw"
+	Order string      `json:"order"` // depth order of the packed weights: "khwc" (channels-last quads), "chw" or "chw4" (row quads)
 }
 
-// Depth orders: channels-last quads, or ONNX's (c, kh, kw) with a byte
-// im2col for convs with fewer than 4 channels per group (no padding).
+// Depth orders: channels-last quads; for convs with fewer than 4 channels
+// per group, ONNX's (c, kh, kw) with kw padded to a multiple of 4 so that
+// a quad is 4 bytes of one input row (kernels at least 3 wide, no
+// horizontal dilation), else ONNX's order with a byte im2col (no padding).
 const (
-	simdQOrder    = "khwc"
-	simdQOrderCHW = "chw"
+	simdQOrder     = "khwc"
+	simdQOrderCHW  = "chw"
+	simdQOrderRows = "chw4"
 )
 
-// simdQDepth is the packed depth of a conv in the given order.
-func simdQDepth(order string, cg, taps int) int {
-	if order == simdQOrderCHW {
-		return cg * taps
+// simdQOrderFor picks the depth order of a conv with cg channels per group.
+func simdQOrderFor(cg int, win *window) string {
+	switch {
+	case cg >= 4:
+		return simdQOrder
+	case win.Kernel[1] >= 3 && win.Dils[1] == 1:
+		return simdQOrderRows
 	}
-	return taps * avx.Cg4(cg)
+	return simdQOrderCHW
+}
+
+// simdQDepth is the packed depth of a conv in the given order.
+func simdQDepth(order string, cg, kh, kw int) int {
+	switch order {
+	case simdQOrderCHW:
+		return cg * kh * kw
+	case simdQOrderRows:
+		return avx.QRowsDepth(cg, kh, kw)
+	}
+	return kh * kw * avx.Cg4(cg)
 }
 
 type simdQConvTactic struct{}
@@ -76,10 +93,8 @@ func (simdQConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, err
 	}
 	p := simdQConvParams{Win: win, M: int(w.Dims[0]), Cg: int(w.Dims[1]), Group: int(group), Quant: &quantParam{*ql},
-		XType: xt, Tile: [2]int{avx.MR, avx.NR}, Order: simdQOrder}
-	if p.Cg < 4 {
-		p.Order = simdQOrderCHW
-	}
+		XType: xt, Tile: [2]int{avx.MR, avx.NR}}
+	p.Order = simdQOrderFor(p.Cg, &win)
 	if p.Group < 1 || p.M%p.Group != 0 {
 		return nil, fmt.Errorf("%s: %d output channels are not divisible by group %d", n, p.M, group)
 	}
@@ -92,15 +107,18 @@ func (simdQConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	}
 	Mg := p.M / p.Group
 	taps := win.Kernel[0] * win.Kernel[1]
-	Kt := simdQDepth(p.Order, p.Cg, taps)
+	Kt := simdQDepth(p.Order, p.Cg, win.Kernel[0], win.Kernel[1])
 	sz := avx.QASize(Mg, Kt)
 	packed := ir.NewTensor(ir.Int8, []int64{int64(p.Group * sz)})
 	sums := ir.NewTensor(ir.Int32, []int64{int64(p.M)})
 	src, dst, ss := w.I8(), packed.I8(), sums.I32()
 	for g := 0; g < p.Group; g++ {
 		wg := src[g*Mg*K : (g+1)*Mg*K]
-		if p.Order == simdQOrder {
+		switch p.Order {
+		case simdQOrder:
 			wg = avx.ReorderQWeights(wg, Mg, p.Cg, taps)
+		case simdQOrderRows:
+			wg = avx.ReorderQWeightsRows(wg, Mg, p.Cg, win.Kernel[0], win.Kernel[1])
 		}
 		copy(ss[g*Mg:], avx.PackQA(dst[g*sz:(g+1)*sz], wg, Mg, Kt))
 	}
@@ -170,14 +188,14 @@ func newSimdQConvKernel(p *simdQConvParams, w []*ir.Tensor) (engine.Kernel, erro
 	if p.M <= 0 || p.Cg <= 0 || p.Group <= 0 || p.M%p.Group != 0 || p.Quant == nil {
 		return nil, fmt.Errorf("%s: bad parameters", simdQConvID)
 	}
-	if p.Tile != [2]int{avx.MR, avx.NR} || (p.Order != simdQOrder && p.Order != simdQOrderCHW) {
+	if p.Tile != [2]int{avx.MR, avx.NR} || (p.Order != simdQOrder && p.Order != simdQOrderCHW && p.Order != simdQOrderRows) {
 		return nil, fmt.Errorf("%s: weights packed for tile %v, this build uses %dx%d", simdQConvID, p.Tile, avx.MR, avx.NR)
 	}
 	need := 2
 	if p.Bias {
 		need = 3
 	}
-	K := simdQDepth(p.Order, p.Cg, p.Win.Kernel[0]*p.Win.Kernel[1])
+	K := simdQDepth(p.Order, p.Cg, p.Win.Kernel[0], p.Win.Kernel[1])
 	if len(w) != need || w[0].DType != ir.Int8 || len(w[0].I8()) != p.Group*avx.QASize(p.M/p.Group, K) ||
 		w[1].DType != ir.Int32 || len(w[1].I32()) != p.M {
 		return nil, fmt.Errorf("%s: packed weights do not match", simdQConvID)
@@ -243,10 +261,10 @@ func (k *simdQConvKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 type simdQConvRun struct {
 	k                 *simdQConvKernel
 	g                 pack.Conv2D
-	K                 int // taps × Cg4
+	K                 int // packed depth
 	x                 []byte
-	xc                []byte // channels-last images: [n][group][position][Cg4]
-	plane             int    // bytes of one channels-last group image
+	xc                []byte // per (image, group): channels-last (khwc) or padded (chw4) copy
+	plane             int    // bytes of one such group image
 	transposing       bool
 	z, yf             []float32
 	yq                []byte
@@ -267,7 +285,7 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	r := k.runs.get()
 	defer k.runs.put(r)
-	*r = simdQConvRun{k: k, g: g, K: simdQDepth(k.p.Order, k.p.Cg, g.KH*g.KW), x: in[0].Data, groups: k.p.Group}
+	*r = simdQConvRun{k: k, g: g, K: simdQDepth(k.p.Order, k.p.Cg, g.KH, g.KW), x: in[0].Data, groups: k.p.Group}
 	if out[0].DType == ir.Float32 {
 		r.yf = out[0].F32()
 	} else {
@@ -295,12 +313,16 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	items := per * r.nch * r.nrb
 	workers := min(th, items)
 	slot := (avx.QBSize(r.K, chunk) + 63) &^ 63
-	if k.p.Order == simdQOrder {
+	switch k.p.Order {
+	case simdQOrder:
 		r.plane = g.H * g.W * avx.Cg4(k.p.Cg)
+	case simdQOrderRows:
+		ph, pw := avx.QPadSize(&g)
+		r.plane = k.p.Cg * ph * pw
 	}
 	buf := x.Scratch(workers*slot + per*r.plane)
 	r.sl = slots{buf: buf[:workers*slot], slot: slot}
-	if k.p.Order == simdQOrder {
+	if r.plane > 0 {
 		r.xc = buf[workers*slot:]
 		r.transposing = true
 		parallel.Run(th, per, r)
@@ -315,7 +337,12 @@ func (r *simdQConvRun) Do(w, item int) {
 	if r.transposing { // item: (image, group)
 		n, grp := item/r.groups, item%r.groups
 		chw := g.C * g.H * g.W
-		avx.ToNHWC(r.xc[item*r.plane:(item+1)*r.plane], r.x[n*chw:(n+1)*chw], g, grp, k.flip, k.pad)
+		dst, src := r.xc[item*r.plane:(item+1)*r.plane], r.x[n*chw:(n+1)*chw]
+		if k.p.Order == simdQOrderRows {
+			avx.QPadImage(dst, src, g, grp, k.flip, k.pad)
+		} else {
+			avx.ToNHWC(dst, src, g, grp, k.flip, k.pad)
+		}
 		return
 	}
 	rb := item % r.nrb
@@ -331,10 +358,13 @@ func (r *simdQConvRun) Do(w, item int) {
 	i0 := rb * r.rows
 	rows := min(r.rows, Mg-i0)
 	b := slotAs[uint8](r.sl, w, avx.QBSize(r.K, cols))
-	if k.p.Order == simdQOrder {
-		img := n*r.groups + grp
+	img := n*r.groups + grp
+	switch k.p.Order {
+	case simdQOrder:
 		avx.QIm2colNHWC(b, r.xc[img*r.plane:(img+1)*r.plane], g, j0, cols, k.pad)
-	} else {
+	case simdQOrderRows:
+		avx.QIm2colRows(b, r.xc[img*r.plane:(img+1)*r.plane], g, j0, cols)
+	default:
 		chw := g.C * g.H * g.W
 		avx.QIm2col(b, r.x[n*chw:(n+1)*chw], g, grp, j0, cols, k.flip, k.pad)
 	}

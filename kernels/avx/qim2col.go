@@ -1,6 +1,7 @@
 package avx
 
 import (
+	"encoding/binary"
 	"unsafe"
 
 	"github.com/kilnml/kiln/kernels/pack"
@@ -127,6 +128,108 @@ func qim2colTable(dst []uint8, x []byte, g *pack.Conv2D, grp, j0, n int, flip, p
 					v = v&^0xff000000 | uint32(xs[base[3]+int(i)]^flip)<<24
 				}
 				d[j] = v
+			}
+		}
+	}
+}
+
+// Row-quad INT8 im2col, for convs with fewer than 4 channels per group and
+// kernels at least 3 wide without horizontal dilation (first layers: one
+// gray or three color channels). Depth is ordered (c, kh, kw) with kw
+// padded to KW4, a multiple of 4, so that a quad is 4 consecutive bytes of
+// one input row: one unaligned 32-bit load from an image padded once per
+// run (the border and the flip applied there), instead of four byte
+// gathers. The padded taps have zero weights; the bytes they read (real
+// input or padding) do not change the sum. A 3×3 conv on one channel is 12
+// deep instead of 9: the same three VNNI steps.
+
+// KW4 is the padded kernel width of the row-quad order.
+func KW4(kw int) int { return (kw + 3) &^ 3 }
+
+// QRowsDepth is the depth of the row-quad order: cg × KH × KW4.
+func QRowsDepth(cg, kh, kw int) int { return cg * kh * KW4(kw) }
+
+// ReorderQWeightsRows turns m×(cg·kh·kw) int8 weights (ONNX order) into
+// m×(cg·kh·KW4(kw)), zero in the padded taps.
+func ReorderQWeightsRows(w []int8, m, cg, kh, kw int) []int8 {
+	kw4 := KW4(kw)
+	out := make([]int8, m*cg*kh*kw4)
+	for i := 0; i < m*cg*kh; i++ {
+		copy(out[i*kw4:i*kw4+kw], w[i*kw:(i+1)*kw])
+	}
+	return out
+}
+
+// QPadSize is the padded plane of the row-quad im2col: ph rows of pw bytes,
+// enough for every tap of every output position plus the 4-byte loads.
+func QPadSize(g *pack.Conv2D) (ph, pw int) {
+	ph = max(g.PT+g.H, (g.OH-1)*g.SH+(g.KH-1)*g.DH+1)
+	pw = max(g.PL+g.W, (g.OW-1)*g.SW+KW4(g.KW))
+	return ph, pw
+}
+
+// QPadImage writes group grp of one image of 8-bit codes x (C×H×W) into
+// dst as cg padded planes (QPadSize): u = code^flip inside, pad around.
+func QPadImage(dst []byte, x []byte, g *pack.Conv2D, grp int, flip, pad byte) {
+	cg := g.C / g.Group
+	ph, pw := QPadSize(g)
+	dst = dst[:cg*ph*pw]
+	for c := 0; c < cg; c++ {
+		plane := dst[c*ph*pw : (c+1)*ph*pw]
+		src := x[(grp*cg+c)*g.H*g.W : (grp*cg+c+1)*g.H*g.W]
+		for r := 0; r < ph; r++ {
+			row := plane[r*pw : (r+1)*pw]
+			ih := r - g.PT
+			if ih < 0 || ih >= g.H {
+				for i := range row {
+					row[i] = pad
+				}
+				continue
+			}
+			for i := 0; i < g.PL; i++ {
+				row[i] = pad
+			}
+			in := row[g.PL : g.PL+g.W]
+			for i, v := range src[ih*g.W : (ih+1)*g.W] {
+				in[i] = v ^ flip
+			}
+			for i := g.PL + g.W; i < pw; i++ {
+				row[i] = pad
+			}
+		}
+	}
+}
+
+// QIm2colRows packs columns [j0, j0+n) of the row-quad im2col matrix of one
+// padded group image (QPadImage) in NR-column strips of quads. Columns past
+// n in the last strip are left unwritten (the micro-kernel masks them).
+func QIm2colRows(dst []uint8, xp []byte, g *pack.Conv2D, j0, n int) {
+	cg := g.C / g.Group
+	ph, pw := QPadSize(g)
+	q := KW4(g.KW) / 4
+	k4 := cg * g.KH * q
+	xp = xp[:cg*ph*pw]
+	var base [NR]int
+	for t := 0; t < n; t += NR {
+		strip := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[t*4*k4])), NR*k4)
+		cols := min(NR, n-t)
+		for j := 0; j < cols; j++ {
+			jj := j0 + t + j
+			base[j] = (jj/g.OW*g.SH)*pw + jj%g.OW*g.SW
+		}
+		b := base[:cols]
+		p := 0
+		for c := 0; c < cg; c++ {
+			for kh := 0; kh < g.KH; kh++ {
+				for i := 0; i < q; i++ {
+					src := xp[c*ph*pw+kh*g.DH*pw+4*i:]
+					_ = src[b[cols-1]+3]
+					d := strip[p*NR : p*NR+cols]
+					for j, o := range b {
+						d[j] = binary.LittleEndian.Uint32(src[o:])
+					}
+					p++
+				}
 			}
 		}
 	}
