@@ -23,3 +23,11 @@ func quantizeF32(dst *byte, src *float32, n int, scale, qlo, qhi float32, zero i
 		quantizeF32S8AVX512(dst, src, n, scale, qlo, qhi, zero)
 	}
 }
+
+func gatherQuadsDispatch(dst *uint32, src *byte, idx *int32, rows, q, step int, fill uint32) {
+	if QVariant != QVariantVNNI {
+		gatherQuadsGeneric(dst, src, idx, rows, q, step, fill)
+		return
+	}
+	gatherQuadsAVX512(dst, src, idx, rows, q, step, fill)
+}

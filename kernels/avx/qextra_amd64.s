@@ -205,3 +205,49 @@ full_quantizeF32U8AVX512:
 done_quantizeF32U8AVX512:
 	VZEROUPPER
 	RET
+
+// func gatherQuadsAVX512(dst *uint32, src *byte, idx *int32, rows int, q int, step int, fill uint32)
+// Requires: AVX, AVX512F
+TEXT ·gatherQuadsAVX512(SB), NOSPLIT, $0-52
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         idx+16(FP), DX
+	MOVQ         rows+24(FP), CX
+	MOVQ         q+32(FP), R8
+	MOVQ         step+40(FP), R9
+	MOVL         fill+48(FP), AX
+	VPBROADCASTD AX, Z7
+	VPXORD       Z6, Z6, Z6
+	TESTQ        CX, CX
+	JLE          done_gatherQuadsAVX512
+	TESTQ        R8, R8
+	JLE          done_gatherQuadsAVX512
+
+row_gatherQuadsAVX512:
+	VMOVDQU32 (DX), Z0
+	VMOVDQU32 64(DX), Z1
+	VPCMPD    $0x05, Z6, Z0, K1
+	VPCMPD    $0x05, Z6, Z1, K2
+	MOVQ      SI, R10
+	MOVQ      R8, R11
+
+quad_gatherQuadsAVX512:
+	KMOVW      K1, K3
+	KMOVW      K2, K4
+	VMOVDQA32  Z7, Z2
+	VMOVDQA32  Z7, Z3
+	VPGATHERDD (R10)(Z0*1), K3, Z2
+	VPGATHERDD (R10)(Z1*1), K4, Z3
+	VMOVDQU32  Z2, (DI)
+	VMOVDQU32  Z3, 64(DI)
+	ADDQ       $0x80, DI
+	ADDQ       R9, R10
+	DECQ       R11
+	JNE        quad_gatherQuadsAVX512
+	ADDQ       $0x80, DX
+	DECQ       CX
+	JNE        row_gatherQuadsAVX512
+
+done_gatherQuadsAVX512:
+	VZEROUPPER
+	RET

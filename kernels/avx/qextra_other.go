@@ -9,3 +9,7 @@ func qmaxPool2x2(x *byte, w, hw int, y *byte, ow, oh, planes int, unsigned bool)
 func quantizeF32(dst *byte, src *float32, n int, scale, qlo, qhi float32, zero int32, unsigned bool) {
 	quantizeF32Generic(dst, src, n, scale, qlo, qhi, zero)
 }
+
+func gatherQuadsDispatch(dst *uint32, src *byte, idx *int32, rows, q, step int, fill uint32) {
+	gatherQuadsGeneric(dst, src, idx, rows, q, step, fill)
+}

@@ -23,3 +23,8 @@ func quantizeF32S8AVX512(dst *byte, src *float32, n int, scale float32, qlo floa
 //
 //go:noescape
 func quantizeF32U8AVX512(dst *byte, src *float32, n int, scale float32, qlo float32, qhi float32, zero int32)
+
+// gatherQuadsAVX512 is the AVX-512 twin of gatherQuadsGeneric.
+//
+//go:noescape
+func gatherQuadsAVX512(dst *uint32, src *byte, idx *int32, rows int, q int, step int, fill uint32)

@@ -187,3 +187,55 @@ func BenchmarkQuantizeF32(b *testing.B) {
 		})
 	}
 }
+
+func TestGatherQuads(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, c := range []struct{ rows, q, step int }{{1, 1, 4}, {3, 2, 4}, {9, 8, 4}, {49, 3, 4}, {5, 4, 7}} {
+		src := make([]byte, 1000)
+		for i := range src {
+			src[i] = byte(r.IntN(256))
+		}
+		var tab [maxTaps][NR]int32
+		hi := len(src) - 4 - (c.q-1)*c.step
+		for i := range c.rows {
+			for j := range NR {
+				switch r.IntN(4) {
+				case 0:
+					tab[i][j] = -1
+				case 1:
+					tab[i][j] = int32(hi) // the last word
+				default:
+					tab[i][j] = int32(r.IntN(hi + 1))
+				}
+			}
+		}
+		var want []uint32
+		for i := range c.rows {
+			for q := range c.q {
+				for j := range NR {
+					o := tab[i][j]
+					if o < 0 {
+						want = append(want, 0xdeadbeef)
+						continue
+					}
+					p := int(o) + q*c.step
+					want = append(want, uint32(src[p])|uint32(src[p+1])<<8|uint32(src[p+2])<<16|uint32(src[p+3])<<24)
+				}
+			}
+		}
+		forEachQVariant(t, func(t *testing.T) {
+			dst := make([]uint32, len(want)+NR)
+			gatherQuads(dst, src, &tab, c.rows, c.q, c.step, 0xdeadbeef)
+			for i, w := range want {
+				if dst[i] != w {
+					t.Fatalf("%+v: word %d = %#x, want %#x", c, i, dst[i], w)
+				}
+			}
+			for _, v := range dst[len(want):] {
+				if v != 0 {
+					t.Fatalf("%+v: wrote past the strip rows", c)
+				}
+			}
+		})
+	}
+}

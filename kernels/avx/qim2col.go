@@ -209,6 +209,35 @@ func QIm2colRows(dst []uint8, xp []byte, g *pack.Conv2D, j0, n int) {
 	q := KW4(g.KW) / 4
 	k4 := cg * g.KH * q
 	xp = xp[:cg*ph*pw]
+	if rows := cg * g.KH; rows <= maxTaps {
+		// per strip, a table of each column's byte offset per (c, kh),
+		// then q gathered words per row (AVX-512 gathers where available)
+		var tab [maxTaps][NR]int32
+		for t := 0; t < n; t += NR {
+			strip := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[t*4*k4])), NR*k4)
+			cols := min(NR, n-t)
+			for j := 0; j < NR; j++ {
+				o := int32(-1)
+				if j < cols {
+					jj := j0 + t + j
+					o = int32((jj/g.OW*g.SH)*pw + jj%g.OW*g.SW)
+				}
+				tab[0][j] = o
+			}
+			for r := 1; r < rows; r++ {
+				c, kh := r/g.KH, r%g.KH
+				d := int32(c*ph*pw + kh*g.DH*pw)
+				for j, o := range tab[0] {
+					if o >= 0 {
+						o += d
+					}
+					tab[r][j] = o
+				}
+			}
+			gatherQuads(strip, xp, &tab, rows, q, 4, 0)
+		}
+		return
+	}
 	var base [NR]int
 	for t := 0; t < n; t += NR {
 		strip := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[t*4*k4])), NR*k4)

@@ -63,6 +63,17 @@ func QIm2colNHWC(dst []uint8, xc []byte, g *pack.Conv2D, j0, n int, pad byte) {
 	q := c4 / 4 // quads per tap
 	k4 := g.KH * g.KW * q
 	fill := uint32(pad) * 0x01010101
+	if taps := g.KH * g.KW; taps <= maxTaps {
+		// per strip, a table of each column's byte offset per tap, then
+		// q gathered words per tap (AVX-512 gathers where available)
+		var tab [maxTaps][NR]int32
+		for t := 0; t < n; t += NR {
+			strip := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[t*4*k4])), NR*k4)
+			qTapOffsets(&tab, g, j0+t, min(NR, n-t), c4)
+			gatherQuads(strip, xc, &tab, taps, q, 4, fill)
+		}
+		return
+	}
 	src := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(xc))), len(xc)/4)
 	for t := 0; t < n; t += NR {
 		strip := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[t*4*k4])), NR*k4)
@@ -90,6 +101,35 @@ func QIm2colNHWC(dst []uint8, xc []byte, g *pack.Conv2D, j0, n int, pad byte) {
 					p += q
 				}
 			}
+		}
+	}
+}
+
+// qTapOffsets fills, for strip columns [0,cols) from output position j,
+// the byte offset in a channels-last image (unit bytes per position) of
+// every tap (kh,kw), or -1 in the padding and in columns [cols,NR).
+func qTapOffsets(tab *[maxTaps][NR]int32, g *pack.Conv2D, j, cols, unit int) {
+	taps := g.KH * g.KW
+	for c := 0; c < cols; c++ {
+		oh, ow := (j+c)/g.OW, (j+c)%g.OW
+		ih0, iw0 := oh*g.SH-g.PT, ow*g.SW-g.PL
+		t := 0
+		for kh := 0; kh < g.KH; kh++ {
+			ih := ih0 + kh*g.DH
+			for kw := 0; kw < g.KW; kw++ {
+				iw := iw0 + kw*g.DW
+				if uint(ih) < uint(g.H) && uint(iw) < uint(g.W) {
+					tab[t][c] = int32((ih*g.W + iw) * unit)
+				} else {
+					tab[t][c] = -1
+				}
+				t++
+			}
+		}
+	}
+	for t := 0; t < taps; t++ {
+		for c := cols; c < NR; c++ {
+			tab[t][c] = -1
 		}
 	}
 }

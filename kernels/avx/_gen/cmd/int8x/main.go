@@ -19,6 +19,7 @@ func main() {
 	qmaxPool2x2("maxPool2x2U8BW", VPMAXUB)
 	quantizeF32("quantizeF32S8AVX512", VPMOVSDB)
 	quantizeF32("quantizeF32U8AVX512", VPMOVUSDB)
+	gatherQuads()
 	Generate()
 }
 
@@ -131,6 +132,58 @@ func quantizeF32(name string, narrow func(ops ...Op)) {
 	ADDQ(U8(16), dst)
 	SUBQ(U8(16), n)
 	JG(l("loop"))
+	Label("done_" + name)
+	VZEROUPPER()
+	RET()
+}
+
+// gatherQuads packs INT8 im2col strips with gathers: for each of rows
+// tables of 32 byte offsets (one per strip column, -1 for padding) and
+// each of q quads, one strip row of 32 words: dst[(r*q+i)*32+j] =
+// the 32-bit word at src + idx[r][j] + i*step, or fill where idx < 0.
+func gatherQuads() {
+	name := "gatherQuadsAVX512"
+	TEXT(name, NOSPLIT, "func(dst *uint32, src *byte, idx *int32, rows, q, step int, fill uint32)")
+	Pragma("noescape")
+	Doc(name + " is the AVX-512 twin of gatherQuadsGeneric.")
+	dst := Load(Param("dst"), reg.RDI)
+	src := Load(Param("src"), reg.RSI)
+	idx := Load(Param("idx"), reg.RDX)
+	rows := Load(Param("rows"), reg.RCX)
+	q := Load(Param("q"), reg.R8)
+	step := Load(Param("step"), reg.R9)
+	MOVL(NewParamAddr("fill", 48), reg.EAX)
+	VPBROADCASTD(reg.EAX, reg.Z7)
+	VPXORD(reg.Z6, reg.Z6, reg.Z6)
+	p, i := reg.R10, reg.R11
+	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
+	TESTQ(rows, rows)
+	JLE(l("done"))
+	TESTQ(q, q)
+	JLE(l("done"))
+	Label("row_" + name)
+	VMOVDQU32(Mem{Base: idx}, reg.Z0)
+	VMOVDQU32(Mem{Base: idx, Disp: 64}, reg.Z1)
+	VPCMPD(U8(5), reg.Z6, reg.Z0, reg.K1) // idx >= 0
+	VPCMPD(U8(5), reg.Z6, reg.Z1, reg.K2)
+	MOVQ(src, p)
+	MOVQ(q, i)
+	Label("quad_" + name)
+	KMOVW(reg.K1, reg.K3)
+	KMOVW(reg.K2, reg.K4)
+	VMOVDQA32(reg.Z7, reg.Z2)
+	VMOVDQA32(reg.Z7, reg.Z3)
+	VPGATHERDD(Mem{Base: p, Index: reg.Z0, Scale: 1}, reg.K3, reg.Z2)
+	VPGATHERDD(Mem{Base: p, Index: reg.Z1, Scale: 1}, reg.K4, reg.Z3)
+	VMOVDQU32(reg.Z2, Mem{Base: dst})
+	VMOVDQU32(reg.Z3, Mem{Base: dst, Disp: 64})
+	ADDQ(U8(128), dst)
+	ADDQ(step, p)
+	DECQ(i)
+	JNE(l("quad"))
+	ADDQ(U8(128), idx)
+	DECQ(rows)
+	JNE(l("row"))
 	Label("done_" + name)
 	VZEROUPPER()
 	RET()
