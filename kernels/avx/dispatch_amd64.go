@@ -96,3 +96,12 @@ func maxPoolRowF32(out, x0, x1 *float32, n int, lanes *int32) {
 		maxPoolRowF32Generic(out, x0, x1, n, lanes)
 	}
 }
+
+func gemv(k int, a, b *float32, sstride int, c *float32, n int, bias, resid *float32, lo, hi float32, flags int) {
+	switch Variant {
+	case VariantAVX512:
+		sgemvAVX512(k, a, b, sstride, c, n, bias, resid, lo, hi, flags)
+	default:
+		sgemvGeneric(k, a, b, sstride, c, n, bias, resid, lo, hi, flags)
+	}
+}

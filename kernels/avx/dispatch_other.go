@@ -25,3 +25,7 @@ func im2colSegs(dst, plane *float32, hw, cg int, segs *int32, taps int) {
 func maxPoolRowF32(out, x0, x1 *float32, n int, lanes *int32) {
 	maxPoolRowF32Generic(out, x0, x1, n, lanes)
 }
+
+func gemv(k int, a, b *float32, sstride int, c *float32, n int, bias, resid *float32, lo, hi float32, flags int) {
+	sgemvGeneric(k, a, b, sstride, c, n, bias, resid, lo, hi, flags)
+}

@@ -1,6 +1,8 @@
 package avx
 
 import (
+	"unsafe"
+
 	"github.com/kilnml/kiln/kernels/pack"
 )
 
@@ -44,6 +46,10 @@ func Gemm(k int, ap []float32, m int, b []float32, ldb, n int, c []float32, ldc 
 	if e.Clamp {
 		epi |= FlagClamp
 		t.Lo, t.Hi = e.Lo, e.Hi
+	}
+	if m == 1 && ldb == 0 && e.BiasOn != FlagBiasRow && Variant != VariantAVX2 {
+		gemvRow(k, ap, b, n, c, ldc, e, epi, t.Lo, t.Hi, r0, c0)
+		return
 	}
 	// K blocks of KC: an A strip block (MR×KC) stays in L1 and the B block
 	// of a column chunk in L2; later blocks accumulate onto the stored
@@ -98,3 +104,84 @@ func Gemm(k int, ap []float32, m int, b []float32, ldb, n int, c []float32, ldc 
 
 // KC is the depth of one K block of Gemm.
 const KC = 256
+
+// gemvRow is Gemm for one row of A and packed B (dense layers at batch 1):
+// the 8-row micro-kernel would spend 7/8 of its FMAs on padding, so each
+// group of up to four B strips is one pass of sgemv over the whole depth,
+// with the same sums (increasing p, FMA per step) and epilogue.
+func gemvRow(k int, ap, b []float32, n int, c []float32, ldc int, e *Epi, flags int, lo, hi float32, r0, c0 int) {
+	if k > 0 {
+		_ = ap[(k-1)*MR]
+	}
+	for j := 0; j < n; j += 4 * NR {
+		cols := min(4*NR, n-j)
+		strips := (cols + NR - 1) / NR
+		if k > 0 {
+			_ = b[j*k+(strips*k-1)*NR+NR-1]
+		}
+		var bias, resid *float32
+		if e.BiasOn == FlagBiasCol {
+			bias = &e.Bias[c0+j : c0+j+cols][0]
+		}
+		if e.Resid != nil {
+			resid = &e.Resid[r0*ldc+c0+j : r0*ldc+c0+j+cols][0]
+		}
+		var pa, pb *float32
+		if k > 0 {
+			pa, pb = &ap[0], &b[j*k]
+		}
+		out := c[j : j+cols]
+		gemv(k, pa, pb, k*NR, &out[0], cols, bias, resid, lo, hi, flags)
+		if e.Act != nil {
+			for x, y := range out {
+				out[x] = e.Act(y)
+			}
+		}
+	}
+}
+
+// sgemvGeneric is the portable twin of the one-row kernel, the reference
+// loop (a: the packed A strip of one row, so a[p*MR]; b: up to four packed
+// B strips, sstride floats apart):
+//
+//	for j < n: y := Σ_{p<k} a[p*MR]·b[(j/NR)*sstride + p*NR + j%NR]   (increasing p)
+//		then bias[j] (FlagBiasCol), resid[j] (FlagResid), clamp (FlagClamp); c[j] = y
+func sgemvGeneric(k int, a, b *float32, sstride int, c *float32, n int, bias, resid *float32, lo, hi float32, flags int) {
+	var acc [4 * NR]float32
+	if k > 0 {
+		as := unsafe.Slice(a, (k-1)*MR+1)
+		bs := unsafe.Slice(b, ((n-1)/NR)*sstride+k*NR)
+		for p := 0; p < k; p++ {
+			av := as[p*MR]
+			for j := 0; j < n; j++ {
+				acc[j] += av * bs[(j/NR)*sstride+p*NR+j%NR]
+			}
+		}
+	}
+	cs := unsafe.Slice(c, n)
+	var bsl, rs []float32
+	if flags&FlagBiasCol != 0 {
+		bsl = unsafe.Slice(bias, n)
+	}
+	if flags&FlagResid != 0 {
+		rs = unsafe.Slice(resid, n)
+	}
+	for j := 0; j < n; j++ {
+		y := acc[j]
+		if flags&FlagBiasCol != 0 {
+			y += bsl[j]
+		}
+		if flags&FlagResid != 0 {
+			y += rs[j]
+		}
+		if flags&FlagClamp != 0 {
+			if y < lo {
+				y = lo
+			}
+			if y > hi {
+				y = hi
+			}
+		}
+		cs[j] = y
+	}
+}

@@ -1649,6 +1649,362 @@ pool_done:
 	VZEROUPPER
 	RET
 
+// func sgemvAVX512(k int, a *float32, b *float32, sstride int, c *float32, n int, bias *float32, resid *float32, lo float32, hi float32, flags int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·sgemvAVX512(SB), NOSPLIT, $0-80
+	MOVQ   n+40(FP), AX
+	MOVQ   sstride+24(FP), R8
+	SHLQ   $0x02, R8
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	MOVQ   AX, BX
+	DECQ   BX
+	SHRQ   $0x05, BX
+	CMPQ   BX, $0x03
+	JEQ    gemv4
+	CMPQ   BX, $0x02
+	JEQ    gemv3
+	CMPQ   BX, $0x01
+	JEQ    gemv2
+	CMPQ   BX, $0x00
+	JEQ    gemv1
+	JMP    gemv_epilogue
+
+gemv1:
+	MOVQ  k+0(FP), CX
+	MOVQ  a+8(FP), SI
+	MOVQ  b+16(FP), DI
+	TESTQ CX, CX
+	JEQ   gemv_epilogue
+
+gemv1_loop:
+	VBROADCASTSS (SI), Z8
+	VFMADD231PS  (DI), Z8, Z0
+	VFMADD231PS  64(DI), Z8, Z1
+	ADDQ         $0x20, SI
+	ADDQ         $0x80, DI
+	DECQ         CX
+	JNE          gemv1_loop
+	JMP          gemv_epilogue
+
+gemv2:
+	MOVQ  k+0(FP), CX
+	MOVQ  a+8(FP), SI
+	MOVQ  b+16(FP), DI
+	LEAQ  (DI)(R8*1), R9
+	TESTQ CX, CX
+	JEQ   gemv_epilogue
+
+gemv2_loop:
+	VBROADCASTSS (SI), Z8
+	VFMADD231PS  (DI), Z8, Z0
+	VFMADD231PS  64(DI), Z8, Z1
+	VFMADD231PS  (R9), Z8, Z2
+	VFMADD231PS  64(R9), Z8, Z3
+	ADDQ         $0x20, SI
+	ADDQ         $0x80, DI
+	ADDQ         $0x80, R9
+	DECQ         CX
+	JNE          gemv2_loop
+	JMP          gemv_epilogue
+
+gemv3:
+	MOVQ  k+0(FP), CX
+	MOVQ  a+8(FP), SI
+	MOVQ  b+16(FP), DI
+	LEAQ  (DI)(R8*1), R9
+	LEAQ  (R9)(R8*1), R10
+	TESTQ CX, CX
+	JEQ   gemv_epilogue
+
+gemv3_loop:
+	VBROADCASTSS (SI), Z8
+	VFMADD231PS  (DI), Z8, Z0
+	VFMADD231PS  64(DI), Z8, Z1
+	VFMADD231PS  (R9), Z8, Z2
+	VFMADD231PS  64(R9), Z8, Z3
+	VFMADD231PS  (R10), Z8, Z4
+	VFMADD231PS  64(R10), Z8, Z5
+	ADDQ         $0x20, SI
+	ADDQ         $0x80, DI
+	ADDQ         $0x80, R9
+	ADDQ         $0x80, R10
+	DECQ         CX
+	JNE          gemv3_loop
+	JMP          gemv_epilogue
+
+gemv4:
+	MOVQ  k+0(FP), CX
+	MOVQ  a+8(FP), SI
+	MOVQ  b+16(FP), DI
+	LEAQ  (DI)(R8*1), R9
+	LEAQ  (R9)(R8*1), R10
+	LEAQ  (R10)(R8*1), R11
+	TESTQ CX, CX
+	JEQ   gemv_epilogue
+
+gemv4_loop:
+	VBROADCASTSS (SI), Z8
+	VFMADD231PS  (DI), Z8, Z0
+	VFMADD231PS  64(DI), Z8, Z1
+	VFMADD231PS  (R9), Z8, Z2
+	VFMADD231PS  64(R9), Z8, Z3
+	VFMADD231PS  (R10), Z8, Z4
+	VFMADD231PS  64(R10), Z8, Z5
+	VFMADD231PS  (R11), Z8, Z6
+	VFMADD231PS  64(R11), Z8, Z7
+	ADDQ         $0x20, SI
+	ADDQ         $0x80, DI
+	ADDQ         $0x80, R9
+	ADDQ         $0x80, R10
+	ADDQ         $0x80, R11
+	DECQ         CX
+	JNE          gemv4_loop
+
+gemv_epilogue:
+	MOVQ         c+32(FP), DX
+	MOVQ         bias+48(FP), R12
+	MOVQ         resid+56(FP), R13
+	MOVQ         flags+72(FP), R14
+	VBROADCASTSS lo+64(FP), Z26
+	VBROADCASTSS hi+68(FP), Z27
+	MOVQ         AX, R15
+	MOVQ         $0x00000010, SI
+	CMPQ         R15, $0x00
+	JLE          gemv_done
+	MOVQ         R15, CX
+	CMPQ         CX, SI
+	CMOVQGT      SI, CX
+	MOVQ         $-1, R8
+	BZHIQ        CX, R8, R8
+	KMOVW        R8, K1
+	TESTQ        $0x00000002, R14
+	JEQ          gemv_nobias0
+	VMOVUPS.Z    (R12), K1, Z30
+	VADDPS       Z30, Z0, Z0
+
+gemv_nobias0:
+	TESTQ     $0x00000004, R14
+	JEQ       gemv_noresid0
+	VMOVUPS.Z (R13), K1, Z31
+	VADDPS    Z31, Z0, Z0
+
+gemv_noresid0:
+	TESTQ  $0x00000008, R14
+	JEQ    gemv_noclamp0
+	VMAXPS Z0, Z26, Z0
+	VMINPS Z0, Z27, Z0
+
+gemv_noclamp0:
+	VMOVUPS   Z0, K1, (DX)
+	SUBQ      SI, R15
+	CMPQ      R15, $0x00
+	JLE       gemv_done
+	MOVQ      R15, CX
+	CMPQ      CX, SI
+	CMOVQGT   SI, CX
+	MOVQ      $-1, R8
+	BZHIQ     CX, R8, R8
+	KMOVW     R8, K1
+	TESTQ     $0x00000002, R14
+	JEQ       gemv_nobias1
+	VMOVUPS.Z 64(R12), K1, Z30
+	VADDPS    Z30, Z1, Z1
+
+gemv_nobias1:
+	TESTQ     $0x00000004, R14
+	JEQ       gemv_noresid1
+	VMOVUPS.Z 64(R13), K1, Z31
+	VADDPS    Z31, Z1, Z1
+
+gemv_noresid1:
+	TESTQ  $0x00000008, R14
+	JEQ    gemv_noclamp1
+	VMAXPS Z1, Z26, Z1
+	VMINPS Z1, Z27, Z1
+
+gemv_noclamp1:
+	VMOVUPS   Z1, K1, 64(DX)
+	SUBQ      SI, R15
+	CMPQ      R15, $0x00
+	JLE       gemv_done
+	MOVQ      R15, CX
+	CMPQ      CX, SI
+	CMOVQGT   SI, CX
+	MOVQ      $-1, R8
+	BZHIQ     CX, R8, R8
+	KMOVW     R8, K1
+	TESTQ     $0x00000002, R14
+	JEQ       gemv_nobias2
+	VMOVUPS.Z 128(R12), K1, Z30
+	VADDPS    Z30, Z2, Z2
+
+gemv_nobias2:
+	TESTQ     $0x00000004, R14
+	JEQ       gemv_noresid2
+	VMOVUPS.Z 128(R13), K1, Z31
+	VADDPS    Z31, Z2, Z2
+
+gemv_noresid2:
+	TESTQ  $0x00000008, R14
+	JEQ    gemv_noclamp2
+	VMAXPS Z2, Z26, Z2
+	VMINPS Z2, Z27, Z2
+
+gemv_noclamp2:
+	VMOVUPS   Z2, K1, 128(DX)
+	SUBQ      SI, R15
+	CMPQ      R15, $0x00
+	JLE       gemv_done
+	MOVQ      R15, CX
+	CMPQ      CX, SI
+	CMOVQGT   SI, CX
+	MOVQ      $-1, R8
+	BZHIQ     CX, R8, R8
+	KMOVW     R8, K1
+	TESTQ     $0x00000002, R14
+	JEQ       gemv_nobias3
+	VMOVUPS.Z 192(R12), K1, Z30
+	VADDPS    Z30, Z3, Z3
+
+gemv_nobias3:
+	TESTQ     $0x00000004, R14
+	JEQ       gemv_noresid3
+	VMOVUPS.Z 192(R13), K1, Z31
+	VADDPS    Z31, Z3, Z3
+
+gemv_noresid3:
+	TESTQ  $0x00000008, R14
+	JEQ    gemv_noclamp3
+	VMAXPS Z3, Z26, Z3
+	VMINPS Z3, Z27, Z3
+
+gemv_noclamp3:
+	VMOVUPS   Z3, K1, 192(DX)
+	SUBQ      SI, R15
+	CMPQ      R15, $0x00
+	JLE       gemv_done
+	MOVQ      R15, CX
+	CMPQ      CX, SI
+	CMOVQGT   SI, CX
+	MOVQ      $-1, R8
+	BZHIQ     CX, R8, R8
+	KMOVW     R8, K1
+	TESTQ     $0x00000002, R14
+	JEQ       gemv_nobias4
+	VMOVUPS.Z 256(R12), K1, Z30
+	VADDPS    Z30, Z4, Z4
+
+gemv_nobias4:
+	TESTQ     $0x00000004, R14
+	JEQ       gemv_noresid4
+	VMOVUPS.Z 256(R13), K1, Z31
+	VADDPS    Z31, Z4, Z4
+
+gemv_noresid4:
+	TESTQ  $0x00000008, R14
+	JEQ    gemv_noclamp4
+	VMAXPS Z4, Z26, Z4
+	VMINPS Z4, Z27, Z4
+
+gemv_noclamp4:
+	VMOVUPS   Z4, K1, 256(DX)
+	SUBQ      SI, R15
+	CMPQ      R15, $0x00
+	JLE       gemv_done
+	MOVQ      R15, CX
+	CMPQ      CX, SI
+	CMOVQGT   SI, CX
+	MOVQ      $-1, R8
+	BZHIQ     CX, R8, R8
+	KMOVW     R8, K1
+	TESTQ     $0x00000002, R14
+	JEQ       gemv_nobias5
+	VMOVUPS.Z 320(R12), K1, Z30
+	VADDPS    Z30, Z5, Z5
+
+gemv_nobias5:
+	TESTQ     $0x00000004, R14
+	JEQ       gemv_noresid5
+	VMOVUPS.Z 320(R13), K1, Z31
+	VADDPS    Z31, Z5, Z5
+
+gemv_noresid5:
+	TESTQ  $0x00000008, R14
+	JEQ    gemv_noclamp5
+	VMAXPS Z5, Z26, Z5
+	VMINPS Z5, Z27, Z5
+
+gemv_noclamp5:
+	VMOVUPS   Z5, K1, 320(DX)
+	SUBQ      SI, R15
+	CMPQ      R15, $0x00
+	JLE       gemv_done
+	MOVQ      R15, CX
+	CMPQ      CX, SI
+	CMOVQGT   SI, CX
+	MOVQ      $-1, R8
+	BZHIQ     CX, R8, R8
+	KMOVW     R8, K1
+	TESTQ     $0x00000002, R14
+	JEQ       gemv_nobias6
+	VMOVUPS.Z 384(R12), K1, Z30
+	VADDPS    Z30, Z6, Z6
+
+gemv_nobias6:
+	TESTQ     $0x00000004, R14
+	JEQ       gemv_noresid6
+	VMOVUPS.Z 384(R13), K1, Z31
+	VADDPS    Z31, Z6, Z6
+
+gemv_noresid6:
+	TESTQ  $0x00000008, R14
+	JEQ    gemv_noclamp6
+	VMAXPS Z6, Z26, Z6
+	VMINPS Z6, Z27, Z6
+
+gemv_noclamp6:
+	VMOVUPS   Z6, K1, 384(DX)
+	SUBQ      SI, R15
+	CMPQ      R15, $0x00
+	JLE       gemv_done
+	MOVQ      R15, CX
+	CMPQ      CX, SI
+	CMOVQGT   SI, CX
+	MOVQ      $-1, R8
+	BZHIQ     CX, R8, R8
+	KMOVW     R8, K1
+	TESTQ     $0x00000002, R14
+	JEQ       gemv_nobias7
+	VMOVUPS.Z 448(R12), K1, Z30
+	VADDPS    Z30, Z7, Z7
+
+gemv_nobias7:
+	TESTQ     $0x00000004, R14
+	JEQ       gemv_noresid7
+	VMOVUPS.Z 448(R13), K1, Z31
+	VADDPS    Z31, Z7, Z7
+
+gemv_noresid7:
+	TESTQ  $0x00000008, R14
+	JEQ    gemv_noclamp7
+	VMAXPS Z7, Z26, Z7
+	VMINPS Z7, Z27, Z7
+
+gemv_noclamp7:
+	VMOVUPS Z7, K1, 448(DX)
+	SUBQ    SI, R15
+
+gemv_done:
+	VZEROUPPER
+	RET
+
 // func fmaPeakAVX512(n int)
 // Requires: AVX, AVX512F
 TEXT ·fmaPeakAVX512(SB), NOSPLIT, $0-8

@@ -39,6 +39,11 @@ func im2colSegsAVX512(dst *float32, plane *float32, hw int, cg int, segs *int32,
 //go:noescape
 func maxPoolRowF32AVX512(out *float32, x0 *float32, x1 *float32, n int, lanes *int32)
 
+// sgemvAVX512 is the AVX-512 twin of sgemvGeneric.
+//
+//go:noescape
+func sgemvAVX512(k int, a *float32, b *float32, sstride int, c *float32, n int, bias *float32, resid *float32, lo float32, hi float32, flags int)
+
 // fmaPeakAVX512 runs n×24 independent VFMADD231PS zmm (n×768 flops).
 func fmaPeakAVX512(n int)
 
