@@ -7,8 +7,10 @@
 package parallel
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Task is a unit of parallel work: Do computes item i on worker w
@@ -20,15 +22,27 @@ type Task interface {
 // MaxWorkers bounds the pool (and so the worker ids a kernel sees).
 const MaxWorkers = 256
 
+// call is one Run. Helpers join it only while it is open: once the caller
+// has drained the items itself it closes the call and waits only for the
+// helpers that joined, so a helper the scheduler has not run yet (a busy
+// machine) costs the caller nothing; its assignment, of an older
+// generation by then, is dropped when it arrives.
 type call struct {
 	task Task
 	n    int64
 	next atomic.Int64
-	wg   sync.WaitGroup
+
+	mu       sync.Mutex
+	gen      uint64 // Run number of this call object (recycled through calls)
+	closed   bool
+	joined   int
+	finished int
+	done     chan struct{} // the last helper to finish after closing signals
 }
 
 type assignment struct {
 	c      *call
+	gen    uint64
 	worker int
 }
 
@@ -36,8 +50,14 @@ var (
 	mu      sync.Mutex
 	started int // pool goroutines running
 	work    = make(chan assignment, MaxWorkers)
-	calls   = sync.Pool{New: func() any { return new(call) }}
+	calls   = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
 )
+
+// Spin is how long an idle helper polls for its next assignment before
+// parking: waking a parked goroutine costs a futex and a scheduler round,
+// as much as a whole batch-1 layer, and an engine runs its layers back to
+// back. 0 disables spinning.
+var Spin = 20 * time.Microsecond
 
 // ensure starts pool goroutines until at least n run.
 func ensure(n int) {
@@ -50,10 +70,47 @@ func ensure(n int) {
 }
 
 func worker() {
-	for a := range work {
-		a.c.drain(a.worker)
-		a.c.wg.Done()
+	for {
+		a, ok := next()
+		if !ok {
+			return
+		}
+		c := a.c
+		c.mu.Lock()
+		if c.gen != a.gen || c.closed {
+			c.mu.Unlock()
+			continue
+		}
+		c.joined++
+		c.mu.Unlock()
+		c.drain(a.worker)
+		c.mu.Lock()
+		c.finished++
+		last := c.closed && c.finished == c.joined
+		c.mu.Unlock()
+		if last {
+			c.done <- struct{}{}
+		}
 	}
+}
+
+// next polls for an assignment for up to Spin, then blocks.
+func next() (assignment, bool) {
+	if Spin > 0 {
+		start := time.Now()
+		for i := 1; i%64 != 0 || time.Since(start) < Spin; i++ {
+			select {
+			case a, ok := <-work:
+				return a, ok
+			default:
+			}
+			if i%64 == 0 {
+				runtime.Gosched()
+			}
+		}
+	}
+	a, ok := <-work
+	return a, ok
 }
 
 // drain takes items until none are left. Which worker computes an item
@@ -82,12 +139,22 @@ func Run(threads, n int, t Task) {
 	c := calls.Get().(*call)
 	c.task, c.n = t, int64(n)
 	c.next.Store(0)
-	c.wg.Add(threads - 1)
+	c.mu.Lock() // stale assignments may be reading gen
+	c.gen++
+	gen := c.gen
+	c.closed, c.joined, c.finished = false, 0, 0
+	c.mu.Unlock()
 	for w := 1; w < threads; w++ {
-		work <- assignment{c, w}
+		work <- assignment{c, gen, w}
 	}
 	c.drain(0)
-	c.wg.Wait()
+	c.mu.Lock()
+	c.closed = true
+	wait := c.finished < c.joined
+	c.mu.Unlock()
+	if wait {
+		<-c.done
+	}
 	c.task = nil
 	calls.Put(c)
 }

@@ -1,8 +1,10 @@
 package parallel
 
 import (
+	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 type countTask struct {
@@ -78,5 +80,37 @@ func TestSplit(t *testing.T) {
 	}
 	if s := Split(3, 4, 8); s != 8 {
 		t.Errorf("Split(3,4,8) = %d", s)
+	}
+}
+
+// spinTask burns about `work` iterations per item.
+type spinTask struct{ work int }
+
+var sink atomic.Int64
+
+func (s spinTask) Do(_, i int) {
+	x := int64(i)
+	for j := 0; j < s.work; j++ {
+		x = x*31 + int64(j)
+	}
+	sink.Add(x)
+}
+
+// BenchmarkRunSmall: the fixed cost of handing a small layer's items to a
+// second worker (batch-1 layers of tens of microseconds), back to back as
+// an engine runs its layers.
+func BenchmarkRunSmall(b *testing.B) {
+	saved := Spin
+	defer func() { Spin = saved }()
+	for _, spin := range []time.Duration{0, saved} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("spin=%v/threads=%d", spin, threads), func(b *testing.B) {
+				Spin = spin
+				t := spinTask{work: 2000}
+				for i := 0; i < b.N; i++ {
+					Run(threads, 8, t)
+				}
+			})
+		}
 	}
 }
