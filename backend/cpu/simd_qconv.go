@@ -266,6 +266,7 @@ type simdQConvRun struct {
 	xc                []byte // per (image, group): channels-last (khwc) or padded (chw4) copy
 	plane             int    // bytes of one such group image
 	transposing       bool
+	pointwise         bool // 1×1 stride 1 unpadded, channels a multiple of 4: strips packed from x directly
 	z, yf             []float32
 	yq                []byte
 	sl                slots
@@ -313,10 +314,12 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	items := per * r.nch * r.nrb
 	workers := min(th, items)
 	slot := (avx.QBSize(r.K, chunk) + 63) &^ 63
-	switch k.p.Order {
-	case simdQOrder:
+	r.pointwise = k.p.Order == simdQOrder && g.Pointwise() && k.p.Cg%4 == 0
+	switch {
+	case r.pointwise:
+	case k.p.Order == simdQOrder:
 		r.plane = g.H * g.W * avx.Cg4(k.p.Cg)
-	case simdQOrderRows:
+	case k.p.Order == simdQOrderRows:
 		ph, pw := avx.QPadSize(&g)
 		r.plane = k.p.Cg * ph * pw
 	}
@@ -359,10 +362,13 @@ func (r *simdQConvRun) Do(w, item int) {
 	rows := min(r.rows, Mg-i0)
 	b := slotAs[uint8](r.sl, w, avx.QBSize(r.K, cols))
 	img := n*r.groups + grp
-	switch k.p.Order {
-	case simdQOrder:
+	switch {
+	case r.pointwise:
+		hw := g.H * g.W
+		avx.QPackPointwise(b, r.x[(n*g.C+grp*k.p.Cg)*hw:], hw, k.p.Cg, j0, cols, k.flip)
+	case k.p.Order == simdQOrder:
 		avx.QIm2colNHWC(b, r.xc[img*r.plane:(img+1)*r.plane], g, j0, cols, k.pad)
-	case simdQOrderRows:
+	case k.p.Order == simdQOrderRows:
 		avx.QIm2colRows(b, r.xc[img*r.plane:(img+1)*r.plane], g, j0, cols)
 	default:
 		chw := g.C * g.H * g.W

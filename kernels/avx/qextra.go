@@ -126,3 +126,43 @@ func gatherQuadsGeneric(dst *uint32, src *byte, idx *int32, rows, q, step int, f
 		}
 	}
 }
+
+// QPackPointwise packs columns [j0, j0+n) of a 1×1, stride-1, unpadded
+// conv's B matrix in NR-column strips of quads straight from one group's
+// channel-major codes x (cg planes of hw codes, cg a multiple of 4): quad p
+// of column j is the codes of channels 4p..4p+3 at position j0+j, each
+// ^flip: the channels-last order's depth for one tap, without the
+// transpose. Columns past n in the last strip hold flip.
+func QPackPointwise(dst []uint8, x []byte, hw, cg, j0, n int, flip byte) {
+	if cg%4 != 0 || n <= 0 || cg <= 0 {
+		panic("avx.QPackPointwise: channels not a multiple of 4")
+	}
+	quads := cg / 4
+	_ = dst[QBSize(cg, n)-1]
+	_ = x[(cg-1)*hw+j0+n-1]
+	d := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(dst))), QBSize(cg, n)/4)
+	packPointwise(&d[0], &x[j0], hw, quads, n, uint32(flip)*0x01010101)
+}
+
+// packPointwiseGeneric is the reference loop of QPackPointwise (x at the
+// first column; masked-off columns of the last strip read as 0):
+//
+//	dst[s][p][j] = (x[4p][32s+j] | x[4p+1][..]<<8 | x[4p+2][..]<<16 | x[4p+3][..]<<24) ^ flip
+func packPointwiseGeneric(dst *uint32, x *byte, hw, quads, n int, flip uint32) {
+	strips := (n + NR - 1) / NR
+	d := unsafe.Slice(dst, strips*quads*NR)
+	for s := 0; s < strips; s++ {
+		for p := 0; p < quads; p++ {
+			row := d[(s*quads+p)*NR : (s*quads+p+1)*NR]
+			for j := range row {
+				var v uint32
+				if col := s*NR + j; col < n {
+					for c := 0; c < 4; c++ {
+						v |= uint32(*(*byte)(unsafe.Add(unsafe.Pointer(x), (4*p+c)*hw+col))) << (8 * c)
+					}
+				}
+				row[j] = v ^ flip
+			}
+		}
+	}
+}

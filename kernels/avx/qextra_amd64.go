@@ -31,3 +31,11 @@ func gatherQuadsDispatch(dst *uint32, src *byte, idx *int32, rows, q, step int, 
 	}
 	gatherQuadsAVX512(dst, src, idx, rows, q, step, fill)
 }
+
+func packPointwise(dst *uint32, x *byte, hw, quads, n int, flip uint32) {
+	if QVariant != QVariantVNNI {
+		packPointwiseGeneric(dst, x, hw, quads, n, flip)
+		return
+	}
+	packPointwiseAVX512(dst, x, hw, quads, n, flip)
+}

@@ -251,3 +251,68 @@ quad_gatherQuadsAVX512:
 done_gatherQuadsAVX512:
 	VZEROUPPER
 	RET
+
+// func packPointwiseAVX512(dst *uint32, x *byte, hw int, quads int, n int, flip uint32)
+// Requires: AVX, AVX512BW, AVX512F, BMI2
+TEXT ·packPointwiseAVX512(SB), NOSPLIT, $0-44
+	MOVQ         dst+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         hw+16(FP), R8
+	MOVQ         quads+24(FP), R9
+	MOVQ         n+32(FP), R10
+	MOVL         flip+40(FP), AX
+	VPBROADCASTD AX, Z15
+	LEAQ         (R8)(R8*2), R11
+	MOVQ         R8, R12
+	SHLQ         $0x02, R12
+	MOVQ         $-1, CX
+	TESTQ        R9, R9
+	JLE          done_packPointwiseAVX512
+	TESTQ        R10, R10
+	JLE          done_packPointwiseAVX512
+
+strip_packPointwiseAVX512:
+	MOVQ $0x00000020, BX
+	CMPQ R10, $0x20
+	JGE  full_packPointwiseAVX512
+	MOVQ R10, BX
+
+full_packPointwiseAVX512:
+	BZHIQ    BX, CX, BX
+	KMOVD    BX, K1
+	KSHIFTRD $0x10, K1, K2
+	MOVQ     SI, R13
+	MOVQ     R9, R14
+
+quad_packPointwiseAVX512:
+	VPMOVZXBD.Z (R13), K1, Z0
+	VPMOVZXBD.Z (R13)(R8*1), K1, Z1
+	VPMOVZXBD.Z (R13)(R8*2), K1, Z2
+	VPMOVZXBD.Z (R13)(R11*1), K1, Z3
+	VPSLLD      $0x08, Z1, Z1
+	VPSLLD      $0x10, Z2, Z2
+	VPSLLD      $0x18, Z3, Z3
+	VPTERNLOGD  $0xfe, Z2, Z1, Z0
+	VPTERNLOGD  $0x96, Z15, Z3, Z0
+	VMOVDQU32   Z0, (DI)
+	VPMOVZXBD.Z 16(R13), K2, Z4
+	VPMOVZXBD.Z 16(R13)(R8*1), K2, Z5
+	VPMOVZXBD.Z 16(R13)(R8*2), K2, Z6
+	VPMOVZXBD.Z 16(R13)(R11*1), K2, Z7
+	VPSLLD      $0x08, Z5, Z5
+	VPSLLD      $0x10, Z6, Z6
+	VPSLLD      $0x18, Z7, Z7
+	VPTERNLOGD  $0xfe, Z6, Z5, Z4
+	VPTERNLOGD  $0x96, Z15, Z7, Z4
+	VMOVDQU32   Z4, 64(DI)
+	ADDQ        $0x80, DI
+	ADDQ        R12, R13
+	DECQ        R14
+	JNE         quad_packPointwiseAVX512
+	ADDQ        $0x20, SI
+	SUBQ        $0x20, R10
+	JG          strip_packPointwiseAVX512
+
+done_packPointwiseAVX512:
+	VZEROUPPER
+	RET

@@ -13,3 +13,7 @@ func quantizeF32(dst *byte, src *float32, n int, scale, qlo, qhi float32, zero i
 func gatherQuadsDispatch(dst *uint32, src *byte, idx *int32, rows, q, step int, fill uint32) {
 	gatherQuadsGeneric(dst, src, idx, rows, q, step, fill)
 }
+
+func packPointwise(dst *uint32, x *byte, hw, quads, n int, flip uint32) {
+	packPointwiseGeneric(dst, x, hw, quads, n, flip)
+}

@@ -28,3 +28,8 @@ func quantizeF32U8AVX512(dst *byte, src *float32, n int, scale float32, qlo floa
 //
 //go:noescape
 func gatherQuadsAVX512(dst *uint32, src *byte, idx *int32, rows int, q int, step int, fill uint32)
+
+// packPointwiseAVX512 is the AVX-512 twin of packPointwiseGeneric.
+//
+//go:noescape
+func packPointwiseAVX512(dst *uint32, x *byte, hw int, quads int, n int, flip uint32)

@@ -239,3 +239,34 @@ func TestGatherQuads(t *testing.T) {
 		})
 	}
 }
+
+func TestQPackPointwise(t *testing.T) {
+	r := rand.New(rand.NewPCG(10, 10))
+	for _, c := range []struct{ hw, cg, j0, n int }{{1, 4, 0, 1}, {49, 8, 0, 49}, {49, 8, 17, 32}, {196, 12, 33, 100}, {3136, 4, 3000, 136}, {64, 16, 0, 64}, {70, 4, 1, 69}} {
+		x := make([]byte, c.hw*c.cg)
+		for i := range x {
+			x[i] = byte(r.IntN(256))
+		}
+		forEachQVariant(t, func(t *testing.T) {
+			for _, flip := range []byte{0, 0x80} {
+				dst := make([]byte, QBSize(c.cg, c.n)+64)
+				QPackPointwise(dst, x, c.hw, c.cg, c.j0, c.n, flip)
+				k4 := c.cg / 4
+				for j := 0; j < c.n; j++ {
+					for k := 0; k < c.cg; k++ {
+						s, jj := j/NR, j%NR
+						got := dst[s*NR*4*k4+(k/4)*4*NR+jj*4+k%4]
+						if want := x[k*c.hw+c.j0+j] ^ flip; got != want {
+							t.Fatalf("%+v flip %#x: column %d channel %d = %d, want %d", c, flip, j, k, got, want)
+						}
+					}
+				}
+				for _, v := range dst[QBSize(c.cg, c.n):] {
+					if v != 0 {
+						t.Fatalf("%+v: wrote past the strips", c)
+					}
+				}
+			}
+		})
+	}
+}

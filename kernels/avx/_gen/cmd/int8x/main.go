@@ -20,6 +20,7 @@ func main() {
 	quantizeF32("quantizeF32S8AVX512", VPMOVSDB)
 	quantizeF32("quantizeF32U8AVX512", VPMOVUSDB)
 	gatherQuads()
+	packPointwise()
 	Generate()
 }
 
@@ -184,6 +185,74 @@ func gatherQuads() {
 	ADDQ(U8(128), idx)
 	DECQ(rows)
 	JNE(l("row"))
+	Label("done_" + name)
+	VZEROUPPER()
+	RET()
+}
+
+// packPointwise packs NR-column strips of a 1×1 conv's B matrix straight
+// from channel-major codes: quad p of column j is the bytes of channels
+// 4p..4p+3 at position j (rows hw bytes apart), flipped. Per 16 columns
+// and quad: four zero-extending loads (VPMOVZXBD), three shifts, one
+// three-way OR, one XOR. Columns past n in the last strip are loaded as
+// zero (masked, no read past the end) and stored.
+func packPointwise() {
+	name := "packPointwiseAVX512"
+	TEXT(name, NOSPLIT, "func(dst *uint32, x *byte, hw, quads, n int, flip uint32)")
+	Pragma("noescape")
+	Doc(name + " is the AVX-512 twin of packPointwiseGeneric.")
+	dst := Load(Param("dst"), reg.RDI)
+	x := Load(Param("x"), reg.RSI)
+	hw := Load(Param("hw"), reg.R8)
+	quads := Load(Param("quads"), reg.R9)
+	n := Load(Param("n"), reg.R10)
+	MOVL(NewParamAddr("flip", 40), reg.EAX)
+	VPBROADCASTD(reg.EAX, reg.Z15)
+	hw3, hw4, r, p, t, ones := reg.R11, reg.R12, reg.R13, reg.R14, reg.RBX, reg.RCX
+	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
+	LEAQ(Mem{Base: hw, Index: hw, Scale: 2}, hw3)
+	MOVQ(hw, hw4)
+	SHLQ(U8(2), hw4)
+	MOVQ(I32(-1), ones)
+	TESTQ(quads, quads)
+	JLE(l("done"))
+	TESTQ(n, n)
+	JLE(l("done"))
+	Label("strip_" + name)
+	MOVQ(U32(32), t)
+	CMPQ(n, U8(32))
+	JGE(l("full"))
+	MOVQ(n, t)
+	Label("full_" + name)
+	BZHIQ(t, ones, t)
+	KMOVD(t.As32(), reg.K1)
+	KSHIFTRD(U8(16), reg.K1, reg.K2)
+	MOVQ(x, r)
+	MOVQ(quads, p)
+	Label("quad_" + name)
+	for half, k := range []reg.Register{reg.K1, reg.K2} {
+		d := 16 * half
+		z := func(i int) reg.VecPhysical {
+			return [...]reg.VecPhysical{reg.Z0, reg.Z1, reg.Z2, reg.Z3, reg.Z4, reg.Z5, reg.Z6, reg.Z7}[4*half+i]
+		}
+		VPMOVZXBD_Z(Mem{Base: r, Disp: d}, k, z(0))
+		VPMOVZXBD_Z(Mem{Base: r, Index: hw, Scale: 1, Disp: d}, k, z(1))
+		VPMOVZXBD_Z(Mem{Base: r, Index: hw, Scale: 2, Disp: d}, k, z(2))
+		VPMOVZXBD_Z(Mem{Base: r, Index: hw3, Scale: 1, Disp: d}, k, z(3))
+		VPSLLD(U8(8), z(1), z(1))
+		VPSLLD(U8(16), z(2), z(2))
+		VPSLLD(U8(24), z(3), z(3))
+		VPTERNLOGD(U8(0xfe), z(2), z(1), z(0)) // z0 | z1 | z2
+		VPTERNLOGD(U8(0x96), reg.Z15, z(3), z(0)) // z0 ^ z3 ^ flip (disjoint bytes: ^ is |)
+		VMOVDQU32(z(0), Mem{Base: dst, Disp: 64 * half})
+	}
+	ADDQ(U8(128), dst)
+	ADDQ(hw4, r)
+	DECQ(p)
+	JNE(l("quad"))
+	ADDQ(U8(32), x)
+	SUBQ(U8(32), n)
+	JG(l("strip"))
 	Label("done_" + name)
 	VZEROUPPER()
 	RET()
