@@ -25,6 +25,7 @@ type Pass struct {
 // Pipeline lists the passes Optimize runs, in order.
 func Pipeline() []Pass {
 	return []Pass{
+		{"float-transformer-qdq", FloatTransformerQDQ},
 		{"constant-folding", FoldConstants},
 		{"remove-noops", RemoveNoOps},
 		{"shape-chains", SimplifyShapeChains},
