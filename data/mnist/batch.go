@@ -46,6 +46,11 @@ func (b *Batches) Reset(epoch int) {
 	}
 }
 
+// Order is the current epoch's order of example indices (a copy): batch k
+// holds Order()[k·size : (k+1)·size]. Tools that replay training elsewhere
+// (tools/trainref) read it.
+func (b *Batches) Order() []int { return append([]int(nil), b.order...) }
+
 // NumBatches is the number of batches in one epoch.
 func (b *Batches) NumBatches() int { return (len(b.order) + b.size - 1) / b.size }
 

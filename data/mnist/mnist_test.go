@@ -165,6 +165,10 @@ func TestBatchesShuffleDeterministicAndComplete(t *testing.T) {
 				seen = append(seen, l[j])
 			}
 		}
+		// Order is the order Next hands out (labels equal indices here).
+		if o := b.Order(); !equal(o, seen) {
+			t.Fatalf("Order() %v, batches gave %v", o, seen)
+		}
 		return seen
 	}
 	a, b := run(7, 0), run(7, 0)
