@@ -11,10 +11,12 @@ import (
 // 1 and no padding: out [N,OC,H-K+1,W-K+1].
 //
 // Each image is lowered to a column matrix (im2col, [C·K·K, OH·OW]) and
-// multiplied by the weights viewed as [OC, C·K·K]. The columns are kept for
-// the weight gradient. Forward and the input gradient split the batch over
-// the workers; the weight and bias gradients split the output channels, each
-// worker summing over all images in order.
+// multiplied by the weights viewed as [OC, C·K·K], packed once for the whole
+// batch (gemm.PackA). The columns are kept for the weight gradient. Forward
+// and the input gradient split the batch over the workers; the weight
+// gradient splits its columns (C·K·K, in blocks of the micro-kernel's
+// width) and the bias gradient the output channels, each worker summing
+// over all images in order.
 func (c *Ctx) Conv2d(x, w, b *Tensor) *Tensor {
 	if len(x.Shape) != 4 || len(w.Shape) != 4 || w.Shape[1] != x.Shape[1] || w.Shape[2] != w.Shape[3] {
 		panic(fmt.Sprintf("train.Conv2d: input %v and weight %v do not fit", x.Shape, w.Shape))
@@ -52,6 +54,7 @@ func (c *Ctx) Conv2d(x, w, b *Tensor) *Tensor {
 	out := c.newResult([]int{n, oc, g.oh, g.ow}, func(out *Tensor) {
 		c.conv2dBackward(x, w, b, out, cols, g)
 	}, inputs...)
+	wp := gemm.PackA(c.alloc(gemm.PackedSize(oc, ckk)), false, oc, ckk, w.Data, ckk)
 	c.parallel(n, func(worker, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			var col []float32
@@ -62,7 +65,7 @@ func (c *Ctx) Conv2d(x, w, b *Tensor) *Tensor {
 			}
 			g.im2col(x.Data[i*g.c*g.h*g.w:(i+1)*g.c*g.h*g.w], col)
 			y := out.Data[i*oc*ohw : (i+1)*oc*ohw]
-			gemm.Sgemm(false, false, oc, ohw, ckk, w.Data, ckk, col, ohw, 0, y, ohw)
+			gemm.SgemmPacked(wp, false, ohw, col, ohw, 0, y, ohw)
 			if b != nil {
 				for o := 0; o < oc; o++ {
 					bv := b.Data[o]
@@ -81,23 +84,26 @@ func (c *Ctx) conv2dBackward(x, w, b, out *Tensor, cols []float32, g convGeom) {
 	n, oc := x.Shape[0], w.Shape[0]
 	ckk, ohw := g.c*g.k*g.k, g.oh*g.ow
 	dy := out.Grad
-	if w.requiresGrad || (b != nil && b.requiresGrad) {
+	if w.requiresGrad {
 		dw := c.gradOf(w)
-		var db []float32
-		if b != nil && b.requiresGrad {
-			db = c.gradOf(b)
-		}
-		c.parallel(oc, func(_, o0, o1 int) {
+		// Column blocks of dW, gradColBlock wide, so that no two workers
+		// pack the same columns of colᵀ; dy_i (small) is packed by each.
+		blocks := (ckk + gradColBlock - 1) / gradColBlock
+		c.parallel(blocks, func(_, b0, b1 int) {
+			j0, j1 := b0*gradColBlock, min(b1*gradColBlock, ckk)
 			for i := 0; i < n; i++ {
-				dyi := dy[i*oc*ohw : (i+1)*oc*ohw]
-				if w.requiresGrad {
-					// dW[o0:o1] += dy_i[o0:o1] · col_iᵀ
-					gemm.Sgemm(false, true, o1-o0, ckk, ohw, dyi[o0*ohw:], ohw, cols[i*ckk*ohw:(i+1)*ckk*ohw], ohw, 1, dw[o0*ckk:], ckk)
-				}
-				if db != nil {
-					for o := o0; o < o1; o++ {
-						db[o] += sum32(dyi[o*ohw : (o+1)*ohw])
-					}
+				// dW[:, j0:j1] += dy_i · col_i[j0:j1]ᵀ
+				col := cols[i*ckk*ohw : (i+1)*ckk*ohw]
+				gemm.Sgemm(false, true, oc, j1-j0, ohw, dy[i*oc*ohw:], ohw, col[j0*ohw:], ohw, 1, dw[j0:], ckk)
+			}
+		})
+	}
+	if b != nil && b.requiresGrad {
+		db := c.gradOf(b)
+		c.parallel(oc, func(_, o0, o1 int) {
+			for o := o0; o < o1; o++ {
+				for i := 0; i < n; i++ {
+					db[o] += sum32(dy[(i*oc+o)*ohw : (i*oc+o+1)*ohw])
 				}
 			}
 		})
@@ -108,16 +114,22 @@ func (c *Ctx) conv2dBackward(x, w, b, out *Tensor, cols []float32, g convGeom) {
 		for k := range scratch {
 			scratch[k] = c.alloc(ckk * ohw)
 		}
+		wt := gemm.PackA(c.alloc(gemm.PackedSize(ckk, oc)), true, ckk, oc, w.Data, ckk)
 		c.parallel(n, func(worker, lo, hi int) {
 			dcol := scratch[worker]
 			for i := lo; i < hi; i++ {
 				// dcol = Wᵀ · dy_i, then scatter-add back to the image.
-				gemm.Sgemm(true, false, ckk, ohw, oc, w.Data, ckk, dy[i*oc*ohw:(i+1)*oc*ohw], ohw, 0, dcol, ohw)
+				gemm.SgemmPacked(wt, false, ohw, dy[i*oc*ohw:(i+1)*oc*ohw], ohw, 0, dcol, ohw)
 				g.col2imAdd(dcol, dx[i*g.c*g.h*g.w:(i+1)*g.c*g.h*g.w])
 			}
 		})
 	}
 }
+
+// gradColBlock is the width of the weight-gradient column blocks split
+// among workers: the SIMD micro-kernel's tile width (avx.NR), so that a
+// block fills whole tiles.
+const gradColBlock = 32
 
 // sum32 adds in float64 for a gradient that sums many terms.
 func sum32(v []float32) float32 {

@@ -219,3 +219,42 @@ func TestSimpleCNNGradientSpotCheck(t *testing.T) {
 		}
 	}
 }
+
+func TestPositiveMask(t *testing.T) {
+	for _, y := range []float32{1, 1e-45, 3.4e38, float32(math.Inf(1))} {
+		if positiveMask(y) != ^uint32(0) {
+			t.Fatalf("positiveMask(%v) = %#x, want all ones", y, positiveMask(y))
+		}
+	}
+	for _, y := range []float32{0, float32(math.Copysign(0, -1)), -1e-45, -1, float32(math.Inf(-1)), float32(math.NaN()), -float32(math.NaN())} {
+		if positiveMask(y) != 0 {
+			t.Fatalf("positiveMask(%v) = %#x, want 0", y, positiveMask(y))
+		}
+	}
+}
+
+// The 2×2/2 pool loop picks the same element as the general window loop,
+// ties (first maximum in row-major order), NaNs and odd sizes included.
+func TestMaxPool2x2MatchesGeneralLoop(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, hw := range [][2]int{{2, 2}, {5, 7}, {26, 26}, {11, 4}} {
+		h, w := hw[0], hw[1]
+		oh, ow := (h-2)/2+1, (w-2)/2+1
+		src := make([]float32, h*w)
+		for i := range src {
+			src[i] = float32(r.IntN(3)) // many ties
+			if r.IntN(17) == 0 {
+				src[i] = float32(math.NaN())
+			}
+		}
+		d1, d2 := make([]float32, oh*ow), make([]float32, oh*ow)
+		a1, a2 := make([]int32, oh*ow), make([]int32, oh*ow)
+		maxPool2x2(src, w, d1, a1, oh, ow)
+		maxPoolPlane(src, w, d2, a2, oh, ow, 2, 2)
+		for i := range d1 {
+			if math.Float32bits(d1[i]) != math.Float32bits(d2[i]) || a1[i] != a2[i] {
+				t.Fatalf("%dx%d output %d: 2x2 loop %v at %d, general %v at %d", h, w, i, d1[i], a1[i], d2[i], a2[i])
+			}
+		}
+	}
+}

@@ -9,7 +9,9 @@ import (
 // Linear computes x [N,in] · wᵀ + b with w [out,in] (PyTorch's layout, and
 // ONNX Gemm's with transB=1) and b [out] (may be nil). Forward and the input
 // gradient split the batch rows over the workers; the weight and bias
-// gradients split the output features.
+// gradients split the output features. wᵀ is laid out once per forward
+// pass, so that the workers' products read it row-major rather than each
+// packing its transpose.
 func (c *Ctx) Linear(x, w, b *Tensor) *Tensor {
 	if len(x.Shape) != 2 || len(w.Shape) != 2 || x.Shape[1] != w.Shape[1] {
 		panic(fmt.Sprintf("train.Linear: input %v and weight %v do not fit", x.Shape, w.Shape))
@@ -23,9 +25,17 @@ func (c *Ctx) Linear(x, w, b *Tensor) *Tensor {
 		inputs = append(inputs, b)
 	}
 	out := c.newResult([]int{n, outF}, func(out *Tensor) { c.linearBackward(x, w, b, out) }, inputs...)
+	wt := c.alloc(in * outF)
+	c.parallel(outF, func(_, o0, o1 int) {
+		for o := o0; o < o1; o++ {
+			for i, v := range w.Data[o*in : (o+1)*in] {
+				wt[i*outF+o] = v
+			}
+		}
+	})
 	c.parallel(n, func(_, lo, hi int) {
 		y := out.Data[lo*outF : hi*outF]
-		gemm.Sgemm(false, true, hi-lo, outF, in, x.Data[lo*in:], in, w.Data, in, 0, y, outF)
+		gemm.Sgemm(false, false, hi-lo, outF, in, x.Data[lo*in:], in, wt, outF, 0, y, outF)
 		if b != nil {
 			for r := 0; r < hi-lo; r++ {
 				row := y[r*outF : (r+1)*outF]

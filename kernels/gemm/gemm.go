@@ -1,10 +1,13 @@
-// Package gemm is kiln's portable float32 matrix multiply: plain Go, no
-// assembly, cache-blocked with packed panels and a register-blocked
-// micro-kernel. It is the one place the trainer (and anything else that needs
-// a GEMM before a faster backend exists) multiplies matrices, so a faster
-// kernel later replaces it here.
+// Package gemm is kiln's general float32 matrix multiply (BLAS sgemm's
+// interface: transposes, leading dimensions, beta), the one place the
+// trainer multiplies matrices. On CPUs where kernels/avx selected an
+// assembly micro-kernel (AVX-512 or AVX2+FMA) it runs on that kernel
+// (simd.go: packing and K blocking around avx.Micro), so the trainer shares
+// the inference engine's GEMM instead of keeping a second fast copy;
+// elsewhere, and under -tags noasm, it runs the portable blocked GEMM below.
 //
-// The blocking follows the usual Goto/BLIS scheme: op(B) is packed in
+// The portable GEMM is plain Go, cache-blocked with packed panels and a
+// register-blocked micro-kernel. The blocking follows the usual Goto/BLIS scheme: op(B) is packed in
 // KC×NC blocks as NR-wide column strips, op(A) in MC×KC blocks as MR-tall row
 // strips, and the micro-kernel multiplies one strip pair into an MR×NR tile
 // of C held in registers. Packing absorbs transposition, so one kernel serves
@@ -45,6 +48,10 @@ func Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, 
 		return
 	}
 	checkArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if k > 0 && useSIMD() {
+		sgemmSIMD(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
 	scaleC(m, n, beta, c, ldc)
 	if k <= 0 {
 		return
