@@ -138,3 +138,24 @@ func BenchmarkGemm(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDepthwise: MobileNetV2's widest depthwise convs (3×3, Clip),
+// on the SIMD depthwise tactic.
+func BenchmarkDepthwise(b *testing.B) {
+	for _, bc := range []benchConv{
+		{"mobilenetv2-dw32-112", 1, 32, 112, 112, 32, 3, 1, 1},
+		{"mobilenetv2-dw96-112-s2", 1, 96, 112, 112, 96, 3, 2, 1},
+		{"mobilenetv2-dw144-56", 1, 144, 56, 56, 144, 3, 1, 1},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := rand.New(rand.NewPCG(1, 1))
+			cc := convCase{bc.n, bc.c, bc.h, bc.w, bc.m, bc.k, bc.k, bc.s, bc.p, 1, bc.c, ""}
+			oh := (bc.h+2*bc.p-bc.k)/bc.s + 1
+			ow := (bc.w+2*bc.p-bc.k)/bc.s + 1
+			in := []*ir.Tensor{randF32(r, bc.n, bc.c, bc.h, bc.w), randF32(r, bc.m, 1, bc.k, bc.k), randF32(r, bc.m)}
+			n := convNode("kiln", "Conv", cc, 3, aStr("activation", "Relu"))
+			l := layer(n, in, []bool{false, true, true}, ir.NewTensor(ir.Float32, []int64{bc.n, bc.m, oh, ow}), engine.FP32)
+			benchTactic(b, simdDWTactic{}, l, in, 2*float64(bc.n*bc.m*oh*ow*bc.k*bc.k), 1)
+		})
+	}
+}

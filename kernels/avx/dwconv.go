@@ -13,6 +13,9 @@ import (
 
 var evenLanes = [16]int32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
 
+// dwRowMax is the most outputs one row-kernel call computes (four zmm).
+const dwRowMax = 64
+
 // DWPadded returns the padded plane's row stride and the scratch length
 // one plane needs (with slack for the kernel's full-width loads).
 func DWPadded(g *pack.Conv2D) (ldx, size int) {
@@ -85,7 +88,9 @@ func padPlane[T uint8 | float32](pad []float32, x []T, lut *[256]float32, g *pac
 		}
 		d := pad[r*ldx+lo+g.PL : r*ldx+hi+g.PL]
 		src := x[ih*g.W+lo : ih*g.W+hi]
-		if lut == nil {
+		if f, ok := any(src).([]float32); ok {
+			copy(d, f)
+		} else if lut == nil {
 			for i, v := range src {
 				d[i] = float32(v)
 			}
@@ -127,17 +132,18 @@ func dwPlane(out unsafe.Pointer, esize int, w, pad []float32, g *pack.Conv2D, bi
 	}
 	s2 := g.SW - 1
 	_ = w[g.KH*g.KW-1]
-	var tmp [16]float32
+	var tmp [dwRowMax]float32
 	for oh := 0; oh < g.OH; oh++ {
 		row := pad[oh*g.SH*ldx:]
-		for ow := 0; ow < g.OW; ow += 16 {
-			n := min(16, g.OW-ow)
+		for ow := 0; ow < g.OW; ow += dwRowMax {
+			n := min(dwRowMax, g.OW-ow)
 			at := oh*g.OW + ow
 			var rp *float32
 			if resid != nil {
 				rp = &resid[at : at+n][0]
 			}
-			_ = row[ow*g.SW+(g.KH-1)*g.DH*ldx+(g.KW-1)*g.DW+32*g.SW-1]
+			last := ow + (n-1)/16*16 // the last zmm's first output: reads up to 32·stride floats from it
+			_ = row[last*g.SW+(g.KH-1)*g.DH*ldx+(g.KW-1)*g.DW+32*g.SW-1]
 			o := (*float32)(unsafe.Add(out, at*esize))
 			if esize == 1 && flags&dwQuant == 0 { // Go activation, then codes
 				o = &tmp[0]

@@ -1399,6 +1399,20 @@ done3:
 // func dwRowAVX512(x *float32, ldx int, w *float32, kh int, kw int, dh int, dw int, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo float32, hi float32, flags int, scale float32, ys float32, qlo float32, qhi float32, yz int32)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
 TEXT ·dwRowAVX512(SB), NOSPLIT, $0-140
+	VXORPS    Z0, Z0, Z0
+	VXORPS    Z1, Z1, Z1
+	VXORPS    Z2, Z2, Z2
+	VXORPS    Z3, Z3, Z3
+	MOVQ      idx+64(FP), R13
+	VMOVDQU32 (R13), Z31
+	MOVQ      n+80(FP), BX
+	DECQ      BX
+	SHRQ      $0x04, BX
+	MOVQ      s2+56(FP), R12
+	CMPQ      BX, $0x00
+	JNE       dwnot1_1
+	CMPQ      R12, $0x00
+	JNE       dwnot1_1
 	MOVQ      x+0(FP), SI
 	MOVQ      ldx+8(FP), R8
 	SHLQ      $0x02, R8
@@ -1408,92 +1422,505 @@ TEXT ·dwRowAVX512(SB), NOSPLIT, $0-140
 	IMULQ     R8, R10
 	MOVQ      dw+48(FP), R11
 	SHLQ      $0x02, R11
-	MOVQ      s2+56(FP), R12
-	MOVQ      idx+64(FP), R13
-	VMOVDQU32 (R13), Z31
-	VXORPS    Z0, Z0, Z0
 
-dwrows:
+dw1_1rows:
 	MOVQ kw+32(FP), CX
 	MOVQ SI, AX
 
-dwcols:
-	VBROADCASTSS (DI), Z3
-	TESTQ        R12, R12
-	JNE          dwstride2
-	VMOVUPS      (AX), Z1
-	JMP          dwfma
-
-dwstride2:
-	VMOVUPS   (AX), Z1
-	VMOVUPS   64(AX), Z2
-	VPERMT2PS Z2, Z31, Z1
-
-dwfma:
-	VFMADD231PS  Z1, Z3, Z0
+dw1_1cols:
+	VBROADCASTSS (DI), Z20
+	VFMADD231PS  (AX), Z20, Z0
 	ADDQ         $0x04, DI
 	ADDQ         R11, AX
 	DECQ         CX
-	JNE          dwcols
+	JNE          dw1_1cols
 	ADDQ         R10, SI
 	DECQ         R9
-	JNE          dwrows
-	MOVQ         n+80(FP), AX
-	MOVQ         $-1, BX
-	BZHIQ        AX, BX, BX
-	KMOVW        BX, K1
+	JNE          dw1_1rows
+	JMP          dwepilogue
+
+dwnot1_1:
+	CMPQ  BX, $0x00
+	JNE   dwnot1_2
+	CMPQ  R12, $0x01
+	JNE   dwnot1_2
+	MOVQ  x+0(FP), SI
+	MOVQ  ldx+8(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  w+16(FP), DI
+	MOVQ  kh+24(FP), R9
+	MOVQ  dh+40(FP), R10
+	IMULQ R8, R10
+	MOVQ  dw+48(FP), R11
+	SHLQ  $0x02, R11
+
+dw1_2rows:
+	MOVQ kw+32(FP), CX
+	MOVQ SI, AX
+
+dw1_2cols:
+	VBROADCASTSS (DI), Z20
+	VMOVUPS      (AX), Z4
+	VPERMT2PS    64(AX), Z31, Z4
+	VFMADD231PS  Z4, Z20, Z0
+	ADDQ         $0x04, DI
+	ADDQ         R11, AX
+	DECQ         CX
+	JNE          dw1_2cols
+	ADDQ         R10, SI
+	DECQ         R9
+	JNE          dw1_2rows
+	JMP          dwepilogue
+
+dwnot1_2:
+	CMPQ  BX, $0x01
+	JNE   dwnot2_1
+	CMPQ  R12, $0x00
+	JNE   dwnot2_1
+	MOVQ  x+0(FP), SI
+	MOVQ  ldx+8(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  w+16(FP), DI
+	MOVQ  kh+24(FP), R9
+	MOVQ  dh+40(FP), R10
+	IMULQ R8, R10
+	MOVQ  dw+48(FP), R11
+	SHLQ  $0x02, R11
+
+dw2_1rows:
+	MOVQ kw+32(FP), CX
+	MOVQ SI, AX
+
+dw2_1cols:
+	VBROADCASTSS (DI), Z20
+	VFMADD231PS  (AX), Z20, Z0
+	VFMADD231PS  64(AX), Z20, Z1
+	ADDQ         $0x04, DI
+	ADDQ         R11, AX
+	DECQ         CX
+	JNE          dw2_1cols
+	ADDQ         R10, SI
+	DECQ         R9
+	JNE          dw2_1rows
+	JMP          dwepilogue
+
+dwnot2_1:
+	CMPQ  BX, $0x01
+	JNE   dwnot2_2
+	CMPQ  R12, $0x01
+	JNE   dwnot2_2
+	MOVQ  x+0(FP), SI
+	MOVQ  ldx+8(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  w+16(FP), DI
+	MOVQ  kh+24(FP), R9
+	MOVQ  dh+40(FP), R10
+	IMULQ R8, R10
+	MOVQ  dw+48(FP), R11
+	SHLQ  $0x02, R11
+
+dw2_2rows:
+	MOVQ kw+32(FP), CX
+	MOVQ SI, AX
+
+dw2_2cols:
+	VBROADCASTSS (DI), Z20
+	VMOVUPS      (AX), Z4
+	VPERMT2PS    64(AX), Z31, Z4
+	VFMADD231PS  Z4, Z20, Z0
+	VMOVUPS      128(AX), Z6
+	VPERMT2PS    192(AX), Z31, Z6
+	VFMADD231PS  Z6, Z20, Z1
+	ADDQ         $0x04, DI
+	ADDQ         R11, AX
+	DECQ         CX
+	JNE          dw2_2cols
+	ADDQ         R10, SI
+	DECQ         R9
+	JNE          dw2_2rows
+	JMP          dwepilogue
+
+dwnot2_2:
+	CMPQ  BX, $0x02
+	JNE   dwnot3_1
+	CMPQ  R12, $0x00
+	JNE   dwnot3_1
+	MOVQ  x+0(FP), SI
+	MOVQ  ldx+8(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  w+16(FP), DI
+	MOVQ  kh+24(FP), R9
+	MOVQ  dh+40(FP), R10
+	IMULQ R8, R10
+	MOVQ  dw+48(FP), R11
+	SHLQ  $0x02, R11
+
+dw3_1rows:
+	MOVQ kw+32(FP), CX
+	MOVQ SI, AX
+
+dw3_1cols:
+	VBROADCASTSS (DI), Z20
+	VFMADD231PS  (AX), Z20, Z0
+	VFMADD231PS  64(AX), Z20, Z1
+	VFMADD231PS  128(AX), Z20, Z2
+	ADDQ         $0x04, DI
+	ADDQ         R11, AX
+	DECQ         CX
+	JNE          dw3_1cols
+	ADDQ         R10, SI
+	DECQ         R9
+	JNE          dw3_1rows
+	JMP          dwepilogue
+
+dwnot3_1:
+	CMPQ  BX, $0x02
+	JNE   dwnot3_2
+	CMPQ  R12, $0x01
+	JNE   dwnot3_2
+	MOVQ  x+0(FP), SI
+	MOVQ  ldx+8(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  w+16(FP), DI
+	MOVQ  kh+24(FP), R9
+	MOVQ  dh+40(FP), R10
+	IMULQ R8, R10
+	MOVQ  dw+48(FP), R11
+	SHLQ  $0x02, R11
+
+dw3_2rows:
+	MOVQ kw+32(FP), CX
+	MOVQ SI, AX
+
+dw3_2cols:
+	VBROADCASTSS (DI), Z20
+	VMOVUPS      (AX), Z4
+	VPERMT2PS    64(AX), Z31, Z4
+	VFMADD231PS  Z4, Z20, Z0
+	VMOVUPS      128(AX), Z6
+	VPERMT2PS    192(AX), Z31, Z6
+	VFMADD231PS  Z6, Z20, Z1
+	VMOVUPS      256(AX), Z8
+	VPERMT2PS    320(AX), Z31, Z8
+	VFMADD231PS  Z8, Z20, Z2
+	ADDQ         $0x04, DI
+	ADDQ         R11, AX
+	DECQ         CX
+	JNE          dw3_2cols
+	ADDQ         R10, SI
+	DECQ         R9
+	JNE          dw3_2rows
+	JMP          dwepilogue
+
+dwnot3_2:
+	CMPQ  BX, $0x03
+	JNE   dwnot4_1
+	CMPQ  R12, $0x00
+	JNE   dwnot4_1
+	MOVQ  x+0(FP), SI
+	MOVQ  ldx+8(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  w+16(FP), DI
+	MOVQ  kh+24(FP), R9
+	MOVQ  dh+40(FP), R10
+	IMULQ R8, R10
+	MOVQ  dw+48(FP), R11
+	SHLQ  $0x02, R11
+
+dw4_1rows:
+	MOVQ kw+32(FP), CX
+	MOVQ SI, AX
+
+dw4_1cols:
+	VBROADCASTSS (DI), Z20
+	VFMADD231PS  (AX), Z20, Z0
+	VFMADD231PS  64(AX), Z20, Z1
+	VFMADD231PS  128(AX), Z20, Z2
+	VFMADD231PS  192(AX), Z20, Z3
+	ADDQ         $0x04, DI
+	ADDQ         R11, AX
+	DECQ         CX
+	JNE          dw4_1cols
+	ADDQ         R10, SI
+	DECQ         R9
+	JNE          dw4_1rows
+	JMP          dwepilogue
+
+dwnot4_1:
+	CMPQ  BX, $0x03
+	JNE   dwnot4_2
+	CMPQ  R12, $0x01
+	JNE   dwnot4_2
+	MOVQ  x+0(FP), SI
+	MOVQ  ldx+8(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  w+16(FP), DI
+	MOVQ  kh+24(FP), R9
+	MOVQ  dh+40(FP), R10
+	IMULQ R8, R10
+	MOVQ  dw+48(FP), R11
+	SHLQ  $0x02, R11
+
+dw4_2rows:
+	MOVQ kw+32(FP), CX
+	MOVQ SI, AX
+
+dw4_2cols:
+	VBROADCASTSS (DI), Z20
+	VMOVUPS      (AX), Z4
+	VPERMT2PS    64(AX), Z31, Z4
+	VFMADD231PS  Z4, Z20, Z0
+	VMOVUPS      128(AX), Z6
+	VPERMT2PS    192(AX), Z31, Z6
+	VFMADD231PS  Z6, Z20, Z1
+	VMOVUPS      256(AX), Z8
+	VPERMT2PS    320(AX), Z31, Z8
+	VFMADD231PS  Z8, Z20, Z2
+	VMOVUPS      384(AX), Z10
+	VPERMT2PS    448(AX), Z31, Z10
+	VFMADD231PS  Z10, Z20, Z3
+	ADDQ         $0x04, DI
+	ADDQ         R11, AX
+	DECQ         CX
+	JNE          dw4_2cols
+	ADDQ         R10, SI
+	DECQ         R9
+	JNE          dw4_2rows
+	JMP          dwepilogue
+
+dwnot4_2:
+	JMP dwdone
+
+dwepilogue:
 	MOVQ         flags+112(FP), R14
-	TESTQ        $0x00000020, R14
-	JEQ          dwnoscale
-	VBROADCASTSS scale+120(FP), Z4
-	VMULPS       Z4, Z0, Z0
+	VBROADCASTSS scale+120(FP), Z24
+	VBROADCASTSS bias+88(FP), Z25
+	VBROADCASTSS lo+104(FP), Z26
+	VBROADCASTSS hi+108(FP), Z27
+	VBROADCASTSS ys+124(FP), Z28
+	VBROADCASTSS qlo+128(FP), Z29
+	VBROADCASTSS qhi+132(FP), Z30
+	MOVL         yz+136(FP), R15
+	VPBROADCASTD R15, Z8
+	MOVQ         n+80(FP), AX
+	MOVQ         resid+96(FP), DX
+	MOVQ         out+72(FP), SI
+	CMPQ         AX, $0x00
+	JLE          dwdone
+	MOVQ         AX, CX
+	CMPQ         CX, $0x10
+	JLE          dwm0
+	MOVQ         $0x00000010, CX
 
-dwnoscale:
-	TESTQ        $0x00000001, R14
-	JEQ          dwnobias
-	VBROADCASTSS bias+88(FP), Z4
-	VADDPS       Z4, Z0, Z0
+dwm0:
+	MOVQ   $-1, BX
+	BZHIQ  CX, BX, BX
+	KMOVW  BX, K1
+	TESTQ  $0x00000020, R14
+	JEQ    dwnoscale0
+	VMULPS Z24, Z0, Z0
 
-dwnobias:
+dwnoscale0:
+	TESTQ  $0x00000001, R14
+	JEQ    dwnobias0
+	VADDPS Z25, Z0, Z0
+
+dwnobias0:
 	TESTQ     $0x00000004, R14
-	JEQ       dwnoresid
-	MOVQ      resid+96(FP), DX
+	JEQ       dwnoresid0
 	VMOVUPS.Z (DX), K1, Z4
 	VADDPS    Z4, Z0, Z0
 
-dwnoresid:
-	TESTQ        $0x00000008, R14
-	JEQ          dwnoclamp
-	VBROADCASTSS lo+104(FP), Z5
-	VBROADCASTSS hi+108(FP), Z6
-	VMAXPS       Z0, Z5, Z0
-	VMINPS       Z0, Z6, Z0
+dwnoresid0:
+	TESTQ  $0x00000008, R14
+	JEQ    dwnoclamp0
+	VMAXPS Z0, Z26, Z0
+	VMINPS Z0, Z27, Z0
 
-dwnoclamp:
-	MOVQ    out+72(FP), DX
+dwnoclamp0:
 	TESTQ   $0x00000040, R14
-	JNE     dwquant
-	VMOVUPS Z0, K1, (DX)
-	JMP     dwdone
+	JNE     dwquant0
+	VMOVUPS Z0, K1, (SI)
+	JMP     dwnext0
 
-dwquant:
-	VBROADCASTSS ys+124(FP), Z5
-	VBROADCASTSS qlo+128(FP), Z6
-	VBROADCASTSS qhi+132(FP), Z7
-	MOVL         yz+136(FP), R15
-	VPBROADCASTD R15, Z8
-	VDIVPS       Z5, Z0, Z0
-	VMAXPS       Z6, Z0, Z0
-	VMINPS       Z7, Z0, Z0
-	VCVTPS2DQ    Z0, Z0
-	VPADDD       Z8, Z0, Z0
-	TESTQ        $0x00000080, R14
-	JNE          dwu8
-	VPMOVSDB     Z0, K1, (DX)
-	JMP          dwdone
+dwquant0:
+	VDIVPS    Z28, Z0, Z0
+	VMAXPS    Z29, Z0, Z0
+	VMINPS    Z30, Z0, Z0
+	VCVTPS2DQ Z0, Z0
+	VPADDD    Z8, Z0, Z0
+	TESTQ     $0x00000080, R14
+	JNE       dwu80
+	VPMOVSDB  Z0, K1, (SI)
+	JMP       dwnext0
 
-dwu8:
-	VPMOVUSDB Z0, K1, (DX)
+dwu80:
+	VPMOVUSDB Z0, K1, (SI)
+
+dwnext0:
+	SUBQ $0x10, AX
+	CMPQ AX, $0x00
+	JLE  dwdone
+	MOVQ AX, CX
+	CMPQ CX, $0x10
+	JLE  dwm1
+	MOVQ $0x00000010, CX
+
+dwm1:
+	MOVQ   $-1, BX
+	BZHIQ  CX, BX, BX
+	KMOVW  BX, K1
+	TESTQ  $0x00000020, R14
+	JEQ    dwnoscale1
+	VMULPS Z24, Z1, Z1
+
+dwnoscale1:
+	TESTQ  $0x00000001, R14
+	JEQ    dwnobias1
+	VADDPS Z25, Z1, Z1
+
+dwnobias1:
+	TESTQ     $0x00000004, R14
+	JEQ       dwnoresid1
+	VMOVUPS.Z 64(DX), K1, Z4
+	VADDPS    Z4, Z1, Z1
+
+dwnoresid1:
+	TESTQ  $0x00000008, R14
+	JEQ    dwnoclamp1
+	VMAXPS Z1, Z26, Z1
+	VMINPS Z1, Z27, Z1
+
+dwnoclamp1:
+	TESTQ   $0x00000040, R14
+	JNE     dwquant1
+	VMOVUPS Z1, K1, 64(SI)
+	JMP     dwnext1
+
+dwquant1:
+	VDIVPS    Z28, Z1, Z1
+	VMAXPS    Z29, Z1, Z1
+	VMINPS    Z30, Z1, Z1
+	VCVTPS2DQ Z1, Z1
+	VPADDD    Z8, Z1, Z1
+	TESTQ     $0x00000080, R14
+	JNE       dwu81
+	VPMOVSDB  Z1, K1, 16(SI)
+	JMP       dwnext1
+
+dwu81:
+	VPMOVUSDB Z1, K1, 16(SI)
+
+dwnext1:
+	SUBQ $0x10, AX
+	CMPQ AX, $0x00
+	JLE  dwdone
+	MOVQ AX, CX
+	CMPQ CX, $0x10
+	JLE  dwm2
+	MOVQ $0x00000010, CX
+
+dwm2:
+	MOVQ   $-1, BX
+	BZHIQ  CX, BX, BX
+	KMOVW  BX, K1
+	TESTQ  $0x00000020, R14
+	JEQ    dwnoscale2
+	VMULPS Z24, Z2, Z2
+
+dwnoscale2:
+	TESTQ  $0x00000001, R14
+	JEQ    dwnobias2
+	VADDPS Z25, Z2, Z2
+
+dwnobias2:
+	TESTQ     $0x00000004, R14
+	JEQ       dwnoresid2
+	VMOVUPS.Z 128(DX), K1, Z4
+	VADDPS    Z4, Z2, Z2
+
+dwnoresid2:
+	TESTQ  $0x00000008, R14
+	JEQ    dwnoclamp2
+	VMAXPS Z2, Z26, Z2
+	VMINPS Z2, Z27, Z2
+
+dwnoclamp2:
+	TESTQ   $0x00000040, R14
+	JNE     dwquant2
+	VMOVUPS Z2, K1, 128(SI)
+	JMP     dwnext2
+
+dwquant2:
+	VDIVPS    Z28, Z2, Z2
+	VMAXPS    Z29, Z2, Z2
+	VMINPS    Z30, Z2, Z2
+	VCVTPS2DQ Z2, Z2
+	VPADDD    Z8, Z2, Z2
+	TESTQ     $0x00000080, R14
+	JNE       dwu82
+	VPMOVSDB  Z2, K1, 32(SI)
+	JMP       dwnext2
+
+dwu82:
+	VPMOVUSDB Z2, K1, 32(SI)
+
+dwnext2:
+	SUBQ $0x10, AX
+	CMPQ AX, $0x00
+	JLE  dwdone
+	MOVQ AX, CX
+	CMPQ CX, $0x10
+	JLE  dwm3
+	MOVQ $0x00000010, CX
+
+dwm3:
+	MOVQ   $-1, BX
+	BZHIQ  CX, BX, BX
+	KMOVW  BX, K1
+	TESTQ  $0x00000020, R14
+	JEQ    dwnoscale3
+	VMULPS Z24, Z3, Z3
+
+dwnoscale3:
+	TESTQ  $0x00000001, R14
+	JEQ    dwnobias3
+	VADDPS Z25, Z3, Z3
+
+dwnobias3:
+	TESTQ     $0x00000004, R14
+	JEQ       dwnoresid3
+	VMOVUPS.Z 192(DX), K1, Z4
+	VADDPS    Z4, Z3, Z3
+
+dwnoresid3:
+	TESTQ  $0x00000008, R14
+	JEQ    dwnoclamp3
+	VMAXPS Z3, Z26, Z3
+	VMINPS Z3, Z27, Z3
+
+dwnoclamp3:
+	TESTQ   $0x00000040, R14
+	JNE     dwquant3
+	VMOVUPS Z3, K1, 192(SI)
+	JMP     dwnext3
+
+dwquant3:
+	VDIVPS    Z28, Z3, Z3
+	VMAXPS    Z29, Z3, Z3
+	VMINPS    Z30, Z3, Z3
+	VCVTPS2DQ Z3, Z3
+	VPADDD    Z8, Z3, Z3
+	TESTQ     $0x00000080, R14
+	JNE       dwu83
+	VPMOVSDB  Z3, K1, 48(SI)
+	JMP       dwnext3
+
+dwu83:
+	VPMOVUSDB Z3, K1, 48(SI)
+
+dwnext3:
+	SUBQ $0x10, AX
 
 dwdone:
 	VZEROUPPER
