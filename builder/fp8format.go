@@ -71,17 +71,23 @@ func (h *OctaveHist) Observe(vals []float32) {
 
 // OctavesFromHistogram converts calibration's linear |x| histogram: each
 // bin's count goes to the octave of its centre, except bin 0 (from 0 to one
-// bin width w), whose values are taken as uniform on [0, w), as they are
-// for any density that is smooth at 0: half in [w/2, w), a quarter in
-// [w/4, w/2), and so on. (ReLU's exact zeros land in bin 0 too; spreading
-// them is harmless since zero is exact in every format.) A tensor whose
+// bin width w), whose nonzero values are taken as uniform on [0, w), as
+// they are for any density that is smooth at 0: half in [w/2, w), a
+// quarter in [w/4, w/2), and so on. Exact zeros (TensorStats.Zeros: half of
+// a ReLU output) are taken out of bin 0 first: zero is exact in every
+// format, and spread as tiny values they would push post-ReLU tensors out
+// of E4M3 for nothing. A tensor whose
 // bulk lies below w, e.g. one spanning more than about 20 octaves, is seen
 // narrower than it is: collect an OctaveHist with Observe where that
 // matters (gradients).
 func OctavesFromHistogram(s *calib.TensorStats) *OctaveHist {
 	h := &OctaveHist{Counts: map[int]float64{}, Amax: s.AbsMax()}
 	hist := s.Hist
-	if hist == nil || hist.Width == 0 {
+	zeros := float64(s.Zeros)
+	if hist == nil {
+		return h
+	}
+	if hist.Width == 0 {
 		h.Zeros, h.Total = hist.Zeros, hist.Zeros
 		return h
 	}
@@ -91,6 +97,9 @@ func OctavesFromHistogram(s *calib.TensorStats) *OctaveHist {
 		}
 		h.Total += c
 		if i == 0 {
+			z := math.Min(zeros, c)
+			h.Zeros += z
+			c -= z
 			_, e := math.Frexp(hist.Width) // w in [2^(e-1), 2^e)
 			left := c
 			for k := 0; k < 40; k++ {

@@ -87,8 +87,9 @@ func (b *build) quantize() error {
 				skip[name] = true
 			}
 		}
+		var actTypes map[string]ir.DType
 		if dt == ir.Float8E4M3FN && stats != nil {
-			b.chooseFP8Formats(stats, ranges, skip)
+			actTypes = b.chooseFP8Formats(stats, ranges, skip)
 		}
 		// Layers named by their members: a request for "conv1" covers "conv1 + relu1".
 		for _, n := range b.m.Graph.Nodes {
@@ -99,8 +100,8 @@ func (b *build) quantize() error {
 				}
 			}
 		}
-		m, err := qdq.Insert(b.m, qdq.Options{Flavor: qdq.TensorRT, DType: dt, Ranges: ranges, Skip: skip, QuantizedWeights: true, NoResidualAdds: true,
-			WeightBits: b.cfg.WeightBits, PerTensorWeights: b.cfg.PerTensorWeights})
+		m, err := qdq.Insert(b.m, qdq.Options{Flavor: qdq.TensorRT, DType: dt, ActivationDTypes: actTypes, Ranges: ranges, Skip: skip,
+			QuantizedWeights: true, NoResidualAdds: true, WeightBits: b.cfg.WeightBits, PerTensorWeights: b.cfg.PerTensorWeights})
 		if err != nil {
 			return err
 		}
@@ -154,21 +155,29 @@ func (b *build) ranges() (map[string]qdq.Range, *calib.Stats, error) {
 	return out, res.Stats, nil
 }
 
-// chooseFP8Formats decides, per activation, between E4M3 and FP16 from its
-// calibration statistics (builder/fp8format.go) and keeps the layers that
-// read an FP16-choice tensor out of FP8, saying why in the report.
-func (b *build) chooseFP8Formats(stats *calib.Stats, ranges map[string]qdq.Range, skip map[string]bool) {
+// chooseFP8Formats decides, per activation, between E4M3, E5M2 and FP16
+// from its calibration statistics (builder/fp8format.go). E5M2 tensors are
+// quantized to E5M2 (the returned overrides; their layers take E5M2
+// activations with E4M3 weights); the layers that read an FP16-choice
+// tensor stay out of FP8. Every choice and its reason go into the report.
+func (b *build) chooseFP8Formats(stats *calib.Stats, ranges map[string]qdq.Range, skip map[string]bool) map[string]ir.DType {
 	amax := map[string]float64{}
 	for n, r := range ranges {
 		amax[n] = r.Amax
 	}
-	choices := ChooseFP8Formats(stats, amax, FP8FormatOptions{})
+	choices := ChooseFP8Formats(stats, amax, FP8FormatOptions{AllowE5M2: true})
+	b.rep.FP8Formats = choices
 	readers := b.m.Graph.Consumers()
 	counts := map[string]int{}
+	types := map[string]ir.DType{}
 	for _, c := range choices {
 		counts[c.Format.Name]++
 		b.cfg.logf("FP8 format of %s: %s (%s)", c.Tensor, c.Format.Name, c.Reason)
-		if c.Format.DType == ir.Float8E4M3FN {
+		switch c.Format.DType {
+		case ir.Float8E4M3FN:
+			continue
+		case ir.Float8E5M2:
+			types[c.Tensor] = ir.Float8E5M2
 			continue
 		}
 		for _, n := range readers[c.Tensor] {
@@ -176,9 +185,10 @@ func (b *build) chooseFP8Formats(stats *calib.Stats, ranges map[string]qdq.Range
 				skip[n.Name] = true
 			}
 		}
-		b.rep.Warnings = append(b.rep.Warnings, fmt.Sprintf("tensor %q stays out of FP8 (%s would suit it; kiln's FP8 kernels take E4M3): %s", c.Tensor, c.Format.Name, c.Reason))
+		b.rep.Warnings = append(b.rep.Warnings, fmt.Sprintf("tensor %q stays out of FP8 (its readers run in float): %s", c.Tensor, c.Reason))
 	}
 	b.cfg.logf("FP8 formats: %v", counts)
+	return types
 }
 
 func (b *build) ensureKilnOpset() {
@@ -236,10 +246,22 @@ func (b *build) checkConstraints() error {
 	return nil
 }
 
+// isFP8 reports whether a kiln.Q* layer runs on float8 codes: its weight
+// initializer is float8, or (activation×activation QMatMul) its first input
+// comes from a float8 QuantizeLinear.
 func (b *build) isFP8(n *ir.Node) bool {
-	for _, t := range b.m.Graph.Initializers {
-		if len(n.Inputs) > 1 && t.Name == n.Inputs[1] {
-			return t.DType == ir.Float8E4M3FN
+	fp8 := func(dt ir.DType) bool { return dt == ir.Float8E4M3FN || dt == ir.Float8E5M2 }
+	inits := b.m.Graph.InitializerMap()
+	if len(n.Inputs) > 1 {
+		if t := inits[n.Inputs[1]]; t != nil {
+			return fp8(t.DType)
+		}
+	}
+	if len(n.Inputs) > 0 {
+		if q := b.m.Graph.Producers()[n.Inputs[0]]; q != nil && q.OpType == "QuantizeLinear" && len(q.Inputs) > 2 {
+			if z := inits[q.Inputs[2]]; z != nil {
+				return fp8(z.DType)
+			}
 		}
 	}
 	return false

@@ -124,7 +124,7 @@ func (p *qdqParams) perTensor() (float32, int32, bool) {
 		z = int32(p.zero.Int64At(0))
 	}
 	switch p.dtype {
-	case ir.Float8E4M3FN:
+	case ir.Float8E4M3FN, ir.Float8E5M2:
 		return p.scale[0], z, z == 0
 	case ir.Int8, ir.Uint8:
 		return p.scale[0], z, true

@@ -21,6 +21,8 @@ func weightAxis(n *ir.Node, rank int) int {
 	return rank - 1 // MatMul
 }
 
+func isFloat8(dt ir.DType) bool { return dt == ir.Float8E4M3FN || dt == ir.Float8E5M2 }
+
 func isQuantizable(n *ir.Node) bool {
 	switch n.OpType {
 	case "Conv", "Gemm", "MatMul":
@@ -62,11 +64,11 @@ func describeQ(q *ir.Node) string {
 func (c *qdqConv) quantLayer(n *ir.Node, a *qdqParams) (*ir.Node, string) {
 	sa, za, ok := a.perTensor()
 	if !ok {
-		return nil, "its activation quantization is not per-tensor int8/uint8/E4M3 with a supported zero point"
+		return nil, "its activation quantization is not per-tensor int8/uint8/E4M3/E5M2 with a supported zero point"
 	}
 	wantW := ir.Int8
-	if a.dtype == ir.Float8E4M3FN {
-		wantW = ir.Float8E4M3FN
+	if isFloat8(a.dtype) {
+		wantW = ir.Float8E4M3FN // E5M2 activations too: weights are E4M3 in kiln's engines
 	}
 	b, ok := c.dqInput(n.Inputs[1])
 	if !ok {
@@ -106,7 +108,7 @@ func (c *qdqConv) quantLayer(n *ir.Node, a *qdqParams) (*ir.Node, string) {
 			return nil, "its weight is not a constant"
 		}
 		sb, zb, ok := b.perTensor()
-		if !ok || zb != 0 || b.dtype != wantW || a.dtype == ir.Uint8 {
+		if !ok || zb != 0 || (b.dtype != wantW && !(isFloat8(b.dtype) && isFloat8(wantW))) || a.dtype == ir.Uint8 {
 			return nil, "its second activation is not per-tensor symmetric " + wantW.String()
 		}
 		wName, wScales = b.node.Inputs[0], []float32{sb}

@@ -81,7 +81,7 @@ func buildEngine(src *sourceModel, f *buildFlags, threads int, logw, progressOut
 	if err != nil {
 		return nil, err
 	}
-	if (cfg.Calibration != nil || cfg.DynamicRanges != nil) && !f.quantized() && !anyQuantizedLayer(cfg) {
+	if (cfg.Calibration != nil || cfg.DynamicRanges != nil) && !f.quantized() && !anyQuantizedLayer(cfg) && !(cfg.SmoothQuant && cfg.DynamicINT8) {
 		notes = append(notes, "calibration ranges are only used with --int8, --fp8 or --best (or int8/fp8 --layer-precisions)")
 	}
 	start := time.Now()
@@ -155,6 +155,10 @@ func writeBuildReport(w io.Writer, src *sourceModel, b *built) error {
 			p("  %s\n", s)
 		}
 	}
+	if sq := b.Report.SmoothQuantSummary(); sq != "" {
+		p("\n%s\n", sq)
+	}
+	writeFP8Formats(ew, b.Report.FP8Formats)
 	warnings := append(append([]string{}, b.Report.Warnings...), b.Notes...)
 	if len(warnings) > 0 {
 		p("\nWarnings:\n")

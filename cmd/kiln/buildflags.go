@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"sync"
 
@@ -31,6 +32,7 @@ type buildFlags struct {
 	weightBits                      int
 	perTensorWeights                bool
 	dynamicINT8                     bool
+	smoothQuant                     float64 // α; 0: off
 	workspaceMiB                    int64
 }
 
@@ -59,9 +61,24 @@ func (f *buildFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.verbose, "verbose", false, "print the builder's log (fusions, tactics) while building")
 	fl.Int64Var(&f.workspaceMiB, "workspace", 0, "scratch memory a tactic may use, MiB (0: unlimited), as trtexec's --memPoolSize=workspace")
 	fl.BoolVar(&f.dynamicINT8, "int8-dynamic", false, "quantize MatMuls with constant weights per token at run time (no calibration; for transformers)")
+	registerSmoothQuant(fl, &f.smoothQuant)
 	fl.IntVar(&f.weightBits, "weight-bits", 8, "INT8 weights quantized to this many bits (2..8; fewer is an experiment in accuracy loss)")
 	fl.BoolVar(&f.perTensorWeights, "per-tensor-weights", false, "one INT8 weight scale per tensor instead of per output channel (an experiment in accuracy loss)")
 	fl.BoolVar(&f.fp16Safety, "fp16-safety", true, "with --fp16/--best and --calib-data: keep layers whose calibrated ranges overflow (or mostly underflow) FP16 in FP32")
+}
+
+// registerSmoothQuant adds --smoothquant[=α] (kiln build, kiln bench,
+// kiln quantize): alone it means α = 0.5.
+func registerSmoothQuant(fl *pflag.FlagSet, alpha *float64) {
+	fl.Float64Var(alpha, "smoothquant", 0, "SmoothQuant before INT8/FP8 calibration: move activation outliers into the weights per input channel, s = max|X|^α / max|W|^(1-α); --smoothquant alone is α 0.5 (needs --calib-data)")
+	fl.Lookup("smoothquant").NoOptDefVal = "0.5"
+}
+
+func checkSmoothQuant(alpha float64) error {
+	if alpha < 0 || alpha > 1 || math.IsNaN(alpha) {
+		return cli.Usagef("--smoothquant=%g: α must be in (0, 1] (--smoothquant alone is 0.5)", alpha)
+	}
+	return nil
 }
 
 // quantized reports whether any precision flag needs ranges.
@@ -78,6 +95,15 @@ func (f *buildFlags) config(log io.Writer, threads int) (builder.Config, error) 
 	}
 	if f.weightBits < 2 || f.weightBits > 8 {
 		return cfg, cli.Usagef("--weight-bits %d: want 2 to 8", f.weightBits)
+	}
+	if err := checkSmoothQuant(f.smoothQuant); err != nil {
+		return cfg, err
+	}
+	if f.smoothQuant > 0 {
+		if f.calibData == "" {
+			return cfg, cli.Usagef("--smoothquant needs --calib-data SRC: its per-channel statistics come from the data")
+		}
+		cfg.SmoothQuant, cfg.SmoothQuantAlpha = true, f.smoothQuant
 	}
 	var err error
 	if cfg.LayerPrecisions, err = builder.ParseLayerPrecisions(f.layerPrecisions); err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kilnml/kiln/builder"
 	"github.com/kilnml/kiln/datasrc"
 	"github.com/kilnml/kiln/internal/cli"
 	"github.com/kilnml/kiln/internal/progress"
@@ -66,7 +67,7 @@ changed: --force recalibrates.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.data, "data", "", "calibration data: mnist, mnist-raw, a folder of .npy/.npz/.pb files, or a raw file (with --shape)")
-	fl.StringVar(&f.calibrator, "calibrator", "entropy2", "entropy2, minmax, percentile, mse or legacy")
+	fl.StringVar(&f.calibrator, "calibrator", "", "calibrator: entropy2, minmax, percentile, mse or legacy (default: minmax for transformers, as TensorRT advises for NLP, else entropy2)")
 	fl.IntVar(&f.batches, "batches", 100, "number of batches to calibrate on (0: all the data)")
 	fl.IntVar(&f.batchSize, "batch-size", 64, "samples per batch (a model with a fixed batch dimension uses its own)")
 	fl.StringVar(&f.cache, "cache", "calibration.cache", "calibration cache to reuse or write (\"\": none)")
@@ -93,9 +94,12 @@ type calibration struct {
 // runCalibration calibrates src (or reuses opt.cache), showing progress on
 // progressOut.
 func runCalibration(src *sourceModel, opt calibOptions, progressOut io.Writer) (*calibration, error) {
-	algo, err := calib.ParseAlgorithm(opt.calibrator)
-	if err != nil {
-		return nil, cli.Usagef("--calibrator: %v", err)
+	algo := builder.DefaultCalibrator(src.Model) // MinMax for transformers, else Entropy2
+	if opt.calibrator != "" {
+		var err error
+		if algo, err = calib.ParseAlgorithm(opt.calibrator); err != nil {
+			return nil, cli.Usagef("--calibrator: %v", err)
+		}
 	}
 	if opt.batches < 0 || opt.batchSize < 1 {
 		return nil, cli.Usagef("--batches must be >= 0 and --batch-size >= 1")

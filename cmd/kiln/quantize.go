@@ -6,11 +6,14 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/kilnml/kiln/builder"
+	"github.com/kilnml/kiln/datasrc"
 	"github.com/kilnml/kiln/internal/cli"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/onnx"
 	"github.com/kilnml/kiln/quant/dynamic"
 	"github.com/kilnml/kiln/quant/qdq"
+	"github.com/kilnml/kiln/quant/smooth"
 	"github.com/spf13/cobra"
 )
 
@@ -20,6 +23,7 @@ type quantizeFlags struct {
 	fp8, perTensorWeights, quantWeights bool
 	dynamic                             bool
 	weightBits                          int
+	smoothQuant                         float64 // α; 0: off
 }
 
 func init() {
@@ -41,6 +45,15 @@ insert QuantizeLinear/DequantizeLinear pairs:
   --fp8: float8 E4M3 Q/DQ (scale amax/448) instead of int8 (tensorrt flavour).
   --per-tensor-weights, --weight-bits 4: harder settings, for experiments
       (4-bit codes are stored in int8).
+  --smoothquant[=α]: SmoothQuant first: per input channel j of every
+      MatMul/Gemm with a constant weight, s_j = max|X_j|^α / max|W_j|^(1−α)
+      from the data; X is divided by s (in the producing LayerNorm's γ/β, or
+      an inserted Mul) and W's rows multiplied by s. The float function is
+      unchanged; activation outliers move into the per-channel weights.
+      --smoothquant alone is α 0.5.
+
+The calibrator defaults to minmax for transformers (TensorRT's advice for
+NLP) and entropy2 otherwise.
 
 --dynamic needs no data: dynamic-range quantization (ONNX Runtime's
 quantize_dynamic): MatMul/Gemm weights become int8 and their inputs are
@@ -51,6 +64,7 @@ SRC is as for kiln calibrate: mnist, mnist-raw, mnist:test, a folder of
 		Example: `  kiln quantize cnn_mnist.onnx --calib-data mnist -o cnn_mnist.qdq.onnx
   kiln quantize cnn_mnist.onnx --calib-data mnist --flavor ort -o cnn_mnist.ort.qdq.onnx
   kiln quantize cnn_mnist.onnx --calib-data mnist --fp8 -o cnn_mnist.fp8.qdq.onnx
+  kiln quantize bert.onnx --calib-data tokens/ --smoothquant -o bert.sq.qdq.onnx
   kiln quantize bert.onnx --dynamic -o bert.dynamic.onnx`,
 		Args: cli.ExactArgs(1, "one model file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -60,7 +74,7 @@ SRC is as for kiln calibrate: mnist, mnist-raw, mnist:test, a folder of
 	fl := cmd.Flags()
 	fl.StringVarP(&f.out, "output", "o", "", "Q/DQ ONNX file to write (required)")
 	fl.StringVar(&f.data, "calib-data", "", "calibration data: mnist, mnist-raw, a folder of .npy/.npz/.pb files, or a raw file (with --shape)")
-	fl.StringVar(&f.calibrator, "calibrator", "entropy2", "entropy2, minmax, percentile, mse or legacy")
+	fl.StringVar(&f.calibrator, "calibrator", "", "calibrator: entropy2, minmax, percentile, mse or legacy (default: minmax for transformers, as TensorRT advises for NLP, else entropy2)")
 	fl.IntVar(&f.batches, "calib-batches", 100, "batches to calibrate on (0: all the data)")
 	fl.IntVar(&f.batchSize, "calib-batch-size", 64, "samples per calibration batch")
 	fl.Float64Var(&f.percentile, "percentile", 99.99, "percentile of |x| for --calibrator percentile")
@@ -73,6 +87,7 @@ SRC is as for kiln calibrate: mnist, mnist-raw, mnist:test, a folder of
 	fl.IntVar(&f.weightBits, "weight-bits", 8, "weight code width, 2..8 (stored in int8)")
 	fl.BoolVar(&f.quantWeights, "quantized-weights", false, "store int8 weights behind DequantizeLinear (implied by --flavor ort)")
 	fl.BoolVar(&f.dynamic, "dynamic", false, "dynamic-range quantization of MatMul/Gemm (no calibration data)")
+	registerSmoothQuant(fl, &f.smoothQuant)
 	rootCmd.AddCommand(cmd)
 }
 
@@ -97,6 +112,12 @@ func quantizeModel(w, errw io.Writer, path string, f quantizeFlags) error {
 	}
 	if f.fp8 && (f.weightBits != 8 || f.perTensorWeights) {
 		return cli.Usagef("--weight-bits and --per-tensor-weights apply to int8, not --fp8")
+	}
+	if err := checkSmoothQuant(f.smoothQuant); err != nil {
+		return err
+	}
+	if f.smoothQuant > 0 && f.dynamic {
+		return cli.Usagef("--smoothquant needs calibration data: it goes with --calib-data, not --dynamic")
 	}
 	src, err := loadSource(path)
 	if err != nil {
@@ -125,6 +146,12 @@ func quantizeModel(w, errw io.Writer, path string, f quantizeFlags) error {
 		return cli.Usagef("give the calibration data with --calib-data SRC (or --dynamic)")
 	}
 	f.cache, f.trtVersion = "", "10.9.0" // calibrate afresh; kiln calibrate keeps caches
+	var smoothed *builder.Report
+	if f.smoothQuant > 0 {
+		if src, smoothed, err = smoothSource(src, f); err != nil {
+			return err
+		}
+	}
 	c, err := runCalibration(src, f.calibOptions, errw)
 	if err != nil {
 		return err
@@ -149,8 +176,35 @@ func quantizeModel(w, errw io.Writer, path string, f quantizeFlags) error {
 	if err := onnx.Save(f.out, m); err != nil {
 		return err
 	}
+	if smoothed != nil {
+		if s := smoothed.SmoothQuantSummary(); s != "" {
+			fmt.Fprintln(w, s)
+		} else {
+			fmt.Fprintln(w, "SmoothQuant: no MatMul or Gemm with a constant 2-D weight to smooth")
+		}
+	}
 	writeQuantizeSummary(w, src.Model, m, f, c)
 	return nil
+}
+
+// smoothSource applies SmoothQuant to a copy of src's model with
+// per-channel maxima over the calibration data (read once here; the
+// calibration that follows reads it again, on the smoothed model).
+func smoothSource(src *sourceModel, f quantizeFlags) (*sourceModel, *builder.Report, error) {
+	ds, err := datasrc.Open(f.data, src.Model.Graph.RealInputs(), datasrc.Options{
+		BatchSize: f.batchSize, MaxBatches: f.batches, Shape: f.shape, DType: f.dtype, MNISTDir: f.mnistDir,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	out := *src
+	out.Model = src.Model.Clone()
+	sites, err := smooth.Smooth(out.Model, ds, smooth.Options{Alpha: f.smoothQuant, MaxBatches: f.batches})
+	if err != nil {
+		return nil, nil, err
+	}
+	out.Model.Doc = strings.TrimSpace(out.Model.Doc + fmt.Sprintf("\nSmoothQuant α %g (kiln quantize)", f.smoothQuant))
+	return &out, &builder.Report{Smoothed: sites, SmoothQuantAlpha: f.smoothQuant}, nil
 }
 
 func granularity(perTensor bool) string {

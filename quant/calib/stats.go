@@ -16,6 +16,10 @@ type TensorStats struct {
 	Min, Max  float64 // finite values only; +Inf/-Inf before any value
 	Count     int64   // finite values
 	NonFinite int64   // NaN and ±Inf values (never binned)
+	// Zeros counts the exact zeros among Count (they are also in the
+	// histogram's bin 0): ReLU outputs are half zeros, which a format
+	// choice must not mistake for tiny values.
+	Zeros int64
 }
 
 func newTensorStats(name string, dt ir.DType) *TensorStats {
@@ -55,6 +59,9 @@ func (s *TensorStats) ObserveValues(vals []float32) {
 			continue
 		}
 		s.Count++
+		if f == 0 {
+			s.Zeros++
+		}
 		s.Min = math.Min(s.Min, f)
 		s.Max = math.Max(s.Max, f)
 		absMax = math.Max(absMax, math.Abs(f))
@@ -80,5 +87,6 @@ func (s *TensorStats) Merge(o *TensorStats) bool {
 	s.Max = math.Max(s.Max, o.Max)
 	s.Count += o.Count
 	s.NonFinite += o.NonFinite
+	s.Zeros += o.Zeros
 	return s.Hist.Merge(o.Hist)
 }

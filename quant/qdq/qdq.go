@@ -34,6 +34,10 @@ type Options struct {
 	Flavor Flavor
 	// DType of activations and weights: Int8 (default) or Float8E4M3FN.
 	DType ir.DType
+	// ActivationDTypes overrides DType for named activations of a float8
+	// model: Float8E5M2 for tensors whose range E4M3 cannot hold (the
+	// builder's per-tensor format choice). Weights stay DType.
+	ActivationDTypes map[string]ir.DType
 	// Ranges of activations by tensor name (from calibration or QAT).
 	Ranges map[string]Range
 	// PerTensorWeights uses one scale per weight tensor instead of one per
@@ -68,6 +72,11 @@ func Insert(m *ir.Model, opt Options) (*ir.Model, error) {
 	}
 	if opt.DType != ir.Int8 && opt.DType != ir.Float8E4M3FN {
 		return nil, fmt.Errorf("qdq: %s is not supported (int8 or float8e4m3fn)", opt.DType)
+	}
+	for name, dt := range opt.ActivationDTypes {
+		if opt.DType != ir.Float8E4M3FN || (dt != ir.Float8E4M3FN && dt != ir.Float8E5M2) {
+			return nil, fmt.Errorf("qdq: activation %q: %s with %s weights (per-tensor overrides are float8e4m3fn or float8e5m2 in float8 models)", name, dt, opt.DType)
+		}
 	}
 	if opt.Flavor == ORT {
 		opt.QuantizedWeights = true
@@ -216,6 +225,8 @@ func (w *writer) activation(name string) ([]*ir.Node, string, error) {
 	var p *quant.Params
 	var err error
 	switch {
+	case w.opt.ActivationDTypes[name] != ir.Undefined:
+		p, err = quant.FromAmax(w.opt.ActivationDTypes[name], float32(r.Amax), false)
 	case w.opt.DType == ir.Float8E4M3FN:
 		p, err = quant.FromAmax(ir.Float8E4M3FN, float32(r.Amax), false)
 	case w.opt.Flavor == ORT:
@@ -331,6 +342,56 @@ func (w *writer) paramTensors(base string, p *quant.Params, _ *ir.Tensor) (strin
 	return s.Name, zp.Name
 }
 
+// keepSoftmaxMeaning rewrites every Softmax, LogSoftmax and Hardmax of an
+// opset below 13 (which flattens its input to 2-D at axis, default 1, and
+// normalizes over everything after) into the same computation at opset 13:
+// Flatten(axis) → op(axis = 1) → Reshape to Shape(x). Classifier heads
+// (ResNet-50's Softmax over [1, 1000]) then no longer block raising the
+// opset for Q/DQ.
+func keepSoftmaxMeaning(m *ir.Model) {
+	used := map[string]bool{}
+	for _, n := range m.Graph.Nodes {
+		used[n.Name] = true
+		for _, v := range append(slices.Clone(n.Inputs), n.Outputs...) {
+			used[v] = true
+		}
+	}
+	for _, v := range m.Graph.Inputs {
+		used[v.Name] = true
+	}
+	for _, t := range m.Graph.Initializers {
+		used[t.Name] = true
+	}
+	fresh := func(base string) string {
+		name := base
+		for i := 1; used[name]; i++ {
+			name = fmt.Sprintf("%s_%d", base, i)
+		}
+		used[name] = true
+		return name
+	}
+	var nodes []*ir.Node
+	for _, n := range m.Graph.Nodes {
+		switch {
+		case n.Domain != "" || len(n.Inputs) != 1 || len(n.Outputs) != 1:
+		case n.OpType == "Softmax", n.OpType == "LogSoftmax", n.OpType == "Hardmax":
+			axis, _ := n.AttrInt("axis", 1)
+			x, y := n.Inputs[0], n.Outputs[0]
+			flat, op, shape := fresh(x+"_flat2d"), fresh(y+"_2d"), fresh(x+"_shape")
+			nodes = append(nodes,
+				&ir.Node{Name: fresh(n.Name + "_flatten"), OpType: "Flatten", Inputs: []string{x}, Outputs: []string{flat},
+					Attrs: []*ir.Attribute{{Name: "axis", Type: ir.AttrInt, I: axis}}},
+				&ir.Node{Name: n.Name, OpType: n.OpType, Inputs: []string{flat}, Outputs: []string{op},
+					Attrs: []*ir.Attribute{{Name: "axis", Type: ir.AttrInt, I: 1}}},
+				&ir.Node{Name: fresh(n.Name + "_shape"), OpType: "Shape", Inputs: []string{x}, Outputs: []string{shape}},
+				&ir.Node{Name: fresh(n.Name + "_reshape"), OpType: "Reshape", Inputs: []string{op, shape}, Outputs: []string{y}})
+			continue
+		}
+		nodes = append(nodes, n)
+	}
+	m.Graph.Nodes = nodes
+}
+
 // opsChangedBy lists ops whose inputs or semantics changed between opset 7
 // and 19 in ways that make raising the opset of a model unsafe.
 var opsChangedBy = map[string]int64{
@@ -344,6 +405,9 @@ func raiseOpset(m *ir.Model, need int64) error {
 	cur := m.Opset("")
 	if cur >= need {
 		return nil
+	}
+	if cur < 13 && need >= 13 {
+		keepSoftmaxMeaning(m)
 	}
 	var bad []string
 	seen := map[string]bool{}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/onnx"
+	"github.com/kilnml/kiln/ops"
+	"github.com/kilnml/kiln/tensorio"
+)
+
+// outlierBlock writes a small transformer block to dir: h = LayerNorm(x)
+// with γ outliers on channels 3, 17, 29 (as real transformers carry them),
+// y = h·W1 + h (a residual reader, so smoothing h needs a Mul), and
+// calibration inputs (4 .npy files of [1,16,32]); it returns the model
+// path, the data folder and one more input for evaluation.
+func outlierBlock(t *testing.T, dir string) (model, data string, eval *ir.Tensor) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(3, 4))
+	randT := func(scale float64, dims ...int64) *ir.Tensor {
+		x := ir.NewTensor(ir.Float32, dims)
+		for i := range x.Len() {
+			x.SetFloat64At(i, scale*rng.NormFloat64())
+		}
+		return x
+	}
+	gamma := randT(0.1, 32)
+	for j := range int64(32) {
+		gamma.SetFloat64At(j, 1+gamma.Float64At(j))
+	}
+	gamma.SetFloat64At(3, 40)
+	gamma.SetFloat64At(17, -25)
+	gamma.SetFloat64At(29, 60)
+	beta, w1 := randT(0.1, 32), randT(0.2, 32, 32)
+	gamma.Name, beta.Name, w1.Name = "gamma", "beta", "w1"
+	g := &ir.Graph{Name: "block", Initializers: []*ir.Tensor{gamma, beta, w1}}
+	g.Inputs = []*ir.ValueInfo{{Name: "input", Type: ir.TensorType(ir.Float32, ir.Shape{ir.D(1), ir.D(16), ir.D(32)})}}
+	g.Nodes = []*ir.Node{
+		{Name: "ln", OpType: "LayerNormalization", Inputs: []string{"input", "gamma", "beta"}, Outputs: []string{"h"}},
+		{Name: "fc", OpType: "MatMul", Inputs: []string{"h", "w1"}, Outputs: []string{"a"}},
+		{Name: "res", OpType: "Add", Inputs: []string{"a", "h"}, Outputs: []string{"output"}},
+	}
+	g.Outputs = []*ir.ValueInfo{{Name: "output", Type: ir.TensorType(ir.Float32, ir.Shape{ir.D(1), ir.D(16), ir.D(32)})}}
+	model = filepath.Join(dir, "block.onnx")
+	if err := onnx.Save(model, &ir.Model{IRVersion: 8, Opsets: []ir.OpsetImport{{Version: 17}}, Graph: g}); err != nil {
+		t.Fatal(err)
+	}
+	data = filepath.Join(dir, "calib")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if err := tensorio.WriteNPY(filepath.Join(data, fmt.Sprintf("x%d.npy", i)), randT(1, 1, 16, 32)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return model, data, randT(1, 1, 16, 32)
+}
+
+func cosineT(a, b *ir.Tensor) float64 {
+	var ab, aa, bb float64
+	for i := range a.Len() {
+		x, y := a.Float64At(i), b.Float64At(i)
+		ab, aa, bb = ab+x*y, aa+x*x, bb+y*y
+	}
+	return ab / math.Sqrt(aa*bb)
+}
+
+// kiln quantize --smoothquant writes a Q/DQ model that computes closer to
+// the float model than the plain Q/DQ export (both calibrated with the
+// transformer default, minmax); kiln build --smoothquant[=α] reports the
+// smoothing; bad values and missing data are usage errors.
+func TestSmoothQuantCLI(t *testing.T) {
+	dir := t.TempDir()
+	model, data, x := outlierBlock(t, dir)
+	ref, err := onnx.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ops.Run(ref, map[string]*ir.Tensor{"input": x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cos := map[bool]float64{}
+	for _, sq := range []bool{false, true} {
+		out := filepath.Join(dir, fmt.Sprintf("q%v.onnx", sq))
+		args := []string{"quantize", model, "--calib-data", data, "-o", out}
+		if sq {
+			args = append(args, "--smoothquant")
+		}
+		code, stdout, stderr := kiln(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, stdout, stderr)
+		}
+		if !strings.Contains(stdout, "with minmax") || sq != strings.Contains(stdout, "SmoothQuant (α 0.50): 1 activations smoothed for 1 layers") {
+			t.Errorf("%v:\n%s", args, stdout)
+		}
+		q, err := onnx.Load(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ops.Run(q, map[string]*ir.Tensor{"input": x})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cos[sq] = cosineT(got["output"], want["output"])
+		t.Logf("kiln quantize, SmoothQuant %v: Q/DQ model vs float cosine %.6f", sq, cos[sq])
+	}
+	if !(cos[true] > cos[false]) {
+		t.Errorf("SmoothQuant did not help the Q/DQ export: cosine %.6f -> %.6f", cos[false], cos[true])
+	}
+	for alpha, line := range map[string]string{"": "SmoothQuant (α 0.50)", "=0.8": "SmoothQuant (α 0.80)"} {
+		code, stdout, stderr := kiln(t, "build", model, "--int8", "--calib-data", data, "--smoothquant"+alpha)
+		if code != 0 || !strings.Contains(stdout, line) || !strings.Contains(stdout, " int8 ") {
+			t.Errorf("build --smoothquant%s: exit %d\n%s%s", alpha, code, stdout, stderr)
+		}
+	}
+	for _, args := range [][]string{
+		{"build", model, "--int8", "--calib-data", data, "--smoothquant=1.5"},
+		{"build", model, "--int8", "--smoothquant"},
+		{"quantize", model, "--dynamic", "--smoothquant", "-o", filepath.Join(dir, "d.onnx")},
+		{"quantize", model, "--calib-data", data, "--smoothquant=-1", "-o", filepath.Join(dir, "d.onnx")},
+	} {
+		if code, _, stderr := kiln(t, args...); code != 2 || !strings.Contains(stderr, "smoothquant") {
+			t.Errorf("%v: exit %d, %s", args, code, stderr)
+		}
+	}
+}
