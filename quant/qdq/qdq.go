@@ -6,6 +6,7 @@ package qdq
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -342,6 +343,61 @@ func (w *writer) paramTensors(base string, p *quant.Params, _ *ir.Tensor) (strin
 	return s.Name, zp.Name
 }
 
+// keepSoftmaxMeaning rewrites every Softmax, LogSoftmax and Hardmax of an
+// opset below 13 (which flattens its input to 2-D at axis, default 1, and
+// normalizes over everything after) into the same computation at opset 13:
+// Flatten(axis) → op(axis = 1) → Reshape to Shape(x). Classifier heads
+// (ResNet-50's Softmax over [1, 1000]) then no longer block raising the
+// opset for Q/DQ. It returns the rewritten nodes (2-D, axis 1: the same
+// meaning in every opset).
+func keepSoftmaxMeaning(m *ir.Model) map[*ir.Node]bool {
+	used := map[string]bool{}
+	for _, n := range m.Graph.Nodes {
+		used[n.Name] = true
+		for _, v := range append(slices.Clone(n.Inputs), n.Outputs...) {
+			used[v] = true
+		}
+	}
+	for _, v := range m.Graph.Inputs {
+		used[v.Name] = true
+	}
+	for _, t := range m.Graph.Initializers {
+		used[t.Name] = true
+	}
+	fresh := func(base string) string {
+		name := base
+		for i := 1; used[name]; i++ {
+			name = fmt.Sprintf("%s_%d", base, i)
+		}
+		used[name] = true
+		return name
+	}
+	var nodes []*ir.Node
+	safe := map[*ir.Node]bool{}
+	for _, n := range m.Graph.Nodes {
+		switch {
+		case n.Domain != "" || len(n.Inputs) != 1 || len(n.Outputs) != 1:
+		case n.OpType == "Softmax", n.OpType == "LogSoftmax", n.OpType == "Hardmax":
+			axis, _ := n.AttrInt("axis", 1)
+			x, y := n.Inputs[0], n.Outputs[0]
+			flat, op, shape := fresh(x+"_flat2d"), fresh(y+"_2d"), fresh(x+"_shape")
+			norm := &ir.Node{Name: n.Name, OpType: n.OpType, Inputs: []string{flat}, Outputs: []string{op},
+				Attrs: []*ir.Attribute{{Name: "axis", Type: ir.AttrInt, I: 1}}}
+			safe[norm] = true
+			nodes = append(nodes,
+				&ir.Node{Name: fresh(n.Name + "_flatten"), OpType: "Flatten", Inputs: []string{x}, Outputs: []string{flat},
+					Attrs: []*ir.Attribute{{Name: "axis", Type: ir.AttrInt, I: axis}}},
+				norm,
+				&ir.Node{Name: fresh(n.Name + "_shape"), OpType: "Shape", Inputs: []string{x}, Outputs: []string{shape}},
+				&ir.Node{Name: fresh(n.Name + "_reshape"), OpType: "Reshape", Inputs: []string{op, shape}, Outputs: []string{y}})
+			continue
+		}
+		nodes = append(nodes, n)
+	}
+	m.Graph.Nodes = nodes
+	return safe
+}
+
 // opsChangedBy lists ops whose inputs or semantics changed between opset 7
 // and 19 in ways that make raising the opset of a model unsafe.
 var opsChangedBy = map[string]int64{
@@ -356,10 +412,14 @@ func raiseOpset(m *ir.Model, need int64) error {
 	if cur >= need {
 		return nil
 	}
+	var safe map[*ir.Node]bool
+	if cur < 13 && need >= 13 {
+		safe = keepSoftmaxMeaning(m)
+	}
 	var bad []string
 	seen := map[string]bool{}
 	for _, n := range m.Graph.Nodes {
-		if v, ok := opsChangedBy[n.OpType]; ok && n.Domain == "" && cur < v && v <= need && !seen[n.OpType] {
+		if v, ok := opsChangedBy[n.OpType]; ok && n.Domain == "" && cur < v && v <= need && !seen[n.OpType] && !safe[n] {
 			seen[n.OpType] = true
 			bad = append(bad, n.OpType)
 		}
