@@ -10,6 +10,7 @@ import (
 	"github.com/kilnml/kiln/kernels/f32"
 	"github.com/kilnml/kiln/kernels/pack"
 	"github.com/kilnml/kiln/kernels/parallel"
+	"github.com/kilnml/kiln/ops/kiln"
 	"github.com/kilnml/kiln/ops/kilnq"
 )
 
@@ -165,7 +166,10 @@ func simdQLayer(l *kilnq.Layer, channels int, sums []int32, off int32, bias []fl
 	default:
 		a := l.Act
 		q.Act = func(y float32) float32 { return f32.Act32(&a, y) }
-		q.Quantize = func(y float32) byte { return byte(l.QuantizeOut(y)) }
+		if a.Kind == "Gelu" { // the same function, without Act32's dispatch per element
+			q.Act = kiln.Gelu32
+		}
+		q.Quantize = quantizeOutFunc(l)
 	}
 	if l.YScale != 0 {
 		q.Quant, q.Unsigned, q.YScale, q.YZero = true, l.OutType == ir.Uint8, l.YScale, l.YZero
