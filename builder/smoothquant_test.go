@@ -195,3 +195,50 @@ func TestSmoothQuantNeedsData(t *testing.T) {
 		t.Errorf("FP32 build: smoothed %d, warnings %q", len(rep.Smoothed), rep.Warnings)
 	}
 }
+
+// TestDynamicINT8Engine: Config.DynamicINT8 needs no calibration and turns
+// every MatMul with a constant weight into a per-token kiln.DynQMatMul
+// (reported as int8); the engine stays close to the FP32 engine, also on
+// an input whose one token carries a huge outlier (per-token scales keep
+// the other tokens' precision). With SmoothQuant and calibration data the
+// dynamic layers read the smoothed activations.
+func TestDynamicINT8Engine(t *testing.T) {
+	m := smoothBlockModel()
+	fp32, _, err := Build(m, nil, Config{Deterministic: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval := blockInputs(7, 2)
+	eval[1]["input"].SetFloat64At(5*32+9, 400) // token 5 only
+	want := engineOutputs(t, fp32, eval)
+	for _, sq := range []bool{false, true} {
+		cfg := Config{Deterministic: true, DynamicINT8: true}
+		if sq {
+			cfg.SmoothQuant = true
+			cfg.Calibration = &Calibration{Source: &calib.SliceStream{Batches: blockInputs(3, 2)}}
+		}
+		p, rep, err := Build(m, nil, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dyn := 0
+		for _, s := range p.Steps {
+			if len(s.OpTypes) > 0 && s.OpTypes[0] == "MatMul" {
+				if s.Precision != "int8" {
+					t.Errorf("SmoothQuant %v: %s runs in %s", sq, s.Name, s.Precision)
+				}
+				dyn++
+			}
+		}
+		if dyn != 3 || sq != (len(rep.Smoothed) > 0) {
+			t.Errorf("SmoothQuant %v: %d int8 MatMul layers, %d smoothed", sq, dyn, len(rep.Smoothed))
+		}
+		for i, g := range engineOutputs(t, p, eval) {
+			c := cosine(g, want[i])
+			t.Logf("dynamic INT8, SmoothQuant %v, input %d: cosine %.6f", sq, i, c)
+			if c < 0.999 {
+				t.Errorf("dynamic INT8, SmoothQuant %v, input %d: cosine %.6f", sq, i, c)
+			}
+		}
+	}
+}

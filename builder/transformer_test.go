@@ -227,12 +227,13 @@ func relL2(got, want *ir.Tensor) float64 {
 	return math.Sqrt(d / w)
 }
 
-// TestBert4SmoothQuant: INT8 engines of bert4 built with and without
-// Config.SmoothQuant (α 0.5), calibrated as in TestBert4Precisions (MinMax
-// on one random and one outlier input), against the FP32 engine on a
-// random and an outlier input (BENCHMARKS.md, issue 10). Smoothing must
-// keep the fused FP32 graph's function and must not raise the error on
-// either input; on the outlier input it must lower it.
+// TestBert4SmoothQuant: INT8 engines of bert4 (static, calibrated with the
+// transformer default MinMax on one random and one outlier input as in
+// TestBert4Precisions; and dynamic per-token) built with and without
+// Config.SmoothQuant (α 0.5), against the FP32 engine on a random and an
+// outlier input (BENCHMARKS.md, issue 10). Smoothing must keep the fused
+// FP32 graph's function and lower the error on the outlier input without
+// raising it much on the random one.
 func TestBert4SmoothQuant(t *testing.T) {
 	if testing.Short() {
 		t.Skip("bert4 on reference kernels")
@@ -267,26 +268,40 @@ func TestBert4SmoothQuant(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := engineOutputs(t, fp32, eval)
-	errs := map[bool][]float64{}
-	for _, sq := range []bool{false, true} {
-		p, _, err := Build(m, nil, Config{Deterministic: true, INT8: true, SmoothQuant: sq,
-			Calibration: &Calibration{Source: &calib.SliceStream{Batches: calData()}, Algorithm: DefaultCalibrator(m)}})
-		if err != nil {
-			t.Fatal(err)
+	for _, dynamic := range []bool{false, true} {
+		kind := map[bool]string{false: "INT8 static", true: "INT8 dynamic per-token"}[dynamic]
+		errs := map[bool][]float64{}
+		for _, sq := range []bool{false, true} {
+			cfg := Config{Deterministic: true, INT8: !dynamic, DynamicINT8: dynamic, SmoothQuant: sq}
+			if !dynamic || sq {
+				cfg.Calibration = &Calibration{Source: &calib.SliceStream{Batches: calData()}}
+			}
+			p, _, err := Build(m, nil, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := countPrecision(p, "int8"); n < 24 {
+				t.Errorf("%s, SmoothQuant %v: %d int8 layers", kind, sq, n)
+			}
+			got := engineOutputs(t, p, eval)
+			for i, what := range []string{"random", "outliers"} {
+				e := relL2(got[i], want[i])
+				errs[sq] = append(errs[sq], e)
+				t.Logf("%s, SmoothQuant %v, %s input: cosine %.6f (1 - cosine %.3g), relative L2 error %.4g", kind, sq, what, cosine(got[i], want[i]), 1-cosine(got[i], want[i]), e)
+				if c := cosine(got[i], want[i]); c < 0.99 {
+					t.Errorf("%s, SmoothQuant %v, %s input: cosine %.5f", kind, sq, what, c)
+				}
+			}
 		}
-		got := engineOutputs(t, p, eval)
-		for i, what := range []string{"random", "outliers"} {
-			e := relL2(got[i], want[i])
-			errs[sq] = append(errs[sq], e)
-			t.Logf("INT8, SmoothQuant %v, %s input: cosine %.6f (1 - cosine %.3g), relative L2 error %.4g", sq, what, cosine(got[i], want[i]), 1-cosine(got[i], want[i]), e)
+		// Per-token scales already absorb much of what smoothing fixes, and
+		// smoothing coarsens the weights: on the random input the dynamic
+		// engine loses a little (0.0038 -> 0.0041), hence the wider bound.
+		slack := map[bool]float64{false: 1.05, true: 1.15}[dynamic]
+		if errs[true][0] > errs[false][0]*slack {
+			t.Errorf("%s, random: SmoothQuant raised the error %.4g -> %.4g", kind, errs[false][0], errs[true][0])
 		}
-	}
-	for i, what := range []string{"random", "outliers"} {
-		if errs[true][i] > errs[false][i]*1.05 {
-			t.Errorf("%s: SmoothQuant raised the INT8 error %.4g -> %.4g", what, errs[false][i], errs[true][i])
+		if !(errs[true][1] < errs[false][1]) {
+			t.Errorf("%s, outliers: SmoothQuant did not lower the error (%.4g -> %.4g)", kind, errs[false][1], errs[true][1])
 		}
-	}
-	if !(errs[true][1] < errs[false][1]) {
-		t.Errorf("outliers: SmoothQuant did not lower the INT8 error (%.4g -> %.4g)", errs[false][1], errs[true][1])
 	}
 }

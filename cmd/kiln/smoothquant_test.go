@@ -132,3 +132,24 @@ func TestSmoothQuantCLI(t *testing.T) {
 		}
 	}
 }
+
+// The transformer defaults through the CLI: a model with a LayerNorm is
+// calibrated with minmax by kiln build and kiln calibrate when no
+// --calibrator is given; kiln build --int8-dynamic needs no data and runs
+// the MatMul per token in int8 on the CPU kernel.
+func TestTransformerDefaultsCLI(t *testing.T) {
+	dir := t.TempDir()
+	model, data, _ := outlierBlock(t, dir)
+	code, stdout, stderr := kiln(t, "build", model, "--int8", "--calib-data", data, "--verbose")
+	if code != 0 || !strings.Contains(stdout, "batches with minmax") {
+		t.Errorf("build --int8: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = kiln(t, "calibrate", model, "--data", data, "--cache", filepath.Join(dir, "c.cache"))
+	if code != 0 || !strings.Contains(stdout, "minmax") || strings.Contains(stdout, "entropy") {
+		t.Errorf("calibrate: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = kiln(t, "build", model, "--int8-dynamic")
+	if code != 0 || !strings.Contains(stdout, "cpu.dynqmatmul") || !strings.Contains(stdout, " int8 ") {
+		t.Errorf("build --int8-dynamic: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
