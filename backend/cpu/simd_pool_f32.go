@@ -6,13 +6,15 @@ import (
 )
 
 // pool2x2RowsF32 is pool2x2Rows for float32 on kernels/avx's row kernel
-// (16 outputs per AVX-512 step, the same tap order, ties and NaN rule).
+// (16 outputs per AVX-512 step, the same tap order, ties and NaN rule),
+// one call per plane's run of rows.
 func pool2x2RowsF32(out, in []float32, g *pack.Conv2D, lo, hi int) {
 	hw := g.H * g.W
-	for row := lo; row < hi; row++ {
+	for row := lo; row < hi; {
 		plane, oh := row/g.OH, row%g.OH
-		x0 := in[plane*hw+2*oh*g.W : plane*hw+2*oh*g.W+g.W]
-		x1 := in[plane*hw+(2*oh+1)*g.W : plane*hw+(2*oh+1)*g.W+g.W]
-		avx.MaxPoolRowF32(out[row*g.OW:row*g.OW+g.OW], x0, x1)
+		rows := min(hi-row, g.OH-oh)
+		x := in[plane*hw+2*oh*g.W : plane*hw+2*(oh+rows)*g.W]
+		avx.MaxPoolRowsF32(out[row*g.OW:(row+rows)*g.OW], x, g.W, g.OW, rows)
+		row += rows
 	}
 }

@@ -88,12 +88,12 @@ func im2colSegs(dst, plane *float32, hw, cg int, segs *int32, taps int) {
 	}
 }
 
-func maxPoolRowF32(out, x0, x1 *float32, n int, lanes *int32) {
+func maxPoolRowF32(out, x *float32, w, n, rows int, lanes *int32) {
 	switch Variant {
 	case VariantAVX512:
-		maxPoolRowF32AVX512(out, x0, x1, n, lanes)
+		maxPoolRowF32AVX512(out, x, w, n, rows, lanes)
 	default:
-		maxPoolRowF32Generic(out, x0, x1, n, lanes)
+		maxPoolRowF32Generic(out, x, w, n, rows, lanes)
 	}
 }
 

@@ -22,8 +22,8 @@ func im2colSegs(dst, plane *float32, hw, cg int, segs *int32, taps int) {
 	im2colSegsGeneric(dst, plane, hw, cg, segs, taps)
 }
 
-func maxPoolRowF32(out, x0, x1 *float32, n int, lanes *int32) {
-	maxPoolRowF32Generic(out, x0, x1, n, lanes)
+func maxPoolRowF32(out, x *float32, w, n, rows int, lanes *int32) {
+	maxPoolRowF32Generic(out, x, w, n, rows, lanes)
 }
 
 func gemv(k int, a, b *float32, sstride int, c *float32, n int, bias, resid *float32, lo, hi float32, flags int) {

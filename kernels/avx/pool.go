@@ -7,44 +7,49 @@ import "unsafe"
 var poolLanes = [32]int32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30,
 	1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31}
 
-// MaxPoolRowF32 computes one output row of a 2×2 stride-2 unpadded max
-// pool: out[o] from x0[2o], x0[2o+1], x1[2o], x1[2o+1] (the two input rows)
-// for o < len(out), with the portable pool's semantics: the taps in that
-// order, a later tap replaces the maximum only when greater (ties keep the
-// earlier one, NaN is kept only when it is the first tap).
-func MaxPoolRowF32(out, x0, x1 []float32) {
-	n := len(out)
-	if n == 0 {
+// MaxPoolRowsF32 computes rows output rows of ow outputs each (out,
+// row-major) of a 2×2 stride-2 unpadded max pool over input rows w floats
+// apart: output row r, column o, from x[2r·w+2o], x[2r·w+2o+1],
+// x[(2r+1)·w+2o], x[(2r+1)·w+2o+1], with the portable pool's semantics:
+// the taps in that order, a later tap replaces the maximum only when
+// greater (ties keep the earlier one, NaN is kept only when it is the first
+// tap).
+func MaxPoolRowsF32(out, x []float32, w, ow, rows int) {
+	if rows <= 0 || ow <= 0 {
 		return
 	}
-	if len(x0) < 2*n || len(x1) < 2*n {
-		panic("avx.MaxPoolRowF32: input rows shorter than 2×len(out)")
+	if 2*ow > w || len(out) < rows*ow || len(x) < (2*rows-1)*w+2*ow {
+		panic("avx.MaxPoolRowsF32: bad geometry")
 	}
-	maxPoolRowF32(&out[0], &x0[0], &x1[0], n, &poolLanes[0])
+	maxPoolRowF32(&out[0], &x[0], w, ow, rows, &poolLanes[0])
 }
 
-// maxPoolRowF32Generic is the portable twin of the row kernel, the reference
-// loop:
+// maxPoolRowF32Generic is the portable twin of the row kernel, the
+// reference loop:
 //
-//	for o < n:
-//		b := x0[2o]
-//		for v in x0[2o+1], x1[2o], x1[2o+1]: if v > b { b = v }
-//		out[o] = b
-func maxPoolRowF32Generic(out, x0, x1 *float32, n int, _ *int32) {
-	y := unsafe.Slice(out, n)
-	a := unsafe.Slice(x0, 2*n)
-	c := unsafe.Slice(x1, 2*n)
-	for o := range y {
-		b := a[2*o]
-		if v := a[2*o+1]; v > b {
-			b = v
+//	for r < rows, o < n:
+//		b := x[2r·w + 2o]
+//		for v in x[2r·w+2o+1], x[(2r+1)·w+2o], x[(2r+1)·w+2o+1]: if v > b { b = v }
+//		out[r·n + o] = b
+func maxPoolRowF32Generic(out, x *float32, w, n, rows int, _ *int32) {
+	ys := unsafe.Slice(out, rows*n)
+	xs := unsafe.Slice(x, (2*rows-1)*w+2*n)
+	for r := 0; r < rows; r++ {
+		y := ys[r*n : r*n+n]
+		a := xs[2*r*w : 2*r*w+2*n]
+		c := xs[(2*r+1)*w : (2*r+1)*w+2*n]
+		for o := range y {
+			b := a[2*o]
+			if v := a[2*o+1]; v > b {
+				b = v
+			}
+			if v := c[2*o]; v > b {
+				b = v
+			}
+			if v := c[2*o+1]; v > b {
+				b = v
+			}
+			y[o] = b
 		}
-		if v := c[2*o]; v > b {
-			b = v
-		}
-		if v := c[2*o+1]; v > b {
-			b = v
-		}
-		y[o] = b
 	}
 }

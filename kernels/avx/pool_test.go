@@ -6,41 +6,46 @@ import (
 	"testing"
 )
 
-// TestMaxPoolRowF32 checks the row pool of every variant against the
+// TestMaxPoolRowsF32 checks the row pool of every variant against the
 // reference loop written out here, bit for bit: lengths below, at and
 // above 16 outputs, NaN in each tap position, ±0 ties, ±Inf, and a guard
 // band past the output.
-func TestMaxPoolRowF32(t *testing.T) {
+func TestMaxPoolRowsF32(t *testing.T) {
 	nan := float32(math.NaN())
 	negz := float32(math.Copysign(0, -1))
 	forEachVariant(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(5, 6))
 		for _, n := range []int{1, 2, 7, 15, 16, 17, 31, 32, 33, 50} {
-			x0, x1 := randF(r, 2*n+1), randF(r, 2*n+1) // odd widths: the last column is not read
+			w := 2*n + 1 // odd widths: the last column is not read
+			const rows = 3
+			x := randF(r, 2*rows*w)
 			specials := []float32{nan, negz, 0, float32(math.Inf(1)), float32(math.Inf(-1))}
-			for i := 0; i < n; i += 3 {
-				x0[r.IntN(2*n)] = specials[r.IntN(len(specials))]
-				x1[r.IntN(2*n)] = specials[r.IntN(len(specials))]
+			for i := 0; i < rows*n; i += 2 {
+				x[r.IntN(len(x))] = specials[r.IntN(len(specials))]
 			}
-			x0[2*n] = float32(math.Inf(1)) // never read
-			x1[2*n] = float32(math.Inf(1))
-			out := make([]float32, n+guard)
+			for q := 0; q < 2*rows; q++ {
+				x[q*w+2*n] = float32(math.Inf(1)) // never read
+			}
+			out := make([]float32, rows*n+guard)
 			for i := range out {
 				out[i] = 42
 			}
-			MaxPoolRowF32(out[:n], x0, x1)
-			for o := 0; o < n; o++ {
-				b := x0[2*o]
-				for _, v := range []float32{x0[2*o+1], x1[2*o], x1[2*o+1]} {
-					if v > b {
-						b = v
+			MaxPoolRowsF32(out[:rows*n], x[:len(x)-w+2*n], w, n, rows)
+			for q := 0; q < rows; q++ {
+				x0, x1 := x[2*q*w:], x[(2*q+1)*w:]
+				for o := 0; o < n; o++ {
+					b := x0[2*o]
+					for _, v := range []float32{x0[2*o+1], x1[2*o], x1[2*o+1]} {
+						if v > b {
+							b = v
+						}
+					}
+					if got := out[q*n+o]; math.Float32bits(got) != math.Float32bits(b) {
+						t.Fatalf("n=%d: out[%d][%d] = %v, want %v (taps %v %v %v %v)", n, q, o, got, b, x0[2*o], x0[2*o+1], x1[2*o], x1[2*o+1])
 					}
 				}
-				if math.Float32bits(out[o]) != math.Float32bits(b) {
-					t.Fatalf("n=%d: out[%d] = %v, want %v (taps %v %v %v %v)", n, o, out[o], b, x0[2*o], x0[2*o+1], x1[2*o], x1[2*o+1])
-				}
 			}
-			for i := n; i < len(out); i++ {
+			for i := rows * n; i < len(out); i++ {
 				if out[i] != 42 {
 					t.Fatalf("n=%d: guard band written at %d", n, i-n)
 				}

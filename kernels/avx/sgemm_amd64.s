@@ -2023,19 +2023,28 @@ segs_done:
 	VZEROUPPER
 	RET
 
-// func maxPoolRowF32AVX512(out *float32, x0 *float32, x1 *float32, n int, lanes *int32)
+// func maxPoolRowF32AVX512(out *float32, x *float32, w int, n int, rows int, lanes *int32)
 // Requires: AVX, AVX512F, BMI2, CMOV
-TEXT ·maxPoolRowF32AVX512(SB), NOSPLIT, $0-40
+TEXT ·maxPoolRowF32AVX512(SB), NOSPLIT, $0-48
 	MOVQ      out+0(FP), DI
-	MOVQ      x0+8(FP), SI
-	MOVQ      x1+16(FP), DX
-	MOVQ      n+24(FP), CX
-	MOVQ      lanes+32(FP), R8
+	MOVQ      x+8(FP), R13
+	MOVQ      w+16(FP), R14
+	SHLQ      $0x02, R14
+	MOVQ      rows+32(FP), R15
+	MOVQ      lanes+40(FP), R8
 	VMOVDQU32 (R8), Z30
 	VMOVDQU32 64(R8), Z29
 	MOVQ      $0x00000010, R12
-	TESTQ     CX, CX
+	TESTQ     R15, R15
 	JLE       pool_done
+
+pool_row:
+	MOVQ  R13, SI
+	LEAQ  (R13)(R14*1), DX
+	MOVQ  DI, BX
+	MOVQ  n+24(FP), CX
+	TESTQ CX, CX
+	JLE   pool_done
 
 pool_loop:
 	MOVQ      CX, R9
@@ -2065,12 +2074,17 @@ pool_loop:
 	VMAXPS    Z4, Z5, Z4
 	VMAXPS    Z4, Z6, Z4
 	VMAXPS    Z4, Z7, Z4
-	VMOVUPS   Z4, K3, (DI)
+	VMOVUPS   Z4, K3, (BX)
 	ADDQ      $0x80, SI
 	ADDQ      $0x80, DX
-	ADDQ      $0x40, DI
+	ADDQ      $0x40, BX
 	SUBQ      R9, CX
 	JG        pool_loop
+	LEAQ      (R13)(R14*2), R13
+	MOVQ      n+24(FP), CX
+	LEAQ      (DI)(CX*4), DI
+	DECQ      R15
+	JNE       pool_row
 
 pool_done:
 	VZEROUPPER

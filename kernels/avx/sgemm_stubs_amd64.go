@@ -37,7 +37,7 @@ func im2colSegsAVX512(dst *float32, plane *float32, hw int, cg int, segs *int32,
 // maxPoolRowF32AVX512 is the AVX-512 twin of maxPoolRowF32Generic.
 //
 //go:noescape
-func maxPoolRowF32AVX512(out *float32, x0 *float32, x1 *float32, n int, lanes *int32)
+func maxPoolRowF32AVX512(out *float32, x *float32, w int, n int, rows int, lanes *int32)
 
 // sgemvAVX512 is the AVX-512 twin of sgemvGeneric.
 //

@@ -6,25 +6,35 @@ import (
 	"github.com/mmcloughlin/avo/reg"
 )
 
-// maxPoolRowF32AVX512 pools n outputs of a 2×2 stride-2 max pool from two
-// input rows, 16 outputs per step: 32 floats of each row (masked to 2n),
+// maxPoolRowF32AVX512 pools rows output rows of n outputs each of a 2×2
+// stride-2 max pool (output row r from input rows 2r and 2r+1, w floats
+// apart), 16 outputs per step: 32 floats of each row (masked to 2n),
 // split into even and odd columns with VPERMT2PS, and the four taps
 // combined in row-major order as b = v > b ? v : b (VMAXPS with b as the
 // Intel second source: ties and NaN keep b, as the portable pool).
 func maxPoolRowF32AVX512() {
-	TEXT("maxPoolRowF32AVX512", NOSPLIT, "func(out, x0, x1 *float32, n int, lanes *int32)")
+	TEXT("maxPoolRowF32AVX512", NOSPLIT, "func(out, x *float32, w, n, rows int, lanes *int32)")
 	Pragma("noescape")
 	Doc("maxPoolRowF32AVX512 is the AVX-512 twin of maxPoolRowF32Generic.")
 	out := Load(Param("out"), reg.RDI)
-	x0 := Load(Param("x0"), reg.RSI)
-	x1 := Load(Param("x1"), reg.RDX)
-	n := Load(Param("n"), reg.RCX)
+	x := Load(Param("x"), reg.R13)
+	w := Load(Param("w"), reg.R14)
+	SHLQ(U8(2), w)
+	rows := Load(Param("rows"), reg.R15)
 	lanes := Load(Param("lanes"), reg.R8)
+	x0, x1, n, o := reg.RSI, reg.RDX, reg.RCX, reg.RBX
 	even, odd := reg.Z30, reg.Z29
 	VMOVDQU32(Mem{Base: lanes}, even)
 	VMOVDQU32(Mem{Base: lanes, Disp: 64}, odd)
 	m, two, mask, sixteen := reg.R9, reg.R10, reg.R11, reg.R12
 	MOVQ(U32(16), sixteen)
+	TESTQ(rows, rows)
+	JLE(LabelRef("pool_done"))
+	Label("pool_row")
+	MOVQ(x, x0)
+	LEAQ(Mem{Base: x, Index: w, Scale: 1}, x1)
+	MOVQ(out, o)
+	Load(Param("n"), n)
 	TESTQ(n, n)
 	JLE(LabelRef("pool_done"))
 	Label("pool_loop")
@@ -55,12 +65,18 @@ func maxPoolRowF32AVX512() {
 	VMAXPS(reg.Z4, reg.Z5, reg.Z4) // Z4 = Z5 > Z4 ? Z5 : Z4
 	VMAXPS(reg.Z4, reg.Z6, reg.Z4)
 	VMAXPS(reg.Z4, reg.Z7, reg.Z4)
-	VMOVUPS(reg.Z4, reg.K3, Mem{Base: out})
+	VMOVUPS(reg.Z4, reg.K3, Mem{Base: o})
 	ADDQ(U8(128), x0)
 	ADDQ(U8(128), x1)
-	ADDQ(U8(64), out)
+	ADDQ(U8(64), o)
 	SUBQ(m, n)
 	JG(LabelRef("pool_loop"))
+	// next output row: two input rows down, n outputs on
+	LEAQ(Mem{Base: x, Index: w, Scale: 2}, x)
+	Load(Param("n"), n)
+	LEAQ(Mem{Base: out, Index: n, Scale: 4}, out)
+	DECQ(rows)
+	JNE(LabelRef("pool_row"))
 	Label("pool_done")
 	VZEROUPPER()
 	RET()
