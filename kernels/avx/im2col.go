@@ -171,8 +171,9 @@ func im2colGatherGeneric(dst, plane *float32, hw, cg int, tab *int32, taps int) 
 const runStream = maxTaps * (1 + 3*NR)
 
 // runTable writes the run stream of strip columns [0,cols) starting at
-// output position j of a stride-1 conv: per tap (kh,kw) the number of runs,
-// then per run the plane offset of its first input, its first strip column
+// output position j of a stride-1 conv: per tap (kh,kw) the number of runs
+// (plus 1<<16 when the runs leave some of the NR columns to zero), then per
+// run the plane offset of its first input, its first strip column
 // and the mask of its length (bit i for each of its columns). Columns in
 // the padding belong to no run (they stay zero). It returns the stream's
 // length.
@@ -209,7 +210,14 @@ func runTable(st *[runStream]int32, g *pack.Conv2D, j, cols int) int {
 				}
 				p += 3
 			}
-			st[cnt] = int32((p - cnt - 1) / 3)
+			runs, covered := (p-cnt-1)/3, 0
+			for q := cnt + 1; q < p; q += 3 {
+				covered += bits.OnesCount32(uint32(st[q+2]))
+			}
+			st[cnt] = int32(runs)
+			if covered < NR {
+				st[cnt] |= 1 << 16 // padding or columns past the strip's: zero the row
+			}
 		}
 	}
 	return p
@@ -231,11 +239,11 @@ func im2colRuns(dst, x []float32, g *pack.Conv2D, grp, j0, n int) {
 }
 
 // im2colSegsGeneric is the portable twin of the strip copy, the reference
-// loop (segs: per tap a count n, then n runs (off, at, mask), the mask's
-// set bits a prefix of length len):
+// loop (segs: per tap a count n (bit 16: zero the row), then n runs (off,
+// at, mask), the mask's set bits a prefix of length len):
 //
 //	for c < cg, t < taps:
-//		row := dst[(c*taps+t)*NR:][:NR]; row[:] = 0
+//		row := dst[(c*taps+t)*NR:][:NR]; if bit 16 { row[:] = 0 }
 //		for each run (off, at, len) of tap t: row[at+i] = plane[c*hw+off+i] for i < len
 func im2colSegsGeneric(dst, plane *float32, hw, cg int, segs *int32, taps int) {
 	if cg == 0 || taps == 0 {
@@ -249,8 +257,10 @@ func im2colSegsGeneric(dst, plane *float32, hw, cg int, segs *int32, taps int) {
 		p := 0
 		for t := 0; t < taps; t++ {
 			row := d[(c*taps+t)*NR : (c*taps+t+1)*NR]
-			clear(row)
-			n := int(st[p])
+			n := int(st[p] & 0xffff)
+			if st[p]&(1<<16) != 0 {
+				clear(row)
+			}
 			p++
 			for ; n > 0; n-- {
 				off, at := int(st[p]), int(st[p+1])

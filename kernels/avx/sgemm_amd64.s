@@ -1991,25 +1991,33 @@ segs_channel:
 	MOVQ R9, R11
 
 segs_tap:
-	VMOVUPS Z31, (DI)
-	VMOVUPS Z31, 64(DI)
 	MOVLQSX (R10), R12
 	ADDQ    $0x04, R10
-	TESTQ   R12, R12
-	JEQ     segs_next
+	BTRQ    $0x10, R12
+	JCC     segs_full
+	VMOVUPS Z31, (DI)
+	VMOVUPS Z31, 64(DI)
+
+segs_full:
+	TESTQ R12, R12
+	JEQ   segs_next
 
 segs_run:
 	MOVLQSX   (R10), R13
 	MOVLQSX   4(R10), R14
 	KMOVW     8(R10), K1
-	KMOVW     10(R10), K2
 	VMOVUPS.Z (SI)(R13*4), K1, Z0
-	VMOVUPS.Z 64(SI)(R13*4), K2, Z1
 	VMOVUPS   Z0, K1, (DI)(R14*4)
+	CMPW      10(R10), $0x00
+	JEQ       segs_short
+	KMOVW     10(R10), K2
+	VMOVUPS.Z 64(SI)(R13*4), K2, Z1
 	VMOVUPS   Z1, K2, 64(DI)(R14*4)
-	ADDQ      $0x0c, R10
-	DECQ      R12
-	JNE       segs_run
+
+segs_short:
+	ADDQ $0x0c, R10
+	DECQ R12
+	JNE  segs_run
 
 segs_next:
 	ADDQ $0x80, DI

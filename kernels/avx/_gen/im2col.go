@@ -56,10 +56,11 @@ func im2colGatherAVX512() {
 
 // im2colSegsAVX512 fills one NR-column strip of a packed B from cg channel
 // planes for a stride-1 conv: for every channel and tap it zeroes the
-// strip row, then copies the tap's runs, each a contiguous piece of one
-// input row (≤ 32 floats: two masked loads and two masked stores). The
-// runs come as a stream of int32: per tap a count, then (plane offset,
-// strip column, lane mask) per run; the same stream serves every channel.
+// strip row if some of its columns are padding, then copies the tap's
+// runs, each a contiguous piece of one input row (≤ 32 floats: one or two
+// masked loads and stores). The runs come as a stream of int32: per tap a
+// count (bit 16: zero first), then (plane offset, strip column, lane mask)
+// per run; the same stream serves every channel.
 func im2colSegsAVX512() {
 	TEXT("im2colSegsAVX512", NOSPLIT, "func(dst, plane *float32, hw, cg int, segs *int32, taps int)")
 	Pragma("noescape")
@@ -82,21 +83,27 @@ func im2colSegsAVX512() {
 	MOVQ(segs, p)
 	MOVQ(taps, t)
 	Label("segs_tap")
-	VMOVUPS(zero, Mem{Base: dst})
-	VMOVUPS(zero, Mem{Base: dst, Disp: 64})
 	MOVLQSX(Mem{Base: p}, n)
 	ADDQ(U8(4), p)
+	BTRQ(U8(16), n) // bit 16: some columns are padding, zero the row first
+	JCC(LabelRef("segs_full"))
+	VMOVUPS(zero, Mem{Base: dst})
+	VMOVUPS(zero, Mem{Base: dst, Disp: 64})
+	Label("segs_full")
 	TESTQ(n, n)
 	JEQ(LabelRef("segs_next"))
 	Label("segs_run")
 	MOVLQSX(Mem{Base: p}, off)
 	MOVLQSX(Mem{Base: p, Disp: 4}, at)
 	KMOVW(Mem{Base: p, Disp: 8}, reg.K1)
-	KMOVW(Mem{Base: p, Disp: 10}, reg.K2)
 	VMOVUPS_Z(Mem{Base: plane, Index: off, Scale: 4}, reg.K1, reg.Z0)
-	VMOVUPS_Z(Mem{Base: plane, Index: off, Scale: 4, Disp: 64}, reg.K2, reg.Z1)
 	VMOVUPS(reg.Z0, reg.K1, Mem{Base: dst, Index: at, Scale: 4})
+	CMPW(Mem{Base: p, Disp: 10}, U8(0)) // runs of ≤ 16 columns: one zmm
+	JEQ(LabelRef("segs_short"))
+	KMOVW(Mem{Base: p, Disp: 10}, reg.K2)
+	VMOVUPS_Z(Mem{Base: plane, Index: off, Scale: 4, Disp: 64}, reg.K2, reg.Z1)
 	VMOVUPS(reg.Z1, reg.K2, Mem{Base: dst, Index: at, Scale: 4, Disp: 64})
+	Label("segs_short")
 	ADDQ(U8(12), p)
 	DECQ(n)
 	JNE(LabelRef("segs_run"))
