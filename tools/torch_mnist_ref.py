@@ -180,17 +180,18 @@ def replay(args):
 
 
 def seeds(args):
-    train, test = load_mnist(args.mnist_dir)
-    x, y = train
+    dev = torch.device(args.device)
+    (x, y), test = load_mnist(args.mnist_dir)
+    x, y, test = x.to(dev), y.to(dev), (test[0].to(dev), test[1].to(dev))
     results = []
-    for seed in [int(s) for s in args.seeds.split(",")]:
+    for seed in parse_seeds(args.seeds):
         torch.manual_seed(seed)
-        model = SimpleCNN()
+        model = SimpleCNN().to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=args.lr)
         accs = []
         start = time.time()
         for e in range(args.epochs):
-            perm = torch.randperm(len(y))
+            perm = torch.randperm(len(y)).to(dev)
             for i in range(0, len(y), args.batch_size):
                 idx = perm[i:i + args.batch_size]
                 opt.zero_grad()
@@ -202,9 +203,18 @@ def seeds(args):
         print(f"seed {seed}: test accuracy per epoch " + ", ".join(f"{100 * a:.2f}%" for a in accs)
               + f" ({time.time() - start:.0f} s)", flush=True)
     last = np.array([r[-1] for r in results]) * 100
-    print(f"after {args.epochs} epoch(s), batch {args.batch_size}, Adam lr {args.lr}, {len(last)} seeds: "
+    print(f"PyTorch {torch.__version__} on {args.device}, after {args.epochs} epoch(s), batch {args.batch_size}, "
+          f"Adam lr {args.lr}, {len(last)} seeds: "
           f"mean {last.mean():.2f}%, std {last.std(ddof=1) if len(last) > 1 else 0:.2f}, "
           f"min {last.min():.2f}%, max {last.max():.2f}%")
+
+
+def parse_seeds(s):
+    """A list "1,2,5" or a range "1-20"."""
+    if "-" in s:
+        lo, hi = s.split("-")
+        return list(range(int(lo), int(hi) + 1))
+    return [int(v) for v in s.split(",")]
 
 
 def main():
@@ -216,7 +226,8 @@ def main():
     r.add_argument("--dir", required=True, help="directory written by tools/trainref")
     r.add_argument("--epoch", action="store_true", help="train the whole first epoch and report test accuracy")
     s = sub.add_parser("seeds", help="PyTorch's own recipe over several seeds")
-    s.add_argument("--seeds", default="1,2,3,4,5")
+    s.add_argument("--seeds", default="1,2,3,4,5", help='"1,2,3" or a range "1-20"')
+    s.add_argument("--device", default="cpu", help="cpu, or cuda (same recipe, cuDNN's arithmetic)")
     s.add_argument("--epochs", type=int, default=1)
     s.add_argument("--batch-size", type=int, default=256)
     s.add_argument("--lr", type=float, default=1e-3)
