@@ -44,6 +44,10 @@ var qcases = []qcase{
 	{"i8zp-f32out", ir.Int8, ir.Int8, 0, 37, 0, "", true, true},
 	{"u8zp-u8out", ir.Uint8, ir.Int8, 0.25, 131, 7, "Relu", true, false},
 	{"u8zp-f32out", ir.Uint8, ir.Int8, 0, 90, 0, "Sigmoid", true, true},
+	// GELU (kiln.Gelu32: the SIMD kernels apply it a row at a time, vectorized)
+	{"i8-i8out-gelu-resid", ir.Int8, ir.Int8, 0.05, 0, 0, "Gelu", true, true},
+	{"u8zp-u8out-gelu", ir.Uint8, ir.Int8, 0.04, 128, 64, "Gelu", true, false},
+	{"i8-f32out-gelu", ir.Int8, ir.Int8, 0, 0, 0, "Gelu", true, false},
 	{"f8-f8out", ir.Float8E4M3FN, ir.Float8E4M3FN, 0.1, 0, 0, "Relu", true, false},
 	{"f8-f32out", ir.Float8E4M3FN, ir.Float8E4M3FN, 0, 0, 0, "", true, true},
 	// E5M2 activations (a tensor whose range E4M3 cannot hold) with E4M3 weights.

@@ -91,8 +91,8 @@ func simdEpi(a kiln.Activation) avx.Epi {
 		return avx.Epi{Clamp: true, Lo: 0, Hi: float32(math.Inf(1))}
 	case "Clip":
 		return avx.Epi{Clamp: true, Lo: a.Alpha, Hi: a.Beta}
-	case "Gelu": // f32.Act32's GELU, without its dispatch per element
-		return avx.Epi{Act: kiln.Gelu32}
+	case "Gelu": // f32.Act32's GELU (kiln.Gelu32), a row at a time
+		return avx.Epi{Act: kiln.Gelu32, ActRow: f32.GeluRow}
 	}
 	return avx.Epi{Act: func(y float32) float32 { return f32.Act32(&a, y) }}
 }

@@ -166,8 +166,8 @@ func simdQLayer(l *kilnq.Layer, channels int, sums []int32, off int32, bias []fl
 	default:
 		a := l.Act
 		q.Act = func(y float32) float32 { return f32.Act32(&a, y) }
-		if a.Kind == "Gelu" { // the same function, without Act32's dispatch per element
-			q.Act = kiln.Gelu32
+		if a.Kind == "Gelu" { // the same function (kiln.Gelu32), a row at a time
+			q.Act, q.ActRow = kiln.Gelu32, f32.GeluRow
 		}
 		q.Quantize = quantizeOutFunc(l)
 	}

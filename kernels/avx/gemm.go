@@ -17,6 +17,7 @@ type Epi struct {
 	Clamp  bool
 	Lo, Hi float32
 	Act    func(float32) float32 // nil when the clamp covers the activation
+	ActRow func([]float32)       // optional: Act over a stored row (vectorized), used instead of Act where set
 }
 
 // PackA packs an m×k row-major matrix (A[i][p] = a[i*rs+p*cs]) in MR-row
@@ -92,6 +93,10 @@ func Gemm(k int, ap []float32, m int, b []float32, ldb, n int, c []float32, ldc 
 				if last && e.Act != nil {
 					for i := 0; i < mr; i++ {
 						row := c[off+i*ldc : off+i*ldc+nr]
+						if e.ActRow != nil {
+							e.ActRow(row)
+							continue
+						}
 						for x, y := range row {
 							row[x] = e.Act(y)
 						}
@@ -132,7 +137,9 @@ func gemvRow(k int, ap, b []float32, n int, c []float32, ldc int, e *Epi, flags 
 		}
 		out := c[j : j+cols]
 		gemv(k, pa, pb, k*NR, &out[0], cols, bias, resid, lo, hi, flags)
-		if e.Act != nil {
+		if e.ActRow != nil {
+			e.ActRow(out)
+		} else if e.Act != nil {
 			for x, y := range out {
 				out[x] = e.Act(y)
 			}

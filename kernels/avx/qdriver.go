@@ -19,6 +19,7 @@ type QLayer struct {
 	YScale   float32
 	YZero    int32
 	Act      func(float32) float32
+	ActRow   func([]float32) // optional: Act over a row of the float tile (vectorized), used instead of Act where set
 	Quantize func(float32) byte
 	RCorr    []int32 // with Col: per row (activation row sums ×128), indexed from r0
 }
@@ -84,18 +85,26 @@ func QGemm(k int, ap []int8, m int, bp []uint8, n int, o *QOut, l *QLayer, r0, c
 				q.Flags = base &^ (QClamp | QQuant | QResid)
 				QMicro(k4, as, bs, unsafe.Pointer(&tile[0]), NR, mr, nr, &q)
 				for i := 0; i < mr; i++ {
-					for j := 0; j < nr; j++ {
-						y := tile[i*NR+j]
-						at := off + i*o.Ld + j
-						if o.Resid != nil {
-							y += o.Resid[at]
+					row := tile[i*NR : i*NR+nr]
+					at := off + i*o.Ld
+					if o.Resid != nil {
+						for j, r := range o.Resid[at : at+nr] {
+							row[j] += r
 						}
-						y = l.Act(y)
-						if l.Quant {
-							o.Q[at] = l.Quantize(y)
-						} else {
-							o.F[at] = y
+					}
+					if l.ActRow != nil {
+						l.ActRow(row)
+					} else {
+						for j, y := range row {
+							row[j] = l.Act(y)
 						}
+					}
+					if l.Quant {
+						for j, y := range row {
+							o.Q[at+j] = l.Quantize(y)
+						}
+					} else {
+						copy(o.F[at:at+nr], row)
 					}
 				}
 				continue

@@ -102,3 +102,81 @@ func TestGeluRow(t *testing.T) {
 		}
 	}
 }
+
+// The AVX-512 twins equal the Go loops bit for bit (NaN for NaN), at
+// lengths below, at and above the 16-lane width, on normal values, values
+// past the clamps and thresholds, and specials.
+func TestVecMathVariants(t *testing.T) {
+	if !vecAVX512 {
+		t.Skip("no AVX-512 twins in this build or CPU")
+	}
+	defer func() { vecAVX512 = true }()
+	r := rand.New(rand.NewPCG(5, 6))
+	specials := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()),
+		4, -4, 5.657, -5.657, 88.72284, 88.7229, -103.97208, -103.98, -87.33, -87.34, 1e-40, -1e-40, math.MaxFloat32, -math.MaxFloat32}
+	same := func(what string, n int, a, b []float32) {
+		for i := range a {
+			if math.Float32bits(a[i]) != math.Float32bits(b[i]) && !(a[i] != a[i] && b[i] != b[i]) {
+				t.Fatalf("%s n=%d: element %d: AVX-512 %g (%#x), Go %g (%#x)", what, n, i, a[i], math.Float32bits(a[i]), b[i], math.Float32bits(b[i]))
+			}
+		}
+	}
+	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 128, 1000} {
+		for rep := 0; rep < 20; rep++ {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(r.NormFloat64() * []float64{0.5, 3, 40}[rep%3])
+				if rep%4 == 3 && r.IntN(4) == 0 {
+					x[i] = specials[r.IntN(len(specials))]
+				}
+			}
+			run := func(avx bool, f func([]float32)) []float32 {
+				vecAVX512 = avx
+				y := append([]float32(nil), x...)
+				f(y)
+				return y
+			}
+			same("GeluRow", n, run(true, GeluRow), run(false, GeluRow))
+			same("SoftmaxRow", n, run(true, SoftmaxRow), run(false, SoftmaxRow))
+			shift := float32(r.NormFloat64())
+			var la, lg [16]float32
+			n16 := n &^ 15
+			a := run(true, func(y []float32) { expShiftBlock16(y[:n16], shift, &la) })
+			g := run(false, func(y []float32) { expShiftBlock16(y[:n16], shift, &lg) })
+			same("expShift", n, a, g)
+			same("expShift lanes", n, la[:], lg[:])
+		}
+	}
+}
+
+// go test -bench VecMath ./kernels/f32: ns per element of each variant.
+func BenchmarkVecMath(b *testing.B) {
+	x := make([]float32, 1024)
+	for i := range x {
+		x[i] = float32(i%200)/25 - 4
+	}
+	saved := vecAVX512
+	defer func() { vecAVX512 = saved }()
+	for _, avx := range []bool{false, true} {
+		if avx && !saved {
+			continue
+		}
+		name := map[bool]string{false: "go", true: "avx512"}[avx]
+		b.Run("GeluRow/"+name, func(b *testing.B) {
+			vecAVX512 = avx
+			for b.Loop() {
+				GeluRow(x)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(x)), "ns/elem")
+		})
+		b.Run("SoftmaxRow128/"+name, func(b *testing.B) {
+			vecAVX512 = avx
+			for b.Loop() {
+				for i := 0; i < len(x); i += 128 {
+					SoftmaxRow(x[i : i+128])
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(x)), "ns/elem")
+		})
+	}
+}

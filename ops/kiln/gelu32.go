@@ -41,7 +41,7 @@ const Erf32MaxAbsErr = 5e-7
 // rounded to float32. It differs from the float64 reference
 // (Activation.Apply) by at most Gelu32AbsErr + Gelu32RelErr·|x|.
 func Gelu32(x float32) float32 {
-	e := Erf32(float32(x * math.Sqrt2 / 2))
+	e := Erf32(float32(x * (math.Sqrt2 / 2)))
 	return float32(float32(0.5*x) * float32(1+e))
 }
 

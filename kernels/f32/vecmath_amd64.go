@@ -1,0 +1,31 @@
+//go:build !noasm && amd64
+
+package f32
+
+import "golang.org/x/sys/cpu"
+
+// vecAVX512 says whether the AVX-512 twins of the vector math run (tests
+// switch it off to check the Go loops, and on to compare the two).
+var vecAVX512 = cpu.X86.HasAVX512F
+
+//go:noescape
+func geluAVX512(x *float32, n int)
+
+//go:noescape
+func expShiftAVX512(x *float32, n int, shift float32, lanes *[16]float32)
+
+func geluBlock16(x []float32) {
+	if vecAVX512 && len(x) > 0 {
+		geluAVX512(&x[0], len(x))
+		return
+	}
+	geluBlock(x)
+}
+
+func expShiftBlock16(x []float32, shift float32, lanes *[16]float32) {
+	if vecAVX512 && len(x) > 0 {
+		expShiftAVX512(&x[0], len(x), shift, lanes)
+		return
+	}
+	expShiftBlock(x, shift, lanes)
+}

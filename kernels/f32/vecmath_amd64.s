@@ -1,0 +1,166 @@
+//go:build !noasm
+
+#include "textflag.h"
+
+// AVX-512 twins of geluBlock and expShiftBlock (vecmath.go): the same
+// float32 operations in the same order, 16 lanes at a time, no FMA, so the
+// results equal the Go loops bit for bit (vecmath_test.go forces both).
+
+DATA geluK<>+0(SB)/4, $0x3f3504f3  // √2/2
+DATA geluK<>+4(SB)/4, $0xc0800000  // -4
+DATA geluK<>+8(SB)/4, $0x40800000  // 4
+DATA geluK<>+12(SB)/4, $0xaf95df0b // erf numerator x^13 ... x^1
+DATA geluK<>+16(SB)/4, $0x32edffee
+DATA geluK<>+20(SB)/4, $0xb60cff51
+DATA geluK<>+24(SB)/4, $0xb86ec2d2
+DATA geluK<>+28(SB)/4, $0xba40ac63
+DATA geluK<>+32(SB)/4, $0xbb41a1f6
+DATA geluK<>+36(SB)/4, $0xbc83dbd4
+DATA geluK<>+40(SB)/4, $0xb77460cd // erf denominator x^8 ... x^0
+DATA geluK<>+44(SB)/4, $0xb95fbd29
+DATA geluK<>+48(SB)/4, $0xbadc924e
+DATA geluK<>+52(SB)/4, $0xbbf19bf8
+DATA geluK<>+56(SB)/4, $0xbc69b6a7
+DATA geluK<>+60(SB)/4, $0x3f000000 // 0.5
+DATA geluK<>+64(SB)/4, $0x3f800000 // 1
+GLOBL geluK<>(SB), RODATA|NOPTR, $68
+
+// func geluAVX512(x *float32, n int): x[i] = Gelu32(x[i]), n a multiple of 16.
+TEXT ·geluAVX512(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	TESTQ CX, CX
+	JZ   gdone
+	VBROADCASTSS geluK<>+0(SB), Z16
+	VBROADCASTSS geluK<>+4(SB), Z17
+	VBROADCASTSS geluK<>+8(SB), Z18
+	VBROADCASTSS geluK<>+12(SB), Z19
+	VBROADCASTSS geluK<>+16(SB), Z20
+	VBROADCASTSS geluK<>+20(SB), Z21
+	VBROADCASTSS geluK<>+24(SB), Z22
+	VBROADCASTSS geluK<>+28(SB), Z23
+	VBROADCASTSS geluK<>+32(SB), Z24
+	VBROADCASTSS geluK<>+36(SB), Z25
+	VBROADCASTSS geluK<>+40(SB), Z26
+	VBROADCASTSS geluK<>+44(SB), Z27
+	VBROADCASTSS geluK<>+48(SB), Z28
+	VBROADCASTSS geluK<>+52(SB), Z29
+	VBROADCASTSS geluK<>+56(SB), Z30
+	VBROADCASTSS geluK<>+60(SB), Z31
+	VBROADCASTSS geluK<>+64(SB), Z15
+
+gloop:
+	VMOVUPS (SI), Z0
+	VMULPS  Z16, Z0, Z1 // z = x·(√2/2)
+	VMAXPS  Z1, Z17, Z1 // max(-4, z), NaN z kept
+	VMINPS  Z1, Z18, Z1 // min(4, z), NaN z kept
+	VMULPS  Z1, Z1, Z2  // z²
+	VMULPS  Z2, Z19, Z3 // p
+	VADDPS  Z20, Z3, Z3
+	VMULPS  Z2, Z3, Z3
+	VADDPS  Z21, Z3, Z3
+	VMULPS  Z2, Z3, Z3
+	VADDPS  Z22, Z3, Z3
+	VMULPS  Z2, Z3, Z3
+	VADDPS  Z23, Z3, Z3
+	VMULPS  Z2, Z3, Z3
+	VADDPS  Z24, Z3, Z3
+	VMULPS  Z2, Z3, Z3
+	VADDPS  Z25, Z3, Z3
+	VMULPS  Z1, Z3, Z3  // p·z
+	VMULPS  Z2, Z26, Z4 // q
+	VADDPS  Z27, Z4, Z4
+	VMULPS  Z2, Z4, Z4
+	VADDPS  Z28, Z4, Z4
+	VMULPS  Z2, Z4, Z4
+	VADDPS  Z29, Z4, Z4
+	VMULPS  Z2, Z4, Z4
+	VADDPS  Z30, Z4, Z4
+	VDIVPS  Z4, Z3, Z5  // erf = p/q
+	VMULPS  Z31, Z0, Z6 // 0.5·x
+	VADDPS  Z15, Z5, Z5 // 1 + erf
+	VMULPS  Z5, Z6, Z0
+	VMOVUPS Z0, (SI)
+	ADDQ    $64, SI
+	SUBQ    $16, CX
+	JNZ     gloop
+	VZEROUPPER
+
+gdone:
+	RET
+
+DATA expK<>+0(SB)/4, $0x3fb8aa3b  // log2(e)
+DATA expK<>+4(SB)/4, $0x3f000000  // 0.5
+DATA expK<>+8(SB)/4, $0x3f317200  // ln2 high part
+DATA expK<>+12(SB)/4, $0x35bfbe8e // ln2 low part
+DATA expK<>+16(SB)/4, $0x3ab60b61 // 1/720
+DATA expK<>+20(SB)/4, $0x3c088889 // 1/120
+DATA expK<>+24(SB)/4, $0x3d2aaaab // 1/24
+DATA expK<>+28(SB)/4, $0x3e2aaaab // 1/6
+DATA expK<>+32(SB)/4, $0x3f800000 // 1
+DATA expK<>+36(SB)/4, $0x42b17218 // overflow threshold 88.72284
+DATA expK<>+40(SB)/4, $0xc2cff1b4 // underflow threshold -103.97208
+DATA expK<>+44(SB)/4, $0x7f800000 // +Inf
+GLOBL expK<>(SB), RODATA|NOPTR, $48
+
+// func expShiftAVX512(x *float32, n int, shift float32, lanes *[16]float32):
+// x[i] = Exp32(x[i] - shift), lanes[i%16] += x[i]; n a multiple of 16.
+TEXT ·expShiftAVX512(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVQ lanes+24(FP), DI
+	TESTQ CX, CX
+	JZ   edone
+	VBROADCASTSS shift+16(FP), Z20
+	VMOVUPS      (DI), Z21
+	VBROADCASTSS expK<>+0(SB), Z22
+	VBROADCASTSS expK<>+4(SB), Z23
+	VBROADCASTSS expK<>+8(SB), Z24
+	VBROADCASTSS expK<>+12(SB), Z25
+	VBROADCASTSS expK<>+16(SB), Z26
+	VBROADCASTSS expK<>+20(SB), Z27
+	VBROADCASTSS expK<>+24(SB), Z28
+	VBROADCASTSS expK<>+28(SB), Z29
+	VBROADCASTSS expK<>+32(SB), Z30
+	VBROADCASTSS expK<>+36(SB), Z31
+	VBROADCASTSS expK<>+40(SB), Z19
+	VBROADCASTSS expK<>+44(SB), Z18
+	VXORPS       Z17, Z17, Z17
+
+eloop:
+	VMOVUPS     (SI), Z0
+	VSUBPS      Z20, Z0, Z0 // x - shift
+	VMULPS      Z22, Z0, Z1 // x·log2e
+	VADDPS      Z23, Z1, Z1 // + 0.5
+	VRNDSCALEPS $1, Z1, Z1  // n = floor
+	VMULPS      Z24, Z1, Z2
+	VSUBPS      Z2, Z0, Z2  // t = x - n·ln2hi
+	VMULPS      Z25, Z1, Z3
+	VSUBPS      Z3, Z2, Z2  // t -= n·ln2lo
+	VMULPS      Z2, Z26, Z3 // p
+	VADDPS      Z27, Z3, Z3
+	VMULPS      Z2, Z3, Z3
+	VADDPS      Z28, Z3, Z3
+	VMULPS      Z2, Z3, Z3
+	VADDPS      Z29, Z3, Z3
+	VMULPS      Z2, Z3, Z3
+	VADDPS      Z23, Z3, Z3
+	VMULPS      Z2, Z3, Z3
+	VADDPS      Z30, Z3, Z3
+	VMULPS      Z2, Z3, Z3
+	VADDPS      Z30, Z3, Z3
+	VSCALEFPS   Z1, Z3, Z3        // p·2^n, one rounding
+	VCMPPS      $0x1e, Z31, Z0, K1 // x > hi
+	VMOVAPS     Z18, K1, Z3
+	VCMPPS      $0x11, Z19, Z0, K2 // x < lo
+	VMOVAPS     Z17, K2, Z3
+	VMOVUPS     Z3, (SI)
+	VADDPS      Z3, Z21, Z21
+	ADDQ        $64, SI
+	SUBQ        $16, CX
+	JNZ         eloop
+	VMOVUPS     Z21, (DI)
+	VZEROUPPER
+
+edone:
+	RET

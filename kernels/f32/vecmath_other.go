@@ -1,0 +1,12 @@
+//go:build noasm || !amd64
+
+package f32
+
+// vecAVX512 is false where the assembly is not built.
+var vecAVX512 = false
+
+func geluBlock16(x []float32) { geluBlock(x) }
+
+func expShiftBlock16(x []float32, shift float32, lanes *[16]float32) {
+	expShiftBlock(x, shift, lanes)
+}
