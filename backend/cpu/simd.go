@@ -75,7 +75,7 @@ func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
 		}
 		return []engine.Tactic{simdQGemmTactic{}}
 	case n.Domain == "" && n.OpType == "MaxPool":
-		return []engine.Tactic{simdPoolTactic{}}
+		return []engine.Tactic{simdPoolTactic{}, simdMaxPoolTactic{}}
 	}
 	return nil
 }

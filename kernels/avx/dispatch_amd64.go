@@ -105,3 +105,12 @@ func gemv(k int, a, b *float32, sstride int, c *float32, n int, bias, resid *flo
 		sgemvGeneric(k, a, b, sstride, c, n, bias, resid, lo, hi, flags)
 	}
 }
+
+func maxPoolRow(out, x *float32, ldx, kh, kw, s2 int, idx *int32, n int) {
+	switch Variant {
+	case VariantAVX512:
+		maxPoolRowAVX512(out, x, ldx, kh, kw, s2, idx, n)
+	default:
+		maxPoolRowGeneric(out, x, ldx, kh, kw, s2, idx, n)
+	}
+}

@@ -29,3 +29,7 @@ func maxPoolRowF32(out, x *float32, w, n, rows int, lanes *int32) {
 func gemv(k int, a, b *float32, sstride int, c *float32, n int, bias, resid *float32, lo, hi float32, flags int) {
 	sgemvGeneric(k, a, b, sstride, c, n, bias, resid, lo, hi, flags)
 }
+
+func maxPoolRow(out, x *float32, ldx, kh, kw, s2 int, idx *int32, n int) {
+	maxPoolRowGeneric(out, x, ldx, kh, kw, s2, idx, n)
+}

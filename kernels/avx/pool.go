@@ -53,3 +53,41 @@ func maxPoolRowF32Generic(out, x *float32, w, n, rows int, _ *int32) {
 		}
 	}
 }
+
+// MaxPoolRow computes n outputs of one row of a kh×kw max pool, stride 1
+// or 2 along the row, whose windows all lie inside the input: output o
+// from x[i*ldx + o*stride + j] for i < kh, j < kw, the first tap (i = j =
+// 0) then each later one in row-major order replacing the maximum only
+// when greater (ties keep it, NaN is kept only as the first tap), as the
+// portable pool. x must hold the last window.
+func MaxPoolRow(out, x []float32, ldx, kh, kw, stride, n int) {
+	if n <= 0 {
+		return
+	}
+	if kh < 1 || kw < 1 || stride < 1 || stride > 2 || len(out) < n || len(x) < (kh-1)*ldx+(n-1)*stride+kw {
+		panic("avx.MaxPoolRow: bad geometry")
+	}
+	maxPoolRow(&out[0], &x[0], ldx, kh, kw, stride-1, &evenLanes[0], n)
+}
+
+// maxPoolRowGeneric is the portable twin of the row kernel, the reference
+// loop:
+//
+//	for o < n: b := x[o*s]; for (i, j) ≠ (0, 0) in row-major order: if v := x[i*ldx+o*s+j]; v > b { b = v }; out[o] = b
+func maxPoolRowGeneric(out, x *float32, ldx, kh, kw, s2 int, _ *int32, n int) {
+	s := s2 + 1
+	ys := unsafe.Slice(out, n)
+	xs := unsafe.Slice(x, (kh-1)*ldx+(n-1)*s+kw)
+	for o := range ys {
+		b := xs[o*s]
+		for i := 0; i < kh; i++ {
+			row := xs[i*ldx+o*s : i*ldx+o*s+kw]
+			for j, v := range row {
+				if (i != 0 || j != 0) && v > b {
+					b = v
+				}
+			}
+		}
+		ys[o] = b
+	}
+}

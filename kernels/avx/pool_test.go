@@ -53,3 +53,47 @@ func TestMaxPoolRowsF32(t *testing.T) {
 		}
 	})
 }
+
+// TestMaxPoolRow: k×k windows inside the input, strides 1 and 2, widths
+// below, at and above 16, NaN/±0/Inf, exact input length (no over-read in
+// the Go twin), guard band; bit for bit against the loop written here.
+func TestMaxPoolRow(t *testing.T) {
+	nan := float32(math.NaN())
+	forEachVariant(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(7, 8))
+		for _, k := range [][2]int{{3, 3}, {2, 2}, {1, 3}, {3, 1}} {
+			for _, s := range []int{1, 2} {
+				for _, n := range []int{1, 5, 16, 17, 33, 56} {
+					ldx := (n-1)*s + k[1] + 3
+					x := randF(r, (k[0]-1)*ldx+(n-1)*s+k[1])
+					for i := 0; i < len(x); i += 5 {
+						x[r.IntN(len(x))] = []float32{nan, 0, float32(math.Copysign(0, -1)), float32(math.Inf(-1))}[r.IntN(4)]
+					}
+					out := make([]float32, n+guard)
+					for i := range out {
+						out[i] = 42
+					}
+					MaxPoolRow(out[:n], x, ldx, k[0], k[1], s, n)
+					for o := 0; o < n; o++ {
+						b := x[o*s]
+						for i := 0; i < k[0]; i++ {
+							for j := 0; j < k[1]; j++ {
+								if v := x[i*ldx+o*s+j]; (i|j) != 0 && v > b {
+									b = v
+								}
+							}
+						}
+						if math.Float32bits(out[o]) != math.Float32bits(b) {
+							t.Fatalf("k=%v s=%d n=%d: out[%d] = %v, want %v", k, s, n, o, out[o], b)
+						}
+					}
+					for i := n; i < len(out); i++ {
+						if out[i] != 42 {
+							t.Fatalf("k=%v s=%d n=%d: guard band written", k, s, n)
+						}
+					}
+				}
+			}
+		}
+	})
+}

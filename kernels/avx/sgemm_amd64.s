@@ -2098,6 +2098,88 @@ pool_done:
 	VZEROUPPER
 	RET
 
+// func maxPoolRowAVX512(out *float32, x *float32, ldx int, kh int, kw int, s2 int, idx *int32, n int)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·maxPoolRowAVX512(SB), NOSPLIT, $0-64
+	MOVQ      out+0(FP), DI
+	MOVQ      x+8(FP), SI
+	MOVQ      ldx+16(FP), R8
+	SHLQ      $0x02, R8
+	MOVQ      s2+40(FP), R12
+	MOVQ      idx+48(FP), R13
+	VMOVDQU32 (R13), Z31
+	MOVQ      n+56(FP), CX
+	MOVQ      $0x00000040, R14
+	TESTQ     R12, R12
+	JEQ       mp_s1
+	MOVQ      $0x00000080, R14
+
+mp_s1:
+	TESTQ CX, CX
+	JLE   mp_done
+
+mp_chunk:
+	MOVQ CX, AX
+	CMPQ AX, $0x10
+	JLE  mp_m
+	MOVQ $0x00000010, AX
+
+mp_m:
+	MOVQ  $-1, BX
+	BZHIQ AX, BX, BX
+	KMOVW BX, K1
+	LEAQ  -1(AX)(AX*1), DX
+	MOVQ  $-1, BX
+	BZHIQ DX, BX, BX
+	KMOVW BX, K2
+	SHRQ  $0x10, BX
+	KMOVW BX, K3
+	MOVQ  $0x00000001, R15
+	MOVQ  SI, R9
+	MOVQ  kh+24(FP), R10
+
+mp_rows:
+	MOVQ R9, R11
+	MOVQ kw+32(FP), DX
+
+mp_cols:
+	TESTQ     R12, R12
+	JNE       mp_load2
+	VMOVUPS.Z (R11), K1, Z1
+	JMP       mp_have
+
+mp_load2:
+	VMOVUPS.Z (R11), K2, Z1
+	VMOVUPS.Z 64(R11), K3, Z2
+	VPERMT2PS Z2, Z31, Z1
+
+mp_have:
+	TESTQ   R15, R15
+	JEQ     mp_max
+	VMOVAPS Z1, Z0
+	XORQ    R15, R15
+	JMP     mp_next
+
+mp_max:
+	VMAXPS Z0, Z1, Z0
+
+mp_next:
+	ADDQ    $0x04, R11
+	DECQ    DX
+	JNE     mp_cols
+	ADDQ    R8, R9
+	DECQ    R10
+	JNE     mp_rows
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    $0x40, DI
+	ADDQ    R14, SI
+	SUBQ    AX, CX
+	JG      mp_chunk
+
+mp_done:
+	VZEROUPPER
+	RET
+
 // func sgemvAVX512(k int, a *float32, b *float32, sstride int, c *float32, n int, bias *float32, resid *float32, lo float32, hi float32, flags int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
 TEXT ·sgemvAVX512(SB), NOSPLIT, $0-80

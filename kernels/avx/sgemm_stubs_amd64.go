@@ -39,6 +39,11 @@ func im2colSegsAVX512(dst *float32, plane *float32, hw int, cg int, segs *int32,
 //go:noescape
 func maxPoolRowF32AVX512(out *float32, x *float32, w int, n int, rows int, lanes *int32)
 
+// maxPoolRowAVX512 is the AVX-512 twin of maxPoolRowGeneric.
+//
+//go:noescape
+func maxPoolRowAVX512(out *float32, x *float32, ldx int, kh int, kw int, s2 int, idx *int32, n int)
+
 // sgemvAVX512 is the AVX-512 twin of sgemvGeneric.
 //
 //go:noescape

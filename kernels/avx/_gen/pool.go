@@ -81,3 +81,86 @@ func maxPoolRowF32AVX512() {
 	VZEROUPPER()
 	RET()
 }
+
+// maxPoolRowAVX512 computes n outputs of one row of a kh×kw max pool
+// whose windows lie inside the input (no padding), stride 1 or 2 along the
+// row (s2 = stride−1; stride 2 keeps the even lanes of two loads), 16
+// outputs per zmm: the first tap, then each later tap in row-major order
+// replaces the maximum only when greater (VMAXPS with the maximum as the
+// Intel second source: ties and NaN keep it), as the portable pool.
+func maxPoolRowAVX512() {
+	TEXT("maxPoolRowAVX512", NOSPLIT, "func(out, x *float32, ldx, kh, kw, s2 int, idx *int32, n int)")
+	Pragma("noescape")
+	Doc("maxPoolRowAVX512 is the AVX-512 twin of maxPoolRowGeneric.")
+	out := Load(Param("out"), reg.RDI)
+	x := Load(Param("x"), reg.RSI)
+	ldx := Load(Param("ldx"), reg.R8)
+	SHLQ(U8(2), ldx)
+	s2 := Load(Param("s2"), reg.R12)
+	idx := Load(Param("idx"), reg.R13)
+	VMOVDQU32(Mem{Base: idx}, reg.Z31)
+	n := Load(Param("n"), reg.RCX)
+	step := reg.R14 // bytes between chunks of 16 outputs
+	MOVQ(U32(64), step)
+	TESTQ(s2, s2)
+	JEQ(LabelRef("mp_s1"))
+	MOVQ(U32(128), step)
+	Label("mp_s1")
+	TESTQ(n, n)
+	JLE(LabelRef("mp_done"))
+	Label("mp_chunk")
+	MOVQ(n, reg.RAX)
+	CMPQ(reg.RAX, U8(16))
+	JLE(LabelRef("mp_m"))
+	MOVQ(U32(16), reg.RAX)
+	Label("mp_m")
+	MOVQ(I32(-1), reg.RBX)
+	BZHIQ(reg.RAX, reg.RBX, reg.RBX)
+	KMOVW(reg.EBX, reg.K1) // outputs (and stride-1 loads)
+	LEAQ(Mem{Base: reg.RAX, Index: reg.RAX, Scale: 1, Disp: -1}, reg.RDX)
+	MOVQ(I32(-1), reg.RBX)
+	BZHIQ(reg.RDX, reg.RBX, reg.RBX)
+	KMOVW(reg.EBX, reg.K2) // stride-2 loads: 2m−1 floats, never past the last window
+	SHRQ(U8(16), reg.RBX)
+	KMOVW(reg.EBX, reg.K3)
+	acc := reg.Z0
+	first := reg.R15 // 1 until the first tap is in acc
+	MOVQ(U32(1), first)
+	MOVQ(x, reg.R9) // row pointer
+	Load(Param("kh"), reg.R10)
+	Label("mp_rows")
+	MOVQ(reg.R9, reg.R11) // tap pointer
+	Load(Param("kw"), reg.RDX)
+	Label("mp_cols")
+	TESTQ(s2, s2)
+	JNE(LabelRef("mp_load2"))
+	VMOVUPS_Z(Mem{Base: reg.R11}, reg.K1, reg.Z1)
+	JMP(LabelRef("mp_have"))
+	Label("mp_load2")
+	VMOVUPS_Z(Mem{Base: reg.R11}, reg.K2, reg.Z1)
+	VMOVUPS_Z(Mem{Base: reg.R11, Disp: 64}, reg.K3, reg.Z2)
+	VPERMT2PS(reg.Z2, reg.Z31, reg.Z1)
+	Label("mp_have")
+	TESTQ(first, first)
+	JEQ(LabelRef("mp_max"))
+	VMOVAPS(reg.Z1, acc)
+	XORQ(first, first)
+	JMP(LabelRef("mp_next"))
+	Label("mp_max")
+	VMAXPS(acc, reg.Z1, acc) // acc = Z1 > acc ? Z1 : acc
+	Label("mp_next")
+	ADDQ(U8(4), reg.R11)
+	DECQ(reg.RDX)
+	JNE(LabelRef("mp_cols"))
+	ADDQ(ldx, reg.R9)
+	DECQ(reg.R10)
+	JNE(LabelRef("mp_rows"))
+	VMOVUPS(acc, reg.K1, Mem{Base: out})
+	ADDQ(U8(64), out)
+	ADDQ(step, x)
+	SUBQ(reg.RAX, n)
+	JG(LabelRef("mp_chunk"))
+	Label("mp_done")
+	VZEROUPPER()
+	RET()
+}

@@ -29,6 +29,7 @@ func main() {
 	im2colGatherAVX512()
 	im2colSegsAVX512()
 	maxPoolRowF32AVX512()
+	maxPoolRowAVX512()
 	sgemvAVX512()
 	ceilings()
 	Generate()
