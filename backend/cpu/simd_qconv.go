@@ -170,6 +170,10 @@ func simdQLayer(l *kilnq.Layer, channels int, sums []int32, off int32, bias []fl
 			q.Act, q.ActRow = kiln.Gelu32, f32.GeluRow
 		}
 		q.Quantize = quantizeOutFunc(l)
+		if l.OutType == ir.Int8 || l.OutType == ir.Uint8 {
+			ys, yz, u := l.YScale, l.YZero, l.OutType == ir.Uint8
+			q.QuantizeRow = func(dst []byte, src []float32) { f32.QuantizeRow(dst, src, ys, yz, u) }
+		}
 	}
 	if l.YScale != 0 {
 		q.Quant, q.Unsigned, q.YScale, q.YZero = true, l.OutType == ir.Uint8, l.YScale, l.YZero

@@ -21,7 +21,9 @@ type QLayer struct {
 	Act      func(float32) float32
 	ActRow   func([]float32) // optional: Act over a row of the float tile (vectorized), used instead of Act where set
 	Quantize func(float32) byte
-	RCorr    []int32 // with Col: per row (activation row sums ×128), indexed from r0
+	// QuantizeRow, optional: Quantize over a row (vectorized), used instead where set.
+	QuantizeRow func(dst []byte, src []float32)
+	RCorr       []int32 // with Col: per row (activation row sums ×128), indexed from r0
 }
 
 // QOut is the output of a quantized GEMM block: float32 (F) or codes (Q),
@@ -99,7 +101,9 @@ func QGemm(k int, ap []int8, m int, bp []uint8, n int, o *QOut, l *QLayer, r0, c
 							row[j] = l.Act(y)
 						}
 					}
-					if l.Quant {
+					if l.Quant && l.QuantizeRow != nil {
+						l.QuantizeRow(o.Q[at:at+nr], row)
+					} else if l.Quant {
 						for j, y := range row {
 							o.Q[at+j] = l.Quantize(y)
 						}

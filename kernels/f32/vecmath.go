@@ -107,3 +107,35 @@ func geluBlock(x []float32) {
 		x[i] = kiln.Gelu32(v)
 	}
 }
+
+// QuantizeRow writes the int8 (or, unsigned, uint8) codes of src as
+// kilnq.Layer.QuantizeOut does: saturate(round_half_even(y / yScale) +
+// yZero), NaN to the lowest code; bytes hold the codes' two's complement.
+// 16 at a time with AVX-512 where present, bit-identical to the Go loop.
+func QuantizeRow(dst []byte, src []float32, yScale float32, yZero int32, unsigned bool) {
+	k := [4]float32{yScale, float32(yZero), -128, 127}
+	if unsigned {
+		k[2], k[3] = 0, 255
+	}
+	dst = dst[:len(src)]
+	n16 := len(src) &^ 15
+	quantizeBlock16(dst[:n16], src[:n16], &k)
+	quantizeBlock(dst[n16:], src[n16:], &k)
+}
+
+// quantizeBlock is the Go twin of quantizeAVX512 (k: y_scale, zero point,
+// lo, hi). The zero point is added in float32: exact below 2^24, and
+// beyond that the value saturates either way, so the codes equal
+// QuantizeOut's float64 sum.
+func quantizeBlock(dst []byte, src []float32, k *[4]float32) {
+	for i, y := range src {
+		r := float32(math.RoundToEven(float64(y/k[0]))) + k[1]
+		switch {
+		case !(r >= k[2]):
+			r = k[2]
+		case r > k[3]:
+			r = k[3]
+		}
+		dst[i] = byte(int32(r))
+	}
+}

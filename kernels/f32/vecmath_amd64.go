@@ -29,3 +29,14 @@ func expShiftBlock16(x []float32, shift float32, lanes *[16]float32) {
 	}
 	expShiftBlock(x, shift, lanes)
 }
+
+//go:noescape
+func quantizeAVX512(dst *byte, src *float32, n int, k *[4]float32)
+
+func quantizeBlock16(dst []byte, src []float32, k *[4]float32) {
+	if vecAVX512 && len(src) > 0 {
+		quantizeAVX512(&dst[0], &src[0], len(src), k)
+		return
+	}
+	quantizeBlock(dst, src, k)
+}

@@ -164,3 +164,37 @@ eloop:
 
 edone:
 	RET
+
+// func quantizeAVX512(dst *byte, src *float32, n int, k *[4]float32):
+// dst[i] = code of src[i] as quantizeBlock (k: y_scale, zero point, lo, hi
+// in code space); n a multiple of 16.
+TEXT ·quantizeAVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ k+24(FP), AX
+	TESTQ CX, CX
+	JZ   qdone
+	VBROADCASTSS 0(AX), Z20  // y_scale
+	VBROADCASTSS 4(AX), Z21  // zero point
+	VBROADCASTSS 8(AX), Z22  // lo
+	VBROADCASTSS 12(AX), Z23 // hi
+
+qloop:
+	VMOVUPS     (SI), Z0
+	VDIVPS      Z20, Z0, Z0 // y / y_scale
+	VRNDSCALEPS $0, Z0, Z0  // round half to even
+	VADDPS      Z21, Z0, Z0 // + zero point
+	VMAXPS      Z22, Z0, Z0 // max(r, lo); NaN r gives lo
+	VMINPS      Z23, Z0, Z0 // min(r, hi)
+	VCVTPS2DQ   Z0, Z0
+	VPMOVDB     Z0, X1
+	VMOVDQU     X1, (DI)
+	ADDQ        $64, SI
+	ADDQ        $16, DI
+	SUBQ        $16, CX
+	JNZ         qloop
+	VZEROUPPER
+
+qdone:
+	RET

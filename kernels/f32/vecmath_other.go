@@ -10,3 +10,5 @@ func geluBlock16(x []float32) { geluBlock(x) }
 func expShiftBlock16(x []float32, shift float32, lanes *[16]float32) {
 	expShiftBlock(x, shift, lanes)
 }
+
+func quantizeBlock16(dst []byte, src []float32, k *[4]float32) { quantizeBlock(dst, src, k) }

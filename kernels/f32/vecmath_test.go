@@ -4,6 +4,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/ops/kilnq"
 )
 
 func TestExp32(t *testing.T) {
@@ -178,5 +181,46 @@ func BenchmarkVecMath(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(x)), "ns/elem")
 		})
+	}
+}
+
+// QuantizeRow equals kilnq's QuantizeOut code for code, with and without
+// the AVX-512 twin, on ties, saturation and specials.
+func TestQuantizeRow(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	saved := vecAVX512
+	defer func() { vecAVX512 = saved }()
+	for _, c := range []struct {
+		dt    ir.DType
+		scale float32
+		zero  int32
+	}{{ir.Int8, 0.05, 0}, {ir.Uint8, 0.031, 128}, {ir.Uint8, 0.2, 3}, {ir.Int8, 1e-3, 0}} {
+		l := &kilnq.Layer{OutType: c.dt, YScale: c.scale, YZero: c.zero}
+		for _, n := range []int{0, 1, 15, 16, 17, 100, 1000} {
+			src := make([]float32, n)
+			for i := range src {
+				switch i % 7 {
+				case 0:
+					src[i] = float32(float64(r.IntN(600)-300)+0.5) * c.scale // ties
+				case 1:
+					src[i] = []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), math.MaxFloat32, 0}[r.IntN(5)]
+				default:
+					src[i] = float32(r.NormFloat64() * 200 * float64(c.scale))
+				}
+			}
+			for _, avx := range []bool{false, true} {
+				if avx && !saved {
+					continue
+				}
+				vecAVX512 = avx
+				dst := make([]byte, n)
+				QuantizeRow(dst, src, c.scale, c.zero, c.dt == ir.Uint8)
+				for i, y := range src {
+					if want := byte(l.QuantizeOut(y)); dst[i] != want {
+						t.Fatalf("%s scale %g zero %d avx %v: y = %g: code %d, want %d", c.dt, c.scale, c.zero, avx, y, dst[i], want)
+					}
+				}
+			}
+		}
 	}
 }
