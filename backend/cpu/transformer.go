@@ -220,34 +220,12 @@ func (k *layerNormKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	return nil
 }
 
-// Do normalizes a block of rows: mean and variance accumulate in float64
-// (two passes, as the reference), the affine map in float32.
+// Do normalizes a block of rows with f32.LayerNormRow (float32 partial
+// sums, within f32.LayerNormRowErr of the float64 reference).
 func (r *layerNormRun) Do(_, item int) {
 	k := r.k
 	for row := item * r.per; row < min(r.rows, (item+1)*r.per); row++ {
-		xs := r.x[row*r.size : (row+1)*r.size]
-		ys := r.y[row*r.size : (row+1)*r.size]
-		var sum float64
-		for _, v := range xs {
-			sum += float64(v)
-		}
-		mean := sum / float64(r.size)
-		var ss float64
-		for _, v := range xs {
-			d := float64(v) - mean
-			ss += d * d
-		}
-		inv := float32(1 / math.Sqrt(ss/float64(r.size)+float64(k.p.Epsilon)))
-		m := float32(mean)
-		if k.beta != nil {
-			for i, v := range xs {
-				ys[i] = (v-m)*inv*k.gamma[i] + k.beta[i]
-			}
-		} else {
-			for i, v := range xs {
-				ys[i] = (v - m) * inv * k.gamma[i]
-			}
-		}
+		f32.LayerNormRow(r.y[row*r.size:(row+1)*r.size], r.x[row*r.size:(row+1)*r.size], k.gamma, k.beta, k.p.Epsilon)
 	}
 }
 
@@ -493,23 +471,30 @@ func softmaxScores(sc []float32, s *attnShape, p *attentionParams, m []float32, 
 	scale := p.Scale
 	for i := 0; i*s.sk < len(sc); i++ {
 		row := sc[i*s.sk : (i+1)*s.sk]
+		mx := float32(math.Inf(-1))
 		switch {
 		case m == nil:
-			for j := range row {
-				row[j] *= scale
+			for j, v := range row {
+				v *= scale
+				row[j] = v
+				mx = max(mx, v) // max is NaN if any v is
 			}
 		case s.maskCol == 1:
 			mrow := m[mOff+(i0+i)*s.maskRow:][:len(row)]
-			for j := range row {
-				row[j] = row[j]*scale + mrow[j]
+			for j, v := range row {
+				v = v*scale + mrow[j]
+				row[j] = v
+				mx = max(mx, v)
 			}
 		default: // one mask value per query row (or one in all)
 			mv := m[mOff+(i0+i)*s.maskRow]
-			for j := range row {
-				row[j] = row[j]*scale + mv
+			for j, v := range row {
+				v = v*scale + mv
+				row[j] = v
+				mx = max(mx, v)
 			}
 		}
-		f32.SoftmaxRow(row)
+		f32.SoftmaxRowMax(row, mx)
 		if p.NaNToZero {
 			for j, v := range row {
 				if v != v {

@@ -59,6 +59,12 @@ func SoftmaxRow(row []float32) {
 			}
 		}
 	}
+	SoftmaxRowMax(row, mx)
+}
+
+// SoftmaxRowMax is SoftmaxRow for a caller that already has the row's
+// maximum (NaN if the row holds one), e.g. from the pass that wrote it.
+func SoftmaxRowMax(row []float32, mx float32) {
 	var lanes [16]float32
 	n16 := len(row) &^ 15
 	expShiftBlock16(row[:n16], mx, &lanes)
