@@ -177,6 +177,15 @@ func (c *qdqConv) sink() bool {
 		if _, z, ok := qp.perTensor(); !ok || (p.OpType == "Relu" && z != 0) {
 			continue
 		}
+		if p.OpType == "Relu" && qp.dtype == ir.Uint8 {
+			// uint8 codes with zero point 0 already clamp negatives to 0:
+			// Q(Relu(y)) = Q(y), and ONNX's Relu has no uint8 form, so
+			// the Relu goes (dead code) instead of moving onto the codes.
+			q.Inputs[0] = p.Inputs[0]
+			c.logf("Dropping %s before %s (uint8 codes with zero point 0 clamp at 0 already)", p.Name, q.Name)
+			c.index()
+			return true
+		}
 		// New Q on p's data input; p then reads codes and writes q's output.
 		x := p.Inputs[0]
 		xq := c.fresh(x + "_quantized")

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/avx"
 	"github.com/kilnml/kiln/kernels/pack"
 )
 
@@ -103,7 +104,11 @@ func (k *maxPoolKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 func (r *poolRun) Do(_, plane int) {
 	g := &r.g
 	hw, ohw := g.H*g.W, g.OH*g.OW
-	switch r.k.p.DType {
+	dt := r.k.p.DType
+	if (dt == ir.Int8 || dt == ir.Uint8) && avx.MaxPoolCodes(r.out.Data[plane*ohw:(plane+1)*ohw], r.in.Data[plane*hw:(plane+1)*hw], g, dt == ir.Uint8) {
+		return // the same maximum, vectorized and branch-free (integers have no ties or NaN to order)
+	}
+	switch dt {
 	case ir.Int8:
 		maxPlane(r.out.I8()[plane*ohw:(plane+1)*ohw], r.in.I8()[plane*hw:(plane+1)*hw], g, -128)
 	case ir.Uint8:

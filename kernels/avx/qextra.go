@@ -3,6 +3,8 @@ package avx
 import (
 	"math"
 	"unsafe"
+
+	"github.com/kilnml/kiln/kernels/pack"
 )
 
 // INT8 helpers around the VNNI GEMM: 2×2 max pooling of 8-bit codes and
@@ -163,6 +165,88 @@ func packPointwiseGeneric(dst *uint32, x *byte, hw, quads, n int, flip uint32) {
 				}
 				row[j] = v ^ flip
 			}
+		}
+	}
+}
+
+// MaxPoolCodes is ONNX MaxPool over one plane of 8-bit codes (h×w in x,
+// oh×ow out to y) for any window, stride, dilation and padding: per
+// output row the vertical maximum of the window's rows (vectorized), then
+// the horizontal maximum over a row padded with the type's minimum,
+// branch-free. A window with no input position gets the minimum (the
+// reference's −Inf converted). Integers have no ties or NaN to order.
+func MaxPoolCodes(y, x []byte, g *pack.Conv2D, unsigned bool) bool {
+	var buf [4096]byte
+	lo := byte(0x80)
+	if unsigned {
+		lo = 0
+	}
+	width := g.PL + max(g.W, (g.OW-1)*g.SW+(g.KW-1)*g.DW+1-g.PL)
+	if width > len(buf) {
+		return false // too wide for the stack row: the caller's loop
+	}
+	row := buf[:width]
+	for i := range row[:g.PL] {
+		row[i] = lo
+	}
+	in := row[g.PL : g.PL+g.W]
+	for i := range row[g.PL+g.W:] {
+		row[g.PL+g.W+i] = lo
+	}
+	_, _ = x[g.H*g.W-1], y[g.OH*g.OW-1]
+	for oh := 0; oh < g.OH; oh++ {
+		first := true
+		for kh := 0; kh < g.KH; kh++ {
+			ih := oh*g.SH - g.PT + kh*g.DH
+			if uint(ih) >= uint(g.H) {
+				continue
+			}
+			src := x[ih*g.W : ih*g.W+g.W]
+			if first {
+				copy(in, src)
+				first = false
+				continue
+			}
+			rowMax(&in[0], &src[0], g.W, unsigned)
+		}
+		out := y[oh*g.OW : oh*g.OW+g.OW]
+		if first { // no input row under the window
+			for i := range out {
+				out[i] = lo
+			}
+			continue
+		}
+		if unsigned {
+			hmax(out, row, g)
+		} else {
+			hmax(out, unsafe.Slice((*int8)(unsafe.Pointer(&row[0])), len(row)), g)
+		}
+	}
+	return true
+}
+
+// hmax is out[ow] = max over kw of row[ow*SW + kw*DW] (row padded with
+// the minimum on both sides), branch-free.
+func hmax[T int8 | uint8](out []byte, row []T, g *pack.Conv2D) {
+	for ow := range out {
+		p := ow * g.SW
+		m := int32(row[p])
+		for kw := 1; kw < g.KW; kw++ {
+			d := m - int32(row[p+kw*g.DW])
+			m -= d & (d >> 31)
+		}
+		out[ow] = byte(m)
+	}
+}
+
+// rowMaxGeneric is the reference loop of rowMax: dst[i] = max(dst[i], src[i]).
+func rowMaxGeneric(dst, src *byte, n int, unsigned bool) {
+	d, s := unsafe.Slice(dst, n), unsafe.Slice(src, n)
+	for i := range d {
+		if unsigned {
+			d[i] = max(d[i], s[i])
+		} else {
+			d[i] = byte(max(int8(d[i]), int8(s[i])))
 		}
 	}
 }

@@ -39,3 +39,14 @@ func packPointwise(dst *uint32, x *byte, hw, quads, n int, flip uint32) {
 	}
 	packPointwiseAVX512(dst, x, hw, quads, n, flip)
 }
+
+func rowMax(dst, src *byte, n int, unsigned bool) {
+	switch {
+	case QVariant != QVariantVNNI:
+		rowMaxGeneric(dst, src, n, unsigned)
+	case unsigned:
+		rowMaxU8BW(dst, src, n)
+	default:
+		rowMaxS8BW(dst, src, n)
+	}
+}

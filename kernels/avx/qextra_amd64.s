@@ -316,3 +316,67 @@ quad_packPointwiseAVX512:
 done_packPointwiseAVX512:
 	VZEROUPPER
 	RET
+
+// func rowMaxS8BW(dst *byte, src *byte, n int)
+// Requires: AVX, AVX512BW, BMI2
+TEXT ·rowMaxS8BW(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), DI
+	MOVQ  src+8(FP), SI
+	MOVQ  n+16(FP), CX
+	MOVQ  $-1, AX
+	TESTQ CX, CX
+	JLE   done_rowMaxS8BW
+
+loop_rowMaxS8BW:
+	MOVQ $0x00000040, BX
+	CMPQ CX, $0x40
+	JGE  full_rowMaxS8BW
+	MOVQ CX, BX
+
+full_rowMaxS8BW:
+	BZHIQ      BX, AX, BX
+	KMOVQ      BX, K1
+	VMOVDQU8.Z (DI), K1, Z0
+	VMOVDQU8.Z (SI), K1, Z1
+	VPMAXSB    Z1, Z0, Z0
+	VMOVDQU8   Z0, K1, (DI)
+	ADDQ       $0x40, DI
+	ADDQ       $0x40, SI
+	SUBQ       $0x40, CX
+	JG         loop_rowMaxS8BW
+
+done_rowMaxS8BW:
+	VZEROUPPER
+	RET
+
+// func rowMaxU8BW(dst *byte, src *byte, n int)
+// Requires: AVX, AVX512BW, BMI2
+TEXT ·rowMaxU8BW(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), DI
+	MOVQ  src+8(FP), SI
+	MOVQ  n+16(FP), CX
+	MOVQ  $-1, AX
+	TESTQ CX, CX
+	JLE   done_rowMaxU8BW
+
+loop_rowMaxU8BW:
+	MOVQ $0x00000040, BX
+	CMPQ CX, $0x40
+	JGE  full_rowMaxU8BW
+	MOVQ CX, BX
+
+full_rowMaxU8BW:
+	BZHIQ      BX, AX, BX
+	KMOVQ      BX, K1
+	VMOVDQU8.Z (DI), K1, Z0
+	VMOVDQU8.Z (SI), K1, Z1
+	VPMAXUB    Z1, Z0, Z0
+	VMOVDQU8   Z0, K1, (DI)
+	ADDQ       $0x40, DI
+	ADDQ       $0x40, SI
+	SUBQ       $0x40, CX
+	JG         loop_rowMaxU8BW
+
+done_rowMaxU8BW:
+	VZEROUPPER
+	RET

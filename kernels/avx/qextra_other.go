@@ -17,3 +17,5 @@ func gatherQuadsDispatch(dst *uint32, src *byte, idx *int32, rows, q, step int, 
 func packPointwise(dst *uint32, x *byte, hw, quads, n int, flip uint32) {
 	packPointwiseGeneric(dst, x, hw, quads, n, flip)
 }
+
+func rowMax(dst, src *byte, n int, unsigned bool) { rowMaxGeneric(dst, src, n, unsigned) }

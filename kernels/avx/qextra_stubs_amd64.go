@@ -33,3 +33,13 @@ func gatherQuadsAVX512(dst *uint32, src *byte, idx *int32, rows int, q int, step
 //
 //go:noescape
 func packPointwiseAVX512(dst *uint32, x *byte, hw int, quads int, n int, flip uint32)
+
+// rowMaxS8BW is the AVX-512BW twin of rowMaxGeneric.
+//
+//go:noescape
+func rowMaxS8BW(dst *byte, src *byte, n int)
+
+// rowMaxU8BW is the AVX-512BW twin of rowMaxGeneric.
+//
+//go:noescape
+func rowMaxU8BW(dst *byte, src *byte, n int)

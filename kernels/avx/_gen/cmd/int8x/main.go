@@ -21,6 +21,8 @@ func main() {
 	quantizeF32("quantizeF32U8AVX512", VPMOVUSDB)
 	gatherQuads()
 	packPointwise()
+	rowMax("rowMaxS8BW", VPMAXSB)
+	rowMax("rowMaxU8BW", VPMAXUB)
 	Generate()
 }
 
@@ -242,7 +244,7 @@ func packPointwise() {
 		VPSLLD(U8(8), z(1), z(1))
 		VPSLLD(U8(16), z(2), z(2))
 		VPSLLD(U8(24), z(3), z(3))
-		VPTERNLOGD(U8(0xfe), z(2), z(1), z(0)) // z0 | z1 | z2
+		VPTERNLOGD(U8(0xfe), z(2), z(1), z(0))    // z0 | z1 | z2
 		VPTERNLOGD(U8(0x96), reg.Z15, z(3), z(0)) // z0 ^ z3 ^ flip (disjoint bytes: ^ is |)
 		VMOVDQU32(z(0), Mem{Base: dst, Disp: 64 * half})
 	}
@@ -253,6 +255,41 @@ func packPointwise() {
 	ADDQ(U8(32), x)
 	SUBQ(U8(32), n)
 	JG(l("strip"))
+	Label("done_" + name)
+	VZEROUPPER()
+	RET()
+}
+
+// rowMax is dst[i] = max(dst[i], src[i]) over n 8-bit codes, 64 per step,
+// the tail masked.
+func rowMax(name string, vmax func(ops ...Op)) {
+	TEXT(name, NOSPLIT, "func(dst, src *byte, n int)")
+	Pragma("noescape")
+	Doc(name + " is the AVX-512BW twin of rowMaxGeneric.")
+	dst := Load(Param("dst"), reg.RDI)
+	src := Load(Param("src"), reg.RSI)
+	n := Load(Param("n"), reg.RCX)
+	ones, t := reg.RAX, reg.RBX
+	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
+	MOVQ(I32(-1), ones)
+	TESTQ(n, n)
+	JLE(l("done"))
+	Label("loop_" + name)
+	MOVQ(U32(64), t)
+	CMPQ(n, U8(64))
+	JGE(l("full"))
+	MOVQ(n, t)
+	Label("full_" + name)
+	BZHIQ(t, ones, t)
+	KMOVQ(t, reg.K1)
+	VMOVDQU8_Z(Mem{Base: dst}, reg.K1, reg.Z0)
+	VMOVDQU8_Z(Mem{Base: src}, reg.K1, reg.Z1)
+	vmax(reg.Z1, reg.Z0, reg.Z0)
+	VMOVDQU8(reg.Z0, reg.K1, Mem{Base: dst})
+	ADDQ(U8(64), dst)
+	ADDQ(U8(64), src)
+	SUBQ(U8(64), n)
+	JG(l("loop"))
 	Label("done_" + name)
 	VZEROUPPER()
 	RET()
