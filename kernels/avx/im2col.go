@@ -21,7 +21,7 @@ func Im2col(dst, x []float32, g *pack.Conv2D, grp, j0, n int) {
 		im2colRuns(dst, x, g, grp, j0, n)
 		return
 	}
-	if g.OW < NR && g.KH*g.KW <= maxTaps {
+	if (g.OW < NR || g.SW > 1) && g.KH*g.KW <= maxTaps { // strided rows: gathers beat a scalar loop
 		im2colTable(dst, x, g, grp, j0, n)
 		return
 	}
@@ -101,24 +101,34 @@ const maxTaps = 49
 // padding and in columns [cols,NR): narrow outputs make runs too short for
 // copies, so a table per strip serves every channel.
 func tapTable(tab *[maxTaps][NR]int32, g *pack.Conv2D, j, cols int) {
-	for c := 0; c < cols; c++ {
+	taps := g.KH * g.KW
+	for c := 0; c < cols; { // one output row's run of columns at a time
 		oh, ow := (j+c)/g.OW, (j+c)%g.OW
-		ih0, iw0 := oh*g.SH-g.PT, ow*g.SW-g.PL
-		t := 0
+		run := min(cols-c, g.OW-ow)
 		for kh := 0; kh < g.KH; kh++ {
-			ih := ih0 + kh*g.DH
+			ih := oh*g.SH - g.PT + kh*g.DH
 			for kw := 0; kw < g.KW; kw++ {
-				iw := iw0 + kw*g.DW
-				if uint(ih) < uint(g.H) && uint(iw) < uint(g.W) {
-					tab[t][c] = int32(ih*g.W + iw)
-				} else {
-					tab[t][c] = -1
+				d := tab[kh*g.KW+kw][c : c+run]
+				if uint(ih) >= uint(g.H) {
+					for q := range d {
+						d[q] = -1
+					}
+					continue
 				}
-				t++
+				iw, base := ow*g.SW-g.PL+kw*g.DW, int32(ih*g.W)
+				for q := range d {
+					if uint(iw) < uint(g.W) {
+						d[q] = base + int32(iw)
+					} else {
+						d[q] = -1
+					}
+					iw += g.SW
+				}
 			}
 		}
+		c += run
 	}
-	for t := 0; t < g.KH*g.KW; t++ {
+	for t := 0; t < taps; t++ {
 		for c := cols; c < NR; c++ {
 			tab[t][c] = -1
 		}
