@@ -322,6 +322,14 @@ func (b *build) timeTactics(l *engine.Layer, cands []engine.Tactic, names []stri
 	return names[best], bestLow, true, nil
 }
 
+// selfTimer is a kernel that times itself better than the wall clock can:
+// the CUDA backend's steps stage their inputs on the device once and
+// return the median GPU compute time of runs (CUDA events), which host
+// copies of large activations would otherwise swamp.
+type selfTimer interface {
+	TimeRun(x *engine.Exec, in, out []*ir.Tensor, runs int) (time.Duration, error)
+}
+
 // timeLowered decodes a lowered step and returns the median of its run
 // times on random inputs at the opt shape.
 // errWorkspace marks a tactic that needs more scratch than Config.WorkspaceLimit.
@@ -389,6 +397,9 @@ func (b *build) timeLowered(l *engine.Layer, low *engine.Lowered, sym map[string
 	warm := time.Since(start)
 	if lim := b.cfg.WorkspaceLimit; lim > 0 && int64(peak) > lim {
 		return 0, fmt.Errorf("%w: needs %d bytes of workspace at the opt shape, the limit is %d", errWorkspace, peak, lim)
+	}
+	if st, ok := k.(selfTimer); ok { // device kernels time their own compute
+		return st.TimeRun(x, in, out, timingRuns)
 	}
 	if warm >= timingBudget/2 { // slow enough that the warm-up is the measurement
 		return warm, nil
