@@ -39,18 +39,42 @@ def simplecnn():
         nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
-def torch_extra(iters):
+def torch_extra(iters, batch):
+    """torchvision ResNet-50 and MobileNetV2 (random weights), eager,
+    channels-last, FP32 (no TF32) and FP16, on GPU-resident input."""
     import torchvision
     out = []
-    for bench, ctor, batch in (("mobilenetv2", torchvision.models.mobilenet_v2, 64),
-                               ("resnet50-light", torchvision.models.resnet50, 1)):
-        m = ctor().cuda().eval()
+    for bench, ctor in (("resnet50", torchvision.models.resnet50), ("mobilenetv2", torchvision.models.mobilenet_v2)):
+        m = ctor().cuda().eval().to(memory_format=torch.channels_last)
         for prec, dt in (("fp32", torch.float32), ("fp16", torch.float16)):
             mm = m.to(dt)
-            x = torch.rand(batch, 3, 224, 224, device="cuda", dtype=dt)
+            x = torch.rand(batch, 3, 224, 224, device="cuda", dtype=dt).to(memory_format=torch.channels_last)
             with torch.no_grad():
                 t = cuda_time(lambda: mm(x), iters)
             out.append(dict(bench=bench, prec=prec, batch=batch, ms=t))
+        del m, mm, x
+        torch.cuda.empty_cache()
+    return out
+
+
+def torch_shapes(kiln, iters):
+    """bf16 matmul and FP8 torch._scaled_mm at the GEMM shapes kiln ran."""
+    out = []
+    seen = set()
+    for r in kiln:
+        if not r["bench"].startswith("gemm ") or r["bench"] in seen:
+            continue
+        seen.add(r["bench"])
+        m, n, k = (int(v) for v in r["shape"].split("x"))
+        a = torch.rand(m, k, device="cuda", dtype=torch.bfloat16) * 2 - 1
+        b = torch.rand(n, k, device="cuda", dtype=torch.bfloat16) * 2 - 1
+        t = cuda_time(lambda: a @ b.t(), iters)
+        out.append(dict(bench=r["bench"], prec="bf16", ms=t, tflops=2 * m * n * k / t / 1e9))
+        a8, b8 = a.to(torch.float8_e4m3fn), b.to(torch.float8_e4m3fn)
+        one = torch.ones((), device="cuda")
+        t = cuda_time(lambda: torch._scaled_mm(a8, b8.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16), iters)
+        out.append(dict(bench=r["bench"], prec="fp8", ms=t, tflops=2 * m * n * k / t / 1e9))
+        del a, b, a8, b8
     return out
 
 
@@ -94,7 +118,8 @@ def main():
     ap.add_argument("--gemm", type=int, default=8192)
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--out", default="")
-    ap.add_argument("--extra", action="store_true", help="also torchvision mobilenet_v2 (batch 64) and resnet50 (batch 1)")
+    ap.add_argument("--extra", action="store_true", help="also torchvision resnet50 and mobilenet_v2 at --batch, channels-last")
+    ap.add_argument("--batch", type=int, default=256)
     args = ap.parse_args()
     if args.kiln_json:
         kout = open(args.kiln_json).read()
@@ -108,9 +133,11 @@ def main():
     kiln = [json.loads(l) for l in kout.splitlines() if l.startswith("{")]
     pt = torch_results(args.gemm, args.iters)
     if args.extra:
-        pt += torch_extra(args.iters)
+        pt += torch_extra(args.iters, args.batch)
+    pt += torch_shapes(kiln, args.iters)
     key = lambda r: (r["bench"], r["prec"].split()[0] if r["prec"].startswith(("fp32", "fp16")) else r["prec"], r.get("batch", 0))
     ptk = {key(r): r for r in pt}
+    fp16 = {r["bench"]: r["ms"] for r in pt if r["prec"] == "fp16" and r["bench"] in ("resnet50", "mobilenetv2")}
     lines = [f"GPU: {torch.cuda.get_device_name()}, PyTorch {torch.__version__}, CUDA {torch.version.cuda}",
              "",
              "| bench | prec | batch | kiln e2e ms | kiln H2D / GPU / D2H ms | kiln TFLOP/s | kiln steps on GPU | PyTorch ms (e2e) | PyTorch TFLOP/s | note |",
@@ -120,15 +147,24 @@ def main():
         if r["bench"] == "setup":
             lines.append(f"| setup | | | | | | | | | {r.get('error','')} |")
             continue
+        if "accuracy" in r["bench"]:
+            lines.append(f"| {r['bench']} | {r['prec']} | | | | | {r.get('steps','')} | | | {r.get('accuracy',0):.2f}% of {r.get('images',0)} {r.get('error','')[:100]} |")
+            continue
         k = key(r)
         seen.add(k)
         q = ptk.get(k, {})
-        split = f"{r.get('h2d_ms',0):.3f} / {r.get('gpu_ms',0):.3f} / {r.get('d2h_ms',0):.3f}" if r["bench"] == "simplecnn" else ""
+        cnn = r["bench"] in ("simplecnn", "resnet50", "mobilenetv2")
+        split = f"{r.get('h2d_ms',0):.3f} / {r.get('gpu_ms',0):.3f} / {r.get('d2h_ms',0):.3f}" if cnn else ""
+        note = r.get("error", "")[:120]
+        if r["bench"] in fp16 and r.get("gpu_ms"):
+            note = f"PyTorch FP16 / kiln GPU: {fp16[r['bench']] / r['gpu_ms']:.2f}x; build {r.get('build_s',0):.0f} s; {r.get('tactics','')} " + note
+        if r.get("shape"):
+            note = r["shape"] + " " + note
         ptms = f"{q['ms']:.3f}" + (f" ({q['e2e_ms']:.3f})" if "e2e_ms" in q else "") if q else "-"
         lines.append("| {} | {} | {} | {:.3f} | {} | {} | {} | {} | {} | {} |".format(
             r["bench"], r["prec"], r.get("batch", "") or "", r.get("ms", 0), split,
             f"{r['tflops']:.0f}" if r.get("tflops") else "", r.get("steps", ""), ptms,
-            f"{q['tflops']:.0f}" if q.get("tflops") else "", r.get("error", "")[:120]))
+            f"{q['tflops']:.0f}" if q.get("tflops") else "", note))
     for r in pt:
         if key(r) not in seen:
             lines.append("| {} | {} | {} | - | | | | {:.3f}{} | {} | PyTorch only |".format(

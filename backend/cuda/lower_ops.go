@@ -86,10 +86,10 @@ func lowerOp(l *engine.Layer) (*engine.Lowered, error) {
 		if l.In[0].HasShape && len(l.In[0].Shape) != 4 {
 			return nil, fmt.Errorf("only 2D pooling")
 		}
-		if n.OpType == "MaxPool" && in != ir.Float32 && in != ir.Int8 && in != ir.Uint8 && !isFloat16ish(in) {
+		if n.OpType == "MaxPool" && in != ir.Float32 && in != ir.Int8 && in != ir.Uint8 && in != ir.Float8E4M3FN && !isFloat16ish(in) {
 			return nil, fmt.Errorf("MaxPool on %s", in)
 		}
-		if n.OpType == "AveragePool" && in != ir.Float32 {
+		if n.OpType == "AveragePool" && in != ir.Float32 && !isFloat16ish(in) {
 			return nil, fmt.Errorf("AveragePool on %s", in)
 		}
 		switch ap, _ := n.AttrString("auto_pad", "NOTSET"); ap {
@@ -120,8 +120,8 @@ func lowerOp(l *engine.Layer) (*engine.Lowered, error) {
 		}
 		p.KH, p.KW, p.SH, p.SW, p.PH, p.PW, p.DH, p.DW = int(ks[0]), int(ks[1]), int(st[0]), int(st[1]), int(pd[0]), int(pd[1]), int(dl[0]), int(dl[1])
 	case "GlobalAveragePool":
-		if in != ir.Float32 || (l.In[0].HasShape && len(l.In[0].Shape) != 4) {
-			return nil, fmt.Errorf("GlobalAveragePool needs float32 NCHW")
+		if (in != ir.Float32 && !isFloat16ish(in)) || (l.In[0].HasShape && len(l.In[0].Shape) != 4) {
+			return nil, fmt.Errorf("GlobalAveragePool needs float32 or 16-bit float NCHW")
 		}
 		p.Kind = "gavgpool"
 	case "Softmax":

@@ -75,7 +75,7 @@ func TestWithoutGPUNothingIsOffered(t *testing.T) {
 	w := ir.NewTensor(ir.Float32, []int64{4, 1, 3, 3})
 	conv := &ir.Node{Name: "c", OpType: "Conv", Inputs: []string{"x", "w"}, Outputs: []string{"y"}}
 	xc := ir.NewTensor(ir.Float32, []int64{1, 1, 5, 5})
-	low, err = lowerGemm(layerOf(conv, 17, []*ir.Tensor{xc, w}, []bool{false, true}, []ir.DType{ir.Float32}, [][]int64{{1, 4, 3, 3}}))
+	low, err = lowerGemm(layerOf(conv, 17, []*ir.Tensor{xc, w}, []bool{false, true}, []ir.DType{ir.Float32}, [][]int64{{1, 4, 3, 3}}), modeIm2col)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestLowerConvPacksPaddedWeights(t *testing.T) {
 	x := ir.NewTensor(ir.Float32, []int64{1, 2, 8, 8})
 	n := &ir.Node{Name: "c", OpType: "Conv", Domain: kiln.Domain, Inputs: []string{"x", "w", "b"}, Outputs: []string{"y"},
 		Attrs: []*ir.Attribute{ints("pads", 1, 1, 1, 1), ints("strides", 2, 2), str("activation", "Relu")}}
-	low, err := lowerGemm(layerOf(n, 1, []*ir.Tensor{x, w, b}, []bool{false, true, true}, []ir.DType{ir.Float32}, [][]int64{{1, 3, 4, 4}}))
+	low, err := lowerGemm(layerOf(n, 1, []*ir.Tensor{x, w, b}, []bool{false, true, true}, []ir.DType{ir.Float32}, [][]int64{{1, 3, 4, 4}}), modeIm2col)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestLowerGemmTransposesAndScales(t *testing.T) {
 	c := ir.FromFloat32s([]int64{1, 3}, []float32{0.5, 0.25, 0.125})
 	n := &ir.Node{Name: "g", OpType: "QGemm", Domain: kiln.Domain, Inputs: []string{"x", "w", "c"}, Outputs: []string{"y"},
 		Attrs: []*ir.Attribute{floatA("x_scale", 0.5), floats("w_scales", 1, 2, 4), floatA("y_scale", 0.1)}}
-	low, err := lowerGemm(layerOf(n, 1, []*ir.Tensor{x, bw, c}, []bool{false, true, true}, []ir.DType{ir.Int8}, [][]int64{{4, 3}}))
+	low, err := lowerGemm(layerOf(n, 1, []*ir.Tensor{x, bw, c}, []bool{false, true, true}, []ir.DType{ir.Int8}, [][]int64{{4, 3}}), modeIm2col)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,13 +170,13 @@ func TestLowerGemmTransposesAndScales(t *testing.T) {
 	}
 	// zero points (uint8) and grouped convolutions are not offered
 	n.Attrs = append(n.Attrs, intA("transA", 1))
-	if _, err := lowerGemm(layerOf(n, 1, []*ir.Tensor{x, bw, c}, []bool{false, true, true}, []ir.DType{ir.Int8}, [][]int64{{4, 3}})); err == nil {
+	if _, err := lowerGemm(layerOf(n, 1, []*ir.Tensor{x, bw, c}, []bool{false, true, true}, []ir.DType{ir.Int8}, [][]int64{{4, 3}}), modeIm2col); err == nil {
 		t.Error("transA accepted")
 	}
 	w := ir.NewTensor(ir.Float32, []int64{4, 1, 3, 3})
 	xc := ir.NewTensor(ir.Float32, []int64{1, 4, 5, 5})
 	gc := &ir.Node{Name: "dw", OpType: "Conv", Inputs: []string{"x", "w"}, Outputs: []string{"y"}, Attrs: []*ir.Attribute{intA("group", 4)}}
-	if _, err := lowerGemm(layerOf(gc, 17, []*ir.Tensor{xc, w}, []bool{false, true}, []ir.DType{ir.Float32}, [][]int64{{1, 4, 3, 3}})); err == nil {
+	if _, err := lowerGemm(layerOf(gc, 17, []*ir.Tensor{xc, w}, []bool{false, true}, []ir.DType{ir.Float32}, [][]int64{{1, 4, 3, 3}}), modeIm2col); err == nil {
 		t.Error("grouped conv accepted")
 	}
 }

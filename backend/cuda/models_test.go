@@ -2,6 +2,7 @@ package cudabackend
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -196,4 +197,115 @@ func TestSimpleCNNOnGPU(t *testing.T) {
 	if n == 0 || e > 1e-9 {
 		t.Errorf("steps on GPU %d, NMSE %.3g", n, e)
 	}
+}
+
+// benchModel loads one of the GPU benchmark CNNs at a dynamic batch:
+// ResNet-50 light (zoo, opset 9, ConstantOfShape weights: made batch-dynamic,
+// opset 13 and given random weights) or mobilenetv2 (PyTorch export).
+func benchModel(t testing.TB, name string) (m *ir.Model, input string) {
+	t.Helper()
+	switch name {
+	case "resnet50":
+		m, err := onnx.Load(filepath.Join(sharedDir(t), "models", "onnx-light-cnns", "resnet50", "model.onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := BatchDynamic(m); err != nil {
+			t.Fatal(err)
+		}
+		if err := Opset13(m); err != nil {
+			t.Fatal(err)
+		}
+		RandomWeights(m, 1)
+		return m, "gpu_0/data_0"
+	default:
+		m, err := onnx.Load(filepath.Join(sharedDir(t), "models", "bench", name+".fp32.onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, "input"
+	}
+}
+
+// ResNet-50 and mobilenetv2 at batch 2 in every precision: the GPU engine
+// (every layer on the GPU) agrees with the CPU engine of the same precision.
+func TestBenchModelsOnGPU(t *testing.T) {
+	needGPU(t)
+	if _, err := os.Stat(filepath.Join(sharedDir(t), "models", "bench", "mobilenetv2.fp32.onnx")); err != nil {
+		t.Skip("benchmark models not carried (tools/gpu_prepare.sh with KILN_PREPARE_EXTRA=1)")
+	}
+	shape := []int64{2, 3, 224, 224}
+	for _, name := range []string{"resnet50", "mobilenetv2"} {
+		for _, c := range []struct {
+			prec  string
+			cfg   builder.Config
+			bound float64 // NMSE of the GPU output against the CPU engine's
+		}{
+			{"fp32", builder.Config{}, 1e-8},
+			{"fp16", builder.Config{FP16: true}, 1e-3},
+			{"int8", builder.Config{INT8: true}, 1e-2},
+			{"fp8", builder.Config{FP8: true}, 3e-2},
+		} {
+			t.Run(name+"/"+c.prec, func(t *testing.T) {
+				m, input := benchModel(t, name)
+				cfg := c.cfg
+				cfg.Profiles = []builder.Profile{{input: {Min: shape, Opt: shape, Max: shape}}}
+				calibrate := func() {
+					if cfg.INT8 || cfg.FP8 {
+						cfg.Calibration = &builder.Calibration{Source: &RandomStream{Input: input, Shape: shape, Batches: 1}, Algorithm: calib.MinMax}
+					}
+				}
+				calibrate()
+				gpu := buildOn(t, true, m, cfg)
+				calibrate()
+				cpu := buildOn(t, false, m, cfg)
+				n, total := cudaSteps(gpu)
+				x := randTensor(rand.New(rand.NewPCG(5, 6)), ir.Float32, shape)
+				for i, v := range x.F32() {
+					x.F32()[i] = (v + 2) / 4 // [0, 1) like the calibration data
+				}
+				g, err := gpu.NewContext().Run(map[string]*ir.Tensor{input: x})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cp, err := cpu.NewContext().Run(map[string]*ir.Tensor{input: x})
+				if err != nil {
+					t.Fatal(err)
+				}
+				worst := 0.0
+				for k, v := range g {
+					worst = max(worst, nmse(v, cp[k]))
+				}
+				var tacs []string
+				for _, s := range gpu.Plan().Steps {
+					if s.Tactic != "" && s.Kernel == KernelGemm {
+						tacs = append(tacs, s.Tactic)
+					}
+				}
+				t.Logf("%s %s batch 2: %d/%d steps on the GPU, NMSE vs CPU engine %.3g; conv tactics %s", name, c.prec, n, total, worst, tacticCounts(tacs))
+				if n != total {
+					t.Errorf("%d of %d steps are not on the GPU", total-n, total)
+				}
+				if worst > c.bound || math.IsNaN(worst) {
+					t.Errorf("NMSE %.3g > %g", worst, c.bound)
+				}
+			})
+		}
+	}
+}
+
+func tacticCounts(names []string) string {
+	cnt := map[string]int{}
+	var order []string
+	for _, n := range names {
+		if cnt[n] == 0 {
+			order = append(order, n)
+		}
+		cnt[n]++
+	}
+	var b strings.Builder
+	for _, n := range order {
+		fmt.Fprintf(&b, "%s×%d ", n, cnt[n])
+	}
+	return b.String()
 }

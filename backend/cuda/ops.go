@@ -180,10 +180,11 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 			if p.CountPad {
 				cp = 1
 			}
-			return launch1(g, st, "avgpool_f32", n, cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, ph, pw, cp))
+			f := map[ir.DType]int{ir.Float32: 0, ir.Float16: 1, ir.BFloat16: 2}[X.DType]
+			return launch1(g, st, "avgpool_any", n, cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, ph, pw, cp, f))
 		}
 		args := cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, ph, pw, p.DH, p.DW)
-		name := map[ir.DType]string{ir.Float32: "maxpool_f32", ir.Int8: "maxpool_i8", ir.Uint8: "maxpool_u8", ir.Float16: "maxpool_f16", ir.BFloat16: "maxpool_f16"}[X.DType]
+		name := map[ir.DType]string{ir.Float32: "maxpool_f32", ir.Int8: "maxpool_i8", ir.Uint8: "maxpool_u8", ir.Float16: "maxpool_f16", ir.BFloat16: "maxpool_f16", ir.Float8E4M3FN: "maxpool_e4m3"}[X.DType]
 		if isFloat16ish(X.DType) {
 			args.Add(b2i(X.DType == ir.BFloat16))
 		}
@@ -191,6 +192,9 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 	case "gavgpool":
 		nc := X.Dims[0] * X.Dims[1]
 		hw := int(X.Dims[2] * X.Dims[3])
+		if isFloat16ish(X.DType) {
+			return launchRows(g, st, "gavgpool_16", nc, cuda.NewArgs(din[0], dout[0], nc, hw, b2i(X.DType == ir.BFloat16)))
+		}
 		return launchRows(g, st, "gavgpool_f32", nc, cuda.NewArgs(din[0], dout[0], nc, hw))
 	case "softmax", "layernorm":
 		cols := X.Dims[X.Rank()-1]

@@ -25,6 +25,23 @@ type device struct {
 	load   *cuda.Stream // weight uploads at decode
 	blas   *cuda.BLAS   // for planning GEMMs
 	funcMu sync.Mutex
+
+	igOnce sync.Once // igemm.cu, compiled on first use
+	igMod  *cuda.Module
+	igErr  error
+}
+
+// igemmFn returns a kernel of igemm.cu, compiling the module the first
+// time; a compile failure is kept and reported by every implicit-GEMM step
+// (the builder then times the other tactics).
+func (g *device) igemmFn(name string) (*cuda.Function, error) {
+	g.igOnce.Do(func() {
+		g.igMod, g.igErr = g.d.Module(kernels.IGemmName, kernels.IGemm)
+	})
+	if g.igErr != nil {
+		return nil, g.igErr
+	}
+	return g.igMod.Func(name)
 }
 
 var (
@@ -317,6 +334,9 @@ func step(x *engine.Exec, body func(g *device, st *execState, mark func(i int) e
 		return err
 	}
 	defer unbind()
+	// x's collection frees its state (stream, arena): keep it alive while
+	// this step uses them, also when the caller drops x right after Run
+	defer runtime.KeepAlive(x)
 	st, err := stateFor(g, x)
 	if err != nil {
 		return err

@@ -50,6 +50,7 @@ var (
 	ltDescDestroy     func(d uintptr) int32
 	ltLayoutCreate    func(l *uintptr, typ int32, rows, cols uint64, ld int64) int32
 	ltLayoutDestroy   func(l uintptr) int32
+	ltLayoutSetAttr   func(l uintptr, attr int32, buf unsafe.Pointer, n uint64) int32
 	ltPrefCreate      func(p *uintptr) int32
 	ltPrefSetAttr     func(p uintptr, attr int32, buf unsafe.Pointer, n uint64) int32
 	ltPrefDestroy     func(p uintptr) int32
@@ -67,6 +68,7 @@ func ltSymbols() []symbol {
 		{"cublasLtMatmulDescDestroy", &ltDescDestroy},
 		{"cublasLtMatrixLayoutCreate", &ltLayoutCreate},
 		{"cublasLtMatrixLayoutDestroy", &ltLayoutDestroy},
+		{"cublasLtMatrixLayoutSetAttribute", &ltLayoutSetAttr},
 		{"cublasLtMatmulPreferenceCreate", &ltPrefCreate},
 		{"cublasLtMatmulPreferenceSetAttribute", &ltPrefSetAttr},
 		{"cublasLtMatmulPreferenceDestroy", &ltPrefDestroy},
@@ -246,4 +248,164 @@ func (t DataType) String() string {
 		return "e4m3"
 	}
 	return fmt.Sprintf("cudaDataType(%d)", int32(t))
+}
+
+// More cuBLASLt constants (cublasLt.h of CUDA 13).
+const (
+	descEpilogue     = 7  // CUBLASLT_MATMUL_DESC_EPILOGUE
+	descBiasPtr      = 8  // CUBLASLT_MATMUL_DESC_BIAS_POINTER
+	descBiasType     = 26 // CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE
+	layoutOrder      = 1  // CUBLASLT_MATRIX_LAYOUT_ORDER
+	layoutBatch      = 5  // CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT (int32)
+	layoutBatchStep  = 6  // CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET (int64, elements)
+	orderRow         = int32(1)
+	epilogueDefault  = int32(1)
+	epilogueRelu     = int32(2)
+	epilogueBias     = int32(4)
+	epilogueReluBias = int32(6)
+)
+
+// ConvGemmDesc is a convolution's product in NCHW, image by image: for b <
+// Batch, Y_b[N×P] = act(W[N×K] · X_b[K×P] + bias + C_b), all row-major
+// (cuBLASLt's ORDER_ROW), N output channels, P output pixels, K the
+// reduction. X_b is the image itself for a 1×1 convolution, else its
+// im2col matrix; C_b (the residual) has Y's type and layout. Float types
+// only (IMMA and FP8 need K-contiguous operands on both sides).
+type ConvGemmDesc struct {
+	N, P, K, Batch   int64
+	LdW              int64 // elements between rows of W (≥ K)
+	StrideX, StrideY int64 // elements between images
+	In, Out          DataType
+	Bias             DevPtr // float32 [N] (of Out's type with BiasOut), or 0
+	BiasOut          bool
+	Relu, Residual   bool
+}
+
+// ConvGemm is a planned ConvGemmDesc.
+type ConvGemm struct {
+	D                ConvGemmDesc
+	desc, la, lb, lc uintptr
+	algo             [64]byte
+	wsNeed           uint64
+	alpha, beta      float32
+}
+
+// PlanConv picks cuBLASLt's best algorithm for d with at most wsLimit
+// bytes of workspace.
+func (b *BLAS) PlanConv(d ConvGemmDesc, wsLimit uint64) (*ConvGemm, error) {
+	g := &ConvGemm{D: d, alpha: 1}
+	if d.Residual {
+		g.beta = 1
+	}
+	fail := func(err error) (*ConvGemm, error) {
+		g.Destroy()
+		return nil, fmt.Errorf("conv GEMM %d×%d×%d ×%d %v→%v: %w", d.N, d.P, d.K, d.Batch, d.In, d.Out, err)
+	}
+	if err := ltCheck("cublasLtMatmulDescCreate", ltDescCreate(&g.desc, computeF32, int32(R32F))); err != nil {
+		return fail(err)
+	}
+	set := func(what string, attr int32, p unsafe.Pointer, n uint64) error {
+		return ltCheck("set "+what, ltDescSetAttr(g.desc, attr, p, n))
+	}
+	ta, tb := opN, opN
+	epi := epilogueDefault
+	switch {
+	case d.Bias != 0 && d.Relu:
+		epi = epilogueReluBias
+	case d.Bias != 0:
+		epi = epilogueBias
+	case d.Relu:
+		epi = epilogueRelu
+	}
+	bias, bt := d.Bias, int32(R32F)
+	if d.BiasOut {
+		bt = int32(d.Out)
+	}
+	for _, e := range []error{
+		set("TRANSA", descTransA, unsafe.Pointer(&ta), 4),
+		set("TRANSB", descTransB, unsafe.Pointer(&tb), 4),
+		set("EPILOGUE", descEpilogue, unsafe.Pointer(&epi), 4),
+	} {
+		if e != nil {
+			return fail(e)
+		}
+	}
+	if d.Bias != 0 {
+		if err := set("BIAS_POINTER", descBiasPtr, unsafe.Pointer(&bias), 8); err != nil {
+			return fail(err)
+		}
+		if err := set("BIAS_DATA_TYPE", descBiasType, unsafe.Pointer(&bt), 4); err != nil {
+			return fail(err)
+		}
+	}
+	layout := func(l *uintptr, t DataType, rows, cols, ld, batch, stride int64) error {
+		if err := ltCheck("layout", ltLayoutCreate(l, int32(t), uint64(rows), uint64(cols), ld)); err != nil {
+			return err
+		}
+		ord, bc := orderRow, int32(batch)
+		if err := ltCheck("layout ORDER", ltLayoutSetAttr(*l, layoutOrder, unsafe.Pointer(&ord), 4)); err != nil {
+			return err
+		}
+		if batch > 1 {
+			if err := ltCheck("layout BATCH_COUNT", ltLayoutSetAttr(*l, layoutBatch, unsafe.Pointer(&bc), 4)); err != nil {
+				return err
+			}
+			if err := ltCheck("layout STRIDED_BATCH_OFFSET", ltLayoutSetAttr(*l, layoutBatchStep, unsafe.Pointer(&stride), 8)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := layout(&g.la, d.In, d.N, d.K, d.LdW, d.Batch, 0); err != nil {
+		return fail(err)
+	}
+	if err := layout(&g.lb, d.In, d.K, d.P, d.P, d.Batch, d.StrideX); err != nil {
+		return fail(err)
+	}
+	if err := layout(&g.lc, d.Out, d.N, d.P, d.P, d.Batch, d.StrideY); err != nil {
+		return fail(err)
+	}
+	var pref uintptr
+	if err := ltCheck("cublasLtMatmulPreferenceCreate", ltPrefCreate(&pref)); err != nil {
+		return fail(err)
+	}
+	defer ltPrefDestroy(pref)
+	if err := ltCheck("set MAX_WORKSPACE_BYTES", ltPrefSetAttr(pref, prefMaxWorkspce, unsafe.Pointer(&wsLimit), 8)); err != nil {
+		return fail(err)
+	}
+	var res [1]heuristicResult
+	var n int32
+	err := ltCheck("cublasLtMatmulAlgoGetHeuristic", ltHeuristic(b.h, g.desc, g.la, g.lb, g.lc, g.lc, pref, 1, unsafe.Pointer(&res[0]), &n))
+	if err == nil && n == 0 {
+		err = fmt.Errorf("cuBLASLt has no algorithm")
+	}
+	if err != nil {
+		return fail(err)
+	}
+	g.algo, g.wsNeed = res[0].algo, res[0].wsSize
+	return g, nil
+}
+
+// Run computes Y = act(W·X + bias + C) on s (C is read only when the plan
+// has a residual).
+func (g *ConvGemm) Run(b *BLAS, s *Stream, X, W, C, Y DevPtr, ws DevPtr, wsSize uint64) error {
+	if !g.D.Residual {
+		C = Y
+	}
+	st := ltMatmul(b.h, g.desc, unsafe.Pointer(&g.alpha), W, g.la, X, g.lb, unsafe.Pointer(&g.beta), C, g.lc, Y, g.lc, unsafe.Pointer(&g.algo), ws, wsSize, s.h)
+	runtime.KeepAlive(g)
+	return ltCheck("cublasLtMatmul", st)
+}
+
+// Destroy frees the descriptors.
+func (g *ConvGemm) Destroy() {
+	if g.desc != 0 {
+		ltDescDestroy(g.desc)
+	}
+	for _, l := range []uintptr{g.la, g.lb, g.lc} {
+		if l != 0 {
+			ltLayoutDestroy(l)
+		}
+	}
+	g.desc, g.la, g.lb, g.lc = 0, 0, 0, 0
 }

@@ -94,6 +94,12 @@ func TestCompileCachesAndLaunches(t *testing.T) {
 		t.Fatal("cache returned other bytes", err)
 	}
 	t.Logf("NVRTC compile %v, cache hit %v, CUBIN %d bytes", cold, time.Since(t0), len(cubin))
+	t0 = time.Now()
+	ig, err := Compile(kernels.IGemmName, kernels.IGemm, d.Arch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("NVRTC compile of igemm.cu %v, CUBIN %d bytes", time.Since(t0), len(ig))
 	if _, err := Compile("bad.cu", "extern \"C\" __global__ void f() { undeclared(); }", d.Arch()); err == nil || !bytes.Contains([]byte(err.Error()), []byte("undeclared")) {
 		t.Errorf("compile error lacks NVRTC's log: %v", err)
 	}

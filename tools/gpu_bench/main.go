@@ -10,11 +10,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	cudabackend "github.com/kilnml/kiln/backend/cuda"
@@ -28,6 +30,9 @@ import (
 	"github.com/kilnml/kiln/quant/calib"
 )
 
+// tacticLog receives the builds' tactic timing lines (-tacticlog).
+var tacticLog io.Writer
+
 type result struct {
 	Bench  string  `json:"bench"`
 	Prec   string  `json:"prec"`
@@ -38,6 +43,11 @@ type result struct {
 	GPU    float64 `json:"gpu_ms,omitempty"`
 	D2H    float64 `json:"d2h_ms,omitempty"`
 	Steps  string  `json:"steps,omitempty"`
+	Build  float64 `json:"build_s,omitempty"`  // engine build time, tactic timing included
+	Tacs   string  `json:"tactics,omitempty"`  // convolution tactics chosen
+	Shape  string  `json:"shape,omitempty"`    // GEMMs: M×N×K
+	Acc    float64 `json:"accuracy,omitempty"` // MNIST: top-1 % on the test set
+	Images int     `json:"images,omitempty"`
 	Err    string  `json:"error,omitempty"`
 }
 
@@ -49,10 +59,20 @@ func emit(r result) {
 func main() {
 	models := flag.String("models", "", "folder holding bench/simplecnn.{fp32,int8.qdq}.onnx")
 	mnistDir := flag.String("mnist", "", "MNIST idx files for INT8/FP8 calibration (default: the GoMNIST module)")
-	extra := flag.Bool("extra", false, "also mobilenetv2 (batch 64) and ResNet-50 light (batch 1), FP32 and FP16; set KILN_CUDA_DIRECT_K=32 to run depthwise layers on the GPU")
+	extra := flag.Bool("extra", false, "also ResNet-50 light (random weights) and mobilenetv2 at batch 256 in FP32, FP16, INT8 and FP8, and MNIST (zoo) accuracy on the GPU")
+	shapes := flag.Bool("shapes", false, "also FP8 and BF16 GEMMs at bert4's MatMul shapes and ResNet-50's conv-as-GEMM shapes")
+	batch := flag.Int("batch", 256, "batch of the -extra CNNs")
+	tlog := flag.String("tacticlog", "", "file for the builds' tactic timings (per layer, GPU compute at the opt shape)")
 	size := flag.Int("gemm", 8192, "GEMM size (M=N=K)")
 	iters := flag.Int("iters", 30, "timed iterations")
 	flag.Parse()
+	if *tlog != "" {
+		f, err := os.Create(*tlog)
+		if err == nil {
+			defer f.Close()
+			tacticLog = f
+		}
+	}
 	if err := cudabackend.Enable(); err != nil {
 		emit(result{Bench: "setup", Err: err.Error()})
 		os.Exit(1)
@@ -67,6 +87,21 @@ func main() {
 			r.Err = err.Error()
 		}
 		emit(r)
+	}
+	if *shapes {
+		for _, sh := range gemmShapes {
+			for _, p := range []struct {
+				name    string
+				in, out cuda.DataType
+			}{{"bf16", cuda.R16BF, cuda.R16BF}, {"fp8", cuda.R8FE4M3, cuda.R16BF}} {
+				r, err := gemmMNK(sh.m, sh.n, sh.k, p.in, p.out, *iters)
+				r.Bench, r.Prec, r.Shape = "gemm "+sh.what, p.name, fmt.Sprintf("%dx%dx%d", sh.m, sh.n, sh.k)
+				if err != nil {
+					r.Err = err.Error()
+				}
+				emit(r)
+			}
+		}
 	}
 	if *models == "" {
 		return
@@ -104,26 +139,17 @@ func main() {
 	if !*extra {
 		return
 	}
-	for _, c := range []struct {
-		bench, file, input string
-		shape              []int64
-	}{
-		{"mobilenetv2", "bench/mobilenetv2.fp32.onnx", "input", []int64{64, 3, 224, 224}},
-		{"resnet50-light", "onnx-light-cnns/resnet50/model.onnx", "gpu_0/data_0", []int64{1, 3, 224, 224}},
-	} {
-		for _, prec := range []string{"fp32", "fp16"} {
-			r, err := model(filepath.Join(*models, c.file), c.input, c.shape, builder.Config{FP16: prec == "fp16"}, *iters)
-			r.Bench, r.Prec, r.Batch = c.bench, prec, int(c.shape[0])
-			if err != nil {
-				r.Err = err.Error()
-			}
-			emit(r)
-		}
-	}
+	cnn(*models, *batch, *iters)
+	mnistAccuracy(*models, *mnistDir)
 }
 
 // gemm times Y = X·Wᵀ with n×n×n on random data.
 func gemm(n int64, in, out cuda.DataType, iters int) (result, error) {
+	return gemmMNK(n, n, n, in, out, iters)
+}
+
+// gemmMNK times Y[M×N] = X[M×K]·W[N×K]ᵀ on random data.
+func gemmMNK(m, n, k int64, in, out cuda.DataType, iters int) (result, error) {
 	var r result
 	d, err := cuda.Open(0)
 	if err != nil {
@@ -143,12 +169,12 @@ func gemm(n int64, in, out cuda.DataType, iters int) (result, error) {
 	if err != nil {
 		return r, err
 	}
-	g, err := blas.Plan(cuda.GemmDesc{M: n, N: n, K: n, In: in, Out: out}, 32<<20)
+	g, err := blas.Plan(cuda.GemmDesc{M: m, N: n, K: k, In: in, Out: out}, 32<<20)
 	if err != nil {
 		return r, err
 	}
 	defer g.Destroy()
-	host := randomBytes(in, n*n)
+	host := randomBytes(in, m*k)
 	var bufs []cuda.DevPtr
 	defer func() {
 		for _, p := range bufs {
@@ -164,11 +190,11 @@ func gemm(n int64, in, out cuda.DataType, iters int) (result, error) {
 	if err != nil {
 		return r, err
 	}
-	w, err := up(randomBytes(in, n*n))
+	w, err := up(randomBytes(in, n*k))
 	if err != nil {
 		return r, err
 	}
-	y, err := d.Alloc(n * n * out.Size())
+	y, err := d.Alloc(m * n * out.Size())
 	if err != nil {
 		return r, err
 	}
@@ -199,7 +225,7 @@ func gemm(n int64, in, out cuda.DataType, iters int) (result, error) {
 		}
 	}
 	r.MS = median(times)
-	r.TFLOPS = 2 * float64(n) * float64(n) * float64(n) / (r.MS * 1e-3) / 1e12
+	r.TFLOPS = 2 * float64(m) * float64(n) * float64(k) / (r.MS * 1e-3) / 1e12
 	return r, nil
 }
 
@@ -232,16 +258,35 @@ func randomBytes(t cuda.DataType, n int64) []byte {
 // model builds an engine on the GPU at a fixed input shape and times
 // Execute (end to end from host memory), splitting H2D/compute/D2H.
 func model(path, input string, shape []int64, cfg builder.Config, iters int) (result, error) {
-	var r result
 	m, err := onnx.Load(path)
 	if err != nil {
-		return r, err
+		return result{}, err
 	}
 	cfg.Profiles = []builder.Profile{{input: {Min: shape, Opt: shape, Max: shape}}}
+	return modelTimed(m, input, shape, cfg, iters)
+}
+
+// modelTimed builds m (cfg's profiles set) and times Execute at shape.
+func modelTimed(m *ir.Model, input string, shape []int64, cfg builder.Config, iters int) (result, error) {
+	var r result
+	if tacticLog != nil {
+		label := fmt.Sprintf("%s %v", m.Graph.Name, shape)
+		if cfg.FP16 || cfg.INT8 || cfg.FP8 {
+			label += fmt.Sprintf(" fp16=%v int8=%v fp8=%v", cfg.FP16, cfg.INT8, cfg.FP8)
+		}
+		cfg.Log = func(format string, args ...any) {
+			if line := fmt.Sprintf(format, args...); strings.Contains(line, "tactic") {
+				fmt.Fprintf(tacticLog, "%s: %s\n", label, line)
+			}
+		}
+	}
+	t0 := time.Now()
 	p, _, err := builder.Build(m, nil, cfg)
 	if err != nil {
 		return r, err
 	}
+	r.Build = time.Since(t0).Seconds()
+	r.Tacs = convTactics(p)
 	e, err := engine.NewEngine(p)
 	if err != nil {
 		return r, err

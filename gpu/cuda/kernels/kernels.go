@@ -1,14 +1,32 @@
 // Package kernels holds kiln's CUDA C sources, embedded in the binary and
 // compiled by NVRTC for the device at run time (see gpu/cuda.Device.Module).
+// Each module is common.cuh (conversions, activations, epilogue stores)
+// followed by one source file.
 package kernels
 
 import _ "embed"
 
-// Source is kiln.cu: im2col, GEMM epilogues, elementwise, pooling,
-// softmax, layernorm, quantize/dequantize and cast kernels.
-//
-//go:embed kiln.cu
-var Source string
+//go:embed common.cuh
+var common string
 
-// Name is the program name NVRTC reports errors under.
+//go:embed kiln.cu
+var kiln string
+
+//go:embed igemm.cu
+var igemm string
+
+// Source is kiln.cu: im2col, GEMM epilogues, direct convolution,
+// elementwise, pooling, softmax, layernorm, quantize/dequantize and cast
+// kernels.
+var Source = common + kiln
+
+// Name is the program name NVRTC reports errors in Source under.
 const Name = "kiln.cu"
+
+// IGemm is igemm.cu, the implicit-GEMM convolution on the tensor cores
+// (mma.sync), a module of its own so that a device whose compiler rejects
+// it still runs everything else.
+var IGemm = common + igemm
+
+// IGemmName is the program name NVRTC reports errors in IGemm under.
+const IGemmName = "igemm.cu"

@@ -1,49 +1,6 @@
-// kiln's CUDA kernels, compiled at run time by NVRTC (no CUDA headers: the
-// few conversions we need are inline PTX). Every entry point is extern "C"
-// and grid-strided: launch any grid, every element is visited once.
-typedef unsigned short u16;
-typedef unsigned char u8;
-typedef long long i64;
-
-#define GRID_LOOP(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)gridDim.x * blockDim.x)
-
-__device__ __forceinline__ float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
-__device__ __forceinline__ u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
-__device__ __forceinline__ float bf2f(u16 h) { return __uint_as_float(((unsigned)h) << 16); }
-__device__ __forceinline__ u16 f2bf(float f) { u16 h; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
-// E4M3FN: saturating, round to nearest even (ONNX's saturate=1).
-__device__ __forceinline__ u8 f2e4m3(float f) {
-    u16 r; asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(0.0f), "f"(f)); return (u8)(r & 0xff);
-}
-__device__ __forceinline__ float e4m32f(u8 q) {
-    unsigned r; u16 in = q; asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"(in)); return h2f((u16)(r & 0xffff));
-}
-__device__ __forceinline__ signed char f2i8(float v, int zp, int lo, int hi) {
-    float r = rintf(v);
-    if (r != r) return (signed char)lo; // as the reference: NaN saturates low
-    float q = r + (float)zp;
-    q = fminf(fmaxf(q, (float)lo), (float)hi);
-    return (signed char)(int)q;
-}
-
-// Activations of kiln's fused ops (ops/kiln/activation.go), in double like
-// the reference, rounded to float by the caller.
-enum { A_NONE, A_RELU, A_CLIP, A_LEAKY, A_SIGMOID, A_TANH, A_GELU, A_GELUTANH, A_HARDSWISH, A_HARDSIGMOID };
-__device__ __forceinline__ float act(float xf, int k, float af, float bf) {
-    double x = xf, a = af, b = bf;
-    switch (k) {
-    case A_RELU: return (float)(x > 0 ? x : (x == x ? 0.0 : x));
-    case A_CLIP: return (float)fmin(fmax(x, a), b);
-    case A_LEAKY: return (float)(x < 0 ? x * a : x);
-    case A_SIGMOID: return (float)(1.0 / (1.0 + exp(-x)));
-    case A_TANH: return (float)tanh(x);
-    case A_GELU: return (float)(0.5 * x * (1.0 + erf(x / 1.4142135623730951)));
-    case A_GELUTANH: return (float)(0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))));
-    case A_HARDSWISH: return (float)(x * fmax(0.0, fmin(1.0, x / 6.0 + 0.5)));
-    case A_HARDSIGMOID: return (float)fmax(0.0, fmin(1.0, a * x + b));
-    }
-    return xf;
-}
+// kiln's CUDA kernels, compiled at run time by NVRTC after common.cuh.
+// Every entry point is extern "C" and grid-strided: launch any grid, every
+// element is visited once.
 
 // ---- im2col: NCHW x → cols[Mp][Kp], m = (n, oh, ow), k = (c, kh, kw); zero
 // padding outside the image and in the padded rows/columns. One byte-size
@@ -89,40 +46,45 @@ IM2COL(im2col_b4, unsigned)
 IM2COL(im2col_b2, u16)
 IM2COL(im2col_b1, u8)
 
-// ---- GEMM epilogue: acc[M][ld] (float or int32) → y in NCHW (HW = spatial
-// size; 1 for Gemm/MatMul, whose output is row-major [M][Cout]):
-//   y = act(float(acc)·mscale[c] + bias[c] + resid) then, with yscale > 0,
-//   quantized. mscale, bias and resid may be null.
-__device__ __forceinline__ void store(float* y, i64 o, float v, float, int) { y[o] = v; }
-__device__ __forceinline__ void store(u16* y, i64 o, float v, float, int fmt) { y[o] = fmt == 1 ? f2bf(v) : f2h(v); }
-__device__ __forceinline__ void store(signed char* y, i64 o, float v, float ys, int zp) { y[o] = f2i8(v / ys, zp, -128, 127); }
-__device__ __forceinline__ void store(u8* y, i64 o, float v, float ys, int) { y[o] = f2e4m3(v / ys); }
-struct u8q { u8 v; }; // uint8 codes with a zero point (as opposed to E4M3 bytes)
-__device__ __forceinline__ void store(u8q* y, i64 o, float v, float ys, int zp) { y[o].v = (u8)f2i8(v / ys, zp, 0, 255); }
-// accumulator to float; int accumulators of uint8 activations get the
-// zero-point correction zc·colsum[c] first (exact in int32)
-__device__ __forceinline__ float accf(float a, const int*, int, int) { return a; }
-__device__ __forceinline__ float accf(int a, const int* cs, int zc, int c) { return (float)(cs ? a + zc * cs[c] : a); }
+// im2col per image, transposed: cols[n][k][p] with k = (c, kh, kw), p =
+// (oh, ow), zero outside the image: the B operand of the NCHW conv GEMM
+// (cuda.ConvGemm), whose output Y_n[c][p] is NCHW already.
+#define IM2COLT(NAME, T)                                                                             \
+extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ cols, int N, int C, int H,  \
+    int W, int KH, int KW, int OH, int OW, int sh, int sw, int ph, int pw, int dh, int dw) {         \
+    int K = C * KH * KW; i64 P = (i64)OH * OW;                                                       \
+    GRID_LOOP(i, (i64)N * K * P) {                                                                   \
+        i64 t = i / P; int p = (int)(i - t * P); int k = (int)(t % K); int n = (int)(t / K);         \
+        int ow = p % OW, oh = p / OW;                                                                \
+        int kw = k % KW; int t2 = k / KW; int kh = t2 % KH; int c = t2 / KH;                         \
+        int ih = oh * sh - ph + kh * dh, iw = ow * sw - pw + kw * dw;                                \
+        T v = 0;                                                                                     \
+        if (ih >= 0 && ih < H && iw >= 0 && iw < W) v = x[(((i64)n * C + c) * H + ih) * W + iw];     \
+        cols[i] = v;                                                                                 \
+    }                                                                                                \
+}
+IM2COLT(im2colt_b4, unsigned)
+IM2COLT(im2colt_b2, u16)
 
 template <typename ACC, typename OUT>
 __device__ __forceinline__ void epi_one(const ACC* acc, i64 ai, OUT* y, i64 o, int c, const float* ms,
-    const float* bias, const float* resid, int ak, float aa, float ab, float ys, int zp, const int* cs, int zc) {
+    const float* bias, const void* resid, int rfmt, int ak, float aa, float ab, float ys, int zp, const int* cs, int zc) {
     float v = accf(acc[ai], cs, zc, c);
     if (ms) v = v * ms[c];
     if (bias) v = v + bias[c];
-    if (resid) v = v + resid[o];
+    if (resid) v = v + ldres(resid, o, rfmt);
     v = act(v, ak, aa, ab);
     store(y, o, v, ys, zp);
 }
 
 #define EPI(NAME, ACC, OUT)                                                                          \
 extern "C" __global__ void NAME(const ACC* __restrict__ acc, int ld, OUT* __restrict__ y, i64 M,    \
-    int Cout, int HW, const float* ms, const float* bias, const float* resid, int ak, float aa,      \
-    float ab, float ys, int zp, const int* cs, int zc) {                                             \
+    int Cout, int HW, const float* ms, const float* bias, const void* resid, int rfmt, int ak,      \
+    float aa, float ab, float ys, int zp, const int* cs, int zc) {                                   \
     if (HW == 1) {                                                                                   \
         GRID_LOOP(i, M * Cout) {                                                                     \
             i64 m = i / Cout; int c = (int)(i - m * Cout);                                           \
-            epi_one(acc, m * ld + c, y, i, c, ms, bias, resid, ak, aa, ab, ys, zp, cs, zc);          \
+            epi_one(acc, m * ld + c, y, i, c, ms, bias, resid, rfmt, ak, aa, ab, ys, zp, cs, zc);    \
         }                                                                                            \
         return;                                                                                      \
     }                                                                                                \
@@ -145,7 +107,7 @@ extern "C" __global__ void NAME(const ACC* __restrict__ acc, int ld, OUT* __rest
                 float v = tile[tx][r];                                                               \
                 if (ms) v = v * ms[c];                                                               \
                 if (bias) v = v + bias[c];                                                           \
-                if (resid) v = v + resid[o];                                                         \
+                if (resid) v = v + ldres(resid, o, rfmt);                                            \
                 v = act(v, ak, aa, ab);                                                              \
                 store(y, o, v, ys, zp);                                                              \
             }                                                                                        \
@@ -184,7 +146,8 @@ __device__ __forceinline__ int ldi(const void* p, i64 i, int fmt) {
 extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restrict__ w,             \
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KH, int KW, int sh, int sw, \
     int ph, int pw, int dh, int dw, int Kp, int Cout, const float* ms, const float* bias,           \
-    const float* resid, int ak, float aa, float ab, float ys, int zp, int xz, int fmt, int groups) { \
+    const void* resid, int rfmt, int ak, float aa, float ab, float ys, int zp, int xz, int fmt,     \
+    int groups) {                                                                                    \
     int Cg = C / groups, Og = Cout / groups; /* channels per group */                                \
     GRID_LOOP(o, (i64)N * Cout * OH * OW) {                                                          \
         int ow = (int)(o % OW); i64 t = o / OW; int oh = (int)(t % OH); t /= OH;                     \
@@ -200,7 +163,7 @@ extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restri
         float v = (fmt == 3 || fmt == 4) ? (float)iacc : facc;                                       \
         if (ms) v = v * ms[co];                                                                      \
         if (bias) v = v + bias[co];                                                                  \
-        if (resid) v = v + resid[o];                                                                 \
+        if (resid) v = v + ldres(resid, o, rfmt);                                                    \
         v = act(v, ak, aa, ab);                                                                      \
         store(y, o, v, ys, zp);                                                                      \
     }                                                                                                \
@@ -273,6 +236,57 @@ extern "C" __global__ void maxpool_f16(const u16* x, u16* y, int N, int C, int H
             for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw * dw; if (iw < 0 || iw >= W) continue;
                 u16 b = p[ih * W + iw]; float v = bf ? bf2f(b) : h2f(b); if (v > m || v != v) { m = v; mb = b; } } }
         y[i] = mb;
+    }
+}
+
+// E4M3 codes do not order as bytes: compare their values (NaN wins, as in
+// the float kernels).
+extern "C" __global__ void maxpool_e4m3(const u8* x, u8* y, int N, int C, int H, int W, int OH, int OW,
+    int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw) {
+    GRID_LOOP(i, (i64)N * C * OH * OW) {
+        int ow = (int)(i % OW); i64 t = i / OW; int oh = (int)(t % OH); i64 nc = t / OH;
+        const u8* p = x + nc * H * W; float m = -__int_as_float(0x7f800000); u8 mb = 0xfe;
+        for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh * dh; if (ih < 0 || ih >= H) continue;
+            for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw * dw; if (iw < 0 || iw >= W) continue;
+                u8 b = p[ih * W + iw]; float v = e4m32f(b); if (v > m || v != v) { m = v; mb = b; } } }
+        y[i] = mb;
+    }
+}
+
+// Average pooling of float32 (fmt 0), float16 (1) or bfloat16 (2), summed
+// in float.
+__device__ __forceinline__ float ld3(const void* p, i64 i, int fmt) {
+    return fmt == 0 ? ((const float*)p)[i] : fmt == 1 ? h2f(((const u16*)p)[i]) : bf2f(((const u16*)p)[i]);
+}
+__device__ __forceinline__ void st3(void* p, i64 i, float v, int fmt) {
+    if (fmt == 0) ((float*)p)[i] = v; else ((u16*)p)[i] = fmt == 1 ? f2h(v) : f2bf(v);
+}
+extern "C" __global__ void avgpool_any(const void* x, void* y, int N, int C, int H, int W, int OH,
+    int OW, int KH, int KW, int sh, int sw, int ph, int pw, int countPad, int fmt) {
+    GRID_LOOP(i, (i64)N * C * OH * OW) {
+        int ow = (int)(i % OW); i64 t = i / OW; int oh = (int)(t % OH); i64 nc = t / OH;
+        float s = 0; int cnt = 0;
+        for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh; if (ih < 0 || ih >= H) continue;
+            for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw; if (iw < 0 || iw >= W) continue;
+                s += ld3(x, nc * H * W + ih * W + iw, fmt); cnt++; } }
+        st3(y, i, s / (float)(countPad ? KH * KW : cnt), fmt);
+    }
+}
+// One block per (n,c) row: mean over HW, 16-bit floats (bf: bfloat16).
+extern "C" __global__ void gavgpool_16(const u16* x, u16* y, i64 NC, int HW, int bf) {
+    __shared__ float red[32];
+    for (i64 r = blockIdx.x; r < NC; r += gridDim.x) {
+        float s = 0;
+        for (int j = threadIdx.x; j < HW; j += blockDim.x) s += bf ? bf2f(x[r * HW + j]) : h2f(x[r * HW + j]);
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+        if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = s;
+        __syncthreads();
+        if (threadIdx.x < 32) {
+            s = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0;
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+            if (threadIdx.x == 0) y[r] = bf ? f2bf(s / (float)HW) : f2h(s / (float)HW);
+        }
+        __syncthreads();
     }
 }
 

@@ -1,0 +1,69 @@
+// Helpers shared by kiln's CUDA sources (kiln.cu, igemm.cu): NVRTC compiles
+// each source with this prelude in front (no CUDA headers: the few
+// conversions we need are inline PTX).
+typedef unsigned short u16;
+typedef unsigned char u8;
+typedef long long i64;
+
+#define GRID_LOOP(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)gridDim.x * blockDim.x)
+
+__device__ __forceinline__ float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+__device__ __forceinline__ u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+__device__ __forceinline__ float bf2f(u16 h) { return __uint_as_float(((unsigned)h) << 16); }
+__device__ __forceinline__ u16 f2bf(float f) { u16 h; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+// E4M3FN: saturating, round to nearest even (ONNX's saturate=1).
+__device__ __forceinline__ u8 f2e4m3(float f) {
+    u16 r; asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(0.0f), "f"(f)); return (u8)(r & 0xff);
+}
+__device__ __forceinline__ float e4m32f(u8 q) {
+    unsigned r; u16 in = q; asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"(in)); return h2f((u16)(r & 0xffff));
+}
+__device__ __forceinline__ signed char f2i8(float v, int zp, int lo, int hi) {
+    float r = rintf(v);
+    if (r != r) return (signed char)lo; // as the reference: NaN saturates low
+    float q = r + (float)zp;
+    q = fminf(fmaxf(q, (float)lo), (float)hi);
+    return (signed char)(int)q;
+}
+
+// Activations of kiln's fused ops (ops/kiln/activation.go), in double like
+// the reference, rounded to float by the caller.
+enum { A_NONE, A_RELU, A_CLIP, A_LEAKY, A_SIGMOID, A_TANH, A_GELU, A_GELUTANH, A_HARDSWISH, A_HARDSIGMOID };
+__device__ __forceinline__ float act(float xf, int k, float af, float bf) {
+    double x = xf, a = af, b = bf;
+    switch (k) {
+    case A_RELU: return (float)(x > 0 ? x : (x == x ? 0.0 : x));
+    case A_CLIP: return (float)fmin(fmax(x, a), b);
+    case A_LEAKY: return (float)(x < 0 ? x * a : x);
+    case A_SIGMOID: return (float)(1.0 / (1.0 + exp(-x)));
+    case A_TANH: return (float)tanh(x);
+    case A_GELU: return (float)(0.5 * x * (1.0 + erf(x / 1.4142135623730951)));
+    case A_GELUTANH: return (float)(0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))));
+    case A_HARDSWISH: return (float)(x * fmax(0.0, fmin(1.0, x / 6.0 + 0.5)));
+    case A_HARDSIGMOID: return (float)fmax(0.0, fmin(1.0, a * x + b));
+    }
+    return xf;
+}
+
+// ---- GEMM epilogue: acc[M][ld] (float or int32) → y in NCHW (HW = spatial
+// size; 1 for Gemm/MatMul, whose output is row-major [M][Cout]):
+//   y = act(float(acc)·mscale[c] + bias[c] + resid) then, with yscale > 0,
+//   quantized. mscale, bias and resid may be null.
+__device__ __forceinline__ void store(float* y, i64 o, float v, float, int) { y[o] = v; }
+__device__ __forceinline__ void store(u16* y, i64 o, float v, float, int fmt) { y[o] = fmt == 1 ? f2bf(v) : f2h(v); }
+__device__ __forceinline__ void store(signed char* y, i64 o, float v, float ys, int zp) { y[o] = f2i8(v / ys, zp, -128, 127); }
+__device__ __forceinline__ void store(u8* y, i64 o, float v, float ys, int) { y[o] = f2e4m3(v / ys); }
+struct u8q { u8 v; }; // uint8 codes with a zero point (as opposed to E4M3 bytes)
+__device__ __forceinline__ void store(u8q* y, i64 o, float v, float ys, int zp) { y[o].v = (u8)f2i8(v / ys, zp, 0, 255); }
+// accumulator to float; int accumulators of uint8 activations get the
+// zero-point correction zc·colsum[c] first (exact in int32)
+__device__ __forceinline__ float accf(float a, const int*, int, int) { return a; }
+__device__ __forceinline__ float accf(int a, const int* cs, int zc, int c) { return (float)(cs ? a + zc * cs[c] : a); }
+
+// residual reads: rfmt 0 float32, 1 float16, 2 bfloat16 (16-bit engines
+// add the residual in the layer's own type)
+__device__ __forceinline__ float ldres(const void* r, i64 o, int rfmt) {
+    if (rfmt == 1) return h2f(((const u16*)r)[o]);
+    if (rfmt == 2) return bf2f(((const u16*)r)[o]);
+    return ((const float*)r)[o];
+}
