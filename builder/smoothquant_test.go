@@ -3,6 +3,7 @@ package builder
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/kilnml/kiln/ir"
@@ -155,6 +156,19 @@ func TestSmoothQuantImprovesINT8Engine(t *testing.T) {
 		}
 		if sq != (len(rep.Smoothed) > 0) || sq != (p.Meta.Config["smoothquant_alpha"] == "0.5") {
 			t.Errorf("SmoothQuant %v: report %d sites, plan config %v", sq, len(rep.Smoothed), p.Meta.Config)
+		}
+		// The smoothing Muls are folded into per-channel quantizers.
+		muls, channelQ := 0, 0
+		for i, s := range p.Steps {
+			switch {
+			case len(s.OpTypes) == 1 && s.OpTypes[0] == "Mul":
+				muls++
+			case len(s.OpTypes) == 1 && s.OpTypes[0] == "QuantizeLinear" && strings.Contains(strings.Join(rep.Layers[i].Inputs, " "), "_channel_scale float32["):
+				channelQ++
+			}
+		}
+		if muls != 0 || channelQ != map[bool]int{false: 0, true: 2}[sq] {
+			t.Errorf("SmoothQuant %v: %d Mul steps, %d per-channel QuantizeLinear steps", sq, muls, channelQ)
 		}
 		cos[sq] = 1
 		for i, g := range engineOutputs(t, p, eval) {
