@@ -83,6 +83,10 @@ func sgemmAVX512() {
 	b0, b1 := zmm(16), zmm(17)
 	TESTQ(k, k)
 	JEQ(LabelRef("epilogue"))
+	// Strips of ≤ 16 columns (the last of a 196- or 784-wide output): one
+	// zmm of B per k step, half the FMAs.
+	CMPQ(nrr, U8(16))
+	JLE(LabelRef("loop16"))
 	Label("loop")
 	VMOVUPS_Z(Mem{Base: b}, reg.K1, b0)
 	VMOVUPS_Z(Mem{Base: b, Disp: 64}, reg.K2, b1)
@@ -96,6 +100,19 @@ func sgemmAVX512() {
 	ADDQ(ldb, b)
 	DECQ(k)
 	JNE(LabelRef("loop"))
+	JMP(LabelRef("epilogue"))
+
+	Label("loop16")
+	VMOVUPS_Z(Mem{Base: b}, reg.K1, b0)
+	for i := 0; i < mr; i++ {
+		t := zmm(18 + i)
+		VBROADCASTSS(Mem{Base: a, Disp: 4 * i}, t)
+		VFMADD231PS(b0, t, acc[2*i])
+	}
+	ADDQ(U8(4*mr), a)
+	ADDQ(ldb, b)
+	DECQ(k)
+	JNE(LabelRef("loop16"))
 
 	Label("epilogue")
 	c := Load(Param("c"), reg.RDX)
