@@ -122,3 +122,39 @@ func checkAttention(t *testing.T, name string, got, want *ir.Tensor) {
 		t.Errorf("%s: 1 − cosine = %.3g > %g", name, 1-c, attnCosErr)
 	}
 }
+
+// go test -bench SimdAttentionBert4 ./backend/cpu: one bert4 attention
+// layer (4 heads, 128 tokens, head size 64, mask, K given transposed) on
+// one thread.
+func BenchmarkSimdAttentionBert4(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	in := []*ir.Tensor{randF32(r, 1, 4, 128, 64), randF32(r, 1, 4, 64, 128), randF32(r, 1, 4, 128, 64), randF32(r, 1, 1, 128, 128)}
+	n := node("kiln", "Attention", 4, aFloat("scale", 0.125), aInt("k_transposed", 1), aInt("nan_to_zero", 1))
+	out := ir.NewTensor(ir.Float32, []int64{1, 4, 128, 64})
+	l := layer(n, in, nil, out, engine.FP32)
+	ts := simdTransformerBackend{}.Tactics(l)
+	if len(ts) == 0 {
+		b.Skip("no AVX-512 here")
+	}
+	low, err := ts[0].Lower(l)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dec, _ := engine.LookupKernel(low.Kernel)
+	k, err := dec(low.Params, low.Weights)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var scratch []byte
+	x := &engine.Exec{Threads: 1, Scratch: func(n int) []byte {
+		if len(scratch) < n {
+			scratch = ir.AlignedBytes(int64(n))
+		}
+		return scratch[:n]
+	}}
+	for b.Loop() {
+		if err := k.Run(x, in, []*ir.Tensor{out}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

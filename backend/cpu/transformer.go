@@ -471,31 +471,25 @@ func softmaxScores(sc []float32, s *attnShape, p *attentionParams, m []float32, 
 	scale := p.Scale
 	for i := 0; i*s.sk < len(sc); i++ {
 		row := sc[i*s.sk : (i+1)*s.sk]
-		mx := float32(math.Inf(-1))
+		var mx float32
 		switch {
 		case m == nil:
-			for j, v := range row {
-				v *= scale
-				row[j] = v
-				mx = max(mx, v) // max is NaN if any v is
-			}
+			mx = f32.ScaleMaskMax(row, nil, scale)
 		case s.maskCol == 1:
-			mrow := m[mOff+(i0+i)*s.maskRow:][:len(row)]
-			for j, v := range row {
-				v = v*scale + mrow[j]
-				row[j] = v
-				mx = max(mx, v)
-			}
+			mx = f32.ScaleMaskMax(row, m[mOff+(i0+i)*s.maskRow:][:len(row)], scale)
 		default: // one mask value per query row (or one in all)
 			mv := m[mOff+(i0+i)*s.maskRow]
+			mx = float32(math.Inf(-1))
 			for j, v := range row {
-				v = v*scale + mv
+				v = float32(v*scale) + mv
 				row[j] = v
-				mx = max(mx, v)
+				mx = max(mx, v) // NaN if any v is
 			}
 		}
 		f32.SoftmaxRowMax(row, mx)
-		if p.NaNToZero {
+		// With a finite maximum every probability is finite (the sum is at
+		// least 1): only NaN/±Inf maxima (fully masked rows) need the pass.
+		if p.NaNToZero && (mx != mx || math.IsInf(float64(mx), 0)) {
 			for j, v := range row {
 				if v != v {
 					row[j] = 0

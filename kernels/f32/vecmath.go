@@ -145,3 +145,47 @@ func quantizeBlock(dst []byte, src []float32, k *[4]float32) {
 		dst[i] = byte(int32(r))
 	}
 }
+
+// ScaleMaskMax sets x[i] = x[i]·scale (+ mask[i] when mask is not nil) and
+// returns the maximum of the results, NaN if one of them is NaN: the
+// scores pass of attention before SoftmaxRowMax. 16 at a time with
+// AVX-512 where present (same values bit for bit).
+func ScaleMaskMax(x, mask []float32, scale float32) float32 {
+	n16 := len(x) &^ 15
+	var mh []float32
+	if mask != nil {
+		mask = mask[:len(x)]
+		mh = mask[:n16]
+	}
+	mx, nan := float32(math.Inf(-1)), false
+	if n16 > 0 {
+		mx, nan = scaleMaskMax16(x[:n16], mh, scale)
+	}
+	var mt []float32
+	if mask != nil {
+		mt = mask[n16:]
+	}
+	m2, nan2 := scaleMaskMaxBlock(x[n16:], mt, scale)
+	if nan || nan2 {
+		return float32(math.NaN())
+	}
+	return max(mx, m2)
+}
+
+// scaleMaskMaxBlock is the Go twin of scaleMaskMaxAVX512.
+func scaleMaskMaxBlock(x, mask []float32, scale float32) (float32, bool) {
+	mx, nan := float32(math.Inf(-1)), false
+	for i, v := range x {
+		v = float32(v * scale)
+		if mask != nil {
+			v += mask[i]
+		}
+		x[i] = v
+		if v != v {
+			nan = true
+		} else if v > mx {
+			mx = v
+		}
+	}
+	return mx, nan
+}

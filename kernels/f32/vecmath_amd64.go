@@ -40,3 +40,17 @@ func quantizeBlock16(dst []byte, src []float32, k *[4]float32) {
 	}
 	quantizeBlock(dst, src, k)
 }
+
+//go:noescape
+func scaleMaskMaxAVX512(x, mask *float32, n int, scale float32) (mx float32, nan bool)
+
+func scaleMaskMax16(x, mask []float32, scale float32) (float32, bool) {
+	if vecAVX512 && len(x) > 0 {
+		var m *float32
+		if mask != nil {
+			m = &mask[:len(x)][0]
+		}
+		return scaleMaskMaxAVX512(&x[0], m, len(x), scale)
+	}
+	return scaleMaskMaxBlock(x, mask, scale)
+}

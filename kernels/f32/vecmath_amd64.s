@@ -127,6 +127,76 @@ TEXT ·expShiftAVX512(SB), NOSPLIT, $0-32
 	VBROADCASTSS expK<>+44(SB), Z18
 	VXORPS       Z17, Z17, Z17
 
+	CMPQ CX, $32
+	JLT  eloop
+
+	// Two blocks of 16 per iteration (independent chains, so the
+	// out-of-order core overlaps them); lanes get block A, then block B,
+	// as in the Go loop.
+eloop2:
+	VMOVUPS     (SI), Z0
+	VMOVUPS     64(SI), Z8
+	VSUBPS      Z20, Z0, Z0
+	VSUBPS      Z20, Z8, Z8
+	VMULPS      Z22, Z0, Z1
+	VMULPS      Z22, Z8, Z9
+	VADDPS      Z23, Z1, Z1
+	VADDPS      Z23, Z9, Z9
+	VRNDSCALEPS $1, Z1, Z1
+	VRNDSCALEPS $1, Z9, Z9
+	VMULPS      Z24, Z1, Z2
+	VMULPS      Z24, Z9, Z10
+	VSUBPS      Z2, Z0, Z2
+	VSUBPS      Z10, Z8, Z10
+	VMULPS      Z25, Z1, Z3
+	VMULPS      Z25, Z9, Z11
+	VSUBPS      Z3, Z2, Z2
+	VSUBPS      Z11, Z10, Z10
+	VMULPS      Z2, Z26, Z3
+	VMULPS      Z10, Z26, Z11
+	VADDPS      Z27, Z3, Z3
+	VADDPS      Z27, Z11, Z11
+	VMULPS      Z2, Z3, Z3
+	VMULPS      Z10, Z11, Z11
+	VADDPS      Z28, Z3, Z3
+	VADDPS      Z28, Z11, Z11
+	VMULPS      Z2, Z3, Z3
+	VMULPS      Z10, Z11, Z11
+	VADDPS      Z29, Z3, Z3
+	VADDPS      Z29, Z11, Z11
+	VMULPS      Z2, Z3, Z3
+	VMULPS      Z10, Z11, Z11
+	VADDPS      Z23, Z3, Z3
+	VADDPS      Z23, Z11, Z11
+	VMULPS      Z2, Z3, Z3
+	VMULPS      Z10, Z11, Z11
+	VADDPS      Z30, Z3, Z3
+	VADDPS      Z30, Z11, Z11
+	VMULPS      Z2, Z3, Z3
+	VMULPS      Z10, Z11, Z11
+	VADDPS      Z30, Z3, Z3
+	VADDPS      Z30, Z11, Z11
+	VSCALEFPS   Z1, Z3, Z3
+	VSCALEFPS   Z9, Z11, Z11
+	VCMPPS      $0x1e, Z31, Z0, K1
+	VMOVAPS     Z18, K1, Z3
+	VCMPPS      $0x11, Z19, Z0, K2
+	VMOVAPS     Z17, K2, Z3
+	VCMPPS      $0x1e, Z31, Z8, K3
+	VMOVAPS     Z18, K3, Z11
+	VCMPPS      $0x11, Z19, Z8, K4
+	VMOVAPS     Z17, K4, Z11
+	VMOVUPS     Z3, (SI)
+	VMOVUPS     Z11, 64(SI)
+	VADDPS      Z3, Z21, Z21
+	VADDPS      Z11, Z21, Z21
+	ADDQ        $128, SI
+	SUBQ        $32, CX
+	CMPQ        CX, $32
+	JGE         eloop2
+	TESTQ       CX, CX
+	JZ          estore
+
 eloop:
 	VMOVUPS     (SI), Z0
 	VSUBPS      Z20, Z0, Z0 // x - shift
@@ -159,6 +229,8 @@ eloop:
 	ADDQ        $64, SI
 	SUBQ        $16, CX
 	JNZ         eloop
+
+estore:
 	VMOVUPS     Z21, (DI)
 	VZEROUPPER
 
@@ -197,4 +269,60 @@ qloop:
 	VZEROUPPER
 
 qdone:
+	RET
+
+// func scaleMaskMaxAVX512(x, mask *float32, n int, scale float32) (mx float32, nan bool):
+// x[i] = x[i]·scale (+ mask[i] when mask is not nil), and the maximum of
+// the results (nan: one of them is NaN); n a multiple of 16.
+TEXT ·scaleMaskMaxAVX512(SB), NOSPLIT, $0-37
+	MOVQ x+0(FP), SI
+	MOVQ mask+8(FP), DX
+	MOVQ n+16(FP), CX
+	VBROADCASTSS scale+24(FP), Z20
+	VBROADCASTSS expK<>+44(SB), Z21 // +Inf
+	VXORPS       Z22, Z22, Z22
+	VSUBPS       Z21, Z22, Z21      // running max: -Inf
+	KXORW        K2, K2, K2         // NaN seen
+	TESTQ DX, DX
+	JZ    snomask
+
+smask:
+	VMOVUPS (SI), Z0
+	VMULPS  Z20, Z0, Z0
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (SI)
+	VCMPPS  $3, Z0, Z0, K1 // unordered: NaN
+	KORW    K1, K2, K2
+	VMAXPS  Z0, Z21, Z21
+	ADDQ    $64, SI
+	ADDQ    $64, DX
+	SUBQ    $16, CX
+	JNZ     smask
+	JMP     sreduce
+
+snomask:
+	VMOVUPS (SI), Z0
+	VMULPS  Z20, Z0, Z0
+	VMOVUPS Z0, (SI)
+	VCMPPS  $3, Z0, Z0, K1
+	KORW    K1, K2, K2
+	VMAXPS  Z0, Z21, Z21
+	ADDQ    $64, SI
+	SUBQ    $16, CX
+	JNZ     snomask
+
+sreduce:
+	VEXTRACTF32X8 $1, Z21, Y1
+	VMAXPS        Y1, Y21, Y21
+	VEXTRACTF32X4 $1, Y21, X1
+	VMAXPS        X1, X21, X21
+	VPERMILPS     $0x4e, X21, X1
+	VMAXPS        X1, X21, X21
+	VPERMILPS     $0xb1, X21, X1
+	VMAXPS        X1, X21, X21
+	VMOVSS        X21, mx+32(FP)
+	KMOVW         K2, AX
+	TESTW         AX, AX
+	SETNE         nan+36(FP)
+	VZEROUPPER
 	RET

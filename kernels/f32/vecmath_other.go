@@ -12,3 +12,7 @@ func expShiftBlock16(x []float32, shift float32, lanes *[16]float32) {
 }
 
 func quantizeBlock16(dst []byte, src []float32, k *[4]float32) { quantizeBlock(dst, src, k) }
+
+func scaleMaskMax16(x, mask []float32, scale float32) (float32, bool) {
+	return scaleMaskMaxBlock(x, mask, scale)
+}

@@ -148,6 +148,29 @@ func TestVecMathVariants(t *testing.T) {
 			g := run(false, func(y []float32) { expShiftBlock16(y[:n16], shift, &lg) })
 			same("expShift", n, a, g)
 			same("expShift lanes", n, la[:], lg[:])
+			mask := make([]float32, n)
+			for i := range mask {
+				mask[i] = float32(r.NormFloat64())
+				if i%5 == 2 {
+					mask[i] = float32(math.Inf(-1))
+				}
+			}
+			for _, m := range [][]float32{nil, mask} {
+				var ma, mg float32
+				a := run(true, func(y []float32) { ma = ScaleMaskMax(y, m, 0.125) })
+				g := run(false, func(y []float32) { mg = ScaleMaskMax(y, m, 0.125) })
+				same("ScaleMaskMax", n, a, g)
+				same("ScaleMaskMax max", n, []float32{ma}, []float32{mg})
+				// The maximum is the largest result, NaN when one is NaN.
+				want, hasNaN := float32(math.Inf(-1)), false
+				for _, v := range g {
+					hasNaN = hasNaN || v != v
+					want = max(want, v)
+				}
+				if hasNaN != (mg != mg) || (!hasNaN && mg != want) {
+					t.Fatalf("ScaleMaskMax n=%d: max %g, want %g", n, mg, want)
+				}
+			}
 		}
 	}
 }
