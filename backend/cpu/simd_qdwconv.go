@@ -118,7 +118,8 @@ func newSimdQDWKernel(p *simdQDWParams, w []*ir.Tensor) (engine.Kernel, error) {
 	if k.bias != nil {
 		k.epi.BiasOn = avx.FlagBiasRow
 	}
-	k.q = avx.DWQuant{Quant: ql.Quant, Unsigned: ql.Unsigned, YScale: ql.YScale, YZero: ql.YZero, Quantize: ql.Quantize}
+	k.q = avx.DWQuant{Quant: ql.Quant, Unsigned: ql.Unsigned, YScale: ql.YScale, YZero: ql.YZero, Quantize: ql.Quantize,
+		XCodes: true, XUnsigned: p.XType == ir.Uint8, XZero: l.XZero} // the lut's code − x_zero, vectorized
 	return k, nil
 }
 

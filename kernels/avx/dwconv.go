@@ -44,6 +44,11 @@ type DWQuant struct {
 	YScale   float32
 	YZero    int32
 	Quantize func(float32) byte // with a Go activation (Epi.Act)
+	// XCodes: DepthwiseQ's input codes decode as code − XZero (uint8 with
+	// XUnsigned, else int8), converted arithmetically (the lut is unused).
+	XCodes    bool
+	XUnsigned bool
+	XZero     int32
 }
 
 // Depthwise computes one output plane (OH×OW) of a depthwise convolution
@@ -61,7 +66,11 @@ func Depthwise(out, x, w, pad []float32, g *pack.Conv2D, bias float32, e *Epi, r
 // exactly kilnq's int32 one; the epilogue then follows kilnq bit for bit.
 // out is OH×OW codes (q.Quant) or float32.
 func DepthwiseQ(outQ []byte, outF []float32, x []byte, lut *[256]float32, w, pad []float32, g *pack.Conv2D, bias float32, e *Epi, resid []float32, q *DWQuant) {
-	padPlane(pad, x, lut, g)
+	if q.XCodes {
+		padCodes(pad, x, g, q.XZero, q.XUnsigned)
+	} else {
+		padPlane(pad, x, lut, g)
+	}
 	if q.Quant {
 		dwPlane(unsafe.Pointer(&outQ[:g.OH*g.OW][0]), 1, w, pad, g, bias, e, resid, q)
 	} else {

@@ -250,3 +250,52 @@ func rowMaxGeneric(dst, src *byte, n int, unsigned bool) {
 		}
 	}
 }
+
+// CodesToF32 decodes h rows of w 8-bit codes (src, contiguous; int8, or
+// uint8 with unsigned) as code − zero into rows ldd floats apart:
+// dst[r*ldd+i] = float32(code(src[r*w+i]) − zero), exact.
+func CodesToF32(dst []float32, ldd int, src []byte, w, h int, zero int32, unsigned bool) {
+	if w <= 0 || h <= 0 {
+		return
+	}
+	_, _ = dst[(h-1)*ldd+w-1], src[h*w-1]
+	codesToF32(&dst[0], ldd, &src[0], w, h, zero, unsigned)
+}
+
+// codesToF32Generic is the reference loop of CodesToF32.
+func codesToF32Generic(dst *float32, ldd int, src *byte, w, h int, zero int32, unsigned bool) {
+	d, s := unsafe.Slice(dst, (h-1)*ldd+w), unsafe.Slice(src, h*w)
+	for r := 0; r < h; r++ {
+		for i, c := range s[r*w : (r+1)*w] {
+			v := int32(int8(c))
+			if unsigned {
+				v = int32(c)
+			}
+			d[r*ldd+i] = float32(v - zero)
+		}
+	}
+}
+
+// padCodes is padPlane for codes decoding as code − zero: the zero-bordered
+// float plane of the depthwise row kernel, rows converted by CodesToF32
+// (the whole plane in one call when every row and column lands inside).
+func padCodes(pad []float32, x []byte, g *pack.Conv2D, zero int32, unsigned bool) {
+	ldx, size := DWPadded(g)
+	pad = pad[:size]
+	clear(pad)
+	if g.PT >= 0 && g.PL >= 0 && g.W <= ldx-32-g.PL && (g.PT+g.H-1)*ldx < size {
+		CodesToF32(pad[g.PT*ldx+g.PL:], ldx, x[:g.H*g.W], g.W, g.H, zero, unsigned)
+		return
+	}
+	for ih := 0; ih < g.H; ih++ {
+		r := ih + g.PT
+		if r*ldx >= size {
+			break
+		}
+		lo, hi := max(0, -g.PL), min(g.W, ldx-32-g.PL)
+		if r < 0 || hi <= lo {
+			continue
+		}
+		CodesToF32(pad[r*ldx+lo+g.PL:], ldx, x[ih*g.W+lo:ih*g.W+hi], hi-lo, 1, zero, unsigned)
+	}
+}

@@ -50,3 +50,14 @@ func rowMax(dst, src *byte, n int, unsigned bool) {
 		rowMaxS8BW(dst, src, n)
 	}
 }
+
+func codesToF32(dst *float32, ldd int, src *byte, w, h int, zero int32, unsigned bool) {
+	switch {
+	case QVariant != QVariantVNNI:
+		codesToF32Generic(dst, ldd, src, w, h, zero, unsigned)
+	case unsigned:
+		codesToF32U8AVX512(dst, ldd, src, w, h, zero)
+	default:
+		codesToF32S8AVX512(dst, ldd, src, w, h, zero)
+	}
+}

@@ -380,3 +380,101 @@ full_rowMaxU8BW:
 done_rowMaxU8BW:
 	VZEROUPPER
 	RET
+
+// func codesToF32S8AVX512(dst *float32, ldd int, src *byte, w int, h int, zero int32)
+// Requires: AVX, AVX512F, BMI2, CMOV
+TEXT ·codesToF32S8AVX512(SB), NOSPLIT, $0-44
+	MOVQ         dst+0(FP), DI
+	MOVQ         ldd+8(FP), R8
+	MOVQ         src+16(FP), SI
+	MOVQ         w+24(FP), R9
+	MOVQ         h+32(FP), R10
+	MOVL         zero+40(FP), DX
+	VPBROADCASTD DX, Z7
+	MOVQ         $-1, AX
+	SHLQ         $0x02, R8
+	TESTQ        R9, R9
+	JLE          done_codesToF32S8AVX512
+	TESTQ        R10, R10
+	JLE          done_codesToF32S8AVX512
+
+row_codesToF32S8AVX512:
+	MOVQ R9, CX
+	MOVQ DI, R11
+
+loop_codesToF32S8AVX512:
+	MOVQ $0x00000010, BX
+	CMPQ CX, $0x10
+	JGE  full_codesToF32S8AVX512
+	MOVQ CX, BX
+
+full_codesToF32S8AVX512:
+	BZHIQ       BX, AX, BX
+	KMOVW       BX, K1
+	VPMOVSXBD.Z (SI), K1, Z0
+	VPSUBD      Z7, Z0, Z0
+	VCVTDQ2PS   Z0, Z0
+	VMOVUPS     Z0, K1, (R11)
+	ADDQ        $0x40, R11
+	MOVQ        $0x00000010, BX
+	CMPQ        CX, BX
+	CMOVQLT     CX, BX
+	ADDQ        BX, SI
+	SUBQ        $0x10, CX
+	JG          loop_codesToF32S8AVX512
+	ADDQ        R8, DI
+	DECQ        R10
+	JNE         row_codesToF32S8AVX512
+
+done_codesToF32S8AVX512:
+	VZEROUPPER
+	RET
+
+// func codesToF32U8AVX512(dst *float32, ldd int, src *byte, w int, h int, zero int32)
+// Requires: AVX, AVX512F, BMI2, CMOV
+TEXT ·codesToF32U8AVX512(SB), NOSPLIT, $0-44
+	MOVQ         dst+0(FP), DI
+	MOVQ         ldd+8(FP), R8
+	MOVQ         src+16(FP), SI
+	MOVQ         w+24(FP), R9
+	MOVQ         h+32(FP), R10
+	MOVL         zero+40(FP), DX
+	VPBROADCASTD DX, Z7
+	MOVQ         $-1, AX
+	SHLQ         $0x02, R8
+	TESTQ        R9, R9
+	JLE          done_codesToF32U8AVX512
+	TESTQ        R10, R10
+	JLE          done_codesToF32U8AVX512
+
+row_codesToF32U8AVX512:
+	MOVQ R9, CX
+	MOVQ DI, R11
+
+loop_codesToF32U8AVX512:
+	MOVQ $0x00000010, BX
+	CMPQ CX, $0x10
+	JGE  full_codesToF32U8AVX512
+	MOVQ CX, BX
+
+full_codesToF32U8AVX512:
+	BZHIQ       BX, AX, BX
+	KMOVW       BX, K1
+	VPMOVZXBD.Z (SI), K1, Z0
+	VPSUBD      Z7, Z0, Z0
+	VCVTDQ2PS   Z0, Z0
+	VMOVUPS     Z0, K1, (R11)
+	ADDQ        $0x40, R11
+	MOVQ        $0x00000010, BX
+	CMPQ        CX, BX
+	CMOVQLT     CX, BX
+	ADDQ        BX, SI
+	SUBQ        $0x10, CX
+	JG          loop_codesToF32U8AVX512
+	ADDQ        R8, DI
+	DECQ        R10
+	JNE         row_codesToF32U8AVX512
+
+done_codesToF32U8AVX512:
+	VZEROUPPER
+	RET

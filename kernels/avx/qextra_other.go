@@ -19,3 +19,7 @@ func packPointwise(dst *uint32, x *byte, hw, quads, n int, flip uint32) {
 }
 
 func rowMax(dst, src *byte, n int, unsigned bool) { rowMaxGeneric(dst, src, n, unsigned) }
+
+func codesToF32(dst *float32, ldd int, src *byte, w, h int, zero int32, unsigned bool) {
+	codesToF32Generic(dst, ldd, src, w, h, zero, unsigned)
+}

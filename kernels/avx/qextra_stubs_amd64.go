@@ -43,3 +43,13 @@ func rowMaxS8BW(dst *byte, src *byte, n int)
 //
 //go:noescape
 func rowMaxU8BW(dst *byte, src *byte, n int)
+
+// codesToF32S8AVX512 is the AVX-512 twin of codesToF32Generic.
+//
+//go:noescape
+func codesToF32S8AVX512(dst *float32, ldd int, src *byte, w int, h int, zero int32)
+
+// codesToF32U8AVX512 is the AVX-512 twin of codesToF32Generic.
+//
+//go:noescape
+func codesToF32U8AVX512(dst *float32, ldd int, src *byte, w int, h int, zero int32)

@@ -270,3 +270,35 @@ func TestQPackPointwise(t *testing.T) {
 		})
 	}
 }
+
+func TestCodesToF32(t *testing.T) {
+	src := make([]byte, 600)
+	for i := range src {
+		src[i] = byte(i * 37) // every code
+	}
+	forEachQVariant(t, func(t *testing.T) {
+		for _, c := range []struct{ w, h, ldd int }{{1, 1, 1}, {15, 2, 20}, {16, 3, 16}, {17, 2, 40}, {56, 5, 90}, {300, 2, 301}} {
+			for _, z := range []struct {
+				zero     int32
+				unsigned bool
+			}{{0, false}, {-7, false}, {127, false}, {0, true}, {128, true}, {255, true}} {
+				dst := make([]float32, (c.h-1)*c.ldd+c.w+16)
+				CodesToF32(dst, c.ldd, src, c.w, c.h, z.zero, z.unsigned)
+				for at, got := range dst {
+					r, i := at/c.ldd, at%c.ldd
+					want := float32(0) // between rows and past the end: untouched
+					if r < c.h && i < c.w {
+						v := int32(int8(src[r*c.w+i]))
+						if z.unsigned {
+							v = int32(src[r*c.w+i])
+						}
+						want = float32(v - z.zero)
+					}
+					if got != want {
+						t.Fatalf("%+v %+v: dst[%d][%d] = %v, want %v", c, z, r, i, got, want)
+					}
+				}
+			}
+		}
+	})
+}
