@@ -2,6 +2,8 @@
 
 package avx
 
+import "unsafe"
+
 func qmaxPool2x2(x *byte, w, hw int, y *byte, ow, oh, planes int, unsigned bool) {
 	switch {
 	case QVariant != QVariantVNNI:
@@ -24,12 +26,12 @@ func quantizeF32(dst *byte, src *float32, n int, scale, qlo, qhi float32, zero i
 	}
 }
 
-func gatherQuadsDispatch(dst *uint32, src *byte, idx *int32, rows, q, step int, fill uint32) {
+func gatherQuadsDispatch(dst *uint32, src []byte, idx *int32, rows, q, step int, fill uint32) {
 	if QVariant != QVariantVNNI {
 		gatherQuadsGeneric(dst, src, idx, rows, q, step, fill)
 		return
 	}
-	gatherQuadsAVX512(dst, src, idx, rows, q, step, fill)
+	gatherQuadsAVX512(dst, unsafe.SliceData(src), idx, rows, q, step, fill)
 }
 
 func packPointwise(dst *uint32, x *byte, hw, quads, n int, flip uint32) {

@@ -10,7 +10,7 @@ func quantizeF32(dst *byte, src *float32, n int, scale, qlo, qhi float32, zero i
 	quantizeF32Generic(dst, src, n, scale, qlo, qhi, zero)
 }
 
-func gatherQuadsDispatch(dst *uint32, src *byte, idx *int32, rows, q, step int, fill uint32) {
+func gatherQuadsDispatch(dst *uint32, src []byte, idx *int32, rows, q, step int, fill uint32) {
 	gatherQuadsGeneric(dst, src, idx, rows, q, step, fill)
 }
 
