@@ -11,10 +11,12 @@ Two subcommands:
   replay  Start from kiln's exact initial weights and batch order (written by
           `go run ./tools/trainref -seed S -steps N -dir D`) and train the
           same N steps in PyTorch; compare step 1's gradients, every step's
-          loss and the final weights with kiln's. With --steps 0 in trainref
-          and `replay --epoch` here, it instead trains a whole epoch from
-          kiln's init and order and prints the test accuracy, the number to
-          compare with `kiln train mnist --epochs 1 --seed S`.
+          loss and the final weights with kiln's (--double: and both runs'
+          drift from a float64 twin, the yardstick for float32 rounding).
+          With `replay --epoch` it instead trains a whole epoch from kiln's
+          init and order and prints the test accuracy, the number to compare
+          with `kiln train mnist --epochs 1 --seed S` (trainref -steps 0
+          suffices for that).
 
   seeds   PyTorch's own recipe end to end (torch.manual_seed(seed) init,
           torch.randperm shuffling as DataLoader(shuffle=True) does): test
@@ -23,7 +25,7 @@ Two subcommands:
 Examples (Debian's python3-torch: `apt-get install python3-torch`):
 
   go run ./tools/trainref -seed 1 -steps 20 -dir /tmp/kiln-ref
-  /usr/bin/python3 tools/torch_mnist_ref.py replay --dir /tmp/kiln-ref
+  /usr/bin/python3 tools/torch_mnist_ref.py replay --dir /tmp/kiln-ref [--double]
   /usr/bin/python3 tools/torch_mnist_ref.py replay --dir /tmp/kiln-ref --epoch
   /usr/bin/python3 tools/torch_mnist_ref.py seeds --seeds 1,2,3,4,5 --epochs 1
 
@@ -142,6 +144,14 @@ def replay(args):
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     x, y = train
     steps = (len(order) + batch - 1) // batch if args.epoch else int(cfg["steps"])
+    # A float64 twin from the same start: float32 arithmetic, PyTorch's or
+    # kiln's, drifts from it through rounding; kiln is faithful when it
+    # stays as close to it as PyTorch's float32 run does.
+    twin, twin_opt = None, None
+    if args.double and not args.epoch:
+        twin = SimpleCNN().double()
+        twin.load_state_dict({k: v.double() for k, v in read_safetensors(os.path.join(args.dir, "init.safetensors")).items()})
+        twin_opt = torch.optim.Adam(twin.parameters(), lr=lr)
     kiln_losses = []
     if not args.epoch:
         kiln_losses = [float(l.split()[1]) for l in open(os.path.join(args.dir, "losses.txt"))]
@@ -163,6 +173,10 @@ def replay(args):
             if s < 3 or s == steps - 1:
                 print(f"step {s + 1}: loss torch {loss.item():.7f} kiln {kiln_losses[s]:.7f} (rel. diff {rel:.1e})")
         opt.step()
+        if twin is not None:
+            twin_opt.zero_grad()
+            F.cross_entropy(twin(x[idx].double()), y[idx]).backward()
+            twin_opt.step()
     if args.epoch:
         acc, tl = evaluate(model, test)
         print(f"kiln's init and order (seed {cfg['seed']}), 1 epoch in PyTorch {torch.__version__}: "
@@ -177,6 +191,12 @@ def replay(args):
         w = p.detach()
         dt, dk = w - init[name], final[name] - init[name]
         print(f"  {name:12s} {rel_diff(final[name], w):.2e}   {((dt - dk).norm() / dt.norm()).item():.2e}")
+    if twin is not None:
+        print("against the float64 twin, ‖Δ − Δfloat64‖ / ‖Δfloat64‖ per tensor: torch float32, kiln")
+        for (name, p), (_, q) in zip(model.named_parameters(), twin.named_parameters()):
+            d64 = q.detach().float() - init[name]
+            d32, dk = p.detach() - init[name], final[name] - init[name]
+            print(f"  {name:12s} {((d32 - d64).norm() / d64.norm()).item():.2e}   {((dk - d64).norm() / d64.norm()).item():.2e}")
 
 
 def seeds(args):
@@ -225,6 +245,7 @@ def main():
     r = sub.add_parser("replay", help="replay kiln's steps from its init and order")
     r.add_argument("--dir", required=True, help="directory written by tools/trainref")
     r.add_argument("--epoch", action="store_true", help="train the whole first epoch and report test accuracy")
+    r.add_argument("--double", action="store_true", help="also train a float64 twin and compare both with it")
     s = sub.add_parser("seeds", help="PyTorch's own recipe over several seeds")
     s.add_argument("--seeds", default="1,2,3,4,5", help='"1,2,3" or a range "1-20"')
     s.add_argument("--device", default="cpu", help="cpu, or cuda (same recipe, cuDNN's arithmetic)")
