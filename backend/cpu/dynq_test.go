@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sort"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/kilnml/kiln/builder"
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/avx"
 	"github.com/kilnml/kiln/quant/dynq"
 )
 
@@ -21,7 +23,7 @@ func TestDynQMatMulKernel(t *testing.T) {
 		rows, k, n  int64
 		bias, resid bool
 		act         string
-	}{{37, 70, 29, true, true, "Gelu"}, {5, 256, 64, false, false, ""}, {1, 3, 1, true, false, "Relu"}} {
+	}{{37, 70, 29, true, true, "Gelu"}, {5, 256, 64, false, false, ""}, {1, 3, 1, true, false, "Relu"}, {70, 256, 100, true, true, "Gelu"}, {9, 33, 40, false, true, "Sigmoid"}} {
 		a := randF32(r, 1, c.rows, c.k)
 		if c.rows > 1 {
 			a.F32()[c.k+2] = 300 // row 1 outlier
@@ -64,6 +66,23 @@ func TestDynQMatMulKernel(t *testing.T) {
 		for th := 2; th <= 4; th++ {
 			sameBits(t, "dynq threads", execKernel(t, ts[0], l, in, th), first)
 		}
+		// The VNNI tactic (and the portable twin of its micro-kernel): bit-exact too.
+		saved := avx.QVariant
+		simd := simdTransformerBackend{}.Tactics(l)
+		if len(simd) == 0 && simdAVX512() && len(avx.QVariants()) > 1 {
+			t.Fatalf("no VNNI DynQMatMul tactic on a VNNI CPU")
+		}
+		for _, tac := range simd {
+			for _, v := range avx.QVariants() {
+				avx.QVariant = v
+				got := execKernel(t, tac, l, in, 1)
+				sameBits(t, fmt.Sprintf("%s variant %d vs reference", tac.Name(), v), got, want)
+				for th := 2; th <= 3; th++ {
+					sameBits(t, fmt.Sprintf("%s variant %d threads %d", tac.Name(), v, th), execKernel(t, tac, l, in, th), got)
+				}
+			}
+		}
+		avx.QVariant = saved
 	}
 }
 
