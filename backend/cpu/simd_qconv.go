@@ -275,6 +275,7 @@ type simdQConvRun struct {
 	plane             int    // bytes of one such group image
 	transposing       bool
 	pointwise         bool // 1×1 stride 1 unpadded, channels a multiple of 4: strips packed from x directly
+	quadPlanes        bool // channels-last words stored quad-major (kernels up to 7×7): built and gathered vectorized
 	z, yf             []float32
 	yq                []byte
 	sl                slots
@@ -325,6 +326,9 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	r.pointwise = k.p.Order == simdQOrder && g.Pointwise() && k.p.Cg%4 == 0
 	switch {
 	case r.pointwise:
+	case k.p.Order == simdQOrder && g.KH*g.KW <= 49:
+		r.quadPlanes = true
+		r.plane = avx.Cg4(k.p.Cg) * avx.QuadPlaneWords(g.H, g.W)
 	case k.p.Order == simdQOrder:
 		r.plane = g.H * g.W * avx.Cg4(k.p.Cg)
 	case k.p.Order == simdQOrderRows:
@@ -349,9 +353,12 @@ func (r *simdQConvRun) Do(w, item int) {
 		n, grp := item/r.groups, item%r.groups
 		chw := g.C * g.H * g.W
 		dst, src := r.xc[item*r.plane:(item+1)*r.plane], r.x[n*chw:(n+1)*chw]
-		if k.p.Order == simdQOrderRows {
+		switch {
+		case k.p.Order == simdQOrderRows:
 			avx.QPadImage(dst, src, g, grp, k.flip, k.pad)
-		} else {
+		case r.quadPlanes:
+			avx.ToQuadPlanes(dst, src, g, grp, k.flip, k.pad)
+		default:
 			avx.ToNHWC(dst, src, g, grp, k.flip, k.pad)
 		}
 		return
@@ -374,6 +381,8 @@ func (r *simdQConvRun) Do(w, item int) {
 	case r.pointwise:
 		hw := g.H * g.W
 		avx.QPackPointwise(b, r.x[(n*g.C+grp*k.p.Cg)*hw:], hw, k.p.Cg, j0, cols, k.flip)
+	case r.quadPlanes:
+		avx.QIm2colQuadPlanes(b, r.xc[img*r.plane:(img+1)*r.plane], g, j0, cols, k.pad)
 	case k.p.Order == simdQOrder:
 		avx.QIm2colNHWC(b, r.xc[img*r.plane:(img+1)*r.plane], g, j0, cols, k.pad)
 	case k.p.Order == simdQOrderRows:

@@ -133,3 +133,60 @@ func qTapOffsets(tab *[maxTaps][NR]int32, g *pack.Conv2D, j, cols, unit int) {
 		}
 	}
 }
+
+// Quad planes: the channels-last order's words stored quad-major, each
+// quad of channels a plane of HW32 (the positions rounded up to NR) 32-bit
+// words: word (i, p) holds channels 4i..4i+3 at position p. Built with the
+// pointwise packer (one quad at a time its strips are contiguous), and read
+// by the same gathers as channels-last images with a quad step of a plane.
+
+// QuadPlaneWords is the words per quad plane of an h×w image.
+func QuadPlaneWords(h, w int) int { return (h*w + NR - 1) / NR * NR }
+
+// ToQuadPlanes writes group grp of one image of 8-bit codes x (C×H×W) as
+// Cg4/4 quad planes (QuadPlaneWords words each), u = code^flip, padded
+// channels = pad.
+func ToQuadPlanes(dst []byte, x []byte, g *pack.Conv2D, grp int, flip, pad byte) {
+	cg := g.C / g.Group
+	hw := g.H * g.W
+	hw32 := QuadPlaneWords(g.H, g.W)
+	q := Cg4(cg) / 4
+	dst = dst[:q*hw32*4]
+	src := x[grp*cg*hw : (grp+1)*cg*hw]
+	full := cg / 4
+	for i := 0; i < full; i++ {
+		QPackPointwise(dst[i*hw32*4:(i+1)*hw32*4], src[4*i*hw:], hw, 4, 0, hw, flip)
+	}
+	if full == q {
+		return
+	}
+	words := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[full*hw32*4])), hw32)
+	for p := range words { // the last quad: cg%4 real channels, then pad
+		var v uint32
+		for c := 0; c < 4; c++ {
+			b := pad
+			if 4*full+c < cg {
+				b = src[(4*full+c)*hw+min(p, hw-1)] ^ flip
+			}
+			v |= uint32(b) << (8 * c)
+		}
+		words[p] = v
+	}
+}
+
+// QIm2colQuadPlanes packs columns [j0, j0+n) of the (kh, kw, c)-ordered
+// im2col matrix of one group image in quad planes (ToQuadPlanes) in
+// NR-column strips of quads, pad in every byte of padding taps.
+func QIm2colQuadPlanes(dst []uint8, xq []byte, g *pack.Conv2D, j0, n int, pad byte) {
+	q := Cg4(g.C/g.Group) / 4
+	taps := g.KH * g.KW
+	k4 := taps * q
+	fill := uint32(pad) * 0x01010101
+	step := QuadPlaneWords(g.H, g.W) * 4
+	var tab [maxTaps][NR]int32
+	for t := 0; t < n; t += NR {
+		strip := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[t*4*k4])), NR*k4)
+		qTapOffsets(&tab, g, j0+t, min(NR, n-t), 4)
+		gatherQuads(strip, xq[:q*step], &tab, taps, q, step, fill)
+	}
+}
