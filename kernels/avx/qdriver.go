@@ -1,6 +1,9 @@
 package avx
 
-import "unsafe"
+import (
+	"encoding/binary"
+	"unsafe"
+)
 
 // QLayer is a quantized layer's epilogue prepared for the micro-kernel:
 // per-channel constants (indexed by row, or by column with Col) and the
@@ -147,21 +150,29 @@ func b2i(b bool) int {
 // the per-row part of the correction.
 func PackQRows(dst []int8, x []byte, m, k int, flip byte, rcorr []int32) {
 	k4 := K4(k)
+	kf := k / 4 // whole words per row
+	f4 := uint32(flip) * 0x01010101
 	for s := 0; s < m; s += MR {
 		strip := dst[s*4*k4 : (s+MR)*4*k4]
 		if m-s < MR {
 			clear(strip)
 		}
+		words := unsafe.Slice((*uint32)(unsafe.Pointer(&strip[0])), MR*k4)
 		for i := 0; i < MR && s+i < m; i++ {
 			row := x[(s+i)*k : (s+i+1)*k]
 			var sum int32
-			for p, c := range row {
-				v := int8(c ^ flip)
-				strip[(p/4)*4*MR+i*4+p%4] = v
-				sum += int32(v)
+			for p := 0; p < kf; p++ { // word copies: quad p of row i
+				words[p*MR+i] = binary.LittleEndian.Uint32(row[4*p:]) ^ f4
 			}
-			for p := k; p < 4*k4; p++ {
-				strip[(p/4)*4*MR+i*4+p%4] = 0
+			for p := 4 * kf; p < 4*k4; p++ {
+				var v int8
+				if p < k {
+					v = int8(row[p] ^ flip)
+				}
+				strip[(p/4)*4*MR+i*4+p%4] = v
+			}
+			for _, c := range row {
+				sum += int32(int8(c ^ flip))
 			}
 			rcorr[s+i] = 128 * sum
 		}
