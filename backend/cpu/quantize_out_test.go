@@ -36,3 +36,26 @@ func TestQuantizeOutFunc(t *testing.T) {
 		}
 	}
 }
+
+// rowScale equals kilnq.RowScale and reports NaN rows.
+func TestRowScale(t *testing.T) {
+	r := rand.New(rand.NewPCG(43, 44))
+	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), math.MaxFloat32, 1e-40}
+	for n := 0; n < 40; n++ {
+		for rep := 0; rep < 50; rep++ {
+			row := make([]float32, n)
+			hasNaN := false
+			for i := range row {
+				row[i] = float32(r.NormFloat64() * 3)
+				if r.IntN(6) == 0 {
+					row[i] = specials[r.IntN(len(specials))]
+				}
+				hasNaN = hasNaN || row[i] != row[i]
+			}
+			s, nan := rowScale(row)
+			if want := kilnq.RowScale(row); math.Float32bits(s) != math.Float32bits(want) || nan != hasNaN {
+				t.Fatalf("row %v: scale %g nan %v, want %g %v", row, s, nan, want, hasNaN)
+			}
+		}
+	}
+}

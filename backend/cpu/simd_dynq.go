@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/kilnml/kiln/engine"
@@ -138,8 +139,18 @@ func (r *simdDynqRun) Do(w, item int) {
 	scales, rcorr := acc[r.chunk*N:r.chunk*N+r.chunk], bytesAs[int32](buf[4*r.chunk*(N+1):], r.chunk)
 	for t := 0; t < rows; t++ {
 		row := r.a[(t0+t)*K : (t0+t+1)*K]
-		scales[t] = kilnq.RowScale(row)
-		kilnq.QuantizeRow(codes[t*K:(t+1)*K], row, scales[t])
+		var nan bool
+		scales[t], nan = rowScale(row)
+		if nan { // kilnq's codes for NaN are 0, f32.QuantizeRow's the lowest
+			kilnq.QuantizeRow(codes[t*K:(t+1)*K], row, scales[t])
+			continue
+		}
+		f32.QuantizeRow(int8Bytes(codes[t*K:(t+1)*K]), row, scales[t], 0, false)
+		for i, c := range codes[t*K : (t+1)*K] {
+			if c == -128 { // kilnq saturates to ±127 (symmetric)
+				codes[t*K+i] = -127
+			}
+		}
 	}
 	avx.PackQRows(ap, int8Bytes(codes[:rows*K]), rows, K, 0, rcorr)
 	o := avx.QOut{F: acc[:r.chunk*N], Ld: N}
@@ -184,4 +195,37 @@ func int8Bytes(c []int8) []byte {
 		return nil
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(c))), len(c))
+}
+
+// rowScale is kilnq.RowScale (max |v| over the finite entries / 127, or 1)
+// with 4 partial maxima, and whether the row holds a NaN.
+func rowScale(row []float32) (float32, bool) {
+	const absMask = 1<<31 - 1
+	inf := math.Float32bits(float32(math.Inf(1)))
+	var m [4]uint32 // |v| bit patterns: ordered like the values for finite v
+	nan := false
+	i := 0
+	for ; i+4 <= len(row); i += 4 {
+		for j, v := range row[i : i+4 : i+4] {
+			b := math.Float32bits(v) & absMask
+			if b > inf {
+				nan = true
+			} else if b < inf && b > m[j] {
+				m[j] = b
+			}
+		}
+	}
+	for _, v := range row[i:] {
+		b := math.Float32bits(v) & absMask
+		if b > inf {
+			nan = true
+		} else if b < inf && b > m[0] {
+			m[0] = b
+		}
+	}
+	amax := math.Float32frombits(max(m[0], m[1], m[2], m[3]))
+	if amax == 0 {
+		return 1, nan
+	}
+	return amax / 127, nan
 }
