@@ -112,7 +112,6 @@ func (b *build) quantize() error {
 	if err := convertQDQ(b.m, b.rep, b.cfg.logf); err != nil {
 		return err
 	}
-	foldSmoothingMuls(b.m, b.rep.Smoothed, b.cfg.logf)
 	b.ensureKilnOpset()
 	return b.checkConstraints()
 }

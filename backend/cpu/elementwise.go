@@ -39,8 +39,8 @@ func (ewTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		if a == nil || b == nil || !a.HasShape || !b.HasShape {
 			return nil, fmt.Errorf("%s: shapes unknown", n)
 		}
-		if !a.Shape.Equal(b.Shape) && !oneElement(a.Shape) && !oneElement(b.Shape) && !rowOf(b.Shape, a.Shape) && !rowOf(a.Shape, b.Shape) {
-			return nil, fmt.Errorf("%s: only equal shapes, a one-element operand or a row broadcast on the last axis", n)
+		if !a.Shape.Equal(b.Shape) && !oneElement(a.Shape) && !oneElement(b.Shape) {
+			return nil, fmt.Errorf("%s: only equal shapes or a one-element operand", n)
 		}
 	case "Softmax":
 		if l.Opset < 13 {
@@ -58,29 +58,6 @@ func (ewTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, fmt.Errorf("%s: no elementwise kernel", n)
 	}
 	return lowered("cpu.elementwise", &ewParams{Op: n.OpType}, nil, nil)
-}
-
-// rowOf: r broadcasts along x's last axis only (shape [K] or [1,...,1,K]
-// with x's known last dimension K, rank not above x's), as a per-channel
-// scale does (SmoothQuant's 1/s, a bias).
-func rowOf(r, x ir.Shape) bool {
-	if len(r) == 0 || len(r) > len(x) || !x[len(x)-1].Known() || !r[len(r)-1].Known() || r[len(r)-1].Value != x[len(x)-1].Value {
-		return false
-	}
-	return oneElement(r[:len(r)-1])
-}
-
-// rowDims is rowOf over concrete dims.
-func rowDims(r, x []int64) bool {
-	if len(r) == 0 || len(r) > len(x) || r[len(r)-1] != x[len(x)-1] {
-		return false
-	}
-	for _, d := range r[:len(r)-1] {
-		if d != 1 {
-			return false
-		}
-	}
-	return true
 }
 
 func oneElement(s ir.Shape) bool {
@@ -138,12 +115,8 @@ func (k *ewKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 		return [][]int64{a.Dims}, nil
 	case a.Len() == 1 && len(a.Dims) <= len(b.Dims):
 		return [][]int64{b.Dims}, nil
-	case rowDims(b.Dims, a.Dims):
-		return [][]int64{a.Dims}, nil
-	case rowDims(a.Dims, b.Dims):
-		return [][]int64{b.Dims}, nil
 	}
-	return nil, fmt.Errorf("shapes %v and %v: only equal shapes, a one-element operand or a row broadcast on the last axis", a.Dims, b.Dims)
+	return nil, fmt.Errorf("shapes %v and %v: only equal shapes or a one-element operand", a.Dims, b.Dims)
 }
 
 // ewRun: items are chunks of elements (binary ops) or of rows/planes.
@@ -211,16 +184,16 @@ func (r *ewRun) Do(w, item int) {
 	}
 }
 
-// binary computes y[i] = a[lo+i] op b[lo+i], a shorter operand (one
-// element, or a row along the last axis) broadcast: index (lo+i) mod len.
+// binary computes y[i] = a[lo+i] op b[lo+i], a one-element operand
+// broadcast.
 func binary(op string, y, a, b []float32, lo int) {
 	at := func(v []float32, i int) float32 {
 		if len(v) == 1 {
 			return v[0]
 		}
-		return v[(lo+i)%len(v)]
+		return v[lo+i]
 	}
-	if len(a) == len(b) && len(a) > 1 {
+	if len(a) > 1 && len(b) > 1 {
 		a, b = a[lo:lo+len(y)], b[lo:lo+len(y)]
 		switch op {
 		case "Add":

@@ -21,10 +21,6 @@ type reformatParams struct {
 	Scale float32  `json:"scale"`
 	Zero  int32    `json:"zero"` // integer zero point
 	Sat   bool     `json:"sat"`  // float8 saturation
-	// Scales: per-channel scales along the last axis (QuantizeLinear with
-	// axis = rank−1, as the builder writes SmoothQuant's 1/s into the
-	// quantizer; reformat_channels.go); empty: per-tensor Scale.
-	Scales []float32 `json:"scales,omitempty"`
 }
 
 type reformatTactic struct{}
@@ -60,9 +56,6 @@ func (reformatTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		if n.Attr("precision") != nil || n.Attr("block_size") != nil && n.Attr("block_size").I != 0 {
 			return nil, fmt.Errorf("%s: precision/block_size attributes have no fast kernel", n)
 		}
-	}
-	if n.OpType == "QuantizeLinear" && isConst(l, 1) && l.Const[1].Len() > 1 {
-		return lowerChannelQuantize(l, p)
 	}
 	sc, err := scalarConst(l, 1)
 	if err != nil {
@@ -219,11 +212,7 @@ func (r *reformatRun) Do(_, item int) {
 		}
 	case "quantize":
 		src, dst := r.in.F32()[lo:hi], r.out.Data[lo:hi]
-		if len(p.Scales) > 0 {
-			quantizeChannels(dst, src, p, lo)
-		} else {
-			quantize(dst, src, p)
-		}
+		quantize(dst, src, p)
 	}
 }
 

@@ -120,9 +120,9 @@ func TestSmoothQuantCLI(t *testing.T) {
 		if code != 0 || !strings.Contains(stdout, line) || !strings.Contains(stdout, " int8 ") {
 			t.Errorf("build --smoothquant%s: exit %d\n%s%s", alpha, code, stdout, stderr)
 		}
-		// The smoothing Mul is folded into the quantizer, which runs on the CPU kernel.
-		if strings.Contains(stdout, "h_smooth ") || strings.Contains(stdout, "ref.op") || !strings.Contains(stdout, "cpu.reformat") {
-			t.Errorf("build --smoothquant%s: the smoothing is not in a CPU quantizer:\n%s", alpha, stdout)
+		// The smoothing Mul (a row broadcast) runs on a CPU kernel, as does everything else.
+		if !strings.Contains(stdout, "h_smooth ") || strings.Contains(stdout, "ref.op") {
+			t.Errorf("build --smoothquant%s: the smoothing Mul is missing or a layer runs on the reference:\n%s", alpha, stdout)
 		}
 	}
 	for _, args := range [][]string{
