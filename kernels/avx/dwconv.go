@@ -85,7 +85,7 @@ const DWMaxTaps = 25
 func padPlane[T uint8 | float32](pad []float32, x []T, lut *[256]float32, g *pack.Conv2D) {
 	ldx, size := DWPadded(g)
 	pad = pad[:size]
-	clear(pad)
+	done := 0 // pad[:done] holds its final values: zero only the borders, not the rows' data too
 	for ih := 0; ih < g.H; ih++ {
 		r := ih + g.PT
 		if r*ldx >= size {
@@ -95,7 +95,9 @@ func padPlane[T uint8 | float32](pad []float32, x []T, lut *[256]float32, g *pac
 		if hi <= lo {
 			continue
 		}
-		d := pad[r*ldx+lo+g.PL : r*ldx+hi+g.PL]
+		clear(pad[done : r*ldx+lo+g.PL])
+		done = r*ldx + hi + g.PL
+		d := pad[r*ldx+lo+g.PL : done]
 		src := x[ih*g.W+lo : ih*g.W+hi]
 		if f, ok := any(src).([]float32); ok {
 			copy(d, f)
@@ -109,6 +111,7 @@ func padPlane[T uint8 | float32](pad []float32, x []T, lut *[256]float32, g *pac
 			}
 		}
 	}
+	clear(pad[done:])
 }
 
 func dwPlane(out unsafe.Pointer, esize int, w, pad []float32, g *pack.Conv2D, bias float32, e *Epi, resid []float32, q *DWQuant) {
