@@ -65,10 +65,11 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 		// the builder times those that lower (GPU compute time, see
 		// gemmKernel.TimeRun); without timing the first that lowers wins
 		im2col, implicit, direct := gemmTactic("cublaslt.im2col", modeIm2col), gemmTactic("implicit_gemm", modeImplicit), gemmTactic("direct", modeDirect)
+		nchw := gemmTactic("cublaslt.nchw", modeNCHW)
 		if g, _ := n.AttrInt("group", 1); g > 1 {
 			return []engine.Tactic{direct, implicit}
 		}
-		return []engine.Tactic{implicit, im2col, direct}
+		return []engine.Tactic{implicit, nchw, im2col, direct}
 	case n.Domain == "" && (n.OpType == "Gemm" || n.OpType == "MatMul"),
 		n.Domain == kiln.Domain && (n.OpType == "Gemm" || n.OpType == "MatMul" || n.OpType == "QGemm" || n.OpType == "QMatMul"):
 		return []engine.Tactic{gemmTactic("cublaslt", modeIm2col)}

@@ -288,9 +288,6 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		p.Act, p.ActA, p.ActB = code, a.Alpha, a.Beta
 	}
 	if p.NCHW {
-		if p.Act != actCodes[""] && p.Act != actCodes["Relu"] {
-			return nil, fmt.Errorf("the NCHW cuBLASLt epilogue has no %s", n.OpType)
-		}
 		if p.HasZ && p.ZFmt != map[ir.DType]int{ir.Float32: 0, ir.Float16: 1, ir.BFloat16: 2}[p.Out] {
 			return nil, fmt.Errorf("residual type differs from the output")
 		}
@@ -362,7 +359,6 @@ type gemmKernel struct {
 	ktab           cuda.DevPtr // implicit GEMM: reduction index → (channel, row, column offsets)
 	mu             sync.Mutex
 	nplans         map[[2]int64]*cuda.ConvGemm // NCHW mode, by (batch, pixels)
-	bias16         cuda.DevPtr                 // NCHW mode: the bias in the 16-bit output type, if cuBLASLt wants it so
 	plans          map[int64]*cuda.Gemm        // by padded M
 	host           []*ir.Tensor
 	upMu           sync.Mutex

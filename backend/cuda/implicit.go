@@ -9,9 +9,9 @@ import (
 	"github.com/kilnml/kiln/ir"
 )
 
-// igemmK is the reduction step of igemm.cu (64 bytes of 8-bit elements):
+// igemmK is the reduction step of igemm.cu (128 bytes of 8-bit elements):
 // the k table covers K rounded up to it.
-const igemmK = 64
+const igemmK = 128
 
 // igemm.cu's tile (IG_BM output pixels × IG_BN output channels, 256 threads).
 const igemmBM, igemmBN = 128, 64

@@ -20,21 +20,6 @@ func (k *gemmKernel) convPlan(g *device, d cuda.ConvGemmDesc) (*cuda.ConvGemm, e
 		return gp, nil
 	}
 	gp, err := g.blas.PlanConv(d, workspaceBytes)
-	if err != nil && d.Bias != 0 && d.Out != cuda.R32F {
-		// a float32 bias with 16-bit output may not be offered: retry with
-		// the bias in the output's type
-		if k.bias16 == 0 {
-			b := ir.NewTensor(irType(d.Out), []int64{k.p.N})
-			for i, v := range k.host[1].F32() {
-				b.SetFloat64At(int64(i), float64(v))
-			}
-			if k.bias16, err = k.w.upload(b.Data); err != nil {
-				return nil, err
-			}
-		}
-		d.Bias, d.BiasOut = k.bias16, true
-		gp, err = g.blas.PlanConv(d, workspaceBytes)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -46,10 +31,11 @@ func (k *gemmKernel) convPlan(g *device, d cuda.ConvGemmDesc) (*cuda.ConvGemm, e
 }
 
 // runNCHW is the cublaslt.nchw tactic: Y_n = act(W·cols_n + bias + Z_n)
-// for every image n in one strided-batched cuBLASLt call whose epilogue
-// does the bias, the residual (beta·C) and ReLU, writing NCHW directly;
-// cols_n is the image itself for pointwise convolutions, else im2colt's
-// [K×P] matrix.
+// for every image n: one strided-batched cuBLASLt call writes NCHW
+// directly and adds the residual (beta·C); the bias and activation are
+// one in-place pass of bias_act_nchw, or cuBLASLt's ReLU epilogue when
+// there is no bias. cols_n is the image itself for pointwise
+// convolutions, else im2colt's [K×P] matrix.
 func (k *gemmKernel) runNCHW(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, oh, ow int) error {
 	X, Y := in[0], out[0]
 	ph, pw := k.p.PH, k.p.PW
@@ -61,7 +47,8 @@ func (k *gemmKernel) runNCHW(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 	direct := k.pointwise(ph, pw)
 	return step(x, func(g *device, st *execState, mark func(int) error) (bool, error) {
 		d := cuda.ConvGemmDesc{N: k.p.N, P: P, K: k.p.K, Batch: int64(nb), LdW: k.p.Kp, StrideX: k.p.K * P,
-			StrideY: k.p.N * P, In: k.p.In, Out: k.p.In, Bias: k.bias, Relu: k.p.Act == actCodes["Relu"], Residual: k.p.HasZ}
+			StrideY: k.p.N * P, In: k.p.In, Out: k.p.In, Relu: !k.p.HasBias && k.p.Act == actCodes["Relu"], Residual: k.p.HasZ}
+		pass := k.p.HasBias || (k.p.Act != actCodes[""] && !d.Relu)
 		gp, err := k.convPlan(g, d)
 		if err != nil {
 			return false, err
@@ -108,6 +95,14 @@ func (k *gemmKernel) runNCHW(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 		}
 		if err := gp.Run(st.blas, st.s, cols, k.W, dZ, dY, st.ws, workspaceBytes); err != nil {
 			return false, err
+		}
+		if pass {
+			n := int64(nb) * k.p.N * P
+			f := map[int64]int{4: 0, 2: 1 + b2i(k.p.In == cuda.R16BF)}[esz]
+			args := cuda.NewArgs(dY, n, int(k.p.N), int(P), k.bias, k.p.Act, k.p.ActA, k.p.ActB, f)
+			if err := launch1(g, st, "bias_act_nchw", n, args); err != nil {
+				return false, err
+			}
 		}
 		if err := mark(2); err != nil {
 			return false, err

@@ -252,32 +252,27 @@ func (t DataType) String() string {
 
 // More cuBLASLt constants (cublasLt.h of CUDA 13).
 const (
-	descEpilogue     = 7  // CUBLASLT_MATMUL_DESC_EPILOGUE
-	descBiasPtr      = 8  // CUBLASLT_MATMUL_DESC_BIAS_POINTER
-	descBiasType     = 26 // CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE
-	layoutOrder      = 1  // CUBLASLT_MATRIX_LAYOUT_ORDER
-	layoutBatch      = 5  // CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT (int32)
-	layoutBatchStep  = 6  // CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET (int64, elements)
-	orderRow         = int32(1)
-	epilogueDefault  = int32(1)
-	epilogueRelu     = int32(2)
-	epilogueBias     = int32(4)
-	epilogueReluBias = int32(6)
+	descEpilogue    = 7 // CUBLASLT_MATMUL_DESC_EPILOGUE
+	layoutBatch     = 5 // CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT (int32)
+	layoutBatchStep = 6 // CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET (int64, elements)
+	epilogueDefault = int32(1)
+	epilogueRelu    = int32(2)
 )
 
 // ConvGemmDesc is a convolution's product in NCHW, image by image: for b <
-// Batch, Y_b[N×P] = act(W[N×K] · X_b[K×P] + bias + C_b), all row-major
-// (cuBLASLt's ORDER_ROW), N output channels, P output pixels, K the
-// reduction. X_b is the image itself for a 1×1 convolution, else its
-// im2col matrix; C_b (the residual) has Y's type and layout. Float types
-// only (IMMA and FP8 need K-contiguous operands on both sides).
+// Batch, Y_b[N×P] = W[N×K] · X_b[K×P] (+ C_b), row-major in kiln's terms
+// (N output channels, P output pixels, K the reduction), which cuBLASLt
+// sees column-major as Y_bᵀ[P×N] = X_bᵀ[P×K] · Wᵀ[K×N]. X_b is the image
+// itself for a 1×1 convolution, else its im2col matrix; C_b (the residual)
+// has Y's type and layout. Relu applies cuBLASLt's ReLU epilogue (a bias
+// would be per column here, which cuBLASLt's epilogue cannot add, so
+// biases are kiln's pass after it). Float types only (IMMA and FP8 need
+// K-contiguous operands on both sides).
 type ConvGemmDesc struct {
 	N, P, K, Batch   int64
 	LdW              int64 // elements between rows of W (≥ K)
 	StrideX, StrideY int64 // elements between images
 	In, Out          DataType
-	Bias             DevPtr // float32 [N] (of Out's type with BiasOut), or 0
-	BiasOut          bool
 	Relu, Residual   bool
 }
 
@@ -304,49 +299,25 @@ func (b *BLAS) PlanConv(d ConvGemmDesc, wsLimit uint64) (*ConvGemm, error) {
 	if err := ltCheck("cublasLtMatmulDescCreate", ltDescCreate(&g.desc, computeF32, int32(R32F))); err != nil {
 		return fail(err)
 	}
-	set := func(what string, attr int32, p unsafe.Pointer, n uint64) error {
-		return ltCheck("set "+what, ltDescSetAttr(g.desc, attr, p, n))
-	}
-	ta, tb := opN, opN
-	epi := epilogueDefault
-	switch {
-	case d.Bias != 0 && d.Relu:
-		epi = epilogueReluBias
-	case d.Bias != 0:
-		epi = epilogueBias
-	case d.Relu:
+	ta, tb, epi := opN, opN, epilogueDefault
+	if d.Relu {
 		epi = epilogueRelu
 	}
-	bias, bt := d.Bias, int32(R32F)
-	if d.BiasOut {
-		bt = int32(d.Out)
-	}
 	for _, e := range []error{
-		set("TRANSA", descTransA, unsafe.Pointer(&ta), 4),
-		set("TRANSB", descTransB, unsafe.Pointer(&tb), 4),
-		set("EPILOGUE", descEpilogue, unsafe.Pointer(&epi), 4),
+		ltCheck("set TRANSA", ltDescSetAttr(g.desc, descTransA, unsafe.Pointer(&ta), 4)),
+		ltCheck("set TRANSB", ltDescSetAttr(g.desc, descTransB, unsafe.Pointer(&tb), 4)),
+		ltCheck("set EPILOGUE", ltDescSetAttr(g.desc, descEpilogue, unsafe.Pointer(&epi), 4)),
 	} {
 		if e != nil {
 			return fail(e)
-		}
-	}
-	if d.Bias != 0 {
-		if err := set("BIAS_POINTER", descBiasPtr, unsafe.Pointer(&bias), 8); err != nil {
-			return fail(err)
-		}
-		if err := set("BIAS_DATA_TYPE", descBiasType, unsafe.Pointer(&bt), 4); err != nil {
-			return fail(err)
 		}
 	}
 	layout := func(l *uintptr, t DataType, rows, cols, ld, batch, stride int64) error {
 		if err := ltCheck("layout", ltLayoutCreate(l, int32(t), uint64(rows), uint64(cols), ld)); err != nil {
 			return err
 		}
-		ord, bc := orderRow, int32(batch)
-		if err := ltCheck("layout ORDER", ltLayoutSetAttr(*l, layoutOrder, unsafe.Pointer(&ord), 4)); err != nil {
-			return err
-		}
 		if batch > 1 {
+			bc := int32(batch)
 			if err := ltCheck("layout BATCH_COUNT", ltLayoutSetAttr(*l, layoutBatch, unsafe.Pointer(&bc), 4)); err != nil {
 				return err
 			}
@@ -356,13 +327,14 @@ func (b *BLAS) PlanConv(d ConvGemmDesc, wsLimit uint64) (*ConvGemm, error) {
 		}
 		return nil
 	}
-	if err := layout(&g.la, d.In, d.N, d.K, d.LdW, d.Batch, 0); err != nil {
+	// A = X_bᵀ [P×K] (ld P), B = Wᵀ [K×N] (ld LdW, shared by the batch), D = Y_bᵀ [P×N] (ld P)
+	if err := layout(&g.la, d.In, d.P, d.K, d.P, d.Batch, d.StrideX); err != nil {
 		return fail(err)
 	}
-	if err := layout(&g.lb, d.In, d.K, d.P, d.P, d.Batch, d.StrideX); err != nil {
+	if err := layout(&g.lb, d.In, d.K, d.N, d.LdW, d.Batch, 0); err != nil {
 		return fail(err)
 	}
-	if err := layout(&g.lc, d.Out, d.N, d.P, d.P, d.Batch, d.StrideY); err != nil {
+	if err := layout(&g.lc, d.Out, d.P, d.N, d.P, d.Batch, d.StrideY); err != nil {
 		return fail(err)
 	}
 	var pref uintptr
@@ -386,13 +358,13 @@ func (b *BLAS) PlanConv(d ConvGemmDesc, wsLimit uint64) (*ConvGemm, error) {
 	return g, nil
 }
 
-// Run computes Y = act(W·X + bias + C) on s (C is read only when the plan
-// has a residual).
+// Run computes Y = W·X (+ C) (ReLU'd with Relu) on s (C is read only when
+// the plan has a residual).
 func (g *ConvGemm) Run(b *BLAS, s *Stream, X, W, C, Y DevPtr, ws DevPtr, wsSize uint64) error {
 	if !g.D.Residual {
 		C = Y
 	}
-	st := ltMatmul(b.h, g.desc, unsafe.Pointer(&g.alpha), W, g.la, X, g.lb, unsafe.Pointer(&g.beta), C, g.lc, Y, g.lc, unsafe.Pointer(&g.algo), ws, wsSize, s.h)
+	st := ltMatmul(b.h, g.desc, unsafe.Pointer(&g.alpha), X, g.la, W, g.lb, unsafe.Pointer(&g.beta), C, g.lc, Y, g.lc, unsafe.Pointer(&g.algo), ws, wsSize, s.h)
 	runtime.KeepAlive(g)
 	return ltCheck("cublasLtMatmul", st)
 }

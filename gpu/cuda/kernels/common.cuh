@@ -26,6 +26,15 @@ __device__ __forceinline__ signed char f2i8(float v, int zp, int lo, int hi) {
     return (signed char)(int)q;
 }
 
+// a / b and a % b for non-negative a, b, in 32 bits when both fit (every
+// tensor so far): a 64-bit division is a call of about a hundred
+// instructions, which dominated the index arithmetic of the elementwise,
+// im2col and epilogue kernels.
+__device__ __forceinline__ i64 qdiv(i64 a, i64 b) {
+    return ((unsigned long long)(a | b) >> 31) ? a / b : (i64)((unsigned)a / (unsigned)b);
+}
+__device__ __forceinline__ i64 qmod(i64 a, i64 b) { return a - qdiv(a, b) * b; }
+
 // Activations of kiln's fused ops (ops/kiln/activation.go), in double like
 // the reference, rounded to float by the caller.
 enum { A_NONE, A_RELU, A_CLIP, A_LEAKY, A_SIGMOID, A_TANH, A_GELU, A_GELUTANH, A_HARDSWISH, A_HARDSIGMOID };

@@ -9,8 +9,9 @@ struct __align__(16) ku4 { unsigned x, y, z, w; };
 // the accumulators stay in registers and the epilogue (scales, bias,
 // residual, activation, requantization) writes NCHW, so no im2col buffer,
 // no accumulator round trip and no second pass. Block tile: 128 output
-// pixels × 64 output channels of one group, 64 bytes of the reduction per
-// step (32 16-bit or 64 8-bit elements), 256 threads as 4×2 warps of 32×32.
+// pixels × 64 output channels of one group, 128 bytes of the reduction per
+// step (64 16-bit or 128 8-bit elements, gathered and stored a 32-bit word
+// at a time), 256 threads as 4×2 warps of 32×32, two blocks per SM.
 // The next step's loads are issued before the current step's MMAs.
 // Input formats F: 0 f16, 1 bf16, 2 E4M3 (widened to f16 in shared memory:
 // exact, products exact in the f32 accumulator), 3 int8, 4 uint8 (as int8
@@ -18,7 +19,8 @@ struct __align__(16) ku4 { unsigned x, y, z, w; };
 // kw·dw, 0} for the group-local reduction index k (c = -1 past K).
 #define IG_BM 128
 #define IG_BN 64
-#define IG_RB 68         // shared row: 64 bytes of K + 4 (17 words: the gathered stores do not conflict)
+#define IG_SB 128        // bytes of the reduction per step and row
+#define IG_RB 132        // shared row: IG_SB + 4 (33 words: the gathered stores do not conflict)
 #define IG_CS (IG_BM + 4) // staging row of the epilogue (floats or ints)
 
 __device__ __forceinline__ unsigned e4m3x2_h2(u16 pair) { unsigned r; asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"(pair)); return r; }
@@ -42,10 +44,12 @@ __device__ __forceinline__ void igemm_body(const void* __restrict__ xv, const vo
     int sw, int ph, int pw, int Kp, int K, int Cout, int groups, const float* ms, const float* bias,
     const void* resid, int rfmt, int ak, float aa, float ab, float ys, int zp, const int* cs, int zc, int xz) {
     constexpr bool I8 = F >= 3;
-    constexpr int KS = I8 ? 64 : 32;          // reduction elements per step
-    constexpr int NA = KS / 2;                // A elements each thread gathers per step
+    constexpr int EPW = I8 ? 4 : 2;           // elements per 32-bit word in shared memory
+    constexpr int KS = IG_SB / (4 / EPW);     // reduction elements per step (IG_SB bytes of shared row)
+    constexpr int NW = IG_SB / 4 / 2;         // A words each thread gathers per step (two threads a row)
     constexpr int GB = F <= 1 ? 2 : 1;        // bytes of an element in global memory
     constexpr int CPR = KS * GB / 16;         // 16-byte weight chunks per row and step
+    constexpr int NB = IG_BN * CPR / 256;     // weight chunks per thread and step
     __shared__ __align__(16) unsigned char sm[IG_BN * IG_CS * 4];
     unsigned char* As = sm;                   // [IG_BM][IG_RB]
     unsigned char* Bs = sm + IG_BM * IG_RB;   // [IG_BN][IG_RB]
@@ -54,59 +58,64 @@ __device__ __forceinline__ void igemm_body(const void* __restrict__ xv, const vo
     const i64 M = (i64)N * OH * OW, OHW = (i64)OH * OW, HWin = (i64)H * W;
     const i64 m0 = (i64)blockIdx.x * IG_BM;
     const int n0 = blockIdx.y * IG_BN;
-    // the output pixel whose im2col row this thread gathers
+    // the output pixel whose im2col row this thread gathers (words ak0,
+    // ak0 + 2, ... of the row)
     const int am = tid & (IG_BM - 1), ak0 = tid >> 7;
     const i64 m = m0 + am;
     const bool mok = m < M;
     int ih0 = 0, iw0 = 0;
     i64 xb = 0;
     if (mok) {
-        int ow = (int)(m % OW); i64 t = m / OW; int oh = (int)(t % OH); int n = (int)(t / OH);
+        int ow = (int)(qmod(m, OW)); i64 t = qdiv(m, OW); int oh = (int)(qmod(t, OH)); int n = (int)(qdiv(t, OH));
         ih0 = oh * sh - ph; iw0 = ow * sw - pw; xb = ((i64)n * C + (i64)g * Cg) * HWin;
     }
     const unsigned padv = F == 4 ? (unsigned)((xz ^ 0x80) & 0xff) : F == 3 ? (unsigned)(xz & 0xff) : 0u;
-    // this thread's weight chunk
-    const int br = tid / CPR, bc = tid % CPR;
-    const bool bok = br < IG_BN && n0 + br < Og;
-    const unsigned char* wrow = (const unsigned char*)wv + (i64)(g * Og + n0 + (bok ? br : 0)) * Kp * GB;
-    unsigned ra[NA];
-    ku4 rb = {0, 0, 0, 0};
+    unsigned ra[NW];
+    ku4 rb[NB];
     auto load = [&](int k0) {
 #pragma unroll
-        for (int j = 0; j < NA; j++) {
-            ki4 e = ktab[k0 + ak0 + 2 * j];
-            unsigned v = padv;
-            if (mok && e.x >= 0) {
-                int ih = ih0 + e.y, iw = iw0 + e.z;
-                if ((unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W) {
-                    i64 xi = xb + (i64)e.x * HWin + (i64)ih * W + iw;
-                    if constexpr (F <= 1) v = ((const u16*)xv)[xi];
-                    else if constexpr (F == 2) v = e4m3x2_h2(((const u8*)xv)[xi]) & 0xffff;
-                    else if constexpr (F == 3) v = ((const u8*)xv)[xi];
-                    else v = ((const u8*)xv)[xi] ^ 0x80;
+        for (int j = 0; j < NW; j++) {
+            unsigned word = 0;
+#pragma unroll
+            for (int q = 0; q < EPW; q++) {
+                ki4 e = ktab[k0 + (ak0 + 2 * j) * EPW + q];
+                unsigned v = padv;
+                if (mok && e.x >= 0) {
+                    int ih = ih0 + e.y, iw = iw0 + e.z;
+                    if ((unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W) {
+                        i64 xi = xb + (i64)e.x * HWin + (i64)ih * W + iw;
+                        if constexpr (F <= 1) v = ((const u16*)xv)[xi];
+                        else if constexpr (F == 2) v = e4m3x2_h2(((const u8*)xv)[xi]) & 0xffff;
+                        else if constexpr (F == 3) v = ((const u8*)xv)[xi];
+                        else v = ((const u8*)xv)[xi] ^ 0x80;
+                    }
                 }
+                word |= v << (q * (32 / EPW));
             }
-            ra[j] = v;
+            ra[j] = word;
         }
-        int kb = k0 + bc * (16 / GB);
-        rb = ku4{0, 0, 0, 0};
-        if (bok && kb < Kp) rb = *(const ku4*)(wrow + (i64)kb * GB);
+#pragma unroll
+        for (int q = 0; q < NB; q++) {
+            int id = tid + 256 * q, br = id / CPR, bc = id % CPR;
+            int kb = k0 + bc * (16 / GB);
+            rb[q] = ku4{0, 0, 0, 0};
+            if (n0 + br < Og && kb < Kp)
+                rb[q] = *(const ku4*)((const unsigned char*)wv + ((i64)(g * Og + n0 + br) * Kp + kb) * GB);
+        }
     };
     auto stash = [&]() {
 #pragma unroll
-        for (int j = 0; j < NA; j++) {
-            int kk = ak0 + 2 * j;
-            if constexpr (I8) As[am * IG_RB + kk] = (unsigned char)ra[j];
-            else *(u16*)(As + am * IG_RB + kk * 2) = (u16)ra[j];
-        }
-        if (br < IG_BN) {
+        for (int j = 0; j < NW; j++) *(unsigned*)(As + am * IG_RB + (ak0 + 2 * j) * 4) = ra[j];
+#pragma unroll
+        for (int q = 0; q < NB; q++) {
+            int id = tid + 256 * q, br = id / CPR, bc = id % CPR;
             unsigned* d = (unsigned*)(Bs + br * IG_RB + bc * 16 * (F == 2 ? 2 : 1));
             if constexpr (F == 2) { // 16 E4M3 weights → 16 halves
-                const unsigned wd[4] = {rb.x, rb.y, rb.z, rb.w};
+                const unsigned wd[4] = {rb[q].x, rb[q].y, rb[q].z, rb[q].w};
 #pragma unroll
-                for (int q = 0; q < 8; q++) d[q] = e4m3x2_h2((u16)(wd[q >> 1] >> ((q & 1) * 16)));
+                for (int r = 0; r < 8; r++) d[r] = e4m3x2_h2((u16)(wd[r >> 1] >> ((r & 1) * 16)));
             } else {
-                d[0] = rb.x; d[1] = rb.y; d[2] = rb.z; d[3] = rb.w;
+                d[0] = rb[q].x; d[1] = rb[q].y; d[2] = rb[q].z; d[3] = rb[q].w;
             }
         }
     };
@@ -126,7 +135,7 @@ __device__ __forceinline__ void igemm_body(const void* __restrict__ xv, const vo
         __syncthreads();
         if (kt + 1 < nk) load((kt + 1) * KS);
 #pragma unroll
-        for (int ks = 0; ks < 2; ks++) { // two MMA steps of 32 bytes of K
+        for (int ks = 0; ks < IG_SB / 32; ks++) { // MMA steps of 32 bytes of K
             unsigned a[2][4], b[4][2];
 #pragma unroll
             for (int i = 0; i < 2; i++) {
@@ -161,14 +170,15 @@ __device__ __forceinline__ void igemm_body(const void* __restrict__ xv, const vo
             Cs[(c + 1) * IG_CS + r + 8] = acc[i][j][3];
         }
     __syncthreads();
+    // every pass of this loop has the same pixel (idx % IG_BM == am): its
+    // image and offset are computed once
+    const i64 nimg = qdiv(m, OHW), obase = nimg * Cout * OHW + (m - nimg * OHW);
     for (int idx = tid; idx < IG_BM * IG_BN; idx += blockDim.x) {
         int nl = idx / IG_BM, ml = idx % IG_BM;
-        i64 mm = m0 + ml;
         int co = n0 + nl;
-        if (mm >= M || co >= Og) continue;
+        if (!mok || co >= Og) continue;
         int c = g * Og + co;
-        i64 n = mm / OHW, hw = mm - n * OHW;
-        i64 o = (n * Cout + c) * OHW + hw;
+        i64 o = obase + (i64)c * OHW;
         float v = accf(Cs[nl * IG_CS + ml], cs, zc, c);
         if (ms) v = v * ms[c];
         if (bias) v = v + bias[c];
@@ -178,7 +188,7 @@ __device__ __forceinline__ void igemm_body(const void* __restrict__ xv, const vo
     }
 }
 #define IGEMM(NAME, F, ACC, OUT)                                                                     \
-extern "C" __global__ void __launch_bounds__(256) NAME(const void* __restrict__ x,                  \
+extern "C" __global__ void __launch_bounds__(256, 2) NAME(const void* __restrict__ x,                  \
     const void* __restrict__ w, const ki4* __restrict__ ktab, OUT* __restrict__ y, int N, int C,    \
     int H, int W, int OH, int OW, int sh, int sw, int ph, int pw, int Kp, int K, int Cout,           \
     int groups, const float* ms, const float* bias, const void* resid, int rfmt, int ak, float aa,   \

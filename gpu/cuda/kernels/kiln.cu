@@ -11,10 +11,10 @@ extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ cols, i
     i64 Mp) {                                                                                        \
     i64 M = (i64)N * OH * OW; int K = C * KH * KW;                                                   \
     GRID_LOOP(i, Mp * Kp) {                                                                          \
-        i64 m = i / Kp; int k = (int)(i - m * Kp);                                                   \
+        i64 m = qdiv(i, Kp); int k = (int)(i - m * Kp); \
         T v = 0;                                                                                     \
         if (m < M && k < K) {                                                                        \
-            int ow = (int)(m % OW); i64 t = m / OW; int oh = (int)(t % OH); int n = (int)(t / OH);   \
+            int ow = (int)(qmod(m, OW)); i64 t = qdiv(m, OW); int oh = (int)(qmod(t, OH)); int n = (int)(qdiv(t, OH)); \
             int kw = k % KW; int t2 = k / KW; int kh = t2 % KH; int c = t2 / KH;                     \
             int ih = oh * sh - ph + kh * dh, iw = ow * sw - pw + kw * dw;                            \
             if (ih >= 0 && ih < H && iw >= 0 && iw < W) v = x[(((i64)n * C + c) * H + ih) * W + iw]; \
@@ -31,10 +31,10 @@ extern "C" __global__ void im2col_zp(const u8* __restrict__ x, u8* __restrict__ 
     i64 Mp, int xz, int flip) {
     i64 M = (i64)N * OH * OW; int K = C * KH * KW;
     GRID_LOOP(i, Mp * Kp) {
-        i64 m = i / Kp; int k = (int)(i - m * Kp);
+        i64 m = qdiv(i, Kp); int k = (int)(i - m * Kp);
         u8 v = (u8)xz;
         if (m < M && k < K) {
-            int ow = (int)(m % OW); i64 t = m / OW; int oh = (int)(t % OH); int n = (int)(t / OH);
+            int ow = (int)(qmod(m, OW)); i64 t = qdiv(m, OW); int oh = (int)(qmod(t, OH)); int n = (int)(qdiv(t, OH));
             int kw = k % KW; int t2 = k / KW; int kh = t2 % KH; int c = t2 / KH;
             int ih = oh * sh - ph + kh * dh, iw = ow * sw - pw + kw * dw;
             if (ih >= 0 && ih < H && iw >= 0 && iw < W) v = x[(((i64)n * C + c) * H + ih) * W + iw];
@@ -54,7 +54,7 @@ extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ cols, i
     int W, int KH, int KW, int OH, int OW, int sh, int sw, int ph, int pw, int dh, int dw) {         \
     int K = C * KH * KW; i64 P = (i64)OH * OW;                                                       \
     GRID_LOOP(i, (i64)N * K * P) {                                                                   \
-        i64 t = i / P; int p = (int)(i - t * P); int k = (int)(t % K); int n = (int)(t / K);         \
+        i64 t = qdiv(i, P); int p = (int)(i - t * P); int k = (int)(qmod(t, K)); int n = (int)(qdiv(t, K)); \
         int ow = p % OW, oh = p / OW;                                                                \
         int kw = k % KW; int t2 = k / KW; int kh = t2 % KH; int c = t2 / KH;                         \
         int ih = oh * sh - ph + kh * dh, iw = ow * sw - pw + kw * dw;                                \
@@ -83,7 +83,7 @@ extern "C" __global__ void NAME(const ACC* __restrict__ acc, int ld, OUT* __rest
     float aa, float ab, float ys, int zp, const int* cs, int zc) {                                   \
     if (HW == 1) {                                                                                   \
         GRID_LOOP(i, M * Cout) {                                                                     \
-            i64 m = i / Cout; int c = (int)(i - m * Cout);                                           \
+            i64 m = qdiv(i, Cout); int c = (int)(i - m * Cout); \
             epi_one(acc, m * ld + c, y, i, c, ms, bias, resid, rfmt, ak, aa, ab, ys, zp, cs, zc);    \
         }                                                                                            \
         return;                                                                                      \
@@ -102,7 +102,7 @@ extern "C" __global__ void NAME(const ACC* __restrict__ acc, int ld, OUT* __rest
         for (int r = ty; r < 32; r += blockDim.x >> 5) {                                             \
             int c = c0 + r; i64 m = m0 + tx;                                                         \
             if (m < M && c < Cout) {                                                                 \
-                i64 n = m / HW; int hw = (int)(m - n * HW);                                          \
+                i64 n = qdiv(m, HW); int hw = (int)(m - n * HW); \
                 i64 o = (n * Cout + c) * HW + hw;                                                    \
                 float v = tile[tx][r];                                                               \
                 if (ms) v = v * ms[c];                                                               \
@@ -150,8 +150,8 @@ extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restri
     int groups) {                                                                                    \
     int Cg = C / groups, Og = Cout / groups; /* channels per group */                                \
     GRID_LOOP(o, (i64)N * Cout * OH * OW) {                                                          \
-        int ow = (int)(o % OW); i64 t = o / OW; int oh = (int)(t % OH); t /= OH;                     \
-        int co = (int)(t % Cout); int n = (int)(t / Cout); int c0 = (co / Og) * Cg;                  \
+        int ow = (int)(qmod(o, OW)); i64 t = qdiv(o, OW); int oh = (int)(qmod(t, OH)); t = qdiv(t, OH); \
+        int co = (int)(qmod(t, Cout)); int n = (int)(qdiv(t, Cout)); int c0 = (qdiv(co, Og)) * Cg; \
         float facc = 0; int iacc = 0; int k = 0;                                                     \
         for (int c = 0; c < Cg; c++) for (int kh = 0; kh < KH; kh++) for (int kw = 0; kw < KW; kw++, k++) { \
             int ih = oh * sh - ph + kh * dh, iw = ow * sw - pw + kw * dw;                            \
@@ -216,7 +216,7 @@ extern "C" __global__ void binary_f32(const float* a, const float* b, float* y, 
 extern "C" __global__ void NAME(const T* x, T* y, int N, int C, int H, int W, int OH, int OW,       \
     int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw) {                               \
     GRID_LOOP(i, (i64)N * C * OH * OW) {                                                             \
-        int ow = (int)(i % OW); i64 t = i / OW; int oh = (int)(t % OH); i64 nc = t / OH;             \
+        int ow = (int)(qmod(i, OW)); i64 t = qdiv(i, OW); int oh = (int)(qmod(t, OH)); i64 nc = qdiv(t, OH); \
         const T* p = x + nc * H * W; T m = LOWEST;                                                   \
         for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh * dh; if (ih < 0 || ih >= H) continue; \
             for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw * dw; if (iw < 0 || iw >= W) continue; \
@@ -230,7 +230,7 @@ MAXPOOL(maxpool_u8, u8, 0)
 extern "C" __global__ void maxpool_f16(const u16* x, u16* y, int N, int C, int H, int W, int OH, int OW,
     int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int bf) {
     GRID_LOOP(i, (i64)N * C * OH * OW) {
-        int ow = (int)(i % OW); i64 t = i / OW; int oh = (int)(t % OH); i64 nc = t / OH;
+        int ow = (int)(qmod(i, OW)); i64 t = qdiv(i, OW); int oh = (int)(qmod(t, OH)); i64 nc = qdiv(t, OH);
         const u16* p = x + nc * H * W; float m = -__int_as_float(0x7f800000); u16 mb = bf ? 0xff80 : 0xfc00;
         for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh * dh; if (ih < 0 || ih >= H) continue;
             for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw * dw; if (iw < 0 || iw >= W) continue;
@@ -244,7 +244,7 @@ extern "C" __global__ void maxpool_f16(const u16* x, u16* y, int N, int C, int H
 extern "C" __global__ void maxpool_e4m3(const u8* x, u8* y, int N, int C, int H, int W, int OH, int OW,
     int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw) {
     GRID_LOOP(i, (i64)N * C * OH * OW) {
-        int ow = (int)(i % OW); i64 t = i / OW; int oh = (int)(t % OH); i64 nc = t / OH;
+        int ow = (int)(qmod(i, OW)); i64 t = qdiv(i, OW); int oh = (int)(qmod(t, OH)); i64 nc = qdiv(t, OH);
         const u8* p = x + nc * H * W; float m = -__int_as_float(0x7f800000); u8 mb = 0xfe;
         for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh * dh; if (ih < 0 || ih >= H) continue;
             for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw * dw; if (iw < 0 || iw >= W) continue;
@@ -261,10 +261,20 @@ __device__ __forceinline__ float ld3(const void* p, i64 i, int fmt) {
 __device__ __forceinline__ void st3(void* p, i64 i, float v, int fmt) {
     if (fmt == 0) ((float*)p)[i] = v; else ((u16*)p)[i] = fmt == 1 ? f2h(v) : f2bf(v);
 }
+// Bias and activation in place over NCHW y (after the NCHW conv GEMM),
+// fmt 0 float32, 1 float16, 2 bfloat16.
+extern "C" __global__ void bias_act_nchw(void* y, i64 n, int C, int HW, const float* bias, int ak, float aa,
+    float ab, int fmt) {
+    GRID_LOOP(i, n) {
+        float v = ld3(y, i, fmt);
+        if (bias) v += bias[qmod(qdiv(i, HW), C)];
+        st3(y, i, act(v, ak, aa, ab), fmt);
+    }
+}
 extern "C" __global__ void avgpool_any(const void* x, void* y, int N, int C, int H, int W, int OH,
     int OW, int KH, int KW, int sh, int sw, int ph, int pw, int countPad, int fmt) {
     GRID_LOOP(i, (i64)N * C * OH * OW) {
-        int ow = (int)(i % OW); i64 t = i / OW; int oh = (int)(t % OH); i64 nc = t / OH;
+        int ow = (int)(qmod(i, OW)); i64 t = qdiv(i, OW); int oh = (int)(qmod(t, OH)); i64 nc = qdiv(t, OH);
         float s = 0; int cnt = 0;
         for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh; if (ih < 0 || ih >= H) continue;
             for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw; if (iw < 0 || iw >= W) continue;
@@ -293,7 +303,7 @@ extern "C" __global__ void gavgpool_16(const u16* x, u16* y, i64 NC, int HW, int
 extern "C" __global__ void avgpool_f32(const float* x, float* y, int N, int C, int H, int W, int OH,
     int OW, int KH, int KW, int sh, int sw, int ph, int pw, int countPad) {
     GRID_LOOP(i, (i64)N * C * OH * OW) {
-        int ow = (int)(i % OW); i64 t = i / OW; int oh = (int)(t % OH); i64 nc = t / OH;
+        int ow = (int)(qmod(i, OW)); i64 t = qdiv(i, OW); int oh = (int)(qmod(t, OH)); i64 nc = qdiv(t, OH);
         const float* p = x + nc * H * W; float s = 0; int cnt = 0;
         for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh; if (ih < 0 || ih >= H) continue;
             for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw; if (iw < 0 || iw >= W) continue;
@@ -380,25 +390,25 @@ extern "C" __global__ void layernorm_f32(const float* x, const float* g, const f
 // tensor or per axis: channel = (i / inner) % nscale).
 extern "C" __global__ void quant_f32_i8(const float* x, signed char* y, i64 n, const float* s, int nscale,
     i64 inner, const signed char* zp) {
-    GRID_LOOP(i, n) { int c = (int)((i / inner) % nscale); y[i] = f2i8(x[i] / s[c], zp ? zp[c] : 0, -128, 127); }
+    GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = f2i8(x[i] / s[c], zp ? zp[c] : 0, -128, 127); }
 }
 extern "C" __global__ void quant_f32_u8(const float* x, u8* y, i64 n, const float* s, int nscale,
     i64 inner, const u8* zp) {
-    GRID_LOOP(i, n) { int c = (int)((i / inner) % nscale); y[i] = (u8)f2i8(x[i] / s[c], zp ? zp[c] : 0, 0, 255); }
+    GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = (u8)f2i8(x[i] / s[c], zp ? zp[c] : 0, 0, 255); }
 }
 extern "C" __global__ void dequant_u8_f32(const u8* x, float* y, i64 n, const float* s, int nscale,
     i64 inner, const u8* zp) {
-    GRID_LOOP(i, n) { int c = (int)((i / inner) % nscale); y[i] = (float)((int)x[i] - (zp ? (int)zp[c] : 0)) * s[c]; }
+    GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = (float)((int)x[i] - (zp ? (int)zp[c] : 0)) * s[c]; }
 }
 extern "C" __global__ void quant_f32_e4m3(const float* x, u8* y, i64 n, const float* s, int nscale, i64 inner) {
-    GRID_LOOP(i, n) { int c = (int)((i / inner) % nscale); y[i] = f2e4m3(x[i] / s[c]); }
+    GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = f2e4m3(x[i] / s[c]); }
 }
 extern "C" __global__ void dequant_i8_f32(const signed char* x, float* y, i64 n, const float* s, int nscale,
     i64 inner, const signed char* zp) {
-    GRID_LOOP(i, n) { int c = (int)((i / inner) % nscale); y[i] = (float)((int)x[i] - (zp ? (int)zp[c] : 0)) * s[c]; }
+    GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = (float)((int)x[i] - (zp ? (int)zp[c] : 0)) * s[c]; }
 }
 extern "C" __global__ void dequant_e4m3_f32(const u8* x, float* y, i64 n, const float* s, int nscale, i64 inner) {
-    GRID_LOOP(i, n) { int c = (int)((i / inner) % nscale); y[i] = e4m32f(x[i]) * s[c]; }
+    GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = e4m32f(x[i]) * s[c]; }
 }
 // Casts between float32 and the 16-bit floats (bf != 0: bfloat16).
 extern "C" __global__ void cast_f32_16(const float* x, u16* y, i64 n, int bf) {
