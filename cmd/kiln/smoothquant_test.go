@@ -157,3 +157,26 @@ func TestTransformerDefaultsCLI(t *testing.T) {
 		t.Errorf("build --int8-dynamic: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
+
+// A calibration cache written by a --smoothquant build holds the smoothed
+// tensors' ranges: the same build reads it back, a build without
+// --smoothquant (or with another α) finds it stale instead of misusing it.
+func TestSmoothQuantCalibrationCache(t *testing.T) {
+	dir := t.TempDir()
+	model, data, _ := outlierBlock(t, dir)
+	cache := filepath.Join(dir, "sq.cache")
+	build := func(extra ...string) (int, string, string) {
+		return kiln(t, append([]string{"build", model, "--int8", "--calib-data", data, "--calib-cache", cache, "--verbose"}, extra...)...)
+	}
+	if code, stdout, stderr := build("--smoothquant"); code != 0 || !fileExists(cache) || strings.Contains(stdout, "Using calibration cache") {
+		t.Fatalf("first build: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := build("--smoothquant"); code != 0 || !strings.Contains(stdout, "Using calibration cache") {
+		t.Errorf("same build again: exit %d\n%s%s", code, stdout, stderr)
+	}
+	for _, extra := range [][]string{nil, {"--smoothquant=0.8"}} {
+		if code, _, stderr := build(extra...); code != 1 || !strings.Contains(stderr, "stale") {
+			t.Errorf("build %v with the smoothed cache: exit %d, %s", extra, code, stderr)
+		}
+	}
+}
