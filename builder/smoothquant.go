@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/quant/calib"
 	"github.com/kilnml/kiln/quant/smooth"
 )
@@ -45,7 +46,18 @@ func (b *build) smoothQuant() error {
 	if !ok {
 		return fmt.Errorf("SmoothQuant reads the calibration data twice (per-channel statistics, then calibration): the source %T must implement calib.Rewinder", cal.Source)
 	}
-	sites, err := smooth.Smooth(b.m, rw, smooth.Options{Alpha: alpha, MaxBatches: cal.Collect.MaxBatches, Log: b.cfg.Log})
+	// Layers the user keeps in float are left alone (smoothing them would be
+	// exact but cost a Mul for nothing).
+	skip := map[string]bool{}
+	for _, n := range b.m.Graph.Nodes {
+		names, _ := members(n)
+		for _, nm := range append(names, n.Name) {
+			if p, ok := b.cfg.LayerPrecisions[nm]; ok && p != engine.INT8 && p != engine.FP8 {
+				skip[n.Name] = true
+			}
+		}
+	}
+	sites, err := smooth.Smooth(b.m, rw, smooth.Options{Alpha: alpha, MaxBatches: cal.Collect.MaxBatches, Log: b.cfg.Log, Skip: skip})
 	if err != nil {
 		return err
 	}

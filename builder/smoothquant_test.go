@@ -3,9 +3,11 @@ package builder
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/ops"
 	"github.com/kilnml/kiln/quant/calib"
@@ -252,5 +254,26 @@ func TestDynamicINT8Engine(t *testing.T) {
 				t.Errorf("dynamic INT8, SmoothQuant %v, input %d: cosine %.6f", sq, i, c)
 			}
 		}
+	}
+}
+
+// A layer kept in FP32 by --layer-precisions is not smoothed (its input
+// gets no Mul); the other sites are.
+func TestSmoothQuantSkipsFloatLayers(t *testing.T) {
+	p, rep, err := Build(smoothBlockModel(), nil, Config{Deterministic: true, INT8: true, SmoothQuant: true,
+		LayerPrecisions: map[string]engine.Precision{"fc2": engine.FP32},
+		Calibration:     &Calibration{Source: &calib.SliceStream{Batches: blockInputs(3, 2)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acts []string
+	for _, s := range rep.Smoothed {
+		acts = append(acts, s.Activation)
+	}
+	if len(acts) != 2 || slices.Contains(acts, "a2") {
+		t.Errorf("smoothed %v, want h and z but not fc2's input a2", acts)
+	}
+	if n := countPrecision(p, "int8"); n != 2 {
+		t.Errorf("%d int8 layers, want 2", n)
 	}
 }

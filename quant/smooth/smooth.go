@@ -35,6 +35,9 @@ type Options struct {
 	MaxBatches int
 	// Log receives one line per smoothed activation.
 	Log func(format string, args ...any)
+	// Skip lists layers (node names) to leave alone, e.g. those kept in
+	// float; an activation is smoothed for the other layers reading it.
+	Skip map[string]bool
 }
 
 // Site is one smoothed activation and the layers whose weights took s.
@@ -56,6 +59,25 @@ func Candidates(m *ir.Model) map[string][]*ir.Node {
 	for _, n := range m.Graph.Nodes {
 		if _, ok := weightOf(n, inits); ok {
 			out[n.Inputs[0]] = append(out[n.Inputs[0]], n)
+		}
+	}
+	return out
+}
+
+// candidates is Candidates without the skipped layers.
+func candidates(m *ir.Model, skip map[string]bool) map[string][]*ir.Node {
+	out := Candidates(m)
+	for x, layers := range out {
+		kept := layers[:0]
+		for _, n := range layers {
+			if !skip[n.Name] {
+				kept = append(kept, n)
+			}
+		}
+		if len(kept) == 0 {
+			delete(out, x)
+		} else {
+			out[x] = kept
 		}
 	}
 	return out
@@ -145,7 +167,7 @@ func ChannelMax(m *ir.Model, src calib.Stream, names []string, maxBatches int) (
 // Smooth collects channel maxima over src and applies SmoothQuant to m in
 // place.
 func Smooth(m *ir.Model, src calib.Stream, opt Options) ([]Site, error) {
-	cands := Candidates(m)
+	cands := candidates(m, opt.Skip)
 	names := make([]string, 0, len(cands))
 	for n := range cands {
 		names = append(names, n)
@@ -175,7 +197,7 @@ func Apply(m *ir.Model, act map[string][]float64, opt Options) ([]Site, error) {
 	for _, o := range g.Outputs {
 		outs[o.Name] = true
 	}
-	cands := Candidates(m)
+	cands := candidates(m, opt.Skip)
 	names := make([]string, 0, len(cands))
 	for n := range cands {
 		names = append(names, n)
