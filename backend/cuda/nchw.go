@@ -98,9 +98,16 @@ func (k *gemmKernel) runNCHW(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 		}
 		if pass {
 			n := int64(nb) * k.p.N * P
-			f := map[int64]int{4: 0, 2: 1 + b2i(k.p.In == cuda.R16BF)}[esz]
-			args := cuda.NewArgs(dY, n, int(k.p.N), int(P), k.bias, k.p.Act, k.p.ActA, k.p.ActB, f)
-			if err := launch1(g, st, "bias_act_nchw", n, args); err != nil {
+			var err error
+			if esz == 2 && P%8 == 0 { // 16-byte vectors of one channel
+				args := cuda.NewArgs(dY, n/8, int(k.p.N), int(P/8), k.bias, k.p.Act, k.p.ActA, k.p.ActB, b2i(k.p.In == cuda.R16BF))
+				err = launch1(g, st, "bias_act_nchw16x8", n/8, args)
+			} else {
+				f := map[int64]int{4: 0, 2: 1 + b2i(k.p.In == cuda.R16BF)}[esz]
+				args := cuda.NewArgs(dY, n, int(k.p.N), int(P), k.bias, k.p.Act, k.p.ActA, k.p.ActB, f)
+				err = launch1(g, st, "bias_act_nchw", n, args)
+			}
+			if err != nil {
 				return false, err
 			}
 		}

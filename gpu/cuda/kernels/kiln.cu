@@ -271,6 +271,24 @@ extern "C" __global__ void bias_act_nchw(void* y, i64 n, int C, int HW, const fl
         st3(y, i, act(v, ak, aa, ab), fmt);
     }
 }
+// The 16-bit case when HW % 8 == 0: 8 elements of one channel per thread,
+// one 16-byte load and store.
+struct __align__(16) v16 { unsigned w[4]; };
+extern "C" __global__ void bias_act_nchw16x8(v16* y, i64 n8, int C, int HW8, const float* bias, int ak,
+    float aa, float ab, int bf) {
+    GRID_LOOP(i, n8) {
+        float b = bias ? bias[qmod(qdiv(i, HW8), C)] : 0.f;
+        v16 v = y[i];
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            u16 lo = (u16)(v.w[q] & 0xffff), hi = (u16)(v.w[q] >> 16);
+            float a0 = (bf ? bf2f(lo) : h2f(lo)) + b, a1 = (bf ? bf2f(hi) : h2f(hi)) + b;
+            a0 = act(a0, ak, aa, ab); a1 = act(a1, ak, aa, ab);
+            v.w[q] = (unsigned)(bf ? f2bf(a0) : f2h(a0)) | ((unsigned)(bf ? f2bf(a1) : f2h(a1)) << 16);
+        }
+        y[i] = v;
+    }
+}
 extern "C" __global__ void avgpool_any(const void* x, void* y, int N, int C, int H, int W, int OH,
     int OW, int KH, int KW, int sh, int sw, int ph, int pw, int countPad, int fmt) {
     GRID_LOOP(i, (i64)N * C * OH * OW) {
