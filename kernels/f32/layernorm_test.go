@@ -76,3 +76,49 @@ func bOr0(b []float32, i int) float32 {
 	}
 	return b[i]
 }
+
+// go test -bench LayerNormRow ./kernels/f32: one bert4 LayerNorm (128 rows of 256).
+func BenchmarkLayerNormRow(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	x, y := make([]float32, 128*256), make([]float32, 128*256)
+	g, be := make([]float32, 256), make([]float32, 256)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	for i := range g {
+		g[i], be[i] = 1, 0.1
+	}
+	for b.Loop() {
+		for row := 0; row < 128; row++ {
+			LayerNormRow(y[row*256:(row+1)*256], x[row*256:(row+1)*256], g, be, 1e-5)
+		}
+	}
+}
+
+// The AVX-512 passes give LayerNormRow the same bits as the Go loops.
+func TestLayerNormRowVariants(t *testing.T) {
+	if !vecAVX512 {
+		t.Skip("no AVX-512 twins in this build or CPU")
+	}
+	defer func() { vecAVX512 = true }()
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{1, 15, 16, 17, 32, 100, 256, 1000} {
+		x, g, b := make([]float32, n), make([]float32, n), make([]float32, n)
+		for i := range x {
+			x[i] = float32(50 + 3*r.NormFloat64())
+			g[i], b[i] = float32(r.NormFloat64()), float32(r.NormFloat64())
+		}
+		for _, beta := range [][]float32{nil, b} {
+			ya, yg := make([]float32, n), make([]float32, n)
+			vecAVX512 = true
+			LayerNormRow(ya, x, g, beta, 1e-5)
+			vecAVX512 = false
+			LayerNormRow(yg, x, g, beta, 1e-5)
+			for i := range ya {
+				if math.Float32bits(ya[i]) != math.Float32bits(yg[i]) {
+					t.Fatalf("n=%d beta %v: y[%d] AVX-512 %g, Go %g", n, beta != nil, i, ya[i], yg[i])
+				}
+			}
+		}
+	}
+}

@@ -54,3 +54,40 @@ func scaleMaskMax16(x, mask []float32, scale float32) (float32, bool) {
 	}
 	return scaleMaskMaxBlock(x, mask, scale)
 }
+
+//go:noescape
+func sumLanesAVX512(x *float32, n int, lanes *[16]float32)
+
+//go:noescape
+func devLanesAVX512(x *float32, n int, mean float32, d, q *[16]float32)
+
+//go:noescape
+func normAffineAVX512(y, x, gamma, beta *float32, n int, k *[3]float32)
+
+func sumLanes16(x []float32, lanes *[16]float32) {
+	if vecAVX512 && len(x) > 0 {
+		sumLanesAVX512(&x[0], len(x), lanes)
+		return
+	}
+	sumLanes(x, lanes)
+}
+
+func devLanes16(x []float32, mean float32, d, q *[16]float32) {
+	if vecAVX512 && len(x) > 0 {
+		devLanesAVX512(&x[0], len(x), mean, d, q)
+		return
+	}
+	devLanes(x, mean, d, q)
+}
+
+func normAffine16(y, x, gamma, beta []float32, k *[3]float32) {
+	if vecAVX512 && len(x) > 0 {
+		var b *float32
+		if beta != nil {
+			b = &beta[:len(x)][0]
+		}
+		normAffineAVX512(&y[:len(x)][0], &x[0], &gamma[:len(x)][0], b, len(x), k)
+		return
+	}
+	normAffine(y, x, gamma, beta, k)
+}

@@ -326,3 +326,104 @@ sreduce:
 	SETNE         nan+36(FP)
 	VZEROUPPER
 	RET
+
+// func sumLanesAVX512(x *float32, n int, lanes *[16]float32): lanes[i%16] += x[i]; n a multiple of 16.
+TEXT ·sumLanesAVX512(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVQ lanes+16(FP), DI
+	TESTQ CX, CX
+	JZ   sldone
+	VMOVUPS (DI), Z1
+
+slloop:
+	VADDPS (SI), Z1, Z1
+	ADDQ   $64, SI
+	SUBQ   $16, CX
+	JNZ    slloop
+	VMOVUPS Z1, (DI)
+	VZEROUPPER
+
+sldone:
+	RET
+
+// func devLanesAVX512(x *float32, n int, mean float32, d, q *[16]float32):
+// e = x[i] − mean; d[i%16] += e; q[i%16] += e·e; n a multiple of 16.
+TEXT ·devLanesAVX512(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVQ d+24(FP), DI
+	MOVQ q+32(FP), DX
+	TESTQ CX, CX
+	JZ   dldone
+	VBROADCASTSS mean+16(FP), Z0
+	VMOVUPS (DI), Z1
+	VMOVUPS (DX), Z2
+
+dlloop:
+	VMOVUPS (SI), Z3
+	VSUBPS  Z0, Z3, Z3
+	VADDPS  Z3, Z1, Z1
+	VMULPS  Z3, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	ADDQ    $64, SI
+	SUBQ    $16, CX
+	JNZ     dlloop
+	VMOVUPS Z1, (DI)
+	VMOVUPS Z2, (DX)
+	VZEROUPPER
+
+dldone:
+	RET
+
+// func normAffineAVX512(y, x, gamma, beta *float32, n int, k *[3]float32):
+// y[i] = ((x[i] − mean) − dm)·r·gamma[i] (+ beta[i] unless beta is nil),
+// k = {mean, dm, r}; n a multiple of 16.
+TEXT ·normAffineAVX512(SB), NOSPLIT, $0-48
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ gamma+16(FP), DX
+	MOVQ beta+24(FP), BX
+	MOVQ n+32(FP), CX
+	MOVQ k+40(FP), AX
+	TESTQ CX, CX
+	JZ   nadone
+	VBROADCASTSS 0(AX), Z0
+	VBROADCASTSS 4(AX), Z1
+	VBROADCASTSS 8(AX), Z2
+	TESTQ BX, BX
+	JZ   nanobias
+
+naloop:
+	VMOVUPS (SI), Z3
+	VSUBPS  Z0, Z3, Z3
+	VSUBPS  Z1, Z3, Z3
+	VMULPS  Z2, Z3, Z3
+	VMULPS  (DX), Z3, Z3
+	VADDPS  (BX), Z3, Z3
+	VMOVUPS Z3, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	ADDQ    $64, DX
+	ADDQ    $64, BX
+	SUBQ    $16, CX
+	JNZ     naloop
+	VZEROUPPER
+	RET
+
+nanobias:
+	VMOVUPS (SI), Z3
+	VSUBPS  Z0, Z3, Z3
+	VSUBPS  Z1, Z3, Z3
+	VMULPS  Z2, Z3, Z3
+	VMULPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	ADDQ    $64, DX
+	SUBQ    $16, CX
+	JNZ     nanobias
+	VZEROUPPER
+
+nadone:
+	RET

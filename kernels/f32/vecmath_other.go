@@ -16,3 +16,9 @@ func quantizeBlock16(dst []byte, src []float32, k *[4]float32) { quantizeBlock(d
 func scaleMaskMax16(x, mask []float32, scale float32) (float32, bool) {
 	return scaleMaskMaxBlock(x, mask, scale)
 }
+
+func sumLanes16(x []float32, lanes *[16]float32) { sumLanes(x, lanes) }
+
+func devLanes16(x []float32, mean float32, d, q *[16]float32) { devLanes(x, mean, d, q) }
+
+func normAffine16(y, x, gamma, beta []float32, k *[3]float32) { normAffine(y, x, gamma, beta, k) }
