@@ -1,0 +1,173 @@
+package cudabackend
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/kilnml/kiln/builder"
+	"github.com/kilnml/kiln/gpu/cuda"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/ops/kiln"
+	"github.com/kilnml/kiln/quant/calib"
+)
+
+// Which convolution modes lower which layers (checked without a GPU).
+func TestConvModesLower(t *testing.T) {
+	f16 := func(d ...int64) *ir.Tensor { return ir.NewTensor(ir.Float16, d) }
+	f32 := func(d ...int64) *ir.Tensor { return ir.NewTensor(ir.Float32, d) }
+	i8 := func(d ...int64) *ir.Tensor { return ir.NewTensor(ir.Int8, d) }
+	conv := func(dom, op string, a ...*ir.Attribute) *ir.Node {
+		return &ir.Node{Name: "c", OpType: op, Domain: dom, Inputs: []string{"x", "w", "b", "z"}[:0], Outputs: []string{"y"}, Attrs: a}
+	}
+	qa := []*ir.Attribute{floatA("x_scale", 0.1), floats("w_scales", 0.01), floatA("y_scale", 0.2)}
+	for _, c := range []struct {
+		name string
+		node *ir.Node
+		in   []*ir.Tensor
+		out  ir.DType
+		ok   map[string]bool // mode → lowers
+	}{
+		{"f32 3x3", conv("", "Conv"), []*ir.Tensor{f32(1, 8, 6, 6), f32(16, 8, 3, 3)}, ir.Float32,
+			map[string]bool{modeIm2col: true, modeNCHW: true, modeImplicit: false, modeDirect: false}},
+		{"f32 first layer K=9", conv("", "Conv"), []*ir.Tensor{f32(1, 1, 6, 6), f32(16, 1, 3, 3)}, ir.Float32,
+			map[string]bool{modeIm2col: true, modeNCHW: true, modeImplicit: false, modeDirect: true}},
+		{"f16 3x3", conv("", "Conv"), []*ir.Tensor{f16(1, 8, 6, 6), f16(16, 8, 3, 3)}, ir.Float16,
+			map[string]bool{modeIm2col: true, modeNCHW: true, modeImplicit: true, modeDirect: false}},
+		{"f16 depthwise", conv("", "Conv", intA("group", 8)), []*ir.Tensor{f16(1, 8, 6, 6), f16(8, 1, 3, 3)}, ir.Float16,
+			map[string]bool{modeIm2col: false, modeNCHW: false, modeImplicit: true, modeDirect: true}},
+		{"f16 grouped K=72", conv("", "Conv", intA("group", 2)), []*ir.Tensor{f16(1, 16, 6, 6), f16(8, 8, 3, 3)}, ir.Float16,
+			map[string]bool{modeIm2col: false, modeNCHW: false, modeImplicit: true, modeDirect: true}},
+		{"int8 QConv", conv(kiln.Domain, "QConv", qa...), []*ir.Tensor{i8(1, 8, 6, 6), i8(16, 8, 3, 3)}, ir.Int8,
+			map[string]bool{modeIm2col: true, modeNCHW: false, modeImplicit: true, modeDirect: false}},
+		{"f16 1x1 Gelu K=8", conv(kiln.Domain, "Conv", str("activation", "Gelu")), []*ir.Tensor{f16(1, 8, 6, 6), f16(16, 8, 1, 1)}, ir.Float16,
+			map[string]bool{modeIm2col: true, modeNCHW: true, modeImplicit: true, modeDirect: true}},
+		{"f16 1x1 K=40", conv("", "Conv"), []*ir.Tensor{f16(1, 40, 6, 6), f16(16, 40, 1, 1)}, ir.Float16,
+			map[string]bool{modeIm2col: true, modeNCHW: true, modeImplicit: true, modeDirect: false}},
+	} {
+		n := c.node
+		for i := range c.in {
+			n.Inputs = append(n.Inputs, string(rune('a'+i)))
+		}
+		l := layerOf(n, 17, c.in, []bool{false, true}, []ir.DType{c.out}, [][]int64{{1, c.in[1].Dims[0], 4, 4}})
+		if n.Domain == kiln.Domain {
+			l.Opset = 1
+		}
+		for mode, want := range c.ok {
+			_, err := lowerGemm(l, mode)
+			if (err == nil) != want {
+				t.Errorf("%s, mode %q: lowered %v, want %v (%v)", c.name, mode, err == nil, want, err)
+			}
+		}
+	}
+	// the NCHW mode needs a residual of the output's type (cuBLASLt's C)
+	n := conv(kiln.Domain, "Conv")
+	n.Inputs = []string{"x", "w", "", "z"}
+	l := layerOf(n, 1, []*ir.Tensor{f16(1, 8, 6, 6), f16(16, 8, 1, 1), nil, f32(1, 16, 6, 6)}, []bool{false, true, false, false}, []ir.DType{ir.Float16}, [][]int64{{1, 16, 6, 6}})
+	if _, err := lowerGemm(l, modeNCHW); err == nil {
+		t.Error("NCHW mode took a float32 residual with float16 output")
+	}
+	low, err := lowerGemm(l, modeImplicit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p gemmParams
+	if err := json.Unmarshal(low.Params, &p); err != nil || !p.Implicit || !p.HasZ || p.ZFmt != 0 {
+		t.Errorf("implicit params %+v %v", p, err)
+	}
+}
+
+func TestIGemmNames(t *testing.T) {
+	for _, c := range []struct {
+		in    cuda.DataType
+		out   ir.DType
+		uint8 bool
+		want  string
+	}{
+		{cuda.R16F, ir.Float16, false, "ig_f16_16"},
+		{cuda.R16BF, ir.Float32, false, "ig_bf16_f32"},
+		{cuda.R8FE4M3, ir.Float8E4M3FN, false, "ig_e4m3_e4m3"},
+		{cuda.R8I, ir.Uint8, false, "ig_i8_u8"},
+		{cuda.R8I, ir.Int8, true, "ig_u8_i8"},
+		{cuda.R8I, ir.Float8E4M3FN, false, ""},
+		{cuda.R16F, ir.Int8, false, ""},
+		{cuda.R32F, ir.Float32, false, ""},
+	} {
+		if got := igemmName(c.in, c.out, c.uint8); got != c.want {
+			t.Errorf("igemmName(%v, %v, %v) = %q, want %q", c.in, c.out, c.uint8, got, c.want)
+		}
+	}
+}
+
+// The k table maps the group-local reduction index to (channel, row offset,
+// column offset), -1 past K, and covers K rounded up to igemm.cu's step.
+func TestKTable(t *testing.T) {
+	p := gemmParams{KH: 3, KW: 2, DH: 2, DW: 3, K: 4 * 3 * 2}
+	b := kTable(p)
+	if len(b) != igemmK*16 {
+		t.Fatalf("%d bytes, want %d", len(b), igemmK*16)
+	}
+	at := func(k, f int) int32 { return int32(binary.LittleEndian.Uint32(b[k*16+f*4:])) }
+	k := 0
+	for c := 0; c < 4; c++ {
+		for kh := 0; kh < 3; kh++ {
+			for kw := 0; kw < 2; kw++ {
+				if at(k, 0) != int32(c) || at(k, 1) != int32(kh*2) || at(k, 2) != int32(kw*3) {
+					t.Fatalf("k %d: {%d %d %d}, want {%d %d %d}", k, at(k, 0), at(k, 1), at(k, 2), c, kh*2, kw*3)
+				}
+				k++
+			}
+		}
+	}
+	for ; k < igemmK; k++ {
+		if at(k, 0) != -1 {
+			t.Fatalf("k %d past K: channel %d", k, at(k, 0))
+		}
+	}
+}
+
+// The zoo ResNet-50 becomes a batch-dynamic, opset-13 model with random
+// weights, and the GPU backend takes every layer of it and of mobilenetv2
+// in FP16 and FP8 (lowering needs no GPU; Deterministic: nothing is timed).
+func TestBenchModelsPlacement(t *testing.T) {
+	m, in := benchModel(t, "resnet50")
+	if m.Opset("") != 13 || in != "gpu_0/data_0" || m.Graph.Inputs[0].Type.Shape[0].Known() {
+		t.Fatalf("opset %d, input %v", m.Opset(""), m.Graph.Inputs[0].Type.Shape)
+	}
+	for _, n := range m.Graph.Nodes {
+		if n.OpType == "ConstantOfShape" {
+			t.Fatal("ConstantOfShape left")
+		}
+	}
+	if w := m.Graph.Initializer("gpu_0/conv1_w_0"); w == nil || w.Len() != 64*3*7*7 || w.F32()[0] == w.F32()[1] {
+		t.Fatalf("conv1 weights %v", w)
+	}
+	offerWithoutDevice = true
+	defer func() { offerWithoutDevice = false }()
+	shape := []int64{2, 3, 224, 224}
+	for _, c := range []struct {
+		model string
+		fp8   bool
+	}{{"resnet50", false}, {"mobilenetv2", false}, {"mobilenetv2", true}} {
+		m, in := benchModel(t, c.model)
+		cfg := builder.Config{FP16: !c.fp8, FP8: c.fp8, Deterministic: true,
+			Profiles: []builder.Profile{{in: {Min: shape, Opt: shape, Max: shape}}}}
+		if c.fp8 {
+			cfg.Calibration = &builder.Calibration{Source: &RandomStream{Input: in, Shape: shape, Batches: 1}, Algorithm: calib.MinMax}
+		}
+		p, _, err := builder.Build(m, nil, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var off []string
+		for _, s := range p.Steps {
+			if !s.ShapeStep && !strings.HasPrefix(s.Kernel, "cuda.") {
+				off = append(off, s.Name+" ("+s.Kernel+")")
+			}
+		}
+		if len(off) > 0 {
+			t.Errorf("%s fp8=%v: not on the GPU: %s", c.model, c.fp8, strings.Join(off, "; "))
+		}
+	}
+}
