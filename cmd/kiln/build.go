@@ -33,7 +33,12 @@ that kiln run, kiln inspect and kiln bench load without the ONNX model.
 Precisions: FP32 always; --fp16, --bf16, --int8, --fp8 allow more; --best
 allows all. INT8 ranges come from a TensorRT calibration cache
 (--calib-cache), from calibrating first (--calib-data SRC --calib-cache F,
-as kiln calibrate does), or from the model's own Q/DQ nodes.
+as kiln calibrate does), or from the model's own Q/DQ nodes. The calibrator
+defaults to minmax for transformers (TensorRT's advice for NLP), entropy2
+otherwise. For transformers: --int8-dynamic quantizes MatMuls per token at
+run time (no calibration); --smoothquant[=α] (with --calib-data) moves
+activation outliers into the weights before INT8/FP8 calibration. --fp8
+picks E4M3, E5M2 or FP16 per tensor from calibration and prints why.
 
 Dynamic inputs get an optimization profile from --min-shapes, --opt-shapes
 and --max-shapes (or --shapes for all three); without them, symbolic
