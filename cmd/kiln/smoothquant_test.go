@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kilnml/kiln/internal/ortrun"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/onnx"
 	"github.com/kilnml/kiln/ops"
@@ -111,6 +112,18 @@ func TestSmoothQuantCLI(t *testing.T) {
 		}
 		cos[sq] = cosineT(got["output"], want["output"])
 		t.Logf("kiln quantize, SmoothQuant %v: Q/DQ model vs float cosine %.6f", sq, cos[sq])
+		// The export is an ordinary ONNX file: ONNX Runtime runs it as kiln's reference does.
+		if d, _ := ortrun.Dir(); d != "" {
+			o, _, err := ortrun.Run(out, []*ir.Tensor{x}, 1, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := cosineT(o[0], got["output"])
+			t.Logf("SmoothQuant %v: ONNX Runtime vs kiln on the Q/DQ model: cosine %.7f", sq, c)
+			if c < 0.9999 {
+				t.Errorf("SmoothQuant %v: ONNX Runtime vs kiln on the Q/DQ model: cosine %.6f", sq, c)
+			}
+		}
 	}
 	if !(cos[true] > cos[false]) {
 		t.Errorf("SmoothQuant did not help the Q/DQ export: cosine %.6f -> %.6f", cos[false], cos[true])
