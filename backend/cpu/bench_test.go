@@ -99,14 +99,15 @@ func convLayer(bc benchConv, prec string) (*engine.Layer, []*ir.Tensor, float64)
 }
 
 // BenchmarkConv times the first portable tactic (f32, i8) and the first
-// SIMD tactic (f32simd: cpu.conv.avx512's im2col variant) of each shape.
+// SIMD tactic (f32simd: cpu.conv.avx512's im2col variant; i8simd:
+// cpu.conv.vnni) of each shape.
 func BenchmarkConv(b *testing.B) {
-	for _, prec := range []string{"f32", "f32simd", "i8"} {
+	for _, prec := range []string{"f32", "f32simd", "i8", "i8simd"} {
 		for _, bc := range benchConvs {
 			for _, th := range []int{1, 2} {
 				b.Run(fmt.Sprintf("%s/%s/threads=%d", prec, bc.name, th), func(b *testing.B) {
-					if prec == "f32simd" {
-						l, in, flops := convLayer(bc, "f32")
+					if prec == "f32simd" || prec == "i8simd" {
+						l, in, flops := convLayer(bc, prec[:len(prec)-4])
 						ts := simdBackend{}.Tactics(l)
 						if len(ts) == 0 {
 							b.Skip("no SIMD tactic on this CPU/build")

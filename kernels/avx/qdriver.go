@@ -66,7 +66,10 @@ func QGemm(k int, ap []int8, m int, bp []uint8, n int, o *QOut, l *QLayer, r0, c
 		q.QLo, q.QHi = lo-float32(l.YZero), hi-float32(l.YZero)
 	}
 	q.Lo, q.Hi = l.Lo, l.Hi
-	var tile [MR * NR]float32
+	var tile *[MR * NR]float32 // float tile for a Go activation; allocated only then (it escapes)
+	if l.Act != nil {
+		tile = new([MR * NR]float32)
+	}
 	for s := 0; s < m; s += MR {
 		mr := min(MR, m-s)
 		as := ap[s*4*k4 : (s+MR)*4*k4]
@@ -88,7 +91,7 @@ func QGemm(k int, ap []int8, m int, bp []uint8, n int, o *QOut, l *QLayer, r0, c
 			bs := bp[t*4*k4 : (t+NR)*4*k4]
 			if l.Act != nil {
 				q.Flags = base &^ (QClamp | QQuant | QResid)
-				QMicro(k4, as, bs, unsafe.Pointer(&tile[0]), NR, mr, nr, &q)
+				QMicro(k4, as, bs, unsafe.Pointer(tile), NR, mr, nr, &q)
 				for i := 0; i < mr; i++ {
 					row := tile[i*NR : i*NR+nr]
 					at := off + i*o.Ld

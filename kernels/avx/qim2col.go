@@ -213,25 +213,28 @@ func QIm2colRows(dst []uint8, xp []byte, g *pack.Conv2D, j0, n int) {
 		// per strip, a table of each column's byte offset per (c, kh),
 		// then q gathered words per row (AVX-512 gathers where available)
 		var tab [maxTaps][NR]int32
+		var rowOff [maxTaps]int32
+		for r := range rows {
+			rowOff[r] = int32(r/g.KH*ph*pw + r%g.KH*g.DH*pw)
+		}
+		sh, sw, ow0 := int32(g.SH*pw), int32(g.SW), g.OW
 		for t := 0; t < n; t += NR {
 			strip := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[t*4*k4])), NR*k4)
 			cols := min(NR, n-t)
-			for j := 0; j < NR; j++ {
-				o := int32(-1)
-				if j < cols {
-					jj := j0 + t + j
-					o = int32((jj/g.OW*g.SH)*pw + jj%g.OW*g.SW)
-				}
-				tab[0][j] = o
-			}
-			for r := 1; r < rows; r++ {
-				c, kh := r/g.KH, r%g.KH
-				d := int32(c*ph*pw + kh*g.DH*pw)
-				for j, o := range tab[0] {
-					if o >= 0 {
-						o += d
+			oh, ow := (j0+t)/ow0, (j0+t)%ow0 // then stepped: no division per column
+			for j := range NR {
+				if j >= cols {
+					for r := range rows {
+						tab[r][j] = -1
 					}
-					tab[r][j] = o
+					continue
+				}
+				o := int32(oh)*sh + int32(ow)*sw
+				for r, d := range rowOff[:rows] {
+					tab[r][j] = o + d
+				}
+				if ow++; ow == ow0 {
+					oh, ow = oh+1, 0
 				}
 			}
 			gatherQuads(strip, xp, &tab, rows, q, 4, 0)

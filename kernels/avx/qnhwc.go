@@ -110,9 +110,12 @@ func QIm2colNHWC(dst []uint8, xc []byte, g *pack.Conv2D, j0, n int, pad byte) {
 // every tap (kh,kw), or -1 in the padding and in columns [cols,NR).
 func qTapOffsets(tab *[maxTaps][NR]int32, g *pack.Conv2D, j, cols, unit int) {
 	taps := g.KH * g.KW
+	oh, ow := j/g.OW, j%g.OW // then stepped: no division per column
 	for c := 0; c < cols; c++ {
-		oh, ow := (j+c)/g.OW, (j+c)%g.OW
 		ih0, iw0 := oh*g.SH-g.PT, ow*g.SW-g.PL
+		if ow++; ow == g.OW {
+			oh, ow = oh+1, 0
+		}
 		t := 0
 		for kh := 0; kh < g.KH; kh++ {
 			ih := ih0 + kh*g.DH
