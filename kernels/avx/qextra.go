@@ -294,3 +294,25 @@ func padCodes(pad []float32, x []byte, g *pack.Conv2D, zero int32, unsigned bool
 		CodesToF32(pad[r*ldx+lo+g.PL:], ldx, x[ih*g.W+lo:ih*g.W+hi], hi-lo, 1, zero, unsigned)
 	}
 }
+
+// slideQuads writes n ≤ NR overlapping windows of a byte row: dst[j] = the
+// little-endian word at src[j:j+4] (the row quads of consecutive output
+// columns of a stride-1 conv); src must hold n+3 bytes.
+func slideQuads(dst []uint32, src []byte, n int) {
+	if n <= 0 {
+		return
+	}
+	if n > NR {
+		panic("avx.slideQuads: more than NR columns")
+	}
+	_, _ = dst[n-1], src[n+2]
+	slideQuadsDispatch(&dst[0], src[:n+3], n)
+}
+
+// slideQuadsGeneric is the reference loop of slideQuads.
+func slideQuadsGeneric(dst *uint32, src []byte, n int) {
+	d := unsafe.Slice(dst, n)
+	for j := range d {
+		d[j] = binary.LittleEndian.Uint32(src[j:])
+	}
+}

@@ -2,7 +2,11 @@
 
 package avx
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
 
 func qmaxPool2x2(x *byte, w, hw int, y *byte, ow, oh, planes int, unsigned bool) {
 	switch {
@@ -62,4 +66,15 @@ func codesToF32(dst *float32, ldd int, src *byte, w, h int, zero int32, unsigned
 	default:
 		codesToF32S8AVX512(dst, ldd, src, w, h, zero)
 	}
+}
+
+// hasVBMI: VPERMB for slideQuads (checked besides QVariant's VNNI/BW).
+var hasVBMI = cpu.X86.HasAVX512VBMI
+
+func slideQuadsDispatch(dst *uint32, src []byte, n int) {
+	if QVariant != QVariantVNNI || !hasVBMI {
+		slideQuadsGeneric(dst, src, n)
+		return
+	}
+	slideQuadsVBMI(dst, unsafe.SliceData(src), n)
 }

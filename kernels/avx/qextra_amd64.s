@@ -478,3 +478,156 @@ full_codesToF32U8AVX512:
 done_codesToF32U8AVX512:
 	VZEROUPPER
 	RET
+
+DATA slidequadidx<>+0(SB)/1, $0x00
+DATA slidequadidx<>+1(SB)/1, $0x01
+DATA slidequadidx<>+2(SB)/1, $0x02
+DATA slidequadidx<>+3(SB)/1, $0x03
+DATA slidequadidx<>+4(SB)/1, $0x01
+DATA slidequadidx<>+5(SB)/1, $0x02
+DATA slidequadidx<>+6(SB)/1, $0x03
+DATA slidequadidx<>+7(SB)/1, $0x04
+DATA slidequadidx<>+8(SB)/1, $0x02
+DATA slidequadidx<>+9(SB)/1, $0x03
+DATA slidequadidx<>+10(SB)/1, $0x04
+DATA slidequadidx<>+11(SB)/1, $0x05
+DATA slidequadidx<>+12(SB)/1, $0x03
+DATA slidequadidx<>+13(SB)/1, $0x04
+DATA slidequadidx<>+14(SB)/1, $0x05
+DATA slidequadidx<>+15(SB)/1, $0x06
+DATA slidequadidx<>+16(SB)/1, $0x04
+DATA slidequadidx<>+17(SB)/1, $0x05
+DATA slidequadidx<>+18(SB)/1, $0x06
+DATA slidequadidx<>+19(SB)/1, $0x07
+DATA slidequadidx<>+20(SB)/1, $0x05
+DATA slidequadidx<>+21(SB)/1, $0x06
+DATA slidequadidx<>+22(SB)/1, $0x07
+DATA slidequadidx<>+23(SB)/1, $0x08
+DATA slidequadidx<>+24(SB)/1, $0x06
+DATA slidequadidx<>+25(SB)/1, $0x07
+DATA slidequadidx<>+26(SB)/1, $0x08
+DATA slidequadidx<>+27(SB)/1, $0x09
+DATA slidequadidx<>+28(SB)/1, $0x07
+DATA slidequadidx<>+29(SB)/1, $0x08
+DATA slidequadidx<>+30(SB)/1, $0x09
+DATA slidequadidx<>+31(SB)/1, $0x0a
+DATA slidequadidx<>+32(SB)/1, $0x08
+DATA slidequadidx<>+33(SB)/1, $0x09
+DATA slidequadidx<>+34(SB)/1, $0x0a
+DATA slidequadidx<>+35(SB)/1, $0x0b
+DATA slidequadidx<>+36(SB)/1, $0x09
+DATA slidequadidx<>+37(SB)/1, $0x0a
+DATA slidequadidx<>+38(SB)/1, $0x0b
+DATA slidequadidx<>+39(SB)/1, $0x0c
+DATA slidequadidx<>+40(SB)/1, $0x0a
+DATA slidequadidx<>+41(SB)/1, $0x0b
+DATA slidequadidx<>+42(SB)/1, $0x0c
+DATA slidequadidx<>+43(SB)/1, $0x0d
+DATA slidequadidx<>+44(SB)/1, $0x0b
+DATA slidequadidx<>+45(SB)/1, $0x0c
+DATA slidequadidx<>+46(SB)/1, $0x0d
+DATA slidequadidx<>+47(SB)/1, $0x0e
+DATA slidequadidx<>+48(SB)/1, $0x0c
+DATA slidequadidx<>+49(SB)/1, $0x0d
+DATA slidequadidx<>+50(SB)/1, $0x0e
+DATA slidequadidx<>+51(SB)/1, $0x0f
+DATA slidequadidx<>+52(SB)/1, $0x0d
+DATA slidequadidx<>+53(SB)/1, $0x0e
+DATA slidequadidx<>+54(SB)/1, $0x0f
+DATA slidequadidx<>+55(SB)/1, $0x10
+DATA slidequadidx<>+56(SB)/1, $0x0e
+DATA slidequadidx<>+57(SB)/1, $0x0f
+DATA slidequadidx<>+58(SB)/1, $0x10
+DATA slidequadidx<>+59(SB)/1, $0x11
+DATA slidequadidx<>+60(SB)/1, $0x0f
+DATA slidequadidx<>+61(SB)/1, $0x10
+DATA slidequadidx<>+62(SB)/1, $0x11
+DATA slidequadidx<>+63(SB)/1, $0x12
+DATA slidequadidx<>+64(SB)/1, $0x10
+DATA slidequadidx<>+65(SB)/1, $0x11
+DATA slidequadidx<>+66(SB)/1, $0x12
+DATA slidequadidx<>+67(SB)/1, $0x13
+DATA slidequadidx<>+68(SB)/1, $0x11
+DATA slidequadidx<>+69(SB)/1, $0x12
+DATA slidequadidx<>+70(SB)/1, $0x13
+DATA slidequadidx<>+71(SB)/1, $0x14
+DATA slidequadidx<>+72(SB)/1, $0x12
+DATA slidequadidx<>+73(SB)/1, $0x13
+DATA slidequadidx<>+74(SB)/1, $0x14
+DATA slidequadidx<>+75(SB)/1, $0x15
+DATA slidequadidx<>+76(SB)/1, $0x13
+DATA slidequadidx<>+77(SB)/1, $0x14
+DATA slidequadidx<>+78(SB)/1, $0x15
+DATA slidequadidx<>+79(SB)/1, $0x16
+DATA slidequadidx<>+80(SB)/1, $0x14
+DATA slidequadidx<>+81(SB)/1, $0x15
+DATA slidequadidx<>+82(SB)/1, $0x16
+DATA slidequadidx<>+83(SB)/1, $0x17
+DATA slidequadidx<>+84(SB)/1, $0x15
+DATA slidequadidx<>+85(SB)/1, $0x16
+DATA slidequadidx<>+86(SB)/1, $0x17
+DATA slidequadidx<>+87(SB)/1, $0x18
+DATA slidequadidx<>+88(SB)/1, $0x16
+DATA slidequadidx<>+89(SB)/1, $0x17
+DATA slidequadidx<>+90(SB)/1, $0x18
+DATA slidequadidx<>+91(SB)/1, $0x19
+DATA slidequadidx<>+92(SB)/1, $0x17
+DATA slidequadidx<>+93(SB)/1, $0x18
+DATA slidequadidx<>+94(SB)/1, $0x19
+DATA slidequadidx<>+95(SB)/1, $0x1a
+DATA slidequadidx<>+96(SB)/1, $0x18
+DATA slidequadidx<>+97(SB)/1, $0x19
+DATA slidequadidx<>+98(SB)/1, $0x1a
+DATA slidequadidx<>+99(SB)/1, $0x1b
+DATA slidequadidx<>+100(SB)/1, $0x19
+DATA slidequadidx<>+101(SB)/1, $0x1a
+DATA slidequadidx<>+102(SB)/1, $0x1b
+DATA slidequadidx<>+103(SB)/1, $0x1c
+DATA slidequadidx<>+104(SB)/1, $0x1a
+DATA slidequadidx<>+105(SB)/1, $0x1b
+DATA slidequadidx<>+106(SB)/1, $0x1c
+DATA slidequadidx<>+107(SB)/1, $0x1d
+DATA slidequadidx<>+108(SB)/1, $0x1b
+DATA slidequadidx<>+109(SB)/1, $0x1c
+DATA slidequadidx<>+110(SB)/1, $0x1d
+DATA slidequadidx<>+111(SB)/1, $0x1e
+DATA slidequadidx<>+112(SB)/1, $0x1c
+DATA slidequadidx<>+113(SB)/1, $0x1d
+DATA slidequadidx<>+114(SB)/1, $0x1e
+DATA slidequadidx<>+115(SB)/1, $0x1f
+DATA slidequadidx<>+116(SB)/1, $0x1d
+DATA slidequadidx<>+117(SB)/1, $0x1e
+DATA slidequadidx<>+118(SB)/1, $0x1f
+DATA slidequadidx<>+119(SB)/1, $0x20
+DATA slidequadidx<>+120(SB)/1, $0x1e
+DATA slidequadidx<>+121(SB)/1, $0x1f
+DATA slidequadidx<>+122(SB)/1, $0x20
+DATA slidequadidx<>+123(SB)/1, $0x21
+DATA slidequadidx<>+124(SB)/1, $0x1f
+DATA slidequadidx<>+125(SB)/1, $0x20
+DATA slidequadidx<>+126(SB)/1, $0x21
+DATA slidequadidx<>+127(SB)/1, $0x22
+GLOBL slidequadidx<>(SB), RODATA|NOPTR, $128
+
+// func slideQuadsVBMI(dst *uint32, src *byte, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, BMI2
+TEXT ·slideQuadsVBMI(SB), NOSPLIT, $0-24
+	MOVQ       dst+0(FP), DI
+	MOVQ       src+8(FP), SI
+	MOVQ       n+16(FP), CX
+	MOVQ       $-1, AX
+	LEAQ       3(CX), BX
+	BZHIQ      BX, AX, BX
+	KMOVQ      BX, K1
+	BZHIQ      CX, AX, BX
+	KMOVD      BX, K2
+	KSHIFTRD   $0x10, K2, K3
+	VMOVDQU8.Z (SI), K1, Z0
+	VMOVDQU64  slidequadidx<>+0(SB), Z1
+	VMOVDQU64  slidequadidx<>+64(SB), Z2
+	VPERMB     Z0, Z1, Z3
+	VPERMB     Z0, Z2, Z4
+	VMOVDQU32  Z3, K2, (DI)
+	VMOVDQU32  Z4, K3, 64(DI)
+	VZEROUPPER
+	RET

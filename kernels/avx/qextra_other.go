@@ -23,3 +23,5 @@ func rowMax(dst, src *byte, n int, unsigned bool) { rowMaxGeneric(dst, src, n, u
 func codesToF32(dst *float32, ldd int, src *byte, w, h int, zero int32, unsigned bool) {
 	codesToF32Generic(dst, ldd, src, w, h, zero, unsigned)
 }
+
+func slideQuadsDispatch(dst *uint32, src []byte, n int) { slideQuadsGeneric(dst, src, n) }

@@ -53,3 +53,8 @@ func codesToF32S8AVX512(dst *float32, ldd int, src *byte, w int, h int, zero int
 //
 //go:noescape
 func codesToF32U8AVX512(dst *float32, ldd int, src *byte, w int, h int, zero int32)
+
+// slideQuadsVBMI is the AVX-512 VBMI twin of slideQuadsGeneric.
+//
+//go:noescape
+func slideQuadsVBMI(dst *uint32, src *byte, n int)

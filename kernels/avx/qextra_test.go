@@ -302,3 +302,28 @@ func TestCodesToF32(t *testing.T) {
 		}
 	})
 }
+
+func TestSlideQuads(t *testing.T) {
+	src := make([]byte, 80)
+	for i := range src {
+		src[i] = byte(i*29 + 7)
+	}
+	forEachQVariant(t, func(t *testing.T) {
+		for n := 1; n <= NR; n++ {
+			for _, off := range []int{0, 1, 80 - n - 3} { // the last case ends at the slice's end
+				dst := make([]uint32, NR+4)
+				slideQuads(dst, src[off:off+n+3], n)
+				for j := range dst {
+					want := uint32(0)
+					if j < n {
+						p := off + j
+						want = uint32(src[p]) | uint32(src[p+1])<<8 | uint32(src[p+2])<<16 | uint32(src[p+3])<<24
+					}
+					if dst[j] != want {
+						t.Fatalf("n=%d off=%d: dst[%d] = %#x, want %#x", n, off, j, dst[j], want)
+					}
+				}
+			}
+		}
+	})
+}

@@ -218,6 +218,25 @@ func QIm2colRows(dst []uint8, xp []byte, g *pack.Conv2D, j0, n int) {
 			rowOff[r] = int32(r/g.KH*ph*pw + r%g.KH*g.DH*pw)
 		}
 		sh, sw, ow0 := int32(g.SH*pw), int32(g.SW), g.OW
+		if g.SW == 1 && q == 1 {
+			// stride 1, one quad per row: a run of consecutive output
+			// columns reads overlapping windows of one input row
+			for t := 0; t < n; t += NR {
+				strip := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[t*4*k4])), NR*k4)
+				cols := min(NR, n-t)
+				for at := 0; at < cols; {
+					jj := j0 + t + at
+					oh, ow := jj/ow0, jj%ow0
+					run := min(cols-at, ow0-ow)
+					o := oh*g.SH*pw + ow
+					for r, d := range rowOff[:rows] {
+						slideQuads(strip[r*NR+at:r*NR+at+run], xp[o+int(d):], run)
+					}
+					at += run
+				}
+			}
+			return
+		}
 		for t := 0; t < n; t += NR {
 			strip := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[t*4*k4])), NR*k4)
 			cols := min(NR, n-t)

@@ -25,6 +25,7 @@ func main() {
 	rowMax("rowMaxU8BW", VPMAXUB)
 	codesToF32("codesToF32S8AVX512", VPMOVSXBD_Z)
 	codesToF32("codesToF32U8AVX512", VPMOVZXBD_Z)
+	slideQuads()
 	Generate()
 }
 
@@ -345,6 +346,42 @@ func codesToF32(name string, extend func(mx, k, xyz Op)) {
 	DECQ(h)
 	JNE(l("row"))
 	Label("done_" + name)
+	VZEROUPPER()
+	RET()
+}
+
+// slideQuads writes n ≤ 32 overlapping 32-bit windows of a byte row:
+// dst[j] = src[j] | src[j+1]<<8 | src[j+2]<<16 | src[j+3]<<24 (the row
+// quads of a stride-1 conv's consecutive output columns). One masked load
+// of n+3 bytes, two VPERMB (AVX512-VBMI) with a constant index, masked
+// stores of n words.
+func slideQuads() {
+	idx := GLOBL("slidequadidx", RODATA|NOPTR)
+	for b := 0; b < 128; b++ {
+		DATA(b, U8(b/4+b%4))
+	}
+	name := "slideQuadsVBMI"
+	TEXT(name, NOSPLIT, "func(dst *uint32, src *byte, n int)")
+	Pragma("noescape")
+	Doc(name + " is the AVX-512 VBMI twin of slideQuadsGeneric.")
+	dst := Load(Param("dst"), reg.RDI)
+	src := Load(Param("src"), reg.RSI)
+	n := Load(Param("n"), reg.RCX)
+	ones, t := reg.RAX, reg.RBX
+	MOVQ(I32(-1), ones)
+	LEAQ(Mem{Base: n, Disp: 3}, t)
+	BZHIQ(t, ones, t)
+	KMOVQ(t, reg.K1)
+	BZHIQ(n, ones, t)
+	KMOVD(t.As32(), reg.K2)
+	KSHIFTRD(U8(16), reg.K2, reg.K3)
+	VMOVDQU8_Z(Mem{Base: src}, reg.K1, reg.Z0)
+	VMOVDQU64(idx, reg.Z1)
+	VMOVDQU64(idx.Offset(64), reg.Z2)
+	VPERMB(reg.Z0, reg.Z1, reg.Z3)
+	VPERMB(reg.Z0, reg.Z2, reg.Z4)
+	VMOVDQU32(reg.Z3, reg.K2, Mem{Base: dst})
+	VMOVDQU32(reg.Z4, reg.K3, Mem{Base: dst, Disp: 64})
 	VZEROUPPER()
 	RET()
 }
