@@ -70,7 +70,7 @@ build.`,
 	fl.StringVar(&f.data, "data", "", "evaluation data (labelled for --metric accuracy, e.g. mnist-raw:test)")
 	fl.StringVar(&f.calibData, "calib-data", "", "calibration data (default: --data)")
 	fl.StringVar(&f.mnistDir, "mnist-dir", "", "folder of the MNIST idx files")
-	fl.StringVar(&f.calibrator, "calibrator", "entropy2", "calibrator: entropy2, minmax, percentile, mse or legacy")
+	fl.StringVar(&f.calibrator, "calibrator", "", "calibrator: entropy2, minmax, percentile, mse or legacy (default: minmax for transformers, as TensorRT advises for NLP, else entropy2)")
 	fl.IntVar(&f.batches, "batches", 500, "evaluation batches")
 	fl.IntVar(&f.calibBatches, "calib-batches", 100, "calibration batches")
 	fl.IntVar(&f.batchSize, "batch-size", 1, "samples per batch when the model's batch dimension is dynamic")
@@ -104,9 +104,11 @@ func debugPrecision(w, errw io.Writer, path string, f debugPrecisionFlags, budge
 	if f.fp8 && (f.weightBits != 8 || f.perTensorWeights) {
 		return cli.Usagef("--weight-bits and --per-tensor-weights apply to INT8")
 	}
-	algo, err := calib.ParseAlgorithm(f.calibrator)
-	if err != nil {
-		return cli.Usagef("--calibrator: %v", err)
+	var algo calib.Algorithm // "": by model kind, once the model is loaded
+	if f.calibrator != "" {
+		if algo, err = calib.ParseAlgorithm(f.calibrator); err != nil {
+			return cli.Usagef("--calibrator: %v", err)
+		}
 	}
 	budget := layerdebug.Budget{Metric: metric}
 	switch {
@@ -128,6 +130,10 @@ func debugPrecision(w, errw io.Writer, path string, f debugPrecisionFlags, budge
 		return err
 	}
 	m := src.Model
+	if algo == "" {
+		algo = builder.DefaultCalibrator(m)
+		f.calibrator = string(algo)
+	}
 	open := func(spec string, n int) (*datasrc.Source, error) {
 		return datasrc.Open(spec, m.Graph.RealInputs(), datasrc.Options{BatchSize: f.batchSize, MaxBatches: n, MNISTDir: f.mnistDir})
 	}

@@ -151,8 +151,8 @@ func TestSmoothQuantCLI(t *testing.T) {
 }
 
 // The transformer defaults through the CLI: a model with a LayerNorm is
-// calibrated with minmax by kiln build and kiln calibrate when no
-// --calibrator is given; kiln build --int8-dynamic needs no data and runs
+// calibrated with minmax by kiln build, kiln calibrate and kiln debug
+// precision when no --calibrator is given; kiln build --int8-dynamic needs no data and runs
 // the MatMul per token in int8 on the CPU kernel.
 func TestTransformerDefaultsCLI(t *testing.T) {
 	dir := t.TempDir()
@@ -164,6 +164,10 @@ func TestTransformerDefaultsCLI(t *testing.T) {
 	code, stdout, stderr = kiln(t, "calibrate", model, "--data", data, "--cache", filepath.Join(dir, "c.cache"))
 	if code != 0 || !strings.Contains(stdout, "minmax") || strings.Contains(stdout, "entropy") {
 		t.Errorf("calibrate: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = kiln(t, "debug", "precision", model, "--data", data, "--metric", "cosine", "--batches", "2", "--calib-batches", "2", "--runs", "1")
+	if code != 0 || !strings.Contains(stdout, "calibrator minmax") {
+		t.Errorf("debug precision: exit %d\n%s%s", code, stdout, stderr)
 	}
 	code, stdout, stderr = kiln(t, "build", model, "--int8-dynamic")
 	if code != 0 || !strings.Contains(stdout, "cpu.dynqmatmul") || !strings.Contains(stdout, " int8 ") {
