@@ -39,34 +39,52 @@ var (
 // saturating to ±Max (as the Transformer Engine's casts do); NaN stays NaN.
 // The result is exact in float32. It matches floatx's E4M3FN/E5M2
 // saturating encode followed by decode.
-func (f FP8Format) Round(v float32) float32 {
+func (f FP8Format) Round(v float32) float32 { return f.rounder().round(v) }
+
+// fp8Rounder is Round with the format's constants worked out once, for the
+// casts' loops over millions of values (computing them per value, two
+// Ldexp calls on every zero and subnormal, cost more than the GEMMs).
+type fp8Rounder struct {
+	max, minNormal float32
+	subnormal      float32 // a constant whose ulp is the subnormal quantum
+	shift          uint    // mantissa bits dropped from float32's 23
+}
+
+func (f FP8Format) rounder() fp8Rounder {
+	return fp8Rounder{
+		max:       f.Max,
+		minNormal: float32(math.Ldexp(1, f.MinNormal)),
+		subnormal: float32(math.Ldexp(1, f.MinNormal-f.Mantissa+23)),
+		shift:     uint(23 - f.Mantissa),
+	}
+}
+
+func (r fp8Rounder) round(v float32) float32 {
 	if v != v {
 		return v
 	}
-	a := float32(math.Abs(float64(v)))
-	var r float32
+	a := math.Float32frombits(math.Float32bits(v) &^ (1 << 31))
+	var q float32
 	switch {
-	case a >= f.Max:
-		r = f.Max
-	case a < float32(math.Ldexp(1, f.MinNormal)):
+	case a >= r.max:
+		q = r.max
+	case a < r.minNormal:
 		// Subnormals: a fixed quantum 2^(MinNormal-Mantissa); adding a
 		// constant whose ulp is that quantum rounds to it, ties to even.
-		c := float32(math.Ldexp(1, f.MinNormal-f.Mantissa+23))
-		r = (a + c) - c
+		q = (a + r.subnormal) - r.subnormal
 	default:
-		shift := uint(23 - f.Mantissa)
 		b := math.Float32bits(a)
-		b += (1 << (shift - 1)) - 1 + ((b >> shift) & 1)
-		b &^= 1<<shift - 1
-		r = math.Float32frombits(b)
-		if r > f.Max {
-			r = f.Max
+		b += (1 << (r.shift - 1)) - 1 + ((b >> r.shift) & 1)
+		b &^= 1<<r.shift - 1
+		q = math.Float32frombits(b)
+		if q > r.max {
+			q = r.max
 		}
 	}
 	if v < 0 {
-		return -r
+		return -q
 	}
-	return r
+	return q
 }
 
 // FP8Recipe is the delayed-scaling recipe.
@@ -153,9 +171,10 @@ func (m *FP8Meta) cast(c *Ctx, x []float32, dst []float32, record bool) {
 		s = 1
 	}
 	inv := 1 / s
+	r := m.Format.rounder()
 	c.parallel(len(x), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
-			dst[i] = m.Format.Round(x[i]*s) * inv
+			dst[i] = r.round(x[i]*s) * inv
 		}
 	})
 }
