@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/ir"
@@ -93,6 +94,9 @@ type simdConvKernel struct {
 	bias []float32
 	epi  avx.Epi // activation part; bias and residual are set per run
 	runs runPool[simdConvRun]
+	// im2col run streams of the last geometry (stride-1 convs): made once,
+	// then shared by every image and run, and by concurrent contexts.
+	plan atomic.Pointer[avx.RunPlan]
 }
 
 func init() { register(simdConvID, newSimdConvKernel) }
@@ -162,6 +166,7 @@ func (k *simdConvKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 type simdConvRun struct {
 	k                 *simdConvKernel
 	g                 pack.Conv2D
+	plan              *avx.RunPlan // nil: avx.Im2col finds each strip's runs
 	K                 int
 	x, z, y           []float32
 	sl                slots
@@ -184,6 +189,14 @@ func (k *simdConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	*r = simdConvRun{k: k, g: g, K: g.K(), x: in[0].F32(), y: out[0].F32(), groups: k.p.Group}
 	if k.p.Resid {
 		r.z = in[1].F32()
+	}
+	if k.p.Variant == simdIm2col {
+		if p := k.plan.Load(); p.Fits(&g) {
+			r.plan = p
+		} else if p = avx.NewRunPlan(&g); p != nil {
+			k.plan.Store(p)
+			r.plan = p
+		}
 	}
 	Mg := k.p.M / k.p.Group
 	th := simdThreads(x.Threads, N*k.p.M*ohw*g.K()/k.p.Group)
@@ -235,7 +248,11 @@ func (r *simdConvRun) Do(w, item int) {
 		b, ldb = xi[grp*cg*ohw+j0:], ohw
 	} else {
 		b = slotAs[float32](r.sl, w, avx.BSize(r.K, cols))
-		avx.Im2col(b, xi, g, grp, j0, cols)
+		if r.plan != nil {
+			avx.Im2colPlanned(b, xi, r.plan, grp, j0, cols)
+		} else {
+			avx.Im2col(b, xi, g, grp, j0, cols)
+		}
 	}
 	e := k.epi
 	base := (n*k.p.M + grp*Mg) * ohw // output block of (image, group)

@@ -113,8 +113,8 @@ func TestMicro(t *testing.T) {
 	})
 }
 
-// TestIm2colMatchesPack checks every im2col path (stride-1 runs, tap
-// tables, row-run copies) and micro-kernel variant against pack.Im2col,
+// TestIm2colMatchesPack checks every im2col path (stride-1 runs, planned
+// or not, tap tables, row-run copies) and micro-kernel variant against pack.Im2col,
 // bit for bit (NaN and Inf inputs included).
 func TestIm2colMatchesPack(t *testing.T) {
 	geoms := []pack.Conv2D{
@@ -150,7 +150,11 @@ func TestIm2colMatchesPack(t *testing.T) {
 						got[i] = 42
 					}
 					pack.Im2col(want, x, (*[256]float32)(nil), &g, grp, j0, n, NR)
-					Im2col(got[:len(want)], x, &g, grp, j0, n)
+					if p := NewRunPlan(&g); p != nil && j0%NR == 0 && grp == g.Group-1 {
+						Im2colPlanned(got[:len(want)], x, p, grp, j0, n) // the planned runs, on one group
+					} else {
+						Im2col(got[:len(want)], x, &g, grp, j0, n)
+					}
 					for i := range want {
 						if (i/k/NR)*NR+i%NR >= n {
 							continue // columns past n are not read

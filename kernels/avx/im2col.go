@@ -281,3 +281,52 @@ func im2colSegsGeneric(dst, plane *float32, hw, cg int, segs *int32, taps int) {
 		}
 	}
 }
+
+// RunPlan holds the run streams (runTable) of every NR-column strip of a
+// stride-1 conv's output, so that a batch of images (and every run of a
+// layer) reuses them instead of rebuilding them per strip.
+type RunPlan struct {
+	g       pack.Conv2D
+	streams []int32
+	at      []int // strip s's stream starts at streams[at[s]]
+}
+
+// NewRunPlan returns the run plan of g, or nil when Im2col does not copy
+// runs for it (strided rows, or more taps than a strip table holds).
+func NewRunPlan(g *pack.Conv2D) *RunPlan {
+	if g.SW != 1 || g.KH*g.KW > maxTaps {
+		return nil
+	}
+	ohw := g.OH * g.OW
+	p := &RunPlan{g: *g}
+	var st [runStream]int32
+	for j := 0; j < ohw; j += NR {
+		n := runTable(&st, g, j, min(NR, ohw-j))
+		p.at = append(p.at, len(p.streams))
+		p.streams = append(p.streams, st[:n]...)
+	}
+	// Slack: im2colSegsGeneric views runStream values from a strip's start.
+	p.streams = append(p.streams, make([]int32, runStream)...)
+	return p
+}
+
+// Fits says whether the plan was made for geometry g.
+func (p *RunPlan) Fits(g *pack.Conv2D) bool { return p != nil && p.g == *g }
+
+// Im2colPlanned is Im2col with the strips' run streams taken from p (made
+// for g by NewRunPlan); j0 must be a multiple of NR.
+func Im2colPlanned(dst, x []float32, p *RunPlan, grp, j0, n int) {
+	g := &p.g
+	if j0%NR != 0 {
+		panic("avx.Im2colPlanned: j0 is not a strip boundary")
+	}
+	k := g.K()
+	cg := g.C / g.Group
+	hw := g.H * g.W
+	planes := x[grp*cg*hw : (grp+1)*cg*hw]
+	for t := 0; t < n; t += NR {
+		strip := dst[t*k : t*k+NR*k]
+		st := p.streams[p.at[(j0+t)/NR]:]
+		im2colSegs(&strip[0], &planes[0], hw, cg, &st[0], g.KH*g.KW)
+	}
+}
