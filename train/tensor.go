@@ -8,6 +8,9 @@
 // output channel, never so that two workers add into the same value, and
 // every reduction runs in a fixed order: the same seed gives bitwise the same
 // weights, whatever the scheduling (and in fact whatever the worker count).
+// The matrix products run on kernels/gemm, whose SIMD micro-kernels (FMA)
+// round differently from its portable Go kernel: bits match between runs on
+// the same kind of CPU and build (AVX-512, AVX2, or -tags noasm), not across.
 package train
 
 import (
