@@ -98,10 +98,12 @@ func (c *Context) Execute() error {
 		}
 	}
 	if !c.shapeOK {
+		c.exec.Layout++ // also when prepare fails: views may have moved
 		if err := c.prepare(); err != nil {
 			return err
 		}
 	}
+	c.exec.Execution++
 	for i, b := range c.e.plan.Inputs {
 		v := c.views[b.Value]
 		v.Data = c.inputs[i].Data

@@ -28,6 +28,13 @@ type Exec struct {
 	// Scratch is per-context memory a kernel may use during Run; its
 	// contents do not survive between steps.
 	Scratch func(n int) []byte
+	// Execution counts the context's Execute calls (1 for the first; 0
+	// when the kernel runs outside a context, e.g. for tactic timing) and
+	// Layout its shape layouts (it changes when the bound input shapes or
+	// the profile change the values' dims or arena views). Device kernels
+	// use them to recognize a repeated run of the same steps on the same
+	// memory (CUDA graphs).
+	Execution, Layout uint64
 }
 
 // Decoder recreates a kernel from its encoded parameters and its weights.

@@ -509,7 +509,7 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	if k.p.NCHW {
 		return k.runNCHW(x, in, out, nb, c, h, w, oh, ow)
 	}
-	return step(x, func(g *device, st *execState, mark func(int) error) (bool, error) {
+	return step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
 		gp, err := k.plan(g, Mp)
 		if err != nil {
 			return false, err
@@ -614,7 +614,7 @@ func (k *gemmKernel) inputFormat() int {
 
 func (k *gemmKernel) runDirect(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, oh, ow int) error {
 	X, Y := in[0], out[0]
-	return step(x, func(g *device, st *execState, mark func(int) error) (bool, error) {
+	return step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
 		need := alignUp(int64(len(X.Data)))
 		if k.p.HasZ {
 			need += alignUp(int64(len(in[1].Data)))

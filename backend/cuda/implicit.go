@@ -81,7 +81,7 @@ func kTable(p gemmParams) []byte {
 
 func (k *gemmKernel) runImplicit(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, oh, ow int) error {
 	X, Y := in[0], out[0]
-	return step(x, func(g *device, st *execState, mark func(int) error) (bool, error) {
+	return step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
 		f, err := g.igemmFn(igemmName(k.p.In, k.p.Out, k.p.Uint8))
 		if err != nil {
 			return false, err

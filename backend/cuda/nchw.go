@@ -45,7 +45,7 @@ func (k *gemmKernel) runNCHW(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 	P := int64(oh) * int64(ow)
 	esz := k.p.In.Size()
 	direct := k.pointwise(ph, pw)
-	return step(x, func(g *device, st *execState, mark func(int) error) (bool, error) {
+	return step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
 		d := cuda.ConvGemmDesc{N: k.p.N, P: P, K: k.p.K, Batch: int64(nb), LdW: k.p.Kp, StrideX: k.p.K * P,
 			StrideY: k.p.N * P, In: k.p.In, Out: k.p.In, Relu: !k.p.HasBias && k.p.Act == actCodes["Relu"], Residual: k.p.HasZ}
 		pass := k.p.HasBias || (k.p.Act != actCodes[""] && !d.Relu)

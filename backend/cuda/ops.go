@@ -87,7 +87,7 @@ func (k *opKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	if k.p.Kind == "copy" {
 		nin = 1 // Reshape's shape input is read by the shape pass only
 	}
-	return step(x, func(g *device, st *execState, mark func(int) error) (bool, error) {
+	return step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
 		var need int64
 		for _, t := range in[:nin] {
 			need += alignUp(int64(len(t.Data)))

@@ -94,16 +94,21 @@ func (g *device) fn(name string) (*cuda.Function, error) { return g.mod.Func(nam
 
 // Timing is where a CUDA step's time goes, as trtexec reports it: host to
 // device copies, GPU compute, device to host copies (GPU time from events).
+//
+// Staging is host time (wall clock) spent copying between Go memory and
+// the pinned staging buffers. A replayed CUDA graph counts as one step
+// whose time is all Compute (its copies are nodes of the graph).
 type Timing struct {
 	H2D, Compute, D2H time.Duration
+	Staging           time.Duration
 	Steps             int64
 }
 
 func (t Timing) String() string {
-	return fmt.Sprintf("H2D %v, GPU compute %v, D2H %v over %d CUDA steps", t.H2D, t.Compute, t.D2H, t.Steps)
+	return fmt.Sprintf("H2D %v, GPU compute %v, D2H %v over %d CUDA steps (host staging %v)", t.H2D, t.Compute, t.D2H, t.Steps, t.Staging)
 }
 
-var totals struct{ h2d, compute, d2h, steps atomic.Int64 }
+var totals struct{ h2d, compute, d2h, staging, steps atomic.Int64 }
 
 // ReadTiming returns the time accumulated by every CUDA step of the
 // process since the last ResetTiming.
@@ -112,6 +117,7 @@ func ReadTiming() Timing {
 		H2D:     time.Duration(totals.h2d.Load()),
 		Compute: time.Duration(totals.compute.Load()),
 		D2H:     time.Duration(totals.d2h.Load()),
+		Staging: time.Duration(totals.staging.Load()),
 		Steps:   totals.steps.Load(),
 	}
 }
@@ -121,6 +127,7 @@ func ResetTiming() {
 	totals.h2d.Store(0)
 	totals.compute.Store(0)
 	totals.d2h.Store(0)
+	totals.staging.Store(0)
 	totals.steps.Store(0)
 }
 
@@ -139,6 +146,25 @@ type execState struct {
 	resident map[uintptr]devBuf
 	events   []*cuda.Event // free timing events
 	pending  [][4]*cuda.Event
+
+	// pinned staging (staging.go)
+	pinned    bool   // staging on for the current step
+	stage     []byte // page-locked, from cuda.HostAlloc
+	stageUsed int
+	outs      []hostCopy // staged outputs, copied to Go memory after the sync
+	// allocGen counts frees and moves of the arena, the device copies and
+	// the staging buffer: graphs captured at another generation are stale
+	allocGen uint64
+
+	// CUDA graphs (graphs.go)
+	curIn, curOut []*ir.Tensor // the running step's arguments
+	capS          *cuda.Stream // capture stream
+	seg           segment
+	layout        uint64
+	graphs        map[segKey]*segGraph
+	twin          bool    // the body runs on the capture stream
+	rec           stepRec // the twin's staged copies
+	graphsOff     string  // why graphs are off for this context
 }
 
 type devBuf struct {
@@ -156,7 +182,7 @@ func stateFor(g *device, x *engine.Exec) (*execState, error) {
 	if v, ok := states.Load(key); ok {
 		return v.(*execState), nil
 	}
-	st := &execState{resident: map[uintptr]devBuf{}}
+	st := &execState{resident: map[uintptr]devBuf{}, graphs: map[segKey]*segGraph{}}
 	var err error
 	if st.s, err = g.d.NewStream(); err != nil {
 		return nil, err
@@ -176,7 +202,8 @@ func stateFor(g *device, x *engine.Exec) (*execState, error) {
 	return st, nil
 }
 
-// release frees a collected context's device memory and stream.
+// release frees a collected context's device memory, staging buffer,
+// graphs, cuBLASLt handle and streams.
 func (st *execState) release(g *device) {
 	unbind, err := g.d.Bind()
 	if err != nil {
@@ -184,11 +211,22 @@ func (st *execState) release(g *device) {
 	}
 	defer unbind()
 	st.s.Sync()
+	if st.seg.mode == modeCapture {
+		if gr, err := st.capS.EndCapture(); err == nil {
+			gr.Destroy()
+		}
+	}
+	st.dropGraphs()
 	for _, b := range st.resident {
 		cuda.Free(b.p)
 	}
 	cuda.Free(st.arena)
 	cuda.Free(st.ws)
+	cuda.FreeHost(st.stage)
+	st.blas.Destroy()
+	if st.capS != nil {
+		st.capS.Destroy()
+	}
 	st.s.Destroy()
 }
 
@@ -211,6 +249,7 @@ func (st *execState) reserve(g *device, n int64) error {
 			return err
 		}
 		st.arena, st.size = 0, 0
+		st.allocGen++
 	}
 	n = n + n/4 // room to grow with the shapes
 	p, err := g.d.Alloc(n)
@@ -251,6 +290,7 @@ func (st *execState) residentFor(g *device, t *ir.Tensor) (cuda.DevPtr, error) {
 		}
 		cuda.Free(b.p)
 		delete(st.resident, k)
+		st.allocGen++
 	}
 	p, err := g.d.Alloc(n)
 	if err != nil {
@@ -273,7 +313,7 @@ func (st *execState) input(g *device, t *ir.Tensor, onDevice bool) (cuda.DevPtr,
 		return 0, fmt.Errorf("input's device copy is missing (producer did not run on this context)")
 	}
 	p := st.take(int64(len(t.Data)))
-	return p, st.s.HtoD(p, t.Data)
+	return p, st.toDevice(p, t)
 }
 
 // link is the DeviceKernel part every CUDA kernel shares: where inputs come
@@ -302,7 +342,7 @@ func (l *link) finish(st *execState, out []*ir.Tensor, dout []cuda.DevPtr) (bool
 		if t == nil || !l.toHost(k) {
 			continue
 		}
-		if err := st.s.DtoH(t.Data, dout[k]); err != nil {
+		if err := st.fromDevice(k, t, dout[k]); err != nil {
 			return false, err
 		}
 		synced = true
@@ -319,12 +359,19 @@ func (st *execState) event() (*cuda.Event, error) {
 	return cuda.NewEvent()
 }
 
+// stepBody enqueues a step's copies and kernels on st.s.
+type stepBody func(g *device, st *execState, mark func(i int) error) (bool, error)
+
 // step runs one CUDA step: bind the device, get the context's state, let
 // body enqueue copies and kernels (marking the H2D/compute boundaries with
 // mark(1) and mark(2)). body reports whether it copied anything back to
 // host memory: only then does the step wait for the stream, and the time of
-// every step since the last wait is accounted.
-func step(x *engine.Exec, body func(g *device, st *execState, mark func(i int) error) (bool, error)) error {
+// every step since the last wait is accounted. in and out are the step's
+// arguments: a replayed CUDA graph (graphs.go) does not run body but
+// stages in's host data and copies out's results back. body may run twice
+// (see captureTwin), so it must be free of side effects other than through
+// st.
+func step(x *engine.Exec, in, out []*ir.Tensor, body stepBody) error {
 	g, err := getDevice()
 	if err != nil {
 		return err
@@ -341,6 +388,13 @@ func step(x *engine.Exec, body func(g *device, st *execState, mark func(i int) e
 	if err != nil {
 		return err
 	}
+	st.curIn, st.curOut = in, out
+	defer func() { st.curIn, st.curOut = nil, nil }()
+	st.pinned = pinnedOn.Load()
+	mode := st.beginStep(g, x)
+	if mode == modeReplay {
+		return st.replayStep(in, out)
+	}
 	var ev [4]*cuda.Event
 	for i := range ev {
 		if ev[i], err = st.event(); err != nil {
@@ -351,21 +405,34 @@ func step(x *engine.Exec, body func(g *device, st *execState, mark func(i int) e
 	if err := mark(0); err != nil {
 		return err
 	}
+	gen, stageStart := st.allocGen, st.stageUsed
 	toHost, err := body(g, st, mark)
 	if err != nil {
+		st.abortCapture("the step failed: " + err.Error())
 		st.s.Sync()
+		st.flushOuts()
+		st.endSegment()
 		return err
 	}
 	if err := mark(3); err != nil {
 		return err
 	}
 	st.pending = append(st.pending, ev)
+	if st.seg.mode == modeCapture {
+		st.captureTwin(g, body, gen, stageStart, toHost)
+	}
+	st.seg.step++
 	if !toHost {
 		return nil // the next step queues behind this one
+	}
+	if st.seg.mode == modeCapture {
+		st.endCapture()
 	}
 	if err := st.s.Sync(); err != nil {
 		return err
 	}
+	st.flushOuts()
+	st.endSegment()
 	return st.account()
 }
 

@@ -24,7 +24,7 @@ func timeOnDevice(x *engine.Exec, l *link, in, out []*ir.Tensor, runs int, run f
 	saved := *l
 	defer func() { *l = saved }()
 	onDev := make([]bool, len(in))
-	err := step(x, func(g *device, st *execState, mark func(int) error) (bool, error) {
+	err := step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
 		for i, t := range in {
 			if t == nil || len(t.Data) == 0 {
 				continue

@@ -57,11 +57,13 @@ var (
 	ltHeuristic       func(h, desc, a, b, c, d, pref uintptr, req int32, res unsafe.Pointer, ret *int32) int32
 	ltMatmul          func(h, desc uintptr, alpha unsafe.Pointer, A DevPtr, ad uintptr, B DevPtr, bd uintptr, beta unsafe.Pointer, C DevPtr, cd uintptr, D DevPtr, dd uintptr, algo unsafe.Pointer, ws DevPtr, wsSize uint64, s uintptr) int32
 	ltGetVersion      func() uint64
+	ltDestroy         func(h uintptr) int32
 )
 
 func ltSymbols() []symbol {
 	return []symbol{
 		{"cublasLtCreate", &ltCreate},
+		{"cublasLtDestroy", &ltDestroy},
 		{"cublasLtGetStatusString", &ltGetStatusString},
 		{"cublasLtMatmulDescCreate", &ltDescCreate},
 		{"cublasLtMatmulDescSetAttribute", &ltDescSetAttr},
@@ -95,6 +97,17 @@ func NewBLAS() (*BLAS, error) {
 	}
 	b := &BLAS{}
 	return b, ltCheck("cublasLtCreate", ltCreate(&b.h))
+}
+
+// Destroy releases the handle (idempotent; the device must be bound and
+// no work using the handle may still be queued).
+func (b *BLAS) Destroy() error {
+	if b == nil || b.h == 0 {
+		return nil
+	}
+	err := ltCheck("cublasLtDestroy", ltDestroy(b.h))
+	b.h = 0
+	return err
 }
 
 // LtVersion is cuBLASLt's version number (e.g. 130100).

@@ -80,7 +80,7 @@ func load() error {
 	if err != nil {
 		return err
 	}
-	if err := bind(h, name, driverSymbols()); err != nil {
+	if err := bind(h, name, append(driverSymbols(), graphSymbols()...)); err != nil {
 		return err
 	}
 	Libs = append(Libs, name)

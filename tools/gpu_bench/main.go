@@ -42,13 +42,15 @@ type result struct {
 	H2D    float64 `json:"h2d_ms,omitempty"`
 	GPU    float64 `json:"gpu_ms,omitempty"`
 	D2H    float64 `json:"d2h_ms,omitempty"`
-	Steps  string  `json:"steps,omitempty"`
-	Build  float64 `json:"build_s,omitempty"`  // engine build time, tactic timing included
-	Tacs   string  `json:"tactics,omitempty"`  // convolution tactics chosen
-	Shape  string  `json:"shape,omitempty"`    // GEMMs: M×N×K
-	Acc    float64 `json:"accuracy,omitempty"` // MNIST: top-1 % on the test set
-	Images int     `json:"images,omitempty"`
-	Err    string  `json:"error,omitempty"`
+	// host time copying between Go memory and pinned staging
+	Staging float64 `json:"staging_ms,omitempty"`
+	Steps   string  `json:"steps,omitempty"`
+	Build   float64 `json:"build_s,omitempty"`  // engine build time, tactic timing included
+	Tacs    string  `json:"tactics,omitempty"`  // convolution tactics chosen
+	Shape   string  `json:"shape,omitempty"`    // GEMMs: M×N×K
+	Acc     float64 `json:"accuracy,omitempty"` // MNIST: top-1 % on the test set
+	Images  int     `json:"images,omitempty"`
+	Err     string  `json:"error,omitempty"`
 }
 
 func emit(r result) {
@@ -65,6 +67,7 @@ func main() {
 	tlog := flag.String("tacticlog", "", "file for the builds' tactic timings (per layer, GPU compute at the opt shape)")
 	size := flag.Int("gemm", 8192, "GEMM size (M=N=K)")
 	iters := flag.Int("iters", 30, "timed iterations")
+	ioOnly := flag.Bool("io", false, "only time SimpleCNN FP16 (256, 4096) and ResNet-50 FP16 (256) end to end with and without pinned staging and CUDA graphs")
 	flag.Parse()
 	if *tlog != "" {
 		f, err := os.Create(*tlog)
@@ -76,6 +79,10 @@ func main() {
 	if err := cudabackend.Enable(); err != nil {
 		emit(result{Bench: "setup", Err: err.Error()})
 		os.Exit(1)
+	}
+	if *ioOnly {
+		ioBench(*models, *iters)
+		return
 	}
 	for _, p := range []struct {
 		name    string

@@ -1,0 +1,334 @@
+package cudabackend
+
+import (
+	"fmt"
+	"log"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/gpu/cuda"
+	"github.com/kilnml/kiln/ir"
+)
+
+// CUDA graphs. The engine runs its steps one call at a time, with host
+// steps possibly in between, so kiln captures *segments*: the CUDA steps
+// from one host synchronization to the next (a segment ends at the step
+// whose output the host reads). A context's Execute with unchanged shapes
+// runs the same steps on the same memory every time (engine.Exec's
+// Execution and Layout counters say when that holds), so a segment is
+// known by (Layout, its index within the Execute):
+//
+//   - first run: eager (it also allocates the arena, the device copies and
+//     the staging buffer at their final sizes);
+//   - second run: eager again, and each step's body runs a second time on
+//     a capture stream (same device addresses, nothing executes there); at
+//     the segment's end the capture becomes a graph;
+//   - later runs: each step only copies its host inputs into the staging
+//     buffer; the segment's last step launches the graph, waits, and
+//     copies the outputs out of the staging buffer.
+//
+// A capture that fails (an uncapturable call, memory that moved during
+// it) leaves that segment eager, and the reason is logged once. Any free
+// of device or staging memory (allocGen) makes the graphs stale: they are
+// dropped and captured again. KILN_CUDA_GRAPHS=0 or SetGraphs(false) turns
+// graphs off; they also need pinned staging (a graph's host copies read
+// the staging buffer).
+
+var graphsOn atomic.Bool
+
+func init() { graphsOn.Store(os.Getenv("KILN_CUDA_GRAPHS") != "0") }
+
+// SetGraphs turns CUDA graphs on or off for the Executes that follow.
+func SetGraphs(on bool) { graphsOn.Store(on) }
+
+// Graphs reports whether CUDA graphs are on.
+func Graphs() bool { return graphsOn.Load() }
+
+// GraphLog receives the reasons graphs fall back to eager launches (once
+// per segment); log.Printf by default.
+var GraphLog = log.Printf
+
+// GraphStats counts graph activity since the process started.
+type GraphStats struct {
+	Captures, Replays, Failures int64
+	LastFailure                 string
+}
+
+var graphStats struct {
+	captures, replays, failures atomic.Int64
+	mu                          sync.Mutex
+	last                        string
+}
+
+// ReadGraphStats returns the process's graph counters.
+func ReadGraphStats() GraphStats {
+	graphStats.mu.Lock()
+	defer graphStats.mu.Unlock()
+	return GraphStats{graphStats.captures.Load(), graphStats.replays.Load(), graphStats.failures.Load(), graphStats.last}
+}
+
+type segMode int
+
+const (
+	modeEager segMode = iota
+	modeCapture
+	modeReplay
+)
+
+type segKey struct {
+	layout uint64
+	idx    int
+}
+
+// segment is where the context is in the current Execute.
+type segment struct {
+	exec uint64 // x.Execution of the segment's Execute (0: untracked)
+	idx  int    // segments finished in this Execute
+	open bool
+	key  segKey
+	mode segMode
+	step int // steps of the open segment so far
+}
+
+// segGraph is what the context knows of one segment.
+type segGraph struct {
+	graph    *cuda.Graph
+	allocGen uint64    // memory generation the graph's addresses belong to
+	steps    []stepRec // per step: the staged copies to do at replay
+	failed   string    // why it runs eagerly for good
+	retries  int       // captures discarded because memory moved
+}
+
+// maxCaptureRetries is how often a segment's capture may be discarded
+// because memory moved during it (allocations still settling) before the
+// segment stays eager.
+const maxCaptureRetries = 3
+
+type stepRec struct {
+	nIn, nOut int
+	ins, outs []stageAt
+}
+
+// beginStep decides how the step about to run is executed.
+func (st *execState) beginStep(g *device, x *engine.Exec) segMode {
+	if x.Execution == 0 || !graphsOn.Load() || !st.pinned || st.graphsOff != "" {
+		if st.seg.open && st.seg.mode == modeCapture {
+			st.abortCapture("graphs or pinned staging were turned off during the capture")
+		}
+		st.seg = segment{}
+		return modeEager
+	}
+	if x.Execution != st.seg.exec {
+		if st.seg.open && st.seg.mode == modeCapture {
+			st.abortCapture("the segment did not end with a copy to the host")
+		}
+		st.seg = segment{exec: x.Execution}
+	}
+	if x.Layout != st.layout {
+		st.dropGraphs()
+		st.layout = x.Layout
+	}
+	if st.seg.open {
+		return st.seg.mode
+	}
+	key := segKey{x.Layout, st.seg.idx}
+	st.seg.open, st.seg.key, st.seg.step, st.seg.mode = true, key, 0, modeEager
+	r := st.graphs[key]
+	switch {
+	case r == nil:
+		st.graphs[key] = &segGraph{}
+	case r.failed != "":
+	case r.graph != nil && r.allocGen == st.allocGen:
+		st.seg.mode = modeReplay
+	case r.graph != nil: // memory moved since the capture: capture again
+		r.graph.Destroy()
+		r.graph = nil
+	case st.stageUsed != 0 || len(st.outs) != 0:
+		// staged copies of an unfinished segment are queued; offsets would
+		// differ at replay. Stay eager (rare: a segment without host read).
+	default:
+		if st.capS == nil {
+			s, err := g.d.NewStream()
+			if err != nil {
+				st.failSegment(r, "creating the capture stream: "+err.Error())
+				return modeEager
+			}
+			st.capS = s
+		}
+		if err := st.capS.BeginCapture(); err != nil {
+			st.failSegment(r, err.Error())
+			return modeEager
+		}
+		r.steps, r.allocGen = r.steps[:0], st.allocGen
+		st.seg.mode = modeCapture
+	}
+	return st.seg.mode
+}
+
+// captureTwin runs a step's body a second time on the capture stream,
+// recording the staged copies, after the eager pass succeeded.
+func (st *execState) captureTwin(g *device, body stepBody, gen uint64, stageStart int, toHost bool) {
+	r := st.graphs[st.seg.key]
+	if st.allocGen != gen {
+		st.retryCapture()
+		return
+	}
+	eagerEnd := st.stageUsed
+	saved := st.s
+	st.s, st.twin, st.stageUsed = st.capS, true, stageStart
+	st.rec = stepRec{nIn: len(st.curIn), nOut: len(st.curOut)}
+	twinHost, err := body(g, st, func(int) error { return nil })
+	st.s, st.twin = saved, false
+	switch {
+	case err != nil:
+		st.abortCapture(err.Error())
+	case st.allocGen != gen:
+		st.retryCapture()
+	case st.stageUsed != eagerEnd || twinHost != toHost:
+		st.abortCapture("the capture pass did not repeat the eager pass")
+	default:
+		r.steps = append(r.steps, st.rec)
+	}
+	st.stageUsed = eagerEnd
+	st.rec = stepRec{}
+}
+
+// endCapture turns the finished segment's capture into a graph.
+func (st *execState) endCapture() {
+	r := st.graphs[st.seg.key]
+	gr, err := st.capS.EndCapture()
+	if err != nil {
+		st.failSegment(r, err.Error())
+		st.seg.mode = modeEager
+		return
+	}
+	r.graph = gr
+	graphStats.captures.Add(1)
+}
+
+// retryCapture discards an open capture during which memory moved: the
+// segment is captured again on its next run (up to maxCaptureRetries).
+func (st *execState) retryCapture() {
+	r := st.graphs[st.seg.key]
+	if r == nil || r.retries >= maxCaptureRetries {
+		st.abortCapture("device or staging memory moved during every capture")
+		return
+	}
+	r.retries++
+	if gr, err := st.capS.EndCapture(); err == nil {
+		gr.Destroy()
+	}
+	r.steps = nil
+	st.seg.mode = modeEager
+}
+
+// abortCapture ends an open capture, discarding it, and keeps the segment
+// eager for good.
+func (st *execState) abortCapture(reason string) {
+	if st.seg.mode != modeCapture {
+		return
+	}
+	if gr, err := st.capS.EndCapture(); err == nil {
+		gr.Destroy()
+	}
+	st.seg.mode = modeEager
+	if r := st.graphs[st.seg.key]; r != nil {
+		st.failSegment(r, reason)
+	}
+}
+
+func (st *execState) failSegment(r *segGraph, reason string) {
+	r.failed = reason
+	r.steps = nil
+	graphStats.failures.Add(1)
+	graphStats.mu.Lock()
+	graphStats.last = reason
+	graphStats.mu.Unlock()
+	GraphLog("kiln cuda: segment %d runs without a CUDA graph: %s", st.seg.key.idx, reason)
+}
+
+// dropGraphs destroys every graph of the context.
+func (st *execState) dropGraphs() {
+	for k, r := range st.graphs {
+		if r.graph != nil {
+			r.graph.Destroy()
+		}
+		delete(st.graphs, k)
+	}
+}
+
+// replayStep is a step of a captured segment: stage the host inputs; the
+// last step launches the graph, waits and copies the outputs back.
+func (st *execState) replayStep(in, out []*ir.Tensor) error {
+	r := st.graphs[st.seg.key]
+	j := st.seg.step
+	if j >= len(r.steps) || r.steps[j].nIn != len(in) || r.steps[j].nOut != len(out) {
+		return st.diverged(fmt.Sprintf("step %d of segment %d differs from the captured one", j, st.seg.key.idx))
+	}
+	rec := &r.steps[j]
+	t0 := time.Now()
+	for _, a := range rec.ins {
+		b := in[a.i].Data
+		if len(b) != a.n {
+			return st.diverged(fmt.Sprintf("input %d of step %d has %d bytes, %d when captured", a.i, j, len(b), a.n))
+		}
+		copyPar(st.stage[a.off:a.off+a.n], b)
+	}
+	totals.staging.Add(int64(time.Since(t0)))
+	st.seg.step++
+	if j < len(r.steps)-1 {
+		return nil
+	}
+	var ev [4]*cuda.Event
+	for i := range ev {
+		var err error
+		if ev[i], err = st.event(); err != nil {
+			return err
+		}
+	}
+	ev[0].Record(st.s)
+	ev[1].Record(st.s)
+	if err := r.graph.Launch(st.s); err != nil {
+		return err
+	}
+	ev[2].Record(st.s)
+	ev[3].Record(st.s)
+	st.pending = append(st.pending, ev)
+	graphStats.replays.Add(1)
+	if err := st.s.Sync(); err != nil {
+		return err
+	}
+	t0 = time.Now()
+	for _, a := range rec.outs {
+		copyPar(out[a.i].Data[:a.n], st.stage[a.off:a.off+a.n])
+	}
+	totals.staging.Add(int64(time.Since(t0)))
+	st.endSegment()
+	return st.account()
+}
+
+// diverged turns graphs off for the context: the engine ran other steps
+// than the ones captured for this Execute's segment, which Execution and
+// Layout should rule out (a bug). The segment's earlier steps only staged
+// their inputs, so this Execute fails; the next runs eagerly.
+func (st *execState) diverged(why string) error {
+	st.graphsOff = why
+	st.dropGraphs()
+	st.seg = segment{}
+	st.stageUsed = 0
+	graphStats.failures.Add(1)
+	GraphLog("kiln cuda: CUDA graphs off for this context: %s", why)
+	return fmt.Errorf("CUDA graph replay: %s (graphs are now off for this context; KILN_CUDA_GRAPHS=0 turns them off)", why)
+}
+
+// endSegment closes the open segment after its host synchronization.
+func (st *execState) endSegment() {
+	if st.seg.open {
+		st.seg.open = false
+		st.seg.idx++
+	}
+	st.stageUsed = 0
+}
