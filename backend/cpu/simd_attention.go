@@ -134,7 +134,7 @@ func (r *simdAttentionRun) Do(w, item int) {
 	apQ, buf := buf[:r.apQ], buf[r.apQ:]
 	bpK, buf := buf[:r.bpK], buf[r.bpK:]
 	sc, apP := buf[:rows*s.sk], buf[r.sc:r.sc+r.apP]
-	avx.PackA(apQ, r.q[off[0]+i0*s.d:off[0]+(i0+rows)*s.d], rows, s.d, s.d, 1)
+	packRows(apQ, r.q[off[0]+i0*s.d:off[0]+(i0+rows)*s.d], rows, s.d, nil)
 	kmat, ldk := r.kk[off[1]:off[1]+s.d*s.sk], s.sk // Kᵀ as [D, Sk], read in place
 	if !r.k.p.KTransposed {                         // K is [Sk, D]: pack its transpose
 		pack.B(bpK, kmat, (*[256]float32)(nil), s.d, s.sk, 1, s.d, avx.NR)
@@ -142,8 +142,37 @@ func (r *simdAttentionRun) Do(w, item int) {
 	}
 	var none avx.Epi
 	avx.Gemm(s.d, apQ, rows, kmat, ldk, s.sk, sc, s.sk, &none, 0, 0)
-	softmaxScores(sc, s, &r.k.p, r.m, off[3], i0)
-	avx.PackA(apP, sc, rows, s.sk, s.sk, 1)
+	var inv [128]float32 // r.chunk ≤ 128
+	softmaxScores(sc, s, &r.k.p, r.m, off[3], i0, inv[:rows])
+	packRows(apP, sc, rows, s.sk, inv[:rows])
 	yo := bi*s.sq*s.dv + i0*s.dv
 	avx.Gemm(s.sk, apP, rows, r.v[off[2]:off[2]+s.sk*s.dv], s.dv, s.dv, r.y[yo:yo+rows*s.dv], s.dv, &none, 0, 0)
+}
+
+// packRows is avx.PackA for a row-major float32 matrix (rows×k, row stride
+// k), each row multiplied by scale[i] when scale is not nil (the softmax's
+// 1/Σ, so that P = e·(1/Σ) is rounded once, as SoftmaxRowMax would).
+func packRows(dst, src []float32, rows, k int, scale []float32) {
+	for s := 0; s < rows; s += avx.MR {
+		strip := dst[s*k : (s+avx.MR)*k]
+		mr := min(avx.MR, rows-s)
+		for i := 0; i < mr; i++ {
+			row := src[(s+i)*k : (s+i+1)*k]
+			if scale == nil {
+				for p, v := range row {
+					strip[p*avx.MR+i] = v
+				}
+				continue
+			}
+			f := scale[s+i]
+			for p, v := range row {
+				strip[p*avx.MR+i] = v * f
+			}
+		}
+		for i := mr; i < avx.MR; i++ {
+			for p := 0; p < k; p++ {
+				strip[p*avx.MR+i] = 0
+			}
+		}
+	}
 }

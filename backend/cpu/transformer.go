@@ -455,7 +455,7 @@ func (r *attentionRun) Do(w, item int) {
 	}
 	e := f32.Epilogue{Out: sc, RS: s.sk, CS: 1}
 	f32.Gemm(s.d, apQ, rows, bpK, s.sk, 0, 0, &e)
-	softmaxScores(sc[:rows*s.sk], s, &r.k.p, r.m, off[3], i0)
+	softmaxScores(sc[:rows*s.sk], s, &r.k.p, r.m, off[3], i0, nil)
 	pack.A(apP, sc, lut, rows, s.sk, s.sk, 1, f32.MR)
 	pack.B(bpV, r.v[off[2]:], lut, s.sk, s.dv, s.dv, 1, f32.NR)
 	yo := bi*s.sq*s.dv + i0*s.dv
@@ -466,8 +466,10 @@ func (r *attentionRun) Do(w, item int) {
 // softmaxScores turns rows of raw scores Q·Kᵀ (query rows i0.. of one batch
 // entry, mask at offset mOff) into probabilities in float32: scale, add the
 // mask, f32.SoftmaxRow, and NaN → 0 with nan_to_zero. Both attention
-// kernels share it.
-func softmaxScores(sc []float32, s *attnShape, p *attentionParams, m []float32, mOff, i0 int) {
+// kernels share it. With inv (one entry per row), rows whose maximum is
+// finite are left as e^(s−max) and their factor 1/Σ goes to inv (the
+// caller scales while it packs); the others are finished here (inv 1).
+func softmaxScores(sc []float32, s *attnShape, p *attentionParams, m []float32, mOff, i0 int, inv []float32) {
 	scale := p.Scale
 	for i := 0; i*s.sk < len(sc); i++ {
 		row := sc[i*s.sk : (i+1)*s.sk]
@@ -486,10 +488,18 @@ func softmaxScores(sc []float32, s *attnShape, p *attentionParams, m []float32, 
 				mx = max(mx, v) // NaN if any v is
 			}
 		}
+		finite := mx == mx && !math.IsInf(float64(mx), 0)
+		if inv != nil && finite {
+			inv[i] = f32.ExpRowMax(row, mx)
+			continue
+		}
 		f32.SoftmaxRowMax(row, mx)
+		if inv != nil {
+			inv[i] = 1
+		}
 		// With a finite maximum every probability is finite (the sum is at
 		// least 1): only NaN/±Inf maxima (fully masked rows) need the pass.
-		if p.NaNToZero && (mx != mx || math.IsInf(float64(mx), 0)) {
+		if p.NaNToZero && !finite {
 			for j, v := range row {
 				if v != v {
 					row[j] = 0

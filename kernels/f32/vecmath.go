@@ -65,6 +65,16 @@ func SoftmaxRow(row []float32) {
 // SoftmaxRowMax is SoftmaxRow for a caller that already has the row's
 // maximum (NaN if the row holds one), e.g. from the pass that wrote it.
 func SoftmaxRowMax(row []float32, mx float32) {
+	inv := ExpRowMax(row, mx)
+	for i := range row {
+		row[i] *= inv
+	}
+}
+
+// ExpRowMax is SoftmaxRowMax without the last pass: it leaves e^(x−mx) in
+// row and returns the factor 1/Σ that makes them probabilities, for a
+// caller that multiplies while it copies them on (same values: p = e·inv).
+func ExpRowMax(row []float32, mx float32) float32 {
 	var lanes [16]float32
 	n16 := len(row) &^ 15
 	expShiftBlock16(row[:n16], mx, &lanes)
@@ -72,15 +82,7 @@ func SoftmaxRowMax(row []float32, mx float32) {
 		row[i] = Exp32(row[i] - mx)
 		lanes[i-n16] += row[i]
 	}
-	for w := 8; w > 0; w /= 2 {
-		for j := range w {
-			lanes[j] += lanes[j+w]
-		}
-	}
-	inv := 1 / lanes[0]
-	for i := range row {
-		row[i] *= inv
-	}
+	return 1 / reduce16(&lanes)
 }
 
 // expShiftBlock is the Go twin of expShiftAVX512: x[i] = Exp32(x[i] −
