@@ -110,11 +110,25 @@ func QIm2colNHWC(dst []uint8, xc []byte, g *pack.Conv2D, j0, n int, pad byte) {
 // every tap (kh,kw), or -1 in the padding and in columns [cols,NR).
 func qTapOffsets(tab *[maxTaps][NR]int32, g *pack.Conv2D, j, cols, unit int) {
 	taps := g.KH * g.KW
+	var delta [maxTaps]int32 // tap offsets from the window's top left
+	for kh := 0; kh < g.KH; kh++ {
+		for kw := 0; kw < g.KW; kw++ {
+			delta[kh*g.KW+kw] = int32((kh*g.DH*g.W + kw*g.DW) * unit)
+		}
+	}
+	spanH, spanW := (g.KH-1)*g.DH, (g.KW-1)*g.DW
 	oh, ow := j/g.OW, j%g.OW // then stepped: no division per column
 	for c := 0; c < cols; c++ {
 		ih0, iw0 := oh*g.SH-g.PT, ow*g.SW-g.PL
 		if ow++; ow == g.OW {
 			oh, ow = oh+1, 0
+		}
+		if ih0 >= 0 && iw0 >= 0 && ih0+spanH < g.H && iw0+spanW < g.W { // the whole window inside
+			base := int32((ih0*g.W + iw0) * unit)
+			for t, d := range delta[:taps] {
+				tab[t][c] = base + d
+			}
+			continue
 		}
 		t := 0
 		for kh := 0; kh < g.KH; kh++ {
