@@ -153,17 +153,15 @@ func (r *simdAttentionRun) Do(w, item int) {
 // k), each row multiplied by scale[i] when scale is not nil (the softmax's
 // 1/Σ, so that P = e·(1/Σ) is rounded once, as SoftmaxRowMax would).
 func packRows(dst, src []float32, rows, k int, scale []float32) {
+	if scale == nil {
+		avx.PackA(dst, src, rows, k, k, 1)
+		return
+	}
 	for s := 0; s < rows; s += avx.MR {
 		strip := dst[s*k : (s+avx.MR)*k]
 		mr := min(avx.MR, rows-s)
 		for i := 0; i < mr; i++ {
 			row := src[(s+i)*k : (s+i+1)*k]
-			if scale == nil {
-				for p, v := range row {
-					strip[p*avx.MR+i] = v
-				}
-				continue
-			}
 			f := scale[s+i]
 			for p, v := range row {
 				strip[p*avx.MR+i] = v * f
