@@ -35,6 +35,9 @@ func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
 		return nil
 	}
 	n := l.Node
+	if ts, ok := simdF8Tactics(l); ok { // fp8 layers and pools: simd_fp8*.go
+		return ts
+	}
 	switch {
 	case n.Domain == "" && n.OpType == "Conv", n.Domain == "kiln" && n.OpType == "Conv":
 		if l.Precision != engine.FP32 || !isConst(l, 1) || len(l.Const[1].Dims) != 4 {
