@@ -55,6 +55,8 @@ var GraphLog = log.Printf
 type GraphStats struct {
 	Captures, Replays, Failures int64
 	LastFailure                 string
+	// DeferredReleases counts context releases that waited for a capture.
+	DeferredReleases int64
 }
 
 var graphStats struct {
@@ -67,7 +69,53 @@ var graphStats struct {
 func ReadGraphStats() GraphStats {
 	graphStats.mu.Lock()
 	defer graphStats.mu.Unlock()
-	return GraphStats{graphStats.captures.Load(), graphStats.replays.Load(), graphStats.failures.Load(), graphStats.last}
+	return GraphStats{graphStats.captures.Load(), graphStats.replays.Load(), graphStats.failures.Load(), graphStats.last, releasesDeferred.Load()}
+}
+
+// Releases of collected contexts wait while any capture is open: a
+// context's release frees device and pinned memory (cuMemFree,
+// cuMemFreeHost synchronize), runs on the garbage collector's cleanup
+// goroutine at any time, and is the suspected cause of a capture
+// invalidated with no failing call of kiln's own (seen once on an H200;
+// unverified). The last capture to end releases them.
+var (
+	releaseMu        sync.Mutex
+	openCaptures     int
+	deferredReleases []*execState
+	releasesDeferred atomic.Int64
+)
+
+func captureStarted() {
+	releaseMu.Lock()
+	openCaptures++
+	releaseMu.Unlock()
+}
+
+// captureEnded is called once per captureStarted, with the device bound.
+func captureEnded(g *device) {
+	releaseMu.Lock()
+	openCaptures--
+	var todo []*execState
+	if openCaptures == 0 {
+		todo, deferredReleases = deferredReleases, nil
+	}
+	releaseMu.Unlock()
+	for _, st := range todo {
+		st.releaseNow(g)
+	}
+}
+
+// deferRelease queues st's release while a capture is open; it reports
+// whether it did.
+func deferRelease(st *execState) bool {
+	releaseMu.Lock()
+	defer releaseMu.Unlock()
+	if openCaptures == 0 {
+		return false
+	}
+	deferredReleases = append(deferredReleases, st)
+	releasesDeferred.Add(1)
+	return true
 }
 
 type segMode int
@@ -162,6 +210,7 @@ func (st *execState) beginStep(g *device, x *engine.Exec) segMode {
 			st.failSegment(r, err.Error())
 			return modeEager
 		}
+		captureStarted()
 		r.steps, r.allocGen = r.steps[:0], st.allocGen
 		st.seg.mode = modeCapture
 	}
@@ -197,9 +246,10 @@ func (st *execState) captureTwin(g *device, body stepBody, gen uint64, stageStar
 }
 
 // endCapture turns the finished segment's capture into a graph.
-func (st *execState) endCapture() {
+func (st *execState) endCapture(g *device) {
 	r := st.graphs[st.seg.key]
 	gr, err := st.capS.EndCapture()
+	captureEnded(g)
 	if err != nil {
 		st.failSegment(r, err.Error())
 		st.seg.mode = modeEager
@@ -221,6 +271,7 @@ func (st *execState) retryCapture() {
 	if gr, err := st.capS.EndCapture(); err == nil {
 		gr.Destroy()
 	}
+	captureEnded(dev)
 	r.steps = nil
 	st.seg.mode = modeEager
 }
@@ -234,6 +285,7 @@ func (st *execState) abortCapture(reason string) {
 	if gr, err := st.capS.EndCapture(); err == nil {
 		gr.Destroy()
 	}
+	captureEnded(dev)
 	st.seg.mode = modeEager
 	if r := st.graphs[st.seg.key]; r != nil {
 		st.failSegment(r, reason)

@@ -138,7 +138,7 @@ func TestGraphReplayMatchesEager(t *testing.T) {
 				}
 			}
 			after := ReadGraphStats()
-			t.Logf("%s: %d captures, %d replays, %d fallbacks (last: %q)", c.name, after.Captures-before.Captures, after.Replays-before.Replays, after.Failures-before.Failures, after.LastFailure)
+			t.Logf("%s: %d captures, %d replays, %d fallbacks (last: %q), %d releases deferred", c.name, after.Captures-before.Captures, after.Replays-before.Replays, after.Failures-before.Failures, after.LastFailure, after.DeferredReleases-before.DeferredReleases)
 			if after.Failures != before.Failures {
 				t.Errorf("a segment fell back to eager launches: %s", after.LastFailure)
 			}

@@ -203,19 +203,34 @@ func stateFor(g *device, x *engine.Exec) (*execState, error) {
 }
 
 // release frees a collected context's device memory, staging buffer,
-// graphs, cuBLASLt handle and streams.
+// graphs, cuBLASLt handle and streams (later, while another context
+// captures a graph: see deferRelease).
 func (st *execState) release(g *device) {
+	if st.seg.mode == modeCapture { // its own capture: end it first
+		unbind, err := g.d.Bind()
+		if err != nil {
+			return
+		}
+		if gr, err := st.capS.EndCapture(); err == nil {
+			gr.Destroy()
+		}
+		st.seg.mode = modeEager
+		unbind()
+		captureEnded(g)
+	}
+	if deferRelease(st) {
+		return
+	}
+	st.releaseNow(g)
+}
+
+func (st *execState) releaseNow(g *device) {
 	unbind, err := g.d.Bind()
 	if err != nil {
 		return
 	}
 	defer unbind()
 	st.s.Sync()
-	if st.seg.mode == modeCapture {
-		if gr, err := st.capS.EndCapture(); err == nil {
-			gr.Destroy()
-		}
-	}
 	st.dropGraphs()
 	for _, b := range st.resident {
 		cuda.Free(b.p)
@@ -426,7 +441,7 @@ func step(x *engine.Exec, in, out []*ir.Tensor, body stepBody) error {
 		return nil // the next step queues behind this one
 	}
 	if st.seg.mode == modeCapture {
-		st.endCapture()
+		st.endCapture(g)
 	}
 	if err := st.s.Sync(); err != nil {
 		return err
