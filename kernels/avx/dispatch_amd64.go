@@ -114,3 +114,12 @@ func maxPoolRow(out, x *float32, ldx, kh, kw, s2 int, idx *int32, n int) {
 		maxPoolRowGeneric(out, x, ldx, kh, kw, s2, idx, n)
 	}
 }
+
+func dwPlaneF32(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, idx *int32, out *float32, n, rows, sh int, bias float32, resid *float32, lo, hi float32, flags int) {
+	switch Variant {
+	case VariantAVX512:
+		dwPlaneAVX512(x, ldx, w, kh, kw, dh, dw, s2, idx, out, n, rows, sh, bias, resid, lo, hi, flags)
+	default:
+		dwPlaneGeneric(x, ldx, w, kh, kw, dh, dw, s2, idx, out, n, rows, sh, bias, resid, lo, hi, flags)
+	}
+}

@@ -144,6 +144,17 @@ func dwPlane(out unsafe.Pointer, esize int, w, pad []float32, g *pack.Conv2D, bi
 	}
 	s2 := g.SW - 1
 	_ = w[g.KH*g.KW-1]
+	if q == nil && e.Act == nil && esize == 4 {
+		// FP32 with a clamp at most: the whole plane in one call.
+		last := (g.OW - 1) / 16 * 16
+		_ = pad[(g.OH-1)*g.SH*ldx+last*g.SW+(g.KH-1)*g.DH*ldx+(g.KW-1)*g.DW+32*g.SW-1]
+		var rp *float32
+		if resid != nil {
+			rp = &resid[:g.OH*g.OW][0]
+		}
+		dwPlaneF32(&pad[0], ldx, &w[0], g.KH, g.KW, g.DH, g.DW, s2, &evenLanes[0], (*float32)(out), g.OW, g.OH, g.SH, bias, rp, e.Lo, e.Hi, flags)
+		return
+	}
 	var tmp [dwRowMax]float32
 	for oh := 0; oh < g.OH; oh++ {
 		row := pad[oh*g.SH*ldx:]
@@ -224,5 +235,25 @@ func dwRowGeneric(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, _ *in
 			continue
 		}
 		*(*float32)(unsafe.Add(unsafe.Pointer(out), 4*o)) = acc
+	}
+}
+
+// dwPlaneGeneric is the portable twin of the FP32 plane kernel, the
+// reference loop: every output row oh < rows, in chunks of up to dwRowMax
+// outputs, is dwRowGeneric's (no scale, no codes):
+//
+//	for oh < rows, ow < n step dwRowMax:
+//		dwRowGeneric(x + oh*sh*ldx + ow*(s2+1), ..., out + oh*n + ow, min(dwRowMax, n-ow), bias, resid + oh*n + ow, lo, hi, flags)
+func dwPlaneGeneric(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, idx *int32, out *float32, n, rows, sh int, bias float32, resid *float32, lo, hi float32, flags int) {
+	for oh := 0; oh < rows; oh++ {
+		for ow := 0; ow < n; ow += dwRowMax {
+			at := oh*n + ow
+			var rp *float32
+			if flags&FlagResid != 0 {
+				rp = (*float32)(unsafe.Add(unsafe.Pointer(resid), 4*at))
+			}
+			dwRowGeneric((*float32)(unsafe.Add(unsafe.Pointer(x), 4*(oh*sh*ldx+ow*(s2+1)))), ldx, w, kh, kw, dh, dw, s2, idx,
+				(*float32)(unsafe.Add(unsafe.Pointer(out), 4*at)), min(dwRowMax, n-ow), bias, rp, lo, hi, flags, 0, 0, 0, 0, 0)
+		}
 	}
 }

@@ -1952,6 +1952,483 @@ dwdone:
 	VZEROUPPER
 	RET
 
+// func dwPlaneAVX512(x *float32, ldx int, w *float32, kh int, kw int, dh int, dw int, s2 int, idx *int32, out *float32, ow int, oh int, sh int, bias float32, resid *float32, lo float32, hi float32, flags int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2
+TEXT ·dwPlaneAVX512(SB), NOSPLIT, $0-136
+	MOVQ         idx+64(FP), R13
+	VMOVDQU32    (R13), Z31
+	MOVQ         x+0(FP), BX
+	MOVQ         out+72(FP), DX
+	MOVQ         resid+112(FP), R12
+	MOVQ         oh+88(FP), R14
+	MOVQ         flags+128(FP), R15
+	VBROADCASTSS bias+104(FP), Z25
+	VBROADCASTSS lo+120(FP), Z26
+	VBROADCASTSS hi+124(FP), Z27
+	TESTQ        R14, R14
+	JLE          dp_done
+
+dp_row:
+	XORQ R13, R13
+
+dp_chunk:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	MOVQ   ow+80(FP), AX
+	SUBQ   R13, AX
+	CMPQ   AX, $0x40
+	JLE    dp_n
+	MOVQ   $0x00000040, AX
+
+dp_n:
+	DECQ  AX
+	SHRQ  $0x04, AX
+	MOVQ  s2+56(FP), CX
+	CMPQ  AX, $0x00
+	JNE   dpnot1_1
+	CMPQ  CX, $0x00
+	JNE   dpnot1_1
+	MOVQ  R13, SI
+	SHLQ  $0x02, SI
+	ADDQ  BX, SI
+	MOVQ  ldx+8(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  w+16(FP), DI
+	MOVQ  kh+24(FP), R9
+	MOVQ  dh+40(FP), R10
+	IMULQ R8, R10
+	MOVQ  dw+48(FP), R11
+	SHLQ  $0x02, R11
+
+dp1_1rows:
+	MOVQ kw+32(FP), CX
+	MOVQ SI, AX
+
+dp1_1cols:
+	VBROADCASTSS (DI), Z20
+	VFMADD231PS  (AX), Z20, Z0
+	ADDQ         $0x04, DI
+	ADDQ         R11, AX
+	DECQ         CX
+	JNE          dp1_1cols
+	ADDQ         R10, SI
+	DECQ         R9
+	JNE          dp1_1rows
+	JMP          dp_epilogue
+
+dpnot1_1:
+	CMPQ  AX, $0x00
+	JNE   dpnot1_2
+	CMPQ  CX, $0x01
+	JNE   dpnot1_2
+	MOVQ  R13, SI
+	SHLQ  $0x03, SI
+	ADDQ  BX, SI
+	MOVQ  ldx+8(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  w+16(FP), DI
+	MOVQ  kh+24(FP), R9
+	MOVQ  dh+40(FP), R10
+	IMULQ R8, R10
+	MOVQ  dw+48(FP), R11
+	SHLQ  $0x02, R11
+
+dp1_2rows:
+	MOVQ kw+32(FP), CX
+	MOVQ SI, AX
+
+dp1_2cols:
+	VBROADCASTSS (DI), Z20
+	VMOVUPS      (AX), Z4
+	VPERMT2PS    64(AX), Z31, Z4
+	VFMADD231PS  Z4, Z20, Z0
+	ADDQ         $0x04, DI
+	ADDQ         R11, AX
+	DECQ         CX
+	JNE          dp1_2cols
+	ADDQ         R10, SI
+	DECQ         R9
+	JNE          dp1_2rows
+	JMP          dp_epilogue
+
+dpnot1_2:
+	CMPQ  AX, $0x01
+	JNE   dpnot2_1
+	CMPQ  CX, $0x00
+	JNE   dpnot2_1
+	MOVQ  R13, SI
+	SHLQ  $0x02, SI
+	ADDQ  BX, SI
+	MOVQ  ldx+8(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  w+16(FP), DI
+	MOVQ  kh+24(FP), R9
+	MOVQ  dh+40(FP), R10
+	IMULQ R8, R10
+	MOVQ  dw+48(FP), R11
+	SHLQ  $0x02, R11
+
+dp2_1rows:
+	MOVQ kw+32(FP), CX
+	MOVQ SI, AX
+
+dp2_1cols:
+	VBROADCASTSS (DI), Z20
+	VFMADD231PS  (AX), Z20, Z0
+	VFMADD231PS  64(AX), Z20, Z1
+	ADDQ         $0x04, DI
+	ADDQ         R11, AX
+	DECQ         CX
+	JNE          dp2_1cols
+	ADDQ         R10, SI
+	DECQ         R9
+	JNE          dp2_1rows
+	JMP          dp_epilogue
+
+dpnot2_1:
+	CMPQ  AX, $0x01
+	JNE   dpnot2_2
+	CMPQ  CX, $0x01
+	JNE   dpnot2_2
+	MOVQ  R13, SI
+	SHLQ  $0x03, SI
+	ADDQ  BX, SI
+	MOVQ  ldx+8(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  w+16(FP), DI
+	MOVQ  kh+24(FP), R9
+	MOVQ  dh+40(FP), R10
+	IMULQ R8, R10
+	MOVQ  dw+48(FP), R11
+	SHLQ  $0x02, R11
+
+dp2_2rows:
+	MOVQ kw+32(FP), CX
+	MOVQ SI, AX
+
+dp2_2cols:
+	VBROADCASTSS (DI), Z20
+	VMOVUPS      (AX), Z4
+	VPERMT2PS    64(AX), Z31, Z4
+	VFMADD231PS  Z4, Z20, Z0
+	VMOVUPS      128(AX), Z6
+	VPERMT2PS    192(AX), Z31, Z6
+	VFMADD231PS  Z6, Z20, Z1
+	ADDQ         $0x04, DI
+	ADDQ         R11, AX
+	DECQ         CX
+	JNE          dp2_2cols
+	ADDQ         R10, SI
+	DECQ         R9
+	JNE          dp2_2rows
+	JMP          dp_epilogue
+
+dpnot2_2:
+	CMPQ  AX, $0x02
+	JNE   dpnot3_1
+	CMPQ  CX, $0x00
+	JNE   dpnot3_1
+	MOVQ  R13, SI
+	SHLQ  $0x02, SI
+	ADDQ  BX, SI
+	MOVQ  ldx+8(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  w+16(FP), DI
+	MOVQ  kh+24(FP), R9
+	MOVQ  dh+40(FP), R10
+	IMULQ R8, R10
+	MOVQ  dw+48(FP), R11
+	SHLQ  $0x02, R11
+
+dp3_1rows:
+	MOVQ kw+32(FP), CX
+	MOVQ SI, AX
+
+dp3_1cols:
+	VBROADCASTSS (DI), Z20
+	VFMADD231PS  (AX), Z20, Z0
+	VFMADD231PS  64(AX), Z20, Z1
+	VFMADD231PS  128(AX), Z20, Z2
+	ADDQ         $0x04, DI
+	ADDQ         R11, AX
+	DECQ         CX
+	JNE          dp3_1cols
+	ADDQ         R10, SI
+	DECQ         R9
+	JNE          dp3_1rows
+	JMP          dp_epilogue
+
+dpnot3_1:
+	CMPQ  AX, $0x02
+	JNE   dpnot3_2
+	CMPQ  CX, $0x01
+	JNE   dpnot3_2
+	MOVQ  R13, SI
+	SHLQ  $0x03, SI
+	ADDQ  BX, SI
+	MOVQ  ldx+8(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  w+16(FP), DI
+	MOVQ  kh+24(FP), R9
+	MOVQ  dh+40(FP), R10
+	IMULQ R8, R10
+	MOVQ  dw+48(FP), R11
+	SHLQ  $0x02, R11
+
+dp3_2rows:
+	MOVQ kw+32(FP), CX
+	MOVQ SI, AX
+
+dp3_2cols:
+	VBROADCASTSS (DI), Z20
+	VMOVUPS      (AX), Z4
+	VPERMT2PS    64(AX), Z31, Z4
+	VFMADD231PS  Z4, Z20, Z0
+	VMOVUPS      128(AX), Z6
+	VPERMT2PS    192(AX), Z31, Z6
+	VFMADD231PS  Z6, Z20, Z1
+	VMOVUPS      256(AX), Z8
+	VPERMT2PS    320(AX), Z31, Z8
+	VFMADD231PS  Z8, Z20, Z2
+	ADDQ         $0x04, DI
+	ADDQ         R11, AX
+	DECQ         CX
+	JNE          dp3_2cols
+	ADDQ         R10, SI
+	DECQ         R9
+	JNE          dp3_2rows
+	JMP          dp_epilogue
+
+dpnot3_2:
+	CMPQ  AX, $0x03
+	JNE   dpnot4_1
+	CMPQ  CX, $0x00
+	JNE   dpnot4_1
+	MOVQ  R13, SI
+	SHLQ  $0x02, SI
+	ADDQ  BX, SI
+	MOVQ  ldx+8(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  w+16(FP), DI
+	MOVQ  kh+24(FP), R9
+	MOVQ  dh+40(FP), R10
+	IMULQ R8, R10
+	MOVQ  dw+48(FP), R11
+	SHLQ  $0x02, R11
+
+dp4_1rows:
+	MOVQ kw+32(FP), CX
+	MOVQ SI, AX
+
+dp4_1cols:
+	VBROADCASTSS (DI), Z20
+	VFMADD231PS  (AX), Z20, Z0
+	VFMADD231PS  64(AX), Z20, Z1
+	VFMADD231PS  128(AX), Z20, Z2
+	VFMADD231PS  192(AX), Z20, Z3
+	ADDQ         $0x04, DI
+	ADDQ         R11, AX
+	DECQ         CX
+	JNE          dp4_1cols
+	ADDQ         R10, SI
+	DECQ         R9
+	JNE          dp4_1rows
+	JMP          dp_epilogue
+
+dpnot4_1:
+	CMPQ  AX, $0x03
+	JNE   dpnot4_2
+	CMPQ  CX, $0x01
+	JNE   dpnot4_2
+	MOVQ  R13, SI
+	SHLQ  $0x03, SI
+	ADDQ  BX, SI
+	MOVQ  ldx+8(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  w+16(FP), DI
+	MOVQ  kh+24(FP), R9
+	MOVQ  dh+40(FP), R10
+	IMULQ R8, R10
+	MOVQ  dw+48(FP), R11
+	SHLQ  $0x02, R11
+
+dp4_2rows:
+	MOVQ kw+32(FP), CX
+	MOVQ SI, AX
+
+dp4_2cols:
+	VBROADCASTSS (DI), Z20
+	VMOVUPS      (AX), Z4
+	VPERMT2PS    64(AX), Z31, Z4
+	VFMADD231PS  Z4, Z20, Z0
+	VMOVUPS      128(AX), Z6
+	VPERMT2PS    192(AX), Z31, Z6
+	VFMADD231PS  Z6, Z20, Z1
+	VMOVUPS      256(AX), Z8
+	VPERMT2PS    320(AX), Z31, Z8
+	VFMADD231PS  Z8, Z20, Z2
+	VMOVUPS      384(AX), Z10
+	VPERMT2PS    448(AX), Z31, Z10
+	VFMADD231PS  Z10, Z20, Z3
+	ADDQ         $0x04, DI
+	ADDQ         R11, AX
+	DECQ         CX
+	JNE          dp4_2cols
+	ADDQ         R10, SI
+	DECQ         R9
+	JNE          dp4_2rows
+	JMP          dp_epilogue
+
+dpnot4_2:
+	JMP dp_done
+
+dp_epilogue:
+	MOVQ ow+80(FP), AX
+	SUBQ R13, AX
+	LEAQ (DX)(R13*4), SI
+	LEAQ (R12)(R13*4), DI
+	CMPQ AX, $0x00
+	JLE  dp_chunk_done
+	MOVQ AX, CX
+	CMPQ CX, $0x10
+	JLE  dpm0
+	MOVQ $0x00000010, CX
+
+dpm0:
+	MOVQ   $-1, R8
+	BZHIQ  CX, R8, R8
+	KMOVW  R8, K1
+	TESTQ  $0x00000001, R15
+	JEQ    dpnobias0
+	VADDPS Z25, Z0, Z0
+
+dpnobias0:
+	TESTQ     $0x00000004, R15
+	JEQ       dpnoresid0
+	VMOVUPS.Z (DI), K1, Z4
+	VADDPS    Z4, Z0, Z0
+
+dpnoresid0:
+	TESTQ  $0x00000008, R15
+	JEQ    dpnoclamp0
+	VMAXPS Z0, Z26, Z0
+	VMINPS Z0, Z27, Z0
+
+dpnoclamp0:
+	VMOVUPS Z0, K1, (SI)
+	SUBQ    $0x10, AX
+	CMPQ    AX, $0x00
+	JLE     dp_chunk_done
+	MOVQ    AX, CX
+	CMPQ    CX, $0x10
+	JLE     dpm1
+	MOVQ    $0x00000010, CX
+
+dpm1:
+	MOVQ   $-1, R8
+	BZHIQ  CX, R8, R8
+	KMOVW  R8, K1
+	TESTQ  $0x00000001, R15
+	JEQ    dpnobias1
+	VADDPS Z25, Z1, Z1
+
+dpnobias1:
+	TESTQ     $0x00000004, R15
+	JEQ       dpnoresid1
+	VMOVUPS.Z 64(DI), K1, Z4
+	VADDPS    Z4, Z1, Z1
+
+dpnoresid1:
+	TESTQ  $0x00000008, R15
+	JEQ    dpnoclamp1
+	VMAXPS Z1, Z26, Z1
+	VMINPS Z1, Z27, Z1
+
+dpnoclamp1:
+	VMOVUPS Z1, K1, 64(SI)
+	SUBQ    $0x10, AX
+	CMPQ    AX, $0x00
+	JLE     dp_chunk_done
+	MOVQ    AX, CX
+	CMPQ    CX, $0x10
+	JLE     dpm2
+	MOVQ    $0x00000010, CX
+
+dpm2:
+	MOVQ   $-1, R8
+	BZHIQ  CX, R8, R8
+	KMOVW  R8, K1
+	TESTQ  $0x00000001, R15
+	JEQ    dpnobias2
+	VADDPS Z25, Z2, Z2
+
+dpnobias2:
+	TESTQ     $0x00000004, R15
+	JEQ       dpnoresid2
+	VMOVUPS.Z 128(DI), K1, Z4
+	VADDPS    Z4, Z2, Z2
+
+dpnoresid2:
+	TESTQ  $0x00000008, R15
+	JEQ    dpnoclamp2
+	VMAXPS Z2, Z26, Z2
+	VMINPS Z2, Z27, Z2
+
+dpnoclamp2:
+	VMOVUPS Z2, K1, 128(SI)
+	SUBQ    $0x10, AX
+	CMPQ    AX, $0x00
+	JLE     dp_chunk_done
+	MOVQ    AX, CX
+	CMPQ    CX, $0x10
+	JLE     dpm3
+	MOVQ    $0x00000010, CX
+
+dpm3:
+	MOVQ   $-1, R8
+	BZHIQ  CX, R8, R8
+	KMOVW  R8, K1
+	TESTQ  $0x00000001, R15
+	JEQ    dpnobias3
+	VADDPS Z25, Z3, Z3
+
+dpnobias3:
+	TESTQ     $0x00000004, R15
+	JEQ       dpnoresid3
+	VMOVUPS.Z 192(DI), K1, Z4
+	VADDPS    Z4, Z3, Z3
+
+dpnoresid3:
+	TESTQ  $0x00000008, R15
+	JEQ    dpnoclamp3
+	VMAXPS Z3, Z26, Z3
+	VMINPS Z3, Z27, Z3
+
+dpnoclamp3:
+	VMOVUPS Z3, K1, 192(SI)
+	SUBQ    $0x10, AX
+
+dp_chunk_done:
+	ADDQ  $0x40, R13
+	MOVQ  ow+80(FP), AX
+	CMPQ  R13, AX
+	JL    dp_chunk
+	MOVQ  sh+96(FP), AX
+	MOVQ  ldx+8(FP), CX
+	IMULQ CX, AX
+	LEAQ  (BX)(AX*4), BX
+	MOVQ  ow+80(FP), AX
+	LEAQ  (DX)(AX*4), DX
+	LEAQ  (R12)(AX*4), R12
+	DECQ  R14
+	JNE   dp_row
+
+dp_done:
+	VZEROUPPER
+	RET
+
 // func im2colGatherAVX512(dst *float32, plane *float32, hw int, cg int, tab *int32, taps int)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·im2colGatherAVX512(SB), NOSPLIT, $0-48

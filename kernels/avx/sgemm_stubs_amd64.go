@@ -24,6 +24,11 @@ func sgemm8x32AVX2(k int, a *float32, b *float32, ldb int, tile *float32)
 //go:noescape
 func dwRowAVX512(x *float32, ldx int, w *float32, kh int, kw int, dh int, dw int, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo float32, hi float32, flags int, scale float32, ys float32, qlo float32, qhi float32, yz int32)
 
+// dwPlaneAVX512 is the AVX-512 twin of dwPlaneGeneric.
+//
+//go:noescape
+func dwPlaneAVX512(x *float32, ldx int, w *float32, kh int, kw int, dh int, dw int, s2 int, idx *int32, out *float32, ow int, oh int, sh int, bias float32, resid *float32, lo float32, hi float32, flags int)
+
 // im2colGatherAVX512 is the AVX-512 twin of im2colGatherGeneric.
 //
 //go:noescape

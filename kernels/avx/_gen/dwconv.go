@@ -45,7 +45,7 @@ func dwRowAVX512() {
 			JNE(LabelRef(next))
 			CMPQ(s2, U8(st-1))
 			JNE(LabelRef(next))
-			dwTaps(l, nq, st, acc)
+			dwTaps(l, nq, st, acc, func() { Load(Param("x"), reg.RSI) })
 			JMP(LabelRef("dwepilogue"))
 			Label(next)
 		}
@@ -125,8 +125,9 @@ func dwRowAVX512() {
 // dwTaps emits the tap loop for nq zmm of outputs at stride st: per tap
 // one broadcast of the weight and, per zmm, a load (two and a permute at
 // stride 2) and an FMA.
-func dwTaps(l string, nq, st int, acc []reg.VecPhysical) {
-	x := Load(Param("x"), reg.RSI)
+func dwTaps(l string, nq, st int, acc []reg.VecPhysical, loadX func()) {
+	loadX()
+	x := reg.RSI
 	ldx := Load(Param("ldx"), reg.R8)
 	SHLQ(U8(2), ldx)
 	w := Load(Param("w"), reg.RDI)
@@ -157,4 +158,118 @@ func dwTaps(l string, nq, st int, acc []reg.VecPhysical) {
 	ADDQ(dh, x)
 	DECQ(kh)
 	JNE(LabelRef(l + "rows"))
+}
+
+// dwPlaneAVX512 is the FP32 plane loop of dwRowAVX512 in assembly: every
+// output row (oh rows, sh input rows apart) in chunks of up to 64 outputs,
+// each chunk the same tap loop and epilogue (bias, residual, clamp) as one
+// dwRowAVX512 call, without a call per chunk (a call cost about as much as
+// a 3×3 chunk's FMAs).
+func dwPlaneAVX512() {
+	TEXT("dwPlaneAVX512", NOSPLIT, "func(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, idx *int32, out *float32, ow, oh, sh int, bias float32, resid *float32, lo, hi float32, flags int)")
+	Pragma("noescape")
+	Doc("dwPlaneAVX512 is the AVX-512 twin of dwPlaneGeneric.")
+	acc := []reg.VecPhysical{reg.Z0, reg.Z1, reg.Z2, reg.Z3}
+	idx := Load(Param("idx"), reg.R13)
+	VMOVDQU32(Mem{Base: idx}, reg.Z31)
+	rowX, rowOut, rowResid, off, rows, flags := reg.RBX, reg.RDX, reg.R12, reg.R13, reg.R14, reg.R15
+	Load(Param("x"), rowX)
+	Load(Param("out"), rowOut)
+	Load(Param("resid"), rowResid)
+	Load(Param("oh"), rows)
+	Load(Param("flags"), flags)
+	VBROADCASTSS(NewParamAddr("bias", 104), reg.Z25)
+	VBROADCASTSS(NewParamAddr("lo", 120), reg.Z26)
+	VBROADCASTSS(NewParamAddr("hi", 124), reg.Z27)
+	TESTQ(rows, rows)
+	JLE(LabelRef("dp_done"))
+	Label("dp_row")
+	XORQ(off, off)
+	Label("dp_chunk")
+	for _, a := range acc {
+		VXORPS(a, a, a)
+	}
+	// n = min(ow - off, 64); q = (n-1)/16
+	Load(Param("ow"), reg.RAX)
+	SUBQ(off, reg.RAX)
+	CMPQ(reg.RAX, U8(64))
+	JLE(LabelRef("dp_n"))
+	MOVQ(U32(64), reg.RAX)
+	Label("dp_n")
+	DECQ(reg.RAX)
+	SHRQ(U8(4), reg.RAX)
+	Load(Param("s2"), reg.RCX)
+	for nq := 1; nq <= 4; nq++ {
+		for st := 1; st <= 2; st++ {
+			l := fmt.Sprintf("dp%d_%d", nq, st)
+			next := fmt.Sprintf("dpnot%d_%d", nq, st)
+			CMPQ(reg.RAX, U8(nq-1))
+			JNE(LabelRef(next))
+			CMPQ(reg.RCX, U8(st-1))
+			JNE(LabelRef(next))
+			shift := uint8(2 + st - 1) // bytes per output along the row: 4·stride
+			dwTaps(l, nq, st, acc, func() {
+				MOVQ(off, reg.RSI)
+				SHLQ(U8(shift), reg.RSI)
+				ADDQ(rowX, reg.RSI)
+			})
+			JMP(LabelRef("dp_epilogue"))
+			Label(next)
+		}
+	}
+	JMP(LabelRef("dp_done")) // a stride above 2: not called so
+
+	Label("dp_epilogue")
+	left := reg.RAX
+	Load(Param("ow"), left)
+	SUBQ(off, left)
+	LEAQ(Mem{Base: rowOut, Index: off, Scale: 4}, reg.RSI)
+	LEAQ(Mem{Base: rowResid, Index: off, Scale: 4}, reg.RDI)
+	for i, a := range acc {
+		l := func(s string) string { return fmt.Sprintf("dp%s%d", s, i) }
+		CMPQ(left, U8(0))
+		JLE(LabelRef("dp_chunk_done"))
+		MOVQ(left, reg.RCX)
+		CMPQ(reg.RCX, U8(16))
+		JLE(LabelRef(l("m")))
+		MOVQ(U32(16), reg.RCX)
+		Label(l("m"))
+		MOVQ(I32(-1), reg.R8)
+		BZHIQ(reg.RCX, reg.R8, reg.R8)
+		KMOVW(reg.R8.As32(), reg.K1)
+		TESTQ(U32(flagBiasRow), flags)
+		JEQ(LabelRef(l("nobias")))
+		VADDPS(reg.Z25, a, a)
+		Label(l("nobias"))
+		TESTQ(U32(flagResid), flags)
+		JEQ(LabelRef(l("noresid")))
+		VMOVUPS_Z(Mem{Base: reg.RDI, Disp: 64 * i}, reg.K1, reg.Z4)
+		VADDPS(reg.Z4, a, a)
+		Label(l("noresid"))
+		TESTQ(U32(flagClamp), flags)
+		JEQ(LabelRef(l("noclamp")))
+		VMAXPS(a, reg.Z26, a)
+		VMINPS(a, reg.Z27, a)
+		Label(l("noclamp"))
+		VMOVUPS(a, reg.K1, Mem{Base: reg.RSI, Disp: 64 * i})
+		SUBQ(U8(16), left)
+	}
+	Label("dp_chunk_done")
+	ADDQ(U8(64), off)
+	Load(Param("ow"), reg.RAX)
+	CMPQ(off, reg.RAX)
+	JL(LabelRef("dp_chunk"))
+	// next row: sh·ldx input floats, ow outputs and residuals on
+	Load(Param("sh"), reg.RAX)
+	Load(Param("ldx"), reg.RCX)
+	IMULQ(reg.RCX, reg.RAX)
+	LEAQ(Mem{Base: rowX, Index: reg.RAX, Scale: 4}, rowX)
+	Load(Param("ow"), reg.RAX)
+	LEAQ(Mem{Base: rowOut, Index: reg.RAX, Scale: 4}, rowOut)
+	LEAQ(Mem{Base: rowResid, Index: reg.RAX, Scale: 4}, rowResid)
+	DECQ(rows)
+	JNE(LabelRef("dp_row"))
+	Label("dp_done")
+	VZEROUPPER()
+	RET()
 }

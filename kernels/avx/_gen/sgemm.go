@@ -26,6 +26,7 @@ func main() {
 	qgemmVNNI()
 	sgemmAVX2()
 	dwRowAVX512()
+	dwPlaneAVX512()
 	im2colGatherAVX512()
 	im2colSegsAVX512()
 	maxPoolRowF32AVX512()
