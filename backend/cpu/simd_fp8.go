@@ -139,12 +139,13 @@ type simdF8Kernel struct {
 	lut   *[256]float32
 	bias  []float32
 	epi   f8Epilogue
-	bufs  sync.Pool // *f8Bufs
+	mu    sync.Mutex
+	free  []*f8Bufs // Gemm/MatMul buffers not in use
 }
 
-// f8Bufs holds one Run's decoded activations and float32 sums (kept in a
-// pool, so steady-state runs do not allocate; the kernel's own FP32 inner
-// run uses the context's scratch).
+// f8Bufs holds one Gemm/MatMul Run's decoded activations and float32 sums
+// (kept by the kernel, one per concurrent run, so steady-state runs do not
+// allocate; the inner FP32 run uses the context's scratch).
 type f8Bufs struct{ x, y []float32 }
 
 func init() {
@@ -231,12 +232,23 @@ func (k *simdF8Kernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 }
 
 func (k *simdF8Kernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
+	if k.p.Conv {
+		return k.runConv(x, in, out)
+	}
 	nx, ny := len(in[0].Data), int(out[0].Len())
-	b, _ := k.bufs.Get().(*f8Bufs)
-	if b == nil {
+	k.mu.Lock()
+	var b *f8Bufs
+	if n := len(k.free); n > 0 {
+		b, k.free = k.free[n-1], k.free[:n-1]
+	} else {
 		b = &f8Bufs{}
 	}
-	defer k.bufs.Put(b)
+	k.mu.Unlock()
+	defer func() {
+		k.mu.Lock()
+		k.free = append(k.free, b)
+		k.mu.Unlock()
+	}()
 	if cap(b.x) < nx {
 		b.x = make([]float32, nx)
 	}
@@ -303,6 +315,9 @@ func (r *f8EpiRun) Do(_, item int) {
 // simdF8Tactics returns the SIMD tactics of fp8 layers (ok: l is one).
 func simdF8Tactics(l *engine.Layer) ([]engine.Tactic, bool) {
 	n := l.Node
+	if n.Domain == "" && n.OpType == "MaxPool" && isFP8(inDType(l, 0)) {
+		return []engine.Tactic{simdF8PoolTactic{}}, true
+	}
 	if n.Domain != "kiln" || quantPrec(l) != "f8" || !isConst(l, 1) {
 		return nil, false
 	}

@@ -34,48 +34,79 @@ func newF8Epilogue(l *kilnq.Layer, chans int) f8Epilogue {
 // (i/inner) % chans) into out (float32, or fp8 codes).
 func (e *f8Epilogue) apply(acc, bias, resid []float32, out *ir.Tensor, inner, lo, hi int) {
 	chans := len(e.m)
-	var codes []byte
-	var fl []float32
-	if e.l.YScale > 0 {
-		codes = out.Data
-	} else {
-		fl = out.F32()
-	}
-	ys := e.l.YScale
-	act := &e.l.Act
 	for i := lo; i < hi; {
 		blk := i / inner
 		c := blk % chans
 		end := min(hi, (blk+1)*inner)
-		m := e.m[c]
+		var z []float32
+		if resid != nil {
+			z = resid[i:end]
+		}
 		var b float32
 		if bias != nil {
 			b = bias[c]
 		}
-		for ; i < end; i++ {
+		if e.l.YScale > 0 {
+			e.row(acc[i:end], c, b, z, out.Data[i:end], nil)
+		} else {
+			e.row(acc[i:end], c, b, z, nil, out.F32()[i:end])
+		}
+		i = end
+	}
+}
+
+// row runs the epilogue over sums acc of channel c (bias b, residual z or
+// nil) into codes (fp8 output) or fl (fp32 output).
+func (e *f8Epilogue) row(acc []float32, c int, b float32, z []float32, codes []byte, fl []float32) {
+	m, ys := e.m[c], e.l.YScale
+	if z == nil && codes != nil && (e.relu || e.ident) { // the common case, kept tight
+		codes = codes[:len(acc)]
+		relu := e.relu
+		// encode's fast path inlined and branch-free (zeros and subnormals
+		// are common after a Relu: a branch on them mispredicts), its
+		// parameters in registers; saturation, Inf and NaN take floatx.
+		sh, half, rebias := e.enc.sh&31, e.enc.half, e.enc.rebias
+		lo, hi, sub := e.enc.minNorm, e.enc.maxBits, e.enc.subScale32
+		for i, a := range acc {
 			// kilnq's order: float32(acc·m) + bias + residual (both added
 			// even when absent: −0 + 0 is +0), then the activation.
-			y := float32(acc[i] * m)
-			y = float32(y + b)
-			var z float32
-			if resid != nil {
-				z = resid[i]
-			}
-			y = float32(y + z)
-			switch {
-			case e.ident:
-			case e.relu:
-				if !(y > 0 || y != y) {
-					y = 0
+			y := float32(float32(a*m)+b) + 0
+			if relu { // y > 0 or NaN: y, else +0
+				if yb := math.Float32bits(y); yb&0x7fffffff <= 0x7f800000 {
+					y = math.Float32frombits(yb &^ uint32(int32(yb)>>31))
 				}
-			default:
-				y = act.Apply32(y)
 			}
-			if codes != nil {
-				codes[i] = e.enc.encode(float32(y / ys))
-			} else {
-				fl[i] = y
+			v := float32(y / ys)
+			bits := math.Float32bits(v)
+			mag := bits & 0x7fffffff
+			if mag >= hi {
+				codes[i] = e.enc.encodeRare(v)
+				continue
 			}
+			code := byte((mag+half+(mag>>sh)&1)>>sh - rebias)
+			// Subnormal: the magnitude in units of the smallest subnormal
+			// (exact), rounded half even by adding and removing 2²³.
+			s := byte(int32(float32(float32(math.Float32frombits(mag)*sub)+0x1p23) - 0x1p23))
+			if mag < lo {
+				code = s
+			}
+			codes[i] = byte(bits>>24)&0x80 | code
+		}
+		return
+	}
+	act := &e.l.Act
+	for i, a := range acc {
+		y := float32(a * m)
+		y = float32(y + b)
+		var zi float32
+		if z != nil {
+			zi = z[i]
+		}
+		y = act.Apply32(float32(y + zi))
+		if codes != nil {
+			codes[i] = e.enc.encode(float32(y / ys))
+		} else {
+			fl[i] = y
 		}
 	}
 }
@@ -86,12 +117,15 @@ func (e *f8Epilogue) apply(acc, bias, resid []float32, out *ir.Tensor, inner, lo
 // of the float32 bits; NaN, ±Inf and magnitudes at or above the largest
 // finite value (saturation, the format's own NaN/Inf rules) through floatx.
 type f8Encoder struct {
-	f        floatx.F8Format
-	mbits    uint32  // mantissa bits of the format
-	rebias   uint32  // (127 − bias) << mbits
-	minNorm  uint32  // float32 bits of the smallest normal
-	maxBits  uint32  // float32 bits of the largest finite value
-	subScale float64 // 2^(bias−1+mbits): subnormal value → integer code
+	f          floatx.F8Format
+	mbits      uint32  // mantissa bits of the format
+	sh         uint32  // 23 − mbits: float32 mantissa bits dropped
+	half       uint32  // 1<<(sh−1) − 1: round half even with the kept LSB
+	rebias     uint32  // (127 − bias) << mbits
+	minNorm    uint32  // float32 bits of the smallest normal
+	maxBits    uint32  // float32 bits of the largest finite value
+	subScale   float64 // 2^(bias−1+mbits): subnormal value → integer code
+	subScale32 float32
 }
 
 func newF8Encoder(f floatx.F8Format) f8Encoder {
@@ -104,28 +138,39 @@ func newF8Encoder(f floatx.F8Format) f8Encoder {
 		maxv = floatx.F8ToF32(0x7b, f) // 57344 (0x7c is Inf)
 	}
 	return f8Encoder{
-		f:        f,
-		mbits:    mbits,
-		rebias:   uint32(127-bias) << mbits,
-		minNorm:  math.Float32bits(float32(math.Ldexp(1, 1-bias))),
-		maxBits:  math.Float32bits(maxv),
-		subScale: math.Ldexp(1, bias-1+int(mbits)),
+		f:          f,
+		mbits:      mbits,
+		sh:         23 - mbits,
+		half:       1<<(22-mbits) - 1,
+		rebias:     uint32(127-bias) << mbits,
+		minNorm:    math.Float32bits(float32(math.Ldexp(1, 1-bias))),
+		maxBits:    math.Float32bits(maxv),
+		subScale:   math.Ldexp(1, bias-1+int(mbits)),
+		subScale32: float32(math.Ldexp(1, bias-1+int(mbits))),
 	}
 }
 
 func (e *f8Encoder) encode(v float32) byte {
 	b := math.Float32bits(v)
-	sign := byte(b>>24) & 0x80
 	a := b & 0x7fffffff
-	switch {
-	case a >= e.maxBits: // saturation, ±Inf, NaN
-		return floatx.F32ToF8(v, e.f, true)
-	case a >= e.minNorm:
-		sh := 23 - e.mbits
-		r := (a + (1<<(sh-1) - 1) + (a>>sh)&1) >> sh
-		return sign | byte(r-e.rebias)
+	if a-e.minNorm >= e.maxBits-e.minNorm {
+		return e.encodeRare(v)
 	}
-	// Subnormal: the magnitude in units of the smallest subnormal, rounded
-	// half even (exact in float64); 2^mbits is the smallest normal's code.
-	return sign | byte(math.RoundToEven(float64(math.Float32frombits(a))*e.subScale))
+	return byte(b>>24)&0x80 | byte((a+e.half+(a>>(e.sh&31))&1)>>(e.sh&31)-e.rebias)
+}
+
+// encodeRare encodes subnormals, and saturates magnitudes at or above the
+// largest finite value, ±Inf and NaN through floatx.
+func (e *f8Encoder) encodeRare(v float32) byte {
+	b := math.Float32bits(v)
+	a := b & 0x7fffffff
+	if a >= e.maxBits {
+		return floatx.F32ToF8(v, e.f, true)
+	}
+	if a >= e.minNorm {
+		return e.encode(v)
+	}
+	// The magnitude in units of the smallest subnormal, rounded half even
+	// (exact in float64); 2^mbits is the smallest normal's code.
+	return byte(b>>24)&0x80 | byte(math.RoundToEven(float64(math.Float32frombits(a))*e.subScale))
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/floatx"
 	"github.com/kilnml/kiln/ir"
 )
@@ -134,6 +135,80 @@ func TestF8Encoder(t *testing.T) {
 		for range 1 << 20 {
 			check(math.Float32frombits(r.Uint32()))
 			check(float32(r.NormFloat64() * 10))
+		}
+	}
+}
+
+// BenchmarkSimdF8Conv times the fp8 SIMD conv (and the FP32 one it runs
+// on) on simplecnn@256's convs.
+func BenchmarkSimdF8Conv(b *testing.B) {
+	for _, bc := range benchConvs[:2] {
+		for _, prec := range []string{"f32", "f8"} {
+			b.Run(prec+"/"+bc.name, func(b *testing.B) {
+				l, in, flops := convLayer(bc, "f32")
+				if prec == "f8" {
+					oh, ow := (bc.h+2*bc.p-bc.k)/bc.s+1, (bc.w+2*bc.p-bc.k)/bc.s+1
+					r := rand.New(rand.NewPCG(1, 1))
+					// codes of magnitude below 2 (a calibrated layer's range), signed weights
+					xq, wq := randCodes(r, ir.Float8E4M3FN, in[0].Dims...), randCodes(r, ir.Float8E4M3FN, in[1].Dims...)
+					for i := range xq.Data {
+						xq.Data[i] &= 0x3f
+					}
+					for i := range wq.Data {
+						wq.Data[i] &= 0xbf
+					}
+					in = []*ir.Tensor{xq, wq, in[2]}
+					n := convNode("kiln", "QConv", convCase{bc.n, bc.c, bc.h, bc.w, bc.m, bc.k, bc.k, bc.s, bc.p, 1, 1, ""}, 3,
+						quantAttrs(r, bc.m, 0.1, 0, 0, "Relu")...)
+					l = layer(n, in, []bool{false, true, true}, ir.NewTensor(ir.Float8E4M3FN, []int64{bc.n, bc.m, oh, ow}), engine.FP8)
+				}
+				ts := simdBackend{}.Tactics(l)
+				if len(ts) == 0 {
+					b.Skip("no SIMD tactic on this CPU/build")
+				}
+				benchTactic(b, ts[0], l, in, flops, 1)
+			})
+		}
+	}
+}
+
+// TestSimdF8MaxPool checks the fp8 max pool against ops/nn's MaxPool, bit
+// for bit: E4M3FN and E5M2 codes (all 256, so NaN, ±0 and ±Inf, in some
+// planes; only finite nonzero ones in others, the vectorized key path),
+// 2×2/2 and 3×3 windows with strides, padding, dilation and odd sizes.
+func TestSimdF8MaxPool(t *testing.T) {
+	r := rand.New(rand.NewPCG(87, 88))
+	wins := [][]*ir.Attribute{
+		{aInts("kernel_shape", 2, 2), aInts("strides", 2, 2)},
+		{aInts("kernel_shape", 3, 3), aInts("strides", 2, 2), aInts("pads", 1, 1, 1, 1)},
+		{aInts("kernel_shape", 3, 2), aInts("strides", 1, 2), aInts("pads", 0, 1, 2, 0), aInts("dilations", 2, 1)},
+	}
+	for _, dt := range []ir.DType{ir.Float8E4M3FN, ir.Float8E5M2} {
+		for wi, attrs := range wins {
+			for _, dims := range [][]int64{{2, 3, 9, 8}, {1, 4, 26, 26}, {3, 2, 7, 70}} {
+				for _, special := range []bool{false, true} {
+					t.Run(fmt.Sprint(dt, "/win", wi, dims, "/special=", special), func(t *testing.T) {
+						x := ir.NewTensor(dt, dims)
+						for i := range x.Data {
+							c := byte(r.IntN(256))
+							if !special && (c == 0x80 || c&0x7f >= map[ir.DType]byte{ir.Float8E4M3FN: 0x7f, ir.Float8E5M2: 0x7c}[dt]) {
+								c = byte(r.IntN(0x70)) | c&0x80 + 1
+							}
+							x.Data[i] = c
+						}
+						if special { // a plane of negative values with −0 and +0
+							for i := range x.Data[:dims[2]*dims[3]] {
+								x.Data[i] = []byte{0x80, 0x00, 0x81, 0x85}[r.IntN(4)]
+							}
+						}
+						n := node("", "MaxPool", 1, attrs...)
+						in := []*ir.Tensor{x}
+						want := reference(t, n, in)
+						l := layer(n, in, []bool{false}, want, engine.FP8)
+						everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { sameBits(t, name, got, want) })
+					})
+				}
+			}
 		}
 	}
 }
