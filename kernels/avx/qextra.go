@@ -295,24 +295,26 @@ func padCodes(pad []float32, x []byte, g *pack.Conv2D, zero int32, unsigned bool
 	}
 }
 
-// slideQuads writes n ≤ NR overlapping windows of a byte row: dst[j] = the
-// little-endian word at src[j:j+4] (the row quads of consecutive output
-// columns of a stride-1 conv); src must hold n+3 bytes.
-func slideQuads(dst []uint32, src []byte, n int) {
+// slideQuads writes n ≤ NR overlapping windows of a byte row at stride 1
+// or 2: dst[j] = the little-endian word at src[stride*j:stride*j+4] (the
+// row quads of consecutive output columns of a conv with that stride); src
+// must hold stride*(n-1)+4 bytes.
+func slideQuads(dst []uint32, src []byte, n, stride int) {
 	if n <= 0 {
 		return
 	}
-	if n > NR {
-		panic("avx.slideQuads: more than NR columns")
+	if n > NR || stride < 1 || stride > 2 {
+		panic("avx.slideQuads: more than NR columns or a stride other than 1 or 2")
 	}
-	_, _ = dst[n-1], src[n+2]
-	slideQuadsDispatch(&dst[0], src[:n+3], n)
+	need := stride*(n-1) + 4
+	_, _ = dst[n-1], src[need-1]
+	slideQuadsDispatch(&dst[0], src[:need], n, stride)
 }
 
 // slideQuadsGeneric is the reference loop of slideQuads.
-func slideQuadsGeneric(dst *uint32, src []byte, n int) {
+func slideQuadsGeneric(dst *uint32, src []byte, n, stride int) {
 	d := unsafe.Slice(dst, n)
 	for j := range d {
-		d[j] = binary.LittleEndian.Uint32(src[j:])
+		d[j] = binary.LittleEndian.Uint32(src[stride*j:])
 	}
 }

@@ -71,10 +71,13 @@ func codesToF32(dst *float32, ldd int, src *byte, w, h int, zero int32, unsigned
 // hasVBMI: VPERMB for slideQuads (checked besides QVariant's VNNI/BW).
 var hasVBMI = cpu.X86.HasAVX512VBMI
 
-func slideQuadsDispatch(dst *uint32, src []byte, n int) {
-	if QVariant != QVariantVNNI || !hasVBMI {
-		slideQuadsGeneric(dst, src, n)
-		return
+func slideQuadsDispatch(dst *uint32, src []byte, n, stride int) {
+	switch {
+	case QVariant != QVariantVNNI || !hasVBMI:
+		slideQuadsGeneric(dst, src, n, stride)
+	case stride == 2:
+		slideQuads2VBMI(dst, unsafe.SliceData(src), n)
+	default:
+		slideQuadsVBMI(dst, unsafe.SliceData(src), n)
 	}
-	slideQuadsVBMI(dst, unsafe.SliceData(src), n)
 }

@@ -631,3 +631,108 @@ TEXT ·slideQuadsVBMI(SB), NOSPLIT, $0-24
 	VMOVDQU32  Z4, K3, 64(DI)
 	VZEROUPPER
 	RET
+
+DATA slidequad2idx<>+0(SB)/1, $0x00
+DATA slidequad2idx<>+1(SB)/1, $0x01
+DATA slidequad2idx<>+2(SB)/1, $0x02
+DATA slidequad2idx<>+3(SB)/1, $0x03
+DATA slidequad2idx<>+4(SB)/1, $0x02
+DATA slidequad2idx<>+5(SB)/1, $0x03
+DATA slidequad2idx<>+6(SB)/1, $0x04
+DATA slidequad2idx<>+7(SB)/1, $0x05
+DATA slidequad2idx<>+8(SB)/1, $0x04
+DATA slidequad2idx<>+9(SB)/1, $0x05
+DATA slidequad2idx<>+10(SB)/1, $0x06
+DATA slidequad2idx<>+11(SB)/1, $0x07
+DATA slidequad2idx<>+12(SB)/1, $0x06
+DATA slidequad2idx<>+13(SB)/1, $0x07
+DATA slidequad2idx<>+14(SB)/1, $0x08
+DATA slidequad2idx<>+15(SB)/1, $0x09
+DATA slidequad2idx<>+16(SB)/1, $0x08
+DATA slidequad2idx<>+17(SB)/1, $0x09
+DATA slidequad2idx<>+18(SB)/1, $0x0a
+DATA slidequad2idx<>+19(SB)/1, $0x0b
+DATA slidequad2idx<>+20(SB)/1, $0x0a
+DATA slidequad2idx<>+21(SB)/1, $0x0b
+DATA slidequad2idx<>+22(SB)/1, $0x0c
+DATA slidequad2idx<>+23(SB)/1, $0x0d
+DATA slidequad2idx<>+24(SB)/1, $0x0c
+DATA slidequad2idx<>+25(SB)/1, $0x0d
+DATA slidequad2idx<>+26(SB)/1, $0x0e
+DATA slidequad2idx<>+27(SB)/1, $0x0f
+DATA slidequad2idx<>+28(SB)/1, $0x0e
+DATA slidequad2idx<>+29(SB)/1, $0x0f
+DATA slidequad2idx<>+30(SB)/1, $0x10
+DATA slidequad2idx<>+31(SB)/1, $0x11
+DATA slidequad2idx<>+32(SB)/1, $0x10
+DATA slidequad2idx<>+33(SB)/1, $0x11
+DATA slidequad2idx<>+34(SB)/1, $0x12
+DATA slidequad2idx<>+35(SB)/1, $0x13
+DATA slidequad2idx<>+36(SB)/1, $0x12
+DATA slidequad2idx<>+37(SB)/1, $0x13
+DATA slidequad2idx<>+38(SB)/1, $0x14
+DATA slidequad2idx<>+39(SB)/1, $0x15
+DATA slidequad2idx<>+40(SB)/1, $0x14
+DATA slidequad2idx<>+41(SB)/1, $0x15
+DATA slidequad2idx<>+42(SB)/1, $0x16
+DATA slidequad2idx<>+43(SB)/1, $0x17
+DATA slidequad2idx<>+44(SB)/1, $0x16
+DATA slidequad2idx<>+45(SB)/1, $0x17
+DATA slidequad2idx<>+46(SB)/1, $0x18
+DATA slidequad2idx<>+47(SB)/1, $0x19
+DATA slidequad2idx<>+48(SB)/1, $0x18
+DATA slidequad2idx<>+49(SB)/1, $0x19
+DATA slidequad2idx<>+50(SB)/1, $0x1a
+DATA slidequad2idx<>+51(SB)/1, $0x1b
+DATA slidequad2idx<>+52(SB)/1, $0x1a
+DATA slidequad2idx<>+53(SB)/1, $0x1b
+DATA slidequad2idx<>+54(SB)/1, $0x1c
+DATA slidequad2idx<>+55(SB)/1, $0x1d
+DATA slidequad2idx<>+56(SB)/1, $0x1c
+DATA slidequad2idx<>+57(SB)/1, $0x1d
+DATA slidequad2idx<>+58(SB)/1, $0x1e
+DATA slidequad2idx<>+59(SB)/1, $0x1f
+DATA slidequad2idx<>+60(SB)/1, $0x1e
+DATA slidequad2idx<>+61(SB)/1, $0x1f
+DATA slidequad2idx<>+62(SB)/1, $0x20
+DATA slidequad2idx<>+63(SB)/1, $0x21
+GLOBL slidequad2idx<>(SB), RODATA|NOPTR, $64
+
+// func slideQuads2VBMI(dst *uint32, src *byte, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, BMI2, CMOV
+TEXT ·slideQuads2VBMI(SB), NOSPLIT, $0-24
+	MOVQ       dst+0(FP), DI
+	MOVQ       src+8(FP), SI
+	MOVQ       n+16(FP), CX
+	MOVQ       $-1, AX
+	VMOVDQU64  slidequad2idx<>+0(SB), Z1
+	MOVQ       CX, DX
+	MOVQ       $0x00000010, BX
+	CMPQ       DX, BX
+	CMOVQGT    BX, DX
+	LEAQ       2(DX)(DX*1), BX
+	BZHIQ      BX, AX, BX
+	KMOVQ      BX, K1
+	BZHIQ      DX, AX, BX
+	KMOVW      BX, K2
+	VMOVDQU8.Z (SI), K1, Z0
+	VPERMB     Z0, Z1, Z2
+	VMOVDQU32  Z2, K2, (DI)
+	MOVQ       CX, DX
+	SUBQ       $0x10, DX
+	JLE        done_slideQuads2VBMI
+	MOVQ       $0x00000010, BX
+	CMPQ       DX, BX
+	CMOVQGT    BX, DX
+	LEAQ       2(DX)(DX*1), BX
+	BZHIQ      BX, AX, BX
+	KMOVQ      BX, K1
+	BZHIQ      DX, AX, BX
+	KMOVW      BX, K2
+	VMOVDQU8.Z 32(SI), K1, Z0
+	VPERMB     Z0, Z1, Z2
+	VMOVDQU32  Z2, K2, 64(DI)
+
+done_slideQuads2VBMI:
+	VZEROUPPER
+	RET

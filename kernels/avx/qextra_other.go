@@ -24,4 +24,6 @@ func codesToF32(dst *float32, ldd int, src *byte, w, h int, zero int32, unsigned
 	codesToF32Generic(dst, ldd, src, w, h, zero, unsigned)
 }
 
-func slideQuadsDispatch(dst *uint32, src []byte, n int) { slideQuadsGeneric(dst, src, n) }
+func slideQuadsDispatch(dst *uint32, src []byte, n, stride int) {
+	slideQuadsGeneric(dst, src, n, stride)
+}

@@ -58,3 +58,8 @@ func codesToF32U8AVX512(dst *float32, ldd int, src *byte, w int, h int, zero int
 //
 //go:noescape
 func slideQuadsVBMI(dst *uint32, src *byte, n int)
+
+// slideQuads2VBMI is the AVX-512 VBMI twin of slideQuads2Generic.
+//
+//go:noescape
+func slideQuads2VBMI(dst *uint32, src *byte, n int)

@@ -309,18 +309,21 @@ func TestSlideQuads(t *testing.T) {
 		src[i] = byte(i*29 + 7)
 	}
 	forEachQVariant(t, func(t *testing.T) {
-		for n := 1; n <= NR; n++ {
-			for _, off := range []int{0, 1, 80 - n - 3} { // the last case ends at the slice's end
-				dst := make([]uint32, NR+4)
-				slideQuads(dst, src[off:off+n+3], n)
-				for j := range dst {
-					want := uint32(0)
-					if j < n {
-						p := off + j
-						want = uint32(src[p]) | uint32(src[p+1])<<8 | uint32(src[p+2])<<16 | uint32(src[p+3])<<24
-					}
-					if dst[j] != want {
-						t.Fatalf("n=%d off=%d: dst[%d] = %#x, want %#x", n, off, j, dst[j], want)
+		for _, stride := range []int{1, 2} {
+			for n := 1; n <= NR; n++ {
+				need := stride*(n-1) + 4
+				for _, off := range []int{0, 1, 80 - need} { // the last case ends at the slice's end
+					dst := make([]uint32, NR+4)
+					slideQuads(dst, src[off:off+need], n, stride)
+					for j := range dst {
+						want := uint32(0)
+						if j < n {
+							p := off + stride*j
+							want = uint32(src[p]) | uint32(src[p+1])<<8 | uint32(src[p+2])<<16 | uint32(src[p+3])<<24
+						}
+						if dst[j] != want {
+							t.Fatalf("stride %d n=%d off=%d: dst[%d] = %#x, want %#x", stride, n, off, j, dst[j], want)
+						}
 					}
 				}
 			}

@@ -218,9 +218,9 @@ func QIm2colRows(dst []uint8, xp []byte, g *pack.Conv2D, j0, n int) {
 			rowOff[r] = int32(r/g.KH*ph*pw + r%g.KH*g.DH*pw)
 		}
 		sh, sw, ow0 := int32(g.SH*pw), int32(g.SW), g.OW
-		if g.SW == 1 && q == 1 {
-			// stride 1, one quad per row: a run of consecutive output
-			// columns reads overlapping windows of one input row
+		if g.SW <= 2 {
+			// stride 1 or 2: a run of consecutive output columns reads
+			// overlapping windows of one input row (quad i 4i bytes on)
 			for t := 0; t < n; t += NR {
 				strip := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[t*4*k4])), NR*k4)
 				cols := min(NR, n-t)
@@ -228,9 +228,12 @@ func QIm2colRows(dst []uint8, xp []byte, g *pack.Conv2D, j0, n int) {
 					jj := j0 + t + at
 					oh, ow := jj/ow0, jj%ow0
 					run := min(cols-at, ow0-ow)
-					o := oh*g.SH*pw + ow
+					o := oh*g.SH*pw + ow*g.SW
 					for r, d := range rowOff[:rows] {
-						slideQuads(strip[r*NR+at:r*NR+at+run], xp[o+int(d):], run)
+						for i := 0; i < q; i++ {
+							p := (r*q + i) * NR
+							slideQuads(strip[p+at:p+at+run], xp[o+int(d)+4*i:], run, g.SW)
+						}
 					}
 					at += run
 				}

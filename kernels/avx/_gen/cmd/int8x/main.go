@@ -26,6 +26,7 @@ func main() {
 	codesToF32("codesToF32S8AVX512", VPMOVSXBD_Z)
 	codesToF32("codesToF32U8AVX512", VPMOVZXBD_Z)
 	slideQuads()
+	slideQuads2()
 	Generate()
 }
 
@@ -382,6 +383,47 @@ func slideQuads() {
 	VPERMB(reg.Z0, reg.Z2, reg.Z4)
 	VMOVDQU32(reg.Z3, reg.K2, Mem{Base: dst})
 	VMOVDQU32(reg.Z4, reg.K3, Mem{Base: dst, Disp: 64})
+	VZEROUPPER()
+	RET()
+}
+
+// slideQuads2 is slideQuads at stride 2: dst[j] = the word at src[2j:2j+4]
+// for j < n ≤ 32, 16 words per masked load (34 bytes) and VPERMB.
+func slideQuads2() {
+	idx := GLOBL("slidequad2idx", RODATA|NOPTR)
+	for b := 0; b < 64; b++ {
+		DATA(b, U8(2*(b/4)+b%4))
+	}
+	name := "slideQuads2VBMI"
+	TEXT(name, NOSPLIT, "func(dst *uint32, src *byte, n int)")
+	Pragma("noescape")
+	Doc(name + " is the AVX-512 VBMI twin of slideQuads2Generic.")
+	dst := Load(Param("dst"), reg.RDI)
+	src := Load(Param("src"), reg.RSI)
+	n := Load(Param("n"), reg.RCX)
+	ones, t, h := reg.RAX, reg.RBX, reg.RDX
+	MOVQ(I32(-1), ones)
+	VMOVDQU64(idx, reg.Z1)
+	for half := 0; half < 2; half++ {
+		// h = min(max(n - 16*half, 0), 16) words; 2h+2 bytes
+		MOVQ(n, h)
+		if half == 1 {
+			SUBQ(U8(16), h)
+			JLE(LabelRef("done_" + name))
+		}
+		MOVQ(U32(16), t)
+		CMPQ(h, t)
+		CMOVQGT(t, h)
+		LEAQ(Mem{Base: h, Index: h, Scale: 1, Disp: 2}, t)
+		BZHIQ(t, ones, t)
+		KMOVQ(t, reg.K1)
+		BZHIQ(h, ones, t)
+		KMOVW(t.As32(), reg.K2)
+		VMOVDQU8_Z(Mem{Base: src, Disp: 32 * half}, reg.K1, reg.Z0)
+		VPERMB(reg.Z0, reg.Z1, reg.Z2)
+		VMOVDQU32(reg.Z2, reg.K2, Mem{Base: dst, Disp: 64 * half})
+	}
+	Label("done_" + name)
 	VZEROUPPER()
 	RET()
 }
