@@ -63,9 +63,11 @@ func (simdDynqTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 
 type simdDynqKernel struct {
 	dynqKernel
-	wq   []uint8
-	q    avx.QLayer // multipliers 1: float32(Σ x·w) out
-	runs runPool[simdDynqRun]
+	wq    []uint8
+	q     avx.QLayer // multipliers 1: float32(Σ x·w) out
+	ws    []float32  // w_scales, one per column
+	zeros []float32  // the bias or residual row when absent (kilnq adds 0)
+	runs  runPool[simdDynqRun]
 }
 
 func init() {
@@ -83,6 +85,10 @@ func init() {
 			ones[i] = 1
 		}
 		k.q = avx.QLayer{Corr: make([]int32, p.N), Mult: ones, Col: true}
+		k.ws, k.zeros = make([]float32, p.N), make([]float32, p.N)
+		for c := range k.ws {
+			k.ws[c] = p.WScales[min(c, len(p.WScales)-1)]
+		}
 		return k, nil
 	})
 }
@@ -158,25 +164,19 @@ func (r *simdDynqRun) Do(w, item int) {
 	q.RCorr = rcorr
 	avx.QGemm(K, ap, rows, k.wq, N, &o, &q, 0, 0)
 	act := k.lay.Act
+	bias := k.bias
+	if bias == nil {
+		bias = k.zeros
+	}
 	for t := 0; t < rows; t++ {
 		yo := (t0 + t) * N
 		y := r.y[yo : yo+N]
-		xs := scales[t]
-		for c, a := range acc[t*N : (t+1)*N] {
-			// kilnq.Layer.Epilogue before the activation, step for step.
-			v := float32(a * float32(xs*k.p.WScales[min(c, len(k.p.WScales)-1)]))
-			if k.bias != nil {
-				v = float32(v + k.bias[c])
-			} else {
-				v = float32(v + 0) // as kilnq adds an absent bias (−0 + 0 = +0)
-			}
-			if r.z != nil {
-				v = float32(v + r.z[yo+c])
-			} else {
-				v = float32(v + 0)
-			}
-			y[c] = v
+		z := k.zeros
+		if r.z != nil {
+			z = r.z[yo : yo+N]
 		}
+		// kilnq.Layer.Epilogue before the activation, step for step.
+		f32.ScaleAddRow(y, acc[t*N:(t+1)*N], k.ws, bias, z, scales[t])
 		switch act.Kind {
 		case "":
 		case "Gelu":

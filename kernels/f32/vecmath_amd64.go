@@ -91,3 +91,15 @@ func normAffine16(y, x, gamma, beta []float32, k *[3]float32) {
 	}
 	normAffine(y, x, gamma, beta, k)
 }
+
+//go:noescape
+func scaleAddAVX512(y, acc, w, b, r *float32, n int, xs float32)
+
+func scaleAdd16(y, acc, w, b, r []float32, xs float32) {
+	if vecAVX512 && len(y) > 0 {
+		n := len(y)
+		scaleAddAVX512(&y[0], &acc[:n][0], &w[:n][0], &b[:n][0], &r[:n][0], n, xs)
+		return
+	}
+	scaleAdd(y, acc, w, b, r, xs)
+}

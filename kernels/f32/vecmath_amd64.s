@@ -427,3 +427,35 @@ nanobias:
 
 nadone:
 	RET
+
+// func scaleAddAVX512(y, acc, w, b, r *float32, n int, xs float32):
+// y[i] = float32(acc[i]·float32(xs·w[i])) + b[i] + r[i], each step rounded
+// (kilnq's epilogue before the activation); n a multiple of 16.
+TEXT ·scaleAddAVX512(SB), NOSPLIT, $0-52
+	MOVQ y+0(FP), DI
+	MOVQ acc+8(FP), SI
+	MOVQ w+16(FP), DX
+	MOVQ b+24(FP), BX
+	MOVQ r+32(FP), R8
+	MOVQ n+40(FP), CX
+	TESTQ CX, CX
+	JZ   sadone
+	VBROADCASTSS xs+48(FP), Z0
+
+saloop:
+	VMULPS  (DX), Z0, Z1 // m = xs·w
+	VMULPS  (SI), Z1, Z1 // acc·m
+	VADDPS  (BX), Z1, Z1 // + b
+	VADDPS  (R8), Z1, Z1 // + r
+	VMOVUPS Z1, (DI)
+	ADDQ    $64, DI
+	ADDQ    $64, SI
+	ADDQ    $64, DX
+	ADDQ    $64, BX
+	ADDQ    $64, R8
+	SUBQ    $16, CX
+	JNZ     saloop
+	VZEROUPPER
+
+sadone:
+	RET

@@ -22,3 +22,5 @@ func sumLanes16(x []float32, lanes *[16]float32) { sumLanes(x, lanes) }
 func devLanes16(x []float32, mean float32, d, q *[16]float32) { devLanes(x, mean, d, q) }
 
 func normAffine16(y, x, gamma, beta []float32, k *[3]float32) { normAffine(y, x, gamma, beta, k) }
+
+func scaleAdd16(y, acc, w, b, r []float32, xs float32) { scaleAdd(y, acc, w, b, r, xs) }

@@ -247,3 +247,37 @@ func TestQuantizeRow(t *testing.T) {
 		}
 	}
 }
+
+// ScaleAddRow equals kilnq's epilogue (no activation) bit for bit, with and
+// without the AVX-512 twin.
+func TestScaleAddRow(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	saved := vecAVX512
+	defer func() { vecAVX512 = saved }()
+	for _, n := range []int{1, 15, 16, 17, 100, 1024} {
+		acc, w, b, z := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+		for i := range acc {
+			acc[i] = float32(r.IntN(200000) - 100000)
+			w[i] = 0.001 + 0.01*r.Float32()
+			b[i], z[i] = float32(r.NormFloat64()), float32(r.NormFloat64())
+			if i%9 == 4 {
+				acc[i], b[i], z[i] = 0, 0, float32(math.Copysign(0, -1))
+			}
+		}
+		xs := float32(0.0123)
+		l := &kilnq.Layer{XScale: xs, WScales: w}
+		for _, avx := range []bool{false, true} {
+			if avx && !saved {
+				continue
+			}
+			vecAVX512 = avx
+			y := make([]float32, n)
+			ScaleAddRow(y, acc, w, b, z, xs)
+			for i := range y {
+				if want := l.Epilogue(acc[i], i, b[i], z[i]); math.Float32bits(y[i]) != math.Float32bits(want) {
+					t.Fatalf("n=%d avx=%v: y[%d] = %g, want %g", n, avx, i, y[i], want)
+				}
+			}
+		}
+	}
+}
