@@ -181,7 +181,7 @@ func TestSimdQConv(t *testing.T) {
 			// fewer than 4 channels per group: row quads (kw padded to 4 or 8, padding,
 			// strides, SAME pads, groups) and the byte order (dilation, 2-wide kernels)
 			{2, 1, 28, 28, 32, 3, 3, 1, 0, 1, 1, ""}, {1, 3, 9, 13, 5, 5, 5, 1, 2, 1, 1, ""}, {1, 6, 10, 33, 8, 7, 7, 2, 3, 1, 2, ""},
-			convCases[9], convCases[10], convCases[11], {1, 2, 9, 9, 4, 3, 3, 1, 2, 2, 1, ""},
+			convCases[9], convCases[10], convCases[11], {1, 2, 9, 9, 4, 3, 3, 1, 2, 2, 1, ""}, {1, 2, 11, 13, 4, 3, 3, 3, 1, 1, 1, ""}, // stride 3: offset tables
 			// 1×1 convs packed straight from channel-major codes (channels a multiple of 4)
 			{1, 8, 7, 7, 12, 1, 1, 1, 0, 1, 1, ""}, {2, 16, 9, 10, 24, 1, 1, 1, 0, 1, 1, ""}, {1, 16, 5, 5, 8, 1, 1, 1, 0, 1, 2, ""}, {1, 32, 40, 40, 16, 1, 1, 1, 0, 1, 1, ""}} {
 			t.Run(fmt.Sprint(qc.name, "/", ci), func(t *testing.T) {
