@@ -3,6 +3,8 @@ package cpu
 import (
 	"math"
 
+	"github.com/kilnml/kiln/kernels/avx"
+
 	"github.com/kilnml/kiln/floatx"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/ops/kilnq"
@@ -61,6 +63,46 @@ func (e *f8Epilogue) row(acc []float32, c int, b float32, z []float32, codes []b
 	m, ys := e.m[c], e.l.YScale
 	if z == nil && codes != nil && (e.relu || e.ident) { // the common case, kept tight
 		codes = codes[:len(acc)]
+		// Blocks of 16 in AVX-512 (kernels/avx.F8Epilogue); a block that
+		// saturates (or holds NaN) is done here, then the rest again there.
+		p := avx.F8Epi{M: m, B: b, YScale: ys, Sub: e.enc.subScale32, Half: e.enc.half, Rebias: e.enc.rebias,
+			Lo: e.enc.minNorm, Hi: e.enc.maxBits, Sh: e.enc.sh}
+		if e.relu {
+			p.Relu = 1
+		}
+		for len(acc) > 0 {
+			done := avx.F8Epilogue(acc, codes, &p)
+			if done == len(acc) {
+				return
+			}
+			end := min(len(acc), done+16)
+			e.rowScalar(acc[done:end], m, b, codes[done:end])
+			acc, codes = acc[end:], codes[end:]
+		}
+		return
+	}
+	act := &e.l.Act
+	for i, a := range acc {
+		y := float32(a * m)
+		y = float32(y + b)
+		var zi float32
+		if z != nil {
+			zi = z[i]
+		}
+		y = act.Apply32(float32(y + zi))
+		if codes != nil {
+			codes[i] = e.enc.encode(float32(y / ys))
+		} else {
+			fl[i] = y
+		}
+	}
+}
+
+// rowScalar is row's common case (codes out, no residual, Relu or no
+// activation) one value at a time.
+func (e *f8Epilogue) rowScalar(acc []float32, m, b float32, codes []byte) {
+	ys := e.l.YScale
+	{
 		relu := e.relu
 		// encode's fast path inlined and branch-free (zeros and subnormals
 		// are common after a Relu: a branch on them mispredicts), its
@@ -91,22 +133,6 @@ func (e *f8Epilogue) row(acc []float32, c int, b float32, z []float32, codes []b
 				code = s
 			}
 			codes[i] = byte(bits>>24)&0x80 | code
-		}
-		return
-	}
-	act := &e.l.Act
-	for i, a := range acc {
-		y := float32(a * m)
-		y = float32(y + b)
-		var zi float32
-		if z != nil {
-			zi = z[i]
-		}
-		y = act.Apply32(float32(y + zi))
-		if codes != nil {
-			codes[i] = e.enc.encode(float32(y / ys))
-		} else {
-			fl[i] = y
 		}
 	}
 }
