@@ -318,3 +318,24 @@ func slideQuadsGeneric(dst *uint32, src []byte, n, stride int) {
 		d[j] = binary.LittleEndian.Uint32(src[stride*j:])
 	}
 }
+
+// copyQuadWords copies n ≤ NR consecutive words of q quad planes into q
+// strip rows: dst[i*NR+j] = src[i*step/4+j] (step in bytes, a multiple of 4).
+func copyQuadWords(dst []uint32, src []uint32, n, q, step int) {
+	if n <= 0 || q <= 0 {
+		return
+	}
+	if n > NR || step%4 != 0 {
+		panic("avx.copyQuadWords: more than NR words or an unaligned step")
+	}
+	_, _ = dst[(q-1)*NR+n-1], src[(q-1)*(step/4)+n-1]
+	copyQuadWordsDispatch(&dst[0], src, n, q, step)
+}
+
+// copyQuadWordsGeneric is the reference loop of copyQuadWords.
+func copyQuadWordsGeneric(dst *uint32, src []uint32, n, q, step int) {
+	d := unsafe.Slice(dst, (q-1)*NR+n)
+	for i := 0; i < q; i++ {
+		copy(d[i*NR:i*NR+n], src[i*(step/4):i*(step/4)+n])
+	}
+}

@@ -81,3 +81,11 @@ func slideQuadsDispatch(dst *uint32, src []byte, n, stride int) {
 		slideQuadsVBMI(dst, unsafe.SliceData(src), n)
 	}
 }
+
+func copyQuadWordsDispatch(dst *uint32, src []uint32, n, q, step int) {
+	if QVariant != QVariantVNNI {
+		copyQuadWordsGeneric(dst, src, n, q, step)
+		return
+	}
+	copyQuadWordsAVX512(dst, unsafe.SliceData(src), n, q, step)
+}

@@ -736,3 +736,32 @@ TEXT ·slideQuads2VBMI(SB), NOSPLIT, $0-24
 done_slideQuads2VBMI:
 	VZEROUPPER
 	RET
+
+// func copyQuadWordsAVX512(dst *uint32, src *uint32, n int, q int, step int)
+// Requires: AVX, AVX512BW, AVX512F, BMI2
+TEXT ·copyQuadWordsAVX512(SB), NOSPLIT, $0-40
+	MOVQ     dst+0(FP), DI
+	MOVQ     src+8(FP), SI
+	MOVQ     n+16(FP), CX
+	MOVQ     q+24(FP), R8
+	MOVQ     step+32(FP), R9
+	MOVQ     $-1, AX
+	TESTQ    R8, R8
+	JLE      done_copyQuadWordsAVX512
+	BZHIQ    CX, AX, BX
+	KMOVD    BX, K1
+	KSHIFTRD $0x10, K1, K2
+
+quad_copyQuadWordsAVX512:
+	VMOVDQU32.Z (SI), K1, Z0
+	VMOVDQU32.Z 64(SI), K2, Z1
+	VMOVDQU32   Z0, K1, (DI)
+	VMOVDQU32   Z1, K2, 64(DI)
+	ADDQ        R9, SI
+	ADDQ        $0x00000080, DI
+	DECQ        R8
+	JNE         quad_copyQuadWordsAVX512
+
+done_copyQuadWordsAVX512:
+	VZEROUPPER
+	RET

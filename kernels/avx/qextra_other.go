@@ -27,3 +27,7 @@ func codesToF32(dst *float32, ldd int, src *byte, w, h int, zero int32, unsigned
 func slideQuadsDispatch(dst *uint32, src []byte, n, stride int) {
 	slideQuadsGeneric(dst, src, n, stride)
 }
+
+func copyQuadWordsDispatch(dst *uint32, src []uint32, n, q, step int) {
+	copyQuadWordsGeneric(dst, src, n, q, step)
+}

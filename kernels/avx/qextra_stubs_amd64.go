@@ -63,3 +63,8 @@ func slideQuadsVBMI(dst *uint32, src *byte, n int)
 //
 //go:noescape
 func slideQuads2VBMI(dst *uint32, src *byte, n int)
+
+// copyQuadWordsAVX512 is the AVX-512 twin of copyQuadWordsGeneric.
+//
+//go:noescape
+func copyQuadWordsAVX512(dst *uint32, src *uint32, n int, q int, step int)

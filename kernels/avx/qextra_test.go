@@ -330,3 +330,27 @@ func TestSlideQuads(t *testing.T) {
 		}
 	})
 }
+
+func TestCopyQuadWords(t *testing.T) {
+	src := make([]uint32, 400)
+	for i := range src {
+		src[i] = uint32(i)*2654435761 + 1
+	}
+	forEachQVariant(t, func(t *testing.T) {
+		for _, c := range []struct{ n, q, step int }{{1, 1, 4}, {15, 3, 64}, {16, 2, 100}, {17, 4, 256}, {32, 8, 160}} {
+			dst := make([]uint32, c.q*NR+8)
+			copyQuadWords(dst, src, c.n, c.q, c.step)
+			for i := range c.q {
+				for j := range NR {
+					want := uint32(0)
+					if j < c.n {
+						want = src[i*c.step/4+j]
+					}
+					if dst[i*NR+j] != want {
+						t.Fatalf("%+v: dst[%d][%d] = %d, want %d", c, i, j, dst[i*NR+j], want)
+					}
+				}
+			}
+		}
+	})
+}

@@ -200,6 +200,45 @@ func QIm2colQuadPlanes(dst []uint8, xq []byte, g *pack.Conv2D, j0, n int, pad by
 	k4 := taps * q
 	fill := uint32(pad) * 0x01010101
 	step := QuadPlaneWords(g.H, g.W) * 4
+	if g.SW == 1 && g.DW == 1 {
+		// stride 1: a run of consecutive output columns under one tap is
+		// a run of consecutive words of each quad plane (fill outside)
+		words := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(xq))), q*step/4)
+		for t := 0; t < n; t += NR {
+			strip := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[t*4*k4])), NR*k4)
+			cols := min(NR, n-t)
+			for at := 0; at < cols; {
+				jj := j0 + t + at
+				oh, ow := jj/g.OW, jj%g.OW
+				run := min(cols-at, g.OW-ow)
+				for kh := 0; kh < g.KH; kh++ {
+					ih := oh*g.SH - g.PT + kh*g.DH
+					for kw := 0; kw < g.KW; kw++ {
+						rows := strip[(kh*g.KW+kw)*q*NR:]
+						iw0 := ow - g.PL + kw
+						lo, hi := max(0, -iw0), min(run, g.W-iw0)
+						if uint(ih) >= uint(g.H) || hi <= lo {
+							lo, hi = run, run // the whole run is padding
+						}
+						for i := 0; i < q; i++ {
+							row := rows[i*NR+at : i*NR+at+run]
+							for j := range lo {
+								row[j] = fill
+							}
+							for j := hi; j < run; j++ {
+								row[j] = fill
+							}
+						}
+						if hi > lo {
+							copyQuadWords(rows[at+lo:], words[ih*g.W+iw0+lo:], hi-lo, q, step)
+						}
+					}
+				}
+				at += run
+			}
+		}
+		return
+	}
 	var tab [maxTaps][NR]int32
 	for t := 0; t < n; t += NR {
 		strip := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[t*4*k4])), NR*k4)

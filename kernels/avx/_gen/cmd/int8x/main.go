@@ -27,6 +27,7 @@ func main() {
 	codesToF32("codesToF32U8AVX512", VPMOVZXBD_Z)
 	slideQuads()
 	slideQuads2()
+	copyQuadWords()
 	Generate()
 }
 
@@ -423,6 +424,40 @@ func slideQuads2() {
 		VPERMB(reg.Z0, reg.Z1, reg.Z2)
 		VMOVDQU32(reg.Z2, reg.K2, Mem{Base: dst, Disp: 64 * half})
 	}
+	Label("done_" + name)
+	VZEROUPPER()
+	RET()
+}
+
+// copyQuadWords copies n ≤ 32 consecutive words of each of q quad planes
+// (step bytes apart) into q strip rows (NR words apart), masked.
+func copyQuadWords() {
+	name := "copyQuadWordsAVX512"
+	TEXT(name, NOSPLIT, "func(dst *uint32, src *uint32, n, q, step int)")
+	Pragma("noescape")
+	Doc(name + " is the AVX-512 twin of copyQuadWordsGeneric.")
+	dst := Load(Param("dst"), reg.RDI)
+	src := Load(Param("src"), reg.RSI)
+	n := Load(Param("n"), reg.RCX)
+	q := Load(Param("q"), reg.R8)
+	step := Load(Param("step"), reg.R9)
+	ones, t := reg.RAX, reg.RBX
+	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
+	MOVQ(I32(-1), ones)
+	TESTQ(q, q)
+	JLE(l("done"))
+	BZHIQ(n, ones, t)
+	KMOVD(t.As32(), reg.K1)
+	KSHIFTRD(U8(16), reg.K1, reg.K2)
+	Label("quad_" + name)
+	VMOVDQU32_Z(Mem{Base: src}, reg.K1, reg.Z0)
+	VMOVDQU32_Z(Mem{Base: src, Disp: 64}, reg.K2, reg.Z1)
+	VMOVDQU32(reg.Z0, reg.K1, Mem{Base: dst})
+	VMOVDQU32(reg.Z1, reg.K2, Mem{Base: dst, Disp: 64})
+	ADDQ(step, src)
+	ADDQ(U32(4*32), dst)
+	DECQ(q)
+	JNE(l("quad"))
 	Label("done_" + name)
 	VZEROUPPER()
 	RET()
