@@ -32,6 +32,10 @@ func PackA(dst, a []float32, m, k, rs, cs int) {
 	// FP32 transformer's time.
 	for s := 0; s < m; s += MR {
 		strip := dst[s*k : s*k+MR*k]
+		if s+MR <= m {
+			packStrip8(strip, a[s*rs:], k, rs)
+			continue
+		}
 		for i := 0; i < MR; i++ {
 			if s+i >= m {
 				for p := 0; p < k; p++ {
