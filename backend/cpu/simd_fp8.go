@@ -318,6 +318,9 @@ func simdF8Tactics(l *engine.Layer) ([]engine.Tactic, bool) {
 	if n.Domain == "" && n.OpType == "MaxPool" && isFP8(inDType(l, 0)) {
 		return []engine.Tactic{simdF8PoolTactic{}}, true
 	}
+	if n.Domain == "" && n.OpType == "QuantizeLinear" && len(l.Out) > 0 && l.Out[0] != nil && isFP8(l.Out[0].DType) {
+		return []engine.Tactic{simdF8QuantizeTactic{}}, true
+	}
 	if n.Domain != "kiln" || quantPrec(l) != "f8" || !isConst(l, 1) {
 		return nil, false
 	}

@@ -85,10 +85,13 @@ func init() {
 }
 
 type f8PoolRun struct {
-	k       *simdF8PoolKernel
-	g       pack.Conv2D
-	in, out *ir.Tensor
-	sl      slots
+	k        *simdF8PoolKernel
+	g        pack.Conv2D
+	in, out  *ir.Tensor
+	sl       slots
+	planes   int
+	perItem  int  // planes per work item
+	twoByTwo bool // 2×2/2 unpadded: avx.MaxPool2x2 over whole planes
 }
 
 func (k *simdF8PoolKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
@@ -97,25 +100,62 @@ func (k *simdF8PoolKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		return err
 	}
 	planes := int(in[0].Dims[0]) * g.C
-	r := &f8PoolRun{k: k, g: g, in: in[0], out: out[0]}
-	r.sl = newSlots(x, min(x.Threads, max(planes, 1)), g.H*g.W+8)
-	run(x, planes, r)
+	if planes == 0 || g.OH*g.OW == 0 {
+		return nil
+	}
+	r := &f8PoolRun{k: k, g: g, in: in[0], out: out[0], planes: planes, twoByTwo: pool2x2Window(&k.p.Win)}
+	r.perItem = max(1, (64<<10)/max(g.H*g.W, 1))
+	items := (planes + r.perItem - 1) / r.perItem
+	r.sl = newSlots(x, min(x.Threads, items), r.perItem*g.H*g.W+8)
+	run(x, items, r)
 	return nil
 }
 
-func (r *f8PoolRun) Do(w, plane int) {
+// pool2x2Window says whether w is a 2×2 stride-2 unpadded window.
+func pool2x2Window(w *window) bool {
+	return w.Kernel == [2]int{2, 2} && w.Strides == [2]int{2, 2} && w.Dils == [2]int{1, 1} && w.Pads == [4]int{} &&
+		(w.AutoPad == "NOTSET" || w.AutoPad == "" || w.AutoPad == "VALID") && !w.Ceil
+}
+
+func (r *f8PoolRun) Do(w, item int) {
 	g := &r.g
 	hw, ohw := g.H*g.W, g.OH*g.OW
-	src := r.in.Data[plane*hw : (plane+1)*hw]
-	dst := r.out.Data[plane*ohw : (plane+1)*ohw]
-	keys := slotAs[byte](r.sl, w, hw)
-	if f8Keys(keys, src, r.k.nan) && avx.MaxPoolCodes(dst, keys, g, false) {
-		for i, c := range dst {
-			dst[i] = c ^ (byte(int8(c)>>7) & 0x7f)
+	p0, p1 := item*r.perItem, min(r.planes, (item+1)*r.perItem)
+	src := r.in.Data[p0*hw : p1*hw]
+	dst := r.out.Data[p0*ohw : p1*ohw]
+	keys := slotAs[byte](r.sl, w, len(src))
+	if f8Keys(keys, src, r.k.nan) {
+		if r.twoByTwo {
+			avx.MaxPool2x2(dst, keys, g.W, g.H, p1-p0, false)
+			f8Unkey(dst)
+			return
 		}
-		return
+		ok := true
+		for p := 0; p < p1-p0 && ok; p++ {
+			ok = avx.MaxPoolCodes(dst[p*ohw:(p+1)*ohw], keys[p*hw:(p+1)*hw], g, false)
+		}
+		if ok {
+			f8Unkey(dst)
+			return
+		}
 	}
-	f8MaxPlane(dst, src, g, r.k.lut, r.k.p.DType)
+	for p := 0; p < p1-p0; p++ {
+		f8MaxPlane(dst[p*ohw:(p+1)*ohw], src[p*hw:(p+1)*hw], g, r.k.lut, r.k.p.DType)
+	}
+}
+
+// f8Unkey maps int8 order keys back to codes in place (the xor is its own
+// inverse).
+func f8Unkey(b []byte) {
+	const highs = 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		v := le.LittleEndian.Uint64(b[i:])
+		le.LittleEndian.PutUint64(b[i:], v^((v&highs)>>7*0x7f))
+	}
+	for ; i < len(b); i++ {
+		b[i] ^= byte(int8(b[i])>>7) & 0x7f
+	}
 }
 
 // f8Keys writes the order keys of codes (code ^ 0x7f for negative codes)

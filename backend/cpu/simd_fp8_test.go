@@ -212,3 +212,25 @@ func TestSimdF8MaxPool(t *testing.T) {
 		}
 	}
 }
+
+// TestSimdF8QuantizeLinear checks cpu.quantize.f8 against ops/qops's
+// QuantizeLinear bit for bit: values with specials (±0, ±Inf, NaN,
+// denormals, ties), saturating and not, E4M3FN and E5M2, odd lengths.
+func TestSimdF8QuantizeLinear(t *testing.T) {
+	r := rand.New(rand.NewPCG(89, 90))
+	for _, n := range []int{40000, 37} {
+		x := valuesWithSpecials(r, n, 30)
+		for _, dt := range []ir.DType{ir.Float8E4M3FN, ir.Float8E5M2} {
+			for _, sat := range []int64{1, 0} {
+				t.Run(fmt.Sprint(dt, sat, n), func(t *testing.T) {
+					scale := ir.FromFloat32s(nil, []float32{0.37})
+					zp := ir.FromFloat64s(dt, nil, []float64{0})
+					nd := node("", "QuantizeLinear", 3, aInt("saturate", sat))
+					in := []*ir.Tensor{x, scale, zp}
+					want := reference(t, nd, in)
+					everySimdTactic(t, layer(nd, in, []bool{false, true, true}, want, engine.FP32), in, func(name string, got *ir.Tensor) { sameBits(t, name, got, want) })
+				})
+			}
+		}
+	}
+}

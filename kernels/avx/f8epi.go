@@ -7,7 +7,7 @@ import (
 
 // F8Epi holds the constants of kilnq's epilogue for one output channel of
 // an fp8 layer with float8 output codes, no residual, and no activation or
-// Relu (see F8Epilogue).
+// Relu (see F8Epilogue), or of a float8 QuantizeLinear (M 1, B and Z −0).
 type F8Epi struct {
 	M, B, YScale float32 // multiplier x_scale·w_scale[c], bias, y_scale
 	Sub          float32 // 2^(bias−1+mbits): a subnormal magnitude in units of the smallest subnormal
@@ -16,10 +16,11 @@ type F8Epi struct {
 	Lo, Hi       uint32  // float32 bits of the smallest normal and of the largest finite value
 	Sh           uint32  // 23 − mbits
 	Relu         uint32  // 1: apply Relu
+	Z            float32 // added after B: kilnq's absent residual (+0, which makes −0 +0); −0 adds nothing (QuantizeLinear: M 1, B −0)
 }
 
 // F8Epilogue writes codes[i] for acc[i], i < n, as kilnq does
-// (y = float32(float32(acc·M) + B) + 0, Relu, v = float32(y / YScale),
+// (y = float32(float32(acc·M) + B) + Z, Relu, v = float32(y / YScale),
 // rounded half even to the float8 format), and returns how many it wrote:
 // it stops before the first block of 16 holding a v whose magnitude is at
 // least the largest finite value, or NaN (saturation: the caller's
@@ -35,7 +36,7 @@ func F8Epilogue(acc []float32, codes []byte, p *F8Epi) int {
 // f8EpilogueGeneric is the portable twin, the reference loop:
 //
 //	for i < n (in blocks of 16; stop before a block with |v| ≥ Hi or NaN):
-//		y := float32(float32(acc[i]·M) + B) + 0
+//		y := float32(float32(acc[i]·M) + B) + Z
 //		if Relu && !(y > 0 || y != y) { y = 0 }
 //		v := float32(y / YScale); mag := bits(v) & 0x7fffffff
 //		code := (mag + Half + (mag>>Sh)&1) >> Sh − Rebias          (normal)
@@ -48,7 +49,7 @@ func f8EpilogueGeneric(acc *float32, codes *byte, n int, p *F8Epi) int {
 		end := min(n, blk+16)
 		var out [16]byte
 		for i := blk; i < end; i++ {
-			y := float32(float32(float32(a[i]*p.M)+p.B) + 0)
+			y := float32(float32(float32(a[i]*p.M)+p.B) + p.Z)
 			if p.Relu != 0 && !(y > 0 || y != y) {
 				y = 0
 			}

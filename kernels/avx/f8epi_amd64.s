@@ -5,7 +5,7 @@
 // func f8EpilogueAVX512(acc *float32, codes *byte, n int, p *F8Epi) int
 // Hand-written (not generated: sgemm_amd64.s's avo program belongs to the
 // FP32/INT8 kernels); n is a multiple of 16. F8Epi: M+0 B+4 YScale+8 Sub+12
-// Half+16 Rebias+20 Lo+24 Hi+28 Sh+32 Relu+36.
+// Half+16 Rebias+20 Lo+24 Hi+28 Sh+32 Relu+36 Z+40.
 TEXT ·f8EpilogueAVX512(SB), NOSPLIT, $0-40
 	MOVQ acc+0(FP), SI
 	MOVQ codes+8(FP), DI
@@ -29,6 +29,7 @@ TEXT ·f8EpilogueAVX512(SB), NOSPLIT, $0-40
 	MOVL $0x80, AX
 	VPBROADCASTD AX, Z27
 	VPXORD Z28, Z28, Z28
+	VBROADCASTSS 40(DX), Z29
 	XORQ BX, BX
 
 loop:
@@ -37,7 +38,7 @@ loop:
 	VMOVUPS (SI)(BX*4), Z0
 	VMULPS  Z16, Z0, Z0     // float32(acc·M)
 	VADDPS  Z17, Z0, Z0     // + B
-	VADDPS  Z28, Z0, Z0     // + 0 (the absent residual: −0 becomes +0)
+	VADDPS  Z29, Z0, Z0     // + Z (+0: the absent residual, −0 becomes +0)
 	TESTL   R8, R8
 	JZ      scaled
 	VCMPPS  $2, Z28, Z0, K1 // Relu: y <= 0 (false for NaN) becomes +0

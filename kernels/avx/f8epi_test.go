@@ -31,7 +31,8 @@ func TestF8Epilogue(t *testing.T) {
 	r := rand.New(rand.NewPCG(91, 92))
 	forEachVariant(t, func(t *testing.T) {
 		for _, e5m2 := range []bool{false, true} {
-			for _, relu := range []bool{false, true} {
+			for mode := range 3 { // no activation, Relu, QuantizeLinear (M 1, B and Z −0)
+				relu, quant := mode == 1, mode == 2
 				for _, n := range []int{1, 15, 16, 17, 33, 200} {
 					m, b, ys := float32(0.01+r.Float32()*0.02), float32(r.NormFloat64()*0.01), float32(0.001+r.Float32()*0.01)
 					if r.IntN(3) == 0 {
@@ -58,6 +59,16 @@ func TestF8Epilogue(t *testing.T) {
 							acc[i] = float32(r.NormFloat64()) * 2
 						}
 					}
+					if quant { // inputs x ≈ the layer's y; M 1, B and Z −0
+						for i := range acc {
+							acc[i] = acc[i]*m + b
+							if r.IntN(6) == 0 {
+								acc[i] = float32(math.Copysign(0, -1)) // must stay −0 (code 0x80)
+							}
+						}
+						m, b = 1, float32(math.Copysign(0, -1))
+						p.M, p.B, p.Z = m, b, b
+					}
 					stopAt := -1
 					if n > 20 && r.IntN(2) == 0 { // a saturating (or NaN) value: stop at its block
 						stopAt = r.IntN(n)
@@ -78,6 +89,9 @@ func TestF8Epilogue(t *testing.T) {
 					}
 					for i := 0; i < done; i++ {
 						y := float32(float32(float32(acc[i]*m)+b) + 0)
+						if quant {
+							y = acc[i] // QuantizeLinear: x / y_scale
+						}
 						if relu && !(y > 0 || y != y) {
 							y = 0
 						}
