@@ -134,13 +134,14 @@ func (t simdF8Tactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 }
 
 type simdF8Kernel struct {
-	p     simdF8Params
-	inner engine.Kernel
-	lut   *[256]float32
-	bias  []float32
-	epi   f8Epilogue
-	mu    sync.Mutex
-	free  []*f8Bufs // Gemm/MatMul buffers not in use
+	p        simdF8Params
+	inner    engine.Kernel
+	lut      *[256]float32
+	bias     []float32
+	epi      f8Epilogue
+	convRuns runPool[f8ConvRun]
+	mu       sync.Mutex
+	free     []*f8Bufs // Gemm/MatMul buffers not in use
 }
 
 // f8Bufs holds one Gemm/MatMul Run's decoded activations and float32 sums

@@ -25,6 +25,7 @@ type f8ConvRun struct {
 	chunk, nch        int
 	rows, nrb, groups int
 	bslot             int // floats of a worker's im2col strip buffer
+	dec               f8Decode
 }
 
 func (k *simdF8Kernel) runConv(x *engine.Exec, in, out []*ir.Tensor) error {
@@ -39,7 +40,9 @@ func (k *simdF8Kernel) runConv(x *engine.Exec, in, out []*ir.Tensor) error {
 		return nil
 	}
 	p := &c.p
-	r := &f8ConvRun{k: k, c: c, g: g, K: g.K(), out: out[0], groups: p.Group}
+	r := k.convRuns.get()
+	defer k.convRuns.put(r)
+	*r = f8ConvRun{k: k, c: c, g: g, K: g.K(), out: out[0], groups: p.Group}
 	if k.p.Resid {
 		r.z = in[1].F32()
 	}
@@ -80,7 +83,8 @@ func (k *simdF8Kernel) runConv(x *engine.Exec, in, out []*ir.Tensor) error {
 	prefix, sl := newSlotsPrefix(x, 4*nx, workers, 4*(r.bslot+r.rows*chunk))
 	r.sl = sl
 	r.x = bytesAs[float32](prefix, nx)
-	parallel.Run(th, (nx+f8Chunk-1)/f8Chunk, &f8Decode{dst: r.x, src: in[0].Data, lut: k.lut})
+	r.dec = f8Decode{dst: r.x, src: in[0].Data, lut: k.lut}
+	parallel.Run(th, (nx+f8Chunk-1)/f8Chunk, &r.dec)
 	parallel.Run(th, items, r)
 	return nil
 }
