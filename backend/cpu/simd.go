@@ -38,6 +38,9 @@ func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
 	if ts, ok := simdF8Tactics(l); ok { // fp8 layers and pools: simd_fp8*.go
 		return ts
 	}
+	if ts, ok := simdF16Tactics(l); ok { // fp16 layers on the FP32 kernels: simd_fp16.go
+		return ts
+	}
 	switch {
 	case n.Domain == "" && n.OpType == "Conv", n.Domain == "kiln" && n.OpType == "Conv":
 		if l.Precision != engine.FP32 || !isConst(l, 1) || len(l.Const[1].Dims) != 4 {
