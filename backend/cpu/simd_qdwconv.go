@@ -74,6 +74,7 @@ type simdQDWKernel struct {
 	lut   [256]float32
 	epi   avx.Epi
 	q     avx.DWQuant
+	tabs  []avx.QDWTable // 3×3 kernels: per channel, for the in-place plane kernel
 	runs  runPool[simdQDWRun]
 }
 
@@ -120,6 +121,12 @@ func newSimdQDWKernel(p *simdQDWParams, w []*ir.Tensor) (engine.Kernel, error) {
 	}
 	k.q = avx.DWQuant{Quant: ql.Quant, Unsigned: ql.Unsigned, YScale: ql.YScale, YZero: ql.YZero, Quantize: ql.Quantize,
 		XCodes: true, XUnsigned: p.XType == ir.Uint8, XZero: l.XZero} // the lut's code − x_zero, vectorized
+	if taps == 9 && k.q.Quant && k.epi.Act == nil {
+		k.tabs = make([]avx.QDWTable, p.M)
+		for c := range p.M {
+			k.tabs[c] = avx.NewQDWTable(w[0].I8()[c*9:(c+1)*9], l.XZero)
+		}
+	}
 	return k, nil
 }
 
@@ -206,6 +213,11 @@ func (r *simdQDWRun) Do(w, item int) {
 	var yf []float32
 	if r.yq != nil {
 		yq = r.yq[item*ohw : (item+1)*ohw]
+		if k.tabs != nil && avx.QDW3x3Supported(g) {
+			// codes read in place, one call per plane (no padded float copy)
+			avx.DepthwiseQ3x3(yq, r.x[item*hw:(item+1)*hw], &k.tabs[c], g, b, &k.epi, z, &q)
+			return
+		}
 	} else {
 		yf = r.yf[item*ohw : (item+1)*ohw]
 	}

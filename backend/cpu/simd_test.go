@@ -313,6 +313,8 @@ func TestSimdQDepthwise(t *testing.T) {
 			{2, 5, 37, 41, 5, 3, 3, 2, 1, 1, 5, ""},
 			{1, 4, 20, 35, 4, 5, 5, 1, 2, 1, 4, ""},
 			{1, 3, 19, 23, 3, 3, 3, 1, 2, 2, 3, ""},
+			{1, 3, 6, 33, 3, 3, 3, 1, 1, 1, 3, ""}, // the in-place 3×3 plane kernel: a row of 3 chunks
+			{2, 2, 9, 67, 2, 3, 3, 2, 1, 1, 2, ""}, // stride 2: 34 outputs, 67 input bytes a row
 		} {
 			t.Run(fmt.Sprint(qc.name, "/", ci), func(t *testing.T) {
 				attrs := quantAttrs(r, cc.m, qc.yScale, qc.xz, qc.yz, qc.act)

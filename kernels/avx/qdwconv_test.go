@@ -1,0 +1,135 @@
+package avx
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/kilnml/kiln/kernels/pack"
+)
+
+// TestDepthwiseQ3x3 checks the in-place INT8 3×3 plane kernel against
+// DepthwiseQ (the padded-copy path, bit-identical to kilnq) and against
+// an int32 reference loop written here, on both variants: widths below,
+// at and above 16 and 32 (one chunk's outputs and a stride-2 chunk's
+// input bytes), strides 1 and 2, pads 0–2, int8/uint8 codes with zero
+// points, clamp, bias, residual (with a NaN), and a guard band after the
+// output.
+func TestDepthwiseQ3x3(t *testing.T) {
+	forEachQVariant(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(7, 9))
+		for _, unsigned := range []bool{false, true} {
+			for _, s := range []int{1, 2} {
+				for _, pad := range []int{1, 0, 2} {
+					for _, w := range []int{1, 2, 3, 15, 16, 17, 31, 32, 33, 34, 47, 64, 65, 113} {
+						for _, h := range []int{1, 2, 5, 9} {
+							name := fmt.Sprintf("u%v_s%d_p%d_%dx%d", unsigned, s, pad, h, w)
+							checkQDW3x3(t, rng, name, unsigned, s, pad, w, h)
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+func checkQDW3x3(t *testing.T, rng *rand.Rand, name string, unsigned bool, s, pad, w, h int) {
+	t.Helper()
+	g := pack.Conv2D{C: 1, H: h, W: w, M: 1, KH: 3, KW: 3, SH: s, SW: s, DH: 1, DW: 1, PT: pad, PL: pad, Group: 1}
+	g.OH = (h+2*pad-3)/s + 1
+	g.OW = (w+2*pad-3)/s + 1
+	if g.OH <= 0 || g.OW <= 0 {
+		return
+	}
+	const guard = 37
+	x := make([]byte, h*w)
+	for i := range x {
+		x[i] = byte(rng.IntN(256))
+	}
+	wt := make([]int8, 9)
+	wf := make([]float32, 9)
+	for i := range wt {
+		wt[i] = int8(rng.IntN(256) - 128)
+		wf[i] = float32(wt[i])
+	}
+	xz, yz := int32(rng.IntN(256)-128), int32(rng.IntN(41)-20)
+	if unsigned {
+		xz, yz = int32(rng.IntN(256)), int32(rng.IntN(100)+80)
+	}
+	bias := float32(rng.NormFloat64())
+	resid := make([]float32, g.OH*g.OW)
+	for i := range resid {
+		resid[i] = float32(rng.NormFloat64())
+	}
+	resid[len(resid)/2] = float32(math.NaN())
+	for _, variant := range []struct {
+		clamp, resid bool
+	}{{false, false}, {true, false}, {true, true}, {false, true}} {
+		e := Epi{Clamp: variant.clamp, Lo: 0, Hi: 6}
+		var r []float32
+		if variant.resid {
+			r = resid
+		}
+		q := DWQuant{Scale: 1e-3 * float32(1+rng.IntN(50)), Quant: true, Unsigned: unsigned, YScale: 0.02, YZero: yz,
+			XCodes: true, XUnsigned: unsigned, XZero: xz}
+		tab := NewQDWTable(wt, xz)
+		got := make([]byte, g.OH*g.OW+guard)
+		for i := range got {
+			got[i] = 0xA5
+		}
+		DepthwiseQ3x3(got[:g.OH*g.OW], x, &tab, &g, bias, &e, r, &q)
+		for i := g.OH * g.OW; i < len(got); i++ {
+			if got[i] != 0xA5 {
+				t.Fatalf("%s: guard byte %d overwritten", name, i-g.OH*g.OW)
+			}
+		}
+		// the padded-copy path
+		_, padLen := DWPadded(&g)
+		want := make([]byte, g.OH*g.OW)
+		e2 := e
+		e2.BiasOn = FlagBiasRow // DepthwiseQ adds the bias argument only with this flag
+		DepthwiseQ(want, nil, x, nil, wf, make([]float32, padLen), &g, bias, &e2, r, &q)
+		// an int32 reference written here
+		for oh := 0; oh < g.OH; oh++ {
+			for ow := 0; ow < g.OW; ow++ {
+				var acc int32
+				for i := 0; i < 3; i++ {
+					for j := 0; j < 3; j++ {
+						ih, iw := oh*s-pad+i, ow*s-pad+j
+						if ih < 0 || ih >= h || iw < 0 || iw >= w {
+							continue
+						}
+						c := int32(int8(x[ih*w+iw]))
+						if unsigned {
+							c = int32(x[ih*w+iw])
+						}
+						acc += int32(wt[3*i+j]) * (c - xz)
+					}
+				}
+				y := float32(acc)*q.Scale + bias
+				if r != nil {
+					y += r[oh*g.OW+ow]
+				}
+				if e.Clamp {
+					y = min(max(y, e.Lo), e.Hi)
+				}
+				lo, hi := float64(-128), float64(127)
+				if unsigned {
+					lo, hi = 0, 255
+				}
+				v := float64(y / q.YScale)
+				if v != v {
+					v = lo - float64(yz)
+				}
+				code := math.Min(math.Max(math.RoundToEven(v)+float64(yz), lo), hi)
+				ref := byte(int32(code))
+				at := oh*g.OW + ow
+				if got[at] != ref || want[at] != ref {
+					t.Fatalf("%s clamp=%v resid=%v: output (%d,%d) = %d, padded path %d, reference %d (acc %d)",
+						name, variant.clamp, variant.resid, oh, ow, got[at], want[at], ref, acc)
+				}
+			}
+		}
+	}
+}
