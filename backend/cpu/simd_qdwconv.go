@@ -124,7 +124,7 @@ func newSimdQDWKernel(p *simdQDWParams, w []*ir.Tensor) (engine.Kernel, error) {
 	if taps == 9 && k.q.Quant && k.epi.Act == nil {
 		k.tabs = make([]avx.QDWTable, p.M)
 		for c := range p.M {
-			k.tabs[c] = avx.NewQDWTable(w[0].I8()[c*9:(c+1)*9], l.XZero)
+			k.tabs[c] = avx.NewQDWTable(w[0].I8()[c*9:(c+1)*9], l.XZero, p.XType == ir.Uint8)
 		}
 	}
 	return k, nil

@@ -18,26 +18,33 @@ func QDW3x3Supported(g *pack.Conv2D) bool {
 		g.PT >= 0 && g.PT <= 2 && g.PL >= 0 && g.PL <= 2
 }
 
-// QDWTable is one channel's table for DepthwiseQ3x3: the 9 int8 taps as
-// floats, then x_zero·Σ of each kernel row's taps (a row outside the plane
-// adds it), then −x_zero·Σ of all taps (the accumulator's start).
-type QDWTable [16]float32
+// QDWTable is one channel's table for DepthwiseQ3x3: each kernel row's
+// three int8 taps as the low bytes of a little-endian word (VPDPBUSD's
+// signed operand), then, with u the zero point's code as uint8 (int8 codes
+// + 128), u·Σ of each kernel row's taps (a row outside the plane adds it),
+// then −u·Σ of all taps (the accumulator's start).
+type QDWTable [8]int32
 
-// NewQDWTable builds a channel's table from its taps (kh, kw order).
-func NewQDWTable(w []int8, xZero int32) QDWTable {
+// NewQDWTable builds a channel's table from its taps (kh, kw order) and
+// the input zero point (uint8 codes with unsigned, else int8).
+func NewQDWTable(w []int8, xZero int32, unsigned bool) QDWTable {
 	var t QDWTable
+	u := xZero
+	if !unsigned {
+		u += 128
+	}
 	var all int32
 	for kh := range 3 {
 		var row int32
 		for kw := range 3 {
-			v := int32(w[kh*3+kw])
-			t[kh*3+kw] = float32(v)
-			row += v
+			v := w[kh*3+kw]
+			t[kh] |= int32(uint32(uint8(v)) << (8 * kw))
+			row += int32(v)
 		}
-		t[9+kh] = float32(xZero * row)
+		t[3+kh] = u * row
 		all += row
 	}
-	t[12] = float32(-xZero * all)
+	t[6] = -u * all
 	return t
 }
 
@@ -45,6 +52,7 @@ func NewQDWTable(w []int8, xZero int32) QDWTable {
 type qdwEpi struct {
 	scale, bias, lo, hi, ys, qlo, qhi float32
 	yz, xz                            int32
+	flip                              uint32 // 0x80808080 for int8 codes (to uint8), else 0
 }
 
 // DepthwiseQ3x3 is DepthwiseQ for a 3×3 kernel (QDW3x3Supported) with
@@ -66,6 +74,9 @@ func DepthwiseQ3x3(out, x []byte, tab *QDWTable, g *pack.Conv2D, bias float32, e
 		rp = &resid[:g.OH*g.OW][0]
 	}
 	p := qdwEpi{scale: q.Scale, bias: bias, lo: float32(math.Inf(-1)), hi: float32(math.Inf(1)), ys: q.YScale, yz: q.YZero, xz: q.XZero}
+	if !q.XUnsigned {
+		p.flip = 0x80808080
+	}
 	if e.Clamp {
 		p.lo, p.hi = e.Lo, e.Hi
 	}
@@ -82,13 +93,13 @@ func DepthwiseQ3x3(out, x []byte, tab *QDWTable, g *pack.Conv2D, bias float32, e
 // uint8; NaN → the low bound):
 //
 //	for oh < rows, ow < n:
-//		acc := Σ_{i<3, j<3} tab[3i+j]·(code(x[ih][iw]) − xz), ih = oh·sh − pt + i, iw = ow·s − pl + j,
+//		acc := Σ_{i<3, j<3} int8(byte j of tab[i])·(code(x[ih][iw]) − xz), ih = oh·sh − pt + i, iw = ow·s − pl + j,
 //		       positions outside the plane contribute 0 (int32, exact in float32)
 //		v := clamp(float32(acc)·scale + bias + resid[oh·n+ow], lo, hi) / ys
 //		out[oh·n+ow] = saturate(roundHalfEven(clamp(v, qlo, qhi)) + yz)
-func qdw3x3Generic(x *byte, w, h int, tab *float32, out *byte, n, rows, sh, pt, pl, s int, resid *float32, p *qdwEpi, xu, yu bool) {
+func qdw3x3Generic(x *byte, w, h int, tab *int32, out *byte, n, rows, sh, pt, pl, s int, resid *float32, p *qdwEpi, xu, yu bool) {
 	xs := unsafe.Slice(x, w*h)
-	ts := unsafe.Slice(tab, 9)
+	ts := unsafe.Slice(tab, 3)
 	os := unsafe.Slice(out, n*rows)
 	var rs []float32
 	if resid != nil {
@@ -107,7 +118,7 @@ func qdw3x3Generic(x *byte, w, h int, tab *float32, out *byte, n, rows, sh, pt, 
 					if xu {
 						c = int32(xs[ih*w+iw])
 					}
-					acc += int32(ts[3*i+j]) * (c - p.xz)
+					acc += int32(int8(ts[i]>>(8*j))) * (c - p.xz)
 				}
 			}
 			y := float32(acc)*p.scale + p.bias

@@ -13,19 +13,20 @@ import (
 // DepthwiseQ (the padded-copy path, bit-identical to kilnq) and against
 // an int32 reference loop written here, on both variants: widths below,
 // at and above 16 and 32 (one chunk's outputs and a stride-2 chunk's
-// input bytes), strides 1 and 2, pads 0–2, int8/uint8 codes with zero
+// input bytes), strides 1 and 2, pads 0–2, int8/uint8 input and output codes (all four pairings) with zero
 // points, clamp, bias, residual (with a NaN), and a guard band after the
 // output.
 func TestDepthwiseQ3x3(t *testing.T) {
 	forEachQVariant(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(7, 9))
-		for _, unsigned := range []bool{false, true} {
+		for _, signs := range [][2]bool{{false, false}, {true, true}, {true, false}, {false, true}} {
+			unsigned, yu := signs[0], signs[1]
 			for _, s := range []int{1, 2} {
 				for _, pad := range []int{1, 0, 2} {
 					for _, w := range []int{1, 2, 3, 15, 16, 17, 31, 32, 33, 34, 47, 64, 65, 113} {
 						for _, h := range []int{1, 2, 5, 9} {
-							name := fmt.Sprintf("u%v_s%d_p%d_%dx%d", unsigned, s, pad, h, w)
-							checkQDW3x3(t, rng, name, unsigned, s, pad, w, h)
+							name := fmt.Sprintf("xu%v_yu%v_s%d_p%d_%dx%d", unsigned, yu, s, pad, h, w)
+							checkQDW3x3(t, rng, name, unsigned, yu, s, pad, w, h)
 						}
 					}
 				}
@@ -34,7 +35,7 @@ func TestDepthwiseQ3x3(t *testing.T) {
 	})
 }
 
-func checkQDW3x3(t *testing.T, rng *rand.Rand, name string, unsigned bool, s, pad, w, h int) {
+func checkQDW3x3(t *testing.T, rng *rand.Rand, name string, unsigned, yu bool, s, pad, w, h int) {
 	t.Helper()
 	g := pack.Conv2D{C: 1, H: h, W: w, M: 1, KH: 3, KW: 3, SH: s, SW: s, DH: 1, DW: 1, PT: pad, PL: pad, Group: 1}
 	g.OH = (h+2*pad-3)/s + 1
@@ -55,7 +56,10 @@ func checkQDW3x3(t *testing.T, rng *rand.Rand, name string, unsigned bool, s, pa
 	}
 	xz, yz := int32(rng.IntN(256)-128), int32(rng.IntN(41)-20)
 	if unsigned {
-		xz, yz = int32(rng.IntN(256)), int32(rng.IntN(100)+80)
+		xz = int32(rng.IntN(256))
+	}
+	if yu {
+		yz = int32(rng.IntN(100) + 80)
 	}
 	bias := float32(rng.NormFloat64())
 	resid := make([]float32, g.OH*g.OW)
@@ -71,9 +75,9 @@ func checkQDW3x3(t *testing.T, rng *rand.Rand, name string, unsigned bool, s, pa
 		if variant.resid {
 			r = resid
 		}
-		q := DWQuant{Scale: 1e-3 * float32(1+rng.IntN(50)), Quant: true, Unsigned: unsigned, YScale: 0.02, YZero: yz,
+		q := DWQuant{Scale: 1e-3 * float32(1+rng.IntN(50)), Quant: true, Unsigned: yu, YScale: 0.02, YZero: yz,
 			XCodes: true, XUnsigned: unsigned, XZero: xz}
-		tab := NewQDWTable(wt, xz)
+		tab := NewQDWTable(wt, xz, unsigned)
 		got := make([]byte, g.OH*g.OW+guard)
 		for i := range got {
 			got[i] = 0xA5
@@ -115,7 +119,7 @@ func checkQDW3x3(t *testing.T, rng *rand.Rand, name string, unsigned bool, s, pa
 					y = min(max(y, e.Lo), e.Hi)
 				}
 				lo, hi := float64(-128), float64(127)
-				if unsigned {
+				if yu {
 					lo, hi = 0, 255
 				}
 				v := float64(y / q.YScale)

@@ -766,28 +766,88 @@ done_copyQuadWordsAVX512:
 	VZEROUPPER
 	RET
 
-// func qdw3x3S8S1AVX512(x *byte, w int, h int, tab *float32, out *byte, ow int, oh int, sh int, pt int, pl int, resid *float32, p *float32)
-// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, BMI2, CMOV
-TEXT ·qdw3x3S8S1AVX512(SB), NOSPLIT, $0-96
+DATA qdwidx1_qdw3x3S8S1VNNI<>+0(SB)/1, $0x00
+DATA qdwidx1_qdw3x3S8S1VNNI<>+1(SB)/1, $0x01
+DATA qdwidx1_qdw3x3S8S1VNNI<>+2(SB)/1, $0x02
+DATA qdwidx1_qdw3x3S8S1VNNI<>+3(SB)/1, $0x03
+DATA qdwidx1_qdw3x3S8S1VNNI<>+4(SB)/1, $0x01
+DATA qdwidx1_qdw3x3S8S1VNNI<>+5(SB)/1, $0x02
+DATA qdwidx1_qdw3x3S8S1VNNI<>+6(SB)/1, $0x03
+DATA qdwidx1_qdw3x3S8S1VNNI<>+7(SB)/1, $0x04
+DATA qdwidx1_qdw3x3S8S1VNNI<>+8(SB)/1, $0x02
+DATA qdwidx1_qdw3x3S8S1VNNI<>+9(SB)/1, $0x03
+DATA qdwidx1_qdw3x3S8S1VNNI<>+10(SB)/1, $0x04
+DATA qdwidx1_qdw3x3S8S1VNNI<>+11(SB)/1, $0x05
+DATA qdwidx1_qdw3x3S8S1VNNI<>+12(SB)/1, $0x03
+DATA qdwidx1_qdw3x3S8S1VNNI<>+13(SB)/1, $0x04
+DATA qdwidx1_qdw3x3S8S1VNNI<>+14(SB)/1, $0x05
+DATA qdwidx1_qdw3x3S8S1VNNI<>+15(SB)/1, $0x06
+DATA qdwidx1_qdw3x3S8S1VNNI<>+16(SB)/1, $0x04
+DATA qdwidx1_qdw3x3S8S1VNNI<>+17(SB)/1, $0x05
+DATA qdwidx1_qdw3x3S8S1VNNI<>+18(SB)/1, $0x06
+DATA qdwidx1_qdw3x3S8S1VNNI<>+19(SB)/1, $0x07
+DATA qdwidx1_qdw3x3S8S1VNNI<>+20(SB)/1, $0x05
+DATA qdwidx1_qdw3x3S8S1VNNI<>+21(SB)/1, $0x06
+DATA qdwidx1_qdw3x3S8S1VNNI<>+22(SB)/1, $0x07
+DATA qdwidx1_qdw3x3S8S1VNNI<>+23(SB)/1, $0x08
+DATA qdwidx1_qdw3x3S8S1VNNI<>+24(SB)/1, $0x06
+DATA qdwidx1_qdw3x3S8S1VNNI<>+25(SB)/1, $0x07
+DATA qdwidx1_qdw3x3S8S1VNNI<>+26(SB)/1, $0x08
+DATA qdwidx1_qdw3x3S8S1VNNI<>+27(SB)/1, $0x09
+DATA qdwidx1_qdw3x3S8S1VNNI<>+28(SB)/1, $0x07
+DATA qdwidx1_qdw3x3S8S1VNNI<>+29(SB)/1, $0x08
+DATA qdwidx1_qdw3x3S8S1VNNI<>+30(SB)/1, $0x09
+DATA qdwidx1_qdw3x3S8S1VNNI<>+31(SB)/1, $0x0a
+DATA qdwidx1_qdw3x3S8S1VNNI<>+32(SB)/1, $0x08
+DATA qdwidx1_qdw3x3S8S1VNNI<>+33(SB)/1, $0x09
+DATA qdwidx1_qdw3x3S8S1VNNI<>+34(SB)/1, $0x0a
+DATA qdwidx1_qdw3x3S8S1VNNI<>+35(SB)/1, $0x0b
+DATA qdwidx1_qdw3x3S8S1VNNI<>+36(SB)/1, $0x09
+DATA qdwidx1_qdw3x3S8S1VNNI<>+37(SB)/1, $0x0a
+DATA qdwidx1_qdw3x3S8S1VNNI<>+38(SB)/1, $0x0b
+DATA qdwidx1_qdw3x3S8S1VNNI<>+39(SB)/1, $0x0c
+DATA qdwidx1_qdw3x3S8S1VNNI<>+40(SB)/1, $0x0a
+DATA qdwidx1_qdw3x3S8S1VNNI<>+41(SB)/1, $0x0b
+DATA qdwidx1_qdw3x3S8S1VNNI<>+42(SB)/1, $0x0c
+DATA qdwidx1_qdw3x3S8S1VNNI<>+43(SB)/1, $0x0d
+DATA qdwidx1_qdw3x3S8S1VNNI<>+44(SB)/1, $0x0b
+DATA qdwidx1_qdw3x3S8S1VNNI<>+45(SB)/1, $0x0c
+DATA qdwidx1_qdw3x3S8S1VNNI<>+46(SB)/1, $0x0d
+DATA qdwidx1_qdw3x3S8S1VNNI<>+47(SB)/1, $0x0e
+DATA qdwidx1_qdw3x3S8S1VNNI<>+48(SB)/1, $0x0c
+DATA qdwidx1_qdw3x3S8S1VNNI<>+49(SB)/1, $0x0d
+DATA qdwidx1_qdw3x3S8S1VNNI<>+50(SB)/1, $0x0e
+DATA qdwidx1_qdw3x3S8S1VNNI<>+51(SB)/1, $0x0f
+DATA qdwidx1_qdw3x3S8S1VNNI<>+52(SB)/1, $0x0d
+DATA qdwidx1_qdw3x3S8S1VNNI<>+53(SB)/1, $0x0e
+DATA qdwidx1_qdw3x3S8S1VNNI<>+54(SB)/1, $0x0f
+DATA qdwidx1_qdw3x3S8S1VNNI<>+55(SB)/1, $0x10
+DATA qdwidx1_qdw3x3S8S1VNNI<>+56(SB)/1, $0x0e
+DATA qdwidx1_qdw3x3S8S1VNNI<>+57(SB)/1, $0x0f
+DATA qdwidx1_qdw3x3S8S1VNNI<>+58(SB)/1, $0x10
+DATA qdwidx1_qdw3x3S8S1VNNI<>+59(SB)/1, $0x11
+DATA qdwidx1_qdw3x3S8S1VNNI<>+60(SB)/1, $0x0f
+DATA qdwidx1_qdw3x3S8S1VNNI<>+61(SB)/1, $0x10
+DATA qdwidx1_qdw3x3S8S1VNNI<>+62(SB)/1, $0x11
+DATA qdwidx1_qdw3x3S8S1VNNI<>+63(SB)/1, $0x12
+GLOBL qdwidx1_qdw3x3S8S1VNNI<>(SB), RODATA|NOPTR, $64
+
+// func qdw3x3S8S1VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, sh int, pt int, pl int, resid *float32, p *float32)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, BMI2, CMOV
+TEXT ·qdw3x3S8S1VNNI(SB), NOSPLIT, $0-96
 	MOVQ         x+0(FP), SI
 	MOVQ         w+8(FP), R8
 	MOVQ         h+16(FP), R9
 	MOVQ         out+32(FP), R10
 	MOVQ         resid+80(FP), R11
 	MOVQ         tab+24(FP), DI
-	VBROADCASTSS (DI), Z16
-	VBROADCASTSS 4(DI), Z17
-	VBROADCASTSS 8(DI), Z18
-	VBROADCASTSS 12(DI), Z19
-	VBROADCASTSS 16(DI), Z20
-	VBROADCASTSS 20(DI), Z21
-	VBROADCASTSS 24(DI), Z22
-	VBROADCASTSS 28(DI), Z23
-	VBROADCASTSS 32(DI), Z24
-	VBROADCASTSS 36(DI), Z25
-	VBROADCASTSS 40(DI), Z26
-	VBROADCASTSS 44(DI), Z27
-	VBROADCASTSS 48(DI), Z28
+	VPBROADCASTD (DI), Z16
+	VPBROADCASTD 12(DI), Z25
+	VPBROADCASTD 4(DI), Z17
+	VPBROADCASTD 16(DI), Z26
+	VPBROADCASTD 8(DI), Z18
+	VPBROADCASTD 20(DI), Z27
+	VPBROADCASTD 24(DI), Z28
 	MOVQ         p+88(FP), DI
 	VBROADCASTSS (DI), Z10
 	VBROADCASTSS 4(DI), Z11
@@ -797,149 +857,95 @@ TEXT ·qdw3x3S8S1AVX512(SB), NOSPLIT, $0-96
 	VBROADCASTSS 20(DI), Z15
 	VBROADCASTSS 24(DI), Z29
 	VPBROADCASTD 28(DI), Z30
-	VPBROADCASTD 32(DI), Z31
 	VPBROADCASTB 32(DI), Z9
+	VPBROADCASTD 36(DI), Z7
+	VMOVDQU64    qdwidx1_qdw3x3S8S1VNNI<>+0(SB), Z8
 	MOVQ         $-1, R15
 	XORQ         R12, R12
 	MOVQ         pt+64(FP), R14
 	NEGQ         R14
 	MOVQ         oh+48(FP), AX
 	TESTQ        AX, AX
-	JLE          done_qdw3x3S8S1AVX512
+	JLE          done_qdw3x3S8S1VNNI
 	MOVQ         ow+40(FP), AX
 	TESTQ        AX, AX
-	JLE          done_qdw3x3S8S1AVX512
+	JLE          done_qdw3x3S8S1VNNI
 
-row_qdw3x3S8S1AVX512:
+row_qdw3x3S8S1VNNI:
 	XORQ R13, R13
 
-chunk_qdw3x3S8S1AVX512:
-	MOVQ        R13, AX
-	MOVQ        pl+72(FP), BX
-	SUBQ        BX, AX
-	LEAQ        (AX), BX
-	XORQ        CX, CX
-	MOVQ        BX, DX
-	NEGQ        DX
-	CMOVQGT     DX, CX
-	SHLXQ       CX, R15, DI
-	MOVQ        R8, DX
-	SUBQ        BX, DX
-	MOVQ        $0x00000010, CX
-	CMPQ        DX, CX
-	CMOVQGT     CX, DX
-	XORQ        CX, CX
-	TESTQ       DX, DX
-	CMOVQLT     CX, DX
-	BZHIQ       DX, DI, DI
-	KMOVW       DI, K2
-	LEAQ        1(AX), BX
-	XORQ        CX, CX
-	MOVQ        BX, DX
-	NEGQ        DX
-	CMOVQGT     DX, CX
-	SHLXQ       CX, R15, DI
-	MOVQ        R8, DX
-	SUBQ        BX, DX
-	MOVQ        $0x00000010, CX
-	CMPQ        DX, CX
-	CMOVQGT     CX, DX
-	XORQ        CX, CX
-	TESTQ       DX, DX
-	CMOVQLT     CX, DX
-	BZHIQ       DX, DI, DI
-	KMOVW       DI, K3
-	LEAQ        2(AX), BX
-	XORQ        CX, CX
-	MOVQ        BX, DX
-	NEGQ        DX
-	CMOVQGT     DX, CX
-	SHLXQ       CX, R15, DI
-	MOVQ        R8, DX
-	SUBQ        BX, DX
-	MOVQ        $0x00000010, CX
-	CMPQ        DX, CX
-	CMOVQGT     CX, DX
-	XORQ        CX, CX
-	TESTQ       DX, DX
-	CMOVQLT     CX, DX
-	BZHIQ       DX, DI, DI
-	KMOVW       DI, K4
-	VMOVAPS     Z28, Z0
-	VXORPS      Z1, Z1, Z1
-	LEAQ        (R14), BX
-	CMPQ        BX, R9
-	JAE         out0_qdw3x3S8S1AVX512
-	IMULQ       R8, BX
-	ADDQ        SI, BX
-	ADDQ        AX, BX
-	VMOVDQA64   Z31, Z2
-	VPMOVSXBD   (BX), K2, Z2
-	VCVTDQ2PS   Z2, Z2
-	VFMADD231PS Z2, Z16, Z0
-	VMOVDQA64   Z31, Z3
-	VPMOVSXBD   1(BX), K3, Z3
-	VCVTDQ2PS   Z3, Z3
-	VFMADD231PS Z3, Z17, Z1
-	VMOVDQA64   Z31, Z4
-	VPMOVSXBD   2(BX), K4, Z4
-	VCVTDQ2PS   Z4, Z4
-	VFMADD231PS Z4, Z18, Z0
-	JMP         next0_qdw3x3S8S1AVX512
+chunk_qdw3x3S8S1VNNI:
+	MOVQ      R13, AX
+	MOVQ      pl+72(FP), BX
+	SUBQ      BX, AX
+	XORQ      CX, CX
+	MOVQ      AX, DX
+	NEGQ      DX
+	CMOVQGT   DX, CX
+	SHLXQ     CX, R15, DI
+	MOVQ      R8, DX
+	SUBQ      AX, DX
+	MOVQ      $0x00000040, CX
+	CMPQ      DX, CX
+	CMOVQGT   CX, DX
+	XORQ      CX, CX
+	TESTQ     DX, DX
+	CMOVQLT   CX, DX
+	BZHIQ     DX, DI, DI
+	KMOVQ     DI, K2
+	VMOVDQA64 Z28, Z0
+	LEAQ      (R14), BX
+	CMPQ      BX, R9
+	JAE       out0_qdw3x3S8S1VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z2
+	VMOVDQU8  (BX), K2, Z2
+	VPXORD    Z7, Z2, Z2
+	VPERMB    Z2, Z8, Z19
+	VPDPBUSD  Z16, Z19, Z0
+	JMP       next0_qdw3x3S8S1VNNI
 
-out0_qdw3x3S8S1AVX512:
-	VADDPS Z25, Z0, Z0
+out0_qdw3x3S8S1VNNI:
+	VPADDD Z25, Z0, Z0
 
-next0_qdw3x3S8S1AVX512:
-	LEAQ        1(R14), BX
-	CMPQ        BX, R9
-	JAE         out1_qdw3x3S8S1AVX512
-	IMULQ       R8, BX
-	ADDQ        SI, BX
-	ADDQ        AX, BX
-	VMOVDQA64   Z31, Z2
-	VPMOVSXBD   (BX), K2, Z2
-	VCVTDQ2PS   Z2, Z2
-	VFMADD231PS Z2, Z19, Z1
-	VMOVDQA64   Z31, Z3
-	VPMOVSXBD   1(BX), K3, Z3
-	VCVTDQ2PS   Z3, Z3
-	VFMADD231PS Z3, Z20, Z0
-	VMOVDQA64   Z31, Z4
-	VPMOVSXBD   2(BX), K4, Z4
-	VCVTDQ2PS   Z4, Z4
-	VFMADD231PS Z4, Z21, Z1
-	JMP         next1_qdw3x3S8S1AVX512
+next0_qdw3x3S8S1VNNI:
+	LEAQ      1(R14), BX
+	CMPQ      BX, R9
+	JAE       out1_qdw3x3S8S1VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z3
+	VMOVDQU8  (BX), K2, Z3
+	VPXORD    Z7, Z3, Z3
+	VPERMB    Z3, Z8, Z20
+	VPDPBUSD  Z17, Z20, Z0
+	JMP       next1_qdw3x3S8S1VNNI
 
-out1_qdw3x3S8S1AVX512:
-	VADDPS Z26, Z0, Z0
+out1_qdw3x3S8S1VNNI:
+	VPADDD Z26, Z0, Z0
 
-next1_qdw3x3S8S1AVX512:
-	LEAQ        2(R14), BX
-	CMPQ        BX, R9
-	JAE         out2_qdw3x3S8S1AVX512
-	IMULQ       R8, BX
-	ADDQ        SI, BX
-	ADDQ        AX, BX
-	VMOVDQA64   Z31, Z2
-	VPMOVSXBD   (BX), K2, Z2
-	VCVTDQ2PS   Z2, Z2
-	VFMADD231PS Z2, Z22, Z0
-	VMOVDQA64   Z31, Z3
-	VPMOVSXBD   1(BX), K3, Z3
-	VCVTDQ2PS   Z3, Z3
-	VFMADD231PS Z3, Z23, Z1
-	VMOVDQA64   Z31, Z4
-	VPMOVSXBD   2(BX), K4, Z4
-	VCVTDQ2PS   Z4, Z4
-	VFMADD231PS Z4, Z24, Z0
-	JMP         next2_qdw3x3S8S1AVX512
+next1_qdw3x3S8S1VNNI:
+	LEAQ      2(R14), BX
+	CMPQ      BX, R9
+	JAE       out2_qdw3x3S8S1VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z4
+	VMOVDQU8  (BX), K2, Z4
+	VPXORD    Z7, Z4, Z4
+	VPERMB    Z4, Z8, Z21
+	VPDPBUSD  Z18, Z21, Z0
+	JMP       next2_qdw3x3S8S1VNNI
 
-out2_qdw3x3S8S1AVX512:
-	VADDPS Z27, Z0, Z0
+out2_qdw3x3S8S1VNNI:
+	VPADDD Z27, Z0, Z0
 
-next2_qdw3x3S8S1AVX512:
-	VADDPS    Z1, Z0, Z0
+next2_qdw3x3S8S1VNNI:
+	VCVTDQ2PS Z0, Z0
 	MOVQ      ow+40(FP), CX
 	SUBQ      R13, CX
 	MOVQ      $0x00000010, DX
@@ -950,11 +956,11 @@ next2_qdw3x3S8S1AVX512:
 	VMULPS    Z10, Z0, Z0
 	VADDPS    Z11, Z0, Z0
 	TESTQ     R11, R11
-	JEQ       noresid_qdw3x3S8S1AVX512
-	VMOVUPS.Z (R11)(R13*4), K1, Z2
-	VADDPS    Z2, Z0, Z0
+	JEQ       noresid_qdw3x3S8S1VNNI
+	VMOVUPS.Z (R11)(R13*4), K1, Z1
+	VADDPS    Z1, Z0, Z0
 
-noresid_qdw3x3S8S1AVX512:
+noresid_qdw3x3S8S1VNNI:
 	VMAXPS    Z0, Z12, Z0
 	VMINPS    Z0, Z13, Z0
 	VDIVPS    Z14, Z0, Z0
@@ -966,46 +972,106 @@ noresid_qdw3x3S8S1AVX512:
 	ADDQ      $0x10, R13
 	MOVQ      ow+40(FP), CX
 	CMPQ      R13, CX
-	JL        chunk_qdw3x3S8S1AVX512
+	JL        chunk_qdw3x3S8S1VNNI
 	ADDQ      CX, R10
 	TESTQ     R11, R11
-	JEQ       nextrow_qdw3x3S8S1AVX512
+	JEQ       nextrow_qdw3x3S8S1VNNI
 	LEAQ      (R11)(CX*4), R11
 
-nextrow_qdw3x3S8S1AVX512:
+nextrow_qdw3x3S8S1VNNI:
 	MOVQ sh+56(FP), CX
 	ADDQ CX, R14
 	INCQ R12
 	MOVQ oh+48(FP), CX
 	CMPQ R12, CX
-	JL   row_qdw3x3S8S1AVX512
+	JL   row_qdw3x3S8S1VNNI
 
-done_qdw3x3S8S1AVX512:
+done_qdw3x3S8S1VNNI:
 	VZEROUPPER
 	RET
 
-// func qdw3x3U8S1AVX512(x *byte, w int, h int, tab *float32, out *byte, ow int, oh int, sh int, pt int, pl int, resid *float32, p *float32)
-// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, BMI2, CMOV
-TEXT ·qdw3x3U8S1AVX512(SB), NOSPLIT, $0-96
+DATA qdwidx1_qdw3x3U8S1VNNI<>+0(SB)/1, $0x00
+DATA qdwidx1_qdw3x3U8S1VNNI<>+1(SB)/1, $0x01
+DATA qdwidx1_qdw3x3U8S1VNNI<>+2(SB)/1, $0x02
+DATA qdwidx1_qdw3x3U8S1VNNI<>+3(SB)/1, $0x03
+DATA qdwidx1_qdw3x3U8S1VNNI<>+4(SB)/1, $0x01
+DATA qdwidx1_qdw3x3U8S1VNNI<>+5(SB)/1, $0x02
+DATA qdwidx1_qdw3x3U8S1VNNI<>+6(SB)/1, $0x03
+DATA qdwidx1_qdw3x3U8S1VNNI<>+7(SB)/1, $0x04
+DATA qdwidx1_qdw3x3U8S1VNNI<>+8(SB)/1, $0x02
+DATA qdwidx1_qdw3x3U8S1VNNI<>+9(SB)/1, $0x03
+DATA qdwidx1_qdw3x3U8S1VNNI<>+10(SB)/1, $0x04
+DATA qdwidx1_qdw3x3U8S1VNNI<>+11(SB)/1, $0x05
+DATA qdwidx1_qdw3x3U8S1VNNI<>+12(SB)/1, $0x03
+DATA qdwidx1_qdw3x3U8S1VNNI<>+13(SB)/1, $0x04
+DATA qdwidx1_qdw3x3U8S1VNNI<>+14(SB)/1, $0x05
+DATA qdwidx1_qdw3x3U8S1VNNI<>+15(SB)/1, $0x06
+DATA qdwidx1_qdw3x3U8S1VNNI<>+16(SB)/1, $0x04
+DATA qdwidx1_qdw3x3U8S1VNNI<>+17(SB)/1, $0x05
+DATA qdwidx1_qdw3x3U8S1VNNI<>+18(SB)/1, $0x06
+DATA qdwidx1_qdw3x3U8S1VNNI<>+19(SB)/1, $0x07
+DATA qdwidx1_qdw3x3U8S1VNNI<>+20(SB)/1, $0x05
+DATA qdwidx1_qdw3x3U8S1VNNI<>+21(SB)/1, $0x06
+DATA qdwidx1_qdw3x3U8S1VNNI<>+22(SB)/1, $0x07
+DATA qdwidx1_qdw3x3U8S1VNNI<>+23(SB)/1, $0x08
+DATA qdwidx1_qdw3x3U8S1VNNI<>+24(SB)/1, $0x06
+DATA qdwidx1_qdw3x3U8S1VNNI<>+25(SB)/1, $0x07
+DATA qdwidx1_qdw3x3U8S1VNNI<>+26(SB)/1, $0x08
+DATA qdwidx1_qdw3x3U8S1VNNI<>+27(SB)/1, $0x09
+DATA qdwidx1_qdw3x3U8S1VNNI<>+28(SB)/1, $0x07
+DATA qdwidx1_qdw3x3U8S1VNNI<>+29(SB)/1, $0x08
+DATA qdwidx1_qdw3x3U8S1VNNI<>+30(SB)/1, $0x09
+DATA qdwidx1_qdw3x3U8S1VNNI<>+31(SB)/1, $0x0a
+DATA qdwidx1_qdw3x3U8S1VNNI<>+32(SB)/1, $0x08
+DATA qdwidx1_qdw3x3U8S1VNNI<>+33(SB)/1, $0x09
+DATA qdwidx1_qdw3x3U8S1VNNI<>+34(SB)/1, $0x0a
+DATA qdwidx1_qdw3x3U8S1VNNI<>+35(SB)/1, $0x0b
+DATA qdwidx1_qdw3x3U8S1VNNI<>+36(SB)/1, $0x09
+DATA qdwidx1_qdw3x3U8S1VNNI<>+37(SB)/1, $0x0a
+DATA qdwidx1_qdw3x3U8S1VNNI<>+38(SB)/1, $0x0b
+DATA qdwidx1_qdw3x3U8S1VNNI<>+39(SB)/1, $0x0c
+DATA qdwidx1_qdw3x3U8S1VNNI<>+40(SB)/1, $0x0a
+DATA qdwidx1_qdw3x3U8S1VNNI<>+41(SB)/1, $0x0b
+DATA qdwidx1_qdw3x3U8S1VNNI<>+42(SB)/1, $0x0c
+DATA qdwidx1_qdw3x3U8S1VNNI<>+43(SB)/1, $0x0d
+DATA qdwidx1_qdw3x3U8S1VNNI<>+44(SB)/1, $0x0b
+DATA qdwidx1_qdw3x3U8S1VNNI<>+45(SB)/1, $0x0c
+DATA qdwidx1_qdw3x3U8S1VNNI<>+46(SB)/1, $0x0d
+DATA qdwidx1_qdw3x3U8S1VNNI<>+47(SB)/1, $0x0e
+DATA qdwidx1_qdw3x3U8S1VNNI<>+48(SB)/1, $0x0c
+DATA qdwidx1_qdw3x3U8S1VNNI<>+49(SB)/1, $0x0d
+DATA qdwidx1_qdw3x3U8S1VNNI<>+50(SB)/1, $0x0e
+DATA qdwidx1_qdw3x3U8S1VNNI<>+51(SB)/1, $0x0f
+DATA qdwidx1_qdw3x3U8S1VNNI<>+52(SB)/1, $0x0d
+DATA qdwidx1_qdw3x3U8S1VNNI<>+53(SB)/1, $0x0e
+DATA qdwidx1_qdw3x3U8S1VNNI<>+54(SB)/1, $0x0f
+DATA qdwidx1_qdw3x3U8S1VNNI<>+55(SB)/1, $0x10
+DATA qdwidx1_qdw3x3U8S1VNNI<>+56(SB)/1, $0x0e
+DATA qdwidx1_qdw3x3U8S1VNNI<>+57(SB)/1, $0x0f
+DATA qdwidx1_qdw3x3U8S1VNNI<>+58(SB)/1, $0x10
+DATA qdwidx1_qdw3x3U8S1VNNI<>+59(SB)/1, $0x11
+DATA qdwidx1_qdw3x3U8S1VNNI<>+60(SB)/1, $0x0f
+DATA qdwidx1_qdw3x3U8S1VNNI<>+61(SB)/1, $0x10
+DATA qdwidx1_qdw3x3U8S1VNNI<>+62(SB)/1, $0x11
+DATA qdwidx1_qdw3x3U8S1VNNI<>+63(SB)/1, $0x12
+GLOBL qdwidx1_qdw3x3U8S1VNNI<>(SB), RODATA|NOPTR, $64
+
+// func qdw3x3U8S1VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, sh int, pt int, pl int, resid *float32, p *float32)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, BMI2, CMOV
+TEXT ·qdw3x3U8S1VNNI(SB), NOSPLIT, $0-96
 	MOVQ         x+0(FP), SI
 	MOVQ         w+8(FP), R8
 	MOVQ         h+16(FP), R9
 	MOVQ         out+32(FP), R10
 	MOVQ         resid+80(FP), R11
 	MOVQ         tab+24(FP), DI
-	VBROADCASTSS (DI), Z16
-	VBROADCASTSS 4(DI), Z17
-	VBROADCASTSS 8(DI), Z18
-	VBROADCASTSS 12(DI), Z19
-	VBROADCASTSS 16(DI), Z20
-	VBROADCASTSS 20(DI), Z21
-	VBROADCASTSS 24(DI), Z22
-	VBROADCASTSS 28(DI), Z23
-	VBROADCASTSS 32(DI), Z24
-	VBROADCASTSS 36(DI), Z25
-	VBROADCASTSS 40(DI), Z26
-	VBROADCASTSS 44(DI), Z27
-	VBROADCASTSS 48(DI), Z28
+	VPBROADCASTD (DI), Z16
+	VPBROADCASTD 12(DI), Z25
+	VPBROADCASTD 4(DI), Z17
+	VPBROADCASTD 16(DI), Z26
+	VPBROADCASTD 8(DI), Z18
+	VPBROADCASTD 20(DI), Z27
+	VPBROADCASTD 24(DI), Z28
 	MOVQ         p+88(FP), DI
 	VBROADCASTSS (DI), Z10
 	VBROADCASTSS 4(DI), Z11
@@ -1015,149 +1081,95 @@ TEXT ·qdw3x3U8S1AVX512(SB), NOSPLIT, $0-96
 	VBROADCASTSS 20(DI), Z15
 	VBROADCASTSS 24(DI), Z29
 	VPBROADCASTD 28(DI), Z30
-	VPBROADCASTD 32(DI), Z31
 	VPBROADCASTB 32(DI), Z9
+	VPBROADCASTD 36(DI), Z7
+	VMOVDQU64    qdwidx1_qdw3x3U8S1VNNI<>+0(SB), Z8
 	MOVQ         $-1, R15
 	XORQ         R12, R12
 	MOVQ         pt+64(FP), R14
 	NEGQ         R14
 	MOVQ         oh+48(FP), AX
 	TESTQ        AX, AX
-	JLE          done_qdw3x3U8S1AVX512
+	JLE          done_qdw3x3U8S1VNNI
 	MOVQ         ow+40(FP), AX
 	TESTQ        AX, AX
-	JLE          done_qdw3x3U8S1AVX512
+	JLE          done_qdw3x3U8S1VNNI
 
-row_qdw3x3U8S1AVX512:
+row_qdw3x3U8S1VNNI:
 	XORQ R13, R13
 
-chunk_qdw3x3U8S1AVX512:
-	MOVQ        R13, AX
-	MOVQ        pl+72(FP), BX
-	SUBQ        BX, AX
-	LEAQ        (AX), BX
-	XORQ        CX, CX
-	MOVQ        BX, DX
-	NEGQ        DX
-	CMOVQGT     DX, CX
-	SHLXQ       CX, R15, DI
-	MOVQ        R8, DX
-	SUBQ        BX, DX
-	MOVQ        $0x00000010, CX
-	CMPQ        DX, CX
-	CMOVQGT     CX, DX
-	XORQ        CX, CX
-	TESTQ       DX, DX
-	CMOVQLT     CX, DX
-	BZHIQ       DX, DI, DI
-	KMOVW       DI, K2
-	LEAQ        1(AX), BX
-	XORQ        CX, CX
-	MOVQ        BX, DX
-	NEGQ        DX
-	CMOVQGT     DX, CX
-	SHLXQ       CX, R15, DI
-	MOVQ        R8, DX
-	SUBQ        BX, DX
-	MOVQ        $0x00000010, CX
-	CMPQ        DX, CX
-	CMOVQGT     CX, DX
-	XORQ        CX, CX
-	TESTQ       DX, DX
-	CMOVQLT     CX, DX
-	BZHIQ       DX, DI, DI
-	KMOVW       DI, K3
-	LEAQ        2(AX), BX
-	XORQ        CX, CX
-	MOVQ        BX, DX
-	NEGQ        DX
-	CMOVQGT     DX, CX
-	SHLXQ       CX, R15, DI
-	MOVQ        R8, DX
-	SUBQ        BX, DX
-	MOVQ        $0x00000010, CX
-	CMPQ        DX, CX
-	CMOVQGT     CX, DX
-	XORQ        CX, CX
-	TESTQ       DX, DX
-	CMOVQLT     CX, DX
-	BZHIQ       DX, DI, DI
-	KMOVW       DI, K4
-	VMOVAPS     Z28, Z0
-	VXORPS      Z1, Z1, Z1
-	LEAQ        (R14), BX
-	CMPQ        BX, R9
-	JAE         out0_qdw3x3U8S1AVX512
-	IMULQ       R8, BX
-	ADDQ        SI, BX
-	ADDQ        AX, BX
-	VMOVDQA64   Z31, Z2
-	VPMOVZXBD   (BX), K2, Z2
-	VCVTDQ2PS   Z2, Z2
-	VFMADD231PS Z2, Z16, Z0
-	VMOVDQA64   Z31, Z3
-	VPMOVZXBD   1(BX), K3, Z3
-	VCVTDQ2PS   Z3, Z3
-	VFMADD231PS Z3, Z17, Z1
-	VMOVDQA64   Z31, Z4
-	VPMOVZXBD   2(BX), K4, Z4
-	VCVTDQ2PS   Z4, Z4
-	VFMADD231PS Z4, Z18, Z0
-	JMP         next0_qdw3x3U8S1AVX512
+chunk_qdw3x3U8S1VNNI:
+	MOVQ      R13, AX
+	MOVQ      pl+72(FP), BX
+	SUBQ      BX, AX
+	XORQ      CX, CX
+	MOVQ      AX, DX
+	NEGQ      DX
+	CMOVQGT   DX, CX
+	SHLXQ     CX, R15, DI
+	MOVQ      R8, DX
+	SUBQ      AX, DX
+	MOVQ      $0x00000040, CX
+	CMPQ      DX, CX
+	CMOVQGT   CX, DX
+	XORQ      CX, CX
+	TESTQ     DX, DX
+	CMOVQLT   CX, DX
+	BZHIQ     DX, DI, DI
+	KMOVQ     DI, K2
+	VMOVDQA64 Z28, Z0
+	LEAQ      (R14), BX
+	CMPQ      BX, R9
+	JAE       out0_qdw3x3U8S1VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z2
+	VMOVDQU8  (BX), K2, Z2
+	VPXORD    Z7, Z2, Z2
+	VPERMB    Z2, Z8, Z19
+	VPDPBUSD  Z16, Z19, Z0
+	JMP       next0_qdw3x3U8S1VNNI
 
-out0_qdw3x3U8S1AVX512:
-	VADDPS Z25, Z0, Z0
+out0_qdw3x3U8S1VNNI:
+	VPADDD Z25, Z0, Z0
 
-next0_qdw3x3U8S1AVX512:
-	LEAQ        1(R14), BX
-	CMPQ        BX, R9
-	JAE         out1_qdw3x3U8S1AVX512
-	IMULQ       R8, BX
-	ADDQ        SI, BX
-	ADDQ        AX, BX
-	VMOVDQA64   Z31, Z2
-	VPMOVZXBD   (BX), K2, Z2
-	VCVTDQ2PS   Z2, Z2
-	VFMADD231PS Z2, Z19, Z1
-	VMOVDQA64   Z31, Z3
-	VPMOVZXBD   1(BX), K3, Z3
-	VCVTDQ2PS   Z3, Z3
-	VFMADD231PS Z3, Z20, Z0
-	VMOVDQA64   Z31, Z4
-	VPMOVZXBD   2(BX), K4, Z4
-	VCVTDQ2PS   Z4, Z4
-	VFMADD231PS Z4, Z21, Z1
-	JMP         next1_qdw3x3U8S1AVX512
+next0_qdw3x3U8S1VNNI:
+	LEAQ      1(R14), BX
+	CMPQ      BX, R9
+	JAE       out1_qdw3x3U8S1VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z3
+	VMOVDQU8  (BX), K2, Z3
+	VPXORD    Z7, Z3, Z3
+	VPERMB    Z3, Z8, Z20
+	VPDPBUSD  Z17, Z20, Z0
+	JMP       next1_qdw3x3U8S1VNNI
 
-out1_qdw3x3U8S1AVX512:
-	VADDPS Z26, Z0, Z0
+out1_qdw3x3U8S1VNNI:
+	VPADDD Z26, Z0, Z0
 
-next1_qdw3x3U8S1AVX512:
-	LEAQ        2(R14), BX
-	CMPQ        BX, R9
-	JAE         out2_qdw3x3U8S1AVX512
-	IMULQ       R8, BX
-	ADDQ        SI, BX
-	ADDQ        AX, BX
-	VMOVDQA64   Z31, Z2
-	VPMOVZXBD   (BX), K2, Z2
-	VCVTDQ2PS   Z2, Z2
-	VFMADD231PS Z2, Z22, Z0
-	VMOVDQA64   Z31, Z3
-	VPMOVZXBD   1(BX), K3, Z3
-	VCVTDQ2PS   Z3, Z3
-	VFMADD231PS Z3, Z23, Z1
-	VMOVDQA64   Z31, Z4
-	VPMOVZXBD   2(BX), K4, Z4
-	VCVTDQ2PS   Z4, Z4
-	VFMADD231PS Z4, Z24, Z0
-	JMP         next2_qdw3x3U8S1AVX512
+next1_qdw3x3U8S1VNNI:
+	LEAQ      2(R14), BX
+	CMPQ      BX, R9
+	JAE       out2_qdw3x3U8S1VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z4
+	VMOVDQU8  (BX), K2, Z4
+	VPXORD    Z7, Z4, Z4
+	VPERMB    Z4, Z8, Z21
+	VPDPBUSD  Z18, Z21, Z0
+	JMP       next2_qdw3x3U8S1VNNI
 
-out2_qdw3x3U8S1AVX512:
-	VADDPS Z27, Z0, Z0
+out2_qdw3x3U8S1VNNI:
+	VPADDD Z27, Z0, Z0
 
-next2_qdw3x3U8S1AVX512:
-	VADDPS    Z1, Z0, Z0
+next2_qdw3x3U8S1VNNI:
+	VCVTDQ2PS Z0, Z0
 	MOVQ      ow+40(FP), CX
 	SUBQ      R13, CX
 	MOVQ      $0x00000010, DX
@@ -1168,11 +1180,11 @@ next2_qdw3x3U8S1AVX512:
 	VMULPS    Z10, Z0, Z0
 	VADDPS    Z11, Z0, Z0
 	TESTQ     R11, R11
-	JEQ       noresid_qdw3x3U8S1AVX512
-	VMOVUPS.Z (R11)(R13*4), K1, Z2
-	VADDPS    Z2, Z0, Z0
+	JEQ       noresid_qdw3x3U8S1VNNI
+	VMOVUPS.Z (R11)(R13*4), K1, Z1
+	VADDPS    Z1, Z0, Z0
 
-noresid_qdw3x3U8S1AVX512:
+noresid_qdw3x3U8S1VNNI:
 	VMAXPS    Z0, Z12, Z0
 	VMINPS    Z0, Z13, Z0
 	VDIVPS    Z14, Z0, Z0
@@ -1184,46 +1196,106 @@ noresid_qdw3x3U8S1AVX512:
 	ADDQ      $0x10, R13
 	MOVQ      ow+40(FP), CX
 	CMPQ      R13, CX
-	JL        chunk_qdw3x3U8S1AVX512
+	JL        chunk_qdw3x3U8S1VNNI
 	ADDQ      CX, R10
 	TESTQ     R11, R11
-	JEQ       nextrow_qdw3x3U8S1AVX512
+	JEQ       nextrow_qdw3x3U8S1VNNI
 	LEAQ      (R11)(CX*4), R11
 
-nextrow_qdw3x3U8S1AVX512:
+nextrow_qdw3x3U8S1VNNI:
 	MOVQ sh+56(FP), CX
 	ADDQ CX, R14
 	INCQ R12
 	MOVQ oh+48(FP), CX
 	CMPQ R12, CX
-	JL   row_qdw3x3U8S1AVX512
+	JL   row_qdw3x3U8S1VNNI
 
-done_qdw3x3U8S1AVX512:
+done_qdw3x3U8S1VNNI:
 	VZEROUPPER
 	RET
 
-// func qdw3x3S8S2AVX512(x *byte, w int, h int, tab *float32, out *byte, ow int, oh int, sh int, pt int, pl int, resid *float32, p *float32)
-// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL, BMI2, CMOV
-TEXT ·qdw3x3S8S2AVX512(SB), NOSPLIT, $0-96
+DATA qdwidx2_qdw3x3S8S2VNNI<>+0(SB)/1, $0x00
+DATA qdwidx2_qdw3x3S8S2VNNI<>+1(SB)/1, $0x01
+DATA qdwidx2_qdw3x3S8S2VNNI<>+2(SB)/1, $0x02
+DATA qdwidx2_qdw3x3S8S2VNNI<>+3(SB)/1, $0x03
+DATA qdwidx2_qdw3x3S8S2VNNI<>+4(SB)/1, $0x02
+DATA qdwidx2_qdw3x3S8S2VNNI<>+5(SB)/1, $0x03
+DATA qdwidx2_qdw3x3S8S2VNNI<>+6(SB)/1, $0x04
+DATA qdwidx2_qdw3x3S8S2VNNI<>+7(SB)/1, $0x05
+DATA qdwidx2_qdw3x3S8S2VNNI<>+8(SB)/1, $0x04
+DATA qdwidx2_qdw3x3S8S2VNNI<>+9(SB)/1, $0x05
+DATA qdwidx2_qdw3x3S8S2VNNI<>+10(SB)/1, $0x06
+DATA qdwidx2_qdw3x3S8S2VNNI<>+11(SB)/1, $0x07
+DATA qdwidx2_qdw3x3S8S2VNNI<>+12(SB)/1, $0x06
+DATA qdwidx2_qdw3x3S8S2VNNI<>+13(SB)/1, $0x07
+DATA qdwidx2_qdw3x3S8S2VNNI<>+14(SB)/1, $0x08
+DATA qdwidx2_qdw3x3S8S2VNNI<>+15(SB)/1, $0x09
+DATA qdwidx2_qdw3x3S8S2VNNI<>+16(SB)/1, $0x08
+DATA qdwidx2_qdw3x3S8S2VNNI<>+17(SB)/1, $0x09
+DATA qdwidx2_qdw3x3S8S2VNNI<>+18(SB)/1, $0x0a
+DATA qdwidx2_qdw3x3S8S2VNNI<>+19(SB)/1, $0x0b
+DATA qdwidx2_qdw3x3S8S2VNNI<>+20(SB)/1, $0x0a
+DATA qdwidx2_qdw3x3S8S2VNNI<>+21(SB)/1, $0x0b
+DATA qdwidx2_qdw3x3S8S2VNNI<>+22(SB)/1, $0x0c
+DATA qdwidx2_qdw3x3S8S2VNNI<>+23(SB)/1, $0x0d
+DATA qdwidx2_qdw3x3S8S2VNNI<>+24(SB)/1, $0x0c
+DATA qdwidx2_qdw3x3S8S2VNNI<>+25(SB)/1, $0x0d
+DATA qdwidx2_qdw3x3S8S2VNNI<>+26(SB)/1, $0x0e
+DATA qdwidx2_qdw3x3S8S2VNNI<>+27(SB)/1, $0x0f
+DATA qdwidx2_qdw3x3S8S2VNNI<>+28(SB)/1, $0x0e
+DATA qdwidx2_qdw3x3S8S2VNNI<>+29(SB)/1, $0x0f
+DATA qdwidx2_qdw3x3S8S2VNNI<>+30(SB)/1, $0x10
+DATA qdwidx2_qdw3x3S8S2VNNI<>+31(SB)/1, $0x11
+DATA qdwidx2_qdw3x3S8S2VNNI<>+32(SB)/1, $0x10
+DATA qdwidx2_qdw3x3S8S2VNNI<>+33(SB)/1, $0x11
+DATA qdwidx2_qdw3x3S8S2VNNI<>+34(SB)/1, $0x12
+DATA qdwidx2_qdw3x3S8S2VNNI<>+35(SB)/1, $0x13
+DATA qdwidx2_qdw3x3S8S2VNNI<>+36(SB)/1, $0x12
+DATA qdwidx2_qdw3x3S8S2VNNI<>+37(SB)/1, $0x13
+DATA qdwidx2_qdw3x3S8S2VNNI<>+38(SB)/1, $0x14
+DATA qdwidx2_qdw3x3S8S2VNNI<>+39(SB)/1, $0x15
+DATA qdwidx2_qdw3x3S8S2VNNI<>+40(SB)/1, $0x14
+DATA qdwidx2_qdw3x3S8S2VNNI<>+41(SB)/1, $0x15
+DATA qdwidx2_qdw3x3S8S2VNNI<>+42(SB)/1, $0x16
+DATA qdwidx2_qdw3x3S8S2VNNI<>+43(SB)/1, $0x17
+DATA qdwidx2_qdw3x3S8S2VNNI<>+44(SB)/1, $0x16
+DATA qdwidx2_qdw3x3S8S2VNNI<>+45(SB)/1, $0x17
+DATA qdwidx2_qdw3x3S8S2VNNI<>+46(SB)/1, $0x18
+DATA qdwidx2_qdw3x3S8S2VNNI<>+47(SB)/1, $0x19
+DATA qdwidx2_qdw3x3S8S2VNNI<>+48(SB)/1, $0x18
+DATA qdwidx2_qdw3x3S8S2VNNI<>+49(SB)/1, $0x19
+DATA qdwidx2_qdw3x3S8S2VNNI<>+50(SB)/1, $0x1a
+DATA qdwidx2_qdw3x3S8S2VNNI<>+51(SB)/1, $0x1b
+DATA qdwidx2_qdw3x3S8S2VNNI<>+52(SB)/1, $0x1a
+DATA qdwidx2_qdw3x3S8S2VNNI<>+53(SB)/1, $0x1b
+DATA qdwidx2_qdw3x3S8S2VNNI<>+54(SB)/1, $0x1c
+DATA qdwidx2_qdw3x3S8S2VNNI<>+55(SB)/1, $0x1d
+DATA qdwidx2_qdw3x3S8S2VNNI<>+56(SB)/1, $0x1c
+DATA qdwidx2_qdw3x3S8S2VNNI<>+57(SB)/1, $0x1d
+DATA qdwidx2_qdw3x3S8S2VNNI<>+58(SB)/1, $0x1e
+DATA qdwidx2_qdw3x3S8S2VNNI<>+59(SB)/1, $0x1f
+DATA qdwidx2_qdw3x3S8S2VNNI<>+60(SB)/1, $0x1e
+DATA qdwidx2_qdw3x3S8S2VNNI<>+61(SB)/1, $0x1f
+DATA qdwidx2_qdw3x3S8S2VNNI<>+62(SB)/1, $0x20
+DATA qdwidx2_qdw3x3S8S2VNNI<>+63(SB)/1, $0x21
+GLOBL qdwidx2_qdw3x3S8S2VNNI<>(SB), RODATA|NOPTR, $64
+
+// func qdw3x3S8S2VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, sh int, pt int, pl int, resid *float32, p *float32)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, BMI2, CMOV
+TEXT ·qdw3x3S8S2VNNI(SB), NOSPLIT, $0-96
 	MOVQ         x+0(FP), SI
 	MOVQ         w+8(FP), R8
 	MOVQ         h+16(FP), R9
 	MOVQ         out+32(FP), R10
 	MOVQ         resid+80(FP), R11
 	MOVQ         tab+24(FP), DI
-	VBROADCASTSS (DI), Z16
-	VBROADCASTSS 4(DI), Z17
-	VBROADCASTSS 8(DI), Z18
-	VBROADCASTSS 12(DI), Z19
-	VBROADCASTSS 16(DI), Z20
-	VBROADCASTSS 20(DI), Z21
-	VBROADCASTSS 24(DI), Z22
-	VBROADCASTSS 28(DI), Z23
-	VBROADCASTSS 32(DI), Z24
-	VBROADCASTSS 36(DI), Z25
-	VBROADCASTSS 40(DI), Z26
-	VBROADCASTSS 44(DI), Z27
-	VBROADCASTSS 48(DI), Z28
+	VPBROADCASTD (DI), Z16
+	VPBROADCASTD 12(DI), Z25
+	VPBROADCASTD 4(DI), Z17
+	VPBROADCASTD 16(DI), Z26
+	VPBROADCASTD 8(DI), Z18
+	VPBROADCASTD 20(DI), Z27
+	VPBROADCASTD 24(DI), Z28
 	MOVQ         p+88(FP), DI
 	VBROADCASTSS (DI), Z10
 	VBROADCASTSS 4(DI), Z11
@@ -1233,168 +1305,96 @@ TEXT ·qdw3x3S8S2AVX512(SB), NOSPLIT, $0-96
 	VBROADCASTSS 20(DI), Z15
 	VBROADCASTSS 24(DI), Z29
 	VPBROADCASTD 28(DI), Z30
-	VPBROADCASTD 32(DI), Z31
 	VPBROADCASTB 32(DI), Z9
+	VPBROADCASTD 36(DI), Z7
+	VMOVDQU64    qdwidx2_qdw3x3S8S2VNNI<>+0(SB), Z8
 	MOVQ         $-1, R15
 	XORQ         R12, R12
 	MOVQ         pt+64(FP), R14
 	NEGQ         R14
 	MOVQ         oh+48(FP), AX
 	TESTQ        AX, AX
-	JLE          done_qdw3x3S8S2AVX512
+	JLE          done_qdw3x3S8S2VNNI
 	MOVQ         ow+40(FP), AX
 	TESTQ        AX, AX
-	JLE          done_qdw3x3S8S2AVX512
+	JLE          done_qdw3x3S8S2VNNI
 
-row_qdw3x3S8S2AVX512:
+row_qdw3x3S8S2VNNI:
 	XORQ R13, R13
 
-chunk_qdw3x3S8S2AVX512:
-	MOVQ        R13, AX
-	SHLQ        $0x01, AX
-	MOVQ        pl+72(FP), BX
-	SUBQ        BX, AX
-	LEAQ        (AX), BX
-	XORQ        CX, CX
-	MOVQ        BX, DX
-	NEGQ        DX
-	CMOVQGT     DX, CX
-	SHLXQ       CX, R15, DI
-	MOVQ        R8, DX
-	SUBQ        BX, DX
-	MOVQ        $0x00000020, CX
-	CMPQ        DX, CX
-	CMOVQGT     CX, DX
-	XORQ        CX, CX
-	TESTQ       DX, DX
-	CMOVQLT     CX, DX
-	BZHIQ       DX, DI, DI
-	KMOVD       DI, K2
-	LEAQ        1(AX), BX
-	XORQ        CX, CX
-	MOVQ        BX, DX
-	NEGQ        DX
-	CMOVQGT     DX, CX
-	SHLXQ       CX, R15, DI
-	MOVQ        R8, DX
-	SUBQ        BX, DX
-	MOVQ        $0x00000020, CX
-	CMPQ        DX, CX
-	CMOVQGT     CX, DX
-	XORQ        CX, CX
-	TESTQ       DX, DX
-	CMOVQLT     CX, DX
-	BZHIQ       DX, DI, DI
-	KMOVD       DI, K3
-	LEAQ        2(AX), BX
-	XORQ        CX, CX
-	MOVQ        BX, DX
-	NEGQ        DX
-	CMOVQGT     DX, CX
-	SHLXQ       CX, R15, DI
-	MOVQ        R8, DX
-	SUBQ        BX, DX
-	MOVQ        $0x00000020, CX
-	CMPQ        DX, CX
-	CMOVQGT     CX, DX
-	XORQ        CX, CX
-	TESTQ       DX, DX
-	CMOVQLT     CX, DX
-	BZHIQ       DX, DI, DI
-	KMOVD       DI, K4
-	VMOVAPS     Z28, Z0
-	VXORPS      Z1, Z1, Z1
-	LEAQ        (R14), BX
-	CMPQ        BX, R9
-	JAE         out0_qdw3x3S8S2AVX512
-	IMULQ       R8, BX
-	ADDQ        SI, BX
-	ADDQ        AX, BX
-	VMOVDQA64   Z9, Z2
-	VMOVDQU8    (BX), K2, Y2
-	VPMOVWB     Y2, X2
-	VPMOVSXBD   X2, Z2
-	VCVTDQ2PS   Z2, Z2
-	VFMADD231PS Z2, Z16, Z0
-	VMOVDQA64   Z9, Z3
-	VMOVDQU8    1(BX), K3, Y3
-	VPMOVWB     Y3, X3
-	VPMOVSXBD   X3, Z3
-	VCVTDQ2PS   Z3, Z3
-	VFMADD231PS Z3, Z17, Z1
-	VMOVDQA64   Z9, Z4
-	VMOVDQU8    2(BX), K4, Y4
-	VPMOVWB     Y4, X4
-	VPMOVSXBD   X4, Z4
-	VCVTDQ2PS   Z4, Z4
-	VFMADD231PS Z4, Z18, Z0
-	JMP         next0_qdw3x3S8S2AVX512
+chunk_qdw3x3S8S2VNNI:
+	MOVQ      R13, AX
+	SHLQ      $0x01, AX
+	MOVQ      pl+72(FP), BX
+	SUBQ      BX, AX
+	XORQ      CX, CX
+	MOVQ      AX, DX
+	NEGQ      DX
+	CMOVQGT   DX, CX
+	SHLXQ     CX, R15, DI
+	MOVQ      R8, DX
+	SUBQ      AX, DX
+	MOVQ      $0x00000040, CX
+	CMPQ      DX, CX
+	CMOVQGT   CX, DX
+	XORQ      CX, CX
+	TESTQ     DX, DX
+	CMOVQLT   CX, DX
+	BZHIQ     DX, DI, DI
+	KMOVQ     DI, K2
+	VMOVDQA64 Z28, Z0
+	LEAQ      (R14), BX
+	CMPQ      BX, R9
+	JAE       out0_qdw3x3S8S2VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z2
+	VMOVDQU8  (BX), K2, Z2
+	VPXORD    Z7, Z2, Z2
+	VPERMB    Z2, Z8, Z19
+	VPDPBUSD  Z16, Z19, Z0
+	JMP       next0_qdw3x3S8S2VNNI
 
-out0_qdw3x3S8S2AVX512:
-	VADDPS Z25, Z0, Z0
+out0_qdw3x3S8S2VNNI:
+	VPADDD Z25, Z0, Z0
 
-next0_qdw3x3S8S2AVX512:
-	LEAQ        1(R14), BX
-	CMPQ        BX, R9
-	JAE         out1_qdw3x3S8S2AVX512
-	IMULQ       R8, BX
-	ADDQ        SI, BX
-	ADDQ        AX, BX
-	VMOVDQA64   Z9, Z2
-	VMOVDQU8    (BX), K2, Y2
-	VPMOVWB     Y2, X2
-	VPMOVSXBD   X2, Z2
-	VCVTDQ2PS   Z2, Z2
-	VFMADD231PS Z2, Z19, Z1
-	VMOVDQA64   Z9, Z3
-	VMOVDQU8    1(BX), K3, Y3
-	VPMOVWB     Y3, X3
-	VPMOVSXBD   X3, Z3
-	VCVTDQ2PS   Z3, Z3
-	VFMADD231PS Z3, Z20, Z0
-	VMOVDQA64   Z9, Z4
-	VMOVDQU8    2(BX), K4, Y4
-	VPMOVWB     Y4, X4
-	VPMOVSXBD   X4, Z4
-	VCVTDQ2PS   Z4, Z4
-	VFMADD231PS Z4, Z21, Z1
-	JMP         next1_qdw3x3S8S2AVX512
+next0_qdw3x3S8S2VNNI:
+	LEAQ      1(R14), BX
+	CMPQ      BX, R9
+	JAE       out1_qdw3x3S8S2VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z3
+	VMOVDQU8  (BX), K2, Z3
+	VPXORD    Z7, Z3, Z3
+	VPERMB    Z3, Z8, Z20
+	VPDPBUSD  Z17, Z20, Z0
+	JMP       next1_qdw3x3S8S2VNNI
 
-out1_qdw3x3S8S2AVX512:
-	VADDPS Z26, Z0, Z0
+out1_qdw3x3S8S2VNNI:
+	VPADDD Z26, Z0, Z0
 
-next1_qdw3x3S8S2AVX512:
-	LEAQ        2(R14), BX
-	CMPQ        BX, R9
-	JAE         out2_qdw3x3S8S2AVX512
-	IMULQ       R8, BX
-	ADDQ        SI, BX
-	ADDQ        AX, BX
-	VMOVDQA64   Z9, Z2
-	VMOVDQU8    (BX), K2, Y2
-	VPMOVWB     Y2, X2
-	VPMOVSXBD   X2, Z2
-	VCVTDQ2PS   Z2, Z2
-	VFMADD231PS Z2, Z22, Z0
-	VMOVDQA64   Z9, Z3
-	VMOVDQU8    1(BX), K3, Y3
-	VPMOVWB     Y3, X3
-	VPMOVSXBD   X3, Z3
-	VCVTDQ2PS   Z3, Z3
-	VFMADD231PS Z3, Z23, Z1
-	VMOVDQA64   Z9, Z4
-	VMOVDQU8    2(BX), K4, Y4
-	VPMOVWB     Y4, X4
-	VPMOVSXBD   X4, Z4
-	VCVTDQ2PS   Z4, Z4
-	VFMADD231PS Z4, Z24, Z0
-	JMP         next2_qdw3x3S8S2AVX512
+next1_qdw3x3S8S2VNNI:
+	LEAQ      2(R14), BX
+	CMPQ      BX, R9
+	JAE       out2_qdw3x3S8S2VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z4
+	VMOVDQU8  (BX), K2, Z4
+	VPXORD    Z7, Z4, Z4
+	VPERMB    Z4, Z8, Z21
+	VPDPBUSD  Z18, Z21, Z0
+	JMP       next2_qdw3x3S8S2VNNI
 
-out2_qdw3x3S8S2AVX512:
-	VADDPS Z27, Z0, Z0
+out2_qdw3x3S8S2VNNI:
+	VPADDD Z27, Z0, Z0
 
-next2_qdw3x3S8S2AVX512:
-	VADDPS    Z1, Z0, Z0
+next2_qdw3x3S8S2VNNI:
+	VCVTDQ2PS Z0, Z0
 	MOVQ      ow+40(FP), CX
 	SUBQ      R13, CX
 	MOVQ      $0x00000010, DX
@@ -1405,11 +1405,11 @@ next2_qdw3x3S8S2AVX512:
 	VMULPS    Z10, Z0, Z0
 	VADDPS    Z11, Z0, Z0
 	TESTQ     R11, R11
-	JEQ       noresid_qdw3x3S8S2AVX512
-	VMOVUPS.Z (R11)(R13*4), K1, Z2
-	VADDPS    Z2, Z0, Z0
+	JEQ       noresid_qdw3x3S8S2VNNI
+	VMOVUPS.Z (R11)(R13*4), K1, Z1
+	VADDPS    Z1, Z0, Z0
 
-noresid_qdw3x3S8S2AVX512:
+noresid_qdw3x3S8S2VNNI:
 	VMAXPS    Z0, Z12, Z0
 	VMINPS    Z0, Z13, Z0
 	VDIVPS    Z14, Z0, Z0
@@ -1421,46 +1421,106 @@ noresid_qdw3x3S8S2AVX512:
 	ADDQ      $0x10, R13
 	MOVQ      ow+40(FP), CX
 	CMPQ      R13, CX
-	JL        chunk_qdw3x3S8S2AVX512
+	JL        chunk_qdw3x3S8S2VNNI
 	ADDQ      CX, R10
 	TESTQ     R11, R11
-	JEQ       nextrow_qdw3x3S8S2AVX512
+	JEQ       nextrow_qdw3x3S8S2VNNI
 	LEAQ      (R11)(CX*4), R11
 
-nextrow_qdw3x3S8S2AVX512:
+nextrow_qdw3x3S8S2VNNI:
 	MOVQ sh+56(FP), CX
 	ADDQ CX, R14
 	INCQ R12
 	MOVQ oh+48(FP), CX
 	CMPQ R12, CX
-	JL   row_qdw3x3S8S2AVX512
+	JL   row_qdw3x3S8S2VNNI
 
-done_qdw3x3S8S2AVX512:
+done_qdw3x3S8S2VNNI:
 	VZEROUPPER
 	RET
 
-// func qdw3x3U8S2AVX512(x *byte, w int, h int, tab *float32, out *byte, ow int, oh int, sh int, pt int, pl int, resid *float32, p *float32)
-// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL, BMI2, CMOV
-TEXT ·qdw3x3U8S2AVX512(SB), NOSPLIT, $0-96
+DATA qdwidx2_qdw3x3U8S2VNNI<>+0(SB)/1, $0x00
+DATA qdwidx2_qdw3x3U8S2VNNI<>+1(SB)/1, $0x01
+DATA qdwidx2_qdw3x3U8S2VNNI<>+2(SB)/1, $0x02
+DATA qdwidx2_qdw3x3U8S2VNNI<>+3(SB)/1, $0x03
+DATA qdwidx2_qdw3x3U8S2VNNI<>+4(SB)/1, $0x02
+DATA qdwidx2_qdw3x3U8S2VNNI<>+5(SB)/1, $0x03
+DATA qdwidx2_qdw3x3U8S2VNNI<>+6(SB)/1, $0x04
+DATA qdwidx2_qdw3x3U8S2VNNI<>+7(SB)/1, $0x05
+DATA qdwidx2_qdw3x3U8S2VNNI<>+8(SB)/1, $0x04
+DATA qdwidx2_qdw3x3U8S2VNNI<>+9(SB)/1, $0x05
+DATA qdwidx2_qdw3x3U8S2VNNI<>+10(SB)/1, $0x06
+DATA qdwidx2_qdw3x3U8S2VNNI<>+11(SB)/1, $0x07
+DATA qdwidx2_qdw3x3U8S2VNNI<>+12(SB)/1, $0x06
+DATA qdwidx2_qdw3x3U8S2VNNI<>+13(SB)/1, $0x07
+DATA qdwidx2_qdw3x3U8S2VNNI<>+14(SB)/1, $0x08
+DATA qdwidx2_qdw3x3U8S2VNNI<>+15(SB)/1, $0x09
+DATA qdwidx2_qdw3x3U8S2VNNI<>+16(SB)/1, $0x08
+DATA qdwidx2_qdw3x3U8S2VNNI<>+17(SB)/1, $0x09
+DATA qdwidx2_qdw3x3U8S2VNNI<>+18(SB)/1, $0x0a
+DATA qdwidx2_qdw3x3U8S2VNNI<>+19(SB)/1, $0x0b
+DATA qdwidx2_qdw3x3U8S2VNNI<>+20(SB)/1, $0x0a
+DATA qdwidx2_qdw3x3U8S2VNNI<>+21(SB)/1, $0x0b
+DATA qdwidx2_qdw3x3U8S2VNNI<>+22(SB)/1, $0x0c
+DATA qdwidx2_qdw3x3U8S2VNNI<>+23(SB)/1, $0x0d
+DATA qdwidx2_qdw3x3U8S2VNNI<>+24(SB)/1, $0x0c
+DATA qdwidx2_qdw3x3U8S2VNNI<>+25(SB)/1, $0x0d
+DATA qdwidx2_qdw3x3U8S2VNNI<>+26(SB)/1, $0x0e
+DATA qdwidx2_qdw3x3U8S2VNNI<>+27(SB)/1, $0x0f
+DATA qdwidx2_qdw3x3U8S2VNNI<>+28(SB)/1, $0x0e
+DATA qdwidx2_qdw3x3U8S2VNNI<>+29(SB)/1, $0x0f
+DATA qdwidx2_qdw3x3U8S2VNNI<>+30(SB)/1, $0x10
+DATA qdwidx2_qdw3x3U8S2VNNI<>+31(SB)/1, $0x11
+DATA qdwidx2_qdw3x3U8S2VNNI<>+32(SB)/1, $0x10
+DATA qdwidx2_qdw3x3U8S2VNNI<>+33(SB)/1, $0x11
+DATA qdwidx2_qdw3x3U8S2VNNI<>+34(SB)/1, $0x12
+DATA qdwidx2_qdw3x3U8S2VNNI<>+35(SB)/1, $0x13
+DATA qdwidx2_qdw3x3U8S2VNNI<>+36(SB)/1, $0x12
+DATA qdwidx2_qdw3x3U8S2VNNI<>+37(SB)/1, $0x13
+DATA qdwidx2_qdw3x3U8S2VNNI<>+38(SB)/1, $0x14
+DATA qdwidx2_qdw3x3U8S2VNNI<>+39(SB)/1, $0x15
+DATA qdwidx2_qdw3x3U8S2VNNI<>+40(SB)/1, $0x14
+DATA qdwidx2_qdw3x3U8S2VNNI<>+41(SB)/1, $0x15
+DATA qdwidx2_qdw3x3U8S2VNNI<>+42(SB)/1, $0x16
+DATA qdwidx2_qdw3x3U8S2VNNI<>+43(SB)/1, $0x17
+DATA qdwidx2_qdw3x3U8S2VNNI<>+44(SB)/1, $0x16
+DATA qdwidx2_qdw3x3U8S2VNNI<>+45(SB)/1, $0x17
+DATA qdwidx2_qdw3x3U8S2VNNI<>+46(SB)/1, $0x18
+DATA qdwidx2_qdw3x3U8S2VNNI<>+47(SB)/1, $0x19
+DATA qdwidx2_qdw3x3U8S2VNNI<>+48(SB)/1, $0x18
+DATA qdwidx2_qdw3x3U8S2VNNI<>+49(SB)/1, $0x19
+DATA qdwidx2_qdw3x3U8S2VNNI<>+50(SB)/1, $0x1a
+DATA qdwidx2_qdw3x3U8S2VNNI<>+51(SB)/1, $0x1b
+DATA qdwidx2_qdw3x3U8S2VNNI<>+52(SB)/1, $0x1a
+DATA qdwidx2_qdw3x3U8S2VNNI<>+53(SB)/1, $0x1b
+DATA qdwidx2_qdw3x3U8S2VNNI<>+54(SB)/1, $0x1c
+DATA qdwidx2_qdw3x3U8S2VNNI<>+55(SB)/1, $0x1d
+DATA qdwidx2_qdw3x3U8S2VNNI<>+56(SB)/1, $0x1c
+DATA qdwidx2_qdw3x3U8S2VNNI<>+57(SB)/1, $0x1d
+DATA qdwidx2_qdw3x3U8S2VNNI<>+58(SB)/1, $0x1e
+DATA qdwidx2_qdw3x3U8S2VNNI<>+59(SB)/1, $0x1f
+DATA qdwidx2_qdw3x3U8S2VNNI<>+60(SB)/1, $0x1e
+DATA qdwidx2_qdw3x3U8S2VNNI<>+61(SB)/1, $0x1f
+DATA qdwidx2_qdw3x3U8S2VNNI<>+62(SB)/1, $0x20
+DATA qdwidx2_qdw3x3U8S2VNNI<>+63(SB)/1, $0x21
+GLOBL qdwidx2_qdw3x3U8S2VNNI<>(SB), RODATA|NOPTR, $64
+
+// func qdw3x3U8S2VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, sh int, pt int, pl int, resid *float32, p *float32)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, BMI2, CMOV
+TEXT ·qdw3x3U8S2VNNI(SB), NOSPLIT, $0-96
 	MOVQ         x+0(FP), SI
 	MOVQ         w+8(FP), R8
 	MOVQ         h+16(FP), R9
 	MOVQ         out+32(FP), R10
 	MOVQ         resid+80(FP), R11
 	MOVQ         tab+24(FP), DI
-	VBROADCASTSS (DI), Z16
-	VBROADCASTSS 4(DI), Z17
-	VBROADCASTSS 8(DI), Z18
-	VBROADCASTSS 12(DI), Z19
-	VBROADCASTSS 16(DI), Z20
-	VBROADCASTSS 20(DI), Z21
-	VBROADCASTSS 24(DI), Z22
-	VBROADCASTSS 28(DI), Z23
-	VBROADCASTSS 32(DI), Z24
-	VBROADCASTSS 36(DI), Z25
-	VBROADCASTSS 40(DI), Z26
-	VBROADCASTSS 44(DI), Z27
-	VBROADCASTSS 48(DI), Z28
+	VPBROADCASTD (DI), Z16
+	VPBROADCASTD 12(DI), Z25
+	VPBROADCASTD 4(DI), Z17
+	VPBROADCASTD 16(DI), Z26
+	VPBROADCASTD 8(DI), Z18
+	VPBROADCASTD 20(DI), Z27
+	VPBROADCASTD 24(DI), Z28
 	MOVQ         p+88(FP), DI
 	VBROADCASTSS (DI), Z10
 	VBROADCASTSS 4(DI), Z11
@@ -1470,168 +1530,96 @@ TEXT ·qdw3x3U8S2AVX512(SB), NOSPLIT, $0-96
 	VBROADCASTSS 20(DI), Z15
 	VBROADCASTSS 24(DI), Z29
 	VPBROADCASTD 28(DI), Z30
-	VPBROADCASTD 32(DI), Z31
 	VPBROADCASTB 32(DI), Z9
+	VPBROADCASTD 36(DI), Z7
+	VMOVDQU64    qdwidx2_qdw3x3U8S2VNNI<>+0(SB), Z8
 	MOVQ         $-1, R15
 	XORQ         R12, R12
 	MOVQ         pt+64(FP), R14
 	NEGQ         R14
 	MOVQ         oh+48(FP), AX
 	TESTQ        AX, AX
-	JLE          done_qdw3x3U8S2AVX512
+	JLE          done_qdw3x3U8S2VNNI
 	MOVQ         ow+40(FP), AX
 	TESTQ        AX, AX
-	JLE          done_qdw3x3U8S2AVX512
+	JLE          done_qdw3x3U8S2VNNI
 
-row_qdw3x3U8S2AVX512:
+row_qdw3x3U8S2VNNI:
 	XORQ R13, R13
 
-chunk_qdw3x3U8S2AVX512:
-	MOVQ        R13, AX
-	SHLQ        $0x01, AX
-	MOVQ        pl+72(FP), BX
-	SUBQ        BX, AX
-	LEAQ        (AX), BX
-	XORQ        CX, CX
-	MOVQ        BX, DX
-	NEGQ        DX
-	CMOVQGT     DX, CX
-	SHLXQ       CX, R15, DI
-	MOVQ        R8, DX
-	SUBQ        BX, DX
-	MOVQ        $0x00000020, CX
-	CMPQ        DX, CX
-	CMOVQGT     CX, DX
-	XORQ        CX, CX
-	TESTQ       DX, DX
-	CMOVQLT     CX, DX
-	BZHIQ       DX, DI, DI
-	KMOVD       DI, K2
-	LEAQ        1(AX), BX
-	XORQ        CX, CX
-	MOVQ        BX, DX
-	NEGQ        DX
-	CMOVQGT     DX, CX
-	SHLXQ       CX, R15, DI
-	MOVQ        R8, DX
-	SUBQ        BX, DX
-	MOVQ        $0x00000020, CX
-	CMPQ        DX, CX
-	CMOVQGT     CX, DX
-	XORQ        CX, CX
-	TESTQ       DX, DX
-	CMOVQLT     CX, DX
-	BZHIQ       DX, DI, DI
-	KMOVD       DI, K3
-	LEAQ        2(AX), BX
-	XORQ        CX, CX
-	MOVQ        BX, DX
-	NEGQ        DX
-	CMOVQGT     DX, CX
-	SHLXQ       CX, R15, DI
-	MOVQ        R8, DX
-	SUBQ        BX, DX
-	MOVQ        $0x00000020, CX
-	CMPQ        DX, CX
-	CMOVQGT     CX, DX
-	XORQ        CX, CX
-	TESTQ       DX, DX
-	CMOVQLT     CX, DX
-	BZHIQ       DX, DI, DI
-	KMOVD       DI, K4
-	VMOVAPS     Z28, Z0
-	VXORPS      Z1, Z1, Z1
-	LEAQ        (R14), BX
-	CMPQ        BX, R9
-	JAE         out0_qdw3x3U8S2AVX512
-	IMULQ       R8, BX
-	ADDQ        SI, BX
-	ADDQ        AX, BX
-	VMOVDQA64   Z9, Z2
-	VMOVDQU8    (BX), K2, Y2
-	VPMOVWB     Y2, X2
-	VPMOVZXBD   X2, Z2
-	VCVTDQ2PS   Z2, Z2
-	VFMADD231PS Z2, Z16, Z0
-	VMOVDQA64   Z9, Z3
-	VMOVDQU8    1(BX), K3, Y3
-	VPMOVWB     Y3, X3
-	VPMOVZXBD   X3, Z3
-	VCVTDQ2PS   Z3, Z3
-	VFMADD231PS Z3, Z17, Z1
-	VMOVDQA64   Z9, Z4
-	VMOVDQU8    2(BX), K4, Y4
-	VPMOVWB     Y4, X4
-	VPMOVZXBD   X4, Z4
-	VCVTDQ2PS   Z4, Z4
-	VFMADD231PS Z4, Z18, Z0
-	JMP         next0_qdw3x3U8S2AVX512
+chunk_qdw3x3U8S2VNNI:
+	MOVQ      R13, AX
+	SHLQ      $0x01, AX
+	MOVQ      pl+72(FP), BX
+	SUBQ      BX, AX
+	XORQ      CX, CX
+	MOVQ      AX, DX
+	NEGQ      DX
+	CMOVQGT   DX, CX
+	SHLXQ     CX, R15, DI
+	MOVQ      R8, DX
+	SUBQ      AX, DX
+	MOVQ      $0x00000040, CX
+	CMPQ      DX, CX
+	CMOVQGT   CX, DX
+	XORQ      CX, CX
+	TESTQ     DX, DX
+	CMOVQLT   CX, DX
+	BZHIQ     DX, DI, DI
+	KMOVQ     DI, K2
+	VMOVDQA64 Z28, Z0
+	LEAQ      (R14), BX
+	CMPQ      BX, R9
+	JAE       out0_qdw3x3U8S2VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z2
+	VMOVDQU8  (BX), K2, Z2
+	VPXORD    Z7, Z2, Z2
+	VPERMB    Z2, Z8, Z19
+	VPDPBUSD  Z16, Z19, Z0
+	JMP       next0_qdw3x3U8S2VNNI
 
-out0_qdw3x3U8S2AVX512:
-	VADDPS Z25, Z0, Z0
+out0_qdw3x3U8S2VNNI:
+	VPADDD Z25, Z0, Z0
 
-next0_qdw3x3U8S2AVX512:
-	LEAQ        1(R14), BX
-	CMPQ        BX, R9
-	JAE         out1_qdw3x3U8S2AVX512
-	IMULQ       R8, BX
-	ADDQ        SI, BX
-	ADDQ        AX, BX
-	VMOVDQA64   Z9, Z2
-	VMOVDQU8    (BX), K2, Y2
-	VPMOVWB     Y2, X2
-	VPMOVZXBD   X2, Z2
-	VCVTDQ2PS   Z2, Z2
-	VFMADD231PS Z2, Z19, Z1
-	VMOVDQA64   Z9, Z3
-	VMOVDQU8    1(BX), K3, Y3
-	VPMOVWB     Y3, X3
-	VPMOVZXBD   X3, Z3
-	VCVTDQ2PS   Z3, Z3
-	VFMADD231PS Z3, Z20, Z0
-	VMOVDQA64   Z9, Z4
-	VMOVDQU8    2(BX), K4, Y4
-	VPMOVWB     Y4, X4
-	VPMOVZXBD   X4, Z4
-	VCVTDQ2PS   Z4, Z4
-	VFMADD231PS Z4, Z21, Z1
-	JMP         next1_qdw3x3U8S2AVX512
+next0_qdw3x3U8S2VNNI:
+	LEAQ      1(R14), BX
+	CMPQ      BX, R9
+	JAE       out1_qdw3x3U8S2VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z3
+	VMOVDQU8  (BX), K2, Z3
+	VPXORD    Z7, Z3, Z3
+	VPERMB    Z3, Z8, Z20
+	VPDPBUSD  Z17, Z20, Z0
+	JMP       next1_qdw3x3U8S2VNNI
 
-out1_qdw3x3U8S2AVX512:
-	VADDPS Z26, Z0, Z0
+out1_qdw3x3U8S2VNNI:
+	VPADDD Z26, Z0, Z0
 
-next1_qdw3x3U8S2AVX512:
-	LEAQ        2(R14), BX
-	CMPQ        BX, R9
-	JAE         out2_qdw3x3U8S2AVX512
-	IMULQ       R8, BX
-	ADDQ        SI, BX
-	ADDQ        AX, BX
-	VMOVDQA64   Z9, Z2
-	VMOVDQU8    (BX), K2, Y2
-	VPMOVWB     Y2, X2
-	VPMOVZXBD   X2, Z2
-	VCVTDQ2PS   Z2, Z2
-	VFMADD231PS Z2, Z22, Z0
-	VMOVDQA64   Z9, Z3
-	VMOVDQU8    1(BX), K3, Y3
-	VPMOVWB     Y3, X3
-	VPMOVZXBD   X3, Z3
-	VCVTDQ2PS   Z3, Z3
-	VFMADD231PS Z3, Z23, Z1
-	VMOVDQA64   Z9, Z4
-	VMOVDQU8    2(BX), K4, Y4
-	VPMOVWB     Y4, X4
-	VPMOVZXBD   X4, Z4
-	VCVTDQ2PS   Z4, Z4
-	VFMADD231PS Z4, Z24, Z0
-	JMP         next2_qdw3x3U8S2AVX512
+next1_qdw3x3U8S2VNNI:
+	LEAQ      2(R14), BX
+	CMPQ      BX, R9
+	JAE       out2_qdw3x3U8S2VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z4
+	VMOVDQU8  (BX), K2, Z4
+	VPXORD    Z7, Z4, Z4
+	VPERMB    Z4, Z8, Z21
+	VPDPBUSD  Z18, Z21, Z0
+	JMP       next2_qdw3x3U8S2VNNI
 
-out2_qdw3x3U8S2AVX512:
-	VADDPS Z27, Z0, Z0
+out2_qdw3x3U8S2VNNI:
+	VPADDD Z27, Z0, Z0
 
-next2_qdw3x3U8S2AVX512:
-	VADDPS    Z1, Z0, Z0
+next2_qdw3x3U8S2VNNI:
+	VCVTDQ2PS Z0, Z0
 	MOVQ      ow+40(FP), CX
 	SUBQ      R13, CX
 	MOVQ      $0x00000010, DX
@@ -1642,11 +1630,11 @@ next2_qdw3x3U8S2AVX512:
 	VMULPS    Z10, Z0, Z0
 	VADDPS    Z11, Z0, Z0
 	TESTQ     R11, R11
-	JEQ       noresid_qdw3x3U8S2AVX512
-	VMOVUPS.Z (R11)(R13*4), K1, Z2
-	VADDPS    Z2, Z0, Z0
+	JEQ       noresid_qdw3x3U8S2VNNI
+	VMOVUPS.Z (R11)(R13*4), K1, Z1
+	VADDPS    Z1, Z0, Z0
 
-noresid_qdw3x3U8S2AVX512:
+noresid_qdw3x3U8S2VNNI:
 	VMAXPS    Z0, Z12, Z0
 	VMINPS    Z0, Z13, Z0
 	VDIVPS    Z14, Z0, Z0
@@ -1658,20 +1646,20 @@ noresid_qdw3x3U8S2AVX512:
 	ADDQ      $0x10, R13
 	MOVQ      ow+40(FP), CX
 	CMPQ      R13, CX
-	JL        chunk_qdw3x3U8S2AVX512
+	JL        chunk_qdw3x3U8S2VNNI
 	ADDQ      CX, R10
 	TESTQ     R11, R11
-	JEQ       nextrow_qdw3x3U8S2AVX512
+	JEQ       nextrow_qdw3x3U8S2VNNI
 	LEAQ      (R11)(CX*4), R11
 
-nextrow_qdw3x3U8S2AVX512:
+nextrow_qdw3x3U8S2VNNI:
 	MOVQ sh+56(FP), CX
 	ADDQ CX, R14
 	INCQ R12
 	MOVQ oh+48(FP), CX
 	CMPQ R12, CX
-	JL   row_qdw3x3U8S2AVX512
+	JL   row_qdw3x3U8S2VNNI
 
-done_qdw3x3U8S2AVX512:
+done_qdw3x3U8S2VNNI:
 	VZEROUPPER
 	RET

@@ -28,10 +28,10 @@ func main() {
 	slideQuads()
 	slideQuads2()
 	copyQuadWords()
-	qdw3x3("qdw3x3S8S1AVX512", 1, VPMOVSXBD, VPMOVSDB)
-	qdw3x3("qdw3x3U8S1AVX512", 1, VPMOVZXBD, VPMOVUSDB)
-	qdw3x3("qdw3x3S8S2AVX512", 2, VPMOVSXBD, VPMOVSDB)
-	qdw3x3("qdw3x3U8S2AVX512", 2, VPMOVZXBD, VPMOVUSDB)
+	qdw3x3("qdw3x3S8S1VNNI", 1, VPMOVSDB)
+	qdw3x3("qdw3x3U8S1VNNI", 1, VPMOVUSDB)
+	qdw3x3("qdw3x3S8S2VNNI", 2, VPMOVSDB)
+	qdw3x3("qdw3x3U8S2VNNI", 2, VPMOVUSDB)
 	Generate()
 }
 

@@ -4,28 +4,34 @@ import (
 	"fmt"
 
 	. "github.com/mmcloughlin/avo/build"
+	"github.com/mmcloughlin/avo/ir"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
 )
 
 // qdw3x3 is a whole plane of an INT8 3×3 depthwise convolution read in
 // place from 8-bit codes (no padded copy), 16 outputs per step at width
-// stride st (1 or 2; the row stride sh is a parameter). Per output row and
-// chunk: one byte mask per kernel column (the lanes whose input column
-// lies inside the row); each tap is a merge-masked load into a register
-// holding the input zero point (so padding reads as x_zero), widened to
-// int32 (stride 2: 32 bytes narrowed to their even bytes by VPMOVWB),
-// converted to float32 and one FMA. The accumulator starts at
-// −x_zero·Σw (tab[12]) and a row outside the plane adds x_zero·Σ of its
-// taps (tab[9+kh]) instead of loading: every partial sum is an integer
-// below 2²⁴, so the result equals kilnq's int32 Σ w·(x − x_zero) exactly.
-// The epilogue is dwRowAVX512's quantized one (scale, bias, residual,
-// clamp, /y_scale, saturate with NaN to the low bound, round half even,
-// + y_zero, narrow), so the codes are kilnq's bit for bit.
-func qdw3x3(name string, st int, extend func(ops ...Op), narrow func(ops ...Op)) {
-	TEXT(name, NOSPLIT, "func(x *byte, w, h int, tab *float32, out *byte, ow, oh, sh, pt, pl int, resid *float32, p *float32)")
+// stride st (1 or 2; the row stride sh is a parameter), on VPDPBUSD: per
+// kernel row one merge-masked load of the input row's bytes into a
+// register holding the input zero point's code (so padding reads as
+// x_zero), int8 codes flipped to uint8 (XOR 0x80: code + 128), one VPERMB
+// that gives output lane l the bytes st·l + 0, 1, 2 (and a fourth under a
+// zero weight), and one VPDPBUSD against the row's three int8 taps. With
+// u the flipped zero point, the int32 accumulator starts at −u·Σw (tab[6])
+// and a kernel row outside the plane adds u·Σ of its taps (tab[3+kh])
+// instead of loading, so it ends at kilnq's Σ w·(x − x_zero) exactly
+// (below 2²⁴, so VCVTDQ2PS is exact too). The epilogue is dwRowAVX512's
+// quantized one (scale, bias, residual, clamp, /y_scale, saturate with NaN
+// to the low bound, round half even, + y_zero, narrow), so the codes are
+// kilnq's bit for bit.
+func qdw3x3(name string, st int, narrow func(ops ...Op)) {
+	idx := GLOBL(fmt.Sprintf("qdwidx%d_%s", st, name), RODATA|NOPTR)
+	for b := 0; b < 64; b++ {
+		DATA(b, U8(st*(b/4)+b%4))
+	}
+	TEXT(name, NOSPLIT, "func(x *byte, w, h int, tab *int32, out *byte, ow, oh, sh, pt, pl int, resid *float32, p *float32)")
 	Pragma("noescape")
-	Doc(name + " is the AVX-512 twin of qdw3x3Generic.")
+	Doc(name + " is the AVX-512 VNNI/VBMI twin of qdw3x3Generic.")
 	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
 	lab := func(s string) { Label(s + "_" + name) }
 	x := Load(Param("x"), reg.RSI)
@@ -35,13 +41,11 @@ func qdw3x3(name string, st int, extend func(ops ...Op), narrow func(ops ...Op))
 	residRow := Load(Param("resid"), reg.R11)
 	r, c0, ih0, ones := reg.R12, reg.R13, reg.R14, reg.R15
 	tab := Load(Param("tab"), reg.RDI)
-	for i := 0; i < 9; i++ {
-		VBROADCASTSS(Mem{Base: tab, Disp: 4 * i}, zmm(16+i))
-	}
 	for i := 0; i < 3; i++ {
-		VBROADCASTSS(Mem{Base: tab, Disp: 4 * (9 + i)}, zmm(25+i))
+		VPBROADCASTD(Mem{Base: tab, Disp: 4 * i}, zmm(16+i))
+		VPBROADCASTD(Mem{Base: tab, Disp: 4 * (3 + i)}, zmm(25+i))
 	}
-	VBROADCASTSS(Mem{Base: tab, Disp: 4 * 12}, reg.Z28)
+	VPBROADCASTD(Mem{Base: tab, Disp: 4 * 6}, reg.Z28)
 	p := Load(Param("p"), reg.RDI)
 	VBROADCASTSS(Mem{Base: p, Disp: 0}, reg.Z10)  // scale
 	VBROADCASTSS(Mem{Base: p, Disp: 4}, reg.Z11)  // bias
@@ -51,8 +55,9 @@ func qdw3x3(name string, st int, extend func(ops ...Op), narrow func(ops ...Op))
 	VBROADCASTSS(Mem{Base: p, Disp: 20}, reg.Z15) // qlo
 	VBROADCASTSS(Mem{Base: p, Disp: 24}, reg.Z29) // qhi
 	VPBROADCASTD(Mem{Base: p, Disp: 28}, reg.Z30) // y_zero
-	VPBROADCASTD(Mem{Base: p, Disp: 32}, reg.Z31) // x_zero (int32 lanes)
 	VPBROADCASTB(Mem{Base: p, Disp: 32}, reg.Z9)  // x_zero's code byte
+	VPBROADCASTD(Mem{Base: p, Disp: 36}, reg.Z7)  // 0x80 bytes for int8 codes, else 0
+	VMOVDQU64(idx, reg.Z8)
 	MOVQ(I32(-1), ones)
 	XORQ(r, r)
 	Load(Param("pt"), ih0)
@@ -64,45 +69,34 @@ func qdw3x3(name string, st int, extend func(ops ...Op), narrow func(ops ...Op))
 	TESTQ(reg.RAX, reg.RAX)
 	JLE(l("done"))
 
-	nb := 16 * st // input bytes one chunk's tap spans
 	lab("row")
 	XORQ(c0, c0)
 	lab("chunk")
-	// RAX = first input column of the chunk's tap column 0
+	// RAX = the chunk's first input column (kernel column 0)
 	MOVQ(c0, reg.RAX)
 	if st == 2 {
 		SHLQ(U8(1), reg.RAX)
 	}
 	Load(Param("pl"), reg.RBX)
 	SUBQ(reg.RBX, reg.RAX)
-	masks := []reg.OpmaskPhysical{reg.K2, reg.K3, reg.K4}
-	for kw := 0; kw < 3; kw++ {
-		// bytes b of the load at column iw valid where 0 ≤ iw+b < w:
-		// bzhi(ones << max(0, −iw), clamp(w − iw, 0, nb))
-		LEAQ(Mem{Base: reg.RAX, Disp: kw}, reg.RBX) // iw
-		XORQ(reg.RCX, reg.RCX)
-		MOVQ(reg.RBX, reg.RDX)
-		NEGQ(reg.RDX)
-		CMOVQGT(reg.RDX, reg.RCX)
-		SHLXQ(reg.RCX, ones, reg.RDI)
-		MOVQ(w, reg.RDX)
-		SUBQ(reg.RBX, reg.RDX)
-		MOVQ(U32(nb), reg.RCX)
-		CMPQ(reg.RDX, reg.RCX)
-		CMOVQGT(reg.RCX, reg.RDX)
-		XORQ(reg.RCX, reg.RCX)
-		TESTQ(reg.RDX, reg.RDX)
-		CMOVQLT(reg.RCX, reg.RDX)
-		BZHIQ(reg.RDX, reg.RDI, reg.RDI)
-		if st == 1 {
-			KMOVW(reg.EDI, masks[kw])
-		} else {
-			KMOVD(reg.EDI, masks[kw])
-		}
-	}
-	acc := []reg.VecPhysical{reg.Z0, reg.Z1}
-	VMOVAPS(reg.Z28, reg.Z0)
-	VXORPS(reg.Z1, reg.Z1, reg.Z1)
+	// bytes b of the row load valid where 0 ≤ iw+b < w:
+	// bzhi(ones << max(0, −iw), clamp(w − iw, 0, 64))
+	XORQ(reg.RCX, reg.RCX)
+	MOVQ(reg.RAX, reg.RDX)
+	NEGQ(reg.RDX)
+	CMOVQGT(reg.RDX, reg.RCX)
+	SHLXQ(reg.RCX, ones, reg.RDI)
+	MOVQ(w, reg.RDX)
+	SUBQ(reg.RAX, reg.RDX)
+	MOVQ(U32(64), reg.RCX)
+	CMPQ(reg.RDX, reg.RCX)
+	CMOVQGT(reg.RCX, reg.RDX)
+	XORQ(reg.RCX, reg.RCX)
+	TESTQ(reg.RDX, reg.RDX)
+	CMOVQLT(reg.RCX, reg.RDX)
+	BZHIQ(reg.RDX, reg.RDI, reg.RDI)
+	KMOVQ(reg.RDI, reg.K2)
+	VMOVDQA64(reg.Z28, reg.Z0)
 	for kh := 0; kh < 3; kh++ {
 		skip := fmt.Sprintf("out%d", kh)
 		next := fmt.Sprintf("next%d", kh)
@@ -112,26 +106,18 @@ func qdw3x3(name string, st int, extend func(ops ...Op), narrow func(ops ...Op))
 		IMULQ(w, reg.RBX)
 		ADDQ(x, reg.RBX)
 		ADDQ(reg.RAX, reg.RBX)
-		for kw := 0; kw < 3; kw++ {
-			t := zmm(2 + kw)
-			if st == 1 {
-				VMOVDQA64(reg.Z31, t)
-				extend(Mem{Base: reg.RBX, Disp: kw}, masks[kw], t)
-			} else {
-				VMOVDQA64(reg.Z9, t)
-				VMOVDQU8(Mem{Base: reg.RBX, Disp: kw}, masks[kw], t.AsY())
-				VPMOVWB(t.AsY(), t.AsX())
-				extend(t.AsX(), t)
-			}
-			VCVTDQ2PS(t, t)
-			VFMADD231PS(t, zmm(16+3*kh+kw), acc[(3*kh+kw)%2])
-		}
+		t, u := zmm(2+kh), zmm(19+kh)
+		VMOVDQA64(reg.Z9, t)
+		VMOVDQU8(Mem{Base: reg.RBX}, reg.K2, t)
+		VPXORD(reg.Z7, t, t)
+		VPERMB(t, reg.Z8, u)
+		raw("VPDPBUSD", zmm(16+kh), u, reg.Z0)
 		JMP(l(next))
 		lab(skip)
-		VADDPS(zmm(25+kh), reg.Z0, reg.Z0)
+		VPADDD(zmm(25+kh), reg.Z0, reg.Z0)
 		lab(next)
 	}
-	VADDPS(reg.Z1, reg.Z0, reg.Z0)
+	VCVTDQ2PS(reg.Z0, reg.Z0)
 	// epilogue on min(16, ow − c0) lanes
 	Load(Param("ow"), reg.RCX)
 	SUBQ(c0, reg.RCX)
@@ -145,8 +131,8 @@ func qdw3x3(name string, st int, extend func(ops ...Op), narrow func(ops ...Op))
 	VADDPS(reg.Z11, a, a)
 	TESTQ(residRow, residRow)
 	JEQ(l("noresid"))
-	VMOVUPS_Z(Mem{Base: residRow, Index: c0, Scale: 4}, reg.K1, reg.Z2)
-	VADDPS(reg.Z2, a, a)
+	VMOVUPS_Z(Mem{Base: residRow, Index: c0, Scale: 4}, reg.K1, reg.Z1)
+	VADDPS(reg.Z1, a, a)
 	lab("noresid")
 	VMAXPS(a, reg.Z12, a)
 	VMINPS(a, reg.Z13, a)
@@ -175,6 +161,12 @@ func qdw3x3(name string, st int, extend func(ops ...Op), narrow func(ops ...Op))
 	lab("done")
 	VZEROUPPER()
 	RET()
+}
+
+// raw emits an instruction avo v0.5.0 does not know (VPDPBUSD), operands
+// in Go assembler order.
+func raw(op string, ops ...Op) {
+	Instruction(&ir.Instruction{Opcode: op, Operands: ops, Inputs: ops[:len(ops)-1], Outputs: ops[len(ops)-1:]})
 }
 
 func zmm(i int) reg.VecPhysical {
