@@ -86,6 +86,9 @@ func Build(m *ir.Model, source []byte, cfg Config) (*engine.Plan, *Report, error
 	if err := b.toFP16(); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", where, err)
 	}
+	if err := b.fusePools(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", where, err)
+	}
 	inf, err := ops.Infer(b.m, ops.InferOptions{FoldLimit: 1 << 24})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: shape inference: %w", where, err)

@@ -26,7 +26,7 @@ func FuseLayers(m *ir.Model, opt Options) (int, error) {
 	r.infer(0)
 	fused := 0
 	for _, n := range slices.Clone(r.g.Nodes) {
-		if anchorKind(n) == "" || len(n.Outputs) != 1 || !r.floatOutput(n) {
+		if anchorKind(n) == "" || len(n.Outputs) != 1 || !r.floatOutput(n) || n.Attr("pool") != nil { // nothing follows a fused pool
 			continue
 		}
 		// An expanded activation is tried first: Relu6(x+3)/6 starts with

@@ -115,6 +115,15 @@ func TestSharedModels(t *testing.T) {
 				t.Fatal(err)
 			}
 			compareAll(t, "optimized graph", got, want)
+			// the builder then folds 2×2/2 max pools into convs (after precision assignment)
+			pooled := c.Clone()
+			if _, err := passes.FusePools(pooled, passes.Options{Fusions: &fusions}); err != nil {
+				t.Fatal(err)
+			}
+			if got, err = ops.Run(pooled, in); err != nil {
+				t.Fatal(err)
+			}
+			compareAll(t, "graph with fused pools", got, want)
 			counts := fusedCounts(c)
 			for pattern, min := range mc.want {
 				have := 0
@@ -135,7 +144,7 @@ func TestSharedModels(t *testing.T) {
 				got, rep := engineOutputs(t, m, in)
 				compareAll(t, "FP32 engine", got, want)
 				if !slices.Equal(rep.Fusions, fusions) {
-					t.Errorf("build report fusions %q, Optimize's %q", rep.Fusions, fusions)
+					t.Errorf("build report fusions %q, Optimize's and FusePools' %q", rep.Fusions, fusions)
 				}
 			}
 		})

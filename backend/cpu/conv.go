@@ -31,7 +31,8 @@ type convParams struct {
 	Act     actParam    `json:"act"`
 	Quant   *quantParam `json:"quant,omitempty"`
 	XType   ir.DType    `json:"xtype"`
-	Tile    [2]int      `json:"tile"` // MR, NR the weights were packed for
+	Tile    [2]int      `json:"tile"`           // MR, NR the weights were packed for
+	Pool    bool        `json:"pool,omitempty"` // fused 2×2/2 max pool of the output (convpool.go)
 }
 
 type convTactic struct{ variant, prec string }
@@ -70,6 +71,9 @@ func (t convTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, fmt.Errorf("%s: %d output channels are not divisible by group %d", n, M, group)
 	}
 	p := convParams{Variant: t.variant, Prec: t.prec, Win: win, M: M, Cg: Cg, Group: int(group), XType: inDType(l, 0)}
+	if p.Pool, err = readPool(n, t.prec); err != nil {
+		return nil, err
+	}
 	var weights []*ir.Tensor
 	K := Cg * win.Kernel[0] * win.Kernel[1]
 	Mg := M / p.Group
@@ -176,6 +180,7 @@ type convKernel struct {
 	lut16 *[256]int16
 	lut32 *[256]float32
 	runs  runPool[convRun]
+	full  fullOutputs // unpooled outputs with a fused pool
 }
 
 func init() { register("cpu.conv", newConvKernel) }
@@ -265,6 +270,11 @@ func (k *convKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 	if k.p.Resid && (in[1] == nil || !sameDims(in[1].Dims, out)) {
 		return nil, fmt.Errorf("residual %v does not match the output %v", in[1].Dims, out)
 	}
+	if k.p.Pool {
+		if out, err = pooledDims(int(out[0]), k.p.M, g.OH, g.OW); err != nil {
+			return nil, err
+		}
+	}
 	return [][]int64{out}, nil
 }
 
@@ -285,6 +295,19 @@ type convRun struct {
 }
 
 func (k *convKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
+	if !k.p.Pool {
+		return k.run(x, in, out[0])
+	}
+	g, err := k.geometry(in[0].Dims)
+	if err != nil {
+		return err
+	}
+	return runPooled(x, &k.full, out[0], int(in[0].Dims[0]), k.p.M, g.OH, g.OW,
+		func(x *engine.Exec, y *ir.Tensor) error { return k.run(x, in, y) })
+}
+
+// run computes the unpooled output y.
+func (k *convKernel) run(x *engine.Exec, in []*ir.Tensor, y *ir.Tensor) error {
 	g, err := k.geometry(in[0].Dims)
 	if err != nil {
 		return err
@@ -302,13 +325,13 @@ func (k *convKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	if k.p.Resid && k.p.Prec != "f16" {
 		r.z = in[1].F32()
 	}
-	switch out[0].DType {
+	switch y.DType {
 	case ir.Float32:
-		r.y32 = out[0].F32()
+		r.y32 = y.F32()
 	case ir.Float16:
-		r.y16 = out[0].U16()
+		r.y16 = y.U16()
 	default:
-		r.y8 = out[0].Data
+		r.y8 = y.Data
 	}
 	ohw := g.OH * g.OW
 	if N == 0 || ohw == 0 || k.p.M == 0 {

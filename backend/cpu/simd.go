@@ -35,6 +35,10 @@ func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
 		return nil
 	}
 	n := l.Node
+	pooled := n.Attr(kiln.PoolAttr) != nil // fused 2×2 pool: FP32 and INT8 GEMM convs only (convpool.go)
+	if pooled && l.Precision != engine.FP32 && l.Precision != engine.INT8 {
+		return nil
+	}
 	if ts, ok := simdF8Tactics(l); ok { // fp8 layers and pools: simd_fp8*.go
 		return ts
 	}
@@ -47,7 +51,7 @@ func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
 			return nil
 		}
 		ts := []engine.Tactic{simdConvTactic{variant: simdIm2col}}
-		if d := l.Const[1].Dims; d[1] == 1 {
+		if d := l.Const[1].Dims; d[1] == 1 && !pooled {
 			ts = append(ts, simdDWTactic{})
 		}
 		if d := l.Const[1].Dims; d[2] == 1 && d[3] == 1 {
@@ -71,7 +75,7 @@ func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
 			return nil
 		}
 		ts := []engine.Tactic{simdQConvTactic{}}
-		if d := l.Const[1].Dims; d[1] == 1 && simdAVX512() {
+		if d := l.Const[1].Dims; d[1] == 1 && simdAVX512() && !pooled {
 			ts = append(ts, simdQDWTactic{})
 		}
 		return ts

@@ -32,6 +32,7 @@ type simdConvParams struct {
 	Resid   bool     `json:"resid,omitempty"`
 	Act     actParam `json:"act"`
 	Tile    [2]int   `json:"tile"`
+	Pool    bool     `json:"pool,omitempty"` // fused 2×2/2 max pool: blocks of row pairs pooled from a cached tile (convpool.go)
 }
 
 type simdConvTactic struct{ variant string }
@@ -70,6 +71,15 @@ func (t simdConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 			return nil, err
 		}
 		p.Act = actParam(a)
+	}
+	if p.Pool, err = readPool(n, "f32"); err != nil {
+		return nil, err
+	}
+	if p.Pool && t.variant == simdDirect {
+		// The AVX2 variant runs partial strips of an in-place B on the Go
+		// twin (no FMA): pooled bands split strips differently from the
+		// unfused layer, so only im2col (packed B) stays bit-identical.
+		return nil, fmt.Errorf("%s: a fused pool runs on the im2col variant", n)
 	}
 	K := p.Cg * win.Kernel[0] * win.Kernel[1]
 	Mg := p.M / p.Group
@@ -157,6 +167,11 @@ func (k *simdConvKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 	if k.p.Resid && (in[1] == nil || !sameDims(in[1].Dims, out)) {
 		return nil, fmt.Errorf("residual %v does not match the output %v", in[1].Dims, out)
 	}
+	if k.p.Pool {
+		if out, err = pooledDims(int(out[0]), k.p.M, g.OH, g.OW); err != nil {
+			return nil, err
+		}
+	}
 	return [][]int64{out}, nil
 }
 
@@ -172,6 +187,8 @@ type simdConvRun struct {
 	sl                slots
 	chunk, nch        int
 	rows, nrb, groups int
+	prows             int // with a fused pool: pooled rows per item (chunk = 2·prows·OW columns)
+	bBytes            int // slot bytes before the pooled tile
 }
 
 func (k *simdConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
@@ -209,6 +226,14 @@ func (k *simdConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	chunk = min(chunk, (ohw+avx.NR-1)/avx.NR*avx.NR)
 	r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
+	if k.p.Pool {
+		if g.OH/2 == 0 || g.OW/2 == 0 {
+			return nil
+		}
+		r.prows, r.nch = poolBands(g.OH/2, g.OW, max(chunk, 2*g.OW), per, th)
+		r.chunk = 2 * r.prows * g.OW
+		chunk = r.chunk
+	}
 	// Row blocks (multiples of MR) when columns alone cannot feed the threads.
 	r.rows = (Mg + avx.MR - 1) / avx.MR * avx.MR
 	for per*r.nch*((Mg+r.rows-1)/r.rows) < 2*th && r.rows >= 4*avx.MR {
@@ -220,6 +245,10 @@ func (k *simdConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	slot := 64
 	if k.p.Variant == simdIm2col {
 		slot = 4 * avx.BSize(r.K, chunk)
+	}
+	if k.p.Pool { // the conv tile (rows × chunk) after B
+		r.bBytes = (slot + 63) &^ 63
+		slot = r.bBytes + 4*r.rows*chunk
 	}
 	r.sl = newSlots(x, workers, slot)
 	parallel.Run(th, items, r)
@@ -238,6 +267,12 @@ func (r *simdConvRun) Do(w, item int) {
 	Mg := k.p.M / k.p.Group
 	j0 := ch * r.chunk
 	cols := min(r.chunk, ohw-j0)
+	pr0, pr := 0, 0 // pooled rows of the block
+	if k.p.Pool {
+		pr0 = ch * r.prows
+		pr = min(r.prows, g.OH/2-pr0)
+		j0, cols = 2*pr0*g.OW, 2*pr*g.OW
+	}
 	i0 := rb * r.rows
 	rows := min(r.rows, Mg-i0)
 	xi := r.x[n*g.C*g.H*g.W : (n+1)*g.C*g.H*g.W]
@@ -248,7 +283,7 @@ func (r *simdConvRun) Do(w, item int) {
 		b, ldb = xi[grp*cg*ohw+j0:], ohw
 	} else {
 		b = slotAs[float32](r.sl, w, avx.BSize(r.K, cols))
-		if r.plan != nil {
+		if r.plan != nil && j0%avx.NR == 0 { // pooled bands may start inside a strip
 			avx.Im2colPlanned(b, xi, r.plan, grp, j0, cols)
 		} else {
 			avx.Im2col(b, xi, g, grp, j0, cols)
@@ -264,5 +299,14 @@ func (r *simdConvRun) Do(w, item int) {
 	}
 	sz := avx.ASize(Mg, r.K)
 	ap := k.w[grp*sz+i0*r.K : (grp+1)*sz]
-	avx.Gemm(r.K, ap, rows, b, ldb, cols, r.y[base+i0*ohw+j0:], ohw, &e, i0, j0)
+	if !k.p.Pool {
+		avx.Gemm(r.K, ap, rows, b, ldb, cols, r.y[base+i0*ohw+j0:], ohw, &e, i0, j0)
+		return
+	}
+	slot := r.sl.buf[w*r.sl.slot : (w+1)*r.sl.slot]
+	tile := bytesAs[float32](slot[r.bBytes:], rows*cols)
+	avx.Gemm(r.K, ap, rows, b, ldb, cols, tile, cols, &e, i0, j0)
+	phw := (g.OH / 2) * (g.OW / 2)
+	pbase := (n*k.p.M + grp*Mg + i0) * phw
+	convPoolTile(unsafeBytes(r.y[pbase+pr0*(g.OW/2):]), phw, unsafeBytes(tile), ir.Float32, rows, cols, g.OW, pr)
 }

@@ -32,7 +32,8 @@ type simdQConvParams struct {
 	Quant *quantParam `json:"quant"`
 	XType ir.DType    `json:"xtype"`
 	Tile  [2]int      `json:"tile"`
-	Order string      `json:"order"` // depth order of the packed weights: "khwc" (channels-last quads), "chw" or "chw4" (row quads)
+	Order string      `json:"order"`          // depth order of the packed weights: "khwc" (channels-last quads), "chw" or "chw4" (row quads)
+	Pool  bool        `json:"pool,omitempty"` // fused 2×2/2 max pool over the output codes (convpool.go)
 }
 
 // Depth orders: channels-last quads; for convs with fewer than 4 channels
@@ -96,6 +97,9 @@ func (simdQConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	p := simdQConvParams{Win: win, M: int(w.Dims[0]), Cg: int(w.Dims[1]), Group: int(group), Quant: &quantParam{*ql},
 		XType: xt, Tile: [2]int{avx.MR, avx.NR}}
 	p.Order = simdQOrderFor(p.Cg, &win)
+	if p.Pool, err = readPool(n, "i8"); err != nil {
+		return nil, err
+	}
 	if p.Group < 1 || p.M%p.Group != 0 {
 		return nil, fmt.Errorf("%s: %d output channels are not divisible by group %d", n, p.M, group)
 	}
@@ -263,6 +267,11 @@ func (k *simdQConvKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 	if k.p.Resid && (in[1] == nil || !sameDims(in[1].Dims, out)) {
 		return nil, fmt.Errorf("residual %v does not match the output %v", in[1].Dims, out)
 	}
+	if k.p.Pool {
+		if out, err = pooledDims(int(out[0]), k.p.M, g.OH, g.OW); err != nil {
+			return nil, err
+		}
+	}
 	return [][]int64{out}, nil
 }
 
@@ -281,6 +290,9 @@ type simdQConvRun struct {
 	sl                slots
 	chunk, nch        int
 	rows, nrb, groups int
+	prows             int      // with a fused pool: pooled rows per item (chunk = 2·prows·OW columns)
+	bBytes            int      // slot bytes before the pooled tile
+	outType           ir.DType // of the (pooled) output
 }
 
 func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
@@ -315,6 +327,15 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	chunk = min(chunk, (ohw+avx.NR-1)/avx.NR*avx.NR)
 	r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
+	r.outType = out[0].DType
+	if k.p.Pool {
+		if g.OH/2 == 0 || g.OW/2 == 0 {
+			return nil
+		}
+		r.prows, r.nch = poolBands(g.OH/2, g.OW, max(chunk, 2*g.OW), per, th)
+		r.chunk = 2 * r.prows * g.OW
+		chunk = r.chunk
+	}
 	r.rows = (Mg + avx.MR - 1) / avx.MR * avx.MR
 	for per*r.nch*((Mg+r.rows-1)/r.rows) < 2*th && r.rows >= 4*avx.MR {
 		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
@@ -323,6 +344,10 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	items := per * r.nch * r.nrb
 	workers := min(th, items)
 	slot := (avx.QBSize(r.K, chunk) + 63) &^ 63
+	if k.p.Pool { // the conv tile (rows × chunk codes or floats) after B
+		r.bBytes = slot
+		slot += (int(r.outType.ByteSize(int64(r.rows*chunk))) + 63) &^ 63
+	}
 	r.pointwise = k.p.Order == simdQOrder && g.Pointwise() && k.p.Cg%4 == 0
 	switch {
 	case r.pointwise:
@@ -373,6 +398,12 @@ func (r *simdQConvRun) Do(w, item int) {
 	Mg := k.p.M / k.p.Group
 	j0 := ch * r.chunk
 	cols := min(r.chunk, ohw-j0)
+	pr0, pr := 0, 0 // pooled rows of the block
+	if k.p.Pool {
+		pr0 = ch * r.prows
+		pr = min(r.prows, g.OH/2-pr0)
+		j0, cols = 2*pr0*g.OW, 2*pr*g.OW
+	}
 	i0 := rb * r.rows
 	rows := min(r.rows, Mg-i0)
 	b := slotAs[uint8](r.sl, w, avx.QBSize(r.K, cols))
@@ -393,9 +424,11 @@ func (r *simdQConvRun) Do(w, item int) {
 	}
 	base := (n*k.p.M + grp*Mg) * ohw
 	o := avx.QOut{Ld: ohw}
-	if r.yf != nil {
+	switch {
+	case k.p.Pool: // written through the tile below
+	case r.yf != nil:
 		o.F = r.yf[base:]
-	} else {
+	default:
 		o.Q = r.yq[base:]
 	}
 	if r.z != nil {
@@ -408,5 +441,30 @@ func (r *simdQConvRun) Do(w, item int) {
 	}
 	sz := avx.QASize(Mg, r.K)
 	ap := k.w[grp*sz+i0*4*avx.K4(r.K) : (grp+1)*sz]
-	avx.QGemm(r.K, ap, rows, b, cols, &o, &ql, i0, j0)
+	if !k.p.Pool {
+		avx.QGemm(r.K, ap, rows, b, cols, &o, &ql, i0, j0)
+		return
+	}
+	// The block into the tile (its top left is (0, 0): channel constants
+	// start at i0), then pooled into the output.
+	tile := r.sl.buf[w*r.sl.slot+r.bBytes : (w+1)*r.sl.slot]
+	ql.Corr, ql.Mult = ql.Corr[i0:], ql.Mult[i0:]
+	if ql.Bias != nil {
+		ql.Bias = ql.Bias[i0:]
+	}
+	to := avx.QOut{Ld: cols}
+	if r.yf != nil {
+		to.F = bytesAs[float32](tile, rows*cols)
+	} else {
+		to.Q = tile[:rows*cols]
+	}
+	avx.QGemm(r.K, ap, rows, b, cols, &to, &ql, 0, 0)
+	phw := (g.OH / 2) * (g.OW / 2)
+	pbase := (n*k.p.M + grp*Mg + i0) * phw
+	y := r.yq
+	if r.yf != nil {
+		y = unsafeBytes(r.yf)
+	}
+	esz := int(r.outType.ByteSize(1))
+	convPoolTile(y[(pbase+pr0*(g.OW/2))*esz:], phw, tile, r.outType, rows, cols, g.OW, pr)
 }

@@ -60,6 +60,9 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 		return nil
 	}
 	n := l.Node
+	if n.Attr(kiln.PoolAttr) != nil {
+		return nil // no kernel for a fused pool (the builder does not fuse while this backend is enabled)
+	}
 	switch {
 	case (n.Domain == "" || n.Domain == kiln.Domain) && n.OpType == "Conv", n.Domain == kiln.Domain && n.OpType == "QConv":
 		// the builder times those that lower (GPU compute time, see
@@ -77,6 +80,12 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 		return []engine.Tactic{tactic{"kernel", lowerOp}}
 	}
 	return nil
+}
+
+// VetoesPoolFusion keeps MaxPool a layer of its own while CUDA tactics are
+// offered (builder.PoolFusionVeto).
+func (Backend) VetoesPoolFusion() bool {
+	return offerWithoutDevice || (Enabled() && Available() == nil)
 }
 
 type tactic struct {

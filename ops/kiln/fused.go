@@ -1,6 +1,8 @@
 package kiln
 
 import (
+	"fmt"
+
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/ops"
 )
@@ -32,7 +34,7 @@ func innerNode(n *ir.Node) (*ir.Node, int64, int) {
 	var attrs []*ir.Attribute
 	for _, a := range n.Attrs {
 		switch a.Name {
-		case "activation", "act_alpha", "act_beta", "kiln_members", "kiln_member_ops":
+		case "activation", "act_alpha", "act_beta", "kiln_members", "kiln_member_ops", PoolAttr:
 		default:
 			attrs = append(attrs, a)
 		}
@@ -43,6 +45,10 @@ func innerNode(n *ir.Node) (*ir.Node, int64, int) {
 
 func runFused(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	act, err := ActivationOf(c.Node)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := fusedPool(c.Node)
 	if err != nil {
 		return nil, err
 	}
@@ -96,11 +102,29 @@ func runFused(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 		}
 		out.SetFloat64At(i, act.Apply(v))
 	}
+	if pool {
+		if out, err = ApplyPool(c.Node, out); err != nil {
+			return nil, err
+		}
+	}
 	return []*ir.Tensor{out}, nil
+}
+
+// fusedPool reads the pool attribute, which only kiln.Conv takes.
+func fusedPool(n *ir.Node) (bool, error) {
+	pool, err := PoolOf(n)
+	if err == nil && pool && n.OpType != "Conv" {
+		err = fmt.Errorf("%s: only kiln.Conv takes a fused pool", n)
+	}
+	return pool, err
 }
 
 func inferFused(c *ops.InferCtx) error {
 	if _, err := ActivationOf(c.Node); err != nil {
+		return err
+	}
+	pool, err := fusedPool(c.Node)
+	if err != nil {
 		return err
 	}
 	n, opset, nIn := innerNode(c.Node)
@@ -117,6 +141,13 @@ func inferFused(c *ops.InferCtx) error {
 		return err
 	}
 	c.Out[0] = ic.Out[0]
+	if pool {
+		t, err := InferPool(c.Node, ic.Out[0])
+		if err != nil {
+			return err
+		}
+		c.Out[0] = t
+	}
 	return nil
 }
 

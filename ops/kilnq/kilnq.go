@@ -187,7 +187,7 @@ func innerNode(n *ir.Node) (*ir.Node, int64, int) {
 	var attrs []*ir.Attribute
 	for _, a := range n.Attrs {
 		switch a.Name {
-		case "activation", "act_alpha", "act_beta", "kiln_members", "kiln_member_ops", "x_scale", "w_scales", "y_scale":
+		case "activation", "act_alpha", "act_beta", "kiln_members", "kiln_member_ops", "x_scale", "w_scales", "y_scale", kiln.PoolAttr:
 		default:
 			attrs = append(attrs, a)
 		}
@@ -214,6 +214,10 @@ func run(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 		return nil, c.Errorf("activation is %s but weights are %s", in[0].DType, in[1].DType)
 	}
 	l, err := LayerOf(c.Node, in[0].DType)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := fusedPool(c.Node)
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +286,22 @@ func run(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 			out.SetInt64At(int64(i), l.QuantizeOut(y))
 		}
 	}
+	if pool { // over the output codes (or floats), as the unfused MaxPool
+		if out, err = kiln.ApplyPool(c.Node, out); err != nil {
+			return nil, err
+		}
+	}
 	return []*ir.Tensor{out}, nil
+}
+
+// fusedPool reads the pool attribute (kiln.PoolOf), which only QConv takes,
+// and not with float8 outputs (ONNX's MaxPool has no float8 form).
+func fusedPool(n *ir.Node) (bool, error) {
+	pool, err := kiln.PoolOf(n)
+	if err == nil && pool && n.OpType != "QConv" {
+		err = fmt.Errorf("%s: only kiln.QConv takes a fused pool", n)
+	}
+	return pool, err
 }
 
 func infer(c *ops.InferCtx) error {
@@ -309,6 +328,15 @@ func infer(c *ops.InferCtx) error {
 	}
 	t := ic.Out[0].Clone()
 	t.DType = l.OutType
+	pool, err := fusedPool(c.Node)
+	if err != nil {
+		return err
+	}
+	if pool {
+		if t, err = kiln.InferPool(c.Node, t); err != nil {
+			return err
+		}
+	}
 	c.Out[0] = t
 	return nil
 }
