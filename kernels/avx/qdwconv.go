@@ -12,9 +12,10 @@ import (
 // instead of one per row. Padding reads as x_zero (contributing zero).
 
 // QDW3x3Supported says whether DepthwiseQ3x3 handles the geometry: a 3×3
-// kernel, no dilation, width stride 1 or 2, begin pads 0 to 2.
+// kernel, no dilation, the same stride (1 or 2) in both directions, begin
+// pads 0 to 2.
 func QDW3x3Supported(g *pack.Conv2D) bool {
-	return g.KH == 3 && g.KW == 3 && g.DH == 1 && g.DW == 1 && (g.SW == 1 || g.SW == 2) && g.SH >= 1 &&
+	return g.KH == 3 && g.KW == 3 && g.DH == 1 && g.DW == 1 && (g.SW == 1 || g.SW == 2) && g.SH == g.SW &&
 		g.PT >= 0 && g.PT <= 2 && g.PL >= 0 && g.PL <= 2
 }
 
@@ -85,7 +86,7 @@ func DepthwiseQ3x3(out, x []byte, tab *QDWTable, g *pack.Conv2D, bias float32, e
 		lo, hi = 0, 255
 	}
 	p.qlo, p.qhi = lo-float32(q.YZero), hi-float32(q.YZero)
-	qdw3x3(&x[0], g.W, g.H, &tab[0], &out[0], g.OW, g.OH, g.SH, g.PT, g.PL, g.SW, rp, &p, q.XUnsigned, q.Unsigned)
+	qdw3x3(&x[0], g.W, g.H, &tab[0], &out[0], g.OW, g.OH, g.PT, g.PL, g.SW, rp, &p, q.XUnsigned, q.Unsigned)
 }
 
 // qdw3x3Generic is the portable twin of the plane kernel, the reference
@@ -93,11 +94,11 @@ func DepthwiseQ3x3(out, x []byte, tab *QDWTable, g *pack.Conv2D, bias float32, e
 // uint8; NaN → the low bound):
 //
 //	for oh < rows, ow < n:
-//		acc := Σ_{i<3, j<3} int8(byte j of tab[i])·(code(x[ih][iw]) − xz), ih = oh·sh − pt + i, iw = ow·s − pl + j,
+//		acc := Σ_{i<3, j<3} int8(byte j of tab[i])·(code(x[ih][iw]) − xz), ih = oh·s − pt + i, iw = ow·s − pl + j,
 //		       positions outside the plane contribute 0 (int32, exact in float32)
 //		v := clamp(float32(acc)·scale + bias + resid[oh·n+ow], lo, hi) / ys
 //		out[oh·n+ow] = saturate(roundHalfEven(clamp(v, qlo, qhi)) + yz)
-func qdw3x3Generic(x *byte, w, h int, tab *int32, out *byte, n, rows, sh, pt, pl, s int, resid *float32, p *qdwEpi, xu, yu bool) {
+func qdw3x3Generic(x *byte, w, h int, tab *int32, out *byte, n, rows, pt, pl, s int, resid *float32, p *qdwEpi, xu, yu bool) {
 	xs := unsafe.Slice(x, w*h)
 	ts := unsafe.Slice(tab, 3)
 	os := unsafe.Slice(out, n*rows)
@@ -110,7 +111,7 @@ func qdw3x3Generic(x *byte, w, h int, tab *int32, out *byte, n, rows, sh, pt, pl
 			var acc int32
 			for i := 0; i < 3; i++ {
 				for j := 0; j < 3; j++ {
-					ih, iw := oh*sh-pt+i, ow*s-pl+j
+					ih, iw := oh*s-pt+i, ow*s-pl+j
 					if ih < 0 || ih >= h || iw < 0 || iw >= w {
 						continue
 					}

@@ -2,6 +2,6 @@
 
 package avx
 
-func qdw3x3(x *byte, w, h int, tab *int32, out *byte, n, rows, sh, pt, pl, s int, resid *float32, p *qdwEpi, xu, yu bool) {
-	qdw3x3Generic(x, w, h, tab, out, n, rows, sh, pt, pl, s, resid, p, xu, yu)
+func qdw3x3(x *byte, w, h int, tab *int32, out *byte, n, rows, pt, pl, s int, resid *float32, p *qdwEpi, xu, yu bool) {
+	qdw3x3Generic(x, w, h, tab, out, n, rows, pt, pl, s, resid, p, xu, yu)
 }

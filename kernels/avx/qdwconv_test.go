@@ -137,3 +137,36 @@ func checkQDW3x3(t *testing.T, rng *rand.Rand, name string, unsigned, yu bool, s
 		}
 	}
 }
+
+// BenchmarkDepthwiseQ3x3 runs MobileNetV2's 3×3 depthwise plane shapes
+// (int8 codes, clamp) through the in-place kernel and the padded-copy path.
+func BenchmarkDepthwiseQ3x3(b *testing.B) {
+	for _, c := range []struct{ hw, s int }{{112, 1}, {56, 1}, {28, 1}, {14, 1}, {7, 1}, {112, 2}, {56, 2}} {
+		g := pack.Conv2D{C: 1, H: c.hw, W: c.hw, M: 1, KH: 3, KW: 3, SH: c.s, SW: c.s, DH: 1, DW: 1, PT: 1, PL: 1, Group: 1}
+		g.OH, g.OW = (c.hw-1)/c.s+1, (c.hw-1)/c.s+1
+		x := make([]byte, c.hw*c.hw)
+		wt := []int8{1, -2, 3, -4, 5, -6, 7, -8, 9}
+		wf := make([]float32, 9)
+		for i, v := range wt {
+			wf[i] = float32(v)
+		}
+		tab := NewQDWTable(wt, 3, false)
+		out := make([]byte, g.OH*g.OW)
+		e := Epi{Clamp: true, Lo: 0, Hi: 6, BiasOn: FlagBiasRow}
+		q := DWQuant{Scale: 1e-3, Quant: true, YScale: 0.02, YZero: -5, XCodes: true, XZero: 3}
+		_, padLen := DWPadded(&g)
+		pad := make([]float32, padLen)
+		b.Run(fmt.Sprintf("%dx%d_s%d/inplace", c.hw, c.hw, c.s), func(b *testing.B) {
+			for b.Loop() {
+				DepthwiseQ3x3(out, x, &tab, &g, 0.5, &e, nil, &q)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*g.OH*((g.OW+15)/16)), "ns/chunk")
+		})
+		b.Run(fmt.Sprintf("%dx%d_s%d/padded", c.hw, c.hw, c.s), func(b *testing.B) {
+			for b.Loop() {
+				DepthwiseQ(out, nil, x, nil, wf, pad, &g, 0.5, &e, nil, &q)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*g.OH*((g.OW+15)/16)), "ns/chunk")
+		})
+	}
+}

@@ -832,14 +832,14 @@ DATA qdwidx1_qdw3x3S8S1VNNI<>+62(SB)/1, $0x11
 DATA qdwidx1_qdw3x3S8S1VNNI<>+63(SB)/1, $0x12
 GLOBL qdwidx1_qdw3x3S8S1VNNI<>(SB), RODATA|NOPTR, $64
 
-// func qdw3x3S8S1VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, sh int, pt int, pl int, resid *float32, p *float32)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, BMI2, CMOV
-TEXT ·qdw3x3S8S1VNNI(SB), NOSPLIT, $0-96
+// func qdw3x3S8S1VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, BMI2, CMOV
+TEXT ·qdw3x3S8S1VNNI(SB), NOSPLIT, $0-88
 	MOVQ         x+0(FP), SI
 	MOVQ         w+8(FP), R8
 	MOVQ         h+16(FP), R9
 	MOVQ         out+32(FP), R10
-	MOVQ         resid+80(FP), R11
+	MOVQ         resid+72(FP), R11
 	MOVQ         tab+24(FP), DI
 	VPBROADCASTD (DI), Z16
 	VPBROADCASTD 12(DI), Z25
@@ -848,7 +848,7 @@ TEXT ·qdw3x3S8S1VNNI(SB), NOSPLIT, $0-96
 	VPBROADCASTD 8(DI), Z18
 	VPBROADCASTD 20(DI), Z27
 	VPBROADCASTD 24(DI), Z28
-	MOVQ         p+88(FP), DI
+	MOVQ         p+80(FP), DI
 	VBROADCASTSS (DI), Z10
 	VBROADCASTSS 4(DI), Z11
 	VBROADCASTSS 8(DI), Z12
@@ -862,7 +862,7 @@ TEXT ·qdw3x3S8S1VNNI(SB), NOSPLIT, $0-96
 	VMOVDQU64    qdwidx1_qdw3x3S8S1VNNI<>+0(SB), Z8
 	MOVQ         $-1, R15
 	XORQ         R12, R12
-	MOVQ         pt+64(FP), R14
+	MOVQ         pt+56(FP), R14
 	NEGQ         R14
 	MOVQ         oh+48(FP), AX
 	TESTQ        AX, AX
@@ -876,7 +876,7 @@ row_qdw3x3S8S1VNNI:
 
 chunk_qdw3x3S8S1VNNI:
 	MOVQ      R13, AX
-	MOVQ      pl+72(FP), BX
+	MOVQ      pl+64(FP), BX
 	SUBQ      BX, AX
 	XORQ      CX, CX
 	MOVQ      AX, DX
@@ -894,17 +894,18 @@ chunk_qdw3x3S8S1VNNI:
 	BZHIQ     DX, DI, DI
 	KMOVQ     DI, K2
 	VMOVDQA64 Z28, Z0
+	VMOVDQA64 Z28, Z1
 	LEAQ      (R14), BX
 	CMPQ      BX, R9
 	JAE       out0_qdw3x3S8S1VNNI
 	IMULQ     R8, BX
 	ADDQ      SI, BX
 	ADDQ      AX, BX
-	VMOVDQA64 Z9, Z2
-	VMOVDQU8  (BX), K2, Z2
-	VPXORD    Z7, Z2, Z2
-	VPERMB    Z2, Z8, Z19
-	VPDPBUSD  Z16, Z19, Z0
+	VMOVDQA64 Z9, Z19
+	VMOVDQU8  (BX), K2, Z19
+	VPXORD    Z7, Z19, Z19
+	VPERMB    Z19, Z8, Z2
+	VPDPBUSD  Z16, Z2, Z0
 	JMP       next0_qdw3x3S8S1VNNI
 
 out0_qdw3x3S8S1VNNI:
@@ -917,15 +918,17 @@ next0_qdw3x3S8S1VNNI:
 	IMULQ     R8, BX
 	ADDQ      SI, BX
 	ADDQ      AX, BX
-	VMOVDQA64 Z9, Z3
-	VMOVDQU8  (BX), K2, Z3
-	VPXORD    Z7, Z3, Z3
-	VPERMB    Z3, Z8, Z20
-	VPDPBUSD  Z17, Z20, Z0
+	VMOVDQA64 Z9, Z20
+	VMOVDQU8  (BX), K2, Z20
+	VPXORD    Z7, Z20, Z20
+	VPERMB    Z20, Z8, Z3
+	VPDPBUSD  Z17, Z3, Z0
+	VPDPBUSD  Z16, Z3, Z1
 	JMP       next1_qdw3x3S8S1VNNI
 
 out1_qdw3x3S8S1VNNI:
 	VPADDD Z26, Z0, Z0
+	VPADDD Z25, Z1, Z1
 
 next1_qdw3x3S8S1VNNI:
 	LEAQ      2(R14), BX
@@ -934,18 +937,36 @@ next1_qdw3x3S8S1VNNI:
 	IMULQ     R8, BX
 	ADDQ      SI, BX
 	ADDQ      AX, BX
-	VMOVDQA64 Z9, Z4
-	VMOVDQU8  (BX), K2, Z4
-	VPXORD    Z7, Z4, Z4
-	VPERMB    Z4, Z8, Z21
-	VPDPBUSD  Z18, Z21, Z0
+	VMOVDQA64 Z9, Z21
+	VMOVDQU8  (BX), K2, Z21
+	VPXORD    Z7, Z21, Z21
+	VPERMB    Z21, Z8, Z4
+	VPDPBUSD  Z18, Z4, Z0
+	VPDPBUSD  Z17, Z4, Z1
 	JMP       next2_qdw3x3S8S1VNNI
 
 out2_qdw3x3S8S1VNNI:
 	VPADDD Z27, Z0, Z0
+	VPADDD Z26, Z1, Z1
 
 next2_qdw3x3S8S1VNNI:
-	VCVTDQ2PS Z0, Z0
+	LEAQ      3(R14), BX
+	CMPQ      BX, R9
+	JAE       out3_qdw3x3S8S1VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z22
+	VMOVDQU8  (BX), K2, Z22
+	VPXORD    Z7, Z22, Z22
+	VPERMB    Z22, Z8, Z5
+	VPDPBUSD  Z18, Z5, Z1
+	JMP       next3_qdw3x3S8S1VNNI
+
+out3_qdw3x3S8S1VNNI:
+	VPADDD Z27, Z1, Z1
+
+next3_qdw3x3S8S1VNNI:
 	MOVQ      ow+40(FP), CX
 	SUBQ      R13, CX
 	MOVQ      $0x00000010, DX
@@ -953,35 +974,58 @@ next2_qdw3x3S8S1VNNI:
 	CMOVQGT   DX, CX
 	BZHIQ     CX, R15, DX
 	KMOVW     DX, K1
+	LEAQ      1(R12), CX
+	XORQ      BX, BX
+	MOVQ      oh+48(FP), DI
+	CMPQ      CX, DI
+	CMOVQGE   BX, DX
+	KMOVW     DX, K3
+	VCVTDQ2PS Z0, Z0
+	VCVTDQ2PS Z1, Z1
 	VMULPS    Z10, Z0, Z0
+	VMULPS    Z10, Z1, Z1
 	VADDPS    Z11, Z0, Z0
+	VADDPS    Z11, Z1, Z1
+	MOVQ      ow+40(FP), CX
 	TESTQ     R11, R11
 	JEQ       noresid_qdw3x3S8S1VNNI
-	VMOVUPS.Z (R11)(R13*4), K1, Z1
-	VADDPS    Z1, Z0, Z0
+	LEAQ      (R11)(CX*4), BX
+	VMOVUPS.Z (R11)(R13*4), K1, Z24
+	VMOVUPS.Z (BX)(R13*4), K3, Z31
+	VADDPS    Z24, Z0, Z0
+	VADDPS    Z31, Z1, Z1
 
 noresid_qdw3x3S8S1VNNI:
 	VMAXPS    Z0, Z12, Z0
 	VMINPS    Z0, Z13, Z0
+	VMAXPS    Z1, Z12, Z1
+	VMINPS    Z1, Z13, Z1
 	VDIVPS    Z14, Z0, Z0
+	VDIVPS    Z14, Z1, Z1
 	VMAXPS    Z15, Z0, Z0
 	VMINPS    Z29, Z0, Z0
+	VMAXPS    Z15, Z1, Z1
+	VMINPS    Z29, Z1, Z1
 	VCVTPS2DQ Z0, Z0
 	VPADDD    Z30, Z0, Z0
-	VPMOVSDB  Z0, K1, (R10)(R13*1)
+	VCVTPS2DQ Z1, Z1
+	VPADDD    Z30, Z1, Z1
+	VPMOVSDB  Z0, X2
+	VPMOVSDB  Z1, X3
+	LEAQ      (R10)(CX*1), BX
+	VMOVDQU8  X2, K1, (R10)(R13*1)
+	VMOVDQU8  X3, K3, (BX)(R13*1)
 	ADDQ      $0x10, R13
-	MOVQ      ow+40(FP), CX
 	CMPQ      R13, CX
 	JL        chunk_qdw3x3S8S1VNNI
-	ADDQ      CX, R10
+	LEAQ      (R10)(CX*2), R10
 	TESTQ     R11, R11
 	JEQ       nextrow_qdw3x3S8S1VNNI
-	LEAQ      (R11)(CX*4), R11
+	LEAQ      (R11)(CX*8), R11
 
 nextrow_qdw3x3S8S1VNNI:
-	MOVQ sh+56(FP), CX
-	ADDQ CX, R14
-	INCQ R12
+	ADDQ $0x02, R14
+	ADDQ $0x02, R12
 	MOVQ oh+48(FP), CX
 	CMPQ R12, CX
 	JL   row_qdw3x3S8S1VNNI
@@ -1056,14 +1100,14 @@ DATA qdwidx1_qdw3x3U8S1VNNI<>+62(SB)/1, $0x11
 DATA qdwidx1_qdw3x3U8S1VNNI<>+63(SB)/1, $0x12
 GLOBL qdwidx1_qdw3x3U8S1VNNI<>(SB), RODATA|NOPTR, $64
 
-// func qdw3x3U8S1VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, sh int, pt int, pl int, resid *float32, p *float32)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, BMI2, CMOV
-TEXT ·qdw3x3U8S1VNNI(SB), NOSPLIT, $0-96
+// func qdw3x3U8S1VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, BMI2, CMOV
+TEXT ·qdw3x3U8S1VNNI(SB), NOSPLIT, $0-88
 	MOVQ         x+0(FP), SI
 	MOVQ         w+8(FP), R8
 	MOVQ         h+16(FP), R9
 	MOVQ         out+32(FP), R10
-	MOVQ         resid+80(FP), R11
+	MOVQ         resid+72(FP), R11
 	MOVQ         tab+24(FP), DI
 	VPBROADCASTD (DI), Z16
 	VPBROADCASTD 12(DI), Z25
@@ -1072,7 +1116,7 @@ TEXT ·qdw3x3U8S1VNNI(SB), NOSPLIT, $0-96
 	VPBROADCASTD 8(DI), Z18
 	VPBROADCASTD 20(DI), Z27
 	VPBROADCASTD 24(DI), Z28
-	MOVQ         p+88(FP), DI
+	MOVQ         p+80(FP), DI
 	VBROADCASTSS (DI), Z10
 	VBROADCASTSS 4(DI), Z11
 	VBROADCASTSS 8(DI), Z12
@@ -1086,7 +1130,7 @@ TEXT ·qdw3x3U8S1VNNI(SB), NOSPLIT, $0-96
 	VMOVDQU64    qdwidx1_qdw3x3U8S1VNNI<>+0(SB), Z8
 	MOVQ         $-1, R15
 	XORQ         R12, R12
-	MOVQ         pt+64(FP), R14
+	MOVQ         pt+56(FP), R14
 	NEGQ         R14
 	MOVQ         oh+48(FP), AX
 	TESTQ        AX, AX
@@ -1100,7 +1144,7 @@ row_qdw3x3U8S1VNNI:
 
 chunk_qdw3x3U8S1VNNI:
 	MOVQ      R13, AX
-	MOVQ      pl+72(FP), BX
+	MOVQ      pl+64(FP), BX
 	SUBQ      BX, AX
 	XORQ      CX, CX
 	MOVQ      AX, DX
@@ -1118,17 +1162,18 @@ chunk_qdw3x3U8S1VNNI:
 	BZHIQ     DX, DI, DI
 	KMOVQ     DI, K2
 	VMOVDQA64 Z28, Z0
+	VMOVDQA64 Z28, Z1
 	LEAQ      (R14), BX
 	CMPQ      BX, R9
 	JAE       out0_qdw3x3U8S1VNNI
 	IMULQ     R8, BX
 	ADDQ      SI, BX
 	ADDQ      AX, BX
-	VMOVDQA64 Z9, Z2
-	VMOVDQU8  (BX), K2, Z2
-	VPXORD    Z7, Z2, Z2
-	VPERMB    Z2, Z8, Z19
-	VPDPBUSD  Z16, Z19, Z0
+	VMOVDQA64 Z9, Z19
+	VMOVDQU8  (BX), K2, Z19
+	VPXORD    Z7, Z19, Z19
+	VPERMB    Z19, Z8, Z2
+	VPDPBUSD  Z16, Z2, Z0
 	JMP       next0_qdw3x3U8S1VNNI
 
 out0_qdw3x3U8S1VNNI:
@@ -1141,15 +1186,17 @@ next0_qdw3x3U8S1VNNI:
 	IMULQ     R8, BX
 	ADDQ      SI, BX
 	ADDQ      AX, BX
-	VMOVDQA64 Z9, Z3
-	VMOVDQU8  (BX), K2, Z3
-	VPXORD    Z7, Z3, Z3
-	VPERMB    Z3, Z8, Z20
-	VPDPBUSD  Z17, Z20, Z0
+	VMOVDQA64 Z9, Z20
+	VMOVDQU8  (BX), K2, Z20
+	VPXORD    Z7, Z20, Z20
+	VPERMB    Z20, Z8, Z3
+	VPDPBUSD  Z17, Z3, Z0
+	VPDPBUSD  Z16, Z3, Z1
 	JMP       next1_qdw3x3U8S1VNNI
 
 out1_qdw3x3U8S1VNNI:
 	VPADDD Z26, Z0, Z0
+	VPADDD Z25, Z1, Z1
 
 next1_qdw3x3U8S1VNNI:
 	LEAQ      2(R14), BX
@@ -1158,18 +1205,36 @@ next1_qdw3x3U8S1VNNI:
 	IMULQ     R8, BX
 	ADDQ      SI, BX
 	ADDQ      AX, BX
-	VMOVDQA64 Z9, Z4
-	VMOVDQU8  (BX), K2, Z4
-	VPXORD    Z7, Z4, Z4
-	VPERMB    Z4, Z8, Z21
-	VPDPBUSD  Z18, Z21, Z0
+	VMOVDQA64 Z9, Z21
+	VMOVDQU8  (BX), K2, Z21
+	VPXORD    Z7, Z21, Z21
+	VPERMB    Z21, Z8, Z4
+	VPDPBUSD  Z18, Z4, Z0
+	VPDPBUSD  Z17, Z4, Z1
 	JMP       next2_qdw3x3U8S1VNNI
 
 out2_qdw3x3U8S1VNNI:
 	VPADDD Z27, Z0, Z0
+	VPADDD Z26, Z1, Z1
 
 next2_qdw3x3U8S1VNNI:
-	VCVTDQ2PS Z0, Z0
+	LEAQ      3(R14), BX
+	CMPQ      BX, R9
+	JAE       out3_qdw3x3U8S1VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z22
+	VMOVDQU8  (BX), K2, Z22
+	VPXORD    Z7, Z22, Z22
+	VPERMB    Z22, Z8, Z5
+	VPDPBUSD  Z18, Z5, Z1
+	JMP       next3_qdw3x3U8S1VNNI
+
+out3_qdw3x3U8S1VNNI:
+	VPADDD Z27, Z1, Z1
+
+next3_qdw3x3U8S1VNNI:
 	MOVQ      ow+40(FP), CX
 	SUBQ      R13, CX
 	MOVQ      $0x00000010, DX
@@ -1177,35 +1242,58 @@ next2_qdw3x3U8S1VNNI:
 	CMOVQGT   DX, CX
 	BZHIQ     CX, R15, DX
 	KMOVW     DX, K1
+	LEAQ      1(R12), CX
+	XORQ      BX, BX
+	MOVQ      oh+48(FP), DI
+	CMPQ      CX, DI
+	CMOVQGE   BX, DX
+	KMOVW     DX, K3
+	VCVTDQ2PS Z0, Z0
+	VCVTDQ2PS Z1, Z1
 	VMULPS    Z10, Z0, Z0
+	VMULPS    Z10, Z1, Z1
 	VADDPS    Z11, Z0, Z0
+	VADDPS    Z11, Z1, Z1
+	MOVQ      ow+40(FP), CX
 	TESTQ     R11, R11
 	JEQ       noresid_qdw3x3U8S1VNNI
-	VMOVUPS.Z (R11)(R13*4), K1, Z1
-	VADDPS    Z1, Z0, Z0
+	LEAQ      (R11)(CX*4), BX
+	VMOVUPS.Z (R11)(R13*4), K1, Z24
+	VMOVUPS.Z (BX)(R13*4), K3, Z31
+	VADDPS    Z24, Z0, Z0
+	VADDPS    Z31, Z1, Z1
 
 noresid_qdw3x3U8S1VNNI:
 	VMAXPS    Z0, Z12, Z0
 	VMINPS    Z0, Z13, Z0
+	VMAXPS    Z1, Z12, Z1
+	VMINPS    Z1, Z13, Z1
 	VDIVPS    Z14, Z0, Z0
+	VDIVPS    Z14, Z1, Z1
 	VMAXPS    Z15, Z0, Z0
 	VMINPS    Z29, Z0, Z0
+	VMAXPS    Z15, Z1, Z1
+	VMINPS    Z29, Z1, Z1
 	VCVTPS2DQ Z0, Z0
 	VPADDD    Z30, Z0, Z0
-	VPMOVUSDB Z0, K1, (R10)(R13*1)
+	VCVTPS2DQ Z1, Z1
+	VPADDD    Z30, Z1, Z1
+	VPMOVUSDB Z0, X2
+	VPMOVUSDB Z1, X3
+	LEAQ      (R10)(CX*1), BX
+	VMOVDQU8  X2, K1, (R10)(R13*1)
+	VMOVDQU8  X3, K3, (BX)(R13*1)
 	ADDQ      $0x10, R13
-	MOVQ      ow+40(FP), CX
 	CMPQ      R13, CX
 	JL        chunk_qdw3x3U8S1VNNI
-	ADDQ      CX, R10
+	LEAQ      (R10)(CX*2), R10
 	TESTQ     R11, R11
 	JEQ       nextrow_qdw3x3U8S1VNNI
-	LEAQ      (R11)(CX*4), R11
+	LEAQ      (R11)(CX*8), R11
 
 nextrow_qdw3x3U8S1VNNI:
-	MOVQ sh+56(FP), CX
-	ADDQ CX, R14
-	INCQ R12
+	ADDQ $0x02, R14
+	ADDQ $0x02, R12
 	MOVQ oh+48(FP), CX
 	CMPQ R12, CX
 	JL   row_qdw3x3U8S1VNNI
@@ -1280,14 +1368,14 @@ DATA qdwidx2_qdw3x3S8S2VNNI<>+62(SB)/1, $0x20
 DATA qdwidx2_qdw3x3S8S2VNNI<>+63(SB)/1, $0x21
 GLOBL qdwidx2_qdw3x3S8S2VNNI<>(SB), RODATA|NOPTR, $64
 
-// func qdw3x3S8S2VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, sh int, pt int, pl int, resid *float32, p *float32)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, BMI2, CMOV
-TEXT ·qdw3x3S8S2VNNI(SB), NOSPLIT, $0-96
+// func qdw3x3S8S2VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, BMI2, CMOV
+TEXT ·qdw3x3S8S2VNNI(SB), NOSPLIT, $0-88
 	MOVQ         x+0(FP), SI
 	MOVQ         w+8(FP), R8
 	MOVQ         h+16(FP), R9
 	MOVQ         out+32(FP), R10
-	MOVQ         resid+80(FP), R11
+	MOVQ         resid+72(FP), R11
 	MOVQ         tab+24(FP), DI
 	VPBROADCASTD (DI), Z16
 	VPBROADCASTD 12(DI), Z25
@@ -1296,7 +1384,7 @@ TEXT ·qdw3x3S8S2VNNI(SB), NOSPLIT, $0-96
 	VPBROADCASTD 8(DI), Z18
 	VPBROADCASTD 20(DI), Z27
 	VPBROADCASTD 24(DI), Z28
-	MOVQ         p+88(FP), DI
+	MOVQ         p+80(FP), DI
 	VBROADCASTSS (DI), Z10
 	VBROADCASTSS 4(DI), Z11
 	VBROADCASTSS 8(DI), Z12
@@ -1310,7 +1398,7 @@ TEXT ·qdw3x3S8S2VNNI(SB), NOSPLIT, $0-96
 	VMOVDQU64    qdwidx2_qdw3x3S8S2VNNI<>+0(SB), Z8
 	MOVQ         $-1, R15
 	XORQ         R12, R12
-	MOVQ         pt+64(FP), R14
+	MOVQ         pt+56(FP), R14
 	NEGQ         R14
 	MOVQ         oh+48(FP), AX
 	TESTQ        AX, AX
@@ -1325,7 +1413,7 @@ row_qdw3x3S8S2VNNI:
 chunk_qdw3x3S8S2VNNI:
 	MOVQ      R13, AX
 	SHLQ      $0x01, AX
-	MOVQ      pl+72(FP), BX
+	MOVQ      pl+64(FP), BX
 	SUBQ      BX, AX
 	XORQ      CX, CX
 	MOVQ      AX, DX
@@ -1343,17 +1431,18 @@ chunk_qdw3x3S8S2VNNI:
 	BZHIQ     DX, DI, DI
 	KMOVQ     DI, K2
 	VMOVDQA64 Z28, Z0
+	VMOVDQA64 Z28, Z1
 	LEAQ      (R14), BX
 	CMPQ      BX, R9
 	JAE       out0_qdw3x3S8S2VNNI
 	IMULQ     R8, BX
 	ADDQ      SI, BX
 	ADDQ      AX, BX
-	VMOVDQA64 Z9, Z2
-	VMOVDQU8  (BX), K2, Z2
-	VPXORD    Z7, Z2, Z2
-	VPERMB    Z2, Z8, Z19
-	VPDPBUSD  Z16, Z19, Z0
+	VMOVDQA64 Z9, Z19
+	VMOVDQU8  (BX), K2, Z19
+	VPXORD    Z7, Z19, Z19
+	VPERMB    Z19, Z8, Z2
+	VPDPBUSD  Z16, Z2, Z0
 	JMP       next0_qdw3x3S8S2VNNI
 
 out0_qdw3x3S8S2VNNI:
@@ -1366,11 +1455,11 @@ next0_qdw3x3S8S2VNNI:
 	IMULQ     R8, BX
 	ADDQ      SI, BX
 	ADDQ      AX, BX
-	VMOVDQA64 Z9, Z3
-	VMOVDQU8  (BX), K2, Z3
-	VPXORD    Z7, Z3, Z3
-	VPERMB    Z3, Z8, Z20
-	VPDPBUSD  Z17, Z20, Z0
+	VMOVDQA64 Z9, Z20
+	VMOVDQU8  (BX), K2, Z20
+	VPXORD    Z7, Z20, Z20
+	VPERMB    Z20, Z8, Z3
+	VPDPBUSD  Z17, Z3, Z0
 	JMP       next1_qdw3x3S8S2VNNI
 
 out1_qdw3x3S8S2VNNI:
@@ -1383,18 +1472,53 @@ next1_qdw3x3S8S2VNNI:
 	IMULQ     R8, BX
 	ADDQ      SI, BX
 	ADDQ      AX, BX
-	VMOVDQA64 Z9, Z4
-	VMOVDQU8  (BX), K2, Z4
-	VPXORD    Z7, Z4, Z4
-	VPERMB    Z4, Z8, Z21
-	VPDPBUSD  Z18, Z21, Z0
+	VMOVDQA64 Z9, Z21
+	VMOVDQU8  (BX), K2, Z21
+	VPXORD    Z7, Z21, Z21
+	VPERMB    Z21, Z8, Z4
+	VPDPBUSD  Z18, Z4, Z0
+	VPDPBUSD  Z16, Z4, Z1
 	JMP       next2_qdw3x3S8S2VNNI
 
 out2_qdw3x3S8S2VNNI:
 	VPADDD Z27, Z0, Z0
+	VPADDD Z25, Z1, Z1
 
 next2_qdw3x3S8S2VNNI:
-	VCVTDQ2PS Z0, Z0
+	LEAQ      3(R14), BX
+	CMPQ      BX, R9
+	JAE       out3_qdw3x3S8S2VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z22
+	VMOVDQU8  (BX), K2, Z22
+	VPXORD    Z7, Z22, Z22
+	VPERMB    Z22, Z8, Z5
+	VPDPBUSD  Z17, Z5, Z1
+	JMP       next3_qdw3x3S8S2VNNI
+
+out3_qdw3x3S8S2VNNI:
+	VPADDD Z26, Z1, Z1
+
+next3_qdw3x3S8S2VNNI:
+	LEAQ      4(R14), BX
+	CMPQ      BX, R9
+	JAE       out4_qdw3x3S8S2VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z23
+	VMOVDQU8  (BX), K2, Z23
+	VPXORD    Z7, Z23, Z23
+	VPERMB    Z23, Z8, Z6
+	VPDPBUSD  Z18, Z6, Z1
+	JMP       next4_qdw3x3S8S2VNNI
+
+out4_qdw3x3S8S2VNNI:
+	VPADDD Z27, Z1, Z1
+
+next4_qdw3x3S8S2VNNI:
 	MOVQ      ow+40(FP), CX
 	SUBQ      R13, CX
 	MOVQ      $0x00000010, DX
@@ -1402,35 +1526,58 @@ next2_qdw3x3S8S2VNNI:
 	CMOVQGT   DX, CX
 	BZHIQ     CX, R15, DX
 	KMOVW     DX, K1
+	LEAQ      1(R12), CX
+	XORQ      BX, BX
+	MOVQ      oh+48(FP), DI
+	CMPQ      CX, DI
+	CMOVQGE   BX, DX
+	KMOVW     DX, K3
+	VCVTDQ2PS Z0, Z0
+	VCVTDQ2PS Z1, Z1
 	VMULPS    Z10, Z0, Z0
+	VMULPS    Z10, Z1, Z1
 	VADDPS    Z11, Z0, Z0
+	VADDPS    Z11, Z1, Z1
+	MOVQ      ow+40(FP), CX
 	TESTQ     R11, R11
 	JEQ       noresid_qdw3x3S8S2VNNI
-	VMOVUPS.Z (R11)(R13*4), K1, Z1
-	VADDPS    Z1, Z0, Z0
+	LEAQ      (R11)(CX*4), BX
+	VMOVUPS.Z (R11)(R13*4), K1, Z24
+	VMOVUPS.Z (BX)(R13*4), K3, Z31
+	VADDPS    Z24, Z0, Z0
+	VADDPS    Z31, Z1, Z1
 
 noresid_qdw3x3S8S2VNNI:
 	VMAXPS    Z0, Z12, Z0
 	VMINPS    Z0, Z13, Z0
+	VMAXPS    Z1, Z12, Z1
+	VMINPS    Z1, Z13, Z1
 	VDIVPS    Z14, Z0, Z0
+	VDIVPS    Z14, Z1, Z1
 	VMAXPS    Z15, Z0, Z0
 	VMINPS    Z29, Z0, Z0
+	VMAXPS    Z15, Z1, Z1
+	VMINPS    Z29, Z1, Z1
 	VCVTPS2DQ Z0, Z0
 	VPADDD    Z30, Z0, Z0
-	VPMOVSDB  Z0, K1, (R10)(R13*1)
+	VCVTPS2DQ Z1, Z1
+	VPADDD    Z30, Z1, Z1
+	VPMOVSDB  Z0, X2
+	VPMOVSDB  Z1, X3
+	LEAQ      (R10)(CX*1), BX
+	VMOVDQU8  X2, K1, (R10)(R13*1)
+	VMOVDQU8  X3, K3, (BX)(R13*1)
 	ADDQ      $0x10, R13
-	MOVQ      ow+40(FP), CX
 	CMPQ      R13, CX
 	JL        chunk_qdw3x3S8S2VNNI
-	ADDQ      CX, R10
+	LEAQ      (R10)(CX*2), R10
 	TESTQ     R11, R11
 	JEQ       nextrow_qdw3x3S8S2VNNI
-	LEAQ      (R11)(CX*4), R11
+	LEAQ      (R11)(CX*8), R11
 
 nextrow_qdw3x3S8S2VNNI:
-	MOVQ sh+56(FP), CX
-	ADDQ CX, R14
-	INCQ R12
+	ADDQ $0x04, R14
+	ADDQ $0x02, R12
 	MOVQ oh+48(FP), CX
 	CMPQ R12, CX
 	JL   row_qdw3x3S8S2VNNI
@@ -1505,14 +1652,14 @@ DATA qdwidx2_qdw3x3U8S2VNNI<>+62(SB)/1, $0x20
 DATA qdwidx2_qdw3x3U8S2VNNI<>+63(SB)/1, $0x21
 GLOBL qdwidx2_qdw3x3U8S2VNNI<>(SB), RODATA|NOPTR, $64
 
-// func qdw3x3U8S2VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, sh int, pt int, pl int, resid *float32, p *float32)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, BMI2, CMOV
-TEXT ·qdw3x3U8S2VNNI(SB), NOSPLIT, $0-96
+// func qdw3x3U8S2VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, BMI2, CMOV
+TEXT ·qdw3x3U8S2VNNI(SB), NOSPLIT, $0-88
 	MOVQ         x+0(FP), SI
 	MOVQ         w+8(FP), R8
 	MOVQ         h+16(FP), R9
 	MOVQ         out+32(FP), R10
-	MOVQ         resid+80(FP), R11
+	MOVQ         resid+72(FP), R11
 	MOVQ         tab+24(FP), DI
 	VPBROADCASTD (DI), Z16
 	VPBROADCASTD 12(DI), Z25
@@ -1521,7 +1668,7 @@ TEXT ·qdw3x3U8S2VNNI(SB), NOSPLIT, $0-96
 	VPBROADCASTD 8(DI), Z18
 	VPBROADCASTD 20(DI), Z27
 	VPBROADCASTD 24(DI), Z28
-	MOVQ         p+88(FP), DI
+	MOVQ         p+80(FP), DI
 	VBROADCASTSS (DI), Z10
 	VBROADCASTSS 4(DI), Z11
 	VBROADCASTSS 8(DI), Z12
@@ -1535,7 +1682,7 @@ TEXT ·qdw3x3U8S2VNNI(SB), NOSPLIT, $0-96
 	VMOVDQU64    qdwidx2_qdw3x3U8S2VNNI<>+0(SB), Z8
 	MOVQ         $-1, R15
 	XORQ         R12, R12
-	MOVQ         pt+64(FP), R14
+	MOVQ         pt+56(FP), R14
 	NEGQ         R14
 	MOVQ         oh+48(FP), AX
 	TESTQ        AX, AX
@@ -1550,7 +1697,7 @@ row_qdw3x3U8S2VNNI:
 chunk_qdw3x3U8S2VNNI:
 	MOVQ      R13, AX
 	SHLQ      $0x01, AX
-	MOVQ      pl+72(FP), BX
+	MOVQ      pl+64(FP), BX
 	SUBQ      BX, AX
 	XORQ      CX, CX
 	MOVQ      AX, DX
@@ -1568,17 +1715,18 @@ chunk_qdw3x3U8S2VNNI:
 	BZHIQ     DX, DI, DI
 	KMOVQ     DI, K2
 	VMOVDQA64 Z28, Z0
+	VMOVDQA64 Z28, Z1
 	LEAQ      (R14), BX
 	CMPQ      BX, R9
 	JAE       out0_qdw3x3U8S2VNNI
 	IMULQ     R8, BX
 	ADDQ      SI, BX
 	ADDQ      AX, BX
-	VMOVDQA64 Z9, Z2
-	VMOVDQU8  (BX), K2, Z2
-	VPXORD    Z7, Z2, Z2
-	VPERMB    Z2, Z8, Z19
-	VPDPBUSD  Z16, Z19, Z0
+	VMOVDQA64 Z9, Z19
+	VMOVDQU8  (BX), K2, Z19
+	VPXORD    Z7, Z19, Z19
+	VPERMB    Z19, Z8, Z2
+	VPDPBUSD  Z16, Z2, Z0
 	JMP       next0_qdw3x3U8S2VNNI
 
 out0_qdw3x3U8S2VNNI:
@@ -1591,11 +1739,11 @@ next0_qdw3x3U8S2VNNI:
 	IMULQ     R8, BX
 	ADDQ      SI, BX
 	ADDQ      AX, BX
-	VMOVDQA64 Z9, Z3
-	VMOVDQU8  (BX), K2, Z3
-	VPXORD    Z7, Z3, Z3
-	VPERMB    Z3, Z8, Z20
-	VPDPBUSD  Z17, Z20, Z0
+	VMOVDQA64 Z9, Z20
+	VMOVDQU8  (BX), K2, Z20
+	VPXORD    Z7, Z20, Z20
+	VPERMB    Z20, Z8, Z3
+	VPDPBUSD  Z17, Z3, Z0
 	JMP       next1_qdw3x3U8S2VNNI
 
 out1_qdw3x3U8S2VNNI:
@@ -1608,18 +1756,53 @@ next1_qdw3x3U8S2VNNI:
 	IMULQ     R8, BX
 	ADDQ      SI, BX
 	ADDQ      AX, BX
-	VMOVDQA64 Z9, Z4
-	VMOVDQU8  (BX), K2, Z4
-	VPXORD    Z7, Z4, Z4
-	VPERMB    Z4, Z8, Z21
-	VPDPBUSD  Z18, Z21, Z0
+	VMOVDQA64 Z9, Z21
+	VMOVDQU8  (BX), K2, Z21
+	VPXORD    Z7, Z21, Z21
+	VPERMB    Z21, Z8, Z4
+	VPDPBUSD  Z18, Z4, Z0
+	VPDPBUSD  Z16, Z4, Z1
 	JMP       next2_qdw3x3U8S2VNNI
 
 out2_qdw3x3U8S2VNNI:
 	VPADDD Z27, Z0, Z0
+	VPADDD Z25, Z1, Z1
 
 next2_qdw3x3U8S2VNNI:
-	VCVTDQ2PS Z0, Z0
+	LEAQ      3(R14), BX
+	CMPQ      BX, R9
+	JAE       out3_qdw3x3U8S2VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z22
+	VMOVDQU8  (BX), K2, Z22
+	VPXORD    Z7, Z22, Z22
+	VPERMB    Z22, Z8, Z5
+	VPDPBUSD  Z17, Z5, Z1
+	JMP       next3_qdw3x3U8S2VNNI
+
+out3_qdw3x3U8S2VNNI:
+	VPADDD Z26, Z1, Z1
+
+next3_qdw3x3U8S2VNNI:
+	LEAQ      4(R14), BX
+	CMPQ      BX, R9
+	JAE       out4_qdw3x3U8S2VNNI
+	IMULQ     R8, BX
+	ADDQ      SI, BX
+	ADDQ      AX, BX
+	VMOVDQA64 Z9, Z23
+	VMOVDQU8  (BX), K2, Z23
+	VPXORD    Z7, Z23, Z23
+	VPERMB    Z23, Z8, Z6
+	VPDPBUSD  Z18, Z6, Z1
+	JMP       next4_qdw3x3U8S2VNNI
+
+out4_qdw3x3U8S2VNNI:
+	VPADDD Z27, Z1, Z1
+
+next4_qdw3x3U8S2VNNI:
 	MOVQ      ow+40(FP), CX
 	SUBQ      R13, CX
 	MOVQ      $0x00000010, DX
@@ -1627,35 +1810,58 @@ next2_qdw3x3U8S2VNNI:
 	CMOVQGT   DX, CX
 	BZHIQ     CX, R15, DX
 	KMOVW     DX, K1
+	LEAQ      1(R12), CX
+	XORQ      BX, BX
+	MOVQ      oh+48(FP), DI
+	CMPQ      CX, DI
+	CMOVQGE   BX, DX
+	KMOVW     DX, K3
+	VCVTDQ2PS Z0, Z0
+	VCVTDQ2PS Z1, Z1
 	VMULPS    Z10, Z0, Z0
+	VMULPS    Z10, Z1, Z1
 	VADDPS    Z11, Z0, Z0
+	VADDPS    Z11, Z1, Z1
+	MOVQ      ow+40(FP), CX
 	TESTQ     R11, R11
 	JEQ       noresid_qdw3x3U8S2VNNI
-	VMOVUPS.Z (R11)(R13*4), K1, Z1
-	VADDPS    Z1, Z0, Z0
+	LEAQ      (R11)(CX*4), BX
+	VMOVUPS.Z (R11)(R13*4), K1, Z24
+	VMOVUPS.Z (BX)(R13*4), K3, Z31
+	VADDPS    Z24, Z0, Z0
+	VADDPS    Z31, Z1, Z1
 
 noresid_qdw3x3U8S2VNNI:
 	VMAXPS    Z0, Z12, Z0
 	VMINPS    Z0, Z13, Z0
+	VMAXPS    Z1, Z12, Z1
+	VMINPS    Z1, Z13, Z1
 	VDIVPS    Z14, Z0, Z0
+	VDIVPS    Z14, Z1, Z1
 	VMAXPS    Z15, Z0, Z0
 	VMINPS    Z29, Z0, Z0
+	VMAXPS    Z15, Z1, Z1
+	VMINPS    Z29, Z1, Z1
 	VCVTPS2DQ Z0, Z0
 	VPADDD    Z30, Z0, Z0
-	VPMOVUSDB Z0, K1, (R10)(R13*1)
+	VCVTPS2DQ Z1, Z1
+	VPADDD    Z30, Z1, Z1
+	VPMOVUSDB Z0, X2
+	VPMOVUSDB Z1, X3
+	LEAQ      (R10)(CX*1), BX
+	VMOVDQU8  X2, K1, (R10)(R13*1)
+	VMOVDQU8  X3, K3, (BX)(R13*1)
 	ADDQ      $0x10, R13
-	MOVQ      ow+40(FP), CX
 	CMPQ      R13, CX
 	JL        chunk_qdw3x3U8S2VNNI
-	ADDQ      CX, R10
+	LEAQ      (R10)(CX*2), R10
 	TESTQ     R11, R11
 	JEQ       nextrow_qdw3x3U8S2VNNI
-	LEAQ      (R11)(CX*4), R11
+	LEAQ      (R11)(CX*8), R11
 
 nextrow_qdw3x3U8S2VNNI:
-	MOVQ sh+56(FP), CX
-	ADDQ CX, R14
-	INCQ R12
+	ADDQ $0x04, R14
+	ADDQ $0x02, R12
 	MOVQ oh+48(FP), CX
 	CMPQ R12, CX
 	JL   row_qdw3x3U8S2VNNI

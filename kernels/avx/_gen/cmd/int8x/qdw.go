@@ -10,8 +10,8 @@ import (
 )
 
 // qdw3x3 is a whole plane of an INT8 3×3 depthwise convolution read in
-// place from 8-bit codes (no padded copy), 16 outputs per step at width
-// stride st (1 or 2; the row stride sh is a parameter), on VPDPBUSD: per
+// place from 8-bit codes (no padded copy), 16 outputs per step at stride st
+// (1 or 2, both directions), two output rows at a time, on VPDPBUSD: per
 // kernel row one merge-masked load of the input row's bytes into a
 // register holding the input zero point's code (so padding reads as
 // x_zero), int8 codes flipped to uint8 (XOR 0x80: code + 128), one VPERMB
@@ -29,7 +29,7 @@ func qdw3x3(name string, st int, narrow func(ops ...Op)) {
 	for b := 0; b < 64; b++ {
 		DATA(b, U8(st*(b/4)+b%4))
 	}
-	TEXT(name, NOSPLIT, "func(x *byte, w, h int, tab *int32, out *byte, ow, oh, sh, pt, pl int, resid *float32, p *float32)")
+	TEXT(name, NOSPLIT, "func(x *byte, w, h int, tab *int32, out *byte, ow, oh, pt, pl int, resid *float32, p *float32)")
 	Pragma("noescape")
 	Doc(name + " is the AVX-512 VNNI/VBMI twin of qdw3x3Generic.")
 	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
@@ -69,6 +69,10 @@ func qdw3x3(name string, st int, narrow func(ops ...Op)) {
 	TESTQ(reg.RAX, reg.RAX)
 	JLE(l("done"))
 
+	// Two output rows (A: r, B: r+1) per step share the input rows: with
+	// stride st, B's kernel row kh is input row kh+st of the 3+st loaded.
+	// Their two accumulator chains interleave (one chain per chunk left
+	// the scheduler waiting on latency).
 	lab("row")
 	XORQ(c0, c0)
 	lab("chunk")
@@ -79,7 +83,7 @@ func qdw3x3(name string, st int, narrow func(ops ...Op)) {
 	}
 	Load(Param("pl"), reg.RBX)
 	SUBQ(reg.RBX, reg.RAX)
-	// bytes b of the row load valid where 0 ≤ iw+b < w:
+	// bytes b of a row load valid where 0 ≤ iw+b < w:
 	// bzhi(ones << max(0, −iw), clamp(w − iw, 0, 64))
 	XORQ(reg.RCX, reg.RCX)
 	MOVQ(reg.RAX, reg.RDX)
@@ -96,29 +100,41 @@ func qdw3x3(name string, st int, narrow func(ops ...Op)) {
 	CMOVQLT(reg.RCX, reg.RDX)
 	BZHIQ(reg.RDX, reg.RDI, reg.RDI)
 	KMOVQ(reg.RDI, reg.K2)
-	VMOVDQA64(reg.Z28, reg.Z0)
-	for kh := 0; kh < 3; kh++ {
-		skip := fmt.Sprintf("out%d", kh)
-		next := fmt.Sprintf("next%d", kh)
-		LEAQ(Mem{Base: ih0, Disp: kh}, reg.RBX)
+	accA, accB := reg.Z0, reg.Z1
+	VMOVDQA64(reg.Z28, accA)
+	VMOVDQA64(reg.Z28, accB)
+	for j := 0; j < 3+st; j++ {
+		skip := fmt.Sprintf("out%d", j)
+		next := fmt.Sprintf("next%d", j)
+		LEAQ(Mem{Base: ih0, Disp: j}, reg.RBX)
 		CMPQ(reg.RBX, h)
 		JAE(l(skip)) // unsigned: a negative row too
 		IMULQ(w, reg.RBX)
 		ADDQ(x, reg.RBX)
 		ADDQ(reg.RAX, reg.RBX)
-		t, u := zmm(2+kh), zmm(19+kh)
+		t, u := zmm(19+j), zmm(2+j)
 		VMOVDQA64(reg.Z9, t)
 		VMOVDQU8(Mem{Base: reg.RBX}, reg.K2, t)
 		VPXORD(reg.Z7, t, t)
 		VPERMB(t, reg.Z8, u)
-		raw("VPDPBUSD", zmm(16+kh), u, reg.Z0)
+		if j < 3 {
+			raw("VPDPBUSD", zmm(16+j), u, accA)
+		}
+		if j >= st {
+			raw("VPDPBUSD", zmm(16+j-st), u, accB)
+		}
 		JMP(l(next))
 		lab(skip)
-		VPADDD(zmm(25+kh), reg.Z0, reg.Z0)
+		if j < 3 {
+			VPADDD(zmm(25+j), accA, accA)
+		}
+		if j >= st {
+			VPADDD(zmm(25+j-st), accB, accB)
+		}
 		lab(next)
 	}
-	VCVTDQ2PS(reg.Z0, reg.Z0)
-	// epilogue on min(16, ow − c0) lanes
+	// store masks: K1 for row A (min(16, ow − c0) lanes), K3 for row B
+	// (none when r+1 = oh)
 	Load(Param("ow"), reg.RCX)
 	SUBQ(c0, reg.RCX)
 	MOVQ(U32(16), reg.RDX)
@@ -126,35 +142,64 @@ func qdw3x3(name string, st int, narrow func(ops ...Op)) {
 	CMOVQGT(reg.RDX, reg.RCX)
 	BZHIQ(reg.RCX, ones, reg.RDX)
 	KMOVW(reg.EDX, reg.K1)
-	a := reg.Z0
-	VMULPS(reg.Z10, a, a)
-	VADDPS(reg.Z11, a, a)
+	LEAQ(Mem{Base: r, Disp: 1}, reg.RCX)
+	XORQ(reg.RBX, reg.RBX)
+	Load(Param("oh"), reg.RDI)
+	CMPQ(reg.RCX, reg.RDI)
+	CMOVQGE(reg.RBX, reg.RDX)
+	KMOVW(reg.EDX, reg.K3)
+	accs := []reg.VecPhysical{accA, accB}
+	for _, a := range accs {
+		VCVTDQ2PS(a, a)
+	}
+	for _, a := range accs {
+		VMULPS(reg.Z10, a, a)
+	}
+	for _, a := range accs {
+		VADDPS(reg.Z11, a, a)
+	}
+	Load(Param("ow"), reg.RCX)
 	TESTQ(residRow, residRow)
 	JEQ(l("noresid"))
-	VMOVUPS_Z(Mem{Base: residRow, Index: c0, Scale: 4}, reg.K1, reg.Z1)
-	VADDPS(reg.Z1, a, a)
+	LEAQ(Mem{Base: residRow, Index: reg.RCX, Scale: 4}, reg.RBX)
+	VMOVUPS_Z(Mem{Base: residRow, Index: c0, Scale: 4}, reg.K1, reg.Z24)
+	VMOVUPS_Z(Mem{Base: reg.RBX, Index: c0, Scale: 4}, reg.K3, reg.Z31)
+	VADDPS(reg.Z24, accA, accA)
+	VADDPS(reg.Z31, accB, accB)
 	lab("noresid")
-	VMAXPS(a, reg.Z12, a)
-	VMINPS(a, reg.Z13, a)
-	VDIVPS(reg.Z14, a, a)
-	VMAXPS(reg.Z15, a, a)
-	VMINPS(reg.Z29, a, a)
-	VCVTPS2DQ(a, a)
-	VPADDD(reg.Z30, a, a)
-	narrow(a, reg.K1, Mem{Base: outRow, Index: c0, Scale: 1})
+	for _, a := range accs {
+		VMAXPS(a, reg.Z12, a)
+		VMINPS(a, reg.Z13, a)
+	}
+	for _, a := range accs {
+		VDIVPS(reg.Z14, a, a)
+	}
+	for _, a := range accs {
+		VMAXPS(reg.Z15, a, a)
+		VMINPS(reg.Z29, a, a)
+	}
+	for _, a := range accs {
+		VCVTPS2DQ(a, a)
+		VPADDD(reg.Z30, a, a)
+	}
+	// narrow in registers, then masked byte stores (the memory form of
+	// VPMOV[US]DB is microcoded on Zen 4)
+	narrow(accA, reg.X2)
+	narrow(accB, reg.X3)
+	LEAQ(Mem{Base: outRow, Index: reg.RCX, Scale: 1}, reg.RBX)
+	VMOVDQU8(reg.X2, reg.K1, Mem{Base: outRow, Index: c0, Scale: 1})
+	VMOVDQU8(reg.X3, reg.K3, Mem{Base: reg.RBX, Index: c0, Scale: 1})
 	ADDQ(U8(16), c0)
-	Load(Param("ow"), reg.RCX)
 	CMPQ(c0, reg.RCX)
 	JL(l("chunk"))
-	// next output row
-	ADDQ(reg.RCX, outRow)
+	// next pair of output rows
+	LEAQ(Mem{Base: outRow, Index: reg.RCX, Scale: 2}, outRow)
 	TESTQ(residRow, residRow)
 	JEQ(l("nextrow"))
-	LEAQ(Mem{Base: residRow, Index: reg.RCX, Scale: 4}, residRow)
+	LEAQ(Mem{Base: residRow, Index: reg.RCX, Scale: 8}, residRow)
 	lab("nextrow")
-	Load(Param("sh"), reg.RCX)
-	ADDQ(reg.RCX, ih0)
-	INCQ(r)
+	ADDQ(U8(2*st), ih0)
+	ADDQ(U8(2), r)
 	Load(Param("oh"), reg.RCX)
 	CMPQ(r, reg.RCX)
 	JL(l("row"))
