@@ -53,7 +53,7 @@ func TestDequantizeLinear(t *testing.T) {
 	for _, c := range []struct {
 		dt   ir.DType
 		zero float64
-	}{{ir.Int8, 0}, {ir.Int8, 5}, {ir.Uint8, 131}, {ir.Float8E4M3FN, 0}, {ir.Float8E5M2, 0}} {
+	}{{ir.Int8, 0}, {ir.Int8, 5}, {ir.Int8, -128}, {ir.Uint8, 131}, {ir.Uint8, 255}, {ir.Float8E4M3FN, 0}, {ir.Float8E5M2, 0}} {
 		x := ir.NewTensor(c.dt, []int64{3, 300})
 		for i := range x.Data {
 			x.Data[i] = byte(i) // every code, NaN (and E5M2's Inf) codes included

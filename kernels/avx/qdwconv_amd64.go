@@ -21,3 +21,14 @@ func qdw3x3(x *byte, w, h int, tab *int32, out *byte, n, rows, pt, pl, s int, re
 		qdw3x3S8S2VNNI(x, w, h, tab, out, n, rows, pt, pl, resid, pf)
 	}
 }
+
+func dequantize(dst *float32, src *byte, n int, zero int32, scale float32, unsigned bool) {
+	switch {
+	case QVariant != QVariantVNNI:
+		dequantizeGeneric(dst, src, n, zero, scale, unsigned)
+	case unsigned:
+		dequantizeU8AVX512(dst, src, n, zero, scale)
+	default:
+		dequantizeS8AVX512(dst, src, n, zero, scale)
+	}
+}

@@ -170,3 +170,46 @@ func BenchmarkDepthwiseQ3x3(b *testing.B) {
 		})
 	}
 }
+
+// TestDequantizeCodes checks every code at every length around the 16
+// and 32 steps (with a guard band after dst) against the reference
+// formula written here, for int8 and uint8 codes, zero points at and
+// inside the range's ends, and scales including a subnormal, an overflow
+// to Inf, Inf and NaN.
+func TestDequantizeCodes(t *testing.T) {
+	forEachQVariant(t, func(t *testing.T) {
+		src := make([]byte, 300)
+		for i := range src {
+			src[i] = byte(i*7 + 3)
+		}
+		for _, unsigned := range []bool{false, true} {
+			for _, zero := range []int32{-128, -3, 0, 127, 255} {
+				if !unsigned && zero > 127 || unsigned && zero < 0 {
+					continue
+				}
+				for _, scale := range []float32{0.0173, 1, 3e38, 1e-45, float32(math.Inf(1)), float32(math.NaN())} {
+					for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 256, 300} {
+						dst := make([]float32, n+5)
+						for i := range dst {
+							dst[i] = -7
+						}
+						DequantizeCodes(dst[:n], src[:n], zero, scale, unsigned)
+						for i := range dst {
+							want := float32(-7)
+							if i < n {
+								c := int32(int8(src[i]))
+								if unsigned {
+									c = int32(src[i])
+								}
+								want = float32(c-zero) * scale
+							}
+							if math.Float32bits(dst[i]) != math.Float32bits(want) && !(want != want && dst[i] != dst[i]) {
+								t.Fatalf("u=%v zero %d scale %g n %d: dst[%d] = %g, want %g", unsigned, zero, scale, n, i, dst[i], want)
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}

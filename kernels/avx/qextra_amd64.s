@@ -1869,3 +1869,111 @@ nextrow_qdw3x3U8S2VNNI:
 done_qdw3x3U8S2VNNI:
 	VZEROUPPER
 	RET
+
+// func dequantizeS8AVX512(dst *float32, src *byte, n int, zero int32, scale float32)
+// Requires: AVX, AVX512F, BMI2, CMOV
+TEXT ·dequantizeS8AVX512(SB), NOSPLIT, $0-32
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n+16(FP), CX
+	MOVL         zero+24(FP), DX
+	VPBROADCASTD DX, Z7
+	VBROADCASTSS scale+28(FP), Z6
+	MOVQ         $-1, AX
+	TESTQ        CX, CX
+	JLE          done_dequantizeS8AVX512
+	CMPQ         CX, $0x20
+	JL           tail_dequantizeS8AVX512
+
+loop32_dequantizeS8AVX512:
+	VPMOVSXBD (SI), Z0
+	VPMOVSXBD 16(SI), Z1
+	VPSUBD    Z7, Z0, Z0
+	VPSUBD    Z7, Z1, Z1
+	VCVTDQ2PS Z0, Z0
+	VCVTDQ2PS Z1, Z1
+	VMULPS    Z6, Z0, Z0
+	VMULPS    Z6, Z1, Z1
+	VMOVUPS   Z0, (DI)
+	VMOVUPS   Z1, 64(DI)
+	ADDQ      $0x20, SI
+	ADDQ      $0x00000080, DI
+	SUBQ      $0x20, CX
+	CMPQ      CX, $0x20
+	JGE       loop32_dequantizeS8AVX512
+	TESTQ     CX, CX
+	JLE       done_dequantizeS8AVX512
+
+tail_dequantizeS8AVX512:
+	MOVQ      $0x00000010, BX
+	CMPQ      CX, BX
+	CMOVQLT   CX, BX
+	BZHIQ     BX, AX, BX
+	KMOVW     BX, K1
+	VPMOVSXBD (SI), K1, Z0
+	VPSUBD    Z7, Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS    Z6, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      $0x10, SI
+	ADDQ      $0x40, DI
+	SUBQ      $0x10, CX
+	JG        tail_dequantizeS8AVX512
+
+done_dequantizeS8AVX512:
+	VZEROUPPER
+	RET
+
+// func dequantizeU8AVX512(dst *float32, src *byte, n int, zero int32, scale float32)
+// Requires: AVX, AVX512F, BMI2, CMOV
+TEXT ·dequantizeU8AVX512(SB), NOSPLIT, $0-32
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n+16(FP), CX
+	MOVL         zero+24(FP), DX
+	VPBROADCASTD DX, Z7
+	VBROADCASTSS scale+28(FP), Z6
+	MOVQ         $-1, AX
+	TESTQ        CX, CX
+	JLE          done_dequantizeU8AVX512
+	CMPQ         CX, $0x20
+	JL           tail_dequantizeU8AVX512
+
+loop32_dequantizeU8AVX512:
+	VPMOVZXBD (SI), Z0
+	VPMOVZXBD 16(SI), Z1
+	VPSUBD    Z7, Z0, Z0
+	VPSUBD    Z7, Z1, Z1
+	VCVTDQ2PS Z0, Z0
+	VCVTDQ2PS Z1, Z1
+	VMULPS    Z6, Z0, Z0
+	VMULPS    Z6, Z1, Z1
+	VMOVUPS   Z0, (DI)
+	VMOVUPS   Z1, 64(DI)
+	ADDQ      $0x20, SI
+	ADDQ      $0x00000080, DI
+	SUBQ      $0x20, CX
+	CMPQ      CX, $0x20
+	JGE       loop32_dequantizeU8AVX512
+	TESTQ     CX, CX
+	JLE       done_dequantizeU8AVX512
+
+tail_dequantizeU8AVX512:
+	MOVQ      $0x00000010, BX
+	CMPQ      CX, BX
+	CMOVQLT   CX, BX
+	BZHIQ     BX, AX, BX
+	KMOVW     BX, K1
+	VPMOVZXBD (SI), K1, Z0
+	VPSUBD    Z7, Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS    Z6, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      $0x10, SI
+	ADDQ      $0x40, DI
+	SUBQ      $0x10, CX
+	JG        tail_dequantizeU8AVX512
+
+done_dequantizeU8AVX512:
+	VZEROUPPER
+	RET

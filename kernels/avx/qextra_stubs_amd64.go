@@ -88,3 +88,13 @@ func qdw3x3S8S2VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int
 //
 //go:noescape
 func qdw3x3U8S2VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32)
+
+// dequantizeS8AVX512 is the AVX-512 twin of dequantizeGeneric.
+//
+//go:noescape
+func dequantizeS8AVX512(dst *float32, src *byte, n int, zero int32, scale float32)
+
+// dequantizeU8AVX512 is the AVX-512 twin of dequantizeGeneric.
+//
+//go:noescape
+func dequantizeU8AVX512(dst *float32, src *byte, n int, zero int32, scale float32)

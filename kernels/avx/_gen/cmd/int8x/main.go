@@ -32,6 +32,8 @@ func main() {
 	qdw3x3("qdw3x3U8S1VNNI", 1, VPMOVUSDB)
 	qdw3x3("qdw3x3S8S2VNNI", 2, VPMOVSDB)
 	qdw3x3("qdw3x3U8S2VNNI", 2, VPMOVUSDB)
+	dequantize("dequantizeS8AVX512", VPMOVSXBD)
+	dequantize("dequantizeU8AVX512", VPMOVZXBD)
 	Generate()
 }
 
