@@ -16,13 +16,14 @@ import (
 type f8Epilogue struct {
 	l     *kilnq.Layer
 	m     []float32 // float32(x_scale·w_scales[c]) per channel
+	zeros []float32 // +0 biases of a layer without bias
 	relu  bool      // Relu, inlined
 	ident bool      // no activation
 	enc   f8Encoder // when the output is fp8 codes
 }
 
 func newF8Epilogue(l *kilnq.Layer, chans int) f8Epilogue {
-	e := f8Epilogue{l: l, m: make([]float32, chans), relu: l.Act.Kind == "Relu", ident: l.Act.Kind == ""}
+	e := f8Epilogue{l: l, m: make([]float32, chans), zeros: make([]float32, chans), relu: l.Act.Kind == "Relu", ident: l.Act.Kind == ""}
 	for c := range e.m {
 		e.m[c] = float32(l.XScale * l.WScales[min(c, len(l.WScales)-1)])
 	}
@@ -36,6 +37,17 @@ func newF8Epilogue(l *kilnq.Layer, chans int) f8Epilogue {
 // (i/inner) % chans) into out (float32, or fp8 codes).
 func (e *f8Epilogue) apply(acc, bias, resid []float32, out *ir.Tensor, inner, lo, hi int) {
 	chans := len(e.m)
+	if inner == 1 && resid == nil && e.l.YScale > 0 && (e.relu || e.ident) {
+		// Gemm/MatMul rows: one channel per column, so a run of columns
+		// takes its multipliers and biases per lane.
+		for i := lo; i < hi; {
+			c := i % chans
+			end := min(hi, i+chans-c)
+			e.lanes(acc[i:end], c, bias, out.Data[i:end])
+			i = end
+		}
+		return
+	}
 	for i := lo; i < hi; {
 		blk := i / inner
 		c := blk % chans
@@ -95,6 +107,31 @@ func (e *f8Epilogue) row(acc []float32, c int, b float32, z []float32, codes []b
 		} else {
 			fl[i] = y
 		}
+	}
+}
+
+// lanes is row's common case for the columns c, c+1, ... of a Gemm row
+// (multiplier and bias per column).
+func (e *f8Epilogue) lanes(acc []float32, c int, bias []float32, codes []byte) {
+	if bias == nil {
+		bias = e.zeros
+	}
+	p := avx.F8Epi{YScale: e.l.YScale, Sub: e.enc.subScale32, Half: e.enc.half, Rebias: e.enc.rebias,
+		Lo: e.enc.minNorm, Hi: e.enc.maxBits, Sh: e.enc.sh, PerLane: 1}
+	if e.relu {
+		p.Relu = 1
+	}
+	for len(acc) > 0 {
+		p.MS, p.BS = &e.m[c], &bias[c]
+		done := avx.F8Epilogue(acc, codes, &p)
+		if done == len(acc) {
+			return
+		}
+		end := min(len(acc), done+16)
+		for j := done; j < end; j++ { // a block that saturates (or holds NaN)
+			e.rowScalar(acc[j:j+1], e.m[c+j], bias[c+j], codes[j:j+1])
+		}
+		acc, codes, c = acc[end:], codes[end:], c+end
 	}
 }
 

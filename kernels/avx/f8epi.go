@@ -17,6 +17,8 @@ type F8Epi struct {
 	Sh           uint32  // 23 − mbits
 	Relu         uint32  // 1: apply Relu
 	Z            float32 // added after B: kilnq's absent residual (+0, which makes −0 +0); −0 adds nothing (QuantizeLinear: M 1, B −0)
+	PerLane      uint32  // 1: M and B per element from MS and BS (a Gemm row: one channel per column)
+	MS, BS       *float32
 }
 
 // F8Epilogue writes codes[i] for acc[i], i < n, as kilnq does
@@ -36,7 +38,7 @@ func F8Epilogue(acc []float32, codes []byte, p *F8Epi) int {
 // f8EpilogueGeneric is the portable twin, the reference loop:
 //
 //	for i < n (in blocks of 16; stop before a block with |v| ≥ Hi or NaN):
-//		y := float32(float32(acc[i]·M) + B) + Z
+//		y := float32(float32(acc[i]·M) + B) + Z        (M, B: MS[i], BS[i] with PerLane)
 //		if Relu && !(y > 0 || y != y) { y = 0 }
 //		v := float32(y / YScale); mag := bits(v) & 0x7fffffff
 //		code := (mag + Half + (mag>>Sh)&1) >> Sh − Rebias          (normal)
@@ -45,11 +47,19 @@ func F8Epilogue(acc []float32, codes []byte, p *F8Epi) int {
 func f8EpilogueGeneric(acc *float32, codes *byte, n int, p *F8Epi) int {
 	a := unsafe.Slice(acc, n)
 	c := unsafe.Slice(codes, n)
+	var ms, bs []float32
+	if p.PerLane != 0 {
+		ms, bs = unsafe.Slice(p.MS, n), unsafe.Slice(p.BS, n)
+	}
 	for blk := 0; blk < n; blk += 16 {
 		end := min(n, blk+16)
 		var out [16]byte
 		for i := blk; i < end; i++ {
-			y := float32(float32(float32(a[i]*p.M)+p.B) + p.Z)
+			m, b := p.M, p.B
+			if ms != nil {
+				m, b = ms[i], bs[i]
+			}
+			y := float32(float32(float32(a[i]*m)+b) + p.Z)
 			if p.Relu != 0 && !(y > 0 || y != y) {
 				y = 0
 			}

@@ -23,6 +23,11 @@ func f8Epilogue(acc *float32, codes *byte, n int, p *F8Epi) int {
 	if n == whole {
 		return n
 	}
+	tail := *p
+	if p.PerLane != 0 {
+		tail.MS = (*float32)(unsafe.Add(unsafe.Pointer(p.MS), 4*whole))
+		tail.BS = (*float32)(unsafe.Add(unsafe.Pointer(p.BS), 4*whole))
+	}
 	return whole + f8EpilogueGeneric((*float32)(unsafe.Add(unsafe.Pointer(acc), 4*whole)),
-		(*byte)(unsafe.Add(unsafe.Pointer(codes), whole)), n-whole, p)
+		(*byte)(unsafe.Add(unsafe.Pointer(codes), whole)), n-whole, &tail)
 }

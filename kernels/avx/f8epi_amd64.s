@@ -5,7 +5,7 @@
 // func f8EpilogueAVX512(acc *float32, codes *byte, n int, p *F8Epi) int
 // Hand-written (not generated: sgemm_amd64.s's avo program belongs to the
 // FP32/INT8 kernels); n is a multiple of 16. F8Epi: M+0 B+4 YScale+8 Sub+12
-// Half+16 Rebias+20 Lo+24 Hi+28 Sh+32 Relu+36 Z+40.
+// Half+16 Rebias+20 Lo+24 Hi+28 Sh+32 Relu+36 Z+40 PerLane+44 MS+48 BS+56.
 TEXT ·f8EpilogueAVX512(SB), NOSPLIT, $0-40
 	MOVQ acc+0(FP), SI
 	MOVQ codes+8(FP), DI
@@ -30,11 +30,20 @@ TEXT ·f8EpilogueAVX512(SB), NOSPLIT, $0-40
 	VPBROADCASTD AX, Z27
 	VPXORD Z28, Z28, Z28
 	VBROADCASTSS 40(DX), Z29
+	MOVL 44(DX), R9
+	MOVQ 48(DX), R10
+	MOVQ 56(DX), R11
 	XORQ BX, BX
 
 loop:
 	CMPQ BX, CX
 	JGE  done
+	TESTL   R9, R9
+	JZ      broadcast
+	VMOVUPS (R10)(BX*4), Z16 // PerLane: M and B of each element
+	VMOVUPS (R11)(BX*4), Z17
+
+broadcast:
 	VMOVUPS (SI)(BX*4), Z0
 	VMULPS  Z16, Z0, Z0     // float32(acc·M)
 	VADDPS  Z17, Z0, Z0     // + B

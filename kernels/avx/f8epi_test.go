@@ -31,8 +31,8 @@ func TestF8Epilogue(t *testing.T) {
 	r := rand.New(rand.NewPCG(91, 92))
 	forEachVariant(t, func(t *testing.T) {
 		for _, e5m2 := range []bool{false, true} {
-			for mode := range 3 { // no activation, Relu, QuantizeLinear (M 1, B and Z −0)
-				relu, quant := mode == 1, mode == 2
+			for mode := range 4 { // no activation, Relu, QuantizeLinear (M 1, B and Z −0), Relu with M and B per element
+				relu, quant, perLane := mode == 1 || mode == 3, mode == 2, mode == 3
 				for _, n := range []int{1, 15, 16, 17, 33, 200} {
 					m, b, ys := float32(0.01+r.Float32()*0.02), float32(r.NormFloat64()*0.01), float32(0.001+r.Float32()*0.01)
 					if r.IntN(3) == 0 {
@@ -69,6 +69,14 @@ func TestF8Epilogue(t *testing.T) {
 						m, b = 1, float32(math.Copysign(0, -1))
 						p.M, p.B, p.Z = m, b, b
 					}
+					var ms, bs []float32
+					if perLane { // the same sums against other multipliers and biases per element
+						ms, bs = make([]float32, n), make([]float32, n)
+						for i := range ms {
+							ms[i], bs[i] = m*(0.5+r.Float32()), b+float32(r.NormFloat64()*0.01)
+						}
+						p.PerLane, p.MS, p.BS = 1, &ms[0], &bs[0]
+					}
 					stopAt := -1
 					if n > 20 && r.IntN(2) == 0 { // a saturating (or NaN) value: stop at its block
 						stopAt = r.IntN(n)
@@ -88,7 +96,11 @@ func TestF8Epilogue(t *testing.T) {
 						t.Fatalf("n %d: done %d, want %d (guard %#x %#x)", n, done, want, codes[n], codes[n+1])
 					}
 					for i := 0; i < done; i++ {
-						y := float32(float32(float32(acc[i]*m)+b) + 0)
+						mi, bi := m, b
+						if perLane {
+							mi, bi = ms[i], bs[i]
+						}
+						y := float32(float32(float32(acc[i]*mi)+bi) + 0)
 						if quant {
 							y = acc[i] // QuantizeLinear: x / y_scale
 						}
