@@ -13,6 +13,9 @@ import (
 	"github.com/mmcloughlin/avo/reg"
 )
 
+// qdwRows: output rows per step of the INT8 3×3 depthwise kernel.
+const qdwRows = 4
+
 func main() {
 	ConstraintExpr("!noasm,amd64")
 	qmaxPool2x2("maxPool2x2S8BW", VPMAXSB)
@@ -28,10 +31,10 @@ func main() {
 	slideQuads()
 	slideQuads2()
 	copyQuadWords()
-	qdw3x3("qdw3x3S8S1VNNI", 1, VPMOVSDB)
-	qdw3x3("qdw3x3U8S1VNNI", 1, VPMOVUSDB)
-	qdw3x3("qdw3x3S8S2VNNI", 2, VPMOVSDB)
-	qdw3x3("qdw3x3U8S2VNNI", 2, VPMOVUSDB)
+	qdw3x3("qdw3x3S8S1VNNI", 1, qdwRows, VPMOVSDB)
+	qdw3x3("qdw3x3U8S1VNNI", 1, qdwRows, VPMOVUSDB)
+	qdw3x3("qdw3x3S8S2VNNI", 2, qdwRows, VPMOVSDB)
+	qdw3x3("qdw3x3U8S2VNNI", 2, qdwRows, VPMOVUSDB)
 	dequantize("dequantizeS8AVX512", VPMOVSXBD)
 	dequantize("dequantizeU8AVX512", VPMOVZXBD)
 	Generate()

@@ -11,7 +11,7 @@ import (
 
 // qdw3x3 is a whole plane of an INT8 3×3 depthwise convolution read in
 // place from 8-bit codes (no padded copy), 16 outputs per step at stride st
-// (1 or 2, both directions), two output rows at a time, on VPDPBUSD: per
+// (1 or 2, both directions), nr output rows at a time, on VPDPBUSD: per
 // kernel row one merge-masked load of the input row's bytes into a
 // register holding the input zero point's code (so padding reads as
 // x_zero), int8 codes flipped to uint8 (XOR 0x80: code + 128), one VPERMB
@@ -24,7 +24,7 @@ import (
 // quantized one (scale, bias, residual, clamp, /y_scale, saturate with NaN
 // to the low bound, round half even, + y_zero, narrow), so the codes are
 // kilnq's bit for bit.
-func qdw3x3(name string, st int, narrow func(ops ...Op)) {
+func qdw3x3(name string, st, nr int, narrow func(ops ...Op)) {
 	idx := GLOBL(fmt.Sprintf("qdwidx%d_%s", st, name), RODATA|NOPTR)
 	for b := 0; b < 64; b++ {
 		DATA(b, U8(st*(b/4)+b%4))
@@ -69,10 +69,11 @@ func qdw3x3(name string, st int, narrow func(ops ...Op)) {
 	TESTQ(reg.RAX, reg.RAX)
 	JLE(l("done"))
 
-	// Two output rows (A: r, B: r+1) per step share the input rows: with
-	// stride st, B's kernel row kh is input row kh+st of the 3+st loaded.
-	// Their two accumulator chains interleave (one chain per chunk left
-	// the scheduler waiting on latency).
+	// nr output rows (r, r+1, ...) per step share the input rows: with
+	// stride st, row i's kernel row kh is input row kh+i·st of the
+	// 3+(nr−1)·st loaded, and each loaded row feeds every accumulator that
+	// uses it at once. The nr accumulator chains interleave (one chain per
+	// chunk left the scheduler waiting on latency).
 	lab("row")
 	XORQ(c0, c0)
 	lab("chunk")
@@ -100,10 +101,11 @@ func qdw3x3(name string, st int, narrow func(ops ...Op)) {
 	CMOVQLT(reg.RCX, reg.RDX)
 	BZHIQ(reg.RDX, reg.RDI, reg.RDI)
 	KMOVQ(reg.RDI, reg.K2)
-	accA, accB := reg.Z0, reg.Z1
-	VMOVDQA64(reg.Z28, accA)
-	VMOVDQA64(reg.Z28, accB)
-	for j := 0; j < 3+st; j++ {
+	accs := []reg.VecPhysical{reg.Z0, reg.Z1, reg.Z2, reg.Z3}[:nr]
+	for _, a := range accs {
+		VMOVDQA64(reg.Z28, a)
+	}
+	for j := 0; j < 3+(nr-1)*st; j++ {
 		skip := fmt.Sprintf("out%d", j)
 		next := fmt.Sprintf("next%d", j)
 		LEAQ(Mem{Base: ih0, Disp: j}, reg.RBX)
@@ -112,29 +114,27 @@ func qdw3x3(name string, st int, narrow func(ops ...Op)) {
 		IMULQ(w, reg.RBX)
 		ADDQ(x, reg.RBX)
 		ADDQ(reg.RAX, reg.RBX)
-		t, u := zmm(19+j), zmm(2+j)
+		t, u := []reg.VecPhysical{reg.Z4, reg.Z6}[j%2], []reg.VecPhysical{reg.Z5, reg.Z21}[j%2]
 		VMOVDQA64(reg.Z9, t)
 		VMOVDQU8(Mem{Base: reg.RBX}, reg.K2, t)
 		VPXORD(reg.Z7, t, t)
 		VPERMB(t, reg.Z8, u)
-		if j < 3 {
-			raw("VPDPBUSD", zmm(16+j), u, accA)
-		}
-		if j >= st {
-			raw("VPDPBUSD", zmm(16+j-st), u, accB)
+		for i, a := range accs {
+			if kh := j - i*st; kh >= 0 && kh < 3 {
+				raw("VPDPBUSD", zmm(16+kh), u, a)
+			}
 		}
 		JMP(l(next))
 		lab(skip)
-		if j < 3 {
-			VPADDD(zmm(25+j), accA, accA)
-		}
-		if j >= st {
-			VPADDD(zmm(25+j-st), accB, accB)
+		for i, a := range accs {
+			if kh := j - i*st; kh >= 0 && kh < 3 {
+				VPADDD(zmm(25+kh), a, a)
+			}
 		}
 		lab(next)
 	}
-	// store masks: K1 for row A (min(16, ow − c0) lanes), K3 for row B
-	// (none when r+1 = oh)
+	// store masks: K1 for row r (min(16, ow − c0) lanes); for row r+i,
+	// K(2+i) = K1 where r+i < oh, else none
 	Load(Param("ow"), reg.RCX)
 	SUBQ(c0, reg.RCX)
 	MOVQ(U32(16), reg.RDX)
@@ -142,13 +142,15 @@ func qdw3x3(name string, st int, narrow func(ops ...Op)) {
 	CMOVQGT(reg.RDX, reg.RCX)
 	BZHIQ(reg.RCX, ones, reg.RDX)
 	KMOVW(reg.EDX, reg.K1)
-	LEAQ(Mem{Base: r, Disp: 1}, reg.RCX)
-	XORQ(reg.RBX, reg.RBX)
+	rowMasks := []reg.OpmaskPhysical{reg.K1, reg.K3, reg.K4, reg.K5}
 	Load(Param("oh"), reg.RDI)
-	CMPQ(reg.RCX, reg.RDI)
-	CMOVQGE(reg.RBX, reg.RDX)
-	KMOVW(reg.EDX, reg.K3)
-	accs := []reg.VecPhysical{accA, accB}
+	XORQ(reg.RBX, reg.RBX)
+	for i := 1; i < nr; i++ {
+		LEAQ(Mem{Base: r, Disp: i}, reg.RCX)
+		CMPQ(reg.RCX, reg.RDI)
+		CMOVQGE(reg.RBX, reg.RDX)
+		KMOVW(reg.EDX, rowMasks[i])
+	}
 	for _, a := range accs {
 		VCVTDQ2PS(a, a)
 	}
@@ -161,11 +163,13 @@ func qdw3x3(name string, st int, narrow func(ops ...Op)) {
 	Load(Param("ow"), reg.RCX)
 	TESTQ(residRow, residRow)
 	JEQ(l("noresid"))
-	LEAQ(Mem{Base: residRow, Index: reg.RCX, Scale: 4}, reg.RBX)
-	VMOVUPS_Z(Mem{Base: residRow, Index: c0, Scale: 4}, reg.K1, reg.Z24)
-	VMOVUPS_Z(Mem{Base: reg.RBX, Index: c0, Scale: 4}, reg.K3, reg.Z31)
-	VADDPS(reg.Z24, accA, accA)
-	VADDPS(reg.Z31, accB, accB)
+	MOVQ(residRow, reg.RBX)
+	for i, a := range accs {
+		tmp := []reg.VecPhysical{reg.Z24, reg.Z31, reg.Z19, reg.Z20}[i]
+		VMOVUPS_Z(Mem{Base: reg.RBX, Index: c0, Scale: 4}, rowMasks[i], tmp)
+		VADDPS(tmp, a, a)
+		LEAQ(Mem{Base: reg.RBX, Index: reg.RCX, Scale: 4}, reg.RBX)
+	}
 	lab("noresid")
 	for _, a := range accs {
 		VMAXPS(a, reg.Z12, a)
@@ -184,22 +188,24 @@ func qdw3x3(name string, st int, narrow func(ops ...Op)) {
 	}
 	// narrow in registers, then masked byte stores (the memory form of
 	// VPMOV[US]DB is microcoded on Zen 4)
-	narrow(accA, reg.X2)
-	narrow(accB, reg.X3)
-	LEAQ(Mem{Base: outRow, Index: reg.RCX, Scale: 1}, reg.RBX)
-	VMOVDQU8(reg.X2, reg.K1, Mem{Base: outRow, Index: c0, Scale: 1})
-	VMOVDQU8(reg.X3, reg.K3, Mem{Base: reg.RBX, Index: c0, Scale: 1})
+	MOVQ(outRow, reg.RBX)
+	for i, a := range accs {
+		narrow(a, a.AsX())
+		VMOVDQU8(a.AsX(), rowMasks[i], Mem{Base: reg.RBX, Index: c0, Scale: 1})
+		ADDQ(reg.RCX, reg.RBX)
+	}
 	ADDQ(U8(16), c0)
 	CMPQ(c0, reg.RCX)
 	JL(l("chunk"))
-	// next pair of output rows
-	LEAQ(Mem{Base: outRow, Index: reg.RCX, Scale: 2}, outRow)
+	// next nr output rows
+	IMUL3Q(U8(nr), reg.RCX, reg.RDX)
+	ADDQ(reg.RDX, outRow)
 	TESTQ(residRow, residRow)
 	JEQ(l("nextrow"))
-	LEAQ(Mem{Base: residRow, Index: reg.RCX, Scale: 8}, residRow)
+	LEAQ(Mem{Base: residRow, Index: reg.RDX, Scale: 4}, residRow)
 	lab("nextrow")
-	ADDQ(U8(2*st), ih0)
-	ADDQ(U8(2), r)
+	ADDQ(U8(nr*st), ih0)
+	ADDQ(U8(nr), r)
 	Load(Param("oh"), reg.RCX)
 	CMPQ(r, reg.RCX)
 	JL(l("row"))
