@@ -103,6 +103,10 @@ func convPoolTile(y []byte, ldy int, tile []byte, dt ir.DType, rows, cols, ow, p
 	if dt == ir.Float32 {
 		esz = 4
 	}
+	if ldy == pr*pw { // whole planes: the pooled channels are contiguous
+		poolPlanes(y[:rows*ldy*esz], tile[:rows*cols*esz], dt, ow, 2*pr, rows)
+		return
+	}
 	for i := 0; i < rows; i++ {
 		poolPlanes(y[i*ldy*esz:(i*ldy+pr*pw)*esz], tile[i*cols*esz:(i+1)*cols*esz], dt, ow, 2*pr, 1)
 	}
