@@ -186,8 +186,7 @@ func qdw3x3(name string, st, nr int, narrow func(ops ...Op)) {
 		VCVTPS2DQ(a, a)
 		VPADDD(reg.Z30, a, a)
 	}
-	// narrow in registers, then masked byte stores (the memory form of
-	// VPMOV[US]DB is microcoded on Zen 4)
+	// narrow in registers, then masked byte stores
 	MOVQ(outRow, reg.RBX)
 	for i, a := range accs {
 		narrow(a, a.AsX())
