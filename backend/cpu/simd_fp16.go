@@ -9,6 +9,7 @@ import (
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/kernels/avx"
 	"github.com/kilnml/kiln/kernels/parallel"
+	"github.com/kilnml/kiln/ops/kiln"
 )
 
 // FP16 layers (float16 storage, float32 math) on the FP32 SIMD kernels:
@@ -102,6 +103,9 @@ func f32Layer(l *engine.Layer) *engine.Layer {
 }
 
 func (t simdF16Tactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
+	if l.Node.Attr(kiln.PoolAttr) != nil { // a fused 2×2 pool: the wrapper does not run it
+		return nil, fmt.Errorf("%s: fused pool on an fp16 layer", l.Node)
+	}
 	low, err := t.inner.Lower(f32Layer(l))
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/kernels/parallel"
+	"github.com/kilnml/kiln/ops/kiln"
 	"github.com/kilnml/kiln/ops/kilnq"
 )
 
@@ -91,6 +92,9 @@ func (t simdF8Tactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	n := l.Node
 	if !isConst(l, 1) || !isFP8(l.Const[1].DType) || !isFP8(inDType(l, 0)) || l.In[0] == nil {
 		return nil, fmt.Errorf("%s: fp8 SIMD layer needs fp8 activations and constant fp8 weights", n)
+	}
+	if n.Attr(kiln.PoolAttr) != nil { // a fused 2×2 pool: not this kernel's (simd.go keeps these off)
+		return nil, fmt.Errorf("%s: fused pool on an fp8 layer", n)
 	}
 	ql, err := kilnq.LayerOf(n, inDType(l, 0))
 	if err != nil {
