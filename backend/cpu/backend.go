@@ -82,6 +82,9 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 	case n.Domain == "" && (n.OpType == "QuantizeLinear" || n.OpType == "DequantizeLinear" || n.OpType == "Cast"):
 		return []engine.Tactic{reformatTactic{}}
 	case n.Domain == "" && (n.OpType == "MaxPool" || n.OpType == "AveragePool"):
+		if n.OpType == "MaxPool" && isFP8(inDType(l, 0)) { // simd_fp8_pool.go (Go twins without AVX-512)
+			return []engine.Tactic{simdF8PoolTactic{}}
+		}
 		return []engine.Tactic{maxPoolTactic{}}
 	case n.Domain == "" && n.OpType == "Relu":
 		return []engine.Tactic{reluTactic{}}
