@@ -124,7 +124,11 @@ func newSimdQDWKernel(p *simdQDWParams, w []*ir.Tensor) (engine.Kernel, error) {
 	if taps == 9 && k.q.Quant && k.epi.Act == nil {
 		k.tabs = make([]avx.QDWTable, p.M)
 		for c := range p.M {
-			k.tabs[c] = avx.NewQDWTable(w[0].I8()[c*9:(c+1)*9], l.XZero, p.XType == ir.Uint8)
+			var b float32
+			if k.bias != nil {
+				b = k.bias[c]
+			}
+			k.tabs[c] = avx.NewQDWTable(w[0].I8()[c*9:(c+1)*9], l.XZero, p.XType == ir.Uint8, k.scale[c], b)
 		}
 	}
 	return k, nil
@@ -165,6 +169,8 @@ type simdQDWRun struct {
 	yf, z  []float32
 	sl     slots
 	padLen int
+	// the in-place 3×3 path: channels per item and items per image
+	group, groups int
 }
 
 func (k *simdQDWKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
@@ -187,6 +193,15 @@ func (k *simdQDWKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	if k.p.Resid {
 		r.z = in[1].F32()
 	}
+	if r.yq != nil && k.tabs != nil && avx.QDW3x3Supported(&g) {
+		// codes read in place, several channel planes per call (no padded
+		// float copy, no scratch)
+		th := simdThreads(x.Threads, N*k.p.M*g.OH*g.OW*9)
+		r.group = min(64, (k.p.M+4*th-1)/(4*th))
+		r.groups = (k.p.M + r.group - 1) / r.group
+		parallel.Run(th, N*r.groups, r)
+		return nil
+	}
 	_, r.padLen = avx.DWPadded(&g)
 	items := N * k.p.M
 	th := simdThreads(x.Threads, items*g.OH*g.OW*g.KH*g.KW)
@@ -195,7 +210,26 @@ func (k *simdQDWKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	return nil
 }
 
+// doPlanes runs item's channel group (r.group channels of one image) on
+// the in-place 3×3 kernel in one call.
+func (r *simdQDWRun) doPlanes(item int) {
+	k, g := r.k, &r.g
+	n, c0 := item/r.groups, item%r.groups*r.group
+	c1 := min(k.p.M, c0+r.group)
+	hw, ohw := g.H*g.W, g.OH*g.OW
+	p0, p1 := n*k.p.M+c0, n*k.p.M+c1 // planes of the batch
+	var z []float32
+	if r.z != nil {
+		z = r.z[p0*ohw : p1*ohw]
+	}
+	avx.DepthwiseQ3x3(r.yq[p0*ohw:p1*ohw], r.x[p0*hw:p1*hw], k.tabs[c0:c1], g, &k.epi, z, &k.q)
+}
+
 func (r *simdQDWRun) Do(w, item int) {
+	if r.group > 0 {
+		r.doPlanes(item)
+		return
+	}
 	k, g := r.k, &r.g
 	c := item % k.p.M
 	hw, ohw, taps := g.H*g.W, g.OH*g.OW, g.KH*g.KW
@@ -213,11 +247,6 @@ func (r *simdQDWRun) Do(w, item int) {
 	var yf []float32
 	if r.yq != nil {
 		yq = r.yq[item*ohw : (item+1)*ohw]
-		if k.tabs != nil && avx.QDW3x3Supported(g) {
-			// codes read in place, one call per plane (no padded float copy)
-			avx.DepthwiseQ3x3(yq, r.x[item*hw:(item+1)*hw], &k.tabs[c], g, b, &k.epi, z, &q)
-			return
-		}
 	} else {
 		yf = r.yf[item*ohw : (item+1)*ohw]
 	}

@@ -23,12 +23,15 @@ func QDW3x3Supported(g *pack.Conv2D) bool {
 // three int8 taps as the low bytes of a little-endian word (VPDPBUSD's
 // signed operand), then, with u the zero point's code as uint8 (int8 codes
 // + 128), u·Σ of each kernel row's taps (a row outside the plane adds it),
-// then −u·Σ of all taps (the accumulator's start).
-type QDWTable [8]int32
+// then −u·Σ of all taps (the accumulator's start), then the channel's
+// float32 scale (x_scale·w_scale) and bias as bits; 64 bytes, one per
+// plane of a call.
+type QDWTable [16]int32
 
-// NewQDWTable builds a channel's table from its taps (kh, kw order) and
-// the input zero point (uint8 codes with unsigned, else int8).
-func NewQDWTable(w []int8, xZero int32, unsigned bool) QDWTable {
+// NewQDWTable builds a channel's table from its taps (kh, kw order), the
+// input zero point (uint8 codes with unsigned, else int8), its scale and
+// its bias (0 for none).
+func NewQDWTable(w []int8, xZero int32, unsigned bool, scale, bias float32) QDWTable {
 	var t QDWTable
 	u := xZero
 	if !unsigned {
@@ -46,35 +49,38 @@ func NewQDWTable(w []int8, xZero int32, unsigned bool) QDWTable {
 		all += row
 	}
 	t[6] = -u * all
+	t[7], t[8] = int32(math.Float32bits(scale)), int32(math.Float32bits(bias))
 	return t
 }
 
 // qdwEpi is the assembly's epilogue block (field order is its layout).
 type qdwEpi struct {
-	scale, bias, lo, hi, ys, qlo, qhi float32
-	yz, xz                            int32
-	flip                              uint32 // 0x80808080 for int8 codes (to uint8), else 0
+	lo, hi, ys, qlo, qhi float32
+	yz, xz               int32
+	flip                 uint32 // 0x80808080 for int8 codes (to uint8), else 0
 }
 
 // DepthwiseQ3x3 is DepthwiseQ for a 3×3 kernel (QDW3x3Supported) with
 // code output (q.Quant) and no Go activation (e.Act nil), reading the
 // codes x (H×W, int8 or with q.XUnsigned uint8, zero point q.XZero) in
 // place: out gets OH×OW codes bit-identical to DepthwiseQ's (and kilnq's).
-// tab is the channel's NewQDWTable, bias the channel's float bias (0 for
-// none), resid the channel's residual plane or nil.
-func DepthwiseQ3x3(out, x []byte, tab *QDWTable, g *pack.Conv2D, bias float32, e *Epi, resid []float32, q *DWQuant) {
+// One call runs len(tabs) consecutive channel planes (x, out and resid
+// planes contiguous): tabs[i] is plane i's NewQDWTable (its scale and bias
+// replace q.Scale and DepthwiseQ's bias), resid the residual planes or nil.
+func DepthwiseQ3x3(out, x []byte, tabs []QDWTable, g *pack.Conv2D, e *Epi, resid []float32, q *DWQuant) {
 	if !QDW3x3Supported(g) || !q.Quant || e.Act != nil {
 		panic("avx.DepthwiseQ3x3: unsupported geometry or epilogue")
 	}
-	if g.OH <= 0 || g.OW <= 0 {
+	planes := len(tabs)
+	if g.OH <= 0 || g.OW <= 0 || planes == 0 {
 		return
 	}
-	_, _ = x[g.H*g.W-1], out[g.OH*g.OW-1]
+	_, _ = x[planes*g.H*g.W-1], out[planes*g.OH*g.OW-1]
 	var rp *float32
 	if resid != nil {
-		rp = &resid[:g.OH*g.OW][0]
+		rp = &resid[:planes*g.OH*g.OW][0]
 	}
-	p := qdwEpi{scale: q.Scale, bias: bias, lo: float32(math.Inf(-1)), hi: float32(math.Inf(1)), ys: q.YScale, yz: q.YZero, xz: q.XZero}
+	p := qdwEpi{lo: float32(math.Inf(-1)), hi: float32(math.Inf(1)), ys: q.YScale, yz: q.YZero, xz: q.XZero}
 	if !q.XUnsigned {
 		p.flip = 0x80808080
 	}
@@ -86,26 +92,34 @@ func DepthwiseQ3x3(out, x []byte, tab *QDWTable, g *pack.Conv2D, bias float32, e
 		lo, hi = 0, 255
 	}
 	p.qlo, p.qhi = lo-float32(q.YZero), hi-float32(q.YZero)
-	qdw3x3(&x[0], g.W, g.H, &tab[0], &out[0], g.OW, g.OH, g.PT, g.PL, g.SW, rp, &p, q.XUnsigned, q.Unsigned)
+	qdw3x3(&x[0], g.W, g.H, &tabs[0][0], &out[0], g.OW, g.OH, g.PT, g.PL, g.SW, rp, &p, planes, q.XUnsigned, q.Unsigned)
 }
 
 // qdw3x3Generic is the portable twin of the plane kernel, the reference
 // loop (code(v): int8 or, with xu, uint8; saturate: to int8 or, with yu,
-// uint8; NaN → the low bound):
+// uint8; NaN → the low bound; plane q's table t = tab[16q:], its x, out
+// and resid planes w·h, n·rows and n·rows elements on):
 //
-//	for oh < rows, ow < n:
-//		acc := Σ_{i<3, j<3} int8(byte j of tab[i])·(code(x[ih][iw]) − xz), ih = oh·s − pt + i, iw = ow·s − pl + j,
+//	for q < planes, oh < rows, ow < n:
+//		acc := Σ_{i<3, j<3} int8(byte j of t[i])·(code(x[ih][iw]) − xz), ih = oh·s − pt + i, iw = ow·s − pl + j,
 //		       positions outside the plane contribute 0 (int32, exact in float32)
-//		v := clamp(float32(acc)·scale + bias + resid[oh·n+ow], lo, hi) / ys
+//		v := clamp(float32(acc)·scale(t[7]) + bias(t[8]) + resid[oh·n+ow], lo, hi) / ys
 //		out[oh·n+ow] = saturate(roundHalfEven(clamp(v, qlo, qhi)) + yz)
-func qdw3x3Generic(x *byte, w, h int, tab *int32, out *byte, n, rows, pt, pl, s int, resid *float32, p *qdwEpi, xu, yu bool) {
-	xs := unsafe.Slice(x, w*h)
-	ts := unsafe.Slice(tab, 3)
-	os := unsafe.Slice(out, n*rows)
-	var rs []float32
-	if resid != nil {
-		rs = unsafe.Slice(resid, n*rows)
+func qdw3x3Generic(x *byte, w, h int, tab *int32, out *byte, n, rows, pt, pl, s int, resid *float32, p *qdwEpi, planes int, xu, yu bool) {
+	tabs := unsafe.Slice(tab, 16*planes)
+	for q := range planes {
+		xs := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(x), q*w*h)), w*h)
+		os := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(out), q*n*rows)), n*rows)
+		var rs []float32
+		if resid != nil {
+			rs = unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(resid), 4*q*n*rows)), n*rows)
+		}
+		qdw3x3Plane(xs, w, h, tabs[16*q:16*q+16], os, n, rows, pt, pl, s, rs, p, xu)
 	}
+}
+
+func qdw3x3Plane(xs []byte, w, h int, ts []int32, os []byte, n, rows, pt, pl, s int, rs []float32, p *qdwEpi, xu bool) {
+	scale, bias := math.Float32frombits(uint32(ts[7])), math.Float32frombits(uint32(ts[8]))
 	for oh := 0; oh < rows; oh++ {
 		for ow := 0; ow < n; ow++ {
 			var acc int32
@@ -122,7 +136,7 @@ func qdw3x3Generic(x *byte, w, h int, tab *int32, out *byte, n, rows, pt, pl, s 
 					acc += int32(int8(ts[i]>>(8*j))) * (c - p.xz)
 				}
 			}
-			y := float32(acc)*p.scale + p.bias
+			y := float32(acc)*scale + bias
 			if rs != nil {
 				y += rs[oh*n+ow]
 			}

@@ -14,8 +14,8 @@ import (
 // an int32 reference loop written here, on both variants: widths below,
 // at and above 16 and 32 (one chunk's outputs and a stride-2 chunk's
 // input bytes), strides 1 and 2, pads 0–2, int8/uint8 input and output codes (all four pairings) with zero
-// points, clamp, bias, residual (with a NaN), and a guard band after the
-// output.
+// points, clamp, bias, residual (with a NaN), a guard band after the
+// output, and 1–3 channel planes per call.
 func TestDepthwiseQ3x3(t *testing.T) {
 	forEachQVariant(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(7, 9))
@@ -44,12 +44,14 @@ func checkQDW3x3(t *testing.T, rng *rand.Rand, name string, unsigned, yu bool, s
 		return
 	}
 	const guard = 37
-	x := make([]byte, h*w)
+	planes := 1 + rng.IntN(3) // one call runs them all
+	hw, ohw := h*w, g.OH*g.OW
+	x := make([]byte, planes*hw)
 	for i := range x {
 		x[i] = byte(rng.IntN(256))
 	}
-	wt := make([]int8, 9)
-	wf := make([]float32, 9)
+	wt := make([]int8, 9*planes)
+	wf := make([]float32, 9*planes)
 	for i := range wt {
 		wt[i] = int8(rng.IntN(256) - 128)
 		wf[i] = float32(wt[i])
@@ -61,12 +63,21 @@ func checkQDW3x3(t *testing.T, rng *rand.Rand, name string, unsigned, yu bool, s
 	if yu {
 		yz = int32(rng.IntN(100) + 80)
 	}
-	bias := float32(rng.NormFloat64())
-	resid := make([]float32, g.OH*g.OW)
+	bias := make([]float32, planes)
+	scale := make([]float32, planes)
+	for c := range planes {
+		bias[c] = float32(rng.NormFloat64())
+		scale[c] = 1e-3 * float32(1+rng.IntN(50))
+	}
+	resid := make([]float32, planes*ohw)
 	for i := range resid {
 		resid[i] = float32(rng.NormFloat64())
 	}
 	resid[len(resid)/2] = float32(math.NaN())
+	tabs := make([]QDWTable, planes)
+	for c := range planes {
+		tabs[c] = NewQDWTable(wt[9*c:9*c+9], xz, unsigned, scale[c], bias[c])
+	}
 	for _, variant := range []struct {
 		clamp, resid bool
 	}{{false, false}, {true, false}, {true, true}, {false, true}} {
@@ -75,63 +86,70 @@ func checkQDW3x3(t *testing.T, rng *rand.Rand, name string, unsigned, yu bool, s
 		if variant.resid {
 			r = resid
 		}
-		q := DWQuant{Scale: 1e-3 * float32(1+rng.IntN(50)), Quant: true, Unsigned: yu, YScale: 0.02, YZero: yz,
-			XCodes: true, XUnsigned: unsigned, XZero: xz}
-		tab := NewQDWTable(wt, xz, unsigned)
-		got := make([]byte, g.OH*g.OW+guard)
+		q := DWQuant{Quant: true, Unsigned: yu, YScale: 0.02, YZero: yz, XCodes: true, XUnsigned: unsigned, XZero: xz}
+		got := make([]byte, planes*ohw+guard)
 		for i := range got {
 			got[i] = 0xA5
 		}
-		DepthwiseQ3x3(got[:g.OH*g.OW], x, &tab, &g, bias, &e, r, &q)
-		for i := g.OH * g.OW; i < len(got); i++ {
+		DepthwiseQ3x3(got[:planes*ohw], x, tabs, &g, &e, r, &q)
+		for i := planes * ohw; i < len(got); i++ {
 			if got[i] != 0xA5 {
-				t.Fatalf("%s: guard byte %d overwritten", name, i-g.OH*g.OW)
+				t.Fatalf("%s: guard byte %d overwritten", name, i-planes*ohw)
 			}
 		}
-		// the padded-copy path
-		_, padLen := DWPadded(&g)
-		want := make([]byte, g.OH*g.OW)
-		e2 := e
-		e2.BiasOn = FlagBiasRow // DepthwiseQ adds the bias argument only with this flag
-		DepthwiseQ(want, nil, x, nil, wf, make([]float32, padLen), &g, bias, &e2, r, &q)
-		// an int32 reference written here
-		for oh := 0; oh < g.OH; oh++ {
-			for ow := 0; ow < g.OW; ow++ {
-				var acc int32
-				for i := 0; i < 3; i++ {
-					for j := 0; j < 3; j++ {
-						ih, iw := oh*s-pad+i, ow*s-pad+j
-						if ih < 0 || ih >= h || iw < 0 || iw >= w {
-							continue
+		for c := range planes {
+			// the padded-copy path, one plane
+			_, padLen := DWPadded(&g)
+			want := make([]byte, ohw)
+			e2 := e
+			e2.BiasOn = FlagBiasRow // DepthwiseQ adds the bias argument only with this flag
+			q2 := q
+			q2.Scale = scale[c]
+			var rc []float32
+			if r != nil {
+				rc = r[c*ohw : (c+1)*ohw]
+			}
+			DepthwiseQ(want, nil, x[c*hw:(c+1)*hw], nil, wf[9*c:9*c+9], make([]float32, padLen), &g, bias[c], &e2, rc, &q2)
+			// an int32 reference written here
+			for oh := 0; oh < g.OH; oh++ {
+				for ow := 0; ow < g.OW; ow++ {
+					var acc int32
+					for i := 0; i < 3; i++ {
+						for j := 0; j < 3; j++ {
+							ih, iw := oh*s-pad+i, ow*s-pad+j
+							if ih < 0 || ih >= h || iw < 0 || iw >= w {
+								continue
+							}
+							v := x[c*hw+ih*w+iw]
+							code := int32(int8(v))
+							if unsigned {
+								code = int32(v)
+							}
+							acc += int32(wt[9*c+3*i+j]) * (code - xz)
 						}
-						c := int32(int8(x[ih*w+iw]))
-						if unsigned {
-							c = int32(x[ih*w+iw])
-						}
-						acc += int32(wt[3*i+j]) * (c - xz)
 					}
-				}
-				y := float32(acc)*q.Scale + bias
-				if r != nil {
-					y += r[oh*g.OW+ow]
-				}
-				if e.Clamp {
-					y = min(max(y, e.Lo), e.Hi)
-				}
-				lo, hi := float64(-128), float64(127)
-				if yu {
-					lo, hi = 0, 255
-				}
-				v := float64(y / q.YScale)
-				if v != v {
-					v = lo - float64(yz)
-				}
-				code := math.Min(math.Max(math.RoundToEven(v)+float64(yz), lo), hi)
-				ref := byte(int32(code))
-				at := oh*g.OW + ow
-				if got[at] != ref || want[at] != ref {
-					t.Fatalf("%s clamp=%v resid=%v: output (%d,%d) = %d, padded path %d, reference %d (acc %d)",
-						name, variant.clamp, variant.resid, oh, ow, got[at], want[at], ref, acc)
+					y := float32(acc)*scale[c] + bias[c]
+					if rc != nil {
+						y += rc[oh*g.OW+ow]
+					}
+					if e.Clamp {
+						y = min(max(y, e.Lo), e.Hi)
+					}
+					lo, hi := float64(-128), float64(127)
+					if yu {
+						lo, hi = 0, 255
+					}
+					v := float64(y / q.YScale)
+					if v != v {
+						v = lo - float64(yz)
+					}
+					code := math.Min(math.Max(math.RoundToEven(v)+float64(yz), lo), hi)
+					ref := byte(int32(code))
+					at := oh*g.OW + ow
+					if got[c*ohw+at] != ref || want[at] != ref {
+						t.Fatalf("%s plane %d/%d clamp=%v resid=%v: output (%d,%d) = %d, padded path %d, reference %d (acc %d)",
+							name, c, planes, variant.clamp, variant.resid, oh, ow, got[c*ohw+at], want[at], ref, acc)
+					}
 				}
 			}
 		}
@@ -150,7 +168,7 @@ func BenchmarkDepthwiseQ3x3(b *testing.B) {
 		for i, v := range wt {
 			wf[i] = float32(v)
 		}
-		tab := NewQDWTable(wt, 3, false)
+		tabs := []QDWTable{NewQDWTable(wt, 3, false, 1e-3, 0.5)}
 		out := make([]byte, g.OH*g.OW)
 		e := Epi{Clamp: true, Lo: 0, Hi: 6, BiasOn: FlagBiasRow}
 		q := DWQuant{Scale: 1e-3, Quant: true, YScale: 0.02, YZero: -5, XCodes: true, XZero: 3}
@@ -158,7 +176,7 @@ func BenchmarkDepthwiseQ3x3(b *testing.B) {
 		pad := make([]float32, padLen)
 		b.Run(fmt.Sprintf("%dx%d_s%d/inplace", c.hw, c.hw, c.s), func(b *testing.B) {
 			for b.Loop() {
-				DepthwiseQ3x3(out, x, &tab, &g, 0.5, &e, nil, &q)
+				DepthwiseQ3x3(out, x, tabs, &g, &e, nil, &q)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*g.OH*((g.OW+15)/16)), "ns/chunk")
 		})

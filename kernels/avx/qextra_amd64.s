@@ -832,15 +832,43 @@ DATA qdwidx1_qdw3x3S8S1VNNI<>+62(SB)/1, $0x11
 DATA qdwidx1_qdw3x3S8S1VNNI<>+63(SB)/1, $0x12
 GLOBL qdwidx1_qdw3x3S8S1VNNI<>(SB), RODATA|NOPTR, $64
 
-// func qdw3x3S8S1VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32)
+// func qdw3x3S8S1VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32, planes int)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, BMI2, CMOV
-TEXT ·qdw3x3S8S1VNNI(SB), NOSPLIT, $0-88
+TEXT ·qdw3x3S8S1VNNI(SB), NOSPLIT, $32-96
 	MOVQ         x+0(FP), SI
 	MOVQ         w+8(FP), R8
 	MOVQ         h+16(FP), R9
-	MOVQ         out+32(FP), R10
-	MOVQ         resid+72(FP), R11
-	MOVQ         tab+24(FP), DI
+	MOVQ         p+80(FP), DI
+	VBROADCASTSS (DI), Z12
+	VBROADCASTSS 4(DI), Z13
+	VBROADCASTSS 8(DI), Z14
+	VBROADCASTSS 12(DI), Z15
+	VBROADCASTSS 16(DI), Z29
+	VPBROADCASTD 20(DI), Z30
+	VPBROADCASTB 24(DI), Z9
+	VPBROADCASTD 28(DI), Z7
+	VMOVDQU64    qdwidx1_qdw3x3S8S1VNNI<>+0(SB), Z8
+	MOVQ         $-1, R15
+	MOVQ         oh+48(FP), AX
+	TESTQ        AX, AX
+	JLE          done_qdw3x3S8S1VNNI
+	MOVQ         ow+40(FP), AX
+	TESTQ        AX, AX
+	JLE          done_qdw3x3S8S1VNNI
+	MOVQ         planes+88(FP), AX
+	TESTQ        AX, AX
+	JLE          done_qdw3x3S8S1VNNI
+	MOVQ         out+32(FP), AX
+	MOVQ         AX, (SP)
+	MOVQ         resid+72(FP), AX
+	MOVQ         AX, 8(SP)
+	MOVQ         tab+24(FP), AX
+	MOVQ         AX, 16(SP)
+	MOVQ         planes+88(FP), AX
+	MOVQ         AX, 24(SP)
+
+plane_qdw3x3S8S1VNNI:
+	MOVQ         16(SP), DI
 	VPBROADCASTD (DI), Z16
 	VPBROADCASTD 12(DI), Z25
 	VPBROADCASTD 4(DI), Z17
@@ -848,28 +876,13 @@ TEXT ·qdw3x3S8S1VNNI(SB), NOSPLIT, $0-88
 	VPBROADCASTD 8(DI), Z18
 	VPBROADCASTD 20(DI), Z27
 	VPBROADCASTD 24(DI), Z28
-	MOVQ         p+80(FP), DI
-	VBROADCASTSS (DI), Z10
-	VBROADCASTSS 4(DI), Z11
-	VBROADCASTSS 8(DI), Z12
-	VBROADCASTSS 12(DI), Z13
-	VBROADCASTSS 16(DI), Z14
-	VBROADCASTSS 20(DI), Z15
-	VBROADCASTSS 24(DI), Z29
-	VPBROADCASTD 28(DI), Z30
-	VPBROADCASTB 32(DI), Z9
-	VPBROADCASTD 36(DI), Z7
-	VMOVDQU64    qdwidx1_qdw3x3S8S1VNNI<>+0(SB), Z8
-	MOVQ         $-1, R15
+	VBROADCASTSS 28(DI), Z10
+	VBROADCASTSS 32(DI), Z11
+	MOVQ         (SP), R10
+	MOVQ         8(SP), R11
 	XORQ         R12, R12
 	MOVQ         pt+56(FP), R14
 	NEGQ         R14
-	MOVQ         oh+48(FP), AX
-	TESTQ        AX, AX
-	JLE          done_qdw3x3S8S1VNNI
-	MOVQ         ow+40(FP), AX
-	TESTQ        AX, AX
-	JLE          done_qdw3x3S8S1VNNI
 
 row_qdw3x3S8S1VNNI:
 	XORQ R13, R13
@@ -1113,11 +1126,26 @@ noresid_qdw3x3S8S1VNNI:
 	LEAQ      (R11)(DX*4), R11
 
 nextrow_qdw3x3S8S1VNNI:
-	ADDQ $0x04, R14
-	ADDQ $0x04, R12
-	MOVQ oh+48(FP), CX
-	CMPQ R12, CX
-	JL   row_qdw3x3S8S1VNNI
+	ADDQ  $0x04, R14
+	ADDQ  $0x04, R12
+	MOVQ  oh+48(FP), CX
+	CMPQ  R12, CX
+	JL    row_qdw3x3S8S1VNNI
+	MOVQ  ow+40(FP), DX
+	IMULQ CX, DX
+	ADDQ  DX, (SP)
+	TESTQ R11, R11
+	JEQ   nextplane_qdw3x3S8S1VNNI
+	SHLQ  $0x02, DX
+	ADDQ  DX, 8(SP)
+
+nextplane_qdw3x3S8S1VNNI:
+	ADDQ  $0x40, 16(SP)
+	MOVQ  R8, DX
+	IMULQ R9, DX
+	ADDQ  DX, SI
+	DECQ  24(SP)
+	JNE   plane_qdw3x3S8S1VNNI
 
 done_qdw3x3S8S1VNNI:
 	VZEROUPPER
@@ -1189,15 +1217,43 @@ DATA qdwidx1_qdw3x3U8S1VNNI<>+62(SB)/1, $0x11
 DATA qdwidx1_qdw3x3U8S1VNNI<>+63(SB)/1, $0x12
 GLOBL qdwidx1_qdw3x3U8S1VNNI<>(SB), RODATA|NOPTR, $64
 
-// func qdw3x3U8S1VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32)
+// func qdw3x3U8S1VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32, planes int)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, BMI2, CMOV
-TEXT ·qdw3x3U8S1VNNI(SB), NOSPLIT, $0-88
+TEXT ·qdw3x3U8S1VNNI(SB), NOSPLIT, $32-96
 	MOVQ         x+0(FP), SI
 	MOVQ         w+8(FP), R8
 	MOVQ         h+16(FP), R9
-	MOVQ         out+32(FP), R10
-	MOVQ         resid+72(FP), R11
-	MOVQ         tab+24(FP), DI
+	MOVQ         p+80(FP), DI
+	VBROADCASTSS (DI), Z12
+	VBROADCASTSS 4(DI), Z13
+	VBROADCASTSS 8(DI), Z14
+	VBROADCASTSS 12(DI), Z15
+	VBROADCASTSS 16(DI), Z29
+	VPBROADCASTD 20(DI), Z30
+	VPBROADCASTB 24(DI), Z9
+	VPBROADCASTD 28(DI), Z7
+	VMOVDQU64    qdwidx1_qdw3x3U8S1VNNI<>+0(SB), Z8
+	MOVQ         $-1, R15
+	MOVQ         oh+48(FP), AX
+	TESTQ        AX, AX
+	JLE          done_qdw3x3U8S1VNNI
+	MOVQ         ow+40(FP), AX
+	TESTQ        AX, AX
+	JLE          done_qdw3x3U8S1VNNI
+	MOVQ         planes+88(FP), AX
+	TESTQ        AX, AX
+	JLE          done_qdw3x3U8S1VNNI
+	MOVQ         out+32(FP), AX
+	MOVQ         AX, (SP)
+	MOVQ         resid+72(FP), AX
+	MOVQ         AX, 8(SP)
+	MOVQ         tab+24(FP), AX
+	MOVQ         AX, 16(SP)
+	MOVQ         planes+88(FP), AX
+	MOVQ         AX, 24(SP)
+
+plane_qdw3x3U8S1VNNI:
+	MOVQ         16(SP), DI
 	VPBROADCASTD (DI), Z16
 	VPBROADCASTD 12(DI), Z25
 	VPBROADCASTD 4(DI), Z17
@@ -1205,28 +1261,13 @@ TEXT ·qdw3x3U8S1VNNI(SB), NOSPLIT, $0-88
 	VPBROADCASTD 8(DI), Z18
 	VPBROADCASTD 20(DI), Z27
 	VPBROADCASTD 24(DI), Z28
-	MOVQ         p+80(FP), DI
-	VBROADCASTSS (DI), Z10
-	VBROADCASTSS 4(DI), Z11
-	VBROADCASTSS 8(DI), Z12
-	VBROADCASTSS 12(DI), Z13
-	VBROADCASTSS 16(DI), Z14
-	VBROADCASTSS 20(DI), Z15
-	VBROADCASTSS 24(DI), Z29
-	VPBROADCASTD 28(DI), Z30
-	VPBROADCASTB 32(DI), Z9
-	VPBROADCASTD 36(DI), Z7
-	VMOVDQU64    qdwidx1_qdw3x3U8S1VNNI<>+0(SB), Z8
-	MOVQ         $-1, R15
+	VBROADCASTSS 28(DI), Z10
+	VBROADCASTSS 32(DI), Z11
+	MOVQ         (SP), R10
+	MOVQ         8(SP), R11
 	XORQ         R12, R12
 	MOVQ         pt+56(FP), R14
 	NEGQ         R14
-	MOVQ         oh+48(FP), AX
-	TESTQ        AX, AX
-	JLE          done_qdw3x3U8S1VNNI
-	MOVQ         ow+40(FP), AX
-	TESTQ        AX, AX
-	JLE          done_qdw3x3U8S1VNNI
 
 row_qdw3x3U8S1VNNI:
 	XORQ R13, R13
@@ -1470,11 +1511,26 @@ noresid_qdw3x3U8S1VNNI:
 	LEAQ      (R11)(DX*4), R11
 
 nextrow_qdw3x3U8S1VNNI:
-	ADDQ $0x04, R14
-	ADDQ $0x04, R12
-	MOVQ oh+48(FP), CX
-	CMPQ R12, CX
-	JL   row_qdw3x3U8S1VNNI
+	ADDQ  $0x04, R14
+	ADDQ  $0x04, R12
+	MOVQ  oh+48(FP), CX
+	CMPQ  R12, CX
+	JL    row_qdw3x3U8S1VNNI
+	MOVQ  ow+40(FP), DX
+	IMULQ CX, DX
+	ADDQ  DX, (SP)
+	TESTQ R11, R11
+	JEQ   nextplane_qdw3x3U8S1VNNI
+	SHLQ  $0x02, DX
+	ADDQ  DX, 8(SP)
+
+nextplane_qdw3x3U8S1VNNI:
+	ADDQ  $0x40, 16(SP)
+	MOVQ  R8, DX
+	IMULQ R9, DX
+	ADDQ  DX, SI
+	DECQ  24(SP)
+	JNE   plane_qdw3x3U8S1VNNI
 
 done_qdw3x3U8S1VNNI:
 	VZEROUPPER
@@ -1546,15 +1602,43 @@ DATA qdwidx2_qdw3x3S8S2VNNI<>+62(SB)/1, $0x20
 DATA qdwidx2_qdw3x3S8S2VNNI<>+63(SB)/1, $0x21
 GLOBL qdwidx2_qdw3x3S8S2VNNI<>(SB), RODATA|NOPTR, $64
 
-// func qdw3x3S8S2VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32)
+// func qdw3x3S8S2VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32, planes int)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, BMI2, CMOV
-TEXT ·qdw3x3S8S2VNNI(SB), NOSPLIT, $0-88
+TEXT ·qdw3x3S8S2VNNI(SB), NOSPLIT, $32-96
 	MOVQ         x+0(FP), SI
 	MOVQ         w+8(FP), R8
 	MOVQ         h+16(FP), R9
-	MOVQ         out+32(FP), R10
-	MOVQ         resid+72(FP), R11
-	MOVQ         tab+24(FP), DI
+	MOVQ         p+80(FP), DI
+	VBROADCASTSS (DI), Z12
+	VBROADCASTSS 4(DI), Z13
+	VBROADCASTSS 8(DI), Z14
+	VBROADCASTSS 12(DI), Z15
+	VBROADCASTSS 16(DI), Z29
+	VPBROADCASTD 20(DI), Z30
+	VPBROADCASTB 24(DI), Z9
+	VPBROADCASTD 28(DI), Z7
+	VMOVDQU64    qdwidx2_qdw3x3S8S2VNNI<>+0(SB), Z8
+	MOVQ         $-1, R15
+	MOVQ         oh+48(FP), AX
+	TESTQ        AX, AX
+	JLE          done_qdw3x3S8S2VNNI
+	MOVQ         ow+40(FP), AX
+	TESTQ        AX, AX
+	JLE          done_qdw3x3S8S2VNNI
+	MOVQ         planes+88(FP), AX
+	TESTQ        AX, AX
+	JLE          done_qdw3x3S8S2VNNI
+	MOVQ         out+32(FP), AX
+	MOVQ         AX, (SP)
+	MOVQ         resid+72(FP), AX
+	MOVQ         AX, 8(SP)
+	MOVQ         tab+24(FP), AX
+	MOVQ         AX, 16(SP)
+	MOVQ         planes+88(FP), AX
+	MOVQ         AX, 24(SP)
+
+plane_qdw3x3S8S2VNNI:
+	MOVQ         16(SP), DI
 	VPBROADCASTD (DI), Z16
 	VPBROADCASTD 12(DI), Z25
 	VPBROADCASTD 4(DI), Z17
@@ -1562,28 +1646,13 @@ TEXT ·qdw3x3S8S2VNNI(SB), NOSPLIT, $0-88
 	VPBROADCASTD 8(DI), Z18
 	VPBROADCASTD 20(DI), Z27
 	VPBROADCASTD 24(DI), Z28
-	MOVQ         p+80(FP), DI
-	VBROADCASTSS (DI), Z10
-	VBROADCASTSS 4(DI), Z11
-	VBROADCASTSS 8(DI), Z12
-	VBROADCASTSS 12(DI), Z13
-	VBROADCASTSS 16(DI), Z14
-	VBROADCASTSS 20(DI), Z15
-	VBROADCASTSS 24(DI), Z29
-	VPBROADCASTD 28(DI), Z30
-	VPBROADCASTB 32(DI), Z9
-	VPBROADCASTD 36(DI), Z7
-	VMOVDQU64    qdwidx2_qdw3x3S8S2VNNI<>+0(SB), Z8
-	MOVQ         $-1, R15
+	VBROADCASTSS 28(DI), Z10
+	VBROADCASTSS 32(DI), Z11
+	MOVQ         (SP), R10
+	MOVQ         8(SP), R11
 	XORQ         R12, R12
 	MOVQ         pt+56(FP), R14
 	NEGQ         R14
-	MOVQ         oh+48(FP), AX
-	TESTQ        AX, AX
-	JLE          done_qdw3x3S8S2VNNI
-	MOVQ         ow+40(FP), AX
-	TESTQ        AX, AX
-	JLE          done_qdw3x3S8S2VNNI
 
 row_qdw3x3S8S2VNNI:
 	XORQ R13, R13
@@ -1873,11 +1942,26 @@ noresid_qdw3x3S8S2VNNI:
 	LEAQ      (R11)(DX*4), R11
 
 nextrow_qdw3x3S8S2VNNI:
-	ADDQ $0x08, R14
-	ADDQ $0x04, R12
-	MOVQ oh+48(FP), CX
-	CMPQ R12, CX
-	JL   row_qdw3x3S8S2VNNI
+	ADDQ  $0x08, R14
+	ADDQ  $0x04, R12
+	MOVQ  oh+48(FP), CX
+	CMPQ  R12, CX
+	JL    row_qdw3x3S8S2VNNI
+	MOVQ  ow+40(FP), DX
+	IMULQ CX, DX
+	ADDQ  DX, (SP)
+	TESTQ R11, R11
+	JEQ   nextplane_qdw3x3S8S2VNNI
+	SHLQ  $0x02, DX
+	ADDQ  DX, 8(SP)
+
+nextplane_qdw3x3S8S2VNNI:
+	ADDQ  $0x40, 16(SP)
+	MOVQ  R8, DX
+	IMULQ R9, DX
+	ADDQ  DX, SI
+	DECQ  24(SP)
+	JNE   plane_qdw3x3S8S2VNNI
 
 done_qdw3x3S8S2VNNI:
 	VZEROUPPER
@@ -1949,15 +2033,43 @@ DATA qdwidx2_qdw3x3U8S2VNNI<>+62(SB)/1, $0x20
 DATA qdwidx2_qdw3x3U8S2VNNI<>+63(SB)/1, $0x21
 GLOBL qdwidx2_qdw3x3U8S2VNNI<>(SB), RODATA|NOPTR, $64
 
-// func qdw3x3U8S2VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32)
+// func qdw3x3U8S2VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32, planes int)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, BMI2, CMOV
-TEXT ·qdw3x3U8S2VNNI(SB), NOSPLIT, $0-88
+TEXT ·qdw3x3U8S2VNNI(SB), NOSPLIT, $32-96
 	MOVQ         x+0(FP), SI
 	MOVQ         w+8(FP), R8
 	MOVQ         h+16(FP), R9
-	MOVQ         out+32(FP), R10
-	MOVQ         resid+72(FP), R11
-	MOVQ         tab+24(FP), DI
+	MOVQ         p+80(FP), DI
+	VBROADCASTSS (DI), Z12
+	VBROADCASTSS 4(DI), Z13
+	VBROADCASTSS 8(DI), Z14
+	VBROADCASTSS 12(DI), Z15
+	VBROADCASTSS 16(DI), Z29
+	VPBROADCASTD 20(DI), Z30
+	VPBROADCASTB 24(DI), Z9
+	VPBROADCASTD 28(DI), Z7
+	VMOVDQU64    qdwidx2_qdw3x3U8S2VNNI<>+0(SB), Z8
+	MOVQ         $-1, R15
+	MOVQ         oh+48(FP), AX
+	TESTQ        AX, AX
+	JLE          done_qdw3x3U8S2VNNI
+	MOVQ         ow+40(FP), AX
+	TESTQ        AX, AX
+	JLE          done_qdw3x3U8S2VNNI
+	MOVQ         planes+88(FP), AX
+	TESTQ        AX, AX
+	JLE          done_qdw3x3U8S2VNNI
+	MOVQ         out+32(FP), AX
+	MOVQ         AX, (SP)
+	MOVQ         resid+72(FP), AX
+	MOVQ         AX, 8(SP)
+	MOVQ         tab+24(FP), AX
+	MOVQ         AX, 16(SP)
+	MOVQ         planes+88(FP), AX
+	MOVQ         AX, 24(SP)
+
+plane_qdw3x3U8S2VNNI:
+	MOVQ         16(SP), DI
 	VPBROADCASTD (DI), Z16
 	VPBROADCASTD 12(DI), Z25
 	VPBROADCASTD 4(DI), Z17
@@ -1965,28 +2077,13 @@ TEXT ·qdw3x3U8S2VNNI(SB), NOSPLIT, $0-88
 	VPBROADCASTD 8(DI), Z18
 	VPBROADCASTD 20(DI), Z27
 	VPBROADCASTD 24(DI), Z28
-	MOVQ         p+80(FP), DI
-	VBROADCASTSS (DI), Z10
-	VBROADCASTSS 4(DI), Z11
-	VBROADCASTSS 8(DI), Z12
-	VBROADCASTSS 12(DI), Z13
-	VBROADCASTSS 16(DI), Z14
-	VBROADCASTSS 20(DI), Z15
-	VBROADCASTSS 24(DI), Z29
-	VPBROADCASTD 28(DI), Z30
-	VPBROADCASTB 32(DI), Z9
-	VPBROADCASTD 36(DI), Z7
-	VMOVDQU64    qdwidx2_qdw3x3U8S2VNNI<>+0(SB), Z8
-	MOVQ         $-1, R15
+	VBROADCASTSS 28(DI), Z10
+	VBROADCASTSS 32(DI), Z11
+	MOVQ         (SP), R10
+	MOVQ         8(SP), R11
 	XORQ         R12, R12
 	MOVQ         pt+56(FP), R14
 	NEGQ         R14
-	MOVQ         oh+48(FP), AX
-	TESTQ        AX, AX
-	JLE          done_qdw3x3U8S2VNNI
-	MOVQ         ow+40(FP), AX
-	TESTQ        AX, AX
-	JLE          done_qdw3x3U8S2VNNI
 
 row_qdw3x3U8S2VNNI:
 	XORQ R13, R13
@@ -2276,11 +2373,26 @@ noresid_qdw3x3U8S2VNNI:
 	LEAQ      (R11)(DX*4), R11
 
 nextrow_qdw3x3U8S2VNNI:
-	ADDQ $0x08, R14
-	ADDQ $0x04, R12
-	MOVQ oh+48(FP), CX
-	CMPQ R12, CX
-	JL   row_qdw3x3U8S2VNNI
+	ADDQ  $0x08, R14
+	ADDQ  $0x04, R12
+	MOVQ  oh+48(FP), CX
+	CMPQ  R12, CX
+	JL    row_qdw3x3U8S2VNNI
+	MOVQ  ow+40(FP), DX
+	IMULQ CX, DX
+	ADDQ  DX, (SP)
+	TESTQ R11, R11
+	JEQ   nextplane_qdw3x3U8S2VNNI
+	SHLQ  $0x02, DX
+	ADDQ  DX, 8(SP)
+
+nextplane_qdw3x3U8S2VNNI:
+	ADDQ  $0x40, 16(SP)
+	MOVQ  R8, DX
+	IMULQ R9, DX
+	ADDQ  DX, SI
+	DECQ  24(SP)
+	JNE   plane_qdw3x3U8S2VNNI
 
 done_qdw3x3U8S2VNNI:
 	VZEROUPPER

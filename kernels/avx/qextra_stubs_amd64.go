@@ -72,22 +72,22 @@ func copyQuadWordsAVX512(dst *uint32, src *uint32, n int, q int, step int)
 // qdw3x3S8S1VNNI is the AVX-512 VNNI/VBMI twin of qdw3x3Generic.
 //
 //go:noescape
-func qdw3x3S8S1VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32)
+func qdw3x3S8S1VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32, planes int)
 
 // qdw3x3U8S1VNNI is the AVX-512 VNNI/VBMI twin of qdw3x3Generic.
 //
 //go:noescape
-func qdw3x3U8S1VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32)
+func qdw3x3U8S1VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32, planes int)
 
 // qdw3x3S8S2VNNI is the AVX-512 VNNI/VBMI twin of qdw3x3Generic.
 //
 //go:noescape
-func qdw3x3S8S2VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32)
+func qdw3x3S8S2VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32, planes int)
 
 // qdw3x3U8S2VNNI is the AVX-512 VNNI/VBMI twin of qdw3x3Generic.
 //
 //go:noescape
-func qdw3x3U8S2VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32)
+func qdw3x3U8S2VNNI(x *byte, w int, h int, tab *int32, out *byte, ow int, oh int, pt int, pl int, resid *float32, p *float32, planes int)
 
 // dequantizeS8AVX512 is the AVX-512 twin of dequantizeGeneric.
 //

@@ -23,13 +23,15 @@ import (
 // (below 2²⁴, so VCVTDQ2PS is exact too). The epilogue is dwRowAVX512's
 // quantized one (scale, bias, residual, clamp, /y_scale, saturate with NaN
 // to the low bound, round half even, + y_zero, narrow), so the codes are
-// kilnq's bit for bit.
+// kilnq's bit for bit. planes planes run in one call (x, out and resid
+// planes contiguous, tab one 64-byte table per plane with its scale and
+// bias).
 func qdw3x3(name string, st, nr int, narrow func(ops ...Op)) {
 	idx := GLOBL(fmt.Sprintf("qdwidx%d_%s", st, name), RODATA|NOPTR)
 	for b := 0; b < 64; b++ {
 		DATA(b, U8(st*(b/4)+b%4))
 	}
-	TEXT(name, NOSPLIT, "func(x *byte, w, h int, tab *int32, out *byte, ow, oh, pt, pl int, resid *float32, p *float32)")
+	TEXT(name, NOSPLIT, "func(x *byte, w, h int, tab *int32, out *byte, ow, oh, pt, pl int, resid *float32, p *float32, planes int)")
 	Pragma("noescape")
 	Doc(name + " is the AVX-512 VNNI/VBMI twin of qdw3x3Generic.")
 	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
@@ -37,37 +39,49 @@ func qdw3x3(name string, st, nr int, narrow func(ops ...Op)) {
 	x := Load(Param("x"), reg.RSI)
 	w := Load(Param("w"), reg.R8)
 	h := Load(Param("h"), reg.R9)
-	outRow := Load(Param("out"), reg.R10)
-	residRow := Load(Param("resid"), reg.R11)
+	outRow, residRow := reg.R10, reg.R11
 	r, c0, ih0, ones := reg.R12, reg.R13, reg.R14, reg.R15
-	tab := Load(Param("tab"), reg.RDI)
-	for i := 0; i < 3; i++ {
-		VPBROADCASTD(Mem{Base: tab, Disp: 4 * i}, zmm(16+i))
-		VPBROADCASTD(Mem{Base: tab, Disp: 4 * (3 + i)}, zmm(25+i))
-	}
-	VPBROADCASTD(Mem{Base: tab, Disp: 4 * 6}, reg.Z28)
 	p := Load(Param("p"), reg.RDI)
-	VBROADCASTSS(Mem{Base: p, Disp: 0}, reg.Z10)  // scale
-	VBROADCASTSS(Mem{Base: p, Disp: 4}, reg.Z11)  // bias
-	VBROADCASTSS(Mem{Base: p, Disp: 8}, reg.Z12)  // lo
-	VBROADCASTSS(Mem{Base: p, Disp: 12}, reg.Z13) // hi
-	VBROADCASTSS(Mem{Base: p, Disp: 16}, reg.Z14) // y_scale
-	VBROADCASTSS(Mem{Base: p, Disp: 20}, reg.Z15) // qlo
-	VBROADCASTSS(Mem{Base: p, Disp: 24}, reg.Z29) // qhi
-	VPBROADCASTD(Mem{Base: p, Disp: 28}, reg.Z30) // y_zero
-	VPBROADCASTB(Mem{Base: p, Disp: 32}, reg.Z9)  // x_zero's code byte
-	VPBROADCASTD(Mem{Base: p, Disp: 36}, reg.Z7)  // 0x80 bytes for int8 codes, else 0
+	VBROADCASTSS(Mem{Base: p, Disp: 0}, reg.Z12)  // lo
+	VBROADCASTSS(Mem{Base: p, Disp: 4}, reg.Z13)  // hi
+	VBROADCASTSS(Mem{Base: p, Disp: 8}, reg.Z14)  // y_scale
+	VBROADCASTSS(Mem{Base: p, Disp: 12}, reg.Z15) // qlo
+	VBROADCASTSS(Mem{Base: p, Disp: 16}, reg.Z29) // qhi
+	VPBROADCASTD(Mem{Base: p, Disp: 20}, reg.Z30) // y_zero
+	VPBROADCASTB(Mem{Base: p, Disp: 24}, reg.Z9)  // x_zero's code byte
+	VPBROADCASTD(Mem{Base: p, Disp: 28}, reg.Z7)  // 0x80 bytes for int8 codes, else 0
 	VMOVDQU64(idx, reg.Z8)
 	MOVQ(I32(-1), ones)
+	for _, n := range []string{"oh", "ow", "planes"} {
+		Load(Param(n), reg.RAX)
+		TESTQ(reg.RAX, reg.RAX)
+		JLE(l("done"))
+	}
+	// per-plane pointers and the planes left, in the frame
+	outPlane, residPlane, tabPlane, left := AllocLocal(8), AllocLocal(8), AllocLocal(8), AllocLocal(8)
+	Load(Param("out"), reg.RAX)
+	MOVQ(reg.RAX, outPlane)
+	Load(Param("resid"), reg.RAX)
+	MOVQ(reg.RAX, residPlane)
+	Load(Param("tab"), reg.RAX)
+	MOVQ(reg.RAX, tabPlane)
+	Load(Param("planes"), reg.RAX)
+	MOVQ(reg.RAX, left)
+
+	lab("plane")
+	MOVQ(tabPlane, reg.RDI)
+	for i := 0; i < 3; i++ {
+		VPBROADCASTD(Mem{Base: reg.RDI, Disp: 4 * i}, zmm(16+i))
+		VPBROADCASTD(Mem{Base: reg.RDI, Disp: 4 * (3 + i)}, zmm(25+i))
+	}
+	VPBROADCASTD(Mem{Base: reg.RDI, Disp: 4 * 6}, reg.Z28)
+	VBROADCASTSS(Mem{Base: reg.RDI, Disp: 4 * 7}, reg.Z10) // scale
+	VBROADCASTSS(Mem{Base: reg.RDI, Disp: 4 * 8}, reg.Z11) // bias
+	MOVQ(outPlane, outRow)
+	MOVQ(residPlane, residRow)
 	XORQ(r, r)
 	Load(Param("pt"), ih0)
 	NEGQ(ih0)
-	Load(Param("oh"), reg.RAX)
-	TESTQ(reg.RAX, reg.RAX)
-	JLE(l("done"))
-	Load(Param("ow"), reg.RAX)
-	TESTQ(reg.RAX, reg.RAX)
-	JLE(l("done"))
 
 	// nr output rows (r, r+1, ...) per step share the input rows: with
 	// stride st, row i's kernel row kh is input row kh+i·st of the
@@ -208,6 +222,21 @@ func qdw3x3(name string, st, nr int, narrow func(ops ...Op)) {
 	Load(Param("oh"), reg.RCX)
 	CMPQ(r, reg.RCX)
 	JL(l("row"))
+	// next plane: oh·ow outputs (and residuals), h·w inputs, one table on
+	Load(Param("ow"), reg.RDX)
+	IMULQ(reg.RCX, reg.RDX)
+	ADDQ(reg.RDX, outPlane)
+	TESTQ(residRow, residRow) // nil stays nil
+	JEQ(l("nextplane"))
+	SHLQ(U8(2), reg.RDX)
+	ADDQ(reg.RDX, residPlane)
+	lab("nextplane")
+	ADDQ(U8(64), tabPlane)
+	MOVQ(w, reg.RDX)
+	IMULQ(h, reg.RDX)
+	ADDQ(reg.RDX, x)
+	DECQ(left)
+	JNE(l("plane"))
 	lab("done")
 	VZEROUPPER()
 	RET()
