@@ -85,6 +85,9 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 		if n.OpType == "MaxPool" && isFP8(inDType(l, 0)) { // simd_fp8_pool.go (Go twins without AVX-512)
 			return []engine.Tactic{simdF8PoolTactic{}}
 		}
+		if n.OpType == "MaxPool" && inDType(l, 0) == ir.Float16 { // simd_fp16.go around the float32 pool
+			return []engine.Tactic{simdF16Tactic{inner: maxPoolTactic{}}}
+		}
 		return []engine.Tactic{maxPoolTactic{}}
 	case n.Domain == "" && n.OpType == "Relu":
 		return []engine.Tactic{reluTactic{}}

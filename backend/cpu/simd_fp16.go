@@ -22,7 +22,7 @@ import (
 // kernels' arithmetic (float32 math, one rounding at the store): within two
 // float16 ulps of the reference (closeF16); MaxPool is exact (widening and
 // narrowing a float16 value are exact).
-const simdF16ID = "cpu.f16.avx512"
+const simdF16ID = "cpu.f16" // any FP32 kernel of this backend, widened/narrowed around it
 
 type simdF16Params struct {
 	Inner   string `json:"inner"`  // the FP32 kernel's id
