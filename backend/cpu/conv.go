@@ -302,8 +302,18 @@ func (k *convKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	if err != nil {
 		return err
 	}
-	return runPooled(x, &k.full, out[0], int(in[0].Dims[0]), k.p.M, g.OH, g.OW,
-		func(x *engine.Exec, y *ir.Tensor) error { return k.run(x, in, y) })
+	// The whole conv output into a reused buffer, then pooled.
+	N, dt := int(in[0].Dims[0]), out[0].DType
+	if N*k.p.M*g.OH*g.OW == 0 {
+		return nil
+	}
+	full := k.full.get(dt, N, k.p.M, g.OH, g.OW)
+	defer k.full.put(full)
+	if err := k.run(x, in, &full.t); err != nil {
+		return err
+	}
+	poolPlanes(out[0].Data, full.t.Data, dt, g.OW, g.OH, N*k.p.M)
+	return nil
 }
 
 // run computes the unpooled output y.

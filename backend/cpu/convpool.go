@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/kernels/avx"
 	"github.com/kilnml/kiln/ops/kiln"
@@ -62,37 +61,31 @@ func poolPlanes(y, x []byte, dt ir.DType, ow, oh, planes int) {
 	}
 }
 
-// fullOutputs recycles the portable kernel's unpooled output buffers.
+// fullOutputs recycles the portable kernel's unpooled outputs (Run
+// allocates nothing once one has been made).
 type fullOutputs struct{ p sync.Pool }
 
-func (f *fullOutputs) get(n int) *[]byte {
-	b, _ := f.p.Get().(*[]byte)
-	if b == nil {
-		b = new([]byte)
-	}
-	if cap(*b) < n {
-		*b = ir.AlignedBytes(int64(n))
-	}
-	*b = (*b)[:n]
-	return b
+type fullOutput struct {
+	t    ir.Tensor
+	dims [4]int64
 }
 
-// runPooled runs the unpooled conv (run) into a reused buffer of
-// [n, m, oh, ow] and pools it into out.
-func runPooled(x *engine.Exec, bufs *fullOutputs, out *ir.Tensor, n, m, oh, ow int, run func(*engine.Exec, *ir.Tensor) error) error {
-	dt := out.DType
-	if n*m*oh*ow == 0 {
-		return nil
+// get returns a [n, m, oh, ow] tensor of dtype dt.
+func (f *fullOutputs) get(dt ir.DType, n, m, oh, ow int) *fullOutput {
+	o, _ := f.p.Get().(*fullOutput)
+	if o == nil {
+		o = new(fullOutput)
 	}
-	b := bufs.get(int(dt.ByteSize(int64(n * m * oh * ow))))
-	defer bufs.p.Put(b)
-	full := &ir.Tensor{Name: out.Name, DType: dt, Dims: []int64{int64(n), int64(m), int64(oh), int64(ow)}, Data: *b}
-	if err := run(x, full); err != nil {
-		return err
+	o.dims = [4]int64{int64(n), int64(m), int64(oh), int64(ow)}
+	size := int(dt.ByteSize(int64(n * m * oh * ow)))
+	if cap(o.t.Data) < size {
+		o.t.Data = ir.AlignedBytes(int64(size))
 	}
-	poolPlanes(out.Data, full.Data, dt, ow, oh, n*m)
-	return nil
+	o.t.DType, o.t.Dims, o.t.Data = dt, o.dims[:], o.t.Data[:size]
+	return o
 }
+
+func (f *fullOutputs) put(o *fullOutput) { f.p.Put(o) }
 
 // convPoolTile is a SIMD driver's pooled block: rows channels of cols
 // conv outputs (2·pr rows of ow), pooled into pr rows of ow/2 per channel,
