@@ -93,6 +93,9 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 		return []engine.Tactic{reluTactic{}}
 	case n.Domain == "" && (n.OpType == "Add" || n.OpType == "Sub" || n.OpType == "Mul" || n.OpType == "Div" ||
 		n.OpType == "Softmax" || n.OpType == "GlobalAveragePool"):
+		if l.Precision == engine.FP16 && halfLayer(l) { // simd_fp16.go: float32 math between F16C conversions
+			return []engine.Tactic{simdF16Tactic{inner: ewTactic{}}}
+		}
 		if l.Precision != engine.FP32 {
 			return nil
 		}

@@ -314,3 +314,25 @@ func (k *simdCastF16Kernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	return nil
 }
+
+// halfLayer says whether l reads or writes float16 and otherwise only
+// float32 (what simdF16Tactic converts).
+func halfLayer(l *engine.Layer) bool {
+	half := false
+	for i, t := range l.In {
+		if t == nil {
+			continue
+		}
+		switch inDType(l, i) {
+		case ir.Float16:
+			half = true
+		case ir.Float32:
+		default:
+			return false
+		}
+	}
+	if len(l.Out) != 1 || l.Out[0] == nil || (l.Out[0].DType != ir.Float16 && l.Out[0].DType != ir.Float32) {
+		return false
+	}
+	return half || l.Out[0].DType == ir.Float16
+}

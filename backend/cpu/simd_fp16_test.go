@@ -81,3 +81,27 @@ func TestSimdCastF16(t *testing.T) {
 	want = reference(t, n, in)
 	everySimdTactic(t, layer(n, in, nil, want, engine.FP32), in, func(name string, got *ir.Tensor) { sameBits(t, name, got, want) })
 }
+
+// TestF16Elementwise runs FP16 Add, Mul, GlobalAveragePool and
+// Softmax through the portable float32 kernels wrapped by cpu.f16, within
+// closeF16 of the reference.
+func TestF16Elementwise(t *testing.T) {
+	r := rand.New(rand.NewPCG(99, 100))
+	a, b := toHalf(randF32(r, 2, 3, 5, 7)), toHalf(randF32(r, 2, 3, 5, 7))
+	for _, c := range []struct {
+		n  *ir.Node
+		in []*ir.Tensor
+	}{
+		{node("", "Add", 2), []*ir.Tensor{a, b}},
+		{node("", "Mul", 2), []*ir.Tensor{a, b}},
+		{node("", "GlobalAveragePool", 1), []*ir.Tensor{a}},
+		{node("", "Softmax", 1, aInt("axis", -1)), []*ir.Tensor{a}},
+	} {
+		want := reference(t, c.n, c.in)
+		l := layer(c.n, c.in, make([]bool, len(c.in)), want, engine.FP16)
+		if len(Backend{}.Tactics(l)) == 0 {
+			t.Fatalf("%s: no fp16 tactic", c.n.OpType)
+		}
+		everyTactic(t, l, c.in, func(name string, got *ir.Tensor) { closeF16(t, c.n.OpType+" "+name, got, want) })
+	}
+}
