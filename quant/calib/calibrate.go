@@ -55,6 +55,9 @@ func Calibrate(req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	for i := range ranges {
+		ranges[i].Amax = roundTripAmax(ranges[i].Amax)
+	}
 	res := &Result{Ranges: ranges, Stats: stats, Warnings: append([]string(nil), stats.Notes...)}
 	for _, r := range ranges {
 		if r.Fallback != "" {
@@ -80,6 +83,14 @@ func Calibrate(req Request) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// roundTripAmax rounds a threshold through the float32 scale a TensorRT
+// cache stores, so an engine built right after calibrating is identical to
+// one built later from the cache it wrote (TensorRT, too, builds from the
+// float32 scale).
+func roundTripAmax(amax float64) float64 {
+	return float64(float32(amax/127)) * 127
 }
 
 // fromCache returns (nil, nil) when there is no cache file.

@@ -147,7 +147,8 @@ func TestCalibrateWritesAndReusesCache(t *testing.T) {
 	if !strings.HasPrefix(string(data), "TRT-100900-EntropyCalibration2\nx: ") {
 		t.Fatalf("cache:\n%s", data)
 	}
-	// Reuse: same ranges (to float32 precision of the scale), no data needed.
+	// Reuse: the same ranges bit for bit (fresh ranges are rounded through
+	// the cache's float32 scale), no data needed.
 	req.Source = nil
 	again, err := Calibrate(req)
 	if err != nil {
@@ -157,8 +158,8 @@ func TestCalibrateWritesAndReusesCache(t *testing.T) {
 		t.Fatalf("%+v", again)
 	}
 	for i, r := range again.Ranges {
-		if d := r.Amax - first.Ranges[i].Amax; d > 1e-6*first.Ranges[i].Amax || d < -1e-6*first.Ranges[i].Amax {
-			t.Errorf("%s: %g vs %g", r.Name, r.Amax, first.Ranges[i].Amax)
+		if f := first.Ranges[i]; r.Amax != f.Amax || r.Min != f.Min || r.Max != f.Max {
+			t.Errorf("%s: read back amax %g [%g, %g], calibrated %g [%g, %g]", r.Name, r.Amax, r.Min, r.Max, f.Amax, f.Min, f.Max)
 		}
 	}
 	// A different model or algorithm is reported as stale.
