@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -174,6 +175,14 @@ func TestPlanFileRoundTripAndCorruption(t *testing.T) {
 	binary.LittleEndian.PutUint32(newer[8:], FormatVersion+1)
 	if _, err := DeserializePlan(newer); err == nil || !strings.Contains(err.Error(), "not readable by this kiln") {
 		t.Errorf("newer version: %v", err)
+	}
+	// Version-1 plans (before layers could carry a fused pool) still load.
+	older := append([]byte(nil), data...)
+	binary.LittleEndian.PutUint32(older[8:], 1)
+	sum := sha256.Sum256(older[:len(older)-44])
+	copy(older[len(older)-32:], sum[:])
+	if _, err := DeserializePlan(older); err != nil {
+		t.Errorf("version 1: %v", err)
 	}
 	if _, err := DeserializePlan([]byte("PK\x03\x04 this is a zip file, not a plan")); err == nil || !strings.Contains(err.Error(), "bad magic") {
 		t.Errorf("foreign file: %v", err)

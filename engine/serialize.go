@@ -26,9 +26,15 @@ import (
 // length, data, padding to 64). Unknown tags are skipped, so a newer writer
 // can add sections that older readers ignore; a newer format version is
 // refused with the reason.
+//
+// The version goes up whenever a plan may hold something an older reader
+// would silently misread rather than skip. Version 2: layers may carry
+// attributes version-1 kilns ignore (the fused 2x2 max pool of
+// kiln.Conv/kiln.QConv, E5M2 activation codes), so a version-1 kiln must
+// refuse such plans; version-1 plans mean the same to this reader.
 const (
 	planMagic     = "KILNPLAN"
-	FormatVersion = 1
+	FormatVersion = 2
 	align         = 64
 	// maxJSONSection bounds the structure sections of a plan; weights are
 	// bounded by the file size itself.
