@@ -13,7 +13,10 @@ import (
 
 // FP32 depthwise convolution (group = input channels = output channels)
 // with kernels/avx's direct row kernel: each plane is copied into a zero
-// border, then 16 outputs of a row per zmm, one FMA per tap.
+// border, then 16 outputs of a row per zmm, one FMA per tap. 3×3 planes
+// (stride 1 or 2, begin pads ≤ 2, a clamp at most) skip the copy:
+// avx.Depthwise3x3 reads them in place, several per call, with the same
+// sums bit for bit.
 const simdDWID = "cpu.conv.dw.avx512"
 
 type simdDWParams struct {
@@ -140,12 +143,47 @@ func (k *simdDWKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	if k.p.Resid {
 		r.z = in[1].F32()
 	}
+	work := N * k.p.M * g.OH * g.OW * g.KH * g.KW
+	if k.inPlace(&g) {
+		// blocks of dw3x3Planes channels of one image, read in place
+		items := N * ((k.p.M + dw3x3Planes - 1) / dw3x3Planes)
+		parallel.Run(simdThreads(x.Threads, work), items, (*simdDW3x3Run)(r))
+		return nil
+	}
 	_, r.padLen = avx.DWPadded(&g)
 	items := N * k.p.M
-	th := simdThreads(x.Threads, items*g.OH*g.OW*g.KH*g.KW)
+	th := simdThreads(x.Threads, work)
 	r.sl = newSlots(x, min(th, items), 4*r.padLen)
 	parallel.Run(th, items, r)
 	return nil
+}
+
+// dw3x3Planes is how many channel planes one avx.Depthwise3x3 call runs
+// (few enough that a 32-channel layer still splits over threads).
+const dw3x3Planes = 4
+
+// inPlace says whether the planes go to avx.Depthwise3x3 (no padded copy,
+// outputs bit-identical to avx.Depthwise's).
+func (k *simdDWKernel) inPlace(g *pack.Conv2D) bool { return avx.DW3x3Supported(g) && k.epi.Act == nil }
+
+// simdDW3x3Run runs one block of dw3x3Planes channels of one image per item.
+type simdDW3x3Run simdDWRun
+
+func (r *simdDW3x3Run) Do(_, item int) {
+	k, g := r.k, &r.g
+	blocks := (k.p.M + dw3x3Planes - 1) / dw3x3Planes
+	c := item % blocks * dw3x3Planes
+	planes := min(dw3x3Planes, k.p.M-c)
+	first := item/blocks*k.p.M + c // the block's first plane
+	hw, ohw := g.H*g.W, g.OH*g.OW
+	var b, z []float32
+	if k.bias != nil {
+		b = k.bias[c : c+planes]
+	}
+	if r.z != nil {
+		z = r.z[first*ohw : (first+planes)*ohw]
+	}
+	avx.Depthwise3x3(r.y[first*ohw:(first+planes)*ohw], r.x[first*hw:(first+planes)*hw], k.w[c*9:(c+planes)*9], b, g, &k.epi, z, planes)
 }
 
 func (r *simdDWRun) Do(w, item int) {

@@ -123,3 +123,14 @@ func dwPlaneF32(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, idx *in
 		dwPlaneGeneric(x, ldx, w, kh, kw, dh, dw, s2, idx, out, n, rows, sh, bias, resid, lo, hi, flags)
 	}
 }
+
+func dw3x3(x *float32, w, h int, wt, bias, out *float32, n, rows, pt, pl, s int, resid *float32, lo, hi float32, flags, planes int) {
+	switch {
+	case Variant != VariantAVX512:
+		dw3x3Generic(x, w, h, wt, bias, out, n, rows, pt, pl, s, resid, lo, hi, flags, planes)
+	case s == 1:
+		dw3x3S1AVX512(x, w, h, wt, bias, out, n, rows, pt, pl, resid, lo, hi, flags, planes, &evenLanes[0])
+	default:
+		dw3x3S2AVX512(x, w, h, wt, bias, out, n, rows, pt, pl, resid, lo, hi, flags, planes, &evenLanes[0])
+	}
+}

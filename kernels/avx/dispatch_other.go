@@ -37,3 +37,7 @@ func maxPoolRow(out, x *float32, ldx, kh, kw, s2 int, idx *int32, n int) {
 func dwPlaneF32(x *float32, ldx int, w *float32, kh, kw, dh, dw, s2 int, idx *int32, out *float32, n, rows, sh int, bias float32, resid *float32, lo, hi float32, flags int) {
 	dwPlaneGeneric(x, ldx, w, kh, kw, dh, dw, s2, idx, out, n, rows, sh, bias, resid, lo, hi, flags)
 }
+
+func dw3x3(x *float32, w, h int, wt, bias, out *float32, n, rows, pt, pl, s int, resid *float32, lo, hi float32, flags, planes int) {
+	dw3x3Generic(x, w, h, wt, bias, out, n, rows, pt, pl, s, resid, lo, hi, flags, planes)
+}

@@ -88,7 +88,7 @@ func padPlane[T uint8 | float32](pad []float32, x []T, lut *[256]float32, g *pac
 	done := 0 // pad[:done] holds its final values: zero only the borders, not the rows' data too
 	for ih := 0; ih < g.H; ih++ {
 		r := ih + g.PT
-		if r*ldx >= size {
+		if r*ldx >= size-32 { // rows past the last one read (stride 2 with an unused last row) would overrun
 			break
 		}
 		lo, hi := max(0, -g.PL), min(g.W, ldx-32-g.PL)

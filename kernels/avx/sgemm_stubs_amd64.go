@@ -29,6 +29,16 @@ func dwRowAVX512(x *float32, ldx int, w *float32, kh int, kw int, dh int, dw int
 //go:noescape
 func dwPlaneAVX512(x *float32, ldx int, w *float32, kh int, kw int, dh int, dw int, s2 int, idx *int32, out *float32, ow int, oh int, sh int, bias float32, resid *float32, lo float32, hi float32, flags int)
 
+// dw3x3S1AVX512 is the AVX-512 twin of dw3x3Generic at stride 1.
+//
+//go:noescape
+func dw3x3S1AVX512(x *float32, w int, h int, wt *float32, bias *float32, out *float32, ow int, oh int, pt int, pl int, resid *float32, lo float32, hi float32, flags int, planes int, idx *int32)
+
+// dw3x3S2AVX512 is the AVX-512 twin of dw3x3Generic at stride 2.
+//
+//go:noescape
+func dw3x3S2AVX512(x *float32, w int, h int, wt *float32, bias *float32, out *float32, ow int, oh int, pt int, pl int, resid *float32, lo float32, hi float32, flags int, planes int, idx *int32)
+
 // im2colGatherAVX512 is the AVX-512 twin of im2colGatherGeneric.
 //
 //go:noescape

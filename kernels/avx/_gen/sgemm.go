@@ -27,6 +27,8 @@ func main() {
 	sgemmAVX2()
 	dwRowAVX512()
 	dwPlaneAVX512()
+	dw3x3F32(1)
+	dw3x3F32(2)
 	im2colGatherAVX512()
 	im2colSegsAVX512()
 	maxPoolRowF32AVX512()
