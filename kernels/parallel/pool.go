@@ -36,7 +36,7 @@ type call struct {
 	gen      uint64 // Run number of this call object (recycled through calls)
 	closed   bool
 	joined   int
-	finished int
+	finished atomic.Int32  // written under mu; the closed caller polls it
 	done     chan struct{} // the last helper to finish after closing signals
 }
 
@@ -85,12 +85,11 @@ func worker() {
 		c.mu.Unlock()
 		c.drain(a.worker)
 		c.mu.Lock()
-		c.finished++
-		last := c.closed && c.finished == c.joined
-		c.mu.Unlock()
-		if last {
-			c.done <- struct{}{}
+		f := int(c.finished.Add(1))
+		if c.closed && f == c.joined {
+			c.done <- struct{}{} // buffered, never blocks; sent before the caller can see f
 		}
+		c.mu.Unlock()
 	}
 }
 
@@ -125,6 +124,22 @@ func (c *call) drain(w int) {
 	}
 }
 
+// await returns once the joined helpers have finished, polling for up to
+// Spin first: a helper finishes its last item within microseconds of the
+// caller, and parking the caller on the channel would cost a futex wake-up
+// and a scheduler round on top, per layer.
+func (c *call) await(joined int) {
+	if Spin > 0 {
+		start := time.Now()
+		for i := 1; int(c.finished.Load()) < joined; i++ {
+			if i%64 == 0 && time.Since(start) >= Spin {
+				break
+			}
+		}
+	}
+	<-c.done // already buffered if the poll saw every helper finish
+}
+
 // Run computes items 0..n-1 of t on at most threads workers and returns
 // when all are done.
 func Run(threads, n int, t Task) {
@@ -142,7 +157,8 @@ func Run(threads, n int, t Task) {
 	c.mu.Lock() // stale assignments may be reading gen
 	c.gen++
 	gen := c.gen
-	c.closed, c.joined, c.finished = false, 0, 0
+	c.closed, c.joined = false, 0
+	c.finished.Store(0)
 	c.mu.Unlock()
 	for w := 1; w < threads; w++ {
 		work <- assignment{c, gen, w}
@@ -150,10 +166,11 @@ func Run(threads, n int, t Task) {
 	c.drain(0)
 	c.mu.Lock()
 	c.closed = true
-	wait := c.finished < c.joined
+	joined := c.joined
+	wait := int(c.finished.Load()) < joined
 	c.mu.Unlock()
 	if wait {
-		<-c.done
+		c.await(joined)
 	}
 	c.task = nil
 	calls.Put(c)
