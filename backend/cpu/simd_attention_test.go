@@ -125,7 +125,7 @@ func checkAttention(t *testing.T, name string, got, want *ir.Tensor) {
 
 // go test -bench SimdAttentionBert4 ./backend/cpu: one bert4 attention
 // layer (4 heads, 128 tokens, head size 64, mask, K given transposed) on
-// one thread.
+// one and on two threads.
 func BenchmarkSimdAttentionBert4(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 2))
 	in := []*ir.Tensor{randF32(r, 1, 4, 128, 64), randF32(r, 1, 4, 64, 128), randF32(r, 1, 4, 128, 64), randF32(r, 1, 1, 128, 128)}
@@ -145,16 +145,20 @@ func BenchmarkSimdAttentionBert4(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var scratch []byte
-	x := &engine.Exec{Threads: 1, Scratch: func(n int) []byte {
-		if len(scratch) < n {
-			scratch = ir.AlignedBytes(int64(n))
-		}
-		return scratch[:n]
-	}}
-	for b.Loop() {
-		if err := k.Run(x, in, []*ir.Tensor{out}); err != nil {
-			b.Fatal(err)
-		}
+	for _, threads := range []int{1, 2} {
+		b.Run(fmt.Sprintf("threads=%d", threads), func(b *testing.B) {
+			var scratch []byte
+			x := &engine.Exec{Threads: threads, Scratch: func(n int) []byte {
+				if len(scratch) < n {
+					scratch = ir.AlignedBytes(int64(n))
+				}
+				return scratch[:n]
+			}}
+			for b.Loop() {
+				if err := k.Run(x, in, []*ir.Tensor{out}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
