@@ -266,14 +266,9 @@ func (k *convKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []int64{in[0].Dims[0], int64(k.p.M), int64(g.OH), int64(g.OW)}
-	if k.p.Resid && (in[1] == nil || !sameDims(in[1].Dims, out)) {
-		return nil, fmt.Errorf("residual %v does not match the output %v", in[1].Dims, out)
-	}
-	if k.p.Pool {
-		if out, err = pooledDims(int(out[0]), k.p.M, g.OH, g.OW); err != nil {
-			return nil, err
-		}
+	out, err := convOutputDims(in, k.p.M, g, k.p.Resid, k.p.Pool)
+	if err != nil {
+		return nil, err
 	}
 	return [][]int64{out}, nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/kernels/avx"
+	"github.com/kilnml/kiln/kernels/pack"
 	"github.com/kilnml/kiln/ops/kiln"
 )
 
@@ -31,6 +32,25 @@ func readPool(n *ir.Node, prec string) (bool, error) {
 		return false, fmt.Errorf("%s: a fused pool after a residual add is not supported", n)
 	}
 	return true, nil
+}
+
+// convOutputDims is a conv kernel's output shape for inputs in: [n, m, oh,
+// ow] from geometry g, checked against the residual input in[1] when the
+// kernel adds one, and halved by the fused 2×2 pool when pool is set.
+func convOutputDims(in []*ir.Tensor, m int, g pack.Conv2D, resid, pool bool) ([]int64, error) {
+	out := []int64{in[0].Dims[0], int64(m), int64(g.OH), int64(g.OW)}
+	if resid {
+		if len(in) < 2 || in[1] == nil {
+			return nil, fmt.Errorf("the residual input is missing (output %v)", out)
+		}
+		if !sameDims(in[1].Dims, out) {
+			return nil, fmt.Errorf("residual %v does not match the output %v", in[1].Dims, out)
+		}
+	}
+	if pool {
+		return pooledDims(int(out[0]), m, g.OH, g.OW)
+	}
+	return out, nil
 }
 
 // pooledDims is the output of a pooled conv whose unpooled output is

@@ -155,9 +155,9 @@ func (k *simdQDWKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []int64{in[0].Dims[0], int64(k.p.M), int64(g.OH), int64(g.OW)}
-	if k.p.Resid && (in[1] == nil || !sameDims(in[1].Dims, out)) {
-		return nil, fmt.Errorf("residual %v does not match the output %v", in[1].Dims, out)
+	out, err := convOutputDims(in, k.p.M, g, k.p.Resid, false)
+	if err != nil {
+		return nil, err
 	}
 	return [][]int64{out}, nil
 }
