@@ -40,17 +40,26 @@ func readPool(n *ir.Node, prec string) (bool, error) {
 func convOutputDims(in []*ir.Tensor, m int, g pack.Conv2D, resid, pool bool) ([]int64, error) {
 	out := []int64{in[0].Dims[0], int64(m), int64(g.OH), int64(g.OW)}
 	if resid {
-		if len(in) < 2 || in[1] == nil {
-			return nil, fmt.Errorf("the residual input is missing (output %v)", out)
-		}
-		if !sameDims(in[1].Dims, out) {
-			return nil, fmt.Errorf("residual %v does not match the output %v", in[1].Dims, out)
+		if err := checkResidual(in, out); err != nil {
+			return nil, err
 		}
 	}
 	if pool {
 		return pooledDims(int(out[0]), m, g.OH, g.OW)
 	}
 	return out, nil
+}
+
+// checkResidual reports a residual input in[1] that is absent or not of
+// the output's shape.
+func checkResidual(in []*ir.Tensor, out []int64) error {
+	if len(in) < 2 || in[1] == nil {
+		return fmt.Errorf("the residual input is missing (output %v)", out)
+	}
+	if !sameDims(in[1].Dims, out) {
+		return fmt.Errorf("residual %v does not match the output %v", in[1].Dims, out)
+	}
+	return nil
 }
 
 // pooledDims is the output of a pooled conv whose unpooled output is

@@ -273,8 +273,10 @@ func (k *gemmKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 		return nil, err
 	}
 	out := k.outDims(in[0].Dims)
-	if k.p.Resid && (in[1] == nil || !sameDims(in[1].Dims, out)) {
-		return nil, fmt.Errorf("residual %v does not match the output %v", in[1].Dims, out)
+	if k.p.Resid {
+		if err := checkResidual(in, out); err != nil {
+			return nil, err
+		}
 	}
 	return [][]int64{out}, nil
 }

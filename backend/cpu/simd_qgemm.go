@@ -171,8 +171,10 @@ func (k *simdQGemmKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 	}
 	xd := in[0].Dims
 	out := append(append([]int64{}, xd[:len(xd)-1]...), int64(k.p.N))
-	if k.p.Resid && (in[1] == nil || !sameDims(in[1].Dims, out)) {
-		return nil, fmt.Errorf("residual %v does not match the output %v", in[1].Dims, out)
+	if k.p.Resid {
+		if err := checkResidual(in, out); err != nil {
+			return nil, err
+		}
 	}
 	return [][]int64{out}, nil
 }
