@@ -28,11 +28,12 @@ import (
 // kiln.QMatMul.
 //
 // It runs only on graphs that have QuantizeLinear/DequantizeLinear nodes
-// and a Softmax or LayerNormalization (a transformer), so Q/DQ CNNs keep
-// their INT8 residual adds and pools as they are.
+// and a LayerNormalization or an attention Softmax (a transformer), so Q/DQ
+// CNNs, classifier Softmax heads included, keep their INT8 residual adds
+// and pools as they are.
 func FloatTransformerQDQ(m *ir.Model, opt Options) (int, error) {
 	r := newRewriter(m, opt)
-	if !qdqTransformer(r.g) {
+	if !r.qdqTransformer() {
 		return 0, nil
 	}
 	inf := r.infer(MaxFoldElements).Consts
@@ -83,18 +84,53 @@ func FloatTransformerQDQ(m *ir.Model, opt Options) (int, error) {
 	return rewired, nil
 }
 
-// qdqTransformer: the graph has Q/DQ nodes and a Softmax or LayerNormalization.
-func qdqTransformer(g *ir.Graph) bool {
+// qdqTransformer: the graph has Q/DQ nodes and a transformer op: a
+// LayerNormalization, or a Softmax over attention scores (a MatMul of two
+// activations, Q·Kᵀ). A classifier's Softmax after a weight MatMul/Gemm
+// does not count, so a Q/DQ CNN with a Softmax head keeps its INT8 residual
+// adds and pools.
+func (r *rewriter) qdqTransformer() bool {
 	var q, t bool
-	for _, n := range g.Nodes {
+	for _, n := range r.g.Nodes {
 		switch {
 		case isOp(n, "QuantizeLinear"), isOp(n, "DequantizeLinear"):
 			q = true
-		case isOp(n, "Softmax"), isOp(n, "LayerNormalization"):
+		case isOp(n, "LayerNormalization"):
+			t = true
+		case isOp(n, "Softmax") && len(n.Inputs) > 0 && r.attentionScores(n.Inputs[0], 8):
 			t = true
 		}
 	}
 	return q && t
+}
+
+// attentionScores: x is computed by a MatMul of two activations, through at
+// most depth steps of scaling, masking, Q/DQ and reshaping.
+func (r *rewriter) attentionScores(x string, depth int) bool {
+	n := r.prod[x]
+	if n == nil || depth == 0 || (n.Domain != "" && n.Domain != "ai.onnx") {
+		return false
+	}
+	switch n.OpType {
+	case "MatMul":
+		return len(n.Inputs) == 2 && !r.weightInput(n.Inputs[0]) && !r.weightInput(n.Inputs[1])
+	case "Add", "Sub", "Mul", "Div", "Where", "QuantizeLinear", "DequantizeLinear", "Reshape", "Transpose", "Cast":
+		for _, in := range n.Inputs {
+			if in != "" && r.attentionScores(in, depth-1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// weightInput: name is a constant, or a constant behind Q/DQ.
+func (r *rewriter) weightInput(name string) bool {
+	if r.constChain(name) {
+		return true
+	}
+	d := r.prod[name]
+	return isOp(d, "DequantizeLinear") && r.constChain(d.Inputs[0])
 }
 
 // quantizingReader: n reads x as the activation or the weight of a

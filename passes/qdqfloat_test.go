@@ -19,10 +19,11 @@ func qdqPair(g *graph, x, name string) string {
 }
 
 // A small Q/DQ block as ONNX Runtime writes it: X → Q/DQ → MatMul (weight
-// DQ of int8) → Q/DQ → Add(bias behind Q/DQ) → Q/DQ → Softmax. With the
-// Softmax (a transformer), the Add and the Softmax read float values, the
-// MatMul keeps its DQ input and weight; without it nothing changes.
-func qdqBlock(withSoftmax bool) *ir.Model {
+// DQ of int8) → Q/DQ → Add(bias behind Q/DQ) → Q/DQ → head. With a
+// LayerNormalization head (a transformer), the Add and the LayerNorm read
+// float values, the MatMul keeps its DQ input and weight; with a Relu or a
+// classifier's Softmax head nothing changes.
+func qdqBlock(head string) *ir.Model {
 	g := newGraph(17).input("x", ir.Float32, 4, 8).output("y")
 	g.init("s", ir.FromFloat32s(nil, []float32{0.02}))
 	g.init("z", ir.FromInt64s(ir.Int8, nil, []int64{0}))
@@ -40,16 +41,36 @@ func qdqBlock(withSoftmax bool) *ir.Model {
 	bd := qdqPair(g, "bias", "bias")
 	g.node("Add", "add", []string{md, bd}, []string{"add_o"})
 	ad := qdqPair(g, "add_o", "add")
-	if withSoftmax {
+	switch head {
+	case "layernorm":
+		g.randInit("gamma", 8, 0.5, 1.5, 6)
+		g.randInit("beta", 9, -0.5, 0.5, 6)
+		g.node("LayerNormalization", "sm", []string{ad, "gamma", "beta"}, []string{"y"})
+	case "softmax":
 		g.node("Softmax", "sm", []string{ad}, []string{"y"})
-	} else {
+	default:
 		g.node("Relu", "relu", []string{ad}, []string{"y"})
 	}
 	return g.m
 }
 
+// Attention scores: Softmax(Q/DQ(X)·Q/DQ(X)ᵀ / 4) make a graph a transformer.
+func qdqAttention() *ir.Model {
+	g := newGraph(17).input("x", ir.Float32, 4, 8).output("y")
+	g.init("s", ir.FromFloat32s(nil, []float32{0.02}))
+	g.init("z", ir.FromInt64s(ir.Int8, nil, []int64{0}))
+	g.init("four", ir.FromFloat32s(nil, []float32{4}))
+	xd := qdqPair(g, "x", "x")
+	g.node("Transpose", "kt", []string{xd}, []string{"kt_o"})
+	ktd := qdqPair(g, "kt_o", "kt")
+	g.node("MatMul", "qk", []string{xd, ktd}, []string{"qk_o"})
+	g.node("Div", "scale", []string{"qk_o", "four"}, []string{"sc_o"})
+	g.node("Softmax", "sm", []string{"sc_o"}, []string{"y"})
+	return g.m
+}
+
 func TestFloatTransformerQDQ(t *testing.T) {
-	m := qdqBlock(true)
+	m := qdqBlock("layernorm")
 	c := m.Clone()
 	n, err := passes.FloatTransformerQDQ(c, passes.Options{})
 	if err != nil {
@@ -59,7 +80,7 @@ func TestFloatTransformerQDQ(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n != 3 {
-		t.Errorf("%d readers rewired, want 3 (Add's two inputs, Softmax)", n)
+		t.Errorf("%d readers rewired, want 3 (Add's two inputs, LayerNormalization)", n)
 	}
 	for _, nd := range c.Graph.Nodes {
 		switch nd.Name {
@@ -73,7 +94,7 @@ func TestFloatTransformerQDQ(t *testing.T) {
 			}
 		case "sm":
 			if nd.Inputs[0] != "add_o" {
-				t.Errorf("Softmax reads %v", nd.Inputs)
+				t.Errorf("LayerNormalization reads %v", nd.Inputs)
 			}
 		}
 	}
@@ -98,13 +119,32 @@ func TestFloatTransformerQDQ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := closeTo(got["y"], want["y"], 0.05); err != nil {
-		t.Errorf("rewritten block vs fake-quantized: %v", err)
+	// LayerNorm divides by each row's spread, so compare whole rows: the
+	// dropped rounding (≤ 0.01 on each of the MatMul and Add outputs, on
+	// values of spread ~1) moves a normalized row by a few percent.
+	var d2, w2 float64
+	for i := range want["y"].Len() {
+		g, w := got["y"].Float64At(i), want["y"].Float64At(i)
+		d2 += (g - w) * (g - w)
+		w2 += w * w
 	}
-	// No transformer op: nothing changes.
-	cnn := qdqBlock(false)
-	if n, err := passes.FloatTransformerQDQ(cnn, passes.Options{}); err != nil || n != 0 {
-		t.Errorf("CNN-like Q/DQ graph: %d rewrites, %v", n, err)
+	if rel := math.Sqrt(d2 / w2); rel > 0.05 || rel == 0 {
+		t.Errorf("rewritten block vs fake-quantized: relative L2 difference %g, want in (0, 0.05]", rel)
+	} else {
+		t.Logf("relative L2 difference to the fake-quantized block: %.4f", rel)
+	}
+	// No transformer op: nothing changes, a classifier's Softmax included.
+	for _, head := range []string{"relu", "softmax"} {
+		cnn := qdqBlock(head)
+		if n, err := passes.FloatTransformerQDQ(cnn, passes.Options{}); err != nil || n != 0 {
+			t.Errorf("CNN-like Q/DQ graph, %s head: %d rewrites, %v", head, n, err)
+		}
+	}
+	// A Softmax over attention scores is a transformer: the Div reads the
+	// scores and the Transpose the float X.
+	att := qdqAttention()
+	if n, err := passes.FloatTransformerQDQ(att, passes.Options{}); err != nil || n == 0 {
+		t.Errorf("attention Q/DQ graph: %d rewrites, %v", n, err)
 	}
 }
 
