@@ -142,9 +142,16 @@ func (k *simdGemmKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 	if _, err := k.rows(in[0].Dims); err != nil {
 		return nil, err
 	}
+	return rowsByN(in, k.p.N, k.p.Resid)
+}
+
+// rowsByN is the output shape of a Y = X·W kernel: X's rows (every
+// dimension but the last) by n columns, checked against the residual input
+// when the kernel adds one.
+func rowsByN(in []*ir.Tensor, n int, resid bool) ([][]int64, error) {
 	xd := in[0].Dims
-	out := append(append([]int64{}, xd[:len(xd)-1]...), int64(k.p.N))
-	if k.p.Resid {
+	out := append(append([]int64{}, xd[:len(xd)-1]...), int64(n))
+	if resid {
 		if err := checkResidual(in, out); err != nil {
 			return nil, err
 		}

@@ -169,14 +169,7 @@ func (k *simdQGemmKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 	if _, err := k.rows(in[0].Dims); err != nil {
 		return nil, err
 	}
-	xd := in[0].Dims
-	out := append(append([]int64{}, xd[:len(xd)-1]...), int64(k.p.N))
-	if k.p.Resid {
-		if err := checkResidual(in, out); err != nil {
-			return nil, err
-		}
-	}
-	return [][]int64{out}, nil
+	return rowsByN(in, k.p.N, k.p.Resid)
 }
 
 type simdQGemmRun struct {
