@@ -135,10 +135,11 @@ func convPoolTile(y []byte, ldy int, tile []byte, dt ir.DType, rows, cols, ow, p
 }
 
 // poolBands splits ph pooled rows into bands of prows for items of about
-// chunk conv columns, finer when per·bands items cannot feed th threads.
+// chunk conv columns, finer when per·bands items cannot feed th > 1
+// threads (one thread gains nothing from more, narrower items).
 func poolBands(ph, ow, chunk, per, th int) (prows, bands int) {
 	prows = max(1, min(ph, chunk/(2*ow)))
-	if per*((ph+prows-1)/prows) < 2*th {
+	if th > 1 && per*((ph+prows-1)/prows) < 2*th {
 		want := (2*th + per - 1) / per
 		prows = max(1, min(prows, (ph+want-1)/want))
 	}

@@ -215,7 +215,7 @@ func (k *simdConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	// Column chunks whose packed B block (KC×chunk) stays in L2.
 	chunk := max(avx.NR, (128<<10)/(4*max(min(r.K, avx.KC), 1))/avx.NR*avx.NR)
 	per := N * k.p.Group
-	if per*((ohw+chunk-1)/chunk) < 2*th { // too few items: finer chunks
+	if th > 1 && per*((ohw+chunk-1)/chunk) < 2*th { // too few items for the threads: finer chunks
 		want := (2*th + per - 1) / per
 		chunk = max(avx.NR, min(chunk, ((ohw+want-1)/want+avx.NR-1)/avx.NR*avx.NR))
 	}
@@ -231,7 +231,7 @@ func (k *simdConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	// Row blocks (multiples of MR) when columns alone cannot feed the threads.
 	r.rows = (Mg + avx.MR - 1) / avx.MR * avx.MR
-	for per*r.nch*((Mg+r.rows-1)/r.rows) < 2*th && r.rows >= 4*avx.MR {
+	for th > 1 && per*r.nch*((Mg+r.rows-1)/r.rows) < 2*th && r.rows >= 4*avx.MR {
 		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
 	}
 	r.nrb = (Mg + r.rows - 1) / r.rows

@@ -36,13 +36,11 @@ func PackA(dst, a []float32, m, k, rs, cs int) {
 			packStrip8(strip, a[s*rs:], k, rs)
 			continue
 		}
-		for i := 0; i < MR; i++ {
-			if s+i >= m {
-				for p := 0; p < k; p++ {
-					strip[p*MR+i] = 0
-				}
-				continue
-			}
+		// A partial strip (a batch-1 dense layer's one row): clear it in one
+		// memclr, then place the rows; zeroing the padding element by element
+		// cost 7/8 of the strip in scalar stores (~8% of simplecnn at batch 1).
+		clear(strip)
+		for i := 0; i < m-s; i++ {
 			for p, v := range a[(s+i)*rs : (s+i)*rs+k] {
 				strip[p*MR+i] = v
 			}
