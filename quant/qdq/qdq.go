@@ -93,7 +93,7 @@ func Insert(m *ir.Model, opt Options) (*ir.Model, error) {
 	if err := raiseOpset(out, need); err != nil {
 		return nil, err
 	}
-	w := &writer{m: out, opt: opt, inits: out.Graph.InitializerMap(), dq: map[string]string{}, used: map[string]bool{}}
+	w := &writer{m: out, opt: opt, inits: out.Graph.InitializerMap(), dq: map[string]string{}, used: map[string]bool{}, stored: map[string]bool{}}
 	for _, n := range out.Graph.Nodes {
 		w.used[n.Name] = true
 		for _, o := range n.Outputs {
@@ -117,7 +117,30 @@ func Insert(m *ir.Model, opt Options) (*ir.Model, error) {
 	}
 	out.Graph.Nodes = newNodes
 	out.Graph.Initializers = append(out.Graph.Initializers, w.newInits...)
+	if opt.QuantizedWeights {
+		dropUnread(out.Graph, w.stored)
+	}
 	return out, nil
+}
+
+// dropUnread removes the float initializers in names that no node and no
+// graph output reads any more (each was stored again as int8 codes behind a
+// DequantizeLinear), and their graph-input entries (opset < 9 style), so
+// the model does not carry every weight twice. A weight some node still
+// reads in float (a layer left unquantized) stays.
+func dropUnread(g *ir.Graph, names map[string]bool) {
+	read := map[string]bool{}
+	for _, n := range g.Nodes {
+		for _, in := range n.Inputs {
+			read[in] = true
+		}
+	}
+	for _, o := range g.Outputs {
+		read[o.Name] = true
+	}
+	gone := func(name string) bool { return names[name] && !read[name] }
+	g.Initializers = slices.DeleteFunc(g.Initializers, func(t *ir.Tensor) bool { return gone(t.Name) })
+	g.Inputs = slices.DeleteFunc(g.Inputs, func(v *ir.ValueInfo) bool { return gone(v.Name) })
 }
 
 type writer struct {
@@ -127,6 +150,7 @@ type writer struct {
 	dq       map[string]string // activation -> its dequantized name (one Q/DQ pair per tensor)
 	used     map[string]bool
 	newInits []*ir.Tensor
+	stored   map[string]bool // float weights stored again as int8 codes (QuantizedWeights)
 }
 
 func (w *writer) fresh(base string) string {
@@ -297,6 +321,7 @@ func (w *writer) weight(n *ir.Node, name string, t *ir.Tensor) ([]*ir.Node, erro
 		}
 		q.Name = w.fresh(name + "_quantized")
 		w.newInits = append(w.newInits, q)
+		w.stored[name] = true
 		dq := &ir.Node{Name: w.fresh(name + "_DequantizeLinear"), OpType: "DequantizeLinear", Inputs: []string{q.Name, scale, zp}, Outputs: []string{dqName}}
 		setAxis(dq, p)
 		return []*ir.Node{dq}, nil

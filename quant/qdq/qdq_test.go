@@ -151,3 +151,41 @@ func TestOpsetRaiseRefusedWhenUnsafe(t *testing.T) {
 		t.Fatalf("%v %v", err, q)
 	}
 }
+
+// TestQuantizedWeightsDropFloatCopies: with int8 weights stored behind
+// DequantizeLinear, the float initializers they replace leave the model
+// (and its graph inputs), a weight a float node still reads stays, and the
+// model still runs.
+func TestQuantizedWeightsDropFloatCopies(t *testing.T) {
+	m := convNet(13)
+	// An extra float reader of fc.w that Insert leaves alone (an Identity
+	// to a second graph output).
+	m.Graph.Nodes = append(m.Graph.Nodes, &ir.Node{Name: "keep", OpType: "Identity", Inputs: []string{"fc.w"}, Outputs: []string{"fcw_copy"}})
+	m.Graph.Outputs = append(m.Graph.Outputs, &ir.ValueInfo{Name: "fcw_copy"})
+	m.Graph.Inputs = append(m.Graph.Inputs, &ir.ValueInfo{Name: "conv.w"}) // initializer listed as an input, opset 8 style
+	x := randT([]int64{1, 2, 5, 5}, 4)
+	for _, flavor := range []Flavor{TensorRT, ORT} {
+		q, err := Insert(m, Options{Flavor: flavor, Ranges: ranges(t, m, x), QuantizedWeights: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inits := q.Graph.InitializerMap()
+		if _, ok := inits["conv.w"]; ok {
+			t.Errorf("flavor %v: conv.w still stored in float beside its int8 codes", flavor)
+		}
+		for _, in := range q.Graph.Inputs {
+			if in.Name == "conv.w" {
+				t.Errorf("flavor %v: graph input conv.w left without its initializer", flavor)
+			}
+		}
+		if w, ok := inits["fc.w"]; !ok || w.DType != ir.Float32 {
+			t.Errorf("flavor %v: fc.w, still read by a float node, was dropped", flavor)
+		}
+		if _, err := ops.Run(q, map[string]*ir.Tensor{"x": x}); err != nil {
+			t.Fatalf("flavor %v: %v", flavor, err)
+		}
+	}
+	if _, ok := m.Graph.InitializerMap()["conv.w"]; !ok {
+		t.Error("Insert modified its input model")
+	}
+}
