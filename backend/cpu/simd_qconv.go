@@ -191,7 +191,11 @@ type simdQConvKernel struct {
 	q    *avx.QLayer
 	flip byte // int8 codes → u8 (x+128)
 	pad  byte // u8 value of the zero point
-	runs runPool[simdQConvRun]
+	// poolable: the epilogue is non-decreasing in the accumulator, so a
+	// fused pool can run in registers (simd_qconvpool.go)
+	poolable bool
+	plans    poolPlan
+	runs     runPool[simdQConvRun]
 }
 
 func init() { register(simdQConvID, newSimdQConvKernel) }
@@ -234,6 +238,7 @@ func newSimdQConvKernel(p *simdQConvParams, w []*ir.Tensor) (engine.Kernel, erro
 	}
 	k.pad = byte(off)
 	k.q = simdQLayer(l, p.M, w[1].I32(), off, bias)
+	k.poolable = avx.QPoolable(k.q)
 	return k, nil
 }
 
@@ -288,6 +293,9 @@ type simdQConvRun struct {
 	prows             int      // with a fused pool: pooled rows per item (chunk = 2·prows·OW columns)
 	bBytes            int      // slot bytes before the pooled tile
 	outType           ir.DType // of the (pooled) output
+	pooled            bool     // the fused pool in registers: items are bands of pb pooled outputs (of phw)
+	pb, phw           int
+	plan              *avx.QPoolPlan
 }
 
 func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
@@ -316,6 +324,21 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	th := simdThreads(x.Threads, N*k.p.M*ohw*r.K/k.p.Group)
 	chunk := max(avx.NR, (192<<10)/(4*max(k4, 1))/avx.NR*avx.NR)
 	per := N * k.p.Group
+	if k.poolInRegisters() {
+		if g.OH/2 == 0 || g.OW/2 == 0 {
+			return nil
+		}
+		r.pooled = true
+		items, slot := r.setupPooled(chunk, th, Mg, per)
+		buf := x.Scratch(min(th, items)*slot + per*r.plane)
+		r.sl = slots{buf: buf[:min(th, items)*slot], slot: slot}
+		r.xc = buf[min(th, items)*slot:]
+		r.transposing = true
+		parallel.Run(th, per, r)
+		r.transposing = false
+		parallel.Run(th, items, r)
+		return nil
+	}
 	if per*((ohw+chunk-1)/chunk) < 2*th {
 		want := (2*th + per - 1) / per
 		chunk = max(avx.NR, min(chunk, ((ohw+want-1)/want+avx.NR-1)/avx.NR*avx.NR))
@@ -389,6 +412,11 @@ func (r *simdQConvRun) Do(w, item int) {
 	item /= r.nch
 	grp := item % r.groups
 	n := item / r.groups
+	if r.pooled {
+		i0 := rb * r.rows
+		r.doPooled(w, n, grp, ch, i0, min(r.rows, k.p.M/k.p.Group-i0))
+		return
+	}
 	ohw := g.OH * g.OW
 	Mg := k.p.M / k.p.Group
 	j0 := ch * r.chunk

@@ -89,3 +89,22 @@ func copyQuadWordsDispatch(dst *uint32, src []uint32, n, q, step int) {
 	}
 	copyQuadWordsAVX512(dst, unsafe.SliceData(src), n, q, step)
 }
+
+func qmicroPool(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, q *int64) {
+	if QVariant != QVariantVNNI {
+		qgemmPoolGeneric(k4, a, b, out, ldo, mr, np, q)
+		return
+	}
+	qgemm8x32PoolVNNI(k4, a, b, out, ldo, mr, np, q)
+}
+
+// qpoolPackDispatch packs one pooled strip (QPoolPlan.Pack); the plan's
+// offsets keep every read inside src.
+func qpoolPackDispatch(strip []uint8, src []byte, segs, rowOff []int32, q, qstep int, idx *[64]byte) {
+	if QVariant != QVariantVNNI || !hasVBMI {
+		qpoolPackGeneric(qpoolPackWords(strip), src, segs, rowOff, q, qstep, idx)
+		return
+	}
+	qpoolPackVBMI((*uint32)(unsafe.Pointer(unsafe.SliceData(strip))), unsafe.SliceData(src), unsafe.SliceData(segs), len(segs)/4,
+		len(rowOff), unsafe.SliceData(rowOff), q, qstep, &idx[0])
+}

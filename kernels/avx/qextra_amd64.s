@@ -766,6 +766,449 @@ done_copyQuadWordsAVX512:
 	VZEROUPPER
 	RET
 
+// func qgemm8x32PoolVNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, np int, q *int64)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, BMI2
+TEXT ·qgemm8x32PoolVNNI(SB), NOSPLIT, $0-64
+	MOVQ   k4+0(FP), CX
+	MOVQ   a+8(FP), SI
+	MOVQ   b+16(FP), DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	TESTQ  CX, CX
+	JEQ    epilogue_qgemm8x32PoolVNNI
+
+loop_qgemm8x32PoolVNNI:
+	VMOVDQU32    (DI), Z16
+	VMOVDQU32    64(DI), Z17
+	VPBROADCASTD (SI), Z18
+	VPDPBUSD     Z18, Z16, Z0
+	VPDPBUSD     Z18, Z17, Z1
+	VPBROADCASTD 4(SI), Z19
+	VPDPBUSD     Z19, Z16, Z2
+	VPDPBUSD     Z19, Z17, Z3
+	VPBROADCASTD 8(SI), Z20
+	VPDPBUSD     Z20, Z16, Z4
+	VPDPBUSD     Z20, Z17, Z5
+	VPBROADCASTD 12(SI), Z21
+	VPDPBUSD     Z21, Z16, Z6
+	VPDPBUSD     Z21, Z17, Z7
+	VPBROADCASTD 16(SI), Z22
+	VPDPBUSD     Z22, Z16, Z8
+	VPDPBUSD     Z22, Z17, Z9
+	VPBROADCASTD 20(SI), Z23
+	VPDPBUSD     Z23, Z16, Z10
+	VPDPBUSD     Z23, Z17, Z11
+	VPBROADCASTD 24(SI), Z24
+	VPDPBUSD     Z24, Z16, Z12
+	VPDPBUSD     Z24, Z17, Z13
+	VPBROADCASTD 28(SI), Z25
+	VPDPBUSD     Z25, Z16, Z14
+	VPDPBUSD     Z25, Z17, Z15
+	ADDQ         $0x20, SI
+	ADDQ         $0x00000080, DI
+	DECQ         CX
+	JNE          loop_qgemm8x32PoolVNNI
+
+epilogue_qgemm8x32PoolVNNI:
+	MOVQ          q+56(FP), BX
+	MOVQ          out+24(FP), DX
+	MOVQ          ldo+32(FP), R10
+	MOVQ          mr+40(FP), R11
+	MOVQ          np+48(FP), AX
+	MOVQ          $-1, R9
+	BZHIQ         AX, R9, R9
+	KMOVW         R9, K1
+	MOVQ          (BX), R12
+	MOVQ          8(BX), R8
+	MOVQ          16(BX), R14
+	MOVQ          56(BX), R13
+	VBROADCASTSS  32(BX), Y22
+	VBROADCASTSS  36(BX), Y23
+	VBROADCASTSS  44(BX), Y24
+	VBROADCASTSS  48(BX), Y25
+	VBROADCASTSS  40(BX), Y26
+	VPBROADCASTD  52(BX), Y27
+	CMPQ          R11, $0x00
+	JLE           done_qgemm8x32PoolVNNI
+	VPMAXSD       Z1, Z0, Z28
+	VEXTRACTI64X4 $0x01, Z28, Y29
+	VPMAXSD       Y29, Y28, Y28
+	VPBROADCASTD  (R12), Y29
+	VPSUBD        Y29, Y28, Y28
+	VCVTDQ2PS     Y28, Y28
+	VBROADCASTSS  (R8), Y29
+	VMULPS        Y29, Y28, Y28
+	TESTQ         $0x00000001, R13
+	JEQ           nobias0_qgemm8x32PoolVNNI
+	VBROADCASTSS  (R14), Y29
+	VADDPS        Y29, Y28, Y28
+
+nobias0_qgemm8x32PoolVNNI:
+	TESTQ  $0x00000004, R13
+	JEQ    noclamp0_qgemm8x32PoolVNNI
+	VMAXPS Y28, Y22, Y28
+	VMINPS Y28, Y23, Y28
+
+noclamp0_qgemm8x32PoolVNNI:
+	VDIVPS    Y26, Y28, Y28
+	VMAXPS    Y24, Y28, Y28
+	VMINPS    Y25, Y28, Y28
+	VCVTPS2DQ Y28, Y28
+	VPADDD    Y27, Y28, Y28
+	TESTQ     $0x00000020, R13
+	JNE       u80_qgemm8x32PoolVNNI
+	VPMOVSDB  Y28, X29
+	JMP       store0_qgemm8x32PoolVNNI
+
+u80_qgemm8x32PoolVNNI:
+	VPMOVUSDB Y28, X29
+
+store0_qgemm8x32PoolVNNI:
+	VMOVDQU8      X29, K1, (DX)
+	ADDQ          R10, DX
+	CMPQ          R11, $0x01
+	JLE           done_qgemm8x32PoolVNNI
+	VPMAXSD       Z3, Z2, Z28
+	VEXTRACTI64X4 $0x01, Z28, Y29
+	VPMAXSD       Y29, Y28, Y28
+	VPBROADCASTD  4(R12), Y29
+	VPSUBD        Y29, Y28, Y28
+	VCVTDQ2PS     Y28, Y28
+	VBROADCASTSS  4(R8), Y29
+	VMULPS        Y29, Y28, Y28
+	TESTQ         $0x00000001, R13
+	JEQ           nobias1_qgemm8x32PoolVNNI
+	VBROADCASTSS  4(R14), Y29
+	VADDPS        Y29, Y28, Y28
+
+nobias1_qgemm8x32PoolVNNI:
+	TESTQ  $0x00000004, R13
+	JEQ    noclamp1_qgemm8x32PoolVNNI
+	VMAXPS Y28, Y22, Y28
+	VMINPS Y28, Y23, Y28
+
+noclamp1_qgemm8x32PoolVNNI:
+	VDIVPS    Y26, Y28, Y28
+	VMAXPS    Y24, Y28, Y28
+	VMINPS    Y25, Y28, Y28
+	VCVTPS2DQ Y28, Y28
+	VPADDD    Y27, Y28, Y28
+	TESTQ     $0x00000020, R13
+	JNE       u81_qgemm8x32PoolVNNI
+	VPMOVSDB  Y28, X29
+	JMP       store1_qgemm8x32PoolVNNI
+
+u81_qgemm8x32PoolVNNI:
+	VPMOVUSDB Y28, X29
+
+store1_qgemm8x32PoolVNNI:
+	VMOVDQU8      X29, K1, (DX)
+	ADDQ          R10, DX
+	CMPQ          R11, $0x02
+	JLE           done_qgemm8x32PoolVNNI
+	VPMAXSD       Z5, Z4, Z28
+	VEXTRACTI64X4 $0x01, Z28, Y29
+	VPMAXSD       Y29, Y28, Y28
+	VPBROADCASTD  8(R12), Y29
+	VPSUBD        Y29, Y28, Y28
+	VCVTDQ2PS     Y28, Y28
+	VBROADCASTSS  8(R8), Y29
+	VMULPS        Y29, Y28, Y28
+	TESTQ         $0x00000001, R13
+	JEQ           nobias2_qgemm8x32PoolVNNI
+	VBROADCASTSS  8(R14), Y29
+	VADDPS        Y29, Y28, Y28
+
+nobias2_qgemm8x32PoolVNNI:
+	TESTQ  $0x00000004, R13
+	JEQ    noclamp2_qgemm8x32PoolVNNI
+	VMAXPS Y28, Y22, Y28
+	VMINPS Y28, Y23, Y28
+
+noclamp2_qgemm8x32PoolVNNI:
+	VDIVPS    Y26, Y28, Y28
+	VMAXPS    Y24, Y28, Y28
+	VMINPS    Y25, Y28, Y28
+	VCVTPS2DQ Y28, Y28
+	VPADDD    Y27, Y28, Y28
+	TESTQ     $0x00000020, R13
+	JNE       u82_qgemm8x32PoolVNNI
+	VPMOVSDB  Y28, X29
+	JMP       store2_qgemm8x32PoolVNNI
+
+u82_qgemm8x32PoolVNNI:
+	VPMOVUSDB Y28, X29
+
+store2_qgemm8x32PoolVNNI:
+	VMOVDQU8      X29, K1, (DX)
+	ADDQ          R10, DX
+	CMPQ          R11, $0x03
+	JLE           done_qgemm8x32PoolVNNI
+	VPMAXSD       Z7, Z6, Z28
+	VEXTRACTI64X4 $0x01, Z28, Y29
+	VPMAXSD       Y29, Y28, Y28
+	VPBROADCASTD  12(R12), Y29
+	VPSUBD        Y29, Y28, Y28
+	VCVTDQ2PS     Y28, Y28
+	VBROADCASTSS  12(R8), Y29
+	VMULPS        Y29, Y28, Y28
+	TESTQ         $0x00000001, R13
+	JEQ           nobias3_qgemm8x32PoolVNNI
+	VBROADCASTSS  12(R14), Y29
+	VADDPS        Y29, Y28, Y28
+
+nobias3_qgemm8x32PoolVNNI:
+	TESTQ  $0x00000004, R13
+	JEQ    noclamp3_qgemm8x32PoolVNNI
+	VMAXPS Y28, Y22, Y28
+	VMINPS Y28, Y23, Y28
+
+noclamp3_qgemm8x32PoolVNNI:
+	VDIVPS    Y26, Y28, Y28
+	VMAXPS    Y24, Y28, Y28
+	VMINPS    Y25, Y28, Y28
+	VCVTPS2DQ Y28, Y28
+	VPADDD    Y27, Y28, Y28
+	TESTQ     $0x00000020, R13
+	JNE       u83_qgemm8x32PoolVNNI
+	VPMOVSDB  Y28, X29
+	JMP       store3_qgemm8x32PoolVNNI
+
+u83_qgemm8x32PoolVNNI:
+	VPMOVUSDB Y28, X29
+
+store3_qgemm8x32PoolVNNI:
+	VMOVDQU8      X29, K1, (DX)
+	ADDQ          R10, DX
+	CMPQ          R11, $0x04
+	JLE           done_qgemm8x32PoolVNNI
+	VPMAXSD       Z9, Z8, Z28
+	VEXTRACTI64X4 $0x01, Z28, Y29
+	VPMAXSD       Y29, Y28, Y28
+	VPBROADCASTD  16(R12), Y29
+	VPSUBD        Y29, Y28, Y28
+	VCVTDQ2PS     Y28, Y28
+	VBROADCASTSS  16(R8), Y29
+	VMULPS        Y29, Y28, Y28
+	TESTQ         $0x00000001, R13
+	JEQ           nobias4_qgemm8x32PoolVNNI
+	VBROADCASTSS  16(R14), Y29
+	VADDPS        Y29, Y28, Y28
+
+nobias4_qgemm8x32PoolVNNI:
+	TESTQ  $0x00000004, R13
+	JEQ    noclamp4_qgemm8x32PoolVNNI
+	VMAXPS Y28, Y22, Y28
+	VMINPS Y28, Y23, Y28
+
+noclamp4_qgemm8x32PoolVNNI:
+	VDIVPS    Y26, Y28, Y28
+	VMAXPS    Y24, Y28, Y28
+	VMINPS    Y25, Y28, Y28
+	VCVTPS2DQ Y28, Y28
+	VPADDD    Y27, Y28, Y28
+	TESTQ     $0x00000020, R13
+	JNE       u84_qgemm8x32PoolVNNI
+	VPMOVSDB  Y28, X29
+	JMP       store4_qgemm8x32PoolVNNI
+
+u84_qgemm8x32PoolVNNI:
+	VPMOVUSDB Y28, X29
+
+store4_qgemm8x32PoolVNNI:
+	VMOVDQU8      X29, K1, (DX)
+	ADDQ          R10, DX
+	CMPQ          R11, $0x05
+	JLE           done_qgemm8x32PoolVNNI
+	VPMAXSD       Z11, Z10, Z28
+	VEXTRACTI64X4 $0x01, Z28, Y29
+	VPMAXSD       Y29, Y28, Y28
+	VPBROADCASTD  20(R12), Y29
+	VPSUBD        Y29, Y28, Y28
+	VCVTDQ2PS     Y28, Y28
+	VBROADCASTSS  20(R8), Y29
+	VMULPS        Y29, Y28, Y28
+	TESTQ         $0x00000001, R13
+	JEQ           nobias5_qgemm8x32PoolVNNI
+	VBROADCASTSS  20(R14), Y29
+	VADDPS        Y29, Y28, Y28
+
+nobias5_qgemm8x32PoolVNNI:
+	TESTQ  $0x00000004, R13
+	JEQ    noclamp5_qgemm8x32PoolVNNI
+	VMAXPS Y28, Y22, Y28
+	VMINPS Y28, Y23, Y28
+
+noclamp5_qgemm8x32PoolVNNI:
+	VDIVPS    Y26, Y28, Y28
+	VMAXPS    Y24, Y28, Y28
+	VMINPS    Y25, Y28, Y28
+	VCVTPS2DQ Y28, Y28
+	VPADDD    Y27, Y28, Y28
+	TESTQ     $0x00000020, R13
+	JNE       u85_qgemm8x32PoolVNNI
+	VPMOVSDB  Y28, X29
+	JMP       store5_qgemm8x32PoolVNNI
+
+u85_qgemm8x32PoolVNNI:
+	VPMOVUSDB Y28, X29
+
+store5_qgemm8x32PoolVNNI:
+	VMOVDQU8      X29, K1, (DX)
+	ADDQ          R10, DX
+	CMPQ          R11, $0x06
+	JLE           done_qgemm8x32PoolVNNI
+	VPMAXSD       Z13, Z12, Z28
+	VEXTRACTI64X4 $0x01, Z28, Y29
+	VPMAXSD       Y29, Y28, Y28
+	VPBROADCASTD  24(R12), Y29
+	VPSUBD        Y29, Y28, Y28
+	VCVTDQ2PS     Y28, Y28
+	VBROADCASTSS  24(R8), Y29
+	VMULPS        Y29, Y28, Y28
+	TESTQ         $0x00000001, R13
+	JEQ           nobias6_qgemm8x32PoolVNNI
+	VBROADCASTSS  24(R14), Y29
+	VADDPS        Y29, Y28, Y28
+
+nobias6_qgemm8x32PoolVNNI:
+	TESTQ  $0x00000004, R13
+	JEQ    noclamp6_qgemm8x32PoolVNNI
+	VMAXPS Y28, Y22, Y28
+	VMINPS Y28, Y23, Y28
+
+noclamp6_qgemm8x32PoolVNNI:
+	VDIVPS    Y26, Y28, Y28
+	VMAXPS    Y24, Y28, Y28
+	VMINPS    Y25, Y28, Y28
+	VCVTPS2DQ Y28, Y28
+	VPADDD    Y27, Y28, Y28
+	TESTQ     $0x00000020, R13
+	JNE       u86_qgemm8x32PoolVNNI
+	VPMOVSDB  Y28, X29
+	JMP       store6_qgemm8x32PoolVNNI
+
+u86_qgemm8x32PoolVNNI:
+	VPMOVUSDB Y28, X29
+
+store6_qgemm8x32PoolVNNI:
+	VMOVDQU8      X29, K1, (DX)
+	ADDQ          R10, DX
+	CMPQ          R11, $0x07
+	JLE           done_qgemm8x32PoolVNNI
+	VPMAXSD       Z15, Z14, Z28
+	VEXTRACTI64X4 $0x01, Z28, Y29
+	VPMAXSD       Y29, Y28, Y28
+	VPBROADCASTD  28(R12), Y29
+	VPSUBD        Y29, Y28, Y28
+	VCVTDQ2PS     Y28, Y28
+	VBROADCASTSS  28(R8), Y29
+	VMULPS        Y29, Y28, Y28
+	TESTQ         $0x00000001, R13
+	JEQ           nobias7_qgemm8x32PoolVNNI
+	VBROADCASTSS  28(R14), Y29
+	VADDPS        Y29, Y28, Y28
+
+nobias7_qgemm8x32PoolVNNI:
+	TESTQ  $0x00000004, R13
+	JEQ    noclamp7_qgemm8x32PoolVNNI
+	VMAXPS Y28, Y22, Y28
+	VMINPS Y28, Y23, Y28
+
+noclamp7_qgemm8x32PoolVNNI:
+	VDIVPS    Y26, Y28, Y28
+	VMAXPS    Y24, Y28, Y28
+	VMINPS    Y25, Y28, Y28
+	VCVTPS2DQ Y28, Y28
+	VPADDD    Y27, Y28, Y28
+	TESTQ     $0x00000020, R13
+	JNE       u87_qgemm8x32PoolVNNI
+	VPMOVSDB  Y28, X29
+	JMP       store7_qgemm8x32PoolVNNI
+
+u87_qgemm8x32PoolVNNI:
+	VPMOVUSDB Y28, X29
+
+store7_qgemm8x32PoolVNNI:
+	VMOVDQU8 X29, K1, (DX)
+	ADDQ     R10, DX
+
+done_qgemm8x32PoolVNNI:
+	VZEROUPPER
+	RET
+
+// func qpoolPackVBMI(dst *uint32, src *byte, segs *int32, nseg int, rows int, rowOff *int32, q int, qstep int, idx *byte)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, BMI2
+TEXT ·qpoolPackVBMI(SB), NOSPLIT, $0-72
+	MOVQ      dst+0(FP), DI
+	MOVQ      src+8(FP), SI
+	MOVQ      segs+16(FP), R8
+	MOVQ      nseg+24(FP), R9
+	MOVQ      rows+32(FP), R10
+	MOVQ      rowOff+40(FP), R11
+	MOVQ      q+48(FP), R12
+	MOVQ      qstep+56(FP), R13
+	MOVQ      idx+64(FP), AX
+	VMOVDQU64 (AX), Z1
+	MOVQ      $-1, R15
+	TESTQ     R9, R9
+	JLE       done_qpoolPackVBMI
+	TESTQ     R10, R10
+	JLE       done_qpoolPackVBMI
+	TESTQ     R12, R12
+	JLE       done_qpoolPackVBMI
+
+seg_qpoolPackVBMI:
+	MOVLQSX (R8), DX
+	LEAQ    (DI)(DX*4), AX
+	MOVLQSX 4(R8), DX
+	BZHIQ   DX, R15, DX
+	KMOVW   DX, K2
+	MOVLQSX 8(R8), DX
+	LEAQ    (SI)(DX*1), BX
+	MOVLQSX 12(R8), DX
+	BZHIQ   DX, R15, DX
+	KMOVQ   DX, K1
+	XORQ    CX, CX
+
+row_qpoolPackVBMI:
+	MOVLQSX (R11)(CX*4), DX
+	ADDQ    BX, DX
+	MOVQ    R12, R14
+
+quad_qpoolPackVBMI:
+	VMOVDQU8.Z (DX), K1, Z0
+	VPERMB     Z0, Z1, Z2
+	VMOVDQU32  Z2, K2, (AX)
+	ADDQ       R13, DX
+	ADDQ       $0x00000080, AX
+	DECQ       R14
+	JNE        quad_qpoolPackVBMI
+	INCQ       CX
+	CMPQ       CX, R10
+	JLT        row_qpoolPackVBMI
+	ADDQ       $0x10, R8
+	DECQ       R9
+	JNE        seg_qpoolPackVBMI
+
+done_qpoolPackVBMI:
+	VZEROUPPER
+	RET
+
 DATA qdwidx1_qdw3x3S8S1VNNI<>+0(SB)/1, $0x00
 DATA qdwidx1_qdw3x3S8S1VNNI<>+1(SB)/1, $0x01
 DATA qdwidx1_qdw3x3S8S1VNNI<>+2(SB)/1, $0x02

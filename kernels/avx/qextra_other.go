@@ -31,3 +31,11 @@ func slideQuadsDispatch(dst *uint32, src []byte, n, stride int) {
 func copyQuadWordsDispatch(dst *uint32, src []uint32, n, q, step int) {
 	copyQuadWordsGeneric(dst, src, n, q, step)
 }
+
+func qmicroPool(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, q *int64) {
+	qgemmPoolGeneric(k4, a, b, out, ldo, mr, np, q)
+}
+
+func qpoolPackDispatch(strip []uint8, src []byte, segs, rowOff []int32, q, qstep int, idx *[64]byte) {
+	qpoolPackGeneric(qpoolPackWords(strip), src, segs, rowOff, q, qstep, idx)
+}

@@ -69,6 +69,16 @@ func slideQuads2VBMI(dst *uint32, src *byte, n int)
 //go:noescape
 func copyQuadWordsAVX512(dst *uint32, src *uint32, n int, q int, step int)
 
+// qgemm8x32PoolVNNI is the AVX-512 VNNI twin of qgemmPoolGeneric.
+//
+//go:noescape
+func qgemm8x32PoolVNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, np int, q *int64)
+
+// qpoolPackVBMI is the AVX-512 VBMI twin of qpoolPackGeneric.
+//
+//go:noescape
+func qpoolPackVBMI(dst *uint32, src *byte, segs *int32, nseg int, rows int, rowOff *int32, q int, qstep int, idx *byte)
+
 // qdw3x3S8S1VNNI is the AVX-512 VNNI/VBMI twin of qdw3x3Generic.
 //
 //go:noescape

@@ -114,30 +114,16 @@ func QMicro(k4 int, a []int8, b []uint8, out unsafe.Pointer, ldo, mr, nr int, q 
 //	acc[i][j] = Σ_{p<k4, q<4} int32(b[p*4*NR+j*4+q])·int32(a[p*4*MR+i*4+q])   (exact int32)
 //	then QEpi's epilogue on acc[i][j] for i < mr, j < nr.
 func qgemmGeneric(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, qp *int64) {
-	q := (*QEpi)(unsafe.Pointer(qp))
 	var acc [MR * NR]int32
-	if k4 > 0 {
-		as := unsafe.Slice(a, k4*4*MR)
-		bs := unsafe.Slice(b, k4*4*NR)
-		for p := 0; p < k4; p++ {
-			for i := 0; i < mr; i++ {
-				w := as[p*4*MR+i*4 : p*4*MR+i*4+4]
-				for j := 0; j < nr; j++ {
-					u := bs[p*4*NR+j*4 : p*4*NR+j*4+4]
-					acc[i*NR+j] += int32(u[0])*int32(w[0]) + int32(u[1])*int32(w[1]) + int32(u[2])*int32(w[2]) + int32(u[3])*int32(w[3])
-				}
-			}
-		}
-	}
-	n := mr // channel constants per row, or per column with QCol
-	if q.Flags&QCol != 0 {
-		n = nr
-	}
-	corr, mult := unsafe.Slice(q.Corr, n), unsafe.Slice(q.Mult, n)
-	var bias, resid []float32
-	if q.Flags&QBias != 0 {
-		bias = unsafe.Slice(q.Bias, n)
-	}
+	qaccumulate(&acc, k4, a, b, mr, nr)
+	qtileEpilogue(&acc, out, ldo, mr, nr, (*QEpi)(unsafe.Pointer(qp)))
+}
+
+// qtileEpilogue applies q's epilogue to the rows < mr, columns < nr of an
+// accumulated tile (row-major, NR columns) and stores them at out: the
+// Go epilogue of the portable and AVX2 micro-kernels.
+func qtileEpilogue(acc *[MR * NR]int32, out *byte, ldo, mr, nr int, q *QEpi) {
+	var resid []float32
 	if q.Flags&QResid != 0 {
 		resid = unsafe.Slice(q.Resid, (mr-1)*ldo+nr)
 	}
@@ -147,31 +133,68 @@ func qgemmGeneric(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, qp *int
 			if q.Flags&QCol != 0 {
 				r = j
 			}
-			a := acc[i*NR+j] - corr[r]
+			a := acc[i*NR+j]
 			if q.Flags&(QCol|QRCorr) == QCol|QRCorr {
 				a -= unsafe.Slice(q.RCorr, mr)[i]
 			}
-			y := float32(a) * mult[r]
-			if bias != nil {
-				y += bias[r]
-			}
+			var z *float32
 			if resid != nil {
-				y += resid[i*ldo+j]
+				z = &resid[i*ldo+j]
 			}
-			if q.Flags&QClamp != 0 {
-				y = float32(math.Min(math.Max(float64(y), float64(q.Lo)), float64(q.Hi)))
-			}
+			y := qEpiFloat(q, a, r, z)
 			if q.Flags&QQuant == 0 {
 				*(*float32)(unsafe.Add(unsafe.Pointer(out), 4*(i*ldo+j))) = y
 				continue
 			}
-			v := y / q.YScale
-			if !(v >= q.QLo) { // NaN too
-				v = q.QLo
-			}
-			v = min(v, q.QHi)
-			c := int32(math.RoundToEven(float64(v))) + q.YZero
-			*(*byte)(unsafe.Add(unsafe.Pointer(out), i*ldo+j)) = byte(c)
+			*(*byte)(unsafe.Add(unsafe.Pointer(out), i*ldo+j)) = qEpiCode(q, y)
 		}
 	}
+}
+
+// qaccumulate is the micro-kernels' exact int32 product of a packed weight
+// strip and a packed activation strip (rows < mr, columns < nr).
+func qaccumulate(acc *[MR * NR]int32, k4 int, a *int8, b *uint8, mr, nr int) {
+	if k4 <= 0 {
+		return
+	}
+	as := unsafe.Slice(a, k4*4*MR)
+	bs := unsafe.Slice(b, k4*4*NR)
+	for p := 0; p < k4; p++ {
+		for i := 0; i < mr; i++ {
+			w := as[p*4*MR+i*4 : p*4*MR+i*4+4]
+			for j := 0; j < nr; j++ {
+				u := bs[p*4*NR+j*4 : p*4*NR+j*4+4]
+				acc[i*NR+j] += int32(u[0])*int32(w[0]) + int32(u[1])*int32(w[1]) + int32(u[2])*int32(w[2]) + int32(u[3])*int32(w[3])
+			}
+		}
+	}
+}
+
+// qEpiFloat is QEpi's float part for accumulator a of channel r (a row, or
+// a column with QCol): float32(a − Corr[r])·Mult[r], + Bias[r], + *z (the
+// residual, when z is not nil), then the clamp.
+func qEpiFloat(q *QEpi, a int32, r int, z *float32) float32 {
+	a -= *(*int32)(unsafe.Add(unsafe.Pointer(q.Corr), 4*r))
+	y := float32(a) * *(*float32)(unsafe.Add(unsafe.Pointer(q.Mult), 4*r))
+	if q.Flags&QBias != 0 {
+		y += *(*float32)(unsafe.Add(unsafe.Pointer(q.Bias), 4*r))
+	}
+	if z != nil {
+		y += *z
+	}
+	if q.Flags&QClamp != 0 {
+		y = float32(math.Min(math.Max(float64(y), float64(q.Lo)), float64(q.Hi)))
+	}
+	return y
+}
+
+// qEpiCode is QEpi's requantization of y: saturate(roundHalfEven(y /
+// YScale)) + YZero, NaN to the low bound, as a code byte.
+func qEpiCode(q *QEpi, y float32) byte {
+	v := y / q.YScale
+	if !(v >= q.QLo) { // NaN too
+		v = q.QLo
+	}
+	v = min(v, q.QHi)
+	return byte(int32(math.RoundToEven(float64(v))) + q.YZero)
 }

@@ -109,6 +109,19 @@ func QIm2colNHWC(dst []uint8, xc []byte, g *pack.Conv2D, j0, n int, pad byte) {
 // the byte offset in a channels-last image (unit bytes per position) of
 // every tap (kh,kw), or -1 in the padding and in columns [cols,NR).
 func qTapOffsets(tab *[maxTaps][NR]int32, g *pack.Conv2D, j, cols, unit int) {
+	var pix [NR]int32
+	for c := range pix {
+		pix[c] = -1
+		if c < cols {
+			pix[c] = int32(j + c)
+		}
+	}
+	qTapOffsetsPix(tab, g, &pix, unit)
+}
+
+// qTapOffsetsPix is qTapOffsets for the strip's columns at output
+// positions pix (oh·OW+ow; -1: an absent column, all taps -1).
+func qTapOffsetsPix(tab *[maxTaps][NR]int32, g *pack.Conv2D, pix *[NR]int32, unit int) {
 	taps := g.KH * g.KW
 	var delta [maxTaps]int32 // tap offsets from the window's top left
 	for kh := 0; kh < g.KH; kh++ {
@@ -117,12 +130,15 @@ func qTapOffsets(tab *[maxTaps][NR]int32, g *pack.Conv2D, j, cols, unit int) {
 		}
 	}
 	spanH, spanW := (g.KH-1)*g.DH, (g.KW-1)*g.DW
-	oh, ow := j/g.OW, j%g.OW // then stepped: no division per column
-	for c := 0; c < cols; c++ {
-		ih0, iw0 := oh*g.SH-g.PT, ow*g.SW-g.PL
-		if ow++; ow == g.OW {
-			oh, ow = oh+1, 0
+	for c, px := range pix {
+		if px < 0 {
+			for t := 0; t < taps; t++ {
+				tab[t][c] = -1
+			}
+			continue
 		}
+		oh, ow := int(px)/g.OW, int(px)%g.OW
+		ih0, iw0 := oh*g.SH-g.PT, ow*g.SW-g.PL
 		if ih0 >= 0 && iw0 >= 0 && ih0+spanH < g.H && iw0+spanW < g.W { // the whole window inside
 			base := int32((ih0*g.W + iw0) * unit)
 			for t, d := range delta[:taps] {
@@ -142,11 +158,6 @@ func qTapOffsets(tab *[maxTaps][NR]int32, g *pack.Conv2D, j, cols, unit int) {
 				}
 				t++
 			}
-		}
-	}
-	for t := 0; t < taps; t++ {
-		for c := cols; c < NR; c++ {
-			tab[t][c] = -1
 		}
 	}
 }

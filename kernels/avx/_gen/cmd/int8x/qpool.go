@@ -1,0 +1,200 @@
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// Flags and field offsets of QEpi (../../../qgemm.go, as _gen/qgemm.go).
+const (
+	qBias     = 1
+	qClamp    = 4
+	qUnsigned = 32
+
+	offCorr, offMult, offBias       = 0, 8, 16
+	offLo, offHi, offYScale, offQLo = 32, 36, 40, 44
+	offQHi, offYZero, offFlags      = 48, 52, 56
+
+	poolGroup = 8 // pooled outputs per 32-column strip
+	poolMR    = 8 // rows per tile
+)
+
+// qgemmPool is the 8×32 VNNI micro-kernel of a conv with a fused 2×2 max
+// pool (qgemmPoolGeneric is its reference loop): the k loop is
+// qgemm8x32VNNI's (u8 activations × s8 weights broadcast, VPDPBUSD into 16
+// zmm), the strip's 32 columns are one pooled group (column f·8+j: window
+// member f of pooled output j), so a row's pooled values are the maximum of
+// its two zmm accumulators (members 0,1 vs 2,3) and then of their 256-bit
+// halves. kilnq's epilogue (per-row correction, convert, multiplier, bias,
+// clamp, divide by y_scale, saturate with NaN to the low bound, round half
+// to even, zero point, narrow) runs on those 8 lanes in ymm registers, and
+// the np ≤ 8 codes of each row are stored with a byte mask.
+func qgemmPool(name string) {
+	TEXT(name, NOSPLIT, "func(k4 int, a *int8, b *uint8, out *byte, ldo int, mr, np int, q *int64)")
+	Pragma("noescape")
+	Doc(name + " is the AVX-512 VNNI twin of qgemmPoolGeneric.")
+	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
+	lab := func(s string) { Label(s + "_" + name) }
+	k := Load(Param("k4"), reg.RCX)
+	a := Load(Param("a"), reg.RSI)
+	b := Load(Param("b"), reg.RDI)
+	acc := make([]reg.VecPhysical, 2*poolMR)
+	for i := range acc {
+		acc[i] = zmm(i)
+		VPXORD(acc[i], acc[i], acc[i])
+	}
+	b0, b1 := zmm(16), zmm(17)
+	TESTQ(k, k)
+	JEQ(l("epilogue"))
+	lab("loop")
+	VMOVDQU32(Mem{Base: b}, b0)
+	VMOVDQU32(Mem{Base: b, Disp: 64}, b1)
+	for i := 0; i < poolMR; i++ {
+		t := zmm(18 + i)
+		VPBROADCASTD(Mem{Base: a, Disp: 4 * i}, t)
+		raw("VPDPBUSD", t, b0, acc[2*i])
+		raw("VPDPBUSD", t, b1, acc[2*i+1])
+	}
+	ADDQ(U8(4*poolMR), a)
+	ADDQ(U32(4*4*poolGroup), b)
+	DECQ(k)
+	JNE(l("loop"))
+
+	lab("epilogue")
+	q := Load(Param("q"), reg.RBX)
+	out := Load(Param("out"), reg.RDX)
+	ldo := Load(Param("ldo"), reg.R10)
+	rows := Load(Param("mr"), reg.R11)
+	np := Load(Param("np"), reg.RAX)
+	ones := reg.R9
+	MOVQ(I32(-1), ones)
+	BZHIQ(np, ones, ones)
+	KMOVW(ones.As32(), reg.K1)
+	corr, mult, bias := reg.R12, reg.R8, reg.R14
+	MOVQ(Mem{Base: q, Disp: offCorr}, corr)
+	MOVQ(Mem{Base: q, Disp: offMult}, mult)
+	MOVQ(Mem{Base: q, Disp: offBias}, bias)
+	flags := reg.R13
+	MOVQ(Mem{Base: q, Disp: offFlags}, flags)
+	lo, hi, qlo, qhi, ys, yz := zmm(22).AsY(), zmm(23).AsY(), zmm(24).AsY(), zmm(25).AsY(), zmm(26).AsY(), zmm(27).AsY()
+	VBROADCASTSS(Mem{Base: q, Disp: offLo}, lo)
+	VBROADCASTSS(Mem{Base: q, Disp: offHi}, hi)
+	VBROADCASTSS(Mem{Base: q, Disp: offQLo}, qlo)
+	VBROADCASTSS(Mem{Base: q, Disp: offQHi}, qhi)
+	VBROADCASTSS(Mem{Base: q, Disp: offYScale}, ys)
+	VPBROADCASTD(Mem{Base: q, Disp: offYZero}, yz)
+	t, u := zmm(28), zmm(29)
+	x, uy, ux := t.AsY(), u.AsY(), u.AsX()
+	for i := 0; i < poolMR; i++ {
+		li := func(s string) LabelRef { return l(fmt.Sprintf("%s%d", s, i)) }
+		labi := func(s string) { lab(fmt.Sprintf("%s%d", s, i)) }
+		CMPQ(rows, U8(i))
+		JLE(l("done"))
+		VPMAXSD(acc[2*i+1], acc[2*i], t)
+		VEXTRACTI64X4(U8(1), t, uy)
+		VPMAXSD(uy, x, x)
+		VPBROADCASTD(Mem{Base: corr, Disp: 4 * i}, uy)
+		VPSUBD(uy, x, x)
+		VCVTDQ2PS(x, x)
+		VBROADCASTSS(Mem{Base: mult, Disp: 4 * i}, uy)
+		VMULPS(uy, x, x)
+		TESTQ(U32(qBias), flags)
+		JEQ(li("nobias"))
+		VBROADCASTSS(Mem{Base: bias, Disp: 4 * i}, uy)
+		VADDPS(uy, x, x)
+		labi("nobias")
+		TESTQ(U32(qClamp), flags)
+		JEQ(li("noclamp"))
+		VMAXPS(x, lo, x) // qgemm8x32VNNI's operand order: NaN stays NaN
+		VMINPS(x, hi, x)
+		labi("noclamp")
+		VDIVPS(ys, x, x)
+		// NaN becomes the low bound: VMAXPS returns its last (Intel) source on NaN.
+		VMAXPS(qlo, x, x)
+		VMINPS(qhi, x, x)
+		VCVTPS2DQ(x, x) // MXCSR's round half to even
+		VPADDD(yz, x, x)
+		TESTQ(U32(qUnsigned), flags)
+		JNE(li("u8"))
+		VPMOVSDB(x, ux)
+		JMP(li("store"))
+		labi("u8")
+		VPMOVUSDB(x, ux)
+		labi("store")
+		VMOVDQU8(ux, reg.K1, Mem{Base: out})
+		ADDQ(ldo, out)
+	}
+	lab("done")
+	VZEROUPPER()
+	RET()
+}
+
+// qpoolPack packs the strips of a pooled conv from a plan
+// (qpoolPackGeneric is the reference loop): per segment (column c, n ≤ 8
+// columns, source byte offset, bytes to read) one masked load of the
+// segment's bytes per kernel row (rowOff) and quad (qstep apart), one VPERMB
+// that picks the n words (idx: a word every stride bytes) and one masked
+// store of n words into the strip row.
+func qpoolPack() {
+	name := "qpoolPackVBMI"
+	TEXT(name, NOSPLIT, "func(dst *uint32, src *byte, segs *int32, nseg, rows int, rowOff *int32, q, qstep int, idx *byte)")
+	Pragma("noescape")
+	Doc(name + " is the AVX-512 VBMI twin of qpoolPackGeneric.")
+	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
+	lab := func(s string) { Label(s + "_" + name) }
+	dst := Load(Param("dst"), reg.RDI)
+	src := Load(Param("src"), reg.RSI)
+	segs := Load(Param("segs"), reg.R8)
+	nseg := Load(Param("nseg"), reg.R9)
+	rows := Load(Param("rows"), reg.R10)
+	rowOff := Load(Param("rowOff"), reg.R11)
+	q := Load(Param("q"), reg.R12)
+	qstep := Load(Param("qstep"), reg.R13)
+	idx := Load(Param("idx"), reg.RAX)
+	VMOVDQU64(Mem{Base: idx}, reg.Z1)
+	ones, t := reg.R15, reg.RDX
+	d, s, r, i := reg.RAX, reg.RBX, reg.RCX, reg.R14
+	MOVQ(I32(-1), ones)
+	TESTQ(nseg, nseg)
+	JLE(l("done"))
+	TESTQ(rows, rows)
+	JLE(l("done"))
+	TESTQ(q, q)
+	JLE(l("done"))
+	lab("seg")
+	MOVLQSX(Mem{Base: segs}, t) // column
+	LEAQ(Mem{Base: dst, Index: t, Scale: 4}, d)
+	MOVLQSX(Mem{Base: segs, Disp: 4}, t) // words
+	BZHIQ(t, ones, t)
+	KMOVW(t.As32(), reg.K2)
+	MOVLQSX(Mem{Base: segs, Disp: 8}, t) // source offset
+	LEAQ(Mem{Base: src, Index: t, Scale: 1}, s)
+	MOVLQSX(Mem{Base: segs, Disp: 12}, t) // bytes
+	BZHIQ(t, ones, t)
+	KMOVQ(t, reg.K1)
+	XORQ(r, r)
+	lab("row")
+	MOVLQSX(Mem{Base: rowOff, Index: r, Scale: 4}, t)
+	ADDQ(s, t) // the row's first quad
+	MOVQ(q, i)
+	lab("quad")
+	VMOVDQU8_Z(Mem{Base: t}, reg.K1, reg.Z0)
+	VPERMB(reg.Z0, reg.Z1, reg.Z2)
+	VMOVDQU32(reg.Z2, reg.K2, Mem{Base: d})
+	ADDQ(qstep, t)
+	ADDQ(U32(4*32), d)
+	DECQ(i)
+	JNE(l("quad"))
+	INCQ(r)
+	CMPQ(r, rows)
+	JLT(l("row"))
+	ADDQ(U8(16), segs)
+	DECQ(nseg)
+	JNE(l("seg"))
+	lab("done")
+	VZEROUPPER()
+	RET()
+}

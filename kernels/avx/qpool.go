@@ -1,0 +1,216 @@
+package avx
+
+import (
+	"math"
+	"unsafe"
+
+	"github.com/kilnml/kiln/kernels/pack"
+)
+
+// INT8 conv with a fused 2×2/2 max pool, pooled in the micro-kernel's
+// registers. The im2col columns of a strip are one pooled group: PoolGroup
+// pooled outputs, their four window members in phase order (top left, top
+// right, bottom left, bottom right; column f·PoolGroup+j is member f of
+// pooled output j). The micro-kernel takes the maximum of the four int32
+// accumulators of each pooled output and runs kilnq's epilogue on that
+// alone: the epilogue (subtract the correction, convert, scale by a
+// positive multiplier, add the bias, clamp, divide by y_scale, saturate,
+// round, add the zero point) is a non-decreasing function of the
+// accumulator, so max(epilogue(a_i)) = epilogue(max a_i) bit for bit, and
+// the conv outputs the pool drops are neither requantized nor stored. The
+// raw accumulators Σ u·w cannot wrap (|Σ| ≤ K·255·128 < 2³¹ under the
+// drivers' depth bound), so their maximum is the maximum of the corrected
+// sums. Only code outputs (y_scale > 0) without a Go activation, per-row
+// channel constants and multipliers in (0, +Inf) qualify (QPoolable); the
+// drivers keep the tile path for the rest.
+
+// PoolGroup is the pooled outputs of one NR-column strip.
+const PoolGroup = NR / 4
+
+// QPoolable reports whether a layer's epilogue is monotone in the
+// accumulator the way QGemmPool needs.
+func QPoolable(l *QLayer) bool {
+	if !l.Quant || l.Act != nil || l.Col || l.RCorr != nil || l.YScale <= 0 {
+		return false
+	}
+	for _, m := range l.Mult {
+		if !(m > 0 && m <= math.MaxFloat32) {
+			return false
+		}
+	}
+	return true
+}
+
+// PoolGroupPixels fills pix with the conv output positions (oh·ow+ow) of
+// the strip whose pooled outputs are p0, p0+1, ... (row-major over the
+// pooled plane, pw pooled columns, ow conv columns): column f·PoolGroup+j
+// is member f of pooled output p0+j; -1 past the np valid ones.
+func PoolGroupPixels(pix *[NR]int32, pw, ow, p0, np int) {
+	for j := range PoolGroup {
+		if j >= np {
+			for f := range 4 {
+				pix[f*PoolGroup+j] = -1
+			}
+			continue
+		}
+		pr, pc := (p0+j)/pw, (p0+j)%pw
+		for f := range 4 {
+			pix[f*PoolGroup+j] = int32((2*pr+f/2)*ow + 2*pc + f%2)
+		}
+	}
+}
+
+// QGemmPool computes the pooled codes of np pooled outputs from p0 on:
+// packed weights ap (rows [0,m) of MR-row strips, depth k, channel
+// constants from r0) times bp, strips of pooled groups (from
+// QIm2colQuadPlanesPooled or QIm2colRowsPooled); output codes of channel
+// r0+i at o.Q[(r0+i)·o.Ld + p0 + ...]. The layer must be QPoolable.
+func QGemmPool(k int, ap []int8, m int, bp []uint8, np int, o *QOut, l *QLayer, r0, p0 int) {
+	k4 := K4(k)
+	q := QEpi{Flags: QQuant | QClamp*b2i(l.Clamp), Lo: l.Lo, Hi: l.Hi, YScale: l.YScale, YZero: l.YZero}
+	if l.Bias != nil {
+		q.Flags |= QBias
+	}
+	lo, hi := float32(-128), float32(127)
+	if l.Unsigned {
+		q.Flags |= QUnsigned
+		lo, hi = 0, 255
+	}
+	q.QLo, q.QHi = lo-float32(l.YZero), hi-float32(l.YZero)
+	for s := 0; s < m; s += MR {
+		mr := min(MR, m-s)
+		as := ap[s*4*k4 : (s+MR)*4*k4]
+		_, _ = l.Corr[r0+s+mr-1], l.Mult[r0+s+mr-1]
+		q.Corr, q.Mult = &l.Corr[r0+s], &l.Mult[r0+s]
+		if l.Bias != nil {
+			_ = l.Bias[r0+s+mr-1]
+			q.Bias = &l.Bias[r0+s]
+		}
+		for t := 0; t < np; t += PoolGroup {
+			n := min(PoolGroup, np-t)
+			off := (r0+s)*o.Ld + p0 + t
+			_ = o.Q[off+(mr-1)*o.Ld+n-1]
+			bs := bp[t*4*4*k4 : (t*4+NR)*4*k4]
+			QMicroPool(k4, as, bs, unsafe.Pointer(&o.Q[off]), o.Ld, mr, n, &q)
+		}
+	}
+}
+
+// QMicroPool is one pooled tile: a packed weight strip (k4 steps) times a
+// pooled group's strip, np ≤ PoolGroup pooled codes per row stored from
+// out (row stride ldo bytes). q's flags: QQuant (required), QBias, QClamp,
+// QUnsigned; channel constants per row.
+func QMicroPool(k4 int, a []int8, b []uint8, out unsafe.Pointer, ldo, mr, np int, q *QEpi) {
+	if k4 < 0 || mr < 1 || mr > MR || np < 1 || np > PoolGroup || len(a) < k4*4*MR || len(b) < k4*4*NR ||
+		q.Flags&(QQuant|QCol|QResid) != QQuant {
+		panic("avx.QMicroPool: bad tile")
+	}
+	var pa *int8
+	var pb *uint8
+	if k4 > 0 {
+		pa, pb = unsafe.SliceData(a), unsafe.SliceData(b)
+	}
+	qmicroPool(k4, pa, pb, (*byte)(out), ldo, mr, np, (*int64)(unsafe.Pointer(q)))
+}
+
+// qgemmPoolGeneric is the portable pooled micro-kernel, the reference loop:
+//
+//	acc[i][c] as qgemmGeneric's (all NR columns)
+//	a = max_f acc[i][f·PoolGroup+j]; out[i*ldo+j] = QEpi's code of a   (j < np, i < mr)
+func qgemmPoolGeneric(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, qp *int64) {
+	q := (*QEpi)(unsafe.Pointer(qp))
+	var acc [MR * NR]int32
+	qaccumulate(&acc, k4, a, b, mr, NR)
+	for i := 0; i < mr; i++ {
+		for j := 0; j < np; j++ {
+			v := acc[i*NR+j]
+			for f := 1; f < 4; f++ {
+				v = max(v, acc[i*NR+f*PoolGroup+j])
+			}
+			*(*byte)(unsafe.Add(unsafe.Pointer(out), i*ldo+j)) = qEpiCode(q, qEpiFloat(q, v, i, nil))
+		}
+	}
+}
+
+// QIm2colQuadPlanesPooled packs np pooled outputs from p0 (pooled groups,
+// PoolGroupPixels' column order) of one group image in quad planes
+// (ToQuadPlanes) in NR-column strips of quads, pad in every byte of
+// padding taps. The conv output g.OH×g.OW is pooled to (OH/2)×(OW/2).
+func QIm2colQuadPlanesPooled(dst []uint8, xq []byte, g *pack.Conv2D, p0, np int, pad byte) {
+	q := Cg4(g.C/g.Group) / 4
+	taps := g.KH * g.KW
+	k4 := taps * q
+	fill := uint32(pad) * 0x01010101
+	step := QuadPlaneWords(g.H, g.W) * 4
+	var tab [maxTaps][NR]int32
+	var pix [NR]int32
+	for t := 0; t < np; t += PoolGroup {
+		strip := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[t*4*4*k4])), NR*k4)
+		PoolGroupPixels(&pix, g.OW/2, g.OW, p0+t, min(PoolGroup, np-t))
+		qTapOffsetsPix(&tab, g, &pix, 4)
+		gatherQuads(strip, xq[:q*step], &tab, taps, q, step, fill)
+	}
+}
+
+// QIm2colRowsPooled packs np pooled outputs from p0 (pooled groups,
+// PoolGroupPixels' column order) of the row-quad im2col matrix of one
+// padded group image (QPadImage) in NR-column strips of quads. Columns of
+// absent pooled outputs are left unwritten (their codes are not stored).
+func QIm2colRowsPooled(dst []uint8, xp []byte, g *pack.Conv2D, p0, np int) {
+	cg := g.C / g.Group
+	ph, pw := QPadSize(g)
+	q := KW4(g.KW) / 4
+	rows := cg * g.KH
+	k4 := rows * q
+	xp = xp[:cg*ph*pw]
+	if rows > maxTaps {
+		panic("avx.QIm2colRowsPooled: too many kernel rows")
+	}
+	var rowOff [maxTaps]int32
+	for r := range rows {
+		rowOff[r] = int32(r/g.KH*ph*pw + r%g.KH*g.DH*pw)
+	}
+	opw := g.OW / 2
+	var tab [maxTaps][NR]int32
+	var pix [NR]int32
+	for t := 0; t < np; t += PoolGroup {
+		strip := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[t*4*4*k4])), NR*k4)
+		n := min(PoolGroup, np-t)
+		if g.SW == 1 {
+			// the pooled outputs of one pooled row, member f: conv columns
+			// 2 apart, overlapping windows at stride 2 of one input row
+			for at := 0; at < n; {
+				p := p0 + t + at
+				pr, pc := p/opw, p%opw
+				run := min(n-at, opw-pc)
+				for f := range 4 {
+					o := (2*pr+f/2)*g.SH*pw + 2*pc + f%2
+					c := f*PoolGroup + at
+					for r, d := range rowOff[:rows] {
+						for i := 0; i < q; i++ {
+							s := (r*q + i) * NR
+							slideQuads(strip[s+c:s+c+run], xp[o+int(d)+4*i:], run, 2)
+						}
+					}
+				}
+				at += run
+			}
+			continue
+		}
+		PoolGroupPixels(&pix, opw, g.OW, p0+t, n)
+		for c, px := range pix {
+			if px < 0 {
+				for r := range rows {
+					tab[r][c] = -1
+				}
+				continue
+			}
+			oh, ow := int(px)/g.OW, int(px)%g.OW
+			o := int32(oh*g.SH*pw + ow*g.SW)
+			for r, d := range rowOff[:rows] {
+				tab[r][c] = o + d
+			}
+		}
+		gatherQuads(strip, xp, &tab, rows, q, 4, 0)
+	}
+}

@@ -1,0 +1,221 @@
+package avx
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"unsafe"
+
+	"github.com/kilnml/kiln/kernels/pack"
+)
+
+// qpoolGuard is the bytes checked untouched after each pooled output row.
+const qpoolGuard = 16
+
+// TestQMicroPool checks the pooled micro-kernel (both variants) against the
+// unpooled one: codes of the 8×32 tile from QMicro, then the maximum of the
+// four window members of each pooled output, bit for bit (the claim that
+// the epilogue is monotone in the accumulator), over partial tiles (mr,
+// np), signed and unsigned codes, bias, clamp, zero points that saturate,
+// deep and empty depths, and that nothing is stored past np or mr.
+func TestQMicroPool(t *testing.T) {
+	forEachQVariant(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(81, 82))
+		for _, k4 := range []int{0, 1, 3, 72, 500} {
+			for _, mr := range []int{1, 5, MR} {
+				for _, np := range []int{1, 5, PoolGroup} {
+					for flags := range 8 { // bias, clamp, unsigned
+						t.Run(fmt.Sprint(k4, mr, np, flags), func(t *testing.T) { checkQMicroPool(t, r, k4, mr, np, flags) })
+					}
+				}
+			}
+		}
+	})
+}
+
+func checkQMicroPool(t *testing.T, r *rand.Rand, k4, mr, np, flags int) {
+	a := make([]int8, k4*4*MR)
+	for i := range a {
+		a[i] = int8(r.IntN(255) - 127)
+	}
+	b := make([]uint8, k4*4*NR)
+	for i := range b {
+		b[i] = uint8(r.IntN(256))
+	}
+	corr, mult, bias := make([]int32, MR), make([]float32, MR), make([]float32, MR)
+	for i := range MR {
+		corr[i] = int32(r.IntN(2000000) - 1000000)
+		mult[i] = 1e-6 + 1e-4*r.Float32()
+		bias[i] = float32(r.NormFloat64())
+	}
+	if k4 == 0 {
+		mult[0] = math.MaxFloat32 // still positive and finite: monotone
+	}
+	q := QEpi{Corr: &corr[0], Mult: &mult[0], Bias: &bias[0], Flags: QQuant, YScale: 0.05, YZero: 0, Lo: -1, Hi: 3}
+	q.QLo, q.QHi = -128, 127
+	if flags&1 != 0 {
+		q.Flags |= QBias
+	}
+	if flags&2 != 0 {
+		q.Flags |= QClamp
+	}
+	if flags&4 != 0 {
+		q.Flags |= QUnsigned
+		q.YZero = 100
+		q.QLo, q.QHi = -100, 155
+	}
+	// the reference: the unpooled tile's codes, pooled over the members
+	var tile [MR * NR]byte
+	QMicro(k4, a, b, unsafe.Pointer(&tile[0]), NR, mr, NR, &q)
+	ldo := PoolGroup + qpoolGuard
+	got := make([]byte, MR*ldo)
+	for i := range got {
+		got[i] = 0xA5
+	}
+	QMicroPool(k4, a, b, unsafe.Pointer(&got[0]), ldo, mr, np, &q)
+	for i := range MR {
+		for j := range ldo {
+			want := byte(0xA5)
+			if i < mr && j < np {
+				want = tile[i*NR+j]
+				for f := 1; f < 4; f++ {
+					c := tile[i*NR+f*PoolGroup+j]
+					if q.Flags&QUnsigned != 0 && c > want || q.Flags&QUnsigned == 0 && int8(c) > int8(want) {
+						want = c
+					}
+				}
+			}
+			if got[i*ldo+j] != want {
+				t.Fatalf("row %d col %d: %#x, want %#x", i, j, got[i*ldo+j], want)
+			}
+		}
+	}
+}
+
+// TestQPoolable: only epilogues that are non-decreasing in the accumulator.
+func TestQPoolable(t *testing.T) {
+	ok := QLayer{Mult: []float32{1e-3, 2}, Quant: true, YScale: 0.1}
+	if !QPoolable(&ok) {
+		t.Fatal("a plain code layer is not poolable")
+	}
+	for name, f := range map[string]func(l *QLayer){
+		"float out":    func(l *QLayer) { l.Quant = false },
+		"activation":   func(l *QLayer) { l.Act = func(y float32) float32 { return y } },
+		"per column":   func(l *QLayer) { l.Col = true },
+		"zero mult":    func(l *QLayer) { l.Mult[1] = 0 },
+		"negative":     func(l *QLayer) { l.Mult[0] = -1e-3 },
+		"inf mult":     func(l *QLayer) { l.Mult[1] = float32(math.Inf(1)) },
+		"nan mult":     func(l *QLayer) { l.Mult[1] = float32(math.NaN()) },
+		"zero y_scale": func(l *QLayer) { l.YScale = 0 },
+	} {
+		l := ok
+		l.Mult = append([]float32(nil), ok.Mult...)
+		f(&l)
+		if QPoolable(&l) {
+			t.Errorf("%s: poolable", name)
+		}
+	}
+}
+
+// TestQIm2colPooled checks both pooled packers and QPoolPlan against the natural-order
+// ones: strip column f·PoolGroup+j of the pooled packing is column
+// PoolGroupPixels(...)[f·PoolGroup+j] of the natural im2col (all
+// variants; padding, strides, odd sizes, pooled rows wider and narrower
+// than a group, starts inside a row; columns of absent pooled outputs are
+// not compared).
+func TestQIm2colPooled(t *testing.T) {
+	geoms := []pack.Conv2D{
+		{C: 32, H: 13, W: 13, KH: 3, KW: 3, SH: 1, SW: 1, DH: 1, DW: 1, Group: 1},              // simplecnn conv2
+		{C: 1, H: 28, W: 28, KH: 3, KW: 3, SH: 1, SW: 1, DH: 1, DW: 1, Group: 1},               // simplecnn conv1 (rows)
+		{C: 3, H: 23, W: 41, KH: 3, KW: 3, SH: 1, SW: 1, DH: 1, DW: 1, PT: 1, PL: 1, Group: 1}, // rows, padded
+		{C: 2, H: 17, W: 19, KH: 5, KW: 5, SH: 2, SW: 2, DH: 1, DW: 1, PT: 2, PL: 2, Group: 1}, // rows, stride 2: tables
+		{C: 6, H: 9, W: 11, KH: 3, KW: 3, SH: 2, SW: 2, DH: 1, DW: 1, PT: 1, PL: 1, Group: 2},  // quads, groups, stride 2
+		{C: 8, H: 6, W: 5, KH: 1, KW: 1, SH: 1, SW: 1, DH: 1, DW: 1, Group: 1},                 // 1×1
+		{C: 5, H: 12, W: 70, KH: 3, KW: 2, SH: 1, SW: 1, DH: 2, DW: 2, PT: 2, PL: 1, Group: 1}, // dilated quads
+	}
+	forEachQVariant(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(83, 84))
+		for gi, g := range geoms {
+			g.OH = (g.H+2*g.PT-(g.KH-1)*g.DH-1)/g.SH + 1
+			g.OW = (g.W+2*g.PL-(g.KW-1)*g.DW-1)/g.SW + 1
+			g.M = g.Group
+			x := make([]byte, g.C*g.H*g.W)
+			for i := range x {
+				x[i] = byte(r.IntN(256))
+			}
+			pooled := (g.OH / 2) * (g.OW / 2)
+			cg := g.C / g.Group
+			rows := cg < 4 && g.KW >= 3 && g.DW == 1
+			if want := gi != 6; NewQPoolPlan(&g, rows).direct != want {
+				t.Fatalf("geometry %d: direct plan %v, want %v", gi, !want, want)
+			}
+			for grp := range g.Group {
+				var img []byte
+				var k int
+				if rows {
+					ph, pw := QPadSize(&g)
+					img = make([]byte, cg*ph*pw)
+					QPadImage(img, x, &g, grp, 0x80, 7)
+					k = QRowsDepth(cg, g.KH, g.KW)
+				} else {
+					img = make([]byte, Cg4(cg)*QuadPlaneWords(g.H, g.W))
+					ToQuadPlanes(img, x, &g, grp, 0x80, 7)
+					k = QKTaps(&g)
+				}
+				ohw := g.OH * g.OW
+				natural := make([]uint8, QBSize(k, ohw))
+				if rows {
+					QIm2colRows(natural, img, &g, 0, ohw)
+				} else {
+					QIm2colQuadPlanes(natural, img, &g, 0, ohw, 7)
+				}
+				k4 := K4(k)
+				word := func(b []uint8, col, p int) uint32 {
+					o := (col/NR)*NR*4*k4 + p*NR*4 + col%NR*4
+					return uint32(b[o]) | uint32(b[o+1])<<8 | uint32(b[o+2])<<16 | uint32(b[o+3])<<24
+				}
+				for pi, p0 := range []int{0, 3, 8, pooled - 1, 0, 8, 16} {
+					planned := pi >= 4 // the plan's segments (or its fallback to the gathers)
+					if p0 < 0 || p0 >= pooled {
+						continue
+					}
+					np := pooled - p0
+					got := make([]uint8, QBSize(k, 4*((np+PoolGroup-1)/PoolGroup*PoolGroup))+qpoolGuard)
+					for i := range got {
+						got[i] = 0xEE
+					}
+					n := len(got) - qpoolGuard
+					switch {
+					case planned:
+						NewQPoolPlan(&g, rows).Pack(got[:n], img, p0, np, 7)
+					case rows:
+						QIm2colRowsPooled(got[:n], img, &g, p0, np)
+					default:
+						QIm2colQuadPlanesPooled(got[:n], img, &g, p0, np, 7)
+					}
+					for i := n; i < len(got); i++ {
+						if got[i] != 0xEE {
+							t.Fatalf("geometry %d: guard byte %d written", gi, i-n)
+						}
+					}
+					var pix [NR]int32
+					for s := 0; s < np; s += PoolGroup {
+						PoolGroupPixels(&pix, g.OW/2, g.OW, p0+s, min(PoolGroup, np-s))
+						for c, px := range pix {
+							if px < 0 {
+								continue
+							}
+							for p := range k4 {
+								if w, v := word(got, 4*s+c, p), word(natural, int(px), p); w != v {
+									t.Fatalf("geometry %d group %d p0 %d planned %v: strip %d column %d (pixel %d) quad %d = %#x, want %#x",
+										gi, grp, p0, planned, s/PoolGroup, c, px, p, w, v)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
