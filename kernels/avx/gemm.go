@@ -79,6 +79,12 @@ func Gemm(k int, ap []float32, m int, b []float32, ldb, n int, c []float32, ldc 
 	// partial sums, the epilogue runs with the last.
 	nb := max(1, (k+KC-1)/KC)
 	step := (k + nb - 1) / nb // equal blocks: 288 is 144+144, not 256+32
+	// A tail of a few columns goes to the column kernel (gemmcols.go),
+	// after each group of colsStrips row strips (their A still in cache).
+	nt := n
+	if r := n % 16; r <= colsTail && k >= colsMinK && colsPath() {
+		nt = n - r
+	}
 	for kb := 0; kb == 0 || kb < k; kb += step {
 		kc := min(step, k-kb)
 		last := kb+step >= k
@@ -90,10 +96,14 @@ func Gemm(k int, ap []float32, m int, b []float32, ldb, n int, c []float32, ldc 
 			t.Flags |= epi
 		}
 		for s := 0; s < m; s += MR {
+			if nt < n && s%(colsStrips*MR) == 0 {
+				s1 := min(m, s+colsStrips*MR)
+				gemmColsTail(k, kb, kc, ap, s, s1, b, ldb, nt, n, c, ldc, e, epi, t.Lo, t.Hi, kb > 0, last, r0, c0)
+			}
 			mr := min(MR, m-s)
 			as := ap[s*k+kb*MR : s*k+(kb+kc)*MR]
-			for j := 0; j < n; j += NR {
-				nr := min(NR, n-j)
+			for j := 0; j < nt; j += NR {
+				nr := min(NR, nt-j)
 				var bs []float32
 				bld := ldb
 				if ldb == 0 {

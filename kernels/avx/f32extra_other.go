@@ -1,0 +1,9 @@
+//go:build noasm || !amd64
+
+package avx
+
+func colsPath() bool { return Variant == VariantGeneric }
+
+func gemmCols(k int, a *float32, astride, strips int, b *float32, ldb, cols int, acc *float32) {
+	sgemmColsGeneric(k, a, astride, strips, b, ldb, cols, acc)
+}
