@@ -70,6 +70,16 @@ func BenchmarkGemm(b *testing.B) {
 
 // BenchmarkQMicro: the INT8 micro-kernel (VPDPBUSD) with its requantizing
 // epilogue on L1-resident operands, per core (peak: ~833 GOP/s).
+// benchQVariants runs f once per INT8 micro-kernel this CPU has.
+func benchQVariants(b *testing.B, f func(b *testing.B)) {
+	saved := QVariant
+	defer func() { QVariant = saved }()
+	for _, v := range QVariants() {
+		QVariant = v
+		b.Run(qvariantNames[v], f)
+	}
+}
+
 func BenchmarkQMicro(b *testing.B) {
 	const k = 512
 	a := make([]int8, QASize(MR, k))
@@ -84,7 +94,9 @@ func BenchmarkQMicro(b *testing.B) {
 	corr := make([]int32, MR)
 	mult := make([]float32, MR)
 	q := &QEpi{Corr: &corr[0], Mult: &mult[0], YScale: 1, QLo: -128, QHi: 127, Flags: QQuant}
-	rate(b, 2*k*MR*NR, "GOP/s", func() { QMicro(K4(k), a, bb, unsafe.Pointer(&out[0]), NR, MR, NR, q) })
+	benchQVariants(b, func(b *testing.B) {
+		rate(b, 2*k*MR*NR, "GOP/s", func() { QMicro(K4(k), a, bb, unsafe.Pointer(&out[0]), NR, MR, NR, q) })
+	})
 }
 
 // BenchmarkQGemm: one thread, int8 codes out, 256×3136×576 (as BenchmarkGemm).
@@ -96,10 +108,12 @@ func BenchmarkQGemm(b *testing.B) {
 	out := make([]byte, m*n)
 	l := &QLayer{Corr: make([]int32, m), Mult: make([]float32, m), Quant: true, YScale: 1}
 	o := &QOut{Q: out, Ld: n}
-	rate(b, float64(2*m*n*k), "GOP/s", func() {
-		for j := 0; j < n; j += chunk {
-			QGemm(k, ap, m, bp, min(chunk, n-j), o, l, 0, j)
-		}
+	benchQVariants(b, func(b *testing.B) {
+		rate(b, float64(2*m*n*k), "GOP/s", func() {
+			for j := 0; j < n; j += chunk {
+				QGemm(k, ap, m, bp, min(chunk, n-j), o, l, 0, j)
+			}
+		})
 	})
 }
 

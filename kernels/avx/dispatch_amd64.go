@@ -13,6 +13,10 @@ func init() {
 		available = append(available, VariantAVX2)
 		Variant = VariantAVX2
 	}
+	if cpu.X86.HasAVX2 {
+		qavailable = append(qavailable, QVariantAVX2)
+		QVariant = QVariantAVX2
+	}
 	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasBMI2 {
 		available = append(available, VariantAVX512)
 		Variant = VariantAVX512
@@ -27,6 +31,12 @@ func qmicro(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
 	switch QVariant {
 	case QVariantVNNI:
 		qgemm8x32VNNI(k4, a, b, out, ldo, mr, nr, q)
+	case QVariantAVX2:
+		var acc [MR * NR]int32
+		if k4 > 0 {
+			qacc8x32AVX2(k4, a, b, &acc[0])
+		}
+		qtileEpilogue(&acc, out, ldo, mr, nr, (*QEpi)(unsafe.Pointer(q)))
 	default:
 		qgemmGeneric(k4, a, b, out, ldo, mr, nr, q)
 	}
@@ -39,12 +49,12 @@ func micro(k int, a, b *float32, ldb int, c *float32, ldc, mr, nr int, bias, res
 	case VariantAVX512:
 		sgemm8x32AVX512(k, a, b, ldb, c, ldc, mr, nr, bias, resid, lo, hi, flags)
 	case VariantAVX2:
-		if nr < NR && ldb != NR { // the kernel reads all 32 columns: not past a row-major matrix
-			sgemmGeneric(k, a, b, ldb, c, ldc, mr, nr, bias, resid, lo, hi, flags)
-			return
-		}
 		var acc [MR * NR]float32
-		if k > 0 {
+		switch {
+		case k == 0:
+		case nr < NR && ldb != NR: // rows of a row-major matrix: not one column past nr may be read
+			sgemm8x32AVX2Part(k, a, b, ldb, &acc[0], nr)
+		default:
 			sgemm8x32AVX2(k, a, b, ldb, &acc[0])
 		}
 		cs := unsafe.Slice(c, (mr-1)*ldc+nr)

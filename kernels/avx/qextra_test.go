@@ -1,7 +1,6 @@
 package avx
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -157,7 +156,7 @@ func BenchmarkMaxPool2x2(b *testing.B) {
 	}
 	y := make([]byte, (w/2)*(h/2)*planes)
 	for _, v := range QVariants() {
-		b.Run(fmt.Sprint([]string{"generic", "vnni"}[v]), func(b *testing.B) {
+		b.Run(qvariantNames[v], func(b *testing.B) {
 			saved := QVariant
 			defer func() { QVariant = saved }()
 			QVariant = v
@@ -176,7 +175,7 @@ func BenchmarkQuantizeF32(b *testing.B) {
 	}
 	dst := make([]byte, len(src))
 	for _, v := range QVariants() {
-		b.Run(fmt.Sprint([]string{"generic", "vnni"}[v]), func(b *testing.B) {
+		b.Run(qvariantNames[v], func(b *testing.B) {
 			saved := QVariant
 			defer func() { QVariant = saved }()
 			QVariant = v

@@ -12,13 +12,16 @@ import (
 	"github.com/kilnml/kiln/ops/kilnq"
 )
 
+// qvariantNames names the INT8 micro-kernels in subtests, by QVariant value.
+var qvariantNames = []string{QVariantGeneric: "generic", QVariantVNNI: "vnni", QVariantAVX2: "avx2"}
+
 func forEachQVariant(t *testing.T, f func(t *testing.T)) {
 	t.Helper()
 	saved := QVariant
 	defer func() { QVariant = saved }()
 	for _, v := range QVariants() {
 		QVariant = v
-		t.Run([]string{"generic", "vnni"}[v], f)
+		t.Run(qvariantNames[v], f)
 	}
 }
 

@@ -56,7 +56,8 @@ var available = []int{VariantGeneric}
 // INT8 micro-kernel variants, selected like Variant.
 const (
 	QVariantGeneric = iota
-	QVariantVNNI
+	QVariantVNNI    // AVX-512 F/BW/VNNI: VPDPBUSD, epilogue in registers
+	QVariantAVX2    // AVX2 without VNNI: VPMADDWD on 16-bit halves (exact), epilogue in Go
 )
 
 // QVariant is the INT8 micro-kernel in use (tests force each of QVariants()).
