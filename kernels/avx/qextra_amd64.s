@@ -767,11 +767,19 @@ done_copyQuadWordsAVX512:
 	RET
 
 // func qgemm8x32PoolVNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, np int, q *int64)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, BMI2
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, BMI2, CMOV
 TEXT ·qgemm8x32PoolVNNI(SB), NOSPLIT, $0-64
-	MOVQ   k4+0(FP), CX
-	MOVQ   a+8(FP), SI
-	MOVQ   b+16(FP), DI
+	MOVQ  k4+0(FP), R15
+	MOVQ  a+8(FP), R10
+	MOVQ  b+16(FP), DI
+	MOVQ  out+24(FP), R11
+	MOVQ  np+48(FP), R9
+	MOVQ  q+56(FP), BX
+	MOVQ  $-1, R14
+	TESTQ R9, R9
+	JLE   done_qgemm8x32PoolVNNI
+
+group_qgemm8x32PoolVNNI:
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -788,6 +796,8 @@ TEXT ·qgemm8x32PoolVNNI(SB), NOSPLIT, $0-64
 	VPXORD Z13, Z13, Z13
 	VPXORD Z14, Z14, Z14
 	VPXORD Z15, Z15, Z15
+	MOVQ   R10, SI
+	MOVQ   R15, CX
 	TESTQ  CX, CX
 	JEQ    epilogue_qgemm8x32PoolVNNI
 
@@ -824,26 +834,26 @@ loop_qgemm8x32PoolVNNI:
 	JNE          loop_qgemm8x32PoolVNNI
 
 epilogue_qgemm8x32PoolVNNI:
-	MOVQ          q+56(FP), BX
-	MOVQ          out+24(FP), DX
-	MOVQ          ldo+32(FP), R10
-	MOVQ          mr+40(FP), R11
-	MOVQ          np+48(FP), AX
-	MOVQ          $-1, R9
-	BZHIQ         AX, R9, R9
-	KMOVW         R9, K1
-	MOVQ          (BX), R12
-	MOVQ          8(BX), R8
-	MOVQ          16(BX), R14
-	MOVQ          56(BX), R13
 	VBROADCASTSS  32(BX), Y22
 	VBROADCASTSS  36(BX), Y23
 	VBROADCASTSS  44(BX), Y24
 	VBROADCASTSS  48(BX), Y25
 	VBROADCASTSS  40(BX), Y26
 	VPBROADCASTD  52(BX), Y27
-	CMPQ          R11, $0x00
-	JLE           done_qgemm8x32PoolVNNI
+	MOVQ          $0x00000008, R13
+	CMPQ          R9, R13
+	CMOVQLT       R9, R13
+	BZHIQ         R13, R14, R13
+	KMOVW         R13, K1
+	MOVQ          R11, DX
+	MOVQ          (BX), R12
+	MOVQ          8(BX), R8
+	MOVQ          16(BX), SI
+	MOVQ          56(BX), CX
+	MOVQ          ldo+32(FP), R13
+	MOVQ          mr+40(FP), AX
+	CMPQ          AX, $0x00
+	JLE           next_qgemm8x32PoolVNNI
 	VPMAXSD       Z1, Z0, Z28
 	VEXTRACTI64X4 $0x01, Z28, Y29
 	VPMAXSD       Y29, Y28, Y28
@@ -852,13 +862,13 @@ epilogue_qgemm8x32PoolVNNI:
 	VCVTDQ2PS     Y28, Y28
 	VBROADCASTSS  (R8), Y29
 	VMULPS        Y29, Y28, Y28
-	TESTQ         $0x00000001, R13
+	TESTQ         $0x00000001, CX
 	JEQ           nobias0_qgemm8x32PoolVNNI
-	VBROADCASTSS  (R14), Y29
+	VBROADCASTSS  (SI), Y29
 	VADDPS        Y29, Y28, Y28
 
 nobias0_qgemm8x32PoolVNNI:
-	TESTQ  $0x00000004, R13
+	TESTQ  $0x00000004, CX
 	JEQ    noclamp0_qgemm8x32PoolVNNI
 	VMAXPS Y28, Y22, Y28
 	VMINPS Y28, Y23, Y28
@@ -869,7 +879,7 @@ noclamp0_qgemm8x32PoolVNNI:
 	VMINPS    Y25, Y28, Y28
 	VCVTPS2DQ Y28, Y28
 	VPADDD    Y27, Y28, Y28
-	TESTQ     $0x00000020, R13
+	TESTQ     $0x00000020, CX
 	JNE       u80_qgemm8x32PoolVNNI
 	VPMOVSDB  Y28, X29
 	JMP       store0_qgemm8x32PoolVNNI
@@ -879,9 +889,9 @@ u80_qgemm8x32PoolVNNI:
 
 store0_qgemm8x32PoolVNNI:
 	VMOVDQU8      X29, K1, (DX)
-	ADDQ          R10, DX
-	CMPQ          R11, $0x01
-	JLE           done_qgemm8x32PoolVNNI
+	ADDQ          R13, DX
+	CMPQ          AX, $0x01
+	JLE           next_qgemm8x32PoolVNNI
 	VPMAXSD       Z3, Z2, Z28
 	VEXTRACTI64X4 $0x01, Z28, Y29
 	VPMAXSD       Y29, Y28, Y28
@@ -890,13 +900,13 @@ store0_qgemm8x32PoolVNNI:
 	VCVTDQ2PS     Y28, Y28
 	VBROADCASTSS  4(R8), Y29
 	VMULPS        Y29, Y28, Y28
-	TESTQ         $0x00000001, R13
+	TESTQ         $0x00000001, CX
 	JEQ           nobias1_qgemm8x32PoolVNNI
-	VBROADCASTSS  4(R14), Y29
+	VBROADCASTSS  4(SI), Y29
 	VADDPS        Y29, Y28, Y28
 
 nobias1_qgemm8x32PoolVNNI:
-	TESTQ  $0x00000004, R13
+	TESTQ  $0x00000004, CX
 	JEQ    noclamp1_qgemm8x32PoolVNNI
 	VMAXPS Y28, Y22, Y28
 	VMINPS Y28, Y23, Y28
@@ -907,7 +917,7 @@ noclamp1_qgemm8x32PoolVNNI:
 	VMINPS    Y25, Y28, Y28
 	VCVTPS2DQ Y28, Y28
 	VPADDD    Y27, Y28, Y28
-	TESTQ     $0x00000020, R13
+	TESTQ     $0x00000020, CX
 	JNE       u81_qgemm8x32PoolVNNI
 	VPMOVSDB  Y28, X29
 	JMP       store1_qgemm8x32PoolVNNI
@@ -917,9 +927,9 @@ u81_qgemm8x32PoolVNNI:
 
 store1_qgemm8x32PoolVNNI:
 	VMOVDQU8      X29, K1, (DX)
-	ADDQ          R10, DX
-	CMPQ          R11, $0x02
-	JLE           done_qgemm8x32PoolVNNI
+	ADDQ          R13, DX
+	CMPQ          AX, $0x02
+	JLE           next_qgemm8x32PoolVNNI
 	VPMAXSD       Z5, Z4, Z28
 	VEXTRACTI64X4 $0x01, Z28, Y29
 	VPMAXSD       Y29, Y28, Y28
@@ -928,13 +938,13 @@ store1_qgemm8x32PoolVNNI:
 	VCVTDQ2PS     Y28, Y28
 	VBROADCASTSS  8(R8), Y29
 	VMULPS        Y29, Y28, Y28
-	TESTQ         $0x00000001, R13
+	TESTQ         $0x00000001, CX
 	JEQ           nobias2_qgemm8x32PoolVNNI
-	VBROADCASTSS  8(R14), Y29
+	VBROADCASTSS  8(SI), Y29
 	VADDPS        Y29, Y28, Y28
 
 nobias2_qgemm8x32PoolVNNI:
-	TESTQ  $0x00000004, R13
+	TESTQ  $0x00000004, CX
 	JEQ    noclamp2_qgemm8x32PoolVNNI
 	VMAXPS Y28, Y22, Y28
 	VMINPS Y28, Y23, Y28
@@ -945,7 +955,7 @@ noclamp2_qgemm8x32PoolVNNI:
 	VMINPS    Y25, Y28, Y28
 	VCVTPS2DQ Y28, Y28
 	VPADDD    Y27, Y28, Y28
-	TESTQ     $0x00000020, R13
+	TESTQ     $0x00000020, CX
 	JNE       u82_qgemm8x32PoolVNNI
 	VPMOVSDB  Y28, X29
 	JMP       store2_qgemm8x32PoolVNNI
@@ -955,9 +965,9 @@ u82_qgemm8x32PoolVNNI:
 
 store2_qgemm8x32PoolVNNI:
 	VMOVDQU8      X29, K1, (DX)
-	ADDQ          R10, DX
-	CMPQ          R11, $0x03
-	JLE           done_qgemm8x32PoolVNNI
+	ADDQ          R13, DX
+	CMPQ          AX, $0x03
+	JLE           next_qgemm8x32PoolVNNI
 	VPMAXSD       Z7, Z6, Z28
 	VEXTRACTI64X4 $0x01, Z28, Y29
 	VPMAXSD       Y29, Y28, Y28
@@ -966,13 +976,13 @@ store2_qgemm8x32PoolVNNI:
 	VCVTDQ2PS     Y28, Y28
 	VBROADCASTSS  12(R8), Y29
 	VMULPS        Y29, Y28, Y28
-	TESTQ         $0x00000001, R13
+	TESTQ         $0x00000001, CX
 	JEQ           nobias3_qgemm8x32PoolVNNI
-	VBROADCASTSS  12(R14), Y29
+	VBROADCASTSS  12(SI), Y29
 	VADDPS        Y29, Y28, Y28
 
 nobias3_qgemm8x32PoolVNNI:
-	TESTQ  $0x00000004, R13
+	TESTQ  $0x00000004, CX
 	JEQ    noclamp3_qgemm8x32PoolVNNI
 	VMAXPS Y28, Y22, Y28
 	VMINPS Y28, Y23, Y28
@@ -983,7 +993,7 @@ noclamp3_qgemm8x32PoolVNNI:
 	VMINPS    Y25, Y28, Y28
 	VCVTPS2DQ Y28, Y28
 	VPADDD    Y27, Y28, Y28
-	TESTQ     $0x00000020, R13
+	TESTQ     $0x00000020, CX
 	JNE       u83_qgemm8x32PoolVNNI
 	VPMOVSDB  Y28, X29
 	JMP       store3_qgemm8x32PoolVNNI
@@ -993,9 +1003,9 @@ u83_qgemm8x32PoolVNNI:
 
 store3_qgemm8x32PoolVNNI:
 	VMOVDQU8      X29, K1, (DX)
-	ADDQ          R10, DX
-	CMPQ          R11, $0x04
-	JLE           done_qgemm8x32PoolVNNI
+	ADDQ          R13, DX
+	CMPQ          AX, $0x04
+	JLE           next_qgemm8x32PoolVNNI
 	VPMAXSD       Z9, Z8, Z28
 	VEXTRACTI64X4 $0x01, Z28, Y29
 	VPMAXSD       Y29, Y28, Y28
@@ -1004,13 +1014,13 @@ store3_qgemm8x32PoolVNNI:
 	VCVTDQ2PS     Y28, Y28
 	VBROADCASTSS  16(R8), Y29
 	VMULPS        Y29, Y28, Y28
-	TESTQ         $0x00000001, R13
+	TESTQ         $0x00000001, CX
 	JEQ           nobias4_qgemm8x32PoolVNNI
-	VBROADCASTSS  16(R14), Y29
+	VBROADCASTSS  16(SI), Y29
 	VADDPS        Y29, Y28, Y28
 
 nobias4_qgemm8x32PoolVNNI:
-	TESTQ  $0x00000004, R13
+	TESTQ  $0x00000004, CX
 	JEQ    noclamp4_qgemm8x32PoolVNNI
 	VMAXPS Y28, Y22, Y28
 	VMINPS Y28, Y23, Y28
@@ -1021,7 +1031,7 @@ noclamp4_qgemm8x32PoolVNNI:
 	VMINPS    Y25, Y28, Y28
 	VCVTPS2DQ Y28, Y28
 	VPADDD    Y27, Y28, Y28
-	TESTQ     $0x00000020, R13
+	TESTQ     $0x00000020, CX
 	JNE       u84_qgemm8x32PoolVNNI
 	VPMOVSDB  Y28, X29
 	JMP       store4_qgemm8x32PoolVNNI
@@ -1031,9 +1041,9 @@ u84_qgemm8x32PoolVNNI:
 
 store4_qgemm8x32PoolVNNI:
 	VMOVDQU8      X29, K1, (DX)
-	ADDQ          R10, DX
-	CMPQ          R11, $0x05
-	JLE           done_qgemm8x32PoolVNNI
+	ADDQ          R13, DX
+	CMPQ          AX, $0x05
+	JLE           next_qgemm8x32PoolVNNI
 	VPMAXSD       Z11, Z10, Z28
 	VEXTRACTI64X4 $0x01, Z28, Y29
 	VPMAXSD       Y29, Y28, Y28
@@ -1042,13 +1052,13 @@ store4_qgemm8x32PoolVNNI:
 	VCVTDQ2PS     Y28, Y28
 	VBROADCASTSS  20(R8), Y29
 	VMULPS        Y29, Y28, Y28
-	TESTQ         $0x00000001, R13
+	TESTQ         $0x00000001, CX
 	JEQ           nobias5_qgemm8x32PoolVNNI
-	VBROADCASTSS  20(R14), Y29
+	VBROADCASTSS  20(SI), Y29
 	VADDPS        Y29, Y28, Y28
 
 nobias5_qgemm8x32PoolVNNI:
-	TESTQ  $0x00000004, R13
+	TESTQ  $0x00000004, CX
 	JEQ    noclamp5_qgemm8x32PoolVNNI
 	VMAXPS Y28, Y22, Y28
 	VMINPS Y28, Y23, Y28
@@ -1059,7 +1069,7 @@ noclamp5_qgemm8x32PoolVNNI:
 	VMINPS    Y25, Y28, Y28
 	VCVTPS2DQ Y28, Y28
 	VPADDD    Y27, Y28, Y28
-	TESTQ     $0x00000020, R13
+	TESTQ     $0x00000020, CX
 	JNE       u85_qgemm8x32PoolVNNI
 	VPMOVSDB  Y28, X29
 	JMP       store5_qgemm8x32PoolVNNI
@@ -1069,9 +1079,9 @@ u85_qgemm8x32PoolVNNI:
 
 store5_qgemm8x32PoolVNNI:
 	VMOVDQU8      X29, K1, (DX)
-	ADDQ          R10, DX
-	CMPQ          R11, $0x06
-	JLE           done_qgemm8x32PoolVNNI
+	ADDQ          R13, DX
+	CMPQ          AX, $0x06
+	JLE           next_qgemm8x32PoolVNNI
 	VPMAXSD       Z13, Z12, Z28
 	VEXTRACTI64X4 $0x01, Z28, Y29
 	VPMAXSD       Y29, Y28, Y28
@@ -1080,13 +1090,13 @@ store5_qgemm8x32PoolVNNI:
 	VCVTDQ2PS     Y28, Y28
 	VBROADCASTSS  24(R8), Y29
 	VMULPS        Y29, Y28, Y28
-	TESTQ         $0x00000001, R13
+	TESTQ         $0x00000001, CX
 	JEQ           nobias6_qgemm8x32PoolVNNI
-	VBROADCASTSS  24(R14), Y29
+	VBROADCASTSS  24(SI), Y29
 	VADDPS        Y29, Y28, Y28
 
 nobias6_qgemm8x32PoolVNNI:
-	TESTQ  $0x00000004, R13
+	TESTQ  $0x00000004, CX
 	JEQ    noclamp6_qgemm8x32PoolVNNI
 	VMAXPS Y28, Y22, Y28
 	VMINPS Y28, Y23, Y28
@@ -1097,7 +1107,7 @@ noclamp6_qgemm8x32PoolVNNI:
 	VMINPS    Y25, Y28, Y28
 	VCVTPS2DQ Y28, Y28
 	VPADDD    Y27, Y28, Y28
-	TESTQ     $0x00000020, R13
+	TESTQ     $0x00000020, CX
 	JNE       u86_qgemm8x32PoolVNNI
 	VPMOVSDB  Y28, X29
 	JMP       store6_qgemm8x32PoolVNNI
@@ -1107,9 +1117,9 @@ u86_qgemm8x32PoolVNNI:
 
 store6_qgemm8x32PoolVNNI:
 	VMOVDQU8      X29, K1, (DX)
-	ADDQ          R10, DX
-	CMPQ          R11, $0x07
-	JLE           done_qgemm8x32PoolVNNI
+	ADDQ          R13, DX
+	CMPQ          AX, $0x07
+	JLE           next_qgemm8x32PoolVNNI
 	VPMAXSD       Z15, Z14, Z28
 	VEXTRACTI64X4 $0x01, Z28, Y29
 	VPMAXSD       Y29, Y28, Y28
@@ -1118,13 +1128,13 @@ store6_qgemm8x32PoolVNNI:
 	VCVTDQ2PS     Y28, Y28
 	VBROADCASTSS  28(R8), Y29
 	VMULPS        Y29, Y28, Y28
-	TESTQ         $0x00000001, R13
+	TESTQ         $0x00000001, CX
 	JEQ           nobias7_qgemm8x32PoolVNNI
-	VBROADCASTSS  28(R14), Y29
+	VBROADCASTSS  28(SI), Y29
 	VADDPS        Y29, Y28, Y28
 
 nobias7_qgemm8x32PoolVNNI:
-	TESTQ  $0x00000004, R13
+	TESTQ  $0x00000004, CX
 	JEQ    noclamp7_qgemm8x32PoolVNNI
 	VMAXPS Y28, Y22, Y28
 	VMINPS Y28, Y23, Y28
@@ -1135,7 +1145,7 @@ noclamp7_qgemm8x32PoolVNNI:
 	VMINPS    Y25, Y28, Y28
 	VCVTPS2DQ Y28, Y28
 	VPADDD    Y27, Y28, Y28
-	TESTQ     $0x00000020, R13
+	TESTQ     $0x00000020, CX
 	JNE       u87_qgemm8x32PoolVNNI
 	VPMOVSDB  Y28, X29
 	JMP       store7_qgemm8x32PoolVNNI
@@ -1145,7 +1155,12 @@ u87_qgemm8x32PoolVNNI:
 
 store7_qgemm8x32PoolVNNI:
 	VMOVDQU8 X29, K1, (DX)
-	ADDQ     R10, DX
+	ADDQ     R13, DX
+
+next_qgemm8x32PoolVNNI:
+	ADDQ $0x08, R11
+	SUBQ $0x08, R9
+	JG   group_qgemm8x32PoolVNNI
 
 done_qgemm8x32PoolVNNI:
 	VZEROUPPER

@@ -62,7 +62,7 @@ func PoolGroupPixels(pix *[NR]int32, pw, ow, p0, np int) {
 
 // QGemmPool computes the pooled codes of np pooled outputs from p0 on:
 // packed weights ap (rows [0,m) of MR-row strips, depth k, channel
-// constants from r0) times bp, strips of pooled groups (from
+// constants from r0) times bp, strips of pooled groups (QPoolPlan.Pack,
 // QIm2colQuadPlanesPooled or QIm2colRowsPooled); output codes of channel
 // r0+i at o.Q[(r0+i)·o.Ld + p0 + ...]. The layer must be QPoolable.
 func QGemmPool(k int, ap []int8, m int, bp []uint8, np int, o *QOut, l *QLayer, r0, p0 int) {
@@ -79,29 +79,25 @@ func QGemmPool(k int, ap []int8, m int, bp []uint8, np int, o *QOut, l *QLayer, 
 	q.QLo, q.QHi = lo-float32(l.YZero), hi-float32(l.YZero)
 	for s := 0; s < m; s += MR {
 		mr := min(MR, m-s)
-		as := ap[s*4*k4 : (s+MR)*4*k4]
 		_, _ = l.Corr[r0+s+mr-1], l.Mult[r0+s+mr-1]
 		q.Corr, q.Mult = &l.Corr[r0+s], &l.Mult[r0+s]
 		if l.Bias != nil {
 			_ = l.Bias[r0+s+mr-1]
 			q.Bias = &l.Bias[r0+s]
 		}
-		for t := 0; t < np; t += PoolGroup {
-			n := min(PoolGroup, np-t)
-			off := (r0+s)*o.Ld + p0 + t
-			_ = o.Q[off+(mr-1)*o.Ld+n-1]
-			bs := bp[t*4*4*k4 : (t*4+NR)*4*k4]
-			QMicroPool(k4, as, bs, unsafe.Pointer(&o.Q[off]), o.Ld, mr, n, &q)
-		}
+		off := (r0+s)*o.Ld + p0
+		_ = o.Q[off+(mr-1)*o.Ld+np-1]
+		QMicroPool(k4, ap[s*4*k4:(s+MR)*4*k4], bp, unsafe.Pointer(&o.Q[off]), o.Ld, mr, np, &q)
 	}
 }
 
-// QMicroPool is one pooled tile: a packed weight strip (k4 steps) times a
-// pooled group's strip, np ≤ PoolGroup pooled codes per row stored from
-// out (row stride ldo bytes). q's flags: QQuant (required), QBias, QClamp,
-// QUnsigned; channel constants per row.
+// QMicroPool computes the pooled tiles of np pooled outputs: a packed
+// weight strip (k4 steps) times the strips of ⌈np/PoolGroup⌉ pooled groups
+// in b, the codes of row i stored at out + i·ldo + (0..np). q's flags:
+// QQuant (required), QBias, QClamp, QUnsigned; channel constants per row.
 func QMicroPool(k4 int, a []int8, b []uint8, out unsafe.Pointer, ldo, mr, np int, q *QEpi) {
-	if k4 < 0 || mr < 1 || mr > MR || np < 1 || np > PoolGroup || len(a) < k4*4*MR || len(b) < k4*4*NR ||
+	groups := (np + PoolGroup - 1) / PoolGroup
+	if k4 < 0 || mr < 1 || mr > MR || np < 1 || len(a) < k4*4*MR || len(b) < groups*k4*4*NR ||
 		q.Flags&(QQuant|QCol|QResid) != QQuant {
 		panic("avx.QMicroPool: bad tile")
 	}
@@ -114,20 +110,25 @@ func QMicroPool(k4 int, a []int8, b []uint8, out unsafe.Pointer, ldo, mr, np int
 }
 
 // qgemmPoolGeneric is the portable pooled micro-kernel, the reference loop:
+// for each pooled group s (strip s of b, outputs PoolGroup·s + j < np),
 //
-//	acc[i][c] as qgemmGeneric's (all NR columns)
-//	a = max_f acc[i][f·PoolGroup+j]; out[i*ldo+j] = QEpi's code of a   (j < np, i < mr)
+//	acc[i][c] as qgemmGeneric's (all NR columns of the strip)
+//	a = max_f acc[i][f·PoolGroup+j]; out[i*ldo+PoolGroup·s+j] = QEpi's code of a   (i < mr)
 func qgemmPoolGeneric(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, qp *int64) {
 	q := (*QEpi)(unsafe.Pointer(qp))
-	var acc [MR * NR]int32
-	qaccumulate(&acc, k4, a, b, mr, NR)
-	for i := 0; i < mr; i++ {
-		for j := 0; j < np; j++ {
-			v := acc[i*NR+j]
-			for f := 1; f < 4; f++ {
-				v = max(v, acc[i*NR+f*PoolGroup+j])
+	for s := 0; s*PoolGroup < np; s++ {
+		var acc [MR * NR]int32
+		if k4 > 0 {
+			qaccumulate(&acc, k4, a, (*uint8)(unsafe.Add(unsafe.Pointer(b), s*k4*4*NR)), mr, NR)
+		}
+		for i := 0; i < mr; i++ {
+			for j := 0; j < min(PoolGroup, np-s*PoolGroup); j++ {
+				v := acc[i*NR+j]
+				for f := 1; f < 4; f++ {
+					v = max(v, acc[i*NR+f*PoolGroup+j])
+				}
+				*(*byte)(unsafe.Add(unsafe.Pointer(out), i*ldo+s*PoolGroup+j)) = qEpiCode(q, qEpiFloat(q, v, i, nil))
 			}
-			*(*byte)(unsafe.Add(unsafe.Pointer(out), i*ldo+j)) = qEpiCode(q, qEpiFloat(q, v, i, nil))
 		}
 	}
 }

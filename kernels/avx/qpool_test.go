@@ -13,18 +13,20 @@ import (
 // qpoolGuard is the bytes checked untouched after each pooled output row.
 const qpoolGuard = 16
 
-// TestQMicroPool checks the pooled micro-kernel (both variants) against the
-// unpooled one: codes of the 8×32 tile from QMicro, then the maximum of the
-// four window members of each pooled output, bit for bit (the claim that
-// the epilogue is monotone in the accumulator), over partial tiles (mr,
-// np), signed and unsigned codes, bias, clamp, zero points that saturate,
-// deep and empty depths, and that nothing is stored past np or mr.
+// TestQMicroPool checks the pooled micro-kernel (every variant) against
+// the unpooled one: codes of each strip's 8×32 tile from QMicro, then the
+// maximum of the four window members of each pooled output, bit for bit
+// (the claim that the epilogue is monotone in the accumulator), over
+// partial tiles (mr), pooled counts below, at and above a group (several
+// strips per call), signed and unsigned codes, bias, clamp, zero points
+// that saturate, deep and empty depths, and that nothing is stored past np
+// or mr.
 func TestQMicroPool(t *testing.T) {
 	forEachQVariant(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(81, 82))
 		for _, k4 := range []int{0, 1, 3, 72, 500} {
 			for _, mr := range []int{1, 5, MR} {
-				for _, np := range []int{1, 5, PoolGroup} {
+				for _, np := range []int{1, 5, PoolGroup, 13, 3 * PoolGroup} {
 					for flags := range 8 { // bias, clamp, unsigned
 						t.Run(fmt.Sprint(k4, mr, np, flags), func(t *testing.T) { checkQMicroPool(t, r, k4, mr, np, flags) })
 					}
@@ -35,11 +37,12 @@ func TestQMicroPool(t *testing.T) {
 }
 
 func checkQMicroPool(t *testing.T, r *rand.Rand, k4, mr, np, flags int) {
+	groups := (np + PoolGroup - 1) / PoolGroup
 	a := make([]int8, k4*4*MR)
 	for i := range a {
 		a[i] = int8(r.IntN(255) - 127)
 	}
-	b := make([]uint8, k4*4*NR)
+	b := make([]uint8, groups*k4*4*NR)
 	for i := range b {
 		b[i] = uint8(r.IntN(256))
 	}
@@ -65,29 +68,38 @@ func checkQMicroPool(t *testing.T, r *rand.Rand, k4, mr, np, flags int) {
 		q.YZero = 100
 		q.QLo, q.QHi = -100, 155
 	}
-	// the reference: the unpooled tile's codes, pooled over the members
-	var tile [MR * NR]byte
-	QMicro(k4, a, b, unsafe.Pointer(&tile[0]), NR, mr, NR, &q)
-	ldo := PoolGroup + qpoolGuard
+	ldo := np + qpoolGuard
 	got := make([]byte, MR*ldo)
 	for i := range got {
 		got[i] = 0xA5
 	}
 	QMicroPool(k4, a, b, unsafe.Pointer(&got[0]), ldo, mr, np, &q)
-	for i := range MR {
-		for j := range ldo {
-			want := byte(0xA5)
-			if i < mr && j < np {
-				want = tile[i*NR+j]
-				for f := 1; f < 4; f++ {
-					c := tile[i*NR+f*PoolGroup+j]
-					if q.Flags&QUnsigned != 0 && c > want || q.Flags&QUnsigned == 0 && int8(c) > int8(want) {
-						want = c
+	for s := range groups {
+		// the reference: the unpooled tile's codes, pooled over the members
+		var tile [MR * NR]byte
+		QMicro(k4, a, b[s*k4*4*NR:], unsafe.Pointer(&tile[0]), NR, mr, NR, &q)
+		for i := range MR {
+			for j := range PoolGroup {
+				want, at := byte(0xA5), s*PoolGroup+j
+				if i < mr && at < np {
+					want = tile[i*NR+j]
+					for f := 1; f < 4; f++ {
+						c := tile[i*NR+f*PoolGroup+j]
+						if q.Flags&QUnsigned != 0 && c > want || q.Flags&QUnsigned == 0 && int8(c) > int8(want) {
+							want = c
+						}
 					}
 				}
+				if at < ldo && got[i*ldo+at] != want {
+					t.Fatalf("row %d pooled %d: %#x, want %#x", i, at, got[i*ldo+at], want)
+				}
 			}
-			if got[i*ldo+j] != want {
-				t.Fatalf("row %d col %d: %#x, want %#x", i, j, got[i*ldo+j], want)
+		}
+	}
+	for i := range MR { // the guard band after each row
+		for j := groups * PoolGroup; j < ldo; j++ {
+			if got[i*ldo+j] != 0xA5 {
+				t.Fatalf("row %d: byte %d past the pooled outputs written", i, j)
 			}
 		}
 	}

@@ -23,30 +23,45 @@ const (
 )
 
 // qgemmPool is the 8×32 VNNI micro-kernel of a conv with a fused 2×2 max
-// pool (qgemmPoolGeneric is its reference loop): the k loop is
+// pool (qgemmPoolGeneric is its reference loop), over the strips of np
+// pooled outputs, one pooled group (8) per 32-column strip: the k loop is
 // qgemm8x32VNNI's (u8 activations × s8 weights broadcast, VPDPBUSD into 16
-// zmm), the strip's 32 columns are one pooled group (column f·8+j: window
-// member f of pooled output j), so a row's pooled values are the maximum of
-// its two zmm accumulators (members 0,1 vs 2,3) and then of their 256-bit
-// halves. kilnq's epilogue (per-row correction, convert, multiplier, bias,
-// clamp, divide by y_scale, saturate with NaN to the low bound, round half
-// to even, zero point, narrow) runs on those 8 lanes in ymm registers, and
-// the np ≤ 8 codes of each row are stored with a byte mask.
+// zmm); column f·8+j of a strip is window member f of pooled output j, so
+// a row's pooled values are the maximum of its two zmm accumulators
+// (members 0,1 vs 2,3) and then of their 256-bit halves. kilnq's epilogue
+// (per-row correction, convert, multiplier, bias, clamp, divide by
+// y_scale, saturate with NaN to the low bound, round half to even, zero
+// point, narrow) runs on those 8 lanes in ymm registers, and each row's
+// codes (8, or what is left of np) are stored with a byte mask.
 func qgemmPool(name string) {
 	TEXT(name, NOSPLIT, "func(k4 int, a *int8, b *uint8, out *byte, ldo int, mr, np int, q *int64)")
 	Pragma("noescape")
 	Doc(name + " is the AVX-512 VNNI twin of qgemmPoolGeneric.")
 	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
 	lab := func(s string) { Label(s + "_" + name) }
-	k := Load(Param("k4"), reg.RCX)
-	a := Load(Param("a"), reg.RSI)
+	k4 := Load(Param("k4"), reg.R15)
+	a0 := Load(Param("a"), reg.R10)
 	b := Load(Param("b"), reg.RDI)
+	outg := Load(Param("out"), reg.R11) // the group's first output
+	np := Load(Param("np"), reg.R9)     // pooled outputs left
+	q := Load(Param("q"), reg.RBX)
+	k, a, out := reg.RCX, reg.RSI, reg.RDX
+	rows, ones, t := reg.RAX, reg.R14, reg.R13
+	MOVQ(I32(-1), ones)
+	lo, hi, qlo, qhi, ys, yz := zmm(22).AsY(), zmm(23).AsY(), zmm(24).AsY(), zmm(25).AsY(), zmm(26).AsY(), zmm(27).AsY()
 	acc := make([]reg.VecPhysical, 2*poolMR)
 	for i := range acc {
 		acc[i] = zmm(i)
-		VPXORD(acc[i], acc[i], acc[i])
 	}
 	b0, b1 := zmm(16), zmm(17)
+	TESTQ(np, np)
+	JLE(l("done"))
+	lab("group")
+	for i := range acc {
+		VPXORD(acc[i], acc[i], acc[i])
+	}
+	MOVQ(a0, a)
+	MOVQ(k4, k)
 	TESTQ(k, k)
 	JEQ(l("epilogue"))
 	lab("loop")
@@ -64,37 +79,36 @@ func qgemmPool(name string) {
 	JNE(l("loop"))
 
 	lab("epilogue")
-	q := Load(Param("q"), reg.RBX)
-	out := Load(Param("out"), reg.RDX)
-	ldo := Load(Param("ldo"), reg.R10)
-	rows := Load(Param("mr"), reg.R11)
-	np := Load(Param("np"), reg.RAX)
-	ones := reg.R9
-	MOVQ(I32(-1), ones)
-	BZHIQ(np, ones, ones)
-	KMOVW(ones.As32(), reg.K1)
-	corr, mult, bias := reg.R12, reg.R8, reg.R14
-	MOVQ(Mem{Base: q, Disp: offCorr}, corr)
-	MOVQ(Mem{Base: q, Disp: offMult}, mult)
-	MOVQ(Mem{Base: q, Disp: offBias}, bias)
-	flags := reg.R13
-	MOVQ(Mem{Base: q, Disp: offFlags}, flags)
-	lo, hi, qlo, qhi, ys, yz := zmm(22).AsY(), zmm(23).AsY(), zmm(24).AsY(), zmm(25).AsY(), zmm(26).AsY(), zmm(27).AsY()
+	// the row constants (the loop used 18–25 for its broadcasts)
 	VBROADCASTSS(Mem{Base: q, Disp: offLo}, lo)
 	VBROADCASTSS(Mem{Base: q, Disp: offHi}, hi)
 	VBROADCASTSS(Mem{Base: q, Disp: offQLo}, qlo)
 	VBROADCASTSS(Mem{Base: q, Disp: offQHi}, qhi)
 	VBROADCASTSS(Mem{Base: q, Disp: offYScale}, ys)
 	VPBROADCASTD(Mem{Base: q, Disp: offYZero}, yz)
-	t, u := zmm(28), zmm(29)
-	x, uy, ux := t.AsY(), u.AsY(), u.AsX()
+	// this group's codes: min(np, 8) lanes
+	MOVQ(U32(poolGroup), t)
+	CMPQ(np, t)
+	CMOVQLT(np, t)
+	BZHIQ(t, ones, t)
+	KMOVW(t.As32(), reg.K1)
+	MOVQ(outg, out)
+	corr, mult, bias, flags, ldo := reg.R12, reg.R8, reg.RSI, reg.RCX, reg.R13
+	MOVQ(Mem{Base: q, Disp: offCorr}, corr)
+	MOVQ(Mem{Base: q, Disp: offMult}, mult)
+	MOVQ(Mem{Base: q, Disp: offBias}, bias)
+	MOVQ(Mem{Base: q, Disp: offFlags}, flags)
+	Load(Param("ldo"), ldo)
+	Load(Param("mr"), rows)
+	tz, u := zmm(28), zmm(29)
+	x, uy, ux := tz.AsY(), u.AsY(), u.AsX()
 	for i := 0; i < poolMR; i++ {
 		li := func(s string) LabelRef { return l(fmt.Sprintf("%s%d", s, i)) }
 		labi := func(s string) { lab(fmt.Sprintf("%s%d", s, i)) }
 		CMPQ(rows, U8(i))
-		JLE(l("done"))
-		VPMAXSD(acc[2*i+1], acc[2*i], t)
-		VEXTRACTI64X4(U8(1), t, uy)
+		JLE(l("next"))
+		VPMAXSD(acc[2*i+1], acc[2*i], tz)
+		VEXTRACTI64X4(U8(1), tz, uy)
 		VPMAXSD(uy, x, x)
 		VPBROADCASTD(Mem{Base: corr, Disp: 4 * i}, uy)
 		VPSUBD(uy, x, x)
@@ -127,6 +141,10 @@ func qgemmPool(name string) {
 		VMOVDQU8(ux, reg.K1, Mem{Base: out})
 		ADDQ(ldo, out)
 	}
+	lab("next")
+	ADDQ(U8(poolGroup), outg)
+	SUBQ(U8(poolGroup), np)
+	JG(l("group"))
 	lab("done")
 	VZEROUPPER()
 	RET()
