@@ -43,7 +43,7 @@ func (t winogradTactic) Name() string { return fmt.Sprintf("conv.winograd.f%d.f3
 
 func (winogradBackend) Tactics(l *engine.Layer) []engine.Tactic {
 	n := l.Node
-	if disabled || !simdAVX512() || l.Precision != engine.FP32 || !(n.OpType == "Conv" && (n.Domain == "" || n.Domain == "kiln")) {
+	if disabled || !winograd.Available() || l.Precision != engine.FP32 || !(n.OpType == "Conv" && (n.Domain == "" || n.Domain == "kiln")) {
 		return nil
 	}
 	if !isConst(l, 1) || len(l.Const[1].Dims) != 4 || l.Const[1].Dims[2] != 3 || l.Const[1].Dims[3] != 3 {
@@ -150,7 +150,14 @@ func newWinogradKernel(p *winogradParams, w []*ir.Tensor) (engine.Kernel, error)
 	return k, nil
 }
 
-func (k *winogradKernel) PortabilityWarning() string { return simdWarning(winogradID) }
+// PortabilityWarning: a plan built where the AVX-512 transforms ran,
+// loaded on a CPU without them, runs the Go twins (same results, slower).
+func (k *winogradKernel) PortabilityWarning() string {
+	if winograd.Available() {
+		return ""
+	}
+	return winogradID + ": built for AVX-512, this CPU lacks it: the Winograd transforms run their portable twins (same results, slower)"
+}
 
 func (k *winogradKernel) geometry(xd []int64) (winograd.Geometry, error) {
 	g, err := k.p.Win.geometry(xd, k.p.M, 1)

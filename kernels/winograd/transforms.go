@@ -1,6 +1,7 @@
 package winograd
 
 import (
+	"slices"
 	"unsafe"
 
 	"github.com/kilnml/kiln/kernels/avx"
@@ -205,6 +206,11 @@ func outputGeneric(k Kind, y, mb *float32, mstride, ldm, rows int, idx *int32, m
 		}
 	}
 }
+
+// Available reports whether the AVX-512 transforms can run here (CPU and
+// build): the conv tactics are offered only then, since the Go twins are
+// far slower than the GEMM conv they would replace.
+func Available() bool { return hasAsm && slices.Contains(avx.Variants(), avx.VariantAVX512) }
 
 // asmVariant reports whether the AVX-512 kernels run: they follow
 // kernels/avx's Variant, so tests that force its variants force these too.
