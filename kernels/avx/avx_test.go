@@ -128,6 +128,16 @@ func TestIm2colMatchesPack(t *testing.T) {
 		{C: 2, H: 9, W: 75, M: 2, KH: 3, KW: 3, SH: 2, SW: 2, DH: 1, DW: 1, PT: 1, PL: 1, Group: 1}, // stride 2, OW ≥ NR: row-run copies
 		{C: 4, H: 28, W: 28, M: 2, KH: 1, KW: 1, SH: 1, SW: 1, DH: 1, DW: 1, Group: 1},              // 1×1
 		{C: 1, H: 2, W: 1, M: 1, KH: 1, KW: 1, SH: 1, SW: 1, DH: 1, DW: 1, Group: 1},                // one column per row
+		// Row stride 2 (im2colSegsS2): a MobileNetV2 stem with rows shorter than a
+		// strip, a ResNet stem, a strided 1×1, the last input of the plane read
+		// (no pad, odd width), 32 and 33 outputs per row, dilation.
+		{C: 3, H: 40, W: 40, M: 2, KH: 3, KW: 3, SH: 2, SW: 2, DH: 1, DW: 1, PT: 1, PL: 1, Group: 1},
+		{C: 3, H: 37, W: 37, M: 2, KH: 7, KW: 7, SH: 2, SW: 2, DH: 1, DW: 1, PT: 3, PL: 3, Group: 1},
+		{C: 4, H: 14, W: 14, M: 2, KH: 1, KW: 1, SH: 2, SW: 2, DH: 1, DW: 1, Group: 1},
+		{C: 2, H: 9, W: 13, M: 2, KH: 3, KW: 3, SH: 2, SW: 2, DH: 1, DW: 1, Group: 1},
+		{C: 2, H: 5, W: 64, M: 2, KH: 3, KW: 3, SH: 2, SW: 2, DH: 1, DW: 1, PT: 1, PL: 1, Group: 1},
+		{C: 2, H: 5, W: 65, M: 2, KH: 3, KW: 3, SH: 1, SW: 2, DH: 1, DW: 1, PT: 1, PL: 1, Group: 2},
+		{C: 2, H: 9, W: 50, M: 2, KH: 3, KW: 3, SH: 2, SW: 2, DH: 2, DW: 2, PT: 2, PL: 1, Group: 1},
 	}
 	forEachVariant(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(3, 4))

@@ -22,3 +22,11 @@ func gemmCols(k int, a *float32, astride, strips int, b *float32, ldb, cols int,
 	}
 	sgemmColsGeneric(k, a, astride, strips, b, ldb, cols, acc)
 }
+
+func im2colSegsS2(dst, plane *float32, hw, cg int, segs *int32, taps int) {
+	if Variant == VariantAVX512 {
+		im2colSegsS2AVX512(dst, plane, hw, cg, segs, taps, &evenLanes[0])
+		return
+	}
+	im2colSegsS2Generic(dst, plane, hw, cg, segs, taps)
+}

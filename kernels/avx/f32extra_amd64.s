@@ -1211,3 +1211,81 @@ cols3_strips8_store:
 	VMOVUPS Y23, 736(DX)
 	VZEROUPPER
 	RET
+
+// func im2colSegsS2AVX512(dst *float32, plane *float32, hw int, cg int, segs *int32, taps int, idx *int32)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, POPCNT
+TEXT ·im2colSegsS2AVX512(SB), NOSPLIT, $0-56
+	MOVQ      dst+0(FP), DI
+	MOVQ      plane+8(FP), SI
+	MOVQ      hw+16(FP), R8
+	SHLQ      $0x02, R8
+	MOVQ      cg+24(FP), CX
+	MOVQ      segs+32(FP), DX
+	MOVQ      taps+40(FP), R9
+	MOVQ      idx+48(FP), AX
+	VMOVDQU32 (AX), Z30
+	VXORPS    Z31, Z31, Z31
+	TESTQ     CX, CX
+	JEQ       s2_done
+	TESTQ     R9, R9
+	JEQ       s2_done
+
+s2_channel:
+	MOVQ DX, R10
+	MOVQ R9, R11
+
+s2_tap:
+	MOVLQSX (R10), R12
+	ADDQ    $0x04, R10
+	BTRQ    $0x10, R12
+	JCC     s2_full
+	VMOVUPS Z31, (DI)
+	VMOVUPS Z31, 64(DI)
+
+s2_full:
+	TESTQ R12, R12
+	JEQ   s2_next
+
+s2_run:
+	MOVLQSX   (R10), R13
+	MOVLQSX   4(R10), R14
+	POPCNTL   8(R10), BX
+	LEAQ      -1(BX)(BX*1), BX
+	MOVQ      $-1, R15
+	BZHIQ     BX, R15, R15
+	KMOVW     R15, K3
+	SHRQ      $0x10, R15
+	KMOVW     R15, K4
+	KMOVW     8(R10), K1
+	VMOVUPS.Z (SI)(R13*4), K3, Z0
+	VMOVUPS.Z 64(SI)(R13*4), K4, Z1
+	VPERMT2PS Z1, Z30, Z0
+	VMOVUPS   Z0, K1, (DI)(R14*4)
+	CMPW      10(R10), $0x00
+	JEQ       s2_short
+	SHRQ      $0x10, R15
+	KMOVW     R15, K5
+	SHRQ      $0x10, R15
+	KMOVW     R15, K6
+	KMOVW     10(R10), K2
+	VMOVUPS.Z 128(SI)(R13*4), K5, Z2
+	VMOVUPS.Z 192(SI)(R13*4), K6, Z3
+	VPERMT2PS Z3, Z30, Z2
+	VMOVUPS   Z2, K2, 64(DI)(R14*4)
+
+s2_short:
+	ADDQ $0x0c, R10
+	DECQ R12
+	JNE  s2_run
+
+s2_next:
+	ADDQ $0x80, DI
+	DECQ R11
+	JNE  s2_tap
+	ADDQ R8, SI
+	DECQ CX
+	JNE  s2_channel
+
+s2_done:
+	VZEROUPPER
+	RET

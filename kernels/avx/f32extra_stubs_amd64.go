@@ -8,3 +8,8 @@ package avx
 //
 //go:noescape
 func sgemmColsAVX512(k int, a *float32, astride int, strips int, b *float32, ldb int, cols int, acc *float32)
+
+// im2colSegsS2AVX512 is the AVX-512 twin of im2colSegsS2Generic.
+//
+//go:noescape
+func im2colSegsS2AVX512(dst *float32, plane *float32, hw int, cg int, segs *int32, taps int, idx *int32)

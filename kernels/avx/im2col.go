@@ -17,7 +17,7 @@ type segment struct{ oh, ow, n, at int }
 // taps are contiguous copies. Columns past n in the last strip are left
 // unwritten: the micro-kernel never reads them.
 func Im2col(dst, x []float32, g *pack.Conv2D, grp, j0, n int) {
-	if g.SW == 1 && g.KH*g.KW <= maxTaps {
+	if g.SW <= 2 && g.KH*g.KW <= maxTaps {
 		im2colRuns(dst, x, g, grp, j0, n)
 		return
 	}
@@ -181,12 +181,12 @@ func im2colGatherGeneric(dst, plane *float32, hw, cg int, tab *int32, taps int) 
 const runStream = maxTaps * (1 + 3*NR)
 
 // runTable writes the run stream of strip columns [0,cols) starting at
-// output position j of a stride-1 conv: per tap (kh,kw) the number of runs
-// (plus 1<<16 when the runs leave some of the NR columns to zero), then per
-// run the plane offset of its first input, its first strip column
-// and the mask of its length (bit i for each of its columns). Columns in
-// the padding belong to no run (they stay zero). It returns the stream's
-// length.
+// output position j of a conv of row stride 1 or 2: per tap (kh,kw) the
+// number of runs (plus 1<<16 when the runs leave some of the NR columns to
+// zero), then per run the plane offset of its first input, its first strip
+// column and the mask of its length (bit i for each of its columns; column
+// i reads the input g.SW·i after the first). Columns in the padding belong
+// to no run (they stay zero). It returns the stream's length.
 func runTable(st *[runStream]int32, g *pack.Conv2D, j, cols int) int {
 	var segs [NR]segment
 	ns := 0
@@ -207,12 +207,12 @@ func runTable(st *[runStream]int32, g *pack.Conv2D, j, cols int) int {
 				if uint(ih) >= uint(g.H) {
 					continue
 				}
-				iw0 := sg.ow - g.PL + kw*g.DW
-				lo, hi := validRange(iw0, 1, g.W, sg.n)
+				iw0 := sg.ow*g.SW - g.PL + kw*g.DW
+				lo, hi := validRange(iw0, g.SW, g.W, sg.n)
 				if lo >= hi {
 					continue
 				}
-				st[p] = int32(ih*g.W + iw0 + lo)
+				st[p] = int32(ih*g.W + iw0 + lo*g.SW)
 				st[p+1] = int32(sg.at + lo)
 				st[p+2] = int32(uint32(1)<<(hi-lo) - 1)
 				if hi-lo == 32 {
@@ -233,8 +233,9 @@ func runTable(st *[runStream]int32, g *pack.Conv2D, j, cols int) int {
 	return p
 }
 
-// im2colRuns is Im2col for stride-1 convs: each strip's runs are found
-// once (runTable) and copied for every channel by im2colSegs.
+// im2colRuns is Im2col for convs of row stride 1 or 2: each strip's runs
+// are found once (runTable) and copied for every channel by im2colSegs
+// (stride 1) or im2colSegsS2 (stride 2: every other input).
 func im2colRuns(dst, x []float32, g *pack.Conv2D, grp, j0, n int) {
 	k := g.K()
 	cg := g.C / g.Group
@@ -244,8 +245,17 @@ func im2colRuns(dst, x []float32, g *pack.Conv2D, grp, j0, n int) {
 	for t := 0; t < n; t += NR {
 		strip := dst[t*k : t*k+NR*k]
 		runTable(&st, g, j0+t, min(NR, n-t))
-		im2colSegs(&strip[0], &planes[0], hw, cg, &st[0], g.KH*g.KW)
+		im2colSegsStride(&strip[0], &planes[0], hw, cg, &st[0], g.KH*g.KW, g.SW)
 	}
+}
+
+// im2colSegsStride copies a strip's runs with the kernel of the row stride.
+func im2colSegsStride(dst, plane *float32, hw, cg int, segs *int32, taps, stride int) {
+	if stride == 2 {
+		im2colSegsS2(dst, plane, hw, cg, segs, taps)
+		return
+	}
+	im2colSegs(dst, plane, hw, cg, segs, taps)
 }
 
 // im2colSegsGeneric is the portable twin of the strip copy, the reference
@@ -283,7 +293,7 @@ func im2colSegsGeneric(dst, plane *float32, hw, cg int, segs *int32, taps int) {
 }
 
 // RunPlan holds the run streams (runTable) of every NR-column strip of a
-// stride-1 conv's output, so that a batch of images (and every run of a
+// conv's output (row stride 1 or 2), so that a batch of images (and every run of a
 // layer) reuses them instead of rebuilding them per strip.
 type RunPlan struct {
 	g       pack.Conv2D
@@ -292,9 +302,9 @@ type RunPlan struct {
 }
 
 // NewRunPlan returns the run plan of g, or nil when Im2col does not copy
-// runs for it (strided rows, or more taps than a strip table holds).
+// runs for it (row stride above 2, or more taps than a strip table holds).
 func NewRunPlan(g *pack.Conv2D) *RunPlan {
-	if g.SW != 1 || g.KH*g.KW > maxTaps {
+	if g.SW > 2 || g.KH*g.KW > maxTaps {
 		return nil
 	}
 	ohw := g.OH * g.OW
@@ -327,6 +337,42 @@ func Im2colPlanned(dst, x []float32, p *RunPlan, grp, j0, n int) {
 	for t := 0; t < n; t += NR {
 		strip := dst[t*k : t*k+NR*k]
 		st := p.streams[p.at[(j0+t)/NR]:]
-		im2colSegs(&strip[0], &planes[0], hw, cg, &st[0], g.KH*g.KW)
+		im2colSegsStride(&strip[0], &planes[0], hw, cg, &st[0], g.KH*g.KW, g.SW)
+	}
+}
+
+// im2colSegsS2Generic is the portable twin of the stride-2 strip copy, the
+// reference loop (segs as for im2colSegsGeneric; a run reads every other
+// input):
+//
+//	for c < cg, t < taps:
+//		row := dst[(c*taps+t)*NR:][:NR]; if bit 16 { row[:] = 0 }
+//		for each run (off, at, len) of tap t: row[at+i] = plane[c*hw+off+2*i] for i < len
+func im2colSegsS2Generic(dst, plane *float32, hw, cg int, segs *int32, taps int) {
+	if cg == 0 || taps == 0 {
+		return
+	}
+	d := unsafe.Slice(dst, cg*taps*NR)
+	x := unsafe.Slice(plane, cg*hw)
+	st := unsafe.Slice(segs, runStream)
+	for c := 0; c < cg; c++ {
+		pl := x[c*hw : c*hw+hw]
+		p := 0
+		for t := 0; t < taps; t++ {
+			row := d[(c*taps+t)*NR : (c*taps+t+1)*NR]
+			n := int(st[p] & 0xffff)
+			if st[p]&(1<<16) != 0 {
+				clear(row)
+			}
+			p++
+			for ; n > 0; n-- {
+				off, at := int(st[p]), int(st[p+1])
+				ln := bits.OnesCount32(uint32(st[p+2]))
+				for i := range ln {
+					row[at+i] = pl[off+2*i]
+				}
+				p += 3
+			}
+		}
 	}
 }

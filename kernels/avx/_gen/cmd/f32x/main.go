@@ -1,5 +1,5 @@
 // Command f32x generates kernels/avx/f32extra_amd64.s: FP32 kernels around
-// the 8×32 micro-kernel (the few-column GEMM tail). It is separate from
+// the 8×32 micro-kernel (the few-column GEMM tail, the stride-2 im2col). It is separate from
 // _gen's main command (sgemm_amd64.s) and int8x (qextra_amd64.s) so that
 // each generated file has one generator; all share _gen's go.mod:
 //
@@ -23,6 +23,7 @@ const colStrips, colCols = 8, 3
 func main() {
 	ConstraintExpr("!noasm,amd64")
 	sgemmColsAVX512()
+	im2colSegsS2AVX512()
 	Generate()
 }
 
