@@ -295,7 +295,8 @@ type simdQConvRun struct {
 	outType           ir.DType // of the (pooled) output
 	pooled            bool     // the fused pool in registers: items are bands of pb pooled outputs (of phw)
 	pb, phw           int
-	plan              *avx.QPoolPlan
+	imgs, images      int            // images per item (pb = imgs·phw), or 1: bands of pb inside an image; of the batch
+	plan, planLast    *avx.QPoolPlan // the last band's (fewer images)
 }
 
 func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
@@ -329,7 +330,7 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 			return nil
 		}
 		r.pooled = true
-		items, slot := r.setupPooled(chunk, th, Mg, per)
+		items, slot := r.setupPooled(chunk, th, Mg, N)
 		buf := x.Scratch(min(th, items)*slot + per*r.plane)
 		r.sl = slots{buf: buf[:min(th, items)*slot], slot: slot}
 		r.xc = buf[min(th, items)*slot:]
@@ -406,17 +407,16 @@ func (r *simdQConvRun) Do(w, item int) {
 		}
 		return
 	}
+	if r.pooled {
+		r.doPooled(w, item)
+		return
+	}
 	rb := item % r.nrb
 	item /= r.nrb
 	ch := item % r.nch
 	item /= r.nch
 	grp := item % r.groups
 	n := item / r.groups
-	if r.pooled {
-		i0 := rb * r.rows
-		r.doPooled(w, n, grp, ch, i0, min(r.rows, k.p.M/k.p.Group-i0))
-		return
-	}
 	ohw := g.OH * g.OW
 	Mg := k.p.M / k.p.Group
 	j0 := ch * r.chunk

@@ -35,59 +35,101 @@ func (k *simdQConvKernel) poolInRegisters() bool {
 	return false
 }
 
-// poolPlan is the kernel's packing plan for geometry g (the last one made,
-// shared by concurrent runs: plans are immutable).
-type poolPlan struct{ p atomic.Pointer[avx.QPoolPlan] }
+// poolPlans caches the kernel's packing plans (the last two made: a full
+// band's and the last band's; shared by concurrent runs: plans are
+// immutable).
+type poolPlan struct {
+	p [2]atomic.Pointer[avx.QPoolPlan]
+}
 
-func (c *poolPlan) get(g *pack.Conv2D, rows bool) *avx.QPoolPlan {
-	if p := c.p.Load(); p != nil && p.Matches(g, rows) {
-		return p
+func (c *poolPlan) get(g *pack.Conv2D, rows bool, images, plane int) *avx.QPoolPlan {
+	for i := range c.p {
+		if p := c.p[i].Load(); p != nil && p.Matches(g, rows, images, plane) {
+			return p
+		}
 	}
-	p := avx.NewQPoolPlan(g, rows)
-	c.p.Store(p)
+	p := avx.NewQPoolPlan(g, rows, images, plane)
+	c.p[1].Store(c.p[0].Load())
+	c.p[0].Store(p)
 	return p
 }
 
-// setupPooled sizes a pooled run's items (image, group, band of pooled
-// groups, row block) and its copies of the input (quad planes or padded
-// row images) for per group images; it returns the item count and the B slot's bytes.
-func (r *simdQConvRun) setupPooled(chunk, th, Mg, per int) (items, slot int) {
+// setupPooled sizes a pooled run's items and its copies of the input
+// (quad planes or padded row images) for N images; it returns the item
+// count and the B slot's bytes. Items are (band, row block); a band is
+// imgs whole images whose pooled outputs are numbered across them (groups
+// run from one image into the next: no strip is left part empty at each
+// image's end) where the plan packs directly and the conv has one group,
+// else pb pooled outputs of one group image.
+func (r *simdQConvRun) setupPooled(chunk, th, Mg, N int) (items, slot int) {
 	k, g := r.k, &r.g
-	r.phw = (g.OH / 2) * (g.OW / 2)
-	groups := (r.phw + avx.PoolGroup - 1) / avx.PoolGroup
-	pg := max(1, min(groups, chunk/avx.NR)) // pooled groups per band
-	if per*((groups+pg-1)/pg) < 2*th {
-		want := (2*th + per - 1) / per
-		pg = max(1, min(pg, (groups+want-1)/want))
-	}
-	r.pb, r.nch = pg*avx.PoolGroup, (groups+pg-1)/pg
-	r.rows = (Mg + avx.MR - 1) / avx.MR * avx.MR
-	for per*r.nch*((Mg+r.rows-1)/r.rows) < 2*th && r.rows >= 4*avx.MR {
-		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
-	}
-	r.nrb = (Mg + r.rows - 1) / r.rows
-	r.plan = k.plans.get(g, k.p.Order == simdQOrderRows)
-	if k.p.Order == simdQOrderRows {
+	rowsOrder := k.p.Order == simdQOrderRows
+	if rowsOrder {
 		ph, pw := avx.QPadSize(g)
 		r.plane = k.p.Cg * ph * pw
 	} else {
 		r.quadPlanes = true
 		r.plane = avx.Cg4(k.p.Cg) * avx.QuadPlaneWords(g.H, g.W)
 	}
-	return per * r.nch * r.nrb, (avx.QBSize(r.K, 4*r.pb) + 63) &^ 63
+	r.phw = (g.OH / 2) * (g.OW / 2)
+	r.imgs, r.images = 1, N
+	r.plan = k.plans.get(g, rowsOrder, 1, r.plane)
+	per := N * k.p.Group
+	if k.p.Group == 1 && N > 1 && r.phw >= avx.PoolGroup && r.plan.Direct() {
+		r.imgs = max(1, min(chunk/(4*r.phw), (N+2*th-1)/(2*th)))
+	}
+	if r.imgs > 1 {
+		r.nch = (N + r.imgs - 1) / r.imgs
+		r.pb = r.imgs * r.phw
+		r.plan = k.plans.get(g, rowsOrder, r.imgs, r.plane)
+		r.planLast = r.plan
+		if last := N - (r.nch-1)*r.imgs; last != r.imgs {
+			r.planLast = k.plans.get(g, rowsOrder, last, r.plane)
+		}
+		per = 1
+	} else {
+		groups := (r.phw + avx.PoolGroup - 1) / avx.PoolGroup
+		pg := max(1, min(groups, chunk/avx.NR)) // pooled groups per band
+		if per*((groups+pg-1)/pg) < 2*th {
+			want := (2*th + per - 1) / per
+			pg = max(1, min(pg, (groups+want-1)/want))
+		}
+		r.pb, r.nch = pg*avx.PoolGroup, (groups+pg-1)/pg
+	}
+	r.rows = (Mg + avx.MR - 1) / avx.MR * avx.MR
+	for per*r.nch*((Mg+r.rows-1)/r.rows) < 2*th && r.rows >= 4*avx.MR {
+		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
+	}
+	r.nrb = (Mg + r.rows - 1) / r.rows
+	bands := (r.pb + avx.PoolGroup - 1) / avx.PoolGroup * avx.PoolGroup
+	return per * r.nch * r.nrb, (avx.QBSize(r.K, 4*bands) + 63) &^ 63
 }
 
-// doPooled computes one item of a pooled run: pooled outputs [p0, p0+np)
-// of rows [i0, i0+rows) of a group image.
-func (r *simdQConvRun) doPooled(w, n, grp, ch, i0, rows int) {
+// doPooled computes one item of a pooled run: the pooled outputs of a
+// band for rows [i0, i0+rows) (a row block).
+func (r *simdQConvRun) doPooled(w, item int) {
 	k := r.k
 	Mg := k.p.M / k.p.Group
-	p0 := ch * r.pb
-	np := min(r.pb, r.phw-p0)
-	img := n*r.groups + grp
-	b := slotAs[uint8](r.sl, w, avx.QBSize(r.K, 4*np))
-	xc := r.xc[img*r.plane : (img+1)*r.plane]
-	r.plan.Pack(b, xc, p0, np, k.pad)
+	rb := item % r.nrb
+	item /= r.nrb
+	i0 := rb * r.rows
+	rows := min(r.rows, Mg-i0)
+	ch := item % r.nch
+	item /= r.nch
+	grp, n := item%r.groups, item/r.groups
+	plan, p0, np, img, imgs := r.plan, ch*r.pb, min(r.pb, r.phw-ch*r.pb), n*r.groups+grp, 1
+	o := avx.QOut{Ld: r.phw}
+	if r.imgs > 1 { // a band of whole images (one group)
+		n = ch * r.imgs
+		imgs = min(r.imgs, r.images-n)
+		if imgs < r.imgs {
+			plan = r.planLast
+		}
+		p0, np, img = 0, imgs*r.phw, n
+		o.Jump = (k.p.M - 1) * r.phw
+	}
+	b := slotAs[uint8](r.sl, w, avx.QBSize(r.K, 4*((np+avx.PoolGroup-1)/avx.PoolGroup*avx.PoolGroup)))
+	plan.Pack(b, r.xc[img*r.plane:(img+imgs)*r.plane], p0, np, k.pad)
 	ql := *k.q // per-group channel constants
 	ql.Corr, ql.Mult = ql.Corr[grp*Mg:], ql.Mult[grp*Mg:]
 	if ql.Bias != nil {
@@ -95,6 +137,6 @@ func (r *simdQConvRun) doPooled(w, n, grp, ch, i0, rows int) {
 	}
 	sz := avx.QASize(Mg, r.K)
 	ap := k.w[grp*sz+i0*4*avx.K4(r.K) : (grp+1)*sz]
-	o := avx.QOut{Q: r.yq[(n*k.p.M+grp*Mg)*r.phw:], Ld: r.phw}
+	o.Q = r.yq[(n*k.p.M+grp*Mg)*r.phw:]
 	avx.QGemmPool(r.K, ap, rows, b, np, &o, &ql, i0, p0)
 }

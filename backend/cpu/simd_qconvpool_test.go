@@ -16,7 +16,9 @@ import (
 // (ops/kilnq's QConv, then MaxPool over codes) bit for bit at 1–3 threads
 // with every variant: row-quad and quad-plane geometries with direct plans
 // and with gathers (padding, stride 2), pooled rows wider and narrower than
-// a pooled group, odd conv outputs, int8 and uint8 codes; and a layer with
+// a pooled group, items of several images (groups running from one image
+// into the next, a shorter last band), odd conv outputs, int8 and uint8
+// codes; and a layer with
 // a multiplier x_scale·w_scale that underflows to 0 (QPoolable wants it
 // positive) keeps the tile path, still exact.
 func TestQConvPoolInRegisters(t *testing.T) {
@@ -27,6 +29,9 @@ func TestQConvPoolInRegisters(t *testing.T) {
 	}{
 		{convCase{2, 32, 13, 13, 64, 3, 3, 1, 0, 1, 1, ""}, false, true}, // simplecnn conv2: quad planes, direct plan
 		{convCase{3, 1, 28, 28, 32, 3, 3, 1, 0, 1, 1, ""}, false, true},  // simplecnn conv1: row quads
+		{convCase{7, 32, 13, 13, 64, 3, 3, 1, 0, 1, 1, ""}, false, true}, // bands of several images, a shorter last band
+		{convCase{5, 1, 28, 28, 32, 3, 3, 1, 0, 1, 1, ""}, false, true},
+		{convCase{9, 2, 9, 8, 8, 3, 3, 1, 0, 1, 1, ""}, false, true},     // 12 pooled per image, bands of images
 		{convCase{1, 3, 30, 37, 9, 3, 3, 1, 1, 1, 1, ""}, false, true},   // row quads, padded, 18 pooled per row
 		{convCase{2, 8, 20, 21, 16, 3, 3, 1, 0, 1, 1, ""}, false, true},  // quad planes, 9 pooled per row
 		{convCase{1, 12, 19, 18, 40, 3, 3, 2, 1, 1, 1, ""}, false, true}, // quad planes, stride 2, padded: gathers

@@ -36,6 +36,7 @@ type QOut struct {
 	Q     []byte
 	Resid []float32
 	Ld    int
+	Jump  int // QGemmPool: bytes from one image's pooled planes to the next's, less a plane
 }
 
 // QGemm computes rows [0,m), columns [0,n) of a quantized product: packed

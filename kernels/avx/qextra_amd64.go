@@ -90,12 +90,12 @@ func copyQuadWordsDispatch(dst *uint32, src []uint32, n, q, step int) {
 	copyQuadWordsAVX512(dst, unsafe.SliceData(src), n, q, step)
 }
 
-func qmicroPool(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, q *int64) {
+func qmicroPool(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, q *int64, rem, phw, jump int) {
 	if QVariant != QVariantVNNI {
-		qgemmPoolGeneric(k4, a, b, out, ldo, mr, np, q)
+		qgemmPoolGeneric(k4, a, b, out, ldo, mr, np, q, rem, phw, jump)
 		return
 	}
-	qgemm8x32PoolVNNI(k4, a, b, out, ldo, mr, np, q)
+	qgemm8x32PoolVNNI(k4, a, b, out, ldo, mr, np, q, rem, phw, jump)
 }
 
 // qpoolPackDispatch packs one pooled strip (QPoolPlan.Pack); the plan's

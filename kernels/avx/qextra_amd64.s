@@ -766,16 +766,15 @@ done_copyQuadWordsAVX512:
 	VZEROUPPER
 	RET
 
-// func qgemm8x32PoolVNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, np int, q *int64)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, BMI2, CMOV
-TEXT ·qgemm8x32PoolVNNI(SB), NOSPLIT, $0-64
+// func qgemm8x32PoolVNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, np int, q *int64, rem int, phw int, jump int)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, BMI, BMI2, CMOV
+TEXT ·qgemm8x32PoolVNNI(SB), NOSPLIT, $0-88
 	MOVQ  k4+0(FP), R15
 	MOVQ  a+8(FP), R10
 	MOVQ  b+16(FP), DI
 	MOVQ  out+24(FP), R11
 	MOVQ  np+48(FP), R9
 	MOVQ  q+56(FP), BX
-	MOVQ  $-1, R14
 	TESTQ R9, R9
 	JLE   done_qgemm8x32PoolVNNI
 
@@ -840,11 +839,18 @@ epilogue_qgemm8x32PoolVNNI:
 	VBROADCASTSS  48(BX), Y25
 	VBROADCASTSS  40(BX), Y26
 	VPBROADCASTD  52(BX), Y27
+	MOVQ          $-1, R14
 	MOVQ          $0x00000008, R13
 	CMPQ          R9, R13
 	CMOVQLT       R9, R13
-	BZHIQ         R13, R14, R13
-	KMOVW         R13, K1
+	BZHIQ         R13, R14, R12
+	MOVQ          rem+64(FP), R8
+	BZHIQ         R8, R14, R14
+	ANDNQ         R12, R14, R13
+	KMOVW         R13, K3
+	ANDQ          R12, R14
+	KMOVW         R14, K1
+	MOVQ          jump+80(FP), R14
 	MOVQ          R11, DX
 	MOVQ          (BX), R12
 	MOVQ          8(BX), R8
@@ -889,6 +895,7 @@ u80_qgemm8x32PoolVNNI:
 
 store0_qgemm8x32PoolVNNI:
 	VMOVDQU8      X29, K1, (DX)
+	VMOVDQU8      X29, K3, (DX)(R14*1)
 	ADDQ          R13, DX
 	CMPQ          AX, $0x01
 	JLE           next_qgemm8x32PoolVNNI
@@ -927,6 +934,7 @@ u81_qgemm8x32PoolVNNI:
 
 store1_qgemm8x32PoolVNNI:
 	VMOVDQU8      X29, K1, (DX)
+	VMOVDQU8      X29, K3, (DX)(R14*1)
 	ADDQ          R13, DX
 	CMPQ          AX, $0x02
 	JLE           next_qgemm8x32PoolVNNI
@@ -965,6 +973,7 @@ u82_qgemm8x32PoolVNNI:
 
 store2_qgemm8x32PoolVNNI:
 	VMOVDQU8      X29, K1, (DX)
+	VMOVDQU8      X29, K3, (DX)(R14*1)
 	ADDQ          R13, DX
 	CMPQ          AX, $0x03
 	JLE           next_qgemm8x32PoolVNNI
@@ -1003,6 +1012,7 @@ u83_qgemm8x32PoolVNNI:
 
 store3_qgemm8x32PoolVNNI:
 	VMOVDQU8      X29, K1, (DX)
+	VMOVDQU8      X29, K3, (DX)(R14*1)
 	ADDQ          R13, DX
 	CMPQ          AX, $0x04
 	JLE           next_qgemm8x32PoolVNNI
@@ -1041,6 +1051,7 @@ u84_qgemm8x32PoolVNNI:
 
 store4_qgemm8x32PoolVNNI:
 	VMOVDQU8      X29, K1, (DX)
+	VMOVDQU8      X29, K3, (DX)(R14*1)
 	ADDQ          R13, DX
 	CMPQ          AX, $0x05
 	JLE           next_qgemm8x32PoolVNNI
@@ -1079,6 +1090,7 @@ u85_qgemm8x32PoolVNNI:
 
 store5_qgemm8x32PoolVNNI:
 	VMOVDQU8      X29, K1, (DX)
+	VMOVDQU8      X29, K3, (DX)(R14*1)
 	ADDQ          R13, DX
 	CMPQ          AX, $0x06
 	JLE           next_qgemm8x32PoolVNNI
@@ -1117,6 +1129,7 @@ u86_qgemm8x32PoolVNNI:
 
 store6_qgemm8x32PoolVNNI:
 	VMOVDQU8      X29, K1, (DX)
+	VMOVDQU8      X29, K3, (DX)(R14*1)
 	ADDQ          R13, DX
 	CMPQ          AX, $0x07
 	JLE           next_qgemm8x32PoolVNNI
@@ -1155,10 +1168,20 @@ u87_qgemm8x32PoolVNNI:
 
 store7_qgemm8x32PoolVNNI:
 	VMOVDQU8 X29, K1, (DX)
+	VMOVDQU8 X29, K3, (DX)(R14*1)
 	ADDQ     R13, DX
 
 next_qgemm8x32PoolVNNI:
 	ADDQ $0x08, R11
+	MOVQ rem+64(FP), R13
+	SUBQ $0x08, R13
+	JG   same_qgemm8x32PoolVNNI
+	MOVQ phw+72(FP), R12
+	ADDQ R12, R13
+	ADDQ R14, R11
+
+same_qgemm8x32PoolVNNI:
+	MOVQ R13, rem+64(FP)
 	SUBQ $0x08, R9
 	JG   group_qgemm8x32PoolVNNI
 

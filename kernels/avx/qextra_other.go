@@ -32,8 +32,8 @@ func copyQuadWordsDispatch(dst *uint32, src []uint32, n, q, step int) {
 	copyQuadWordsGeneric(dst, src, n, q, step)
 }
 
-func qmicroPool(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, q *int64) {
-	qgemmPoolGeneric(k4, a, b, out, ldo, mr, np, q)
+func qmicroPool(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, q *int64, rem, phw, jump int) {
+	qgemmPoolGeneric(k4, a, b, out, ldo, mr, np, q, rem, phw, jump)
 }
 
 func qpoolPackDispatch(strip []uint8, src []byte, segs, rowOff []int32, q, qstep int, idx *[64]byte) {

@@ -72,7 +72,7 @@ func copyQuadWordsAVX512(dst *uint32, src *uint32, n int, q int, step int)
 // qgemm8x32PoolVNNI is the AVX-512 VNNI twin of qgemmPoolGeneric.
 //
 //go:noescape
-func qgemm8x32PoolVNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, np int, q *int64)
+func qgemm8x32PoolVNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, np int, q *int64, rem int, phw int, jump int)
 
 // qpoolPackVBMI is the AVX-512 VBMI twin of qpoolPackGeneric.
 //

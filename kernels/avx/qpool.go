@@ -63,8 +63,11 @@ func PoolGroupPixels(pix *[NR]int32, pw, ow, p0, np int) {
 // QGemmPool computes the pooled codes of np pooled outputs from p0 on:
 // packed weights ap (rows [0,m) of MR-row strips, depth k, channel
 // constants from r0) times bp, strips of pooled groups (QPoolPlan.Pack,
-// QIm2colQuadPlanesPooled or QIm2colRowsPooled); output codes of channel
-// r0+i at o.Q[(r0+i)·o.Ld + p0 + ...]. The layer must be QPoolable.
+// QIm2colQuadPlanesPooled or QIm2colRowsPooled). The pooled planes are
+// o.Ld codes; pooled output P of row i, image b = (p0+P)/o.Ld, p =
+// (p0+P)%o.Ld, goes to o.Q[(r0+i)·o.Ld + b·(o.Ld+o.Jump) + p]: the outputs
+// may run into the next images (o.Jump: the other channels of an image;
+// planes of at least PoolGroup codes then). The layer must be QPoolable.
 func QGemmPool(k int, ap []int8, m int, bp []uint8, np int, o *QOut, l *QLayer, r0, p0 int) {
 	k4 := K4(k)
 	q := QEpi{Flags: QQuant | QClamp*b2i(l.Clamp), Lo: l.Lo, Hi: l.Hi, YScale: l.YScale, YZero: l.YZero}
@@ -77,6 +80,9 @@ func QGemmPool(k int, ap []int8, m int, bp []uint8, np int, o *QOut, l *QLayer, 
 		lo, hi = 0, 255
 	}
 	q.QLo, q.QHi = lo-float32(l.YZero), hi-float32(l.YZero)
+	ld, rem := o.Ld, o.Ld-p0%o.Ld
+	last := p0 + np - 1 // the last output's offset from the first plane's start
+	lastAt := last/ld*(ld+o.Jump) + last%ld
 	for s := 0; s < m; s += MR {
 		mr := min(MR, m-s)
 		_, _ = l.Corr[r0+s+mr-1], l.Mult[r0+s+mr-1]
@@ -85,20 +91,22 @@ func QGemmPool(k int, ap []int8, m int, bp []uint8, np int, o *QOut, l *QLayer, 
 			_ = l.Bias[r0+s+mr-1]
 			q.Bias = &l.Bias[r0+s]
 		}
-		off := (r0+s)*o.Ld + p0
-		_ = o.Q[off+(mr-1)*o.Ld+np-1]
-		QMicroPool(k4, ap[s*4*k4:(s+MR)*4*k4], bp, unsafe.Pointer(&o.Q[off]), o.Ld, mr, np, &q)
+		off := (r0+s)*ld + p0%ld
+		_ = o.Q[(r0+s+mr-1)*ld+lastAt]
+		QMicroPool(k4, ap[s*4*k4:(s+MR)*4*k4], bp, unsafe.Pointer(&o.Q[off]), ld, mr, np, &q, rem, ld, o.Jump)
 	}
 }
 
 // QMicroPool computes the pooled tiles of np pooled outputs: a packed
 // weight strip (k4 steps) times the strips of ⌈np/PoolGroup⌉ pooled groups
-// in b, the codes of row i stored at out + i·ldo + (0..np). q's flags:
-// QQuant (required), QBias, QClamp, QUnsigned; channel constants per row.
-func QMicroPool(k4 int, a []int8, b []uint8, out unsafe.Pointer, ldo, mr, np int, q *QEpi) {
+// in b, the codes of row i stored at out + i·ldo + (0..np), where the
+// outputs from rem on are jump bytes further on, and so on every phw
+// outputs (phw ≥ PoolGroup when np > rem). q's flags: QQuant (required),
+// QBias, QClamp, QUnsigned; channel constants per row.
+func QMicroPool(k4 int, a []int8, b []uint8, out unsafe.Pointer, ldo, mr, np int, q *QEpi, rem, phw, jump int) {
 	groups := (np + PoolGroup - 1) / PoolGroup
 	if k4 < 0 || mr < 1 || mr > MR || np < 1 || len(a) < k4*4*MR || len(b) < groups*k4*4*NR ||
-		q.Flags&(QQuant|QCol|QResid) != QQuant {
+		q.Flags&(QQuant|QCol|QResid) != QQuant || rem < 1 || np > rem && phw < PoolGroup {
 		panic("avx.QMicroPool: bad tile")
 	}
 	var pa *int8
@@ -106,28 +114,33 @@ func QMicroPool(k4 int, a []int8, b []uint8, out unsafe.Pointer, ldo, mr, np int
 	if k4 > 0 {
 		pa, pb = unsafe.SliceData(a), unsafe.SliceData(b)
 	}
-	qmicroPool(k4, pa, pb, (*byte)(out), ldo, mr, np, (*int64)(unsafe.Pointer(q)))
+	qmicroPool(k4, pa, pb, (*byte)(out), ldo, mr, np, (*int64)(unsafe.Pointer(q)), rem, phw, jump)
 }
 
 // qgemmPoolGeneric is the portable pooled micro-kernel, the reference loop:
-// for each pooled group s (strip s of b, outputs PoolGroup·s + j < np),
+// for each pooled group s (strip s of b, outputs P = PoolGroup·s + j < np),
 //
 //	acc[i][c] as qgemmGeneric's (all NR columns of the strip)
-//	a = max_f acc[i][f·PoolGroup+j]; out[i*ldo+PoolGroup·s+j] = QEpi's code of a   (i < mr)
-func qgemmPoolGeneric(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, qp *int64) {
+//	a = max_f acc[i][f·PoolGroup+j]
+//	out[i*ldo + P + jump·(images crossed: P ≥ rem, rem+phw, ...)] = QEpi's code of a   (i < mr)
+func qgemmPoolGeneric(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, qp *int64, rem, phw, jump int) {
 	q := (*QEpi)(unsafe.Pointer(qp))
 	for s := 0; s*PoolGroup < np; s++ {
 		var acc [MR * NR]int32
 		if k4 > 0 {
 			qaccumulate(&acc, k4, a, (*uint8)(unsafe.Add(unsafe.Pointer(b), s*k4*4*NR)), mr, NR)
 		}
-		for i := 0; i < mr; i++ {
-			for j := 0; j < min(PoolGroup, np-s*PoolGroup); j++ {
+		for j := 0; j < min(PoolGroup, np-s*PoolGroup); j++ {
+			at := s*PoolGroup + j
+			if at >= rem {
+				at += (1 + (at-rem)/phw) * jump
+			}
+			for i := 0; i < mr; i++ {
 				v := acc[i*NR+j]
 				for f := 1; f < 4; f++ {
 					v = max(v, acc[i*NR+f*PoolGroup+j])
 				}
-				*(*byte)(unsafe.Add(unsafe.Pointer(out), i*ldo+s*PoolGroup+j)) = qEpiCode(q, qEpiFloat(q, v, i, nil))
+				*(*byte)(unsafe.Add(unsafe.Pointer(out), i*ldo+at)) = qEpiCode(q, qEpiFloat(q, v, i, nil))
 			}
 		}
 	}

@@ -28,7 +28,10 @@ func TestQMicroPool(t *testing.T) {
 			for _, mr := range []int{1, 5, MR} {
 				for _, np := range []int{1, 5, PoolGroup, 13, 3 * PoolGroup} {
 					for flags := range 8 { // bias, clamp, unsigned
-						t.Run(fmt.Sprint(k4, mr, np, flags), func(t *testing.T) { checkQMicroPool(t, r, k4, mr, np, flags) })
+						// rem, phw: one image, or planes of 11 or 8 outputs from the 5th or 8th on
+						for _, img := range [][2]int{{np, 0}, {5, 11}, {8, 8}, {3, 8}} {
+							t.Run(fmt.Sprint(k4, mr, np, flags, img), func(t *testing.T) { checkQMicroPool(t, r, k4, mr, np, flags, img[0], img[1]) })
+						}
 					}
 				}
 			}
@@ -36,7 +39,7 @@ func TestQMicroPool(t *testing.T) {
 	})
 }
 
-func checkQMicroPool(t *testing.T, r *rand.Rand, k4, mr, np, flags int) {
+func checkQMicroPool(t *testing.T, r *rand.Rand, k4, mr, np, flags, rem, phw int) {
 	groups := (np + PoolGroup - 1) / PoolGroup
 	a := make([]int8, k4*4*MR)
 	for i := range a {
@@ -68,39 +71,54 @@ func checkQMicroPool(t *testing.T, r *rand.Rand, k4, mr, np, flags int) {
 		q.YZero = 100
 		q.QLo, q.QHi = -100, 155
 	}
+	// outputs: row i's pooled output P at i·ldo + at(P), past the last
+	// output a guard band; the images' planes jump bytes apart
+	jump := 0
+	at := func(p int) int { return p }
+	if np > rem {
+		jump = 3 * (MR * phw)
+		at = func(p int) int {
+			if p < rem {
+				return p
+			}
+			return p + (1+(p-rem)/phw)*jump
+		}
+	}
 	ldo := np + qpoolGuard
-	got := make([]byte, MR*ldo)
+	if jump != 0 {
+		ldo = phw
+	}
+	size := (MR-1)*ldo + at(np-1) + 1 + qpoolGuard
+	got := make([]byte, size)
 	for i := range got {
 		got[i] = 0xA5
 	}
-	QMicroPool(k4, a, b, unsafe.Pointer(&got[0]), ldo, mr, np, &q)
+	want := append([]byte(nil), got...)
+	QMicroPool(k4, a, b, unsafe.Pointer(&got[0]), ldo, mr, np, &q, rem, phw, jump)
 	for s := range groups {
 		// the reference: the unpooled tile's codes, pooled over the members
 		var tile [MR * NR]byte
 		QMicro(k4, a, b[s*k4*4*NR:], unsafe.Pointer(&tile[0]), NR, mr, NR, &q)
-		for i := range MR {
+		for i := range mr {
 			for j := range PoolGroup {
-				want, at := byte(0xA5), s*PoolGroup+j
-				if i < mr && at < np {
-					want = tile[i*NR+j]
-					for f := 1; f < 4; f++ {
-						c := tile[i*NR+f*PoolGroup+j]
-						if q.Flags&QUnsigned != 0 && c > want || q.Flags&QUnsigned == 0 && int8(c) > int8(want) {
-							want = c
-						}
+				p := s*PoolGroup + j
+				if p >= np {
+					continue
+				}
+				w := tile[i*NR+j]
+				for f := 1; f < 4; f++ {
+					c := tile[i*NR+f*PoolGroup+j]
+					if q.Flags&QUnsigned != 0 && c > w || q.Flags&QUnsigned == 0 && int8(c) > int8(w) {
+						w = c
 					}
 				}
-				if at < ldo && got[i*ldo+at] != want {
-					t.Fatalf("row %d pooled %d: %#x, want %#x", i, at, got[i*ldo+at], want)
-				}
+				want[i*ldo+at(p)] = w
 			}
 		}
 	}
-	for i := range MR { // the guard band after each row
-		for j := groups * PoolGroup; j < ldo; j++ {
-			if got[i*ldo+j] != 0xA5 {
-				t.Fatalf("row %d: byte %d past the pooled outputs written", i, j)
-			}
+	for i := range got { // every code where it belongs, every other byte untouched
+		if got[i] != want[i] {
+			t.Fatalf("byte %d (row %d, offset %d): %#x, want %#x", i, i/ldo, i%ldo, got[i], want[i])
 		}
 	}
 }
@@ -159,7 +177,7 @@ func TestQIm2colPooled(t *testing.T) {
 			pooled := (g.OH / 2) * (g.OW / 2)
 			cg := g.C / g.Group
 			rows := cg < 4 && g.KW >= 3 && g.DW == 1
-			if want := gi != 6; NewQPoolPlan(&g, rows).direct != want {
+			if want := gi != 6; NewQPoolPlan(&g, rows, 1, 0).direct != want {
 				t.Fatalf("geometry %d: direct plan %v, want %v", gi, !want, want)
 			}
 			for grp := range g.Group {
@@ -200,7 +218,7 @@ func TestQIm2colPooled(t *testing.T) {
 					n := len(got) - qpoolGuard
 					switch {
 					case planned:
-						NewQPoolPlan(&g, rows).Pack(got[:n], img, p0, np, 7)
+						NewQPoolPlan(&g, rows, 1, len(img)).Pack(got[:n], img, p0, np, 7)
 					case rows:
 						QIm2colRowsPooled(got[:n], img, &g, p0, np)
 					default:
@@ -222,6 +240,82 @@ func TestQIm2colPooled(t *testing.T) {
 								if w, v := word(got, 4*s+c, p), word(natural, int(px), p); w != v {
 									t.Fatalf("geometry %d group %d p0 %d planned %v: strip %d column %d (pixel %d) quad %d = %#x, want %#x",
 										gi, grp, p0, planned, s/PoolGroup, c, px, p, w, v)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestQPoolPlanImages: a direct plan over several images (pooled outputs
+// numbered across them, groups running from one image into the next)
+// packs what one-image packing gives for each output, for 1–4 images and
+// both orders, starting at every group of the band.
+func TestQPoolPlanImages(t *testing.T) {
+	geoms := []pack.Conv2D{
+		{C: 32, H: 13, W: 13, KH: 3, KW: 3, SH: 1, SW: 1, DH: 1, DW: 1, Group: 1}, // 25 pooled per image
+		{C: 1, H: 28, W: 28, KH: 3, KW: 3, SH: 1, SW: 1, DH: 1, DW: 1, Group: 1},  // 169
+		{C: 3, H: 9, W: 11, KH: 3, KW: 3, SH: 1, SW: 1, DH: 1, DW: 1, PT: 1, PL: 1, Group: 1},
+	}
+	forEachQVariant(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(85, 86))
+		for gi, g := range geoms {
+			g.OH = (g.H+2*g.PT-(g.KH-1)*g.DH-1)/g.SH + 1
+			g.OW = (g.W+2*g.PL-(g.KW-1)*g.DW-1)/g.SW + 1
+			g.M = 1
+			cg := g.C / g.Group
+			rows := cg < 4
+			var plane, k int
+			if rows {
+				ph, pw := QPadSize(&g)
+				plane, k = cg*ph*pw, QRowsDepth(cg, g.KH, g.KW)
+			} else {
+				plane, k = Cg4(cg)*QuadPlaneWords(g.H, g.W)*4, QKTaps(&g)
+			}
+			k4 := K4(k)
+			phw := (g.OH / 2) * (g.OW / 2)
+			for images := 1; images <= 4; images++ {
+				x := make([]byte, images*g.C*g.H*g.W)
+				for i := range x {
+					x[i] = byte(r.IntN(256))
+				}
+				imgs := make([]byte, images*plane)
+				one := make([][]uint8, images) // each image's own pooled packing
+				for b := range images {
+					img := imgs[b*plane : (b+1)*plane]
+					xb := x[b*g.C*g.H*g.W:]
+					if rows {
+						QPadImage(img, xb, &g, 0, 0x80, 7)
+					} else {
+						ToQuadPlanes(img, xb, &g, 0, 0x80, 7)
+					}
+					one[b] = make([]uint8, QBSize(k, 4*(phw+PoolGroup)))
+					NewQPoolPlan(&g, rows, 1, plane).Pack(one[b], img, 0, phw, 7)
+				}
+				p := NewQPoolPlan(&g, rows, images, plane)
+				if !p.Direct() {
+					t.Fatalf("geometry %d: no direct plan", gi)
+				}
+				total := images * phw
+				word := func(buf []uint8, col, q int) uint32 {
+					o := (col/NR)*NR*4*k4 + q*NR*4 + col%NR*4
+					return uint32(buf[o]) | uint32(buf[o+1])<<8 | uint32(buf[o+2])<<16 | uint32(buf[o+3])<<24
+				}
+				for p0 := 0; p0 < total; p0 += PoolGroup {
+					np := total - p0
+					got := make([]uint8, QBSize(k, 4*(np+PoolGroup)))
+					p.Pack(got, imgs, p0, np, 7)
+					for P := p0; P < total; P++ {
+						b, pp := P/phw, P%phw
+						for f := range 4 {
+							gc := 4*((P-p0)/PoolGroup*PoolGroup) + f*PoolGroup + (P-p0)%PoolGroup
+							oc := 4*(pp/PoolGroup*PoolGroup) + f*PoolGroup + pp%PoolGroup
+							for q := range k4 {
+								if w, v := word(got, gc, q), word(one[b], oc, q); w != v {
+									t.Fatalf("geometry %d, %d images, p0 %d: output %d member %d quad %d = %#x, want %#x", gi, images, p0, P, f, q, w, v)
 								}
 							}
 						}

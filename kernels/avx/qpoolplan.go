@@ -7,7 +7,9 @@ import (
 )
 
 // A packing plan for the pooled conv's strips (QGemmPool's column order):
-// the runs of each pooled group depend only on the geometry, so they are
+// the runs of each pooled group depend only on the geometry (and the
+// number of images a band holds: groups may run from one image into the
+// next, which the micro-kernel's two stores per row follow), so they are
 // listed once and every image's strips are then packed by one call per
 // strip (qpoolPack): per segment (the pooled outputs of one pooled row
 // within a group, one window member) a masked load per kernel row and quad
@@ -20,6 +22,8 @@ import (
 type QPoolPlan struct {
 	g        pack.Conv2D
 	rows     bool    // row quads (QPadImage) or quad planes (ToQuadPlanes)
+	images   int     // pooled outputs run over this many images, copies plane bytes apart
+	plane    int
 	direct   bool    // segments (else gathers)
 	segs     []int32 // (column, words, source byte offset, bytes) per segment
 	start    []int32 // pooled group s's segments: [start[s], start[s+1])
@@ -29,9 +33,11 @@ type QPoolPlan struct {
 }
 
 // NewQPoolPlan plans the pooled packing of geometry g in the row-quad
-// order (rows) or from quad planes.
-func NewQPoolPlan(g *pack.Conv2D, rows bool) *QPoolPlan {
-	p := &QPoolPlan{g: *g, rows: rows}
+// order (rows) or from quad planes, for bands of images image copies
+// (plane bytes apart) whose pooled outputs are numbered across the images.
+// Only a direct plan (no gathers; Direct) runs over several images.
+func NewQPoolPlan(g *pack.Conv2D, rows bool, images, plane int) *QPoolPlan {
+	p := &QPoolPlan{g: *g, rows: rows, images: images, plane: plane}
 	pw, ph := g.OW/2, g.OH/2
 	var stride, unit, rowPitch int // bytes between pooled neighbours; per conv column / row
 	if rows {
@@ -60,18 +66,21 @@ func NewQPoolPlan(g *pack.Conv2D, rows bool) *QPoolPlan {
 		p.idx[b] = byte(stride*(b/4) + b%4)
 	}
 	if !p.direct {
+		p.images = 1
 		return p
 	}
-	groups := (pw*ph + PoolGroup - 1) / PoolGroup
+	phw := pw * ph
+	groups := (images*phw + PoolGroup - 1) / PoolGroup
 	for s := range groups {
 		p.start = append(p.start, int32(len(p.segs)/4))
 		p0 := s * PoolGroup
-		n := min(PoolGroup, pw*ph-p0)
+		n := min(PoolGroup, images*phw-p0)
 		for f := range 4 {
 			for at := 0; at < n; {
-				pr, pc := (p0+at)/pw, (p0+at)%pw
+				b, pp := (p0+at)/phw, (p0+at)%phw
+				pr, pc := pp/pw, pp%pw
 				run := min(n-at, pw-pc)
-				off := (2*pr+f/2)*rowPitch + (2*pc+f%2)*unit
+				off := b*plane + (2*pr+f/2)*rowPitch + (2*pc+f%2)*unit
 				p.segs = append(p.segs, int32(f*PoolGroup+at), int32(run), int32(off), int32(stride*(run-1)+4))
 				at += run
 			}
@@ -81,14 +90,24 @@ func NewQPoolPlan(g *pack.Conv2D, rows bool) *QPoolPlan {
 	return p
 }
 
-// Matches reports whether the plan was made for geometry g.
-func (p *QPoolPlan) Matches(g *pack.Conv2D, rows bool) bool { return p.g == *g && p.rows == rows }
+// Matches reports whether the plan was made for these arguments.
+func (p *QPoolPlan) Matches(g *pack.Conv2D, rows bool, images, plane int) bool {
+	return p.g == *g && p.rows == rows && (p.images == images || !p.direct) && p.plane == plane
+}
 
-// Pack packs np pooled outputs from p0 (a multiple of PoolGroup) of one
-// group image img (QPadImage's padded planes for the row order, else
-// ToQuadPlanes' planes; pad: the zero point's byte) as QIm2colRowsPooled
-// and QIm2colQuadPlanesPooled do.
+// Direct reports whether the plan packs without gathers (and may run
+// over several images).
+func (p *QPoolPlan) Direct() bool { return p.direct }
+
+// Pack packs np pooled outputs from p0 (numbered across the plan's images)
+// of the image copies img (QPadImage's padded planes for the row order,
+// else ToQuadPlanes' planes, plane bytes apart; pad: the zero point's
+// byte) as QIm2colRowsPooled and QIm2colQuadPlanesPooled do for one image.
 func (p *QPoolPlan) Pack(dst []uint8, img []byte, p0, np int, pad byte) {
+	if phw := (p.g.OH / 2) * (p.g.OW / 2); p0+np > p.images*phw || p.direct && np%PoolGroup != 0 && p0+np != p.images*phw {
+		// a group's segments cover whole groups (up to the plan's end)
+		panic("avx.QPoolPlan.Pack: pooled outputs past the plan's images or ending inside a group")
+	}
 	if !p.direct || p0%PoolGroup != 0 {
 		if p.rows {
 			QIm2colRowsPooled(dst, img, &p.g, p0, np)

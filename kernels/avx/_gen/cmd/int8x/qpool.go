@@ -32,9 +32,12 @@ const (
 // (per-row correction, convert, multiplier, bias, clamp, divide by
 // y_scale, saturate with NaN to the low bound, round half to even, zero
 // point, narrow) runs on those 8 lanes in ymm registers, and each row's
-// codes (8, or what is left of np) are stored with a byte mask.
+// codes (8, or what is left of np) are stored with a byte mask. The pooled
+// outputs may run over several images: rem are left in the first one, phw
+// in each next one, whose outputs are jump bytes further on (a group's
+// lanes past the boundary are stored by a second masked store).
 func qgemmPool(name string) {
-	TEXT(name, NOSPLIT, "func(k4 int, a *int8, b *uint8, out *byte, ldo int, mr, np int, q *int64)")
+	TEXT(name, NOSPLIT, "func(k4 int, a *int8, b *uint8, out *byte, ldo int, mr, np int, q *int64, rem, phw, jump int)")
 	Pragma("noescape")
 	Doc(name + " is the AVX-512 VNNI twin of qgemmPoolGeneric.")
 	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
@@ -47,7 +50,6 @@ func qgemmPool(name string) {
 	q := Load(Param("q"), reg.RBX)
 	k, a, out := reg.RCX, reg.RSI, reg.RDX
 	rows, ones, t := reg.RAX, reg.R14, reg.R13
-	MOVQ(I32(-1), ones)
 	lo, hi, qlo, qhi, ys, yz := zmm(22).AsY(), zmm(23).AsY(), zmm(24).AsY(), zmm(25).AsY(), zmm(26).AsY(), zmm(27).AsY()
 	acc := make([]reg.VecPhysical, 2*poolMR)
 	for i := range acc {
@@ -86,12 +88,20 @@ func qgemmPool(name string) {
 	VBROADCASTSS(Mem{Base: q, Disp: offQHi}, qhi)
 	VBROADCASTSS(Mem{Base: q, Disp: offYScale}, ys)
 	VPBROADCASTD(Mem{Base: q, Disp: offYZero}, yz)
-	// this group's codes: min(np, 8) lanes
+	// this group's codes: n = min(np, 8) lanes, [0, min(rem, n)) in this
+	// image (K1), [rem, n) in the next (K3)
+	MOVQ(I32(-1), ones)
 	MOVQ(U32(poolGroup), t)
 	CMPQ(np, t)
 	CMOVQLT(np, t)
-	BZHIQ(t, ones, t)
-	KMOVW(t.As32(), reg.K1)
+	BZHIQ(t, ones, reg.R12)
+	Load(Param("rem"), reg.R8)
+	BZHIQ(reg.R8, ones, ones)
+	ANDNQ(reg.R12, ones, t) // lanes [rem, n)
+	KMOVW(t.As32(), reg.K3)
+	ANDQ(reg.R12, ones)
+	KMOVW(ones.As32(), reg.K1)
+	Load(Param("jump"), ones)
 	MOVQ(outg, out)
 	corr, mult, bias, flags, ldo := reg.R12, reg.R8, reg.RSI, reg.RCX, reg.R13
 	MOVQ(Mem{Base: q, Disp: offCorr}, corr)
@@ -139,10 +149,19 @@ func qgemmPool(name string) {
 		VPMOVUSDB(x, ux)
 		labi("store")
 		VMOVDQU8(ux, reg.K1, Mem{Base: out})
+		VMOVDQU8(ux, reg.K3, Mem{Base: out, Index: ones, Scale: 1})
 		ADDQ(ldo, out)
 	}
 	lab("next")
 	ADDQ(U8(poolGroup), outg)
+	Load(Param("rem"), t)
+	SUBQ(U8(poolGroup), t)
+	JG(l("same"))
+	Load(Param("phw"), reg.R12)
+	ADDQ(reg.R12, t)
+	ADDQ(ones, outg) // the next image
+	lab("same")
+	Store(t, Param("rem"))
 	SUBQ(U8(poolGroup), np)
 	JG(l("group"))
 	lab("done")
