@@ -21,8 +21,8 @@ import (
 // QPoolPlan packs the pooled strips of one conv geometry.
 type QPoolPlan struct {
 	g        pack.Conv2D
-	rows     bool    // row quads (QPadImage) or quad planes (ToQuadPlanes)
-	images   int     // pooled outputs run over this many images, copies plane bytes apart
+	rows     bool // row quads (QPadImage) or quad planes (ToQuadPlanes)
+	images   int  // pooled outputs run over this many images, copies plane bytes apart
 	plane    int
 	direct   bool    // segments (else gathers)
 	segs     []int32 // (column, words, source byte offset, bytes) per segment
