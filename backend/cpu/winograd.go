@@ -207,6 +207,14 @@ type winogradRun struct {
 // the core's L2 between the transform and the GEMM.
 const winogradL2 = 64 << 10
 
+// winogradSkew (floats, one cache line) pads the distance between the
+// T² transformed matrices and between the T² GEMM outputs: one transform
+// step touches the same place of each, and at a multiple of 4 KB apart
+// (C·32 floats for C = 32, 64...) those T² lines all fall into one L1 set
+// and evict each other (simplecnn@256: the input transform went from 26%
+// of the model to %% with the skew).
+const winogradSkew = 16
+
 func (k *winogradKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	g, err := k.geometry(in[0].Dims)
 	if err != nil {
@@ -249,10 +257,10 @@ func (k *winogradKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	r.nsplit = (g.M + r.split - 1) / r.split
 	ldm := (min(r.chunk, plan.Tiles) + winograd.Lanes - 1) / winograd.Lanes * winograd.Lanes
 	r.rb = min(r.split, max(avx.MR, winogradL2/(t2*ldm)/avx.MR*avx.MR))
-	r.vFloats = t2 * avx.BSize(g.C, r.chunk)
+	r.vFloats = t2 * (avx.BSize(g.C, r.chunk) + winogradSkew)
 	r.ldmax = ldm
 	items := r.nch * r.nsplit
-	r.sl = newSlots(x, min(th, items), 4*(r.vFloats+t2*r.rb*ldm))
+	r.sl = newSlots(x, min(th, items), 4*(r.vFloats+t2*(r.rb*ldm+winogradSkew)))
 	parallel.Run(th, items, r)
 	return nil
 }
@@ -266,8 +274,8 @@ func (r *winogradRun) Do(w, item int) {
 	np := min(r.chunk, plan.Tiles-p0)
 	groups := (np + winograd.Lanes - 1) / winograd.Lanes
 	ldm := groups * winograd.Lanes
-	slot := slotAs[float32](r.sl, w, r.vFloats+t2*r.rb*r.ldmax)
-	vstride := avx.BSize(C, np)
+	slot := slotAs[float32](r.sl, w, r.vFloats+t2*(r.rb*r.ldmax+winogradSkew))
+	vstride := avx.BSize(C, np) + winogradSkew
 	v, mb := slot[:t2*vstride], slot[r.vFloats:]
 	g0 := p0 / winograd.Lanes
 	for q := 0; q < groups; q++ {
@@ -280,9 +288,9 @@ func (r *winogradRun) Do(w, item int) {
 	r1 := min(plan.M, r0+r.split)
 	for i0 := r0; i0 < r1; i0 += r.rb {
 		rows := min(r.rb, r1-i0)
-		mstride := rows * ldm
+		mstride := rows*ldm + winogradSkew
 		for q := 0; q < t2; q++ {
-			avx.Gemm(C, k.w[q*sz+i0*C:(q+1)*sz], rows, v[q*vstride:(q+1)*vstride], 0, np, mb[q*mstride:(q+1)*mstride], ldm, &none, 0, 0)
+			avx.Gemm(C, k.w[q*sz+i0*C:(q+1)*sz], rows, v[q*vstride:q*vstride+avx.BSize(C, np)], 0, np, mb[q*mstride:(q+1)*mstride], ldm, &none, 0, 0)
 		}
 		for q := 0; q < groups; q++ {
 			winograd.Output(plan, r.y, i0, rows, mb[q*winograd.Lanes:t2*mstride], mstride, ldm, g0+q, &r.epi)
