@@ -35,11 +35,12 @@ func (k *simdQConvKernel) poolInRegisters() bool {
 	return false
 }
 
-// poolPlans caches the kernel's packing plans (the last two made: a full
-// band's and the last band's; shared by concurrent runs: plans are
-// immutable).
+// poolPlan caches the kernel's packing plans (the last few made: a run
+// needs a full band's and the last band's; shared by concurrent runs:
+// plans are immutable).
 type poolPlan struct {
-	p [2]atomic.Pointer[avx.QPoolPlan]
+	p    [4]atomic.Pointer[avx.QPoolPlan]
+	next atomic.Uint32
 }
 
 func (c *poolPlan) get(g *pack.Conv2D, rows bool, images, plane int) *avx.QPoolPlan {
@@ -49,8 +50,7 @@ func (c *poolPlan) get(g *pack.Conv2D, rows bool, images, plane int) *avx.QPoolP
 		}
 	}
 	p := avx.NewQPoolPlan(g, rows, images, plane)
-	c.p[1].Store(c.p[0].Load())
-	c.p[0].Store(p)
+	c.p[c.next.Add(1)%uint32(len(c.p))].Store(p)
 	return p
 }
 
@@ -73,9 +73,8 @@ func (r *simdQConvRun) setupPooled(chunk, th, Mg, N int) (items, slot int) {
 	}
 	r.phw = (g.OH / 2) * (g.OW / 2)
 	r.imgs, r.images = 1, N
-	r.plan = k.plans.get(g, rowsOrder, 1, r.plane)
 	per := N * k.p.Group
-	if k.p.Group == 1 && N > 1 && r.phw >= avx.PoolGroup && r.plan.Direct() {
+	if k.p.Group == 1 && N > 1 && r.phw >= avx.PoolGroup && avx.QPoolDirect(g, rowsOrder) {
 		r.imgs = max(1, min(chunk/(4*r.phw), (N+2*th-1)/(2*th)))
 	}
 	if r.imgs > 1 {
@@ -88,6 +87,7 @@ func (r *simdQConvRun) setupPooled(chunk, th, Mg, N int) (items, slot int) {
 		}
 		per = 1
 	} else {
+		r.plan = k.plans.get(g, rowsOrder, 1, r.plane)
 		groups := (r.phw + avx.PoolGroup - 1) / avx.PoolGroup
 		pg := max(1, min(groups, chunk/avx.NR)) // pooled groups per band
 		if per*((groups+pg-1)/pg) < 2*th {

@@ -85,3 +85,18 @@ func TestQConvPoolInRegisters(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkQConvPool times simplecnn@256's two INT8 convs with their fused
+// 2×2 max pool on cpu.conv.vnni (GFLOP/s counts the conv's MACs before the
+// pool, as BenchmarkConv).
+func BenchmarkQConvPool(b *testing.B) {
+	for _, bc := range benchConvs[:2] {
+		for _, th := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", bc.name, th), func(b *testing.B) {
+				l, in, flops := convLayer(bc, "i8")
+				l.Node = withPool(l.Node) // the kernel's Shapes give the pooled output
+				benchTactic(b, simdQConvTactic{}, l, in, flops, th)
+			})
+		}
+	}
+}

@@ -1190,7 +1190,7 @@ done_qgemm8x32PoolVNNI:
 	RET
 
 // func qpoolPackVBMI(dst *uint32, src *byte, segs *int32, nseg int, rows int, rowOff *int32, q int, qstep int, idx *byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, BMI2
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, BMI2
 TEXT ·qpoolPackVBMI(SB), NOSPLIT, $0-72
 	MOVQ      dst+0(FP), DI
 	MOVQ      src+8(FP), SI
@@ -1231,7 +1231,7 @@ row_qpoolPackVBMI:
 quad_qpoolPackVBMI:
 	VMOVDQU8.Z (DX), K1, Z0
 	VPERMB     Z0, Z1, Z2
-	VMOVDQU32  Z2, K2, (AX)
+	VMOVDQU32  Y2, K2, (AX)
 	ADDQ       R13, DX
 	ADDQ       $0x00000080, AX
 	DECQ       R14

@@ -32,12 +32,24 @@ type QPoolPlan struct {
 	idx      [64]byte
 }
 
+// QPoolDirect reports whether the pooled packing of geometry g (row quads
+// or quad planes) has a direct plan: segments loaded with masks and picked
+// with VPERMB, no gathers, possibly over several images.
+func QPoolDirect(g *pack.Conv2D, rows bool) bool {
+	if rows {
+		return 7*2*g.SW+4 <= 64 && g.C/g.Group*g.KH <= maxTaps
+	}
+	pw, ph := g.OW/2, g.OH/2
+	return g.SW == 1 && g.PT == 0 && g.PL == 0 && g.KH*g.KW <= maxTaps &&
+		(2*ph-1)*g.SH+(g.KH-1)*g.DH < g.H && 2*pw-1+(g.KW-1)*g.DW < g.W
+}
+
 // NewQPoolPlan plans the pooled packing of geometry g in the row-quad
 // order (rows) or from quad planes, for bands of images image copies
-// (plane bytes apart) whose pooled outputs are numbered across the images.
-// Only a direct plan (no gathers; Direct) runs over several images.
+// (plane bytes apart) whose pooled outputs are numbered across them. Only
+// a direct plan (QPoolDirect) runs over several images.
 func NewQPoolPlan(g *pack.Conv2D, rows bool, images, plane int) *QPoolPlan {
-	p := &QPoolPlan{g: *g, rows: rows, images: images, plane: plane}
+	p := &QPoolPlan{g: *g, rows: rows, images: images, plane: plane, direct: QPoolDirect(g, rows)}
 	pw, ph := g.OW/2, g.OH/2
 	var stride, unit, rowPitch int // bytes between pooled neighbours; per conv column / row
 	if rows {
@@ -49,7 +61,6 @@ func NewQPoolPlan(g *pack.Conv2D, rows bool, images, plane int) *QPoolPlan {
 		p.q, p.qstep = KW4(g.KW)/4, 4
 		unit, rowPitch = g.SW, g.SH*ppw
 		stride = 2 * g.SW
-		p.direct = 7*stride+4 <= 64 && len(p.rowOff) <= maxTaps
 	} else {
 		for kh := range g.KH {
 			for kw := range g.KW {
@@ -59,8 +70,6 @@ func NewQPoolPlan(g *pack.Conv2D, rows bool, images, plane int) *QPoolPlan {
 		p.q, p.qstep = Cg4(g.C/g.Group)/4, QuadPlaneWords(g.H, g.W)*4
 		unit, rowPitch = 4, g.SH*g.W*4
 		stride = 8
-		p.direct = g.SW == 1 && g.PT == 0 && g.PL == 0 && len(p.rowOff) <= maxTaps &&
-			(2*ph-1)*g.SH+(g.KH-1)*g.DH < g.H && 2*pw-1+(g.KW-1)*g.DW < g.W
 	}
 	for b := range p.idx {
 		p.idx[b] = byte(stride*(b/4) + b%4)

@@ -220,7 +220,7 @@ func qpoolPack() {
 	lab("quad")
 	VMOVDQU8_Z(Mem{Base: t}, reg.K1, reg.Z0)
 	VPERMB(reg.Z0, reg.Z1, reg.Z2)
-	VMOVDQU32(reg.Z2, reg.K2, Mem{Base: d})
+	VMOVDQU32(reg.Y2, reg.K2, Mem{Base: d}) // n ≤ 8 words: a ymm store
 	ADDQ(qstep, t)
 	ADDQ(U32(4*32), d)
 	DECQ(i)
