@@ -100,8 +100,8 @@ func convLayer(bc benchConv, prec string) (*engine.Layer, []*ir.Tensor, float64)
 }
 
 // BenchmarkConv times the first portable tactic (f32, i8) and the first
-// SIMD tactic (f32simd: cpu.conv.avx512's im2col variant; i8simd:
-// cpu.conv.vnni) of each shape.
+// SIMD tactic (f32simd: cpu.conv.avx512's im2col variant, direct for 1×1
+// convs; i8simd: cpu.conv.vnni) of each shape.
 func BenchmarkConv(b *testing.B) {
 	for _, prec := range []string{"f32", "f32simd", "i8", "i8simd"} {
 		for _, bc := range benchConvs {

@@ -30,8 +30,14 @@ func init() { engine.RegisterBackend(simdBackend{}) }
 // simdAVX512 says whether kernels/avx runs its AVX-512 micro-kernel here.
 func simdAVX512() bool { return slices.Contains(avx.Variants(), avx.VariantAVX512) }
 
+// simdAvailable says whether kernels/avx has a SIMD micro-kernel here
+// (AVX-512, or AVX2+FMA): the SIMD tactics are offered and timed against
+// the portable ones; routines with only an AVX-512 form run their Go twins
+// on AVX2 (same results).
+func simdAvailable() bool { return len(avx.Variants()) > 1 }
+
 func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
-	if disabled || !simdAVX512() {
+	if disabled || !simdAvailable() {
 		return nil
 	}
 	n := l.Node
@@ -50,7 +56,10 @@ func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
 		if l.Precision != engine.FP32 || !isConst(l, 1) || len(l.Const[1].Dims) != 4 {
 			return nil
 		}
-		ts := []engine.Tactic{simdConvTactic{variant: simdIm2col}}
+		var ts []engine.Tactic
+		if !pointwiseDirect(l, pooled) {
+			ts = append(ts, simdConvTactic{variant: simdIm2col})
+		}
 		if d := l.Const[1].Dims; d[1] == 1 && !pooled {
 			ts = append(ts, simdDWTactic{})
 		}

@@ -37,6 +37,22 @@ type simdConvParams struct {
 
 type simdConvTactic struct{ variant string }
 
+// pointwiseDirect says whether a conv layer is one the direct variant
+// takes (1×1, stride 1, unpadded, no fused pool): the builder is then not
+// offered im2col, which copies what direct reads in place and was slower
+// or even on every measured shape (BenchmarkPointwise: MobileNetV2's and
+// ResNet-50's 1×1 convs, planes of 4 KB included), yet won the noisy
+// tactic timing on a loaded machine often enough to cost mobilenetv2 ~3%.
+func pointwiseDirect(l *engine.Layer, pooled bool) bool {
+	w := l.Const[1]
+	if pooled || w == nil || len(w.Dims) != 4 || w.Dims[2] != 1 || w.Dims[3] != 1 {
+		return false
+	}
+	win, err := readWindow(l.Node, w.Dims[2:], true)
+	return err == nil && win.Strides == [2]int{1, 1} && win.Pads == [4]int{} &&
+		(win.AutoPad == "NOTSET" || win.AutoPad == "")
+}
+
 func (t simdConvTactic) Name() string { return "conv.avx512." + t.variant + ".f32" }
 
 func (t simdConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
