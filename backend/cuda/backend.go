@@ -72,6 +72,14 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 		if g, _ := n.AttrInt("group", 1); g > 1 {
 			return []engine.Tactic{direct, implicit}
 		}
+		if nhwcOn.Load() && igemmUsable() {
+			// channels-last: offered alone where it lowers, so that the
+			// timing (which sees no layout changes) cannot pick an NCHW
+			// tactic between NHWC neighbours
+			if _, err := lowerGemm(l, modeNHWC); err == nil {
+				return []engine.Tactic{gemmTactic("implicit_nhwc", modeNHWC)}
+			}
+		}
 		return []engine.Tactic{implicit, nchw, im2col, direct}
 	case n.Domain == "" && (n.OpType == "Gemm" || n.OpType == "MatMul"),
 		n.Domain == kiln.Domain && (n.OpType == "Gemm" || n.OpType == "MatMul" || n.OpType == "QGemm" || n.OpType == "QMatMul"):
@@ -107,4 +115,25 @@ func init() {
 	if os.Getenv("KILN_DEVICE") == "cuda" {
 		Enable() // best effort: without a GPU the CPU backends build as usual
 	}
+}
+
+// igemmUsable reports whether igemm.cu compiled for the device (compiling
+// it on first use), so that a compiler that rejects it leaves the NCHW
+// tactics offered instead of a channels-last one that cannot run. Without
+// a device (lowering tests) it is taken as usable.
+func igemmUsable() bool {
+	if offerWithoutDevice && Available() != nil {
+		return true
+	}
+	g, err := getDevice()
+	if err != nil {
+		return false
+	}
+	unbind, err := g.d.Bind()
+	if err != nil {
+		return false
+	}
+	defer unbind()
+	_, err = g.igemmFn("ign_f16_16")
+	return err == nil
 }

@@ -36,6 +36,7 @@ const (
 	modeImplicit = "implicit" // igemm.cu: implicit GEMM on the tensor cores, epilogue fused (16- and 8-bit inputs)
 	modeDirect   = "direct"   // dconv_*: one thread per output, epilogue fused (small K, grouped)
 	modeNCHW     = "nchw"     // cuBLASLt per image in NCHW (ORDER_ROW), bias/ReLU/residual in its epilogue (float types)
+	modeNHWC     = "nhwc"     // igemm.cu's ign_*: implicit GEMM on channels-last activations (layout.go)
 )
 
 func envInt(name string, def int64) int64 {
@@ -66,6 +67,9 @@ type gemmParams struct {
 	Direct             bool   // small-K convolution: kiln's direct kernel, no GEMM
 	Implicit           bool   // implicit-GEMM convolution on the tensor cores
 	NCHW               bool   // cuBLASLt in NCHW with its epilogue (no kiln epilogue pass)
+	NHWC               bool   // channels-last implicit GEMM; weights packed with the reduction in (kh, kw, c) order
+	CPad               int64  // NHWC: input channels zero-padded to this (a first layer's 3 to one 16-byte chunk), else 0
+	YNHWC              bool   // implicit/NCHW-input kernels: write device-only outputs NHWC (the next layer is likely NHWC)
 	ZFmt               int    // residual type: 0 float32, 1 float16, 2 bfloat16
 	Act                int
 	ActA, ActB, YScale float32
@@ -203,6 +207,17 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 			return nil, fmt.Errorf("group %d does not divide %d output channels", p.Groups, p.N)
 		}
 		p.Implicit = true
+		p.YNHWC = nhwcOn.Load() && nhwcOutput(p.Out, p.N)
+	case modeNHWC:
+		if err := nhwcLowers(p, in, l); err != nil {
+			return nil, err
+		}
+		p.NHWC = true
+		if cpad := nhwcChannels(p.K/int64(p.KH*p.KW), in); cpad != p.K/int64(p.KH*p.KW) {
+			wNK, p.CPad = padChannels(wNK, p.KH*p.KW, cpad), cpad
+			p.K, p.Kp = wNK.Dims[1], roundUp(wNK.Dims[1], pad)
+		}
+		wNK = khwcOrder(wNK, p.KH*p.KW)
 	case modeNCHW:
 		if !p.Conv || p.Groups > 1 || quant || irType(in) != p.Out {
 			return nil, fmt.Errorf("the NCHW cuBLASLt convolution takes ungrouped float convolutions with output of the input's type")
@@ -296,6 +311,9 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		q, err := kilnq.LayerOf(n, l.In[0].DType)
 		if err != nil {
 			return nil, err
+		}
+		if p.NHWC && q.XZero != 0 {
+			return nil, fmt.Errorf("the NHWC implicit GEMM zero-fills padding: no input zero point (x_zero %d)", q.XZero)
 		}
 		p.XZero, p.YZero = int(q.XZero), int(q.YZero)
 		p.ZeroFix = p.Uint8 || p.XZero != 0
@@ -482,7 +500,9 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		nb, c, h, w = int(X.Dims[0]), int(X.Dims[1]), int(X.Dims[2]), int(X.Dims[3])
 		oh, ow = int(Y.Dims[2]), int(Y.Dims[3])
 		M, HW = int64(nb)*int64(oh)*int64(ow), int64(oh)*int64(ow)
-		if int64(c*k.p.KH*k.p.KW) != k.p.K*int64(max(k.p.Groups, 1)) {
+		if k.p.CPad > 0 && int64(c) <= k.p.CPad && k.p.CPad == nhwcChannels(int64(c), k.p.In) {
+			// padded channels: checked against the padded count
+		} else if int64(c*k.p.KH*k.p.KW) != k.p.K*int64(max(k.p.Groups, 1)) {
 			return fmt.Errorf("input has %d channels, the weights want %d", c, k.p.K*int64(max(k.p.Groups, 1))/int64(k.p.KH*k.p.KW))
 		}
 	} else {
@@ -508,6 +528,9 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	if k.p.NCHW {
 		return k.runNCHW(x, in, out, nb, c, h, w, oh, ow)
+	}
+	if k.p.NHWC {
+		return k.runNHWC(x, in, out, nb, c, h, w, oh, ow)
 	}
 	return step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
 		gp, err := k.plan(g, Mp)
@@ -612,6 +635,8 @@ func (k *gemmKernel) inputFormat() int {
 	return 0
 }
 
+// runDirect reads X in whichever layout its producer wrote and writes Y in
+// the same one (NCHW when the host reads Y).
 func (k *gemmKernel) runDirect(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, oh, ow int) error {
 	X, Y := in[0], out[0]
 	return step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
@@ -622,13 +647,14 @@ func (k *gemmKernel) runDirect(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w
 		if err := st.reserve(g, need); err != nil {
 			return false, err
 		}
-		dX, err := st.input(g, X, k.onDevice(0))
+		dX, xn, err := st.inputRaw(g, X, k.onDevice(0))
 		if err != nil {
 			return false, err
 		}
+		yn := xn && !k.toHost(0) && layoutMatters(Y.Dims)
 		var dZ cuda.DevPtr
 		if k.p.HasZ {
-			if dZ, err = st.input(g, in[1], k.onDevice(1)); err != nil {
+			if dZ, err = st.inputAs(g, in[1], k.onDevice(1), yn); err != nil {
 				return false, err
 			}
 		}
@@ -636,6 +662,7 @@ func (k *gemmKernel) runDirect(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w
 		if err != nil {
 			return false, err
 		}
+		st.setNHWC(Y, yn)
 		if err := mark(1); err != nil {
 			return false, err
 		}
@@ -654,7 +681,8 @@ func (k *gemmKernel) runDirect(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w
 		name := map[ir.DType]string{ir.Float32: "dconv_f32", ir.Float16: "dconv_16", ir.BFloat16: "dconv_16",
 			ir.Int8: "dconv_i8", ir.Uint8: "dconv_u8", ir.Float8E4M3FN: "dconv_e4m3"}[k.p.Out]
 		args := cuda.NewArgs(dX, k.W, dY, nb, c, h, w, oh, ow, k.p.KH, k.p.KW, k.p.SH, k.p.SW, ph, pw, k.p.DH, k.p.DW,
-			int(k.p.Kp), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.p.XZero, k.inputFormat(), max(k.p.Groups, 1))
+			int(k.p.Kp), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.p.XZero, k.inputFormat(), max(k.p.Groups, 1),
+			b2i(xn), b2i(yn))
 		if err := launch1(g, st, name, Y.Len(), args); err != nil {
 			return false, err
 		}

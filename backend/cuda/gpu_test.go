@@ -3,6 +3,7 @@ package cudabackend
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/kilnml/kiln/engine"
@@ -81,6 +82,16 @@ func runCase(t *testing.T, c kcase) {
 	tacs := (Backend{}).Tactics(l)
 	if len(tacs) == 0 {
 		t.Fatal("no CUDA tactic")
+	}
+	// with the channels-last tactic offered alone, also run the NCHW ones
+	if NHWC() {
+		SetNHWC(false)
+		for _, tac := range (Backend{}).Tactics(l) {
+			if !slices.ContainsFunc(tacs, func(u engine.Tactic) bool { return u.Name() == tac.Name() }) {
+				tacs = append(tacs, tac)
+			}
+		}
+		SetNHWC(true)
 	}
 	ran := 0
 	for _, tac := range tacs {
@@ -208,6 +219,15 @@ func TestKernelsMatchReference(t *testing.T) {
 		{name: "QConv uint8 tiles zp → uint8", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wsc[1]), floatA("y_scale", 0.3), intA("x_zero", 140), intA("y_zero", 9), ints("pads", 2, 2, 2, 2), ints("dilations", 2, 2)), opset: 1, in: []*ir.Tensor{q(ir.Uint8, 2, 36, 15, 15), q(ir.Int8, 70, 36, 3, 3), f32(70)}, cst: []bool{false, true, true}},
 		{name: "QConv fp8 tiles → fp8", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wsc[2]), floatA("y_scale", 0.5), ints("pads", 1, 1, 1, 1)), opset: 1, in: []*ir.Tensor{q(ir.Float8E4M3FN, 3, 40, 13, 17), q(ir.Float8E4M3FN, 100, 40, 3, 3), f32(100)}, cst: []bool{false, true, true}, bound: 2e-3},
 		{name: "QConv fp8 tiles → f32 residual", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wsc[2])), opset: 1, in: []*ir.Tensor{q(ir.Float8E4M3FN, 2, 48, 9, 9), q(ir.Float8E4M3FN, 66, 48, 1, 1), f32(66), f32(2, 66, 9, 9)}, cst: []bool{false, true, true, false}, bound: 1e-6},
+		// channels-last implicit GEMM (implicit_nhwc): C a multiple of 8 (16-bit) or 16 (int8), N of 8;
+		// partial tiles in M and N, K over several pipeline stages, residuals in both float types
+		{name: "nhwc f16 1x1 relu + f16 residual", node: conv(kiln.Domain, "Conv", str("activation", "Relu")), opset: 1, in: []*ir.Tensor{q(ir.Float16, 2, 64, 9, 11), q(ir.Float16, 72, 64, 1, 1), q(ir.Float16, 72), q(ir.Float16, 2, 72, 9, 11)}, cst: []bool{false, true, true, false}, bound: 1e-5},
+		{name: "nhwc f16 3x3 K=576", node: conv("", "Conv", ints("pads", 1, 1, 1, 1)), opset: 17, in: []*ir.Tensor{q(ir.Float16, 2, 64, 10, 9), q(ir.Float16, 136, 64, 3, 3), q(ir.Float16, 136)}, cst: []bool{false, true, true}, bound: 1e-5},
+		{name: "nhwc bf16 3x3 stride2 dil2 asym → f32 residual", node: conv(kiln.Domain, "Conv", ints("pads", 2, 1, 0, 2), ints("strides", 2, 2), ints("dilations", 2, 1)), opset: 1, in: []*ir.Tensor{q(ir.BFloat16, 3, 16, 13, 12), q(ir.BFloat16, 24, 16, 3, 2), q(ir.BFloat16, 24), f32(3, 24, 6, 7)}, cst: []bool{false, true, true, false}, bound: 1e-4},
+		{name: "nhwc f16 1x1 stride2 K=8", node: conv("", "Conv", ints("strides", 2, 2)), opset: 17, in: []*ir.Tensor{q(ir.Float16, 2, 8, 15, 15), q(ir.Float16, 16, 8, 1, 1)}, cst: []bool{false, true}, bound: 1e-5},
+		{name: "nhwc QConv int8 3x3 → int8 relu", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wsc[:16]...), floatA("y_scale", 0.3), ints("pads", 1, 1, 1, 1), str("activation", "Relu")), opset: 1, in: []*ir.Tensor{q(ir.Int8, 3, 32, 13, 11), q(ir.Int8, 16, 32, 3, 3), f32(16)}, cst: []bool{false, true, true}},
+		{name: "nhwc QConv int8 3x3 K=1152 → uint8 zp", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wsc[3]), floatA("y_scale", 0.6), intA("y_zero", 9), ints("pads", 1, 1, 1, 1)), opset: 1, in: []*ir.Tensor{q(ir.Int8, 2, 128, 9, 9), q(ir.Int8, 72, 128, 3, 3), f32(72)}, cst: []bool{false, true, true}},
+		{name: "nhwc QConv int8 1x1 stride2 → f32 residual", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wsc[4]), ints("strides", 2, 2)), opset: 1, in: []*ir.Tensor{q(ir.Int8, 2, 48, 15, 17), q(ir.Int8, 136, 48, 1, 1), f32(136), f32(2, 136, 8, 9)}, cst: []bool{false, true, true, false}},
 		// K ≤ 32: the direct convolution kernel
 		{name: "direct QConv int8 zp → int8", node: conv(kiln.Domain, "QConv", append(qattrs(0.02, "Relu"), intA("x_zero", 9))...), opset: 1, in: []*ir.Tensor{q(ir.Int8, 3, 2, 12, 12), q(ir.Int8, 24, 2, 3, 3), f32(24)}, cst: []bool{false, true, true}},
 		{name: "direct QConv uint8 → uint8", node: conv(kiln.Domain, "QConv", append(qattrs(0.02, ""), intA("x_zero", 120), intA("y_zero", 7))...), opset: 1, in: []*ir.Tensor{q(ir.Uint8, 3, 2, 12, 12), q(ir.Int8, 24, 2, 3, 3)}, cst: []bool{false, true}},

@@ -158,6 +158,7 @@ const maxCaptureRetries = 3
 type stepRec struct {
 	nIn, nOut int
 	ins, outs []stageAt
+	layouts   []layoutSet // device copies the step marked NHWC or NCHW (replayed too)
 }
 
 // beginStep decides how the step about to run is executed.
@@ -321,6 +322,13 @@ func (st *execState) replayStep(in, out []*ir.Tensor) error {
 		return st.diverged(fmt.Sprintf("step %d of segment %d differs from the captured one", j, st.seg.key.idx))
 	}
 	rec := &r.steps[j]
+	for _, l := range rec.layouts { // what the step's body would have recorded
+		if l.nhwc {
+			st.nhwc[l.key] = true
+		} else {
+			delete(st.nhwc, l.key)
+		}
+	}
 	t0 := time.Now()
 	for _, a := range rec.ins {
 		b := in[a.i].Data

@@ -97,9 +97,10 @@ func (k *gemmKernel) runImplicit(x *engine.Exec, in, out []*ir.Tensor, nb, c, h,
 		if err != nil {
 			return false, err
 		}
+		yn := k.p.YNHWC && !k.toHost(0) && layoutMatters(Y.Dims)
 		var dZ cuda.DevPtr
 		if k.p.HasZ {
-			if dZ, err = st.input(g, in[1], k.onDevice(1)); err != nil {
+			if dZ, err = st.inputAs(g, in[1], k.onDevice(1), yn); err != nil {
 				return false, err
 			}
 		}
@@ -107,6 +108,7 @@ func (k *gemmKernel) runImplicit(x *engine.Exec, in, out []*ir.Tensor, nb, c, h,
 		if err != nil {
 			return false, err
 		}
+		st.setNHWC(Y, yn)
 		if err := mark(1); err != nil {
 			return false, err
 		}
@@ -130,7 +132,7 @@ func (k *gemmKernel) runImplicit(x *engine.Exec, in, out []*ir.Tensor, nb, c, h,
 			return false, fmt.Errorf("implicit GEMM: %d output pixels", M)
 		}
 		args := cuda.NewArgs(dX, k.W, k.ktab, dY, nb, c, h, w, oh, ow, k.p.SH, k.p.SW, ph, pw, int(k.p.Kp), int(k.p.K), int(k.p.N), groups,
-			k.scale, k.bias, dZ, k.p.ZFmt, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.colsum, 128*b2i(k.p.Uint8)-k.p.XZero, k.p.XZero)
+			k.scale, k.bias, dZ, k.p.ZFmt, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.colsum, 128*b2i(k.p.Uint8)-k.p.XZero, k.p.XZero, b2i(yn))
 		if err := f.Launch(st.s, grid, block256, 0, args); err != nil {
 			return false, err
 		}

@@ -3,6 +3,7 @@ package cudabackend
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/kilnml/kiln/engine"
@@ -95,10 +96,23 @@ func (k *opKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		if err := st.reserve(g, need); err != nil {
 			return false, err
 		}
+		// layouts (layout.go): elementwise kinds keep input 0's layout,
+		// pooling reads either and keeps it, the rest read NCHW
+		xn := k.onDevice(0) && st.isNHWC(in[0])
+		lay := k.layoutKind(in)
+		yn := xn && lay != layoutNCHW && !k.toHost(0) && layoutMatters(out[0].Dims)
 		din := make([]cuda.DevPtr, len(in))
 		for i, t := range in[:nin] {
 			var err error
-			if din[i], err = st.input(g, t, k.onDevice(i)); err != nil {
+			switch {
+			case lay == layoutReads && i == 0:
+				din[i], xn, err = st.inputRaw(g, t, k.onDevice(i))
+			case lay == layoutKeeps:
+				din[i], err = st.inputAs(g, t, k.onDevice(i), yn)
+			default:
+				din[i], err = st.input(g, t, k.onDevice(i))
+			}
+			if err != nil {
 				return false, err
 			}
 		}
@@ -109,10 +123,11 @@ func (k *opKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 				return false, err
 			}
 		}
+		st.setNHWC(out[0], yn)
 		if err := mark(1); err != nil {
 			return false, err
 		}
-		if err := k.launch(g, st, in, out, din, dout); err != nil {
+		if err := k.launch(g, st, in, out, din, dout, b2i(xn), b2i(yn)); err != nil {
 			return false, err
 		}
 		if err := mark(2); err != nil {
@@ -122,7 +137,34 @@ func (k *opKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	})
 }
 
-func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, dout []cuda.DevPtr) error {
+// How an op kernel treats the layout of its device inputs (layout.go).
+const (
+	layoutNCHW  = iota // reads NCHW (a relaid-out copy of an NHWC input)
+	layoutKeeps        // elementwise: every input in input 0's layout, output in it too
+	layoutReads        // pooling: reads input 0 in either layout, writes Y in the same (NCHW for the host)
+)
+
+func (k *opKernel) layoutKind(in []*ir.Tensor) int {
+	switch k.p.Kind {
+	case "act", "cast":
+		return layoutKeeps
+	case "quant", "dequant":
+		if k.p.Axis < 0 { // per tensor: no channel index
+			return layoutKeeps
+		}
+	case "binary":
+		if k.p.ConstArg < 0 && len(in) == 2 && slices.Equal(in[0].Dims, in[1].Dims) {
+			return layoutKeeps
+		}
+	case "maxpool", "avgpool", "gavgpool":
+		return layoutReads
+	}
+	return layoutNCHW
+}
+
+// launch runs the op; xn and yn say whether input 0 and output 0 are NHWC
+// (pooling kernels take both).
+func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, dout []cuda.DevPtr, xn, yn int) error {
 	p := &k.p
 	X, Y := in[0], out[0]
 	n, _ := ir.NumElements(Y.Dims)
@@ -181,17 +223,27 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 				cp = 1
 			}
 			f := map[ir.DType]int{ir.Float32: 0, ir.Float16: 1, ir.BFloat16: 2}[X.DType]
-			return launch1(g, st, "avgpool_any", n, cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, ph, pw, cp, f))
+			return launch1(g, st, "avgpool_any", n, cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, ph, pw, cp, f, xn, yn))
+		}
+		if f, ok := map[ir.DType]int{ir.Float16: 0, ir.BFloat16: 1, ir.Int8: 2, ir.Uint8: 3}[X.DType]; ok && xn == 1 && yn == 1 && c%8 == 0 {
+			// NHWC in and out: 8 channels per thread, vector loads
+			args := cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, ph, pw, p.DH, p.DW, f)
+			return launch1(g, st, "maxpool_nhwc8", n/8, args)
 		}
 		args := cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, ph, pw, p.DH, p.DW)
 		name := map[ir.DType]string{ir.Float32: "maxpool_f32", ir.Int8: "maxpool_i8", ir.Uint8: "maxpool_u8", ir.Float16: "maxpool_f16", ir.BFloat16: "maxpool_f16", ir.Float8E4M3FN: "maxpool_e4m3"}[X.DType]
 		if isFloat16ish(X.DType) {
 			args.Add(b2i(X.DType == ir.BFloat16))
 		}
+		args.Add(xn).Add(yn)
 		return launch1(g, st, name, n, args)
 	case "gavgpool":
 		nc := X.Dims[0] * X.Dims[1]
 		hw := int(X.Dims[2] * X.Dims[3])
+		if xn != 0 { // NHWC input: one thread per (n, c); the output is [N][C] either way
+			f := map[ir.DType]int{ir.Float32: 0, ir.Float16: 1, ir.BFloat16: 2}[X.DType]
+			return launch1(g, st, "gavgpool_nhwc", nc, cuda.NewArgs(din[0], dout[0], nc, int(X.Dims[1]), hw, f))
+		}
 		if isFloat16ish(X.DType) {
 			return launchRows(g, st, "gavgpool_16", nc, cuda.NewArgs(din[0], dout[0], nc, hw, b2i(X.DType == ir.BFloat16)))
 		}
@@ -224,6 +276,8 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 			zp = k.consts[1]
 		}
 		switch {
+		case p.Kind == "quant" && p.Out == ir.Int8 && ns == 1 && n%4 == 0:
+			return launch1(g, st, "quant_f32_i8_x4", n/4, cuda.NewArgs(din[0], dout[0], n/4, k.consts[0], zp))
 		case p.Kind == "quant" && p.Out == ir.Int8:
 			return launch1(g, st, "quant_f32_i8", n, cuda.NewArgs(din[0], dout[0], n, k.consts[0], ns, inner, zp))
 		case p.Kind == "quant" && p.Out == ir.Uint8:

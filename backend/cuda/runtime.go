@@ -108,6 +108,17 @@ func (t Timing) String() string {
 	return fmt.Sprintf("H2D %v, GPU compute %v, D2H %v over %d CUDA steps (host staging %v)", t.H2D, t.Compute, t.D2H, t.Steps, t.Staging)
 }
 
+// syncSteps makes every eager step wait for its stream (SetStepSync).
+var syncSteps atomic.Bool
+
+// SetStepSync makes every CUDA step that runs eagerly wait for the GPU and
+// account its time before returning, so that a per-step profiler
+// (engine.Context.SetProfiler, kiln bench --dump-profile) sees each step's
+// GPU time instead of its launch time. Turn graphs off too (SetGraphs):
+// replayed graphs run whole segments. Off by default (it serializes the
+// host with the GPU).
+func SetStepSync(on bool) { syncSteps.Store(on) }
+
 var totals struct{ h2d, compute, d2h, staging, steps atomic.Int64 }
 
 // ReadTiming returns the time accumulated by every CUDA step of the
@@ -144,7 +155,9 @@ type execState struct {
 	size     int64
 	used     int64
 	resident map[uintptr]devBuf
-	events   []*cuda.Event // free timing events
+	nhwc     map[uintptr]bool   // device copies stored NHWC (layout.go)
+	conv     map[uintptr]devBuf // relayouted copies of inputs (layout.go)
+	events   []*cuda.Event      // free timing events
 	pending  [][4]*cuda.Event
 
 	// pinned staging (staging.go)
@@ -182,7 +195,7 @@ func stateFor(g *device, x *engine.Exec) (*execState, error) {
 	if v, ok := states.Load(key); ok {
 		return v.(*execState), nil
 	}
-	st := &execState{resident: map[uintptr]devBuf{}, graphs: map[segKey]*segGraph{}}
+	st := &execState{resident: map[uintptr]devBuf{}, nhwc: map[uintptr]bool{}, conv: map[uintptr]devBuf{}, graphs: map[segKey]*segGraph{}}
 	var err error
 	if st.s, err = g.d.NewStream(); err != nil {
 		return nil, err
@@ -233,6 +246,9 @@ func (st *execState) releaseNow(g *device) {
 	st.s.Sync()
 	st.dropGraphs()
 	for _, b := range st.resident {
+		cuda.Free(b.p)
+	}
+	for _, b := range st.conv {
 		cuda.Free(b.p)
 	}
 	cuda.Free(st.arena)
@@ -293,10 +309,15 @@ func hostKey(b []byte) uintptr {
 }
 
 // residentFor returns the device copy of a host tensor's storage,
-// allocating (or growing) it.
+// allocating (or growing) it, for a step to write: its layout is reset to
+// NCHW (a step writing NHWC says so with setNHWC).
 func (st *execState) residentFor(g *device, t *ir.Tensor) (cuda.DevPtr, error) {
 	n := int64(len(t.Data))
 	k := hostKey(t.Data)
+	delete(st.nhwc, k)
+	if st.twin {
+		st.rec.layouts = append(st.rec.layouts, layoutSet{k, false})
+	}
 	if b, ok := st.resident[k]; ok && b.n >= n {
 		return b.p, nil
 	} else if ok {
@@ -315,20 +336,13 @@ func (st *execState) residentFor(g *device, t *ir.Tensor) (cuda.DevPtr, error) {
 	return p, nil
 }
 
-// input returns the device address of a step input: the producer's device
-// copy when it ran on the GPU, else a copy made now into the arena.
+var errMissingCopy = fmt.Errorf("input's device copy is missing (producer did not run on this context)")
+
+// input returns the device address of a step input in NCHW: the producer's
+// device copy when it ran on the GPU (an NCHW copy of it when it was
+// written NHWC, see layout.go), else a copy made now into the arena.
 func (st *execState) input(g *device, t *ir.Tensor, onDevice bool) (cuda.DevPtr, error) {
-	if len(t.Data) == 0 {
-		return 0, nil
-	}
-	if onDevice {
-		if b, ok := st.resident[hostKey(t.Data)]; ok && b.n >= int64(len(t.Data)) {
-			return b.p, nil
-		}
-		return 0, fmt.Errorf("input's device copy is missing (producer did not run on this context)")
-	}
-	p := st.take(int64(len(t.Data)))
-	return p, st.toDevice(p, t)
+	return st.inputAs(g, t, onDevice, false)
 }
 
 // link is the DeviceKernel part every CUDA kernel shares: where inputs come
@@ -438,7 +452,15 @@ func step(x *engine.Exec, in, out []*ir.Tensor, body stepBody) error {
 	}
 	st.seg.step++
 	if !toHost {
-		return nil // the next step queues behind this one
+		if !syncSteps.Load() || st.seg.mode != modeEager {
+			return nil // the next step queues behind this one
+		}
+		// profiling: wait for this step alone, so that a host profiler
+		// (and ReadTiming's Compute) sees its GPU time
+		if err := st.s.Sync(); err != nil {
+			return err
+		}
+		return st.account()
 	}
 	if st.seg.mode == modeCapture {
 		st.endCapture(g)

@@ -6,7 +6,7 @@ import (
 )
 
 // MaxArgs is the most kernel parameters Args holds.
-const MaxArgs = 32
+const MaxArgs = 40
 
 // Args packs kernel parameters the way cuLaunchKernel reads them: one
 // pointer per parameter, each to a slot holding the value in the C type's

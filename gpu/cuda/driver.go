@@ -33,6 +33,7 @@ var (
 	cuModuleLoadData      func(mod *uintptr, image unsafe.Pointer) int32
 	cuModuleGetFunction   func(f *uintptr, mod uintptr, name *byte) int32
 	cuLaunchKernel        func(f uintptr, gx, gy, gz, bx, by, bz, shmem uint32, s uintptr, params unsafe.Pointer, extra unsafe.Pointer) int32
+	cuFuncSetAttribute    func(f uintptr, attr int32, v int32) int32
 	cuEventCreate         func(e *uintptr, flags uint32) int32
 	cuEventRecord         func(e uintptr, s uintptr) int32
 	cuEventSynchronize    func(e uintptr) int32
@@ -64,6 +65,7 @@ func driverSymbols() []symbol {
 		{"cuModuleLoadData", &cuModuleLoadData},
 		{"cuModuleGetFunction", &cuModuleGetFunction},
 		{"cuLaunchKernel", &cuLaunchKernel},
+		{"cuFuncSetAttribute", &cuFuncSetAttribute},
 		{"cuEventCreate", &cuEventCreate},
 		{"cuEventRecord", &cuEventRecord},
 		{"cuEventSynchronize", &cuEventSynchronize},
@@ -312,8 +314,10 @@ type Module struct {
 
 // Function is a kernel entry point.
 type Function struct {
-	h    uintptr
-	Name string
+	h         uintptr
+	Name      string
+	attrMu    sync.Mutex
+	maxShared int // dynamic shared memory allowed so far (SetMaxDynamicShared)
 }
 
 // LoadModule loads a CUBIN image (the device must be bound).
@@ -341,6 +345,25 @@ func (m *Module) Func(name string) (*Function, error) {
 	}
 	m.funcs[name] = f
 	return f, nil
+}
+
+// funcAttrMaxDynamicShared is CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+// (cuda.h's CUfunction_attribute).
+const funcAttrMaxDynamicShared = 8
+
+// SetMaxDynamicShared lets launches of f ask for up to n bytes of dynamic
+// shared memory (above the default 48 KB a block needs this first).
+func (f *Function) SetMaxDynamicShared(n int) error {
+	f.attrMu.Lock()
+	defer f.attrMu.Unlock()
+	if f.maxShared >= n {
+		return nil
+	}
+	if err := check("cuFuncSetAttribute("+f.Name+")", cuFuncSetAttribute(f.h, funcAttrMaxDynamicShared, int32(n))); err != nil {
+		return err
+	}
+	f.maxShared = n
+	return nil
 }
 
 // Launch runs f on s with a grid of blocks and the packed arguments.

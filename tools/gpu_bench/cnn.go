@@ -43,35 +43,54 @@ var gemmShapes = []struct {
 // mobilenetv2 on the GPU in FP32, FP16, INT8 and FP8 and times them at
 // batch. Tactics are timed at batch 16 (profile opt), so that the build's
 // random inputs stay small; the engine runs at batch.
-func cnn(models string, batch, iters int) {
+func cnn(models string, batch, iters int, precs []string, nhwc []bool) {
+	was := cudabackend.NHWC()
+	defer cudabackend.SetNHWC(was)
 	for _, c := range []struct{ bench, file string }{
 		{"resnet50", "onnx-light-cnns/resnet50/model.onnx"},
 		{"mobilenetv2", "bench/mobilenetv2.fp32.onnx"},
 	} {
-		for _, prec := range []string{"fp32", "fp16", "int8", "fp8"} {
-			r, err := cnnOne(filepath.Join(models, c.file), c.bench, prec, batch, iters)
-			r.Bench, r.Prec, r.Batch = c.bench, prec, batch
-			if err != nil {
-				r.Err = err.Error()
+		for _, prec := range precs {
+			for _, on := range nhwc {
+				cudabackend.SetNHWC(on)
+				r, err := cnnOne(filepath.Join(models, c.file), c.bench, prec, batch, iters)
+				r.Bench, r.Prec, r.Batch = c.bench, prec, batch
+				if len(nhwc) > 1 {
+					r.Prec += map[bool]string{false: " nhwc=off", true: " nhwc=on"}[on]
+				}
+				if err != nil {
+					r.Err = err.Error()
+				}
+				emit(r)
 			}
-			emit(r)
 		}
 	}
 }
 
 func cnnOne(path, bench, prec string, batch, iters int) (result, error) {
-	m, err := onnx.Load(path)
+	m, input, shape, cfg, err := cnnSetup(path, bench, prec, batch)
 	if err != nil {
 		return result{}, err
+	}
+	return modelTimed(m, input, shape, cfg, iters)
+}
+
+// cnnSetup loads a bench CNN and its build config: ResNet-50 light made
+// batch-dynamic, opset 13 and random weights; INT8/FP8 calibrated (MinMax)
+// on 4 random images; tactics timed at batch 16 (the profile's opt).
+func cnnSetup(path, bench, prec string, batch int) (*ir.Model, string, []int64, builder.Config, error) {
+	m, err := onnx.Load(path)
+	if err != nil {
+		return nil, "", nil, builder.Config{}, err
 	}
 	input := "input"
 	if bench == "resnet50" {
 		input = "gpu_0/data_0"
 		if err := cudabackend.BatchDynamic(m); err != nil {
-			return result{}, err
+			return nil, "", nil, builder.Config{}, err
 		}
 		if err := cudabackend.Opset13(m); err != nil {
-			return result{}, err
+			return nil, "", nil, builder.Config{}, err
 		}
 		cudabackend.RandomWeights(m, 1)
 	}
@@ -82,7 +101,7 @@ func cnnOne(path, bench, prec string, batch, iters int) (result, error) {
 		cfg.Calibration = &builder.Calibration{Source: &cudabackend.RandomStream{Input: input, Shape: []int64{4, 3, 224, 224}, Batches: 1}, Algorithm: calib.MinMax}
 	}
 	cfg.Profiles = []builder.Profile{{input: {Min: []int64{1, 3, 224, 224}, Opt: opt, Max: shape}}}
-	return modelTimed(m, input, shape, cfg, iters)
+	return m, input, shape, cfg, nil
 }
 
 // convTactics counts the tactics of the plan's GPU convolutions and GEMMs.

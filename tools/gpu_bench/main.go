@@ -67,6 +67,10 @@ func main() {
 	tlog := flag.String("tacticlog", "", "file for the builds' tactic timings (per layer, GPU compute at the opt shape)")
 	size := flag.Int("gemm", 8192, "GEMM size (M=N=K)")
 	iters := flag.Int("iters", 30, "timed iterations")
+	profile := flag.String("profile", "", "only profile ResNet-50 light and mobilenetv2 at -batch in these precisions (comma separated: fp32,fp16,int8,fp8): per-step GPU times")
+	profOut := flag.String("profile-out", "", "also write the -profile tables to this file")
+	nhwc := flag.String("nhwc", "on", "channels-last convolution tactics for -profile and the -extra/-cnn CNNs: on, off or both")
+	cnnOnly := flag.String("cnn", "", "only time ResNet-50 light and mobilenetv2 at -batch in these precisions (comma separated), -nhwc settings")
 	ioOnly := flag.Bool("io", false, "only time SimpleCNN FP16 (256, 4096) and ResNet-50 FP16 (256) end to end with and without pinned staging and CUDA graphs")
 	flag.Parse()
 	if *tlog != "" {
@@ -79,6 +83,14 @@ func main() {
 	if err := cudabackend.Enable(); err != nil {
 		emit(result{Bench: "setup", Err: err.Error()})
 		os.Exit(1)
+	}
+	if *profile != "" {
+		profileMain(*models, *profOut, *batch, *iters, *profile, nhwcSettings(*nhwc))
+		return
+	}
+	if *cnnOnly != "" {
+		cnn(*models, *batch, *iters, strings.Split(*cnnOnly, ","), nhwcSettings(*nhwc))
+		return
 	}
 	if *ioOnly {
 		ioBench(*models, *iters)
@@ -146,7 +158,7 @@ func main() {
 	if !*extra {
 		return
 	}
-	cnn(*models, *batch, *iters)
+	cnn(*models, *batch, *iters, []string{"fp32", "fp16", "int8", "fp8"}, nhwcSettings(*nhwc))
 	mnistAccuracy(*models, *mnistDir)
 }
 

@@ -76,3 +76,16 @@ __device__ __forceinline__ float ldres(const void* r, i64 o, int rfmt) {
     if (rfmt == 2) return bf2f(((const u16*)r)[o]);
     return ((const float*)r)[o];
 }
+
+// 4D layouts: element i of an [N][C][H][W] tensor stored NCHW (nhwc = 0)
+// or NHWC (1) → its coordinates, and coordinates → the storage index.
+__device__ __forceinline__ void coords4(i64 i, int C, int H, int W, int nhwc, int& n, int& c, int& h, int& w) {
+    if (nhwc) {
+        c = (int)qmod(i, C); i64 t = qdiv(i, C); w = (int)qmod(t, W); t = qdiv(t, W); h = (int)qmod(t, H); n = (int)qdiv(t, H);
+    } else {
+        w = (int)qmod(i, W); i64 t = qdiv(i, W); h = (int)qmod(t, H); t = qdiv(t, H); c = (int)qmod(t, C); n = (int)qdiv(t, C);
+    }
+}
+__device__ __forceinline__ i64 index4(int n, int c, int h, int w, int C, int H, int W, int nhwc) {
+    return nhwc ? (((i64)n * H + h) * W + w) * C + c : (((i64)n * C + c) * H + h) * W + w;
+}

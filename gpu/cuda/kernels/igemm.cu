@@ -3,6 +3,7 @@
 
 struct __align__(16) ki4 { int x, y, z, w; };
 struct __align__(16) ku4 { unsigned x, y, z, w; };
+struct __align__(8) ku2 { unsigned x, y; };
 
 // ---- implicit-GEMM convolution on the tensor cores (mma.sync): the
 // im2col tile is gathered from the NCHW input straight into shared memory,
@@ -42,7 +43,8 @@ template <int F, typename ACC, typename OUT>
 __device__ __forceinline__ void igemm_body(const void* __restrict__ xv, const void* __restrict__ wv,
     const ki4* __restrict__ ktab, OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int sh,
     int sw, int ph, int pw, int Kp, int K, int Cout, int groups, const float* ms, const float* bias,
-    const void* resid, int rfmt, int ak, float aa, float ab, float ys, int zp, const int* cs, int zc, int xz) {
+    const void* resid, int rfmt, int ak, float aa, float ab, float ys, int zp, const int* cs, int zc, int xz,
+    int yn) {
     constexpr bool I8 = F >= 3;
     constexpr int EPW = I8 ? 4 : 2;           // elements per 32-bit word in shared memory
     constexpr int KS = IG_SB / (4 / EPW);     // reduction elements per step (IG_SB bytes of shared row)
@@ -172,6 +174,22 @@ __device__ __forceinline__ void igemm_body(const void* __restrict__ xv, const vo
     __syncthreads();
     // every pass of this loop has the same pixel (idx % IG_BM == am): its
     // image and offset are computed once
+    if (yn) { // NHWC output: consecutive threads take consecutive channels of a pixel
+        for (int idx = tid; idx < IG_BM * IG_BN; idx += blockDim.x) {
+            int ml = idx / IG_BN, nl = idx % IG_BN, co = n0 + nl;
+            i64 mm = m0 + ml;
+            if (mm >= M || co >= Og) continue;
+            int c = g * Og + co;
+            i64 o = mm * Cout + c;
+            float v = accf(Cs[nl * IG_CS + ml], cs, zc, c);
+            if (ms) v = v * ms[c];
+            if (bias) v = v + bias[c];
+            if (resid) v = v + ldres(resid, o, rfmt);
+            v = act(v, ak, aa, ab);
+            store(y, o, v, ys, zp);
+        }
+        return;
+    }
     const i64 nimg = qdiv(m, OHW), obase = nimg * Cout * OHW + (m - nimg * OHW);
     for (int idx = tid; idx < IG_BM * IG_BN; idx += blockDim.x) {
         int nl = idx / IG_BM, ml = idx % IG_BM;
@@ -192,9 +210,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) NAME(const void* __restrict
     const void* __restrict__ w, const ki4* __restrict__ ktab, OUT* __restrict__ y, int N, int C,    \
     int H, int W, int OH, int OW, int sh, int sw, int ph, int pw, int Kp, int K, int Cout,           \
     int groups, const float* ms, const float* bias, const void* resid, int rfmt, int ak, float aa,   \
-    float ab, float ys, int zp, const int* cs, int zc, int xz) {                                     \
+    float ab, float ys, int zp, const int* cs, int zc, int xz, int yn) {                             \
     igemm_body<F, ACC, OUT>(x, w, ktab, y, N, C, H, W, OH, OW, sh, sw, ph, pw, Kp, K, Cout, groups,   \
-        ms, bias, resid, rfmt, ak, aa, ab, ys, zp, cs, zc, xz);                                      \
+        ms, bias, resid, rfmt, ak, aa, ab, ys, zp, cs, zc, xz, yn);                                  \
 }
 IGEMM(ig_f16_f32, 0, float, float)
 IGEMM(ig_f16_16, 0, float, u16)
@@ -211,3 +229,224 @@ IGEMM(ig_u8_f32, 4, int, float)
 IGEMM(ig_u8_16, 4, int, u16)
 IGEMM(ig_u8_i8, 4, int, signed char)
 IGEMM(ig_u8_u8, 4, int, u8q)
+
+// ---- NHWC implicit-GEMM convolution (channels-last activations, one
+// group). x is [N][H][W][C] with C a multiple of a 16-byte chunk (8 16-bit
+// or 16 8-bit elements), w is [Np][Kp] with the reduction ordered (kh, kw,
+// c), so every 16-byte chunk of the im2col row is 16 contiguous bytes of
+// one input pixel: the tiles are copied with cp.async (zero-filled outside
+// the image and past K) through a 3-stage pipeline, one barrier per step.
+// Same block tile and MMA code as above (128 pixels × 64 channels × 128
+// bytes per step, 4×2 warps of 32×32); the epilogue writes y as [M][Cout]
+// (NHWC), 8 channels (one vector) per thread and pass, with the residual
+// read the same way. F: 0 f16, 1 bf16, 3 int8 (symmetric: no zero point).
+// Dynamic shared memory: IGN_ST * IGN_STAGE bytes.
+#define IGN_RB 144                          // shared row: 128 bytes + 16 (16-byte aligned, conflict-free fragment reads)
+#define IGN_ST 3                            // pipeline stages
+#define IGN_STAGE ((IG_BM + IG_BN) * IGN_RB)
+#define IGN_CS (IG_BN + 4)                  // epilogue staging row (ACC elements)
+
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+    unsigned r;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
+    return r;
+}
+// 16 bytes global → shared, asynchronously; n = 0 writes zeros (src unread)
+__device__ __forceinline__ void cp16(unsigned dst, const void* src, int n) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(n) : "memory");
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }
+
+// 8 residual values at o (o % 8 == 0), as ldres reads one
+__device__ __forceinline__ void ldres8(const void* r, i64 o, int rfmt, float* v) {
+    if (rfmt == 0) {
+        const ku4* p = (const ku4*)((const float*)r + o);
+        ku4 a = p[0], b = p[1];
+        v[0] = __uint_as_float(a.x); v[1] = __uint_as_float(a.y); v[2] = __uint_as_float(a.z); v[3] = __uint_as_float(a.w);
+        v[4] = __uint_as_float(b.x); v[5] = __uint_as_float(b.y); v[6] = __uint_as_float(b.z); v[7] = __uint_as_float(b.w);
+        return;
+    }
+    ku4 q = *(const ku4*)((const u16*)r + o);
+    const unsigned wd[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        u16 lo = (u16)(wd[j] & 0xffff), hi = (u16)(wd[j] >> 16);
+        v[2 * j] = rfmt == 1 ? h2f(lo) : bf2f(lo);
+        v[2 * j + 1] = rfmt == 1 ? h2f(hi) : bf2f(hi);
+    }
+}
+// 8 outputs at o (o % 8 == 0) with store's conversions, one or two vector stores
+template <typename OUT> __device__ __forceinline__ void store8(OUT* y, i64 o, const float* v, float ys, int zp) {
+    OUT t[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) store(t, j, v[j], ys, zp);
+    if constexpr (sizeof(OUT) == 1) {
+        unsigned w0 = 0, w1 = 0;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            w0 |= (unsigned)*(const u8*)&t[j] << (8 * j);
+            w1 |= (unsigned)*(const u8*)&t[j + 4] << (8 * j);
+        }
+        *(ku2*)((u8*)y + o) = ku2{w0, w1};
+    } else if constexpr (sizeof(OUT) == 2) {
+        ku4 q;
+        q.x = (unsigned)t[0] | ((unsigned)t[1] << 16);
+        q.y = (unsigned)t[2] | ((unsigned)t[3] << 16);
+        q.z = (unsigned)t[4] | ((unsigned)t[5] << 16);
+        q.w = (unsigned)t[6] | ((unsigned)t[7] << 16);
+        *(ku4*)(y + o) = q;
+    } else {
+        ku4* p = (ku4*)(y + o);
+        p[0] = ku4{__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]), __float_as_uint(v[3])};
+        p[1] = ku4{__float_as_uint(v[4]), __float_as_uint(v[5]), __float_as_uint(v[6]), __float_as_uint(v[7])};
+    }
+}
+
+template <int F, typename ACC, typename OUT>
+__device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w,
+    OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KW, int sh, int sw, int ph, int pw,
+    int dh, int dw, int Kp, int K, int Cout, const float* ms, const float* bias, const void* resid, int rfmt,
+    int ak, float aa, float ab, float ys, int zp) {
+    constexpr int GB = F <= 1 ? 2 : 1;        // bytes of an element
+    constexpr int EPC = 16 / GB;              // elements per 16-byte chunk
+    constexpr int KS = IG_SB / GB;            // reduction elements per step
+    extern __shared__ __align__(16) unsigned char smd[];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const i64 M = (i64)N * OH * OW;
+    // 1D grid, channel tiles fastest: the blocks running together share
+    // their input pixels, which are then read from DRAM once (layers whose
+    // activations exceed the L2 would otherwise re-read them per tile)
+    const int nN = (Cout + IG_BN - 1) / IG_BN;
+    const i64 m0 = (i64)(blockIdx.x / nN) * IG_BM;
+    const int n0 = (int)(blockIdx.x % nN) * IG_BN;
+    const int cc = tid & 7, r0 = tid >> 3;    // chunk column; rows r0 + 32q
+    const unsigned sbase = smem_addr(smd);
+    int aih[4], aiw[4];
+    i64 abase[4];
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        i64 m = m0 + r0 + 32 * q;
+        aih[q] = -(1 << 29); aiw[q] = 0; abase[q] = 0;
+        if (m < M) {
+            int ow = (int)qmod(m, OW); i64 t = qdiv(m, OW); int oh = (int)qmod(t, OH); i64 n = qdiv(t, OH);
+            aih[q] = oh * sh - ph; aiw[q] = ow * sw - pw; abase[q] = n * H * W;
+        }
+    }
+    auto load = [&](int kt, int stage) {
+        const unsigned as = sbase + stage * IGN_STAGE, bs = as + IG_BM * IGN_RB;
+        const int k = kt * KS + cc * EPC;
+        const bool kok = k < K;
+        const int r = kok ? k / C : 0, c = k - r * C, kh = r / KW, kw = r - kh * KW;
+        const int dy = kh * dh, dx = kw * dw;
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            int ih = aih[q] + dy, iw = aiw[q] + dx;
+            bool ok = kok && (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
+            const unsigned char* src = ok ? x + ((abase[q] + (i64)ih * W + iw) * C + c) * GB : x;
+            cp16(as + (r0 + 32 * q) * IGN_RB + cc * 16, src, ok ? 16 : 0);
+        }
+#pragma unroll
+        for (int q = 0; q < 2; q++) {
+            int row = r0 + 32 * q, co = n0 + row;
+            bool ok = kok && co < Cout;
+            const unsigned char* src = ok ? w + ((i64)co * Kp + k) * GB : w;
+            cp16(bs + row * IGN_RB + cc * 16, src, ok ? 16 : 0);
+        }
+    };
+    ACC acc[2][4][4];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) acc[i][j][q] = 0;
+    const int wm = (warp & 3) * 32, wn = (warp >> 2) * 32, gid = lane >> 2, tig = lane & 3;
+    const int nk = (K + KS - 1) / KS;
+#pragma unroll
+    for (int s = 0; s < IGN_ST - 1; s++) {
+        if (s < nk) load(s, s);
+        cp_commit();
+    }
+    for (int kt = 0; kt < nk; kt++) {
+        cp_wait<IGN_ST - 2>();
+        __syncthreads();
+        if (kt + IGN_ST - 1 < nk) load(kt + IGN_ST - 1, (kt + IGN_ST - 1) % IGN_ST);
+        cp_commit();
+        const unsigned char* As = smd + (kt % IGN_ST) * IGN_STAGE;
+        const unsigned char* Bs = As + IG_BM * IGN_RB;
+#pragma unroll
+        for (int ks = 0; ks < IG_SB / 32; ks++) {
+            unsigned a[2][4], b[4][2];
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                const unsigned char* p = As + (wm + i * 16 + gid) * IGN_RB + ks * 32 + tig * 4;
+                a[i][0] = *(const unsigned*)p;
+                a[i][1] = *(const unsigned*)(p + 8 * IGN_RB);
+                a[i][2] = *(const unsigned*)(p + 16);
+                a[i][3] = *(const unsigned*)(p + 8 * IGN_RB + 16);
+            }
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const unsigned char* p = Bs + (wn + j * 8 + gid) * IGN_RB + ks * 32 + tig * 4;
+                b[j][0] = *(const unsigned*)p;
+                b[j][1] = *(const unsigned*)(p + 16);
+            }
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) mma16<F>(acc[i][j], a[i], b[j]);
+        }
+    }
+    cp_wait<0>();
+    __syncthreads();
+    ACC* Cs = (ACC*)smd; // [IG_BM][IGN_CS]: pixel-major, so that the stores below run along channels
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int r = wm + i * 16 + gid, c = wn + j * 8 + tig * 2;
+            Cs[r * IGN_CS + c] = acc[i][j][0];
+            Cs[r * IGN_CS + c + 1] = acc[i][j][1];
+            Cs[(r + 8) * IGN_CS + c] = acc[i][j][2];
+            Cs[(r + 8) * IGN_CS + c + 1] = acc[i][j][3];
+        }
+    __syncthreads();
+    // Cout % 8 == 0 (the lowering checks): a group of 8 channels is whole or absent
+#pragma unroll
+    for (int q = 0; q < IG_BM * IG_BN / 8 / 256; q++) {
+        int gi = tid + 256 * q, row = gi / (IG_BN / 8), cg = (gi % (IG_BN / 8)) * 8;
+        i64 m = m0 + row;
+        int co = n0 + cg;
+        if (m >= M || co >= Cout) continue;
+        i64 o = m * Cout + co;
+        float v[8], rv[8];
+        if (resid) ldres8(resid, o, rfmt, rv);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            float t = (float)Cs[row * IGN_CS + cg + j];
+            if (ms) t = t * ms[co + j];
+            if (bias) t = t + bias[co + j];
+            if (resid) t = t + rv[j];
+            v[j] = act(t, ak, aa, ab);
+        }
+        store8(y, o, v, ys, zp);
+    }
+}
+#define IGN(NAME, F, ACC, OUT)                                                                       \
+extern "C" __global__ void __launch_bounds__(256, 2) NAME(const unsigned char* __restrict__ x,       \
+    const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
+    int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
+    const float* ms, const float* bias, const void* resid, int rfmt, int ak, float aa, float ab,     \
+    float ys, int zp) {                                                                              \
+    ign_body<F, ACC, OUT>(x, w, y, N, C, H, W, OH, OW, KW, sh, sw, ph, pw, dh, dw, Kp, K, Cout, ms,  \
+        bias, resid, rfmt, ak, aa, ab, ys, zp);                                                      \
+}
+IGN(ign_f16_f32, 0, float, float)
+IGN(ign_f16_16, 0, float, u16)
+IGN(ign_bf16_f32, 1, float, float)
+IGN(ign_bf16_16, 1, float, u16)
+IGN(ign_i8_f32, 3, int, float)
+IGN(ign_i8_16, 3, int, u16)
+IGN(ign_i8_i8, 3, int, signed char)
+IGN(ign_i8_u8, 3, int, u8q)

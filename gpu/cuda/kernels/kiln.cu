@@ -147,16 +147,16 @@ extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restri
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KH, int KW, int sh, int sw, \
     int ph, int pw, int dh, int dw, int Kp, int Cout, const float* ms, const float* bias,           \
     const void* resid, int rfmt, int ak, float aa, float ab, float ys, int zp, int xz, int fmt,     \
-    int groups) {                                                                                    \
+    int groups, int xn, int yn) {                                                                    \
     int Cg = C / groups, Og = Cout / groups; /* channels per group */                                \
     GRID_LOOP(o, (i64)N * Cout * OH * OW) {                                                          \
-        int ow = (int)(qmod(o, OW)); i64 t = qdiv(o, OW); int oh = (int)(qmod(t, OH)); t = qdiv(t, OH); \
-        int co = (int)(qmod(t, Cout)); int n = (int)(qdiv(t, Cout)); int c0 = (qdiv(co, Og)) * Cg; \
+        int n, co, oh, ow; coords4(o, Cout, OH, OW, yn, n, co, oh, ow);                              \
+        int c0 = (co / Og) * Cg;                                                                     \
         float facc = 0; int iacc = 0; int k = 0;                                                     \
         for (int c = 0; c < Cg; c++) for (int kh = 0; kh < KH; kh++) for (int kw = 0; kw < KW; kw++, k++) { \
             int ih = oh * sh - ph + kh * dh, iw = ow * sw - pw + kw * dw;                            \
             if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;                                    \
-            i64 xi = (((i64)n * C + c0 + c) * H + ih) * W + iw, wi = (i64)co * Kp + k;               \
+            i64 xi = index4(n, c0 + c, ih, iw, C, H, W, xn), wi = (i64)co * Kp + k;                  \
             if (fmt == 3 || fmt == 4) iacc += (ldi(x, xi, fmt) - xz) * (int)((const signed char*)w)[wi]; \
             else facc += ldf(x, xi, fmt) * ldf(w, wi, fmt == 0 ? 0 : fmt);                           \
         }                                                                                            \
@@ -214,13 +214,12 @@ extern "C" __global__ void binary_f32(const float* a, const float* b, float* y, 
 // inside the image unless countPad.
 #define MAXPOOL(NAME, T, LOWEST)                                                                     \
 extern "C" __global__ void NAME(const T* x, T* y, int N, int C, int H, int W, int OH, int OW,       \
-    int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw) {                               \
+    int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int xn, int yn) {               \
     GRID_LOOP(i, (i64)N * C * OH * OW) {                                                             \
-        int ow = (int)(qmod(i, OW)); i64 t = qdiv(i, OW); int oh = (int)(qmod(t, OH)); i64 nc = qdiv(t, OH); \
-        const T* p = x + nc * H * W; T m = LOWEST;                                                   \
+        int n, c, oh, ow; coords4(i, C, OH, OW, yn, n, c, oh, ow); T m = LOWEST;                     \
         for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh * dh; if (ih < 0 || ih >= H) continue; \
             for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw * dw; if (iw < 0 || iw >= W) continue; \
-                T v = p[ih * W + iw]; if (v > m || v != v) m = v; } }                                \
+                T v = x[index4(n, c, ih, iw, C, H, W, xn)]; if (v > m || v != v) m = v; } }         \
         y[i] = m;                                                                                    \
     }                                                                                                \
 }
@@ -228,13 +227,13 @@ MAXPOOL(maxpool_f32, float, -__int_as_float(0x7f800000))
 MAXPOOL(maxpool_i8, signed char, -128)
 MAXPOOL(maxpool_u8, u8, 0)
 extern "C" __global__ void maxpool_f16(const u16* x, u16* y, int N, int C, int H, int W, int OH, int OW,
-    int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int bf) {
+    int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int bf, int xn, int yn) {
     GRID_LOOP(i, (i64)N * C * OH * OW) {
-        int ow = (int)(qmod(i, OW)); i64 t = qdiv(i, OW); int oh = (int)(qmod(t, OH)); i64 nc = qdiv(t, OH);
-        const u16* p = x + nc * H * W; float m = -__int_as_float(0x7f800000); u16 mb = bf ? 0xff80 : 0xfc00;
+        int n, c, oh, ow; coords4(i, C, OH, OW, yn, n, c, oh, ow);
+        float m = -__int_as_float(0x7f800000); u16 mb = bf ? 0xff80 : 0xfc00;
         for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh * dh; if (ih < 0 || ih >= H) continue;
             for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw * dw; if (iw < 0 || iw >= W) continue;
-                u16 b = p[ih * W + iw]; float v = bf ? bf2f(b) : h2f(b); if (v > m || v != v) { m = v; mb = b; } } }
+                u16 b = x[index4(n, c, ih, iw, C, H, W, xn)]; float v = bf ? bf2f(b) : h2f(b); if (v > m || v != v) { m = v; mb = b; } } }
         y[i] = mb;
     }
 }
@@ -242,13 +241,13 @@ extern "C" __global__ void maxpool_f16(const u16* x, u16* y, int N, int C, int H
 // E4M3 codes do not order as bytes: compare their values (NaN wins, as in
 // the float kernels).
 extern "C" __global__ void maxpool_e4m3(const u8* x, u8* y, int N, int C, int H, int W, int OH, int OW,
-    int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw) {
+    int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int xn, int yn) {
     GRID_LOOP(i, (i64)N * C * OH * OW) {
-        int ow = (int)(qmod(i, OW)); i64 t = qdiv(i, OW); int oh = (int)(qmod(t, OH)); i64 nc = qdiv(t, OH);
-        const u8* p = x + nc * H * W; float m = -__int_as_float(0x7f800000); u8 mb = 0xfe;
+        int n, c, oh, ow; coords4(i, C, OH, OW, yn, n, c, oh, ow);
+        float m = -__int_as_float(0x7f800000); u8 mb = 0xfe;
         for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh * dh; if (ih < 0 || ih >= H) continue;
             for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw * dw; if (iw < 0 || iw >= W) continue;
-                u8 b = p[ih * W + iw]; float v = e4m32f(b); if (v > m || v != v) { m = v; mb = b; } } }
+                u8 b = x[index4(n, c, ih, iw, C, H, W, xn)]; float v = e4m32f(b); if (v > m || v != v) { m = v; mb = b; } } }
         y[i] = mb;
     }
 }
@@ -290,16 +289,40 @@ extern "C" __global__ void bias_act_nchw16x8(v16* y, i64 n8, int C, int HW8, con
     }
 }
 extern "C" __global__ void avgpool_any(const void* x, void* y, int N, int C, int H, int W, int OH,
-    int OW, int KH, int KW, int sh, int sw, int ph, int pw, int countPad, int fmt) {
+    int OW, int KH, int KW, int sh, int sw, int ph, int pw, int countPad, int fmt, int xn, int yn) {
     GRID_LOOP(i, (i64)N * C * OH * OW) {
-        int ow = (int)(qmod(i, OW)); i64 t = qdiv(i, OW); int oh = (int)(qmod(t, OH)); i64 nc = qdiv(t, OH);
+        int n, c, oh, ow; coords4(i, C, OH, OW, yn, n, c, oh, ow);
         float s = 0; int cnt = 0;
         for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh; if (ih < 0 || ih >= H) continue;
             for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw; if (iw < 0 || iw >= W) continue;
-                s += ld3(x, nc * H * W + ih * W + iw, fmt); cnt++; } }
+                s += ld3(x, index4(n, c, ih, iw, C, H, W, xn), fmt); cnt++; } }
         st3(y, i, s / (float)(countPad ? KH * KW : cnt), fmt);
     }
 }
+// Global average pooling of NHWC x into [N][C]: one thread per (n, c), the
+// warp's loads run along channels. fmt as ld3.
+extern "C" __global__ void gavgpool_nhwc(const void* x, void* y, i64 NC, int C, int HW, int fmt) {
+    GRID_LOOP(i, NC) {
+        i64 n = qdiv(i, C); int c = (int)(i - n * C);
+        float s = 0;
+        for (int j = 0; j < HW; j++) s += ld3(x, (n * HW + j) * C + c, fmt);
+        st3(y, i, s / (float)HW, fmt);
+    }
+}
+// Layout change of an [N][C][HW] tensor of 1-, 2- or 4-byte elements:
+// toNHWC 1 writes [N][HW][C], 0 reads it back to [N][C][HW].
+#define RELAYOUT(NAME, T)                                                                            \
+extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ y, int N, int C, int HW, int toNHWC) { \
+    GRID_LOOP(i, (i64)N * C * HW) {                                                                  \
+        if (toNHWC) { int c = (int)qmod(i, C); i64 t = qdiv(i, C); int p = (int)qmod(t, HW); i64 n = qdiv(t, HW); \
+            y[i] = x[(n * C + c) * HW + p]; }                                                        \
+        else { int p = (int)qmod(i, HW); i64 t = qdiv(i, HW); int c = (int)qmod(t, C); i64 n = qdiv(t, C); \
+            y[i] = x[(n * HW + p) * C + c]; }                                                        \
+    }                                                                                                \
+}
+RELAYOUT(relayout_b1, u8)
+RELAYOUT(relayout_b2, u16)
+RELAYOUT(relayout_b4, unsigned)
 // One block per (n,c) row: mean over HW, 16-bit floats (bf: bfloat16).
 extern "C" __global__ void gavgpool_16(const u16* x, u16* y, i64 NC, int HW, int bf) {
     __shared__ float red[32];
@@ -434,4 +457,90 @@ extern "C" __global__ void cast_f32_16(const float* x, u16* y, i64 n, int bf) {
 }
 extern "C" __global__ void cast_16_f32(const u16* x, float* y, i64 n, int bf) {
     GRID_LOOP(i, n) y[i] = bf ? bf2f(x[i]) : h2f(x[i]);
+}
+
+// ---- channels-last helpers (backend/cuda/layout.go, nhwc.go)
+struct __align__(16) w4 { unsigned x, y, z, w; };
+struct __align__(8) w2 { unsigned x, y; };
+
+// NCHW [N][C][HW] → NHWC with the channels zero-padded to Cp (a first
+// layer's 3 channels become one 16-byte chunk for the NHWC implicit GEMM).
+#define PADNHWC(NAME, T)                                                                             \
+extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ y, int N, int C, int HW, int Cp) { \
+    GRID_LOOP(i, (i64)N * HW * Cp) {                                                                 \
+        int c = (int)qmod(i, Cp); i64 t = qdiv(i, Cp); int p = (int)qmod(t, HW); i64 n = qdiv(t, HW); \
+        y[i] = c < C ? x[(n * C + c) * HW + p] : (T)0;                                               \
+    }                                                                                                \
+}
+PADNHWC(pad_nhwc_b1, u8)
+PADNHWC(pad_nhwc_b2, u16)
+
+// Max pooling of NHWC x into NHWC y, 8 channels per thread (C % 8 == 0):
+// one 16-byte (16-bit types) or 8-byte (8-bit) load per window tap.
+// fmt: 0 f16, 1 bf16, 2 int8, 3 uint8. Same NaN rule as the NCHW kernels.
+__device__ __forceinline__ float mpv16(unsigned w, int hi, int bf) {
+    u16 b = (u16)(hi ? w >> 16 : w & 0xffff);
+    return bf ? bf2f(b) : h2f(b);
+}
+extern "C" __global__ void maxpool_nhwc8(const void* __restrict__ x, void* __restrict__ y, int N, int C, int H,
+    int W, int OH, int OW, int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int fmt) {
+    const int C8 = C / 8;
+    GRID_LOOP(i, (i64)N * OH * OW * C8) {
+        int c8 = (int)qmod(i, C8); i64 t = qdiv(i, C8); int ow = (int)qmod(t, OW); t = qdiv(t, OW);
+        int oh = (int)qmod(t, OH); i64 n = qdiv(t, OH);
+        if (fmt <= 1) {
+            float m[8]; unsigned short mb[8];
+#pragma unroll
+            for (int j = 0; j < 8; j++) { m[j] = -__int_as_float(0x7f800000); mb[j] = fmt ? 0xff80 : 0xfc00; }
+            for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh * dh; if (ih < 0 || ih >= H) continue;
+                for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw * dw; if (iw < 0 || iw >= W) continue;
+                    w4 v = ((const w4*)x)[((n * H + ih) * W + iw) * C8 + c8];
+                    const unsigned wd[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+                    for (int j = 0; j < 8; j++) {
+                        float f = mpv16(wd[j >> 1], j & 1, fmt);
+                        if (f > m[j] || f != f) { m[j] = f; mb[j] = (u16)((j & 1) ? wd[j >> 1] >> 16 : wd[j >> 1] & 0xffff); }
+                    } } }
+            w4 o;
+            o.x = mb[0] | ((unsigned)mb[1] << 16); o.y = mb[2] | ((unsigned)mb[3] << 16);
+            o.z = mb[4] | ((unsigned)mb[5] << 16); o.w = mb[6] | ((unsigned)mb[7] << 16);
+            ((w4*)y)[i] = o;
+        } else {
+            int m[8];
+#pragma unroll
+            for (int j = 0; j < 8; j++) m[j] = fmt == 2 ? -128 : 0;
+            for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh * dh; if (ih < 0 || ih >= H) continue;
+                for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw * dw; if (iw < 0 || iw >= W) continue;
+                    w2 v = ((const w2*)x)[((n * H + ih) * W + iw) * C8 + c8];
+#pragma unroll
+                    for (int j = 0; j < 8; j++) {
+                        unsigned b = ((j < 4 ? v.x : v.y) >> (8 * (j & 3))) & 0xff;
+                        int e = fmt == 2 ? (int)(signed char)b : (int)b;
+                        m[j] = e > m[j] ? e : m[j];
+                    } } }
+            w2 o; o.x = 0; o.y = 0;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                unsigned b = (unsigned)m[j] & 0xff;
+                if (j < 4) o.x |= b << (8 * j); else o.y |= b << (8 * (j - 4));
+            }
+            ((w2*)y)[i] = o;
+        }
+    }
+}
+
+// Per-tensor QuantizeLinear to int8, 4 elements per thread (n % 4 == 0):
+// one 16-byte load, one 4-byte store; the same arithmetic as quant_f32_i8.
+extern "C" __global__ void quant_f32_i8_x4(const w4* __restrict__ x, unsigned* __restrict__ y, i64 n4,
+    const float* s, const signed char* zp) {
+    const float sc = s[0];
+    const int z = zp ? zp[0] : 0;
+    GRID_LOOP(i, n4) {
+        w4 v = x[i];
+        const unsigned wd[4] = {v.x, v.y, v.z, v.w};
+        unsigned o = 0;
+#pragma unroll
+        for (int j = 0; j < 4; j++) o |= ((unsigned)(u8)f2i8(__uint_as_float(wd[j]) / sc, z, -128, 127)) << (8 * j);
+        y[i] = o;
+    }
 }

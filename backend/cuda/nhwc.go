@@ -1,0 +1,218 @@
+package cudabackend
+
+import (
+	"fmt"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/gpu/cuda"
+	"github.com/kilnml/kiln/ir"
+)
+
+// igemm.cu's NHWC kernel: IGN_ST stages of (IG_BM + IG_BN) rows of IGN_RB
+// bytes of dynamic shared memory.
+const ignShared = 3 * (igemmBM + igemmBN) * 144
+
+// nhwcLowers says why the channels-last implicit GEMM cannot run a
+// convolution (nil when it can): one group, 16-bit float or int8 input
+// whose channels fill whole 16-byte chunks, output channels in groups of 8
+// (vector stores), an output type the kernel writes.
+func nhwcLowers(p gemmParams, in cuda.DataType, l *engine.Layer) error {
+	if !p.Conv || p.Groups > 1 {
+		return fmt.Errorf("the NHWC implicit GEMM takes ungrouped convolutions")
+	}
+	if l.In[0].DType == ir.Uint8 {
+		return fmt.Errorf("the NHWC implicit GEMM takes no uint8 input")
+	}
+	if ignName(in, p.Out) == "" {
+		return fmt.Errorf("the NHWC implicit GEMM takes float16/bfloat16/int8 input (%s → %s)", l.In[0].DType, p.Out)
+	}
+	khw := int64(p.KH * p.KW)
+	c := p.K / khw
+	if per := 16 / in.Size(); nhwcChannels(c, in)%per != 0 {
+		return fmt.Errorf("the NHWC implicit GEMM needs channels in multiples of %d (%d)", per, c)
+	}
+	if p.N%8 != 0 {
+		return fmt.Errorf("the NHWC implicit GEMM needs output channels in multiples of 8 (%d)", p.N)
+	}
+	return nil
+}
+
+// nhwcChannels is the channel count the NHWC implicit GEMM runs a layer
+// with c input channels at: c, or one 16-byte chunk when c is smaller (a
+// network's first layer: its input is padded with zero channels on the
+// way in, its weights with zero columns).
+func nhwcChannels(c int64, in cuda.DataType) int64 {
+	if per := 16 / in.Size(); c < per {
+		return per
+	}
+	return c
+}
+
+// padChannels widens logical [N, C·KH·KW] weights in (c, kh, kw) order to
+// cpad channels, the new ones zero.
+func padChannels(w *ir.Tensor, khw int, cpad int64) *ir.Tensor {
+	n, k := w.Dims[0], w.Dims[1]
+	esz := w.DType.ByteSize(1)
+	o := ir.NewTensor(w.DType, []int64{n, cpad * int64(khw)})
+	for r := int64(0); r < n; r++ {
+		copy(o.Data[r*cpad*int64(khw)*esz:], w.Data[r*k*esz:(r+1)*k*esz])
+	}
+	return o
+}
+
+// nhwcOutput says whether an NCHW-input convolution with this output type
+// and channel count should write its device-only output NHWC: when the
+// NHWC implicit GEMM could read it.
+func nhwcOutput(out ir.DType, channels int64) bool {
+	switch out {
+	case ir.Float16, ir.BFloat16:
+		return channels%8 == 0
+	case ir.Int8:
+		return channels%16 == 0
+	}
+	return false
+}
+
+// ignName is the NHWC kernel for an input and output type ("" if none).
+func ignName(in cuda.DataType, out ir.DType) string {
+	var i string
+	switch in {
+	case cuda.R16F:
+		i = "f16"
+	case cuda.R16BF:
+		i = "bf16"
+	case cuda.R8I:
+		i = "i8"
+	default:
+		return ""
+	}
+	switch out {
+	case ir.Float32:
+		return "ign_" + i + "_f32"
+	case ir.Float16, ir.BFloat16:
+		return "ign_" + i + "_16"
+	case ir.Int8, ir.Uint8:
+		if i != "i8" {
+			return ""
+		}
+		return "ign_i8_" + map[ir.DType]string{ir.Int8: "i8", ir.Uint8: "u8"}[out]
+	}
+	return ""
+}
+
+// khwcOrder reorders the columns of logical [N, C·KH·KW] convolution
+// weights from ONNX's (c, kh, kw) to (kh, kw, c): the reduction order of
+// the NHWC implicit GEMM, in which each input pixel's channels are
+// contiguous.
+func khwcOrder(w *ir.Tensor, khw int) *ir.Tensor {
+	n, k := w.Dims[0], w.Dims[1]
+	c := k / int64(khw)
+	esz := w.DType.ByteSize(1)
+	o := ir.NewTensor(w.DType, []int64{n, k})
+	for r := int64(0); r < n; r++ {
+		for ci := int64(0); ci < c; ci++ {
+			for s := int64(0); s < int64(khw); s++ {
+				src := (r*k + ci*int64(khw) + s) * esz
+				dst := (r*k + s*c + ci) * esz
+				copy(o.Data[dst:dst+esz], w.Data[src:src+esz])
+			}
+		}
+	}
+	return o
+}
+
+// runNHWC is the implicit_nhwc tactic: X (and the residual) in NHWC, Y
+// written NHWC; when the host reads Y, into arena scratch first and then
+// relaid out to NCHW.
+func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, oh, ow int) error {
+	X, Y := in[0], out[0]
+	toHost := k.toHost(0)
+	return step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
+		f, err := g.igemmFn(ignName(k.p.In, k.p.Out))
+		if err != nil {
+			return false, err
+		}
+		cin := c
+		if k.p.CPad > 0 {
+			cin = int(k.p.CPad)
+		}
+		if err := f.SetMaxDynamicShared(ignShared); err != nil {
+			return false, err
+		}
+		need := alignUp(int64(len(X.Data)))
+		if k.p.HasZ {
+			need += alignUp(int64(len(in[1].Data)))
+		}
+		if toHost {
+			need += alignUp(int64(len(Y.Data)))
+		}
+		if err := st.reserve(g, need); err != nil {
+			return false, err
+		}
+		var dX cuda.DevPtr
+		if k.p.CPad > 0 {
+			dX, err = st.padNHWC(g, X, k.onDevice(0), int(k.p.CPad))
+		} else {
+			dX, err = st.inputAs(g, X, k.onDevice(0), true)
+		}
+		if err != nil {
+			return false, err
+		}
+		var dZ cuda.DevPtr
+		if k.p.HasZ {
+			if dZ, err = st.inputAs(g, in[1], k.onDevice(1), true); err != nil {
+				return false, err
+			}
+		}
+		var tmp cuda.DevPtr
+		if toHost && layoutMatters(Y.Dims) {
+			tmp = st.take(int64(len(Y.Data)))
+		}
+		dY, err := st.residentFor(g, Y)
+		if err != nil {
+			return false, err
+		}
+		st.setNHWC(Y, !toHost)
+		if err := mark(1); err != nil {
+			return false, err
+		}
+		ph, pw := k.p.PH, k.p.PW
+		if k.p.AutoPad != "" {
+			ph, pw = samePad(h, oh, k.p.KH, k.p.SH, k.p.DH, k.p.AutoPad), samePad(w, ow, k.p.KW, k.p.SW, k.p.DW, k.p.AutoPad)
+		}
+		zp := k.p.YZero
+		if k.p.Out == ir.BFloat16 {
+			zp = 1
+		}
+		ys := k.p.YScale
+		if ys == 0 {
+			ys = 1
+		}
+		M := int64(nb) * int64(oh) * int64(ow)
+		dst := dY
+		if tmp != 0 {
+			dst = tmp
+		}
+		tiles := (M + igemmBM - 1) / igemmBM * ((k.p.N + igemmBN - 1) / igemmBN)
+		if tiles > 1<<31-1 {
+			return false, fmt.Errorf("implicit GEMM: %d tiles", tiles)
+		}
+		grid := [3]uint32{uint32(tiles), 1, 1} // 1D, channel tiles fastest (igemm.cu)
+		args := cuda.NewArgs(dX, k.W, dst, nb, cin, h, w, oh, ow, k.p.KW, k.p.SH, k.p.SW, ph, pw, k.p.DH, k.p.DW,
+			int(k.p.Kp), int(k.p.K), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.Act, k.p.ActA, k.p.ActB, ys, zp)
+		if err := f.Launch(st.s, grid, block256, ignShared, args); err != nil {
+			return false, err
+		}
+		if tmp != 0 {
+			esz := Y.DType.ByteSize(1)
+			args := cuda.NewArgs(tmp, dY, nb, int(k.p.N), oh*ow, 0)
+			if err := launch1(g, st, relayoutName[esz], Y.Len(), args); err != nil {
+				return false, err
+			}
+		}
+		if err := mark(2); err != nil {
+			return false, err
+		}
+		return k.finish(st, out, []cuda.DevPtr{dY})
+	})
+}

@@ -1,0 +1,161 @@
+package cudabackend
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/kilnml/kiln/gpu/cuda"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/ops/kiln"
+)
+
+// khwcOrder moves weight column (c, kh, kw) to (kh, kw, c), for any
+// element size, leaving rows alone.
+func TestKHWCOrder(t *testing.T) {
+	const n, c, kh, kw = 3, 5, 2, 3
+	for _, dt := range []ir.DType{ir.Float16, ir.Int8, ir.Float32} {
+		w := ir.NewTensor(dt, []int64{n, c * kh * kw})
+		for i := int64(0); i < w.Len(); i++ {
+			w.SetFloat64At(i, float64(i%97))
+		}
+		o := khwcOrder(w, kh*kw)
+		for r := 0; r < n; r++ {
+			for ci := 0; ci < c; ci++ {
+				for y := 0; y < kh; y++ {
+					for x := 0; x < kw; x++ {
+						src := int64(r*c*kh*kw + ci*kh*kw + y*kw + x)
+						dst := int64(r*c*kh*kw + (y*kw+x)*c + ci)
+						if o.Float64At(dst) != w.Float64At(src) {
+							t.Fatalf("%s: row %d c %d (%d,%d): %v, want %v", dt, r, ci, y, x, o.Float64At(dst), w.Float64At(src))
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// Which convolutions the channels-last implicit GEMM takes, the packed
+// weight order it gets, and that the backend offers it alone where it
+// lowers (and not when turned off). No GPU needed.
+func TestNHWCLowering(t *testing.T) {
+	f16 := func(d ...int64) *ir.Tensor { return ir.NewTensor(ir.Float16, d) }
+	f32 := func(d ...int64) *ir.Tensor { return ir.NewTensor(ir.Float32, d) }
+	i8 := func(d ...int64) *ir.Tensor { return ir.NewTensor(ir.Int8, d) }
+	u8 := func(d ...int64) *ir.Tensor { return ir.NewTensor(ir.Uint8, d) }
+	qa := []*ir.Attribute{floatA("x_scale", 0.1), floats("w_scales", 0.01), floatA("y_scale", 0.2)}
+	for _, c := range []struct {
+		name string
+		dom  string
+		op   string
+		attr []*ir.Attribute
+		in   []*ir.Tensor
+		out  ir.DType
+		ok   bool
+	}{
+		{"f16 3x3 C=16 N=24", "", "Conv", nil, []*ir.Tensor{f16(1, 16, 6, 6), f16(24, 16, 3, 3)}, ir.Float16, true},
+		{"f16 C=12 (not a multiple of 8)", "", "Conv", nil, []*ir.Tensor{f16(1, 12, 6, 6), f16(24, 12, 3, 3)}, ir.Float16, false},
+		{"f16 N=20 (not a multiple of 8)", "", "Conv", nil, []*ir.Tensor{f16(1, 16, 6, 6), f16(20, 16, 1, 1)}, ir.Float16, false},
+		{"f16 first layer C=3 (padded to 8)", "", "Conv", nil, []*ir.Tensor{f16(1, 3, 6, 6), f16(16, 3, 7, 7)}, ir.Float16, true},
+		{"int8 first layer C=3 (padded to 16)", kiln.Domain, "QConv", qa, []*ir.Tensor{i8(1, 3, 6, 6), i8(16, 3, 3, 3)}, ir.Int8, true},
+		{"f32", "", "Conv", nil, []*ir.Tensor{f32(1, 16, 6, 6), f32(24, 16, 1, 1)}, ir.Float32, false},
+		{"f16 grouped", "", "Conv", []*ir.Attribute{intA("group", 2)}, []*ir.Tensor{f16(1, 16, 6, 6), f16(16, 8, 3, 3)}, ir.Float16, false},
+		{"int8 C=32", kiln.Domain, "QConv", qa, []*ir.Tensor{i8(1, 32, 6, 6), i8(16, 32, 3, 3)}, ir.Int8, true},
+		{"int8 C=24 (not a multiple of 16)", kiln.Domain, "QConv", qa, []*ir.Tensor{i8(1, 24, 6, 6), i8(16, 24, 3, 3)}, ir.Int8, false},
+		{"int8 x_zero", kiln.Domain, "QConv", append([]*ir.Attribute{intA("x_zero", 3)}, qa...), []*ir.Tensor{i8(1, 32, 6, 6), i8(16, 32, 3, 3)}, ir.Int8, false},
+		{"uint8", kiln.Domain, "QConv", append([]*ir.Attribute{intA("x_zero", 128)}, qa...), []*ir.Tensor{u8(1, 32, 6, 6), i8(16, 32, 3, 3)}, ir.Uint8, false},
+	} {
+		n := &ir.Node{Name: "c", OpType: c.op, Domain: c.dom, Outputs: []string{"y"}, Attrs: c.attr}
+		for i := range c.in {
+			n.Inputs = append(n.Inputs, string(rune('a'+i)))
+		}
+		l := layerOf(n, 17, c.in, []bool{false, true}, []ir.DType{c.out}, [][]int64{{1, c.in[1].Dims[0], 4, 4}})
+		if n.Domain == kiln.Domain {
+			l.Opset = 1
+		}
+		low, err := lowerGemm(l, modeNHWC)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: lowered %v, want %v (%v)", c.name, err == nil, c.ok, err)
+			continue
+		}
+		offerWithoutDevice = true
+		tacs := (Backend{}).Tactics(l)
+		SetNHWC(false)
+		off := (Backend{}).Tactics(l)
+		SetNHWC(true)
+		offerWithoutDevice = false
+		for _, tac := range off {
+			if tac.Name() == "implicit_nhwc" {
+				t.Errorf("%s: implicit_nhwc offered with NHWC off", c.name)
+			}
+		}
+		if !c.ok {
+			continue
+		}
+		if len(tacs) != 1 || tacs[0].Name() != "implicit_nhwc" {
+			t.Errorf("%s: tactics %d, first %s; want implicit_nhwc alone", c.name, len(tacs), tacs[0].Name())
+		}
+		var p gemmParams
+		if err := json.Unmarshal(low.Params, &p); err != nil || !p.NHWC {
+			t.Fatalf("%s: params %+v %v", c.name, p, err)
+		}
+		// packed row 0: column (kh, kw, c) holds the ONNX weight (c, kh, kw);
+		// padded channels hold zeros
+		w, esz := l.Const[1], c.in[1].DType.ByteSize(1)
+		for i := range w.Data {
+			w.Data[i] = byte(i*7 + 1)
+		}
+		low, _ = lowerGemm(l, modeNHWC)
+		if err := json.Unmarshal(low.Params, &p); err != nil {
+			t.Fatal(err)
+		}
+		packed := low.Weights[0]
+		cin, khw := w.Dims[1], w.Dims[2]*w.Dims[3]
+		cpad := max(p.CPad, cin)
+		if p.K != cpad*khw || p.Kp%16 != 0 || int64(len(packed.Data)) != p.Np*p.Kp*esz {
+			t.Fatalf("%s: K %d Kp %d, %d packed bytes (cpad %d)", c.name, p.K, p.Kp, len(packed.Data), cpad)
+		}
+		for ci := int64(0); ci < cpad; ci++ {
+			for s := int64(0); s < khw; s++ {
+				dst := (s*cpad + ci) * esz
+				want := byte(0)
+				if ci < cin {
+					want = w.Data[(ci*khw+s)*esz]
+				}
+				if packed.Data[dst] != want {
+					t.Fatalf("%s: packed column %d holds %d, want %d", c.name, s*cpad+ci, packed.Data[dst], want)
+				}
+			}
+		}
+	}
+}
+
+func TestIGNNamesAndLayouts(t *testing.T) {
+	for _, c := range []struct {
+		in   cuda.DataType
+		out  ir.DType
+		want string
+	}{
+		{cuda.R16F, ir.Float16, "ign_f16_16"},
+		{cuda.R16BF, ir.BFloat16, "ign_bf16_16"},
+		{cuda.R16F, ir.Float32, "ign_f16_f32"},
+		{cuda.R8I, ir.Int8, "ign_i8_i8"},
+		{cuda.R8I, ir.Uint8, "ign_i8_u8"},
+		{cuda.R8I, ir.Float32, "ign_i8_f32"},
+		{cuda.R16F, ir.Int8, ""},
+		{cuda.R8FE4M3, ir.Float8E4M3FN, ""},
+		{cuda.R32F, ir.Float32, ""},
+	} {
+		if got := ignName(c.in, c.out); got != c.want {
+			t.Errorf("ignName(%v, %v) = %q, want %q", c.in, c.out, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		dims []int64
+		want bool
+	}{{[]int64{2, 8, 3, 3}, true}, {[]int64{2, 8, 1, 1}, false}, {[]int64{2, 1, 5, 5}, false}, {[]int64{8, 5}, false}, {[]int64{1, 2, 1, 3}, true}} {
+		if got := layoutMatters(c.dims); got != c.want {
+			t.Errorf("layoutMatters(%v) = %v", c.dims, got)
+		}
+	}
+}

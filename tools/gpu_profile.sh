@@ -1,0 +1,41 @@
+#!/bin/bash
+# Per-step GPU profile of kiln's ResNet-50 light and mobilenetv2 engines
+# (gpu_bench -profile) and PyTorch's per-kernel profile of the same models
+# (tools/gpu_torch_profile.py), in one device call. Run from the repository
+# root on the device machine with .tmp/gpu carried (tools/gpu_prepare.sh).
+# PRECS (default fp16,int8), NHWC (on, off or both; default both), BATCH
+# (256), ITERS (5); TESTS=regex first runs those backend/cuda GPU tests
+# (and all gpu/cuda ones); CNN=1 also times the engines end to end with
+# graphs on (gpu_bench -cnn); TORCH=0 skips PyTorch.
+set -o pipefail
+D=${1:-.tmp/gpu}
+OUT=${OUT:-/tmp/gpu-out}
+mkdir -p "$OUT"
+ROOT=$PWD
+cd "$D" || exit 1
+export KILN_SHARED=$PWD/shared KILN_MNIST_DIR=$PWD/mnist KILN_CUDA_CACHE=$PWD/cache
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv
+if [ -n "$TESTS" ]; then
+	echo "== gpu/cuda tests"
+	timeout 150 ./gpu_cuda.test -test.v -test.timeout 120s 2>&1 | tee "$OUT/gpu_cuda.log" | grep -E "^(--- FAIL|FAIL|ok|PASS)|NVRTC|panic|error" | head -30
+	echo "== backend/cuda tests ($TESTS)"
+	timeout $((${T_TEST:-240} + 20)) ./backend_cuda.test -test.v -test.run "$TESTS" -test.timeout ${T_TEST:-240}s 2>&1 | tee "$OUT/backend_cuda.log" |
+		grep -E "^(--- FAIL|FAIL|ok|PASS)|panic|NVRTC|nhwc.*MSE|batch 2:|_test.go:[0-9]+: .*(MSE [0-9.e-]+ >|differ|not on the GPU|run:|decode:|shapes:|reference:)" | head -90
+fi
+echo "== profile"
+timeout ${KILN_PROFILE_TIMEOUT:-240} ./gpu_bench -models shared/models -batch ${BATCH:-256} -iters ${ITERS:-5} \
+	-profile ${PRECS:-fp16,int8} -nhwc ${NHWC:-both} -tacticlog "$OUT/tactics.log" > "$OUT/profile.txt" 2>&1
+echo "gpu_bench -profile exit $?"
+grep -E -A12 '^---|^(resnet50|mobilenetv2) .*:' "$OUT/profile.txt"
+if [ "${CNN:-0}" != 0 ]; then
+	echo "== timed (graphs on, medians of ${CNN_ITERS:-20})"
+	timeout ${KILN_CNN_TIMEOUT:-200} ./gpu_bench -models shared/models -batch ${BATCH:-256} -iters ${CNN_ITERS:-20} \
+		-cnn ${PRECS:-fp16,int8} -nhwc ${NHWC:-both} > "$OUT/cnn.jsonl" 2>&1
+	echo "gpu_bench -cnn exit $?"
+	cut -c1-300 "$OUT/cnn.jsonl"
+fi
+if [ "${TORCH:-1}" != 0 ]; then
+	PYTHONUNBUFFERED=1 timeout ${KILN_TORCH_TIMEOUT:-150} python3 "$ROOT/tools/gpu_torch_profile.py" --batch ${BATCH:-256} > "$OUT/torch_profile.txt" 2>&1
+	echo "torch exit $?"
+	grep -E "^(torch|resnet50|mobilenetv2)" "$OUT/torch_profile.txt"
+fi
