@@ -196,7 +196,7 @@ type winogradRun struct {
 	x, y           []float32
 	epi            winograd.Epi
 	sl             slots
-	chunk, nch     int // tiles per chunk (a multiple of 32), chunks
+	chunk, nch     int // tiles per chunk (a multiple of 32, or of 16 when there are few), chunks
 	split, nsplit  int // output channels per item (a multiple of MR), items per chunk
 	rb             int // output channels per GEMM block inside an item
 	vFloats, ldmax int
@@ -246,9 +246,15 @@ func (k *winogradKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	tilesUp := (plan.Tiles + avx.NR - 1) / avx.NR * avx.NR
 	r.chunk = min(tilesUp, max(avx.NR, winogradL2/(t2*g.C)/avx.NR*avx.NR))
+	th := simdThreads(x.Threads, g.N*g.M*g.OH*g.OW*g.C*9)
+	if want := (plan.Tiles + th - 1) / th; want < r.chunk {
+		// Few tiles (batch 1): chunks of whole 16-tile groups for every
+		// thread before items split the output channels, which makes
+		// each of them transform the same inputs.
+		r.chunk = max(winograd.Lanes, (want+winograd.Lanes-1)/winograd.Lanes*winograd.Lanes)
+	}
 	r.nch = (plan.Tiles + r.chunk - 1) / r.chunk
 	mUp := (g.M + avx.MR - 1) / avx.MR * avx.MR
-	th := simdThreads(x.Threads, g.N*g.M*g.OH*g.OW*g.C*9)
 	r.nsplit = 1
 	if r.nch < th {
 		r.nsplit = min((th+r.nch-1)/r.nch, mUp/avx.MR)
