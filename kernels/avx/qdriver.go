@@ -151,21 +151,34 @@ func b2i(b bool) int {
 // A side, s8 = code^flip (flip 0x80 turns uint8 codes into x−128), in
 // MR-row strips of 4-deep steps (zero past the edges), and stores
 // 128·Σ s8 of each row in rcorr: with weights fed as u8 = w+128, that is
-// the per-row part of the correction.
+// the per-row part of the correction. Whole strips go through packQRows8
+// 16 words at a time; the rest word by word.
 func PackQRows(dst []int8, x []byte, m, k int, flip byte, rcorr []int32) {
 	k4 := K4(k)
 	kf := k / 4 // whole words per row
 	f4 := uint32(flip) * 0x01010101
+	var part [MR * 16]int32
 	for s := 0; s < m; s += MR {
 		strip := dst[s*4*k4 : (s+MR)*4*k4]
 		if m-s < MR {
 			clear(strip)
 		}
 		words := unsafe.Slice((*uint32)(unsafe.Pointer(&strip[0])), MR*k4)
+		p0 := 0 // words packed by the block kernel
+		if nb := kf / 16; m-s >= MR && nb > 0 {
+			_ = x[(s+MR-1)*k+64*nb-1]
+			packQRows8(strip, x[s*k:], k, nb, f4, &part)
+			p0 = 16 * nb
+		}
 		for i := 0; i < MR && s+i < m; i++ {
 			row := x[(s+i)*k : (s+i+1)*k]
 			var sum int32
-			for p := 0; p < kf; p++ { // word copies: quad p of row i
+			if p0 > 0 {
+				for _, v := range part[16*i : 16*i+16] {
+					sum += v
+				}
+			}
+			for p := p0; p < kf; p++ { // word copies: quad p of row i
 				words[p*MR+i] = binary.LittleEndian.Uint32(row[4*p:]) ^ f4
 			}
 			for p := 4 * kf; p < 4*k4; p++ {
@@ -175,10 +188,36 @@ func PackQRows(dst []int8, x []byte, m, k int, flip byte, rcorr []int32) {
 				}
 				strip[(p/4)*4*MR+i*4+p%4] = v
 			}
-			for _, c := range row {
+			for _, c := range row[4*p0:] {
 				sum += int32(int8(c ^ flip))
 			}
 			rcorr[s+i] = 128 * sum
+		}
+	}
+}
+
+// packQRows8 packs nb blocks of 16 words (64 codes) of 8 rows (x, k bytes
+// apart) into the first 16·nb steps of an A strip, flipped by f4 (XOR), and
+// leaves per-row partial sums of the flipped codes as signed bytes in
+// sums (16 per row: their total is the row's sum over the blocks).
+func packQRows8(strip []int8, x []byte, k, nb int, f4 uint32, sums *[MR * 16]int32) {
+	_, _ = strip[nb*16*4*MR-1], x[(MR-1)*k+64*nb-1]
+	packQRows8Dispatch(&strip[0], &x[0], k, nb, f4, &sums[0])
+}
+
+// packQRows8Generic is the reference loop of packQRows8: word p < 16·nb of
+// row i goes to strip word p·MR+i as x^f4, and sums[16i + p%16] adds its
+// four bytes as int8.
+func packQRows8Generic(dst *int8, x *byte, k, nb int, f4 uint32, sums *int32) {
+	words := unsafe.Slice((*uint32)(unsafe.Pointer(dst)), nb*16*MR)
+	xs := unsafe.Slice(x, (MR-1)*k+64*nb)
+	ss := unsafe.Slice(sums, MR*16)
+	clear(ss)
+	for i := range MR {
+		for p := range 16 * nb {
+			w := binary.LittleEndian.Uint32(xs[i*k+4*p:]) ^ f4
+			words[p*MR+i] = w
+			ss[16*i+p%16] += int32(int8(w)) + int32(int8(w>>8)) + int32(int8(w>>16)) + int32(int8(w>>24))
 		}
 	}
 }

@@ -108,3 +108,11 @@ func qpoolPackDispatch(strip []uint8, src []byte, segs, rowOff []int32, q, qstep
 	qpoolPackVBMI((*uint32)(unsafe.Pointer(unsafe.SliceData(strip))), unsafe.SliceData(src), unsafe.SliceData(segs), len(segs)/4,
 		len(rowOff), unsafe.SliceData(rowOff), q, qstep, &idx[0])
 }
+
+func packQRows8Dispatch(dst *int8, x *byte, k, nb int, f4 uint32, sums *int32) {
+	if QVariant != QVariantVNNI {
+		packQRows8Generic(dst, x, k, nb, f4, sums)
+		return
+	}
+	packQRows8AVX512(dst, x, k, nb, f4, sums)
+}

@@ -39,3 +39,7 @@ func qmicroPool(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, q *int64,
 func qpoolPackDispatch(strip []uint8, src []byte, segs, rowOff []int32, q, qstep int, idx *[64]byte) {
 	qpoolPackGeneric(qpoolPackWords(strip), src, segs, rowOff, q, qstep, idx)
 }
+
+func packQRows8Dispatch(dst *int8, x *byte, k, nb int, f4 uint32, sums *int32) {
+	packQRows8Generic(dst, x, k, nb, f4, sums)
+}

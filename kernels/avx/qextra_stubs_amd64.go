@@ -79,6 +79,11 @@ func qgemm8x32PoolVNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, np
 //go:noescape
 func qpoolPackVBMI(dst *uint32, src *byte, segs *int32, nseg int, rows int, rowOff *int32, q int, qstep int, idx *byte)
 
+// packQRows8AVX512 is the AVX-512 VNNI twin of packQRows8Generic.
+//
+//go:noescape
+func packQRows8AVX512(dst *int8, x *byte, k int, nb int, flip uint32, sums *int32)
+
 // qdw3x3S8S1VNNI is the AVX-512 VNNI/VBMI twin of qdw3x3Generic.
 //
 //go:noescape

@@ -33,6 +33,7 @@ func main() {
 	copyQuadWords()
 	qgemmPool("qgemm8x32PoolVNNI")
 	qpoolPack()
+	packQRows8()
 	qdw3x3("qdw3x3S8S1VNNI", 1, qdwRows, VPMOVSDB)
 	qdw3x3("qdw3x3U8S1VNNI", 1, qdwRows, VPMOVUSDB)
 	qdw3x3("qdw3x3S8S2VNNI", 2, qdwRows, VPMOVSDB)
