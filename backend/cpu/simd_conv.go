@@ -230,27 +230,43 @@ func (k *simdConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	th := simdThreads(x.Threads, N*k.p.M*ohw*g.K()/k.p.Group)
 	// Column chunks whose packed B block (KC×chunk) stays in L2.
 	chunk := max(avx.NR, (128<<10)/(4*max(min(r.K, avx.KC), 1))/avx.NR*avx.NR)
-	per := N * k.p.Group
-	if th > 1 && per*((ohw+chunk-1)/chunk) < 2*th { // too few items for the threads: finer chunks
-		want := (2*th + per - 1) / per
-		chunk = max(avx.NR, min(chunk, ((ohw+want-1)/want+avx.NR-1)/avx.NR*avx.NR))
-	}
 	chunk = min(chunk, (ohw+avx.NR-1)/avx.NR*avx.NR)
+	per := N * k.p.Group
 	r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
 	if k.p.Pool {
 		if g.OH/2 == 0 || g.OW/2 == 0 {
 			return nil
 		}
-		r.prows, r.nch = poolBands(g.OH/2, g.OW, max(chunk, 2*g.OW), per, th)
-		r.chunk = 2 * r.prows * g.OW
-		chunk = r.chunk
+		r.prows, r.nch = poolBands(g.OH/2, g.OW, max(chunk, 2*g.OW), per, 1)
 	}
-	// Row blocks (multiples of MR) when columns alone cannot feed the threads.
+	// Too few items for the threads (small outputs at batch 1): row blocks
+	// (multiples of MR) first, which keep whole column strips, down to 4
+	// strips when each item packs its own B (im2col), 2 when B is read in
+	// place; then narrower column chunks or pooled bands, which leave
+	// partial strips (simplecnn conv2 at 2 threads: 5 bands of 22 columns,
+	// a third of the FMAs on padding, one thread doing 3 of them).
 	r.rows = (Mg + avx.MR - 1) / avx.MR * avx.MR
-	for th > 1 && per*r.nch*((Mg+r.rows-1)/r.rows) < 2*th && r.rows >= 4*avx.MR {
+	minRows := 4 * avx.MR
+	if k.p.Variant == simdDirect {
+		minRows = 2 * avx.MR
+	}
+	for th > 1 && per*r.nch*((Mg+r.rows-1)/r.rows) < 2*th && r.rows/2 >= minRows {
 		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
 	}
 	r.nrb = (Mg + r.rows - 1) / r.rows
+	if th > 1 && per*r.nrb*r.nch < 2*th {
+		if k.p.Pool {
+			r.prows, r.nch = poolBands(g.OH/2, g.OW, max(chunk, 2*g.OW), per*r.nrb, th)
+		} else {
+			want := (2*th + per*r.nrb - 1) / (per * r.nrb)
+			chunk = max(avx.NR, min(chunk, ((ohw+want-1)/want+avx.NR-1)/avx.NR*avx.NR))
+			r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
+		}
+	}
+	if k.p.Pool {
+		r.chunk = 2 * r.prows * g.OW
+		chunk = r.chunk
+	}
 	items := per * r.nch * r.nrb
 	workers := min(th, items)
 	slot := 64
