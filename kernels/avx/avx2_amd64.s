@@ -4,6 +4,16 @@
 
 #include "textflag.h"
 
+DATA avx2lanes<>+0(SB)/4, $0x00000000
+DATA avx2lanes<>+4(SB)/4, $0x00000001
+DATA avx2lanes<>+8(SB)/4, $0x00000002
+DATA avx2lanes<>+12(SB)/4, $0x00000003
+DATA avx2lanes<>+16(SB)/4, $0x00000004
+DATA avx2lanes<>+20(SB)/4, $0x00000005
+DATA avx2lanes<>+24(SB)/4, $0x00000006
+DATA avx2lanes<>+28(SB)/4, $0x00000007
+GLOBL avx2lanes<>(SB), RODATA|NOPTR, $32
+
 // func qacc8x32AVX2(k4 int, a *int8, b *uint8, tile *int32)
 // Requires: AVX, AVX2
 TEXT ·qacc8x32AVX2(SB), NOSPLIT, $0-32
@@ -346,15 +356,261 @@ done3:
 	VZEROUPPER
 	RET
 
-// func sgemm8x32AVX2Part(k int, a *float32, b *float32, ldb int, tile *float32, nr int)
-// Requires: AVX, AVX2, FMA3
-TEXT ·sgemm8x32AVX2Part(SB), NOSPLIT, $0-48
-	MOVQ         ldb+24(FP), R8
-	SHLQ         $0x02, R8
-	MOVQ         tile+32(FP), DX
-	MOVQ         nr+40(FP), R9
-	CMPQ         R9, $0x00
-	JLE          end
+// func sgemm8x32AVX2(k int, a *float32, b *float32, ldb int, c *float32, ldc int, mr int, nr int, bias *float32, resid *float32, lo float32, hi float32, flags int)
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·sgemm8x32AVX2(SB), NOSPLIT, $0-96
+	MOVQ   ldb+24(FP), R8
+	SHLQ   $0x02, R8
+	MOVQ   nr+56(FP), R9
+	MOVQ   mr+48(FP), R10
+	MOVQ   ldc+40(FP), R11
+	SHLQ   $0x02, R11
+	MOVQ   flags+88(FP), R12
+	CMPQ   R9, $0x00
+	JLE    end
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	CMPQ   R9, $0x08
+	JL     part0
+	MOVQ   k+0(FP), CX
+	MOVQ   a+8(FP), SI
+	MOVQ   b+16(FP), DI
+	TESTQ  CX, CX
+	JEQ    full0epi
+
+full0loop:
+	VMOVUPS      (DI), Y8
+	VBROADCASTSS (SI), Y9
+	VFMADD231PS  Y8, Y9, Y0
+	VBROADCASTSS 4(SI), Y10
+	VFMADD231PS  Y8, Y10, Y1
+	VBROADCASTSS 8(SI), Y11
+	VFMADD231PS  Y8, Y11, Y2
+	VBROADCASTSS 12(SI), Y12
+	VFMADD231PS  Y8, Y12, Y3
+	VBROADCASTSS 16(SI), Y9
+	VFMADD231PS  Y8, Y9, Y4
+	VBROADCASTSS 20(SI), Y10
+	VFMADD231PS  Y8, Y10, Y5
+	VBROADCASTSS 24(SI), Y11
+	VFMADD231PS  Y8, Y11, Y6
+	VBROADCASTSS 28(SI), Y12
+	VFMADD231PS  Y8, Y12, Y7
+	ADDQ         $0x20, SI
+	ADDQ         R8, DI
+	DECQ         CX
+	JNE          full0loop
+
+full0epi:
+	TESTQ   $0x00000010, R12
+	JEQ     full0accumskip
+	MOVQ    c+32(FP), BX
+	CMPQ    R10, $0x00
+	JLE     full0accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y0, Y9, Y0
+	ADDQ    R11, BX
+	CMPQ    R10, $0x01
+	JLE     full0accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y1, Y9, Y1
+	ADDQ    R11, BX
+	CMPQ    R10, $0x02
+	JLE     full0accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y2, Y9, Y2
+	ADDQ    R11, BX
+	CMPQ    R10, $0x03
+	JLE     full0accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y3, Y9, Y3
+	ADDQ    R11, BX
+	CMPQ    R10, $0x04
+	JLE     full0accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y4, Y9, Y4
+	ADDQ    R11, BX
+	CMPQ    R10, $0x05
+	JLE     full0accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y5, Y9, Y5
+	ADDQ    R11, BX
+	CMPQ    R10, $0x06
+	JLE     full0accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y6, Y9, Y6
+	ADDQ    R11, BX
+	CMPQ    R10, $0x07
+	JLE     full0accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y7, Y9, Y7
+
+full0accumdone:
+full0accumskip:
+	TESTQ        $0x00000001, R12
+	JEQ          full0browskip
+	MOVQ         bias+64(FP), BX
+	CMPQ         R10, $0x00
+	JLE          full0browdone
+	VBROADCASTSS (BX), Y9
+	VADDPS       Y9, Y0, Y0
+	CMPQ         R10, $0x01
+	JLE          full0browdone
+	VBROADCASTSS 4(BX), Y9
+	VADDPS       Y9, Y1, Y1
+	CMPQ         R10, $0x02
+	JLE          full0browdone
+	VBROADCASTSS 8(BX), Y9
+	VADDPS       Y9, Y2, Y2
+	CMPQ         R10, $0x03
+	JLE          full0browdone
+	VBROADCASTSS 12(BX), Y9
+	VADDPS       Y9, Y3, Y3
+	CMPQ         R10, $0x04
+	JLE          full0browdone
+	VBROADCASTSS 16(BX), Y9
+	VADDPS       Y9, Y4, Y4
+	CMPQ         R10, $0x05
+	JLE          full0browdone
+	VBROADCASTSS 20(BX), Y9
+	VADDPS       Y9, Y5, Y5
+	CMPQ         R10, $0x06
+	JLE          full0browdone
+	VBROADCASTSS 24(BX), Y9
+	VADDPS       Y9, Y6, Y6
+	CMPQ         R10, $0x07
+	JLE          full0browdone
+	VBROADCASTSS 28(BX), Y9
+	VADDPS       Y9, Y7, Y7
+
+full0browdone:
+full0browskip:
+	TESTQ   $0x00000002, R12
+	JEQ     full0bcolskip
+	MOVQ    bias+64(FP), BX
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y0, Y0
+	VADDPS  Y9, Y1, Y1
+	VADDPS  Y9, Y2, Y2
+	VADDPS  Y9, Y3, Y3
+	VADDPS  Y9, Y4, Y4
+	VADDPS  Y9, Y5, Y5
+	VADDPS  Y9, Y6, Y6
+	VADDPS  Y9, Y7, Y7
+
+full0bcolskip:
+	TESTQ   $0x00000004, R12
+	JEQ     full0residskip
+	MOVQ    resid+72(FP), BX
+	CMPQ    R10, $0x00
+	JLE     full0residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y0, Y0
+	ADDQ    R11, BX
+	CMPQ    R10, $0x01
+	JLE     full0residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y1, Y1
+	ADDQ    R11, BX
+	CMPQ    R10, $0x02
+	JLE     full0residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y2, Y2
+	ADDQ    R11, BX
+	CMPQ    R10, $0x03
+	JLE     full0residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y3, Y3
+	ADDQ    R11, BX
+	CMPQ    R10, $0x04
+	JLE     full0residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y4, Y4
+	ADDQ    R11, BX
+	CMPQ    R10, $0x05
+	JLE     full0residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y5, Y5
+	ADDQ    R11, BX
+	CMPQ    R10, $0x06
+	JLE     full0residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y6, Y6
+	ADDQ    R11, BX
+	CMPQ    R10, $0x07
+	JLE     full0residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y7, Y7
+
+full0residdone:
+full0residskip:
+	TESTQ        $0x00000008, R12
+	JEQ          full0clampskip
+	MOVSS        lo+80(FP), X14
+	MOVSS        hi+84(FP), X15
+	VBROADCASTSS X14, Y14
+	VBROADCASTSS X15, Y15
+	VMAXPS       Y0, Y14, Y0
+	VMINPS       Y0, Y15, Y0
+	VMAXPS       Y1, Y14, Y1
+	VMINPS       Y1, Y15, Y1
+	VMAXPS       Y2, Y14, Y2
+	VMINPS       Y2, Y15, Y2
+	VMAXPS       Y3, Y14, Y3
+	VMINPS       Y3, Y15, Y3
+	VMAXPS       Y4, Y14, Y4
+	VMINPS       Y4, Y15, Y4
+	VMAXPS       Y5, Y14, Y5
+	VMINPS       Y5, Y15, Y5
+	VMAXPS       Y6, Y14, Y6
+	VMINPS       Y6, Y15, Y6
+	VMAXPS       Y7, Y14, Y7
+	VMINPS       Y7, Y15, Y7
+
+full0clampskip:
+	MOVQ    c+32(FP), BX
+	CMPQ    R10, $0x00
+	JLE     full0storedone
+	VMOVUPS Y0, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x01
+	JLE     full0storedone
+	VMOVUPS Y1, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x02
+	JLE     full0storedone
+	VMOVUPS Y2, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x03
+	JLE     full0storedone
+	VMOVUPS Y3, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x04
+	JLE     full0storedone
+	VMOVUPS Y4, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x05
+	JLE     full0storedone
+	VMOVUPS Y5, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x06
+	JLE     full0storedone
+	VMOVUPS Y6, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x07
+	JLE     full0storedone
+	VMOVUPS Y7, (BX)
+
+full0storedone:
+	JMP next0
+
+part0:
 	MOVQ         R9, AX
 	SUBQ         $0x00, AX
 	VMOVD        AX, X14
@@ -363,18 +619,10 @@ TEXT ·sgemm8x32AVX2Part(SB), NOSPLIT, $0-48
 	MOVQ         k+0(FP), CX
 	MOVQ         a+8(FP), SI
 	MOVQ         b+16(FP), DI
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
 	TESTQ        CX, CX
-	JEQ          done0
+	JEQ          part0_epi
 
-loop0:
+part0_loop:
 	VMASKMOVPS   (DI), Y13, Y8
 	VBROADCASTSS (SI), Y9
 	VFMADD231PS  Y8, Y9, Y0
@@ -395,19 +643,458 @@ loop0:
 	ADDQ         $0x20, SI
 	ADDQ         R8, DI
 	DECQ         CX
-	JNE          loop0
+	JNE          part0_loop
 
-done0:
-	VMOVUPS      Y0, (DX)
-	VMOVUPS      Y1, 128(DX)
-	VMOVUPS      Y2, 256(DX)
-	VMOVUPS      Y3, 384(DX)
-	VMOVUPS      Y4, 512(DX)
-	VMOVUPS      Y5, 640(DX)
-	VMOVUPS      Y6, 768(DX)
-	VMOVUPS      Y7, 896(DX)
-	CMPQ         R9, $0x08
-	JLE          end
+part0_epi:
+	TESTQ      $0x00000010, R12
+	JEQ        part0_accumskip
+	MOVQ       c+32(FP), BX
+	CMPQ       R10, $0x00
+	JLE        part0_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y0, Y9, Y0
+	ADDQ       R11, BX
+	CMPQ       R10, $0x01
+	JLE        part0_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y1, Y9, Y1
+	ADDQ       R11, BX
+	CMPQ       R10, $0x02
+	JLE        part0_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y2, Y9, Y2
+	ADDQ       R11, BX
+	CMPQ       R10, $0x03
+	JLE        part0_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y3, Y9, Y3
+	ADDQ       R11, BX
+	CMPQ       R10, $0x04
+	JLE        part0_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y4, Y9, Y4
+	ADDQ       R11, BX
+	CMPQ       R10, $0x05
+	JLE        part0_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y5, Y9, Y5
+	ADDQ       R11, BX
+	CMPQ       R10, $0x06
+	JLE        part0_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y6, Y9, Y6
+	ADDQ       R11, BX
+	CMPQ       R10, $0x07
+	JLE        part0_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y7, Y9, Y7
+
+part0_accumdone:
+part0_accumskip:
+	TESTQ        $0x00000001, R12
+	JEQ          part0_browskip
+	MOVQ         bias+64(FP), BX
+	CMPQ         R10, $0x00
+	JLE          part0_browdone
+	VBROADCASTSS (BX), Y9
+	VADDPS       Y9, Y0, Y0
+	CMPQ         R10, $0x01
+	JLE          part0_browdone
+	VBROADCASTSS 4(BX), Y9
+	VADDPS       Y9, Y1, Y1
+	CMPQ         R10, $0x02
+	JLE          part0_browdone
+	VBROADCASTSS 8(BX), Y9
+	VADDPS       Y9, Y2, Y2
+	CMPQ         R10, $0x03
+	JLE          part0_browdone
+	VBROADCASTSS 12(BX), Y9
+	VADDPS       Y9, Y3, Y3
+	CMPQ         R10, $0x04
+	JLE          part0_browdone
+	VBROADCASTSS 16(BX), Y9
+	VADDPS       Y9, Y4, Y4
+	CMPQ         R10, $0x05
+	JLE          part0_browdone
+	VBROADCASTSS 20(BX), Y9
+	VADDPS       Y9, Y5, Y5
+	CMPQ         R10, $0x06
+	JLE          part0_browdone
+	VBROADCASTSS 24(BX), Y9
+	VADDPS       Y9, Y6, Y6
+	CMPQ         R10, $0x07
+	JLE          part0_browdone
+	VBROADCASTSS 28(BX), Y9
+	VADDPS       Y9, Y7, Y7
+
+part0_browdone:
+part0_browskip:
+	TESTQ      $0x00000002, R12
+	JEQ        part0_bcolskip
+	MOVQ       bias+64(FP), BX
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y0, Y0
+	VADDPS     Y9, Y1, Y1
+	VADDPS     Y9, Y2, Y2
+	VADDPS     Y9, Y3, Y3
+	VADDPS     Y9, Y4, Y4
+	VADDPS     Y9, Y5, Y5
+	VADDPS     Y9, Y6, Y6
+	VADDPS     Y9, Y7, Y7
+
+part0_bcolskip:
+	TESTQ      $0x00000004, R12
+	JEQ        part0_residskip
+	MOVQ       resid+72(FP), BX
+	CMPQ       R10, $0x00
+	JLE        part0_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y0, Y0
+	ADDQ       R11, BX
+	CMPQ       R10, $0x01
+	JLE        part0_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y1, Y1
+	ADDQ       R11, BX
+	CMPQ       R10, $0x02
+	JLE        part0_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y2, Y2
+	ADDQ       R11, BX
+	CMPQ       R10, $0x03
+	JLE        part0_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y3, Y3
+	ADDQ       R11, BX
+	CMPQ       R10, $0x04
+	JLE        part0_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y4, Y4
+	ADDQ       R11, BX
+	CMPQ       R10, $0x05
+	JLE        part0_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y5, Y5
+	ADDQ       R11, BX
+	CMPQ       R10, $0x06
+	JLE        part0_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y6, Y6
+	ADDQ       R11, BX
+	CMPQ       R10, $0x07
+	JLE        part0_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y7, Y7
+
+part0_residdone:
+part0_residskip:
+	TESTQ        $0x00000008, R12
+	JEQ          part0_clampskip
+	MOVSS        lo+80(FP), X14
+	MOVSS        hi+84(FP), X15
+	VBROADCASTSS X14, Y14
+	VBROADCASTSS X15, Y15
+	VMAXPS       Y0, Y14, Y0
+	VMINPS       Y0, Y15, Y0
+	VMAXPS       Y1, Y14, Y1
+	VMINPS       Y1, Y15, Y1
+	VMAXPS       Y2, Y14, Y2
+	VMINPS       Y2, Y15, Y2
+	VMAXPS       Y3, Y14, Y3
+	VMINPS       Y3, Y15, Y3
+	VMAXPS       Y4, Y14, Y4
+	VMINPS       Y4, Y15, Y4
+	VMAXPS       Y5, Y14, Y5
+	VMINPS       Y5, Y15, Y5
+	VMAXPS       Y6, Y14, Y6
+	VMINPS       Y6, Y15, Y6
+	VMAXPS       Y7, Y14, Y7
+	VMINPS       Y7, Y15, Y7
+
+part0_clampskip:
+	MOVQ       c+32(FP), BX
+	CMPQ       R10, $0x00
+	JLE        part0_storedone
+	VMASKMOVPS Y0, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x01
+	JLE        part0_storedone
+	VMASKMOVPS Y1, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x02
+	JLE        part0_storedone
+	VMASKMOVPS Y2, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x03
+	JLE        part0_storedone
+	VMASKMOVPS Y3, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x04
+	JLE        part0_storedone
+	VMASKMOVPS Y4, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x05
+	JLE        part0_storedone
+	VMASKMOVPS Y5, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x06
+	JLE        part0_storedone
+	VMASKMOVPS Y6, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x07
+	JLE        part0_storedone
+	VMASKMOVPS Y7, Y13, (BX)
+
+part0_storedone:
+next0:
+	CMPQ   R9, $0x08
+	JLE    end
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	CMPQ   R9, $0x10
+	JL     part1
+	MOVQ   k+0(FP), CX
+	MOVQ   a+8(FP), SI
+	MOVQ   b+16(FP), DI
+	TESTQ  CX, CX
+	JEQ    full1epi
+
+full1loop:
+	VMOVUPS      32(DI), Y8
+	VBROADCASTSS (SI), Y9
+	VFMADD231PS  Y8, Y9, Y0
+	VBROADCASTSS 4(SI), Y10
+	VFMADD231PS  Y8, Y10, Y1
+	VBROADCASTSS 8(SI), Y11
+	VFMADD231PS  Y8, Y11, Y2
+	VBROADCASTSS 12(SI), Y12
+	VFMADD231PS  Y8, Y12, Y3
+	VBROADCASTSS 16(SI), Y9
+	VFMADD231PS  Y8, Y9, Y4
+	VBROADCASTSS 20(SI), Y10
+	VFMADD231PS  Y8, Y10, Y5
+	VBROADCASTSS 24(SI), Y11
+	VFMADD231PS  Y8, Y11, Y6
+	VBROADCASTSS 28(SI), Y12
+	VFMADD231PS  Y8, Y12, Y7
+	ADDQ         $0x20, SI
+	ADDQ         R8, DI
+	DECQ         CX
+	JNE          full1loop
+
+full1epi:
+	TESTQ   $0x00000010, R12
+	JEQ     full1accumskip
+	MOVQ    c+32(FP), BX
+	ADDQ    $0x20, BX
+	CMPQ    R10, $0x00
+	JLE     full1accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y0, Y9, Y0
+	ADDQ    R11, BX
+	CMPQ    R10, $0x01
+	JLE     full1accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y1, Y9, Y1
+	ADDQ    R11, BX
+	CMPQ    R10, $0x02
+	JLE     full1accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y2, Y9, Y2
+	ADDQ    R11, BX
+	CMPQ    R10, $0x03
+	JLE     full1accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y3, Y9, Y3
+	ADDQ    R11, BX
+	CMPQ    R10, $0x04
+	JLE     full1accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y4, Y9, Y4
+	ADDQ    R11, BX
+	CMPQ    R10, $0x05
+	JLE     full1accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y5, Y9, Y5
+	ADDQ    R11, BX
+	CMPQ    R10, $0x06
+	JLE     full1accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y6, Y9, Y6
+	ADDQ    R11, BX
+	CMPQ    R10, $0x07
+	JLE     full1accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y7, Y9, Y7
+
+full1accumdone:
+full1accumskip:
+	TESTQ        $0x00000001, R12
+	JEQ          full1browskip
+	MOVQ         bias+64(FP), BX
+	CMPQ         R10, $0x00
+	JLE          full1browdone
+	VBROADCASTSS (BX), Y9
+	VADDPS       Y9, Y0, Y0
+	CMPQ         R10, $0x01
+	JLE          full1browdone
+	VBROADCASTSS 4(BX), Y9
+	VADDPS       Y9, Y1, Y1
+	CMPQ         R10, $0x02
+	JLE          full1browdone
+	VBROADCASTSS 8(BX), Y9
+	VADDPS       Y9, Y2, Y2
+	CMPQ         R10, $0x03
+	JLE          full1browdone
+	VBROADCASTSS 12(BX), Y9
+	VADDPS       Y9, Y3, Y3
+	CMPQ         R10, $0x04
+	JLE          full1browdone
+	VBROADCASTSS 16(BX), Y9
+	VADDPS       Y9, Y4, Y4
+	CMPQ         R10, $0x05
+	JLE          full1browdone
+	VBROADCASTSS 20(BX), Y9
+	VADDPS       Y9, Y5, Y5
+	CMPQ         R10, $0x06
+	JLE          full1browdone
+	VBROADCASTSS 24(BX), Y9
+	VADDPS       Y9, Y6, Y6
+	CMPQ         R10, $0x07
+	JLE          full1browdone
+	VBROADCASTSS 28(BX), Y9
+	VADDPS       Y9, Y7, Y7
+
+full1browdone:
+full1browskip:
+	TESTQ   $0x00000002, R12
+	JEQ     full1bcolskip
+	MOVQ    bias+64(FP), BX
+	VMOVUPS 32(BX), Y9
+	VADDPS  Y9, Y0, Y0
+	VADDPS  Y9, Y1, Y1
+	VADDPS  Y9, Y2, Y2
+	VADDPS  Y9, Y3, Y3
+	VADDPS  Y9, Y4, Y4
+	VADDPS  Y9, Y5, Y5
+	VADDPS  Y9, Y6, Y6
+	VADDPS  Y9, Y7, Y7
+
+full1bcolskip:
+	TESTQ   $0x00000004, R12
+	JEQ     full1residskip
+	MOVQ    resid+72(FP), BX
+	ADDQ    $0x20, BX
+	CMPQ    R10, $0x00
+	JLE     full1residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y0, Y0
+	ADDQ    R11, BX
+	CMPQ    R10, $0x01
+	JLE     full1residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y1, Y1
+	ADDQ    R11, BX
+	CMPQ    R10, $0x02
+	JLE     full1residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y2, Y2
+	ADDQ    R11, BX
+	CMPQ    R10, $0x03
+	JLE     full1residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y3, Y3
+	ADDQ    R11, BX
+	CMPQ    R10, $0x04
+	JLE     full1residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y4, Y4
+	ADDQ    R11, BX
+	CMPQ    R10, $0x05
+	JLE     full1residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y5, Y5
+	ADDQ    R11, BX
+	CMPQ    R10, $0x06
+	JLE     full1residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y6, Y6
+	ADDQ    R11, BX
+	CMPQ    R10, $0x07
+	JLE     full1residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y7, Y7
+
+full1residdone:
+full1residskip:
+	TESTQ        $0x00000008, R12
+	JEQ          full1clampskip
+	MOVSS        lo+80(FP), X14
+	MOVSS        hi+84(FP), X15
+	VBROADCASTSS X14, Y14
+	VBROADCASTSS X15, Y15
+	VMAXPS       Y0, Y14, Y0
+	VMINPS       Y0, Y15, Y0
+	VMAXPS       Y1, Y14, Y1
+	VMINPS       Y1, Y15, Y1
+	VMAXPS       Y2, Y14, Y2
+	VMINPS       Y2, Y15, Y2
+	VMAXPS       Y3, Y14, Y3
+	VMINPS       Y3, Y15, Y3
+	VMAXPS       Y4, Y14, Y4
+	VMINPS       Y4, Y15, Y4
+	VMAXPS       Y5, Y14, Y5
+	VMINPS       Y5, Y15, Y5
+	VMAXPS       Y6, Y14, Y6
+	VMINPS       Y6, Y15, Y6
+	VMAXPS       Y7, Y14, Y7
+	VMINPS       Y7, Y15, Y7
+
+full1clampskip:
+	MOVQ    c+32(FP), BX
+	ADDQ    $0x20, BX
+	CMPQ    R10, $0x00
+	JLE     full1storedone
+	VMOVUPS Y0, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x01
+	JLE     full1storedone
+	VMOVUPS Y1, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x02
+	JLE     full1storedone
+	VMOVUPS Y2, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x03
+	JLE     full1storedone
+	VMOVUPS Y3, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x04
+	JLE     full1storedone
+	VMOVUPS Y4, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x05
+	JLE     full1storedone
+	VMOVUPS Y5, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x06
+	JLE     full1storedone
+	VMOVUPS Y6, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x07
+	JLE     full1storedone
+	VMOVUPS Y7, (BX)
+
+full1storedone:
+	JMP next1
+
+part1:
 	MOVQ         R9, AX
 	SUBQ         $0x08, AX
 	VMOVD        AX, X14
@@ -416,18 +1103,10 @@ done0:
 	MOVQ         k+0(FP), CX
 	MOVQ         a+8(FP), SI
 	MOVQ         b+16(FP), DI
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
 	TESTQ        CX, CX
-	JEQ          done1
+	JEQ          part1_epi
 
-loop1:
+part1_loop:
 	VMASKMOVPS   32(DI), Y13, Y8
 	VBROADCASTSS (SI), Y9
 	VFMADD231PS  Y8, Y9, Y0
@@ -448,19 +1127,461 @@ loop1:
 	ADDQ         $0x20, SI
 	ADDQ         R8, DI
 	DECQ         CX
-	JNE          loop1
+	JNE          part1_loop
 
-done1:
-	VMOVUPS      Y0, 32(DX)
-	VMOVUPS      Y1, 160(DX)
-	VMOVUPS      Y2, 288(DX)
-	VMOVUPS      Y3, 416(DX)
-	VMOVUPS      Y4, 544(DX)
-	VMOVUPS      Y5, 672(DX)
-	VMOVUPS      Y6, 800(DX)
-	VMOVUPS      Y7, 928(DX)
-	CMPQ         R9, $0x10
-	JLE          end
+part1_epi:
+	TESTQ      $0x00000010, R12
+	JEQ        part1_accumskip
+	MOVQ       c+32(FP), BX
+	ADDQ       $0x20, BX
+	CMPQ       R10, $0x00
+	JLE        part1_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y0, Y9, Y0
+	ADDQ       R11, BX
+	CMPQ       R10, $0x01
+	JLE        part1_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y1, Y9, Y1
+	ADDQ       R11, BX
+	CMPQ       R10, $0x02
+	JLE        part1_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y2, Y9, Y2
+	ADDQ       R11, BX
+	CMPQ       R10, $0x03
+	JLE        part1_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y3, Y9, Y3
+	ADDQ       R11, BX
+	CMPQ       R10, $0x04
+	JLE        part1_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y4, Y9, Y4
+	ADDQ       R11, BX
+	CMPQ       R10, $0x05
+	JLE        part1_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y5, Y9, Y5
+	ADDQ       R11, BX
+	CMPQ       R10, $0x06
+	JLE        part1_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y6, Y9, Y6
+	ADDQ       R11, BX
+	CMPQ       R10, $0x07
+	JLE        part1_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y7, Y9, Y7
+
+part1_accumdone:
+part1_accumskip:
+	TESTQ        $0x00000001, R12
+	JEQ          part1_browskip
+	MOVQ         bias+64(FP), BX
+	CMPQ         R10, $0x00
+	JLE          part1_browdone
+	VBROADCASTSS (BX), Y9
+	VADDPS       Y9, Y0, Y0
+	CMPQ         R10, $0x01
+	JLE          part1_browdone
+	VBROADCASTSS 4(BX), Y9
+	VADDPS       Y9, Y1, Y1
+	CMPQ         R10, $0x02
+	JLE          part1_browdone
+	VBROADCASTSS 8(BX), Y9
+	VADDPS       Y9, Y2, Y2
+	CMPQ         R10, $0x03
+	JLE          part1_browdone
+	VBROADCASTSS 12(BX), Y9
+	VADDPS       Y9, Y3, Y3
+	CMPQ         R10, $0x04
+	JLE          part1_browdone
+	VBROADCASTSS 16(BX), Y9
+	VADDPS       Y9, Y4, Y4
+	CMPQ         R10, $0x05
+	JLE          part1_browdone
+	VBROADCASTSS 20(BX), Y9
+	VADDPS       Y9, Y5, Y5
+	CMPQ         R10, $0x06
+	JLE          part1_browdone
+	VBROADCASTSS 24(BX), Y9
+	VADDPS       Y9, Y6, Y6
+	CMPQ         R10, $0x07
+	JLE          part1_browdone
+	VBROADCASTSS 28(BX), Y9
+	VADDPS       Y9, Y7, Y7
+
+part1_browdone:
+part1_browskip:
+	TESTQ      $0x00000002, R12
+	JEQ        part1_bcolskip
+	MOVQ       bias+64(FP), BX
+	VMASKMOVPS 32(BX), Y13, Y9
+	VADDPS     Y9, Y0, Y0
+	VADDPS     Y9, Y1, Y1
+	VADDPS     Y9, Y2, Y2
+	VADDPS     Y9, Y3, Y3
+	VADDPS     Y9, Y4, Y4
+	VADDPS     Y9, Y5, Y5
+	VADDPS     Y9, Y6, Y6
+	VADDPS     Y9, Y7, Y7
+
+part1_bcolskip:
+	TESTQ      $0x00000004, R12
+	JEQ        part1_residskip
+	MOVQ       resid+72(FP), BX
+	ADDQ       $0x20, BX
+	CMPQ       R10, $0x00
+	JLE        part1_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y0, Y0
+	ADDQ       R11, BX
+	CMPQ       R10, $0x01
+	JLE        part1_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y1, Y1
+	ADDQ       R11, BX
+	CMPQ       R10, $0x02
+	JLE        part1_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y2, Y2
+	ADDQ       R11, BX
+	CMPQ       R10, $0x03
+	JLE        part1_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y3, Y3
+	ADDQ       R11, BX
+	CMPQ       R10, $0x04
+	JLE        part1_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y4, Y4
+	ADDQ       R11, BX
+	CMPQ       R10, $0x05
+	JLE        part1_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y5, Y5
+	ADDQ       R11, BX
+	CMPQ       R10, $0x06
+	JLE        part1_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y6, Y6
+	ADDQ       R11, BX
+	CMPQ       R10, $0x07
+	JLE        part1_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y7, Y7
+
+part1_residdone:
+part1_residskip:
+	TESTQ        $0x00000008, R12
+	JEQ          part1_clampskip
+	MOVSS        lo+80(FP), X14
+	MOVSS        hi+84(FP), X15
+	VBROADCASTSS X14, Y14
+	VBROADCASTSS X15, Y15
+	VMAXPS       Y0, Y14, Y0
+	VMINPS       Y0, Y15, Y0
+	VMAXPS       Y1, Y14, Y1
+	VMINPS       Y1, Y15, Y1
+	VMAXPS       Y2, Y14, Y2
+	VMINPS       Y2, Y15, Y2
+	VMAXPS       Y3, Y14, Y3
+	VMINPS       Y3, Y15, Y3
+	VMAXPS       Y4, Y14, Y4
+	VMINPS       Y4, Y15, Y4
+	VMAXPS       Y5, Y14, Y5
+	VMINPS       Y5, Y15, Y5
+	VMAXPS       Y6, Y14, Y6
+	VMINPS       Y6, Y15, Y6
+	VMAXPS       Y7, Y14, Y7
+	VMINPS       Y7, Y15, Y7
+
+part1_clampskip:
+	MOVQ       c+32(FP), BX
+	ADDQ       $0x20, BX
+	CMPQ       R10, $0x00
+	JLE        part1_storedone
+	VMASKMOVPS Y0, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x01
+	JLE        part1_storedone
+	VMASKMOVPS Y1, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x02
+	JLE        part1_storedone
+	VMASKMOVPS Y2, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x03
+	JLE        part1_storedone
+	VMASKMOVPS Y3, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x04
+	JLE        part1_storedone
+	VMASKMOVPS Y4, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x05
+	JLE        part1_storedone
+	VMASKMOVPS Y5, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x06
+	JLE        part1_storedone
+	VMASKMOVPS Y6, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x07
+	JLE        part1_storedone
+	VMASKMOVPS Y7, Y13, (BX)
+
+part1_storedone:
+next1:
+	CMPQ   R9, $0x10
+	JLE    end
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	CMPQ   R9, $0x18
+	JL     part2
+	MOVQ   k+0(FP), CX
+	MOVQ   a+8(FP), SI
+	MOVQ   b+16(FP), DI
+	TESTQ  CX, CX
+	JEQ    full2epi
+
+full2loop:
+	VMOVUPS      64(DI), Y8
+	VBROADCASTSS (SI), Y9
+	VFMADD231PS  Y8, Y9, Y0
+	VBROADCASTSS 4(SI), Y10
+	VFMADD231PS  Y8, Y10, Y1
+	VBROADCASTSS 8(SI), Y11
+	VFMADD231PS  Y8, Y11, Y2
+	VBROADCASTSS 12(SI), Y12
+	VFMADD231PS  Y8, Y12, Y3
+	VBROADCASTSS 16(SI), Y9
+	VFMADD231PS  Y8, Y9, Y4
+	VBROADCASTSS 20(SI), Y10
+	VFMADD231PS  Y8, Y10, Y5
+	VBROADCASTSS 24(SI), Y11
+	VFMADD231PS  Y8, Y11, Y6
+	VBROADCASTSS 28(SI), Y12
+	VFMADD231PS  Y8, Y12, Y7
+	ADDQ         $0x20, SI
+	ADDQ         R8, DI
+	DECQ         CX
+	JNE          full2loop
+
+full2epi:
+	TESTQ   $0x00000010, R12
+	JEQ     full2accumskip
+	MOVQ    c+32(FP), BX
+	ADDQ    $0x40, BX
+	CMPQ    R10, $0x00
+	JLE     full2accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y0, Y9, Y0
+	ADDQ    R11, BX
+	CMPQ    R10, $0x01
+	JLE     full2accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y1, Y9, Y1
+	ADDQ    R11, BX
+	CMPQ    R10, $0x02
+	JLE     full2accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y2, Y9, Y2
+	ADDQ    R11, BX
+	CMPQ    R10, $0x03
+	JLE     full2accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y3, Y9, Y3
+	ADDQ    R11, BX
+	CMPQ    R10, $0x04
+	JLE     full2accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y4, Y9, Y4
+	ADDQ    R11, BX
+	CMPQ    R10, $0x05
+	JLE     full2accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y5, Y9, Y5
+	ADDQ    R11, BX
+	CMPQ    R10, $0x06
+	JLE     full2accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y6, Y9, Y6
+	ADDQ    R11, BX
+	CMPQ    R10, $0x07
+	JLE     full2accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y7, Y9, Y7
+
+full2accumdone:
+full2accumskip:
+	TESTQ        $0x00000001, R12
+	JEQ          full2browskip
+	MOVQ         bias+64(FP), BX
+	CMPQ         R10, $0x00
+	JLE          full2browdone
+	VBROADCASTSS (BX), Y9
+	VADDPS       Y9, Y0, Y0
+	CMPQ         R10, $0x01
+	JLE          full2browdone
+	VBROADCASTSS 4(BX), Y9
+	VADDPS       Y9, Y1, Y1
+	CMPQ         R10, $0x02
+	JLE          full2browdone
+	VBROADCASTSS 8(BX), Y9
+	VADDPS       Y9, Y2, Y2
+	CMPQ         R10, $0x03
+	JLE          full2browdone
+	VBROADCASTSS 12(BX), Y9
+	VADDPS       Y9, Y3, Y3
+	CMPQ         R10, $0x04
+	JLE          full2browdone
+	VBROADCASTSS 16(BX), Y9
+	VADDPS       Y9, Y4, Y4
+	CMPQ         R10, $0x05
+	JLE          full2browdone
+	VBROADCASTSS 20(BX), Y9
+	VADDPS       Y9, Y5, Y5
+	CMPQ         R10, $0x06
+	JLE          full2browdone
+	VBROADCASTSS 24(BX), Y9
+	VADDPS       Y9, Y6, Y6
+	CMPQ         R10, $0x07
+	JLE          full2browdone
+	VBROADCASTSS 28(BX), Y9
+	VADDPS       Y9, Y7, Y7
+
+full2browdone:
+full2browskip:
+	TESTQ   $0x00000002, R12
+	JEQ     full2bcolskip
+	MOVQ    bias+64(FP), BX
+	VMOVUPS 64(BX), Y9
+	VADDPS  Y9, Y0, Y0
+	VADDPS  Y9, Y1, Y1
+	VADDPS  Y9, Y2, Y2
+	VADDPS  Y9, Y3, Y3
+	VADDPS  Y9, Y4, Y4
+	VADDPS  Y9, Y5, Y5
+	VADDPS  Y9, Y6, Y6
+	VADDPS  Y9, Y7, Y7
+
+full2bcolskip:
+	TESTQ   $0x00000004, R12
+	JEQ     full2residskip
+	MOVQ    resid+72(FP), BX
+	ADDQ    $0x40, BX
+	CMPQ    R10, $0x00
+	JLE     full2residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y0, Y0
+	ADDQ    R11, BX
+	CMPQ    R10, $0x01
+	JLE     full2residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y1, Y1
+	ADDQ    R11, BX
+	CMPQ    R10, $0x02
+	JLE     full2residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y2, Y2
+	ADDQ    R11, BX
+	CMPQ    R10, $0x03
+	JLE     full2residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y3, Y3
+	ADDQ    R11, BX
+	CMPQ    R10, $0x04
+	JLE     full2residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y4, Y4
+	ADDQ    R11, BX
+	CMPQ    R10, $0x05
+	JLE     full2residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y5, Y5
+	ADDQ    R11, BX
+	CMPQ    R10, $0x06
+	JLE     full2residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y6, Y6
+	ADDQ    R11, BX
+	CMPQ    R10, $0x07
+	JLE     full2residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y7, Y7
+
+full2residdone:
+full2residskip:
+	TESTQ        $0x00000008, R12
+	JEQ          full2clampskip
+	MOVSS        lo+80(FP), X14
+	MOVSS        hi+84(FP), X15
+	VBROADCASTSS X14, Y14
+	VBROADCASTSS X15, Y15
+	VMAXPS       Y0, Y14, Y0
+	VMINPS       Y0, Y15, Y0
+	VMAXPS       Y1, Y14, Y1
+	VMINPS       Y1, Y15, Y1
+	VMAXPS       Y2, Y14, Y2
+	VMINPS       Y2, Y15, Y2
+	VMAXPS       Y3, Y14, Y3
+	VMINPS       Y3, Y15, Y3
+	VMAXPS       Y4, Y14, Y4
+	VMINPS       Y4, Y15, Y4
+	VMAXPS       Y5, Y14, Y5
+	VMINPS       Y5, Y15, Y5
+	VMAXPS       Y6, Y14, Y6
+	VMINPS       Y6, Y15, Y6
+	VMAXPS       Y7, Y14, Y7
+	VMINPS       Y7, Y15, Y7
+
+full2clampskip:
+	MOVQ    c+32(FP), BX
+	ADDQ    $0x40, BX
+	CMPQ    R10, $0x00
+	JLE     full2storedone
+	VMOVUPS Y0, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x01
+	JLE     full2storedone
+	VMOVUPS Y1, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x02
+	JLE     full2storedone
+	VMOVUPS Y2, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x03
+	JLE     full2storedone
+	VMOVUPS Y3, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x04
+	JLE     full2storedone
+	VMOVUPS Y4, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x05
+	JLE     full2storedone
+	VMOVUPS Y5, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x06
+	JLE     full2storedone
+	VMOVUPS Y6, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x07
+	JLE     full2storedone
+	VMOVUPS Y7, (BX)
+
+full2storedone:
+	JMP next2
+
+part2:
 	MOVQ         R9, AX
 	SUBQ         $0x10, AX
 	VMOVD        AX, X14
@@ -469,18 +1590,10 @@ done1:
 	MOVQ         k+0(FP), CX
 	MOVQ         a+8(FP), SI
 	MOVQ         b+16(FP), DI
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
 	TESTQ        CX, CX
-	JEQ          done2
+	JEQ          part2_epi
 
-loop2:
+part2_loop:
 	VMASKMOVPS   64(DI), Y13, Y8
 	VBROADCASTSS (SI), Y9
 	VFMADD231PS  Y8, Y9, Y0
@@ -501,19 +1614,461 @@ loop2:
 	ADDQ         $0x20, SI
 	ADDQ         R8, DI
 	DECQ         CX
-	JNE          loop2
+	JNE          part2_loop
 
-done2:
-	VMOVUPS      Y0, 64(DX)
-	VMOVUPS      Y1, 192(DX)
-	VMOVUPS      Y2, 320(DX)
-	VMOVUPS      Y3, 448(DX)
-	VMOVUPS      Y4, 576(DX)
-	VMOVUPS      Y5, 704(DX)
-	VMOVUPS      Y6, 832(DX)
-	VMOVUPS      Y7, 960(DX)
-	CMPQ         R9, $0x18
-	JLE          end
+part2_epi:
+	TESTQ      $0x00000010, R12
+	JEQ        part2_accumskip
+	MOVQ       c+32(FP), BX
+	ADDQ       $0x40, BX
+	CMPQ       R10, $0x00
+	JLE        part2_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y0, Y9, Y0
+	ADDQ       R11, BX
+	CMPQ       R10, $0x01
+	JLE        part2_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y1, Y9, Y1
+	ADDQ       R11, BX
+	CMPQ       R10, $0x02
+	JLE        part2_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y2, Y9, Y2
+	ADDQ       R11, BX
+	CMPQ       R10, $0x03
+	JLE        part2_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y3, Y9, Y3
+	ADDQ       R11, BX
+	CMPQ       R10, $0x04
+	JLE        part2_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y4, Y9, Y4
+	ADDQ       R11, BX
+	CMPQ       R10, $0x05
+	JLE        part2_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y5, Y9, Y5
+	ADDQ       R11, BX
+	CMPQ       R10, $0x06
+	JLE        part2_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y6, Y9, Y6
+	ADDQ       R11, BX
+	CMPQ       R10, $0x07
+	JLE        part2_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y7, Y9, Y7
+
+part2_accumdone:
+part2_accumskip:
+	TESTQ        $0x00000001, R12
+	JEQ          part2_browskip
+	MOVQ         bias+64(FP), BX
+	CMPQ         R10, $0x00
+	JLE          part2_browdone
+	VBROADCASTSS (BX), Y9
+	VADDPS       Y9, Y0, Y0
+	CMPQ         R10, $0x01
+	JLE          part2_browdone
+	VBROADCASTSS 4(BX), Y9
+	VADDPS       Y9, Y1, Y1
+	CMPQ         R10, $0x02
+	JLE          part2_browdone
+	VBROADCASTSS 8(BX), Y9
+	VADDPS       Y9, Y2, Y2
+	CMPQ         R10, $0x03
+	JLE          part2_browdone
+	VBROADCASTSS 12(BX), Y9
+	VADDPS       Y9, Y3, Y3
+	CMPQ         R10, $0x04
+	JLE          part2_browdone
+	VBROADCASTSS 16(BX), Y9
+	VADDPS       Y9, Y4, Y4
+	CMPQ         R10, $0x05
+	JLE          part2_browdone
+	VBROADCASTSS 20(BX), Y9
+	VADDPS       Y9, Y5, Y5
+	CMPQ         R10, $0x06
+	JLE          part2_browdone
+	VBROADCASTSS 24(BX), Y9
+	VADDPS       Y9, Y6, Y6
+	CMPQ         R10, $0x07
+	JLE          part2_browdone
+	VBROADCASTSS 28(BX), Y9
+	VADDPS       Y9, Y7, Y7
+
+part2_browdone:
+part2_browskip:
+	TESTQ      $0x00000002, R12
+	JEQ        part2_bcolskip
+	MOVQ       bias+64(FP), BX
+	VMASKMOVPS 64(BX), Y13, Y9
+	VADDPS     Y9, Y0, Y0
+	VADDPS     Y9, Y1, Y1
+	VADDPS     Y9, Y2, Y2
+	VADDPS     Y9, Y3, Y3
+	VADDPS     Y9, Y4, Y4
+	VADDPS     Y9, Y5, Y5
+	VADDPS     Y9, Y6, Y6
+	VADDPS     Y9, Y7, Y7
+
+part2_bcolskip:
+	TESTQ      $0x00000004, R12
+	JEQ        part2_residskip
+	MOVQ       resid+72(FP), BX
+	ADDQ       $0x40, BX
+	CMPQ       R10, $0x00
+	JLE        part2_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y0, Y0
+	ADDQ       R11, BX
+	CMPQ       R10, $0x01
+	JLE        part2_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y1, Y1
+	ADDQ       R11, BX
+	CMPQ       R10, $0x02
+	JLE        part2_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y2, Y2
+	ADDQ       R11, BX
+	CMPQ       R10, $0x03
+	JLE        part2_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y3, Y3
+	ADDQ       R11, BX
+	CMPQ       R10, $0x04
+	JLE        part2_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y4, Y4
+	ADDQ       R11, BX
+	CMPQ       R10, $0x05
+	JLE        part2_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y5, Y5
+	ADDQ       R11, BX
+	CMPQ       R10, $0x06
+	JLE        part2_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y6, Y6
+	ADDQ       R11, BX
+	CMPQ       R10, $0x07
+	JLE        part2_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y7, Y7
+
+part2_residdone:
+part2_residskip:
+	TESTQ        $0x00000008, R12
+	JEQ          part2_clampskip
+	MOVSS        lo+80(FP), X14
+	MOVSS        hi+84(FP), X15
+	VBROADCASTSS X14, Y14
+	VBROADCASTSS X15, Y15
+	VMAXPS       Y0, Y14, Y0
+	VMINPS       Y0, Y15, Y0
+	VMAXPS       Y1, Y14, Y1
+	VMINPS       Y1, Y15, Y1
+	VMAXPS       Y2, Y14, Y2
+	VMINPS       Y2, Y15, Y2
+	VMAXPS       Y3, Y14, Y3
+	VMINPS       Y3, Y15, Y3
+	VMAXPS       Y4, Y14, Y4
+	VMINPS       Y4, Y15, Y4
+	VMAXPS       Y5, Y14, Y5
+	VMINPS       Y5, Y15, Y5
+	VMAXPS       Y6, Y14, Y6
+	VMINPS       Y6, Y15, Y6
+	VMAXPS       Y7, Y14, Y7
+	VMINPS       Y7, Y15, Y7
+
+part2_clampskip:
+	MOVQ       c+32(FP), BX
+	ADDQ       $0x40, BX
+	CMPQ       R10, $0x00
+	JLE        part2_storedone
+	VMASKMOVPS Y0, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x01
+	JLE        part2_storedone
+	VMASKMOVPS Y1, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x02
+	JLE        part2_storedone
+	VMASKMOVPS Y2, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x03
+	JLE        part2_storedone
+	VMASKMOVPS Y3, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x04
+	JLE        part2_storedone
+	VMASKMOVPS Y4, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x05
+	JLE        part2_storedone
+	VMASKMOVPS Y5, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x06
+	JLE        part2_storedone
+	VMASKMOVPS Y6, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x07
+	JLE        part2_storedone
+	VMASKMOVPS Y7, Y13, (BX)
+
+part2_storedone:
+next2:
+	CMPQ   R9, $0x18
+	JLE    end
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	CMPQ   R9, $0x20
+	JL     part3
+	MOVQ   k+0(FP), CX
+	MOVQ   a+8(FP), SI
+	MOVQ   b+16(FP), DI
+	TESTQ  CX, CX
+	JEQ    full3epi
+
+full3loop:
+	VMOVUPS      96(DI), Y8
+	VBROADCASTSS (SI), Y9
+	VFMADD231PS  Y8, Y9, Y0
+	VBROADCASTSS 4(SI), Y10
+	VFMADD231PS  Y8, Y10, Y1
+	VBROADCASTSS 8(SI), Y11
+	VFMADD231PS  Y8, Y11, Y2
+	VBROADCASTSS 12(SI), Y12
+	VFMADD231PS  Y8, Y12, Y3
+	VBROADCASTSS 16(SI), Y9
+	VFMADD231PS  Y8, Y9, Y4
+	VBROADCASTSS 20(SI), Y10
+	VFMADD231PS  Y8, Y10, Y5
+	VBROADCASTSS 24(SI), Y11
+	VFMADD231PS  Y8, Y11, Y6
+	VBROADCASTSS 28(SI), Y12
+	VFMADD231PS  Y8, Y12, Y7
+	ADDQ         $0x20, SI
+	ADDQ         R8, DI
+	DECQ         CX
+	JNE          full3loop
+
+full3epi:
+	TESTQ   $0x00000010, R12
+	JEQ     full3accumskip
+	MOVQ    c+32(FP), BX
+	ADDQ    $0x60, BX
+	CMPQ    R10, $0x00
+	JLE     full3accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y0, Y9, Y0
+	ADDQ    R11, BX
+	CMPQ    R10, $0x01
+	JLE     full3accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y1, Y9, Y1
+	ADDQ    R11, BX
+	CMPQ    R10, $0x02
+	JLE     full3accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y2, Y9, Y2
+	ADDQ    R11, BX
+	CMPQ    R10, $0x03
+	JLE     full3accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y3, Y9, Y3
+	ADDQ    R11, BX
+	CMPQ    R10, $0x04
+	JLE     full3accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y4, Y9, Y4
+	ADDQ    R11, BX
+	CMPQ    R10, $0x05
+	JLE     full3accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y5, Y9, Y5
+	ADDQ    R11, BX
+	CMPQ    R10, $0x06
+	JLE     full3accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y6, Y9, Y6
+	ADDQ    R11, BX
+	CMPQ    R10, $0x07
+	JLE     full3accumdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y7, Y9, Y7
+
+full3accumdone:
+full3accumskip:
+	TESTQ        $0x00000001, R12
+	JEQ          full3browskip
+	MOVQ         bias+64(FP), BX
+	CMPQ         R10, $0x00
+	JLE          full3browdone
+	VBROADCASTSS (BX), Y9
+	VADDPS       Y9, Y0, Y0
+	CMPQ         R10, $0x01
+	JLE          full3browdone
+	VBROADCASTSS 4(BX), Y9
+	VADDPS       Y9, Y1, Y1
+	CMPQ         R10, $0x02
+	JLE          full3browdone
+	VBROADCASTSS 8(BX), Y9
+	VADDPS       Y9, Y2, Y2
+	CMPQ         R10, $0x03
+	JLE          full3browdone
+	VBROADCASTSS 12(BX), Y9
+	VADDPS       Y9, Y3, Y3
+	CMPQ         R10, $0x04
+	JLE          full3browdone
+	VBROADCASTSS 16(BX), Y9
+	VADDPS       Y9, Y4, Y4
+	CMPQ         R10, $0x05
+	JLE          full3browdone
+	VBROADCASTSS 20(BX), Y9
+	VADDPS       Y9, Y5, Y5
+	CMPQ         R10, $0x06
+	JLE          full3browdone
+	VBROADCASTSS 24(BX), Y9
+	VADDPS       Y9, Y6, Y6
+	CMPQ         R10, $0x07
+	JLE          full3browdone
+	VBROADCASTSS 28(BX), Y9
+	VADDPS       Y9, Y7, Y7
+
+full3browdone:
+full3browskip:
+	TESTQ   $0x00000002, R12
+	JEQ     full3bcolskip
+	MOVQ    bias+64(FP), BX
+	VMOVUPS 96(BX), Y9
+	VADDPS  Y9, Y0, Y0
+	VADDPS  Y9, Y1, Y1
+	VADDPS  Y9, Y2, Y2
+	VADDPS  Y9, Y3, Y3
+	VADDPS  Y9, Y4, Y4
+	VADDPS  Y9, Y5, Y5
+	VADDPS  Y9, Y6, Y6
+	VADDPS  Y9, Y7, Y7
+
+full3bcolskip:
+	TESTQ   $0x00000004, R12
+	JEQ     full3residskip
+	MOVQ    resid+72(FP), BX
+	ADDQ    $0x60, BX
+	CMPQ    R10, $0x00
+	JLE     full3residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y0, Y0
+	ADDQ    R11, BX
+	CMPQ    R10, $0x01
+	JLE     full3residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y1, Y1
+	ADDQ    R11, BX
+	CMPQ    R10, $0x02
+	JLE     full3residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y2, Y2
+	ADDQ    R11, BX
+	CMPQ    R10, $0x03
+	JLE     full3residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y3, Y3
+	ADDQ    R11, BX
+	CMPQ    R10, $0x04
+	JLE     full3residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y4, Y4
+	ADDQ    R11, BX
+	CMPQ    R10, $0x05
+	JLE     full3residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y5, Y5
+	ADDQ    R11, BX
+	CMPQ    R10, $0x06
+	JLE     full3residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y6, Y6
+	ADDQ    R11, BX
+	CMPQ    R10, $0x07
+	JLE     full3residdone
+	VMOVUPS (BX), Y9
+	VADDPS  Y9, Y7, Y7
+
+full3residdone:
+full3residskip:
+	TESTQ        $0x00000008, R12
+	JEQ          full3clampskip
+	MOVSS        lo+80(FP), X14
+	MOVSS        hi+84(FP), X15
+	VBROADCASTSS X14, Y14
+	VBROADCASTSS X15, Y15
+	VMAXPS       Y0, Y14, Y0
+	VMINPS       Y0, Y15, Y0
+	VMAXPS       Y1, Y14, Y1
+	VMINPS       Y1, Y15, Y1
+	VMAXPS       Y2, Y14, Y2
+	VMINPS       Y2, Y15, Y2
+	VMAXPS       Y3, Y14, Y3
+	VMINPS       Y3, Y15, Y3
+	VMAXPS       Y4, Y14, Y4
+	VMINPS       Y4, Y15, Y4
+	VMAXPS       Y5, Y14, Y5
+	VMINPS       Y5, Y15, Y5
+	VMAXPS       Y6, Y14, Y6
+	VMINPS       Y6, Y15, Y6
+	VMAXPS       Y7, Y14, Y7
+	VMINPS       Y7, Y15, Y7
+
+full3clampskip:
+	MOVQ    c+32(FP), BX
+	ADDQ    $0x60, BX
+	CMPQ    R10, $0x00
+	JLE     full3storedone
+	VMOVUPS Y0, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x01
+	JLE     full3storedone
+	VMOVUPS Y1, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x02
+	JLE     full3storedone
+	VMOVUPS Y2, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x03
+	JLE     full3storedone
+	VMOVUPS Y3, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x04
+	JLE     full3storedone
+	VMOVUPS Y4, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x05
+	JLE     full3storedone
+	VMOVUPS Y5, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x06
+	JLE     full3storedone
+	VMOVUPS Y6, (BX)
+	ADDQ    R11, BX
+	CMPQ    R10, $0x07
+	JLE     full3storedone
+	VMOVUPS Y7, (BX)
+
+full3storedone:
+	JMP next3
+
+part3:
 	MOVQ         R9, AX
 	SUBQ         $0x18, AX
 	VMOVD        AX, X14
@@ -522,18 +2077,10 @@ done2:
 	MOVQ         k+0(FP), CX
 	MOVQ         a+8(FP), SI
 	MOVQ         b+16(FP), DI
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
 	TESTQ        CX, CX
-	JEQ          done3
+	JEQ          part3_epi
 
-loop3:
+part3_loop:
 	VMASKMOVPS   96(DI), Y13, Y8
 	VBROADCASTSS (SI), Y9
 	VFMADD231PS  Y8, Y9, Y0
@@ -554,28 +2101,299 @@ loop3:
 	ADDQ         $0x20, SI
 	ADDQ         R8, DI
 	DECQ         CX
-	JNE          loop3
+	JNE          part3_loop
 
-done3:
-	VMOVUPS Y0, 96(DX)
-	VMOVUPS Y1, 224(DX)
-	VMOVUPS Y2, 352(DX)
-	VMOVUPS Y3, 480(DX)
-	VMOVUPS Y4, 608(DX)
-	VMOVUPS Y5, 736(DX)
-	VMOVUPS Y6, 864(DX)
-	VMOVUPS Y7, 992(DX)
+part3_epi:
+	TESTQ      $0x00000010, R12
+	JEQ        part3_accumskip
+	MOVQ       c+32(FP), BX
+	ADDQ       $0x60, BX
+	CMPQ       R10, $0x00
+	JLE        part3_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y0, Y9, Y0
+	ADDQ       R11, BX
+	CMPQ       R10, $0x01
+	JLE        part3_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y1, Y9, Y1
+	ADDQ       R11, BX
+	CMPQ       R10, $0x02
+	JLE        part3_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y2, Y9, Y2
+	ADDQ       R11, BX
+	CMPQ       R10, $0x03
+	JLE        part3_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y3, Y9, Y3
+	ADDQ       R11, BX
+	CMPQ       R10, $0x04
+	JLE        part3_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y4, Y9, Y4
+	ADDQ       R11, BX
+	CMPQ       R10, $0x05
+	JLE        part3_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y5, Y9, Y5
+	ADDQ       R11, BX
+	CMPQ       R10, $0x06
+	JLE        part3_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y6, Y9, Y6
+	ADDQ       R11, BX
+	CMPQ       R10, $0x07
+	JLE        part3_accumdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y7, Y9, Y7
 
+part3_accumdone:
+part3_accumskip:
+	TESTQ        $0x00000001, R12
+	JEQ          part3_browskip
+	MOVQ         bias+64(FP), BX
+	CMPQ         R10, $0x00
+	JLE          part3_browdone
+	VBROADCASTSS (BX), Y9
+	VADDPS       Y9, Y0, Y0
+	CMPQ         R10, $0x01
+	JLE          part3_browdone
+	VBROADCASTSS 4(BX), Y9
+	VADDPS       Y9, Y1, Y1
+	CMPQ         R10, $0x02
+	JLE          part3_browdone
+	VBROADCASTSS 8(BX), Y9
+	VADDPS       Y9, Y2, Y2
+	CMPQ         R10, $0x03
+	JLE          part3_browdone
+	VBROADCASTSS 12(BX), Y9
+	VADDPS       Y9, Y3, Y3
+	CMPQ         R10, $0x04
+	JLE          part3_browdone
+	VBROADCASTSS 16(BX), Y9
+	VADDPS       Y9, Y4, Y4
+	CMPQ         R10, $0x05
+	JLE          part3_browdone
+	VBROADCASTSS 20(BX), Y9
+	VADDPS       Y9, Y5, Y5
+	CMPQ         R10, $0x06
+	JLE          part3_browdone
+	VBROADCASTSS 24(BX), Y9
+	VADDPS       Y9, Y6, Y6
+	CMPQ         R10, $0x07
+	JLE          part3_browdone
+	VBROADCASTSS 28(BX), Y9
+	VADDPS       Y9, Y7, Y7
+
+part3_browdone:
+part3_browskip:
+	TESTQ      $0x00000002, R12
+	JEQ        part3_bcolskip
+	MOVQ       bias+64(FP), BX
+	VMASKMOVPS 96(BX), Y13, Y9
+	VADDPS     Y9, Y0, Y0
+	VADDPS     Y9, Y1, Y1
+	VADDPS     Y9, Y2, Y2
+	VADDPS     Y9, Y3, Y3
+	VADDPS     Y9, Y4, Y4
+	VADDPS     Y9, Y5, Y5
+	VADDPS     Y9, Y6, Y6
+	VADDPS     Y9, Y7, Y7
+
+part3_bcolskip:
+	TESTQ      $0x00000004, R12
+	JEQ        part3_residskip
+	MOVQ       resid+72(FP), BX
+	ADDQ       $0x60, BX
+	CMPQ       R10, $0x00
+	JLE        part3_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y0, Y0
+	ADDQ       R11, BX
+	CMPQ       R10, $0x01
+	JLE        part3_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y1, Y1
+	ADDQ       R11, BX
+	CMPQ       R10, $0x02
+	JLE        part3_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y2, Y2
+	ADDQ       R11, BX
+	CMPQ       R10, $0x03
+	JLE        part3_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y3, Y3
+	ADDQ       R11, BX
+	CMPQ       R10, $0x04
+	JLE        part3_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y4, Y4
+	ADDQ       R11, BX
+	CMPQ       R10, $0x05
+	JLE        part3_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y5, Y5
+	ADDQ       R11, BX
+	CMPQ       R10, $0x06
+	JLE        part3_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y6, Y6
+	ADDQ       R11, BX
+	CMPQ       R10, $0x07
+	JLE        part3_residdone
+	VMASKMOVPS (BX), Y13, Y9
+	VADDPS     Y9, Y7, Y7
+
+part3_residdone:
+part3_residskip:
+	TESTQ        $0x00000008, R12
+	JEQ          part3_clampskip
+	MOVSS        lo+80(FP), X14
+	MOVSS        hi+84(FP), X15
+	VBROADCASTSS X14, Y14
+	VBROADCASTSS X15, Y15
+	VMAXPS       Y0, Y14, Y0
+	VMINPS       Y0, Y15, Y0
+	VMAXPS       Y1, Y14, Y1
+	VMINPS       Y1, Y15, Y1
+	VMAXPS       Y2, Y14, Y2
+	VMINPS       Y2, Y15, Y2
+	VMAXPS       Y3, Y14, Y3
+	VMINPS       Y3, Y15, Y3
+	VMAXPS       Y4, Y14, Y4
+	VMINPS       Y4, Y15, Y4
+	VMAXPS       Y5, Y14, Y5
+	VMINPS       Y5, Y15, Y5
+	VMAXPS       Y6, Y14, Y6
+	VMINPS       Y6, Y15, Y6
+	VMAXPS       Y7, Y14, Y7
+	VMINPS       Y7, Y15, Y7
+
+part3_clampskip:
+	MOVQ       c+32(FP), BX
+	ADDQ       $0x60, BX
+	CMPQ       R10, $0x00
+	JLE        part3_storedone
+	VMASKMOVPS Y0, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x01
+	JLE        part3_storedone
+	VMASKMOVPS Y1, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x02
+	JLE        part3_storedone
+	VMASKMOVPS Y2, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x03
+	JLE        part3_storedone
+	VMASKMOVPS Y3, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x04
+	JLE        part3_storedone
+	VMASKMOVPS Y4, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x05
+	JLE        part3_storedone
+	VMASKMOVPS Y5, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x06
+	JLE        part3_storedone
+	VMASKMOVPS Y6, Y13, (BX)
+	ADDQ       R11, BX
+	CMPQ       R10, $0x07
+	JLE        part3_storedone
+	VMASKMOVPS Y7, Y13, (BX)
+
+part3_storedone:
+next3:
 end:
 	VZEROUPPER
 	RET
 
-DATA avx2lanes<>+0(SB)/4, $0x00000000
-DATA avx2lanes<>+4(SB)/4, $0x00000001
-DATA avx2lanes<>+8(SB)/4, $0x00000002
-DATA avx2lanes<>+12(SB)/4, $0x00000003
-DATA avx2lanes<>+16(SB)/4, $0x00000004
-DATA avx2lanes<>+20(SB)/4, $0x00000005
-DATA avx2lanes<>+24(SB)/4, $0x00000006
-DATA avx2lanes<>+28(SB)/4, $0x00000007
-GLOBL avx2lanes<>(SB), RODATA|NOPTR, $32
+// func maxPoolRowF32AVX2(out *float32, x *float32, w int, n int, rows int)
+// Requires: AVX, AVX2
+TEXT ·maxPoolRowF32AVX2(SB), NOSPLIT, $0-40
+	MOVQ         out+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         w+16(FP), R8
+	SHLQ         $0x02, R8
+	MOVQ         n+24(FP), R9
+	MOVQ         rows+32(FP), R10
+	TESTQ        R10, R10
+	JEQ          pool_end
+	TESTQ        R9, R9
+	JEQ          pool_end
+	MOVQ         R9, R11
+	ANDQ         $0x07, R11
+	MOVQ         R11, AX
+	VMOVD        AX, X10
+	VPBROADCASTD X10, Y10
+	VPCMPGTD     avx2lanes<>+0(SB), Y10, Y10
+	SHLQ         $0x01, AX
+	VMOVD        AX, X8
+	VPBROADCASTD X8, Y8
+	VPCMPGTD     avx2lanes<>+0(SB), Y8, Y8
+	SUBQ         $0x08, AX
+	VMOVD        AX, X9
+	VPBROADCASTD X9, Y9
+	VPCMPGTD     avx2lanes<>+0(SB), Y9, Y9
+	MOVQ         R9, R12
+	ANDQ         $-8, R12
+	SHLQ         $0x02, R9
+
+pool_row:
+	MOVQ  SI, AX
+	LEAQ  (SI)(R8*1), BX
+	MOVQ  DI, DX
+	MOVQ  R12, CX
+	TESTQ CX, CX
+	JEQ   pool_tail
+
+pool_col:
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVUPS (BX), Y2
+	VMOVUPS 32(BX), Y3
+	VSHUFPS $0x88, Y1, Y0, Y4
+	VSHUFPS $0xdd, Y1, Y0, Y5
+	VSHUFPS $0x88, Y3, Y2, Y6
+	VSHUFPS $0xdd, Y3, Y2, Y7
+	VMAXPS  Y4, Y5, Y4
+	VMAXPS  Y4, Y6, Y4
+	VMAXPS  Y4, Y7, Y4
+	VPERMPD $0xd8, Y4, Y4
+	VMOVUPS Y4, (DX)
+	ADDQ    $0x40, AX
+	ADDQ    $0x40, BX
+	ADDQ    $0x20, DX
+	SUBQ    $0x08, CX
+	JNE     pool_col
+
+pool_tail:
+	TESTQ      R11, R11
+	JEQ        pool_next
+	VMASKMOVPS (AX), Y8, Y0
+	VMASKMOVPS 32(AX), Y9, Y1
+	VMASKMOVPS (BX), Y8, Y2
+	VMASKMOVPS 32(BX), Y9, Y3
+	VSHUFPS    $0x88, Y1, Y0, Y4
+	VSHUFPS    $0xdd, Y1, Y0, Y5
+	VSHUFPS    $0x88, Y3, Y2, Y6
+	VSHUFPS    $0xdd, Y3, Y2, Y7
+	VMAXPS     Y4, Y5, Y4
+	VMAXPS     Y4, Y6, Y4
+	VMAXPS     Y4, Y7, Y4
+	VPERMPD    $0xd8, Y4, Y4
+	VMASKMOVPS Y4, Y10, (DX)
+
+pool_next:
+	LEAQ (SI)(R8*2), SI
+	ADDQ R9, DI
+	DECQ R10
+	JNE  pool_row
+
+pool_end:
+	VZEROUPPER
+	RET

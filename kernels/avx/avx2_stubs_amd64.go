@@ -9,7 +9,12 @@ package avx
 //go:noescape
 func qacc8x32AVX2(k4 int, a *int8, b *uint8, tile *int32)
 
-// sgemm8x32AVX2Part accumulates the first nr columns of an 8×32 tile into tile (row-major, 32 columns), reading only nr columns of b.
+// sgemm8x32AVX2 is the AVX2+FMA twin of sgemmGeneric.
 //
 //go:noescape
-func sgemm8x32AVX2Part(k int, a *float32, b *float32, ldb int, tile *float32, nr int)
+func sgemm8x32AVX2(k int, a *float32, b *float32, ldb int, c *float32, ldc int, mr int, nr int, bias *float32, resid *float32, lo float32, hi float32, flags int)
+
+// maxPoolRowF32AVX2 is the AVX2 twin of maxPoolRowF32Generic.
+//
+//go:noescape
+func maxPoolRowF32AVX2(out *float32, x *float32, w int, n int, rows int)

@@ -6,9 +6,14 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
+
+	"github.com/kilnml/kiln/kernels/isa"
 )
 
 func init() {
+	if !isa.Allows(isa.AVX2) {
+		return
+	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		available = append(available, VariantAVX2)
 		Variant = VariantAVX2
@@ -16,6 +21,9 @@ func init() {
 	if cpu.X86.HasAVX2 {
 		qavailable = append(qavailable, QVariantAVX2)
 		QVariant = QVariantAVX2
+	}
+	if !isa.Allows(isa.AVX512) {
+		return
 	}
 	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasBMI2 {
 		available = append(available, VariantAVX512)
@@ -33,13 +41,23 @@ func qmicro(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
 		qgemm8x32VNNI(k4, a, b, out, ldo, mr, nr, q)
 	case QVariantAVX2:
 		var acc [MR * NR]int32
-		if k4 > 0 {
-			qacc8x32AVX2(k4, a, b, &acc[0])
-		}
+		qaccTile(&acc, k4, a, b, mr, nr)
 		qtileEpilogue(&acc, out, ldo, mr, nr, (*QEpi)(unsafe.Pointer(q)))
 	default:
 		qgemmGeneric(k4, a, b, out, ldo, mr, nr, q)
 	}
+}
+
+// qaccTile is qaccumulate on the AVX2 kernel where QVariant is AVX2 (it
+// computes the whole tile; rows ≥ mr and columns ≥ nr are ignored): the
+// accumulation of the Go-epilogue paths (QVariantAVX2's micro-kernel, the
+// pooled INT8 GEMM's portable twin). acc must be zero on entry.
+func qaccTile(acc *[MR * NR]int32, k4 int, a *int8, b *uint8, mr, nr int) {
+	if QVariant == QVariantAVX2 && k4 > 0 {
+		qacc8x32AVX2(k4, a, b, &acc[0])
+		return
+	}
+	qaccumulate(acc, k4, a, b, mr, nr)
 }
 
 // micro dispatches with a switch (not a function variable) so that callers'
@@ -49,23 +67,7 @@ func micro(k int, a, b *float32, ldb int, c *float32, ldc, mr, nr int, bias, res
 	case VariantAVX512:
 		sgemm8x32AVX512(k, a, b, ldb, c, ldc, mr, nr, bias, resid, lo, hi, flags)
 	case VariantAVX2:
-		var acc [MR * NR]float32
-		switch {
-		case k == 0:
-		case nr < NR && ldb != NR: // rows of a row-major matrix: not one column past nr may be read
-			sgemm8x32AVX2Part(k, a, b, ldb, &acc[0], nr)
-		default:
-			sgemm8x32AVX2(k, a, b, ldb, &acc[0])
-		}
-		cs := unsafe.Slice(c, (mr-1)*ldc+nr)
-		if flags&FlagAccum != 0 { // the stored partial sum first, as the other variants
-			for i := 0; i < mr; i++ {
-				for j := 0; j < nr; j++ {
-					acc[i*NR+j] = cs[i*ldc+j] + acc[i*NR+j]
-				}
-			}
-		}
-		tileEpilogue(&acc, cs, ldc, mr, nr, bias, resid, lo, hi, flags)
+		sgemm8x32AVX2(k, a, b, ldb, c, ldc, mr, nr, bias, resid, lo, hi, flags)
 	default:
 		sgemmGeneric(k, a, b, ldb, c, ldc, mr, nr, bias, resid, lo, hi, flags)
 	}
@@ -102,6 +104,8 @@ func maxPoolRowF32(out, x *float32, w, n, rows int, lanes *int32) {
 	switch Variant {
 	case VariantAVX512:
 		maxPoolRowF32AVX512(out, x, w, n, rows, lanes)
+	case VariantAVX2:
+		maxPoolRowF32AVX2(out, x, w, n, rows)
 	default:
 		maxPoolRowF32Generic(out, x, w, n, rows, lanes)
 	}

@@ -6,6 +6,10 @@ func micro(k int, a, b *float32, ldb int, c *float32, ldc, mr, nr int, bias, res
 	sgemmGeneric(k, a, b, ldb, c, ldc, mr, nr, bias, resid, lo, hi, flags)
 }
 
+func qaccTile(acc *[MR * NR]int32, k4 int, a *int8, b *uint8, mr, nr int) {
+	qaccumulate(acc, k4, a, b, mr, nr)
+}
+
 func qmicro(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
 	qgemmGeneric(k4, a, b, out, ldo, mr, nr, q)
 }

@@ -2,11 +2,15 @@
 
 package avx
 
-import "golang.org/x/sys/cpu"
+import (
+	"golang.org/x/sys/cpu"
+
+	"github.com/kilnml/kiln/kernels/isa"
+)
 
 // packTranspose says whether PackA's full strips use the AVX2 8×8
 // transpose (tests switch it off to compare with the Go loop).
-var packTranspose = cpu.X86.HasAVX2
+var packTranspose = cpu.X86.HasAVX2 && isa.Allows(isa.AVX2)
 
 //go:noescape
 func packA8AVX2(dst, a *float32, k8, rs int)

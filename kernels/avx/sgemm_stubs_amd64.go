@@ -14,11 +14,6 @@ func sgemm8x32AVX512(k int, a *float32, b *float32, ldb int, c *float32, ldc int
 //go:noescape
 func qgemm8x32VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
 
-// sgemm8x32AVX2 accumulates a full 8×32 tile (all 32 columns of b are read) into tile, row-major.
-//
-//go:noescape
-func sgemm8x32AVX2(k int, a *float32, b *float32, ldb int, tile *float32)
-
 // dwRowAVX512 is the AVX-512 twin of dwRowGeneric.
 //
 //go:noescape

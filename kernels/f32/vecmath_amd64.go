@@ -2,11 +2,15 @@
 
 package f32
 
-import "golang.org/x/sys/cpu"
+import (
+	"golang.org/x/sys/cpu"
+
+	"github.com/kilnml/kiln/kernels/isa"
+)
 
 // vecAVX512 says whether the AVX-512 twins of the vector math run (tests
 // switch it off to check the Go loops, and on to compare the two).
-var vecAVX512 = cpu.X86.HasAVX512F
+var vecAVX512 = cpu.X86.HasAVX512F && isa.Allows(isa.AVX512)
 
 //go:noescape
 func geluAVX512(x *float32, n int)

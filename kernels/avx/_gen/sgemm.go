@@ -24,7 +24,6 @@ func main() {
 	ConstraintExpr("!noasm,amd64")
 	sgemmAVX512()
 	qgemmVNNI()
-	sgemmAVX2()
 	dwRowAVX512()
 	dwPlaneAVX512()
 	dw3x3F32(1)

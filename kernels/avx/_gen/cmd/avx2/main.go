@@ -1,13 +1,15 @@
 // Command avx2 generates kernels/avx/avx2_amd64.s: kernels for CPUs with
-// AVX2 but without AVX-512 — the INT8 GEMM micro-kernel (no VNNI there) and
-// the FP32 micro-kernel's partial-width tiles. Its own generator and output
-// file, beside _gen's main command (sgemm_amd64.s, with the full-width AVX2
-// FP32 kernel) and cmd/int8x (qextra_amd64.s); all share _gen's go.mod:
+// AVX2 but without AVX-512: the GEMM micro-kernels (FP32 with FMA, INT8
+// without VNNI) and the 2×2 max pool of the fused conv + pool. Its own generator and output file, beside _gen's main command
+// (sgemm_amd64.s, the AVX-512 kernels) and cmd/int8x (qextra_amd64.s); all
+// share _gen's go.mod:
 //
 //	cd kernels/avx/_gen && go run ./cmd/avx2 -pkg avx -out ../avx2_amd64.s -stubs ../avx2_stubs_amd64.go
 package main
 
 import (
+	"fmt"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
@@ -17,14 +19,22 @@ import (
 // and NR activation columns, 4-deep steps (a step is MR·4 weight bytes and
 // NR·4 activation bytes).
 const (
-	mr   = 8
+	mr8  = 8
 	nr32 = 32
 )
 
+// lanes is the table 0, 1, …, 7 (int32) that lane masks are compared with.
+var lanes Mem
+
 func main() {
 	ConstraintExpr("!noasm,amd64")
+	lanes = GLOBL("avx2lanes", RODATA|NOPTR)
+	for i := 0; i < 8; i++ {
+		DATA(4*i, U32(i))
+	}
 	qacc8x32AVX2()
-	sgemm8x32AVX2Part()
+	sgemm8x32AVX2()
+	maxPoolRowF32AVX2()
 	Generate()
 }
 
@@ -85,7 +95,7 @@ func qacc8x32AVX2() {
 			VPMADDWD(uo1, wo, t)
 			VPADDD(t, acc[2*i+1], acc[2*i+1])
 		}
-		ADDQ(U8(4*mr), a)
+		ADDQ(U8(4*mr8), a)
 		ADDQ(U32(4*nr32), b)
 		DECQ(k)
 		JNE(LabelRef(loop))
@@ -99,62 +109,249 @@ func qacc8x32AVX2() {
 	RET()
 }
 
-// sgemm8x32AVX2Part is _gen's sgemm8x32AVX2 (same four 8-column passes,
-// same FMA chain per element from zero, so the same bits) for a tile whose
-// b has only nr < 32 readable columns (rows of a row-major matrix): each
-// pass loads its columns with VMASKMOVPS under a lane mask j < nr − 8·pass
-// (masked-off lanes are not read, so nothing past the matrix faults) and a
-// pass with no valid column is skipped. Without it the partial tiles ran in
-// the Go twin, whose rounding (no FMA) made results depend on where strips
-// were cut — on thread count, for the direct 1×1 convolution.
-func sgemm8x32AVX2Part() {
-	TEXT("sgemm8x32AVX2Part", NOSPLIT, "func(k int, a, b *float32, ldb int, tile *float32, nr int)")
+// Flags of the FP32 micro-kernel's epilogue (kernels/avx/sgemm.go).
+const (
+	flagBiasRow = 1
+	flagBiasCol = 2
+	flagResid   = 4
+	flagClamp   = 8
+	flagAccum   = 16
+)
+
+// sgemm8x32AVX2 is the AVX2+FMA twin of sgemmGeneric with the same
+// signature as the AVX-512 kernel. Sixteen ymm registers hold 8 rows × 8
+// columns of accumulators, so the tile is four passes over the depth, one
+// per 8-column quarter; a quarter past nr is skipped, and a partial one
+// reads b and touches c only under a lane mask (VMASKMOVPS: masked-off
+// lanes are not read, so nothing past a row-major b or c faults). Each
+// element is one FMA chain from zero over p; then, in registers and in
+// this order, + c (FlagAccum), + bias[row] or bias[col], + resid, clamp
+// (max(lo, y) then min(hi, y), operands ordered so that NaN passes), store.
+func sgemm8x32AVX2() {
+	TEXT("sgemm8x32AVX2", NOSPLIT, "func(k int, a, b *float32, ldb int, c *float32, ldc, mr, nr int, bias, resid *float32, lo, hi float32, flags int)")
 	Pragma("noescape")
-	Doc("sgemm8x32AVX2Part accumulates the first nr columns of an 8×32 tile into tile (row-major, 32 columns), reading only nr columns of b.")
-	lanes := GLOBL("avx2lanes", RODATA|NOPTR)
-	for i := 0; i < 8; i++ {
-		DATA(4*i, U32(i))
-	}
+	Doc("sgemm8x32AVX2 is the AVX2+FMA twin of sgemmGeneric.")
 	ldb := Load(Param("ldb"), reg.R8)
 	SHLQ(U8(2), ldb)
-	tile := Load(Param("tile"), reg.RDX)
 	nr := Load(Param("nr"), reg.R9)
-	mask, left := reg.Y13, reg.X14
+	mr := Load(Param("mr"), reg.R10)
+	ldc := Load(Param("ldc"), reg.R11)
+	SHLQ(U8(2), ldc)
+	flags := Load(Param("flags"), reg.R12)
 	acc := []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y2, reg.Y3, reg.Y4, reg.Y5, reg.Y6, reg.Y7}
+	bv, t, mask := reg.Y8, reg.Y9, reg.Y13
 	for qd := 0; qd < 4; qd++ {
-		sfx := string(rune('0' + qd))
+		sfx := fmt.Sprint(qd)
 		CMPQ(nr, U8(8*qd))
-		JLE(LabelRef("end")) // no column left for this pass or any later one
-		MOVQ(nr, reg.RAX)
-		SUBQ(U8(8*qd), reg.RAX)
-		VMOVD(reg.EAX, left)
-		VPBROADCASTD(left, mask)
-		VPCMPGTD(lanes, mask, mask) // lane j: nr − 8·qd > j
-		k := Load(Param("k"), reg.RCX)
-		a := Load(Param("a"), reg.RSI)
-		b := Load(Param("b"), reg.RDI)
+		JLE(LabelRef("end")) // no column left for this quarter or any later one
 		for _, r := range acc {
 			VXORPS(r, r, r)
 		}
-		TESTQ(k, k)
-		JEQ(LabelRef("done" + sfx))
-		Label("loop" + sfx)
-		VMASKMOVPS(Mem{Base: b, Disp: 32 * qd}, mask, reg.Y8)
-		for i := 0; i < mr; i++ {
-			t := []reg.VecPhysical{reg.Y9, reg.Y10, reg.Y11, reg.Y12}[i%4]
-			VBROADCASTSS(Mem{Base: a, Disp: 4 * i}, t)
-			VFMADD231PS(reg.Y8, t, acc[i])
-		}
-		ADDQ(U8(4*mr), a)
-		ADDQ(ldb, b)
-		DECQ(k)
-		JNE(LabelRef("loop" + sfx))
-		Label("done" + sfx)
-		for i := 0; i < mr; i++ {
-			VMOVUPS(acc[i], Mem{Base: tile, Disp: 4 * (i*nr32 + 8*qd)})
-		}
+		CMPQ(nr, U8(8*qd+8))
+		JL(LabelRef("part" + sfx))
+		avx2Quarter(qd, false, acc, ldb, mr, ldc, flags, bv, t, mask, "full"+sfx)
+		JMP(LabelRef("next" + sfx))
+		Label("part" + sfx)
+		MOVQ(nr, reg.RAX)
+		SUBQ(U8(8*qd), reg.RAX)
+		VMOVD(reg.EAX, reg.X14)
+		VPBROADCASTD(reg.X14, mask)
+		VPCMPGTD(lanes, mask, mask) // lane j: nr − 8·qd > j
+		avx2Quarter(qd, true, acc, ldb, mr, ldc, flags, bv, t, mask, "part"+sfx+"_")
+		Label("next" + sfx)
 	}
 	Label("end")
 	VZEROUPPER()
 	RET()
+}
+
+// avx2Quarter emits one 8-column quarter: the depth loop, then the
+// epilogue for rows < mr, every b/c/bias/resid access masked when masked.
+func avx2Quarter(qd int, masked bool, acc []reg.VecPhysical, ldb, mr, ldc, flags reg.Register, bv, t, mask reg.VecPhysical, pfx string) {
+	load := func(m Mem, dst reg.VecPhysical) {
+		if masked {
+			VMASKMOVPS(m, mask, dst)
+		} else {
+			VMOVUPS(m, dst)
+		}
+	}
+	k := Load(Param("k"), reg.RCX)
+	a := Load(Param("a"), reg.RSI)
+	b := Load(Param("b"), reg.RDI)
+	TESTQ(k, k)
+	JEQ(LabelRef(pfx + "epi"))
+	Label(pfx + "loop")
+	load(Mem{Base: b, Disp: 32 * qd}, bv)
+	for i := 0; i < mr8; i++ {
+		w := []reg.VecPhysical{reg.Y9, reg.Y10, reg.Y11, reg.Y12}[i%4]
+		VBROADCASTSS(Mem{Base: a, Disp: 4 * i}, w)
+		VFMADD231PS(bv, w, acc[i])
+	}
+	ADDQ(U8(4*mr8), a)
+	ADDQ(ldb, b)
+	DECQ(k)
+	JNE(LabelRef(pfx + "loop"))
+	Label(pfx + "epi")
+	// rowwise applies op to each row i < mr with p pointing at row i of a
+	// matrix (its quarter), advancing p by ldc.
+	rowwise := func(name string, base string, op func(i int, p reg.Register)) {
+		p := reg.RBX
+		Load(Param(base), p)
+		if qd > 0 {
+			ADDQ(U8(32*qd), p)
+		}
+		for i := 0; i < mr8; i++ {
+			CMPQ(mr, U8(i))
+			JLE(LabelRef(pfx + name + "done"))
+			op(i, p)
+			if i < mr8-1 {
+				ADDQ(ldc, p)
+			}
+		}
+		Label(pfx + name + "done")
+	}
+	flagged := func(f int, name string, body func()) {
+		TESTQ(U32(f), flags)
+		JEQ(LabelRef(pfx + name + "skip"))
+		body()
+		Label(pfx + name + "skip")
+	}
+	flagged(flagAccum, "accum", func() {
+		rowwise("accum", "c", func(i int, p reg.Register) {
+			load(Mem{Base: p}, t)
+			VADDPS(acc[i], t, acc[i])
+		})
+	})
+	flagged(flagBiasRow, "brow", func() {
+		bias := Load(Param("bias"), reg.RBX)
+		for i := 0; i < mr8; i++ {
+			CMPQ(mr, U8(i))
+			JLE(LabelRef(pfx + "browdone"))
+			VBROADCASTSS(Mem{Base: bias, Disp: 4 * i}, t)
+			VADDPS(t, acc[i], acc[i])
+		}
+		Label(pfx + "browdone")
+	})
+	flagged(flagBiasCol, "bcol", func() {
+		bias := Load(Param("bias"), reg.RBX)
+		load(Mem{Base: bias, Disp: 32 * qd}, t)
+		for i := 0; i < mr8; i++ {
+			VADDPS(t, acc[i], acc[i])
+		}
+	})
+	flagged(flagResid, "resid", func() {
+		rowwise("resid", "resid", func(i int, p reg.Register) {
+			load(Mem{Base: p}, t)
+			VADDPS(t, acc[i], acc[i])
+		})
+	})
+	flagged(flagClamp, "clamp", func() {
+		Load(Param("lo"), reg.X14)
+		Load(Param("hi"), reg.X15)
+		VBROADCASTSS(reg.X14, reg.Y14)
+		VBROADCASTSS(reg.X15, reg.Y15)
+		for i := 0; i < mr8; i++ {
+			VMAXPS(acc[i], reg.Y14, acc[i]) // lo > y ? lo : y (NaN y kept)
+			VMINPS(acc[i], reg.Y15, acc[i]) // hi < y ? hi : y
+		}
+	})
+	rowwise("store", "c", func(i int, p reg.Register) {
+		if masked {
+			VMASKMOVPS(acc[i], mask, Mem{Base: p})
+		} else {
+			VMOVUPS(acc[i], Mem{Base: p})
+		}
+	})
+}
+
+// maxPoolRowF32AVX2 is the AVX2 twin of maxPoolRowF32Generic: per 8
+// outputs, two rows of 16 inputs are split into even and odd columns with
+// VSHUFPS (within 128-bit lanes, the same way for all four vectors),
+// reduced in the reference's order with VMAXPS operands ordered as
+// "v > b ? v : b" (NaN in v never replaces b, a NaN b stays), and put back
+// in order with VPERMPD. The last n%8 outputs of a row load and store
+// under lane masks (VMASKMOVPS: nothing past the row is read or written).
+func maxPoolRowF32AVX2() {
+	TEXT("maxPoolRowF32AVX2", NOSPLIT, "func(out, x *float32, w, n, rows int)")
+	Pragma("noescape")
+	Doc("maxPoolRowF32AVX2 is the AVX2 twin of maxPoolRowF32Generic.")
+	out := Load(Param("out"), reg.RDI)
+	x := Load(Param("x"), reg.RSI)
+	w := Load(Param("w"), reg.R8)
+	SHLQ(U8(2), w) // bytes per input row
+	n := Load(Param("n"), reg.R9)
+	rows := Load(Param("rows"), reg.R10)
+	TESTQ(rows, rows)
+	JEQ(LabelRef("pool_end"))
+	TESTQ(n, n)
+	JEQ(LabelRef("pool_end"))
+	// Tail masks, built once: inputs 2m and 2m−8 lanes, outputs m lanes.
+	m := reg.R11
+	MOVQ(n, m)
+	ANDQ(U8(7), m)
+	MOVQ(m, reg.RAX)
+	VMOVD(reg.EAX, reg.X10)
+	VPBROADCASTD(reg.X10, reg.Y10)
+	VPCMPGTD(lanes, reg.Y10, reg.Y10) // output lanes j < m
+	SHLQ(U8(1), reg.RAX)
+	VMOVD(reg.EAX, reg.X8)
+	VPBROADCASTD(reg.X8, reg.Y8)
+	VPCMPGTD(lanes, reg.Y8, reg.Y8) // first input vector: lanes j < 2m
+	SUBQ(U8(8), reg.RAX)
+	VMOVD(reg.EAX, reg.X9)
+	VPBROADCASTD(reg.X9, reg.Y9)
+	VPCMPGTD(lanes, reg.Y9, reg.Y9) // second input vector: lanes j < 2m − 8
+	n8 := reg.R12
+	MOVQ(n, n8)
+	ANDQ(I8(-8), n8)
+	SHLQ(U8(2), n) // bytes per output row
+	Label("pool_row")
+	MOVQ(x, reg.RAX) // input row 2r
+	LEAQ(Mem{Base: x, Index: w, Scale: 1}, reg.RBX)
+	MOVQ(out, reg.RDX)
+	MOVQ(n8, reg.RCX)
+	TESTQ(reg.RCX, reg.RCX)
+	JEQ(LabelRef("pool_tail"))
+	Label("pool_col")
+	VMOVUPS(Mem{Base: reg.RAX}, reg.Y0)
+	VMOVUPS(Mem{Base: reg.RAX, Disp: 32}, reg.Y1)
+	VMOVUPS(Mem{Base: reg.RBX}, reg.Y2)
+	VMOVUPS(Mem{Base: reg.RBX, Disp: 32}, reg.Y3)
+	pool8()
+	VMOVUPS(reg.Y4, Mem{Base: reg.RDX})
+	ADDQ(U8(64), reg.RAX)
+	ADDQ(U8(64), reg.RBX)
+	ADDQ(U8(32), reg.RDX)
+	SUBQ(U8(8), reg.RCX)
+	JNE(LabelRef("pool_col"))
+	Label("pool_tail")
+	TESTQ(m, m)
+	JEQ(LabelRef("pool_next"))
+	VMASKMOVPS(Mem{Base: reg.RAX}, reg.Y8, reg.Y0)
+	VMASKMOVPS(Mem{Base: reg.RAX, Disp: 32}, reg.Y9, reg.Y1)
+	VMASKMOVPS(Mem{Base: reg.RBX}, reg.Y8, reg.Y2)
+	VMASKMOVPS(Mem{Base: reg.RBX, Disp: 32}, reg.Y9, reg.Y3)
+	pool8()
+	VMASKMOVPS(reg.Y4, reg.Y10, Mem{Base: reg.RDX})
+	Label("pool_next")
+	LEAQ(Mem{Base: x, Index: w, Scale: 2}, x)
+	ADDQ(n, out)
+	DECQ(rows)
+	JNE(LabelRef("pool_row"))
+	Label("pool_end")
+	VZEROUPPER()
+	RET()
+}
+
+// pool8 reduces Y0:Y1 (16 inputs of row 2r) and Y2:Y3 (row 2r+1) to the 8
+// window maxima in Y4, in order.
+func pool8() {
+	VSHUFPS(U8(0x88), reg.Y1, reg.Y0, reg.Y4) // even columns of row 2r
+	VSHUFPS(U8(0xDD), reg.Y1, reg.Y0, reg.Y5) // odd columns of row 2r
+	VSHUFPS(U8(0x88), reg.Y3, reg.Y2, reg.Y6) // even columns of row 2r+1
+	VSHUFPS(U8(0xDD), reg.Y3, reg.Y2, reg.Y7) // odd columns of row 2r+1
+	VMAXPS(reg.Y4, reg.Y5, reg.Y4)            // Intel VMAXPS y4, y5, y4: y5 > y4 ? y5 : y4
+	VMAXPS(reg.Y4, reg.Y6, reg.Y4)
+	VMAXPS(reg.Y4, reg.Y7, reg.Y4)
+	VPERMPD(U8(0xD8), reg.Y4, reg.Y4) // 64-bit pairs (o0 o1)(o4 o5)(o2 o3)(o6 o7) back in order
 }
