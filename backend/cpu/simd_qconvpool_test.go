@@ -16,7 +16,7 @@ import (
 // (ops/kilnq's QConv, then MaxPool over codes) bit for bit at 1–3 threads
 // with every variant: row-quad and quad-plane geometries with direct plans
 // and with gathers (padding, stride 2), pooled rows wider and narrower than
-// a pooled group, items of several images (groups running from one image
+// a pooled group, layers without bias or clamp, items of several images (groups running from one image
 // into the next, a shorter last band), odd conv outputs, int8 and uint8
 // codes; and a layer with
 // a multiplier x_scale·w_scale that underflows to 0 (QPoolable wants it
@@ -39,7 +39,8 @@ func TestQConvPoolInRegisters(t *testing.T) {
 		{convCase{2, 32, 13, 13, 64, 3, 3, 1, 0, 1, 1, ""}, true, false}, // a multiplier that underflows to 0: the tile path
 	}
 	r := rand.New(rand.NewPCG(91, 92))
-	for _, qc := range qcases {
+	nobias := qcase{"i8-i8out-nobias", ir.Int8, ir.Int8, 0.3, 0, 0, "", false, false} // zero bias and no clamp in the kernel
+	for _, qc := range append(qcases, nobias) {
 		if qc.yScale == 0 || qc.resid || isFP8(qc.xt) {
 			continue // codes out, no residual: the layers a pool fuses into
 		}

@@ -189,10 +189,7 @@ func QPadImage(dst []byte, x []byte, g *pack.Conv2D, grp int, flip, pad byte) {
 			for i := 0; i < g.PL; i++ {
 				row[i] = pad
 			}
-			in := row[g.PL : g.PL+g.W]
-			for i, v := range src[ih*g.W : (ih+1)*g.W] {
-				in[i] = v ^ flip
-			}
+			flipCopy(row[g.PL:g.PL+g.W], src[ih*g.W:(ih+1)*g.W], flip)
 			for i := g.PL + g.W; i < pw; i++ {
 				row[i] = pad
 			}
@@ -286,5 +283,18 @@ func QIm2colRows(dst []uint8, xp []byte, g *pack.Conv2D, j0, n int) {
 				}
 			}
 		}
+	}
+}
+
+// flipCopy sets dst[i] = src[i] ^ flip, 8 bytes at a time.
+func flipCopy(dst, src []byte, flip byte) {
+	dst = dst[:len(src)]
+	f8 := uint64(flip) * 0x0101010101010101
+	i := 0
+	for ; i+8 <= len(src); i += 8 {
+		binary.LittleEndian.PutUint64(dst[i:], binary.LittleEndian.Uint64(src[i:])^f8)
+	}
+	for ; i < len(src); i++ {
+		dst[i] = src[i] ^ flip
 	}
 }

@@ -27,6 +27,9 @@ import (
 // PoolGroup is the pooled outputs of one NR-column strip.
 const PoolGroup = NR / 4
 
+// zeroPoolBias is the bias of a pooled layer without one.
+var zeroPoolBias [MR]float32
+
 // QPoolable reports whether a layer's epilogue is monotone in the
 // accumulator the way QGemmPool needs.
 func QPoolable(l *QLayer) bool {
@@ -70,9 +73,12 @@ func PoolGroupPixels(pix *[NR]int32, pw, ow, p0, np int) {
 // planes of at least PoolGroup codes then). The layer must be QPoolable.
 func QGemmPool(k int, ap []int8, m int, bp []uint8, np int, o *QOut, l *QLayer, r0, p0 int) {
 	k4 := K4(k)
-	q := QEpi{Flags: QQuant | QClamp*b2i(l.Clamp), Lo: l.Lo, Hi: l.Hi, YScale: l.YScale, YZero: l.YZero}
-	if l.Bias != nil {
-		q.Flags |= QBias
+	// Bias and clamp always (zeros, ±Inf when the layer has none: the codes
+	// are the same, −0 and +0 both round to the zero point), so that the
+	// micro-kernel takes its branch-free epilogue.
+	q := QEpi{Flags: QQuant | QClamp | QBias, Lo: l.Lo, Hi: l.Hi, YScale: l.YScale, YZero: l.YZero, Bias: &zeroPoolBias[0]}
+	if !l.Clamp {
+		q.Lo, q.Hi = float32(math.Inf(-1)), float32(math.Inf(1))
 	}
 	lo, hi := float32(-128), float32(127)
 	if l.Unsigned {

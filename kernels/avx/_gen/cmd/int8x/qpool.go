@@ -110,6 +110,23 @@ func qgemmPool(name string) {
 	MOVQ(Mem{Base: q, Disp: offFlags}, flags)
 	Load(Param("ldo"), ldo)
 	Load(Param("mr"), rows)
+	// 8 rows with bias and clamp (QGemmPool's calls): branch-free, four rows
+	// interleaved; one or two stores per row
+	CMPQ(rows, U8(poolMR))
+	JNE(l("slow"))
+	MOVQ(flags, rows) // (mr is reloaded on the slow path)
+	ANDQ(U32(qBias|qClamp), rows)
+	CMPQ(rows, U32(qBias|qClamp))
+	JNE(l("slow"))
+	KORTESTW(reg.K3, reg.K3)
+	JNZ(l("fast2"))
+	poolEpilogue(acc, corr, mult, bias, out, ldo, ones, false)
+	JMP(l("next"))
+	lab("fast2")
+	poolEpilogue(acc, corr, mult, bias, out, ldo, ones, true)
+	JMP(l("next"))
+	lab("slow")
+	Load(Param("mr"), rows)
 	tz, u := zmm(28), zmm(29)
 	x, uy, ux := tz.AsY(), u.AsY(), u.AsX()
 	for i := 0; i < poolMR; i++ {
@@ -234,4 +251,47 @@ func qpoolPack() {
 	lab("done")
 	VZEROUPPER()
 	RET()
+}
+
+// poolEpilogue is qgemmPool's epilogue for all 8 rows with bias and clamp,
+// four rows at a time with their instructions interleaved (independent
+// chains for the scheduler); codes narrowed by truncation (VPMOVDB: the
+// clamps already bound them to the code range) and stored under K1, and
+// under K3 jump bytes on when two is set.
+func poolEpilogue(acc []reg.VecPhysical, corr, mult, bias, out, ldo, jump reg.Register, two bool) {
+	lo, hi, qlo, qhi, ys, yz := zmm(22).AsY(), zmm(23).AsY(), zmm(24).AsY(), zmm(25).AsY(), zmm(26).AsY(), zmm(27).AsY()
+	xs := []reg.VecPhysical{zmm(16), zmm(17), zmm(18), zmm(19)}
+	us := []reg.VecPhysical{zmm(20), zmm(21), zmm(28), zmm(29)}
+	for r0 := 0; r0 < poolMR; r0 += 4 {
+		each := func(f func(j, r int, x, u reg.Register)) {
+			for j := range 4 {
+				f(j, r0+j, xs[j].AsY(), us[j].AsY())
+			}
+		}
+		each(func(j, r int, x, u reg.Register) { VPMAXSD(acc[2*r+1], acc[2*r], xs[j]) })
+		each(func(j, r int, x, u reg.Register) { VEXTRACTI64X4(U8(1), xs[j], u) })
+		each(func(j, r int, x, u reg.Register) { VPMAXSD(u, x, x) })
+		each(func(j, r int, x, u reg.Register) { VPBROADCASTD(Mem{Base: corr, Disp: 4 * r}, u) })
+		each(func(j, r int, x, u reg.Register) { VPSUBD(u, x, x) })
+		each(func(j, r int, x, u reg.Register) { VCVTDQ2PS(x, x) })
+		each(func(j, r int, x, u reg.Register) { VBROADCASTSS(Mem{Base: mult, Disp: 4 * r}, u) })
+		each(func(j, r int, x, u reg.Register) { VMULPS(u, x, x) })
+		each(func(j, r int, x, u reg.Register) { VBROADCASTSS(Mem{Base: bias, Disp: 4 * r}, u) })
+		each(func(j, r int, x, u reg.Register) { VADDPS(u, x, x) })
+		each(func(j, r int, x, u reg.Register) { VMAXPS(x, lo, x) }) // qgemm8x32VNNI's operand order: NaN stays NaN
+		each(func(j, r int, x, u reg.Register) { VMINPS(x, hi, x) })
+		each(func(j, r int, x, u reg.Register) { VDIVPS(ys, x, x) })
+		each(func(j, r int, x, u reg.Register) { VMAXPS(qlo, x, x) }) // NaN becomes the low bound
+		each(func(j, r int, x, u reg.Register) { VMINPS(qhi, x, x) })
+		each(func(j, r int, x, u reg.Register) { VCVTPS2DQ(x, x) })
+		each(func(j, r int, x, u reg.Register) { VPADDD(yz, x, x) })
+		each(func(j, r int, x, u reg.Register) { VPMOVDB(x, us[j].AsX()) })
+		each(func(j, r int, x, u reg.Register) {
+			VMOVDQU8(us[j].AsX(), reg.K1, Mem{Base: out})
+			if two {
+				VMOVDQU8(us[j].AsX(), reg.K3, Mem{Base: out, Index: jump, Scale: 1})
+			}
+			ADDQ(ldo, out)
+		})
+	}
 }
