@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README: "Run the tests"). Installs the ONNX
 # Runtime oracle from the npm registry when node is present, then vets and
-# tests everything, also with -tags noasm, and under the race detector where
+# tests everything, also with -tags noasm and with the kernels capped at AVX2
+# (KILN_CPU_ISA=avx2), and under the race detector where
 # that is affordable on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,9 @@ go test -count=1 ./...
 # The portable twins of every assembly kernel, and everything that calls them,
 # once more with the assembly switched off.
 go test -count=1 -tags noasm ./kernels/... ./backend/cpu/...
+# What a CPU without AVX-512 runs (AVX2+FMA micro-kernels, the AVX2 INT8
+# kernel, Go twins of the AVX-512-only routines), whole engines included.
+KILN_CPU_ISA=avx2 go test -count=1 ./kernels/... ./backend/cpu/...
 # The race detector multiplies run time; these packages run concurrent code
 # (sessions, worker pools, trainer workers, calibration collectors, engine
 # contexts) and stay affordable (backend/cpu in -short mode).

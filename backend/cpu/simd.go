@@ -123,9 +123,9 @@ func simdWarning(id string) string {
 		return ""
 	}
 	if slices.Contains(avx.Variants(), avx.VariantAVX2) {
-		return id + ": built for AVX-512, this CPU lacks it: running the AVX2 variant of the micro-kernel (slower, same results up to rounding)"
+		return id + ": no AVX-512 here (CPU or KILN_CPU_ISA): AVX2 micro-kernels, Go twins for the AVX-512-only routines (FP32 rounding may differ from an AVX-512 machine; INT8 is exact)"
 	}
-	return id + ": built for AVX-512, this CPU lacks it: running the portable twin of the micro-kernel (slower, same results up to rounding)"
+	return id + ": no AVX2 or AVX-512 here (CPU or KILN_CPU_ISA): running the portable twins (much slower; FP32 rounding may differ, INT8 is exact)"
 }
 
 func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -28,7 +28,7 @@ func (simdTransformerBackend) Priority() int { return 9 }
 func init() { engine.RegisterBackend(simdTransformerBackend{}) }
 
 func (simdTransformerBackend) Tactics(l *engine.Layer) []engine.Tactic {
-	if disabled || !simdAVX512() || l.Node.Domain != kiln.Domain {
+	if disabled || !simdAvailable() || l.Node.Domain != kiln.Domain {
 		return nil
 	}
 	if l.Node.OpType == "DynQMatMul" && (l.Precision == engine.FP32 || l.Precision == engine.INT8) && len(avx.QVariants()) > 1 {

@@ -6,6 +6,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/kilnml/kiln/kernels/isa"
 	"io"
 	"os"
 	"runtime/debug"
@@ -63,5 +64,8 @@ func execute(args []string, stdout, stderr io.Writer) int {
 }
 
 func main() {
+	if w := isa.Warning(); w != "" {
+		fmt.Fprintf(os.Stderr, "kiln: warning: %s\n", w)
+	}
 	os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr))
 }
