@@ -43,6 +43,14 @@ PY
 (cd "$root" && go run ./scripts/foldmodel "$r50" "$tmp/r50.folded.onnx") 2>/dev/null
 "$kiln" quantize "$tmp/r50.folded.onnx" --calib-data "$tmp/r50calib" --flavor ort -o "$tmp/r50.int8.qdq.onnx" >/dev/null 2>&1
 
+# Per-core ceilings of this machine (best of the FMA and VPDPBUSD loops) and
+# each model's multiply-accumulates, for the achieved fraction of peak.
+peaks=$(cd "$root" && go test -run XXX -bench 'PeakFMA$|PeakVNNI$' -benchtime 300ms ./kernels/avx 2>/dev/null |
+	awk '/PeakFMA/ {for (i = 1; i < NF; i++) if ($(i+1) == "best-GFLOP/s") f = $i} /PeakVNNI/ {for (i = 1; i < NF; i++) if ($(i+1) == "best-GOP/s") q = $i} END {print f, q}')
+set -- $peaks
+peak32=${1:-0} peak8=${2:-0}
+gflop() { (cd "$root" && go run ./tools/flops -batch "$2" "$1") | awk '/^total/ {print $(NF-4)}'; }
+
 # bench MODEL BATCH THREADS [flags]: prints "kiln_ms ort_ms"
 bench() {
 	m=$1 batch=$2 th=$3
@@ -52,16 +60,20 @@ bench() {
 		python3 -c 'import json,sys; j=json.load(sys.stdin); print("%.3f %.3f" % (j["latency"]["median_ms"], j["ort"]["median_ms"]))'
 }
 
-echo "| model | batch | threads | kiln FP32 | ORT FP32 | kiln/ORT FP32 | kiln INT8 (QDQ) | ORT INT8 | kiln INT8 / ORT INT8 | kiln INT8 / ORT FP32 | kiln INT8 (kiln-calibrated) |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "Per-core ceilings: FP32 FMA $peak32 GFLOP/s, INT8 VPDPBUSD $peak8 GOP/s. % of peak: the model's 2 x MACs (tools/flops) per"
+echo "second over threads x the ceiling (FP32 engines against the FMA one, INT8 engines against VPDPBUSD's)."
+echo
+echo "| model | batch | threads | kiln FP32 | ORT FP32 | kiln/ORT FP32 | kiln INT8 (QDQ) | ORT INT8 | kiln INT8 / ORT INT8 | kiln INT8 / ORT FP32 | kiln INT8 (kiln-calibrated) | % of peak: kiln FP32, ORT FP32, kiln INT8 |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for spec in "simplecnn 1" "simplecnn 256" "mobilenetv2 1" "bert4 1" "resnet50 1"; do
 	set -- $spec
 	name=$1 batch=$2
+	fp32=$b/$name.fp32.onnx qdq=$b/$name.int8.qdq.onnx
+	if [ "$name" = resnet50 ]; then
+		fp32=$r50 qdq=$tmp/r50.int8.qdq.onnx
+	fi
+	gf=$(gflop "$fp32" "$batch")
 	for th in 1 2; do
-		fp32=$b/$name.fp32.onnx qdq=$b/$name.int8.qdq.onnx
-		if [ "$name" = resnet50 ]; then
-			fp32=$r50 qdq=$tmp/r50.int8.qdq.onnx
-		fi
 		set -- $(bench "$fp32" "$batch" "$th")
 		kf=$1 of=$2
 		set -- $(bench "$qdq" "$batch" "$th" --int8)
@@ -77,7 +89,9 @@ for spec in "simplecnn 1" "simplecnn 256" "mobilenetv2 1" "bert4 1" "resnet50 1"
 			kc=$1
 			;;
 		esac
-		python3 -c "print('| $name | $batch | $th | $kf | $of | %.2f | $ki | $oi | %.2f | %.2f | $kc |' % ($kf/$of, $ki/$oi, $ki/$of))"
+		python3 -c "
+pk = lambda ms, peak: '%.0f%%' % (100 * $gf / (ms / 1e3) / ($th * peak)) if peak else '—'
+print('| $name | $batch | $th | $kf | $of | %.2f | $ki | $oi | %.2f | %.2f | $kc | %s, %s, %s |' % ($kf/$of, $ki/$oi, $ki/$of, pk($kf, $peak32), pk($of, $peak32), pk($ki, $peak8)))"
 	done
 done
 echo
