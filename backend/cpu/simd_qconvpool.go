@@ -76,6 +76,10 @@ func (r *simdQConvRun) setupPooled(chunk, th, Mg, N int) (items, slot int) {
 	per := N * k.p.Group
 	if k.p.Group == 1 && N > 1 && r.phw >= avx.PoolGroup && avx.QPoolDirect(g, rowsOrder) {
 		r.imgs = max(1, min(chunk/(4*r.phw), (N+2*th-1)/(2*th)))
+		if bands := (N + r.imgs - 1) / r.imgs; bands%th != 0 { // a multiple of th bands: even shares
+			bands += th - bands%th
+			r.imgs = (N + bands - 1) / bands
+		}
 	}
 	if r.imgs > 1 {
 		r.nch = (N + r.imgs - 1) / r.imgs
