@@ -206,6 +206,9 @@ func (k *simdGemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		r.ncb = (p.N + r.cols - 1) / r.cols
 	}
 	r.nrb = (m + r.rows - 1) / r.rows
+	if c, n := evenChunks(p.N, r.ncb, r.nrb, th); c > 0 {
+		r.cols, r.ncb = c, n
+	}
 	parallel.Run(th, r.nrb*r.ncb, r)
 	return nil
 }

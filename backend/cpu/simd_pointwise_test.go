@@ -8,6 +8,7 @@ import (
 
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/avx"
 )
 
 // A 1×1 stride-1 unpadded conv is offered the direct variant only; padded,
@@ -73,6 +74,31 @@ func BenchmarkPointwise(b *testing.B) {
 				}
 				benchTactic(b, simdConvTactic{variant: v}, l, in, flops, 1)
 			})
+		}
+	}
+}
+
+// evenChunks gives every thread as many items when a few do not divide,
+// with chunk widths that are multiples of NR and cover n exactly.
+func TestEvenChunks(t *testing.T) {
+	for _, c := range []struct{ n, nch, other, th, want int }{
+		{12544, 11, 1, 2, 12}, // MobileNetV2 stem: 1184-column chunks
+		{1000, 11, 1, 2, 16},  // its classifier: 12 and 14 chunks do not come out of widths of 32
+		{12544, 7, 1, 2, 8},
+		{3136, 3, 1, 3, 0},   // divides already
+		{3136, 3, 2, 2, 0},   // divides already
+		{12544, 40, 1, 3, 0}, // many items: the imbalance is small
+		{100, 3, 1, 1, 0},    // one thread
+		{40, 1, 1, 2, 2},
+		{32, 1, 1, 2, 0}, // one strip cannot be split
+	} {
+		w, got := evenChunks(c.n, c.nch, c.other, c.th)
+		if got != c.want {
+			t.Errorf("evenChunks(%d, %d, %d, %d) = %d chunks, want %d", c.n, c.nch, c.other, c.th, got, c.want)
+			continue
+		}
+		if got > 0 && (w%avx.NR != 0 || (c.n+w-1)/w != got || (c.other*got)%c.th != 0) {
+			t.Errorf("evenChunks(%d, %d, %d, %d): width %d for %d chunks", c.n, c.nch, c.other, c.th, w, got)
 		}
 	}
 }
