@@ -321,3 +321,80 @@ func TestWinogradRefused(t *testing.T) {
 		t.Errorf("FP16 layer got %d Winograd tactics", len(ts))
 	}
 }
+
+// TestWinogradPads: asymmetric pads and auto_pad SAME_* (begin pads from
+// the input size) against the reference executor, at 1–3 threads.
+func TestWinogradPads(t *testing.T) {
+	r := rand.New(rand.NewPCG(85, 86))
+	for i, attrs := range [][]*ir.Attribute{
+		{aInts("pads", 0, 2, 1, 0)},
+		{aInts("pads", 2, 1, 0, 2)},
+		{aStr("auto_pad", "SAME_UPPER")},
+		{aStr("auto_pad", "SAME_LOWER")},
+		{aStr("auto_pad", "VALID")},
+	} {
+		x, w, b := randF32(r, 2, 5, 9, 8), randF32(r, 7, 5, 3, 3), randF32(r, 7)
+		n := node("kiln", "Conv", 3, append([]*ir.Attribute{aStr("activation", "Relu")}, attrs...)...)
+		in := []*ir.Tensor{x, w, b}
+		want := reference(t, n, in)
+		l := layer(n, in, []bool{false, true, true}, want, engine.FP32)
+		for _, tac := range []winogradTactic{{winograd.F2}, {winograd.F4}} {
+			first := execKernel(t, tac, l, in, 1)
+			closeF32(t, fmt.Sprintf("pads %d %s", i, tac.Name()), first, want, winogradRelTol(tac.kind))
+			for th := 2; th <= 3; th++ {
+				sameBits(t, fmt.Sprintf("pads %d %s threads %d", i, tac.Name(), th), execKernel(t, tac, l, in, th), first)
+			}
+		}
+	}
+}
+
+// TestWinogradNaNInf: a NaN or Inf input makes NaN or ±Inf every output
+// whose transform reads a transformed value it reaches, which are some
+// outputs of the tiles whose input patch holds it (Inf − Inf gives NaN
+// where the direct conv gives ±Inf): a superset of the direct conv's
+// non-finite outputs. Every other output is exactly what it is with that
+// input finite (documented in docs/ENGINE.md).
+func TestWinogradNaNInf(t *testing.T) {
+	r := rand.New(rand.NewPCG(87, 88))
+	const n, c, h, w, m, pad = 1, 3, 11, 10, 4, 1
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+		for _, kind := range []winograd.Kind{winograd.F2, winograd.F4} {
+			x, wt := randF32(r, n, c, h, w), randF32(r, m, c, 3, 3)
+			ri, ci := 5, 4 // the bad input, channel 1
+			xb := x.Clone()
+			xb.F32()[(1*h+ri)*w+ci] = bad
+			cc := convCase{n, c, h, w, m, 3, 3, 1, pad, 1, 1, ""}
+			nd := convNode("", "Conv", cc, 2)
+			in, inb := []*ir.Tensor{x, wt}, []*ir.Tensor{xb, wt}
+			want := reference(t, nd, inb)
+			l := layer(nd, in, []bool{false, true}, want, engine.FP32)
+			tac := winogradTactic{kind}
+			clean, got := execKernel(t, tac, l, in, 1).F32(), execKernel(t, tac, l, inb, 1).F32()
+			mm, tt := kind.M(), kind.T()
+			touched := func(o, in int) bool { // tile of output o reads input in (pad 1)
+				t0 := o / mm * mm
+				return in >= t0-pad && in < t0-pad+tt
+			}
+			finite := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
+			spread := 0
+			for i, v := range got {
+				oh, ow := i%(h*w)/w, i%w
+				if !finite(want.F32()[i]) && finite(v) {
+					t.Fatalf("%v %v: output %d is %v where the direct conv gives %v", kind, bad, i, v, want.F32()[i])
+				}
+				same := math.Float32bits(v) == math.Float32bits(clean[i])
+				if !touched(oh, ri) || !touched(ow, ci) {
+					if !same {
+						t.Fatalf("%v %v: output %d outside the bad input's tiles changed: %v, clean %v", kind, bad, i, v, clean[i])
+					}
+				} else if !same && finite(v) {
+					t.Fatalf("%v %v: output %d in a tile reading the bad input is %v, clean %v", kind, bad, i, v, clean[i])
+				}
+				if !finite(v) && finite(want.F32()[i]) {
+					spread++
+				}
+			}
+			t.Logf("%v, %v input: %d outputs non-finite beyond the direct conv's", kind, bad, spread)
+		}
+	}
+}
