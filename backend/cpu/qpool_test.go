@@ -31,6 +31,8 @@ func TestMaxPoolCodesWindows(t *testing.T) {
 				{[]int64{1, 1, 1, 5}, []*ir.Attribute{aInts("kernel_shape", 1, 1), aInts("pads", 1, 1, 1, 1)}}, // windows over padding only
 				{[]int64{1, 2, 6, 6}, []*ir.Attribute{aInts("kernel_shape", 3, 3), aStr("auto_pad", "SAME_UPPER"), aInts("strides", 2, 2)}},
 				{[]int64{1, 1, 5, 300}, []*ir.Attribute{aInts("kernel_shape", 2, 3), aInts("strides", 1, 1), aInts("dilations", 1, 2)}},
+				{[]int64{1, 2, 9, 67}, []*ir.Attribute{aInts("kernel_shape", 3, 3), aInts("strides", 2, 2), aInt("ceil_mode", 1)}}, // 3-wide stride 2: vectorized rows, 33 outputs
+				{[]int64{1, 1, 3, 5}, []*ir.Attribute{aInts("kernel_shape", 3, 3), aInts("strides", 2, 2), aInts("pads", 1, 1, 1, 1)}},
 			} {
 				x := randCodes(r, dt, c.dims...)
 				n := node("", "MaxPool", 1, c.attrs...)

@@ -211,9 +211,12 @@ func MaxPoolCodes(y, x []byte, g *pack.Conv2D, unsigned bool) bool {
 			}
 			continue
 		}
-		if unsigned {
+		switch {
+		case g.KW == 3 && g.SW == 2 && g.DW == 1: // ResNet's 3×3/2: vectorized
+			hmax3s2(out, row, unsigned)
+		case unsigned:
 			hmax(out, row, g)
-		} else {
+		default:
 			hmax(out, unsafe.Slice((*int8)(unsafe.Pointer(&row[0])), len(row)), g)
 		}
 	}
@@ -337,5 +340,29 @@ func copyQuadWordsGeneric(dst *uint32, src []uint32, n, q, step int) {
 	d := unsafe.Slice(dst, (q-1)*NR+n)
 	for i := 0; i < q; i++ {
 		copy(d[i*NR:i*NR+n], src[i*(step/4):i*(step/4)+n])
+	}
+}
+
+// hmax3s2 is hmax for a 3-wide window at stride 2 without dilation:
+// out[j] = max(row[2j], row[2j+1], row[2j+2]); row holds 2·len(out)+1 bytes.
+func hmax3s2(out, row []byte, unsigned bool) {
+	if len(out) == 0 {
+		return
+	}
+	_ = row[2*len(out)]
+	hmax3s2Dispatch(&out[0], &row[0], len(out), unsigned)
+}
+
+// hmax3s2Generic is the reference loop of hmax3s2 (codes compared as int8,
+// or as uint8 when unsigned).
+func hmax3s2Generic(out, row *byte, n int, unsigned bool) {
+	o, r := unsafe.Slice(out, n), unsafe.Slice(row, 2*n+1)
+	for j := range o {
+		a, b, c := r[2*j], r[2*j+1], r[2*j+2]
+		if unsigned {
+			o[j] = max(a, b, c)
+		} else {
+			o[j] = byte(max(int8(a), int8(b), int8(c)))
+		}
 	}
 }

@@ -116,3 +116,14 @@ func packQRows8Dispatch(dst *int8, x *byte, k, nb int, f4 uint32, sums *int32) {
 	}
 	packQRows8AVX512(dst, x, k, nb, f4, sums)
 }
+
+func hmax3s2Dispatch(out, row *byte, n int, unsigned bool) {
+	switch {
+	case QVariant != QVariantVNNI || !hasVBMI:
+		hmax3s2Generic(out, row, n, unsigned)
+	case unsigned:
+		hmax3s2U8VBMI(out, row, n)
+	default:
+		hmax3s2S8VBMI(out, row, n)
+	}
+}

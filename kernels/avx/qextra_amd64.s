@@ -1698,6 +1698,470 @@ sums_packQRows8AVX512:
 	VZEROUPPER
 	RET
 
+DATA hmax3s2idx_hmax3s2S8VBMI<>+0(SB)/1, $0x00
+DATA hmax3s2idx_hmax3s2S8VBMI<>+1(SB)/1, $0x02
+DATA hmax3s2idx_hmax3s2S8VBMI<>+2(SB)/1, $0x04
+DATA hmax3s2idx_hmax3s2S8VBMI<>+3(SB)/1, $0x06
+DATA hmax3s2idx_hmax3s2S8VBMI<>+4(SB)/1, $0x08
+DATA hmax3s2idx_hmax3s2S8VBMI<>+5(SB)/1, $0x0a
+DATA hmax3s2idx_hmax3s2S8VBMI<>+6(SB)/1, $0x0c
+DATA hmax3s2idx_hmax3s2S8VBMI<>+7(SB)/1, $0x0e
+DATA hmax3s2idx_hmax3s2S8VBMI<>+8(SB)/1, $0x10
+DATA hmax3s2idx_hmax3s2S8VBMI<>+9(SB)/1, $0x12
+DATA hmax3s2idx_hmax3s2S8VBMI<>+10(SB)/1, $0x14
+DATA hmax3s2idx_hmax3s2S8VBMI<>+11(SB)/1, $0x16
+DATA hmax3s2idx_hmax3s2S8VBMI<>+12(SB)/1, $0x18
+DATA hmax3s2idx_hmax3s2S8VBMI<>+13(SB)/1, $0x1a
+DATA hmax3s2idx_hmax3s2S8VBMI<>+14(SB)/1, $0x1c
+DATA hmax3s2idx_hmax3s2S8VBMI<>+15(SB)/1, $0x1e
+DATA hmax3s2idx_hmax3s2S8VBMI<>+16(SB)/1, $0x20
+DATA hmax3s2idx_hmax3s2S8VBMI<>+17(SB)/1, $0x22
+DATA hmax3s2idx_hmax3s2S8VBMI<>+18(SB)/1, $0x24
+DATA hmax3s2idx_hmax3s2S8VBMI<>+19(SB)/1, $0x26
+DATA hmax3s2idx_hmax3s2S8VBMI<>+20(SB)/1, $0x28
+DATA hmax3s2idx_hmax3s2S8VBMI<>+21(SB)/1, $0x2a
+DATA hmax3s2idx_hmax3s2S8VBMI<>+22(SB)/1, $0x2c
+DATA hmax3s2idx_hmax3s2S8VBMI<>+23(SB)/1, $0x2e
+DATA hmax3s2idx_hmax3s2S8VBMI<>+24(SB)/1, $0x30
+DATA hmax3s2idx_hmax3s2S8VBMI<>+25(SB)/1, $0x32
+DATA hmax3s2idx_hmax3s2S8VBMI<>+26(SB)/1, $0x34
+DATA hmax3s2idx_hmax3s2S8VBMI<>+27(SB)/1, $0x36
+DATA hmax3s2idx_hmax3s2S8VBMI<>+28(SB)/1, $0x38
+DATA hmax3s2idx_hmax3s2S8VBMI<>+29(SB)/1, $0x3a
+DATA hmax3s2idx_hmax3s2S8VBMI<>+30(SB)/1, $0x3c
+DATA hmax3s2idx_hmax3s2S8VBMI<>+31(SB)/1, $0x3e
+DATA hmax3s2idx_hmax3s2S8VBMI<>+32(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+33(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+34(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+35(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+36(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+37(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+38(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+39(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+40(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+41(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+42(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+43(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+44(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+45(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+46(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+47(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+48(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+49(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+50(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+51(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+52(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+53(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+54(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+55(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+56(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+57(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+58(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+59(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+60(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+61(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+62(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+63(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+64(SB)/1, $0x01
+DATA hmax3s2idx_hmax3s2S8VBMI<>+65(SB)/1, $0x03
+DATA hmax3s2idx_hmax3s2S8VBMI<>+66(SB)/1, $0x05
+DATA hmax3s2idx_hmax3s2S8VBMI<>+67(SB)/1, $0x07
+DATA hmax3s2idx_hmax3s2S8VBMI<>+68(SB)/1, $0x09
+DATA hmax3s2idx_hmax3s2S8VBMI<>+69(SB)/1, $0x0b
+DATA hmax3s2idx_hmax3s2S8VBMI<>+70(SB)/1, $0x0d
+DATA hmax3s2idx_hmax3s2S8VBMI<>+71(SB)/1, $0x0f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+72(SB)/1, $0x11
+DATA hmax3s2idx_hmax3s2S8VBMI<>+73(SB)/1, $0x13
+DATA hmax3s2idx_hmax3s2S8VBMI<>+74(SB)/1, $0x15
+DATA hmax3s2idx_hmax3s2S8VBMI<>+75(SB)/1, $0x17
+DATA hmax3s2idx_hmax3s2S8VBMI<>+76(SB)/1, $0x19
+DATA hmax3s2idx_hmax3s2S8VBMI<>+77(SB)/1, $0x1b
+DATA hmax3s2idx_hmax3s2S8VBMI<>+78(SB)/1, $0x1d
+DATA hmax3s2idx_hmax3s2S8VBMI<>+79(SB)/1, $0x1f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+80(SB)/1, $0x21
+DATA hmax3s2idx_hmax3s2S8VBMI<>+81(SB)/1, $0x23
+DATA hmax3s2idx_hmax3s2S8VBMI<>+82(SB)/1, $0x25
+DATA hmax3s2idx_hmax3s2S8VBMI<>+83(SB)/1, $0x27
+DATA hmax3s2idx_hmax3s2S8VBMI<>+84(SB)/1, $0x29
+DATA hmax3s2idx_hmax3s2S8VBMI<>+85(SB)/1, $0x2b
+DATA hmax3s2idx_hmax3s2S8VBMI<>+86(SB)/1, $0x2d
+DATA hmax3s2idx_hmax3s2S8VBMI<>+87(SB)/1, $0x2f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+88(SB)/1, $0x31
+DATA hmax3s2idx_hmax3s2S8VBMI<>+89(SB)/1, $0x33
+DATA hmax3s2idx_hmax3s2S8VBMI<>+90(SB)/1, $0x35
+DATA hmax3s2idx_hmax3s2S8VBMI<>+91(SB)/1, $0x37
+DATA hmax3s2idx_hmax3s2S8VBMI<>+92(SB)/1, $0x39
+DATA hmax3s2idx_hmax3s2S8VBMI<>+93(SB)/1, $0x3b
+DATA hmax3s2idx_hmax3s2S8VBMI<>+94(SB)/1, $0x3d
+DATA hmax3s2idx_hmax3s2S8VBMI<>+95(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+96(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+97(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+98(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+99(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+100(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+101(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+102(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+103(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+104(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+105(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+106(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+107(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+108(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+109(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+110(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+111(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+112(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+113(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+114(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+115(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+116(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+117(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+118(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+119(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+120(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+121(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+122(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+123(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+124(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+125(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+126(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+127(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+128(SB)/1, $0x02
+DATA hmax3s2idx_hmax3s2S8VBMI<>+129(SB)/1, $0x04
+DATA hmax3s2idx_hmax3s2S8VBMI<>+130(SB)/1, $0x06
+DATA hmax3s2idx_hmax3s2S8VBMI<>+131(SB)/1, $0x08
+DATA hmax3s2idx_hmax3s2S8VBMI<>+132(SB)/1, $0x0a
+DATA hmax3s2idx_hmax3s2S8VBMI<>+133(SB)/1, $0x0c
+DATA hmax3s2idx_hmax3s2S8VBMI<>+134(SB)/1, $0x0e
+DATA hmax3s2idx_hmax3s2S8VBMI<>+135(SB)/1, $0x10
+DATA hmax3s2idx_hmax3s2S8VBMI<>+136(SB)/1, $0x12
+DATA hmax3s2idx_hmax3s2S8VBMI<>+137(SB)/1, $0x14
+DATA hmax3s2idx_hmax3s2S8VBMI<>+138(SB)/1, $0x16
+DATA hmax3s2idx_hmax3s2S8VBMI<>+139(SB)/1, $0x18
+DATA hmax3s2idx_hmax3s2S8VBMI<>+140(SB)/1, $0x1a
+DATA hmax3s2idx_hmax3s2S8VBMI<>+141(SB)/1, $0x1c
+DATA hmax3s2idx_hmax3s2S8VBMI<>+142(SB)/1, $0x1e
+DATA hmax3s2idx_hmax3s2S8VBMI<>+143(SB)/1, $0x20
+DATA hmax3s2idx_hmax3s2S8VBMI<>+144(SB)/1, $0x22
+DATA hmax3s2idx_hmax3s2S8VBMI<>+145(SB)/1, $0x24
+DATA hmax3s2idx_hmax3s2S8VBMI<>+146(SB)/1, $0x26
+DATA hmax3s2idx_hmax3s2S8VBMI<>+147(SB)/1, $0x28
+DATA hmax3s2idx_hmax3s2S8VBMI<>+148(SB)/1, $0x2a
+DATA hmax3s2idx_hmax3s2S8VBMI<>+149(SB)/1, $0x2c
+DATA hmax3s2idx_hmax3s2S8VBMI<>+150(SB)/1, $0x2e
+DATA hmax3s2idx_hmax3s2S8VBMI<>+151(SB)/1, $0x30
+DATA hmax3s2idx_hmax3s2S8VBMI<>+152(SB)/1, $0x32
+DATA hmax3s2idx_hmax3s2S8VBMI<>+153(SB)/1, $0x34
+DATA hmax3s2idx_hmax3s2S8VBMI<>+154(SB)/1, $0x36
+DATA hmax3s2idx_hmax3s2S8VBMI<>+155(SB)/1, $0x38
+DATA hmax3s2idx_hmax3s2S8VBMI<>+156(SB)/1, $0x3a
+DATA hmax3s2idx_hmax3s2S8VBMI<>+157(SB)/1, $0x3c
+DATA hmax3s2idx_hmax3s2S8VBMI<>+158(SB)/1, $0x3e
+DATA hmax3s2idx_hmax3s2S8VBMI<>+159(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+160(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+161(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+162(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+163(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+164(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+165(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+166(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+167(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+168(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+169(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+170(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+171(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+172(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+173(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+174(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+175(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+176(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+177(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+178(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+179(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+180(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+181(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+182(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+183(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+184(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+185(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+186(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+187(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+188(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+189(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+190(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2S8VBMI<>+191(SB)/1, $0x3f
+GLOBL hmax3s2idx_hmax3s2S8VBMI<>(SB), RODATA|NOPTR, $192
+
+// func hmax3s2S8VBMI(out *byte, row *byte, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, BMI2, CMOV
+TEXT ·hmax3s2S8VBMI(SB), NOSPLIT, $0-24
+	MOVQ      out+0(FP), DI
+	MOVQ      row+8(FP), SI
+	MOVQ      n+16(FP), CX
+	MOVQ      $-1, AX
+	VMOVDQU64 hmax3s2idx_hmax3s2S8VBMI<>+0(SB), Z4
+	VMOVDQU64 hmax3s2idx_hmax3s2S8VBMI<>+64(SB), Z5
+	VMOVDQU64 hmax3s2idx_hmax3s2S8VBMI<>+128(SB), Z6
+	TESTQ     CX, CX
+	JLE       done_hmax3s2S8VBMI
+
+loop_hmax3s2S8VBMI:
+	MOVQ       $0x0000001f, DX
+	CMPQ       CX, DX
+	CMOVQLT    CX, DX
+	LEAQ       1(DX)(DX*1), BX
+	BZHIQ      BX, AX, BX
+	KMOVQ      BX, K1
+	BZHIQ      DX, AX, BX
+	KMOVQ      BX, K2
+	VMOVDQU8.Z (SI), K1, Z0
+	VPERMB     Z0, Z4, Z1
+	VPERMB     Z0, Z5, Z2
+	VPERMB     Z0, Z6, Z3
+	VPMAXSB    Z2, Z1, Z1
+	VPMAXSB    Z3, Z1, Z1
+	VMOVDQU8   Z1, K2, (DI)
+	ADDQ       $0x3e, SI
+	ADDQ       $0x1f, DI
+	SUBQ       $0x1f, CX
+	JG         loop_hmax3s2S8VBMI
+
+done_hmax3s2S8VBMI:
+	VZEROUPPER
+	RET
+
+DATA hmax3s2idx_hmax3s2U8VBMI<>+0(SB)/1, $0x00
+DATA hmax3s2idx_hmax3s2U8VBMI<>+1(SB)/1, $0x02
+DATA hmax3s2idx_hmax3s2U8VBMI<>+2(SB)/1, $0x04
+DATA hmax3s2idx_hmax3s2U8VBMI<>+3(SB)/1, $0x06
+DATA hmax3s2idx_hmax3s2U8VBMI<>+4(SB)/1, $0x08
+DATA hmax3s2idx_hmax3s2U8VBMI<>+5(SB)/1, $0x0a
+DATA hmax3s2idx_hmax3s2U8VBMI<>+6(SB)/1, $0x0c
+DATA hmax3s2idx_hmax3s2U8VBMI<>+7(SB)/1, $0x0e
+DATA hmax3s2idx_hmax3s2U8VBMI<>+8(SB)/1, $0x10
+DATA hmax3s2idx_hmax3s2U8VBMI<>+9(SB)/1, $0x12
+DATA hmax3s2idx_hmax3s2U8VBMI<>+10(SB)/1, $0x14
+DATA hmax3s2idx_hmax3s2U8VBMI<>+11(SB)/1, $0x16
+DATA hmax3s2idx_hmax3s2U8VBMI<>+12(SB)/1, $0x18
+DATA hmax3s2idx_hmax3s2U8VBMI<>+13(SB)/1, $0x1a
+DATA hmax3s2idx_hmax3s2U8VBMI<>+14(SB)/1, $0x1c
+DATA hmax3s2idx_hmax3s2U8VBMI<>+15(SB)/1, $0x1e
+DATA hmax3s2idx_hmax3s2U8VBMI<>+16(SB)/1, $0x20
+DATA hmax3s2idx_hmax3s2U8VBMI<>+17(SB)/1, $0x22
+DATA hmax3s2idx_hmax3s2U8VBMI<>+18(SB)/1, $0x24
+DATA hmax3s2idx_hmax3s2U8VBMI<>+19(SB)/1, $0x26
+DATA hmax3s2idx_hmax3s2U8VBMI<>+20(SB)/1, $0x28
+DATA hmax3s2idx_hmax3s2U8VBMI<>+21(SB)/1, $0x2a
+DATA hmax3s2idx_hmax3s2U8VBMI<>+22(SB)/1, $0x2c
+DATA hmax3s2idx_hmax3s2U8VBMI<>+23(SB)/1, $0x2e
+DATA hmax3s2idx_hmax3s2U8VBMI<>+24(SB)/1, $0x30
+DATA hmax3s2idx_hmax3s2U8VBMI<>+25(SB)/1, $0x32
+DATA hmax3s2idx_hmax3s2U8VBMI<>+26(SB)/1, $0x34
+DATA hmax3s2idx_hmax3s2U8VBMI<>+27(SB)/1, $0x36
+DATA hmax3s2idx_hmax3s2U8VBMI<>+28(SB)/1, $0x38
+DATA hmax3s2idx_hmax3s2U8VBMI<>+29(SB)/1, $0x3a
+DATA hmax3s2idx_hmax3s2U8VBMI<>+30(SB)/1, $0x3c
+DATA hmax3s2idx_hmax3s2U8VBMI<>+31(SB)/1, $0x3e
+DATA hmax3s2idx_hmax3s2U8VBMI<>+32(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+33(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+34(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+35(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+36(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+37(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+38(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+39(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+40(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+41(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+42(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+43(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+44(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+45(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+46(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+47(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+48(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+49(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+50(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+51(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+52(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+53(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+54(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+55(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+56(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+57(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+58(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+59(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+60(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+61(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+62(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+63(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+64(SB)/1, $0x01
+DATA hmax3s2idx_hmax3s2U8VBMI<>+65(SB)/1, $0x03
+DATA hmax3s2idx_hmax3s2U8VBMI<>+66(SB)/1, $0x05
+DATA hmax3s2idx_hmax3s2U8VBMI<>+67(SB)/1, $0x07
+DATA hmax3s2idx_hmax3s2U8VBMI<>+68(SB)/1, $0x09
+DATA hmax3s2idx_hmax3s2U8VBMI<>+69(SB)/1, $0x0b
+DATA hmax3s2idx_hmax3s2U8VBMI<>+70(SB)/1, $0x0d
+DATA hmax3s2idx_hmax3s2U8VBMI<>+71(SB)/1, $0x0f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+72(SB)/1, $0x11
+DATA hmax3s2idx_hmax3s2U8VBMI<>+73(SB)/1, $0x13
+DATA hmax3s2idx_hmax3s2U8VBMI<>+74(SB)/1, $0x15
+DATA hmax3s2idx_hmax3s2U8VBMI<>+75(SB)/1, $0x17
+DATA hmax3s2idx_hmax3s2U8VBMI<>+76(SB)/1, $0x19
+DATA hmax3s2idx_hmax3s2U8VBMI<>+77(SB)/1, $0x1b
+DATA hmax3s2idx_hmax3s2U8VBMI<>+78(SB)/1, $0x1d
+DATA hmax3s2idx_hmax3s2U8VBMI<>+79(SB)/1, $0x1f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+80(SB)/1, $0x21
+DATA hmax3s2idx_hmax3s2U8VBMI<>+81(SB)/1, $0x23
+DATA hmax3s2idx_hmax3s2U8VBMI<>+82(SB)/1, $0x25
+DATA hmax3s2idx_hmax3s2U8VBMI<>+83(SB)/1, $0x27
+DATA hmax3s2idx_hmax3s2U8VBMI<>+84(SB)/1, $0x29
+DATA hmax3s2idx_hmax3s2U8VBMI<>+85(SB)/1, $0x2b
+DATA hmax3s2idx_hmax3s2U8VBMI<>+86(SB)/1, $0x2d
+DATA hmax3s2idx_hmax3s2U8VBMI<>+87(SB)/1, $0x2f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+88(SB)/1, $0x31
+DATA hmax3s2idx_hmax3s2U8VBMI<>+89(SB)/1, $0x33
+DATA hmax3s2idx_hmax3s2U8VBMI<>+90(SB)/1, $0x35
+DATA hmax3s2idx_hmax3s2U8VBMI<>+91(SB)/1, $0x37
+DATA hmax3s2idx_hmax3s2U8VBMI<>+92(SB)/1, $0x39
+DATA hmax3s2idx_hmax3s2U8VBMI<>+93(SB)/1, $0x3b
+DATA hmax3s2idx_hmax3s2U8VBMI<>+94(SB)/1, $0x3d
+DATA hmax3s2idx_hmax3s2U8VBMI<>+95(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+96(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+97(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+98(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+99(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+100(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+101(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+102(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+103(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+104(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+105(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+106(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+107(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+108(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+109(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+110(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+111(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+112(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+113(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+114(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+115(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+116(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+117(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+118(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+119(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+120(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+121(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+122(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+123(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+124(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+125(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+126(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+127(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+128(SB)/1, $0x02
+DATA hmax3s2idx_hmax3s2U8VBMI<>+129(SB)/1, $0x04
+DATA hmax3s2idx_hmax3s2U8VBMI<>+130(SB)/1, $0x06
+DATA hmax3s2idx_hmax3s2U8VBMI<>+131(SB)/1, $0x08
+DATA hmax3s2idx_hmax3s2U8VBMI<>+132(SB)/1, $0x0a
+DATA hmax3s2idx_hmax3s2U8VBMI<>+133(SB)/1, $0x0c
+DATA hmax3s2idx_hmax3s2U8VBMI<>+134(SB)/1, $0x0e
+DATA hmax3s2idx_hmax3s2U8VBMI<>+135(SB)/1, $0x10
+DATA hmax3s2idx_hmax3s2U8VBMI<>+136(SB)/1, $0x12
+DATA hmax3s2idx_hmax3s2U8VBMI<>+137(SB)/1, $0x14
+DATA hmax3s2idx_hmax3s2U8VBMI<>+138(SB)/1, $0x16
+DATA hmax3s2idx_hmax3s2U8VBMI<>+139(SB)/1, $0x18
+DATA hmax3s2idx_hmax3s2U8VBMI<>+140(SB)/1, $0x1a
+DATA hmax3s2idx_hmax3s2U8VBMI<>+141(SB)/1, $0x1c
+DATA hmax3s2idx_hmax3s2U8VBMI<>+142(SB)/1, $0x1e
+DATA hmax3s2idx_hmax3s2U8VBMI<>+143(SB)/1, $0x20
+DATA hmax3s2idx_hmax3s2U8VBMI<>+144(SB)/1, $0x22
+DATA hmax3s2idx_hmax3s2U8VBMI<>+145(SB)/1, $0x24
+DATA hmax3s2idx_hmax3s2U8VBMI<>+146(SB)/1, $0x26
+DATA hmax3s2idx_hmax3s2U8VBMI<>+147(SB)/1, $0x28
+DATA hmax3s2idx_hmax3s2U8VBMI<>+148(SB)/1, $0x2a
+DATA hmax3s2idx_hmax3s2U8VBMI<>+149(SB)/1, $0x2c
+DATA hmax3s2idx_hmax3s2U8VBMI<>+150(SB)/1, $0x2e
+DATA hmax3s2idx_hmax3s2U8VBMI<>+151(SB)/1, $0x30
+DATA hmax3s2idx_hmax3s2U8VBMI<>+152(SB)/1, $0x32
+DATA hmax3s2idx_hmax3s2U8VBMI<>+153(SB)/1, $0x34
+DATA hmax3s2idx_hmax3s2U8VBMI<>+154(SB)/1, $0x36
+DATA hmax3s2idx_hmax3s2U8VBMI<>+155(SB)/1, $0x38
+DATA hmax3s2idx_hmax3s2U8VBMI<>+156(SB)/1, $0x3a
+DATA hmax3s2idx_hmax3s2U8VBMI<>+157(SB)/1, $0x3c
+DATA hmax3s2idx_hmax3s2U8VBMI<>+158(SB)/1, $0x3e
+DATA hmax3s2idx_hmax3s2U8VBMI<>+159(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+160(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+161(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+162(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+163(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+164(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+165(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+166(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+167(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+168(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+169(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+170(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+171(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+172(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+173(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+174(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+175(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+176(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+177(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+178(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+179(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+180(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+181(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+182(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+183(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+184(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+185(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+186(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+187(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+188(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+189(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+190(SB)/1, $0x3f
+DATA hmax3s2idx_hmax3s2U8VBMI<>+191(SB)/1, $0x3f
+GLOBL hmax3s2idx_hmax3s2U8VBMI<>(SB), RODATA|NOPTR, $192
+
+// func hmax3s2U8VBMI(out *byte, row *byte, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, BMI2, CMOV
+TEXT ·hmax3s2U8VBMI(SB), NOSPLIT, $0-24
+	MOVQ      out+0(FP), DI
+	MOVQ      row+8(FP), SI
+	MOVQ      n+16(FP), CX
+	MOVQ      $-1, AX
+	VMOVDQU64 hmax3s2idx_hmax3s2U8VBMI<>+0(SB), Z4
+	VMOVDQU64 hmax3s2idx_hmax3s2U8VBMI<>+64(SB), Z5
+	VMOVDQU64 hmax3s2idx_hmax3s2U8VBMI<>+128(SB), Z6
+	TESTQ     CX, CX
+	JLE       done_hmax3s2U8VBMI
+
+loop_hmax3s2U8VBMI:
+	MOVQ       $0x0000001f, DX
+	CMPQ       CX, DX
+	CMOVQLT    CX, DX
+	LEAQ       1(DX)(DX*1), BX
+	BZHIQ      BX, AX, BX
+	KMOVQ      BX, K1
+	BZHIQ      DX, AX, BX
+	KMOVQ      BX, K2
+	VMOVDQU8.Z (SI), K1, Z0
+	VPERMB     Z0, Z4, Z1
+	VPERMB     Z0, Z5, Z2
+	VPERMB     Z0, Z6, Z3
+	VPMAXUB    Z2, Z1, Z1
+	VPMAXUB    Z3, Z1, Z1
+	VMOVDQU8   Z1, K2, (DI)
+	ADDQ       $0x3e, SI
+	ADDQ       $0x1f, DI
+	SUBQ       $0x1f, CX
+	JG         loop_hmax3s2U8VBMI
+
+done_hmax3s2U8VBMI:
+	VZEROUPPER
+	RET
+
 DATA qdwidx1_qdw3x3S8S1VNNI<>+0(SB)/1, $0x00
 DATA qdwidx1_qdw3x3S8S1VNNI<>+1(SB)/1, $0x01
 DATA qdwidx1_qdw3x3S8S1VNNI<>+2(SB)/1, $0x02

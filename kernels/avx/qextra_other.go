@@ -43,3 +43,7 @@ func qpoolPackDispatch(strip []uint8, src []byte, segs, rowOff []int32, q, qstep
 func packQRows8Dispatch(dst *int8, x *byte, k, nb int, f4 uint32, sums *int32) {
 	packQRows8Generic(dst, x, k, nb, f4, sums)
 }
+
+func hmax3s2Dispatch(out, row *byte, n int, unsigned bool) {
+	hmax3s2Generic(out, row, n, unsigned)
+}

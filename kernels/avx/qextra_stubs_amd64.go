@@ -84,6 +84,16 @@ func qpoolPackVBMI(dst *uint32, src *byte, segs *int32, nseg int, rows int, rowO
 //go:noescape
 func packQRows8AVX512(dst *int8, x *byte, k int, nb int, flip uint32, sums *int32)
 
+// hmax3s2S8VBMI is the AVX-512 VBMI twin of hmax3s2Generic.
+//
+//go:noescape
+func hmax3s2S8VBMI(out *byte, row *byte, n int)
+
+// hmax3s2U8VBMI is the AVX-512 VBMI twin of hmax3s2Generic.
+//
+//go:noescape
+func hmax3s2U8VBMI(out *byte, row *byte, n int)
+
 // qdw3x3S8S1VNNI is the AVX-512 VNNI/VBMI twin of qdw3x3Generic.
 //
 //go:noescape

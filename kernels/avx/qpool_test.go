@@ -325,3 +325,32 @@ func TestQPoolPlanImages(t *testing.T) {
 		}
 	})
 }
+
+// TestHmax3s2: the vectorized 3-wide stride-2 row max equals its Go twin
+// (every variant, signed and unsigned codes, 1–100 outputs across the
+// 31-output steps) and writes nothing past its outputs.
+func TestHmax3s2(t *testing.T) {
+	forEachQVariant(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(89, 90))
+		for n := 1; n <= 100; n++ {
+			for _, unsigned := range []bool{false, true} {
+				row := make([]byte, 2*n+1)
+				for i := range row {
+					row[i] = byte(r.IntN(256))
+				}
+				got := make([]byte, n+qpoolGuard)
+				for i := range got {
+					got[i] = 0xC3
+				}
+				want := make([]byte, n)
+				hmax3s2(got[:n], row, unsigned)
+				hmax3s2Generic(&want[0], &row[0], n, unsigned)
+				for i := range got {
+					if w := byte(0xC3); i < n && got[i] != want[i] || i >= n && got[i] != w {
+						t.Fatalf("n %d unsigned %v: byte %d = %#x", n, unsigned, i, got[i])
+					}
+				}
+			}
+		}
+	})
+}
