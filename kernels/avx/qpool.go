@@ -134,7 +134,7 @@ func qgemmPoolGeneric(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, qp 
 	for s := 0; s*PoolGroup < np; s++ {
 		var acc [MR * NR]int32
 		if k4 > 0 {
-			qaccumulate(&acc, k4, a, (*uint8)(unsafe.Add(unsafe.Pointer(b), s*k4*4*NR)), mr, NR)
+			qaccTile(&acc, k4, a, (*uint8)(unsafe.Add(unsafe.Pointer(b), s*k4*4*NR)), mr, NR)
 		}
 		for j := 0; j < min(PoolGroup, np-s*PoolGroup); j++ {
 			at := s*PoolGroup + j
