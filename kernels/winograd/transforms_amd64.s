@@ -5,23 +5,27 @@
 #include "textflag.h"
 
 // func inputF2AVX512(v *float32, vstride int, x *float32, idx *int32, mask *uint16, c int, hw int, w int)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512DQ, AVX512F
 TEXT ·inputF2AVX512(SB), NOSPLIT, $0-64
-	MOVQ      v+0(FP), DI
-	MOVQ      vstride+8(FP), R8
-	SHLQ      $0x02, R8
-	MOVQ      x+16(FP), SI
-	MOVQ      idx+24(FP), AX
-	VMOVDQU32 (AX), Z31
-	MOVQ      mask+32(FP), DX
-	MOVQ      c+40(FP), CX
-	MOVQ      hw+48(FP), R9
-	SHLQ      $0x02, R9
-	MOVQ      w+56(FP), R10
-	SHLQ      $0x02, R10
-	IMUL3Q    $0x00000004, R8, R12
-	TESTQ     CX, CX
-	JLE       done_inputF2AVX512
+	MOVQ          v+0(FP), DI
+	MOVQ          vstride+8(FP), R8
+	SHLQ          $0x02, R8
+	MOVQ          x+16(FP), SI
+	MOVQ          idx+24(FP), AX
+	VMOVDQU32     (AX), Z31
+	VEXTRACTI32X8 $0x01, Z31, Y30
+	LEAQ          wgpairlanes<>+0(SB), AX
+	VMOVDQU32     (AX), Z29
+	VMOVDQU32     64(AX), Z28
+	MOVQ          mask+32(FP), DX
+	MOVQ          c+40(FP), CX
+	MOVQ          hw+48(FP), R9
+	SHLQ          $0x02, R9
+	MOVQ          w+56(FP), R10
+	SHLQ          $0x02, R10
+	IMUL3Q        $0x00000004, R8, R12
+	TESTQ         CX, CX
+	JLE           done_inputF2AVX512
 
 channel_inputF2AVX512:
 	MOVQ       DI, R14
@@ -55,175 +59,247 @@ channel_inputF2AVX512:
 	VMOVUPS    Z3, (R13)
 	ADDQ       R8, R14
 	MOVQ       SI, R11
+	MOVWLZX    2(DX), AX
+	MOVWLZX    4(DX), BX
+	CMPL       AX, BX
+	JNE        single0_1_inputF2AVX512
+	KMOVW      AX, K1
+	KSHIFTRW   $0x08, K1, K2
+	VPXORQ     Z3, Z3, Z3
+	VPGATHERDQ 4(R11)(Y31*4), K1, Z3
+	VPXORQ     Z2, Z2, Z2
+	VPGATHERDQ 4(R11)(Y30*4), K2, Z2
+	VMOVAPS    Z3, Z4
+	VPERMT2PS  Z2, Z29, Z3
+	VPERMT2PS  Z2, Z28, Z4
+	VMOVAPS    Z4, Z2
+	JMP        gathered0_1_inputF2AVX512
+
+single0_1_inputF2AVX512:
 	KMOVW      2(DX), K1
 	VPXORD     Z3, Z3, Z3
 	VGATHERDPS 4(R11)(Z31*4), K1, Z3
-	ADDQ       R10, R11
-	KMOVW      10(DX), K1
+	KMOVW      4(DX), K1
 	VPXORD     Z2, Z2, Z2
-	VGATHERDPS 4(R11)(Z31*4), K1, Z2
+	VGATHERDPS 8(R11)(Z31*4), K1, Z2
+
+gathered0_1_inputF2AVX512:
 	ADDQ       R10, R11
-	KMOVW      18(DX), K1
+	MOVWLZX    10(DX), AX
+	MOVWLZX    12(DX), BX
+	CMPL       AX, BX
+	JNE        single1_1_inputF2AVX512
+	KMOVW      AX, K1
+	KSHIFTRW   $0x08, K1, K2
+	VPXORQ     Z4, Z4, Z4
+	VPGATHERDQ 4(R11)(Y31*4), K1, Z4
+	VPXORQ     Z0, Z0, Z0
+	VPGATHERDQ 4(R11)(Y30*4), K2, Z0
+	VMOVAPS    Z4, Z1
+	VPERMT2PS  Z0, Z29, Z4
+	VPERMT2PS  Z0, Z28, Z1
+	VMOVAPS    Z1, Z0
+	JMP        gathered1_1_inputF2AVX512
+
+single1_1_inputF2AVX512:
+	KMOVW      10(DX), K1
 	VPXORD     Z4, Z4, Z4
 	VGATHERDPS 4(R11)(Z31*4), K1, Z4
-	ADDQ       R10, R11
-	KMOVW      26(DX), K1
-	VPXORD     Z0, Z0, Z0
-	VGATHERDPS 4(R11)(Z31*4), K1, Z0
-	VSUBPS     Z4, Z3, Z3
-	VADDPS     Z4, Z2, Z1
-	VSUBPS     Z2, Z4, Z4
-	VSUBPS     Z0, Z2, Z0
-	MOVQ       R14, R13
-	VMOVUPS    Z3, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z1, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z4, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z0, (R13)
-	ADDQ       R8, R14
-	MOVQ       SI, R11
-	KMOVW      4(DX), K1
+	KMOVW      12(DX), K1
 	VPXORD     Z0, Z0, Z0
 	VGATHERDPS 8(R11)(Z31*4), K1, Z0
+
+gathered1_1_inputF2AVX512:
 	ADDQ       R10, R11
-	KMOVW      12(DX), K1
-	VPXORD     Z4, Z4, Z4
-	VGATHERDPS 8(R11)(Z31*4), K1, Z4
-	ADDQ       R10, R11
-	KMOVW      20(DX), K1
+	MOVWLZX    18(DX), AX
+	MOVWLZX    20(DX), BX
+	CMPL       AX, BX
+	JNE        single2_1_inputF2AVX512
+	KMOVW      AX, K1
+	KSHIFTRW   $0x08, K1, K2
+	VPXORQ     Z1, Z1, Z1
+	VPGATHERDQ 4(R11)(Y31*4), K1, Z1
+	VPXORQ     Z5, Z5, Z5
+	VPGATHERDQ 4(R11)(Y30*4), K2, Z5
+	VMOVAPS    Z1, Z6
+	VPERMT2PS  Z5, Z29, Z1
+	VPERMT2PS  Z5, Z28, Z6
+	VMOVAPS    Z6, Z5
+	JMP        gathered2_1_inputF2AVX512
+
+single2_1_inputF2AVX512:
+	KMOVW      18(DX), K1
 	VPXORD     Z1, Z1, Z1
-	VGATHERDPS 8(R11)(Z31*4), K1, Z1
+	VGATHERDPS 4(R11)(Z31*4), K1, Z1
+	KMOVW      20(DX), K1
+	VPXORD     Z5, Z5, Z5
+	VGATHERDPS 8(R11)(Z31*4), K1, Z5
+
+gathered2_1_inputF2AVX512:
 	ADDQ       R10, R11
+	MOVWLZX    26(DX), AX
+	MOVWLZX    28(DX), BX
+	CMPL       AX, BX
+	JNE        single3_1_inputF2AVX512
+	KMOVW      AX, K1
+	KSHIFTRW   $0x08, K1, K2
+	VPXORQ     Z6, Z6, Z6
+	VPGATHERDQ 4(R11)(Y31*4), K1, Z6
+	VPXORQ     Z7, Z7, Z7
+	VPGATHERDQ 4(R11)(Y30*4), K2, Z7
+	VMOVAPS    Z6, Z8
+	VPERMT2PS  Z7, Z29, Z6
+	VPERMT2PS  Z7, Z28, Z8
+	VMOVAPS    Z8, Z7
+	JMP        gathered3_1_inputF2AVX512
+
+single3_1_inputF2AVX512:
+	KMOVW      26(DX), K1
+	VPXORD     Z6, Z6, Z6
+	VGATHERDPS 4(R11)(Z31*4), K1, Z6
 	KMOVW      28(DX), K1
-	VPXORD     Z3, Z3, Z3
-	VGATHERDPS 8(R11)(Z31*4), K1, Z3
-	VSUBPS     Z1, Z0, Z0
-	VADDPS     Z1, Z4, Z2
+	VPXORD     Z7, Z7, Z7
+	VGATHERDPS 8(R11)(Z31*4), K1, Z7
+
+gathered3_1_inputF2AVX512:
+	VSUBPS     Z1, Z3, Z3
+	VADDPS     Z1, Z4, Z8
 	VSUBPS     Z4, Z1, Z1
-	VSUBPS     Z3, Z4, Z3
+	VSUBPS     Z6, Z4, Z6
 	MOVQ       R14, R13
-	VMOVUPS    Z0, (R13)
+	VMOVUPS    Z3, (R13)
 	ADDQ       R12, R13
-	VMOVUPS    Z2, (R13)
+	VMOVUPS    Z8, (R13)
 	ADDQ       R12, R13
 	VMOVUPS    Z1, (R13)
 	ADDQ       R12, R13
-	VMOVUPS    Z3, (R13)
+	VMOVUPS    Z6, (R13)
+	ADDQ       R8, R14
+	VSUBPS     Z5, Z2, Z2
+	VADDPS     Z5, Z0, Z6
+	VSUBPS     Z0, Z5, Z5
+	VSUBPS     Z7, Z0, Z7
+	MOVQ       R14, R13
+	VMOVUPS    Z2, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z6, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z5, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z7, (R13)
 	ADDQ       R8, R14
 	MOVQ       SI, R11
 	KMOVW      6(DX), K1
-	VPXORD     Z3, Z3, Z3
-	VGATHERDPS 12(R11)(Z31*4), K1, Z3
+	VPXORD     Z7, Z7, Z7
+	VGATHERDPS 12(R11)(Z31*4), K1, Z7
 	ADDQ       R10, R11
 	KMOVW      14(DX), K1
-	VPXORD     Z1, Z1, Z1
-	VGATHERDPS 12(R11)(Z31*4), K1, Z1
+	VPXORD     Z5, Z5, Z5
+	VGATHERDPS 12(R11)(Z31*4), K1, Z5
 	ADDQ       R10, R11
 	KMOVW      22(DX), K1
-	VPXORD     Z2, Z2, Z2
-	VGATHERDPS 12(R11)(Z31*4), K1, Z2
+	VPXORD     Z6, Z6, Z6
+	VGATHERDPS 12(R11)(Z31*4), K1, Z6
 	ADDQ       R10, R11
 	KMOVW      30(DX), K1
-	VPXORD     Z0, Z0, Z0
-	VGATHERDPS 12(R11)(Z31*4), K1, Z0
-	VSUBPS     Z2, Z3, Z3
-	VADDPS     Z2, Z1, Z4
-	VSUBPS     Z1, Z2, Z2
-	VSUBPS     Z0, Z1, Z0
+	VPXORD     Z2, Z2, Z2
+	VGATHERDPS 12(R11)(Z31*4), K1, Z2
+	VSUBPS     Z6, Z7, Z7
+	VADDPS     Z6, Z5, Z0
+	VSUBPS     Z5, Z6, Z6
+	VSUBPS     Z2, Z5, Z2
 	MOVQ       R14, R13
-	VMOVUPS    Z3, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z4, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z2, (R13)
+	VMOVUPS    Z7, (R13)
 	ADDQ       R12, R13
 	VMOVUPS    Z0, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z6, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z2, (R13)
 	MOVQ       DI, R14
 	MOVQ       R14, R13
-	VMOVUPS    (R13), Z0
-	ADDQ       R8, R13
 	VMOVUPS    (R13), Z2
 	ADDQ       R8, R13
-	VMOVUPS    (R13), Z4
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z3
-	VSUBPS     Z4, Z0, Z0
-	VADDPS     Z4, Z2, Z1
-	VSUBPS     Z2, Z4, Z4
-	VSUBPS     Z3, Z2, Z3
-	MOVQ       R14, R13
-	VMOVUPS    Z0, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z1, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z4, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z3, (R13)
-	ADDQ       R12, R14
-	MOVQ       R14, R13
-	VMOVUPS    (R13), Z3
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z4
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z1
+	VMOVUPS    (R13), Z6
 	ADDQ       R8, R13
 	VMOVUPS    (R13), Z0
-	VSUBPS     Z1, Z3, Z3
-	VADDPS     Z1, Z4, Z2
-	VSUBPS     Z4, Z1, Z1
-	VSUBPS     Z0, Z4, Z0
-	MOVQ       R14, R13
-	VMOVUPS    Z3, (R13)
 	ADDQ       R8, R13
+	VMOVUPS    (R13), Z7
+	VSUBPS     Z0, Z2, Z2
+	VADDPS     Z0, Z6, Z5
+	VSUBPS     Z6, Z0, Z0
+	VSUBPS     Z7, Z6, Z7
+	MOVQ       R14, R13
 	VMOVUPS    Z2, (R13)
 	ADDQ       R8, R13
-	VMOVUPS    Z1, (R13)
+	VMOVUPS    Z5, (R13)
 	ADDQ       R8, R13
 	VMOVUPS    Z0, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z7, (R13)
 	ADDQ       R12, R14
 	MOVQ       R14, R13
+	VMOVUPS    (R13), Z7
+	ADDQ       R8, R13
 	VMOVUPS    (R13), Z0
 	ADDQ       R8, R13
-	VMOVUPS    (R13), Z1
+	VMOVUPS    (R13), Z5
 	ADDQ       R8, R13
 	VMOVUPS    (R13), Z2
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z3
-	VSUBPS     Z2, Z0, Z0
-	VADDPS     Z2, Z1, Z4
-	VSUBPS     Z1, Z2, Z2
-	VSUBPS     Z3, Z1, Z3
+	VSUBPS     Z5, Z7, Z7
+	VADDPS     Z5, Z0, Z6
+	VSUBPS     Z0, Z5, Z5
+	VSUBPS     Z2, Z0, Z2
 	MOVQ       R14, R13
-	VMOVUPS    Z0, (R13)
+	VMOVUPS    Z7, (R13)
 	ADDQ       R8, R13
-	VMOVUPS    Z4, (R13)
+	VMOVUPS    Z6, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z5, (R13)
 	ADDQ       R8, R13
 	VMOVUPS    Z2, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z3, (R13)
 	ADDQ       R12, R14
 	MOVQ       R14, R13
-	VMOVUPS    (R13), Z3
-	ADDQ       R8, R13
 	VMOVUPS    (R13), Z2
 	ADDQ       R8, R13
-	VMOVUPS    (R13), Z4
+	VMOVUPS    (R13), Z5
 	ADDQ       R8, R13
-	VMOVUPS    (R13), Z0
-	VSUBPS     Z4, Z3, Z3
-	VADDPS     Z4, Z2, Z1
-	VSUBPS     Z2, Z4, Z4
-	VSUBPS     Z0, Z2, Z0
+	VMOVUPS    (R13), Z6
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z7
+	VSUBPS     Z6, Z2, Z2
+	VADDPS     Z6, Z5, Z0
+	VSUBPS     Z5, Z6, Z6
+	VSUBPS     Z7, Z5, Z7
 	MOVQ       R14, R13
-	VMOVUPS    Z3, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z1, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z4, (R13)
+	VMOVUPS    Z2, (R13)
 	ADDQ       R8, R13
 	VMOVUPS    Z0, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z6, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z7, (R13)
+	ADDQ       R12, R14
+	MOVQ       R14, R13
+	VMOVUPS    (R13), Z7
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z6
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z0
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z2
+	VSUBPS     Z0, Z7, Z7
+	VADDPS     Z0, Z6, Z5
+	VSUBPS     Z6, Z0, Z0
+	VSUBPS     Z2, Z6, Z2
+	MOVQ       R14, R13
+	VMOVUPS    Z7, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z5, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z0, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z2, (R13)
 	ADDQ       $0x00000080, DI
 	ADDQ       R9, SI
 	DECQ       CX
@@ -233,30 +309,68 @@ done_inputF2AVX512:
 	VZEROUPPER
 	RET
 
+DATA wgpairlanes<>+0(SB)/4, $0x00000000
+DATA wgpairlanes<>+4(SB)/4, $0x00000002
+DATA wgpairlanes<>+8(SB)/4, $0x00000004
+DATA wgpairlanes<>+12(SB)/4, $0x00000006
+DATA wgpairlanes<>+16(SB)/4, $0x00000008
+DATA wgpairlanes<>+20(SB)/4, $0x0000000a
+DATA wgpairlanes<>+24(SB)/4, $0x0000000c
+DATA wgpairlanes<>+28(SB)/4, $0x0000000e
+DATA wgpairlanes<>+32(SB)/4, $0x00000010
+DATA wgpairlanes<>+36(SB)/4, $0x00000012
+DATA wgpairlanes<>+40(SB)/4, $0x00000014
+DATA wgpairlanes<>+44(SB)/4, $0x00000016
+DATA wgpairlanes<>+48(SB)/4, $0x00000018
+DATA wgpairlanes<>+52(SB)/4, $0x0000001a
+DATA wgpairlanes<>+56(SB)/4, $0x0000001c
+DATA wgpairlanes<>+60(SB)/4, $0x0000001e
+DATA wgpairlanes<>+64(SB)/4, $0x00000001
+DATA wgpairlanes<>+68(SB)/4, $0x00000003
+DATA wgpairlanes<>+72(SB)/4, $0x00000005
+DATA wgpairlanes<>+76(SB)/4, $0x00000007
+DATA wgpairlanes<>+80(SB)/4, $0x00000009
+DATA wgpairlanes<>+84(SB)/4, $0x0000000b
+DATA wgpairlanes<>+88(SB)/4, $0x0000000d
+DATA wgpairlanes<>+92(SB)/4, $0x0000000f
+DATA wgpairlanes<>+96(SB)/4, $0x00000011
+DATA wgpairlanes<>+100(SB)/4, $0x00000013
+DATA wgpairlanes<>+104(SB)/4, $0x00000015
+DATA wgpairlanes<>+108(SB)/4, $0x00000017
+DATA wgpairlanes<>+112(SB)/4, $0x00000019
+DATA wgpairlanes<>+116(SB)/4, $0x0000001b
+DATA wgpairlanes<>+120(SB)/4, $0x0000001d
+DATA wgpairlanes<>+124(SB)/4, $0x0000001f
+GLOBL wgpairlanes<>(SB), RODATA|NOPTR, $128
+
 // func inputF4AVX512(v *float32, vstride int, x *float32, idx *int32, mask *uint16, c int, hw int, w int)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512DQ, AVX512F
 TEXT ·inputF4AVX512(SB), NOSPLIT, $0-64
-	MOVQ         v+0(FP), DI
-	MOVQ         vstride+8(FP), R8
-	SHLQ         $0x02, R8
-	MOVQ         x+16(FP), SI
-	MOVQ         idx+24(FP), AX
-	VMOVDQU32    (AX), Z31
-	MOVQ         mask+32(FP), DX
-	MOVQ         c+40(FP), CX
-	MOVQ         hw+48(FP), R9
-	SHLQ         $0x02, R9
-	MOVQ         w+56(FP), R10
-	SHLQ         $0x02, R10
-	IMUL3Q       $0x00000006, R8, R12
-	MOVL         $0x40a00000, AX
-	VPBROADCASTD AX, Z30
-	MOVL         $0x40800000, AX
-	VPBROADCASTD AX, Z29
-	MOVL         $0x40000000, AX
-	VPBROADCASTD AX, Z28
-	TESTQ        CX, CX
-	JLE          done_inputF4AVX512
+	MOVQ          v+0(FP), DI
+	MOVQ          vstride+8(FP), R8
+	SHLQ          $0x02, R8
+	MOVQ          x+16(FP), SI
+	MOVQ          idx+24(FP), AX
+	VMOVDQU32     (AX), Z31
+	VEXTRACTI32X8 $0x01, Z31, Y30
+	LEAQ          wgpairlanes<>+0(SB), AX
+	VMOVDQU32     (AX), Z29
+	VMOVDQU32     64(AX), Z28
+	MOVQ          mask+32(FP), DX
+	MOVQ          c+40(FP), CX
+	MOVQ          hw+48(FP), R9
+	SHLQ          $0x02, R9
+	MOVQ          w+56(FP), R10
+	SHLQ          $0x02, R10
+	IMUL3Q        $0x00000006, R8, R12
+	MOVL          $0x40a00000, AX
+	VPBROADCASTD  AX, Z27
+	MOVL          $0x40800000, AX
+	VPBROADCASTD  AX, Z26
+	MOVL          $0x40000000, AX
+	VPBROADCASTD  AX, Z25
+	TESTQ         CX, CX
+	JLE           done_inputF4AVX512
 
 channel_inputF4AVX512:
 	MOVQ       DI, R14
@@ -284,26 +398,26 @@ channel_inputF4AVX512:
 	KMOVW      60(DX), K1
 	VPXORD     Z5, Z5, Z5
 	VGATHERDPS (R11)(Z31*4), K1, Z5
-	VMULPS     Z30, Z2, Z6
+	VMULPS     Z27, Z2, Z6
 	VSUBPS     Z6, Z4, Z6
-	VMULPS     Z29, Z0, Z0
+	VMULPS     Z26, Z0, Z0
 	VADDPS     Z0, Z6, Z0
 	VADDPS     Z2, Z1, Z6
-	VMULPS     Z29, Z6, Z6
+	VMULPS     Z26, Z6, Z6
 	VADDPS     Z4, Z3, Z7
 	VSUBPS     Z6, Z7, Z6
 	VSUBPS     Z2, Z1, Z7
-	VMULPS     Z29, Z7, Z7
+	VMULPS     Z26, Z7, Z7
 	VSUBPS     Z3, Z4, Z8
 	VADDPS     Z7, Z8, Z7
 	VSUBPS     Z1, Z3, Z8
-	VMULPS     Z28, Z8, Z8
+	VMULPS     Z25, Z8, Z8
 	VSUBPS     Z2, Z4, Z2
 	VADDPS     Z8, Z2, Z4
 	VSUBPS     Z8, Z2, Z8
-	VMULPS     Z30, Z3, Z3
+	VMULPS     Z27, Z3, Z3
 	VSUBPS     Z3, Z5, Z3
-	VMULPS     Z29, Z1, Z1
+	VMULPS     Z26, Z1, Z1
 	VADDPS     Z1, Z3, Z1
 	MOVQ       R14, R13
 	VMOVUPS    Z0, (R13)
@@ -319,570 +433,786 @@ channel_inputF4AVX512:
 	VMOVUPS    Z1, (R13)
 	ADDQ       R8, R14
 	MOVQ       SI, R11
+	MOVWLZX    2(DX), AX
+	MOVWLZX    4(DX), BX
+	CMPL       AX, BX
+	JNE        single0_1_inputF4AVX512
+	KMOVW      AX, K1
+	KSHIFTRW   $0x08, K1, K2
+	VPXORQ     Z1, Z1, Z1
+	VPGATHERDQ 4(R11)(Y31*4), K1, Z1
+	VPXORQ     Z8, Z8, Z8
+	VPGATHERDQ 4(R11)(Y30*4), K2, Z8
+	VMOVAPS    Z1, Z4
+	VPERMT2PS  Z8, Z29, Z1
+	VPERMT2PS  Z8, Z28, Z4
+	VMOVAPS    Z4, Z8
+	JMP        gathered0_1_inputF4AVX512
+
+single0_1_inputF4AVX512:
 	KMOVW      2(DX), K1
 	VPXORD     Z1, Z1, Z1
 	VGATHERDPS 4(R11)(Z31*4), K1, Z1
-	ADDQ       R10, R11
-	KMOVW      14(DX), K1
-	VPXORD     Z8, Z8, Z8
-	VGATHERDPS 4(R11)(Z31*4), K1, Z8
-	ADDQ       R10, R11
-	KMOVW      26(DX), K1
-	VPXORD     Z4, Z4, Z4
-	VGATHERDPS 4(R11)(Z31*4), K1, Z4
-	ADDQ       R10, R11
-	KMOVW      38(DX), K1
-	VPXORD     Z7, Z7, Z7
-	VGATHERDPS 4(R11)(Z31*4), K1, Z7
-	ADDQ       R10, R11
-	KMOVW      50(DX), K1
-	VPXORD     Z6, Z6, Z6
-	VGATHERDPS 4(R11)(Z31*4), K1, Z6
-	ADDQ       R10, R11
-	KMOVW      62(DX), K1
-	VPXORD     Z0, Z0, Z0
-	VGATHERDPS 4(R11)(Z31*4), K1, Z0
-	VMULPS     Z30, Z4, Z3
-	VSUBPS     Z3, Z6, Z3
-	VMULPS     Z29, Z1, Z1
-	VADDPS     Z1, Z3, Z1
-	VADDPS     Z4, Z8, Z3
-	VMULPS     Z29, Z3, Z3
-	VADDPS     Z6, Z7, Z5
-	VSUBPS     Z3, Z5, Z3
-	VSUBPS     Z4, Z8, Z5
-	VMULPS     Z29, Z5, Z5
-	VSUBPS     Z7, Z6, Z2
-	VADDPS     Z5, Z2, Z5
-	VSUBPS     Z8, Z7, Z2
-	VMULPS     Z28, Z2, Z2
-	VSUBPS     Z4, Z6, Z4
-	VADDPS     Z2, Z4, Z6
-	VSUBPS     Z2, Z4, Z2
-	VMULPS     Z30, Z7, Z7
-	VSUBPS     Z7, Z0, Z7
-	VMULPS     Z29, Z8, Z8
-	VADDPS     Z8, Z7, Z8
-	MOVQ       R14, R13
-	VMOVUPS    Z1, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z3, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z5, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z6, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z2, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z8, (R13)
-	ADDQ       R8, R14
-	MOVQ       SI, R11
 	KMOVW      4(DX), K1
 	VPXORD     Z8, Z8, Z8
 	VGATHERDPS 8(R11)(Z31*4), K1, Z8
+
+gathered0_1_inputF4AVX512:
 	ADDQ       R10, R11
+	MOVWLZX    14(DX), AX
+	MOVWLZX    16(DX), BX
+	CMPL       AX, BX
+	JNE        single1_1_inputF4AVX512
+	KMOVW      AX, K1
+	KSHIFTRW   $0x08, K1, K2
+	VPXORQ     Z4, Z4, Z4
+	VPGATHERDQ 4(R11)(Y31*4), K1, Z4
+	VPXORQ     Z7, Z7, Z7
+	VPGATHERDQ 4(R11)(Y30*4), K2, Z7
+	VMOVAPS    Z4, Z6
+	VPERMT2PS  Z7, Z29, Z4
+	VPERMT2PS  Z7, Z28, Z6
+	VMOVAPS    Z6, Z7
+	JMP        gathered1_1_inputF4AVX512
+
+single1_1_inputF4AVX512:
+	KMOVW      14(DX), K1
+	VPXORD     Z4, Z4, Z4
+	VGATHERDPS 4(R11)(Z31*4), K1, Z4
 	KMOVW      16(DX), K1
-	VPXORD     Z2, Z2, Z2
-	VGATHERDPS 8(R11)(Z31*4), K1, Z2
+	VPXORD     Z7, Z7, Z7
+	VGATHERDPS 8(R11)(Z31*4), K1, Z7
+
+gathered1_1_inputF4AVX512:
 	ADDQ       R10, R11
-	KMOVW      28(DX), K1
+	MOVWLZX    26(DX), AX
+	MOVWLZX    28(DX), BX
+	CMPL       AX, BX
+	JNE        single2_1_inputF4AVX512
+	KMOVW      AX, K1
+	KSHIFTRW   $0x08, K1, K2
+	VPXORQ     Z6, Z6, Z6
+	VPGATHERDQ 4(R11)(Y31*4), K1, Z6
+	VPXORQ     Z0, Z0, Z0
+	VPGATHERDQ 4(R11)(Y30*4), K2, Z0
+	VMOVAPS    Z6, Z3
+	VPERMT2PS  Z0, Z29, Z6
+	VPERMT2PS  Z0, Z28, Z3
+	VMOVAPS    Z3, Z0
+	JMP        gathered2_1_inputF4AVX512
+
+single2_1_inputF4AVX512:
+	KMOVW      26(DX), K1
 	VPXORD     Z6, Z6, Z6
-	VGATHERDPS 8(R11)(Z31*4), K1, Z6
+	VGATHERDPS 4(R11)(Z31*4), K1, Z6
+	KMOVW      28(DX), K1
+	VPXORD     Z0, Z0, Z0
+	VGATHERDPS 8(R11)(Z31*4), K1, Z0
+
+gathered2_1_inputF4AVX512:
 	ADDQ       R10, R11
+	MOVWLZX    38(DX), AX
+	MOVWLZX    40(DX), BX
+	CMPL       AX, BX
+	JNE        single3_1_inputF4AVX512
+	KMOVW      AX, K1
+	KSHIFTRW   $0x08, K1, K2
+	VPXORQ     Z3, Z3, Z3
+	VPGATHERDQ 4(R11)(Y31*4), K1, Z3
+	VPXORQ     Z5, Z5, Z5
+	VPGATHERDQ 4(R11)(Y30*4), K2, Z5
+	VMOVAPS    Z3, Z2
+	VPERMT2PS  Z5, Z29, Z3
+	VPERMT2PS  Z5, Z28, Z2
+	VMOVAPS    Z2, Z5
+	JMP        gathered3_1_inputF4AVX512
+
+single3_1_inputF4AVX512:
+	KMOVW      38(DX), K1
+	VPXORD     Z3, Z3, Z3
+	VGATHERDPS 4(R11)(Z31*4), K1, Z3
 	KMOVW      40(DX), K1
 	VPXORD     Z5, Z5, Z5
 	VGATHERDPS 8(R11)(Z31*4), K1, Z5
+
+gathered3_1_inputF4AVX512:
 	ADDQ       R10, R11
-	KMOVW      52(DX), K1
-	VPXORD     Z3, Z3, Z3
-	VGATHERDPS 8(R11)(Z31*4), K1, Z3
-	ADDQ       R10, R11
-	KMOVW      64(DX), K1
-	VPXORD     Z1, Z1, Z1
-	VGATHERDPS 8(R11)(Z31*4), K1, Z1
-	VMULPS     Z30, Z6, Z7
-	VSUBPS     Z7, Z3, Z7
-	VMULPS     Z29, Z8, Z8
-	VADDPS     Z8, Z7, Z8
-	VADDPS     Z6, Z2, Z7
-	VMULPS     Z29, Z7, Z7
-	VADDPS     Z3, Z5, Z0
-	VSUBPS     Z7, Z0, Z7
-	VSUBPS     Z6, Z2, Z0
-	VMULPS     Z29, Z0, Z0
-	VSUBPS     Z5, Z3, Z4
-	VADDPS     Z0, Z4, Z0
-	VSUBPS     Z2, Z5, Z4
-	VMULPS     Z28, Z4, Z4
-	VSUBPS     Z6, Z3, Z6
-	VADDPS     Z4, Z6, Z3
-	VSUBPS     Z4, Z6, Z4
-	VMULPS     Z30, Z5, Z5
-	VSUBPS     Z5, Z1, Z5
-	VMULPS     Z29, Z2, Z2
-	VADDPS     Z2, Z5, Z2
-	MOVQ       R14, R13
-	VMOVUPS    Z8, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z7, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z0, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z3, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z4, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z2, (R13)
-	ADDQ       R8, R14
-	MOVQ       SI, R11
-	KMOVW      6(DX), K1
+	MOVWLZX    50(DX), AX
+	MOVWLZX    52(DX), BX
+	CMPL       AX, BX
+	JNE        single4_1_inputF4AVX512
+	KMOVW      AX, K1
+	KSHIFTRW   $0x08, K1, K2
+	VPXORQ     Z2, Z2, Z2
+	VPGATHERDQ 4(R11)(Y31*4), K1, Z2
+	VPXORQ     Z9, Z9, Z9
+	VPGATHERDQ 4(R11)(Y30*4), K2, Z9
+	VMOVAPS    Z2, Z10
+	VPERMT2PS  Z9, Z29, Z2
+	VPERMT2PS  Z9, Z28, Z10
+	VMOVAPS    Z10, Z9
+	JMP        gathered4_1_inputF4AVX512
+
+single4_1_inputF4AVX512:
+	KMOVW      50(DX), K1
 	VPXORD     Z2, Z2, Z2
-	VGATHERDPS 12(R11)(Z31*4), K1, Z2
+	VGATHERDPS 4(R11)(Z31*4), K1, Z2
+	KMOVW      52(DX), K1
+	VPXORD     Z9, Z9, Z9
+	VGATHERDPS 8(R11)(Z31*4), K1, Z9
+
+gathered4_1_inputF4AVX512:
 	ADDQ       R10, R11
-	KMOVW      18(DX), K1
-	VPXORD     Z4, Z4, Z4
-	VGATHERDPS 12(R11)(Z31*4), K1, Z4
-	ADDQ       R10, R11
-	KMOVW      30(DX), K1
-	VPXORD     Z3, Z3, Z3
-	VGATHERDPS 12(R11)(Z31*4), K1, Z3
-	ADDQ       R10, R11
-	KMOVW      42(DX), K1
-	VPXORD     Z0, Z0, Z0
-	VGATHERDPS 12(R11)(Z31*4), K1, Z0
-	ADDQ       R10, R11
-	KMOVW      54(DX), K1
-	VPXORD     Z7, Z7, Z7
-	VGATHERDPS 12(R11)(Z31*4), K1, Z7
-	ADDQ       R10, R11
-	KMOVW      66(DX), K1
-	VPXORD     Z8, Z8, Z8
-	VGATHERDPS 12(R11)(Z31*4), K1, Z8
-	VMULPS     Z30, Z3, Z5
-	VSUBPS     Z5, Z7, Z5
-	VMULPS     Z29, Z2, Z2
-	VADDPS     Z2, Z5, Z2
-	VADDPS     Z3, Z4, Z5
-	VMULPS     Z29, Z5, Z5
-	VADDPS     Z7, Z0, Z1
-	VSUBPS     Z5, Z1, Z5
-	VSUBPS     Z3, Z4, Z1
-	VMULPS     Z29, Z1, Z1
-	VSUBPS     Z0, Z7, Z6
-	VADDPS     Z1, Z6, Z1
-	VSUBPS     Z4, Z0, Z6
-	VMULPS     Z28, Z6, Z6
-	VSUBPS     Z3, Z7, Z3
-	VADDPS     Z6, Z3, Z7
-	VSUBPS     Z6, Z3, Z6
-	VMULPS     Z30, Z0, Z0
-	VSUBPS     Z0, Z8, Z0
-	VMULPS     Z29, Z4, Z4
-	VADDPS     Z4, Z0, Z4
+	MOVWLZX    62(DX), AX
+	MOVWLZX    64(DX), BX
+	CMPL       AX, BX
+	JNE        single5_1_inputF4AVX512
+	KMOVW      AX, K1
+	KSHIFTRW   $0x08, K1, K2
+	VPXORQ     Z10, Z10, Z10
+	VPGATHERDQ 4(R11)(Y31*4), K1, Z10
+	VPXORQ     Z11, Z11, Z11
+	VPGATHERDQ 4(R11)(Y30*4), K2, Z11
+	VMOVAPS    Z10, Z12
+	VPERMT2PS  Z11, Z29, Z10
+	VPERMT2PS  Z11, Z28, Z12
+	VMOVAPS    Z12, Z11
+	JMP        gathered5_1_inputF4AVX512
+
+single5_1_inputF4AVX512:
+	KMOVW      62(DX), K1
+	VPXORD     Z10, Z10, Z10
+	VGATHERDPS 4(R11)(Z31*4), K1, Z10
+	KMOVW      64(DX), K1
+	VPXORD     Z11, Z11, Z11
+	VGATHERDPS 8(R11)(Z31*4), K1, Z11
+
+gathered5_1_inputF4AVX512:
+	VMULPS     Z27, Z6, Z12
+	VSUBPS     Z12, Z2, Z12
+	VMULPS     Z26, Z1, Z1
+	VADDPS     Z1, Z12, Z1
+	VADDPS     Z6, Z4, Z12
+	VMULPS     Z26, Z12, Z12
+	VADDPS     Z2, Z3, Z13
+	VSUBPS     Z12, Z13, Z12
+	VSUBPS     Z6, Z4, Z13
+	VMULPS     Z26, Z13, Z13
+	VSUBPS     Z3, Z2, Z14
+	VADDPS     Z13, Z14, Z13
+	VSUBPS     Z4, Z3, Z14
+	VMULPS     Z25, Z14, Z14
+	VSUBPS     Z6, Z2, Z6
+	VADDPS     Z14, Z6, Z2
+	VSUBPS     Z14, Z6, Z14
+	VMULPS     Z27, Z3, Z3
+	VSUBPS     Z3, Z10, Z3
+	VMULPS     Z26, Z4, Z4
+	VADDPS     Z4, Z3, Z4
 	MOVQ       R14, R13
-	VMOVUPS    Z2, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z5, (R13)
-	ADDQ       R12, R13
 	VMOVUPS    Z1, (R13)
 	ADDQ       R12, R13
-	VMOVUPS    Z7, (R13)
+	VMOVUPS    Z12, (R13)
 	ADDQ       R12, R13
-	VMOVUPS    Z6, (R13)
+	VMOVUPS    Z13, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z2, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z14, (R13)
 	ADDQ       R12, R13
 	VMOVUPS    Z4, (R13)
 	ADDQ       R8, R14
-	MOVQ       SI, R11
-	KMOVW      8(DX), K1
-	VPXORD     Z4, Z4, Z4
-	VGATHERDPS 16(R11)(Z31*4), K1, Z4
-	ADDQ       R10, R11
-	KMOVW      20(DX), K1
-	VPXORD     Z6, Z6, Z6
-	VGATHERDPS 16(R11)(Z31*4), K1, Z6
-	ADDQ       R10, R11
-	KMOVW      32(DX), K1
-	VPXORD     Z7, Z7, Z7
-	VGATHERDPS 16(R11)(Z31*4), K1, Z7
-	ADDQ       R10, R11
-	KMOVW      44(DX), K1
-	VPXORD     Z1, Z1, Z1
-	VGATHERDPS 16(R11)(Z31*4), K1, Z1
-	ADDQ       R10, R11
-	KMOVW      56(DX), K1
-	VPXORD     Z5, Z5, Z5
-	VGATHERDPS 16(R11)(Z31*4), K1, Z5
-	ADDQ       R10, R11
-	KMOVW      68(DX), K1
-	VPXORD     Z2, Z2, Z2
-	VGATHERDPS 16(R11)(Z31*4), K1, Z2
-	VMULPS     Z30, Z7, Z0
-	VSUBPS     Z0, Z5, Z0
-	VMULPS     Z29, Z4, Z4
-	VADDPS     Z4, Z0, Z4
-	VADDPS     Z7, Z6, Z0
-	VMULPS     Z29, Z0, Z0
-	VADDPS     Z5, Z1, Z8
-	VSUBPS     Z0, Z8, Z0
-	VSUBPS     Z7, Z6, Z8
-	VMULPS     Z29, Z8, Z8
-	VSUBPS     Z1, Z5, Z3
-	VADDPS     Z8, Z3, Z8
-	VSUBPS     Z6, Z1, Z3
-	VMULPS     Z28, Z3, Z3
-	VSUBPS     Z7, Z5, Z7
-	VADDPS     Z3, Z7, Z5
-	VSUBPS     Z3, Z7, Z3
-	VMULPS     Z30, Z1, Z1
-	VSUBPS     Z1, Z2, Z1
-	VMULPS     Z29, Z6, Z6
-	VADDPS     Z6, Z1, Z6
+	VMULPS     Z27, Z0, Z4
+	VSUBPS     Z4, Z9, Z4
+	VMULPS     Z26, Z8, Z8
+	VADDPS     Z8, Z4, Z8
+	VADDPS     Z0, Z7, Z4
+	VMULPS     Z26, Z4, Z4
+	VADDPS     Z9, Z5, Z14
+	VSUBPS     Z4, Z14, Z4
+	VSUBPS     Z0, Z7, Z14
+	VMULPS     Z26, Z14, Z14
+	VSUBPS     Z5, Z9, Z2
+	VADDPS     Z14, Z2, Z14
+	VSUBPS     Z7, Z5, Z2
+	VMULPS     Z25, Z2, Z2
+	VSUBPS     Z0, Z9, Z0
+	VADDPS     Z2, Z0, Z9
+	VSUBPS     Z2, Z0, Z2
+	VMULPS     Z27, Z5, Z5
+	VSUBPS     Z5, Z11, Z5
+	VMULPS     Z26, Z7, Z7
+	VADDPS     Z7, Z5, Z7
 	MOVQ       R14, R13
-	VMOVUPS    Z4, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z0, (R13)
-	ADDQ       R12, R13
 	VMOVUPS    Z8, (R13)
 	ADDQ       R12, R13
-	VMOVUPS    Z5, (R13)
+	VMOVUPS    Z4, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z14, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z9, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z2, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z7, (R13)
+	ADDQ       R8, R14
+	MOVQ       SI, R11
+	MOVWLZX    6(DX), AX
+	MOVWLZX    8(DX), BX
+	CMPL       AX, BX
+	JNE        single0_3_inputF4AVX512
+	KMOVW      AX, K1
+	KSHIFTRW   $0x08, K1, K2
+	VPXORQ     Z7, Z7, Z7
+	VPGATHERDQ 12(R11)(Y31*4), K1, Z7
+	VPXORQ     Z2, Z2, Z2
+	VPGATHERDQ 12(R11)(Y30*4), K2, Z2
+	VMOVAPS    Z7, Z9
+	VPERMT2PS  Z2, Z29, Z7
+	VPERMT2PS  Z2, Z28, Z9
+	VMOVAPS    Z9, Z2
+	JMP        gathered0_3_inputF4AVX512
+
+single0_3_inputF4AVX512:
+	KMOVW      6(DX), K1
+	VPXORD     Z7, Z7, Z7
+	VGATHERDPS 12(R11)(Z31*4), K1, Z7
+	KMOVW      8(DX), K1
+	VPXORD     Z2, Z2, Z2
+	VGATHERDPS 16(R11)(Z31*4), K1, Z2
+
+gathered0_3_inputF4AVX512:
+	ADDQ       R10, R11
+	MOVWLZX    18(DX), AX
+	MOVWLZX    20(DX), BX
+	CMPL       AX, BX
+	JNE        single1_3_inputF4AVX512
+	KMOVW      AX, K1
+	KSHIFTRW   $0x08, K1, K2
+	VPXORQ     Z9, Z9, Z9
+	VPGATHERDQ 12(R11)(Y31*4), K1, Z9
+	VPXORQ     Z14, Z14, Z14
+	VPGATHERDQ 12(R11)(Y30*4), K2, Z14
+	VMOVAPS    Z9, Z4
+	VPERMT2PS  Z14, Z29, Z9
+	VPERMT2PS  Z14, Z28, Z4
+	VMOVAPS    Z4, Z14
+	JMP        gathered1_3_inputF4AVX512
+
+single1_3_inputF4AVX512:
+	KMOVW      18(DX), K1
+	VPXORD     Z9, Z9, Z9
+	VGATHERDPS 12(R11)(Z31*4), K1, Z9
+	KMOVW      20(DX), K1
+	VPXORD     Z14, Z14, Z14
+	VGATHERDPS 16(R11)(Z31*4), K1, Z14
+
+gathered1_3_inputF4AVX512:
+	ADDQ       R10, R11
+	MOVWLZX    30(DX), AX
+	MOVWLZX    32(DX), BX
+	CMPL       AX, BX
+	JNE        single2_3_inputF4AVX512
+	KMOVW      AX, K1
+	KSHIFTRW   $0x08, K1, K2
+	VPXORQ     Z4, Z4, Z4
+	VPGATHERDQ 12(R11)(Y31*4), K1, Z4
+	VPXORQ     Z8, Z8, Z8
+	VPGATHERDQ 12(R11)(Y30*4), K2, Z8
+	VMOVAPS    Z4, Z5
+	VPERMT2PS  Z8, Z29, Z4
+	VPERMT2PS  Z8, Z28, Z5
+	VMOVAPS    Z5, Z8
+	JMP        gathered2_3_inputF4AVX512
+
+single2_3_inputF4AVX512:
+	KMOVW      30(DX), K1
+	VPXORD     Z4, Z4, Z4
+	VGATHERDPS 12(R11)(Z31*4), K1, Z4
+	KMOVW      32(DX), K1
+	VPXORD     Z8, Z8, Z8
+	VGATHERDPS 16(R11)(Z31*4), K1, Z8
+
+gathered2_3_inputF4AVX512:
+	ADDQ       R10, R11
+	MOVWLZX    42(DX), AX
+	MOVWLZX    44(DX), BX
+	CMPL       AX, BX
+	JNE        single3_3_inputF4AVX512
+	KMOVW      AX, K1
+	KSHIFTRW   $0x08, K1, K2
+	VPXORQ     Z5, Z5, Z5
+	VPGATHERDQ 12(R11)(Y31*4), K1, Z5
+	VPXORQ     Z11, Z11, Z11
+	VPGATHERDQ 12(R11)(Y30*4), K2, Z11
+	VMOVAPS    Z5, Z0
+	VPERMT2PS  Z11, Z29, Z5
+	VPERMT2PS  Z11, Z28, Z0
+	VMOVAPS    Z0, Z11
+	JMP        gathered3_3_inputF4AVX512
+
+single3_3_inputF4AVX512:
+	KMOVW      42(DX), K1
+	VPXORD     Z5, Z5, Z5
+	VGATHERDPS 12(R11)(Z31*4), K1, Z5
+	KMOVW      44(DX), K1
+	VPXORD     Z11, Z11, Z11
+	VGATHERDPS 16(R11)(Z31*4), K1, Z11
+
+gathered3_3_inputF4AVX512:
+	ADDQ       R10, R11
+	MOVWLZX    54(DX), AX
+	MOVWLZX    56(DX), BX
+	CMPL       AX, BX
+	JNE        single4_3_inputF4AVX512
+	KMOVW      AX, K1
+	KSHIFTRW   $0x08, K1, K2
+	VPXORQ     Z0, Z0, Z0
+	VPGATHERDQ 12(R11)(Y31*4), K1, Z0
+	VPXORQ     Z13, Z13, Z13
+	VPGATHERDQ 12(R11)(Y30*4), K2, Z13
+	VMOVAPS    Z0, Z12
+	VPERMT2PS  Z13, Z29, Z0
+	VPERMT2PS  Z13, Z28, Z12
+	VMOVAPS    Z12, Z13
+	JMP        gathered4_3_inputF4AVX512
+
+single4_3_inputF4AVX512:
+	KMOVW      54(DX), K1
+	VPXORD     Z0, Z0, Z0
+	VGATHERDPS 12(R11)(Z31*4), K1, Z0
+	KMOVW      56(DX), K1
+	VPXORD     Z13, Z13, Z13
+	VGATHERDPS 16(R11)(Z31*4), K1, Z13
+
+gathered4_3_inputF4AVX512:
+	ADDQ       R10, R11
+	MOVWLZX    66(DX), AX
+	MOVWLZX    68(DX), BX
+	CMPL       AX, BX
+	JNE        single5_3_inputF4AVX512
+	KMOVW      AX, K1
+	KSHIFTRW   $0x08, K1, K2
+	VPXORQ     Z12, Z12, Z12
+	VPGATHERDQ 12(R11)(Y31*4), K1, Z12
+	VPXORQ     Z1, Z1, Z1
+	VPGATHERDQ 12(R11)(Y30*4), K2, Z1
+	VMOVAPS    Z12, Z3
+	VPERMT2PS  Z1, Z29, Z12
+	VPERMT2PS  Z1, Z28, Z3
+	VMOVAPS    Z3, Z1
+	JMP        gathered5_3_inputF4AVX512
+
+single5_3_inputF4AVX512:
+	KMOVW      66(DX), K1
+	VPXORD     Z12, Z12, Z12
+	VGATHERDPS 12(R11)(Z31*4), K1, Z12
+	KMOVW      68(DX), K1
+	VPXORD     Z1, Z1, Z1
+	VGATHERDPS 16(R11)(Z31*4), K1, Z1
+
+gathered5_3_inputF4AVX512:
+	VMULPS     Z27, Z4, Z3
+	VSUBPS     Z3, Z0, Z3
+	VMULPS     Z26, Z7, Z7
+	VADDPS     Z7, Z3, Z7
+	VADDPS     Z4, Z9, Z3
+	VMULPS     Z26, Z3, Z3
+	VADDPS     Z0, Z5, Z10
+	VSUBPS     Z3, Z10, Z3
+	VSUBPS     Z4, Z9, Z10
+	VMULPS     Z26, Z10, Z10
+	VSUBPS     Z5, Z0, Z6
+	VADDPS     Z10, Z6, Z10
+	VSUBPS     Z9, Z5, Z6
+	VMULPS     Z25, Z6, Z6
+	VSUBPS     Z4, Z0, Z4
+	VADDPS     Z6, Z4, Z0
+	VSUBPS     Z6, Z4, Z6
+	VMULPS     Z27, Z5, Z5
+	VSUBPS     Z5, Z12, Z5
+	VMULPS     Z26, Z9, Z9
+	VADDPS     Z9, Z5, Z9
+	MOVQ       R14, R13
+	VMOVUPS    Z7, (R13)
 	ADDQ       R12, R13
 	VMOVUPS    Z3, (R13)
 	ADDQ       R12, R13
+	VMOVUPS    Z10, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z0, (R13)
+	ADDQ       R12, R13
 	VMOVUPS    Z6, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z9, (R13)
+	ADDQ       R8, R14
+	VMULPS     Z27, Z8, Z9
+	VSUBPS     Z9, Z13, Z9
+	VMULPS     Z26, Z2, Z2
+	VADDPS     Z2, Z9, Z2
+	VADDPS     Z8, Z14, Z9
+	VMULPS     Z26, Z9, Z9
+	VADDPS     Z13, Z11, Z6
+	VSUBPS     Z9, Z6, Z9
+	VSUBPS     Z8, Z14, Z6
+	VMULPS     Z26, Z6, Z6
+	VSUBPS     Z11, Z13, Z0
+	VADDPS     Z6, Z0, Z6
+	VSUBPS     Z14, Z11, Z0
+	VMULPS     Z25, Z0, Z0
+	VSUBPS     Z8, Z13, Z8
+	VADDPS     Z0, Z8, Z13
+	VSUBPS     Z0, Z8, Z0
+	VMULPS     Z27, Z11, Z11
+	VSUBPS     Z11, Z1, Z11
+	VMULPS     Z26, Z14, Z14
+	VADDPS     Z14, Z11, Z14
+	MOVQ       R14, R13
+	VMOVUPS    Z2, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z9, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z6, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z13, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z0, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z14, (R13)
 	ADDQ       R8, R14
 	MOVQ       SI, R11
 	KMOVW      10(DX), K1
-	VPXORD     Z6, Z6, Z6
-	VGATHERDPS 20(R11)(Z31*4), K1, Z6
+	VPXORD     Z14, Z14, Z14
+	VGATHERDPS 20(R11)(Z31*4), K1, Z14
 	ADDQ       R10, R11
 	KMOVW      22(DX), K1
-	VPXORD     Z3, Z3, Z3
-	VGATHERDPS 20(R11)(Z31*4), K1, Z3
-	ADDQ       R10, R11
-	KMOVW      34(DX), K1
-	VPXORD     Z5, Z5, Z5
-	VGATHERDPS 20(R11)(Z31*4), K1, Z5
-	ADDQ       R10, R11
-	KMOVW      46(DX), K1
-	VPXORD     Z8, Z8, Z8
-	VGATHERDPS 20(R11)(Z31*4), K1, Z8
-	ADDQ       R10, R11
-	KMOVW      58(DX), K1
 	VPXORD     Z0, Z0, Z0
 	VGATHERDPS 20(R11)(Z31*4), K1, Z0
 	ADDQ       R10, R11
+	KMOVW      34(DX), K1
+	VPXORD     Z13, Z13, Z13
+	VGATHERDPS 20(R11)(Z31*4), K1, Z13
+	ADDQ       R10, R11
+	KMOVW      46(DX), K1
+	VPXORD     Z6, Z6, Z6
+	VGATHERDPS 20(R11)(Z31*4), K1, Z6
+	ADDQ       R10, R11
+	KMOVW      58(DX), K1
+	VPXORD     Z9, Z9, Z9
+	VGATHERDPS 20(R11)(Z31*4), K1, Z9
+	ADDQ       R10, R11
 	KMOVW      70(DX), K1
-	VPXORD     Z4, Z4, Z4
-	VGATHERDPS 20(R11)(Z31*4), K1, Z4
-	VMULPS     Z30, Z5, Z1
-	VSUBPS     Z1, Z0, Z1
-	VMULPS     Z29, Z6, Z6
-	VADDPS     Z6, Z1, Z6
-	VADDPS     Z5, Z3, Z1
-	VMULPS     Z29, Z1, Z1
-	VADDPS     Z0, Z8, Z2
-	VSUBPS     Z1, Z2, Z1
-	VSUBPS     Z5, Z3, Z2
-	VMULPS     Z29, Z2, Z2
-	VSUBPS     Z8, Z0, Z7
-	VADDPS     Z2, Z7, Z2
-	VSUBPS     Z3, Z8, Z7
-	VMULPS     Z28, Z7, Z7
-	VSUBPS     Z5, Z0, Z5
-	VADDPS     Z7, Z5, Z0
-	VSUBPS     Z7, Z5, Z7
-	VMULPS     Z30, Z8, Z8
-	VSUBPS     Z8, Z4, Z8
-	VMULPS     Z29, Z3, Z3
-	VADDPS     Z3, Z8, Z3
+	VPXORD     Z2, Z2, Z2
+	VGATHERDPS 20(R11)(Z31*4), K1, Z2
+	VMULPS     Z27, Z13, Z11
+	VSUBPS     Z11, Z9, Z11
+	VMULPS     Z26, Z14, Z14
+	VADDPS     Z14, Z11, Z14
+	VADDPS     Z13, Z0, Z11
+	VMULPS     Z26, Z11, Z11
+	VADDPS     Z9, Z6, Z1
+	VSUBPS     Z11, Z1, Z11
+	VSUBPS     Z13, Z0, Z1
+	VMULPS     Z26, Z1, Z1
+	VSUBPS     Z6, Z9, Z8
+	VADDPS     Z1, Z8, Z1
+	VSUBPS     Z0, Z6, Z8
+	VMULPS     Z25, Z8, Z8
+	VSUBPS     Z13, Z9, Z13
+	VADDPS     Z8, Z13, Z9
+	VSUBPS     Z8, Z13, Z8
+	VMULPS     Z27, Z6, Z6
+	VSUBPS     Z6, Z2, Z6
+	VMULPS     Z26, Z0, Z0
+	VADDPS     Z0, Z6, Z0
 	MOVQ       R14, R13
-	VMOVUPS    Z6, (R13)
+	VMOVUPS    Z14, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z11, (R13)
 	ADDQ       R12, R13
 	VMOVUPS    Z1, (R13)
 	ADDQ       R12, R13
-	VMOVUPS    Z2, (R13)
+	VMOVUPS    Z9, (R13)
+	ADDQ       R12, R13
+	VMOVUPS    Z8, (R13)
 	ADDQ       R12, R13
 	VMOVUPS    Z0, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z7, (R13)
-	ADDQ       R12, R13
-	VMOVUPS    Z3, (R13)
 	MOVQ       DI, R14
 	MOVQ       R14, R13
-	VMOVUPS    (R13), Z3
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z7
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z0
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z2
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z1
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z6
-	VMULPS     Z30, Z0, Z8
-	VSUBPS     Z8, Z1, Z8
-	VMULPS     Z29, Z3, Z3
-	VADDPS     Z3, Z8, Z3
-	VADDPS     Z0, Z7, Z8
-	VMULPS     Z29, Z8, Z8
-	VADDPS     Z1, Z2, Z4
-	VSUBPS     Z8, Z4, Z8
-	VSUBPS     Z0, Z7, Z4
-	VMULPS     Z29, Z4, Z4
-	VSUBPS     Z2, Z1, Z5
-	VADDPS     Z4, Z5, Z4
-	VSUBPS     Z7, Z2, Z5
-	VMULPS     Z28, Z5, Z5
-	VSUBPS     Z0, Z1, Z0
-	VADDPS     Z5, Z0, Z1
-	VSUBPS     Z5, Z0, Z5
-	VMULPS     Z30, Z2, Z2
-	VSUBPS     Z2, Z6, Z2
-	VMULPS     Z29, Z7, Z7
-	VADDPS     Z7, Z2, Z7
-	MOVQ       R14, R13
-	VMOVUPS    Z3, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z8, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z4, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z1, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z5, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z7, (R13)
-	ADDQ       R12, R14
-	MOVQ       R14, R13
-	VMOVUPS    (R13), Z7
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z5
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z1
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z4
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z8
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z3
-	VMULPS     Z30, Z1, Z2
-	VSUBPS     Z2, Z8, Z2
-	VMULPS     Z29, Z7, Z7
-	VADDPS     Z7, Z2, Z7
-	VADDPS     Z1, Z5, Z2
-	VMULPS     Z29, Z2, Z2
-	VADDPS     Z8, Z4, Z6
-	VSUBPS     Z2, Z6, Z2
-	VSUBPS     Z1, Z5, Z6
-	VMULPS     Z29, Z6, Z6
-	VSUBPS     Z4, Z8, Z0
-	VADDPS     Z6, Z0, Z6
-	VSUBPS     Z5, Z4, Z0
-	VMULPS     Z28, Z0, Z0
-	VSUBPS     Z1, Z8, Z1
-	VADDPS     Z0, Z1, Z8
-	VSUBPS     Z0, Z1, Z0
-	VMULPS     Z30, Z4, Z4
-	VSUBPS     Z4, Z3, Z4
-	VMULPS     Z29, Z5, Z5
-	VADDPS     Z5, Z4, Z5
-	MOVQ       R14, R13
-	VMOVUPS    Z7, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z2, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z6, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z8, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z0, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z5, (R13)
-	ADDQ       R12, R14
-	MOVQ       R14, R13
-	VMOVUPS    (R13), Z5
-	ADDQ       R8, R13
 	VMOVUPS    (R13), Z0
 	ADDQ       R8, R13
 	VMOVUPS    (R13), Z8
 	ADDQ       R8, R13
-	VMOVUPS    (R13), Z6
+	VMOVUPS    (R13), Z9
 	ADDQ       R8, R13
-	VMOVUPS    (R13), Z2
+	VMOVUPS    (R13), Z1
 	ADDQ       R8, R13
-	VMOVUPS    (R13), Z7
-	VMULPS     Z30, Z8, Z4
-	VSUBPS     Z4, Z2, Z4
-	VMULPS     Z29, Z5, Z5
-	VADDPS     Z5, Z4, Z5
-	VADDPS     Z8, Z0, Z4
-	VMULPS     Z29, Z4, Z4
-	VADDPS     Z2, Z6, Z3
-	VSUBPS     Z4, Z3, Z4
-	VSUBPS     Z8, Z0, Z3
-	VMULPS     Z29, Z3, Z3
-	VSUBPS     Z6, Z2, Z1
-	VADDPS     Z3, Z1, Z3
-	VSUBPS     Z0, Z6, Z1
-	VMULPS     Z28, Z1, Z1
-	VSUBPS     Z8, Z2, Z8
-	VADDPS     Z1, Z8, Z2
-	VSUBPS     Z1, Z8, Z1
-	VMULPS     Z30, Z6, Z6
-	VSUBPS     Z6, Z7, Z6
-	VMULPS     Z29, Z0, Z0
+	VMOVUPS    (R13), Z11
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z14
+	VMULPS     Z27, Z9, Z6
+	VSUBPS     Z6, Z11, Z6
+	VMULPS     Z26, Z0, Z0
 	VADDPS     Z0, Z6, Z0
-	MOVQ       R14, R13
-	VMOVUPS    Z5, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z4, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z3, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z2, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z1, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z0, (R13)
-	ADDQ       R12, R14
-	MOVQ       R14, R13
-	VMOVUPS    (R13), Z0
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z1
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z2
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z3
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z4
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z5
-	VMULPS     Z30, Z2, Z6
-	VSUBPS     Z6, Z4, Z6
-	VMULPS     Z29, Z0, Z0
-	VADDPS     Z0, Z6, Z0
-	VADDPS     Z2, Z1, Z6
-	VMULPS     Z29, Z6, Z6
-	VADDPS     Z4, Z3, Z7
-	VSUBPS     Z6, Z7, Z6
-	VSUBPS     Z2, Z1, Z7
-	VMULPS     Z29, Z7, Z7
-	VSUBPS     Z3, Z4, Z8
-	VADDPS     Z7, Z8, Z7
-	VSUBPS     Z1, Z3, Z8
-	VMULPS     Z28, Z8, Z8
-	VSUBPS     Z2, Z4, Z2
-	VADDPS     Z8, Z2, Z4
-	VSUBPS     Z8, Z2, Z8
-	VMULPS     Z30, Z3, Z3
-	VSUBPS     Z3, Z5, Z3
-	VMULPS     Z29, Z1, Z1
-	VADDPS     Z1, Z3, Z1
+	VADDPS     Z9, Z8, Z6
+	VMULPS     Z26, Z6, Z6
+	VADDPS     Z11, Z1, Z2
+	VSUBPS     Z6, Z2, Z6
+	VSUBPS     Z9, Z8, Z2
+	VMULPS     Z26, Z2, Z2
+	VSUBPS     Z1, Z11, Z13
+	VADDPS     Z2, Z13, Z2
+	VSUBPS     Z8, Z1, Z13
+	VMULPS     Z25, Z13, Z13
+	VSUBPS     Z9, Z11, Z9
+	VADDPS     Z13, Z9, Z11
+	VSUBPS     Z13, Z9, Z13
+	VMULPS     Z27, Z1, Z1
+	VSUBPS     Z1, Z14, Z1
+	VMULPS     Z26, Z8, Z8
+	VADDPS     Z8, Z1, Z8
 	MOVQ       R14, R13
 	VMOVUPS    Z0, (R13)
 	ADDQ       R8, R13
 	VMOVUPS    Z6, (R13)
 	ADDQ       R8, R13
-	VMOVUPS    Z7, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z4, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z8, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z1, (R13)
-	ADDQ       R12, R14
-	MOVQ       R14, R13
-	VMOVUPS    (R13), Z1
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z8
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z4
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z7
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z6
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z0
-	VMULPS     Z30, Z4, Z3
-	VSUBPS     Z3, Z6, Z3
-	VMULPS     Z29, Z1, Z1
-	VADDPS     Z1, Z3, Z1
-	VADDPS     Z4, Z8, Z3
-	VMULPS     Z29, Z3, Z3
-	VADDPS     Z6, Z7, Z5
-	VSUBPS     Z3, Z5, Z3
-	VSUBPS     Z4, Z8, Z5
-	VMULPS     Z29, Z5, Z5
-	VSUBPS     Z7, Z6, Z2
-	VADDPS     Z5, Z2, Z5
-	VSUBPS     Z8, Z7, Z2
-	VMULPS     Z28, Z2, Z2
-	VSUBPS     Z4, Z6, Z4
-	VADDPS     Z2, Z4, Z6
-	VSUBPS     Z2, Z4, Z2
-	VMULPS     Z30, Z7, Z7
-	VSUBPS     Z7, Z0, Z7
-	VMULPS     Z29, Z8, Z8
-	VADDPS     Z8, Z7, Z8
-	MOVQ       R14, R13
-	VMOVUPS    Z1, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z3, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z5, (R13)
-	ADDQ       R8, R13
-	VMOVUPS    Z6, (R13)
-	ADDQ       R8, R13
 	VMOVUPS    Z2, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z11, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z13, (R13)
 	ADDQ       R8, R13
 	VMOVUPS    Z8, (R13)
 	ADDQ       R12, R14
 	MOVQ       R14, R13
 	VMOVUPS    (R13), Z8
 	ADDQ       R8, R13
+	VMOVUPS    (R13), Z13
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z11
+	ADDQ       R8, R13
 	VMOVUPS    (R13), Z2
 	ADDQ       R8, R13
 	VMOVUPS    (R13), Z6
 	ADDQ       R8, R13
-	VMOVUPS    (R13), Z5
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z3
-	ADDQ       R8, R13
-	VMOVUPS    (R13), Z1
-	VMULPS     Z30, Z6, Z7
-	VSUBPS     Z7, Z3, Z7
-	VMULPS     Z29, Z8, Z8
-	VADDPS     Z8, Z7, Z8
-	VADDPS     Z6, Z2, Z7
-	VMULPS     Z29, Z7, Z7
-	VADDPS     Z3, Z5, Z0
-	VSUBPS     Z7, Z0, Z7
-	VSUBPS     Z6, Z2, Z0
-	VMULPS     Z29, Z0, Z0
-	VSUBPS     Z5, Z3, Z4
-	VADDPS     Z0, Z4, Z0
-	VSUBPS     Z2, Z5, Z4
-	VMULPS     Z28, Z4, Z4
-	VSUBPS     Z6, Z3, Z6
-	VADDPS     Z4, Z6, Z3
-	VSUBPS     Z4, Z6, Z4
-	VMULPS     Z30, Z5, Z5
-	VSUBPS     Z5, Z1, Z5
-	VMULPS     Z29, Z2, Z2
-	VADDPS     Z2, Z5, Z2
+	VMOVUPS    (R13), Z0
+	VMULPS     Z27, Z11, Z1
+	VSUBPS     Z1, Z6, Z1
+	VMULPS     Z26, Z8, Z8
+	VADDPS     Z8, Z1, Z8
+	VADDPS     Z11, Z13, Z1
+	VMULPS     Z26, Z1, Z1
+	VADDPS     Z6, Z2, Z14
+	VSUBPS     Z1, Z14, Z1
+	VSUBPS     Z11, Z13, Z14
+	VMULPS     Z26, Z14, Z14
+	VSUBPS     Z2, Z6, Z9
+	VADDPS     Z14, Z9, Z14
+	VSUBPS     Z13, Z2, Z9
+	VMULPS     Z25, Z9, Z9
+	VSUBPS     Z11, Z6, Z11
+	VADDPS     Z9, Z11, Z6
+	VSUBPS     Z9, Z11, Z9
+	VMULPS     Z27, Z2, Z2
+	VSUBPS     Z2, Z0, Z2
+	VMULPS     Z26, Z13, Z13
+	VADDPS     Z13, Z2, Z13
 	MOVQ       R14, R13
 	VMOVUPS    Z8, (R13)
 	ADDQ       R8, R13
-	VMOVUPS    Z7, (R13)
+	VMOVUPS    Z1, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z14, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z6, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z9, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z13, (R13)
+	ADDQ       R12, R14
+	MOVQ       R14, R13
+	VMOVUPS    (R13), Z13
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z9
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z6
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z14
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z1
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z8
+	VMULPS     Z27, Z6, Z2
+	VSUBPS     Z2, Z1, Z2
+	VMULPS     Z26, Z13, Z13
+	VADDPS     Z13, Z2, Z13
+	VADDPS     Z6, Z9, Z2
+	VMULPS     Z26, Z2, Z2
+	VADDPS     Z1, Z14, Z0
+	VSUBPS     Z2, Z0, Z2
+	VSUBPS     Z6, Z9, Z0
+	VMULPS     Z26, Z0, Z0
+	VSUBPS     Z14, Z1, Z11
+	VADDPS     Z0, Z11, Z0
+	VSUBPS     Z9, Z14, Z11
+	VMULPS     Z25, Z11, Z11
+	VSUBPS     Z6, Z1, Z6
+	VADDPS     Z11, Z6, Z1
+	VSUBPS     Z11, Z6, Z11
+	VMULPS     Z27, Z14, Z14
+	VSUBPS     Z14, Z8, Z14
+	VMULPS     Z26, Z9, Z9
+	VADDPS     Z9, Z14, Z9
+	MOVQ       R14, R13
+	VMOVUPS    Z13, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z2, (R13)
 	ADDQ       R8, R13
 	VMOVUPS    Z0, (R13)
 	ADDQ       R8, R13
-	VMOVUPS    Z3, (R13)
+	VMOVUPS    Z1, (R13)
 	ADDQ       R8, R13
-	VMOVUPS    Z4, (R13)
+	VMOVUPS    Z11, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z9, (R13)
+	ADDQ       R12, R14
+	MOVQ       R14, R13
+	VMOVUPS    (R13), Z9
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z11
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z1
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z0
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z2
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z13
+	VMULPS     Z27, Z1, Z14
+	VSUBPS     Z14, Z2, Z14
+	VMULPS     Z26, Z9, Z9
+	VADDPS     Z9, Z14, Z9
+	VADDPS     Z1, Z11, Z14
+	VMULPS     Z26, Z14, Z14
+	VADDPS     Z2, Z0, Z8
+	VSUBPS     Z14, Z8, Z14
+	VSUBPS     Z1, Z11, Z8
+	VMULPS     Z26, Z8, Z8
+	VSUBPS     Z0, Z2, Z6
+	VADDPS     Z8, Z6, Z8
+	VSUBPS     Z11, Z0, Z6
+	VMULPS     Z25, Z6, Z6
+	VSUBPS     Z1, Z2, Z1
+	VADDPS     Z6, Z1, Z2
+	VSUBPS     Z6, Z1, Z6
+	VMULPS     Z27, Z0, Z0
+	VSUBPS     Z0, Z13, Z0
+	VMULPS     Z26, Z11, Z11
+	VADDPS     Z11, Z0, Z11
+	MOVQ       R14, R13
+	VMOVUPS    Z9, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z14, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z8, (R13)
 	ADDQ       R8, R13
 	VMOVUPS    Z2, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z6, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z11, (R13)
+	ADDQ       R12, R14
+	MOVQ       R14, R13
+	VMOVUPS    (R13), Z11
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z6
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z2
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z8
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z14
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z9
+	VMULPS     Z27, Z2, Z0
+	VSUBPS     Z0, Z14, Z0
+	VMULPS     Z26, Z11, Z11
+	VADDPS     Z11, Z0, Z11
+	VADDPS     Z2, Z6, Z0
+	VMULPS     Z26, Z0, Z0
+	VADDPS     Z14, Z8, Z13
+	VSUBPS     Z0, Z13, Z0
+	VSUBPS     Z2, Z6, Z13
+	VMULPS     Z26, Z13, Z13
+	VSUBPS     Z8, Z14, Z1
+	VADDPS     Z13, Z1, Z13
+	VSUBPS     Z6, Z8, Z1
+	VMULPS     Z25, Z1, Z1
+	VSUBPS     Z2, Z14, Z2
+	VADDPS     Z1, Z2, Z14
+	VSUBPS     Z1, Z2, Z1
+	VMULPS     Z27, Z8, Z8
+	VSUBPS     Z8, Z9, Z8
+	VMULPS     Z26, Z6, Z6
+	VADDPS     Z6, Z8, Z6
+	MOVQ       R14, R13
+	VMOVUPS    Z11, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z0, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z13, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z14, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z1, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z6, (R13)
+	ADDQ       R12, R14
+	MOVQ       R14, R13
+	VMOVUPS    (R13), Z6
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z1
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z14
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z13
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z0
+	ADDQ       R8, R13
+	VMOVUPS    (R13), Z11
+	VMULPS     Z27, Z14, Z8
+	VSUBPS     Z8, Z0, Z8
+	VMULPS     Z26, Z6, Z6
+	VADDPS     Z6, Z8, Z6
+	VADDPS     Z14, Z1, Z8
+	VMULPS     Z26, Z8, Z8
+	VADDPS     Z0, Z13, Z9
+	VSUBPS     Z8, Z9, Z8
+	VSUBPS     Z14, Z1, Z9
+	VMULPS     Z26, Z9, Z9
+	VSUBPS     Z13, Z0, Z2
+	VADDPS     Z9, Z2, Z9
+	VSUBPS     Z1, Z13, Z2
+	VMULPS     Z25, Z2, Z2
+	VSUBPS     Z14, Z0, Z14
+	VADDPS     Z2, Z14, Z0
+	VSUBPS     Z2, Z14, Z2
+	VMULPS     Z27, Z13, Z13
+	VSUBPS     Z13, Z11, Z13
+	VMULPS     Z26, Z1, Z1
+	VADDPS     Z1, Z13, Z1
+	MOVQ       R14, R13
+	VMOVUPS    Z6, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z8, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z9, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z0, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z2, (R13)
+	ADDQ       R8, R13
+	VMOVUPS    Z1, (R13)
 	ADDQ       $0x00000080, DI
 	ADDQ       R9, SI
 	DECQ       CX
