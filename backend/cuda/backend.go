@@ -77,7 +77,11 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 			// timing (which sees no layout changes) cannot pick an NCHW
 			// tactic between NHWC neighbours
 			if _, err := lowerGemm(l, modeNHWC); err == nil {
-				return []engine.Tactic{gemmTactic("implicit_nhwc", modeNHWC)}
+				tacs := []engine.Tactic{gemmTactic("implicit_nhwc", modeNHWC)}
+				if _, err := lowerGemm(l, modeGemmNHWC); err == nil {
+					tacs = append(tacs, gemmTactic("cublaslt.nhwc", modeGemmNHWC))
+				}
+				return tacs
 			}
 		}
 		return []engine.Tactic{implicit, nchw, im2col, direct}

@@ -32,11 +32,12 @@ var directMaxK = envInt("KILN_CUDA_DIRECT_K", 32)
 
 // Convolution tactics: how a conv step computes (gemmParams.Mode).
 const (
-	modeIm2col   = ""         // im2col + cuBLASLt + epilogue kernel (every type; Gemm/MatMul too)
-	modeImplicit = "implicit" // igemm.cu: implicit GEMM on the tensor cores, epilogue fused (16- and 8-bit inputs)
-	modeDirect   = "direct"   // dconv_*: one thread per output, epilogue fused (small K, grouped)
-	modeNCHW     = "nchw"     // cuBLASLt per image in NCHW (ORDER_ROW), bias/ReLU/residual in its epilogue (float types)
-	modeNHWC     = "nhwc"     // igemm.cu's ign_*: implicit GEMM on channels-last activations (layout.go)
+	modeIm2col   = ""          // im2col + cuBLASLt + epilogue kernel (every type; Gemm/MatMul too)
+	modeImplicit = "implicit"  // igemm.cu: implicit GEMM on the tensor cores, epilogue fused (16- and 8-bit inputs)
+	modeDirect   = "direct"    // dconv_*: one thread per output, epilogue fused (small K, grouped)
+	modeNCHW     = "nchw"      // cuBLASLt per image in NCHW (ORDER_ROW), bias/ReLU/residual in its epilogue (float types)
+	modeNHWC     = "nhwc"      // igemm.cu's ign_*: implicit GEMM on channels-last activations (layout.go)
+	modeGemmNHWC = "gemm_nhwc" // 1×1 stride-1 16-bit float conv on channels-last activations: one cuBLASLt GEMM, bias/ReLU/residual in its epilogue
 )
 
 func envInt(name string, def int64) int64 {
@@ -69,6 +70,7 @@ type gemmParams struct {
 	NCHW               bool   // cuBLASLt in NCHW with its epilogue (no kiln epilogue pass)
 	NHWC               bool   // channels-last implicit GEMM; weights packed with the reduction in (kh, kw, c) order
 	CPad               int64  // NHWC: input channels zero-padded to this (a first layer's 3 to one 16-byte chunk), else 0
+	GemmNHWC           bool   // 1×1 conv as a cuBLASLt GEMM on channels-last activations (nhwc.go)
 	YNHWC              bool   // implicit/NCHW-input kernels: write device-only outputs NHWC (the next layer is likely NHWC)
 	ZFmt               int    // residual type: 0 float32, 1 float16, 2 bfloat16
 	Act                int
@@ -218,6 +220,11 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 			p.K, p.Kp = wNK.Dims[1], roundUp(wNK.Dims[1], pad)
 		}
 		wNK = khwcOrder(wNK, p.KH*p.KW)
+	case modeGemmNHWC:
+		if err := gemmNHWCLowers(p, in, quant, n); err != nil {
+			return nil, err
+		}
+		p.GemmNHWC = true
 	case modeNCHW:
 		if !p.Conv || p.Groups > 1 || quant || irType(in) != p.Out {
 			return nil, fmt.Errorf("the NCHW cuBLASLt convolution takes ungrouped float convolutions with output of the input's type")
@@ -302,10 +309,13 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		}
 		p.Act, p.ActA, p.ActB = code, a.Alpha, a.Beta
 	}
-	if p.NCHW {
+	if p.NCHW || p.GemmNHWC {
 		if p.HasZ && p.ZFmt != map[ir.DType]int{ir.Float32: 0, ir.Float16: 1, ir.BFloat16: 2}[p.Out] {
 			return nil, fmt.Errorf("residual type differs from the output")
 		}
+	}
+	if p.GemmNHWC && p.Act != actCodes[""] && p.Act != actCodes["Relu"] {
+		return nil, fmt.Errorf("cuBLASLt's epilogue has no activation code %d", p.Act)
 	}
 	if quant {
 		q, err := kilnq.LayerOf(n, l.In[0].DType)
@@ -375,6 +385,7 @@ type gemmKernel struct {
 	W, bias, scale cuda.DevPtr
 	colsum         cuda.DevPtr
 	ktab           cuda.DevPtr // implicit GEMM: reduction index → (channel, row, column offsets)
+	wtap           cuda.DevPtr // depthwise on NHWC: the weights tap-major, [KH·KW][N] (nhwc.go)
 	mu             sync.Mutex
 	nplans         map[[2]int64]*cuda.ConvGemm // NCHW mode, by (batch, pixels)
 	plans          map[int64]*cuda.Gemm        // by padded M
@@ -426,7 +437,11 @@ func (k *gemmKernel) upload() error {
 	}
 	i := 1
 	if k.p.HasBias {
-		if k.bias, err = k.w.upload(k.host[i].Data); err != nil {
+		b := k.host[i].Data
+		if k.p.GemmNHWC { // cuBLASLt's bias has the output's type
+			b = bias16(k.host[i], k.p.Out)
+		}
+		if k.bias, err = k.w.upload(b); err != nil {
 			return err
 		}
 		i++
@@ -531,6 +546,9 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	if k.p.NHWC {
 		return k.runNHWC(x, in, out, nb, c, h, w, oh, ow)
+	}
+	if k.p.GemmNHWC {
+		return k.runGemmNHWC(x, in, out, nb, oh, ow)
 	}
 	return step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
 		gp, err := k.plan(g, Mp)
@@ -678,10 +696,29 @@ func (k *gemmKernel) runDirect(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w
 		if ys == 0 {
 			ys = 1
 		}
+		fmtIn := k.inputFormat()
+		if dwName := map[ir.DType]string{ir.Float32: "dw_nhwc8_f32", ir.Float16: "dw_nhwc8_16", ir.BFloat16: "dw_nhwc8_16",
+			ir.Int8: "dw_nhwc8_i8", ir.Uint8: "dw_nhwc8_u8"}[k.p.Out]; xn && yn && dwName != "" && fmtIn >= 1 && fmtIn <= 4 &&
+			k.p.Groups == c && int64(c) == k.p.N && k.p.K == int64(k.p.KH*k.p.KW) && c%8 == 0 {
+			// depthwise on channels-last: 8 channels per thread, vector loads
+			wt, err := k.tapMajor()
+			if err != nil {
+				return false, err
+			}
+			args := cuda.NewArgs(dX, wt, dY, nb, c, h, w, oh, ow, k.p.KH, k.p.KW, k.p.SH, k.p.SW, ph, pw, k.p.DH, k.p.DW,
+				k.scale, k.bias, dZ, k.p.ZFmt, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.p.XZero, fmtIn)
+			if err := launch1(g, st, dwName, Y.Len()/8, args); err != nil {
+				return false, err
+			}
+			if err := mark(2); err != nil {
+				return false, err
+			}
+			return k.finish(st, out, []cuda.DevPtr{dY})
+		}
 		name := map[ir.DType]string{ir.Float32: "dconv_f32", ir.Float16: "dconv_16", ir.BFloat16: "dconv_16",
 			ir.Int8: "dconv_i8", ir.Uint8: "dconv_u8", ir.Float8E4M3FN: "dconv_e4m3"}[k.p.Out]
 		args := cuda.NewArgs(dX, k.W, dY, nb, c, h, w, oh, ow, k.p.KH, k.p.KW, k.p.SH, k.p.SW, ph, pw, k.p.DH, k.p.DW,
-			int(k.p.Kp), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.p.XZero, k.inputFormat(), max(k.p.Groups, 1),
+			int(k.p.Kp), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.p.XZero, fmtIn, max(k.p.Groups, 1),
 			b2i(xn), b2i(yn))
 		if err := launch1(g, st, name, Y.Len(), args); err != nil {
 			return false, err

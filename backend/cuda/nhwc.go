@@ -1,9 +1,11 @@
 package cudabackend
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/floatx"
 	"github.com/kilnml/kiln/gpu/cuda"
 	"github.com/kilnml/kiln/ir"
 )
@@ -215,4 +217,144 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 		}
 		return k.finish(st, out, []cuda.DevPtr{dY})
 	})
+}
+
+// gemmNHWCLowers says why a convolution is not a plain GEMM on
+// channels-last activations for cuBLASLt (nil when it is): 1×1, stride 1,
+// no padding, one group, float16/bfloat16 in and out, channel counts
+// multiples of 8 (16-byte leading dimensions).
+func gemmNHWCLowers(p gemmParams, in cuda.DataType, quant bool, n *ir.Node) error {
+	if !p.Conv || p.Groups > 1 || quant || p.KH != 1 || p.KW != 1 || p.SH != 1 || p.SW != 1 || p.AutoPad != "" {
+		return fmt.Errorf("the NHWC cuBLASLt GEMM takes ungrouped 1×1 stride-1 float convolutions")
+	}
+	if pd, _ := n.AttrInts("pads", []int64{0, 0, 0, 0}); len(pd) != 4 || pd[0] != 0 || pd[1] != 0 || pd[2] != 0 || pd[3] != 0 {
+		return fmt.Errorf("the NHWC cuBLASLt GEMM takes unpadded convolutions")
+	}
+	if (in != cuda.R16F && in != cuda.R16BF) || irType(in) != p.Out {
+		return fmt.Errorf("the NHWC cuBLASLt GEMM takes float16/bfloat16 in and out")
+	}
+	if p.K%8 != 0 || p.N%8 != 0 {
+		return fmt.Errorf("the NHWC cuBLASLt GEMM needs channels in multiples of 8 (%d → %d)", p.K, p.N)
+	}
+	return nil
+}
+
+// bias16 is a float32 bias in a 16-bit output type (cuBLASLt's bias
+// epilogue reads the output's type; the rounding is the only difference
+// from the other tactics, which add the float32 bias).
+func bias16(b *ir.Tensor, out ir.DType) []byte {
+	o := make([]byte, 2*len(b.F32()))
+	for i, v := range b.F32() {
+		h := floatx.F32ToF16(v)
+		if out == ir.BFloat16 {
+			h = floatx.F32ToBF16(v)
+		}
+		binary.LittleEndian.PutUint16(o[2*i:], h)
+	}
+	return o
+}
+
+func (k *gemmKernel) nhwcGemmPlan(g *device, m int64) (*cuda.Gemm, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if gp := k.plans[m]; gp != nil {
+		return gp, nil
+	}
+	gp, err := g.blas.Plan(cuda.GemmDesc{M: m, N: k.p.N, K: k.p.K, LdX: k.p.K, LdW: k.p.Kp, LdY: k.p.N, In: k.p.In, Out: k.p.In,
+		Bias: k.bias, Relu: k.p.Act == actCodes["Relu"], Residual: k.p.HasZ}, workspaceBytes)
+	if err != nil {
+		return nil, err
+	}
+	k.plans[m] = gp
+	return gp, nil
+}
+
+// runGemmNHWC is the cublaslt.nhwc tactic: Y[pixels×N] = act(X[pixels×K] ·
+// Wᵀ + bias + Z), all channels-last, in one cuBLASLt call; when the host
+// reads Y, into arena scratch first and then relaid out to NCHW.
+func (k *gemmKernel) runGemmNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, oh, ow int) error {
+	X, Y := in[0], out[0]
+	toHost := k.toHost(0)
+	M := int64(nb) * int64(oh) * int64(ow)
+	return step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
+		gp, err := k.nhwcGemmPlan(g, M)
+		if err != nil {
+			return false, err
+		}
+		need := alignUp(int64(len(X.Data)))
+		if k.p.HasZ {
+			need += alignUp(int64(len(in[1].Data)))
+		}
+		if toHost {
+			need += alignUp(int64(len(Y.Data)))
+		}
+		if err := st.reserve(g, need); err != nil {
+			return false, err
+		}
+		dX, err := st.inputAs(g, X, k.onDevice(0), true)
+		if err != nil {
+			return false, err
+		}
+		var dZ cuda.DevPtr
+		if k.p.HasZ {
+			if dZ, err = st.inputAs(g, in[1], k.onDevice(1), true); err != nil {
+				return false, err
+			}
+		}
+		var tmp cuda.DevPtr
+		if toHost && layoutMatters(Y.Dims) {
+			tmp = st.take(int64(len(Y.Data)))
+		}
+		dY, err := st.residentFor(g, Y)
+		if err != nil {
+			return false, err
+		}
+		st.setNHWC(Y, !toHost)
+		if err := mark(1); err != nil {
+			return false, err
+		}
+		dst := dY
+		if tmp != 0 {
+			dst = tmp
+		}
+		if err := gp.RunC(st.blas, st.s, dX, k.W, dZ, dst, st.ws, workspaceBytes); err != nil {
+			return false, err
+		}
+		if tmp != 0 {
+			args := cuda.NewArgs(tmp, dY, nb, int(k.p.N), oh*ow, 0)
+			if err := launch1(g, st, relayoutName[2], Y.Len(), args); err != nil {
+				return false, err
+			}
+		}
+		if err := mark(2); err != nil {
+			return false, err
+		}
+		return k.finish(st, out, []cuda.DevPtr{dY})
+	})
+}
+
+// tapMajor uploads (once) a depthwise layer's weights tap-major, [KH·KW][N]
+// in the packed weights' type, for dw_nhwc8_*: each tap's 8 channels are
+// one vector load.
+func (k *gemmKernel) tapMajor() (cuda.DevPtr, error) {
+	k.upMu.Lock()
+	defer k.upMu.Unlock()
+	if k.wtap != 0 {
+		return k.wtap, nil
+	}
+	packed := k.host[0]
+	esz := k.p.In.Size()
+	taps := int64(k.p.KH * k.p.KW)
+	b := make([]byte, taps*k.p.N*esz)
+	for c := int64(0); c < k.p.N; c++ {
+		for t := int64(0); t < taps; t++ {
+			copy(b[(t*k.p.N+c)*esz:(t*k.p.N+c+1)*esz], packed.Data[(c*k.p.Kp+t)*esz:(c*k.p.Kp+t+1)*esz])
+		}
+	}
+	p, err := k.w.upload(b)
+	if err != nil {
+		return 0, err
+	}
+	k.wtap = p
+	return p, nil
 }

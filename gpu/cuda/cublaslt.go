@@ -125,6 +125,12 @@ type GemmDesc struct {
 	// AScale/BScale: optional device float32 pointers (FP8 only) that
 	// multiply W and X.
 	WScale, XScale DevPtr
+	// Optional epilogue (float types): Bias (a device vector of N values
+	// of Y's type) added per column of Y, then ReLU when Relu; Residual
+	// adds C (Y's type and layout, passed to RunC) before them.
+	Bias     DevPtr
+	Relu     bool
+	Residual bool
 }
 
 // Gemm is a planned matrix product (descriptors and the chosen algorithm).
@@ -187,6 +193,28 @@ func (b *BLAS) Plan(d GemmDesc, wsLimit uint64) (*Gemm, error) {
 			return nil, err
 		}
 	}
+	if d.Bias != 0 || d.Relu {
+		epi := int32(0) // RELU 2, BIAS 4, RELU_BIAS 6
+		if d.Relu {
+			epi = epilogueRelu
+		}
+		if d.Bias != 0 {
+			epi |= epilogueBias
+			p, bt := d.Bias, int32(d.Out)
+			if err := ltCheck("set BIAS_POINTER", ltDescSetAttr(g.desc, descBiasPtr, unsafe.Pointer(&p), 8)); err != nil {
+				return nil, err
+			}
+			if err := ltCheck("set BIAS_DATA_TYPE", ltDescSetAttr(g.desc, descBiasType, unsafe.Pointer(&bt), 4)); err != nil {
+				return nil, err
+			}
+		}
+		if err := ltCheck("set EPILOGUE", ltDescSetAttr(g.desc, descEpilogue, unsafe.Pointer(&epi), 4)); err != nil {
+			return nil, err
+		}
+	}
+	if d.Residual {
+		g.betaF = 1
+	}
 	if err := ltCheck("layout A", ltLayoutCreate(&g.la, int32(d.In), uint64(d.K), uint64(d.N), d.LdW)); err != nil {
 		return nil, err
 	}
@@ -232,6 +260,21 @@ func (g *Gemm) Run(b *BLAS, s *Stream, X, W, Y DevPtr, ws DevPtr, wsSize uint64)
 	return ltCheck("cublasLtMatmul", st)
 }
 
+// RunC computes Y = epilogue(X·Wᵀ + C) on s for a plan with Residual (C
+// has Y's type and layout; without Residual C is not read).
+func (g *Gemm) RunC(b *BLAS, s *Stream, X, W, C, Y DevPtr, ws DevPtr, wsSize uint64) error {
+	if !g.D.Residual {
+		C = Y
+	}
+	alpha, beta := unsafe.Pointer(&g.alphaF), unsafe.Pointer(&g.betaF)
+	if g.intMath {
+		alpha, beta = unsafe.Pointer(&g.alphaI), unsafe.Pointer(&g.betaI)
+	}
+	st := ltMatmul(b.h, g.desc, alpha, W, g.la, X, g.lb, beta, C, g.lc, Y, g.lc, unsafe.Pointer(&g.algo), ws, wsSize, s.h)
+	runtime.KeepAlive(g)
+	return ltCheck("cublasLtMatmul", st)
+}
+
 // Destroy frees the descriptors.
 func (g *Gemm) Destroy() {
 	if g.desc != 0 {
@@ -270,6 +313,9 @@ const (
 	layoutBatchStep = 6 // CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET (int64, elements)
 	epilogueDefault = int32(1)
 	epilogueRelu    = int32(2)
+	epilogueBias    = int32(4) // CUBLASLT_EPILOGUE_BIAS; | epilogueRelu is RELU_BIAS (6)
+	descBiasPtr     = 8        // CUBLASLT_MATMUL_DESC_BIAS_POINTER
+	descBiasType    = 26       // CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE
 )
 
 // ConvGemmDesc is a convolution's product in NCHW, image by image: for b <

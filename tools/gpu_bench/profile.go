@@ -91,6 +91,14 @@ func profileOne(w io.Writer, path, bench, prec string, batch, iters int) error {
 	if err != nil {
 		return err
 	}
+	if tacticLog != nil {
+		label := fmt.Sprintf("%s %s nhwc=%v", bench, prec, cudabackend.NHWC())
+		cfg.Log = func(format string, args ...any) {
+			if line := fmt.Sprintf(format, args...); strings.Contains(line, "tactic") {
+				fmt.Fprintf(tacticLog, "%s: %s\n", label, line)
+			}
+		}
+	}
 	p, _, err := builder.Build(m, nil, cfg)
 	if err != nil {
 		return err

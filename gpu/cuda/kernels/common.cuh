@@ -38,12 +38,19 @@ __device__ __forceinline__ i64 qmod(i64 a, i64 b) { return a - qdiv(a, b) * b; }
 // Activations of kiln's fused ops (ops/kiln/activation.go), in double like
 // the reference, rounded to float by the caller.
 enum { A_NONE, A_RELU, A_CLIP, A_LEAKY, A_SIGMOID, A_TANH, A_GELU, A_GELUTANH, A_HARDSWISH, A_HARDSIGMOID };
+// ReLU, Clip and LeakyRelu are computed in float: their double results are
+// floats already (a product of two floats is exact in double, so rounding
+// it once gives the float product), and double conversions cost epilogues
+// more than their arithmetic.
 __device__ __forceinline__ float act(float xf, int k, float af, float bf) {
+    switch (k) {
+    case A_NONE: return xf;
+    case A_RELU: return xf > 0.f ? xf : (xf == xf ? 0.f : xf);
+    case A_CLIP: return fminf(fmaxf(xf, af), bf);
+    case A_LEAKY: return xf < 0.f ? xf * af : xf;
+    }
     double x = xf, a = af, b = bf;
     switch (k) {
-    case A_RELU: return (float)(x > 0 ? x : (x == x ? 0.0 : x));
-    case A_CLIP: return (float)fmin(fmax(x, a), b);
-    case A_LEAKY: return (float)(x < 0 ? x * a : x);
     case A_SIGMOID: return (float)(1.0 / (1.0 + exp(-x)));
     case A_TANH: return (float)tanh(x);
     case A_GELU: return (float)(0.5 * x * (1.0 + erf(x / 1.4142135623730951)));

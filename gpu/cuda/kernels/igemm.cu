@@ -257,6 +257,11 @@ __device__ __forceinline__ void cp16(unsigned dst, const void* src, int n) {
 }
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }
+// four 8×8 b16 tiles from shared memory: lanes 8q..8q+7 address tile q's rows
+__device__ __forceinline__ void ldsm4(unsigned* r, unsigned addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+        : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr) : "memory");
+}
 
 // 8 residual values at o (o % 8 == 0), as ldres reads one
 __device__ __forceinline__ void ldres8(const void* r, i64 o, int rfmt, float* v) {
@@ -362,6 +367,8 @@ __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, co
 #pragma unroll
             for (int q = 0; q < 4; q++) acc[i][j][q] = 0;
     const int wm = (warp & 3) * 32, wn = (warp >> 2) * 32, gid = lane >> 2, tig = lane & 3;
+    const int la_row = (lane & 7) + ((lane >> 3) & 1) * 8, la_col = (lane >> 4) * 16;
+    const int lb_row = (lane & 7) + ((lane >> 4) & 1) * 8, lb_col = ((lane >> 3) & 1) * 16;
     const int nk = (K + KS - 1) / KS;
 #pragma unroll
     for (int s = 0; s < IGN_ST - 1; s++) {
@@ -373,24 +380,21 @@ __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, co
         __syncthreads();
         if (kt + IGN_ST - 1 < nk) load(kt + IGN_ST - 1, (kt + IGN_ST - 1) % IGN_ST);
         cp_commit();
-        const unsigned char* As = smd + (kt % IGN_ST) * IGN_STAGE;
-        const unsigned char* Bs = As + IG_BM * IGN_RB;
+        const unsigned as = sbase + (kt % IGN_ST) * IGN_STAGE, bs = as + IG_BM * IGN_RB;
 #pragma unroll
         for (int ks = 0; ks < IG_SB / 32; ks++) {
+            // fragments by ldmatrix.x4 (four 8×16-byte tiles each): A's
+            // a0..a3 are rows 0-7/8-15 × bytes 0-15/16-31 of the warp's
+            // 16-row slice; B's pair of n8 tiles j, j+1 likewise
             unsigned a[2][4], b[4][2];
 #pragma unroll
-            for (int i = 0; i < 2; i++) {
-                const unsigned char* p = As + (wm + i * 16 + gid) * IGN_RB + ks * 32 + tig * 4;
-                a[i][0] = *(const unsigned*)p;
-                a[i][1] = *(const unsigned*)(p + 8 * IGN_RB);
-                a[i][2] = *(const unsigned*)(p + 16);
-                a[i][3] = *(const unsigned*)(p + 8 * IGN_RB + 16);
-            }
+            for (int i = 0; i < 2; i++)
+                ldsm4(a[i], as + (wm + i * 16 + la_row) * IGN_RB + ks * 32 + la_col);
 #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const unsigned char* p = Bs + (wn + j * 8 + gid) * IGN_RB + ks * 32 + tig * 4;
-                b[j][0] = *(const unsigned*)p;
-                b[j][1] = *(const unsigned*)(p + 16);
+            for (int jj = 0; jj < 2; jj++) {
+                unsigned r[4];
+                ldsm4(r, bs + (wn + jj * 16 + lb_row) * IGN_RB + ks * 32 + lb_col);
+                b[2 * jj][0] = r[0]; b[2 * jj][1] = r[1]; b[2 * jj + 1][0] = r[2]; b[2 * jj + 1][1] = r[3];
             }
 #pragma unroll
             for (int i = 0; i < 2; i++)

@@ -544,3 +544,82 @@ extern "C" __global__ void quant_f32_i8_x4(const w4* __restrict__ x, unsigned* _
         y[i] = o;
     }
 }
+
+// 8 outputs at o (o % 8 == 0) with store's conversions, vector stores.
+template <typename OUT> __device__ __forceinline__ void st8(OUT* y, i64 o, const float* v, float ys, int zp) {
+    OUT t[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) store(t, j, v[j], ys, zp);
+    if constexpr (sizeof(OUT) == 1) {
+        w2 q; q.x = 0; q.y = 0;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            q.x |= (unsigned)*(const u8*)&t[j] << (8 * j);
+            q.y |= (unsigned)*(const u8*)&t[j + 4] << (8 * j);
+        }
+        *(w2*)((u8*)y + o) = q;
+    } else if constexpr (sizeof(OUT) == 2) {
+        w4 q;
+        q.x = (unsigned)t[0] | ((unsigned)t[1] << 16); q.y = (unsigned)t[2] | ((unsigned)t[3] << 16);
+        q.z = (unsigned)t[4] | ((unsigned)t[5] << 16); q.w = (unsigned)t[6] | ((unsigned)t[7] << 16);
+        *(w4*)(y + o) = q;
+    } else {
+#pragma unroll
+        for (int j = 0; j < 8; j++) y[o + j] = v[j];
+    }
+}
+
+// Depthwise convolution (groups == C == Cout) on NHWC x into NHWC y, 8
+// channels per thread (C % 8 == 0): one 16-byte (16-bit floats, fmt 1/2)
+// or 8-byte (int8/uint8, fmt 3/4, zero point xz subtracted) load of x and
+// of the weights per tap, accumulated in the order dconv_* uses (taps kh,
+// kw), then dconv's epilogue. wt is the weights tap-major, [KH·KW][C], in
+// the input's format (16-bit floats or int8).
+#define DWNHWC(NAME, OUT)                                                                            \
+extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restrict__ wt,            \
+    OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KH, int KW, int sh, int sw, \
+    int ph, int pw, int dh, int dw, const float* ms, const float* bias, const void* resid,           \
+    int rfmt, int ak, float aa, float ab, float ys, int zp, int xz, int fmt) {                       \
+    const int C8 = C / 8;                                                                            \
+    GRID_LOOP(i, (i64)N * OH * OW * C8) {                                                            \
+        int c8 = (int)qmod(i, C8); i64 t = qdiv(i, C8); int ow = (int)qmod(t, OW); t = qdiv(t, OW);  \
+        int oh = (int)qmod(t, OH); i64 n = qdiv(t, OH); int c0 = c8 * 8;                             \
+        float fa[8]; int ia[8];                                                                      \
+        _Pragma("unroll") for (int j = 0; j < 8; j++) { fa[j] = 0; ia[j] = 0; }                      \
+        for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh * dh; if (ih < 0 || ih >= H) continue; \
+            for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw * dw; if (iw < 0 || iw >= W) continue; \
+                i64 k = kh * KW + kw, xi = ((n * H + ih) * W + iw) * C + c0;                         \
+                if (fmt <= 2) {                                                                      \
+                    w4 v = *(const w4*)((const u16*)x + xi), q = *(const w4*)((const u16*)wt + k * C + c0); \
+                    const unsigned wd[4] = {v.x, v.y, v.z, v.w}, qd[4] = {q.x, q.y, q.z, q.w};      \
+                    _Pragma("unroll") for (int j = 0; j < 8; j++) {                                  \
+                        u16 b = (u16)((j & 1) ? wd[j >> 1] >> 16 : wd[j >> 1] & 0xffff);            \
+                        u16 e = (u16)((j & 1) ? qd[j >> 1] >> 16 : qd[j >> 1] & 0xffff);            \
+                        fa[j] += (fmt == 2 ? bf2f(b) : h2f(b)) * (fmt == 2 ? bf2f(e) : h2f(e));      \
+                    }                                                                                \
+                } else {                                                                             \
+                    w2 v = *(const w2*)((const u8*)x + xi), q = *(const w2*)((const u8*)wt + k * C + c0); \
+                    _Pragma("unroll") for (int j = 0; j < 8; j++) {                                  \
+                        unsigned b = ((j < 4 ? v.x : v.y) >> (8 * (j & 3))) & 0xff;                  \
+                        unsigned e = ((j < 4 ? q.x : q.y) >> (8 * (j & 3))) & 0xff;                  \
+                        int xv = fmt == 3 ? (int)(signed char)b : (int)b;                            \
+                        ia[j] += (xv - xz) * (int)(signed char)e;                                    \
+                    }                                                                                \
+                } } }                                                                                \
+        i64 o = i * 8;                                                                               \
+        float v[8], rv[8];                                                                           \
+        _Pragma("unroll") for (int j = 0; j < 8; j++) {                                              \
+            int co = c0 + j;                                                                         \
+            float a = fmt >= 3 ? (float)ia[j] : fa[j];                                               \
+            if (ms) a = a * ms[co];                                                                  \
+            if (bias) a = a + bias[co];                                                              \
+            if (resid) a = a + ldres(resid, o + j, rfmt);                                            \
+            v[j] = act(a, ak, aa, ab);                                                               \
+        }                                                                                            \
+        st8(y, o, v, ys, zp);                                                                        \
+    }                                                                                                \
+}
+DWNHWC(dw_nhwc8_f32, float)
+DWNHWC(dw_nhwc8_16, u16)
+DWNHWC(dw_nhwc8_i8, signed char)
+DWNHWC(dw_nhwc8_u8, u8q)
