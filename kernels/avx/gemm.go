@@ -81,10 +81,7 @@ func Gemm(k int, ap []float32, m int, b []float32, ldb, n int, c []float32, ldc 
 	step := (k + nb - 1) / nb // equal blocks: 288 is 144+144, not 256+32
 	// A tail of a few columns goes to the column kernel (gemmcols.go),
 	// after each group of colsStrips row strips (their A still in cache).
-	nt := n
-	if r := n % 16; r <= colsTail && k >= colsMinK && colsPath() {
-		nt = n - r
-	}
+	nt := n - tailCols(n, k)
 	for kb := 0; kb == 0 || kb < k; kb += step {
 		kc := min(step, k-kb)
 		last := kb+step >= k

@@ -17,12 +17,29 @@ const (
 )
 
 // colsTail is the widest tail Gemm gives the column kernel (in calls of up
-// to colsMax columns) and colsMinK the least depth: wider tails and
-// shallower products stay in a 16-wide strip, whose 16 columns of FMAs
-// cost less than the per-element Go around the column kernel there
-// (BenchmarkGemmColsTail: 64×32×51 84 → 69 GFLOP/s, 960×160×51 90 → 101).
-// Tests set them to exercise and compare both paths.
-var colsTail, colsMinK = 3, 64
+// to colsMax columns) at depths of at least colsMinK, colsTailDeep the
+// widest at depths of at least colsDeepK: wider tails and shallower
+// products stay in a 16-wide strip, whose 16 columns of FMAs cost less
+// than the per-element Go around the column kernel there
+// (BenchmarkGemmColsTail: 64×32×51 84 → 69 GFLOP/s, 960×160×51 90 → 101,
+// 96×384×196 107 → 110, 576×96×196 105 → 103). Tests set them to exercise
+// and compare both paths.
+var (
+	colsTail, colsMinK      = 3, 64
+	colsTailDeep, colsDeepK = 6, 256
+)
+
+// tailCols is how many of n columns Gemm leaves to the column kernel at
+// depth k (0: none).
+func tailCols(n, k int) int {
+	r := n % 16
+	if (r <= colsTail && k >= colsMinK) || (r <= colsTailDeep && k >= colsDeepK) {
+		if colsPath() {
+			return r
+		}
+	}
+	return 0
+}
 
 // sgemmColsGeneric is the portable twin of the column kernel, the reference
 // loop (a: packed A strips, MR values per k step, strips astride floats

@@ -63,9 +63,7 @@ func testColsTail(t *testing.T, r *rand.Rand, m, k, n, ep int, direct bool) {
 		e.Act = func(y float32) float32 { return y * y }
 	}
 	run := func(tail int) []float32 {
-		savedTail, savedK := colsTail, colsMinK
-		defer func() { colsTail, colsMinK = savedTail, savedK }()
-		colsTail, colsMinK = tail, 0
+		defer forceColsTail(tail)()
 		c := make([]float32, (r0+m+2)*ldc)
 		for i := range c {
 			c[i] = 42
@@ -110,6 +108,14 @@ func testColsTail(t *testing.T, r *rand.Rand, m, k, n, ep int, direct bool) {
 			t.Fatalf("%s: c[%d][%d] = %v, want %v", name, row, col, got[i], y)
 		}
 	}
+}
+
+// forceColsTail makes Gemm give tails of up to tail columns to the column
+// kernel at every depth; the returned func restores the limits.
+func forceColsTail(tail int) func() {
+	a, b, c, d := colsTail, colsMinK, colsTailDeep, colsDeepK
+	colsTail, colsMinK, colsTailDeep, colsDeepK = tail, 0, tail, 0
+	return func() { colsTail, colsMinK, colsTailDeep, colsDeepK = a, b, c, d }
 }
 
 // TestGemmColsKernel: the column kernel of each variant against float64
@@ -169,18 +175,16 @@ func TestGemmColsKernel(t *testing.T) {
 // shapes either side of the colsTail/colsMinK limits (forced here).
 func BenchmarkGemmColsTail(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
-	for _, sz := range [][3]int{{960, 160, 49}, {160, 960, 49}, {1280, 320, 49}, {960, 160, 51}, {64, 32, 51}, {576, 96, 196}} {
+	for _, sz := range [][3]int{{960, 160, 49}, {160, 960, 49}, {1280, 320, 49}, {960, 160, 51}, {64, 32, 51}, {576, 96, 196}, {96, 384, 196}} {
 		m, k, n := sz[0], sz[1], sz[2]
 		ap := make([]float32, ASize(m, k))
 		PackA(ap, randF(r, m*k), m, k, k, 1)
 		x := randF(r, k*n)
 		c := make([]float32, m*n)
 		e := &Epi{Bias: randF(r, m), BiasOn: FlagBiasRow, Clamp: true, Hi: 6}
-		for _, tail := range []int{0, colsMax} {
+		for _, tail := range []int{0, colsMax, 2 * colsMax} {
 			b.Run(fmt.Sprintf("%dx%dx%d/tail=%d", m, k, n, tail), func(b *testing.B) {
-				savedTail, savedK := colsTail, colsMinK
-				defer func() { colsTail, colsMinK = savedTail, savedK }()
-				colsTail, colsMinK = tail, 0
+				defer forceColsTail(tail)()
 				rate(b, float64(2*m*n*k), "GFLOP/s", func() { Gemm(k, ap, m, x, n, n, c, n, e, 0, 0) })
 			})
 		}
