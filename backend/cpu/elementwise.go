@@ -170,17 +170,36 @@ func (r *ewRun) Do(w, item int) {
 			softmaxRow(y[row*r.n:(row+1)*r.n], xs[row*r.n:(row+1)*r.n], buf)
 		}
 	case "GlobalAveragePool":
-		xs := r.in[0].F32()
-		for p := lo; p < hi; p++ {
-			var s float64
-			for _, v := range xs[p*r.n : (p+1)*r.n] {
-				s += float64(v)
-			}
-			y[p] = float32(s / float64(r.n))
-		}
+		globalAvg(y[lo:hi], r.in[0].F32()[lo*r.n:hi*r.n], r.n)
 	default:
 		a, b := r.in[0].F32(), r.in[1].F32()
 		binary(r.k.op, y[lo:hi], a, b, lo)
+	}
+}
+
+// globalAvg sets y[p] to the mean of plane p of x (planes of n values),
+// summed in float64 in order as the reference does. Four planes at a time:
+// their sums are independent chains, where one plane's adds wait on each
+// other (MobileNetV2's 1280 planes of 49: 36 → ~10 µs).
+func globalAvg(y, x []float32, n int) {
+	p := 0
+	for ; p+4 <= len(y); p += 4 {
+		a, b, c, d := x[p*n:(p+1)*n], x[(p+1)*n:(p+2)*n], x[(p+2)*n:(p+3)*n], x[(p+3)*n:(p+4)*n]
+		var s0, s1, s2, s3 float64
+		for i := range a {
+			s0 += float64(a[i])
+			s1 += float64(b[i])
+			s2 += float64(c[i])
+			s3 += float64(d[i])
+		}
+		y[p], y[p+1], y[p+2], y[p+3] = float32(s0/float64(n)), float32(s1/float64(n)), float32(s2/float64(n)), float32(s3/float64(n))
+	}
+	for ; p < len(y); p++ {
+		var s float64
+		for _, v := range x[p*n : (p+1)*n] {
+			s += float64(v)
+		}
+		y[p] = float32(s / float64(n))
 	}
 }
 
