@@ -356,6 +356,323 @@ done3:
 	VZEROUPPER
 	RET
 
+// func qepi8x32AVX2(tile *int32, out *byte, ldo int, mr int, nr8 int, q *int64)
+// Requires: AVX, AVX2
+TEXT ·qepi8x32AVX2(SB), NOSPLIT, $0-48
+	MOVQ  tile+0(FP), SI
+	MOVQ  out+8(FP), DI
+	MOVQ  ldo+16(FP), R10
+	MOVQ  mr+24(FP), R11
+	MOVQ  nr8+32(FP), CX
+	MOVQ  q+40(FP), BX
+	MOVQ  R10, R15
+	SHLQ  $0x02, R15
+	MOVQ  56(BX), AX
+	TESTQ $0x00000010, AX
+	JNE   qe_bytes
+	MOVQ  R15, R10
+
+qe_bytes:
+	MOVQ         (BX), R12
+	MOVQ         8(BX), R8
+	MOVQ         16(BX), R14
+	MOVQ         24(BX), R13
+	MOVQ         64(BX), R9
+	VBROADCASTSS 32(BX), Y10
+	VBROADCASTSS 36(BX), Y11
+	VBROADCASTSS 44(BX), Y12
+	VBROADCASTSS 48(BX), Y13
+	VBROADCASTSS 40(BX), Y14
+	VPBROADCASTD 52(BX), Y15
+	TESTQ        R11, R11
+	JEQ          qe_end
+	TESTQ        CX, CX
+	JEQ          qe_end
+	XORQ         DX, DX
+
+qe_row:
+	VMOVDQU      (SI), Y0
+	TESTQ        $0x00000008, AX
+	JNE          qe_col0
+	VPBROADCASTD (R12)(DX*4), Y1
+	VPSUBD       Y1, Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VBROADCASTSS (R8)(DX*4), Y1
+	VMULPS       Y1, Y0, Y0
+	TESTQ        $0x00000001, AX
+	JEQ          qe_added0
+	VBROADCASTSS (R14)(DX*4), Y1
+	VADDPS       Y1, Y0, Y0
+	JMP          qe_added0
+
+qe_col0:
+	VMOVDQU      (R12), Y1
+	VPSUBD       Y1, Y0, Y0
+	TESTQ        $0x00000040, AX
+	JEQ          qe_norcorr0
+	VPBROADCASTD (R9)(DX*4), Y1
+	VPSUBD       Y1, Y0, Y0
+
+qe_norcorr0:
+	VCVTDQ2PS Y0, Y0
+	VMULPS    (R8), Y0, Y0
+	TESTQ     $0x00000001, AX
+	JEQ       qe_added0
+	VADDPS    (R14), Y0, Y0
+
+qe_added0:
+	TESTQ  $0x00000002, AX
+	JEQ    qe_noresid0
+	VADDPS (R13), Y0, Y0
+
+qe_noresid0:
+	TESTQ  $0x00000004, AX
+	JEQ    qe_noclamp0
+	VMAXPS Y0, Y10, Y0
+	VMINPS Y0, Y11, Y0
+
+qe_noclamp0:
+	TESTQ   $0x00000010, AX
+	JNE     qe_quant0
+	VMOVUPS Y0, (DI)
+	JMP     qe_next0
+
+qe_quant0:
+	VDIVPS       Y14, Y0, Y0
+	VMAXPS       Y12, Y0, Y0
+	VMINPS       Y13, Y0, Y0
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       Y15, Y0, Y0
+	VEXTRACTI128 $0x01, Y0, X2
+	VPACKSSDW    X2, X0, X0
+	TESTQ        $0x00000020, AX
+	JNE          qe_u80
+	VPACKSSWB    X0, X0, X0
+	JMP          qe_store0
+
+qe_u80:
+	VPACKUSWB X0, X0, X0
+
+qe_store0:
+	VMOVQ X0, (DI)
+
+qe_next0:
+	CMPQ         CX, $0x08
+	JLE          qe_rowdone
+	VMOVDQU      32(SI), Y0
+	TESTQ        $0x00000008, AX
+	JNE          qe_col1
+	VPBROADCASTD (R12)(DX*4), Y1
+	VPSUBD       Y1, Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VBROADCASTSS (R8)(DX*4), Y1
+	VMULPS       Y1, Y0, Y0
+	TESTQ        $0x00000001, AX
+	JEQ          qe_added1
+	VBROADCASTSS (R14)(DX*4), Y1
+	VADDPS       Y1, Y0, Y0
+	JMP          qe_added1
+
+qe_col1:
+	VMOVDQU      32(R12), Y1
+	VPSUBD       Y1, Y0, Y0
+	TESTQ        $0x00000040, AX
+	JEQ          qe_norcorr1
+	VPBROADCASTD (R9)(DX*4), Y1
+	VPSUBD       Y1, Y0, Y0
+
+qe_norcorr1:
+	VCVTDQ2PS Y0, Y0
+	VMULPS    32(R8), Y0, Y0
+	TESTQ     $0x00000001, AX
+	JEQ       qe_added1
+	VADDPS    32(R14), Y0, Y0
+
+qe_added1:
+	TESTQ  $0x00000002, AX
+	JEQ    qe_noresid1
+	VADDPS 32(R13), Y0, Y0
+
+qe_noresid1:
+	TESTQ  $0x00000004, AX
+	JEQ    qe_noclamp1
+	VMAXPS Y0, Y10, Y0
+	VMINPS Y0, Y11, Y0
+
+qe_noclamp1:
+	TESTQ   $0x00000010, AX
+	JNE     qe_quant1
+	VMOVUPS Y0, 32(DI)
+	JMP     qe_next1
+
+qe_quant1:
+	VDIVPS       Y14, Y0, Y0
+	VMAXPS       Y12, Y0, Y0
+	VMINPS       Y13, Y0, Y0
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       Y15, Y0, Y0
+	VEXTRACTI128 $0x01, Y0, X2
+	VPACKSSDW    X2, X0, X0
+	TESTQ        $0x00000020, AX
+	JNE          qe_u81
+	VPACKSSWB    X0, X0, X0
+	JMP          qe_store1
+
+qe_u81:
+	VPACKUSWB X0, X0, X0
+
+qe_store1:
+	VMOVQ X0, 8(DI)
+
+qe_next1:
+	CMPQ         CX, $0x10
+	JLE          qe_rowdone
+	VMOVDQU      64(SI), Y0
+	TESTQ        $0x00000008, AX
+	JNE          qe_col2
+	VPBROADCASTD (R12)(DX*4), Y1
+	VPSUBD       Y1, Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VBROADCASTSS (R8)(DX*4), Y1
+	VMULPS       Y1, Y0, Y0
+	TESTQ        $0x00000001, AX
+	JEQ          qe_added2
+	VBROADCASTSS (R14)(DX*4), Y1
+	VADDPS       Y1, Y0, Y0
+	JMP          qe_added2
+
+qe_col2:
+	VMOVDQU      64(R12), Y1
+	VPSUBD       Y1, Y0, Y0
+	TESTQ        $0x00000040, AX
+	JEQ          qe_norcorr2
+	VPBROADCASTD (R9)(DX*4), Y1
+	VPSUBD       Y1, Y0, Y0
+
+qe_norcorr2:
+	VCVTDQ2PS Y0, Y0
+	VMULPS    64(R8), Y0, Y0
+	TESTQ     $0x00000001, AX
+	JEQ       qe_added2
+	VADDPS    64(R14), Y0, Y0
+
+qe_added2:
+	TESTQ  $0x00000002, AX
+	JEQ    qe_noresid2
+	VADDPS 64(R13), Y0, Y0
+
+qe_noresid2:
+	TESTQ  $0x00000004, AX
+	JEQ    qe_noclamp2
+	VMAXPS Y0, Y10, Y0
+	VMINPS Y0, Y11, Y0
+
+qe_noclamp2:
+	TESTQ   $0x00000010, AX
+	JNE     qe_quant2
+	VMOVUPS Y0, 64(DI)
+	JMP     qe_next2
+
+qe_quant2:
+	VDIVPS       Y14, Y0, Y0
+	VMAXPS       Y12, Y0, Y0
+	VMINPS       Y13, Y0, Y0
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       Y15, Y0, Y0
+	VEXTRACTI128 $0x01, Y0, X2
+	VPACKSSDW    X2, X0, X0
+	TESTQ        $0x00000020, AX
+	JNE          qe_u82
+	VPACKSSWB    X0, X0, X0
+	JMP          qe_store2
+
+qe_u82:
+	VPACKUSWB X0, X0, X0
+
+qe_store2:
+	VMOVQ X0, 16(DI)
+
+qe_next2:
+	CMPQ         CX, $0x18
+	JLE          qe_rowdone
+	VMOVDQU      96(SI), Y0
+	TESTQ        $0x00000008, AX
+	JNE          qe_col3
+	VPBROADCASTD (R12)(DX*4), Y1
+	VPSUBD       Y1, Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VBROADCASTSS (R8)(DX*4), Y1
+	VMULPS       Y1, Y0, Y0
+	TESTQ        $0x00000001, AX
+	JEQ          qe_added3
+	VBROADCASTSS (R14)(DX*4), Y1
+	VADDPS       Y1, Y0, Y0
+	JMP          qe_added3
+
+qe_col3:
+	VMOVDQU      96(R12), Y1
+	VPSUBD       Y1, Y0, Y0
+	TESTQ        $0x00000040, AX
+	JEQ          qe_norcorr3
+	VPBROADCASTD (R9)(DX*4), Y1
+	VPSUBD       Y1, Y0, Y0
+
+qe_norcorr3:
+	VCVTDQ2PS Y0, Y0
+	VMULPS    96(R8), Y0, Y0
+	TESTQ     $0x00000001, AX
+	JEQ       qe_added3
+	VADDPS    96(R14), Y0, Y0
+
+qe_added3:
+	TESTQ  $0x00000002, AX
+	JEQ    qe_noresid3
+	VADDPS 96(R13), Y0, Y0
+
+qe_noresid3:
+	TESTQ  $0x00000004, AX
+	JEQ    qe_noclamp3
+	VMAXPS Y0, Y10, Y0
+	VMINPS Y0, Y11, Y0
+
+qe_noclamp3:
+	TESTQ   $0x00000010, AX
+	JNE     qe_quant3
+	VMOVUPS Y0, 96(DI)
+	JMP     qe_next3
+
+qe_quant3:
+	VDIVPS       Y14, Y0, Y0
+	VMAXPS       Y12, Y0, Y0
+	VMINPS       Y13, Y0, Y0
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       Y15, Y0, Y0
+	VEXTRACTI128 $0x01, Y0, X2
+	VPACKSSDW    X2, X0, X0
+	TESTQ        $0x00000020, AX
+	JNE          qe_u83
+	VPACKSSWB    X0, X0, X0
+	JMP          qe_store3
+
+qe_u83:
+	VPACKUSWB X0, X0, X0
+
+qe_store3:
+	VMOVQ X0, 24(DI)
+
+qe_next3:
+qe_rowdone:
+	ADDQ $0x00000080, SI
+	ADDQ R10, DI
+	ADDQ R15, R13
+	INCQ DX
+	CMPQ DX, R11
+	JL   qe_row
+
+qe_end:
+	VZEROUPPER
+	RET
+
 // func sgemm8x32AVX2(k int, a *float32, b *float32, ldb int, c *float32, ldc int, mr int, nr int, bias *float32, resid *float32, lo float32, hi float32, flags int)
 // Requires: AVX, AVX2, FMA3, SSE
 TEXT ·sgemm8x32AVX2(SB), NOSPLIT, $0-96

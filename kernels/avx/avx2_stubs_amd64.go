@@ -9,6 +9,11 @@ package avx
 //go:noescape
 func qacc8x32AVX2(k4 int, a *int8, b *uint8, tile *int32)
 
+// qepi8x32AVX2 applies the quantized epilogue to columns < nr8 (a multiple of 8) of rows < mr of an accumulated tile (row-major, 32 columns), as qtileEpilogue does.
+//
+//go:noescape
+func qepi8x32AVX2(tile *int32, out *byte, ldo int, mr int, nr8 int, q *int64)
+
 // sgemm8x32AVX2 is the AVX2+FMA twin of sgemmGeneric.
 //
 //go:noescape

@@ -42,7 +42,11 @@ func qmicro(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
 	case QVariantAVX2:
 		var acc [MR * NR]int32
 		qaccTile(&acc, k4, a, b, mr, nr)
-		qtileEpilogue(&acc, out, ldo, mr, nr, (*QEpi)(unsafe.Pointer(q)))
+		nr8 := nr &^ 7
+		qepi8x32AVX2(&acc[0], out, ldo, mr, nr8, q)
+		if nr8 < nr {
+			qtileEpilogue(&acc, out, ldo, mr, nr8, nr, (*QEpi)(unsafe.Pointer(q)))
+		}
 	default:
 		qgemmGeneric(k4, a, b, out, ldo, mr, nr, q)
 	}
@@ -58,6 +62,43 @@ func qaccTile(acc *[MR * NR]int32, k4 int, a *int8, b *uint8, mr, nr int) {
 		return
 	}
 	qaccumulate(acc, k4, a, b, mr, nr)
+}
+
+// qgemmPoolAVX2 is qgemmPoolGeneric on the AVX2 kernels: each pooled
+// group's accumulators from qacc8x32AVX2, their window maxima requantized
+// by qepi8x32AVX2 into a small tile of codes, which are then stored at the
+// group's output positions. Layers the pooled path does not produce
+// (per-column constants, a residual, float output) take the Go twin.
+func qgemmPoolAVX2(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, qp *int64, rem, phw, jump int) {
+	q := (*QEpi)(unsafe.Pointer(qp))
+	if q.Flags&(QCol|QResid) != 0 || q.Flags&QQuant == 0 {
+		qgemmPoolGeneric(k4, a, b, out, ldo, mr, np, qp, rem, phw, jump)
+		return
+	}
+	var codes [MR * PoolGroup]byte
+	for s := 0; s*PoolGroup < np; s++ {
+		var acc, pooled [MR * NR]int32
+		qaccTile(&acc, k4, a, (*uint8)(unsafe.Add(unsafe.Pointer(b), s*k4*4*NR)), mr, NR)
+		for i := 0; i < mr; i++ {
+			for j := 0; j < PoolGroup; j++ {
+				v := acc[i*NR+j]
+				for f := 1; f < 4; f++ {
+					v = max(v, acc[i*NR+f*PoolGroup+j])
+				}
+				pooled[i*NR+j] = v
+			}
+		}
+		qepi8x32AVX2(&pooled[0], &codes[0], PoolGroup, mr, PoolGroup, qp)
+		for j := 0; j < min(PoolGroup, np-s*PoolGroup); j++ {
+			at := s*PoolGroup + j
+			if at >= rem {
+				at += (1 + (at-rem)/phw) * jump
+			}
+			for i := 0; i < mr; i++ {
+				*(*byte)(unsafe.Add(unsafe.Pointer(out), i*ldo+at)) = codes[i*PoolGroup+j]
+			}
+		}
+	}
 }
 
 // micro dispatches with a switch (not a function variable) so that callers'

@@ -91,7 +91,11 @@ func copyQuadWordsDispatch(dst *uint32, src []uint32, n, q, step int) {
 }
 
 func qmicroPool(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, q *int64, rem, phw, jump int) {
-	if QVariant != QVariantVNNI {
+	switch QVariant {
+	case QVariantAVX2:
+		qgemmPoolAVX2(k4, a, b, out, ldo, mr, np, q, rem, phw, jump)
+		return
+	case QVariantGeneric:
 		qgemmPoolGeneric(k4, a, b, out, ldo, mr, np, q, rem, phw, jump)
 		return
 	}

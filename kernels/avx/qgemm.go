@@ -116,19 +116,20 @@ func QMicro(k4 int, a []int8, b []uint8, out unsafe.Pointer, ldo, mr, nr int, q 
 func qgemmGeneric(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, qp *int64) {
 	var acc [MR * NR]int32
 	qaccumulate(&acc, k4, a, b, mr, nr)
-	qtileEpilogue(&acc, out, ldo, mr, nr, (*QEpi)(unsafe.Pointer(qp)))
+	qtileEpilogue(&acc, out, ldo, mr, 0, nr, (*QEpi)(unsafe.Pointer(qp)))
 }
 
-// qtileEpilogue applies q's epilogue to the rows < mr, columns < nr of an
-// accumulated tile (row-major, NR columns) and stores them at out: the
-// Go epilogue of the portable and AVX2 micro-kernels.
-func qtileEpilogue(acc *[MR * NR]int32, out *byte, ldo, mr, nr int, q *QEpi) {
+// qtileEpilogue applies q's epilogue to the rows < mr, columns j0 ≤ j < nr
+// of an accumulated tile (row-major, NR columns) and stores them at out
+// (the tile's top left): the portable micro-kernel's epilogue, and the AVX2
+// one's for the columns past its last full 8.
+func qtileEpilogue(acc *[MR * NR]int32, out *byte, ldo, mr, j0, nr int, q *QEpi) {
 	var resid []float32
 	if q.Flags&QResid != 0 {
 		resid = unsafe.Slice(q.Resid, (mr-1)*ldo+nr)
 	}
 	for i := 0; i < mr; i++ {
-		for j := 0; j < nr; j++ {
+		for j := j0; j < nr; j++ {
 			r := i
 			if q.Flags&QCol != 0 {
 				r = j

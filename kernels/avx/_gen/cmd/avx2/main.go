@@ -33,6 +33,7 @@ func main() {
 		DATA(4*i, U32(i))
 	}
 	qacc8x32AVX2()
+	qepi8x32AVX2()
 	sgemm8x32AVX2()
 	maxPoolRowF32AVX2()
 	Generate()
@@ -354,4 +355,139 @@ func pool8() {
 	VMAXPS(reg.Y4, reg.Y6, reg.Y4)
 	VMAXPS(reg.Y4, reg.Y7, reg.Y4)
 	VPERMPD(U8(0xD8), reg.Y4, reg.Y4) // 64-bit pairs (o0 o1)(o4 o5)(o2 o3)(o6 o7) back in order
+}
+
+// Flags and field offsets of the quantized epilogue QEpi (kernels/avx/qgemm.go).
+const (
+	qBias, qResid, qClamp, qCol, qQuant, qUnsigned, qRCorr = 1, 2, 4, 8, 16, 32, 64
+
+	offCorr, offMult, offBias, offResid  = 0, 8, 16, 24
+	offLo, offHi, offYScale, offQLo      = 32, 36, 40, 44
+	offQHi, offYZero, offFlags, offRCorr = 48, 52, 56, 64
+)
+
+// qepi8x32AVX2 is the quantized epilogue of the AVX2 INT8 path in ymm
+// registers, the same operations in the same order as the VNNI kernel's
+// (and qtileEpilogue's): subtract the correction (per row, or per column
+// and per row with RCorr), convert, multiply, add bias and residual, clamp
+// (VMAXPS/VMINPS ordered so that NaN passes), then store float32 or
+// requantize (divide, NaN and low values to QLo, QHi, VCVTPS2DQ's round
+// half to even, add the zero point) and store 8 codes per group with MOVQ
+// after narrowing (the values already lie in the code range, so the
+// saturating packs change nothing). It covers columns < nr8 (a multiple
+// of 8) of rows < mr; the caller finishes the last nr%8 columns.
+func qepi8x32AVX2() {
+	TEXT("qepi8x32AVX2", NOSPLIT, "func(tile *int32, out *byte, ldo, mr, nr8 int, q *int64)")
+	Pragma("noescape")
+	Doc("qepi8x32AVX2 applies the quantized epilogue to columns < nr8 (a multiple of 8) of rows < mr of an accumulated tile (row-major, 32 columns), as qtileEpilogue does.")
+	tile := Load(Param("tile"), reg.RSI)
+	out := Load(Param("out"), reg.RDI)
+	ldo := Load(Param("ldo"), reg.R10)
+	rows := Load(Param("mr"), reg.R11)
+	nr8 := Load(Param("nr8"), reg.RCX)
+	q := Load(Param("q"), reg.RBX)
+	ldr := reg.R15 // residual row stride in bytes
+	MOVQ(ldo, ldr)
+	SHLQ(U8(2), ldr)
+	flags := reg.RAX
+	MOVQ(Mem{Base: q, Disp: offFlags}, flags)
+	TESTQ(U32(qQuant), flags)
+	JNE(LabelRef("qe_bytes"))
+	MOVQ(ldr, ldo) // float output: the same stride as the residual
+	Label("qe_bytes")
+	corr, mult, bias, resid, rcorr := reg.R12, reg.R8, reg.R14, reg.R13, reg.R9
+	MOVQ(Mem{Base: q, Disp: offCorr}, corr)
+	MOVQ(Mem{Base: q, Disp: offMult}, mult)
+	MOVQ(Mem{Base: q, Disp: offBias}, bias)
+	MOVQ(Mem{Base: q, Disp: offResid}, resid)
+	MOVQ(Mem{Base: q, Disp: offRCorr}, rcorr)
+	lo, hi, qlo, qhi, ys, yz := reg.Y10, reg.Y11, reg.Y12, reg.Y13, reg.Y14, reg.Y15
+	VBROADCASTSS(Mem{Base: q, Disp: offLo}, lo)
+	VBROADCASTSS(Mem{Base: q, Disp: offHi}, hi)
+	VBROADCASTSS(Mem{Base: q, Disp: offQLo}, qlo)
+	VBROADCASTSS(Mem{Base: q, Disp: offQHi}, qhi)
+	VBROADCASTSS(Mem{Base: q, Disp: offYScale}, ys)
+	VPBROADCASTD(Mem{Base: q, Disp: offYZero}, yz)
+	TESTQ(rows, rows)
+	JEQ(LabelRef("qe_end"))
+	TESTQ(nr8, nr8)
+	JEQ(LabelRef("qe_end"))
+	row := reg.RDX // row index, for the per-row constants
+	XORQ(row, row)
+	Label("qe_row")
+	x, t, c := reg.Y0, reg.Y1, reg.Y2
+	for g := 0; g < 4; g++ {
+		l := func(s string) string { return fmt.Sprintf("qe_%s%d", s, g) }
+		if g > 0 {
+			CMPQ(nr8, U8(8*g))
+			JLE(LabelRef("qe_rowdone"))
+		}
+		VMOVDQU(Mem{Base: tile, Disp: 4 * 8 * g}, x)
+		TESTQ(U32(qCol), flags)
+		JNE(LabelRef(l("col")))
+		VPBROADCASTD(Mem{Base: corr, Index: row, Scale: 4}, t)
+		VPSUBD(t, x, x)
+		VCVTDQ2PS(x, x)
+		VBROADCASTSS(Mem{Base: mult, Index: row, Scale: 4}, t)
+		VMULPS(t, x, x)
+		TESTQ(U32(qBias), flags)
+		JEQ(LabelRef(l("added")))
+		VBROADCASTSS(Mem{Base: bias, Index: row, Scale: 4}, t)
+		VADDPS(t, x, x)
+		JMP(LabelRef(l("added")))
+		Label(l("col"))
+		VMOVDQU(Mem{Base: corr, Disp: 4 * 8 * g}, t)
+		VPSUBD(t, x, x)
+		TESTQ(U32(qRCorr), flags)
+		JEQ(LabelRef(l("norcorr")))
+		VPBROADCASTD(Mem{Base: rcorr, Index: row, Scale: 4}, t)
+		VPSUBD(t, x, x)
+		Label(l("norcorr"))
+		VCVTDQ2PS(x, x)
+		VMULPS(Mem{Base: mult, Disp: 4 * 8 * g}, x, x)
+		TESTQ(U32(qBias), flags)
+		JEQ(LabelRef(l("added")))
+		VADDPS(Mem{Base: bias, Disp: 4 * 8 * g}, x, x)
+		Label(l("added"))
+		TESTQ(U32(qResid), flags)
+		JEQ(LabelRef(l("noresid")))
+		VADDPS(Mem{Base: resid, Disp: 4 * 8 * g}, x, x)
+		Label(l("noresid"))
+		TESTQ(U32(qClamp), flags)
+		JEQ(LabelRef(l("noclamp")))
+		VMAXPS(x, lo, x) // Intel VMAXPS x, lo, x: lo > x ? lo : x (NaN x passes)
+		VMINPS(x, hi, x)
+		Label(l("noclamp"))
+		TESTQ(U32(qQuant), flags)
+		JNE(LabelRef(l("quant")))
+		VMOVUPS(x, Mem{Base: out, Disp: 4 * 8 * g})
+		JMP(LabelRef(l("next")))
+		Label(l("quant"))
+		VDIVPS(ys, x, x)
+		VMAXPS(qlo, x, x) // Intel VMAXPS x, x, qlo: NaN becomes qlo
+		VMINPS(qhi, x, x)
+		VCVTPS2DQ(x, x) // MXCSR's round half to even
+		VPADDD(yz, x, x)
+		VEXTRACTI128(U8(1), x, c.AsX())
+		VPACKSSDW(c.AsX(), x.AsX(), x.AsX()) // 8 words, in order
+		TESTQ(U32(qUnsigned), flags)
+		JNE(LabelRef(l("u8")))
+		VPACKSSWB(x.AsX(), x.AsX(), x.AsX())
+		JMP(LabelRef(l("store")))
+		Label(l("u8"))
+		VPACKUSWB(x.AsX(), x.AsX(), x.AsX())
+		Label(l("store"))
+		VMOVQ(x.AsX(), Mem{Base: out, Disp: 8 * g})
+		Label(l("next"))
+	}
+	Label("qe_rowdone")
+	ADDQ(U32(4*nr32), tile)
+	ADDQ(ldo, out)
+	ADDQ(ldr, resid)
+	INCQ(row)
+	CMPQ(row, rows)
+	JL(LabelRef("qe_row"))
+	Label("qe_end")
+	VZEROUPPER()
+	RET()
 }
