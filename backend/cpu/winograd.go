@@ -49,8 +49,17 @@ func (winogradBackend) Tactics(l *engine.Layer) []engine.Tactic {
 	if !isConst(l, 1) || len(l.Const[1].Dims) != 4 || l.Const[1].Dims[2] != 3 || l.Const[1].Dims[3] != 3 {
 		return nil
 	}
+	if l.Const[1].Dims[1] < winogradMinC {
+		return nil
+	}
 	return []engine.Tactic{winogradTactic{winograd.F2}, winogradTactic{winograd.F4}}
 }
+
+// winogradMinC: below this many input channels the T² GEMMs have too
+// little depth to pay for the transforms (simplecnn's conv1, C = 1: F(2,3)
+// 5× slower than the GEMM conv), so the tactics are not offered at all and
+// a noisy timing cannot pick them.
+const winogradMinC = 8
 
 type winogradParams struct {
 	Kind  int      `json:"kind"` // m of F(m×m, 3×3)
