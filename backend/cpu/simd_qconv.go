@@ -293,6 +293,7 @@ type simdQConvRun struct {
 	prows             int      // with a fused pool: pooled rows per item (chunk = 2·prows·OW columns)
 	bBytes            int      // slot bytes before the pooled tile
 	outType           ir.DType // of the (pooled) output
+	tparts            int      // transposing items per group image (quad planes shared out at batch 1)
 	pooled            bool     // the fused pool in registers: items are bands of pb pooled outputs (of phw)
 	pb, phw           int
 	imgs, images      int            // images per item (pb = imgs·phw), or 1: bands of pb inside an image; of the batch
@@ -384,7 +385,11 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	if r.plane > 0 {
 		r.xc = buf[workers*slot:]
 		r.transposing = true
-		parallel.Run(th, per, r)
+		r.tparts = 1
+		if q := avx.Cg4(k.p.Cg) / 4; r.quadPlanes && per < th && q > 1 { // one image: its quad planes shared out
+			r.tparts = min(th, q)
+		}
+		parallel.Run(th, per*r.tparts, r)
 		r.transposing = false
 	}
 	parallel.Run(th, items, r)
@@ -393,13 +398,18 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 
 func (r *simdQConvRun) Do(w, item int) {
 	k, g := r.k, &r.g
-	if r.transposing { // item: (image, group)
+	if r.transposing { // item: (image, group) or, with tparts > 1, its part
+		part := item % max(r.tparts, 1)
+		item /= max(r.tparts, 1)
 		n, grp := item/r.groups, item%r.groups
 		chw := g.C * g.H * g.W
 		dst, src := r.xc[item*r.plane:(item+1)*r.plane], r.x[n*chw:(n+1)*chw]
 		switch {
 		case k.p.Order == simdQOrderRows:
 			avx.QPadImage(dst, src, g, grp, k.flip, k.pad)
+		case r.quadPlanes && r.tparts > 1:
+			q := avx.Cg4(k.p.Cg) / 4
+			avx.ToQuadPlanesRange(dst, src, g, grp, k.flip, k.pad, part*q/r.tparts, (part+1)*q/r.tparts)
 		case r.quadPlanes:
 			avx.ToQuadPlanes(dst, src, g, grp, k.flip, k.pad)
 		default:

@@ -175,6 +175,13 @@ func QuadPlaneWords(h, w int) int { return (h*w + NR - 1) / NR * NR }
 // Cg4/4 quad planes (QuadPlaneWords words each), u = code^flip, padded
 // channels = pad.
 func ToQuadPlanes(dst []byte, x []byte, g *pack.Conv2D, grp int, flip, pad byte) {
+	ToQuadPlanesRange(dst, x, g, grp, flip, pad, 0, Cg4(g.C/g.Group)/4)
+}
+
+// ToQuadPlanesRange is ToQuadPlanes for quad planes [q0, q1) only (dst is
+// still the whole group image), so that several threads can share one
+// image.
+func ToQuadPlanesRange(dst []byte, x []byte, g *pack.Conv2D, grp int, flip, pad byte, q0, q1 int) {
 	cg := g.C / g.Group
 	hw := g.H * g.W
 	hw32 := QuadPlaneWords(g.H, g.W)
@@ -182,10 +189,10 @@ func ToQuadPlanes(dst []byte, x []byte, g *pack.Conv2D, grp int, flip, pad byte)
 	dst = dst[:q*hw32*4]
 	src := x[grp*cg*hw : (grp+1)*cg*hw]
 	full := cg / 4
-	for i := 0; i < full; i++ {
+	for i := q0; i < min(full, q1); i++ {
 		QPackPointwise(dst[i*hw32*4:(i+1)*hw32*4], src[4*i*hw:], hw, 4, 0, hw, flip)
 	}
-	if full == q {
+	if full == q || q1 <= full {
 		return
 	}
 	words := unsafe.Slice((*uint32)(unsafe.Pointer(&dst[full*hw32*4])), hw32)

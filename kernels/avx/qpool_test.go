@@ -354,3 +354,34 @@ func TestHmax3s2(t *testing.T) {
 		}
 	})
 }
+
+// TestToQuadPlanesRange: quad planes written in parts (as threads share
+// one image) equal the whole ToQuadPlanes, channel counts with and without
+// a partial last quad.
+func TestToQuadPlanesRange(t *testing.T) {
+	forEachQVariant(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(91, 92))
+		for _, c := range []int{4, 6, 16, 23} {
+			g := pack.Conv2D{C: c, H: 7, W: 9, Group: 1}
+			x := make([]byte, c*g.H*g.W)
+			for i := range x {
+				x[i] = byte(r.IntN(256))
+			}
+			q := Cg4(c) / 4
+			size := q * QuadPlaneWords(g.H, g.W) * 4
+			want, got := make([]byte, size), make([]byte, size)
+			ToQuadPlanes(want, x, &g, 0, 0x80, 9)
+			for parts := 1; parts <= q; parts++ {
+				clear(got)
+				for p := range parts {
+					ToQuadPlanesRange(got, x, &g, 0, 0x80, 9, p*q/parts, (p+1)*q/parts)
+				}
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("%d channels, %d parts: byte %d = %#x, want %#x", c, parts, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	})
+}
