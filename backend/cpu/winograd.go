@@ -117,13 +117,21 @@ func (t winogradTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 }
 
 type winogradKernel struct {
-	p    winogradParams
-	kind winograd.Kind
-	w    []float32
-	bias []float32
-	epi  avx.Epi
-	runs runPool[winogradRun]
-	plan atomic.Pointer[winograd.Plan] // tiling of the last geometry, shared by runs and contexts
+	p     winogradParams
+	kind  winograd.Kind
+	w     []float32
+	bias  []float32
+	epi   avx.Epi
+	runs  runPool[winogradRun]
+	plan  atomic.Pointer[winograd.Plan] // tiling of the last geometry, shared by runs and contexts
+	split atomic.Pointer[winogradSplitCache]
+}
+
+// winogradSplitCache is winogradSplit's choice for a plan and thread count.
+type winogradSplitCache struct {
+	plan          *winograd.Plan
+	th            int
+	chunk, nsplit int
 }
 
 func init() { register(winogradID, newWinogradKernel) }
@@ -253,21 +261,17 @@ func (k *winogradKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	if k.epi.Clamp {
 		r.epi.Flags |= winograd.FlagClamp
 	}
-	tilesUp := (plan.Tiles + avx.NR - 1) / avx.NR * avx.NR
-	r.chunk = min(tilesUp, max(avx.NR, winogradL2/(t2*g.C)/avx.NR*avx.NR))
 	th := simdThreads(x.Threads, g.N*g.M*g.OH*g.OW*g.C*9)
-	if want := (plan.Tiles + th - 1) / th; want < r.chunk {
-		// Few tiles (batch 1): chunks of whole 16-tile groups for every
-		// thread before items split the output channels, which makes
-		// each of them transform the same inputs.
-		r.chunk = max(winograd.Lanes, (want+winograd.Lanes-1)/winograd.Lanes*winograd.Lanes)
+	maxChunk := max(avx.NR, winogradL2/(t2*g.C)/avx.NR*avx.NR)
+	if s := k.split.Load(); s != nil && s.plan == plan && s.th == th {
+		r.chunk, r.nsplit = s.chunk, s.nsplit
+	} else {
+		r.chunk, r.nsplit = winogradSplit(plan.Tiles, g.C, g.M, th, maxChunk)
+		k.split.Store(&winogradSplitCache{plan, th, r.chunk, r.nsplit})
 	}
 	r.nch = (plan.Tiles + r.chunk - 1) / r.chunk
 	mUp := (g.M + avx.MR - 1) / avx.MR * avx.MR
-	r.nsplit = 1
-	if r.nch < th {
-		r.nsplit = min((th+r.nch-1)/r.nch, mUp/avx.MR)
-	}
+	r.nsplit = min(r.nsplit, mUp/avx.MR)
 	r.split = (mUp/avx.MR + r.nsplit - 1) / r.nsplit * avx.MR
 	r.nsplit = (g.M + r.split - 1) / r.split
 	ldm := (min(r.chunk, plan.Tiles) + winograd.Lanes - 1) / winograd.Lanes * winograd.Lanes
