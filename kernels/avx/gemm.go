@@ -78,6 +78,17 @@ func Gemm(k int, ap []float32, m int, b []float32, ldb, n int, c []float32, ldc 
 	// of a column chunk in L2; later blocks accumulate onto the stored
 	// partial sums, the epilogue runs with the last.
 	nb := max(1, (k+KC-1)/KC)
+	if n <= 2*NR && Variant != VariantAVX2 {
+		// Narrow outputs (7×7 convs: 49 columns) in one block: an A strip
+		// serves only 2–3 column strips, and the passes over the stored
+		// partial sums cost more than the L1 they save (BenchmarkGemmColsTail
+		// 160×960×49 107 → 112 GFLOP/s). The sums are the same either way
+		// (one FMA chain continued from the stored value), except on the
+		// AVX2 variant, which adds a block's sum to the stored one: it keeps
+		// the blocks, so that its results do not depend on the chunk widths
+		// (and so on the thread count).
+		nb = 1
+	}
 	step := (k + nb - 1) / nb // equal blocks: 288 is 144+144, not 256+32
 	// A tail of a few columns goes to the column kernel (gemmcols.go),
 	// after each group of colsStrips row strips (their A still in cache).

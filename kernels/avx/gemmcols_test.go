@@ -190,3 +190,36 @@ func BenchmarkGemmColsTail(b *testing.B) {
 		}
 	}
 }
+
+// TestGemmNarrowOneBlock: Gemm runs outputs of at most 2·NR columns in one
+// K block; its columns equal those of a wider (K-blocked) output over the
+// same operands bit for bit on every variant but AVX2 (which adds block
+// sums and so keeps the blocks: checked equal too), so results do not
+// depend on the column chunking, which follows the thread count.
+func TestGemmNarrowOneBlock(t *testing.T) {
+	forEachVariant(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(25, 26))
+		for _, k := range []int{KC + 1, 600} {
+			for _, narrow := range []int{17, 49, 64} {
+				const m, wide = 13, 100
+				ap := make([]float32, ASize(m, k))
+				PackA(ap, randF(r, m*k), m, k, k, 1)
+				b := randF(r, k*wide)
+				b[5*wide+3] = float32(math.NaN())
+				bias := randF(r, m)
+				e := &Epi{Bias: bias, BiasOn: FlagBiasRow, Clamp: true, Lo: -1, Hi: 1}
+				cw := make([]float32, m*wide)
+				Gemm(k, ap, m, b, wide, wide, cw, wide, e, 0, 0)
+				cn := make([]float32, m*wide)
+				Gemm(k, ap, m, b, wide, narrow, cn, wide, e, 0, 0)
+				for i := 0; i < m; i++ {
+					for j := 0; j < narrow; j++ {
+						if math.Float32bits(cn[i*wide+j]) != math.Float32bits(cw[i*wide+j]) {
+							t.Fatalf("k=%d n=%d: [%d][%d] = %v, %v in a %d-wide output", k, narrow, i, j, cn[i*wide+j], cw[i*wide+j], wide)
+						}
+					}
+				}
+			}
+		}
+	})
+}
