@@ -6,7 +6,9 @@
 # PRECS (default fp16,int8), NHWC (on, off or both; default both), BATCH
 # (256), ITERS (5); TESTS=regex first runs those backend/cuda GPU tests
 # (and all gpu/cuda ones); CNN=1 also times the engines end to end with
-# graphs on (gpu_bench -cnn); TORCH=0 skips PyTorch.
+# graphs on (gpu_bench -cnn; CNN_GRAPHS=0: eager, so that gpu_ms is compute
+# alone, without the input's DMA that a replayed graph includes); TORCH=0
+# skips PyTorch.
 set -o pipefail
 D=${1:-.tmp/gpu}
 OUT=${OUT:-/tmp/gpu-out}
@@ -31,8 +33,8 @@ timeout ${KILN_PROFILE_TIMEOUT:-240} ./gpu_bench -models shared/models -batch ${
 echo "gpu_bench -profile exit $?"
 grep -E -A12 '^---|^(resnet50|mobilenetv2) .*:' "$OUT/profile.txt"
 if [ "${CNN:-0}" != 0 ]; then
-	echo "== timed (graphs on, medians of ${CNN_ITERS:-20})"
-	timeout ${KILN_CNN_TIMEOUT:-200} ./gpu_bench -models shared/models -batch ${BATCH:-256} -iters ${CNN_ITERS:-20} \
+	echo "== timed (graphs ${CNN_GRAPHS:-1}, medians of ${CNN_ITERS:-20})"
+	KILN_CUDA_GRAPHS=${CNN_GRAPHS:-1} timeout ${KILN_CNN_TIMEOUT:-200} ./gpu_bench -models shared/models -batch ${BATCH:-256} -iters ${CNN_ITERS:-20} \
 		-cnn ${PRECS:-fp16,int8} -nhwc ${NHWC:-both} > "$OUT/cnn.jsonl" 2>&1
 	echo "gpu_bench -cnn exit $?"
 	cut -c1-300 "$OUT/cnn.jsonl"

@@ -314,9 +314,6 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 			return nil, fmt.Errorf("residual type differs from the output")
 		}
 	}
-	if p.GemmNHWC && p.Act != actCodes[""] && p.Act != actCodes["Relu"] {
-		return nil, fmt.Errorf("cuBLASLt's epilogue has no activation code %d", p.Act)
-	}
 	if quant {
 		q, err := kilnq.LayerOf(n, l.In[0].DType)
 		if err != nil {

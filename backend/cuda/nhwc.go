@@ -69,7 +69,7 @@ func nhwcOutput(out ir.DType, channels int64) bool {
 	switch out {
 	case ir.Float16, ir.BFloat16:
 		return channels%8 == 0
-	case ir.Int8:
+	case ir.Int8, ir.Float8E4M3FN:
 		return channels%16 == 0
 	}
 	return false
@@ -85,6 +85,8 @@ func ignName(in cuda.DataType, out ir.DType) string {
 		i = "bf16"
 	case cuda.R8I:
 		i = "i8"
+	case cuda.R8FE4M3:
+		i = "e4m3"
 	default:
 		return ""
 	}
@@ -93,6 +95,11 @@ func ignName(in cuda.DataType, out ir.DType) string {
 		return "ign_" + i + "_f32"
 	case ir.Float16, ir.BFloat16:
 		return "ign_" + i + "_16"
+	case ir.Float8E4M3FN:
+		if i != "e4m3" {
+			return ""
+		}
+		return "ign_e4m3_e4m3"
 	case ir.Int8, ir.Uint8:
 		if i != "i8" {
 			return ""
@@ -261,7 +268,7 @@ func (k *gemmKernel) nhwcGemmPlan(g *device, m int64) (*cuda.Gemm, error) {
 		return gp, nil
 	}
 	gp, err := g.blas.Plan(cuda.GemmDesc{M: m, N: k.p.N, K: k.p.K, LdX: k.p.K, LdW: k.p.Kp, LdY: k.p.N, In: k.p.In, Out: k.p.In,
-		Bias: k.bias, Relu: k.p.Act == actCodes["Relu"], Residual: k.p.HasZ}, workspaceBytes)
+		Bias: k.bias, Relu: k.p.Act == actCodes["Relu"], Residual: k.p.HasZ}, workspaceBytes) // other activations: runGemmNHWC's pass
 	if err != nil {
 		return nil, err
 	}
@@ -319,6 +326,18 @@ func (k *gemmKernel) runGemmNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, oh, o
 		}
 		if err := gp.RunC(st.blas, st.s, dX, k.W, dZ, dst, st.ws, workspaceBytes); err != nil {
 			return false, err
+		}
+		if k.p.Act != actCodes[""] && k.p.Act != actCodes["Relu"] { // e.g. ReLU6: an in-place pass after the bias and residual
+			n, bf := Y.Len(), b2i(k.p.Out == ir.BFloat16)
+			var err error
+			if n%8 == 0 { // 16-byte vectors (no bias: the channel count is irrelevant)
+				err = launch1(g, st, "bias_act_nchw16x8", n/8, cuda.NewArgs(dst, n/8, 1, 1, cuda.DevPtr(0), k.p.Act, k.p.ActA, k.p.ActB, bf))
+			} else {
+				err = launch1(g, st, "act_f16", n, cuda.NewArgs(dst, dst, n, k.p.Act, k.p.ActA, k.p.ActB, bf))
+			}
+			if err != nil {
+				return false, err
+			}
 		}
 		if tmp != 0 {
 			args := cuda.NewArgs(tmp, dY, nb, int(k.p.N), oh*ow, 0)

@@ -143,7 +143,9 @@ func TestIGNNamesAndLayouts(t *testing.T) {
 		{cuda.R8I, ir.Uint8, "ign_i8_u8"},
 		{cuda.R8I, ir.Float32, "ign_i8_f32"},
 		{cuda.R16F, ir.Int8, ""},
-		{cuda.R8FE4M3, ir.Float8E4M3FN, ""},
+		{cuda.R8FE4M3, ir.Float8E4M3FN, "ign_e4m3_e4m3"},
+		{cuda.R8FE4M3, ir.Float32, "ign_e4m3_f32"},
+		{cuda.R8I, ir.Float8E4M3FN, ""},
 		{cuda.R32F, ir.Float32, ""},
 	} {
 		if got := ignName(c.in, c.out); got != c.want {

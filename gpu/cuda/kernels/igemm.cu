@@ -416,21 +416,30 @@ __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, co
             Cs[(r + 8) * IGN_CS + c + 1] = acc[i][j][3];
         }
     __syncthreads();
-    // Cout % 8 == 0 (the lowering checks): a group of 8 channels is whole or absent
+    // Cout % 8 == 0 (the lowering checks): a group of 8 channels is whole
+    // or absent. Every pass of a thread has the same 8 channels (gi % 8 ==
+    // tid % 8): their scales and biases are loaded once.
+    const int cg = (tid % (IG_BN / 8)) * 8, co = n0 + cg;
+    if (co >= Cout) return;
+    float sc[8], bi[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        sc[j] = ms ? ms[co + j] : 1.f;
+        bi[j] = bias ? bias[co + j] : 0.f;
+    }
 #pragma unroll
     for (int q = 0; q < IG_BM * IG_BN / 8 / 256; q++) {
-        int gi = tid + 256 * q, row = gi / (IG_BN / 8), cg = (gi % (IG_BN / 8)) * 8;
+        int row = (tid + 256 * q) / (IG_BN / 8);
         i64 m = m0 + row;
-        int co = n0 + cg;
-        if (m >= M || co >= Cout) continue;
+        if (m >= M) continue;
         i64 o = m * Cout + co;
         float v[8], rv[8];
         if (resid) ldres8(resid, o, rfmt, rv);
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             float t = (float)Cs[row * IGN_CS + cg + j];
-            if (ms) t = t * ms[co + j];
-            if (bias) t = t + bias[co + j];
+            if (ms) t = t * sc[j];
+            if (bias) t = t + bi[j];
             if (resid) t = t + rv[j];
             v[j] = act(t, ak, aa, ab);
         }
@@ -454,3 +463,153 @@ IGN(ign_i8_f32, 3, int, float)
 IGN(ign_i8_16, 3, int, u16)
 IGN(ign_i8_i8, 3, int, signed char)
 IGN(ign_i8_u8, 3, int, u8q)
+
+// ---- NHWC implicit GEMM for E4M3 inputs: the tiles go through registers,
+// widened to f16 (exact) on the way into shared memory, 2 stages (the
+// next step's 16-byte loads are in flight during the current step's
+// MMAs); 64 reduction elements per step (128 bytes of f16 per row); the
+// MMA and epilogue are ign_body's. C % 16 == 0 (16 E4M3 per chunk).
+template <typename OUT>
+__device__ __forceinline__ void ign8_body(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w,
+    OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KW, int sh, int sw, int ph, int pw,
+    int dh, int dw, int Kp, int K, int Cout, const float* ms, const float* bias, const void* resid, int rfmt,
+    int ak, float aa, float ab, float ys, int zp) {
+    constexpr int KS = 64;                    // reduction elements per step
+    extern __shared__ __align__(16) unsigned char smd[];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const i64 M = (i64)N * OH * OW;
+    const int nN = (Cout + IG_BN - 1) / IG_BN;
+    const i64 m0 = (i64)(blockIdx.x / nN) * IG_BM;
+    const int n0 = (int)(blockIdx.x % nN) * IG_BN;
+    const int cc = tid & 3, r0 = tid >> 2;    // 16-byte global chunk column; A rows r0 + 64q, B row r0
+    const unsigned sbase = smem_addr(smd);
+    int aih[2], aiw[2];
+    i64 abase[2];
+#pragma unroll
+    for (int q = 0; q < 2; q++) {
+        i64 m = m0 + r0 + 64 * q;
+        aih[q] = -(1 << 29); aiw[q] = 0; abase[q] = 0;
+        if (m < M) {
+            int ow = (int)qmod(m, OW); i64 t = qdiv(m, OW); int oh = (int)qmod(t, OH); i64 n = qdiv(t, OH);
+            aih[q] = oh * sh - ph; aiw[q] = ow * sw - pw; abase[q] = n * H * W;
+        }
+    }
+    ku4 ra[2], rb;
+    auto load = [&](int kt) {
+        const int k = kt * KS + cc * 16;
+        const bool kok = k < K;
+        const int r = kok ? k / C : 0, c = k - r * C, kh = r / KW, kw = r - kh * KW;
+#pragma unroll
+        for (int q = 0; q < 2; q++) {
+            int ih = aih[q] + kh * dh, iw = aiw[q] + kw * dw;
+            ra[q] = ku4{0, 0, 0, 0};
+            if (kok && (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W)
+                ra[q] = *(const ku4*)(x + (abase[q] + (i64)ih * W + iw) * C + c);
+        }
+        const int co = n0 + r0;
+        rb = ku4{0, 0, 0, 0};
+        if (kok && co < Cout) rb = *(const ku4*)(w + (i64)co * Kp + k);
+    };
+    auto widen = [&](unsigned char* dst, ku4 v) { // 16 E4M3 → 16 f16, two 16-byte stores
+        const unsigned wd[4] = {v.x, v.y, v.z, v.w};
+        unsigned h[8];
+#pragma unroll
+        for (int i = 0; i < 8; i++) h[i] = e4m3x2_h2((u16)(wd[i >> 1] >> ((i & 1) * 16)));
+        *(ku4*)dst = ku4{h[0], h[1], h[2], h[3]};
+        *(ku4*)(dst + 16) = ku4{h[4], h[5], h[6], h[7]};
+    };
+    auto stash = [&](int stage) {
+        unsigned char* As = smd + stage * IGN_STAGE;
+        unsigned char* Bs = As + IG_BM * IGN_RB;
+#pragma unroll
+        for (int q = 0; q < 2; q++) widen(As + (r0 + 64 * q) * IGN_RB + cc * 32, ra[q]);
+        widen(Bs + r0 * IGN_RB + cc * 32, rb);
+    };
+    float acc[2][4][4];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) acc[i][j][q] = 0;
+    const int wm = (warp & 3) * 32, wn = (warp >> 2) * 32, gid = lane >> 2, tig = lane & 3;
+    const int la_row = (lane & 7) + ((lane >> 3) & 1) * 8, la_col = (lane >> 4) * 16;
+    const int lb_row = (lane & 7) + ((lane >> 4) & 1) * 8, lb_col = ((lane >> 3) & 1) * 16;
+    const int nk = (K + KS - 1) / KS;
+    load(0);
+    stash(0);
+    __syncthreads();
+    for (int kt = 0; kt < nk; kt++) {
+        if (kt + 1 < nk) load(kt + 1);
+        const unsigned as = sbase + (kt & 1) * IGN_STAGE, bs = as + IG_BM * IGN_RB;
+#pragma unroll
+        for (int ks = 0; ks < IG_SB / 32; ks++) {
+            unsigned a[2][4], b[4][2];
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+                ldsm4(a[i], as + (wm + i * 16 + la_row) * IGN_RB + ks * 32 + la_col);
+#pragma unroll
+            for (int jj = 0; jj < 2; jj++) {
+                unsigned r[4];
+                ldsm4(r, bs + (wn + jj * 16 + lb_row) * IGN_RB + ks * 32 + lb_col);
+                b[2 * jj][0] = r[0]; b[2 * jj][1] = r[1]; b[2 * jj + 1][0] = r[2]; b[2 * jj + 1][1] = r[3];
+            }
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) mma16<0>(acc[i][j], a[i], b[j]);
+        }
+        if (kt + 1 < nk) stash((kt + 1) & 1);
+        __syncthreads();
+    }
+    float* Cs = (float*)smd;
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int r = wm + i * 16 + gid, c = wn + j * 8 + tig * 2;
+            Cs[r * IGN_CS + c] = acc[i][j][0];
+            Cs[r * IGN_CS + c + 1] = acc[i][j][1];
+            Cs[(r + 8) * IGN_CS + c] = acc[i][j][2];
+            Cs[(r + 8) * IGN_CS + c + 1] = acc[i][j][3];
+        }
+    __syncthreads();
+    const int cg = (tid % (IG_BN / 8)) * 8, co = n0 + cg;
+    if (co >= Cout) return;
+    float sc[8], bi[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        sc[j] = ms ? ms[co + j] : 1.f;
+        bi[j] = bias ? bias[co + j] : 0.f;
+    }
+#pragma unroll
+    for (int q = 0; q < IG_BM * IG_BN / 8 / 256; q++) {
+        int row = (tid + 256 * q) / (IG_BN / 8);
+        i64 m = m0 + row;
+        if (m >= M) continue;
+        i64 o = m * Cout + co;
+        float v[8], rv[8];
+        if (resid) ldres8(resid, o, rfmt, rv);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            float t = Cs[row * IGN_CS + cg + j];
+            if (ms) t = t * sc[j];
+            if (bias) t = t + bi[j];
+            if (resid) t = t + rv[j];
+            v[j] = act(t, ak, aa, ab);
+        }
+        store8(y, o, v, ys, zp);
+    }
+}
+#define IGN8(NAME, OUT)                                                                              \
+extern "C" __global__ void __launch_bounds__(256, 2) NAME(const unsigned char* __restrict__ x,       \
+    const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
+    int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
+    const float* ms, const float* bias, const void* resid, int rfmt, int ak, float aa, float ab,     \
+    float ys, int zp) {                                                                              \
+    ign8_body<OUT>(x, w, y, N, C, H, W, OH, OW, KW, sh, sw, ph, pw, dh, dw, Kp, K, Cout, ms, bias,    \
+        resid, rfmt, ak, aa, ab, ys, zp);                                                            \
+}
+IGN8(ign_e4m3_f32, float)
+IGN8(ign_e4m3_16, u16)
+IGN8(ign_e4m3_e4m3, u8)
