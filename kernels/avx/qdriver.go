@@ -135,9 +135,27 @@ func QGemm(k int, ap []int8, m int, bp []uint8, n int, o *QOut, l *QLayer, r0, c
 				_ = o.F[off+(mr-1)*o.Ld+nr-1]
 				p = unsafe.Pointer(&o.F[off])
 			}
+			if nr <= NR/2 { // a narrow tail strip: half the tile
+				qMicro16(k4, as, bs, p, o.Ld, mr, nr, &q)
+				continue
+			}
 			QMicro(k4, as, bs, p, o.Ld, mr, nr, &q)
 		}
 	}
+}
+
+// qMicro16 is QMicro for strips of at most NR/2 columns: the 8×16 VNNI
+// kernel where the CPU has it (its results are QMicro's bit for bit).
+func qMicro16(k4 int, a []int8, b []uint8, out unsafe.Pointer, ldo, mr, nr int, q *QEpi) {
+	if k4 < 0 || mr < 1 || mr > MR || nr < 1 || nr > NR/2 || len(a) < k4*4*MR || len(b) < k4*4*NR {
+		panic("avx.qMicro16: bad tile")
+	}
+	var pa *int8
+	var pb *uint8
+	if k4 > 0 {
+		pa, pb = unsafe.SliceData(a), unsafe.SliceData(b)
+	}
+	qmicro16(k4, pa, pb, (*byte)(out), ldo, mr, nr, (*int64)(unsafe.Pointer(q)))
 }
 
 func b2i(b bool) int {

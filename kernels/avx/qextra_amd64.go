@@ -131,3 +131,11 @@ func hmax3s2Dispatch(out, row *byte, n int, unsigned bool) {
 		hmax3s2S8VBMI(out, row, n)
 	}
 }
+
+func qmicro16(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
+	if QVariant != QVariantVNNI {
+		qmicro(k4, a, b, out, ldo, mr, nr, q)
+		return
+	}
+	qgemm8x16VNNI(k4, a, b, out, ldo, mr, nr, q)
+}

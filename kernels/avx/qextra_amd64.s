@@ -2162,6 +2162,602 @@ done_hmax3s2U8VBMI:
 	VZEROUPPER
 	RET
 
+// func qgemm8x16VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·qgemm8x16VNNI(SB), NOSPLIT, $0-64
+	MOVQ   k4+0(FP), CX
+	MOVQ   a+8(FP), SI
+	MOVQ   b+16(FP), DI
+	MOVQ   nr+48(FP), AX
+	MOVQ   $-1, R9
+	BZHIQ  AX, R9, R9
+	KMOVW  R9, K1
+	SHRQ   $0x10, R9
+	KMOVW  R9, K2
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	TESTQ  CX, CX
+	JEQ    hepilogue
+
+hloop:
+	VMOVDQU32.Z  (DI), K1, Z16
+	VPBROADCASTD (SI), Z18
+	VPDPBUSD     Z18, Z16, Z0
+	VPBROADCASTD 4(SI), Z19
+	VPDPBUSD     Z19, Z16, Z1
+	VPBROADCASTD 8(SI), Z20
+	VPDPBUSD     Z20, Z16, Z2
+	VPBROADCASTD 12(SI), Z21
+	VPDPBUSD     Z21, Z16, Z3
+	VPBROADCASTD 16(SI), Z22
+	VPDPBUSD     Z22, Z16, Z4
+	VPBROADCASTD 20(SI), Z23
+	VPDPBUSD     Z23, Z16, Z5
+	VPBROADCASTD 24(SI), Z24
+	VPDPBUSD     Z24, Z16, Z6
+	VPBROADCASTD 28(SI), Z25
+	VPDPBUSD     Z25, Z16, Z7
+	ADDQ         $0x20, SI
+	ADDQ         $0x00000080, DI
+	DECQ         CX
+	JNE          hloop
+
+hepilogue:
+	MOVQ  q+56(FP), BX
+	MOVQ  out+24(FP), DX
+	MOVQ  ldo+32(FP), R10
+	MOVQ  R10, R15
+	SHLQ  $0x02, R15
+	MOVQ  mr+40(FP), R11
+	MOVQ  (BX), R12
+	MOVQ  8(BX), R8
+	MOVQ  16(BX), R14
+	MOVQ  24(BX), R13
+	MOVQ  64(BX), R9
+	MOVQ  56(BX), AX
+	TESTQ $0x00000010, AX
+	JNE   hbytes
+	MOVQ  R15, R10
+
+hbytes:
+	VBROADCASTSS 32(BX), Z22
+	VBROADCASTSS 36(BX), Z23
+	VBROADCASTSS 44(BX), Z24
+	VBROADCASTSS 48(BX), Z25
+	VBROADCASTSS 40(BX), Z26
+	VPBROADCASTD 52(BX), Z27
+	TESTQ        $0x00000008, AX
+	JEQ          hrowmode
+	VMOVDQU32.Z  (R12), K1, Z16
+	VMOVUPS.Z    (R8), K1, Z18
+	TESTQ        $0x00000001, AX
+	JEQ          hrowmode
+	VMOVUPS.Z    (R14), K1, Z20
+
+hrowmode:
+	CMPQ         R11, $0x00
+	JLE          hdone
+	TESTQ        $0x00000008, AX
+	JNE          hcol0
+	VPBROADCASTD (R12), Z28
+	VPSUBD       Z28, Z0, Z0
+	VCVTDQ2PS    Z0, Z0
+	VBROADCASTSS (R8), Z28
+	VMULPS       Z28, Z0, Z0
+	TESTQ        $0x00000001, AX
+	JEQ          hadded0
+	VBROADCASTSS (R14), Z28
+	VADDPS       Z28, Z0, Z0
+	JMP          hadded0
+
+hcol0:
+	VPSUBD       Z16, Z0, Z0
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr0
+	VPBROADCASTD (R9), Z28
+	VPSUBD       Z28, Z0, Z0
+
+hnorcorr0:
+	VCVTDQ2PS Z0, Z0
+	VMULPS    Z18, Z0, Z0
+	TESTQ     $0x00000001, AX
+	JEQ       hadded0
+	VADDPS    Z20, Z0, Z0
+
+hadded0:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid0
+	VMOVUPS.Z (R13), K1, Z28
+	VADDPS    Z28, Z0, Z0
+	ADDQ      R15, R13
+
+hnoresid0:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp0
+	VMAXPS Z0, Z22, Z0
+	VMINPS Z0, Z23, Z0
+
+hnoclamp0:
+	TESTQ   $0x00000010, AX
+	JNE     hquant0
+	VMOVUPS Z0, K1, (DX)
+	JMP     hnext0
+
+hquant0:
+	VDIVPS    Z26, Z0, Z0
+	VMAXPS    Z24, Z0, Z0
+	VMINPS    Z25, Z0, Z0
+	VCVTPS2DQ Z0, Z0
+	VPADDD    Z27, Z0, Z0
+	TESTQ     $0x00000020, AX
+	JNE       hu80
+	VPMOVSDB  Z0, K1, (DX)
+	JMP       hnext0
+
+hu80:
+	VPMOVUSDB Z0, K1, (DX)
+
+hnext0:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x01
+	JLE          hdone
+	TESTQ        $0x00000008, AX
+	JNE          hcol1
+	VPBROADCASTD 4(R12), Z28
+	VPSUBD       Z28, Z1, Z1
+	VCVTDQ2PS    Z1, Z1
+	VBROADCASTSS 4(R8), Z28
+	VMULPS       Z28, Z1, Z1
+	TESTQ        $0x00000001, AX
+	JEQ          hadded1
+	VBROADCASTSS 4(R14), Z28
+	VADDPS       Z28, Z1, Z1
+	JMP          hadded1
+
+hcol1:
+	VPSUBD       Z16, Z1, Z1
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr1
+	VPBROADCASTD 4(R9), Z28
+	VPSUBD       Z28, Z1, Z1
+
+hnorcorr1:
+	VCVTDQ2PS Z1, Z1
+	VMULPS    Z18, Z1, Z1
+	TESTQ     $0x00000001, AX
+	JEQ       hadded1
+	VADDPS    Z20, Z1, Z1
+
+hadded1:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid1
+	VMOVUPS.Z (R13), K1, Z28
+	VADDPS    Z28, Z1, Z1
+	ADDQ      R15, R13
+
+hnoresid1:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp1
+	VMAXPS Z1, Z22, Z1
+	VMINPS Z1, Z23, Z1
+
+hnoclamp1:
+	TESTQ   $0x00000010, AX
+	JNE     hquant1
+	VMOVUPS Z1, K1, (DX)
+	JMP     hnext1
+
+hquant1:
+	VDIVPS    Z26, Z1, Z1
+	VMAXPS    Z24, Z1, Z1
+	VMINPS    Z25, Z1, Z1
+	VCVTPS2DQ Z1, Z1
+	VPADDD    Z27, Z1, Z1
+	TESTQ     $0x00000020, AX
+	JNE       hu81
+	VPMOVSDB  Z1, K1, (DX)
+	JMP       hnext1
+
+hu81:
+	VPMOVUSDB Z1, K1, (DX)
+
+hnext1:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x02
+	JLE          hdone
+	TESTQ        $0x00000008, AX
+	JNE          hcol2
+	VPBROADCASTD 8(R12), Z28
+	VPSUBD       Z28, Z2, Z2
+	VCVTDQ2PS    Z2, Z2
+	VBROADCASTSS 8(R8), Z28
+	VMULPS       Z28, Z2, Z2
+	TESTQ        $0x00000001, AX
+	JEQ          hadded2
+	VBROADCASTSS 8(R14), Z28
+	VADDPS       Z28, Z2, Z2
+	JMP          hadded2
+
+hcol2:
+	VPSUBD       Z16, Z2, Z2
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr2
+	VPBROADCASTD 8(R9), Z28
+	VPSUBD       Z28, Z2, Z2
+
+hnorcorr2:
+	VCVTDQ2PS Z2, Z2
+	VMULPS    Z18, Z2, Z2
+	TESTQ     $0x00000001, AX
+	JEQ       hadded2
+	VADDPS    Z20, Z2, Z2
+
+hadded2:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid2
+	VMOVUPS.Z (R13), K1, Z28
+	VADDPS    Z28, Z2, Z2
+	ADDQ      R15, R13
+
+hnoresid2:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp2
+	VMAXPS Z2, Z22, Z2
+	VMINPS Z2, Z23, Z2
+
+hnoclamp2:
+	TESTQ   $0x00000010, AX
+	JNE     hquant2
+	VMOVUPS Z2, K1, (DX)
+	JMP     hnext2
+
+hquant2:
+	VDIVPS    Z26, Z2, Z2
+	VMAXPS    Z24, Z2, Z2
+	VMINPS    Z25, Z2, Z2
+	VCVTPS2DQ Z2, Z2
+	VPADDD    Z27, Z2, Z2
+	TESTQ     $0x00000020, AX
+	JNE       hu82
+	VPMOVSDB  Z2, K1, (DX)
+	JMP       hnext2
+
+hu82:
+	VPMOVUSDB Z2, K1, (DX)
+
+hnext2:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x03
+	JLE          hdone
+	TESTQ        $0x00000008, AX
+	JNE          hcol3
+	VPBROADCASTD 12(R12), Z28
+	VPSUBD       Z28, Z3, Z3
+	VCVTDQ2PS    Z3, Z3
+	VBROADCASTSS 12(R8), Z28
+	VMULPS       Z28, Z3, Z3
+	TESTQ        $0x00000001, AX
+	JEQ          hadded3
+	VBROADCASTSS 12(R14), Z28
+	VADDPS       Z28, Z3, Z3
+	JMP          hadded3
+
+hcol3:
+	VPSUBD       Z16, Z3, Z3
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr3
+	VPBROADCASTD 12(R9), Z28
+	VPSUBD       Z28, Z3, Z3
+
+hnorcorr3:
+	VCVTDQ2PS Z3, Z3
+	VMULPS    Z18, Z3, Z3
+	TESTQ     $0x00000001, AX
+	JEQ       hadded3
+	VADDPS    Z20, Z3, Z3
+
+hadded3:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid3
+	VMOVUPS.Z (R13), K1, Z28
+	VADDPS    Z28, Z3, Z3
+	ADDQ      R15, R13
+
+hnoresid3:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp3
+	VMAXPS Z3, Z22, Z3
+	VMINPS Z3, Z23, Z3
+
+hnoclamp3:
+	TESTQ   $0x00000010, AX
+	JNE     hquant3
+	VMOVUPS Z3, K1, (DX)
+	JMP     hnext3
+
+hquant3:
+	VDIVPS    Z26, Z3, Z3
+	VMAXPS    Z24, Z3, Z3
+	VMINPS    Z25, Z3, Z3
+	VCVTPS2DQ Z3, Z3
+	VPADDD    Z27, Z3, Z3
+	TESTQ     $0x00000020, AX
+	JNE       hu83
+	VPMOVSDB  Z3, K1, (DX)
+	JMP       hnext3
+
+hu83:
+	VPMOVUSDB Z3, K1, (DX)
+
+hnext3:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x04
+	JLE          hdone
+	TESTQ        $0x00000008, AX
+	JNE          hcol4
+	VPBROADCASTD 16(R12), Z28
+	VPSUBD       Z28, Z4, Z4
+	VCVTDQ2PS    Z4, Z4
+	VBROADCASTSS 16(R8), Z28
+	VMULPS       Z28, Z4, Z4
+	TESTQ        $0x00000001, AX
+	JEQ          hadded4
+	VBROADCASTSS 16(R14), Z28
+	VADDPS       Z28, Z4, Z4
+	JMP          hadded4
+
+hcol4:
+	VPSUBD       Z16, Z4, Z4
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr4
+	VPBROADCASTD 16(R9), Z28
+	VPSUBD       Z28, Z4, Z4
+
+hnorcorr4:
+	VCVTDQ2PS Z4, Z4
+	VMULPS    Z18, Z4, Z4
+	TESTQ     $0x00000001, AX
+	JEQ       hadded4
+	VADDPS    Z20, Z4, Z4
+
+hadded4:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid4
+	VMOVUPS.Z (R13), K1, Z28
+	VADDPS    Z28, Z4, Z4
+	ADDQ      R15, R13
+
+hnoresid4:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp4
+	VMAXPS Z4, Z22, Z4
+	VMINPS Z4, Z23, Z4
+
+hnoclamp4:
+	TESTQ   $0x00000010, AX
+	JNE     hquant4
+	VMOVUPS Z4, K1, (DX)
+	JMP     hnext4
+
+hquant4:
+	VDIVPS    Z26, Z4, Z4
+	VMAXPS    Z24, Z4, Z4
+	VMINPS    Z25, Z4, Z4
+	VCVTPS2DQ Z4, Z4
+	VPADDD    Z27, Z4, Z4
+	TESTQ     $0x00000020, AX
+	JNE       hu84
+	VPMOVSDB  Z4, K1, (DX)
+	JMP       hnext4
+
+hu84:
+	VPMOVUSDB Z4, K1, (DX)
+
+hnext4:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x05
+	JLE          hdone
+	TESTQ        $0x00000008, AX
+	JNE          hcol5
+	VPBROADCASTD 20(R12), Z28
+	VPSUBD       Z28, Z5, Z5
+	VCVTDQ2PS    Z5, Z5
+	VBROADCASTSS 20(R8), Z28
+	VMULPS       Z28, Z5, Z5
+	TESTQ        $0x00000001, AX
+	JEQ          hadded5
+	VBROADCASTSS 20(R14), Z28
+	VADDPS       Z28, Z5, Z5
+	JMP          hadded5
+
+hcol5:
+	VPSUBD       Z16, Z5, Z5
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr5
+	VPBROADCASTD 20(R9), Z28
+	VPSUBD       Z28, Z5, Z5
+
+hnorcorr5:
+	VCVTDQ2PS Z5, Z5
+	VMULPS    Z18, Z5, Z5
+	TESTQ     $0x00000001, AX
+	JEQ       hadded5
+	VADDPS    Z20, Z5, Z5
+
+hadded5:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid5
+	VMOVUPS.Z (R13), K1, Z28
+	VADDPS    Z28, Z5, Z5
+	ADDQ      R15, R13
+
+hnoresid5:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp5
+	VMAXPS Z5, Z22, Z5
+	VMINPS Z5, Z23, Z5
+
+hnoclamp5:
+	TESTQ   $0x00000010, AX
+	JNE     hquant5
+	VMOVUPS Z5, K1, (DX)
+	JMP     hnext5
+
+hquant5:
+	VDIVPS    Z26, Z5, Z5
+	VMAXPS    Z24, Z5, Z5
+	VMINPS    Z25, Z5, Z5
+	VCVTPS2DQ Z5, Z5
+	VPADDD    Z27, Z5, Z5
+	TESTQ     $0x00000020, AX
+	JNE       hu85
+	VPMOVSDB  Z5, K1, (DX)
+	JMP       hnext5
+
+hu85:
+	VPMOVUSDB Z5, K1, (DX)
+
+hnext5:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x06
+	JLE          hdone
+	TESTQ        $0x00000008, AX
+	JNE          hcol6
+	VPBROADCASTD 24(R12), Z28
+	VPSUBD       Z28, Z6, Z6
+	VCVTDQ2PS    Z6, Z6
+	VBROADCASTSS 24(R8), Z28
+	VMULPS       Z28, Z6, Z6
+	TESTQ        $0x00000001, AX
+	JEQ          hadded6
+	VBROADCASTSS 24(R14), Z28
+	VADDPS       Z28, Z6, Z6
+	JMP          hadded6
+
+hcol6:
+	VPSUBD       Z16, Z6, Z6
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr6
+	VPBROADCASTD 24(R9), Z28
+	VPSUBD       Z28, Z6, Z6
+
+hnorcorr6:
+	VCVTDQ2PS Z6, Z6
+	VMULPS    Z18, Z6, Z6
+	TESTQ     $0x00000001, AX
+	JEQ       hadded6
+	VADDPS    Z20, Z6, Z6
+
+hadded6:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid6
+	VMOVUPS.Z (R13), K1, Z28
+	VADDPS    Z28, Z6, Z6
+	ADDQ      R15, R13
+
+hnoresid6:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp6
+	VMAXPS Z6, Z22, Z6
+	VMINPS Z6, Z23, Z6
+
+hnoclamp6:
+	TESTQ   $0x00000010, AX
+	JNE     hquant6
+	VMOVUPS Z6, K1, (DX)
+	JMP     hnext6
+
+hquant6:
+	VDIVPS    Z26, Z6, Z6
+	VMAXPS    Z24, Z6, Z6
+	VMINPS    Z25, Z6, Z6
+	VCVTPS2DQ Z6, Z6
+	VPADDD    Z27, Z6, Z6
+	TESTQ     $0x00000020, AX
+	JNE       hu86
+	VPMOVSDB  Z6, K1, (DX)
+	JMP       hnext6
+
+hu86:
+	VPMOVUSDB Z6, K1, (DX)
+
+hnext6:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x07
+	JLE          hdone
+	TESTQ        $0x00000008, AX
+	JNE          hcol7
+	VPBROADCASTD 28(R12), Z28
+	VPSUBD       Z28, Z7, Z7
+	VCVTDQ2PS    Z7, Z7
+	VBROADCASTSS 28(R8), Z28
+	VMULPS       Z28, Z7, Z7
+	TESTQ        $0x00000001, AX
+	JEQ          hadded7
+	VBROADCASTSS 28(R14), Z28
+	VADDPS       Z28, Z7, Z7
+	JMP          hadded7
+
+hcol7:
+	VPSUBD       Z16, Z7, Z7
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr7
+	VPBROADCASTD 28(R9), Z28
+	VPSUBD       Z28, Z7, Z7
+
+hnorcorr7:
+	VCVTDQ2PS Z7, Z7
+	VMULPS    Z18, Z7, Z7
+	TESTQ     $0x00000001, AX
+	JEQ       hadded7
+	VADDPS    Z20, Z7, Z7
+
+hadded7:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid7
+	VMOVUPS.Z (R13), K1, Z28
+	VADDPS    Z28, Z7, Z7
+	ADDQ      R15, R13
+
+hnoresid7:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp7
+	VMAXPS Z7, Z22, Z7
+	VMINPS Z7, Z23, Z7
+
+hnoclamp7:
+	TESTQ   $0x00000010, AX
+	JNE     hquant7
+	VMOVUPS Z7, K1, (DX)
+	JMP     hnext7
+
+hquant7:
+	VDIVPS    Z26, Z7, Z7
+	VMAXPS    Z24, Z7, Z7
+	VMINPS    Z25, Z7, Z7
+	VCVTPS2DQ Z7, Z7
+	VPADDD    Z27, Z7, Z7
+	TESTQ     $0x00000020, AX
+	JNE       hu87
+	VPMOVSDB  Z7, K1, (DX)
+	JMP       hnext7
+
+hu87:
+	VPMOVUSDB Z7, K1, (DX)
+
+hnext7:
+	ADDQ R10, DX
+
+hdone:
+	VZEROUPPER
+	RET
+
 DATA qdwidx1_qdw3x3S8S1VNNI<>+0(SB)/1, $0x00
 DATA qdwidx1_qdw3x3S8S1VNNI<>+1(SB)/1, $0x01
 DATA qdwidx1_qdw3x3S8S1VNNI<>+2(SB)/1, $0x02

@@ -47,3 +47,7 @@ func packQRows8Dispatch(dst *int8, x *byte, k, nb int, f4 uint32, sums *int32) {
 func hmax3s2Dispatch(out, row *byte, n int, unsigned bool) {
 	hmax3s2Generic(out, row, n, unsigned)
 }
+
+func qmicro16(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
+	qmicro(k4, a, b, out, ldo, mr, nr, q)
+}
