@@ -135,27 +135,50 @@ func QGemm(k int, ap []int8, m int, bp []uint8, n int, o *QOut, l *QLayer, r0, c
 				_ = o.F[off+(mr-1)*o.Ld+nr-1]
 				p = unsafe.Pointer(&o.F[off])
 			}
-			if nr <= NR/2 { // a narrow tail strip: half the tile
-				qMicro16(k4, as, bs, p, o.Ld, mr, nr, &q)
-				continue
+			if nr <= 3*NR/4 && qMicroNarrow(k4, as, bs, p, o.Ld, mr, nr, &q) {
+				continue // a narrow tail strip: half-width kernels
 			}
 			QMicro(k4, as, bs, p, o.Ld, mr, nr, &q)
 		}
 	}
 }
 
-// qMicro16 is QMicro for strips of at most NR/2 columns: the 8×16 VNNI
-// kernel where the CPU has it (its results are QMicro's bit for bit).
-func qMicro16(k4 int, a []int8, b []uint8, out unsafe.Pointer, ldo, mr, nr int, q *QEpi) {
-	if k4 < 0 || mr < 1 || mr > MR || nr < 1 || nr > NR/2 || len(a) < k4*4*MR || len(b) < k4*4*NR {
-		panic("avx.qMicro16: bad tile")
+// qMicroNarrow is QMicro for a strip of nr ≤ 24 columns on the 8×16 and
+// 8×8 VNNI kernels (16 columns zmm, 8 ymm; 17–24 columns as 16 + 8, the
+// second from the strip's second half), with the same results; it reports
+// false where the CPU lacks them (the caller runs QMicro).
+func qMicroNarrow(k4 int, a []int8, b []uint8, out unsafe.Pointer, ldo, mr, nr int, q *QEpi) bool {
+	if k4 < 0 || mr < 1 || mr > MR || nr < 1 || nr > 3*NR/4 || len(a) < k4*4*MR || len(b) < k4*4*NR {
+		panic("avx.qMicroNarrow: bad tile")
 	}
-	var pa *int8
-	var pb *uint8
-	if k4 > 0 {
-		pa, pb = unsafe.SliceData(a), unsafe.SliceData(b)
+	if k4 == 0 {
+		return false
 	}
-	qmicro16(k4, pa, pb, (*byte)(out), ldo, mr, nr, (*int64)(unsafe.Pointer(q)))
+	pa, pb := unsafe.SliceData(a), unsafe.SliceData(b)
+	if nr <= NR/2 {
+		return qmicroNarrow(k4, pa, pb, (*byte)(out), ldo, mr, nr, q)
+	}
+	if !qmicroNarrow(k4, pa, pb, (*byte)(out), ldo, mr, NR/2, q) {
+		return false
+	}
+	// columns 16..nr: the second half of each step, the outputs (and
+	// residual, and per-column constants) 16 columns on
+	esz := 4
+	if q.Flags&QQuant != 0 {
+		esz = 1
+	}
+	q2 := *q
+	if q.Flags&QResid != 0 {
+		q2.Resid = (*float32)(unsafe.Add(unsafe.Pointer(q.Resid), 4*NR/2))
+	}
+	if q.Flags&QCol != 0 {
+		q2.Corr = (*int32)(unsafe.Add(unsafe.Pointer(q.Corr), 4*NR/2))
+		q2.Mult = (*float32)(unsafe.Add(unsafe.Pointer(q.Mult), 4*NR/2))
+		if q.Flags&QBias != 0 {
+			q2.Bias = (*float32)(unsafe.Add(unsafe.Pointer(q.Bias), 4*NR/2))
+		}
+	}
+	return qmicroNarrow(k4, pa, (*uint8)(unsafe.Add(unsafe.Pointer(pb), 4*NR/2)), (*byte)(unsafe.Add(out, esz*NR/2)), ldo, mr, nr-NR/2, &q2)
 }
 
 func b2i(b bool) int {

@@ -132,10 +132,16 @@ func hmax3s2Dispatch(out, row *byte, n int, unsigned bool) {
 	}
 }
 
-func qmicro16(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
-	if QVariant != QVariantVNNI {
-		qmicro(k4, a, b, out, ldo, mr, nr, q)
-		return
+// qmicroNarrow runs the 8×16 (nr ≤ 16) or 8×8 (nr ≤ 8) VNNI kernel,
+// or reports false without VNNI.
+func qmicroNarrow(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *QEpi) bool {
+	switch {
+	case QVariant != QVariantVNNI:
+		return false
+	case nr <= NR/4:
+		qgemm8x8VNNI(k4, a, b, out, ldo, mr, nr, (*int64)(unsafe.Pointer(q)))
+	default:
+		qgemm8x16VNNI(k4, a, b, out, ldo, mr, nr, (*int64)(unsafe.Pointer(q)))
 	}
-	qgemm8x16VNNI(k4, a, b, out, ldo, mr, nr, q)
+	return true
 }

@@ -48,6 +48,6 @@ func hmax3s2Dispatch(out, row *byte, n int, unsigned bool) {
 	hmax3s2Generic(out, row, n, unsigned)
 }
 
-func qmicro16(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
-	qmicro(k4, a, b, out, ldo, mr, nr, q)
+func qmicroNarrow(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *QEpi) bool {
+	return false
 }

@@ -234,6 +234,10 @@ func TestQGemmBitExact(t *testing.T) {
 			{13, 45, 64, false, ir.Float32, "Sigmoid", true, true},
 			{13, 45, 64, true, ir.Uint8, "HardSwish", false, true},
 			{3, 17, 2000, false, ir.Int8, "", true, false},
+			// tails on the narrow kernels: 53 = 32 + 16 + 5, 24 = 16 + 8, 8
+			{13, 53, 64, true, ir.Float32, "", true, true},
+			{9, 24, 40, false, ir.Uint8, "Relu", true, true},
+			{11, 8, 12, true, ir.Int8, "Clip", false, true},
 		} {
 			for _, gemm := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%dx%dx%d_%v", c.m, c.n, c.k, gemm), func(t *testing.T) { c.run(t, r, gemm) })

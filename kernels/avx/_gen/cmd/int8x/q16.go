@@ -15,15 +15,23 @@ const (
 	mr, nr                       = 8, 32
 )
 
-// qgemm16VNNI is _gen's qgemm8x32VNNI (generated from the same code with
-// the second 16-column half dropped) for strips with at most 16 columns
-// (the tail of 14×14 outputs: 196 = 6·32 + 4): one B load and 8 VPDPBUSD
-// per step instead of 2 and 16, half the epilogue. The packed layout is
-// the 32-column one (the second half of each step is not read).
-func qgemm16VNNI() {
-	TEXT("qgemm8x16VNNI", NOSPLIT, "func(k4 int, a *int8, b *uint8, out *byte, ldo int, mr, nr int, q *int64)")
+// qgemmNarrowVNNI is _gen's qgemm8x32VNNI (generated from the same code
+// with the second 16-column half dropped) for strips with at most cols =
+// 16 columns (zmm) or 8 (ymm): tails such as 196 = 6·32 + 4 (14×14
+// outputs) or 49 = 32 + 16 + 1 (7×7) take one B load and 8 VPDPBUSD per
+// step instead of 2 and 16, at half or a quarter of the vector width, and a
+// narrower epilogue. The packed layout is the 32-column one (b may point
+// into a step's second half; the rest of each step is not read).
+func qgemmNarrowVNNI(name string, cols int) {
+	v := func(r reg.VecPhysical) reg.Register { // the tile's vector width: 16 columns zmm, 8 ymm
+		if cols == 8 {
+			return r.AsY()
+		}
+		return r
+	}
+	TEXT(name, NOSPLIT, "func(k4 int, a *int8, b *uint8, out *byte, ldo int, mr, nr int, q *int64)")
 	Pragma("noescape")
-	Doc("qgemm8x16VNNI is the AVX-512 VNNI twin of qgemmGeneric for nr ≤ 16.")
+	Doc(fmt.Sprintf("%s is the AVX-512 VNNI twin of qgemmGeneric for nr ≤ %d.", name, cols))
 	k := Load(Param("k4"), reg.RCX)
 	a := Load(Param("a"), reg.RSI)
 	b := Load(Param("b"), reg.RDI)
@@ -34,27 +42,27 @@ func qgemm16VNNI() {
 	KMOVW(ones.As32(), reg.K1)
 	SHRQ(U8(16), ones)
 	KMOVW(ones.As32(), reg.K2)
-	acc := make([]reg.VecPhysical, mr)
+	acc := make([]reg.Register, mr)
 	for i := range acc {
-		acc[i] = zmm(i)
+		acc[i] = v(zmm(i))
 		VPXORD(acc[i], acc[i], acc[i])
 	}
-	b0 := zmm(16)
+	b0 := v(zmm(16))
 	TESTQ(k, k)
-	JEQ(LabelRef("hepilogue"))
-	Label("hloop")
+	JEQ(LabelRef("hepilogue" + name))
+	Label("hloop" + name)
 	VMOVDQU32_Z(Mem{Base: b}, reg.K1, b0)
 	for i := 0; i < mr; i++ {
-		t := zmm(18 + i)
+		t := v(zmm(18 + i))
 		VPBROADCASTD(Mem{Base: a, Disp: 4 * i}, t)
 		raw("VPDPBUSD", t, b0, acc[i])
 	}
 	ADDQ(U8(4*mr), a)
 	ADDQ(U32(4*nr), b)
 	DECQ(k)
-	JNE(LabelRef("hloop"))
+	JNE(LabelRef("hloop" + name))
 
-	Label("hepilogue")
+	Label("hepilogue" + name)
 	q := Load(Param("q"), reg.RBX)
 	out := Load(Param("out"), reg.RDX)
 	ldo := Load(Param("ldo"), reg.R10) // output row stride in bytes (set below)
@@ -70,31 +78,31 @@ func qgemm16VNNI() {
 	flags := reg.RAX
 	MOVQ(Mem{Base: q, Disp: offFlags}, flags)
 	TESTQ(U32(qQuant), flags)
-	JNE(LabelRef("hbytes"))
+	JNE(LabelRef("hbytes" + name))
 	MOVQ(ldr, ldo)
-	Label("hbytes")
-	lo, hi, qlo, qhi, ys, yz := zmm(22), zmm(23), zmm(24), zmm(25), zmm(26), zmm(27)
+	Label("hbytes" + name)
+	lo, hi, qlo, qhi, ys, yz := v(zmm(22)), v(zmm(23)), v(zmm(24)), v(zmm(25)), v(zmm(26)), v(zmm(27))
 	VBROADCASTSS(Mem{Base: q, Disp: offLo}, lo)
 	VBROADCASTSS(Mem{Base: q, Disp: offHi}, hi)
 	VBROADCASTSS(Mem{Base: q, Disp: offQLo}, qlo)
 	VBROADCASTSS(Mem{Base: q, Disp: offQHi}, qhi)
 	VBROADCASTSS(Mem{Base: q, Disp: offYScale}, ys)
 	VPBROADCASTD(Mem{Base: q, Disp: offYZero}, yz)
-	cc0, cm0, cb0 := zmm(16), zmm(18), zmm(20)
+	cc0, cm0, cb0 := v(zmm(16)), v(zmm(18)), v(zmm(20))
 	TESTQ(U32(qCol), flags)
-	JEQ(LabelRef("hrowmode"))
+	JEQ(LabelRef("hrowmode" + name))
 	VMOVDQU32_Z(Mem{Base: reg.R12}, reg.K1, cc0)
 	VMOVUPS_Z(Mem{Base: reg.R8}, reg.K1, cm0)
 	TESTQ(U32(qBias), flags)
-	JEQ(LabelRef("hrowmode"))
+	JEQ(LabelRef("hrowmode" + name))
 	VMOVUPS_Z(Mem{Base: reg.R14}, reg.K1, cb0)
-	Label("hrowmode")
-	t0 := zmm(28)
+	Label("hrowmode" + name)
+	t0 := v(zmm(28))
 	for i := 0; i < mr; i++ {
 		x0 := acc[i]
-		l := func(s string) string { return fmt.Sprintf("h%s%d", s, i) }
+		l := func(s string) string { return fmt.Sprintf("h%s%d%s", s, i, name) }
 		CMPQ(rows, U8(i))
-		JLE(LabelRef("hdone"))
+		JLE(LabelRef("hdone" + name))
 		// per-row or per-column correction and multiplier
 		TESTQ(U32(qCol), flags)
 		JNE(LabelRef(l("col")))
@@ -152,7 +160,7 @@ func qgemm16VNNI() {
 		Label(l("next"))
 		ADDQ(ldo, out)
 	}
-	Label("hdone")
+	Label("hdone" + name)
 	VZEROUPPER()
 	RET()
 }
