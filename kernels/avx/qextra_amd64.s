@@ -833,371 +833,260 @@ loop_qgemm8x32PoolVNNI:
 	JNE          loop_qgemm8x32PoolVNNI
 
 epilogue_qgemm8x32PoolVNNI:
-	VBROADCASTSS  32(BX), Y22
-	VBROADCASTSS  36(BX), Y23
-	VBROADCASTSS  44(BX), Y24
-	VBROADCASTSS  48(BX), Y25
-	VBROADCASTSS  40(BX), Y26
-	VPBROADCASTD  52(BX), Y27
-	MOVQ          $-1, R14
-	MOVQ          $0x00000008, R13
-	CMPQ          R9, R13
-	CMOVQLT       R9, R13
-	BZHIQ         R13, R14, R12
-	MOVQ          rem+64(FP), R8
-	BZHIQ         R8, R14, R14
-	ANDNQ         R12, R14, R13
-	KMOVW         R13, K3
-	ANDQ          R12, R14
-	KMOVW         R14, K1
-	MOVQ          jump+80(FP), R14
-	MOVQ          R11, DX
-	MOVQ          (BX), R12
-	MOVQ          8(BX), R8
-	MOVQ          16(BX), SI
-	MOVQ          56(BX), CX
-	MOVQ          ldo+32(FP), R13
-	MOVQ          mr+40(FP), AX
-	CMPQ          AX, $0x08
-	JNE           slow_qgemm8x32PoolVNNI
-	MOVQ          CX, AX
-	ANDQ          $0x00000005, AX
-	CMPQ          AX, $0x00000005
-	JNE           slow_qgemm8x32PoolVNNI
-	KORTESTW      K3, K3
-	JNZ           fast2_qgemm8x32PoolVNNI
-	VPMAXSD       Z1, Z0, Z16
-	VPMAXSD       Z3, Z2, Z17
-	VPMAXSD       Z5, Z4, Z18
-	VPMAXSD       Z7, Z6, Z19
-	VEXTRACTI64X4 $0x01, Z16, Y20
-	VEXTRACTI64X4 $0x01, Z17, Y21
-	VEXTRACTI64X4 $0x01, Z18, Y28
-	VEXTRACTI64X4 $0x01, Z19, Y29
-	VPMAXSD       Y20, Y16, Y16
-	VPMAXSD       Y21, Y17, Y17
-	VPMAXSD       Y28, Y18, Y18
-	VPMAXSD       Y29, Y19, Y19
-	VPBROADCASTD  (R12), Y20
-	VPBROADCASTD  4(R12), Y21
-	VPBROADCASTD  8(R12), Y28
-	VPBROADCASTD  12(R12), Y29
-	VPSUBD        Y20, Y16, Y16
-	VPSUBD        Y21, Y17, Y17
-	VPSUBD        Y28, Y18, Y18
-	VPSUBD        Y29, Y19, Y19
-	VCVTDQ2PS     Y16, Y16
-	VCVTDQ2PS     Y17, Y17
-	VCVTDQ2PS     Y18, Y18
-	VCVTDQ2PS     Y19, Y19
-	VBROADCASTSS  (R8), Y20
-	VBROADCASTSS  4(R8), Y21
-	VBROADCASTSS  8(R8), Y28
-	VBROADCASTSS  12(R8), Y29
-	VMULPS        Y20, Y16, Y16
-	VMULPS        Y21, Y17, Y17
-	VMULPS        Y28, Y18, Y18
-	VMULPS        Y29, Y19, Y19
-	VBROADCASTSS  (SI), Y20
-	VBROADCASTSS  4(SI), Y21
-	VBROADCASTSS  8(SI), Y28
-	VBROADCASTSS  12(SI), Y29
-	VADDPS        Y20, Y16, Y16
-	VADDPS        Y21, Y17, Y17
-	VADDPS        Y28, Y18, Y18
-	VADDPS        Y29, Y19, Y19
-	VMAXPS        Y16, Y22, Y16
-	VMAXPS        Y17, Y22, Y17
-	VMAXPS        Y18, Y22, Y18
-	VMAXPS        Y19, Y22, Y19
-	VMINPS        Y16, Y23, Y16
-	VMINPS        Y17, Y23, Y17
-	VMINPS        Y18, Y23, Y18
-	VMINPS        Y19, Y23, Y19
-	VDIVPS        Y26, Y16, Y16
-	VDIVPS        Y26, Y17, Y17
-	VDIVPS        Y26, Y18, Y18
-	VDIVPS        Y26, Y19, Y19
-	VMAXPS        Y24, Y16, Y16
-	VMAXPS        Y24, Y17, Y17
-	VMAXPS        Y24, Y18, Y18
-	VMAXPS        Y24, Y19, Y19
-	VMINPS        Y25, Y16, Y16
-	VMINPS        Y25, Y17, Y17
-	VMINPS        Y25, Y18, Y18
-	VMINPS        Y25, Y19, Y19
-	VCVTPS2DQ     Y16, Y16
-	VCVTPS2DQ     Y17, Y17
-	VCVTPS2DQ     Y18, Y18
-	VCVTPS2DQ     Y19, Y19
-	VPADDD        Y27, Y16, Y16
-	VPADDD        Y27, Y17, Y17
-	VPADDD        Y27, Y18, Y18
-	VPADDD        Y27, Y19, Y19
-	VPMOVDB       Y16, X20
-	VPMOVDB       Y17, X21
-	VPMOVDB       Y18, X28
-	VPMOVDB       Y19, X29
-	VMOVDQU8      X20, K1, (DX)
-	ADDQ          R13, DX
-	VMOVDQU8      X21, K1, (DX)
-	ADDQ          R13, DX
-	VMOVDQU8      X28, K1, (DX)
-	ADDQ          R13, DX
-	VMOVDQU8      X29, K1, (DX)
-	ADDQ          R13, DX
-	VPMAXSD       Z9, Z8, Z16
-	VPMAXSD       Z11, Z10, Z17
-	VPMAXSD       Z13, Z12, Z18
-	VPMAXSD       Z15, Z14, Z19
-	VEXTRACTI64X4 $0x01, Z16, Y20
-	VEXTRACTI64X4 $0x01, Z17, Y21
-	VEXTRACTI64X4 $0x01, Z18, Y28
-	VEXTRACTI64X4 $0x01, Z19, Y29
-	VPMAXSD       Y20, Y16, Y16
-	VPMAXSD       Y21, Y17, Y17
-	VPMAXSD       Y28, Y18, Y18
-	VPMAXSD       Y29, Y19, Y19
-	VPBROADCASTD  16(R12), Y20
-	VPBROADCASTD  20(R12), Y21
-	VPBROADCASTD  24(R12), Y28
-	VPBROADCASTD  28(R12), Y29
-	VPSUBD        Y20, Y16, Y16
-	VPSUBD        Y21, Y17, Y17
-	VPSUBD        Y28, Y18, Y18
-	VPSUBD        Y29, Y19, Y19
-	VCVTDQ2PS     Y16, Y16
-	VCVTDQ2PS     Y17, Y17
-	VCVTDQ2PS     Y18, Y18
-	VCVTDQ2PS     Y19, Y19
-	VBROADCASTSS  16(R8), Y20
-	VBROADCASTSS  20(R8), Y21
-	VBROADCASTSS  24(R8), Y28
-	VBROADCASTSS  28(R8), Y29
-	VMULPS        Y20, Y16, Y16
-	VMULPS        Y21, Y17, Y17
-	VMULPS        Y28, Y18, Y18
-	VMULPS        Y29, Y19, Y19
-	VBROADCASTSS  16(SI), Y20
-	VBROADCASTSS  20(SI), Y21
-	VBROADCASTSS  24(SI), Y28
-	VBROADCASTSS  28(SI), Y29
-	VADDPS        Y20, Y16, Y16
-	VADDPS        Y21, Y17, Y17
-	VADDPS        Y28, Y18, Y18
-	VADDPS        Y29, Y19, Y19
-	VMAXPS        Y16, Y22, Y16
-	VMAXPS        Y17, Y22, Y17
-	VMAXPS        Y18, Y22, Y18
-	VMAXPS        Y19, Y22, Y19
-	VMINPS        Y16, Y23, Y16
-	VMINPS        Y17, Y23, Y17
-	VMINPS        Y18, Y23, Y18
-	VMINPS        Y19, Y23, Y19
-	VDIVPS        Y26, Y16, Y16
-	VDIVPS        Y26, Y17, Y17
-	VDIVPS        Y26, Y18, Y18
-	VDIVPS        Y26, Y19, Y19
-	VMAXPS        Y24, Y16, Y16
-	VMAXPS        Y24, Y17, Y17
-	VMAXPS        Y24, Y18, Y18
-	VMAXPS        Y24, Y19, Y19
-	VMINPS        Y25, Y16, Y16
-	VMINPS        Y25, Y17, Y17
-	VMINPS        Y25, Y18, Y18
-	VMINPS        Y25, Y19, Y19
-	VCVTPS2DQ     Y16, Y16
-	VCVTPS2DQ     Y17, Y17
-	VCVTPS2DQ     Y18, Y18
-	VCVTPS2DQ     Y19, Y19
-	VPADDD        Y27, Y16, Y16
-	VPADDD        Y27, Y17, Y17
-	VPADDD        Y27, Y18, Y18
-	VPADDD        Y27, Y19, Y19
-	VPMOVDB       Y16, X20
-	VPMOVDB       Y17, X21
-	VPMOVDB       Y18, X28
-	VPMOVDB       Y19, X29
-	VMOVDQU8      X20, K1, (DX)
-	ADDQ          R13, DX
-	VMOVDQU8      X21, K1, (DX)
-	ADDQ          R13, DX
-	VMOVDQU8      X28, K1, (DX)
-	ADDQ          R13, DX
-	VMOVDQU8      X29, K1, (DX)
-	ADDQ          R13, DX
-	JMP           next_qgemm8x32PoolVNNI
+	VBROADCASTSS 32(BX), Z22
+	VBROADCASTSS 36(BX), Z23
+	VBROADCASTSS 44(BX), Z24
+	VBROADCASTSS 48(BX), Z25
+	VBROADCASTSS 40(BX), Z26
+	VPBROADCASTD 52(BX), Z27
+	MOVQ         $-1, R14
+	MOVQ         $0x00000008, R13
+	CMPQ         R9, R13
+	CMOVQLT      R9, R13
+	BZHIQ        R13, R14, R12
+	MOVQ         rem+64(FP), R8
+	BZHIQ        R8, R14, R14
+	ANDNQ        R12, R14, R13
+	KMOVW        R13, K3
+	ANDQ         R12, R14
+	KMOVW        R14, K1
+	MOVQ         jump+80(FP), R14
+	MOVQ         R11, DX
+	MOVQ         (BX), R12
+	MOVQ         8(BX), R8
+	MOVQ         16(BX), SI
+	MOVQ         56(BX), CX
+	MOVQ         ldo+32(FP), R13
+	MOVQ         mr+40(FP), AX
+	CMPQ         AX, $0x08
+	JNE          slow_qgemm8x32PoolVNNI
+	MOVQ         CX, AX
+	ANDQ         $0x00000005, AX
+	CMPQ         AX, $0x00000005
+	JNE          slow_qgemm8x32PoolVNNI
+	KORTESTW     K3, K3
+	JNZ          fast2_qgemm8x32PoolVNNI
+	VMOVDQU32    (R12), Y16
+	VMOVDQU32    (R8), Y17
+	VMOVDQU32    (SI), Y18
+	KSHIFTLW     $0x08, K1, K4
+	VPMAXSD      Z1, Z0, Z19
+	VPMAXSD      Z5, Z4, Z28
+	VPMAXSD      Z3, Z2, Z20
+	VPMAXSD      Z7, Z6, Z29
+	VSHUFI64X2   $0x44, Z20, Z19, Z21
+	VSHUFI64X2   $0x44, Z29, Z28, Z30
+	VSHUFI64X2   $0xee, Z20, Z19, Z20
+	VSHUFI64X2   $0xee, Z29, Z28, Z29
+	VPMAXSD      Z20, Z21, Z21
+	VPMAXSD      Z29, Z30, Z30
+	VMOVDQU32    poolpairidxfalse<>+0(SB), Z19
+	VMOVDQU32    poolpairidxfalse<>+64(SB), Z28
+	VPERMD       Z16, Z19, Z20
+	VPERMD       Z16, Z28, Z29
+	VPSUBD       Z20, Z21, Z21
+	VPSUBD       Z29, Z30, Z30
+	VCVTDQ2PS    Z21, Z21
+	VCVTDQ2PS    Z30, Z30
+	VPERMD       Z17, Z19, Z20
+	VPERMD       Z17, Z28, Z29
+	VMULPS       Z20, Z21, Z21
+	VMULPS       Z29, Z30, Z30
+	VPERMD       Z18, Z19, Z20
+	VPERMD       Z18, Z28, Z29
+	VADDPS       Z20, Z21, Z21
+	VADDPS       Z29, Z30, Z30
+	VMAXPS       Z21, Z22, Z21
+	VMAXPS       Z30, Z22, Z30
+	VMINPS       Z21, Z23, Z21
+	VMINPS       Z30, Z23, Z30
+	VDIVPS       Z26, Z21, Z21
+	VDIVPS       Z26, Z30, Z30
+	VMAXPS       Z24, Z21, Z21
+	VMAXPS       Z24, Z30, Z30
+	VMINPS       Z25, Z21, Z21
+	VMINPS       Z25, Z30, Z30
+	VCVTPS2DQ    Z21, Z21
+	VCVTPS2DQ    Z30, Z30
+	VPADDD       Z27, Z21, Z21
+	VPADDD       Z27, Z30, Z30
+	VPMOVDB      Z21, X20
+	VPMOVDB      Z30, X29
+	VMOVDQU8     X20, K1, (DX)
+	ADDQ         R13, DX
+	VMOVDQU8     X20, K4, -8(DX)
+	ADDQ         R13, DX
+	VMOVDQU8     X29, K1, (DX)
+	ADDQ         R13, DX
+	VMOVDQU8     X29, K4, -8(DX)
+	ADDQ         R13, DX
+	VPMAXSD      Z9, Z8, Z19
+	VPMAXSD      Z13, Z12, Z28
+	VPMAXSD      Z11, Z10, Z20
+	VPMAXSD      Z15, Z14, Z29
+	VSHUFI64X2   $0x44, Z20, Z19, Z21
+	VSHUFI64X2   $0x44, Z29, Z28, Z30
+	VSHUFI64X2   $0xee, Z20, Z19, Z20
+	VSHUFI64X2   $0xee, Z29, Z28, Z29
+	VPMAXSD      Z20, Z21, Z21
+	VPMAXSD      Z29, Z30, Z30
+	VMOVDQU32    poolpairidxfalse<>+128(SB), Z19
+	VMOVDQU32    poolpairidxfalse<>+192(SB), Z28
+	VPERMD       Z16, Z19, Z20
+	VPERMD       Z16, Z28, Z29
+	VPSUBD       Z20, Z21, Z21
+	VPSUBD       Z29, Z30, Z30
+	VCVTDQ2PS    Z21, Z21
+	VCVTDQ2PS    Z30, Z30
+	VPERMD       Z17, Z19, Z20
+	VPERMD       Z17, Z28, Z29
+	VMULPS       Z20, Z21, Z21
+	VMULPS       Z29, Z30, Z30
+	VPERMD       Z18, Z19, Z20
+	VPERMD       Z18, Z28, Z29
+	VADDPS       Z20, Z21, Z21
+	VADDPS       Z29, Z30, Z30
+	VMAXPS       Z21, Z22, Z21
+	VMAXPS       Z30, Z22, Z30
+	VMINPS       Z21, Z23, Z21
+	VMINPS       Z30, Z23, Z30
+	VDIVPS       Z26, Z21, Z21
+	VDIVPS       Z26, Z30, Z30
+	VMAXPS       Z24, Z21, Z21
+	VMAXPS       Z24, Z30, Z30
+	VMINPS       Z25, Z21, Z21
+	VMINPS       Z25, Z30, Z30
+	VCVTPS2DQ    Z21, Z21
+	VCVTPS2DQ    Z30, Z30
+	VPADDD       Z27, Z21, Z21
+	VPADDD       Z27, Z30, Z30
+	VPMOVDB      Z21, X20
+	VPMOVDB      Z30, X29
+	VMOVDQU8     X20, K1, (DX)
+	ADDQ         R13, DX
+	VMOVDQU8     X20, K4, -8(DX)
+	ADDQ         R13, DX
+	VMOVDQU8     X29, K1, (DX)
+	ADDQ         R13, DX
+	VMOVDQU8     X29, K4, -8(DX)
+	ADDQ         R13, DX
+	JMP          next_qgemm8x32PoolVNNI
 
 fast2_qgemm8x32PoolVNNI:
-	VPMAXSD       Z1, Z0, Z16
-	VPMAXSD       Z3, Z2, Z17
-	VPMAXSD       Z5, Z4, Z18
-	VPMAXSD       Z7, Z6, Z19
-	VEXTRACTI64X4 $0x01, Z16, Y20
-	VEXTRACTI64X4 $0x01, Z17, Y21
-	VEXTRACTI64X4 $0x01, Z18, Y28
-	VEXTRACTI64X4 $0x01, Z19, Y29
-	VPMAXSD       Y20, Y16, Y16
-	VPMAXSD       Y21, Y17, Y17
-	VPMAXSD       Y28, Y18, Y18
-	VPMAXSD       Y29, Y19, Y19
-	VPBROADCASTD  (R12), Y20
-	VPBROADCASTD  4(R12), Y21
-	VPBROADCASTD  8(R12), Y28
-	VPBROADCASTD  12(R12), Y29
-	VPSUBD        Y20, Y16, Y16
-	VPSUBD        Y21, Y17, Y17
-	VPSUBD        Y28, Y18, Y18
-	VPSUBD        Y29, Y19, Y19
-	VCVTDQ2PS     Y16, Y16
-	VCVTDQ2PS     Y17, Y17
-	VCVTDQ2PS     Y18, Y18
-	VCVTDQ2PS     Y19, Y19
-	VBROADCASTSS  (R8), Y20
-	VBROADCASTSS  4(R8), Y21
-	VBROADCASTSS  8(R8), Y28
-	VBROADCASTSS  12(R8), Y29
-	VMULPS        Y20, Y16, Y16
-	VMULPS        Y21, Y17, Y17
-	VMULPS        Y28, Y18, Y18
-	VMULPS        Y29, Y19, Y19
-	VBROADCASTSS  (SI), Y20
-	VBROADCASTSS  4(SI), Y21
-	VBROADCASTSS  8(SI), Y28
-	VBROADCASTSS  12(SI), Y29
-	VADDPS        Y20, Y16, Y16
-	VADDPS        Y21, Y17, Y17
-	VADDPS        Y28, Y18, Y18
-	VADDPS        Y29, Y19, Y19
-	VMAXPS        Y16, Y22, Y16
-	VMAXPS        Y17, Y22, Y17
-	VMAXPS        Y18, Y22, Y18
-	VMAXPS        Y19, Y22, Y19
-	VMINPS        Y16, Y23, Y16
-	VMINPS        Y17, Y23, Y17
-	VMINPS        Y18, Y23, Y18
-	VMINPS        Y19, Y23, Y19
-	VDIVPS        Y26, Y16, Y16
-	VDIVPS        Y26, Y17, Y17
-	VDIVPS        Y26, Y18, Y18
-	VDIVPS        Y26, Y19, Y19
-	VMAXPS        Y24, Y16, Y16
-	VMAXPS        Y24, Y17, Y17
-	VMAXPS        Y24, Y18, Y18
-	VMAXPS        Y24, Y19, Y19
-	VMINPS        Y25, Y16, Y16
-	VMINPS        Y25, Y17, Y17
-	VMINPS        Y25, Y18, Y18
-	VMINPS        Y25, Y19, Y19
-	VCVTPS2DQ     Y16, Y16
-	VCVTPS2DQ     Y17, Y17
-	VCVTPS2DQ     Y18, Y18
-	VCVTPS2DQ     Y19, Y19
-	VPADDD        Y27, Y16, Y16
-	VPADDD        Y27, Y17, Y17
-	VPADDD        Y27, Y18, Y18
-	VPADDD        Y27, Y19, Y19
-	VPMOVDB       Y16, X20
-	VPMOVDB       Y17, X21
-	VPMOVDB       Y18, X28
-	VPMOVDB       Y19, X29
-	VMOVDQU8      X20, K1, (DX)
-	VMOVDQU8      X20, K3, (DX)(R14*1)
-	ADDQ          R13, DX
-	VMOVDQU8      X21, K1, (DX)
-	VMOVDQU8      X21, K3, (DX)(R14*1)
-	ADDQ          R13, DX
-	VMOVDQU8      X28, K1, (DX)
-	VMOVDQU8      X28, K3, (DX)(R14*1)
-	ADDQ          R13, DX
-	VMOVDQU8      X29, K1, (DX)
-	VMOVDQU8      X29, K3, (DX)(R14*1)
-	ADDQ          R13, DX
-	VPMAXSD       Z9, Z8, Z16
-	VPMAXSD       Z11, Z10, Z17
-	VPMAXSD       Z13, Z12, Z18
-	VPMAXSD       Z15, Z14, Z19
-	VEXTRACTI64X4 $0x01, Z16, Y20
-	VEXTRACTI64X4 $0x01, Z17, Y21
-	VEXTRACTI64X4 $0x01, Z18, Y28
-	VEXTRACTI64X4 $0x01, Z19, Y29
-	VPMAXSD       Y20, Y16, Y16
-	VPMAXSD       Y21, Y17, Y17
-	VPMAXSD       Y28, Y18, Y18
-	VPMAXSD       Y29, Y19, Y19
-	VPBROADCASTD  16(R12), Y20
-	VPBROADCASTD  20(R12), Y21
-	VPBROADCASTD  24(R12), Y28
-	VPBROADCASTD  28(R12), Y29
-	VPSUBD        Y20, Y16, Y16
-	VPSUBD        Y21, Y17, Y17
-	VPSUBD        Y28, Y18, Y18
-	VPSUBD        Y29, Y19, Y19
-	VCVTDQ2PS     Y16, Y16
-	VCVTDQ2PS     Y17, Y17
-	VCVTDQ2PS     Y18, Y18
-	VCVTDQ2PS     Y19, Y19
-	VBROADCASTSS  16(R8), Y20
-	VBROADCASTSS  20(R8), Y21
-	VBROADCASTSS  24(R8), Y28
-	VBROADCASTSS  28(R8), Y29
-	VMULPS        Y20, Y16, Y16
-	VMULPS        Y21, Y17, Y17
-	VMULPS        Y28, Y18, Y18
-	VMULPS        Y29, Y19, Y19
-	VBROADCASTSS  16(SI), Y20
-	VBROADCASTSS  20(SI), Y21
-	VBROADCASTSS  24(SI), Y28
-	VBROADCASTSS  28(SI), Y29
-	VADDPS        Y20, Y16, Y16
-	VADDPS        Y21, Y17, Y17
-	VADDPS        Y28, Y18, Y18
-	VADDPS        Y29, Y19, Y19
-	VMAXPS        Y16, Y22, Y16
-	VMAXPS        Y17, Y22, Y17
-	VMAXPS        Y18, Y22, Y18
-	VMAXPS        Y19, Y22, Y19
-	VMINPS        Y16, Y23, Y16
-	VMINPS        Y17, Y23, Y17
-	VMINPS        Y18, Y23, Y18
-	VMINPS        Y19, Y23, Y19
-	VDIVPS        Y26, Y16, Y16
-	VDIVPS        Y26, Y17, Y17
-	VDIVPS        Y26, Y18, Y18
-	VDIVPS        Y26, Y19, Y19
-	VMAXPS        Y24, Y16, Y16
-	VMAXPS        Y24, Y17, Y17
-	VMAXPS        Y24, Y18, Y18
-	VMAXPS        Y24, Y19, Y19
-	VMINPS        Y25, Y16, Y16
-	VMINPS        Y25, Y17, Y17
-	VMINPS        Y25, Y18, Y18
-	VMINPS        Y25, Y19, Y19
-	VCVTPS2DQ     Y16, Y16
-	VCVTPS2DQ     Y17, Y17
-	VCVTPS2DQ     Y18, Y18
-	VCVTPS2DQ     Y19, Y19
-	VPADDD        Y27, Y16, Y16
-	VPADDD        Y27, Y17, Y17
-	VPADDD        Y27, Y18, Y18
-	VPADDD        Y27, Y19, Y19
-	VPMOVDB       Y16, X20
-	VPMOVDB       Y17, X21
-	VPMOVDB       Y18, X28
-	VPMOVDB       Y19, X29
-	VMOVDQU8      X20, K1, (DX)
-	VMOVDQU8      X20, K3, (DX)(R14*1)
-	ADDQ          R13, DX
-	VMOVDQU8      X21, K1, (DX)
-	VMOVDQU8      X21, K3, (DX)(R14*1)
-	ADDQ          R13, DX
-	VMOVDQU8      X28, K1, (DX)
-	VMOVDQU8      X28, K3, (DX)(R14*1)
-	ADDQ          R13, DX
-	VMOVDQU8      X29, K1, (DX)
-	VMOVDQU8      X29, K3, (DX)(R14*1)
-	ADDQ          R13, DX
-	JMP           next_qgemm8x32PoolVNNI
+	VMOVDQU32  (R12), Y16
+	VMOVDQU32  (R8), Y17
+	VMOVDQU32  (SI), Y18
+	KSHIFTLW   $0x08, K1, K4
+	KSHIFTLW   $0x08, K3, K5
+	VPMAXSD    Z1, Z0, Z19
+	VPMAXSD    Z5, Z4, Z28
+	VPMAXSD    Z3, Z2, Z20
+	VPMAXSD    Z7, Z6, Z29
+	VSHUFI64X2 $0x44, Z20, Z19, Z21
+	VSHUFI64X2 $0x44, Z29, Z28, Z30
+	VSHUFI64X2 $0xee, Z20, Z19, Z20
+	VSHUFI64X2 $0xee, Z29, Z28, Z29
+	VPMAXSD    Z20, Z21, Z21
+	VPMAXSD    Z29, Z30, Z30
+	VMOVDQU32  poolpairidxtrue<>+0(SB), Z19
+	VMOVDQU32  poolpairidxtrue<>+64(SB), Z28
+	VPERMD     Z16, Z19, Z20
+	VPERMD     Z16, Z28, Z29
+	VPSUBD     Z20, Z21, Z21
+	VPSUBD     Z29, Z30, Z30
+	VCVTDQ2PS  Z21, Z21
+	VCVTDQ2PS  Z30, Z30
+	VPERMD     Z17, Z19, Z20
+	VPERMD     Z17, Z28, Z29
+	VMULPS     Z20, Z21, Z21
+	VMULPS     Z29, Z30, Z30
+	VPERMD     Z18, Z19, Z20
+	VPERMD     Z18, Z28, Z29
+	VADDPS     Z20, Z21, Z21
+	VADDPS     Z29, Z30, Z30
+	VMAXPS     Z21, Z22, Z21
+	VMAXPS     Z30, Z22, Z30
+	VMINPS     Z21, Z23, Z21
+	VMINPS     Z30, Z23, Z30
+	VDIVPS     Z26, Z21, Z21
+	VDIVPS     Z26, Z30, Z30
+	VMAXPS     Z24, Z21, Z21
+	VMAXPS     Z24, Z30, Z30
+	VMINPS     Z25, Z21, Z21
+	VMINPS     Z25, Z30, Z30
+	VCVTPS2DQ  Z21, Z21
+	VCVTPS2DQ  Z30, Z30
+	VPADDD     Z27, Z21, Z21
+	VPADDD     Z27, Z30, Z30
+	VPMOVDB    Z21, X20
+	VPMOVDB    Z30, X29
+	VMOVDQU8   X20, K1, (DX)
+	VMOVDQU8   X20, K3, (DX)(R14*1)
+	ADDQ       R13, DX
+	VMOVDQU8   X20, K4, -8(DX)
+	VMOVDQU8   X20, K5, -8(DX)(R14*1)
+	ADDQ       R13, DX
+	VMOVDQU8   X29, K1, (DX)
+	VMOVDQU8   X29, K3, (DX)(R14*1)
+	ADDQ       R13, DX
+	VMOVDQU8   X29, K4, -8(DX)
+	VMOVDQU8   X29, K5, -8(DX)(R14*1)
+	ADDQ       R13, DX
+	VPMAXSD    Z9, Z8, Z19
+	VPMAXSD    Z13, Z12, Z28
+	VPMAXSD    Z11, Z10, Z20
+	VPMAXSD    Z15, Z14, Z29
+	VSHUFI64X2 $0x44, Z20, Z19, Z21
+	VSHUFI64X2 $0x44, Z29, Z28, Z30
+	VSHUFI64X2 $0xee, Z20, Z19, Z20
+	VSHUFI64X2 $0xee, Z29, Z28, Z29
+	VPMAXSD    Z20, Z21, Z21
+	VPMAXSD    Z29, Z30, Z30
+	VMOVDQU32  poolpairidxtrue<>+128(SB), Z19
+	VMOVDQU32  poolpairidxtrue<>+192(SB), Z28
+	VPERMD     Z16, Z19, Z20
+	VPERMD     Z16, Z28, Z29
+	VPSUBD     Z20, Z21, Z21
+	VPSUBD     Z29, Z30, Z30
+	VCVTDQ2PS  Z21, Z21
+	VCVTDQ2PS  Z30, Z30
+	VPERMD     Z17, Z19, Z20
+	VPERMD     Z17, Z28, Z29
+	VMULPS     Z20, Z21, Z21
+	VMULPS     Z29, Z30, Z30
+	VPERMD     Z18, Z19, Z20
+	VPERMD     Z18, Z28, Z29
+	VADDPS     Z20, Z21, Z21
+	VADDPS     Z29, Z30, Z30
+	VMAXPS     Z21, Z22, Z21
+	VMAXPS     Z30, Z22, Z30
+	VMINPS     Z21, Z23, Z21
+	VMINPS     Z30, Z23, Z30
+	VDIVPS     Z26, Z21, Z21
+	VDIVPS     Z26, Z30, Z30
+	VMAXPS     Z24, Z21, Z21
+	VMAXPS     Z24, Z30, Z30
+	VMINPS     Z25, Z21, Z21
+	VMINPS     Z25, Z30, Z30
+	VCVTPS2DQ  Z21, Z21
+	VCVTPS2DQ  Z30, Z30
+	VPADDD     Z27, Z21, Z21
+	VPADDD     Z27, Z30, Z30
+	VPMOVDB    Z21, X20
+	VPMOVDB    Z30, X29
+	VMOVDQU8   X20, K1, (DX)
+	VMOVDQU8   X20, K3, (DX)(R14*1)
+	ADDQ       R13, DX
+	VMOVDQU8   X20, K4, -8(DX)
+	VMOVDQU8   X20, K5, -8(DX)(R14*1)
+	ADDQ       R13, DX
+	VMOVDQU8   X29, K1, (DX)
+	VMOVDQU8   X29, K3, (DX)(R14*1)
+	ADDQ       R13, DX
+	VMOVDQU8   X29, K4, -8(DX)
+	VMOVDQU8   X29, K5, -8(DX)(R14*1)
+	ADDQ       R13, DX
+	JMP        next_qgemm8x32PoolVNNI
 
 slow_qgemm8x32PoolVNNI:
 	MOVQ          mr+40(FP), AX
@@ -1531,6 +1420,138 @@ same_qgemm8x32PoolVNNI:
 done_qgemm8x32PoolVNNI:
 	VZEROUPPER
 	RET
+
+DATA poolpairidxfalse<>+0(SB)/4, $0x00000000
+DATA poolpairidxfalse<>+4(SB)/4, $0x00000000
+DATA poolpairidxfalse<>+8(SB)/4, $0x00000000
+DATA poolpairidxfalse<>+12(SB)/4, $0x00000000
+DATA poolpairidxfalse<>+16(SB)/4, $0x00000000
+DATA poolpairidxfalse<>+20(SB)/4, $0x00000000
+DATA poolpairidxfalse<>+24(SB)/4, $0x00000000
+DATA poolpairidxfalse<>+28(SB)/4, $0x00000000
+DATA poolpairidxfalse<>+32(SB)/4, $0x00000001
+DATA poolpairidxfalse<>+36(SB)/4, $0x00000001
+DATA poolpairidxfalse<>+40(SB)/4, $0x00000001
+DATA poolpairidxfalse<>+44(SB)/4, $0x00000001
+DATA poolpairidxfalse<>+48(SB)/4, $0x00000001
+DATA poolpairidxfalse<>+52(SB)/4, $0x00000001
+DATA poolpairidxfalse<>+56(SB)/4, $0x00000001
+DATA poolpairidxfalse<>+60(SB)/4, $0x00000001
+DATA poolpairidxfalse<>+64(SB)/4, $0x00000002
+DATA poolpairidxfalse<>+68(SB)/4, $0x00000002
+DATA poolpairidxfalse<>+72(SB)/4, $0x00000002
+DATA poolpairidxfalse<>+76(SB)/4, $0x00000002
+DATA poolpairidxfalse<>+80(SB)/4, $0x00000002
+DATA poolpairidxfalse<>+84(SB)/4, $0x00000002
+DATA poolpairidxfalse<>+88(SB)/4, $0x00000002
+DATA poolpairidxfalse<>+92(SB)/4, $0x00000002
+DATA poolpairidxfalse<>+96(SB)/4, $0x00000003
+DATA poolpairidxfalse<>+100(SB)/4, $0x00000003
+DATA poolpairidxfalse<>+104(SB)/4, $0x00000003
+DATA poolpairidxfalse<>+108(SB)/4, $0x00000003
+DATA poolpairidxfalse<>+112(SB)/4, $0x00000003
+DATA poolpairidxfalse<>+116(SB)/4, $0x00000003
+DATA poolpairidxfalse<>+120(SB)/4, $0x00000003
+DATA poolpairidxfalse<>+124(SB)/4, $0x00000003
+DATA poolpairidxfalse<>+128(SB)/4, $0x00000004
+DATA poolpairidxfalse<>+132(SB)/4, $0x00000004
+DATA poolpairidxfalse<>+136(SB)/4, $0x00000004
+DATA poolpairidxfalse<>+140(SB)/4, $0x00000004
+DATA poolpairidxfalse<>+144(SB)/4, $0x00000004
+DATA poolpairidxfalse<>+148(SB)/4, $0x00000004
+DATA poolpairidxfalse<>+152(SB)/4, $0x00000004
+DATA poolpairidxfalse<>+156(SB)/4, $0x00000004
+DATA poolpairidxfalse<>+160(SB)/4, $0x00000005
+DATA poolpairidxfalse<>+164(SB)/4, $0x00000005
+DATA poolpairidxfalse<>+168(SB)/4, $0x00000005
+DATA poolpairidxfalse<>+172(SB)/4, $0x00000005
+DATA poolpairidxfalse<>+176(SB)/4, $0x00000005
+DATA poolpairidxfalse<>+180(SB)/4, $0x00000005
+DATA poolpairidxfalse<>+184(SB)/4, $0x00000005
+DATA poolpairidxfalse<>+188(SB)/4, $0x00000005
+DATA poolpairidxfalse<>+192(SB)/4, $0x00000006
+DATA poolpairidxfalse<>+196(SB)/4, $0x00000006
+DATA poolpairidxfalse<>+200(SB)/4, $0x00000006
+DATA poolpairidxfalse<>+204(SB)/4, $0x00000006
+DATA poolpairidxfalse<>+208(SB)/4, $0x00000006
+DATA poolpairidxfalse<>+212(SB)/4, $0x00000006
+DATA poolpairidxfalse<>+216(SB)/4, $0x00000006
+DATA poolpairidxfalse<>+220(SB)/4, $0x00000006
+DATA poolpairidxfalse<>+224(SB)/4, $0x00000007
+DATA poolpairidxfalse<>+228(SB)/4, $0x00000007
+DATA poolpairidxfalse<>+232(SB)/4, $0x00000007
+DATA poolpairidxfalse<>+236(SB)/4, $0x00000007
+DATA poolpairidxfalse<>+240(SB)/4, $0x00000007
+DATA poolpairidxfalse<>+244(SB)/4, $0x00000007
+DATA poolpairidxfalse<>+248(SB)/4, $0x00000007
+DATA poolpairidxfalse<>+252(SB)/4, $0x00000007
+GLOBL poolpairidxfalse<>(SB), RODATA|NOPTR, $256
+
+DATA poolpairidxtrue<>+0(SB)/4, $0x00000000
+DATA poolpairidxtrue<>+4(SB)/4, $0x00000000
+DATA poolpairidxtrue<>+8(SB)/4, $0x00000000
+DATA poolpairidxtrue<>+12(SB)/4, $0x00000000
+DATA poolpairidxtrue<>+16(SB)/4, $0x00000000
+DATA poolpairidxtrue<>+20(SB)/4, $0x00000000
+DATA poolpairidxtrue<>+24(SB)/4, $0x00000000
+DATA poolpairidxtrue<>+28(SB)/4, $0x00000000
+DATA poolpairidxtrue<>+32(SB)/4, $0x00000001
+DATA poolpairidxtrue<>+36(SB)/4, $0x00000001
+DATA poolpairidxtrue<>+40(SB)/4, $0x00000001
+DATA poolpairidxtrue<>+44(SB)/4, $0x00000001
+DATA poolpairidxtrue<>+48(SB)/4, $0x00000001
+DATA poolpairidxtrue<>+52(SB)/4, $0x00000001
+DATA poolpairidxtrue<>+56(SB)/4, $0x00000001
+DATA poolpairidxtrue<>+60(SB)/4, $0x00000001
+DATA poolpairidxtrue<>+64(SB)/4, $0x00000002
+DATA poolpairidxtrue<>+68(SB)/4, $0x00000002
+DATA poolpairidxtrue<>+72(SB)/4, $0x00000002
+DATA poolpairidxtrue<>+76(SB)/4, $0x00000002
+DATA poolpairidxtrue<>+80(SB)/4, $0x00000002
+DATA poolpairidxtrue<>+84(SB)/4, $0x00000002
+DATA poolpairidxtrue<>+88(SB)/4, $0x00000002
+DATA poolpairidxtrue<>+92(SB)/4, $0x00000002
+DATA poolpairidxtrue<>+96(SB)/4, $0x00000003
+DATA poolpairidxtrue<>+100(SB)/4, $0x00000003
+DATA poolpairidxtrue<>+104(SB)/4, $0x00000003
+DATA poolpairidxtrue<>+108(SB)/4, $0x00000003
+DATA poolpairidxtrue<>+112(SB)/4, $0x00000003
+DATA poolpairidxtrue<>+116(SB)/4, $0x00000003
+DATA poolpairidxtrue<>+120(SB)/4, $0x00000003
+DATA poolpairidxtrue<>+124(SB)/4, $0x00000003
+DATA poolpairidxtrue<>+128(SB)/4, $0x00000004
+DATA poolpairidxtrue<>+132(SB)/4, $0x00000004
+DATA poolpairidxtrue<>+136(SB)/4, $0x00000004
+DATA poolpairidxtrue<>+140(SB)/4, $0x00000004
+DATA poolpairidxtrue<>+144(SB)/4, $0x00000004
+DATA poolpairidxtrue<>+148(SB)/4, $0x00000004
+DATA poolpairidxtrue<>+152(SB)/4, $0x00000004
+DATA poolpairidxtrue<>+156(SB)/4, $0x00000004
+DATA poolpairidxtrue<>+160(SB)/4, $0x00000005
+DATA poolpairidxtrue<>+164(SB)/4, $0x00000005
+DATA poolpairidxtrue<>+168(SB)/4, $0x00000005
+DATA poolpairidxtrue<>+172(SB)/4, $0x00000005
+DATA poolpairidxtrue<>+176(SB)/4, $0x00000005
+DATA poolpairidxtrue<>+180(SB)/4, $0x00000005
+DATA poolpairidxtrue<>+184(SB)/4, $0x00000005
+DATA poolpairidxtrue<>+188(SB)/4, $0x00000005
+DATA poolpairidxtrue<>+192(SB)/4, $0x00000006
+DATA poolpairidxtrue<>+196(SB)/4, $0x00000006
+DATA poolpairidxtrue<>+200(SB)/4, $0x00000006
+DATA poolpairidxtrue<>+204(SB)/4, $0x00000006
+DATA poolpairidxtrue<>+208(SB)/4, $0x00000006
+DATA poolpairidxtrue<>+212(SB)/4, $0x00000006
+DATA poolpairidxtrue<>+216(SB)/4, $0x00000006
+DATA poolpairidxtrue<>+220(SB)/4, $0x00000006
+DATA poolpairidxtrue<>+224(SB)/4, $0x00000007
+DATA poolpairidxtrue<>+228(SB)/4, $0x00000007
+DATA poolpairidxtrue<>+232(SB)/4, $0x00000007
+DATA poolpairidxtrue<>+236(SB)/4, $0x00000007
+DATA poolpairidxtrue<>+240(SB)/4, $0x00000007
+DATA poolpairidxtrue<>+244(SB)/4, $0x00000007
+DATA poolpairidxtrue<>+248(SB)/4, $0x00000007
+DATA poolpairidxtrue<>+252(SB)/4, $0x00000007
+GLOBL poolpairidxtrue<>(SB), RODATA|NOPTR, $256
 
 // func qpoolPackVBMI(dst *uint32, src *byte, segs *int32, nseg int, rows int, rowOff *int32, q int, qstep int, idx *byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, BMI2

@@ -82,12 +82,13 @@ func qgemmPool(name string) {
 
 	lab("epilogue")
 	// the row constants (the loop used 18–25 for its broadcasts)
-	VBROADCASTSS(Mem{Base: q, Disp: offLo}, lo)
-	VBROADCASTSS(Mem{Base: q, Disp: offHi}, hi)
-	VBROADCASTSS(Mem{Base: q, Disp: offQLo}, qlo)
-	VBROADCASTSS(Mem{Base: q, Disp: offQHi}, qhi)
-	VBROADCASTSS(Mem{Base: q, Disp: offYScale}, ys)
-	VPBROADCASTD(Mem{Base: q, Disp: offYZero}, yz)
+	VBROADCASTSS(Mem{Base: q, Disp: offLo}, zmm(22))
+	VBROADCASTSS(Mem{Base: q, Disp: offHi}, zmm(23))
+	VBROADCASTSS(Mem{Base: q, Disp: offQLo}, zmm(24))
+	VBROADCASTSS(Mem{Base: q, Disp: offQHi}, zmm(25))
+	VBROADCASTSS(Mem{Base: q, Disp: offYScale}, zmm(26))
+	VPBROADCASTD(Mem{Base: q, Disp: offYZero}, zmm(27))
+	_, _, _, _, _, _ = lo, hi, qlo, qhi, ys, yz
 	// this group's codes: n = min(np, 8) lanes, [0, min(rem, n)) in this
 	// image (K1), [rem, n) in the next (K3)
 	MOVQ(I32(-1), ones)
@@ -254,42 +255,67 @@ func qpoolPack() {
 }
 
 // poolEpilogue is qgemmPool's epilogue for all 8 rows with bias and clamp,
-// four rows at a time with their instructions interleaved (independent
-// chains for the scheduler); codes narrowed by truncation (VPMOVDB: the
-// clamps already bound them to the code range) and stored under K1, and
-// under K3 jump bytes on when two is set.
+// two rows per zmm (row r's 8 pooled values in the low half, row r+1's in
+// the high half: the maximum of the two accumulators, then of the 256-bit
+// halves across the pair with VSHUFI64X2) and two pairs' instructions
+// interleaved; the rows' constants are picked from the strip's 8 with
+// VPERMD. Codes narrowed by truncation (VPMOVDB: the clamps already bound
+// them to the code range) and stored under K1 (row r) and K4 = K1<<8 (row
+// r+1, 8 bytes back), and under K3/K5 jump bytes on when two is set.
 func poolEpilogue(acc []reg.VecPhysical, corr, mult, bias, out, ldo, jump reg.Register, two bool) {
-	lo, hi, qlo, qhi, ys, yz := zmm(22).AsY(), zmm(23).AsY(), zmm(24).AsY(), zmm(25).AsY(), zmm(26).AsY(), zmm(27).AsY()
-	xs := []reg.VecPhysical{zmm(16), zmm(17), zmm(18), zmm(19)}
-	us := []reg.VecPhysical{zmm(20), zmm(21), zmm(28), zmm(29)}
-	for r0 := 0; r0 < poolMR; r0 += 4 {
-		each := func(f func(j, r int, x, u reg.Register)) {
-			for j := range 4 {
-				f(j, r0+j, xs[j].AsY(), us[j].AsY())
+	lo, hi, qlo, qhi, ys, yz := zmm(22), zmm(23), zmm(24), zmm(25), zmm(26), zmm(27)
+	ct, mt, bt := zmm(16), zmm(17), zmm(18)
+	VMOVDQU32(Mem{Base: corr}, ct.AsY()) // 8 rows' constants (upper halves zeroed)
+	VMOVDQU32(Mem{Base: mult}, mt.AsY())
+	VMOVDQU32(Mem{Base: bias}, bt.AsY())
+	KSHIFTLW(U8(8), reg.K1, reg.K4)
+	if two {
+		KSHIFTLW(U8(8), reg.K3, reg.K5)
+	}
+	idx := GLOBL(fmt.Sprintf("poolpairidx%v", two), RODATA|NOPTR)
+	for p := 0; p < 4; p++ { // pair p: lanes 0-7 pick row 2p, lanes 8-15 row 2p+1
+		for l := 0; l < 16; l++ {
+			DATA(64*p+4*l, U32(2*p+l/8))
+		}
+	}
+	regs := [2][3]reg.VecPhysical{{zmm(19), zmm(20), zmm(21)}, {zmm(28), zmm(29), zmm(30)}}
+	for p0 := 0; p0 < 4; p0 += 2 {
+		each := func(f func(j, p int, t0, t1, u reg.VecPhysical)) {
+			for j := range 2 {
+				f(j, p0+j, regs[j][0], regs[j][1], regs[j][2])
 			}
 		}
-		each(func(j, r int, x, u reg.Register) { VPMAXSD(acc[2*r+1], acc[2*r], xs[j]) })
-		each(func(j, r int, x, u reg.Register) { VEXTRACTI64X4(U8(1), xs[j], u) })
-		each(func(j, r int, x, u reg.Register) { VPMAXSD(u, x, x) })
-		each(func(j, r int, x, u reg.Register) { VPBROADCASTD(Mem{Base: corr, Disp: 4 * r}, u) })
-		each(func(j, r int, x, u reg.Register) { VPSUBD(u, x, x) })
-		each(func(j, r int, x, u reg.Register) { VCVTDQ2PS(x, x) })
-		each(func(j, r int, x, u reg.Register) { VBROADCASTSS(Mem{Base: mult, Disp: 4 * r}, u) })
-		each(func(j, r int, x, u reg.Register) { VMULPS(u, x, x) })
-		each(func(j, r int, x, u reg.Register) { VBROADCASTSS(Mem{Base: bias, Disp: 4 * r}, u) })
-		each(func(j, r int, x, u reg.Register) { VADDPS(u, x, x) })
-		each(func(j, r int, x, u reg.Register) { VMAXPS(x, lo, x) }) // qgemm8x32VNNI's operand order: NaN stays NaN
-		each(func(j, r int, x, u reg.Register) { VMINPS(x, hi, x) })
-		each(func(j, r int, x, u reg.Register) { VDIVPS(ys, x, x) })
-		each(func(j, r int, x, u reg.Register) { VMAXPS(qlo, x, x) }) // NaN becomes the low bound
-		each(func(j, r int, x, u reg.Register) { VMINPS(qhi, x, x) })
-		each(func(j, r int, x, u reg.Register) { VCVTPS2DQ(x, x) })
-		each(func(j, r int, x, u reg.Register) { VPADDD(yz, x, x) })
-		each(func(j, r int, x, u reg.Register) { VPMOVDB(x, us[j].AsX()) })
-		each(func(j, r int, x, u reg.Register) {
-			VMOVDQU8(us[j].AsX(), reg.K1, Mem{Base: out})
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VPMAXSD(acc[4*p+1], acc[4*p], t0) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VPMAXSD(acc[4*p+3], acc[4*p+2], t1) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VSHUFI64X2(U8(0x44), t1, t0, u) }) // low halves of the pair
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VSHUFI64X2(U8(0xEE), t1, t0, t1) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VPMAXSD(t1, u, u) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VMOVDQU32(idx.Offset(64*p), t0) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VPERMD(ct, t0, t1) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VPSUBD(t1, u, u) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VCVTDQ2PS(u, u) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VPERMD(mt, t0, t1) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VMULPS(t1, u, u) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VPERMD(bt, t0, t1) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VADDPS(t1, u, u) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VMAXPS(u, lo, u) }) // qgemm8x32VNNI's operand order: NaN stays NaN
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VMINPS(u, hi, u) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VDIVPS(ys, u, u) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VMAXPS(qlo, u, u) }) // NaN becomes the low bound
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VMINPS(qhi, u, u) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VCVTPS2DQ(u, u) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VPADDD(yz, u, u) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) { VPMOVDB(u, t1.AsX()) })
+		each(func(j, p int, t0, t1, u reg.VecPhysical) {
+			x := t1.AsX()
+			VMOVDQU8(x, reg.K1, Mem{Base: out})
 			if two {
-				VMOVDQU8(us[j].AsX(), reg.K3, Mem{Base: out, Index: jump, Scale: 1})
+				VMOVDQU8(x, reg.K3, Mem{Base: out, Index: jump, Scale: 1})
+			}
+			ADDQ(ldo, out)
+			VMOVDQU8(x, reg.K4, Mem{Base: out, Disp: -8})
+			if two {
+				VMOVDQU8(x, reg.K5, Mem{Base: out, Index: jump, Scale: 1, Disp: -8})
 			}
 			ADDQ(ldo, out)
 		})
