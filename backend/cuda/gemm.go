@@ -695,7 +695,7 @@ func (k *gemmKernel) runDirect(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w
 		}
 		fmtIn := k.inputFormat()
 		if dwName := map[ir.DType]string{ir.Float32: "dw_nhwc8_f32", ir.Float16: "dw_nhwc8_16", ir.BFloat16: "dw_nhwc8_16",
-			ir.Int8: "dw_nhwc8_i8", ir.Uint8: "dw_nhwc8_u8"}[k.p.Out]; xn && yn && dwName != "" && fmtIn >= 1 && fmtIn <= 4 &&
+			ir.Int8: "dw_nhwc8_i8", ir.Uint8: "dw_nhwc8_u8", ir.Float8E4M3FN: "dw_nhwc8_e4m3"}[k.p.Out]; xn && yn && dwName != "" && fmtIn >= 1 && fmtIn <= 5 &&
 			k.p.Groups == c && int64(c) == k.p.N && k.p.K == int64(k.p.KH*k.p.KW) && c%8 == 0 {
 			// depthwise on channels-last: 8 channels per thread, vector loads
 			wt, err := k.tapMajor()

@@ -89,7 +89,7 @@ func (st *execState) scratchFor(g *device, key uintptr, n int64) (cuda.DevPtr, e
 // padNHWC returns an NHWC copy of the 4D input t with its channels
 // zero-padded to cpad (the NHWC implicit GEMM's first layers).
 func (st *execState) padNHWC(g *device, t *ir.Tensor, onDevice bool, cpad int) (cuda.DevPtr, error) {
-	src, err := st.input(g, t, onDevice) // NCHW
+	src, xn, err := st.inputRaw(g, t, onDevice)
 	if err != nil {
 		return 0, err
 	}
@@ -101,10 +101,14 @@ func (st *execState) padNHWC(g *device, t *ir.Tensor, onDevice bool, cpad int) (
 	if err != nil {
 		return 0, err
 	}
-	name := map[int64]string{1: "pad_nhwc_b1", 2: "pad_nhwc_b2"}[esz]
-	if name == "" {
+	if esz != 1 && esz != 2 {
 		return 0, fmt.Errorf("channel padding of %s", t.DType)
 	}
+	if xn { // NHWC already: widen each pixel's channels
+		name := map[int64]string{1: "padc_nhwc_b1", 2: "padc_nhwc_b2"}[esz]
+		return p, launch1(g, st, name, n, cuda.NewArgs(src, p, d[0]*d[2]*d[3], int(d[1]), cpad))
+	}
+	name := map[int64]string{1: "pad_nhwc_b1", 2: "pad_nhwc_b2"}[esz]
 	return p, launch1(g, st, name, n, cuda.NewArgs(src, p, int(d[0]), int(d[1]), int(d[2]*d[3]), cpad))
 }
 

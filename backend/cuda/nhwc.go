@@ -40,14 +40,12 @@ func nhwcLowers(p gemmParams, in cuda.DataType, l *engine.Layer) error {
 }
 
 // nhwcChannels is the channel count the NHWC implicit GEMM runs a layer
-// with c input channels at: c, or one 16-byte chunk when c is smaller (a
-// network's first layer: its input is padded with zero channels on the
-// way in, its weights with zero columns).
+// with c input channels at: c rounded up to whole 16-byte chunks (a
+// network's first layer's 3 channels, mobilenetv2's 24 int8 channels):
+// the input is padded with zero channels on the way in, the weights with
+// zero columns.
 func nhwcChannels(c int64, in cuda.DataType) int64 {
-	if per := 16 / in.Size(); c < per {
-		return per
-	}
-	return c
+	return roundUp(c, 16/in.Size())
 }
 
 // padChannels widens logical [N, C·KH·KW] weights in (c, kh, kw) order to

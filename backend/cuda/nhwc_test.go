@@ -54,14 +54,14 @@ func TestNHWCLowering(t *testing.T) {
 		ok   bool
 	}{
 		{"f16 3x3 C=16 N=24", "", "Conv", nil, []*ir.Tensor{f16(1, 16, 6, 6), f16(24, 16, 3, 3)}, ir.Float16, true},
-		{"f16 C=12 (not a multiple of 8)", "", "Conv", nil, []*ir.Tensor{f16(1, 12, 6, 6), f16(24, 12, 3, 3)}, ir.Float16, false},
+		{"f16 C=12 (padded to 16)", "", "Conv", nil, []*ir.Tensor{f16(1, 12, 6, 6), f16(24, 12, 3, 3)}, ir.Float16, true},
 		{"f16 N=20 (not a multiple of 8)", "", "Conv", nil, []*ir.Tensor{f16(1, 16, 6, 6), f16(20, 16, 1, 1)}, ir.Float16, false},
 		{"f16 first layer C=3 (padded to 8)", "", "Conv", nil, []*ir.Tensor{f16(1, 3, 6, 6), f16(16, 3, 7, 7)}, ir.Float16, true},
 		{"int8 first layer C=3 (padded to 16)", kiln.Domain, "QConv", qa, []*ir.Tensor{i8(1, 3, 6, 6), i8(16, 3, 3, 3)}, ir.Int8, true},
 		{"f32", "", "Conv", nil, []*ir.Tensor{f32(1, 16, 6, 6), f32(24, 16, 1, 1)}, ir.Float32, false},
 		{"f16 grouped", "", "Conv", []*ir.Attribute{intA("group", 2)}, []*ir.Tensor{f16(1, 16, 6, 6), f16(16, 8, 3, 3)}, ir.Float16, false},
 		{"int8 C=32", kiln.Domain, "QConv", qa, []*ir.Tensor{i8(1, 32, 6, 6), i8(16, 32, 3, 3)}, ir.Int8, true},
-		{"int8 C=24 (not a multiple of 16)", kiln.Domain, "QConv", qa, []*ir.Tensor{i8(1, 24, 6, 6), i8(16, 24, 3, 3)}, ir.Int8, false},
+		{"int8 C=24 (padded to 32)", kiln.Domain, "QConv", qa, []*ir.Tensor{i8(1, 24, 6, 6), i8(16, 24, 3, 3)}, ir.Int8, true},
 		{"int8 x_zero", kiln.Domain, "QConv", append([]*ir.Attribute{intA("x_zero", 3)}, qa...), []*ir.Tensor{i8(1, 32, 6, 6), i8(16, 32, 3, 3)}, ir.Int8, false},
 		{"uint8", kiln.Domain, "QConv", append([]*ir.Attribute{intA("x_zero", 128)}, qa...), []*ir.Tensor{u8(1, 32, 6, 6), i8(16, 32, 3, 3)}, ir.Uint8, false},
 	} {

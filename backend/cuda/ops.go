@@ -225,7 +225,7 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 			f := map[ir.DType]int{ir.Float32: 0, ir.Float16: 1, ir.BFloat16: 2}[X.DType]
 			return launch1(g, st, "avgpool_any", n, cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, ph, pw, cp, f, xn, yn))
 		}
-		if f, ok := map[ir.DType]int{ir.Float16: 0, ir.BFloat16: 1, ir.Int8: 2, ir.Uint8: 3}[X.DType]; ok && xn == 1 && yn == 1 && c%8 == 0 {
+		if f, ok := map[ir.DType]int{ir.Float16: 0, ir.BFloat16: 1, ir.Int8: 2, ir.Uint8: 3, ir.Float8E4M3FN: 4}[X.DType]; ok && xn == 1 && yn == 1 && c%8 == 0 {
 			// NHWC in and out: 8 channels per thread, vector loads
 			args := cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, ph, pw, p.DH, p.DW, f)
 			return launch1(g, st, "maxpool_nhwc8", n/8, args)
@@ -284,6 +284,8 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 			return launch1(g, st, "quant_f32_u8", n, cuda.NewArgs(din[0], dout[0], n, k.consts[0], ns, inner, zp))
 		case p.In == ir.Uint8:
 			return launch1(g, st, "dequant_u8_f32", n, cuda.NewArgs(din[0], dout[0], n, k.consts[0], ns, inner, zp))
+		case p.Kind == "quant" && ns == 1 && n%4 == 0:
+			return launch1(g, st, "quant_f32_e4m3_x4", n/4, cuda.NewArgs(din[0], dout[0], n/4, k.consts[0]))
 		case p.Kind == "quant":
 			return launch1(g, st, "quant_f32_e4m3", n, cuda.NewArgs(din[0], dout[0], n, k.consts[0], ns, inner))
 		case p.In == ir.Int8:

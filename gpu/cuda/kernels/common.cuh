@@ -65,12 +65,17 @@ __device__ __forceinline__ float act(float xf, int k, float af, float bf) {
 // size; 1 for Gemm/MatMul, whose output is row-major [M][Cout]):
 //   y = act(float(acc)·mscale[c] + bias[c] + resid) then, with yscale > 0,
 //   quantized. mscale, bias and resid may be null.
+// v / s for quantization (s > 0): an exact zero skips the division, whose
+// IEEE slow path (a called subroutine, taken for zero dividends) cost the
+// INT8 epilogues more than everything else after a ReLU; the result is
+// the same (±0 / s = ±0).
+__device__ __forceinline__ float qscale(float v, float s) { return v == 0.f ? v : v / s; }
 __device__ __forceinline__ void store(float* y, i64 o, float v, float, int) { y[o] = v; }
 __device__ __forceinline__ void store(u16* y, i64 o, float v, float, int fmt) { y[o] = fmt == 1 ? f2bf(v) : f2h(v); }
-__device__ __forceinline__ void store(signed char* y, i64 o, float v, float ys, int zp) { y[o] = f2i8(v / ys, zp, -128, 127); }
-__device__ __forceinline__ void store(u8* y, i64 o, float v, float ys, int) { y[o] = f2e4m3(v / ys); }
+__device__ __forceinline__ void store(signed char* y, i64 o, float v, float ys, int zp) { y[o] = f2i8(qscale(v, ys), zp, -128, 127); }
+__device__ __forceinline__ void store(u8* y, i64 o, float v, float ys, int) { y[o] = f2e4m3(qscale(v, ys)); }
 struct u8q { u8 v; }; // uint8 codes with a zero point (as opposed to E4M3 bytes)
-__device__ __forceinline__ void store(u8q* y, i64 o, float v, float ys, int zp) { y[o].v = (u8)f2i8(v / ys, zp, 0, 255); }
+__device__ __forceinline__ void store(u8q* y, i64 o, float v, float ys, int zp) { y[o].v = (u8)f2i8(qscale(v, ys), zp, 0, 255); }
 // accumulator to float; int accumulators of uint8 activations get the
 // zero-point correction zc·colsum[c] first (exact in int32)
 __device__ __forceinline__ float accf(float a, const int*, int, int) { return a; }

@@ -431,18 +431,18 @@ extern "C" __global__ void layernorm_f32(const float* x, const float* g, const f
 // tensor or per axis: channel = (i / inner) % nscale).
 extern "C" __global__ void quant_f32_i8(const float* x, signed char* y, i64 n, const float* s, int nscale,
     i64 inner, const signed char* zp) {
-    GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = f2i8(x[i] / s[c], zp ? zp[c] : 0, -128, 127); }
+    GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = f2i8(qscale(x[i], s[c]), zp ? zp[c] : 0, -128, 127); }
 }
 extern "C" __global__ void quant_f32_u8(const float* x, u8* y, i64 n, const float* s, int nscale,
     i64 inner, const u8* zp) {
-    GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = (u8)f2i8(x[i] / s[c], zp ? zp[c] : 0, 0, 255); }
+    GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = (u8)f2i8(qscale(x[i], s[c]), zp ? zp[c] : 0, 0, 255); }
 }
 extern "C" __global__ void dequant_u8_f32(const u8* x, float* y, i64 n, const float* s, int nscale,
     i64 inner, const u8* zp) {
     GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = (float)((int)x[i] - (zp ? (int)zp[c] : 0)) * s[c]; }
 }
 extern "C" __global__ void quant_f32_e4m3(const float* x, u8* y, i64 n, const float* s, int nscale, i64 inner) {
-    GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = f2e4m3(x[i] / s[c]); }
+    GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = f2e4m3(qscale(x[i], s[c])); }
 }
 extern "C" __global__ void dequant_i8_f32(const signed char* x, float* y, i64 n, const float* s, int nscale,
     i64 inner, const signed char* zp) {
@@ -477,7 +477,7 @@ PADNHWC(pad_nhwc_b2, u16)
 
 // Max pooling of NHWC x into NHWC y, 8 channels per thread (C % 8 == 0):
 // one 16-byte (16-bit types) or 8-byte (8-bit) load per window tap.
-// fmt: 0 f16, 1 bf16, 2 int8, 3 uint8. Same NaN rule as the NCHW kernels.
+// fmt: 0 f16, 1 bf16, 2 int8, 3 uint8, 4 E4M3. Same NaN rule as the NCHW kernels.
 __device__ __forceinline__ float mpv16(unsigned w, int hi, int bf) {
     u16 b = (u16)(hi ? w >> 16 : w & 0xffff);
     return bf ? bf2f(b) : h2f(b);
@@ -506,6 +506,25 @@ extern "C" __global__ void maxpool_nhwc8(const void* __restrict__ x, void* __res
             o.z = mb[4] | ((unsigned)mb[5] << 16); o.w = mb[6] | ((unsigned)mb[7] << 16);
             ((w4*)y)[i] = o;
         } else {
+            if (fmt == 4) { // E4M3: compare values (NaN wins), keep codes
+                float m[8]; u8 mb[8];
+#pragma unroll
+                for (int j = 0; j < 8; j++) { m[j] = -__int_as_float(0x7f800000); mb[j] = 0xfe; }
+                for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh * dh; if (ih < 0 || ih >= H) continue;
+                    for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw * dw; if (iw < 0 || iw >= W) continue;
+                        w2 v = ((const w2*)x)[((n * H + ih) * W + iw) * C8 + c8];
+#pragma unroll
+                        for (int j = 0; j < 8; j++) {
+                            u8 b = (u8)(((j < 4 ? v.x : v.y) >> (8 * (j & 3))) & 0xff);
+                            float f = e4m32f(b);
+                            if (f > m[j] || f != f) { m[j] = f; mb[j] = b; }
+                        } } }
+                w2 o; o.x = 0; o.y = 0;
+#pragma unroll
+                for (int j = 0; j < 8; j++) { if (j < 4) o.x |= (unsigned)mb[j] << (8 * j); else o.y |= (unsigned)mb[j] << (8 * (j - 4)); }
+                ((w2*)y)[i] = o;
+                continue;
+            }
             int m[8];
 #pragma unroll
             for (int j = 0; j < 8; j++) m[j] = fmt == 2 ? -128 : 0;
@@ -540,7 +559,7 @@ extern "C" __global__ void quant_f32_i8_x4(const w4* __restrict__ x, unsigned* _
         const unsigned wd[4] = {v.x, v.y, v.z, v.w};
         unsigned o = 0;
 #pragma unroll
-        for (int j = 0; j < 4; j++) o |= ((unsigned)(u8)f2i8(__uint_as_float(wd[j]) / sc, z, -128, 127)) << (8 * j);
+        for (int j = 0; j < 4; j++) o |= ((unsigned)(u8)f2i8(qscale(__uint_as_float(wd[j]), sc), z, -128, 127)) << (8 * j);
         y[i] = o;
     }
 }
@@ -571,7 +590,8 @@ template <typename OUT> __device__ __forceinline__ void st8(OUT* y, i64 o, const
 
 // Depthwise convolution (groups == C == Cout) on NHWC x into NHWC y, 8
 // channels per thread (C % 8 == 0): one 16-byte (16-bit floats, fmt 1/2)
-// or 8-byte (int8/uint8, fmt 3/4, zero point xz subtracted) load of x and
+// or 8-byte (int8/uint8, fmt 3/4, zero point xz subtracted; E4M3, fmt 5,
+// products in float as dconv_*) load of x and
 // of the weights per tap, accumulated in the order dconv_* uses (taps kh,
 // kw), then dconv's epilogue. wt is the weights tap-major, [KH·KW][C], in
 // the input's format (16-bit floats or int8).
@@ -602,6 +622,7 @@ extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restri
                     _Pragma("unroll") for (int j = 0; j < 8; j++) {                                  \
                         unsigned b = ((j < 4 ? v.x : v.y) >> (8 * (j & 3))) & 0xff;                  \
                         unsigned e = ((j < 4 ? q.x : q.y) >> (8 * (j & 3))) & 0xff;                  \
+                        if (fmt == 5) { fa[j] += e4m32f((u8)b) * e4m32f((u8)e); continue; }          \
                         int xv = fmt == 3 ? (int)(signed char)b : (int)b;                            \
                         ia[j] += (xv - xz) * (int)(signed char)e;                                    \
                     }                                                                                \
@@ -610,7 +631,7 @@ extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restri
         float v[8], rv[8];                                                                           \
         _Pragma("unroll") for (int j = 0; j < 8; j++) {                                              \
             int co = c0 + j;                                                                         \
-            float a = fmt >= 3 ? (float)ia[j] : fa[j];                                               \
+            float a = (fmt == 3 || fmt == 4) ? (float)ia[j] : fa[j];                                 \
             if (ms) a = a * ms[co];                                                                  \
             if (bias) a = a + bias[co];                                                              \
             if (resid) a = a + ldres(resid, o + j, rfmt);                                            \
@@ -623,3 +644,29 @@ DWNHWC(dw_nhwc8_f32, float)
 DWNHWC(dw_nhwc8_16, u16)
 DWNHWC(dw_nhwc8_i8, signed char)
 DWNHWC(dw_nhwc8_u8, u8q)
+DWNHWC(dw_nhwc8_e4m3, u8)
+
+// Per-tensor QuantizeLinear to E4M3, 4 elements per thread (n % 4 == 0),
+// the same arithmetic as quant_f32_e4m3.
+extern "C" __global__ void quant_f32_e4m3_x4(const w4* __restrict__ x, unsigned* __restrict__ y, i64 n4, const float* s) {
+    const float sc = s[0];
+    GRID_LOOP(i, n4) {
+        w4 v = x[i];
+        const unsigned wd[4] = {v.x, v.y, v.z, v.w};
+        unsigned o = 0;
+#pragma unroll
+        for (int j = 0; j < 4; j++) o |= (unsigned)f2e4m3(qscale(__uint_as_float(wd[j]), sc)) << (8 * j);
+        y[i] = o;
+    }
+}
+
+// NHWC [NHW][C] → NHWC with the channels zero-padded to Cp.
+#define PADNHWC2(NAME, T)                                                                            \
+extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ y, i64 NHW, int C, int Cp) { \
+    GRID_LOOP(i, NHW * Cp) {                                                                         \
+        int c = (int)qmod(i, Cp); i64 p = qdiv(i, Cp);                                               \
+        y[i] = c < C ? x[p * C + c] : (T)0;                                                          \
+    }                                                                                                \
+}
+PADNHWC2(padc_nhwc_b1, u8)
+PADNHWC2(padc_nhwc_b2, u16)
