@@ -296,8 +296,9 @@ type simdQConvRun struct {
 	tparts            int      // transposing items per group image (quad planes shared out at batch 1)
 	pooled            bool     // the fused pool in registers: items are bands of pb pooled outputs (of phw)
 	pb, phw           int
-	imgs, images      int            // images per item (pb = imgs·phw), or 1: bands of pb inside an image; of the batch
-	plan, planLast    *avx.QPoolPlan // the last band's (fewer images)
+	imgs, images      int // images per item (pb = imgs·phw), or 1: bands of pb inside an image; of the batch
+	plan, planLast    *avx.QPoolPlan
+	shift, shiftLast  *avx.QPoolShift // shift planes instead of plans (quad planes, unit strides) // the last band's (fewer images)
 }
 
 func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {

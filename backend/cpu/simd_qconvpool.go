@@ -39,8 +39,21 @@ func (k *simdQConvKernel) poolInRegisters() bool {
 // needs a full band's and the last band's; shared by concurrent runs:
 // plans are immutable).
 type poolPlan struct {
-	p    [4]atomic.Pointer[avx.QPoolPlan]
-	next atomic.Uint32
+	p     [4]atomic.Pointer[avx.QPoolPlan]
+	next  atomic.Uint32
+	s     [2]atomic.Pointer[avx.QPoolShift] // shift planes: a full band's and the last band's
+	snext atomic.Uint32
+}
+
+func (c *poolPlan) shift(g *pack.Conv2D, images, plane int) *avx.QPoolShift {
+	for i := range c.s {
+		if s := c.s[i].Load(); s != nil && s.Matches(g, images, plane) {
+			return s
+		}
+	}
+	s := avx.NewQPoolShift(g, images, plane)
+	c.s[c.snext.Add(1)%uint32(len(c.s))].Store(s)
+	return s
 }
 
 func (c *poolPlan) get(g *pack.Conv2D, rows bool, images, plane int) *avx.QPoolPlan {
@@ -84,10 +97,19 @@ func (r *simdQConvRun) setupPooled(chunk, th, Mg, N int) (items, slot int) {
 	if r.imgs > 1 {
 		r.nch = (N + r.imgs - 1) / r.imgs
 		r.pb = r.imgs * r.phw
-		r.plan = k.plans.get(g, rowsOrder, r.imgs, r.plane)
-		r.planLast = r.plan
-		if last := N - (r.nch-1)*r.imgs; last != r.imgs {
-			r.planLast = k.plans.get(g, rowsOrder, last, r.plane)
+		last := N - (r.nch-1)*r.imgs
+		if !rowsOrder && avx.QPoolShiftOK(g) { // shift planes instead of packed strips
+			r.shift = k.plans.shift(g, r.imgs, r.plane)
+			r.shiftLast = r.shift
+			if last != r.imgs {
+				r.shiftLast = k.plans.shift(g, last, r.plane)
+			}
+		} else {
+			r.plan = k.plans.get(g, rowsOrder, r.imgs, r.plane)
+			r.planLast = r.plan
+			if last != r.imgs {
+				r.planLast = k.plans.get(g, rowsOrder, last, r.plane)
+			}
 		}
 		per = 1
 	} else {
@@ -106,6 +128,9 @@ func (r *simdQConvRun) setupPooled(chunk, th, Mg, N int) (items, slot int) {
 	}
 	r.nrb = (Mg + r.rows - 1) / r.rows
 	bands := (r.pb + avx.PoolGroup - 1) / avx.PoolGroup * avx.PoolGroup
+	if r.shift != nil {
+		return per * r.nch * r.nrb, (r.shift.Size() + 63) &^ 63
+	}
 	return per * r.nch * r.nrb, (avx.QBSize(r.K, 4*bands) + 63) &^ 63
 }
 
@@ -123,14 +148,23 @@ func (r *simdQConvRun) doPooled(w, item int) {
 	grp, n := item%r.groups, item/r.groups
 	plan, p0, np, img, imgs := r.plan, ch*r.pb, min(r.pb, r.phw-ch*r.pb), n*r.groups+grp, 1
 	o := avx.QOut{Ld: r.phw}
+	shift := r.shift
 	if r.imgs > 1 { // a band of whole images (one group)
 		n = ch * r.imgs
 		imgs = min(r.imgs, r.images-n)
 		if imgs < r.imgs {
-			plan = r.planLast
+			plan, shift = r.planLast, r.shiftLast
 		}
 		p0, np, img = 0, imgs*r.phw, n
 		o.Jump = (k.p.M - 1) * r.phw
+	}
+	if shift != nil { // shift planes (one group: no per-group constants)
+		sp := slotAs[uint8](r.sl, w, shift.Size())
+		shift.Build(sp, r.xc[img*r.plane:(img+imgs)*r.plane])
+		sz := avx.QASize(Mg, r.K)
+		o.Q = r.yq[n*k.p.M*r.phw:]
+		avx.QGemmPoolShift(r.K, k.w[i0*4*avx.K4(r.K):sz], rows, sp, shift, np, &o, k.q, i0)
+		return
 	}
 	b := slotAs[uint8](r.sl, w, avx.QBSize(r.K, 4*((np+avx.PoolGroup-1)/avx.PoolGroup*avx.PoolGroup)))
 	plan.Pack(b, r.xc[img*r.plane:(img+imgs)*r.plane], p0, np, k.pad)

@@ -145,3 +145,19 @@ func qmicroNarrow(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *QEpi
 	}
 	return true
 }
+
+func qmicroPoolShift(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, q *int64, rem, phw, jump int, offs *int32, rb, rbRow int) {
+	if QVariant != QVariantVNNI {
+		qgemmPoolShiftGeneric(k4, a, b, out, ldo, mr, np, q, rem, phw, jump, offs, rb, rbRow)
+		return
+	}
+	qgemm8x32PoolShiftVNNI(k4, a, b, out, ldo, mr, np, q, rem, phw, jump, offs, rb, rbRow)
+}
+
+func qshiftPackDispatch(dst []uint32, src []byte, s *QPoolShift) {
+	if QVariant != QVariantVNNI || !hasVBMI {
+		qshiftPackGeneric(dst, src, s)
+		return
+	}
+	qshiftPackVBMI(&dst[0], &src[0], &s.segs[0], len(s.segs)/4, s.shifts, &s.srcShift[0], s.q, s.qstep, 4*s.rowWords, 4*s.rowWords*s.shifts, &s.idx[0])
+}

@@ -880,8 +880,8 @@ epilogue_qgemm8x32PoolVNNI:
 	VSHUFI64X2   $0xee, Z29, Z28, Z29
 	VPMAXSD      Z20, Z21, Z21
 	VPMAXSD      Z29, Z30, Z30
-	VMOVDQU32    poolpairidxfalse<>+0(SB), Z19
-	VMOVDQU32    poolpairidxfalse<>+64(SB), Z28
+	VMOVDQU32    poolpairidxfalse_qgemm8x32PoolVNNI<>+0(SB), Z19
+	VMOVDQU32    poolpairidxfalse_qgemm8x32PoolVNNI<>+64(SB), Z28
 	VPERMD       Z16, Z19, Z20
 	VPERMD       Z16, Z28, Z29
 	VPSUBD       Z20, Z21, Z21
@@ -930,8 +930,8 @@ epilogue_qgemm8x32PoolVNNI:
 	VSHUFI64X2   $0xee, Z29, Z28, Z29
 	VPMAXSD      Z20, Z21, Z21
 	VPMAXSD      Z29, Z30, Z30
-	VMOVDQU32    poolpairidxfalse<>+128(SB), Z19
-	VMOVDQU32    poolpairidxfalse<>+192(SB), Z28
+	VMOVDQU32    poolpairidxfalse_qgemm8x32PoolVNNI<>+128(SB), Z19
+	VMOVDQU32    poolpairidxfalse_qgemm8x32PoolVNNI<>+192(SB), Z28
 	VPERMD       Z16, Z19, Z20
 	VPERMD       Z16, Z28, Z29
 	VPSUBD       Z20, Z21, Z21
@@ -988,8 +988,8 @@ fast2_qgemm8x32PoolVNNI:
 	VSHUFI64X2 $0xee, Z29, Z28, Z29
 	VPMAXSD    Z20, Z21, Z21
 	VPMAXSD    Z29, Z30, Z30
-	VMOVDQU32  poolpairidxtrue<>+0(SB), Z19
-	VMOVDQU32  poolpairidxtrue<>+64(SB), Z28
+	VMOVDQU32  poolpairidxtrue_qgemm8x32PoolVNNI<>+0(SB), Z19
+	VMOVDQU32  poolpairidxtrue_qgemm8x32PoolVNNI<>+64(SB), Z28
 	VPERMD     Z16, Z19, Z20
 	VPERMD     Z16, Z28, Z29
 	VPSUBD     Z20, Z21, Z21
@@ -1042,8 +1042,8 @@ fast2_qgemm8x32PoolVNNI:
 	VSHUFI64X2 $0xee, Z29, Z28, Z29
 	VPMAXSD    Z20, Z21, Z21
 	VPMAXSD    Z29, Z30, Z30
-	VMOVDQU32  poolpairidxtrue<>+128(SB), Z19
-	VMOVDQU32  poolpairidxtrue<>+192(SB), Z28
+	VMOVDQU32  poolpairidxtrue_qgemm8x32PoolVNNI<>+128(SB), Z19
+	VMOVDQU32  poolpairidxtrue_qgemm8x32PoolVNNI<>+192(SB), Z28
 	VPERMD     Z16, Z19, Z20
 	VPERMD     Z16, Z28, Z29
 	VPSUBD     Z20, Z21, Z21
@@ -1421,137 +1421,994 @@ done_qgemm8x32PoolVNNI:
 	VZEROUPPER
 	RET
 
-DATA poolpairidxfalse<>+0(SB)/4, $0x00000000
-DATA poolpairidxfalse<>+4(SB)/4, $0x00000000
-DATA poolpairidxfalse<>+8(SB)/4, $0x00000000
-DATA poolpairidxfalse<>+12(SB)/4, $0x00000000
-DATA poolpairidxfalse<>+16(SB)/4, $0x00000000
-DATA poolpairidxfalse<>+20(SB)/4, $0x00000000
-DATA poolpairidxfalse<>+24(SB)/4, $0x00000000
-DATA poolpairidxfalse<>+28(SB)/4, $0x00000000
-DATA poolpairidxfalse<>+32(SB)/4, $0x00000001
-DATA poolpairidxfalse<>+36(SB)/4, $0x00000001
-DATA poolpairidxfalse<>+40(SB)/4, $0x00000001
-DATA poolpairidxfalse<>+44(SB)/4, $0x00000001
-DATA poolpairidxfalse<>+48(SB)/4, $0x00000001
-DATA poolpairidxfalse<>+52(SB)/4, $0x00000001
-DATA poolpairidxfalse<>+56(SB)/4, $0x00000001
-DATA poolpairidxfalse<>+60(SB)/4, $0x00000001
-DATA poolpairidxfalse<>+64(SB)/4, $0x00000002
-DATA poolpairidxfalse<>+68(SB)/4, $0x00000002
-DATA poolpairidxfalse<>+72(SB)/4, $0x00000002
-DATA poolpairidxfalse<>+76(SB)/4, $0x00000002
-DATA poolpairidxfalse<>+80(SB)/4, $0x00000002
-DATA poolpairidxfalse<>+84(SB)/4, $0x00000002
-DATA poolpairidxfalse<>+88(SB)/4, $0x00000002
-DATA poolpairidxfalse<>+92(SB)/4, $0x00000002
-DATA poolpairidxfalse<>+96(SB)/4, $0x00000003
-DATA poolpairidxfalse<>+100(SB)/4, $0x00000003
-DATA poolpairidxfalse<>+104(SB)/4, $0x00000003
-DATA poolpairidxfalse<>+108(SB)/4, $0x00000003
-DATA poolpairidxfalse<>+112(SB)/4, $0x00000003
-DATA poolpairidxfalse<>+116(SB)/4, $0x00000003
-DATA poolpairidxfalse<>+120(SB)/4, $0x00000003
-DATA poolpairidxfalse<>+124(SB)/4, $0x00000003
-DATA poolpairidxfalse<>+128(SB)/4, $0x00000004
-DATA poolpairidxfalse<>+132(SB)/4, $0x00000004
-DATA poolpairidxfalse<>+136(SB)/4, $0x00000004
-DATA poolpairidxfalse<>+140(SB)/4, $0x00000004
-DATA poolpairidxfalse<>+144(SB)/4, $0x00000004
-DATA poolpairidxfalse<>+148(SB)/4, $0x00000004
-DATA poolpairidxfalse<>+152(SB)/4, $0x00000004
-DATA poolpairidxfalse<>+156(SB)/4, $0x00000004
-DATA poolpairidxfalse<>+160(SB)/4, $0x00000005
-DATA poolpairidxfalse<>+164(SB)/4, $0x00000005
-DATA poolpairidxfalse<>+168(SB)/4, $0x00000005
-DATA poolpairidxfalse<>+172(SB)/4, $0x00000005
-DATA poolpairidxfalse<>+176(SB)/4, $0x00000005
-DATA poolpairidxfalse<>+180(SB)/4, $0x00000005
-DATA poolpairidxfalse<>+184(SB)/4, $0x00000005
-DATA poolpairidxfalse<>+188(SB)/4, $0x00000005
-DATA poolpairidxfalse<>+192(SB)/4, $0x00000006
-DATA poolpairidxfalse<>+196(SB)/4, $0x00000006
-DATA poolpairidxfalse<>+200(SB)/4, $0x00000006
-DATA poolpairidxfalse<>+204(SB)/4, $0x00000006
-DATA poolpairidxfalse<>+208(SB)/4, $0x00000006
-DATA poolpairidxfalse<>+212(SB)/4, $0x00000006
-DATA poolpairidxfalse<>+216(SB)/4, $0x00000006
-DATA poolpairidxfalse<>+220(SB)/4, $0x00000006
-DATA poolpairidxfalse<>+224(SB)/4, $0x00000007
-DATA poolpairidxfalse<>+228(SB)/4, $0x00000007
-DATA poolpairidxfalse<>+232(SB)/4, $0x00000007
-DATA poolpairidxfalse<>+236(SB)/4, $0x00000007
-DATA poolpairidxfalse<>+240(SB)/4, $0x00000007
-DATA poolpairidxfalse<>+244(SB)/4, $0x00000007
-DATA poolpairidxfalse<>+248(SB)/4, $0x00000007
-DATA poolpairidxfalse<>+252(SB)/4, $0x00000007
-GLOBL poolpairidxfalse<>(SB), RODATA|NOPTR, $256
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+0(SB)/4, $0x00000000
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+4(SB)/4, $0x00000000
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+8(SB)/4, $0x00000000
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+12(SB)/4, $0x00000000
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+16(SB)/4, $0x00000000
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+20(SB)/4, $0x00000000
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+24(SB)/4, $0x00000000
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+28(SB)/4, $0x00000000
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+32(SB)/4, $0x00000001
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+36(SB)/4, $0x00000001
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+40(SB)/4, $0x00000001
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+44(SB)/4, $0x00000001
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+48(SB)/4, $0x00000001
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+52(SB)/4, $0x00000001
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+56(SB)/4, $0x00000001
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+60(SB)/4, $0x00000001
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+64(SB)/4, $0x00000002
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+68(SB)/4, $0x00000002
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+72(SB)/4, $0x00000002
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+76(SB)/4, $0x00000002
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+80(SB)/4, $0x00000002
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+84(SB)/4, $0x00000002
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+88(SB)/4, $0x00000002
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+92(SB)/4, $0x00000002
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+96(SB)/4, $0x00000003
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+100(SB)/4, $0x00000003
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+104(SB)/4, $0x00000003
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+108(SB)/4, $0x00000003
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+112(SB)/4, $0x00000003
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+116(SB)/4, $0x00000003
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+120(SB)/4, $0x00000003
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+124(SB)/4, $0x00000003
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+128(SB)/4, $0x00000004
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+132(SB)/4, $0x00000004
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+136(SB)/4, $0x00000004
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+140(SB)/4, $0x00000004
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+144(SB)/4, $0x00000004
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+148(SB)/4, $0x00000004
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+152(SB)/4, $0x00000004
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+156(SB)/4, $0x00000004
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+160(SB)/4, $0x00000005
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+164(SB)/4, $0x00000005
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+168(SB)/4, $0x00000005
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+172(SB)/4, $0x00000005
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+176(SB)/4, $0x00000005
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+180(SB)/4, $0x00000005
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+184(SB)/4, $0x00000005
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+188(SB)/4, $0x00000005
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+192(SB)/4, $0x00000006
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+196(SB)/4, $0x00000006
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+200(SB)/4, $0x00000006
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+204(SB)/4, $0x00000006
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+208(SB)/4, $0x00000006
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+212(SB)/4, $0x00000006
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+216(SB)/4, $0x00000006
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+220(SB)/4, $0x00000006
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+224(SB)/4, $0x00000007
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+228(SB)/4, $0x00000007
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+232(SB)/4, $0x00000007
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+236(SB)/4, $0x00000007
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+240(SB)/4, $0x00000007
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+244(SB)/4, $0x00000007
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+248(SB)/4, $0x00000007
+DATA poolpairidxfalse_qgemm8x32PoolVNNI<>+252(SB)/4, $0x00000007
+GLOBL poolpairidxfalse_qgemm8x32PoolVNNI<>(SB), RODATA|NOPTR, $256
 
-DATA poolpairidxtrue<>+0(SB)/4, $0x00000000
-DATA poolpairidxtrue<>+4(SB)/4, $0x00000000
-DATA poolpairidxtrue<>+8(SB)/4, $0x00000000
-DATA poolpairidxtrue<>+12(SB)/4, $0x00000000
-DATA poolpairidxtrue<>+16(SB)/4, $0x00000000
-DATA poolpairidxtrue<>+20(SB)/4, $0x00000000
-DATA poolpairidxtrue<>+24(SB)/4, $0x00000000
-DATA poolpairidxtrue<>+28(SB)/4, $0x00000000
-DATA poolpairidxtrue<>+32(SB)/4, $0x00000001
-DATA poolpairidxtrue<>+36(SB)/4, $0x00000001
-DATA poolpairidxtrue<>+40(SB)/4, $0x00000001
-DATA poolpairidxtrue<>+44(SB)/4, $0x00000001
-DATA poolpairidxtrue<>+48(SB)/4, $0x00000001
-DATA poolpairidxtrue<>+52(SB)/4, $0x00000001
-DATA poolpairidxtrue<>+56(SB)/4, $0x00000001
-DATA poolpairidxtrue<>+60(SB)/4, $0x00000001
-DATA poolpairidxtrue<>+64(SB)/4, $0x00000002
-DATA poolpairidxtrue<>+68(SB)/4, $0x00000002
-DATA poolpairidxtrue<>+72(SB)/4, $0x00000002
-DATA poolpairidxtrue<>+76(SB)/4, $0x00000002
-DATA poolpairidxtrue<>+80(SB)/4, $0x00000002
-DATA poolpairidxtrue<>+84(SB)/4, $0x00000002
-DATA poolpairidxtrue<>+88(SB)/4, $0x00000002
-DATA poolpairidxtrue<>+92(SB)/4, $0x00000002
-DATA poolpairidxtrue<>+96(SB)/4, $0x00000003
-DATA poolpairidxtrue<>+100(SB)/4, $0x00000003
-DATA poolpairidxtrue<>+104(SB)/4, $0x00000003
-DATA poolpairidxtrue<>+108(SB)/4, $0x00000003
-DATA poolpairidxtrue<>+112(SB)/4, $0x00000003
-DATA poolpairidxtrue<>+116(SB)/4, $0x00000003
-DATA poolpairidxtrue<>+120(SB)/4, $0x00000003
-DATA poolpairidxtrue<>+124(SB)/4, $0x00000003
-DATA poolpairidxtrue<>+128(SB)/4, $0x00000004
-DATA poolpairidxtrue<>+132(SB)/4, $0x00000004
-DATA poolpairidxtrue<>+136(SB)/4, $0x00000004
-DATA poolpairidxtrue<>+140(SB)/4, $0x00000004
-DATA poolpairidxtrue<>+144(SB)/4, $0x00000004
-DATA poolpairidxtrue<>+148(SB)/4, $0x00000004
-DATA poolpairidxtrue<>+152(SB)/4, $0x00000004
-DATA poolpairidxtrue<>+156(SB)/4, $0x00000004
-DATA poolpairidxtrue<>+160(SB)/4, $0x00000005
-DATA poolpairidxtrue<>+164(SB)/4, $0x00000005
-DATA poolpairidxtrue<>+168(SB)/4, $0x00000005
-DATA poolpairidxtrue<>+172(SB)/4, $0x00000005
-DATA poolpairidxtrue<>+176(SB)/4, $0x00000005
-DATA poolpairidxtrue<>+180(SB)/4, $0x00000005
-DATA poolpairidxtrue<>+184(SB)/4, $0x00000005
-DATA poolpairidxtrue<>+188(SB)/4, $0x00000005
-DATA poolpairidxtrue<>+192(SB)/4, $0x00000006
-DATA poolpairidxtrue<>+196(SB)/4, $0x00000006
-DATA poolpairidxtrue<>+200(SB)/4, $0x00000006
-DATA poolpairidxtrue<>+204(SB)/4, $0x00000006
-DATA poolpairidxtrue<>+208(SB)/4, $0x00000006
-DATA poolpairidxtrue<>+212(SB)/4, $0x00000006
-DATA poolpairidxtrue<>+216(SB)/4, $0x00000006
-DATA poolpairidxtrue<>+220(SB)/4, $0x00000006
-DATA poolpairidxtrue<>+224(SB)/4, $0x00000007
-DATA poolpairidxtrue<>+228(SB)/4, $0x00000007
-DATA poolpairidxtrue<>+232(SB)/4, $0x00000007
-DATA poolpairidxtrue<>+236(SB)/4, $0x00000007
-DATA poolpairidxtrue<>+240(SB)/4, $0x00000007
-DATA poolpairidxtrue<>+244(SB)/4, $0x00000007
-DATA poolpairidxtrue<>+248(SB)/4, $0x00000007
-DATA poolpairidxtrue<>+252(SB)/4, $0x00000007
-GLOBL poolpairidxtrue<>(SB), RODATA|NOPTR, $256
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+0(SB)/4, $0x00000000
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+4(SB)/4, $0x00000000
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+8(SB)/4, $0x00000000
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+12(SB)/4, $0x00000000
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+16(SB)/4, $0x00000000
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+20(SB)/4, $0x00000000
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+24(SB)/4, $0x00000000
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+28(SB)/4, $0x00000000
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+32(SB)/4, $0x00000001
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+36(SB)/4, $0x00000001
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+40(SB)/4, $0x00000001
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+44(SB)/4, $0x00000001
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+48(SB)/4, $0x00000001
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+52(SB)/4, $0x00000001
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+56(SB)/4, $0x00000001
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+60(SB)/4, $0x00000001
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+64(SB)/4, $0x00000002
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+68(SB)/4, $0x00000002
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+72(SB)/4, $0x00000002
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+76(SB)/4, $0x00000002
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+80(SB)/4, $0x00000002
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+84(SB)/4, $0x00000002
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+88(SB)/4, $0x00000002
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+92(SB)/4, $0x00000002
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+96(SB)/4, $0x00000003
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+100(SB)/4, $0x00000003
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+104(SB)/4, $0x00000003
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+108(SB)/4, $0x00000003
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+112(SB)/4, $0x00000003
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+116(SB)/4, $0x00000003
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+120(SB)/4, $0x00000003
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+124(SB)/4, $0x00000003
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+128(SB)/4, $0x00000004
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+132(SB)/4, $0x00000004
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+136(SB)/4, $0x00000004
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+140(SB)/4, $0x00000004
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+144(SB)/4, $0x00000004
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+148(SB)/4, $0x00000004
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+152(SB)/4, $0x00000004
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+156(SB)/4, $0x00000004
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+160(SB)/4, $0x00000005
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+164(SB)/4, $0x00000005
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+168(SB)/4, $0x00000005
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+172(SB)/4, $0x00000005
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+176(SB)/4, $0x00000005
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+180(SB)/4, $0x00000005
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+184(SB)/4, $0x00000005
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+188(SB)/4, $0x00000005
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+192(SB)/4, $0x00000006
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+196(SB)/4, $0x00000006
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+200(SB)/4, $0x00000006
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+204(SB)/4, $0x00000006
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+208(SB)/4, $0x00000006
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+212(SB)/4, $0x00000006
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+216(SB)/4, $0x00000006
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+220(SB)/4, $0x00000006
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+224(SB)/4, $0x00000007
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+228(SB)/4, $0x00000007
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+232(SB)/4, $0x00000007
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+236(SB)/4, $0x00000007
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+240(SB)/4, $0x00000007
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+244(SB)/4, $0x00000007
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+248(SB)/4, $0x00000007
+DATA poolpairidxtrue_qgemm8x32PoolVNNI<>+252(SB)/4, $0x00000007
+GLOBL poolpairidxtrue_qgemm8x32PoolVNNI<>(SB), RODATA|NOPTR, $256
+
+// func qgemm8x32PoolShiftVNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, np int, q *int64, rem int, phw int, jump int, offs *int32, rb int, rbRow int)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, BMI, BMI2, CMOV
+TEXT ·qgemm8x32PoolShiftVNNI(SB), NOSPLIT, $0-112
+	MOVQ  k4+0(FP), R15
+	MOVQ  a+8(FP), R10
+	MOVQ  b+16(FP), DI
+	MOVQ  out+24(FP), R11
+	MOVQ  np+48(FP), R9
+	MOVQ  q+56(FP), BX
+	TESTQ R9, R9
+	JLE   done_qgemm8x32PoolShiftVNNI
+
+group_qgemm8x32PoolShiftVNNI:
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	MOVQ   R10, SI
+	MOVQ   R15, CX
+	MOVQ   offs+88(FP), R13
+	MOVQ   rb+96(FP), R12
+	MOVQ   rbRow+104(FP), R8
+	LEAQ   (R8)(R12*1), AX
+	TESTQ  CX, CX
+	JEQ    epilogue_qgemm8x32PoolShiftVNNI
+
+loop_qgemm8x32PoolShiftVNNI:
+	MOVLQSX      (R13), R14
+	ADDQ         DI, R14
+	VMOVDQU32    (R14), Y16
+	VINSERTI64X4 $0x01, (R14)(R12*1), Z16, Z16
+	VMOVDQU32    (R14)(R8*1), Y17
+	VINSERTI64X4 $0x01, (R14)(AX*1), Z17, Z17
+	ADDQ         $0x04, R13
+	VPBROADCASTD (SI), Z18
+	VPDPBUSD     Z18, Z16, Z0
+	VPDPBUSD     Z18, Z17, Z1
+	VPBROADCASTD 4(SI), Z19
+	VPDPBUSD     Z19, Z16, Z2
+	VPDPBUSD     Z19, Z17, Z3
+	VPBROADCASTD 8(SI), Z20
+	VPDPBUSD     Z20, Z16, Z4
+	VPDPBUSD     Z20, Z17, Z5
+	VPBROADCASTD 12(SI), Z21
+	VPDPBUSD     Z21, Z16, Z6
+	VPDPBUSD     Z21, Z17, Z7
+	VPBROADCASTD 16(SI), Z22
+	VPDPBUSD     Z22, Z16, Z8
+	VPDPBUSD     Z22, Z17, Z9
+	VPBROADCASTD 20(SI), Z23
+	VPDPBUSD     Z23, Z16, Z10
+	VPDPBUSD     Z23, Z17, Z11
+	VPBROADCASTD 24(SI), Z24
+	VPDPBUSD     Z24, Z16, Z12
+	VPDPBUSD     Z24, Z17, Z13
+	VPBROADCASTD 28(SI), Z25
+	VPDPBUSD     Z25, Z16, Z14
+	VPDPBUSD     Z25, Z17, Z15
+	ADDQ         $0x20, SI
+	DECQ         CX
+	JNE          loop_qgemm8x32PoolShiftVNNI
+	ADDQ         $0x20, DI
+
+epilogue_qgemm8x32PoolShiftVNNI:
+	VBROADCASTSS 32(BX), Z22
+	VBROADCASTSS 36(BX), Z23
+	VBROADCASTSS 44(BX), Z24
+	VBROADCASTSS 48(BX), Z25
+	VBROADCASTSS 40(BX), Z26
+	VPBROADCASTD 52(BX), Z27
+	MOVQ         $-1, R14
+	MOVQ         $0x00000008, R13
+	CMPQ         R9, R13
+	CMOVQLT      R9, R13
+	BZHIQ        R13, R14, R12
+	MOVQ         rem+64(FP), R8
+	BZHIQ        R8, R14, R14
+	ANDNQ        R12, R14, R13
+	KMOVW        R13, K3
+	ANDQ         R12, R14
+	KMOVW        R14, K1
+	MOVQ         jump+80(FP), R14
+	MOVQ         R11, DX
+	MOVQ         (BX), R12
+	MOVQ         8(BX), R8
+	MOVQ         16(BX), SI
+	MOVQ         56(BX), CX
+	MOVQ         ldo+32(FP), R13
+	MOVQ         mr+40(FP), AX
+	CMPQ         AX, $0x08
+	JNE          slow_qgemm8x32PoolShiftVNNI
+	MOVQ         CX, AX
+	ANDQ         $0x00000005, AX
+	CMPQ         AX, $0x00000005
+	JNE          slow_qgemm8x32PoolShiftVNNI
+	KORTESTW     K3, K3
+	JNZ          fast2_qgemm8x32PoolShiftVNNI
+	VMOVDQU32    (R12), Y16
+	VMOVDQU32    (R8), Y17
+	VMOVDQU32    (SI), Y18
+	KSHIFTLW     $0x08, K1, K4
+	VPMAXSD      Z1, Z0, Z19
+	VPMAXSD      Z5, Z4, Z28
+	VPMAXSD      Z3, Z2, Z20
+	VPMAXSD      Z7, Z6, Z29
+	VSHUFI64X2   $0x44, Z20, Z19, Z21
+	VSHUFI64X2   $0x44, Z29, Z28, Z30
+	VSHUFI64X2   $0xee, Z20, Z19, Z20
+	VSHUFI64X2   $0xee, Z29, Z28, Z29
+	VPMAXSD      Z20, Z21, Z21
+	VPMAXSD      Z29, Z30, Z30
+	VMOVDQU32    poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+0(SB), Z19
+	VMOVDQU32    poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+64(SB), Z28
+	VPERMD       Z16, Z19, Z20
+	VPERMD       Z16, Z28, Z29
+	VPSUBD       Z20, Z21, Z21
+	VPSUBD       Z29, Z30, Z30
+	VCVTDQ2PS    Z21, Z21
+	VCVTDQ2PS    Z30, Z30
+	VPERMD       Z17, Z19, Z20
+	VPERMD       Z17, Z28, Z29
+	VMULPS       Z20, Z21, Z21
+	VMULPS       Z29, Z30, Z30
+	VPERMD       Z18, Z19, Z20
+	VPERMD       Z18, Z28, Z29
+	VADDPS       Z20, Z21, Z21
+	VADDPS       Z29, Z30, Z30
+	VMAXPS       Z21, Z22, Z21
+	VMAXPS       Z30, Z22, Z30
+	VMINPS       Z21, Z23, Z21
+	VMINPS       Z30, Z23, Z30
+	VDIVPS       Z26, Z21, Z21
+	VDIVPS       Z26, Z30, Z30
+	VMAXPS       Z24, Z21, Z21
+	VMAXPS       Z24, Z30, Z30
+	VMINPS       Z25, Z21, Z21
+	VMINPS       Z25, Z30, Z30
+	VCVTPS2DQ    Z21, Z21
+	VCVTPS2DQ    Z30, Z30
+	VPADDD       Z27, Z21, Z21
+	VPADDD       Z27, Z30, Z30
+	VPMOVDB      Z21, X20
+	VPMOVDB      Z30, X29
+	VMOVDQU8     X20, K1, (DX)
+	ADDQ         R13, DX
+	VMOVDQU8     X20, K4, -8(DX)
+	ADDQ         R13, DX
+	VMOVDQU8     X29, K1, (DX)
+	ADDQ         R13, DX
+	VMOVDQU8     X29, K4, -8(DX)
+	ADDQ         R13, DX
+	VPMAXSD      Z9, Z8, Z19
+	VPMAXSD      Z13, Z12, Z28
+	VPMAXSD      Z11, Z10, Z20
+	VPMAXSD      Z15, Z14, Z29
+	VSHUFI64X2   $0x44, Z20, Z19, Z21
+	VSHUFI64X2   $0x44, Z29, Z28, Z30
+	VSHUFI64X2   $0xee, Z20, Z19, Z20
+	VSHUFI64X2   $0xee, Z29, Z28, Z29
+	VPMAXSD      Z20, Z21, Z21
+	VPMAXSD      Z29, Z30, Z30
+	VMOVDQU32    poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+128(SB), Z19
+	VMOVDQU32    poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+192(SB), Z28
+	VPERMD       Z16, Z19, Z20
+	VPERMD       Z16, Z28, Z29
+	VPSUBD       Z20, Z21, Z21
+	VPSUBD       Z29, Z30, Z30
+	VCVTDQ2PS    Z21, Z21
+	VCVTDQ2PS    Z30, Z30
+	VPERMD       Z17, Z19, Z20
+	VPERMD       Z17, Z28, Z29
+	VMULPS       Z20, Z21, Z21
+	VMULPS       Z29, Z30, Z30
+	VPERMD       Z18, Z19, Z20
+	VPERMD       Z18, Z28, Z29
+	VADDPS       Z20, Z21, Z21
+	VADDPS       Z29, Z30, Z30
+	VMAXPS       Z21, Z22, Z21
+	VMAXPS       Z30, Z22, Z30
+	VMINPS       Z21, Z23, Z21
+	VMINPS       Z30, Z23, Z30
+	VDIVPS       Z26, Z21, Z21
+	VDIVPS       Z26, Z30, Z30
+	VMAXPS       Z24, Z21, Z21
+	VMAXPS       Z24, Z30, Z30
+	VMINPS       Z25, Z21, Z21
+	VMINPS       Z25, Z30, Z30
+	VCVTPS2DQ    Z21, Z21
+	VCVTPS2DQ    Z30, Z30
+	VPADDD       Z27, Z21, Z21
+	VPADDD       Z27, Z30, Z30
+	VPMOVDB      Z21, X20
+	VPMOVDB      Z30, X29
+	VMOVDQU8     X20, K1, (DX)
+	ADDQ         R13, DX
+	VMOVDQU8     X20, K4, -8(DX)
+	ADDQ         R13, DX
+	VMOVDQU8     X29, K1, (DX)
+	ADDQ         R13, DX
+	VMOVDQU8     X29, K4, -8(DX)
+	ADDQ         R13, DX
+	JMP          next_qgemm8x32PoolShiftVNNI
+
+fast2_qgemm8x32PoolShiftVNNI:
+	VMOVDQU32  (R12), Y16
+	VMOVDQU32  (R8), Y17
+	VMOVDQU32  (SI), Y18
+	KSHIFTLW   $0x08, K1, K4
+	KSHIFTLW   $0x08, K3, K5
+	VPMAXSD    Z1, Z0, Z19
+	VPMAXSD    Z5, Z4, Z28
+	VPMAXSD    Z3, Z2, Z20
+	VPMAXSD    Z7, Z6, Z29
+	VSHUFI64X2 $0x44, Z20, Z19, Z21
+	VSHUFI64X2 $0x44, Z29, Z28, Z30
+	VSHUFI64X2 $0xee, Z20, Z19, Z20
+	VSHUFI64X2 $0xee, Z29, Z28, Z29
+	VPMAXSD    Z20, Z21, Z21
+	VPMAXSD    Z29, Z30, Z30
+	VMOVDQU32  poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+0(SB), Z19
+	VMOVDQU32  poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+64(SB), Z28
+	VPERMD     Z16, Z19, Z20
+	VPERMD     Z16, Z28, Z29
+	VPSUBD     Z20, Z21, Z21
+	VPSUBD     Z29, Z30, Z30
+	VCVTDQ2PS  Z21, Z21
+	VCVTDQ2PS  Z30, Z30
+	VPERMD     Z17, Z19, Z20
+	VPERMD     Z17, Z28, Z29
+	VMULPS     Z20, Z21, Z21
+	VMULPS     Z29, Z30, Z30
+	VPERMD     Z18, Z19, Z20
+	VPERMD     Z18, Z28, Z29
+	VADDPS     Z20, Z21, Z21
+	VADDPS     Z29, Z30, Z30
+	VMAXPS     Z21, Z22, Z21
+	VMAXPS     Z30, Z22, Z30
+	VMINPS     Z21, Z23, Z21
+	VMINPS     Z30, Z23, Z30
+	VDIVPS     Z26, Z21, Z21
+	VDIVPS     Z26, Z30, Z30
+	VMAXPS     Z24, Z21, Z21
+	VMAXPS     Z24, Z30, Z30
+	VMINPS     Z25, Z21, Z21
+	VMINPS     Z25, Z30, Z30
+	VCVTPS2DQ  Z21, Z21
+	VCVTPS2DQ  Z30, Z30
+	VPADDD     Z27, Z21, Z21
+	VPADDD     Z27, Z30, Z30
+	VPMOVDB    Z21, X20
+	VPMOVDB    Z30, X29
+	VMOVDQU8   X20, K1, (DX)
+	VMOVDQU8   X20, K3, (DX)(R14*1)
+	ADDQ       R13, DX
+	VMOVDQU8   X20, K4, -8(DX)
+	VMOVDQU8   X20, K5, -8(DX)(R14*1)
+	ADDQ       R13, DX
+	VMOVDQU8   X29, K1, (DX)
+	VMOVDQU8   X29, K3, (DX)(R14*1)
+	ADDQ       R13, DX
+	VMOVDQU8   X29, K4, -8(DX)
+	VMOVDQU8   X29, K5, -8(DX)(R14*1)
+	ADDQ       R13, DX
+	VPMAXSD    Z9, Z8, Z19
+	VPMAXSD    Z13, Z12, Z28
+	VPMAXSD    Z11, Z10, Z20
+	VPMAXSD    Z15, Z14, Z29
+	VSHUFI64X2 $0x44, Z20, Z19, Z21
+	VSHUFI64X2 $0x44, Z29, Z28, Z30
+	VSHUFI64X2 $0xee, Z20, Z19, Z20
+	VSHUFI64X2 $0xee, Z29, Z28, Z29
+	VPMAXSD    Z20, Z21, Z21
+	VPMAXSD    Z29, Z30, Z30
+	VMOVDQU32  poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+128(SB), Z19
+	VMOVDQU32  poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+192(SB), Z28
+	VPERMD     Z16, Z19, Z20
+	VPERMD     Z16, Z28, Z29
+	VPSUBD     Z20, Z21, Z21
+	VPSUBD     Z29, Z30, Z30
+	VCVTDQ2PS  Z21, Z21
+	VCVTDQ2PS  Z30, Z30
+	VPERMD     Z17, Z19, Z20
+	VPERMD     Z17, Z28, Z29
+	VMULPS     Z20, Z21, Z21
+	VMULPS     Z29, Z30, Z30
+	VPERMD     Z18, Z19, Z20
+	VPERMD     Z18, Z28, Z29
+	VADDPS     Z20, Z21, Z21
+	VADDPS     Z29, Z30, Z30
+	VMAXPS     Z21, Z22, Z21
+	VMAXPS     Z30, Z22, Z30
+	VMINPS     Z21, Z23, Z21
+	VMINPS     Z30, Z23, Z30
+	VDIVPS     Z26, Z21, Z21
+	VDIVPS     Z26, Z30, Z30
+	VMAXPS     Z24, Z21, Z21
+	VMAXPS     Z24, Z30, Z30
+	VMINPS     Z25, Z21, Z21
+	VMINPS     Z25, Z30, Z30
+	VCVTPS2DQ  Z21, Z21
+	VCVTPS2DQ  Z30, Z30
+	VPADDD     Z27, Z21, Z21
+	VPADDD     Z27, Z30, Z30
+	VPMOVDB    Z21, X20
+	VPMOVDB    Z30, X29
+	VMOVDQU8   X20, K1, (DX)
+	VMOVDQU8   X20, K3, (DX)(R14*1)
+	ADDQ       R13, DX
+	VMOVDQU8   X20, K4, -8(DX)
+	VMOVDQU8   X20, K5, -8(DX)(R14*1)
+	ADDQ       R13, DX
+	VMOVDQU8   X29, K1, (DX)
+	VMOVDQU8   X29, K3, (DX)(R14*1)
+	ADDQ       R13, DX
+	VMOVDQU8   X29, K4, -8(DX)
+	VMOVDQU8   X29, K5, -8(DX)(R14*1)
+	ADDQ       R13, DX
+	JMP        next_qgemm8x32PoolShiftVNNI
+
+slow_qgemm8x32PoolShiftVNNI:
+	MOVQ          mr+40(FP), AX
+	CMPQ          AX, $0x00
+	JLE           next_qgemm8x32PoolShiftVNNI
+	VPMAXSD       Z1, Z0, Z28
+	VEXTRACTI64X4 $0x01, Z28, Y29
+	VPMAXSD       Y29, Y28, Y28
+	VPBROADCASTD  (R12), Y29
+	VPSUBD        Y29, Y28, Y28
+	VCVTDQ2PS     Y28, Y28
+	VBROADCASTSS  (R8), Y29
+	VMULPS        Y29, Y28, Y28
+	TESTQ         $0x00000001, CX
+	JEQ           nobias0_qgemm8x32PoolShiftVNNI
+	VBROADCASTSS  (SI), Y29
+	VADDPS        Y29, Y28, Y28
+
+nobias0_qgemm8x32PoolShiftVNNI:
+	TESTQ  $0x00000004, CX
+	JEQ    noclamp0_qgemm8x32PoolShiftVNNI
+	VMAXPS Y28, Y22, Y28
+	VMINPS Y28, Y23, Y28
+
+noclamp0_qgemm8x32PoolShiftVNNI:
+	VDIVPS    Y26, Y28, Y28
+	VMAXPS    Y24, Y28, Y28
+	VMINPS    Y25, Y28, Y28
+	VCVTPS2DQ Y28, Y28
+	VPADDD    Y27, Y28, Y28
+	TESTQ     $0x00000020, CX
+	JNE       u80_qgemm8x32PoolShiftVNNI
+	VPMOVSDB  Y28, X29
+	JMP       store0_qgemm8x32PoolShiftVNNI
+
+u80_qgemm8x32PoolShiftVNNI:
+	VPMOVUSDB Y28, X29
+
+store0_qgemm8x32PoolShiftVNNI:
+	VMOVDQU8      X29, K1, (DX)
+	VMOVDQU8      X29, K3, (DX)(R14*1)
+	ADDQ          R13, DX
+	CMPQ          AX, $0x01
+	JLE           next_qgemm8x32PoolShiftVNNI
+	VPMAXSD       Z3, Z2, Z28
+	VEXTRACTI64X4 $0x01, Z28, Y29
+	VPMAXSD       Y29, Y28, Y28
+	VPBROADCASTD  4(R12), Y29
+	VPSUBD        Y29, Y28, Y28
+	VCVTDQ2PS     Y28, Y28
+	VBROADCASTSS  4(R8), Y29
+	VMULPS        Y29, Y28, Y28
+	TESTQ         $0x00000001, CX
+	JEQ           nobias1_qgemm8x32PoolShiftVNNI
+	VBROADCASTSS  4(SI), Y29
+	VADDPS        Y29, Y28, Y28
+
+nobias1_qgemm8x32PoolShiftVNNI:
+	TESTQ  $0x00000004, CX
+	JEQ    noclamp1_qgemm8x32PoolShiftVNNI
+	VMAXPS Y28, Y22, Y28
+	VMINPS Y28, Y23, Y28
+
+noclamp1_qgemm8x32PoolShiftVNNI:
+	VDIVPS    Y26, Y28, Y28
+	VMAXPS    Y24, Y28, Y28
+	VMINPS    Y25, Y28, Y28
+	VCVTPS2DQ Y28, Y28
+	VPADDD    Y27, Y28, Y28
+	TESTQ     $0x00000020, CX
+	JNE       u81_qgemm8x32PoolShiftVNNI
+	VPMOVSDB  Y28, X29
+	JMP       store1_qgemm8x32PoolShiftVNNI
+
+u81_qgemm8x32PoolShiftVNNI:
+	VPMOVUSDB Y28, X29
+
+store1_qgemm8x32PoolShiftVNNI:
+	VMOVDQU8      X29, K1, (DX)
+	VMOVDQU8      X29, K3, (DX)(R14*1)
+	ADDQ          R13, DX
+	CMPQ          AX, $0x02
+	JLE           next_qgemm8x32PoolShiftVNNI
+	VPMAXSD       Z5, Z4, Z28
+	VEXTRACTI64X4 $0x01, Z28, Y29
+	VPMAXSD       Y29, Y28, Y28
+	VPBROADCASTD  8(R12), Y29
+	VPSUBD        Y29, Y28, Y28
+	VCVTDQ2PS     Y28, Y28
+	VBROADCASTSS  8(R8), Y29
+	VMULPS        Y29, Y28, Y28
+	TESTQ         $0x00000001, CX
+	JEQ           nobias2_qgemm8x32PoolShiftVNNI
+	VBROADCASTSS  8(SI), Y29
+	VADDPS        Y29, Y28, Y28
+
+nobias2_qgemm8x32PoolShiftVNNI:
+	TESTQ  $0x00000004, CX
+	JEQ    noclamp2_qgemm8x32PoolShiftVNNI
+	VMAXPS Y28, Y22, Y28
+	VMINPS Y28, Y23, Y28
+
+noclamp2_qgemm8x32PoolShiftVNNI:
+	VDIVPS    Y26, Y28, Y28
+	VMAXPS    Y24, Y28, Y28
+	VMINPS    Y25, Y28, Y28
+	VCVTPS2DQ Y28, Y28
+	VPADDD    Y27, Y28, Y28
+	TESTQ     $0x00000020, CX
+	JNE       u82_qgemm8x32PoolShiftVNNI
+	VPMOVSDB  Y28, X29
+	JMP       store2_qgemm8x32PoolShiftVNNI
+
+u82_qgemm8x32PoolShiftVNNI:
+	VPMOVUSDB Y28, X29
+
+store2_qgemm8x32PoolShiftVNNI:
+	VMOVDQU8      X29, K1, (DX)
+	VMOVDQU8      X29, K3, (DX)(R14*1)
+	ADDQ          R13, DX
+	CMPQ          AX, $0x03
+	JLE           next_qgemm8x32PoolShiftVNNI
+	VPMAXSD       Z7, Z6, Z28
+	VEXTRACTI64X4 $0x01, Z28, Y29
+	VPMAXSD       Y29, Y28, Y28
+	VPBROADCASTD  12(R12), Y29
+	VPSUBD        Y29, Y28, Y28
+	VCVTDQ2PS     Y28, Y28
+	VBROADCASTSS  12(R8), Y29
+	VMULPS        Y29, Y28, Y28
+	TESTQ         $0x00000001, CX
+	JEQ           nobias3_qgemm8x32PoolShiftVNNI
+	VBROADCASTSS  12(SI), Y29
+	VADDPS        Y29, Y28, Y28
+
+nobias3_qgemm8x32PoolShiftVNNI:
+	TESTQ  $0x00000004, CX
+	JEQ    noclamp3_qgemm8x32PoolShiftVNNI
+	VMAXPS Y28, Y22, Y28
+	VMINPS Y28, Y23, Y28
+
+noclamp3_qgemm8x32PoolShiftVNNI:
+	VDIVPS    Y26, Y28, Y28
+	VMAXPS    Y24, Y28, Y28
+	VMINPS    Y25, Y28, Y28
+	VCVTPS2DQ Y28, Y28
+	VPADDD    Y27, Y28, Y28
+	TESTQ     $0x00000020, CX
+	JNE       u83_qgemm8x32PoolShiftVNNI
+	VPMOVSDB  Y28, X29
+	JMP       store3_qgemm8x32PoolShiftVNNI
+
+u83_qgemm8x32PoolShiftVNNI:
+	VPMOVUSDB Y28, X29
+
+store3_qgemm8x32PoolShiftVNNI:
+	VMOVDQU8      X29, K1, (DX)
+	VMOVDQU8      X29, K3, (DX)(R14*1)
+	ADDQ          R13, DX
+	CMPQ          AX, $0x04
+	JLE           next_qgemm8x32PoolShiftVNNI
+	VPMAXSD       Z9, Z8, Z28
+	VEXTRACTI64X4 $0x01, Z28, Y29
+	VPMAXSD       Y29, Y28, Y28
+	VPBROADCASTD  16(R12), Y29
+	VPSUBD        Y29, Y28, Y28
+	VCVTDQ2PS     Y28, Y28
+	VBROADCASTSS  16(R8), Y29
+	VMULPS        Y29, Y28, Y28
+	TESTQ         $0x00000001, CX
+	JEQ           nobias4_qgemm8x32PoolShiftVNNI
+	VBROADCASTSS  16(SI), Y29
+	VADDPS        Y29, Y28, Y28
+
+nobias4_qgemm8x32PoolShiftVNNI:
+	TESTQ  $0x00000004, CX
+	JEQ    noclamp4_qgemm8x32PoolShiftVNNI
+	VMAXPS Y28, Y22, Y28
+	VMINPS Y28, Y23, Y28
+
+noclamp4_qgemm8x32PoolShiftVNNI:
+	VDIVPS    Y26, Y28, Y28
+	VMAXPS    Y24, Y28, Y28
+	VMINPS    Y25, Y28, Y28
+	VCVTPS2DQ Y28, Y28
+	VPADDD    Y27, Y28, Y28
+	TESTQ     $0x00000020, CX
+	JNE       u84_qgemm8x32PoolShiftVNNI
+	VPMOVSDB  Y28, X29
+	JMP       store4_qgemm8x32PoolShiftVNNI
+
+u84_qgemm8x32PoolShiftVNNI:
+	VPMOVUSDB Y28, X29
+
+store4_qgemm8x32PoolShiftVNNI:
+	VMOVDQU8      X29, K1, (DX)
+	VMOVDQU8      X29, K3, (DX)(R14*1)
+	ADDQ          R13, DX
+	CMPQ          AX, $0x05
+	JLE           next_qgemm8x32PoolShiftVNNI
+	VPMAXSD       Z11, Z10, Z28
+	VEXTRACTI64X4 $0x01, Z28, Y29
+	VPMAXSD       Y29, Y28, Y28
+	VPBROADCASTD  20(R12), Y29
+	VPSUBD        Y29, Y28, Y28
+	VCVTDQ2PS     Y28, Y28
+	VBROADCASTSS  20(R8), Y29
+	VMULPS        Y29, Y28, Y28
+	TESTQ         $0x00000001, CX
+	JEQ           nobias5_qgemm8x32PoolShiftVNNI
+	VBROADCASTSS  20(SI), Y29
+	VADDPS        Y29, Y28, Y28
+
+nobias5_qgemm8x32PoolShiftVNNI:
+	TESTQ  $0x00000004, CX
+	JEQ    noclamp5_qgemm8x32PoolShiftVNNI
+	VMAXPS Y28, Y22, Y28
+	VMINPS Y28, Y23, Y28
+
+noclamp5_qgemm8x32PoolShiftVNNI:
+	VDIVPS    Y26, Y28, Y28
+	VMAXPS    Y24, Y28, Y28
+	VMINPS    Y25, Y28, Y28
+	VCVTPS2DQ Y28, Y28
+	VPADDD    Y27, Y28, Y28
+	TESTQ     $0x00000020, CX
+	JNE       u85_qgemm8x32PoolShiftVNNI
+	VPMOVSDB  Y28, X29
+	JMP       store5_qgemm8x32PoolShiftVNNI
+
+u85_qgemm8x32PoolShiftVNNI:
+	VPMOVUSDB Y28, X29
+
+store5_qgemm8x32PoolShiftVNNI:
+	VMOVDQU8      X29, K1, (DX)
+	VMOVDQU8      X29, K3, (DX)(R14*1)
+	ADDQ          R13, DX
+	CMPQ          AX, $0x06
+	JLE           next_qgemm8x32PoolShiftVNNI
+	VPMAXSD       Z13, Z12, Z28
+	VEXTRACTI64X4 $0x01, Z28, Y29
+	VPMAXSD       Y29, Y28, Y28
+	VPBROADCASTD  24(R12), Y29
+	VPSUBD        Y29, Y28, Y28
+	VCVTDQ2PS     Y28, Y28
+	VBROADCASTSS  24(R8), Y29
+	VMULPS        Y29, Y28, Y28
+	TESTQ         $0x00000001, CX
+	JEQ           nobias6_qgemm8x32PoolShiftVNNI
+	VBROADCASTSS  24(SI), Y29
+	VADDPS        Y29, Y28, Y28
+
+nobias6_qgemm8x32PoolShiftVNNI:
+	TESTQ  $0x00000004, CX
+	JEQ    noclamp6_qgemm8x32PoolShiftVNNI
+	VMAXPS Y28, Y22, Y28
+	VMINPS Y28, Y23, Y28
+
+noclamp6_qgemm8x32PoolShiftVNNI:
+	VDIVPS    Y26, Y28, Y28
+	VMAXPS    Y24, Y28, Y28
+	VMINPS    Y25, Y28, Y28
+	VCVTPS2DQ Y28, Y28
+	VPADDD    Y27, Y28, Y28
+	TESTQ     $0x00000020, CX
+	JNE       u86_qgemm8x32PoolShiftVNNI
+	VPMOVSDB  Y28, X29
+	JMP       store6_qgemm8x32PoolShiftVNNI
+
+u86_qgemm8x32PoolShiftVNNI:
+	VPMOVUSDB Y28, X29
+
+store6_qgemm8x32PoolShiftVNNI:
+	VMOVDQU8      X29, K1, (DX)
+	VMOVDQU8      X29, K3, (DX)(R14*1)
+	ADDQ          R13, DX
+	CMPQ          AX, $0x07
+	JLE           next_qgemm8x32PoolShiftVNNI
+	VPMAXSD       Z15, Z14, Z28
+	VEXTRACTI64X4 $0x01, Z28, Y29
+	VPMAXSD       Y29, Y28, Y28
+	VPBROADCASTD  28(R12), Y29
+	VPSUBD        Y29, Y28, Y28
+	VCVTDQ2PS     Y28, Y28
+	VBROADCASTSS  28(R8), Y29
+	VMULPS        Y29, Y28, Y28
+	TESTQ         $0x00000001, CX
+	JEQ           nobias7_qgemm8x32PoolShiftVNNI
+	VBROADCASTSS  28(SI), Y29
+	VADDPS        Y29, Y28, Y28
+
+nobias7_qgemm8x32PoolShiftVNNI:
+	TESTQ  $0x00000004, CX
+	JEQ    noclamp7_qgemm8x32PoolShiftVNNI
+	VMAXPS Y28, Y22, Y28
+	VMINPS Y28, Y23, Y28
+
+noclamp7_qgemm8x32PoolShiftVNNI:
+	VDIVPS    Y26, Y28, Y28
+	VMAXPS    Y24, Y28, Y28
+	VMINPS    Y25, Y28, Y28
+	VCVTPS2DQ Y28, Y28
+	VPADDD    Y27, Y28, Y28
+	TESTQ     $0x00000020, CX
+	JNE       u87_qgemm8x32PoolShiftVNNI
+	VPMOVSDB  Y28, X29
+	JMP       store7_qgemm8x32PoolShiftVNNI
+
+u87_qgemm8x32PoolShiftVNNI:
+	VPMOVUSDB Y28, X29
+
+store7_qgemm8x32PoolShiftVNNI:
+	VMOVDQU8 X29, K1, (DX)
+	VMOVDQU8 X29, K3, (DX)(R14*1)
+	ADDQ     R13, DX
+
+next_qgemm8x32PoolShiftVNNI:
+	ADDQ $0x08, R11
+	MOVQ rem+64(FP), R13
+	SUBQ $0x08, R13
+	JG   same_qgemm8x32PoolShiftVNNI
+	MOVQ phw+72(FP), R12
+	ADDQ R12, R13
+	ADDQ R14, R11
+
+same_qgemm8x32PoolShiftVNNI:
+	MOVQ R13, rem+64(FP)
+	SUBQ $0x08, R9
+	JG   group_qgemm8x32PoolShiftVNNI
+
+done_qgemm8x32PoolShiftVNNI:
+	VZEROUPPER
+	RET
+
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+0(SB)/4, $0x00000000
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+4(SB)/4, $0x00000000
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+8(SB)/4, $0x00000000
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+12(SB)/4, $0x00000000
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+16(SB)/4, $0x00000000
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+20(SB)/4, $0x00000000
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+24(SB)/4, $0x00000000
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+28(SB)/4, $0x00000000
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+32(SB)/4, $0x00000001
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+36(SB)/4, $0x00000001
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+40(SB)/4, $0x00000001
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+44(SB)/4, $0x00000001
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+48(SB)/4, $0x00000001
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+52(SB)/4, $0x00000001
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+56(SB)/4, $0x00000001
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+60(SB)/4, $0x00000001
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+64(SB)/4, $0x00000002
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+68(SB)/4, $0x00000002
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+72(SB)/4, $0x00000002
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+76(SB)/4, $0x00000002
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+80(SB)/4, $0x00000002
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+84(SB)/4, $0x00000002
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+88(SB)/4, $0x00000002
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+92(SB)/4, $0x00000002
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+96(SB)/4, $0x00000003
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+100(SB)/4, $0x00000003
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+104(SB)/4, $0x00000003
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+108(SB)/4, $0x00000003
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+112(SB)/4, $0x00000003
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+116(SB)/4, $0x00000003
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+120(SB)/4, $0x00000003
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+124(SB)/4, $0x00000003
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+128(SB)/4, $0x00000004
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+132(SB)/4, $0x00000004
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+136(SB)/4, $0x00000004
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+140(SB)/4, $0x00000004
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+144(SB)/4, $0x00000004
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+148(SB)/4, $0x00000004
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+152(SB)/4, $0x00000004
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+156(SB)/4, $0x00000004
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+160(SB)/4, $0x00000005
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+164(SB)/4, $0x00000005
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+168(SB)/4, $0x00000005
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+172(SB)/4, $0x00000005
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+176(SB)/4, $0x00000005
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+180(SB)/4, $0x00000005
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+184(SB)/4, $0x00000005
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+188(SB)/4, $0x00000005
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+192(SB)/4, $0x00000006
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+196(SB)/4, $0x00000006
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+200(SB)/4, $0x00000006
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+204(SB)/4, $0x00000006
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+208(SB)/4, $0x00000006
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+212(SB)/4, $0x00000006
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+216(SB)/4, $0x00000006
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+220(SB)/4, $0x00000006
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+224(SB)/4, $0x00000007
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+228(SB)/4, $0x00000007
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+232(SB)/4, $0x00000007
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+236(SB)/4, $0x00000007
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+240(SB)/4, $0x00000007
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+244(SB)/4, $0x00000007
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+248(SB)/4, $0x00000007
+DATA poolpairidxfalse_qgemm8x32PoolShiftVNNI<>+252(SB)/4, $0x00000007
+GLOBL poolpairidxfalse_qgemm8x32PoolShiftVNNI<>(SB), RODATA|NOPTR, $256
+
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+0(SB)/4, $0x00000000
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+4(SB)/4, $0x00000000
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+8(SB)/4, $0x00000000
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+12(SB)/4, $0x00000000
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+16(SB)/4, $0x00000000
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+20(SB)/4, $0x00000000
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+24(SB)/4, $0x00000000
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+28(SB)/4, $0x00000000
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+32(SB)/4, $0x00000001
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+36(SB)/4, $0x00000001
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+40(SB)/4, $0x00000001
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+44(SB)/4, $0x00000001
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+48(SB)/4, $0x00000001
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+52(SB)/4, $0x00000001
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+56(SB)/4, $0x00000001
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+60(SB)/4, $0x00000001
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+64(SB)/4, $0x00000002
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+68(SB)/4, $0x00000002
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+72(SB)/4, $0x00000002
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+76(SB)/4, $0x00000002
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+80(SB)/4, $0x00000002
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+84(SB)/4, $0x00000002
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+88(SB)/4, $0x00000002
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+92(SB)/4, $0x00000002
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+96(SB)/4, $0x00000003
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+100(SB)/4, $0x00000003
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+104(SB)/4, $0x00000003
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+108(SB)/4, $0x00000003
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+112(SB)/4, $0x00000003
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+116(SB)/4, $0x00000003
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+120(SB)/4, $0x00000003
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+124(SB)/4, $0x00000003
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+128(SB)/4, $0x00000004
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+132(SB)/4, $0x00000004
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+136(SB)/4, $0x00000004
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+140(SB)/4, $0x00000004
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+144(SB)/4, $0x00000004
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+148(SB)/4, $0x00000004
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+152(SB)/4, $0x00000004
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+156(SB)/4, $0x00000004
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+160(SB)/4, $0x00000005
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+164(SB)/4, $0x00000005
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+168(SB)/4, $0x00000005
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+172(SB)/4, $0x00000005
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+176(SB)/4, $0x00000005
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+180(SB)/4, $0x00000005
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+184(SB)/4, $0x00000005
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+188(SB)/4, $0x00000005
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+192(SB)/4, $0x00000006
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+196(SB)/4, $0x00000006
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+200(SB)/4, $0x00000006
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+204(SB)/4, $0x00000006
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+208(SB)/4, $0x00000006
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+212(SB)/4, $0x00000006
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+216(SB)/4, $0x00000006
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+220(SB)/4, $0x00000006
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+224(SB)/4, $0x00000007
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+228(SB)/4, $0x00000007
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+232(SB)/4, $0x00000007
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+236(SB)/4, $0x00000007
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+240(SB)/4, $0x00000007
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+244(SB)/4, $0x00000007
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+248(SB)/4, $0x00000007
+DATA poolpairidxtrue_qgemm8x32PoolShiftVNNI<>+252(SB)/4, $0x00000007
+GLOBL poolpairidxtrue_qgemm8x32PoolShiftVNNI<>(SB), RODATA|NOPTR, $256
+
+// func qshiftPackVBMI(dst *uint32, src *byte, segs *int32, nseg int, shifts int, srcShift *int32, q int, qstep int, dstRow int, dstQuad int, idx *byte)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, BMI2
+TEXT ·qshiftPackVBMI(SB), NOSPLIT, $0-88
+	MOVQ      dst+0(FP), DI
+	MOVQ      src+8(FP), SI
+	MOVQ      segs+16(FP), R8
+	MOVQ      nseg+24(FP), R9
+	MOVQ      shifts+32(FP), R10
+	MOVQ      srcShift+40(FP), R11
+	MOVQ      q+48(FP), R12
+	MOVQ      qstep+56(FP), R13
+	MOVQ      idx+80(FP), AX
+	VMOVDQU64 (AX), Z1
+	MOVQ      $-1, R15
+	TESTQ     R9, R9
+	JLE       done_qshiftPackVBMI
+	TESTQ     R10, R10
+	JLE       done_qshiftPackVBMI
+	TESTQ     R12, R12
+	JLE       done_qshiftPackVBMI
+
+seg_qshiftPackVBMI:
+	MOVLQSX 4(R8), DX
+	BZHIQ   DX, R15, DX
+	KMOVW   DX, K2
+	MOVLQSX 12(R8), DX
+	BZHIQ   DX, R15, DX
+	KMOVQ   DX, K1
+	XORQ    CX, CX
+
+shift_qshiftPackVBMI:
+	MOVLQSX (R8), AX
+	LEAQ    (DI)(AX*4), AX
+	MOVQ    CX, DX
+	IMULQ   dstRow+64(FP), DX
+	ADDQ    DX, AX
+	MOVLQSX 8(R8), BX
+	ADDQ    SI, BX
+	MOVLQSX (R11)(CX*4), DX
+	ADDQ    DX, BX
+	MOVQ    R12, R14
+
+quad_qshiftPackVBMI:
+	VMOVDQU8.Z (BX), K1, Z0
+	VPERMB     Z0, Z1, Z2
+	VMOVDQU32  Y2, K2, (AX)
+	ADDQ       R13, BX
+	ADDQ       dstQuad+72(FP), AX
+	DECQ       R14
+	JNE        quad_qshiftPackVBMI
+	INCQ       CX
+	CMPQ       CX, R10
+	JLT        shift_qshiftPackVBMI
+	ADDQ       $0x10, R8
+	DECQ       R9
+	JNE        seg_qshiftPackVBMI
+
+done_qshiftPackVBMI:
+	VZEROUPPER
+	RET
 
 // func qpoolPackVBMI(dst *uint32, src *byte, segs *int32, nseg int, rows int, rowOff *int32, q int, qstep int, idx *byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, BMI2

@@ -51,3 +51,9 @@ func hmax3s2Dispatch(out, row *byte, n int, unsigned bool) {
 func qmicroNarrow(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *QEpi) bool {
 	return false
 }
+
+func qmicroPoolShift(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, q *int64, rem, phw, jump int, offs *int32, rb, rbRow int) {
+	qgemmPoolShiftGeneric(k4, a, b, out, ldo, mr, np, q, rem, phw, jump, offs, rb, rbRow)
+}
+
+func qshiftPackDispatch(dst []uint32, src []byte, s *QPoolShift) { qshiftPackGeneric(dst, src, s) }

@@ -74,6 +74,16 @@ func copyQuadWordsAVX512(dst *uint32, src *uint32, n int, q int, step int)
 //go:noescape
 func qgemm8x32PoolVNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, np int, q *int64, rem int, phw int, jump int)
 
+// qgemm8x32PoolShiftVNNI is the AVX-512 VNNI twin of qgemmPoolShiftGeneric.
+//
+//go:noescape
+func qgemm8x32PoolShiftVNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, np int, q *int64, rem int, phw int, jump int, offs *int32, rb int, rbRow int)
+
+// qshiftPackVBMI is the AVX-512 VBMI twin of qshiftPackGeneric.
+//
+//go:noescape
+func qshiftPackVBMI(dst *uint32, src *byte, segs *int32, nseg int, shifts int, srcShift *int32, q int, qstep int, dstRow int, dstQuad int, idx *byte)
+
 // qpoolPackVBMI is the AVX-512 VBMI twin of qpoolPackGeneric.
 //
 //go:noescape

@@ -72,6 +72,11 @@ func PoolGroupPixels(pix *[NR]int32, pw, ow, p0, np int) {
 // may run into the next images (o.Jump: the other channels of an image;
 // planes of at least PoolGroup codes then). The layer must be QPoolable.
 func QGemmPool(k int, ap []int8, m int, bp []uint8, np int, o *QOut, l *QLayer, r0, p0 int) {
+	qgemmPool(k, ap, m, bp, np, o, l, r0, p0, nil)
+}
+
+// qgemmPool is QGemmPool, or QGemmPoolShift when sh is set (bp: shift planes).
+func qgemmPool(k int, ap []int8, m int, bp []uint8, np int, o *QOut, l *QLayer, r0, p0 int, sh *QPoolShift) {
 	k4 := K4(k)
 	// Bias and clamp always (zeros, ±Inf when the layer has none: the codes
 	// are the same, −0 and +0 both round to the zero point), so that the
@@ -99,7 +104,13 @@ func QGemmPool(k int, ap []int8, m int, bp []uint8, np int, o *QOut, l *QLayer, 
 		}
 		off := (r0+s)*ld + p0%ld
 		_ = o.Q[(r0+s+mr-1)*ld+lastAt]
-		QMicroPool(k4, ap[s*4*k4:(s+MR)*4*k4], bp, unsafe.Pointer(&o.Q[off]), ld, mr, np, &q, rem, ld, o.Jump)
+		as := ap[s*4*k4 : (s+MR)*4*k4]
+		if sh != nil {
+			qmicroPoolShift(k4, unsafe.SliceData(as), unsafe.SliceData(bp), &o.Q[off], ld, mr, np, (*int64)(unsafe.Pointer(&q)), rem, ld, o.Jump,
+				unsafe.SliceData(sh.offs), 4*sh.rowWords, 4*sh.rowWords*(sh.g.KW+1))
+			continue
+		}
+		QMicroPool(k4, as, bp, unsafe.Pointer(&o.Q[off]), ld, mr, np, &q, rem, ld, o.Jump)
 	}
 }
 

@@ -385,3 +385,73 @@ func TestToQuadPlanesRange(t *testing.T) {
 		}
 	})
 }
+
+// TestQGemmPoolShift: pooled codes from shift planes (QPoolShift.Build +
+// QGemmPoolShift) equal those from packed strips (QPoolPlan.Pack +
+// QGemmPool) byte for byte, every variant: bands of 1–3 images, pooled
+// rows narrower and wider than a group, 3×3 and 2×2 kernels, row counts
+// below and above a tile, a guard band after the output.
+func TestQGemmPoolShift(t *testing.T) {
+	geoms := []pack.Conv2D{
+		{C: 32, H: 13, W: 13, KH: 3, KW: 3, SH: 1, SW: 1, DH: 1, DW: 1, Group: 1}, // simplecnn conv2: 5×5 pooled
+		{C: 8, H: 24, W: 22, KH: 3, KW: 3, SH: 1, SW: 1, DH: 1, DW: 1, Group: 1},  // 11×10 pooled
+		{C: 6, H: 9, W: 21, KH: 2, KW: 2, SH: 1, SW: 1, DH: 1, DW: 1, Group: 1},   // partial last quad, 4×10
+	}
+	forEachQVariant(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(93, 94))
+		for gi, g := range geoms {
+			g.OH, g.OW = g.H-g.KH+1, g.W-g.KW+1
+			if !QPoolShiftOK(&g) {
+				t.Fatalf("geometry %d: no shift planes", gi)
+			}
+			phw := (g.OH / 2) * (g.OW / 2)
+			plane := Cg4(g.C) * QuadPlaneWords(g.H, g.W)
+			k := QKTaps(&g)
+			for images := 1; images <= 3; images++ {
+				for _, m := range []int{5, 19} {
+					imgs := make([]byte, images*plane)
+					for b := range images {
+						x := make([]byte, g.C*g.H*g.W)
+						for i := range x {
+							x[i] = byte(r.IntN(256))
+						}
+						ToQuadPlanes(imgs[b*plane:(b+1)*plane], x, &g, 0, 0x80, 3)
+					}
+					w := make([]int8, m*k)
+					for i := range w {
+						w[i] = int8(r.IntN(255) - 127)
+					}
+					ap := make([]int8, QASize(m, k))
+					PackQA(ap, w, m, k)
+					l := &QLayer{Corr: make([]int32, m), Mult: make([]float32, m), Bias: make([]float32, m), Clamp: true, Lo: 0, Hi: 50, Quant: true, YScale: 0.07}
+					for i := range m {
+						l.Corr[i] = int32(r.IntN(400000) - 200000)
+						l.Mult[i] = 1e-4 + 1e-3*r.Float32()
+						l.Bias[i] = float32(r.NormFloat64())
+					}
+					np := images * phw
+					ld := phw
+					size := images*m*phw + qpoolGuard
+					want, got := make([]byte, size), make([]byte, size)
+					for i := range got {
+						want[i], got[i] = 0x5A, 0x5A
+					}
+					o := QOut{Q: want, Ld: ld, Jump: (m - 1) * phw}
+					bp := make([]uint8, QBSize(k, 4*((np+PoolGroup-1)/PoolGroup*PoolGroup)))
+					NewQPoolPlan(&g, false, images, plane).Pack(bp, imgs, 0, np, 3)
+					QGemmPool(k, ap, m, bp, np, &o, l, 0, 0)
+					s := NewQPoolShift(&g, images, plane)
+					sp := make([]uint8, s.Size())
+					s.Build(sp, imgs)
+					o.Q = got
+					QGemmPoolShift(k, ap, m, sp, s, np, &o, l, 0)
+					for i := range want {
+						if got[i] != want[i] {
+							t.Fatalf("geometry %d, %d images, %d rows: byte %d = %#x, want %#x", gi, images, m, i, got[i], want[i])
+						}
+					}
+				}
+			}
+		}
+	})
+}

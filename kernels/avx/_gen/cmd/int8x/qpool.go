@@ -36,10 +36,20 @@ const (
 // outputs may run over several images: rem are left in the first one, phw
 // in each next one, whose outputs are jump bytes further on (a group's
 // lanes past the boundary are stored by a second masked store).
-func qgemmPool(name string) {
-	TEXT(name, NOSPLIT, "func(k4 int, a *int8, b *uint8, out *byte, ldo int, mr, np int, q *int64, rem, phw, jump int)")
+func qgemmPool(name string, shift bool) {
+	sig := "func(k4 int, a *int8, b *uint8, out *byte, ldo int, mr, np int, q *int64, rem, phw, jump int)"
+	if shift {
+		// b: shift planes (QPoolShift); offs: each step's offset of its
+		// first phase's row; the phases at +0, +rb, +rbRow, +rbRow+rb
+		sig = "func(k4 int, a *int8, b *uint8, out *byte, ldo int, mr, np int, q *int64, rem, phw, jump int, offs *int32, rb, rbRow int)"
+	}
+	TEXT(name, NOSPLIT, sig)
 	Pragma("noescape")
-	Doc(name + " is the AVX-512 VNNI twin of qgemmPoolGeneric.")
+	twin := "qgemmPoolGeneric"
+	if shift {
+		twin = "qgemmPoolShiftGeneric"
+	}
+	Doc(name + " is the AVX-512 VNNI twin of " + twin + ".")
 	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
 	lab := func(s string) { Label(s + "_" + name) }
 	k4 := Load(Param("k4"), reg.R15)
@@ -64,11 +74,28 @@ func qgemmPool(name string) {
 	}
 	MOVQ(a0, a)
 	MOVQ(k4, k)
+	if shift {
+		Load(Param("offs"), t)
+		Load(Param("rb"), reg.R12)
+		Load(Param("rbRow"), reg.R8)
+		LEAQ(Mem{Base: reg.R8, Index: reg.R12, Scale: 1}, rows) // rbRow + rb
+	}
 	TESTQ(k, k)
 	JEQ(l("epilogue"))
 	lab("loop")
-	VMOVDQU32(Mem{Base: b}, b0)
-	VMOVDQU32(Mem{Base: b, Disp: 64}, b1)
+	if shift {
+		p := ones
+		MOVLQSX(Mem{Base: t}, p)
+		ADDQ(b, p)
+		VMOVDQU32(Mem{Base: p}, b0.AsY())
+		VINSERTI64X4(U8(1), Mem{Base: p, Index: reg.R12, Scale: 1}, b0, b0)
+		VMOVDQU32(Mem{Base: p, Index: reg.R8, Scale: 1}, b1.AsY())
+		VINSERTI64X4(U8(1), Mem{Base: p, Index: rows, Scale: 1}, b1, b1)
+		ADDQ(U8(4), t)
+	} else {
+		VMOVDQU32(Mem{Base: b}, b0)
+		VMOVDQU32(Mem{Base: b, Disp: 64}, b1)
+	}
 	for i := 0; i < poolMR; i++ {
 		t := zmm(18 + i)
 		VPBROADCASTD(Mem{Base: a, Disp: 4 * i}, t)
@@ -76,9 +103,14 @@ func qgemmPool(name string) {
 		raw("VPDPBUSD", t, b1, acc[2*i+1])
 	}
 	ADDQ(U8(4*poolMR), a)
-	ADDQ(U32(4*4*poolGroup), b)
+	if !shift {
+		ADDQ(U32(4*4*poolGroup), b)
+	}
 	DECQ(k)
 	JNE(l("loop"))
+	if shift {
+		ADDQ(U8(4*poolGroup), b) // the next group: 8 words on in every plane row
+	}
 
 	lab("epilogue")
 	// the row constants (the loop used 18–25 for its broadcasts)
@@ -121,10 +153,10 @@ func qgemmPool(name string) {
 	JNE(l("slow"))
 	KORTESTW(reg.K3, reg.K3)
 	JNZ(l("fast2"))
-	poolEpilogue(acc, corr, mult, bias, out, ldo, ones, false)
+	poolEpilogue(name, acc, corr, mult, bias, out, ldo, ones, false)
 	JMP(l("next"))
 	lab("fast2")
-	poolEpilogue(acc, corr, mult, bias, out, ldo, ones, true)
+	poolEpilogue(name, acc, corr, mult, bias, out, ldo, ones, true)
 	JMP(l("next"))
 	lab("slow")
 	Load(Param("mr"), rows)
@@ -262,7 +294,7 @@ func qpoolPack() {
 // VPERMD. Codes narrowed by truncation (VPMOVDB: the clamps already bound
 // them to the code range) and stored under K1 (row r) and K4 = K1<<8 (row
 // r+1, 8 bytes back), and under K3/K5 jump bytes on when two is set.
-func poolEpilogue(acc []reg.VecPhysical, corr, mult, bias, out, ldo, jump reg.Register, two bool) {
+func poolEpilogue(name string, acc []reg.VecPhysical, corr, mult, bias, out, ldo, jump reg.Register, two bool) {
 	lo, hi, qlo, qhi, ys, yz := zmm(22), zmm(23), zmm(24), zmm(25), zmm(26), zmm(27)
 	ct, mt, bt := zmm(16), zmm(17), zmm(18)
 	VMOVDQU32(Mem{Base: corr}, ct.AsY()) // 8 rows' constants (upper halves zeroed)
@@ -272,7 +304,7 @@ func poolEpilogue(acc []reg.VecPhysical, corr, mult, bias, out, ldo, jump reg.Re
 	if two {
 		KSHIFTLW(U8(8), reg.K3, reg.K5)
 	}
-	idx := GLOBL(fmt.Sprintf("poolpairidx%v", two), RODATA|NOPTR)
+	idx := GLOBL(fmt.Sprintf("poolpairidx%v_%s", two, name), RODATA|NOPTR)
 	for p := 0; p < 4; p++ { // pair p: lanes 0-7 pick row 2p, lanes 8-15 row 2p+1
 		for l := 0; l < 16; l++ {
 			DATA(64*p+4*l, U32(2*p+l/8))
@@ -320,4 +352,75 @@ func poolEpilogue(acc []reg.VecPhysical, corr, mult, bias, out, ldo, jump reg.Re
 			ADDQ(ldo, out)
 		})
 	}
+}
+
+// qshiftPack builds the shift planes of a pooled conv's band
+// (qshiftPackGeneric is the reference loop): per segment (destination
+// word, n ≤ 8 words, source byte offset, bytes to read), shift s and quad
+// i, one masked load of the segment's bytes at src + off + srcShift[s] +
+// i·qstep, one VPERMB picking a word every 8 bytes, one masked store of n
+// words at dst + 4·word + s·dstRow + i·dstQuad.
+func qshiftPack() {
+	name := "qshiftPackVBMI"
+	TEXT(name, NOSPLIT, "func(dst *uint32, src *byte, segs *int32, nseg, shifts int, srcShift *int32, q, qstep, dstRow, dstQuad int, idx *byte)")
+	Pragma("noescape")
+	Doc(name + " is the AVX-512 VBMI twin of qshiftPackGeneric.")
+	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
+	lab := func(s string) { Label(s + "_" + name) }
+	dst := Load(Param("dst"), reg.RDI)
+	src := Load(Param("src"), reg.RSI)
+	segs := Load(Param("segs"), reg.R8)
+	nseg := Load(Param("nseg"), reg.R9)
+	shifts := Load(Param("shifts"), reg.R10)
+	srcShift := Load(Param("srcShift"), reg.R11)
+	q := Load(Param("q"), reg.R12)
+	qstep := Load(Param("qstep"), reg.R13)
+	idx := Load(Param("idx"), reg.RAX)
+	VMOVDQU64(Mem{Base: idx}, reg.Z1)
+	ones, t := reg.R15, reg.RDX
+	d, sb, r, i := reg.RAX, reg.RBX, reg.RCX, reg.R14
+	MOVQ(I32(-1), ones)
+	TESTQ(nseg, nseg)
+	JLE(l("done"))
+	TESTQ(shifts, shifts)
+	JLE(l("done"))
+	TESTQ(q, q)
+	JLE(l("done"))
+	lab("seg")
+	MOVLQSX(Mem{Base: segs, Disp: 4}, t) // words
+	BZHIQ(t, ones, t)
+	KMOVW(t.As32(), reg.K2)
+	MOVLQSX(Mem{Base: segs, Disp: 12}, t) // bytes
+	BZHIQ(t, ones, t)
+	KMOVQ(t, reg.K1)
+	XORQ(r, r)
+	lab("shift")
+	// d: the segment's words in shift row r (quad 0); sb: its source
+	MOVLQSX(Mem{Base: segs}, d)
+	LEAQ(Mem{Base: dst, Index: d, Scale: 4}, d)
+	MOVQ(r, t)
+	IMULQ(NewParamAddr("dstRow", 64), t)
+	ADDQ(t, d)
+	MOVLQSX(Mem{Base: segs, Disp: 8}, sb)
+	ADDQ(src, sb)
+	MOVLQSX(Mem{Base: srcShift, Index: r, Scale: 4}, t)
+	ADDQ(t, sb)
+	MOVQ(q, i)
+	lab("quad")
+	VMOVDQU8_Z(Mem{Base: sb}, reg.K1, reg.Z0)
+	VPERMB(reg.Z0, reg.Z1, reg.Z2)
+	VMOVDQU32(reg.Y2, reg.K2, Mem{Base: d})
+	ADDQ(qstep, sb)
+	ADDQ(NewParamAddr("dstQuad", 72), d)
+	DECQ(i)
+	JNE(l("quad"))
+	INCQ(r)
+	CMPQ(r, shifts)
+	JLT(l("shift"))
+	ADDQ(U8(16), segs)
+	DECQ(nseg)
+	JNE(l("seg"))
+	lab("done")
+	VZEROUPPER()
+	RET()
 }
