@@ -1,6 +1,7 @@
 // Package avx holds kiln's SIMD CPU kernels: an FP32 GEMM whose 8×32
 // register tile runs on AVX-512 FMA (16 zmm accumulators, B streamed in two
-// zmm per k step, A broadcast per row) with the float epilogue fused into
+// zmm per k step, A as each FMA's embedded broadcast; a few leftover
+// columns on a column kernel, gemmcols.go) with the float epilogue fused into
 // its stores (and an AVX2+FMA variant of the same tile and layout); an INT8
 // GEMM with the same tile on AVX-512 VNNI (VPDPBUSD, u8 × s8 → s32) whose
 // epilogue is ops/kilnq's, bit for bit, in registers; a direct depthwise
@@ -8,9 +9,9 @@
 // outputs per call in four FMA chains); a one-row FP32 GEMM (sgemv, batch-1
 // dense layers, the same sums as the tile); FP32 max pools (2×2/2 rows, and
 // any window inside the input at row stride 1 or 2); and the drivers that
-// feed them (packing, K blocking, im2col from NCHW — stride-1 runs copied
-// with masked moves from a per-strip run table, strided taps gathered with
-// VGATHERDPS — or from channels-last words). ceilings_test.go measures the
+// feed them (packing, K blocking, im2col from NCHW — runs of stride-1 and
+// stride-2 rows copied with masked moves from a per-strip run table, larger
+// strides' taps gathered with VGATHERDPS — or from channels-last words). ceilings_test.go measures the
 // machine's FMA and VNNI peaks and memory bandwidth. Every assembly routine has a pure-Go twin with the
 // same signature whose doc comment is the reference loop; CPU features are
 // detected once (dispatch_amd64.go) and Variant/QVariant select the
