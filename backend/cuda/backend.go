@@ -78,6 +78,9 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 			// tactic between NHWC neighbours
 			if _, err := lowerGemm(l, modeNHWC); err == nil {
 				tacs := []engine.Tactic{gemmTactic("implicit_nhwc", modeNHWC)}
+				if _, err := lowerGemm(l, modeNHWC3); err == nil {
+					tacs = append(tacs, gemmTactic("implicit_nhwc.x3", modeNHWC3))
+				}
 				if _, err := lowerGemm(l, modeGemmNHWC); err == nil {
 					tacs = append(tacs, gemmTactic("cublaslt.nhwc", modeGemmNHWC))
 				}

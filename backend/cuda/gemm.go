@@ -38,6 +38,7 @@ const (
 	modeNCHW     = "nchw"      // cuBLASLt per image in NCHW (ORDER_ROW), bias/ReLU/residual in its epilogue (float types)
 	modeNHWC     = "nhwc"      // igemm.cu's ign_*: implicit GEMM on channels-last activations (layout.go)
 	modeGemmNHWC = "gemm_nhwc" // 1×1 stride-1 16-bit float conv on channels-last activations: one cuBLASLt GEMM, bias/ReLU/residual in its epilogue
+	modeNHWC3    = "nhwc3"     // modeNHWC's ign3_* variant: 2 stages, 3 blocks per SM (16-bit and int8 inputs)
 )
 
 func envInt(name string, def int64) int64 {
@@ -70,6 +71,7 @@ type gemmParams struct {
 	NCHW               bool   // cuBLASLt in NCHW with its epilogue (no kiln epilogue pass)
 	NHWC               bool   // channels-last implicit GEMM; weights packed with the reduction in (kh, kw, c) order
 	CPad               int64  // NHWC: input channels zero-padded to this (a first layer's 3 to one 16-byte chunk), else 0
+	Blocks3            bool   // NHWC: the ign3_* kernels (2 stages, 3 blocks per SM)
 	GemmNHWC           bool   // 1×1 conv as a cuBLASLt GEMM on channels-last activations (nhwc.go)
 	YNHWC              bool   // implicit/NCHW-input kernels: write device-only outputs NHWC (the next layer is likely NHWC)
 	ZFmt               int    // residual type: 0 float32, 1 float16, 2 bfloat16
@@ -210,11 +212,14 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		}
 		p.Implicit = true
 		p.YNHWC = nhwcOn.Load() && nhwcOutput(p.Out, p.N)
-	case modeNHWC:
+	case modeNHWC, modeNHWC3:
 		if err := nhwcLowers(p, in, l); err != nil {
 			return nil, err
 		}
-		p.NHWC = true
+		if mode == modeNHWC3 && in == cuda.R8FE4M3 {
+			return nil, fmt.Errorf("the 3-blocks NHWC variant takes 16-bit and int8 inputs")
+		}
+		p.NHWC, p.Blocks3 = true, mode == modeNHWC3
 		if cpad := nhwcChannels(p.K/int64(p.KH*p.KW), in); cpad != p.K/int64(p.KH*p.KW) {
 			wNK, p.CPad = padChannels(wNK, p.KH*p.KW, cpad), cpad
 			p.K, p.Kp = wNK.Dims[1], roundUp(wNK.Dims[1], pad)

@@ -10,9 +10,12 @@ import (
 	"github.com/kilnml/kiln/ir"
 )
 
-// igemm.cu's NHWC kernel: IGN_ST stages of (IG_BM + IG_BN) rows of IGN_RB
-// bytes of dynamic shared memory.
-const ignShared = 3 * (igemmBM + igemmBN) * 144
+// igemm.cu's NHWC kernels: IGN_ST (3) stages of (IG_BM + IG_BN) rows of
+// IGN_RB bytes of dynamic shared memory; 2 stages for ign3_*.
+const (
+	ignShared  = 3 * (igemmBM + igemmBN) * 144
+	ign3Shared = 2 * (igemmBM + igemmBN) * 144
+)
 
 // nhwcLowers says why the channels-last implicit GEMM cannot run a
 // convolution (nil when it can): one group, 16-bit float or int8 input
@@ -135,7 +138,11 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 	X, Y := in[0], out[0]
 	toHost := k.toHost(0)
 	return step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
-		f, err := g.igemmFn(ignName(k.p.In, k.p.Out))
+		name, shared := ignName(k.p.In, k.p.Out), ignShared
+		if k.p.Blocks3 {
+			name, shared = "ign3_"+name[len("ign_"):], ign3Shared
+		}
+		f, err := g.igemmFn(name)
 		if err != nil {
 			return false, err
 		}
@@ -143,7 +150,7 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 		if k.p.CPad > 0 {
 			cin = int(k.p.CPad)
 		}
-		if err := f.SetMaxDynamicShared(ignShared); err != nil {
+		if err := f.SetMaxDynamicShared(shared); err != nil {
 			return false, err
 		}
 		need := alignUp(int64(len(X.Data)))
@@ -207,7 +214,7 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 		grid := [3]uint32{uint32(tiles), 1, 1} // 1D, channel tiles fastest (igemm.cu)
 		args := cuda.NewArgs(dX, k.W, dst, nb, cin, h, w, oh, ow, k.p.KW, k.p.SH, k.p.SW, ph, pw, k.p.DH, k.p.DW,
 			int(k.p.Kp), int(k.p.K), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.Act, k.p.ActA, k.p.ActB, ys, zp)
-		if err := f.Launch(st.s, grid, block256, ignShared, args); err != nil {
+		if err := f.Launch(st.s, grid, block256, uint32(shared), args); err != nil {
 			return false, err
 		}
 		if tmp != 0 {

@@ -308,7 +308,7 @@ template <typename OUT> __device__ __forceinline__ void store8(OUT* y, i64 o, co
     }
 }
 
-template <int F, typename ACC, typename OUT>
+template <int F, typename ACC, typename OUT, int ST>
 __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w,
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KW, int sh, int sw, int ph, int pw,
     int dh, int dw, int Kp, int K, int Cout, const float* ms, const float* bias, const void* resid, int rfmt,
@@ -371,16 +371,16 @@ __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, co
     const int lb_row = (lane & 7) + ((lane >> 4) & 1) * 8, lb_col = ((lane >> 3) & 1) * 16;
     const int nk = (K + KS - 1) / KS;
 #pragma unroll
-    for (int s = 0; s < IGN_ST - 1; s++) {
+    for (int s = 0; s < ST - 1; s++) {
         if (s < nk) load(s, s);
         cp_commit();
     }
     for (int kt = 0; kt < nk; kt++) {
-        cp_wait<IGN_ST - 2>();
+        cp_wait<ST - 2>();
         __syncthreads();
-        if (kt + IGN_ST - 1 < nk) load(kt + IGN_ST - 1, (kt + IGN_ST - 1) % IGN_ST);
+        if (kt + ST - 1 < nk) load(kt + ST - 1, (kt + ST - 1) % ST);
         cp_commit();
-        const unsigned as = sbase + (kt % IGN_ST) * IGN_STAGE, bs = as + IG_BM * IGN_RB;
+        const unsigned as = sbase + (kt % ST) * IGN_STAGE, bs = as + IG_BM * IGN_RB;
 #pragma unroll
         for (int ks = 0; ks < IG_SB / 32; ks++) {
             // fragments by ldmatrix.x4 (four 8×16-byte tiles each): A's
@@ -446,23 +446,35 @@ __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, co
         store8(y, o, v, ys, zp);
     }
 }
-#define IGN(NAME, F, ACC, OUT)                                                                       \
-extern "C" __global__ void __launch_bounds__(256, 2) NAME(const unsigned char* __restrict__ x,       \
+// ign_*: 3 stages, 2 blocks per SM (83 KB of shared memory each); ign3_*:
+// 2 stages (55 KB) and at most 85 registers, so that 3 blocks share an SM
+// (more warps to hide the epilogue's and the loads' latency on short
+// reductions). The builder times both.
+#define IGN(NAME, BLOCKS, ST, F, ACC, OUT)                                                           \
+extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned char* __restrict__ x,  \
     const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
     int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
     const float* ms, const float* bias, const void* resid, int rfmt, int ak, float aa, float ab,     \
     float ys, int zp) {                                                                              \
-    ign_body<F, ACC, OUT>(x, w, y, N, C, H, W, OH, OW, KW, sh, sw, ph, pw, dh, dw, Kp, K, Cout, ms,  \
-        bias, resid, rfmt, ak, aa, ab, ys, zp);                                                      \
+    ign_body<F, ACC, OUT, ST>(x, w, y, N, C, H, W, OH, OW, KW, sh, sw, ph, pw, dh, dw, Kp, K, Cout,  \
+        ms, bias, resid, rfmt, ak, aa, ab, ys, zp);                                                  \
 }
-IGN(ign_f16_f32, 0, float, float)
-IGN(ign_f16_16, 0, float, u16)
-IGN(ign_bf16_f32, 1, float, float)
-IGN(ign_bf16_16, 1, float, u16)
-IGN(ign_i8_f32, 3, int, float)
-IGN(ign_i8_16, 3, int, u16)
-IGN(ign_i8_i8, 3, int, signed char)
-IGN(ign_i8_u8, 3, int, u8q)
+IGN(ign_f16_f32, 2, 3, 0, float, float)
+IGN(ign_f16_16, 2, 3, 0, float, u16)
+IGN(ign_bf16_f32, 2, 3, 1, float, float)
+IGN(ign_bf16_16, 2, 3, 1, float, u16)
+IGN(ign_i8_f32, 2, 3, 3, int, float)
+IGN(ign_i8_16, 2, 3, 3, int, u16)
+IGN(ign_i8_i8, 2, 3, 3, int, signed char)
+IGN(ign_i8_u8, 2, 3, 3, int, u8q)
+IGN(ign3_f16_f32, 3, 2, 0, float, float)
+IGN(ign3_f16_16, 3, 2, 0, float, u16)
+IGN(ign3_bf16_f32, 3, 2, 1, float, float)
+IGN(ign3_bf16_16, 3, 2, 1, float, u16)
+IGN(ign3_i8_f32, 3, 2, 3, int, float)
+IGN(ign3_i8_16, 3, 2, 3, int, u16)
+IGN(ign3_i8_i8, 3, 2, 3, int, signed char)
+IGN(ign3_i8_u8, 3, 2, 3, int, u8q)
 
 // ---- NHWC implicit GEMM for E4M3 inputs: the tiles go through registers,
 // widened to f16 (exact) on the way into shared memory, 2 stages (the
