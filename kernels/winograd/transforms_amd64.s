@@ -4,6 +4,40 @@
 
 #include "textflag.h"
 
+DATA wginterleave<>+0(SB)/4, $0x00000000
+DATA wginterleave<>+4(SB)/4, $0x00000010
+DATA wginterleave<>+8(SB)/4, $0x00000001
+DATA wginterleave<>+12(SB)/4, $0x00000011
+DATA wginterleave<>+16(SB)/4, $0x00000002
+DATA wginterleave<>+20(SB)/4, $0x00000012
+DATA wginterleave<>+24(SB)/4, $0x00000003
+DATA wginterleave<>+28(SB)/4, $0x00000013
+DATA wginterleave<>+32(SB)/4, $0x00000004
+DATA wginterleave<>+36(SB)/4, $0x00000014
+DATA wginterleave<>+40(SB)/4, $0x00000005
+DATA wginterleave<>+44(SB)/4, $0x00000015
+DATA wginterleave<>+48(SB)/4, $0x00000006
+DATA wginterleave<>+52(SB)/4, $0x00000016
+DATA wginterleave<>+56(SB)/4, $0x00000007
+DATA wginterleave<>+60(SB)/4, $0x00000017
+DATA wginterleave<>+64(SB)/4, $0x00000008
+DATA wginterleave<>+68(SB)/4, $0x00000018
+DATA wginterleave<>+72(SB)/4, $0x00000009
+DATA wginterleave<>+76(SB)/4, $0x00000019
+DATA wginterleave<>+80(SB)/4, $0x0000000a
+DATA wginterleave<>+84(SB)/4, $0x0000001a
+DATA wginterleave<>+88(SB)/4, $0x0000000b
+DATA wginterleave<>+92(SB)/4, $0x0000001b
+DATA wginterleave<>+96(SB)/4, $0x0000000c
+DATA wginterleave<>+100(SB)/4, $0x0000001c
+DATA wginterleave<>+104(SB)/4, $0x0000000d
+DATA wginterleave<>+108(SB)/4, $0x0000001d
+DATA wginterleave<>+112(SB)/4, $0x0000000e
+DATA wginterleave<>+116(SB)/4, $0x0000001e
+DATA wginterleave<>+120(SB)/4, $0x0000000f
+DATA wginterleave<>+124(SB)/4, $0x0000001f
+GLOBL wginterleave<>(SB), RODATA|NOPTR, $128
+
 // func inputF2AVX512(v *float32, vstride int, x *float32, idx *int32, mask *uint16, c int, hw int, w int)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·inputF2AVX512(SB), NOSPLIT, $0-64
@@ -1223,7 +1257,7 @@ done_inputF4AVX512:
 	RET
 
 // func outputF2AVX512(y *float32, mb *float32, mstride int, ldm int, rows int, idx *int32, mask *uint16, yhw int, yw int, bias *float32, resid *float32, lo float32, hi float32, flags int)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512DQ, AVX512F
 TEXT ·outputF2AVX512(SB), $520-104
 	MOVQ         y+0(FP), DI
 	MOVQ         mb+8(FP), SI
@@ -1386,18 +1420,57 @@ c0_outputF2AVX512:
 	JMP         stored0_outputF2AVX512
 
 nopool0_outputF2AVX512:
-	MOVQ        DI, AX
+	MOVQ          DI, AX
+	MOVWLZX       (DX), BX
+	MOVWLZX       2(DX), R15
+	CMPL          BX, R15
+	JNE           singleu0_0_outputF2AVX512
+	VMOVAPS       Z3, Z4
+	VMOVDQU32     wginterleave<>+0(SB), Z6
+	VPERMT2PS     Z1, Z6, Z4
+	VMOVAPS       Z3, Z0
+	VMOVDQU32     wginterleave<>+64(SB), Z6
+	VPERMT2PS     Z1, Z6, Z0
+	KMOVW         BX, K1
+	KSHIFTRW      $0x08, K1, K2
+	VPSCATTERDQ   Z4, K1, (AX)(Y31*4)
+	VEXTRACTI32X8 $0x01, Z31, Y6
+	VPSCATTERDQ   Z0, K2, (AX)(Y6*4)
+	JMP           storedu0_0_outputF2AVX512
+
+singleu0_0_outputF2AVX512:
 	KMOVW       (DX), K1
 	VSCATTERDPS Z3, K1, (AX)(Z31*4)
 	KMOVW       2(DX), K1
 	VSCATTERDPS Z1, K1, 4(AX)(Z31*4)
-	MOVQ        DI, AX
-	ADDQ        R11, AX
+
+storedu0_0_outputF2AVX512:
+	MOVQ          DI, AX
+	ADDQ          R11, AX
+	MOVWLZX       4(DX), BX
+	MOVWLZX       6(DX), R15
+	CMPL          BX, R15
+	JNE           singleu1_0_outputF2AVX512
+	VMOVAPS       Z2, Z6
+	VMOVDQU32     wginterleave<>+0(SB), Z4
+	VPERMT2PS     Z5, Z4, Z6
+	VMOVAPS       Z2, Z0
+	VMOVDQU32     wginterleave<>+64(SB), Z4
+	VPERMT2PS     Z5, Z4, Z0
+	KMOVW         BX, K1
+	KSHIFTRW      $0x08, K1, K2
+	VPSCATTERDQ   Z6, K1, (AX)(Y31*4)
+	VEXTRACTI32X8 $0x01, Z31, Y4
+	VPSCATTERDQ   Z0, K2, (AX)(Y4*4)
+	JMP           storedu1_0_outputF2AVX512
+
+singleu1_0_outputF2AVX512:
 	KMOVW       4(DX), K1
 	VSCATTERDPS Z2, K1, (AX)(Z31*4)
 	KMOVW       6(DX), K1
 	VSCATTERDPS Z5, K1, 4(AX)(Z31*4)
 
+storedu1_0_outputF2AVX512:
 stored0_outputF2AVX512:
 	ADDQ $0x04, R12
 	ADDQ R10, R13
@@ -1411,7 +1484,7 @@ done_outputF2AVX512:
 	RET
 
 // func outputF4AVX512(y *float32, mb *float32, mstride int, ldm int, rows int, idx *int32, mask *uint16, yhw int, yw int, bias *float32, resid *float32, lo float32, hi float32, flags int)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512DQ, AVX512F
 TEXT ·outputF4AVX512(SB), $1544-104
 	MOVQ         y+0(FP), DI
 	MOVQ         mb+8(FP), SI
@@ -1738,44 +1811,143 @@ r0_outputF4AVX512:
 	VMINPS Z9, Z30, Z9
 
 c0_outputF4AVX512:
-	TESTQ       $0x00000020, R14
-	JZ          nopool0_outputF4AVX512
-	MOVQ        DI, AX
-	VMOVAPS     Z2, Z8
-	VMAXPS      Z8, Z5, Z8
-	VMAXPS      Z8, Z4, Z8
-	VMAXPS      Z8, Z7, Z8
+	TESTQ         $0x00000020, R14
+	JZ            nopool0_outputF4AVX512
+	MOVQ          DI, AX
+	VMOVAPS       Z2, Z8
+	VMAXPS        Z8, Z5, Z8
+	VMAXPS        Z8, Z4, Z8
+	VMAXPS        Z8, Z7, Z8
+	VMOVAPS       Z1, Z6
+	VMAXPS        Z6, Z3, Z6
+	VMAXPS        Z6, Z0, Z6
+	VMAXPS        Z6, Z9, Z6
+	MOVWLZX       (DX), BX
+	MOVWLZX       2(DX), R15
+	CMPL          BX, R15
+	JNE           singlep0_0_outputF4AVX512
+	VMOVAPS       Z8, Z10
+	VMOVDQU32     wginterleave<>+0(SB), Z12
+	VPERMT2PS     Z6, Z12, Z10
+	VMOVAPS       Z8, Z11
+	VMOVDQU32     wginterleave<>+64(SB), Z12
+	VPERMT2PS     Z6, Z12, Z11
+	KMOVW         BX, K1
+	KSHIFTRW      $0x08, K1, K2
+	VPSCATTERDQ   Z10, K1, (AX)(Y31*4)
+	VEXTRACTI32X8 $0x01, Z31, Y12
+	VPSCATTERDQ   Z11, K2, (AX)(Y12*4)
+	JMP           storedp0_0_outputF4AVX512
+
+singlep0_0_outputF4AVX512:
 	KMOVW       (DX), K1
 	VSCATTERDPS Z8, K1, (AX)(Z31*4)
-	VMOVAPS     Z1, Z8
-	VMAXPS      Z8, Z3, Z8
-	VMAXPS      Z8, Z0, Z8
-	VMAXPS      Z8, Z9, Z8
 	KMOVW       2(DX), K1
-	VSCATTERDPS Z8, K1, 4(AX)(Z31*4)
-	JMP         stored0_outputF4AVX512
+	VSCATTERDPS Z6, K1, 4(AX)(Z31*4)
+
+storedp0_0_outputF4AVX512:
+	JMP stored0_outputF4AVX512
 
 nopool0_outputF4AVX512:
-	MOVQ        DI, AX
+	MOVQ          DI, AX
+	MOVWLZX       (DX), BX
+	MOVWLZX       2(DX), R15
+	CMPL          BX, R15
+	JNE           singleu0_0_outputF4AVX512
+	VMOVAPS       Z2, Z6
+	VMOVDQU32     wginterleave<>+0(SB), Z12
+	VPERMT2PS     Z5, Z12, Z6
+	VMOVAPS       Z2, Z8
+	VMOVDQU32     wginterleave<>+64(SB), Z12
+	VPERMT2PS     Z5, Z12, Z8
+	KMOVW         BX, K1
+	KSHIFTRW      $0x08, K1, K2
+	VPSCATTERDQ   Z6, K1, (AX)(Y31*4)
+	VEXTRACTI32X8 $0x01, Z31, Y12
+	VPSCATTERDQ   Z8, K2, (AX)(Y12*4)
+	JMP           storedu0_0_outputF4AVX512
+
+singleu0_0_outputF4AVX512:
 	KMOVW       (DX), K1
 	VSCATTERDPS Z2, K1, (AX)(Z31*4)
 	KMOVW       2(DX), K1
 	VSCATTERDPS Z5, K1, 4(AX)(Z31*4)
+
+storedu0_0_outputF4AVX512:
+	MOVWLZX       4(DX), BX
+	MOVWLZX       6(DX), R15
+	CMPL          BX, R15
+	JNE           singleu0_2_outputF4AVX512
+	VMOVAPS       Z1, Z12
+	VMOVDQU32     wginterleave<>+0(SB), Z6
+	VPERMT2PS     Z3, Z6, Z12
+	VMOVAPS       Z1, Z8
+	VMOVDQU32     wginterleave<>+64(SB), Z6
+	VPERMT2PS     Z3, Z6, Z8
+	KMOVW         BX, K1
+	KSHIFTRW      $0x08, K1, K2
+	VPSCATTERDQ   Z12, K1, 8(AX)(Y31*4)
+	VEXTRACTI32X8 $0x01, Z31, Y6
+	VPSCATTERDQ   Z8, K2, 8(AX)(Y6*4)
+	JMP           storedu0_2_outputF4AVX512
+
+singleu0_2_outputF4AVX512:
 	KMOVW       4(DX), K1
 	VSCATTERDPS Z1, K1, 8(AX)(Z31*4)
 	KMOVW       6(DX), K1
 	VSCATTERDPS Z3, K1, 12(AX)(Z31*4)
-	MOVQ        DI, AX
-	ADDQ        R11, AX
+
+storedu0_2_outputF4AVX512:
+	MOVQ          DI, AX
+	ADDQ          R11, AX
+	MOVWLZX       8(DX), BX
+	MOVWLZX       10(DX), R15
+	CMPL          BX, R15
+	JNE           singleu1_0_outputF4AVX512
+	VMOVAPS       Z4, Z6
+	VMOVDQU32     wginterleave<>+0(SB), Z12
+	VPERMT2PS     Z7, Z12, Z6
+	VMOVAPS       Z4, Z8
+	VMOVDQU32     wginterleave<>+64(SB), Z12
+	VPERMT2PS     Z7, Z12, Z8
+	KMOVW         BX, K1
+	KSHIFTRW      $0x08, K1, K2
+	VPSCATTERDQ   Z6, K1, (AX)(Y31*4)
+	VEXTRACTI32X8 $0x01, Z31, Y12
+	VPSCATTERDQ   Z8, K2, (AX)(Y12*4)
+	JMP           storedu1_0_outputF4AVX512
+
+singleu1_0_outputF4AVX512:
 	KMOVW       8(DX), K1
 	VSCATTERDPS Z4, K1, (AX)(Z31*4)
 	KMOVW       10(DX), K1
 	VSCATTERDPS Z7, K1, 4(AX)(Z31*4)
+
+storedu1_0_outputF4AVX512:
+	MOVWLZX       12(DX), BX
+	MOVWLZX       14(DX), R15
+	CMPL          BX, R15
+	JNE           singleu1_2_outputF4AVX512
+	VMOVAPS       Z0, Z12
+	VMOVDQU32     wginterleave<>+0(SB), Z6
+	VPERMT2PS     Z9, Z6, Z12
+	VMOVAPS       Z0, Z8
+	VMOVDQU32     wginterleave<>+64(SB), Z6
+	VPERMT2PS     Z9, Z6, Z8
+	KMOVW         BX, K1
+	KSHIFTRW      $0x08, K1, K2
+	VPSCATTERDQ   Z12, K1, 8(AX)(Y31*4)
+	VEXTRACTI32X8 $0x01, Z31, Y6
+	VPSCATTERDQ   Z8, K2, 8(AX)(Y6*4)
+	JMP           storedu1_2_outputF4AVX512
+
+singleu1_2_outputF4AVX512:
 	KMOVW       12(DX), K1
 	VSCATTERDPS Z0, K1, 8(AX)(Z31*4)
 	KMOVW       14(DX), K1
 	VSCATTERDPS Z9, K1, 12(AX)(Z31*4)
 
+storedu1_2_outputF4AVX512:
 stored0_outputF4AVX512:
 	VMOVUPS 768(SP), Z9
 	VMOVUPS 832(SP), Z0
@@ -1800,21 +1972,21 @@ stored0_outputF4AVX512:
 	VMOVUPS 1216(SP), Z7
 	VMOVUPS 1280(SP), Z5
 	VMOVUPS 1344(SP), Z2
-	VMOVUPS 1408(SP), Z8
-	VMOVUPS 1472(SP), Z6
-	VADDPS  Z5, Z7, Z10
+	VMOVUPS 1408(SP), Z6
+	VMOVUPS 1472(SP), Z8
+	VADDPS  Z5, Z7, Z12
 	VSUBPS  Z5, Z7, Z5
-	VADDPS  Z8, Z2, Z7
-	VSUBPS  Z8, Z2, Z8
-	VADDPS  Z10, Z3, Z3
+	VADDPS  Z6, Z2, Z7
+	VSUBPS  Z6, Z2, Z6
+	VADDPS  Z12, Z3, Z3
 	VADDPS  Z7, Z3, Z3
-	VMULPS  Z26, Z8, Z2
+	VMULPS  Z26, Z6, Z2
 	VADDPS  Z2, Z5, Z2
 	VMULPS  Z25, Z7, Z7
-	VADDPS  Z7, Z10, Z7
-	VMULPS  Z24, Z8, Z8
-	VADDPS  Z8, Z5, Z8
-	VADDPS  Z6, Z8, Z6
+	VADDPS  Z7, Z12, Z7
+	VMULPS  Z24, Z6, Z6
+	VADDPS  Z6, Z5, Z6
+	VADDPS  Z8, Z6, Z8
 	TESTQ   $0x00000001, R14
 	JZ      b1_outputF4AVX512
 	VADDPS  Z28, Z9, Z9
@@ -1824,7 +1996,7 @@ stored0_outputF4AVX512:
 	VADDPS  Z28, Z3, Z3
 	VADDPS  Z28, Z2, Z2
 	VADDPS  Z28, Z7, Z7
-	VADDPS  Z28, Z6, Z6
+	VADDPS  Z28, Z8, Z8
 
 b1_outputF4AVX512:
 	TESTQ      $0x00000004, R14
@@ -1867,7 +2039,7 @@ b1_outputF4AVX512:
 	KMOVW      30(DX), K1
 	VPXORD     Z27, Z27, Z27
 	VGATHERDPS 12(AX)(Z31*4), K1, Z27
-	VADDPS     Z27, Z6, Z6
+	VADDPS     Z27, Z8, Z8
 
 r1_outputF4AVX512:
 	TESTQ  $0x00000008, R14
@@ -1886,53 +2058,152 @@ r1_outputF4AVX512:
 	VMINPS Z2, Z30, Z2
 	VMAXPS Z7, Z29, Z7
 	VMINPS Z7, Z30, Z7
-	VMAXPS Z6, Z29, Z6
-	VMINPS Z6, Z30, Z6
+	VMAXPS Z8, Z29, Z8
+	VMINPS Z8, Z30, Z8
 
 c1_outputF4AVX512:
-	TESTQ       $0x00000020, R14
-	JZ          nopool1_outputF4AVX512
-	MOVQ        DI, AX
-	ADDQ        R11, AX
-	VMOVAPS     Z9, Z8
-	VMAXPS      Z8, Z4, Z8
-	VMAXPS      Z8, Z3, Z8
-	VMAXPS      Z8, Z2, Z8
+	TESTQ         $0x00000020, R14
+	JZ            nopool1_outputF4AVX512
+	MOVQ          DI, AX
+	ADDQ          R11, AX
+	VMOVAPS       Z9, Z6
+	VMAXPS        Z6, Z4, Z6
+	VMAXPS        Z6, Z3, Z6
+	VMAXPS        Z6, Z2, Z6
+	VMOVAPS       Z0, Z5
+	VMAXPS        Z5, Z1, Z5
+	VMAXPS        Z5, Z7, Z5
+	VMAXPS        Z5, Z8, Z5
+	MOVWLZX       4(DX), BX
+	MOVWLZX       6(DX), R15
+	CMPL          BX, R15
+	JNE           singlep1_0_outputF4AVX512
+	VMOVAPS       Z6, Z12
+	VMOVDQU32     wginterleave<>+0(SB), Z10
+	VPERMT2PS     Z5, Z10, Z12
+	VMOVAPS       Z6, Z11
+	VMOVDQU32     wginterleave<>+64(SB), Z10
+	VPERMT2PS     Z5, Z10, Z11
+	KMOVW         BX, K1
+	KSHIFTRW      $0x08, K1, K2
+	VPSCATTERDQ   Z12, K1, (AX)(Y31*4)
+	VEXTRACTI32X8 $0x01, Z31, Y10
+	VPSCATTERDQ   Z11, K2, (AX)(Y10*4)
+	JMP           storedp1_0_outputF4AVX512
+
+singlep1_0_outputF4AVX512:
 	KMOVW       4(DX), K1
-	VSCATTERDPS Z8, K1, (AX)(Z31*4)
-	VMOVAPS     Z0, Z8
-	VMAXPS      Z8, Z1, Z8
-	VMAXPS      Z8, Z7, Z8
-	VMAXPS      Z8, Z6, Z8
+	VSCATTERDPS Z6, K1, (AX)(Z31*4)
 	KMOVW       6(DX), K1
-	VSCATTERDPS Z8, K1, 4(AX)(Z31*4)
-	JMP         stored1_outputF4AVX512
+	VSCATTERDPS Z5, K1, 4(AX)(Z31*4)
+
+storedp1_0_outputF4AVX512:
+	JMP stored1_outputF4AVX512
 
 nopool1_outputF4AVX512:
-	MOVQ        DI, AX
-	ADDQ        R11, AX
-	ADDQ        R11, AX
+	MOVQ          DI, AX
+	ADDQ          R11, AX
+	ADDQ          R11, AX
+	MOVWLZX       16(DX), BX
+	MOVWLZX       18(DX), R15
+	CMPL          BX, R15
+	JNE           singleu2_0_outputF4AVX512
+	VMOVAPS       Z9, Z5
+	VMOVDQU32     wginterleave<>+0(SB), Z10
+	VPERMT2PS     Z4, Z10, Z5
+	VMOVAPS       Z9, Z6
+	VMOVDQU32     wginterleave<>+64(SB), Z10
+	VPERMT2PS     Z4, Z10, Z6
+	KMOVW         BX, K1
+	KSHIFTRW      $0x08, K1, K2
+	VPSCATTERDQ   Z5, K1, (AX)(Y31*4)
+	VEXTRACTI32X8 $0x01, Z31, Y10
+	VPSCATTERDQ   Z6, K2, (AX)(Y10*4)
+	JMP           storedu2_0_outputF4AVX512
+
+singleu2_0_outputF4AVX512:
 	KMOVW       16(DX), K1
 	VSCATTERDPS Z9, K1, (AX)(Z31*4)
 	KMOVW       18(DX), K1
 	VSCATTERDPS Z4, K1, 4(AX)(Z31*4)
+
+storedu2_0_outputF4AVX512:
+	MOVWLZX       20(DX), BX
+	MOVWLZX       22(DX), R15
+	CMPL          BX, R15
+	JNE           singleu2_2_outputF4AVX512
+	VMOVAPS       Z0, Z10
+	VMOVDQU32     wginterleave<>+0(SB), Z5
+	VPERMT2PS     Z1, Z5, Z10
+	VMOVAPS       Z0, Z6
+	VMOVDQU32     wginterleave<>+64(SB), Z5
+	VPERMT2PS     Z1, Z5, Z6
+	KMOVW         BX, K1
+	KSHIFTRW      $0x08, K1, K2
+	VPSCATTERDQ   Z10, K1, 8(AX)(Y31*4)
+	VEXTRACTI32X8 $0x01, Z31, Y5
+	VPSCATTERDQ   Z6, K2, 8(AX)(Y5*4)
+	JMP           storedu2_2_outputF4AVX512
+
+singleu2_2_outputF4AVX512:
 	KMOVW       20(DX), K1
 	VSCATTERDPS Z0, K1, 8(AX)(Z31*4)
 	KMOVW       22(DX), K1
 	VSCATTERDPS Z1, K1, 12(AX)(Z31*4)
-	MOVQ        DI, AX
-	ADDQ        R11, AX
-	ADDQ        R11, AX
-	ADDQ        R11, AX
+
+storedu2_2_outputF4AVX512:
+	MOVQ          DI, AX
+	ADDQ          R11, AX
+	ADDQ          R11, AX
+	ADDQ          R11, AX
+	MOVWLZX       24(DX), BX
+	MOVWLZX       26(DX), R15
+	CMPL          BX, R15
+	JNE           singleu3_0_outputF4AVX512
+	VMOVAPS       Z3, Z5
+	VMOVDQU32     wginterleave<>+0(SB), Z10
+	VPERMT2PS     Z2, Z10, Z5
+	VMOVAPS       Z3, Z6
+	VMOVDQU32     wginterleave<>+64(SB), Z10
+	VPERMT2PS     Z2, Z10, Z6
+	KMOVW         BX, K1
+	KSHIFTRW      $0x08, K1, K2
+	VPSCATTERDQ   Z5, K1, (AX)(Y31*4)
+	VEXTRACTI32X8 $0x01, Z31, Y10
+	VPSCATTERDQ   Z6, K2, (AX)(Y10*4)
+	JMP           storedu3_0_outputF4AVX512
+
+singleu3_0_outputF4AVX512:
 	KMOVW       24(DX), K1
 	VSCATTERDPS Z3, K1, (AX)(Z31*4)
 	KMOVW       26(DX), K1
 	VSCATTERDPS Z2, K1, 4(AX)(Z31*4)
+
+storedu3_0_outputF4AVX512:
+	MOVWLZX       28(DX), BX
+	MOVWLZX       30(DX), R15
+	CMPL          BX, R15
+	JNE           singleu3_2_outputF4AVX512
+	VMOVAPS       Z7, Z10
+	VMOVDQU32     wginterleave<>+0(SB), Z5
+	VPERMT2PS     Z8, Z5, Z10
+	VMOVAPS       Z7, Z6
+	VMOVDQU32     wginterleave<>+64(SB), Z5
+	VPERMT2PS     Z8, Z5, Z6
+	KMOVW         BX, K1
+	KSHIFTRW      $0x08, K1, K2
+	VPSCATTERDQ   Z10, K1, 8(AX)(Y31*4)
+	VEXTRACTI32X8 $0x01, Z31, Y5
+	VPSCATTERDQ   Z6, K2, 8(AX)(Y5*4)
+	JMP           storedu3_2_outputF4AVX512
+
+singleu3_2_outputF4AVX512:
 	KMOVW       28(DX), K1
 	VSCATTERDPS Z7, K1, 8(AX)(Z31*4)
 	KMOVW       30(DX), K1
-	VSCATTERDPS Z6, K1, 12(AX)(Z31*4)
+	VSCATTERDPS Z8, K1, 12(AX)(Z31*4)
 
+storedu3_2_outputF4AVX512:
 stored1_outputF4AVX512:
 	ADDQ $0x04, R12
 	ADDQ R10, R13
