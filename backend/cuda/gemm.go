@@ -38,7 +38,7 @@ const (
 	modeNCHW     = "nchw"      // cuBLASLt per image in NCHW (ORDER_ROW), bias/ReLU/residual in its epilogue (float types)
 	modeNHWC     = "nhwc"      // igemm.cu's ign_*: implicit GEMM on channels-last activations (layout.go)
 	modeGemmNHWC = "gemm_nhwc" // 1×1 stride-1 16-bit float conv on channels-last activations: one cuBLASLt GEMM, bias/ReLU/residual in its epilogue
-	modeNHWC3    = "nhwc3"     // modeNHWC's ign3_* variant: 2 stages, 3 blocks per SM (16-bit and int8 inputs)
+	modeNHWC3    = "nhwc3"     // modeNHWC's ign3_* variant: 2 stages, 3 blocks per SM
 )
 
 func envInt(name string, def int64) int64 {
@@ -215,9 +215,6 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 	case modeNHWC, modeNHWC3:
 		if err := nhwcLowers(p, in, l); err != nil {
 			return nil, err
-		}
-		if mode == modeNHWC3 && in == cuda.R8FE4M3 {
-			return nil, fmt.Errorf("the 3-blocks NHWC variant takes 16-bit and int8 inputs")
 		}
 		p.NHWC, p.Blocks3 = true, mode == modeNHWC3
 		if cpad := nhwcChannels(p.K/int64(p.KH*p.KW), in); cpad != p.K/int64(p.KH*p.KW) {

@@ -613,8 +613,8 @@ __device__ __forceinline__ void ign8_body(const unsigned char* __restrict__ x, c
         store8(y, o, v, ys, zp);
     }
 }
-#define IGN8(NAME, OUT)                                                                              \
-extern "C" __global__ void __launch_bounds__(256, 2) NAME(const unsigned char* __restrict__ x,       \
+#define IGN8(NAME, BLOCKS, OUT)                                                                      \
+extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned char* __restrict__ x,  \
     const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
     int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
     const float* ms, const float* bias, const void* resid, int rfmt, int ak, float aa, float ab,     \
@@ -622,6 +622,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) NAME(const unsigned char* _
     ign8_body<OUT>(x, w, y, N, C, H, W, OH, OW, KW, sh, sw, ph, pw, dh, dw, Kp, K, Cout, ms, bias,    \
         resid, rfmt, ak, aa, ab, ys, zp);                                                            \
 }
-IGN8(ign_e4m3_f32, float)
-IGN8(ign_e4m3_16, u16)
-IGN8(ign_e4m3_e4m3, u8)
+IGN8(ign_e4m3_f32, 2, float)
+IGN8(ign_e4m3_16, 2, u16)
+IGN8(ign_e4m3_e4m3, 2, u8)
+IGN8(ign3_e4m3_f32, 3, float)
+IGN8(ign3_e4m3_16, 3, u16)
+IGN8(ign3_e4m3_e4m3, 3, u8)
