@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/ir"
@@ -195,6 +196,7 @@ type simdQConvKernel struct {
 	// fused pool can run in registers (simd_qconvpool.go)
 	poolable bool
 	plans    poolPlan
+	rows     atomic.Pointer[avx.QRowsPlan] // the row-quad packing plan of the last geometry
 	runs     runPool[simdQConvRun]
 }
 
@@ -240,6 +242,17 @@ func newSimdQConvKernel(p *simdQConvParams, w []*ir.Tensor) (engine.Kernel, erro
 	k.q = simdQLayer(l, p.M, w[1].I32(), off, bias)
 	k.poolable = avx.QPoolable(k.q)
 	return k, nil
+}
+
+// rowsPlan is the row-quad packing plan for geometry g (cached: plans are
+// immutable and shared by concurrent runs).
+func (k *simdQConvKernel) rowsPlan(g *pack.Conv2D) *avx.QRowsPlan {
+	if p := k.rows.Load(); p != nil && p.Matches(g) {
+		return p
+	}
+	p := avx.NewQRowsPlan(g)
+	k.rows.Store(p)
+	return p
 }
 
 func (k *simdQConvKernel) PortabilityWarning() string {
@@ -298,6 +311,7 @@ type simdQConvRun struct {
 	pb, phw           int
 	imgs, images      int // images per item (pb = imgs·phw), or 1: bands of pb inside an image; of the batch
 	plan, planLast    *avx.QPoolPlan
+	rowsPlan          *avx.QRowsPlan
 	shift, shiftLast  *avx.QPoolShift // shift planes instead of plans (quad planes, unit strides) // the last band's (fewer images)
 }
 
@@ -380,6 +394,7 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	case k.p.Order == simdQOrderRows:
 		ph, pw := avx.QPadSize(&g)
 		r.plane = k.p.Cg * ph * pw
+		r.rowsPlan = k.rowsPlan(&g)
 	}
 	buf := x.Scratch(workers*slot + per*r.plane)
 	r.sl = slots{buf: buf[:workers*slot], slot: slot}
@@ -451,7 +466,7 @@ func (r *simdQConvRun) Do(w, item int) {
 	case k.p.Order == simdQOrder:
 		avx.QIm2colNHWC(b, r.xc[img*r.plane:(img+1)*r.plane], g, j0, cols, k.pad)
 	case k.p.Order == simdQOrderRows:
-		avx.QIm2colRows(b, r.xc[img*r.plane:(img+1)*r.plane], g, j0, cols)
+		r.rowsPlan.Pack(b, r.xc[img*r.plane:(img+1)*r.plane], j0, cols)
 	default:
 		chw := g.C * g.H * g.W
 		avx.QIm2col(b, r.x[n*chw:(n+1)*chw], g, grp, j0, cols, k.flip, k.pad)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/kilnml/kiln/kernels/pack"
 )
 
 // TestPackQRows checks PackQRows (the block kernel for whole strips and
@@ -54,6 +56,54 @@ func TestPackQRows(t *testing.T) {
 							}
 						}
 					})
+				}
+			}
+		}
+	})
+}
+
+// TestQRowsPlan: the planned row-quad packing equals QIm2colRows on every
+// packed column, every variant: strides 1–3, padding, rows wider and
+// narrower than a strip, chunks starting at strips, a partial last strip.
+func TestQRowsPlan(t *testing.T) {
+	geoms := []pack.Conv2D{
+		{C: 3, H: 30, W: 37, KH: 7, KW: 7, SH: 2, SW: 2, DH: 1, DW: 1, PT: 3, PL: 3, Group: 1}, // a stem
+		{C: 3, H: 25, W: 23, KH: 3, KW: 3, SH: 2, SW: 2, DH: 1, DW: 1, PT: 1, PL: 1, Group: 1},
+		{C: 1, H: 28, W: 28, KH: 3, KW: 3, SH: 1, SW: 1, DH: 1, DW: 1, Group: 1},
+		{C: 2, H: 11, W: 70, KH: 5, KW: 5, SH: 1, SW: 3, DH: 1, DW: 1, PT: 2, PL: 2, Group: 1},
+	}
+	forEachQVariant(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(95, 96))
+		for gi, g := range geoms {
+			g.OH = (g.H+2*g.PT-(g.KH-1)*g.DH-1)/g.SH + 1
+			g.OW = (g.W+2*g.PL-(g.KW-1)*g.DW-1)/g.SW + 1
+			g.M = 1
+			x := make([]byte, g.C*g.H*g.W)
+			for i := range x {
+				x[i] = byte(r.IntN(256))
+			}
+			ph, pw := QPadSize(&g)
+			xp := make([]byte, g.C*ph*pw)
+			QPadImage(xp, x, &g, 0, 0x80, 5)
+			p := NewQRowsPlan(&g)
+			if !p.direct {
+				t.Fatalf("geometry %d: no direct plan", gi)
+			}
+			k := QRowsDepth(g.C, g.KH, g.KW)
+			k4 := K4(k)
+			ohw := g.OH * g.OW
+			for _, j0 := range []int{0, NR, 2 * NR} {
+				if j0 >= ohw {
+					continue
+				}
+				n := ohw - j0
+				want, got := make([]uint8, QBSize(k, n)), make([]uint8, QBSize(k, n))
+				QIm2colRows(want, xp, &g, j0, n)
+				p.Pack(got, xp, j0, n)
+				for i := range want {
+					if col := i/(4*k4*NR)*NR + i%(4*NR)/4; col < n && got[i] != want[i] {
+						t.Fatalf("geometry %d j0 %d: byte %d (column %d) = %#x, want %#x", gi, j0, i, col, got[i], want[i])
+					}
 				}
 			}
 		}
