@@ -73,16 +73,18 @@ func sgemmColsGeneric(k int, a *float32, astride, strips int, b *float32, ldb, c
 func gemmColsTail(k, kb, kc int, ap []float32, s0, s1 int, b []float32, ldb, j0, n int, c []float32, ldc int,
 	e *Epi, flags int, lo, hi float32, accum, last bool, r0, c0 int) {
 	strips := (s1 - s0 + MR - 1) / MR
-	var acc [colsMax * colsStrips * MR]float32
+	rows := s1 - s0
+	var acc [colsMax * colsStrips * MR]float32 // column ci's rows from acc[ci*colsStrips*MR]
+	biasRow, biasCol, resid, clamp := flags&FlagBiasRow != 0, flags&FlagBiasCol != 0, flags&FlagResid != 0, flags&FlagClamp != 0
 	for j := j0; j < n; j += colsMax {
 		cols := min(colsMax, n-j)
 		for ci := 0; ci < cols; ci++ {
-			for i := s0; i < s1; i++ {
-				v := float32(0)
-				if accum {
-					v = c[i*ldc+j+ci]
+			a := acc[ci*colsStrips*MR : ci*colsStrips*MR+strips*MR]
+			clear(a) // the last strip's padding rows too
+			if accum {
+				for x := range rows {
+					a[x] = c[(s0+x)*ldc+j+ci]
 				}
-				acc[(ci*colsStrips+(i-s0)/MR)*MR+(i-s0)%MR] = v
 			}
 		}
 		var bp []float32
@@ -100,32 +102,37 @@ func gemmColsTail(k, kb, kc int, ap []float32, s0, s1 int, b []float32, ldb, j0,
 		}
 		for ci := 0; ci < cols; ci++ {
 			col := j + ci
-			for i := s0; i < s1; i++ {
-				y := acc[(ci*colsStrips+(i-s0)/MR)*MR+(i-s0)%MR]
-				if last { // tileEpilogue's order
-					if flags&FlagBiasRow != 0 {
-						y += e.Bias[r0+i]
+			sums := acc[ci*colsStrips*MR : ci*colsStrips*MR+rows]
+			if !last {
+				for x, y := range sums {
+					c[(s0+x)*ldc+col] = y
+				}
+				continue
+			}
+			for x, y := range sums { // tileEpilogue's order
+				i := s0 + x
+				if biasRow {
+					y += e.Bias[r0+i]
+				}
+				if biasCol {
+					y += e.Bias[c0+col]
+				}
+				if resid {
+					y += e.Resid[(r0+i)*ldc+c0+col]
+				}
+				if clamp {
+					if y < lo {
+						y = lo
 					}
-					if flags&FlagBiasCol != 0 {
-						y += e.Bias[c0+col]
-					}
-					if flags&FlagResid != 0 {
-						y += e.Resid[(r0+i)*ldc+c0+col]
-					}
-					if flags&FlagClamp != 0 {
-						if y < lo {
-							y = lo
-						}
-						if y > hi {
-							y = hi
-						}
+					if y > hi {
+						y = hi
 					}
 				}
 				o := i*ldc + col
 				c[o] = y
-				if last && e.ActRow != nil {
+				if e.ActRow != nil {
 					e.ActRow(c[o : o+1])
-				} else if last && e.Act != nil {
+				} else if e.Act != nil {
 					c[o] = e.Act(y)
 				}
 			}
