@@ -52,6 +52,7 @@ func TestPointwiseTactics(t *testing.T) {
 // SIMD tactics, im2col (B packed per run) and direct (B read in place).
 func BenchmarkPointwise(b *testing.B) {
 	for _, bc := range []benchConv{
+		{"mobilenetv2-32to16-112", 1, 32, 112, 112, 16, 1, 1, 0},
 		{"mobilenetv2-16to96-112", 1, 16, 112, 112, 96, 1, 1, 0},
 		{"mobilenetv2-96to24-56", 1, 96, 56, 56, 24, 1, 1, 0},
 		{"mobilenetv2-144to24-56", 1, 144, 56, 56, 24, 1, 1, 0},
