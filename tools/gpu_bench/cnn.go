@@ -96,7 +96,13 @@ func cnnSetup(path, bench, prec string, batch int) (*ir.Model, string, []int64, 
 	}
 	shape := []int64{int64(batch), 3, 224, 224}
 	opt := []int64{min(16, int64(batch)), 3, 224, 224}
-	cfg := builder.Config{FP16: prec == "fp16", INT8: prec == "int8", FP8: prec == "fp8"}
+	// A precision set like "int8+fp16" (TensorRT's --int8 --fp16: layers
+	// left out of INT8 run in FP16 instead of FP32).
+	allowed := map[string]bool{}
+	for _, p := range strings.Split(prec, "+") {
+		allowed[p] = true
+	}
+	cfg := builder.Config{FP16: allowed["fp16"], INT8: allowed["int8"], FP8: allowed["fp8"]}
 	if cfg.INT8 || cfg.FP8 {
 		cfg.Calibration = &builder.Calibration{Source: &cudabackend.RandomStream{Input: input, Shape: []int64{4, 3, 224, 224}, Batches: 1}, Algorithm: calib.MinMax}
 	}
