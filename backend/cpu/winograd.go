@@ -52,6 +52,12 @@ func (winogradBackend) Tactics(l *engine.Layer) []engine.Tactic {
 	if l.Const[1].Dims[1] < winogradMinC {
 		return nil
 	}
+	if win, err := readWindow(n, l.Const[1].Dims[2:], true); err != nil || win.Strides != [2]int{1, 1} || win.Dils != [2]int{1, 1} {
+		return nil // Lower would refuse it: not timed at all
+	}
+	if g, err := n.AttrInt("group", 1); err != nil || g != 1 {
+		return nil
+	}
 	return []engine.Tactic{winogradTactic{winograd.F2}, winogradTactic{winograd.F4}}
 }
 
