@@ -289,17 +289,20 @@ func winogradRelTol(k winograd.Kind) float64 {
 func TestWinogradRefused(t *testing.T) {
 	r := rand.New(rand.NewPCG(83, 84))
 	for _, cc := range []convCase{
-		{1, 4, 9, 9, 7, 3, 3, 2, 0, 1, 1, ""}, // stride 2
-		{1, 5, 8, 8, 6, 3, 3, 1, 2, 2, 1, ""}, // dilation 2
-		{1, 8, 6, 6, 4, 3, 3, 1, 1, 1, 2, ""}, // grouped
-		{1, 8, 6, 6, 4, 5, 5, 1, 1, 1, 1, ""}, // 5×5
-		{1, 8, 6, 6, 4, 1, 1, 1, 0, 1, 1, ""}, // 1×1
+		{1, 8, 9, 9, 7, 3, 3, 2, 0, 1, 1, ""},  // stride 2
+		{1, 9, 8, 8, 6, 3, 3, 1, 2, 2, 1, ""},  // dilation 2
+		{1, 16, 6, 6, 4, 3, 3, 1, 1, 1, 2, ""}, // grouped
+		{1, 8, 6, 6, 4, 5, 5, 1, 1, 1, 1, ""},  // 5×5
+		{1, 8, 6, 6, 4, 1, 1, 1, 0, 1, 1, ""},  // 1×1
 	} {
 		x := randF32(r, cc.n, cc.c, cc.h, cc.w)
 		w := randF32(r, cc.m, cc.c/cc.group, cc.kh, cc.kw)
 		n := convNode("", "Conv", cc, 2)
 		in := []*ir.Tensor{x, w}
 		l := layer(n, in, []bool{false, true}, reference(t, n, in), engine.FP32)
+		if ts := (winogradBackend{}).Tactics(l); len(ts) != 0 {
+			t.Errorf("%+v: %d Winograd tactics offered", cc, len(ts))
+		}
 		for _, tac := range []winogradTactic{{winograd.F2}, {winograd.F4}} {
 			if _, err := tac.Lower(l); err == nil {
 				t.Errorf("%+v: %s lowered", cc, tac.Name())
