@@ -401,7 +401,7 @@ func TestQGemmPoolShift(t *testing.T) {
 		r := rand.New(rand.NewPCG(93, 94))
 		for gi, g := range geoms {
 			g.OH, g.OW = g.H-g.KH+1, g.W-g.KW+1
-			if !QPoolShiftOK(&g) {
+			if !qpoolShiftGeometry(&g) {
 				t.Fatalf("geometry %d: no shift planes", gi)
 			}
 			phw := (g.OH / 2) * (g.OW / 2)

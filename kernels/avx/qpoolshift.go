@@ -32,10 +32,17 @@ type QPoolShift struct {
 	idx           [64]byte
 }
 
-// QPoolShiftOK reports whether geometry g (channels-last quads) can use
-// shift planes: unit strides and dilations, pooled windows inside the
-// image (QPoolDirect's quad-plane conditions).
+// QPoolShiftOK reports whether geometry g (channels-last quads) should
+// use shift planes: unit strides and dilations, pooled windows inside the
+// image (QPoolDirect's quad-plane conditions), and the VNNI kernels (the
+// portable twin rebuilds packed strips from the planes per call: slower
+// than packing them).
 func QPoolShiftOK(g *pack.Conv2D) bool {
+	return QVariant == QVariantVNNI && qpoolShiftGeometry(g)
+}
+
+// qpoolShiftGeometry is QPoolShiftOK's geometry part.
+func qpoolShiftGeometry(g *pack.Conv2D) bool {
 	return g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1 && QPoolDirect(g, false)
 }
 
