@@ -126,6 +126,7 @@ type simdDWRun struct {
 	x, y, z []float32
 	sl      slots
 	padLen  int
+	per     int // in place: channels per item
 }
 
 func (k *simdDWKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
@@ -145,9 +146,19 @@ func (k *simdDWKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	work := N * k.p.M * g.OH * g.OW * g.KH * g.KW
 	if k.inPlace(&g) {
-		// blocks of dw3x3Planes channels of one image, read in place
-		items := N * ((k.p.M + dw3x3Planes - 1) / dw3x3Planes)
-		parallel.Run(simdThreads(x.Threads, work), items, (*simdDW3x3Run)(r))
+		// runs of channels of one image, read in place: blocks of
+		// dw3x3Planes, several per item when they are many, so that an item
+		// is not a fraction of a microsecond (960 7×7 planes were 240 items:
+		// at 2 threads their hand-out, one shared atomic per item, took
+		// longer than the layer on one thread)
+		th := simdThreads(x.Threads, work)
+		blocks := (k.p.M + dw3x3Planes - 1) / dw3x3Planes
+		r.per = dw3x3Planes * max(1, blocks/max(1, 8*th/N))
+		if th == 1 {
+			r.per = k.p.M
+		}
+		items := N * ((k.p.M + r.per - 1) / r.per)
+		parallel.Run(th, items, (*simdDW3x3Run)(r))
 		return nil
 	}
 	_, r.padLen = avx.DWPadded(&g)
@@ -158,22 +169,24 @@ func (k *simdDWKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	return nil
 }
 
-// dw3x3Planes is how many channel planes one avx.Depthwise3x3 call runs
-// (few enough that a 32-channel layer still splits over threads).
+// dw3x3Planes is the unit of channel planes an item runs with one
+// avx.Depthwise3x3 call (few enough that a 32-channel layer still splits
+// over threads).
 const dw3x3Planes = 4
 
 // inPlace says whether the planes go to avx.Depthwise3x3 (no padded copy,
 // outputs bit-identical to avx.Depthwise's).
 func (k *simdDWKernel) inPlace(g *pack.Conv2D) bool { return avx.DW3x3Supported(g) && k.epi.Act == nil }
 
-// simdDW3x3Run runs one block of dw3x3Planes channels of one image per item.
+// simdDW3x3Run runs per item a run of r.per channels (a multiple of
+// dw3x3Planes) of one image.
 type simdDW3x3Run simdDWRun
 
 func (r *simdDW3x3Run) Do(_, item int) {
 	k, g := r.k, &r.g
-	blocks := (k.p.M + dw3x3Planes - 1) / dw3x3Planes
-	c := item % blocks * dw3x3Planes
-	planes := min(dw3x3Planes, k.p.M-c)
+	blocks := (k.p.M + r.per - 1) / r.per
+	c := item % blocks * r.per
+	planes := min(r.per, k.p.M-c)
 	first := item/blocks*k.p.M + c // the block's first plane
 	hw, ohw := g.H*g.W, g.OH*g.OW
 	var b, z []float32

@@ -276,6 +276,7 @@ func TestSimdDepthwiseF32(t *testing.T) {
 		{1, 3, 19, 23, 3, 3, 3, 1, 2, 2, 3, ""}, // dilation 2
 		{1, 3, 9, 33, 3, 3, 3, 2, 0, 1, 3, ""},  // stride 2, no padding
 		{1, 8, 16, 16, 8, 3, 3, 1, 0, 1, 8, "SAME_UPPER"},
+		{2, 150, 7, 7, 150, 3, 3, 1, 1, 1, 150, ""}, // many small planes: several blocks per item, a shorter last one
 	} {
 		for _, act := range []string{"", "Clip", "Sigmoid"} {
 			t.Run(fmt.Sprint(i, act), func(t *testing.T) {
