@@ -162,8 +162,9 @@ func (k *simdDWKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		return nil
 	}
 	_, r.padLen = avx.DWPadded(&g)
-	items := N * k.p.M
 	th := simdThreads(x.Threads, work)
+	r.per = max(1, k.p.M/max(1, 8*th/N)) // channels per item, as above
+	items := N * ((k.p.M + r.per - 1) / r.per)
 	r.sl = newSlots(x, min(th, items), 4*r.padLen)
 	parallel.Run(th, items, r)
 	return nil
@@ -201,16 +202,20 @@ func (r *simdDW3x3Run) Do(_, item int) {
 
 func (r *simdDWRun) Do(w, item int) {
 	k, g := r.k, &r.g
-	c := item % k.p.M
+	blocks := (k.p.M + r.per - 1) / r.per
+	c0 := item % blocks * r.per
+	first := item/blocks*k.p.M + c0 // the run's first plane
 	hw, ohw, taps := g.H*g.W, g.OH*g.OW, g.KH*g.KW
-	var b float32
-	if k.bias != nil {
-		b = k.bias[c]
+	for c, pl := c0, first; c < min(c0+r.per, k.p.M); c, pl = c+1, pl+1 {
+		var b float32
+		if k.bias != nil {
+			b = k.bias[c]
+		}
+		var z []float32
+		if r.z != nil {
+			z = r.z[pl*ohw : (pl+1)*ohw]
+		}
+		avx.Depthwise(r.y[pl*ohw:(pl+1)*ohw], r.x[pl*hw:(pl+1)*hw], k.w[c*taps:(c+1)*taps],
+			slotAs[float32](r.sl, w, r.padLen), g, b, &k.epi, z)
 	}
-	var z []float32
-	if r.z != nil {
-		z = r.z[item*ohw : (item+1)*ohw]
-	}
-	avx.Depthwise(r.y[item*ohw:(item+1)*ohw], r.x[item*hw:(item+1)*hw], k.w[c*taps:(c+1)*taps],
-		slotAs[float32](r.sl, w, r.padLen), g, b, &k.epi, z)
 }
