@@ -269,6 +269,12 @@ func (k *simdConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	} else if c, n := evenChunks(ohw, r.nch, per*r.nrb, th); c > 0 {
 		chunk = c
 		r.chunk, r.nch = c, n
+	} else if items := per * r.nch * r.nrb; th > 1 && items%th != 0 && items < 8*th && r.rows/2 >= minRows &&
+		(2*items)%th == 0 {
+		// no even column split (28×28 = 784 columns in 160-wide chunks is
+		// 5): halve the row blocks instead (10 items)
+		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
+		r.nrb = (Mg + r.rows - 1) / r.rows
 	}
 	items := per * r.nch * r.nrb
 	workers := min(th, items)
