@@ -104,16 +104,6 @@ func hmax3s2S8VBMI(out *byte, row *byte, n int)
 //go:noescape
 func hmax3s2U8VBMI(out *byte, row *byte, n int)
 
-// qgemm8x16VNNI is the AVX-512 VNNI twin of qgemmGeneric for nr ≤ 16.
-//
-//go:noescape
-func qgemm8x16VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
-
-// qgemm8x8VNNI is the AVX-512 VNNI twin of qgemmGeneric for nr ≤ 8.
-//
-//go:noescape
-func qgemm8x8VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
-
 // qdw3x3S8S1VNNI is the AVX-512 VNNI/VBMI twin of qdw3x3Generic.
 //
 //go:noescape

@@ -1213,6 +1213,1198 @@ qdone:
 	VZEROUPPER
 	RET
 
+// func qgemm8x16VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·qgemm8x16VNNI(SB), NOSPLIT, $0-64
+	MOVQ   k4+0(FP), CX
+	MOVQ   a+8(FP), SI
+	MOVQ   b+16(FP), DI
+	MOVQ   nr+48(FP), AX
+	MOVQ   $-1, R9
+	BZHIQ  AX, R9, R9
+	KMOVW  R9, K1
+	SHRQ   $0x10, R9
+	KMOVW  R9, K2
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	TESTQ  CX, CX
+	JEQ    hepilogueqgemm8x16VNNI
+
+hloopqgemm8x16VNNI:
+	VMOVDQU32.Z  (DI), K1, Z16
+	VPBROADCASTD (SI), Z18
+	VPDPBUSD     Z18, Z16, Z0
+	VPBROADCASTD 4(SI), Z19
+	VPDPBUSD     Z19, Z16, Z1
+	VPBROADCASTD 8(SI), Z20
+	VPDPBUSD     Z20, Z16, Z2
+	VPBROADCASTD 12(SI), Z21
+	VPDPBUSD     Z21, Z16, Z3
+	VPBROADCASTD 16(SI), Z22
+	VPDPBUSD     Z22, Z16, Z4
+	VPBROADCASTD 20(SI), Z23
+	VPDPBUSD     Z23, Z16, Z5
+	VPBROADCASTD 24(SI), Z24
+	VPDPBUSD     Z24, Z16, Z6
+	VPBROADCASTD 28(SI), Z25
+	VPDPBUSD     Z25, Z16, Z7
+	ADDQ         $0x20, SI
+	ADDQ         $0x00000080, DI
+	DECQ         CX
+	JNE          hloopqgemm8x16VNNI
+
+hepilogueqgemm8x16VNNI:
+	MOVQ  q+56(FP), BX
+	MOVQ  out+24(FP), DX
+	MOVQ  ldo+32(FP), R10
+	MOVQ  R10, R15
+	SHLQ  $0x02, R15
+	MOVQ  mr+40(FP), R11
+	MOVQ  (BX), R12
+	MOVQ  8(BX), R8
+	MOVQ  16(BX), R14
+	MOVQ  24(BX), R13
+	MOVQ  64(BX), R9
+	MOVQ  56(BX), AX
+	TESTQ $0x00000010, AX
+	JNE   hbytesqgemm8x16VNNI
+	MOVQ  R15, R10
+
+hbytesqgemm8x16VNNI:
+	VBROADCASTSS 32(BX), Z22
+	VBROADCASTSS 36(BX), Z23
+	VBROADCASTSS 44(BX), Z24
+	VBROADCASTSS 48(BX), Z25
+	VBROADCASTSS 40(BX), Z26
+	VPBROADCASTD 52(BX), Z27
+	TESTQ        $0x00000008, AX
+	JEQ          hrowmodeqgemm8x16VNNI
+	VMOVDQU32.Z  (R12), K1, Z16
+	VMOVUPS.Z    (R8), K1, Z18
+	TESTQ        $0x00000001, AX
+	JEQ          hrowmodeqgemm8x16VNNI
+	VMOVUPS.Z    (R14), K1, Z20
+
+hrowmodeqgemm8x16VNNI:
+	CMPQ         R11, $0x00
+	JLE          hdoneqgemm8x16VNNI
+	TESTQ        $0x00000008, AX
+	JNE          hcol0qgemm8x16VNNI
+	VPBROADCASTD (R12), Z28
+	VPSUBD       Z28, Z0, Z0
+	VCVTDQ2PS    Z0, Z0
+	VBROADCASTSS (R8), Z28
+	VMULPS       Z28, Z0, Z0
+	TESTQ        $0x00000001, AX
+	JEQ          hadded0qgemm8x16VNNI
+	VBROADCASTSS (R14), Z28
+	VADDPS       Z28, Z0, Z0
+	JMP          hadded0qgemm8x16VNNI
+
+hcol0qgemm8x16VNNI:
+	VPSUBD       Z16, Z0, Z0
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr0qgemm8x16VNNI
+	VPBROADCASTD (R9), Z28
+	VPSUBD       Z28, Z0, Z0
+
+hnorcorr0qgemm8x16VNNI:
+	VCVTDQ2PS Z0, Z0
+	VMULPS    Z18, Z0, Z0
+	TESTQ     $0x00000001, AX
+	JEQ       hadded0qgemm8x16VNNI
+	VADDPS    Z20, Z0, Z0
+
+hadded0qgemm8x16VNNI:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid0qgemm8x16VNNI
+	VMOVUPS.Z (R13), K1, Z28
+	VADDPS    Z28, Z0, Z0
+	ADDQ      R15, R13
+
+hnoresid0qgemm8x16VNNI:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp0qgemm8x16VNNI
+	VMAXPS Z0, Z22, Z0
+	VMINPS Z0, Z23, Z0
+
+hnoclamp0qgemm8x16VNNI:
+	TESTQ   $0x00000010, AX
+	JNE     hquant0qgemm8x16VNNI
+	VMOVUPS Z0, K1, (DX)
+	JMP     hnext0qgemm8x16VNNI
+
+hquant0qgemm8x16VNNI:
+	VDIVPS    Z26, Z0, Z0
+	VMAXPS    Z24, Z0, Z0
+	VMINPS    Z25, Z0, Z0
+	VCVTPS2DQ Z0, Z0
+	VPADDD    Z27, Z0, Z0
+	TESTQ     $0x00000020, AX
+	JNE       hu80qgemm8x16VNNI
+	VPMOVSDB  Z0, K1, (DX)
+	JMP       hnext0qgemm8x16VNNI
+
+hu80qgemm8x16VNNI:
+	VPMOVUSDB Z0, K1, (DX)
+
+hnext0qgemm8x16VNNI:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x01
+	JLE          hdoneqgemm8x16VNNI
+	TESTQ        $0x00000008, AX
+	JNE          hcol1qgemm8x16VNNI
+	VPBROADCASTD 4(R12), Z28
+	VPSUBD       Z28, Z1, Z1
+	VCVTDQ2PS    Z1, Z1
+	VBROADCASTSS 4(R8), Z28
+	VMULPS       Z28, Z1, Z1
+	TESTQ        $0x00000001, AX
+	JEQ          hadded1qgemm8x16VNNI
+	VBROADCASTSS 4(R14), Z28
+	VADDPS       Z28, Z1, Z1
+	JMP          hadded1qgemm8x16VNNI
+
+hcol1qgemm8x16VNNI:
+	VPSUBD       Z16, Z1, Z1
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr1qgemm8x16VNNI
+	VPBROADCASTD 4(R9), Z28
+	VPSUBD       Z28, Z1, Z1
+
+hnorcorr1qgemm8x16VNNI:
+	VCVTDQ2PS Z1, Z1
+	VMULPS    Z18, Z1, Z1
+	TESTQ     $0x00000001, AX
+	JEQ       hadded1qgemm8x16VNNI
+	VADDPS    Z20, Z1, Z1
+
+hadded1qgemm8x16VNNI:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid1qgemm8x16VNNI
+	VMOVUPS.Z (R13), K1, Z28
+	VADDPS    Z28, Z1, Z1
+	ADDQ      R15, R13
+
+hnoresid1qgemm8x16VNNI:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp1qgemm8x16VNNI
+	VMAXPS Z1, Z22, Z1
+	VMINPS Z1, Z23, Z1
+
+hnoclamp1qgemm8x16VNNI:
+	TESTQ   $0x00000010, AX
+	JNE     hquant1qgemm8x16VNNI
+	VMOVUPS Z1, K1, (DX)
+	JMP     hnext1qgemm8x16VNNI
+
+hquant1qgemm8x16VNNI:
+	VDIVPS    Z26, Z1, Z1
+	VMAXPS    Z24, Z1, Z1
+	VMINPS    Z25, Z1, Z1
+	VCVTPS2DQ Z1, Z1
+	VPADDD    Z27, Z1, Z1
+	TESTQ     $0x00000020, AX
+	JNE       hu81qgemm8x16VNNI
+	VPMOVSDB  Z1, K1, (DX)
+	JMP       hnext1qgemm8x16VNNI
+
+hu81qgemm8x16VNNI:
+	VPMOVUSDB Z1, K1, (DX)
+
+hnext1qgemm8x16VNNI:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x02
+	JLE          hdoneqgemm8x16VNNI
+	TESTQ        $0x00000008, AX
+	JNE          hcol2qgemm8x16VNNI
+	VPBROADCASTD 8(R12), Z28
+	VPSUBD       Z28, Z2, Z2
+	VCVTDQ2PS    Z2, Z2
+	VBROADCASTSS 8(R8), Z28
+	VMULPS       Z28, Z2, Z2
+	TESTQ        $0x00000001, AX
+	JEQ          hadded2qgemm8x16VNNI
+	VBROADCASTSS 8(R14), Z28
+	VADDPS       Z28, Z2, Z2
+	JMP          hadded2qgemm8x16VNNI
+
+hcol2qgemm8x16VNNI:
+	VPSUBD       Z16, Z2, Z2
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr2qgemm8x16VNNI
+	VPBROADCASTD 8(R9), Z28
+	VPSUBD       Z28, Z2, Z2
+
+hnorcorr2qgemm8x16VNNI:
+	VCVTDQ2PS Z2, Z2
+	VMULPS    Z18, Z2, Z2
+	TESTQ     $0x00000001, AX
+	JEQ       hadded2qgemm8x16VNNI
+	VADDPS    Z20, Z2, Z2
+
+hadded2qgemm8x16VNNI:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid2qgemm8x16VNNI
+	VMOVUPS.Z (R13), K1, Z28
+	VADDPS    Z28, Z2, Z2
+	ADDQ      R15, R13
+
+hnoresid2qgemm8x16VNNI:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp2qgemm8x16VNNI
+	VMAXPS Z2, Z22, Z2
+	VMINPS Z2, Z23, Z2
+
+hnoclamp2qgemm8x16VNNI:
+	TESTQ   $0x00000010, AX
+	JNE     hquant2qgemm8x16VNNI
+	VMOVUPS Z2, K1, (DX)
+	JMP     hnext2qgemm8x16VNNI
+
+hquant2qgemm8x16VNNI:
+	VDIVPS    Z26, Z2, Z2
+	VMAXPS    Z24, Z2, Z2
+	VMINPS    Z25, Z2, Z2
+	VCVTPS2DQ Z2, Z2
+	VPADDD    Z27, Z2, Z2
+	TESTQ     $0x00000020, AX
+	JNE       hu82qgemm8x16VNNI
+	VPMOVSDB  Z2, K1, (DX)
+	JMP       hnext2qgemm8x16VNNI
+
+hu82qgemm8x16VNNI:
+	VPMOVUSDB Z2, K1, (DX)
+
+hnext2qgemm8x16VNNI:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x03
+	JLE          hdoneqgemm8x16VNNI
+	TESTQ        $0x00000008, AX
+	JNE          hcol3qgemm8x16VNNI
+	VPBROADCASTD 12(R12), Z28
+	VPSUBD       Z28, Z3, Z3
+	VCVTDQ2PS    Z3, Z3
+	VBROADCASTSS 12(R8), Z28
+	VMULPS       Z28, Z3, Z3
+	TESTQ        $0x00000001, AX
+	JEQ          hadded3qgemm8x16VNNI
+	VBROADCASTSS 12(R14), Z28
+	VADDPS       Z28, Z3, Z3
+	JMP          hadded3qgemm8x16VNNI
+
+hcol3qgemm8x16VNNI:
+	VPSUBD       Z16, Z3, Z3
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr3qgemm8x16VNNI
+	VPBROADCASTD 12(R9), Z28
+	VPSUBD       Z28, Z3, Z3
+
+hnorcorr3qgemm8x16VNNI:
+	VCVTDQ2PS Z3, Z3
+	VMULPS    Z18, Z3, Z3
+	TESTQ     $0x00000001, AX
+	JEQ       hadded3qgemm8x16VNNI
+	VADDPS    Z20, Z3, Z3
+
+hadded3qgemm8x16VNNI:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid3qgemm8x16VNNI
+	VMOVUPS.Z (R13), K1, Z28
+	VADDPS    Z28, Z3, Z3
+	ADDQ      R15, R13
+
+hnoresid3qgemm8x16VNNI:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp3qgemm8x16VNNI
+	VMAXPS Z3, Z22, Z3
+	VMINPS Z3, Z23, Z3
+
+hnoclamp3qgemm8x16VNNI:
+	TESTQ   $0x00000010, AX
+	JNE     hquant3qgemm8x16VNNI
+	VMOVUPS Z3, K1, (DX)
+	JMP     hnext3qgemm8x16VNNI
+
+hquant3qgemm8x16VNNI:
+	VDIVPS    Z26, Z3, Z3
+	VMAXPS    Z24, Z3, Z3
+	VMINPS    Z25, Z3, Z3
+	VCVTPS2DQ Z3, Z3
+	VPADDD    Z27, Z3, Z3
+	TESTQ     $0x00000020, AX
+	JNE       hu83qgemm8x16VNNI
+	VPMOVSDB  Z3, K1, (DX)
+	JMP       hnext3qgemm8x16VNNI
+
+hu83qgemm8x16VNNI:
+	VPMOVUSDB Z3, K1, (DX)
+
+hnext3qgemm8x16VNNI:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x04
+	JLE          hdoneqgemm8x16VNNI
+	TESTQ        $0x00000008, AX
+	JNE          hcol4qgemm8x16VNNI
+	VPBROADCASTD 16(R12), Z28
+	VPSUBD       Z28, Z4, Z4
+	VCVTDQ2PS    Z4, Z4
+	VBROADCASTSS 16(R8), Z28
+	VMULPS       Z28, Z4, Z4
+	TESTQ        $0x00000001, AX
+	JEQ          hadded4qgemm8x16VNNI
+	VBROADCASTSS 16(R14), Z28
+	VADDPS       Z28, Z4, Z4
+	JMP          hadded4qgemm8x16VNNI
+
+hcol4qgemm8x16VNNI:
+	VPSUBD       Z16, Z4, Z4
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr4qgemm8x16VNNI
+	VPBROADCASTD 16(R9), Z28
+	VPSUBD       Z28, Z4, Z4
+
+hnorcorr4qgemm8x16VNNI:
+	VCVTDQ2PS Z4, Z4
+	VMULPS    Z18, Z4, Z4
+	TESTQ     $0x00000001, AX
+	JEQ       hadded4qgemm8x16VNNI
+	VADDPS    Z20, Z4, Z4
+
+hadded4qgemm8x16VNNI:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid4qgemm8x16VNNI
+	VMOVUPS.Z (R13), K1, Z28
+	VADDPS    Z28, Z4, Z4
+	ADDQ      R15, R13
+
+hnoresid4qgemm8x16VNNI:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp4qgemm8x16VNNI
+	VMAXPS Z4, Z22, Z4
+	VMINPS Z4, Z23, Z4
+
+hnoclamp4qgemm8x16VNNI:
+	TESTQ   $0x00000010, AX
+	JNE     hquant4qgemm8x16VNNI
+	VMOVUPS Z4, K1, (DX)
+	JMP     hnext4qgemm8x16VNNI
+
+hquant4qgemm8x16VNNI:
+	VDIVPS    Z26, Z4, Z4
+	VMAXPS    Z24, Z4, Z4
+	VMINPS    Z25, Z4, Z4
+	VCVTPS2DQ Z4, Z4
+	VPADDD    Z27, Z4, Z4
+	TESTQ     $0x00000020, AX
+	JNE       hu84qgemm8x16VNNI
+	VPMOVSDB  Z4, K1, (DX)
+	JMP       hnext4qgemm8x16VNNI
+
+hu84qgemm8x16VNNI:
+	VPMOVUSDB Z4, K1, (DX)
+
+hnext4qgemm8x16VNNI:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x05
+	JLE          hdoneqgemm8x16VNNI
+	TESTQ        $0x00000008, AX
+	JNE          hcol5qgemm8x16VNNI
+	VPBROADCASTD 20(R12), Z28
+	VPSUBD       Z28, Z5, Z5
+	VCVTDQ2PS    Z5, Z5
+	VBROADCASTSS 20(R8), Z28
+	VMULPS       Z28, Z5, Z5
+	TESTQ        $0x00000001, AX
+	JEQ          hadded5qgemm8x16VNNI
+	VBROADCASTSS 20(R14), Z28
+	VADDPS       Z28, Z5, Z5
+	JMP          hadded5qgemm8x16VNNI
+
+hcol5qgemm8x16VNNI:
+	VPSUBD       Z16, Z5, Z5
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr5qgemm8x16VNNI
+	VPBROADCASTD 20(R9), Z28
+	VPSUBD       Z28, Z5, Z5
+
+hnorcorr5qgemm8x16VNNI:
+	VCVTDQ2PS Z5, Z5
+	VMULPS    Z18, Z5, Z5
+	TESTQ     $0x00000001, AX
+	JEQ       hadded5qgemm8x16VNNI
+	VADDPS    Z20, Z5, Z5
+
+hadded5qgemm8x16VNNI:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid5qgemm8x16VNNI
+	VMOVUPS.Z (R13), K1, Z28
+	VADDPS    Z28, Z5, Z5
+	ADDQ      R15, R13
+
+hnoresid5qgemm8x16VNNI:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp5qgemm8x16VNNI
+	VMAXPS Z5, Z22, Z5
+	VMINPS Z5, Z23, Z5
+
+hnoclamp5qgemm8x16VNNI:
+	TESTQ   $0x00000010, AX
+	JNE     hquant5qgemm8x16VNNI
+	VMOVUPS Z5, K1, (DX)
+	JMP     hnext5qgemm8x16VNNI
+
+hquant5qgemm8x16VNNI:
+	VDIVPS    Z26, Z5, Z5
+	VMAXPS    Z24, Z5, Z5
+	VMINPS    Z25, Z5, Z5
+	VCVTPS2DQ Z5, Z5
+	VPADDD    Z27, Z5, Z5
+	TESTQ     $0x00000020, AX
+	JNE       hu85qgemm8x16VNNI
+	VPMOVSDB  Z5, K1, (DX)
+	JMP       hnext5qgemm8x16VNNI
+
+hu85qgemm8x16VNNI:
+	VPMOVUSDB Z5, K1, (DX)
+
+hnext5qgemm8x16VNNI:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x06
+	JLE          hdoneqgemm8x16VNNI
+	TESTQ        $0x00000008, AX
+	JNE          hcol6qgemm8x16VNNI
+	VPBROADCASTD 24(R12), Z28
+	VPSUBD       Z28, Z6, Z6
+	VCVTDQ2PS    Z6, Z6
+	VBROADCASTSS 24(R8), Z28
+	VMULPS       Z28, Z6, Z6
+	TESTQ        $0x00000001, AX
+	JEQ          hadded6qgemm8x16VNNI
+	VBROADCASTSS 24(R14), Z28
+	VADDPS       Z28, Z6, Z6
+	JMP          hadded6qgemm8x16VNNI
+
+hcol6qgemm8x16VNNI:
+	VPSUBD       Z16, Z6, Z6
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr6qgemm8x16VNNI
+	VPBROADCASTD 24(R9), Z28
+	VPSUBD       Z28, Z6, Z6
+
+hnorcorr6qgemm8x16VNNI:
+	VCVTDQ2PS Z6, Z6
+	VMULPS    Z18, Z6, Z6
+	TESTQ     $0x00000001, AX
+	JEQ       hadded6qgemm8x16VNNI
+	VADDPS    Z20, Z6, Z6
+
+hadded6qgemm8x16VNNI:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid6qgemm8x16VNNI
+	VMOVUPS.Z (R13), K1, Z28
+	VADDPS    Z28, Z6, Z6
+	ADDQ      R15, R13
+
+hnoresid6qgemm8x16VNNI:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp6qgemm8x16VNNI
+	VMAXPS Z6, Z22, Z6
+	VMINPS Z6, Z23, Z6
+
+hnoclamp6qgemm8x16VNNI:
+	TESTQ   $0x00000010, AX
+	JNE     hquant6qgemm8x16VNNI
+	VMOVUPS Z6, K1, (DX)
+	JMP     hnext6qgemm8x16VNNI
+
+hquant6qgemm8x16VNNI:
+	VDIVPS    Z26, Z6, Z6
+	VMAXPS    Z24, Z6, Z6
+	VMINPS    Z25, Z6, Z6
+	VCVTPS2DQ Z6, Z6
+	VPADDD    Z27, Z6, Z6
+	TESTQ     $0x00000020, AX
+	JNE       hu86qgemm8x16VNNI
+	VPMOVSDB  Z6, K1, (DX)
+	JMP       hnext6qgemm8x16VNNI
+
+hu86qgemm8x16VNNI:
+	VPMOVUSDB Z6, K1, (DX)
+
+hnext6qgemm8x16VNNI:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x07
+	JLE          hdoneqgemm8x16VNNI
+	TESTQ        $0x00000008, AX
+	JNE          hcol7qgemm8x16VNNI
+	VPBROADCASTD 28(R12), Z28
+	VPSUBD       Z28, Z7, Z7
+	VCVTDQ2PS    Z7, Z7
+	VBROADCASTSS 28(R8), Z28
+	VMULPS       Z28, Z7, Z7
+	TESTQ        $0x00000001, AX
+	JEQ          hadded7qgemm8x16VNNI
+	VBROADCASTSS 28(R14), Z28
+	VADDPS       Z28, Z7, Z7
+	JMP          hadded7qgemm8x16VNNI
+
+hcol7qgemm8x16VNNI:
+	VPSUBD       Z16, Z7, Z7
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr7qgemm8x16VNNI
+	VPBROADCASTD 28(R9), Z28
+	VPSUBD       Z28, Z7, Z7
+
+hnorcorr7qgemm8x16VNNI:
+	VCVTDQ2PS Z7, Z7
+	VMULPS    Z18, Z7, Z7
+	TESTQ     $0x00000001, AX
+	JEQ       hadded7qgemm8x16VNNI
+	VADDPS    Z20, Z7, Z7
+
+hadded7qgemm8x16VNNI:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid7qgemm8x16VNNI
+	VMOVUPS.Z (R13), K1, Z28
+	VADDPS    Z28, Z7, Z7
+	ADDQ      R15, R13
+
+hnoresid7qgemm8x16VNNI:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp7qgemm8x16VNNI
+	VMAXPS Z7, Z22, Z7
+	VMINPS Z7, Z23, Z7
+
+hnoclamp7qgemm8x16VNNI:
+	TESTQ   $0x00000010, AX
+	JNE     hquant7qgemm8x16VNNI
+	VMOVUPS Z7, K1, (DX)
+	JMP     hnext7qgemm8x16VNNI
+
+hquant7qgemm8x16VNNI:
+	VDIVPS    Z26, Z7, Z7
+	VMAXPS    Z24, Z7, Z7
+	VMINPS    Z25, Z7, Z7
+	VCVTPS2DQ Z7, Z7
+	VPADDD    Z27, Z7, Z7
+	TESTQ     $0x00000020, AX
+	JNE       hu87qgemm8x16VNNI
+	VPMOVSDB  Z7, K1, (DX)
+	JMP       hnext7qgemm8x16VNNI
+
+hu87qgemm8x16VNNI:
+	VPMOVUSDB Z7, K1, (DX)
+
+hnext7qgemm8x16VNNI:
+	ADDQ R10, DX
+
+hdoneqgemm8x16VNNI:
+	VZEROUPPER
+	RET
+
+// func qgemm8x8VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, BMI2
+TEXT ·qgemm8x8VNNI(SB), NOSPLIT, $0-64
+	MOVQ   k4+0(FP), CX
+	MOVQ   a+8(FP), SI
+	MOVQ   b+16(FP), DI
+	MOVQ   nr+48(FP), AX
+	MOVQ   $-1, R9
+	BZHIQ  AX, R9, R9
+	KMOVW  R9, K1
+	SHRQ   $0x10, R9
+	KMOVW  R9, K2
+	VPXORD Y0, Y0, Y0
+	VPXORD Y1, Y1, Y1
+	VPXORD Y2, Y2, Y2
+	VPXORD Y3, Y3, Y3
+	VPXORD Y4, Y4, Y4
+	VPXORD Y5, Y5, Y5
+	VPXORD Y6, Y6, Y6
+	VPXORD Y7, Y7, Y7
+	TESTQ  CX, CX
+	JEQ    hepilogueqgemm8x8VNNI
+
+hloopqgemm8x8VNNI:
+	VMOVDQU32.Z  (DI), K1, Y16
+	VPBROADCASTD (SI), Y18
+	VPDPBUSD     Y18, Y16, Y0
+	VPBROADCASTD 4(SI), Y19
+	VPDPBUSD     Y19, Y16, Y1
+	VPBROADCASTD 8(SI), Y20
+	VPDPBUSD     Y20, Y16, Y2
+	VPBROADCASTD 12(SI), Y21
+	VPDPBUSD     Y21, Y16, Y3
+	VPBROADCASTD 16(SI), Y22
+	VPDPBUSD     Y22, Y16, Y4
+	VPBROADCASTD 20(SI), Y23
+	VPDPBUSD     Y23, Y16, Y5
+	VPBROADCASTD 24(SI), Y24
+	VPDPBUSD     Y24, Y16, Y6
+	VPBROADCASTD 28(SI), Y25
+	VPDPBUSD     Y25, Y16, Y7
+	ADDQ         $0x20, SI
+	ADDQ         $0x00000080, DI
+	DECQ         CX
+	JNE          hloopqgemm8x8VNNI
+
+hepilogueqgemm8x8VNNI:
+	MOVQ  q+56(FP), BX
+	MOVQ  out+24(FP), DX
+	MOVQ  ldo+32(FP), R10
+	MOVQ  R10, R15
+	SHLQ  $0x02, R15
+	MOVQ  mr+40(FP), R11
+	MOVQ  (BX), R12
+	MOVQ  8(BX), R8
+	MOVQ  16(BX), R14
+	MOVQ  24(BX), R13
+	MOVQ  64(BX), R9
+	MOVQ  56(BX), AX
+	TESTQ $0x00000010, AX
+	JNE   hbytesqgemm8x8VNNI
+	MOVQ  R15, R10
+
+hbytesqgemm8x8VNNI:
+	VBROADCASTSS 32(BX), Y22
+	VBROADCASTSS 36(BX), Y23
+	VBROADCASTSS 44(BX), Y24
+	VBROADCASTSS 48(BX), Y25
+	VBROADCASTSS 40(BX), Y26
+	VPBROADCASTD 52(BX), Y27
+	TESTQ        $0x00000008, AX
+	JEQ          hrowmodeqgemm8x8VNNI
+	VMOVDQU32.Z  (R12), K1, Y16
+	VMOVUPS.Z    (R8), K1, Y18
+	TESTQ        $0x00000001, AX
+	JEQ          hrowmodeqgemm8x8VNNI
+	VMOVUPS.Z    (R14), K1, Y20
+
+hrowmodeqgemm8x8VNNI:
+	CMPQ         R11, $0x00
+	JLE          hdoneqgemm8x8VNNI
+	TESTQ        $0x00000008, AX
+	JNE          hcol0qgemm8x8VNNI
+	VPBROADCASTD (R12), Y28
+	VPSUBD       Y28, Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VBROADCASTSS (R8), Y28
+	VMULPS       Y28, Y0, Y0
+	TESTQ        $0x00000001, AX
+	JEQ          hadded0qgemm8x8VNNI
+	VBROADCASTSS (R14), Y28
+	VADDPS       Y28, Y0, Y0
+	JMP          hadded0qgemm8x8VNNI
+
+hcol0qgemm8x8VNNI:
+	VPSUBD       Y16, Y0, Y0
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr0qgemm8x8VNNI
+	VPBROADCASTD (R9), Y28
+	VPSUBD       Y28, Y0, Y0
+
+hnorcorr0qgemm8x8VNNI:
+	VCVTDQ2PS Y0, Y0
+	VMULPS    Y18, Y0, Y0
+	TESTQ     $0x00000001, AX
+	JEQ       hadded0qgemm8x8VNNI
+	VADDPS    Y20, Y0, Y0
+
+hadded0qgemm8x8VNNI:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid0qgemm8x8VNNI
+	VMOVUPS.Z (R13), K1, Y28
+	VADDPS    Y28, Y0, Y0
+	ADDQ      R15, R13
+
+hnoresid0qgemm8x8VNNI:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp0qgemm8x8VNNI
+	VMAXPS Y0, Y22, Y0
+	VMINPS Y0, Y23, Y0
+
+hnoclamp0qgemm8x8VNNI:
+	TESTQ   $0x00000010, AX
+	JNE     hquant0qgemm8x8VNNI
+	VMOVUPS Y0, K1, (DX)
+	JMP     hnext0qgemm8x8VNNI
+
+hquant0qgemm8x8VNNI:
+	VDIVPS    Y26, Y0, Y0
+	VMAXPS    Y24, Y0, Y0
+	VMINPS    Y25, Y0, Y0
+	VCVTPS2DQ Y0, Y0
+	VPADDD    Y27, Y0, Y0
+	TESTQ     $0x00000020, AX
+	JNE       hu80qgemm8x8VNNI
+	VPMOVSDB  Y0, K1, (DX)
+	JMP       hnext0qgemm8x8VNNI
+
+hu80qgemm8x8VNNI:
+	VPMOVUSDB Y0, K1, (DX)
+
+hnext0qgemm8x8VNNI:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x01
+	JLE          hdoneqgemm8x8VNNI
+	TESTQ        $0x00000008, AX
+	JNE          hcol1qgemm8x8VNNI
+	VPBROADCASTD 4(R12), Y28
+	VPSUBD       Y28, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VBROADCASTSS 4(R8), Y28
+	VMULPS       Y28, Y1, Y1
+	TESTQ        $0x00000001, AX
+	JEQ          hadded1qgemm8x8VNNI
+	VBROADCASTSS 4(R14), Y28
+	VADDPS       Y28, Y1, Y1
+	JMP          hadded1qgemm8x8VNNI
+
+hcol1qgemm8x8VNNI:
+	VPSUBD       Y16, Y1, Y1
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr1qgemm8x8VNNI
+	VPBROADCASTD 4(R9), Y28
+	VPSUBD       Y28, Y1, Y1
+
+hnorcorr1qgemm8x8VNNI:
+	VCVTDQ2PS Y1, Y1
+	VMULPS    Y18, Y1, Y1
+	TESTQ     $0x00000001, AX
+	JEQ       hadded1qgemm8x8VNNI
+	VADDPS    Y20, Y1, Y1
+
+hadded1qgemm8x8VNNI:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid1qgemm8x8VNNI
+	VMOVUPS.Z (R13), K1, Y28
+	VADDPS    Y28, Y1, Y1
+	ADDQ      R15, R13
+
+hnoresid1qgemm8x8VNNI:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp1qgemm8x8VNNI
+	VMAXPS Y1, Y22, Y1
+	VMINPS Y1, Y23, Y1
+
+hnoclamp1qgemm8x8VNNI:
+	TESTQ   $0x00000010, AX
+	JNE     hquant1qgemm8x8VNNI
+	VMOVUPS Y1, K1, (DX)
+	JMP     hnext1qgemm8x8VNNI
+
+hquant1qgemm8x8VNNI:
+	VDIVPS    Y26, Y1, Y1
+	VMAXPS    Y24, Y1, Y1
+	VMINPS    Y25, Y1, Y1
+	VCVTPS2DQ Y1, Y1
+	VPADDD    Y27, Y1, Y1
+	TESTQ     $0x00000020, AX
+	JNE       hu81qgemm8x8VNNI
+	VPMOVSDB  Y1, K1, (DX)
+	JMP       hnext1qgemm8x8VNNI
+
+hu81qgemm8x8VNNI:
+	VPMOVUSDB Y1, K1, (DX)
+
+hnext1qgemm8x8VNNI:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x02
+	JLE          hdoneqgemm8x8VNNI
+	TESTQ        $0x00000008, AX
+	JNE          hcol2qgemm8x8VNNI
+	VPBROADCASTD 8(R12), Y28
+	VPSUBD       Y28, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 8(R8), Y28
+	VMULPS       Y28, Y2, Y2
+	TESTQ        $0x00000001, AX
+	JEQ          hadded2qgemm8x8VNNI
+	VBROADCASTSS 8(R14), Y28
+	VADDPS       Y28, Y2, Y2
+	JMP          hadded2qgemm8x8VNNI
+
+hcol2qgemm8x8VNNI:
+	VPSUBD       Y16, Y2, Y2
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr2qgemm8x8VNNI
+	VPBROADCASTD 8(R9), Y28
+	VPSUBD       Y28, Y2, Y2
+
+hnorcorr2qgemm8x8VNNI:
+	VCVTDQ2PS Y2, Y2
+	VMULPS    Y18, Y2, Y2
+	TESTQ     $0x00000001, AX
+	JEQ       hadded2qgemm8x8VNNI
+	VADDPS    Y20, Y2, Y2
+
+hadded2qgemm8x8VNNI:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid2qgemm8x8VNNI
+	VMOVUPS.Z (R13), K1, Y28
+	VADDPS    Y28, Y2, Y2
+	ADDQ      R15, R13
+
+hnoresid2qgemm8x8VNNI:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp2qgemm8x8VNNI
+	VMAXPS Y2, Y22, Y2
+	VMINPS Y2, Y23, Y2
+
+hnoclamp2qgemm8x8VNNI:
+	TESTQ   $0x00000010, AX
+	JNE     hquant2qgemm8x8VNNI
+	VMOVUPS Y2, K1, (DX)
+	JMP     hnext2qgemm8x8VNNI
+
+hquant2qgemm8x8VNNI:
+	VDIVPS    Y26, Y2, Y2
+	VMAXPS    Y24, Y2, Y2
+	VMINPS    Y25, Y2, Y2
+	VCVTPS2DQ Y2, Y2
+	VPADDD    Y27, Y2, Y2
+	TESTQ     $0x00000020, AX
+	JNE       hu82qgemm8x8VNNI
+	VPMOVSDB  Y2, K1, (DX)
+	JMP       hnext2qgemm8x8VNNI
+
+hu82qgemm8x8VNNI:
+	VPMOVUSDB Y2, K1, (DX)
+
+hnext2qgemm8x8VNNI:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x03
+	JLE          hdoneqgemm8x8VNNI
+	TESTQ        $0x00000008, AX
+	JNE          hcol3qgemm8x8VNNI
+	VPBROADCASTD 12(R12), Y28
+	VPSUBD       Y28, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS 12(R8), Y28
+	VMULPS       Y28, Y3, Y3
+	TESTQ        $0x00000001, AX
+	JEQ          hadded3qgemm8x8VNNI
+	VBROADCASTSS 12(R14), Y28
+	VADDPS       Y28, Y3, Y3
+	JMP          hadded3qgemm8x8VNNI
+
+hcol3qgemm8x8VNNI:
+	VPSUBD       Y16, Y3, Y3
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr3qgemm8x8VNNI
+	VPBROADCASTD 12(R9), Y28
+	VPSUBD       Y28, Y3, Y3
+
+hnorcorr3qgemm8x8VNNI:
+	VCVTDQ2PS Y3, Y3
+	VMULPS    Y18, Y3, Y3
+	TESTQ     $0x00000001, AX
+	JEQ       hadded3qgemm8x8VNNI
+	VADDPS    Y20, Y3, Y3
+
+hadded3qgemm8x8VNNI:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid3qgemm8x8VNNI
+	VMOVUPS.Z (R13), K1, Y28
+	VADDPS    Y28, Y3, Y3
+	ADDQ      R15, R13
+
+hnoresid3qgemm8x8VNNI:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp3qgemm8x8VNNI
+	VMAXPS Y3, Y22, Y3
+	VMINPS Y3, Y23, Y3
+
+hnoclamp3qgemm8x8VNNI:
+	TESTQ   $0x00000010, AX
+	JNE     hquant3qgemm8x8VNNI
+	VMOVUPS Y3, K1, (DX)
+	JMP     hnext3qgemm8x8VNNI
+
+hquant3qgemm8x8VNNI:
+	VDIVPS    Y26, Y3, Y3
+	VMAXPS    Y24, Y3, Y3
+	VMINPS    Y25, Y3, Y3
+	VCVTPS2DQ Y3, Y3
+	VPADDD    Y27, Y3, Y3
+	TESTQ     $0x00000020, AX
+	JNE       hu83qgemm8x8VNNI
+	VPMOVSDB  Y3, K1, (DX)
+	JMP       hnext3qgemm8x8VNNI
+
+hu83qgemm8x8VNNI:
+	VPMOVUSDB Y3, K1, (DX)
+
+hnext3qgemm8x8VNNI:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x04
+	JLE          hdoneqgemm8x8VNNI
+	TESTQ        $0x00000008, AX
+	JNE          hcol4qgemm8x8VNNI
+	VPBROADCASTD 16(R12), Y28
+	VPSUBD       Y28, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 16(R8), Y28
+	VMULPS       Y28, Y4, Y4
+	TESTQ        $0x00000001, AX
+	JEQ          hadded4qgemm8x8VNNI
+	VBROADCASTSS 16(R14), Y28
+	VADDPS       Y28, Y4, Y4
+	JMP          hadded4qgemm8x8VNNI
+
+hcol4qgemm8x8VNNI:
+	VPSUBD       Y16, Y4, Y4
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr4qgemm8x8VNNI
+	VPBROADCASTD 16(R9), Y28
+	VPSUBD       Y28, Y4, Y4
+
+hnorcorr4qgemm8x8VNNI:
+	VCVTDQ2PS Y4, Y4
+	VMULPS    Y18, Y4, Y4
+	TESTQ     $0x00000001, AX
+	JEQ       hadded4qgemm8x8VNNI
+	VADDPS    Y20, Y4, Y4
+
+hadded4qgemm8x8VNNI:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid4qgemm8x8VNNI
+	VMOVUPS.Z (R13), K1, Y28
+	VADDPS    Y28, Y4, Y4
+	ADDQ      R15, R13
+
+hnoresid4qgemm8x8VNNI:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp4qgemm8x8VNNI
+	VMAXPS Y4, Y22, Y4
+	VMINPS Y4, Y23, Y4
+
+hnoclamp4qgemm8x8VNNI:
+	TESTQ   $0x00000010, AX
+	JNE     hquant4qgemm8x8VNNI
+	VMOVUPS Y4, K1, (DX)
+	JMP     hnext4qgemm8x8VNNI
+
+hquant4qgemm8x8VNNI:
+	VDIVPS    Y26, Y4, Y4
+	VMAXPS    Y24, Y4, Y4
+	VMINPS    Y25, Y4, Y4
+	VCVTPS2DQ Y4, Y4
+	VPADDD    Y27, Y4, Y4
+	TESTQ     $0x00000020, AX
+	JNE       hu84qgemm8x8VNNI
+	VPMOVSDB  Y4, K1, (DX)
+	JMP       hnext4qgemm8x8VNNI
+
+hu84qgemm8x8VNNI:
+	VPMOVUSDB Y4, K1, (DX)
+
+hnext4qgemm8x8VNNI:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x05
+	JLE          hdoneqgemm8x8VNNI
+	TESTQ        $0x00000008, AX
+	JNE          hcol5qgemm8x8VNNI
+	VPBROADCASTD 20(R12), Y28
+	VPSUBD       Y28, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 20(R8), Y28
+	VMULPS       Y28, Y5, Y5
+	TESTQ        $0x00000001, AX
+	JEQ          hadded5qgemm8x8VNNI
+	VBROADCASTSS 20(R14), Y28
+	VADDPS       Y28, Y5, Y5
+	JMP          hadded5qgemm8x8VNNI
+
+hcol5qgemm8x8VNNI:
+	VPSUBD       Y16, Y5, Y5
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr5qgemm8x8VNNI
+	VPBROADCASTD 20(R9), Y28
+	VPSUBD       Y28, Y5, Y5
+
+hnorcorr5qgemm8x8VNNI:
+	VCVTDQ2PS Y5, Y5
+	VMULPS    Y18, Y5, Y5
+	TESTQ     $0x00000001, AX
+	JEQ       hadded5qgemm8x8VNNI
+	VADDPS    Y20, Y5, Y5
+
+hadded5qgemm8x8VNNI:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid5qgemm8x8VNNI
+	VMOVUPS.Z (R13), K1, Y28
+	VADDPS    Y28, Y5, Y5
+	ADDQ      R15, R13
+
+hnoresid5qgemm8x8VNNI:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp5qgemm8x8VNNI
+	VMAXPS Y5, Y22, Y5
+	VMINPS Y5, Y23, Y5
+
+hnoclamp5qgemm8x8VNNI:
+	TESTQ   $0x00000010, AX
+	JNE     hquant5qgemm8x8VNNI
+	VMOVUPS Y5, K1, (DX)
+	JMP     hnext5qgemm8x8VNNI
+
+hquant5qgemm8x8VNNI:
+	VDIVPS    Y26, Y5, Y5
+	VMAXPS    Y24, Y5, Y5
+	VMINPS    Y25, Y5, Y5
+	VCVTPS2DQ Y5, Y5
+	VPADDD    Y27, Y5, Y5
+	TESTQ     $0x00000020, AX
+	JNE       hu85qgemm8x8VNNI
+	VPMOVSDB  Y5, K1, (DX)
+	JMP       hnext5qgemm8x8VNNI
+
+hu85qgemm8x8VNNI:
+	VPMOVUSDB Y5, K1, (DX)
+
+hnext5qgemm8x8VNNI:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x06
+	JLE          hdoneqgemm8x8VNNI
+	TESTQ        $0x00000008, AX
+	JNE          hcol6qgemm8x8VNNI
+	VPBROADCASTD 24(R12), Y28
+	VPSUBD       Y28, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 24(R8), Y28
+	VMULPS       Y28, Y6, Y6
+	TESTQ        $0x00000001, AX
+	JEQ          hadded6qgemm8x8VNNI
+	VBROADCASTSS 24(R14), Y28
+	VADDPS       Y28, Y6, Y6
+	JMP          hadded6qgemm8x8VNNI
+
+hcol6qgemm8x8VNNI:
+	VPSUBD       Y16, Y6, Y6
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr6qgemm8x8VNNI
+	VPBROADCASTD 24(R9), Y28
+	VPSUBD       Y28, Y6, Y6
+
+hnorcorr6qgemm8x8VNNI:
+	VCVTDQ2PS Y6, Y6
+	VMULPS    Y18, Y6, Y6
+	TESTQ     $0x00000001, AX
+	JEQ       hadded6qgemm8x8VNNI
+	VADDPS    Y20, Y6, Y6
+
+hadded6qgemm8x8VNNI:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid6qgemm8x8VNNI
+	VMOVUPS.Z (R13), K1, Y28
+	VADDPS    Y28, Y6, Y6
+	ADDQ      R15, R13
+
+hnoresid6qgemm8x8VNNI:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp6qgemm8x8VNNI
+	VMAXPS Y6, Y22, Y6
+	VMINPS Y6, Y23, Y6
+
+hnoclamp6qgemm8x8VNNI:
+	TESTQ   $0x00000010, AX
+	JNE     hquant6qgemm8x8VNNI
+	VMOVUPS Y6, K1, (DX)
+	JMP     hnext6qgemm8x8VNNI
+
+hquant6qgemm8x8VNNI:
+	VDIVPS    Y26, Y6, Y6
+	VMAXPS    Y24, Y6, Y6
+	VMINPS    Y25, Y6, Y6
+	VCVTPS2DQ Y6, Y6
+	VPADDD    Y27, Y6, Y6
+	TESTQ     $0x00000020, AX
+	JNE       hu86qgemm8x8VNNI
+	VPMOVSDB  Y6, K1, (DX)
+	JMP       hnext6qgemm8x8VNNI
+
+hu86qgemm8x8VNNI:
+	VPMOVUSDB Y6, K1, (DX)
+
+hnext6qgemm8x8VNNI:
+	ADDQ         R10, DX
+	CMPQ         R11, $0x07
+	JLE          hdoneqgemm8x8VNNI
+	TESTQ        $0x00000008, AX
+	JNE          hcol7qgemm8x8VNNI
+	VPBROADCASTD 28(R12), Y28
+	VPSUBD       Y28, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 28(R8), Y28
+	VMULPS       Y28, Y7, Y7
+	TESTQ        $0x00000001, AX
+	JEQ          hadded7qgemm8x8VNNI
+	VBROADCASTSS 28(R14), Y28
+	VADDPS       Y28, Y7, Y7
+	JMP          hadded7qgemm8x8VNNI
+
+hcol7qgemm8x8VNNI:
+	VPSUBD       Y16, Y7, Y7
+	TESTQ        $0x00000040, AX
+	JEQ          hnorcorr7qgemm8x8VNNI
+	VPBROADCASTD 28(R9), Y28
+	VPSUBD       Y28, Y7, Y7
+
+hnorcorr7qgemm8x8VNNI:
+	VCVTDQ2PS Y7, Y7
+	VMULPS    Y18, Y7, Y7
+	TESTQ     $0x00000001, AX
+	JEQ       hadded7qgemm8x8VNNI
+	VADDPS    Y20, Y7, Y7
+
+hadded7qgemm8x8VNNI:
+	TESTQ     $0x00000002, AX
+	JEQ       hnoresid7qgemm8x8VNNI
+	VMOVUPS.Z (R13), K1, Y28
+	VADDPS    Y28, Y7, Y7
+	ADDQ      R15, R13
+
+hnoresid7qgemm8x8VNNI:
+	TESTQ  $0x00000004, AX
+	JEQ    hnoclamp7qgemm8x8VNNI
+	VMAXPS Y7, Y22, Y7
+	VMINPS Y7, Y23, Y7
+
+hnoclamp7qgemm8x8VNNI:
+	TESTQ   $0x00000010, AX
+	JNE     hquant7qgemm8x8VNNI
+	VMOVUPS Y7, K1, (DX)
+	JMP     hnext7qgemm8x8VNNI
+
+hquant7qgemm8x8VNNI:
+	VDIVPS    Y26, Y7, Y7
+	VMAXPS    Y24, Y7, Y7
+	VMINPS    Y25, Y7, Y7
+	VCVTPS2DQ Y7, Y7
+	VPADDD    Y27, Y7, Y7
+	TESTQ     $0x00000020, AX
+	JNE       hu87qgemm8x8VNNI
+	VPMOVSDB  Y7, K1, (DX)
+	JMP       hnext7qgemm8x8VNNI
+
+hu87qgemm8x8VNNI:
+	VPMOVUSDB Y7, K1, (DX)
+
+hnext7qgemm8x8VNNI:
+	ADDQ R10, DX
+
+hdoneqgemm8x8VNNI:
+	VZEROUPPER
+	RET
+
 // func dwRowAVX512(x *float32, ldx int, w *float32, kh int, kw int, dh int, dw int, s2 int, idx *int32, out *float32, n int, bias float32, resid *float32, lo float32, hi float32, flags int, scale float32, ys float32, qlo float32, qhi float32, yz int32)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
 TEXT ·dwRowAVX512(SB), NOSPLIT, $0-140

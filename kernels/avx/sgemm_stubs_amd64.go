@@ -14,6 +14,16 @@ func sgemm8x32AVX512(k int, a *float32, b *float32, ldb int, c *float32, ldc int
 //go:noescape
 func qgemm8x32VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
 
+// qgemm8x16VNNI is the AVX-512 VNNI twin of qgemmGeneric for nr ≤ 16.
+//
+//go:noescape
+func qgemm8x16VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
+
+// qgemm8x8VNNI is the AVX-512 VNNI twin of qgemmGeneric for nr ≤ 8.
+//
+//go:noescape
+func qgemm8x8VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
+
 // dwRowAVX512 is the AVX-512 twin of dwRowGeneric.
 //
 //go:noescape

@@ -31,17 +31,40 @@ func raw(op string, ops ...Op) {
 	Instruction(&ir.Instruction{Opcode: op, Operands: ops, Inputs: ops[:len(ops)-1], Outputs: ops[len(ops)-1:]})
 }
 
-// qgemmVNNI is the 8×32 INT8 micro-kernel: u8 activations (packed by k
-// quads: 32 columns × 4 bytes per step) times s8 weights (8 rows × 4 bytes
-// per step, broadcast) into 16 zmm of int32 with VPDPBUSD, then the
-// quantized epilogue of ops/kilnq in registers: subtract the zero-point
-// correction, convert, scale, bias, residual, clamp, and either store
-// float32 or requantize (divide, saturate, round half to even, add the zero
-// point, narrow) and store codes.
-func qgemmVNNI() {
-	TEXT("qgemm8x32VNNI", NOSPLIT, "func(k4 int, a *int8, b *uint8, out *byte, ldo int, mr, nr int, q *int64)")
+// qgemmVNNI emits an INT8 micro-kernel for tiles of 8 rows × cols columns:
+// u8 activations (packed by k quads: 32 columns × 4 bytes per step)
+// times s8 weights (8 rows × 4 bytes per step, broadcast) into int32 with
+// VPDPBUSD, then the quantized epilogue of ops/kilnq in registers:
+// subtract the zero-point correction, convert, scale, bias, residual,
+// clamp, and either store float32 or requantize (divide, saturate, round
+// half to even, add the zero point, narrow) and store codes. cols is 32
+// (two zmm per row: qgemm8x32VNNI), 16 (one zmm) or 8 (one ymm): the
+// narrow forms serve strips with at most that many columns, such as the
+// tails 196 = 6·32 + 4 (14×14 outputs) or 49 = 32 + 16 + 1 (7×7), with one
+// B load and 8 VPDPBUSD per step instead of 2 and 16; they read the same
+// 32-column packed layout (b may point into a step's second half; the rest
+// of each step is not read). Labels are prefixed by pfx and suffixed by sfx
+// so that several forms share one file.
+func qgemmVNNI(name string, cols int, pfx, sfx string) {
+	nv := 1 // vectors per row
+	if cols == 32 {
+		nv = 2
+	}
+	v := func(r reg.VecPhysical) reg.VecPhysical { // the vector width: zmm, or ymm for 8 columns
+		if cols == 8 {
+			return r.AsY().(reg.VecPhysical)
+		}
+		return r
+	}
+	lbl := func(s string) string { return pfx + s + sfx }
+	masks := []reg.OpmaskPhysical{reg.K1, reg.K2}
+	TEXT(name, NOSPLIT, "func(k4 int, a *int8, b *uint8, out *byte, ldo int, mr, nr int, q *int64)")
 	Pragma("noescape")
-	Doc("qgemm8x32VNNI is the AVX-512 VNNI twin of qgemmGeneric.")
+	if cols == 32 {
+		Doc(name + " is the AVX-512 VNNI twin of qgemmGeneric.")
+	} else {
+		Doc(fmt.Sprintf("%s is the AVX-512 VNNI twin of qgemmGeneric for nr ≤ %d.", name, cols))
+	}
 	k := Load(Param("k4"), reg.RCX)
 	a := Load(Param("a"), reg.RSI)
 	b := Load(Param("b"), reg.RDI)
@@ -52,29 +75,31 @@ func qgemmVNNI() {
 	KMOVW(ones.As32(), reg.K1)
 	SHRQ(U8(16), ones)
 	KMOVW(ones.As32(), reg.K2)
-	acc := make([]reg.VecPhysical, 2*mr)
+	acc := make([]reg.VecPhysical, nv*mr)
 	for i := range acc {
-		acc[i] = zmm(i)
+		acc[i] = v(zmm(i))
 		VPXORD(acc[i], acc[i], acc[i])
 	}
-	b0, b1 := zmm(16), zmm(17)
+	bv := []reg.VecPhysical{v(zmm(16)), v(zmm(17))}[:nv]
 	TESTQ(k, k)
-	JEQ(LabelRef("qepilogue"))
-	Label("qloop")
-	VMOVDQU32_Z(Mem{Base: b}, reg.K1, b0)
-	VMOVDQU32_Z(Mem{Base: b, Disp: 64}, reg.K2, b1)
+	JEQ(LabelRef(lbl("epilogue")))
+	Label(lbl("loop"))
+	for h := range bv {
+		VMOVDQU32_Z(Mem{Base: b, Disp: 64 * h}, masks[h], bv[h])
+	}
 	for i := 0; i < mr; i++ {
-		t := zmm(18 + i)
+		t := v(zmm(18 + i))
 		VPBROADCASTD(Mem{Base: a, Disp: 4 * i}, t)
-		raw("VPDPBUSD", t, b0, acc[2*i])
-		raw("VPDPBUSD", t, b1, acc[2*i+1])
+		for h := range bv {
+			raw("VPDPBUSD", t, bv[h], acc[nv*i+h])
+		}
 	}
 	ADDQ(U8(4*mr), a)
 	ADDQ(U32(4*nr), b)
 	DECQ(k)
-	JNE(LabelRef("qloop"))
+	JNE(LabelRef(lbl("loop")))
 
-	Label("qepilogue")
+	Label(lbl("epilogue"))
 	q := Load(Param("q"), reg.RBX)
 	out := Load(Param("out"), reg.RDX)
 	ldo := Load(Param("ldo"), reg.R10) // output row stride in bytes (set below)
@@ -90,113 +115,104 @@ func qgemmVNNI() {
 	flags := reg.RAX
 	MOVQ(Mem{Base: q, Disp: offFlags}, flags)
 	TESTQ(U32(qQuant), flags)
-	JNE(LabelRef("qbytes"))
+	JNE(LabelRef(lbl("bytes")))
 	MOVQ(ldr, ldo)
-	Label("qbytes")
-	lo, hi, qlo, qhi, ys, yz := zmm(22), zmm(23), zmm(24), zmm(25), zmm(26), zmm(27)
+	Label(lbl("bytes"))
+	lo, hi, qlo, qhi, ys, yz := v(zmm(22)), v(zmm(23)), v(zmm(24)), v(zmm(25)), v(zmm(26)), v(zmm(27))
 	VBROADCASTSS(Mem{Base: q, Disp: offLo}, lo)
 	VBROADCASTSS(Mem{Base: q, Disp: offHi}, hi)
 	VBROADCASTSS(Mem{Base: q, Disp: offQLo}, qlo)
 	VBROADCASTSS(Mem{Base: q, Disp: offQHi}, qhi)
 	VBROADCASTSS(Mem{Base: q, Disp: offYScale}, ys)
 	VPBROADCASTD(Mem{Base: q, Disp: offYZero}, yz)
-	cc0, cc1, cm0, cm1, cb0, cb1 := zmm(16), zmm(17), zmm(18), zmm(19), zmm(20), zmm(21)
+	// Per-column constants (qCol): correction, multiplier, bias per vector.
+	cc := []reg.VecPhysical{v(zmm(16)), v(zmm(17))}[:nv]
+	cm := []reg.VecPhysical{v(zmm(18)), v(zmm(19))}[:nv]
+	cb := []reg.VecPhysical{v(zmm(20)), v(zmm(21))}[:nv]
 	TESTQ(U32(qCol), flags)
-	JEQ(LabelRef("qrowmode"))
-	VMOVDQU32_Z(Mem{Base: reg.R12}, reg.K1, cc0)
-	VMOVDQU32_Z(Mem{Base: reg.R12, Disp: 64}, reg.K2, cc1)
-	VMOVUPS_Z(Mem{Base: reg.R8}, reg.K1, cm0)
-	VMOVUPS_Z(Mem{Base: reg.R8, Disp: 64}, reg.K2, cm1)
+	JEQ(LabelRef(lbl("rowmode")))
+	for h := range cc {
+		VMOVDQU32_Z(Mem{Base: reg.R12, Disp: 64 * h}, masks[h], cc[h])
+	}
+	for h := range cm {
+		VMOVUPS_Z(Mem{Base: reg.R8, Disp: 64 * h}, masks[h], cm[h])
+	}
 	TESTQ(U32(qBias), flags)
-	JEQ(LabelRef("qrowmode"))
-	VMOVUPS_Z(Mem{Base: reg.R14}, reg.K1, cb0)
-	VMOVUPS_Z(Mem{Base: reg.R14, Disp: 64}, reg.K2, cb1)
-	Label("qrowmode")
-	t0, t1 := zmm(28), zmm(29)
+	JEQ(LabelRef(lbl("rowmode")))
+	for h := range cb {
+		VMOVUPS_Z(Mem{Base: reg.R14, Disp: 64 * h}, masks[h], cb[h])
+	}
+	Label(lbl("rowmode"))
+	tv := []reg.VecPhysical{v(zmm(28)), v(zmm(29))}[:nv]
+	t0 := tv[0]
 	for i := 0; i < mr; i++ {
-		x0, x1 := acc[2*i], acc[2*i+1]
-		l := func(s string) string { return fmt.Sprintf("q%s%d", s, i) }
+		x := acc[nv*i : nv*i+nv]
+		l := func(s string) string { return fmt.Sprintf("%s%s%d%s", pfx, s, i, sfx) }
+		each := func(f func(h int, x reg.VecPhysical)) {
+			for h, r := range x {
+				f(h, r)
+			}
+		}
 		CMPQ(rows, U8(i))
-		JLE(LabelRef("qdone"))
+		JLE(LabelRef(lbl("done")))
 		// per-row or per-column correction and multiplier
 		TESTQ(U32(qCol), flags)
 		JNE(LabelRef(l("col")))
 		VPBROADCASTD(Mem{Base: reg.R12, Disp: 4 * i}, t0)
-		VPSUBD(t0, x0, x0)
-		VPSUBD(t0, x1, x1)
-		VCVTDQ2PS(x0, x0)
-		VCVTDQ2PS(x1, x1)
+		each(func(_ int, r reg.VecPhysical) { VPSUBD(t0, r, r) })
+		each(func(_ int, r reg.VecPhysical) { VCVTDQ2PS(r, r) })
 		VBROADCASTSS(Mem{Base: reg.R8, Disp: 4 * i}, t0)
-		VMULPS(t0, x0, x0)
-		VMULPS(t0, x1, x1)
+		each(func(_ int, r reg.VecPhysical) { VMULPS(t0, r, r) })
 		TESTQ(U32(qBias), flags)
 		JEQ(LabelRef(l("added")))
 		VBROADCASTSS(Mem{Base: reg.R14, Disp: 4 * i}, t0)
-		VADDPS(t0, x0, x0)
-		VADDPS(t0, x1, x1)
+		each(func(_ int, r reg.VecPhysical) { VADDPS(t0, r, r) })
 		JMP(LabelRef(l("added")))
 		Label(l("col"))
-		VPSUBD(cc0, x0, x0)
-		VPSUBD(cc1, x1, x1)
+		each(func(h int, r reg.VecPhysical) { VPSUBD(cc[h], r, r) })
 		TESTQ(U32(qRCorr), flags)
 		JEQ(LabelRef(l("norcorr")))
 		VPBROADCASTD(Mem{Base: reg.R9, Disp: 4 * i}, t0)
-		VPSUBD(t0, x0, x0)
-		VPSUBD(t0, x1, x1)
+		each(func(_ int, r reg.VecPhysical) { VPSUBD(t0, r, r) })
 		Label(l("norcorr"))
-		VCVTDQ2PS(x0, x0)
-		VCVTDQ2PS(x1, x1)
-		VMULPS(cm0, x0, x0)
-		VMULPS(cm1, x1, x1)
+		each(func(_ int, r reg.VecPhysical) { VCVTDQ2PS(r, r) })
+		each(func(h int, r reg.VecPhysical) { VMULPS(cm[h], r, r) })
 		TESTQ(U32(qBias), flags)
 		JEQ(LabelRef(l("added")))
-		VADDPS(cb0, x0, x0)
-		VADDPS(cb1, x1, x1)
+		each(func(h int, r reg.VecPhysical) { VADDPS(cb[h], r, r) })
 		Label(l("added"))
 		TESTQ(U32(qResid), flags)
 		JEQ(LabelRef(l("noresid")))
-		VMOVUPS_Z(Mem{Base: reg.R13}, reg.K1, t0)
-		VMOVUPS_Z(Mem{Base: reg.R13, Disp: 64}, reg.K2, t1)
-		VADDPS(t0, x0, x0)
-		VADDPS(t1, x1, x1)
+		each(func(h int, _ reg.VecPhysical) { VMOVUPS_Z(Mem{Base: reg.R13, Disp: 64 * h}, masks[h], tv[h]) })
+		each(func(h int, r reg.VecPhysical) { VADDPS(tv[h], r, r) })
 		ADDQ(ldr, reg.R13)
 		Label(l("noresid"))
 		TESTQ(U32(qClamp), flags)
 		JEQ(LabelRef(l("noclamp")))
-		VMAXPS(x0, lo, x0)
-		VMAXPS(x1, lo, x1)
-		VMINPS(x0, hi, x0)
-		VMINPS(x1, hi, x1)
+		each(func(_ int, r reg.VecPhysical) { VMAXPS(r, lo, r) })
+		each(func(_ int, r reg.VecPhysical) { VMINPS(r, hi, r) })
 		Label(l("noclamp"))
 		TESTQ(U32(qQuant), flags)
 		JNE(LabelRef(l("quant")))
-		VMOVUPS(x0, reg.K1, Mem{Base: out})
-		VMOVUPS(x1, reg.K2, Mem{Base: out, Disp: 64})
+		each(func(h int, r reg.VecPhysical) { VMOVUPS(r, masks[h], Mem{Base: out, Disp: 64 * h}) })
 		JMP(LabelRef(l("next")))
 		Label(l("quant"))
-		VDIVPS(ys, x0, x0)
-		VDIVPS(ys, x1, x1)
+		each(func(_ int, r reg.VecPhysical) { VDIVPS(ys, r, r) })
 		// NaN becomes the low bound: VMAXPS returns its last (Intel) source on NaN.
-		VMAXPS(qlo, x0, x0)
-		VMAXPS(qlo, x1, x1)
-		VMINPS(qhi, x0, x0)
-		VMINPS(qhi, x1, x1)
-		VCVTPS2DQ(x0, x0) // MXCSR's round half to even
-		VCVTPS2DQ(x1, x1)
-		VPADDD(yz, x0, x0)
-		VPADDD(yz, x1, x1)
+		each(func(_ int, r reg.VecPhysical) { VMAXPS(qlo, r, r) })
+		each(func(_ int, r reg.VecPhysical) { VMINPS(qhi, r, r) })
+		each(func(_ int, r reg.VecPhysical) { VCVTPS2DQ(r, r) }) // MXCSR's round half to even
+		each(func(_ int, r reg.VecPhysical) { VPADDD(yz, r, r) })
 		TESTQ(U32(qUnsigned), flags)
 		JNE(LabelRef(l("u8")))
-		VPMOVSDB(x0, reg.K1, Mem{Base: out})
-		VPMOVSDB(x1, reg.K2, Mem{Base: out, Disp: 16})
+		each(func(h int, r reg.VecPhysical) { VPMOVSDB(r, masks[h], Mem{Base: out, Disp: 16 * h}) })
 		JMP(LabelRef(l("next")))
 		Label(l("u8"))
-		VPMOVUSDB(x0, reg.K1, Mem{Base: out})
-		VPMOVUSDB(x1, reg.K2, Mem{Base: out, Disp: 16})
+		each(func(h int, r reg.VecPhysical) { VPMOVUSDB(r, masks[h], Mem{Base: out, Disp: 16 * h}) })
 		Label(l("next"))
 		ADDQ(ldo, out)
 	}
-	Label("qdone")
+	Label(lbl("done"))
 	VZEROUPPER()
 	RET()
 }

@@ -23,7 +23,9 @@ const mr, nr = 8, 32
 func main() {
 	ConstraintExpr("!noasm,amd64")
 	sgemmAVX512()
-	qgemmVNNI()
+	qgemmVNNI("qgemm8x32VNNI", 32, "q", "")
+	qgemmVNNI("qgemm8x16VNNI", 16, "h", "qgemm8x16VNNI")
+	qgemmVNNI("qgemm8x8VNNI", 8, "h", "qgemm8x8VNNI")
 	dwRowAVX512()
 	dwPlaneAVX512()
 	dw3x3F32(1)

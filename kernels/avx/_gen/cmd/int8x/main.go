@@ -38,8 +38,6 @@ func main() {
 	packQRows8()
 	hmax3s2("hmax3s2S8VBMI", VPMAXSB)
 	hmax3s2("hmax3s2U8VBMI", VPMAXUB)
-	qgemmNarrowVNNI("qgemm8x16VNNI", 16)
-	qgemmNarrowVNNI("qgemm8x8VNNI", 8)
 	qdw3x3("qdw3x3S8S1VNNI", 1, qdwRows, VPMOVSDB)
 	qdw3x3("qdw3x3U8S1VNNI", 1, qdwRows, VPMOVUSDB)
 	qdw3x3("qdw3x3S8S2VNNI", 2, qdwRows, VPMOVSDB)
