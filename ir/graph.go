@@ -1,6 +1,9 @@
 package ir
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Model is an ONNX model: metadata, opset imports and the main graph.
 type Model struct {
@@ -177,6 +180,33 @@ func (g *Graph) RealInputs() []*ValueInfo {
 		}
 	}
 	return out
+}
+
+// DropUnreadInitializers removes the initializers that no node and no graph
+// output reads, and their entries among the graph inputs (older models list
+// initializers there too): of all of them when only is nil, else of those
+// for which only(name) is true. Rewrites that replace weights (quantized
+// copies) use it so that a model does not carry both.
+func (g *Graph) DropUnreadInitializers(only func(name string) bool) {
+	read := map[string]bool{}
+	for _, n := range g.Nodes {
+		for _, in := range n.Inputs {
+			read[in] = true
+		}
+	}
+	for _, o := range g.Outputs {
+		read[o.Name] = true
+	}
+	gone := func(name string) bool { return !read[name] && (only == nil || only(name)) }
+	dropped := map[string]bool{}
+	g.Initializers = slices.DeleteFunc(g.Initializers, func(t *Tensor) bool {
+		if gone(t.Name) {
+			dropped[t.Name] = true
+			return true
+		}
+		return false
+	})
+	g.Inputs = slices.DeleteFunc(g.Inputs, func(v *ValueInfo) bool { return dropped[v.Name] })
 }
 
 // Producers maps each value name to the node that produces it.

@@ -97,7 +97,7 @@ func Quantize(m *ir.Model, opt Options) (*ir.Model, *Report, error) {
 		rep.Quantized = append(rep.Quantized, n.Name)
 	}
 	g.Nodes = nodes
-	dropUnused(g)
+	g.DropUnreadInitializers(nil) // the float weights that were replaced
 	return out, rep, nil
 }
 
@@ -196,35 +196,4 @@ func rewrite(n *ir.Node, w *ir.Tensor, opt Options, fresh func(string) string, i
 		nodes = append(nodes, &ir.Node{Name: fresh(base + "_bias_Add"), OpType: "Add", Inputs: []string{mulOut, n.Inputs[2]}, Outputs: []string{y}})
 	}
 	return nodes, []*ir.Tensor{wq, ws}, nil
-}
-
-// dropUnused removes initializers no node and no graph output reads (the
-// float weights that were replaced).
-func dropUnused(g *ir.Graph) {
-	read := map[string]bool{}
-	for _, n := range g.Nodes {
-		for _, in := range n.Inputs {
-			read[in] = true
-		}
-	}
-	for _, o := range g.Outputs {
-		read[o.Name] = true
-	}
-	kept, dropped := g.Initializers[:0], map[string]bool{}
-	for _, t := range g.Initializers {
-		if read[t.Name] {
-			kept = append(kept, t)
-		} else {
-			dropped[t.Name] = true
-		}
-	}
-	g.Initializers = kept
-	// Old models also list initializers among the inputs.
-	ins := g.Inputs[:0]
-	for _, in := range g.Inputs {
-		if !dropped[in.Name] {
-			ins = append(ins, in)
-		}
-	}
-	g.Inputs = ins
 }

@@ -117,30 +117,10 @@ func Insert(m *ir.Model, opt Options) (*ir.Model, error) {
 	}
 	out.Graph.Nodes = newNodes
 	out.Graph.Initializers = append(out.Graph.Initializers, w.newInits...)
-	if opt.QuantizedWeights {
-		dropUnread(out.Graph, w.stored)
+	if opt.QuantizedWeights { // the float weights stored again as int8 codes, unless a float node still reads them
+		out.Graph.DropUnreadInitializers(func(name string) bool { return w.stored[name] })
 	}
 	return out, nil
-}
-
-// dropUnread removes the float initializers in names that no node and no
-// graph output reads any more (each was stored again as int8 codes behind a
-// DequantizeLinear), and their graph-input entries (opset < 9 style), so
-// the model does not carry every weight twice. A weight some node still
-// reads in float (a layer left unquantized) stays.
-func dropUnread(g *ir.Graph, names map[string]bool) {
-	read := map[string]bool{}
-	for _, n := range g.Nodes {
-		for _, in := range n.Inputs {
-			read[in] = true
-		}
-	}
-	for _, o := range g.Outputs {
-		read[o.Name] = true
-	}
-	gone := func(name string) bool { return names[name] && !read[name] }
-	g.Initializers = slices.DeleteFunc(g.Initializers, func(t *ir.Tensor) bool { return gone(t.Name) })
-	g.Inputs = slices.DeleteFunc(g.Inputs, func(v *ir.ValueInfo) bool { return gone(v.Name) })
 }
 
 type writer struct {
