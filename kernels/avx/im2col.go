@@ -266,30 +266,7 @@ func im2colSegsStride(dst, plane *float32, hw, cg int, segs *int32, taps, stride
 //		row := dst[(c*taps+t)*NR:][:NR]; if bit 16 { row[:] = 0 }
 //		for each run (off, at, len) of tap t: row[at+i] = plane[c*hw+off+i] for i < len
 func im2colSegsGeneric(dst, plane *float32, hw, cg int, segs *int32, taps int) {
-	if cg == 0 || taps == 0 {
-		return
-	}
-	d := unsafe.Slice(dst, cg*taps*NR)
-	x := unsafe.Slice(plane, cg*hw)
-	st := unsafe.Slice(segs, runStream)
-	for c := 0; c < cg; c++ {
-		pl := x[c*hw : c*hw+hw]
-		p := 0
-		for t := 0; t < taps; t++ {
-			row := d[(c*taps+t)*NR : (c*taps+t+1)*NR]
-			n := int(st[p] & 0xffff)
-			if st[p]&(1<<16) != 0 {
-				clear(row)
-			}
-			p++
-			for ; n > 0; n-- {
-				off, at := int(st[p]), int(st[p+1])
-				ln := bits.OnesCount32(uint32(st[p+2]))
-				copy(row[at:at+ln], pl[off:off+ln])
-				p += 3
-			}
-		}
-	}
+	copyRuns(dst, plane, hw, cg, segs, taps, 1)
 }
 
 // RunPlan holds the run streams (runTable) of every NR-column strip of a
@@ -349,6 +326,12 @@ func Im2colPlanned(dst, x []float32, p *RunPlan, grp, j0, n int) {
 //		row := dst[(c*taps+t)*NR:][:NR]; if bit 16 { row[:] = 0 }
 //		for each run (off, at, len) of tap t: row[at+i] = plane[c*hw+off+2*i] for i < len
 func im2colSegsS2Generic(dst, plane *float32, hw, cg int, segs *int32, taps int) {
+	copyRuns(dst, plane, hw, cg, segs, taps, 2)
+}
+
+// copyRuns is the loop of both portable strip copies: runs read every
+// stride-th input.
+func copyRuns(dst, plane *float32, hw, cg int, segs *int32, taps, stride int) {
 	if cg == 0 || taps == 0 {
 		return
 	}
@@ -368,8 +351,12 @@ func im2colSegsS2Generic(dst, plane *float32, hw, cg int, segs *int32, taps int)
 			for ; n > 0; n-- {
 				off, at := int(st[p]), int(st[p+1])
 				ln := bits.OnesCount32(uint32(st[p+2]))
-				for i := range ln {
-					row[at+i] = pl[off+2*i]
+				if stride == 1 {
+					copy(row[at:at+ln], pl[off:off+ln])
+				} else {
+					for i := range ln {
+						row[at+i] = pl[off+stride*i]
+					}
 				}
 				p += 3
 			}
