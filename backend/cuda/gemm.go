@@ -626,6 +626,28 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	})
 }
 
+// pads are the begin pads of the conv for an h×w input and oh×ow output:
+// the attribute's, or auto_pad's SAME_UPPER/SAME_LOWER computed per axis.
+func (p *gemmParams) pads(h, w, oh, ow int) (ph, pw int) {
+	if p.AutoPad == "" {
+		return p.PH, p.PW
+	}
+	return samePad(h, oh, p.KH, p.SH, p.DH, p.AutoPad), samePad(w, ow, p.KW, p.SW, p.DW, p.AutoPad)
+}
+
+// outQuant is the output scale and zero point the epilogue kernels take: 1
+// for a float output (YScale 0), and zero point 1 marking bfloat16 output.
+func (p *gemmParams) outQuant() (ys float32, zp int) {
+	ys, zp = p.YScale, p.YZero
+	if ys == 0 {
+		ys = 1
+	}
+	if p.Out == ir.BFloat16 {
+		zp = 1
+	}
+	return ys, zp
+}
+
 // samePad is the begin pad of auto_pad SAME_UPPER/SAME_LOWER for one axis.
 func samePad(in, out, k, s, d int, mode string) int {
 	total := max((out-1)*s+(k-1)*d+1-in, 0)
@@ -683,18 +705,8 @@ func (k *gemmKernel) runDirect(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w
 		if err := mark(1); err != nil {
 			return false, err
 		}
-		ph, pw := k.p.PH, k.p.PW
-		if k.p.AutoPad != "" {
-			ph, pw = samePad(h, oh, k.p.KH, k.p.SH, k.p.DH, k.p.AutoPad), samePad(w, ow, k.p.KW, k.p.SW, k.p.DW, k.p.AutoPad)
-		}
-		zp := k.p.YZero
-		if k.p.Out == ir.BFloat16 {
-			zp = 1
-		}
-		ys := k.p.YScale
-		if ys == 0 {
-			ys = 1
-		}
+		ph, pw := k.p.pads(h, w, oh, ow)
+		ys, zp := k.p.outQuant()
 		fmtIn := k.inputFormat()
 		if dwName := map[ir.DType]string{ir.Float32: "dw_nhwc8_f32", ir.Float16: "dw_nhwc8_16", ir.BFloat16: "dw_nhwc8_16",
 			ir.Int8: "dw_nhwc8_i8", ir.Uint8: "dw_nhwc8_u8", ir.Float8E4M3FN: "dw_nhwc8_e4m3"}[k.p.Out]; xn && yn && dwName != "" && fmtIn >= 1 && fmtIn <= 5 &&

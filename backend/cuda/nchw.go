@@ -38,10 +38,7 @@ func (k *gemmKernel) convPlan(g *device, d cuda.ConvGemmDesc) (*cuda.ConvGemm, e
 // convolutions, else im2colt's [K×P] matrix.
 func (k *gemmKernel) runNCHW(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, oh, ow int) error {
 	X, Y := in[0], out[0]
-	ph, pw := k.p.PH, k.p.PW
-	if k.p.AutoPad != "" {
-		ph, pw = samePad(h, oh, k.p.KH, k.p.SH, k.p.DH, k.p.AutoPad), samePad(w, ow, k.p.KW, k.p.SW, k.p.DW, k.p.AutoPad)
-	}
+	ph, pw := k.p.pads(h, w, oh, ow)
 	P := int64(oh) * int64(ow)
 	esz := k.p.In.Size()
 	direct := k.pointwise(ph, pw)

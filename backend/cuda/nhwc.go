@@ -190,18 +190,8 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 		if err := mark(1); err != nil {
 			return false, err
 		}
-		ph, pw := k.p.PH, k.p.PW
-		if k.p.AutoPad != "" {
-			ph, pw = samePad(h, oh, k.p.KH, k.p.SH, k.p.DH, k.p.AutoPad), samePad(w, ow, k.p.KW, k.p.SW, k.p.DW, k.p.AutoPad)
-		}
-		zp := k.p.YZero
-		if k.p.Out == ir.BFloat16 {
-			zp = 1
-		}
-		ys := k.p.YScale
-		if ys == 0 {
-			ys = 1
-		}
+		ph, pw := k.p.pads(h, w, oh, ow)
+		ys, zp := k.p.outQuant()
 		M := int64(nb) * int64(oh) * int64(ow)
 		dst := dY
 		if tmp != 0 {
