@@ -131,11 +131,52 @@ func khwcOrder(w *ir.Tensor, khw int) *ir.Tensor {
 	return o
 }
 
+// stageNHWC reserves arena room and puts a channels-last conv's operands on
+// the device: the input (zero-padded to CPad channels with pad), the
+// residual, the output (marked NHWC unless the host reads it, in which case
+// tmp is scratch for the NHWC result before its relayout), then marks the
+// step's inputs ready.
+func (k *gemmKernel) stageNHWC(g *device, st *execState, in, out []*ir.Tensor, pad, toHost bool, mark func(int) error) (dX, dZ, dY, tmp cuda.DevPtr, err error) {
+	X, Y := in[0], out[0]
+	need := alignUp(int64(len(X.Data)))
+	if k.p.HasZ {
+		need += alignUp(int64(len(in[1].Data)))
+	}
+	if toHost {
+		need += alignUp(int64(len(Y.Data)))
+	}
+	if err = st.reserve(g, need); err != nil {
+		return
+	}
+	if pad && k.p.CPad > 0 {
+		dX, err = st.padNHWC(g, X, k.onDevice(0), int(k.p.CPad))
+	} else {
+		dX, err = st.inputAs(g, X, k.onDevice(0), true)
+	}
+	if err != nil {
+		return
+	}
+	if k.p.HasZ {
+		if dZ, err = st.inputAs(g, in[1], k.onDevice(1), true); err != nil {
+			return
+		}
+	}
+	if toHost && layoutMatters(Y.Dims) {
+		tmp = st.take(int64(len(Y.Data)))
+	}
+	if dY, err = st.residentFor(g, Y); err != nil {
+		return
+	}
+	st.setNHWC(Y, !toHost)
+	err = mark(1)
+	return
+}
+
 // runNHWC is the implicit_nhwc tactic: X (and the residual) in NHWC, Y
 // written NHWC; when the host reads Y, into arena scratch first and then
 // relaid out to NCHW.
 func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, oh, ow int) error {
-	X, Y := in[0], out[0]
+	Y := out[0]
 	toHost := k.toHost(0)
 	return step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
 		name, shared := ignName(k.p.In, k.p.Out), ignShared
@@ -153,41 +194,8 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 		if err := f.SetMaxDynamicShared(shared); err != nil {
 			return false, err
 		}
-		need := alignUp(int64(len(X.Data)))
-		if k.p.HasZ {
-			need += alignUp(int64(len(in[1].Data)))
-		}
-		if toHost {
-			need += alignUp(int64(len(Y.Data)))
-		}
-		if err := st.reserve(g, need); err != nil {
-			return false, err
-		}
-		var dX cuda.DevPtr
-		if k.p.CPad > 0 {
-			dX, err = st.padNHWC(g, X, k.onDevice(0), int(k.p.CPad))
-		} else {
-			dX, err = st.inputAs(g, X, k.onDevice(0), true)
-		}
+		dX, dZ, dY, tmp, err := k.stageNHWC(g, st, in, out, true, toHost, mark)
 		if err != nil {
-			return false, err
-		}
-		var dZ cuda.DevPtr
-		if k.p.HasZ {
-			if dZ, err = st.inputAs(g, in[1], k.onDevice(1), true); err != nil {
-				return false, err
-			}
-		}
-		var tmp cuda.DevPtr
-		if toHost && layoutMatters(Y.Dims) {
-			tmp = st.take(int64(len(Y.Data)))
-		}
-		dY, err := st.residentFor(g, Y)
-		if err != nil {
-			return false, err
-		}
-		st.setNHWC(Y, !toHost)
-		if err := mark(1); err != nil {
 			return false, err
 		}
 		ph, pw := k.p.pads(h, w, oh, ow)
@@ -275,7 +283,7 @@ func (k *gemmKernel) nhwcGemmPlan(g *device, m int64) (*cuda.Gemm, error) {
 // Wᵀ + bias + Z), all channels-last, in one cuBLASLt call; when the host
 // reads Y, into arena scratch first and then relaid out to NCHW.
 func (k *gemmKernel) runGemmNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, oh, ow int) error {
-	X, Y := in[0], out[0]
+	Y := out[0]
 	toHost := k.toHost(0)
 	M := int64(nb) * int64(oh) * int64(ow)
 	return step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
@@ -283,36 +291,8 @@ func (k *gemmKernel) runGemmNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, oh, o
 		if err != nil {
 			return false, err
 		}
-		need := alignUp(int64(len(X.Data)))
-		if k.p.HasZ {
-			need += alignUp(int64(len(in[1].Data)))
-		}
-		if toHost {
-			need += alignUp(int64(len(Y.Data)))
-		}
-		if err := st.reserve(g, need); err != nil {
-			return false, err
-		}
-		dX, err := st.inputAs(g, X, k.onDevice(0), true)
+		dX, dZ, dY, tmp, err := k.stageNHWC(g, st, in, out, false, toHost, mark)
 		if err != nil {
-			return false, err
-		}
-		var dZ cuda.DevPtr
-		if k.p.HasZ {
-			if dZ, err = st.inputAs(g, in[1], k.onDevice(1), true); err != nil {
-				return false, err
-			}
-		}
-		var tmp cuda.DevPtr
-		if toHost && layoutMatters(Y.Dims) {
-			tmp = st.take(int64(len(Y.Data)))
-		}
-		dY, err := st.residentFor(g, Y)
-		if err != nil {
-			return false, err
-		}
-		st.setNHWC(Y, !toHost)
-		if err := mark(1); err != nil {
 			return false, err
 		}
 		dst := dY
