@@ -197,6 +197,9 @@ func TestKernelsMatchReference(t *testing.T) {
 		{name: "matmul f32 3D", node: conv("", "MatMul"), opset: 13, in: []*ir.Tensor{f32(2, 7, 48), f32(48, 40)}, cst: []bool{false, true}, bound: 1e-10},
 		{name: "matmul bf16", node: conv("", "MatMul"), opset: 13, in: []*ir.Tensor{q(ir.BFloat16, 64, 96), q(ir.BFloat16, 96, 32)}, cst: []bool{false, true}, bound: 1e-4},
 		{name: "QConv int8 → int8 relu", node: conv(kiln.Domain, "QConv", qattrs(0.02, "Relu")...), opset: 1, in: []*ir.Tensor{q(ir.Int8, 2, 5, 9, 9), q(ir.Int8, 24, 5, 3, 3), f32(24)}, cst: []bool{false, true, true}},
+		// GELU in the quantized epilogue: kilnq's float32 GELU (kiln.Gelu32), bit for bit.
+		{name: "QConv int8 → int8 gelu", node: conv(kiln.Domain, "QConv", qattrs(0.02, "Gelu")...), opset: 1, in: []*ir.Tensor{q(ir.Int8, 2, 5, 9, 9), q(ir.Int8, 24, 5, 3, 3), f32(24)}, cst: []bool{false, true, true}},
+		{name: "QConv int8 → f32 gelu", node: conv(kiln.Domain, "QConv", qattrs(0, "Gelu")...), opset: 1, in: []*ir.Tensor{q(ir.Int8, 2, 5, 9, 9), q(ir.Int8, 24, 5, 3, 3), f32(24)}, cst: []bool{false, true, true}},
 		{name: "QConv int8 → f32 residual", node: conv(kiln.Domain, "QConv", qattrs(0, "")...), opset: 1, in: []*ir.Tensor{q(ir.Int8, 2, 5, 9, 9), q(ir.Int8, 24, 5, 3, 3), f32(24), f32(2, 24, 9, 9)}, cst: []bool{false, true, true, false}},
 		{name: "QConv fp8 → fp8", node: conv(kiln.Domain, "QConv", qattrs(0.02, "")...), opset: 1, in: []*ir.Tensor{q(ir.Float8E4M3FN, 2, 5, 9, 9), q(ir.Float8E4M3FN, 24, 5, 3, 3), f32(24)}, cst: []bool{false, true, true}, bound: 2e-3},
 		{name: "QConv fp8 → f32", node: conv(kiln.Domain, "QConv", qattrs(0, "")...), opset: 1, in: []*ir.Tensor{q(ir.Float8E4M3FN, 2, 5, 9, 9), q(ir.Float8E4M3FN, 24, 5, 3, 3), f32(24)}, cst: []bool{false, true, true}, bound: 1e-6},

@@ -38,7 +38,35 @@ __device__ __forceinline__ i64 qmod(i64 a, i64 b) { return a - qdiv(a, b) * b; }
 // Activations of kiln's fused ops (ops/kiln/activation.go), in double like
 // the reference, rounded to float by the caller.
 enum { A_NONE, A_RELU, A_CLIP, A_LEAKY, A_SIGMOID, A_TANH, A_GELU, A_GELUTANH, A_HARDSWISH, A_HARDSIGMOID };
-// ReLU, Clip and LeakyRelu are computed in float: their double results are
+// erf32 and gelu32 are ops/kiln's Erf32 and Gelu32 (the CPU kernels' and
+// kilnq's GELU) step for step, every product, sum and quotient rounded to
+// float with the _rn intrinsics, which NVRTC never contracts into FMAs: the
+// same bits as the CPU engine.
+__device__ __forceinline__ float erf32(float x) {
+    if (x != x) return x;
+    x = fminf(fmaxf(x, -4.f), 4.f);
+    float x2 = __fmul_rn(x, x);
+    float p = -2.72614225801306e-10f;
+    p = __fadd_rn(__fmul_rn(p, x2), 2.77068142495902e-08f);
+    p = __fsub_rn(__fmul_rn(p, x2), 2.10102402082508e-06f);
+    p = __fsub_rn(__fmul_rn(p, x2), 5.69250639462346e-05f);
+    p = __fsub_rn(__fmul_rn(p, x2), 7.34990630326855e-04f);
+    p = __fsub_rn(__fmul_rn(p, x2), 2.95459980854025e-03f);
+    p = __fsub_rn(__fmul_rn(p, x2), 1.60960333262415e-02f);
+    p = __fmul_rn(p, x);
+    float q = -1.45660718464996e-05f;
+    q = __fsub_rn(__fmul_rn(q, x2), 2.13374055278905e-04f);
+    q = __fsub_rn(__fmul_rn(q, x2), 1.68282697438203e-03f);
+    q = __fsub_rn(__fmul_rn(q, x2), 7.37332916720468e-03f);
+    q = __fsub_rn(__fmul_rn(q, x2), 1.42647390514189e-02f);
+    return __fdiv_rn(p, q);
+}
+__device__ __forceinline__ float gelu32(float x) {
+    float e = erf32(__fmul_rn(x, 0.70710678118654752f)); // x·(√2/2), the constant rounded to float as in Go
+    return __fmul_rn(__fmul_rn(0.5f, x), __fadd_rn(1.f, e));
+}
+// GELU is gelu32 (the CPU engine's float GELU, within 1e-7 + 5e-7·|x| of the
+// double one). ReLU, Clip and LeakyRelu are computed in float: their double results are
 // floats already (a product of two floats is exact in double, so rounding
 // it once gives the float product), and double conversions cost epilogues
 // more than their arithmetic.
@@ -48,12 +76,12 @@ __device__ __forceinline__ float act(float xf, int k, float af, float bf) {
     case A_RELU: return xf > 0.f ? xf : (xf == xf ? 0.f : xf);
     case A_CLIP: return fminf(fmaxf(xf, af), bf);
     case A_LEAKY: return xf < 0.f ? xf * af : xf;
+    case A_GELU: return gelu32(xf);
     }
     double x = xf, a = af, b = bf;
     switch (k) {
     case A_SIGMOID: return (float)(1.0 / (1.0 + exp(-x)));
     case A_TANH: return (float)tanh(x);
-    case A_GELU: return (float)(0.5 * x * (1.0 + erf(x / 1.4142135623730951)));
     case A_GELUTANH: return (float)(0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))));
     case A_HARDSWISH: return (float)(x * fmax(0.0, fmin(1.0, x / 6.0 + 0.5)));
     case A_HARDSIGMOID: return (float)fmax(0.0, fmin(1.0, a * x + b));
