@@ -76,10 +76,10 @@ __device__ __forceinline__ float act(float xf, int k, float af, float bf) {
     case A_RELU: return xf > 0.f ? xf : (xf == xf ? 0.f : xf);
     case A_CLIP: return fminf(fmaxf(xf, af), bf);
     case A_LEAKY: return xf < 0.f ? xf * af : xf;
-    case A_GELU: return gelu32(xf);
     }
     double x = xf, a = af, b = bf;
     switch (k) {
+    case A_GELU: return gelu32(xf);
     case A_SIGMOID: return (float)(1.0 / (1.0 + exp(-x)));
     case A_TANH: return (float)tanh(x);
     case A_GELUTANH: return (float)(0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))));

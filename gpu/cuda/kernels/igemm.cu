@@ -308,6 +308,57 @@ template <typename OUT> __device__ __forceinline__ void store8(OUT* y, i64 o, co
     }
 }
 
+// ign_epilogue is the NHWC implicit GEMMs' epilogue: the 128×64 tile's
+// accumulators (mma fragment layout) through shared memory, pixel-major,
+// then 8 channels per thread along the output row: scale, bias, residual,
+// activation, store (16-byte vectors).
+template <typename ACC, typename OUT>
+__device__ __forceinline__ void ign_epilogue(ACC (&acc)[2][4][4], unsigned char* smd, int tid, int wm, int wn, int gid,
+    int tig, i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y, const float* ms, const float* bias, const void* resid,
+    int rfmt, int ak, float aa, float ab, float ys, int zp) {
+    ACC* Cs = (ACC*)smd; // [IG_BM][IGN_CS]: pixel-major, so that the stores below run along channels
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int r = wm + i * 16 + gid, c = wn + j * 8 + tig * 2;
+            Cs[r * IGN_CS + c] = acc[i][j][0];
+            Cs[r * IGN_CS + c + 1] = acc[i][j][1];
+            Cs[(r + 8) * IGN_CS + c] = acc[i][j][2];
+            Cs[(r + 8) * IGN_CS + c + 1] = acc[i][j][3];
+        }
+    __syncthreads();
+    // Cout % 8 == 0 (the lowering checks): a group of 8 channels is whole
+    // or absent. Every pass of a thread has the same 8 channels (gi % 8 ==
+    // tid % 8): their scales and biases are loaded once.
+    const int cg = (tid % (IG_BN / 8)) * 8, co = n0 + cg;
+    if (co >= Cout) return;
+    float sc[8], bi[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        sc[j] = ms ? ms[co + j] : 1.f;
+        bi[j] = bias ? bias[co + j] : 0.f;
+    }
+#pragma unroll
+    for (int q = 0; q < IG_BM * IG_BN / 8 / 256; q++) {
+        int row = (tid + 256 * q) / (IG_BN / 8);
+        i64 m = m0 + row;
+        if (m >= M) continue;
+        i64 o = m * Cout + co;
+        float v[8], rv[8];
+        if (resid) ldres8(resid, o, rfmt, rv);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            float t = (float)Cs[row * IGN_CS + cg + j];
+            if (ms) t = t * sc[j];
+            if (bias) t = t + bi[j];
+            if (resid) t = t + rv[j];
+            v[j] = act(t, ak, aa, ab);
+        }
+        store8(y, o, v, ys, zp);
+    }
+}
+
 template <int F, typename ACC, typename OUT, int ST>
 __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w,
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KW, int sh, int sw, int ph, int pw,
@@ -404,47 +455,7 @@ __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, co
     }
     cp_wait<0>();
     __syncthreads();
-    ACC* Cs = (ACC*)smd; // [IG_BM][IGN_CS]: pixel-major, so that the stores below run along channels
-#pragma unroll
-    for (int i = 0; i < 2; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            int r = wm + i * 16 + gid, c = wn + j * 8 + tig * 2;
-            Cs[r * IGN_CS + c] = acc[i][j][0];
-            Cs[r * IGN_CS + c + 1] = acc[i][j][1];
-            Cs[(r + 8) * IGN_CS + c] = acc[i][j][2];
-            Cs[(r + 8) * IGN_CS + c + 1] = acc[i][j][3];
-        }
-    __syncthreads();
-    // Cout % 8 == 0 (the lowering checks): a group of 8 channels is whole
-    // or absent. Every pass of a thread has the same 8 channels (gi % 8 ==
-    // tid % 8): their scales and biases are loaded once.
-    const int cg = (tid % (IG_BN / 8)) * 8, co = n0 + cg;
-    if (co >= Cout) return;
-    float sc[8], bi[8];
-#pragma unroll
-    for (int j = 0; j < 8; j++) {
-        sc[j] = ms ? ms[co + j] : 1.f;
-        bi[j] = bias ? bias[co + j] : 0.f;
-    }
-#pragma unroll
-    for (int q = 0; q < IG_BM * IG_BN / 8 / 256; q++) {
-        int row = (tid + 256 * q) / (IG_BN / 8);
-        i64 m = m0 + row;
-        if (m >= M) continue;
-        i64 o = m * Cout + co;
-        float v[8], rv[8];
-        if (resid) ldres8(resid, o, rfmt, rv);
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            float t = (float)Cs[row * IGN_CS + cg + j];
-            if (ms) t = t * sc[j];
-            if (bias) t = t + bi[j];
-            if (resid) t = t + rv[j];
-            v[j] = act(t, ak, aa, ab);
-        }
-        store8(y, o, v, ys, zp);
-    }
+    ign_epilogue(acc, smd, tid, wm, wn, gid, tig, m0, n0, M, Cout, y, ms, bias, resid, rfmt, ak, aa, ab, ys, zp);
 }
 // ign_*: 3 stages, 2 blocks per SM (83 KB of shared memory each); ign3_*:
 // 2 stages (55 KB) and at most 85 registers, so that 3 blocks share an SM
@@ -574,44 +585,7 @@ __device__ __forceinline__ void ign8_body(const unsigned char* __restrict__ x, c
         if (kt + 1 < nk) stash((kt + 1) & 1);
         __syncthreads();
     }
-    float* Cs = (float*)smd;
-#pragma unroll
-    for (int i = 0; i < 2; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            int r = wm + i * 16 + gid, c = wn + j * 8 + tig * 2;
-            Cs[r * IGN_CS + c] = acc[i][j][0];
-            Cs[r * IGN_CS + c + 1] = acc[i][j][1];
-            Cs[(r + 8) * IGN_CS + c] = acc[i][j][2];
-            Cs[(r + 8) * IGN_CS + c + 1] = acc[i][j][3];
-        }
-    __syncthreads();
-    const int cg = (tid % (IG_BN / 8)) * 8, co = n0 + cg;
-    if (co >= Cout) return;
-    float sc[8], bi[8];
-#pragma unroll
-    for (int j = 0; j < 8; j++) {
-        sc[j] = ms ? ms[co + j] : 1.f;
-        bi[j] = bias ? bias[co + j] : 0.f;
-    }
-#pragma unroll
-    for (int q = 0; q < IG_BM * IG_BN / 8 / 256; q++) {
-        int row = (tid + 256 * q) / (IG_BN / 8);
-        i64 m = m0 + row;
-        if (m >= M) continue;
-        i64 o = m * Cout + co;
-        float v[8], rv[8];
-        if (resid) ldres8(resid, o, rfmt, rv);
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            float t = Cs[row * IGN_CS + cg + j];
-            if (ms) t = t * sc[j];
-            if (bias) t = t + bi[j];
-            if (resid) t = t + rv[j];
-            v[j] = act(t, ak, aa, ab);
-        }
-        store8(y, o, v, ys, zp);
-    }
+    ign_epilogue(acc, smd, tid, wm, wn, gid, tig, m0, n0, M, Cout, y, ms, bias, resid, rfmt, ak, aa, ab, ys, zp);
 }
 #define IGN8(NAME, BLOCKS, OUT)                                                                      \
 extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned char* __restrict__ x,  \
