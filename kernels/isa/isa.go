@@ -32,7 +32,7 @@ func (l Level) String() string {
 // Env is the environment variable that caps the level.
 const Env = "KILN_CPU_ISA"
 
-var max, warning = parse(os.Getenv(Env))
+var capped, warning = parse(os.Getenv(Env))
 
 // parse reads KILN_CPU_ISA; a value it does not know leaves the level
 // uncapped and says so through Warning.
@@ -49,10 +49,10 @@ func parse(v string) (Level, string) {
 }
 
 // Allows says whether kernels may use level l (the CPU must also have it).
-func Allows(l Level) bool { return l <= max }
+func Allows(l Level) bool { return l <= capped }
 
 // Max is the cap in force.
-func Max() Level { return max }
+func Max() Level { return capped }
 
 // Warning is a message for the user when KILN_CPU_ISA could not be read,
 // else "".
