@@ -51,9 +51,6 @@ func parse(v string) (Level, string) {
 // Allows says whether kernels may use level l (the CPU must also have it).
 func Allows(l Level) bool { return l <= capped }
 
-// Max is the cap in force.
-func Max() Level { return capped }
-
 // Warning is a message for the user when KILN_CPU_ISA could not be read,
 // else "".
 func Warning() string { return warning }
