@@ -18,6 +18,13 @@
 // kiln's engines, also with E5M2 activations) with per-output-channel
 // scales w_scales. A layer that writes codes writes its activation's type.
 //
+// The residual Z (input 3) is float32, or, with z_scale > 0, codes of its
+// own type (int8, uint8 with zero point z_zero, E4M3FN or E5M2) whose value
+// is ONNX DequantizeLinear's, bit for bit: Z = float32(float32(code −
+// z_zero)·z_scale), or float32(decode(code)·z_scale) for float8. That lets a
+// residual stream stay quantized between blocks (TensorRT's conv + add +
+// requantize) with the same result as a DequantizeLinear before the add.
+//
 // For int8 the result is bit-exact whatever the summation order, because
 // the integer sum is exact and float32(acc) rounds it once.
 package kilnq
@@ -56,12 +63,26 @@ type Layer struct {
 	WScales []float32
 	YScale  float32
 	YZero   int32
+	ZScale  float32 // > 0: the residual is codes (see the package comment)
+	ZZero   int32
 	Act     kiln.Activation
 	OutType ir.DType // Float32 when YScale == 0, else the activation code type
 }
 
-// LayerOf reads and validates the quantization attributes of a node.
+// LayerOf reads and validates the quantization attributes of a node for a
+// kernel that reads float32 residuals only: a layer with a quantized
+// residual (z_scale) is an error, so that such a kernel declines it.
 func LayerOf(n *ir.Node, xType ir.DType) (*Layer, error) {
+	l, err := ParseLayer(n, xType)
+	if err == nil && l.ZScale != 0 {
+		return nil, fmt.Errorf("%s: this kernel does not read a quantized residual (z_scale)", n)
+	}
+	return l, err
+}
+
+// ParseLayer reads and validates the quantization attributes of a node,
+// quantized residuals included.
+func ParseLayer(n *ir.Node, xType ir.DType) (*Layer, error) {
 	l := &Layer{}
 	var err error
 	if l.XScale, err = n.AttrFloat("x_scale", 0); err != nil {
@@ -111,11 +132,76 @@ func LayerOf(n *ir.Node, xType ir.DType) (*Layer, error) {
 	if l.YScale < 0 || math.IsInf(float64(l.YScale), 0) || math.IsNaN(float64(l.YScale)) {
 		return nil, fmt.Errorf("%s: y_scale %v must be >= 0 and finite", n, l.YScale)
 	}
+	if err := l.parseResidual(n); err != nil {
+		return nil, err
+	}
 	l.OutType = ir.Float32
 	if l.YScale > 0 {
 		l.OutType = xType
 	}
 	return l, nil
+}
+
+// parseResidual reads z_scale and z_zero, the quantized residual's
+// parameters; their range check against the residual's type is in
+// CheckResidual, which sees the tensor.
+func (l *Layer) parseResidual(n *ir.Node) error {
+	zs, err := n.AttrFloat("z_scale", 0)
+	if err != nil {
+		return err
+	}
+	zz, err := n.AttrInt("z_zero", 0)
+	if err != nil {
+		return err
+	}
+	if zs < 0 || math.IsInf(float64(zs), 0) || math.IsNaN(float64(zs)) {
+		return fmt.Errorf("%s: z_scale %v must be >= 0 and finite", n, zs)
+	}
+	if zs == 0 && zz != 0 {
+		return fmt.Errorf("%s: z_zero %d without z_scale", n, zz)
+	}
+	if zz < -128 || zz > 255 {
+		return fmt.Errorf("%s: z_zero %d outside the 8-bit codes' range", n, zz)
+	}
+	l.ZScale, l.ZZero = zs, int32(zz)
+	return nil
+}
+
+// CheckResidual validates a residual's type against the layer: float32
+// without z_scale; int8, uint8 (z_zero in range), E4M3FN or E5M2 (z_zero 0)
+// with it.
+func (l *Layer) CheckResidual(dt ir.DType) error {
+	if l.ZScale == 0 {
+		if dt != ir.Float32 {
+			return fmt.Errorf("residual is %s without z_scale, want float32 (or codes with z_scale)", dt)
+		}
+		return nil
+	}
+	lo, hi := int32(0), int32(0)
+	switch dt {
+	case ir.Int8:
+		lo, hi = -128, 127
+	case ir.Uint8:
+		lo, hi = 0, 255
+	case ir.Float8E4M3FN, ir.Float8E5M2:
+	default:
+		return fmt.Errorf("quantized residual (z_scale %g) is %s, want int8, uint8, float8e4m3fn or float8e5m2", l.ZScale, dt)
+	}
+	if l.ZZero < lo || l.ZZero > hi {
+		return fmt.Errorf("z_zero %d outside %s's range", l.ZZero, dt)
+	}
+	return nil
+}
+
+// ResidualValue is the residual's float32 value from its stored form v:
+// the float itself without z_scale, else the code's exact value (code −
+// z_zero for integers, the decoded float8), dequantized as
+// DequantizeLinear does: one float32 multiplication.
+func (l *Layer) ResidualValue(v float32) float32 {
+	if l.ZScale == 0 {
+		return v
+	}
+	return float32((v - float32(l.ZZero)) * l.ZScale)
 }
 
 // Epilogue maps one accumulator of output channel c to the output value
@@ -187,7 +273,7 @@ func innerNode(n *ir.Node) (*ir.Node, int64, int) {
 	var attrs []*ir.Attribute
 	for _, a := range n.Attrs {
 		switch a.Name {
-		case "activation", "act_alpha", "act_beta", "kiln_members", "kiln_member_ops", "x_scale", "w_scales", "y_scale", kiln.PoolAttr:
+		case "activation", "act_alpha", "act_beta", "kiln_members", "kiln_member_ops", "x_scale", "w_scales", "y_scale", "z_scale", "z_zero", kiln.PoolAttr:
 		default:
 			attrs = append(attrs, a)
 		}
@@ -213,7 +299,7 @@ func run(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	if in[0].DType != in[1].DType && !(in[0].DType == ir.Uint8 && in[1].DType == ir.Int8) && !(xf8 && wf8) {
 		return nil, c.Errorf("activation is %s but weights are %s", in[0].DType, in[1].DType)
 	}
-	l, err := LayerOf(c.Node, in[0].DType)
+	l, err := ParseLayer(c.Node, in[0].DType)
 	if err != nil {
 		return nil, err
 	}
@@ -257,8 +343,11 @@ func run(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	}
 	if len(in) > 3 && in[3] != nil {
 		resid = in[3]
-		if resid.DType != ir.Float32 || !sameDims(resid.Dims, acc.Dims) {
-			return nil, c.Errorf("residual is %s%v, want float32%v", resid.DType, resid.Dims, acc.Dims)
+		if err := l.CheckResidual(resid.DType); err != nil {
+			return nil, c.Errorf("%v", err)
+		}
+		if !sameDims(resid.Dims, acc.Dims) {
+			return nil, c.Errorf("residual dims %v, want %v", resid.Dims, acc.Dims)
 		}
 	}
 	out := ir.NewTensor(l.OutType, acc.Dims)
@@ -274,7 +363,7 @@ func run(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 			b = bias.F32()[ch]
 		}
 		if resid != nil {
-			z = resid.F32()[i]
+			z = l.ResidualValue(float32(resid.Float64At(int64(i)))) // exact: 8-bit codes and float32 values
 		}
 		y := l.Epilogue(av[i], ch, b, z)
 		switch {
@@ -309,9 +398,14 @@ func infer(c *ops.InferCtx) error {
 	if err != nil {
 		return err
 	}
-	l, err := LayerOf(c.Node, x.DType)
+	l, err := ParseLayer(c.Node, x.DType)
 	if err != nil {
 		return err
+	}
+	if len(c.In) > 3 && c.In[3] != nil {
+		if err := l.CheckResidual(c.In[3].DType); err != nil {
+			return fmt.Errorf("%s: %v", c.Node, err)
+		}
 	}
 	n, opset, nIn := innerNode(c.Node)
 	op, err := ops.Lookup("", n.OpType, opset)
