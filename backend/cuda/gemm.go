@@ -63,22 +63,30 @@ type gemmParams struct {
 	// them to int8; ColSum (a weight) corrects the accumulator
 	Uint8              bool
 	XZero              int
-	ZeroFix            bool   // a colsum weight follows the scales
-	AutoPad            string // SAME_UPPER / SAME_LOWER: pads computed from the input
-	Groups             int    // convolution groups (> 1: direct or implicit only)
-	Direct             bool   // small-K convolution: kiln's direct kernel, no GEMM
-	Implicit           bool   // implicit-GEMM convolution on the tensor cores
-	NCHW               bool   // cuBLASLt in NCHW with its epilogue (no kiln epilogue pass)
-	NHWC               bool   // channels-last implicit GEMM; weights packed with the reduction in (kh, kw, c) order
-	CPad               int64  // NHWC: input channels zero-padded to this (a first layer's 3 to one 16-byte chunk), else 0
-	Blocks3            bool   // NHWC: the ign3_* kernels (2 stages, 3 blocks per SM)
-	GemmNHWC           bool   // 1×1 conv as a cuBLASLt GEMM on channels-last activations (nhwc.go)
-	YNHWC              bool   // implicit/NCHW-input kernels: write device-only outputs NHWC (the next layer is likely NHWC)
-	ZFmt               int    // residual type: 0 float32, 1 float16, 2 bfloat16
+	ZeroFix            bool    // a colsum weight follows the scales
+	AutoPad            string  // SAME_UPPER / SAME_LOWER: pads computed from the input
+	Groups             int     // convolution groups (> 1: direct or implicit only)
+	Direct             bool    // small-K convolution: kiln's direct kernel, no GEMM
+	Implicit           bool    // implicit-GEMM convolution on the tensor cores
+	NCHW               bool    // cuBLASLt in NCHW with its epilogue (no kiln epilogue pass)
+	NHWC               bool    // channels-last implicit GEMM; weights packed with the reduction in (kh, kw, c) order
+	CPad               int64   // NHWC: input channels zero-padded to this (a first layer's 3 to one 16-byte chunk), else 0
+	Blocks3            bool    // NHWC: the ign3_* kernels (2 stages, 3 blocks per SM)
+	GemmNHWC           bool    // 1×1 conv as a cuBLASLt GEMM on channels-last activations (nhwc.go)
+	YNHWC              bool    // implicit/NCHW-input kernels: write device-only outputs NHWC (the next layer is likely NHWC)
+	ZFmt               int     // residual type: 0 float32, 1 float16, 2 bfloat16; codes (ZScale > 0): 3 int8, 4 uint8, 5 E4M3FN, 6 E5M2
+	ZScale             float32 // kilnq's z_scale: the residual's codes dequantized as DequantizeLinear does (common.cuh zcode)
+	ZZero              int     // kilnq's z_zero
 	Act                int
 	ActA, ActB, YScale float32
 	YZero              int
 }
+
+// residualFormats maps a residual's type to gemmParams.ZFmt; the 8-bit
+// ones (from zfmtCodes on) are codes of quantized layers (kilnq's z_scale).
+var residualFormats = map[ir.DType]int{ir.Float32: 0, ir.Float16: 1, ir.BFloat16: 2, ir.Int8: 3, ir.Uint8: 4, ir.Float8E4M3FN: 5, ir.Float8E5M2: 6}
+
+const zfmtCodes = 3
 
 var actCodes = map[string]int{"": 0, "Relu": 1, "Clip": 2, "LeakyRelu": 3, "Sigmoid": 4, "Tanh": 5, "Gelu": 6, "GeluTanh": 7, "HardSwish": 8, "HardSigmoid": 9}
 
@@ -288,13 +296,8 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		if l.In[3] == nil || l.Const[3] != nil {
 			return nil, fmt.Errorf("residual must be a runtime tensor")
 		}
-		switch l.In[3].DType {
-		case ir.Float32:
-		case ir.Float16:
-			p.ZFmt = 1
-		case ir.BFloat16:
-			p.ZFmt = 2
-		default:
+		var ok bool
+		if p.ZFmt, ok = residualFormats[l.In[3].DType]; !ok || (!quant && p.ZFmt >= zfmtCodes) {
 			return nil, fmt.Errorf("residual of type %s", l.In[3].DType)
 		}
 		p.HasZ = true
@@ -317,9 +320,17 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		}
 	}
 	if quant {
-		q, err := kilnq.LayerOf(n, l.In[0].DType)
+		q, err := kilnq.ParseLayer(n, l.In[0].DType)
 		if err != nil {
 			return nil, err
+		}
+		if p.HasZ {
+			// codes (z_scale > 0) or float32: every kernel here reads both
+			// (ldres/ldres8); the cuBLASLt-epilogue modes take no quantized layer
+			if err := q.CheckResidual(l.In[3].DType); err != nil {
+				return nil, fmt.Errorf("%s: %v", n, err)
+			}
+			p.ZScale, p.ZZero = q.ZScale, int(q.ZZero)
 		}
 		if p.NHWC && q.XZero != 0 {
 			return nil, fmt.Errorf("the NHWC implicit GEMM zero-fills padding: no input zero point (x_zero %d)", q.XZero)
@@ -606,7 +617,7 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		if ys == 0 {
 			ys = 1
 		}
-		args = cuda.NewArgs(acc, int(k.p.Np), dY, M, int(k.p.N), int(HW), k.scale, k.bias, dZ, k.p.ZFmt, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.colsum, 128*b2i(k.p.Uint8)-k.p.XZero)
+		args = cuda.NewArgs(acc, int(k.p.Np), dY, M, int(k.p.N), int(HW), k.scale, k.bias, dZ, k.p.ZFmt, k.p.ZScale, k.p.ZZero, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.colsum, 128*b2i(k.p.Uint8)-k.p.XZero)
 		f, err := g.fn(k.epilogueName())
 		if err != nil {
 			return false, err
@@ -717,7 +728,7 @@ func (k *gemmKernel) runDirect(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w
 				return false, err
 			}
 			args := cuda.NewArgs(dX, wt, dY, nb, c, h, w, oh, ow, k.p.KH, k.p.KW, k.p.SH, k.p.SW, ph, pw, k.p.DH, k.p.DW,
-				k.scale, k.bias, dZ, k.p.ZFmt, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.p.XZero, fmtIn)
+				k.scale, k.bias, dZ, k.p.ZFmt, k.p.ZScale, k.p.ZZero, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.p.XZero, fmtIn)
 			if err := launch1(g, st, dwName, Y.Len()/8, args); err != nil {
 				return false, err
 			}
@@ -729,7 +740,7 @@ func (k *gemmKernel) runDirect(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w
 		name := map[ir.DType]string{ir.Float32: "dconv_f32", ir.Float16: "dconv_16", ir.BFloat16: "dconv_16",
 			ir.Int8: "dconv_i8", ir.Uint8: "dconv_u8", ir.Float8E4M3FN: "dconv_e4m3"}[k.p.Out]
 		args := cuda.NewArgs(dX, k.W, dY, nb, c, h, w, oh, ow, k.p.KH, k.p.KW, k.p.SH, k.p.SW, ph, pw, k.p.DH, k.p.DW,
-			int(k.p.Kp), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.p.XZero, fmtIn, max(k.p.Groups, 1),
+			int(k.p.Kp), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.ZScale, k.p.ZZero, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.p.XZero, fmtIn, max(k.p.Groups, 1),
 			b2i(xn), b2i(yn))
 		if err := launch1(g, st, name, Y.Len(), args); err != nil {
 			return false, err

@@ -122,7 +122,7 @@ func (k *gemmKernel) runImplicit(x *engine.Exec, in, out []*ir.Tensor, nb, c, h,
 			return false, fmt.Errorf("implicit GEMM: %d output pixels", M)
 		}
 		args := cuda.NewArgs(dX, k.W, k.ktab, dY, nb, c, h, w, oh, ow, k.p.SH, k.p.SW, ph, pw, int(k.p.Kp), int(k.p.K), int(k.p.N), groups,
-			k.scale, k.bias, dZ, k.p.ZFmt, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.colsum, 128*b2i(k.p.Uint8)-k.p.XZero, k.p.XZero, b2i(yn))
+			k.scale, k.bias, dZ, k.p.ZFmt, k.p.ZScale, k.p.ZZero, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.colsum, 128*b2i(k.p.Uint8)-k.p.XZero, k.p.XZero, b2i(yn))
 		if err := f.Launch(st.s, grid, block256, 0, args); err != nil {
 			return false, err
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/kilnml/kiln/builder"
+	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/gpu/cuda"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/ops/kiln"
@@ -168,6 +169,73 @@ func TestBenchModelsPlacement(t *testing.T) {
 		}
 		if len(off) > 0 {
 			t.Errorf("%s fp8=%v: not on the GPU: %s", c.model, c.fp8, strings.Join(off, "; "))
+		}
+	}
+}
+
+// Quantized residuals (kilnq's z_scale/z_zero): every convolution mode
+// that takes quantized layers reads 8-bit residual codes; codes without
+// z_scale, a float32 residual with it, and codes on float layers decline.
+func TestCodeResidualLowering(t *testing.T) {
+	i8 := func(d ...int64) *ir.Tensor { return ir.NewTensor(ir.Int8, d) }
+	qconv := func(a ...*ir.Attribute) *ir.Node {
+		a = append([]*ir.Attribute{floatA("x_scale", 0.1), floats("w_scales", 0.01), floatA("y_scale", 0.2)}, a...)
+		return &ir.Node{Name: "c", OpType: "QConv", Domain: kiln.Domain, Inputs: []string{"x", "w", "", "z"}, Outputs: []string{"y"}, Attrs: a}
+	}
+	layer := func(n *ir.Node, x *ir.Tensor, z ir.DType) *engine.Layer {
+		return layerOf(n, 1, []*ir.Tensor{x, i8(32, x.Dims[1], 1, 1), nil, ir.NewTensor(z, []int64{2, 32, 6, 6})},
+			[]bool{false, true, false, false}, []ir.DType{x.DType}, [][]int64{{2, 32, 6, 6}})
+	}
+	for _, c := range []struct {
+		z    ir.DType
+		zz   int64
+		fmt  int
+		x    *ir.Tensor
+		mode []string
+	}{
+		{ir.Int8, -3, 3, i8(2, 32, 6, 6), []string{modeIm2col, modeImplicit, modeNHWC, modeNHWC3}},
+		{ir.Uint8, 130, 4, i8(2, 32, 6, 6), []string{modeIm2col, modeImplicit, modeNHWC, modeNHWC3}},
+		{ir.Float8E4M3FN, 0, 5, ir.NewTensor(ir.Float8E4M3FN, []int64{2, 32, 6, 6}), []string{modeIm2col, modeImplicit, modeNHWC}},
+		{ir.Float8E5M2, 0, 6, ir.NewTensor(ir.Float8E4M3FN, []int64{2, 32, 6, 6}), []string{modeIm2col, modeImplicit, modeNHWC}},
+	} {
+		n := qconv(floatA("z_scale", 0.04), intA("z_zero", c.zz))
+		l := layer(n, c.x, c.z)
+		l.Const[1] = ir.NewTensor(c.x.DType, []int64{32, 32, 1, 1})
+		for _, mode := range c.mode {
+			low, err := lowerGemm(l, mode)
+			if err != nil {
+				t.Errorf("%s residual, mode %q: %v", c.z, mode, err)
+				continue
+			}
+			var p gemmParams
+			if err := json.Unmarshal(low.Params, &p); err != nil || !p.HasZ || p.ZFmt != c.fmt || p.ZScale != 0.04 || p.ZZero != int(c.zz) {
+				t.Errorf("%s residual, mode %q: params ZFmt %d ZScale %v ZZero %d (%v)", c.z, mode, p.ZFmt, p.ZScale, p.ZZero, err)
+			}
+		}
+		for _, mode := range []string{modeNCHW, modeGemmNHWC} {
+			if _, err := lowerGemm(l, mode); err == nil {
+				t.Errorf("%s residual: mode %q lowered a quantized layer", c.z, mode)
+			}
+		}
+	}
+	// int8 codes without z_scale, float32 with it: refused by every mode
+	for name, l := range map[string]*engine.Layer{
+		"codes without z_scale": layer(qconv(), i8(2, 32, 6, 6), ir.Int8),
+		"float32 with z_scale":  layer(qconv(floatA("z_scale", 0.04)), i8(2, 32, 6, 6), ir.Float32),
+	} {
+		for _, mode := range []string{modeIm2col, modeImplicit, modeNHWC, modeNHWC3, modeDirect} {
+			if _, err := lowerGemm(l, mode); err == nil {
+				t.Errorf("%s: mode %q lowered it", name, mode)
+			}
+		}
+	}
+	// a float layer never reads codes
+	fn := &ir.Node{Name: "f", OpType: "Conv", Domain: kiln.Domain, Inputs: []string{"x", "w", "", "z"}, Outputs: []string{"y"}}
+	fl := layerOf(fn, 1, []*ir.Tensor{ir.NewTensor(ir.Float16, []int64{2, 32, 6, 6}), ir.NewTensor(ir.Float16, []int64{32, 32, 1, 1}), nil, i8(2, 32, 6, 6)},
+		[]bool{false, true, false, false}, []ir.DType{ir.Float16}, [][]int64{{2, 32, 6, 6}})
+	for _, mode := range []string{modeIm2col, modeImplicit, modeNHWC, modeNCHW, modeGemmNHWC} {
+		if _, err := lowerGemm(fl, mode); err == nil {
+			t.Errorf("float layer with int8 residual: mode %q lowered it", mode)
 		}
 	}
 }

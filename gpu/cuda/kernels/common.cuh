@@ -110,10 +110,25 @@ __device__ __forceinline__ float accf(float a, const int*, int, int) { return a;
 __device__ __forceinline__ float accf(int a, const int* cs, int zc, int c) { return (float)(cs ? a + zc * cs[c] : a); }
 
 // residual reads: rfmt 0 float32, 1 float16, 2 bfloat16 (16-bit engines
-// add the residual in the layer's own type)
-__device__ __forceinline__ float ldres(const void* r, i64 o, int rfmt) {
+// add the residual in the layer's own type); codes (ops/kilnq's z_scale >
+// 0): 3 int8, 4 uint8, 5 E4M3FN, 6 E5M2, whose value is DequantizeLinear's
+// bit for bit (kilnq.Layer.ResidualValue): float32(float32(code − zz)·zs),
+// float32(decode(code)·zs) for float8 (zz 0). The product is __fmul_rn so
+// that it is never contracted into the epilogue's following add.
+__device__ __forceinline__ float zcode(unsigned code, int rfmt, float zs, int zz) {
+    float c;
+    switch (rfmt) {
+    case 3: c = (float)((int)(signed char)code - zz); break;
+    case 4: c = (float)((int)code - zz); break;
+    case 5: c = e4m32f((u8)code); break;
+    default: c = h2f((u16)(code << 8)); break; // E5M2 is the high byte of an f16
+    }
+    return __fmul_rn(c, zs);
+}
+__device__ __forceinline__ float ldres(const void* r, i64 o, int rfmt, float zs, int zz) {
     if (rfmt == 1) return h2f(((const u16*)r)[o]);
     if (rfmt == 2) return bf2f(((const u16*)r)[o]);
+    if (rfmt >= 3) return zcode(((const u8*)r)[o], rfmt, zs, zz);
     return ((const float*)r)[o];
 }
 

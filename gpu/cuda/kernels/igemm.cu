@@ -43,7 +43,7 @@ template <int F, typename ACC, typename OUT>
 __device__ __forceinline__ void igemm_body(const void* __restrict__ xv, const void* __restrict__ wv,
     const ki4* __restrict__ ktab, OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int sh,
     int sw, int ph, int pw, int Kp, int K, int Cout, int groups, const float* ms, const float* bias,
-    const void* resid, int rfmt, int ak, float aa, float ab, float ys, int zp, const int* cs, int zc, int xz,
+    const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, float ys, int zp, const int* cs, int zc, int xz,
     int yn) {
     constexpr bool I8 = F >= 3;
     constexpr int EPW = I8 ? 4 : 2;           // elements per 32-bit word in shared memory
@@ -184,7 +184,7 @@ __device__ __forceinline__ void igemm_body(const void* __restrict__ xv, const vo
             float v = accf(Cs[nl * IG_CS + ml], cs, zc, c);
             if (ms) v = v * ms[c];
             if (bias) v = v + bias[c];
-            if (resid) v = v + ldres(resid, o, rfmt);
+            if (resid) v = v + ldres(resid, o, rfmt, zs, zz);
             v = act(v, ak, aa, ab);
             store(y, o, v, ys, zp);
         }
@@ -200,7 +200,7 @@ __device__ __forceinline__ void igemm_body(const void* __restrict__ xv, const vo
         float v = accf(Cs[nl * IG_CS + ml], cs, zc, c);
         if (ms) v = v * ms[c];
         if (bias) v = v + bias[c];
-        if (resid) v = v + ldres(resid, o, rfmt);
+        if (resid) v = v + ldres(resid, o, rfmt, zs, zz);
         v = act(v, ak, aa, ab);
         store(y, o, v, ys, zp);
     }
@@ -209,10 +209,10 @@ __device__ __forceinline__ void igemm_body(const void* __restrict__ xv, const vo
 extern "C" __global__ void __launch_bounds__(256, 2) NAME(const void* __restrict__ x,                  \
     const void* __restrict__ w, const ki4* __restrict__ ktab, OUT* __restrict__ y, int N, int C,    \
     int H, int W, int OH, int OW, int sh, int sw, int ph, int pw, int Kp, int K, int Cout,           \
-    int groups, const float* ms, const float* bias, const void* resid, int rfmt, int ak, float aa,   \
+    int groups, const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa,   \
     float ab, float ys, int zp, const int* cs, int zc, int xz, int yn) {                             \
     igemm_body<F, ACC, OUT>(x, w, ktab, y, N, C, H, W, OH, OW, sh, sw, ph, pw, Kp, K, Cout, groups,   \
-        ms, bias, resid, rfmt, ak, aa, ab, ys, zp, cs, zc, xz, yn);                                  \
+        ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, zp, cs, zc, xz, yn);                                  \
 }
 IGEMM(ig_f16_f32, 0, float, float)
 IGEMM(ig_f16_16, 0, float, u16)
@@ -263,13 +263,19 @@ __device__ __forceinline__ void ldsm4(unsigned* r, unsigned addr) {
         : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr) : "memory");
 }
 
-// 8 residual values at o (o % 8 == 0), as ldres reads one
-__device__ __forceinline__ void ldres8(const void* r, i64 o, int rfmt, float* v) {
+// 8 residual values at o (o % 8 == 0), as ldres reads one (codes: 8 bytes)
+__device__ __forceinline__ void ldres8(const void* r, i64 o, int rfmt, float zs, int zz, float* v) {
     if (rfmt == 0) {
         const ku4* p = (const ku4*)((const float*)r + o);
         ku4 a = p[0], b = p[1];
         v[0] = __uint_as_float(a.x); v[1] = __uint_as_float(a.y); v[2] = __uint_as_float(a.z); v[3] = __uint_as_float(a.w);
         v[4] = __uint_as_float(b.x); v[5] = __uint_as_float(b.y); v[6] = __uint_as_float(b.z); v[7] = __uint_as_float(b.w);
+        return;
+    }
+    if (rfmt >= 3) { // 8 codes, one 8-byte load
+        ku2 q = *(const ku2*)((const u8*)r + o);
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = zcode(((j < 4 ? q.x : q.y) >> (8 * (j & 3))) & 0xff, rfmt, zs, zz);
         return;
     }
     ku4 q = *(const ku4*)((const u16*)r + o);
@@ -315,7 +321,7 @@ template <typename OUT> __device__ __forceinline__ void store8(OUT* y, i64 o, co
 template <typename ACC, typename OUT>
 __device__ __forceinline__ void ign_epilogue(ACC (&acc)[2][4][4], unsigned char* smd, int tid, int wm, int wn, int gid,
     int tig, i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y, const float* ms, const float* bias, const void* resid,
-    int rfmt, int ak, float aa, float ab, float ys, int zp) {
+    int rfmt, float zs, int zz, int ak, float aa, float ab, float ys, int zp) {
     ACC* Cs = (ACC*)smd; // [IG_BM][IGN_CS]: pixel-major, so that the stores below run along channels
 #pragma unroll
     for (int i = 0; i < 2; i++)
@@ -346,7 +352,7 @@ __device__ __forceinline__ void ign_epilogue(ACC (&acc)[2][4][4], unsigned char*
         if (m >= M) continue;
         i64 o = m * Cout + co;
         float v[8], rv[8];
-        if (resid) ldres8(resid, o, rfmt, rv);
+        if (resid) ldres8(resid, o, rfmt, zs, zz, rv);
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             float t = (float)Cs[row * IGN_CS + cg + j];
@@ -362,7 +368,7 @@ __device__ __forceinline__ void ign_epilogue(ACC (&acc)[2][4][4], unsigned char*
 template <int F, typename ACC, typename OUT, int ST>
 __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w,
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KW, int sh, int sw, int ph, int pw,
-    int dh, int dw, int Kp, int K, int Cout, const float* ms, const float* bias, const void* resid, int rfmt,
+    int dh, int dw, int Kp, int K, int Cout, const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz,
     int ak, float aa, float ab, float ys, int zp) {
     constexpr int GB = F <= 1 ? 2 : 1;        // bytes of an element
     constexpr int EPC = 16 / GB;              // elements per 16-byte chunk
@@ -455,7 +461,7 @@ __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, co
     }
     cp_wait<0>();
     __syncthreads();
-    ign_epilogue(acc, smd, tid, wm, wn, gid, tig, m0, n0, M, Cout, y, ms, bias, resid, rfmt, ak, aa, ab, ys, zp);
+    ign_epilogue(acc, smd, tid, wm, wn, gid, tig, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, zp);
 }
 // ign_*: 3 stages, 2 blocks per SM (83 KB of shared memory each); ign3_*:
 // 2 stages (55 KB) and at most 85 registers, so that 3 blocks share an SM
@@ -465,10 +471,10 @@ __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, co
 extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned char* __restrict__ x,  \
     const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
     int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
-    const float* ms, const float* bias, const void* resid, int rfmt, int ak, float aa, float ab,     \
+    const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab,     \
     float ys, int zp) {                                                                              \
     ign_body<F, ACC, OUT, ST>(x, w, y, N, C, H, W, OH, OW, KW, sh, sw, ph, pw, dh, dw, Kp, K, Cout,  \
-        ms, bias, resid, rfmt, ak, aa, ab, ys, zp);                                                  \
+        ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, zp);                                                  \
 }
 IGN(ign_f16_f32, 2, 3, 0, float, float)
 IGN(ign_f16_16, 2, 3, 0, float, u16)
@@ -495,7 +501,7 @@ IGN(ign3_i8_u8, 3, 2, 3, int, u8q)
 template <typename OUT>
 __device__ __forceinline__ void ign8_body(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w,
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KW, int sh, int sw, int ph, int pw,
-    int dh, int dw, int Kp, int K, int Cout, const float* ms, const float* bias, const void* resid, int rfmt,
+    int dh, int dw, int Kp, int K, int Cout, const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz,
     int ak, float aa, float ab, float ys, int zp) {
     constexpr int KS = 64;                    // reduction elements per step
     extern __shared__ __align__(16) unsigned char smd[];
@@ -585,16 +591,16 @@ __device__ __forceinline__ void ign8_body(const unsigned char* __restrict__ x, c
         if (kt + 1 < nk) stash((kt + 1) & 1);
         __syncthreads();
     }
-    ign_epilogue(acc, smd, tid, wm, wn, gid, tig, m0, n0, M, Cout, y, ms, bias, resid, rfmt, ak, aa, ab, ys, zp);
+    ign_epilogue(acc, smd, tid, wm, wn, gid, tig, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, zp);
 }
 #define IGN8(NAME, BLOCKS, OUT)                                                                      \
 extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned char* __restrict__ x,  \
     const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
     int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
-    const float* ms, const float* bias, const void* resid, int rfmt, int ak, float aa, float ab,     \
+    const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab,     \
     float ys, int zp) {                                                                              \
     ign8_body<OUT>(x, w, y, N, C, H, W, OH, OW, KW, sh, sw, ph, pw, dh, dw, Kp, K, Cout, ms, bias,    \
-        resid, rfmt, ak, aa, ab, ys, zp);                                                            \
+        resid, rfmt, zs, zz, ak, aa, ab, ys, zp);                                                            \
 }
 IGN8(ign_e4m3_f32, 2, float)
 IGN8(ign_e4m3_16, 2, u16)

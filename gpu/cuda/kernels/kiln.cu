@@ -68,23 +68,23 @@ IM2COLT(im2colt_b2, u16)
 
 template <typename ACC, typename OUT>
 __device__ __forceinline__ void epi_one(const ACC* acc, i64 ai, OUT* y, i64 o, int c, const float* ms,
-    const float* bias, const void* resid, int rfmt, int ak, float aa, float ab, float ys, int zp, const int* cs, int zc) {
+    const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, float ys, int zp, const int* cs, int zc) {
     float v = accf(acc[ai], cs, zc, c);
     if (ms) v = v * ms[c];
     if (bias) v = v + bias[c];
-    if (resid) v = v + ldres(resid, o, rfmt);
+    if (resid) v = v + ldres(resid, o, rfmt, zs, zz);
     v = act(v, ak, aa, ab);
     store(y, o, v, ys, zp);
 }
 
 #define EPI(NAME, ACC, OUT)                                                                          \
 extern "C" __global__ void NAME(const ACC* __restrict__ acc, int ld, OUT* __restrict__ y, i64 M,    \
-    int Cout, int HW, const float* ms, const float* bias, const void* resid, int rfmt, int ak,      \
+    int Cout, int HW, const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak,      \
     float aa, float ab, float ys, int zp, const int* cs, int zc) {                                   \
     if (HW == 1) {                                                                                   \
         GRID_LOOP(i, M * Cout) {                                                                     \
             i64 m = qdiv(i, Cout); int c = (int)(i - m * Cout); \
-            epi_one(acc, m * ld + c, y, i, c, ms, bias, resid, rfmt, ak, aa, ab, ys, zp, cs, zc);    \
+            epi_one(acc, m * ld + c, y, i, c, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, zp, cs, zc);    \
         }                                                                                            \
         return;                                                                                      \
     }                                                                                                \
@@ -107,7 +107,7 @@ extern "C" __global__ void NAME(const ACC* __restrict__ acc, int ld, OUT* __rest
                 float v = tile[tx][r];                                                               \
                 if (ms) v = v * ms[c];                                                               \
                 if (bias) v = v + bias[c];                                                           \
-                if (resid) v = v + ldres(resid, o, rfmt);                                            \
+                if (resid) v = v + ldres(resid, o, rfmt, zs, zz);                                            \
                 v = act(v, ak, aa, ab);                                                              \
                 store(y, o, v, ys, zp);                                                              \
             }                                                                                        \
@@ -146,7 +146,7 @@ __device__ __forceinline__ int ldi(const void* p, i64 i, int fmt) {
 extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restrict__ w,             \
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KH, int KW, int sh, int sw, \
     int ph, int pw, int dh, int dw, int Kp, int Cout, const float* ms, const float* bias,           \
-    const void* resid, int rfmt, int ak, float aa, float ab, float ys, int zp, int xz, int fmt,     \
+    const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, float ys, int zp, int xz, int fmt,     \
     int groups, int xn, int yn) {                                                                    \
     int Cg = C / groups, Og = Cout / groups; /* channels per group */                                \
     GRID_LOOP(o, (i64)N * Cout * OH * OW) {                                                          \
@@ -163,7 +163,7 @@ extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restri
         float v = (fmt == 3 || fmt == 4) ? (float)iacc : facc;                                       \
         if (ms) v = v * ms[co];                                                                      \
         if (bias) v = v + bias[co];                                                                  \
-        if (resid) v = v + ldres(resid, o, rfmt);                                                    \
+        if (resid) v = v + ldres(resid, o, rfmt, zs, zz);                                                    \
         v = act(v, ak, aa, ab);                                                                      \
         store(y, o, v, ys, zp);                                                                      \
     }                                                                                                \
@@ -599,7 +599,7 @@ template <typename OUT> __device__ __forceinline__ void st8(OUT* y, i64 o, const
 extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restrict__ wt,            \
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KH, int KW, int sh, int sw, \
     int ph, int pw, int dh, int dw, const float* ms, const float* bias, const void* resid,           \
-    int rfmt, int ak, float aa, float ab, float ys, int zp, int xz, int fmt) {                       \
+    int rfmt, float zs, int zz, int ak, float aa, float ab, float ys, int zp, int xz, int fmt) {                       \
     const int C8 = C / 8;                                                                            \
     GRID_LOOP(i, (i64)N * OH * OW * C8) {                                                            \
         int c8 = (int)qmod(i, C8); i64 t = qdiv(i, C8); int ow = (int)qmod(t, OW); t = qdiv(t, OW);  \
@@ -634,7 +634,7 @@ extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restri
             float a = (fmt == 3 || fmt == 4) ? (float)ia[j] : fa[j];                                 \
             if (ms) a = a * ms[co];                                                                  \
             if (bias) a = a + bias[co];                                                              \
-            if (resid) a = a + ldres(resid, o + j, rfmt);                                            \
+            if (resid) a = a + ldres(resid, o + j, rfmt, zs, zz);                                            \
             v[j] = act(a, ak, aa, ab);                                                               \
         }                                                                                            \
         st8(y, o, v, ys, zp);                                                                        \
