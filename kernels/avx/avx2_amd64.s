@@ -366,11 +366,15 @@ TEXT ·qepi8x32AVX2(SB), NOSPLIT, $0-48
 	MOVQ  nr8+32(FP), CX
 	MOVQ  q+40(FP), BX
 	MOVQ  R10, R15
-	SHLQ  $0x02, R15
 	MOVQ  56(BX), AX
+	TESTQ $0x00000080, AX
+	JNE   qe_zbytes
+	SHLQ  $0x02, R15
+
+qe_zbytes:
 	TESTQ $0x00000010, AX
 	JNE   qe_bytes
-	MOVQ  R15, R10
+	SHLQ  $0x02, R10
 
 qe_bytes:
 	MOVQ         (BX), R12
@@ -384,6 +388,8 @@ qe_bytes:
 	VBROADCASTSS 48(BX), Y13
 	VBROADCASTSS 40(BX), Y14
 	VPBROADCASTD 52(BX), Y15
+	VBROADCASTSS 72(BX), Y8
+	VPBROADCASTD 76(BX), Y9
 	TESTQ        R11, R11
 	JEQ          qe_end
 	TESTQ        CX, CX
@@ -423,7 +429,25 @@ qe_norcorr0:
 qe_added0:
 	TESTQ  $0x00000002, AX
 	JEQ    qe_noresid0
+	TESTQ  $0x00000080, AX
+	JNE    qe_zcode0
 	VADDPS (R13), Y0, Y0
+	JMP    qe_noresid0
+
+qe_zcode0:
+	TESTQ     $0x00000100, AX
+	JNE       qe_zs80
+	VPMOVZXBD (R13), Y1
+	JMP       qe_zwide0
+
+qe_zs80:
+	VPMOVSXBD (R13), Y1
+
+qe_zwide0:
+	VPSUBD    Y9, Y1, Y1
+	VCVTDQ2PS Y1, Y1
+	VMULPS    Y8, Y1, Y1
+	VADDPS    Y1, Y0, Y0
 
 qe_noresid0:
 	TESTQ  $0x00000004, AX
@@ -491,7 +515,25 @@ qe_norcorr1:
 qe_added1:
 	TESTQ  $0x00000002, AX
 	JEQ    qe_noresid1
+	TESTQ  $0x00000080, AX
+	JNE    qe_zcode1
 	VADDPS 32(R13), Y0, Y0
+	JMP    qe_noresid1
+
+qe_zcode1:
+	TESTQ     $0x00000100, AX
+	JNE       qe_zs81
+	VPMOVZXBD 8(R13), Y1
+	JMP       qe_zwide1
+
+qe_zs81:
+	VPMOVSXBD 8(R13), Y1
+
+qe_zwide1:
+	VPSUBD    Y9, Y1, Y1
+	VCVTDQ2PS Y1, Y1
+	VMULPS    Y8, Y1, Y1
+	VADDPS    Y1, Y0, Y0
 
 qe_noresid1:
 	TESTQ  $0x00000004, AX
@@ -559,7 +601,25 @@ qe_norcorr2:
 qe_added2:
 	TESTQ  $0x00000002, AX
 	JEQ    qe_noresid2
+	TESTQ  $0x00000080, AX
+	JNE    qe_zcode2
 	VADDPS 64(R13), Y0, Y0
+	JMP    qe_noresid2
+
+qe_zcode2:
+	TESTQ     $0x00000100, AX
+	JNE       qe_zs82
+	VPMOVZXBD 16(R13), Y1
+	JMP       qe_zwide2
+
+qe_zs82:
+	VPMOVSXBD 16(R13), Y1
+
+qe_zwide2:
+	VPSUBD    Y9, Y1, Y1
+	VCVTDQ2PS Y1, Y1
+	VMULPS    Y8, Y1, Y1
+	VADDPS    Y1, Y0, Y0
 
 qe_noresid2:
 	TESTQ  $0x00000004, AX
@@ -627,7 +687,25 @@ qe_norcorr3:
 qe_added3:
 	TESTQ  $0x00000002, AX
 	JEQ    qe_noresid3
+	TESTQ  $0x00000080, AX
+	JNE    qe_zcode3
 	VADDPS 96(R13), Y0, Y0
+	JMP    qe_noresid3
+
+qe_zcode3:
+	TESTQ     $0x00000100, AX
+	JNE       qe_zs83
+	VPMOVZXBD 24(R13), Y1
+	JMP       qe_zwide3
+
+qe_zs83:
+	VPMOVSXBD 24(R13), Y1
+
+qe_zwide3:
+	VPSUBD    Y9, Y1, Y1
+	VCVTDQ2PS Y1, Y1
+	VMULPS    Y8, Y1, Y1
+	VADDPS    Y1, Y0, Y0
 
 qe_noresid3:
 	TESTQ  $0x00000004, AX

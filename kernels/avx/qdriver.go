@@ -27,16 +27,34 @@ type QLayer struct {
 	// QuantizeRow, optional: Quantize over a row (vectorized), used instead where set.
 	QuantizeRow func(dst []byte, src []float32)
 	RCorr       []int32 // with Col: per row (activation row sums ×128), indexed from r0
+	// ZScale > 0: the residual is 8-bit codes (QOut.ResidQ; int8 with
+	// ZSigned, else uint8) whose value is float32(code − ZZero)·ZScale, as
+	// DequantizeLinear's (ops/kilnq's quantized residual).
+	ZScale  float32
+	ZZero   int32
+	ZSigned bool
+}
+
+// ResidualValue is the value the epilogue adds for residual code c (with
+// ZScale > 0): DequantizeLinear's, float32(c − ZZero)·ZScale.
+func (l *QLayer) ResidualValue(c byte) float32 {
+	v := int32(c)
+	if l.ZSigned {
+		v = int32(int8(c))
+	}
+	return float32(v-l.ZZero) * l.ZScale
 }
 
 // QOut is the output of a quantized GEMM block: float32 (F) or codes (Q),
-// row stride Ld elements, with the residual (float32) indexed alike.
+// row stride Ld elements, with the residual (float32 Resid, or codes
+// ResidQ with QLayer.ZScale > 0) indexed alike.
 type QOut struct {
-	F     []float32
-	Q     []byte
-	Resid []float32
-	Ld    int
-	Jump  int // QGemmPool: bytes from one image's pooled planes to the next's, less a plane
+	F      []float32
+	Q      []byte
+	Resid  []float32
+	ResidQ []byte
+	Ld     int
+	Jump   int // QGemmPool: bytes from one image's pooled planes to the next's, less a plane
 }
 
 // QGemm computes rows [0,m), columns [0,n) of a quantized product: packed
@@ -67,6 +85,9 @@ func QGemm(k int, ap []int8, m int, bp []uint8, n int, o *QOut, l *QLayer, r0, c
 		q.QLo, q.QHi = lo-float32(l.YZero), hi-float32(l.YZero)
 	}
 	q.Lo, q.Hi = l.Lo, l.Hi
+	if o.ResidQ != nil {
+		q.ZScale, q.ZZero = l.ZScale, l.ZZero
+	}
 	var tile *[MR * NR]float32 // float tile for a Go activation; allocated only then (it escapes)
 	if l.Act != nil {
 		tile = new([MR * NR]float32)
@@ -100,6 +121,10 @@ func QGemm(k int, ap []int8, m int, bp []uint8, n int, o *QOut, l *QLayer, r0, c
 						for j, r := range o.Resid[at : at+nr] {
 							row[j] += r
 						}
+					} else if o.ResidQ != nil {
+						for j, c := range o.ResidQ[at : at+nr] {
+							row[j] += l.ResidualValue(c)
+						}
 					}
 					if l.ActRow != nil {
 						l.ActRow(row)
@@ -122,10 +147,18 @@ func QGemm(k int, ap []int8, m int, bp []uint8, n int, o *QOut, l *QLayer, r0, c
 			}
 			q.Flags = base
 			q.Resid = nil
-			if o.Resid != nil {
+			switch {
+			case o.Resid != nil:
 				q.Flags |= QResid
 				_ = o.Resid[off+(mr-1)*o.Ld+nr-1]
-				q.Resid = &o.Resid[off]
+				q.Resid = unsafe.Pointer(&o.Resid[off])
+			case o.ResidQ != nil:
+				q.Flags |= QResid | QZCode
+				if l.ZSigned {
+					q.Flags |= QZSigned
+				}
+				_ = o.ResidQ[off+(mr-1)*o.Ld+nr-1]
+				q.Resid = unsafe.Pointer(&o.ResidQ[off])
 			}
 			var p unsafe.Pointer
 			if l.Quant {
@@ -169,7 +202,11 @@ func qMicroNarrow(k4 int, a []int8, b []uint8, out unsafe.Pointer, ldo, mr, nr i
 	}
 	q2 := *q
 	if q.Flags&QResid != 0 {
-		q2.Resid = (*float32)(unsafe.Add(unsafe.Pointer(q.Resid), 4*NR/2))
+		zsz := 4
+		if q.Flags&QZCode != 0 {
+			zsz = 1
+		}
+		q2.Resid = unsafe.Add(q.Resid, zsz*NR/2)
 	}
 	if q.Flags&QCol != 0 {
 		q2.Corr = (*int32)(unsafe.Add(unsafe.Pointer(q.Corr), 4*NR/2))

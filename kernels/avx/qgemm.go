@@ -24,28 +24,38 @@ const (
 	QQuant    = 16 // output codes (else float32)
 	QUnsigned = 32 // uint8 codes (else int8)
 	QRCorr    = 64 // with QCol: also subtract RCorr[row]
+	// QZCode, with QResid: the residual is 8-bit codes (row stride ldo
+	// bytes) whose value is DequantizeLinear's, float32(code − ZZero)·ZScale
+	// in float32 (ops/kilnq's quantized residual); int8 with QZSigned, else
+	// uint8.
+	QZCode   = 128
+	QZSigned = 256
 )
 
 // QEpi is the quantized epilogue of one micro-kernel call (field offsets
 // are hard-coded in the assembly: keep the layout):
 //
 //	acc' = acc − Corr[r] (− RCorr[i] with QCol|QRCorr)   (int32, r the row or column per QCol)
-//	y = float32(acc')·Mult[r]; y += Bias[r]; y += Resid[i][j]; y = min(max(y, Lo), Hi)
+//	y = float32(acc')·Mult[r]; y += Bias[r]; y += z[i][j]; y = min(max(y, Lo), Hi)
+//	z = Resid[i][j] (float32), or with QZCode float32(float32(code[i][j] − ZZero)·ZScale)
 //	float output: y; codes: clamp(roundHalfEven(clamp(y/YScale, QLo, QHi)) + YZero), NaN → QLo+YZero
 type QEpi struct {
 	Corr     *int32
 	Mult     *float32
 	Bias     *float32
-	Resid    *float32 // row stride ldo elements
+	Resid    unsafe.Pointer // float32s, row stride ldo elements; codes (QZCode), ldo bytes
 	Lo, Hi   float32
 	YScale   float32
 	QLo, QHi float32 // saturation bounds minus the zero point
 	YZero    int32
 	Flags    int
-	RCorr    *int32 // per row, with QCol|QRCorr (activation row sums)
+	RCorr    *int32  // per row, with QCol|QRCorr (activation row sums)
+	ZScale   float32 // QZCode: the residual codes' scale and zero point
+	ZZero    int32
 }
 
-var _ [72 - unsafe.Sizeof(QEpi{})]byte // the assembly's layout
+var _ [80 - unsafe.Sizeof(QEpi{})]byte // the assembly's layout
+var _ [unsafe.Sizeof(QEpi{}) - 80]byte
 
 // K4 is the number of 4-deep steps of depth k.
 func K4(k int) int { return (k + 3) / 4 }
@@ -124,10 +134,6 @@ func qgemmGeneric(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, qp *int
 // (the tile's top left): the portable micro-kernel's epilogue, and the AVX2
 // one's for the columns past its last full 8.
 func qtileEpilogue(acc *[MR * NR]int32, out *byte, ldo, mr, j0, nr int, q *QEpi) {
-	var resid []float32
-	if q.Flags&QResid != 0 {
-		resid = unsafe.Slice(q.Resid, (mr-1)*ldo+nr)
-	}
 	for i := 0; i < mr; i++ {
 		for j := j0; j < nr; j++ {
 			r := i
@@ -138,9 +144,9 @@ func qtileEpilogue(acc *[MR * NR]int32, out *byte, ldo, mr, j0, nr int, q *QEpi)
 			if q.Flags&(QCol|QRCorr) == QCol|QRCorr {
 				a -= unsafe.Slice(q.RCorr, mr)[i]
 			}
-			var z *float32
-			if resid != nil {
-				z = &resid[i*ldo+j]
+			var z float32
+			if q.Flags&QResid != 0 {
+				z = qResidAt(q, i*ldo+j)
 			}
 			y := qEpiFloat(q, a, r, z)
 			if q.Flags&QQuant == 0 {
@@ -171,17 +177,31 @@ func qaccumulate(acc *[MR * NR]int32, k4 int, a *int8, b *uint8, mr, nr int) {
 	}
 }
 
+// qResidAt is the residual's value at element e (i·ldo + j) of q.Resid:
+// the float32, or the code's DequantizeLinear value with QZCode.
+func qResidAt(q *QEpi, e int) float32 {
+	if q.Flags&QZCode == 0 {
+		return *(*float32)(unsafe.Add(q.Resid, 4*e))
+	}
+	c := *(*byte)(unsafe.Add(q.Resid, e))
+	v := int32(c)
+	if q.Flags&QZSigned != 0 {
+		v = int32(int8(c))
+	}
+	return float32(v-q.ZZero) * q.ZScale
+}
+
 // qEpiFloat is QEpi's float part for accumulator a of channel r (a row, or
-// a column with QCol): float32(a − Corr[r])·Mult[r], + Bias[r], + *z (the
-// residual, when z is not nil), then the clamp.
-func qEpiFloat(q *QEpi, a int32, r int, z *float32) float32 {
+// a column with QCol): float32(a − Corr[r])·Mult[r], + Bias[r], + z (the
+// residual's value, with QResid), then the clamp.
+func qEpiFloat(q *QEpi, a int32, r int, z float32) float32 {
 	a -= *(*int32)(unsafe.Add(unsafe.Pointer(q.Corr), 4*r))
 	y := float32(a) * *(*float32)(unsafe.Add(unsafe.Pointer(q.Mult), 4*r))
 	if q.Flags&QBias != 0 {
 		y += *(*float32)(unsafe.Add(unsafe.Pointer(q.Bias), 4*r))
 	}
-	if z != nil {
-		y += *z
+	if q.Flags&QResid != 0 {
+		y += z
 	}
 	if q.Flags&QClamp != 0 {
 		y = float32(math.Min(math.Max(float64(y), float64(q.Lo)), float64(q.Hi)))

@@ -34,6 +34,7 @@ type qcase struct {
 	act      string
 	bias     bool
 	resid    bool
+	zcode    ir.DType // with resid: int8 or uint8 residual codes (z_scale > 0), else float32
 }
 
 func (c qcase) run(t *testing.T, r *rand.Rand, gemm bool) {
@@ -88,6 +89,22 @@ func (c qcase) run(t *testing.T, r *rand.Rand, gemm bool) {
 		resid[i] = float32(r.NormFloat64())
 	}
 	resid[0] = float32(math.NaN())
+	var residQ []byte // codes, and their values in resid
+	if c.zcode != 0 {
+		l.ZScale, l.ZZero = 0.037, -5
+		if c.zcode == ir.Uint8 {
+			l.ZZero = 131
+		}
+		residQ = make([]byte, size)
+		for i := range residQ {
+			residQ[i] = byte(r.IntN(256))
+			v := float32(residQ[i])
+			if c.zcode == ir.Int8 {
+				v = float32(int8(residQ[i]))
+			}
+			resid[i] = l.ResidualValue(v)
+		}
+	}
 	want := make([]float32, size)
 	wantQ := make([]byte, size)
 	for ch := 0; ch < c.m; ch++ {
@@ -153,7 +170,11 @@ func (c qcase) run(t *testing.T, r *rand.Rand, gemm bool) {
 		}
 		o.F = fbuf[g : g+size]
 	}
-	if c.resid {
+	switch {
+	case c.resid && c.zcode != 0:
+		o.ResidQ = residQ
+		ql.ZScale, ql.ZZero, ql.ZSigned = l.ZScale, l.ZZero, c.zcode == ir.Int8
+	case c.resid:
 		o.Resid = resid
 	}
 	var flip byte
@@ -226,21 +247,28 @@ func TestQGemmBitExact(t *testing.T) {
 	forEachQVariant(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(21, 22))
 		for _, c := range []qcase{
-			{1, 1, 1, false, ir.Float32, "", false, false},
-			{8, 32, 4, false, ir.Int8, "Relu", true, false},
-			{9, 33, 7, true, ir.Uint8, "Relu", true, true},
-			{17, 70, 77, false, ir.Int8, "Clip", true, true},
-			{5, 31, 300, true, ir.Float32, "", true, true},
-			{13, 45, 64, false, ir.Float32, "Sigmoid", true, true},
-			{13, 45, 64, true, ir.Uint8, "HardSwish", false, true},
-			{3, 17, 2000, false, ir.Int8, "", true, false},
+			{1, 1, 1, false, ir.Float32, "", false, false, 0},
+			{8, 32, 4, false, ir.Int8, "Relu", true, false, 0},
+			{9, 33, 7, true, ir.Uint8, "Relu", true, true, 0},
+			{17, 70, 77, false, ir.Int8, "Clip", true, true, 0},
+			{5, 31, 300, true, ir.Float32, "", true, true, 0},
+			{13, 45, 64, false, ir.Float32, "Sigmoid", true, true, 0},
+			{13, 45, 64, true, ir.Uint8, "HardSwish", false, true, 0},
+			{3, 17, 2000, false, ir.Int8, "", true, false, 0},
 			// tails on the narrow kernels: 53 = 32 + 16 + 5, 24 = 16 + 8, 8
-			{13, 53, 64, true, ir.Float32, "", true, true},
-			{9, 24, 40, false, ir.Uint8, "Relu", true, true},
-			{11, 8, 12, true, ir.Int8, "Clip", false, true},
+			{13, 53, 64, true, ir.Float32, "", true, true, 0},
+			{9, 24, 40, false, ir.Uint8, "Relu", true, true, 0},
+			{11, 8, 12, true, ir.Int8, "Clip", false, true, 0},
 		} {
-			for _, gemm := range []bool{false, true} {
-				t.Run(fmt.Sprintf("%dx%dx%d_%v", c.m, c.n, c.k, gemm), func(t *testing.T) { c.run(t, r, gemm) })
+			zs := []ir.DType{0}
+			if c.resid { // also with residual codes (ops/kilnq's z_scale)
+				zs = append(zs, ir.Int8, ir.Uint8)
+			}
+			for _, z := range zs {
+				c.zcode = z
+				for _, gemm := range []bool{false, true} {
+					t.Run(fmt.Sprintf("%dx%dx%d_%v_z%v", c.m, c.n, c.k, gemm, z), func(t *testing.T) { c.run(t, r, gemm) })
+				}
 			}
 		}
 	})

@@ -157,7 +157,7 @@ func qgemmPoolGeneric(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, qp 
 				for f := 1; f < 4; f++ {
 					v = max(v, acc[i*NR+f*PoolGroup+j])
 				}
-				*(*byte)(unsafe.Add(unsafe.Pointer(out), i*ldo+at)) = qEpiCode(q, qEpiFloat(q, v, i, nil))
+				*(*byte)(unsafe.Add(unsafe.Pointer(out), i*ldo+at)) = qEpiCode(q, qEpiFloat(q, v, i, 0))
 			}
 		}
 	}

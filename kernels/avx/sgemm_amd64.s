@@ -497,7 +497,6 @@ qepilogue:
 	MOVQ  out+24(FP), DX
 	MOVQ  ldo+32(FP), R10
 	MOVQ  R10, R15
-	SHLQ  $0x02, R15
 	MOVQ  mr+40(FP), R11
 	MOVQ  (BX), R12
 	MOVQ  8(BX), R8
@@ -505,9 +504,14 @@ qepilogue:
 	MOVQ  24(BX), R13
 	MOVQ  64(BX), R9
 	MOVQ  56(BX), AX
+	TESTQ $0x00000080, AX
+	JNE   qzbytes
+	SHLQ  $0x02, R15
+
+qzbytes:
 	TESTQ $0x00000010, AX
 	JNE   qbytes
-	MOVQ  R15, R10
+	SHLQ  $0x02, R10
 
 qbytes:
 	VBROADCASTSS 32(BX), Z22
@@ -516,6 +520,8 @@ qbytes:
 	VBROADCASTSS 48(BX), Z25
 	VBROADCASTSS 40(BX), Z26
 	VPBROADCASTD 52(BX), Z27
+	VBROADCASTSS 72(BX), Z30
+	VPBROADCASTD 76(BX), Z31
 	TESTQ        $0x00000008, AX
 	JEQ          qrowmode
 	VMOVDQU32.Z  (R12), K1, Z16
@@ -569,11 +575,35 @@ qnorcorr0:
 qadded0:
 	TESTQ     $0x00000002, AX
 	JEQ       qnoresid0
+	TESTQ     $0x00000080, AX
+	JNE       qzcode0
 	VMOVUPS.Z (R13), K1, Z28
 	VMOVUPS.Z 64(R13), K2, Z29
-	VADDPS    Z28, Z0, Z0
-	VADDPS    Z29, Z1, Z1
-	ADDQ      R15, R13
+	JMP       qzvalue0
+
+qzcode0:
+	TESTQ       $0x00000100, AX
+	JNE         qzs80
+	VPMOVZXBD.Z (R13), K1, Z28
+	VPMOVZXBD.Z 16(R13), K2, Z29
+	JMP         qzwide0
+
+qzs80:
+	VPMOVSXBD.Z (R13), K1, Z28
+	VPMOVSXBD.Z 16(R13), K2, Z29
+
+qzwide0:
+	VPSUBD    Z31, Z28, Z28
+	VPSUBD    Z31, Z29, Z29
+	VCVTDQ2PS Z28, Z28
+	VCVTDQ2PS Z29, Z29
+	VMULPS    Z30, Z28, Z28
+	VMULPS    Z30, Z29, Z29
+
+qzvalue0:
+	VADDPS Z28, Z0, Z0
+	VADDPS Z29, Z1, Z1
+	ADDQ   R15, R13
 
 qnoresid0:
 	TESTQ  $0x00000004, AX
@@ -654,11 +684,35 @@ qnorcorr1:
 qadded1:
 	TESTQ     $0x00000002, AX
 	JEQ       qnoresid1
+	TESTQ     $0x00000080, AX
+	JNE       qzcode1
 	VMOVUPS.Z (R13), K1, Z28
 	VMOVUPS.Z 64(R13), K2, Z29
-	VADDPS    Z28, Z2, Z2
-	VADDPS    Z29, Z3, Z3
-	ADDQ      R15, R13
+	JMP       qzvalue1
+
+qzcode1:
+	TESTQ       $0x00000100, AX
+	JNE         qzs81
+	VPMOVZXBD.Z (R13), K1, Z28
+	VPMOVZXBD.Z 16(R13), K2, Z29
+	JMP         qzwide1
+
+qzs81:
+	VPMOVSXBD.Z (R13), K1, Z28
+	VPMOVSXBD.Z 16(R13), K2, Z29
+
+qzwide1:
+	VPSUBD    Z31, Z28, Z28
+	VPSUBD    Z31, Z29, Z29
+	VCVTDQ2PS Z28, Z28
+	VCVTDQ2PS Z29, Z29
+	VMULPS    Z30, Z28, Z28
+	VMULPS    Z30, Z29, Z29
+
+qzvalue1:
+	VADDPS Z28, Z2, Z2
+	VADDPS Z29, Z3, Z3
+	ADDQ   R15, R13
 
 qnoresid1:
 	TESTQ  $0x00000004, AX
@@ -739,11 +793,35 @@ qnorcorr2:
 qadded2:
 	TESTQ     $0x00000002, AX
 	JEQ       qnoresid2
+	TESTQ     $0x00000080, AX
+	JNE       qzcode2
 	VMOVUPS.Z (R13), K1, Z28
 	VMOVUPS.Z 64(R13), K2, Z29
-	VADDPS    Z28, Z4, Z4
-	VADDPS    Z29, Z5, Z5
-	ADDQ      R15, R13
+	JMP       qzvalue2
+
+qzcode2:
+	TESTQ       $0x00000100, AX
+	JNE         qzs82
+	VPMOVZXBD.Z (R13), K1, Z28
+	VPMOVZXBD.Z 16(R13), K2, Z29
+	JMP         qzwide2
+
+qzs82:
+	VPMOVSXBD.Z (R13), K1, Z28
+	VPMOVSXBD.Z 16(R13), K2, Z29
+
+qzwide2:
+	VPSUBD    Z31, Z28, Z28
+	VPSUBD    Z31, Z29, Z29
+	VCVTDQ2PS Z28, Z28
+	VCVTDQ2PS Z29, Z29
+	VMULPS    Z30, Z28, Z28
+	VMULPS    Z30, Z29, Z29
+
+qzvalue2:
+	VADDPS Z28, Z4, Z4
+	VADDPS Z29, Z5, Z5
+	ADDQ   R15, R13
 
 qnoresid2:
 	TESTQ  $0x00000004, AX
@@ -824,11 +902,35 @@ qnorcorr3:
 qadded3:
 	TESTQ     $0x00000002, AX
 	JEQ       qnoresid3
+	TESTQ     $0x00000080, AX
+	JNE       qzcode3
 	VMOVUPS.Z (R13), K1, Z28
 	VMOVUPS.Z 64(R13), K2, Z29
-	VADDPS    Z28, Z6, Z6
-	VADDPS    Z29, Z7, Z7
-	ADDQ      R15, R13
+	JMP       qzvalue3
+
+qzcode3:
+	TESTQ       $0x00000100, AX
+	JNE         qzs83
+	VPMOVZXBD.Z (R13), K1, Z28
+	VPMOVZXBD.Z 16(R13), K2, Z29
+	JMP         qzwide3
+
+qzs83:
+	VPMOVSXBD.Z (R13), K1, Z28
+	VPMOVSXBD.Z 16(R13), K2, Z29
+
+qzwide3:
+	VPSUBD    Z31, Z28, Z28
+	VPSUBD    Z31, Z29, Z29
+	VCVTDQ2PS Z28, Z28
+	VCVTDQ2PS Z29, Z29
+	VMULPS    Z30, Z28, Z28
+	VMULPS    Z30, Z29, Z29
+
+qzvalue3:
+	VADDPS Z28, Z6, Z6
+	VADDPS Z29, Z7, Z7
+	ADDQ   R15, R13
 
 qnoresid3:
 	TESTQ  $0x00000004, AX
@@ -909,11 +1011,35 @@ qnorcorr4:
 qadded4:
 	TESTQ     $0x00000002, AX
 	JEQ       qnoresid4
+	TESTQ     $0x00000080, AX
+	JNE       qzcode4
 	VMOVUPS.Z (R13), K1, Z28
 	VMOVUPS.Z 64(R13), K2, Z29
-	VADDPS    Z28, Z8, Z8
-	VADDPS    Z29, Z9, Z9
-	ADDQ      R15, R13
+	JMP       qzvalue4
+
+qzcode4:
+	TESTQ       $0x00000100, AX
+	JNE         qzs84
+	VPMOVZXBD.Z (R13), K1, Z28
+	VPMOVZXBD.Z 16(R13), K2, Z29
+	JMP         qzwide4
+
+qzs84:
+	VPMOVSXBD.Z (R13), K1, Z28
+	VPMOVSXBD.Z 16(R13), K2, Z29
+
+qzwide4:
+	VPSUBD    Z31, Z28, Z28
+	VPSUBD    Z31, Z29, Z29
+	VCVTDQ2PS Z28, Z28
+	VCVTDQ2PS Z29, Z29
+	VMULPS    Z30, Z28, Z28
+	VMULPS    Z30, Z29, Z29
+
+qzvalue4:
+	VADDPS Z28, Z8, Z8
+	VADDPS Z29, Z9, Z9
+	ADDQ   R15, R13
 
 qnoresid4:
 	TESTQ  $0x00000004, AX
@@ -994,11 +1120,35 @@ qnorcorr5:
 qadded5:
 	TESTQ     $0x00000002, AX
 	JEQ       qnoresid5
+	TESTQ     $0x00000080, AX
+	JNE       qzcode5
 	VMOVUPS.Z (R13), K1, Z28
 	VMOVUPS.Z 64(R13), K2, Z29
-	VADDPS    Z28, Z10, Z10
-	VADDPS    Z29, Z11, Z11
-	ADDQ      R15, R13
+	JMP       qzvalue5
+
+qzcode5:
+	TESTQ       $0x00000100, AX
+	JNE         qzs85
+	VPMOVZXBD.Z (R13), K1, Z28
+	VPMOVZXBD.Z 16(R13), K2, Z29
+	JMP         qzwide5
+
+qzs85:
+	VPMOVSXBD.Z (R13), K1, Z28
+	VPMOVSXBD.Z 16(R13), K2, Z29
+
+qzwide5:
+	VPSUBD    Z31, Z28, Z28
+	VPSUBD    Z31, Z29, Z29
+	VCVTDQ2PS Z28, Z28
+	VCVTDQ2PS Z29, Z29
+	VMULPS    Z30, Z28, Z28
+	VMULPS    Z30, Z29, Z29
+
+qzvalue5:
+	VADDPS Z28, Z10, Z10
+	VADDPS Z29, Z11, Z11
+	ADDQ   R15, R13
 
 qnoresid5:
 	TESTQ  $0x00000004, AX
@@ -1079,11 +1229,35 @@ qnorcorr6:
 qadded6:
 	TESTQ     $0x00000002, AX
 	JEQ       qnoresid6
+	TESTQ     $0x00000080, AX
+	JNE       qzcode6
 	VMOVUPS.Z (R13), K1, Z28
 	VMOVUPS.Z 64(R13), K2, Z29
-	VADDPS    Z28, Z12, Z12
-	VADDPS    Z29, Z13, Z13
-	ADDQ      R15, R13
+	JMP       qzvalue6
+
+qzcode6:
+	TESTQ       $0x00000100, AX
+	JNE         qzs86
+	VPMOVZXBD.Z (R13), K1, Z28
+	VPMOVZXBD.Z 16(R13), K2, Z29
+	JMP         qzwide6
+
+qzs86:
+	VPMOVSXBD.Z (R13), K1, Z28
+	VPMOVSXBD.Z 16(R13), K2, Z29
+
+qzwide6:
+	VPSUBD    Z31, Z28, Z28
+	VPSUBD    Z31, Z29, Z29
+	VCVTDQ2PS Z28, Z28
+	VCVTDQ2PS Z29, Z29
+	VMULPS    Z30, Z28, Z28
+	VMULPS    Z30, Z29, Z29
+
+qzvalue6:
+	VADDPS Z28, Z12, Z12
+	VADDPS Z29, Z13, Z13
+	ADDQ   R15, R13
 
 qnoresid6:
 	TESTQ  $0x00000004, AX
@@ -1164,11 +1338,35 @@ qnorcorr7:
 qadded7:
 	TESTQ     $0x00000002, AX
 	JEQ       qnoresid7
+	TESTQ     $0x00000080, AX
+	JNE       qzcode7
 	VMOVUPS.Z (R13), K1, Z28
 	VMOVUPS.Z 64(R13), K2, Z29
-	VADDPS    Z28, Z14, Z14
-	VADDPS    Z29, Z15, Z15
-	ADDQ      R15, R13
+	JMP       qzvalue7
+
+qzcode7:
+	TESTQ       $0x00000100, AX
+	JNE         qzs87
+	VPMOVZXBD.Z (R13), K1, Z28
+	VPMOVZXBD.Z 16(R13), K2, Z29
+	JMP         qzwide7
+
+qzs87:
+	VPMOVSXBD.Z (R13), K1, Z28
+	VPMOVSXBD.Z 16(R13), K2, Z29
+
+qzwide7:
+	VPSUBD    Z31, Z28, Z28
+	VPSUBD    Z31, Z29, Z29
+	VCVTDQ2PS Z28, Z28
+	VCVTDQ2PS Z29, Z29
+	VMULPS    Z30, Z28, Z28
+	VMULPS    Z30, Z29, Z29
+
+qzvalue7:
+	VADDPS Z28, Z14, Z14
+	VADDPS Z29, Z15, Z15
+	ADDQ   R15, R13
 
 qnoresid7:
 	TESTQ  $0x00000004, AX
@@ -1264,7 +1462,6 @@ hepilogueqgemm8x16VNNI:
 	MOVQ  out+24(FP), DX
 	MOVQ  ldo+32(FP), R10
 	MOVQ  R10, R15
-	SHLQ  $0x02, R15
 	MOVQ  mr+40(FP), R11
 	MOVQ  (BX), R12
 	MOVQ  8(BX), R8
@@ -1272,9 +1469,14 @@ hepilogueqgemm8x16VNNI:
 	MOVQ  24(BX), R13
 	MOVQ  64(BX), R9
 	MOVQ  56(BX), AX
+	TESTQ $0x00000080, AX
+	JNE   hzbytesqgemm8x16VNNI
+	SHLQ  $0x02, R15
+
+hzbytesqgemm8x16VNNI:
 	TESTQ $0x00000010, AX
 	JNE   hbytesqgemm8x16VNNI
-	MOVQ  R15, R10
+	SHLQ  $0x02, R10
 
 hbytesqgemm8x16VNNI:
 	VBROADCASTSS 32(BX), Z22
@@ -1283,6 +1485,8 @@ hbytesqgemm8x16VNNI:
 	VBROADCASTSS 48(BX), Z25
 	VBROADCASTSS 40(BX), Z26
 	VPBROADCASTD 52(BX), Z27
+	VBROADCASTSS 72(BX), Z30
+	VPBROADCASTD 76(BX), Z31
 	TESTQ        $0x00000008, AX
 	JEQ          hrowmodeqgemm8x16VNNI
 	VMOVDQU32.Z  (R12), K1, Z16
@@ -1324,9 +1528,28 @@ hnorcorr0qgemm8x16VNNI:
 hadded0qgemm8x16VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid0qgemm8x16VNNI
+	TESTQ     $0x00000080, AX
+	JNE       hzcode0qgemm8x16VNNI
 	VMOVUPS.Z (R13), K1, Z28
-	VADDPS    Z28, Z0, Z0
-	ADDQ      R15, R13
+	JMP       hzvalue0qgemm8x16VNNI
+
+hzcode0qgemm8x16VNNI:
+	TESTQ       $0x00000100, AX
+	JNE         hzs80qgemm8x16VNNI
+	VPMOVZXBD.Z (R13), K1, Z28
+	JMP         hzwide0qgemm8x16VNNI
+
+hzs80qgemm8x16VNNI:
+	VPMOVSXBD.Z (R13), K1, Z28
+
+hzwide0qgemm8x16VNNI:
+	VPSUBD    Z31, Z28, Z28
+	VCVTDQ2PS Z28, Z28
+	VMULPS    Z30, Z28, Z28
+
+hzvalue0qgemm8x16VNNI:
+	VADDPS Z28, Z0, Z0
+	ADDQ   R15, R13
 
 hnoresid0qgemm8x16VNNI:
 	TESTQ  $0x00000004, AX
@@ -1388,9 +1611,28 @@ hnorcorr1qgemm8x16VNNI:
 hadded1qgemm8x16VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid1qgemm8x16VNNI
+	TESTQ     $0x00000080, AX
+	JNE       hzcode1qgemm8x16VNNI
 	VMOVUPS.Z (R13), K1, Z28
-	VADDPS    Z28, Z1, Z1
-	ADDQ      R15, R13
+	JMP       hzvalue1qgemm8x16VNNI
+
+hzcode1qgemm8x16VNNI:
+	TESTQ       $0x00000100, AX
+	JNE         hzs81qgemm8x16VNNI
+	VPMOVZXBD.Z (R13), K1, Z28
+	JMP         hzwide1qgemm8x16VNNI
+
+hzs81qgemm8x16VNNI:
+	VPMOVSXBD.Z (R13), K1, Z28
+
+hzwide1qgemm8x16VNNI:
+	VPSUBD    Z31, Z28, Z28
+	VCVTDQ2PS Z28, Z28
+	VMULPS    Z30, Z28, Z28
+
+hzvalue1qgemm8x16VNNI:
+	VADDPS Z28, Z1, Z1
+	ADDQ   R15, R13
 
 hnoresid1qgemm8x16VNNI:
 	TESTQ  $0x00000004, AX
@@ -1452,9 +1694,28 @@ hnorcorr2qgemm8x16VNNI:
 hadded2qgemm8x16VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid2qgemm8x16VNNI
+	TESTQ     $0x00000080, AX
+	JNE       hzcode2qgemm8x16VNNI
 	VMOVUPS.Z (R13), K1, Z28
-	VADDPS    Z28, Z2, Z2
-	ADDQ      R15, R13
+	JMP       hzvalue2qgemm8x16VNNI
+
+hzcode2qgemm8x16VNNI:
+	TESTQ       $0x00000100, AX
+	JNE         hzs82qgemm8x16VNNI
+	VPMOVZXBD.Z (R13), K1, Z28
+	JMP         hzwide2qgemm8x16VNNI
+
+hzs82qgemm8x16VNNI:
+	VPMOVSXBD.Z (R13), K1, Z28
+
+hzwide2qgemm8x16VNNI:
+	VPSUBD    Z31, Z28, Z28
+	VCVTDQ2PS Z28, Z28
+	VMULPS    Z30, Z28, Z28
+
+hzvalue2qgemm8x16VNNI:
+	VADDPS Z28, Z2, Z2
+	ADDQ   R15, R13
 
 hnoresid2qgemm8x16VNNI:
 	TESTQ  $0x00000004, AX
@@ -1516,9 +1777,28 @@ hnorcorr3qgemm8x16VNNI:
 hadded3qgemm8x16VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid3qgemm8x16VNNI
+	TESTQ     $0x00000080, AX
+	JNE       hzcode3qgemm8x16VNNI
 	VMOVUPS.Z (R13), K1, Z28
-	VADDPS    Z28, Z3, Z3
-	ADDQ      R15, R13
+	JMP       hzvalue3qgemm8x16VNNI
+
+hzcode3qgemm8x16VNNI:
+	TESTQ       $0x00000100, AX
+	JNE         hzs83qgemm8x16VNNI
+	VPMOVZXBD.Z (R13), K1, Z28
+	JMP         hzwide3qgemm8x16VNNI
+
+hzs83qgemm8x16VNNI:
+	VPMOVSXBD.Z (R13), K1, Z28
+
+hzwide3qgemm8x16VNNI:
+	VPSUBD    Z31, Z28, Z28
+	VCVTDQ2PS Z28, Z28
+	VMULPS    Z30, Z28, Z28
+
+hzvalue3qgemm8x16VNNI:
+	VADDPS Z28, Z3, Z3
+	ADDQ   R15, R13
 
 hnoresid3qgemm8x16VNNI:
 	TESTQ  $0x00000004, AX
@@ -1580,9 +1860,28 @@ hnorcorr4qgemm8x16VNNI:
 hadded4qgemm8x16VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid4qgemm8x16VNNI
+	TESTQ     $0x00000080, AX
+	JNE       hzcode4qgemm8x16VNNI
 	VMOVUPS.Z (R13), K1, Z28
-	VADDPS    Z28, Z4, Z4
-	ADDQ      R15, R13
+	JMP       hzvalue4qgemm8x16VNNI
+
+hzcode4qgemm8x16VNNI:
+	TESTQ       $0x00000100, AX
+	JNE         hzs84qgemm8x16VNNI
+	VPMOVZXBD.Z (R13), K1, Z28
+	JMP         hzwide4qgemm8x16VNNI
+
+hzs84qgemm8x16VNNI:
+	VPMOVSXBD.Z (R13), K1, Z28
+
+hzwide4qgemm8x16VNNI:
+	VPSUBD    Z31, Z28, Z28
+	VCVTDQ2PS Z28, Z28
+	VMULPS    Z30, Z28, Z28
+
+hzvalue4qgemm8x16VNNI:
+	VADDPS Z28, Z4, Z4
+	ADDQ   R15, R13
 
 hnoresid4qgemm8x16VNNI:
 	TESTQ  $0x00000004, AX
@@ -1644,9 +1943,28 @@ hnorcorr5qgemm8x16VNNI:
 hadded5qgemm8x16VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid5qgemm8x16VNNI
+	TESTQ     $0x00000080, AX
+	JNE       hzcode5qgemm8x16VNNI
 	VMOVUPS.Z (R13), K1, Z28
-	VADDPS    Z28, Z5, Z5
-	ADDQ      R15, R13
+	JMP       hzvalue5qgemm8x16VNNI
+
+hzcode5qgemm8x16VNNI:
+	TESTQ       $0x00000100, AX
+	JNE         hzs85qgemm8x16VNNI
+	VPMOVZXBD.Z (R13), K1, Z28
+	JMP         hzwide5qgemm8x16VNNI
+
+hzs85qgemm8x16VNNI:
+	VPMOVSXBD.Z (R13), K1, Z28
+
+hzwide5qgemm8x16VNNI:
+	VPSUBD    Z31, Z28, Z28
+	VCVTDQ2PS Z28, Z28
+	VMULPS    Z30, Z28, Z28
+
+hzvalue5qgemm8x16VNNI:
+	VADDPS Z28, Z5, Z5
+	ADDQ   R15, R13
 
 hnoresid5qgemm8x16VNNI:
 	TESTQ  $0x00000004, AX
@@ -1708,9 +2026,28 @@ hnorcorr6qgemm8x16VNNI:
 hadded6qgemm8x16VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid6qgemm8x16VNNI
+	TESTQ     $0x00000080, AX
+	JNE       hzcode6qgemm8x16VNNI
 	VMOVUPS.Z (R13), K1, Z28
-	VADDPS    Z28, Z6, Z6
-	ADDQ      R15, R13
+	JMP       hzvalue6qgemm8x16VNNI
+
+hzcode6qgemm8x16VNNI:
+	TESTQ       $0x00000100, AX
+	JNE         hzs86qgemm8x16VNNI
+	VPMOVZXBD.Z (R13), K1, Z28
+	JMP         hzwide6qgemm8x16VNNI
+
+hzs86qgemm8x16VNNI:
+	VPMOVSXBD.Z (R13), K1, Z28
+
+hzwide6qgemm8x16VNNI:
+	VPSUBD    Z31, Z28, Z28
+	VCVTDQ2PS Z28, Z28
+	VMULPS    Z30, Z28, Z28
+
+hzvalue6qgemm8x16VNNI:
+	VADDPS Z28, Z6, Z6
+	ADDQ   R15, R13
 
 hnoresid6qgemm8x16VNNI:
 	TESTQ  $0x00000004, AX
@@ -1772,9 +2109,28 @@ hnorcorr7qgemm8x16VNNI:
 hadded7qgemm8x16VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid7qgemm8x16VNNI
+	TESTQ     $0x00000080, AX
+	JNE       hzcode7qgemm8x16VNNI
 	VMOVUPS.Z (R13), K1, Z28
-	VADDPS    Z28, Z7, Z7
-	ADDQ      R15, R13
+	JMP       hzvalue7qgemm8x16VNNI
+
+hzcode7qgemm8x16VNNI:
+	TESTQ       $0x00000100, AX
+	JNE         hzs87qgemm8x16VNNI
+	VPMOVZXBD.Z (R13), K1, Z28
+	JMP         hzwide7qgemm8x16VNNI
+
+hzs87qgemm8x16VNNI:
+	VPMOVSXBD.Z (R13), K1, Z28
+
+hzwide7qgemm8x16VNNI:
+	VPSUBD    Z31, Z28, Z28
+	VCVTDQ2PS Z28, Z28
+	VMULPS    Z30, Z28, Z28
+
+hzvalue7qgemm8x16VNNI:
+	VADDPS Z28, Z7, Z7
+	ADDQ   R15, R13
 
 hnoresid7qgemm8x16VNNI:
 	TESTQ  $0x00000004, AX
@@ -1860,7 +2216,6 @@ hepilogueqgemm8x8VNNI:
 	MOVQ  out+24(FP), DX
 	MOVQ  ldo+32(FP), R10
 	MOVQ  R10, R15
-	SHLQ  $0x02, R15
 	MOVQ  mr+40(FP), R11
 	MOVQ  (BX), R12
 	MOVQ  8(BX), R8
@@ -1868,9 +2223,14 @@ hepilogueqgemm8x8VNNI:
 	MOVQ  24(BX), R13
 	MOVQ  64(BX), R9
 	MOVQ  56(BX), AX
+	TESTQ $0x00000080, AX
+	JNE   hzbytesqgemm8x8VNNI
+	SHLQ  $0x02, R15
+
+hzbytesqgemm8x8VNNI:
 	TESTQ $0x00000010, AX
 	JNE   hbytesqgemm8x8VNNI
-	MOVQ  R15, R10
+	SHLQ  $0x02, R10
 
 hbytesqgemm8x8VNNI:
 	VBROADCASTSS 32(BX), Y22
@@ -1879,6 +2239,8 @@ hbytesqgemm8x8VNNI:
 	VBROADCASTSS 48(BX), Y25
 	VBROADCASTSS 40(BX), Y26
 	VPBROADCASTD 52(BX), Y27
+	VBROADCASTSS 72(BX), Y30
+	VPBROADCASTD 76(BX), Y31
 	TESTQ        $0x00000008, AX
 	JEQ          hrowmodeqgemm8x8VNNI
 	VMOVDQU32.Z  (R12), K1, Y16
@@ -1920,9 +2282,28 @@ hnorcorr0qgemm8x8VNNI:
 hadded0qgemm8x8VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid0qgemm8x8VNNI
+	TESTQ     $0x00000080, AX
+	JNE       hzcode0qgemm8x8VNNI
 	VMOVUPS.Z (R13), K1, Y28
-	VADDPS    Y28, Y0, Y0
-	ADDQ      R15, R13
+	JMP       hzvalue0qgemm8x8VNNI
+
+hzcode0qgemm8x8VNNI:
+	TESTQ       $0x00000100, AX
+	JNE         hzs80qgemm8x8VNNI
+	VPMOVZXBD.Z (R13), K1, Y28
+	JMP         hzwide0qgemm8x8VNNI
+
+hzs80qgemm8x8VNNI:
+	VPMOVSXBD.Z (R13), K1, Y28
+
+hzwide0qgemm8x8VNNI:
+	VPSUBD    Y31, Y28, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS    Y30, Y28, Y28
+
+hzvalue0qgemm8x8VNNI:
+	VADDPS Y28, Y0, Y0
+	ADDQ   R15, R13
 
 hnoresid0qgemm8x8VNNI:
 	TESTQ  $0x00000004, AX
@@ -1984,9 +2365,28 @@ hnorcorr1qgemm8x8VNNI:
 hadded1qgemm8x8VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid1qgemm8x8VNNI
+	TESTQ     $0x00000080, AX
+	JNE       hzcode1qgemm8x8VNNI
 	VMOVUPS.Z (R13), K1, Y28
-	VADDPS    Y28, Y1, Y1
-	ADDQ      R15, R13
+	JMP       hzvalue1qgemm8x8VNNI
+
+hzcode1qgemm8x8VNNI:
+	TESTQ       $0x00000100, AX
+	JNE         hzs81qgemm8x8VNNI
+	VPMOVZXBD.Z (R13), K1, Y28
+	JMP         hzwide1qgemm8x8VNNI
+
+hzs81qgemm8x8VNNI:
+	VPMOVSXBD.Z (R13), K1, Y28
+
+hzwide1qgemm8x8VNNI:
+	VPSUBD    Y31, Y28, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS    Y30, Y28, Y28
+
+hzvalue1qgemm8x8VNNI:
+	VADDPS Y28, Y1, Y1
+	ADDQ   R15, R13
 
 hnoresid1qgemm8x8VNNI:
 	TESTQ  $0x00000004, AX
@@ -2048,9 +2448,28 @@ hnorcorr2qgemm8x8VNNI:
 hadded2qgemm8x8VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid2qgemm8x8VNNI
+	TESTQ     $0x00000080, AX
+	JNE       hzcode2qgemm8x8VNNI
 	VMOVUPS.Z (R13), K1, Y28
-	VADDPS    Y28, Y2, Y2
-	ADDQ      R15, R13
+	JMP       hzvalue2qgemm8x8VNNI
+
+hzcode2qgemm8x8VNNI:
+	TESTQ       $0x00000100, AX
+	JNE         hzs82qgemm8x8VNNI
+	VPMOVZXBD.Z (R13), K1, Y28
+	JMP         hzwide2qgemm8x8VNNI
+
+hzs82qgemm8x8VNNI:
+	VPMOVSXBD.Z (R13), K1, Y28
+
+hzwide2qgemm8x8VNNI:
+	VPSUBD    Y31, Y28, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS    Y30, Y28, Y28
+
+hzvalue2qgemm8x8VNNI:
+	VADDPS Y28, Y2, Y2
+	ADDQ   R15, R13
 
 hnoresid2qgemm8x8VNNI:
 	TESTQ  $0x00000004, AX
@@ -2112,9 +2531,28 @@ hnorcorr3qgemm8x8VNNI:
 hadded3qgemm8x8VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid3qgemm8x8VNNI
+	TESTQ     $0x00000080, AX
+	JNE       hzcode3qgemm8x8VNNI
 	VMOVUPS.Z (R13), K1, Y28
-	VADDPS    Y28, Y3, Y3
-	ADDQ      R15, R13
+	JMP       hzvalue3qgemm8x8VNNI
+
+hzcode3qgemm8x8VNNI:
+	TESTQ       $0x00000100, AX
+	JNE         hzs83qgemm8x8VNNI
+	VPMOVZXBD.Z (R13), K1, Y28
+	JMP         hzwide3qgemm8x8VNNI
+
+hzs83qgemm8x8VNNI:
+	VPMOVSXBD.Z (R13), K1, Y28
+
+hzwide3qgemm8x8VNNI:
+	VPSUBD    Y31, Y28, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS    Y30, Y28, Y28
+
+hzvalue3qgemm8x8VNNI:
+	VADDPS Y28, Y3, Y3
+	ADDQ   R15, R13
 
 hnoresid3qgemm8x8VNNI:
 	TESTQ  $0x00000004, AX
@@ -2176,9 +2614,28 @@ hnorcorr4qgemm8x8VNNI:
 hadded4qgemm8x8VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid4qgemm8x8VNNI
+	TESTQ     $0x00000080, AX
+	JNE       hzcode4qgemm8x8VNNI
 	VMOVUPS.Z (R13), K1, Y28
-	VADDPS    Y28, Y4, Y4
-	ADDQ      R15, R13
+	JMP       hzvalue4qgemm8x8VNNI
+
+hzcode4qgemm8x8VNNI:
+	TESTQ       $0x00000100, AX
+	JNE         hzs84qgemm8x8VNNI
+	VPMOVZXBD.Z (R13), K1, Y28
+	JMP         hzwide4qgemm8x8VNNI
+
+hzs84qgemm8x8VNNI:
+	VPMOVSXBD.Z (R13), K1, Y28
+
+hzwide4qgemm8x8VNNI:
+	VPSUBD    Y31, Y28, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS    Y30, Y28, Y28
+
+hzvalue4qgemm8x8VNNI:
+	VADDPS Y28, Y4, Y4
+	ADDQ   R15, R13
 
 hnoresid4qgemm8x8VNNI:
 	TESTQ  $0x00000004, AX
@@ -2240,9 +2697,28 @@ hnorcorr5qgemm8x8VNNI:
 hadded5qgemm8x8VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid5qgemm8x8VNNI
+	TESTQ     $0x00000080, AX
+	JNE       hzcode5qgemm8x8VNNI
 	VMOVUPS.Z (R13), K1, Y28
-	VADDPS    Y28, Y5, Y5
-	ADDQ      R15, R13
+	JMP       hzvalue5qgemm8x8VNNI
+
+hzcode5qgemm8x8VNNI:
+	TESTQ       $0x00000100, AX
+	JNE         hzs85qgemm8x8VNNI
+	VPMOVZXBD.Z (R13), K1, Y28
+	JMP         hzwide5qgemm8x8VNNI
+
+hzs85qgemm8x8VNNI:
+	VPMOVSXBD.Z (R13), K1, Y28
+
+hzwide5qgemm8x8VNNI:
+	VPSUBD    Y31, Y28, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS    Y30, Y28, Y28
+
+hzvalue5qgemm8x8VNNI:
+	VADDPS Y28, Y5, Y5
+	ADDQ   R15, R13
 
 hnoresid5qgemm8x8VNNI:
 	TESTQ  $0x00000004, AX
@@ -2304,9 +2780,28 @@ hnorcorr6qgemm8x8VNNI:
 hadded6qgemm8x8VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid6qgemm8x8VNNI
+	TESTQ     $0x00000080, AX
+	JNE       hzcode6qgemm8x8VNNI
 	VMOVUPS.Z (R13), K1, Y28
-	VADDPS    Y28, Y6, Y6
-	ADDQ      R15, R13
+	JMP       hzvalue6qgemm8x8VNNI
+
+hzcode6qgemm8x8VNNI:
+	TESTQ       $0x00000100, AX
+	JNE         hzs86qgemm8x8VNNI
+	VPMOVZXBD.Z (R13), K1, Y28
+	JMP         hzwide6qgemm8x8VNNI
+
+hzs86qgemm8x8VNNI:
+	VPMOVSXBD.Z (R13), K1, Y28
+
+hzwide6qgemm8x8VNNI:
+	VPSUBD    Y31, Y28, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS    Y30, Y28, Y28
+
+hzvalue6qgemm8x8VNNI:
+	VADDPS Y28, Y6, Y6
+	ADDQ   R15, R13
 
 hnoresid6qgemm8x8VNNI:
 	TESTQ  $0x00000004, AX
@@ -2368,9 +2863,28 @@ hnorcorr7qgemm8x8VNNI:
 hadded7qgemm8x8VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid7qgemm8x8VNNI
+	TESTQ     $0x00000080, AX
+	JNE       hzcode7qgemm8x8VNNI
 	VMOVUPS.Z (R13), K1, Y28
-	VADDPS    Y28, Y7, Y7
-	ADDQ      R15, R13
+	JMP       hzvalue7qgemm8x8VNNI
+
+hzcode7qgemm8x8VNNI:
+	TESTQ       $0x00000100, AX
+	JNE         hzs87qgemm8x8VNNI
+	VPMOVZXBD.Z (R13), K1, Y28
+	JMP         hzwide7qgemm8x8VNNI
+
+hzs87qgemm8x8VNNI:
+	VPMOVSXBD.Z (R13), K1, Y28
+
+hzwide7qgemm8x8VNNI:
+	VPSUBD    Y31, Y28, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS    Y30, Y28, Y28
+
+hzvalue7qgemm8x8VNNI:
+	VADDPS Y28, Y7, Y7
+	ADDQ   R15, R13
 
 hnoresid7qgemm8x8VNNI:
 	TESTQ  $0x00000004, AX

@@ -14,10 +14,12 @@ const (
 	qBias     = 1
 	qResid    = 2
 	qClamp    = 4
-	qCol      = 8  // corrections, multipliers and bias per column (else per row)
-	qQuant    = 16 // output codes (else float32)
-	qUnsigned = 32 // uint8 codes (else int8)
-	qRCorr    = 64 // with qCol: also subtract RCorr per row
+	qCol      = 8   // corrections, multipliers and bias per column (else per row)
+	qQuant    = 16  // output codes (else float32)
+	qUnsigned = 32  // uint8 codes (else int8)
+	qRCorr    = 64  // with qCol: also subtract RCorr per row
+	qZCode    = 128 // with qResid: the residual is 8-bit codes, float32(code − ZZero)·ZScale
+	qZSigned  = 256 // with qZCode: int8 codes (else uint8)
 )
 
 // Offsets of QEpi's fields (../qgemm.go).
@@ -25,6 +27,7 @@ const (
 	offCorr, offMult, offBias, offResid  = 0, 8, 16, 24
 	offLo, offHi, offYScale, offQLo      = 32, 36, 40, 44
 	offQHi, offYZero, offFlags, offRCorr = 48, 52, 56, 64
+	offZScale, offZZero                  = 72, 76
 )
 
 func raw(op string, ops ...Op) {
@@ -105,7 +108,6 @@ func qgemmVNNI(name string, cols int, pfx, sfx string) {
 	ldo := Load(Param("ldo"), reg.R10) // output row stride in bytes (set below)
 	ldr := reg.R15                     // residual row stride in bytes
 	MOVQ(ldo, ldr)
-	SHLQ(U8(2), ldr)
 	rows := Load(Param("mr"), reg.R11)
 	MOVQ(Mem{Base: q, Disp: offCorr}, reg.R12)
 	MOVQ(Mem{Base: q, Disp: offMult}, reg.R8)
@@ -114,9 +116,13 @@ func qgemmVNNI(name string, cols int, pfx, sfx string) {
 	MOVQ(Mem{Base: q, Disp: offRCorr}, reg.R9)
 	flags := reg.RAX
 	MOVQ(Mem{Base: q, Disp: offFlags}, flags)
+	TESTQ(U32(qZCode), flags) // residual codes: one byte per element
+	JNE(LabelRef(lbl("zbytes")))
+	SHLQ(U8(2), ldr)
+	Label(lbl("zbytes"))
 	TESTQ(U32(qQuant), flags)
 	JNE(LabelRef(lbl("bytes")))
-	MOVQ(ldr, ldo)
+	SHLQ(U8(2), ldo)
 	Label(lbl("bytes"))
 	lo, hi, qlo, qhi, ys, yz := v(zmm(22)), v(zmm(23)), v(zmm(24)), v(zmm(25)), v(zmm(26)), v(zmm(27))
 	VBROADCASTSS(Mem{Base: q, Disp: offLo}, lo)
@@ -125,6 +131,9 @@ func qgemmVNNI(name string, cols int, pfx, sfx string) {
 	VBROADCASTSS(Mem{Base: q, Disp: offQHi}, qhi)
 	VBROADCASTSS(Mem{Base: q, Disp: offYScale}, ys)
 	VPBROADCASTD(Mem{Base: q, Disp: offYZero}, yz)
+	zs, zz := v(zmm(30)), v(zmm(31)) // residual codes' scale and zero point
+	VBROADCASTSS(Mem{Base: q, Disp: offZScale}, zs)
+	VPBROADCASTD(Mem{Base: q, Disp: offZZero}, zz)
 	// Per-column constants (qCol): correction, multiplier, bias per vector.
 	cc := []reg.VecPhysical{v(zmm(16)), v(zmm(17))}[:nv]
 	cm := []reg.VecPhysical{v(zmm(18)), v(zmm(19))}[:nv]
@@ -183,7 +192,24 @@ func qgemmVNNI(name string, cols int, pfx, sfx string) {
 		Label(l("added"))
 		TESTQ(U32(qResid), flags)
 		JEQ(LabelRef(l("noresid")))
+		TESTQ(U32(qZCode), flags)
+		JNE(LabelRef(l("zcode")))
 		each(func(h int, _ reg.VecPhysical) { VMOVUPS_Z(Mem{Base: reg.R13, Disp: 64 * h}, masks[h], tv[h]) })
+		JMP(LabelRef(l("zvalue")))
+		// codes: widened (zero or sign), minus the zero point, converted
+		// (exact), times the scale: DequantizeLinear's value
+		Label(l("zcode"))
+		TESTQ(U32(qZSigned), flags)
+		JNE(LabelRef(l("zs8")))
+		each(func(h int, _ reg.VecPhysical) { VPMOVZXBD_Z(Mem{Base: reg.R13, Disp: 16 * h}, masks[h], tv[h]) })
+		JMP(LabelRef(l("zwide")))
+		Label(l("zs8"))
+		each(func(h int, _ reg.VecPhysical) { VPMOVSXBD_Z(Mem{Base: reg.R13, Disp: 16 * h}, masks[h], tv[h]) })
+		Label(l("zwide"))
+		each(func(h int, _ reg.VecPhysical) { VPSUBD(zz, tv[h], tv[h]) })
+		each(func(h int, _ reg.VecPhysical) { VCVTDQ2PS(tv[h], tv[h]) })
+		each(func(h int, _ reg.VecPhysical) { VMULPS(zs, tv[h], tv[h]) })
+		Label(l("zvalue"))
 		each(func(h int, r reg.VecPhysical) { VADDPS(tv[h], r, r) })
 		ADDQ(ldr, reg.R13)
 		Label(l("noresid"))

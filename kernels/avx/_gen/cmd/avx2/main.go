@@ -360,10 +360,12 @@ func pool8() {
 // Flags and field offsets of the quantized epilogue QEpi (kernels/avx/qgemm.go).
 const (
 	qBias, qResid, qClamp, qCol, qQuant, qUnsigned, qRCorr = 1, 2, 4, 8, 16, 32, 64
+	qZCode, qZSigned                                       = 128, 256
 
 	offCorr, offMult, offBias, offResid  = 0, 8, 16, 24
 	offLo, offHi, offYScale, offQLo      = 32, 36, 40, 44
 	offQHi, offYZero, offFlags, offRCorr = 48, 52, 56, 64
+	offZScale, offZZero                  = 72, 76
 )
 
 // qepi8x32AVX2 is the quantized epilogue of the AVX2 INT8 path in ymm
@@ -388,12 +390,15 @@ func qepi8x32AVX2() {
 	q := Load(Param("q"), reg.RBX)
 	ldr := reg.R15 // residual row stride in bytes
 	MOVQ(ldo, ldr)
-	SHLQ(U8(2), ldr)
 	flags := reg.RAX
 	MOVQ(Mem{Base: q, Disp: offFlags}, flags)
+	TESTQ(U32(qZCode), flags) // residual codes: one byte per element
+	JNE(LabelRef("qe_zbytes"))
+	SHLQ(U8(2), ldr)
+	Label("qe_zbytes")
 	TESTQ(U32(qQuant), flags)
 	JNE(LabelRef("qe_bytes"))
-	MOVQ(ldr, ldo) // float output: the same stride as the residual
+	SHLQ(U8(2), ldo) // float output
 	Label("qe_bytes")
 	corr, mult, bias, resid, rcorr := reg.R12, reg.R8, reg.R14, reg.R13, reg.R9
 	MOVQ(Mem{Base: q, Disp: offCorr}, corr)
@@ -408,6 +413,9 @@ func qepi8x32AVX2() {
 	VBROADCASTSS(Mem{Base: q, Disp: offQHi}, qhi)
 	VBROADCASTSS(Mem{Base: q, Disp: offYScale}, ys)
 	VPBROADCASTD(Mem{Base: q, Disp: offYZero}, yz)
+	zs, zz := reg.Y8, reg.Y9 // residual codes' scale and zero point
+	VBROADCASTSS(Mem{Base: q, Disp: offZScale}, zs)
+	VPBROADCASTD(Mem{Base: q, Disp: offZZero}, zz)
 	TESTQ(rows, rows)
 	JEQ(LabelRef("qe_end"))
 	TESTQ(nr8, nr8)
@@ -451,7 +459,23 @@ func qepi8x32AVX2() {
 		Label(l("added"))
 		TESTQ(U32(qResid), flags)
 		JEQ(LabelRef(l("noresid")))
+		TESTQ(U32(qZCode), flags)
+		JNE(LabelRef(l("zcode")))
 		VADDPS(Mem{Base: resid, Disp: 4 * 8 * g}, x, x)
+		JMP(LabelRef(l("noresid")))
+		// codes: widened, minus the zero point, converted, times the scale
+		Label(l("zcode"))
+		TESTQ(U32(qZSigned), flags)
+		JNE(LabelRef(l("zs8")))
+		VPMOVZXBD(Mem{Base: resid, Disp: 8 * g}, t)
+		JMP(LabelRef(l("zwide")))
+		Label(l("zs8"))
+		VPMOVSXBD(Mem{Base: resid, Disp: 8 * g}, t)
+		Label(l("zwide"))
+		VPSUBD(zz, t, t)
+		VCVTDQ2PS(t, t)
+		VMULPS(zs, t, t)
+		VADDPS(t, x, x)
 		Label(l("noresid"))
 		TESTQ(U32(qClamp), flags)
 		JEQ(LabelRef(l("noclamp")))
