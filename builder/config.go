@@ -67,6 +67,13 @@ type Config struct {
 	// instead of one per output channel.
 	WeightBits       int
 	PerTensorWeights bool
+	// FloatResiduals keeps the residual inputs of quantized layers in FP32.
+	// By default (TensorRT's implicit INT8 does the same) a fused residual
+	// whose tensor has a range is read as codes (kiln.QConv's z_scale), so
+	// the block-output layer writes codes and the stream between blocks
+	// stays INT8/FP8: less memory traffic, one fewer QuantizeLinear per
+	// block, and the residual carries its quantization error.
+	FloatResiduals bool
 	// DynamicINT8 quantizes MatMuls with constant weights per token at run
 	// time (kiln.DynQMatMul: no calibration; suits transformers).
 	DynamicINT8 bool

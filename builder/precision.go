@@ -101,7 +101,7 @@ func (b *build) quantize() error {
 			}
 		}
 		m, err := qdq.Insert(b.m, qdq.Options{Flavor: qdq.TensorRT, DType: dt, ActivationDTypes: actTypes, Ranges: ranges, Skip: skip,
-			QuantizedWeights: true, NoResidualAdds: true, WeightBits: b.cfg.WeightBits, PerTensorWeights: b.cfg.PerTensorWeights})
+			QuantizedWeights: true, NoResidualAdds: true, QuantizeResiduals: !b.cfg.FloatResiduals, WeightBits: b.cfg.WeightBits, PerTensorWeights: b.cfg.PerTensorWeights})
 		if err != nil {
 			return err
 		}
@@ -109,7 +109,7 @@ func (b *build) quantize() error {
 	default:
 		return nil
 	}
-	if err := convertQDQ(b.m, b.rep, b.cfg.logf); err != nil {
+	if err := convertQDQ(b.m, b.rep, b.cfg.logf, b.cfg.FloatResiduals); err != nil {
 		return err
 	}
 	b.ensureKilnOpset()

@@ -18,15 +18,16 @@ import (
 //  2. layers: Conv/Gemm/MatMul (plain or fused kiln.*) whose activation comes
 //     from a per-tensor DequantizeLinear and whose weight is a constant behind
 //     a DequantizeLinear (or a Q→DQ pair on a float constant) become kiln.Q*
-//     layers reading the codes directly, with float output;
+//     layers reading the codes directly, with float output; a fused residual
+//     input behind a per-tensor DequantizeLinear is read as codes too;
 //  3. outputs: a kiln.Q* whose only reader is a per-tensor QuantizeLinear of
 //     its own code type writes codes directly (requantization in the epilogue);
 //  4. Q(DQ(q)) with the same parameters cancels; dead Q/DQ nodes go.
 //
 // What remains of Q and DQ are the reformats at the edges of quantized
 // regions. Layers that do not match stay in float and are reported.
-func convertQDQ(m *ir.Model, rep *Report, logf func(string, ...any)) error {
-	c := &qdqConv{m: m, rep: rep, logf: logf}
+func convertQDQ(m *ir.Model, rep *Report, logf func(string, ...any), floatResiduals bool) error {
+	c := &qdqConv{m: m, rep: rep, logf: logf, floatResiduals: floatResiduals}
 	c.index()
 	for changed := true; changed; {
 		changed = c.sink()
@@ -49,6 +50,8 @@ type qdqConv struct {
 	cons  map[string][]*ir.Node
 	outs  map[string]bool
 	count int
+	// floatResiduals keeps dequantized residual inputs float (Config.FloatResiduals)
+	floatResiduals bool
 }
 
 func (c *qdqConv) index() {

@@ -144,6 +144,7 @@ func (c *qdqConv) quantLayer(n *ir.Node, a *qdqParams) (*ir.Node, string) {
 	for len(inputs) > 2 && inputs[len(inputs)-1] == "" {
 		inputs = inputs[:len(inputs)-1]
 	}
+	zAttrs := c.codeResidual(n.OpType, inputs)
 	q.Inputs = inputs
 	q.Attrs = append(q.Attrs,
 		&ir.Attribute{Name: "x_scale", Type: ir.AttrFloat, F: sa},
@@ -152,12 +153,39 @@ func (c *qdqConv) quantLayer(n *ir.Node, a *qdqParams) (*ir.Node, string) {
 	if za != 0 {
 		q.Attrs = append(q.Attrs, &ir.Attribute{Name: "x_zero", Type: ir.AttrInt, I: int64(za)})
 	}
+	q.Attrs = append(q.Attrs, zAttrs...)
 	if q.Attr("kiln_members") == nil {
 		q.Attrs = append(q.Attrs,
 			&ir.Attribute{Name: "kiln_members", Type: ir.AttrStrings, Strings: [][]byte{[]byte(layerName(n))}},
 			&ir.Attribute{Name: "kiln_member_ops", Type: ir.AttrStrings, Strings: [][]byte{[]byte(n.OpType)}})
 	}
 	return q, ""
+}
+
+// codeResidual makes a convolution's residual input (inputs[3]) that a
+// per-tensor DequantizeLinear produces read that DQ's codes instead
+// (kiln.QConv's z_scale/z_zero: exactly the DQ's value, see ops/kilnq), so
+// the residual stream stays quantized; it returns the attributes to add.
+// QGemm/QMatMul could take them too, but their CPU kernels read float
+// residuals only so far.
+func (c *qdqConv) codeResidual(op string, inputs []string) []*ir.Attribute {
+	if c.floatResiduals || op != "Conv" || len(inputs) < 4 || inputs[3] == "" {
+		return nil
+	}
+	dq, ok := c.dqInput(inputs[3])
+	if !ok {
+		return nil
+	}
+	zs, zz, ok := dq.perTensor()
+	if !ok {
+		return nil
+	}
+	inputs[3] = dq.node.Inputs[0]
+	attrs := []*ir.Attribute{{Name: "z_scale", Type: ir.AttrFloat, F: zs}}
+	if zz != 0 {
+		attrs = append(attrs, &ir.Attribute{Name: "z_zero", Type: ir.AttrInt, I: int64(zz)})
+	}
+	return attrs
 }
 
 // gemmBias turns Gemm's C into a 1-D float bias multiplied by beta.

@@ -31,6 +31,7 @@ type buildFlags struct {
 	fp16Safety                      bool
 	weightBits                      int
 	perTensorWeights                bool
+	floatResiduals                  bool
 	dynamicINT8                     bool
 	smoothQuant                     float64 // α; 0: off
 	workspaceMiB                    int64
@@ -64,6 +65,7 @@ func (f *buildFlags) register(fl *pflag.FlagSet) {
 	registerSmoothQuant(fl, &f.smoothQuant)
 	fl.IntVar(&f.weightBits, "weight-bits", 8, "INT8 weights quantized to this many bits (2..8; fewer is an experiment in accuracy loss)")
 	fl.BoolVar(&f.perTensorWeights, "per-tensor-weights", false, "one INT8 weight scale per tensor instead of per output channel (an experiment in accuracy loss)")
+	fl.BoolVar(&f.floatResiduals, "float-residuals", false, "keep residual inputs of INT8/FP8 layers in FP32 (default: quantized, as TensorRT's implicit INT8)")
 	fl.BoolVar(&f.fp16Safety, "fp16-safety", true, "with --fp16/--best and --calib-data: keep layers whose calibrated ranges overflow (or mostly underflow) FP16 in FP32")
 }
 
@@ -90,7 +92,7 @@ func (f *buildFlags) config(log io.Writer, threads int) (builder.Config, error) 
 	cfg := builder.Config{
 		FP16: f.fp16, BF16: f.bf16, INT8: f.int8, FP8: f.fp8, Best: f.best,
 		TimingCache: f.timingCache, Deterministic: f.deterministic, Threads: threads,
-		WeightBits: f.weightBits, PerTensorWeights: f.perTensorWeights, DynamicINT8: f.dynamicINT8,
+		WeightBits: f.weightBits, PerTensorWeights: f.perTensorWeights, FloatResiduals: f.floatResiduals, DynamicINT8: f.dynamicINT8,
 		WorkspaceLimit: f.workspaceMiB << 20,
 	}
 	if f.weightBits < 2 || f.weightBits > 8 {

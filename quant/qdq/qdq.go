@@ -56,6 +56,13 @@ type Options struct {
 	// NoResidualAdds leaves Adds in float even in the TensorRT flavour (kiln's
 	// builder fuses residual adds into the conv epilogue instead).
 	NoResidualAdds bool
+	// QuantizeResiduals puts Q/DQ on the residual input (input 3) of kiln's
+	// fused Conv when it has a range and the layer's own activation is
+	// quantized, so that the builder reads it as codes (kiln.QConv's
+	// z_scale) and a CNN's residual stream stays quantized. Gemm/MatMul
+	// residuals (a transformer's stream, where the outliers live and a
+	// LayerNorm reads it) stay float.
+	QuantizeResiduals bool
 	// WeightScales gives int8 weight scales by initializer name (one per
 	// output channel, or one with PerTensorWeights), as quantization-aware
 	// training learned or froze them, instead of max|w|/qmax.
@@ -163,7 +170,8 @@ func weightAxis(n *ir.Node, rank int) (input, axis int, ok bool) {
 
 func (w *writer) rewrite(n *ir.Node) ([]*ir.Node, error) {
 	// kiln's fused Conv/Gemm/MatMul (domain "kiln") quantize like the ONNX
-	// ops: the activation and the weight; bias and residual stay float.
+	// ops: the activation and the weight; the bias stays float, and the
+	// residual too unless QuantizeResiduals.
 	if w.opt.Skip[n.Name] || (n.Domain != "" && !(n.Domain == "kiln" && (n.OpType == "Conv" || n.OpType == "Gemm" || n.OpType == "MatMul"))) {
 		return nil, nil
 	}
@@ -193,6 +201,16 @@ func (w *writer) rewrite(n *ir.Node) ([]*ir.Node, error) {
 				n.Inputs[i] = name
 			}
 		}
+		if w.opt.QuantizeResiduals && n.Domain == "kiln" && n.OpType == "Conv" && len(n.Inputs) > 3 && n.Inputs[3] != "" && w.inits[n.Inputs[3]] == nil && w.quantized(n.Inputs[0]) {
+			nodes, name, err := w.activation(n.Inputs[3])
+			if err != nil {
+				return nil, err
+			}
+			pre = append(pre, nodes...)
+			if name != "" {
+				n.Inputs[3] = name
+			}
+		}
 	case "Add":
 		if w.opt.Flavor != TensorRT || w.opt.NoResidualAdds {
 			return nil, nil
@@ -215,6 +233,17 @@ func (w *writer) rewrite(n *ir.Node) ([]*ir.Node, error) {
 		}
 	}
 	return pre, nil
+}
+
+// quantized says whether input name was replaced by a DequantizeLinear
+// output (the layer's activation got a Q/DQ pair).
+func (w *writer) quantized(name string) bool {
+	for _, dq := range w.dq {
+		if dq == name {
+			return true
+		}
+	}
+	return false
 }
 
 // activation quantizes a tensor once and returns the DQ output name ("" when
