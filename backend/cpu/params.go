@@ -45,11 +45,13 @@ type quantJSON struct {
 	YZero   int32     `json:"y_zero,omitempty"`
 	Act     actParam  `json:"act"`
 	OutType ir.DType  `json:"out_type"`
+	ZScale  float32   `json:"z_scale,omitempty"` // quantized residual (kilnq's z_scale/z_zero)
+	ZZero   int32     `json:"z_zero,omitempty"`
 }
 
 func (q *quantParam) MarshalJSON() ([]byte, error) {
 	l := &q.Layer
-	return json.Marshal(quantJSON{l.XScale, l.XZero, l.WScales, l.YScale, l.YZero, actParam(l.Act), l.OutType})
+	return json.Marshal(quantJSON{l.XScale, l.XZero, l.WScales, l.YScale, l.YZero, actParam(l.Act), l.OutType, l.ZScale, l.ZZero})
 }
 
 func (q *quantParam) UnmarshalJSON(b []byte) error {
@@ -58,7 +60,7 @@ func (q *quantParam) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	q.Layer = kilnq.Layer{XScale: j.XScale, XZero: j.XZero, WScales: j.WScales, YScale: j.YScale, YZero: j.YZero,
-		Act: j.Act.get(), OutType: j.OutType}
+		Act: j.Act.get(), OutType: j.OutType, ZScale: j.ZScale, ZZero: j.ZZero}
 	return nil
 }
 

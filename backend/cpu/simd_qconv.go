@@ -31,6 +31,7 @@ type simdQConvParams struct {
 	Group int         `json:"group"`
 	Bias  bool        `json:"bias,omitempty"`
 	Resid bool        `json:"resid,omitempty"`
+	ZType ir.DType    `json:"ztype,omitempty"` // the residual's type: float32, or int8/uint8 codes (z_scale > 0)
 	Quant *quantParam `json:"quant"`
 	XType ir.DType    `json:"xtype"`
 	Tile  [2]int      `json:"tile"`
@@ -92,7 +93,7 @@ func (simdQConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	if ks, _ := n.AttrInts("kernel_shape", nil); len(ks) == 2 && (int(ks[0]) != win.Kernel[0] || int(ks[1]) != win.Kernel[1]) {
 		return nil, fmt.Errorf("%s: kernel_shape %v does not match W %v", n, ks, w.Dims)
 	}
-	ql, err := kilnq.LayerOf(n, xt)
+	ql, err := kilnq.ParseLayer(n, xt)
 	if err != nil {
 		return nil, err
 	}
@@ -130,11 +131,11 @@ func (simdQConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		copy(ss[g*Mg:], avx.PackQA(dst[g*sz:(g+1)*sz], wg, Mg, Kt))
 	}
 	weights := []*ir.Tensor{packed, sums}
-	weights, inputs, bias, resid, err := epilogueInputs(l, weights, p.M)
+	weights, inputs, bias, zType, err := qEpilogueInputs(l, ql, weights, p.M, ir.Int8, ir.Uint8)
 	if err != nil {
 		return nil, err
 	}
-	p.Bias, p.Resid = bias, resid
+	p.Bias, p.Resid, p.ZType = bias, zType != ir.Undefined, zType
 	return lowered(simdQConvID, &p, weights, inputs)
 }
 
@@ -240,7 +241,11 @@ func newSimdQConvKernel(p *simdQConvParams, w []*ir.Tensor) (engine.Kernel, erro
 		return nil, fmt.Errorf("%s: zero point %d out of range", simdQConvID, l.XZero)
 	}
 	k.pad = byte(off)
+	if l.ZScale != 0 && (!p.Resid || p.ZType != ir.Int8 && p.ZType != ir.Uint8) {
+		return nil, fmt.Errorf("%s: z_scale %g needs int8 or uint8 residual codes, the plan says %s", simdQConvID, l.ZScale, p.ZType)
+	}
 	k.q = simdQLayer(l, p.M, w[1].I32(), off, bias)
+	setResidual(k.q, l, p.ZType)
 	k.poolable = avx.QPoolable(k.q)
 	return k, nil
 }
@@ -286,6 +291,11 @@ func (k *simdQConvKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 	if err != nil {
 		return nil, err
 	}
+	if k.p.Resid {
+		if err := checkResidualType(in, k.p.ZType); err != nil {
+			return nil, err
+		}
+	}
 	return [][]int64{out}, nil
 }
 
@@ -300,7 +310,7 @@ type simdQConvRun struct {
 	pointwise         bool // 1×1 stride 1 unpadded, channels a multiple of 4: strips packed from x directly
 	quadPlanes        bool // channels-last words stored quad-major (kernels up to 7×7): built and gathered vectorized
 	z, yf             []float32
-	yq                []byte
+	yq, zq            []byte // codes out; residual codes (z_scale > 0)
 	sl                slots
 	chunk, nch        int
 	rows, nrb, groups int
@@ -334,7 +344,10 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	} else {
 		r.yq = out[0].Data
 	}
-	if k.p.Resid {
+	switch {
+	case k.p.Resid && k.q.ZScale != 0:
+		r.zq = in[1].Data
+	case k.p.Resid:
 		r.z = in[1].F32()
 	}
 	Mg := k.p.M / k.p.Group
@@ -489,6 +502,9 @@ func (r *simdQConvRun) Do(w, item int) {
 	}
 	if r.z != nil {
 		o.Resid = r.z[base:]
+	}
+	if r.zq != nil {
+		o.ResidQ = r.zq[base:]
 	}
 	ql := *k.q // per-group channel constants
 	ql.Corr, ql.Mult = ql.Corr[grp*Mg:], ql.Mult[grp*Mg:]

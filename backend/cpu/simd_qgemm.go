@@ -25,6 +25,7 @@ type simdQGemmParams struct {
 	MatMul bool        `json:"matmul,omitempty"`
 	Bias   bool        `json:"bias,omitempty"`
 	Resid  bool        `json:"resid,omitempty"`
+	ZType  ir.DType    `json:"ztype,omitempty"` // the residual's type: float32, or int8/uint8 codes (z_scale > 0)
 	Quant  *quantParam `json:"quant"`
 	XType  ir.DType    `json:"xtype"`
 	Tile   [2]int      `json:"tile"`
@@ -65,7 +66,7 @@ func (simdQGemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	if l.In[0] == nil || !l.In[0].HasShape || len(l.In[0].Shape) < 2 || (!p.MatMul && len(l.In[0].Shape) != 2) {
 		return nil, fmt.Errorf("%s: A must be a matrix (or a batch of them for QMatMul)", n)
 	}
-	ql, err := kilnq.LayerOf(n, xt)
+	ql, err := kilnq.ParseLayer(n, xt)
 	if err != nil {
 		return nil, err
 	}
@@ -96,11 +97,11 @@ func (simdQGemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	packed := ir.NewTensor(ir.Uint8, []int64{int64(avx.QBSize(p.K, p.N))})
 	avx.PackQB(packed.Data, wu, p.K, p.N, rs, cs, 128)
 	weights := []*ir.Tensor{packed, sums}
-	weights, inputs, bias, resid, err := epilogueInputs(l, weights, p.N)
+	weights, inputs, bias, zType, err := qEpilogueInputs(l, ql, weights, p.N, ir.Int8, ir.Uint8)
 	if err != nil {
 		return nil, err
 	}
-	p.Bias, p.Resid = bias, resid
+	p.Bias, p.Resid, p.ZType = bias, zType != ir.Undefined, zType
 	return lowered(simdQGemmID, &p, weights, inputs)
 }
 
@@ -139,8 +140,12 @@ func newSimdQGemmKernel(p *simdQGemmParams, w []*ir.Tensor) (engine.Kernel, erro
 	if p.XType == ir.Uint8 {
 		delta, k.flip = 128, 0x80
 	}
+	if l.ZScale != 0 && (!p.Resid || p.ZType != ir.Int8 && p.ZType != ir.Uint8) {
+		return nil, fmt.Errorf("%s: z_scale %g needs int8 or uint8 residual codes, the plan says %s", simdQGemmID, l.ZScale, p.ZType)
+	}
 	k.q = simdQLayer(l, p.N, w[1].I32(), l.XZero-delta, bias)
 	k.q.Col = true
+	setResidual(k.q, l, p.ZType)
 	return k, nil
 }
 
@@ -168,6 +173,11 @@ func (k *simdQGemmKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 	}
 	if _, err := k.rows(in[0].Dims); err != nil {
 		return nil, err
+	}
+	if k.p.Resid {
+		if err := checkResidualType(in, k.p.ZType); err != nil {
+			return nil, err
+		}
 	}
 	return rowsByN(in, k.p.N, k.p.Resid)
 }
@@ -202,7 +212,10 @@ func (k *simdQGemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	} else {
 		r.o.Q = out[0].Data
 	}
-	if p.Resid {
+	switch {
+	case p.Resid && k.q.ZScale != 0:
+		r.o.ResidQ = in[1].Data
+	case p.Resid:
 		r.o.Resid = in[1].F32()
 	}
 	asz := (avx.QASize(m, p.K) + 63) &^ 63

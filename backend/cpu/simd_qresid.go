@@ -1,0 +1,74 @@
+package cpu
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
+	"github.com/kilnml/kiln/kernels/avx"
+	"github.com/kilnml/kiln/ops/kilnq"
+)
+
+// Quantized residuals (ops/kilnq's z_scale/z_zero): a kiln.QConv/QGemm/
+// QMatMul whose residual input is codes, whose value is DequantizeLinear's
+// float32(code − z_zero)·z_scale. The INT8 kernels read int8/uint8 codes in
+// the micro-kernel's epilogue (avx.QEpi's QZCode), so the residual stream
+// between ResNet blocks stays one byte per element and the QuantizeLinear
+// between blocks disappears.
+
+// qEpilogueInputs is epilogueInputs for a quantized layer: the residual is
+// float32 without z_scale, else codes of one of zTypes (the kernel's); any
+// other residual type declines the layer. zType is the residual's type
+// (Undefined without one).
+func qEpilogueInputs(l *engine.Layer, ql *kilnq.Layer, weights []*ir.Tensor, channels int, zTypes ...ir.DType) (_ []*ir.Tensor, inputs []int, bias bool, zType ir.DType, err error) {
+	n := l.Node
+	if !hasInput(n, 3) {
+		if ql.ZScale != 0 {
+			return nil, nil, false, 0, fmt.Errorf("%s: z_scale %g without a residual input", n, ql.ZScale)
+		}
+		weights, inputs, bias, _, err = epilogueInputs(l, weights, channels)
+		return weights, inputs, bias, ir.Undefined, err
+	}
+	zType = inDType(l, 3)
+	if err := ql.CheckResidual(zType); err != nil {
+		return nil, nil, false, 0, fmt.Errorf("%s: %v", n, err)
+	}
+	if ql.ZScale == 0 {
+		weights, inputs, bias, _, err = epilogueInputs(l, weights, channels)
+		return weights, inputs, bias, zType, err
+	}
+	if !slices.Contains(zTypes, zType) {
+		return nil, nil, false, 0, fmt.Errorf("%s: %s residual codes: this kernel reads %v", n, zType, zTypes)
+	}
+	// The bias as epilogueInputs checks it, on the node without input 3.
+	nn := *n
+	nn.Inputs = n.Inputs[:3]
+	ll := *l
+	ll.Node = &nn
+	if weights, inputs, bias, _, err = epilogueInputs(&ll, weights, channels); err != nil {
+		return nil, nil, false, 0, err
+	}
+	return weights, append(inputs, 3), bias, zType, nil
+}
+
+// checkResidualType reports a residual tensor whose type is not the one
+// the layer was built for (zType: Float32 or the codes' type).
+func checkResidualType(in []*ir.Tensor, zType ir.DType) error {
+	if zType == ir.Undefined {
+		zType = ir.Float32 // plans from before quantized residuals
+	}
+	if len(in) > 1 && in[1] != nil && in[1].DType != zType {
+		return fmt.Errorf("residual is %s, the layer reads %s", in[1].DType, zType)
+	}
+	return nil
+}
+
+// setResidual sets the micro-kernel epilogue's residual codes parameters
+// (with z_scale > 0; zType int8 or uint8).
+func setResidual(q *avx.QLayer, l *kilnq.Layer, zType ir.DType) {
+	if l.ZScale == 0 {
+		return
+	}
+	q.ZScale, q.ZZero, q.ZSigned = l.ZScale, l.ZZero, zType == ir.Int8
+}

@@ -1,0 +1,152 @@
+package cpu
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/kilnml/kiln/engine"
+	"github.com/kilnml/kiln/ir"
+)
+
+// residCodes returns quantized-residual attributes and a residual of codes
+// of type zt (dims d) for z_zero zz: the layer reads float32(code −
+// zz)·z_scale (ops/kilnq), as if a DequantizeLinear fed a float residual.
+func residCodes(r *rand.Rand, zt ir.DType, zz int64, d []int64) ([]*ir.Attribute, *ir.Tensor) {
+	a := []*ir.Attribute{aFloat("z_scale", 0.0371)}
+	if zz != 0 {
+		a = append(a, aInt("z_zero", zz))
+	}
+	return a, randCodes(r, zt, d...)
+}
+
+// mustLowerSimd checks that some SIMD tactic takes l (everySimdTactic
+// skips those that decline).
+func mustLowerSimd(t *testing.T, l *engine.Layer) {
+	t.Helper()
+	for _, tac := range (simdBackend{}).Tactics(l) {
+		if _, err := tac.Lower(l); err == nil {
+			return
+		}
+	}
+	if len((simdBackend{}).Tactics(l)) > 0 {
+		t.Fatalf("%s: every SIMD tactic declined the quantized residual", l.Node)
+	}
+}
+
+// residCases: the int8/uint8 layers with a residual, each also with int8
+// and uint8 residual codes (zero points 0, negative, mid-range).
+func residCases() []qcase {
+	var cs []qcase
+	for _, qc := range qcases {
+		if qc.resid && !isFP8(qc.xt) {
+			cs = append(cs, qc)
+		}
+	}
+	cs = append(cs, qcase{"u8zp-u8out-relu-resid", ir.Uint8, ir.Int8, 0.25, 131, 7, "Relu", true, true},
+		qcase{"i8-i8out-relu-resid-nobias", ir.Int8, ir.Int8, 0.3, 0, 0, "Relu", false, true})
+	return cs
+}
+
+var residZ = []struct {
+	zt ir.DType
+	zz int64
+}{{ir.Int8, 0}, {ir.Int8, -9}, {ir.Uint8, 0}, {ir.Uint8, 128}, {ir.Uint8, 201}}
+
+func TestSimdQConvCodeResidual(t *testing.T) {
+	r := rand.New(rand.NewPCG(41, 42))
+	for _, qc := range residCases() {
+		for ci, cc := range []convCase{convCases[1], convCases[5], convCases[8], convCases[12],
+			{1, 64, 7, 7, 72, 3, 3, 1, 1, 1, 1, ""},   // 49 columns: narrow tails
+			{1, 16, 14, 14, 40, 1, 1, 1, 0, 1, 1, ""}, // pointwise straight from NCHW codes, 196 columns
+			{2, 16, 9, 10, 24, 1, 1, 2, 0, 1, 1, ""},  // 1×1 stride 2 (ResNet's projection)
+			{1, 2, 11, 13, 4, 3, 3, 1, 1, 1, 1, ""},   // row quads
+		} {
+			for _, z := range residZ {
+				t.Run(fmt.Sprint(qc.name, "/", ci, "/", z.zt, z.zz), func(t *testing.T) {
+					attrs := quantAttrs(r, cc.m, qc.yScale, qc.xz, qc.yz, qc.act)
+					n := convNode("kiln", "QConv", cc, 0, attrs...)
+					in, consts := quantInputs(r, qc, []int64{cc.n, cc.c, cc.h, cc.w}, []int64{cc.m, cc.c / cc.group, cc.kh, cc.kw}, cc.m,
+						func(in []*ir.Tensor) []int64 { return reference(t, nodeWith(n, in[:2]), in[:2]).Dims })
+					za, zc := residCodes(r, z.zt, z.zz, in[3].Dims)
+					in[3] = zc
+					n.Attrs = append(n.Attrs, za...)
+					n = nodeWith(n, in)
+					want := reference(t, n, in)
+					l := layer(n, in, consts, want, precOf(qc))
+					mustLowerSimd(t, l)
+					everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+				})
+			}
+		}
+	}
+}
+
+func TestSimdQGemmCodeResidual(t *testing.T) {
+	r := rand.New(rand.NewPCG(43, 44))
+	for _, qc := range residCases() {
+		for _, z := range residZ {
+			for _, sz := range [][3]int64{{11, 37, 9}, {1, 64, 40}, {70, 130, 33}} {
+				M, K, N := sz[0], sz[1], sz[2]
+				t.Run(fmt.Sprint(qc.name, "/gemm", sz, "/", z.zt, z.zz), func(t *testing.T) {
+					n := node("kiln", "QGemm", 0, quantAttrs(r, N, qc.yScale, qc.xz, qc.yz, qc.act)...)
+					in, consts := quantInputs(r, qc, []int64{M, K}, []int64{K, N}, N, func([]*ir.Tensor) []int64 { return []int64{M, N} })
+					za, zc := residCodes(r, z.zt, z.zz, in[3].Dims)
+					in[3] = zc
+					n.Attrs = append(n.Attrs, za...)
+					n = nodeWith(n, in)
+					want := reference(t, n, in)
+					l := layer(n, in, consts, want, precOf(qc))
+					mustLowerSimd(t, l)
+					everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+				})
+			}
+			t.Run(fmt.Sprint(qc.name, "/matmul/", z.zt, z.zz), func(t *testing.T) {
+				K, N := int64(20), int64(6)
+				n := node("kiln", "QMatMul", 0, quantAttrs(r, N, qc.yScale, qc.xz, qc.yz, qc.act)...)
+				in, consts := quantInputs(r, qc, []int64{2, 3, K}, []int64{K, N}, N, func([]*ir.Tensor) []int64 { return []int64{2, 3, N} })
+				za, zc := residCodes(r, z.zt, z.zz, in[3].Dims)
+				in[3] = zc
+				n.Attrs = append(n.Attrs, za...)
+				n = nodeWith(n, in)
+				want := reference(t, n, in)
+				l := layer(n, in, consts, want, precOf(qc))
+				mustLowerSimd(t, l)
+				everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+			})
+		}
+	}
+}
+
+// The INT8 SIMD kernels decline residual codes they do not read (float8)
+// and a residual type that does not match z_scale, with the reason.
+func TestSimdQConvDeclinesResidual(t *testing.T) {
+	r := rand.New(rand.NewPCG(45, 46))
+	qc := qcases[1] // int8, float32 out, residual
+	cc := convCases[1]
+	for _, bad := range []struct {
+		zt    ir.DType
+		scale bool
+	}{{ir.Float8E4M3FN, true}, {ir.Float8E5M2, true}, {ir.Float32, true}, {ir.Int8, false}} {
+		attrs := quantAttrs(r, cc.m, qc.yScale, qc.xz, qc.yz, qc.act)
+		n := convNode("kiln", "QConv", cc, 0, attrs...)
+		in, consts := quantInputs(r, qc, []int64{cc.n, cc.c, cc.h, cc.w}, []int64{cc.m, cc.c / cc.group, cc.kh, cc.kw}, cc.m,
+			func(in []*ir.Tensor) []int64 { return reference(t, nodeWith(n, in[:2]), in[:2]).Dims })
+		in[3] = randCodes(r, bad.zt, in[3].Dims...)
+		if bad.zt == ir.Float32 {
+			in[3] = randF32(r, in[3].Dims...)
+		}
+		if bad.scale {
+			n.Attrs = append(n.Attrs, aFloat("z_scale", 0.1))
+		}
+		n = nodeWith(n, in)
+		l := layer(n, in, consts, in[3], precOf(qc))
+		for _, tac := range (simdBackend{}).Tactics(l) {
+			if _, err := tac.Lower(l); err == nil {
+				t.Errorf("%s took a %s residual (z_scale %v)", tac.Name(), bad.zt, bad.scale)
+			} else {
+				t.Logf("%s: %v", tac.Name(), err)
+			}
+		}
+	}
+}
