@@ -44,6 +44,7 @@ type simdF8Params struct {
 	Conv   bool        `json:"conv,omitempty"`
 	Bias   bool        `json:"bias,omitempty"`
 	Resid  bool        `json:"resid,omitempty"`
+	ZType  ir.DType    `json:"ztype,omitempty"` // the residual's type: float32, or codes (z_scale > 0)
 	Chans  int         `json:"chans"`
 	NInner int         `json:"n_inner"` // weights of the inner kernel
 }
@@ -96,7 +97,7 @@ func (t simdF8Tactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	if n.Attr(kiln.PoolAttr) != nil { // a fused 2×2 pool: not this kernel's (simd.go keeps these off)
 		return nil, fmt.Errorf("%s: fused pool on an fp8 layer", n)
 	}
-	ql, err := kilnq.LayerOf(n, inDType(l, 0))
+	ql, err := kilnq.ParseLayer(n, inDType(l, 0))
 	if err != nil {
 		return nil, err
 	}
@@ -125,11 +126,11 @@ func (t simdF8Tactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	}
 	p := simdF8Params{Inner: inner.Params, XType: inDType(l, 0), Quant: &quantParam{*ql}, Conv: t.conv, Chans: chans,
 		NInner: len(inner.Weights)}
-	weights, inputs, bias, resid, err := epilogueInputs(l, inner.Weights, chans)
+	weights, inputs, bias, zType, err := qEpilogueInputs(l, ql, inner.Weights, chans, ir.Int8, ir.Uint8, ir.Float8E4M3FN, ir.Float8E5M2)
 	if err != nil {
 		return nil, err
 	}
-	p.Bias, p.Resid = bias, resid
+	p.Bias, p.Resid, p.ZType = bias, zType != ir.Undefined, zType
 	id := simdF8GemmID
 	if t.conv {
 		id = simdF8ConvID
@@ -141,6 +142,7 @@ type simdF8Kernel struct {
 	p        simdF8Params
 	inner    engine.Kernel
 	lut      *[256]float32
+	ztab     *[256]float32 // residual codes' values (z_scale > 0)
 	bias     []float32
 	epi      f8Epilogue
 	convRuns runPool[f8ConvRun]
@@ -151,7 +153,7 @@ type simdF8Kernel struct {
 // f8Bufs holds one Gemm/MatMul Run's decoded activations and float32 sums
 // (kept by the kernel, one per concurrent run, so steady-state runs do not
 // allocate; the inner FP32 run uses the context's scratch).
-type f8Bufs struct{ x, y []float32 }
+type f8Bufs struct{ x, y, z []float32 }
 
 func init() {
 	register(simdF8ConvID, func(p *simdF8Params, w []*ir.Tensor) (engine.Kernel, error) { return newSimdF8Kernel(p, w) })
@@ -212,6 +214,11 @@ func newSimdF8Kernel(p *simdF8Params, w []*ir.Tensor) (engine.Kernel, error) {
 		}
 		k.bias = b.F32()
 	}
+	if l.ZScale != 0 {
+		if k.ztab = residualTable(l, p.ZType); k.ztab == nil || !p.Resid {
+			return nil, fmt.Errorf("%s: z_scale %g needs residual codes, the plan says %s", id, l.ZScale, p.ZType)
+		}
+	}
 	k.epi = newF8Epilogue(l, p.Chans)
 	return k, nil
 }
@@ -230,10 +237,28 @@ func floatView(dims []int64, data []float32) *ir.Tensor {
 
 func (k *simdF8Kernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 	fin := []*ir.Tensor{{DType: ir.Float32, Dims: in[0].Dims}}
-	if k.p.Resid {
-		fin = append(fin, in[1])
+	out, err := k.inner.Shapes(fin)
+	if err != nil || !k.p.Resid {
+		return out, err
 	}
-	return k.inner.Shapes(fin)
+	if err := checkResidual(in, out[0]); err != nil {
+		return nil, err
+	}
+	if err := checkResidualType(in, k.p.ZType); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// residual is the residual input's values: the float32 tensor, or codes
+// decoded through ztab into dst (a run's buffer of its length) by th
+// threads.
+func (k *simdF8Kernel) residual(th int, z *ir.Tensor, dst []float32) []float32 {
+	if k.ztab == nil {
+		return z.F32()
+	}
+	parallel.Run(th, (len(z.Data)+f8Chunk-1)/f8Chunk, &f8Decode{dst: dst, src: z.Data, lut: k.ztab})
+	return dst
 }
 
 func (k *simdF8Kernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
@@ -260,6 +285,9 @@ func (k *simdF8Kernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	if cap(b.y) < ny {
 		b.y = make([]float32, ny)
 	}
+	if k.ztab != nil && cap(b.z) < ny {
+		b.z = make([]float32, ny)
+	}
 	xs, ys := b.x[:nx], b.y[:ny]
 	th := simdThreads(x.Threads, ny*8)
 	parallel.Run(th, (nx+f8Chunk-1)/f8Chunk, &f8Decode{dst: xs, src: in[0].Data, lut: k.lut})
@@ -269,7 +297,7 @@ func (k *simdF8Kernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	e := &f8EpiRun{e: &k.epi, acc: ys, bias: k.bias, out: out[0]}
 	if k.p.Resid {
-		e.resid = in[1].F32()
+		e.resid = k.residual(th, in[1], b.z[:min(ny, cap(b.z))])
 	}
 	// The channel of element i is (i / inner) % chans: NCHW convs have
 	// OH·OW elements per channel, Gemm/MatMul rows one per channel.

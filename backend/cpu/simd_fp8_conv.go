@@ -43,9 +43,6 @@ func (k *simdF8Kernel) runConv(x *engine.Exec, in, out []*ir.Tensor) error {
 	r := k.convRuns.get()
 	defer k.convRuns.put(r)
 	*r = f8ConvRun{k: k, c: c, g: g, K: g.K(), out: out[0], groups: p.Group}
-	if k.p.Resid {
-		r.z = in[1].F32()
-	}
 	if p.Variant == simdIm2col {
 		if pl := c.plan.Load(); pl.Fits(&g) {
 			r.plan = pl
@@ -79,10 +76,16 @@ func (k *simdF8Kernel) runConv(x *engine.Exec, in, out []*ir.Tensor) error {
 	if p.Variant == simdIm2col {
 		r.bslot = avx.BSize(r.K, chunk)
 	}
-	nx := len(in[0].Data)
-	prefix, sl := newSlotsPrefix(x, 4*nx, workers, 4*(r.bslot+r.rows*chunk))
+	nx, nz := len(in[0].Data), 0
+	if k.ztab != nil { // residual codes, decoded to their values first
+		nz = len(in[1].Data)
+	}
+	prefix, sl := newSlotsPrefix(x, 4*(nx+nz), workers, 4*(r.bslot+r.rows*chunk))
 	r.sl = sl
 	r.x = bytesAs[float32](prefix, nx)
+	if k.p.Resid {
+		r.z = k.residual(th, in[1], bytesAs[float32](prefix[4*nx:], nz))
+	}
 	r.dec = f8Decode{dst: r.x, src: in[0].Data, lut: k.lut}
 	parallel.Run(th, (nx+f8Chunk-1)/f8Chunk, &r.dec)
 	parallel.Run(th, items, r)

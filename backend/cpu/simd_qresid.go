@@ -72,3 +72,27 @@ func setResidual(q *avx.QLayer, l *kilnq.Layer, zType ir.DType) {
 	}
 	q.ZScale, q.ZZero, q.ZSigned = l.ZScale, l.ZZero, zType == ir.Int8
 }
+
+// residualTable maps each residual code of type zt to its value as the
+// layer reads it, l.ResidualValue(code's value): for the kernels that add
+// the residual in Go (the fp8 ones), a 256-entry lookup gives kilnq's
+// float32((v − z_zero)·z_scale) exactly, whatever the code type. nil for
+// a type that is no 8-bit code.
+func residualTable(l *kilnq.Layer, zt ir.DType) *[256]float32 {
+	var t [256]float32
+	for c := range 256 {
+		var v float32
+		switch zt {
+		case ir.Int8:
+			v = float32(int8(c))
+		case ir.Uint8:
+			v = float32(c)
+		case ir.Float8E4M3FN, ir.Float8E5M2:
+			v = fp8Table(zt)[c]
+		default:
+			return nil
+		}
+		t[c] = l.ResidualValue(v)
+	}
+	return &t
+}

@@ -150,3 +150,54 @@ func TestSimdQConvDeclinesResidual(t *testing.T) {
 		}
 	}
 }
+
+// The fp8 kernels read residual codes of every type kilnq allows (E4M3,
+// E5M2, int8, uint8) through a 256-entry table of their values.
+func TestSimdFP8CodeResidual(t *testing.T) {
+	r := rand.New(rand.NewPCG(47, 48))
+	var cs []qcase
+	for _, qc := range qcases {
+		if qc.resid && isFP8(qc.xt) {
+			cs = append(cs, qc)
+		}
+	}
+	cs = append(cs, qcase{"f8-f8out-relu-resid", ir.Float8E4M3FN, ir.Float8E4M3FN, 0.1, 0, 0, "Relu", true, true},
+		qcase{"e5m2-e5m2out-resid", ir.Float8E5M2, ir.Float8E4M3FN, 0.1, 0, 0, "", false, true})
+	zs := []struct {
+		zt ir.DType
+		zz int64
+	}{{ir.Float8E4M3FN, 0}, {ir.Float8E5M2, 0}, {ir.Int8, -3}, {ir.Uint8, 140}}
+	for _, qc := range cs {
+		for _, z := range zs {
+			for ci, cc := range []convCase{convCases[1], convCases[5], {1, 16, 7, 7, 40, 1, 1, 1, 0, 1, 1, ""}} {
+				t.Run(fmt.Sprint(qc.name, "/conv", ci, "/", z.zt, z.zz), func(t *testing.T) {
+					attrs := quantAttrs(r, cc.m, qc.yScale, qc.xz, qc.yz, qc.act)
+					n := convNode("kiln", "QConv", cc, 0, attrs...)
+					in, consts := quantInputs(r, qc, []int64{cc.n, cc.c, cc.h, cc.w}, []int64{cc.m, cc.c / cc.group, cc.kh, cc.kw}, cc.m,
+						func(in []*ir.Tensor) []int64 { return reference(t, nodeWith(n, in[:2]), in[:2]).Dims })
+					za, zc := residCodes(r, z.zt, z.zz, in[3].Dims)
+					in[3] = zc
+					n.Attrs = append(n.Attrs, za...)
+					n = nodeWith(n, in)
+					want := reference(t, n, in)
+					l := layer(n, in, consts, want, precOf(qc))
+					mustLowerSimd(t, l)
+					everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+				})
+			}
+			t.Run(fmt.Sprint(qc.name, "/gemm/", z.zt, z.zz), func(t *testing.T) {
+				M, K, N := int64(11), int64(37), int64(9)
+				n := node("kiln", "QGemm", 0, quantAttrs(r, N, qc.yScale, qc.xz, qc.yz, qc.act)...)
+				in, consts := quantInputs(r, qc, []int64{M, K}, []int64{K, N}, N, func([]*ir.Tensor) []int64 { return []int64{M, N} })
+				za, zc := residCodes(r, z.zt, z.zz, in[3].Dims)
+				in[3] = zc
+				n.Attrs = append(n.Attrs, za...)
+				n = nodeWith(n, in)
+				want := reference(t, n, in)
+				l := layer(n, in, consts, want, precOf(qc))
+				mustLowerSimd(t, l)
+				everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+			})
+		}
+	}
+}
