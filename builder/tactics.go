@@ -189,8 +189,11 @@ func concrete(t *ir.Type, sym map[string]int64) ([]int64, bool) {
 
 // signature identifies a layer for the timing cache: op, attributes
 // (without member names), input and output types at the opt shape,
-// precision, and the candidate tactics.
-func signature(l *engine.Layer, sym map[string]int64, names []string) (string, bool) {
+// precision, the candidate tactics, and the threads they were timed at
+// (how a layer splits over the worker pool, and so which tactic is
+// fastest, depends on it: an engine built for 2 threads must not reuse a
+// choice timed at 1).
+func signature(l *engine.Layer, sym map[string]int64, names []string, threads int) (string, bool) {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%s.%s|%s|", l.Node.Domain, l.Node.OpType, l.Precision)
 	attrs := slices.Clone(l.Node.Attrs)
@@ -213,7 +216,7 @@ func signature(l *engine.Layer, sym map[string]int64, names []string) (string, b
 		konst := i < len(l.Const) && l.Const[i] != nil
 		fmt.Fprintf(&sb, "%s%v%v;", t.DType, d, konst)
 	}
-	fmt.Fprintf(&sb, "|%s|%s", strings.Join(names, ","), machineKey())
+	fmt.Fprintf(&sb, "|%s|%s|threads=%d", strings.Join(names, ","), machineKey(), threads)
 	sum := sha256.Sum256([]byte(sb.String()))
 	return hex.EncodeToString(sum[:16]), true
 }
@@ -246,7 +249,7 @@ func (b *build) timeTactics(l *engine.Layer, cands []engine.Tactic, names []stri
 		return "", nil, false, nil
 	}
 	sym := b.optDims()
-	key, ok := signature(l, sym, names)
+	key, ok := signature(l, sym, names, b.timingThreads())
 	if !ok {
 		return "", nil, false, nil
 	}
@@ -330,6 +333,14 @@ type selfTimer interface {
 	TimeRun(x *engine.Exec, in, out []*ir.Tensor, runs int) (time.Duration, error)
 }
 
+// timingThreads is the thread count tactics are timed at.
+func (b *build) timingThreads() int {
+	if b.cfg.Threads > 0 {
+		return b.cfg.Threads
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
 // timeLowered decodes a lowered step and returns the median of its run
 // times on random inputs at the opt shape.
 // errWorkspace marks a tactic that needs more scratch than Config.WorkspaceLimit.
@@ -378,10 +389,7 @@ func (b *build) timeLowered(l *engine.Layer, low *engine.Lowered, sym map[string
 		}
 		out[i] = ir.NewTensor(l.Out[i].DType, d)
 	}
-	threads := b.cfg.Threads
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
+	threads := b.timingThreads()
 	var scratch []byte
 	x := &engine.Exec{Threads: threads, Scratch: func(n int) []byte {
 		peak = max(peak, n)

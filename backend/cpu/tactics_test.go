@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/kilnml/kiln/builder"
@@ -98,5 +99,20 @@ func TestTimingCache(t *testing.T) {
 		if t2[layer] != tac {
 			t.Errorf("layer %q: rebuilt with %s, the cache says %s (first build: %s)", layer, t2[layer], tac, t1[layer])
 		}
+	}
+	// Choices are per thread count: a build for another one times again.
+	logs = nil
+	cfg.Threads = runtime.GOMAXPROCS(0) + 1
+	if _, _, err := builder.Build(m, nil, cfg); err != nil {
+		t.Fatal(err)
+	}
+	timed := 0
+	for _, l := range logs {
+		if l == "%s: tactic %s %v" {
+			timed++
+		}
+	}
+	if timed == 0 {
+		t.Fatal("a build at another thread count took every choice timed at the default")
 	}
 }
