@@ -92,26 +92,33 @@ func QGemm(k int, ap []int8, m int, bp []uint8, n int, o *QOut, l *QLayer, r0, c
 	if l.Act != nil {
 		tile = new([MR * NR]float32)
 	}
+	// The last strip's last few columns (7×7 outputs: 49 = 32 + 16 + 1)
+	// one column at a time for all rows after the tiles (qgemmColumns),
+	// instead of on the 8×8 kernel: columns [cj0, nrLast) of strip tLast.
+	tLast := (n - 1) / NR * NR
+	nrLast, cj0 := n-tLast, -1
+	if l.Act == nil && n > 0 && qcolOK() {
+		switch {
+		case nrLast <= qColMax:
+			cj0 = 0
+		case nrLast > NR/2 && nrLast-NR/2 <= qColMax:
+			cj0 = NR / 2
+		}
+	}
 	for s := 0; s < m; s += MR {
 		mr := min(MR, m-s)
 		as := ap[s*4*k4 : (s+MR)*4*k4]
 		for t := 0; t < n; t += NR {
 			nr := min(NR, n-t)
-			ch := r0 + s
-			if l.Col {
-				ch = c0 + t
+			if t == tLast && cj0 >= 0 {
+				if cj0 == 0 {
+					continue
+				}
+				nr = cj0
 			}
-			q.Corr, q.Mult = &l.Corr[ch], &l.Mult[ch]
-			if base&QRCorr != 0 {
-				_ = l.RCorr[r0+s+mr-1]
-				q.RCorr = &l.RCorr[r0+s]
-			}
-			if l.Bias != nil {
-				q.Bias = &l.Bias[ch]
-			}
-			off := (r0+s)*o.Ld + c0 + t
 			bs := bp[t*4*k4 : (t+NR)*4*k4]
 			if l.Act != nil {
+				off := qTile(&q, o, l, base, r0, c0, s, t, mr, nr)
 				q.Flags = base &^ (QClamp | QQuant | QResid)
 				QMicro(k4, as, bs, unsafe.Pointer(tile), NR, mr, nr, &q)
 				for i := 0; i < mr; i++ {
@@ -145,33 +152,107 @@ func QGemm(k int, ap []int8, m int, bp []uint8, n int, o *QOut, l *QLayer, r0, c
 				}
 				continue
 			}
-			q.Flags = base
-			q.Resid = nil
-			switch {
-			case o.Resid != nil:
-				q.Flags |= QResid
-				_ = o.Resid[off+(mr-1)*o.Ld+nr-1]
-				q.Resid = unsafe.Pointer(&o.Resid[off])
-			case o.ResidQ != nil:
-				q.Flags |= QResid | QZCode
-				if l.ZSigned {
-					q.Flags |= QZSigned
-				}
-				_ = o.ResidQ[off+(mr-1)*o.Ld+nr-1]
-				q.Resid = unsafe.Pointer(&o.ResidQ[off])
-			}
+			off := qTile(&q, o, l, base, r0, c0, s, t, mr, nr)
 			var p unsafe.Pointer
 			if l.Quant {
-				_ = o.Q[off+(mr-1)*o.Ld+nr-1]
 				p = unsafe.Pointer(&o.Q[off])
 			} else {
-				_ = o.F[off+(mr-1)*o.Ld+nr-1]
 				p = unsafe.Pointer(&o.F[off])
 			}
 			if nr <= 3*NR/4 && qMicroNarrow(k4, as, bs, p, o.Ld, mr, nr, &q) {
 				continue // a narrow tail strip: half-width kernels
 			}
 			QMicro(k4, as, bs, p, o.Ld, mr, nr, &q)
+		}
+	}
+	if cj0 >= 0 {
+		qgemmColumns(k4, ap, m, bp[tLast*4*k4:(tLast+NR)*4*k4], cj0, nrLast, &q, o, l, base, r0, c0, tLast)
+	}
+}
+
+// qTile points q at tile (s, t) (mr × nr) of QGemm's block: its channel
+// constants, residual and flags (base and the residual's); it returns the
+// tile's offset in the output (and residual), whose bounds it checks.
+func qTile(q *QEpi, o *QOut, l *QLayer, base, r0, c0, s, t, mr, nr int) int {
+	ch := r0 + s
+	if l.Col {
+		ch = c0 + t
+	}
+	q.Corr, q.Mult = &l.Corr[ch], &l.Mult[ch]
+	if base&QRCorr != 0 {
+		_ = l.RCorr[r0+s+mr-1]
+		q.RCorr = &l.RCorr[r0+s]
+	}
+	if l.Bias != nil {
+		q.Bias = &l.Bias[ch]
+	}
+	off := (r0+s)*o.Ld + c0 + t
+	last := off + (mr-1)*o.Ld + nr - 1
+	q.Flags = base
+	q.Resid = nil
+	switch {
+	case o.Resid != nil:
+		q.Flags |= QResid
+		_ = o.Resid[last]
+		q.Resid = unsafe.Pointer(&o.Resid[off])
+	case o.ResidQ != nil:
+		q.Flags |= QResid | QZCode
+		if l.ZSigned {
+			q.Flags |= QZSigned
+		}
+		_ = o.ResidQ[last]
+		q.Resid = unsafe.Pointer(&o.ResidQ[off])
+	}
+	if l.Quant {
+		_ = o.Q[last]
+	} else if o.F != nil {
+		_ = o.F[last]
+	}
+	return off
+}
+
+// qColMax is the most columns of a strip's tail computed one at a time
+// (qcol8VNNI, then the Go epilogue) instead of on the 8×8 kernel, which
+// costs about as much per step whatever its columns.
+const qColMax = 3
+
+// qgemmColumns is QGemm's column pass: columns j0 ≤ j < nr of the column
+// strip bs (at output column t) for all m rows, eight weight strips per
+// qcol8 call (each column's quad loaded once per step for the eight), then
+// q's epilogue per strip in Go (qtileEpilogue: the same results as the
+// micro-kernels').
+func qgemmColumns(k4 int, ap []int8, m int, bs []uint8, j0, nr int, q *QEpi, o *QOut, l *QLayer, base, r0, c0, t int) {
+	var cols [qColMax][8 * MR]int32
+	var acc [MR * NR]int32
+	stride := 4 * MR * k4 // bytes from one weight strip to the next
+	for s0 := 0; s0 < m; s0 += 8 * MR {
+		g := min(8, (m-s0+MR-1)/MR) // strips in this group
+		for j := j0; j < nr; j++ {
+			b := &bs[4*j]
+			if g == 8 {
+				qcol8(k4, &ap[s0*4*k4], stride, b, &cols[j-j0][0])
+				continue
+			}
+			for i := range g {
+				qcol(k4, &ap[(s0+i*MR)*4*k4], b, &cols[j-j0][i*MR])
+			}
+		}
+		for i := range g {
+			s := s0 + i*MR
+			mr := min(MR, m-s)
+			for j := j0; j < nr; j++ {
+				for r := range MR {
+					acc[r*NR+j] = cols[j-j0][i*MR+r]
+				}
+			}
+			off := qTile(q, o, l, base, r0, c0, s, t, mr, nr)
+			var p *byte
+			if l.Quant {
+				p = &o.Q[off]
+			} else {
+				p = (*byte)(unsafe.Pointer(&o.F[off]))
+			}
+			qtileEpilogue(&acc, p, o.Ld, mr, j0, nr, q)
 		}
 	}
 }

@@ -366,3 +366,33 @@ func hmax3s2Generic(out, row *byte, n int, unsigned bool) {
 		}
 	}
 }
+
+// qcolGeneric is the reference loop of qcolVNNI: one column's sums of the
+// INT8 micro-kernel (b at the column's quad of the first step, steps 4·NR
+// bytes apart; a a packed weight strip):
+//
+//	acc[i] = Σ_{p<k4, q<4} int32(b[p*4*NR+q])·int32(a[p*4*MR+i*4+q]), i < MR
+func qcolGeneric(k4 int, a *int8, b *uint8, acc *int32) {
+	out := unsafe.Slice(acc, MR)
+	clear(out)
+	if k4 <= 0 {
+		return
+	}
+	as := unsafe.Slice(a, k4*4*MR)
+	bs := unsafe.Slice(b, (k4-1)*4*NR+4)
+	for p := 0; p < k4; p++ {
+		u := bs[p*4*NR : p*4*NR+4]
+		for i := range MR {
+			w := as[p*4*MR+i*4 : p*4*MR+i*4+4]
+			out[i] += int32(u[0])*int32(w[0]) + int32(u[1])*int32(w[1]) + int32(u[2])*int32(w[2]) + int32(u[3])*int32(w[3])
+		}
+	}
+}
+
+// qcol8Generic is the reference loop of qcol8VNNI: qcolGeneric for eight
+// weight strips, strip i at a + i·stride bytes, its sums at acc[8i..8i+7].
+func qcol8Generic(k4 int, a *int8, stride int, b *uint8, acc *int32) {
+	for i := range 8 {
+		qcolGeneric(k4, (*int8)(unsafe.Add(unsafe.Pointer(a), i*stride)), b, (*int32)(unsafe.Add(unsafe.Pointer(acc), 4*MR*i)))
+	}
+}

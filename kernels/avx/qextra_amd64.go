@@ -161,3 +161,21 @@ func qshiftPackDispatch(dst []uint32, src []byte, s *QPoolShift) {
 	}
 	qshiftPackVBMI(&dst[0], &src[0], &s.segs[0], len(s.segs)/4, s.shifts, &s.srcShift[0], s.q, s.qstep, 4*s.rowWords, 4*s.rowWords*s.shifts, &s.idx[0])
 }
+
+func qcolOK() bool { return QVariant == QVariantVNNI }
+
+func qcol(k4 int, a *int8, b *uint8, acc *int32) {
+	if QVariant != QVariantVNNI {
+		qcolGeneric(k4, a, b, acc)
+		return
+	}
+	qcolVNNI(k4, a, b, acc)
+}
+
+func qcol8(k4 int, a *int8, stride int, b *uint8, acc *int32) {
+	if QVariant != QVariantVNNI {
+		qcol8Generic(k4, a, stride, b, acc)
+		return
+	}
+	qcol8VNNI(k4, a, stride, b, acc)
+}

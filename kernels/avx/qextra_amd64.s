@@ -4779,3 +4779,101 @@ tail_dequantizeU8AVX512:
 done_dequantizeU8AVX512:
 	VZEROUPPER
 	RET
+
+// func qcolVNNI(k4 int, a *int8, b *uint8, acc *int32)
+// Requires: AVX, AVX2
+TEXT ·qcolVNNI(SB), NOSPLIT, $0-32
+	MOVQ  k4+0(FP), CX
+	MOVQ  a+8(FP), SI
+	MOVQ  b+16(FP), DI
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	CMPQ  CX, $0x04
+	JL    qcol_tail
+
+qcol_loop4:
+	VPBROADCASTD (DI), Y4
+	VPDPBUSD     (SI), Y4, Y0
+	VPBROADCASTD 128(DI), Y5
+	VPDPBUSD     32(SI), Y5, Y1
+	VPBROADCASTD 256(DI), Y6
+	VPDPBUSD     64(SI), Y6, Y2
+	VPBROADCASTD 384(DI), Y7
+	VPDPBUSD     96(SI), Y7, Y3
+	ADDQ         $0x00000200, DI
+	ADDQ         $0x00000080, SI
+	SUBQ         $0x04, CX
+	CMPQ         CX, $0x04
+	JGE          qcol_loop4
+
+qcol_tail:
+	TESTQ CX, CX
+	JEQ   qcol_done
+
+qcol_loop1:
+	VPBROADCASTD (DI), Y4
+	VPDPBUSD     (SI), Y4, Y0
+	ADDQ         $0x00000080, DI
+	ADDQ         $0x20, SI
+	DECQ         CX
+	JNE          qcol_loop1
+
+qcol_done:
+	VPADDD  Y1, Y0, Y0
+	VPADDD  Y3, Y2, Y2
+	VPADDD  Y2, Y0, Y0
+	MOVQ    acc+24(FP), DX
+	VMOVDQU Y0, (DX)
+	VZEROUPPER
+	RET
+
+// func qcol8VNNI(k4 int, a *int8, stride int, b *uint8, acc *int32)
+// Requires: AVX, AVX2
+TEXT ·qcol8VNNI(SB), NOSPLIT, $0-40
+	MOVQ  k4+0(FP), CX
+	MOVQ  a+8(FP), SI
+	MOVQ  stride+16(FP), R8
+	MOVQ  b+24(FP), DI
+	LEAQ  (R8)(R8*2), R9
+	LEAQ  (SI)(R8*4), R10
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	TESTQ CX, CX
+	JEQ   qcol8_done
+
+qcol8_loop:
+	VPBROADCASTD (DI), Y8
+	VPDPBUSD     (SI), Y8, Y0
+	VPDPBUSD     (SI)(R8*1), Y8, Y1
+	VPDPBUSD     (SI)(R8*2), Y8, Y2
+	VPDPBUSD     (SI)(R9*1), Y8, Y3
+	VPDPBUSD     (R10), Y8, Y4
+	VPDPBUSD     (R10)(R8*1), Y8, Y5
+	VPDPBUSD     (R10)(R8*2), Y8, Y6
+	VPDPBUSD     (R10)(R9*1), Y8, Y7
+	ADDQ         $0x00000080, DI
+	ADDQ         $0x20, SI
+	ADDQ         $0x20, R10
+	DECQ         CX
+	JNE          qcol8_loop
+
+qcol8_done:
+	MOVQ    acc+32(FP), DX
+	VMOVDQU Y0, (DX)
+	VMOVDQU Y1, 32(DX)
+	VMOVDQU Y2, 64(DX)
+	VMOVDQU Y3, 96(DX)
+	VMOVDQU Y4, 128(DX)
+	VMOVDQU Y5, 160(DX)
+	VMOVDQU Y6, 192(DX)
+	VMOVDQU Y7, 224(DX)
+	VZEROUPPER
+	RET

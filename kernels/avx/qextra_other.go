@@ -57,3 +57,9 @@ func qmicroPoolShift(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, q *i
 }
 
 func qshiftPackDispatch(dst []uint32, src []byte, s *QPoolShift) { qshiftPackGeneric(dst, src, s) }
+
+func qcolOK() bool { return false }
+
+func qcol(k4 int, a *int8, b *uint8, acc *int32) { qcolGeneric(k4, a, b, acc) }
+
+func qcol8(k4 int, a *int8, stride int, b *uint8, acc *int32) { qcol8Generic(k4, a, stride, b, acc) }

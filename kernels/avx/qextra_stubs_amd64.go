@@ -133,3 +133,13 @@ func dequantizeS8AVX512(dst *float32, src *byte, n int, zero int32, scale float3
 //
 //go:noescape
 func dequantizeU8AVX512(dst *float32, src *byte, n int, zero int32, scale float32)
+
+// qcolVNNI is the AVX-512 VNNI twin of qcolGeneric.
+//
+//go:noescape
+func qcolVNNI(k4 int, a *int8, b *uint8, acc *int32)
+
+// qcol8VNNI is the AVX-512 VNNI twin of qcol8Generic.
+//
+//go:noescape
+func qcol8VNNI(k4 int, a *int8, stride int, b *uint8, acc *int32)

@@ -259,6 +259,16 @@ func TestQGemmBitExact(t *testing.T) {
 			{13, 53, 64, true, ir.Float32, "", true, true, 0},
 			{9, 24, 40, false, ir.Uint8, "Relu", true, true, 0},
 			{11, 8, 12, true, ir.Int8, "Clip", false, true, 0},
+			// a few columns one at a time (qcolVNNI): 49 = 32 + 16 + 1, 51, 18, 1..3; odd depths
+			{16, 49, 36, false, ir.Int8, "Relu", true, true, 0},
+			{9, 51, 13, true, ir.Uint8, "", true, true, 0},
+			{8, 18, 64, true, ir.Float32, "Clip", true, true, 0},
+			{7, 1, 9, false, ir.Int8, "", false, true, 0},
+			{13, 2, 21, true, ir.Float32, "", true, false, 0},
+			{5, 3, 7, false, ir.Uint8, "Sigmoid", true, true, 0},
+			{70, 49, 40, true, ir.Uint8, "Relu", true, true, 0}, // eight strips per qcol8 call, then one partial
+			{64, 17, 12, false, ir.Float32, "", false, true, 0},
+			{49, 72, 20, false, ir.Int8, "Clip", true, true, 0}, // gemm: 49 channels
 		} {
 			zs := []ir.DType{0}
 			if c.resid { // also with residual codes (ops/kilnq's z_scale)
@@ -272,4 +282,45 @@ func TestQGemmBitExact(t *testing.T) {
 			}
 		}
 	})
+}
+
+// qcolVNNI and qcol8VNNI (one column's sums, for one or eight weight
+// strips) equal their Go twins: depths around the 4-step unrolling, every
+// column of a strip, strips at an odd stride.
+func TestQColTwin(t *testing.T) {
+	if !qcolOK() {
+		t.Skip("no VNNI on this CPU/build")
+	}
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, k4 := range []int{1, 2, 3, 4, 5, 8, 17, 1152} {
+		a := make([]int8, k4*4*MR)
+		b := make([]uint8, k4*4*NR)
+		for i := range a {
+			a[i] = int8(r.IntN(256) - 128)
+		}
+		for i := range b {
+			b[i] = byte(r.IntN(256))
+		}
+		for j := 0; j < NR; j++ {
+			var got, want [MR]int32
+			qcol(k4, &a[0], &b[4*j], &got[0]) // qcolVNNI (qcolOK)
+			qcolGeneric(k4, &a[0], &b[4*j], &want[0])
+			if got != want {
+				t.Fatalf("k4 %d column %d: %v, want %v", k4, j, got, want)
+			}
+		}
+		// eight strips: the same strip at eight strides' distance, the
+		// others random
+		a8 := make([]int8, 8*len(a)+64)
+		for i := range a8 {
+			a8[i] = int8(r.IntN(256) - 128)
+		}
+		stride := len(a) + 8
+		var got8, want8 [8 * MR]int32
+		qcol8(k4, &a8[0], stride, &b[4*5], &got8[0])
+		qcol8Generic(k4, &a8[0], stride, &b[4*5], &want8[0])
+		if got8 != want8 {
+			t.Fatalf("k4 %d, 8 strips: %v, want %v", k4, got8, want8)
+		}
+	}
 }
