@@ -322,24 +322,41 @@ func slideQuadsGeneric(dst *uint32, src []byte, n, stride int) {
 	}
 }
 
-// copyQuadWords copies n ≤ NR consecutive words of q quad planes into q
-// strip rows: dst[i*NR+j] = src[i*step/4+j] (step in bytes, a multiple of 4).
-func copyQuadWords(dst []uint32, src []uint32, n, q, step int) {
-	if n <= 0 || q <= 0 {
+// copyQuadWords writes a run of run ≤ NR columns of q strip rows: words
+// lo ≤ j < hi from q quad planes, fill at the run's other columns (its
+// padding taps); src starts at column lo's word of the first plane (step
+// bytes from one plane to the next, a multiple of 4), dst at the run's
+// first column of the first row:
+//
+//	dst[i*NR+j] = src[i*step/4+j−lo] for lo ≤ j < hi, else fill (i < q, j < run)
+func copyQuadWords(dst []uint32, src []uint32, lo, hi, run, q int, step int, fill uint32) {
+	if run <= 0 || q <= 0 {
 		return
 	}
-	if n > NR || step%4 != 0 {
-		panic("avx.copyQuadWords: more than NR words or an unaligned step")
+	if run > NR || step%4 != 0 || lo < 0 || hi > run || (hi > lo) && len(src) < (q-1)*(step/4)+hi-lo {
+		panic("avx.copyQuadWords: bad run")
 	}
-	_, _ = dst[(q-1)*NR+n-1], src[(q-1)*(step/4)+n-1]
-	copyQuadWordsDispatch(&dst[0], src, n, q, step)
+	if hi < lo {
+		hi = lo
+	}
+	_ = dst[(q-1)*NR+run-1]
+	if hi == lo { // all padding: src is not read
+		src = dst
+	}
+	copyQuadWordsDispatch(&dst[0], &src[0], lo, hi, run, q, step, fill)
 }
 
 // copyQuadWordsGeneric is the reference loop of copyQuadWords.
-func copyQuadWordsGeneric(dst *uint32, src []uint32, n, q, step int) {
-	d := unsafe.Slice(dst, (q-1)*NR+n)
+func copyQuadWordsGeneric(dst *uint32, src *uint32, lo, hi, run, q, step int, fill uint32) {
+	d := unsafe.Slice(dst, (q-1)*NR+run)
 	for i := 0; i < q; i++ {
-		copy(d[i*NR:i*NR+n], src[i*(step/4):i*(step/4)+n])
+		row := d[i*NR : i*NR+run]
+		for j := range row {
+			row[j] = fill
+		}
+		if hi > lo {
+			copy(row[lo:hi], unsafe.Slice((*uint32)(unsafe.Add(unsafe.Pointer(src), i*step)), hi-lo))
+		}
 	}
 }
 

@@ -82,12 +82,12 @@ func slideQuadsDispatch(dst *uint32, src []byte, n, stride int) {
 	}
 }
 
-func copyQuadWordsDispatch(dst *uint32, src []uint32, n, q, step int) {
+func copyQuadWordsDispatch(dst *uint32, src *uint32, lo, hi, run, q, step int, fill uint32) {
 	if QVariant != QVariantVNNI {
-		copyQuadWordsGeneric(dst, src, n, q, step)
+		copyQuadWordsGeneric(dst, src, lo, hi, run, q, step, fill)
 		return
 	}
-	copyQuadWordsAVX512(dst, unsafe.SliceData(src), n, q, step)
+	copyQuadWordsAVX512(dst, src, lo, hi, run, q, step, fill)
 }
 
 func qmicroPool(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, q *int64, rem, phw, jump int) {

@@ -737,30 +737,43 @@ done_slideQuads2VBMI:
 	VZEROUPPER
 	RET
 
-// func copyQuadWordsAVX512(dst *uint32, src *uint32, n int, q int, step int)
-// Requires: AVX, AVX512BW, AVX512F, BMI2
-TEXT ·copyQuadWordsAVX512(SB), NOSPLIT, $0-40
-	MOVQ     dst+0(FP), DI
-	MOVQ     src+8(FP), SI
-	MOVQ     n+16(FP), CX
-	MOVQ     q+24(FP), R8
-	MOVQ     step+32(FP), R9
-	MOVQ     $-1, AX
-	TESTQ    R8, R8
-	JLE      done_copyQuadWordsAVX512
-	BZHIQ    CX, AX, BX
-	KMOVD    BX, K1
-	KSHIFTRD $0x10, K1, K2
+// func copyQuadWordsAVX512(dst *uint32, src *uint32, lo int, hi int, run int, q int, step int, fill uint32)
+// Requires: AVX, AVX512BW, AVX512F, BMI, BMI2
+TEXT ·copyQuadWordsAVX512(SB), NOSPLIT, $0-60
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         lo+16(FP), CX
+	MOVQ         hi+24(FP), DX
+	MOVQ         run+32(FP), R11
+	MOVQ         q+40(FP), R8
+	MOVQ         step+48(FP), R9
+	MOVQ         $-1, AX
+	TESTQ        R8, R8
+	JLE          done_copyQuadWordsAVX512
+	BZHIQ        DX, AX, BX
+	BZHIQ        CX, AX, R10
+	ANDNQ        BX, R10, BX
+	KMOVD        BX, K1
+	KSHIFTRD     $0x10, K1, K2
+	BZHIQ        R11, AX, BX
+	KMOVD        BX, K3
+	KSHIFTRD     $0x10, K3, K4
+	SHLQ         $0x02, CX
+	SUBQ         CX, SI
+	MOVL         fill+56(FP), R12
+	VPBROADCASTD R12, Z2
 
 quad_copyQuadWordsAVX512:
-	VMOVDQU32.Z (SI), K1, Z0
-	VMOVDQU32.Z 64(SI), K2, Z1
-	VMOVDQU32   Z0, K1, (DI)
-	VMOVDQU32   Z1, K2, 64(DI)
-	ADDQ        R9, SI
-	ADDQ        $0x00000080, DI
-	DECQ        R8
-	JNE         quad_copyQuadWordsAVX512
+	VMOVDQA64 Z2, Z0
+	VMOVDQA64 Z2, Z1
+	VMOVDQU32 (SI), K1, Z0
+	VMOVDQU32 64(SI), K2, Z1
+	VMOVDQU32 Z0, K3, (DI)
+	VMOVDQU32 Z1, K4, 64(DI)
+	ADDQ      R9, SI
+	ADDQ      $0x00000080, DI
+	DECQ      R8
+	JNE       quad_copyQuadWordsAVX512
 
 done_copyQuadWordsAVX512:
 	VZEROUPPER

@@ -28,8 +28,8 @@ func slideQuadsDispatch(dst *uint32, src []byte, n, stride int) {
 	slideQuadsGeneric(dst, src, n, stride)
 }
 
-func copyQuadWordsDispatch(dst *uint32, src []uint32, n, q, step int) {
-	copyQuadWordsGeneric(dst, src, n, q, step)
+func copyQuadWordsDispatch(dst *uint32, src *uint32, lo, hi, run, q, step int, fill uint32) {
+	copyQuadWordsGeneric(dst, src, lo, hi, run, q, step, fill)
 }
 
 func qmicroPool(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, q *int64, rem, phw, jump int) {

@@ -67,7 +67,7 @@ func slideQuads2VBMI(dst *uint32, src *byte, n int)
 // copyQuadWordsAVX512 is the AVX-512 twin of copyQuadWordsGeneric.
 //
 //go:noescape
-func copyQuadWordsAVX512(dst *uint32, src *uint32, n int, q int, step int)
+func copyQuadWordsAVX512(dst *uint32, src *uint32, lo int, hi int, run int, q int, step int, fill uint32)
 
 // qgemm8x32PoolVNNI is the AVX-512 VNNI twin of qgemmPoolGeneric.
 //

@@ -335,18 +335,31 @@ func TestCopyQuadWords(t *testing.T) {
 	for i := range src {
 		src[i] = uint32(i)*2654435761 + 1
 	}
+	const fill, guard = 0x5a5a5a5a, 0xdeadbeef
 	forEachQVariant(t, func(t *testing.T) {
-		for _, c := range []struct{ n, q, step int }{{1, 1, 4}, {15, 3, 64}, {16, 2, 100}, {17, 4, 256}, {32, 8, 160}} {
+		for _, c := range []struct{ lo, hi, run, q, step int }{{0, 1, 1, 1, 4}, {0, 15, 15, 3, 64}, {0, 16, 16, 2, 100},
+			{0, 17, 17, 4, 256}, {0, 32, 32, 8, 160}, {1, 14, 14, 3, 64}, {0, 13, 14, 5, 60}, {2, 30, 32, 2, 128},
+			{0, 0, 7, 3, 64}, {5, 5, 9, 2, 64}, {17, 31, 31, 2, 128}, {3, 20, 25, 1, 4}} {
 			dst := make([]uint32, c.q*NR+8)
-			copyQuadWords(dst, src, c.n, c.q, c.step)
+			for i := range dst {
+				dst[i] = guard
+			}
+			var s []uint32
+			if c.hi > c.lo {
+				s = src[7:] // column lo's word
+			}
+			copyQuadWords(dst, s, c.lo, c.hi, c.run, c.q, c.step, fill)
 			for i := range c.q {
 				for j := range NR {
-					want := uint32(0)
-					if j < c.n {
-						want = src[i*c.step/4+j]
+					want := uint32(guard)
+					switch {
+					case j >= c.lo && j < c.hi:
+						want = src[7+i*c.step/4+j-c.lo]
+					case j < c.run:
+						want = fill
 					}
 					if dst[i*NR+j] != want {
-						t.Fatalf("%+v: dst[%d][%d] = %d, want %d", c, i, j, dst[i*NR+j], want)
+						t.Fatalf("%+v: dst[%d][%d] = %#x, want %#x", c, i, j, dst[i*NR+j], want)
 					}
 				}
 			}

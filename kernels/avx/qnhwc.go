@@ -236,20 +236,13 @@ func QIm2colQuadPlanes(dst []uint8, xq []byte, g *pack.Conv2D, j0, n int, pad by
 						iw0 := ow - g.PL + kw
 						lo, hi := max(0, -iw0), min(run, g.W-iw0)
 						if uint(ih) >= uint(g.H) || hi <= lo {
-							lo, hi = run, run // the whole run is padding
+							lo, hi = 0, 0 // the whole run is padding
 						}
-						for i := 0; i < q; i++ {
-							row := rows[i*NR+at : i*NR+at+run]
-							for j := range lo {
-								row[j] = fill
-							}
-							for j := hi; j < run; j++ {
-								row[j] = fill
-							}
-						}
+						var src []uint32
 						if hi > lo {
-							copyQuadWords(rows[at+lo:], words[ih*g.W+iw0+lo:], hi-lo, q, step)
+							src = words[ih*g.W+iw0+lo:]
 						}
+						copyQuadWords(rows[at:], src, lo, hi, run, q, step, fill)
 					}
 				}
 				at += run

@@ -447,31 +447,48 @@ func slideQuads2() {
 	RET()
 }
 
-// copyQuadWords copies n ≤ 32 consecutive words of each of q quad planes
-// (step bytes apart) into q strip rows (NR words apart), masked.
+// copyQuadWords writes a run of run ≤ 32 columns of each of q strip rows
+// (NR words apart): words lo ≤ j < hi from q quad planes (step bytes
+// apart; src is column lo's word of the first), fill elsewhere (the
+// padding taps of the run). The source is read under the mask [lo, hi)
+// only, from src − 4·lo, so nothing outside [lo, hi) is touched; the
+// destination is written under [0, run).
 func copyQuadWords() {
 	name := "copyQuadWordsAVX512"
-	TEXT(name, NOSPLIT, "func(dst *uint32, src *uint32, n, q, step int)")
+	TEXT(name, NOSPLIT, "func(dst *uint32, src *uint32, lo, hi, run, q, step int, fill uint32)")
 	Pragma("noescape")
 	Doc(name + " is the AVX-512 twin of copyQuadWordsGeneric.")
 	dst := Load(Param("dst"), reg.RDI)
 	src := Load(Param("src"), reg.RSI)
-	n := Load(Param("n"), reg.RCX)
+	lo := Load(Param("lo"), reg.RCX)
+	hi := Load(Param("hi"), reg.RDX)
+	run := Load(Param("run"), reg.R11)
 	q := Load(Param("q"), reg.R8)
 	step := Load(Param("step"), reg.R9)
-	ones, t := reg.RAX, reg.RBX
+	ones, t, u := reg.RAX, reg.RBX, reg.R10
 	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
 	MOVQ(I32(-1), ones)
 	TESTQ(q, q)
 	JLE(l("done"))
-	BZHIQ(n, ones, t)
+	BZHIQ(hi, ones, t) // bits [0, hi)
+	BZHIQ(lo, ones, u) // bits [0, lo)
+	ANDNQ(t, u, t)     // [lo, hi)
 	KMOVD(t.As32(), reg.K1)
 	KSHIFTRD(U8(16), reg.K1, reg.K2)
+	BZHIQ(run, ones, t)
+	KMOVD(t.As32(), reg.K3)
+	KSHIFTRD(U8(16), reg.K3, reg.K4)
+	SHLQ(U8(2), lo)
+	SUBQ(lo, src) // column 0 of the run (read only under [lo, hi))
+	Load(Param("fill"), reg.R12L)
+	VPBROADCASTD(reg.R12L, reg.Z2)
 	Label("quad_" + name)
-	VMOVDQU32_Z(Mem{Base: src}, reg.K1, reg.Z0)
-	VMOVDQU32_Z(Mem{Base: src, Disp: 64}, reg.K2, reg.Z1)
-	VMOVDQU32(reg.Z0, reg.K1, Mem{Base: dst})
-	VMOVDQU32(reg.Z1, reg.K2, Mem{Base: dst, Disp: 64})
+	VMOVDQA64(reg.Z2, reg.Z0)
+	VMOVDQA64(reg.Z2, reg.Z1)
+	VMOVDQU32(Mem{Base: src}, reg.K1, reg.Z0)
+	VMOVDQU32(Mem{Base: src, Disp: 64}, reg.K2, reg.Z1)
+	VMOVDQU32(reg.Z0, reg.K3, Mem{Base: dst})
+	VMOVDQU32(reg.Z1, reg.K4, Mem{Base: dst, Disp: 64})
 	ADDQ(step, src)
 	ADDQ(U32(4*32), dst)
 	DECQ(q)
