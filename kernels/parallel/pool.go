@@ -4,6 +4,16 @@
 // bit-identical for any thread count; Run hands the items to up to
 // `threads` workers (the caller is worker 0) without starting goroutines
 // or allocating in steady state.
+//
+// Items are handed out in spans: worker w first takes the w-th of
+// `threads` contiguous runs of items, front to back, and only then steals
+// from the back of the others' runs. Kernels number their items so that
+// neighbouring items touch neighbouring data (columns of a conv output,
+// tiles, rows), so at batch 1 each core keeps computing the same part of
+// every layer's output, and the next layer finds most of its input in its
+// own core's cache instead of the other's (with one shared counter, which
+// core got an item was a coin toss per item and layer). Stealing keeps the
+// load balanced when a worker starts late or is descheduled.
 package parallel
 
 import (
@@ -28,9 +38,9 @@ const MaxWorkers = 256
 // machine) costs the caller nothing; its assignment, of an older
 // generation by then, is dropped when it arrives.
 type call struct {
-	task Task
-	n    int64
-	next atomic.Int64
+	task  Task
+	spans [MaxWorkers]span // worker w's run of items; used: the first `threads`
+	th    int
 
 	mu       sync.Mutex
 	gen      uint64 // Run number of this call object (recycled through calls)
@@ -38,6 +48,34 @@ type call struct {
 	joined   int
 	finished atomic.Int32  // written under mu; the closed caller polls it
 	done     chan struct{} // the last helper to finish after closing signals
+}
+
+// span is a run of items [lo, hi) packed in one word (lo in the low 32
+// bits), alone on its cache line: its owner takes from the front, thieves
+// from the back, each with one compare-and-swap.
+type span struct {
+	v atomic.Uint64
+	_ [56]byte
+}
+
+func (s *span) set(lo, hi int) { s.v.Store(uint64(lo) | uint64(hi)<<32) }
+
+// take removes the first (front) or last item of the span.
+func (s *span) take(front bool) (int, bool) {
+	for {
+		v := s.v.Load()
+		lo, hi := int(uint32(v)), int(v>>32)
+		if lo >= hi {
+			return 0, false
+		}
+		i, nv := hi-1, v-1<<32
+		if front {
+			i, nv = lo, v+1
+		}
+		if s.v.CompareAndSwap(v, nv) {
+			return i, true
+		}
+	}
 }
 
 type assignment struct {
@@ -117,15 +155,19 @@ func next() (assignment, bool) {
 	return a, ok
 }
 
-// drain takes items until none are left. Which worker computes an item
+// drain takes items until none are left: its own span's from the front,
+// then the other spans' from the back. Which worker computes an item
 // varies from run to run; what it computes does not.
 func (c *call) drain(w int) {
 	for {
-		i := c.next.Add(1) - 1
-		if i >= c.n {
+		i, ok := c.spans[w].take(true)
+		for d := 1; !ok && d < c.th; d++ {
+			i, ok = c.spans[(w+d)%c.th].take(false)
+		}
+		if !ok {
 			return
 		}
-		c.task.Do(w, int(i))
+		c.task.Do(w, i)
 	}
 }
 
@@ -149,7 +191,7 @@ func (c *call) await(joined int) {
 // when all are done.
 func Run(threads, n int, t Task) {
 	threads = Workers(threads, n)
-	if threads <= 1 {
+	if threads <= 1 || n > maxItems {
 		for i := 0; i < n; i++ {
 			t.Do(0, i)
 		}
@@ -157,8 +199,10 @@ func Run(threads, n int, t Task) {
 	}
 	ensure(threads - 1)
 	c := calls.Get().(*call)
-	c.task, c.n = t, int64(n)
-	c.next.Store(0)
+	c.task, c.th = t, threads
+	for w := 0; w < threads; w++ {
+		c.spans[w].set(w*n/threads, (w+1)*n/threads)
+	}
 	c.mu.Lock() // stale assignments may be reading gen
 	c.gen++
 	gen := c.gen
@@ -180,6 +224,10 @@ func Run(threads, n int, t Task) {
 	c.task = nil
 	calls.Put(c)
 }
+
+// maxItems bounds n for the pool (a span packs item numbers in 32 bits);
+// Run computes larger counts on the calling goroutine.
+const maxItems = 1<<31 - 1
 
 // Workers is the number of workers Run uses for n items: ids passed to
 // Do are below it, so per-worker scratch can be sized with it.

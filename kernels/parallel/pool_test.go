@@ -114,3 +114,43 @@ func BenchmarkRunSmall(b *testing.B) {
 		}
 	}
 }
+
+// A span's items go out exactly once while its owner takes from the front
+// and thieves from the back concurrently; the owner's items come out in
+// order.
+func TestSpanTakesEachItemOnce(t *testing.T) {
+	const n = 20000
+	var s span
+	s.set(3, n)
+	hits := make([]atomic.Int32, n)
+	done := make(chan bool)
+	for g := 0; g < 4; g++ {
+		go func(front bool) {
+			last := -1
+			for {
+				i, ok := s.take(front)
+				if !ok {
+					done <- true
+					return
+				}
+				if front && i <= last {
+					t.Errorf("front take %d after %d", i, last)
+				}
+				last = i
+				hits[i].Add(1)
+			}
+		}(g == 0)
+	}
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+	for i := range hits {
+		want := int32(1)
+		if i < 3 {
+			want = 0
+		}
+		if h := hits[i].Load(); h != want {
+			t.Fatalf("item %d taken %d times", i, h)
+		}
+	}
+}
