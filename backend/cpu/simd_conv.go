@@ -200,6 +200,106 @@ type simdConvRun struct {
 	rows, nrb, groups int
 	prows             int // with a fused pool: pooled rows per item (chunk = 2·prows·OW columns)
 	bBytes            int // slot bytes before the pooled tile
+	// splitImage's forms: chunk c spans columns [colStart(c), colStart(c+1))
+	// (even: boundaries at multiples of grain, not of chunk), and items
+	// numbered row block first (rbMajor), so that kernels/parallel's spans
+	// give each worker its own output channels rather than its own columns.
+	even    bool
+	grain   int
+	rbMajor bool
+}
+
+// colStart is the first column of chunk c.
+func (r *simdConvRun) colStart(c int) int {
+	ohw := r.g.OH * r.g.OW
+	if !r.even {
+		return min(c*r.chunk, ohw)
+	}
+	if c >= r.nch {
+		return ohw
+	}
+	return c * ohw / r.nch / r.grain * r.grain
+}
+
+// splitImage splits the output of one image (batch 1, one group) among th
+// > 1 workers. kernels/parallel gives worker w the w-th contiguous run of
+// items, so the split decides which data each core touches:
+//   - by columns (pixels), the usual case: about th·k chunks of equal width
+//     (multiples of 16 columns where B is read in place, of a strip where
+//     it is packed), numbered left to right, so each core computes the
+//     same part of the image in every layer and reads the previous layer's
+//     output from its own cache; every core streams all the weights;
+//   - by output channels where the weights outweigh the columns (Mg > 2·ohw:
+//     ResNet-50's 7×7 and 14×14 expansions, whose weights come from DRAM at
+//     batch 1) or the columns are too few: th row blocks, each core
+//     streaming its share of the weights and reading the whole input.
+//
+// Earlier splits (one shared counter handing items to whichever worker
+// asked; rows halved to make items) put both cores on the same columns, so
+// both streamed the input and the weights, and nothing a core computed in
+// one layer was where it looked in the next. It returns the widest chunk.
+func (r *simdConvRun) splitImage(ohw, Mg, chunk, th, minRows int) int {
+	r.grain = avx.NR
+	if r.k.p.Variant == simdDirect {
+		r.grain = 16
+	}
+	byRows := (Mg > 2*ohw || ohw < 3*th*r.grain) && Mg >= th*minRows
+	if byRows {
+		r.rows = ((Mg+th-1)/th + avx.MR - 1) / avx.MR * avx.MR
+		r.nrb = (Mg + r.rows - 1) / r.rows
+		r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
+		r.rbMajor = true
+		return chunk
+	}
+	r.nrb = 1
+	nch := max((ohw+chunk-1)/chunk, th)
+	nch = min((nch+th-1)/th*th, max(1, ohw/r.grain)) // no empty chunk
+	r.even, r.nch = true, nch
+	widest := 0
+	for c := 0; c < nch; c++ {
+		widest = max(widest, r.colStart(c+1)-r.colStart(c))
+	}
+	r.chunk = widest
+	return widest
+}
+
+// splitItems is the split for several images or groups, or one thread.
+func (r *simdConvRun) splitItems(ohw, Mg, chunk, per, th, minRows int) int {
+	k, g := r.k, &r.g
+	// Too few items for the threads (small outputs at batch 1): row blocks
+	// (multiples of MR) first, which keep whole column strips, down to 4
+	// strips when each item packs its own B (im2col), 2 when B is read in
+	// place; then narrower column chunks or pooled bands, which leave
+	// partial strips (simplecnn conv2 at 2 threads: 5 bands of 22 columns,
+	// a third of the FMAs on padding, one thread doing 3 of them).
+	for th > 1 && per*r.nch*((Mg+r.rows-1)/r.rows) < 2*th && r.rows/2 >= minRows {
+		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
+	}
+	r.nrb = (Mg + r.rows - 1) / r.rows
+	if th > 1 && per*r.nrb*r.nch < 2*th {
+		if k.p.Pool {
+			r.prows, r.nch = poolBands(g.OH/2, g.OW, max(chunk, 2*g.OW), per*r.nrb, th)
+		} else {
+			want := (2*th + per*r.nrb - 1) / (per * r.nrb)
+			chunk = max(avx.NR, min(chunk, ((ohw+want-1)/want+avx.NR-1)/avx.NR*avx.NR))
+			r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
+		}
+	}
+	if k.p.Pool {
+		r.chunk = 2 * r.prows * g.OW
+		chunk = r.chunk
+	} else if c, n := evenChunks(ohw, r.nch, per*r.nrb, th); c > 0 {
+		chunk = c
+		r.chunk, r.nch = c, n
+	} else if items := per * r.nch * r.nrb; th > 1 && items%th != 0 && items < 8*th && r.rows/2 >= minRows &&
+		(2*items)%th == 0 {
+		// no even column split (28×28 = 784 columns in 160-wide chunks is
+		// 5): halve the row blocks instead (10 items)
+		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
+		r.nrb = (Mg + r.rows - 1) / r.rows
+	}
+	r.nrb = (Mg + r.rows - 1) / r.rows
+	return chunk
 }
 
 func (k *simdConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
@@ -239,42 +339,15 @@ func (k *simdConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		}
 		r.prows, r.nch = poolBands(g.OH/2, g.OW, max(chunk, 2*g.OW), per, 1)
 	}
-	// Too few items for the threads (small outputs at batch 1): row blocks
-	// (multiples of MR) first, which keep whole column strips, down to 4
-	// strips when each item packs its own B (im2col), 2 when B is read in
-	// place; then narrower column chunks or pooled bands, which leave
-	// partial strips (simplecnn conv2 at 2 threads: 5 bands of 22 columns,
-	// a third of the FMAs on padding, one thread doing 3 of them).
 	r.rows = (Mg + avx.MR - 1) / avx.MR * avx.MR
 	minRows := 4 * avx.MR
 	if k.p.Variant == simdDirect {
 		minRows = 2 * avx.MR
 	}
-	for th > 1 && per*r.nch*((Mg+r.rows-1)/r.rows) < 2*th && r.rows/2 >= minRows {
-		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
-	}
-	r.nrb = (Mg + r.rows - 1) / r.rows
-	if th > 1 && per*r.nrb*r.nch < 2*th {
-		if k.p.Pool {
-			r.prows, r.nch = poolBands(g.OH/2, g.OW, max(chunk, 2*g.OW), per*r.nrb, th)
-		} else {
-			want := (2*th + per*r.nrb - 1) / (per * r.nrb)
-			chunk = max(avx.NR, min(chunk, ((ohw+want-1)/want+avx.NR-1)/avx.NR*avx.NR))
-			r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
-		}
-	}
-	if k.p.Pool {
-		r.chunk = 2 * r.prows * g.OW
-		chunk = r.chunk
-	} else if c, n := evenChunks(ohw, r.nch, per*r.nrb, th); c > 0 {
-		chunk = c
-		r.chunk, r.nch = c, n
-	} else if items := per * r.nch * r.nrb; th > 1 && items%th != 0 && items < 8*th && r.rows/2 >= minRows &&
-		(2*items)%th == 0 {
-		// no even column split (28×28 = 784 columns in 160-wide chunks is
-		// 5): halve the row blocks instead (10 items)
-		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
-		r.nrb = (Mg + r.rows - 1) / r.rows
+	if th > 1 && per == 1 && !k.p.Pool {
+		chunk = r.splitImage(ohw, Mg, chunk, th, minRows)
+	} else {
+		chunk = r.splitItems(ohw, Mg, chunk, per, th, minRows)
 	}
 	items := per * r.nch * r.nrb
 	workers := min(th, items)
@@ -293,16 +366,24 @@ func (k *simdConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 
 func (r *simdConvRun) Do(w, item int) {
 	k, g := r.k, &r.g
-	rb := item % r.nrb
-	item /= r.nrb
-	ch := item % r.nch
-	item /= r.nch
+	var rb, ch int
+	if r.rbMajor {
+		ch = item % r.nch
+		item /= r.nch
+		rb = item % r.nrb
+		item /= r.nrb
+	} else {
+		rb = item % r.nrb
+		item /= r.nrb
+		ch = item % r.nch
+		item /= r.nch
+	}
 	grp := item % r.groups
 	n := item / r.groups
 	ohw := g.OH * g.OW
 	Mg := k.p.M / k.p.Group
-	j0 := ch * r.chunk
-	cols := min(r.chunk, ohw-j0)
+	j0 := r.colStart(ch)
+	cols := r.colStart(ch+1) - j0
 	pr0, pr := 0, 0 // pooled rows of the block
 	if k.p.Pool {
 		pr0 = ch * r.prows

@@ -47,7 +47,14 @@ func TestSimdConvF32(t *testing.T) {
 		convCase{2, 40, 9, 9, 24, 1, 1, 1, 0, 1, 1, ""},  // pointwise, 81 columns
 		convCase{1, 3, 33, 35, 17, 3, 3, 2, 1, 1, 1, ""}, // stride 2, odd
 		convCase{1, 8, 12, 12, 16, 5, 5, 1, 2, 1, 1, ""}, // 5×5
-		convCase{1, 1, 28, 28, 32, 3, 3, 1, 0, 1, 1, ""}) // simplecnn conv1
+		convCase{1, 1, 28, 28, 32, 3, 3, 1, 0, 1, 1, ""}, // simplecnn conv1
+		// batch 1 at 2–4 threads (splitImage): pointwise by even column
+		// chunks of 16, by row blocks (weights outweigh 49 columns), and
+		// im2col by chunks of whole strips or, at 3 threads, too few for rows
+		convCase{1, 64, 28, 28, 32, 1, 1, 1, 0, 1, 1, ""},
+		convCase{1, 96, 14, 14, 24, 1, 1, 1, 0, 1, 1, ""},
+		convCase{1, 128, 7, 7, 256, 1, 1, 1, 0, 1, 1, ""},
+		convCase{1, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1, ""})
 	for i, cc := range cases {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			x := randF32(r, cc.n, cc.c, cc.h, cc.w)
@@ -64,7 +71,7 @@ func TestSimdConvF32(t *testing.T) {
 
 func TestSimdFusedConvF32(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
-	for _, c := range []convCase{convCases[1], convCases[5], convCases[8]} {
+	for _, c := range []convCase{convCases[1], convCases[5], convCases[8], {1, 64, 28, 28, 32, 1, 1, 1, 0, 1, 1, ""}} {
 		for _, act := range []string{"", "Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSwish"} {
 			x := randF32(r, c.n, c.c, c.h, c.w)
 			w := randF32(r, c.m, c.c/c.group, c.kh, c.kw)
@@ -277,6 +284,12 @@ func TestSimdDepthwiseF32(t *testing.T) {
 		{1, 3, 9, 33, 3, 3, 3, 2, 0, 1, 3, ""},  // stride 2, no padding
 		{1, 8, 16, 16, 8, 3, 3, 1, 0, 1, 8, "SAME_UPPER"},
 		{2, 150, 7, 7, 150, 3, 3, 1, 1, 1, 150, ""}, // many small planes: several blocks per item, a shorter last one
+		// batch 1, large enough for 2–4 threads: runs of channels; top pads
+		// 1 and 2, stride 2, SAME_UPPER's bottom-only pad
+		{1, 40, 30, 29, 40, 3, 3, 1, 1, 1, 40, ""},
+		{1, 40, 30, 29, 40, 3, 3, 1, 2, 1, 40, ""},
+		{1, 40, 67, 45, 40, 3, 3, 2, 1, 1, 40, ""},
+		{1, 48, 64, 40, 48, 3, 3, 2, 0, 1, 48, "SAME_UPPER"},
 	} {
 		for _, act := range []string{"", "Clip", "Sigmoid"} {
 			t.Run(fmt.Sprint(i, act), func(t *testing.T) {
