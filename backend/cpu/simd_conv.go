@@ -231,8 +231,12 @@ func (r *simdConvRun) colStart(c int) int {
 //     output from its own cache; every core streams all the weights;
 //   - by output channels where the weights outweigh the columns (Mg > 2·ohw:
 //     ResNet-50's 7×7 and 14×14 expansions, whose weights come from DRAM at
-//     batch 1) or the columns are too few: th row blocks, each core
-//     streaming its share of the weights and reading the whole input.
+//     batch 1), where the columns are too few, or where a plane is not a
+//     whole number of cache lines (ohw not a multiple of 16: 14×14, 7×7),
+//     so that column chunks would end inside a line in most output
+//     channels and both cores would write those lines: th row blocks,
+//     each core streaming its share of the weights and reading the whole
+//     input (SPR, 2 cores: ~1% off the 2-thread layer sums of both models).
 //
 // Earlier splits (one shared counter handing items to whichever worker
 // asked; rows halved to make items) put both cores on the same columns, so
@@ -243,7 +247,7 @@ func (r *simdConvRun) splitImage(ohw, Mg, chunk, th, minRows int) int {
 	if r.k.p.Variant == simdDirect {
 		r.grain = 16
 	}
-	byRows := (Mg > 2*ohw || ohw < 3*th*r.grain) && Mg >= th*minRows
+	byRows := (Mg > 2*ohw || ohw < 3*th*r.grain || ohw%16 != 0) && Mg >= th*minRows
 	if byRows {
 		r.rows = ((Mg+th-1)/th + avx.MR - 1) / avx.MR * avx.MR
 		r.nrb = (Mg + r.rows - 1) / r.rows
