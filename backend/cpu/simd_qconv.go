@@ -319,6 +319,7 @@ type simdQConvRun struct {
 	outType           ir.DType // of the (pooled) output
 	tparts            int      // transposing items per group image (quad planes shared out at batch 1)
 	pooled            bool     // the fused pool in registers: items are bands of pb pooled outputs (of phw)
+	rbMajor           bool     // items numbered row block first (byChannels)
 	pb, phw           int
 	imgs, images      int // images per item (pb = imgs·phw), or 1: bands of pb inside an image; of the batch
 	plan, planLast    *avx.QPoolPlan
@@ -386,14 +387,20 @@ func (k *simdQConvKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		chunk = r.chunk
 	}
 	r.rows = (Mg + avx.MR - 1) / avx.MR * avx.MR
-	for per*r.nch*((Mg+r.rows-1)/r.rows) < 2*th && r.rows >= 4*avx.MR {
-		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
-	}
-	r.nrb = (Mg + r.rows - 1) / r.rows
-	if !k.p.Pool {
-		if c := balancedChunk(ohw, chunk, per*r.nrb, th); c != chunk {
-			chunk = c
-			r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
+	if r.byChannels(per, ohw, Mg, th) {
+		r.rows = ((Mg+th-1)/th + avx.MR - 1) / avx.MR * avx.MR
+		r.nrb = (Mg + r.rows - 1) / r.rows
+		r.rbMajor = true
+	} else {
+		for per*r.nch*((Mg+r.rows-1)/r.rows) < 2*th && r.rows >= 4*avx.MR {
+			r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
+		}
+		r.nrb = (Mg + r.rows - 1) / r.rows
+		if !k.p.Pool {
+			if c := balancedChunk(ohw, chunk, per*r.nrb, th); c != chunk {
+				chunk = c
+				r.chunk, r.nch = chunk, (ohw+chunk-1)/chunk
+			}
 		}
 	}
 	items := per * r.nch * r.nrb
@@ -457,10 +464,15 @@ func (r *simdQConvRun) Do(w, item int) {
 		r.doPooled(w, item)
 		return
 	}
-	rb := item % r.nrb
-	item /= r.nrb
-	ch := item % r.nch
-	item /= r.nch
+	var rb, ch int
+	if r.rbMajor { // one image and group: row blocks first
+		ch, rb, item = item%r.nch, item/r.nch, 0
+	} else {
+		rb = item % r.nrb
+		item /= r.nrb
+		ch = item % r.nch
+		item /= r.nch
+	}
 	grp := item % r.groups
 	n := item / r.groups
 	ohw := g.OH * g.OW
@@ -539,6 +551,21 @@ func (r *simdQConvRun) Do(w, item int) {
 	}
 	esz := int(r.outType.ByteSize(1))
 	convPoolTile(y[(pbase+pr0*(g.OW/2))*esz:], phw, tile, r.outType, rows, cols, g.OW, pr)
+}
+
+// byChannels reports whether one image's conv (batch 1, one group) is split
+// among th > 1 threads by output channels, th row blocks numbered first
+// (kernels/parallel gives worker w the w-th contiguous run of items), each
+// core streaming half the weights and packing the whole input, instead of
+// by columns, each core streaming all the weights: where the weights have
+// at least as many rows as the output has columns (ResNet-50's 14×14 and
+// 7×7 layers, whose output planes are also not whole cache lines of codes,
+// so column chunks would end inside lines both cores write). SPR device,
+// 2 pinned cores: those layers scaled 1.7-2.1x by columns, 1.9-2.4x by
+// channels; the 28×28 ones (weights 0.16-0.65 of the columns) lost by
+// channels (1.35-1.6x against 1.6-1.9x: both cores pack the whole input).
+func (r *simdQConvRun) byChannels(per, ohw, Mg, th int) bool {
+	return per == 1 && th > 1 && !r.k.p.Pool && Mg >= ohw && Mg >= 2*th*avx.MR
 }
 
 // balancedChunk picks the column chunk (a multiple of NR, at most chunk)

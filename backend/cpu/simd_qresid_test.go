@@ -201,3 +201,32 @@ func TestSimdFP8CodeResidual(t *testing.T) {
 		}
 	}
 }
+
+// One image split by output channels at 2+ threads (byChannels: at least
+// as many channels as columns), pointwise and with two column chunks per
+// row block: the same bits as at 1 thread (everySimdTactic), as kilnq's.
+func TestSimdQConvByChannels(t *testing.T) {
+	r := rand.New(rand.NewPCG(49, 50))
+	for _, qc := range []qcase{qcases[1], qcases[2]} {
+		for ci, cc := range []convCase{{1, 32, 6, 6, 80, 1, 1, 1, 0, 1, 1, ""}, {1, 512, 7, 7, 64, 3, 3, 1, 1, 1, 1, ""}} {
+			for _, codes := range []bool{false, true} {
+				t.Run(fmt.Sprint(qc.name, "/", ci, "/codes=", codes), func(t *testing.T) {
+					attrs := quantAttrs(r, cc.m, qc.yScale, qc.xz, qc.yz, qc.act)
+					n := convNode("kiln", "QConv", cc, 0, attrs...)
+					in, consts := quantInputs(r, qc, []int64{cc.n, cc.c, cc.h, cc.w}, []int64{cc.m, cc.c / cc.group, cc.kh, cc.kw}, cc.m,
+						func(in []*ir.Tensor) []int64 { return reference(t, nodeWith(n, in[:2]), in[:2]).Dims })
+					if codes {
+						za, zc := residCodes(r, ir.Int8, 0, in[3].Dims)
+						in[3] = zc
+						n.Attrs = append(n.Attrs, za...)
+					}
+					n = nodeWith(n, in)
+					want := reference(t, n, in)
+					l := layer(n, in, consts, want, precOf(qc))
+					mustLowerSimd(t, l)
+					everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+				})
+			}
+		}
+	}
+}
