@@ -8,7 +8,7 @@
 # (and all gpu/cuda ones); CNN=1 also times the engines end to end with
 # graphs on (gpu_bench -cnn; CNN_GRAPHS=0: eager, so that gpu_ms is compute
 # alone, without the input's DMA that a replayed graph includes); TORCH=0
-# skips PyTorch.
+# skips PyTorch; PROFILE=0 skips the per-step profile.
 set -o pipefail
 D=${1:-.tmp/gpu}
 OUT=${OUT:-/tmp/gpu-out}
@@ -27,11 +27,13 @@ if [ -n "$TESTS" ]; then
 	echo "backend/cuda tests exit $?"
 	grep -E "^(--- FAIL|FAIL|ok|PASS)|^    --- FAIL|panic|NVRTC|batch 2:|nhwc=.*steps|_test.go:[0-9]+: .*(MSE [0-9.e-]+ >|not on the GPU|run:|decode:|shapes:|reference:)" "$OUT/backend_cuda.log" | head -60
 fi
-echo "== profile"
-timeout ${KILN_PROFILE_TIMEOUT:-240} ./gpu_bench -models shared/models -batch ${BATCH:-256} -iters ${ITERS:-5} \
-	-profile ${PRECS:-fp16,int8} -nhwc ${NHWC:-both} -tacticlog "$OUT/tactics.log" > "$OUT/profile.txt" 2>&1
-echo "gpu_bench -profile exit $?"
-grep -E -A12 '^---|^(resnet50|mobilenetv2) .*:' "$OUT/profile.txt"
+if [ "${PROFILE:-1}" != 0 ]; then
+	echo "== profile"
+	timeout ${KILN_PROFILE_TIMEOUT:-240} ./gpu_bench -models shared/models -batch ${BATCH:-256} -iters ${ITERS:-5} \
+		-profile ${PRECS:-fp16,int8} -nhwc ${NHWC:-both} -tacticlog "$OUT/tactics.log" > "$OUT/profile.txt" 2>&1
+	echo "gpu_bench -profile exit $?"
+	grep -E -A12 '^---|^(resnet50|mobilenetv2) .*:' "$OUT/profile.txt"
+fi
 if [ "${CNN:-0}" != 0 ]; then
 	echo "== timed (graphs ${CNN_GRAPHS:-1}, medians of ${CNN_ITERS:-20})"
 	KILN_CUDA_GRAPHS=${CNN_GRAPHS:-1} timeout ${KILN_CNN_TIMEOUT:-200} ./gpu_bench -models shared/models -batch ${BATCH:-256} -iters ${CNN_ITERS:-20} \

@@ -81,6 +81,9 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 				if _, err := lowerGemm(l, modeNHWC3); err == nil {
 					tacs = append(tacs, gemmTactic("implicit_nhwc.x3", modeNHWC3))
 				}
+				if _, err := lowerGemm(l, modeNHWCF8); err == nil && fp8MMA.Load() {
+					tacs = append(tacs, gemmTactic("implicit_nhwc.f8", modeNHWCF8), gemmTactic("implicit_nhwc.x3f8", modeNHWC3F8))
+				}
 				if _, err := lowerGemm(l, modeGemmNHWC); err == nil {
 					tacs = append(tacs, gemmTactic("cublaslt.nhwc", modeGemmNHWC))
 				}

@@ -39,6 +39,8 @@ const (
 	modeNHWC     = "nhwc"      // igemm.cu's ign_*: implicit GEMM on channels-last activations (layout.go)
 	modeGemmNHWC = "gemm_nhwc" // 1×1 stride-1 16-bit float conv on channels-last activations: one cuBLASLt GEMM, bias/ReLU/residual in its epilogue
 	modeNHWC3    = "nhwc3"     // modeNHWC's ign3_* variant: 2 stages, 3 blocks per SM
+	modeNHWCF8   = "nhwc_f8"   // E4M3 on the FP8 tensor cores (ignf_*, 3 stages): not bit-exact (igemm.cu mma16)
+	modeNHWC3F8  = "nhwc3_f8"  // the same with 2 stages, 3 blocks per SM (ign3f_*)
 )
 
 func envInt(name string, def int64) int64 {
@@ -72,6 +74,7 @@ type gemmParams struct {
 	NHWC               bool    // channels-last implicit GEMM; weights packed with the reduction in (kh, kw, c) order
 	CPad               int64   // NHWC: input channels zero-padded to this (a first layer's 3 to one 16-byte chunk), else 0
 	Blocks3            bool    // NHWC: the ign3_* kernels (2 stages, 3 blocks per SM)
+	F8MMA              bool    // NHWC E4M3: the FP8-MMA kernels ignf_*/ign3f_* (not bit-exact) instead of the widening ones
 	GemmNHWC           bool    // 1×1 conv as a cuBLASLt GEMM on channels-last activations (nhwc.go)
 	YNHWC              bool    // implicit/NCHW-input kernels: write device-only outputs NHWC (the next layer is likely NHWC)
 	ZFmt               int     // residual type: 0 float32, 1 float16, 2 bfloat16; codes (ZScale > 0): 3 int8, 4 uint8, 5 E4M3FN, 6 E5M2
@@ -220,11 +223,15 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		}
 		p.Implicit = true
 		p.YNHWC = nhwcOn.Load() && nhwcOutput(p.Out, p.N)
-	case modeNHWC, modeNHWC3:
+	case modeNHWC, modeNHWC3, modeNHWCF8, modeNHWC3F8:
 		if err := nhwcLowers(p, in, l); err != nil {
 			return nil, err
 		}
-		p.NHWC, p.Blocks3 = true, mode == modeNHWC3
+		p.F8MMA = mode == modeNHWCF8 || mode == modeNHWC3F8
+		if p.F8MMA && in != cuda.R8FE4M3 {
+			return nil, fmt.Errorf("the FP8-MMA NHWC implicit GEMM takes E4M3 input (%s)", l.In[0].DType)
+		}
+		p.NHWC, p.Blocks3 = true, mode == modeNHWC3 || mode == modeNHWC3F8
 		if cpad := nhwcChannels(p.K/int64(p.KH*p.KW), in); cpad != p.K/int64(p.KH*p.KW) {
 			wNK, p.CPad = padChannels(wNK, p.KH*p.KW, cpad), cpad
 			p.K, p.Kp = wNK.Dims[1], roundUp(wNK.Dims[1], pad)

@@ -3,6 +3,9 @@ package cudabackend
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
 
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/floatx"
@@ -16,6 +19,18 @@ const (
 	ignShared  = 3 * (igemmBM + igemmBN) * 144
 	ign3Shared = 2 * (igemmBM + igemmBN) * 144
 )
+
+// fp8MMA offers the FP8-MMA NHWC tactics (implicit_nhwc.f8 / .x3f8) for
+// E4M3 convolutions. Their f32 accumulation is the tensor cores' FP8 one,
+// not exact (like cuBLASLt's FP8 GEMMs): the FP8 engine then differs from
+// the CPU engine by rounding where the timer picks them.
+// KILN_CUDA_FP8MMA=0 (or SetFP8MMA(false)) keeps the exact widening kernels.
+var fp8MMA atomic.Bool
+
+func init() { fp8MMA.Store(os.Getenv("KILN_CUDA_FP8MMA") != "0") }
+
+// SetFP8MMA turns the FP8-MMA NHWC tactics on or off for later builds.
+func SetFP8MMA(on bool) { fp8MMA.Store(on) }
 
 // nhwcLowers says why the channels-last implicit GEMM cannot run a
 // convolution (nil when it can): one group, 16-bit float or int8 input
@@ -110,6 +125,19 @@ func ignName(in cuda.DataType, out ir.DType) string {
 	return ""
 }
 
+// ignKernel is the NHWC kernel of a lowered layer: ignName's, or its
+// 3-blocks (ign3_*) and FP8-MMA (ignf_*, ign3f_*) variants.
+func ignKernel(p gemmParams) string {
+	prefix := "ign"
+	if p.Blocks3 {
+		prefix += "3"
+	}
+	if p.F8MMA {
+		prefix += "f"
+	}
+	return prefix + "_" + strings.TrimPrefix(ignName(p.In, p.Out), "ign_")
+}
+
 // khwcOrder reorders the columns of logical [N, C·KH·KW] convolution
 // weights from ONNX's (c, kh, kw) to (kh, kw, c): the reduction order of
 // the NHWC implicit GEMM, in which each input pixel's channels are
@@ -179,9 +207,9 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 	Y := out[0]
 	toHost := k.toHost(0)
 	return step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
-		name, shared := ignName(k.p.In, k.p.Out), ignShared
+		name, shared := ignKernel(k.p), ignShared
 		if k.p.Blocks3 {
-			name, shared = "ign3_"+name[len("ign_"):], ign3Shared
+			shared = ign3Shared
 		}
 		f, err := g.igemmFn(name)
 		if err != nil {

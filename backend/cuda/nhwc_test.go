@@ -156,6 +156,19 @@ func TestIGNNamesAndLayouts(t *testing.T) {
 		}
 	}
 	for _, c := range []struct {
+		p    gemmParams
+		want string
+	}{
+		{gemmParams{In: cuda.R16F, Out: ir.Float16}, "ign_f16_16"},
+		{gemmParams{In: cuda.R8I, Out: ir.Int8, Blocks3: true}, "ign3_i8_i8"},
+		{gemmParams{In: cuda.R8FE4M3, Out: ir.Float32, F8MMA: true}, "ignf_e4m3_f32"},
+		{gemmParams{In: cuda.R8FE4M3, Out: ir.Float8E4M3FN, F8MMA: true, Blocks3: true}, "ign3f_e4m3_e4m3"},
+	} {
+		if got := ignKernel(c.p); got != c.want {
+			t.Errorf("ignKernel(%+v) = %q, want %q", c.p, got, c.want)
+		}
+	}
+	for _, c := range []struct {
 		dims []int64
 		want bool
 	}{{[]int64{2, 8, 3, 3}, true}, {[]int64{2, 8, 1, 1}, false}, {[]int64{2, 1, 5, 5}, false}, {[]int64{8, 5}, false}, {[]int64{1, 2, 1, 3}, true}} {

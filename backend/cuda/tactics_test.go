@@ -195,8 +195,8 @@ func TestCodeResidualLowering(t *testing.T) {
 	}{
 		{ir.Int8, -3, 3, i8(2, 32, 6, 6), []string{modeIm2col, modeImplicit, modeNHWC, modeNHWC3}},
 		{ir.Uint8, 130, 4, i8(2, 32, 6, 6), []string{modeIm2col, modeImplicit, modeNHWC, modeNHWC3}},
-		{ir.Float8E4M3FN, 0, 5, ir.NewTensor(ir.Float8E4M3FN, []int64{2, 32, 6, 6}), []string{modeIm2col, modeImplicit, modeNHWC}},
-		{ir.Float8E5M2, 0, 6, ir.NewTensor(ir.Float8E4M3FN, []int64{2, 32, 6, 6}), []string{modeIm2col, modeImplicit, modeNHWC}},
+		{ir.Float8E4M3FN, 0, 5, ir.NewTensor(ir.Float8E4M3FN, []int64{2, 32, 6, 6}), []string{modeIm2col, modeImplicit, modeNHWC, modeNHWCF8, modeNHWC3F8}},
+		{ir.Float8E5M2, 0, 6, ir.NewTensor(ir.Float8E4M3FN, []int64{2, 32, 6, 6}), []string{modeIm2col, modeImplicit, modeNHWC, modeNHWCF8}},
 	} {
 		n := qconv(floatA("z_scale", 0.04), intA("z_zero", c.zz))
 		l := layer(n, c.x, c.z)
@@ -212,7 +212,11 @@ func TestCodeResidualLowering(t *testing.T) {
 				t.Errorf("%s residual, mode %q: params ZFmt %d ZScale %v ZZero %d (%v)", c.z, mode, p.ZFmt, p.ZScale, p.ZZero, err)
 			}
 		}
-		for _, mode := range []string{modeNCHW, modeGemmNHWC} {
+		refused := []string{modeNCHW, modeGemmNHWC}
+		if c.x.DType == ir.Int8 {
+			refused = append(refused, modeNHWCF8, modeNHWC3F8) // FP8 MMA takes E4M3 only
+		}
+		for _, mode := range refused {
 			if _, err := lowerGemm(l, mode); err == nil {
 				t.Errorf("%s residual: mode %q lowered a quantized layer", c.z, mode)
 			}

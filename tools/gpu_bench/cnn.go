@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -102,7 +103,11 @@ func cnnSetup(path, bench, prec string, batch int) (*ir.Model, string, []int64, 
 	for _, p := range strings.Split(prec, "+") {
 		allowed[p] = true
 	}
-	cfg := builder.Config{FP16: allowed["fp16"], INT8: allowed["int8"], FP8: allowed["fp8"]}
+	// "+floatres" keeps the FP32 residual stream of quantized builds
+	// (Config.FloatResiduals); "+nof8mma" builds without the FP8-MMA conv
+	// tactics (cudabackend.SetFP8MMA; the setting stays for that build only).
+	cfg := builder.Config{FP16: allowed["fp16"], INT8: allowed["int8"], FP8: allowed["fp8"], FloatResiduals: allowed["floatres"]}
+	cudabackend.SetFP8MMA(!allowed["nof8mma"] && os.Getenv("KILN_CUDA_FP8MMA") != "0")
 	if cfg.INT8 || cfg.FP8 {
 		cfg.Calibration = &builder.Calibration{Source: &cudabackend.RandomStream{Input: input, Shape: []int64{4, 3, 224, 224}, Batches: 1}, Algorithm: calib.MinMax}
 	}

@@ -70,13 +70,7 @@ __device__ __forceinline__ float gelu32(float x) {
 // floats already (a product of two floats is exact in double, so rounding
 // it once gives the float product), and double conversions cost epilogues
 // more than their arithmetic.
-__device__ __forceinline__ float act(float xf, int k, float af, float bf) {
-    switch (k) {
-    case A_NONE: return xf;
-    case A_RELU: return xf > 0.f ? xf : (xf == xf ? 0.f : xf);
-    case A_CLIP: return fminf(fmaxf(xf, af), bf);
-    case A_LEAKY: return xf < 0.f ? xf * af : xf;
-    }
+__device__ __forceinline__ float act_rare_body(float xf, int k, float af, float bf) {
     double x = xf, a = af, b = bf;
     switch (k) {
     case A_GELU: return gelu32(xf);
@@ -87,6 +81,29 @@ __device__ __forceinline__ float act(float xf, int k, float af, float bf) {
     case A_HARDSIGMOID: return (float)fmax(0.0, fmin(1.0, a * x + b));
     }
     return xf;
+}
+__device__ __forceinline__ float act(float xf, int k, float af, float bf) {
+    switch (k) {
+    case A_NONE: return xf;
+    case A_RELU: return xf > 0.f ? xf : (xf == xf ? 0.f : xf);
+    case A_CLIP: return fminf(fmaxf(xf, af), bf);
+    case A_LEAKY: return xf < 0.f ? xf * af : xf;
+    }
+    return act_rare_body(xf, k, af, bf);
+}
+// act_rare is the transcendental cases out of line, and act_k<K> one
+// activation known at compile time (K = -1: ReLU/Clip/LeakyRelu are not K,
+// the rest through act_rare): the NHWC epilogue (igemm.cu) dispatches on
+// the activation once per tile instead of once per element, so that its
+// unrolled element loop is straight-line code (a switch per element split
+// it into dependent basic blocks, and the inlined transcendental cases made
+// the kernels several times larger than their hot path).
+__device__ __noinline__ float act_rare(float xf, int k, float af, float bf) { return act_rare_body(xf, k, af, bf); }
+template <int K> __device__ __forceinline__ float act_k(float x, int k, float a, float b) {
+    if constexpr (K == A_NONE) return x;
+    else if constexpr (K == A_RELU) return x > 0.f ? x : (x == x ? 0.f : x);
+    else if constexpr (K == A_CLIP) return fminf(fmaxf(x, a), b);
+    else return k == A_LEAKY ? (x < 0.f ? x * a : x) : act_rare(x, k, a, b);
 }
 
 // ---- GEMM epilogue: acc[M][ld] (float or int32) → y in NCHW (HW = spatial

@@ -26,8 +26,17 @@ struct __align__(8) ku2 { unsigned x, y; };
 
 __device__ __forceinline__ unsigned e4m3x2_h2(u16 pair) { unsigned r; asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"(pair)); return r; }
 
+// F 2 here is E4M3 bytes straight into the tensor cores (m16n8k32, the s8
+// fragment layout; ign_body's ignf_* kernels): Hopper's FP8 MMA runs at the
+// int8 rate (1.28 PFLOP/s measured with mma.sync on the H100, f16 0.65) but
+// its f32 accumulation is not exact (a K = 32 product differs from the
+// float-rounded exact sum in 56% of random cases), so those kernels are a
+// timed tactic of their own beside the exact widening ones (ign8_body).
 template <int F> __device__ __forceinline__ void mma16(float* d, const unsigned* a, const unsigned* b) {
-    if constexpr (F == 1)
+    if constexpr (F == 2)
+        asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    else if constexpr (F == 1)
         asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
             : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
     else
@@ -156,7 +165,7 @@ __device__ __forceinline__ void igemm_body(const void* __restrict__ xv, const vo
 #pragma unroll
             for (int i = 0; i < 2; i++)
 #pragma unroll
-                for (int j = 0; j < 4; j++) mma16<F>(acc[i][j], a[i], b[j]);
+                for (int j = 0; j < 4; j++) mma16<F == 2 ? 0 : F>(acc[i][j], a[i], b[j]); // E4M3 is f16 in shared memory here
         }
     }
     __syncthreads();
@@ -239,7 +248,7 @@ IGEMM(ig_u8_u8, 4, int, u8q)
 // Same block tile and MMA code as above (128 pixels × 64 channels × 128
 // bytes per step, 4×2 warps of 32×32); the epilogue writes y as [M][Cout]
 // (NHWC), 8 channels (one vector) per thread and pass, with the residual
-// read the same way. F: 0 f16, 1 bf16, 3 int8 (symmetric: no zero point).
+// read the same way. F: 0 f16, 1 bf16, 2 E4M3 (FP8 MMA: ignf_*), 3 int8 (symmetric: no zero point).
 // Dynamic shared memory: IGN_ST * IGN_STAGE bytes.
 #define IGN_RB 144                          // shared row: 128 bytes + 16 (16-byte aligned, conflict-free fragment reads)
 #define IGN_ST 3                            // pipeline stages
@@ -272,10 +281,21 @@ __device__ __forceinline__ void ldres8(const void* r, i64 o, int rfmt, float zs,
         v[4] = __uint_as_float(b.x); v[5] = __uint_as_float(b.y); v[6] = __uint_as_float(b.z); v[7] = __uint_as_float(b.w);
         return;
     }
-    if (rfmt >= 3) { // 8 codes, one 8-byte load
+    if (rfmt >= 3) { // 8 codes, one 8-byte load, the format tested once (zcode's arithmetic)
         ku2 q = *(const ku2*)((const u8*)r + o);
+        unsigned b[8];
 #pragma unroll
-        for (int j = 0; j < 8; j++) v[j] = zcode(((j < 4 ? q.x : q.y) >> (8 * (j & 3))) & 0xff, rfmt, zs, zz);
+        for (int j = 0; j < 8; j++) b[j] = ((j < 4 ? q.x : q.y) >> (8 * (j & 3))) & 0xff;
+        if (rfmt == 3) {
+#pragma unroll
+            for (int j = 0; j < 8; j++) v[j] = __fmul_rn((float)((int)(signed char)b[j] - zz), zs);
+        } else if (rfmt == 4) {
+#pragma unroll
+            for (int j = 0; j < 8; j++) v[j] = __fmul_rn((float)((int)b[j] - zz), zs);
+        } else {
+#pragma unroll
+            for (int j = 0; j < 8; j++) v[j] = zcode(b[j], rfmt, zs, zz);
+        }
         return;
     }
     ku4 q = *(const ku4*)((const u16*)r + o);
@@ -288,29 +308,62 @@ __device__ __forceinline__ void ldres8(const void* r, i64 o, int rfmt, float zs,
     }
 }
 // 8 outputs at o (o % 8 == 0) with store's conversions, one or two vector stores
+// (codes are computed as values, never through the address of a local
+// array, which could put it in local memory)
+__device__ __forceinline__ unsigned qcode(signed char*, float v, float ys, int zp) { return (u8)f2i8(qscale(v, ys), zp, -128, 127); }
+__device__ __forceinline__ unsigned qcode(u8q*, float v, float ys, int zp) { return (u8)f2i8(qscale(v, ys), zp, 0, 255); }
+__device__ __forceinline__ unsigned qcode(u8*, float v, float ys, int) { return f2e4m3(qscale(v, ys)); }
+__device__ __forceinline__ unsigned qcode(u16*, float v, float, int fmt) { return fmt == 1 ? f2bf(v) : f2h(v); }
 template <typename OUT> __device__ __forceinline__ void store8(OUT* y, i64 o, const float* v, float ys, int zp) {
-    OUT t[8];
-#pragma unroll
-    for (int j = 0; j < 8; j++) store(t, j, v[j], ys, zp);
     if constexpr (sizeof(OUT) == 1) {
         unsigned w0 = 0, w1 = 0;
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            w0 |= (unsigned)*(const u8*)&t[j] << (8 * j);
-            w1 |= (unsigned)*(const u8*)&t[j + 4] << (8 * j);
+            w0 |= qcode(y, v[j], ys, zp) << (8 * j);
+            w1 |= qcode(y, v[j + 4], ys, zp) << (8 * j);
         }
         *(ku2*)((u8*)y + o) = ku2{w0, w1};
     } else if constexpr (sizeof(OUT) == 2) {
         ku4 q;
-        q.x = (unsigned)t[0] | ((unsigned)t[1] << 16);
-        q.y = (unsigned)t[2] | ((unsigned)t[3] << 16);
-        q.z = (unsigned)t[4] | ((unsigned)t[5] << 16);
-        q.w = (unsigned)t[6] | ((unsigned)t[7] << 16);
+        q.x = qcode(y, v[0], ys, zp) | (qcode(y, v[1], ys, zp) << 16);
+        q.y = qcode(y, v[2], ys, zp) | (qcode(y, v[3], ys, zp) << 16);
+        q.z = qcode(y, v[4], ys, zp) | (qcode(y, v[5], ys, zp) << 16);
+        q.w = qcode(y, v[6], ys, zp) | (qcode(y, v[7], ys, zp) << 16);
         *(ku4*)(y + o) = q;
     } else {
         ku4* p = (ku4*)(y + o);
         p[0] = ku4{__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]), __float_as_uint(v[3])};
         p[1] = ku4{__float_as_uint(v[4]), __float_as_uint(v[5]), __float_as_uint(v[6]), __float_as_uint(v[7])};
+    }
+}
+
+template <typename T> struct int_acc { static constexpr bool v = false; };
+template <> struct int_acc<int> { static constexpr bool v = true; };
+
+// ign_rows is ign_epilogue's element loop for activation AK (act_k): each
+// thread's IG_BM·IG_BN/8/256 rows of 8 channels, straight-line code.
+template <int AK, typename ACC, typename OUT>
+__device__ __forceinline__ void ign_rows(const ACC* Cs, int tid, int cg, int co, i64 m0, i64 M, int Cout, OUT* __restrict__ y,
+    bool hs, bool hb, bool hr, const float* sc, const float* bi, float (*rvs)[8], int ak, float aa, float ab, float ys,
+    int zp) {
+#pragma unroll
+    for (int q = 0; q < IG_BM * IG_BN / 8 / 256; q++) {
+        int row = (tid + 256 * q) / (IG_BN / 8);
+        i64 m = m0 + row;
+        if (m >= M) continue;
+        i64 o = m * Cout + co;
+        float v[8];
+        const ki4 c0 = *(const ki4*)(Cs + row * IGN_CS + cg), c1 = *(const ki4*)(Cs + row * IGN_CS + cg + 4); // two 16-byte reads
+        const int cw[8] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w};
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            float t = int_acc<ACC>::v ? (float)cw[j] : __int_as_float(cw[j]);
+            if (hs) t = t * sc[j];
+            if (hb) t = t + bi[j];
+            if (hr) t = t + rvs[q][j];
+            v[j] = act_k<AK>(t, ak, aa, ab);
+        }
+        store8(y, o, v, ys, zp);
     }
 }
 
@@ -345,23 +398,23 @@ __device__ __forceinline__ void ign_epilogue(ACC (&acc)[2][4][4], unsigned char*
         sc[j] = ms ? ms[co + j] : 1.f;
         bi[j] = bias ? bias[co + j] : 0.f;
     }
+    // every row's residual is loaded before the first store: the stores
+    // may alias them for the compiler, which would otherwise serialize four
+    // DRAM round trips per thread
+    constexpr int NQ = IG_BM * IG_BN / 8 / 256;
+    float rvs[NQ][8];
+    if (resid) {
 #pragma unroll
-    for (int q = 0; q < IG_BM * IG_BN / 8 / 256; q++) {
-        int row = (tid + 256 * q) / (IG_BN / 8);
-        i64 m = m0 + row;
-        if (m >= M) continue;
-        i64 o = m * Cout + co;
-        float v[8], rv[8];
-        if (resid) ldres8(resid, o, rfmt, zs, zz, rv);
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            float t = (float)Cs[row * IGN_CS + cg + j];
-            if (ms) t = t * sc[j];
-            if (bias) t = t + bi[j];
-            if (resid) t = t + rv[j];
-            v[j] = act(t, ak, aa, ab);
+        for (int q = 0; q < NQ; q++) {
+            i64 m = m0 + (tid + 256 * q) / (IG_BN / 8);
+            if (m < M) ldres8(resid, m * Cout + co, rfmt, zs, zz, rvs[q]);
         }
-        store8(y, o, v, ys, zp);
+    }
+    switch (ak) { // the activation once per tile (act_k)
+    case A_NONE: ign_rows<A_NONE, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, zp); break;
+    case A_RELU: ign_rows<A_RELU, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, zp); break;
+    case A_CLIP: ign_rows<A_CLIP, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, zp); break;
+    default: ign_rows<-1, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, zp);
     }
 }
 
@@ -492,6 +545,13 @@ IGN(ign3_i8_f32, 3, 2, 3, int, float)
 IGN(ign3_i8_16, 3, 2, 3, int, u16)
 IGN(ign3_i8_i8, 3, 2, 3, int, signed char)
 IGN(ign3_i8_u8, 3, 2, 3, int, u8q)
+// E4M3 on the FP8 tensor cores (see mma16): ignf_* 3 stages, ign3f_* 2
+IGN(ignf_e4m3_f32, 2, 3, 2, float, float)
+IGN(ignf_e4m3_16, 2, 3, 2, float, u16)
+IGN(ignf_e4m3_e4m3, 2, 3, 2, float, u8)
+IGN(ign3f_e4m3_f32, 3, 2, 2, float, float)
+IGN(ign3f_e4m3_16, 3, 2, 2, float, u16)
+IGN(ign3f_e4m3_e4m3, 3, 2, 2, float, u8)
 
 // ---- NHWC implicit GEMM for E4M3 inputs: the tiles go through registers,
 // widened to f16 (exact) on the way into shared memory, 2 stages (the
