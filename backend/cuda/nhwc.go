@@ -355,6 +355,22 @@ func (k *gemmKernel) runGemmNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, oh, o
 	})
 }
 
+// depthwiseNHWC says whether a grouped convolution is one that the direct
+// tactic runs as dw_nhwc8_* on channels-last input (runDirect): depthwise
+// (groups = C = N, one input channel per group), C % 8 == 0, 16-bit float,
+// int8, uint8 or E4M3 input.
+func depthwiseNHWC(l *engine.Layer, groups int64) bool {
+	w := l.Const[1]
+	if w == nil || w.Rank() != 4 || w.Dims[0] != groups || w.Dims[1] != 1 || groups%8 != 0 || l.In[0] == nil {
+		return false
+	}
+	switch l.In[0].DType {
+	case ir.Float16, ir.BFloat16, ir.Int8, ir.Uint8, ir.Float8E4M3FN:
+		return true
+	}
+	return false
+}
+
 // tapMajor uploads (once) a depthwise layer's weights tap-major, [KH·KW][N]
 // in the packed weights' type, for dw_nhwc8_*: each tap's 8 channels are
 // one vector load.

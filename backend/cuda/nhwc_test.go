@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/gpu/cuda"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/ops/kiln"
@@ -174,6 +175,36 @@ func TestIGNNamesAndLayouts(t *testing.T) {
 	}{{[]int64{2, 8, 3, 3}, true}, {[]int64{2, 8, 1, 1}, false}, {[]int64{2, 1, 5, 5}, false}, {[]int64{8, 5}, false}, {[]int64{1, 2, 1, 3}, true}} {
 		if got := layoutMatters(c.dims); got != c.want {
 			t.Errorf("layoutMatters(%v) = %v", c.dims, got)
+		}
+	}
+}
+
+// Depthwise convolutions that dw_nhwc8 runs on channels-last input are
+// offered the direct tactic alone while NHWC is on (the timer stages NCHW).
+func TestDepthwiseNHWCTactics(t *testing.T) {
+	offerWithoutDevice = true
+	defer func() { offerWithoutDevice = false }()
+	on := NHWC()
+	defer SetNHWC(on)
+	mk := func(dt ir.DType, c int64) *engine.Layer {
+		n := &ir.Node{Name: "dw", OpType: "Conv", Inputs: []string{"x", "w"}, Outputs: []string{"y"}, Attrs: []*ir.Attribute{intA("group", c), ints("pads", 1, 1, 1, 1)}}
+		return layerOf(n, 17, []*ir.Tensor{ir.NewTensor(dt, []int64{2, c, 8, 8}), ir.NewTensor(dt, []int64{c, 1, 3, 3})}, []bool{false, true}, []ir.DType{dt}, [][]int64{{2, c, 8, 8}})
+	}
+	names := func(l *engine.Layer) (s []string) {
+		for _, tac := range (Backend{}).Tactics(l) {
+			s = append(s, tac.Name())
+		}
+		return s
+	}
+	for _, c := range []struct {
+		dt   ir.DType
+		c    int64
+		nhwc bool
+		want int
+	}{{ir.Float16, 32, true, 1}, {ir.Float16, 32, false, 2}, {ir.Float16, 12, true, 2}, {ir.Float32, 32, true, 2}} {
+		SetNHWC(c.nhwc)
+		if got := names(mk(c.dt, c.c)); len(got) != c.want || got[0] != "direct" {
+			t.Errorf("%s C=%d nhwc=%v: tactics %v, want %d starting with direct", c.dt, c.c, c.nhwc, got, c.want)
 		}
 	}
 }
