@@ -187,8 +187,9 @@ func (k *simdConvKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 }
 
 // simdConvRun is one Run's shared state. Items are (image, group, column
-// chunk, row block): each computes a disjoint block of the output with the
-// same arithmetic whichever worker runs it.
+// chunk, row block), or (row block, column chunk) when rbMajor: each
+// computes a disjoint block of the output with the same arithmetic
+// whichever worker runs it.
 type simdConvRun struct {
 	k                 *simdConvKernel
 	g                 pack.Conv2D
@@ -302,7 +303,6 @@ func (r *simdConvRun) splitItems(ohw, Mg, chunk, per, th, minRows int) int {
 		r.rows = (r.rows/2 + avx.MR - 1) / avx.MR * avx.MR
 		r.nrb = (Mg + r.rows - 1) / r.rows
 	}
-	r.nrb = (Mg + r.rows - 1) / r.rows
 	return chunk
 }
 
