@@ -28,6 +28,7 @@ type convParams struct {
 	Group   int         `json:"group"`
 	Bias    bool        `json:"bias,omitempty"`
 	Resid   bool        `json:"resid,omitempty"`
+	ZType   ir.DType    `json:"ztype,omitempty"` // the residual's type: float32/float16, or codes (z_scale > 0)
 	Act     actParam    `json:"act"`
 	Quant   *quantParam `json:"quant,omitempty"`
 	XType   ir.DType    `json:"xtype"`
@@ -101,7 +102,7 @@ func (t convTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 			p.Act = actParam(a)
 		}
 	case "i8", "f8":
-		ql, err := kilnq.LayerOf(n, p.XType)
+		ql, err := kilnq.ParseLayer(n, p.XType)
 		if err != nil {
 			return nil, err
 		}
@@ -147,11 +148,14 @@ func (t convTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	}
 	inputs := []int{0}
 	if hasInput(n, 3) {
-		if inDType(l, 3) != floatT {
-			return nil, fmt.Errorf("%s: the residual must be %s", n, floatT)
+		zt, err := portableResidual(l, p.Quant, floatT)
+		if err != nil {
+			return nil, err
 		}
-		p.Resid = true
+		p.Resid, p.ZType = true, zt
 		inputs = append(inputs, 3)
+	} else if p.Quant != nil && p.Quant.ZScale != 0 {
+		return nil, fmt.Errorf("%s: z_scale without a residual input", n)
 	}
 	if len(n.Inputs) > 4 {
 		return nil, fmt.Errorf("%s: too many inputs", n)
@@ -179,6 +183,7 @@ type convKernel struct {
 	bias  []float32
 	lut16 *[256]int16
 	lut32 *[256]float32
+	ztab  *[256]float32 // residual codes' values (z_scale > 0)
 	runs  runPool[convRun]
 	full  fullOutputs // unpooled outputs with a fused pool
 }
@@ -247,6 +252,10 @@ func newConvKernel(p *convParams, w []*ir.Tensor) (engine.Kernel, error) {
 		}
 		k.bias = w[1].F32()
 	}
+	var err error
+	if k.ztab, err = portableResidualTable("cpu.conv", p.Quant, p.Resid, p.ZType); err != nil {
+		return nil, err
+	}
 	return k, nil
 }
 
@@ -269,6 +278,11 @@ func (k *convKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 	out, err := convOutputDims(in, k.p.M, g, k.p.Resid, k.p.Pool)
 	if err != nil {
 		return nil, err
+	}
+	if k.p.Resid && k.p.ZType != ir.Undefined {
+		if err := checkResidualType(in, k.p.ZType); err != nil {
+			return nil, err
+		}
 	}
 	return [][]int64{out}, nil
 }
@@ -327,7 +341,7 @@ func (k *convKernel) run(x *engine.Exec, in []*ir.Tensor, y *ir.Tensor) error {
 	case k.p.Prec != "f16":
 		r.x8 = in[0].Data
 	}
-	if k.p.Resid && k.p.Prec != "f16" {
+	if k.p.Resid && k.p.Prec != "f16" && k.ztab == nil {
 		r.z = in[1].F32()
 	}
 	switch y.DType {
@@ -366,6 +380,13 @@ func (k *convKernel) run(x *engine.Exec, in []*ir.Tensor, y *ir.Tensor) error {
 		}
 	}
 	workers := min(x.Threads, items)
+	if k.ztab != nil { // residual codes: their values first
+		var prefix []byte
+		prefix, r.sl = newSlotsPrefix(x, 4*len(in[1].Data), workers, slot)
+		r.z = decodeResidual(in[1], k.ztab, prefix)
+		run(x, items, r)
+		return nil
+	}
 	if k.p.Prec != "f16" {
 		r.sl = newSlots(x, workers, slot)
 		run(x, items, r)

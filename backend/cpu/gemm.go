@@ -26,6 +26,7 @@ type gemmParams struct {
 	Bias    int         `json:"bias"` // f32.Bias* mode of the packed bias (Row: per feature)
 	BiasDim []int64     `json:"bias_dims,omitempty"`
 	Resid   bool        `json:"resid,omitempty"`
+	ZType   ir.DType    `json:"ztype,omitempty"` // the residual's type: float32/float16, or codes (z_scale > 0)
 	Act     actParam    `json:"act"`
 	Quant   *quantParam `json:"quant,omitempty"`
 	XType   ir.DType    `json:"xtype"`
@@ -101,7 +102,7 @@ func (t gemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		weights = append(weights, ir.FromFloat32s([]int64{int64(len(dst))}, dst))
 	case "i8", "f8":
 		var err error
-		ql, err := kilnq.LayerOf(n, p.XType)
+		ql, err := kilnq.ParseLayer(n, p.XType)
 		if err != nil {
 			return nil, err
 		}
@@ -157,11 +158,14 @@ func (t gemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	}
 	inputs := []int{0}
 	if hasInput(n, 3) {
-		if inDType(l, 3) != floatT {
-			return nil, fmt.Errorf("%s: the residual must be %s", n, floatT)
+		zt, err := portableResidual(l, p.Quant, floatT)
+		if err != nil {
+			return nil, err
 		}
-		p.Resid = true
+		p.Resid, p.ZType = true, zt
 		inputs = append(inputs, 3)
+	} else if p.Quant != nil && p.Quant.ZScale != 0 {
+		return nil, fmt.Errorf("%s: z_scale without a residual input", n)
 	}
 	if len(n.Inputs) > 4 {
 		return nil, fmt.Errorf("%s: too many inputs", n)
@@ -176,6 +180,7 @@ type gemmKernel struct {
 	bias  []float32
 	lut16 *[256]int16
 	lut32 *[256]float32
+	ztab  *[256]float32 // residual codes' values (z_scale > 0)
 	runs  runPool[gemmRun]
 }
 
@@ -222,6 +227,10 @@ func newGemmKernel(p *gemmParams, w []*ir.Tensor) (engine.Kernel, error) {
 			return nil, fmt.Errorf("cpu.gemm: bias is %s", w[1].DType)
 		}
 		k.bias = w[1].F32()
+	}
+	var err error
+	if k.ztab, err = portableResidualTable("cpu.gemm", p.Quant, p.Resid, p.ZType); err != nil {
+		return nil, err
 	}
 	return k, nil
 }
@@ -277,6 +286,11 @@ func (k *gemmKernel) Shapes(in []*ir.Tensor) ([][]int64, error) {
 		if err := checkResidual(in, out); err != nil {
 			return nil, err
 		}
+		if k.p.ZType != ir.Undefined {
+			if err := checkResidualType(in, k.p.ZType); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return [][]int64{out}, nil
 }
@@ -321,7 +335,7 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	default:
 		r.e.QOut = out[0].Data
 	}
-	if p.Resid && p.Prec != "f16" {
+	if p.Resid && p.Prec != "f16" && k.ztab == nil {
 		r.e.Resid = in[1].F32()
 	}
 	if m == 0 {
@@ -346,6 +360,13 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		slot = i8SlotBytes(p.K, chunk)
 	}
 	workers := min(x.Threads, items)
+	if k.ztab != nil { // residual codes: their values first
+		var prefix []byte
+		prefix, r.sl = newSlotsPrefix(x, 4*len(in[1].Data), workers, slot)
+		r.e.Resid = decodeResidual(in[1], k.ztab, prefix)
+		run(x, items, r)
+		return nil
+	}
 	if p.Prec != "f16" {
 		r.sl = newSlots(x, workers, slot)
 		run(x, items, r)

@@ -96,3 +96,42 @@ func residualTable(l *kilnq.Layer, zt ir.DType) *[256]float32 {
 	}
 	return &t
 }
+
+// portableResidual is the residual check of the portable kernels'
+// Lower (cpu.conv, cpu.gemm): floatT without z_scale; with z_scale, any
+// code type kilnq allows (they add values from residualTable). It returns
+// the residual's type.
+func portableResidual(l *engine.Layer, q *quantParam, floatT ir.DType) (ir.DType, error) {
+	n, zt := l.Node, inDType(l, 3)
+	if q == nil || q.ZScale == 0 {
+		if zt != floatT {
+			return 0, fmt.Errorf("%s: the residual must be %s", n, floatT)
+		}
+		return zt, nil
+	}
+	if err := q.CheckResidual(zt); err != nil {
+		return 0, fmt.Errorf("%s: %v", n, err)
+	}
+	return zt, nil
+}
+
+// portableResidualTable is the decoders' check of a quantized residual
+// (z_scale > 0: the codes' value table; nil without).
+func portableResidualTable(id string, q *quantParam, resid bool, zType ir.DType) (*[256]float32, error) {
+	if q == nil || q.ZScale == 0 {
+		return nil, nil
+	}
+	t := residualTable(&q.Layer, zType)
+	if t == nil || !resid {
+		return nil, fmt.Errorf("%s: z_scale %g needs residual codes, the plan says %s", id, q.ZScale, zType)
+	}
+	return t, nil
+}
+
+// decodeResidual returns the residual's values: codes through ztab into
+// the front of prefix (4 bytes per code).
+func decodeResidual(z *ir.Tensor, ztab *[256]float32, prefix []byte) []float32 {
+	v := bytesAs[float32](prefix, len(z.Data))
+	decodeCodes(v, z.Data, ztab)
+	return v
+}

@@ -230,3 +230,52 @@ func TestSimdQConvByChannels(t *testing.T) {
 		}
 	}
 }
+
+// The portable kernels (cpu.conv, cpu.gemm: what a CPU without AVX2 runs)
+// read residual codes of every type too, as every other tactic.
+func TestPortableCodeResidual(t *testing.T) {
+	r := rand.New(rand.NewPCG(51, 52))
+	var cs []qcase
+	for _, qc := range qcases {
+		if qc.resid {
+			cs = append(cs, qc)
+		}
+	}
+	zs := []struct {
+		zt ir.DType
+		zz int64
+	}{{ir.Int8, -7}, {ir.Uint8, 130}, {ir.Float8E4M3FN, 0}, {ir.Float8E5M2, 0}}
+	for _, qc := range cs {
+		for _, z := range zs {
+			for ci, cc := range []convCase{convCases[1], convCases[6], convCases[8]} { // odd sizes, depthwise, grouped
+				t.Run(fmt.Sprint(qc.name, "/conv", ci, "/", z.zt), func(t *testing.T) {
+					attrs := quantAttrs(r, cc.m, qc.yScale, qc.xz, qc.yz, qc.act)
+					n := convNode("kiln", "QConv", cc, 0, attrs...)
+					in, consts := quantInputs(r, qc, []int64{cc.n, cc.c, cc.h, cc.w}, []int64{cc.m, cc.c / cc.group, cc.kh, cc.kw}, cc.m,
+						func(in []*ir.Tensor) []int64 { return reference(t, nodeWith(n, in[:2]), in[:2]).Dims })
+					za, zc := residCodes(r, z.zt, z.zz, in[3].Dims)
+					in[3] = zc
+					n.Attrs = append(n.Attrs, za...)
+					n = nodeWith(n, in)
+					want := reference(t, n, in)
+					l := layer(n, in, consts, want, precOf(qc))
+					if len(tacticsFor(t, l)) == 0 {
+						t.Fatal("no tactic")
+					}
+					everyTactic(t, l, in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+				})
+			}
+			t.Run(fmt.Sprint(qc.name, "/gemm/", z.zt), func(t *testing.T) {
+				M, K, N := int64(11), int64(37), int64(9)
+				n := node("kiln", "QGemm", 0, quantAttrs(r, N, qc.yScale, qc.xz, qc.yz, qc.act)...)
+				in, consts := quantInputs(r, qc, []int64{M, K}, []int64{K, N}, N, func([]*ir.Tensor) []int64 { return []int64{M, N} })
+				za, zc := residCodes(r, z.zt, z.zz, in[3].Dims)
+				in[3] = zc
+				n.Attrs = append(n.Attrs, za...)
+				n = nodeWith(n, in)
+				want := reference(t, n, in)
+				everyTactic(t, layer(n, in, consts, want, precOf(qc)), in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+			})
+		}
+	}
+}
