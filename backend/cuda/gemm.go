@@ -356,6 +356,10 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		}
 		weights = append(weights, ms)
 		p.HasScale, p.YScale = true, q.YScale
+		if p.NHWC && p.YScale != 0 && (p.YScale < 0x1p-40 || p.YScale > 0x1p40) {
+			// igemm.cu's qdivr (the NHWC epilogue's division) is exact for these scales
+			return nil, fmt.Errorf("the NHWC implicit GEMM takes y_scale in [2^-40, 2^40] (%g)", p.YScale)
+		}
 		if p.ZeroFix {
 			// Σ_k w[c,k] for the zero-point correction zc·Σw
 			cs := ir.NewTensor(ir.Int32, []int64{p.Np})

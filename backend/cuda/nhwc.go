@@ -239,7 +239,8 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 		}
 		grid := [3]uint32{uint32(tiles), 1, 1} // 1D, channel tiles fastest (igemm.cu)
 		args := cuda.NewArgs(dX, k.W, dst, nb, cin, h, w, oh, ow, k.p.KW, k.p.SH, k.p.SW, ph, pw, k.p.DH, k.p.DW,
-			int(k.p.Kp), int(k.p.K), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.ZScale, k.p.ZZero, k.p.Act, k.p.ActA, k.p.ActB, ys, zp)
+			int(k.p.Kp), int(k.p.K), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.ZScale, k.p.ZZero, k.p.Act, k.p.ActA, k.p.ActB,
+			ys, 1/ys, zp) // 1/ys: RN(1/ys) for igemm.cu's qdivr
 		if err := f.Launch(st.s, grid, block256, uint32(shared), args); err != nil {
 			return false, err
 		}

@@ -233,6 +233,16 @@ func TestCodeResidualLowering(t *testing.T) {
 			}
 		}
 	}
+	// qdivr's range: the NHWC kernels take y_scale in [2^-40, 2^40] only
+	tiny := layer(&ir.Node{Name: "c", OpType: "QConv", Domain: kiln.Domain, Inputs: []string{"x", "w"}, Outputs: []string{"y"},
+		Attrs: []*ir.Attribute{floatA("x_scale", 0.1), floats("w_scales", 0.01), floatA("y_scale", 1e-13)}}, i8(2, 32, 6, 6), ir.Int8)
+	tiny.In, tiny.Const = tiny.In[:2], tiny.Const[:2]
+	if _, err := lowerGemm(tiny, modeNHWC); err == nil {
+		t.Error("the NHWC mode took y_scale 1e-13")
+	}
+	if _, err := lowerGemm(tiny, modeImplicit); err != nil {
+		t.Errorf("implicit mode, y_scale 1e-13: %v", err)
+	}
 	// a float layer never reads codes
 	fn := &ir.Node{Name: "f", OpType: "Conv", Domain: kiln.Domain, Inputs: []string{"x", "w", "", "z"}, Outputs: []string{"y"}}
 	fl := layerOf(fn, 1, []*ir.Tensor{ir.NewTensor(ir.Float16, []int64{2, 32, 6, 6}), ir.NewTensor(ir.Float16, []int64{32, 32, 1, 1}), nil, i8(2, 32, 6, 6)},
