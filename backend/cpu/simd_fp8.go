@@ -214,6 +214,9 @@ func newSimdF8Kernel(p *simdF8Params, w []*ir.Tensor) (engine.Kernel, error) {
 		}
 		k.bias = b.F32()
 	}
+	if !floatResidualOK(l.ZScale, p.ZType) {
+		return nil, fmt.Errorf("%s: residual codes (%s) without z_scale", id, p.ZType)
+	}
 	if l.ZScale != 0 {
 		if k.ztab = residualTable(l, p.ZType); k.ztab == nil || !p.Resid {
 			return nil, fmt.Errorf("%s: z_scale %g needs residual codes, the plan says %s", id, l.ZScale, p.ZType)

@@ -241,6 +241,9 @@ func newSimdQConvKernel(p *simdQConvParams, w []*ir.Tensor) (engine.Kernel, erro
 		return nil, fmt.Errorf("%s: zero point %d out of range", simdQConvID, l.XZero)
 	}
 	k.pad = byte(off)
+	if !floatResidualOK(l.ZScale, p.ZType) {
+		return nil, fmt.Errorf("%s: residual codes (%s) without z_scale", simdQConvID, p.ZType)
+	}
 	if l.ZScale != 0 && (!p.Resid || p.ZType != ir.Int8 && p.ZType != ir.Uint8) {
 		return nil, fmt.Errorf("%s: z_scale %g needs int8 or uint8 residual codes, the plan says %s", simdQConvID, l.ZScale, p.ZType)
 	}

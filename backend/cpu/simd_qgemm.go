@@ -140,6 +140,9 @@ func newSimdQGemmKernel(p *simdQGemmParams, w []*ir.Tensor) (engine.Kernel, erro
 	if p.XType == ir.Uint8 {
 		delta, k.flip = 128, 0x80
 	}
+	if !floatResidualOK(l.ZScale, p.ZType) {
+		return nil, fmt.Errorf("%s: residual codes (%s) without z_scale", simdQGemmID, p.ZType)
+	}
 	if l.ZScale != 0 && (!p.Resid || p.ZType != ir.Int8 && p.ZType != ir.Uint8) {
 		return nil, fmt.Errorf("%s: z_scale %g needs int8 or uint8 residual codes, the plan says %s", simdQGemmID, l.ZScale, p.ZType)
 	}

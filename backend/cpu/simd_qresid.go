@@ -119,6 +119,9 @@ func portableResidual(l *engine.Layer, q *quantParam, floatT ir.DType) (ir.DType
 // (z_scale > 0: the codes' value table; nil without).
 func portableResidualTable(id string, q *quantParam, resid bool, zType ir.DType) (*[256]float32, error) {
 	if q == nil || q.ZScale == 0 {
+		if !floatResidualOK(0, zType) {
+			return nil, fmt.Errorf("%s: residual codes (%s) without z_scale", id, zType)
+		}
 		return nil, nil
 	}
 	t := residualTable(&q.Layer, zType)
@@ -134,4 +137,12 @@ func decodeResidual(z *ir.Tensor, ztab *[256]float32, prefix []byte) []float32 {
 	v := bytesAs[float32](prefix, len(z.Data))
 	decodeCodes(v, z.Data, ztab)
 	return v
+}
+
+// floatResidualOK reports a plan's residual type that the layer reads as
+// floats (no z_scale): float32 (Undefined in plans from before quantized
+// residuals) or float16; codes there are a corrupt plan, declined by the
+// decoders rather than read as floats.
+func floatResidualOK(zScale float32, zType ir.DType) bool {
+	return zScale != 0 || zType == ir.Undefined || zType == ir.Float32 || zType == ir.Float16
 }

@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -276,6 +277,59 @@ func TestPortableCodeResidual(t *testing.T) {
 				want := reference(t, n, in)
 				everyTactic(t, layer(n, in, consts, want, precOf(qc)), in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
 			})
+		}
+	}
+}
+
+// A plan whose residual is codes without z_scale (or z_scale without codes)
+// is refused by every decoder, never read as floats: the lowered params
+// with z_scale removed or the residual type changed.
+func TestResidualCodesPlanChecks(t *testing.T) {
+	r := rand.New(rand.NewPCG(53, 54))
+	for _, qc := range []qcase{qcases[1], qcases[11]} { // int8, fp8
+		cc := convCase{1, 8, 6, 6, 16, 3, 3, 1, 1, 1, 1, ""}
+		attrs := quantAttrs(r, cc.m, qc.yScale, qc.xz, qc.yz, qc.act)
+		n := convNode("kiln", "QConv", cc, 0, attrs...)
+		in, consts := quantInputs(r, qc, []int64{cc.n, cc.c, cc.h, cc.w}, []int64{cc.m, cc.c, cc.kh, cc.kw}, cc.m,
+			func(in []*ir.Tensor) []int64 { return reference(t, nodeWith(n, in[:2]), in[:2]).Dims })
+		za, zc := residCodes(r, ir.Int8, 0, in[3].Dims)
+		in[3] = zc
+		n.Attrs = append(n.Attrs, za...)
+		n = nodeWith(n, in)
+		l := layer(n, in, consts, reference(t, n, in), precOf(qc))
+		tactics := append(simdBackend{}.Tactics(l), Backend{}.Tactics(l)...)
+		for _, tac := range tactics {
+			low, err := tac.Lower(l)
+			if err != nil {
+				continue
+			}
+			dec, err := engine.LookupKernel(low.Kernel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := dec(low.Params, low.Weights); err != nil {
+				t.Fatalf("%s: the valid plan: %v", tac.Name(), err)
+			}
+			var p map[string]any
+			if err := json.Unmarshal(low.Params, &p); err != nil {
+				t.Fatal(err)
+			}
+			q := p["quant"].(map[string]any)
+			delete(q, "z_scale") // codes, no z_scale
+			b, _ := json.Marshal(p)
+			if _, err := dec(b, low.Weights); err == nil {
+				t.Errorf("%s: decoded residual codes without z_scale", tac.Name())
+			} else {
+				t.Logf("%s: %v", tac.Name(), err)
+			}
+			q["z_scale"] = 0.5 // z_scale, float32 residual
+			p["ztype"] = float64(ir.Float32)
+			b, _ = json.Marshal(p)
+			if _, err := dec(b, low.Weights); err == nil {
+				t.Errorf("%s: decoded z_scale with a float32 residual", tac.Name())
+			} else {
+				t.Logf("%s: %v", tac.Name(), err)
+			}
 		}
 	}
 }
