@@ -238,7 +238,12 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 			return false, fmt.Errorf("implicit GEMM: %d tiles", tiles)
 		}
 		grid := [3]uint32{uint32(tiles), 1, 1} // 1D, channel tiles fastest (igemm.cu)
-		args := cuda.NewArgs(dX, k.W, dst, nb, cin, h, w, oh, ow, k.p.KW, k.p.SH, k.p.SW, ph, pw, k.p.DH, k.p.DW,
+		gn, gh, gw, goh, gow := nb, h, w, oh, ow
+		if k.p.KH == 1 && k.p.KW == 1 && k.p.SH == 1 && k.p.SW == 1 && ph == 0 && pw == 0 && oh == h && ow == w && M <= 1<<31-1 {
+			// a plain GEMM over pixels: ign_body skips the pixel → (n, oh, ow) divisions
+			gn, gh, gw, goh, gow = int(M), 1, 1, 1, 1
+		}
+		args := cuda.NewArgs(dX, k.W, dst, gn, cin, gh, gw, goh, gow, k.p.KW, k.p.SH, k.p.SW, ph, pw, k.p.DH, k.p.DW,
 			int(k.p.Kp), int(k.p.K), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.ZScale, k.p.ZZero, k.p.Act, k.p.ActA, k.p.ActB,
 			ys, 1/ys, zp) // 1/ys: RN(1/ys) for igemm.cu's qdivr
 		if err := f.Launch(st.s, grid, block256, uint32(shared), args); err != nil {

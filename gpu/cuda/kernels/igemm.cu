@@ -286,12 +286,13 @@ __device__ __forceinline__ void ldres8(const void* r, i64 o, int rfmt, float zs,
         unsigned b[8];
 #pragma unroll
         for (int j = 0; j < 8; j++) b[j] = ((j < 4 ? q.x : q.y) >> (8 * (j & 3))) & 0xff;
+        // (code − zz) to float without I2F: |code − zz| < 2²², so 1.5·2²³ + it is exact
         if (rfmt == 3) {
 #pragma unroll
-            for (int j = 0; j < 8; j++) v[j] = __fmul_rn((float)((int)(signed char)b[j] - zz), zs);
+            for (int j = 0; j < 8; j++) v[j] = __fmul_rn(__fsub_rn(__int_as_float(0x4B400000 + (int)(signed char)b[j] - zz), 12582912.f), zs);
         } else if (rfmt == 4) {
 #pragma unroll
-            for (int j = 0; j < 8; j++) v[j] = __fmul_rn((float)((int)b[j] - zz), zs);
+            for (int j = 0; j < 8; j++) v[j] = __fmul_rn(__fsub_rn(__int_as_float(0x4B400000 + (int)b[j] - zz), 12582912.f), zs);
         } else {
 #pragma unroll
             for (int j = 0; j < 8; j++) v[j] = zcode(b[j], rfmt, zs, zz);
@@ -325,8 +326,18 @@ __device__ __forceinline__ float qdivr(float v, float ys, float yr) {
     float q = __fmaf_rn(__fmaf_rn(-ys, q0, c), yr, q0);
     return v == 0.f ? v : q;
 }
-__device__ __forceinline__ unsigned qcode(signed char*, float v, float ys, float yr, int zp) { return (u8)f2i8(qdivr(v, ys, yr), zp, -128, 127); }
-__device__ __forceinline__ unsigned qcode(u8q*, float v, float ys, float yr, int zp) { return (u8)f2i8(qdivr(v, ys, yr), zp, 0, 255); }
+// qbyte is f2i8's code (rint, + zp, saturated to [lo, hi], NaN → lo) as
+// an 8-bit pattern without conversion instructions (FRND and F2I run at
+// 1/8 of the FP32 rate): the clamp to [lo − zp, hi − zp] commutes with
+// rint (integer bounds), and adding 1.5·2²³ rounds to the nearest integer,
+// ties to even, leaving it in the low mantissa bits (|q| < 2²²).
+__device__ __forceinline__ unsigned qbyte(float q, int zp, int lo, int hi) {
+    float c = fminf(fmaxf(q, (float)(lo - zp)), (float)(hi - zp));
+    int i = __float_as_int(__fadd_rn(c, 12582912.f)) - 0x4B400000 + zp;
+    return (unsigned)(q != q ? lo : i) & 0xff;
+}
+__device__ __forceinline__ unsigned qcode(signed char*, float v, float ys, float yr, int zp) { return qbyte(qdivr(v, ys, yr), zp, -128, 127); }
+__device__ __forceinline__ unsigned qcode(u8q*, float v, float ys, float yr, int zp) { return qbyte(qdivr(v, ys, yr), zp, 0, 255); }
 __device__ __forceinline__ unsigned qcode(u8*, float v, float ys, float yr, int) { return f2e4m3(qdivr(v, ys, yr)); }
 __device__ __forceinline__ unsigned qcode(u16*, float v, float, float, int fmt) { return fmt == 1 ? f2bf(v) : f2h(v); }
 template <typename OUT> __device__ __forceinline__ void store8(OUT* y, i64 o, const float* v, float ys, float yr, int zp) {
@@ -459,15 +470,22 @@ __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, co
         i64 m = m0 + r0 + 32 * q;
         aih[q] = -(1 << 29); aiw[q] = 0; abase[q] = 0;
         if (m < M) {
-            int ow = (int)qmod(m, OW); i64 t = qdiv(m, OW); int oh = (int)qmod(t, OH); i64 n = qdiv(t, OH);
-            aih[q] = oh * sh - ph; aiw[q] = ow * sw - pw; abase[q] = n * H * W;
+            if (OH == 1 && OW == 1) { // 1×1 stride-1 unpadded convs come as N = pixels, H = W = OH = OW = 1
+                aih[q] = -ph; aiw[q] = -pw; abase[q] = m * H * W;
+            } else {
+                int ow = (int)qmod(m, OW); i64 t = qdiv(m, OW); int oh = (int)qmod(t, OH); i64 n = qdiv(t, OH);
+                aih[q] = oh * sh - ph; aiw[q] = ow * sw - pw; abase[q] = n * H * W;
+            }
         }
     }
     auto load = [&](int kt, int stage) {
         const unsigned as = sbase + stage * IGN_STAGE, bs = as + IG_BM * IGN_RB;
         const int k = kt * KS + cc * EPC;
         const bool kok = k < K;
-        const int r = kok ? k / C : 0, c = k - r * C, kh = r / KW, kw = r - kh * KW;
+        int r = 0, c = k, kh = 0, kw = 0;
+        if (K != C) { // more than one tap: the tap and channel of k (1×1: r = 0, c = k)
+            r = kok ? k / C : 0; c = k - r * C; kh = r / KW; kw = r - kh * KW;
+        }
         const int dy = kh * dh, dx = kw * dw;
 #pragma unroll
         for (int q = 0; q < 4; q++) {
