@@ -209,7 +209,7 @@ func TestSimdFP8CodeResidual(t *testing.T) {
 func TestSimdQConvByChannels(t *testing.T) {
 	r := rand.New(rand.NewPCG(49, 50))
 	for _, qc := range []qcase{qcases[1], qcases[2]} {
-		for ci, cc := range []convCase{{1, 32, 6, 6, 80, 1, 1, 1, 0, 1, 1, ""}, {1, 512, 7, 7, 64, 3, 3, 1, 1, 1, 1, ""}} {
+		for ci, cc := range []convCase{{1, 512, 6, 6, 512, 1, 1, 1, 0, 1, 1, ""}, {1, 512, 7, 7, 64, 3, 3, 1, 1, 1, 1, ""}} {
 			for _, codes := range []bool{false, true} {
 				t.Run(fmt.Sprint(qc.name, "/", ci, "/codes=", codes), func(t *testing.T) {
 					attrs := quantAttrs(r, cc.m, qc.yScale, qc.xz, qc.yz, qc.act)
