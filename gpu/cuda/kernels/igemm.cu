@@ -293,9 +293,16 @@ __device__ __forceinline__ void ldres8(const void* r, i64 o, int rfmt, float zs,
         } else if (rfmt == 4) {
 #pragma unroll
             for (int j = 0; j < 8; j++) v[j] = __fmul_rn(__fsub_rn(__int_as_float(0x4B400000 + (int)b[j] - zz), 12582912.f), zs);
-        } else {
+        } else if (rfmt == 5) { // E4M3: two codes per conversion
 #pragma unroll
-            for (int j = 0; j < 8; j++) v[j] = zcode(b[j], rfmt, zs, zz);
+            for (int j = 0; j < 8; j += 2) {
+                unsigned h = e4m3x2_h2((u16)(b[j] | (b[j + 1] << 8)));
+                v[j] = __fmul_rn(h2f((u16)(h & 0xffff)), zs);
+                v[j + 1] = __fmul_rn(h2f((u16)(h >> 16)), zs);
+            }
+        } else { // E5M2: the high byte of an f16
+#pragma unroll
+            for (int j = 0; j < 8; j++) v[j] = __fmul_rn(h2f((u16)(b[j] << 8)), zs);
         }
         return;
     }
@@ -311,6 +318,11 @@ __device__ __forceinline__ void ldres8(const void* r, i64 o, int rfmt, float zs,
 // 8 outputs at o (o % 8 == 0) with store's conversions, one or two vector stores
 // (codes are computed as values, never through the address of a local
 // array, which could put it in local memory)
+template <typename T> struct is_e4m3 { static constexpr bool v = false; };
+template <> struct is_e4m3<u8> { static constexpr bool v = true; };
+template <typename T> struct int_acc { static constexpr bool v = false; };
+template <> struct int_acc<int> { static constexpr bool v = true; };
+
 // qdivr is qscale(v, ys), IEEE's correctly rounded v / ys, without the
 // division's range check and slow-path branch (a basic block per element):
 // Markstein's correction q0 + (v − ys·q0)·yr with yr = RN(1/ys) (the host's)
@@ -340,8 +352,17 @@ __device__ __forceinline__ unsigned qcode(signed char*, float v, float ys, float
 __device__ __forceinline__ unsigned qcode(u8q*, float v, float ys, float yr, int zp) { return qbyte(qdivr(v, ys, yr), zp, 0, 255); }
 __device__ __forceinline__ unsigned qcode(u8*, float v, float ys, float yr, int) { return f2e4m3(qdivr(v, ys, yr)); }
 __device__ __forceinline__ unsigned qcode(u16*, float v, float, float, int fmt) { return fmt == 1 ? f2bf(v) : f2h(v); }
+// two E4M3 codes from one conversion (a in the low byte)
+__device__ __forceinline__ unsigned e4m3x2(float a, float b) {
+    u16 r; asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(b), "f"(a)); return r;
+}
 template <typename OUT> __device__ __forceinline__ void store8(OUT* y, i64 o, const float* v, float ys, float yr, int zp) {
-    if constexpr (sizeof(OUT) == 1) {
+    if constexpr (is_e4m3<OUT>::v) {
+        unsigned w[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) w[j] = e4m3x2(qdivr(v[2 * j], ys, yr), qdivr(v[2 * j + 1], ys, yr));
+        *(ku2*)((u8*)y + o) = ku2{w[0] | (w[1] << 16), w[2] | (w[3] << 16)};
+    } else if constexpr (sizeof(OUT) == 1) {
         unsigned w0 = 0, w1 = 0;
 #pragma unroll
         for (int j = 0; j < 4; j++) {
@@ -363,8 +384,6 @@ template <typename OUT> __device__ __forceinline__ void store8(OUT* y, i64 o, co
     }
 }
 
-template <typename T> struct int_acc { static constexpr bool v = false; };
-template <> struct int_acc<int> { static constexpr bool v = true; };
 
 // ign_rows is ign_epilogue's element loop for activation AK (act_k): each
 // thread's IG_BM·IG_BN/8/256 rows of 8 channels, straight-line code.
