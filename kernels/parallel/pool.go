@@ -156,16 +156,17 @@ func next() (assignment, bool) {
 }
 
 // drain takes items until none are left: its own span's from the front,
-// then the other spans' from the back. Which worker computes an item
-// varies from run to run; what it computes does not.
-func (c *call) drain(w int) {
-	for {
+// then the other spans' from the back, and returns how many it computed.
+// Which worker computes an item varies from run to run; what it computes
+// does not.
+func (c *call) drain(w int) int {
+	for k := 0; ; k++ {
 		i, ok := c.spans[w].take(true)
 		for d := 1; !ok && d < c.th; d++ {
 			i, ok = c.spans[(w+d)%c.th].take(false)
 		}
 		if !ok {
-			return
+			return k
 		}
 		c.task.Do(w, i)
 	}
@@ -191,6 +192,9 @@ func (c *call) await(joined int) {
 // when all are done.
 func Run(threads, n int, t Task) {
 	threads = Workers(threads, n)
+	if threads > 1 && alone() {
+		threads = 1 // the splits did not pay lately (adapt.go)
+	}
 	if threads <= 1 || n > maxItems {
 		for i := 0; i < n; i++ {
 			t.Do(0, i)
@@ -209,10 +213,12 @@ func Run(threads, n int, t Task) {
 	c.closed, c.joined = false, 0
 	c.finished.Store(0)
 	c.mu.Unlock()
+	start := now()
 	for w := 1; w < threads; w++ {
 		work <- assignment{c, gen, w}
 	}
-	c.drain(0)
+	kc := c.drain(0)
+	drained := now()
 	c.mu.Lock()
 	c.closed = true
 	joined := c.joined
@@ -221,6 +227,7 @@ func Run(threads, n int, t Task) {
 	if wait {
 		c.await(joined)
 	}
+	account(start, drained, now(), kc, n)
 	c.task = nil
 	calls.Put(c)
 }
