@@ -12,6 +12,17 @@ import (
 	"github.com/kilnml/kiln/ops"
 )
 
+// randomWeights returns a named float32 initializer of N(0, std²) values
+// drawn from r.
+func randomWeights(r *rand.Rand, std float64, name string, dims ...int64) *ir.Tensor {
+	w := ir.NewTensor(ir.Float32, dims)
+	for i := range w.F32() {
+		w.F32()[i] = float32(std * r.NormFloat64())
+	}
+	w.Name = name
+	return w
+}
+
 func randomInput(dt ir.DType, dims []int64, seed uint64) *ir.Tensor {
 	r := rand.New(rand.NewPCG(seed, 3))
 	t := ir.NewTensor(dt, dims)

@@ -15,14 +15,7 @@ import (
 // E5M2's 29.8, so the FP8 build quantizes x to E5M2.
 func wideRangeModel() *ir.Model {
 	rng := rand.New(rand.NewPCG(8, 9))
-	mk := func(name string, dims ...int64) *ir.Tensor {
-		t := ir.NewTensor(ir.Float32, dims)
-		for i := range t.Len() {
-			t.SetFloat64At(i, 0.2*rng.NormFloat64())
-		}
-		t.Name = name
-		return t
-	}
+	mk := func(name string, dims ...int64) *ir.Tensor { return randomWeights(rng, 0.2, name, dims...) }
 	g := &ir.Graph{Name: "wide"}
 	g.Inputs = []*ir.ValueInfo{{Name: "input", Type: ir.TensorType(ir.Float32, ir.Shape{ir.D(8), ir.D(64)})}}
 	g.Initializers = []*ir.Tensor{mk("w1", 64, 32), mk("w2", 32, 8)}

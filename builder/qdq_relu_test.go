@@ -18,14 +18,7 @@ import (
 // matches the Q/DQ model on the reference executor.
 func TestORTFlavorReluBeforeUint8Quantize(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	randW := func(name string, dims ...int64) *ir.Tensor {
-		w := ir.NewTensor(ir.Float32, dims)
-		for i := range w.F32() {
-			w.F32()[i] = float32(r.NormFloat64()) * 0.3
-		}
-		w.Name = name
-		return w
-	}
+	randW := func(name string, dims ...int64) *ir.Tensor { return randomWeights(r, 0.3, name, dims...) }
 	m := &ir.Model{IRVersion: 8, Opsets: []ir.OpsetImport{{Version: 13}}, Graph: &ir.Graph{
 		Name:         "net",
 		Inputs:       []*ir.ValueInfo{{Name: "x", Type: ir.TensorType(ir.Float32, ir.Shape{ir.D(1), ir.D(3), ir.D(8), ir.D(8)})}},

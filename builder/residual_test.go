@@ -16,14 +16,7 @@ import (
 // the block input, relu) and a head conv: the shape of a ResNet stage.
 func residualNet() *ir.Model {
 	r := rand.New(rand.NewPCG(5, 6))
-	randW := func(name string, dims ...int64) *ir.Tensor {
-		w := ir.NewTensor(ir.Float32, dims)
-		for i := range w.F32() {
-			w.F32()[i] = float32(r.NormFloat64()) * 0.25
-		}
-		w.Name = name
-		return w
-	}
+	randW := func(name string, dims ...int64) *ir.Tensor { return randomWeights(r, 0.25, name, dims...) }
 	pad := []*ir.Attribute{{Name: "pads", Type: ir.AttrInts, Ints: []int64{1, 1, 1, 1}}}
 	return &ir.Model{IRVersion: 8, Opsets: []ir.OpsetImport{{Version: 13}}, Graph: &ir.Graph{
 		Name:         "resnet_stage",
