@@ -32,9 +32,11 @@ import (
 // attributes version-1 kilns ignore (the fused 2x2 max pool of
 // kiln.Conv/kiln.QConv, E5M2 activation codes), so a version-1 kiln must
 // refuse such plans; version-1 plans mean the same to this reader.
+// Version 3: quantized layers may read their residual as codes (kilnq's
+// z_scale/z_zero), which a version-2 kiln would read as float32.
 const (
 	planMagic     = "KILNPLAN"
-	FormatVersion = 2
+	FormatVersion = 3
 	align         = 64
 	// maxJSONSection bounds the structure sections of a plan; weights are
 	// bounded by the file size itself.
