@@ -196,7 +196,10 @@ func (k *simdQDWKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	if r.yq != nil && k.tabs != nil && avx.QDW3x3Supported(&g) {
 		// codes read in place, several channel planes per call (no padded
 		// float copy, no scratch)
-		th := simdThreads(x.Threads, N*k.p.M*g.OH*g.OW*9)
+		th := x.Threads
+		if N*k.p.M*g.OH*((g.OW+15)/16) < qdwSplitChunks {
+			th = 1
+		}
 		r.group = min(64, (k.p.M+4*th-1)/(4*th))
 		r.groups = (k.p.M + r.group - 1) / r.group
 		parallel.Run(th, N*r.groups, r)
@@ -209,6 +212,14 @@ func (k *simdQDWKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	parallel.Run(th, items, r)
 	return nil
 }
+
+// qdwSplitChunks is the number of row chunks (16 outputs of one output row)
+// from which the in-place 3×3 kernel splits a layer over threads. It takes
+// about 4 ns per chunk, 50-100 times longer per multiply-add than the GEMM
+// micro-kernel simdThreads' threshold is set for: mobilenetv2's 576-channel
+// 7×7 stride-2 layer (254K multiply-adds, under that threshold) took ~20 µs
+// on one thread at 2 threads. 1024 chunks are ~4 µs.
+const qdwSplitChunks = 1024
 
 // doPlanes runs item's channel group (r.group channels of one image) on
 // the in-place 3×3 kernel in one call.

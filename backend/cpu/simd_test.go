@@ -329,6 +329,8 @@ func TestSimdQDepthwise(t *testing.T) {
 			{1, 3, 19, 23, 3, 3, 3, 1, 2, 2, 3, ""},
 			{1, 3, 6, 33, 3, 3, 3, 1, 1, 1, 3, ""}, // the in-place 3×3 plane kernel: a row of 3 chunks
 			{2, 2, 9, 67, 2, 3, 3, 2, 1, 1, 2, ""}, // stride 2: 34 outputs, 67 input bytes a row
+			// enough row chunks (qdwSplitChunks) that the in-place kernel splits over threads
+			{1, 80, 28, 28, 80, 3, 3, 2, 1, 1, 80, ""}, // 80·14 rows of one chunk
 		} {
 			t.Run(fmt.Sprint(qc.name, "/", ci), func(t *testing.T) {
 				attrs := quantAttrs(r, cc.m, qc.yScale, qc.xz, qc.yz, qc.act)
