@@ -357,7 +357,7 @@ done3:
 	RET
 
 // func qepi8x32AVX2(tile *int32, out *byte, ldo int, mr int, nr8 int, q *int64)
-// Requires: AVX, AVX2
+// Requires: AVX, AVX2, FMA3
 TEXT ·qepi8x32AVX2(SB), NOSPLIT, $0-48
 	MOVQ  tile+0(FP), SI
 	MOVQ  out+8(FP), DI
@@ -388,6 +388,7 @@ qe_bytes:
 	VBROADCASTSS 48(BX), Y13
 	VBROADCASTSS 40(BX), Y14
 	VPBROADCASTD 52(BX), Y15
+	VBROADCASTSS 80(BX), Y3
 	VBROADCASTSS 72(BX), Y8
 	VPBROADCASTD 76(BX), Y9
 	TESTQ        R11, R11
@@ -462,10 +463,21 @@ qe_noclamp0:
 	JMP     qe_next0
 
 qe_quant0:
-	VDIVPS       Y14, Y0, Y0
-	VMAXPS       Y12, Y0, Y0
-	VMINPS       Y13, Y0, Y0
-	VCVTPS2DQ    Y0, Y0
+	TESTQ     $0x00000200, AX
+	JNE       qe_recip0
+	VDIVPS    Y14, Y0, Y0
+	VMAXPS    Y12, Y0, Y0
+	VMINPS    Y13, Y0, Y0
+	VCVTPS2DQ Y0, Y0
+	JMP       qe_rounded0
+
+qe_recip0:
+	VMULPS       Y3, Y0, Y1
+	VFNMADD231PS Y1, Y14, Y0
+	VFMADD231PS  Y3, Y0, Y1
+	VCVTPS2DQ    Y1, Y0
+
+qe_rounded0:
 	VPADDD       Y15, Y0, Y0
 	VEXTRACTI128 $0x01, Y0, X2
 	VPACKSSDW    X2, X0, X0
@@ -548,10 +560,21 @@ qe_noclamp1:
 	JMP     qe_next1
 
 qe_quant1:
-	VDIVPS       Y14, Y0, Y0
-	VMAXPS       Y12, Y0, Y0
-	VMINPS       Y13, Y0, Y0
-	VCVTPS2DQ    Y0, Y0
+	TESTQ     $0x00000200, AX
+	JNE       qe_recip1
+	VDIVPS    Y14, Y0, Y0
+	VMAXPS    Y12, Y0, Y0
+	VMINPS    Y13, Y0, Y0
+	VCVTPS2DQ Y0, Y0
+	JMP       qe_rounded1
+
+qe_recip1:
+	VMULPS       Y3, Y0, Y1
+	VFNMADD231PS Y1, Y14, Y0
+	VFMADD231PS  Y3, Y0, Y1
+	VCVTPS2DQ    Y1, Y0
+
+qe_rounded1:
 	VPADDD       Y15, Y0, Y0
 	VEXTRACTI128 $0x01, Y0, X2
 	VPACKSSDW    X2, X0, X0
@@ -634,10 +657,21 @@ qe_noclamp2:
 	JMP     qe_next2
 
 qe_quant2:
-	VDIVPS       Y14, Y0, Y0
-	VMAXPS       Y12, Y0, Y0
-	VMINPS       Y13, Y0, Y0
-	VCVTPS2DQ    Y0, Y0
+	TESTQ     $0x00000200, AX
+	JNE       qe_recip2
+	VDIVPS    Y14, Y0, Y0
+	VMAXPS    Y12, Y0, Y0
+	VMINPS    Y13, Y0, Y0
+	VCVTPS2DQ Y0, Y0
+	JMP       qe_rounded2
+
+qe_recip2:
+	VMULPS       Y3, Y0, Y1
+	VFNMADD231PS Y1, Y14, Y0
+	VFMADD231PS  Y3, Y0, Y1
+	VCVTPS2DQ    Y1, Y0
+
+qe_rounded2:
 	VPADDD       Y15, Y0, Y0
 	VEXTRACTI128 $0x01, Y0, X2
 	VPACKSSDW    X2, X0, X0
@@ -720,10 +754,21 @@ qe_noclamp3:
 	JMP     qe_next3
 
 qe_quant3:
-	VDIVPS       Y14, Y0, Y0
-	VMAXPS       Y12, Y0, Y0
-	VMINPS       Y13, Y0, Y0
-	VCVTPS2DQ    Y0, Y0
+	TESTQ     $0x00000200, AX
+	JNE       qe_recip3
+	VDIVPS    Y14, Y0, Y0
+	VMAXPS    Y12, Y0, Y0
+	VMINPS    Y13, Y0, Y0
+	VCVTPS2DQ Y0, Y0
+	JMP       qe_rounded3
+
+qe_recip3:
+	VMULPS       Y3, Y0, Y1
+	VFNMADD231PS Y1, Y14, Y0
+	VFMADD231PS  Y3, Y0, Y1
+	VCVTPS2DQ    Y1, Y0
+
+qe_rounded3:
 	VPADDD       Y15, Y0, Y0
 	VEXTRACTI128 $0x01, Y0, X2
 	VPACKSSDW    X2, X0, X0

@@ -85,6 +85,9 @@ func QGemm(k int, ap []int8, m int, bp []uint8, n int, o *QOut, l *QLayer, r0, c
 		q.QLo, q.QHi = lo-float32(l.YZero), hi-float32(l.YZero)
 	}
 	q.Lo, q.Hi = l.Lo, l.Hi
+	if l.Quant && !DivideEpilogue {
+		base = q.useRecip(base)
+	}
 	if o.ResidQ != nil {
 		q.ZScale, q.ZZero = l.ZScale, l.ZZero
 	}

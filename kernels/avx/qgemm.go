@@ -30,6 +30,16 @@ const (
 	// uint8.
 	QZCode   = 128
 	QZSigned = 256
+	// QRecip, with QQuant|QClamp: Lo and Hi also hold the codes' range in
+	// y (QLo·YScale, QHi·YScale rounded: the clamp then saturates, as
+	// rounding is monotone), so the assembly epilogues skip the clamp of
+	// the quotient, and divide as Markstein's correction with YRecip =
+	// RN(1/YScale): q0 = y·YRecip, q = fma(fma(−q0, YScale, y), YRecip,
+	// q0), which is RN(y/YScale) in QRecip's range (three FMA-unit
+	// operations instead of VDIVPS and two clamps); NaN reaches the
+	// conversion and becomes INT32_MIN, which the narrowing saturates to
+	// the lowest code. Set by useRecip.
+	QRecip = 512
 )
 
 // QEpi is the quantized epilogue of one micro-kernel call (field offsets
@@ -39,6 +49,7 @@ const (
 //	y = float32(acc')·Mult[r]; y += Bias[r]; y += z[i][j]; y = min(max(y, Lo), Hi)
 //	z = Resid[i][j] (float32), or with QZCode float32(float32(code[i][j] − ZZero)·ZScale)
 //	float output: y; codes: clamp(roundHalfEven(clamp(y/YScale, QLo, QHi)) + YZero), NaN → QLo+YZero
+//	(y/YScale correctly rounded: with QRecip, Markstein's correction)
 type QEpi struct {
 	Corr     *int32
 	Mult     *float32
@@ -52,10 +63,54 @@ type QEpi struct {
 	RCorr    *int32  // per row, with QCol|QRCorr (activation row sums)
 	ZScale   float32 // QZCode: the residual codes' scale and zero point
 	ZZero    int32
+	YRecip   float32 // QRecip: RN(1/YScale)
 }
 
-var _ [80 - unsafe.Sizeof(QEpi{})]byte // the assembly's layout
-var _ [unsafe.Sizeof(QEpi{}) - 80]byte
+var _ [88 - unsafe.Sizeof(QEpi{})]byte // the assembly's layout
+var _ [unsafe.Sizeof(QEpi{}) - 88]byte
+
+// The range of QRecip. With y_scale in [2⁻⁴⁰, 2⁴⁰] and |y| ≤ 512·y_scale
+// (the clamp), every step of Markstein's correction is finite, and where
+// the quotient can reach a rounding boundary (|y/y_scale| ≥ ¼) also normal
+// (|y| ≥ 2⁻⁴², remainder ≥ 2⁻⁶⁶), so the theorem holds (RN(1/y_scale)
+// within half an ulp, q0 within an ulp: RN(q0 + e·r) = RN(y/y_scale));
+// smaller quotients give the zero code either way.
+const (
+	recipMinScale = 0x1p-40
+	recipMaxScale = 0x1p40
+)
+
+// DivideEpilogue, when set, keeps QRecip off (the assembly epilogues
+// divide, as before QRecip): for benchmarks comparing both in one process.
+var DivideEpilogue bool
+
+// useRecip returns flags (QEpi's, with QQuant) with QRecip and QClamp
+// set, q.YRecip = RN(1/YScale) and q.Lo, q.Hi narrowed to the codes' range
+// in y, [RN(QLo·YScale), RN(QHi·YScale)] (with QClamp, intersected with the
+// activation's), when q.YScale lies in QRecip's range and the bounds
+// intersect; else flags unchanged (the assembly divides). Codes are the
+// same either way: y ≤ RN(QLo·YScale) gives a quotient that rounds to at
+// most QLo (|QLo·δ| < ½ for the product's relative rounding δ ≤ 2⁻²⁴,
+// and division and rounding are monotone), so clamping there saturates as
+// the clamp of the quotient does, and likewise at QHi. The Go epilogue,
+// which divides and clamps the quotient, gives those codes with the
+// narrowed bounds too.
+func (q *QEpi) useRecip(flags int) int {
+	ys := q.YScale
+	if !(ys >= recipMinScale && ys <= recipMaxScale) {
+		return flags
+	}
+	lo, hi := float32(float64(q.QLo)*float64(ys)), float32(float64(q.QHi)*float64(ys)) // exact products, rounded once
+	if flags&QClamp != 0 {
+		lo, hi = max(q.Lo, lo), min(q.Hi, hi)
+	}
+	if !(lo <= hi) { // disjoint (or NaN) bounds: divide
+		return flags
+	}
+	q.YRecip = 1 / ys // float32 division: the correctly rounded reciprocal
+	q.Lo, q.Hi = lo, hi
+	return flags | QRecip | QClamp
+}
 
 // K4 is the number of 4-deep steps of depth k.
 func K4(k int) int { return (k + 3) / 4 }

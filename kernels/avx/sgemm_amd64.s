@@ -518,7 +518,7 @@ qbytes:
 	VBROADCASTSS 36(BX), Z23
 	VBROADCASTSS 44(BX), Z24
 	VBROADCASTSS 48(BX), Z25
-	VBROADCASTSS 40(BX), Z26
+	VBROADCASTSS 80(BX), Z26
 	VPBROADCASTD 52(BX), Z27
 	VBROADCASTSS 72(BX), Z30
 	VPBROADCASTD 76(BX), Z31
@@ -621,23 +621,51 @@ qnoclamp0:
 	JMP     qnext0
 
 qquant0:
-	VDIVPS    Z26, Z0, Z0
-	VDIVPS    Z26, Z1, Z1
-	VMAXPS    Z24, Z0, Z0
-	VMAXPS    Z24, Z1, Z1
-	VMINPS    Z25, Z0, Z0
-	VMINPS    Z25, Z1, Z1
-	VCVTPS2DQ Z0, Z0
-	VCVTPS2DQ Z1, Z1
-	VPADDD    Z27, Z0, Z0
-	VPADDD    Z27, Z1, Z1
-	TESTQ     $0x00000020, AX
-	JNE       qu80
-	VPMOVSDB  Z0, K1, (DX)
-	VPMOVSDB  Z1, K2, 16(DX)
-	JMP       qnext0
+	TESTQ       $0x00000200, AX
+	JNE         qrecip0
+	VDIVPS.BCST 40(BX), Z0, Z0
+	VDIVPS.BCST 40(BX), Z1, Z1
+	VMAXPS      Z24, Z0, Z0
+	VMAXPS      Z24, Z1, Z1
+	VMINPS      Z25, Z0, Z0
+	VMINPS      Z25, Z1, Z1
+	VCVTPS2DQ   Z0, Z0
+	VCVTPS2DQ   Z1, Z1
+	VPADDD      Z27, Z0, Z0
+	VPADDD      Z27, Z1, Z1
+	TESTQ       $0x00000020, AX
+	JNE         qu80
+	VPMOVSDB    Z0, K1, (DX)
+	VPMOVSDB    Z1, K2, 16(DX)
+	JMP         qnext0
 
 qu80:
+	VPMOVUSDB Z0, K1, (DX)
+	VPMOVUSDB Z1, K2, 16(DX)
+	JMP       qnext0
+
+qrecip0:
+	VMULPS            Z26, Z0, Z28
+	VMULPS            Z26, Z1, Z29
+	VFNMADD231PS.BCST 40(BX), Z28, Z0
+	VFNMADD231PS.BCST 40(BX), Z29, Z1
+	VFMADD231PS       Z26, Z0, Z28
+	VFMADD231PS       Z26, Z1, Z29
+	VCVTPS2DQ         Z28, Z0
+	VCVTPS2DQ         Z29, Z1
+	VPADDD            Z27, Z0, Z0
+	VPADDD            Z27, Z1, Z1
+	TESTQ             $0x00000020, AX
+	JNE               qru80
+	VPMOVSDB          Z0, K1, (DX)
+	VPMOVSDB          Z1, K2, 16(DX)
+	JMP               qnext0
+
+qru80:
+	VPXORD    Z28, Z28, Z28
+	VPXORD    Z29, Z29, Z29
+	VPMAXSD   Z28, Z0, Z0
+	VPMAXSD   Z29, Z1, Z1
 	VPMOVUSDB Z0, K1, (DX)
 	VPMOVUSDB Z1, K2, 16(DX)
 
@@ -730,23 +758,51 @@ qnoclamp1:
 	JMP     qnext1
 
 qquant1:
-	VDIVPS    Z26, Z2, Z2
-	VDIVPS    Z26, Z3, Z3
-	VMAXPS    Z24, Z2, Z2
-	VMAXPS    Z24, Z3, Z3
-	VMINPS    Z25, Z2, Z2
-	VMINPS    Z25, Z3, Z3
-	VCVTPS2DQ Z2, Z2
-	VCVTPS2DQ Z3, Z3
-	VPADDD    Z27, Z2, Z2
-	VPADDD    Z27, Z3, Z3
-	TESTQ     $0x00000020, AX
-	JNE       qu81
-	VPMOVSDB  Z2, K1, (DX)
-	VPMOVSDB  Z3, K2, 16(DX)
-	JMP       qnext1
+	TESTQ       $0x00000200, AX
+	JNE         qrecip1
+	VDIVPS.BCST 40(BX), Z2, Z2
+	VDIVPS.BCST 40(BX), Z3, Z3
+	VMAXPS      Z24, Z2, Z2
+	VMAXPS      Z24, Z3, Z3
+	VMINPS      Z25, Z2, Z2
+	VMINPS      Z25, Z3, Z3
+	VCVTPS2DQ   Z2, Z2
+	VCVTPS2DQ   Z3, Z3
+	VPADDD      Z27, Z2, Z2
+	VPADDD      Z27, Z3, Z3
+	TESTQ       $0x00000020, AX
+	JNE         qu81
+	VPMOVSDB    Z2, K1, (DX)
+	VPMOVSDB    Z3, K2, 16(DX)
+	JMP         qnext1
 
 qu81:
+	VPMOVUSDB Z2, K1, (DX)
+	VPMOVUSDB Z3, K2, 16(DX)
+	JMP       qnext1
+
+qrecip1:
+	VMULPS            Z26, Z2, Z28
+	VMULPS            Z26, Z3, Z29
+	VFNMADD231PS.BCST 40(BX), Z28, Z2
+	VFNMADD231PS.BCST 40(BX), Z29, Z3
+	VFMADD231PS       Z26, Z2, Z28
+	VFMADD231PS       Z26, Z3, Z29
+	VCVTPS2DQ         Z28, Z2
+	VCVTPS2DQ         Z29, Z3
+	VPADDD            Z27, Z2, Z2
+	VPADDD            Z27, Z3, Z3
+	TESTQ             $0x00000020, AX
+	JNE               qru81
+	VPMOVSDB          Z2, K1, (DX)
+	VPMOVSDB          Z3, K2, 16(DX)
+	JMP               qnext1
+
+qru81:
+	VPXORD    Z28, Z28, Z28
+	VPXORD    Z29, Z29, Z29
+	VPMAXSD   Z28, Z2, Z2
+	VPMAXSD   Z29, Z3, Z3
 	VPMOVUSDB Z2, K1, (DX)
 	VPMOVUSDB Z3, K2, 16(DX)
 
@@ -839,23 +895,51 @@ qnoclamp2:
 	JMP     qnext2
 
 qquant2:
-	VDIVPS    Z26, Z4, Z4
-	VDIVPS    Z26, Z5, Z5
-	VMAXPS    Z24, Z4, Z4
-	VMAXPS    Z24, Z5, Z5
-	VMINPS    Z25, Z4, Z4
-	VMINPS    Z25, Z5, Z5
-	VCVTPS2DQ Z4, Z4
-	VCVTPS2DQ Z5, Z5
-	VPADDD    Z27, Z4, Z4
-	VPADDD    Z27, Z5, Z5
-	TESTQ     $0x00000020, AX
-	JNE       qu82
-	VPMOVSDB  Z4, K1, (DX)
-	VPMOVSDB  Z5, K2, 16(DX)
-	JMP       qnext2
+	TESTQ       $0x00000200, AX
+	JNE         qrecip2
+	VDIVPS.BCST 40(BX), Z4, Z4
+	VDIVPS.BCST 40(BX), Z5, Z5
+	VMAXPS      Z24, Z4, Z4
+	VMAXPS      Z24, Z5, Z5
+	VMINPS      Z25, Z4, Z4
+	VMINPS      Z25, Z5, Z5
+	VCVTPS2DQ   Z4, Z4
+	VCVTPS2DQ   Z5, Z5
+	VPADDD      Z27, Z4, Z4
+	VPADDD      Z27, Z5, Z5
+	TESTQ       $0x00000020, AX
+	JNE         qu82
+	VPMOVSDB    Z4, K1, (DX)
+	VPMOVSDB    Z5, K2, 16(DX)
+	JMP         qnext2
 
 qu82:
+	VPMOVUSDB Z4, K1, (DX)
+	VPMOVUSDB Z5, K2, 16(DX)
+	JMP       qnext2
+
+qrecip2:
+	VMULPS            Z26, Z4, Z28
+	VMULPS            Z26, Z5, Z29
+	VFNMADD231PS.BCST 40(BX), Z28, Z4
+	VFNMADD231PS.BCST 40(BX), Z29, Z5
+	VFMADD231PS       Z26, Z4, Z28
+	VFMADD231PS       Z26, Z5, Z29
+	VCVTPS2DQ         Z28, Z4
+	VCVTPS2DQ         Z29, Z5
+	VPADDD            Z27, Z4, Z4
+	VPADDD            Z27, Z5, Z5
+	TESTQ             $0x00000020, AX
+	JNE               qru82
+	VPMOVSDB          Z4, K1, (DX)
+	VPMOVSDB          Z5, K2, 16(DX)
+	JMP               qnext2
+
+qru82:
+	VPXORD    Z28, Z28, Z28
+	VPXORD    Z29, Z29, Z29
+	VPMAXSD   Z28, Z4, Z4
+	VPMAXSD   Z29, Z5, Z5
 	VPMOVUSDB Z4, K1, (DX)
 	VPMOVUSDB Z5, K2, 16(DX)
 
@@ -948,23 +1032,51 @@ qnoclamp3:
 	JMP     qnext3
 
 qquant3:
-	VDIVPS    Z26, Z6, Z6
-	VDIVPS    Z26, Z7, Z7
-	VMAXPS    Z24, Z6, Z6
-	VMAXPS    Z24, Z7, Z7
-	VMINPS    Z25, Z6, Z6
-	VMINPS    Z25, Z7, Z7
-	VCVTPS2DQ Z6, Z6
-	VCVTPS2DQ Z7, Z7
-	VPADDD    Z27, Z6, Z6
-	VPADDD    Z27, Z7, Z7
-	TESTQ     $0x00000020, AX
-	JNE       qu83
-	VPMOVSDB  Z6, K1, (DX)
-	VPMOVSDB  Z7, K2, 16(DX)
-	JMP       qnext3
+	TESTQ       $0x00000200, AX
+	JNE         qrecip3
+	VDIVPS.BCST 40(BX), Z6, Z6
+	VDIVPS.BCST 40(BX), Z7, Z7
+	VMAXPS      Z24, Z6, Z6
+	VMAXPS      Z24, Z7, Z7
+	VMINPS      Z25, Z6, Z6
+	VMINPS      Z25, Z7, Z7
+	VCVTPS2DQ   Z6, Z6
+	VCVTPS2DQ   Z7, Z7
+	VPADDD      Z27, Z6, Z6
+	VPADDD      Z27, Z7, Z7
+	TESTQ       $0x00000020, AX
+	JNE         qu83
+	VPMOVSDB    Z6, K1, (DX)
+	VPMOVSDB    Z7, K2, 16(DX)
+	JMP         qnext3
 
 qu83:
+	VPMOVUSDB Z6, K1, (DX)
+	VPMOVUSDB Z7, K2, 16(DX)
+	JMP       qnext3
+
+qrecip3:
+	VMULPS            Z26, Z6, Z28
+	VMULPS            Z26, Z7, Z29
+	VFNMADD231PS.BCST 40(BX), Z28, Z6
+	VFNMADD231PS.BCST 40(BX), Z29, Z7
+	VFMADD231PS       Z26, Z6, Z28
+	VFMADD231PS       Z26, Z7, Z29
+	VCVTPS2DQ         Z28, Z6
+	VCVTPS2DQ         Z29, Z7
+	VPADDD            Z27, Z6, Z6
+	VPADDD            Z27, Z7, Z7
+	TESTQ             $0x00000020, AX
+	JNE               qru83
+	VPMOVSDB          Z6, K1, (DX)
+	VPMOVSDB          Z7, K2, 16(DX)
+	JMP               qnext3
+
+qru83:
+	VPXORD    Z28, Z28, Z28
+	VPXORD    Z29, Z29, Z29
+	VPMAXSD   Z28, Z6, Z6
+	VPMAXSD   Z29, Z7, Z7
 	VPMOVUSDB Z6, K1, (DX)
 	VPMOVUSDB Z7, K2, 16(DX)
 
@@ -1057,23 +1169,51 @@ qnoclamp4:
 	JMP     qnext4
 
 qquant4:
-	VDIVPS    Z26, Z8, Z8
-	VDIVPS    Z26, Z9, Z9
-	VMAXPS    Z24, Z8, Z8
-	VMAXPS    Z24, Z9, Z9
-	VMINPS    Z25, Z8, Z8
-	VMINPS    Z25, Z9, Z9
-	VCVTPS2DQ Z8, Z8
-	VCVTPS2DQ Z9, Z9
-	VPADDD    Z27, Z8, Z8
-	VPADDD    Z27, Z9, Z9
-	TESTQ     $0x00000020, AX
-	JNE       qu84
-	VPMOVSDB  Z8, K1, (DX)
-	VPMOVSDB  Z9, K2, 16(DX)
-	JMP       qnext4
+	TESTQ       $0x00000200, AX
+	JNE         qrecip4
+	VDIVPS.BCST 40(BX), Z8, Z8
+	VDIVPS.BCST 40(BX), Z9, Z9
+	VMAXPS      Z24, Z8, Z8
+	VMAXPS      Z24, Z9, Z9
+	VMINPS      Z25, Z8, Z8
+	VMINPS      Z25, Z9, Z9
+	VCVTPS2DQ   Z8, Z8
+	VCVTPS2DQ   Z9, Z9
+	VPADDD      Z27, Z8, Z8
+	VPADDD      Z27, Z9, Z9
+	TESTQ       $0x00000020, AX
+	JNE         qu84
+	VPMOVSDB    Z8, K1, (DX)
+	VPMOVSDB    Z9, K2, 16(DX)
+	JMP         qnext4
 
 qu84:
+	VPMOVUSDB Z8, K1, (DX)
+	VPMOVUSDB Z9, K2, 16(DX)
+	JMP       qnext4
+
+qrecip4:
+	VMULPS            Z26, Z8, Z28
+	VMULPS            Z26, Z9, Z29
+	VFNMADD231PS.BCST 40(BX), Z28, Z8
+	VFNMADD231PS.BCST 40(BX), Z29, Z9
+	VFMADD231PS       Z26, Z8, Z28
+	VFMADD231PS       Z26, Z9, Z29
+	VCVTPS2DQ         Z28, Z8
+	VCVTPS2DQ         Z29, Z9
+	VPADDD            Z27, Z8, Z8
+	VPADDD            Z27, Z9, Z9
+	TESTQ             $0x00000020, AX
+	JNE               qru84
+	VPMOVSDB          Z8, K1, (DX)
+	VPMOVSDB          Z9, K2, 16(DX)
+	JMP               qnext4
+
+qru84:
+	VPXORD    Z28, Z28, Z28
+	VPXORD    Z29, Z29, Z29
+	VPMAXSD   Z28, Z8, Z8
+	VPMAXSD   Z29, Z9, Z9
 	VPMOVUSDB Z8, K1, (DX)
 	VPMOVUSDB Z9, K2, 16(DX)
 
@@ -1166,23 +1306,51 @@ qnoclamp5:
 	JMP     qnext5
 
 qquant5:
-	VDIVPS    Z26, Z10, Z10
-	VDIVPS    Z26, Z11, Z11
-	VMAXPS    Z24, Z10, Z10
-	VMAXPS    Z24, Z11, Z11
-	VMINPS    Z25, Z10, Z10
-	VMINPS    Z25, Z11, Z11
-	VCVTPS2DQ Z10, Z10
-	VCVTPS2DQ Z11, Z11
-	VPADDD    Z27, Z10, Z10
-	VPADDD    Z27, Z11, Z11
-	TESTQ     $0x00000020, AX
-	JNE       qu85
-	VPMOVSDB  Z10, K1, (DX)
-	VPMOVSDB  Z11, K2, 16(DX)
-	JMP       qnext5
+	TESTQ       $0x00000200, AX
+	JNE         qrecip5
+	VDIVPS.BCST 40(BX), Z10, Z10
+	VDIVPS.BCST 40(BX), Z11, Z11
+	VMAXPS      Z24, Z10, Z10
+	VMAXPS      Z24, Z11, Z11
+	VMINPS      Z25, Z10, Z10
+	VMINPS      Z25, Z11, Z11
+	VCVTPS2DQ   Z10, Z10
+	VCVTPS2DQ   Z11, Z11
+	VPADDD      Z27, Z10, Z10
+	VPADDD      Z27, Z11, Z11
+	TESTQ       $0x00000020, AX
+	JNE         qu85
+	VPMOVSDB    Z10, K1, (DX)
+	VPMOVSDB    Z11, K2, 16(DX)
+	JMP         qnext5
 
 qu85:
+	VPMOVUSDB Z10, K1, (DX)
+	VPMOVUSDB Z11, K2, 16(DX)
+	JMP       qnext5
+
+qrecip5:
+	VMULPS            Z26, Z10, Z28
+	VMULPS            Z26, Z11, Z29
+	VFNMADD231PS.BCST 40(BX), Z28, Z10
+	VFNMADD231PS.BCST 40(BX), Z29, Z11
+	VFMADD231PS       Z26, Z10, Z28
+	VFMADD231PS       Z26, Z11, Z29
+	VCVTPS2DQ         Z28, Z10
+	VCVTPS2DQ         Z29, Z11
+	VPADDD            Z27, Z10, Z10
+	VPADDD            Z27, Z11, Z11
+	TESTQ             $0x00000020, AX
+	JNE               qru85
+	VPMOVSDB          Z10, K1, (DX)
+	VPMOVSDB          Z11, K2, 16(DX)
+	JMP               qnext5
+
+qru85:
+	VPXORD    Z28, Z28, Z28
+	VPXORD    Z29, Z29, Z29
+	VPMAXSD   Z28, Z10, Z10
+	VPMAXSD   Z29, Z11, Z11
 	VPMOVUSDB Z10, K1, (DX)
 	VPMOVUSDB Z11, K2, 16(DX)
 
@@ -1275,23 +1443,51 @@ qnoclamp6:
 	JMP     qnext6
 
 qquant6:
-	VDIVPS    Z26, Z12, Z12
-	VDIVPS    Z26, Z13, Z13
-	VMAXPS    Z24, Z12, Z12
-	VMAXPS    Z24, Z13, Z13
-	VMINPS    Z25, Z12, Z12
-	VMINPS    Z25, Z13, Z13
-	VCVTPS2DQ Z12, Z12
-	VCVTPS2DQ Z13, Z13
-	VPADDD    Z27, Z12, Z12
-	VPADDD    Z27, Z13, Z13
-	TESTQ     $0x00000020, AX
-	JNE       qu86
-	VPMOVSDB  Z12, K1, (DX)
-	VPMOVSDB  Z13, K2, 16(DX)
-	JMP       qnext6
+	TESTQ       $0x00000200, AX
+	JNE         qrecip6
+	VDIVPS.BCST 40(BX), Z12, Z12
+	VDIVPS.BCST 40(BX), Z13, Z13
+	VMAXPS      Z24, Z12, Z12
+	VMAXPS      Z24, Z13, Z13
+	VMINPS      Z25, Z12, Z12
+	VMINPS      Z25, Z13, Z13
+	VCVTPS2DQ   Z12, Z12
+	VCVTPS2DQ   Z13, Z13
+	VPADDD      Z27, Z12, Z12
+	VPADDD      Z27, Z13, Z13
+	TESTQ       $0x00000020, AX
+	JNE         qu86
+	VPMOVSDB    Z12, K1, (DX)
+	VPMOVSDB    Z13, K2, 16(DX)
+	JMP         qnext6
 
 qu86:
+	VPMOVUSDB Z12, K1, (DX)
+	VPMOVUSDB Z13, K2, 16(DX)
+	JMP       qnext6
+
+qrecip6:
+	VMULPS            Z26, Z12, Z28
+	VMULPS            Z26, Z13, Z29
+	VFNMADD231PS.BCST 40(BX), Z28, Z12
+	VFNMADD231PS.BCST 40(BX), Z29, Z13
+	VFMADD231PS       Z26, Z12, Z28
+	VFMADD231PS       Z26, Z13, Z29
+	VCVTPS2DQ         Z28, Z12
+	VCVTPS2DQ         Z29, Z13
+	VPADDD            Z27, Z12, Z12
+	VPADDD            Z27, Z13, Z13
+	TESTQ             $0x00000020, AX
+	JNE               qru86
+	VPMOVSDB          Z12, K1, (DX)
+	VPMOVSDB          Z13, K2, 16(DX)
+	JMP               qnext6
+
+qru86:
+	VPXORD    Z28, Z28, Z28
+	VPXORD    Z29, Z29, Z29
+	VPMAXSD   Z28, Z12, Z12
+	VPMAXSD   Z29, Z13, Z13
 	VPMOVUSDB Z12, K1, (DX)
 	VPMOVUSDB Z13, K2, 16(DX)
 
@@ -1384,23 +1580,51 @@ qnoclamp7:
 	JMP     qnext7
 
 qquant7:
-	VDIVPS    Z26, Z14, Z14
-	VDIVPS    Z26, Z15, Z15
-	VMAXPS    Z24, Z14, Z14
-	VMAXPS    Z24, Z15, Z15
-	VMINPS    Z25, Z14, Z14
-	VMINPS    Z25, Z15, Z15
-	VCVTPS2DQ Z14, Z14
-	VCVTPS2DQ Z15, Z15
-	VPADDD    Z27, Z14, Z14
-	VPADDD    Z27, Z15, Z15
-	TESTQ     $0x00000020, AX
-	JNE       qu87
-	VPMOVSDB  Z14, K1, (DX)
-	VPMOVSDB  Z15, K2, 16(DX)
-	JMP       qnext7
+	TESTQ       $0x00000200, AX
+	JNE         qrecip7
+	VDIVPS.BCST 40(BX), Z14, Z14
+	VDIVPS.BCST 40(BX), Z15, Z15
+	VMAXPS      Z24, Z14, Z14
+	VMAXPS      Z24, Z15, Z15
+	VMINPS      Z25, Z14, Z14
+	VMINPS      Z25, Z15, Z15
+	VCVTPS2DQ   Z14, Z14
+	VCVTPS2DQ   Z15, Z15
+	VPADDD      Z27, Z14, Z14
+	VPADDD      Z27, Z15, Z15
+	TESTQ       $0x00000020, AX
+	JNE         qu87
+	VPMOVSDB    Z14, K1, (DX)
+	VPMOVSDB    Z15, K2, 16(DX)
+	JMP         qnext7
 
 qu87:
+	VPMOVUSDB Z14, K1, (DX)
+	VPMOVUSDB Z15, K2, 16(DX)
+	JMP       qnext7
+
+qrecip7:
+	VMULPS            Z26, Z14, Z28
+	VMULPS            Z26, Z15, Z29
+	VFNMADD231PS.BCST 40(BX), Z28, Z14
+	VFNMADD231PS.BCST 40(BX), Z29, Z15
+	VFMADD231PS       Z26, Z14, Z28
+	VFMADD231PS       Z26, Z15, Z29
+	VCVTPS2DQ         Z28, Z14
+	VCVTPS2DQ         Z29, Z15
+	VPADDD            Z27, Z14, Z14
+	VPADDD            Z27, Z15, Z15
+	TESTQ             $0x00000020, AX
+	JNE               qru87
+	VPMOVSDB          Z14, K1, (DX)
+	VPMOVSDB          Z15, K2, 16(DX)
+	JMP               qnext7
+
+qru87:
+	VPXORD    Z28, Z28, Z28
+	VPXORD    Z29, Z29, Z29
+	VPMAXSD   Z28, Z14, Z14
+	VPMAXSD   Z29, Z15, Z15
 	VPMOVUSDB Z14, K1, (DX)
 	VPMOVUSDB Z15, K2, 16(DX)
 
@@ -1483,7 +1707,7 @@ hbytesqgemm8x16VNNI:
 	VBROADCASTSS 36(BX), Z23
 	VBROADCASTSS 44(BX), Z24
 	VBROADCASTSS 48(BX), Z25
-	VBROADCASTSS 40(BX), Z26
+	VBROADCASTSS 80(BX), Z26
 	VPBROADCASTD 52(BX), Z27
 	VBROADCASTSS 72(BX), Z30
 	VPBROADCASTD 76(BX), Z31
@@ -1564,17 +1788,36 @@ hnoclamp0qgemm8x16VNNI:
 	JMP     hnext0qgemm8x16VNNI
 
 hquant0qgemm8x16VNNI:
-	VDIVPS    Z26, Z0, Z0
-	VMAXPS    Z24, Z0, Z0
-	VMINPS    Z25, Z0, Z0
-	VCVTPS2DQ Z0, Z0
-	VPADDD    Z27, Z0, Z0
-	TESTQ     $0x00000020, AX
-	JNE       hu80qgemm8x16VNNI
-	VPMOVSDB  Z0, K1, (DX)
-	JMP       hnext0qgemm8x16VNNI
+	TESTQ       $0x00000200, AX
+	JNE         hrecip0qgemm8x16VNNI
+	VDIVPS.BCST 40(BX), Z0, Z0
+	VMAXPS      Z24, Z0, Z0
+	VMINPS      Z25, Z0, Z0
+	VCVTPS2DQ   Z0, Z0
+	VPADDD      Z27, Z0, Z0
+	TESTQ       $0x00000020, AX
+	JNE         hu80qgemm8x16VNNI
+	VPMOVSDB    Z0, K1, (DX)
+	JMP         hnext0qgemm8x16VNNI
 
 hu80qgemm8x16VNNI:
+	VPMOVUSDB Z0, K1, (DX)
+	JMP       hnext0qgemm8x16VNNI
+
+hrecip0qgemm8x16VNNI:
+	VMULPS            Z26, Z0, Z28
+	VFNMADD231PS.BCST 40(BX), Z28, Z0
+	VFMADD231PS       Z26, Z0, Z28
+	VCVTPS2DQ         Z28, Z0
+	VPADDD            Z27, Z0, Z0
+	TESTQ             $0x00000020, AX
+	JNE               hru80qgemm8x16VNNI
+	VPMOVSDB          Z0, K1, (DX)
+	JMP               hnext0qgemm8x16VNNI
+
+hru80qgemm8x16VNNI:
+	VPXORD    Z28, Z28, Z28
+	VPMAXSD   Z28, Z0, Z0
 	VPMOVUSDB Z0, K1, (DX)
 
 hnext0qgemm8x16VNNI:
@@ -1647,17 +1890,36 @@ hnoclamp1qgemm8x16VNNI:
 	JMP     hnext1qgemm8x16VNNI
 
 hquant1qgemm8x16VNNI:
-	VDIVPS    Z26, Z1, Z1
-	VMAXPS    Z24, Z1, Z1
-	VMINPS    Z25, Z1, Z1
-	VCVTPS2DQ Z1, Z1
-	VPADDD    Z27, Z1, Z1
-	TESTQ     $0x00000020, AX
-	JNE       hu81qgemm8x16VNNI
-	VPMOVSDB  Z1, K1, (DX)
-	JMP       hnext1qgemm8x16VNNI
+	TESTQ       $0x00000200, AX
+	JNE         hrecip1qgemm8x16VNNI
+	VDIVPS.BCST 40(BX), Z1, Z1
+	VMAXPS      Z24, Z1, Z1
+	VMINPS      Z25, Z1, Z1
+	VCVTPS2DQ   Z1, Z1
+	VPADDD      Z27, Z1, Z1
+	TESTQ       $0x00000020, AX
+	JNE         hu81qgemm8x16VNNI
+	VPMOVSDB    Z1, K1, (DX)
+	JMP         hnext1qgemm8x16VNNI
 
 hu81qgemm8x16VNNI:
+	VPMOVUSDB Z1, K1, (DX)
+	JMP       hnext1qgemm8x16VNNI
+
+hrecip1qgemm8x16VNNI:
+	VMULPS            Z26, Z1, Z28
+	VFNMADD231PS.BCST 40(BX), Z28, Z1
+	VFMADD231PS       Z26, Z1, Z28
+	VCVTPS2DQ         Z28, Z1
+	VPADDD            Z27, Z1, Z1
+	TESTQ             $0x00000020, AX
+	JNE               hru81qgemm8x16VNNI
+	VPMOVSDB          Z1, K1, (DX)
+	JMP               hnext1qgemm8x16VNNI
+
+hru81qgemm8x16VNNI:
+	VPXORD    Z28, Z28, Z28
+	VPMAXSD   Z28, Z1, Z1
 	VPMOVUSDB Z1, K1, (DX)
 
 hnext1qgemm8x16VNNI:
@@ -1730,17 +1992,36 @@ hnoclamp2qgemm8x16VNNI:
 	JMP     hnext2qgemm8x16VNNI
 
 hquant2qgemm8x16VNNI:
-	VDIVPS    Z26, Z2, Z2
-	VMAXPS    Z24, Z2, Z2
-	VMINPS    Z25, Z2, Z2
-	VCVTPS2DQ Z2, Z2
-	VPADDD    Z27, Z2, Z2
-	TESTQ     $0x00000020, AX
-	JNE       hu82qgemm8x16VNNI
-	VPMOVSDB  Z2, K1, (DX)
-	JMP       hnext2qgemm8x16VNNI
+	TESTQ       $0x00000200, AX
+	JNE         hrecip2qgemm8x16VNNI
+	VDIVPS.BCST 40(BX), Z2, Z2
+	VMAXPS      Z24, Z2, Z2
+	VMINPS      Z25, Z2, Z2
+	VCVTPS2DQ   Z2, Z2
+	VPADDD      Z27, Z2, Z2
+	TESTQ       $0x00000020, AX
+	JNE         hu82qgemm8x16VNNI
+	VPMOVSDB    Z2, K1, (DX)
+	JMP         hnext2qgemm8x16VNNI
 
 hu82qgemm8x16VNNI:
+	VPMOVUSDB Z2, K1, (DX)
+	JMP       hnext2qgemm8x16VNNI
+
+hrecip2qgemm8x16VNNI:
+	VMULPS            Z26, Z2, Z28
+	VFNMADD231PS.BCST 40(BX), Z28, Z2
+	VFMADD231PS       Z26, Z2, Z28
+	VCVTPS2DQ         Z28, Z2
+	VPADDD            Z27, Z2, Z2
+	TESTQ             $0x00000020, AX
+	JNE               hru82qgemm8x16VNNI
+	VPMOVSDB          Z2, K1, (DX)
+	JMP               hnext2qgemm8x16VNNI
+
+hru82qgemm8x16VNNI:
+	VPXORD    Z28, Z28, Z28
+	VPMAXSD   Z28, Z2, Z2
 	VPMOVUSDB Z2, K1, (DX)
 
 hnext2qgemm8x16VNNI:
@@ -1813,17 +2094,36 @@ hnoclamp3qgemm8x16VNNI:
 	JMP     hnext3qgemm8x16VNNI
 
 hquant3qgemm8x16VNNI:
-	VDIVPS    Z26, Z3, Z3
-	VMAXPS    Z24, Z3, Z3
-	VMINPS    Z25, Z3, Z3
-	VCVTPS2DQ Z3, Z3
-	VPADDD    Z27, Z3, Z3
-	TESTQ     $0x00000020, AX
-	JNE       hu83qgemm8x16VNNI
-	VPMOVSDB  Z3, K1, (DX)
-	JMP       hnext3qgemm8x16VNNI
+	TESTQ       $0x00000200, AX
+	JNE         hrecip3qgemm8x16VNNI
+	VDIVPS.BCST 40(BX), Z3, Z3
+	VMAXPS      Z24, Z3, Z3
+	VMINPS      Z25, Z3, Z3
+	VCVTPS2DQ   Z3, Z3
+	VPADDD      Z27, Z3, Z3
+	TESTQ       $0x00000020, AX
+	JNE         hu83qgemm8x16VNNI
+	VPMOVSDB    Z3, K1, (DX)
+	JMP         hnext3qgemm8x16VNNI
 
 hu83qgemm8x16VNNI:
+	VPMOVUSDB Z3, K1, (DX)
+	JMP       hnext3qgemm8x16VNNI
+
+hrecip3qgemm8x16VNNI:
+	VMULPS            Z26, Z3, Z28
+	VFNMADD231PS.BCST 40(BX), Z28, Z3
+	VFMADD231PS       Z26, Z3, Z28
+	VCVTPS2DQ         Z28, Z3
+	VPADDD            Z27, Z3, Z3
+	TESTQ             $0x00000020, AX
+	JNE               hru83qgemm8x16VNNI
+	VPMOVSDB          Z3, K1, (DX)
+	JMP               hnext3qgemm8x16VNNI
+
+hru83qgemm8x16VNNI:
+	VPXORD    Z28, Z28, Z28
+	VPMAXSD   Z28, Z3, Z3
 	VPMOVUSDB Z3, K1, (DX)
 
 hnext3qgemm8x16VNNI:
@@ -1896,17 +2196,36 @@ hnoclamp4qgemm8x16VNNI:
 	JMP     hnext4qgemm8x16VNNI
 
 hquant4qgemm8x16VNNI:
-	VDIVPS    Z26, Z4, Z4
-	VMAXPS    Z24, Z4, Z4
-	VMINPS    Z25, Z4, Z4
-	VCVTPS2DQ Z4, Z4
-	VPADDD    Z27, Z4, Z4
-	TESTQ     $0x00000020, AX
-	JNE       hu84qgemm8x16VNNI
-	VPMOVSDB  Z4, K1, (DX)
-	JMP       hnext4qgemm8x16VNNI
+	TESTQ       $0x00000200, AX
+	JNE         hrecip4qgemm8x16VNNI
+	VDIVPS.BCST 40(BX), Z4, Z4
+	VMAXPS      Z24, Z4, Z4
+	VMINPS      Z25, Z4, Z4
+	VCVTPS2DQ   Z4, Z4
+	VPADDD      Z27, Z4, Z4
+	TESTQ       $0x00000020, AX
+	JNE         hu84qgemm8x16VNNI
+	VPMOVSDB    Z4, K1, (DX)
+	JMP         hnext4qgemm8x16VNNI
 
 hu84qgemm8x16VNNI:
+	VPMOVUSDB Z4, K1, (DX)
+	JMP       hnext4qgemm8x16VNNI
+
+hrecip4qgemm8x16VNNI:
+	VMULPS            Z26, Z4, Z28
+	VFNMADD231PS.BCST 40(BX), Z28, Z4
+	VFMADD231PS       Z26, Z4, Z28
+	VCVTPS2DQ         Z28, Z4
+	VPADDD            Z27, Z4, Z4
+	TESTQ             $0x00000020, AX
+	JNE               hru84qgemm8x16VNNI
+	VPMOVSDB          Z4, K1, (DX)
+	JMP               hnext4qgemm8x16VNNI
+
+hru84qgemm8x16VNNI:
+	VPXORD    Z28, Z28, Z28
+	VPMAXSD   Z28, Z4, Z4
 	VPMOVUSDB Z4, K1, (DX)
 
 hnext4qgemm8x16VNNI:
@@ -1979,17 +2298,36 @@ hnoclamp5qgemm8x16VNNI:
 	JMP     hnext5qgemm8x16VNNI
 
 hquant5qgemm8x16VNNI:
-	VDIVPS    Z26, Z5, Z5
-	VMAXPS    Z24, Z5, Z5
-	VMINPS    Z25, Z5, Z5
-	VCVTPS2DQ Z5, Z5
-	VPADDD    Z27, Z5, Z5
-	TESTQ     $0x00000020, AX
-	JNE       hu85qgemm8x16VNNI
-	VPMOVSDB  Z5, K1, (DX)
-	JMP       hnext5qgemm8x16VNNI
+	TESTQ       $0x00000200, AX
+	JNE         hrecip5qgemm8x16VNNI
+	VDIVPS.BCST 40(BX), Z5, Z5
+	VMAXPS      Z24, Z5, Z5
+	VMINPS      Z25, Z5, Z5
+	VCVTPS2DQ   Z5, Z5
+	VPADDD      Z27, Z5, Z5
+	TESTQ       $0x00000020, AX
+	JNE         hu85qgemm8x16VNNI
+	VPMOVSDB    Z5, K1, (DX)
+	JMP         hnext5qgemm8x16VNNI
 
 hu85qgemm8x16VNNI:
+	VPMOVUSDB Z5, K1, (DX)
+	JMP       hnext5qgemm8x16VNNI
+
+hrecip5qgemm8x16VNNI:
+	VMULPS            Z26, Z5, Z28
+	VFNMADD231PS.BCST 40(BX), Z28, Z5
+	VFMADD231PS       Z26, Z5, Z28
+	VCVTPS2DQ         Z28, Z5
+	VPADDD            Z27, Z5, Z5
+	TESTQ             $0x00000020, AX
+	JNE               hru85qgemm8x16VNNI
+	VPMOVSDB          Z5, K1, (DX)
+	JMP               hnext5qgemm8x16VNNI
+
+hru85qgemm8x16VNNI:
+	VPXORD    Z28, Z28, Z28
+	VPMAXSD   Z28, Z5, Z5
 	VPMOVUSDB Z5, K1, (DX)
 
 hnext5qgemm8x16VNNI:
@@ -2062,17 +2400,36 @@ hnoclamp6qgemm8x16VNNI:
 	JMP     hnext6qgemm8x16VNNI
 
 hquant6qgemm8x16VNNI:
-	VDIVPS    Z26, Z6, Z6
-	VMAXPS    Z24, Z6, Z6
-	VMINPS    Z25, Z6, Z6
-	VCVTPS2DQ Z6, Z6
-	VPADDD    Z27, Z6, Z6
-	TESTQ     $0x00000020, AX
-	JNE       hu86qgemm8x16VNNI
-	VPMOVSDB  Z6, K1, (DX)
-	JMP       hnext6qgemm8x16VNNI
+	TESTQ       $0x00000200, AX
+	JNE         hrecip6qgemm8x16VNNI
+	VDIVPS.BCST 40(BX), Z6, Z6
+	VMAXPS      Z24, Z6, Z6
+	VMINPS      Z25, Z6, Z6
+	VCVTPS2DQ   Z6, Z6
+	VPADDD      Z27, Z6, Z6
+	TESTQ       $0x00000020, AX
+	JNE         hu86qgemm8x16VNNI
+	VPMOVSDB    Z6, K1, (DX)
+	JMP         hnext6qgemm8x16VNNI
 
 hu86qgemm8x16VNNI:
+	VPMOVUSDB Z6, K1, (DX)
+	JMP       hnext6qgemm8x16VNNI
+
+hrecip6qgemm8x16VNNI:
+	VMULPS            Z26, Z6, Z28
+	VFNMADD231PS.BCST 40(BX), Z28, Z6
+	VFMADD231PS       Z26, Z6, Z28
+	VCVTPS2DQ         Z28, Z6
+	VPADDD            Z27, Z6, Z6
+	TESTQ             $0x00000020, AX
+	JNE               hru86qgemm8x16VNNI
+	VPMOVSDB          Z6, K1, (DX)
+	JMP               hnext6qgemm8x16VNNI
+
+hru86qgemm8x16VNNI:
+	VPXORD    Z28, Z28, Z28
+	VPMAXSD   Z28, Z6, Z6
 	VPMOVUSDB Z6, K1, (DX)
 
 hnext6qgemm8x16VNNI:
@@ -2145,17 +2502,36 @@ hnoclamp7qgemm8x16VNNI:
 	JMP     hnext7qgemm8x16VNNI
 
 hquant7qgemm8x16VNNI:
-	VDIVPS    Z26, Z7, Z7
-	VMAXPS    Z24, Z7, Z7
-	VMINPS    Z25, Z7, Z7
-	VCVTPS2DQ Z7, Z7
-	VPADDD    Z27, Z7, Z7
-	TESTQ     $0x00000020, AX
-	JNE       hu87qgemm8x16VNNI
-	VPMOVSDB  Z7, K1, (DX)
-	JMP       hnext7qgemm8x16VNNI
+	TESTQ       $0x00000200, AX
+	JNE         hrecip7qgemm8x16VNNI
+	VDIVPS.BCST 40(BX), Z7, Z7
+	VMAXPS      Z24, Z7, Z7
+	VMINPS      Z25, Z7, Z7
+	VCVTPS2DQ   Z7, Z7
+	VPADDD      Z27, Z7, Z7
+	TESTQ       $0x00000020, AX
+	JNE         hu87qgemm8x16VNNI
+	VPMOVSDB    Z7, K1, (DX)
+	JMP         hnext7qgemm8x16VNNI
 
 hu87qgemm8x16VNNI:
+	VPMOVUSDB Z7, K1, (DX)
+	JMP       hnext7qgemm8x16VNNI
+
+hrecip7qgemm8x16VNNI:
+	VMULPS            Z26, Z7, Z28
+	VFNMADD231PS.BCST 40(BX), Z28, Z7
+	VFMADD231PS       Z26, Z7, Z28
+	VCVTPS2DQ         Z28, Z7
+	VPADDD            Z27, Z7, Z7
+	TESTQ             $0x00000020, AX
+	JNE               hru87qgemm8x16VNNI
+	VPMOVSDB          Z7, K1, (DX)
+	JMP               hnext7qgemm8x16VNNI
+
+hru87qgemm8x16VNNI:
+	VPXORD    Z28, Z28, Z28
+	VPMAXSD   Z28, Z7, Z7
 	VPMOVUSDB Z7, K1, (DX)
 
 hnext7qgemm8x16VNNI:
@@ -2166,7 +2542,7 @@ hdoneqgemm8x16VNNI:
 	RET
 
 // func qgemm8x8VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, BMI2
+// Requires: AVX, AVX2, AVX512F, AVX512VL, BMI2, FMA3
 TEXT ·qgemm8x8VNNI(SB), NOSPLIT, $0-64
 	MOVQ   k4+0(FP), CX
 	MOVQ   a+8(FP), SI
@@ -2237,7 +2613,7 @@ hbytesqgemm8x8VNNI:
 	VBROADCASTSS 36(BX), Y23
 	VBROADCASTSS 44(BX), Y24
 	VBROADCASTSS 48(BX), Y25
-	VBROADCASTSS 40(BX), Y26
+	VBROADCASTSS 80(BX), Y26
 	VPBROADCASTD 52(BX), Y27
 	VBROADCASTSS 72(BX), Y30
 	VPBROADCASTD 76(BX), Y31
@@ -2318,17 +2694,36 @@ hnoclamp0qgemm8x8VNNI:
 	JMP     hnext0qgemm8x8VNNI
 
 hquant0qgemm8x8VNNI:
-	VDIVPS    Y26, Y0, Y0
-	VMAXPS    Y24, Y0, Y0
-	VMINPS    Y25, Y0, Y0
-	VCVTPS2DQ Y0, Y0
-	VPADDD    Y27, Y0, Y0
-	TESTQ     $0x00000020, AX
-	JNE       hu80qgemm8x8VNNI
-	VPMOVSDB  Y0, K1, (DX)
-	JMP       hnext0qgemm8x8VNNI
+	TESTQ       $0x00000200, AX
+	JNE         hrecip0qgemm8x8VNNI
+	VDIVPS.BCST 40(BX), Y0, Y0
+	VMAXPS      Y24, Y0, Y0
+	VMINPS      Y25, Y0, Y0
+	VCVTPS2DQ   Y0, Y0
+	VPADDD      Y27, Y0, Y0
+	TESTQ       $0x00000020, AX
+	JNE         hu80qgemm8x8VNNI
+	VPMOVSDB    Y0, K1, (DX)
+	JMP         hnext0qgemm8x8VNNI
 
 hu80qgemm8x8VNNI:
+	VPMOVUSDB Y0, K1, (DX)
+	JMP       hnext0qgemm8x8VNNI
+
+hrecip0qgemm8x8VNNI:
+	VMULPS            Y26, Y0, Y28
+	VFNMADD231PS.BCST 40(BX), Y28, Y0
+	VFMADD231PS       Y26, Y0, Y28
+	VCVTPS2DQ         Y28, Y0
+	VPADDD            Y27, Y0, Y0
+	TESTQ             $0x00000020, AX
+	JNE               hru80qgemm8x8VNNI
+	VPMOVSDB          Y0, K1, (DX)
+	JMP               hnext0qgemm8x8VNNI
+
+hru80qgemm8x8VNNI:
+	VPXORD    Y28, Y28, Y28
+	VPMAXSD   Y28, Y0, Y0
 	VPMOVUSDB Y0, K1, (DX)
 
 hnext0qgemm8x8VNNI:
@@ -2401,17 +2796,36 @@ hnoclamp1qgemm8x8VNNI:
 	JMP     hnext1qgemm8x8VNNI
 
 hquant1qgemm8x8VNNI:
-	VDIVPS    Y26, Y1, Y1
-	VMAXPS    Y24, Y1, Y1
-	VMINPS    Y25, Y1, Y1
-	VCVTPS2DQ Y1, Y1
-	VPADDD    Y27, Y1, Y1
-	TESTQ     $0x00000020, AX
-	JNE       hu81qgemm8x8VNNI
-	VPMOVSDB  Y1, K1, (DX)
-	JMP       hnext1qgemm8x8VNNI
+	TESTQ       $0x00000200, AX
+	JNE         hrecip1qgemm8x8VNNI
+	VDIVPS.BCST 40(BX), Y1, Y1
+	VMAXPS      Y24, Y1, Y1
+	VMINPS      Y25, Y1, Y1
+	VCVTPS2DQ   Y1, Y1
+	VPADDD      Y27, Y1, Y1
+	TESTQ       $0x00000020, AX
+	JNE         hu81qgemm8x8VNNI
+	VPMOVSDB    Y1, K1, (DX)
+	JMP         hnext1qgemm8x8VNNI
 
 hu81qgemm8x8VNNI:
+	VPMOVUSDB Y1, K1, (DX)
+	JMP       hnext1qgemm8x8VNNI
+
+hrecip1qgemm8x8VNNI:
+	VMULPS            Y26, Y1, Y28
+	VFNMADD231PS.BCST 40(BX), Y28, Y1
+	VFMADD231PS       Y26, Y1, Y28
+	VCVTPS2DQ         Y28, Y1
+	VPADDD            Y27, Y1, Y1
+	TESTQ             $0x00000020, AX
+	JNE               hru81qgemm8x8VNNI
+	VPMOVSDB          Y1, K1, (DX)
+	JMP               hnext1qgemm8x8VNNI
+
+hru81qgemm8x8VNNI:
+	VPXORD    Y28, Y28, Y28
+	VPMAXSD   Y28, Y1, Y1
 	VPMOVUSDB Y1, K1, (DX)
 
 hnext1qgemm8x8VNNI:
@@ -2484,17 +2898,36 @@ hnoclamp2qgemm8x8VNNI:
 	JMP     hnext2qgemm8x8VNNI
 
 hquant2qgemm8x8VNNI:
-	VDIVPS    Y26, Y2, Y2
-	VMAXPS    Y24, Y2, Y2
-	VMINPS    Y25, Y2, Y2
-	VCVTPS2DQ Y2, Y2
-	VPADDD    Y27, Y2, Y2
-	TESTQ     $0x00000020, AX
-	JNE       hu82qgemm8x8VNNI
-	VPMOVSDB  Y2, K1, (DX)
-	JMP       hnext2qgemm8x8VNNI
+	TESTQ       $0x00000200, AX
+	JNE         hrecip2qgemm8x8VNNI
+	VDIVPS.BCST 40(BX), Y2, Y2
+	VMAXPS      Y24, Y2, Y2
+	VMINPS      Y25, Y2, Y2
+	VCVTPS2DQ   Y2, Y2
+	VPADDD      Y27, Y2, Y2
+	TESTQ       $0x00000020, AX
+	JNE         hu82qgemm8x8VNNI
+	VPMOVSDB    Y2, K1, (DX)
+	JMP         hnext2qgemm8x8VNNI
 
 hu82qgemm8x8VNNI:
+	VPMOVUSDB Y2, K1, (DX)
+	JMP       hnext2qgemm8x8VNNI
+
+hrecip2qgemm8x8VNNI:
+	VMULPS            Y26, Y2, Y28
+	VFNMADD231PS.BCST 40(BX), Y28, Y2
+	VFMADD231PS       Y26, Y2, Y28
+	VCVTPS2DQ         Y28, Y2
+	VPADDD            Y27, Y2, Y2
+	TESTQ             $0x00000020, AX
+	JNE               hru82qgemm8x8VNNI
+	VPMOVSDB          Y2, K1, (DX)
+	JMP               hnext2qgemm8x8VNNI
+
+hru82qgemm8x8VNNI:
+	VPXORD    Y28, Y28, Y28
+	VPMAXSD   Y28, Y2, Y2
 	VPMOVUSDB Y2, K1, (DX)
 
 hnext2qgemm8x8VNNI:
@@ -2567,17 +3000,36 @@ hnoclamp3qgemm8x8VNNI:
 	JMP     hnext3qgemm8x8VNNI
 
 hquant3qgemm8x8VNNI:
-	VDIVPS    Y26, Y3, Y3
-	VMAXPS    Y24, Y3, Y3
-	VMINPS    Y25, Y3, Y3
-	VCVTPS2DQ Y3, Y3
-	VPADDD    Y27, Y3, Y3
-	TESTQ     $0x00000020, AX
-	JNE       hu83qgemm8x8VNNI
-	VPMOVSDB  Y3, K1, (DX)
-	JMP       hnext3qgemm8x8VNNI
+	TESTQ       $0x00000200, AX
+	JNE         hrecip3qgemm8x8VNNI
+	VDIVPS.BCST 40(BX), Y3, Y3
+	VMAXPS      Y24, Y3, Y3
+	VMINPS      Y25, Y3, Y3
+	VCVTPS2DQ   Y3, Y3
+	VPADDD      Y27, Y3, Y3
+	TESTQ       $0x00000020, AX
+	JNE         hu83qgemm8x8VNNI
+	VPMOVSDB    Y3, K1, (DX)
+	JMP         hnext3qgemm8x8VNNI
 
 hu83qgemm8x8VNNI:
+	VPMOVUSDB Y3, K1, (DX)
+	JMP       hnext3qgemm8x8VNNI
+
+hrecip3qgemm8x8VNNI:
+	VMULPS            Y26, Y3, Y28
+	VFNMADD231PS.BCST 40(BX), Y28, Y3
+	VFMADD231PS       Y26, Y3, Y28
+	VCVTPS2DQ         Y28, Y3
+	VPADDD            Y27, Y3, Y3
+	TESTQ             $0x00000020, AX
+	JNE               hru83qgemm8x8VNNI
+	VPMOVSDB          Y3, K1, (DX)
+	JMP               hnext3qgemm8x8VNNI
+
+hru83qgemm8x8VNNI:
+	VPXORD    Y28, Y28, Y28
+	VPMAXSD   Y28, Y3, Y3
 	VPMOVUSDB Y3, K1, (DX)
 
 hnext3qgemm8x8VNNI:
@@ -2650,17 +3102,36 @@ hnoclamp4qgemm8x8VNNI:
 	JMP     hnext4qgemm8x8VNNI
 
 hquant4qgemm8x8VNNI:
-	VDIVPS    Y26, Y4, Y4
-	VMAXPS    Y24, Y4, Y4
-	VMINPS    Y25, Y4, Y4
-	VCVTPS2DQ Y4, Y4
-	VPADDD    Y27, Y4, Y4
-	TESTQ     $0x00000020, AX
-	JNE       hu84qgemm8x8VNNI
-	VPMOVSDB  Y4, K1, (DX)
-	JMP       hnext4qgemm8x8VNNI
+	TESTQ       $0x00000200, AX
+	JNE         hrecip4qgemm8x8VNNI
+	VDIVPS.BCST 40(BX), Y4, Y4
+	VMAXPS      Y24, Y4, Y4
+	VMINPS      Y25, Y4, Y4
+	VCVTPS2DQ   Y4, Y4
+	VPADDD      Y27, Y4, Y4
+	TESTQ       $0x00000020, AX
+	JNE         hu84qgemm8x8VNNI
+	VPMOVSDB    Y4, K1, (DX)
+	JMP         hnext4qgemm8x8VNNI
 
 hu84qgemm8x8VNNI:
+	VPMOVUSDB Y4, K1, (DX)
+	JMP       hnext4qgemm8x8VNNI
+
+hrecip4qgemm8x8VNNI:
+	VMULPS            Y26, Y4, Y28
+	VFNMADD231PS.BCST 40(BX), Y28, Y4
+	VFMADD231PS       Y26, Y4, Y28
+	VCVTPS2DQ         Y28, Y4
+	VPADDD            Y27, Y4, Y4
+	TESTQ             $0x00000020, AX
+	JNE               hru84qgemm8x8VNNI
+	VPMOVSDB          Y4, K1, (DX)
+	JMP               hnext4qgemm8x8VNNI
+
+hru84qgemm8x8VNNI:
+	VPXORD    Y28, Y28, Y28
+	VPMAXSD   Y28, Y4, Y4
 	VPMOVUSDB Y4, K1, (DX)
 
 hnext4qgemm8x8VNNI:
@@ -2733,17 +3204,36 @@ hnoclamp5qgemm8x8VNNI:
 	JMP     hnext5qgemm8x8VNNI
 
 hquant5qgemm8x8VNNI:
-	VDIVPS    Y26, Y5, Y5
-	VMAXPS    Y24, Y5, Y5
-	VMINPS    Y25, Y5, Y5
-	VCVTPS2DQ Y5, Y5
-	VPADDD    Y27, Y5, Y5
-	TESTQ     $0x00000020, AX
-	JNE       hu85qgemm8x8VNNI
-	VPMOVSDB  Y5, K1, (DX)
-	JMP       hnext5qgemm8x8VNNI
+	TESTQ       $0x00000200, AX
+	JNE         hrecip5qgemm8x8VNNI
+	VDIVPS.BCST 40(BX), Y5, Y5
+	VMAXPS      Y24, Y5, Y5
+	VMINPS      Y25, Y5, Y5
+	VCVTPS2DQ   Y5, Y5
+	VPADDD      Y27, Y5, Y5
+	TESTQ       $0x00000020, AX
+	JNE         hu85qgemm8x8VNNI
+	VPMOVSDB    Y5, K1, (DX)
+	JMP         hnext5qgemm8x8VNNI
 
 hu85qgemm8x8VNNI:
+	VPMOVUSDB Y5, K1, (DX)
+	JMP       hnext5qgemm8x8VNNI
+
+hrecip5qgemm8x8VNNI:
+	VMULPS            Y26, Y5, Y28
+	VFNMADD231PS.BCST 40(BX), Y28, Y5
+	VFMADD231PS       Y26, Y5, Y28
+	VCVTPS2DQ         Y28, Y5
+	VPADDD            Y27, Y5, Y5
+	TESTQ             $0x00000020, AX
+	JNE               hru85qgemm8x8VNNI
+	VPMOVSDB          Y5, K1, (DX)
+	JMP               hnext5qgemm8x8VNNI
+
+hru85qgemm8x8VNNI:
+	VPXORD    Y28, Y28, Y28
+	VPMAXSD   Y28, Y5, Y5
 	VPMOVUSDB Y5, K1, (DX)
 
 hnext5qgemm8x8VNNI:
@@ -2816,17 +3306,36 @@ hnoclamp6qgemm8x8VNNI:
 	JMP     hnext6qgemm8x8VNNI
 
 hquant6qgemm8x8VNNI:
-	VDIVPS    Y26, Y6, Y6
-	VMAXPS    Y24, Y6, Y6
-	VMINPS    Y25, Y6, Y6
-	VCVTPS2DQ Y6, Y6
-	VPADDD    Y27, Y6, Y6
-	TESTQ     $0x00000020, AX
-	JNE       hu86qgemm8x8VNNI
-	VPMOVSDB  Y6, K1, (DX)
-	JMP       hnext6qgemm8x8VNNI
+	TESTQ       $0x00000200, AX
+	JNE         hrecip6qgemm8x8VNNI
+	VDIVPS.BCST 40(BX), Y6, Y6
+	VMAXPS      Y24, Y6, Y6
+	VMINPS      Y25, Y6, Y6
+	VCVTPS2DQ   Y6, Y6
+	VPADDD      Y27, Y6, Y6
+	TESTQ       $0x00000020, AX
+	JNE         hu86qgemm8x8VNNI
+	VPMOVSDB    Y6, K1, (DX)
+	JMP         hnext6qgemm8x8VNNI
 
 hu86qgemm8x8VNNI:
+	VPMOVUSDB Y6, K1, (DX)
+	JMP       hnext6qgemm8x8VNNI
+
+hrecip6qgemm8x8VNNI:
+	VMULPS            Y26, Y6, Y28
+	VFNMADD231PS.BCST 40(BX), Y28, Y6
+	VFMADD231PS       Y26, Y6, Y28
+	VCVTPS2DQ         Y28, Y6
+	VPADDD            Y27, Y6, Y6
+	TESTQ             $0x00000020, AX
+	JNE               hru86qgemm8x8VNNI
+	VPMOVSDB          Y6, K1, (DX)
+	JMP               hnext6qgemm8x8VNNI
+
+hru86qgemm8x8VNNI:
+	VPXORD    Y28, Y28, Y28
+	VPMAXSD   Y28, Y6, Y6
 	VPMOVUSDB Y6, K1, (DX)
 
 hnext6qgemm8x8VNNI:
@@ -2899,17 +3408,36 @@ hnoclamp7qgemm8x8VNNI:
 	JMP     hnext7qgemm8x8VNNI
 
 hquant7qgemm8x8VNNI:
-	VDIVPS    Y26, Y7, Y7
-	VMAXPS    Y24, Y7, Y7
-	VMINPS    Y25, Y7, Y7
-	VCVTPS2DQ Y7, Y7
-	VPADDD    Y27, Y7, Y7
-	TESTQ     $0x00000020, AX
-	JNE       hu87qgemm8x8VNNI
-	VPMOVSDB  Y7, K1, (DX)
-	JMP       hnext7qgemm8x8VNNI
+	TESTQ       $0x00000200, AX
+	JNE         hrecip7qgemm8x8VNNI
+	VDIVPS.BCST 40(BX), Y7, Y7
+	VMAXPS      Y24, Y7, Y7
+	VMINPS      Y25, Y7, Y7
+	VCVTPS2DQ   Y7, Y7
+	VPADDD      Y27, Y7, Y7
+	TESTQ       $0x00000020, AX
+	JNE         hu87qgemm8x8VNNI
+	VPMOVSDB    Y7, K1, (DX)
+	JMP         hnext7qgemm8x8VNNI
 
 hu87qgemm8x8VNNI:
+	VPMOVUSDB Y7, K1, (DX)
+	JMP       hnext7qgemm8x8VNNI
+
+hrecip7qgemm8x8VNNI:
+	VMULPS            Y26, Y7, Y28
+	VFNMADD231PS.BCST 40(BX), Y28, Y7
+	VFMADD231PS       Y26, Y7, Y28
+	VCVTPS2DQ         Y28, Y7
+	VPADDD            Y27, Y7, Y7
+	TESTQ             $0x00000020, AX
+	JNE               hru87qgemm8x8VNNI
+	VPMOVSDB          Y7, K1, (DX)
+	JMP               hnext7qgemm8x8VNNI
+
+hru87qgemm8x8VNNI:
+	VPXORD    Y28, Y28, Y28
+	VPMAXSD   Y28, Y7, Y7
 	VPMOVUSDB Y7, K1, (DX)
 
 hnext7qgemm8x8VNNI:

@@ -20,6 +20,7 @@ const (
 	qRCorr    = 64  // with qCol: also subtract RCorr per row
 	qZCode    = 128 // with qResid: the residual is 8-bit codes, float32(code − ZZero)·ZScale
 	qZSigned  = 256 // with qZCode: int8 codes (else uint8)
+	qRecip    = 512 // with qQuant: divide by Markstein's correction with YRecip
 )
 
 // Offsets of QEpi's fields (../qgemm.go).
@@ -27,7 +28,7 @@ const (
 	offCorr, offMult, offBias, offResid  = 0, 8, 16, 24
 	offLo, offHi, offYScale, offQLo      = 32, 36, 40, 44
 	offQHi, offYZero, offFlags, offRCorr = 48, 52, 56, 64
-	offZScale, offZZero                  = 72, 76
+	offZScale, offZZero, offYRecip       = 72, 76, 80
 )
 
 func raw(op string, ops ...Op) {
@@ -40,7 +41,9 @@ func raw(op string, ops ...Op) {
 // VPDPBUSD, then the quantized epilogue of ops/kilnq in registers:
 // subtract the zero-point correction, convert, scale, bias, residual,
 // clamp, and either store float32 or requantize (divide, saturate, round
-// half to even, add the zero point, narrow) and store codes. cols is 32
+// half to even, add the zero point, narrow) and store codes; with qRecip
+// the division is Markstein's correction with RN(1/y_scale), three
+// FMA-unit operations, the same quotient (QEpi's QRecip). cols is 32
 // (two zmm per row: qgemm8x32VNNI), 16 (one zmm) or 8 (one ymm): the
 // narrow forms serve strips with at most that many columns, such as the
 // tails 196 = 6·32 + 4 (14×14 outputs) or 49 = 32 + 16 + 1 (7×7), with one
@@ -124,14 +127,15 @@ func qgemmVNNI(name string, cols int, pfx, sfx string) {
 	JNE(LabelRef(lbl("bytes")))
 	SHLQ(U8(2), ldo)
 	Label(lbl("bytes"))
-	lo, hi, qlo, qhi, ys, yz := v(zmm(22)), v(zmm(23)), v(zmm(24)), v(zmm(25)), v(zmm(26)), v(zmm(27))
+	lo, hi, qlo, qhi, yr, yz := v(zmm(22)), v(zmm(23)), v(zmm(24)), v(zmm(25)), v(zmm(26)), v(zmm(27))
 	VBROADCASTSS(Mem{Base: q, Disp: offLo}, lo)
 	VBROADCASTSS(Mem{Base: q, Disp: offHi}, hi)
 	VBROADCASTSS(Mem{Base: q, Disp: offQLo}, qlo)
 	VBROADCASTSS(Mem{Base: q, Disp: offQHi}, qhi)
-	VBROADCASTSS(Mem{Base: q, Disp: offYScale}, ys)
+	VBROADCASTSS(Mem{Base: q, Disp: offYRecip}, yr)
 	VPBROADCASTD(Mem{Base: q, Disp: offYZero}, yz)
-	zs, zz := v(zmm(30)), v(zmm(31)) // residual codes' scale and zero point
+	ysm := Mem{Base: q, Disp: offYScale} // y_scale, broadcast from memory (all 32 registers are taken)
+	zs, zz := v(zmm(30)), v(zmm(31))     // residual codes' scale and zero point
 	VBROADCASTSS(Mem{Base: q, Disp: offZScale}, zs)
 	VPBROADCASTD(Mem{Base: q, Disp: offZZero}, zz)
 	// Per-column constants (qCol): correction, multiplier, bias per vector.
@@ -223,7 +227,9 @@ func qgemmVNNI(name string, cols int, pfx, sfx string) {
 		each(func(h int, r reg.VecPhysical) { VMOVUPS(r, masks[h], Mem{Base: out, Disp: 64 * h}) })
 		JMP(LabelRef(l("next")))
 		Label(l("quant"))
-		each(func(_ int, r reg.VecPhysical) { VDIVPS(ys, r, r) })
+		TESTQ(U32(qRecip), flags)
+		JNE(LabelRef(l("recip")))
+		each(func(_ int, r reg.VecPhysical) { VDIVPS_BCST(ysm, r, r) })
 		// NaN becomes the low bound: VMAXPS returns its last (Intel) source on NaN.
 		each(func(_ int, r reg.VecPhysical) { VMAXPS(qlo, r, r) })
 		each(func(_ int, r reg.VecPhysical) { VMINPS(qhi, r, r) })
@@ -234,6 +240,27 @@ func qgemmVNNI(name string, cols int, pfx, sfx string) {
 		each(func(h int, r reg.VecPhysical) { VPMOVSDB(r, masks[h], Mem{Base: out, Disp: 16 * h}) })
 		JMP(LabelRef(l("next")))
 		Label(l("u8"))
+		each(func(h int, r reg.VecPhysical) { VPMOVUSDB(r, masks[h], Mem{Base: out, Disp: 16 * h}) })
+		JMP(LabelRef(l("next")))
+		// QRecip: the clamp above held the codes' range in y (QEpi's
+		// QRecip), so the quotient needs no clamp. y/y_scale = q0 + (y −
+		// q0·y_scale)·yr with q0 = y·yr, yr = RN(1/y_scale): Markstein's
+		// correction, exact in QRecip's range. NaN converts to INT32_MIN:
+		// VPMOVSDB saturates it to the lowest int8 code; uint8 codes take
+		// a maximum with 0 first (VPMOVUSDB reads unsigned dwords).
+		Label(l("recip"))
+		each(func(h int, r reg.VecPhysical) { VMULPS(yr, r, tv[h]) })
+		each(func(h int, r reg.VecPhysical) { VFNMADD231PS_BCST(ysm, tv[h], r) })
+		each(func(h int, r reg.VecPhysical) { VFMADD231PS(yr, r, tv[h]) })
+		each(func(h int, r reg.VecPhysical) { VCVTPS2DQ(tv[h], r) })
+		each(func(_ int, r reg.VecPhysical) { VPADDD(yz, r, r) })
+		TESTQ(U32(qUnsigned), flags)
+		JNE(LabelRef(l("ru8")))
+		each(func(h int, r reg.VecPhysical) { VPMOVSDB(r, masks[h], Mem{Base: out, Disp: 16 * h}) })
+		JMP(LabelRef(l("next")))
+		Label(l("ru8"))
+		each(func(h int, r reg.VecPhysical) { VPXORD(tv[h], tv[h], tv[h]) })
+		each(func(h int, r reg.VecPhysical) { VPMAXSD(tv[h], r, r) })
 		each(func(h int, r reg.VecPhysical) { VPMOVUSDB(r, masks[h], Mem{Base: out, Disp: 16 * h}) })
 		Label(l("next"))
 		ADDQ(ldo, out)

@@ -360,12 +360,12 @@ func pool8() {
 // Flags and field offsets of the quantized epilogue QEpi (kernels/avx/qgemm.go).
 const (
 	qBias, qResid, qClamp, qCol, qQuant, qUnsigned, qRCorr = 1, 2, 4, 8, 16, 32, 64
-	qZCode, qZSigned                                       = 128, 256
+	qZCode, qZSigned, qRecip                               = 128, 256, 512
 
 	offCorr, offMult, offBias, offResid  = 0, 8, 16, 24
 	offLo, offHi, offYScale, offQLo      = 32, 36, 40, 44
 	offQHi, offYZero, offFlags, offRCorr = 48, 52, 56, 64
-	offZScale, offZZero                  = 72, 76
+	offZScale, offZZero, offYRecip       = 72, 76, 80
 )
 
 // qepi8x32AVX2 is the quantized epilogue of the AVX2 INT8 path in ymm
@@ -373,8 +373,9 @@ const (
 // (and qtileEpilogue's): subtract the correction (per row, or per column
 // and per row with RCorr), convert, multiply, add bias and residual, clamp
 // (VMAXPS/VMINPS ordered so that NaN passes), then store float32 or
-// requantize (divide, NaN and low values to QLo, QHi, VCVTPS2DQ's round
-// half to even, add the zero point) and store 8 codes per group with MOVQ
+// requantize (divide, or Markstein's correction with qRecip; NaN and low
+// values to QLo, QHi, VCVTPS2DQ's round half to even, add the zero point)
+// and store 8 codes per group with MOVQ
 // after narrowing (the values already lie in the code range, so the
 // saturating packs change nothing). It covers columns < nr8 (a multiple
 // of 8) of rows < mr; the caller finishes the last nr%8 columns.
@@ -413,6 +414,8 @@ func qepi8x32AVX2() {
 	VBROADCASTSS(Mem{Base: q, Disp: offQHi}, qhi)
 	VBROADCASTSS(Mem{Base: q, Disp: offYScale}, ys)
 	VPBROADCASTD(Mem{Base: q, Disp: offYZero}, yz)
+	yr := reg.Y3 // QEpi.YRecip, RN(1/y_scale), with qRecip
+	VBROADCASTSS(Mem{Base: q, Disp: offYRecip}, yr)
 	zs, zz := reg.Y8, reg.Y9 // residual codes' scale and zero point
 	VBROADCASTSS(Mem{Base: q, Disp: offZScale}, zs)
 	VPBROADCASTD(Mem{Base: q, Disp: offZZero}, zz)
@@ -487,10 +490,24 @@ func qepi8x32AVX2() {
 		VMOVUPS(x, Mem{Base: out, Disp: 4 * 8 * g})
 		JMP(LabelRef(l("next")))
 		Label(l("quant"))
+		TESTQ(U32(qRecip), flags)
+		JNE(LabelRef(l("recip")))
 		VDIVPS(ys, x, x)
 		VMAXPS(qlo, x, x) // Intel VMAXPS x, x, qlo: NaN becomes qlo
 		VMINPS(qhi, x, x)
 		VCVTPS2DQ(x, x) // MXCSR's round half to even
+		JMP(LabelRef(l("rounded")))
+		// QRecip: the clamp above held the codes' range in y (QEpi's
+		// QRecip), so the quotient needs no clamp; Markstein's correction
+		// (t = y·yr, y − t·y_scale exact, t + that·yr) gives it, and NaN
+		// converts to INT32_MIN, which the signed packs saturate to the
+		// lowest code
+		Label(l("recip"))
+		VMULPS(yr, x, t)
+		VFNMADD231PS(t, ys, x)
+		VFMADD231PS(yr, x, t)
+		VCVTPS2DQ(t, x)
+		Label(l("rounded"))
 		VPADDD(yz, x, x)
 		VEXTRACTI128(U8(1), x, c.AsX())
 		VPACKSSDW(c.AsX(), x.AsX(), x.AsX()) // 8 words, in order
