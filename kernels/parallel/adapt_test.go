@@ -13,7 +13,7 @@ func resetAdapt(t *testing.T) {
 	clear := func() {
 		wallSum.Store(0)
 		aloneSum.Store(0)
-		aloneUntil.Store(0)
+		aloneUntil.Store(-1 << 40) // long past: no window, no warm-up
 		aloneFor.Store(0)
 		lastFail.Store(0)
 	}
@@ -41,6 +41,9 @@ func TestAdaptBacksOffWhenSplitsDoNotPay(t *testing.T) {
 	fails := []int64{}
 	for round := 0; round < 8; round++ {
 		t1 := now()
+		aloneUntil.Store(t1 - 2*int64(probeWarmup)) // the previous window is over
+		wallSum.Store(0)
+		aloneSum.Store(0)
 		for i := int64(0); i < 2; i++ {
 			s := t1 + i*15*ms/10
 			account(s, s+ms, s+15*ms/10, 9, 10)
@@ -67,6 +70,15 @@ func TestAdaptBacksOffWhenSplitsDoNotPay(t *testing.T) {
 	fail(now())
 	if d := aloneFor.Load(); d != int64(minAlone) {
 		t.Fatalf("after a long good stretch the window is %v, want %v", time.Duration(d), minAlone)
+	}
+	// Runs right after a window (helpers waking up) are not counted
+	wallSum.Store(0)
+	aloneSum.Store(0)
+	t2 := now()
+	aloneUntil.Store(t2)
+	account(t2+int64(probeWarmup)/2, t2+ms, t2+10*ms, 9, 10)
+	if wallSum.Load() != 0 || aloneSum.Load() != 0 {
+		t.Fatal("a Run in the warm-up after a back-off window was counted")
 	}
 	// a Run whose helpers took every item tells nothing
 	wallSum.Store(0)
