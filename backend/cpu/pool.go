@@ -87,6 +87,15 @@ type poolRun struct {
 	k       *maxPoolKernel
 	g       pack.Conv2D
 	in, out *ir.Tensor
+	global  bool // items are groups of avgGroup planes for avgGlobal
+}
+
+// globalWindow reports whether g's one window is its whole input plane with
+// no padding (a global average pool written as AveragePool: ResNet-50's
+// 7×7 over 2048 planes), which avgGlobal computes.
+func (k *maxPoolKernel) globalWindow(g *pack.Conv2D) bool {
+	return g.OH == 1 && g.OW == 1 && g.KH == g.H && g.KW == g.W && g.PT == 0 && g.PL == 0 &&
+		g.DH == 1 && g.DW == 1 && k.p.Win.padEnd(0, g.H) == 0 && k.p.Win.padEnd(1, g.W) == 0
 }
 
 func (k *maxPoolKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
@@ -96,12 +105,26 @@ func (k *maxPoolKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 	}
 	r := k.runs.get()
 	*r = poolRun{k: k, g: g, in: in[0], out: out[0]}
-	run(x, int(in[0].Dims[0])*g.C, r)
+	planes := int(in[0].Dims[0]) * g.C
+	if k.p.Average && k.globalWindow(&g) {
+		r.global = true
+		run(x, (planes+avgGroup-1)/avgGroup, r)
+	} else {
+		run(x, planes, r)
+	}
 	k.runs.put(r)
 	return nil
 }
 
-func (r *poolRun) Do(_, plane int) {
+func (r *poolRun) Do(_, item int) {
+	if r.global {
+		hw, planes := r.g.H*r.g.W, int(r.out.Len())
+		p0 := item * avgGroup
+		p1 := min(p0+avgGroup, planes)
+		avgGlobal(r.out.F32()[p0:p1], r.in.F32()[p0*hw:p1*hw], hw)
+		return
+	}
+	plane := item
 	g := &r.g
 	hw, ohw := g.H*g.W, g.OH*g.OW
 	dt := r.k.p.DType
@@ -154,6 +177,45 @@ func avgPlane(y, x []float32, g *pack.Conv2D, includePad bool, pb, pr int) {
 			}
 			y[oh*g.OW+ow] = float32(s / d)
 		}
+	}
+}
+
+// avgGroup is how many planes avgGlobal sums at once: eight independent
+// float64 addition chains keep both of a core's adders busy (one plane's
+// chain waits on each addition's latency).
+const avgGroup = 8
+
+// avgGlobal is avgPlane for a window that is the whole plane (no padding):
+// y[p] = float32(Σ x[p·hw + i] / hw), each sum in float64 in row-major
+// order as avgPlane adds, so the results are the same bits; planes go
+// avgGroup at a time.
+func avgGlobal(y, x []float32, hw int) {
+	n := float64(hw)
+	p := 0
+	for ; p+avgGroup <= len(y); p += avgGroup {
+		x0 := x[p*hw : (p+1)*hw]
+		x1, x2, x3 := x[(p+1)*hw:(p+2)*hw], x[(p+2)*hw:(p+3)*hw], x[(p+3)*hw:(p+4)*hw]
+		x4, x5, x6, x7 := x[(p+4)*hw:(p+5)*hw], x[(p+5)*hw:(p+6)*hw], x[(p+6)*hw:(p+7)*hw], x[(p+7)*hw:(p+8)*hw]
+		var s0, s1, s2, s3, s4, s5, s6, s7 float64
+		for i := range x0 {
+			s0 += float64(x0[i])
+			s1 += float64(x1[i])
+			s2 += float64(x2[i])
+			s3 += float64(x3[i])
+			s4 += float64(x4[i])
+			s5 += float64(x5[i])
+			s6 += float64(x6[i])
+			s7 += float64(x7[i])
+		}
+		y[p], y[p+1], y[p+2], y[p+3] = float32(s0/n), float32(s1/n), float32(s2/n), float32(s3/n)
+		y[p+4], y[p+5], y[p+6], y[p+7] = float32(s4/n), float32(s5/n), float32(s6/n), float32(s7/n)
+	}
+	for ; p < len(y); p++ {
+		var s float64
+		for _, v := range x[p*hw : (p+1)*hw] {
+			s += float64(v)
+		}
+		y[p] = float32(s / n)
 	}
 }
 

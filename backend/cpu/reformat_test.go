@@ -135,9 +135,16 @@ func TestAveragePool(t *testing.T) {
 		{aInts("kernel_shape", 3, 2), aInts("strides", 2, 2), aInt("ceil_mode", 1), aInts("pads", 1, 1, 1, 1), aInt("count_include_pad", 1)},
 		{aInts("kernel_shape", 3, 3), aStr("auto_pad", "SAME_LOWER"), aInt("count_include_pad", 1)},
 		{aInts("kernel_shape", 2, 3), aInts("dilations", 2, 1), aInts("pads", 1, 1, 1, 1)},
+		{aInts("kernel_shape", 9, 11)}, // global (avgGlobal): 2·13 planes, 3 groups of 8 and 2 alone
+		{aInts("kernel_shape", 9, 11), aInts("strides", 3, 3)},
+		{aInts("kernel_shape", 9, 11), aInts("pads", 0, 0, 0, 1)}, // one window, padded: avgPlane
 	} {
-		x := randF32(r, 2, 3, 9, 11)
+		x := randF32(r, 2, 13, 9, 11)
 		x.F32()[7] = float32(math.Inf(-1))
+		x.F32()[9*11*5+3] = float32(math.NaN())
+		for _, p := range []int{16, 17, 25} { // planes whose sums depend on the order: ±2⁶⁰ absorb the rest
+			x.F32()[9*11*p], x.F32()[9*11*p+40] = 0x1p60, -0x1p60
+		}
 		n := node("", "AveragePool", 1, attrs...)
 		in := []*ir.Tensor{x}
 		want := reference(t, n, in)
