@@ -40,6 +40,11 @@ const (
 	// conversion and becomes INT32_MIN, which the narrowing saturates to
 	// the lowest code. Set by useRecip.
 	QRecip = 512
+	// QNaNLo, with QRecip: Lo is the lowest code's bound RN(QLo·YScale)
+	// (no activation clamp above it), so the assembly's clamp maps NaN to
+	// Lo, which gives the lowest code, and uint8 codes skip the maximum
+	// that INT32_MIN would otherwise need. Set by useRecip.
+	QNaNLo = 1024
 )
 
 // QEpi is the quantized epilogue of one micro-kernel call (field offsets
@@ -108,8 +113,12 @@ func (q *QEpi) useRecip(flags int) int {
 		return flags
 	}
 	q.YRecip = 1 / ys // float32 division: the correctly rounded reciprocal
+	flags |= QRecip | QClamp
+	if lo <= float32(float64(q.QLo)*float64(ys)) { // no activation bound above the lowest code's
+		flags |= QNaNLo
+	}
 	q.Lo, q.Hi = lo, hi
-	return flags | QRecip | QClamp
+	return flags
 }
 
 // K4 is the number of 4-deep steps of depth k.

@@ -87,9 +87,9 @@ func TestQEpiRecip(t *testing.T) {
 	}
 	forms := []form{{false, 0, false, 0, 0, false}, {true, 128, false, 0, 0, false},
 		{true, 3, true, 0, float32(math.Inf(1)), false}, {false, 0, true, -6, 6e20, false},
-		{true, 0, true, 1e30, 2e30, true}}
+		{true, 0, true, 1e30, 2e30, true}, {true, 0, true, 0, float32(math.Inf(1)), false}, {true, 200, true, -1e30, 1e30, false}}
 	forEachQVariant(t, func(t *testing.T) {
-		recips, bad := 0, 0
+		recips, nanLos, bad := 0, 0, 0
 		for si, ys := range scales {
 			f := forms[si%len(forms)]
 			out := ir.Int8
@@ -114,6 +114,9 @@ func TestQEpiRecip(t *testing.T) {
 			}
 			if wantRecip {
 				recips++
+			}
+			if q.Flags&QNaNLo != 0 && f.unsigned {
+				nanLos++ // uint8 codes without the maximum for NaN
 			}
 			vals := recipValues(r, ys)
 			widths := []int{NR, NR / 2, NR / 4, 29, 13, 5}
@@ -157,6 +160,9 @@ func TestQEpiRecip(t *testing.T) {
 		}
 		if bad > 0 {
 			t.Fatalf("%d codes differ", bad)
+		}
+		if nanLos == 0 {
+			t.Fatal("no uint8 case took QNaNLo")
 		}
 		if recips < len(scales)/2 {
 			t.Fatalf("only %d of %d scales took QRecip", recips, len(scales))

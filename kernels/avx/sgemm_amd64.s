@@ -608,8 +608,17 @@ qzvalue0:
 qnoresid0:
 	TESTQ  $0x00000004, AX
 	JEQ    qnoclamp0
+	TESTQ  $0x00000400, AX
+	JNE    qnanlo0
 	VMAXPS Z0, Z22, Z0
 	VMAXPS Z1, Z22, Z1
+	VMINPS Z0, Z23, Z0
+	VMINPS Z1, Z23, Z1
+	JMP    qnoclamp0
+
+qnanlo0:
+	VMAXPS Z22, Z0, Z0
+	VMAXPS Z22, Z1, Z1
 	VMINPS Z0, Z23, Z0
 	VMINPS Z1, Z23, Z1
 
@@ -662,10 +671,14 @@ qrecip0:
 	JMP               qnext0
 
 qru80:
-	VPXORD    Z28, Z28, Z28
-	VPXORD    Z29, Z29, Z29
-	VPMAXSD   Z28, Z0, Z0
-	VPMAXSD   Z29, Z1, Z1
+	TESTQ   $0x00000400, AX
+	JNE     qrstore0
+	VPXORD  Z28, Z28, Z28
+	VPXORD  Z29, Z29, Z29
+	VPMAXSD Z28, Z0, Z0
+	VPMAXSD Z29, Z1, Z1
+
+qrstore0:
 	VPMOVUSDB Z0, K1, (DX)
 	VPMOVUSDB Z1, K2, 16(DX)
 
@@ -745,8 +758,17 @@ qzvalue1:
 qnoresid1:
 	TESTQ  $0x00000004, AX
 	JEQ    qnoclamp1
+	TESTQ  $0x00000400, AX
+	JNE    qnanlo1
 	VMAXPS Z2, Z22, Z2
 	VMAXPS Z3, Z22, Z3
+	VMINPS Z2, Z23, Z2
+	VMINPS Z3, Z23, Z3
+	JMP    qnoclamp1
+
+qnanlo1:
+	VMAXPS Z22, Z2, Z2
+	VMAXPS Z22, Z3, Z3
 	VMINPS Z2, Z23, Z2
 	VMINPS Z3, Z23, Z3
 
@@ -799,10 +821,14 @@ qrecip1:
 	JMP               qnext1
 
 qru81:
-	VPXORD    Z28, Z28, Z28
-	VPXORD    Z29, Z29, Z29
-	VPMAXSD   Z28, Z2, Z2
-	VPMAXSD   Z29, Z3, Z3
+	TESTQ   $0x00000400, AX
+	JNE     qrstore1
+	VPXORD  Z28, Z28, Z28
+	VPXORD  Z29, Z29, Z29
+	VPMAXSD Z28, Z2, Z2
+	VPMAXSD Z29, Z3, Z3
+
+qrstore1:
 	VPMOVUSDB Z2, K1, (DX)
 	VPMOVUSDB Z3, K2, 16(DX)
 
@@ -882,8 +908,17 @@ qzvalue2:
 qnoresid2:
 	TESTQ  $0x00000004, AX
 	JEQ    qnoclamp2
+	TESTQ  $0x00000400, AX
+	JNE    qnanlo2
 	VMAXPS Z4, Z22, Z4
 	VMAXPS Z5, Z22, Z5
+	VMINPS Z4, Z23, Z4
+	VMINPS Z5, Z23, Z5
+	JMP    qnoclamp2
+
+qnanlo2:
+	VMAXPS Z22, Z4, Z4
+	VMAXPS Z22, Z5, Z5
 	VMINPS Z4, Z23, Z4
 	VMINPS Z5, Z23, Z5
 
@@ -936,10 +971,14 @@ qrecip2:
 	JMP               qnext2
 
 qru82:
-	VPXORD    Z28, Z28, Z28
-	VPXORD    Z29, Z29, Z29
-	VPMAXSD   Z28, Z4, Z4
-	VPMAXSD   Z29, Z5, Z5
+	TESTQ   $0x00000400, AX
+	JNE     qrstore2
+	VPXORD  Z28, Z28, Z28
+	VPXORD  Z29, Z29, Z29
+	VPMAXSD Z28, Z4, Z4
+	VPMAXSD Z29, Z5, Z5
+
+qrstore2:
 	VPMOVUSDB Z4, K1, (DX)
 	VPMOVUSDB Z5, K2, 16(DX)
 
@@ -1019,8 +1058,17 @@ qzvalue3:
 qnoresid3:
 	TESTQ  $0x00000004, AX
 	JEQ    qnoclamp3
+	TESTQ  $0x00000400, AX
+	JNE    qnanlo3
 	VMAXPS Z6, Z22, Z6
 	VMAXPS Z7, Z22, Z7
+	VMINPS Z6, Z23, Z6
+	VMINPS Z7, Z23, Z7
+	JMP    qnoclamp3
+
+qnanlo3:
+	VMAXPS Z22, Z6, Z6
+	VMAXPS Z22, Z7, Z7
 	VMINPS Z6, Z23, Z6
 	VMINPS Z7, Z23, Z7
 
@@ -1073,10 +1121,14 @@ qrecip3:
 	JMP               qnext3
 
 qru83:
-	VPXORD    Z28, Z28, Z28
-	VPXORD    Z29, Z29, Z29
-	VPMAXSD   Z28, Z6, Z6
-	VPMAXSD   Z29, Z7, Z7
+	TESTQ   $0x00000400, AX
+	JNE     qrstore3
+	VPXORD  Z28, Z28, Z28
+	VPXORD  Z29, Z29, Z29
+	VPMAXSD Z28, Z6, Z6
+	VPMAXSD Z29, Z7, Z7
+
+qrstore3:
 	VPMOVUSDB Z6, K1, (DX)
 	VPMOVUSDB Z7, K2, 16(DX)
 
@@ -1156,8 +1208,17 @@ qzvalue4:
 qnoresid4:
 	TESTQ  $0x00000004, AX
 	JEQ    qnoclamp4
+	TESTQ  $0x00000400, AX
+	JNE    qnanlo4
 	VMAXPS Z8, Z22, Z8
 	VMAXPS Z9, Z22, Z9
+	VMINPS Z8, Z23, Z8
+	VMINPS Z9, Z23, Z9
+	JMP    qnoclamp4
+
+qnanlo4:
+	VMAXPS Z22, Z8, Z8
+	VMAXPS Z22, Z9, Z9
 	VMINPS Z8, Z23, Z8
 	VMINPS Z9, Z23, Z9
 
@@ -1210,10 +1271,14 @@ qrecip4:
 	JMP               qnext4
 
 qru84:
-	VPXORD    Z28, Z28, Z28
-	VPXORD    Z29, Z29, Z29
-	VPMAXSD   Z28, Z8, Z8
-	VPMAXSD   Z29, Z9, Z9
+	TESTQ   $0x00000400, AX
+	JNE     qrstore4
+	VPXORD  Z28, Z28, Z28
+	VPXORD  Z29, Z29, Z29
+	VPMAXSD Z28, Z8, Z8
+	VPMAXSD Z29, Z9, Z9
+
+qrstore4:
 	VPMOVUSDB Z8, K1, (DX)
 	VPMOVUSDB Z9, K2, 16(DX)
 
@@ -1293,8 +1358,17 @@ qzvalue5:
 qnoresid5:
 	TESTQ  $0x00000004, AX
 	JEQ    qnoclamp5
+	TESTQ  $0x00000400, AX
+	JNE    qnanlo5
 	VMAXPS Z10, Z22, Z10
 	VMAXPS Z11, Z22, Z11
+	VMINPS Z10, Z23, Z10
+	VMINPS Z11, Z23, Z11
+	JMP    qnoclamp5
+
+qnanlo5:
+	VMAXPS Z22, Z10, Z10
+	VMAXPS Z22, Z11, Z11
 	VMINPS Z10, Z23, Z10
 	VMINPS Z11, Z23, Z11
 
@@ -1347,10 +1421,14 @@ qrecip5:
 	JMP               qnext5
 
 qru85:
-	VPXORD    Z28, Z28, Z28
-	VPXORD    Z29, Z29, Z29
-	VPMAXSD   Z28, Z10, Z10
-	VPMAXSD   Z29, Z11, Z11
+	TESTQ   $0x00000400, AX
+	JNE     qrstore5
+	VPXORD  Z28, Z28, Z28
+	VPXORD  Z29, Z29, Z29
+	VPMAXSD Z28, Z10, Z10
+	VPMAXSD Z29, Z11, Z11
+
+qrstore5:
 	VPMOVUSDB Z10, K1, (DX)
 	VPMOVUSDB Z11, K2, 16(DX)
 
@@ -1430,8 +1508,17 @@ qzvalue6:
 qnoresid6:
 	TESTQ  $0x00000004, AX
 	JEQ    qnoclamp6
+	TESTQ  $0x00000400, AX
+	JNE    qnanlo6
 	VMAXPS Z12, Z22, Z12
 	VMAXPS Z13, Z22, Z13
+	VMINPS Z12, Z23, Z12
+	VMINPS Z13, Z23, Z13
+	JMP    qnoclamp6
+
+qnanlo6:
+	VMAXPS Z22, Z12, Z12
+	VMAXPS Z22, Z13, Z13
 	VMINPS Z12, Z23, Z12
 	VMINPS Z13, Z23, Z13
 
@@ -1484,10 +1571,14 @@ qrecip6:
 	JMP               qnext6
 
 qru86:
-	VPXORD    Z28, Z28, Z28
-	VPXORD    Z29, Z29, Z29
-	VPMAXSD   Z28, Z12, Z12
-	VPMAXSD   Z29, Z13, Z13
+	TESTQ   $0x00000400, AX
+	JNE     qrstore6
+	VPXORD  Z28, Z28, Z28
+	VPXORD  Z29, Z29, Z29
+	VPMAXSD Z28, Z12, Z12
+	VPMAXSD Z29, Z13, Z13
+
+qrstore6:
 	VPMOVUSDB Z12, K1, (DX)
 	VPMOVUSDB Z13, K2, 16(DX)
 
@@ -1567,8 +1658,17 @@ qzvalue7:
 qnoresid7:
 	TESTQ  $0x00000004, AX
 	JEQ    qnoclamp7
+	TESTQ  $0x00000400, AX
+	JNE    qnanlo7
 	VMAXPS Z14, Z22, Z14
 	VMAXPS Z15, Z22, Z15
+	VMINPS Z14, Z23, Z14
+	VMINPS Z15, Z23, Z15
+	JMP    qnoclamp7
+
+qnanlo7:
+	VMAXPS Z22, Z14, Z14
+	VMAXPS Z22, Z15, Z15
 	VMINPS Z14, Z23, Z14
 	VMINPS Z15, Z23, Z15
 
@@ -1621,10 +1721,14 @@ qrecip7:
 	JMP               qnext7
 
 qru87:
-	VPXORD    Z28, Z28, Z28
-	VPXORD    Z29, Z29, Z29
-	VPMAXSD   Z28, Z14, Z14
-	VPMAXSD   Z29, Z15, Z15
+	TESTQ   $0x00000400, AX
+	JNE     qrstore7
+	VPXORD  Z28, Z28, Z28
+	VPXORD  Z29, Z29, Z29
+	VPMAXSD Z28, Z14, Z14
+	VPMAXSD Z29, Z15, Z15
+
+qrstore7:
 	VPMOVUSDB Z14, K1, (DX)
 	VPMOVUSDB Z15, K2, 16(DX)
 
@@ -1778,7 +1882,14 @@ hzvalue0qgemm8x16VNNI:
 hnoresid0qgemm8x16VNNI:
 	TESTQ  $0x00000004, AX
 	JEQ    hnoclamp0qgemm8x16VNNI
+	TESTQ  $0x00000400, AX
+	JNE    hnanlo0qgemm8x16VNNI
 	VMAXPS Z0, Z22, Z0
+	VMINPS Z0, Z23, Z0
+	JMP    hnoclamp0qgemm8x16VNNI
+
+hnanlo0qgemm8x16VNNI:
+	VMAXPS Z22, Z0, Z0
 	VMINPS Z0, Z23, Z0
 
 hnoclamp0qgemm8x16VNNI:
@@ -1816,8 +1927,12 @@ hrecip0qgemm8x16VNNI:
 	JMP               hnext0qgemm8x16VNNI
 
 hru80qgemm8x16VNNI:
-	VPXORD    Z28, Z28, Z28
-	VPMAXSD   Z28, Z0, Z0
+	TESTQ   $0x00000400, AX
+	JNE     hrstore0qgemm8x16VNNI
+	VPXORD  Z28, Z28, Z28
+	VPMAXSD Z28, Z0, Z0
+
+hrstore0qgemm8x16VNNI:
 	VPMOVUSDB Z0, K1, (DX)
 
 hnext0qgemm8x16VNNI:
@@ -1880,7 +1995,14 @@ hzvalue1qgemm8x16VNNI:
 hnoresid1qgemm8x16VNNI:
 	TESTQ  $0x00000004, AX
 	JEQ    hnoclamp1qgemm8x16VNNI
+	TESTQ  $0x00000400, AX
+	JNE    hnanlo1qgemm8x16VNNI
 	VMAXPS Z1, Z22, Z1
+	VMINPS Z1, Z23, Z1
+	JMP    hnoclamp1qgemm8x16VNNI
+
+hnanlo1qgemm8x16VNNI:
+	VMAXPS Z22, Z1, Z1
 	VMINPS Z1, Z23, Z1
 
 hnoclamp1qgemm8x16VNNI:
@@ -1918,8 +2040,12 @@ hrecip1qgemm8x16VNNI:
 	JMP               hnext1qgemm8x16VNNI
 
 hru81qgemm8x16VNNI:
-	VPXORD    Z28, Z28, Z28
-	VPMAXSD   Z28, Z1, Z1
+	TESTQ   $0x00000400, AX
+	JNE     hrstore1qgemm8x16VNNI
+	VPXORD  Z28, Z28, Z28
+	VPMAXSD Z28, Z1, Z1
+
+hrstore1qgemm8x16VNNI:
 	VPMOVUSDB Z1, K1, (DX)
 
 hnext1qgemm8x16VNNI:
@@ -1982,7 +2108,14 @@ hzvalue2qgemm8x16VNNI:
 hnoresid2qgemm8x16VNNI:
 	TESTQ  $0x00000004, AX
 	JEQ    hnoclamp2qgemm8x16VNNI
+	TESTQ  $0x00000400, AX
+	JNE    hnanlo2qgemm8x16VNNI
 	VMAXPS Z2, Z22, Z2
+	VMINPS Z2, Z23, Z2
+	JMP    hnoclamp2qgemm8x16VNNI
+
+hnanlo2qgemm8x16VNNI:
+	VMAXPS Z22, Z2, Z2
 	VMINPS Z2, Z23, Z2
 
 hnoclamp2qgemm8x16VNNI:
@@ -2020,8 +2153,12 @@ hrecip2qgemm8x16VNNI:
 	JMP               hnext2qgemm8x16VNNI
 
 hru82qgemm8x16VNNI:
-	VPXORD    Z28, Z28, Z28
-	VPMAXSD   Z28, Z2, Z2
+	TESTQ   $0x00000400, AX
+	JNE     hrstore2qgemm8x16VNNI
+	VPXORD  Z28, Z28, Z28
+	VPMAXSD Z28, Z2, Z2
+
+hrstore2qgemm8x16VNNI:
 	VPMOVUSDB Z2, K1, (DX)
 
 hnext2qgemm8x16VNNI:
@@ -2084,7 +2221,14 @@ hzvalue3qgemm8x16VNNI:
 hnoresid3qgemm8x16VNNI:
 	TESTQ  $0x00000004, AX
 	JEQ    hnoclamp3qgemm8x16VNNI
+	TESTQ  $0x00000400, AX
+	JNE    hnanlo3qgemm8x16VNNI
 	VMAXPS Z3, Z22, Z3
+	VMINPS Z3, Z23, Z3
+	JMP    hnoclamp3qgemm8x16VNNI
+
+hnanlo3qgemm8x16VNNI:
+	VMAXPS Z22, Z3, Z3
 	VMINPS Z3, Z23, Z3
 
 hnoclamp3qgemm8x16VNNI:
@@ -2122,8 +2266,12 @@ hrecip3qgemm8x16VNNI:
 	JMP               hnext3qgemm8x16VNNI
 
 hru83qgemm8x16VNNI:
-	VPXORD    Z28, Z28, Z28
-	VPMAXSD   Z28, Z3, Z3
+	TESTQ   $0x00000400, AX
+	JNE     hrstore3qgemm8x16VNNI
+	VPXORD  Z28, Z28, Z28
+	VPMAXSD Z28, Z3, Z3
+
+hrstore3qgemm8x16VNNI:
 	VPMOVUSDB Z3, K1, (DX)
 
 hnext3qgemm8x16VNNI:
@@ -2186,7 +2334,14 @@ hzvalue4qgemm8x16VNNI:
 hnoresid4qgemm8x16VNNI:
 	TESTQ  $0x00000004, AX
 	JEQ    hnoclamp4qgemm8x16VNNI
+	TESTQ  $0x00000400, AX
+	JNE    hnanlo4qgemm8x16VNNI
 	VMAXPS Z4, Z22, Z4
+	VMINPS Z4, Z23, Z4
+	JMP    hnoclamp4qgemm8x16VNNI
+
+hnanlo4qgemm8x16VNNI:
+	VMAXPS Z22, Z4, Z4
 	VMINPS Z4, Z23, Z4
 
 hnoclamp4qgemm8x16VNNI:
@@ -2224,8 +2379,12 @@ hrecip4qgemm8x16VNNI:
 	JMP               hnext4qgemm8x16VNNI
 
 hru84qgemm8x16VNNI:
-	VPXORD    Z28, Z28, Z28
-	VPMAXSD   Z28, Z4, Z4
+	TESTQ   $0x00000400, AX
+	JNE     hrstore4qgemm8x16VNNI
+	VPXORD  Z28, Z28, Z28
+	VPMAXSD Z28, Z4, Z4
+
+hrstore4qgemm8x16VNNI:
 	VPMOVUSDB Z4, K1, (DX)
 
 hnext4qgemm8x16VNNI:
@@ -2288,7 +2447,14 @@ hzvalue5qgemm8x16VNNI:
 hnoresid5qgemm8x16VNNI:
 	TESTQ  $0x00000004, AX
 	JEQ    hnoclamp5qgemm8x16VNNI
+	TESTQ  $0x00000400, AX
+	JNE    hnanlo5qgemm8x16VNNI
 	VMAXPS Z5, Z22, Z5
+	VMINPS Z5, Z23, Z5
+	JMP    hnoclamp5qgemm8x16VNNI
+
+hnanlo5qgemm8x16VNNI:
+	VMAXPS Z22, Z5, Z5
 	VMINPS Z5, Z23, Z5
 
 hnoclamp5qgemm8x16VNNI:
@@ -2326,8 +2492,12 @@ hrecip5qgemm8x16VNNI:
 	JMP               hnext5qgemm8x16VNNI
 
 hru85qgemm8x16VNNI:
-	VPXORD    Z28, Z28, Z28
-	VPMAXSD   Z28, Z5, Z5
+	TESTQ   $0x00000400, AX
+	JNE     hrstore5qgemm8x16VNNI
+	VPXORD  Z28, Z28, Z28
+	VPMAXSD Z28, Z5, Z5
+
+hrstore5qgemm8x16VNNI:
 	VPMOVUSDB Z5, K1, (DX)
 
 hnext5qgemm8x16VNNI:
@@ -2390,7 +2560,14 @@ hzvalue6qgemm8x16VNNI:
 hnoresid6qgemm8x16VNNI:
 	TESTQ  $0x00000004, AX
 	JEQ    hnoclamp6qgemm8x16VNNI
+	TESTQ  $0x00000400, AX
+	JNE    hnanlo6qgemm8x16VNNI
 	VMAXPS Z6, Z22, Z6
+	VMINPS Z6, Z23, Z6
+	JMP    hnoclamp6qgemm8x16VNNI
+
+hnanlo6qgemm8x16VNNI:
+	VMAXPS Z22, Z6, Z6
 	VMINPS Z6, Z23, Z6
 
 hnoclamp6qgemm8x16VNNI:
@@ -2428,8 +2605,12 @@ hrecip6qgemm8x16VNNI:
 	JMP               hnext6qgemm8x16VNNI
 
 hru86qgemm8x16VNNI:
-	VPXORD    Z28, Z28, Z28
-	VPMAXSD   Z28, Z6, Z6
+	TESTQ   $0x00000400, AX
+	JNE     hrstore6qgemm8x16VNNI
+	VPXORD  Z28, Z28, Z28
+	VPMAXSD Z28, Z6, Z6
+
+hrstore6qgemm8x16VNNI:
 	VPMOVUSDB Z6, K1, (DX)
 
 hnext6qgemm8x16VNNI:
@@ -2492,7 +2673,14 @@ hzvalue7qgemm8x16VNNI:
 hnoresid7qgemm8x16VNNI:
 	TESTQ  $0x00000004, AX
 	JEQ    hnoclamp7qgemm8x16VNNI
+	TESTQ  $0x00000400, AX
+	JNE    hnanlo7qgemm8x16VNNI
 	VMAXPS Z7, Z22, Z7
+	VMINPS Z7, Z23, Z7
+	JMP    hnoclamp7qgemm8x16VNNI
+
+hnanlo7qgemm8x16VNNI:
+	VMAXPS Z22, Z7, Z7
 	VMINPS Z7, Z23, Z7
 
 hnoclamp7qgemm8x16VNNI:
@@ -2530,8 +2718,12 @@ hrecip7qgemm8x16VNNI:
 	JMP               hnext7qgemm8x16VNNI
 
 hru87qgemm8x16VNNI:
-	VPXORD    Z28, Z28, Z28
-	VPMAXSD   Z28, Z7, Z7
+	TESTQ   $0x00000400, AX
+	JNE     hrstore7qgemm8x16VNNI
+	VPXORD  Z28, Z28, Z28
+	VPMAXSD Z28, Z7, Z7
+
+hrstore7qgemm8x16VNNI:
 	VPMOVUSDB Z7, K1, (DX)
 
 hnext7qgemm8x16VNNI:
@@ -2684,7 +2876,14 @@ hzvalue0qgemm8x8VNNI:
 hnoresid0qgemm8x8VNNI:
 	TESTQ  $0x00000004, AX
 	JEQ    hnoclamp0qgemm8x8VNNI
+	TESTQ  $0x00000400, AX
+	JNE    hnanlo0qgemm8x8VNNI
 	VMAXPS Y0, Y22, Y0
+	VMINPS Y0, Y23, Y0
+	JMP    hnoclamp0qgemm8x8VNNI
+
+hnanlo0qgemm8x8VNNI:
+	VMAXPS Y22, Y0, Y0
 	VMINPS Y0, Y23, Y0
 
 hnoclamp0qgemm8x8VNNI:
@@ -2722,8 +2921,12 @@ hrecip0qgemm8x8VNNI:
 	JMP               hnext0qgemm8x8VNNI
 
 hru80qgemm8x8VNNI:
-	VPXORD    Y28, Y28, Y28
-	VPMAXSD   Y28, Y0, Y0
+	TESTQ   $0x00000400, AX
+	JNE     hrstore0qgemm8x8VNNI
+	VPXORD  Y28, Y28, Y28
+	VPMAXSD Y28, Y0, Y0
+
+hrstore0qgemm8x8VNNI:
 	VPMOVUSDB Y0, K1, (DX)
 
 hnext0qgemm8x8VNNI:
@@ -2786,7 +2989,14 @@ hzvalue1qgemm8x8VNNI:
 hnoresid1qgemm8x8VNNI:
 	TESTQ  $0x00000004, AX
 	JEQ    hnoclamp1qgemm8x8VNNI
+	TESTQ  $0x00000400, AX
+	JNE    hnanlo1qgemm8x8VNNI
 	VMAXPS Y1, Y22, Y1
+	VMINPS Y1, Y23, Y1
+	JMP    hnoclamp1qgemm8x8VNNI
+
+hnanlo1qgemm8x8VNNI:
+	VMAXPS Y22, Y1, Y1
 	VMINPS Y1, Y23, Y1
 
 hnoclamp1qgemm8x8VNNI:
@@ -2824,8 +3034,12 @@ hrecip1qgemm8x8VNNI:
 	JMP               hnext1qgemm8x8VNNI
 
 hru81qgemm8x8VNNI:
-	VPXORD    Y28, Y28, Y28
-	VPMAXSD   Y28, Y1, Y1
+	TESTQ   $0x00000400, AX
+	JNE     hrstore1qgemm8x8VNNI
+	VPXORD  Y28, Y28, Y28
+	VPMAXSD Y28, Y1, Y1
+
+hrstore1qgemm8x8VNNI:
 	VPMOVUSDB Y1, K1, (DX)
 
 hnext1qgemm8x8VNNI:
@@ -2888,7 +3102,14 @@ hzvalue2qgemm8x8VNNI:
 hnoresid2qgemm8x8VNNI:
 	TESTQ  $0x00000004, AX
 	JEQ    hnoclamp2qgemm8x8VNNI
+	TESTQ  $0x00000400, AX
+	JNE    hnanlo2qgemm8x8VNNI
 	VMAXPS Y2, Y22, Y2
+	VMINPS Y2, Y23, Y2
+	JMP    hnoclamp2qgemm8x8VNNI
+
+hnanlo2qgemm8x8VNNI:
+	VMAXPS Y22, Y2, Y2
 	VMINPS Y2, Y23, Y2
 
 hnoclamp2qgemm8x8VNNI:
@@ -2926,8 +3147,12 @@ hrecip2qgemm8x8VNNI:
 	JMP               hnext2qgemm8x8VNNI
 
 hru82qgemm8x8VNNI:
-	VPXORD    Y28, Y28, Y28
-	VPMAXSD   Y28, Y2, Y2
+	TESTQ   $0x00000400, AX
+	JNE     hrstore2qgemm8x8VNNI
+	VPXORD  Y28, Y28, Y28
+	VPMAXSD Y28, Y2, Y2
+
+hrstore2qgemm8x8VNNI:
 	VPMOVUSDB Y2, K1, (DX)
 
 hnext2qgemm8x8VNNI:
@@ -2990,7 +3215,14 @@ hzvalue3qgemm8x8VNNI:
 hnoresid3qgemm8x8VNNI:
 	TESTQ  $0x00000004, AX
 	JEQ    hnoclamp3qgemm8x8VNNI
+	TESTQ  $0x00000400, AX
+	JNE    hnanlo3qgemm8x8VNNI
 	VMAXPS Y3, Y22, Y3
+	VMINPS Y3, Y23, Y3
+	JMP    hnoclamp3qgemm8x8VNNI
+
+hnanlo3qgemm8x8VNNI:
+	VMAXPS Y22, Y3, Y3
 	VMINPS Y3, Y23, Y3
 
 hnoclamp3qgemm8x8VNNI:
@@ -3028,8 +3260,12 @@ hrecip3qgemm8x8VNNI:
 	JMP               hnext3qgemm8x8VNNI
 
 hru83qgemm8x8VNNI:
-	VPXORD    Y28, Y28, Y28
-	VPMAXSD   Y28, Y3, Y3
+	TESTQ   $0x00000400, AX
+	JNE     hrstore3qgemm8x8VNNI
+	VPXORD  Y28, Y28, Y28
+	VPMAXSD Y28, Y3, Y3
+
+hrstore3qgemm8x8VNNI:
 	VPMOVUSDB Y3, K1, (DX)
 
 hnext3qgemm8x8VNNI:
@@ -3092,7 +3328,14 @@ hzvalue4qgemm8x8VNNI:
 hnoresid4qgemm8x8VNNI:
 	TESTQ  $0x00000004, AX
 	JEQ    hnoclamp4qgemm8x8VNNI
+	TESTQ  $0x00000400, AX
+	JNE    hnanlo4qgemm8x8VNNI
 	VMAXPS Y4, Y22, Y4
+	VMINPS Y4, Y23, Y4
+	JMP    hnoclamp4qgemm8x8VNNI
+
+hnanlo4qgemm8x8VNNI:
+	VMAXPS Y22, Y4, Y4
 	VMINPS Y4, Y23, Y4
 
 hnoclamp4qgemm8x8VNNI:
@@ -3130,8 +3373,12 @@ hrecip4qgemm8x8VNNI:
 	JMP               hnext4qgemm8x8VNNI
 
 hru84qgemm8x8VNNI:
-	VPXORD    Y28, Y28, Y28
-	VPMAXSD   Y28, Y4, Y4
+	TESTQ   $0x00000400, AX
+	JNE     hrstore4qgemm8x8VNNI
+	VPXORD  Y28, Y28, Y28
+	VPMAXSD Y28, Y4, Y4
+
+hrstore4qgemm8x8VNNI:
 	VPMOVUSDB Y4, K1, (DX)
 
 hnext4qgemm8x8VNNI:
@@ -3194,7 +3441,14 @@ hzvalue5qgemm8x8VNNI:
 hnoresid5qgemm8x8VNNI:
 	TESTQ  $0x00000004, AX
 	JEQ    hnoclamp5qgemm8x8VNNI
+	TESTQ  $0x00000400, AX
+	JNE    hnanlo5qgemm8x8VNNI
 	VMAXPS Y5, Y22, Y5
+	VMINPS Y5, Y23, Y5
+	JMP    hnoclamp5qgemm8x8VNNI
+
+hnanlo5qgemm8x8VNNI:
+	VMAXPS Y22, Y5, Y5
 	VMINPS Y5, Y23, Y5
 
 hnoclamp5qgemm8x8VNNI:
@@ -3232,8 +3486,12 @@ hrecip5qgemm8x8VNNI:
 	JMP               hnext5qgemm8x8VNNI
 
 hru85qgemm8x8VNNI:
-	VPXORD    Y28, Y28, Y28
-	VPMAXSD   Y28, Y5, Y5
+	TESTQ   $0x00000400, AX
+	JNE     hrstore5qgemm8x8VNNI
+	VPXORD  Y28, Y28, Y28
+	VPMAXSD Y28, Y5, Y5
+
+hrstore5qgemm8x8VNNI:
 	VPMOVUSDB Y5, K1, (DX)
 
 hnext5qgemm8x8VNNI:
@@ -3296,7 +3554,14 @@ hzvalue6qgemm8x8VNNI:
 hnoresid6qgemm8x8VNNI:
 	TESTQ  $0x00000004, AX
 	JEQ    hnoclamp6qgemm8x8VNNI
+	TESTQ  $0x00000400, AX
+	JNE    hnanlo6qgemm8x8VNNI
 	VMAXPS Y6, Y22, Y6
+	VMINPS Y6, Y23, Y6
+	JMP    hnoclamp6qgemm8x8VNNI
+
+hnanlo6qgemm8x8VNNI:
+	VMAXPS Y22, Y6, Y6
 	VMINPS Y6, Y23, Y6
 
 hnoclamp6qgemm8x8VNNI:
@@ -3334,8 +3599,12 @@ hrecip6qgemm8x8VNNI:
 	JMP               hnext6qgemm8x8VNNI
 
 hru86qgemm8x8VNNI:
-	VPXORD    Y28, Y28, Y28
-	VPMAXSD   Y28, Y6, Y6
+	TESTQ   $0x00000400, AX
+	JNE     hrstore6qgemm8x8VNNI
+	VPXORD  Y28, Y28, Y28
+	VPMAXSD Y28, Y6, Y6
+
+hrstore6qgemm8x8VNNI:
 	VPMOVUSDB Y6, K1, (DX)
 
 hnext6qgemm8x8VNNI:
@@ -3398,7 +3667,14 @@ hzvalue7qgemm8x8VNNI:
 hnoresid7qgemm8x8VNNI:
 	TESTQ  $0x00000004, AX
 	JEQ    hnoclamp7qgemm8x8VNNI
+	TESTQ  $0x00000400, AX
+	JNE    hnanlo7qgemm8x8VNNI
 	VMAXPS Y7, Y22, Y7
+	VMINPS Y7, Y23, Y7
+	JMP    hnoclamp7qgemm8x8VNNI
+
+hnanlo7qgemm8x8VNNI:
+	VMAXPS Y22, Y7, Y7
 	VMINPS Y7, Y23, Y7
 
 hnoclamp7qgemm8x8VNNI:
@@ -3436,8 +3712,12 @@ hrecip7qgemm8x8VNNI:
 	JMP               hnext7qgemm8x8VNNI
 
 hru87qgemm8x8VNNI:
-	VPXORD    Y28, Y28, Y28
-	VPMAXSD   Y28, Y7, Y7
+	TESTQ   $0x00000400, AX
+	JNE     hrstore7qgemm8x8VNNI
+	VPXORD  Y28, Y28, Y28
+	VPMAXSD Y28, Y7, Y7
+
+hrstore7qgemm8x8VNNI:
 	VPMOVUSDB Y7, K1, (DX)
 
 hnext7qgemm8x8VNNI:

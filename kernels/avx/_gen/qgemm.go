@@ -14,13 +14,14 @@ const (
 	qBias     = 1
 	qResid    = 2
 	qClamp    = 4
-	qCol      = 8   // corrections, multipliers and bias per column (else per row)
-	qQuant    = 16  // output codes (else float32)
-	qUnsigned = 32  // uint8 codes (else int8)
-	qRCorr    = 64  // with qCol: also subtract RCorr per row
-	qZCode    = 128 // with qResid: the residual is 8-bit codes, float32(code − ZZero)·ZScale
-	qZSigned  = 256 // with qZCode: int8 codes (else uint8)
-	qRecip    = 512 // with qQuant: divide by Markstein's correction with YRecip
+	qCol      = 8    // corrections, multipliers and bias per column (else per row)
+	qQuant    = 16   // output codes (else float32)
+	qUnsigned = 32   // uint8 codes (else int8)
+	qRCorr    = 64   // with qCol: also subtract RCorr per row
+	qZCode    = 128  // with qResid: the residual is 8-bit codes, float32(code − ZZero)·ZScale
+	qZSigned  = 256  // with qZCode: int8 codes (else uint8)
+	qRecip    = 512  // with qQuant: divide by Markstein's correction with YRecip
+	qNaNLo    = 1024 // with qRecip: the clamp maps NaN to Lo, the lowest code's bound
 )
 
 // Offsets of QEpi's fields (../qgemm.go).
@@ -219,7 +220,13 @@ func qgemmVNNI(name string, cols int, pfx, sfx string) {
 		Label(l("noresid"))
 		TESTQ(U32(qClamp), flags)
 		JEQ(LabelRef(l("noclamp")))
-		each(func(_ int, r reg.VecPhysical) { VMAXPS(r, lo, r) })
+		TESTQ(U32(qNaNLo), flags)
+		JNE(LabelRef(l("nanlo")))
+		each(func(_ int, r reg.VecPhysical) { VMAXPS(r, lo, r) }) // Intel VMAXPS r, lo, r: NaN passes
+		each(func(_ int, r reg.VecPhysical) { VMINPS(r, hi, r) })
+		JMP(LabelRef(l("noclamp")))
+		Label(l("nanlo"))
+		each(func(_ int, r reg.VecPhysical) { VMAXPS(lo, r, r) }) // Intel VMAXPS r, r, lo: NaN becomes lo
 		each(func(_ int, r reg.VecPhysical) { VMINPS(r, hi, r) })
 		Label(l("noclamp"))
 		TESTQ(U32(qQuant), flags)
@@ -247,7 +254,8 @@ func qgemmVNNI(name string, cols int, pfx, sfx string) {
 		// q0·y_scale)·yr with q0 = y·yr, yr = RN(1/y_scale): Markstein's
 		// correction, exact in QRecip's range. NaN converts to INT32_MIN:
 		// VPMOVSDB saturates it to the lowest int8 code; uint8 codes take
-		// a maximum with 0 first (VPMOVUSDB reads unsigned dwords).
+		// a maximum with 0 first (VPMOVUSDB reads unsigned dwords), unless
+		// the clamp already made NaN Lo (qNaNLo).
 		Label(l("recip"))
 		each(func(h int, r reg.VecPhysical) { VMULPS(yr, r, tv[h]) })
 		each(func(h int, r reg.VecPhysical) { VFNMADD231PS_BCST(ysm, tv[h], r) })
@@ -259,8 +267,11 @@ func qgemmVNNI(name string, cols int, pfx, sfx string) {
 		each(func(h int, r reg.VecPhysical) { VPMOVSDB(r, masks[h], Mem{Base: out, Disp: 16 * h}) })
 		JMP(LabelRef(l("next")))
 		Label(l("ru8"))
+		TESTQ(U32(qNaNLo), flags) // NaN became Lo: no INT32_MIN to raise
+		JNE(LabelRef(l("rstore")))
 		each(func(h int, r reg.VecPhysical) { VPXORD(tv[h], tv[h], tv[h]) })
 		each(func(h int, r reg.VecPhysical) { VPMAXSD(tv[h], r, r) })
+		Label(l("rstore"))
 		each(func(h int, r reg.VecPhysical) { VPMOVUSDB(r, masks[h], Mem{Base: out, Disp: 16 * h}) })
 		Label(l("next"))
 		ADDQ(ldo, out)
