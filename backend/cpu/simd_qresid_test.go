@@ -10,6 +10,21 @@ import (
 	"github.com/kilnml/kiln/ir"
 )
 
+// checkCodeResidual gives layer n (inputs in, consts marking the weights) a residual of
+// random zt codes with zero point zz and checks every SIMD tactic against
+// ops/kilnq.
+func checkCodeResidual(t *testing.T, r *rand.Rand, qc qcase, n *ir.Node, in []*ir.Tensor, consts []bool, zt ir.DType, zz int64) {
+	t.Helper()
+	za, zc := residCodes(r, zt, zz, in[3].Dims)
+	in[3] = zc
+	n.Attrs = append(n.Attrs, za...)
+	n = nodeWith(n, in)
+	want := reference(t, n, in)
+	l := layer(n, in, consts, want, precOf(qc))
+	mustLowerSimd(t, l)
+	everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+}
+
 // residCodes returns quantized-residual attributes and a residual of codes
 // of type zt (dims d) for z_zero zz: the layer reads float32(code −
 // zz)·z_scale (ops/kilnq), as if a DequantizeLinear fed a float residual.
@@ -69,14 +84,7 @@ func TestSimdQConvCodeResidual(t *testing.T) {
 					n := convNode("kiln", "QConv", cc, 0, attrs...)
 					in, consts := quantInputs(r, qc, []int64{cc.n, cc.c, cc.h, cc.w}, []int64{cc.m, cc.c / cc.group, cc.kh, cc.kw}, cc.m,
 						func(in []*ir.Tensor) []int64 { return reference(t, nodeWith(n, in[:2]), in[:2]).Dims })
-					za, zc := residCodes(r, z.zt, z.zz, in[3].Dims)
-					in[3] = zc
-					n.Attrs = append(n.Attrs, za...)
-					n = nodeWith(n, in)
-					want := reference(t, n, in)
-					l := layer(n, in, consts, want, precOf(qc))
-					mustLowerSimd(t, l)
-					everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+					checkCodeResidual(t, r, qc, n, in, consts, z.zt, z.zz)
 				})
 			}
 		}
@@ -92,28 +100,14 @@ func TestSimdQGemmCodeResidual(t *testing.T) {
 				t.Run(fmt.Sprint(qc.name, "/gemm", sz, "/", z.zt, z.zz), func(t *testing.T) {
 					n := node("kiln", "QGemm", 0, quantAttrs(r, N, qc.yScale, qc.xz, qc.yz, qc.act)...)
 					in, consts := quantInputs(r, qc, []int64{M, K}, []int64{K, N}, N, func([]*ir.Tensor) []int64 { return []int64{M, N} })
-					za, zc := residCodes(r, z.zt, z.zz, in[3].Dims)
-					in[3] = zc
-					n.Attrs = append(n.Attrs, za...)
-					n = nodeWith(n, in)
-					want := reference(t, n, in)
-					l := layer(n, in, consts, want, precOf(qc))
-					mustLowerSimd(t, l)
-					everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+					checkCodeResidual(t, r, qc, n, in, consts, z.zt, z.zz)
 				})
 			}
 			t.Run(fmt.Sprint(qc.name, "/matmul/", z.zt, z.zz), func(t *testing.T) {
 				K, N := int64(20), int64(6)
 				n := node("kiln", "QMatMul", 0, quantAttrs(r, N, qc.yScale, qc.xz, qc.yz, qc.act)...)
 				in, consts := quantInputs(r, qc, []int64{2, 3, K}, []int64{K, N}, N, func([]*ir.Tensor) []int64 { return []int64{2, 3, N} })
-				za, zc := residCodes(r, z.zt, z.zz, in[3].Dims)
-				in[3] = zc
-				n.Attrs = append(n.Attrs, za...)
-				n = nodeWith(n, in)
-				want := reference(t, n, in)
-				l := layer(n, in, consts, want, precOf(qc))
-				mustLowerSimd(t, l)
-				everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+				checkCodeResidual(t, r, qc, n, in, consts, z.zt, z.zz)
 			})
 		}
 	}
@@ -176,28 +170,14 @@ func TestSimdFP8CodeResidual(t *testing.T) {
 					n := convNode("kiln", "QConv", cc, 0, attrs...)
 					in, consts := quantInputs(r, qc, []int64{cc.n, cc.c, cc.h, cc.w}, []int64{cc.m, cc.c / cc.group, cc.kh, cc.kw}, cc.m,
 						func(in []*ir.Tensor) []int64 { return reference(t, nodeWith(n, in[:2]), in[:2]).Dims })
-					za, zc := residCodes(r, z.zt, z.zz, in[3].Dims)
-					in[3] = zc
-					n.Attrs = append(n.Attrs, za...)
-					n = nodeWith(n, in)
-					want := reference(t, n, in)
-					l := layer(n, in, consts, want, precOf(qc))
-					mustLowerSimd(t, l)
-					everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+					checkCodeResidual(t, r, qc, n, in, consts, z.zt, z.zz)
 				})
 			}
 			t.Run(fmt.Sprint(qc.name, "/gemm/", z.zt, z.zz), func(t *testing.T) {
 				M, K, N := int64(11), int64(37), int64(9)
 				n := node("kiln", "QGemm", 0, quantAttrs(r, N, qc.yScale, qc.xz, qc.yz, qc.act)...)
 				in, consts := quantInputs(r, qc, []int64{M, K}, []int64{K, N}, N, func([]*ir.Tensor) []int64 { return []int64{M, N} })
-				za, zc := residCodes(r, z.zt, z.zz, in[3].Dims)
-				in[3] = zc
-				n.Attrs = append(n.Attrs, za...)
-				n = nodeWith(n, in)
-				want := reference(t, n, in)
-				l := layer(n, in, consts, want, precOf(qc))
-				mustLowerSimd(t, l)
-				everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+				checkCodeResidual(t, r, qc, n, in, consts, z.zt, z.zz)
 			})
 		}
 	}
