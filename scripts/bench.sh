@@ -29,17 +29,7 @@ tmp=$(mktemp -d)
 cache=$tmp/timing.json
 b=$shared/models/bench
 r50=$shared/models/onnx-light-cnns/resnet50/model.onnx
-python3 - "$tmp/r50calib" <<'PY'
-import array, os, random, struct, sys
-random.seed(1)
-os.makedirs(sys.argv[1])
-hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 224, 224), }"
-hdr += " " * (63 - (10 + len(hdr)) % 64) + "\n"
-for i in range(4):
-    with open(os.path.join(sys.argv[1], "sample%d.npy" % i), "wb") as f:
-        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode())
-        f.write(array.array("f", [random.gauss(0, 1) for _ in range(3 * 224 * 224)]).tobytes())
-PY
+python3 "$root/scripts/synthimages.py" "$tmp/r50calib"
 (cd "$root" && go run ./scripts/foldmodel "$r50" "$tmp/r50.folded.onnx") 2>/dev/null
 "$kiln" quantize "$tmp/r50.folded.onnx" --calib-data "$tmp/r50calib" --flavor ort -o "$tmp/r50.int8.qdq.onnx" >/dev/null 2>&1
 

@@ -18,17 +18,7 @@ k=$d/kiln
 (cd "$root" && go build -o "$k" ./cmd/kiln)
 b=$shared/models/bench
 (cd "$root" && go run ./scripts/foldmodel "$shared/models/onnx-light-cnns/resnet50/model.onnx" "$d/r50.onnx") >/dev/null 2>&1
-python3 - "$d/r50calib" <<'PY'
-import array, os, random, struct, sys
-random.seed(1)
-os.makedirs(sys.argv[1])
-hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 224, 224), }"
-hdr += " " * (63 - (10 + len(hdr)) % 64) + "\n"
-for i in range(4):
-    with open(os.path.join(sys.argv[1], "sample%d.npy" % i), "wb") as f:
-        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode())
-        f.write(array.array("f", [random.gauss(0, 1) for _ in range(3 * 224 * 224)]).tobytes())
-PY
+python3 "$root/scripts/synthimages.py" "$d/r50calib"
 "$k" quantize "$d/r50.onnx" --calib-data "$d/r50calib" --flavor ort -o "$d/r50.int8.qdq.onnx" >/dev/null 2>&1
 sample() { # name model [build flags]
 	name=$1 m=$2

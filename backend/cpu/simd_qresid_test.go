@@ -15,14 +15,20 @@ import (
 // ops/kilnq.
 func checkCodeResidual(t *testing.T, r *rand.Rand, qc qcase, n *ir.Node, in []*ir.Tensor, consts []bool, zt ir.DType, zz int64) {
 	t.Helper()
-	za, zc := residCodes(r, zt, zz, in[3].Dims)
-	in[3] = zc
-	n.Attrs = append(n.Attrs, za...)
+	attachCodeResidual(r, n, in, zt, zz)
 	n = nodeWith(n, in)
 	want := reference(t, n, in)
 	l := layer(n, in, consts, want, precOf(qc))
 	mustLowerSimd(t, l)
 	everySimdTactic(t, l, in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
+}
+
+// attachCodeResidual replaces layer n's residual input in[3] by random zt
+// codes with zero point zz and gives n the matching z_scale/z_zero.
+func attachCodeResidual(r *rand.Rand, n *ir.Node, in []*ir.Tensor, zt ir.DType, zz int64) {
+	za, zc := residCodes(r, zt, zz, in[3].Dims)
+	in[3] = zc
+	n.Attrs = append(n.Attrs, za...)
 }
 
 // residCodes returns quantized-residual attributes and a residual of codes
@@ -197,9 +203,7 @@ func TestSimdQConvByChannels(t *testing.T) {
 					in, consts := quantInputs(r, qc, []int64{cc.n, cc.c, cc.h, cc.w}, []int64{cc.m, cc.c / cc.group, cc.kh, cc.kw}, cc.m,
 						func(in []*ir.Tensor) []int64 { return reference(t, nodeWith(n, in[:2]), in[:2]).Dims })
 					if codes {
-						za, zc := residCodes(r, ir.Int8, 0, in[3].Dims)
-						in[3] = zc
-						n.Attrs = append(n.Attrs, za...)
+						attachCodeResidual(r, n, in, ir.Int8, 0)
 					}
 					n = nodeWith(n, in)
 					want := reference(t, n, in)
@@ -234,9 +238,7 @@ func TestPortableCodeResidual(t *testing.T) {
 					n := convNode("kiln", "QConv", cc, 0, attrs...)
 					in, consts := quantInputs(r, qc, []int64{cc.n, cc.c, cc.h, cc.w}, []int64{cc.m, cc.c / cc.group, cc.kh, cc.kw}, cc.m,
 						func(in []*ir.Tensor) []int64 { return reference(t, nodeWith(n, in[:2]), in[:2]).Dims })
-					za, zc := residCodes(r, z.zt, z.zz, in[3].Dims)
-					in[3] = zc
-					n.Attrs = append(n.Attrs, za...)
+					attachCodeResidual(r, n, in, z.zt, z.zz)
 					n = nodeWith(n, in)
 					want := reference(t, n, in)
 					l := layer(n, in, consts, want, precOf(qc))
@@ -250,9 +252,7 @@ func TestPortableCodeResidual(t *testing.T) {
 				M, K, N := int64(11), int64(37), int64(9)
 				n := node("kiln", "QGemm", 0, quantAttrs(r, N, qc.yScale, qc.xz, qc.yz, qc.act)...)
 				in, consts := quantInputs(r, qc, []int64{M, K}, []int64{K, N}, N, func([]*ir.Tensor) []int64 { return []int64{M, N} })
-				za, zc := residCodes(r, z.zt, z.zz, in[3].Dims)
-				in[3] = zc
-				n.Attrs = append(n.Attrs, za...)
+				attachCodeResidual(r, n, in, z.zt, z.zz)
 				n = nodeWith(n, in)
 				want := reference(t, n, in)
 				everyTactic(t, layer(n, in, consts, want, precOf(qc)), in, func(name string, got *ir.Tensor) { checkQuant(t, qc, name, got, want) })
@@ -272,9 +272,7 @@ func TestResidualCodesPlanChecks(t *testing.T) {
 		n := convNode("kiln", "QConv", cc, 0, attrs...)
 		in, consts := quantInputs(r, qc, []int64{cc.n, cc.c, cc.h, cc.w}, []int64{cc.m, cc.c, cc.kh, cc.kw}, cc.m,
 			func(in []*ir.Tensor) []int64 { return reference(t, nodeWith(n, in[:2]), in[:2]).Dims })
-		za, zc := residCodes(r, ir.Int8, 0, in[3].Dims)
-		in[3] = zc
-		n.Attrs = append(n.Attrs, za...)
+		attachCodeResidual(r, n, in, ir.Int8, 0)
 		n = nodeWith(n, in)
 		l := layer(n, in, consts, reference(t, n, in), precOf(qc))
 		tactics := append(simdBackend{}.Tactics(l), Backend{}.Tactics(l)...)
