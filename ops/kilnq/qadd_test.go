@@ -26,7 +26,9 @@ func (c qaddCase) node() *ir.Node {
 	f := func(name string, v float32) {
 		n.Attrs = append(n.Attrs, &ir.Attribute{Name: name, Type: ir.AttrFloat, F: v})
 	}
-	i := func(name string, v int64) { n.Attrs = append(n.Attrs, &ir.Attribute{Name: name, Type: ir.AttrInt, I: v}) }
+	i := func(name string, v int64) {
+		n.Attrs = append(n.Attrs, &ir.Attribute{Name: name, Type: ir.AttrInt, I: v})
+	}
 	f("a_scale", c.as)
 	f("b_scale", c.bs)
 	f("y_scale", c.ys)
