@@ -22,7 +22,9 @@ import (
 //     input behind a per-tensor DequantizeLinear is read as codes too;
 //  3. outputs: a kiln.Q* whose only reader is a per-tensor QuantizeLinear of
 //     its own code type writes codes directly (requantization in the epilogue);
-//  4. Q(DQ(q)) with the same parameters cancels; dead Q/DQ nodes go.
+//  4. residual adds: DQ(a) + DQ(b) → [Relu] → Q becomes one kiln.QAdd on
+//     the codes (quantize_add.go);
+//  5. Q(DQ(q)) with the same parameters cancels; dead Q/DQ nodes go.
 //
 // What remains of Q and DQ are the reformats at the edges of quantized
 // regions. Layers that do not match stay in float and are reported.
@@ -36,6 +38,9 @@ func convertQDQ(m *ir.Model, rep *Report, logf func(string, ...any), floatResidu
 		return err
 	}
 	c.fuseOutputs()
+	if !qaddVetoed() {
+		c.fuseAdds()
+	}
 	c.cancelPairs()
 	c.dce()
 	return nil
