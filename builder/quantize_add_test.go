@@ -99,7 +99,7 @@ func TestFuseQuantizedAdd(t *testing.T) {
 		{qaddNet{op: "Add", code: ir.Uint8, out: ir.Uint8, zero: 128, outZ: 0, relu: true}, true}, // the Relu dropped (uint8, zero 0)
 		{qaddNet{op: "Sum", code: ir.Uint8, out: ir.Uint8, zero: 0, outZ: 255}, true},
 		{qaddNet{op: "Add", code: ir.Uint8, out: ir.Uint8, zero: 255, outZ: 17, relu: true}, true}, // Relu before Q, fused
-		{qaddNet{op: "Add", code: ir.Int8, out: ir.Int8, zero: -128, outZ: 0, relu: true}, true},  // Q moved above the Relu
+		{qaddNet{op: "Add", code: ir.Int8, out: ir.Int8, zero: -128, outZ: 0, relu: true}, true},   // Q moved above the Relu
 		{qaddNet{op: "Sum", code: ir.Int8, out: ir.Int8, zero: 127, outZ: -128}, true},
 		{qaddNet{op: "Add", code: ir.Int8, out: ir.Uint8, zero: 5, outZ: 3, relu: true}, true},
 		{qaddNet{op: "Add", code: ir.Uint8, out: ir.Uint8, resDims: []int64{1, 4, 1, 1}}, false}, // broadcast
