@@ -179,3 +179,11 @@ func qcol8(k4 int, a *int8, stride int, b *uint8, acc *int32) {
 	}
 	qcol8VNNI(k4, a, stride, b, acc)
 }
+
+func qadd(dst, a, b *byte, n int, p *QAddParams) {
+	if QVariant != QVariantVNNI || !p.Recip {
+		qaddGeneric(dst, a, b, n, p)
+		return
+	}
+	qaddAVX512(dst, a, b, n, (*int64)(unsafe.Pointer(p)))
+}

@@ -4793,6 +4793,121 @@ done_dequantizeU8AVX512:
 	VZEROUPPER
 	RET
 
+// func qaddAVX512(dst *byte, a *byte, b *byte, n int, p *int64)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·qaddAVX512(SB), NOSPLIT, $0-40
+	MOVQ         dst+0(FP), DI
+	MOVQ         a+8(FP), SI
+	MOVQ         b+16(FP), DX
+	MOVQ         n+24(FP), CX
+	MOVQ         p+32(FP), R8
+	VBROADCASTSS (R8), Z16
+	VBROADCASTSS 4(R8), Z17
+	VPBROADCASTD 8(R8), Z18
+	VPBROADCASTD 12(R8), Z19
+	VPBROADCASTD 16(R8), Z20
+	VPBROADCASTD 20(R8), Z21
+	VBROADCASTSS 24(R8), Z22
+	VBROADCASTSS 28(R8), Z23
+	VBROADCASTSS 32(R8), Z24
+	VBROADCASTSS 36(R8), Z25
+	VPBROADCASTD 40(R8), Z26
+	VPBROADCASTD 44(R8), Z27
+	MOVQ         $-1, AX
+	TESTQ        CX, CX
+	JLE          done_qaddAVX512
+	CMPQ         CX, $0x20
+	JL           tail_qaddAVX512
+
+loop32_qaddAVX512:
+	VPMOVZXBD    (SI), Z0
+	VPMOVZXBD    (DX), Z1
+	VPMOVZXBD    16(SI), Z3
+	VPMOVZXBD    16(DX), Z4
+	VPXORD       Z20, Z0, Z0
+	VPXORD       Z21, Z1, Z1
+	VPSUBD       Z18, Z0, Z0
+	VPSUBD       Z19, Z1, Z1
+	VCVTDQ2PS    Z0, Z0
+	VCVTDQ2PS    Z1, Z1
+	VMULPS       Z16, Z0, Z0
+	VMULPS       Z17, Z1, Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z24, Z0, Z0
+	VMINPS       Z25, Z0, Z0
+	VMULPS       Z23, Z0, Z2
+	VFNMADD231PS Z22, Z2, Z0
+	VFMADD231PS  Z23, Z0, Z2
+	VCVTPS2DQ    Z2, Z0
+	VPADDD       Z26, Z0, Z0
+	VPXORD       Z27, Z0, Z0
+	VPXORD       Z20, Z3, Z3
+	VPXORD       Z21, Z4, Z4
+	VPSUBD       Z18, Z3, Z3
+	VPSUBD       Z19, Z4, Z4
+	VCVTDQ2PS    Z3, Z3
+	VCVTDQ2PS    Z4, Z4
+	VMULPS       Z16, Z3, Z3
+	VMULPS       Z17, Z4, Z4
+	VADDPS       Z4, Z3, Z3
+	VMAXPS       Z24, Z3, Z3
+	VMINPS       Z25, Z3, Z3
+	VMULPS       Z23, Z3, Z5
+	VFNMADD231PS Z22, Z5, Z3
+	VFMADD231PS  Z23, Z3, Z5
+	VCVTPS2DQ    Z5, Z3
+	VPADDD       Z26, Z3, Z3
+	VPXORD       Z27, Z3, Z3
+	VPMOVDB      Z0, (DI)
+	VPMOVDB      Z3, 16(DI)
+	ADDQ         $0x20, SI
+	ADDQ         $0x20, DX
+	ADDQ         $0x20, DI
+	SUBQ         $0x20, CX
+	CMPQ         CX, $0x20
+	JGE          loop32_qaddAVX512
+	TESTQ        CX, CX
+	JLE          done_qaddAVX512
+
+tail_qaddAVX512:
+	MOVQ $0x00000010, BX
+	CMPQ CX, $0x10
+	JGE  full_qaddAVX512
+	MOVQ CX, BX
+
+full_qaddAVX512:
+	BZHIQ        BX, AX, BX
+	KMOVW        BX, K1
+	VPMOVZXBD.Z  (SI), K1, Z0
+	VPMOVZXBD.Z  (DX), K1, Z1
+	VPXORD       Z20, Z0, Z0
+	VPXORD       Z21, Z1, Z1
+	VPSUBD       Z18, Z0, Z0
+	VPSUBD       Z19, Z1, Z1
+	VCVTDQ2PS    Z0, Z0
+	VCVTDQ2PS    Z1, Z1
+	VMULPS       Z16, Z0, Z0
+	VMULPS       Z17, Z1, Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z24, Z0, Z0
+	VMINPS       Z25, Z0, Z0
+	VMULPS       Z23, Z0, Z2
+	VFNMADD231PS Z22, Z2, Z0
+	VFMADD231PS  Z23, Z0, Z2
+	VCVTPS2DQ    Z2, Z0
+	VPADDD       Z26, Z0, Z0
+	VPXORD       Z27, Z0, Z0
+	VPMOVDB      Z0, K1, (DI)
+	ADDQ         $0x10, SI
+	ADDQ         $0x10, DX
+	ADDQ         $0x10, DI
+	SUBQ         $0x10, CX
+	JG           tail_qaddAVX512
+
+done_qaddAVX512:
+	VZEROUPPER
+	RET
+
 // func qcolVNNI(k4 int, a *int8, b *uint8, acc *int32)
 // Requires: AVX, AVX2
 TEXT ·qcolVNNI(SB), NOSPLIT, $0-32

@@ -63,3 +63,5 @@ func qcolOK() bool { return false }
 func qcol(k4 int, a *int8, b *uint8, acc *int32) { qcolGeneric(k4, a, b, acc) }
 
 func qcol8(k4 int, a *int8, stride int, b *uint8, acc *int32) { qcol8Generic(k4, a, stride, b, acc) }
+
+func qadd(dst, a, b *byte, n int, p *QAddParams) { qaddGeneric(dst, a, b, n, p) }

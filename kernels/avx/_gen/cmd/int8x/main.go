@@ -44,6 +44,7 @@ func main() {
 	qdw3x3("qdw3x3U8S2VNNI", 2, qdwRows, VPMOVUSDB)
 	dequantize("dequantizeS8AVX512", VPMOVSXBD)
 	dequantize("dequantizeU8AVX512", VPMOVZXBD)
+	qaddAVX512()
 	qcolVNNI()
 	qcol8VNNI()
 	Generate()

@@ -1,0 +1,101 @@
+package avx
+
+import (
+	"math"
+	"unsafe"
+)
+
+// QAddParams are kiln.QAdd's per-tensor parameters (ops/kilnq) in the
+// kernels' form. Codes are handled as uint8 throughout: int8 codes are
+// flipped to uint8 by XOR 0x80 (c + 128) with their zero point moved by 128,
+// which leaves every c − zero unchanged; an int8 output flips back. The
+// field offsets are the assembly's (qextra_amd64.s); NewQAddParams fills
+// them.
+type QAddParams struct {
+	AScale, BScale float32 // 0, 4
+	AZero, BZero   int32   // 8, 12: in the flipped (uint8) domain
+	AFlip, BFlip   uint32  // 16, 20: 0x80 for int8 codes, else 0
+	YScale, YRecip float32 // 24, 28: YRecip = RN(1/YScale)
+	Lo, Hi         float32 // 32, 36: the sum's clamp, see NewQAddParams
+	YZero          int32   // 40: in the flipped domain
+	YFlip          uint32  // 44
+	Relu           bool    // 48
+	// Recip: the assembly's division-free quotient is exact for these
+	// parameters (else QAdd runs the Go loop, which divides).
+	Recip bool // 49
+}
+
+// NewQAddParams converts kiln.QAdd's attributes (zero points in their own
+// code type's range; signed: int8 codes, else uint8). Lo and Hi bound the
+// sum to the codes' range times YScale: Lo = RN((0 − YZero)·YScale), or 0
+// when it is below 0 with Relu (max(s, 0) folded into the clamp), Hi =
+// RN((255 − YZero)·YScale), both in the flipped domain. Clamping there
+// changes no code: a sum below Lo has a quotient that rounds to at most
+// the lowest code's integer (|code − zero| ≤ 255 keeps RN's relative error
+// far below half a unit), which saturates to the lowest code, as Lo itself
+// does; likewise above Hi.
+func NewQAddParams(aScale, bScale, yScale float32, aZero, bZero, yZero int32, aSigned, bSigned, ySigned, relu bool) QAddParams {
+	flip := func(signed bool, z int32) (uint32, int32) {
+		if signed {
+			return 0x80, z + 128
+		}
+		return 0, z
+	}
+	p := QAddParams{AScale: aScale, BScale: bScale, YScale: yScale, Relu: relu}
+	p.AFlip, p.AZero = flip(aSigned, aZero)
+	p.BFlip, p.BZero = flip(bSigned, bZero)
+	p.YFlip, p.YZero = flip(ySigned, yZero)
+	p.YRecip = 1 / yScale
+	p.Lo = float32(-p.YZero) * yScale
+	p.Hi = float32(255-p.YZero) * yScale
+	if relu && !(p.Lo >= 0) {
+		p.Lo = 0
+	}
+	// Markstein's correction (see QEpi.QRecip) is the correctly rounded
+	// quotient for y_scale in [2^-40, 2^40]; input scales up to 2^100 keep
+	// every dequantized value and their sum finite (|code − zero| ≤ 255).
+	lim := func(s float32, lo, hi float64) bool { return float64(s) >= lo && float64(s) <= hi }
+	p.Recip = lim(yScale, 0x1p-40, 0x1p40) && lim(aScale, 0, 0x1p100) && lim(bScale, 0, 0x1p100)
+	return p
+}
+
+// QAdd writes dst[i] = kiln.QAdd's code for a[i] and b[i] (all the same
+// length), on the assembly kernel where the CPU and the parameters allow.
+func QAdd(dst, a, b []byte, p *QAddParams) {
+	n := len(dst)
+	if n == 0 {
+		return
+	}
+	_, _ = a[n-1], b[n-1]
+	qadd(unsafe.SliceData(dst), unsafe.SliceData(a), unsafe.SliceData(b), n, p)
+}
+
+// qaddGeneric is the reference loop of QAdd (ops/kilnq's kiln.QAdd), with
+// codes in the flipped domain:
+//
+//	x = float32(float32((a[i]^AFlip) − AZero)·AScale)        (DequantizeLinear)
+//	y = float32(float32((b[i]^BFlip) − BZero)·BScale)
+//	s = float32(x + y); Relu: s = max(s, 0)
+//	r = round_half_even(float32(s / YScale)) + YZero; NaN → YZero; clamp to [0, 255]
+//	dst[i] = r ^ YFlip
+func qaddGeneric(dst, a, b *byte, n int, p *QAddParams) {
+	d, as, bs := unsafe.Slice(dst, n), unsafe.Slice(a, n), unsafe.Slice(b, n)
+	for i := range d {
+		x := float32(float32(int32(uint32(as[i])^p.AFlip)-p.AZero) * p.AScale)
+		y := float32(float32(int32(uint32(bs[i])^p.BFlip)-p.BZero) * p.BScale)
+		s := float32(x + y)
+		if p.Relu && s < 0 {
+			s = 0
+		}
+		r := math.RoundToEven(float64(float32(s/p.YScale))) + float64(p.YZero)
+		switch {
+		case r != r:
+			r = float64(p.YZero)
+		case r < 0:
+			r = 0
+		case r > 255:
+			r = 255
+		}
+		d[i] = byte(uint32(r) ^ p.YFlip)
+	}
+}
