@@ -19,7 +19,7 @@ import (
 
 type quantizeFlags struct {
 	calibOptions
-	out, flavor                         string
+	out, flavor, ortActivations         string
 	fp8, perTensorWeights, quantWeights bool
 	dynamic                             bool
 	weightBits                          int
@@ -40,8 +40,14 @@ insert QuantizeLinear/DequantizeLinear pairs:
       Conv/ConvTranspose/Gemm/MatMul and both inputs of residual Adds are
       quantized, symmetric int8 activations (zero point 0, scale amax/127),
       weights per output channel (axis 0), float weights behind Q→DQ;
-  --flavor ort: ONNX Runtime's CPU convention: asymmetric uint8 activations
-      from the observed min/max, int8 per-channel weights stored quantized.
+  --flavor ort: ONNX Runtime's quantize_static (QDQ format, default
+      options) placement: asymmetric uint8 activations from the observed
+      min/max (whatever --calibrator says: ORT's MinMax), int8 symmetric
+      per-channel weights and int32 biases stored quantized; inputs and
+      outputs of Conv/Gemm/MatMul/Add/Mul/pools/Softmax quantized, a
+      Relu/Clip after a single-reader output removed (the Q before it takes
+      its range), Reshape/MaxPool/... sharing their input's Q parameters,
+      ops outside ORT's list (Sum, Flatten, ...) left in float.
   --fp8: float8 E4M3 Q/DQ (scale amax/448) instead of int8 (tensorrt flavour).
   --per-tensor-weights, --weight-bits 4: harder settings, for experiments
       (4-bit codes are stored in int8).
@@ -82,6 +88,7 @@ SRC is as for kiln calibrate: mnist, mnist-raw, mnist:test, a folder of
 	fl.StringVar(&f.shape, "shape", "", "raw data: dims of one sample, e.g. 1x28x28")
 	fl.StringVar(&f.dtype, "dtype", "", "raw data: element type (default float32)")
 	fl.StringVar(&f.flavor, "flavor", "tensorrt", "Q/DQ convention: tensorrt or ort")
+	fl.StringVar(&f.ortActivations, "ort-activations", "uint8", "--flavor ort: activation type, uint8 (QuantType.QUInt8) or int8 (QInt8, quantize_static's own default)")
 	fl.BoolVar(&f.fp8, "fp8", false, "float8 E4M3 Q/DQ instead of int8")
 	fl.BoolVar(&f.perTensorWeights, "per-tensor-weights", false, "one scale per weight tensor instead of one per output channel")
 	fl.IntVar(&f.weightBits, "weight-bits", 8, "weight code width, 2..8 (stored in int8)")
@@ -100,11 +107,23 @@ func quantizeModel(w, errw io.Writer, path string, f quantizeFlags) error {
 	case "tensorrt", "trt":
 		flavor = qdq.TensorRT
 	case "ort", "onnxruntime":
-		flavor = qdq.ORT
+		flavor = qdq.ORTStatic
 	default:
 		return cli.Usagef("--flavor must be tensorrt or ort, not %q", f.flavor)
 	}
-	if f.fp8 && flavor == qdq.ORT {
+	var ortActs ir.DType
+	switch f.ortActivations {
+	case "uint8":
+		ortActs = ir.Uint8
+	case "int8":
+		ortActs = ir.Int8
+	default:
+		return cli.Usagef("--ort-activations must be uint8 or int8, not %q", f.ortActivations)
+	}
+	if f.ortActivations != "uint8" && flavor != qdq.ORTStatic {
+		return cli.Usagef("--ort-activations goes with --flavor ort")
+	}
+	if f.fp8 && flavor == qdq.ORTStatic {
 		return cli.Usagef("--fp8 goes with --flavor tensorrt (ONNX Runtime's CPU flavour is uint8/int8)")
 	}
 	if f.weightBits < 2 || f.weightBits > 8 {
@@ -164,7 +183,7 @@ func quantizeModel(w, errw io.Writer, path string, f quantizeFlags) error {
 		ranges[r.Name] = qdq.Range{Amax: r.Amax, Min: r.Min, Max: r.Max}
 	}
 	opt := qdq.Options{Flavor: flavor, Ranges: ranges, PerTensorWeights: f.perTensorWeights, WeightBits: f.weightBits,
-		QuantizedWeights: f.quantWeights}
+		QuantizedWeights: f.quantWeights, ORTActivations: ortActs}
 	if f.fp8 {
 		opt.DType = ir.Float8E4M3FN
 	}
@@ -229,15 +248,22 @@ func writeQuantizeSummary(w io.Writer, before, after *ir.Model, f quantizeFlags,
 	}
 	var layers []string
 	pairs := 0
+	consts := after.Graph.InitializerMap()
+	actDQ := map[string]bool{} // outputs of new DequantizeLinear nodes of activations (not of stored weights or biases)
 	for _, n := range after.Graph.Nodes {
 		if n.OpType == "DequantizeLinear" && !had[n.Name] {
 			pairs++
+			if consts[n.Inputs[0]] == nil {
+				actDQ[n.Outputs[0]] = true
+			}
 		}
+	}
+	for _, n := range after.Graph.Nodes {
 		if !had[n.Name] {
 			continue
 		}
 		for _, in := range n.Inputs {
-			if strings.HasSuffix(in, "_dequantized") {
+			if actDQ[in] {
 				layers = append(layers, n.Name)
 				break
 			}
@@ -248,7 +274,7 @@ func writeQuantizeSummary(w io.Writer, before, after *ir.Model, f quantizeFlags,
 	if f.fp8 {
 		dt, act = "float8e4m3fn", "E4M3 activations (scale amax/448)"
 	} else if f.flavor == "ort" || f.flavor == "onnxruntime" {
-		act = "asymmetric uint8 activations"
+		act = "asymmetric " + f.ortActivations + " activations, int32 biases"
 	}
 	wb := ""
 	if f.weightBits != 8 {

@@ -22,8 +22,10 @@ func TestQuantizeUsageErrors(t *testing.T) {
 		{"quantize", "m.onnx", "--calib-data", "mnist", "-o", "x.onnx", "--flavor", "tflite"}, // bad flavour
 		{"quantize", "m.onnx", "--calib-data", "mnist", "-o", "x.onnx", "--fp8", "--flavor", "ort"},
 		{"quantize", "m.onnx", "--calib-data", "mnist", "-o", "x.onnx", "--weight-bits", "9"},
-		{"train", "mnist", "--from", "x.safetensors"}, // --from without --qat
-		{"train", "mnist", "--qat", "--out", ""},      // --qat without --from
+		{"quantize", "m.onnx", "--calib-data", "mnist", "-o", "x.onnx", "--flavor", "ort", "--ort-activations", "int16"},
+		{"quantize", "m.onnx", "--calib-data", "mnist", "-o", "x.onnx", "--ort-activations", "int8"}, // TensorRT flavour
+		{"train", "mnist", "--from", "x.safetensors"},                                                // --from without --qat
+		{"train", "mnist", "--qat", "--out", ""},                                                     // --qat without --from
 		{"train", "mnist", "--qat", "--from", "x", "--weight-bits", "1"},
 	} {
 		if code, _, errOut := kiln(t, args...); code != 2 {
@@ -153,20 +155,24 @@ func TestQuantizeAndQATMNIST(t *testing.T) {
 		t.Fatalf("train: %s%s", out, errOut)
 	}
 	models := map[string]string{} // path → engine precision
+	const fourLayers = "4 layers quantized: conv1, conv2, fc1, fc2"
 	for _, c := range []struct {
-		name string
-		args []string
-		prec string
+		name   string
+		args   []string
+		prec   string
+		layers string
 	}{
-		{"trt.onnx", nil, "int8"},
-		{"ort.onnx", []string{"--flavor", "ort", "--calibrator", "minmax"}, "int8"},
-		{"w4.onnx", []string{"--weight-bits", "4", "--per-tensor-weights", "--calibrator", "percentile"}, "int8"},
-		{"fp8.onnx", []string{"--fp8"}, "fp8"},
+		{"trt.onnx", nil, "int8", fourLayers},
+		// ONNX Runtime's placement also quantizes the pools' and Flatten's
+		// inputs (the convs' outputs, the pools' outputs).
+		{"ort.onnx", []string{"--flavor", "ort", "--calibrator", "minmax"}, "int8", "7 layers quantized: conv1, conv2, fc1, fc2, flatten, pool1, pool2"},
+		{"w4.onnx", []string{"--weight-bits", "4", "--per-tensor-weights", "--calibrator", "percentile"}, "int8", fourLayers},
+		{"fp8.onnx", []string{"--fp8"}, "fp8", fourLayers},
 	} {
 		p := filepath.Join(dir, c.name)
 		args := append([]string{"quantize", fp32, "--calib-data", "mnist", "--calib-batches", "2", "-o", p}, c.args...)
 		code, out, errOut := kiln(t, args...)
-		if code != 0 || !strings.Contains(out, "4 layers quantized: conv1, conv2, fc1, fc2") {
+		if code != 0 || !strings.Contains(out, c.layers) {
 			t.Fatalf("%v: exit %d\n%s%s", args, code, out, errOut)
 		}
 		models[p] = c.prec

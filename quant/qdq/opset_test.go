@@ -21,7 +21,7 @@ func TestRaiseOpsetKeepsSoftmaxMeaning(t *testing.T) {
 				Outputs: []*ir.ValueInfo{{Name: "y"}},
 			}}
 			raised := m.Clone()
-			if err := raiseOpset(raised, 13); err != nil {
+			if err := raiseOpset(raised, 13, false); err != nil {
 				t.Fatalf("%s axis %d: %v", op, axis, err)
 			}
 			if raised.Opset("") != 13 || len(raised.Graph.Nodes) != 4 {

@@ -22,9 +22,22 @@ const (
 	// weights; inputs of Conv/ConvTranspose/Gemm/MatMul and both inputs of
 	// residual Adds are quantized.
 	TensorRT Flavor = iota
-	// ORT: ONNX Runtime's CPU convention: asymmetric uint8 activations,
-	// symmetric int8 per-channel weights stored already quantized.
+	// ORT: ONNX Runtime's CPU dtypes on TensorRT's placement minus the
+	// residual Adds: asymmetric uint8 activations on the inputs of
+	// Conv/ConvTranspose/Gemm/MatMul only, symmetric int8 per-channel weights
+	// stored already quantized, float biases. Exporting a QAT model keeps
+	// its trained codes exactly in this form.
 	ORT
+	// ORTStatic: ONNX Runtime's quantize_static(QuantFormat.QDQ) placement
+	// with its default options (ortstatic.go): uint8 activations on their
+	// own min/max (range widened to hold 0), int8 symmetric per-channel
+	// weights, int32 biases (scale = input scale × weight scale); inputs
+	// and outputs of Conv/Gemm/MatMul/Add/Mul/pools/Softmax quantized,
+	// Relu/Clip after a single-reader output removed (the producer's Q takes
+	// their output range), Reshape/Transpose/MaxPool/AveragePool/... sharing
+	// their input's parameters, ops outside ORT's registry (Sum, Flatten,
+	// ...) left in float.
+	ORTStatic
 )
 
 // Range is the calibrated range of an activation.
@@ -39,6 +52,10 @@ type Options struct {
 	// model: Float8E5M2 for tensors whose range E4M3 cannot hold (the
 	// builder's per-tensor format choice). Weights stay DType.
 	ActivationDTypes map[string]ir.DType
+	// ORTActivations is the ORTStatic flavour's activation type: Uint8
+	// (the default, QuantType.QUInt8) or Int8 (QuantType.QInt8, ORT's
+	// quantize_static default since 1.13), both asymmetric from min/max.
+	ORTActivations ir.DType
 	// Ranges of activations by tensor name (from calibration or QAT).
 	Ranges map[string]Range
 	// PerTensorWeights uses one scale per weight tensor instead of one per
@@ -86,7 +103,13 @@ func Insert(m *ir.Model, opt Options) (*ir.Model, error) {
 			return nil, fmt.Errorf("qdq: activation %q: %s with %s weights (per-tensor overrides are float8e4m3fn or float8e5m2 in float8 models)", name, dt, opt.DType)
 		}
 	}
-	if opt.Flavor == ORT {
+	if opt.ORTActivations == ir.Undefined {
+		opt.ORTActivations = ir.Uint8
+	}
+	if opt.Flavor == ORTStatic && opt.ORTActivations != ir.Uint8 && opt.ORTActivations != ir.Int8 {
+		return nil, fmt.Errorf("qdq: ONNX Runtime activations are uint8 or int8, not %s", opt.ORTActivations)
+	}
+	if opt.Flavor == ORT || opt.Flavor == ORTStatic {
 		opt.QuantizedWeights = true
 		if opt.DType != ir.Int8 {
 			return nil, fmt.Errorf("qdq: the ONNX Runtime flavour is int8/uint8 only")
@@ -97,7 +120,7 @@ func Insert(m *ir.Model, opt Options) (*ir.Model, error) {
 	if opt.DType == ir.Float8E4M3FN {
 		need = 19
 	}
-	if err := raiseOpset(out, need); err != nil {
+	if err := raiseOpset(out, need, opt.Flavor == ORTStatic); err != nil {
 		return nil, err
 	}
 	w := &writer{m: out, opt: opt, inits: out.Graph.InitializerMap(), dq: map[string]string{}, used: map[string]bool{}, stored: map[string]bool{}}
@@ -112,6 +135,14 @@ func Insert(m *ir.Model, opt Options) (*ir.Model, error) {
 	}
 	for _, in := range out.Graph.Inputs {
 		w.used[in.Name] = true
+	}
+	if opt.Flavor == ORTStatic {
+		if err := w.insertORTStatic(); err != nil {
+			return nil, err
+		}
+		out.Graph.Initializers = append(out.Graph.Initializers, w.newInits...)
+		out.Graph.DropUnreadInitializers(func(name string) bool { return w.stored[name] })
+		return out, nil
 	}
 	var newNodes []*ir.Node
 	for _, n := range out.Graph.Nodes {
@@ -281,6 +312,17 @@ func (w *writer) activation(name string) ([]*ir.Node, string, error) {
 
 // weight quantizes a weight initializer per output channel.
 func (w *writer) weight(n *ir.Node, name string, t *ir.Tensor) ([]*ir.Node, error) {
+	p, err := w.weightParams(n, name, t)
+	if err != nil {
+		return nil, err
+	}
+	return w.weightNodes(name, t, p)
+}
+
+// weightParams returns the codes' parameters of a weight initializer: per
+// output channel (weightAxis) unless PerTensorWeights, from max|w| or
+// WeightScales.
+func (w *writer) weightParams(n *ir.Node, name string, t *ir.Tensor) (*quant.Params, error) {
 	if t.DType != ir.Float32 {
 		return nil, fmt.Errorf("weight %q is %s, not float32", name, t.DType)
 	}
@@ -321,6 +363,12 @@ func (w *writer) weight(n *ir.Node, name string, t *ir.Tensor) ([]*ir.Node, erro
 	if err != nil {
 		return nil, fmt.Errorf("weight %q: %w", name, err)
 	}
+	return p, nil
+}
+
+// weightNodes writes a weight's DequantizeLinear (QuantizedWeights: its
+// codes become an initializer) or its QuantizeLinear → DequantizeLinear.
+func (w *writer) weightNodes(name string, t *ir.Tensor, p *quant.Params) ([]*ir.Node, error) {
 	scale, zp := w.paramTensors(name, p, t)
 	dqName := w.fresh(name + "_dequantized")
 	if w.opt.QuantizedWeights {
@@ -383,8 +431,10 @@ func (w *writer) paramTensors(base string, p *quant.Params, _ *ir.Tensor) (strin
 // Flatten(axis) → op(axis = 1) → Reshape to Shape(x). Classifier heads
 // (ResNet-50's Softmax over [1, 1000]) then no longer block raising the
 // opset for Q/DQ. It returns the rewritten nodes (2-D, axis 1: the same
-// meaning in every opset).
-func keepSoftmaxMeaning(m *ir.Model) map[*ir.Node]bool {
+// meaning in every opset). With keep2D, one reading a Gemm's output (always
+// 2-D) along axis 1 or -1 already means the same and stays as it is (ONNX's
+// version converter leaves it so, and ORT's quantizer then quantizes it).
+func keepSoftmaxMeaning(m *ir.Model, keep2D bool) map[*ir.Node]bool {
 	used := map[string]bool{}
 	for _, n := range m.Graph.Nodes {
 		used[n.Name] = true
@@ -406,12 +456,18 @@ func keepSoftmaxMeaning(m *ir.Model) map[*ir.Node]bool {
 		used[name] = true
 		return name
 	}
+	producer := m.Graph.Producers()
 	var nodes []*ir.Node
 	safe := map[*ir.Node]bool{}
 	for _, n := range m.Graph.Nodes {
 		switch {
 		case n.Domain != "" || len(n.Inputs) != 1 || len(n.Outputs) != 1:
 		case n.OpType == "Softmax", n.OpType == "LogSoftmax", n.OpType == "Hardmax":
+			if axis, _ := n.AttrInt("axis", 1); keep2D && (axis == 1 || axis == -1) &&
+				producer[n.Inputs[0]] != nil && producer[n.Inputs[0]].OpType == "Gemm" && producer[n.Inputs[0]].Domain == "" {
+				safe[n] = true
+				break
+			}
 			axis, _ := n.AttrInt("axis", 1)
 			x, y := n.Inputs[0], n.Outputs[0]
 			flat, op, shape := fresh(x+"_flat2d"), fresh(y+"_2d"), fresh(x+"_shape")
@@ -441,14 +497,14 @@ var opsChangedBy = map[string]int64{
 	"Resize": 11, "Upsample": 10, "TopK": 10, "Dropout": 12, "Scan": 9, "Loop": 11, "If": 11,
 }
 
-func raiseOpset(m *ir.Model, need int64) error {
+func raiseOpset(m *ir.Model, need int64, keep2D bool) error {
 	cur := m.Opset("")
 	if cur >= need {
 		return nil
 	}
 	var safe map[*ir.Node]bool
 	if cur < 13 && need >= 13 {
-		safe = keepSoftmaxMeaning(m)
+		safe = keepSoftmaxMeaning(m, keep2D)
 	}
 	var bad []string
 	seen := map[string]bool{}
