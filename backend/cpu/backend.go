@@ -79,6 +79,8 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 		return []engine.Tactic{gemmTactic{prec: "f32"}}
 	case n.Domain == "kiln" && (n.OpType == "QGemm" || n.OpType == "QMatMul"):
 		return []engine.Tactic{gemmTactic{prec: quantPrec(l)}}
+	case n.Domain == "kiln" && n.OpType == "QAdd":
+		return []engine.Tactic{qaddTactic{}}
 	case n.Domain == "" && (n.OpType == "QuantizeLinear" || n.OpType == "DequantizeLinear" || n.OpType == "Cast"):
 		return []engine.Tactic{reformatTactic{}}
 	case n.Domain == "" && (n.OpType == "MaxPool" || n.OpType == "AveragePool"):
@@ -92,7 +94,7 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 	case n.Domain == "" && n.OpType == "Relu":
 		return []engine.Tactic{reluTactic{}}
 	case n.Domain == "" && (n.OpType == "Add" || n.OpType == "Sub" || n.OpType == "Mul" || n.OpType == "Div" ||
-		n.OpType == "Softmax" || n.OpType == "GlobalAveragePool"):
+		n.OpType == "Softmax" || n.OpType == "GlobalAveragePool" || n.OpType == "Sum" && len(n.Inputs) == 2):
 		if l.Precision == engine.FP16 && halfLayer(l) { // simd_fp16.go: float32 math between F16C conversions
 			return []engine.Tactic{simdF16Tactic{inner: ewTactic{}}}
 		}

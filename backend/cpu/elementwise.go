@@ -9,7 +9,8 @@ import (
 )
 
 // FP32 elementwise and reduction layers that fusion leaves standing:
-// Add/Sub/Mul/Div of equal shapes or with a one-element operand,
+// Add/Sub/Mul/Div (and a two-input Sum, as Add) of equal shapes or with a
+// one-element operand,
 // GlobalAveragePool and Softmax along the last axis. They match the
 // reference bit for bit: a float32 +, −, ×, ÷ rounds like the reference's
 // float64 operation rounded to float32 (double rounding is innocuous for
@@ -30,8 +31,12 @@ func (ewTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 			return nil, fmt.Errorf("%s: fp32 only", n)
 		}
 	}
+	op := n.OpType
 	switch n.OpType {
-	case "Add", "Sub", "Mul", "Div":
+	case "Add", "Sub", "Mul", "Div", "Sum":
+		if op == "Sum" {
+			op = "Add" // two inputs: the reference's float64 sum rounded once is the float32 add
+		}
 		if len(n.Inputs) != 2 {
 			return nil, fmt.Errorf("%s: want two inputs", n)
 		}
@@ -57,7 +62,7 @@ func (ewTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	default:
 		return nil, fmt.Errorf("%s: no elementwise kernel", n)
 	}
-	return lowered("cpu.elementwise", &ewParams{Op: n.OpType}, nil, nil)
+	return lowered("cpu.elementwise", &ewParams{Op: op}, nil, nil)
 }
 
 func oneElement(s ir.Shape) bool {

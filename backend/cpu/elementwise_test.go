@@ -12,7 +12,7 @@ import (
 
 func TestElementwiseF32(t *testing.T) {
 	r := rand.New(rand.NewPCG(27, 28))
-	for _, op := range []string{"Add", "Sub", "Mul", "Div"} {
+	for _, op := range []string{"Add", "Sub", "Mul", "Div", "Sum"} { // a two-input Sum runs as Add
 		for _, c := range []struct{ a, b []int64 }{{[]int64{3, 5, 7}, []int64{3, 5, 7}}, {[]int64{40000}, []int64{40000}}, {[]int64{2, 9}, []int64{1}}, {[]int64{1, 1}, []int64{4, 6}}} {
 			a, b := valuesWithSpecials(r, int(prod64(c.a)), 3), valuesWithSpecials(r, int(prod64(c.b)), 3)
 			a.Dims, b.Dims = c.a, c.b

@@ -9,31 +9,40 @@ import (
 // kernels' form. Codes are handled as uint8 throughout: int8 codes are
 // flipped to uint8 by XOR 0x80 (c + 128) with their zero point moved by 128,
 // which leaves every c − zero unchanged; an int8 output flips back. The
-// field offsets are the assembly's (qextra_amd64.s); NewQAddParams fills
-// them.
+// field offsets are the assembly's (qextra_amd64.s, checked by a test);
+// NewQAddParams fills them.
 type QAddParams struct {
-	AScale, BScale float32 // 0, 4
+	AScale, BScale float32 // 0, 4: the reference's (qaddGeneric)
 	AZero, BZero   int32   // 8, 12: in the flipped (uint8) domain
 	AFlip, BFlip   uint32  // 16, 20: 0x80 for int8 codes, else 0
-	YScale, YRecip float32 // 24, 28: YRecip = RN(1/YScale)
-	Lo, Hi         float32 // 32, 36: the sum's clamp, see NewQAddParams
-	YZero          int32   // 40: in the flipped domain
-	YFlip          uint32  // 44
-	Relu           bool    // 48
+	YScale         float32 // 24: the reference's
+	YZero          int32   // 28: in the flipped domain
+	YFlip          uint32  // 32
+	Relu           bool    // 36
 	// Recip: the assembly's division-free quotient is exact for these
 	// parameters (else QAdd runs the Go loop, which divides).
-	Recip bool // 49
+	Recip bool // 37
+	// The assembly's scales (40..52): every scale times 2^-k, where 2^k is
+	// y_scale's binade (KYScale in [1, 2)), so that Markstein's correction
+	// sees a divisor in its range whatever y_scale is; exact where every
+	// scaled and unscaled product stays normal (Recip). KYRecip = RN(1/KYScale).
+	KAScale, KBScale, KYScale, KYRecip float32
+	// Lo, Hi (56, 60): the scaled sum's clamp, see NewQAddParams.
+	Lo, Hi float32
 }
 
 // NewQAddParams converts kiln.QAdd's attributes (zero points in their own
 // code type's range; signed: int8 codes, else uint8). Lo and Hi bound the
-// sum to the codes' range times YScale: Lo = RN((0 − YZero)·YScale), or 0
-// when it is below 0 with Relu (max(s, 0) folded into the clamp), Hi =
-// RN((255 − YZero)·YScale), both in the flipped domain. Clamping there
+// scaled sum to the codes' range times KYScale: Lo = RN((0 − YZero)·KYScale),
+// or 0 when it is below 0 with Relu (max(s, 0) folded into the clamp), Hi =
+// RN((255 − YZero)·KYScale), both in the flipped domain. Clamping there
 // changes no code: a sum below Lo has a quotient that rounds to at most
 // the lowest code's integer (|code − zero| ≤ 255 keeps RN's relative error
 // far below half a unit), which saturates to the lowest code, as Lo itself
-// does; likewise above Hi.
+// does; likewise above Hi. Scaling every scale by the same power of two
+// 2^-k scales every rounded product and the rounded sum by exactly 2^-k
+// while all of them stay normal or are exact (a sum that underflows is
+// exact), and leaves the quotient unchanged.
 func NewQAddParams(aScale, bScale, yScale float32, aZero, bZero, yZero int32, aSigned, bSigned, ySigned, relu bool) QAddParams {
 	flip := func(signed bool, z int32) (uint32, int32) {
 		if signed {
@@ -45,17 +54,20 @@ func NewQAddParams(aScale, bScale, yScale float32, aZero, bZero, yZero int32, aS
 	p.AFlip, p.AZero = flip(aSigned, aZero)
 	p.BFlip, p.BZero = flip(bSigned, bZero)
 	p.YFlip, p.YZero = flip(ySigned, yZero)
-	p.YRecip = 1 / yScale
-	p.Lo = float32(-p.YZero) * yScale
-	p.Hi = float32(255-p.YZero) * yScale
+	_, k := math.Frexp(float64(yScale)) // yScale = f·2^k, f in [0.5, 1)
+	k--
+	scale := func(s float32) float32 { return float32(math.Ldexp(float64(s), -k)) }
+	p.KAScale, p.KBScale, p.KYScale = scale(aScale), scale(bScale), scale(yScale)
+	p.KYRecip = 1 / p.KYScale
+	p.Lo = float32(-p.YZero) * p.KYScale
+	p.Hi = float32(255-p.YZero) * p.KYScale
 	if relu && !(p.Lo >= 0) {
 		p.Lo = 0
 	}
-	// Markstein's correction (see QEpi.QRecip) is the correctly rounded
-	// quotient for y_scale in [2^-40, 2^40]; input scales up to 2^100 keep
-	// every dequantized value and their sum finite (|code − zero| ≤ 255).
-	lim := func(s float32, lo, hi float64) bool { return float64(s) >= lo && float64(s) <= hi }
-	p.Recip = lim(yScale, 0x1p-40, 0x1p40) && lim(aScale, 0, 0x1p100) && lim(bScale, 0, 0x1p100)
+	// Normal scales before and after the scaling (products of integers
+	// 1..255 with them stay normal), at most 2^100 (sums stay finite).
+	normal := func(s float32) bool { return float64(s) >= 0x1p-126 && float64(s) <= 0x1p100 }
+	p.Recip = normal(aScale) && normal(bScale) && normal(yScale) && normal(p.KAScale) && normal(p.KBScale) && p.KYScale >= 1 && p.KYScale < 2
 	return p
 }
 

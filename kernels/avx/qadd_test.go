@@ -2,28 +2,48 @@ package avx
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"testing"
+	"unsafe"
 
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/ops/kilnq"
 )
 
 // qaddScales are (a, b, y) scale sets: ResNet-like, exact halves (ties of
-// the rounding), inexact near-ties, saturation everywhere, subnormal
-// values, y scales at both ends of Markstein's range and outside it (the
-// Go loop then runs in every variant), large input scales.
+// the rounding), inexact near-ties, saturation everywhere, y scales far
+// from 1 (the power-of-two prescaling: 1e13 is ONNX Runtime's scale in
+// ResNet-50's last stage on random inputs), input scales far below y's
+// (near the bound of the prescaled ones), and outside Recip's range (the
+// Go loop then runs in every variant: subnormal or huge scales).
 var qaddScales = [][3]float32{
 	{0.0375, 0.021, 0.05},
 	{1, 1, 2},
 	{0.5, 0.25, 0.75},
 	{0.1, 0.1, 0.3},
 	{1, 1, 0.01},
-	{1e-39, 3e-39, 0x1p-40},
 	{0x1p-30, 0x1p-31, 0x1p-40},
 	{3e9, 1e10, 0x1p40},
 	{7.3e-5, 1.9e-3, 2.2e-3},
-	{1e-3, 1e-3, 0x1p-41}, // outside Recip's range: the Go loop
-	{1e30, 1e30, 1e30},    // outside it too
+	{2.5e9, 9.6e10, 1.07e13},
+	{1.3e-36, 3e-37, 1.1e-35},
+	{0x1p-120, 0x1p-100, 0x1p5}, // prescaled input scales near 2^-126
+	{0x1p-124, 0x1p-100, 0x1p5}, // below it: the Go loop
+	{1e-39, 3e-39, 0x1p-40},     // subnormal: the Go loop
+	{1e30, 1e30, 1e30},          // past 2^100: the Go loop
+}
+
+// The assembly reads QAddParams at fixed offsets.
+func TestQAddParamsOffsets(t *testing.T) {
+	var p QAddParams
+	got := []uintptr{unsafe.Offsetof(p.AZero), unsafe.Offsetof(p.BZero), unsafe.Offsetof(p.AFlip), unsafe.Offsetof(p.BFlip),
+		unsafe.Offsetof(p.YZero), unsafe.Offsetof(p.YFlip), unsafe.Offsetof(p.KAScale), unsafe.Offsetof(p.KBScale),
+		unsafe.Offsetof(p.KYScale), unsafe.Offsetof(p.KYRecip), unsafe.Offsetof(p.Lo), unsafe.Offsetof(p.Hi)}
+	want := []uintptr{8, 12, 16, 20, 28, 32, 40, 44, 48, 52, 56, 60}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("offsets %v, the assembly's %v", got, want)
+	}
 }
 
 func codeTypeOf(signed bool) ir.DType {
@@ -79,8 +99,29 @@ func TestQAdd(t *testing.T) {
 			}
 		}
 	})
-	if recips == 0 {
-		t.Fatal("no parameter set takes the division-free kernel")
+	// Random full-mantissa scales over a wide exponent range, random types and zero points.
+	rng := rand.New(rand.NewPCG(7, 11))
+	logUniform := func() float32 { return float32(math.Ldexp(1+rng.Float64(), rng.IntN(120)-60)) }
+	forEachQVariant(t, func(t *testing.T) {
+		for range 60 {
+			sa, sb, sy := rng.IntN(2) == 0, rng.IntN(2) == 0, rng.IntN(2) == 0
+			z := func(signed bool) int32 {
+				if signed {
+					return int32(rng.IntN(256) - 128)
+				}
+				return int32(rng.IntN(256))
+			}
+			ys := logUniform()
+			s := [3]float32{ys * float32(math.Ldexp(1+rng.Float64(), rng.IntN(12)-8)), ys * float32(math.Ldexp(1+rng.Float64(), rng.IntN(12)-8)), ys}
+			za, zb, zy, relu := z(sa), z(sb), z(sy), rng.IntN(2) == 0
+			p := NewQAddParams(s[0], s[1], s[2], za, zb, zy, sa, sb, sy, relu)
+			l := &kilnq.QAddLayer{AScale: s[0], BScale: s[1], YScale: s[2], AZero: za, BZero: zb, YZero: zy, Relu: relu,
+				AType: codeTypeOf(sa), BType: codeTypeOf(sb), YType: codeTypeOf(sy)}
+			checkQAdd(t, fmt.Sprintf("random scales %v zeros %d/%d/%d signed %v/%v/%v relu %v", s, za, zb, zy, sa, sb, sy, relu), l, &p, pairsA, pairsB)
+		}
+	})
+	if recips == 0 || recips == 3*8*2*len(qaddScales) {
+		t.Fatalf("%d parameter sets take the division-free kernel: want some, not all", recips)
 	}
 }
 

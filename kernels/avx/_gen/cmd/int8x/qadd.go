@@ -11,16 +11,18 @@ import (
 // 16 at a time with the tail masked (masked-off lanes neither loaded nor
 // stored). Per lane, in the flipped (uint8) domain of QAddParams:
 // zero-extended codes XOR the flip, minus the zero point (exact), converted
-// and multiplied by the scale (DequantizeLinear's float32 product), added,
+// and multiplied by the (scaled) scale (DequantizeLinear's float32 product
+// times 2^-k, exactly), added,
 // clamped to [Lo, Hi] (Relu folded into Lo; the clamp changes no code, see
 // NewQAddParams), divided by Markstein's correction q0 = s·r, q = fma(fma(−q0,
 // y_scale, s), r, q0) with r = RN(1/y_scale) (the correctly rounded quotient
-// in QAddParams.Recip's range; the sums are finite there, so no NaN),
+// for a divisor in [1, 2): every scale was multiplied by the same power of
+// two, see NewQAddParams; the sums are finite there, so no NaN),
 // rounded half to even (VCVTPS2DQ under Go's default MXCSR), plus the zero
 // point (in [0, 255] after the clamp), XOR the output flip, narrowed.
 //
-// QAddParams offsets: AScale 0, BScale 4, AZero 8, BZero 12, AFlip 16,
-// BFlip 20, YScale 24, YRecip 28, Lo 32, Hi 36, YZero 40, YFlip 44.
+// QAddParams offsets: AZero 8, BZero 12, AFlip 16, BFlip 20, YZero 28,
+// YFlip 32, KAScale 40, KBScale 44, KYScale 48, KYRecip 52, Lo 56, Hi 60.
 func qaddAVX512() {
 	name := "qaddAVX512"
 	TEXT(name, NOSPLIT, "func(dst, a, b *byte, n int, p *int64)")
@@ -33,18 +35,18 @@ func qaddAVX512() {
 	p := Load(Param("p"), reg.R8)
 	as, bs, az, bz, af, bf := reg.Z16, reg.Z17, reg.Z18, reg.Z19, reg.Z20, reg.Z21
 	ys, yr, lo, hi, yz, yf := reg.Z22, reg.Z23, reg.Z24, reg.Z25, reg.Z26, reg.Z27
-	VBROADCASTSS(Mem{Base: p, Disp: 0}, as)
-	VBROADCASTSS(Mem{Base: p, Disp: 4}, bs)
 	VPBROADCASTD(Mem{Base: p, Disp: 8}, az)
 	VPBROADCASTD(Mem{Base: p, Disp: 12}, bz)
 	VPBROADCASTD(Mem{Base: p, Disp: 16}, af)
 	VPBROADCASTD(Mem{Base: p, Disp: 20}, bf)
-	VBROADCASTSS(Mem{Base: p, Disp: 24}, ys)
-	VBROADCASTSS(Mem{Base: p, Disp: 28}, yr)
-	VBROADCASTSS(Mem{Base: p, Disp: 32}, lo)
-	VBROADCASTSS(Mem{Base: p, Disp: 36}, hi)
-	VPBROADCASTD(Mem{Base: p, Disp: 40}, yz)
-	VPBROADCASTD(Mem{Base: p, Disp: 44}, yf)
+	VPBROADCASTD(Mem{Base: p, Disp: 28}, yz)
+	VPBROADCASTD(Mem{Base: p, Disp: 32}, yf)
+	VBROADCASTSS(Mem{Base: p, Disp: 40}, as)
+	VBROADCASTSS(Mem{Base: p, Disp: 44}, bs)
+	VBROADCASTSS(Mem{Base: p, Disp: 48}, ys)
+	VBROADCASTSS(Mem{Base: p, Disp: 52}, yr)
+	VBROADCASTSS(Mem{Base: p, Disp: 56}, lo)
+	VBROADCASTSS(Mem{Base: p, Disp: 60}, hi)
 	l := func(s string) LabelRef { return LabelRef(s + "_" + name) }
 	// lane computes 16 codes from x (a's codes) and y (b's), t scratch;
 	// the result is left in x as dwords.
