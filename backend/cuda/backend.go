@@ -84,17 +84,7 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 			// timing (which sees no layout changes) cannot pick an NCHW
 			// tactic between NHWC neighbours
 			if _, err := lowerGemm(l, modeNHWC); err == nil {
-				tacs := []engine.Tactic{gemmTactic("implicit_nhwc", modeNHWC)}
-				if _, err := lowerGemm(l, modeNHWC3); err == nil {
-					tacs = append(tacs, gemmTactic("implicit_nhwc.x3", modeNHWC3))
-				}
-				if _, err := lowerGemm(l, modeNHWCF8); err == nil && fp8MMA.Load() {
-					tacs = append(tacs, gemmTactic("implicit_nhwc.f8", modeNHWCF8), gemmTactic("implicit_nhwc.x3f8", modeNHWC3F8))
-				}
-				if _, err := lowerGemm(l, modeGemmNHWC); err == nil {
-					tacs = append(tacs, gemmTactic("cublaslt.nhwc", modeGemmNHWC))
-				}
-				return tacs
+				return nhwcTactics(l)
 			}
 		}
 		return []engine.Tactic{implicit, nchw, im2col, direct}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/kilnml/kiln/engine"
@@ -41,6 +42,10 @@ const (
 	modeNHWC3    = "nhwc3"     // modeNHWC's ign3_* variant: 2 stages, 3 blocks per SM
 	modeNHWCF8   = "nhwc_f8"   // E4M3 on the FP8 tensor cores (ignf_*, 3 stages): not bit-exact (igemm.cu mma16)
 	modeNHWC3F8  = "nhwc3_f8"  // the same with 2 stages, 3 blocks per SM (ign3f_*)
+	// kwSuffix on an NHWC mode: the input expanded along the kernel width
+	// first (kiln.cu kwexpand_*), a layer with few channels run as a KH×1
+	// convolution over KW·C channels (gemmParams.KWX)
+	kwSuffix = "_kw"
 )
 
 func envInt(name string, def int64) int64 {
@@ -75,6 +80,7 @@ type gemmParams struct {
 	CPad               int64   // NHWC: input channels zero-padded to this (a first layer's 3 to one 16-byte chunk), else 0
 	Blocks3            bool    // NHWC: the ign3_* kernels (2 stages, 3 blocks per SM)
 	F8MMA              bool    // NHWC E4M3: the FP8-MMA kernels ignf_*/ign3f_* (not bit-exact) instead of the widening ones
+	KWX                int64   // NHWC: the input expanded along the kernel width to this many channels (KW·C padded to a chunk; kwExpandChannels), else 0
 	GemmNHWC           bool    // 1×1 conv as a cuBLASLt GEMM on channels-last activations (nhwc.go)
 	YNHWC              bool    // implicit/NCHW-input kernels: write device-only outputs NHWC (the next layer is likely NHWC)
 	ZFmt               int     // residual type: 0 float32, 1 float16, 2 bfloat16; codes (ZScale > 0): 3 int8, 4 uint8, 5 E4M3FN, 6 E5M2
@@ -223,15 +229,26 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		}
 		p.Implicit = true
 		p.YNHWC = nhwcOn.Load() && nhwcOutput(p.Out, p.N)
-	case modeNHWC, modeNHWC3, modeNHWCF8, modeNHWC3F8:
+	case modeNHWC, modeNHWC3, modeNHWCF8, modeNHWC3F8,
+		modeNHWC + kwSuffix, modeNHWC3 + kwSuffix, modeNHWCF8 + kwSuffix, modeNHWC3F8 + kwSuffix:
 		if err := nhwcLowers(p, in, l); err != nil {
 			return nil, err
 		}
-		p.F8MMA = mode == modeNHWCF8 || mode == modeNHWC3F8
+		base, kw := strings.CutSuffix(mode, kwSuffix)
+		p.F8MMA = base == modeNHWCF8 || base == modeNHWC3F8
 		if p.F8MMA && in != cuda.R8FE4M3 {
 			return nil, fmt.Errorf("the FP8-MMA NHWC implicit GEMM takes E4M3 input (%s)", l.In[0].DType)
 		}
-		p.NHWC, p.Blocks3 = true, mode == modeNHWC3 || mode == modeNHWC3F8
+		p.NHWC, p.Blocks3 = true, base == modeNHWC3 || base == modeNHWC3F8
+		if kw {
+			cx, err := kwExpandChannels(p, in)
+			if err != nil {
+				return nil, err
+			}
+			wNK, p.KWX = kwExpandWeights(wNK, p.KH, p.KW, cx), cx
+			p.K, p.Kp = wNK.Dims[1], roundUp(wNK.Dims[1], pad)
+			break
+		}
 		if cpad := nhwcChannels(p.K/int64(p.KH*p.KW), in); cpad != p.K/int64(p.KH*p.KW) {
 			wNK, p.CPad = padChannels(wNK, p.KH*p.KW, cpad), cpad
 			p.K, p.Kp = wNK.Dims[1], roundUp(wNK.Dims[1], pad)
@@ -536,7 +553,12 @@ func (k *gemmKernel) Run(x *engine.Exec, in, out []*ir.Tensor) error {
 		nb, c, h, w = int(X.Dims[0]), int(X.Dims[1]), int(X.Dims[2]), int(X.Dims[3])
 		oh, ow = int(Y.Dims[2]), int(Y.Dims[3])
 		M, HW = int64(nb)*int64(oh)*int64(ow), int64(oh)*int64(ow)
-		if k.p.CPad > 0 && int64(c) <= k.p.CPad && k.p.CPad == nhwcChannels(int64(c), k.p.In) {
+		if k.p.KWX > 0 {
+			// expanded along the kernel width: KW·C channels padded to KWX
+			if k.p.KWX != nhwcChannels(int64(c*k.p.KW), k.p.In) || k.p.K != int64(k.p.KH)*k.p.KWX {
+				return fmt.Errorf("input has %d channels, the expanded weights want %d", c, k.p.KWX)
+			}
+		} else if k.p.CPad > 0 && int64(c) <= k.p.CPad && k.p.CPad == nhwcChannels(int64(c), k.p.In) {
 			// padded channels: checked against the padded count
 		} else if int64(c*k.p.KH*k.p.KW) != k.p.K*int64(max(k.p.Groups, 1)) {
 			return fmt.Errorf("input has %d channels, the weights want %d", c, k.p.K*int64(max(k.p.Groups, 1))/int64(k.p.KH*k.p.KW))

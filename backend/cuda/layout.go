@@ -112,6 +112,31 @@ func (st *execState) padNHWC(g *device, t *ir.Tensor, onDevice bool, cpad int) (
 	return p, launch1(g, st, name, n, cuda.NewArgs(src, p, int(d[0]), int(d[1]), int(d[2]*d[3]), cpad))
 }
 
+// expandKW returns the 4D input t expanded along the kernel width for a
+// layer with gemmParams.KWX (kiln.cu kwexpand_*): [N][H][OW][KWX], read
+// from either layout; pw and ow are the layer's left padding and output
+// width.
+func (st *execState) expandKW(g *device, t *ir.Tensor, onDevice bool, p gemmParams, pw, ow int) (cuda.DevPtr, error) {
+	src, xn, err := st.inputRaw(g, t, onDevice)
+	if err != nil {
+		return 0, err
+	}
+	d := t.Dims
+	esz := t.DType.ByteSize(1)
+	if esz != 1 && esz != 2 {
+		return 0, fmt.Errorf("kernel-width expansion of %s", t.DType)
+	}
+	n := d[0] * d[2] * int64(ow) * p.KWX
+	// a key of its own (padNHWC's is |1): addresses are aligned
+	y, err := st.scratchFor(g, hostKey(t.Data)|2, n*esz)
+	if err != nil {
+		return 0, err
+	}
+	name := map[int64]string{1: "kwexpand_b1", 2: "kwexpand_b2"}[esz]
+	args := cuda.NewArgs(src, y, int(d[0]), int(d[1]), int(d[2]), int(d[3]), ow, p.KW, p.SW, pw, p.DW, int(p.KWX), b2i(xn))
+	return y, launch1(g, st, name, n/4, args)
+}
+
 // relayout copies the 4D tensor t, stored at src in the other layout,
 // into a buffer of the context (one per tensor) in layout toNHWC, and
 // returns it.

@@ -25,12 +25,92 @@ const (
 // not exact (like cuBLASLt's FP8 GEMMs): the FP8 engine then differs from
 // the CPU engine by rounding where the timer picks them.
 // KILN_CUDA_FP8MMA=0 (or SetFP8MMA(false)) keeps the exact widening kernels.
-var fp8MMA atomic.Bool
+// KILN_CUDA_FP8MMA=only (or SetFP8MMAOnly(true)) offers them alone where
+// they lower, so that E4M3 layers run on the FP8 tensor cores whatever the
+// build's timing says.
+var fp8MMA, fp8MMAOnly atomic.Bool
 
-func init() { fp8MMA.Store(os.Getenv("KILN_CUDA_FP8MMA") != "0") }
+func init() {
+	fp8MMA.Store(os.Getenv("KILN_CUDA_FP8MMA") != "0")
+	fp8MMAOnly.Store(os.Getenv("KILN_CUDA_FP8MMA") == "only")
+}
 
 // SetFP8MMA turns the FP8-MMA NHWC tactics on or off for later builds.
 func SetFP8MMA(on bool) { fp8MMA.Store(on) }
+
+// SetFP8MMAOnly makes later builds offer the FP8-MMA NHWC tactics alone for
+// the E4M3 convolutions they lower (while SetFP8MMA is on).
+func SetFP8MMAOnly(on bool) { fp8MMAOnly.Store(on) }
+
+// nhwcTactics are the channels-last tactics offered for a convolution the
+// NHWC implicit GEMM lowers: its 2- and 3-blocks-per-SM kernels, the
+// kernel-width expansion of each where the layer has few channels
+// (kwExpandChannels), the FP8-MMA kernels for E4M3 (fp8MMA) and cuBLASLt
+// for 16-bit 1×1 convolutions. All read and write channels-last
+// activations, so the timer may pick any of them.
+func nhwcTactics(l *engine.Layer) []engine.Tactic {
+	var tacs []engine.Tactic
+	add := func(name, mode string) {
+		if _, err := lowerGemm(l, mode); err == nil {
+			tacs = append(tacs, gemmTactic(name, mode))
+		}
+	}
+	_, err := lowerGemm(l, modeNHWCF8)
+	f8 := err == nil && fp8MMA.Load()
+	if !f8 || !fp8MMAOnly.Load() {
+		add("implicit_nhwc", modeNHWC)
+		add("implicit_nhwc.x3", modeNHWC3)
+		add("implicit_nhwc.kw", modeNHWC+kwSuffix)
+		add("implicit_nhwc.x3kw", modeNHWC3+kwSuffix)
+	}
+	if f8 {
+		add("implicit_nhwc.f8", modeNHWCF8)
+		add("implicit_nhwc.x3f8", modeNHWC3F8)
+		add("implicit_nhwc.f8kw", modeNHWCF8+kwSuffix)
+		add("implicit_nhwc.x3f8kw", modeNHWC3F8+kwSuffix)
+	}
+	add("cublaslt.nhwc", modeGemmNHWC)
+	return tacs
+}
+
+// kwExpandChannels is the channel count of a convolution's input expanded
+// along the kernel width (kiln.cu kwexpand_*): KW·C rounded up to whole
+// 16-byte chunks, or an error where the expansion does not shorten the
+// reduction (the channels already fill whole chunks, or KW is 1, or the
+// expanded row is no shorter than KW padded pixels).
+func kwExpandChannels(p gemmParams, in cuda.DataType) (int64, error) {
+	c := p.K / int64(p.KH*p.KW)
+	if p.KW < 2 || nhwcChannels(c, in) == c {
+		return 0, fmt.Errorf("kernel-width expansion is for layers whose few channels are padded to a chunk (C %d, KW %d)", c, p.KW)
+	}
+	cx := nhwcChannels(int64(p.KW)*c, in)
+	if cx >= int64(p.KW)*nhwcChannels(c, in) {
+		return 0, fmt.Errorf("kernel-width expansion saves nothing (C %d, KW %d)", c, p.KW)
+	}
+	return cx, nil
+}
+
+// kwExpandWeights reorders logical [N, C·KH·KW] convolution weights in
+// ONNX's (c, kh, kw) order to [N, KH·cx] for the expanded input: column
+// kh·cx + kw·C + c, zeros from KW·C to cx.
+func kwExpandWeights(w *ir.Tensor, kh, kw int, cx int64) *ir.Tensor {
+	n, k := w.Dims[0], w.Dims[1]
+	c := k / int64(kh*kw)
+	esz := w.DType.ByteSize(1)
+	o := ir.NewTensor(w.DType, []int64{n, int64(kh) * cx})
+	for r := int64(0); r < n; r++ {
+		for ci := int64(0); ci < c; ci++ {
+			for y := int64(0); y < int64(kh); y++ {
+				for x := int64(0); x < int64(kw); x++ {
+					src := (r*k + (ci*int64(kh)+y)*int64(kw) + x) * esz
+					dst := (r*int64(kh)*cx + y*cx + x*c + ci) * esz
+					copy(o.Data[dst:dst+esz], w.Data[src:src+esz])
+				}
+			}
+		}
+	}
+	return o
+}
 
 // nhwcLowers says why the channels-last implicit GEMM cannot run a
 // convolution (nil when it can): one group, 16-bit float or int8 input
@@ -164,7 +244,10 @@ func khwcOrder(w *ir.Tensor, khw int) *ir.Tensor {
 // residual, the output (marked NHWC unless the host reads it, in which case
 // tmp is scratch for the NHWC result before its relayout), then marks the
 // step's inputs ready.
-func (k *gemmKernel) stageNHWC(g *device, st *execState, in, out []*ir.Tensor, pad, toHost bool, mark func(int) error) (dX, dZ, dY, tmp cuda.DevPtr, err error) {
+//
+// Layers with KWX get the input expanded along the kernel width instead
+// (pw, ow: the layer's left padding and output width).
+func (k *gemmKernel) stageNHWC(g *device, st *execState, in, out []*ir.Tensor, pad, toHost bool, pw, ow int, mark func(int) error) (dX, dZ, dY, tmp cuda.DevPtr, err error) {
 	X, Y := in[0], out[0]
 	need := alignUp(int64(len(X.Data)))
 	if k.p.HasZ {
@@ -176,7 +259,9 @@ func (k *gemmKernel) stageNHWC(g *device, st *execState, in, out []*ir.Tensor, p
 	if err = st.reserve(g, need); err != nil {
 		return
 	}
-	if pad && k.p.CPad > 0 {
+	if pad && k.p.KWX > 0 {
+		dX, err = st.expandKW(g, X, k.onDevice(0), k.p, pw, ow)
+	} else if pad && k.p.CPad > 0 {
 		dX, err = st.padNHWC(g, X, k.onDevice(0), int(k.p.CPad))
 	} else {
 		dX, err = st.inputAs(g, X, k.onDevice(0), true)
@@ -222,11 +307,11 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 		if err := f.SetMaxDynamicShared(shared); err != nil {
 			return false, err
 		}
-		dX, dZ, dY, tmp, err := k.stageNHWC(g, st, in, out, true, toHost, mark)
+		ph, pw := k.p.pads(h, w, oh, ow)
+		dX, dZ, dY, tmp, err := k.stageNHWC(g, st, in, out, true, toHost, pw, ow, mark)
 		if err != nil {
 			return false, err
 		}
-		ph, pw := k.p.pads(h, w, oh, ow)
 		ys, zp := k.p.outQuant()
 		M := int64(nb) * int64(oh) * int64(ow)
 		dst := dY
@@ -239,11 +324,15 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 		}
 		grid := [3]uint32{uint32(tiles), 1, 1} // 1D, channel tiles fastest (igemm.cu)
 		gn, gh, gw, goh, gow := nb, h, w, oh, ow
+		kw, sw, gpw, dw := k.p.KW, k.p.SW, pw, k.p.DW
+		if k.p.KWX > 0 { // a KH×1 conv over the expanded input [N][H][OW][KWX]
+			cin, gw, kw, sw, gpw, dw = int(k.p.KWX), ow, 1, 1, 0, 1
+		}
 		if k.p.KH == 1 && k.p.KW == 1 && k.p.SH == 1 && k.p.SW == 1 && ph == 0 && pw == 0 && oh == h && ow == w && M <= 1<<31-1 {
 			// a plain GEMM over pixels: ign_body skips the pixel → (n, oh, ow) divisions
 			gn, gh, gw, goh, gow = int(M), 1, 1, 1, 1
 		}
-		args := cuda.NewArgs(dX, k.W, dst, gn, cin, gh, gw, goh, gow, k.p.KW, k.p.SH, k.p.SW, ph, pw, k.p.DH, k.p.DW,
+		args := cuda.NewArgs(dX, k.W, dst, gn, cin, gh, gw, goh, gow, kw, k.p.SH, sw, ph, gpw, k.p.DH, dw,
 			int(k.p.Kp), int(k.p.K), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.ZScale, k.p.ZZero, k.p.Act, k.p.ActA, k.p.ActB,
 			ys, 1/ys, zp) // 1/ys: RN(1/ys) for igemm.cu's qdivr
 		if err := f.Launch(st.s, grid, block256, uint32(shared), args); err != nil {
@@ -325,7 +414,7 @@ func (k *gemmKernel) runGemmNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, oh, o
 		if err != nil {
 			return false, err
 		}
-		dX, dZ, dY, tmp, err := k.stageNHWC(g, st, in, out, false, toHost, mark)
+		dX, dZ, dY, tmp, err := k.stageNHWC(g, st, in, out, false, toHost, 0, 0, mark)
 		if err != nil {
 			return false, err
 		}

@@ -14,7 +14,8 @@ import (
 // chainModel is a small CNN whose layers keep activations channels-last
 // on the GPU: 1×1 conv + ReLU, depthwise 3×3 + ReLU, 3×3/2 max pool, 3×3
 // conv + residual + ReLU (read by the host and by the next conv), 1×1
-// convs 32 → 24 → 16 (int8: 24 channels padded to 32), global average pool.
+// conv 32 → 24, 3×3 conv 24 → 16 (int8: 24 channels padded to 32 or
+// expanded along the kernel width), global average pool.
 func chainModel(r *rand.Rand) *ir.Model {
 	g := &ir.Graph{Name: "nhwc_chain"}
 	init := func(name string, dims ...int64) string {
@@ -40,7 +41,8 @@ func chainModel(r *rand.Rand) *ir.Model {
 	node("Add", []string{"c3", "p"}, "a")
 	node("Relu", []string{"a"}, "r3")
 	node("Conv", []string{"r3", init("w4", 24, 32, 1, 1)}, "c4")
-	node("Conv", []string{"c4", init("w5", 16, 24, 1, 1)}, "c5") // int8: 24 channels padded to 32 from NHWC
+	// int8: 24 channels padded to 32, or expanded along the kernel width (72 → 80), from NHWC
+	node("Conv", []string{"c4", init("w5", 16, 24, 3, 3)}, "c5", ints("pads", 1, 1, 1, 1))
 	node("GlobalAveragePool", []string{"c5"}, "y")
 	g.Outputs = []*ir.ValueInfo{{Name: "y"}, {Name: "r3"}}
 	return &ir.Model{IRVersion: 8, Opsets: []ir.OpsetImport{{Domain: "", Version: 13}}, Graph: g}

@@ -2,6 +2,7 @@ package cudabackend
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/kilnml/kiln/engine"
@@ -95,7 +96,7 @@ func TestNHWCLowering(t *testing.T) {
 		}
 		// only channels-last tactics, so that timing cannot mix layouts
 		for i, tac := range tacs {
-			if n := tac.Name(); (i == 0 && n != "implicit_nhwc") || (n != "implicit_nhwc" && n != "implicit_nhwc.x3" && n != "cublaslt.nhwc") {
+			if n := tac.Name(); (i == 0 && n != "implicit_nhwc") || !strings.HasPrefix(n, "implicit_nhwc") && n != "cublaslt.nhwc" {
 				t.Errorf("%s: tactic %d is %s; want implicit_nhwc first and only NHWC tactics", c.name, i, n)
 			}
 		}
@@ -128,6 +129,80 @@ func TestNHWCLowering(t *testing.T) {
 				}
 				if packed.Data[dst] != want {
 					t.Fatalf("%s: packed column %d holds %d, want %d", c.name, s*cpad+ci, packed.Data[dst], want)
+				}
+			}
+		}
+	}
+}
+
+// Which convolutions take the kernel-width expansion (kwExpandChannels),
+// the expanded weights' column order (kh·KWX + kw·C + c, zeros past KW·C)
+// and that the backend offers its tactics for them. No GPU needed.
+func TestKWExpandLowering(t *testing.T) {
+	qa := []*ir.Attribute{floatA("x_scale", 0.1), floats("w_scales", 0.01), floatA("y_scale", 0.2), ints("pads", 3, 3, 3, 3), ints("strides", 2, 2)}
+	for _, c := range []struct {
+		name   string
+		dom    string
+		op     string
+		dt     ir.DType
+		c, k   int64 // input channels, kernel size (square)
+		kwx, K int64 // 0: not expanded
+	}{
+		{"int8 7x7 C=3 (ResNet-50's stem)", kiln.Domain, "QConv", ir.Int8, 3, 7, 32, 7 * 32},
+		{"fp8 3x3 C=3 (mobilenetv2's stem)", kiln.Domain, "QConv", ir.Float8E4M3FN, 3, 3, 16, 3 * 16},
+		{"f16 7x7 C=3", "", "Conv", ir.Float16, 3, 7, 24, 7 * 24},
+		{"f16 3x3 C=12", "", "Conv", ir.Float16, 12, 3, 40, 3 * 40},
+		{"int8 3x3 C=16 (whole chunks)", kiln.Domain, "QConv", ir.Int8, 16, 3, 0, 0},
+		{"f16 1x1 C=3 (KW 1)", "", "Conv", ir.Float16, 3, 1, 0, 0},
+		{"int8 3x3 C=12 (36 → 48 bytes: no shorter)", kiln.Domain, "QConv", ir.Int8, 12, 3, 0, 0},
+	} {
+		attrs := qa
+		if c.dom == "" {
+			attrs = []*ir.Attribute{ints("pads", 3, 3, 3, 3), ints("strides", 2, 2)}
+		}
+		n := &ir.Node{Name: "c", OpType: c.op, Domain: c.dom, Inputs: []string{"a", "b"}, Outputs: []string{"y"}, Attrs: attrs}
+		in := []*ir.Tensor{ir.NewTensor(c.dt, []int64{1, c.c, 20, 20}), ir.NewTensor(c.dt, []int64{16, c.c, c.k, c.k})}
+		w := in[1]
+		for i := range w.Data {
+			w.Data[i] = byte(i*7 + 1)
+		}
+		l := layerOf(n, 17, in, []bool{false, true}, []ir.DType{c.dt}, [][]int64{{1, 16, 10, 10}})
+		if n.Domain == kiln.Domain {
+			l.Opset = 1
+		}
+		offerWithoutDevice = true
+		tacs := (Backend{}).Tactics(l)
+		offerWithoutDevice = false
+		offered := false
+		for _, tac := range tacs {
+			offered = offered || strings.HasSuffix(tac.Name(), "kw")
+		}
+		low, err := lowerGemm(l, modeNHWC3+kwSuffix)
+		if (err == nil) != (c.kwx > 0) || offered != (c.kwx > 0) {
+			t.Errorf("%s: lowered %v (%v), offered %v; want %v", c.name, err == nil, err, offered, c.kwx > 0)
+			continue
+		}
+		if c.kwx == 0 {
+			continue
+		}
+		var p gemmParams
+		if err := json.Unmarshal(low.Params, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.KWX != c.kwx || p.K != c.K || !p.Blocks3 || p.CPad != 0 {
+			t.Fatalf("%s: KWX %d K %d Blocks3 %v CPad %d, want KWX %d K %d", c.name, p.KWX, p.K, p.Blocks3, p.CPad, c.kwx, c.K)
+		}
+		packed, esz := low.Weights[0], c.dt.ByteSize(1)
+		for r := int64(0); r < 16; r++ {
+			for kh := int64(0); kh < c.k; kh++ {
+				for j := int64(0); j < c.kwx; j++ {
+					want := byte(0)
+					if kw, ci := j/c.c, j%c.c; kw < c.k {
+						want = w.Data[(((r*c.c+ci)*c.k+kh)*c.k+kw)*esz]
+					}
+					if got := packed.Data[(r*p.Kp+kh*c.kwx+j)*esz]; got != want {
+						t.Fatalf("%s: row %d column %d holds %d, want %d", c.name, r, kh*c.kwx+j, got, want)
+					}
 				}
 			}
 		}

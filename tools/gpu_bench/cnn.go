@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	cudabackend "github.com/kilnml/kiln/backend/cuda"
@@ -102,12 +103,18 @@ func cnnSetup(path, bench, prec string, batch int) (*ir.Model, string, []int64, 
 	allowed := map[string]bool{}
 	for _, p := range strings.Split(prec, "+") {
 		allowed[p] = true
+		// "+optN": tactics timed at batch N instead of 16
+		if n, err := strconv.Atoi(strings.TrimPrefix(p, "opt")); err == nil && strings.HasPrefix(p, "opt") && n > 0 {
+			opt[0] = min(int64(n), int64(batch))
+		}
 	}
 	// "+floatres" keeps the FP32 residual stream of quantized builds
 	// (Config.FloatResiduals); "+nof8mma" builds without the FP8-MMA conv
-	// tactics (cudabackend.SetFP8MMA; the setting stays for that build only).
+	// tactics (cudabackend.SetFP8MMA), "+f8only" offers them alone for E4M3
+	// convs (SetFP8MMAOnly); the settings stay for that build only.
 	cfg := builder.Config{FP16: allowed["fp16"], INT8: allowed["int8"], FP8: allowed["fp8"], FloatResiduals: allowed["floatres"]}
 	cudabackend.SetFP8MMA(!allowed["nof8mma"] && os.Getenv("KILN_CUDA_FP8MMA") != "0")
+	cudabackend.SetFP8MMAOnly(allowed["f8only"] || os.Getenv("KILN_CUDA_FP8MMA") == "only")
 	if cfg.INT8 || cfg.FP8 {
 		cfg.Calibration = &builder.Calibration{Source: &cudabackend.RandomStream{Input: input, Shape: []int64{4, 3, 224, 224}, Batches: 1}, Algorithm: calib.MinMax}
 	}

@@ -253,7 +253,7 @@ IGEMM(ig_u8_u8, 4, int, u8q)
 #define IGN_RB 144                          // shared row: 128 bytes + 16 (16-byte aligned, conflict-free fragment reads)
 #define IGN_ST 3                            // pipeline stages
 #define IGN_STAGE ((IG_BM + IG_BN) * IGN_RB)
-#define IGN_CS (IG_BN + 4)                  // epilogue staging row (ACC elements)
+#define IGN_CS (IG_BN + 8)                  // epilogue staging row (ACC elements): 8-byte fragment stores conflict-free
 
 __device__ __forceinline__ unsigned smem_addr(const void* p) {
     unsigned r;
@@ -412,6 +412,9 @@ __device__ __forceinline__ void ign_rows(const ACC* Cs, int tid, int cg, int co,
     }
 }
 
+__device__ __forceinline__ unsigned abits(int v) { return (unsigned)v; }
+__device__ __forceinline__ unsigned abits(float v) { return __float_as_uint(v); }
+
 // ign_epilogue is the NHWC implicit GEMMs' epilogue: the 128×64 tile's
 // accumulators (mma fragment layout) through shared memory, pixel-major,
 // then 8 channels per thread along the output row: scale, bias, residual,
@@ -425,11 +428,12 @@ __device__ __forceinline__ void ign_epilogue(ACC (&acc)[2][4][4], unsigned char*
     for (int i = 0; i < 2; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++) {
+            // a fragment's two adjacent channels in one 8-byte store (c
+            // even); rows 72 words apart put a half-warp's 16 stores on 32
+            // distinct banks
             int r = wm + i * 16 + gid, c = wn + j * 8 + tig * 2;
-            Cs[r * IGN_CS + c] = acc[i][j][0];
-            Cs[r * IGN_CS + c + 1] = acc[i][j][1];
-            Cs[(r + 8) * IGN_CS + c] = acc[i][j][2];
-            Cs[(r + 8) * IGN_CS + c + 1] = acc[i][j][3];
+            *(ku2*)(Cs + r * IGN_CS + c) = ku2{abits(acc[i][j][0]), abits(acc[i][j][1])};
+            *(ku2*)(Cs + (r + 8) * IGN_CS + c) = ku2{abits(acc[i][j][2]), abits(acc[i][j][3])};
         }
     __syncthreads();
     // Cout % 8 == 0 (the lowering checks): a group of 8 channels is whole
@@ -460,6 +464,38 @@ __device__ __forceinline__ void ign_epilogue(ACC (&acc)[2][4][4], unsigned char*
     case A_RELU: ign_rows<A_RELU, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp); break;
     case A_CLIP: ign_rows<A_CLIP, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp); break;
     default: ign_rows<-1, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp);
+    }
+}
+
+// ign_mma_step is one pipeline step's MMAs of the NHWC bodies: the warp's
+// 32×32 slice of the 128×64 tile over the stage's 128 bytes of reduction,
+// in 32-byte MMA steps (m16n8k16 16-bit, m16n8k32 8-bit); the steps at or
+// past kbytes (the bytes of the reduction left: a short K, the last step of
+// a K that is not a multiple of 128 bytes) hold only zeros and are skipped.
+// Fragments by ldmatrix.x4 (four 8×16-byte tiles each): A's a0..a3 are rows
+// 0-7/8-15 × bytes 0-15/16-31 of the warp's 16-row slice; B's pair of n8
+// tiles j, j+1 likewise.
+template <int F, typename ACC>
+__device__ __forceinline__ void ign_mma_step(ACC (&acc)[2][4][4], unsigned as, unsigned bs, int wm, int wn, int lane, int kbytes) {
+    const int la_row = (lane & 7) + ((lane >> 3) & 1) * 8, la_col = (lane >> 4) * 16;
+    const int lb_row = (lane & 7) + ((lane >> 4) & 1) * 8, lb_col = ((lane >> 3) & 1) * 16;
+#pragma unroll
+    for (int ks = 0; ks < IG_SB / 32; ks++) {
+        if (ks * 32 >= kbytes) break;
+        unsigned a[2][4], b[4][2];
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+            ldsm4(a[i], as + (wm + i * 16 + la_row) * IGN_RB + ks * 32 + la_col);
+#pragma unroll
+        for (int jj = 0; jj < 2; jj++) {
+            unsigned r[4];
+            ldsm4(r, bs + (wn + jj * 16 + lb_row) * IGN_RB + ks * 32 + lb_col);
+            b[2 * jj][0] = r[0]; b[2 * jj][1] = r[1]; b[2 * jj + 1][0] = r[2]; b[2 * jj + 1][1] = r[3];
+        }
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) mma16<F>(acc[i][j], a[i], b[j]);
     }
 }
 
@@ -501,6 +537,9 @@ __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, co
         const unsigned as = sbase + stage * IGN_STAGE, bs = as + IG_BM * IGN_RB;
         const int k = kt * KS + cc * EPC;
         const bool kok = k < K;
+        // a chunk whose 32-byte MMA step lies wholly past K is never read
+        // (the MMA loop skips that step): no copy, not even a zero fill
+        if (kt * KS + (cc >> 1) * (32 / GB) >= K) return;
         int r = 0, c = k, kh = 0, kw = 0;
         if (K != C) { // more than one tap: the tap and channel of k (1×1: r = 0, c = k)
             r = kok ? k / C : 0; c = k - r * C; kh = r / KW; kw = r - kh * KW;
@@ -529,8 +568,6 @@ __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, co
 #pragma unroll
             for (int q = 0; q < 4; q++) acc[i][j][q] = 0;
     const int wm = (warp & 3) * 32, wn = (warp >> 2) * 32, gid = lane >> 2, tig = lane & 3;
-    const int la_row = (lane & 7) + ((lane >> 3) & 1) * 8, la_col = (lane >> 4) * 16;
-    const int lb_row = (lane & 7) + ((lane >> 4) & 1) * 8, lb_col = ((lane >> 3) & 1) * 16;
     const int nk = (K + KS - 1) / KS;
 #pragma unroll
     for (int s = 0; s < ST - 1; s++) {
@@ -543,26 +580,7 @@ __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, co
         if (kt + ST - 1 < nk) load(kt + ST - 1, (kt + ST - 1) % ST);
         cp_commit();
         const unsigned as = sbase + (kt % ST) * IGN_STAGE, bs = as + IG_BM * IGN_RB;
-#pragma unroll
-        for (int ks = 0; ks < IG_SB / 32; ks++) {
-            // fragments by ldmatrix.x4 (four 8×16-byte tiles each): A's
-            // a0..a3 are rows 0-7/8-15 × bytes 0-15/16-31 of the warp's
-            // 16-row slice; B's pair of n8 tiles j, j+1 likewise
-            unsigned a[2][4], b[4][2];
-#pragma unroll
-            for (int i = 0; i < 2; i++)
-                ldsm4(a[i], as + (wm + i * 16 + la_row) * IGN_RB + ks * 32 + la_col);
-#pragma unroll
-            for (int jj = 0; jj < 2; jj++) {
-                unsigned r[4];
-                ldsm4(r, bs + (wn + jj * 16 + lb_row) * IGN_RB + ks * 32 + lb_col);
-                b[2 * jj][0] = r[0]; b[2 * jj][1] = r[1]; b[2 * jj + 1][0] = r[2]; b[2 * jj + 1][1] = r[3];
-            }
-#pragma unroll
-            for (int i = 0; i < 2; i++)
-#pragma unroll
-                for (int j = 0; j < 4; j++) mma16<F>(acc[i][j], a[i], b[j]);
-        }
+        ign_mma_step<F>(acc, as, bs, wm, wn, lane, (K - kt * KS) * GB);
     }
     cp_wait<0>();
     __syncthreads();
@@ -631,15 +649,22 @@ __device__ __forceinline__ void ign8_body(const unsigned char* __restrict__ x, c
         i64 m = m0 + r0 + 64 * q;
         aih[q] = -(1 << 29); aiw[q] = 0; abase[q] = 0;
         if (m < M) {
-            int ow = (int)qmod(m, OW); i64 t = qdiv(m, OW); int oh = (int)qmod(t, OH); i64 n = qdiv(t, OH);
-            aih[q] = oh * sh - ph; aiw[q] = ow * sw - pw; abase[q] = n * H * W;
+            if (OH == 1 && OW == 1) { // 1×1 stride-1 unpadded convs come as N = pixels (ign_body)
+                aih[q] = -ph; aiw[q] = -pw; abase[q] = m * H * W;
+            } else {
+                int ow = (int)qmod(m, OW); i64 t = qdiv(m, OW); int oh = (int)qmod(t, OH); i64 n = qdiv(t, OH);
+                aih[q] = oh * sh - ph; aiw[q] = ow * sw - pw; abase[q] = n * H * W;
+            }
         }
     }
     ku4 ra[2], rb;
     auto load = [&](int kt) {
         const int k = kt * KS + cc * 16;
         const bool kok = k < K;
-        const int r = kok ? k / C : 0, c = k - r * C, kh = r / KW, kw = r - kh * KW;
+        int r = 0, c = k, kh = 0, kw = 0;
+        if (K != C) { // more than one tap (1×1: r = 0, c = k)
+            r = kok ? k / C : 0; c = k - r * C; kh = r / KW; kw = r - kh * KW;
+        }
 #pragma unroll
         for (int q = 0; q < 2; q++) {
             int ih = aih[q] + kh * dh, iw = aiw[q] + kw * dw;
@@ -674,8 +699,6 @@ __device__ __forceinline__ void ign8_body(const unsigned char* __restrict__ x, c
 #pragma unroll
             for (int q = 0; q < 4; q++) acc[i][j][q] = 0;
     const int wm = (warp & 3) * 32, wn = (warp >> 2) * 32, gid = lane >> 2, tig = lane & 3;
-    const int la_row = (lane & 7) + ((lane >> 3) & 1) * 8, la_col = (lane >> 4) * 16;
-    const int lb_row = (lane & 7) + ((lane >> 4) & 1) * 8, lb_col = ((lane >> 3) & 1) * 16;
     const int nk = (K + KS - 1) / KS;
     load(0);
     stash(0);
@@ -683,23 +706,7 @@ __device__ __forceinline__ void ign8_body(const unsigned char* __restrict__ x, c
     for (int kt = 0; kt < nk; kt++) {
         if (kt + 1 < nk) load(kt + 1);
         const unsigned as = sbase + (kt & 1) * IGN_STAGE, bs = as + IG_BM * IGN_RB;
-#pragma unroll
-        for (int ks = 0; ks < IG_SB / 32; ks++) {
-            unsigned a[2][4], b[4][2];
-#pragma unroll
-            for (int i = 0; i < 2; i++)
-                ldsm4(a[i], as + (wm + i * 16 + la_row) * IGN_RB + ks * 32 + la_col);
-#pragma unroll
-            for (int jj = 0; jj < 2; jj++) {
-                unsigned r[4];
-                ldsm4(r, bs + (wn + jj * 16 + lb_row) * IGN_RB + ks * 32 + lb_col);
-                b[2 * jj][0] = r[0]; b[2 * jj][1] = r[1]; b[2 * jj + 1][0] = r[2]; b[2 * jj + 1][1] = r[3];
-            }
-#pragma unroll
-            for (int i = 0; i < 2; i++)
-#pragma unroll
-                for (int j = 0; j < 4; j++) mma16<0>(acc[i][j], a[i], b[j]);
-        }
+        ign_mma_step<0>(acc, as, bs, wm, wn, lane, (K - kt * KS) * 2); // f16 in shared memory
         if (kt + 1 < nk) stash((kt + 1) & 1);
         __syncthreads();
     }

@@ -670,3 +670,41 @@ extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ y, i64 
 }
 PADNHWC2(padc_nhwc_b1, u8)
 PADNHWC2(padc_nhwc_b2, u16)
+
+// Kernel-width expansion of a layer with few input channels (a network's
+// first layer) for the NHWC implicit GEMM: y is [N][H][OW][CX] with
+// y[n][ih][ow][kw·C + c] = x(n, c, ih, ow·sw − pw + kw·dw), zero outside the
+// image and for kw·C + c ≥ KW·C, so that the KH×KW convolution of x is a
+// KH×1 convolution of y with CX channels (stride sh×1, padding ph×0): each
+// 16-byte chunk of the reduction then holds several taps' channels instead
+// of one pixel's C channels padded to a chunk (ResNet-50's 7×7 stem on
+// 8-bit codes: K = 7·32 = 224 instead of 7·7·16 = 784). x is NCHW (nhwc 0)
+// or NHWC with C channels; four outputs per thread (CX % 4 == 0).
+template <typename T>
+__device__ __forceinline__ void kwexpand(const T* __restrict__ x, T* __restrict__ y, int N, int C, int H, int W, int OW,
+    int KW, int sw, int pw, int dw, int CX, int nhwc) {
+    const int CX4 = CX / 4;
+    GRID_LOOP(i, (i64)N * H * OW * CX4) {
+        int j = (int)qmod(i, CX4) * 4; i64 t = qdiv(i, CX4); int ow = (int)qmod(t, OW); t = qdiv(t, OW);
+        int ih = (int)qmod(t, H); i64 n = qdiv(t, H);
+        int kw = j / C, c = j - kw * C;
+        unsigned v[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int iw = ow * sw - pw + kw * dw;
+            v[e] = 0;
+            if (kw < KW && (unsigned)iw < (unsigned)W)
+                v[e] = nhwc ? x[((n * H + ih) * W + iw) * C + c] : x[((n * C + c) * H + ih) * W + iw];
+            if (++c == C) { c = 0; kw++; }
+        }
+        if (sizeof(T) == 1) ((unsigned*)y)[i] = v[0] | (v[1] << 8) | (v[2] << 16) | (v[3] << 24);
+        else ((w2*)y)[i] = w2{v[0] | (v[1] << 16), v[2] | (v[3] << 16)};
+    }
+}
+#define KWEXPAND(NAME, T)                                                                            \
+extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ y, int N, int C, int H, int W, int OW, \
+    int KW, int sw, int pw, int dw, int CX, int nhwc) {                                              \
+    kwexpand<T>(x, y, N, C, H, W, OW, KW, sw, pw, dw, CX, nhwc);                                     \
+}
+KWEXPAND(kwexpand_b1, u8)
+KWEXPAND(kwexpand_b2, u16)
