@@ -11,12 +11,17 @@
 #
 # ResNet-50 (onnx-light-cnns: weights from ConstantOfShape nodes, opset 9)
 # has no ORT-made QDQ twin and ONNX Runtime's Python quantizer is not
-# installed here, so the script makes one in ORT's convention: constants
-# and batch norms folded (scripts/foldmodel, as ORT's quantization
-# pre-processing does), calibrated on 4 synthetic N(0,1) 3x224x224 images
-# (seeded; no ImageNet here: the ranges only shape the codes, not the
-# speed), asymmetric uint8 activations with int8 weights (kiln quantize
-# --flavor ort). kiln's own INT8 build calibrates on the same images.
+# installed here, so the script makes one the way ORT's quantize_static
+# would: constants and batch norms folded (scripts/foldmodel, as ORT's
+# quantization pre-processing does), calibrated on 4 synthetic N(0,1)
+# 3x224x224 images (seeded; no ImageNet here: the ranges only shape the
+# codes, not the speed), then `kiln quantize --flavor ort`, which follows
+# quantize_static's QDQ placement (QUInt8 activations on MinMax ranges,
+# QInt8 per-channel weights, int32 biases, Relu after each Conv folded into
+# its output Q, every Conv output quantized, float Sum; BENCHMARKS.md, issue
+# 7: same node census and structure as ORT 1.30's own quantize_static
+# output for this model, same weight codes). kiln's own INT8 build
+# calibrates on the same images.
 set -eu
 dur=${1:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -3,9 +3,10 @@
 # is close to a goal (issue 7): this VM's two-thread times are bimodal for
 # both engines, so one bench.sh row cannot settle them. Each round runs
 # `kiln bench --compare-ort` (kiln and ORT in the same command) for
-# mobilenetv2 FP32 and INT8 (ORT's QDQ), ResNet-50 FP32, INT8 from an
-# ORT-style QDQ (kiln quantize --flavor ort) and kiln-calibrated INT8 (vs ORT
-# FP32), on the same 4 N(0,1) calibration images as bench.sh.
+# mobilenetv2 FP32 and INT8 (ORT's QDQ), ResNet-50 FP32, INT8 from a QDQ
+# with ORT quantize_static's placement (kiln quantize --flavor ort, as in
+# bench.sh) and kiln-calibrated INT8 (vs ORT FP32), on the same 4 N(0,1)
+# calibration images as bench.sh.
 # Output: "round name kiln_ms ort_ms load". Usage: sh scripts/bench2t.sh [ROUNDS]
 set -eu
 rounds=${1:-4}
