@@ -185,5 +185,15 @@ func qadd(dst, a, b *byte, n int, p *QAddParams) {
 		qaddGeneric(dst, a, b, n, p)
 		return
 	}
-	qaddAVX512(dst, a, b, n, (*int64)(unsafe.Pointer(p)))
+	q := (*int64)(unsafe.Pointer(p))
+	switch {
+	case p.ASigned && p.BSigned:
+		qaddSSAVX512(dst, a, b, n, q)
+	case p.ASigned:
+		qaddSUAVX512(dst, a, b, n, q)
+	case p.BSigned:
+		qaddUSAVX512(dst, a, b, n, q)
+	default:
+		qaddUUAVX512(dst, a, b, n, q)
+	}
 }

@@ -4793,9 +4793,9 @@ done_dequantizeU8AVX512:
 	VZEROUPPER
 	RET
 
-// func qaddAVX512(dst *byte, a *byte, b *byte, n int, p *int64)
+// func qaddUUAVX512(dst *byte, a *byte, b *byte, n int, p *int64)
 // Requires: AVX, AVX512F, BMI2
-TEXT ·qaddAVX512(SB), NOSPLIT, $0-40
+TEXT ·qaddUUAVX512(SB), NOSPLIT, $0-40
 	MOVQ         dst+0(FP), DI
 	MOVQ         a+8(FP), SI
 	MOVQ         b+16(FP), DX
@@ -4803,29 +4803,24 @@ TEXT ·qaddAVX512(SB), NOSPLIT, $0-40
 	MOVQ         p+32(FP), R8
 	VPBROADCASTD 8(R8), Z18
 	VPBROADCASTD 12(R8), Z19
-	VPBROADCASTD 16(R8), Z20
-	VPBROADCASTD 20(R8), Z21
-	VPBROADCASTD 28(R8), Z26
-	VPBROADCASTD 32(R8), Z27
-	VBROADCASTSS 40(R8), Z16
-	VBROADCASTSS 44(R8), Z17
-	VBROADCASTSS 48(R8), Z22
-	VBROADCASTSS 52(R8), Z23
-	VBROADCASTSS 56(R8), Z24
-	VBROADCASTSS 60(R8), Z25
+	VPBROADCASTD 20(R8), Z26
+	VBROADCASTSS 32(R8), Z16
+	VBROADCASTSS 36(R8), Z17
+	VBROADCASTSS 40(R8), Z22
+	VBROADCASTSS 44(R8), Z23
+	VBROADCASTSS 48(R8), Z24
+	VBROADCASTSS 52(R8), Z25
 	MOVQ         $-1, AX
 	TESTQ        CX, CX
-	JLE          done_qaddAVX512
+	JLE          done_qaddUUAVX512
 	CMPQ         CX, $0x20
-	JL           tail_qaddAVX512
+	JL           tail_qaddUUAVX512
 
-loop32_qaddAVX512:
+loop32_qaddUUAVX512:
 	VPMOVZXBD    (SI), Z0
 	VPMOVZXBD    (DX), Z1
 	VPMOVZXBD    16(SI), Z3
 	VPMOVZXBD    16(DX), Z4
-	VPXORD       Z20, Z0, Z0
-	VPXORD       Z21, Z1, Z1
 	VPSUBD       Z18, Z0, Z0
 	VPSUBD       Z19, Z1, Z1
 	VCVTDQ2PS    Z0, Z0
@@ -4840,9 +4835,6 @@ loop32_qaddAVX512:
 	VFMADD231PS  Z23, Z0, Z2
 	VCVTPS2DQ    Z2, Z0
 	VPADDD       Z26, Z0, Z0
-	VPXORD       Z27, Z0, Z0
-	VPXORD       Z20, Z3, Z3
-	VPXORD       Z21, Z4, Z4
 	VPSUBD       Z18, Z3, Z3
 	VPSUBD       Z19, Z4, Z4
 	VCVTDQ2PS    Z3, Z3
@@ -4857,7 +4849,6 @@ loop32_qaddAVX512:
 	VFMADD231PS  Z23, Z3, Z5
 	VCVTPS2DQ    Z5, Z3
 	VPADDD       Z26, Z3, Z3
-	VPXORD       Z27, Z3, Z3
 	VPMOVDB      Z0, (DI)
 	VPMOVDB      Z3, 16(DI)
 	ADDQ         $0x20, SI
@@ -4865,23 +4856,21 @@ loop32_qaddAVX512:
 	ADDQ         $0x20, DI
 	SUBQ         $0x20, CX
 	CMPQ         CX, $0x20
-	JGE          loop32_qaddAVX512
+	JGE          loop32_qaddUUAVX512
 	TESTQ        CX, CX
-	JLE          done_qaddAVX512
+	JLE          done_qaddUUAVX512
 
-tail_qaddAVX512:
+tail_qaddUUAVX512:
 	MOVQ $0x00000010, BX
 	CMPQ CX, $0x10
-	JGE  full_qaddAVX512
+	JGE  full_qaddUUAVX512
 	MOVQ CX, BX
 
-full_qaddAVX512:
+full_qaddUUAVX512:
 	BZHIQ        BX, AX, BX
 	KMOVW        BX, K1
-	VPMOVZXBD.Z  (SI), K1, Z0
-	VPMOVZXBD.Z  (DX), K1, Z1
-	VPXORD       Z20, Z0, Z0
-	VPXORD       Z21, Z1, Z1
+	VPMOVZXBD    (SI), K1, Z0
+	VPMOVZXBD    (DX), K1, Z1
 	VPSUBD       Z18, Z0, Z0
 	VPSUBD       Z19, Z1, Z1
 	VCVTDQ2PS    Z0, Z0
@@ -4896,15 +4885,323 @@ full_qaddAVX512:
 	VFMADD231PS  Z23, Z0, Z2
 	VCVTPS2DQ    Z2, Z0
 	VPADDD       Z26, Z0, Z0
-	VPXORD       Z27, Z0, Z0
 	VPMOVDB      Z0, K1, (DI)
 	ADDQ         $0x10, SI
 	ADDQ         $0x10, DX
 	ADDQ         $0x10, DI
 	SUBQ         $0x10, CX
-	JG           tail_qaddAVX512
+	JG           tail_qaddUUAVX512
 
-done_qaddAVX512:
+done_qaddUUAVX512:
+	VZEROUPPER
+	RET
+
+// func qaddUSAVX512(dst *byte, a *byte, b *byte, n int, p *int64)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·qaddUSAVX512(SB), NOSPLIT, $0-40
+	MOVQ         dst+0(FP), DI
+	MOVQ         a+8(FP), SI
+	MOVQ         b+16(FP), DX
+	MOVQ         n+24(FP), CX
+	MOVQ         p+32(FP), R8
+	VPBROADCASTD 8(R8), Z18
+	VPBROADCASTD 12(R8), Z19
+	VPBROADCASTD 20(R8), Z26
+	VBROADCASTSS 32(R8), Z16
+	VBROADCASTSS 36(R8), Z17
+	VBROADCASTSS 40(R8), Z22
+	VBROADCASTSS 44(R8), Z23
+	VBROADCASTSS 48(R8), Z24
+	VBROADCASTSS 52(R8), Z25
+	MOVQ         $-1, AX
+	TESTQ        CX, CX
+	JLE          done_qaddUSAVX512
+	CMPQ         CX, $0x20
+	JL           tail_qaddUSAVX512
+
+loop32_qaddUSAVX512:
+	VPMOVZXBD    (SI), Z0
+	VPMOVSXBD    (DX), Z1
+	VPMOVZXBD    16(SI), Z3
+	VPMOVSXBD    16(DX), Z4
+	VPSUBD       Z18, Z0, Z0
+	VPSUBD       Z19, Z1, Z1
+	VCVTDQ2PS    Z0, Z0
+	VCVTDQ2PS    Z1, Z1
+	VMULPS       Z16, Z0, Z0
+	VMULPS       Z17, Z1, Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z24, Z0, Z0
+	VMINPS       Z25, Z0, Z0
+	VMULPS       Z23, Z0, Z2
+	VFNMADD231PS Z22, Z2, Z0
+	VFMADD231PS  Z23, Z0, Z2
+	VCVTPS2DQ    Z2, Z0
+	VPADDD       Z26, Z0, Z0
+	VPSUBD       Z18, Z3, Z3
+	VPSUBD       Z19, Z4, Z4
+	VCVTDQ2PS    Z3, Z3
+	VCVTDQ2PS    Z4, Z4
+	VMULPS       Z16, Z3, Z3
+	VMULPS       Z17, Z4, Z4
+	VADDPS       Z4, Z3, Z3
+	VMAXPS       Z24, Z3, Z3
+	VMINPS       Z25, Z3, Z3
+	VMULPS       Z23, Z3, Z5
+	VFNMADD231PS Z22, Z5, Z3
+	VFMADD231PS  Z23, Z3, Z5
+	VCVTPS2DQ    Z5, Z3
+	VPADDD       Z26, Z3, Z3
+	VPMOVDB      Z0, (DI)
+	VPMOVDB      Z3, 16(DI)
+	ADDQ         $0x20, SI
+	ADDQ         $0x20, DX
+	ADDQ         $0x20, DI
+	SUBQ         $0x20, CX
+	CMPQ         CX, $0x20
+	JGE          loop32_qaddUSAVX512
+	TESTQ        CX, CX
+	JLE          done_qaddUSAVX512
+
+tail_qaddUSAVX512:
+	MOVQ $0x00000010, BX
+	CMPQ CX, $0x10
+	JGE  full_qaddUSAVX512
+	MOVQ CX, BX
+
+full_qaddUSAVX512:
+	BZHIQ        BX, AX, BX
+	KMOVW        BX, K1
+	VPMOVZXBD    (SI), K1, Z0
+	VPMOVSXBD    (DX), K1, Z1
+	VPSUBD       Z18, Z0, Z0
+	VPSUBD       Z19, Z1, Z1
+	VCVTDQ2PS    Z0, Z0
+	VCVTDQ2PS    Z1, Z1
+	VMULPS       Z16, Z0, Z0
+	VMULPS       Z17, Z1, Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z24, Z0, Z0
+	VMINPS       Z25, Z0, Z0
+	VMULPS       Z23, Z0, Z2
+	VFNMADD231PS Z22, Z2, Z0
+	VFMADD231PS  Z23, Z0, Z2
+	VCVTPS2DQ    Z2, Z0
+	VPADDD       Z26, Z0, Z0
+	VPMOVDB      Z0, K1, (DI)
+	ADDQ         $0x10, SI
+	ADDQ         $0x10, DX
+	ADDQ         $0x10, DI
+	SUBQ         $0x10, CX
+	JG           tail_qaddUSAVX512
+
+done_qaddUSAVX512:
+	VZEROUPPER
+	RET
+
+// func qaddSUAVX512(dst *byte, a *byte, b *byte, n int, p *int64)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·qaddSUAVX512(SB), NOSPLIT, $0-40
+	MOVQ         dst+0(FP), DI
+	MOVQ         a+8(FP), SI
+	MOVQ         b+16(FP), DX
+	MOVQ         n+24(FP), CX
+	MOVQ         p+32(FP), R8
+	VPBROADCASTD 8(R8), Z18
+	VPBROADCASTD 12(R8), Z19
+	VPBROADCASTD 20(R8), Z26
+	VBROADCASTSS 32(R8), Z16
+	VBROADCASTSS 36(R8), Z17
+	VBROADCASTSS 40(R8), Z22
+	VBROADCASTSS 44(R8), Z23
+	VBROADCASTSS 48(R8), Z24
+	VBROADCASTSS 52(R8), Z25
+	MOVQ         $-1, AX
+	TESTQ        CX, CX
+	JLE          done_qaddSUAVX512
+	CMPQ         CX, $0x20
+	JL           tail_qaddSUAVX512
+
+loop32_qaddSUAVX512:
+	VPMOVSXBD    (SI), Z0
+	VPMOVZXBD    (DX), Z1
+	VPMOVSXBD    16(SI), Z3
+	VPMOVZXBD    16(DX), Z4
+	VPSUBD       Z18, Z0, Z0
+	VPSUBD       Z19, Z1, Z1
+	VCVTDQ2PS    Z0, Z0
+	VCVTDQ2PS    Z1, Z1
+	VMULPS       Z16, Z0, Z0
+	VMULPS       Z17, Z1, Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z24, Z0, Z0
+	VMINPS       Z25, Z0, Z0
+	VMULPS       Z23, Z0, Z2
+	VFNMADD231PS Z22, Z2, Z0
+	VFMADD231PS  Z23, Z0, Z2
+	VCVTPS2DQ    Z2, Z0
+	VPADDD       Z26, Z0, Z0
+	VPSUBD       Z18, Z3, Z3
+	VPSUBD       Z19, Z4, Z4
+	VCVTDQ2PS    Z3, Z3
+	VCVTDQ2PS    Z4, Z4
+	VMULPS       Z16, Z3, Z3
+	VMULPS       Z17, Z4, Z4
+	VADDPS       Z4, Z3, Z3
+	VMAXPS       Z24, Z3, Z3
+	VMINPS       Z25, Z3, Z3
+	VMULPS       Z23, Z3, Z5
+	VFNMADD231PS Z22, Z5, Z3
+	VFMADD231PS  Z23, Z3, Z5
+	VCVTPS2DQ    Z5, Z3
+	VPADDD       Z26, Z3, Z3
+	VPMOVDB      Z0, (DI)
+	VPMOVDB      Z3, 16(DI)
+	ADDQ         $0x20, SI
+	ADDQ         $0x20, DX
+	ADDQ         $0x20, DI
+	SUBQ         $0x20, CX
+	CMPQ         CX, $0x20
+	JGE          loop32_qaddSUAVX512
+	TESTQ        CX, CX
+	JLE          done_qaddSUAVX512
+
+tail_qaddSUAVX512:
+	MOVQ $0x00000010, BX
+	CMPQ CX, $0x10
+	JGE  full_qaddSUAVX512
+	MOVQ CX, BX
+
+full_qaddSUAVX512:
+	BZHIQ        BX, AX, BX
+	KMOVW        BX, K1
+	VPMOVSXBD    (SI), K1, Z0
+	VPMOVZXBD    (DX), K1, Z1
+	VPSUBD       Z18, Z0, Z0
+	VPSUBD       Z19, Z1, Z1
+	VCVTDQ2PS    Z0, Z0
+	VCVTDQ2PS    Z1, Z1
+	VMULPS       Z16, Z0, Z0
+	VMULPS       Z17, Z1, Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z24, Z0, Z0
+	VMINPS       Z25, Z0, Z0
+	VMULPS       Z23, Z0, Z2
+	VFNMADD231PS Z22, Z2, Z0
+	VFMADD231PS  Z23, Z0, Z2
+	VCVTPS2DQ    Z2, Z0
+	VPADDD       Z26, Z0, Z0
+	VPMOVDB      Z0, K1, (DI)
+	ADDQ         $0x10, SI
+	ADDQ         $0x10, DX
+	ADDQ         $0x10, DI
+	SUBQ         $0x10, CX
+	JG           tail_qaddSUAVX512
+
+done_qaddSUAVX512:
+	VZEROUPPER
+	RET
+
+// func qaddSSAVX512(dst *byte, a *byte, b *byte, n int, p *int64)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·qaddSSAVX512(SB), NOSPLIT, $0-40
+	MOVQ         dst+0(FP), DI
+	MOVQ         a+8(FP), SI
+	MOVQ         b+16(FP), DX
+	MOVQ         n+24(FP), CX
+	MOVQ         p+32(FP), R8
+	VPBROADCASTD 8(R8), Z18
+	VPBROADCASTD 12(R8), Z19
+	VPBROADCASTD 20(R8), Z26
+	VBROADCASTSS 32(R8), Z16
+	VBROADCASTSS 36(R8), Z17
+	VBROADCASTSS 40(R8), Z22
+	VBROADCASTSS 44(R8), Z23
+	VBROADCASTSS 48(R8), Z24
+	VBROADCASTSS 52(R8), Z25
+	MOVQ         $-1, AX
+	TESTQ        CX, CX
+	JLE          done_qaddSSAVX512
+	CMPQ         CX, $0x20
+	JL           tail_qaddSSAVX512
+
+loop32_qaddSSAVX512:
+	VPMOVSXBD    (SI), Z0
+	VPMOVSXBD    (DX), Z1
+	VPMOVSXBD    16(SI), Z3
+	VPMOVSXBD    16(DX), Z4
+	VPSUBD       Z18, Z0, Z0
+	VPSUBD       Z19, Z1, Z1
+	VCVTDQ2PS    Z0, Z0
+	VCVTDQ2PS    Z1, Z1
+	VMULPS       Z16, Z0, Z0
+	VMULPS       Z17, Z1, Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z24, Z0, Z0
+	VMINPS       Z25, Z0, Z0
+	VMULPS       Z23, Z0, Z2
+	VFNMADD231PS Z22, Z2, Z0
+	VFMADD231PS  Z23, Z0, Z2
+	VCVTPS2DQ    Z2, Z0
+	VPADDD       Z26, Z0, Z0
+	VPSUBD       Z18, Z3, Z3
+	VPSUBD       Z19, Z4, Z4
+	VCVTDQ2PS    Z3, Z3
+	VCVTDQ2PS    Z4, Z4
+	VMULPS       Z16, Z3, Z3
+	VMULPS       Z17, Z4, Z4
+	VADDPS       Z4, Z3, Z3
+	VMAXPS       Z24, Z3, Z3
+	VMINPS       Z25, Z3, Z3
+	VMULPS       Z23, Z3, Z5
+	VFNMADD231PS Z22, Z5, Z3
+	VFMADD231PS  Z23, Z3, Z5
+	VCVTPS2DQ    Z5, Z3
+	VPADDD       Z26, Z3, Z3
+	VPMOVDB      Z0, (DI)
+	VPMOVDB      Z3, 16(DI)
+	ADDQ         $0x20, SI
+	ADDQ         $0x20, DX
+	ADDQ         $0x20, DI
+	SUBQ         $0x20, CX
+	CMPQ         CX, $0x20
+	JGE          loop32_qaddSSAVX512
+	TESTQ        CX, CX
+	JLE          done_qaddSSAVX512
+
+tail_qaddSSAVX512:
+	MOVQ $0x00000010, BX
+	CMPQ CX, $0x10
+	JGE  full_qaddSSAVX512
+	MOVQ CX, BX
+
+full_qaddSSAVX512:
+	BZHIQ        BX, AX, BX
+	KMOVW        BX, K1
+	VPMOVSXBD    (SI), K1, Z0
+	VPMOVSXBD    (DX), K1, Z1
+	VPSUBD       Z18, Z0, Z0
+	VPSUBD       Z19, Z1, Z1
+	VCVTDQ2PS    Z0, Z0
+	VCVTDQ2PS    Z1, Z1
+	VMULPS       Z16, Z0, Z0
+	VMULPS       Z17, Z1, Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z24, Z0, Z0
+	VMINPS       Z25, Z0, Z0
+	VMULPS       Z23, Z0, Z2
+	VFNMADD231PS Z22, Z2, Z0
+	VFMADD231PS  Z23, Z0, Z2
+	VCVTPS2DQ    Z2, Z0
+	VPADDD       Z26, Z0, Z0
+	VPMOVDB      Z0, K1, (DI)
+	ADDQ         $0x10, SI
+	ADDQ         $0x10, DX
+	ADDQ         $0x10, DI
+	SUBQ         $0x10, CX
+	JG           tail_qaddSSAVX512
+
+done_qaddSSAVX512:
 	VZEROUPPER
 	RET
 

@@ -134,10 +134,25 @@ func dequantizeS8AVX512(dst *float32, src *byte, n int, zero int32, scale float3
 //go:noescape
 func dequantizeU8AVX512(dst *float32, src *byte, n int, zero int32, scale float32)
 
-// qaddAVX512 is the AVX-512 twin of qaddGeneric (QAddParams.Recip must hold).
+// qaddUUAVX512 is an AVX-512 twin of qaddGeneric (QAddParams.Recip must hold).
 //
 //go:noescape
-func qaddAVX512(dst *byte, a *byte, b *byte, n int, p *int64)
+func qaddUUAVX512(dst *byte, a *byte, b *byte, n int, p *int64)
+
+// qaddUSAVX512 is an AVX-512 twin of qaddGeneric (QAddParams.Recip must hold).
+//
+//go:noescape
+func qaddUSAVX512(dst *byte, a *byte, b *byte, n int, p *int64)
+
+// qaddSUAVX512 is an AVX-512 twin of qaddGeneric (QAddParams.Recip must hold).
+//
+//go:noescape
+func qaddSUAVX512(dst *byte, a *byte, b *byte, n int, p *int64)
+
+// qaddSSAVX512 is an AVX-512 twin of qaddGeneric (QAddParams.Recip must hold).
+//
+//go:noescape
+func qaddSSAVX512(dst *byte, a *byte, b *byte, n int, p *int64)
 
 // qcolVNNI is the AVX-512 VNNI twin of qcolGeneric.
 //
