@@ -42,6 +42,8 @@ const (
 	modeNHWC3    = "nhwc3"     // modeNHWC's ign3_* variant: 2 stages, 3 blocks per SM
 	modeNHWCF8   = "nhwc_f8"   // E4M3 on the FP8 tensor cores (ignf_*, 3 stages): not bit-exact (igemm.cu mma16)
 	modeNHWC3F8  = "nhwc3_f8"  // the same with 2 stages, 3 blocks per SM (ign3f_*)
+	modeNHWCWG   = "nhwc_wg"   // 8-bit NHWC on Hopper's warpgroup MMA (wgmma.cu ignw_*, 4 stages); E4M3 not bit-exact
+	modeNHWC3WG  = "nhwc3_wg"  // the same with 2 stages, 3 blocks per SM (ignw3_*)
 	// kwSuffix on an NHWC mode: the input expanded along the kernel width
 	// first (kiln.cu kwexpand_*), a layer with few channels run as a KH×1
 	// convolution over KW·C channels (gemmParams.KWX)
@@ -80,6 +82,7 @@ type gemmParams struct {
 	CPad               int64   // NHWC: input channels zero-padded to this (a first layer's 3 to one 16-byte chunk), else 0
 	Blocks3            bool    // NHWC: the ign3_* kernels (2 stages, 3 blocks per SM)
 	F8MMA              bool    // NHWC E4M3: the FP8-MMA kernels ignf_*/ign3f_* (not bit-exact) instead of the widening ones
+	WG                 bool    // NHWC 8-bit: wgmma.cu's ignw_*/ignw3_* (warpgroup MMA, sm_90a)
 	KWX                int64   // NHWC: the input expanded along the kernel width to this many channels (KW·C padded to a chunk; kwExpandChannels), else 0
 	GemmNHWC           bool    // 1×1 conv as a cuBLASLt GEMM on channels-last activations (nhwc.go)
 	YNHWC              bool    // implicit/NCHW-input kernels: write device-only outputs NHWC (the next layer is likely NHWC)
@@ -229,8 +232,8 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		}
 		p.Implicit = true
 		p.YNHWC = nhwcOn.Load() && nhwcOutput(p.Out, p.N)
-	case modeNHWC, modeNHWC3, modeNHWCF8, modeNHWC3F8,
-		modeNHWC + kwSuffix, modeNHWC3 + kwSuffix, modeNHWCF8 + kwSuffix, modeNHWC3F8 + kwSuffix:
+	case modeNHWC, modeNHWC3, modeNHWCF8, modeNHWC3F8, modeNHWCWG, modeNHWC3WG,
+		modeNHWC + kwSuffix, modeNHWC3 + kwSuffix, modeNHWCF8 + kwSuffix, modeNHWC3F8 + kwSuffix, modeNHWCWG + kwSuffix, modeNHWC3WG + kwSuffix:
 		if err := nhwcLowers(p, in, l); err != nil {
 			return nil, err
 		}
@@ -239,7 +242,11 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		if p.F8MMA && in != cuda.R8FE4M3 {
 			return nil, fmt.Errorf("the FP8-MMA NHWC implicit GEMM takes E4M3 input (%s)", l.In[0].DType)
 		}
-		p.NHWC, p.Blocks3 = true, base == modeNHWC3 || base == modeNHWC3F8
+		p.WG = base == modeNHWCWG || base == modeNHWC3WG
+		if p.WG && in != cuda.R8I && in != cuda.R8FE4M3 {
+			return nil, fmt.Errorf("the wgmma NHWC implicit GEMM takes int8 or E4M3 input (%s)", l.In[0].DType)
+		}
+		p.NHWC, p.Blocks3 = true, base == modeNHWC3 || base == modeNHWC3F8 || base == modeNHWC3WG
 		if kw {
 			cx, err := kwExpandChannels(p, in)
 			if err != nil {

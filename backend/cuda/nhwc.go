@@ -18,6 +18,10 @@ import (
 const (
 	ignShared  = 3 * (igemmBM + igemmBN) * 144
 	ign3Shared = 2 * (igemmBM + igemmBN) * 144
+	// wgmma.cu's: 4 (ignw_*) or 2 (ignw3_*) stages of (IG_BM + IG_BN) rows
+	// of 128 bytes, plus room to align the first to 1024 bytes
+	ignwShared  = 4*(igemmBM+igemmBN)*128 + 1024
+	ignw3Shared = 2*(igemmBM+igemmBN)*128 + 1024
 )
 
 // fp8MMA offers the FP8-MMA NHWC tactics (implicit_nhwc.f8 / .x3f8) for
@@ -45,8 +49,9 @@ func SetFP8MMAOnly(on bool) { fp8MMAOnly.Store(on) }
 // nhwcTactics are the channels-last tactics offered for a convolution the
 // NHWC implicit GEMM lowers: its 2- and 3-blocks-per-SM kernels, the
 // kernel-width expansion of each where the layer has few channels
-// (kwExpandChannels), the FP8-MMA kernels for E4M3 (fp8MMA) and cuBLASLt
-// for 16-bit 1×1 convolutions. All read and write channels-last
+// (kwExpandChannels), the FP8-MMA kernels for E4M3 (fp8MMA), the wgmma
+// kernels (wgmma.cu) for int8 and, with the FP8-MMA ones, E4M3, and
+// cuBLASLt for 16-bit 1×1 convolutions. All read and write channels-last
 // activations, so the timer may pick any of them.
 func nhwcTactics(l *engine.Layer) []engine.Tactic {
 	var tacs []engine.Tactic
@@ -68,6 +73,12 @@ func nhwcTactics(l *engine.Layer) []engine.Tactic {
 		add("implicit_nhwc.x3f8", modeNHWC3F8)
 		add("implicit_nhwc.f8kw", modeNHWCF8+kwSuffix)
 		add("implicit_nhwc.x3f8kw", modeNHWC3F8+kwSuffix)
+	}
+	if in, _ := computeType(l.In[0].DType); in == cuda.R8I || f8 { // E4M3 on wgmma is FP8 accumulation: with the FP8-MMA ones
+		add("implicit_nhwc.wg", modeNHWCWG)
+		add("implicit_nhwc.x3wg", modeNHWC3WG)
+		add("implicit_nhwc.wgkw", modeNHWCWG+kwSuffix)
+		add("implicit_nhwc.x3wgkw", modeNHWC3WG+kwSuffix)
 	}
 	add("cublaslt.nhwc", modeGemmNHWC)
 	return tacs
@@ -209,6 +220,9 @@ func ignName(in cuda.DataType, out ir.DType) string {
 // 3-blocks (ign3_*) and FP8-MMA (ignf_*, ign3f_*) variants.
 func ignKernel(p gemmParams) string {
 	prefix := "ign"
+	if p.WG {
+		prefix += "w"
+	}
 	if p.Blocks3 {
 		prefix += "3"
 	}
@@ -292,11 +306,17 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 	Y := out[0]
 	toHost := k.toHost(0)
 	return step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
-		name, shared := ignKernel(k.p), ignShared
+		name, shared, fn := ignKernel(k.p), ignShared, g.igemmFn
 		if k.p.Blocks3 {
 			shared = ign3Shared
 		}
-		f, err := g.igemmFn(name)
+		if k.p.WG {
+			shared, fn = ignwShared, g.wgemmFn
+			if k.p.Blocks3 {
+				shared = ignw3Shared
+			}
+		}
+		f, err := fn(name)
 		if err != nil {
 			return false, err
 		}

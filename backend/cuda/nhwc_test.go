@@ -7,6 +7,7 @@ import (
 
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/gpu/cuda"
+	"github.com/kilnml/kiln/gpu/cuda/kernels"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/ops/kiln"
 )
@@ -239,9 +240,15 @@ func TestIGNNamesAndLayouts(t *testing.T) {
 		{gemmParams{In: cuda.R8I, Out: ir.Int8, Blocks3: true}, "ign3_i8_i8"},
 		{gemmParams{In: cuda.R8FE4M3, Out: ir.Float32, F8MMA: true}, "ignf_e4m3_f32"},
 		{gemmParams{In: cuda.R8FE4M3, Out: ir.Float8E4M3FN, F8MMA: true, Blocks3: true}, "ign3f_e4m3_e4m3"},
+		{gemmParams{In: cuda.R8I, Out: ir.Uint8, WG: true}, "ignw_i8_u8"},
+		{gemmParams{In: cuda.R8FE4M3, Out: ir.Float8E4M3FN, WG: true, Blocks3: true}, "ignw3_e4m3_e4m3"},
+		{gemmParams{In: cuda.R8I, Out: ir.Float16, WG: true, Blocks3: true}, "ignw3_i8_16"},
 	} {
 		if got := ignKernel(c.p); got != c.want {
 			t.Errorf("ignKernel(%+v) = %q, want %q", c.p, got, c.want)
+		}
+		if src := map[bool]string{false: kernels.IGemm, true: kernels.WGemm}[c.p.WG]; !strings.Contains(src, "("+c.want+",") {
+			t.Errorf("%s is not declared in its module", c.want)
 		}
 	}
 	for _, c := range []struct {

@@ -29,6 +29,23 @@ type device struct {
 	igOnce sync.Once // igemm.cu, compiled on first use
 	igMod  *cuda.Module
 	igErr  error
+
+	wgOnce sync.Once // wgmma.cu, compiled on first use
+	wgMod  *cuda.Module
+	wgErr  error
+}
+
+// wgemmFn returns a kernel of wgmma.cu (the NHWC implicit GEMM on
+// Hopper's wgmma), compiling the module the first time; a compile failure
+// (a device or NVRTC without sm_90a) is kept and fails those tactics only.
+func (g *device) wgemmFn(name string) (*cuda.Function, error) {
+	g.wgOnce.Do(func() {
+		g.wgMod, g.wgErr = g.d.Module(kernels.WGemmName, kernels.WGemm)
+	})
+	if g.wgErr != nil {
+		return nil, g.wgErr
+	}
+	return g.wgMod.Func(name)
 }
 
 // igemmFn returns a kernel of igemm.cu, compiling the module the first

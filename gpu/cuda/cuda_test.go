@@ -164,8 +164,11 @@ func TestKernelSourceEmbedded(t *testing.T) {
 			t.Errorf("kernel %s is not in kiln.cu", n)
 		}
 	}
-	if strings.Contains(kernels.Source, "#include") || strings.Contains(kernels.IGemm, "#include") {
-		t.Error("kiln.cu and igemm.cu must not include headers (NVRTC compiles them with none)")
+	if strings.Contains(kernels.Source, "#include") || strings.Contains(kernels.IGemm, "#include") || strings.Contains(kernels.WGemm, "#include") {
+		t.Error("kiln.cu, igemm.cu and wgmma.cu must not include headers (NVRTC compiles them with none)")
+	}
+	if wg := regexp.MustCompile(`(?m)^IGW\((\w+),`).FindAllStringSubmatch(kernels.WGemm, -1); len(wg) != 14 {
+		t.Errorf("wgmma.cu declares %d kernels, want 14", len(wg))
 	}
 	ig := regexp.MustCompile(`(?m)^IGEMM\((\w+),`).FindAllStringSubmatch(kernels.IGemm, -1)
 	if len(ig) < 15 {

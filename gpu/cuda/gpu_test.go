@@ -100,6 +100,14 @@ func TestCompileCachesAndLaunches(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("NVRTC compile of igemm.cu %v, CUBIN %d bytes", time.Since(t0), len(ig))
+	if d.Arch() == "sm_90a" { // wgmma
+		t0 = time.Now()
+		wg, err := Compile(kernels.WGemmName, kernels.WGemm, d.Arch())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("NVRTC compile of wgmma.cu %v, CUBIN %d bytes", time.Since(t0), len(wg))
+	}
 	if _, err := Compile("bad.cu", "extern \"C\" __global__ void f() { undeclared(); }", d.Arch()); err == nil || !bytes.Contains([]byte(err.Error()), []byte("undeclared")) {
 		t.Errorf("compile error lacks NVRTC's log: %v", err)
 	}

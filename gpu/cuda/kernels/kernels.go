@@ -15,6 +15,12 @@ var kiln string
 //go:embed igemm.cu
 var igemm string
 
+//go:embed nhwc.cuh
+var nhwc string
+
+//go:embed wgmma.cu
+var wgmma string
+
 // Source is kiln.cu: im2col, GEMM epilogues, direct convolution,
 // elementwise, pooling, softmax, layernorm, quantize/dequantize and cast
 // kernels.
@@ -26,7 +32,15 @@ const Name = "kiln.cu"
 // IGemm is igemm.cu, the implicit-GEMM convolution on the tensor cores
 // (mma.sync), a module of its own so that a device whose compiler rejects
 // it still runs everything else.
-var IGemm = common + igemm
+var IGemm = common + nhwc + igemm
 
 // IGemmName is the program name NVRTC reports errors in IGemm under.
 const IGemmName = "igemm.cu"
+
+// WGemm is wgmma.cu, the NHWC implicit GEMM for 8-bit inputs on Hopper's
+// warpgroup MMA (sm_90a), a module of its own: a device or compiler
+// without wgmma keeps igemm.cu's kernels.
+var WGemm = common + nhwc + wgmma
+
+// WGemmName is the program name NVRTC reports errors in WGemm under.
+const WGemmName = "wgmma.cu"

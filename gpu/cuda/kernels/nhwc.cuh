@@ -1,0 +1,247 @@
+// Helpers of the NHWC implicit-GEMM kernels (igemm.cu's ign_*, wgmma.cu's
+// ignw_*): tile geometry, cp.async and ldmatrix wrappers, the epilogue
+// (ign_epilogue) with its residual reads, requantization and stores.
+// NVRTC compiles each of those modules as common.cuh + this + its source.
+
+struct __align__(16) ki4 { int x, y, z, w; };
+struct __align__(16) ku4 { unsigned x, y, z, w; };
+struct __align__(8) ku2 { unsigned x, y; };
+
+#define IG_BM 128
+#define IG_BN 64
+#define IG_SB 128        // bytes of the reduction per step and row
+#define IG_RB 132        // shared row: IG_SB + 4 (33 words: the gathered stores do not conflict)
+#define IG_CS (IG_BM + 4) // staging row of the epilogue (floats or ints)
+
+__device__ __forceinline__ unsigned e4m3x2_h2(u16 pair) { unsigned r; asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"(pair)); return r; }
+
+#define IGN_RB 144                          // shared row: 128 bytes + 16 (16-byte aligned, conflict-free fragment reads)
+#define IGN_ST 3                            // pipeline stages
+#define IGN_STAGE ((IG_BM + IG_BN) * IGN_RB)
+#define IGN_CS (IG_BN + 8)                  // epilogue staging row (ACC elements): 8-byte fragment stores conflict-free
+
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+    unsigned r;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
+    return r;
+}
+// 16 bytes global → shared, asynchronously; n = 0 writes zeros (src unread)
+__device__ __forceinline__ void cp16(unsigned dst, const void* src, int n) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(n) : "memory");
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }
+// four 8×8 b16 tiles from shared memory: lanes 8q..8q+7 address tile q's rows
+__device__ __forceinline__ void ldsm4(unsigned* r, unsigned addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+        : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr) : "memory");
+}
+
+// 8 residual values at o (o % 8 == 0), as ldres reads one (codes: 8 bytes)
+__device__ __forceinline__ void ldres8(const void* r, i64 o, int rfmt, float zs, int zz, float* v) {
+    if (rfmt == 0) {
+        const ku4* p = (const ku4*)((const float*)r + o);
+        ku4 a = p[0], b = p[1];
+        v[0] = __uint_as_float(a.x); v[1] = __uint_as_float(a.y); v[2] = __uint_as_float(a.z); v[3] = __uint_as_float(a.w);
+        v[4] = __uint_as_float(b.x); v[5] = __uint_as_float(b.y); v[6] = __uint_as_float(b.z); v[7] = __uint_as_float(b.w);
+        return;
+    }
+    if (rfmt >= 3) { // 8 codes, one 8-byte load, the format tested once (zcode's arithmetic)
+        ku2 q = *(const ku2*)((const u8*)r + o);
+        unsigned b[8];
+#pragma unroll
+        for (int j = 0; j < 8; j++) b[j] = ((j < 4 ? q.x : q.y) >> (8 * (j & 3))) & 0xff;
+        // (code − zz) to float without I2F: |code − zz| < 2²², so 1.5·2²³ + it is exact
+        if (rfmt == 3) {
+#pragma unroll
+            for (int j = 0; j < 8; j++) v[j] = __fmul_rn(__fsub_rn(__int_as_float(0x4B400000 + (int)(signed char)b[j] - zz), 12582912.f), zs);
+        } else if (rfmt == 4) {
+#pragma unroll
+            for (int j = 0; j < 8; j++) v[j] = __fmul_rn(__fsub_rn(__int_as_float(0x4B400000 + (int)b[j] - zz), 12582912.f), zs);
+        } else if (rfmt == 5) { // E4M3: two codes per conversion
+#pragma unroll
+            for (int j = 0; j < 8; j += 2) {
+                unsigned h = e4m3x2_h2((u16)(b[j] | (b[j + 1] << 8)));
+                v[j] = __fmul_rn(h2f((u16)(h & 0xffff)), zs);
+                v[j + 1] = __fmul_rn(h2f((u16)(h >> 16)), zs);
+            }
+        } else { // E5M2: the high byte of an f16
+#pragma unroll
+            for (int j = 0; j < 8; j++) v[j] = __fmul_rn(h2f((u16)(b[j] << 8)), zs);
+        }
+        return;
+    }
+    ku4 q = *(const ku4*)((const u16*)r + o);
+    const unsigned wd[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        u16 lo = (u16)(wd[j] & 0xffff), hi = (u16)(wd[j] >> 16);
+        v[2 * j] = rfmt == 1 ? h2f(lo) : bf2f(lo);
+        v[2 * j + 1] = rfmt == 1 ? h2f(hi) : bf2f(hi);
+    }
+}
+// 8 outputs at o (o % 8 == 0) with store's conversions, one or two vector stores
+// (codes are computed as values, never through the address of a local
+// array, which could put it in local memory)
+template <typename T> struct is_e4m3 { static constexpr bool v = false; };
+template <> struct is_e4m3<u8> { static constexpr bool v = true; };
+template <typename T> struct int_acc { static constexpr bool v = false; };
+template <> struct int_acc<int> { static constexpr bool v = true; };
+
+// qdivr is qscale(v, ys), IEEE's correctly rounded v / ys, without the
+// division's range check and slow-path branch (a basic block per element):
+// Markstein's correction q0 + (v − ys·q0)·yr with yr = RN(1/ys) (the host's)
+// is the correctly rounded quotient when nothing overflows (checked here on
+// 2·10⁸ random pairs: none differ). v is clamped to ±2⁶⁰ (NaN kept) and the
+// NHWC lowering takes only ys in [2⁻⁴⁰, 2⁴⁰], so |q| < 2¹⁰⁰; every |v| beyond
+// the clamp gives a quotient past every 8-bit code's range either way. An
+// exact zero keeps its sign, as qscale does.
+__device__ __forceinline__ float qdivr(float v, float ys, float yr) {
+    float c = fminf(fmaxf(v, -0x1p60f), 0x1p60f);
+    c = v != v ? v : c;
+    float q0 = __fmul_rn(c, yr);
+    float q = __fmaf_rn(__fmaf_rn(-ys, q0, c), yr, q0);
+    return v == 0.f ? v : q;
+}
+// qbyte is f2i8's code (rint, + zp, saturated to [lo, hi], NaN → lo) as
+// an 8-bit pattern without conversion instructions (FRND and F2I run at
+// 1/8 of the FP32 rate): the clamp to [lo − zp, hi − zp] commutes with
+// rint (integer bounds), and adding 1.5·2²³ rounds to the nearest integer,
+// ties to even, leaving it in the low mantissa bits (|q| < 2²²).
+__device__ __forceinline__ unsigned qbyte(float q, int zp, int lo, int hi) {
+    float c = fminf(fmaxf(q, (float)(lo - zp)), (float)(hi - zp));
+    int i = __float_as_int(__fadd_rn(c, 12582912.f)) - 0x4B400000 + zp;
+    return (unsigned)(q != q ? lo : i) & 0xff;
+}
+__device__ __forceinline__ unsigned qcode(signed char*, float v, float ys, float yr, int zp) { return qbyte(qdivr(v, ys, yr), zp, -128, 127); }
+__device__ __forceinline__ unsigned qcode(u8q*, float v, float ys, float yr, int zp) { return qbyte(qdivr(v, ys, yr), zp, 0, 255); }
+__device__ __forceinline__ unsigned qcode(u8*, float v, float ys, float yr, int) { return f2e4m3(qdivr(v, ys, yr)); }
+__device__ __forceinline__ unsigned qcode(u16*, float v, float, float, int fmt) { return fmt == 1 ? f2bf(v) : f2h(v); }
+// two E4M3 codes from one conversion (a in the low byte)
+__device__ __forceinline__ unsigned e4m3x2(float a, float b) {
+    u16 r; asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(b), "f"(a)); return r;
+}
+template <typename OUT> __device__ __forceinline__ void store8(OUT* y, i64 o, const float* v, float ys, float yr, int zp) {
+    if constexpr (is_e4m3<OUT>::v) {
+        unsigned w[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) w[j] = e4m3x2(qdivr(v[2 * j], ys, yr), qdivr(v[2 * j + 1], ys, yr));
+        *(ku2*)((u8*)y + o) = ku2{w[0] | (w[1] << 16), w[2] | (w[3] << 16)};
+    } else if constexpr (sizeof(OUT) == 1) {
+        unsigned w0 = 0, w1 = 0;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            w0 |= qcode(y, v[j], ys, yr, zp) << (8 * j);
+            w1 |= qcode(y, v[j + 4], ys, yr, zp) << (8 * j);
+        }
+        *(ku2*)((u8*)y + o) = ku2{w0, w1};
+    } else if constexpr (sizeof(OUT) == 2) {
+        ku4 q;
+        q.x = qcode(y, v[0], ys, yr, zp) | (qcode(y, v[1], ys, yr, zp) << 16);
+        q.y = qcode(y, v[2], ys, yr, zp) | (qcode(y, v[3], ys, yr, zp) << 16);
+        q.z = qcode(y, v[4], ys, yr, zp) | (qcode(y, v[5], ys, yr, zp) << 16);
+        q.w = qcode(y, v[6], ys, yr, zp) | (qcode(y, v[7], ys, yr, zp) << 16);
+        *(ku4*)(y + o) = q;
+    } else {
+        ku4* p = (ku4*)(y + o);
+        p[0] = ku4{__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]), __float_as_uint(v[3])};
+        p[1] = ku4{__float_as_uint(v[4]), __float_as_uint(v[5]), __float_as_uint(v[6]), __float_as_uint(v[7])};
+    }
+}
+
+
+// ign_rows is ign_epilogue's element loop for activation AK (act_k): each
+// thread's IG_BM·IG_BN/8/256 rows of 8 channels, straight-line code.
+template <int AK, typename ACC, typename OUT>
+__device__ __forceinline__ void ign_rows(const ACC* Cs, int tid, int cg, int co, i64 m0, i64 M, int Cout, OUT* __restrict__ y,
+    bool hs, bool hb, bool hr, const float* sc, const float* bi, float (*rvs)[8], int ak, float aa, float ab, float ys,
+    float yr, int zp) {
+#pragma unroll
+    for (int q = 0; q < IG_BM * IG_BN / 8 / 256; q++) {
+        int row = (tid + 256 * q) / (IG_BN / 8);
+        i64 m = m0 + row;
+        if (m >= M) continue;
+        i64 o = m * Cout + co;
+        float v[8];
+        const ki4 c0 = *(const ki4*)(Cs + row * IGN_CS + cg), c1 = *(const ki4*)(Cs + row * IGN_CS + cg + 4); // two 16-byte reads
+        const int cw[8] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w};
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            float t = int_acc<ACC>::v ? (float)cw[j] : __int_as_float(cw[j]);
+            if (hs) t = t * sc[j];
+            if (hb) t = t + bi[j];
+            if (hr) t = t + rvs[q][j];
+            v[j] = act_k<AK>(t, ak, aa, ab);
+        }
+        store8(y, o, v, ys, yr, zp);
+    }
+}
+
+__device__ __forceinline__ unsigned abits(int v) { return (unsigned)v; }
+__device__ __forceinline__ unsigned abits(float v) { return __float_as_uint(v); }
+
+template <typename ACC, typename OUT>
+__device__ __forceinline__ void ign_epilogue_cs(const ACC* Cs, int tid, i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y,
+    const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, float ys,
+    float yr, int zp);
+
+// ign_epilogue is the NHWC implicit GEMMs' epilogue: the 128×64 tile's
+// accumulators (mma fragment layout) through shared memory, pixel-major,
+// then 8 channels per thread along the output row: scale, bias, residual,
+// activation, store (16-byte vectors).
+template <typename ACC, typename OUT>
+__device__ __forceinline__ void ign_epilogue(ACC (&acc)[2][4][4], unsigned char* smd, int tid, int wm, int wn, int gid,
+    int tig, i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y, const float* ms, const float* bias, const void* resid,
+    int rfmt, float zs, int zz, int ak, float aa, float ab, float ys, float yr, int zp) {
+    ACC* Cs = (ACC*)smd; // [IG_BM][IGN_CS]: pixel-major, so that the stores below run along channels
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            // a fragment's two adjacent channels in one 8-byte store (c
+            // even); rows 72 words apart put a half-warp's 16 stores on 32
+            // distinct banks
+            int r = wm + i * 16 + gid, c = wn + j * 8 + tig * 2;
+            *(ku2*)(Cs + r * IGN_CS + c) = ku2{abits(acc[i][j][0]), abits(acc[i][j][1])};
+            *(ku2*)(Cs + (r + 8) * IGN_CS + c) = ku2{abits(acc[i][j][2]), abits(acc[i][j][3])};
+        }
+    ign_epilogue_cs(Cs, tid, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp);
+}
+
+// ign_epilogue_cs is ign_epilogue after the accumulators are staged in Cs
+// ([IG_BM][IGN_CS], pixel-major; the barrier is its first step).
+template <typename ACC, typename OUT>
+__device__ __forceinline__ void ign_epilogue_cs(const ACC* Cs, int tid, i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y,
+    const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, float ys,
+    float yr, int zp) {
+    __syncthreads();
+    // Cout % 8 == 0 (the lowering checks): a group of 8 channels is whole
+    // or absent. Every pass of a thread has the same 8 channels (gi % 8 ==
+    // tid % 8): their scales and biases are loaded once.
+    const int cg = (tid % (IG_BN / 8)) * 8, co = n0 + cg;
+    if (co >= Cout) return;
+    float sc[8], bi[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        sc[j] = ms ? ms[co + j] : 1.f;
+        bi[j] = bias ? bias[co + j] : 0.f;
+    }
+    // every row's residual is loaded before the first store: the stores
+    // may alias them for the compiler, which would otherwise serialize four
+    // DRAM round trips per thread
+    constexpr int NQ = IG_BM * IG_BN / 8 / 256;
+    float rvs[NQ][8];
+    if (resid) {
+#pragma unroll
+        for (int q = 0; q < NQ; q++) {
+            i64 m = m0 + (tid + 256 * q) / (IG_BN / 8);
+            if (m < M) ldres8(resid, m * Cout + co, rfmt, zs, zz, rvs[q]);
+        }
+    }
+    switch (ak) { // the activation once per tile (act_k)
+    case A_NONE: ign_rows<A_NONE, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp); break;
+    case A_RELU: ign_rows<A_RELU, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp); break;
+    case A_CLIP: ign_rows<A_CLIP, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp); break;
+    default: ign_rows<-1, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp);
+    }
+}

@@ -1,0 +1,175 @@
+// kiln's NHWC implicit GEMM for 8-bit inputs on Hopper's warpgroup MMA
+// (wgmma.mma_async, sm_90a), compiled by NVRTC after common.cuh and
+// nhwc.cuh as its own module: a device or compiler without wgmma keeps
+// igemm.cu's kernels. Same tile, cp.async pipeline and epilogue as
+// igemm.cu's ign_body (128 pixels × 64 output channels × 128 bytes of the
+// reduction per stage, 256 threads), but each stage is laid out as wgmma
+// reads it (rows of 128 bytes whose 16-byte chunks are XOR-swizzled by
+// row % 8: the 128-byte swizzle of the K-major layout, so the cp.async
+// stores of a row stay conflict-free) and the MMAs are two warpgroups'
+// m64n64k32 wgmma, A and B from shared memory: int8 (s32 accumulators,
+// exact) and E4M3 (f32, Hopper's FP8 rate, which mma.sync does not reach
+// on sm_90; the tensor cores' FP8 accumulation is not exact, as for
+// igemm.cu's ignf_*).
+#define IGW_STAGE ((IG_BM + IG_BN) * IG_SB) // 24 KB, whole 1024-byte swizzle atoms
+
+// the shared-memory matrix descriptor of a K-major operand with 128-byte
+// swizzle: start address >> 4, leading offset unused (1), 8-row atoms 1024
+// bytes apart, swizzle mode 1 (128 B); a K step inside the 128-byte row
+// advances the start address (the swizzle is a function of the address)
+__device__ __forceinline__ unsigned long long wg_desc(unsigned addr) {
+    return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)(1024 >> 4) << 32) | (1ull << 62);
+}
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+// shared memory written by cp.async (the generic proxy) is read by wgmma
+// (the async proxy): each writing thread fences before the barrier
+__device__ __forceinline__ void fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+// keeps the compiler from moving accumulator reads or writes across the
+// asynchronous MMAs (which it cannot see)
+template <typename ACC> __device__ __forceinline__ void wg_hold(ACC (&d)[32]) {
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        if constexpr (sizeof(ACC) == 4 && int_acc<ACC>::v) asm volatile("" : "+r"(d[i]) :: "memory");
+        else asm volatile("" : "+f"(d[i]) :: "memory");
+    }
+}
+// one m64n64k32 wgmma of the warpgroup: d += A(64×32) · B(64×32)ᵀ
+__device__ __forceinline__ void wgmma64(int (&d)[32], unsigned long long da, unsigned long long db) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p;\n}\n"
+        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]), "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]), "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]), "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]) : "l"(da), "l"(db));
+}
+__device__ __forceinline__ void wgmma64(float (&d)[32], unsigned long long da, unsigned long long db) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]) : "l"(da), "l"(db));
+}
+
+// ignw_body: F 2 E4M3 (float accumulators), 3 int8 (int); ST stages of
+// IGW_STAGE bytes after the dynamic shared memory's first 1024-byte
+// boundary.
+template <int F, typename ACC, typename OUT, int ST>
+__device__ __forceinline__ void ignw_body(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w,
+    OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KW, int sh, int sw, int ph, int pw,
+    int dh, int dw, int Kp, int K, int Cout, const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz,
+    int ak, float aa, float ab, float ys, float yr, int zp) {
+    constexpr int KS = IG_SB;                 // reduction elements (bytes) per stage
+    extern __shared__ __align__(16) unsigned char smd[];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const i64 M = (i64)N * OH * OW;
+    const int nN = (Cout + IG_BN - 1) / IG_BN; // channel tiles fastest, as ign_body
+    const i64 m0 = (i64)(blockIdx.x / nN) * IG_BM;
+    const int n0 = (int)(blockIdx.x % nN) * IG_BN;
+    const int cc = tid & 7, r0 = tid >> 3;    // chunk column; rows r0 + 32q
+    const unsigned sraw = smem_addr(smd), sbase = (sraw + 1023) & ~1023u;
+    int aih[4], aiw[4];
+    i64 abase[4];
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        i64 m = m0 + r0 + 32 * q;
+        aih[q] = -(1 << 29); aiw[q] = 0; abase[q] = 0;
+        if (m < M) {
+            if (OH == 1 && OW == 1) { // 1×1 stride-1 unpadded convs come as N = pixels
+                aih[q] = -ph; aiw[q] = -pw; abase[q] = m * H * W;
+            } else {
+                int ow = (int)qmod(m, OW); i64 t = qdiv(m, OW); int oh = (int)qmod(t, OH); i64 n = qdiv(t, OH);
+                aih[q] = oh * sh - ph; aiw[q] = ow * sw - pw; abase[q] = n * H * W;
+            }
+        }
+    }
+    auto load = [&](int kt, int stage) {
+        const unsigned as = sbase + stage * IGW_STAGE, bs = as + IG_BM * IG_SB;
+        const int k = kt * KS + cc * 16;
+        const bool kok = k < K;
+        if (kt * KS + (cc >> 1) * 32 >= K) return; // a 32-byte K step wholly past K: never read
+        int r = 0, c = k, kh = 0, kw = 0;
+        if (K != C) {
+            r = kok ? k / C : 0; c = k - r * C; kh = r / KW; kw = r - kh * KW;
+        }
+        const int dy = kh * dh, dx = kw * dw;
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const int row = r0 + 32 * q;
+            int ih = aih[q] + dy, iw = aiw[q] + dx;
+            bool ok = kok && (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
+            const unsigned char* src = ok ? x + (abase[q] + (i64)ih * W + iw) * C + c : x;
+            cp16(as + row * IG_SB + ((cc ^ (row & 7)) << 4), src, ok ? 16 : 0);
+        }
+#pragma unroll
+        for (int q = 0; q < 2; q++) {
+            const int row = r0 + 32 * q, co = n0 + row;
+            bool ok = kok && co < Cout;
+            const unsigned char* src = ok ? w + (i64)co * Kp + k : w;
+            cp16(bs + row * IG_SB + ((cc ^ (row & 7)) << 4), src, ok ? 16 : 0);
+        }
+    };
+    ACC d[32];
+#pragma unroll
+    for (int i = 0; i < 32; i++) d[i] = 0;
+    const int wg = warp >> 2;                 // warpgroup: rows 64·wg .. 64·wg + 63 of the tile
+    const int nk = (K + KS - 1) / KS;
+#pragma unroll
+    for (int s = 0; s < ST - 1; s++) {
+        if (s < nk) load(s, s);
+        cp_commit();
+    }
+    for (int kt = 0; kt < nk; kt++) {
+        cp_wait<ST - 2>();
+        fence_async_smem();
+        __syncthreads();
+        if (kt + ST - 1 < nk) load(kt + ST - 1, (kt + ST - 1) % ST);
+        cp_commit();
+        const unsigned as = sbase + (kt % ST) * IGW_STAGE, bs = as + IG_BM * IG_SB, aw = as + wg * 64 * IG_SB;
+        const int kbytes = K - kt * KS;
+        wg_hold(d);
+        wg_fence();
+#pragma unroll
+        for (int ks = 0; ks < IG_SB / 32; ks++) {
+            if (ks * 32 >= kbytes) break;
+            wgmma64(d, wg_desc(aw + ks * 32), wg_desc(bs + ks * 32));
+        }
+        wg_commit();
+        wg_wait0(); // the stage is overwritten by a later step's loads
+        wg_hold(d);
+    }
+    cp_wait<0>();
+    __syncthreads();
+    // accumulators (per warp: rows 16·(warp % 4) + gid (+8) of the
+    // warpgroup's 64, channel tiles j of 8: 2·tig, 2·tig + 1) → Cs
+    ACC* Cs = (ACC*)(smd + (sbase - sraw));
+    const int gid = lane >> 2, tig = lane & 3, rw = wg * 64 + (warp & 3) * 16 + gid;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        const int c = j * 8 + tig * 2;
+        *(ku2*)(Cs + rw * IGN_CS + c) = ku2{abits(d[4 * j]), abits(d[4 * j + 1])};
+        *(ku2*)(Cs + (rw + 8) * IGN_CS + c) = ku2{abits(d[4 * j + 2]), abits(d[4 * j + 3])};
+    }
+    ign_epilogue_cs(Cs, tid, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp);
+}
+// ignw_*: 4 stages (97 KB of dynamic shared memory), 2 blocks per SM;
+// ignw3_*: 2 stages (49 KB), at most 85 registers, 3 blocks per SM.
+#define IGW(NAME, BLOCKS, ST, F, ACC, OUT)                                                           \
+extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned char* __restrict__ x,  \
+    const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
+    int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
+    const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab,     \
+    float ys, float yr, int zp) {                                                                    \
+    ignw_body<F, ACC, OUT, ST>(x, w, y, N, C, H, W, OH, OW, KW, sh, sw, ph, pw, dh, dw, Kp, K, Cout, \
+        ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp);                                      \
+}
+IGW(ignw_i8_f32, 2, 4, 3, int, float)
+IGW(ignw_i8_16, 2, 4, 3, int, u16)
+IGW(ignw_i8_i8, 2, 4, 3, int, signed char)
+IGW(ignw_i8_u8, 2, 4, 3, int, u8q)
+IGW(ignw_e4m3_f32, 2, 4, 2, float, float)
+IGW(ignw_e4m3_16, 2, 4, 2, float, u16)
+IGW(ignw_e4m3_e4m3, 2, 4, 2, float, u8)
+IGW(ignw3_i8_f32, 3, 2, 3, int, float)
+IGW(ignw3_i8_16, 3, 2, 3, int, u16)
+IGW(ignw3_i8_i8, 3, 2, 3, int, signed char)
+IGW(ignw3_i8_u8, 3, 2, 3, int, u8q)
+IGW(ignw3_e4m3_f32, 3, 2, 2, float, float)
+IGW(ignw3_e4m3_16, 3, 2, 2, float, u16)
+IGW(ignw3_e4m3_e4m3, 3, 2, 2, float, u8)
