@@ -5,7 +5,7 @@
 #include "textflag.h"
 
 // func sgemm8x32AVX512(k int, a *float32, b *float32, ldb int, c *float32, ldc int, mr int, nr int, bias *float32, resid *float32, lo float32, hi float32, flags int)
-// Requires: AVX, AVX512DQ, AVX512F, BMI2
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, MMX+
 TEXT ·sgemm8x32AVX512(SB), NOSPLIT, $0-96
 	MOVQ      k+0(FP), CX
 	MOVQ      a+8(FP), SI
@@ -89,6 +89,7 @@ zeroed:
 	JLE   loop16
 
 loop:
+	PREFETCHT0       4096(SI)
 	VMOVUPS.Z        (DI), K1, Z16
 	VMOVUPS.Z        64(DI), K2, Z17
 	VFMADD231PS.BCST (SI), Z16, Z0
@@ -114,6 +115,7 @@ loop:
 	JMP              epilogue
 
 loop16:
+	PREFETCHT0       4096(SI)
 	VMOVUPS.Z        (DI), K1, Z16
 	VFMADD231PS.BCST (SI), Z16, Z0
 	VFMADD231PS.BCST 4(SI), Z16, Z2
