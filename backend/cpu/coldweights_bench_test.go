@@ -25,6 +25,8 @@ func BenchmarkColdWeights(b *testing.B) {
 		{"resnet50-3x3-128", 1, 128, 28, 28, 128, 3, 1, 1},
 		{"resnet50-1x1-1024to256", 1, 1024, 14, 14, 256, 1, 1, 0},
 		{"resnet50-1x1-2048to512", 1, 2048, 7, 7, 512, 1, 1, 0},
+		{"resnet50-1x1-512to2048", 1, 512, 7, 7, 2048, 1, 1, 0},
+		{"resnet50-3x3s2-512", 1, 512, 14, 14, 512, 3, 2, 1},
 	}
 	for _, bc := range shapes {
 		l, in, _ := convLayer(bc, "f32")

@@ -91,7 +91,11 @@ func Gemm(k int, ap []float32, m int, b []float32, ldb, n int, c []float32, ldc 
 	}
 	step := (k + nb - 1) / nb // equal blocks: 288 is 144+144, not 256+32
 	// A tail of a few columns goes to the column kernel (gemmcols.go),
-	// after each group of colsStrips row strips (their A still in cache).
+	// after each group of colsStrips row strips, whose A the micro-kernel
+	// has just brought into L2: the micro-kernel prefetches A ahead of its
+	// loads (at batch 1 the weights come from DRAM), the column kernel,
+	// with its 8 strip streams, does not (cold 7×7 1×1 convs, whose 49
+	// columns leave a 1-column tail, ~ms slower with the tail first).
 	nt := n - tailCols(n, k)
 	for kb := 0; kb == 0 || kb < k; kb += step {
 		kc := min(step, k-kb)
@@ -104,9 +108,8 @@ func Gemm(k int, ap []float32, m int, b []float32, ldb, n int, c []float32, ldc 
 			t.Flags |= epi
 		}
 		for s := 0; s < m; s += MR {
-			if nt < n && s%(colsStrips*MR) == 0 {
-				s1 := min(m, s+colsStrips*MR)
-				gemmColsTail(k, kb, kc, ap, s, s1, b, ldb, nt, n, c, ldc, e, epi, t.Lo, t.Hi, kb > 0, last, r0, c0)
+			if nt < n && s > 0 && s%(colsStrips*MR) == 0 { // the previous group's tail
+				gemmColsTail(k, kb, kc, ap, s-colsStrips*MR, s, b, ldb, nt, n, c, ldc, e, epi, t.Lo, t.Hi, kb > 0, last, r0, c0)
 			}
 			mr := min(MR, m-s)
 			as := ap[s*k+kb*MR : s*k+(kb+kc)*MR]
@@ -143,6 +146,10 @@ func Gemm(k int, ap []float32, m int, b []float32, ldb, n int, c []float32, ldc 
 					}
 				}
 			}
+		}
+		if nt < n && m > 0 { // the last group's tail
+			s := (m - 1) / (colsStrips * MR) * (colsStrips * MR)
+			gemmColsTail(k, kb, kc, ap, s, m, b, ldb, nt, n, c, ldc, e, epi, t.Lo, t.Hi, kb > 0, last, r0, c0)
 		}
 	}
 }
