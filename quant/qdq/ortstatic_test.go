@@ -395,3 +395,95 @@ func TestORTStaticResNetBlocks(t *testing.T) {
 		t.Error("Insert modified its input model")
 	}
 }
+
+// TestORTStaticRules: the rules ResNet and mobilenetv2 do not reach. A Relu
+// on a graph input stays (nothing quantized its input) and its output is
+// quantized for the Conv; a Relu whose input has a second reader stays
+// between Q/DQ pairs; Add and Mul quantize every input and output, a Mul's
+// constant operand as uint8 codes on [-m, m] (zero point 128); Transpose
+// shares its input's Q; Flatten (not in ORT's list) stays float between
+// pairs; MatMul's constant B is int8 per output column (axis 1); the graph
+// output keeps its name on the last DequantizeLinear.
+func TestORTStaticRules(t *testing.T) {
+	w1 := randT([]int64{3, 2, 1, 1}, 21)
+	w1.Name = "w1"
+	k := ir.FromFloat32s([]int64{4}, []float32{-0.75, 0.3, 0, 0.6}) // broadcast over a's last axis
+	k.Name = "k"
+	wm := randT([]int64{48, 5}, 22)
+	wm.Name = "wm"
+	node := func(op string, in []string, out string, attrs ...*ir.Attribute) *ir.Node {
+		return &ir.Node{Name: out + "_" + op, OpType: op, Inputs: in, Outputs: []string{out}, Attrs: attrs}
+	}
+	m := &ir.Model{IRVersion: 8, Opsets: []ir.OpsetImport{{Version: 13}}, Graph: &ir.Graph{
+		Name:         "rules",
+		Inputs:       []*ir.ValueInfo{{Name: "x", Type: ir.TensorType(ir.Float32, ir.Shape{ir.D(1), ir.D(2), ir.D(4), ir.D(4)})}},
+		Initializers: []*ir.Tensor{w1, k, wm},
+		Nodes: []*ir.Node{
+			node("Relu", []string{"x"}, "rx"),
+			node("Conv", []string{"rx", "w1"}, "c1"),
+			node("Relu", []string{"c1"}, "r1"),
+			node("Add", []string{"r1", "c1"}, "a"),
+			node("Mul", []string{"a", "k"}, "mk"),
+			node("Transpose", []string{"mk"}, "tr", &ir.Attribute{Name: "perm", Type: ir.AttrInts, Ints: []int64{0, 2, 3, 1}}),
+			node("Flatten", []string{"tr"}, "f"),
+			node("MatMul", []string{"f", "wm"}, "y"),
+		},
+		Outputs: []*ir.ValueInfo{{Name: "y"}},
+	}}
+	x := randT([]int64{1, 2, 4, 4}, 23)
+	q, err := Insert(m, Options{Flavor: ORTStatic, Ranges: ranges(t, m, x)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameLines(t, "rules", qdqStructure(q), []string{
+		"Relu(input) -> QuantizeLinear",
+		"Conv(DQ(Q uint8 of Relu), DQ(int8/axis0)) -> QuantizeLinear",
+		"Relu(DQ(Q uint8 of Conv)) -> QuantizeLinear",
+		"Add(DQ(Q uint8 of Relu), DQ(Q uint8 of Conv)) -> QuantizeLinear",
+		"Mul(DQ(Q uint8 of Add), DQ(uint8)) -> QuantizeLinear",
+		"Transpose(DQ(Q uint8 of Mul)) -> QuantizeLinear",
+		"Flatten(DQ(Q uint8 of Transpose)) -> QuantizeLinear",
+		"MatMul(DQ(Q uint8 of Flatten), DQ(int8/axis1)) -> QuantizeLinear",
+	})
+	prod, inits := q.Graph.Producers(), q.Graph.InitializerMap()
+	kdq := prod[prod["mk"].Inputs[1]]
+	// m = 0.75: scale 1.5/255; codes round-half-even(x/scale) + 128:
+	// -127.5 → -128 → 0, 51 → 179, 0 → 128, 102 → 230.
+	codes, sc, z := inits[kdq.Inputs[0]].U8(), inits[kdq.Inputs[1]].F32()[0], inits[kdq.Inputs[2]].U8()[0]
+	if sc != float32(2*0.75/255.0) || z != 128 || fmt.Sprint(codes) != "[0 179 128 230]" {
+		t.Errorf("Mul constant: codes %v scale %g zero point %d, want [0 179 128 230], 2·0.75/255, 128", codes, sc, z)
+	}
+	var trQ, mkQ *ir.Node
+	for _, n := range q.Graph.Nodes {
+		if n.OpType == "QuantizeLinear" && n.Inputs[0] == "tr" {
+			trQ = n
+		}
+		if n.OpType == "QuantizeLinear" && n.Inputs[0] == "mk" {
+			mkQ = n
+		}
+	}
+	if trQ == nil || mkQ == nil || trQ.Inputs[1] != mkQ.Inputs[1] || trQ.Inputs[2] != mkQ.Inputs[2] {
+		t.Errorf("Transpose's Q %v does not share the Mul's %v", trQ, mkQ)
+	}
+	if p := prod["y"]; p == nil || p.OpType != "DequantizeLinear" {
+		t.Fatalf("graph output y is written by %v, want a DequantizeLinear", p)
+	}
+	want, err := ops.Run(m, map[string]*ir.Tensor{"x": x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ops.Run(q, map[string]*ir.Tensor{"x": x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	span := 0.0
+	for _, v := range want["y"].F32() {
+		span = math.Max(span, math.Abs(float64(v)))
+	}
+	const tol = 0.05 // of the output's range: a chain of eight uint8/int8 roundings
+	for i, v := range want["y"].F32() {
+		if d := math.Abs(float64(got["y"].F32()[i] - v)); d > tol*span {
+			t.Errorf("y[%d] = %v, float %v", i, got["y"].F32()[i], v)
+		}
+	}
+}
