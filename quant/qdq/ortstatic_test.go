@@ -234,6 +234,114 @@ func TestORTStaticMobileNetV2(t *testing.T) {
 	sameLines(t, "uint8 activations", qdqStructure(u8), want)
 }
 
+// observedRanges runs m on x and records the range of every float tensor
+// (as calibration does; integer shape arithmetic gets none).
+func observedRanges(t *testing.T, m *ir.Model, input string, x *ir.Tensor) map[string]Range {
+	s, err := ops.NewSession(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consts := map[string]bool{}
+	for _, c := range m.Graph.Initializers {
+		consts[c.Name] = true
+	}
+	r := map[string]Range{}
+	_, err = s.RunObserved(map[string]*ir.Tensor{input: x}, func(name string, v *ir.Tensor) {
+		if v.DType != ir.Float32 || consts[name] {
+			return
+		}
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, f := range v.F32() {
+			lo, hi = math.Min(lo, float64(f)), math.Max(hi, float64(f))
+		}
+		r[name] = Range{Amax: math.Max(-lo, hi), Min: lo, Max: hi}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestORTStaticSimpleCNN: the shared simplecnn.int8.qdq.onnx (ORT's
+// quantize_static, int8 activations) against kiln's from ranges observed on
+// one random batch: the same nodes (Relus removed, MaxPool sharing the
+// conv's Q, the Shape/Gather/Concat shape arithmetic untouched, Reshape
+// sharing the pool's Q) and the same int8 weights.
+func TestORTStaticSimpleCNN(t *testing.T) {
+	const dir = "../../../shared/models/bench/"
+	if _, err := os.Stat(dir + "simplecnn.int8.qdq.onnx"); err != nil {
+		t.Skip("../shared not present:", err)
+	}
+	fp32, err := onnx.Load(dir + "simplecnn.fp32.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := onnx.Load(dir + "simplecnn.int8.qdq.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := fp32.Graph.RealInputs()[0].Name
+	got, err := Insert(fp32, Options{Flavor: ORTStatic, ORTActivations: ir.Int8,
+		Ranges: observedRanges(t, fp32, in, randT([]int64{2, 1, 28, 28}, 5))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameLines(t, "simplecnn", qdqStructure(got), qdqStructure(ref))
+	gc, _ := weightCodes(got)
+	rc, _ := weightCodes(ref)
+	if len(gc) != 4 || len(rc) != 4 {
+		t.Fatalf("%d and %d quantized weights, want 4", len(gc), len(rc))
+	}
+	for i := range gc {
+		if fmt.Sprint(gc[i]) != fmt.Sprint(rc[i]) {
+			t.Errorf("layer %d: int8 weight codes differ from ORT's", i)
+		}
+	}
+	if n := checkBiasScales(t, "kiln's", got); n != 4 {
+		t.Errorf("%d int32 biases checked, want 4", n)
+	}
+	for _, c := range []struct {
+		what string
+		m    *ir.Model
+	}{{"ORT's", ref}, {"kiln's", got}} {
+		if n := sharedOutputQs(t, c.what, c.m); n != 3 {
+			t.Errorf("%s: %d MaxPool/Reshape outputs on their input's Q parameters, want 3", c.what, n)
+		}
+	}
+}
+
+// sharedOutputQs checks that every MaxPool/Reshape/Transpose/AveragePool
+// between a DQ and a Q quantizes its output with its input's scale and zero
+// point (ORT's QDQDirect8BitOp), and returns how many it checked.
+func sharedOutputQs(t *testing.T, what string, m *ir.Model) int {
+	t.Helper()
+	prod, inits := m.Graph.Producers(), m.Graph.InitializerMap()
+	checked := 0
+	for _, n := range m.Graph.Nodes {
+		switch n.OpType {
+		case "MaxPool", "Reshape", "Transpose", "AveragePool":
+		default:
+			continue
+		}
+		dq := prod[n.Inputs[0]]
+		if dq == nil || dq.OpType != "DequantizeLinear" {
+			continue
+		}
+		for _, q := range m.Graph.Nodes {
+			if q.OpType != "QuantizeLinear" || q.Inputs[0] != n.Outputs[0] {
+				continue
+			}
+			s0, s1 := inits[dq.Inputs[1]].F32()[0], inits[q.Inputs[1]].F32()[0]
+			z0, z1 := inits[dq.Inputs[2]].Int64At(0), inits[q.Inputs[2]].Int64At(0)
+			if s0 != s1 || z0 != z1 {
+				t.Errorf("%s: %s quantizes its output with (%g, %d), its input with (%g, %d)", what, n.Name, s1, z1, s0, z0)
+			}
+			checked++
+		}
+	}
+	return checked
+}
+
 // resnetBlocks is a small ResNet: stem Conv→Relu→MaxPool, a bottleneck-like
 // block with a projection shortcut (two convs with a Relu between, a 1×1
 // shortcut conv, Sum, Relu), one with an identity shortcut, then
