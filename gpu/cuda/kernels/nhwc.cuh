@@ -108,13 +108,23 @@ __device__ __forceinline__ float qdivr(float v, float ys, float yr) {
 // 1/8 of the FP32 rate): the clamp to [lo − zp, hi − zp] commutes with
 // rint (integer bounds), and adding 1.5·2²³ rounds to the nearest integer,
 // ties to even, leaving it in the low mantissa bits (|q| < 2²²).
+// A NaN q needs no test: fmaxf returns its other operand (IEEE maxNum), so
+// the clamp takes NaN to lo − zp and the code to lo.
 __device__ __forceinline__ unsigned qbyte(float q, int zp, int lo, int hi) {
     float c = fminf(fmaxf(q, (float)(lo - zp)), (float)(hi - zp));
     int i = __float_as_int(__fadd_rn(c, 12582912.f)) - 0x4B400000 + zp;
-    return (unsigned)(q != q ? lo : i) & 0xff;
+    return (unsigned)i & 0xff;
 }
-__device__ __forceinline__ unsigned qcode(signed char*, float v, float ys, float yr, int zp) { return qbyte(qdivr(v, ys, yr), zp, -128, 127); }
-__device__ __forceinline__ unsigned qcode(u8q*, float v, float ys, float yr, int zp) { return qbyte(qdivr(v, ys, yr), zp, 0, 255); }
+// qdivq is qdivr for integer codes, without its NaN and zero cases: a NaN
+// v is clamped to −2⁶⁰ (fmaxf) and so gets the lowest code, as f2i8 gives
+// NaN; ±0 and every other v give qdivr's quotient or one of the same code.
+__device__ __forceinline__ float qdivq(float v, float ys, float yr) {
+    float c = fminf(fmaxf(v, -0x1p60f), 0x1p60f);
+    float q0 = __fmul_rn(c, yr);
+    return __fmaf_rn(__fmaf_rn(-ys, q0, c), yr, q0);
+}
+__device__ __forceinline__ unsigned qcode(signed char*, float v, float ys, float yr, int zp) { return qbyte(qdivq(v, ys, yr), zp, -128, 127); }
+__device__ __forceinline__ unsigned qcode(u8q*, float v, float ys, float yr, int zp) { return qbyte(qdivq(v, ys, yr), zp, 0, 255); }
 __device__ __forceinline__ unsigned qcode(u8*, float v, float ys, float yr, int) { return f2e4m3(qdivr(v, ys, yr)); }
 __device__ __forceinline__ unsigned qcode(u16*, float v, float, float, int fmt) { return fmt == 1 ? f2bf(v) : f2h(v); }
 // two E4M3 codes from one conversion (a in the low byte)

@@ -22,7 +22,7 @@ __device__ __forceinline__ unsigned long long wg_desc(unsigned addr) {
 }
 __device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(N) : "memory"); }
 // shared memory written by cp.async (the generic proxy) is read by wgmma
 // (the async proxy): each writing thread fences before the barrier
 __device__ __forceinline__ void fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
@@ -110,16 +110,21 @@ __device__ __forceinline__ void ignw_body(const unsigned char* __restrict__ x, c
     for (int i = 0; i < 32; i++) d[i] = 0;
     const int wg = warp >> 2;                 // warpgroup: rows 64·wg .. 64·wg + 63 of the tile
     const int nk = (K + KS - 1) / KS;
+    // With 3+ stages one step's MMAs stay in flight while the next step's
+    // are issued (wait_group 1): a step's loads then go LA = ST − 2 stages
+    // ahead, into the stage whose MMAs every warpgroup finished before the
+    // step's barrier. With 2 stages each step waits for its MMAs (LA = 1).
+    constexpr int LA = ST >= 3 ? ST - 2 : 1;
 #pragma unroll
-    for (int s = 0; s < ST - 1; s++) {
+    for (int s = 0; s < LA; s++) {
         if (s < nk) load(s, s);
         cp_commit();
     }
     for (int kt = 0; kt < nk; kt++) {
-        cp_wait<ST - 2>();
+        cp_wait<LA - 1>();
         fence_async_smem();
         __syncthreads();
-        if (kt + ST - 1 < nk) load(kt + ST - 1, (kt + ST - 1) % ST);
+        if (kt + LA < nk) load(kt + LA, (kt + LA) % ST);
         cp_commit();
         const unsigned as = sbase + (kt % ST) * IGW_STAGE, bs = as + IG_BM * IG_SB, aw = as + wg * 64 * IG_SB;
         const int kbytes = K - kt * KS;
@@ -131,9 +136,12 @@ __device__ __forceinline__ void ignw_body(const unsigned char* __restrict__ x, c
             wgmma64(d, wg_desc(aw + ks * 32), wg_desc(bs + ks * 32));
         }
         wg_commit();
-        wg_wait0(); // the stage is overwritten by a later step's loads
+        if constexpr (ST >= 3) wg_wait<1>();
+        else wg_wait<0>();
         wg_hold(d);
     }
+    wg_wait<0>();
+    wg_hold(d);
     cp_wait<0>();
     __syncthreads();
     // accumulators (per warp: rows 16·(warp % 4) + gid (+8) of the
