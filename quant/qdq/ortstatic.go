@@ -28,28 +28,37 @@ const (
 	ortRemovable                    // QDQRemovableActivation (Relu, Clip): folded into the producer's output Q
 	ortDirect8Bit                   // QDQDirect8BitOp: the output shares the input's Q parameters, if the input is quantized
 	ortAllTensors                   // QDQOperatorBase: every input and output quantized on its own range
+	ortNorm                         // QDQNormalization: input, scale (int8 weight), bias (int32), outputs
+	ortGather                       // QDQGather: constant data quantized (activation type), the output sharing its parameters
+	ortWhere                        // QDQWhere: the output, when both data inputs are quantized
+	ortSplit                        // QDQSplit: the input, every output sharing its parameters
 )
 
 // ortHandlers is ORT 1.30's op_types_to_quantize default (the QLinearOps and
-// QDQ registries) with each op's QDQ class. Ops of the QDQ registry whose
-// classes kiln does not reproduce yet (Resize, Pad, Split, Gather,
-// GatherElements, Where and the normalizations) are left in float.
+// QDQ registries) with each op's QDQ class. Pad (QDQPad, which also folds
+// the pad value) is the one op of the QDQ registry kiln does not reproduce
+// yet: it is left in float.
 var ortHandlers = map[string]ortHandler{
 	"Conv": ortConv, "ConvTranspose": ortConv,
 	"Gemm":   ortGemm,
 	"MatMul": ortMatMul,
 	"Relu":   ortRemovable, "Clip": ortRemovable,
 	"Reshape": ortDirect8Bit, "Transpose": ortDirect8Bit, "Squeeze": ortDirect8Bit, "Unsqueeze": ortDirect8Bit,
-	"AveragePool": ortDirect8Bit, "Slice": ortDirect8Bit, "MaxPool": ortDirect8Bit,
-	"Add": ortAllTensors, "Mul": ortAllTensors, "LeakyRelu": ortAllTensors, "Sigmoid": ortAllTensors,
+	"AveragePool": ortDirect8Bit, "Slice": ortDirect8Bit, "MaxPool": ortDirect8Bit, "Resize": ortDirect8Bit,
+	"LayerNormalization": ortNorm, "InstanceNormalization": ortNorm, "BatchNormalization": ortNorm,
+	"Gather": ortGather, "GatherElements": ortGather,
+	"Where": ortWhere,
+	"Split": ortSplit,
+	"Add":   ortAllTensors, "Mul": ortAllTensors, "LeakyRelu": ortAllTensors, "Sigmoid": ortAllTensors,
 	"GlobalAveragePool": ortAllTensors, "Softmax": ortAllTensors, "Concat": ortAllTensors, "ArgMax": ortAllTensors,
 }
 
 // ortMark is one tensor chosen for quantization.
 type ortMark struct {
-	name    string
-	shareOf string   // ortDirect8Bit outputs: quantized with this tensor's parameters
-	weight  *ir.Node // a constant read as a weight by this node (per-channel codes)
+	name     string
+	shareOf  string   // ortDirect8Bit outputs: quantized with this tensor's parameters
+	weight   *ir.Node // a constant read as a weight by this node (per-channel codes)
+	normAxis int      // a normalization's scale: quant.PerTensor or axis 1 (ORT's default for ranks above 1)
 }
 
 // ortBias is a constant bias to store as int32 codes.
@@ -183,17 +192,14 @@ func (p *ortPlacer) visit(n *ir.Node) error {
 		p.activation(in(0))
 		p.activation(out0)
 		p.weight(n, in(1))
-		if b := in(2); b != "" && p.w.inits[b] != nil && p.w.inits[b].DType == ir.Float32 && !p.biasOf[b] {
-			beta := float32(1)
-			if n.OpType == "Gemm" {
-				var err error
-				if beta, err = n.AttrFloat("beta", 1); err != nil {
-					return err
-				}
+		beta := float32(1)
+		if n.OpType == "Gemm" {
+			var err error
+			if beta, err = n.AttrFloat("beta", 1); err != nil {
+				return err
 			}
-			p.biasOf[b] = true // the first reader's scales win, as in ORT
-			p.biases = append(p.biases, ortBias{node: n, bias: b, input: in(0), weight: in(1), beta: beta})
 		}
+		p.addBias(n, in(2), in(0), in(1), beta)
 	case ortMatMul:
 		for i, t := range n.Inputs {
 			if p.w.inits[t] != nil && i == 1 {
@@ -215,11 +221,42 @@ func (p *ortPlacer) visit(n *ir.Node) error {
 		}
 		p.activation(out0)
 	case ortDirect8Bit:
-		if n.OpType == "MaxPool" && p.w.m.Opset("") < 12 {
-			return nil // no 8-bit MaxPool before opset 12
+		if (n.OpType == "MaxPool" && p.w.m.Opset("") < 12) || (n.OpType == "Resize" && p.w.m.Opset("") < 11) {
+			return nil // no 8-bit MaxPool before opset 12, Resize before 11
 		}
-		if x := in(0); p.marks[x] != nil && p.quantizable(out0) {
-			p.mark(out0, &ortMark{name: out0, shareOf: x})
+		p.share(out0, in(0))
+	case ortNorm:
+		p.activation(in(0))
+		if t := p.w.inits[in(1)]; t != nil && t.DType == ir.Float32 {
+			if p.marks[in(1)] == nil {
+				axis := quant.PerTensor // ORT's default axis 1 is no axis of a 1-D scale
+				if t.Rank() > 1 {
+					axis = 1
+				}
+				p.mark(in(1), &ortMark{name: in(1), weight: n, normAxis: axis})
+			}
+		} else {
+			p.activation(in(1))
+		}
+		p.addBias(n, in(2), in(0), in(1), 1)
+		for _, t := range n.Outputs {
+			p.activation(t)
+		}
+	case ortGather:
+		if t := p.w.inits[in(0)]; t != nil && t.DType == ir.Float32 {
+			p.activation(in(0))
+		}
+		p.share(out0, in(0))
+	case ortWhere:
+		if p.marks[in(1)] != nil && p.marks[in(2)] != nil {
+			for _, t := range n.Outputs {
+				p.activation(t)
+			}
+		}
+	case ortSplit:
+		p.activation(in(0))
+		for _, t := range n.Outputs {
+			p.share(t, in(0))
 		}
 	case ortAllTensors:
 		for _, t := range n.Inputs {
@@ -230,6 +267,23 @@ func (p *ortPlacer) visit(n *ir.Node) error {
 		}
 	}
 	return nil
+}
+
+// share marks out to be quantized with x's parameters when x is marked
+// (ORT's quantize_output_same_as_input).
+func (p *ortPlacer) share(out, x string) {
+	if p.marks[x] != nil && p.quantizable(out) {
+		p.mark(out, &ortMark{name: out, shareOf: x})
+	}
+}
+
+// addBias marks a constant bias b of n for int32 codes on input × weight
+// scales; the first reader's scales win, as in ORT.
+func (p *ortPlacer) addBias(n *ir.Node, b, input, weight string, beta float32) {
+	if b != "" && p.w.inits[b] != nil && p.w.inits[b].DType == ir.Float32 && !p.biasOf[b] {
+		p.biasOf[b] = true
+		p.biases = append(p.biases, ortBias{node: n, bias: b, input: input, weight: weight, beta: beta})
+	}
 }
 
 // replaceUpstream is ORT's try_replacing_upstream_output: when the
@@ -314,7 +368,13 @@ func (p *ortPlacer) write() error {
 		t := w.inits[name]
 		switch {
 		case t != nil && m.weight != nil:
-			par, err := w.weightParams(m.weight, name, t)
+			var par *quant.Params
+			var err error
+			if ortHandlers[m.weight.OpType] == ortNorm {
+				par, err = normScaleParams(t, m.normAxis)
+			} else {
+				par, err = w.weightParams(m.weight, name, t)
+			}
 			if err != nil {
 				return err
 			}
@@ -331,6 +391,7 @@ func (p *ortPlacer) write() error {
 			}
 			front = append(front, dq)
 			params[name], dqOf[name] = par, dq.Outputs[0]
+			scaleZP[name] = [2]string{dq.Inputs[1], dq.Inputs[2]} // a Gather's output shares them
 		default:
 			r := p.ranges[name]
 			par, err := quant.FromMinMax(w.opt.ORTActivations, float32(r.Min), float32(r.Max))
@@ -383,6 +444,16 @@ func (p *ortPlacer) write() error {
 	}
 	g.Nodes = nodes
 	return nil
+}
+
+// normScaleParams quantizes a normalization's scale as ORT's weights: int8
+// symmetric, [-127, 127], per tensor or per index of axis.
+func normScaleParams(t *ir.Tensor, axis int) (*quant.Params, error) {
+	amax, err := quant.Amax(t.F32(), t.Dims, axis, 0)
+	if err != nil {
+		return nil, err
+	}
+	return quant.Symmetric(ir.Int8, amax, axis, 0, true)
 }
 
 // constantAsActivation stores a float constant read by an ortAllTensors op

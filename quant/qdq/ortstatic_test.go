@@ -130,7 +130,7 @@ func checkBiasScales(t *testing.T, what string, m *ir.Model) int {
 	prod, inits := m.Graph.Producers(), m.Graph.InitializerMap()
 	checked := 0
 	for _, n := range m.Graph.Nodes {
-		if (n.OpType != "Conv" && n.OpType != "Gemm") || len(n.Inputs) < 3 {
+		if (n.OpType != "Conv" && n.OpType != "Gemm" && n.OpType != "LayerNormalization") || len(n.Inputs) < 3 {
 			continue
 		}
 		bdq, xdq, wdq := prod[n.Inputs[2]], prod[n.Inputs[0]], prod[n.Inputs[1]]
@@ -143,8 +143,12 @@ func checkBiasScales(t *testing.T, what string, m *ir.Model) int {
 		}
 		bs, xs, ws := inits[bdq.Inputs[1]].F32(), inits[xdq.Inputs[1]].F32(), inits[wdq.Inputs[1]].F32()
 		for c := range bs {
-			if bs[c] != xs[0]*ws[c] {
-				t.Fatalf("%s: %s bias scale[%d] = %g, want %g × %g", what, n.Name, c, bs[c], xs[0], ws[c])
+			w := ws[0] // a per-tensor weight (a LayerNormalization's 1-D scale)
+			if len(ws) > 1 {
+				w = ws[c]
+			}
+			if bs[c] != xs[0]*w {
+				t.Fatalf("%s: %s bias scale[%d] = %g, want %g × %g", what, n.Name, c, bs[c], xs[0], w)
 			}
 		}
 		for _, z := range inits[bdq.Inputs[2]].I32() {
@@ -343,6 +347,47 @@ func sharedOutputQs(t *testing.T, what string, m *ir.Model) int {
 	return checked
 }
 
+// TestORTStaticBERT: the shared bert4.int8.qdq.onnx (ORT's quantize_static,
+// int8 activations) against kiln's from ranges observed on one random
+// batch: the same nodes as a multiset (ORT's output lists them in another
+// order): MatMul inputs, weights and outputs, Add/Mul/Softmax on all their
+// tensors, Transpose/Reshape sharing their input's Q, LayerNormalization
+// with its input, int8 scale, int32 bias (where they are constants) and
+// output, a Gather of a constant table quantized and shared, the Where of
+// the attention mask and the shape arithmetic left alone.
+func TestORTStaticBERT(t *testing.T) {
+	const dir = "../../../shared/models/bench/"
+	if _, err := os.Stat(dir + "bert4.int8.qdq.onnx"); err != nil {
+		t.Skip("../shared not present:", err)
+	}
+	fp32, err := onnx.Load(dir + "bert4.fp32.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := onnx.Load(dir + "bert4.int8.qdq.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := fp32.Graph.RealInputs()[0].Name
+	got, err := Insert(fp32, Options{Flavor: ORTStatic, ORTActivations: ir.Int8,
+		Ranges: observedRanges(t, fp32, in, randT([]int64{1, 128, 256}, 6))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, r := qdqStructure(got), qdqStructure(ref)
+	sort.Strings(g)
+	sort.Strings(r)
+	sameLines(t, "bert4 (sorted)", g, r)
+	for _, c := range []struct {
+		what string
+		m    *ir.Model
+	}{{"ORT's", ref}, {"kiln's", got}} {
+		if n := checkBiasScales(t, c.what, c.m); n != 1 {
+			t.Errorf("%s: %d int32 biases checked, want 1 (the LayerNormalization with constant γ and β)", c.what, n)
+		}
+	}
+}
+
 // resnetBlocks is a small ResNet: stem Conv→Relu→MaxPool, a bottleneck-like
 // block with a projection shortcut (two convs with a Relu between, a 1×1
 // shortcut conv, Sum, Relu), one with an identity shortcut, then
@@ -512,7 +557,9 @@ func TestORTStaticResNetBlocks(t *testing.T) {
 // constant operand as uint8 codes on [-m, m] (zero point 128); Transpose
 // shares its input's Q; Flatten (not in ORT's list) stays float between
 // pairs; MatMul's constant B is int8 per output column (axis 1); the graph
-// output keeps its name on the last DequantizeLinear.
+// output keeps its name on the last DequantizeLinear; a Where whose two
+// data inputs are quantized quantizes its output (here a graph output);
+// Split's and Resize's outputs share their quantized input's parameters.
 func TestORTStaticRules(t *testing.T) {
 	w1 := randT([]int64{3, 2, 1, 1}, 21)
 	w1.Name = "w1"
@@ -520,13 +567,19 @@ func TestORTStaticRules(t *testing.T) {
 	k.Name = "k"
 	wm := randT([]int64{48, 5}, 22)
 	wm.Name = "wm"
+	cond := ir.NewTensor(ir.Bool, []int64{4})
+	cond.SetInt64At(0, 1)
+	cond.SetInt64At(2, 1)
+	cond.Name = "cond"
+	scales := ir.FromFloat32s([]int64{4}, []float32{1, 1, 2, 2})
+	scales.Name = "scales"
 	node := func(op string, in []string, out string, attrs ...*ir.Attribute) *ir.Node {
 		return &ir.Node{Name: out + "_" + op, OpType: op, Inputs: in, Outputs: []string{out}, Attrs: attrs}
 	}
 	m := &ir.Model{IRVersion: 8, Opsets: []ir.OpsetImport{{Version: 13}}, Graph: &ir.Graph{
 		Name:         "rules",
 		Inputs:       []*ir.ValueInfo{{Name: "x", Type: ir.TensorType(ir.Float32, ir.Shape{ir.D(1), ir.D(2), ir.D(4), ir.D(4)})}},
-		Initializers: []*ir.Tensor{w1, k, wm},
+		Initializers: []*ir.Tensor{w1, k, wm, cond, scales},
 		Nodes: []*ir.Node{
 			node("Relu", []string{"x"}, "rx"),
 			node("Conv", []string{"rx", "w1"}, "c1"),
@@ -536,8 +589,12 @@ func TestORTStaticRules(t *testing.T) {
 			node("Transpose", []string{"mk"}, "tr", &ir.Attribute{Name: "perm", Type: ir.AttrInts, Ints: []int64{0, 2, 3, 1}}),
 			node("Flatten", []string{"tr"}, "f"),
 			node("MatMul", []string{"f", "wm"}, "y"),
+			node("Where", []string{"cond", "a", "r1"}, "y2"),
+			{Name: "split", OpType: "Split", Inputs: []string{"a"}, Outputs: []string{"y3", "y4", "y5"},
+				Attrs: []*ir.Attribute{{Name: "axis", Type: ir.AttrInt, I: 1}}},
+			node("Resize", []string{"a", "", "scales"}, "y6"),
 		},
-		Outputs: []*ir.ValueInfo{{Name: "y"}},
+		Outputs: []*ir.ValueInfo{{Name: "y"}, {Name: "y2"}, {Name: "y3"}, {Name: "y4"}, {Name: "y5"}, {Name: "y6"}},
 	}}
 	x := randT([]int64{1, 2, 4, 4}, 23)
 	q, err := Insert(m, Options{Flavor: ORTStatic, Ranges: ranges(t, m, x)})
@@ -553,6 +610,9 @@ func TestORTStaticRules(t *testing.T) {
 		"Transpose(DQ(Q uint8 of Mul)) -> QuantizeLinear",
 		"Flatten(DQ(Q uint8 of Transpose)) -> QuantizeLinear",
 		"MatMul(DQ(Q uint8 of Flatten), DQ(int8/axis1)) -> QuantizeLinear",
+		"Where(const bool, DQ(Q uint8 of Add), DQ(Q uint8 of Relu)) -> QuantizeLinear",
+		"Split(DQ(Q uint8 of Add)) -> QuantizeLinear; QuantizeLinear; QuantizeLinear",
+		"Resize(DQ(Q uint8 of Add), input, const float32) -> QuantizeLinear",
 	})
 	prod, inits := q.Graph.Producers(), q.Graph.InitializerMap()
 	kdq := prod[prod["mk"].Inputs[1]]
@@ -573,6 +633,20 @@ func TestORTStaticRules(t *testing.T) {
 	}
 	if trQ == nil || mkQ == nil || trQ.Inputs[1] != mkQ.Inputs[1] || trQ.Inputs[2] != mkQ.Inputs[2] {
 		t.Errorf("Transpose's Q %v does not share the Mul's %v", trQ, mkQ)
+	}
+	// Split's and Resize's outputs (graph outputs: their Q reads the
+	// renamed producer output) share the Add's parameters.
+	var addQ *ir.Node
+	for _, n := range q.Graph.Nodes {
+		if n.OpType == "QuantizeLinear" && n.Inputs[0] == "a" {
+			addQ = n
+		}
+	}
+	for _, y := range []string{"y3", "y4", "y5", "y6"} {
+		yq := prod[prod[y].Inputs[0]]
+		if addQ == nil || yq.Inputs[1] != addQ.Inputs[1] || yq.Inputs[2] != addQ.Inputs[2] {
+			t.Errorf("%s's Q %v does not share the Add's %v", y, yq.Inputs, addQ)
+		}
 	}
 	if p := prod["y"]; p == nil || p.OpType != "DequantizeLinear" {
 		t.Fatalf("graph output y is written by %v, want a DequantizeLinear", p)

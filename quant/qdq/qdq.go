@@ -32,11 +32,12 @@ const (
 	// with its default options (ortstatic.go): uint8 activations on their
 	// own min/max (range widened to hold 0), int8 symmetric per-channel
 	// weights, int32 biases (scale = input scale × weight scale); inputs
-	// and outputs of Conv/Gemm/MatMul/Add/Mul/pools/Softmax quantized,
-	// Relu/Clip after a single-reader output removed (the producer's Q takes
-	// their output range), Reshape/Transpose/MaxPool/AveragePool/... sharing
-	// their input's parameters, ops outside ORT's registry (Sum, Flatten,
-	// ...) left in float.
+	// and outputs of Conv/Gemm/MatMul/Add/Mul/pools/Softmax/normalizations
+	// quantized, Relu/Clip after a single-reader output removed (the
+	// producer's Q takes their output range), Reshape/Transpose/MaxPool/
+	// AveragePool/Resize/Split/Gather sharing their input's parameters, ops
+	// outside ORT's registry (Sum, Flatten, ...) and Pad left in float.
+	// Checked node for node against ORT-made models (ortstatic_test.go).
 	ORTStatic
 )
 
