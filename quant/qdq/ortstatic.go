@@ -375,6 +375,9 @@ func (p *ortPlacer) write() error {
 			} else {
 				par, err = w.weightParams(m.weight, name, t)
 			}
+			if err == nil && w.opt.WeightScales[name] == nil {
+				err = zeroRangeScaleOne(t, par)
+			}
 			if err != nil {
 				return err
 			}
@@ -397,6 +400,9 @@ func (p *ortPlacer) write() error {
 			par, err := quant.FromMinMax(w.opt.ORTActivations, float32(r.Min), float32(r.Max))
 			if err != nil {
 				return fmt.Errorf("qdq: activation %q: %w", name, err)
+			}
+			if (math.Max(r.Max, 0)-math.Min(r.Min, 0))/255 < 0x1p-126 {
+				par.Scale[0], par.ZeroPoint[0] = 1, 0 // ORT's scale for an empty range (kiln's default: 1/255)
 			}
 			s, z := w.paramTensors(name, par, nil)
 			activation(m, par, [2]string{s, z})
@@ -443,6 +449,23 @@ func (p *ortPlacer) write() error {
 		nodes = append(nodes, after[n]...)
 	}
 	g.Nodes = nodes
+	return nil
+}
+
+// zeroRangeScaleOne gives an all-zero weight channel (or tensor) scale 1,
+// as ORT's compute_scale_zp does for a range narrower than the smallest
+// normal float (kiln's Symmetric uses 1/127); the codes are 0 either way,
+// but a bias on that channel gets ORT's scale.
+func zeroRangeScaleOne(t *ir.Tensor, par *quant.Params) error {
+	amax, err := quant.Amax(t.F32(), t.Dims, par.Axis, 0)
+	if err != nil {
+		return err
+	}
+	for i, a := range amax {
+		if float64(a)*2/254 < 0x1p-126 && i < len(par.Scale) { // below float32's smallest normal
+			par.Scale[i] = 1
+		}
+	}
 	return nil
 }
 

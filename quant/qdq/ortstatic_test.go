@@ -670,3 +670,45 @@ func TestORTStaticRules(t *testing.T) {
 		}
 	}
 }
+
+// TestORTStaticEmptyRanges: ORT's compute_scale_zp gives a range narrower
+// than float32's smallest normal the scale 1 (zero point 0): an all-zero
+// weight channel (and the bias scale built on it) and an activation that
+// was 0 throughout calibration.
+func TestORTStaticEmptyRanges(t *testing.T) {
+	w := randT([]int64{3, 2, 1, 1}, 31)
+	w.Name = "w"
+	w.F32()[2], w.F32()[3] = 0, 0 // output channel 1
+	b := ir.FromFloat32s([]int64{3}, []float32{0.5, 0.25, -0.5})
+	b.Name = "b"
+	m := &ir.Model{IRVersion: 8, Opsets: []ir.OpsetImport{{Version: 13}}, Graph: &ir.Graph{
+		Name:         "empty",
+		Inputs:       []*ir.ValueInfo{{Name: "x", Type: ir.TensorType(ir.Float32, ir.Shape{ir.D(1), ir.D(2), ir.D(3), ir.D(3)})}},
+		Initializers: []*ir.Tensor{w, b},
+		Nodes:        []*ir.Node{{Name: "conv", OpType: "Conv", Inputs: []string{"x", "w", "b"}, Outputs: []string{"y"}}},
+		Outputs:      []*ir.ValueInfo{{Name: "y"}},
+	}}
+	q, err := Insert(m, Options{Flavor: ORTStatic, Ranges: map[string]Range{"x": {Amax: 2, Min: -1, Max: 2}, "y": {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, inits := q.Graph.Producers(), q.Graph.InitializerMap()
+	var c *ir.Node
+	for _, n := range q.Graph.Nodes {
+		if n.OpType == "Conv" {
+			c = n
+		}
+	}
+	ws := inits[prod[c.Inputs[1]].Inputs[1]].F32()
+	if ws[1] != 1 || ws[0] == 1 || ws[2] == 1 {
+		t.Errorf("weight scales %v, want 1 for the all-zero channel 1 only", ws)
+	}
+	xs := inits[prod[c.Inputs[0]].Inputs[1]].F32()[0]
+	if bs := inits[prod[c.Inputs[2]].Inputs[1]].F32(); bs[1] != xs {
+		t.Errorf("bias scale[1] %g, want the input scale %g × 1", bs[1], xs)
+	}
+	yq := prod[prod["y"].Inputs[0]]
+	if s, z := inits[yq.Inputs[1]].F32()[0], inits[yq.Inputs[2]].U8()[0]; s != 1 || z != 0 {
+		t.Errorf("empty-range output: scale %g zero point %d, want 1 and 0", s, z)
+	}
+}
