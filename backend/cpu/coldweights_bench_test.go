@@ -28,6 +28,8 @@ func BenchmarkColdWeights(b *testing.B) {
 		{"resnet50-1x1-2048to512", 1, 2048, 7, 7, 512, 1, 1, 0},
 		{"resnet50-1x1-512to2048", 1, 512, 7, 7, 2048, 1, 1, 0},
 		{"resnet50-3x3s2-512", 1, 512, 14, 14, 512, 3, 2, 1},
+		{"resnet50-1x1s2-256to512", 1, 256, 56, 56, 512, 1, 2, 0},
+		{"resnet50-1x1-128to512", 1, 128, 28, 28, 512, 1, 1, 0},
 	}
 	for _, bc := range shapes {
 		l, in, _ := convLayer(bc, "f32")
