@@ -65,6 +65,13 @@ type Layer struct {
 	YZero   int32
 	ZScale  float32 // > 0: the residual is codes (see the package comment)
 	ZZero   int32
+	// MScale > 0 (attributes m_scale, m_zero; kernels that take it parse
+	// with ParseLayerMid): ONNX Runtime's Q → DQ between the conv and its
+	// residual add, kept exact: after the bias, y becomes DequantizeLinear of
+	// QuantizeLinear of y with MScale and MZero over the layer's output
+	// codes (mq.go), before the residual and the activation.
+	MScale  float32
+	MZero   int32
 	Act     kiln.Activation
 	OutType ir.DType // Float32 when YScale == 0, else the activation code type
 }
@@ -81,8 +88,18 @@ func LayerOf(n *ir.Node, xType ir.DType) (*Layer, error) {
 }
 
 // ParseLayer reads and validates the quantization attributes of a node,
-// quantized residuals included.
+// quantized residuals included; a layer with m_scale is an error (kernels
+// that take it parse with ParseLayerMid).
 func ParseLayer(n *ir.Node, xType ir.DType) (*Layer, error) {
+	l, err := ParseLayerMid(n, xType)
+	if err == nil && l.MScale != 0 {
+		return nil, fmt.Errorf("%s: this kernel does not take m_scale (a quantization before the residual add)", n)
+	}
+	return l, err
+}
+
+// ParseLayerMid is ParseLayer that also accepts m_scale/m_zero.
+func ParseLayerMid(n *ir.Node, xType ir.DType) (*Layer, error) {
 	l := &Layer{}
 	var err error
 	if l.XScale, err = n.AttrFloat("x_scale", 0); err != nil {
@@ -138,6 +155,9 @@ func ParseLayer(n *ir.Node, xType ir.DType) (*Layer, error) {
 	l.OutType = ir.Float32
 	if l.YScale > 0 {
 		l.OutType = xType
+	}
+	if err := l.parseMid(n); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
@@ -210,6 +230,9 @@ func (l *Layer) Epilogue(acc float32, c int, bias, resid float32) float32 {
 	m := float32(l.XScale * l.WScales[min(c, len(l.WScales)-1)])
 	y := float32(acc * m)
 	y = float32(y + bias)
+	if l.MScale > 0 {
+		y = l.MidValue(y)
+	}
 	y = float32(y + resid)
 	return l.Act.Apply32(y)
 }
@@ -273,7 +296,7 @@ func innerNode(n *ir.Node) (*ir.Node, int64, int) {
 	var attrs []*ir.Attribute
 	for _, a := range n.Attrs {
 		switch a.Name {
-		case "activation", "act_alpha", "act_beta", "kiln_members", "kiln_member_ops", "x_scale", "w_scales", "y_scale", "z_scale", "z_zero", kiln.PoolAttr:
+		case "activation", "act_alpha", "act_beta", "kiln_members", "kiln_member_ops", "x_scale", "w_scales", "y_scale", "z_scale", "z_zero", "m_scale", "m_zero", kiln.PoolAttr:
 		default:
 			attrs = append(attrs, a)
 		}
@@ -299,7 +322,7 @@ func run(c *ops.Ctx, in []*ir.Tensor) ([]*ir.Tensor, error) {
 	if in[0].DType != in[1].DType && !(in[0].DType == ir.Uint8 && in[1].DType == ir.Int8) && !(xf8 && wf8) {
 		return nil, c.Errorf("activation is %s but weights are %s", in[0].DType, in[1].DType)
 	}
-	l, err := ParseLayer(c.Node, in[0].DType)
+	l, err := ParseLayerMid(c.Node, in[0].DType)
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +421,7 @@ func infer(c *ops.InferCtx) error {
 	if err != nil {
 		return err
 	}
-	l, err := ParseLayer(c.Node, x.DType)
+	l, err := ParseLayerMid(c.Node, x.DType)
 	if err != nil {
 		return err
 	}
