@@ -768,7 +768,7 @@ func (k *gemmKernel) runDirect(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w
 				return false, err
 			}
 			args := cuda.NewArgs(dX, wt, dY, nb, c, h, w, oh, ow, k.p.KH, k.p.KW, k.p.SH, k.p.SW, ph, pw, k.p.DH, k.p.DW,
-				k.scale, k.bias, dZ, k.p.ZFmt, k.p.ZScale, k.p.ZZero, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.p.XZero, fmtIn)
+				k.scale, k.bias, dZ, k.p.ZFmt, k.p.ZScale, k.p.ZZero, k.p.Act, k.p.ActA, k.p.ActB, ys, zp, k.p.XZero, fmtIn, divisionFree(ys))
 			if err := launch1(g, st, dwName, Y.Len()/8, args); err != nil {
 				return false, err
 			}
@@ -790,4 +790,14 @@ func (k *gemmKernel) runDirect(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w
 		}
 		return k.finish(st, out, []cuda.DevPtr{dY})
 	})
+}
+
+// divisionFree is the yr argument of kernels with common.cuh's
+// division-free requantization (dw_nhwc8_*): RN(1/ys) where qdivr is
+// exact (ys in [2⁻⁴⁰, 2⁴⁰]), else 0 (the kernel divides).
+func divisionFree(ys float32) float32 {
+	if ys < 0x1p-40 || ys > 0x1p40 {
+		return 0
+	}
+	return 1 / ys
 }

@@ -588,18 +588,49 @@ template <typename OUT> __device__ __forceinline__ void st8(OUT* y, i64 o, const
     }
 }
 
+// st8 with the division-free requantization (common.cuh: yr = RN(1/ys),
+// ys in [2⁻⁴⁰, 2⁴⁰]): the same codes as store's division and f2i8/f2e4m3,
+// without the division's slow-path branch and the conversion instructions.
+__device__ __forceinline__ void st8r(signed char* y, i64 o, const float* v, float ys, float yr, int zp) {
+    unsigned w0 = 0, w1 = 0;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        w0 |= qbyte(qdivq(v[j], ys, yr), zp, -128, 127) << (8 * j);
+        w1 |= qbyte(qdivq(v[j + 4], ys, yr), zp, -128, 127) << (8 * j);
+    }
+    *(w2*)((u8*)y + o) = w2{w0, w1};
+}
+__device__ __forceinline__ void st8r(u8q* y, i64 o, const float* v, float ys, float yr, int zp) {
+    unsigned w0 = 0, w1 = 0;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        w0 |= qbyte(qdivq(v[j], ys, yr), zp, 0, 255) << (8 * j);
+        w1 |= qbyte(qdivq(v[j + 4], ys, yr), zp, 0, 255) << (8 * j);
+    }
+    *(w2*)((u8*)y + o) = w2{w0, w1};
+}
+__device__ __forceinline__ void st8r(u8* y, i64 o, const float* v, float ys, float yr, int) { // E4M3, two per conversion
+    unsigned w[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++) w[j] = e4m3x2(qdivr(v[2 * j], ys, yr), qdivr(v[2 * j + 1], ys, yr));
+    *(w2*)(y + o) = w2{w[0] | (w[1] << 16), w[2] | (w[3] << 16)};
+}
+template <typename OUT> __device__ __forceinline__ void st8r(OUT* y, i64 o, const float* v, float ys, float, int zp) { st8(y, o, v, ys, zp); }
+
 // Depthwise convolution (groups == C == Cout) on NHWC x into NHWC y, 8
 // channels per thread (C % 8 == 0): one 16-byte (16-bit floats, fmt 1/2)
 // or 8-byte (int8/uint8, fmt 3/4, zero point xz subtracted; E4M3, fmt 5,
 // products in float as dconv_*) load of x and
 // of the weights per tap, accumulated in the order dconv_* uses (taps kh,
 // kw), then dconv's epilogue. wt is the weights tap-major, [KH·KW][C], in
-// the input's format (16-bit floats or int8).
+// the input's format (16-bit floats or int8). yr != 0: 8-bit outputs are
+// requantized by st8r (the host passes RN(1/ys) for ys in [2⁻⁴⁰, 2⁴⁰]).
+// E4M3 inputs and weights are decoded two per conversion.
 #define DWNHWC(NAME, OUT)                                                                            \
 extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restrict__ wt,            \
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KH, int KW, int sh, int sw, \
     int ph, int pw, int dh, int dw, const float* ms, const float* bias, const void* resid,           \
-    int rfmt, float zs, int zz, int ak, float aa, float ab, float ys, int zp, int xz, int fmt) {                       \
+    int rfmt, float zs, int zz, int ak, float aa, float ab, float ys, int zp, int xz, int fmt, float yr) {             \
     const int C8 = C / 8;                                                                            \
     GRID_LOOP(i, (i64)N * OH * OW * C8) {                                                            \
         int c8 = (int)qmod(i, C8); i64 t = qdiv(i, C8); int ow = (int)qmod(t, OW); t = qdiv(t, OW);  \
@@ -617,12 +648,19 @@ extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restri
                         u16 e = (u16)((j & 1) ? qd[j >> 1] >> 16 : qd[j >> 1] & 0xffff);            \
                         fa[j] += (fmt == 2 ? bf2f(b) : h2f(b)) * (fmt == 2 ? bf2f(e) : h2f(e));      \
                     }                                                                                \
+                } else if (fmt == 5) {                                                               \
+                    w2 v = *(const w2*)((const u8*)x + xi), q = *(const w2*)((const u8*)wt + k * C + c0); \
+                    _Pragma("unroll") for (int p = 0; p < 4; p++) {                                  \
+                        unsigned hb = e4m3x2_h2((u16)(((p < 2 ? v.x : v.y) >> (16 * (p & 1))) & 0xffff)); \
+                        unsigned he = e4m3x2_h2((u16)(((p < 2 ? q.x : q.y) >> (16 * (p & 1))) & 0xffff)); \
+                        fa[2 * p] += h2f((u16)(hb & 0xffff)) * h2f((u16)(he & 0xffff));              \
+                        fa[2 * p + 1] += h2f((u16)(hb >> 16)) * h2f((u16)(he >> 16));                \
+                    }                                                                                \
                 } else {                                                                             \
                     w2 v = *(const w2*)((const u8*)x + xi), q = *(const w2*)((const u8*)wt + k * C + c0); \
                     _Pragma("unroll") for (int j = 0; j < 8; j++) {                                  \
                         unsigned b = ((j < 4 ? v.x : v.y) >> (8 * (j & 3))) & 0xff;                  \
                         unsigned e = ((j < 4 ? q.x : q.y) >> (8 * (j & 3))) & 0xff;                  \
-                        if (fmt == 5) { fa[j] += e4m32f((u8)b) * e4m32f((u8)e); continue; }          \
                         int xv = fmt == 3 ? (int)(signed char)b : (int)b;                            \
                         ia[j] += (xv - xz) * (int)(signed char)e;                                    \
                     }                                                                                \
@@ -637,7 +675,8 @@ extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restri
             if (resid) a = a + ldres(resid, o + j, rfmt, zs, zz);                                            \
             v[j] = act(a, ak, aa, ab);                                                               \
         }                                                                                            \
-        st8(y, o, v, ys, zp);                                                                        \
+        if (yr != 0.f) st8r(y, o, v, ys, yr, zp);                                                     \
+        else st8(y, o, v, ys, zp);                                                                   \
     }                                                                                                \
 }
 DWNHWC(dw_nhwc8_f32, float)

@@ -13,7 +13,6 @@ struct __align__(8) ku2 { unsigned x, y; };
 #define IG_RB 132        // shared row: IG_SB + 4 (33 words: the gathered stores do not conflict)
 #define IG_CS (IG_BM + 4) // staging row of the epilogue (floats or ints)
 
-__device__ __forceinline__ unsigned e4m3x2_h2(u16 pair) { unsigned r; asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"(pair)); return r; }
 
 #define IGN_RB 144                          // shared row: 128 bytes + 16 (16-byte aligned, conflict-free fragment reads)
 #define IGN_ST 3                            // pipeline stages
@@ -88,49 +87,10 @@ template <> struct is_e4m3<u8> { static constexpr bool v = true; };
 template <typename T> struct int_acc { static constexpr bool v = false; };
 template <> struct int_acc<int> { static constexpr bool v = true; };
 
-// qdivr is qscale(v, ys), IEEE's correctly rounded v / ys, without the
-// division's range check and slow-path branch (a basic block per element):
-// Markstein's correction q0 + (v − ys·q0)·yr with yr = RN(1/ys) (the host's)
-// is the correctly rounded quotient when nothing overflows (checked here on
-// 2·10⁸ random pairs: none differ). v is clamped to ±2⁶⁰ (NaN kept) and the
-// NHWC lowering takes only ys in [2⁻⁴⁰, 2⁴⁰], so |q| < 2¹⁰⁰; every |v| beyond
-// the clamp gives a quotient past every 8-bit code's range either way. An
-// exact zero keeps its sign, as qscale does.
-__device__ __forceinline__ float qdivr(float v, float ys, float yr) {
-    float c = fminf(fmaxf(v, -0x1p60f), 0x1p60f);
-    c = v != v ? v : c;
-    float q0 = __fmul_rn(c, yr);
-    float q = __fmaf_rn(__fmaf_rn(-ys, q0, c), yr, q0);
-    return v == 0.f ? v : q;
-}
-// qbyte is f2i8's code (rint, + zp, saturated to [lo, hi], NaN → lo) as
-// an 8-bit pattern without conversion instructions (FRND and F2I run at
-// 1/8 of the FP32 rate): the clamp to [lo − zp, hi − zp] commutes with
-// rint (integer bounds), and adding 1.5·2²³ rounds to the nearest integer,
-// ties to even, leaving it in the low mantissa bits (|q| < 2²²).
-// A NaN q needs no test: fmaxf returns its other operand (IEEE maxNum), so
-// the clamp takes NaN to lo − zp and the code to lo.
-__device__ __forceinline__ unsigned qbyte(float q, int zp, int lo, int hi) {
-    float c = fminf(fmaxf(q, (float)(lo - zp)), (float)(hi - zp));
-    int i = __float_as_int(__fadd_rn(c, 12582912.f)) - 0x4B400000 + zp;
-    return (unsigned)i & 0xff;
-}
-// qdivq is qdivr for integer codes, without its NaN and zero cases: a NaN
-// v is clamped to −2⁶⁰ (fmaxf) and so gets the lowest code, as f2i8 gives
-// NaN; ±0 and every other v give qdivr's quotient or one of the same code.
-__device__ __forceinline__ float qdivq(float v, float ys, float yr) {
-    float c = fminf(fmaxf(v, -0x1p60f), 0x1p60f);
-    float q0 = __fmul_rn(c, yr);
-    return __fmaf_rn(__fmaf_rn(-ys, q0, c), yr, q0);
-}
 __device__ __forceinline__ unsigned qcode(signed char*, float v, float ys, float yr, int zp) { return qbyte(qdivq(v, ys, yr), zp, -128, 127); }
 __device__ __forceinline__ unsigned qcode(u8q*, float v, float ys, float yr, int zp) { return qbyte(qdivq(v, ys, yr), zp, 0, 255); }
 __device__ __forceinline__ unsigned qcode(u8*, float v, float ys, float yr, int) { return f2e4m3(qdivr(v, ys, yr)); }
 __device__ __forceinline__ unsigned qcode(u16*, float v, float, float, int fmt) { return fmt == 1 ? f2bf(v) : f2h(v); }
-// two E4M3 codes from one conversion (a in the low byte)
-__device__ __forceinline__ unsigned e4m3x2(float a, float b) {
-    u16 r; asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(b), "f"(a)); return r;
-}
 template <typename OUT> __device__ __forceinline__ void store8(OUT* y, i64 o, const float* v, float ys, float yr, int zp) {
     if constexpr (is_e4m3<OUT>::v) {
         unsigned w[4];
