@@ -1,6 +1,7 @@
 package cudabackend
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -8,16 +9,23 @@ import (
 
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/floatx"
+	"github.com/kilnml/kiln/gpu/cuda"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/ops"
 	"github.com/kilnml/kiln/ops/kiln"
 )
 
-// needGPU enables the backend or skips with the loader's reason.
+// needGPU enables the backend, or skips with the loader's reason where
+// there is no CUDA device (CI). Any other error (kiln.cu not compiling on
+// the device) fails the test: it used to skip, which hid a compile error
+// behind a passing run.
 func needGPU(t *testing.T) {
 	t.Helper()
 	if err := Enable(); err != nil {
-		t.Skip(err)
+		if errors.Is(err, cuda.ErrNoDevice) {
+			t.Skip(err)
+		}
+		t.Fatal(err)
 	}
 	t.Cleanup(Disable)
 }
