@@ -43,7 +43,12 @@ func qmicro(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
 		var acc [MR * NR]int32
 		qaccTile(&acc, k4, a, b, mr, nr)
 		nr8 := nr &^ 7
-		qepi8x32AVX2(&acc[0], out, ldo, mr, nr8, q)
+		if (*QEpi)(unsafe.Pointer(q)).Flags&QMid != 0 {
+			nr8 = 0 // the AVX2 epilogue has no QMid: the Go one for the whole tile
+		}
+		if nr8 > 0 {
+			qepi8x32AVX2(&acc[0], out, ldo, mr, nr8, q)
+		}
 		if nr8 < nr {
 			qtileEpilogue(&acc, out, ldo, mr, nr8, nr, (*QEpi)(unsafe.Pointer(q)))
 		}

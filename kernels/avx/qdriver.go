@@ -33,6 +33,11 @@ type QLayer struct {
 	ZScale  float32
 	ZZero   int32
 	ZSigned bool
+	// MScale > 0: the mid quantization (QEpi's QMid; ops/kilnq's m_scale)
+	// over codes whose range minus the zero point is [MQLo, MQHi]; MScale
+	// must satisfy MidOK.
+	MScale     float32
+	MQLo, MQHi float32
 }
 
 // ResidualValue is the value the epilogue adds for residual code c (with
@@ -91,6 +96,13 @@ func QGemm(k int, ap []int8, m int, bp []uint8, n int, o *QOut, l *QLayer, r0, c
 	if o.ResidQ != nil {
 		q.ZScale, q.ZZero = l.ZScale, l.ZZero
 	}
+	if l.MScale > 0 {
+		if !MidOK(l.MScale) {
+			panic("avx.QGemm: mid quantization scale outside MidOK's range")
+		}
+		base |= QMid
+		q.setMid(l.MScale, l.MQLo, l.MQHi)
+	}
 	var tile *[MR * NR]float32 // float tile for a Go activation; allocated only then (it escapes)
 	if l.Act != nil {
 		tile = new([MR * NR]float32)
@@ -122,11 +134,16 @@ func QGemm(k int, ap []int8, m int, bp []uint8, n int, o *QOut, l *QLayer, r0, c
 			bs := bp[t*4*k4 : (t+NR)*4*k4]
 			if l.Act != nil {
 				off := qTile(&q, o, l, base, r0, c0, s, t, mr, nr)
-				q.Flags = base &^ (QClamp | QQuant | QResid)
+				q.Flags = base &^ (QClamp | QQuant | QResid | QMid) // the float tile; the rest in Go
 				QMicro(k4, as, bs, unsafe.Pointer(tile), NR, mr, nr, &q)
 				for i := 0; i < mr; i++ {
 					row := tile[i*NR : i*NR+nr]
 					at := off + i*o.Ld
+					if base&QMid != 0 {
+						for j, y := range row {
+							row[j] = q.mid(y)
+						}
+					}
 					if o.Resid != nil {
 						for j, r := range o.Resid[at : at+nr] {
 							row[j] += r

@@ -45,7 +45,19 @@ const (
 	// Lo, which gives the lowest code, and uint8 codes skip the maximum
 	// that INT32_MIN would otherwise need. Set by useRecip.
 	QNaNLo = 1024
+	// QMid: after the bias, y becomes DequantizeLinear(QuantizeLinear(y))
+	// with MScale (ops/kilnq's m_scale: ONNX Runtime's Conv → Q → DQ before
+	// the residual add): y clamped to [MLo, MHi] (the mid codes' range in
+	// y, RN(MQLo·MScale) and RN(MQHi·MScale): saturation unchanged, see
+	// useRecip), divided by Markstein's correction with MRecip (MScale in
+	// QRecip's range, checked by MidOK), rounded half to even to an integer,
+	// times MScale.
+	QMid = 2048
 )
+
+// MidOK reports whether a mid quantization scale suits the epilogues
+// (Markstein's correction: QRecip's range).
+func MidOK(scale float32) bool { return scale >= recipMinScale && scale <= recipMaxScale }
 
 // QEpi is the quantized epilogue of one micro-kernel call (field offsets
 // are hard-coded in the assembly: keep the layout):
@@ -69,10 +81,15 @@ type QEpi struct {
 	ZScale   float32 // QZCode: the residual codes' scale and zero point
 	ZZero    int32
 	YRecip   float32 // QRecip: RN(1/YScale)
+	// QMid: the mid quantization's scale, RN(1/MScale), the clamp of y to
+	// its codes' range (offsets 84, 88, 92, 96), and that range minus its
+	// zero point (MQLo, MQHi: the Go epilogue's clamp of the quotient).
+	MScale, MRecip, MLo, MHi float32
+	MQLo, MQHi               float32
 }
 
-var _ [88 - unsafe.Sizeof(QEpi{})]byte // the assembly's layout
-var _ [unsafe.Sizeof(QEpi{}) - 88]byte
+var _ [112 - unsafe.Sizeof(QEpi{})]byte // the assembly's layout
+var _ [unsafe.Sizeof(QEpi{}) - 112]byte
 
 // The range of QRecip. With y_scale in [2⁻⁴⁰, 2⁴⁰] and |y| ≤ 512·y_scale
 // (the clamp), every step of Markstein's correction is finite, and where
@@ -264,6 +281,9 @@ func qEpiFloat(q *QEpi, a int32, r int, z float32) float32 {
 	if q.Flags&QBias != 0 {
 		y += *(*float32)(unsafe.Add(unsafe.Pointer(q.Bias), 4*r))
 	}
+	if q.Flags&QMid != 0 {
+		y = q.mid(y)
+	}
 	if q.Flags&QResid != 0 {
 		y += z
 	}
@@ -282,4 +302,20 @@ func qEpiCode(q *QEpi, y float32) byte {
 	}
 	v = min(v, q.QHi)
 	return byte(int32(math.RoundToEven(float64(v))) + q.YZero)
+}
+
+// mid is QMid's step as the reference computes it (ops/kilnq's
+// Layer.MidValue): the quotient divided, rounded half to even, clamped to
+// [MQLo, MQHi], times MScale (y is finite here: no NaN case).
+func (q *QEpi) mid(y float32) float32 {
+	v := float32(math.RoundToEven(float64(float32(y / q.MScale))))
+	v = min(max(v, q.MQLo), q.MQHi)
+	return float32(v * q.MScale)
+}
+
+// setMid fills QEpi's mid fields for scale s and code bounds minus the
+// zero point qlo, qhi.
+func (q *QEpi) setMid(s, qlo, qhi float32) {
+	q.MScale, q.MRecip, q.MQLo, q.MQHi = s, 1/s, qlo, qhi
+	q.MLo, q.MHi = float32(float64(qlo)*float64(s)), float32(float64(qhi)*float64(s)) // exact products, rounded once
 }

@@ -37,7 +37,11 @@ type qcase struct {
 	zcode    ir.DType // with resid: int8 or uint8 residual codes (z_scale > 0), else float32
 }
 
-func (c qcase) run(t *testing.T, r *rand.Rand, gemm bool) {
+func (c qcase) run(t *testing.T, r *rand.Rand, gemm bool) { c.runMid(t, r, gemm, false) }
+
+// runMid is run, with mid: a mid quantization (ops/kilnq's m_scale) over
+// the output codes (c.out int8 or uint8).
+func (c qcase) runMid(t *testing.T, r *rand.Rand, gemm, mid bool) {
 	w := make([]int8, c.m*c.k)
 	for i := range w {
 		w[i] = int8(r.IntN(256) - 128)
@@ -62,6 +66,12 @@ func (c qcase) run(t *testing.T, r *rand.Rand, gemm bool) {
 		l.YScale, l.OutType = 0.05, c.out
 		if c.out == ir.Uint8 {
 			l.YZero = 100
+		}
+	}
+	if mid { // a scale that saturates some sums at both ends, zero point off centre
+		l.MScale, l.MZero = 0.013, -3
+		if c.out == ir.Uint8 {
+			l.MZero = 140
 		}
 	}
 	bias := make([]float32, c.m)
@@ -153,6 +163,10 @@ func (c qcase) run(t *testing.T, r *rand.Rand, gemm bool) {
 	if l.YScale != 0 {
 		ql.Quant, ql.Unsigned, ql.YScale, ql.YZero = true, c.out == ir.Uint8, l.YScale, l.YZero
 	}
+	if mid {
+		ql.MScale = l.MScale
+		ql.MQLo, ql.MQHi = l.MidBounds()
+	}
 	o := &QOut{Ld: ld}
 	const g = 41
 	var fbuf []float32
@@ -243,6 +257,28 @@ func (c qcase) run(t *testing.T, r *rand.Rand, gemm bool) {
 	}
 }
 
+// The mid quantization (QMid) in every variant and path: full and narrow
+// tiles, the column pass (49 = 32 + 16 + 1 columns), the Go activation,
+// residual codes and floats, per-row (conv) and per-column (gemm) constants.
+func TestQGemmMid(t *testing.T) {
+	forEachQVariant(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(23, 24))
+		for _, c := range []qcase{
+			{8, 32, 4, false, ir.Int8, "Relu", true, false, 0},
+			{9, 33, 7, true, ir.Uint8, "Relu", true, true, ir.Uint8},
+			{17, 70, 77, false, ir.Int8, "Clip", true, true, ir.Int8},
+			{13, 45, 64, true, ir.Uint8, "HardSwish", false, true, ir.Uint8},
+			{13, 49, 64, true, ir.Uint8, "", true, true, ir.Uint8},
+			{9, 24, 40, false, ir.Uint8, "Relu", true, true, 0},
+			{16, 8, 300, true, ir.Int8, "", true, true, ir.Int8},
+		} {
+			for _, gemm := range []bool{false, true} {
+				c.runMid(t, r, gemm, true)
+			}
+		}
+	})
+}
+
 func TestQGemmBitExact(t *testing.T) {
 	forEachQVariant(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(21, 22))
@@ -322,5 +358,55 @@ func TestQColTwin(t *testing.T) {
 		if got8 != want8 {
 			t.Fatalf("k4 %d, 8 strips: %v, want %v", k4, got8, want8)
 		}
+	}
+}
+
+// The mid quantization at its rounding ties and range ends, in every
+// variant and tile width: y (the bias, zero weights) at (k + ½)·MScale and
+// one ulp either side for every mid code, and past both ends; fails
+// without the assembly's correction FMA.
+func TestQGemmMidTies(t *testing.T) {
+	const ms = float32(0.0123)
+	var ys []float32
+	for k := -300; k <= 300; k++ {
+		for _, f := range []float32{0, 0.5} {
+			v := (float32(k) + f) * ms
+			ys = append(ys, v, math.Nextafter32(v, 1e9), math.Nextafter32(v, -1e9))
+		}
+	}
+	m := (len(ys) + MR - 1) / MR * MR
+	for len(ys) < m {
+		ys = append(ys, 0)
+	}
+	for _, out := range []ir.DType{ir.Int8, ir.Uint8} {
+		l := &kilnq.Layer{XScale: 1, WScales: []float32{1}, YScale: 0.05, OutType: out, MScale: ms, MZero: -7}
+		if out == ir.Uint8 {
+			l.YZero, l.MZero = 100, 201
+		}
+		forEachQVariant(t, func(t *testing.T) {
+			for _, n := range []int{32, 16, 8} {
+				const k = 4
+				ap := make([]int8, QASize(m, k))
+				PackQA(ap, make([]int8, m*k), m, k)
+				bp := make([]uint8, QBSize(k, n))
+				PackQB(bp, make([]uint8, k*n), k, n, n, 1, 0)
+				ql := &QLayer{Corr: make([]int32, m), Mult: make([]float32, m), Bias: ys, Quant: true, Unsigned: out == ir.Uint8,
+					YScale: l.YScale, YZero: l.YZero, MScale: ms}
+				for i := range ql.Mult {
+					ql.Mult[i] = 1
+				}
+				ql.MQLo, ql.MQHi = l.MidBounds()
+				o := &QOut{Q: make([]byte, m*n), Ld: n}
+				QGemm(k, ap, m, bp, n, o, ql, 0, 0)
+				for ch := range m {
+					want := byte(l.QuantizeOut(l.Epilogue(0, 0, ys[ch], 0)))
+					for j := range n {
+						if o.Q[ch*n+j] != want {
+							t.Fatalf("%s n=%d: y %v: code %d, want %d", out, n, ys[ch], o.Q[ch*n+j], want)
+						}
+					}
+				}
+			}
+		})
 	}
 }

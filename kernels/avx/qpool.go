@@ -77,6 +77,9 @@ func QGemmPool(k int, ap []int8, m int, bp []uint8, np int, o *QOut, l *QLayer, 
 
 // qgemmPool is QGemmPool, or QGemmPoolShift when sh is set (bp: shift planes).
 func qgemmPool(k int, ap []int8, m int, bp []uint8, np int, o *QOut, l *QLayer, r0, p0 int, sh *QPoolShift) {
+	if l.MScale > 0 {
+		panic("avx.QGemmPool: the pooled kernels have no mid quantization (QLayer.MScale)")
+	}
 	k4 := K4(k)
 	// Bias and clamp always (zeros, ±Inf when the layer has none: the codes
 	// are the same, −0 and +0 both round to the zero point), so that the

@@ -575,6 +575,24 @@ qnorcorr0:
 	VADDPS    Z21, Z1, Z1
 
 qadded0:
+	TESTQ             $0x00000800, AX
+	JEQ               qnomid0
+	VMAXPS.BCST       92(BX), Z0, Z0
+	VMAXPS.BCST       92(BX), Z1, Z1
+	VMINPS.BCST       96(BX), Z0, Z0
+	VMINPS.BCST       96(BX), Z1, Z1
+	VMULPS.BCST       88(BX), Z0, Z28
+	VMULPS.BCST       88(BX), Z1, Z29
+	VFNMADD231PS.BCST 84(BX), Z28, Z0
+	VFNMADD231PS.BCST 84(BX), Z29, Z1
+	VFMADD231PS.BCST  88(BX), Z0, Z28
+	VFMADD231PS.BCST  88(BX), Z1, Z29
+	VRNDSCALEPS       $0x00, Z28, Z0
+	VRNDSCALEPS       $0x00, Z29, Z1
+	VMULPS.BCST       84(BX), Z0, Z0
+	VMULPS.BCST       84(BX), Z1, Z1
+
+qnomid0:
 	TESTQ     $0x00000002, AX
 	JEQ       qnoresid0
 	TESTQ     $0x00000080, AX
@@ -725,6 +743,24 @@ qnorcorr1:
 	VADDPS    Z21, Z3, Z3
 
 qadded1:
+	TESTQ             $0x00000800, AX
+	JEQ               qnomid1
+	VMAXPS.BCST       92(BX), Z2, Z2
+	VMAXPS.BCST       92(BX), Z3, Z3
+	VMINPS.BCST       96(BX), Z2, Z2
+	VMINPS.BCST       96(BX), Z3, Z3
+	VMULPS.BCST       88(BX), Z2, Z28
+	VMULPS.BCST       88(BX), Z3, Z29
+	VFNMADD231PS.BCST 84(BX), Z28, Z2
+	VFNMADD231PS.BCST 84(BX), Z29, Z3
+	VFMADD231PS.BCST  88(BX), Z2, Z28
+	VFMADD231PS.BCST  88(BX), Z3, Z29
+	VRNDSCALEPS       $0x00, Z28, Z2
+	VRNDSCALEPS       $0x00, Z29, Z3
+	VMULPS.BCST       84(BX), Z2, Z2
+	VMULPS.BCST       84(BX), Z3, Z3
+
+qnomid1:
 	TESTQ     $0x00000002, AX
 	JEQ       qnoresid1
 	TESTQ     $0x00000080, AX
@@ -875,6 +911,24 @@ qnorcorr2:
 	VADDPS    Z21, Z5, Z5
 
 qadded2:
+	TESTQ             $0x00000800, AX
+	JEQ               qnomid2
+	VMAXPS.BCST       92(BX), Z4, Z4
+	VMAXPS.BCST       92(BX), Z5, Z5
+	VMINPS.BCST       96(BX), Z4, Z4
+	VMINPS.BCST       96(BX), Z5, Z5
+	VMULPS.BCST       88(BX), Z4, Z28
+	VMULPS.BCST       88(BX), Z5, Z29
+	VFNMADD231PS.BCST 84(BX), Z28, Z4
+	VFNMADD231PS.BCST 84(BX), Z29, Z5
+	VFMADD231PS.BCST  88(BX), Z4, Z28
+	VFMADD231PS.BCST  88(BX), Z5, Z29
+	VRNDSCALEPS       $0x00, Z28, Z4
+	VRNDSCALEPS       $0x00, Z29, Z5
+	VMULPS.BCST       84(BX), Z4, Z4
+	VMULPS.BCST       84(BX), Z5, Z5
+
+qnomid2:
 	TESTQ     $0x00000002, AX
 	JEQ       qnoresid2
 	TESTQ     $0x00000080, AX
@@ -1025,6 +1079,24 @@ qnorcorr3:
 	VADDPS    Z21, Z7, Z7
 
 qadded3:
+	TESTQ             $0x00000800, AX
+	JEQ               qnomid3
+	VMAXPS.BCST       92(BX), Z6, Z6
+	VMAXPS.BCST       92(BX), Z7, Z7
+	VMINPS.BCST       96(BX), Z6, Z6
+	VMINPS.BCST       96(BX), Z7, Z7
+	VMULPS.BCST       88(BX), Z6, Z28
+	VMULPS.BCST       88(BX), Z7, Z29
+	VFNMADD231PS.BCST 84(BX), Z28, Z6
+	VFNMADD231PS.BCST 84(BX), Z29, Z7
+	VFMADD231PS.BCST  88(BX), Z6, Z28
+	VFMADD231PS.BCST  88(BX), Z7, Z29
+	VRNDSCALEPS       $0x00, Z28, Z6
+	VRNDSCALEPS       $0x00, Z29, Z7
+	VMULPS.BCST       84(BX), Z6, Z6
+	VMULPS.BCST       84(BX), Z7, Z7
+
+qnomid3:
 	TESTQ     $0x00000002, AX
 	JEQ       qnoresid3
 	TESTQ     $0x00000080, AX
@@ -1175,6 +1247,24 @@ qnorcorr4:
 	VADDPS    Z21, Z9, Z9
 
 qadded4:
+	TESTQ             $0x00000800, AX
+	JEQ               qnomid4
+	VMAXPS.BCST       92(BX), Z8, Z8
+	VMAXPS.BCST       92(BX), Z9, Z9
+	VMINPS.BCST       96(BX), Z8, Z8
+	VMINPS.BCST       96(BX), Z9, Z9
+	VMULPS.BCST       88(BX), Z8, Z28
+	VMULPS.BCST       88(BX), Z9, Z29
+	VFNMADD231PS.BCST 84(BX), Z28, Z8
+	VFNMADD231PS.BCST 84(BX), Z29, Z9
+	VFMADD231PS.BCST  88(BX), Z8, Z28
+	VFMADD231PS.BCST  88(BX), Z9, Z29
+	VRNDSCALEPS       $0x00, Z28, Z8
+	VRNDSCALEPS       $0x00, Z29, Z9
+	VMULPS.BCST       84(BX), Z8, Z8
+	VMULPS.BCST       84(BX), Z9, Z9
+
+qnomid4:
 	TESTQ     $0x00000002, AX
 	JEQ       qnoresid4
 	TESTQ     $0x00000080, AX
@@ -1325,6 +1415,24 @@ qnorcorr5:
 	VADDPS    Z21, Z11, Z11
 
 qadded5:
+	TESTQ             $0x00000800, AX
+	JEQ               qnomid5
+	VMAXPS.BCST       92(BX), Z10, Z10
+	VMAXPS.BCST       92(BX), Z11, Z11
+	VMINPS.BCST       96(BX), Z10, Z10
+	VMINPS.BCST       96(BX), Z11, Z11
+	VMULPS.BCST       88(BX), Z10, Z28
+	VMULPS.BCST       88(BX), Z11, Z29
+	VFNMADD231PS.BCST 84(BX), Z28, Z10
+	VFNMADD231PS.BCST 84(BX), Z29, Z11
+	VFMADD231PS.BCST  88(BX), Z10, Z28
+	VFMADD231PS.BCST  88(BX), Z11, Z29
+	VRNDSCALEPS       $0x00, Z28, Z10
+	VRNDSCALEPS       $0x00, Z29, Z11
+	VMULPS.BCST       84(BX), Z10, Z10
+	VMULPS.BCST       84(BX), Z11, Z11
+
+qnomid5:
 	TESTQ     $0x00000002, AX
 	JEQ       qnoresid5
 	TESTQ     $0x00000080, AX
@@ -1475,6 +1583,24 @@ qnorcorr6:
 	VADDPS    Z21, Z13, Z13
 
 qadded6:
+	TESTQ             $0x00000800, AX
+	JEQ               qnomid6
+	VMAXPS.BCST       92(BX), Z12, Z12
+	VMAXPS.BCST       92(BX), Z13, Z13
+	VMINPS.BCST       96(BX), Z12, Z12
+	VMINPS.BCST       96(BX), Z13, Z13
+	VMULPS.BCST       88(BX), Z12, Z28
+	VMULPS.BCST       88(BX), Z13, Z29
+	VFNMADD231PS.BCST 84(BX), Z28, Z12
+	VFNMADD231PS.BCST 84(BX), Z29, Z13
+	VFMADD231PS.BCST  88(BX), Z12, Z28
+	VFMADD231PS.BCST  88(BX), Z13, Z29
+	VRNDSCALEPS       $0x00, Z28, Z12
+	VRNDSCALEPS       $0x00, Z29, Z13
+	VMULPS.BCST       84(BX), Z12, Z12
+	VMULPS.BCST       84(BX), Z13, Z13
+
+qnomid6:
 	TESTQ     $0x00000002, AX
 	JEQ       qnoresid6
 	TESTQ     $0x00000080, AX
@@ -1625,6 +1751,24 @@ qnorcorr7:
 	VADDPS    Z21, Z15, Z15
 
 qadded7:
+	TESTQ             $0x00000800, AX
+	JEQ               qnomid7
+	VMAXPS.BCST       92(BX), Z14, Z14
+	VMAXPS.BCST       92(BX), Z15, Z15
+	VMINPS.BCST       96(BX), Z14, Z14
+	VMINPS.BCST       96(BX), Z15, Z15
+	VMULPS.BCST       88(BX), Z14, Z28
+	VMULPS.BCST       88(BX), Z15, Z29
+	VFNMADD231PS.BCST 84(BX), Z28, Z14
+	VFNMADD231PS.BCST 84(BX), Z29, Z15
+	VFMADD231PS.BCST  88(BX), Z14, Z28
+	VFMADD231PS.BCST  88(BX), Z15, Z29
+	VRNDSCALEPS       $0x00, Z28, Z14
+	VRNDSCALEPS       $0x00, Z29, Z15
+	VMULPS.BCST       84(BX), Z14, Z14
+	VMULPS.BCST       84(BX), Z15, Z15
+
+qnomid7:
 	TESTQ     $0x00000002, AX
 	JEQ       qnoresid7
 	TESTQ     $0x00000080, AX
@@ -1856,6 +2000,17 @@ hnorcorr0qgemm8x16VNNI:
 	VADDPS    Z20, Z0, Z0
 
 hadded0qgemm8x16VNNI:
+	TESTQ             $0x00000800, AX
+	JEQ               hnomid0qgemm8x16VNNI
+	VMAXPS.BCST       92(BX), Z0, Z0
+	VMINPS.BCST       96(BX), Z0, Z0
+	VMULPS.BCST       88(BX), Z0, Z28
+	VFNMADD231PS.BCST 84(BX), Z28, Z0
+	VFMADD231PS.BCST  88(BX), Z0, Z28
+	VRNDSCALEPS       $0x00, Z28, Z0
+	VMULPS.BCST       84(BX), Z0, Z0
+
+hnomid0qgemm8x16VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid0qgemm8x16VNNI
 	TESTQ     $0x00000080, AX
@@ -1969,6 +2124,17 @@ hnorcorr1qgemm8x16VNNI:
 	VADDPS    Z20, Z1, Z1
 
 hadded1qgemm8x16VNNI:
+	TESTQ             $0x00000800, AX
+	JEQ               hnomid1qgemm8x16VNNI
+	VMAXPS.BCST       92(BX), Z1, Z1
+	VMINPS.BCST       96(BX), Z1, Z1
+	VMULPS.BCST       88(BX), Z1, Z28
+	VFNMADD231PS.BCST 84(BX), Z28, Z1
+	VFMADD231PS.BCST  88(BX), Z1, Z28
+	VRNDSCALEPS       $0x00, Z28, Z1
+	VMULPS.BCST       84(BX), Z1, Z1
+
+hnomid1qgemm8x16VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid1qgemm8x16VNNI
 	TESTQ     $0x00000080, AX
@@ -2082,6 +2248,17 @@ hnorcorr2qgemm8x16VNNI:
 	VADDPS    Z20, Z2, Z2
 
 hadded2qgemm8x16VNNI:
+	TESTQ             $0x00000800, AX
+	JEQ               hnomid2qgemm8x16VNNI
+	VMAXPS.BCST       92(BX), Z2, Z2
+	VMINPS.BCST       96(BX), Z2, Z2
+	VMULPS.BCST       88(BX), Z2, Z28
+	VFNMADD231PS.BCST 84(BX), Z28, Z2
+	VFMADD231PS.BCST  88(BX), Z2, Z28
+	VRNDSCALEPS       $0x00, Z28, Z2
+	VMULPS.BCST       84(BX), Z2, Z2
+
+hnomid2qgemm8x16VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid2qgemm8x16VNNI
 	TESTQ     $0x00000080, AX
@@ -2195,6 +2372,17 @@ hnorcorr3qgemm8x16VNNI:
 	VADDPS    Z20, Z3, Z3
 
 hadded3qgemm8x16VNNI:
+	TESTQ             $0x00000800, AX
+	JEQ               hnomid3qgemm8x16VNNI
+	VMAXPS.BCST       92(BX), Z3, Z3
+	VMINPS.BCST       96(BX), Z3, Z3
+	VMULPS.BCST       88(BX), Z3, Z28
+	VFNMADD231PS.BCST 84(BX), Z28, Z3
+	VFMADD231PS.BCST  88(BX), Z3, Z28
+	VRNDSCALEPS       $0x00, Z28, Z3
+	VMULPS.BCST       84(BX), Z3, Z3
+
+hnomid3qgemm8x16VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid3qgemm8x16VNNI
 	TESTQ     $0x00000080, AX
@@ -2308,6 +2496,17 @@ hnorcorr4qgemm8x16VNNI:
 	VADDPS    Z20, Z4, Z4
 
 hadded4qgemm8x16VNNI:
+	TESTQ             $0x00000800, AX
+	JEQ               hnomid4qgemm8x16VNNI
+	VMAXPS.BCST       92(BX), Z4, Z4
+	VMINPS.BCST       96(BX), Z4, Z4
+	VMULPS.BCST       88(BX), Z4, Z28
+	VFNMADD231PS.BCST 84(BX), Z28, Z4
+	VFMADD231PS.BCST  88(BX), Z4, Z28
+	VRNDSCALEPS       $0x00, Z28, Z4
+	VMULPS.BCST       84(BX), Z4, Z4
+
+hnomid4qgemm8x16VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid4qgemm8x16VNNI
 	TESTQ     $0x00000080, AX
@@ -2421,6 +2620,17 @@ hnorcorr5qgemm8x16VNNI:
 	VADDPS    Z20, Z5, Z5
 
 hadded5qgemm8x16VNNI:
+	TESTQ             $0x00000800, AX
+	JEQ               hnomid5qgemm8x16VNNI
+	VMAXPS.BCST       92(BX), Z5, Z5
+	VMINPS.BCST       96(BX), Z5, Z5
+	VMULPS.BCST       88(BX), Z5, Z28
+	VFNMADD231PS.BCST 84(BX), Z28, Z5
+	VFMADD231PS.BCST  88(BX), Z5, Z28
+	VRNDSCALEPS       $0x00, Z28, Z5
+	VMULPS.BCST       84(BX), Z5, Z5
+
+hnomid5qgemm8x16VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid5qgemm8x16VNNI
 	TESTQ     $0x00000080, AX
@@ -2534,6 +2744,17 @@ hnorcorr6qgemm8x16VNNI:
 	VADDPS    Z20, Z6, Z6
 
 hadded6qgemm8x16VNNI:
+	TESTQ             $0x00000800, AX
+	JEQ               hnomid6qgemm8x16VNNI
+	VMAXPS.BCST       92(BX), Z6, Z6
+	VMINPS.BCST       96(BX), Z6, Z6
+	VMULPS.BCST       88(BX), Z6, Z28
+	VFNMADD231PS.BCST 84(BX), Z28, Z6
+	VFMADD231PS.BCST  88(BX), Z6, Z28
+	VRNDSCALEPS       $0x00, Z28, Z6
+	VMULPS.BCST       84(BX), Z6, Z6
+
+hnomid6qgemm8x16VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid6qgemm8x16VNNI
 	TESTQ     $0x00000080, AX
@@ -2647,6 +2868,17 @@ hnorcorr7qgemm8x16VNNI:
 	VADDPS    Z20, Z7, Z7
 
 hadded7qgemm8x16VNNI:
+	TESTQ             $0x00000800, AX
+	JEQ               hnomid7qgemm8x16VNNI
+	VMAXPS.BCST       92(BX), Z7, Z7
+	VMINPS.BCST       96(BX), Z7, Z7
+	VMULPS.BCST       88(BX), Z7, Z28
+	VFNMADD231PS.BCST 84(BX), Z28, Z7
+	VFMADD231PS.BCST  88(BX), Z7, Z28
+	VRNDSCALEPS       $0x00, Z28, Z7
+	VMULPS.BCST       84(BX), Z7, Z7
+
+hnomid7qgemm8x16VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid7qgemm8x16VNNI
 	TESTQ     $0x00000080, AX
@@ -2850,6 +3082,17 @@ hnorcorr0qgemm8x8VNNI:
 	VADDPS    Y20, Y0, Y0
 
 hadded0qgemm8x8VNNI:
+	TESTQ             $0x00000800, AX
+	JEQ               hnomid0qgemm8x8VNNI
+	VMAXPS.BCST       92(BX), Y0, Y0
+	VMINPS.BCST       96(BX), Y0, Y0
+	VMULPS.BCST       88(BX), Y0, Y28
+	VFNMADD231PS.BCST 84(BX), Y28, Y0
+	VFMADD231PS.BCST  88(BX), Y0, Y28
+	VRNDSCALEPS       $0x00, Y28, Y0
+	VMULPS.BCST       84(BX), Y0, Y0
+
+hnomid0qgemm8x8VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid0qgemm8x8VNNI
 	TESTQ     $0x00000080, AX
@@ -2963,6 +3206,17 @@ hnorcorr1qgemm8x8VNNI:
 	VADDPS    Y20, Y1, Y1
 
 hadded1qgemm8x8VNNI:
+	TESTQ             $0x00000800, AX
+	JEQ               hnomid1qgemm8x8VNNI
+	VMAXPS.BCST       92(BX), Y1, Y1
+	VMINPS.BCST       96(BX), Y1, Y1
+	VMULPS.BCST       88(BX), Y1, Y28
+	VFNMADD231PS.BCST 84(BX), Y28, Y1
+	VFMADD231PS.BCST  88(BX), Y1, Y28
+	VRNDSCALEPS       $0x00, Y28, Y1
+	VMULPS.BCST       84(BX), Y1, Y1
+
+hnomid1qgemm8x8VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid1qgemm8x8VNNI
 	TESTQ     $0x00000080, AX
@@ -3076,6 +3330,17 @@ hnorcorr2qgemm8x8VNNI:
 	VADDPS    Y20, Y2, Y2
 
 hadded2qgemm8x8VNNI:
+	TESTQ             $0x00000800, AX
+	JEQ               hnomid2qgemm8x8VNNI
+	VMAXPS.BCST       92(BX), Y2, Y2
+	VMINPS.BCST       96(BX), Y2, Y2
+	VMULPS.BCST       88(BX), Y2, Y28
+	VFNMADD231PS.BCST 84(BX), Y28, Y2
+	VFMADD231PS.BCST  88(BX), Y2, Y28
+	VRNDSCALEPS       $0x00, Y28, Y2
+	VMULPS.BCST       84(BX), Y2, Y2
+
+hnomid2qgemm8x8VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid2qgemm8x8VNNI
 	TESTQ     $0x00000080, AX
@@ -3189,6 +3454,17 @@ hnorcorr3qgemm8x8VNNI:
 	VADDPS    Y20, Y3, Y3
 
 hadded3qgemm8x8VNNI:
+	TESTQ             $0x00000800, AX
+	JEQ               hnomid3qgemm8x8VNNI
+	VMAXPS.BCST       92(BX), Y3, Y3
+	VMINPS.BCST       96(BX), Y3, Y3
+	VMULPS.BCST       88(BX), Y3, Y28
+	VFNMADD231PS.BCST 84(BX), Y28, Y3
+	VFMADD231PS.BCST  88(BX), Y3, Y28
+	VRNDSCALEPS       $0x00, Y28, Y3
+	VMULPS.BCST       84(BX), Y3, Y3
+
+hnomid3qgemm8x8VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid3qgemm8x8VNNI
 	TESTQ     $0x00000080, AX
@@ -3302,6 +3578,17 @@ hnorcorr4qgemm8x8VNNI:
 	VADDPS    Y20, Y4, Y4
 
 hadded4qgemm8x8VNNI:
+	TESTQ             $0x00000800, AX
+	JEQ               hnomid4qgemm8x8VNNI
+	VMAXPS.BCST       92(BX), Y4, Y4
+	VMINPS.BCST       96(BX), Y4, Y4
+	VMULPS.BCST       88(BX), Y4, Y28
+	VFNMADD231PS.BCST 84(BX), Y28, Y4
+	VFMADD231PS.BCST  88(BX), Y4, Y28
+	VRNDSCALEPS       $0x00, Y28, Y4
+	VMULPS.BCST       84(BX), Y4, Y4
+
+hnomid4qgemm8x8VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid4qgemm8x8VNNI
 	TESTQ     $0x00000080, AX
@@ -3415,6 +3702,17 @@ hnorcorr5qgemm8x8VNNI:
 	VADDPS    Y20, Y5, Y5
 
 hadded5qgemm8x8VNNI:
+	TESTQ             $0x00000800, AX
+	JEQ               hnomid5qgemm8x8VNNI
+	VMAXPS.BCST       92(BX), Y5, Y5
+	VMINPS.BCST       96(BX), Y5, Y5
+	VMULPS.BCST       88(BX), Y5, Y28
+	VFNMADD231PS.BCST 84(BX), Y28, Y5
+	VFMADD231PS.BCST  88(BX), Y5, Y28
+	VRNDSCALEPS       $0x00, Y28, Y5
+	VMULPS.BCST       84(BX), Y5, Y5
+
+hnomid5qgemm8x8VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid5qgemm8x8VNNI
 	TESTQ     $0x00000080, AX
@@ -3528,6 +3826,17 @@ hnorcorr6qgemm8x8VNNI:
 	VADDPS    Y20, Y6, Y6
 
 hadded6qgemm8x8VNNI:
+	TESTQ             $0x00000800, AX
+	JEQ               hnomid6qgemm8x8VNNI
+	VMAXPS.BCST       92(BX), Y6, Y6
+	VMINPS.BCST       96(BX), Y6, Y6
+	VMULPS.BCST       88(BX), Y6, Y28
+	VFNMADD231PS.BCST 84(BX), Y28, Y6
+	VFMADD231PS.BCST  88(BX), Y6, Y28
+	VRNDSCALEPS       $0x00, Y28, Y6
+	VMULPS.BCST       84(BX), Y6, Y6
+
+hnomid6qgemm8x8VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid6qgemm8x8VNNI
 	TESTQ     $0x00000080, AX
@@ -3641,6 +3950,17 @@ hnorcorr7qgemm8x8VNNI:
 	VADDPS    Y20, Y7, Y7
 
 hadded7qgemm8x8VNNI:
+	TESTQ             $0x00000800, AX
+	JEQ               hnomid7qgemm8x8VNNI
+	VMAXPS.BCST       92(BX), Y7, Y7
+	VMINPS.BCST       96(BX), Y7, Y7
+	VMULPS.BCST       88(BX), Y7, Y28
+	VFNMADD231PS.BCST 84(BX), Y28, Y7
+	VFMADD231PS.BCST  88(BX), Y7, Y28
+	VRNDSCALEPS       $0x00, Y28, Y7
+	VMULPS.BCST       84(BX), Y7, Y7
+
+hnomid7qgemm8x8VNNI:
 	TESTQ     $0x00000002, AX
 	JEQ       hnoresid7qgemm8x8VNNI
 	TESTQ     $0x00000080, AX

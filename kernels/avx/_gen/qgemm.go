@@ -22,6 +22,7 @@ const (
 	qZSigned  = 256  // with qZCode: int8 codes (else uint8)
 	qRecip    = 512  // with qQuant: divide by Markstein's correction with YRecip
 	qNaNLo    = 1024 // with qRecip: the clamp maps NaN to Lo, the lowest code's bound
+	qMid      = 2048 // after the bias: y = DQ(Q(y)) with MScale (Markstein's quotient, rounded to an integer)
 )
 
 // Offsets of QEpi's fields (../qgemm.go).
@@ -30,6 +31,7 @@ const (
 	offLo, offHi, offYScale, offQLo      = 32, 36, 40, 44
 	offQHi, offYZero, offFlags, offRCorr = 48, 52, 56, 64
 	offZScale, offZZero, offYRecip       = 72, 76, 80
+	offMScale, offMRecip, offMLo, offMHi = 84, 88, 92, 96
 )
 
 func raw(op string, ops ...Op) {
@@ -195,6 +197,21 @@ func qgemmVNNI(name string, cols int, pfx, sfx string) {
 		JEQ(LabelRef(l("added")))
 		each(func(h int, r reg.VecPhysical) { VADDPS(cb[h], r, r) })
 		Label(l("added"))
+		// QMid: y = DQ(Q(y)) with MScale (ONNX Runtime's Q → DQ before the
+		// residual add): clamped to the mid codes' range in y (saturation
+		// unchanged), Markstein's quotient with MRecip, rounded half to even
+		// to an integer (VRNDSCALEPS 0), times MScale; constants broadcast
+		// from memory (no register is free), tv as scratch.
+		TESTQ(U32(qMid), flags)
+		JEQ(LabelRef(l("nomid")))
+		each(func(_ int, r reg.VecPhysical) { VMAXPS_BCST(Mem{Base: q, Disp: offMLo}, r, r) })
+		each(func(_ int, r reg.VecPhysical) { VMINPS_BCST(Mem{Base: q, Disp: offMHi}, r, r) })
+		each(func(h int, r reg.VecPhysical) { VMULPS_BCST(Mem{Base: q, Disp: offMRecip}, r, tv[h]) })
+		each(func(h int, r reg.VecPhysical) { VFNMADD231PS_BCST(Mem{Base: q, Disp: offMScale}, tv[h], r) })
+		each(func(h int, r reg.VecPhysical) { VFMADD231PS_BCST(Mem{Base: q, Disp: offMRecip}, r, tv[h]) })
+		each(func(h int, r reg.VecPhysical) { VRNDSCALEPS(U8(0), tv[h], r) })
+		each(func(_ int, r reg.VecPhysical) { VMULPS_BCST(Mem{Base: q, Disp: offMScale}, r, r) })
+		Label(l("nomid"))
 		TESTQ(U32(qResid), flags)
 		JEQ(LabelRef(l("noresid")))
 		TESTQ(U32(qZCode), flags)
