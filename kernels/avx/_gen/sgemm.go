@@ -32,7 +32,8 @@ const mr, nr = 8, 32
 // of 100 runs): 14×14 F4 1.02–1.06 → 0.86–0.88 ms, 7×7 F2 1.62–1.64 →
 // 1.40–1.41, 1×1 1024→256 @14 0.985 → 0.95, 3×3 im2col @14 2.25 → 2.18
 // (1 KB ahead: 0.95, 1.49–1.55; 2 KB: 0.92–0.95, 1.40–1.42; 8 KB: 0.91–
-// 0.94, 1.45); hot the micro-kernel stays at 117.6 GFLOP/s.
+// 0.94, 1.45); hot the micro-kernel stays at 117.6 GFLOP/s. Prefetches
+// past the end of A (the last strips) are harmless: they never fault.
 const aPrefetch = 4096
 
 func main() {
