@@ -34,9 +34,11 @@ import (
 // refuse such plans; version-1 plans mean the same to this reader.
 // Version 3: quantized layers may read their residual as codes (kilnq's
 // z_scale/z_zero), which a version-2 kiln would read as float32.
+// Version 4: quantized layers may quantize before the residual add
+// (kilnq's m_scale/m_zero), which a version-3 kiln would skip.
 const (
 	planMagic     = "KILNPLAN"
-	FormatVersion = 3
+	FormatVersion = 4
 	align         = 64
 	// maxJSONSection bounds the structure sections of a plan; weights are
 	// bounded by the file size itself.

@@ -47,11 +47,13 @@ type quantJSON struct {
 	OutType ir.DType  `json:"out_type"`
 	ZScale  float32   `json:"z_scale,omitempty"` // quantized residual (kilnq's z_scale/z_zero)
 	ZZero   int32     `json:"z_zero,omitempty"`
+	MScale  float32   `json:"m_scale,omitempty"` // mid quantization (kilnq's m_scale/m_zero; plan format 4)
+	MZero   int32     `json:"m_zero,omitempty"`
 }
 
 func (q *quantParam) MarshalJSON() ([]byte, error) {
 	l := &q.Layer
-	return json.Marshal(quantJSON{l.XScale, l.XZero, l.WScales, l.YScale, l.YZero, actParam(l.Act), l.OutType, l.ZScale, l.ZZero})
+	return json.Marshal(quantJSON{l.XScale, l.XZero, l.WScales, l.YScale, l.YZero, actParam(l.Act), l.OutType, l.ZScale, l.ZZero, l.MScale, l.MZero})
 }
 
 func (q *quantParam) UnmarshalJSON(b []byte) error {
@@ -60,7 +62,7 @@ func (q *quantParam) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	q.Layer = kilnq.Layer{XScale: j.XScale, XZero: j.XZero, WScales: j.WScales, YScale: j.YScale, YZero: j.YZero,
-		Act: j.Act.get(), OutType: j.OutType, ZScale: j.ZScale, ZZero: j.ZZero}
+		Act: j.Act.get(), OutType: j.OutType, ZScale: j.ZScale, ZZero: j.ZZero, MScale: j.MScale, MZero: j.MZero}
 	return nil
 }
 

@@ -93,7 +93,7 @@ func (simdQConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	if ks, _ := n.AttrInts("kernel_shape", nil); len(ks) == 2 && (int(ks[0]) != win.Kernel[0] || int(ks[1]) != win.Kernel[1]) {
 		return nil, fmt.Errorf("%s: kernel_shape %v does not match W %v", n, ks, w.Dims)
 	}
-	ql, err := kilnq.ParseLayer(n, xt)
+	ql, err := kilnq.ParseLayerMid(n, xt)
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +102,9 @@ func (simdQConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	p.Order = simdQOrderFor(p.Cg, &win)
 	if p.Pool, err = readPool(n, "i8"); err != nil {
 		return nil, err
+	}
+	if err := simdMidOK(ql, p.Pool); err != nil {
+		return nil, fmt.Errorf("%s: %v", n, err)
 	}
 	if p.Group < 1 || p.M%p.Group != 0 {
 		return nil, fmt.Errorf("%s: %d output channels are not divisible by group %d", n, p.M, group)
@@ -156,6 +159,21 @@ func simdQLayerOK(l *kilnq.Layer, channels int) error {
 	return nil
 }
 
+// simdMidOK checks a layer's mid quantization (kilnq's m_scale) against
+// what the micro-kernel's epilogue takes: a scale in avx.MidOK's range, no
+// fused pool.
+func simdMidOK(l *kilnq.Layer, pool bool) error {
+	switch {
+	case l.MScale == 0:
+		return nil
+	case pool:
+		return fmt.Errorf("m_scale with a fused pool: left to the reference kernel")
+	case !avx.MidOK(l.MScale):
+		return fmt.Errorf("m_scale %g outside the epilogue's range", l.MScale)
+	}
+	return nil
+}
+
 // simdQLayer prepares kilnq's epilogue for the micro-kernel: corrections
 // off·Σw (off: the u8 value of the zero point), multipliers, activation.
 func simdQLayer(l *kilnq.Layer, channels int, sums []int32, off int32, bias []float32) *avx.QLayer {
@@ -184,6 +202,10 @@ func simdQLayer(l *kilnq.Layer, channels int, sums []int32, off int32, bias []fl
 	}
 	if l.YScale != 0 {
 		q.Quant, q.Unsigned, q.YScale, q.YZero = true, l.OutType == ir.Uint8, l.YScale, l.YZero
+	}
+	if l.MScale > 0 {
+		q.MScale = l.MScale
+		q.MQLo, q.MQHi = l.MidBounds()
 	}
 	return q
 }
@@ -222,6 +244,9 @@ func newSimdQConvKernel(p *simdQConvParams, w []*ir.Tensor) (engine.Kernel, erro
 	}
 	l := &p.Quant.Layer
 	if err := simdQLayerOK(l, p.M); err != nil {
+		return nil, fmt.Errorf("%s: %v", simdQConvID, err)
+	}
+	if err := simdMidOK(l, p.Pool); err != nil { // a plan's parameters, checked again
 		return nil, fmt.Errorf("%s: %v", simdQConvID, err)
 	}
 	var bias []float32
