@@ -23,7 +23,8 @@ import (
 //  3. outputs: a kiln.Q* whose only reader is a per-tensor QuantizeLinear of
 //     its own code type writes codes directly (requantization in the epilogue);
 //  4. residual adds: DQ(a) + DQ(b) → [Relu] → Q becomes one kiln.QAdd on
-//     the codes (quantize_add.go);
+//     the codes (quantize_add.go), folded into the conv producing one input
+//     where it can (m_scale: quantize_mid.go);
 //  5. Q(DQ(q)) with the same parameters cancels; dead Q/DQ nodes go.
 //
 // What remains of Q and DQ are the reformats at the edges of quantized
@@ -40,6 +41,7 @@ func convertQDQ(m *ir.Model, rep *Report, logf func(string, ...any), floatResidu
 	c.fuseOutputs()
 	if !qaddVetoed() {
 		c.fuseAdds()
+		c.fuseMids()
 	}
 	c.cancelPairs()
 	c.dce()

@@ -112,11 +112,18 @@ func TestFuseQuantizedAdd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fused := 0
+			fused, mid := 0, 0
 			for _, s := range plan.Steps {
 				if slices.Contains(s.Members, "add") && slices.Contains(s.OpTypes, "QuantizeLinear") {
 					fused++
+					if slices.Contains(s.Members, "conv") { // the QAdd folded into the conv (m_scale)
+						mid++
+					}
 				}
+			}
+			// a conv writes its input's code type, so only then can it take the add
+			if wantMid := fused * b2i(tc.net.code == tc.net.out); mid != wantMid {
+				t.Errorf("%d of %d fused adds folded into the conv, want %d", mid, fused, wantMid)
 			}
 			if (fused == 1) != tc.fuse || fused > 1 {
 				t.Fatalf("%d fused adds, want fusion %v (warnings %v)", fused, tc.fuse, rep.Warnings)
@@ -162,4 +169,11 @@ func rampInput(dims []int64, phase int) *ir.Tensor {
 		t.F32()[i] = float32(((i*7+phase*3)%n)-n/2) * 12 / float32(n)
 	}
 	return t
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
