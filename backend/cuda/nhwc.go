@@ -3,6 +3,7 @@ package cudabackend
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -333,6 +334,12 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 			return false, err
 		}
 		ys, zp := k.p.outQuant()
+		var vlo, vhi float32 // integer codes: igemm.cu's qcodev bounds
+		if lo, hi, ok := codeRange(k.p.Out); ok {
+			if vlo, vhi, err = codeClamp(ys, lo-zp, hi-zp); err != nil {
+				return false, err
+			}
+		}
 		M := int64(nb) * int64(oh) * int64(ow)
 		dst := dY
 		if tmp != 0 {
@@ -354,7 +361,7 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 		}
 		args := cuda.NewArgs(dX, k.W, dst, gn, cin, gh, gw, goh, gow, kw, k.p.SH, sw, ph, gpw, k.p.DH, dw,
 			int(k.p.Kp), int(k.p.K), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.ZScale, k.p.ZZero, k.p.Act, k.p.ActA, k.p.ActB,
-			ys, 1/ys, zp) // 1/ys: RN(1/ys) for igemm.cu's qdivr
+			ys, 1/ys, zp, vlo, vhi) // 1/ys: RN(1/ys) for igemm.cu's qdivr
 		if err := f.Launch(st.s, grid, block256, uint32(shared), args); err != nil {
 			return false, err
 		}
@@ -510,4 +517,50 @@ func (k *gemmKernel) tapMajor() (cuda.DevPtr, error) {
 	}
 	k.wtap = p
 	return p, nil
+}
+
+// codeRange is the code range of an integer output type.
+func codeRange(t ir.DType) (lo, hi int, ok bool) {
+	switch t {
+	case ir.Int8:
+		return -128, 127, true
+	case ir.Uint8:
+		return 0, 255, true
+	}
+	return 0, 0, false
+}
+
+// codeClamp gives the NHWC epilogue's bounds for integer codes (nhwc.cuh
+// qcodev): vlo, the least float32 v whose quotient RN(v/ys), rounded to an
+// integer (ties to even), is at least a, and vhi, the greatest whose is at
+// most b (a = lo − zp, b = hi − zp). The quotient is monotone in v, so for
+// v clamped to [vlo, vhi] the rounded quotient is already in [a, b] and
+// equals the saturated code of the unclamped v. Float32 division here is
+// the correctly rounded quotient that qdivr computes on the GPU.
+func codeClamp(ys float32, a, b int) (vlo, vhi float32, err error) {
+	if !(ys >= 0x1p-40 && ys <= 0x1p40) || a > b {
+		return 0, 0, fmt.Errorf("code bounds for y_scale %g, codes [%d, %d]", ys, a, b)
+	}
+	code := func(v float32) float64 { return math.RoundToEven(float64(v / ys)) }
+	up := func(v float32) float32 { return math.Nextafter32(v, float32(math.Inf(1))) }
+	down := func(v float32) float32 { return math.Nextafter32(v, float32(math.Inf(-1))) }
+	// start within an ulp of the boundaries ((a − ½)·ys, (b + ½)·ys) and step
+	vlo, vhi = float32((float64(a)-0.5)*float64(ys)), float32((float64(b)+0.5)*float64(ys))
+	for i := 0; ; i++ {
+		if i == 64 {
+			return 0, 0, fmt.Errorf("code bounds for y_scale %g did not converge", ys)
+		}
+		switch {
+		case code(vlo) < float64(a):
+			vlo = up(vlo)
+		case code(down(vlo)) >= float64(a):
+			vlo = down(vlo)
+		case code(vhi) > float64(b):
+			vhi = down(vhi)
+		case code(up(vhi)) <= float64(b):
+			vhi = up(vhi)
+		default:
+			return vlo, vhi, nil
+		}
+	}
 }

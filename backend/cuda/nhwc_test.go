@@ -2,6 +2,8 @@ package cudabackend
 
 import (
 	"encoding/json"
+	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -288,5 +290,71 @@ func TestDepthwiseNHWCTactics(t *testing.T) {
 		if got := names(mk(c.dt, c.c)); len(got) != c.want || got[0] != "direct" {
 			t.Errorf("%s C=%d nhwc=%v: tactics %v, want %d starting with direct", c.dt, c.c, c.nhwc, got, c.want)
 		}
+	}
+}
+
+// codeClamp's bounds make the clamped quotient's rounding the saturated
+// code without a clamp after the division (nhwc.cuh qcodev), for int8 and
+// uint8 codes, zero points over their range and y_scales with full
+// mantissas, powers of two and both ends of the NHWC range. The GPU's
+// qdivr is the correctly rounded quotient, which float32 division is here.
+func TestCodeClamp(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	scales := []float32{0x1p-40, 0x1p40, 1, 0.5, 0.0123457, 0.0371, 3.0000002, 1e-7, 2.5e5}
+	for range 200 {
+		scales = append(scales, float32(math.Exp2(r.Float64()*80-40)))
+	}
+	fmaxf := func(a, b float32) float32 { // CUDA's fmaxf/fminf: NaN gives the other operand
+		if a != a || a < b {
+			return b
+		}
+		return a
+	}
+	fminf := func(a, b float32) float32 {
+		if a != a || a > b {
+			return b
+		}
+		return a
+	}
+	for _, ys := range scales {
+		for _, out := range []ir.DType{ir.Int8, ir.Uint8} {
+			lo, hi, _ := codeRange(out)
+			for _, zp := range []int{0, lo, hi, lo + 1 + r.IntN(hi-lo-1)} {
+				vlo, vhi, err := codeClamp(ys, lo-zp, hi-zp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ref := func(v float32) int { // f2i8(v / ys): rint, + zp, saturated; NaN → lo
+					if v != v {
+						return lo
+					}
+					return int(math.Max(float64(lo), math.Min(float64(hi), math.RoundToEven(float64(v/ys))+float64(zp))))
+				}
+				gpu := func(v float32) int { return int(math.RoundToEven(float64(fminf(fmaxf(v, vlo), vhi)/ys))) + zp }
+				vs := []float32{vlo, vhi, 0, float32(math.Copysign(0, -1)), float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), math.MaxFloat32, -math.MaxFloat32}
+				for _, b := range []float32{vlo, vhi} {
+					for d := float32(-3); d <= 3; d++ {
+						vs = append(vs, b+d*ys, math.Nextafter32(b, float32(math.Inf(int(d)))))
+					}
+				}
+				for range 300 {
+					vs = append(vs, float32((r.Float64()*float64(hi-lo+40)+float64(lo-zp-20))*float64(ys)))
+				}
+				for _, v := range vs {
+					if g, w := gpu(v), ref(v); g != w {
+						t.Fatalf("y_scale %g zp %d %s: v %g: clamped code %d, saturated %d (bounds %g, %g)", ys, zp, out, v, g, w, vlo, vhi)
+					}
+				}
+				if g := gpu(vlo); g != lo {
+					t.Fatalf("y_scale %g zp %d: vlo's code %d, want %d", ys, zp, g, lo)
+				}
+				if g := int(math.RoundToEven(float64(math.Nextafter32(vlo, float32(math.Inf(-1)))/ys))) + zp; g >= lo {
+					t.Fatalf("y_scale %g zp %d: vlo %g is not the least", ys, zp, vlo)
+				}
+			}
+		}
+	}
+	if _, _, err := codeClamp(0x1p-41, -128, 127); err == nil {
+		t.Error("y_scale below 2^-40 accepted")
 	}
 }

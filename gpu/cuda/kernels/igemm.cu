@@ -279,7 +279,7 @@ template <int F, typename ACC, typename OUT, int ST>
 __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w,
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KW, int sh, int sw, int ph, int pw,
     int dh, int dw, int Kp, int K, int Cout, const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz,
-    int ak, float aa, float ab, float ys, float yr, int zp) {
+    int ak, float aa, float ab, float ys, float yr, int zp, float vlo, float vhi) {
     constexpr int GB = F <= 1 ? 2 : 1;        // bytes of an element
     constexpr int EPC = 16 / GB;              // elements per 16-byte chunk
     constexpr int KS = IG_SB / GB;            // reduction elements per step
@@ -360,7 +360,7 @@ __device__ __forceinline__ void ign_body(const unsigned char* __restrict__ x, co
     }
     cp_wait<0>();
     __syncthreads();
-    ign_epilogue(acc, smd, tid, wm, wn, gid, tig, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp);
+    ign_epilogue(acc, smd, tid, wm, wn, gid, tig, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi);
 }
 // ign_*: 3 stages, 2 blocks per SM (83 KB of shared memory each); ign3_*:
 // 2 stages (55 KB) and at most 85 registers, so that 3 blocks share an SM
@@ -371,9 +371,9 @@ extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned ch
     const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
     int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab,     \
-    float ys, float yr, int zp) {                                                                            \
+    float ys, float yr, int zp, float vlo, float vhi) {                                                                            \
     ign_body<F, ACC, OUT, ST>(x, w, y, N, C, H, W, OH, OW, KW, sh, sw, ph, pw, dh, dw, Kp, K, Cout,  \
-        ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp);                                                  \
+        ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi);                                                  \
 }
 IGN(ign_f16_f32, 2, 3, 0, float, float)
 IGN(ign_f16_16, 2, 3, 0, float, u16)
@@ -408,7 +408,7 @@ template <typename OUT>
 __device__ __forceinline__ void ign8_body(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w,
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KW, int sh, int sw, int ph, int pw,
     int dh, int dw, int Kp, int K, int Cout, const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz,
-    int ak, float aa, float ab, float ys, float yr, int zp) {
+    int ak, float aa, float ab, float ys, float yr, int zp, float vlo, float vhi) {
     constexpr int KS = 64;                    // reduction elements per step
     extern __shared__ __align__(16) unsigned char smd[];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -486,16 +486,16 @@ __device__ __forceinline__ void ign8_body(const unsigned char* __restrict__ x, c
         if (kt + 1 < nk) stash((kt + 1) & 1);
         __syncthreads();
     }
-    ign_epilogue(acc, smd, tid, wm, wn, gid, tig, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp);
+    ign_epilogue(acc, smd, tid, wm, wn, gid, tig, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi);
 }
 #define IGN8(NAME, BLOCKS, OUT)                                                                      \
 extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned char* __restrict__ x,  \
     const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
     int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab,     \
-    float ys, float yr, int zp) {                                                                            \
+    float ys, float yr, int zp, float vlo, float vhi) {                                                                            \
     ign8_body<OUT>(x, w, y, N, C, H, W, OH, OW, KW, sh, sw, ph, pw, dh, dw, Kp, K, Cout, ms, bias,    \
-        resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp);                                                            \
+        resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi);                                                            \
 }
 IGN8(ign_e4m3_f32, 2, float)
 IGN8(ign_e4m3_16, 2, u16)

@@ -87,11 +87,23 @@ template <> struct is_e4m3<u8> { static constexpr bool v = true; };
 template <typename T> struct int_acc { static constexpr bool v = false; };
 template <> struct int_acc<int> { static constexpr bool v = true; };
 
-__device__ __forceinline__ unsigned qcode(signed char*, float v, float ys, float yr, int zp) { return qbyte(qdivq(v, ys, yr), zp, -128, 127); }
-__device__ __forceinline__ unsigned qcode(u8q*, float v, float ys, float yr, int zp) { return qbyte(qdivq(v, ys, yr), zp, 0, 255); }
-__device__ __forceinline__ unsigned qcode(u8*, float v, float ys, float yr, int) { return f2e4m3(qdivr(v, ys, yr)); }
-__device__ __forceinline__ unsigned qcode(u16*, float v, float, float, int fmt) { return fmt == 1 ? f2bf(v) : f2h(v); }
-template <typename OUT> __device__ __forceinline__ void store8(OUT* y, i64 o, const float* v, float ys, float yr, int zp) {
+// qcodev is an integer code from v clamped to [vlo, vhi] first: the host
+// (backend/cuda codeClamp) picks vlo as the least float whose quotient
+// rounds to the lowest code and vhi as the greatest that rounds to the
+// highest, so the clamped quotient is the code without qdivq's ±2⁶⁰ clamp
+// and qbyte's (the quotient is monotone in v); NaN goes to vlo (fmaxf), the
+// lowest code, as f2i8 gives NaN (lo and hi only name the code range here).
+__device__ __forceinline__ unsigned qcodev(float v, float ys, float yr, int zp, int, int, float vlo, float vhi) {
+    float c = fminf(fmaxf(v, vlo), vhi);
+    float q0 = __fmul_rn(c, yr);
+    float q = __fmaf_rn(__fmaf_rn(-ys, q0, c), yr, q0);
+    return (unsigned)(__float_as_int(__fadd_rn(q, 12582912.f)) - 0x4B400000 + zp) & 0xff;
+}
+__device__ __forceinline__ unsigned qcode(signed char*, float v, float ys, float yr, int zp, float vlo, float vhi) { return qcodev(v, ys, yr, zp, -128, 127, vlo, vhi); }
+__device__ __forceinline__ unsigned qcode(u8q*, float v, float ys, float yr, int zp, float vlo, float vhi) { return qcodev(v, ys, yr, zp, 0, 255, vlo, vhi); }
+__device__ __forceinline__ unsigned qcode(u8*, float v, float ys, float yr, int, float, float) { return f2e4m3(qdivr(v, ys, yr)); }
+__device__ __forceinline__ unsigned qcode(u16*, float v, float, float, int fmt, float, float) { return fmt == 1 ? f2bf(v) : f2h(v); }
+template <typename OUT> __device__ __forceinline__ void store8(OUT* y, i64 o, const float* v, float ys, float yr, int zp, float vlo, float vhi) {
     if constexpr (is_e4m3<OUT>::v) {
         unsigned w[4];
 #pragma unroll
@@ -101,16 +113,16 @@ template <typename OUT> __device__ __forceinline__ void store8(OUT* y, i64 o, co
         unsigned w0 = 0, w1 = 0;
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            w0 |= qcode(y, v[j], ys, yr, zp) << (8 * j);
-            w1 |= qcode(y, v[j + 4], ys, yr, zp) << (8 * j);
+            w0 |= qcode(y, v[j], ys, yr, zp, vlo, vhi) << (8 * j);
+            w1 |= qcode(y, v[j + 4], ys, yr, zp, vlo, vhi) << (8 * j);
         }
         *(ku2*)((u8*)y + o) = ku2{w0, w1};
     } else if constexpr (sizeof(OUT) == 2) {
         ku4 q;
-        q.x = qcode(y, v[0], ys, yr, zp) | (qcode(y, v[1], ys, yr, zp) << 16);
-        q.y = qcode(y, v[2], ys, yr, zp) | (qcode(y, v[3], ys, yr, zp) << 16);
-        q.z = qcode(y, v[4], ys, yr, zp) | (qcode(y, v[5], ys, yr, zp) << 16);
-        q.w = qcode(y, v[6], ys, yr, zp) | (qcode(y, v[7], ys, yr, zp) << 16);
+        q.x = qcode(y, v[0], ys, yr, zp, vlo, vhi) | (qcode(y, v[1], ys, yr, zp, vlo, vhi) << 16);
+        q.y = qcode(y, v[2], ys, yr, zp, vlo, vhi) | (qcode(y, v[3], ys, yr, zp, vlo, vhi) << 16);
+        q.z = qcode(y, v[4], ys, yr, zp, vlo, vhi) | (qcode(y, v[5], ys, yr, zp, vlo, vhi) << 16);
+        q.w = qcode(y, v[6], ys, yr, zp, vlo, vhi) | (qcode(y, v[7], ys, yr, zp, vlo, vhi) << 16);
         *(ku4*)(y + o) = q;
     } else {
         ku4* p = (ku4*)(y + o);
@@ -125,7 +137,7 @@ template <typename OUT> __device__ __forceinline__ void store8(OUT* y, i64 o, co
 template <int AK, typename ACC, typename OUT>
 __device__ __forceinline__ void ign_rows(const ACC* Cs, int tid, int cg, int co, i64 m0, i64 M, int Cout, OUT* __restrict__ y,
     bool hs, bool hb, bool hr, const float* sc, const float* bi, float (*rvs)[8], int ak, float aa, float ab, float ys,
-    float yr, int zp) {
+    float yr, int zp, float vlo, float vhi) {
 #pragma unroll
     for (int q = 0; q < IG_BM * IG_BN / 8 / 256; q++) {
         int row = (tid + 256 * q) / (IG_BN / 8);
@@ -143,7 +155,7 @@ __device__ __forceinline__ void ign_rows(const ACC* Cs, int tid, int cg, int co,
             if (hr) t = t + rvs[q][j];
             v[j] = act_k<AK>(t, ak, aa, ab);
         }
-        store8(y, o, v, ys, yr, zp);
+        store8(y, o, v, ys, yr, zp, vlo, vhi);
     }
 }
 
@@ -153,7 +165,7 @@ __device__ __forceinline__ unsigned abits(float v) { return __float_as_uint(v); 
 template <typename ACC, typename OUT>
 __device__ __forceinline__ void ign_epilogue_cs(const ACC* Cs, int tid, i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y,
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, float ys,
-    float yr, int zp);
+    float yr, int zp, float vlo, float vhi);
 
 // ign_epilogue is the NHWC implicit GEMMs' epilogue: the 128×64 tile's
 // accumulators (mma fragment layout) through shared memory, pixel-major,
@@ -162,7 +174,7 @@ __device__ __forceinline__ void ign_epilogue_cs(const ACC* Cs, int tid, i64 m0, 
 template <typename ACC, typename OUT>
 __device__ __forceinline__ void ign_epilogue(ACC (&acc)[2][4][4], unsigned char* smd, int tid, int wm, int wn, int gid,
     int tig, i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y, const float* ms, const float* bias, const void* resid,
-    int rfmt, float zs, int zz, int ak, float aa, float ab, float ys, float yr, int zp) {
+    int rfmt, float zs, int zz, int ak, float aa, float ab, float ys, float yr, int zp, float vlo, float vhi) {
     ACC* Cs = (ACC*)smd; // [IG_BM][IGN_CS]: pixel-major, so that the stores below run along channels
 #pragma unroll
     for (int i = 0; i < 2; i++)
@@ -175,7 +187,7 @@ __device__ __forceinline__ void ign_epilogue(ACC (&acc)[2][4][4], unsigned char*
             *(ku2*)(Cs + r * IGN_CS + c) = ku2{abits(acc[i][j][0]), abits(acc[i][j][1])};
             *(ku2*)(Cs + (r + 8) * IGN_CS + c) = ku2{abits(acc[i][j][2]), abits(acc[i][j][3])};
         }
-    ign_epilogue_cs(Cs, tid, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp);
+    ign_epilogue_cs(Cs, tid, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi);
 }
 
 // ign_epilogue_cs is ign_epilogue after the accumulators are staged in Cs
@@ -183,7 +195,7 @@ __device__ __forceinline__ void ign_epilogue(ACC (&acc)[2][4][4], unsigned char*
 template <typename ACC, typename OUT>
 __device__ __forceinline__ void ign_epilogue_cs(const ACC* Cs, int tid, i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y,
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, float ys,
-    float yr, int zp) {
+    float yr, int zp, float vlo, float vhi) {
     __syncthreads();
     // Cout % 8 == 0 (the lowering checks): a group of 8 channels is whole
     // or absent. Every pass of a thread has the same 8 channels (gi % 8 ==
@@ -209,9 +221,9 @@ __device__ __forceinline__ void ign_epilogue_cs(const ACC* Cs, int tid, i64 m0, 
         }
     }
     switch (ak) { // the activation once per tile (act_k)
-    case A_NONE: ign_rows<A_NONE, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp); break;
-    case A_RELU: ign_rows<A_RELU, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp); break;
-    case A_CLIP: ign_rows<A_CLIP, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp); break;
-    default: ign_rows<-1, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp);
+    case A_NONE: ign_rows<A_NONE, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp, vlo, vhi); break;
+    case A_RELU: ign_rows<A_RELU, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp, vlo, vhi); break;
+    case A_CLIP: ign_rows<A_CLIP, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp, vlo, vhi); break;
+    default: ign_rows<-1, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp, vlo, vhi);
     }
 }

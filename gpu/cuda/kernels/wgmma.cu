@@ -54,7 +54,7 @@ template <int F, typename ACC, typename OUT, int ST>
 __device__ __forceinline__ void ignw_body(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w,
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KW, int sh, int sw, int ph, int pw,
     int dh, int dw, int Kp, int K, int Cout, const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz,
-    int ak, float aa, float ab, float ys, float yr, int zp) {
+    int ak, float aa, float ab, float ys, float yr, int zp, float vlo, float vhi) {
     constexpr int KS = IG_SB;                 // reduction elements (bytes) per stage
     extern __shared__ __align__(16) unsigned char smd[];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -154,7 +154,7 @@ __device__ __forceinline__ void ignw_body(const unsigned char* __restrict__ x, c
         *(ku2*)(Cs + rw * IGN_CS + c) = ku2{abits(d[4 * j]), abits(d[4 * j + 1])};
         *(ku2*)(Cs + (rw + 8) * IGN_CS + c) = ku2{abits(d[4 * j + 2]), abits(d[4 * j + 3])};
     }
-    ign_epilogue_cs(Cs, tid, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp);
+    ign_epilogue_cs(Cs, tid, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi);
 }
 // ignw_*: 4 stages (97 KB of dynamic shared memory), 2 blocks per SM;
 // ignw3_*: 2 stages (49 KB), at most 85 registers, 3 blocks per SM.
@@ -163,9 +163,9 @@ extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned ch
     const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
     int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab,     \
-    float ys, float yr, int zp) {                                                                    \
+    float ys, float yr, int zp, float vlo, float vhi) {                                                                    \
     ignw_body<F, ACC, OUT, ST>(x, w, y, N, C, H, W, OH, OW, KW, sh, sw, ph, pw, dh, dw, Kp, K, Cout, \
-        ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp);                                      \
+        ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi);                                      \
 }
 IGW(ignw_i8_f32, 2, 4, 3, int, float)
 IGW(ignw_i8_16, 2, 4, 3, int, u16)
