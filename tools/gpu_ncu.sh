@@ -4,7 +4,8 @@
 # with their grid sizes (cheap metrics), the second profiles the first
 # launch whose grid is GRID with --set full and writes the details and the
 # per-SASS-line source page as CSV under $OUT. Run from the repository root
-# with .tmp/gpu carried (tools/gpu_prepare.sh). KERNEL (regex, default
+# with .tmp/gpu carried (tools/gpu_prepare.sh). The clocks are left as the
+# card has them (--clock-control none). KERNEL (regex, default
 # ^ign3?_i8_i8$), GRID (default 25088: ResNet-50's res2 1x1 64->256 convs at
 # batch 256), PREC (int8).
 set -o pipefail
@@ -14,7 +15,7 @@ cd "$D" || exit 1
 export KILN_SHARED=$PWD/shared KILN_MNIST_DIR=$PWD/mnist KILN_CUDA_CACHE=$PWD/cache
 K=${KERNEL:-^ign3?_i8_i8\$}
 B="./gpu_bench -models shared/models -batch 256 -iters 1 -profile ${PREC:-int8} -nhwc on"
-timeout ${T_LIST:-150} ncu --kernel-name "regex:$K" --metrics launch__grid_size,gpu__time_duration.sum --csv $B > "$OUT/ncu_list.csv" 2> "$OUT/ncu_list.err"
+timeout ${T_LIST:-150} ncu --clock-control none --kernel-name "regex:$K" --metrics launch__grid_size,gpu__time_duration.sum --csv $B > "$OUT/ncu_list.csv" 2> "$OUT/ncu_list.err"
 echo "list exit $?"
 idx=$(python3 - "$OUT/ncu_list.csv" ${GRID:-25088} <<'PY'
 import csv, sys
@@ -31,7 +32,7 @@ PY
 )
 echo "launch index $idx"
 [ "$idx" -ge 0 ] || exit 1
-timeout ${T_FULL:-200} ncu --set full --import-source yes --kernel-name "regex:$K" --launch-skip $idx --launch-count 1 -o /tmp/ncuprof $B > "$OUT/ncu_full.log" 2>&1
+timeout ${T_FULL:-200} ncu --clock-control none --set full --import-source yes --kernel-name "regex:$K" --launch-skip $idx --launch-count 1 -o /tmp/ncuprof $B > "$OUT/ncu_full.log" 2>&1
 echo "full exit $?"
 ncu --import /tmp/ncuprof.ncu-rep --page details --csv > "$OUT/ncu_details.csv" 2>&1
 ncu --import /tmp/ncuprof.ncu-rep --page source --print-source sass --csv > "$OUT/ncu_source.csv" 2>&1
