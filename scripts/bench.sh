@@ -4,6 +4,9 @@
 #
 #   KILN_ORT_DIR=/tmp/quant-ort scripts/bench.sh [duration-seconds] > table.md
 #
+# Each cell's two medians come from KILN_BENCH_ROUNDS (3) alternations of
+# kiln and ONNX Runtime, the duration split between them.
+#
 # KILN_ORT_DIR: a writable copy of ../shared/tools/ort after `npm ci`.
 # Columns: kiln FP32 vs ORT FP32 (the fp32 model); kiln INT8 built from ORT's
 # own QDQ model vs ORT INT8 (that QDQ model) and vs ORT FP32; for simplecnn
@@ -24,6 +27,9 @@
 # calibrates on the same images.
 set -eu
 dur=${1:-3}
+# kiln and ONNX Runtime alternate this many times per cell (kiln bench
+# --rounds), so a burst of other load hits both sides of a ratio.
+rounds=${KILN_BENCH_ROUNDS:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${KILN_SHARED:-$root/../shared}
 : "${KILN_ORT_DIR:?set KILN_ORT_DIR (see ../shared/tools/ort)}"
@@ -50,7 +56,7 @@ gflop() { (cd "$root" && go run ./tools/flops -batch "$2" "$1") | awk '/^total/ 
 bench() {
 	m=$1 batch=$2 th=$3
 	shift 3
-	"$kiln" bench "$m" --batch "$batch" --threads "$th" --duration "$dur" --compare-ort --json \
+	"$kiln" bench "$m" --batch "$batch" --threads "$th" --duration "$dur" --compare-ort --rounds "$rounds" --json \
 		--timing-cache "$cache" "$@" 2>/dev/null |
 		python3 -c 'import json,sys; j=json.load(sys.stdin); print("%.3f %.3f" % (j["latency"]["median_ms"], j["ort"]["median_ms"]))'
 }

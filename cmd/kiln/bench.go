@@ -34,6 +34,7 @@ type benchFlags struct {
 	exportProfile string
 	exportTimes   string
 	compareORT    bool
+	rounds        int
 }
 
 func init() {
@@ -65,7 +66,10 @@ average, median and share per layer, fused members included;
 --export-profile and --export-times write the per-layer and per-run numbers
 as JSON. --compare-ort runs ONNX Runtime on the same model, inputs and
 threads (KILN_ORT_DIR: a folder with run.js and node_modules/onnxruntime-node,
-see ../shared/tools/ort) and prints its median next to kiln's.`,
+see ../shared/tools/ort) and prints its median next to kiln's; with
+--rounds N the two alternate N times (each kiln round 1/N of --duration),
+so that other load on the machine falls on both, and the ratio printed
+is the median of the rounds' ratios.`,
 		Example: `  kiln bench ../shared/models/bench/simplecnn.fp32.onnx --batch 256 --threads 2
   kiln bench cnn.int8.plan --batch 64 --dump-profile --json`,
 		Args: cli.ExactArgs(1, "one model or plan file"),
@@ -88,6 +92,7 @@ see ../shared/tools/ort) and prints its median next to kiln's.`,
 	fl.StringVar(&f.exportProfile, "export-profile", "", "write per-layer times to this JSON file")
 	fl.StringVar(&f.exportTimes, "export-times", "", "write every timed run's start, end and latency to this JSON file")
 	fl.BoolVar(&f.compareORT, "compare-ort", false, "also time ONNX Runtime (needs KILN_ORT_DIR) and print the median ratio")
+	fl.IntVar(&f.rounds, "rounds", 1, "with --compare-ort: alternate kiln and ONNX Runtime this many times (each round gets --duration/N) and report the median of the per-round ratios")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -111,13 +116,20 @@ type benchResult struct {
 	ORT           *ortResult        `json:"ort,omitempty"`
 	Warnings      []string          `json:"warnings"`
 	times         []time.Duration   // per run, for --export-times
-	starts        []time.Duration   // per run, from the start of the timed phase
+	starts        []time.Duration   // per run, from the start of the timed phase (of the first round with --rounds)
+	origin        time.Time         // --rounds: the first round's start (zero: each measure's own)
 	profileRuns   int
 }
 
 func (f *benchFlags) check() ([]float64, error) {
 	if f.warmupMs < 0 || f.duration < 0 {
 		return nil, cli.Usagef("--warmup and --duration must not be negative")
+	}
+	if f.rounds < 1 {
+		return nil, cli.Usagef("--rounds must be at least 1")
+	}
+	if f.rounds > 1 && !f.compareORT {
+		return nil, cli.Usagef("--rounds alternates kiln with ONNX Runtime: it needs --compare-ort")
 	}
 	if f.iterations < 1 {
 		return nil, cli.Usagef("--iterations must be at least 1")
@@ -175,7 +187,13 @@ func benchModel(w, errw io.Writer, path string, f benchFlags) error {
 	if err := ctx.Execute(); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if err := res.measure(ctx, &f); err != nil {
+	if f.compareORT && f.rounds > 1 {
+		if err := res.measureRounds(ctx, &f, func() (*ortResult, error) {
+			return compareORT(path, src, e.Plan(), feeds, threads, res)
+		}); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	} else if err := res.measure(ctx, &f); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	res.Latency = benchstat.Summarize(benchstat.Ms(res.times), percentiles)
@@ -200,10 +218,13 @@ func benchModel(w, errw io.Writer, path string, f benchFlags) error {
 			return err
 		}
 	}
-	if f.compareORT {
+	if f.compareORT && f.rounds <= 1 {
 		res.ORT, err = compareORT(path, src, e.Plan(), feeds, threads, res)
 		if err != nil {
 			return err
+		}
+		if res.ORT != nil {
+			res.ORT.Ratio = res.Latency.Median / res.ORT.MedianMs
 		}
 	}
 	if f.asJSON {
@@ -394,13 +415,18 @@ func (r *benchResult) measure(ctx *engine.Context, f *benchFlags) error {
 	dur := time.Duration(f.duration * float64(time.Second))
 	r.times = make([]time.Duration, 0, f.iterations)
 	t0 := time.Now()
+	origin := t0
+	if !r.origin.IsZero() {
+		origin = r.origin
+	}
+	r.starts = r.starts[:0]
 	for len(r.times) < f.iterations || time.Since(t0) < dur {
 		s := time.Now()
 		if err := ctx.Execute(); err != nil {
 			return err
 		}
 		end := time.Now()
-		r.starts = append(r.starts, s.Sub(t0))
+		r.starts = append(r.starts, s.Sub(origin))
 		r.times = append(r.times, end.Sub(s))
 	}
 	wall := time.Since(t0)
@@ -430,8 +456,15 @@ func (r *benchResult) writeText(w io.Writer, dumpProfile bool) error {
 	p("Latency:     %s\n", line)
 	p("Coefficient of variation: %.2f%%\n", 100*l.CoV)
 	if r.ORT != nil {
-		p("ONNX Runtime %s (%d threads, %d runs): median = %s ms, min = %s ms; kiln median / ORT median = %.3f (%s)\n",
-			r.ORT.Version, r.ORT.Threads, r.ORT.Iterations, ms(r.ORT.MedianMs), ms(r.ORT.MinMs), r.ORT.Ratio, r.ORT.verdict())
+		for i, rd := range r.ORT.Rounds {
+			p("Round %d:     kiln median = %s ms, ONNX Runtime median = %s ms, ratio %.3f\n", i+1, ms(rd.KilnMedianMs), ms(rd.ORTMedianMs), rd.Ratio)
+		}
+		what := "kiln median / ORT median"
+		if len(r.ORT.Rounds) > 0 {
+			what = fmt.Sprintf("median of %d rounds' kiln/ORT medians", len(r.ORT.Rounds))
+		}
+		p("ONNX Runtime %s (%d threads, %d runs): median = %s ms, min = %s ms; %s = %.3f (%s)\n",
+			r.ORT.Version, r.ORT.Threads, r.ORT.Iterations, ms(r.ORT.MedianMs), ms(r.ORT.MinMs), what, r.ORT.Ratio, r.ORT.verdict())
 	}
 	if dumpProfile && r.Profile != nil {
 		p("\n=== Profile (%d runs) ===\n", r.profileRuns)

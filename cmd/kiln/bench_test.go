@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -150,6 +151,8 @@ func TestBenchFlagErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{model, "--iterations", "0"}, "--iterations"},
+		{[]string{model, "--rounds", "3"}, "needs --compare-ort"},
+		{[]string{model, "--rounds", "0", "--compare-ort"}, "--rounds must be at least 1"},
 		{[]string{model, "--percentile", "90,101"}, "--percentile"},
 		{[]string{model, "--warmup", "-1"}, "--warmup"},
 		{[]string{model, "--batch", "4"}, "fixed batch of 1"},
@@ -207,6 +210,23 @@ func TestBenchCompareORT(t *testing.T) {
 	r := benchJSON(t, append([]string{model, "--iterations", "3", "--threads", "1", "--compare-ort"}, quick...)...)
 	if r.ORT == nil || r.ORT.MedianMs <= 0 || r.ORT.Threads != 1 || math.Abs(r.ORT.Ratio-r.Latency.Median/r.ORT.MedianMs) > 1e-12 {
 		t.Fatalf("ORT result %+v", r.ORT)
+	}
+	// --rounds alternates the two: one ratio per round, their median reported.
+	r = benchJSON(t, append([]string{model, "--iterations", "4", "--threads", "1", "--compare-ort", "--rounds", "3"}, quick...)...)
+	if r.ORT == nil || len(r.ORT.Rounds) != 3 || r.Runs < 3 {
+		t.Fatalf("--rounds 3: %d runs, ORT %+v", r.Runs, r.ORT)
+	}
+	var ratios, medians []float64
+	for _, rd := range r.ORT.Rounds {
+		if rd.KilnMedianMs <= 0 || rd.ORTMedianMs <= 0 || math.Abs(rd.Ratio-rd.KilnMedianMs/rd.ORTMedianMs) > 1e-12 {
+			t.Fatalf("round %+v", rd)
+		}
+		ratios, medians = append(ratios, rd.Ratio), append(medians, rd.ORTMedianMs)
+	}
+	slices.Sort(ratios)
+	slices.Sort(medians)
+	if r.ORT.Ratio != ratios[1] || r.ORT.MedianMs != medians[1] {
+		t.Fatalf("--rounds 3: ratio %v, median %v; rounds' ratios %v, medians %v", r.ORT.Ratio, r.ORT.MedianMs, ratios, medians)
 	}
 	// A plan is compared through its source model.
 	plan, _ := buildPlan(t, model)

@@ -28,7 +28,18 @@ type ortResult struct {
 	MinMs      float64 `json:"min_ms"`
 	P90Ms      float64 `json:"p90_ms"`
 	// Ratio is kiln's median over ONNX Runtime's: below 1, kiln is faster.
-	Ratio float64 `json:"kiln_over_ort_median"`
+	// With --rounds, it is the median of the rounds' ratios, and MedianMs
+	// the median of ONNX Runtime's round medians.
+	Ratio  float64    `json:"kiln_over_ort_median"`
+	Rounds []ortRound `json:"rounds,omitempty"`
+}
+
+// ortRound is one of --rounds' alternations: kiln timed, then ONNX Runtime
+// for as many runs, so both see the same minute of the machine's load.
+type ortRound struct {
+	KilnMedianMs float64 `json:"kiln_median_ms"`
+	ORTMedianMs  float64 `json:"ort_median_ms"`
+	Ratio        float64 `json:"ratio"`
 }
 
 func (o *ortResult) verdict() string {
@@ -101,7 +112,5 @@ func compareORT(path string, src *sourceModel, p *engine.Plan, feeds map[string]
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &out); err != nil || out.Median <= 0 {
 		return nil, fmt.Errorf("--compare-ort: unexpected output from run.js: %q", stdout.String())
 	}
-	r := &ortResult{Version: out.ORT, Threads: threads, Iterations: out.Iter, MedianMs: out.Median, MinMs: out.Min, P90Ms: out.P90}
-	r.Ratio = res.Latency.Median / out.Median
-	return r, nil
+	return &ortResult{Version: out.ORT, Threads: threads, Iterations: out.Iter, MedianMs: out.Median, MinMs: out.Min, P90Ms: out.P90}, nil
 }
