@@ -38,14 +38,16 @@ func BenchmarkColdWeights(b *testing.B) {
 		for _, tac := range tacs {
 			for _, th := range []int{1, 2} {
 				b.Run(fmt.Sprintf("%s/%s/threads=%d", bc.name, tac.Name(), th), func(b *testing.B) {
-					benchCold(b, tac, l, in, th)
+					benchColdShared(b, tac, l, in, th, false)
 				})
 			}
 		}
 	}
 }
 
-func benchCold(b *testing.B, tac engine.Tactic, l *engine.Layer, in []*ir.Tensor, threads int) {
+// benchColdShared runs copies of l's kernel (tac) round robin; with
+// shareOut the copies write one output tensor.
+func benchColdShared(b *testing.B, tac engine.Tactic, l *engine.Layer, in []*ir.Tensor, threads int, shareOut bool) {
 	type copy struct {
 		k   engine.Kernel
 		out []*ir.Tensor
@@ -71,7 +73,11 @@ func benchCold(b *testing.B, tac engine.Tactic, l *engine.Layer, in []*ir.Tensor
 		if err != nil {
 			b.Fatal(err)
 		}
-		copies = append(copies, copy{k, []*ir.Tensor{ir.NewTensor(l.Out[0].DType, shapes[0])}})
+		out := []*ir.Tensor{ir.NewTensor(l.Out[0].DType, shapes[0])}
+		if shareOut && len(copies) > 0 {
+			out = copies[0].out
+		}
+		copies = append(copies, copy{k, out})
 		for _, w := range low.Weights {
 			bytes += len(w.Data)
 		}

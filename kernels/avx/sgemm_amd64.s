@@ -432,7 +432,7 @@ done:
 	RET
 
 // func qgemm8x32VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
-// Requires: AVX, AVX512F, BMI2
+// Requires: AVX, AVX512F, BMI2, MMX+
 TEXT ·qgemm8x32VNNI(SB), NOSPLIT, $0-64
 	MOVQ   k4+0(FP), CX
 	MOVQ   a+8(FP), SI
@@ -463,6 +463,7 @@ TEXT ·qgemm8x32VNNI(SB), NOSPLIT, $0-64
 	JEQ    qepilogue
 
 qloop:
+	PREFETCHT0   4096(SI)
 	VMOVDQU32.Z  (DI), K1, Z16
 	VMOVDQU32.Z  64(DI), K2, Z17
 	VPBROADCASTD (SI), Z18
@@ -1886,7 +1887,7 @@ qdone:
 	RET
 
 // func qgemm8x16VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
-// Requires: AVX, AVX512F, BMI2
+// Requires: AVX, AVX512F, BMI2, MMX+
 TEXT ·qgemm8x16VNNI(SB), NOSPLIT, $0-64
 	MOVQ   k4+0(FP), CX
 	MOVQ   a+8(FP), SI
@@ -1909,6 +1910,7 @@ TEXT ·qgemm8x16VNNI(SB), NOSPLIT, $0-64
 	JEQ    hepilogueqgemm8x16VNNI
 
 hloopqgemm8x16VNNI:
+	PREFETCHT0   4096(SI)
 	VMOVDQU32.Z  (DI), K1, Z16
 	VPBROADCASTD (SI), Z18
 	VPDPBUSD     Z18, Z16, Z0
@@ -2968,7 +2970,7 @@ hdoneqgemm8x16VNNI:
 	RET
 
 // func qgemm8x8VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, BMI2, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, BMI2, FMA3, MMX+
 TEXT ·qgemm8x8VNNI(SB), NOSPLIT, $0-64
 	MOVQ   k4+0(FP), CX
 	MOVQ   a+8(FP), SI
@@ -2991,6 +2993,7 @@ TEXT ·qgemm8x8VNNI(SB), NOSPLIT, $0-64
 	JEQ    hepilogueqgemm8x8VNNI
 
 hloopqgemm8x8VNNI:
+	PREFETCHT0   4096(SI)
 	VMOVDQU32.Z  (DI), K1, Y16
 	VPBROADCASTD (SI), Y18
 	VPDPBUSD     Y18, Y16, Y0

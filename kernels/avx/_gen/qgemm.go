@@ -34,6 +34,15 @@ const (
 	offMScale, offMRecip, offMLo, offMHi = 84, 88, 92, 96
 )
 
+// qaPrefetch is how far ahead (bytes) the INT8 VNNI micro-kernels
+// prefetch their packed A (PREFETCHT0 once per k step, as the FP32
+// kernel's aPrefetch). At batch 1 A is a conv's packed int8 weights (8 rows
+// × 4 bytes per step), read from DRAM once per inference: ResNet-50's
+// ~25 MB of them exceed the caches. A prefetch never faults, so the
+// addresses past the end of A (the last 4 KB of the last strip) are safe:
+// at worst a line of something else, or nothing, is fetched.
+const qaPrefetch = 4096
+
 func raw(op string, ops ...Op) {
 	Instruction(&ir.Instruction{Opcode: op, Operands: ops, Inputs: ops[:len(ops)-1], Outputs: ops[len(ops)-1:]})
 }
@@ -93,6 +102,7 @@ func qgemmVNNI(name string, cols int, pfx, sfx string) {
 	TESTQ(k, k)
 	JEQ(LabelRef(lbl("epilogue")))
 	Label(lbl("loop"))
+	PREFETCHT0(Mem{Base: a, Disp: qaPrefetch})
 	for h := range bv {
 		VMOVDQU32_Z(Mem{Base: b, Disp: 64 * h}, masks[h], bv[h])
 	}
