@@ -432,38 +432,43 @@ done:
 	RET
 
 // func qgemm8x32VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
-// Requires: AVX, AVX512F, BMI2, MMX+
+// Requires: AVX, AVX512F, BMI2, CMOV, MMX+
 TEXT ·qgemm8x32VNNI(SB), NOSPLIT, $0-64
-	MOVQ   k4+0(FP), CX
-	MOVQ   a+8(FP), SI
-	MOVQ   b+16(FP), DI
-	MOVQ   nr+48(FP), AX
-	MOVQ   $-1, R9
-	BZHIQ  AX, R9, R9
-	KMOVW  R9, K1
-	SHRQ   $0x10, R9
-	KMOVW  R9, K2
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
-	TESTQ  CX, CX
-	JEQ    qepilogue
+	MOVQ    k4+0(FP), CX
+	MOVQ    a+8(FP), SI
+	MOVQ    b+16(FP), DI
+	MOVQ    nr+48(FP), AX
+	MOVQ    $-1, R9
+	BZHIQ   AX, R9, R9
+	KMOVW   R9, K1
+	SHRQ    $0x10, R9
+	KMOVW   R9, K2
+	VPXORD  Z0, Z0, Z0
+	VPXORD  Z1, Z1, Z1
+	VPXORD  Z2, Z2, Z2
+	VPXORD  Z3, Z3, Z3
+	VPXORD  Z4, Z4, Z4
+	VPXORD  Z5, Z5, Z5
+	VPXORD  Z6, Z6, Z6
+	VPXORD  Z7, Z7, Z7
+	VPXORD  Z8, Z8, Z8
+	VPXORD  Z9, Z9, Z9
+	VPXORD  Z10, Z10, Z10
+	VPXORD  Z11, Z11, Z11
+	VPXORD  Z12, Z12, Z12
+	VPXORD  Z13, Z13, Z13
+	VPXORD  Z14, Z14, Z14
+	VPXORD  Z15, Z15, Z15
+	MOVQ    q+56(FP), BX
+	MOVQ    $0x00001000, R8
+	XORL    R11, R11
+	TESTQ   $0x00000008, 56(BX)
+	CMOVQNE R11, R8
+	TESTQ   CX, CX
+	JEQ     qepilogue
 
 qloop:
-	PREFETCHT0   4096(SI)
+	PREFETCHT0   (SI)(R8*1)
 	VMOVDQU32.Z  (DI), K1, Z16
 	VMOVDQU32.Z  64(DI), K2, Z17
 	VPBROADCASTD (SI), Z18
@@ -1887,30 +1892,35 @@ qdone:
 	RET
 
 // func qgemm8x16VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
-// Requires: AVX, AVX512F, BMI2, MMX+
+// Requires: AVX, AVX512F, BMI2, CMOV, MMX+
 TEXT ·qgemm8x16VNNI(SB), NOSPLIT, $0-64
-	MOVQ   k4+0(FP), CX
-	MOVQ   a+8(FP), SI
-	MOVQ   b+16(FP), DI
-	MOVQ   nr+48(FP), AX
-	MOVQ   $-1, R9
-	BZHIQ  AX, R9, R9
-	KMOVW  R9, K1
-	SHRQ   $0x10, R9
-	KMOVW  R9, K2
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	TESTQ  CX, CX
-	JEQ    hepilogueqgemm8x16VNNI
+	MOVQ    k4+0(FP), CX
+	MOVQ    a+8(FP), SI
+	MOVQ    b+16(FP), DI
+	MOVQ    nr+48(FP), AX
+	MOVQ    $-1, R9
+	BZHIQ   AX, R9, R9
+	KMOVW   R9, K1
+	SHRQ    $0x10, R9
+	KMOVW   R9, K2
+	VPXORD  Z0, Z0, Z0
+	VPXORD  Z1, Z1, Z1
+	VPXORD  Z2, Z2, Z2
+	VPXORD  Z3, Z3, Z3
+	VPXORD  Z4, Z4, Z4
+	VPXORD  Z5, Z5, Z5
+	VPXORD  Z6, Z6, Z6
+	VPXORD  Z7, Z7, Z7
+	MOVQ    q+56(FP), BX
+	MOVQ    $0x00001000, R8
+	XORL    R11, R11
+	TESTQ   $0x00000008, 56(BX)
+	CMOVQNE R11, R8
+	TESTQ   CX, CX
+	JEQ     hepilogueqgemm8x16VNNI
 
 hloopqgemm8x16VNNI:
-	PREFETCHT0   4096(SI)
+	PREFETCHT0   (SI)(R8*1)
 	VMOVDQU32.Z  (DI), K1, Z16
 	VPBROADCASTD (SI), Z18
 	VPDPBUSD     Z18, Z16, Z0
@@ -2970,30 +2980,35 @@ hdoneqgemm8x16VNNI:
 	RET
 
 // func qgemm8x8VNNI(k4 int, a *int8, b *uint8, out *byte, ldo int, mr int, nr int, q *int64)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, BMI2, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512F, AVX512VL, BMI2, CMOV, FMA3, MMX+
 TEXT ·qgemm8x8VNNI(SB), NOSPLIT, $0-64
-	MOVQ   k4+0(FP), CX
-	MOVQ   a+8(FP), SI
-	MOVQ   b+16(FP), DI
-	MOVQ   nr+48(FP), AX
-	MOVQ   $-1, R9
-	BZHIQ  AX, R9, R9
-	KMOVW  R9, K1
-	SHRQ   $0x10, R9
-	KMOVW  R9, K2
-	VPXORD Y0, Y0, Y0
-	VPXORD Y1, Y1, Y1
-	VPXORD Y2, Y2, Y2
-	VPXORD Y3, Y3, Y3
-	VPXORD Y4, Y4, Y4
-	VPXORD Y5, Y5, Y5
-	VPXORD Y6, Y6, Y6
-	VPXORD Y7, Y7, Y7
-	TESTQ  CX, CX
-	JEQ    hepilogueqgemm8x8VNNI
+	MOVQ    k4+0(FP), CX
+	MOVQ    a+8(FP), SI
+	MOVQ    b+16(FP), DI
+	MOVQ    nr+48(FP), AX
+	MOVQ    $-1, R9
+	BZHIQ   AX, R9, R9
+	KMOVW   R9, K1
+	SHRQ    $0x10, R9
+	KMOVW   R9, K2
+	VPXORD  Y0, Y0, Y0
+	VPXORD  Y1, Y1, Y1
+	VPXORD  Y2, Y2, Y2
+	VPXORD  Y3, Y3, Y3
+	VPXORD  Y4, Y4, Y4
+	VPXORD  Y5, Y5, Y5
+	VPXORD  Y6, Y6, Y6
+	VPXORD  Y7, Y7, Y7
+	MOVQ    q+56(FP), BX
+	MOVQ    $0x00001000, R8
+	XORL    R11, R11
+	TESTQ   $0x00000008, 56(BX)
+	CMOVQNE R11, R8
+	TESTQ   CX, CX
+	JEQ     hepilogueqgemm8x8VNNI
 
 hloopqgemm8x8VNNI:
-	PREFETCHT0   4096(SI)
+	PREFETCHT0   (SI)(R8*1)
 	VMOVDQU32.Z  (DI), K1, Y16
 	VPBROADCASTD (SI), Y18
 	VPDPBUSD     Y18, Y16, Y0
