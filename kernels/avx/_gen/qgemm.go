@@ -41,8 +41,9 @@ const (
 // ~25 MB of them exceed the caches. A prefetch never faults, so the
 // addresses past the end of A (the last 4 KB of the last strip) are safe:
 // at worst a line of something else, or nothing, is fetched. With qCol
-// (weights in B) the kernels prefetch nothing ahead (see qgemmVNNI). 1, 2
-// and 8 KB ahead measured the same as 4 KB on ResNet-50's cold layers.
+// (weights in B) the kernels prefetch nothing ahead (see qgemmVNNI). 1
+// and 8 KB ahead measured the same as 4 KB on ResNet-50's cold layers, 2 KB
+// slower on two of them (BENCHMARKS.md, issue 7).
 const qaPrefetch = 4096
 
 func raw(op string, ops ...Op) {
