@@ -177,6 +177,25 @@ func weightCodes(m *ir.Model) (codes [][]int8, scales [][]float32) {
 	return codes, scales
 }
 
+// sharedBenchPair loads ../shared/models/bench/NAME.fp32.onnx and the
+// ONNX Runtime-quantized NAME.int8.qdq.onnx beside it (skipping the test
+// where ../shared is absent).
+func sharedBenchPair(t *testing.T, name string) (fp32, ref *ir.Model) {
+	t.Helper()
+	const dir = "../../../shared/models/bench/"
+	if _, err := os.Stat(dir + name + ".int8.qdq.onnx"); err != nil {
+		t.Skip("../shared not present:", err)
+	}
+	fp32, err := onnx.Load(dir + name + ".fp32.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref, err = onnx.Load(dir + name + ".int8.qdq.onnx"); err != nil {
+		t.Fatal(err)
+	}
+	return fp32, ref
+}
+
 // TestORTStaticMobileNetV2 compares kiln's ORTStatic placement with the
 // shared mobilenetv2.int8.qdq.onnx, which ONNX Runtime's quantize_static
 // (QDQ, per-channel, MinMax) made from mobilenetv2.fp32.onnx with int8
@@ -186,18 +205,7 @@ func weightCodes(m *ir.Model) (codes [][]int8, scales [][]float32) {
 // bias reading the first reader's int32 DQ) and the same int8 weights; the
 // activation scales differ (its calibration data is unknown).
 func TestORTStaticMobileNetV2(t *testing.T) {
-	const dir = "../../../shared/models/bench/"
-	if _, err := os.Stat(dir + "mobilenetv2.int8.qdq.onnx"); err != nil {
-		t.Skip("../shared not present:", err)
-	}
-	fp32, err := onnx.Load(dir + "mobilenetv2.fp32.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := onnx.Load(dir + "mobilenetv2.int8.qdq.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
+	fp32, ref := sharedBenchPair(t, "mobilenetv2")
 	got, err := Insert(fp32, Options{Flavor: ORTStatic, Ranges: nonConstantRanges(fp32), ORTActivations: ir.Int8})
 	if err != nil {
 		t.Fatal(err)
@@ -272,18 +280,7 @@ func observedRanges(t *testing.T, m *ir.Model, input string, x *ir.Tensor) map[s
 // conv's Q, the Shape/Gather/Concat shape arithmetic untouched, Reshape
 // sharing the pool's Q) and the same int8 weights.
 func TestORTStaticSimpleCNN(t *testing.T) {
-	const dir = "../../../shared/models/bench/"
-	if _, err := os.Stat(dir + "simplecnn.int8.qdq.onnx"); err != nil {
-		t.Skip("../shared not present:", err)
-	}
-	fp32, err := onnx.Load(dir + "simplecnn.fp32.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := onnx.Load(dir + "simplecnn.int8.qdq.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
+	fp32, ref := sharedBenchPair(t, "simplecnn")
 	in := fp32.Graph.RealInputs()[0].Name
 	got, err := Insert(fp32, Options{Flavor: ORTStatic, ORTActivations: ir.Int8,
 		Ranges: observedRanges(t, fp32, in, randT([]int64{2, 1, 28, 28}, 5))})
@@ -356,18 +353,7 @@ func sharedOutputQs(t *testing.T, what string, m *ir.Model) int {
 // output, a Gather of a constant table quantized and shared, the Where of
 // the attention mask and the shape arithmetic left alone.
 func TestORTStaticBERT(t *testing.T) {
-	const dir = "../../../shared/models/bench/"
-	if _, err := os.Stat(dir + "bert4.int8.qdq.onnx"); err != nil {
-		t.Skip("../shared not present:", err)
-	}
-	fp32, err := onnx.Load(dir + "bert4.fp32.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := onnx.Load(dir + "bert4.int8.qdq.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
+	fp32, ref := sharedBenchPair(t, "bert4")
 	in := fp32.Graph.RealInputs()[0].Name
 	got, err := Insert(fp32, Options{Flavor: ORTStatic, ORTActivations: ir.Int8,
 		Ranges: observedRanges(t, fp32, in, randT([]int64{1, 128, 256}, 6))})
