@@ -143,12 +143,7 @@ func quantizeF32(name string, narrow func(ops ...Op)) {
 	TESTQ(n, n)
 	JLE(l("done"))
 	Label("loop_" + name)
-	MOVQ(U32(16), t)
-	CMPQ(n, U8(16))
-	JGE(l("full"))
-	MOVQ(n, t)
-	Label("full_" + name)
-	BZHIQ(t, ones, t)
+	lowBits(name, t, n, ones, 16)
 	KMOVW(t.As32(), reg.K1)
 	VMOVUPS_Z(Mem{Base: src}, reg.K1, reg.Z0)
 	VDIVPS(reg.Z4, reg.Z0, reg.Z0)
@@ -248,12 +243,7 @@ func packPointwise() {
 	TESTQ(n, n)
 	JLE(l("done"))
 	Label("strip_" + name)
-	MOVQ(U32(32), t)
-	CMPQ(n, U8(32))
-	JGE(l("full"))
-	MOVQ(n, t)
-	Label("full_" + name)
-	BZHIQ(t, ones, t)
+	lowBits(name, t, n, ones, 32)
 	KMOVD(t.As32(), reg.K1)
 	KSHIFTRD(U8(16), reg.K1, reg.K2)
 	MOVQ(x, r)
@@ -287,6 +277,18 @@ func packPointwise() {
 	RET()
 }
 
+// lowBits leaves the low min(n, w) bits of t set (ones holds all ones):
+// the lane mask of a step that may run past the end. full_NAME labels the
+// join, so a kernel uses it once.
+func lowBits(name string, t, n, ones reg.Register, w int) {
+	MOVQ(U32(w), t)
+	CMPQ(n, U8(w))
+	JGE(LabelRef("full_" + name))
+	MOVQ(n, t)
+	Label("full_" + name)
+	BZHIQ(t, ones, t)
+}
+
 // rowMax is dst[i] = max(dst[i], src[i]) over n 8-bit codes, 64 per step,
 // the tail masked.
 func rowMax(name string, vmax func(ops ...Op)) {
@@ -302,12 +304,7 @@ func rowMax(name string, vmax func(ops ...Op)) {
 	TESTQ(n, n)
 	JLE(l("done"))
 	Label("loop_" + name)
-	MOVQ(U32(64), t)
-	CMPQ(n, U8(64))
-	JGE(l("full"))
-	MOVQ(n, t)
-	Label("full_" + name)
-	BZHIQ(t, ones, t)
+	lowBits(name, t, n, ones, 64)
 	KMOVQ(t, reg.K1)
 	VMOVDQU8_Z(Mem{Base: dst}, reg.K1, reg.Z0)
 	VMOVDQU8_Z(Mem{Base: src}, reg.K1, reg.Z1)
@@ -348,12 +345,7 @@ func codesToF32(name string, extend func(mx, k, xyz Op)) {
 	MOVQ(w, n)
 	MOVQ(dst, d)
 	Label("loop_" + name)
-	MOVQ(U32(16), t)
-	CMPQ(n, U8(16))
-	JGE(l("full"))
-	MOVQ(n, t)
-	Label("full_" + name)
-	BZHIQ(t, ones, t)
+	lowBits(name, t, n, ones, 16)
 	KMOVW(t.As32(), reg.K1)
 	extend(Mem{Base: src}, reg.K1, reg.Z0)
 	VPSUBD(reg.Z7, reg.Z0, reg.Z0)
