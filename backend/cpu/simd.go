@@ -84,7 +84,10 @@ func (simdBackend) Tactics(l *engine.Layer) []engine.Tactic {
 			return nil
 		}
 		ts := []engine.Tactic{simdQConvTactic{}}
-		if d := l.Const[1].Dims; d[1] == 1 && simdAVX512() && !pooled {
+		// depthwise: on AVX2 only 3×3 kernels, whose code-output planes run
+		// the AVX2 row kernels (avx.DepthwiseQ3x3); other shapes would run
+		// the FP32 row kernel's Go twin there
+		if d := l.Const[1].Dims; d[1] == 1 && !pooled && (simdAVX512() || d[2] == 3 && d[3] == 3) {
 			ts = append(ts, simdQDWTactic{})
 		}
 		return ts

@@ -23,3 +23,43 @@ func sgemm8x32AVX2(k int, a *float32, b *float32, ldb int, c *float32, ldc int, 
 //
 //go:noescape
 func maxPoolRowF32AVX2(out *float32, x *float32, w int, n int, rows int)
+
+// qdw3x3RowS8S8S1AVX2 is an AVX2 twin of qdw3x3RowGeneric (its input/output code signs and stride in the name).
+//
+//go:noescape
+func qdw3x3RowS8S8S1AVX2(x *byte, ldx int, k *float32, out *byte, n int, resid *float32, p *float32)
+
+// qdw3x3RowS8U8S1AVX2 is an AVX2 twin of qdw3x3RowGeneric (its input/output code signs and stride in the name).
+//
+//go:noescape
+func qdw3x3RowS8U8S1AVX2(x *byte, ldx int, k *float32, out *byte, n int, resid *float32, p *float32)
+
+// qdw3x3RowU8S8S1AVX2 is an AVX2 twin of qdw3x3RowGeneric (its input/output code signs and stride in the name).
+//
+//go:noescape
+func qdw3x3RowU8S8S1AVX2(x *byte, ldx int, k *float32, out *byte, n int, resid *float32, p *float32)
+
+// qdw3x3RowU8U8S1AVX2 is an AVX2 twin of qdw3x3RowGeneric (its input/output code signs and stride in the name).
+//
+//go:noescape
+func qdw3x3RowU8U8S1AVX2(x *byte, ldx int, k *float32, out *byte, n int, resid *float32, p *float32)
+
+// qdw3x3RowS8S8S2AVX2 is an AVX2 twin of qdw3x3RowGeneric (its input/output code signs and stride in the name).
+//
+//go:noescape
+func qdw3x3RowS8S8S2AVX2(x *byte, ldx int, k *float32, out *byte, n int, resid *float32, p *float32)
+
+// qdw3x3RowS8U8S2AVX2 is an AVX2 twin of qdw3x3RowGeneric (its input/output code signs and stride in the name).
+//
+//go:noescape
+func qdw3x3RowS8U8S2AVX2(x *byte, ldx int, k *float32, out *byte, n int, resid *float32, p *float32)
+
+// qdw3x3RowU8S8S2AVX2 is an AVX2 twin of qdw3x3RowGeneric (its input/output code signs and stride in the name).
+//
+//go:noescape
+func qdw3x3RowU8S8S2AVX2(x *byte, ldx int, k *float32, out *byte, n int, resid *float32, p *float32)
+
+// qdw3x3RowU8U8S2AVX2 is an AVX2 twin of qdw3x3RowGeneric (its input/output code signs and stride in the name).
+//
+//go:noescape
+func qdw3x3RowU8U8S2AVX2(x *byte, ldx int, k *float32, out *byte, n int, resid *float32, p *float32)

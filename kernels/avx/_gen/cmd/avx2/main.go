@@ -36,6 +36,14 @@ func main() {
 	qepi8x32AVX2()
 	sgemm8x32AVX2()
 	maxPoolRowF32AVX2()
+	qdwTables()
+	for _, s := range []int{1, 2} {
+		for _, xu := range []bool{false, true} {
+			for _, yu := range []bool{false, true} {
+				qdw3x3RowAVX2(s, xu, yu)
+			}
+		}
+	}
 	Generate()
 }
 
