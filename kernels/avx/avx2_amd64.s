@@ -2838,6 +2838,119 @@ pool_end:
 	VZEROUPPER
 	RET
 
+// func qpoolMax8x32AVX2(tile *int32)
+// Requires: AVX, AVX2
+TEXT ·qpoolMax8x32AVX2(SB), NOSPLIT, $0-8
+	MOVQ    tile+0(FP), DI
+	VMOVDQU (DI), Y0
+	VMOVDQU 32(DI), Y1
+	VPMAXSD 64(DI), Y0, Y0
+	VPMAXSD 96(DI), Y1, Y1
+	VPMAXSD Y1, Y0, Y0
+	VMOVDQU Y0, (DI)
+	VMOVDQU 128(DI), Y2
+	VMOVDQU 160(DI), Y3
+	VPMAXSD 192(DI), Y2, Y2
+	VPMAXSD 224(DI), Y3, Y3
+	VPMAXSD Y3, Y2, Y2
+	VMOVDQU Y2, 128(DI)
+	VMOVDQU 256(DI), Y0
+	VMOVDQU 288(DI), Y1
+	VPMAXSD 320(DI), Y0, Y0
+	VPMAXSD 352(DI), Y1, Y1
+	VPMAXSD Y1, Y0, Y0
+	VMOVDQU Y0, 256(DI)
+	VMOVDQU 384(DI), Y2
+	VMOVDQU 416(DI), Y3
+	VPMAXSD 448(DI), Y2, Y2
+	VPMAXSD 480(DI), Y3, Y3
+	VPMAXSD Y3, Y2, Y2
+	VMOVDQU Y2, 384(DI)
+	VMOVDQU 512(DI), Y0
+	VMOVDQU 544(DI), Y1
+	VPMAXSD 576(DI), Y0, Y0
+	VPMAXSD 608(DI), Y1, Y1
+	VPMAXSD Y1, Y0, Y0
+	VMOVDQU Y0, 512(DI)
+	VMOVDQU 640(DI), Y2
+	VMOVDQU 672(DI), Y3
+	VPMAXSD 704(DI), Y2, Y2
+	VPMAXSD 736(DI), Y3, Y3
+	VPMAXSD Y3, Y2, Y2
+	VMOVDQU Y2, 640(DI)
+	VMOVDQU 768(DI), Y0
+	VMOVDQU 800(DI), Y1
+	VPMAXSD 832(DI), Y0, Y0
+	VPMAXSD 864(DI), Y1, Y1
+	VPMAXSD Y1, Y0, Y0
+	VMOVDQU Y0, 768(DI)
+	VMOVDQU 896(DI), Y2
+	VMOVDQU 928(DI), Y3
+	VPMAXSD 960(DI), Y2, Y2
+	VPMAXSD 992(DI), Y3, Y3
+	VPMAXSD Y3, Y2, Y2
+	VMOVDQU Y2, 896(DI)
+	VZEROUPPER
+	RET
+
+// func qpoolPackAVX2(dst *uint32, src *byte, segs *int32, nseg int, rows int, rowOff *int32, q int, qstep int, stride int)
+// Requires: AVX, AVX2
+TEXT ·qpoolPackAVX2(SB), NOSPLIT, $0-72
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         segs+16(FP), R8
+	MOVQ         nseg+24(FP), R9
+	MOVQ         rows+32(FP), R10
+	MOVQ         rowOff+40(FP), R11
+	MOVQ         q+48(FP), R12
+	MOVQ         qstep+56(FP), R13
+	MOVQ         stride+64(FP), AX
+	VMOVD        AX, X5
+	VPBROADCASTD X5, Y5
+	VPMULLD      avx2lanes<>+0(SB), Y5, Y5
+	TESTQ        R9, R9
+	JLE          qpoolPackAVX2_done
+	TESTQ        R10, R10
+	JLE          qpoolPackAVX2_done
+	TESTQ        R12, R12
+	JLE          qpoolPackAVX2_done
+
+qpoolPackAVX2_seg:
+	MOVLQSX      (R8), DX
+	LEAQ         (DI)(DX*4), AX
+	MOVL         4(R8), DX
+	VMOVD        DX, X4
+	VPBROADCASTD X4, Y4
+	VPCMPGTD     avx2lanes<>+0(SB), Y4, Y4
+	MOVLQSX      8(R8), DX
+	LEAQ         (SI)(DX*1), BX
+	XORQ         CX, CX
+
+qpoolPackAVX2_row:
+	MOVLQSX (R11)(CX*4), DX
+	ADDQ    BX, DX
+	MOVQ    R12, R14
+
+qpoolPackAVX2_quad:
+	VMOVDQA    Y4, Y1
+	VPXOR      Y2, Y2, Y2
+	VPGATHERDD Y1, (DX)(Y5*1), Y2
+	VPMASKMOVD Y2, Y4, (AX)
+	ADDQ       R13, DX
+	ADDQ       $0x00000080, AX
+	DECQ       R14
+	JNE        qpoolPackAVX2_quad
+	INCQ       CX
+	CMPQ       CX, R10
+	JLT        qpoolPackAVX2_row
+	ADDQ       $0x10, R8
+	DECQ       R9
+	JNE        qpoolPackAVX2_seg
+
+qpoolPackAVX2_done:
+	VZEROUPPER
+	RET
+
 DATA avx2qdwshuf<>+0(SB)/1, $0x00
 DATA avx2qdwshuf<>+1(SB)/1, $0x02
 DATA avx2qdwshuf<>+2(SB)/1, $0x04

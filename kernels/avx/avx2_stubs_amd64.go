@@ -24,6 +24,16 @@ func sgemm8x32AVX2(k int, a *float32, b *float32, ldb int, c *float32, ldc int, 
 //go:noescape
 func maxPoolRowF32AVX2(out *float32, x *float32, w int, n int, rows int)
 
+// qpoolMax8x32AVX2 is the AVX2 twin of qpoolMaxGeneric.
+//
+//go:noescape
+func qpoolMax8x32AVX2(tile *int32)
+
+// qpoolPackAVX2 is the AVX2 twin of qpoolPackGeneric (stride = idx[4]).
+//
+//go:noescape
+func qpoolPackAVX2(dst *uint32, src *byte, segs *int32, nseg int, rows int, rowOff *int32, q int, qstep int, stride int)
+
 // qdw3x3RowS8S8S1AVX2 is an AVX2 twin of qdw3x3RowGeneric (its input/output code signs and stride in the name).
 //
 //go:noescape

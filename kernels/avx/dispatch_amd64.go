@@ -70,7 +70,8 @@ func qaccTile(acc *[MR * NR]int32, k4 int, a *int8, b *uint8, mr, nr int) {
 }
 
 // qgemmPoolAVX2 is qgemmPoolGeneric on the AVX2 kernels: each pooled
-// group's accumulators from qacc8x32AVX2, their window maxima requantized
+// group's accumulators from qacc8x32AVX2, their window maxima (taken in
+// place by qpoolMax8x32AVX2) requantized
 // by qepi8x32AVX2 into a small tile of codes, which are then stored at the
 // group's output positions. Layers the pooled path does not produce
 // (per-column constants, a residual, float output) take the Go twin.
@@ -81,19 +82,14 @@ func qgemmPoolAVX2(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, qp *in
 		return
 	}
 	var codes [MR * PoolGroup]byte
+	var acc [MR * NR]int32
 	for s := 0; s*PoolGroup < np; s++ {
-		var acc, pooled [MR * NR]int32
-		qaccTile(&acc, k4, a, (*uint8)(unsafe.Add(unsafe.Pointer(b), s*k4*4*NR)), mr, NR)
-		for i := 0; i < mr; i++ {
-			for j := 0; j < PoolGroup; j++ {
-				v := acc[i*NR+j]
-				for f := 1; f < 4; f++ {
-					v = max(v, acc[i*NR+f*PoolGroup+j])
-				}
-				pooled[i*NR+j] = v
-			}
+		if k4 == 0 {
+			acc = [MR * NR]int32{} // qaccumulate adds to it (the assembly overwrites)
 		}
-		qepi8x32AVX2(&pooled[0], &codes[0], PoolGroup, mr, PoolGroup, qp)
+		qaccTile(&acc, k4, a, (*uint8)(unsafe.Add(unsafe.Pointer(b), s*k4*4*NR)), mr, NR)
+		qpoolMax8x32AVX2(&acc[0])
+		qepi8x32AVX2(&acc[0], &codes[0], PoolGroup, mr, PoolGroup, qp)
 		for j := 0; j < min(PoolGroup, np-s*PoolGroup); j++ {
 			at := s*PoolGroup + j
 			if at >= rem {

@@ -90,3 +90,28 @@ func TestQDW3x3RowAVX2(t *testing.T) {
 		}
 	}
 }
+
+// TestQPoolMax8x32AVX2 checks the in-place window maximum against its Go
+// twin on tiles of extreme and random int32 values.
+func TestQPoolMax8x32AVX2(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 1))
+	for trial := range 50 {
+		var want, got [MR * NR]int32
+		for i := range want {
+			switch rng.IntN(4) {
+			case 0:
+				want[i] = math.MinInt32
+			case 1:
+				want[i] = math.MaxInt32
+			default:
+				want[i] = int32(rng.Uint32())
+			}
+		}
+		got = want
+		qpoolMaxGeneric(&want)
+		qpoolMax8x32AVX2(&got[0])
+		if got != want {
+			t.Fatalf("trial %d: tile differs", trial)
+		}
+	}
+}

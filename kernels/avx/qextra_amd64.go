@@ -105,7 +105,15 @@ func qmicroPool(k4 int, a *int8, b *uint8, out *byte, ldo, mr, np int, q *int64,
 // qpoolPackDispatch packs one pooled strip (QPoolPlan.Pack); the plan's
 // offsets keep every read inside src.
 func qpoolPackDispatch(strip []uint8, src []byte, segs, rowOff []int32, q, qstep int, idx *[64]byte) {
-	if QVariant != QVariantVNNI || !hasVBMI {
+	switch {
+	case QVariant == QVariantVNNI && hasVBMI:
+	case QVariant != QVariantGeneric:
+		if len(segs) >= 4 && len(rowOff) > 0 {
+			qpoolPackAVX2((*uint32)(unsafe.Pointer(unsafe.SliceData(strip))), unsafe.SliceData(src), unsafe.SliceData(segs), len(segs)/4,
+				len(rowOff), unsafe.SliceData(rowOff), q, qstep, int(idx[4]))
+		}
+		return
+	default:
 		qpoolPackGeneric(qpoolPackWords(strip), src, segs, rowOff, q, qstep, idx)
 		return
 	}

@@ -36,6 +36,8 @@ func main() {
 	qepi8x32AVX2()
 	sgemm8x32AVX2()
 	maxPoolRowF32AVX2()
+	qpoolMax8x32AVX2()
+	qpoolPackAVX2()
 	qdwTables()
 	for _, s := range []int{1, 2} {
 		for _, xu := range []bool{false, true} {
