@@ -158,15 +158,41 @@ func BenchmarkDepthwise(b *testing.B) {
 		{"mobilenetv2-dw96-112-s2", 1, 96, 112, 112, 96, 3, 2, 1},
 		{"mobilenetv2-dw144-56", 1, 144, 56, 56, 144, 3, 1, 1},
 	} {
-		b.Run(bc.name, func(b *testing.B) {
-			r := rand.New(rand.NewPCG(1, 1))
-			cc := convCase{bc.n, bc.c, bc.h, bc.w, bc.m, bc.k, bc.k, bc.s, bc.p, 1, bc.c, ""}
-			oh := (bc.h+2*bc.p-bc.k)/bc.s + 1
-			ow := (bc.w+2*bc.p-bc.k)/bc.s + 1
-			in := []*ir.Tensor{randF32(r, bc.n, bc.c, bc.h, bc.w), randF32(r, bc.m, 1, bc.k, bc.k), randF32(r, bc.m)}
-			n := convNode("kiln", "Conv", cc, 3, aStr("activation", "Relu"))
-			l := layer(n, in, []bool{false, true, true}, ir.NewTensor(ir.Float32, []int64{bc.n, bc.m, oh, ow}), engine.FP32)
-			benchTactic(b, simdDWTactic{}, l, in, 2*float64(bc.n*bc.m*oh*ow*bc.k*bc.k), 1)
-		})
+		benchDepthwise(b, bc, 1)
 	}
+}
+
+// BenchmarkDepthwiseThreads: MobileNetV2's small depthwise convs (28×28 and
+// below, 15-45 µs on one core) at 1 and 2 threads, hot and alone: what the
+// split by runs of channels saves when each core's planes stay in its own
+// cache. (In the engine the same layers gain almost nothing at 2 threads:
+// see BENCHMARKS.md, issue 7, "mobilenetv2's small depthwise layers at two
+// threads".)
+func BenchmarkDepthwiseThreads(b *testing.B) {
+	for _, bc := range []benchConv{
+		{"mobilenetv2-dw192-28", 1, 192, 28, 28, 192, 3, 1, 1},
+		{"mobilenetv2-dw384-14", 1, 384, 14, 14, 384, 3, 1, 1},
+		{"mobilenetv2-dw576-14", 1, 576, 14, 14, 576, 3, 1, 1},
+		{"mobilenetv2-dw576-14-s2", 1, 576, 14, 14, 576, 3, 2, 1},
+		{"mobilenetv2-dw960-7", 1, 960, 7, 7, 960, 3, 1, 1},
+	} {
+		for _, th := range []int{1, 2} {
+			bc := bc
+			bc.name = fmt.Sprintf("%s/threads=%d", bc.name, th)
+			benchDepthwise(b, bc, th)
+		}
+	}
+}
+
+func benchDepthwise(b *testing.B, bc benchConv, threads int) {
+	b.Run(bc.name, func(b *testing.B) {
+		r := rand.New(rand.NewPCG(1, 1))
+		cc := convCase{bc.n, bc.c, bc.h, bc.w, bc.m, bc.k, bc.k, bc.s, bc.p, 1, bc.c, ""}
+		oh := (bc.h+2*bc.p-bc.k)/bc.s + 1
+		ow := (bc.w+2*bc.p-bc.k)/bc.s + 1
+		in := []*ir.Tensor{randF32(r, bc.n, bc.c, bc.h, bc.w), randF32(r, bc.m, 1, bc.k, bc.k), randF32(r, bc.m)}
+		n := convNode("kiln", "Conv", cc, 3, aStr("activation", "Relu"))
+		l := layer(n, in, []bool{false, true, true}, ir.NewTensor(ir.Float32, []int64{bc.n, bc.m, oh, ow}), engine.FP32)
+		benchTactic(b, simdDWTactic{}, l, in, 2*float64(bc.n*bc.m*oh*ow*bc.k*bc.k), threads)
+	})
 }
