@@ -49,12 +49,40 @@ func qmicro(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
 		if nr8 > 0 {
 			qepi8x32AVX2(&acc[0], out, ldo, mr, nr8, q)
 		}
-		if nr8 < nr {
+		if nr8 < nr && !qepiTailAVX2(&acc, out, ldo, mr, nr, (*QEpi)(unsafe.Pointer(q))) {
 			qtileEpilogue(&acc, out, ldo, mr, nr8, nr, (*QEpi)(unsafe.Pointer(q)))
 		}
 	default:
 		qgemmGeneric(k4, a, b, out, ldo, mr, nr, q)
 	}
+}
+
+// qepiTailAVX2 finishes a tile's last nr mod 8 columns on the AVX2
+// epilogue by running it again on the last 8 columns (nr-8 .. nr-1; the
+// ones before nr8 get the same codes again), through a copy of q whose
+// per-column constants start at column nr-8. It declines (false: the Go
+// epilogue runs) for fewer than 8 columns, QMid, and a residual (which
+// may share the output's memory, so a rewritten column would read a
+// replaced value).
+func qepiTailAVX2(acc *[MR * NR]int32, out *byte, ldo, mr, nr int, q *QEpi) bool {
+	if nr < 8 || q.Flags&(QMid|QResid) != 0 {
+		return false
+	}
+	d := nr - 8
+	t := *q
+	if t.Flags&QCol != 0 {
+		t.Corr = (*int32)(unsafe.Add(unsafe.Pointer(t.Corr), 4*d))
+		t.Mult = (*float32)(unsafe.Add(unsafe.Pointer(t.Mult), 4*d))
+		if t.Bias != nil {
+			t.Bias = (*float32)(unsafe.Add(unsafe.Pointer(t.Bias), 4*d))
+		}
+	}
+	esize := 1
+	if t.Flags&QQuant == 0 {
+		esize = 4
+	}
+	qepi8x32AVX2(&acc[d], (*byte)(unsafe.Add(unsafe.Pointer(out), esize*d)), ldo, mr, 8, (*int64)(unsafe.Pointer(&t)))
+	return true
 }
 
 // qaccTile is qaccumulate on the AVX2 kernel where QVariant is AVX2 (it

@@ -57,11 +57,13 @@ var qdwPadBufs sync.Pool
 func qdw3x3Padded(x *byte, w, h int, tab *int32, out *byte, n, rows, pt, pl, s int, resid *float32, p *qdwEpi, planes int, xu, yu bool) {
 	ph, ldx, size := qdwPadGeometry(n, rows, s)
 	bp, _ := qdwPadBufs.Get().(*[]byte)
-	if bp == nil || cap(*bp) < size {
-		b := make([]byte, size)
+	if bp == nil || cap(*bp) < size+ldx {
+		b := make([]byte, size+ldx)
 		bp = &b
 	}
 	buf := (*bp)[:size]
+	zrow := (*bp)[size : size+ldx] // the zero point's code, for the borders
+	fillBytes(zrow, byte(p.xz))
 	defer qdwPadBufs.Put(bp)
 	tabs := unsafe.Slice(tab, 16*planes)
 	pf := (*float32)(unsafe.Pointer(p))
@@ -69,7 +71,7 @@ func qdw3x3Padded(x *byte, w, h int, tab *int32, out *byte, n, rows, pt, pl, s i
 	var rTmp [8]float32
 	for q := range planes {
 		xs := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(x), q*w*h)), w*h)
-		padCodes3x3(buf, xs, w, h, pt, pl, ph, ldx, byte(p.xz))
+		padCodes3x3(buf, xs, w, h, pt, pl, ph, ldx, zrow)
 		k := newQDWRowK(tabs[16*q:16*q+16], p.xz)
 		for oh := range rows {
 			xr := &buf[oh*s*ldx]

@@ -86,19 +86,20 @@ func qdwPadGeometry(n, rows, s int) (ph, ldx, size int) {
 }
 
 // padCodes3x3 copies plane xs (h×w codes) into buf (ph rows of ldx bytes)
-// at offset (pt, pl), every other byte the zero point's code z.
-func padCodes3x3(buf, xs []byte, w, h, pt, pl, ph, ldx int, z byte) {
+// at offset (pt, pl), every other byte copied from zrow (ldx bytes of the
+// zero point's code).
+func padCodes3x3(buf, xs []byte, w, h, pt, pl, ph, ldx int, zrow []byte) {
 	for r := range ph {
 		row := buf[r*ldx : (r+1)*ldx]
 		ih := r - pt
 		if ih < 0 || ih >= h {
-			fillBytes(row, z)
+			copy(row, zrow)
 			continue
 		}
 		cnt := min(w, ldx-pl)
-		fillBytes(row[:pl], z)
+		copy(row[:pl], zrow)
 		copy(row[pl:pl+cnt], xs[ih*w:ih*w+cnt])
-		fillBytes(row[pl+cnt:], z)
+		copy(row[pl+cnt:], zrow)
 	}
 }
 
