@@ -166,8 +166,8 @@ func BenchmarkDepthwise(b *testing.B) {
 // below, 15-45 µs on one core) at 1 and 2 threads, hot and alone: what the
 // split by runs of channels saves when each core's planes stay in its own
 // cache. (In the engine the same layers gain almost nothing at 2 threads:
-// see BENCHMARKS.md, issue 7, "mobilenetv2's small depthwise layers at two
-// threads".)
+// see BENCHMARKS.md, issue 7, "mobilenetv2 FP32 at two threads: where the
+// time goes".)
 func BenchmarkDepthwiseThreads(b *testing.B) {
 	for _, bc := range []benchConv{
 		{"mobilenetv2-dw192-28", 1, 192, 28, 28, 192, 3, 1, 1},
