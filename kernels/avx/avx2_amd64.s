@@ -428,6 +428,21 @@ qe_norcorr0:
 	VADDPS    (R14), Y0, Y0
 
 qe_added0:
+	TESTQ        $0x00000800, AX
+	JEQ          qe_nomid0
+	VBROADCASTSS 92(BX), Y1
+	VMAXPS       Y1, Y0, Y0
+	VBROADCASTSS 96(BX), Y1
+	VMINPS       Y1, Y0, Y0
+	VBROADCASTSS 88(BX), Y2
+	VBROADCASTSS 84(BX), Y1
+	VMULPS       Y2, Y0, Y4
+	VFNMADD231PS Y1, Y4, Y0
+	VFMADD231PS  Y2, Y0, Y4
+	VROUNDPS     $0x00, Y4, Y0
+	VMULPS       Y1, Y0, Y0
+
+qe_nomid0:
 	TESTQ  $0x00000002, AX
 	JEQ    qe_noresid0
 	TESTQ  $0x00000080, AX
@@ -525,6 +540,21 @@ qe_norcorr1:
 	VADDPS    32(R14), Y0, Y0
 
 qe_added1:
+	TESTQ        $0x00000800, AX
+	JEQ          qe_nomid1
+	VBROADCASTSS 92(BX), Y1
+	VMAXPS       Y1, Y0, Y0
+	VBROADCASTSS 96(BX), Y1
+	VMINPS       Y1, Y0, Y0
+	VBROADCASTSS 88(BX), Y2
+	VBROADCASTSS 84(BX), Y1
+	VMULPS       Y2, Y0, Y4
+	VFNMADD231PS Y1, Y4, Y0
+	VFMADD231PS  Y2, Y0, Y4
+	VROUNDPS     $0x00, Y4, Y0
+	VMULPS       Y1, Y0, Y0
+
+qe_nomid1:
 	TESTQ  $0x00000002, AX
 	JEQ    qe_noresid1
 	TESTQ  $0x00000080, AX
@@ -622,6 +652,21 @@ qe_norcorr2:
 	VADDPS    64(R14), Y0, Y0
 
 qe_added2:
+	TESTQ        $0x00000800, AX
+	JEQ          qe_nomid2
+	VBROADCASTSS 92(BX), Y1
+	VMAXPS       Y1, Y0, Y0
+	VBROADCASTSS 96(BX), Y1
+	VMINPS       Y1, Y0, Y0
+	VBROADCASTSS 88(BX), Y2
+	VBROADCASTSS 84(BX), Y1
+	VMULPS       Y2, Y0, Y4
+	VFNMADD231PS Y1, Y4, Y0
+	VFMADD231PS  Y2, Y0, Y4
+	VROUNDPS     $0x00, Y4, Y0
+	VMULPS       Y1, Y0, Y0
+
+qe_nomid2:
 	TESTQ  $0x00000002, AX
 	JEQ    qe_noresid2
 	TESTQ  $0x00000080, AX
@@ -719,6 +764,21 @@ qe_norcorr3:
 	VADDPS    96(R14), Y0, Y0
 
 qe_added3:
+	TESTQ        $0x00000800, AX
+	JEQ          qe_nomid3
+	VBROADCASTSS 92(BX), Y1
+	VMAXPS       Y1, Y0, Y0
+	VBROADCASTSS 96(BX), Y1
+	VMINPS       Y1, Y0, Y0
+	VBROADCASTSS 88(BX), Y2
+	VBROADCASTSS 84(BX), Y1
+	VMULPS       Y2, Y0, Y4
+	VFNMADD231PS Y1, Y4, Y0
+	VFMADD231PS  Y2, Y0, Y4
+	VROUNDPS     $0x00, Y4, Y0
+	VMULPS       Y1, Y0, Y0
+
+qe_nomid3:
 	TESTQ  $0x00000002, AX
 	JEQ    qe_noresid3
 	TESTQ  $0x00000080, AX

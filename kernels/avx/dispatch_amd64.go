@@ -43,9 +43,6 @@ func qmicro(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
 		var acc [MR * NR]int32
 		qaccTile(&acc, k4, a, b, mr, nr)
 		nr8 := nr &^ 7
-		if (*QEpi)(unsafe.Pointer(q)).Flags&QMid != 0 {
-			nr8 = 0 // the AVX2 epilogue has no QMid: the Go one for the whole tile
-		}
 		if nr8 > 0 {
 			qepi8x32AVX2(&acc[0], out, ldo, mr, nr8, q)
 		}
@@ -61,11 +58,10 @@ func qmicro(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
 // epilogue by running it again on the last 8 columns (nr-8 .. nr-1; the
 // ones before nr8 get the same codes again), through a copy of q whose
 // per-column constants start at column nr-8. It declines (false: the Go
-// epilogue runs) for fewer than 8 columns, QMid, and a residual (which
-// may share the output's memory, so a rewritten column would read a
-// replaced value).
+// epilogue runs) for fewer than 8 columns and a residual (which may share
+// the output's memory, so a rewritten column would read a replaced value).
 func qepiTailAVX2(acc *[MR * NR]int32, out *byte, ldo, mr, nr int, q *QEpi) bool {
-	if nr < 8 || q.Flags&(QMid|QResid) != 0 {
+	if nr < 8 || q.Flags&QResid != 0 {
 		return false
 	}
 	d := nr - 8

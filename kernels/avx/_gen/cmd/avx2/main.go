@@ -370,12 +370,13 @@ func pool8() {
 // Flags and field offsets of the quantized epilogue QEpi (kernels/avx/qgemm.go).
 const (
 	qBias, qResid, qClamp, qCol, qQuant, qUnsigned, qRCorr = 1, 2, 4, 8, 16, 32, 64
-	qZCode, qZSigned, qRecip                               = 128, 256, 512
+	qZCode, qZSigned, qRecip, qMid                         = 128, 256, 512, 2048
 
 	offCorr, offMult, offBias, offResid  = 0, 8, 16, 24
 	offLo, offHi, offYScale, offQLo      = 32, 36, 40, 44
 	offQHi, offYZero, offFlags, offRCorr = 48, 52, 56, 64
 	offZScale, offZZero, offYRecip       = 72, 76, 80
+	offMScale, offMRecip, offMLo, offMHi = 84, 88, 92, 96
 )
 
 // qepi8x32AVX2 is the quantized epilogue of the AVX2 INT8 path in ymm
@@ -470,6 +471,23 @@ func qepi8x32AVX2() {
 		JEQ(LabelRef(l("added")))
 		VADDPS(Mem{Base: bias, Disp: 4 * 8 * g}, x, x)
 		Label(l("added"))
+		// QMid: y = DQ(Q(y)) with MScale, as the VNNI epilogue computes it:
+		// clamped to the mid codes' range in y, Markstein's quotient with
+		// MRecip, rounded half to even to an integer, times MScale
+		TESTQ(U32(qMid), flags)
+		JEQ(LabelRef(l("nomid")))
+		VBROADCASTSS(Mem{Base: q, Disp: offMLo}, t)
+		VMAXPS(t, x, x)
+		VBROADCASTSS(Mem{Base: q, Disp: offMHi}, t)
+		VMINPS(t, x, x)
+		VBROADCASTSS(Mem{Base: q, Disp: offMRecip}, c)
+		VBROADCASTSS(Mem{Base: q, Disp: offMScale}, t)
+		VMULPS(c, x, reg.Y4)
+		VFNMADD231PS(t, reg.Y4, x)
+		VFMADD231PS(c, x, reg.Y4)
+		VROUNDPS(U8(0), reg.Y4, x)
+		VMULPS(t, x, x)
+		Label(l("nomid"))
 		TESTQ(U32(qResid), flags)
 		JEQ(LabelRef(l("noresid")))
 		TESTQ(U32(qZCode), flags)
