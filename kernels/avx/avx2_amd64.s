@@ -3011,6 +3011,85 @@ qpoolPackAVX2_done:
 	VZEROUPPER
 	RET
 
+// func packPointwiseAVX2(dst *uint32, x *byte, hw int, quads int, n16 int, flip uint32)
+// Requires: AVX, AVX2
+TEXT ·packPointwiseAVX2(SB), NOSPLIT, $0-44
+	MOVQ         dst+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         hw+16(FP), R8
+	MOVQ         quads+24(FP), R9
+	MOVQ         n16+32(FP), R10
+	MOVLQZX      flip+40(FP), AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, X15
+	LEAQ         (R8)(R8*2), R14
+	TESTQ        R9, R9
+	JLE          packPointwiseAVX2_done
+	XORQ         R11, R11
+
+packPointwiseAVX2_strip:
+	CMPQ R11, R10
+	JGE  packPointwiseAVX2_done
+	LEAQ (SI)(R11*1), R13
+	XORQ R12, R12
+
+packPointwiseAVX2_quad:
+	VMOVDQU    (R13), X0
+	VMOVDQU    (R13)(R8*1), X1
+	VMOVDQU    (R13)(R8*2), X2
+	VMOVDQU    (R13)(R14*1), X3
+	VPUNPCKLBW X1, X0, X4
+	VPUNPCKHBW X1, X0, X5
+	VPUNPCKLBW X3, X2, X6
+	VPUNPCKHBW X3, X2, X7
+	VPUNPCKLWD X6, X4, X0
+	VPUNPCKHWD X6, X4, X1
+	VPUNPCKLWD X7, X5, X2
+	VPUNPCKHWD X7, X5, X3
+	VPXOR      X15, X0, X0
+	VMOVDQU    X0, (DI)
+	VPXOR      X15, X1, X1
+	VMOVDQU    X1, 16(DI)
+	VPXOR      X15, X2, X2
+	VMOVDQU    X2, 32(DI)
+	VPXOR      X15, X3, X3
+	VMOVDQU    X3, 48(DI)
+	LEAQ       16(R11), AX
+	CMPQ       AX, R10
+	JGE        packPointwiseAVX2_nexthalf
+	VMOVDQU    16(R13), X0
+	VMOVDQU    16(R13)(R8*1), X1
+	VMOVDQU    16(R13)(R8*2), X2
+	VMOVDQU    16(R13)(R14*1), X3
+	VPUNPCKLBW X1, X0, X4
+	VPUNPCKHBW X1, X0, X5
+	VPUNPCKLBW X3, X2, X6
+	VPUNPCKHBW X3, X2, X7
+	VPUNPCKLWD X6, X4, X0
+	VPUNPCKHWD X6, X4, X1
+	VPUNPCKLWD X7, X5, X2
+	VPUNPCKHWD X7, X5, X3
+	VPXOR      X15, X0, X0
+	VMOVDQU    X0, 64(DI)
+	VPXOR      X15, X1, X1
+	VMOVDQU    X1, 80(DI)
+	VPXOR      X15, X2, X2
+	VMOVDQU    X2, 96(DI)
+	VPXOR      X15, X3, X3
+	VMOVDQU    X3, 112(DI)
+
+packPointwiseAVX2_nexthalf:
+	ADDQ $0x00000080, DI
+	LEAQ (R13)(R8*4), R13
+	INCQ R12
+	CMPQ R12, R9
+	JLT  packPointwiseAVX2_quad
+	ADDQ $0x20, R11
+	JMP  packPointwiseAVX2_strip
+
+packPointwiseAVX2_done:
+	RET
+
 DATA avx2qdwshuf<>+0(SB)/1, $0x00
 DATA avx2qdwshuf<>+1(SB)/1, $0x02
 DATA avx2qdwshuf<>+2(SB)/1, $0x04

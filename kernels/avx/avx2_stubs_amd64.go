@@ -34,6 +34,11 @@ func qpoolMax8x32AVX2(tile *int32)
 //go:noescape
 func qpoolPackAVX2(dst *uint32, src *byte, segs *int32, nseg int, rows int, rowOff *int32, q int, qstep int, stride int)
 
+// packPointwiseAVX2 is the AVX2 twin of packPointwiseGeneric for n16 (a multiple of 16) columns.
+//
+//go:noescape
+func packPointwiseAVX2(dst *uint32, x *byte, hw int, quads int, n16 int, flip uint32)
+
 // qdw3x3RowS8S8S1AVX2 is an AVX2 twin of qdw3x3RowGeneric (its input/output code signs and stride in the name).
 //
 //go:noescape

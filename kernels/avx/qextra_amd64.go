@@ -39,11 +39,36 @@ func gatherQuadsDispatch(dst *uint32, src []byte, idx *int32, rows, q, step int,
 }
 
 func packPointwise(dst *uint32, x *byte, hw, quads, n int, flip uint32) {
-	if QVariant != QVariantVNNI {
+	switch QVariant {
+	case QVariantVNNI:
+		packPointwiseAVX512(dst, x, hw, quads, n, flip)
+	case QVariantAVX2:
+		n16 := n &^ 15
+		packPointwiseAVX2(dst, x, hw, quads, n16, flip)
+		packPointwiseTail(dst, x, hw, quads, n, n16, flip)
+	default:
 		packPointwiseGeneric(dst, x, hw, quads, n, flip)
-		return
 	}
-	packPointwiseAVX512(dst, x, hw, quads, n, flip)
+}
+
+// packPointwiseTail is packPointwiseGeneric for the columns from n16 to the
+// end of the last strip (those past n read as 0): what packPointwiseAVX2
+// leaves.
+func packPointwiseTail(dst *uint32, x *byte, hw, quads, n, n16 int, flip uint32) {
+	strips := (n + NR - 1) / NR
+	d := unsafe.Slice(dst, strips*quads*NR)
+	for col := n16; col < strips*NR; col++ {
+		s, j := col/NR, col%NR
+		for p := 0; p < quads; p++ {
+			var v uint32
+			if col < n {
+				for c := 0; c < 4; c++ {
+					v |= uint32(*(*byte)(unsafe.Add(unsafe.Pointer(x), (4*p+c)*hw+col))) << (8 * c)
+				}
+			}
+			d[(s*quads+p)*NR+j] = v ^ flip
+		}
+	}
 }
 
 func rowMax(dst, src *byte, n int, unsigned bool) {

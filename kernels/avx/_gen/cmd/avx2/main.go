@@ -38,6 +38,7 @@ func main() {
 	maxPoolRowF32AVX2()
 	qpoolMax8x32AVX2()
 	qpoolPackAVX2()
+	packPointwiseAVX2()
 	qdwTables()
 	for _, s := range []int{1, 2} {
 		for _, xu := range []bool{false, true} {
