@@ -3090,6 +3090,78 @@ packPointwiseAVX2_nexthalf:
 packPointwiseAVX2_done:
 	RET
 
+// func quantizeF32S8AVX2(dst *byte, src *float32, n8 int, scale float32, qlo float32, qhi float32, zero int32)
+// Requires: AVX, AVX2
+TEXT ·quantizeF32S8AVX2(SB), NOSPLIT, $0-40
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n8+16(FP), CX
+	VBROADCASTSS scale+24(FP), Y10
+	VBROADCASTSS qlo+28(FP), Y11
+	VBROADCASTSS qhi+32(FP), Y12
+	MOVL         zero+36(FP), DX
+	VMOVD        DX, X13
+	VPBROADCASTD X13, Y13
+	XORQ         AX, AX
+
+quantizeF32S8AVX2_loop:
+	CMPQ         AX, CX
+	JGE          quantizeF32S8AVX2_done
+	VMOVUPS      (SI)(AX*4), Y0
+	VDIVPS       Y10, Y0, Y0
+	VCMPPS       $0x07, Y0, Y0, Y1
+	VANDPS       Y1, Y0, Y0
+	VMAXPS       Y11, Y0, Y0
+	VMINPS       Y12, Y0, Y0
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       Y13, Y0, Y0
+	VEXTRACTI128 $0x01, Y0, X1
+	VPACKSSDW    X1, X0, X0
+	VPACKSSWB    X0, X0, X0
+	VMOVQ        X0, (DI)(AX*1)
+	ADDQ         $0x08, AX
+	JMP          quantizeF32S8AVX2_loop
+
+quantizeF32S8AVX2_done:
+	VZEROUPPER
+	RET
+
+// func quantizeF32U8AVX2(dst *byte, src *float32, n8 int, scale float32, qlo float32, qhi float32, zero int32)
+// Requires: AVX, AVX2
+TEXT ·quantizeF32U8AVX2(SB), NOSPLIT, $0-40
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n8+16(FP), CX
+	VBROADCASTSS scale+24(FP), Y10
+	VBROADCASTSS qlo+28(FP), Y11
+	VBROADCASTSS qhi+32(FP), Y12
+	MOVL         zero+36(FP), DX
+	VMOVD        DX, X13
+	VPBROADCASTD X13, Y13
+	XORQ         AX, AX
+
+quantizeF32U8AVX2_loop:
+	CMPQ         AX, CX
+	JGE          quantizeF32U8AVX2_done
+	VMOVUPS      (SI)(AX*4), Y0
+	VDIVPS       Y10, Y0, Y0
+	VCMPPS       $0x07, Y0, Y0, Y1
+	VANDPS       Y1, Y0, Y0
+	VMAXPS       Y11, Y0, Y0
+	VMINPS       Y12, Y0, Y0
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       Y13, Y0, Y0
+	VEXTRACTI128 $0x01, Y0, X1
+	VPACKSSDW    X1, X0, X0
+	VPACKUSWB    X0, X0, X0
+	VMOVQ        X0, (DI)(AX*1)
+	ADDQ         $0x08, AX
+	JMP          quantizeF32U8AVX2_loop
+
+quantizeF32U8AVX2_done:
+	VZEROUPPER
+	RET
+
 DATA avx2qdwshuf<>+0(SB)/1, $0x00
 DATA avx2qdwshuf<>+1(SB)/1, $0x02
 DATA avx2qdwshuf<>+2(SB)/1, $0x04

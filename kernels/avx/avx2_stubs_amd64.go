@@ -39,6 +39,16 @@ func qpoolPackAVX2(dst *uint32, src *byte, segs *int32, nseg int, rows int, rowO
 //go:noescape
 func packPointwiseAVX2(dst *uint32, x *byte, hw int, quads int, n16 int, flip uint32)
 
+// quantizeF32S8AVX2 is an AVX2 twin of quantizeF32Generic for n8 (a multiple of 8) values.
+//
+//go:noescape
+func quantizeF32S8AVX2(dst *byte, src *float32, n8 int, scale float32, qlo float32, qhi float32, zero int32)
+
+// quantizeF32U8AVX2 is an AVX2 twin of quantizeF32Generic for n8 (a multiple of 8) values.
+//
+//go:noescape
+func quantizeF32U8AVX2(dst *byte, src *float32, n8 int, scale float32, qlo float32, qhi float32, zero int32)
+
 // qdw3x3RowS8S8S1AVX2 is an AVX2 twin of qdw3x3RowGeneric (its input/output code signs and stride in the name).
 //
 //go:noescape

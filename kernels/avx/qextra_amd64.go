@@ -21,6 +21,16 @@ func qmaxPool2x2(x *byte, w, hw int, y *byte, ow, oh, planes int, unsigned bool)
 
 func quantizeF32(dst *byte, src *float32, n int, scale, qlo, qhi float32, zero int32, unsigned bool) {
 	switch {
+	case QVariant == QVariantAVX2:
+		n8 := n &^ 7
+		if unsigned {
+			quantizeF32U8AVX2(dst, src, n8, scale, qlo, qhi, zero)
+		} else {
+			quantizeF32S8AVX2(dst, src, n8, scale, qlo, qhi, zero)
+		}
+		if n8 < n {
+			quantizeF32Generic((*byte)(unsafe.Add(unsafe.Pointer(dst), n8)), (*float32)(unsafe.Add(unsafe.Pointer(src), 4*n8)), n-n8, scale, qlo, qhi, zero)
+		}
 	case QVariant != QVariantVNNI:
 		quantizeF32Generic(dst, src, n, scale, qlo, qhi, zero)
 	case unsigned:

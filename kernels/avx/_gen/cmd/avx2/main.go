@@ -39,6 +39,8 @@ func main() {
 	qpoolMax8x32AVX2()
 	qpoolPackAVX2()
 	packPointwiseAVX2()
+	quantizeF32AVX2(false)
+	quantizeF32AVX2(true)
 	qdwTables()
 	for _, s := range []int{1, 2} {
 		for _, xu := range []bool{false, true} {
