@@ -66,40 +66,83 @@ func main() {
 // the split activations, a broadcast weight and the mask, so the tile is
 // four passes over the depth (two row halves × two column halves).
 func qacc8x32AVX2() {
-	TEXT("qacc8x32AVX2", NOSPLIT, "func(k4 int, a *int8, b *uint8, tile *int32)")
+	TEXT("qacc8x32AVX2", 0, "func(k4 int, a *int8, b *uint8, tile *int32)")
 	Pragma("noescape")
 	Doc("qacc8x32AVX2 is the AVX2 twin of qaccumulate over a full tile: tile[i*32+j] = Σ_p Σ_q b[p*128+j*4+q]·a[p*32+i*4+q] (int32, row-major).")
-	tile := Load(Param("tile"), reg.RDX)
+	// The depth runs in blocks of qaccBlock steps whose weights are split
+	// once into a stack buffer (each step: 8 rows' even halves, then odd
+	// halves, 64 bytes), so the four passes broadcast split words instead
+	// of splitting each row again; a pass after the first block adds to the
+	// tile stored by the block before.
+	const qaccBlock = 64
+	buf := AllocLocal(64 * qaccBlock)
+	tile := Load(Param("tile"), reg.R11)
+	kk := Load(Param("k4"), reg.R8)
+	a := Load(Param("a"), reg.RSI)
+	b := Load(Param("b"), reg.RDI)
+	first, n, lim, cnt, bp, wp := reg.R9, reg.RCX, reg.R10, reg.R12, reg.R13, reg.R14
 	mask := reg.Y15
 	MOVL(U32(0x00FF00FF), reg.EAX)
 	VMOVD(reg.EAX, reg.X15)
 	VPBROADCASTD(reg.X15, mask)
+	XORQ(first, first)
 	acc := []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y2, reg.Y3, reg.Y4, reg.Y5, reg.Y6, reg.Y7}
 	ue0, uo0, ue1, uo1 := reg.Y8, reg.Y9, reg.Y10, reg.Y11
 	we, wo, t := reg.Y12, reg.Y13, reg.Y14
+	Label("qacc_block")
+	MOVQ(kk, n)
+	MOVQ(U32(qaccBlock), lim)
+	CMPQ(n, lim)
+	CMOVQGT(lim, n)
+	// split the block's weights
+	MOVQ(a, bp)
+	LEAQ(buf, wp)
+	MOVQ(n, cnt)
+	TESTQ(cnt, cnt)
+	JEQ(LabelRef("qacc_split_done"))
+	Label("qacc_split")
+	VMOVDQU(Mem{Base: bp}, wo)
+	VPSLLW(U8(8), wo, we)
+	VPSRAW(U8(8), we, we)
+	VPSRAW(U8(8), wo, wo)
+	VMOVDQU(we, Mem{Base: wp})
+	VMOVDQU(wo, Mem{Base: wp, Disp: 32})
+	ADDQ(U8(4*mr8), bp)
+	ADDQ(U8(64), wp)
+	DECQ(cnt)
+	JNE(LabelRef("qacc_split"))
+	Label("qacc_split_done")
 	for pass := 0; pass < 4; pass++ {
 		rows, cols := 4*(pass/2), 16*(pass%2) // first row and column of this pass
-		k := Load(Param("k4"), reg.RCX)
-		a := Load(Param("a"), reg.RSI)
-		b := Load(Param("b"), reg.RDI)
+		loop, done := "qacc_loop"+string(rune('0'+pass)), "qacc_done"+string(rune('0'+pass))
+		zero, started := "qacc_zero"+string(rune('0'+pass)), "qacc_started"+string(rune('0'+pass))
+		TESTQ(first, first)
+		JEQ(LabelRef(zero))
+		for i := 0; i < 4; i++ {
+			VMOVDQU(Mem{Base: tile, Disp: 4 * ((rows+i)*nr32 + cols)}, acc[2*i])
+			VMOVDQU(Mem{Base: tile, Disp: 4 * ((rows+i)*nr32 + cols + 8)}, acc[2*i+1])
+		}
+		JMP(LabelRef(started))
+		Label(zero)
 		for _, r := range acc {
 			VPXOR(r, r, r)
 		}
-		loop, done := "loop"+string(rune('0'+pass)), "done"+string(rune('0'+pass))
-		TESTQ(k, k)
+		Label(started)
+		MOVQ(b, bp)
+		LEAQ(buf, wp)
+		MOVQ(n, cnt)
+		TESTQ(cnt, cnt)
 		JEQ(LabelRef(done))
 		Label(loop)
-		VMOVDQU(Mem{Base: b, Disp: 4 * cols}, uo0)
-		VMOVDQU(Mem{Base: b, Disp: 4*cols + 32}, uo1)
+		VMOVDQU(Mem{Base: bp, Disp: 4 * cols}, uo0)
+		VMOVDQU(Mem{Base: bp, Disp: 4*cols + 32}, uo1)
 		VPAND(uo0, mask, ue0)
 		VPSRLW(U8(8), uo0, uo0)
 		VPAND(uo1, mask, ue1)
 		VPSRLW(U8(8), uo1, uo1)
 		for i := 0; i < 4; i++ {
-			VPBROADCASTD(Mem{Base: a, Disp: 4 * (rows + i)}, wo)
-			VPSLLW(U8(8), wo, we)
-			VPSRAW(U8(8), we, we)
-			VPSRAW(U8(8), wo, wo)
+			VPBROADCASTD(Mem{Base: wp, Disp: 4 * (rows + i)}, we)
+			VPBROADCASTD(Mem{Base: wp, Disp: 32 + 4*(rows+i)}, wo)
 			VPMADDWD(ue0, we, t)
 			VPADDD(t, acc[2*i], acc[2*i])
 			VPMADDWD(uo0, wo, t)
@@ -109,9 +152,9 @@ func qacc8x32AVX2() {
 			VPMADDWD(uo1, wo, t)
 			VPADDD(t, acc[2*i+1], acc[2*i+1])
 		}
-		ADDQ(U8(4*mr8), a)
-		ADDQ(U32(4*nr32), b)
-		DECQ(k)
+		ADDQ(U8(64), wp)
+		ADDQ(U32(4*nr32), bp)
+		DECQ(cnt)
 		JNE(LabelRef(loop))
 		Label(done)
 		for i := 0; i < 4; i++ {
@@ -119,6 +162,16 @@ func qacc8x32AVX2() {
 			VMOVDQU(acc[2*i+1], Mem{Base: tile, Disp: 4 * ((rows+i)*nr32 + cols + 8)})
 		}
 	}
+	// next block
+	MOVQ(n, cnt)
+	SHLQ(U8(5), cnt) // 4·MR weight bytes a step
+	ADDQ(cnt, a)
+	MOVQ(n, cnt)
+	SHLQ(U8(7), cnt) // 4·NR activation bytes a step
+	ADDQ(cnt, b)
+	MOVQ(U32(1), first)
+	SUBQ(n, kk)
+	JG(LabelRef("qacc_block"))
 	VZEROUPPER()
 	RET()
 }
