@@ -57,25 +57,38 @@ func qmicro(k4 int, a *int8, b *uint8, out *byte, ldo, mr, nr int, q *int64) {
 // qepiTailAVX2 finishes a tile's last nr mod 8 columns on the AVX2
 // epilogue by running it again on the last 8 columns (nr-8 .. nr-1; the
 // ones before nr8 get the same codes again), through a copy of q whose
-// per-column constants start at column nr-8. It declines (false: the Go
-// epilogue runs) for fewer than 8 columns and a residual (which may share
-// the output's memory, so a rewritten column would read a replaced value).
+// per-column constants and residual start at column nr-8. It declines
+// (false: the Go epilogue runs) for fewer than 8 columns and for a
+// residual whose memory overlaps the output's (a rewritten column would
+// read a replaced value).
 func qepiTailAVX2(acc *[MR * NR]int32, out *byte, ldo, mr, nr int, q *QEpi) bool {
-	if nr < 8 || q.Flags&QResid != 0 {
+	if nr < 8 {
 		return false
+	}
+	esize := 1
+	if q.Flags&QQuant == 0 {
+		esize = 4
 	}
 	d := nr - 8
 	t := *q
+	if t.Flags&QResid != 0 {
+		rsize := 4
+		if t.Flags&QZCode != 0 {
+			rsize = 1
+		}
+		o, r := uintptr(unsafe.Pointer(out)), uintptr(t.Resid)
+		span := uintptr((mr-1)*ldo + nr)
+		if o < r+span*uintptr(rsize) && r < o+span*uintptr(esize) {
+			return false
+		}
+		t.Resid = unsafe.Add(t.Resid, rsize*d)
+	}
 	if t.Flags&QCol != 0 {
 		t.Corr = (*int32)(unsafe.Add(unsafe.Pointer(t.Corr), 4*d))
 		t.Mult = (*float32)(unsafe.Add(unsafe.Pointer(t.Mult), 4*d))
 		if t.Bias != nil {
 			t.Bias = (*float32)(unsafe.Add(unsafe.Pointer(t.Bias), 4*d))
 		}
-	}
-	esize := 1
-	if t.Flags&QQuant == 0 {
-		esize = 4
 	}
 	qepi8x32AVX2(&acc[d], (*byte)(unsafe.Add(unsafe.Pointer(out), esize*d)), ldo, mr, 8, (*int64)(unsafe.Pointer(&t)))
 	return true
