@@ -13,7 +13,9 @@ import (
 // --duration and of --iterations. On a shared machine a burst of other
 // load lands on one side of a single kiln-then-ORT comparison and flips
 // its ratio; alternating puts both runtimes in the same minutes, and the
-// reported ratio is the median of the rounds' ratios.
+// reported ratio is the median of the rounds' ratios. Each kiln round
+// warms up again (--warmup): ONNX Runtime's run in between evicts kiln's
+// weights and activations from the caches.
 func (r *benchResult) measureRounds(ctx *engine.Context, f *benchFlags, ort func() (*ortResult, error)) error {
 	round := *f
 	round.duration = f.duration / float64(f.rounds)
