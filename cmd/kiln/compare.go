@@ -47,8 +47,12 @@ printed. kiln exits with status 1 on a mismatch.
 
 --per-layer (one ONNX model and one plan): every intermediate tensor of the
 float graph against the engine's layer outputs, read by debug taps that
-leave fusion and precisions as built (quantized codes are dequantized with
-the plan's scales); then the blame table: for each layer the error it adds
+leave fusion and precisions as built. Codes are compared as the numbers
+they stand for: the engine's dequantized with the plan's scales and zero
+points, a Q/DQ model's with its QuantizeLinear's; a QuantizeLinear that the
+builder moved above ops that commute with it (Reshape, MaxPool...) is
+compared with the tensor it now reads, quantized by that node's parameters
+(shown as node(tensor)). Then the blame table: for each layer the error it adds
 (relative noise energy of its output minus that of its inputs). --report
 DIR writes PNG charts and an index.html.
 
@@ -377,7 +381,7 @@ func writePerLayer(w io.Writer, r *layerdebug.PerLayer) {
 	p("Per-layer comparison over %d batch(es): engine layer outputs vs the float graph's tensors\n\n", r.Batches)
 	rows := [][]string{{"step", "layer", "precision", "tensor", "dtype", "SQNR dB", "cosine", "max |err|", "mean |err|"}}
 	for _, t := range r.Tensors {
-		rows = append(rows, []string{fmt.Sprint(t.Step), t.Layer, t.Precision, t.Tensor, t.DType.String(), g4(t.Acc.SQNR()), fmt.Sprintf("%.6f", t.Acc.Cosine()), g4(t.Acc.MaxAbs), g4(t.Acc.MeanAbs())})
+		rows = append(rows, []string{fmt.Sprint(t.Step), t.Layer, t.Precision, t.ShownTensor(), t.DType.String(), g4(t.Acc.SQNR()), fmt.Sprintf("%.6f", t.Acc.Cosine()), g4(t.Acc.MaxAbs), g4(t.Acc.MeanAbs())})
 	}
 	writeTable(ew, "  ", rows)
 	p("\nBlame (error each layer adds: noise/signal energy of its output minus its inputs'; largest first):\n")

@@ -53,28 +53,50 @@ func isReformat(s *engine.Step) bool {
 	return len(s.OpTypes) == 1 && reformatOps[s.OpTypes[0]]
 }
 
+// Affine is how a value's codes map to real numbers: (code − Zero)·Scale.
+type Affine struct{ Scale, Zero float64 }
+
+// Real is the real number a code stands for, rounded to float32 as a
+// DequantizeLinear computes it (kiln's scales are float32), so that a
+// correct engine's codes compare equal to the reference graph's.
+func (a Affine) Real(code float64) float64 {
+	return float64(float32(code-a.Zero) * float32(a.Scale))
+}
+
 // Scales returns the dequantization scale of every value of p that holds
-// quantized codes: a quantized layer's output scale (y_scale in its
-// parameters), a QuantizeLinear reformat's scale (its parameters or its
-// scale weight), else (MaxPool, Reshape, Relu over codes) the scale of the
-// step's first coded input. Values whose scale cannot be found are absent.
+// quantized codes (see CodeParams).
 func Scales(p *engine.Plan) map[int]float64 {
 	sc := map[int]float64{}
+	for v, a := range CodeParams(p) {
+		sc[v] = a.Scale
+	}
+	return sc
+}
+
+// CodeParams returns the dequantization parameters of every value of p
+// that holds quantized codes: a quantized layer's output scale and zero
+// point (y_scale, y_zero in its parameters), a QuantizeLinear reformat's
+// (its parameters, or its scale and zero point weights), else (MaxPool,
+// Reshape, Relu over codes) those of the step's first coded input. Values
+// whose scale cannot be found are absent.
+func CodeParams(p *engine.Plan) map[int]Affine {
+	sc := map[int]Affine{}
 	for si := range p.Steps {
 		s := &p.Steps[si]
-		var own float64
+		var own Affine
 		if v, ok := findNumber(s.Params, "y_scale"); ok && v > 0 {
-			own = v
+			own.Scale = v
+			own.Zero, _ = findNumber(s.Params, "y_zero")
 		} else if len(s.OpTypes) == 1 && s.OpTypes[0] == "QuantizeLinear" {
 			if v, ok := findNumber(s.Params, "scale"); ok && v > 0 {
-				own = v
-			} else if len(s.Inputs) > 1 && s.Inputs[1] >= 0 {
-				if w := p.Values[s.Inputs[1]].Weight; w >= 0 && p.Weights[w].Len() == 1 {
-					own = p.Weights[w].Float64At(0)
-				}
+				own.Scale = v
+				own.Zero, _ = findNumber(s.Params, "zero")
+			} else if w, ok := scalarWeight(p, s, 1); ok {
+				own.Scale = w
+				own.Zero, _ = scalarWeight(p, s, 2)
 			}
 		}
-		if own == 0 {
+		if own.Scale == 0 {
 			for _, in := range s.Inputs {
 				if v, ok := sc[in]; ok && in >= 0 {
 					own = v
@@ -82,7 +104,7 @@ func Scales(p *engine.Plan) map[int]float64 {
 				}
 			}
 		}
-		if own == 0 {
+		if own.Scale == 0 {
 			continue
 		}
 		for _, o := range s.Outputs {
@@ -92,6 +114,18 @@ func Scales(p *engine.Plan) map[int]float64 {
 		}
 	}
 	return sc
+}
+
+// scalarWeight is the value of a step's input i when it is a one-element
+// weight.
+func scalarWeight(p *engine.Plan, s *engine.Step, i int) (float64, bool) {
+	if len(s.Inputs) <= i || s.Inputs[i] < 0 {
+		return 0, false
+	}
+	if w := p.Values[s.Inputs[i]].Weight; w >= 0 && p.Weights[w].Len() == 1 {
+		return p.Weights[w].Float64At(0), true
+	}
+	return 0, false
 }
 
 // findNumber looks for a number under key in a step's JSON parameters, at

@@ -77,3 +77,37 @@ func TestParetoAndBetter(t *testing.T) {
 		t.Fatal("budget")
 	}
 }
+
+// Zero points come with the scales: a layer's y_zero, a reformat's zero,
+// a QuantizeLinear's zero-point weight, inherited through pass-through ops.
+func TestCodeParamsZeroPoints(t *testing.T) {
+	s, z := ir.FromFloat32s(nil, []float32{0.5}), ir.NewTensor(ir.Uint8, nil)
+	z.SetInt64At(0, 7)
+	p := &engine.Plan{
+		Values: []engine.Value{
+			{Name: "x", DType: ir.Float32, Weight: -1},
+			{Name: "s", DType: ir.Float32, Weight: 0},
+			{Name: "z", DType: ir.Uint8, Weight: 1},
+			{Name: "a", DType: ir.Uint8, Weight: -1},
+			{Name: "b", DType: ir.Uint8, Weight: -1},
+			{Name: "c", DType: ir.Uint8, Weight: -1},
+			{Name: "d", DType: ir.Int8, Weight: -1},
+		},
+		Weights: []*ir.Tensor{s, z},
+		Steps: []engine.Step{
+			{Name: "q", OpTypes: []string{"QuantizeLinear"}, Inputs: []int{0, 1, 2}, Outputs: []int{3}},
+			{Name: "pool", OpTypes: []string{"MaxPool"}, Inputs: []int{3}, Outputs: []int{4}},
+			{Name: "q2", OpTypes: []string{"QuantizeLinear"}, Inputs: []int{0}, Outputs: []int{5}, Params: []byte(`{"op":"quantize","scale":0.25,"zero":128}`)},
+			{Name: "conv", OpTypes: []string{"Conv"}, Inputs: []int{5}, Outputs: []int{6}, Params: []byte(`{"quant":{"x_scale":0.25,"x_zero":128,"y_scale":0.125,"y_zero":-3}}`)},
+		},
+	}
+	got := CodeParams(p)
+	for v, want := range map[int]Affine{3: {0.5, 7}, 4: {0.5, 7}, 5: {0.25, 128}, 6: {0.125, -3}} {
+		if got[v] != want {
+			t.Errorf("value %s: %+v, want %+v", p.Values[v].Name, got[v], want)
+		}
+	}
+	if r := (Affine{0.1, 3}).Real(5); r != float64(float32(0.1)*2) {
+		t.Errorf("Real: %v", r)
+	}
+}

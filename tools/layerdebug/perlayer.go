@@ -27,8 +27,27 @@ type TensorError struct {
 	Step      int
 	Precision string
 	DType     ir.DType
-	Acc       accuracy.Acc
+	// QuantizedBy names the reference graph's QuantizeLinear node whose
+	// parameters quantized Tensor before the comparison: the engine value
+	// holds that node's codes, which the builder moved above ops that
+	// commute with it (so they are taken from Tensor, an earlier tensor
+	// than the node's own input). "" when Tensor is compared as it is.
+	QuantizedBy string `json:",omitempty"`
+	Acc         accuracy.Acc
 }
+
+// refKey is the reference values an engine value is compared with.
+func (e *TensorError) refKey() string {
+	if e.QuantizedBy != "" {
+		return e.QuantizedBy + "(" + e.Tensor + ")"
+	}
+	return e.Tensor
+}
+
+// ShownTensor is the reference the engine value was compared with, as a
+// table shows it: the tensor's name, or node(tensor) for a tensor quantized
+// by a moved QuantizeLinear node.
+func (e *TensorError) ShownTensor() string { return e.refKey() }
 
 // Blame is the error one layer adds: the relative noise energy
 // (Σerr²/Σref², i.e. 1/SQNR) of its output minus the largest of its inputs'
@@ -48,16 +67,16 @@ type PerLayer struct {
 	Tensors []*TensorError // in step order
 	Blame   []Blame        // quantized/reduced layers first by added error
 	Batches int
-	Skipped []string // engine values with no counterpart (or a different size) in the float graph
+	Skipped []string // engine values with no counterpart (or a different size, or no comparable values) in the float graph
 }
 
 // tap copies each step's outputs, dequantized, right after the step ran.
 type tap struct {
-	ctx    *engine.Context
-	plan   *engine.Plan
-	scales map[int]float64
-	keep   map[int]bool
-	got    map[int][]float64
+	ctx   *engine.Context
+	plan  *engine.Plan
+	codes map[int]Affine
+	keep  map[int]bool
+	got   map[int][]float64
 }
 
 func (t *tap) StepDone(step int, _ time.Duration) {
@@ -71,12 +90,15 @@ func (t *tap) StepDone(step int, _ time.Duration) {
 		}
 		n := v.Len()
 		buf := make([]float64, n)
-		s := 1.0
 		if isCode(v.DType) {
-			s = t.scales[o]
-		}
-		for i := int64(0); i < n; i++ {
-			buf[i] = v.Float64At(i) * s
+			a := t.codes[o]
+			for i := int64(0); i < n; i++ {
+				buf[i] = a.Real(v.Float64At(i))
+			}
+		} else {
+			for i := int64(0); i < n; i++ {
+				buf[i] = v.Float64At(i)
+			}
 		}
 		t.got[o] = buf
 	}
@@ -84,7 +106,12 @@ func (t *tap) StepDone(step int, _ time.Duration) {
 
 // Compare runs every batch through the float graph (every intermediate
 // tensor) and the engine (every step output, read by a debug tap) and
-// compares each engine value with the float tensor it stands for.
+// compares each engine value with the float tensor it stands for. Codes are
+// compared as the real numbers they stand for: the engine's dequantized by
+// their step's scale and zero point, a Q/DQ reference graph's by its
+// QuantizeLinear node's; a QuantizeLinear the builder moved above
+// commuting ops is compared with the tensor it now reads quantized by the
+// same node's parameters (refquant.go).
 func Compare(ref *ir.Model, eng *engine.Engine, data Batches, maxBatches int) (*PerLayer, error) {
 	sess, err := ops.NewSession(ref)
 	if err != nil {
@@ -101,10 +128,11 @@ func Compare(ref *ir.Model, eng *engine.Engine, data Batches, maxBatches int) (*
 		}
 	}
 	inits := ref.Graph.InitializerMap()
+	refq := newRefQuant(ref.Graph)
 	res := &PerLayer{}
 	errs := map[int]*TensorError{}
 	keep := map[int]bool{}
-	scales := Scales(p)
+	codes := CodeParams(p)
 	producer := map[int]int{}
 	for si, s := range p.Steps {
 		for _, o := range s.Outputs {
@@ -114,21 +142,31 @@ func Compare(ref *ir.Model, eng *engine.Engine, data Batches, maxBatches int) (*
 			if name == "" || s.ShapeStep || !(v.DType.IsFloat() || isCode(v.DType)) {
 				continue
 			}
-			if _, ok := scales[o]; isCode(v.DType) && !ok {
+			if _, ok := codes[o]; isCode(v.DType) && !ok {
 				res.Skipped = append(res.Skipped, fmt.Sprintf("%s (no scale found for its codes)", v.Name))
 				continue
 			}
 			keep[o] = true
-			errs[o] = &TensorError{Tensor: name, Value: v.Name, Layer: s.Name, Step: si, Precision: s.Precision, DType: v.DType}
+			e := &TensorError{Tensor: name, Value: v.Name, Layer: s.Name, Step: si, Precision: s.Precision, DType: v.DType}
+			if isCode(v.DType) && isQuantize(&s) && refq.byOutput[name] == nil {
+				e.QuantizedBy = OriginalName(s.Name, func(n string) bool { return refq.byName[n] != nil })
+			}
+			errs[o] = e
 		}
 	}
 	ctx := eng.NewContext()
-	tp := &tap{ctx: ctx, plan: p, scales: scales, keep: keep}
+	tp := &tap{ctx: ctx, plan: p, codes: codes, keep: keep}
 	ctx.SetProfiler(tp)
 	want := map[string]bool{}
+	quantizedBy := map[string][]string{} // tensor → the Q nodes that quantize it before a comparison
 	for _, e := range errs {
-		want[e.Tensor] = true
+		if e.QuantizedBy != "" {
+			quantizedBy[e.Tensor] = append(quantizedBy[e.Tensor], e.QuantizedBy)
+		} else {
+			want[e.Tensor] = true
+		}
 	}
+	refErr := map[string]error{}
 	sizeMismatch := map[int]bool{}
 	for b := 0; maxBatches <= 0 || b < maxBatches; b++ {
 		in, err := data.Next()
@@ -140,8 +178,18 @@ func Compare(ref *ir.Model, eng *engine.Engine, data Batches, maxBatches int) (*
 		}
 		refVals := map[string][]float64{}
 		_, err = sess.RunObserved(in, func(name string, t *ir.Tensor) {
-			if want[name] && t.DType.IsFloat() {
-				refVals[name] = t.Float64s()
+			if want[name] {
+				if t.DType.IsFloat() {
+					refVals[name] = t.Float64s()
+				} else if qn := refq.byOutput[name]; qn != nil {
+					refVals[name], refErr[name] = refq.dequantize(qn, t)
+				}
+			}
+			if t.DType.IsFloat() {
+				for _, qn := range quantizedBy[name] {
+					k := qn + "(" + name + ")"
+					refVals[k], refErr[k] = refq.fakeQuantize(refq.byName[qn], t)
+				}
 			}
 		})
 		if err != nil {
@@ -152,7 +200,7 @@ func Compare(ref *ir.Model, eng *engine.Engine, data Batches, maxBatches int) (*
 			return nil, fmt.Errorf("engine: %w", err)
 		}
 		for o, e := range errs {
-			r, g := refVals[e.Tensor], tp.got[o]
+			r, g := refVals[e.refKey()], tp.got[o]
 			if r == nil || g == nil {
 				continue
 			}
@@ -166,7 +214,15 @@ func Compare(ref *ir.Model, eng *engine.Engine, data Batches, maxBatches int) (*
 	}
 	for o, e := range errs {
 		if sizeMismatch[o] && e.Acc.N == 0 {
-			res.Skipped = append(res.Skipped, fmt.Sprintf("%s (size differs from %s)", e.Value, e.Tensor))
+			res.Skipped = append(res.Skipped, fmt.Sprintf("%s (size differs from %s)", e.Value, e.refKey()))
+			continue
+		}
+		if e.Acc.N == 0 {
+			why := "the float graph gave no float or dequantizable values for it"
+			if err := refErr[e.refKey()]; err != nil {
+				why = err.Error()
+			}
+			res.Skipped = append(res.Skipped, fmt.Sprintf("%s (not compared with %s: %s)", e.Value, e.refKey(), why))
 			continue
 		}
 		res.Tensors = append(res.Tensors, e)
@@ -175,6 +231,11 @@ func Compare(ref *ir.Model, eng *engine.Engine, data Batches, maxBatches int) (*
 	sort.Strings(res.Skipped)
 	res.Blame = blame(p, res.Tensors, producer)
 	return res, nil
+}
+
+// isQuantize reports whether a step is a lone QuantizeLinear.
+func isQuantize(s *engine.Step) bool {
+	return len(s.OpTypes) == 1 && s.OpTypes[0] == "QuantizeLinear"
 }
 
 // blame computes the error each non-reformat step adds.
