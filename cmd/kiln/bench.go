@@ -62,8 +62,9 @@ mean, and above 2.5% the result is flagged as unstable.
 
 --dump-profile times every layer in a separate pass of as many runs (so that
 the clock reads do not disturb the latency numbers) and prints total,
-average, median and share per layer, fused members included;
---export-profile and --export-times write the per-layer and per-run numbers
+average, median, minimum (the fastest run: on a loaded machine the layer's
+time least disturbed by other processes) and share per layer, fused members
+included, and the sums of the medians and minima; --export-profile and --export-times write the per-layer and per-run numbers
 as JSON. --compare-ort runs ONNX Runtime on the same model, inputs and
 threads (KILN_ORT_DIR: a folder with run.js and node_modules/onnxruntime-node,
 see ../shared/tools/ort) and prints its median next to kiln's; with
@@ -88,7 +89,7 @@ is the median of the rounds' ratios.`,
 	fl.StringVar(&f.inputs, "inputs", "", "read inputs from this directory or .npz instead of random data")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the random inputs")
 	fl.BoolVar(&f.asJSON, "json", false, "print the summary as one JSON object")
-	fl.BoolVar(&f.dumpProfile, "dump-profile", false, "print per-layer times (from a separate profiling pass)")
+	fl.BoolVar(&f.dumpProfile, "dump-profile", false, "print per-layer times: total, average, median, minimum (from a separate profiling pass)")
 	fl.StringVar(&f.exportProfile, "export-profile", "", "write per-layer times to this JSON file")
 	fl.StringVar(&f.exportTimes, "export-times", "", "write every timed run's start, end and latency to this JSON file")
 	fl.BoolVar(&f.compareORT, "compare-ort", false, "also time ONNX Runtime (needs KILN_ORT_DIR) and print the median ratio")

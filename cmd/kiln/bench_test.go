@@ -114,7 +114,7 @@ func TestBenchProfile(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
-	for _, want := range []string{"=== Profile (4 runs) ===", "Time (ms)", "Avg. (ms)", "Median (ms)", "Time (%)", "Convolution28", "Plus214",
+	for _, want := range []string{"=== Profile (4 runs) ===", "Time (ms)", "Avg. (ms)", "Median (ms)", "Min (ms)", "Time (%)", "Convolution28", "Plus214",
 		fmt.Sprintf("Total (%d layers, 4 runs)", layers), "(" + set(0) + ")"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -136,6 +136,9 @@ func TestBenchProfile(t *testing.T) {
 		sum += r["percent"].(float64)
 		if tot, avg := r["time_ms"].(float64), r["average_ms"].(float64); math.Abs(tot/4-avg) > 1e-9 {
 			t.Errorf("%v: average is not time/runs", r)
+		}
+		if low, ok := r["min_ms"].(float64); !ok || low <= 0 || low > r["median_ms"].(float64) || low > r["average_ms"].(float64) {
+			t.Errorf("%v: min_ms missing or above the median or average", r)
 		}
 	}
 	if math.Abs(sum-100) > 1e-6 {

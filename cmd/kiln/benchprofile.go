@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ type layerTime struct {
 	TotalMs   float64  `json:"time_ms"`
 	AverageMs float64  `json:"average_ms"`
 	MedianMs  float64  `json:"median_ms"`
+	MinMs     float64  `json:"min_ms"` // the fastest run: on a loaded machine less delayed by other processes than the median
 	Percent   float64  `json:"percent"`
 }
 
@@ -48,27 +50,32 @@ func profileLayers(ctx *engine.Context, p *engine.Plan, runs int) ([]layerTime, 
 			return nil, err
 		}
 	}
+	return summarizeSteps(p, st.times, runs), nil
+}
+
+// summarizeSteps turns each step's run times into its profile row.
+func summarizeSteps(p *engine.Plan, times [][]time.Duration, runs int) []layerTime {
 	var out []layerTime
 	total := 0.0
 	for i, s := range p.Steps {
-		if len(st.times[i]) == 0 {
+		if len(times[i]) == 0 {
 			continue // shape steps run in the shape pass
 		}
-		samples := benchstat.Ms(st.times[i])
+		samples := benchstat.Ms(times[i])
 		sum := 0.0
 		for _, x := range samples {
 			sum += x
 		}
 		total += sum
 		out = append(out, layerTime{Name: s.Name, Members: nonNilStrings(s.Members), Ops: nonNilStrings(s.OpTypes), Precision: s.Precision, Kernel: s.Kernel,
-			TotalMs: sum, AverageMs: sum / float64(runs), MedianMs: benchstat.Median(samples)})
+			TotalMs: sum, AverageMs: sum / float64(runs), MedianMs: benchstat.Median(samples), MinMs: slices.Min(samples)})
 	}
 	for i := range out {
 		if total > 0 {
 			out[i].Percent = 100 * out[i].TotalMs / total
 		}
 	}
-	return out, nil
+	return out
 }
 
 func nonNilStrings(s []string) []string {
@@ -90,16 +97,20 @@ func layerLabel(l layerTime) string {
 	return l.Name
 }
 
-// writeProfile prints trtexec's --dumpProfile table plus a total line.
+// writeProfile prints trtexec's --dumpProfile table, with each layer's
+// fastest run added, plus a total line (the medians' and minima's column
+// sums are layer sums, not the median or fastest end-to-end run).
 func writeProfile(w io.Writer, prof []layerTime, runs int) {
-	rows := [][]string{{"Time (ms)", "Avg. (ms)", "Median (ms)", "Time (%)", "Precision", "Layer"}}
-	var total, avg float64
+	rows := [][]string{{"Time (ms)", "Avg. (ms)", "Median (ms)", "Min (ms)", "Time (%)", "Precision", "Layer"}}
+	var total, avg, med, low float64
 	for _, l := range prof {
 		total += l.TotalMs
 		avg += l.AverageMs
-		rows = append(rows, []string{ms(l.TotalMs), ms(l.AverageMs), ms(l.MedianMs), fmt.Sprintf("%.1f", l.Percent), l.Precision, layerLabel(l)})
+		med += l.MedianMs
+		low += l.MinMs
+		rows = append(rows, []string{ms(l.TotalMs), ms(l.AverageMs), ms(l.MedianMs), ms(l.MinMs), fmt.Sprintf("%.1f", l.Percent), l.Precision, layerLabel(l)})
 	}
-	rows = append(rows, []string{ms(total), ms(avg), "", "100.0", "", fmt.Sprintf("Total (%d layers, %d runs)", len(prof), runs)})
+	rows = append(rows, []string{ms(total), ms(avg), ms(med), ms(low), "100.0", "", fmt.Sprintf("Total (%d layers, %d runs)", len(prof), runs)})
 	writeTable(w, "", rows)
 }
 
