@@ -20,9 +20,11 @@ const (
 	ignShared  = 3 * (igemmBM + igemmBN) * 144
 	ign3Shared = 2 * (igemmBM + igemmBN) * 144
 	// wgmma.cu's: 4 (ignw_*) or 2 (ignw3_*) stages of (IG_BM + IG_BN) rows
-	// of 128 bytes, plus room to align the first to 1024 bytes
-	ignwShared  = 4*(igemmBM+igemmBN)*128 + 1024
-	ignw3Shared = 2*(igemmBM+igemmBN)*128 + 1024
+	// of 128 bytes, plus room to align the first to 1024 bytes, plus the
+	// residual codes the epilogue prefetches (IGN_RSM: 8 bytes of each of
+	// the tile's IG_BM rows per 8 channels)
+	ignwShared  = 4*(igemmBM+igemmBN)*128 + 1024 + igemmBM*igemmBN
+	ignw3Shared = 2*(igemmBM+igemmBN)*128 + 1024 + igemmBM*igemmBN
 )
 
 // fp8MMA offers the FP8-MMA NHWC tactics (implicit_nhwc.f8 / .x3f8) for
@@ -334,11 +336,14 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 			return false, err
 		}
 		ys, zp := k.p.outQuant()
-		var vlo, vhi float32 // integer codes: igemm.cu's qcodev bounds
+		var vlo, vhi float32 // integer codes: nhwc.cuh's qcodew bounds
+		act := k.p.Act
 		if lo, hi, ok := codeRange(k.p.Out); ok {
 			if vlo, vhi, err = codeClamp(ys, lo-zp, hi-zp); err != nil {
 				return false, err
 			}
+			sc, bi := k.hostScaleBias()
+			act, vlo, vhi = foldActIntoClamp(k.p, sc, bi, vlo, vhi)
 		}
 		M := int64(nb) * int64(oh) * int64(ow)
 		dst := dY
@@ -360,7 +365,7 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 			gn, gh, gw, goh, gow = int(M), 1, 1, 1, 1
 		}
 		args := cuda.NewArgs(dX, k.W, dst, gn, cin, gh, gw, goh, gow, kw, k.p.SH, sw, ph, gpw, k.p.DH, dw,
-			int(k.p.Kp), int(k.p.K), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.ZScale, k.p.ZZero, k.p.Act, k.p.ActA, k.p.ActB,
+			int(k.p.Kp), int(k.p.K), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.ZScale, k.p.ZZero, act, k.p.ActA, k.p.ActB,
 			ys, 1/ys, zp, vlo, vhi) // 1/ys: RN(1/ys) for igemm.cu's qdivr
 		if err := f.Launch(st.s, grid, block256, uint32(shared), args); err != nil {
 			return false, err

@@ -304,18 +304,6 @@ func TestCodeClamp(t *testing.T) {
 	for range 200 {
 		scales = append(scales, float32(math.Exp2(r.Float64()*80-40)))
 	}
-	fmaxf := func(a, b float32) float32 { // CUDA's fmaxf/fminf: NaN gives the other operand
-		if a != a || a < b {
-			return b
-		}
-		return a
-	}
-	fminf := func(a, b float32) float32 {
-		if a != a || a > b {
-			return b
-		}
-		return a
-	}
 	for _, ys := range scales {
 		for _, out := range []ir.DType{ir.Int8, ir.Uint8} {
 			lo, hi, _ := codeRange(out)
@@ -330,7 +318,7 @@ func TestCodeClamp(t *testing.T) {
 					}
 					return int(math.Max(float64(lo), math.Min(float64(hi), math.RoundToEven(float64(v/ys))+float64(zp))))
 				}
-				gpu := func(v float32) int { return int(math.RoundToEven(float64(fminf(fmaxf(v, vlo), vhi)/ys))) + zp }
+				gpu := func(v float32) int { return int(math.RoundToEven(float64(cudaFminf(cudaFmaxf(v, vlo), vhi)/ys))) + zp }
 				vs := []float32{vlo, vhi, 0, float32(math.Copysign(0, -1)), float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), math.MaxFloat32, -math.MaxFloat32}
 				for _, b := range []float32{vlo, vhi} {
 					for d := float32(-3); d <= 3; d++ {

@@ -18,6 +18,10 @@ struct __align__(8) ku2 { unsigned x, y; };
 #define IGN_ST 3                            // pipeline stages
 #define IGN_STAGE ((IG_BM + IG_BN) * IGN_RB)
 #define IGN_CS (IG_BN + 8)                  // epilogue staging row (ACC elements): 8-byte fragment stores conflict-free
+// the epilogue's rows and channels of thread tid (ign_epilogue_cs): rows
+// tid / 8 + 32q (q < IGN_NQ), channels (tid % 8)·8 .. + 7 of the tile
+#define IGN_NQ (IG_BM * IG_BN / 8 / 256)
+#define IGN_RSM (IGN_NQ * 256 * 8)          // bytes of a tile's prefetched residual codes
 
 __device__ __forceinline__ unsigned smem_addr(const void* p) {
     unsigned r;
@@ -36,7 +40,46 @@ __device__ __forceinline__ void ldsm4(unsigned* r, unsigned addr) {
         : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr) : "memory");
 }
 
-// 8 residual values at o (o % 8 == 0), as ldres reads one (codes: 8 bytes)
+// 8 bytes global → shared, asynchronously (cp.async.ca takes 4, 8 or 16;
+// .cg only 16); n = 0 writes zeros (src unread)
+__device__ __forceinline__ void cp8(unsigned dst, const void* src, int n) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;" :: "r"(dst), "l"(src), "r"(n) : "memory");
+}
+__device__ __forceinline__ unsigned prmt(unsigned a, unsigned b, unsigned sel) {
+    unsigned r; asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel)); return r;
+}
+// 8 residual codes (rfmt >= 3, one 8-byte word q) → their values, as
+// zcode computes one. Integer codes: a byte moved by PRMT into the low
+// mantissa of 1.5·2²³ is 1.5·2²³ + b exactly (int8 codes biased by 128
+// with one XOR per four), and subtracting 1.5·2²³ + bias + zz leaves the
+// small integer code − zz exactly: one PRMT and one FADD per code instead
+// of the shift, mask and sign extension of a byte extraction.
+__device__ __forceinline__ void rescodes8(ku2 q, int rfmt, float zs, int zz, float* v) {
+    if (rfmt <= 4) {
+        const unsigned flip = rfmt == 3 ? 0x80808080u : 0u;
+        const unsigned w0 = q.x ^ flip, w1 = q.y ^ flip;
+        const float off = (float)(12582912 + (rfmt == 3 ? 128 : 0) + zz); // exact: |zz| < 2⁸
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+            v[j] = __fmul_rn(__fsub_rn(__uint_as_float(prmt(j < 4 ? w0 : w1, 0x4B400000u, 0x7650u | (j & 3))), off), zs);
+        return;
+    }
+    unsigned b[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) b[j] = ((j < 4 ? q.x : q.y) >> (8 * (j & 3))) & 0xff;
+    if (rfmt == 5) { // E4M3: two codes per conversion
+#pragma unroll
+        for (int j = 0; j < 8; j += 2) {
+            unsigned h = e4m3x2_h2((u16)(b[j] | (b[j + 1] << 8)));
+            v[j] = __fmul_rn(h2f((u16)(h & 0xffff)), zs);
+            v[j + 1] = __fmul_rn(h2f((u16)(h >> 16)), zs);
+        }
+    } else { // E5M2: the high byte of an f16
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = __fmul_rn(h2f((u16)(b[j] << 8)), zs);
+    }
+}
+// 8 residual values at o (o % 8 == 0), as ldres reads one (codes: rescodes8)
 __device__ __forceinline__ void ldres8(const void* r, i64 o, int rfmt, float zs, int zz, float* v) {
     if (rfmt == 0) {
         const ku4* p = (const ku4*)((const float*)r + o);
@@ -45,29 +88,8 @@ __device__ __forceinline__ void ldres8(const void* r, i64 o, int rfmt, float zs,
         v[4] = __uint_as_float(b.x); v[5] = __uint_as_float(b.y); v[6] = __uint_as_float(b.z); v[7] = __uint_as_float(b.w);
         return;
     }
-    if (rfmt >= 3) { // 8 codes, one 8-byte load, the format tested once (zcode's arithmetic)
-        ku2 q = *(const ku2*)((const u8*)r + o);
-        unsigned b[8];
-#pragma unroll
-        for (int j = 0; j < 8; j++) b[j] = ((j < 4 ? q.x : q.y) >> (8 * (j & 3))) & 0xff;
-        // (code − zz) to float without I2F: |code − zz| < 2²², so 1.5·2²³ + it is exact
-        if (rfmt == 3) {
-#pragma unroll
-            for (int j = 0; j < 8; j++) v[j] = __fmul_rn(__fsub_rn(__int_as_float(0x4B400000 + (int)(signed char)b[j] - zz), 12582912.f), zs);
-        } else if (rfmt == 4) {
-#pragma unroll
-            for (int j = 0; j < 8; j++) v[j] = __fmul_rn(__fsub_rn(__int_as_float(0x4B400000 + (int)b[j] - zz), 12582912.f), zs);
-        } else if (rfmt == 5) { // E4M3: two codes per conversion
-#pragma unroll
-            for (int j = 0; j < 8; j += 2) {
-                unsigned h = e4m3x2_h2((u16)(b[j] | (b[j + 1] << 8)));
-                v[j] = __fmul_rn(h2f((u16)(h & 0xffff)), zs);
-                v[j + 1] = __fmul_rn(h2f((u16)(h >> 16)), zs);
-            }
-        } else { // E5M2: the high byte of an f16
-#pragma unroll
-            for (int j = 0; j < 8; j++) v[j] = __fmul_rn(h2f((u16)(b[j] << 8)), zs);
-        }
+    if (rfmt >= 3) {
+        rescodes8(*(const ku2*)((const u8*)r + o), rfmt, zs, zz, v);
         return;
     }
     ku4 q = *(const ku4*)((const u16*)r + o);
@@ -97,7 +119,18 @@ __device__ __forceinline__ unsigned qcodev(float v, float ys, float yr, int zp, 
     float c = fminf(fmaxf(v, vlo), vhi);
     float q0 = __fmul_rn(c, yr);
     float q = __fmaf_rn(__fmaf_rn(-ys, q0, c), yr, q0);
-    return (unsigned)(__float_as_int(__fadd_rn(q, 12582912.f)) - 0x4B400000 + zp) & 0xff;
+    return (unsigned)(__float_as_int(__fadd_rn(q, 12582912.f)) + zp) & 0xff; // 0x4B400000's low byte is 0
+}
+// qcodew is qcodev without the mask: the code is the low byte (pack4 takes it)
+__device__ __forceinline__ unsigned qcodew(float v, float ys, float yr, int zp, float vlo, float vhi) {
+    float c = fminf(fmaxf(v, vlo), vhi);
+    float q0 = __fmul_rn(c, yr);
+    float q = __fmaf_rn(__fmaf_rn(-ys, q0, c), yr, q0);
+    return (unsigned)(__float_as_int(__fadd_rn(q, 12582912.f)) + zp);
+}
+// the low bytes of a, b, c, d as one word (a lowest): three PRMTs
+__device__ __forceinline__ unsigned pack4(unsigned a, unsigned b, unsigned c, unsigned d) {
+    return prmt(prmt(a, b, 0x3340u), prmt(c, d, 0x3340u), 0x5410u);
 }
 __device__ __forceinline__ unsigned qcode(signed char*, float v, float ys, float yr, int zp, float vlo, float vhi) { return qcodev(v, ys, yr, zp, -128, 127, vlo, vhi); }
 __device__ __forceinline__ unsigned qcode(u8q*, float v, float ys, float yr, int zp, float vlo, float vhi) { return qcodev(v, ys, yr, zp, 0, 255, vlo, vhi); }
@@ -109,14 +142,11 @@ template <typename OUT> __device__ __forceinline__ void store8(OUT* y, i64 o, co
 #pragma unroll
         for (int j = 0; j < 4; j++) w[j] = e4m3x2(qdivr(v[2 * j], ys, yr), qdivr(v[2 * j + 1], ys, yr));
         *(ku2*)((u8*)y + o) = ku2{w[0] | (w[1] << 16), w[2] | (w[3] << 16)};
-    } else if constexpr (sizeof(OUT) == 1) {
-        unsigned w0 = 0, w1 = 0;
+    } else if constexpr (sizeof(OUT) == 1) { // int8/uint8 codes (the range is in vlo, vhi)
+        unsigned c[8];
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
-            w0 |= qcode(y, v[j], ys, yr, zp, vlo, vhi) << (8 * j);
-            w1 |= qcode(y, v[j + 4], ys, yr, zp, vlo, vhi) << (8 * j);
-        }
-        *(ku2*)((u8*)y + o) = ku2{w0, w1};
+        for (int j = 0; j < 8; j++) c[j] = qcodew(v[j], ys, yr, zp, vlo, vhi);
+        *(ku2*)((u8*)y + o) = ku2{pack4(c[0], c[1], c[2], c[3]), pack4(c[4], c[5], c[6], c[7])};
     } else if constexpr (sizeof(OUT) == 2) {
         ku4 q;
         q.x = qcode(y, v[0], ys, yr, zp, vlo, vhi) | (qcode(y, v[1], ys, yr, zp, vlo, vhi) << 16);
@@ -139,7 +169,7 @@ __device__ __forceinline__ void ign_rows(const ACC* Cs, int tid, int cg, int co,
     bool hs, bool hb, bool hr, const float* sc, const float* bi, float (*rvs)[8], int ak, float aa, float ab, float ys,
     float yr, int zp, float vlo, float vhi) {
 #pragma unroll
-    for (int q = 0; q < IG_BM * IG_BN / 8 / 256; q++) {
+    for (int q = 0; q < IGN_NQ; q++) {
         int row = (tid + 256 * q) / (IG_BN / 8);
         i64 m = m0 + row;
         if (m >= M) continue;
@@ -165,7 +195,22 @@ __device__ __forceinline__ unsigned abits(float v) { return __float_as_uint(v); 
 template <typename ACC, typename OUT>
 __device__ __forceinline__ void ign_epilogue_cs(const ACC* Cs, int tid, i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y,
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, float ys,
-    float yr, int zp, float vlo, float vhi);
+    float yr, int zp, float vlo, float vhi, unsigned rsm = 0);
+
+// ign_prefetch_codes starts copying the residual codes that thread tid's
+// epilogue will read (8 bytes per row, rfmt >= 3) into shared memory at
+// rsm (IGN_NQ·256·8 bytes): the caller issues it with its first stage's
+// loads, so that the residual's DRAM latency overlaps the main loop's
+// instead of following it. Each thread reads back only what it copied.
+__device__ __forceinline__ void ign_prefetch_codes(unsigned rsm, const void* resid, int tid, i64 m0, int n0, i64 M, int Cout) {
+    const int co = n0 + (tid % (IG_BN / 8)) * 8;
+#pragma unroll
+    for (int q = 0; q < IGN_NQ; q++) {
+        const i64 m = m0 + (tid + 256 * q) / (IG_BN / 8);
+        const bool ok = m < M && co < Cout;
+        cp8(rsm + (q * 256 + tid) * 8, ok ? (const u8*)resid + m * Cout + co : (const u8*)resid, ok ? 8 : 0);
+    }
+}
 
 // ign_epilogue is the NHWC implicit GEMMs' epilogue: the 128×64 tile's
 // accumulators (mma fragment layout) through shared memory, pixel-major,
@@ -192,10 +237,13 @@ __device__ __forceinline__ void ign_epilogue(ACC (&acc)[2][4][4], unsigned char*
 
 // ign_epilogue_cs is ign_epilogue after the accumulators are staged in Cs
 // ([IG_BM][IGN_CS], pixel-major; the barrier is its first step).
+//
+// rsm != 0: the residual's codes were copied to shared memory there by
+// ign_prefetch_codes (and the copies waited for).
 template <typename ACC, typename OUT>
 __device__ __forceinline__ void ign_epilogue_cs(const ACC* Cs, int tid, i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y,
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, float ys,
-    float yr, int zp, float vlo, float vhi) {
+    float yr, int zp, float vlo, float vhi, unsigned rsm) {
     __syncthreads();
     // Cout % 8 == 0 (the lowering checks): a group of 8 channels is whole
     // or absent. Every pass of a thread has the same 8 channels (gi % 8 ==
@@ -211,9 +259,21 @@ __device__ __forceinline__ void ign_epilogue_cs(const ACC* Cs, int tid, i64 m0, 
     // every row's residual is loaded before the first store: the stores
     // may alias them for the compiler, which would otherwise serialize four
     // DRAM round trips per thread
-    constexpr int NQ = IG_BM * IG_BN / 8 / 256;
+    // (codes: every row's word first, then the decoding, so that the
+    // loads are not serialized behind each row's branch)
+    constexpr int NQ = IGN_NQ;
     float rvs[NQ][8];
-    if (resid) {
+    if (resid && rfmt >= 3) {
+        ku2 rq[NQ];
+#pragma unroll
+        for (int q = 0; q < NQ; q++) {
+            const i64 m = m0 + (tid + 256 * q) / (IG_BN / 8);
+            if (rsm) asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];" : "=r"(rq[q].x), "=r"(rq[q].y) : "r"(rsm + (q * 256 + tid) * 8));
+            else rq[q] = m < M ? *(const ku2*)((const u8*)resid + m * Cout + co) : ku2{0, 0};
+        }
+#pragma unroll
+        for (int q = 0; q < NQ; q++) rescodes8(rq[q], rfmt, zs, zz, rvs[q]);
+    } else if (resid) {
 #pragma unroll
         for (int q = 0; q < NQ; q++) {
             i64 m = m0 + (tid + 256 * q) / (IG_BN / 8);

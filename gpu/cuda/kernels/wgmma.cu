@@ -115,6 +115,10 @@ __device__ __forceinline__ void ignw_body(const unsigned char* __restrict__ x, c
     // ahead, into the stage whose MMAs every warpgroup finished before the
     // step's barrier. With 2 stages each step waits for its MMAs (LA = 1).
     constexpr int LA = ST >= 3 ? ST - 2 : 1;
+    // a residual of codes goes to shared memory after the stages with the
+    // first stage's loads (ign_prefetch_codes)
+    const unsigned rsm = resid && rfmt >= 3 ? sbase + ST * IGW_STAGE : 0;
+    if (rsm) ign_prefetch_codes(rsm, resid, tid, m0, n0, M, Cout);
 #pragma unroll
     for (int s = 0; s < LA; s++) {
         if (s < nk) load(s, s);
@@ -154,10 +158,11 @@ __device__ __forceinline__ void ignw_body(const unsigned char* __restrict__ x, c
         *(ku2*)(Cs + rw * IGN_CS + c) = ku2{abits(d[4 * j]), abits(d[4 * j + 1])};
         *(ku2*)(Cs + (rw + 8) * IGN_CS + c) = ku2{abits(d[4 * j + 2]), abits(d[4 * j + 3])};
     }
-    ign_epilogue_cs(Cs, tid, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi);
+    ign_epilogue_cs(Cs, tid, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi, rsm);
 }
-// ignw_*: 4 stages (97 KB of dynamic shared memory), 2 blocks per SM;
-// ignw3_*: 2 stages (49 KB), at most 85 registers, 3 blocks per SM.
+// ignw_*: 4 stages (97 KB of dynamic shared memory, + 8 KB of residual
+// codes), 2 blocks per SM; ignw3_*: 2 stages (49 KB + 8 KB), at most 85
+// registers, 3 blocks per SM.
 #define IGW(NAME, BLOCKS, ST, F, ACC, OUT)                                                           \
 extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned char* __restrict__ x,  \
     const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
