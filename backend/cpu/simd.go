@@ -119,18 +119,6 @@ func simdEpi(a kiln.Activation) avx.Epi {
 	return avx.Epi{Act: func(y float32) float32 { return f32.Act32(&a, y) }}
 }
 
-// simdWarning is the PortabilityWarning of a SIMD kernel loaded on a CPU
-// without AVX-512.
-func simdWarning(id string) string {
-	if simdAVX512() {
-		return ""
-	}
-	if slices.Contains(avx.Variants(), avx.VariantAVX2) {
-		return id + ": no AVX-512 here (CPU or KILN_CPU_ISA): AVX2 micro-kernels, Go twins for the AVX-512-only routines (FP32 rounding may differ from an AVX-512 machine; INT8 is exact)"
-	}
-	return id + ": no AVX2 or AVX-512 here (CPU or KILN_CPU_ISA): running the portable twins (much slower; FP32 rounding may differ, INT8 is exact)"
-}
-
 func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
 
 // simdThreads is the worker count for a layer of macs multiply-adds: a

@@ -16,7 +16,7 @@ import (
 // reduction). The blocks are split over the worker pool. It differs from
 // the float64 reference within attnTolerance (simd_attention_test.go); the
 // builder times it against the portable cpu.attention and keeps the faster.
-const simdAttentionID = "cpu.attention.avx512"
+var simdAttentionIDs = isaIDs{fam: famF32, ids: [3]string{"cpu.attention.avx512", "cpu.attention.avx2", "cpu.attention.generic"}}
 
 // simdTransformerBackend offers the SIMD transformer tactics next to the
 // portable ones, at the SIMD backend's priority (see simdBackend).
@@ -45,29 +45,30 @@ func (simdTransformerBackend) Tactics(l *engine.Layer) []engine.Tactic {
 
 type simdAttentionTactic struct{}
 
-func (simdAttentionTactic) Name() string { return "attention.avx512.f32" }
+func (simdAttentionTactic) Name() string {
+	return "attention." + simdAttentionIDs.tag("avx512") + ".f32"
+}
 
 func (simdAttentionTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	lw, err := attentionTactic{}.Lower(l)
 	if err != nil {
 		return nil, err
 	}
-	lw.Kernel = simdAttentionID
+	lw.Kernel = simdAttentionIDs.now()
 	return lw, nil
 }
 
 type simdAttentionKernel struct {
+	builtFor // the variant the plan names (simd_isa.go)
 	attentionKernel
 	runs runPool[simdAttentionRun]
 }
 
 func init() {
-	register(simdAttentionID, func(p *attentionParams, _ []*ir.Tensor) (engine.Kernel, error) {
+	registerISA(simdAttentionIDs, func(p *attentionParams, _ []*ir.Tensor) (engine.Kernel, error) {
 		return &simdAttentionKernel{attentionKernel: attentionKernel{p: *p}}, nil
 	})
 }
-
-func (k *simdAttentionKernel) PortabilityWarning() string { return simdWarning(simdAttentionID) }
 
 type simdAttentionRun struct {
 	k           *simdAttentionKernel

@@ -20,7 +20,7 @@ const (
 	simdDirect = "direct"
 )
 
-const simdConvID = "cpu.conv.avx512"
+var simdConvIDs = isaIDs{fam: famF32, ids: [3]string{"cpu.conv.avx512", "cpu.conv.avx2", "cpu.conv.generic"}}
 
 type simdConvParams struct {
 	Variant string   `json:"variant"`
@@ -53,7 +53,9 @@ func pointwiseDirect(l *engine.Layer, pooled bool) bool {
 		(win.AutoPad == "NOTSET" || win.AutoPad == "")
 }
 
-func (t simdConvTactic) Name() string { return "conv.avx512." + t.variant + ".f32" }
+func (t simdConvTactic) Name() string {
+	return "conv." + simdConvIDs.tag("avx512") + "." + t.variant + ".f32"
+}
 
 func (t simdConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	n := l.Node
@@ -111,54 +113,53 @@ func (t simdConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, err
 	}
 	p.Bias, p.Resid = bias, resid
-	return lowered(simdConvID, &p, weights, inputs)
+	return lowered(simdConvIDs.now(), &p, weights, inputs)
 }
 
 type simdConvKernel struct {
-	p    simdConvParams
-	w    []float32
-	bias []float32
-	epi  avx.Epi // activation part; bias and residual are set per run
-	runs runPool[simdConvRun]
+	builtFor // the variant the plan names (simd_isa.go)
+	p        simdConvParams
+	w        []float32
+	bias     []float32
+	epi      avx.Epi // activation part; bias and residual are set per run
+	runs     runPool[simdConvRun]
 	// im2col run streams of the last geometry (stride-1 convs): made once,
 	// then shared by every image and run, and by concurrent contexts.
 	plan atomic.Pointer[avx.RunPlan]
 }
 
-func init() { register(simdConvID, newSimdConvKernel) }
+func init() { registerISA(simdConvIDs, newSimdConvKernel) }
 
 func newSimdConvKernel(p *simdConvParams, w []*ir.Tensor) (engine.Kernel, error) {
 	if p.M <= 0 || p.Cg <= 0 || p.Group <= 0 || p.M%p.Group != 0 {
-		return nil, fmt.Errorf("%s: bad channel counts", simdConvID)
+		return nil, fmt.Errorf("%s: bad channel counts", simdConvIDs)
 	}
 	if p.Tile != [2]int{avx.MR, avx.NR} {
-		return nil, fmt.Errorf("%s: weights packed for tile %v, this build uses %dx%d", simdConvID, p.Tile, avx.MR, avx.NR)
+		return nil, fmt.Errorf("%s: weights packed for tile %v, this build uses %dx%d", simdConvIDs, p.Tile, avx.MR, avx.NR)
 	}
 	if p.Variant != simdIm2col && p.Variant != simdDirect {
-		return nil, fmt.Errorf("%s: unknown variant %q", simdConvID, p.Variant)
+		return nil, fmt.Errorf("%s: unknown variant %q", simdConvIDs, p.Variant)
 	}
 	need := 1
 	if p.Bias {
 		need = 2
 	}
 	if len(w) != need || w[0].DType != ir.Float32 {
-		return nil, fmt.Errorf("%s: %d weights, want %d float32", simdConvID, len(w), need)
+		return nil, fmt.Errorf("%s: %d weights, want %d float32", simdConvIDs, len(w), need)
 	}
 	K := p.Cg * p.Win.Kernel[0] * p.Win.Kernel[1]
 	k := &simdConvKernel{p: *p, w: w[0].F32(), epi: simdEpi(p.Act.get())}
 	if want := p.Group * avx.ASize(p.M/p.Group, K); len(k.w) != want {
-		return nil, fmt.Errorf("%s: %d packed weights, want %d", simdConvID, len(k.w), want)
+		return nil, fmt.Errorf("%s: %d packed weights, want %d", simdConvIDs, len(k.w), want)
 	}
 	if p.Bias {
 		if w[1].DType != ir.Float32 || len(w[1].F32()) != p.M {
-			return nil, fmt.Errorf("%s: bias is %s%v, want float32[%d]", simdConvID, w[1].DType, w[1].Dims, p.M)
+			return nil, fmt.Errorf("%s: bias is %s%v, want float32[%d]", simdConvIDs, w[1].DType, w[1].Dims, p.M)
 		}
 		k.bias = w[1].F32()
 	}
 	return k, nil
 }
-
-func (k *simdConvKernel) PortabilityWarning() string { return simdWarning(simdConvID) }
 
 func (k *simdConvKernel) geometry(xd []int64) (pack.Conv2D, error) {
 	g, err := k.p.Win.geometry(xd, k.p.M, k.p.Group)

@@ -17,7 +17,7 @@ import (
 // (stride 1 or 2, begin pads ≤ 2, a clamp at most) skip the copy:
 // avx.Depthwise3x3 reads them in place, several per call, with the same
 // sums bit for bit.
-const simdDWID = "cpu.conv.dw.avx512"
+var simdDWIDs = isaIDs{fam: famF32, ids: [3]string{"cpu.conv.dw.avx512", "", "cpu.conv.dw.generic"}, goOnAVX2: true} // no AVX2 row kernel
 
 type simdDWParams struct {
 	Win   window   `json:"win"`
@@ -29,7 +29,7 @@ type simdDWParams struct {
 
 type simdDWTactic struct{}
 
-func (simdDWTactic) Name() string { return "conv.avx512.depthwise.f32" }
+func (simdDWTactic) Name() string { return "conv." + simdDWIDs.tag("avx512") + ".depthwise.f32" }
 
 func (simdDWTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	n := l.Node
@@ -62,18 +62,19 @@ func (simdDWTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, err
 	}
 	p.Bias, p.Resid = bias, resid
-	return lowered(simdDWID, &p, weights, inputs)
+	return lowered(simdDWIDs.now(), &p, weights, inputs)
 }
 
 type simdDWKernel struct {
-	p    simdDWParams
-	w    []float32
-	bias []float32
-	epi  avx.Epi
-	runs runPool[simdDWRun]
+	builtFor // the variant the plan names (simd_isa.go)
+	p        simdDWParams
+	w        []float32
+	bias     []float32
+	epi      avx.Epi
+	runs     runPool[simdDWRun]
 }
 
-func init() { register(simdDWID, newSimdDWKernel) }
+func init() { registerISA(simdDWIDs, newSimdDWKernel) }
 
 func newSimdDWKernel(p *simdDWParams, w []*ir.Tensor) (engine.Kernel, error) {
 	need := 1
@@ -82,20 +83,18 @@ func newSimdDWKernel(p *simdDWParams, w []*ir.Tensor) (engine.Kernel, error) {
 	}
 	taps := p.Win.Kernel[0] * p.Win.Kernel[1]
 	if p.M <= 0 || len(w) != need || w[0].DType != ir.Float32 || len(w[0].F32()) != p.M*taps || p.Win.Strides[1] > 2 {
-		return nil, fmt.Errorf("%s: bad parameters or weights", simdDWID)
+		return nil, fmt.Errorf("%s: bad parameters or weights", simdDWIDs)
 	}
 	k := &simdDWKernel{p: *p, w: w[0].F32(), epi: simdEpi(p.Act.get())}
 	if p.Bias {
 		if w[1].DType != ir.Float32 || len(w[1].F32()) != p.M {
-			return nil, fmt.Errorf("%s: bias is %s%v, want float32[%d]", simdDWID, w[1].DType, w[1].Dims, p.M)
+			return nil, fmt.Errorf("%s: bias is %s%v, want float32[%d]", simdDWIDs, w[1].DType, w[1].Dims, p.M)
 		}
 		k.bias = w[1].F32()
 		k.epi.BiasOn = avx.FlagBiasRow
 	}
 	return k, nil
 }
-
-func (k *simdDWKernel) PortabilityWarning() string { return simdWarning(simdDWID) }
 
 func (k *simdDWKernel) geometry(xd []int64) (pack.Conv2D, error) {
 	g, err := k.p.Win.geometry(xd, k.p.M, k.p.M)

@@ -21,11 +21,11 @@ import (
 // time as u8 with column sums, multipliers 1, no epilogue); kilnq's
 // epilogue with the row's scale then runs in Go, GELU a row at a time
 // (f32.GeluRow is kiln.Gelu32): bit-exact with the reference.
-const simdDynqID = "cpu.dynqmatmul.vnni"
+var simdDynqIDs = isaIDs{fam: famI8, ids: [3]string{"cpu.dynqmatmul.vnni", "cpu.dynqmatmul.avx2", "cpu.dynqmatmul.generic"}}
 
 type simdDynqTactic struct{}
 
-func (simdDynqTactic) Name() string { return "dynq.vnni.i8" }
+func (simdDynqTactic) Name() string { return "dynq." + simdDynqIDs.tag("vnni") + ".i8" }
 
 func (simdDynqTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	n := l.Node
@@ -58,10 +58,11 @@ func (simdDynqTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, err
 	}
 	p.Bias, p.Resid = bias, resid
-	return lowered(simdDynqID, &p, weights, inputs)
+	return lowered(simdDynqIDs.now(), &p, weights, inputs)
 }
 
 type simdDynqKernel struct {
+	builtFor // the variant the plan names (simd_isa.go)
 	dynqKernel
 	wq    []uint8
 	q     avx.QLayer // multipliers 1: float32(Σ x·w) out
@@ -71,10 +72,10 @@ type simdDynqKernel struct {
 }
 
 func init() {
-	register(simdDynqID, func(p *dynqParams, w []*ir.Tensor) (engine.Kernel, error) {
+	registerISA(simdDynqIDs, func(p *dynqParams, w []*ir.Tensor) (engine.Kernel, error) {
 		if len(w) < 2 || w[0].DType != ir.Uint8 || len(w[0].Data) != avx.QBSize(p.K, p.N) || w[1].DType != ir.Int32 ||
 			len(w[1].I32()) != p.N || (p.Bias && (len(w) < 3 || len(w[2].F32()) != p.N)) {
-			return nil, fmt.Errorf("%s: bad weights", simdDynqID)
+			return nil, fmt.Errorf("%s: bad weights", simdDynqIDs)
 		}
 		k := &simdDynqKernel{dynqKernel: dynqKernel{p: *p, lay: kilnq.Layer{XScale: 1, WScales: p.WScales, Act: kiln.Activation(p.Act), OutType: ir.Float32}}, wq: w[0].Data}
 		if p.Bias {
@@ -91,13 +92,6 @@ func init() {
 		}
 		return k, nil
 	})
-}
-
-func (k *simdDynqKernel) PortabilityWarning() string {
-	if len(avx.QVariants()) > 1 {
-		return ""
-	}
-	return simdDynqID + ": built for AVX-512 VNNI, this CPU lacks it: running the portable twin of the micro-kernel (slower, same results)"
 }
 
 type simdDynqRun struct {

@@ -30,9 +30,9 @@ import (
 // reference code or its neighbour (f8MaxCodeSteps), and fp32 outputs agree
 // within f8OutRelErr (see simd_fp8_test.go for the measured rates) — the
 // same contract as the portable cpu.conv/cpu.gemm fp8 kernels.
-const (
-	simdF8ConvID = "cpu.conv.avx512.f8"
-	simdF8GemmID = "cpu.gemm.avx512.f8"
+var (
+	simdF8ConvIDs = isaIDs{fam: famF32, ids: [3]string{"cpu.conv.avx512.f8", "cpu.conv.avx2.f8", "cpu.conv.generic.f8"}}
+	simdF8GemmIDs = isaIDs{fam: famF32, ids: [3]string{"cpu.gemm.avx512.f8", "cpu.gemm.avx2.f8", "cpu.gemm.generic.f8"}}
 )
 
 // simdF8Params wraps the inner FP32 kernel's parameters with the fp8
@@ -56,9 +56,9 @@ type simdF8Tactic struct {
 
 func (t simdF8Tactic) Name() string {
 	if t.conv {
-		return "conv.avx512." + t.variant + ".f8"
+		return "conv." + simdF8ConvIDs.tag("avx512") + "." + t.variant + ".f8"
 	}
-	return "gemm.avx512.f8"
+	return "gemm." + simdF8GemmIDs.tag("avx512") + ".f8"
 }
 
 // floatLayer is l as the float layer the FP32 tactic lowers: decoded
@@ -131,14 +131,15 @@ func (t simdF8Tactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, err
 	}
 	p.Bias, p.Resid, p.ZType = bias, zType != ir.Undefined, zType
-	id := simdF8GemmID
+	id := simdF8GemmIDs.now()
 	if t.conv {
-		id = simdF8ConvID
+		id = simdF8ConvIDs.now()
 	}
 	return lowered(id, &p, weights, inputs)
 }
 
 type simdF8Kernel struct {
+	builtFor // the variant the plan names (simd_isa.go)
 	p        simdF8Params
 	inner    engine.Kernel
 	lut      *[256]float32
@@ -156,14 +157,14 @@ type simdF8Kernel struct {
 type f8Bufs struct{ x, y, z []float32 }
 
 func init() {
-	register(simdF8ConvID, func(p *simdF8Params, w []*ir.Tensor) (engine.Kernel, error) { return newSimdF8Kernel(p, w) })
-	register(simdF8GemmID, func(p *simdF8Params, w []*ir.Tensor) (engine.Kernel, error) { return newSimdF8Kernel(p, w) })
+	registerISA(simdF8ConvIDs, func(p *simdF8Params, w []*ir.Tensor) (engine.Kernel, error) { return newSimdF8Kernel(p, w) })
+	registerISA(simdF8GemmIDs, func(p *simdF8Params, w []*ir.Tensor) (engine.Kernel, error) { return newSimdF8Kernel(p, w) })
 }
 
 func newSimdF8Kernel(p *simdF8Params, w []*ir.Tensor) (engine.Kernel, error) {
-	id := simdF8GemmID
+	id := simdF8GemmIDs.String()
 	if p.Conv {
-		id = simdF8ConvID
+		id = simdF8ConvIDs.String()
 	}
 	if p.Quant == nil || p.NInner < 1 || p.Chans <= 0 {
 		return nil, fmt.Errorf("%s: bad parameters", id)
@@ -224,13 +225,6 @@ func newSimdF8Kernel(p *simdF8Params, w []*ir.Tensor) (engine.Kernel, error) {
 	}
 	k.epi = newF8Epilogue(l, p.Chans)
 	return k, nil
-}
-
-func (k *simdF8Kernel) PortabilityWarning() string {
-	if pw, ok := k.inner.(interface{ PortabilityWarning() string }); ok {
-		return pw.PortabilityWarning()
-	}
-	return ""
 }
 
 // floatView is t's shape over float32 data (no copy).

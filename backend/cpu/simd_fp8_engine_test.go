@@ -51,7 +51,7 @@ func TestFP8EnginesOnSIMD(t *testing.T) {
 					t.Errorf("step %s runs on %s", s.Name, s.Kernel)
 				}
 				switch s.Kernel {
-				case simdF8ConvID, simdF8GemmID, simdF8PoolID, simdF8QuantizeID:
+				case simdF8ConvIDs.now(), simdF8GemmIDs.now(), simdF8PoolID, simdF8QuantizeID:
 					simd++
 				}
 			}

@@ -17,7 +17,7 @@ import (
 // the output's rows are stored contiguously by the micro-kernel and the
 // bias is per column. Only the common forms: alpha = beta = 1, no transA,
 // bias absent or one value per output feature.
-const simdGemmID = "cpu.gemm.avx512"
+var simdGemmIDs = isaIDs{fam: famF32, ids: [3]string{"cpu.gemm.avx512", "cpu.gemm.avx2", "cpu.gemm.generic"}}
 
 type simdGemmParams struct {
 	N      int      `json:"n"`
@@ -31,7 +31,7 @@ type simdGemmParams struct {
 
 type simdGemmTactic struct{}
 
-func (simdGemmTactic) Name() string { return "gemm.avx512.f32" }
+func (simdGemmTactic) Name() string { return "gemm." + simdGemmIDs.tag("avx512") + ".f32" }
 
 func (simdGemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	n := l.Node
@@ -90,18 +90,19 @@ func (simdGemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, err
 	}
 	p.Bias, p.Resid = bias, resid
-	return lowered(simdGemmID, &p, weights, inputs)
+	return lowered(simdGemmIDs.now(), &p, weights, inputs)
 }
 
 type simdGemmKernel struct {
-	p    simdGemmParams
-	w    []float32
-	bias []float32
-	epi  avx.Epi
-	runs runPool[simdGemmRun]
+	builtFor // the variant the plan names (simd_isa.go)
+	p        simdGemmParams
+	w        []float32
+	bias     []float32
+	epi      avx.Epi
+	runs     runPool[simdGemmRun]
 }
 
-func init() { register(simdGemmID, newSimdGemmKernel) }
+func init() { registerISA(simdGemmIDs, newSimdGemmKernel) }
 
 func newSimdGemmKernel(p *simdGemmParams, w []*ir.Tensor) (engine.Kernel, error) {
 	need := 1
@@ -109,23 +110,21 @@ func newSimdGemmKernel(p *simdGemmParams, w []*ir.Tensor) (engine.Kernel, error)
 		need = 2
 	}
 	if len(w) != need || p.N <= 0 || p.K < 0 || p.Tile != [2]int{avx.MR, avx.NR} {
-		return nil, fmt.Errorf("%s: bad parameters or weights", simdGemmID)
+		return nil, fmt.Errorf("%s: bad parameters or weights", simdGemmIDs)
 	}
 	if w[0].DType != ir.Float32 || len(w[0].F32()) != avx.BSize(p.K, p.N) {
-		return nil, fmt.Errorf("%s: packed weights do not match %dx%d", simdGemmID, p.K, p.N)
+		return nil, fmt.Errorf("%s: packed weights do not match %dx%d", simdGemmIDs, p.K, p.N)
 	}
 	k := &simdGemmKernel{p: *p, w: w[0].F32(), epi: simdEpi(p.Act.get())}
 	if p.Bias {
 		if w[1].DType != ir.Float32 || len(w[1].F32()) != p.N {
-			return nil, fmt.Errorf("%s: bias is %s%v, want float32[%d]", simdGemmID, w[1].DType, w[1].Dims, p.N)
+			return nil, fmt.Errorf("%s: bias is %s%v, want float32[%d]", simdGemmIDs, w[1].DType, w[1].Dims, p.N)
 		}
 		k.bias = w[1].F32()
 		k.epi.Bias, k.epi.BiasOn = k.bias, avx.FlagBiasCol
 	}
 	return k, nil
 }
-
-func (k *simdGemmKernel) PortabilityWarning() string { return simdWarning(simdGemmID) }
 
 func (k *simdGemmKernel) rows(xd []int64) (int, error) {
 	if len(xd) < 2 || (!k.p.MatMul && len(xd) != 2) || int(xd[len(xd)-1]) != k.p.K {

@@ -14,11 +14,11 @@ import (
 // kernels/avx: numpy batching with broadcast batch axes; per item (batch
 // entry, block of rows) A's rows and all of B are packed into the worker's
 // scratch, then the packed GEMM runs with no epilogue.
-const simdMatMulID = "cpu.matmul.avx512"
+var simdMatMulIDs = isaIDs{fam: famF32, ids: [3]string{"cpu.matmul.avx512", "cpu.matmul.avx2", "cpu.matmul.generic"}}
 
 type simdMatMulTactic struct{}
 
-func (simdMatMulTactic) Name() string { return "matmul.avx512.f32" }
+func (simdMatMulTactic) Name() string { return "matmul." + simdMatMulIDs.tag("avx512") + ".f32" }
 
 func (simdMatMulTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	n := l.Node
@@ -30,21 +30,22 @@ func (simdMatMulTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 			return nil, fmt.Errorf("%s: both inputs must be known matrices or batches of them", n)
 		}
 	}
-	return lowered(simdMatMulID, &struct{}{}, nil, []int{0, 1})
+	return lowered(simdMatMulIDs.now(), &struct{}{}, nil, []int{0, 1})
 }
 
-type simdMatMulKernel struct{ runs runPool[simdMatMulRun] }
+type simdMatMulKernel struct {
+	builtFor // the variant the plan names (simd_isa.go)
+	runs     runPool[simdMatMulRun]
+}
 
 func init() {
-	register(simdMatMulID, func(_ *struct{}, w []*ir.Tensor) (engine.Kernel, error) {
+	registerISA(simdMatMulIDs, func(_ *struct{}, w []*ir.Tensor) (engine.Kernel, error) {
 		if len(w) != 0 {
-			return nil, fmt.Errorf("%s: unexpected weights", simdMatMulID)
+			return nil, fmt.Errorf("%s: unexpected weights", simdMatMulIDs)
 		}
 		return &simdMatMulKernel{}, nil
 	})
 }
-
-func (k *simdMatMulKernel) PortabilityWarning() string { return simdWarning(simdMatMulID) }
 
 // dims checks the operands and returns the batch dims and m, k, n.
 func (k *simdMatMulKernel) dims(a, b []int64) (batch []int64, m, kk, n int, err error) {

@@ -17,9 +17,13 @@ import (
 // result equals cpu.maxpool's bit for bit (ties, NaN).
 const simdMaxPoolID = "cpu.maxpool.f32"
 
+// simdMaxPoolISA names the tactic's variant (one kernel id for all: no
+// AVX2 row kernel, the AVX2 path runs the Go twin).
+var simdMaxPoolISA = isaIDs{fam: famF32, goOnAVX2: true}
+
 type simdMaxPoolTactic struct{}
 
-func (simdMaxPoolTactic) Name() string { return "maxpool.avx512.f32" }
+func (simdMaxPoolTactic) Name() string { return "maxpool." + simdMaxPoolISA.tag("avx512") + ".f32" }
 
 func (simdMaxPoolTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	low, err := maxPoolTactic{}.Lower(l)

@@ -22,7 +22,7 @@ import (
 // of 4-deep quads with their row sums (the zero-point correction); per run
 // each image is transposed to channels-last u8 and im2col'd by 32-bit
 // words; kilnq's epilogue, bit-exact, runs in the micro-kernel's registers.
-const simdQConvID = "cpu.conv.vnni"
+var simdQConvIDs = isaIDs{fam: famI8, ids: [3]string{"cpu.conv.vnni", "cpu.conv.avx2.i8", "cpu.conv.generic.i8"}}
 
 type simdQConvParams struct {
 	Win   window      `json:"win"`
@@ -73,7 +73,7 @@ func simdQDepth(order string, cg, kh, kw int) int {
 
 type simdQConvTactic struct{}
 
-func (simdQConvTactic) Name() string { return "conv.vnni.i8" }
+func (simdQConvTactic) Name() string { return "conv." + simdQConvIDs.tag("vnni") + ".i8" }
 
 func (simdQConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	n := l.Node
@@ -139,7 +139,7 @@ func (simdQConvTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, err
 	}
 	p.Bias, p.Resid, p.ZType = bias, zType != ir.Undefined, zType
-	return lowered(simdQConvID, &p, weights, inputs)
+	return lowered(simdQConvIDs.now(), &p, weights, inputs)
 }
 
 // avxMaxK bounds the depth: |(x−xz)·w| ≤ 255·128 per term keeps the exact
@@ -211,11 +211,12 @@ func simdQLayer(l *kilnq.Layer, channels int, sums []int32, off int32, bias []fl
 }
 
 type simdQConvKernel struct {
-	p    simdQConvParams
-	w    []int8
-	q    *avx.QLayer
-	flip byte // int8 codes → u8 (x+128)
-	pad  byte // u8 value of the zero point
+	builtFor // the variant the plan names (simd_isa.go)
+	p        simdQConvParams
+	w        []int8
+	q        *avx.QLayer
+	flip     byte // int8 codes → u8 (x+128)
+	pad      byte // u8 value of the zero point
 	// poolable: the epilogue is non-decreasing in the accumulator, so a
 	// fused pool can run in registers (simd_qconvpool.go)
 	poolable bool
@@ -224,14 +225,14 @@ type simdQConvKernel struct {
 	runs     runPool[simdQConvRun]
 }
 
-func init() { register(simdQConvID, newSimdQConvKernel) }
+func init() { registerISA(simdQConvIDs, newSimdQConvKernel) }
 
 func newSimdQConvKernel(p *simdQConvParams, w []*ir.Tensor) (engine.Kernel, error) {
 	if p.M <= 0 || p.Cg <= 0 || p.Group <= 0 || p.M%p.Group != 0 || p.Quant == nil {
-		return nil, fmt.Errorf("%s: bad parameters", simdQConvID)
+		return nil, fmt.Errorf("%s: bad parameters", simdQConvIDs)
 	}
 	if p.Tile != [2]int{avx.MR, avx.NR} || (p.Order != simdQOrder && p.Order != simdQOrderCHW && p.Order != simdQOrderRows) {
-		return nil, fmt.Errorf("%s: weights packed for tile %v, this build uses %dx%d", simdQConvID, p.Tile, avx.MR, avx.NR)
+		return nil, fmt.Errorf("%s: weights packed for tile %v, this build uses %dx%d", simdQConvIDs, p.Tile, avx.MR, avx.NR)
 	}
 	need := 2
 	if p.Bias {
@@ -240,19 +241,19 @@ func newSimdQConvKernel(p *simdQConvParams, w []*ir.Tensor) (engine.Kernel, erro
 	K := simdQDepth(p.Order, p.Cg, p.Win.Kernel[0], p.Win.Kernel[1])
 	if len(w) != need || w[0].DType != ir.Int8 || len(w[0].I8()) != p.Group*avx.QASize(p.M/p.Group, K) ||
 		w[1].DType != ir.Int32 || len(w[1].I32()) != p.M {
-		return nil, fmt.Errorf("%s: packed weights do not match", simdQConvID)
+		return nil, fmt.Errorf("%s: packed weights do not match", simdQConvIDs)
 	}
 	l := &p.Quant.Layer
 	if err := simdQLayerOK(l, p.M); err != nil {
-		return nil, fmt.Errorf("%s: %v", simdQConvID, err)
+		return nil, fmt.Errorf("%s: %v", simdQConvIDs, err)
 	}
 	if err := simdMidOK(l, p.Pool); err != nil { // a plan's parameters, checked again
-		return nil, fmt.Errorf("%s: %v", simdQConvID, err)
+		return nil, fmt.Errorf("%s: %v", simdQConvIDs, err)
 	}
 	var bias []float32
 	if p.Bias {
 		if w[2].DType != ir.Float32 || len(w[2].F32()) != p.M {
-			return nil, fmt.Errorf("%s: bias is %s%v, want float32[%d]", simdQConvID, w[2].DType, w[2].Dims, p.M)
+			return nil, fmt.Errorf("%s: bias is %s%v, want float32[%d]", simdQConvIDs, w[2].DType, w[2].Dims, p.M)
 		}
 		bias = w[2].F32()
 	}
@@ -263,14 +264,14 @@ func newSimdQConvKernel(p *simdQConvParams, w []*ir.Tensor) (engine.Kernel, erro
 		off, k.flip = l.XZero, 0
 	}
 	if off < 0 || off > 255 {
-		return nil, fmt.Errorf("%s: zero point %d out of range", simdQConvID, l.XZero)
+		return nil, fmt.Errorf("%s: zero point %d out of range", simdQConvIDs, l.XZero)
 	}
 	k.pad = byte(off)
 	if !floatResidualOK(l.ZScale, p.ZType) {
-		return nil, fmt.Errorf("%s: residual codes (%s) without z_scale", simdQConvID, p.ZType)
+		return nil, fmt.Errorf("%s: residual codes (%s) without z_scale", simdQConvIDs, p.ZType)
 	}
 	if l.ZScale != 0 && (!p.Resid || p.ZType != ir.Int8 && p.ZType != ir.Uint8) {
-		return nil, fmt.Errorf("%s: z_scale %g needs int8 or uint8 residual codes, the plan says %s", simdQConvID, l.ZScale, p.ZType)
+		return nil, fmt.Errorf("%s: z_scale %g needs int8 or uint8 residual codes, the plan says %s", simdQConvIDs, l.ZScale, p.ZType)
 	}
 	k.q = simdQLayer(l, p.M, w[1].I32(), off, bias)
 	setResidual(k.q, l, p.ZType)
@@ -287,13 +288,6 @@ func (k *simdQConvKernel) rowsPlan(g *pack.Conv2D) *avx.QRowsPlan {
 	p := avx.NewQRowsPlan(g)
 	k.rows.Store(p)
 	return p
-}
-
-func (k *simdQConvKernel) PortabilityWarning() string {
-	if len(avx.QVariants()) > 1 {
-		return ""
-	}
-	return simdQConvID + ": built for AVX-512 VNNI, this CPU lacks it: running the portable twin of the micro-kernel (slower, same results)"
 }
 
 func (k *simdQConvKernel) geometry(xd []int64) (pack.Conv2D, error) {

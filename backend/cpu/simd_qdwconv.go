@@ -15,8 +15,10 @@ import (
 // on the AVX-512 depthwise row kernel: codes minus the zero point and the
 // int8 weights are exact in float32, and with at most 25 taps every sum
 // stays below 2²⁴, so the float accumulator equals kilnq's int32 one; the
-// requantizing epilogue runs in the kernel's registers.
-const simdQDWID = "cpu.conv.dw.avx512.i8"
+// requantizing epilogue runs in the kernel's registers. Named after
+// avx.QVariant: on the AVX2 path (offered for 3×3 kernels only) the AVX2
+// row kernels of avx.DepthwiseQ3x3 run it (cpu.conv.dw.avx2.i8).
+var simdQDWIDs = isaIDs{fam: famI8, ids: [3]string{"cpu.conv.dw.avx512.i8", "cpu.conv.dw.avx2.i8", "cpu.conv.dw.generic.i8"}}
 
 type simdQDWParams struct {
 	Win   window      `json:"win"`
@@ -29,7 +31,7 @@ type simdQDWParams struct {
 
 type simdQDWTactic struct{}
 
-func (simdQDWTactic) Name() string { return "conv.avx512.depthwise.i8" }
+func (simdQDWTactic) Name() string { return "conv." + simdQDWIDs.tag("avx512") + ".depthwise.i8" }
 
 func (simdQDWTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	n := l.Node
@@ -63,22 +65,23 @@ func (simdQDWTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, err
 	}
 	p.Bias, p.Resid = bias, resid
-	return lowered(simdQDWID, &p, weights, inputs)
+	return lowered(simdQDWIDs.now(), &p, weights, inputs)
 }
 
 type simdQDWKernel struct {
-	p     simdQDWParams
-	w     []float32
-	bias  []float32
-	scale []float32
-	lut   [256]float32
-	epi   avx.Epi
-	q     avx.DWQuant
-	tabs  []avx.QDWTable // 3×3 kernels: per channel, for the in-place plane kernel
-	runs  runPool[simdQDWRun]
+	builtFor // the variant the plan names (simd_isa.go)
+	p        simdQDWParams
+	w        []float32
+	bias     []float32
+	scale    []float32
+	lut      [256]float32
+	epi      avx.Epi
+	q        avx.DWQuant
+	tabs     []avx.QDWTable // 3×3 kernels: per channel, for the in-place plane kernel
+	runs     runPool[simdQDWRun]
 }
 
-func init() { register(simdQDWID, newSimdQDWKernel) }
+func init() { registerISA(simdQDWIDs, newSimdQDWKernel) }
 
 func newSimdQDWKernel(p *simdQDWParams, w []*ir.Tensor) (engine.Kernel, error) {
 	need := 1
@@ -88,11 +91,11 @@ func newSimdQDWKernel(p *simdQDWParams, w []*ir.Tensor) (engine.Kernel, error) {
 	taps := p.Win.Kernel[0] * p.Win.Kernel[1]
 	if p.M <= 0 || p.Quant == nil || len(w) != need || w[0].DType != ir.Int8 || len(w[0].I8()) != p.M*taps ||
 		p.Win.Strides[1] > 2 || taps > avx.DWMaxTaps {
-		return nil, fmt.Errorf("%s: bad parameters or weights", simdQDWID)
+		return nil, fmt.Errorf("%s: bad parameters or weights", simdQDWIDs)
 	}
 	l := &p.Quant.Layer
 	if err := simdQLayerOK(l, p.M); err != nil {
-		return nil, fmt.Errorf("%s: %v", simdQDWID, err)
+		return nil, fmt.Errorf("%s: %v", simdQDWIDs, err)
 	}
 	k := &simdQDWKernel{p: *p, w: make([]float32, p.M*taps), scale: make([]float32, p.M)}
 	for i, v := range w[0].I8() {
@@ -110,7 +113,7 @@ func newSimdQDWKernel(p *simdQDWParams, w []*ir.Tensor) (engine.Kernel, error) {
 	}
 	if p.Bias {
 		if w[1].DType != ir.Float32 || len(w[1].F32()) != p.M {
-			return nil, fmt.Errorf("%s: bias is %s%v, want float32[%d]", simdQDWID, w[1].DType, w[1].Dims, p.M)
+			return nil, fmt.Errorf("%s: bias is %s%v, want float32[%d]", simdQDWIDs, w[1].DType, w[1].Dims, p.M)
 		}
 		k.bias = w[1].F32()
 	}
@@ -133,8 +136,6 @@ func newSimdQDWKernel(p *simdQDWParams, w []*ir.Tensor) (engine.Kernel, error) {
 	}
 	return k, nil
 }
-
-func (k *simdQDWKernel) PortabilityWarning() string { return simdWarning(simdQDWID) }
 
 func (k *simdQDWKernel) geometry(xd []int64) (pack.Conv2D, error) {
 	g, err := k.p.Win.geometry(xd, k.p.M, k.p.M)

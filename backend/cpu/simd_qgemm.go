@@ -17,7 +17,7 @@ import (
 // per-feature constants are per column. With s = x−δ (δ = 128 for uint8
 // codes, 0 for int8) and u = w+128:
 // Σ s·u = Σ (x−xz)·w + (xz−δ)·Σw + 128·Σs, both corrections exact int32.
-const simdQGemmID = "cpu.gemm.vnni"
+var simdQGemmIDs = isaIDs{fam: famI8, ids: [3]string{"cpu.gemm.vnni", "cpu.gemm.avx2.i8", "cpu.gemm.generic.i8"}}
 
 type simdQGemmParams struct {
 	N      int         `json:"n"`
@@ -33,7 +33,7 @@ type simdQGemmParams struct {
 
 type simdQGemmTactic struct{}
 
-func (simdQGemmTactic) Name() string { return "gemm.vnni.i8" }
+func (simdQGemmTactic) Name() string { return "gemm." + simdQGemmIDs.tag("vnni") + ".i8" }
 
 func (simdQGemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 	n := l.Node
@@ -102,18 +102,19 @@ func (simdQGemmTactic) Lower(l *engine.Layer) (*engine.Lowered, error) {
 		return nil, err
 	}
 	p.Bias, p.Resid, p.ZType = bias, zType != ir.Undefined, zType
-	return lowered(simdQGemmID, &p, weights, inputs)
+	return lowered(simdQGemmIDs.now(), &p, weights, inputs)
 }
 
 type simdQGemmKernel struct {
-	p    simdQGemmParams
-	w    []uint8
-	q    *avx.QLayer
-	flip byte
-	runs runPool[simdQGemmRun]
+	builtFor // the variant the plan names (simd_isa.go)
+	p        simdQGemmParams
+	w        []uint8
+	q        *avx.QLayer
+	flip     byte
+	runs     runPool[simdQGemmRun]
 }
 
-func init() { register(simdQGemmID, newSimdQGemmKernel) }
+func init() { registerISA(simdQGemmIDs, newSimdQGemmKernel) }
 
 func newSimdQGemmKernel(p *simdQGemmParams, w []*ir.Tensor) (engine.Kernel, error) {
 	need := 2
@@ -122,16 +123,16 @@ func newSimdQGemmKernel(p *simdQGemmParams, w []*ir.Tensor) (engine.Kernel, erro
 	}
 	if len(w) != need || p.N <= 0 || p.K < 0 || p.Quant == nil || p.Tile != [2]int{avx.MR, avx.NR} ||
 		w[0].DType != ir.Uint8 || len(w[0].Data) != avx.QBSize(p.K, p.N) || w[1].DType != ir.Int32 || len(w[1].I32()) != p.N {
-		return nil, fmt.Errorf("%s: bad parameters or weights", simdQGemmID)
+		return nil, fmt.Errorf("%s: bad parameters or weights", simdQGemmIDs)
 	}
 	l := &p.Quant.Layer
 	if err := simdQLayerOK(l, p.N); err != nil {
-		return nil, fmt.Errorf("%s: %v", simdQGemmID, err)
+		return nil, fmt.Errorf("%s: %v", simdQGemmIDs, err)
 	}
 	var bias []float32
 	if p.Bias {
 		if w[2].DType != ir.Float32 || len(w[2].F32()) != p.N {
-			return nil, fmt.Errorf("%s: bias is %s%v, want float32[%d]", simdQGemmID, w[2].DType, w[2].Dims, p.N)
+			return nil, fmt.Errorf("%s: bias is %s%v, want float32[%d]", simdQGemmIDs, w[2].DType, w[2].Dims, p.N)
 		}
 		bias = w[2].F32()
 	}
@@ -141,22 +142,15 @@ func newSimdQGemmKernel(p *simdQGemmParams, w []*ir.Tensor) (engine.Kernel, erro
 		delta, k.flip = 128, 0x80
 	}
 	if !floatResidualOK(l.ZScale, p.ZType) {
-		return nil, fmt.Errorf("%s: residual codes (%s) without z_scale", simdQGemmID, p.ZType)
+		return nil, fmt.Errorf("%s: residual codes (%s) without z_scale", simdQGemmIDs, p.ZType)
 	}
 	if l.ZScale != 0 && (!p.Resid || p.ZType != ir.Int8 && p.ZType != ir.Uint8) {
-		return nil, fmt.Errorf("%s: z_scale %g needs int8 or uint8 residual codes, the plan says %s", simdQGemmID, l.ZScale, p.ZType)
+		return nil, fmt.Errorf("%s: z_scale %g needs int8 or uint8 residual codes, the plan says %s", simdQGemmIDs, l.ZScale, p.ZType)
 	}
 	k.q = simdQLayer(l, p.N, w[1].I32(), l.XZero-delta, bias)
 	k.q.Col = true
 	setResidual(k.q, l, p.ZType)
 	return k, nil
-}
-
-func (k *simdQGemmKernel) PortabilityWarning() string {
-	if len(avx.QVariants()) > 1 {
-		return ""
-	}
-	return simdQGemmID + ": built for AVX-512 VNNI, this CPU lacks it: running the portable twin of the micro-kernel (slower, same results)"
 }
 
 func (k *simdQGemmKernel) rows(xd []int64) (int, error) {
