@@ -19,6 +19,25 @@ import (
 // there is no CUDA device (CI). Any other error (kiln.cu not compiling on
 // the device) fails the test: it used to skip, which hid a compile error
 // behind a passing run.
+// everyE4M3 is a tensor of E4M3 codes cycling through every non-NaN code
+// (both zeros included) in a shuffled order.
+func everyE4M3(r *rand.Rand, dims ...int64) *ir.Tensor {
+	t := ir.NewTensor(ir.Float8E4M3FN, dims)
+	codes := make([]byte, 0, 254)
+	for c := 0; c < 256; c++ {
+		if c&0x7f != 0x7f {
+			codes = append(codes, byte(c))
+		}
+	}
+	for i := range t.Data {
+		if i%len(codes) == 0 {
+			r.Shuffle(len(codes), func(a, b int) { codes[a], codes[b] = codes[b], codes[a] })
+		}
+		t.Data[i] = codes[i%len(codes)]
+	}
+	return t
+}
+
 func needGPU(t *testing.T) {
 	t.Helper()
 	if err := Enable(); err != nil {
@@ -192,6 +211,13 @@ func TestKernelsMatchReference(t *testing.T) {
 	for i := range wsc {
 		wsc[i] = 0.002 + 0.001*float32(i)
 	}
+	wscN := func(n int) []float32 { // n per-channel weight scales
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = 0.002 + 0.0003*float32(i%37)
+		}
+		return v
+	}
 	qattrs := func(ys float32, act string) []*ir.Attribute {
 		a := []*ir.Attribute{floatA("x_scale", 0.05), floats("w_scales", wsc...), floatA("y_scale", ys), ints("pads", 1, 1, 1, 1)}
 		if act != "" {
@@ -253,6 +279,7 @@ func TestKernelsMatchReference(t *testing.T) {
 		{name: "nhwc QConv int8 7x7 stride2 C=3 → int8 relu", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wsc[:16]...), floatA("y_scale", 0.3), ints("pads", 3, 3, 3, 3), ints("strides", 2, 2), str("activation", "Relu")), opset: 1, in: []*ir.Tensor{q(ir.Int8, 2, 3, 23, 21), q(ir.Int8, 16, 3, 7, 7), f32(16)}, cst: []bool{false, true, true}},
 		{name: "nhwc conv f16 7x7 stride2 C=3", node: conv("", "Conv", ints("pads", 3, 3, 3, 3), ints("strides", 2, 2)), opset: 17, in: []*ir.Tensor{q(ir.Float16, 2, 3, 19, 22), q(ir.Float16, 24, 3, 7, 7), q(ir.Float16, 24)}, cst: []bool{false, true, true}, bound: 1e-5},
 		{name: "nhwc QConv fp8 3x3 stride2 C=3 → fp8", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wsc[:16]...), floatA("y_scale", 0.5), ints("pads", 1, 1, 1, 1), ints("strides", 2, 2)), opset: 1, in: []*ir.Tensor{q(ir.Float8E4M3FN, 2, 3, 17, 15), q(ir.Float8E4M3FN, 16, 3, 3, 3), f32(16)}, cst: []bool{false, true, true}, bound: 2e-3},
+		{name: "nhwc QConv fp8 3x3 stride2 C=3 → fp8 clip (mobilenetv2's first layer)", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wscN(32)...), floatA("y_scale", 0.05), ints("pads", 1, 1, 1, 1), ints("strides", 2, 2), str("activation", "Clip"), floatA("act_alpha", 0), floatA("act_beta", 6)), opset: 1, in: []*ir.Tensor{q(ir.Float8E4M3FN, 2, 3, 33, 31), q(ir.Float8E4M3FN, 32, 3, 3, 3), f32(32)}, cst: []bool{false, true, true}, bound: 2e-3},
 		{name: "nhwc conv bf16 3x3 C=5 stride (1,2) dilation (1,2) asym pads", node: conv("", "Conv", ints("pads", 2, 1, 0, 2), ints("strides", 1, 2), ints("dilations", 1, 2)), opset: 17, in: []*ir.Tensor{q(ir.BFloat16, 3, 5, 11, 16), q(ir.BFloat16, 16, 5, 3, 3)}, cst: []bool{false, true}, bound: 1e-4},
 		// quantized residuals (kilnq's z_scale/z_zero): 8-bit codes dequantized in the epilogue, bit-exact in
 		// every tactic (im2col epilogue, NCHW implicit, NHWC implicit and its 3-block variant, direct)
@@ -263,6 +290,13 @@ func TestKernelsMatchReference(t *testing.T) {
 		{name: "QConv fp8 3x3 → f32 + E5M2 residual codes", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wsc[:16]...), ints("pads", 1, 1, 1, 1), floatA("z_scale", 0.5)), opset: 1, in: []*ir.Tensor{q(ir.Float8E4M3FN, 2, 32, 9, 11), q(ir.Float8E4M3FN, 16, 32, 3, 3), f32(16), q(ir.Float8E5M2, 2, 16, 9, 11)}, cst: []bool{false, true, true, false}, bound: 1e-6},
 		{name: "direct QConv int8 → int8 + int8 residual codes", node: conv(kiln.Domain, "QConv", append(qattrs(0.02, "Relu"), floatA("z_scale", 0.02), intA("z_zero", 4))...), opset: 1, in: []*ir.Tensor{q(ir.Int8, 3, 2, 12, 12), q(ir.Int8, 24, 2, 3, 3), f32(24), q(ir.Int8, 3, 24, 12, 12)}, cst: []bool{false, true, true, false}},
 		{name: "depthwise QConv int8 → int8 + int8 residual codes", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wsc[:16]...), floatA("y_scale", 0.03), intA("group", 16), ints("pads", 1, 1, 1, 1), floatA("z_scale", 0.01), intA("z_zero", 2)), opset: 1, in: []*ir.Tensor{q(ir.Int8, 2, 16, 7, 7), q(ir.Int8, 16, 1, 3, 3), f32(16), q(ir.Int8, 2, 16, 7, 7)}, cst: []bool{false, true, true, false}},
+		// more tiles than the persistent kernels' blocks (wgmmap.cu ignp_*: 2 or 3 per SM, 132 SMs on an H200), so
+		// that each block loops over several tiles; pixel and channel tails in the last tiles
+		{name: "nhwc QConv int8 1x1 768 tiles → int8 relu + int8 residual codes", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wscN(136)...), floatA("y_scale", 0.3), str("activation", "Relu"), floatA("z_scale", 0.07), intA("z_zero", -5)), opset: 1, in: []*ir.Tensor{q(ir.Int8, 8, 32, 61, 67), q(ir.Int8, 136, 32, 1, 1), f32(136), q(ir.Int8, 8, 136, 61, 67)}, cst: []bool{false, true, true, false}},
+		{name: "nhwc QConv int8 3x3 400 tiles → uint8 zp clip", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wscN(80)...), floatA("y_scale", 0.2), intA("y_zero", 17), ints("pads", 1, 1, 1, 1), str("activation", "Clip"), floatA("act_alpha", -1), floatA("act_beta", 6)), opset: 1, in: []*ir.Tensor{q(ir.Int8, 8, 64, 49, 65), q(ir.Int8, 80, 64, 3, 3), f32(80)}, cst: []bool{false, true, true}},
+		{name: "nhwc QConv int8 3x3 K=1152 N=256 → int8 relu (128-channel tiles)", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wscN(256)...), floatA("y_scale", 0.9), ints("pads", 1, 1, 1, 1), str("activation", "Relu")), opset: 1, in: []*ir.Tensor{q(ir.Int8, 4, 128, 20, 21), q(ir.Int8, 256, 128, 3, 3), f32(256)}, cst: []bool{false, true, true}},
+		{name: "nhwc QConv fp8 3x3 N=144 → fp8 relu + E4M3 residual codes (128-channel tiles, a partial one)", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wscN(144)...), floatA("y_scale", 0.5), ints("pads", 1, 1, 1, 1), str("activation", "Relu"), floatA("z_scale", 0.25)), opset: 1, in: []*ir.Tensor{q(ir.Float8E4M3FN, 4, 64, 30, 33), q(ir.Float8E4M3FN, 144, 64, 3, 3), f32(144), q(ir.Float8E4M3FN, 4, 144, 30, 33)}, cst: []bool{false, true, true, false}, bound: 2e-3},
+		{name: "nhwc QConv fp8 1x1 512 tiles → fp8 + E4M3 residual codes", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wscN(72)...), floatA("y_scale", 0.5), str("activation", "Relu"), floatA("z_scale", 0.25)), opset: 1, in: []*ir.Tensor{q(ir.Float8E4M3FN, 8, 48, 61, 67), q(ir.Float8E4M3FN, 72, 48, 1, 1), f32(72), q(ir.Float8E4M3FN, 8, 72, 61, 67)}, cst: []bool{false, true, true, false}, bound: 2e-3},
 		// the NHWC epilogue's division (igemm.cu qdivr, Markstein's correction) against kilnq's v / y_scale:
 		// scales with full mantissas, outputs spread over the whole code range
 		{name: "nhwc QConv int8 1x1 → int8, y_scale 0.0123457", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wsc[:16]...), floatA("y_scale", 0.0123457)), opset: 1, in: []*ir.Tensor{q(ir.Int8, 2, 64, 11, 13), q(ir.Int8, 16, 64, 1, 1), f32(16)}, cst: []bool{false, true, true}},
@@ -292,6 +326,9 @@ func TestKernelsMatchReference(t *testing.T) {
 		{name: "maxpool int8 ceil", node: conv("", "MaxPool", ints("kernel_shape", 2, 2), ints("strides", 2, 2), intA("ceil_mode", 1)), opset: 12, in: []*ir.Tensor{q(ir.Int8, 2, 3, 11, 11)}, cst: []bool{false}},
 		{name: "avgpool", node: conv("", "AveragePool", ints("kernel_shape", 3, 3), ints("pads", 1, 1, 1, 1)), opset: 19, in: []*ir.Tensor{f32(2, 3, 7, 7)}, cst: []bool{false}, bound: 1e-12},
 		{name: "maxpool fp8", node: conv("", "MaxPool", ints("kernel_shape", 3, 3), ints("strides", 2, 2), ints("pads", 1, 1, 1, 1)), opset: 19, in: []*ir.Tensor{q(ir.Float8E4M3FN, 2, 3, 11, 12)}, cst: []bool{false}},
+		// every E4M3 code but NaN (the reference's NaN rule differs): +0 and −0 compare equal (the first kept),
+		// ±448 at the ends
+		{name: "maxpool fp8 every code", node: conv("", "MaxPool", ints("kernel_shape", 2, 3), ints("strides", 1, 2)), opset: 19, in: []*ir.Tensor{everyE4M3(r, 2, 16, 9, 10)}, cst: []bool{false}},
 		{name: "avgpool f16", node: conv("", "AveragePool", ints("kernel_shape", 7, 7)), opset: 19, in: []*ir.Tensor{q(ir.Float16, 2, 40, 7, 7)}, cst: []bool{false}, bound: 1e-6},
 		{name: "global avgpool bf16", node: conv("", "GlobalAveragePool"), opset: 1, in: []*ir.Tensor{q(ir.BFloat16, 3, 70, 7, 7)}, cst: []bool{false}, bound: 1e-4},
 		{name: "global avgpool", node: conv("", "GlobalAveragePool"), opset: 1, in: []*ir.Tensor{f32(3, 70, 7, 7)}, cst: []bool{false}, bound: 1e-12},

@@ -25,7 +25,28 @@ const (
 	// the tile's IG_BM rows per 8 channels)
 	ignwShared  = 4*(igemmBM+igemmBN)*128 + 1024 + igemmBM*igemmBN
 	ignw3Shared = 2*(igemmBM+igemmBN)*128 + 1024 + igemmBM*igemmBN
+	// wgmmap.cu's ignp_*: 3 stages, the 1024-byte alignment, two tiles'
+	// code rows (igp<64>::RB: IG_BM rows of 72 bytes) and two tiles'
+	// scales and biases (igp<64>::SB: 512 bytes)
+	ignpShared = 3*(igemmBM+igemmBN)*128 + 1024 + 2*igemmBM*72 + 2*512
+	// ignq_*: 2 stages of 128-channel tiles, rows of 136 code bytes, 1 KB of scales and biases per tile
+	ignqShared = 2*(igemmBM+128)*128 + 1024 + 2*igemmBM*136 + 2*1024
 )
+
+// persistLowers says why the persistent wgmma kernels (wgmmap.cu) do not
+// take a layer: they write 8-bit outputs only (int8, uint8 or E4M3 codes)
+// and read a residual only as codes.
+func persistLowers(p gemmParams) error {
+	switch p.Out {
+	case ir.Int8, ir.Uint8, ir.Float8E4M3FN:
+	default:
+		return fmt.Errorf("the persistent wgmma NHWC kernels write 8-bit codes (%s)", p.Out)
+	}
+	if p.HasZ && p.ZFmt < zfmtCodes {
+		return fmt.Errorf("the persistent wgmma NHWC kernels read residuals as codes (format %d)", p.ZFmt)
+	}
+	return nil
+}
 
 // fp8MMA offers the FP8-MMA NHWC tactics (implicit_nhwc.f8 / .x3f8) for
 // E4M3 convolutions. Their f32 accumulation is the tensor cores' FP8 one,
@@ -82,6 +103,9 @@ func nhwcTactics(l *engine.Layer) []engine.Tactic {
 		add("implicit_nhwc.x3wg", modeNHWC3WG)
 		add("implicit_nhwc.wgkw", modeNHWCWG+kwSuffix)
 		add("implicit_nhwc.x3wgkw", modeNHWC3WG+kwSuffix)
+		add("implicit_nhwc.wgp", modeNHWCWGP)
+		add("implicit_nhwc.wgpkw", modeNHWCWGP+kwSuffix)
+		add("implicit_nhwc.wgq", modeNHWCWGQ)
 	}
 	add("cublaslt.nhwc", modeGemmNHWC)
 	return tacs
@@ -223,7 +247,12 @@ func ignName(in cuda.DataType, out ir.DType) string {
 // 3-blocks (ign3_*) and FP8-MMA (ignf_*, ign3f_*) variants.
 func ignKernel(p gemmParams) string {
 	prefix := "ign"
-	if p.WG {
+	switch {
+	case p.Wide:
+		prefix += "q"
+	case p.Persist:
+		prefix += "p"
+	case p.WG:
 		prefix += "w"
 	}
 	if p.Blocks3 {
@@ -310,13 +339,20 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 	toHost := k.toHost(0)
 	return step(x, in, out, func(g *device, st *execState, mark func(int) error) (bool, error) {
 		name, shared, fn := ignKernel(k.p), ignShared, g.igemmFn
+		blocks := 2 // per SM, as the kernels' launch bounds say
 		if k.p.Blocks3 {
-			shared = ign3Shared
+			shared, blocks = ign3Shared, 3
 		}
 		if k.p.WG {
 			shared, fn = ignwShared, g.wgemmFn
 			if k.p.Blocks3 {
 				shared = ignw3Shared
+			}
+			if k.p.Persist {
+				shared = ignpShared
+			}
+			if k.p.Wide {
+				shared = ignqShared
 			}
 		}
 		f, err := fn(name)
@@ -350,11 +386,18 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 		if tmp != 0 {
 			dst = tmp
 		}
-		tiles := (M + igemmBM - 1) / igemmBM * ((k.p.N + igemmBN - 1) / igemmBN)
+		bn := int64(igemmBN)
+		if k.p.Wide {
+			bn = 128
+		}
+		tiles := (M + igemmBM - 1) / igemmBM * ((k.p.N + bn - 1) / bn)
 		if tiles > 1<<31-1 {
 			return false, fmt.Errorf("implicit GEMM: %d tiles", tiles)
 		}
 		grid := [3]uint32{uint32(tiles), 1, 1} // 1D, channel tiles fastest (igemm.cu)
+		if k.p.Persist {                       // as many blocks as fit at once, each looping over tiles
+			grid[0] = uint32(min(tiles, int64(blocks*g.d.SMs)))
+		}
 		gn, gh, gw, goh, gow := nb, h, w, oh, ow
 		kw, sw, gpw, dw := k.p.KW, k.p.SW, pw, k.p.DW
 		if k.p.KWX > 0 { // a KH×1 conv over the expanded input [N][H][OW][KWX]
@@ -367,6 +410,9 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 		args := cuda.NewArgs(dX, k.W, dst, gn, cin, gh, gw, goh, gow, kw, k.p.SH, sw, ph, gpw, k.p.DH, dw,
 			int(k.p.Kp), int(k.p.K), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.ZScale, k.p.ZZero, act, k.p.ActA, k.p.ActB,
 			ys, 1/ys, zp, vlo, vhi) // 1/ys: RN(1/ys) for igemm.cu's qdivr
+		if k.p.Persist {
+			args.Add(int(tiles)) // ignp_*'s last argument
+		}
 		if err := f.Launch(st.s, grid, block256, uint32(shared), args); err != nil {
 			return false, err
 		}

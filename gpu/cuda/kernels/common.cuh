@@ -186,6 +186,18 @@ __device__ __forceinline__ float qdivr(float v, float ys, float yr) {
     float q = __fmaf_rn(__fmaf_rn(-ys, q0, c), yr, q0);
     return __int_as_float((__float_as_int(q) & 0x7fffffff) | (__float_as_int(v) & (int)0x80000000));
 }
+// qdivr0 is qdivr(ReLU(v)) for E4M3 codes, the ReLU in the clamp: v
+// clamped to [+0, 2⁶⁰] (max.NaN/min.NaN keep NaN, as ReLU does), and no
+// sign to restore: every v ≤ 0 gives +0 (Markstein's steps turn a −0
+// into +0: −ys·−0 + −0 is +0), ReLU's +0, and NaN stays NaN, whose E4M3
+// code satfinite conversion makes 0x7F whatever its sign (as after qdivr).
+// Four instructions fewer per output than ReLU then qdivr.
+__device__ __forceinline__ float qdivr0(float v, float ys, float yr) {
+    float c;
+    asm("{ .reg .f32 t; max.NaN.f32 t, %1, 0f00000000; min.NaN.f32 %0, t, 0f5D800000; }" : "=f"(c) : "f"(v));
+    float q0 = __fmul_rn(c, yr);
+    return __fmaf_rn(__fmaf_rn(-ys, q0, c), yr, q0);
+}
 // qbyte is f2i8's code (rint, + zp, saturated to [lo, hi], NaN → lo) as
 // an 8-bit pattern without conversion instructions (FRND and F2I run at
 // 1/8 of the FP32 rate): the clamp to [lo − zp, hi − zp] commutes with

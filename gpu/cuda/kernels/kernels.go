@@ -21,6 +21,9 @@ var nhwc string
 //go:embed wgmma.cu
 var wgmma string
 
+//go:embed wgmmap.cu
+var wgmmap string
+
 // Source is kiln.cu: im2col, GEMM epilogues, direct convolution,
 // elementwise, pooling, softmax, layernorm, quantize/dequantize and cast
 // kernels.
@@ -37,10 +40,11 @@ var IGemm = common + nhwc + igemm
 // IGemmName is the program name NVRTC reports errors in IGemm under.
 const IGemmName = "igemm.cu"
 
-// WGemm is wgmma.cu, the NHWC implicit GEMM for 8-bit inputs on Hopper's
-// warpgroup MMA (sm_90a), a module of its own: a device or compiler
-// without wgmma keeps igemm.cu's kernels.
-var WGemm = common + nhwc + wgmma
+// WGemm is wgmma.cu and wgmmap.cu, the NHWC implicit GEMM for 8-bit
+// inputs on Hopper's warpgroup MMA (sm_90a) and its persistent form, a
+// module of their own: a device or compiler without wgmma keeps igemm.cu's
+// kernels.
+var WGemm = common + nhwc + wgmma + wgmmap
 
 // WGemmName is the program name NVRTC reports errors in WGemm under.
 const WGemmName = "wgmma.cu"

@@ -45,39 +45,34 @@ __device__ __forceinline__ void ldsm4(unsigned* r, unsigned addr) {
 __device__ __forceinline__ void cp8(unsigned dst, const void* src, int n) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;" :: "r"(dst), "l"(src), "r"(n) : "memory");
 }
-__device__ __forceinline__ unsigned prmt(unsigned a, unsigned b, unsigned sel) {
-    unsigned r; asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel)); return r;
-}
-// 8 residual codes (rfmt >= 3, one 8-byte word q) → their values, as
-// zcode computes one. Integer codes: a byte moved by PRMT into the low
-// mantissa of 1.5·2²³ is 1.5·2²³ + b exactly (int8 codes biased by 128
-// with one XOR per four), and subtracting 1.5·2²³ + bias + zz leaves the
-// small integer code − zz exactly: one PRMT and one FADD per code instead
-// of the shift, mask and sign extension of a byte extraction.
-__device__ __forceinline__ void rescodes8(ku2 q, int rfmt, float zs, int zz, float* v) {
+// PRMT: bytes of {b, a} picked by sel's nibbles (__byte_perm, so that a
+// constant sel stays an immediate)
+__device__ __forceinline__ unsigned prmt(unsigned a, unsigned b, unsigned sel) { return __byte_perm(a, b, sel); }
+// two residual codes (rfmt >= 3), bytes lo and lo + 1 of word → their
+// values a, b, as zcode computes them. Integer codes: a byte moved by PRMT
+// into the low mantissa of 1.5·2²³ is 1.5·2²³ + byte exactly (int8 codes
+// biased by 128 with an XOR), and subtracting 1.5·2²³ + bias + zz leaves
+// the small integer code − zz exactly: one PRMT and one FADD per code
+// instead of a byte extraction's shift, mask and sign extension.
+__device__ __forceinline__ void rescodes2(unsigned word, int lo, int rfmt, float zs, int zz, float& a, float& b) {
     if (rfmt <= 4) {
-        const unsigned flip = rfmt == 3 ? 0x80808080u : 0u;
-        const unsigned w0 = q.x ^ flip, w1 = q.y ^ flip;
+        const unsigned wd = rfmt == 3 ? word ^ 0x80808080u : word;
         const float off = (float)(12582912 + (rfmt == 3 ? 128 : 0) + zz); // exact: |zz| < 2⁸
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-            v[j] = __fmul_rn(__fsub_rn(__uint_as_float(prmt(j < 4 ? w0 : w1, 0x4B400000u, 0x7650u | (j & 3))), off), zs);
-        return;
-    }
-    unsigned b[8];
-#pragma unroll
-    for (int j = 0; j < 8; j++) b[j] = ((j < 4 ? q.x : q.y) >> (8 * (j & 3))) & 0xff;
-    if (rfmt == 5) { // E4M3: two codes per conversion
-#pragma unroll
-        for (int j = 0; j < 8; j += 2) {
-            unsigned h = e4m3x2_h2((u16)(b[j] | (b[j + 1] << 8)));
-            v[j] = __fmul_rn(h2f((u16)(h & 0xffff)), zs);
-            v[j + 1] = __fmul_rn(h2f((u16)(h >> 16)), zs);
-        }
+        a = __fmul_rn(__fsub_rn(__uint_as_float(prmt(wd, 0x4B400000u, 0x7650u | lo)), off), zs);
+        b = __fmul_rn(__fsub_rn(__uint_as_float(prmt(wd, 0x4B400000u, 0x7650u | (lo + 1))), off), zs);
+    } else if (rfmt == 5) { // E4M3: both codes in one conversion
+        unsigned h = e4m3x2_h2((u16)(word >> (8 * lo)));
+        a = __fmul_rn(h2f((u16)(h & 0xffff)), zs);
+        b = __fmul_rn(h2f((u16)(h >> 16)), zs);
     } else { // E5M2: the high byte of an f16
-#pragma unroll
-        for (int j = 0; j < 8; j++) v[j] = __fmul_rn(h2f((u16)(b[j] << 8)), zs);
+        a = __fmul_rn(h2f((u16)(((word >> (8 * lo)) & 0xff) << 8)), zs);
+        b = __fmul_rn(h2f((u16)(((word >> (8 * lo + 8)) & 0xff) << 8)), zs);
     }
+}
+// 8 residual codes (one 8-byte word q) → their values (rescodes2)
+__device__ __forceinline__ void rescodes8(ku2 q, int rfmt, float zs, int zz, float* v) {
+#pragma unroll
+    for (int p = 0; p < 4; p++) rescodes2(p < 2 ? q.x : q.y, (p & 1) * 2, rfmt, zs, zz, v[2 * p], v[2 * p + 1]);
 }
 // 8 residual values at o (o % 8 == 0), as ldres reads one (codes: rescodes8)
 __device__ __forceinline__ void ldres8(const void* r, i64 o, int rfmt, float zs, int zz, float* v) {
@@ -136,11 +131,15 @@ __device__ __forceinline__ unsigned qcode(signed char*, float v, float ys, float
 __device__ __forceinline__ unsigned qcode(u8q*, float v, float ys, float yr, int zp, float vlo, float vhi) { return qcodev(v, ys, yr, zp, 0, 255, vlo, vhi); }
 __device__ __forceinline__ unsigned qcode(u8*, float v, float ys, float yr, int, float, float) { return f2e4m3(qdivr(v, ys, yr)); }
 __device__ __forceinline__ unsigned qcode(u16*, float v, float, float, int fmt, float, float) { return fmt == 1 ? f2bf(v) : f2h(v); }
-template <typename OUT> __device__ __forceinline__ void store8(OUT* y, i64 o, const float* v, float ys, float yr, int zp, float vlo, float vhi) {
+// e4m3_relu: an E4M3 output after a ReLU, which qdivr0 applies in its clamp
+template <int AK, typename OUT> struct e4m3_relu { static constexpr bool v = AK == A_RELU && is_e4m3<OUT>::v; };
+// RELU: E4M3 codes of ReLU(v) (qdivr0), the activation not applied before
+template <typename OUT, bool RELU = false> __device__ __forceinline__ void store8(OUT* y, i64 o, const float* v, float ys, float yr, int zp, float vlo, float vhi) {
     if constexpr (is_e4m3<OUT>::v) {
         unsigned w[4];
 #pragma unroll
-        for (int j = 0; j < 4; j++) w[j] = e4m3x2(qdivr(v[2 * j], ys, yr), qdivr(v[2 * j + 1], ys, yr));
+        for (int j = 0; j < 4; j++)
+            w[j] = RELU ? e4m3x2(qdivr0(v[2 * j], ys, yr), qdivr0(v[2 * j + 1], ys, yr)) : e4m3x2(qdivr(v[2 * j], ys, yr), qdivr(v[2 * j + 1], ys, yr));
         *(ku2*)((u8*)y + o) = ku2{w[0] | (w[1] << 16), w[2] | (w[3] << 16)};
     } else if constexpr (sizeof(OUT) == 1) { // int8/uint8 codes (the range is in vlo, vhi)
         unsigned c[8];
@@ -183,9 +182,9 @@ __device__ __forceinline__ void ign_rows(const ACC* Cs, int tid, int cg, int co,
             if (hs) t = t * sc[j];
             if (hb) t = t + bi[j];
             if (hr) t = t + rvs[q][j];
-            v[j] = act_k<AK>(t, ak, aa, ab);
+            v[j] = e4m3_relu<AK, OUT>::v ? t : act_k<AK>(t, ak, aa, ab); // E4M3 ReLU: in qdivr0 (store8)
         }
-        store8(y, o, v, ys, yr, zp, vlo, vhi);
+        store8<OUT, e4m3_relu<AK, OUT>::v>(y, o, v, ys, yr, zp, vlo, vhi);
     }
 }
 

@@ -28,9 +28,9 @@ template <int N> __device__ __forceinline__ void wg_wait() { asm volatile("wgmma
 __device__ __forceinline__ void fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 // keeps the compiler from moving accumulator reads or writes across the
 // asynchronous MMAs (which it cannot see)
-template <typename ACC> __device__ __forceinline__ void wg_hold(ACC (&d)[32]) {
+template <typename ACC, int NA> __device__ __forceinline__ void wg_hold(ACC (&d)[NA]) {
 #pragma unroll
-    for (int i = 0; i < 32; i++) {
+    for (int i = 0; i < NA; i++) {
         if constexpr (sizeof(ACC) == 4 && int_acc<ACC>::v) asm volatile("" : "+r"(d[i]) :: "memory");
         else asm volatile("" : "+f"(d[i]) :: "memory");
     }
@@ -45,6 +45,90 @@ __device__ __forceinline__ void wgmma64(float (&d)[32], unsigned long long da, u
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1;\n}\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]) : "l"(da), "l"(db));
+}
+
+// m64n128k32: d (64 per thread: channel tiles j < 16 of 8) += A(64×32) · B(128×32)ᵀ, for ignp's 128-channel tiles
+__device__ __forceinline__ void wgmma128(int (&d)[64], unsigned long long da, unsigned long long db) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p;\n}\n"
+        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]), "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]), "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]), "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]), "+r"(d[32]), "+r"(d[33]), "+r"(d[34]), "+r"(d[35]), "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]), "+r"(d[40]), "+r"(d[41]), "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]), "+r"(d[48]), "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]), "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63]) : "l"(da), "l"(db));
+}
+__device__ __forceinline__ void wgmma128(float (&d)[64], unsigned long long da, unsigned long long db) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]) : "l"(da), "l"(db));
+}
+// wgmmaN is the m64nBNk32 wgmma of a BN-channel tile
+template <int BN, typename ACC> __device__ __forceinline__ void wgmmaN(ACC (&d)[BN / 2], unsigned long long da, unsigned long long db) {
+    if constexpr (BN == 64) wgmma64(d, da, db);
+    else wgmma128(d, da, db);
+}
+
+// ---- the pieces of ignw_body and ignp_body (wgmmap.cu)
+
+// WRows: the input rows of a tile's pixels m0 + r0 + 32q (q < 4) that
+// thread r0 loads: the top-left input pixel and the image's base pixel
+// (pixels past M get a row that is never in bounds)
+struct WRows { int ih[4], iw[4]; i64 base[4]; };
+__device__ __forceinline__ void wg_rows(WRows& rw, i64 m0, int r0, i64 M, int H, int W, int OH, int OW, int sh, int sw, int ph, int pw) {
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        i64 m = m0 + r0 + 32 * q;
+        rw.ih[q] = -(1 << 29); rw.iw[q] = 0; rw.base[q] = 0;
+        if (m < M) {
+            if (OH == 1 && OW == 1) { // 1×1 stride-1 unpadded convs come as N = pixels
+                rw.ih[q] = -ph; rw.iw[q] = -pw; rw.base[q] = m * H * W;
+            } else {
+                int ow = (int)qmod(m, OW); i64 t = qdiv(m, OW); int oh = (int)qmod(t, OH); i64 n = qdiv(t, OH);
+                rw.ih[q] = oh * sh - ph; rw.iw[q] = ow * sw - pw; rw.base[q] = n * H * W;
+            }
+        }
+    }
+}
+// wg_load issues thread (r0, cc)'s cp.async copies of reduction step kt
+// into the stage at as: A rows r0 + 32q, B rows r0 + 32q (q < BN/32), 16
+// bytes each, 128-byte swizzled
+template <int BN = IG_BN>
+__device__ __forceinline__ void wg_load(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w, const WRows& rw,
+    unsigned as, int kt, int cc, int r0, int n0, int C, int H, int W, int KW, int dh, int dw, int Kp, int K, int Cout) {
+    const unsigned bs = as + IG_BM * IG_SB;
+    const int k = kt * IG_SB + cc * 16;
+    const bool kok = k < K;
+    if (kt * IG_SB + (cc >> 1) * 32 >= K) return; // a 32-byte K step wholly past K: never read
+    int r = 0, c = k, kh = 0, kw = 0;
+    if (K != C) {
+        r = kok ? k / C : 0; c = k - r * C; kh = r / KW; kw = r - kh * KW;
+    }
+    const int dy = kh * dh, dx = kw * dw;
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        const int row = r0 + 32 * q;
+        int ih = rw.ih[q] + dy, iw = rw.iw[q] + dx;
+        bool ok = kok && (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
+        const unsigned char* src = ok ? x + (rw.base[q] + (i64)ih * W + iw) * C + c : x;
+        cp16(as + row * IG_SB + ((cc ^ (row & 7)) << 4), src, ok ? 16 : 0);
+    }
+#pragma unroll
+    for (int q = 0; q < BN / 32; q++) {
+        const int row = r0 + 32 * q, co = n0 + row;
+        bool ok = kok && co < Cout;
+        const unsigned char* src = ok ? w + (i64)co * Kp + k : w;
+        cp16(bs + row * IG_SB + ((cc ^ (row & 7)) << 4), src, ok ? 16 : 0);
+    }
+}
+// wg_mma_step issues warpgroup wg's MMAs of the stage at as (kbytes of
+// the reduction left, so steps past K are skipped) and commits them
+template <int BN = IG_BN, typename ACC>
+__device__ __forceinline__ void wg_mma_step(ACC (&d)[BN / 2], unsigned as, int wg, int kbytes) {
+    const unsigned bs = as + IG_BM * IG_SB, aw = as + wg * 64 * IG_SB;
+    wg_hold(d);
+    wg_fence();
+#pragma unroll
+    for (int ks = 0; ks < IG_SB / 32; ks++) {
+        if (ks * 32 >= kbytes) break;
+        wgmmaN<BN>(d, wg_desc(aw + ks * 32), wg_desc(bs + ks * 32));
+    }
+    wg_commit();
 }
 
 // ignw_body: F 2 E4M3 (float accumulators), 3 int8 (int); ST stages of
@@ -64,46 +148,10 @@ __device__ __forceinline__ void ignw_body(const unsigned char* __restrict__ x, c
     const int n0 = (int)(blockIdx.x % nN) * IG_BN;
     const int cc = tid & 7, r0 = tid >> 3;    // chunk column; rows r0 + 32q
     const unsigned sraw = smem_addr(smd), sbase = (sraw + 1023) & ~1023u;
-    int aih[4], aiw[4];
-    i64 abase[4];
-#pragma unroll
-    for (int q = 0; q < 4; q++) {
-        i64 m = m0 + r0 + 32 * q;
-        aih[q] = -(1 << 29); aiw[q] = 0; abase[q] = 0;
-        if (m < M) {
-            if (OH == 1 && OW == 1) { // 1×1 stride-1 unpadded convs come as N = pixels
-                aih[q] = -ph; aiw[q] = -pw; abase[q] = m * H * W;
-            } else {
-                int ow = (int)qmod(m, OW); i64 t = qdiv(m, OW); int oh = (int)qmod(t, OH); i64 n = qdiv(t, OH);
-                aih[q] = oh * sh - ph; aiw[q] = ow * sw - pw; abase[q] = n * H * W;
-            }
-        }
-    }
+    WRows rw;
+    wg_rows(rw, m0, r0, M, H, W, OH, OW, sh, sw, ph, pw);
     auto load = [&](int kt, int stage) {
-        const unsigned as = sbase + stage * IGW_STAGE, bs = as + IG_BM * IG_SB;
-        const int k = kt * KS + cc * 16;
-        const bool kok = k < K;
-        if (kt * KS + (cc >> 1) * 32 >= K) return; // a 32-byte K step wholly past K: never read
-        int r = 0, c = k, kh = 0, kw = 0;
-        if (K != C) {
-            r = kok ? k / C : 0; c = k - r * C; kh = r / KW; kw = r - kh * KW;
-        }
-        const int dy = kh * dh, dx = kw * dw;
-#pragma unroll
-        for (int q = 0; q < 4; q++) {
-            const int row = r0 + 32 * q;
-            int ih = aih[q] + dy, iw = aiw[q] + dx;
-            bool ok = kok && (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
-            const unsigned char* src = ok ? x + (abase[q] + (i64)ih * W + iw) * C + c : x;
-            cp16(as + row * IG_SB + ((cc ^ (row & 7)) << 4), src, ok ? 16 : 0);
-        }
-#pragma unroll
-        for (int q = 0; q < 2; q++) {
-            const int row = r0 + 32 * q, co = n0 + row;
-            bool ok = kok && co < Cout;
-            const unsigned char* src = ok ? w + (i64)co * Kp + k : w;
-            cp16(bs + row * IG_SB + ((cc ^ (row & 7)) << 4), src, ok ? 16 : 0);
-        }
+        wg_load(x, w, rw, sbase + stage * IGW_STAGE, kt, cc, r0, n0, C, H, W, KW, dh, dw, Kp, K, Cout);
     };
     ACC d[32];
 #pragma unroll
@@ -130,16 +178,7 @@ __device__ __forceinline__ void ignw_body(const unsigned char* __restrict__ x, c
         __syncthreads();
         if (kt + LA < nk) load(kt + LA, (kt + LA) % ST);
         cp_commit();
-        const unsigned as = sbase + (kt % ST) * IGW_STAGE, bs = as + IG_BM * IG_SB, aw = as + wg * 64 * IG_SB;
-        const int kbytes = K - kt * KS;
-        wg_hold(d);
-        wg_fence();
-#pragma unroll
-        for (int ks = 0; ks < IG_SB / 32; ks++) {
-            if (ks * 32 >= kbytes) break;
-            wgmma64(d, wg_desc(aw + ks * 32), wg_desc(bs + ks * 32));
-        }
-        wg_commit();
+        wg_mma_step(d, sbase + (kt % ST) * IGW_STAGE, wg, K - kt * KS);
         if constexpr (ST >= 3) wg_wait<1>();
         else wg_wait<0>();
         wg_hold(d);
@@ -151,12 +190,12 @@ __device__ __forceinline__ void ignw_body(const unsigned char* __restrict__ x, c
     // accumulators (per warp: rows 16·(warp % 4) + gid (+8) of the
     // warpgroup's 64, channel tiles j of 8: 2·tig, 2·tig + 1) → Cs
     ACC* Cs = (ACC*)(smd + (sbase - sraw));
-    const int gid = lane >> 2, tig = lane & 3, rw = wg * 64 + (warp & 3) * 16 + gid;
+    const int gid = lane >> 2, tig = lane & 3, rr = wg * 64 + (warp & 3) * 16 + gid;
 #pragma unroll
     for (int j = 0; j < 8; j++) {
         const int c = j * 8 + tig * 2;
-        *(ku2*)(Cs + rw * IGN_CS + c) = ku2{abits(d[4 * j]), abits(d[4 * j + 1])};
-        *(ku2*)(Cs + (rw + 8) * IGN_CS + c) = ku2{abits(d[4 * j + 2]), abits(d[4 * j + 3])};
+        *(ku2*)(Cs + rr * IGN_CS + c) = ku2{abits(d[4 * j]), abits(d[4 * j + 1])};
+        *(ku2*)(Cs + (rr + 8) * IGN_CS + c) = ku2{abits(d[4 * j + 2]), abits(d[4 * j + 3])};
     }
     ign_epilogue_cs(Cs, tid, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi, rsm);
 }
