@@ -283,6 +283,7 @@ func (b *build) timeTactics(l *engine.Layer, cands []engine.Tactic, names []stri
 	var bestLow *engine.Lowered
 	micros := make([]int, len(cands))
 	var errs []error
+	inputs := timingInputs{} // this layer's random inputs, shared by its tactics
 	for i, t := range cands {
 		low, err := t.Lower(l)
 		if err != nil {
@@ -290,7 +291,7 @@ func (b *build) timeTactics(l *engine.Layer, cands []engine.Tactic, names []stri
 			micros[i] = -1
 			continue
 		}
-		d, err := b.timeLowered(l, low, sym)
+		d, err := b.timeLowered(l, low, sym, inputs)
 		if errors.Is(err, errWorkspace) {
 			b.cfg.logf("%s: tactic %s skipped: %v", layerName(l.Node), names[i], err)
 			micros[i] = -1
@@ -350,7 +351,7 @@ func (b *build) timingThreads() int {
 // errWorkspace marks a tactic that needs more scratch than Config.WorkspaceLimit.
 var errWorkspace = errors.New("over the workspace limit")
 
-func (b *build) timeLowered(l *engine.Layer, low *engine.Lowered, sym map[string]int64) (time.Duration, error) {
+func (b *build) timeLowered(l *engine.Layer, low *engine.Lowered, sym map[string]int64, inputs timingInputs) (time.Duration, error) {
 	peak := 0 // largest scratch request seen while timing
 	dec, err := engine.LookupKernel(low.Kernel)
 	if err != nil {
@@ -366,7 +367,6 @@ func (b *build) timeLowered(l *engine.Layer, low *engine.Lowered, sym map[string
 			use = append(use, i)
 		}
 	}
-	r := rand.New(rand.NewPCG(1, 2))
 	in := make([]*ir.Tensor, len(use))
 	for j, i := range use {
 		if l.Node.Inputs[i] == "" {
@@ -380,7 +380,7 @@ func (b *build) timeLowered(l *engine.Layer, low *engine.Lowered, sym map[string
 		if !ok {
 			return 0, fmt.Errorf("input %d has no shape at the opt dims", i)
 		}
-		in[j] = randomTensor(r, l.In[i].DType, dims)
+		in[j] = inputs.get(i, l.In[i].DType, dims)
 	}
 	shapes, err := k.Shapes(in)
 	if err != nil {
@@ -430,6 +430,22 @@ func (b *build) timeLowered(l *engine.Layer, low *engine.Lowered, sym map[string
 
 // randomTensor fills a tensor with values a kernel can run on: standard
 // normal floats, random codes for 8-bit types, small integers otherwise.
+// timingInputs are a layer's random timing inputs by node input index,
+// made on first use and shared by all the layer's tactics (each used to
+// make its own from the same seed: the same values, and at large opt
+// shapes, as a GPU build's batch 256, making them took longer than timing
+// the kernels).
+type timingInputs map[int]*ir.Tensor
+
+func (c timingInputs) get(i int, dt ir.DType, dims []int64) *ir.Tensor {
+	if t := c[i]; t != nil && t.DType == dt && slices.Equal(t.Dims, dims) {
+		return t
+	}
+	t := randomTensor(rand.New(rand.NewPCG(1, 2+uint64(i))), dt, dims)
+	c[i] = t
+	return t
+}
+
 func randomTensor(r *rand.Rand, dt ir.DType, dims []int64) *ir.Tensor {
 	t := ir.NewTensor(dt, dims)
 	n := t.Len()
@@ -439,8 +455,12 @@ func randomTensor(r *rand.Rand, dt ir.DType, dims []int64) *ir.Tensor {
 			v[i] = float32(r.NormFloat64())
 		}
 	case dt == ir.Int8 || dt == ir.Uint8 || dt == ir.Float8E4M3FN:
-		for i := range t.Data {
-			c := byte(r.IntN(256))
+		var w uint64
+		for i := range t.Data { // eight random bytes per draw
+			if i%8 == 0 {
+				w = r.Uint64()
+			}
+			c := byte(w >> (8 * (i % 8)))
 			if dt == ir.Float8E4M3FN && c&0x7f == 0x7f { // no NaN codes
 				c ^= 1
 			}
