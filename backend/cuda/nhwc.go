@@ -108,7 +108,30 @@ func nhwcTactics(l *engine.Layer) []engine.Tactic {
 		add("implicit_nhwc.wgq", modeNHWCWGQ)
 	}
 	add("cublaslt.nhwc", modeGemmNHWC)
+	if only := tacticOnly.Load(); only != nil {
+		for _, t := range tacs {
+			if t.Name() == *only {
+				return []engine.Tactic{t}
+			}
+		}
+	}
 	return tacs
+}
+
+// tacticOnly, when set, makes nhwcTactics offer only the tactic of that
+// name where it lowers, so that a build has one kernel to time and run
+// (gpu_bench -conv -tactic, for profiling a kernel alone); layers it does
+// not lower keep all their tactics.
+var tacticOnly atomic.Pointer[string]
+
+// OfferOnly restricts the channels-last convolution tactics of later
+// builds to the one named, where it lowers; "" offers them all again.
+func OfferOnly(name string) {
+	if name == "" {
+		tacticOnly.Store(nil)
+		return
+	}
+	tacticOnly.Store(&name)
 }
 
 // kwExpandChannels is the channel count of a convolution's input expanded

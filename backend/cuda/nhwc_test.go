@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -348,5 +349,46 @@ func TestCodeClamp(t *testing.T) {
 	}
 	if _, _, err := codeClamp(0x1p-41, -128, 127); err == nil {
 		t.Error("y_scale below 2^-40 accepted")
+	}
+}
+
+// OfferOnly leaves one channels-last tactic where it lowers (the 128-channel
+// wgmma kernel on an int8 conv with 136 outputs) and every tactic where it
+// does not (64 outputs); "" lifts it. No GPU needed.
+func TestOfferOnly(t *testing.T) {
+	offerWithoutDevice = true
+	defer func() { offerWithoutDevice = false; OfferOnly("") }()
+	qa := []*ir.Attribute{floatA("x_scale", 0.1), floats("w_scales", 0.01), floatA("y_scale", 0.2)}
+	layer := func(n int64) *engine.Layer {
+		node := &ir.Node{Name: "c", OpType: "QConv", Domain: kiln.Domain, Inputs: []string{"a", "b"}, Outputs: []string{"y"}, Attrs: qa}
+		in := []*ir.Tensor{ir.NewTensor(ir.Int8, []int64{1, 32, 6, 6}), ir.NewTensor(ir.Int8, []int64{n, 32, 1, 1})}
+		l := layerOf(node, 1, in, []bool{false, true}, []ir.DType{ir.Int8}, [][]int64{{1, n, 6, 6}})
+		l.Opset = 1
+		return l
+	}
+	names := func(l *engine.Layer) []string {
+		var s []string
+		for _, tac := range (Backend{}).Tactics(l) {
+			s = append(s, tac.Name())
+		}
+		return s
+	}
+	all := names(layer(136))
+	if !slices.Contains(all, "implicit_nhwc.wgq") || len(all) < 3 {
+		t.Fatalf("tactics of a 136-channel int8 conv: %v", all)
+	}
+	OfferOnly("implicit_nhwc.wgq")
+	if got := names(layer(136)); !slices.Equal(got, []string{"implicit_nhwc.wgq"}) {
+		t.Errorf("OfferOnly(wgq) on 136 channels: %v", got)
+	}
+	OfferOnly("")
+	all64 := names(layer(64))
+	OfferOnly("implicit_nhwc.wgq")
+	if got := names(layer(64)); len(all64) < 2 || !slices.Equal(got, all64) {
+		t.Errorf("OfferOnly(wgq) on 64 channels (not lowered there): %v, want %v", got, all64)
+	}
+	OfferOnly("")
+	if got := names(layer(136)); !slices.Equal(got, all) {
+		t.Errorf("after OfferOnly(\"\"): %v, want %v", got, all)
 	}
 }

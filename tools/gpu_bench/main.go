@@ -71,6 +71,9 @@ func main() {
 	profOut := flag.String("profile-out", "", "also write the -profile tables to this file")
 	nhwc := flag.String("nhwc", "on", "channels-last convolution tactics for -profile and the -extra/-cnn CNNs: on, off or both")
 	cnnOnly := flag.String("cnn", "", "only time ResNet-50 light and mobilenetv2 at -batch in these precisions (comma separated), -nhwc settings")
+	convSpec := flag.String("conv", "", "only build and profile one convolution layer at -batch (c=64,n=256,h=56,w=56,k=1,s=1,resid=1,act=relu; tactics timed at -batch): its steps' GPU times")
+	convPrec := flag.String("convprec", "int8", "precision of -conv: fp16, int8 or fp8")
+	tactic := flag.String("tactic", "", "with -conv: the only channels-last conv tactic offered where it lowers (e.g. implicit_nhwc.wgq)")
 	ioOnly := flag.Bool("io", false, "only time SimpleCNN FP16 (256, 4096) and ResNet-50 FP16 (256) end to end with and without pinned staging and CUDA graphs")
 	flag.Parse()
 	if *tlog != "" {
@@ -83,6 +86,13 @@ func main() {
 	if err := cudabackend.Enable(); err != nil {
 		emit(result{Bench: "setup", Err: err.Error()})
 		os.Exit(1)
+	}
+	if *convSpec != "" {
+		if err := convMain(os.Stdout, *convSpec, *convPrec, *tactic, *batch, *iters); err != nil {
+			emit(result{Bench: "conv", Err: err.Error()})
+			os.Exit(1)
+		}
+		return
 	}
 	if *profile != "" {
 		profileMain(*models, *profOut, *batch, *iters, *profile, nhwcSettings(*nhwc))

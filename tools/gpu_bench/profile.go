@@ -91,8 +91,15 @@ func profileOne(w io.Writer, path, bench, prec string, batch, iters int) error {
 	if err != nil {
 		return err
 	}
+	return profileModel(w, m, input, shape, cfg, fmt.Sprintf("%s %s nhwc=%v", bench, prec, cudabackend.NHWC()), iters)
+}
+
+// profileModel builds m with cfg and prints every step's median GPU time
+// over iters runs at shape (graphs off, each step synchronized), then a
+// summary by class, under label.
+func profileModel(w io.Writer, m *ir.Model, input string, shape []int64, cfg builder.Config, label string, iters int) error {
+	batch := shape[0]
 	if tacticLog != nil {
-		label := fmt.Sprintf("%s %s nhwc=%v", bench, prec, cudabackend.NHWC())
 		cfg.Log = func(format string, args ...any) {
 			if line := fmt.Sprintf(format, args...); strings.Contains(line, "tactic") {
 				fmt.Fprintf(tacticLog, "%s: %s\n", label, line)
@@ -140,7 +147,6 @@ func profileOne(w io.Writer, path, bench, prec string, batch, iters int) error {
 	}
 	classes := map[string]*agg{}
 	var total float64
-	label := fmt.Sprintf("%s %s nhwc=%v", bench, prec, cudabackend.NHWC())
 	fmt.Fprintf(w, "\n=== profile %s batch %d (median GPU ms per step over %d runs; host ms in brackets)\n", label, batch, iters)
 	for si, s := range p.Steps {
 		if len(pr.gpu[si]) == 0 {
