@@ -61,6 +61,38 @@ func boundedBy(v []float32, b float32) bool {
 	return true
 }
 
+// epilogueBounds are what an NHWC epilogue with integer codes gets from
+// the host: the code bounds (nhwc.cuh qcodew) and the activation left to
+// run after foldActIntoClamp.
+type epilogueBounds struct {
+	act      int
+	vlo, vhi float32
+}
+
+// codeBounds computes the layer's epilogueBounds once (they depend on its
+// parameters and weights alone): codeClamp searches float32 neighbours and
+// the ReLU fold reads every scale and bias, which a run need not repeat.
+// Outputs that are not integer codes get zero bounds and the layer's
+// activation.
+func (k *gemmKernel) codeBounds() (epilogueBounds, error) {
+	k.boundsOnce.Do(func() {
+		k.bounds = epilogueBounds{act: k.p.Act}
+		lo, hi, ok := codeRange(k.p.Out)
+		if !ok {
+			return
+		}
+		ys, zp := k.p.outQuant()
+		vlo, vhi, err := codeClamp(ys, lo-zp, hi-zp)
+		if err != nil {
+			k.boundsErr = err
+			return
+		}
+		sc, bi := k.hostScaleBias()
+		k.bounds.act, k.bounds.vlo, k.bounds.vhi = foldActIntoClamp(k.p, sc, bi, vlo, vhi)
+	})
+	return k.bounds, k.boundsErr
+}
+
 // hostScaleBias are the layer's float32 per-channel scales and biases as
 // the plan holds them (nil where absent).
 func (k *gemmKernel) hostScaleBias() (scale, bias []float32) {

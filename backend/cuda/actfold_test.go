@@ -116,3 +116,38 @@ func TestFoldActIntoClamp(t *testing.T) {
 		t.Error("ReLU with an int8 residual not folded")
 	}
 }
+
+// codeBounds is codeClamp's bounds with foldActIntoClamp applied to the
+// plan's scales and biases, computed once: a ReLU layer with int8 codes
+// runs no activation and clamps from max(0, vlo); a NaN bias keeps the
+// ReLU; float outputs get no bounds.
+func TestCodeBounds(t *testing.T) {
+	f32 := func(v ...float32) *ir.Tensor { return ir.FromFloat32s([]int64{int64(len(v))}, v) }
+	w := ir.NewTensor(ir.Int8, []int64{2, 16})
+	p := gemmParams{In: cuda.R8I, Out: ir.Int8, Act: actCodes["Relu"], YScale: 0.25, HasBias: true, HasScale: true}
+	k := &gemmKernel{p: p, host: []*ir.Tensor{w, f32(0.5, -1), f32(0.01, 0.02)}}
+	vlo, vhi, err := codeClamp(0.25, -128, 127)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := k.codeBounds()
+	if err != nil || got != (epilogueBounds{act: actCodes[""], vlo: max(vlo, 0), vhi: vhi}) {
+		t.Fatalf("ReLU int8: %+v, %v (codeClamp %g, %g)", got, err, vlo, vhi)
+	}
+	k.host[1] = f32(float32(math.NaN()), 1)
+	if again, _ := k.codeBounds(); again != got {
+		t.Errorf("bounds recomputed: %+v, then %+v", got, again)
+	}
+	k2 := &gemmKernel{p: p, host: []*ir.Tensor{w, f32(float32(math.NaN()), 1), f32(0.01, 0.02)}}
+	if b, _ := k2.codeBounds(); b.act != actCodes["Relu"] || b.vlo != vlo {
+		t.Errorf("NaN bias: %+v, want the ReLU kept and vlo %g", b, vlo)
+	}
+	k3 := &gemmKernel{p: gemmParams{In: cuda.R8I, Out: ir.Float32, Act: actCodes["Relu"]}}
+	if b, err := k3.codeBounds(); err != nil || b != (epilogueBounds{act: actCodes["Relu"]}) {
+		t.Errorf("float32 output: %+v, %v", b, err)
+	}
+	k4 := &gemmKernel{p: gemmParams{In: cuda.R8I, Out: ir.Int8, YScale: 0x1p-50}}
+	if _, err := k4.codeBounds(); err == nil {
+		t.Error("y_scale 2^-50 accepted")
+	}
+}

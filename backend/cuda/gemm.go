@@ -452,6 +452,9 @@ type gemmKernel struct {
 	host           []*ir.Tensor
 	upMu           sync.Mutex
 	uploaded       bool
+	boundsOnce     sync.Once // codeBounds
+	bounds         epilogueBounds
+	boundsErr      error
 }
 
 func decodeGemm(params []byte, weights []*ir.Tensor) (engine.Kernel, error) {

@@ -395,15 +395,11 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 			return false, err
 		}
 		ys, zp := k.p.outQuant()
-		var vlo, vhi float32 // integer codes: nhwc.cuh's qcodew bounds
-		act := k.p.Act
-		if lo, hi, ok := codeRange(k.p.Out); ok {
-			if vlo, vhi, err = codeClamp(ys, lo-zp, hi-zp); err != nil {
-				return false, err
-			}
-			sc, bi := k.hostScaleBias()
-			act, vlo, vhi = foldActIntoClamp(k.p, sc, bi, vlo, vhi)
+		cb, err := k.codeBounds()
+		if err != nil {
+			return false, err
 		}
+		act, vlo, vhi := cb.act, cb.vlo, cb.vhi
 		M := int64(nb) * int64(oh) * int64(ow)
 		dst := dY
 		if tmp != 0 {
