@@ -21,7 +21,7 @@ const (
 	ign3Shared = 2 * (igemmBM + igemmBN) * 144
 	// wgmma.cu's: 4 (ignw_*) or 2 (ignw3_*) stages of (IG_BM + IG_BN) rows
 	// of 128 bytes, plus room to align the first to 1024 bytes, plus the
-	// residual codes the epilogue prefetches (IGN_RSM: 8 bytes of each of
+	// residual codes the epilogue prefetches (ign_prefetch_codes: 8 bytes of each of
 	// the tile's IG_BM rows per 8 channels)
 	ignwShared  = 4*(igemmBM+igemmBN)*128 + 1024 + igemmBM*igemmBN
 	ignw3Shared = 2*(igemmBM+igemmBN)*128 + 1024 + igemmBM*igemmBN
@@ -601,7 +601,7 @@ func codeRange(t ir.DType) (lo, hi int, ok bool) {
 }
 
 // codeClamp gives the NHWC epilogue's bounds for integer codes (nhwc.cuh
-// qcodev): vlo, the least float32 v whose quotient RN(v/ys), rounded to an
+// qcodew): vlo, the least float32 v whose quotient RN(v/ys), rounded to an
 // integer (ties to even), is at least a, and vhi, the greatest whose is at
 // most b (a = lo − zp, b = hi − zp). The quotient is monotone in v, so for
 // v clamped to [vlo, vhi] the rounded quotient is already in [a, b] and

@@ -299,7 +299,7 @@ func TestDepthwiseNHWCTactics(t *testing.T) {
 }
 
 // codeClamp's bounds make the clamped quotient's rounding the saturated
-// code without a clamp after the division (nhwc.cuh qcodev), for int8 and
+// code without a clamp after the division (nhwc.cuh qcodew), for int8 and
 // uint8 codes, zero points over their range and y_scales with full
 // mantissas, powers of two and both ends of the NHWC range. The GPU's
 // qdivr is the correctly rounded quotient, which float32 division is here.

@@ -21,7 +21,6 @@ struct __align__(8) ku2 { unsigned x, y; };
 // the epilogue's rows and channels of thread tid (ign_epilogue_cs): rows
 // tid / 8 + 32q (q < IGN_NQ), channels (tid % 8)·8 .. + 7 of the tile
 #define IGN_NQ (IG_BM * IG_BN / 8 / 256)
-#define IGN_RSM (IGN_NQ * 256 * 8)          // bytes of a tile's prefetched residual codes
 
 __device__ __forceinline__ unsigned smem_addr(const void* p) {
     unsigned r;
@@ -74,17 +73,14 @@ __device__ __forceinline__ void rescodes8(ku2 q, int rfmt, float zs, int zz, flo
 #pragma unroll
     for (int p = 0; p < 4; p++) rescodes2(p < 2 ? q.x : q.y, (p & 1) * 2, rfmt, zs, zz, v[2 * p], v[2 * p + 1]);
 }
-// 8 residual values at o (o % 8 == 0), as ldres reads one (codes: rescodes8)
+// 8 float or 16-bit residual values at o (o % 8 == 0), as ldres reads one
+// (codes go through rescodes8)
 __device__ __forceinline__ void ldres8(const void* r, i64 o, int rfmt, float zs, int zz, float* v) {
     if (rfmt == 0) {
         const ku4* p = (const ku4*)((const float*)r + o);
         ku4 a = p[0], b = p[1];
         v[0] = __uint_as_float(a.x); v[1] = __uint_as_float(a.y); v[2] = __uint_as_float(a.z); v[3] = __uint_as_float(a.w);
         v[4] = __uint_as_float(b.x); v[5] = __uint_as_float(b.y); v[6] = __uint_as_float(b.z); v[7] = __uint_as_float(b.w);
-        return;
-    }
-    if (rfmt >= 3) {
-        rescodes8(*(const ku2*)((const u8*)r + o), rfmt, zs, zz, v);
         return;
     }
     ku4 q = *(const ku4*)((const u16*)r + o);
@@ -104,19 +100,14 @@ template <> struct is_e4m3<u8> { static constexpr bool v = true; };
 template <typename T> struct int_acc { static constexpr bool v = false; };
 template <> struct int_acc<int> { static constexpr bool v = true; };
 
-// qcodev is an integer code from v clamped to [vlo, vhi] first: the host
+// qcodew is an integer code from v clamped to [vlo, vhi] first: the host
 // (backend/cuda codeClamp) picks vlo as the least float whose quotient
 // rounds to the lowest code and vhi as the greatest that rounds to the
 // highest, so the clamped quotient is the code without qdivq's ±2⁶⁰ clamp
 // and qbyte's (the quotient is monotone in v); NaN goes to vlo (fmaxf), the
-// lowest code, as f2i8 gives NaN (lo and hi only name the code range here).
-__device__ __forceinline__ unsigned qcodev(float v, float ys, float yr, int zp, int, int, float vlo, float vhi) {
-    float c = fminf(fmaxf(v, vlo), vhi);
-    float q0 = __fmul_rn(c, yr);
-    float q = __fmaf_rn(__fmaf_rn(-ys, q0, c), yr, q0);
-    return (unsigned)(__float_as_int(__fadd_rn(q, 12582912.f)) + zp) & 0xff; // 0x4B400000's low byte is 0
-}
-// qcodew is qcodev without the mask: the code is the low byte (pack4 takes it)
+// lowest code, as f2i8 gives NaN.
+// The code is the low byte of the result (0x4B400000's low byte is 0;
+// pack4 takes it).
 __device__ __forceinline__ unsigned qcodew(float v, float ys, float yr, int zp, float vlo, float vhi) {
     float c = fminf(fmaxf(v, vlo), vhi);
     float q0 = __fmul_rn(c, yr);
@@ -127,9 +118,6 @@ __device__ __forceinline__ unsigned qcodew(float v, float ys, float yr, int zp, 
 __device__ __forceinline__ unsigned pack4(unsigned a, unsigned b, unsigned c, unsigned d) {
     return prmt(prmt(a, b, 0x3340u), prmt(c, d, 0x3340u), 0x5410u);
 }
-__device__ __forceinline__ unsigned qcode(signed char*, float v, float ys, float yr, int zp, float vlo, float vhi) { return qcodev(v, ys, yr, zp, -128, 127, vlo, vhi); }
-__device__ __forceinline__ unsigned qcode(u8q*, float v, float ys, float yr, int zp, float vlo, float vhi) { return qcodev(v, ys, yr, zp, 0, 255, vlo, vhi); }
-__device__ __forceinline__ unsigned qcode(u8*, float v, float ys, float yr, int, float, float) { return f2e4m3(qdivr(v, ys, yr)); }
 __device__ __forceinline__ unsigned qcode(u16*, float v, float, float, int fmt, float, float) { return fmt == 1 ? f2bf(v) : f2h(v); }
 // e4m3_relu: an E4M3 output after a ReLU, which qdivr0 applies in its clamp
 template <int AK, typename OUT> struct e4m3_relu { static constexpr bool v = AK == A_RELU && is_e4m3<OUT>::v; };
