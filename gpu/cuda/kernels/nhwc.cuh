@@ -6,6 +6,7 @@
 struct __align__(16) ki4 { int x, y, z, w; };
 struct __align__(16) ku4 { unsigned x, y, z, w; };
 struct __align__(8) ku2 { unsigned x, y; };
+struct __align__(8) kf2 { float x, y; };
 
 #define IG_BM 128
 #define IG_BN 64
@@ -151,9 +152,12 @@ template <typename OUT, bool RELU = false> __device__ __forceinline__ void store
 
 // ign_rows is ign_epilogue's element loop for activation AK (act_k): each
 // thread's IG_BM·IG_BN/8/256 rows of 8 channels, straight-line code.
+// Scales, biases and residual values are always applied: a layer without
+// them has the exact identities (×1, + −0), so that the element loop has
+// no test per element.
 template <int AK, typename ACC, typename OUT>
 __device__ __forceinline__ void ign_rows(const ACC* Cs, int tid, int cg, int co, i64 m0, i64 M, int Cout, OUT* __restrict__ y,
-    bool hs, bool hb, bool hr, const float* sc, const float* bi, float (*rvs)[8], int ak, float aa, float ab, float ys,
+    const float* sc, const float* bi, float (*rvs)[8], int ak, float aa, float ab, float ys,
     float yr, int zp, float vlo, float vhi) {
 #pragma unroll
     for (int q = 0; q < IGN_NQ; q++) {
@@ -167,9 +171,7 @@ __device__ __forceinline__ void ign_rows(const ACC* Cs, int tid, int cg, int co,
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             float t = int_acc<ACC>::v ? (float)cw[j] : __int_as_float(cw[j]);
-            if (hs) t = t * sc[j];
-            if (hb) t = t + bi[j];
-            if (hr) t = t + rvs[q][j];
+            t = __fadd_rn(__fadd_rn(__fmul_rn(t, sc[j]), bi[j]), rvs[q][j]);
             v[j] = e4m3_relu<AK, OUT>::v ? t : act_k<AK>(t, ak, aa, ab); // E4M3 ReLU: in qdivr0 (store8)
         }
         store8<OUT, e4m3_relu<AK, OUT>::v>(y, o, v, ys, yr, zp, vlo, vhi);
@@ -241,7 +243,7 @@ __device__ __forceinline__ void ign_epilogue_cs(const ACC* Cs, int tid, i64 m0, 
 #pragma unroll
     for (int j = 0; j < 8; j++) {
         sc[j] = ms ? ms[co + j] : 1.f;
-        bi[j] = bias ? bias[co + j] : 0.f;
+        bi[j] = bias ? bias[co + j] : -0.f;
     }
     // every row's residual is loaded before the first store: the stores
     // may alias them for the compiler, which would otherwise serialize four
@@ -250,6 +252,10 @@ __device__ __forceinline__ void ign_epilogue_cs(const ACC* Cs, int tid, i64 m0, 
     // loads are not serialized behind each row's branch)
     constexpr int NQ = IGN_NQ;
     float rvs[NQ][8];
+#pragma unroll
+    for (int q = 0; q < NQ; q++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) rvs[q][j] = -0.f;
     if (resid && rfmt >= 3) {
         ku2 rq[NQ];
 #pragma unroll
@@ -268,9 +274,9 @@ __device__ __forceinline__ void ign_epilogue_cs(const ACC* Cs, int tid, i64 m0, 
         }
     }
     switch (ak) { // the activation once per tile (act_k)
-    case A_NONE: ign_rows<A_NONE, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp, vlo, vhi); break;
-    case A_RELU: ign_rows<A_RELU, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp, vlo, vhi); break;
-    case A_CLIP: ign_rows<A_CLIP, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp, vlo, vhi); break;
-    default: ign_rows<-1, ACC>(Cs, tid, cg, co, m0, M, Cout, y, ms != 0, bias != 0, resid != 0, sc, bi, rvs, ak, aa, ab, ys, yr, zp, vlo, vhi);
+    case A_NONE: ign_rows<A_NONE, ACC>(Cs, tid, cg, co, m0, M, Cout, y, sc, bi, rvs, ak, aa, ab, ys, yr, zp, vlo, vhi); break;
+    case A_RELU: ign_rows<A_RELU, ACC>(Cs, tid, cg, co, m0, M, Cout, y, sc, bi, rvs, ak, aa, ab, ys, yr, zp, vlo, vhi); break;
+    case A_CLIP: ign_rows<A_CLIP, ACC>(Cs, tid, cg, co, m0, M, Cout, y, sc, bi, rvs, ak, aa, ab, ys, yr, zp, vlo, vhi); break;
+    default: ign_rows<-1, ACC>(Cs, tid, cg, co, m0, M, Cout, y, sc, bi, rvs, ak, aa, ab, ys, yr, zp, vlo, vhi);
     }
 }

@@ -26,46 +26,71 @@ template <int BN> struct igp {
     static constexpr int STAGE = (IG_BM + BN) * IG_SB;   // whole 1024-byte swizzle atoms
 };
 
-// ignp_tile is the block's lti-th tile's pixel and channel origins
-template <int BN> __device__ __forceinline__ void ignp_tile(int lti, int nN, i64& m0, int& n0) {
-    const int t = blockIdx.x + lti * gridDim.x;
-    m0 = (i64)(t / nN) * IG_BM;
-    n0 = (t % nN) * BN;
+// IgpTile walks a block's tiles (blockIdx.x, + gridDim.x, ...) as pixel
+// and channel tile indices, channel tiles fastest, without a division per
+// tile (two at the start)
+struct IgpTile {
+    int mi, ni, gq, gr, nN;
+    __device__ __forceinline__ IgpTile(int nN_) : nN(nN_) {
+        mi = blockIdx.x / nN; ni = blockIdx.x - mi * nN;
+        gq = gridDim.x / nN; gr = gridDim.x - gq * nN;
+    }
+    __device__ __forceinline__ void next() {
+        mi += gq; ni += gr;
+        if (ni >= nN) { ni -= nN; mi++; }
+    }
+};
+
+// the residual of a persistent epilogue, known per tile so that the
+// element loop has no branch: none, int8/uint8 codes (rfmt 3, 4: the
+// XOR xr and offset roff of rescodes2 computed once), E4M3 codes, or any
+// code format (rescodes2's runtime switch)
+enum { RK_NONE, RK_INT, RK_E4M3, RK_ANY };
+template <int RK>
+__device__ __forceinline__ void ignp_res2(unsigned rc, int rfmt, float zs, int zz, unsigned xr, float roff, float& a, float& b) {
+    if constexpr (RK == RK_INT) {
+        const unsigned wd = rc ^ xr;
+        a = __fmul_rn(__fsub_rn(__uint_as_float(prmt(wd, 0x4B400000u, 0x7650u)), roff), zs);
+        b = __fmul_rn(__fsub_rn(__uint_as_float(prmt(wd, 0x4B400000u, 0x7651u)), roff), zs);
+    } else if constexpr (RK == RK_E4M3) {
+        const unsigned h = e4m3x2_h2((u16)rc);
+        a = __fmul_rn(h2f((u16)(h & 0xffff)), zs);
+        b = __fmul_rn(h2f((u16)(h >> 16)), zs);
+    } else rescodes2(rc, 0, rfmt, zs, zz, a, b);
 }
 
-// ignp_epilogue: activation AK as ign_rows (act_k); cb, sb the tile's
-// code and scale/bias buffers; rA the thread's first row
-template <int AK, int BN, typename ACC, typename OUT>
-__device__ __forceinline__ void ignp_epilogue(ACC (&d)[BN / 2], unsigned cb, unsigned sb, int tid, int wg, int rA, int tig, i64 m0,
-    int n0, i64 M, int Cout, OUT* __restrict__ y, bool hs, bool hb, bool hr, int rfmt, float zs, int zz, int ak, float aa,
+// ignp_epilogue: activation AK as ign_rows (act_k), residual RK; cs the
+// tile's code rows, sb its BN scales then BN biases (1 and −0, the exact
+// identities, where the layer has none: no test per element); rA the
+// thread's first row. Plain C++ shared-memory accesses (no asm volatile,
+// which split the unrolled loop into a basic block per pair) let the
+// compiler issue the residual loads ahead of the arithmetic.
+template <int AK, int RK, int BN, typename ACC, typename OUT>
+__device__ __forceinline__ void ignp_epilogue(ACC (&d)[BN / 2], unsigned char* cs, const float* sb, int tid, int wg, int rA, int tig,
+    i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y, int rfmt, float zs, int zz, unsigned xr, float roff, int ak, float aa,
     float ab, float ys, float yr, int zp, float vlo, float vhi) {
     constexpr int RS = igp<BN>::RS;
 #pragma unroll
     for (int j = 0; j < BN / 8; j++) {
         const int c = j * 8 + tig * 2;
-        float s0 = 1.f, s1 = 1.f, b0 = 0.f, b1 = 0.f;
-        if (hs) asm volatile("ld.shared.v2.f32 {%0, %1}, [%2];" : "=f"(s0), "=f"(s1) : "r"(sb + 4 * c));
-        if (hb) asm volatile("ld.shared.v2.f32 {%0, %1}, [%2];" : "=f"(b0), "=f"(b1) : "r"(sb + 4 * BN + 4 * c));
+        const kf2 s = *(const kf2*)(sb + c), b = *(const kf2*)(sb + BN + c);
 #pragma unroll
         for (int h = 0; h < 2; h++) {
-            const unsigned at = cb + (rA + 8 * h) * RS + c;
-            float t0 = int_acc<ACC>::v ? (float)d[4 * j + 2 * h] : (float)d[4 * j + 2 * h];
-            float t1 = int_acc<ACC>::v ? (float)d[4 * j + 2 * h + 1] : (float)d[4 * j + 2 * h + 1];
+            u16* at = (u16*)(cs + (rA + 8 * h) * RS + c);
+            float t0 = (float)d[4 * j + 2 * h], t1 = (float)d[4 * j + 2 * h + 1];
             // every step rounded on its own (_rn: never contracted into an FMA), as the reference
-            if (hs) { t0 = __fmul_rn(t0, s0); t1 = __fmul_rn(t1, s1); }
-            if (hb) { t0 = __fadd_rn(t0, b0); t1 = __fadd_rn(t1, b1); }
-            if (hr) {
-                unsigned short rc;
-                asm volatile("ld.shared.u16 %0, [%1];" : "=h"(rc) : "r"(at));
+            t0 = __fadd_rn(__fmul_rn(t0, s.x), b.x);
+            t1 = __fadd_rn(__fmul_rn(t1, s.y), b.y);
+            if constexpr (RK != RK_NONE) {
                 float r0, r1;
-                rescodes2(rc, 0, rfmt, zs, zz, r0, r1);
+                ignp_res2<RK>(*at, rfmt, zs, zz, xr, roff, r0, r1);
                 t0 = __fadd_rn(t0, r0); t1 = __fadd_rn(t1, r1);
             }
             unsigned pair;
             if constexpr (e4m3_relu<AK, OUT>::v) pair = e4m3x2(qdivr0(t0, ys, yr), qdivr0(t1, ys, yr)); // ReLU in the clamp
             else if constexpr (is_e4m3<OUT>::v) pair = e4m3x2(qdivr(act_k<AK>(t0, ak, aa, ab), ys, yr), qdivr(act_k<AK>(t1, ak, aa, ab), ys, yr));
             else pair = prmt(qcodew(act_k<AK>(t0, ak, aa, ab), ys, yr, zp, vlo, vhi), qcodew(act_k<AK>(t1, ak, aa, ab), ys, yr, zp, vlo, vhi), 0x3340u);
-            asm volatile("st.shared.u16 [%0], %1;" :: "r"(at), "h"((unsigned short)pair) : "memory");
+            *at = (u16)pair;
         }
     }
     // the warpgroup's 64 rows: 8 bytes per thread and row, BN/8 threads
@@ -74,15 +99,32 @@ __device__ __forceinline__ void ignp_epilogue(ACC (&d)[BN / 2], unsigned cb, uns
     constexpr int TPR = BN / 8, RPP = 128 / TPR;
     const int t = tid & 127, col = (t % TPR) * 8;
     if (n0 + col >= Cout) return;
+    u8* yp = (u8*)y + m0 * Cout + n0 + col;
 #pragma unroll
     for (int q = 0; q < 64 / RPP; q++) {
         const int row = wg * 64 + t / TPR + RPP * q;
-        const i64 m = m0 + row;
-        if (m >= M) break;
-        ku2 v;
-        asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "r"(cb + row * RS + col));
-        *(ku2*)((u8*)y + m * Cout + n0 + col) = v;
+        if (m0 + row >= M) break;
+        *(ku2*)(yp + (i64)row * Cout) = *(const ku2*)(cs + row * RS + col);
     }
+}
+
+// ignp_epilogue_k dispatches a tile's epilogue on its activation and
+// residual kind (uniform per kernel launch: the branch is once per tile)
+template <int BN, typename ACC, typename OUT>
+__device__ __forceinline__ void ignp_epilogue_k(int rk, ACC (&d)[BN / 2], unsigned char* cs, const float* sb, int tid, int wg, int rA,
+    int tig, i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y, int rfmt, float zs, int zz, unsigned xr, float roff, int ak,
+    float aa, float ab, float ys, float yr, int zp, float vlo, float vhi) {
+#define IGP_EPI(AK, RK) ignp_epilogue<AK, RK, BN>(d, cs, sb, tid, wg, rA, tig, m0, n0, M, Cout, y, rfmt, zs, zz, xr, roff, ak, aa, ab, ys, yr, zp, vlo, vhi)
+#define IGP_EPI_R(AK) switch (rk) { case RK_NONE: IGP_EPI(AK, RK_NONE); break; case RK_INT: IGP_EPI(AK, RK_INT); break; \
+    case RK_E4M3: IGP_EPI(AK, RK_E4M3); break; default: IGP_EPI(AK, RK_ANY); }
+    switch (ak) {
+    case A_NONE: IGP_EPI_R(A_NONE) break;
+    case A_RELU: IGP_EPI_R(A_RELU) break;
+    case A_CLIP: IGP_EPI_R(A_CLIP) break;
+    default: IGP_EPI_R(-1)
+    }
+#undef IGP_EPI_R
+#undef IGP_EPI
 }
 
 // ignp_body: ignw_body's arguments plus the tile count; ST stages, then
@@ -106,25 +148,27 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
     const int nk = (K + IG_SB - 1) / IG_SB;
     const int ntile = (tiles - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x;
     WRows rw;
-    // the loader: the next step to load (tile lt, step lk, stage ls)
+    const unsigned sraw = smem_addr(smd);
+    // the loader: the next step to load (tile lt of the block's, step lk, stage ls)
     int lt = 0, lk = 0, ls = 0;
+    IgpTile ltile(nN);
     auto load_next = [&]() {
         if (lt < ntile) {
-            i64 m0; int n0;
-            ignp_tile<BN>(lt, nN, m0, n0);
+            const i64 m0 = (i64)ltile.mi * IG_BM;
+            const int n0 = ltile.ni * BN;
             if (lk == 0) { // the tile's rows, and its epilogue's operands
                 wg_rows(rw, m0, r0, M, H, W, OH, OW, sh, sw, ph, pw);
                 const unsigned cb = cbuf + (lt & 1) * G::RB, sb = sbuf + (lt & 1) * G::SB;
                 if (resid) { // 8-byte chunks: thread (r0, cc) takes columns cc·8 + 64p of rows r0 + 32q
 #pragma unroll
-                    for (int p = 0; p < BN / 64; p++) {
-                        const int co = n0 + cc * 8 + 64 * p;
+                    for (int q = 0; q < 4; q++) {
+                        const int row = r0 + 32 * q;
+                        const i64 m = m0 + row;
+                        const u8* rrow = (const u8*)resid + m * Cout + n0 + cc * 8;
 #pragma unroll
-                        for (int q = 0; q < 4; q++) {
-                            const int row = r0 + 32 * q;
-                            const i64 m = m0 + row;
-                            const bool ok = m < M && co < Cout;
-                            cp8(cb + row * G::RS + cc * 8 + 64 * p, ok ? (const u8*)resid + m * Cout + co : (const u8*)resid, ok ? 8 : 0);
+                        for (int p = 0; p < BN / 64; p++) {
+                            const bool ok = m < M && n0 + cc * 8 + 64 * p < Cout;
+                            cp8(cb + row * G::RS + cc * 8 + 64 * p, ok ? rrow + 64 * p : (const u8*)resid, ok ? 8 : 0);
                         }
                     }
                 }
@@ -132,25 +176,34 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
                     const bool isb = tid >= BN / 4;
                     const float* src = isb ? bias : ms;
                     const int i = tid % (BN / 4), co = n0 + 4 * i;
-                    const bool ok = src && co < Cout;
-                    cp16(sb + (isb ? 4 * BN : 0) + 16 * i, ok ? (const void*)(src + co) : (const void*)x, ok ? 16 : 0);
+                    const unsigned dst = sb + (isb ? 4 * BN : 0) + 16 * i;
+                    if (src) cp16(dst, co < Cout ? (const void*)(src + co) : (const void*)x, co < Cout ? 16 : 0);
+                    else { // the exact identities: ×1, + −0
+                        const unsigned v = isb ? 0x80000000u : 0x3F800000u;
+                        *(ku4*)(smd + (dst - sraw)) = ku4{v, v, v, v};
+                    }
                 }
             }
             wg_load<BN>(x, w, rw, sbase + ls * G::STAGE, lk, cc, r0, n0, C, H, W, KW, dh, dw, Kp, K, Cout);
         }
-        if (++lk == nk) { lk = 0; lt++; }
+        if (++lk == nk) { lk = 0; lt++; ltile.next(); }
         if (++ls == ST) ls = 0;
     };
     ACC d[BN / 2];
 #pragma unroll
     for (int i = 0; i < BN / 2; i++) d[i] = 0;
     const int gid = lane >> 2, tig = lane & 3, rA = wg * 64 + (warp & 3) * 16 + gid;
+    // the residual's kind (ignp_epilogue) and its integer decoding constants
+    const int rk = !resid ? RK_NONE : rfmt == 3 || rfmt == 4 ? RK_INT : rfmt == 5 ? RK_E4M3 : RK_ANY;
+    const unsigned xr = rfmt == 3 ? 0x80808080u : 0u;
+    const float roff = (float)(12582912 + (rfmt == 3 ? 128 : 0) + zz); // exact: |zz| < 2⁸
     load_next();
     cp_commit();
     int cs = 0; // the stage of the step being computed
-    for (int t = 0; t < ntile; t++) {
-        i64 m0; int n0;
-        ignp_tile<BN>(t, nN, m0, n0);
+    IgpTile ctile(nN);
+    for (int t = 0; t < ntile; t++, ctile.next()) {
+        const i64 m0 = (i64)ctile.mi * IG_BM;
+        const int n0 = ctile.ni * BN;
         for (int kt = 0; kt < nk; kt++) {
             cp_wait<0>();
             fence_async_smem();
@@ -165,14 +218,9 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
         }
         wg_wait<0>();
         wg_hold(d);
-        const unsigned cb = cbuf + (t & 1) * G::RB, sb = sbuf + (t & 1) * G::SB;
-        const bool hs = ms != 0, hb = bias != 0, hr = resid != 0;
-        switch (ak) { // the activation once per tile (act_k)
-        case A_NONE: ignp_epilogue<A_NONE, BN>(d, cb, sb, tid, wg, rA, tig, m0, n0, M, Cout, y, hs, hb, hr, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi); break;
-        case A_RELU: ignp_epilogue<A_RELU, BN>(d, cb, sb, tid, wg, rA, tig, m0, n0, M, Cout, y, hs, hb, hr, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi); break;
-        case A_CLIP: ignp_epilogue<A_CLIP, BN>(d, cb, sb, tid, wg, rA, tig, m0, n0, M, Cout, y, hs, hb, hr, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi); break;
-        default: ignp_epilogue<-1, BN>(d, cb, sb, tid, wg, rA, tig, m0, n0, M, Cout, y, hs, hb, hr, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi);
-        }
+        unsigned char* cb = smd + (cbuf - sraw) + (t & 1) * G::RB;
+        const float* sb = (const float*)(smd + (sbuf - sraw) + (t & 1) * G::SB);
+        ignp_epilogue_k<BN>(rk, d, cb, sb, tid, wg, rA, tig, m0, n0, M, Cout, y, rfmt, zs, zz, xr, roff, ak, aa, ab, ys, yr, zp, vlo, vhi);
 #pragma unroll
         for (int i = 0; i < BN / 2; i++) d[i] = 0;
     }
