@@ -67,46 +67,79 @@ template <int BN, typename ACC> __device__ __forceinline__ void wgmmaN(ACC (&d)[
 // ---- the pieces of ignw_body and ignp_body (wgmmap.cu)
 
 // WRows: the input rows of a tile's pixels m0 + r0 + 32q (q < 4) that
-// thread r0 loads: the top-left input pixel and the image's base pixel
-// (pixels past M get a row that is never in bounds)
-struct WRows { int ih[4], iw[4]; i64 base[4]; };
-__device__ __forceinline__ void wg_rows(WRows& rw, i64 m0, int r0, i64 M, int H, int W, int OH, int OW, int sh, int sw, int ph, int pw) {
+// thread r0 loads: the top-left input pixel's coordinates and address at
+// channel 0 (pixels past M get a row that is never in bounds). The
+// coordinates of q > 0 follow from q = 0's by adding 32 pixels (two
+// divisions per tile instead of eight: the divisions by OW and OH were
+// most of a 3×3 tile's index arithmetic).
+struct WRows { const unsigned char* px[4]; int ih[4], iw[4]; };
+__device__ __forceinline__ void wg_rows(WRows& rw, const unsigned char* x, i64 m0, int r0, i64 M, int C, int H, int W, int OH, int OW,
+    int sh, int sw, int ph, int pw) {
+    const i64 m = m0 + r0;
+    int ow = 0, oh = 0;
+    i64 n = m;                                // 1×1 stride-1 unpadded convs come as N = pixels (OH = OW = 1)
+    const bool pix = OH == 1 && OW == 1;
+    if (!pix && m < M) {
+        const i64 t = qdiv(m, OW);
+        ow = (int)(m - t * OW);
+        n = qdiv(t, OH);
+        oh = (int)(t - n * OH);
+    }
+    const int a = pix ? 0 : 32 / OW, b = pix ? 0 : 32 - a * OW; // 32 pixels: a rows and b columns on
 #pragma unroll
     for (int q = 0; q < 4; q++) {
-        i64 m = m0 + r0 + 32 * q;
-        rw.ih[q] = -(1 << 29); rw.iw[q] = 0; rw.base[q] = 0;
-        if (m < M) {
-            if (OH == 1 && OW == 1) { // 1×1 stride-1 unpadded convs come as N = pixels
-                rw.ih[q] = -ph; rw.iw[q] = -pw; rw.base[q] = m * H * W;
-            } else {
-                int ow = (int)qmod(m, OW); i64 t = qdiv(m, OW); int oh = (int)qmod(t, OH); i64 n = qdiv(t, OH);
-                rw.ih[q] = oh * sh - ph; rw.iw[q] = ow * sw - pw; rw.base[q] = n * H * W;
+        if (q > 0) {
+            if (pix) n += 32;
+            else {
+                ow += b; oh += a;
+                if (ow >= OW) { ow -= OW; oh++; }
+                while (oh >= OH) { oh -= OH; n++; }
             }
+        }
+        rw.ih[q] = -(1 << 29); rw.iw[q] = 0; rw.px[q] = x;
+        if (m + 32 * q < M) {
+            const int ih = oh * sh - ph, iw = ow * sw - pw;
+            rw.ih[q] = ih; rw.iw[q] = iw;
+            rw.px[q] = x + ((n * H + ih) * (i64)W + iw) * C;
         }
     }
 }
+// WTap: thread cc's position in the reduction at the current step, its
+// 16 bytes at k = kt·128 + cc·16 = (kh·KW + kw)·C + c, advanced 128 bytes
+// per step without a division (128 = qc·C + rc).
+struct WTap {
+    int c, kh, kw, qc, rc;
+    __device__ __forceinline__ void init(int cc, int C, int KW) {
+        const int k = cc * 16, r = k / C;
+        c = k - r * C; kh = r / KW; kw = r - kh * KW;
+        qc = IG_SB / C; rc = IG_SB - qc * C;
+    }
+    __device__ __forceinline__ void next(int C, int KW) {
+        c += rc;
+        int t = qc;
+        if (c >= C) { c -= C; t++; }
+        kw += t;
+        while (kw >= KW) { kw -= KW; kh++; }
+    }
+};
 // wg_load issues thread (r0, cc)'s cp.async copies of reduction step kt
-// into the stage at as: A rows r0 + 32q, B rows r0 + 32q (q < BN/32), 16
-// bytes each, 128-byte swizzled
+// (at tap tp) into the stage at as: A rows r0 + 32q, B rows r0 + 32q
+// (q < BN/32), 16 bytes each, 128-byte swizzled
 template <int BN = IG_BN>
 __device__ __forceinline__ void wg_load(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w, const WRows& rw,
-    unsigned as, int kt, int cc, int r0, int n0, int C, int H, int W, int KW, int dh, int dw, int Kp, int K, int Cout) {
+    const WTap& tp, unsigned as, int kt, int cc, int r0, int n0, int C, int H, int W, int dh, int dw, int Kp, int K, int Cout) {
     const unsigned bs = as + IG_BM * IG_SB;
     const int k = kt * IG_SB + cc * 16;
     const bool kok = k < K;
     if (kt * IG_SB + (cc >> 1) * 32 >= K) return; // a 32-byte K step wholly past K: never read
-    int r = 0, c = k, kh = 0, kw = 0;
-    if (K != C) {
-        r = kok ? k / C : 0; c = k - r * C; kh = r / KW; kw = r - kh * KW;
-    }
-    const int dy = kh * dh, dx = kw * dw;
+    const int dy = tp.kh * dh, dx = tp.kw * dw;
+    const int off = (dy * W + dx) * C + tp.c;  // from the row's top-left pixel
 #pragma unroll
     for (int q = 0; q < 4; q++) {
         const int row = r0 + 32 * q;
-        int ih = rw.ih[q] + dy, iw = rw.iw[q] + dx;
-        bool ok = kok && (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
-        const unsigned char* src = ok ? x + (rw.base[q] + (i64)ih * W + iw) * C + c : x;
-        cp16(as + row * IG_SB + ((cc ^ (row & 7)) << 4), src, ok ? 16 : 0);
+        const int ih = rw.ih[q] + dy, iw = rw.iw[q] + dx;
+        const bool ok = kok && (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
+        cp16(as + row * IG_SB + ((cc ^ (row & 7)) << 4), ok ? rw.px[q] + off : x, ok ? 16 : 0);
     }
 #pragma unroll
     for (int q = 0; q < BN / 32; q++) {
@@ -149,9 +182,12 @@ __device__ __forceinline__ void ignw_body(const unsigned char* __restrict__ x, c
     const int cc = tid & 7, r0 = tid >> 3;    // chunk column; rows r0 + 32q
     const unsigned sraw = smem_addr(smd), sbase = (sraw + 1023) & ~1023u;
     WRows rw;
-    wg_rows(rw, m0, r0, M, H, W, OH, OW, sh, sw, ph, pw);
-    auto load = [&](int kt, int stage) {
-        wg_load(x, w, rw, sbase + stage * IGW_STAGE, kt, cc, r0, n0, C, H, W, KW, dh, dw, Kp, K, Cout);
+    wg_rows(rw, x, m0, r0, M, C, H, W, OH, OW, sh, sw, ph, pw);
+    WTap tp;
+    tp.init(cc, C, KW);
+    auto load = [&](int kt, int stage) { // kt = 0, 1, 2, ... in order: tp follows
+        wg_load(x, w, rw, tp, sbase + stage * IGW_STAGE, kt, cc, r0, n0, C, H, W, dh, dw, Kp, K, Cout);
+        tp.next(C, KW);
     };
     ACC d[32];
 #pragma unroll

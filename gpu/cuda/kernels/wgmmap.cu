@@ -152,12 +152,15 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
     // the loader: the next step to load (tile lt of the block's, step lk, stage ls)
     int lt = 0, lk = 0, ls = 0;
     IgpTile ltile(nN);
+    WTap tp0, tp; // every tile's first step is at tp0
+    tp0.init(cc, C, KW);
     auto load_next = [&]() {
         if (lt < ntile) {
             const i64 m0 = (i64)ltile.mi * IG_BM;
             const int n0 = ltile.ni * BN;
             if (lk == 0) { // the tile's rows, and its epilogue's operands
-                wg_rows(rw, m0, r0, M, H, W, OH, OW, sh, sw, ph, pw);
+                wg_rows(rw, x, m0, r0, M, C, H, W, OH, OW, sh, sw, ph, pw);
+                tp = tp0;
                 const unsigned cb = cbuf + (lt & 1) * G::RB, sb = sbuf + (lt & 1) * G::SB;
                 if (resid) { // 8-byte chunks: thread (r0, cc) takes columns cc·8 + 64p of rows r0 + 32q
 #pragma unroll
@@ -184,7 +187,8 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
                     }
                 }
             }
-            wg_load<BN>(x, w, rw, sbase + ls * G::STAGE, lk, cc, r0, n0, C, H, W, KW, dh, dw, Kp, K, Cout);
+            wg_load<BN>(x, w, rw, tp, sbase + ls * G::STAGE, lk, cc, r0, n0, C, H, W, dh, dw, Kp, K, Cout);
+            tp.next(C, KW);
         }
         if (++lk == nk) { lk = 0; lt++; ltile.next(); }
         if (++ls == ST) ls = 0;
