@@ -46,6 +46,7 @@ const (
 	modeNHWC3WG  = "nhwc3_wg"  // the same with 2 stages, 3 blocks per SM (ignw3_*)
 	modeNHWCWGP  = "nhwc_wgp"  // wgmmap.cu's persistent ignp_* (3 stages, 2 blocks per SM): 8-bit outputs, code residuals
 	modeNHWCWGQ  = "nhwc_wgq"  // the persistent kernel with 128-channel tiles (ignq_*, 2 stages, 2 blocks per SM): 128+ output channels
+	modeNHWCWGR  = "nhwc_wgr"  // ignq_* without a residual, 3 stages (ignr_*)
 	// kwSuffix on an NHWC mode: the input expanded along the kernel width
 	// first (kiln.cu kwexpand_*), a layer with few channels run as a KH×1
 	// convolution over KW·C channels (gemmParams.KWX)
@@ -87,6 +88,7 @@ type gemmParams struct {
 	WG                 bool    // NHWC 8-bit: wgmma.cu's ignw_*/ignw3_* (warpgroup MMA, sm_90a)
 	Persist            bool    // with WG: wgmmap.cu's persistent ignp_* (8-bit outputs, residual codes or none)
 	Wide               bool    // with Persist: 128-channel tiles (ignq_*)
+	Deep               bool    // with Wide: no residual, 3 stages (ignr_*)
 	KWX                int64   // NHWC: the input expanded along the kernel width to this many channels (KW·C padded to a chunk; kwExpandChannels), else 0
 	GemmNHWC           bool    // 1×1 conv as a cuBLASLt GEMM on channels-last activations (nhwc.go)
 	YNHWC              bool    // implicit/NCHW-input kernels: write device-only outputs NHWC (the next layer is likely NHWC)
@@ -238,7 +240,7 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		p.YNHWC = nhwcOn.Load() && nhwcOutput(p.Out, p.N)
 	case modeNHWC, modeNHWC3, modeNHWCF8, modeNHWC3F8, modeNHWCWG, modeNHWC3WG, modeNHWCWGP,
 		modeNHWC + kwSuffix, modeNHWC3 + kwSuffix, modeNHWCF8 + kwSuffix, modeNHWC3F8 + kwSuffix, modeNHWCWG + kwSuffix, modeNHWC3WG + kwSuffix,
-		modeNHWCWGP + kwSuffix, modeNHWCWGQ:
+		modeNHWCWGP + kwSuffix, modeNHWCWGQ, modeNHWCWGR:
 		if err := nhwcLowers(p, in, l); err != nil {
 			return nil, err
 		}
@@ -247,17 +249,13 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		if p.F8MMA && in != cuda.R8FE4M3 {
 			return nil, fmt.Errorf("the FP8-MMA NHWC implicit GEMM takes E4M3 input (%s)", l.In[0].DType)
 		}
-		p.Persist = base == modeNHWCWGP || base == modeNHWCWGQ
-		p.Wide = base == modeNHWCWGQ
+		p.Persist = base == modeNHWCWGP || base == modeNHWCWGQ || base == modeNHWCWGR
+		p.Wide = base == modeNHWCWGQ || base == modeNHWCWGR
+		p.Deep = base == modeNHWCWGR
 		if p.Wide && p.N < 128 {
 			return nil, fmt.Errorf("128-channel tiles are for layers with 128 or more output channels (%d)", p.N)
 		}
 		p.WG = base == modeNHWCWG || base == modeNHWC3WG || p.Persist
-		if p.Persist {
-			if err := persistLowers(p); err != nil {
-				return nil, err
-			}
-		}
 		if p.WG && in != cuda.R8I && in != cuda.R8FE4M3 {
 			return nil, fmt.Errorf("the wgmma NHWC implicit GEMM takes int8 or E4M3 input (%s)", l.In[0].DType)
 		}
@@ -348,6 +346,11 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		}
 		p.HasZ = true
 		runIn = append(runIn, 3)
+	}
+	if p.Persist { // after the residual is known
+		if err := persistLowers(p); err != nil {
+			return nil, err
+		}
 	}
 	if fused {
 		a, err := kiln.ActivationOf(n)

@@ -31,6 +31,9 @@ const (
 	ignpShared = 3*(igemmBM+igemmBN)*128 + 1024 + 2*igemmBM*72 + 2*512
 	// ignq_*: 2 stages of 128-channel tiles, rows of 136 code bytes, 1 KB of scales and biases per tile
 	ignqShared = 2*(igemmBM+128)*128 + 1024 + 2*igemmBM*136 + 2*1024
+	// ignr_*: 3 stages of 128-channel tiles, scales and biases (a tile's
+	// codes are staged in a consumed stage)
+	ignrShared = 3*(igemmBM+128)*128 + 1024 + 2*1024
 )
 
 // persistLowers says why the persistent wgmma kernels (wgmmap.cu) do not
@@ -44,6 +47,9 @@ func persistLowers(p gemmParams) error {
 	}
 	if p.HasZ && p.ZFmt < zfmtCodes {
 		return fmt.Errorf("the persistent wgmma NHWC kernels read residuals as codes (format %d)", p.ZFmt)
+	}
+	if p.Deep && p.HasZ {
+		return fmt.Errorf("the 3-stage 128-channel kernels (ignr_*) stage their codes where a residual would go: layers without one only")
 	}
 	return nil
 }
@@ -106,6 +112,7 @@ func nhwcTactics(l *engine.Layer) []engine.Tactic {
 		add("implicit_nhwc.wgp", modeNHWCWGP)
 		add("implicit_nhwc.wgpkw", modeNHWCWGP+kwSuffix)
 		add("implicit_nhwc.wgq", modeNHWCWGQ)
+		add("implicit_nhwc.wgr", modeNHWCWGR)
 	}
 	add("cublaslt.nhwc", modeGemmNHWC)
 	if only := tacticOnly.Load(); only != nil {
@@ -271,6 +278,8 @@ func ignName(in cuda.DataType, out ir.DType) string {
 func ignKernel(p gemmParams) string {
 	prefix := "ign"
 	switch {
+	case p.Deep:
+		prefix += "r"
 	case p.Wide:
 		prefix += "q"
 	case p.Persist:
@@ -376,6 +385,9 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 			}
 			if k.p.Wide {
 				shared = ignqShared
+			}
+			if k.p.Deep {
+				shared = ignrShared
 			}
 		}
 		f, err := fn(name)

@@ -253,3 +253,37 @@ func TestCodeResidualLowering(t *testing.T) {
 		}
 	}
 }
+
+// The 3-stage 128-channel kernels (ignr_*) stage each tile's codes where a
+// residual's would go: implicit_nhwc.wgr lowers only layers without one,
+// while the 2-stage ones (wgq) take both. The check runs after the
+// residual input is parsed (it once ran before, and passed every layer).
+func TestDeepTilesRefuseResiduals(t *testing.T) {
+	i8 := func(d ...int64) *ir.Tensor { return ir.NewTensor(ir.Int8, d) }
+	for _, resid := range []bool{false, true} {
+		in := []string{"x", "w", ""}
+		a := []*ir.Attribute{floatA("x_scale", 0.1), floats("w_scales", 0.01), floatA("y_scale", 0.2)}
+		x := []*ir.Tensor{i8(2, 64, 6, 6), i8(128, 64, 1, 1), nil}
+		cst := []bool{false, true, false}
+		if resid {
+			in, a = append(in, "z"), append(a, floatA("z_scale", 0.04))
+			x, cst = append(x, i8(2, 128, 6, 6)), append(cst, false)
+		}
+		n := &ir.Node{Name: "c", OpType: "QConv", Domain: kiln.Domain, Inputs: in, Outputs: []string{"y"}, Attrs: a}
+		l := layerOf(n, 1, x, cst, []ir.DType{ir.Int8}, [][]int64{{2, 128, 6, 6}})
+		l.Const[1] = i8(128, 64, 1, 1)
+		if _, err := lowerGemm(l, modeNHWCWGQ); err != nil {
+			t.Errorf("residual %v: wgq: %v", resid, err)
+		}
+		low, err := lowerGemm(l, modeNHWCWGR)
+		if resid != (err != nil) {
+			t.Errorf("residual %v: wgr lowering error %v", resid, err)
+		}
+		if err == nil {
+			var p gemmParams
+			if err := json.Unmarshal(low.Params, &p); err != nil || !p.Deep || !p.Wide || !p.Persist || ignKernel(p) != "ignr_i8_i8" {
+				t.Errorf("wgr params %+v (%v): kernel %s", p, err, ignKernel(p))
+			}
+		}
+	}
+}

@@ -132,7 +132,12 @@ __device__ __forceinline__ void ignp_epilogue_k(int rk, ACC (&d)[BN / 2], unsign
 // finished and the next, whose copies go with its first step). One step's
 // loads go ahead (LA = 1): with ST ≥ 3 one step's MMAs stay in flight.
 // resid is null or codes (rfmt >= 3): the lowering checks.
-template <int F, typename ACC, typename OUT, int ST, int BN>
+//
+// RES false (ignr_*: layers without a residual): no code buffers; a
+// tile's epilogue stages its codes in the stage its last step's MMAs read,
+// which no load targets before every thread has passed the next step's
+// barrier, after its epilogue. The shared memory freed holds a third stage.
+template <int F, typename ACC, typename OUT, int ST, int BN, bool RES = true>
 __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w,
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KW, int sh, int sw, int ph, int pw,
     int dh, int dw, int Kp, int K, int Cout, const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz,
@@ -144,7 +149,9 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
     const int nN = (Cout + BN - 1) / BN;
     const int cc = tid & 7, r0 = tid >> 3;
     const unsigned sbase = (smem_addr(smd) + 1023) & ~1023u;
-    const unsigned cbuf = sbase + ST * G::STAGE, sbuf = cbuf + 2 * G::RB;
+    static_assert(RES || G::RB <= G::STAGE, "a tile's codes fit in a stage");
+    if constexpr (!RES) resid = nullptr;
+    const unsigned cbuf = sbase + ST * G::STAGE, sbuf = cbuf + (RES ? 2 * G::RB : 0);
     const int nk = (K + IG_SB - 1) / IG_SB;
     const int ntile = (tiles - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x;
     WRows rw;
@@ -222,7 +229,7 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
         }
         wg_wait<0>();
         wg_hold(d);
-        unsigned char* cb = smd + (cbuf - sraw) + (t & 1) * G::RB;
+        unsigned char* cb = RES ? smd + (cbuf - sraw) + (t & 1) * G::RB : smd + (sbase - sraw) + (cs + ST - 1) % ST * G::STAGE;
         const float* sb = (const float*)(smd + (sbuf - sraw) + (t & 1) * G::SB);
         ignp_epilogue_k<BN>(rk, d, cb, sb, tid, wg, rA, tig, m0, n0, M, Cout, y, rfmt, zs, zz, xr, roff, ak, aa, ab, ys, yr, zp, vlo, vhi);
 #pragma unroll
@@ -232,21 +239,25 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
 }
 // ignp_*: 3 stages (72 KB + 19 KB of codes, scales and biases), 2 blocks
 // per SM; ignq_*: 128-channel tiles, 2 stages (64 KB + 36 KB), 2 blocks per
-// SM. 8-bit outputs only. (A 3-blocks form, 2 stages under an 85-register
+// SM; ignr_*: 128-channel tiles without a residual, 3 stages (96 KB + 2 KB),
+// 2 blocks per SM. 8-bit outputs only. (A 3-blocks form, 2 stages under an 85-register
 // cap, spilled and, for E4M3 with Clip on mobilenetv2's first layer, raised
 // CUDA_ERROR_ILLEGAL_INSTRUCTION on the H200, 2026-11-26: dropped.)
-#define IGP(NAME, BLOCKS, ST, BN, F, ACC, OUT)                                                       \
+#define IGP(NAME, BLOCKS, ST, BN, F, ACC, OUT, RES)                                                  \
 extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned char* __restrict__ x,  \
     const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
     int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, \
     float ys, float yr, int zp, float vlo, float vhi, int tiles) {                                   \
-    ignp_body<F, ACC, OUT, ST, BN>(x, w, y, N, C, H, W, OH, OW, KW, sh, sw, ph, pw, dh, dw, Kp, K, Cout, \
+    ignp_body<F, ACC, OUT, ST, BN, RES>(x, w, y, N, C, H, W, OH, OW, KW, sh, sw, ph, pw, dh, dw, Kp, K, Cout, \
         ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi, tiles);                     \
 }
-IGP(ignp_i8_i8, 2, 3, 64, 3, int, signed char)
-IGP(ignp_i8_u8, 2, 3, 64, 3, int, u8q)
-IGP(ignp_e4m3_e4m3, 2, 3, 64, 2, float, u8)
-IGP(ignq_i8_i8, 2, 2, 128, 3, int, signed char)
-IGP(ignq_i8_u8, 2, 2, 128, 3, int, u8q)
-IGP(ignq_e4m3_e4m3, 2, 2, 128, 2, float, u8)
+IGP(ignp_i8_i8, 2, 3, 64, 3, int, signed char, true)
+IGP(ignp_i8_u8, 2, 3, 64, 3, int, u8q, true)
+IGP(ignp_e4m3_e4m3, 2, 3, 64, 2, float, u8, true)
+IGP(ignq_i8_i8, 2, 2, 128, 3, int, signed char, true)
+IGP(ignq_i8_u8, 2, 2, 128, 3, int, u8q, true)
+IGP(ignq_e4m3_e4m3, 2, 2, 128, 2, float, u8, true)
+IGP(ignr_i8_i8, 2, 3, 128, 3, int, signed char, false)
+IGP(ignr_i8_u8, 2, 3, 128, 3, int, u8q, false)
+IGP(ignr_e4m3_e4m3, 2, 3, 128, 2, float, u8, false)
