@@ -525,6 +525,45 @@ extern "C" __global__ void maxpool_nhwc8(const void* __restrict__ x, void* __res
                 ((w2*)y)[i] = o;
                 continue;
             }
+#if __CUDA_ARCH__ >= 900
+            // int8/uint8 codes as four lanes of 16-bit pairs: PRMT widens a
+            // word's even and odd bytes (sign- or zero-extended), and
+            // Hopper's max.s16x2/u16x2 takes two maxima per instruction
+            // (the byte-by-byte loop made this pool instruction-bound at a
+            // quarter of DRAM bandwidth)
+            const bool sg = fmt == 2;
+            const unsigned se = sg ? 0xA280u : 0x4240u, so = sg ? 0xB391u : 0x4341u, lo = sg ? 0xFF80FF80u : 0u;
+            unsigned me0 = lo, mo0 = lo, me1 = lo, mo1 = lo;
+            auto tap = [&](w2 v) {
+                unsigned e0, o0, e1, o1; // prmt itself: a selector nibble's msb sign-extends (CUDA documents __byte_perm with 3-bit selectors)
+                asm("prmt.b32 %0, %1, 0, %2;" : "=r"(e0) : "r"(v.x), "r"(se)); asm("prmt.b32 %0, %1, 0, %2;" : "=r"(o0) : "r"(v.x), "r"(so));
+                asm("prmt.b32 %0, %1, 0, %2;" : "=r"(e1) : "r"(v.y), "r"(se)); asm("prmt.b32 %0, %1, 0, %2;" : "=r"(o1) : "r"(v.y), "r"(so));
+                if (sg) {
+                    asm("max.s16x2 %0, %0, %1;" : "+r"(me0) : "r"(e0)); asm("max.s16x2 %0, %0, %1;" : "+r"(mo0) : "r"(o0));
+                    asm("max.s16x2 %0, %0, %1;" : "+r"(me1) : "r"(e1)); asm("max.s16x2 %0, %0, %1;" : "+r"(mo1) : "r"(o1));
+                } else {
+                    asm("max.u16x2 %0, %0, %1;" : "+r"(me0) : "r"(e0)); asm("max.u16x2 %0, %0, %1;" : "+r"(mo0) : "r"(o0));
+                    asm("max.u16x2 %0, %0, %1;" : "+r"(me1) : "r"(e1)); asm("max.u16x2 %0, %0, %1;" : "+r"(mo1) : "r"(o1));
+                }
+            };
+            if (KH == 3 && KW == 3) { // the CNNs' pool: all nine loads issued before the first maximum
+                const unsigned nb = sg ? 0x80808080u : 0u; // a tap outside the image: the lowest code
+                w2 v[9];
+#pragma unroll
+                for (int t = 0; t < 9; t++) {
+                    const int ih = oh * sh - ph + (t / 3) * dh, iw = ow * sw - pw + (t % 3) * dw;
+                    v[t] = (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W ? ((const w2*)x)[((n * H + ih) * W + iw) * C8 + c8] : w2{nb, nb};
+                }
+#pragma unroll
+                for (int t = 0; t < 9; t++) tap(v[t]);
+            } else {
+                for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh * dh; if (ih < 0 || ih >= H) continue;
+                    for (int kw = 0; kw < KW; kw++) { int iw = ow * sw - pw + kw * dw; if (iw < 0 || iw >= W) continue;
+                        tap(((const w2*)x)[((n * H + ih) * W + iw) * C8 + c8]); } }
+            }
+            w2 o; o.x = __byte_perm(me0, mo0, 0x6240u); o.y = __byte_perm(me1, mo1, 0x6240u);
+            ((w2*)y)[i] = o;
+#else
             int m[8];
 #pragma unroll
             for (int j = 0; j < 8; j++) m[j] = fmt == 2 ? -128 : 0;
@@ -544,6 +583,7 @@ extern "C" __global__ void maxpool_nhwc8(const void* __restrict__ x, void* __res
                 if (j < 4) o.x |= b << (8 * j); else o.y |= b << (8 * (j - 4));
             }
             ((w2*)y)[i] = o;
+#endif
         }
     }
 }
