@@ -37,7 +37,7 @@ PY
 )
 echo "launch index $idx"
 [ "$idx" -ge 0 ] || exit 1
-timeout ${T_FULL:-200} ncu --clock-control none --set full --import-source yes --kernel-name "regex:$K" --launch-skip $idx --launch-count 1 -o /tmp/ncuprof $B > "$OUT/ncu_full.log" 2>&1
+timeout ${T_FULL:-200} ncu -f --clock-control none --set full --import-source yes --kernel-name "regex:$K" --launch-skip $idx --launch-count 1 -o /tmp/ncuprof $B > "$OUT/ncu_full.log" 2>&1
 echo "full exit $?"
 ncu --import /tmp/ncuprof.ncu-rep --page details --csv > "$OUT/ncu_details.csv" 2>&1
 ncu --import /tmp/ncuprof.ncu-rep --page source --print-source sass --csv > "$OUT/ncu_source.csv" 2>&1
