@@ -13,38 +13,16 @@
 #define __launch_bounds__(...) __attribute__((launch_bounds(__VA_ARGS__)))
 #define __align__(n) __attribute__((aligned(n)))
 #define __restrict__ __restrict
-struct __cuda_builtin_threadIdx_t {
-    __declspec(property(get = __get_x)) unsigned int x;
-    static __device__ __forceinline__ unsigned int __get_x(void) { return __nvvm_read_ptx_sreg_tid_x(); }
-    __declspec(property(get = __get_y)) unsigned int y;
-    static __device__ __forceinline__ unsigned int __get_y(void) { return __nvvm_read_ptx_sreg_tid_y(); }
-    __declspec(property(get = __get_z)) unsigned int z;
-    static __device__ __forceinline__ unsigned int __get_z(void) { return __nvvm_read_ptx_sreg_tid_z(); }
-};
-struct __cuda_builtin_blockIdx_t {
-    __declspec(property(get = __get_x)) unsigned int x;
-    static __device__ __forceinline__ unsigned int __get_x(void) { return __nvvm_read_ptx_sreg_ctaid_x(); }
-    __declspec(property(get = __get_y)) unsigned int y;
-    static __device__ __forceinline__ unsigned int __get_y(void) { return __nvvm_read_ptx_sreg_ctaid_y(); }
-    __declspec(property(get = __get_z)) unsigned int z;
-    static __device__ __forceinline__ unsigned int __get_z(void) { return __nvvm_read_ptx_sreg_ctaid_z(); }
-};
-struct __cuda_builtin_blockDim_t {
-    __declspec(property(get = __get_x)) unsigned int x;
-    static __device__ __forceinline__ unsigned int __get_x(void) { return __nvvm_read_ptx_sreg_ntid_x(); }
-    __declspec(property(get = __get_y)) unsigned int y;
-    static __device__ __forceinline__ unsigned int __get_y(void) { return __nvvm_read_ptx_sreg_ntid_y(); }
-    __declspec(property(get = __get_z)) unsigned int z;
-    static __device__ __forceinline__ unsigned int __get_z(void) { return __nvvm_read_ptx_sreg_ntid_z(); }
-};
-struct __cuda_builtin_gridDim_t {
-    __declspec(property(get = __get_x)) unsigned int x;
-    static __device__ __forceinline__ unsigned int __get_x(void) { return __nvvm_read_ptx_sreg_nctaid_x(); }
-    __declspec(property(get = __get_y)) unsigned int y;
-    static __device__ __forceinline__ unsigned int __get_y(void) { return __nvvm_read_ptx_sreg_nctaid_y(); }
-    __declspec(property(get = __get_z)) unsigned int z;
-    static __device__ __forceinline__ unsigned int __get_z(void) { return __nvvm_read_ptx_sreg_nctaid_z(); }
-};
+// threadIdx, blockIdx, blockDim, gridDim: x, y, z read from a special register
+#define KILN_SREG_AXIS(REG, A) \
+    __declspec(property(get = __get_##A)) unsigned int A; \
+    static __device__ __forceinline__ unsigned int __get_##A(void) { return __nvvm_read_ptx_sreg_##REG##_##A(); }
+#define KILN_SREG(NAME, REG) \
+    struct __cuda_builtin_##NAME##_t { KILN_SREG_AXIS(REG, x) KILN_SREG_AXIS(REG, y) KILN_SREG_AXIS(REG, z) };
+KILN_SREG(threadIdx, tid)
+KILN_SREG(blockIdx, ctaid)
+KILN_SREG(blockDim, ntid)
+KILN_SREG(gridDim, nctaid)
 extern const __device__ __cuda_builtin_threadIdx_t threadIdx;
 extern const __device__ __cuda_builtin_blockIdx_t blockIdx;
 extern const __device__ __cuda_builtin_blockDim_t blockDim;
