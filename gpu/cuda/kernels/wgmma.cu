@@ -109,8 +109,17 @@ __device__ __forceinline__ void wg_rows(WRows& rw, const unsigned char* x, i64 m
 // per step without a division (128 = qc·C + rc).
 struct WTap {
     int c, kh, kw, qc, rc;
+    // no division where C ≥ 128 (every step's 16 bytes of the first tap
+    // then sit in one tap): the persistent kernels call this per tile, so
+    // that no first-step state stays live through their epilogues
     __device__ __forceinline__ void init(int cc, int C, int KW) {
-        const int k = cc * 16, r = k / C;
+        const int k = cc * 16;
+        if (C >= IG_SB) {
+            c = k; kh = 0; kw = 0;
+            qc = C == IG_SB; rc = IG_SB - qc * C;
+            return;
+        }
+        const int r = k / C;
         c = k - r * C; kh = r / KW; kw = r - kh * KW;
         qc = IG_SB / C; rc = IG_SB - qc * C;
     }

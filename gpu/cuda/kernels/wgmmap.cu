@@ -159,15 +159,14 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
     // the loader: the next step to load (tile lt of the block's, step lk, stage ls)
     int lt = 0, lk = 0, ls = 0;
     IgpTile ltile(nN);
-    WTap tp0, tp; // every tile's first step is at tp0
-    tp0.init(cc, C, KW);
+    WTap tp; // set at each tile's first step (a copy of the first step's tap kept for all tiles cost registers)
     auto load_next = [&]() {
         if (lt < ntile) {
             const i64 m0 = (i64)ltile.mi * IG_BM;
             const int n0 = ltile.ni * BN;
             if (lk == 0) { // the tile's rows, and its epilogue's operands
                 wg_rows(rw, x, m0, r0, M, C, H, W, OH, OW, sh, sw, ph, pw);
-                tp = tp0;
+                tp.init(cc, C, KW);
                 const unsigned cb = cbuf + (lt & 1) * G::RB, sb = sbuf + (lt & 1) * G::SB;
                 if (resid) { // 8-byte chunks: thread (r0, cc) takes columns cc·8 + 64p of rows r0 + 32q
 #pragma unroll
