@@ -27,7 +27,7 @@ if [ -f cache0.tgz ]; then
   mkdir -p /tmp/c0 cache && tar xzf cache0.tgz -C /tmp/c0 && cp -n /tmp/c0/cache/* cache/ 2>/dev/null
 fi
 if [ -n "$SASS" ]; then
-  cat "$ROOT"/gpu/cuda/kernels/{nhwc.cuh,wgmma.cu,wgmmap.cu} > /tmp/wg.cu
+  cat "$ROOT"/gpu/cuda/kernels/{nhwc.cuh,wgmma.cu,wgmmap.cu,wgmmah.cu} > /tmp/wg.cu
   mkdir -p "$OUT/sass"
   python3 "$ROOT/tools/gpu_sass.py" "$ROOT/gpu/cuda/kernels/common.cuh" /tmp/wg.cu "$OUT/sass" $SASS 2>&1 | grep -aE "REG|Function|error" | cut -c1-160
   el sass

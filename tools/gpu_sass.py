@@ -1,6 +1,6 @@
 # NVRTC-compiles one of kiln's wgmma/igemm modules on the device machine
 # (cuda-python's nvrtc binding and cuobjdump are there) keeping only the
-# named kernels of its IGEMM/IGN/IGW/IGP macro tables, and writes their
+# named kernels of its IGEMM/IGN/IGW/IGP/IGH macro tables, and writes their
 # SASS to OUTDIR/sass.txt and their register and stack use to stdout.
 # Usage (from the repository root, on the device machine):
 #   cat gpu/cuda/kernels/nhwc.cuh gpu/cuda/kernels/wgmma.cu gpu/cuda/kernels/wgmmap.cu > /tmp/wg.cu
@@ -17,7 +17,7 @@ def main():
     common, mod, outdir, names = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
     keep = []
     for line in open(mod).read().split("\n"):
-        m = re.match(r"^(IGEMM|IGN|IGN8|IGW|IGP)\((\w+),", line)
+        m = re.match(r"^(IGEMM|IGN|IGN8|IGW|IGP|IGH)\((\w+),", line)
         if m and m.group(2) not in names:
             continue
         keep.append(line)

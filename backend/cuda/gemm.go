@@ -47,6 +47,8 @@ const (
 	modeNHWCWGP  = "nhwc_wgp"  // wgmmap.cu's persistent ignp_* (3 stages, 2 blocks per SM): 8-bit outputs, code residuals
 	modeNHWCWGQ  = "nhwc_wgq"  // the persistent kernel with 128-channel tiles (ignq_*, 2 stages, 2 blocks per SM): 128+ output channels
 	modeNHWCWGR  = "nhwc_wgr"  // ignq_* without a residual, 3 stages (ignr_*)
+	modeNHWCWGH  = "nhwc_wgh"  // 3×3 stride-1 convs from a halo tile (wgmmah.cu ignh_*, 64-channel tiles)
+	modeNHWCWGHQ = "nhwc_wghq" // the same with 128-channel tiles (ignhq_*)
 	// kwSuffix on an NHWC mode: the input expanded along the kernel width
 	// first (kiln.cu kwexpand_*), a layer with few channels run as a KH×1
 	// convolution over KW·C channels (gemmParams.KWX)
@@ -89,6 +91,7 @@ type gemmParams struct {
 	Persist            bool    // with WG: wgmmap.cu's persistent ignp_* (8-bit outputs, residual codes or none)
 	Wide               bool    // with Persist: 128-channel tiles (ignq_*)
 	Deep               bool    // with Wide: no residual, 3 stages (ignr_*)
+	Halo               bool    // with WG: 3×3 stride-1 convs from a halo tile (ignh_*, with Wide ignhq_*)
 	KWX                int64   // NHWC: the input expanded along the kernel width to this many channels (KW·C padded to a chunk; kwExpandChannels), else 0
 	GemmNHWC           bool    // 1×1 conv as a cuBLASLt GEMM on channels-last activations (nhwc.go)
 	YNHWC              bool    // implicit/NCHW-input kernels: write device-only outputs NHWC (the next layer is likely NHWC)
@@ -240,7 +243,7 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		p.YNHWC = nhwcOn.Load() && nhwcOutput(p.Out, p.N)
 	case modeNHWC, modeNHWC3, modeNHWCF8, modeNHWC3F8, modeNHWCWG, modeNHWC3WG, modeNHWCWGP,
 		modeNHWC + kwSuffix, modeNHWC3 + kwSuffix, modeNHWCF8 + kwSuffix, modeNHWC3F8 + kwSuffix, modeNHWCWG + kwSuffix, modeNHWC3WG + kwSuffix,
-		modeNHWCWGP + kwSuffix, modeNHWCWGQ, modeNHWCWGR:
+		modeNHWCWGP + kwSuffix, modeNHWCWGQ, modeNHWCWGR, modeNHWCWGH, modeNHWCWGHQ:
 		if err := nhwcLowers(p, in, l); err != nil {
 			return nil, err
 		}
@@ -250,12 +253,13 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 			return nil, fmt.Errorf("the FP8-MMA NHWC implicit GEMM takes E4M3 input (%s)", l.In[0].DType)
 		}
 		p.Persist = base == modeNHWCWGP || base == modeNHWCWGQ || base == modeNHWCWGR
-		p.Wide = base == modeNHWCWGQ || base == modeNHWCWGR
+		p.Halo = base == modeNHWCWGH || base == modeNHWCWGHQ
+		p.Wide = base == modeNHWCWGQ || base == modeNHWCWGR || base == modeNHWCWGHQ
 		p.Deep = base == modeNHWCWGR
 		if p.Wide && p.N < 128 {
 			return nil, fmt.Errorf("128-channel tiles are for layers with 128 or more output channels (%d)", p.N)
 		}
-		p.WG = base == modeNHWCWG || base == modeNHWC3WG || p.Persist
+		p.WG = base == modeNHWCWG || base == modeNHWC3WG || p.Persist || p.Halo
 		if p.WG && in != cuda.R8I && in != cuda.R8FE4M3 {
 			return nil, fmt.Errorf("the wgmma NHWC implicit GEMM takes int8 or E4M3 input (%s)", l.In[0].DType)
 		}
@@ -347,7 +351,7 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		p.HasZ = true
 		runIn = append(runIn, 3)
 	}
-	if p.Persist { // after the residual is known
+	if p.Persist || p.Halo { // after the residual is known
 		if err := persistLowers(p); err != nil {
 			return nil, err
 		}

@@ -34,6 +34,12 @@ const (
 	// ignr_*: 3 stages of 128-channel tiles, scales and biases (a tile's
 	// codes are staged in a consumed stage)
 	ignrShared = 3*(igemmBM+128)*128 + 1024 + 2*1024
+	// wgmmah.cu's ignh_*: 4 stages of 64 rows of B, two halo buffers of 8
+	// planes of 180 pixels × 16 bytes, the scales and biases, the alignment;
+	// ignhq_*: 3 stages of 128 rows
+	ighHalo    = 8 * 180 * 16
+	ighShared  = 4*64*128 + 2*ighHalo + 8*64 + 1024
+	ighqShared = 3*128*128 + 2*ighHalo + 8*128 + 1024
 )
 
 // persistLowers says why the persistent wgmma kernels (wgmmap.cu) do not
@@ -50,6 +56,20 @@ func persistLowers(p gemmParams) error {
 	}
 	if p.Deep && p.HasZ {
 		return fmt.Errorf("the 3-stage 128-channel kernels (ignr_*) stage their codes where a residual would go: layers without one only")
+	}
+	if p.Halo {
+		if p.HasZ {
+			return fmt.Errorf("the halo-tile kernels (ignh_*) take layers without a residual")
+		}
+		if p.KH != 3 || p.KW != 3 || p.SH != 1 || p.SW != 1 || p.DH != 1 || p.DW != 1 || p.AutoPad != "" || p.PH != 1 || p.PW != 1 {
+			return fmt.Errorf("the halo-tile kernels (ignh_*) take 3×3 stride-1 convolutions padded by 1 (%d×%d/%d,%d pads %d,%d %q)", p.KH, p.KW, p.SH, p.SW, p.PH, p.PW, p.AutoPad)
+		}
+		if p.KWX > 0 {
+			return fmt.Errorf("the halo-tile kernels (ignh_*) read the input itself, not its kernel-width expansion")
+		}
+		if c := p.K / 9; c%32 != 0 { // a tap's reduction runs in 32-byte wgmma steps
+			return fmt.Errorf("the halo-tile kernels (ignh_*) need input channels in multiples of 32 bytes (%d)", c)
+		}
 	}
 	return nil
 }
@@ -113,6 +133,8 @@ func nhwcTactics(l *engine.Layer) []engine.Tactic {
 		add("implicit_nhwc.wgpkw", modeNHWCWGP+kwSuffix)
 		add("implicit_nhwc.wgq", modeNHWCWGQ)
 		add("implicit_nhwc.wgr", modeNHWCWGR)
+		add("implicit_nhwc.wgh", modeNHWCWGH)
+		add("implicit_nhwc.wghq", modeNHWCWGHQ)
 	}
 	add("cublaslt.nhwc", modeGemmNHWC)
 	if only := tacticOnly.Load(); only != nil {
@@ -278,6 +300,11 @@ func ignName(in cuda.DataType, out ir.DType) string {
 func ignKernel(p gemmParams) string {
 	prefix := "ign"
 	switch {
+	case p.Halo:
+		prefix += "h"
+		if p.Wide {
+			prefix += "q"
+		}
 	case p.Deep:
 		prefix += "r"
 	case p.Wide:
@@ -389,6 +416,9 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 			if k.p.Deep {
 				shared = ignrShared
 			}
+			if k.p.Halo {
+				shared = map[bool]int{false: ighShared, true: ighqShared}[k.p.Wide]
+			}
 		}
 		f, err := fn(name)
 		if err != nil {
@@ -425,6 +455,12 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 		if tiles > 1<<31-1 {
 			return false, fmt.Errorf("implicit GEMM: %d tiles", tiles)
 		}
+		if k.p.Halo { // 16×8-pixel tiles of one image (wgmmah.cu)
+			tiles = int64(nb) * int64((oh+15)/16) * int64((ow+7)/8) * ((k.p.N + bn - 1) / bn)
+			if tiles > 1<<31-1 {
+				return false, fmt.Errorf("halo-tile GEMM: %d tiles", tiles)
+			}
+		}
 		grid := [3]uint32{uint32(tiles), 1, 1} // 1D, channel tiles fastest (igemm.cu)
 		if k.p.Persist {                       // as many blocks as fit at once, each looping over tiles
 			grid[0] = uint32(min(tiles, int64(blocks*g.d.SMs)))
@@ -441,8 +477,8 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 		args := cuda.NewArgs(dX, k.W, dst, gn, cin, gh, gw, goh, gow, kw, k.p.SH, sw, ph, gpw, k.p.DH, dw,
 			int(k.p.Kp), int(k.p.K), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.ZScale, k.p.ZZero, act, k.p.ActA, k.p.ActB,
 			ys, 1/ys, zp, vlo, vhi) // 1/ys: RN(1/ys) for igemm.cu's qdivr
-		if k.p.Persist {
-			args.Add(int(tiles)) // ignp_*'s last argument
+		if k.p.Persist || k.p.Halo {
+			args.Add(int(tiles)) // ignp_*'s and ignh_*'s last argument
 		}
 		if err := f.Launch(st.s, grid, block256, uint32(shared), args); err != nil {
 			return false, err

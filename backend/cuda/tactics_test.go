@@ -287,3 +287,57 @@ func TestDeepTilesRefuseResiduals(t *testing.T) {
 		}
 	}
 }
+
+// The halo-tile kernels (implicit_nhwc.wgh, .wghq) take 3×3 stride-1
+// convolutions padded by 1, without a residual, with input channels in
+// 32-byte steps and 8-bit outputs; .wghq needs 128+ output channels.
+func TestHaloTilesLowering(t *testing.T) {
+	i8 := func(d ...int64) *ir.Tensor { return ir.NewTensor(ir.Int8, d) }
+	layer := func(c, n, k, s, p int64, resid bool) *engine.Layer {
+		in := []string{"x", "w", ""}
+		a := []*ir.Attribute{floatA("x_scale", 0.1), floats("w_scales", 0.01), floatA("y_scale", 0.2),
+			ints("kernel_shape", k, k), ints("strides", s, s), ints("pads", p, p, p, p)}
+		oh := (12+2*p-k)/s + 1
+		x := []*ir.Tensor{i8(2, c, 12, 12), i8(n, c, k, k), nil}
+		cst := []bool{false, true, false}
+		if resid {
+			in, a = append(in, "z"), append(a, floatA("z_scale", 0.04))
+			x, cst = append(x, i8(2, n, oh, oh)), append(cst, false)
+		}
+		nd := &ir.Node{Name: "c", OpType: "QConv", Domain: kiln.Domain, Inputs: in, Outputs: []string{"y"}, Attrs: a}
+		l := layerOf(nd, 1, x, cst, []ir.DType{ir.Int8}, [][]int64{{2, n, oh, oh}})
+		l.Const[1] = i8(n, c, k, k)
+		return l
+	}
+	for _, c := range []struct {
+		name      string
+		l         *engine.Layer
+		wgh, wghq bool
+	}{
+		{"3x3 C=64 N=64", layer(64, 64, 3, 1, 1, false), true, false},
+		{"3x3 C=128 N=128", layer(128, 128, 3, 1, 1, false), true, true},
+		{"3x3 with a residual", layer(64, 128, 3, 1, 1, true), false, false},
+		{"3x3 stride 2", layer(64, 64, 3, 2, 1, false), false, false},
+		{"3x3 unpadded", layer(64, 64, 3, 1, 0, false), false, false},
+		{"1x1", layer(64, 64, 1, 1, 0, false), false, false},
+		{"3x3 C=16 (one 16-byte chunk a tap)", layer(16, 64, 3, 1, 1, false), false, false},
+	} {
+		for _, m := range []struct {
+			mode, kernel string
+			want         bool
+		}{{modeNHWCWGH, "ignh_i8_i8", c.wgh}, {modeNHWCWGHQ, "ignhq_i8_i8", c.wghq}} {
+			low, err := lowerGemm(c.l, m.mode)
+			if (err == nil) != m.want {
+				t.Errorf("%s, mode %s: lowering error %v, want lowered %v", c.name, m.mode, err, m.want)
+				continue
+			}
+			if err != nil {
+				continue
+			}
+			var p gemmParams
+			if err := json.Unmarshal(low.Params, &p); err != nil || !p.Halo || !p.WG || p.Persist || ignKernel(p) != m.kernel {
+				t.Errorf("%s, mode %s: params %+v (%v), kernel %s", c.name, m.mode, p, err, ignKernel(p))
+			}
+		}
+	}
+}

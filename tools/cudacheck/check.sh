@@ -2,7 +2,7 @@
 # Compiles kiln's CUDA sources for sm_90 with clang's CUDA front end and
 # no CUDA toolkit (-nocudainc -nocudalib, nvrtc_shim.h in front), the way
 # NVRTC sees each module (kernels.go): common.cuh + kiln.cu; common.cuh +
-# nhwc.cuh + igemm.cu; common.cuh + nhwc.cuh + wgmma.cu + wgmmap.cu.
+# nhwc.cuh + igemm.cu; common.cuh + nhwc.cuh + wgmma.cu + wgmmap.cu + wgmmah.cu.
 # Catches syntax and type errors before device time is spent; it does not
 # replace the GPU tests (NVRTC may accept or reject what clang does not).
 # Needs clang 16 or later (Debian: apt-get install clang-16). PTX goes to
@@ -17,7 +17,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
 for mod in "kiln:$K/common.cuh $K/kiln.cu" "igemm:$K/common.cuh $K/nhwc.cuh $K/igemm.cu" \
-    "wgmma:$K/common.cuh $K/nhwc.cuh $K/wgmma.cu $K/wgmmap.cu"; do
+    "wgmma:$K/common.cuh $K/nhwc.cuh $K/wgmma.cu $K/wgmmap.cu $K/wgmmah.cu"; do
     name=${mod%%:*}
     { echo "#include \"$PWD/tools/cudacheck/nvrtc_shim.h\""; for f in ${mod#*:}; do echo "#include \"$PWD/$f\""; done; } > "$tmp/$name.cu"
     out=/dev/null

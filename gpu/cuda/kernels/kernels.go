@@ -24,6 +24,9 @@ var wgmma string
 //go:embed wgmmap.cu
 var wgmmap string
 
+//go:embed wgmmah.cu
+var wgmmah string
+
 // Source is kiln.cu: im2col, GEMM epilogues, direct convolution,
 // elementwise, pooling, softmax, layernorm, quantize/dequantize and cast
 // kernels.
@@ -40,11 +43,11 @@ var IGemm = common + nhwc + igemm
 // IGemmName is the program name NVRTC reports errors in IGemm under.
 const IGemmName = "igemm.cu"
 
-// WGemm is wgmma.cu and wgmmap.cu, the NHWC implicit GEMM for 8-bit
-// inputs on Hopper's warpgroup MMA (sm_90a) and its persistent form, a
-// module of their own: a device or compiler without wgmma keeps igemm.cu's
-// kernels.
-var WGemm = common + nhwc + wgmma + wgmmap
+// WGemm is wgmma.cu, wgmmap.cu and wgmmah.cu, the NHWC implicit GEMM for
+// 8-bit inputs on Hopper's warpgroup MMA (sm_90a), its persistent form and
+// the halo-tile 3×3 kernels, a module of their own: a device or compiler
+// without wgmma keeps igemm.cu's kernels.
+var WGemm = common + nhwc + wgmma + wgmmap + wgmmah
 
 // WGemmName is the program name NVRTC reports errors in WGemm under.
 const WGemmName = "wgmma.cu"

@@ -59,16 +59,16 @@ __device__ __forceinline__ void ignp_res2(unsigned rc, int rfmt, float zs, int z
     } else rescodes2(rc, 0, rfmt, zs, zz, a, b);
 }
 
-// ignp_epilogue: activation AK as ign_rows (act_k), residual RK; cs the
+// ignp_codes: activation AK as ign_rows (act_k), residual RK; cs the
 // tile's code rows, sb its BN scales then BN biases (1 and −0, the exact
 // identities, where the layer has none: no test per element); rA the
-// thread's first row. Plain C++ shared-memory accesses (no asm volatile,
-// which split the unrolled loop into a basic block per pair) let the
-// compiler issue the residual loads ahead of the arithmetic.
+// thread's first row. Each thread writes its channel pairs' codes over
+// their residual pairs in cs. Plain C++ shared-memory accesses (no asm
+// volatile, which split the unrolled loop into a basic block per pair)
+// let the compiler issue the residual loads ahead of the arithmetic.
 template <int AK, int RK, int BN, typename ACC, typename OUT>
-__device__ __forceinline__ void ignp_epilogue(ACC (&d)[BN / 2], unsigned char* cs, const float* sb, int tid, int wg, int rA, int tig,
-    i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y, int rfmt, float zs, int zz, unsigned xr, float roff, int ak, float aa,
-    float ab, float ys, float yr, int zp, float vlo, float vhi) {
+__device__ __forceinline__ void ignp_codes(ACC (&d)[BN / 2], unsigned char* cs, const float* sb, int rA, int tig, OUT*,
+    int rfmt, float zs, int zz, unsigned xr, float roff, int ak, float aa, float ab, float ys, float yr, int zp, float vlo, float vhi) {
     constexpr int RS = igp<BN>::RS;
 #pragma unroll
     for (int j = 0; j < BN / 8; j++) {
@@ -93,8 +93,17 @@ __device__ __forceinline__ void ignp_epilogue(ACC (&d)[BN / 2], unsigned char* c
             *at = (u16)pair;
         }
     }
-    // the warpgroup's 64 rows: 8 bytes per thread and row, BN/8 threads
-    // per row, 1024/BN rows per pass
+}
+
+// ignp_epilogue: ignp_codes, then the warpgroup's 64 rows stored from cs
+// (rows m0 + row of the output): 8 bytes per thread and row, BN/8 threads
+// per row, 1024/BN rows per pass
+template <int AK, int RK, int BN, typename ACC, typename OUT>
+__device__ __forceinline__ void ignp_epilogue(ACC (&d)[BN / 2], unsigned char* cs, const float* sb, int tid, int wg, int rA, int tig,
+    i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y, int rfmt, float zs, int zz, unsigned xr, float roff, int ak, float aa,
+    float ab, float ys, float yr, int zp, float vlo, float vhi) {
+    constexpr int RS = igp<BN>::RS;
+    ignp_codes<AK, RK, BN>(d, cs, sb, rA, tig, y, rfmt, zs, zz, xr, roff, ak, aa, ab, ys, yr, zp, vlo, vhi);
     asm volatile("bar.sync %0, 128;" :: "r"(1 + wg) : "memory");
     constexpr int TPR = BN / 8, RPP = 128 / TPR;
     const int t = tid & 127, col = (t % TPR) * 8;
