@@ -54,16 +54,24 @@ __device__ __forceinline__ unsigned prmt(unsigned a, unsigned b, unsigned sel) {
 // biased by 128 with an XOR), and subtracting 1.5·2²³ + bias + zz leaves
 // the small integer code − zz exactly: one PRMT and one FADD per code
 // instead of a byte extraction's shift, mask and sign extension.
+// resint2: the integer case, wd the word with int8 codes already biased
+// (XOR 0x80808080) and off = 1.5·2²³ + bias + zz
+__device__ __forceinline__ void resint2(unsigned wd, int lo, float off, float zs, float& a, float& b) {
+    a = __fmul_rn(__fsub_rn(__uint_as_float(prmt(wd, 0x4B400000u, 0x7650u | lo)), off), zs);
+    b = __fmul_rn(__fsub_rn(__uint_as_float(prmt(wd, 0x4B400000u, 0x7650u | (lo + 1))), off), zs);
+}
+// rese4m3x2: the E4M3 case, both codes of pair in one conversion
+__device__ __forceinline__ void rese4m3x2(u16 pair, float zs, float& a, float& b) {
+    const unsigned h = e4m3x2_h2(pair);
+    a = __fmul_rn(h2f((u16)(h & 0xffff)), zs);
+    b = __fmul_rn(h2f((u16)(h >> 16)), zs);
+}
 __device__ __forceinline__ void rescodes2(unsigned word, int lo, int rfmt, float zs, int zz, float& a, float& b) {
     if (rfmt <= 4) {
-        const unsigned wd = rfmt == 3 ? word ^ 0x80808080u : word;
         const float off = (float)(12582912 + (rfmt == 3 ? 128 : 0) + zz); // exact: |zz| < 2⁸
-        a = __fmul_rn(__fsub_rn(__uint_as_float(prmt(wd, 0x4B400000u, 0x7650u | lo)), off), zs);
-        b = __fmul_rn(__fsub_rn(__uint_as_float(prmt(wd, 0x4B400000u, 0x7650u | (lo + 1))), off), zs);
-    } else if (rfmt == 5) { // E4M3: both codes in one conversion
-        unsigned h = e4m3x2_h2((u16)(word >> (8 * lo)));
-        a = __fmul_rn(h2f((u16)(h & 0xffff)), zs);
-        b = __fmul_rn(h2f((u16)(h >> 16)), zs);
+        resint2(rfmt == 3 ? word ^ 0x80808080u : word, lo, off, zs, a, b);
+    } else if (rfmt == 5) {
+        rese4m3x2((u16)(word >> (8 * lo)), zs, a, b);
     } else { // E5M2: the high byte of an f16
         a = __fmul_rn(h2f((u16)(((word >> (8 * lo)) & 0xff) << 8)), zs);
         b = __fmul_rn(h2f((u16)(((word >> (8 * lo + 8)) & 0xff) << 8)), zs);

@@ -48,15 +48,9 @@ struct IgpTile {
 enum { RK_NONE, RK_INT, RK_E4M3, RK_ANY };
 template <int RK>
 __device__ __forceinline__ void ignp_res2(unsigned rc, int rfmt, float zs, int zz, unsigned xr, float roff, float& a, float& b) {
-    if constexpr (RK == RK_INT) {
-        const unsigned wd = rc ^ xr;
-        a = __fmul_rn(__fsub_rn(__uint_as_float(prmt(wd, 0x4B400000u, 0x7650u)), roff), zs);
-        b = __fmul_rn(__fsub_rn(__uint_as_float(prmt(wd, 0x4B400000u, 0x7651u)), roff), zs);
-    } else if constexpr (RK == RK_E4M3) {
-        const unsigned h = e4m3x2_h2((u16)rc);
-        a = __fmul_rn(h2f((u16)(h & 0xffff)), zs);
-        b = __fmul_rn(h2f((u16)(h >> 16)), zs);
-    } else rescodes2(rc, 0, rfmt, zs, zz, a, b);
+    if constexpr (RK == RK_INT) resint2(rc ^ xr, 0, roff, zs, a, b);
+    else if constexpr (RK == RK_E4M3) rese4m3x2((u16)rc, zs, a, b);
+    else rescodes2(rc, 0, rfmt, zs, zz, a, b);
 }
 
 // ignp_codes: activation AK as ign_rows (act_k), residual RK; cs the
