@@ -92,6 +92,7 @@ type gemmParams struct {
 	Wide               bool    // with Persist: 128-channel tiles (ignq_*)
 	Deep               bool    // with Wide: no residual, 3 stages (ignr_*)
 	Halo               bool    // with WG: 3×3 stride-1 convs from a halo tile (ignh_*, with Wide ignhq_*)
+	Fast               bool    // with WG: the fast epilogue (fastepi.go; 8-bit outputs, codes may be one apart from the CPU engine's)
 	KWX                int64   // NHWC: the input expanded along the kernel width to this many channels (KW·C padded to a chunk; kwExpandChannels), else 0
 	GemmNHWC           bool    // 1×1 conv as a cuBLASLt GEMM on channels-last activations (nhwc.go)
 	YNHWC              bool    // implicit/NCHW-input kernels: write device-only outputs NHWC (the next layer is likely NHWC)
@@ -146,6 +147,7 @@ func irType(t cuda.DataType) ir.DType {
 // into a cuda.gemm step computed as mode says (convolutions), or says why
 // it cannot.
 func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
+	mode, fast := strings.CutSuffix(mode, fastSuffix)
 	n := l.Node
 	op := n.OpType
 	quant := op == "QConv" || op == "QGemm" || op == "QMatMul"
@@ -421,6 +423,12 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 	} else if p.Out == ir.Int8 || p.Out == ir.Uint8 || p.Out == ir.Float8E4M3FN {
 		return nil, fmt.Errorf("quantized output from a float layer")
 	}
+	if fast {
+		if err := fastLowers(p); err != nil {
+			return nil, err
+		}
+		p.Fast = true
+	}
 	if p.Shape, err = newShapeSpec(l, runIn); err != nil {
 		return nil, err
 	}
@@ -524,6 +532,16 @@ func (k *gemmKernel) upload() error {
 	}
 	if k.p.ZeroFix {
 		if k.colsum, err = k.w.upload(k.host[i].Data); err != nil {
+			return err
+		}
+	}
+	if k.p.Fast { // the fast epilogue's scales and biases replace the plan's on the device
+		sc, bi := k.hostScaleBias()
+		s, b := fastScaleBias(k.p, sc, bi, int(k.p.N))
+		if k.scale, err = k.w.upload(f32Bytes(s)); err != nil {
+			return err
+		}
+		if k.bias, err = k.w.upload(f32Bytes(b)); err != nil {
 			return err
 		}
 	}

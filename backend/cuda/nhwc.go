@@ -124,17 +124,28 @@ func nhwcTactics(l *engine.Layer) []engine.Tactic {
 		add("implicit_nhwc.f8kw", modeNHWCF8+kwSuffix)
 		add("implicit_nhwc.x3f8kw", modeNHWC3F8+kwSuffix)
 	}
+	// the wgmma kernels, each with the fast epilogue where it lowers
+	// (fastepi.go) instead of the exact one
+	addWG := func(name, mode string) {
+		if !exactEpilogue.Load() {
+			if _, err := lowerGemm(l, mode+fastSuffix); err == nil {
+				tacs = append(tacs, gemmTactic(name+fastTacticSuffix, mode+fastSuffix))
+				return
+			}
+		}
+		add(name, mode)
+	}
 	if in, _ := computeType(l.In[0].DType); in == cuda.R8I || f8 { // E4M3 on wgmma is FP8 accumulation: with the FP8-MMA ones
-		add("implicit_nhwc.wg", modeNHWCWG)
-		add("implicit_nhwc.x3wg", modeNHWC3WG)
-		add("implicit_nhwc.wgkw", modeNHWCWG+kwSuffix)
-		add("implicit_nhwc.x3wgkw", modeNHWC3WG+kwSuffix)
-		add("implicit_nhwc.wgp", modeNHWCWGP)
-		add("implicit_nhwc.wgpkw", modeNHWCWGP+kwSuffix)
-		add("implicit_nhwc.wgq", modeNHWCWGQ)
-		add("implicit_nhwc.wgr", modeNHWCWGR)
-		add("implicit_nhwc.wgh", modeNHWCWGH)
-		add("implicit_nhwc.wghq", modeNHWCWGHQ)
+		addWG("implicit_nhwc.wg", modeNHWCWG)
+		addWG("implicit_nhwc.x3wg", modeNHWC3WG)
+		addWG("implicit_nhwc.wgkw", modeNHWCWG+kwSuffix)
+		addWG("implicit_nhwc.x3wgkw", modeNHWC3WG+kwSuffix)
+		addWG("implicit_nhwc.wgp", modeNHWCWGP)
+		addWG("implicit_nhwc.wgpkw", modeNHWCWGP+kwSuffix)
+		addWG("implicit_nhwc.wgq", modeNHWCWGQ)
+		addWG("implicit_nhwc.wgr", modeNHWCWGR)
+		addWG("implicit_nhwc.wgh", modeNHWCWGH)
+		addWG("implicit_nhwc.wghq", modeNHWCWGHQ)
 	}
 	add("cublaslt.nhwc", modeGemmNHWC)
 	if only := tacticOnly.Load(); only != nil {
@@ -442,6 +453,11 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 			return false, err
 		}
 		act, vlo, vhi := cb.act, cb.vlo, cb.vhi
+		zs := k.p.ZScale
+		if k.p.Fast { // fastepi.go: bounds in code units, the residual scale over ys
+			act, vlo, vhi = fastBounds(k.p)
+			zs /= ys
+		}
 		M := int64(nb) * int64(oh) * int64(ow)
 		dst := dY
 		if tmp != 0 {
@@ -475,7 +491,7 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 			gn, gh, gw, goh, gow = int(M), 1, 1, 1, 1
 		}
 		args := cuda.NewArgs(dX, k.W, dst, gn, cin, gh, gw, goh, gow, kw, k.p.SH, sw, ph, gpw, k.p.DH, dw,
-			int(k.p.Kp), int(k.p.K), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, k.p.ZScale, k.p.ZZero, act, k.p.ActA, k.p.ActB,
+			int(k.p.Kp), int(k.p.K), int(k.p.N), k.scale, k.bias, dZ, k.p.ZFmt, zs, k.p.ZZero, act, k.p.ActA, k.p.ActB,
 			ys, 1/ys, zp, vlo, vhi) // 1/ys: RN(1/ys) for igemm.cu's qdivr
 		if k.p.Persist || k.p.Halo {
 			args.Add(int(tiles)) // ignp_*'s and ignh_*'s last argument

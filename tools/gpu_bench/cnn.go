@@ -111,8 +111,10 @@ func cnnSetup(path, bench, prec string, batch int) (*ir.Model, string, []int64, 
 	// "+floatres" keeps the FP32 residual stream of quantized builds
 	// (Config.FloatResiduals); "+nof8mma" builds without the FP8-MMA conv
 	// tactics (cudabackend.SetFP8MMA), "+f8only" offers them alone for E4M3
-	// convs (SetFP8MMAOnly); the settings stay for that build only.
+	// convs (SetFP8MMAOnly); "+exact" offers the exact 8-bit epilogues only
+	// (SetExactEpilogue); the settings stay for that build only.
 	cfg := builder.Config{FP16: allowed["fp16"], INT8: allowed["int8"], FP8: allowed["fp8"], FloatResiduals: allowed["floatres"]}
+	cudabackend.SetExactEpilogue(allowed["exact"] || os.Getenv("KILN_CUDA_EXACT") == "1")
 	cudabackend.SetFP8MMA(!allowed["nof8mma"] && os.Getenv("KILN_CUDA_FP8MMA") != "0")
 	cudabackend.SetFP8MMAOnly(allowed["f8only"] || os.Getenv("KILN_CUDA_FP8MMA") == "only")
 	if cfg.INT8 || cfg.FP8 {

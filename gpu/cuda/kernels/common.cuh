@@ -38,6 +38,11 @@ __device__ __forceinline__ i64 qmod(i64 a, i64 b) { return a - qdiv(a, b) * b; }
 // Activations of kiln's fused ops (ops/kiln/activation.go), in double like
 // the reference, rounded to float by the caller.
 enum { A_NONE, A_RELU, A_CLIP, A_LEAKY, A_SIGMOID, A_TANH, A_GELU, A_GELUTANH, A_HARDSWISH, A_HARDSIGMOID };
+// A_FAST | A_NONE or A_FAST | A_CLIP: the fast epilogue of the wgmma NHWC
+// kernels (nhwc.cuh qfast; backend/cuda fastepi.go): the host folded 1/ys
+// into the scales, biases and residual scale, and the zero point into the
+// biases; ReLU and Clip are in the bounds vlo, vhi.
+enum { A_FAST = 0x100 };
 // erf32 and gelu32 are ops/kiln's Erf32 and Gelu32 (the CPU kernels' and
 // kilnq's GELU) step for step, every product, sum and quotient rounded to
 // float with the _rn intrinsics, which NVRTC never contracts into FMAs: the
@@ -221,4 +226,23 @@ __device__ __forceinline__ float qdivq(float v, float ys, float yr) {
 // two E4M3 codes from one conversion (a in the low byte)
 __device__ __forceinline__ unsigned e4m3x2(float a, float b) {
     u16 r; asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(b), "f"(a)); return r;
+}
+
+// ---- the fast epilogue (A_FAST): a code is round(acc·s' + b' + r·zs')
+// clamped, from FFMAs, where the exact one rounds each step and divides
+// (qcodew, qdivr): codes one apart where the value lies within a few ulps
+// of a rounding tie. qfast: t + 1.5·2²³ rounds t to an integer (ties to
+// even) in the low mantissa bits; the host's bounds lo, hi are 1.5·2²³ +
+// the lowest and highest codes (ReLU and Clip included), so the clamp is
+// the saturation; NaN goes to lo (fmaxf), the lowest code, as f2i8 gives.
+// The code is the low byte (pack4, prmt take it).
+__device__ __forceinline__ unsigned qfast(float t, float lo, float hi) {
+    return __float_as_uint(fminf(fmaxf(__fadd_rn(t, 12582912.f), lo), hi));
+}
+// clampn is t clamped to [lo, hi] keeping NaN (max.NaN/min.NaN): the fast
+// E4M3 epilogue's ReLU and Clip, in code units
+__device__ __forceinline__ float clampn(float t, float lo, float hi) {
+    float c;
+    asm("{ .reg .f32 u; max.NaN.f32 u, %1, %2; min.NaN.f32 %0, u, %3; }" : "=f"(c) : "f"(t), "f"(lo), "f"(hi));
+    return c;
 }

@@ -56,9 +56,13 @@ __device__ __forceinline__ unsigned prmt(unsigned a, unsigned b, unsigned sel) {
 // instead of a byte extraction's shift, mask and sign extension.
 // resint2: the integer case, wd the word with int8 codes already biased
 // (XOR 0x80808080) and off = 1.5·2²³ + bias + zz
+// (resint1: one code's code − zz, unscaled; the fast epilogue scales it in an FFMA)
+__device__ __forceinline__ float resint1(unsigned wd, int lo, float off) {
+    return __fsub_rn(__uint_as_float(prmt(wd, 0x4B400000u, 0x7650u | lo)), off);
+}
 __device__ __forceinline__ void resint2(unsigned wd, int lo, float off, float zs, float& a, float& b) {
-    a = __fmul_rn(__fsub_rn(__uint_as_float(prmt(wd, 0x4B400000u, 0x7650u | lo)), off), zs);
-    b = __fmul_rn(__fsub_rn(__uint_as_float(prmt(wd, 0x4B400000u, 0x7650u | (lo + 1))), off), zs);
+    a = __fmul_rn(resint1(wd, lo, off), zs);
+    b = __fmul_rn(resint1(wd, lo + 1, off), zs);
 }
 // rese4m3x2: the E4M3 case, both codes of pair in one conversion
 __device__ __forceinline__ void rese4m3x2(u16 pair, float zs, float& a, float& b) {
@@ -130,9 +134,18 @@ __device__ __forceinline__ unsigned pack4(unsigned a, unsigned b, unsigned c, un
 __device__ __forceinline__ unsigned qcode(u16*, float v, float, float, int fmt, float, float) { return fmt == 1 ? f2bf(v) : f2h(v); }
 // e4m3_relu: an E4M3 output after a ReLU, which qdivr0 applies in its clamp
 template <int AK, typename OUT> struct e4m3_relu { static constexpr bool v = AK == A_RELU && is_e4m3<OUT>::v; };
-// RELU: E4M3 codes of ReLU(v) (qdivr0), the activation not applied before
-template <typename OUT, bool RELU = false> __device__ __forceinline__ void store8(OUT* y, i64 o, const float* v, float ys, float yr, int zp, float vlo, float vhi) {
-    if constexpr (is_e4m3<OUT>::v) {
+// RELU: E4M3 codes of ReLU(v) (qdivr0), the activation not applied before.
+// FAST: v in code units already (A_FAST), converted as it is (E4M3) or by
+// qfast (integer codes, vlo and vhi its bounds).
+template <typename OUT, bool RELU = false, bool FAST = false> __device__ __forceinline__ void store8(OUT* y, i64 o, const float* v, float ys, float yr, int zp, float vlo, float vhi) {
+    if constexpr (FAST && is_e4m3<OUT>::v) {
+        *(ku2*)((u8*)y + o) = ku2{e4m3x2(v[0], v[1]) | (e4m3x2(v[2], v[3]) << 16), e4m3x2(v[4], v[5]) | (e4m3x2(v[6], v[7]) << 16)};
+    } else if constexpr (FAST) {
+        unsigned c[8];
+#pragma unroll
+        for (int j = 0; j < 8; j++) c[j] = qfast(v[j], vlo, vhi);
+        *(ku2*)((u8*)y + o) = ku2{pack4(c[0], c[1], c[2], c[3]), pack4(c[4], c[5], c[6], c[7])};
+    } else if constexpr (is_e4m3<OUT>::v) {
         unsigned w[4];
 #pragma unroll
         for (int j = 0; j < 4; j++)
@@ -163,7 +176,10 @@ template <typename OUT, bool RELU = false> __device__ __forceinline__ void store
 // Scales, biases and residual values are always applied: a layer without
 // them has the exact identities (×1, + −0), so that the element loop has
 // no test per element.
-template <int AK, typename ACC, typename OUT>
+// FAST (A_FAST, 8-bit outputs): sc, bi and the residual values are in code
+// units (the host's), one FFMA and one add per element; AK is A_NONE or,
+// for E4M3, A_CLIP (clampn to vlo, vhi).
+template <int AK, typename ACC, typename OUT, bool FAST = false>
 __device__ __forceinline__ void ign_rows(const ACC* Cs, int tid, int cg, int co, i64 m0, i64 M, int Cout, OUT* __restrict__ y,
     const float* sc, const float* bi, float (*rvs)[8], int ak, float aa, float ab, float ys,
     float yr, int zp, float vlo, float vhi) {
@@ -179,17 +195,22 @@ __device__ __forceinline__ void ign_rows(const ACC* Cs, int tid, int cg, int co,
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             float t = int_acc<ACC>::v ? (float)cw[j] : __int_as_float(cw[j]);
+            if constexpr (FAST) {
+                t = __fadd_rn(__fmaf_rn(t, sc[j], bi[j]), rvs[q][j]);
+                v[j] = AK == A_CLIP ? clampn(t, vlo, vhi) : t;
+                continue;
+            }
             t = __fadd_rn(__fadd_rn(__fmul_rn(t, sc[j]), bi[j]), rvs[q][j]);
             v[j] = e4m3_relu<AK, OUT>::v ? t : act_k<AK>(t, ak, aa, ab); // E4M3 ReLU: in qdivr0 (store8)
         }
-        store8<OUT, e4m3_relu<AK, OUT>::v>(y, o, v, ys, yr, zp, vlo, vhi);
+        store8<OUT, e4m3_relu<AK, OUT>::v && !FAST, FAST>(y, o, v, ys, yr, zp, vlo, vhi);
     }
 }
 
 __device__ __forceinline__ unsigned abits(int v) { return (unsigned)v; }
 __device__ __forceinline__ unsigned abits(float v) { return __float_as_uint(v); }
 
-template <typename ACC, typename OUT>
+template <typename ACC, typename OUT, bool FASTOK = false>
 __device__ __forceinline__ void ign_epilogue_cs(const ACC* Cs, int tid, i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y,
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, float ys,
     float yr, int zp, float vlo, float vhi, unsigned rsm = 0);
@@ -237,7 +258,9 @@ __device__ __forceinline__ void ign_epilogue(ACC (&acc)[2][4][4], unsigned char*
 //
 // rsm != 0: the residual's codes were copied to shared memory there by
 // ign_prefetch_codes (and the copies waited for).
-template <typename ACC, typename OUT>
+// FASTOK: the kernel takes the fast epilogue (A_FAST: wgmma.cu's, 8-bit
+// outputs); others do not compile it.
+template <typename ACC, typename OUT, bool FASTOK>
 __device__ __forceinline__ void ign_epilogue_cs(const ACC* Cs, int tid, i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y,
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, float ys,
     float yr, int zp, float vlo, float vhi, unsigned rsm) {
@@ -279,6 +302,13 @@ __device__ __forceinline__ void ign_epilogue_cs(const ACC* Cs, int tid, i64 m0, 
         for (int q = 0; q < NQ; q++) {
             i64 m = m0 + (tid + 256 * q) / (IG_BN / 8);
             if (m < M) ldres8(resid, m * Cout + co, rfmt, zs, zz, rvs[q]);
+        }
+    }
+    if constexpr (FASTOK && sizeof(OUT) == 1) {
+        if (ak & A_FAST) {
+            if (ak == (A_FAST | A_CLIP)) ign_rows<A_CLIP, ACC, OUT, true>(Cs, tid, cg, co, m0, M, Cout, y, sc, bi, rvs, ak, aa, ab, ys, yr, zp, vlo, vhi);
+            else ign_rows<A_NONE, ACC, OUT, true>(Cs, tid, cg, co, m0, M, Cout, y, sc, bi, rvs, ak, aa, ab, ys, yr, zp, vlo, vhi);
+            return;
         }
     }
     switch (ak) { // the activation once per tile (act_k)

@@ -242,7 +242,7 @@ __device__ __forceinline__ void ignw_body(const unsigned char* __restrict__ x, c
         *(ku2*)(Cs + rr * IGN_CS + c) = ku2{abits(d[4 * j]), abits(d[4 * j + 1])};
         *(ku2*)(Cs + (rr + 8) * IGN_CS + c) = ku2{abits(d[4 * j + 2]), abits(d[4 * j + 3])};
     }
-    ign_epilogue_cs(Cs, tid, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi, rsm);
+    ign_epilogue_cs<ACC, OUT, true>(Cs, tid, m0, n0, M, Cout, y, ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi, rsm);
 }
 // ignw_*: 4 stages (97 KB of dynamic shared memory, + 8 KB of residual
 // codes), 2 blocks per SM; ignw3_*: 2 stages (49 KB + 8 KB), at most 85

@@ -92,12 +92,12 @@ __device__ __forceinline__ void igh_mma(ACC (&d)[BN / 2], unsigned hb, unsigned 
 
 // ignh_epilogue: ignp_codes into cs, then the warpgroup's 64 rows stored
 // pixel by pixel (tile row r is output pixel (oh0 + r / 8, ow0 + r % 8))
-template <int AK, int BN, typename ACC, typename OUT>
+template <int AK, int BN, bool FAST, typename ACC, typename OUT>
 __device__ __forceinline__ void ignh_epilogue(ACC (&d)[BN / 2], unsigned char* cs, const float* sb, int tid, int wg, int rA, int tig,
     i64 n, int oh0, int ow0, int n0, int OH, int OW, int Cout, OUT* __restrict__ y, int ak, float aa, float ab, float ys, float yr,
     int zp, float vlo, float vhi) {
     constexpr int RS = igp<BN>::RS;
-    ignp_codes<AK, RK_NONE, BN>(d, cs, sb, rA, tig, y, 0, 0.f, 0, 0u, 0.f, ak, aa, ab, ys, yr, zp, vlo, vhi);
+    ignp_codes<AK, RK_NONE, BN, ACC, OUT, FAST>(d, cs, sb, rA, tig, y, 0, 0.f, 0, 0u, 0.f, ak, aa, ab, ys, yr, zp, vlo, vhi);
     asm volatile("bar.sync %0, 128;" :: "r"(1 + wg) : "memory");
     constexpr int TPR = BN / 8, RPP = 128 / TPR;
     const int t = tid & 127, col = (t % TPR) * 8;
@@ -181,12 +181,18 @@ __device__ __forceinline__ void ignh_body(const unsigned char* __restrict__ x, c
     const int gid = lane >> 2, tig = lane & 3, rA = wg * 64 + (warp & 3) * 16 + gid;
     unsigned char* cs = smd + (hbuf - sraw);
     const float* sb = (const float*)(smd + (sbuf - sraw));
+#define IGH_EPI(AK, F) ignh_epilogue<AK, BN, F>(d, cs, sb, tid, wg, rA, tig, n, oh0, ow0, n0, OH, OW, Cout, y, ak, aa, ab, ys, yr, zp, vlo, vhi)
     switch (ak) { // the activation once per tile (act_k)
-    case A_NONE: ignh_epilogue<A_NONE, BN>(d, cs, sb, tid, wg, rA, tig, n, oh0, ow0, n0, OH, OW, Cout, y, ak, aa, ab, ys, yr, zp, vlo, vhi); break;
-    case A_RELU: ignh_epilogue<A_RELU, BN>(d, cs, sb, tid, wg, rA, tig, n, oh0, ow0, n0, OH, OW, Cout, y, ak, aa, ab, ys, yr, zp, vlo, vhi); break;
-    case A_CLIP: ignh_epilogue<A_CLIP, BN>(d, cs, sb, tid, wg, rA, tig, n, oh0, ow0, n0, OH, OW, Cout, y, ak, aa, ab, ys, yr, zp, vlo, vhi); break;
-    default: ignh_epilogue<-1, BN>(d, cs, sb, tid, wg, rA, tig, n, oh0, ow0, n0, OH, OW, Cout, y, ak, aa, ab, ys, yr, zp, vlo, vhi);
+    case A_NONE: IGH_EPI(A_NONE, false); break;
+    case A_RELU: IGH_EPI(A_RELU, false); break;
+    case A_CLIP: IGH_EPI(A_CLIP, false); break;
+    case A_FAST: IGH_EPI(A_NONE, true); break;
+    case A_FAST | A_CLIP:
+        if constexpr (is_e4m3<OUT>::v) IGH_EPI(A_CLIP, true);
+        break;
+    default: IGH_EPI(-1, false);
     }
+#undef IGH_EPI
 }
 // ignh_*: 64-channel tiles, 4 stages of B (32 KB) and two halos (45 KB);
 // ignhq_*: 128-channel tiles, 3 stages (48 KB) and two halos. 2 blocks per

@@ -60,7 +60,12 @@ __device__ __forceinline__ void ignp_res2(unsigned rc, int rfmt, float zs, int z
 // their residual pairs in cs. Plain C++ shared-memory accesses (no asm
 // volatile, which split the unrolled loop into a basic block per pair)
 // let the compiler issue the residual loads ahead of the arithmetic.
-template <int AK, int RK, int BN, typename ACC, typename OUT>
+//
+// FAST (A_FAST; AK A_NONE, or A_CLIP for E4M3): scales, biases and zs in
+// code units (the host's), so a code is an FFMA for scale and bias, one
+// for an integer or E4M3 residual (decoded unscaled), and qfast or one
+// conversion: common.cuh's fast epilogue.
+template <int AK, int RK, int BN, typename ACC, typename OUT, bool FAST = false>
 __device__ __forceinline__ void ignp_codes(ACC (&d)[BN / 2], unsigned char* cs, const float* sb, int rA, int tig, OUT*,
     int rfmt, float zs, int zz, unsigned xr, float roff, int ak, float aa, float ab, float ys, float yr, int zp, float vlo, float vhi) {
     constexpr int RS = igp<BN>::RS;
@@ -72,6 +77,30 @@ __device__ __forceinline__ void ignp_codes(ACC (&d)[BN / 2], unsigned char* cs, 
         for (int h = 0; h < 2; h++) {
             u16* at = (u16*)(cs + (rA + 8 * h) * RS + c);
             float t0 = (float)d[4 * j + 2 * h], t1 = (float)d[4 * j + 2 * h + 1];
+            if constexpr (FAST) {
+                t0 = __fmaf_rn(t0, s.x, b.x);
+                t1 = __fmaf_rn(t1, s.y, b.y);
+                if constexpr (RK == RK_INT) {
+                    const unsigned wd = *at ^ xr;
+                    t0 = __fmaf_rn(resint1(wd, 0, roff), zs, t0);
+                    t1 = __fmaf_rn(resint1(wd, 1, roff), zs, t1);
+                } else if constexpr (RK == RK_E4M3) {
+                    const unsigned hh = e4m3x2_h2(*at);
+                    t0 = __fmaf_rn(h2f((u16)(hh & 0xffff)), zs, t0);
+                    t1 = __fmaf_rn(h2f((u16)(hh >> 16)), zs, t1);
+                } else if constexpr (RK == RK_ANY) {
+                    float r0, r1;
+                    rescodes2(*at, 0, rfmt, zs, zz, r0, r1);
+                    t0 = __fadd_rn(t0, r0); t1 = __fadd_rn(t1, r1);
+                }
+                if constexpr (is_e4m3<OUT>::v) {
+                    if constexpr (AK == A_CLIP) { t0 = clampn(t0, vlo, vhi); t1 = clampn(t1, vlo, vhi); }
+                    *at = (u16)e4m3x2(t0, t1);
+                } else {
+                    *at = (u16)prmt(qfast(t0, vlo, vhi), qfast(t1, vlo, vhi), 0x3340u);
+                }
+                continue;
+            }
             // every step rounded on its own (_rn: never contracted into an FMA), as the reference
             t0 = __fadd_rn(__fmul_rn(t0, s.x), b.x);
             t1 = __fadd_rn(__fmul_rn(t1, s.y), b.y);
@@ -92,12 +121,12 @@ __device__ __forceinline__ void ignp_codes(ACC (&d)[BN / 2], unsigned char* cs, 
 // ignp_epilogue: ignp_codes, then the warpgroup's 64 rows stored from cs
 // (rows m0 + row of the output): 8 bytes per thread and row, BN/8 threads
 // per row, 1024/BN rows per pass
-template <int AK, int RK, int BN, typename ACC, typename OUT>
+template <int AK, int RK, int BN, bool FAST, typename ACC, typename OUT>
 __device__ __forceinline__ void ignp_epilogue(ACC (&d)[BN / 2], unsigned char* cs, const float* sb, int tid, int wg, int rA, int tig,
     i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y, int rfmt, float zs, int zz, unsigned xr, float roff, int ak, float aa,
     float ab, float ys, float yr, int zp, float vlo, float vhi) {
     constexpr int RS = igp<BN>::RS;
-    ignp_codes<AK, RK, BN>(d, cs, sb, rA, tig, y, rfmt, zs, zz, xr, roff, ak, aa, ab, ys, yr, zp, vlo, vhi);
+    ignp_codes<AK, RK, BN, ACC, OUT, FAST>(d, cs, sb, rA, tig, y, rfmt, zs, zz, xr, roff, ak, aa, ab, ys, yr, zp, vlo, vhi);
     asm volatile("bar.sync %0, 128;" :: "r"(1 + wg) : "memory");
     constexpr int TPR = BN / 8, RPP = 128 / TPR;
     const int t = tid & 127, col = (t % TPR) * 8;
@@ -117,14 +146,18 @@ template <int BN, typename ACC, typename OUT>
 __device__ __forceinline__ void ignp_epilogue_k(int rk, ACC (&d)[BN / 2], unsigned char* cs, const float* sb, int tid, int wg, int rA,
     int tig, i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y, int rfmt, float zs, int zz, unsigned xr, float roff, int ak,
     float aa, float ab, float ys, float yr, int zp, float vlo, float vhi) {
-#define IGP_EPI(AK, RK) ignp_epilogue<AK, RK, BN>(d, cs, sb, tid, wg, rA, tig, m0, n0, M, Cout, y, rfmt, zs, zz, xr, roff, ak, aa, ab, ys, yr, zp, vlo, vhi)
-#define IGP_EPI_R(AK) switch (rk) { case RK_NONE: IGP_EPI(AK, RK_NONE); break; case RK_INT: IGP_EPI(AK, RK_INT); break; \
-    case RK_E4M3: IGP_EPI(AK, RK_E4M3); break; default: IGP_EPI(AK, RK_ANY); }
+#define IGP_EPI(AK, RK, F) ignp_epilogue<AK, RK, BN, F>(d, cs, sb, tid, wg, rA, tig, m0, n0, M, Cout, y, rfmt, zs, zz, xr, roff, ak, aa, ab, ys, yr, zp, vlo, vhi)
+#define IGP_EPI_R(AK, F) switch (rk) { case RK_NONE: IGP_EPI(AK, RK_NONE, F); break; case RK_INT: IGP_EPI(AK, RK_INT, F); break; \
+    case RK_E4M3: IGP_EPI(AK, RK_E4M3, F); break; default: IGP_EPI(AK, RK_ANY, F); }
     switch (ak) {
-    case A_NONE: IGP_EPI_R(A_NONE) break;
-    case A_RELU: IGP_EPI_R(A_RELU) break;
-    case A_CLIP: IGP_EPI_R(A_CLIP) break;
-    default: IGP_EPI_R(-1)
+    case A_NONE: IGP_EPI_R(A_NONE, false) break;
+    case A_RELU: IGP_EPI_R(A_RELU, false) break;
+    case A_CLIP: IGP_EPI_R(A_CLIP, false) break;
+    case A_FAST: IGP_EPI_R(A_NONE, true) break;
+    case A_FAST | A_CLIP:
+        if constexpr (is_e4m3<OUT>::v) { IGP_EPI_R(A_CLIP, true) }
+        break;
+    default: IGP_EPI_R(-1, false)
     }
 #undef IGP_EPI_R
 #undef IGP_EPI
