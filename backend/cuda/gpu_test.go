@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -210,6 +211,8 @@ const fp8MMABound = 1e-6
 
 func TestKernelsMatchReference(t *testing.T) {
 	needGPU(t)
+	SetHaloTiles(true) // not offered to builds by default, tested here
+	defer SetHaloTiles(os.Getenv("KILN_CUDA_HALO") == "1")
 	// every tactic that lowers a case is run (im2col + cuBLASLt, implicit
 	// GEMM for 16- and 8-bit inputs, direct for K ≤ 32 and groups)
 	r := rand.New(rand.NewPCG(1, 2))
