@@ -26,11 +26,11 @@ const (
 	ignwShared  = 4*(igemmBM+igemmBN)*128 + 1024 + igemmBM*igemmBN
 	ignw3Shared = 2*(igemmBM+igemmBN)*128 + 1024 + igemmBM*igemmBN
 	// wgmmap.cu's ignp_*: 3 stages, the 1024-byte alignment, two tiles'
-	// code rows (igp<64>::RB: IG_BM rows of 72 bytes) and two tiles'
+	// code rows (igp<64>::RB: IG_BM rows of 80 bytes) and two tiles'
 	// scales and biases (igp<64>::SB: 512 bytes)
-	ignpShared = 3*(igemmBM+igemmBN)*128 + 1024 + 2*igemmBM*72 + 2*512
-	// ignq_*: 2 stages of 128-channel tiles, rows of 136 code bytes, 1 KB of scales and biases per tile
-	ignqShared = 2*(igemmBM+128)*128 + 1024 + 2*igemmBM*136 + 2*1024
+	ignpShared = 3*(igemmBM+igemmBN)*128 + 1024 + 2*igemmBM*80 + 2*512
+	// ignq_*: 2 stages of 128-channel tiles, rows of 144 code bytes, 1 KB of scales and biases per tile
+	ignqShared = 2*(igemmBM+128)*128 + 1024 + 2*igemmBM*144 + 2*1024
 	// ignr_*: 3 stages of 128-channel tiles, scales and biases (a tile's
 	// codes are staged in a consumed stage)
 	ignrShared = 3*(igemmBM+128)*128 + 1024 + 2*1024

@@ -79,7 +79,17 @@ __device__ __forceinline__ void wg_rows(WRows& rw, const unsigned char* x, i64 m
     int ow = 0, oh = 0;
     i64 n = m;                                // 1×1 stride-1 unpadded convs come as N = pixels (OH = OW = 1)
     const bool pix = OH == 1 && OW == 1;
-    if (!pix && m < M) {
+    if (pix) { // row q is pixel m + 32q: one multiply each, not the general form's 64-bit chain (~28 instructions a row)
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const i64 mq = m + 32 * q;
+            const bool ok = mq < M;
+            rw.ih[q] = ok ? 0 : -(1 << 29); rw.iw[q] = 0;
+            rw.px[q] = ok ? x + mq * C : x;
+        }
+        return;
+    }
+    if (m < M) {
         const i64 t = qdiv(m, OW);
         ow = (int)(m - t * OW);
         n = qdiv(t, OH);
@@ -109,6 +119,19 @@ __device__ __forceinline__ void wg_rows(WRows& rw, const unsigned char* x, i64 m
 // per step without a division (128 = qc·C + rc).
 struct WTap {
     int c, kh, kw, qc, rc;
+    // packed: the first step's tap and step constants as c | kh << 8 |
+    // kw << 16 | qc << 20 | rc << 24 (k < 128 bounds c, kh, kw ≤ 7, rc ≤
+    // 128; qc ≤ 8), computed once per block with init's divisions;
+    // init_packed sets them per tile with none (ncu: init's divisions ran
+    // per tile in ignq_* on res2's 64-channel 1×1s)
+    __device__ __forceinline__ static unsigned packed(int cc, int C, int KW) {
+        WTap t;
+        t.init(cc, C, KW);
+        return (unsigned)t.c | (unsigned)t.kh << 8 | (unsigned)t.kw << 16 | (unsigned)t.qc << 20 | (unsigned)t.rc << 24;
+    }
+    __device__ __forceinline__ void init_packed(unsigned p) {
+        c = p & 0xff; kh = (p >> 8) & 0xff; kw = (p >> 16) & 0xf; qc = (p >> 20) & 0xf; rc = p >> 24;
+    }
     // no division where C ≥ 128 (every step's 16 bytes of the first tap
     // then sit in one tap): the persistent kernels call this per tile, so
     // that no first-step state stays live through their epilogues

@@ -20,7 +20,7 @@
 // (m64n128k32: the A tile, gathered from the input, serves twice the
 // channels per byte loaded, and each MMA does twice the work per A read).
 template <int BN> struct igp {
-    static constexpr int RS = BN + 8;                    // code row: BN bytes + 8 (a warp's pair accesses hit distinct banks)
+    static constexpr int RS = BN + 16;                   // code row: BN bytes + 16 (16-byte aligned rows; a warp's pair accesses hit distinct banks)
     static constexpr int RB = IG_BM * RS;                // one tile's codes
     static constexpr int SB = 8 * BN;                    // one tile's BN scales and BN biases
     static constexpr int STAGE = (IG_BM + BN) * IG_SB;   // whole 1024-byte swizzle atoms
@@ -204,16 +204,27 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
     // the loader: the next step to load (tile lt of the block's, step lk, stage ls)
     int lt = 0, lk = 0, ls = 0;
     IgpTile ltile(nN);
-    WTap tp; // set at each tile's first step (a copy of the first step's tap kept for all tiles cost registers)
+    WTap tp; // set at each tile's first step from one packed register (a copy of the first step's tap kept for all tiles cost registers)
+    const unsigned tp0 = WTap::packed(cc, C, KW);
     auto load_next = [&]() {
         if (lt < ntile) {
             const i64 m0 = (i64)ltile.mi * IG_BM;
             const int n0 = ltile.ni * BN;
             if (lk == 0) { // the tile's rows, and its epilogue's operands
                 wg_rows(rw, x, m0, r0, M, C, H, W, OH, OW, sh, sw, ph, pw);
-                tp.init(cc, C, KW);
+                tp.init_packed(tp0);
                 const unsigned cb = cbuf + (lt & 1) * G::RB, sb = sbuf + (lt & 1) * G::SB;
-                if (resid) { // 8-byte chunks: thread (r0, cc) takes columns cc·8 + 64p of rows r0 + 32q
+                if (resid && (Cout & 15) == 0) { // 16-byte chunks i = tid + 256k: row i / (BN/16), chunk i % (BN/16)
+                    constexpr int CPR = BN / 16;
+                    const int col = (tid % CPR) * 16;
+                    const u8* rp = (const u8*)resid + (m0 + tid / CPR) * Cout + n0 + col;
+#pragma unroll
+                    for (int k = 0; k < BN / 32; k++) {
+                        const int row = tid / CPR + k * (256 / CPR);
+                        const bool ok = m0 + row < M && n0 + col < Cout;
+                        cp16(cb + row * G::RS + col, ok ? rp + (i64)k * (256 / CPR) * Cout : resid, ok ? 16 : 0);
+                    }
+                } else if (resid) { // rows 8-byte aligned only (Cout % 16 == 8): thread (r0, cc) takes columns cc·8 + 64p of rows r0 + 32q
 #pragma unroll
                     for (int q = 0; q < 4; q++) {
                         const int row = r0 + 32 * q;
