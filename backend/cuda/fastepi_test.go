@@ -127,27 +127,8 @@ func TestFastEpilogueCodes(t *testing.T) {
 func TestFastEpilogueTactics(t *testing.T) {
 	offerWithoutDevice = true
 	defer func() { offerWithoutDevice = false; SetExactEpilogue(false) }()
-	layer := func(act string) *engine.Layer {
-		qa := []*ir.Attribute{floatA("x_scale", 0.1), floats("w_scales", 0.01), floatA("y_scale", 0.2)}
-		if act != "" {
-			qa = append(qa, str("activation", act))
-		}
-		if act == "Clip" { // ReLU6
-			qa = append(qa, floatA("act_alpha", 0), floatA("act_beta", 6))
-		}
-		node := &ir.Node{Name: "c", OpType: "QConv", Domain: kiln.Domain, Inputs: []string{"a", "b"}, Outputs: []string{"y"}, Attrs: qa}
-		in := []*ir.Tensor{ir.NewTensor(ir.Int8, []int64{1, 32, 6, 6}), ir.NewTensor(ir.Int8, []int64{136, 32, 1, 1})}
-		l := layerOf(node, 1, in, []bool{false, true}, []ir.DType{ir.Int8}, [][]int64{{1, 136, 6, 6}})
-		l.Opset = 1
-		return l
-	}
-	names := func(l *engine.Layer) []string {
-		var s []string
-		for _, tac := range (Backend{}).Tactics(l) {
-			s = append(s, tac.Name())
-		}
-		return s
-	}
+	layer := func(act string) *engine.Layer { return qconv1x1(136, act) }
+	names := tacticNames
 	for _, act := range []string{"", "Relu", "Clip"} {
 		got := names(layer(act))
 		if !slices.Contains(got, "implicit_nhwc.wgq"+fastTacticSuffix) || slices.Contains(got, "implicit_nhwc.wgq") {

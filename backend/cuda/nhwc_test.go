@@ -361,21 +361,8 @@ func TestCodeClamp(t *testing.T) {
 func TestOfferOnly(t *testing.T) {
 	offerWithoutDevice = true
 	defer func() { offerWithoutDevice = false; OfferOnly("") }()
-	qa := []*ir.Attribute{floatA("x_scale", 0.1), floats("w_scales", 0.01), floatA("y_scale", 0.2)}
-	layer := func(n int64) *engine.Layer {
-		node := &ir.Node{Name: "c", OpType: "QConv", Domain: kiln.Domain, Inputs: []string{"a", "b"}, Outputs: []string{"y"}, Attrs: qa}
-		in := []*ir.Tensor{ir.NewTensor(ir.Int8, []int64{1, 32, 6, 6}), ir.NewTensor(ir.Int8, []int64{n, 32, 1, 1})}
-		l := layerOf(node, 1, in, []bool{false, true}, []ir.DType{ir.Int8}, [][]int64{{1, n, 6, 6}})
-		l.Opset = 1
-		return l
-	}
-	names := func(l *engine.Layer) []string {
-		var s []string
-		for _, tac := range (Backend{}).Tactics(l) {
-			s = append(s, tac.Name())
-		}
-		return s
-	}
+	layer := func(n int64) *engine.Layer { return qconv1x1(n, "") }
+	names := tacticNames
 	wgq := "implicit_nhwc.wgq" + fastTacticSuffix // the fast epilogue replaces the exact one (fastepi.go)
 	all := names(layer(136))
 	if !slices.Contains(all, wgq) || len(all) < 3 {
@@ -395,4 +382,30 @@ func TestOfferOnly(t *testing.T) {
 	if got := names(layer(136)); !slices.Equal(got, all) {
 		t.Errorf("after OfferOnly(\"\"): %v, want %v", got, all)
 	}
+}
+
+// qconv1x1 is a 1×1 int8 QConv layer from 32 channels to n over a 6×6
+// image, with an activation (ReLU6 for "Clip"), for tactic-offer tests.
+func qconv1x1(n int64, act string) *engine.Layer {
+	qa := []*ir.Attribute{floatA("x_scale", 0.1), floats("w_scales", 0.01), floatA("y_scale", 0.2)}
+	if act != "" {
+		qa = append(qa, str("activation", act))
+	}
+	if act == "Clip" {
+		qa = append(qa, floatA("act_alpha", 0), floatA("act_beta", 6))
+	}
+	node := &ir.Node{Name: "c", OpType: "QConv", Domain: kiln.Domain, Inputs: []string{"a", "b"}, Outputs: []string{"y"}, Attrs: qa}
+	in := []*ir.Tensor{ir.NewTensor(ir.Int8, []int64{1, 32, 6, 6}), ir.NewTensor(ir.Int8, []int64{n, 32, 1, 1})}
+	l := layerOf(node, 1, in, []bool{false, true}, []ir.DType{ir.Int8}, [][]int64{{1, n, 6, 6}})
+	l.Opset = 1
+	return l
+}
+
+// tacticNames are the names of the tactics the backend offers for l.
+func tacticNames(l *engine.Layer) []string {
+	var s []string
+	for _, tac := range (Backend{}).Tactics(l) {
+		s = append(s, tac.Name())
+	}
+	return s
 }
