@@ -271,6 +271,15 @@ func (st *execState) releaseNow(g *device) {
 	cuda.Free(st.arena)
 	cuda.Free(st.ws)
 	cuda.FreeHost(st.stage)
+	for _, e := range st.events { // the pool (every step returns its events; the stream is synchronized above)
+		e.Destroy()
+	}
+	for _, ev := range st.pending {
+		for _, e := range ev {
+			e.Destroy()
+		}
+	}
+	st.events, st.pending = nil, nil
 	st.blas.Destroy()
 	if st.capS != nil {
 		st.capS.Destroy()

@@ -37,6 +37,7 @@ var (
 	cuEventCreate         func(e *uintptr, flags uint32) int32
 	cuEventRecord         func(e uintptr, s uintptr) int32
 	cuEventSynchronize    func(e uintptr) int32
+	cuEventDestroy        func(e uintptr) int32
 	cuEventElapsedTime    func(ms *float32, start, end uintptr) int32
 	cuMemHostRegister     func(p unsafe.Pointer, n uint64, flags uint32) int32
 	cuMemHostUnregister   func(p unsafe.Pointer) int32
@@ -69,6 +70,7 @@ func driverSymbols() []symbol {
 		{"cuEventCreate", &cuEventCreate},
 		{"cuEventRecord", &cuEventRecord},
 		{"cuEventSynchronize", &cuEventSynchronize},
+		{"cuEventDestroy_v2", &cuEventDestroy},
 		{"cuEventElapsedTime_v2", &cuEventElapsedTime},
 		{"cuMemHostRegister_v2", &cuMemHostRegister},
 		{"cuMemHostUnregister", &cuMemHostUnregister},
@@ -297,6 +299,17 @@ func (e *Event) Record(s *Stream) error { return check("cuEventRecord", cuEventR
 
 // Sync waits for the event.
 func (e *Event) Sync() error { return check("cuEventSynchronize", cuEventSynchronize(e.h)) }
+
+// Destroy releases the event (once; later calls do nothing). Events
+// recorded on a stream must be complete (the stream synchronized) first.
+func (e *Event) Destroy() error {
+	if e == nil || e.h == 0 {
+		return nil
+	}
+	h := e.h
+	e.h = 0
+	return check("cuEventDestroy", cuEventDestroy(h))
+}
 
 // Elapsed returns the milliseconds from start to e (both recorded and
 // complete).
