@@ -282,7 +282,7 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
             __syncthreads();
             load_next(); // the next step, possibly the next tile's first
             cp_commit();
-            wg_mma_step<BN>(d, sbase + cs * G::STAGE, wg, K - kt * IG_SB);
+            wg_mma_step<BN>(d, sbase + cs * G::STAGE, wg, K - kt * IG_SB, kt == 0); // the tile's first MMA overwrites d
             if constexpr (ST >= 3) wg_wait<1>();
             else wg_wait<0>();
             wg_hold(d);
@@ -293,8 +293,6 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
         unsigned char* cb = RES ? smd + (cbuf - sraw) + (t & 1) * G::RB : smd + (sbase - sraw) + (cs + ST - 1) % ST * G::STAGE;
         const float* sb = (const float*)(smd + (sbuf - sraw) + (t & 1) * G::SB);
         ignp_epilogue_k<BN>(rk, d, cb, sb, tid, wg, rA, tig, m0, n0, M, Cout, y, rfmt, zs, zz, xr, roff, ak, aa, ab, ys, yr, zp, vlo, vhi);
-#pragma unroll
-        for (int i = 0; i < BN / 2; i++) d[i] = 0;
     }
     cp_wait<0>();
 }
