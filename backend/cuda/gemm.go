@@ -514,34 +514,36 @@ func (k *gemmKernel) upload() error {
 		return err
 	}
 	i := 1
-	if k.p.HasBias {
-		b := k.host[i].Data
-		if k.p.GemmNHWC { // cuBLASLt's bias has the output's type
-			b = bias16(k.host[i], k.p.Out)
-		}
-		if k.bias, err = k.w.upload(b); err != nil {
-			return err
-		}
-		i++
-	}
-	if k.p.HasScale {
-		if k.scale, err = k.w.upload(k.host[i].Data); err != nil {
-			return err
-		}
-		i++
-	}
-	if k.p.ZeroFix {
-		if k.colsum, err = k.w.upload(k.host[i].Data); err != nil {
-			return err
-		}
-	}
-	if k.p.Fast { // the fast epilogue's scales and biases replace the plan's on the device
+	if k.p.Fast { // the fast epilogue's scales and biases (fastepi.go) instead of the plan's
 		sc, bi := k.hostScaleBias()
 		s, b := fastScaleBias(k.p, sc, bi, int(k.p.N))
 		if k.scale, err = k.w.upload(f32Bytes(s)); err != nil {
 			return err
 		}
 		if k.bias, err = k.w.upload(f32Bytes(b)); err != nil {
+			return err
+		}
+		i += b2i(k.p.HasBias) + b2i(k.p.HasScale)
+	} else {
+		if k.p.HasBias {
+			b := k.host[i].Data
+			if k.p.GemmNHWC { // cuBLASLt's bias has the output's type
+				b = bias16(k.host[i], k.p.Out)
+			}
+			if k.bias, err = k.w.upload(b); err != nil {
+				return err
+			}
+			i++
+		}
+		if k.p.HasScale {
+			if k.scale, err = k.w.upload(k.host[i].Data); err != nil {
+				return err
+			}
+			i++
+		}
+	}
+	if k.p.ZeroFix {
+		if k.colsum, err = k.w.upload(k.host[i].Data); err != nil {
 			return err
 		}
 	}
