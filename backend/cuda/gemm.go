@@ -49,6 +49,7 @@ const (
 	modeNHWCWGR  = "nhwc_wgr"  // ignq_* without a residual, 3 stages (ignr_*)
 	modeNHWCWGH  = "nhwc_wgh"  // 3×3 stride-1 convs from a halo tile (wgmmah.cu ignh_*, 64-channel tiles)
 	modeNHWCWGHQ = "nhwc_wghq" // the same with 128-channel tiles (ignhq_*)
+	modeNHWCWGHP = "nhwc_wghp" // the persistent halo kernel: every tap's weights resident, 8×8-pixel sub-tiles per warpgroup (ignhp_*, C ≤ 128)
 	// kwSuffix on an NHWC mode: the input expanded along the kernel width
 	// first (kiln.cu kwexpand_*), a layer with few channels run as a KH×1
 	// convolution over KW·C channels (gemmParams.KWX)
@@ -91,7 +92,7 @@ type gemmParams struct {
 	Persist            bool    // with WG: wgmmap.cu's persistent ignp_* (8-bit outputs, residual codes or none)
 	Wide               bool    // with Persist: 128-channel tiles (ignq_*)
 	Deep               bool    // with Wide: no residual, 3 stages (ignr_*)
-	Halo               bool    // with WG: 3×3 stride-1 convs from a halo tile (ignh_*, with Wide ignhq_*)
+	Halo               bool    // with WG: 3×3 stride-1 convs from a halo tile (ignh_*, with Wide ignhq_*, with Persist ignhp_*)
 	Fast               bool    // with WG: the fast epilogue (fastepi.go; 8-bit outputs, codes may be one apart from the CPU engine's)
 	KWX                int64   // NHWC: the input expanded along the kernel width to this many channels (KW·C padded to a chunk; kwExpandChannels), else 0
 	GemmNHWC           bool    // 1×1 conv as a cuBLASLt GEMM on channels-last activations (nhwc.go)
@@ -245,7 +246,7 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		p.YNHWC = nhwcOn.Load() && nhwcOutput(p.Out, p.N)
 	case modeNHWC, modeNHWC3, modeNHWCF8, modeNHWC3F8, modeNHWCWG, modeNHWC3WG, modeNHWCWGP,
 		modeNHWC + kwSuffix, modeNHWC3 + kwSuffix, modeNHWCF8 + kwSuffix, modeNHWC3F8 + kwSuffix, modeNHWCWG + kwSuffix, modeNHWC3WG + kwSuffix,
-		modeNHWCWGP + kwSuffix, modeNHWCWGQ, modeNHWCWGR, modeNHWCWGH, modeNHWCWGHQ:
+		modeNHWCWGP + kwSuffix, modeNHWCWGQ, modeNHWCWGR, modeNHWCWGH, modeNHWCWGHQ, modeNHWCWGHP:
 		if err := nhwcLowers(p, in, l); err != nil {
 			return nil, err
 		}
@@ -254,8 +255,8 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		if p.F8MMA && in != cuda.R8FE4M3 {
 			return nil, fmt.Errorf("the FP8-MMA NHWC implicit GEMM takes E4M3 input (%s)", l.In[0].DType)
 		}
-		p.Persist = base == modeNHWCWGP || base == modeNHWCWGQ || base == modeNHWCWGR
-		p.Halo = base == modeNHWCWGH || base == modeNHWCWGHQ
+		p.Persist = base == modeNHWCWGP || base == modeNHWCWGQ || base == modeNHWCWGR || base == modeNHWCWGHP
+		p.Halo = base == modeNHWCWGH || base == modeNHWCWGHQ || base == modeNHWCWGHP
 		p.Wide = base == modeNHWCWGQ || base == modeNHWCWGR || base == modeNHWCWGHQ
 		p.Deep = base == modeNHWCWGR
 		if p.Wide && p.N < 128 {

@@ -40,7 +40,15 @@ const (
 	ighHalo    = 8 * 180 * 16
 	ighShared  = 4*64*128 + 2*ighHalo + 8*64 + 1024
 	ighqShared = 3*128*128 + 2*ighHalo + 8*128 + 1024
+	// ignhp_*: every tap's weights (9·C·64 bytes), four halos of C/16
+	// planes of 100 pixels × 16 bytes, the code rows, the scales and biases
+	ighpBN = 64
 )
+
+// ighpShared is ignhp_*'s dynamic shared memory for c input channels.
+func ighpShared(c int) int {
+	return 9*c*ighpBN + 4*(c/16)*100*16 + igemmBM*(ighpBN+16) + 8*ighpBN + 1024
+}
 
 // persistLowers says why the persistent wgmma kernels (wgmmap.cu) do not
 // take a layer: they write 8-bit outputs only (int8, uint8 or E4M3 codes)
@@ -69,6 +77,9 @@ func persistLowers(p gemmParams) error {
 		}
 		if c := p.K / 9; c%32 != 0 { // a tap's reduction runs in 32-byte wgmma steps
 			return fmt.Errorf("the halo-tile kernels (ignh_*) need input channels in multiples of 32 bytes (%d)", c)
+		}
+		if c := p.K / 9; p.Persist && c > 128 {
+			return fmt.Errorf("the persistent halo kernel (ignhp_*) keeps every tap's weights in shared memory: at most 128 input channels (%d)", c)
 		}
 	}
 	return nil
@@ -157,6 +168,7 @@ func nhwcTactics(l *engine.Layer) []engine.Tactic {
 		addWG("implicit_nhwc.wgpkw", modeNHWCWGP+kwSuffix)
 		addWG("implicit_nhwc.wgq", modeNHWCWGQ)
 		addWG("implicit_nhwc.wgr", modeNHWCWGR)
+		addWG("implicit_nhwc.wghp", modeNHWCWGHP)
 		if haloTiles.Load() {
 			addWG("implicit_nhwc.wgh", modeNHWCWGH)
 			addWG("implicit_nhwc.wghq", modeNHWCWGHQ)
@@ -331,6 +343,9 @@ func ignKernel(p gemmParams) string {
 		if p.Wide {
 			prefix += "q"
 		}
+		if p.Persist {
+			prefix += "p"
+		}
 	case p.Deep:
 		prefix += "r"
 	case p.Wide:
@@ -444,6 +459,9 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 			}
 			if k.p.Halo {
 				shared = map[bool]int{false: ighShared, true: ighqShared}[k.p.Wide]
+				if k.p.Persist {
+					shared = ighpShared(c)
+				}
 			}
 		}
 		f, err := fn(name)
@@ -495,6 +513,19 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 		grid := [3]uint32{uint32(tiles), 1, 1} // 1D, channel tiles fastest (igemm.cu)
 		if k.p.Persist {                       // as many blocks as fit at once, each looping over tiles
 			grid[0] = uint32(min(tiles, int64(blocks*g.d.SMs)))
+		}
+		if k.p.Halo && k.p.Persist {
+			// ignhp_*: tiles are one channel tile's 8×8-pixel sub-tiles, two per
+			// block at a time (a warpgroup each); every block keeps one channel
+			// tile, so the grid is a whole number of blocks per channel tile
+			nN := (k.p.N + ighpBN - 1) / ighpBN
+			tiles = int64(nb) * int64((oh+7)/8) * int64((ow+7)/8)
+			fit := int64(min(blocks, 227*1024/(shared+1024))) // C = 128: 134 KB, one block per SM
+			per := min((tiles+1)/2, fit*int64(g.d.SMs)/nN)
+			if tiles > 1<<31-1 || per < 1 {
+				return false, fmt.Errorf("persistent halo GEMM: %d sub-tiles, %d channel tiles", tiles, nN)
+			}
+			grid[0] = uint32(per * nN)
 		}
 		gn, gh, gw, goh, gow := nb, h, w, oh, ow
 		kw, sw, gpw, dw := k.p.KW, k.p.SW, pw, k.p.DW

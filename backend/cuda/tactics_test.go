@@ -288,9 +288,11 @@ func TestDeepTilesRefuseResiduals(t *testing.T) {
 	}
 }
 
-// The halo-tile kernels (implicit_nhwc.wgh, .wghq) take 3×3 stride-1
+// The halo-tile kernels (implicit_nhwc.wgh, .wghq, .wghp) take 3×3 stride-1
 // convolutions padded by 1, without a residual, with input channels in
-// 32-byte steps and 8-bit outputs; .wghq needs 128+ output channels.
+// 32-byte steps and 8-bit outputs; .wghq needs 128+ output channels, the
+// persistent .wghp at most 128 input channels (every tap's weights stay in
+// shared memory).
 func TestHaloTilesLowering(t *testing.T) {
 	i8 := func(d ...int64) *ir.Tensor { return ir.NewTensor(ir.Int8, d) }
 	layer := func(c, n, k, s, p int64, resid bool) *engine.Layer {
@@ -310,22 +312,23 @@ func TestHaloTilesLowering(t *testing.T) {
 		return l
 	}
 	for _, c := range []struct {
-		name      string
-		l         *engine.Layer
-		wgh, wghq bool
+		name            string
+		l               *engine.Layer
+		wgh, wghq, wghp bool
 	}{
-		{"3x3 C=64 N=64", layer(64, 64, 3, 1, 1, false), true, false},
-		{"3x3 C=128 N=128", layer(128, 128, 3, 1, 1, false), true, true},
-		{"3x3 with a residual", layer(64, 128, 3, 1, 1, true), false, false},
-		{"3x3 stride 2", layer(64, 64, 3, 2, 1, false), false, false},
-		{"3x3 unpadded", layer(64, 64, 3, 1, 0, false), false, false},
-		{"1x1", layer(64, 64, 1, 1, 0, false), false, false},
-		{"3x3 C=16 (one 16-byte chunk a tap)", layer(16, 64, 3, 1, 1, false), false, false},
+		{"3x3 C=64 N=64", layer(64, 64, 3, 1, 1, false), true, false, true},
+		{"3x3 C=128 N=128", layer(128, 128, 3, 1, 1, false), true, true, true},
+		{"3x3 C=256 N=256", layer(256, 256, 3, 1, 1, false), true, true, false},
+		{"3x3 with a residual", layer(64, 128, 3, 1, 1, true), false, false, false},
+		{"3x3 stride 2", layer(64, 64, 3, 2, 1, false), false, false, false},
+		{"3x3 unpadded", layer(64, 64, 3, 1, 0, false), false, false, false},
+		{"1x1", layer(64, 64, 1, 1, 0, false), false, false, false},
+		{"3x3 C=16 (one 16-byte chunk a tap)", layer(16, 64, 3, 1, 1, false), false, false, false},
 	} {
 		for _, m := range []struct {
 			mode, kernel string
 			want         bool
-		}{{modeNHWCWGH, "ignh_i8_i8", c.wgh}, {modeNHWCWGHQ, "ignhq_i8_i8", c.wghq}} {
+		}{{modeNHWCWGH, "ignh_i8_i8", c.wgh}, {modeNHWCWGHQ, "ignhq_i8_i8", c.wghq}, {modeNHWCWGHP, "ignhp_i8_i8", c.wghp}} {
 			low, err := lowerGemm(c.l, m.mode)
 			if (err == nil) != m.want {
 				t.Errorf("%s, mode %s: lowering error %v, want lowered %v", c.name, m.mode, err, m.want)
@@ -335,7 +338,7 @@ func TestHaloTilesLowering(t *testing.T) {
 				continue
 			}
 			var p gemmParams
-			if err := json.Unmarshal(low.Params, &p); err != nil || !p.Halo || !p.WG || p.Persist || ignKernel(p) != m.kernel {
+			if err := json.Unmarshal(low.Params, &p); err != nil || !p.Halo || !p.WG || p.Persist != (m.mode == modeNHWCWGHP) || ignKernel(p) != m.kernel {
 				t.Errorf("%s, mode %s: params %+v (%v), kernel %s", c.name, m.mode, p, err, ignKernel(p))
 			}
 		}
