@@ -40,14 +40,14 @@ const (
 	ighHalo    = 8 * 180 * 16
 	ighShared  = 4*64*128 + 2*ighHalo + 8*64 + 1024
 	ighqShared = 3*128*128 + 2*ighHalo + 8*128 + 1024
-	// ignhp_*: every tap's weights (9·C·64 bytes), four halos of C/16
-	// planes of 100 pixels × 16 bytes, the code rows, the scales and biases
+	// ignhp_*/ignhs_*: every tap's weights (9·C·64 bytes), four halos of
+	// 104 rows of C bytes, the code rows, the scales and biases
 	ighpBN = 64
 )
 
 // ighpShared is ignhp_*'s dynamic shared memory for c input channels.
 func ighpShared(c int) int {
-	return 9*c*ighpBN + 4*(c/16)*100*16 + igemmBM*(ighpBN+16) + 8*ighpBN + 1024
+	return 9*c*ighpBN + 4*104*c + igemmBM*(ighpBN+16) + 8*ighpBN + 1024
 }
 
 // persistLowers says why the persistent wgmma kernels (wgmmap.cu) do not
@@ -80,6 +80,12 @@ func persistLowers(p gemmParams) error {
 		}
 		if c := p.K / 9; p.Persist && c > 128 {
 			return fmt.Errorf("the persistent halo kernel (ignhp_*) keeps every tap's weights in shared memory: at most 128 input channels (%d)", c)
+		}
+		if c := p.K / 9; p.Swizzled && c != 32 && c != 64 && c != 128 {
+			return fmt.Errorf("the swizzled persistent halo kernel (ignhs_*) takes rows of 32, 64 or 128 bytes: 32, 64 or 128 input channels (%d)", c)
+		}
+		if c := p.K / 9; p.Swizzled && p.Blocks3 && c > 64 {
+			return fmt.Errorf("three blocks of the persistent halo kernel (ignhs3_*) fit an SM for at most 64 input channels (%d)", c)
 		}
 	}
 	return nil
@@ -169,6 +175,8 @@ func nhwcTactics(l *engine.Layer) []engine.Tactic {
 		addWG("implicit_nhwc.wgq", modeNHWCWGQ)
 		addWG("implicit_nhwc.wgr", modeNHWCWGR)
 		addWG("implicit_nhwc.wghp", modeNHWCWGHP)
+		addWG("implicit_nhwc.wghs", modeNHWCWGHS)
+		addWG("implicit_nhwc.x3wghs", modeNHWCWGHS3)
 		if haloTiles.Load() {
 			addWG("implicit_nhwc.wgh", modeNHWCWGH)
 			addWG("implicit_nhwc.wghq", modeNHWCWGHQ)
@@ -344,7 +352,7 @@ func ignKernel(p gemmParams) string {
 			prefix += "q"
 		}
 		if p.Persist {
-			prefix += "p"
+			prefix += map[bool]string{false: "p", true: "s"}[p.Swizzled]
 		}
 	case p.Deep:
 		prefix += "r"
@@ -460,7 +468,7 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 			if k.p.Halo {
 				shared = map[bool]int{false: ighShared, true: ighqShared}[k.p.Wide]
 				if k.p.Persist {
-					shared = ighpShared(c)
+					shared = ighpShared(int(k.p.K / 9)) // input channels padded to whole chunks
 				}
 			}
 		}

@@ -224,20 +224,45 @@ IGH(ignhq_e4m3_e4m3, 2, 3, 128, 2, float, u8)
 // loads during this one's 9·C/32 MMAs and epilogue, and the warpgroup's
 // only barriers are its own named ones (no __syncthreads in the loop).
 //
-// A (halo) layout: as ignh_*'s, 8 rows of 10 pixels: plane p (16-byte
-// chunk p of the channels) is 100 pixels × 16 bytes; a core matrix is 8
-// consecutive pixels of a halo row (SBO 160 bytes), planes LBO apart.
-// B layout (no swizzle, so that a 64-channel input takes 64-byte rows, not
-// 128): tap t's weights for output channel n, 16-byte chunk c at
-// t·C·BN + (c·BN/8 + n/8)·128 + (n % 8)·16: core matrices of 8 channels ×
-// 16 bytes, LBO (along K) BN·16 bytes, SBO (along N) 128.
+// Two layouts (SWZ), as an experiment in which the faster stays:
+// - no swizzle (ignhp_*): A (halo) as ignh_*'s, rows of 10 pixels, plane p
+//   (16-byte chunk p of the channels) 100 pixels × 16 bytes; a core matrix
+//   is 8 consecutive pixels of a halo row (SBO 160 bytes), planes LBO apart.
+//   B: tap t's weights for output channel n, chunk c at t·C·BN + (c·BN/8 +
+//   n/8)·128 + (n % 8)·16 (LBO along K BN·16 bytes, SBO along N 128).
+// - swizzled (ignhs_*, C = 32, 64 or 128): one row of C bytes per halo
+//   pixel and per output channel, chunk c of the row at address a stored at
+//   chunk c ^ ((a >> 7) & (C/16 − 1)): wgmma's 32-, 64- or 128-byte swizzle
+//   (an XOR of address bits, which is why a K step may move the start
+//   address inside a row: wg_desc's kernels do). A tap moves A's start
+//   (kh·10 + kw) rows on; 8-row groups are a halo row (10·C bytes) apart.
+//   Each halo buffer is 104 rows, so that every buffer starts on a whole
+//   swizzle pattern (8 rows).
 #define IGHP_HW 10               // halo pixels per row
 #define IGHP_HP (IGHP_HW * IGHP_HW) // halo pixels
 #define IGHP_PLANE (IGHP_HP * 16)   // 1600 bytes
+#define IGHP_ROWS 104               // a halo buffer: IGHP_ROWS·C bytes
+
+// ighp_halo_at is the byte offset of 16-byte chunk ch of halo pixel p
+template <bool SWZ> __device__ __forceinline__ unsigned ighp_halo_at(int ch, int p, int C) {
+    if constexpr (SWZ) return p * C + ((ch ^ ((p * C >> 7) & (C / 16 - 1))) << 4);
+    else return ch * IGHP_PLANE + p * 16;
+}
+// ighp_b_at is the byte offset of chunk c of output channel n's weights in a tap's block
+template <bool SWZ, int BN> __device__ __forceinline__ unsigned ighp_b_at(int c, int n, int C) {
+    if constexpr (SWZ) return n * C + ((c ^ ((n * C >> 7) & (C / 16 - 1))) << 4);
+    else return (c * (BN / 8) + n / 8) * 128 + (n % 8) * 16;
+}
+// the descriptor of a swizzled K-major operand: mode 1 (128 B), 2 (64 B) or 3 (32 B) for rows of 128, 64 or 32 bytes
+__device__ __forceinline__ unsigned long long wg_desc_sw(unsigned addr, unsigned sbo, int C) {
+    const unsigned long long mode = C == 128 ? 1 : C == 64 ? 2 : 3;
+    return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)(sbo >> 4) << 32) | (mode << 62);
+}
 
 // ighp_load_halo copies sub-tile (n, oh0, ow0)'s halo (nch 16-byte chunks
 // per pixel) into hb with the warpgroup's 128 threads t; pixels outside the
 // image are zero-filled (the padding)
+template <bool SWZ>
 __device__ __forceinline__ void ighp_load_halo(const unsigned char* __restrict__ x, unsigned hb, int t, i64 n, int oh0, int ow0,
     int nch, int C, int H, int W) {
     const int items = IGHP_HP * nch;
@@ -247,13 +272,13 @@ __device__ __forceinline__ void ighp_load_halo(const unsigned char* __restrict__
         const int ih = oh0 - 1 + hr, iw = ow0 - 1 + hc;
         const bool ok = (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
         const unsigned char* src = ok ? x + ((n * H + ih) * (i64)W + iw) * C + ch * 16 : x;
-        cp16(hb + ch * IGHP_PLANE + p * 16, src, ok ? 16 : 0);
+        cp16(hb + ighp_halo_at<SWZ>(ch, p, C), src, ok ? 16 : 0);
     }
 }
 
 // ighp_load_b copies every tap's weights for output channels n0 .. n0 +
 // BN − 1 into bb (the no-swizzle layout above; channels past Cout zero)
-template <int BN>
+template <bool SWZ, int BN>
 __device__ __forceinline__ void ighp_load_b(const unsigned char* __restrict__ w, unsigned bb, int tid, int n0, int nch, int C, int Kp,
     int Cout) {
     const int items = 9 * BN * nch; // (tap, chunk, channel), channels fastest: the global reads of a chunk run along Kp rows
@@ -261,7 +286,7 @@ __device__ __forceinline__ void ighp_load_b(const unsigned char* __restrict__ w,
         const int n = i % BN, r = i / BN, c = r % nch, tap = r / nch;
         const int co = n0 + n;
         const bool ok = co < Cout;
-        cp16(bb + tap * C * BN + (c * (BN / 8) + n / 8) * 128 + (n % 8) * 16, ok ? w + (i64)co * Kp + tap * C + c * 16 : w, ok ? 16 : 0);
+        cp16(bb + tap * C * BN + ighp_b_at<SWZ, BN>(c, n, C), ok ? w + (i64)co * Kp + tap * C + c * 16 : w, ok ? 16 : 0);
     }
 }
 
@@ -290,14 +315,14 @@ __device__ __forceinline__ void ignhp_epilogue(ACC (&d)[BN / 2], unsigned char* 
 // lowering checks; no residual; tiles = the 8×8 sub-tiles of one channel
 // tile). Shared memory: B (9·C·BN), four halo buffers (two per warpgroup,
 // C/16 planes each), the code rows, the scales and biases.
-template <int F, typename ACC, typename OUT, int BN>
+template <int F, typename ACC, typename OUT, int BN, bool SWZ>
 __device__ __forceinline__ void ignhp_body(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w,
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int Kp, int Cout, const float* ms, const float* bias,
     int ak, float aa, float ab, float ys, float yr, int zp, float vlo, float vhi, int tiles) {
     extern __shared__ __align__(16) unsigned char smd[];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2, t = tid & 127;
     const unsigned sraw = smem_addr(smd), sbase = (sraw + 1023) & ~1023u;
-    const int nch = C / 16, HB = nch * IGHP_PLANE;
+    const int nch = C / 16, HB = IGHP_ROWS * C;
     const unsigned bbuf = sbase, hbuf = bbuf + 9 * C * BN + wg * 2 * HB, cbuf = sbase + 9 * C * BN + 4 * HB;
     const unsigned sbuf = cbuf + IG_BM * igp<BN>::RS;
     // the block's channel tile, and its warpgroup's first sub-tile and stride
@@ -310,7 +335,7 @@ __device__ __forceinline__ void ignhp_body(const unsigned char* __restrict__ x, 
         n = r / nsh; oh0 = sr * 8; ow0 = sc * 8;
     };
     int s = (int)(blockIdx.x / nN) * 2 + wg;
-    ighp_load_b<BN>(w, bbuf, tid, n0, nch, C, Kp, Cout);
+    ighp_load_b<SWZ, BN>(w, bbuf, tid, n0, nch, C, Kp, Cout);
     if (tid < BN / 2) { // BN/4 chunks of 4 scales, BN/4 of 4 biases
         const bool isb = tid >= BN / 4;
         const float* src = isb ? bias : ms;
@@ -325,7 +350,7 @@ __device__ __forceinline__ void ignhp_body(const unsigned char* __restrict__ x, 
     if (s < tiles) {
         i64 n; int oh0, ow0;
         where(s, n, oh0, ow0);
-        ighp_load_halo(x, hbuf, t, n, oh0, ow0, nch, C, H, W);
+        ighp_load_halo<SWZ>(x, hbuf, t, n, oh0, ow0, nch, C, H, W);
     }
     cp_commit();
     cp_wait<0>();
@@ -345,7 +370,7 @@ __device__ __forceinline__ void ignhp_body(const unsigned char* __restrict__ x, 
         if (s + G < tiles) {
             i64 n; int oh0, ow0;
             where(s + G, n, oh0, ow0);
-            ighp_load_halo(x, hbuf + (b ^ 1) * HB, t, n, oh0, ow0, nch, C, H, W);
+            ighp_load_halo<SWZ>(x, hbuf + (b ^ 1) * HB, t, n, oh0, ow0, nch, C, H, W);
         }
         cp_commit();
         cp_wait<1>();
@@ -356,12 +381,20 @@ __device__ __forceinline__ void ignhp_body(const unsigned char* __restrict__ x, 
         wg_fence();
 #pragma unroll
         for (int tap = 0; tap < 9; tap++) {
-            const unsigned a0 = hb + ((tap / 3) * IGHP_HW + tap % 3) * 16, b0 = bbuf + tap * C * BN;
+            const int px = (tap / 3) * IGHP_HW + tap % 3; // the tap's first halo pixel
+            const unsigned b0 = bbuf + tap * C * BN;
 #pragma unroll
             for (int ks = 0; ks < 4; ks++) {
                 if (ks >= nks) break;
-                wgmmaN<BN>(d, wg_desc_ns(a0 + 2 * ks * IGHP_PLANE, IGHP_PLANE, IGHP_HW * 16),
-                    wg_desc_ns(b0 + 2 * ks * BN * 16, BN * 16, 128), tap > 0 || ks > 0); // the first overwrites d
+                unsigned long long da, db;
+                if constexpr (SWZ) {
+                    da = wg_desc_sw(hb + px * C + ks * 32, IGHP_HW * C, C);
+                    db = wg_desc_sw(b0 + ks * 32, 8 * C, C);
+                } else {
+                    da = wg_desc_ns(hb + px * 16 + 2 * ks * IGHP_PLANE, IGHP_PLANE, IGHP_HW * 16);
+                    db = wg_desc_ns(b0 + 2 * ks * BN * 16, BN * 16, 128);
+                }
+                wgmmaN<BN>(d, da, db, tap > 0 || ks > 0); // the first overwrites d
             }
         }
         wg_commit();
@@ -384,16 +417,24 @@ __device__ __forceinline__ void ignhp_body(const unsigned char* __restrict__ x, 
     }
     cp_wait<0>();
 }
-// ignhp_*: 64-channel tiles, 2 blocks per SM (C = 64: 36 KB of weights,
-// 25 KB of halos, 10 KB of codes); the same arguments as ignp_*.
-#define IGHP(NAME, F, ACC, OUT)                                                                      \
-extern "C" __global__ void __launch_bounds__(256, 2) NAME(const unsigned char* __restrict__ x,       \
+// ignhp_* (no swizzle) and ignhs_* (swizzled): 64-channel tiles, 2 blocks
+// per SM (C = 64: 36 KB of weights, 26 KB of halos, 10 KB of codes); the
+// same arguments as ignp_*.
+#define IGHP(NAME, BLOCKS, SWZ, F, ACC, OUT)                                                         \
+extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned char* __restrict__ x,       \
     const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
     int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, \
     float ys, float yr, int zp, float vlo, float vhi, int tiles) {                                   \
-    ignhp_body<F, ACC, OUT, 64>(x, w, y, N, C, H, W, OH, OW, Kp, Cout, ms, bias, ak, aa, ab, ys, yr, zp, vlo, vhi, tiles); \
+    ignhp_body<F, ACC, OUT, 64, SWZ>(x, w, y, N, C, H, W, OH, OW, Kp, Cout, ms, bias, ak, aa, ab, ys, yr, zp, vlo, vhi, tiles); \
 }
-IGHP(ignhp_i8_i8, 3, int, signed char)
-IGHP(ignhp_i8_u8, 3, int, u8q)
-IGHP(ignhp_e4m3_e4m3, 2, float, u8)
+IGHP(ignhp_i8_i8, 2, false, 3, int, signed char)
+IGHP(ignhp_i8_u8, 2, false, 3, int, u8q)
+IGHP(ignhp_e4m3_e4m3, 2, false, 2, float, u8)
+IGHP(ignhs_i8_i8, 2, true, 3, int, signed char)
+IGHP(ignhs_i8_u8, 2, true, 3, int, u8q)
+IGHP(ignhs_e4m3_e4m3, 2, true, 2, float, u8)
+// ignhs3_*: 3 blocks per SM (≤ 85 registers; C ≤ 64 fits three in shared memory)
+IGHP(ignhs3_i8_i8, 3, true, 3, int, signed char)
+IGHP(ignhs3_i8_u8, 3, true, 3, int, u8q)
+IGHP(ignhs3_e4m3_e4m3, 3, true, 2, float, u8)
