@@ -90,7 +90,21 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 		return []engine.Tactic{implicit, nchw, im2col, direct}
 	case n.Domain == "" && (n.OpType == "Gemm" || n.OpType == "MatMul"),
 		n.Domain == kiln.Domain && (n.OpType == "Gemm" || n.OpType == "MatMul" || n.OpType == "QGemm" || n.OpType == "QMatMul"):
-		return []engine.Tactic{gemmTactic("cublaslt", modeIm2col)}
+		tacs := []engine.Tactic{gemmTactic("cublaslt", modeIm2col)}
+		if nhwcOn.Load() {
+			// a 2D input is layout-free, so the channels-last GEMMs (a 1×1
+			// conv over the rows) are timed against cuBLASLt: its im2col copy
+			// and epilogue pass cost more than the product at small M (the
+			// classifier of ResNet-50, M = batch)
+			if _, err := lowerGemm(l, modeNHWC); err == nil && igemmUsable() {
+				nt := nhwcTactics(l)
+				if only := tacticOnly.Load(); only != nil && len(nt) == 1 && nt[0].Name() == *only {
+					return nt // OfferOnly: that kernel alone
+				}
+				tacs = append(tacs, nt...)
+			}
+		}
+		return tacs
 	case n.Domain == "":
 		return []engine.Tactic{tactic{"kernel", lowerOp}}
 	}

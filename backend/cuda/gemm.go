@@ -250,10 +250,18 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 	case modeNHWC, modeNHWC3, modeNHWCF8, modeNHWC3F8, modeNHWCWG, modeNHWC3WG, modeNHWCWGP,
 		modeNHWC + kwSuffix, modeNHWC3 + kwSuffix, modeNHWCF8 + kwSuffix, modeNHWC3F8 + kwSuffix, modeNHWCWG + kwSuffix, modeNHWC3WG + kwSuffix,
 		modeNHWCWGP + kwSuffix, modeNHWCWGQ, modeNHWCWGR, modeNHWCWGH, modeNHWCWGHQ, modeNHWCWGHP, modeNHWCWGHS, modeNHWCWGHS3:
+		base, kw := strings.CutSuffix(mode, kwSuffix)
+		if !p.Conv {
+			// a matrix product as a 1×1 stride-1 unpadded convolution over
+			// its M rows (nhwcLowers says which)
+			if kw || base == modeNHWCWGH || base == modeNHWCWGHQ || base == modeNHWCWGHP || base == modeNHWCWGHS || base == modeNHWCWGHS3 {
+				return nil, fmt.Errorf("a matrix product runs on the NHWC implicit GEMM without kernel-width expansion or halo tiles (mode %s)", mode)
+			}
+			p.KH, p.KW, p.SH, p.SW, p.DH, p.DW = 1, 1, 1, 1, 1, 1
+		}
 		if err := nhwcLowers(p, in, l); err != nil {
 			return nil, err
 		}
-		base, kw := strings.CutSuffix(mode, kwSuffix)
 		p.F8MMA = base == modeNHWCF8 || base == modeNHWC3F8
 		if p.F8MMA && in != cuda.R8FE4M3 {
 			return nil, fmt.Errorf("the FP8-MMA NHWC implicit GEMM takes E4M3 input (%s)", l.In[0].DType)

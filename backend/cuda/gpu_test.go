@@ -80,6 +80,10 @@ type kcase struct {
 	cst    []bool
 	bound  float64 // normalized MSE; 0 means bit-exact
 	notRan bool    // expected to be refused by the backend
+	// nhwc: input 0 is on the device channels-last, as an NHWC producer
+	// step leaves it (stageNHWCInput), for the kernels that read that
+	// layout (pooling); otherwise every input comes from the host, NCHW
+	nhwc bool
 }
 
 // runCase runs a layer through the reference op and through the CUDA
@@ -130,7 +134,7 @@ func runCase(t *testing.T, c kcase) {
 			continue
 		}
 		ran++
-		checkLowered(t, c.name+" ["+tac.Name()+"]", low, c.in, want[0], c.bound, strings.HasSuffix(tac.Name(), fastTacticSuffix))
+		checkLowered(t, c.name+" ["+tac.Name()+"]", low, c.in, want[0], c.bound, strings.HasSuffix(tac.Name(), fastTacticSuffix), c.nhwc)
 	}
 	if ran == 0 {
 		t.Fatal("no CUDA tactic lowers")
@@ -141,8 +145,9 @@ func runCase(t *testing.T, c kcase) {
 // with the reference output. fast: the step has the fast epilogue
 // (fastepi.go), whose integer codes where bit-exactness is expected (bound
 // 0) may be one apart from the reference's, in at most fastCodeFraction of
-// them (and 2).
-func checkLowered(t *testing.T, name string, low *engine.Lowered, all []*ir.Tensor, want *ir.Tensor, bound float64, fast bool) {
+// them (and 2). nhwcIn: the step's input 0 is staged on the device
+// channels-last first (stageNHWCInput).
+func checkLowered(t *testing.T, name string, low *engine.Lowered, all []*ir.Tensor, want *ir.Tensor, bound float64, fast, nhwcIn bool) {
 	t.Helper()
 	dec, err := engine.LookupKernel(low.Kernel)
 	if err != nil {
@@ -168,7 +173,11 @@ func checkLowered(t *testing.T, name string, low *engine.Lowered, all []*ir.Tens
 	for i := range got.Data {
 		got.Data[i] = 0xA5 // poison: every element must be written
 	}
-	if err := k.Run(newExec(), rin, []*ir.Tensor{got}); err != nil {
+	x := newExec()
+	if nhwcIn {
+		stageNHWCInput(t, x, k, rin)
+	}
+	if err := k.Run(x, rin, []*ir.Tensor{got}); err != nil {
 		t.Fatalf("%s: run: %v", name, err)
 	}
 	if got.Len() != want.Len() {
@@ -202,6 +211,51 @@ func checkLowered(t *testing.T, name string, low *engine.Lowered, all []*ir.Tens
 	if nmse > bound && bound > 0 {
 		t.Errorf("%s: normalized MSE %.3g > %g", name, nmse, bound)
 	}
+}
+
+// stageNHWCInput puts the 4D in[0] on x's context as a channels-last
+// producer step would leave it: its device copy written NHWC and marked so
+// (setNHWC). k is then linked to read input 0 from there, its outputs
+// going to the host.
+func stageNHWCInput(t *testing.T, x *engine.Exec, k engine.Kernel, in []*ir.Tensor) {
+	t.Helper()
+	X := in[0]
+	if X.Rank() != 4 || !layoutMatters(X.Dims) {
+		t.Fatalf("NHWC input %v: the layouts do not differ", X.Dims)
+	}
+	nb, c, hw, esz := X.Dims[0], X.Dims[1], X.Dims[2]*X.Dims[3], X.DType.ByteSize(1)
+	b := make([]byte, len(X.Data))
+	for n := range nb {
+		for ci := range c {
+			for p := range hw {
+				copy(b[((n*hw+p)*c+ci)*esz:][:esz], X.Data[((n*c+ci)*hw+p)*esz:])
+			}
+		}
+	}
+	err := step(x, in[:1], nil, func(g *device, st *execState, mark func(int) error) (bool, error) {
+		p, err := st.residentFor(g, X)
+		if err != nil {
+			return false, err
+		}
+		if err := st.s.HtoD(p, b); err != nil {
+			return false, err
+		}
+		st.setNHWC(X, true)
+		if err := mark(1); err != nil {
+			return false, err
+		}
+		return true, mark(2) // wait for the copy
+	})
+	if err != nil {
+		t.Fatalf("staging NHWC input: %v", err)
+	}
+	dk, ok := k.(engine.DeviceKernel)
+	if !ok {
+		t.Fatal("not a device kernel")
+	}
+	onDev := make([]bool, len(in))
+	onDev[0] = true
+	dk.Link(onDev, []bool{true})
 }
 
 // fp8MMABound is the normalized MSE allowed for FP8-MMA conv tactics with
@@ -337,6 +391,11 @@ func TestKernelsMatchReference(t *testing.T) {
 		{name: "direct grouped conv f16 group 2", node: conv("", "Conv", intA("group", 2)), opset: 17, in: []*ir.Tensor{q(ir.Float16, 2, 4, 9, 9), q(ir.Float16, 6, 2, 3, 3)}, cst: []bool{false, true}, bound: 1e-5},
 		{name: "direct depthwise QConv int8", node: conv(kiln.Domain, "QConv", floatA("x_scale", 0.05), floats("w_scales", wsc[:8]...), floatA("y_scale", 0.03), intA("group", 8), ints("pads", 1, 1, 1, 1)), opset: 1, in: []*ir.Tensor{q(ir.Int8, 2, 8, 7, 7), q(ir.Int8, 8, 1, 3, 3), f32(8)}, cst: []bool{false, true, true}},
 		{name: "QGemm int8 transB", node: conv(kiln.Domain, "QGemm", floatA("x_scale", 0.1), floats("w_scales", 0.01), floatA("y_scale", 0.5), intA("transB", 1)), opset: 1, in: []*ir.Tensor{q(ir.Int8, 30, 100), q(ir.Int8, 12, 100), f32(12)}, cst: []bool{false, true, true}},
+		// matrix products of a 2D input on the channels-last implicit GEMMs too (a 1×1 conv over the rows):
+		// ResNet-50's classifier shape, several row and channel tiles with partial ones, 8-bit and 16-bit outputs
+		{name: "QGemm int8 [64,256]x[1000,256]ᵀ → f32 (NHWC GEMM over rows)", node: conv(kiln.Domain, "QGemm", floatA("x_scale", 0.05), floats("w_scales", wscN(1000)...), intA("transB", 1)), opset: 1, in: []*ir.Tensor{q(ir.Int8, 64, 256), q(ir.Int8, 1000, 256), f32(1000)}, cst: []bool{false, true, true}},
+		{name: "QGemm int8 [200,256]x[256,1000] → int8 relu (NHWC GEMM over rows, persistent kernels)", node: conv(kiln.Domain, "QGemm", floatA("x_scale", 0.05), floats("w_scales", wscN(1000)...), floatA("y_scale", 0.5), str("activation", "Relu")), opset: 1, in: []*ir.Tensor{q(ir.Int8, 200, 256), q(ir.Int8, 256, 1000), f32(1000)}, cst: []bool{false, true, true}},
+		{name: "gemm f16 [40,64]x[64,24] (NHWC GEMM over rows)", node: conv("", "Gemm"), opset: 13, in: []*ir.Tensor{q(ir.Float16, 40, 64), q(ir.Float16, 64, 24), q(ir.Float16, 24)}, cst: []bool{false, true, true}, bound: 1e-5},
 		{name: "QMatMul int8 → f32", node: conv(kiln.Domain, "QMatMul", floatA("x_scale", 0.1), floats("w_scales", 0.01)), opset: 1, in: []*ir.Tensor{q(ir.Int8, 3, 10, 64), q(ir.Int8, 64, 24)}, cst: []bool{false, true}},
 		{name: "relu f32", node: conv("", "Relu"), opset: 14, in: []*ir.Tensor{f32(1000)}, cst: []bool{false}},
 		{name: "relu int8", node: conv("", "Relu"), opset: 14, in: []*ir.Tensor{q(ir.Int8, 999)}, cst: []bool{false}},
@@ -355,6 +414,19 @@ func TestKernelsMatchReference(t *testing.T) {
 		{name: "avgpool f16", node: conv("", "AveragePool", ints("kernel_shape", 7, 7)), opset: 19, in: []*ir.Tensor{q(ir.Float16, 2, 40, 7, 7)}, cst: []bool{false}, bound: 1e-6},
 		{name: "global avgpool bf16", node: conv("", "GlobalAveragePool"), opset: 1, in: []*ir.Tensor{q(ir.BFloat16, 3, 70, 7, 7)}, cst: []bool{false}, bound: 1e-4},
 		{name: "global avgpool", node: conv("", "GlobalAveragePool"), opset: 1, in: []*ir.Tensor{f32(3, 70, 7, 7)}, cst: []bool{false}, bound: 1e-12},
+		// pooling of channels-last input (as an NHWC conv leaves it): gpool_nhwc for windows over the whole
+		// plane and global pools whose channels fill 16-byte vectors (partial channel blocks, pixel counts
+		// that are not a multiple of its 8 pixel groups, fewer pixels than groups), the one-thread-per-output
+		// kernels otherwise
+		{name: "avgpool f32 7x7 whole plane, NHWC input (gpool_nhwc, a partial channel block)", node: conv("", "AveragePool", ints("kernel_shape", 7, 7)), opset: 19, in: []*ir.Tensor{f32(3, 200, 7, 7)}, cst: []bool{false}, bound: 1e-12, nhwc: true},
+		{name: "avgpool f16 7x7 whole plane count_include_pad, NHWC input (gpool_nhwc)", node: conv("", "AveragePool", ints("kernel_shape", 7, 7), intA("count_include_pad", 1)), opset: 19, in: []*ir.Tensor{q(ir.Float16, 2, 40, 7, 7)}, cst: []bool{false}, bound: 1e-6, nhwc: true},
+		{name: "avgpool f16 5x5 whole plane C=36, NHWC input (avgpool_any)", node: conv("", "AveragePool", ints("kernel_shape", 5, 5)), opset: 19, in: []*ir.Tensor{q(ir.Float16, 2, 36, 5, 5)}, cst: []bool{false}, bound: 1e-6, nhwc: true},
+		{name: "avgpool f32 7x7 pads 1 over 5x5, NHWC input (avgpool_any)", node: conv("", "AveragePool", ints("kernel_shape", 7, 7), ints("pads", 1, 1, 1, 1)), opset: 19, in: []*ir.Tensor{f32(2, 16, 5, 5)}, cst: []bool{false}, bound: 1e-12, nhwc: true},
+		{name: "avgpool f32 3x3, NHWC input (avgpool_any)", node: conv("", "AveragePool", ints("kernel_shape", 3, 3), ints("pads", 1, 1, 1, 1)), opset: 19, in: []*ir.Tensor{f32(2, 8, 7, 7)}, cst: []bool{false}, bound: 1e-12, nhwc: true},
+		{name: "global avgpool f32, NHWC input (gpool_nhwc, a partial channel block)", node: conv("", "GlobalAveragePool"), opset: 1, in: []*ir.Tensor{f32(4, 264, 7, 7)}, cst: []bool{false}, bound: 1e-12, nhwc: true},
+		{name: "global avgpool bf16 5x3, NHWC input (gpool_nhwc)", node: conv("", "GlobalAveragePool"), opset: 1, in: []*ir.Tensor{q(ir.BFloat16, 3, 72, 5, 3)}, cst: []bool{false}, bound: 1e-4, nhwc: true},
+		{name: "global avgpool f32 1x3, NHWC input (gpool_nhwc, fewer pixels than groups)", node: conv("", "GlobalAveragePool"), opset: 1, in: []*ir.Tensor{f32(2, 16, 1, 3)}, cst: []bool{false}, bound: 1e-12, nhwc: true},
+		{name: "global avgpool f16 C=70, NHWC input (gavgpool_nhwc)", node: conv("", "GlobalAveragePool"), opset: 1, in: []*ir.Tensor{q(ir.Float16, 3, 70, 7, 7)}, cst: []bool{false}, bound: 1e-6, nhwc: true},
 		{name: "softmax", node: conv("", "Softmax"), opset: 13, in: []*ir.Tensor{f32(37, 1000)}, cst: []bool{false}, bound: 1e-12},
 		{name: "layernorm", node: conv("", "LayerNormalization"), opset: 17, in: []*ir.Tensor{f32(20, 256), f32(256), f32(256)}, cst: []bool{false, true, true}, bound: 1e-10},
 		{name: "quantize int8 per tensor", node: conv("", "QuantizeLinear"), opset: 19, in: []*ir.Tensor{f32(2, 3, 40), ir.ScalarFloat32(0.013), ir.NewTensor(ir.Int8, nil)}, cst: []bool{false, true, true}, bound: 1e-6},

@@ -252,8 +252,22 @@ func kwExpandWeights(w *ir.Tensor, kh, kw int, cx int64) *ir.Tensor {
 // convolution (nil when it can): one group, 16-bit float or int8 input
 // whose channels fill whole 16-byte chunks, output channels in groups of 8
 // (vector stores), an output type the kernel writes.
+//
+// A matrix product (Gemm, MatMul and their kiln forms) runs as a 1×1
+// convolution over its rows (lowerGemm sets that geometry, Run gives it
+// M pixels of K channels): only with a 2D input, whose device copy is
+// layout-free (layoutMatters), and whose rows fill whole 16-byte chunks
+// (no channel padding: padNHWC takes 4D tensors).
 func nhwcLowers(p gemmParams, in cuda.DataType, l *engine.Layer) error {
-	if !p.Conv || p.Groups > 1 {
+	if !p.Conv {
+		if !l.In[0].HasShape || len(l.In[0].Shape) != 2 {
+			return fmt.Errorf("the NHWC implicit GEMM takes matrix products of a 2D input only (a 4D one would be taken for an NCHW activation)")
+		}
+		if per := 16 / in.Size(); p.K%per != 0 {
+			return fmt.Errorf("the NHWC implicit GEMM needs a matrix product's K in multiples of %d (%d)", per, p.K)
+		}
+	}
+	if p.Groups > 1 {
 		return fmt.Errorf("the NHWC implicit GEMM takes ungrouped convolutions")
 	}
 	if l.In[0].DType == ir.Uint8 {

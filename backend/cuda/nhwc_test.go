@@ -412,3 +412,120 @@ func tacticNames(l *engine.Layer) []string {
 	}
 	return s
 }
+
+// Matrix products run on the channels-last implicit GEMM as a 1×1
+// convolution over their rows: lowered for a 2D input whose K fills whole
+// 16-byte chunks and N % 8 == 0 (the weights packed [N, K] as for
+// cuBLASLt, the geometry 1×1 stride 1), refused with a reason otherwise,
+// and offered after cublaslt. No GPU needed.
+func TestGemmNHWCLowering(t *testing.T) {
+	offerWithoutDevice = true
+	defer func() { offerWithoutDevice = false }()
+	on := NHWC()
+	defer SetNHWC(on)
+	SetNHWC(true)
+	qa := func(ys float32) []*ir.Attribute {
+		return []*ir.Attribute{floatA("x_scale", 0.1), floats("w_scales", 0.01), floatA("y_scale", ys)}
+	}
+	layer := func(op string, attrs []*ir.Attribute, x, w *ir.Tensor, out ir.DType, outDims []int64) *engine.Layer {
+		dom := kiln.Domain
+		if op == "Gemm" {
+			dom = ""
+		}
+		for i := range w.Data {
+			w.Data[i] = byte(i*7 + 1)
+		}
+		n := &ir.Node{Name: "g", OpType: op, Domain: dom, Inputs: []string{"x", "w"}, Outputs: []string{"y"}, Attrs: attrs}
+		l := layerOf(n, 13, []*ir.Tensor{x, w}, []bool{false, true}, []ir.DType{out}, [][]int64{outDims})
+		if dom == kiln.Domain {
+			l.Opset = 1
+		}
+		return l
+	}
+	i8 := func(d ...int64) *ir.Tensor { return ir.NewTensor(ir.Int8, d) }
+	f16 := func(d ...int64) *ir.Tensor { return ir.NewTensor(ir.Float16, d) }
+	for _, c := range []struct {
+		name  string
+		l     *engine.Layer
+		ok    []string // modes that lower
+		no    []string // modes that do not
+		noErr string   // in the modeNHWC error where ok is empty
+	}{
+		{"QGemm int8 [64,256]x[1000,256]ᵀ → f32 (ResNet-50's classifier)",
+			layer("QGemm", append(qa(0), intA("transB", 1)), i8(64, 256), i8(1000, 256), ir.Float32, []int64{64, 1000}),
+			[]string{modeNHWC, modeNHWC3, modeNHWCWG, modeNHWC3WG},
+			[]string{modeNHWCWGP, modeNHWCWGQ, modeNHWCWGR, modeNHWCWGH, modeNHWC + kwSuffix, modeNHWCWG + kwSuffix, modeGemmNHWC}, ""},
+		{"QGemm int8 [64,256]x[256,1000] → int8",
+			layer("QGemm", qa(0.5), i8(64, 256), i8(256, 1000), ir.Int8, []int64{64, 1000}),
+			[]string{modeNHWC, modeNHWCWG, modeNHWCWGP, modeNHWCWGQ, modeNHWCWGR},
+			[]string{modeNHWCWGH, modeNHWCWGHQ, modeNHWC3 + kwSuffix}, ""},
+		{"Gemm f16 [40,64]x[64,24]",
+			layer("Gemm", nil, f16(40, 64), f16(64, 24), ir.Float16, []int64{40, 24}),
+			[]string{modeNHWC, modeNHWC3}, []string{modeNHWCWG, modeGemmNHWC}, ""},
+		{"QMatMul int8 3D input", layer("QMatMul", qa(0), i8(3, 10, 64), i8(64, 24), ir.Float32, []int64{3, 10, 24}),
+			nil, []string{modeNHWC, modeNHWCWG}, "2D input"},
+		{"QGemm int8 N=10", layer("QGemm", append(qa(0), intA("transB", 1)), i8(64, 256), i8(10, 256), ir.Float32, []int64{64, 10}),
+			nil, []string{modeNHWC, modeNHWCWG}, "multiples of 8"},
+		{"QGemm int8 K=20", layer("QGemm", append(qa(0), intA("transB", 1)), i8(64, 20), i8(16, 20), ir.Float32, []int64{64, 16}),
+			nil, []string{modeNHWC, modeNHWCWG}, "K in multiples of 16"},
+		{"Gemm f16 K=20", layer("Gemm", nil, f16(40, 20), f16(20, 24), ir.Float16, []int64{40, 24}),
+			nil, []string{modeNHWC}, "K in multiples of 8"},
+	} {
+		for _, mode := range c.no {
+			if _, err := lowerGemm(c.l, mode); err == nil {
+				t.Errorf("%s: mode %q lowered it", c.name, mode)
+			}
+		}
+		names := tacticNames(c.l)
+		t.Logf("%s: tactics %v", c.name, names)
+		if len(names) == 0 || names[0] != "cublaslt" {
+			t.Errorf("%s: tactics %v, want cublaslt first", c.name, names)
+		}
+		if len(c.ok) == 0 {
+			_, err := lowerGemm(c.l, modeNHWC)
+			if err == nil || !strings.Contains(err.Error(), c.noErr) {
+				t.Errorf("%s: mode %q: error %v, want one saying %q", c.name, modeNHWC, err, c.noErr)
+			}
+			if len(names) != 1 {
+				t.Errorf("%s: tactics %v, want cublaslt alone", c.name, names)
+			}
+			continue
+		}
+		if !slices.Contains(names, "implicit_nhwc") {
+			t.Errorf("%s: tactics %v, want implicit_nhwc among them", c.name, names)
+		}
+		if c.l.In[0].DType == ir.Int8 && !slices.ContainsFunc(names, func(s string) bool { return strings.HasPrefix(s, "implicit_nhwc.wg") }) {
+			t.Errorf("%s: tactics %v, want the wgmma ones among them", c.name, names)
+		}
+		for _, s := range names {
+			if strings.Contains(s, "kw") || strings.Contains(s, "wgh") || s == "cublaslt.nhwc" {
+				t.Errorf("%s: tactic %s offered", c.name, s)
+			}
+		}
+		ref, err := lowerGemm(c.l, modeIm2col)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mode := range c.ok {
+			low, err := lowerGemm(c.l, mode)
+			if err != nil {
+				t.Errorf("%s: mode %q: %v", c.name, mode, err)
+				continue
+			}
+			var p gemmParams
+			if err := json.Unmarshal(low.Params, &p); err != nil || !p.NHWC || p.Conv || p.CPad != 0 || p.KWX != 0 ||
+				p.KH != 1 || p.KW != 1 || p.SH != 1 || p.SW != 1 || p.DH != 1 || p.DW != 1 || p.PH != 0 || p.PW != 0 {
+				t.Errorf("%s: mode %q: params %+v (%v)", c.name, mode, p, err)
+			}
+			// the packed weights, scales and bias are cuBLASLt's: (kh, kw, c) order is (c) for 1×1
+			if len(low.Weights) != len(ref.Weights) {
+				t.Fatalf("%s: mode %q: %d weights, cublaslt %d", c.name, mode, len(low.Weights), len(ref.Weights))
+			}
+			for i, w := range low.Weights {
+				if !slices.Equal(w.Dims, ref.Weights[i].Dims) || !slices.Equal(w.Data, ref.Weights[i].Data) {
+					t.Errorf("%s: mode %q: weight %d differs from cublaslt's", c.name, mode, i)
+				}
+			}
+		}
+	}
+}

@@ -223,6 +223,13 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 				cp = 1
 			}
 			f := map[ir.DType]int{ir.Float32: 0, ir.Float16: 1, ir.BFloat16: 2}[X.DType]
+			if xn == 1 && p.KH == h && p.KW == w && oh == 1 && ow == 1 && ph == 0 && pw == 0 {
+				// the window is the whole plane (ResNet-50's last pool): a global
+				// average, every pixel counted whatever count_include_pad says
+				if ok, err := gpoolNHWC(g, st, din[0], dout[0], nb, c, h*w, f); ok || err != nil {
+					return err
+				}
+			}
 			return launch1(g, st, "avgpool_any", n, cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, ph, pw, cp, f, xn, yn))
 		}
 		if f, ok := map[ir.DType]int{ir.Float16: 0, ir.BFloat16: 1, ir.Int8: 2, ir.Uint8: 3, ir.Float8E4M3FN: 4}[X.DType]; ok && xn == 1 && yn == 1 && c%8 == 0 {
@@ -240,8 +247,12 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 	case "gavgpool":
 		nc := X.Dims[0] * X.Dims[1]
 		hw := int(X.Dims[2] * X.Dims[3])
-		if xn != 0 { // NHWC input: one thread per (n, c); the output is [N][C] either way
+		if xn != 0 { // NHWC input; the output is [N][C] either way
 			f := map[ir.DType]int{ir.Float32: 0, ir.Float16: 1, ir.BFloat16: 2}[X.DType]
+			if ok, err := gpoolNHWC(g, st, din[0], dout[0], int(X.Dims[0]), int(X.Dims[1]), hw, f); ok || err != nil {
+				return err
+			}
+			// channels not in whole 16-byte vectors: one thread per (n, c)
 			return launch1(g, st, "gavgpool_nhwc", nc, cuda.NewArgs(din[0], dout[0], nc, int(X.Dims[1]), hw, f))
 		}
 		if isFloat16ish(X.DType) {
@@ -300,6 +311,32 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 		return launch1(g, st, "cast_16_f32", n, cuda.NewArgs(din[0], dout[0], n, b2i(p.In == ir.BFloat16)))
 	}
 	return fmt.Errorf("cuda.op %s on %s is not supported", p.Kind, X.DType)
+}
+
+// gpoolGroups is gpool_nhwc's pixel groups per block (kiln.cu GP_G).
+const gpoolGroups = 8
+
+// gpoolNHWC runs kiln.cu's gpool_nhwc, the mean over each image's hw
+// pixels of NHWC x into [n][c] (format as ld3's fmt: 0 float32, 1 float16,
+// 2 bfloat16), where the channels fill whole 16-byte vectors (4 float32 or 8
+// 16-bit floats); it reports false, launching nothing, where they do not.
+// Blocks of 32 channel vectors × gpoolGroups pixel groups, a grid of
+// channel blocks × images (at most 65535: the kernel loops over the rest).
+func gpoolNHWC(g *device, st *execState, x, y cuda.DevPtr, n, c, hw, format int) (bool, error) {
+	per := 8
+	if format == 0 {
+		per = 4
+	}
+	if c%per != 0 {
+		return false, nil
+	}
+	f, err := g.fn("gpool_nhwc")
+	if err != nil {
+		return false, err
+	}
+	cv := c / per
+	grid := [3]uint32{uint32((cv + 31) / 32), uint32(min(n, 65535)), 1}
+	return true, f.Launch(st.s, grid, [3]uint32{32, gpoolGroups, 1}, 0, cuda.NewArgs(x, y, n, cv, hw, format))
 }
 
 func b2i(b bool) int {

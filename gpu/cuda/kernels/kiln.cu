@@ -588,6 +588,73 @@ extern "C" __global__ void maxpool_nhwc8(const void* __restrict__ x, void* __res
     }
 }
 
+// Global average pooling of NHWC x [N][HW][C] into [N][C], bandwidth-bound
+// (gavgpool_nhwc above is one thread per (n, c), 49 dependent loads for a
+// 7×7 plane): a thread reads 16-byte vectors of channels (4 float32 or 8
+// float16/bfloat16; the caller checks that C fills whole vectors, CV of
+// them a pixel). Blocks of 32 × GP_G threads: threadIdx.x picks one of the
+// block's 32 vectors, threadIdx.y one of GP_G pixel groups (pixels y,
+// y + GP_G, …) with its own partial sums, independent loads; the groups'
+// sums meet in shared memory. Grid: x over the channel blocks, y over the
+// images (a loop: N may exceed gridDim.y). Sums in float, divided by HW
+// (stored as st3, fmt as ld3).
+#define GP_G 8
+template <int FMT> __device__ __forceinline__ void gpool_add(float* s, const w4& v) {
+    const unsigned wd[4] = {v.x, v.y, v.z, v.w};
+    if (FMT == 0) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) s[j] += __uint_as_float(wd[j]);
+    } else {
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            u16 b = (u16)((j & 1) ? wd[j >> 1] >> 16 : wd[j >> 1] & 0xffff);
+            s[j] += FMT == 1 ? h2f(b) : bf2f(b);
+        }
+    }
+}
+// The format is a template argument, picked once per launch, so that the
+// partial sums stay in registers.
+template <int FMT> __device__ __forceinline__ void gpool_run(const w4* __restrict__ x, void* __restrict__ y, int N,
+    int CV, int HW, float (*red)[8][32]) {
+    const int per = FMT == 0 ? 4 : 8, tx = threadIdx.x, ty = threadIdx.y, cv = blockIdx.x * 32 + tx;
+    for (int n = blockIdx.y; n < N; n += gridDim.y) {
+        float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        if (cv < CV) {
+            const w4* p = x + (i64)n * HW * CV + cv;
+            // 4 of the group's pixels a step, their loads issued before their
+            // sums (a runtime-bounded loop is not unrolled), so that several
+            // are in flight
+            for (int q0 = ty; q0 < HW; q0 += 4 * GP_G) {
+                w4 v[4];
+#pragma unroll
+                for (int u = 0; u < 4; u++)
+                    if (q0 + u * GP_G < HW) v[u] = p[(i64)(q0 + u * GP_G) * CV];
+#pragma unroll
+                for (int u = 0; u < 4; u++)
+                    if (q0 + u * GP_G < HW) gpool_add<FMT>(s, v[u]);
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < per; j++) red[ty][j][tx] = s[j];
+        __syncthreads();
+        // thread (tx, ty) finishes lane ty of vector tx (GP_G >= 8 lanes)
+        if (cv < CV && ty < per) {
+            float t = 0;
+#pragma unroll
+            for (int g = 0; g < GP_G; g++) t += red[g][ty][tx];
+            st3(y, (i64)n * CV * per + (i64)cv * per + ty, t / (float)HW, FMT);
+        }
+        __syncthreads();
+    }
+}
+extern "C" __global__ void __launch_bounds__(256) gpool_nhwc(const w4* __restrict__ x, void* __restrict__ y, int N,
+    int CV, int HW, int fmt) {
+    __shared__ float red[GP_G][8][32]; // [pixel group][lane of the vector][vector]: conflict-free
+    if (fmt == 0) gpool_run<0>(x, y, N, CV, HW, red);
+    else if (fmt == 1) gpool_run<1>(x, y, N, CV, HW, red);
+    else gpool_run<2>(x, y, N, CV, HW, red);
+}
+
 // Per-tensor QuantizeLinear to int8, 4 elements per thread (n % 4 == 0):
 // one 16-byte load, one 4-byte store; the same arithmetic as quant_f32_i8.
 extern "C" __global__ void quant_f32_i8_x4(const w4* __restrict__ x, unsigned* __restrict__ y, i64 n4,
