@@ -33,25 +33,23 @@ var directMaxK = envInt("KILN_CUDA_DIRECT_K", 32)
 
 // Convolution tactics: how a conv step computes (gemmParams.Mode).
 const (
-	modeIm2col    = ""           // im2col + cuBLASLt + epilogue kernel (every type; Gemm/MatMul too)
-	modeImplicit  = "implicit"   // igemm.cu: implicit GEMM on the tensor cores, epilogue fused (16- and 8-bit inputs)
-	modeDirect    = "direct"     // dconv_*: one thread per output, epilogue fused (small K, grouped)
-	modeNCHW      = "nchw"       // cuBLASLt per image in NCHW (ORDER_ROW), bias/ReLU/residual in its epilogue (float types)
-	modeNHWC      = "nhwc"       // igemm.cu's ign_*: implicit GEMM on channels-last activations (layout.go)
-	modeGemmNHWC  = "gemm_nhwc"  // 1×1 stride-1 16-bit float conv on channels-last activations: one cuBLASLt GEMM, bias/ReLU/residual in its epilogue
-	modeNHWC3     = "nhwc3"      // modeNHWC's ign3_* variant: 2 stages, 3 blocks per SM
-	modeNHWCF8    = "nhwc_f8"    // E4M3 on the FP8 tensor cores (ignf_*, 3 stages): not bit-exact (igemm.cu mma16)
-	modeNHWC3F8   = "nhwc3_f8"   // the same with 2 stages, 3 blocks per SM (ign3f_*)
-	modeNHWCWG    = "nhwc_wg"    // 8-bit NHWC on Hopper's warpgroup MMA (wgmma.cu ignw_*, 4 stages); E4M3 not bit-exact
-	modeNHWC3WG   = "nhwc3_wg"   // the same with 2 stages, 3 blocks per SM (ignw3_*)
-	modeNHWCWGP   = "nhwc_wgp"   // wgmmap.cu's persistent ignp_* (3 stages, 2 blocks per SM): 8-bit outputs, code residuals
-	modeNHWCWGQ   = "nhwc_wgq"   // the persistent kernel with 128-channel tiles (ignq_*, 2 stages, 2 blocks per SM): 128+ output channels
-	modeNHWCWGR   = "nhwc_wgr"   // ignq_* without a residual, 3 stages (ignr_*)
-	modeNHWCWGH   = "nhwc_wgh"   // 3×3 stride-1 convs from a halo tile (wgmmah.cu ignh_*, 64-channel tiles)
-	modeNHWCWGHQ  = "nhwc_wghq"  // the same with 128-channel tiles (ignhq_*)
-	modeNHWCWGHP  = "nhwc_wghp"  // the persistent halo kernel: every tap's weights resident, 8×8-pixel sub-tiles per warpgroup (ignhp_*, C ≤ 128)
-	modeNHWCWGHS  = "nhwc_wghs"  // the same with swizzled shared-memory operands (ignhs_*, C = 32, 64 or 128)
-	modeNHWCWGHS3 = "nhwc3_wghs" // ignhs_* at 3 blocks per SM (ignhs3_*)
+	modeIm2col   = ""          // im2col + cuBLASLt + epilogue kernel (every type; Gemm/MatMul too)
+	modeImplicit = "implicit"  // igemm.cu: implicit GEMM on the tensor cores, epilogue fused (16- and 8-bit inputs)
+	modeDirect   = "direct"    // dconv_*: one thread per output, epilogue fused (small K, grouped)
+	modeNCHW     = "nchw"      // cuBLASLt per image in NCHW (ORDER_ROW), bias/ReLU/residual in its epilogue (float types)
+	modeNHWC     = "nhwc"      // igemm.cu's ign_*: implicit GEMM on channels-last activations (layout.go)
+	modeGemmNHWC = "gemm_nhwc" // 1×1 stride-1 16-bit float conv on channels-last activations: one cuBLASLt GEMM, bias/ReLU/residual in its epilogue
+	modeNHWC3    = "nhwc3"     // modeNHWC's ign3_* variant: 2 stages, 3 blocks per SM
+	modeNHWCF8   = "nhwc_f8"   // E4M3 on the FP8 tensor cores (ignf_*, 3 stages): not bit-exact (igemm.cu mma16)
+	modeNHWC3F8  = "nhwc3_f8"  // the same with 2 stages, 3 blocks per SM (ign3f_*)
+	modeNHWCWG   = "nhwc_wg"   // 8-bit NHWC on Hopper's warpgroup MMA (wgmma.cu ignw_*, 4 stages); E4M3 not bit-exact
+	modeNHWC3WG  = "nhwc3_wg"  // the same with 2 stages, 3 blocks per SM (ignw3_*)
+	modeNHWCWGP  = "nhwc_wgp"  // wgmmap.cu's persistent ignp_* (3 stages, 2 blocks per SM): 8-bit outputs, code residuals
+	modeNHWCWGQ  = "nhwc_wgq"  // the persistent kernel with 128-channel tiles (ignq_*, 2 stages, 2 blocks per SM): 128+ output channels
+	modeNHWCWGR  = "nhwc_wgr"  // ignq_* without a residual, 3 stages (ignr_*)
+	modeNHWCWGH  = "nhwc_wgh"  // 3×3 stride-1 convs from a halo tile (wgmmah.cu ignh_*, 64-channel tiles)
+	modeNHWCWGHQ = "nhwc_wghq" // the same with 128-channel tiles (ignhq_*)
+	modeNHWCWGHP = "nhwc_wghp" // the persistent halo kernel: every tap's weights resident, 8×8-pixel sub-tiles per warpgroup (ignhp{1,2,4}_*, C = 32, 64 or 128)
 	// kwSuffix on an NHWC mode: the input expanded along the kernel width
 	// first (kiln.cu kwexpand_*), a layer with few channels run as a KH×1
 	// convolution over KW·C channels (gemmParams.KWX)
@@ -95,7 +93,6 @@ type gemmParams struct {
 	Wide               bool    // with Persist: 128-channel tiles (ignq_*)
 	Deep               bool    // with Wide: no residual, 3 stages (ignr_*)
 	Halo               bool    // with WG: 3×3 stride-1 convs from a halo tile (ignh_*, with Wide ignhq_*, with Persist ignhp_*)
-	Swizzled           bool    // with Halo and Persist: swizzled operands (ignhs_*)
 	Fast               bool    // with WG: the fast epilogue (fastepi.go; 8-bit outputs, codes may be one apart from the CPU engine's)
 	KWX                int64   // NHWC: the input expanded along the kernel width to this many channels (KW·C padded to a chunk; kwExpandChannels), else 0
 	GemmNHWC           bool    // 1×1 conv as a cuBLASLt GEMM on channels-last activations (nhwc.go)
@@ -249,12 +246,12 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		p.YNHWC = nhwcOn.Load() && nhwcOutput(p.Out, p.N)
 	case modeNHWC, modeNHWC3, modeNHWCF8, modeNHWC3F8, modeNHWCWG, modeNHWC3WG, modeNHWCWGP,
 		modeNHWC + kwSuffix, modeNHWC3 + kwSuffix, modeNHWCF8 + kwSuffix, modeNHWC3F8 + kwSuffix, modeNHWCWG + kwSuffix, modeNHWC3WG + kwSuffix,
-		modeNHWCWGP + kwSuffix, modeNHWCWGQ, modeNHWCWGR, modeNHWCWGH, modeNHWCWGHQ, modeNHWCWGHP, modeNHWCWGHS, modeNHWCWGHS3:
+		modeNHWCWGP + kwSuffix, modeNHWCWGQ, modeNHWCWGR, modeNHWCWGH, modeNHWCWGHQ, modeNHWCWGHP:
 		base, kw := strings.CutSuffix(mode, kwSuffix)
 		if !p.Conv {
 			// a matrix product as a 1×1 stride-1 unpadded convolution over
 			// its M rows (nhwcLowers says which)
-			if kw || base == modeNHWCWGH || base == modeNHWCWGHQ || base == modeNHWCWGHP || base == modeNHWCWGHS || base == modeNHWCWGHS3 {
+			if kw || base == modeNHWCWGH || base == modeNHWCWGHQ || base == modeNHWCWGHP {
 				return nil, fmt.Errorf("a matrix product runs on the NHWC implicit GEMM without kernel-width expansion or halo tiles (mode %s)", mode)
 			}
 			p.KH, p.KW, p.SH, p.SW, p.DH, p.DW = 1, 1, 1, 1, 1, 1
@@ -266,9 +263,8 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		if p.F8MMA && in != cuda.R8FE4M3 {
 			return nil, fmt.Errorf("the FP8-MMA NHWC implicit GEMM takes E4M3 input (%s)", l.In[0].DType)
 		}
-		p.Swizzled = base == modeNHWCWGHS || base == modeNHWCWGHS3
-		p.Persist = base == modeNHWCWGP || base == modeNHWCWGQ || base == modeNHWCWGR || base == modeNHWCWGHP || p.Swizzled
-		p.Halo = base == modeNHWCWGH || base == modeNHWCWGHQ || base == modeNHWCWGHP || p.Swizzled
+		p.Persist = base == modeNHWCWGP || base == modeNHWCWGQ || base == modeNHWCWGR || base == modeNHWCWGHP
+		p.Halo = base == modeNHWCWGH || base == modeNHWCWGHQ || base == modeNHWCWGHP
 		p.Wide = base == modeNHWCWGQ || base == modeNHWCWGR || base == modeNHWCWGHQ
 		p.Deep = base == modeNHWCWGR
 		if p.Wide && p.N < 128 {
@@ -278,7 +274,7 @@ func lowerGemm(l *engine.Layer, mode string) (*engine.Lowered, error) {
 		if p.WG && in != cuda.R8I && in != cuda.R8FE4M3 {
 			return nil, fmt.Errorf("the wgmma NHWC implicit GEMM takes int8 or E4M3 input (%s)", l.In[0].DType)
 		}
-		p.NHWC, p.Blocks3 = true, base == modeNHWC3 || base == modeNHWC3F8 || base == modeNHWC3WG || base == modeNHWCWGHS3
+		p.NHWC, p.Blocks3 = true, base == modeNHWC3 || base == modeNHWC3F8 || base == modeNHWC3WG
 		if kw {
 			cx, err := kwExpandChannels(p, in)
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -40,14 +41,14 @@ const (
 	ighHalo    = 8 * 180 * 16
 	ighShared  = 4*64*128 + 2*ighHalo + 8*64 + 1024
 	ighqShared = 3*128*128 + 2*ighHalo + 8*128 + 1024
-	// ignhp_*/ignhs_*: every tap's weights (9·C·64 bytes), four halos of
-	// 104 rows of C bytes, the code rows, the scales and biases
+	// ignhp*_*: every tap's weights (9·C·64 bytes), four halos of C/16
+	// planes of 100 pixels × 16 bytes, the code rows, the scales and biases
 	ighpBN = 64
 )
 
 // ighpShared is ignhp_*'s dynamic shared memory for c input channels.
 func ighpShared(c int) int {
-	return 9*c*ighpBN + 4*104*c + igemmBM*(ighpBN+16) + 8*ighpBN + 1024
+	return 9*c*ighpBN + 4*(c/16)*100*16 + igemmBM*(ighpBN+16) + 8*ighpBN + 1024
 }
 
 // persistLowers says why the persistent wgmma kernels (wgmmap.cu) do not
@@ -78,14 +79,9 @@ func persistLowers(p gemmParams) error {
 		if c := p.K / 9; c%32 != 0 { // a tap's reduction runs in 32-byte wgmma steps
 			return fmt.Errorf("the halo-tile kernels (ignh_*) need input channels in multiples of 32 bytes (%d)", c)
 		}
-		if c := p.K / 9; p.Persist && c > 128 {
-			return fmt.Errorf("the persistent halo kernel (ignhp_*) keeps every tap's weights in shared memory: at most 128 input channels (%d)", c)
-		}
-		if c := p.K / 9; p.Swizzled && c != 32 && c != 64 && c != 128 {
-			return fmt.Errorf("the swizzled persistent halo kernel (ignhs_*) takes rows of 32, 64 or 128 bytes: 32, 64 or 128 input channels (%d)", c)
-		}
-		if c := p.K / 9; p.Swizzled && p.Blocks3 && c > 64 {
-			return fmt.Errorf("three blocks of the persistent halo kernel (ignhs3_*) fit an SM for at most 64 input channels (%d)", c)
+		if c := p.K / 9; p.Persist && c != 32 && c != 64 && c != 128 {
+			// every tap's weights stay in shared memory, and C is the kernel's template argument
+			return fmt.Errorf("the persistent halo kernel (ignhp*_*) takes 32, 64 or 128 input channels (%d)", c)
 		}
 	}
 	return nil
@@ -175,8 +171,6 @@ func nhwcTactics(l *engine.Layer) []engine.Tactic {
 		addWG("implicit_nhwc.wgq", modeNHWCWGQ)
 		addWG("implicit_nhwc.wgr", modeNHWCWGR)
 		addWG("implicit_nhwc.wghp", modeNHWCWGHP)
-		addWG("implicit_nhwc.wghs", modeNHWCWGHS)
-		addWG("implicit_nhwc.x3wghs", modeNHWCWGHS3)
 		if haloTiles.Load() {
 			addWG("implicit_nhwc.wgh", modeNHWCWGH)
 			addWG("implicit_nhwc.wghq", modeNHWCWGHQ)
@@ -365,8 +359,8 @@ func ignKernel(p gemmParams) string {
 		if p.Wide {
 			prefix += "q"
 		}
-		if p.Persist {
-			prefix += map[bool]string{false: "p", true: "s"}[p.Swizzled]
+		if p.Persist { // ignhp1_*, ignhp2_*, ignhp4_*: C/32
+			prefix += "p" + strconv.Itoa(int(p.K/9/32))
 		}
 	case p.Deep:
 		prefix += "r"

@@ -253,9 +253,8 @@ func TestIGNNamesAndLayouts(t *testing.T) {
 		{gemmParams{In: cuda.R8I, Out: ir.Uint8, WG: true, Persist: true, Wide: true, Deep: true}, "ignr_i8_u8"},
 		{gemmParams{In: cuda.R8I, Out: ir.Int8, WG: true, Halo: true}, "ignh_i8_i8"},
 		{gemmParams{In: cuda.R8FE4M3, Out: ir.Float8E4M3FN, WG: true, Halo: true, Wide: true}, "ignhq_e4m3_e4m3"},
-		{gemmParams{In: cuda.R8I, Out: ir.Uint8, WG: true, Halo: true, Persist: true}, "ignhp_i8_u8"},
-		{gemmParams{In: cuda.R8FE4M3, Out: ir.Float8E4M3FN, WG: true, Halo: true, Persist: true, Swizzled: true}, "ignhs_e4m3_e4m3"},
-		{gemmParams{In: cuda.R8I, Out: ir.Int8, WG: true, Halo: true, Persist: true, Swizzled: true, Blocks3: true}, "ignhs3_i8_i8"},
+		{gemmParams{In: cuda.R8I, Out: ir.Uint8, WG: true, Halo: true, Persist: true, K: 9 * 64}, "ignhp2_i8_u8"},
+		{gemmParams{In: cuda.R8FE4M3, Out: ir.Float8E4M3FN, WG: true, Halo: true, Persist: true, K: 9 * 128}, "ignhp4_e4m3_e4m3"},
 	} {
 		if got := ignKernel(c.p); got != c.want {
 			t.Errorf("ignKernel(%+v) = %q, want %q", c.p, got, c.want)

@@ -3,6 +3,7 @@ package cudabackend
 import (
 	"encoding/binary"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -312,24 +313,25 @@ func TestHaloTilesLowering(t *testing.T) {
 		return l
 	}
 	for _, c := range []struct {
-		name                  string
-		l                     *engine.Layer
-		wgh, wghq, wghp, wghs bool
+		name            string
+		l               *engine.Layer
+		wgh, wghq, wghp bool
 	}{
-		{"3x3 C=64 N=64", layer(64, 64, 3, 1, 1, false), true, false, true, true},
-		{"3x3 C=128 N=128", layer(128, 128, 3, 1, 1, false), true, true, true, true},
-		{"3x3 C=96 N=64", layer(96, 64, 3, 1, 1, false), true, false, true, false},
-		{"3x3 C=256 N=256", layer(256, 256, 3, 1, 1, false), true, true, false, false},
-		{"3x3 with a residual", layer(64, 128, 3, 1, 1, true), false, false, false, false},
-		{"3x3 stride 2", layer(64, 64, 3, 2, 1, false), false, false, false, false},
-		{"3x3 unpadded", layer(64, 64, 3, 1, 0, false), false, false, false, false},
-		{"1x1", layer(64, 64, 1, 1, 0, false), false, false, false, false},
-		{"3x3 C=16 (one 16-byte chunk a tap)", layer(16, 64, 3, 1, 1, false), false, false, false, false},
+		{"3x3 C=64 N=64", layer(64, 64, 3, 1, 1, false), true, false, true},
+		{"3x3 C=128 N=128", layer(128, 128, 3, 1, 1, false), true, true, true},
+		{"3x3 C=96 N=64", layer(96, 64, 3, 1, 1, false), true, false, false},
+		{"3x3 C=32 N=16", layer(32, 16, 3, 1, 1, false), true, false, true},
+		{"3x3 C=256 N=256", layer(256, 256, 3, 1, 1, false), true, true, false},
+		{"3x3 with a residual", layer(64, 128, 3, 1, 1, true), false, false, false},
+		{"3x3 stride 2", layer(64, 64, 3, 2, 1, false), false, false, false},
+		{"3x3 unpadded", layer(64, 64, 3, 1, 0, false), false, false, false},
+		{"1x1", layer(64, 64, 1, 1, 0, false), false, false, false},
+		{"3x3 C=16 (one 16-byte chunk a tap)", layer(16, 64, 3, 1, 1, false), false, false, false},
 	} {
 		for _, m := range []struct {
 			mode, kernel string
 			want         bool
-		}{{modeNHWCWGH, "ignh_i8_i8", c.wgh}, {modeNHWCWGHQ, "ignhq_i8_i8", c.wghq}, {modeNHWCWGHP, "ignhp_i8_i8", c.wghp}, {modeNHWCWGHS, "ignhs_i8_i8", c.wghs}} {
+		}{{modeNHWCWGH, "ignh_i8_i8", c.wgh}, {modeNHWCWGHQ, "ignhq_i8_i8", c.wghq}, {modeNHWCWGHP, "ignhp" + strconv.Itoa(int(c.l.Const[1].Dims[1]/32)) + "_i8_i8", c.wghp}} {
 			low, err := lowerGemm(c.l, m.mode)
 			if (err == nil) != m.want {
 				t.Errorf("%s, mode %s: lowering error %v, want lowered %v", c.name, m.mode, err, m.want)
@@ -339,7 +341,7 @@ func TestHaloTilesLowering(t *testing.T) {
 				continue
 			}
 			var p gemmParams
-			if err := json.Unmarshal(low.Params, &p); err != nil || !p.Halo || !p.WG || p.Persist != (m.mode == modeNHWCWGHP || m.mode == modeNHWCWGHS) || ignKernel(p) != m.kernel {
+			if err := json.Unmarshal(low.Params, &p); err != nil || !p.Halo || !p.WG || p.Persist != (m.mode == modeNHWCWGHP) || ignKernel(p) != m.kernel {
 				t.Errorf("%s, mode %s: params %+v (%v), kernel %s", c.name, m.mode, p, err, ignKernel(p))
 			}
 		}

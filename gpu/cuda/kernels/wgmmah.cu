@@ -212,81 +212,80 @@ IGH(ignhq_i8_i8, 2, 3, 128, 3, int, signed char)
 IGH(ignhq_i8_u8, 2, 3, 128, 3, int, u8q)
 IGH(ignhq_e4m3_e4m3, 2, 3, 128, 2, float, u8)
 
-// ---- ignhp_*: the persistent halo kernel (session 9)
+// ---- ignhp*_*: the persistent halo kernel (session 9)
 //
 // Why ignh_* lost: each (block, tap) step was a barrier around two small
 // MMAs, and a block did one tile. Here a block loads the weights of all
-// nine taps once (C ≤ 128 input channels, one BN-channel tile: 9·C·BN
-// bytes), and its two warpgroups then work independently, each on 8×8
-// output-pixel sub-tiles (blockIdx.x·2 + wg, + 2·gridDim.x, …, over the
+// nine taps once (C = 32, 64 or 128 input channels, one BN-channel tile:
+// 9·C·BN bytes), and its two warpgroups then work independently, each on
+// 8×8 output-pixel sub-tiles (blockIdx.x·2 + wg, + 2·gridDim.x, …, over the
 // channel tile's sub-tiles): a sub-tile's (8 + 2) × (8 + 2)-pixel halo is
 // one cp.async group, double-buffered per warpgroup so that the next one
 // loads during this one's 9·C/32 MMAs and epilogue, and the warpgroup's
 // only barriers are its own named ones (no __syncthreads in the loop).
 //
-// Two layouts (SWZ), as an experiment in which the faster stays:
-// - no swizzle (ignhp_*): A (halo) as ignh_*'s, rows of 10 pixels, plane p
-//   (16-byte chunk p of the channels) 100 pixels × 16 bytes; a core matrix
-//   is 8 consecutive pixels of a halo row (SBO 160 bytes), planes LBO apart.
-//   B: tap t's weights for output channel n, chunk c at t·C·BN + (c·BN/8 +
-//   n/8)·128 + (n % 8)·16 (LBO along K BN·16 bytes, SBO along N 128).
-// - swizzled (ignhs_*, C = 32, 64 or 128): one row of C bytes per halo
-//   pixel and per output channel, chunk c of the row at address a stored at
-//   chunk c ^ ((a >> 7) & (C/16 − 1)): wgmma's 32-, 64- or 128-byte swizzle
-//   (an XOR of address bits, which is why a K step may move the start
-//   address inside a row: wg_desc's kernels do). A tap moves A's start
-//   (kh·10 + kw) rows on; 8-row groups are a halo row (10·C bytes) apart.
-//   Each halo buffer is 104 rows, so that every buffer starts on a whole
-//   swizzle pattern (8 rows).
-#define IGHP_HW 10               // halo pixels per row
+// Layouts (no swizzle): A (halo) as ignh_*'s, rows of 10 pixels, plane q
+// (16-byte chunk q of the channels) 100 pixels × 16 bytes; a core matrix is
+// 8 consecutive pixels of a halo row (SBO 160 bytes), planes LBO apart. B:
+// tap t's weights for output channel n, chunk c at t·C·BN + (c·BN/8 +
+// n/8)·128 + (n % 8)·16 (LBO along K BN·16 bytes, SBO along N 128). A
+// swizzled form (32-, 64- or 128-byte swizzle by C) ran no faster on the
+// H200 (res2's 3×3: 115 µs against 112), so the plain one stayed.
+//
+// C is a template argument (NKS = C/32 k32 MMAs a tap): every descriptor
+// is then the sub-tile's base plus a constant, and each thread's halo
+// copies are the same (pixel, chunk) items every sub-tile, worked out
+// once. Nsight Compute on the first form (C a run-time value) counted ~1000
+// instructions per warp and sub-tile: 300 of them the halo copies' index
+// arithmetic and 270 the descriptors, against 350 for the epilogue.
+#define IGHP_HW 10                  // halo pixels per row
 #define IGHP_HP (IGHP_HW * IGHP_HW) // halo pixels
 #define IGHP_PLANE (IGHP_HP * 16)   // 1600 bytes
-#define IGHP_ROWS 104               // a halo buffer: IGHP_ROWS·C bytes
 
-// ighp_halo_at is the byte offset of 16-byte chunk ch of halo pixel p
-template <bool SWZ> __device__ __forceinline__ unsigned ighp_halo_at(int ch, int p, int C) {
-    if constexpr (SWZ) return p * C + ((ch ^ ((p * C >> 7) & (C / 16 - 1))) << 4);
-    else return ch * IGHP_PLANE + p * 16;
-}
-// ighp_b_at is the byte offset of chunk c of output channel n's weights in a tap's block
-template <bool SWZ, int BN> __device__ __forceinline__ unsigned ighp_b_at(int c, int n, int C) {
-    if constexpr (SWZ) return n * C + ((c ^ ((n * C >> 7) & (C / 16 - 1))) << 4);
-    else return (c * (BN / 8) + n / 8) * 128 + (n % 8) * 16;
-}
-// the descriptor of a swizzled K-major operand: mode 1 (128 B), 2 (64 B) or 3 (32 B) for rows of 128, 64 or 32 bytes
-__device__ __forceinline__ unsigned long long wg_desc_sw(unsigned addr, unsigned sbo, int C) {
-    const unsigned long long mode = C == 128 ? 1 : C == 64 ? 2 : 3;
-    return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)(sbo >> 4) << 32) | (mode << 62);
-}
-
-// ighp_load_halo copies sub-tile (n, oh0, ow0)'s halo (nch 16-byte chunks
-// per pixel) into hb with the warpgroup's 128 threads t; pixels outside the
-// image are zero-filled (the padding)
-template <bool SWZ>
-__device__ __forceinline__ void ighp_load_halo(const unsigned char* __restrict__ x, unsigned hb, int t, i64 n, int oh0, int ow0,
-    int nch, int C, int H, int W) {
-    const int items = IGHP_HP * nch;
-    for (int i = t; i < items; i += 128) {
-        const int ch = i / IGHP_HP, p = i - ch * IGHP_HP; // divisions by constants
-        const int hr = p / IGHP_HW, hc = p - hr * IGHP_HW;
-        const int ih = oh0 - 1 + hr, iw = ow0 - 1 + hc;
-        const bool ok = (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
-        const unsigned char* src = ok ? x + ((n * H + ih) * (i64)W + iw) * C + ch * 16 : x;
-        cp16(hb + ighp_halo_at<SWZ>(ch, p, C), src, ok ? 16 : 0);
+// IghpItems: a thread's share of a sub-tile's halo copies, KM items of
+// 16 bytes, chunk ch of pixels p0, p0 + S, … (S = 128/nch: chunks fastest
+// over the warpgroup's threads, so a warp copies whole pixels), with each
+// item's offset from the halo's top-left pixel in the input and its halo
+// row and column packed (hr | hc << 16; an item past the halo: 0xFFFF)
+template <int NKS> struct IghpItems {
+    static constexpr int C = 32 * NKS, NCH = C / 16, S = 128 / NCH, KM = (IGHP_HP + S - 1) / S;
+    int goff[KM];
+    unsigned rc[KM];
+    unsigned soff; // the first item's shared-memory offset; item k is k·S·16 bytes on
+    __device__ __forceinline__ void init(int t, int W) {
+        const int ch = t % NCH, p0 = t / NCH;
+        soff = ch * IGHP_PLANE + p0 * 16;
+#pragma unroll
+        for (int k = 0; k < KM; k++) {
+            const int p = p0 + k * S, hr = p / IGHP_HW, hc = p - hr * IGHP_HW;
+            goff[k] = (hr * W + hc) * C + ch * 16;
+            rc[k] = p < IGHP_HP ? (unsigned)hr | (unsigned)hc << 16 : 0xFFFFu;
+        }
     }
-}
+    // load copies sub-tile (n, oh0, ow0)'s halo into hb; pixels outside
+    // the image are zero-filled (the padding)
+    __device__ __forceinline__ void load(const unsigned char* __restrict__ x, unsigned hb, i64 n, int oh0, int ow0, int H, int W) const {
+        const i64 base = ((n * H + oh0 - 1) * (i64)W + ow0 - 1) * C; // the halo's top-left pixel (may lie outside: only read where ok)
+#pragma unroll
+        for (int k = 0; k < KM; k++) {
+            if (k == KM - 1 && rc[k] == 0xFFFFu) break; // only the last item of a thread can lie past the halo
+            const int ih = oh0 - 1 + (int)(rc[k] & 0xFFFF), iw = ow0 - 1 + (int)(rc[k] >> 16);
+            const bool ok = (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
+            cp16(hb + soff + k * S * 16, ok ? x + base + goff[k] : x, ok ? 16 : 0);
+        }
+    }
+};
 
 // ighp_load_b copies every tap's weights for output channels n0 .. n0 +
-// BN − 1 into bb (the no-swizzle layout above; channels past Cout zero)
-template <bool SWZ, int BN>
-__device__ __forceinline__ void ighp_load_b(const unsigned char* __restrict__ w, unsigned bb, int tid, int n0, int nch, int C, int Kp,
-    int Cout) {
-    const int items = 9 * BN * nch; // (tap, chunk, channel), channels fastest: the global reads of a chunk run along Kp rows
-    for (int i = tid; i < items; i += 256) {
-        const int n = i % BN, r = i / BN, c = r % nch, tap = r / nch;
+// BN − 1 into bb (the layout above; channels past Cout zero)
+template <int NKS, int BN>
+__device__ __forceinline__ void ighp_load_b(const unsigned char* __restrict__ w, unsigned bb, int tid, int n0, int Kp, int Cout) {
+    constexpr int C = 32 * NKS, NCH = C / 16, ITEMS = 9 * BN * NCH; // (tap, chunk, channel), channels fastest
+    for (int i = tid; i < ITEMS; i += 256) {
+        const int n = i % BN, r = i / BN, c = r % NCH, tap = r / NCH;
         const int co = n0 + n;
         const bool ok = co < Cout;
-        cp16(bb + tap * C * BN + ighp_b_at<SWZ, BN>(c, n, C), ok ? w + (i64)co * Kp + tap * C + c * 16 : w, ok ? 16 : 0);
+        cp16(bb + tap * C * BN + (c * (BN / 8) + n / 8) * 128 + (n % 8) * 16, ok ? w + (i64)co * Kp + tap * C + c * 16 : w, ok ? 16 : 0);
     }
 }
 
@@ -311,18 +310,18 @@ __device__ __forceinline__ void ignhp_epilogue(ACC (&d)[BN / 2], unsigned char* 
     }
 }
 
-// ignhp_body: ignp_body's arguments (3×3, stride 1, pad 1, dilation 1: the
-// lowering checks; no residual; tiles = the 8×8 sub-tiles of one channel
-// tile). Shared memory: B (9·C·BN), four halo buffers (two per warpgroup,
-// C/16 planes each), the code rows, the scales and biases.
-template <int F, typename ACC, typename OUT, int BN, bool SWZ>
+// ignhp_body: ignp_body's arguments (3×3, stride 1, pad 1, dilation 1 and
+// C = 32·NKS: the lowering checks; no residual; tiles = the 8×8 sub-tiles
+// of one channel tile). Shared memory: B (9·C·BN), four halo buffers (two
+// per warpgroup) of C/16 planes, the code rows, the scales and biases.
+template <int F, typename ACC, typename OUT, int BN, int NKS>
 __device__ __forceinline__ void ignhp_body(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w,
-    OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int Kp, int Cout, const float* ms, const float* bias,
+    OUT* __restrict__ y, int N, int H, int W, int OH, int OW, int Kp, int Cout, const float* ms, const float* bias,
     int ak, float aa, float ab, float ys, float yr, int zp, float vlo, float vhi, int tiles) {
     extern __shared__ __align__(16) unsigned char smd[];
+    constexpr int C = 32 * NKS, HB = (C / 16) * IGHP_PLANE;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2, t = tid & 127;
     const unsigned sraw = smem_addr(smd), sbase = (sraw + 1023) & ~1023u;
-    const int nch = C / 16, HB = IGHP_ROWS * C;
     const unsigned bbuf = sbase, hbuf = bbuf + 9 * C * BN + wg * 2 * HB, cbuf = sbase + 9 * C * BN + 4 * HB;
     const unsigned sbuf = cbuf + IG_BM * igp<BN>::RS;
     // the block's channel tile, and its warpgroup's first sub-tile and stride
@@ -335,7 +334,7 @@ __device__ __forceinline__ void ignhp_body(const unsigned char* __restrict__ x, 
         n = r / nsh; oh0 = sr * 8; ow0 = sc * 8;
     };
     int s = (int)(blockIdx.x / nN) * 2 + wg;
-    ighp_load_b<SWZ, BN>(w, bbuf, tid, n0, nch, C, Kp, Cout);
+    ighp_load_b<NKS, BN>(w, bbuf, tid, n0, Kp, Cout);
     if (tid < BN / 2) { // BN/4 chunks of 4 scales, BN/4 of 4 biases
         const bool isb = tid >= BN / 4;
         const float* src = isb ? bias : ms;
@@ -347,10 +346,12 @@ __device__ __forceinline__ void ignhp_body(const unsigned char* __restrict__ x, 
             *(ku4*)(smd + (dst - sraw)) = ku4{v, v, v, v};
         }
     }
+    IghpItems<NKS> it;
+    it.init(t, W);
+    i64 n = 0; int oh0 = 0, ow0 = 0; // the current sub-tile
     if (s < tiles) {
-        i64 n; int oh0, ow0;
         where(s, n, oh0, ow0);
-        ighp_load_halo<SWZ>(x, hbuf, t, n, oh0, ow0, nch, C, H, W);
+        it.load(x, hbuf, n, oh0, ow0, H, W);
     }
     cp_commit();
     cp_wait<0>();
@@ -359,7 +360,7 @@ __device__ __forceinline__ void ignhp_body(const unsigned char* __restrict__ x, 
     const int gid = lane >> 2, tig = lane & 3, rA = wg * 64 + (warp & 3) * 16 + gid;
     unsigned char* cs = smd + (cbuf - sraw);
     const float* sb = (const float*)(smd + (sbuf - sraw));
-    const int nks = C / 32; // k32 MMAs per tap
+    const unsigned long long db0 = wg_desc_ns(bbuf, BN * 16, 128);
     ACC d[BN / 2];
 #pragma unroll
     for (int i = 0; i < BN / 2; i++) d[i] = 0; // once (wg_hold reads them); each sub-tile's first MMA overwrites them
@@ -367,41 +368,30 @@ __device__ __forceinline__ void ignhp_body(const unsigned char* __restrict__ x, 
         // sub-tile s's halo is in buffer b; the next one goes into buffer
         // b ^ 1, whose MMAs (the previous sub-tile's) every thread of the
         // warpgroup finished before the previous epilogue's barrier
+        i64 nn = 0; int noh = 0, now = 0;
         if (s + G < tiles) {
-            i64 n; int oh0, ow0;
-            where(s + G, n, oh0, ow0);
-            ighp_load_halo<SWZ>(x, hbuf + (b ^ 1) * HB, t, n, oh0, ow0, nch, C, H, W);
+            where(s + G, nn, noh, now);
+            it.load(x, hbuf + (b ^ 1) * HB, nn, noh, now, H, W);
         }
         cp_commit();
         cp_wait<1>();
         fence_async_smem();
         asm volatile("bar.sync %0, 128;" :: "r"(1 + wg) : "memory");
-        const unsigned hb = hbuf + b * HB;
+        const unsigned long long da0 = wg_desc_ns(hbuf + b * HB, IGHP_PLANE, IGHP_HW * 16);
         wg_hold(d);
         wg_fence();
 #pragma unroll
         for (int tap = 0; tap < 9; tap++) {
-            const int px = (tap / 3) * IGHP_HW + tap % 3; // the tap's first halo pixel
-            const unsigned b0 = bbuf + tap * C * BN;
 #pragma unroll
-            for (int ks = 0; ks < 4; ks++) {
-                if (ks >= nks) break;
-                unsigned long long da, db;
-                if constexpr (SWZ) {
-                    da = wg_desc_sw(hb + px * C + ks * 32, IGHP_HW * C, C);
-                    db = wg_desc_sw(b0 + ks * 32, 8 * C, C);
-                } else {
-                    da = wg_desc_ns(hb + px * 16 + 2 * ks * IGHP_PLANE, IGHP_PLANE, IGHP_HW * 16);
-                    db = wg_desc_ns(b0 + 2 * ks * BN * 16, BN * 16, 128);
-                }
-                wgmmaN<BN>(d, da, db, tap > 0 || ks > 0); // the first overwrites d
+            for (int ks = 0; ks < NKS; ks++) { // descriptors: the bases plus constants (addresses >> 4; no carry out of the 14-bit field)
+                const unsigned offa = (((tap / 3) * IGHP_HW + tap % 3) * 16 + 2 * ks * IGHP_PLANE) >> 4;
+                const unsigned offb = (tap * C * BN + 2 * ks * BN * 16) >> 4;
+                wgmmaN<BN>(d, da0 + offa, db0 + offb, tap > 0 || ks > 0); // the first overwrites d
             }
         }
         wg_commit();
         wg_wait<0>();
         wg_hold(d);
-        i64 n; int oh0, ow0;
-        where(s, n, oh0, ow0);
 #define IGHP_EPI(AK, F) ignhp_epilogue<AK, BN, F>(d, cs, sb, t, wg, rA, tig, n, oh0, ow0, n0, OH, OW, Cout, y, ak, aa, ab, ys, yr, zp, vlo, vhi)
         switch (ak) { // the activation once per sub-tile (act_k)
         case A_NONE: IGHP_EPI(A_NONE, false); break;
@@ -414,27 +404,27 @@ __device__ __forceinline__ void ignhp_body(const unsigned char* __restrict__ x, 
         default: IGHP_EPI(-1, false);
         }
 #undef IGHP_EPI
+        n = nn; oh0 = noh; ow0 = now;
     }
     cp_wait<0>();
 }
-// ignhp_* (no swizzle) and ignhs_* (swizzled): 64-channel tiles, 2 blocks
-// per SM (C = 64: 36 KB of weights, 26 KB of halos, 10 KB of codes); the
-// same arguments as ignp_*.
-#define IGHP(NAME, BLOCKS, SWZ, F, ACC, OUT)                                                         \
-extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned char* __restrict__ x,       \
+// ignhp{1,2,4}_*: C = 32, 64, 128 input channels; 64-channel tiles, 2
+// blocks per SM (C = 64: 36 KB of weights, 26 KB of halos, 10 KB of codes);
+// the same arguments as ignp_*.
+#define IGHP(NAME, NKS, F, ACC, OUT)                                                                 \
+extern "C" __global__ void __launch_bounds__(256, 2) NAME(const unsigned char* __restrict__ x,       \
     const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
     int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, \
     float ys, float yr, int zp, float vlo, float vhi, int tiles) {                                   \
-    ignhp_body<F, ACC, OUT, 64, SWZ>(x, w, y, N, C, H, W, OH, OW, Kp, Cout, ms, bias, ak, aa, ab, ys, yr, zp, vlo, vhi, tiles); \
+    ignhp_body<F, ACC, OUT, 64, NKS>(x, w, y, N, H, W, OH, OW, Kp, Cout, ms, bias, ak, aa, ab, ys, yr, zp, vlo, vhi, tiles); \
 }
-IGHP(ignhp_i8_i8, 2, false, 3, int, signed char)
-IGHP(ignhp_i8_u8, 2, false, 3, int, u8q)
-IGHP(ignhp_e4m3_e4m3, 2, false, 2, float, u8)
-IGHP(ignhs_i8_i8, 2, true, 3, int, signed char)
-IGHP(ignhs_i8_u8, 2, true, 3, int, u8q)
-IGHP(ignhs_e4m3_e4m3, 2, true, 2, float, u8)
-// ignhs3_*: 3 blocks per SM (≤ 85 registers; C ≤ 64 fits three in shared memory)
-IGHP(ignhs3_i8_i8, 3, true, 3, int, signed char)
-IGHP(ignhs3_i8_u8, 3, true, 3, int, u8q)
-IGHP(ignhs3_e4m3_e4m3, 3, true, 2, float, u8)
+IGHP(ignhp1_i8_i8, 1, 3, int, signed char)
+IGHP(ignhp1_i8_u8, 1, 3, int, u8q)
+IGHP(ignhp1_e4m3_e4m3, 1, 2, float, u8)
+IGHP(ignhp2_i8_i8, 2, 3, int, signed char)
+IGHP(ignhp2_i8_u8, 2, 3, int, u8q)
+IGHP(ignhp2_e4m3_e4m3, 2, 2, float, u8)
+IGHP(ignhp4_i8_i8, 4, 3, int, signed char)
+IGHP(ignhp4_i8_u8, 4, 3, int, u8q)
+IGHP(ignhp4_e4m3_e4m3, 4, 2, float, u8)
