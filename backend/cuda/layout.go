@@ -134,7 +134,7 @@ func (st *execState) expandKW(g *device, t *ir.Tensor, onDevice bool, p gemmPara
 	}
 	name := map[int64]string{1: "kwexpand_b1", 2: "kwexpand_b2"}[esz]
 	args := cuda.NewArgs(src, y, int(d[0]), int(d[1]), int(d[2]), int(d[3]), ow, p.KW, p.SW, pw, p.DW, int(p.KWX), b2i(xn))
-	return y, launch1(g, st, name, n/4, args)
+	return y, launch1(g, st, name, n*esz/16, args) // a thread per 16-byte chunk (KWX fills whole chunks)
 }
 
 // relayout copies the 4D tensor t, stored at src in the other layout,

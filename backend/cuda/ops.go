@@ -170,7 +170,11 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 	n, _ := ir.NumElements(Y.Dims)
 	switch p.Kind {
 	case "copy":
-		return st.s.DtoD(dout[0], din[0], int64(len(Y.Data)))
+		nb := int64(len(Y.Data))
+		if din[0]%16 == 0 && dout[0]%16 == 0 && nb >= 16 {
+			return launch1(g, st, "copy_b16", nb/16, cuda.NewArgs(din[0], dout[0], nb))
+		}
+		return st.s.DtoD(dout[0], din[0], nb)
 	case "act":
 		switch X.DType {
 		case ir.Float32:

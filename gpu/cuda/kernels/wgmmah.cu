@@ -378,6 +378,11 @@ __device__ __forceinline__ void ignhp_body(const unsigned char* __restrict__ x, 
         fence_async_smem();
         asm volatile("bar.sync %0, 128;" :: "r"(1 + wg) : "memory");
         const unsigned long long da0 = wg_desc_ns(hbuf + b * HB, IGHP_PLANE, IGHP_HW * 16);
+        // opaque per sub-tile: otherwise the compiler keeps all 9·NKS B
+        // descriptors (constant over the loop) in registers, and spilled
+        // 96 bytes (NKS 2) to 256 (NKS 4) of them to local memory
+        unsigned long long db = db0;
+        asm volatile("" : "+l"(db));
         wg_hold(d);
         wg_fence();
 #pragma unroll
@@ -386,7 +391,7 @@ __device__ __forceinline__ void ignhp_body(const unsigned char* __restrict__ x, 
             for (int ks = 0; ks < NKS; ks++) { // descriptors: the bases plus constants (addresses >> 4; no carry out of the 14-bit field)
                 const unsigned offa = (((tap / 3) * IGHP_HW + tap % 3) * 16 + 2 * ks * IGHP_PLANE) >> 4;
                 const unsigned offb = (tap * C * BN + 2 * ks * BN * 16) >> 4;
-                wgmmaN<BN>(d, da0 + offa, db0 + offb, tap > 0 || ks > 0); // the first overwrites d
+                wgmmaN<BN>(d, da0 + offa, db + offb, tap > 0 || ks > 0); // the first overwrites d
             }
         }
         wg_commit();
