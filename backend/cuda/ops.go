@@ -236,6 +236,11 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 			}
 			return launch1(g, st, "avgpool_any", n, cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, ph, pw, cp, f, xn, yn))
 		}
+		if (X.DType == ir.Int8 || X.DType == ir.Uint8) && xn == 1 && yn == 1 && c%16 == 0 && p.KH == 3 && p.KW == 3 {
+			// NHWC 8-bit codes, the CNNs' 3×3 pool: 16 channels per thread
+			args := cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.SH, p.SW, ph, pw, p.DH, p.DW, b2i(X.DType == ir.Int8))
+			return launch1(g, st, "maxpool3_nhwc16", n/16, args)
+		}
 		if f, ok := map[ir.DType]int{ir.Float16: 0, ir.BFloat16: 1, ir.Int8: 2, ir.Uint8: 3, ir.Float8E4M3FN: 4}[X.DType]; ok && xn == 1 && yn == 1 && c%8 == 0 {
 			// NHWC in and out: 8 channels per thread, vector loads
 			args := cuda.NewArgs(din[0], dout[0], nb, c, h, w, oh, ow, p.KH, p.KW, p.SH, p.SW, ph, pw, p.DH, p.DW, f)
