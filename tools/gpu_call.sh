@@ -8,7 +8,9 @@
 #   TESTS=regex           gpu/cuda's tests, then backend/cuda's matching regex (T_TEST seconds, 200)
 #   CONVT="spec@tactic …" one layer built and profiled alone (gpu_bench -conv, -tactic)
 #   CNN=int8,fp8          ResNet-50 and mobilenetv2 end to end at batch 256 (KILN_CUDA_GRAPHS=0 gpu_bench -cnn)
-#   BASE=int8,fp8         the same with .tmp/gpu/gpu_bench_base (an earlier commit's build, the baseline)
+#   BASE=int8,fp8         the same with .tmp/gpu/gpu_bench_base (an earlier commit's build, the baseline;
+#                         T_BASE seconds, T_CNN's by default; each -cnn build times tactics at batch 256:
+#                         ResNet-50 INT8 65–95 s, FP8 90–115 s, FP16 135–165 s, mobilenetv2 ~20 s each)
 #   PROF=int8             per-step profile (gpu_bench -profile)
 #   TORCH=1               PyTorch FP16 in the same call (tools/gpu_torch_profile.py)
 #   NCUS="spec@tactic@kernel-regex@grid@first|last …"  Nsight Compute on one layer (tools/gpu_ncu.sh CONV=…)
@@ -45,13 +47,14 @@ for ct in $CONVT; do
   timeout 90 ./gpu_bench -batch 256 -iters 10 -conv "$spec" -convprec "${PREC:-int8}" ${tac:+-tactic $tac} >> "$OUT/convt.txt" 2>&1
   el "conv $spec $tac exit $?"
 done
-cnn() { # binary, precisions, output file
-  KILN_CUDA_GRAPHS=0 timeout "${T_CNN:-150}" "./$1" -models shared/models -batch 256 -iters 20 -cnn "$2" -nhwc on -tacticlog "$OUT/$3.tactics.log" > "$OUT/$3.jsonl" 2>&1
+cnn() { # binary, precisions, output file, seconds
+  KILN_CUDA_GRAPHS=0 timeout "$4" "./$1" -models shared/models -batch 256 -iters 20 -cnn "$2" -nhwc on -tacticlog "$OUT/$3.tactics.log" > "$OUT/$3.jsonl" 2>&1
   el "$1 -cnn exit $?"
   grep -E '^\{' "$OUT/$3.jsonl" | sed -E 's/"(ms|h2d_ms|d2h_ms|batch|steps)":[^,]*,//g' | cut -c1-300
 }
-[ -n "$CNN" ] && cnn gpu_bench "$CNN" cnn
-[ -n "$BASE" ] && cnn gpu_bench_base "$BASE" cnn_base
+[ -n "$CNN" ] && cnn gpu_bench "$CNN" cnn "${T_CNN:-150}"
+# an older binary may build for longer (session 8's took 126 s for ResNet-50 INT8 at opt 256)
+[ -n "$BASE" ] && cnn gpu_bench_base "$BASE" cnn_base "${T_BASE:-${T_CNN:-150}}"
 if [ -n "$PROF" ]; then
   timeout "${T_PROF:-120}" ./gpu_bench -models shared/models -batch 256 -iters 5 -profile "$PROF" -nhwc on > "$OUT/profile.txt" 2>&1
   el "profile exit $?"
