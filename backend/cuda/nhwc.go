@@ -51,6 +51,23 @@ func ighpShared(c int) int {
 	return 9*c*ighpBN + 4*(c/16)*100*16 + igemmBM*(ighpBN+16) + 8*ighpBN + 1024
 }
 
+// ighpGrid is ignhp_*'s launch: its tiles are one channel tile's 8×8-pixel
+// sub-tiles of nb images of oh×ow outputs, two per block at a time (a
+// warpgroup each); every block keeps one 64-channel tile of the n output
+// channels, so the grid is a whole number of blocks per channel tile, as
+// many as fit the SMs at once (blocks per SM, fewer where shared bytes a
+// block allow fewer: C = 128 takes 134 KB, one block).
+func ighpGrid(nb, oh, ow int, n int64, shared, blocks, sms int) (tiles int64, grid uint32, err error) {
+	nN := (n + ighpBN - 1) / ighpBN
+	tiles = int64(nb) * int64((oh+7)/8) * int64((ow+7)/8)
+	fit := int64(min(blocks, 227*1024/(shared+1024)))
+	per := min((tiles+1)/2, fit*int64(sms)/nN)
+	if tiles > 1<<31-1 || per < 1 {
+		return 0, 0, fmt.Errorf("persistent halo GEMM: %d sub-tiles, %d channel tiles", tiles, nN)
+	}
+	return tiles, uint32(per * nN), nil
+}
+
 // persistLowers says why the persistent wgmma kernels (wgmmap.cu) do not
 // take a layer: they write 8-bit outputs only (int8, uint8 or E4M3 codes)
 // and read a residual only as codes.
@@ -531,17 +548,11 @@ func (k *gemmKernel) runNHWC(x *engine.Exec, in, out []*ir.Tensor, nb, c, h, w, 
 			grid[0] = uint32(min(tiles, int64(blocks*g.d.SMs)))
 		}
 		if k.p.Halo && k.p.Persist {
-			// ignhp_*: tiles are one channel tile's 8×8-pixel sub-tiles, two per
-			// block at a time (a warpgroup each); every block keeps one channel
-			// tile, so the grid is a whole number of blocks per channel tile
-			nN := (k.p.N + ighpBN - 1) / ighpBN
-			tiles = int64(nb) * int64((oh+7)/8) * int64((ow+7)/8)
-			fit := int64(min(blocks, 227*1024/(shared+1024))) // C = 128: 134 KB, one block per SM
-			per := min((tiles+1)/2, fit*int64(g.d.SMs)/nN)
-			if tiles > 1<<31-1 || per < 1 {
-				return false, fmt.Errorf("persistent halo GEMM: %d sub-tiles, %d channel tiles", tiles, nN)
+			var g0 uint32
+			if tiles, g0, err = ighpGrid(nb, oh, ow, k.p.N, shared, blocks, g.d.SMs); err != nil {
+				return false, err
 			}
-			grid[0] = uint32(per * nN)
+			grid[0] = g0
 		}
 		gn, gh, gw, goh, gow := nb, h, w, oh, ow
 		kw, sw, gpw, dw := k.p.KW, k.p.SW, pw, k.p.DW

@@ -528,3 +528,40 @@ func TestGemmNHWCLowering(t *testing.T) {
 		}
 	}
 }
+
+// ignhp_*'s launch: a whole number of blocks per 64-channel tile, as many
+// as fit the SMs (one per SM where a block's shared memory allows one
+// only), never more warpgroups than sub-tiles need, an error where not
+// even one block per channel tile fits. The first two are ResNet-50's res2
+// and res3 3×3 layers at batch 256 on an H200 (ncu counted 264 blocks for
+// the first). No GPU needed.
+func TestIghpGrid(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		nb, oh, ow     int
+		n              int64
+		c, blocks, sms int
+		tiles          int64
+		grid           uint32
+		fails          bool
+	}{
+		{"res2 3x3 C=64 N=64 56x56", 256, 56, 56, 64, 64, 2, 132, 256 * 49, 264, false},
+		{"res3 3x3 C=128 N=128 28x28: one block per SM", 256, 28, 28, 128, 128, 2, 132, 256 * 16, 132, false},
+		{"few sub-tiles, two channel tiles", 1, 9, 11, 80, 64, 2, 132, 4, 4, false},
+		{"an odd sub-tile count", 1, 17, 40, 64, 32, 2, 132, 15, 8, false},
+		{"more channel tiles than blocks fit", 2, 8, 8, 64 * 300, 64, 2, 132, 0, 0, true},
+	} {
+		tiles, grid, err := ighpGrid(c.nb, c.oh, c.ow, c.n, ighpShared(c.c), c.blocks, c.sms)
+		if (err != nil) != c.fails {
+			t.Errorf("%s: error %v, want failure %v", c.name, err, c.fails)
+			continue
+		}
+		if c.fails {
+			continue
+		}
+		nN := uint32((c.n + ighpBN - 1) / ighpBN)
+		if tiles != c.tiles || grid != c.grid || grid%nN != 0 || int64(grid/nN)*2 > tiles+1 {
+			t.Errorf("%s: %d sub-tiles on %d blocks, want %d on %d (a multiple of %d channel tiles, no idle warpgroup pairs)", c.name, tiles, grid, c.tiles, c.grid, nN)
+		}
+	}
+}
