@@ -8,6 +8,9 @@
 #   TESTS=regex           gpu/cuda's tests, then backend/cuda's matching regex (T_TEST seconds, 200)
 #   CONVT="spec@tactic …" one layer built and profiled alone (gpu_bench -conv, -tactic)
 #   CNN=int8,fp8          ResNet-50 and mobilenetv2 end to end at batch 256 (KILN_CUDA_GRAPHS=0 gpu_bench -cnn)
+#   RT=events,lean,pdl    with CNN: also time each engine under these run-time variants (gpu_bench -rt)
+#   MODELS=resnet50       with CNN: only these models (gpu_bench -cnnmodels)
+#   CUDATESTS=0           with TESTS: skip gpu/cuda's tests
 #   BASE=int8,fp8         the same with .tmp/gpu/gpu_bench_base (an earlier commit's build, the baseline;
 #                         T_BASE seconds, T_CNN's by default; each -cnn build times tactics at batch 256:
 #                         ResNet-50 INT8 65–95 s, FP8 90–115 s, FP16 135–165 s, mobilenetv2 ~20 s each)
@@ -35,8 +38,10 @@ if [ -n "$SASS" ]; then
   el sass
 fi
 if [ -n "$TESTS" ]; then
-  timeout 170 ./gpu_cuda.test -test.v -test.timeout 160s > "$OUT/gpu_cuda.log" 2>&1
-  el "gpu/cuda tests exit $?"; grep -E "^(--- FAIL|FAIL|ok|PASS)|panic" "$OUT/gpu_cuda.log" | head -5
+  if [ "${CUDATESTS:-1}" != 0 ]; then
+    timeout 170 ./gpu_cuda.test -test.v -test.timeout 160s > "$OUT/gpu_cuda.log" 2>&1
+    el "gpu/cuda tests exit $?"; grep -E "^(--- FAIL|FAIL|ok|PASS)|panic" "$OUT/gpu_cuda.log" | head -5
+  fi
   L=$(left); [ "$L" -gt "${T_TEST:-200}" ] && L=${T_TEST:-200}; [ "$L" -lt 30 ] && L=30
   timeout "$L" ./backend_cuda.test -test.v -test.run "$TESTS" -test.timeout $((L - 5))s > "$OUT/backend_cuda.log" 2>&1
   el "backend/cuda tests exit $? (limit $L s)"
@@ -48,11 +53,11 @@ for ct in $CONVT; do
   el "conv $spec $tac exit $?"
 done
 cnn() { # binary, precisions, output file, seconds
-  KILN_CUDA_GRAPHS=0 timeout "$4" "./$1" -models shared/models -batch 256 -iters 20 -cnn "$2" -nhwc on -tacticlog "$OUT/$3.tactics.log" > "$OUT/$3.jsonl" 2>&1
+  KILN_CUDA_GRAPHS=0 timeout "$4" "./$1" -models shared/models -batch 256 -iters 20 -cnn "$2" -nhwc on -tacticlog "$OUT/$3.tactics.log" $5 > "$OUT/$3.jsonl" 2>&1
   el "$1 -cnn exit $?"
   grep -E '^\{' "$OUT/$3.jsonl" | sed -E 's/"(ms|h2d_ms|d2h_ms|batch|steps)":[^,]*,//g' | cut -c1-300
 }
-[ -n "$CNN" ] && cnn gpu_bench "$CNN" cnn "${T_CNN:-150}"
+[ -n "$CNN" ] && cnn gpu_bench "$CNN" cnn "${T_CNN:-150}" "${RT:+-rt $RT} ${MODELS:+-cnnmodels $MODELS}"
 # an older binary may build for longer (session 8's took 126 s for ResNet-50 INT8 at opt 256)
 [ -n "$BASE" ] && cnn gpu_bench_base "$BASE" cnn_base "${T_BASE:-${T_CNN:-150}}"
 if [ -n "$PROF" ]; then

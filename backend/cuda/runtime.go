@@ -176,6 +176,7 @@ type execState struct {
 	conv     map[uintptr]devBuf // relayouted copies of inputs (layout.go)
 	events   []*cuda.Event      // free timing events
 	pending  [][4]*cuda.Event
+	tl       timeline // the lean timeline (timeline.go)
 
 	// pinned staging (staging.go)
 	pinned    bool   // staging on for the current step
@@ -279,7 +280,10 @@ func (st *execState) releaseNow(g *device) {
 			e.Destroy()
 		}
 	}
-	st.events, st.pending = nil, nil
+	for _, e := range st.tl.events() {
+		e.Destroy()
+	}
+	st.events, st.pending, st.tl = nil, nil, timeline{}
 	st.blas.Destroy()
 	if st.capS != nil {
 		st.capS.Destroy()
@@ -450,29 +454,40 @@ func step(x *engine.Exec, in, out []*ir.Tensor, body stepBody) error {
 	if mode == modeReplay {
 		return st.replayStep(in, out)
 	}
+	st.s.SetPDL(pdlOn.Load() && g.d.PDLSupported()) // pdl.go
+	// the lean timeline (timeline.go) unless a step's own time is wanted
+	st.tl.on = !stepEvents.Load() && !syncSteps.Load() && x.Execution > 0
 	var ev [4]*cuda.Event
-	for i := range ev {
-		if ev[i], err = st.event(); err != nil {
+	mark := st.leanMark
+	if !st.tl.on {
+		for i := range ev {
+			if ev[i], err = st.event(); err != nil {
+				return err
+			}
+		}
+		mark = func(i int) error { return ev[i].Record(st.s) }
+		if err := mark(0); err != nil {
 			return err
 		}
-	}
-	mark := func(i int) error { return ev[i].Record(st.s) }
-	if err := mark(0); err != nil {
-		return err
 	}
 	gen, stageStart := st.allocGen, st.stageUsed
 	toHost, err := body(g, st, mark)
 	if err != nil {
 		st.abortCapture("the step failed: " + err.Error())
+		st.leave()
 		st.s.Sync()
 		st.flushOuts()
 		st.endSegment()
 		return err
 	}
-	if err := mark(3); err != nil {
-		return err
+	if st.tl.on {
+		st.tl.steps++
+	} else {
+		if err := mark(3); err != nil {
+			return err
+		}
+		st.pending = append(st.pending, ev)
 	}
-	st.pending = append(st.pending, ev)
 	if st.seg.mode == modeCapture {
 		st.captureTwin(g, body, gen, stageStart, toHost)
 	}
@@ -490,6 +505,9 @@ func step(x *engine.Exec, in, out []*ir.Tensor, body stepBody) error {
 	}
 	if st.seg.mode == modeCapture {
 		st.endCapture(g)
+	}
+	if err := st.leave(); err != nil {
+		return err
 	}
 	if err := st.s.Sync(); err != nil {
 		return err
@@ -516,7 +534,7 @@ func (st *execState) account() error {
 		st.events = append(st.events, ev[:]...)
 	}
 	st.pending = st.pending[:0]
-	return nil
+	return st.accountSpans()
 }
 
 // grid1 is a grid for a grid-stride loop over n elements.

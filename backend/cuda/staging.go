@@ -182,6 +182,9 @@ func (st *execState) toDevice(p cuda.DevPtr, t *ir.Tensor) error {
 	b := t.Data
 	capturing := st.seg.mode == modeCapture
 	if !st.pinned || (!capturing && isPinned(b)) {
+		if err := st.copying(phH2D); err != nil {
+			return err
+		}
 		return st.s.HtoD(p, b)
 	}
 	off, err := st.stageTake(len(b))
@@ -200,6 +203,9 @@ func (st *execState) toDevice(p cuda.DevPtr, t *ir.Tensor) error {
 		copyPar(dst, b)
 		totals.staging.Add(int64(time.Since(t0)))
 	}
+	if err := st.copying(phH2D); err != nil { // after the host's copy: it is staging time, not H2D
+		return err
+	}
 	return st.s.HtoD(p, dst)
 }
 
@@ -207,6 +213,9 @@ func (st *execState) toDevice(p cuda.DevPtr, t *ir.Tensor) error {
 // memory (through the staging buffer: finished by flushOuts).
 func (st *execState) fromDevice(k int, t *ir.Tensor, src cuda.DevPtr) error {
 	b := t.Data
+	if err := st.copying(phD2H); err != nil {
+		return err
+	}
 	capturing := st.seg.mode == modeCapture
 	if !st.pinned || (!capturing && isPinned(b)) {
 		return st.s.DtoH(b, src)

@@ -183,7 +183,10 @@ func (d *Device) Bind() (unbind func(), err error) {
 }
 
 // Stream is an ordered queue of device work.
-type Stream struct{ h uintptr }
+type Stream struct {
+	h   uintptr
+	pdl bool // launches are programmatic dependents (pdl.go)
+}
 
 // NewStream makes a non-blocking stream (the device must be bound).
 func (d *Device) NewStream() (*Stream, error) {
@@ -391,7 +394,12 @@ func (f *Function) Launch(s *Stream, grid, block [3]uint32, shmem uint32, a *Arg
 	if len(ptrs) > 0 {
 		pp = unsafe.Pointer(&ptrs[0])
 	}
-	err := check("cuLaunchKernel("+f.Name+")", cuLaunchKernel(f.h, grid[0], grid[1], grid[2], block[0], block[1], block[2], shmem, s.h, pp, nil))
+	var err error
+	if s.pdl {
+		err = f.launchPDL(s, grid, block, shmem, pp)
+	} else {
+		err = check("cuLaunchKernel("+f.Name+")", cuLaunchKernel(f.h, grid[0], grid[1], grid[2], block[0], block[1], block[2], shmem, s.h, pp, nil))
+	}
 	runtime.KeepAlive(a)
 	runtime.KeepAlive(ptrs)
 	return err

@@ -83,6 +83,7 @@ func load() error {
 	if err := bind(h, name, append(driverSymbols(), graphSymbols()...)); err != nil {
 		return err
 	}
+	bindOptional(h)
 	Libs = append(Libs, name)
 	if err := check("cuInit", cuInit(0)); err != nil {
 		return fmt.Errorf("%w: %v", ErrNoDevice, err)

@@ -42,6 +42,9 @@ var gemmShapes = []struct {
 	{"resnet50 res5 1x1 512→2048", 12544, 2048, 512},
 }
 
+// cnnOnlyModels limits -cnn to these models (-cnnmodels; nil: all).
+var cnnOnlyModels []string
+
 // cnn builds ResNet-50 light (random weights, batch made dynamic) and
 // mobilenetv2 on the GPU in FP32, FP16, INT8 and FP8 and times them at
 // batch. Tactics are timed at batch too (the profile's opt; cnnSetup).
@@ -52,6 +55,9 @@ func cnn(models string, batch, iters int, precs []string, nhwc []bool) {
 		{"resnet50", "onnx-light-cnns/resnet50/model.onnx"},
 		{"mobilenetv2", "bench/mobilenetv2.fp32.onnx"},
 	} {
+		if cnnOnlyModels != nil && !slices.Contains(cnnOnlyModels, c.bench) {
+			continue
+		}
 		for _, prec := range precs {
 			for _, on := range nhwc {
 				cudabackend.SetNHWC(on)

@@ -74,8 +74,13 @@ func main() {
 	convSpec := flag.String("conv", "", "only build and profile one convolution layer at -batch (c=64,n=256,h=56,w=56,k=1,s=1,resid=1,act=relu; tactics timed at -batch): its steps' GPU times")
 	convPrec := flag.String("convprec", "int8", "precision of -conv: fp16, int8 or fp8")
 	tactic := flag.String("tactic", "", "with -conv: the only channels-last conv tactic offered where it lowers (e.g. implicit_nhwc.wgq)")
+	cnnModels := flag.String("cnnmodels", "resnet50,mobilenetv2", "the -cnn models (comma separated)")
+	rt := flag.String("rt", "", "also time each built CNN under these run-time variants, interleaved (comma separated: events, lean, pdl)")
 	ioOnly := flag.Bool("io", false, "only time SimpleCNN FP16 (256, 4096) and ResNet-50 FP16 (256) end to end with and without pinned staging and CUDA graphs")
 	flag.Parse()
+	if *rt != "" {
+		rtVariants = strings.Split(*rt, ",")
+	}
 	if *tlog != "" {
 		f, err := os.Create(*tlog)
 		if err == nil {
@@ -99,6 +104,7 @@ func main() {
 		return
 	}
 	if *cnnOnly != "" {
+		cnnOnlyModels = strings.Split(*cnnModels, ",")
 		cnn(*models, *batch, *iters, strings.Split(*cnnOnly, ","), nhwcSettings(*nhwc))
 		return
 	}
@@ -364,7 +370,70 @@ func modelTimed(m *ir.Model, input string, shape []int64, cfg builder.Config, it
 			}
 		}
 	}
+	if len(rtVariants) > 0 {
+		if err := timeVariants(ctx, r, iters); err != nil {
+			return r, err
+		}
+	}
 	return r, nil
+}
+
+// rtVariants are the run-time settings -rt compares on the same engine.
+var rtVariants []string
+
+// rtSet applies a run-time variant: "events" (CUDA events around every
+// step, no programmatic dependent launches: the runtime before session
+// 10), "lean" (the lean timeline, no PDL), "pdl" (lean and PDL, the
+// default).
+func rtSet(v string) error {
+	switch v {
+	case "events":
+		cudabackend.SetStepEvents(true)
+		cudabackend.SetPDL(false)
+	case "lean":
+		cudabackend.SetStepEvents(false)
+		cudabackend.SetPDL(false)
+	case "pdl":
+		cudabackend.SetStepEvents(false)
+		cudabackend.SetPDL(true)
+	default:
+		return fmt.Errorf("unknown -rt variant %q (events, lean, pdl)", v)
+	}
+	return nil
+}
+
+// timeVariants times ctx once per -rt variant, interleaved (one Execute
+// of each variant per round, so that clock drift hits all alike), and
+// emits one line per variant: gpu_ms the median of the per-Execute GPU
+// compute times.
+func timeVariants(ctx *engine.Context, base result, iters int) error {
+	wasEv, wasPDL := cudabackend.StepEvents(), cudabackend.PDL()
+	defer func() { cudabackend.SetStepEvents(wasEv); cudabackend.SetPDL(wasPDL) }()
+	gpu := make([][]float64, len(rtVariants))
+	wall := make([][]float64, len(rtVariants))
+	for round := -2; round < iters; round++ { // two warm-up rounds
+		for i, v := range rtVariants {
+			if err := rtSet(v); err != nil {
+				return err
+			}
+			before := cudabackend.ReadTiming().Compute
+			t0 := time.Now()
+			if err := ctx.Execute(); err != nil {
+				return fmt.Errorf("-rt %s: %w", v, err)
+			}
+			if round >= 0 {
+				wall[i] = append(wall[i], float64(time.Since(t0).Microseconds())/1e3)
+				gpu[i] = append(gpu[i], float64((cudabackend.ReadTiming().Compute-before).Microseconds())/1e3)
+			}
+		}
+	}
+	for i, v := range rtVariants {
+		r := base
+		r.Prec += " rt=" + v
+		r.MS, r.GPU, r.H2D, r.D2H, r.Staging = median(wall[i]), median(gpu[i]), 0, 0, 0
+		emit(r)
+	}
+	return nil
 }
 
 func median(v []float64) float64 {

@@ -5,6 +5,21 @@ typedef unsigned short u16;
 typedef unsigned char u8;
 typedef long long i64;
 
+// pdl_enter starts every kiln kernel (gpu/cuda/pdl.go): the backend may
+// launch a kernel as a programmatic dependent of the one before it, which
+// lets it start before that one has finished; griddepcontrol.wait holds it
+// until the previous grid has completed and its writes are visible, and
+// launch_dependents then lets the next kernel's grid be scheduled while
+// this one runs. Launched the ordinary way both are no-ops. Nothing may be
+// read or written before it (TestKernelsStartWithPDLEnter checks that it is
+// each kernel's first statement).
+__device__ __forceinline__ void pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 #define GRID_LOOP(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)gridDim.x * blockDim.x)
 
 __device__ __forceinline__ float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }

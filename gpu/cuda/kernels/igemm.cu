@@ -212,7 +212,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) NAME(const void* __restrict
     const void* __restrict__ w, const ki4* __restrict__ ktab, OUT* __restrict__ y, int N, int C,    \
     int H, int W, int OH, int OW, int sh, int sw, int ph, int pw, int Kp, int K, int Cout,           \
     int groups, const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa,   \
-    float ab, float ys, int zp, const int* cs, int zc, int xz, int yn) {                             \
+    float ab, float ys, int zp, const int* cs, int zc, int xz, int yn) { pdl_enter();                             \
     igemm_body<F, ACC, OUT>(x, w, ktab, y, N, C, H, W, OH, OW, sh, sw, ph, pw, Kp, K, Cout, groups,   \
         ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, zp, cs, zc, xz, yn);                                  \
 }
@@ -371,7 +371,7 @@ extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned ch
     const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
     int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab,     \
-    float ys, float yr, int zp, float vlo, float vhi) {                                                                            \
+    float ys, float yr, int zp, float vlo, float vhi) { pdl_enter();                                                                            \
     ign_body<F, ACC, OUT, ST>(x, w, y, N, C, H, W, OH, OW, KW, sh, sw, ph, pw, dh, dw, Kp, K, Cout,  \
         ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi);                                                  \
 }
@@ -493,7 +493,7 @@ extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned ch
     const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
     int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab,     \
-    float ys, float yr, int zp, float vlo, float vhi) {                                                                            \
+    float ys, float yr, int zp, float vlo, float vhi) { pdl_enter();                                                                            \
     ign8_body<OUT>(x, w, y, N, C, H, W, OH, OW, KW, sh, sw, ph, pw, dh, dw, Kp, K, Cout, ms, bias,    \
         resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi);                                                            \
 }

@@ -8,7 +8,7 @@
 #define IM2COL(NAME, T)                                                                              \
 extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ cols, int N, int C, int H,  \
     int W, int KH, int KW, int OH, int OW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp,   \
-    i64 Mp) {                                                                                        \
+    i64 Mp) { pdl_enter();                                                                                        \
     i64 M = (i64)N * OH * OW; int K = C * KH * KW;                                                   \
     GRID_LOOP(i, Mp * Kp) {                                                                          \
         i64 m = qdiv(i, Kp); int k = (int)(i - m * Kp); \
@@ -28,7 +28,7 @@ extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ cols, i
 // for the IMMA GEMM, and zc = 128 − xz.
 extern "C" __global__ void im2col_zp(const u8* __restrict__ x, u8* __restrict__ cols, int N, int C, int H,
     int W, int KH, int KW, int OH, int OW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp,
-    i64 Mp, int xz, int flip) {
+    i64 Mp, int xz, int flip) { pdl_enter();
     i64 M = (i64)N * OH * OW; int K = C * KH * KW;
     GRID_LOOP(i, Mp * Kp) {
         i64 m = qdiv(i, Kp); int k = (int)(i - m * Kp);
@@ -51,7 +51,7 @@ IM2COL(im2col_b1, u8)
 // (cuda.ConvGemm), whose output Y_n[c][p] is NCHW already.
 #define IM2COLT(NAME, T)                                                                             \
 extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ cols, int N, int C, int H,  \
-    int W, int KH, int KW, int OH, int OW, int sh, int sw, int ph, int pw, int dh, int dw) {         \
+    int W, int KH, int KW, int OH, int OW, int sh, int sw, int ph, int pw, int dh, int dw) { pdl_enter();         \
     int K = C * KH * KW; i64 P = (i64)OH * OW;                                                       \
     GRID_LOOP(i, (i64)N * K * P) {                                                                   \
         i64 t = qdiv(i, P); int p = (int)(i - t * P); int k = (int)(qmod(t, K)); int n = (int)(qdiv(t, K)); \
@@ -80,7 +80,7 @@ __device__ __forceinline__ void epi_one(const ACC* acc, i64 ai, OUT* y, i64 o, i
 #define EPI(NAME, ACC, OUT)                                                                          \
 extern "C" __global__ void NAME(const ACC* __restrict__ acc, int ld, OUT* __restrict__ y, i64 M,    \
     int Cout, int HW, const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak,      \
-    float aa, float ab, float ys, int zp, const int* cs, int zc) {                                   \
+    float aa, float ab, float ys, int zp, const int* cs, int zc) { pdl_enter();                                   \
     if (HW == 1) {                                                                                   \
         GRID_LOOP(i, M * Cout) {                                                                     \
             i64 m = qdiv(i, Cout); int c = (int)(i - m * Cout); \
@@ -147,7 +147,7 @@ extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restri
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KH, int KW, int sh, int sw, \
     int ph, int pw, int dh, int dw, int Kp, int Cout, const float* ms, const float* bias,           \
     const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, float ys, int zp, int xz, int fmt,     \
-    int groups, int xn, int yn) {                                                                    \
+    int groups, int xn, int yn) { pdl_enter();                                                                    \
     int Cg = C / groups, Og = Cout / groups; /* channels per group */                                \
     GRID_LOOP(o, (i64)N * Cout * OH * OW) {                                                          \
         int n, co, oh, ow; coords4(o, Cout, OH, OW, yn, n, co, oh, ow);                              \
@@ -175,13 +175,13 @@ DCONV(dconv_u8, u8q)
 DCONV(dconv_e4m3, u8)
 
 // ---- elementwise
-extern "C" __global__ void act_f32(const float* x, float* y, i64 n, int ak, float aa, float ab) {
+extern "C" __global__ void act_f32(const float* x, float* y, i64 n, int ak, float aa, float ab) { pdl_enter();
     GRID_LOOP(i, n) y[i] = act(x[i], ak, aa, ab);
 }
-extern "C" __global__ void act_f16(const u16* x, u16* y, i64 n, int ak, float aa, float ab, int bf) {
+extern "C" __global__ void act_f16(const u16* x, u16* y, i64 n, int ak, float aa, float ab, int bf) { pdl_enter();
     GRID_LOOP(i, n) { float v = bf ? bf2f(x[i]) : h2f(x[i]); v = act(v, ak, aa, ab); y[i] = bf ? f2bf(v) : f2h(v); }
 }
-extern "C" __global__ void relu_i8(const signed char* x, signed char* y, i64 n) {
+extern "C" __global__ void relu_i8(const signed char* x, signed char* y, i64 n) { pdl_enter();
     GRID_LOOP(i, n) { signed char v = x[i]; y[i] = v > 0 ? v : 0; }
 }
 
@@ -190,7 +190,7 @@ extern "C" __global__ void relu_i8(const signed char* x, signed char* y, i64 n) 
 enum { B_ADD, B_SUB, B_MUL, B_DIV, B_MAX, B_MIN };
 extern "C" __global__ void binary_f32(const float* a, const float* b, float* y, i64 n, int op,
     int d0, int d1, int d2, int d3, int d4, int d5,
-    i64 a0, i64 a1, i64 a2, i64 a3, i64 a4, i64 a5, i64 b0, i64 b1, i64 b2, i64 b3, i64 b4, i64 b5) {
+    i64 a0, i64 a1, i64 a2, i64 a3, i64 a4, i64 a5, i64 b0, i64 b1, i64 b2, i64 b3, i64 b4, i64 b5) { pdl_enter();
     int d[6] = {d0, d1, d2, d3, d4, d5};
     i64 sa[6] = {a0, a1, a2, a3, a4, a5}, sb[6] = {b0, b1, b2, b3, b4, b5};
     GRID_LOOP(i, n) {
@@ -214,7 +214,7 @@ extern "C" __global__ void binary_f32(const float* a, const float* b, float* y, 
 // inside the image unless countPad.
 #define MAXPOOL(NAME, T, LOWEST)                                                                     \
 extern "C" __global__ void NAME(const T* x, T* y, int N, int C, int H, int W, int OH, int OW,       \
-    int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int xn, int yn) {               \
+    int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int xn, int yn) { pdl_enter();               \
     GRID_LOOP(i, (i64)N * C * OH * OW) {                                                             \
         int n, c, oh, ow; coords4(i, C, OH, OW, yn, n, c, oh, ow); T m = LOWEST;                     \
         for (int kh = 0; kh < KH; kh++) { int ih = oh * sh - ph + kh * dh; if (ih < 0 || ih >= H) continue; \
@@ -227,7 +227,7 @@ MAXPOOL(maxpool_f32, float, -__int_as_float(0x7f800000))
 MAXPOOL(maxpool_i8, signed char, -128)
 MAXPOOL(maxpool_u8, u8, 0)
 extern "C" __global__ void maxpool_f16(const u16* x, u16* y, int N, int C, int H, int W, int OH, int OW,
-    int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int bf, int xn, int yn) {
+    int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int bf, int xn, int yn) { pdl_enter();
     GRID_LOOP(i, (i64)N * C * OH * OW) {
         int n, c, oh, ow; coords4(i, C, OH, OW, yn, n, c, oh, ow);
         float m = -__int_as_float(0x7f800000); u16 mb = bf ? 0xff80 : 0xfc00;
@@ -241,7 +241,7 @@ extern "C" __global__ void maxpool_f16(const u16* x, u16* y, int N, int C, int H
 // E4M3 codes do not order as bytes: compare their values (NaN wins, as in
 // the float kernels).
 extern "C" __global__ void maxpool_e4m3(const u8* x, u8* y, int N, int C, int H, int W, int OH, int OW,
-    int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int xn, int yn) {
+    int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int xn, int yn) { pdl_enter();
     GRID_LOOP(i, (i64)N * C * OH * OW) {
         int n, c, oh, ow; coords4(i, C, OH, OW, yn, n, c, oh, ow);
         float m = -__int_as_float(0x7f800000); u8 mb = 0xfe;
@@ -263,7 +263,7 @@ __device__ __forceinline__ void st3(void* p, i64 i, float v, int fmt) {
 // Bias and activation in place over NCHW y (after the NCHW conv GEMM),
 // fmt 0 float32, 1 float16, 2 bfloat16.
 extern "C" __global__ void bias_act_nchw(void* y, i64 n, int C, int HW, const float* bias, int ak, float aa,
-    float ab, int fmt) {
+    float ab, int fmt) { pdl_enter();
     GRID_LOOP(i, n) {
         float v = ld3(y, i, fmt);
         if (bias) v += bias[qmod(qdiv(i, HW), C)];
@@ -274,7 +274,7 @@ extern "C" __global__ void bias_act_nchw(void* y, i64 n, int C, int HW, const fl
 // one 16-byte load and store.
 struct __align__(16) v16 { unsigned w[4]; };
 extern "C" __global__ void bias_act_nchw16x8(v16* y, i64 n8, int C, int HW8, const float* bias, int ak,
-    float aa, float ab, int bf) {
+    float aa, float ab, int bf) { pdl_enter();
     GRID_LOOP(i, n8) {
         float b = bias ? bias[qmod(qdiv(i, HW8), C)] : 0.f;
         v16 v = y[i];
@@ -289,7 +289,7 @@ extern "C" __global__ void bias_act_nchw16x8(v16* y, i64 n8, int C, int HW8, con
     }
 }
 extern "C" __global__ void avgpool_any(const void* x, void* y, int N, int C, int H, int W, int OH,
-    int OW, int KH, int KW, int sh, int sw, int ph, int pw, int countPad, int fmt, int xn, int yn) {
+    int OW, int KH, int KW, int sh, int sw, int ph, int pw, int countPad, int fmt, int xn, int yn) { pdl_enter();
     GRID_LOOP(i, (i64)N * C * OH * OW) {
         int n, c, oh, ow; coords4(i, C, OH, OW, yn, n, c, oh, ow);
         float s = 0; int cnt = 0;
@@ -301,7 +301,7 @@ extern "C" __global__ void avgpool_any(const void* x, void* y, int N, int C, int
 }
 // Global average pooling of NHWC x into [N][C]: one thread per (n, c), the
 // warp's loads run along channels. fmt as ld3.
-extern "C" __global__ void gavgpool_nhwc(const void* x, void* y, i64 NC, int C, int HW, int fmt) {
+extern "C" __global__ void gavgpool_nhwc(const void* x, void* y, i64 NC, int C, int HW, int fmt) { pdl_enter();
     GRID_LOOP(i, NC) {
         i64 n = qdiv(i, C); int c = (int)(i - n * C);
         float s = 0;
@@ -312,7 +312,7 @@ extern "C" __global__ void gavgpool_nhwc(const void* x, void* y, i64 NC, int C, 
 // Layout change of an [N][C][HW] tensor of 1-, 2- or 4-byte elements:
 // toNHWC 1 writes [N][HW][C], 0 reads it back to [N][C][HW].
 #define RELAYOUT(NAME, T)                                                                            \
-extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ y, int N, int C, int HW, int toNHWC) { \
+extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ y, int N, int C, int HW, int toNHWC) { pdl_enter(); \
     GRID_LOOP(i, (i64)N * C * HW) {                                                                  \
         if (toNHWC) { int c = (int)qmod(i, C); i64 t = qdiv(i, C); int p = (int)qmod(t, HW); i64 n = qdiv(t, HW); \
             y[i] = x[(n * C + c) * HW + p]; }                                                        \
@@ -324,7 +324,7 @@ RELAYOUT(relayout_b1, u8)
 RELAYOUT(relayout_b2, u16)
 RELAYOUT(relayout_b4, unsigned)
 // One block per (n,c) row: mean over HW, 16-bit floats (bf: bfloat16).
-extern "C" __global__ void gavgpool_16(const u16* x, u16* y, i64 NC, int HW, int bf) {
+extern "C" __global__ void gavgpool_16(const u16* x, u16* y, i64 NC, int HW, int bf) { pdl_enter();
     __shared__ float red[32];
     for (i64 r = blockIdx.x; r < NC; r += gridDim.x) {
         float s = 0;
@@ -342,7 +342,7 @@ extern "C" __global__ void gavgpool_16(const u16* x, u16* y, i64 NC, int HW, int
 }
 
 extern "C" __global__ void avgpool_f32(const float* x, float* y, int N, int C, int H, int W, int OH,
-    int OW, int KH, int KW, int sh, int sw, int ph, int pw, int countPad) {
+    int OW, int KH, int KW, int sh, int sw, int ph, int pw, int countPad) { pdl_enter();
     GRID_LOOP(i, (i64)N * C * OH * OW) {
         int ow = (int)(qmod(i, OW)); i64 t = qdiv(i, OW); int oh = (int)(qmod(t, OH)); i64 nc = qdiv(t, OH);
         const float* p = x + nc * H * W; float s = 0; int cnt = 0;
@@ -354,7 +354,7 @@ extern "C" __global__ void avgpool_f32(const float* x, float* y, int N, int C, i
 }
 
 // One block per (n,c) row: mean over HW.
-extern "C" __global__ void gavgpool_f32(const float* x, float* y, i64 NC, int HW) {
+extern "C" __global__ void gavgpool_f32(const float* x, float* y, i64 NC, int HW) { pdl_enter();
     __shared__ float red[32];
     for (i64 r = blockIdx.x; r < NC; r += gridDim.x) {
         float s = 0;
@@ -396,7 +396,7 @@ __device__ float block_max(float v, float* red) {
     __syncthreads();
     return v;
 }
-extern "C" __global__ void softmax_f32(const float* x, float* y, i64 rows, int cols) {
+extern "C" __global__ void softmax_f32(const float* x, float* y, i64 rows, int cols) { pdl_enter();
     __shared__ float red[32];
     for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
         const float* p = x + r * cols; float* q = y + r * cols;
@@ -410,7 +410,7 @@ extern "C" __global__ void softmax_f32(const float* x, float* y, i64 rows, int c
     }
 }
 extern "C" __global__ void layernorm_f32(const float* x, const float* g, const float* b, float* y,
-    i64 rows, int cols, float eps) {
+    i64 rows, int cols, float eps) { pdl_enter();
     __shared__ float red[32];
     for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
         const float* p = x + r * cols; float* q = y + r * cols;
@@ -430,32 +430,32 @@ extern "C" __global__ void layernorm_f32(const float* x, const float* g, const f
 // ---- quantize / dequantize (ONNX QuantizeLinear/DequantizeLinear, per
 // tensor or per axis: channel = (i / inner) % nscale).
 extern "C" __global__ void quant_f32_i8(const float* x, signed char* y, i64 n, const float* s, int nscale,
-    i64 inner, const signed char* zp) {
+    i64 inner, const signed char* zp) { pdl_enter();
     GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = f2i8(qscale(x[i], s[c]), zp ? zp[c] : 0, -128, 127); }
 }
 extern "C" __global__ void quant_f32_u8(const float* x, u8* y, i64 n, const float* s, int nscale,
-    i64 inner, const u8* zp) {
+    i64 inner, const u8* zp) { pdl_enter();
     GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = (u8)f2i8(qscale(x[i], s[c]), zp ? zp[c] : 0, 0, 255); }
 }
 extern "C" __global__ void dequant_u8_f32(const u8* x, float* y, i64 n, const float* s, int nscale,
-    i64 inner, const u8* zp) {
+    i64 inner, const u8* zp) { pdl_enter();
     GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = (float)((int)x[i] - (zp ? (int)zp[c] : 0)) * s[c]; }
 }
-extern "C" __global__ void quant_f32_e4m3(const float* x, u8* y, i64 n, const float* s, int nscale, i64 inner) {
+extern "C" __global__ void quant_f32_e4m3(const float* x, u8* y, i64 n, const float* s, int nscale, i64 inner) { pdl_enter();
     GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = f2e4m3(qscale(x[i], s[c])); }
 }
 extern "C" __global__ void dequant_i8_f32(const signed char* x, float* y, i64 n, const float* s, int nscale,
-    i64 inner, const signed char* zp) {
+    i64 inner, const signed char* zp) { pdl_enter();
     GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = (float)((int)x[i] - (zp ? (int)zp[c] : 0)) * s[c]; }
 }
-extern "C" __global__ void dequant_e4m3_f32(const u8* x, float* y, i64 n, const float* s, int nscale, i64 inner) {
+extern "C" __global__ void dequant_e4m3_f32(const u8* x, float* y, i64 n, const float* s, int nscale, i64 inner) { pdl_enter();
     GRID_LOOP(i, n) { int c = (int)(qmod(qdiv(i, inner), nscale)); y[i] = e4m32f(x[i]) * s[c]; }
 }
 // Casts between float32 and the 16-bit floats (bf != 0: bfloat16).
-extern "C" __global__ void cast_f32_16(const float* x, u16* y, i64 n, int bf) {
+extern "C" __global__ void cast_f32_16(const float* x, u16* y, i64 n, int bf) { pdl_enter();
     GRID_LOOP(i, n) y[i] = bf ? f2bf(x[i]) : f2h(x[i]);
 }
-extern "C" __global__ void cast_16_f32(const u16* x, float* y, i64 n, int bf) {
+extern "C" __global__ void cast_16_f32(const u16* x, float* y, i64 n, int bf) { pdl_enter();
     GRID_LOOP(i, n) y[i] = bf ? bf2f(x[i]) : h2f(x[i]);
 }
 
@@ -466,7 +466,7 @@ struct __align__(8) w2 { unsigned x, y; };
 // NCHW [N][C][HW] → NHWC with the channels zero-padded to Cp (a first
 // layer's 3 channels become one 16-byte chunk for the NHWC implicit GEMM).
 #define PADNHWC(NAME, T)                                                                             \
-extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ y, int N, int C, int HW, int Cp) { \
+extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ y, int N, int C, int HW, int Cp) { pdl_enter(); \
     GRID_LOOP(i, (i64)N * HW * Cp) {                                                                 \
         int c = (int)qmod(i, Cp); i64 t = qdiv(i, Cp); int p = (int)qmod(t, HW); i64 n = qdiv(t, HW); \
         y[i] = c < C ? x[(n * C + c) * HW + p] : (T)0;                                               \
@@ -483,7 +483,7 @@ __device__ __forceinline__ float mpv16(unsigned w, int hi, int bf) {
     return bf ? bf2f(b) : h2f(b);
 }
 extern "C" __global__ void maxpool_nhwc8(const void* __restrict__ x, void* __restrict__ y, int N, int C, int H,
-    int W, int OH, int OW, int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int fmt) {
+    int W, int OH, int OW, int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int fmt) { pdl_enter();
     const int C8 = C / 8;
     GRID_LOOP(i, (i64)N * OH * OW * C8) {
         int c8 = (int)qmod(i, C8); i64 t = qdiv(i, C8); int ow = (int)qmod(t, OW); t = qdiv(t, OW);
@@ -593,7 +593,7 @@ extern "C" __global__ void maxpool_nhwc8(const void* __restrict__ x, void* __res
 // the threads and index arithmetic a byte (ResNet-50's pool after the stem:
 // 205 MB in 0.13 ms with 8 channels a thread, against a DRAM floor of ~0.07).
 extern "C" __global__ void maxpool3_nhwc16(const w4* __restrict__ x, w4* __restrict__ y, int N, int C, int H, int W, int OH,
-    int OW, int sh, int sw, int ph, int pw, int dh, int dw, int sg) {
+    int OW, int sh, int sw, int ph, int pw, int dh, int dw, int sg) { pdl_enter();
     const int C16 = C / 16;
     GRID_LOOP(i, (i64)N * OH * OW * C16) {
         const int c16 = (int)qmod(i, C16); i64 t = qdiv(i, C16); const int ow = (int)qmod(t, OW); t = qdiv(t, OW);
@@ -711,7 +711,7 @@ template <int FMT> __device__ __forceinline__ void gpool_run(const w4* __restric
     }
 }
 extern "C" __global__ void __launch_bounds__(256) gpool_nhwc(const w4* __restrict__ x, void* __restrict__ y, int N,
-    int CV, int HW, int fmt) {
+    int CV, int HW, int fmt) { pdl_enter();
     __shared__ float red[GP_G][8][32]; // [pixel group][lane of the vector][vector]: conflict-free
     if (fmt == 0) gpool_run<0>(x, y, N, CV, HW, red);
     else if (fmt == 1) gpool_run<1>(x, y, N, CV, HW, red);
@@ -721,7 +721,7 @@ extern "C" __global__ void __launch_bounds__(256) gpool_nhwc(const w4* __restric
 // Per-tensor QuantizeLinear to int8, 4 elements per thread (n % 4 == 0):
 // one 16-byte load, one 4-byte store; the same arithmetic as quant_f32_i8.
 extern "C" __global__ void quant_f32_i8_x4(const w4* __restrict__ x, unsigned* __restrict__ y, i64 n4,
-    const float* s, const signed char* zp) {
+    const float* s, const signed char* zp) { pdl_enter();
     const float sc = s[0];
     const int z = zp ? zp[0] : 0;
     GRID_LOOP(i, n4) {
@@ -800,7 +800,7 @@ template <typename OUT> __device__ __forceinline__ void st8r(OUT* y, i64 o, cons
 extern "C" __global__ void NAME(const void* __restrict__ x, const void* __restrict__ wt,            \
     OUT* __restrict__ y, int N, int C, int H, int W, int OH, int OW, int KH, int KW, int sh, int sw, \
     int ph, int pw, int dh, int dw, const float* ms, const float* bias, const void* resid,           \
-    int rfmt, float zs, int zz, int ak, float aa, float ab, float ys, int zp, int xz, int fmt, float yr) {             \
+    int rfmt, float zs, int zz, int ak, float aa, float ab, float ys, int zp, int xz, int fmt, float yr) { pdl_enter();             \
     const int C8 = C / 8;                                                                            \
     GRID_LOOP(i, (i64)N * OH * OW * C8) {                                                            \
         int c8 = (int)qmod(i, C8); i64 t = qdiv(i, C8); int ow = (int)qmod(t, OW); t = qdiv(t, OW);  \
@@ -857,7 +857,7 @@ DWNHWC(dw_nhwc8_e4m3, u8)
 
 // Per-tensor QuantizeLinear to E4M3, 4 elements per thread (n % 4 == 0),
 // the same arithmetic as quant_f32_e4m3.
-extern "C" __global__ void quant_f32_e4m3_x4(const w4* __restrict__ x, unsigned* __restrict__ y, i64 n4, const float* s) {
+extern "C" __global__ void quant_f32_e4m3_x4(const w4* __restrict__ x, unsigned* __restrict__ y, i64 n4, const float* s) { pdl_enter();
     const float sc = s[0];
     GRID_LOOP(i, n4) {
         w4 v = x[i];
@@ -871,7 +871,7 @@ extern "C" __global__ void quant_f32_e4m3_x4(const w4* __restrict__ x, unsigned*
 
 // NHWC [NHW][C] → NHWC with the channels zero-padded to Cp.
 #define PADNHWC2(NAME, T)                                                                            \
-extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ y, i64 NHW, int C, int Cp) { \
+extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ y, i64 NHW, int C, int Cp) { pdl_enter(); \
     GRID_LOOP(i, NHW * Cp) {                                                                         \
         int c = (int)qmod(i, Cp); i64 p = qdiv(i, Cp);                                               \
         y[i] = c < C ? x[p * C + c] : (T)0;                                                          \
@@ -884,7 +884,7 @@ PADNHWC2(padc_nhwc_b2, u16)
 // pointers 16-byte aligned: the caller checks), the tail byte by byte.
 // Reshape/Flatten steps copy through it: cuMemcpyDtoDAsync took ~20 µs of
 // GPU time for ResNet-50's 512 KB Flatten at batch 256.
-extern "C" __global__ void copy_b16(const w4* __restrict__ x, w4* __restrict__ y, i64 n) {
+extern "C" __global__ void copy_b16(const w4* __restrict__ x, w4* __restrict__ y, i64 n) { pdl_enter();
     const i64 n16 = n / 16;
     GRID_LOOP(i, n16) y[i] = x[i];
     GRID_LOOP(i, n - n16 * 16) ((u8*)y)[n16 * 16 + i] = ((const u8*)x)[n16 * 16 + i];
@@ -934,7 +934,7 @@ __device__ __forceinline__ void kwexpand(const T* __restrict__ x, T* __restrict_
 }
 #define KWEXPAND(NAME, T)                                                                            \
 extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ y, int N, int C, int H, int W, int OW, \
-    int KW, int sw, int pw, int dw, int CX, int nhwc) {                                              \
+    int KW, int sw, int pw, int dw, int CX, int nhwc) { pdl_enter();                                              \
     kwexpand<T>(x, y, N, C, H, W, OW, KW, sw, pw, dw, CX, nhwc);                                     \
 }
 KWEXPAND(kwexpand_b1, u8)

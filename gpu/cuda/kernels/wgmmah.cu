@@ -202,7 +202,7 @@ extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned ch
     const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
     int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, \
-    float ys, float yr, int zp, float vlo, float vhi, int tiles) {                                   \
+    float ys, float yr, int zp, float vlo, float vhi, int tiles) { pdl_enter();                                   \
     ignh_body<F, ACC, OUT, ST, BN>(x, w, y, N, C, H, W, OH, OW, Kp, Cout, ms, bias, ak, aa, ab, ys, yr, zp, vlo, vhi); \
 }
 IGH(ignh_i8_i8, 2, 4, 64, 3, int, signed char)
@@ -421,7 +421,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) NAME(const unsigned char* _
     const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
     int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, \
-    float ys, float yr, int zp, float vlo, float vhi, int tiles) {                                   \
+    float ys, float yr, int zp, float vlo, float vhi, int tiles) { pdl_enter();                                   \
     ignhp_body<F, ACC, OUT, 64, NKS>(x, w, y, N, H, W, OH, OW, Kp, Cout, ms, bias, ak, aa, ab, ys, yr, zp, vlo, vhi, tiles); \
 }
 IGHP(ignhp1_i8_i8, 1, 3, int, signed char)

@@ -307,7 +307,7 @@ extern "C" __global__ void __launch_bounds__(256, BLOCKS) NAME(const unsigned ch
     const unsigned char* __restrict__ w, OUT* __restrict__ y, int N, int C, int H, int W, int OH,    \
     int OW, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int K, int Cout,          \
     const float* ms, const float* bias, const void* resid, int rfmt, float zs, int zz, int ak, float aa, float ab, \
-    float ys, float yr, int zp, float vlo, float vhi, int tiles) {                                   \
+    float ys, float yr, int zp, float vlo, float vhi, int tiles) { pdl_enter();                                   \
     ignp_body<F, ACC, OUT, ST, BN, RES>(x, w, y, N, C, H, W, OH, OW, KW, sh, sw, ph, pw, dh, dw, Kp, K, Cout, \
         ms, bias, resid, rfmt, zs, zz, ak, aa, ab, ys, yr, zp, vlo, vhi, tiles);                     \
 }
