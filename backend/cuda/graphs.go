@@ -148,6 +148,28 @@ type segGraph struct {
 	steps    []stepRec // per step: the staged copies to do at replay
 	failed   string    // why it runs eagerly for good
 	retries  int       // captures discarded because memory moved
+	// tl is the capture's timeline (timeline.go): event-record nodes where
+	// the kind of work changes, so that a replay's time splits into H2D,
+	// compute and D2H as eager runs do; empty without RecordExternal
+	tl timeline
+}
+
+// graphTimeline is the timeline of the segment being captured, nil where
+// the driver cannot record events as graph nodes.
+func (st *execState) graphTimeline() *timeline {
+	r := st.graphs[st.seg.key]
+	if r == nil || !cuda.ExternalRecordSupported() {
+		return nil
+	}
+	r.tl.graph = true
+	return &r.tl
+}
+
+// resetTimeline returns a segment's timeline events to the pool (its graph
+// is gone or being replaced; no replay is in flight).
+func (st *execState) resetTimeline(r *segGraph) {
+	st.events = append(st.events, r.tl.events()...)
+	r.tl = timeline{graph: true}
 }
 
 // maxCaptureRetries is how often a segment's capture may be discarded
@@ -195,6 +217,7 @@ func (st *execState) beginStep(g *device, x *engine.Exec) segMode {
 	case r.graph != nil: // memory moved since the capture: capture again
 		r.graph.Destroy()
 		r.graph = nil
+		st.resetTimeline(r)
 	case st.stageUsed != 0 || len(st.outs) != 0:
 		// staged copies of an unfinished segment are queued; offsets would
 		// differ at replay. Stay eager (rare: a segment without host read).
@@ -212,6 +235,7 @@ func (st *execState) beginStep(g *device, x *engine.Exec) segMode {
 			return modeEager
 		}
 		captureStarted()
+		st.resetTimeline(r)
 		r.steps, r.allocGen = r.steps[:0], st.allocGen
 		st.seg.mode = modeCapture
 	}
@@ -228,9 +252,15 @@ func (st *execState) captureTwin(g *device, body stepBody, gen uint64, stageStar
 	}
 	eagerEnd := st.stageUsed
 	saved := st.s
+	st.capS.SetPDL(saved.PDL()) // kernels captured as programmatic dependents become graph edges of that kind
 	st.s, st.twin, st.stageUsed = st.capS, true, stageStart
 	st.rec = stepRec{nIn: len(st.curIn), nOut: len(st.curOut)}
-	twinHost, err := body(g, st, func(int) error { return nil })
+	twinHost, err := body(g, st, func(i int) error {
+		if tl := st.graphTimeline(); tl != nil {
+			return tl.mark(st, st.s, i)
+		}
+		return nil
+	})
 	st.s, st.twin = saved, false
 	switch {
 	case err != nil:
@@ -249,8 +279,13 @@ func (st *execState) captureTwin(g *device, body stepBody, gen uint64, stageStar
 // endCapture turns the finished segment's capture into a graph.
 func (st *execState) endCapture(g *device) {
 	r := st.graphs[st.seg.key]
+	tlErr := r.tl.leave(st, st.capS)
 	gr, err := st.capS.EndCapture()
 	captureEnded(g)
+	if err == nil && tlErr != nil {
+		gr.Destroy()
+		err = tlErr
+	}
 	if err != nil {
 		st.failSegment(r, err.Error())
 		st.seg.mode = modeEager
@@ -274,6 +309,7 @@ func (st *execState) retryCapture() {
 	}
 	captureEnded(dev)
 	r.steps = nil
+	st.resetTimeline(r)
 	st.seg.mode = modeEager
 }
 
@@ -296,6 +332,7 @@ func (st *execState) abortCapture(reason string) {
 func (st *execState) failSegment(r *segGraph, reason string) {
 	r.failed = reason
 	r.steps = nil
+	st.resetTimeline(r)
 	graphStats.failures.Add(1)
 	graphStats.mu.Lock()
 	graphStats.last = reason
@@ -309,6 +346,7 @@ func (st *execState) dropGraphs() {
 		if r.graph != nil {
 			r.graph.Destroy()
 		}
+		st.resetTimeline(r)
 		delete(st.graphs, k)
 	}
 }
@@ -342,24 +380,37 @@ func (st *execState) replayStep(in, out []*ir.Tensor) error {
 	if j < len(r.steps)-1 {
 		return nil
 	}
-	var ev [4]*cuda.Event
-	for i := range ev {
-		var err error
-		if ev[i], err = st.event(); err != nil {
+	timed := len(r.tl.spans) > 0 // the graph records its own spans
+	if timed {
+		if err := r.graph.Launch(st.s); err != nil {
 			return err
 		}
+	} else { // the whole graph as compute
+		var ev [4]*cuda.Event
+		for i := range ev {
+			var err error
+			if ev[i], err = st.event(); err != nil {
+				return err
+			}
+		}
+		ev[0].Record(st.s)
+		ev[1].Record(st.s)
+		if err := r.graph.Launch(st.s); err != nil {
+			return err
+		}
+		ev[2].Record(st.s)
+		ev[3].Record(st.s)
+		st.pending = append(st.pending, ev)
 	}
-	ev[0].Record(st.s)
-	ev[1].Record(st.s)
-	if err := r.graph.Launch(st.s); err != nil {
-		return err
-	}
-	ev[2].Record(st.s)
-	ev[3].Record(st.s)
-	st.pending = append(st.pending, ev)
 	graphStats.replays.Add(1)
 	if err := st.s.Sync(); err != nil {
 		return err
+	}
+	if timed {
+		r.tl.steps = int64(len(r.steps))
+		if err := r.tl.account(st); err != nil {
+			return err
+		}
 	}
 	t0 = time.Now()
 	for _, a := range rec.outs {

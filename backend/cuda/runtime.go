@@ -111,10 +111,14 @@ func (g *device) fn(name string) (*cuda.Function, error) { return g.mod.Func(nam
 
 // Timing is where a CUDA step's time goes, as trtexec reports it: host to
 // device copies, GPU compute, device to host copies (GPU time from events).
+// Outside profiling the events are recorded where the kind of work changes
+// (the lean timeline, timeline.go), also inside replayed CUDA graphs
+// (event-record nodes), so compute is the GPU time from the end of the
+// inputs' copies to the start of the outputs' copies, gaps between kernels
+// included, as trtexec's GPU compute time.
 //
 // Staging is host time (wall clock) spent copying between Go memory and
-// the pinned staging buffers. A replayed CUDA graph counts as one step
-// whose time is all Compute (its copies are nodes of the graph).
+// the pinned staging buffers.
 type Timing struct {
 	H2D, Compute, D2H time.Duration
 	Staging           time.Duration
@@ -458,7 +462,7 @@ func step(x *engine.Exec, in, out []*ir.Tensor, body stepBody) error {
 	// the lean timeline (timeline.go) unless a step's own time is wanted
 	st.tl.on = !stepEvents.Load() && !syncSteps.Load() && x.Execution > 0
 	var ev [4]*cuda.Event
-	mark := st.leanMark
+	mark := func(i int) error { return st.tl.mark(st, st.s, i) }
 	if !st.tl.on {
 		for i := range ev {
 			if ev[i], err = st.event(); err != nil {
@@ -474,7 +478,7 @@ func step(x *engine.Exec, in, out []*ir.Tensor, body stepBody) error {
 	toHost, err := body(g, st, mark)
 	if err != nil {
 		st.abortCapture("the step failed: " + err.Error())
-		st.leave()
+		st.tl.leave(st, st.s)
 		st.s.Sync()
 		st.flushOuts()
 		st.endSegment()
@@ -506,7 +510,7 @@ func step(x *engine.Exec, in, out []*ir.Tensor, body stepBody) error {
 	if st.seg.mode == modeCapture {
 		st.endCapture(g)
 	}
-	if err := st.leave(); err != nil {
+	if err := st.tl.leave(st, st.s); err != nil {
 		return err
 	}
 	if err := st.s.Sync(); err != nil {
@@ -534,7 +538,7 @@ func (st *execState) account() error {
 		st.events = append(st.events, ev[:]...)
 	}
 	st.pending = st.pending[:0]
-	return st.accountSpans()
+	return st.tl.account(st)
 }
 
 // grid1 is a grid for a grid-stride loop over n elements.

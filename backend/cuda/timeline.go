@@ -60,28 +60,27 @@ type span struct {
 	ph   phase
 }
 
-// timeline is a context's lean-timeline state.
+// timeline is a context's lean-timeline state, or a captured graph's.
 type timeline struct {
 	on    bool        // the running step uses it
 	open  *cuda.Event // the last event recorded (nil: no span open)
 	ph    phase       // the open span's phase
 	spans []span      // closed spans, accounted at the next wait
 	steps int64       // steps since the last accounting
+	// graph: the events are nodes of a captured graph (recorded with
+	// RecordExternal on the capture stream), kept with it and accounted
+	// after each of its replays
+	graph bool
 }
 
-// enter closes the open span (if any) with a new event and opens one of
-// phase ph; nothing is recorded if that span is already open.
-func (st *execState) enter(ph phase) error {
-	tl := &st.tl
+// enter closes the open span (if any) with a new event recorded on s and
+// opens one of phase ph; nothing is recorded if that span is already open.
+func (tl *timeline) enter(st *execState, s *cuda.Stream, ph phase) error {
 	if tl.open != nil && tl.ph == ph {
 		return nil
 	}
-	e, err := st.event()
+	e, err := tl.record(st, s)
 	if err != nil {
-		return err
-	}
-	if err := e.Record(st.s); err != nil {
-		st.events = append(st.events, e)
 		return err
 	}
 	if tl.open != nil {
@@ -91,18 +90,14 @@ func (st *execState) enter(ph phase) error {
 	return nil
 }
 
-// leave closes the open span (before the host waits for the stream).
-func (st *execState) leave() error {
-	tl := &st.tl
+// leave closes the open span (before the host waits for the stream, or
+// at the end of a capture).
+func (tl *timeline) leave(st *execState, s *cuda.Stream) error {
 	if tl.open == nil {
 		return nil
 	}
-	e, err := st.event()
+	e, err := tl.record(st, s)
 	if err != nil {
-		return err
-	}
-	if err := e.Record(st.s); err != nil {
-		st.events = append(st.events, e)
 		return err
 	}
 	tl.spans = append(tl.spans, span{tl.open, e, tl.ph})
@@ -110,30 +105,52 @@ func (st *execState) leave() error {
 	return nil
 }
 
-// leanMark is a step body's mark in lean mode: mark(1), the end of the
+func (tl *timeline) record(st *execState, s *cuda.Stream) (*cuda.Event, error) {
+	e, err := st.event()
+	if err != nil {
+		return nil, err
+	}
+	if tl.graph {
+		err = e.RecordExternal(s)
+	} else {
+		err = e.Record(s)
+	}
+	if err != nil {
+		st.events = append(st.events, e)
+		return nil, err
+	}
+	return e, nil
+}
+
+// mark is a step body's mark under a timeline: mark(1), the end of the
 // step's host-to-device copies, opens a compute span unless one is open;
 // the other marks record nothing (copies open their own spans: copying).
-func (st *execState) leanMark(i int) error {
-	if i == 1 && st.tl.ph != phCompute {
-		return st.enter(phCompute)
+func (tl *timeline) mark(st *execState, s *cuda.Stream, i int) error {
+	if i == 1 && tl.ph != phCompute {
+		return tl.enter(st, s, phCompute)
 	}
 	return nil
 }
 
-// copying opens a span of phase ph before a copy is queued on the
-// context's stream (lean mode, outside a graph capture's twin pass).
+// copying opens a span of phase ph before a copy is queued: on the
+// context's lean timeline, or in a capture's twin pass on the graph's.
 func (st *execState) copying(ph phase) error {
-	if !st.tl.on || st.twin {
+	if st.twin {
+		if tl := st.graphTimeline(); tl != nil {
+			return tl.enter(st, st.s, ph)
+		}
 		return nil
 	}
-	return st.enter(ph)
+	if !st.tl.on {
+		return nil
+	}
+	return st.tl.enter(st, st.s, ph)
 }
 
-// accountSpans adds the closed spans to the totals (the stream has been
-// synchronized) and returns their events to the pool, each once: a span's
-// end is the next span's start.
-func (st *execState) accountSpans() error {
-	tl := &st.tl
+// account adds the closed spans to the totals (the stream has been
+// synchronized). A context's timeline returns its events to the pool, each
+// once (a span's end is the next span's start); a graph's keeps them.
+func (tl *timeline) account(st *execState) error {
 	for i, s := range tl.spans {
 		ms, err := s.b.Elapsed(s.a)
 		if err != nil {
@@ -148,6 +165,9 @@ func (st *execState) accountSpans() error {
 		default:
 			totals.compute.Add(d)
 		}
+		if tl.graph {
+			continue
+		}
 		if i == 0 || tl.spans[i-1].b != s.a {
 			st.events = append(st.events, s.a)
 		}
@@ -155,13 +175,17 @@ func (st *execState) accountSpans() error {
 			st.events = append(st.events, s.b)
 		}
 	}
-	tl.spans = tl.spans[:0]
+	if !tl.graph {
+		tl.spans = tl.spans[:0]
+	}
 	totals.steps.Add(tl.steps)
-	tl.steps = 0
+	if !tl.graph {
+		tl.steps = 0
+	}
 	return nil
 }
 
-// timelineEvents lists every event the timeline holds (for release).
+// events lists every event the timeline holds, each once.
 func (tl *timeline) events() []*cuda.Event {
 	var out []*cuda.Event
 	for i, s := range tl.spans {

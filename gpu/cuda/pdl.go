@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"fmt"
 	"runtime"
 	"unsafe"
 
@@ -50,6 +51,9 @@ func bindOptional(lib uintptr) {
 	if addr, err := purego.Dlsym(lib, "cuLaunchKernelEx"); err == nil && addr != 0 {
 		purego.RegisterFunc(&cuLaunchKernelEx, addr)
 	}
+	if addr, err := purego.Dlsym(lib, "cuEventRecordWithFlags"); err == nil && addr != 0 {
+		purego.RegisterFunc(&cuEventRecordWithFlags, addr)
+	}
 }
 
 // PDLSupported reports whether d can launch kernels as programmatic
@@ -76,4 +80,24 @@ func (f *Function) launchPDL(s *Stream, grid, block [3]uint32, shmem uint32, pp 
 	err := check("cuLaunchKernelEx("+f.Name+")", cuLaunchKernelEx(&cfg, f.h, pp, nil))
 	runtime.KeepAlive(&attr)
 	return err
+}
+
+// cuEventRecordWithFlags (CUDA 11.1+), for CU_EVENT_RECORD_EXTERNAL (1):
+// recorded during a stream capture, the event becomes an event-record node
+// of the graph, which records it at every launch (a plain record during a
+// capture only orders the captured work).
+var cuEventRecordWithFlags func(e uintptr, s uintptr, flags uint32) int32
+
+const eventRecordExternal = 1
+
+// ExternalRecordSupported reports whether RecordExternal is available.
+func ExternalRecordSupported() bool { return cuEventRecordWithFlags != nil }
+
+// RecordExternal records e on s; on a capturing stream it becomes a node
+// of the graph, recorded at each of its launches.
+func (e *Event) RecordExternal(s *Stream) error {
+	if cuEventRecordWithFlags == nil {
+		return fmt.Errorf("cuEventRecordWithFlags: not in this driver")
+	}
+	return check("cuEventRecordWithFlags", cuEventRecordWithFlags(e.h, s.h, eventRecordExternal))
 }

@@ -75,7 +75,7 @@ func main() {
 	convPrec := flag.String("convprec", "int8", "precision of -conv: fp16, int8 or fp8")
 	tactic := flag.String("tactic", "", "with -conv: the only channels-last conv tactic offered where it lowers (e.g. implicit_nhwc.wgq)")
 	cnnModels := flag.String("cnnmodels", "resnet50,mobilenetv2", "the -cnn models (comma separated)")
-	rt := flag.String("rt", "", "also time each built CNN under these run-time variants, interleaved (comma separated: events, lean, pdl)")
+	rt := flag.String("rt", "", "also time each built CNN under these run-time variants, interleaved (comma separated: events, lean, pdl, graph, graph+pdl)")
 	ioOnly := flag.Bool("io", false, "only time SimpleCNN FP16 (256, 4096) and ResNet-50 FP16 (256) end to end with and without pinned staging and CUDA graphs")
 	flag.Parse()
 	if *rt != "" {
@@ -371,7 +371,7 @@ func modelTimed(m *ir.Model, input string, shape []int64, cfg builder.Config, it
 		}
 	}
 	if len(rtVariants) > 0 {
-		if err := timeVariants(ctx, r, iters); err != nil {
+		if err := timeVariants(e, input, x, r, iters); err != nil {
 			return r, err
 		}
 	}
@@ -382,55 +382,79 @@ func modelTimed(m *ir.Model, input string, shape []int64, cfg builder.Config, it
 var rtVariants []string
 
 // rtSet applies a run-time variant: "events" (CUDA events around every
-// step, no programmatic dependent launches: the runtime before session
-// 10), "lean" (the lean timeline, no PDL), "pdl" (lean and PDL, the
-// default).
+// step, no programmatic dependent launches, no graphs: the runtime before
+// session 10), "lean" (the lean timeline), "pdl" (lean and PDL), "graph"
+// (CUDA graphs with their own timeline nodes), "graph+pdl".
 func rtSet(v string) error {
+	ev, pdl, graphs := false, false, false
 	switch v {
 	case "events":
-		cudabackend.SetStepEvents(true)
-		cudabackend.SetPDL(false)
+		ev = true
 	case "lean":
-		cudabackend.SetStepEvents(false)
-		cudabackend.SetPDL(false)
 	case "pdl":
-		cudabackend.SetStepEvents(false)
-		cudabackend.SetPDL(true)
+		pdl = true
+	case "graph":
+		graphs = true
+	case "graph+pdl":
+		graphs, pdl = true, true
 	default:
-		return fmt.Errorf("unknown -rt variant %q (events, lean, pdl)", v)
+		return fmt.Errorf("unknown -rt variant %q (events, lean, pdl, graph, graph+pdl)", v)
 	}
+	cudabackend.SetStepEvents(ev)
+	cudabackend.SetPDL(pdl)
+	cudabackend.SetGraphs(graphs)
 	return nil
 }
 
-// timeVariants times ctx once per -rt variant, interleaved (one Execute
-// of each variant per round, so that clock drift hits all alike), and
-// emits one line per variant: gpu_ms the median of the per-Execute GPU
-// compute times.
-func timeVariants(ctx *engine.Context, base result, iters int) error {
-	wasEv, wasPDL := cudabackend.StepEvents(), cudabackend.PDL()
-	defer func() { cudabackend.SetStepEvents(wasEv); cudabackend.SetPDL(wasPDL) }()
+// timeVariants times e once per -rt variant, each on its own context
+// (graphs are captured per context, with the variant's launches),
+// interleaved (one Execute of each variant per round, so that clock drift
+// hits all alike; two warm-up rounds: graphs are captured on the second),
+// and emits one line per variant: gpu_ms the median of the per-Execute GPU
+// compute times, h2d_ms the median H2D.
+func timeVariants(e *engine.Engine, input string, x *ir.Tensor, base result, iters int) error {
+	wasEv, wasPDL, wasGraphs := cudabackend.StepEvents(), cudabackend.PDL(), cudabackend.Graphs()
+	defer func() {
+		cudabackend.SetStepEvents(wasEv)
+		cudabackend.SetPDL(wasPDL)
+		cudabackend.SetGraphs(wasGraphs)
+	}()
+	ctxs := make([]*engine.Context, len(rtVariants))
+	for i := range ctxs {
+		ctxs[i] = e.NewContext()
+		if err := ctxs[i].SetInput(input, x); err != nil {
+			return err
+		}
+	}
 	gpu := make([][]float64, len(rtVariants))
+	h2d := make([][]float64, len(rtVariants))
 	wall := make([][]float64, len(rtVariants))
-	for round := -2; round < iters; round++ { // two warm-up rounds
+	for round := -2; round < iters; round++ {
 		for i, v := range rtVariants {
 			if err := rtSet(v); err != nil {
 				return err
 			}
-			before := cudabackend.ReadTiming().Compute
+			before := cudabackend.ReadTiming()
 			t0 := time.Now()
-			if err := ctx.Execute(); err != nil {
+			if err := ctxs[i].Execute(); err != nil {
 				return fmt.Errorf("-rt %s: %w", v, err)
 			}
 			if round >= 0 {
+				after := cudabackend.ReadTiming()
 				wall[i] = append(wall[i], float64(time.Since(t0).Microseconds())/1e3)
-				gpu[i] = append(gpu[i], float64((cudabackend.ReadTiming().Compute-before).Microseconds())/1e3)
+				gpu[i] = append(gpu[i], float64((after.Compute-before.Compute).Microseconds())/1e3)
+				h2d[i] = append(h2d[i], float64((after.H2D-before.H2D).Microseconds())/1e3)
 			}
 		}
 	}
+	gs := cudabackend.ReadGraphStats()
 	for i, v := range rtVariants {
 		r := base
 		r.Prec += " rt=" + v
-		r.MS, r.GPU, r.H2D, r.D2H, r.Staging = median(wall[i]), median(gpu[i]), 0, 0, 0
+		r.MS, r.GPU, r.H2D, r.D2H, r.Staging = median(wall[i]), median(gpu[i]), median(h2d[i]), 0, 0
+		if strings.HasPrefix(v, "graph") {
+			r.Steps = fmt.Sprintf("graphs: %d captures, %d replays, %d fallbacks %s", gs.Captures, gs.Replays, gs.Failures, gs.LastFailure)
+		}
 		emit(r)
 	}
 	return nil
