@@ -74,7 +74,11 @@ template <int BN, typename ACC> __device__ __forceinline__ void wgmmaN(ACC (&d)[
 // coordinates of q > 0 follow from q = 0's by adding 32 pixels (two
 // divisions per tile instead of eight: the divisions by OW and OH were
 // most of a 3×3 tile's index arithmetic).
-struct WRows { const unsigned char* px[4]; int ih[4], iw[4]; };
+struct WRows {
+    const unsigned char* px[4];
+    int ih[4], iw[4];
+    bool fast; // the persistent kernels' pixel-row tile (wg_load_pix): px[0], px[1] are its A and B rows
+};
 __device__ __forceinline__ void wg_rows(WRows& rw, const unsigned char* x, i64 m0, int r0, i64 M, int C, int H, int W, int OH, int OW,
     int sh, int sw, int ph, int pw) {
     const i64 m = m0 + r0;
@@ -183,6 +187,30 @@ __device__ __forceinline__ void wg_load(const unsigned char* __restrict__ x, con
         cp16(bs + row * IG_SB + ((cc ^ (row & 7)) << 4), src, ok ? 16 : 0);
     }
 }
+// wg_load_pix is wg_load for a tile of pixel rows wholly inside the
+// problem (a 1×1 stride-1 unpadded conv launched as N = pixels, m0 + 128 ≤
+// M, n0 + BN ≤ Cout: the persistent kernels check per tile): thread (r0,
+// cc)'s A rows start at xa = x + (m0 + r0)·C + cc·16 and its B rows at wb =
+// w + (n0 + r0)·Kp + cc·16, rows 32 apart are constant offsets, and only
+// the reduction's tail is out of bounds. ncu on res2's 1×1 64→256 (ignr):
+// the general form took 225 of a tile's 854 instructions per warp (64-bit
+// bounds tests and a select per row, the tap's arithmetic).
+template <int BN = IG_BN>
+__device__ __forceinline__ void wg_load_pix(const unsigned char* __restrict__ x, const unsigned char* xa, const unsigned char* wb,
+    unsigned as, int kt, int cc, int r0, int C, int Kp, int K) {
+    const unsigned bs = as + IG_BM * IG_SB;
+    if (kt * IG_SB + (cc >> 1) * 32 >= K) return; // a 32-byte K step wholly past K: never read
+    const bool kok = kt * IG_SB + cc * 16 < K;
+    const int n = kok ? 16 : 0;
+    const unsigned char* a = kok ? xa + kt * IG_SB : x; // a zero fill reads nothing: any valid address
+    const unsigned char* b = kok ? wb + kt * IG_SB : x;
+    const unsigned sw = (cc ^ (r0 & 7)) << 4; // rows r0 + 32q share r0's swizzle
+#pragma unroll
+    for (int q = 0; q < 4; q++) cp16(as + (r0 + 32 * q) * IG_SB + sw, a + (kok ? (i64)q * 32 * C : 0), n);
+#pragma unroll
+    for (int q = 0; q < BN / 32; q++) cp16(bs + (r0 + 32 * q) * IG_SB + sw, b + (kok ? (i64)q * 32 * Kp : 0), n);
+}
+
 // wg_mma_step issues warpgroup wg's MMAs of the stage at as (kbytes of
 // the reduction left, so steps past K are skipped) and commits them
 // (first: the tile's first step, whose first MMA overwrites d)

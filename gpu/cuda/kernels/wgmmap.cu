@@ -200,6 +200,10 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
     const int nk = (K + IG_SB - 1) / IG_SB;
     const int ntile = (tiles - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x;
     WRows rw;
+    rw.fast = false;
+    // a 1×1 stride-1 unpadded conv comes as N = pixels, OH = OW = 1 (its
+    // rows are C-byte pixel rows, K = C)
+    const bool pixrows = OH == 1 && OW == 1 && H == 1 && W == 1 && K == C;
     const unsigned sraw = smem_addr(smd);
     // the loader: the next step to load (tile lt of the block's, step lk, stage ls)
     int lt = 0, lk = 0, ls = 0;
@@ -211,17 +215,25 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
             const i64 m0 = (i64)ltile.mi * IG_BM;
             const int n0 = ltile.ni * BN;
             if (lk == 0) { // the tile's rows, and its epilogue's operands
-                wg_rows(rw, x, m0, r0, M, C, H, W, OH, OW, sh, sw, ph, pw);
-                tp.init_packed(tp0);
+                // a pixel-row tile inside the problem takes wg_load_pix
+                rw.fast = pixrows && m0 + IG_BM <= M && n0 + BN <= Cout;
+                if (rw.fast) {
+                    rw.px[0] = x + (m0 + r0) * C + cc * 16;
+                    rw.px[1] = w + (i64)(n0 + r0) * Kp + cc * 16;
+                } else {
+                    wg_rows(rw, x, m0, r0, M, C, H, W, OH, OW, sh, sw, ph, pw);
+                    tp.init_packed(tp0);
+                }
                 const unsigned cb = cbuf + (lt & 1) * G::RB, sb = sbuf + (lt & 1) * G::SB;
                 if (resid && (Cout & 15) == 0) { // 16-byte chunks i = tid + 256k: row i / (BN/16), chunk i % (BN/16)
                     constexpr int CPR = BN / 16;
                     const int col = (tid % CPR) * 16;
                     const u8* rp = (const u8*)resid + (m0 + tid / CPR) * Cout + n0 + col;
+                    const bool inside = m0 + IG_BM <= M && n0 + BN <= Cout; // no test per row
 #pragma unroll
                     for (int k = 0; k < BN / 32; k++) {
                         const int row = tid / CPR + k * (256 / CPR);
-                        const bool ok = m0 + row < M && n0 + col < Cout;
+                        const bool ok = inside || (m0 + row < M && n0 + col < Cout);
                         cp16(cb + row * G::RS + col, ok ? rp + (i64)k * (256 / CPR) * Cout : resid, ok ? 16 : 0);
                     }
                 } else if (resid) { // rows 8-byte aligned only (Cout % 16 == 8): thread (r0, cc) takes columns cc·8 + 64p of rows r0 + 32q
@@ -255,8 +267,11 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
                     }
                 }
             }
-            wg_load<BN>(x, w, rw, tp, sbase + ls * G::STAGE, lk, cc, r0, n0, C, H, W, dh, dw, Kp, K, Cout);
-            tp.next(C, KW);
+            if (rw.fast) wg_load_pix<BN>(x, rw.px[0], rw.px[1], sbase + ls * G::STAGE, lk, cc, r0, C, Kp, K);
+            else {
+                wg_load<BN>(x, w, rw, tp, sbase + ls * G::STAGE, lk, cc, r0, n0, C, H, W, dh, dw, Kp, K, Cout);
+                tp.next(C, KW);
+            }
         }
         if (++lk == nk) { lk = 0; lt++; ltile.next(); }
         if (++ls == ST) ls = 0;
