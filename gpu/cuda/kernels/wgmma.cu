@@ -196,19 +196,23 @@ __device__ __forceinline__ void wg_load(const unsigned char* __restrict__ x, con
 // the general form took 225 of a tile's 854 instructions per warp (64-bit
 // bounds tests and a select per row, the tap's arithmetic).
 template <int BN = IG_BN>
-__device__ __forceinline__ void wg_load_pix(const unsigned char* __restrict__ x, const unsigned char* xa, const unsigned char* wb,
+__device__ __forceinline__ void wg_load_pix(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w,
+    const unsigned char* xa, const unsigned char* wb,
     unsigned as, int kt, int cc, int r0, int C, int Kp, int K) {
     const unsigned bs = as + IG_BM * IG_SB;
     if (kt * IG_SB + (cc >> 1) * 32 >= K) return; // a 32-byte K step wholly past K: never read
     const bool kok = kt * IG_SB + cc * 16 < K;
     const int n = kok ? 16 : 0;
-    const unsigned char* a = kok ? xa + kt * IG_SB : x; // a zero fill reads nothing: any valid address
-    const unsigned char* b = kok ? wb + kt * IG_SB : x;
+    // a zero fill reads nothing, but its address stays a valid one: the
+    // tensors' starts, whose rows 96 on exist (M ≥ 128, Cout ≥ BN > 96)
+    const unsigned char* a = kok ? xa + kt * IG_SB : x;
+    const unsigned char* b = kok ? wb + kt * IG_SB : w;
     const unsigned sw = (cc ^ (r0 & 7)) << 4; // rows r0 + 32q share r0's swizzle
+    const int ra = 32 * C, rb = 32 * Kp;     // 32 rows
 #pragma unroll
-    for (int q = 0; q < 4; q++) cp16(as + (r0 + 32 * q) * IG_SB + sw, a + (kok ? (i64)q * 32 * C : 0), n);
+    for (int q = 0; q < 4; q++) cp16(as + (r0 + 32 * q) * IG_SB + sw, a + q * ra, n);
 #pragma unroll
-    for (int q = 0; q < BN / 32; q++) cp16(bs + (r0 + 32 * q) * IG_SB + sw, b + (kok ? (i64)q * 32 * Kp : 0), n);
+    for (int q = 0; q < BN / 32; q++) cp16(bs + (r0 + 32 * q) * IG_SB + sw, b + q * rb, n);
 }
 
 // wg_mma_step issues warpgroup wg's MMAs of the stage at as (kbytes of

@@ -128,8 +128,26 @@ __device__ __forceinline__ void ignp_epilogue(ACC (&d)[BN / 2], unsigned char* c
     constexpr int RS = igp<BN>::RS;
     ignp_codes<AK, RK, BN, ACC, OUT, FAST>(d, cs, sb, rA, tig, y, rfmt, zs, zz, xr, roff, ak, aa, ab, ys, yr, zp, vlo, vhi);
     asm volatile("bar.sync %0, 128;" :: "r"(1 + wg) : "memory");
+    const int t = tid & 127;
+    if ((Cout & 15) == 0) { // 16 bytes a thread and row (rows of cs are 16-byte aligned): half the passes of the 8-byte form
+        constexpr int TPR = BN / 16, RPP = 128 / TPR;
+        const int col = (t % TPR) * 16, row0 = wg * 64 + t / TPR;
+        if (n0 + col >= Cout) return;
+        const unsigned src = smem_addr(cs) + row0 * RS + col;
+        u8* yp = (u8*)y + (m0 + row0) * Cout + n0 + col;
+        const i64 step = (i64)RPP * Cout;
+        const int left = (M - m0 < IG_BM ? (int)(M - m0) : IG_BM) - row0;
+#pragma unroll
+        for (int q = 0; q < 64 / RPP; q++) {
+            if (RPP * q >= left) break;
+            ku4 v;
+            asm("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(src + RPP * q * RS));
+            *(ku4*)(yp + q * step) = v;
+        }
+        return;
+    }
     constexpr int TPR = BN / 8, RPP = 128 / TPR;
-    const int t = tid & 127, col = (t % TPR) * 8, row0 = wg * 64 + t / TPR;
+    const int col = (t % TPR) * 8, row0 = wg * 64 + t / TPR;
     if (n0 + col >= Cout) return;
     // the thread's first row as a 32-bit shared address and a global
     // pointer, the others at constant offsets, and the rows left as an int:
@@ -267,7 +285,7 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
                     }
                 }
             }
-            if (rw.fast) wg_load_pix<BN>(x, rw.px[0], rw.px[1], sbase + ls * G::STAGE, lk, cc, r0, C, Kp, K);
+            if (rw.fast) wg_load_pix<BN>(x, w, rw.px[0], rw.px[1], sbase + ls * G::STAGE, lk, cc, r0, C, Kp, K);
             else {
                 wg_load<BN>(x, w, rw, tp, sbase + ls * G::STAGE, lk, cc, r0, n0, C, H, W, dh, dw, Kp, K, Cout);
                 tp.next(C, KW);
