@@ -74,20 +74,38 @@ func ReadGraphStats() GraphStats {
 
 // Releases of collected contexts wait while any capture is open: a
 // context's release frees device and pinned memory (cuMemFree,
-// cuMemFreeHost synchronize), runs on the garbage collector's cleanup
-// goroutine at any time, and is the suspected cause of a capture
-// invalidated with no failing call of kiln's own (seen once on an H200;
-// unverified). The last capture to end releases them.
+// cuMemFreeHost synchronize the device, which invalidates a capture in
+// progress), runs on the garbage collector's cleanup goroutine at any
+// time, and is the suspected cause of a capture invalidated with no
+// failing call of kiln's own (seen once on an H200 in session 5, and in
+// session 10's TestLeanTimelineAndPDL, which drops a context per mode).
+// The last capture to end releases them. A capture does not start while a
+// release runs (releasing): the segment stays eager for that run and is
+// captured on a later one.
 var (
 	releaseMu        sync.Mutex
 	openCaptures     int
+	releasing        int // releases running now (not deferred)
 	deferredReleases []*execState
 	releasesDeferred atomic.Int64
 )
 
-func captureStarted() {
+// tryCaptureStart counts a capture about to begin; false while a release
+// runs (no capture then).
+func tryCaptureStart() bool {
 	releaseMu.Lock()
+	defer releaseMu.Unlock()
+	if releasing > 0 {
+		return false
+	}
 	openCaptures++
+	return true
+}
+
+// releaseDone ends a release counted by deferRelease or captureEnded.
+func releaseDone() {
+	releaseMu.Lock()
+	releasing--
 	releaseMu.Unlock()
 }
 
@@ -98,19 +116,22 @@ func captureEnded(g *device) {
 	var todo []*execState
 	if openCaptures == 0 {
 		todo, deferredReleases = deferredReleases, nil
+		releasing += len(todo)
 	}
 	releaseMu.Unlock()
 	for _, st := range todo {
 		st.releaseNow(g)
+		releaseDone()
 	}
 }
 
 // deferRelease queues st's release while a capture is open; it reports
-// whether it did.
+// whether it did. If not, the caller releases now and calls releaseDone.
 func deferRelease(st *execState) bool {
 	releaseMu.Lock()
 	defer releaseMu.Unlock()
 	if openCaptures == 0 {
+		releasing++
 		return false
 	}
 	deferredReleases = append(deferredReleases, st)
@@ -230,11 +251,14 @@ func (st *execState) beginStep(g *device, x *engine.Exec) segMode {
 			}
 			st.capS = s
 		}
+		if !tryCaptureStart() { // a context's release is running: capture on a later run
+			return modeEager
+		}
 		if err := st.capS.BeginCapture(); err != nil {
+			captureEnded(g)
 			st.failSegment(r, err.Error())
 			return modeEager
 		}
-		captureStarted()
 		st.resetTimeline(r)
 		r.steps, r.allocGen = r.steps[:0], st.allocGen
 		st.seg.mode = modeCapture

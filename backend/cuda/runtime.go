@@ -257,6 +257,7 @@ func (st *execState) release(g *device) {
 		return
 	}
 	st.releaseNow(g)
+	releaseDone()
 }
 
 func (st *execState) releaseNow(g *device) {
