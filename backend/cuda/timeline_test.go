@@ -51,11 +51,12 @@ func TestLeanTimelineAndPDL(t *testing.T) {
 				SetPDL(m.pdl)
 				SetGraphs(m.graphs)
 				ctx := e.NewContext()
-				caps := ReadGraphStats().Captures
+				reps := ReadGraphStats().Replays
 				runBytes(t, e, ctx, "input", x) // warm-up (graphs: eager)
-				runBytes(t, e, ctx, "input", x) // graphs: the capture
-				// a capture waits while a dropped context's release runs (graphs.go): capture on a later run
-				for k := 0; m.graphs && k < 3 && ReadGraphStats().Captures == caps; k++ {
+				// graphs: the capture, then replays. A capture may come a run
+				// or two later (it waits while a dropped context's release
+				// runs; memory that moved makes it stale): run until one replays.
+				for k := 0; m.graphs && k < 6 && (k == 0 || ReadGraphStats().Replays == reps); k++ {
 					runBytes(t, e, ctx, "input", x)
 				}
 				gs := ReadGraphStats()
