@@ -20,7 +20,9 @@ for mod in "kiln:$K/common.cuh $K/kiln.cu" "igemm:$K/common.cuh $K/nhwc.cuh $K/i
     "wgmma:$K/common.cuh $K/nhwc.cuh $K/wgmma.cu $K/wgmmap.cu $K/wgmmah.cu"; do
     name=${mod%%:*}
     { echo "#include \"$PWD/tools/cudacheck/nvrtc_shim.h\""; for f in ${mod#*:}; do echo "#include \"$PWD/$f\""; done; } > "$tmp/$name.cu"
-    out=/dev/null
+    # never -o /dev/null: clang replaced the device node with a regular file
+    # (2026-11-26), which broke every later `go` command on the machine
+    out=$tmp/$name.ptx
     [ -n "$PTX_DIR" ] && mkdir -p "$PTX_DIR" && out=$PTX_DIR/$name.ptx
     if "$CLANG" -x cuda --cuda-device-only --cuda-gpu-arch=sm_90 -nocudainc -nocudalib -std=c++17 -O1 -S \
         -Wno-unknown-cuda-version -o "$out" "$tmp/$name.cu" 2> "$tmp/$name.err"; then

@@ -118,53 +118,48 @@ __device__ __forceinline__ void ignp_codes(ACC (&d)[BN / 2], unsigned char* cs, 
     }
 }
 
-// ignp_epilogue: ignp_codes, then the warpgroup's 64 rows stored from cs
-// (rows m0 + row of the output): 8 bytes per thread and row, BN/8 threads
-// per row, 1024/BN rows per pass
-template <int AK, int RK, int BN, bool FAST, typename ACC, typename OUT>
-__device__ __forceinline__ void ignp_epilogue(ACC (&d)[BN / 2], unsigned char* cs, const float* sb, int tid, int wg, int rA, int tig,
-    i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y, int rfmt, float zs, int zz, unsigned xr, float roff, int ak, float aa,
-    float ab, float ys, float yr, int zp, float vlo, float vhi) {
-    constexpr int RS = igp<BN>::RS;
-    ignp_codes<AK, RK, BN, ACC, OUT, FAST>(d, cs, sb, rA, tig, y, rfmt, zs, zz, xr, roff, ak, aa, ab, ys, yr, zp, vlo, vhi);
-    asm volatile("bar.sync %0, 128;" :: "r"(1 + wg) : "memory");
-    const int t = tid & 127;
-    if ((Cout & 15) == 0) { // 16 bytes a thread and row (rows of cs are 16-byte aligned): half the passes of the 8-byte form
-        constexpr int TPR = BN / 16, RPP = 128 / TPR;
-        const int col = (t % TPR) * 16, row0 = wg * 64 + t / TPR;
-        if (n0 + col >= Cout) return;
-        const unsigned src = smem_addr(cs) + row0 * RS + col;
-        u8* yp = (u8*)y + (m0 + row0) * Cout + n0 + col;
-        const i64 step = (i64)RPP * Cout;
-        const int left = (M - m0 < IG_BM ? (int)(M - m0) : IG_BM) - row0;
-#pragma unroll
-        for (int q = 0; q < 64 / RPP; q++) {
-            if (RPP * q >= left) break;
-            ku4 v;
-            asm("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(src + RPP * q * RS));
-            *(ku4*)(yp + q * step) = v;
-        }
-        return;
-    }
-    constexpr int TPR = BN / 8, RPP = 128 / TPR;
-    const int col = (t % TPR) * 8, row0 = wg * 64 + t / TPR;
+// ignp_store stores the warpgroup's 64 rows of codes from cs (rows m0 +
+// row of the output): VB bytes a thread and row (16 where Cout % 16 = 0,
+// half the passes of 8), BN/VB threads per row, 128·VB/BN rows per pass.
+// The thread's first row is one 32-bit shared address and one global
+// pointer, the others at constant offsets, and the rows left an int:
+// per-row 64-bit products and precomputed shared addresses (which the
+// compiler hoisted out of the tile loop and spilled to local memory,
+// reloaded from L2 at every store: 11% of res2's stall samples) are gone.
+template <int BN, int VB>
+__device__ __forceinline__ void ignp_store(const unsigned char* cs, int t, int wg, i64 m0, int n0, i64 M, int Cout, u8* y) {
+    constexpr int RS = igp<BN>::RS, TPR = BN / VB, RPP = 128 / TPR;
+    const int col = (t % TPR) * VB, row0 = wg * 64 + t / TPR;
     if (n0 + col >= Cout) return;
-    // the thread's first row as a 32-bit shared address and a global
-    // pointer, the others at constant offsets, and the rows left as an int:
-    // per-row 64-bit products and precomputed shared addresses (which the
-    // compiler hoisted out of the tile loop and spilled to local memory,
-    // reloaded from L2 at every store: 11% of res2's stall samples) are gone
     const unsigned src = smem_addr(cs) + row0 * RS + col;
-    u8* yp = (u8*)y + (m0 + row0) * Cout + n0 + col;
+    u8* yp = y + (m0 + row0) * Cout + n0 + col;
     const i64 step = (i64)RPP * Cout;
     const int left = (M - m0 < IG_BM ? (int)(M - m0) : IG_BM) - row0; // rows of this thread's from row0 on
 #pragma unroll
     for (int q = 0; q < 64 / RPP; q++) {
         if (RPP * q >= left) break;
-        ku2 v;
-        asm("ld.shared.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "r"(src + RPP * q * RS));
-        *(ku2*)(yp + q * step) = v;
+        if constexpr (VB == 16) {
+            ku4 v;
+            asm("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(src + RPP * q * RS));
+            *(ku4*)(yp + q * step) = v;
+        } else {
+            ku2 v;
+            asm("ld.shared.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "r"(src + RPP * q * RS));
+            *(ku2*)(yp + q * step) = v;
+        }
     }
+}
+
+// ignp_epilogue: ignp_codes, then the warpgroup's 64 rows stored from cs
+// (rows m0 + row of the output) by ignp_store
+template <int AK, int RK, int BN, bool FAST, typename ACC, typename OUT>
+__device__ __forceinline__ void ignp_epilogue(ACC (&d)[BN / 2], unsigned char* cs, const float* sb, int tid, int wg, int rA, int tig,
+    i64 m0, int n0, i64 M, int Cout, OUT* __restrict__ y, int rfmt, float zs, int zz, unsigned xr, float roff, int ak, float aa,
+    float ab, float ys, float yr, int zp, float vlo, float vhi) {
+    ignp_codes<AK, RK, BN, ACC, OUT, FAST>(d, cs, sb, rA, tig, y, rfmt, zs, zz, xr, roff, ak, aa, ab, ys, yr, zp, vlo, vhi);
+    asm volatile("bar.sync %0, 128;" :: "r"(1 + wg) : "memory");
+    if ((Cout & 15) == 0) ignp_store<BN, 16>(cs, tid & 127, wg, m0, n0, M, Cout, (u8*)y); // rows of cs are 16-byte aligned
+    else ignp_store<BN, 8>(cs, tid & 127, wg, m0, n0, M, Cout, (u8*)y);
 }
 
 // ignp_epilogue_k dispatches a tile's epilogue on its activation and
