@@ -78,6 +78,10 @@ struct WRows {
     const unsigned char* px[4];
     int ih[4], iw[4];
     bool fast; // the persistent kernels' pixel-row tile (wg_load_pix): px[0], px[1] are its A and B rows
+    // the persistent kernels' B rows of a tile whose channels lie inside
+    // Cout: thread (r0, cc)'s first row at w + (n0 + r0)·Kp + cc·16 (null:
+    // wg_load's per-row form)
+    const unsigned char* wb;
 };
 __device__ __forceinline__ void wg_rows(WRows& rw, const unsigned char* x, i64 m0, int r0, i64 M, int C, int H, int W, int OH, int OW,
     int sh, int sw, int ph, int pw) {
@@ -179,6 +183,14 @@ __device__ __forceinline__ void wg_load(const unsigned char* __restrict__ x, con
         const bool ok = kok && (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
         cp16(as + row * IG_SB + ((cc ^ (row & 7)) << 4), ok ? rw.px[q] + off : x, ok ? 16 : 0);
     }
+    if (rw.wb) { // B rows at constant offsets from the tile's base (ncu, res4's 3×3: the per-row form was half the loader)
+        const unsigned char* b = kok ? rw.wb + kt * IG_SB : w; // a zero fill's address: w, whose rows 96 on exist (Cout ≥ BN)
+        const unsigned sw = (cc ^ (r0 & 7)) << 4;
+        const int rb = 32 * Kp;
+#pragma unroll
+        for (int q = 0; q < BN / 32; q++) cp16(bs + (r0 + 32 * q) * IG_SB + sw, b + q * rb, kok ? 16 : 0);
+        return;
+    }
 #pragma unroll
     for (int q = 0; q < BN / 32; q++) {
         const int row = r0 + 32 * q, co = n0 + row;
@@ -250,6 +262,7 @@ __device__ __forceinline__ void ignw_body(const unsigned char* __restrict__ x, c
     const unsigned sraw = smem_addr(smd), sbase = (sraw + 1023) & ~1023u;
     WRows rw;
     wg_rows(rw, x, m0, r0, M, C, H, W, OH, OW, sh, sw, ph, pw);
+    rw.wb = nullptr;
     WTap tp;
     tp.init(cc, C, KW);
     auto load = [&](int kt, int stage) { // kt = 0, 1, 2, ... in order: tp follows

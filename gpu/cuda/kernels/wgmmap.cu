@@ -214,6 +214,7 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
     const int ntile = (tiles - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x;
     WRows rw;
     rw.fast = false;
+    rw.wb = nullptr;
     // a 1×1 stride-1 unpadded conv comes as N = pixels, OH = OW = 1 (its
     // rows are C-byte pixel rows, K = C)
     const bool pixrows = OH == 1 && OW == 1 && H == 1 && W == 1 && K == C;
@@ -235,6 +236,7 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
                     rw.px[1] = w + (i64)(n0 + r0) * Kp + cc * 16;
                 } else {
                     wg_rows(rw, x, m0, r0, M, C, H, W, OH, OW, sh, sw, ph, pw);
+                    rw.wb = n0 + BN <= Cout ? w + (i64)(n0 + r0) * Kp + cc * 16 : nullptr;
                     tp.init_packed(tp0);
                 }
                 const unsigned cb = cbuf + (lt & 1) * G::RB, sb = sbuf + (lt & 1) * G::SB;
