@@ -152,9 +152,15 @@ struct WTap {
             qc = C == IG_SB; rc = IG_SB - qc * C;
             return;
         }
-        const int r = k / C;
-        c = k - r * C; kh = r / KW; kw = r - kh * KW;
-        qc = IG_SB / C; rc = IG_SB - qc * C;
+        // C a power of two (a kernel-width-expanded stem's 32 bytes) and KW
+        // 1 (the same stem): shifts and no division
+        const bool p2 = (C & (C - 1)) == 0;
+        int lc; // log2(C) where C is a power of two: its highest set bit
+        asm("bfind.u32 %0, %1;" : "=r"(lc) : "r"(C));
+        const int r = p2 ? k >> lc : k / C;
+        c = k - r * C;
+        kh = KW == 1 ? r : r / KW; kw = r - kh * KW;
+        qc = p2 ? IG_SB >> lc : IG_SB / C; rc = IG_SB - qc * C;
     }
     __device__ __forceinline__ void next(int C, int KW) {
         c += rc;
@@ -256,13 +262,16 @@ __device__ __forceinline__ void ignw_body(const unsigned char* __restrict__ x, c
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const i64 M = (i64)N * OH * OW;
     const int nN = (Cout + IG_BN - 1) / IG_BN; // channel tiles fastest, as ign_body
-    const i64 m0 = (i64)(blockIdx.x / nN) * IG_BM;
-    const int n0 = (int)(blockIdx.x % nN) * IG_BN;
+    // one channel tile (a stem's 64 channels): no division per block (ncu on
+    // ResNet-50's stem, one tile a block: the block's index arithmetic was
+    // most of its ~1120 instructions per warp)
+    const i64 m0 = nN == 1 ? (i64)blockIdx.x * IG_BM : (i64)(blockIdx.x / nN) * IG_BM;
+    const int n0 = nN == 1 ? 0 : (int)(blockIdx.x % nN) * IG_BN;
     const int cc = tid & 7, r0 = tid >> 3;    // chunk column; rows r0 + 32q
     const unsigned sraw = smem_addr(smd), sbase = (sraw + 1023) & ~1023u;
     WRows rw;
     wg_rows(rw, x, m0, r0, M, C, H, W, OH, OW, sh, sw, ph, pw);
-    rw.wb = nullptr;
+    rw.wb = n0 + IG_BN <= Cout ? w + (i64)(n0 + r0) * Kp + cc * 16 : nullptr;
     WTap tp;
     tp.init(cc, C, KW);
     auto load = [&](int kt, int stage) { // kt = 0, 1, 2, ... in order: tp follows
