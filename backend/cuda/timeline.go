@@ -151,7 +151,7 @@ func (st *execState) copying(ph phase) error {
 // synchronized). A context's timeline returns its events to the pool, each
 // once (a span's end is the next span's start); a graph's keeps them.
 func (tl *timeline) account(st *execState) error {
-	for i, s := range tl.spans {
+	for _, s := range tl.spans {
 		ms, err := s.b.Elapsed(s.a)
 		if err != nil {
 			return err
@@ -165,17 +165,9 @@ func (tl *timeline) account(st *execState) error {
 		default:
 			totals.compute.Add(d)
 		}
-		if tl.graph {
-			continue
-		}
-		if i == 0 || tl.spans[i-1].b != s.a {
-			st.events = append(st.events, s.a)
-		}
-		if tl.open != s.b { // the open span's start stays in use
-			st.events = append(st.events, s.b)
-		}
 	}
 	if !tl.graph {
+		st.events = append(st.events, tl.unique(false)...) // the open span's start stays in use
 		tl.spans = tl.spans[:0]
 	}
 	totals.steps.Add(tl.steps)
@@ -186,7 +178,12 @@ func (tl *timeline) account(st *execState) error {
 }
 
 // events lists every event the timeline holds, each once.
-func (tl *timeline) events() []*cuda.Event {
+func (tl *timeline) events() []*cuda.Event { return tl.unique(true) }
+
+// unique lists the closed spans' events, each once (consecutive spans
+// share an event: one's end is the next one's start), and the open span's
+// start if withOpen.
+func (tl *timeline) unique(withOpen bool) []*cuda.Event {
 	var out []*cuda.Event
 	for i, s := range tl.spans {
 		if i == 0 || tl.spans[i-1].b != s.a {
@@ -196,7 +193,7 @@ func (tl *timeline) events() []*cuda.Event {
 			out = append(out, s.b)
 		}
 	}
-	if tl.open != nil {
+	if withOpen && tl.open != nil {
 		out = append(out, tl.open)
 	}
 	return out
