@@ -14,6 +14,8 @@
 #   BASE=int8,fp8         the same with .tmp/gpu/gpu_bench_base (an earlier commit's build, the baseline;
 #                         T_BASE seconds, T_CNN's by default; each -cnn build times tactics at batch 256:
 #                         ResNet-50 INT8 65–95 s, FP8 90–115 s, FP16 135–165 s, mobilenetv2 ~20 s each)
+#   SIMPLE=1              GEMMs at 8192³ and SimpleCNN (batch 256 and 4096, every precision) with PyTorch's
+#                         numbers in one table (gpu_bench without -cnn, then tools/gpu_bench.py; T_SIMPLE, 240)
 #   PROF=int8             per-step profile (gpu_bench -profile)
 #   TORCH=1               PyTorch FP16 in the same call (tools/gpu_torch_profile.py)
 #   NCUS="spec@tactic@kernel-regex@grid@first|last …"  Nsight Compute on one layer (tools/gpu_ncu.sh CONV=…)
@@ -60,6 +62,12 @@ cnn() { # binary, precisions, output file, seconds
 [ -n "$CNN" ] && cnn gpu_bench "$CNN" cnn "${T_CNN:-150}" "${RT:+-rt $RT} ${MODELS:+-cnnmodels $MODELS}"
 # an older binary may build for longer (session 8's took 126 s for ResNet-50 INT8 at opt 256)
 [ -n "$BASE" ] && cnn gpu_bench_base "$BASE" cnn_base "${T_BASE:-${T_CNN:-150}}"
+if [ -n "$SIMPLE" ]; then
+  KILN_CUDA_GRAPHS=0 timeout "${T_SIMPLE:-240}" ./gpu_bench -models shared/models -mnist "$KILN_MNIST_DIR" -iters 20 > "$OUT/simple.jsonl" 2>&1
+  el "gpu_bench (GEMMs, SimpleCNN) exit $?"
+  PYTHONUNBUFFERED=1 timeout 150 python3 "$ROOT/tools/gpu_bench.py" --kiln-json "$OUT/simple.jsonl" --out "$OUT/simple.md" --iters 20 2>&1 | tail -30
+  el "gpu_bench.py exit $?"
+fi
 if [ -n "$PROF" ]; then
   timeout "${T_PROF:-120}" ./gpu_bench -models shared/models -batch 256 -iters 5 -profile "$PROF" -nhwc on > "$OUT/profile.txt" 2>&1
   el "profile exit $?"
