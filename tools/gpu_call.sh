@@ -15,7 +15,8 @@
 #                         T_BASE seconds, T_CNN's by default; each -cnn build times tactics at batch 256:
 #                         ResNet-50 INT8 65–95 s, FP8 90–115 s, FP16 135–165 s, mobilenetv2 ~20 s each)
 #   SIMPLE=1              GEMMs at 8192³ and SimpleCNN (batch 256 and 4096, every precision) with PyTorch's
-#                         numbers in one table (gpu_bench without -cnn, then tools/gpu_bench.py; T_SIMPLE, 240)
+#                         numbers in one table (gpu_bench without -cnn, then tools/gpu_bench.py; T_SIMPLE, 240),
+#                         then SimpleCNN FP16 end to end in every input-copy variant (gpu_bench -io)
 #   PROF=int8             per-step profile (gpu_bench -profile)
 #   TORCH=1               PyTorch FP16 in the same call (tools/gpu_torch_profile.py)
 #   NCUS="spec@tactic@kernel-regex@grid@first|last …"  Nsight Compute on one layer (tools/gpu_ncu.sh CONV=…)
@@ -67,6 +68,10 @@ if [ -n "$SIMPLE" ]; then
   el "gpu_bench (GEMMs, SimpleCNN) exit $?"
   PYTHONUNBUFFERED=1 timeout 150 python3 "$ROOT/tools/gpu_bench.py" --kiln-json "$OUT/simple.jsonl" --out "$OUT/simple.md" --iters 20 2>&1 | tail -30
   el "gpu_bench.py exit $?"
+  # SimpleCNN FP16 end to end from pageable, staged and caller-pinned inputs (PyTorch's e2e reads a pinned input)
+  timeout 120 ./gpu_bench -models shared/models -io -iomodels simplecnn -iters 20 > "$OUT/simple_io.jsonl" 2>&1
+  el "gpu_bench -io exit $?"
+  grep -E '^\{' "$OUT/simple_io.jsonl" | sed -E 's/"(build_s|steps)":[^,]*,//g' | cut -c1-300
 fi
 if [ -n "$PROF" ]; then
   timeout "${T_PROF:-120}" ./gpu_bench -models shared/models -batch 256 -iters 5 -profile "$PROF" -nhwc on > "$OUT/profile.txt" 2>&1

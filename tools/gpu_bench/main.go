@@ -77,6 +77,7 @@ func main() {
 	cnnModels := flag.String("cnnmodels", "resnet50,mobilenetv2", "the -cnn models (comma separated)")
 	rt := flag.String("rt", "", "also time each built CNN under these run-time variants, interleaved (comma separated: events, lean, pdl, graph, graph+pdl)")
 	ioOnly := flag.Bool("io", false, "only time SimpleCNN FP16 (256, 4096) and ResNet-50 FP16 (256) end to end with and without pinned staging and CUDA graphs")
+	ioModels := flag.String("iomodels", "simplecnn,resnet50", "the -io models (comma separated)")
 	flag.Parse()
 	if *rt != "" {
 		rtVariants = strings.Split(*rt, ",")
@@ -109,7 +110,7 @@ func main() {
 		return
 	}
 	if *ioOnly {
-		ioBench(*models, *iters)
+		ioBench(*models, strings.Split(*ioModels, ","), *iters)
 		return
 	}
 	for _, p := range []struct {
