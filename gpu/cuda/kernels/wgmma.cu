@@ -77,7 +77,7 @@ template <int BN, typename ACC> __device__ __forceinline__ void wgmmaN(ACC (&d)[
 struct WRows {
     const unsigned char* px[4];
     int ih[4], iw[4];
-    bool fast; // the persistent kernels' pixel-row tile (wg_load_pix): px[0], px[1] are its A and B rows
+    bool fast; // the persistent kernels' pixel-row tile (wg_load_pix): px[0] is its A rows' start, wb its B rows'
     // the persistent kernels' B rows of a tile whose channels lie inside
     // Cout: thread (r0, cc)'s first row at w + (n0 + r0)·Kp + cc·16 (null:
     // wg_load's per-row form)
@@ -170,6 +170,20 @@ struct WTap {
         while (kw >= KW) { kw -= KW; kh++; }
     }
 };
+// wg_load_bbase copies thread (r0, cc)'s B rows r0 + 32q (q < BN/32) of
+// step kt from one base per tile, wb = w + (n0 + r0)·Kp + cc·16, for a tile
+// whose channels lie inside Cout (ncu, res4's 3×3: the per-row form was half
+// the loader); a zero fill's address is w, whose rows 96 on exist (Cout ≥ BN)
+template <int BN>
+__device__ __forceinline__ void wg_load_bbase(const unsigned char* __restrict__ w, const unsigned char* wb, unsigned bs, int kt,
+    bool kok, int cc, int r0, int Kp) {
+    const unsigned char* b = kok ? wb + kt * IG_SB : w;
+    const unsigned sw = (cc ^ (r0 & 7)) << 4; // rows r0 + 32q share r0's swizzle
+    const int rb = 32 * Kp;
+#pragma unroll
+    for (int q = 0; q < BN / 32; q++) cp16(bs + (r0 + 32 * q) * IG_SB + sw, b + q * rb, kok ? 16 : 0);
+}
+
 // wg_load issues thread (r0, cc)'s cp.async copies of reduction step kt
 // (at tap tp) into the stage at as: A rows r0 + 32q, B rows r0 + 32q
 // (q < BN/32), 16 bytes each, 128-byte swizzled
@@ -189,12 +203,8 @@ __device__ __forceinline__ void wg_load(const unsigned char* __restrict__ x, con
         const bool ok = kok && (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
         cp16(as + row * IG_SB + ((cc ^ (row & 7)) << 4), ok ? rw.px[q] + off : x, ok ? 16 : 0);
     }
-    if (rw.wb) { // B rows at constant offsets from the tile's base (ncu, res4's 3×3: the per-row form was half the loader)
-        const unsigned char* b = kok ? rw.wb + kt * IG_SB : w; // a zero fill's address: w, whose rows 96 on exist (Cout ≥ BN)
-        const unsigned sw = (cc ^ (r0 & 7)) << 4;
-        const int rb = 32 * Kp;
-#pragma unroll
-        for (int q = 0; q < BN / 32; q++) cp16(bs + (r0 + 32 * q) * IG_SB + sw, b + q * rb, kok ? 16 : 0);
+    if (rw.wb) {
+        wg_load_bbase<BN>(w, rw.wb, bs, kt, kok, cc, r0, Kp);
         return;
     }
 #pragma unroll
@@ -215,22 +225,17 @@ __device__ __forceinline__ void wg_load(const unsigned char* __restrict__ x, con
 // bounds tests and a select per row, the tap's arithmetic).
 template <int BN = IG_BN>
 __device__ __forceinline__ void wg_load_pix(const unsigned char* __restrict__ x, const unsigned char* __restrict__ w,
-    const unsigned char* xa, const unsigned char* wb,
-    unsigned as, int kt, int cc, int r0, int C, int Kp, int K) {
-    const unsigned bs = as + IG_BM * IG_SB;
+    const unsigned char* xa, const unsigned char* wb, unsigned as, int kt, int cc, int r0, int C, int Kp, int K) {
     if (kt * IG_SB + (cc >> 1) * 32 >= K) return; // a 32-byte K step wholly past K: never read
     const bool kok = kt * IG_SB + cc * 16 < K;
-    const int n = kok ? 16 : 0;
     // a zero fill reads nothing, but its address stays a valid one: the
-    // tensors' starts, whose rows 96 on exist (M ≥ 128, Cout ≥ BN > 96)
+    // tensor's start, whose rows 96 on exist (M ≥ 128)
     const unsigned char* a = kok ? xa + kt * IG_SB : x;
-    const unsigned char* b = kok ? wb + kt * IG_SB : w;
     const unsigned sw = (cc ^ (r0 & 7)) << 4; // rows r0 + 32q share r0's swizzle
-    const int ra = 32 * C, rb = 32 * Kp;     // 32 rows
+    const int ra = 32 * C;                    // 32 rows
 #pragma unroll
-    for (int q = 0; q < 4; q++) cp16(as + (r0 + 32 * q) * IG_SB + sw, a + q * ra, n);
-#pragma unroll
-    for (int q = 0; q < BN / 32; q++) cp16(bs + (r0 + 32 * q) * IG_SB + sw, b + q * rb, n);
+    for (int q = 0; q < 4; q++) cp16(as + (r0 + 32 * q) * IG_SB + sw, a + q * ra, kok ? 16 : 0);
+    wg_load_bbase<BN>(w, wb, as + IG_BM * IG_SB, kt, kok, cc, r0, Kp);
 }
 
 // wg_mma_step issues warpgroup wg's MMAs of the stage at as (kbytes of

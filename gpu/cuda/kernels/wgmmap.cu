@@ -230,13 +230,11 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
             const int n0 = ltile.ni * BN;
             if (lk == 0) { // the tile's rows, and its epilogue's operands
                 // a pixel-row tile inside the problem takes wg_load_pix
-                rw.fast = pixrows && m0 + IG_BM <= M && n0 + BN <= Cout;
-                if (rw.fast) {
-                    rw.px[0] = x + (m0 + r0) * C + cc * 16;
-                    rw.px[1] = w + (i64)(n0 + r0) * Kp + cc * 16;
-                } else {
+                rw.wb = n0 + BN <= Cout ? w + (i64)(n0 + r0) * Kp + cc * 16 : nullptr; // B from one base (wg_load_bbase)
+                rw.fast = pixrows && m0 + IG_BM <= M && rw.wb;
+                if (rw.fast) rw.px[0] = x + (m0 + r0) * C + cc * 16;
+                else {
                     wg_rows(rw, x, m0, r0, M, C, H, W, OH, OW, sh, sw, ph, pw);
-                    rw.wb = n0 + BN <= Cout ? w + (i64)(n0 + r0) * Kp + cc * 16 : nullptr;
                     tp.init_packed(tp0);
                 }
                 const unsigned cb = cbuf + (lt & 1) * G::RB, sb = sbuf + (lt & 1) * G::SB;
@@ -282,7 +280,7 @@ __device__ __forceinline__ void ignp_body(const unsigned char* __restrict__ x, c
                     }
                 }
             }
-            if (rw.fast) wg_load_pix<BN>(x, w, rw.px[0], rw.px[1], sbase + ls * G::STAGE, lk, cc, r0, C, Kp, K);
+            if (rw.fast) wg_load_pix<BN>(x, w, rw.px[0], rw.wb, sbase + ls * G::STAGE, lk, cc, r0, C, Kp, K);
             else {
                 wg_load<BN>(x, w, rw, tp, sbase + ls * G::STAGE, lk, cc, r0, n0, C, H, W, dh, dw, Kp, K, Cout);
                 tp.next(C, KW);
