@@ -163,6 +163,38 @@ func TestGraphReplayMatchesEager(t *testing.T) {
 					t.Fatalf("pinned staging run %d differs from pageable copies", k)
 				}
 			}
+			// graphs with caller-pinned inputs: a segment's first step
+			// copies them ahead of the graph from the buffer bound at that
+			// replay (earlyCopy), whatever it holds, pinned or not
+			SetGraphs(true)
+			py, err := NewPinnedTensor(ir.Float32, xs[1].Dims)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer HostFree(py.Data)
+			copy(py.Data, xs[1].Data)
+			before = ReadGraphStats()
+			gctx := e.NewContext()
+			for k, run := range []struct {
+				x    *ir.Tensor
+				fill int // copy xs[fill] into x first (-1: leave it)
+				want int
+			}{{px, 0, 0}, {px, -1, 0}, {px, -1, 0}, {px, 1, 1}, {py, -1, 1}, {xs[0], -1, 0}, {px, 0, 0}, {py, -1, 1}} {
+				if run.fill >= 0 {
+					copy(run.x.Data, xs[run.fill].Data)
+				}
+				if got := runBytes(t, e, gctx, c.input, run.x); !closeEnough(got, want[run.want], exact) {
+					t.Fatalf("graph run %d with caller-pinned inputs differs from eager", k)
+				}
+			}
+			after = ReadGraphStats()
+			t.Logf("%s, caller-pinned inputs: %d replays, %d copies queued ahead of a graph", c.name, after.Replays-before.Replays, after.EarlyCopies-before.EarlyCopies)
+			if after.Failures != before.Failures {
+				t.Errorf("a segment fell back to eager launches: %s", after.LastFailure)
+			}
+			if after.EarlyCopies-before.EarlyCopies < 5 {
+				t.Errorf("%d early copies in 6 replays with the input bound first to a caller's pinned buffer, want at least 5", after.EarlyCopies-before.EarlyCopies)
+			}
 		})
 	}
 }

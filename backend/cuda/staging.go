@@ -23,8 +23,10 @@ import (
 // outputs the host reads come back into it and are copied to their Go
 // tensors after the stream is synchronized. Callers that bind inputs
 // allocated with HostAlloc skip the staging copy (the DMA reads their
-// buffer directly), except inside CUDA graphs, whose copies always read the
-// context's staging buffer at the address captured.
+// buffer directly). Inside CUDA graphs, whose copies read the host address
+// captured, that holds for the inputs of a segment's first step (queued
+// ahead of the graph: earlyCopy in graphs.go); later steps' host inputs
+// are staged.
 //
 // KILN_CUDA_PINNED=0 (or SetPinned(false)) turns staging off: copies then
 // go from and to Go memory directly, as before, and CUDA graphs are off too
@@ -181,7 +183,16 @@ func (st *execState) stageTake(n int) (int, error) {
 func (st *execState) toDevice(p cuda.DevPtr, t *ir.Tensor) error {
 	b := t.Data
 	capturing := st.seg.mode == modeCapture
-	if !st.pinned || (!capturing && isPinned(b)) {
+	early := st.pinned && st.earlyCopyOf(b) // graphs.go: the graph leaves it out
+	if early && st.twin {
+		i := argIndex(st.curIn, t)
+		if i < 0 {
+			return fmt.Errorf("a host-copied tensor is not an input of the step")
+		}
+		st.rec.early = append(st.rec.early, earlyCopy{i, len(b), p})
+		return nil
+	}
+	if !st.pinned || early || (!capturing && isPinned(b)) {
 		if err := st.copying(phH2D); err != nil {
 			return err
 		}

@@ -179,6 +179,14 @@ func benchModel(w, errw io.Writer, path string, f benchFlags) error {
 	if err != nil {
 		return err
 	}
+	pinned, release, err := pinFeeds(feeds)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if pinned {
+		res.InputSource += "; in page-locked host memory"
+	}
 	for name, t := range feeds {
 		if err := ctx.SetInput(name, t); err != nil {
 			return err

@@ -253,3 +253,18 @@ func TestLayerLabel(t *testing.T) {
 		}
 	}
 }
+
+// Without the CUDA backend, bench inputs stay in Go memory: pinFeeds
+// reports nothing pinned and leaves every feed as it was.
+func TestPinFeedsWithoutCUDA(t *testing.T) {
+	x := ir.NewTensor(ir.Float32, []int64{2, 3})
+	feeds := map[string]*ir.Tensor{"x": x}
+	pinned, release, err := pinFeeds(feeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if pinned || feeds["x"] != x {
+		t.Fatalf("pinFeeds moved an input with the CUDA backend off (pinned=%v)", pinned)
+	}
+}
