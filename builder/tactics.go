@@ -231,22 +231,33 @@ func signature(l *engine.Layer, sym map[string]int64, names []string, threads in
 func (b *build) timeTactics(l *engine.Layer, cands []engine.Tactic, names []string) (string, *engine.Lowered, bool, error) {
 	// Fallback backends (negative priority, like ref) only compete when no
 	// regular backend offers a tactic: timing the reference kernels of a
-	// large network would cost more than the whole build.
+	// large network would cost more than the whole build. A device backend
+	// (engine.ExclusiveBackend) that offers tactics competes alone.
 	var prio []int
+	var excl []bool
 	for _, bk := range engine.Backends() {
+		ex := engine.Exclusive(bk)
 		for range bk.Tactics(l) {
-			prio = append(prio, bk.Priority())
+			prio, excl = append(prio, bk.Priority()), append(excl, ex)
 		}
 	}
-	if len(prio) == len(cands) && slices.ContainsFunc(prio, func(p int) bool { return p >= 0 }) {
-		var keep []engine.Tactic
-		var keepNames []string
-		for i, p := range prio {
-			if p >= 0 {
-				keep, keepNames = append(keep, cands[i]), append(keepNames, names[i])
+	if len(prio) == len(cands) {
+		keepIf := func(keep func(i int) bool) {
+			var ts []engine.Tactic
+			var ns []string
+			for i := range cands {
+				if keep(i) {
+					ts, ns = append(ts, cands[i]), append(ns, names[i])
+				}
 			}
+			cands, names = ts, ns
 		}
-		cands, names = keep, keepNames
+		switch {
+		case slices.Contains(excl, true):
+			keepIf(func(i int) bool { return excl[i] })
+		case slices.ContainsFunc(prio, func(p int) bool { return p >= 0 }):
+			keepIf(func(i int) bool { return prio[i] >= 0 })
+		}
 	}
 	if len(cands) < 2 {
 		return "", nil, false, nil

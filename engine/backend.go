@@ -47,6 +47,24 @@ type Backend interface {
 	Tactics(l *Layer) []Tactic
 }
 
+// ExclusiveBackend is a backend for a device of its own (a GPU). When it
+// offers tactics for a layer, the builder times only those: a tactic is
+// timed alone, from its own device's memory, so the timing cannot see the
+// copies that placing one layer of a device chain on the host adds. (On an
+// H200, SimpleCNN FP16 at batch 4096 ran in 12 ms instead of 1 when the
+// CPU's MaxPool, Reshape and casts won their timings between GPU layers.)
+// Without timing, priority gives the same answer.
+type ExclusiveBackend interface {
+	Backend
+	Exclusive() bool
+}
+
+// Exclusive reports whether b is an ExclusiveBackend that says so.
+func Exclusive(b Backend) bool {
+	e, ok := b.(ExclusiveBackend)
+	return ok && e.Exclusive()
+}
+
 var (
 	bkMu     sync.RWMutex
 	backends []Backend

@@ -53,6 +53,9 @@ type Backend struct{}
 func (Backend) Name() string  { return "cuda" }
 func (Backend) Priority() int { return Priority }
 
+// Exclusive: a layer the GPU implements stays on it (engine.ExclusiveBackend).
+func (Backend) Exclusive() bool { return true }
+
 // Tactics offers the GEMM tactic for convolutions and matrix products, and
 // the op kernel for the rest, when enabled and the GPU is usable.
 func (Backend) Tactics(l *engine.Layer) []engine.Tactic {

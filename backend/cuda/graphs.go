@@ -64,8 +64,8 @@ type GraphStats struct {
 
 var graphStats struct {
 	captures, replays, failures, early atomic.Int64
-	mu                          sync.Mutex
-	last                        string
+	mu                                 sync.Mutex
+	last                               string
 }
 
 // ReadGraphStats returns the process's graph counters.

@@ -19,6 +19,11 @@ import (
 	"strings"
 	"time"
 
+	// the CPU backends build what the GPU does not implement, as in the
+	// kiln command (before session 11 this tool linked none, so its plans
+	// never showed the CPU winning a GPU layer's timing: see
+	// engine.ExclusiveBackend)
+	_ "github.com/kilnml/kiln/backend/cpu"
 	cudabackend "github.com/kilnml/kiln/backend/cuda"
 	"github.com/kilnml/kiln/builder"
 	"github.com/kilnml/kiln/datasrc"
