@@ -84,17 +84,10 @@ func TestExclusiveBackendKeepsItsLayers(t *testing.T) {
 			t.Errorf("exclusive=%v: devtest_relu runs %q", exclusive, kernel)
 		}
 		x := randomInput(ir.Float32, []int64{2, 8}, 1)
-		e, err := engine.NewEngine(plan)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := e.NewContext().Run(map[string]*ir.Tensor{"x": x})
-		if err != nil {
-			t.Fatal(err)
-		}
+		y := runPlan(t, plan, map[string]*ir.Tensor{"x": x})
 		for i, v := range x.F32() {
-			if got["y"].F32()[i] != max(v, 0) {
-				t.Fatalf("exclusive=%v: y[%d] = %v, want relu(%v)", exclusive, i, got["y"].F32()[i], v)
+			if y.F32()[i] != max(v, 0) {
+				t.Fatalf("exclusive=%v: y[%d] = %v, want relu(%v)", exclusive, i, y.F32()[i], v)
 			}
 		}
 	}

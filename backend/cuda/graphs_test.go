@@ -49,6 +49,19 @@ func runBytes(t *testing.T, e *engine.Engine, ctx *engine.Context, input string,
 // with atomics); otherwise every comparison is bit-exact.
 const nondetBound = 1e-10
 
+// pinnedCopy returns a copy of x in HostAlloc'd memory, freed when the
+// test ends.
+func pinnedCopy(t *testing.T, x *ir.Tensor) *ir.Tensor {
+	t.Helper()
+	p, err := NewPinnedTensor(x.DType, x.Dims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { HostFree(p.Data) })
+	copy(p.Data, x.Data)
+	return p
+}
+
 func sameBytes(a, b []*ir.Tensor) bool {
 	if len(a) != len(b) {
 		return false
@@ -147,12 +160,7 @@ func TestGraphReplayMatchesEager(t *testing.T) {
 			}
 			// pinned staging without graphs, and a caller's pinned input
 			SetGraphs(false)
-			px, err := NewPinnedTensor(ir.Float32, xs[0].Dims)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer HostFree(px.Data)
-			copy(px.Data, xs[0].Data)
+			px := pinnedCopy(t, xs[0])
 			if !isPinned(px.Data) || isPinned(xs[0].Data) {
 				t.Fatal("isPinned does not tell HostAlloc'd memory from Go memory")
 			}
@@ -167,12 +175,7 @@ func TestGraphReplayMatchesEager(t *testing.T) {
 			// copies them ahead of the graph from the buffer bound at that
 			// replay (earlyCopy), whatever it holds, pinned or not
 			SetGraphs(true)
-			py, err := NewPinnedTensor(ir.Float32, xs[1].Dims)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer HostFree(py.Data)
-			copy(py.Data, xs[1].Data)
+			py := pinnedCopy(t, xs[1])
 			before = ReadGraphStats()
 			gctx := e.NewContext()
 			for k, run := range []struct {
