@@ -57,8 +57,8 @@ type GraphStats struct {
 	LastFailure                 string
 	// DeferredReleases counts context releases that waited for a capture.
 	DeferredReleases int64
-	// EarlyCopies counts the host-to-device copies of a segment's first
-	// step that replays queued ahead of their graph (earlyCopy).
+	// EarlyCopies counts the host-to-device copies of caller-pinned inputs
+	// that replays queued ahead of their graph instead of staging them.
 	EarlyCopies int64
 }
 
@@ -204,7 +204,7 @@ const maxCaptureRetries = 3
 type stepRec struct {
 	nIn, nOut int
 	ins, outs []stageAt
-	early     []earlyCopy // host inputs of a segment's first step
+	early     []earlyCopy // caller-pinned inputs of a segment's first step
 	layouts   []layoutSet // device copies the step marked NHWC or NCHW (replayed too)
 }
 
@@ -380,23 +380,26 @@ func (st *execState) dropGraphs() {
 }
 
 // earlyCopy is a copy a graph leaves out: argument i of the segment's
-// first step, n bytes to device address p, through bytes [off, off+n) of
-// the staging buffer unless the input is in a caller's pinned buffer.
+// first step, n bytes from a caller's pinned buffer to device address p.
 //
 // A graph's host-to-device copy reads the host address it was captured
-// with, so a graph's inputs must first be copied into the staging buffer
-// on the host, and its DMA cannot start before that copy ends. The copies
-// of a segment's first step are instead queued on the stream just before
-// the graph, from wherever the input is at that replay: nothing in the
-// segment runs before them, and the arena bytes they write are not in use
-// (the previous segment has finished). So a caller-pinned input is sent
-// by DMA straight from the caller's buffer, and a pageable one is staged
-// in pieces whose DMA overlaps the host's copy (stageAndSend), as without
-// graphs. For SimpleCNN FP16 at batch 4096 on the H200 a caller-pinned
-// input took a replay from 1.74 ms to 1.01 end to end.
+// with, so graphs read inputs from the context's staging buffer, and each
+// replay first copies the inputs there on the host (for SimpleCNN at batch
+// 4096, 12.8 MB: about 0.4 ms, more than the DMA itself). The copies of a
+// segment's first step can instead be queued on the stream just before the
+// graph, from wherever the input is at that replay: nothing in the segment
+// runs before them, and the arena bytes they write are not in use (the
+// previous segment has finished). So a caller-pinned input of a first step
+// is copied by DMA straight from the caller's buffer, as without graphs.
 type earlyCopy struct {
-	i, n, off int
-	p         cuda.DevPtr
+	i, n int
+	p    cuda.DevPtr
+}
+
+// earlyCopyOf says whether the copy of host bytes b to the device, in the
+// step running now, is left out of the graph being captured.
+func (st *execState) earlyCopyOf(b []byte) bool {
+	return st.seg.mode == modeCapture && st.seg.step == 0 && isPinned(b)
 }
 
 // queueEarly queues a replayed first step's early copies (before the
@@ -410,18 +413,11 @@ func (st *execState) queueEarly(j int, rec *stepRec, in []*ir.Tensor) error {
 			return st.diverged(fmt.Sprintf("input %d of step %d has %d bytes, %d when captured", a.i, j, len(in[a.i].Data), a.n))
 		}
 	}
-	open := func() error { return st.tl.enter(st, st.s, phH2D) }
+	if err := st.tl.enter(st, st.s, phH2D); err != nil {
+		return err
+	}
 	for _, a := range rec.early {
-		b := in[a.i].Data
-		var err error
-		if isPinned(b) {
-			if err = open(); err == nil {
-				err = st.s.HtoD(a.p, b)
-			}
-		} else {
-			err = st.stageAndSend(a.p, st.stage[a.off:a.off+a.n], b, open)
-		}
-		if err != nil {
+		if err := st.s.HtoD(a.p, in[a.i].Data); err != nil {
 			return err
 		}
 	}

@@ -111,9 +111,6 @@ func TestGraphReplayMatchesEager(t *testing.T) {
 		rn, in := benchModel(t, "resnet50")
 		models = append(models, model{"resnet50 fp16", rn, in, builder.Config{FP16: true}, 4, []int64{3, 224, 224}})
 	}
-	// every input in several pieces (stageAndSend), as large ones are
-	defer func(n int) { stagePiece = n }(stagePiece)
-	stagePiece = 64 << 10
 	for _, c := range models {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := c.cfg
@@ -161,9 +158,6 @@ func TestGraphReplayMatchesEager(t *testing.T) {
 			if after.Replays-before.Replays < 6 {
 				t.Errorf("%d graph replays, want at least 6", after.Replays-before.Replays)
 			}
-			if after.EarlyCopies == before.EarlyCopies {
-				t.Error("no replay queued its first step's input copy ahead of the graph")
-			}
 			// pinned staging without graphs, and a caller's pinned input
 			SetGraphs(false)
 			px := pinnedCopy(t, xs[0])
@@ -178,8 +172,8 @@ func TestGraphReplayMatchesEager(t *testing.T) {
 				}
 			}
 			// graphs with caller-pinned inputs: a segment's first step
-			// copies its inputs ahead of the graph from the buffer bound at
-			// that replay (earlyCopy), by DMA when it is pinned, else staged
+			// copies them ahead of the graph from the buffer bound at that
+			// replay (earlyCopy), whatever it holds, pinned or not
 			SetGraphs(true)
 			py := pinnedCopy(t, xs[1])
 			before = ReadGraphStats()

@@ -26,8 +26,7 @@ import (
 // buffer directly). Inside CUDA graphs, whose copies read the host address
 // captured, that holds for the inputs of a segment's first step (queued
 // ahead of the graph: earlyCopy in graphs.go); later steps' host inputs
-// are staged. Staged inputs go in pieces whose DMA overlaps the host's
-// copy of the next (stageAndSend), except the ones a graph copies.
+// are staged.
 //
 // KILN_CUDA_PINNED=0 (or SetPinned(false)) turns staging off: copies then
 // go from and to Go memory directly, as before, and CUDA graphs are off too
@@ -184,15 +183,21 @@ func (st *execState) stageTake(n int) (int, error) {
 func (st *execState) toDevice(p cuda.DevPtr, t *ir.Tensor) error {
 	b := t.Data
 	capturing := st.seg.mode == modeCapture
-	if !st.pinned || (!capturing && isPinned(b)) {
+	early := st.pinned && st.earlyCopyOf(b) // graphs.go: the graph leaves it out
+	if early && st.twin {
+		i := argIndex(st.curIn, t)
+		if i < 0 {
+			return fmt.Errorf("a host-copied tensor is not an input of the step")
+		}
+		st.rec.early = append(st.rec.early, earlyCopy{i, len(b), p})
+		return nil
+	}
+	if !st.pinned || early || (!capturing && isPinned(b)) {
 		if err := st.copying(phH2D); err != nil {
 			return err
 		}
 		return st.s.HtoD(p, b)
 	}
-	// graphs.go: a captured segment's first step leaves its input copies
-	// out of the graph (earlyCopy); its staging bytes are kept for them
-	early := capturing && st.seg.step == 0
 	off, err := st.stageTake(len(b))
 	if err != nil {
 		return err
@@ -203,56 +208,16 @@ func (st *execState) toDevice(p cuda.DevPtr, t *ir.Tensor) error {
 		if i < 0 {
 			return fmt.Errorf("a staged tensor is not an input of the step")
 		}
-		if early {
-			st.rec.early = append(st.rec.early, earlyCopy{i: i, n: len(b), off: off, p: p})
-			return nil
-		}
 		st.rec.ins = append(st.rec.ins, stageAt{i, off, len(b)})
-		if err := st.copying(phH2D); err != nil {
-			return err
-		}
-		return st.s.HtoD(p, dst)
-	}
-	open := func() error { return st.copying(phH2D) }
-	if early && isPinned(b) { // as the replays will copy it
-		if err := open(); err != nil {
-			return err
-		}
-		return st.s.HtoD(p, b)
-	}
-	return st.stageAndSend(p, dst, b, open)
-}
-
-// stagePiece is the size of the pieces in which stageAndSend copies an
-// input into the staging buffer and queues its DMA (a variable so that
-// tests can split small inputs too).
-var stagePiece = 4 << 20
-
-// stageAndSend copies host bytes b into dst (their place in the staging
-// buffer) and queues the DMA of dst to device address p, piece by piece:
-// the copy engine sends piece k while the host copies piece k+1, so a large
-// input costs about its host copy plus one piece's DMA instead of the sum
-// of both (SimpleCNN at batch 4096: 12.8 MB, about 0.45 ms of host copy
-// and 0.24 ms of DMA on the H200's host). open starts the H2D span once the
-// first piece is in place (the host's copy is staging time, not H2D).
-func (st *execState) stageAndSend(p cuda.DevPtr, dst, b []byte, open func() error) error {
-	for lo := 0; ; lo += stagePiece {
-		hi := min(lo+stagePiece, len(b))
+	} else {
 		t0 := time.Now()
-		copyPar(dst[lo:hi], b[lo:hi])
+		copyPar(dst, b)
 		totals.staging.Add(int64(time.Since(t0)))
-		if lo == 0 {
-			if err := open(); err != nil {
-				return err
-			}
-		}
-		if err := st.s.HtoD(p+cuda.DevPtr(lo), dst[lo:hi]); err != nil {
-			return err
-		}
-		if hi == len(b) {
-			return nil
-		}
 	}
+	if err := st.copying(phH2D); err != nil { // after the host's copy: it is staging time, not H2D
+		return err
+	}
+	return st.s.HtoD(p, dst)
 }
 
 // fromDevice queues the copy of device address src to output k's host
@@ -303,9 +268,8 @@ func argIndex(ts []*ir.Tensor, t *ir.Tensor) int {
 }
 
 // copyChunk is the least a goroutine of copyPar copies: below it the
-// goroutine (about a microsecond to start) costs more than it saves (a
-// core copies 512 KiB in some 25 µs).
-const copyChunk = 512 << 10
+// goroutine costs more than it saves.
+const copyChunk = 2 << 20
 
 // copyPar copies src to dst (equal lengths) with up to GOMAXPROCS
 // goroutines: one core's memmove into pinned memory runs at about the
