@@ -125,6 +125,12 @@ type Timing struct {
 	Steps             int64
 }
 
+// Sub is the time between two ReadTiming calls (t the later one), as a
+// bench needs for its timed runs alone.
+func (t Timing) Sub(u Timing) Timing {
+	return Timing{t.H2D - u.H2D, t.Compute - u.Compute, t.D2H - u.D2H, t.Staging - u.Staging, t.Steps - u.Steps}
+}
+
 func (t Timing) String() string {
 	return fmt.Sprintf("H2D %v, GPU compute %v, D2H %v over %d CUDA steps (host staging %v)", t.H2D, t.Compute, t.D2H, t.Steps, t.Staging)
 }

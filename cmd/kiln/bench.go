@@ -115,10 +115,12 @@ type benchResult struct {
 	Latency       benchstat.Summary `json:"latency"`
 	Profile       []layerTime       `json:"profile,omitempty"`
 	ORT           *ortResult        `json:"ort,omitempty"`
+	GPU           *gpuPerRun        `json:"gpu,omitempty"` // CUDA steps' time per timed run (--device cuda)
 	Warnings      []string          `json:"warnings"`
 	times         []time.Duration   // per run, for --export-times
 	starts        []time.Duration   // per run, from the start of the timed phase (of the first round with --rounds)
 	origin        time.Time         // --rounds: the first round's start (zero: each measure's own)
+	gpu           gpuTotals         // CUDA time of the timed runs (all rounds)
 	profileRuns   int
 }
 
@@ -206,6 +208,7 @@ func benchModel(w, errw io.Writer, path string, f benchFlags) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	res.Latency = benchstat.Summarize(benchstat.Ms(res.times), percentiles)
+	res.GPU = res.gpu.perRun()
 	if res.Latency.Unstable {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("latency is unstable: coefficient of variation %.2f%% > %.1f%% (other load, frequency scaling, or too short a run: raise --duration)",
 			100*res.Latency.CoV, 100*benchstat.UnstableCoV))
@@ -429,6 +432,7 @@ func (r *benchResult) measure(ctx *engine.Context, f *benchFlags) error {
 		origin = r.origin
 	}
 	r.starts = r.starts[:0]
+	gpu0 := readGPU()
 	for len(r.times) < f.iterations || time.Since(t0) < dur {
 		s := time.Now()
 		if err := ctx.Execute(); err != nil {
@@ -439,6 +443,7 @@ func (r *benchResult) measure(ctx *engine.Context, f *benchFlags) error {
 		r.times = append(r.times, end.Sub(s))
 	}
 	wall := time.Since(t0)
+	r.gpu.add(readGPU().Sub(gpu0), len(r.times))
 	r.Runs, r.WallSeconds = len(r.times), wall.Seconds()
 	r.ThroughputQPS = benchstat.Throughput(r.Batch, r.Runs, wall)
 	return nil
@@ -464,6 +469,10 @@ func (r *benchResult) writeText(w io.Writer, dumpProfile bool) error {
 	}
 	p("Latency:     %s\n", line)
 	p("Coefficient of variation: %.2f%%\n", 100*l.CoV)
+	if g := r.GPU; g != nil {
+		p("GPU per run: H2D = %s ms, GPU compute = %s ms, D2H = %s ms (means over %d runs; %.1f CUDA steps per run, host staging %s ms)\n",
+			ms(g.H2DMs), ms(g.ComputeMs), ms(g.D2HMs), g.Runs, g.StepsPerRun, ms(g.StagingMs))
+	}
 	if r.ORT != nil {
 		for i, rd := range r.ORT.Rounds {
 			p("Round %d:     kiln median = %s ms, ONNX Runtime median = %s ms, ratio %.3f\n", i+1, ms(rd.KilnMedianMs), ms(rd.ORTMedianMs), rd.Ratio)

@@ -9,7 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	cudabackend "github.com/kilnml/kiln/backend/cuda"
 	"github.com/kilnml/kiln/engine"
 	"github.com/kilnml/kiln/ir"
 	"github.com/kilnml/kiln/tensorio"
@@ -266,5 +268,30 @@ func TestPinFeedsWithoutCUDA(t *testing.T) {
 	defer release()
 	if pinned || feeds["x"] != x {
 		t.Fatalf("pinFeeds moved an input with the CUDA backend off (pinned=%v)", pinned)
+	}
+}
+
+// kiln bench on the GPU reports the CUDA steps' time per timed run (the
+// totals of the timed windows over their runs), and nothing without them.
+func TestBenchGPUPerRun(t *testing.T) {
+	var g gpuTotals
+	if g.perRun() != nil {
+		t.Fatal("a per-run GPU summary without CUDA steps")
+	}
+	ms := time.Millisecond
+	g.add(cudabackend.Timing{H2D: 2 * ms, Compute: 4 * ms, D2H: ms, Staging: 3 * ms, Steps: 10}, 2)
+	g.add(cudabackend.Timing{H2D: 1 * ms, Compute: 2 * ms, D2H: ms, Steps: 5}, 1)
+	p := g.perRun()
+	want := gpuPerRun{Runs: 3, H2DMs: 1, ComputeMs: 2, D2HMs: 2.0 / 3, StagingMs: 1, StepsPerRun: 5}
+	if p == nil || *p != want {
+		t.Fatalf("perRun = %+v, want %+v", p, want)
+	}
+	r := &benchResult{Model: "m.onnx", Batch: 1, Runs: 3, GPU: p, Warnings: []string{}}
+	var b strings.Builder
+	if err := r.writeText(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "GPU per run: H2D = 1") || !strings.Contains(b.String(), "GPU compute = 2") {
+		t.Errorf("the text summary lacks the per-run GPU line:\n%s", b.String())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/kilnml/kiln/ir"
 
@@ -40,7 +41,7 @@ func init() {
 	rootCmd.PersistentPostRunE = func(cmd *cobra.Command, args []string) error {
 		// trtexec's split of GPU time, for every command that ran CUDA steps
 		if t := cudabackend.ReadTiming(); t.Steps > 0 {
-			fmt.Fprintf(cmd.ErrOrStderr(), "GPU time (all CUDA steps): %v\n", t)
+			fmt.Fprintf(cmd.ErrOrStderr(), "GPU time of the whole command (builds, calibration and warm-up included): %v\n", t)
 		}
 		if prevPost != nil {
 			return prevPost(cmd, args)
@@ -79,4 +80,50 @@ func pinFeeds(feeds map[string]*ir.Tensor) (pinned bool, release func(), err err
 		feeds[name] = p
 	}
 	return len(bufs) > 0, release, nil
+}
+
+// gpuTotals sums the CUDA backend's time over timed bench runs: trtexec
+// reports H2D, GPU compute and D2H per query over its timed runs only, not
+// over the build (tactic timing copies every layer's data both ways) or the
+// first runs (NVRTC compiles a module on first use while a span is open).
+type gpuTotals struct {
+	t    cudabackend.Timing
+	runs int
+}
+
+func readGPU() cudabackend.Timing {
+	if !cudabackend.Enabled() {
+		return cudabackend.Timing{}
+	}
+	return cudabackend.ReadTiming()
+}
+
+func (g *gpuTotals) add(d cudabackend.Timing, runs int) {
+	g.t.H2D += d.H2D
+	g.t.Compute += d.Compute
+	g.t.D2H += d.D2H
+	g.t.Staging += d.Staging
+	g.t.Steps += d.Steps
+	g.runs += runs
+}
+
+// gpuPerRun is what kiln bench prints and writes as "gpu": means per run.
+type gpuPerRun struct {
+	Runs        int     `json:"runs"`
+	H2DMs       float64 `json:"h2d_ms"`
+	ComputeMs   float64 `json:"compute_ms"`
+	D2HMs       float64 `json:"d2h_ms"`
+	StagingMs   float64 `json:"staging_ms"` // host time copying to and from pinned staging
+	StepsPerRun float64 `json:"steps_per_run"`
+}
+
+// perRun is nil when no CUDA step ran in the timed runs.
+func (g *gpuTotals) perRun() *gpuPerRun {
+	if g.runs == 0 || g.t.Steps == 0 {
+		return nil
+	}
+	n := float64(g.runs)
+	per := func(d time.Duration) float64 { return float64(d) / 1e6 / n }
+	return &gpuPerRun{Runs: g.runs, H2DMs: per(g.t.H2D), ComputeMs: per(g.t.Compute), D2HMs: per(g.t.D2H),
+		StagingMs: per(g.t.Staging), StepsPerRun: float64(g.t.Steps) / n}
 }
