@@ -161,6 +161,7 @@ func (b *build) lower() error {
 		b.plan.Outputs = append(b.plan.Outputs, engine.Binding{Name: o.Name, Value: idx, DType: v.DType, Shape: v.Shape})
 	}
 	b.markShapeSteps()
+	b.warnHostLayers()
 	return nil
 }
 

@@ -92,3 +92,45 @@ func TestExclusiveBackendKeepsItsLayers(t *testing.T) {
 		}
 	}
 }
+
+// A plan with device layers warns about every layer left on the host
+// (each costs a copy each way) and only then.
+func TestHostLayersBetweenDeviceLayersWarned(t *testing.T) {
+	relu := func(name, in, out string) *ir.Node {
+		return &ir.Node{Name: name, OpType: "Relu", Inputs: []string{in}, Outputs: []string{out}}
+	}
+	model := func(nodes ...*ir.Node) *ir.Model {
+		return &ir.Model{IRVersion: 8, Opsets: []ir.OpsetImport{{Version: 13}}, Graph: &ir.Graph{
+			Name:    "net",
+			Inputs:  []*ir.ValueInfo{{Name: "x", Type: ir.TensorType(ir.Float32, ir.Shape{ir.D(2), ir.D(8)})}},
+			Nodes:   nodes,
+			Outputs: []*ir.ValueInfo{{Name: "y"}},
+		}}
+	}
+	mixed := model(relu("devtest_a", "x", "a"), &ir.Node{Name: "host_sigmoid", OpType: "Sigmoid", Inputs: []string{"a"}, Outputs: []string{"b"}},
+		relu("devtest_c", "b", "y"))
+	allDevice := model(relu("devtest_a", "x", "y"))
+	defer devtestExclusive.Store(false)
+	for _, c := range []struct {
+		name      string
+		m         *ir.Model
+		exclusive bool
+		warn      bool
+	}{{"mixed, device", mixed, true, true}, {"mixed, no device", mixed, false, false}, {"all on the device", allDevice, true, false}} {
+		devtestExclusive.Store(c.exclusive)
+		_, rep, err := Build(c.m, nil, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %q", c.name, rep.Warnings)
+		var got string
+		for _, w := range rep.Warnings {
+			if strings.Contains(w, "run on the CPU") {
+				got = w
+			}
+		}
+		if (got != "") != c.warn || (c.warn && !strings.Contains(got, "1 of 3 layers") || c.warn && !strings.Contains(got, "host_sigmoid (Sigmoid")) {
+			t.Errorf("%s: placement warning %q (want one: %v)", c.name, got, c.warn)
+		}
+	}
+}
