@@ -50,7 +50,8 @@ type Source struct {
 //   - "mnist-raw[:train|:test]": raw pixels 0..255 (the model zoo's MNIST CNN);
 //   - a folder: .npy / .pb files (one tensor each: a batch when its rank equals the
 //     input's, one sample when one less) and .npz files (an array per input name,
-//     or a single array), read in name order;
+//     or a single array), read in name order; in an ONNX test-data folder
+//     (input_K.pb beside output_K.pb) only the inputs;
 //   - a file ending in .npy, .npz or .pb: the same, for that one file;
 //   - any other file: raw little-endian samples of --shape and --dtype.
 //
@@ -221,7 +222,28 @@ func (s *Source) openDir(dir string) error {
 		return fmt.Errorf("data source %s: no .npy, .npz or .pb files", dir)
 	}
 	sort.Strings(files)
-	return s.openFiles(files)
+	return s.openFiles(onlyInputs(files))
+}
+
+// onlyInputs drops the expected outputs of an ONNX test-data folder
+// (test_data_set_N: input_K.pb beside output_K.pb), which are no samples;
+// other folders are served whole.
+func onlyInputs(files []string) []string {
+	var in []string
+	hasOut := false
+	for _, f := range files {
+		base := strings.ToLower(filepath.Base(f))
+		switch {
+		case strings.HasPrefix(base, "input_") && strings.HasSuffix(base, ".pb"):
+			in = append(in, f)
+		case strings.HasPrefix(base, "output_") && strings.HasSuffix(base, ".pb"):
+			hasOut = true
+		}
+	}
+	if !hasOut || len(in) == 0 {
+		return files
+	}
+	return in
 }
 
 // openFiles serves the samples of each file in turn.

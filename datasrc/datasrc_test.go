@@ -172,3 +172,23 @@ func TestRewind(t *testing.T) {
 		}
 	}
 }
+
+// An ONNX test-data folder (input_0.pb beside output_0.pb) serves its
+// inputs only: the expected output is not a sample.
+func TestONNXTestDataFolderServesInputs(t *testing.T) {
+	dir := t.TempDir()
+	if err := onnx.WriteTensorFile(filepath.Join(dir, "input_0.pb"), ir.FromFloat32s([]int64{1, 2, 3}, seq(6, 0))); err != nil {
+		t.Fatal(err)
+	}
+	if err := onnx.WriteTensorFile(filepath.Join(dir, "output_0.pb"), ir.FromFloat32s([]int64{1, 10}, seq(10, 0))); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir, input(ir.Sym("N")), Options{BatchSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := drain(t, s)
+	if len(bs) != 1 || bs[0].F32()[5] != 5 {
+		t.Fatalf("batches %v, want input_0.pb's one sample", bs)
+	}
+}

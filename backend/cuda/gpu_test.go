@@ -433,6 +433,11 @@ func TestKernelsMatchReference(t *testing.T) {
 		{name: "quantize fp8", node: conv("", "QuantizeLinear"), opset: 19, in: []*ir.Tensor{f32(500), ir.ScalarFloat32(0.01), ir.NewTensor(ir.Float8E4M3FN, nil)}, cst: []bool{false, true, true}, bound: 1e-6},
 		{name: "dequantize int8 per axis", node: conv("", "DequantizeLinear", intA("axis", 1)), opset: 19, in: []*ir.Tensor{q(ir.Int8, 2, 3, 40), ir.FromFloat32s([]int64{3}, []float32{0.1, 0.2, 0.3}), ir.NewTensor(ir.Int8, []int64{3})}, cst: []bool{false, true, true}},
 		{name: "dequantize fp8", node: conv("", "DequantizeLinear"), opset: 19, in: []*ir.Tensor{q(ir.Float8E4M3FN, 300), ir.ScalarFloat32(0.5)}, cst: []bool{false, true}},
+		// Concat: one strided copy per input, 16-, 4- or 1-byte elements as widths, pitch and addresses allow
+		{name: "concat f32 axis 1 (4-byte copies)", node: conv("", "Concat", intA("axis", 1)), opset: 13, in: []*ir.Tensor{f32(2, 3, 5, 5), f32(2, 5, 5, 5), f32(2, 1, 5, 5)}, cst: []bool{false, false, false}},
+		{name: "concat f32 axis 1 of 512-byte pieces, NHWC input 0 (16-byte copies)", node: conv("", "Concat", intA("axis", 1)), opset: 13, in: []*ir.Tensor{f32(2, 8, 4, 4), f32(2, 8, 4, 4)}, cst: []bool{false, false}, nhwc: true},
+		{name: "concat f16 axis -1 (byte copies)", node: conv("", "Concat", intA("axis", -1)), opset: 13, in: []*ir.Tensor{q(ir.Float16, 3, 4, 5), q(ir.Float16, 3, 4, 3)}, cst: []bool{false, false}},
+		{name: "concat int8 axis 0", node: conv("", "Concat", intA("axis", 0)), opset: 13, in: []*ir.Tensor{q(ir.Int8, 2, 3, 4), q(ir.Int8, 1, 3, 4)}, cst: []bool{false, false}},
 		{name: "cast f32→bf16", node: conv("", "Cast", intA("to", int64(ir.BFloat16))), opset: 19, in: []*ir.Tensor{f32(777)}, cst: []bool{false}},
 		{name: "cast f16→f32", node: conv("", "Cast", intA("to", int64(ir.Float32))), opset: 19, in: []*ir.Tensor{q(ir.Float16, 777)}, cst: []bool{false}},
 	}

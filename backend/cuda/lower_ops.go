@@ -236,6 +236,35 @@ func lowerOp(l *engine.Layer) (*engine.Lowered, error) {
 				runIn = append(runIn, i)
 			}
 		}
+	case "Concat":
+		// one strided device copy per input into its slot of the output
+		// (NCHW inputs; an NHWC one is relaid out first)
+		if in == ir.String || in.IsSubByte() {
+			return nil, fmt.Errorf("Concat of %s", in)
+		}
+		if !l.Out[0].HasShape {
+			return nil, fmt.Errorf("Concat with an output of unknown rank")
+		}
+		rank := len(l.Out[0].Shape)
+		axis, _ := n.AttrInt("axis", 0)
+		if axis < 0 {
+			axis += int64(rank)
+		}
+		if axis < 0 || axis >= int64(rank) {
+			return nil, fmt.Errorf("Concat axis %d of rank %d", axis, rank)
+		}
+		p.Kind, p.Axis, runIn = "concat", int(axis), nil
+		for i := range n.Inputs {
+			switch {
+			case n.Inputs[i] == "" || l.In[i] == nil:
+				return nil, fmt.Errorf("Concat input %d is missing or untyped", i)
+			case l.Const[i] != nil:
+				return nil, fmt.Errorf("Concat of a constant (input %d)", i)
+			case l.In[i].DType != in:
+				return nil, fmt.Errorf("Concat of %s and %s", in, l.In[i].DType)
+			}
+			runIn = append(runIn, i)
+		}
 	case "Cast":
 		ok := (in == ir.Float32 && isFloat16ish(p.Out)) || (isFloat16ish(in) && p.Out == ir.Float32)
 		if !ok {

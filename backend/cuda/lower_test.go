@@ -199,6 +199,9 @@ func TestLowerOps(t *testing.T) {
 		{&ir.Node{OpType: "Cast"}, []*ir.Tensor{x}, []bool{false}, ir.Float16, "cast"},
 		{&ir.Node{OpType: "Cast"}, []*ir.Tensor{x}, []bool{false}, ir.Int64, ""},
 		{&ir.Node{OpType: "Sqrt"}, []*ir.Tensor{x}, []bool{false}, ir.Float32, ""},
+		{&ir.Node{OpType: "Concat", Attrs: []*ir.Attribute{intA("axis", -3)}}, []*ir.Tensor{x, x}, []bool{false, false}, ir.Float32, "concat"},
+		{&ir.Node{OpType: "Concat", Attrs: []*ir.Attribute{intA("axis", 1)}}, []*ir.Tensor{x, x}, []bool{false, true}, ir.Float32, ""},
+		{&ir.Node{OpType: "Concat", Attrs: []*ir.Attribute{intA("axis", 4)}}, []*ir.Tensor{x, x}, []bool{false, false}, ir.Float32, ""},
 	} {
 		n := c.node
 		n.Name, n.Outputs = n.OpType, []string{"y"}
@@ -220,6 +223,9 @@ func TestLowerOps(t *testing.T) {
 		json.Unmarshal(low.Params, &p)
 		if p.Kind != c.kind {
 			t.Errorf("%s: kind %s", n.OpType, p.Kind)
+		}
+		if p.Kind == "concat" && (p.Axis != 1 || len(low.Inputs) != 2) {
+			t.Errorf("Concat axis -3 of rank 4: axis %d, run-time inputs %v", p.Axis, low.Inputs)
 		}
 	}
 }

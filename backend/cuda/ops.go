@@ -19,7 +19,7 @@ const KernelOp = "cuda.op"
 
 type opParams struct {
 	Shape shapeSpec `json:"shape"`
-	Kind  string    `json:"kind"` // act, binary, maxpool, avgpool, gavgpool, softmax, layernorm, quant, dequant, cast
+	Kind  string    `json:"kind"` // act, binary, maxpool, avgpool, gavgpool, softmax, layernorm, quant, dequant, cast, copy, concat
 	In    ir.DType  `json:"in"`
 	Out   ir.DType  `json:"out"`
 	// act
@@ -35,7 +35,7 @@ type opParams struct {
 	// layernorm
 	Eps float32 `json:",omitempty"`
 	// quant/dequant: per-axis channel = (i / Inner) % len(scales); Axis is
-	// the normalized axis (-1 per tensor)
+	// the normalized axis (-1 per tensor); concat: the normalized axis
 	Axis                 int  `json:"axis"`
 	HasZero, HasG, HasB2 bool `json:",omitempty"`
 }
@@ -313,6 +313,8 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 		default:
 			return launch1(g, st, "dequant_e4m3_f32", n, cuda.NewArgs(din[0], dout[0], n, k.consts[0], ns, inner))
 		}
+	case "concat":
+		return concatCopies(g, st, in, Y, din, dout[0], p.Axis)
 	case "cast":
 		if p.In == ir.Float32 {
 			return launch1(g, st, "cast_f32_16", n, cuda.NewArgs(din[0], dout[0], n, b2i(p.Out == ir.BFloat16)))
@@ -320,6 +322,44 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 		return launch1(g, st, "cast_16_f32", n, cuda.NewArgs(din[0], dout[0], n, b2i(p.In == ir.BFloat16)))
 	}
 	return fmt.Errorf("cuda.op %s on %s is not supported", p.Kind, X.DType)
+}
+
+// concatCopies copies each input into its slot of Concat's output y: the
+// output is outer rows (the product of the dims before axis) of the inputs'
+// row pieces side by side, so input i is one strided copy of outer rows of
+// its bytes per row, at the byte offset of the pieces before it. The
+// copy2d kernel moves 16, 4 or 1 bytes per element, the widest that every
+// width, pitch and address allows.
+func concatCopies(g *device, st *execState, in []*ir.Tensor, y *ir.Tensor, din []cuda.DevPtr, dy cuda.DevPtr, axis int) error {
+	outer := int64(1)
+	for _, d := range y.Dims[:axis] {
+		outer *= d
+	}
+	if outer == 0 || len(y.Data) == 0 {
+		return nil
+	}
+	pitch := int64(len(y.Data)) / outer
+	off := int64(0)
+	for i, t := range in {
+		w := int64(len(t.Data)) / outer
+		if w == 0 {
+			continue
+		}
+		dst := dy + cuda.DevPtr(off)
+		unit := int64(1)
+		for _, u := range []int64{16, 4} {
+			if w%u == 0 && pitch%u == 0 && int64(din[i])%u == 0 && int64(dst)%u == 0 {
+				unit = u
+				break
+			}
+		}
+		name := map[int64]string{16: "copy2d_b16", 4: "copy2d_b4", 1: "copy2d_b1"}[unit]
+		if err := launch1(g, st, name, outer*w/unit, cuda.NewArgs(din[i], dst, outer, w/unit, pitch/unit)); err != nil {
+			return err
+		}
+		off += w
+	}
+	return nil
 }
 
 // gpoolGroups is gpool_nhwc's pixel groups per block (kiln.cu GP_G).

@@ -890,6 +890,16 @@ extern "C" __global__ void copy_b16(const w4* __restrict__ x, w4* __restrict__ y
     GRID_LOOP(i, n - n16 * 16) ((u8*)y)[n16 * 16 + i] = ((const u8*)x)[n16 * 16 + i];
 }
 
+// copy2d_*: rows × w elements of 1, 4 or 16 bytes from x (rows packed) into
+// y, whose rows are p elements apart: Concat copies each input into its
+// slot of the output's rows so (ops.go, concatCopies).
+#define COPY2D(NAME, T) \
+extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ y, i64 rows, i64 w, i64 p) { pdl_enter(); \
+    GRID_LOOP(i, rows * w) { const i64 r = i / w; y[r * p + (i - r * w)] = x[i]; } }
+COPY2D(copy2d_b1, u8)
+COPY2D(copy2d_b4, unsigned)
+COPY2D(copy2d_b16, w4)
+
 // Kernel-width expansion of a layer with few input channels (a network's
 // first layer) for the NHWC implicit GEMM: y is [N][H][OW][CX] with
 // y[n][ih][ow][kw·C + c] = x(n, c, ih, ow·sw − pw + kw·dw), zero outside the
