@@ -428,6 +428,8 @@ func TestKernelsMatchReference(t *testing.T) {
 		{name: "global avgpool f32 1x3, NHWC input (gpool_nhwc, fewer pixels than groups)", node: conv("", "GlobalAveragePool"), opset: 1, in: []*ir.Tensor{f32(2, 16, 1, 3)}, cst: []bool{false}, bound: 1e-12, nhwc: true},
 		{name: "global avgpool f16 C=70, NHWC input (gavgpool_nhwc)", node: conv("", "GlobalAveragePool"), opset: 1, in: []*ir.Tensor{q(ir.Float16, 3, 70, 7, 7)}, cst: []bool{false}, bound: 1e-6, nhwc: true},
 		{name: "softmax", node: conv("", "Softmax"), opset: 13, in: []*ir.Tensor{f32(37, 1000)}, cst: []bool{false}, bound: 1e-12},
+		{name: "softmax opset 11 axis 1 of [N,1000,1,1] (SqueezeNet)", node: conv("", "Softmax", intA("axis", 1)), opset: 11, in: []*ir.Tensor{f32(3, 1000, 1, 1)}, cst: []bool{false}, bound: 1e-12},
+		{name: "softmax opset 11 axis 1 of rank 3 (rows of 30)", node: conv("", "Softmax", intA("axis", 1)), opset: 11, in: []*ir.Tensor{f32(4, 5, 6)}, cst: []bool{false}, bound: 1e-12},
 		{name: "layernorm", node: conv("", "LayerNormalization"), opset: 17, in: []*ir.Tensor{f32(20, 256), f32(256), f32(256)}, cst: []bool{false, true, true}, bound: 1e-10},
 		{name: "quantize int8 per tensor", node: conv("", "QuantizeLinear"), opset: 19, in: []*ir.Tensor{f32(2, 3, 40), ir.ScalarFloat32(0.013), ir.NewTensor(ir.Int8, nil)}, cst: []bool{false, true, true}, bound: 1e-6},
 		{name: "quantize fp8", node: conv("", "QuantizeLinear"), opset: 19, in: []*ir.Tensor{f32(500), ir.ScalarFloat32(0.01), ir.NewTensor(ir.Float8E4M3FN, nil)}, cst: []bool{false, true, true}, bound: 1e-6},
@@ -438,6 +440,12 @@ func TestKernelsMatchReference(t *testing.T) {
 		{name: "concat f32 axis 1 of 512-byte pieces, NHWC input 0 (16-byte copies)", node: conv("", "Concat", intA("axis", 1)), opset: 13, in: []*ir.Tensor{f32(2, 8, 4, 4), f32(2, 8, 4, 4)}, cst: []bool{false, false}, nhwc: true},
 		{name: "concat f16 axis -1 (byte copies)", node: conv("", "Concat", intA("axis", -1)), opset: 13, in: []*ir.Tensor{q(ir.Float16, 3, 4, 5), q(ir.Float16, 3, 4, 3)}, cst: []bool{false, false}},
 		{name: "concat int8 axis 0", node: conv("", "Concat", intA("axis", 0)), opset: 13, in: []*ir.Tensor{q(ir.Int8, 2, 3, 4), q(ir.Int8, 1, 3, 4)}, cst: []bool{false, false}},
+		// Transpose: a gather over permuted strides, 1-, 2-, 4- and 8-byte elements
+		{name: "transpose f32 NCHW→NHWC, NHWC device input", node: conv("", "Transpose", ints("perm", 0, 2, 3, 1)), opset: 13, in: []*ir.Tensor{f32(2, 8, 4, 5)}, cst: []bool{false}, nhwc: true},
+		{name: "transpose f32 rank 5 channel shuffle (ShuffleNet)", node: conv("", "Transpose", ints("perm", 0, 2, 1, 3, 4)), opset: 13, in: []*ir.Tensor{f32(2, 2, 8, 3, 3)}, cst: []bool{false}},
+		{name: "transpose f16 default (reversed axes)", node: conv("", "Transpose"), opset: 13, in: []*ir.Tensor{q(ir.Float16, 3, 4, 5)}, cst: []bool{false}},
+		{name: "transpose int8", node: conv("", "Transpose", ints("perm", 1, 0, 2)), opset: 13, in: []*ir.Tensor{q(ir.Int8, 2, 3, 4)}, cst: []bool{false}},
+		{name: "transpose int64", node: conv("", "Transpose", ints("perm", 1, 0)), opset: 13, in: []*ir.Tensor{q(ir.Int64, 5, 7)}, cst: []bool{false}},
 		{name: "cast f32→bf16", node: conv("", "Cast", intA("to", int64(ir.BFloat16))), opset: 19, in: []*ir.Tensor{f32(777)}, cst: []bool{false}},
 		{name: "cast f16→f32", node: conv("", "Cast", intA("to", int64(ir.Float32))), opset: 19, in: []*ir.Tensor{q(ir.Float16, 777)}, cst: []bool{false}},
 	}

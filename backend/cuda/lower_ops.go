@@ -137,10 +137,16 @@ func lowerOp(l *engine.Layer) (*engine.Lowered, error) {
 		if ax < 0 {
 			ax += r
 		}
-		if ax != r-1 {
+		if l.Opset >= 13 && ax != r-1 {
 			return nil, fmt.Errorf("Softmax over axis %d of rank %d (only the last)", ax, r)
 		}
-		p.Kind = "softmax"
+		if ax < 0 || ax >= r {
+			return nil, fmt.Errorf("Softmax axis %d of rank %d", ax, r)
+		}
+		// before opset 13 the input is taken as 2D, [dims before axis] ×
+		// [the rest]: rows of everything from axis on (SqueezeNet's
+		// [N,1000,1,1] at axis 1)
+		p.Kind, p.Axis = "softmax", int(ax)
 	case "LayerNormalization":
 		if in != ir.Float32 || !l.In[0].HasShape {
 			return nil, fmt.Errorf("LayerNormalization needs float32 of known rank")
@@ -265,6 +271,32 @@ func lowerOp(l *engine.Layer) (*engine.Lowered, error) {
 			}
 			runIn = append(runIn, i)
 		}
+	case "Transpose":
+		// a gather over permuted strides (rank <= 6; NCHW input)
+		if !l.In[0].HasShape || len(l.In[0].Shape) > 6 {
+			return nil, fmt.Errorf("Transpose of unknown rank or rank above 6")
+		}
+		if sz := in.ByteSize(1); in == ir.String || in.IsSubByte() || (sz != 1 && sz != 2 && sz != 4 && sz != 8) {
+			return nil, fmt.Errorf("Transpose of %s", in)
+		}
+		r := len(l.In[0].Shape)
+		perm := make([]int, r)
+		for i := range perm {
+			perm[i] = r - 1 - i // the default reverses the axes
+		}
+		if a := n.Attr("perm"); a != nil {
+			if len(a.Ints) != r {
+				return nil, fmt.Errorf("Transpose perm %v of rank %d", a.Ints, r)
+			}
+			seen := make([]bool, r)
+			for i, v := range a.Ints {
+				if v < 0 || v >= int64(r) || seen[v] {
+					return nil, fmt.Errorf("Transpose perm %v is not a permutation", a.Ints)
+				}
+				seen[v], perm[i] = true, int(v)
+			}
+		}
+		p.Kind, p.Perm = "transpose", perm
 	case "Cast":
 		ok := (in == ir.Float32 && isFloat16ish(p.Out)) || (isFloat16ish(in) && p.Out == ir.Float32)
 		if !ok {

@@ -199,6 +199,9 @@ func TestLowerOps(t *testing.T) {
 		{&ir.Node{OpType: "Cast"}, []*ir.Tensor{x}, []bool{false}, ir.Float16, "cast"},
 		{&ir.Node{OpType: "Cast"}, []*ir.Tensor{x}, []bool{false}, ir.Int64, ""},
 		{&ir.Node{OpType: "Sqrt"}, []*ir.Tensor{x}, []bool{false}, ir.Float32, ""},
+		{&ir.Node{OpType: "Transpose"}, []*ir.Tensor{x}, []bool{false}, ir.Float32, "transpose"},
+		{&ir.Node{OpType: "Transpose", Attrs: []*ir.Attribute{ints("perm", 0, 2, 3, 1)}}, []*ir.Tensor{x}, []bool{false}, ir.Float32, "transpose"},
+		{&ir.Node{OpType: "Transpose", Attrs: []*ir.Attribute{ints("perm", 0, 2, 2, 1)}}, []*ir.Tensor{x}, []bool{false}, ir.Float32, ""},
 		{&ir.Node{OpType: "Concat", Attrs: []*ir.Attribute{intA("axis", -3)}}, []*ir.Tensor{x, x}, []bool{false, false}, ir.Float32, "concat"},
 		{&ir.Node{OpType: "Concat", Attrs: []*ir.Attribute{intA("axis", 1)}}, []*ir.Tensor{x, x}, []bool{false, true}, ir.Float32, ""},
 		{&ir.Node{OpType: "Concat", Attrs: []*ir.Attribute{intA("axis", 4)}}, []*ir.Tensor{x, x}, []bool{false, false}, ir.Float32, ""},
@@ -227,6 +230,80 @@ func TestLowerOps(t *testing.T) {
 		if p.Kind == "concat" && (p.Axis != 1 || len(low.Inputs) != 2) {
 			t.Errorf("Concat axis -3 of rank 4: axis %d, run-time inputs %v", p.Axis, low.Inputs)
 		}
+	}
+}
+
+// Before opset 13 Softmax takes its input as 2D at axis, so any axis runs
+// on the GPU (rows of everything from the axis on); from 13 only the last.
+func TestLowerSoftmaxAxis(t *testing.T) {
+	x := ir.NewTensor(ir.Float32, []int64{2, 1000, 1, 1})
+	for _, c := range []struct {
+		opset, axis int64
+		want        int // normalized axis; -1: refused
+	}{{11, 1, 1}, {11, -3, 1}, {12, 3, 3}, {13, 1, -1}, {13, -1, 3}, {11, 4, -1}} {
+		n := &ir.Node{Name: "sm", OpType: "Softmax", Inputs: []string{"a"}, Outputs: []string{"y"}, Attrs: []*ir.Attribute{intA("axis", c.axis)}}
+		low, err := lowerOp(layerOf(n, c.opset, []*ir.Tensor{x}, []bool{false}, []ir.DType{ir.Float32}, [][]int64{x.Dims}))
+		if c.want < 0 {
+			if err == nil {
+				t.Errorf("opset %d axis %d accepted", c.opset, c.axis)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("opset %d axis %d: %v", c.opset, c.axis, err)
+			continue
+		}
+		var p opParams
+		json.Unmarshal(low.Params, &p)
+		if p.Kind != "softmax" || p.Axis != c.want {
+			t.Errorf("opset %d axis %d: kind %s axis %d, want softmax %d", c.opset, c.axis, p.Kind, p.Axis, c.want)
+		}
+	}
+}
+
+// transposeArgs, walked as transpose_b* walks it, sends every output
+// element to the input element the permutation names.
+func TestTransposeArgs(t *testing.T) {
+	for _, c := range []struct {
+		dims []int64
+		perm []int
+	}{{[]int64{2, 3, 4}, []int{2, 0, 1}}, {[]int64{1, 2, 58, 7, 5}, []int{0, 2, 1, 3, 4}}, {[]int64{5}, []int{0}}, {[]int64{2, 1, 3, 2, 2, 3}, []int{5, 4, 3, 2, 1, 0}}} {
+		d, s, err := transposeArgs(c.dims, c.perm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := len(c.dims)
+		in := make([]int64, r) // input strides
+		st := int64(1)
+		for i := r - 1; i >= 0; i-- {
+			in[i], st = st, st*c.dims[i]
+		}
+		n := st
+		coord := make([]int64, r) // output coordinates, last fastest
+		for i := int64(0); i < n; i++ {
+			rem, got := i, int64(0)
+			for k := 5; k >= 0; k-- { // the kernel's loop
+				q := rem % d[k]
+				rem /= d[k]
+				got += q * s[k]
+			}
+			want := int64(0)
+			for k := 0; k < r; k++ {
+				want += coord[k] * in[c.perm[k]]
+			}
+			if got != want {
+				t.Fatalf("%v by %v: output %d reads %d, want %d", c.dims, c.perm, i, got, want)
+			}
+			for k := r - 1; k >= 0; k-- { // next output coordinate
+				if coord[k]++; coord[k] < c.dims[c.perm[k]] {
+					break
+				}
+				coord[k] = 0
+			}
+		}
+	}
+	if _, _, err := transposeArgs([]int64{2, 3}, []int{0}); err == nil {
+		t.Error("a perm of the wrong length accepted")
 	}
 }
 

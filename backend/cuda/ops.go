@@ -19,7 +19,7 @@ const KernelOp = "cuda.op"
 
 type opParams struct {
 	Shape shapeSpec `json:"shape"`
-	Kind  string    `json:"kind"` // act, binary, maxpool, avgpool, gavgpool, softmax, layernorm, quant, dequant, cast, copy, concat
+	Kind  string    `json:"kind"` // act, binary, maxpool, avgpool, gavgpool, softmax, layernorm, quant, dequant, cast, copy, concat, transpose
 	In    ir.DType  `json:"in"`
 	Out   ir.DType  `json:"out"`
 	// act
@@ -38,6 +38,8 @@ type opParams struct {
 	// the normalized axis (-1 per tensor); concat: the normalized axis
 	Axis                 int  `json:"axis"`
 	HasZero, HasG, HasB2 bool `json:",omitempty"`
+	// transpose: output axis i is input axis Perm[i]
+	Perm []int `json:",omitempty"`
 }
 
 type opKernel struct {
@@ -270,6 +272,12 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 		return launchRows(g, st, "gavgpool_f32", nc, cuda.NewArgs(din[0], dout[0], nc, hw))
 	case "softmax", "layernorm":
 		cols := X.Dims[X.Rank()-1]
+		if p.Kind == "softmax" && p.Axis >= 0 && p.Axis < X.Rank() { // plans before session 11 say -1: the last
+			cols = 1
+			for _, d := range X.Dims[p.Axis:] {
+				cols *= d
+			}
+		}
 		rows := n / max(cols, 1)
 		if p.Kind == "softmax" {
 			return launchRows(g, st, "softmax_f32", rows, cuda.NewArgs(din[0], dout[0], rows, int(cols)))
@@ -315,6 +323,19 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 		}
 	case "concat":
 		return concatCopies(g, st, in, Y, din, dout[0], p.Axis)
+	case "transpose":
+		dims, strides, err := transposeArgs(X.Dims, p.Perm)
+		if err != nil {
+			return err
+		}
+		args := cuda.NewArgs(din[0], dout[0], n)
+		for _, d := range dims {
+			args.Add(int(d))
+		}
+		for _, s := range strides {
+			args.Add(s)
+		}
+		return launch1(g, st, fmt.Sprintf("transpose_b%d", X.DType.ByteSize(1)), n, args)
 	case "cast":
 		if p.In == ir.Float32 {
 			return launch1(g, st, "cast_f32_16", n, cuda.NewArgs(din[0], dout[0], n, b2i(p.Out == ir.BFloat16)))
@@ -360,6 +381,29 @@ func concatCopies(g *device, st *execState, in []*ir.Tensor, y *ir.Tensor, din [
 		off += w
 	}
 	return nil
+}
+
+// transposeArgs gives transpose_b*'s six output dims (outer first, padded
+// with 1) and the input element stride of each: output axis i is input
+// axis perm[i].
+func transposeArgs(xd []int64, perm []int) ([6]int64, [6]int64, error) {
+	var d, s [6]int64
+	if len(perm) != len(xd) || len(xd) > 6 {
+		return d, s, fmt.Errorf("transpose of %v by %v", xd, perm)
+	}
+	in := make([]int64, len(xd)) // input strides
+	st := int64(1)
+	for i := len(xd) - 1; i >= 0; i-- {
+		in[i], st = st, st*xd[i]
+	}
+	for i := range d {
+		d[i] = 1
+	}
+	off := 6 - len(xd)
+	for i, a := range perm {
+		d[off+i], s[off+i] = xd[a], in[a]
+	}
+	return d, s, nil
 }
 
 // gpoolGroups is gpool_nhwc's pixel groups per block (kiln.cu GP_G).

@@ -900,6 +900,24 @@ COPY2D(copy2d_b1, u8)
 COPY2D(copy2d_b4, unsigned)
 COPY2D(copy2d_b16, w4)
 
+// transpose_b*: y = x with its axes permuted (Transpose), elements of 1, 2,
+// 4 or 8 bytes: output element i (over the six output dims d, outer first,
+// padded with 1) reads x at Σ coordinate·s, s being the permuted input
+// strides (ops.go, transposeArgs).
+#define TRANSPOSE(NAME, T) \
+extern "C" __global__ void NAME(const T* __restrict__ x, T* __restrict__ y, i64 n, \
+    int d0, int d1, int d2, int d3, int d4, int d5, i64 s0, i64 s1, i64 s2, i64 s3, i64 s4, i64 s5) { pdl_enter(); \
+    const int d[6] = {d0, d1, d2, d3, d4, d5}; \
+    const i64 s[6] = {s0, s1, s2, s3, s4, s5}; \
+    GRID_LOOP(i, n) { \
+        i64 r = i, o = 0; \
+        _Pragma("unroll") for (int k = 5; k >= 0; k--) { const i64 q = r % d[k]; r /= d[k]; o += q * s[k]; } \
+        y[i] = x[o]; } }
+TRANSPOSE(transpose_b1, u8)
+TRANSPOSE(transpose_b2, unsigned short)
+TRANSPOSE(transpose_b4, unsigned)
+TRANSPOSE(transpose_b8, unsigned long long)
+
 // Kernel-width expansion of a layer with few input channels (a network's
 // first layer) for the NHWC implicit GEMM: y is [N][H][OW][CX] with
 // y[n][ih][ow][kw·C + c] = x(n, c, ih, ow·sw − pw + kw·dw), zero outside the
