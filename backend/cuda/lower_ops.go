@@ -68,8 +68,8 @@ func lowerOp(l *engine.Layer) (*engine.Lowered, error) {
 		}
 		p.Act = actCodes[kind]
 	case "Add", "Sub", "Mul", "Div", "Max", "Min":
-		if len(n.Inputs) != 2 || in != ir.Float32 || l.In[1] == nil || l.In[1].DType != ir.Float32 {
-			return nil, fmt.Errorf("%s needs two float32 inputs", n.OpType)
+		if len(n.Inputs) != 2 || !(in == ir.Float32 || isFloat16ish(in)) || l.In[1] == nil || l.In[1].DType != in {
+			return nil, fmt.Errorf("%s needs two float32, float16 or bfloat16 inputs of one type", n.OpType)
 		}
 		p.Kind, p.BinOp = "binary", binOps[n.OpType]
 		switch {

@@ -215,7 +215,7 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 		for _, s := range sb {
 			args.Add(s)
 		}
-		return launch1(g, st, "binary_f32", n, args)
+		return launch1(g, st, map[ir.DType]string{ir.Float32: "binary_f32", ir.Float16: "binary_f16", ir.BFloat16: "binary_bf16"}[X.DType], n, args)
 	case "maxpool", "avgpool":
 		nb, c, h, w := int(X.Dims[0]), int(X.Dims[1]), int(X.Dims[2]), int(X.Dims[3])
 		oh, ow := int(Y.Dims[2]), int(Y.Dims[3])

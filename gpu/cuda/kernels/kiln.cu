@@ -188,27 +188,42 @@ extern "C" __global__ void relu_i8(const signed char* x, signed char* y, i64 n) 
 // Binary ops with numpy broadcasting over up to 6 dims (outer first); sa/sb
 // are element strides of a and b per output dim (0 where broadcast).
 enum { B_ADD, B_SUB, B_MUL, B_DIV, B_MAX, B_MIN };
-extern "C" __global__ void binary_f32(const float* a, const float* b, float* y, i64 n, int op,
-    int d0, int d1, int d2, int d3, int d4, int d5,
-    i64 a0, i64 a1, i64 a2, i64 a3, i64 a4, i64 a5, i64 b0, i64 b1, i64 b2, i64 b3, i64 b4, i64 b5) { pdl_enter();
-    int d[6] = {d0, d1, d2, d3, d4, d5};
-    i64 sa[6] = {a0, a1, a2, a3, a4, a5}, sb[6] = {b0, b1, b2, b3, b4, b5};
-    GRID_LOOP(i, n) {
-        i64 r = i, ia = 0, ib = 0;
-#pragma unroll
-        for (int k = 5; k >= 0; k--) { i64 q = r % d[k]; r /= d[k]; ia += q * sa[k]; ib += q * sb[k]; }
-        float x = a[ia], z = b[ib], v;
-        switch (op) {
-        case B_ADD: v = x + z; break;
-        case B_SUB: v = x - z; break;
-        case B_MUL: v = x * z; break;
-        case B_DIV: v = x / z; break;
-        case B_MAX: v = fmaxf(x, z); break;
-        default: v = fminf(x, z); break;
-        }
-        y[i] = v;
-    }
+// element format F: 0 float32, 1 float16, 2 bfloat16 (math in float32,
+// one rounding to the 16-bit format, as the CPU reference)
+template <int F> __device__ __forceinline__ float bin_ld(const void* p, i64 i) {
+    if constexpr (F == 0) return ((const float*)p)[i];
+    else if constexpr (F == 1) return h2f(((const u16*)p)[i]);
+    else return bf2f(((const u16*)p)[i]);
 }
+template <int F> __device__ __forceinline__ void bin_st(void* p, i64 i, float v) {
+    if constexpr (F == 0) ((float*)p)[i] = v;
+    else if constexpr (F == 1) ((u16*)p)[i] = f2h(v);
+    else ((u16*)p)[i] = f2bf(v);
+}
+#define BINARY(NAME, F)                                                                               \
+extern "C" __global__ void NAME(const void* a, const void* b, void* y, i64 n, int op,                \
+    int d0, int d1, int d2, int d3, int d4, int d5,                                                   \
+    i64 a0, i64 a1, i64 a2, i64 a3, i64 a4, i64 a5, i64 b0, i64 b1, i64 b2, i64 b3, i64 b4, i64 b5) { pdl_enter(); \
+    int d[6] = {d0, d1, d2, d3, d4, d5};                                                              \
+    i64 sa[6] = {a0, a1, a2, a3, a4, a5}, sb[6] = {b0, b1, b2, b3, b4, b5};                           \
+    GRID_LOOP(i, n) {                                                                                 \
+        i64 r = i, ia = 0, ib = 0;                                                                    \
+        _Pragma("unroll") for (int k = 5; k >= 0; k--) { i64 q = r % d[k]; r /= d[k]; ia += q * sa[k]; ib += q * sb[k]; } \
+        float x = bin_ld<F>(a, ia), z = bin_ld<F>(b, ib), v;                                          \
+        switch (op) {                                                                                 \
+        case B_ADD: v = x + z; break;                                                                 \
+        case B_SUB: v = x - z; break;                                                                 \
+        case B_MUL: v = x * z; break;                                                                 \
+        case B_DIV: v = x / z; break;                                                                 \
+        case B_MAX: v = fmaxf(x, z); break;                                                           \
+        default: v = fminf(x, z); break;                                                              \
+        }                                                                                             \
+        bin_st<F>(y, i, v);                                                                           \
+    }                                                                                                 \
+}
+BINARY(binary_f32, 0)
+BINARY(binary_f16, 1)
+BINARY(binary_bf16, 2)
 
 // ---- pooling (NCHW). Max ignores padding; average divides by the window
 // inside the image unless countPad.
