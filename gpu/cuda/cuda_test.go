@@ -150,7 +150,7 @@ func TestKernelSourceEmbedded(t *testing.T) {
 	if len(kernels.Source) < 1000 {
 		t.Fatalf("kernel source is %d bytes", len(kernels.Source))
 	}
-	re := regexp.MustCompile(`extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(|^(?:IM2COL|EPI|MAXPOOL)\((\w+),`)
+	re := regexp.MustCompile(`extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(|^(?:IM2COL|EPI|MAXPOOL|BINARY|COPY2D|TRANSPOSE)\((\w+),`)
 	names := map[string]bool{}
 	for _, line := range strings.Split(kernels.Source, "\n") {
 		if m := re.FindStringSubmatch(line); m != nil {
@@ -158,7 +158,8 @@ func TestKernelSourceEmbedded(t *testing.T) {
 		}
 	}
 	for _, n := range []string{"im2col_b4", "im2col_b2", "im2col_b1", "im2col_zp", "epi_i32_u8", "maxpool_u8", "maxpool_f16", "maxpool_e4m3", "avgpool_any", "gavgpool_16", "gavgpool_nhwc", "gpool_nhwc", "bias_act_nchw", "bias_act_nchw16x8", "quant_f32_u8", "dequant_u8_f32", "epi_f32_f32", "epi_i32_i8", "epi_f32_e4m3", "epi_i32_16",
-		"act_f32", "act_f16", "relu_i8", "binary_f32", "maxpool_f32", "maxpool_i8", "avgpool_f32", "gavgpool_f32",
+		"act_f32", "act_f16", "relu_i8", "binary_f32", "binary_f16", "binary_bf16", "copy2d_b1", "copy2d_b4", "copy2d_b16",
+		"transpose_b1", "transpose_b2", "transpose_b4", "transpose_b8", "maxpool_f32", "maxpool_i8", "avgpool_f32", "gavgpool_f32",
 		"softmax_f32", "layernorm_f32", "quant_f32_i8", "quant_f32_e4m3", "dequant_i8_f32", "dequant_e4m3_f32", "cast_f32_16", "cast_16_f32"} {
 		if !names[n] {
 			t.Errorf("kernel %s is not in kiln.cu", n)
