@@ -94,6 +94,7 @@ func Build(m *ir.Model, source []byte, cfg Config) (*engine.Plan, *Report, error
 		return nil, nil, fmt.Errorf("%s: shape inference: %w", where, err)
 	}
 	b.inf = inf
+	b.rep.Warnings = append(b.rep.Warnings, inf.Warnings...)
 	if err := b.lower(); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", where, err)
 	}

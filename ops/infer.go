@@ -12,6 +12,9 @@ type Inference struct {
 	Types  map[string]*ir.Type   // every value whose type is known
 	Consts map[string]*ir.Tensor // values known at build time (initializers, folded nodes)
 	Values map[string]ir.Shape   // symbolic values of small integer tensors
+	// Warnings are declared types that disagree with inference where
+	// ONNX Runtime goes on with the inferred one (checkDeclared).
+	Warnings []string
 }
 
 // InferOptions adjusts inference.
@@ -193,6 +196,14 @@ func (r *Inference) checkDeclared(g *ir.Graph) []error {
 			return
 		}
 		if len(want.Shape) != len(got.Shape) {
+			if len(want.Shape) == 0 {
+				// an empty declared shape where a tensor of rank > 0 comes out
+				// (Polygraphy's residual_block) is most likely "unknown"
+				// written as "scalar": ONNX Runtime warns and merges
+				// leniently, and so does kiln
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%s %q: declared %s (a scalar), inferred %s; using the inferred shape, as ONNX Runtime does", what, vi.Name, want, got))
+				return
+			}
 			errs = append(errs, fmt.Errorf("%s %q: declared %s, inferred %s", what, vi.Name, want, got))
 			return
 		}

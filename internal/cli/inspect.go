@@ -108,6 +108,9 @@ type ModelReport struct {
 	// sees them; InferenceErrors what stopped it, if anything.
 	InferredOutputs []Value  `json:"inferred_outputs,omitempty"`
 	InferenceErrors []string `json:"inference_errors,omitempty"`
+	// InferenceWarnings: declared types kiln overrides with the inferred
+	// ones, as ONNX Runtime does (ops.Inference.Warnings).
+	InferenceWarnings []string `json:"inference_warnings,omitempty"`
 	// InferenceFollowOn counts inference errors left out of
 	// InferenceErrors because unsupported ops explain them.
 	InferenceFollowOn int `json:"inference_follow_on_errors,omitempty"`
@@ -159,7 +162,8 @@ func InspectModel(m *ir.Model) (*ModelReport, error) {
 		}
 	}
 	if len(r.Problems) == 0 {
-		types, err := inferTypes(m)
+		types, warnings, err := inferTypes(m)
+		r.InferenceWarnings = warnings
 		for _, o := range g.Outputs {
 			if t := types[o.Name]; t != nil {
 				r.InferredOutputs = append(r.InferredOutputs, valueOf(o.Name, t))
@@ -177,13 +181,17 @@ func InspectModel(m *ir.Model) (*ModelReport, error) {
 
 // inferTypes runs shape inference, turning a panic in an inference function
 // into an error so that inspect always gets to print its report.
-func inferTypes(m *ir.Model) (types map[string]*ir.Type, err error) {
+func inferTypes(m *ir.Model) (types map[string]*ir.Type, warnings []string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("shape inference crashed: %v", p)
 		}
 	}()
-	return ops.InferTypes(m)
+	inf, err := ops.Infer(m, ops.InferOptions{})
+	if inf == nil {
+		return nil, nil, err
+	}
+	return inf.Types, inf.Warnings, err
 }
 
 // dropFollowOn removes the inference errors that unsupported ops cause (the

@@ -77,6 +77,10 @@ func (r *ModelReport) WriteText(w io.Writer) error {
 	if len(r.InferredOutputs) > 0 {
 		values("Inferred output types", r.InferredOutputs)
 	}
+	if len(r.InferenceWarnings) > 0 {
+		p("\nShape inference warnings (%d):\n", len(r.InferenceWarnings))
+		limitLines(ew, r.InferenceWarnings, 10)
+	}
 	if len(r.InferenceErrors) > 0 {
 		p("\nShape inference found %d problem(s):\n", len(r.InferenceErrors))
 		limitLines(ew, r.InferenceErrors, 10)
