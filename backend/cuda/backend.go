@@ -108,7 +108,9 @@ func (Backend) Tactics(l *engine.Layer) []engine.Tactic {
 			}
 		}
 		return tacs
-	case n.Domain == "":
+	case n.Domain == "", n.Domain == kiln.Domain && n.OpType == "LayerNorm":
+		// kiln.LayerNorm is the transformer pass's form of LayerNormalization
+		// (passes/layernorm.go): the same kernel
 		return []engine.Tactic{tactic{"kernel", lowerOp}}
 	}
 	return nil

@@ -434,6 +434,7 @@ func TestKernelsMatchReference(t *testing.T) {
 		{name: "softmax opset 11 axis 1 of [N,1000,1,1] (SqueezeNet)", node: conv("", "Softmax", intA("axis", 1)), opset: 11, in: []*ir.Tensor{f32(3, 1000, 1, 1)}, cst: []bool{false}, bound: 1e-12},
 		{name: "softmax opset 11 axis 1 of rank 3 (rows of 30)", node: conv("", "Softmax", intA("axis", 1)), opset: 11, in: []*ir.Tensor{f32(4, 5, 6)}, cst: []bool{false}, bound: 1e-12},
 		{name: "layernorm", node: conv("", "LayerNormalization"), opset: 17, in: []*ir.Tensor{f32(20, 256), f32(256), f32(256)}, cst: []bool{false, true, true}, bound: 1e-10},
+		{name: "kiln.LayerNorm (the transformer pass's fused form)", node: conv(kiln.Domain, "LayerNorm", intA("axis", -1), floatA("epsilon", 1e-12)), opset: 1, in: []*ir.Tensor{f32(20, 256), f32(256), f32(256)}, cst: []bool{false, true, true}, bound: 1e-10},
 		{name: "quantize int8 per tensor", node: conv("", "QuantizeLinear"), opset: 19, in: []*ir.Tensor{f32(2, 3, 40), ir.ScalarFloat32(0.013), ir.NewTensor(ir.Int8, nil)}, cst: []bool{false, true, true}, bound: 1e-6},
 		{name: "quantize fp8", node: conv("", "QuantizeLinear"), opset: 19, in: []*ir.Tensor{f32(500), ir.ScalarFloat32(0.01), ir.NewTensor(ir.Float8E4M3FN, nil)}, cst: []bool{false, true, true}, bound: 1e-6},
 		{name: "dequantize int8 per axis", node: conv("", "DequantizeLinear", intA("axis", 1)), opset: 19, in: []*ir.Tensor{q(ir.Int8, 2, 3, 40), ir.FromFloat32s([]int64{3}, []float32{0.1, 0.2, 0.3}), ir.NewTensor(ir.Int8, []int64{3})}, cst: []bool{false, true, true}},

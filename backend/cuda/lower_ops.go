@@ -147,7 +147,7 @@ func lowerOp(l *engine.Layer) (*engine.Lowered, error) {
 		// [the rest]: rows of everything from axis on (SqueezeNet's
 		// [N,1000,1,1] at axis 1)
 		p.Kind, p.Axis = "softmax", int(ax)
-	case "LayerNormalization":
+	case "LayerNormalization", "LayerNorm": // the ONNX op and kiln.LayerNorm (same attributes)
 		if in != ir.Float32 || !l.In[0].HasShape {
 			return nil, fmt.Errorf("LayerNormalization needs float32 of known rank")
 		}

@@ -310,6 +310,31 @@ func TestTransposeArgs(t *testing.T) {
 	}
 }
 
+// kiln.LayerNorm (the transformer pass's fused LayerNormalization) lowers to
+// the same layernorm kernel as the ONNX op, with its epsilon and constants.
+func TestLowerKilnLayerNorm(t *testing.T) {
+	x := ir.NewTensor(ir.Float32, []int64{2, 128, 256})
+	g, b := ir.NewTensor(ir.Float32, []int64{256}), ir.NewTensor(ir.Float32, []int64{256})
+	n := &ir.Node{Name: "ln", OpType: "LayerNorm", Domain: kiln.Domain, Inputs: []string{"a", "b", "c"}, Outputs: []string{"y"},
+		Attrs: []*ir.Attribute{intA("axis", -1), floatA("epsilon", 1e-12)}}
+	l := layerOf(n, 1, []*ir.Tensor{x, g, b}, []bool{false, true, true}, []ir.DType{ir.Float32}, [][]int64{x.Dims})
+	offerWithoutDevice = true
+	tacs := (Backend{}).Tactics(l)
+	offerWithoutDevice = false
+	if len(tacs) != 1 {
+		t.Fatalf("%d tactics offered for kiln.LayerNorm", len(tacs))
+	}
+	low, err := tacs[0].Lower(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p opParams
+	json.Unmarshal(low.Params, &p)
+	if p.Kind != "layernorm" || p.Eps != 1e-12 || !p.HasG || !p.HasB2 || len(low.Weights) != 2 {
+		t.Errorf("lowered as %+v with %d weights", p, len(low.Weights))
+	}
+}
+
 func TestBroadcast6(t *testing.T) {
 	d, sa, sb, err := broadcast6([]int64{2, 3, 4}, []int64{2, 3, 4}, []int64{3, 1})
 	if err != nil {
