@@ -305,8 +305,10 @@ func TestTransposeArgs(t *testing.T) {
 			}
 		}
 	}
-	if _, _, err := transposeArgs([]int64{2, 3}, []int{0}); err == nil {
-		t.Error("a perm of the wrong length accepted")
+	for _, bad := range [][]int{{0}, {0, 0}, {0, 2}, {-1, 0}} {
+		if _, _, err := transposeArgs([]int64{2, 3}, bad); err == nil {
+			t.Errorf("perm %v of rank 2 accepted", bad)
+		}
 	}
 }
 

@@ -352,6 +352,9 @@ func (k *opKernel) launch(g *device, st *execState, in, out []*ir.Tensor, din, d
 // copy2d kernel moves 16, 4 or 1 bytes per element, the widest that every
 // width, pitch and address allows.
 func concatCopies(g *device, st *execState, in []*ir.Tensor, y *ir.Tensor, din []cuda.DevPtr, dy cuda.DevPtr, axis int) error {
+	if axis < 0 || axis >= len(y.Dims) { // a corrupt plan
+		return fmt.Errorf("cuda.op concat: axis %d of rank %d", axis, len(y.Dims))
+	}
 	outer := int64(1)
 	for _, d := range y.Dims[:axis] {
 		outer *= d
@@ -390,6 +393,13 @@ func transposeArgs(xd []int64, perm []int) ([6]int64, [6]int64, error) {
 	var d, s [6]int64
 	if len(perm) != len(xd) || len(xd) > 6 {
 		return d, s, fmt.Errorf("transpose of %v by %v", xd, perm)
+	}
+	seen := make([]bool, len(xd))
+	for _, a := range perm { // lowering checked it; a plan file may be corrupt
+		if a < 0 || a >= len(xd) || seen[a] {
+			return d, s, fmt.Errorf("transpose of %v by %v: not a permutation", xd, perm)
+		}
+		seen[a] = true
 	}
 	in := make([]int64, len(xd)) // input strides
 	st := int64(1)
