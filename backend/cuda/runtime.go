@@ -131,6 +131,11 @@ func (t Timing) Sub(u Timing) Timing {
 	return Timing{t.H2D - u.H2D, t.Compute - u.Compute, t.D2H - u.D2H, t.Staging - u.Staging, t.Steps - u.Steps}
 }
 
+// Add sums two such windows.
+func (t Timing) Add(u Timing) Timing {
+	return Timing{t.H2D + u.H2D, t.Compute + u.Compute, t.D2H + u.D2H, t.Staging + u.Staging, t.Steps + u.Steps}
+}
+
 func (t Timing) String() string {
 	return fmt.Sprintf("H2D %v, GPU compute %v, D2H %v over %d CUDA steps (host staging %v)", t.H2D, t.Compute, t.D2H, t.Steps, t.Staging)
 }

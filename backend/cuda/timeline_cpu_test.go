@@ -45,11 +45,14 @@ func TestTimelineEventsUnique(t *testing.T) {
 	check("only an open span, all", tl.events(), a)
 }
 
-// Timing.Sub is field-wise: the time of a window between two ReadTimings.
+// Timing.Sub and Add are field-wise: windows between ReadTimings.
 func TestTimingSub(t *testing.T) {
 	a := Timing{H2D: 5, Compute: 7, D2H: 3, Staging: 2, Steps: 9}
 	b := Timing{H2D: 1, Compute: 2, D2H: 3, Staging: 1, Steps: 4}
 	if got, want := a.Sub(b), (Timing{H2D: 4, Compute: 5, D2H: 0, Staging: 1, Steps: 5}); got != want {
 		t.Fatalf("Sub = %+v, want %+v", got, want)
+	}
+	if got := a.Sub(b).Add(b); got != a {
+		t.Fatalf("Sub then Add = %+v, want %+v", got, a)
 	}
 }

@@ -99,11 +99,7 @@ func readGPU() cudabackend.Timing {
 }
 
 func (g *gpuTotals) add(d cudabackend.Timing, runs int) {
-	g.t.H2D += d.H2D
-	g.t.Compute += d.Compute
-	g.t.D2H += d.D2H
-	g.t.Staging += d.Staging
-	g.t.Steps += d.Steps
+	g.t = g.t.Add(d)
 	g.runs += runs
 }
 
